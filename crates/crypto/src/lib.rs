@@ -1,0 +1,23 @@
+//! Cryptography for keysteward: the algorithm registry every other crate uses and the IKEv1
+//! key schedule (RFC 2409 §5 and Appendix B).
+//!
+//! Every primitive is backed by AWS-LC: through the safe `aws-lc-rs` API where it has the
+//! operation, and through a small FFI module (`ffi`) over `aws-lc-sys` where it does not
+//! (MD5 and HMAC-MD5, MODP Diffie-Hellman, PKCS#1 v1.5 signatures without DigestInfo).
+//! That module is the only place in the workspace allowed `unsafe`.
+//!
+//! Secrets (keys, DH private values, SKEYIDs) live in types that zeroize on drop and never
+//! print their contents.
+#![deny(unsafe_code)]
+
+mod ffi;
+
+pub mod hash;
+pub mod phase1_cipher;
+pub mod random;
+pub mod secret;
+
+pub use hash::{Digest, HashAlgorithm};
+pub use phase1_cipher::{CipherError, Phase1Cipher};
+pub use random::{OsRandom, SecureRandom};
+pub use secret::SecretBytes;

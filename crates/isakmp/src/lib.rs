@@ -1,0 +1,2 @@
+//! ISAKMP wire format (in progress).
+#![forbid(unsafe_code)]
