@@ -179,8 +179,9 @@ impl IvChain<Phase1Marker> {
 
     /// Starts the chain of the quick-mode or informational exchange `message_id`:
     /// `hash(last phase-1 ciphertext block | M-ID)` truncated to the block size. Call it once
-    /// phase 1 is over (the current IV is then the last block of MM6 / AM3). It borrows the
-    /// phase-1 chain immutably, so no later exchange can move it.
+    /// phase 1 is over (the current IV is then the last block of MM6 / AM3; if no phase-1
+    /// message was encrypted it is still the initial IV, which is what racoon uses then). It
+    /// borrows the phase-1 chain immutably, so no later exchange can move it.
     pub fn exchange_chain(&self, hash: HashAlgorithm, message_id: MessageId) -> ExchangeIvChain {
         let iv = hash.digest(&[&self.iv, &message_id.to_bytes()]);
         IvChain::with_iv(self.cipher, Iv::truncated(&iv, self.cipher.block_len()))

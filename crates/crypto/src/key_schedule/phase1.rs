@@ -262,6 +262,62 @@ mod tests {
         assert_eq!(s.expose(), h("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"));
     }
 
+    /// Checks SKEYID and its children against an NIST ACVP kdf135 IKEv1 sample (SHA-1), as
+    /// carried in libreswan `programs/cavp/test.acvp.ikev1_{dsa,psk}.run`.
+    fn check_acvp(skeyid: &Skeyid, g_xy: &str, cky_i: &str, cky_r: &str, want: [&str; 4]) {
+        let ci: [u8; 8] = h(cky_i).try_into().unwrap();
+        let cr: [u8; 8] = h(cky_r).try_into().unwrap();
+        let keys = skeyid.derive_phase1_keys(&h(g_xy), &ci, &cr);
+        assert_eq!(hex::encode(skeyid.expose()), want[0]);
+        assert_eq!(hex::encode(keys.skeyid_d.expose()), want[1]);
+        assert_eq!(hex::encode(keys.skeyid_a.expose()), want[2]);
+        assert_eq!(hex::encode(keys.skeyid_e.expose()), want[3]);
+    }
+
+    #[test]
+    fn acvp_kdf135_ikev1_signature_sample() {
+        let skeyid = Skeyid::for_signatures(
+            HashAlgorithm::Sha1,
+            &h("69a62284195f1680"),
+            &h("80c94ba25c8abda5"),
+            &h("8ba4cbc73c0187301dc19a975823854dbd641c597f637f8d053a83b9514673eb"),
+        );
+        check_acvp(
+            &skeyid,
+            "8ba4cbc73c0187301dc19a975823854dbd641c597f637f8d053a83b9514673eb",
+            "8c3bcd3a69831d7f",
+            "d2d9a7ff4fbe95a7",
+            [
+                "707197817fb2d90cf54d1842606bdea59b9f4823",
+                "384be709a8a5e63c3ed160cfe3921c4b37d5b32d",
+                "48b327575abe3adba0f279849e289022a13e2b47",
+                "a4a415c8e0c38c0da847c356cc61c24df8025560",
+            ],
+        );
+    }
+
+    #[test]
+    fn acvp_kdf135_ikev1_psk_sample() {
+        let skeyid = Skeyid::for_pre_shared_key(
+            HashAlgorithm::Sha1,
+            &h("75"),
+            &h("b9a2d0e922dc66dd"),
+            &h("2130166863b5ddef"),
+        );
+        check_acvp(
+            &skeyid,
+            "739003ba2c11c982946c65e26acf661fbf8ebb78011a9fead79efa12fe3e71cc",
+            "83d374c30b3b5082",
+            "5afc0da06c728029",
+            [
+                "62b04d112877e442fc3282fc37c076997718a0b9",
+                "369e5aad1bdb5faf6a3d929d500cdc236710a9ab",
+                "588e957d8d790d093b3a39f121473473af78e9bb",
+                "cd74b0c048219db81384d3fda8f6cda51e398a2b",
+            ],
+        );
+    }
+
     #[test]
     fn phase1_keys_chain_and_differ() {
         let prf = HashAlgorithm::Sha256;
