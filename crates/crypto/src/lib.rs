@@ -13,6 +13,7 @@
 mod ffi;
 
 pub mod hash;
+pub mod key_schedule;
 pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
