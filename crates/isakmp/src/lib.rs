@@ -19,7 +19,27 @@
 //! - Allocation is bounded by the input: at most [`MAX_PAYLOADS`] payloads,
 //!   [`sa::MAX_PROPOSALS`] proposals per SA, 255 transforms per proposal,
 //!   [`sa::MAX_ATTRIBUTES`] attributes per transform, and counts checked against the bytes
-//!   present before any vector is sized from them.
+//!   present before any vector is sized from them. Every element pushed consumes at least one
+//!   byte of input (4 for payloads and attributes, 8 for proposals and transforms), so the
+//!   memory a parse allocates is a small constant times the datagram length.
+//!
+//! Decisions on tolerance (interop pitfalls from `shared/reference/ikev1-notes.md`):
+//! - header length ≠ datagram length: refused, `LengthMismatch` → UNEQUAL-PAYLOAD-LENGTHS
+//!   ([`HeaderView::new_checked`] explains why);
+//! - bytes after the last payload: tolerated as padding, in cleartext (kept in
+//!   [`Body::Cleartext`] so the message re-emits) and in decrypted chains (pitfall 1);
+//! - a last payload whose next payload is not 0 (pitfall 13): refused, the chain defines the
+//!   end ([`payload`] module docs);
+//! - phase-1 ID protocol/port 0/0, 17/500, 17/4500, anything (pitfall 4): all accepted;
+//! - a transform with no attributes: accepted; unknown payload types: kept as
+//!   [`Payload::Unknown`]; non-zero reserved bytes: ignored.
+//!
+//! Security pitfall 1 (parser robustness) and where it is defended: short packets and length
+//! fields — [`HeaderView::new_checked`] and the bounded reader, unit tests `test_check_len` and
+//! `test_bad_lengths`; payload length 0 or beyond the end, next-payload loops, too many
+//! payloads — [`RawPayloads`], tests in `payload.rs`; unknown and IKEv2 payload numbers —
+//! `test_unknown_and_misplaced`; panics on arbitrary input — `tests/roundtrip.rs` (random and
+//! mutated messages) and `tests/corpus_replay.rs` (the fuzz corpus).
 #![forbid(unsafe_code)]
 
 mod macros;

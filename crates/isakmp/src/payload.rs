@@ -348,4 +348,49 @@ mod tests {
         let ok = parse_chain(PayloadType::VendorId, &bytes[4..], 0).unwrap();
         assert_eq!(ok.0.len(), MAX_PAYLOADS);
     }
+
+    #[test]
+    fn test_opaque_payloads() {
+        // KE, NONCE, HASH, SIG, VID, NAT-D (RFC and draft numbers): body kept as is.
+        let bytes = hex::decode("0a000006aaaa08000005bb090000041400000482000005010d000006ccdd00000005ddeeff")
+            .unwrap();
+        let (payloads, padding) = parse_chain(PayloadType::KeyExchange, &bytes, 0).unwrap();
+        assert_eq!(padding, [0xee, 0xff]);
+        assert_eq!(
+            payloads,
+            vec![
+                Payload::KeyExchange(&[0xaa, 0xaa]),
+                Payload::Nonce(&[0xbb]),
+                Payload::Hash(&[]),
+                Payload::Signature(&[]),
+                Payload::NatDiscovery(NatDiscovery { draft: false, hash: &[0x01] }),
+                Payload::NatDiscovery(NatDiscovery { draft: true, hash: &[0xcc, 0xdd] }),
+                Payload::VendorId(&[0xdd]),
+            ]
+        );
+        let mut out = Vec::new();
+        emit_chain(&payloads, &mut out);
+        assert_eq!(out, bytes[..bytes.len() - 2]);
+    }
+
+    #[test]
+    fn test_reserved_ignored_and_emitted_zero() {
+        // RFC 2408 §3.2: RESERVED "MUST be set to 0"; receivers ignore it (MS-IKEE says so too).
+        let bytes = hex::decode("0d7f0005aa0000000401").unwrap();
+        let (payloads, padding) = parse_chain(PayloadType::VendorId, &bytes, 0).unwrap();
+        assert_eq!(payloads, vec![Payload::VendorId(&[0xaa]), Payload::VendorId(&[])]);
+        assert_eq!(padding, [0x01]);
+        let mut out = Vec::new();
+        emit_chain(&payloads, &mut out);
+        assert_eq!(out, hex::decode("0d000005aa00000004").unwrap());
+    }
+
+    #[test]
+    fn test_truncations_fail_cleanly() {
+        let bytes = hex::decode(MM5).unwrap();
+        for len in 0..76 {
+            let err = parse_chain(PayloadType::Identification, &bytes[..len], 10).unwrap_err();
+            assert!(err.offset >= 10 && err.offset <= 10 + len, "len {len}: {err}");
+        }
+    }
 }
