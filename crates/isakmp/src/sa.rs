@@ -63,7 +63,8 @@ pub struct SecurityAssociation<'a> {
     /// The situation bitmask; [`SIT_IDENTITY_ONLY`] in practice.
     pub situation: u32,
     /// The proposals, in wire order. Consecutive proposals with the same number form one
-    /// combined offer (AH and ESP together, RFC 2408 §4.2).
+    /// combined offer (AH and ESP together, RFC 2408 §4.2). May be empty on the wire; refusing
+    /// an SA without proposals (BAD-PROPOSAL-SYNTAX) is the engine's decision.
     pub proposals: Vec<Proposal<'a>>,
 }
 

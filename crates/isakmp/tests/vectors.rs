@@ -328,3 +328,51 @@ fn quick_mode_matches_vectors() {
         assert_eq!(body(&qm3, PayloadType::Hash), qm.bytes("hash_3"));
     }
 }
+
+/// The byte ranges the engine hashes can be rebuilt from parsed payloads: HASH_I over
+/// `SAi_b | IDii_b` from `body_to_vec`, and HASH(1)/HASH(2) over "the rest of the message
+/// after HASH" from `emit_payload_chain(&payloads[1..])` (RFC 2409 §5 and §5.5).
+#[test]
+fn hashed_ranges_rebuild_from_parsed_payloads() {
+    for s in scenarios() {
+        let (p1, qm) = (s.phase1(), s.quickmode());
+        let prf = match p1.num("hash_algorithm_num") {
+            2 => crypto::HashAlgorithm::Sha1,
+            4 => crypto::HashAlgorithm::Sha256,
+            other => panic!("hash {other}"),
+        };
+        let phase1 = s.phase1_messages();
+        let mm1 = Message::parse(&phase1[0].message).unwrap();
+        let sai_b = body(mm1.payloads(), PayloadType::SecurityAssociation);
+        let idii_b = if s.aggressive() {
+            body(mm1.payloads(), PayloadType::Identification)
+        } else {
+            let (plaintext, first, len) = s.decrypt(phase1[4], p1, "mm5");
+            body(&decrypted_chain(&plaintext, first, len, "mm5"), PayloadType::Identification)
+        };
+        let (g_xi, g_xr) = (p1.bytes("g_xi"), p1.bytes("g_xr"));
+        let (cky_i, cky_r) = (p1.bytes("cky_i"), p1.bytes("cky_r"));
+        let hash_i = prf.hmac(&p1.bytes("skeyid"), &[&g_xi, &g_xr, &cky_i, &cky_r, &sai_b, &idii_b]);
+        assert_eq!(hash_i.to_vec(), p1.bytes("hash_i"), "{}", s.name);
+
+        let skeyid_a = p1.bytes("skeyid_a");
+        let message_id = qm.bytes("message_id");
+        let quick = s.exchange(ExchangeType::QuickMode);
+        let (plaintext, first, len) = s.decrypt(quick[0], qm, "qm1");
+        let qm1 = decrypted_chain(&plaintext, first, len, "qm1");
+        let mut rest = Vec::new();
+        emit_payload_chain(&qm1[1..], &mut rest);
+        assert_eq!(prf.hmac(&skeyid_a, &[&message_id, &rest]).to_vec(), qm.bytes("hash_1"), "{}", s.name);
+        let (plaintext, first, len) = s.decrypt(quick[1], qm, "qm2");
+        let qm2 = decrypted_chain(&plaintext, first, len, "qm2");
+        rest.clear();
+        emit_payload_chain(&qm2[1..], &mut rest);
+        let ni_b = qm.bytes("ni_b");
+        assert_eq!(
+            prf.hmac(&skeyid_a, &[&message_id, &ni_b, &rest]).to_vec(),
+            qm.bytes("hash_2"),
+            "{}",
+            s.name
+        );
+    }
+}
