@@ -106,3 +106,139 @@ pub(crate) fn digest(md: Md, parts: &[&[u8]], out: &mut [u8; MAX_MD_LEN]) -> Opt
     }
     Some(len as usize)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Error queue
+// ---------------------------------------------------------------------------------------------
+
+/// Empties AWS-LC's thread-local error queue after a failed call, so stale entries neither
+/// accumulate in a long-running daemon nor get blamed on a later, unrelated call.
+fn clear_errors() {
+    // SAFETY: ERR_clear_error only touches the calling thread's error queue.
+    unsafe { sys::ERR_clear_error() }
+}
+
+/// `None`, after clearing the error queue: the common failure exit of the wrappers below.
+fn failed<T>() -> Option<T> {
+    clear_errors();
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Big numbers and modular exponentiation (MODP Diffie-Hellman, RFC 2409 §6, RFC 3526)
+// ---------------------------------------------------------------------------------------------
+
+/// An owned `BIGNUM`, freed with `BN_clear_free` (which wipes the limbs) because some hold DH
+/// exponents or shared values.
+struct Bn(*mut sys::BIGNUM);
+
+impl Bn {
+    fn new() -> Option<Self> {
+        // SAFETY: BN_new returns null or a fresh BIGNUM that Bn now owns.
+        let ptr = unsafe { sys::BN_new() };
+        if ptr.is_null() {
+            return failed();
+        }
+        Some(Self(ptr))
+    }
+
+    /// The unsigned big-endian integer in `bytes`.
+    fn from_be(bytes: &[u8]) -> Option<Self> {
+        // SAFETY: bytes points to bytes.len() readable bytes; a null `ret` asks BN_bin2bn for
+        // a new BIGNUM, which Bn then owns.
+        let ptr = unsafe { sys::BN_bin2bn(bytes.as_ptr(), bytes.len(), core::ptr::null_mut()) };
+        if ptr.is_null() {
+            return failed();
+        }
+        Some(Self(ptr))
+    }
+
+    /// Writes the value big-endian, left-padded with zeros to exactly `out.len()` bytes.
+    fn write_be_padded(&self, out: &mut [u8]) -> Option<()> {
+        // SAFETY: self.0 is a valid BIGNUM; out is writable for out.len() bytes. The call fails
+        // (returns 0) rather than truncates when the value does not fit.
+        if unsafe { sys::BN_bn2bin_padded(out.as_mut_ptr(), out.len(), self.0) } != 1 {
+            return failed();
+        }
+        Some(())
+    }
+}
+
+impl Drop for Bn {
+    fn drop(&mut self) {
+        // SAFETY: the pointer is owned by this value and freed exactly once; BN_clear_free
+        // zeroizes the limbs before freeing.
+        unsafe { sys::BN_clear_free(self.0) }
+    }
+}
+
+/// An owned `BN_CTX` (scratch space for big-number arithmetic).
+struct BnCtx(*mut sys::BN_CTX);
+
+impl BnCtx {
+    fn new() -> Option<Self> {
+        // SAFETY: BN_CTX_new returns null or a fresh context that BnCtx now owns.
+        let ptr = unsafe { sys::BN_CTX_new() };
+        if ptr.is_null() {
+            return failed();
+        }
+        Some(Self(ptr))
+    }
+}
+
+impl Drop for BnCtx {
+    fn drop(&mut self) {
+        // SAFETY: owned pointer, freed exactly once. BN_CTX_free frees the scratch BIGNUMs,
+        // and AWS-LC's allocator wipes memory as it frees it.
+        unsafe { sys::BN_CTX_free(self.0) }
+    }
+}
+
+/// `base^exponent mod modulus`, all unsigned big-endian, with the exponent handled in
+/// constant time (`BN_mod_exp_mont_consttime`). The result is written left-padded to exactly
+/// `out.len()` bytes, which must be at least the modulus length.
+///
+/// The caller guarantees `base < modulus` and an odd modulus (every MODP prime is); AWS-LC
+/// refuses the call otherwise, which shows here as `None`. Every intermediate `BIGNUM` is
+/// wiped and freed before returning, on every path.
+pub(crate) fn mod_exp_consttime(base: &[u8], exponent: &[u8], modulus: &[u8], out: &mut [u8]) -> Option<()> {
+    let base = Bn::from_be(base)?;
+    let exponent = Bn::from_be(exponent)?;
+    let modulus = Bn::from_be(modulus)?;
+    let result = Bn::new()?;
+    let ctx = BnCtx::new()?;
+    // SAFETY: every pointer is a valid BIGNUM/BN_CTX owned by a guard above that outlives the
+    // call; a null Montgomery context asks AWS-LC to build (and free) one for the modulus.
+    let ok = unsafe {
+        sys::BN_mod_exp_mont_consttime(result.0, base.0, exponent.0, modulus.0, ctx.0, core::ptr::null())
+    };
+    if ok != 1 {
+        return failed();
+    }
+    result.write_be_padded(out)
+}
+
+/// The RFC 3526 prime AWS-LC carries for `bits` (1536 … 8192), big-endian; used by the tests
+/// to check the constants embedded in `dh.rs` against an independent copy.
+#[cfg(test)]
+pub(crate) fn rfc3526_prime(bits: usize) -> Option<Vec<u8>> {
+    // SAFETY: each getter takes a null `ret` and returns a fresh BIGNUM (or null).
+    let ptr = unsafe {
+        match bits {
+            1536 => sys::BN_get_rfc3526_prime_1536(core::ptr::null_mut()),
+            2048 => sys::BN_get_rfc3526_prime_2048(core::ptr::null_mut()),
+            3072 => sys::BN_get_rfc3526_prime_3072(core::ptr::null_mut()),
+            4096 => sys::BN_get_rfc3526_prime_4096(core::ptr::null_mut()),
+            6144 => sys::BN_get_rfc3526_prime_6144(core::ptr::null_mut()),
+            8192 => sys::BN_get_rfc3526_prime_8192(core::ptr::null_mut()),
+            _ => return None,
+        }
+    };
+    if ptr.is_null() {
+        return failed();
+    }
+    let bn = Bn(ptr);
+    let mut out = vec![0u8; bits / 8];
+    bn.write_be_padded(&mut out)?;
+    Some(out)
+}

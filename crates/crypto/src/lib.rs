@@ -12,11 +12,13 @@
 
 mod ffi;
 
+pub mod dh;
 pub mod hash;
 pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
 
+pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
 pub use hash::{Digest, HashAlgorithm};
 pub use phase1_cipher::{CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};
