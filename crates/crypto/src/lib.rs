@@ -17,9 +17,11 @@ pub mod hash;
 pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
+pub mod signature;
 
 pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
 pub use hash::{Digest, HashAlgorithm};
 pub use phase1_cipher::{CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};
 pub use secret::SecretBytes;
+pub use signature::{SignatureAlgorithm, SignatureError, SignatureVerified, SigningKey, VerifyingKey};
