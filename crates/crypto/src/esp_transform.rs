@@ -742,6 +742,13 @@ mod tests {
     }
 
     #[test]
+    fn keys_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<CipherKey>();
+        send_sync::<IntegrityKey>();
+    }
+
+    #[test]
     fn null_cipher_passes_data_through() {
         let key = CipherKey::new(EspCipher::Null, &[]).unwrap();
         let mut data = *b"plain text, 17 b";

@@ -736,6 +736,42 @@ mod tests {
     }
 
     #[test]
+    fn diagnosis_never_panics_on_short_blocks() {
+        for len in 0..16 {
+            let _ = diagnose_pkcs1_block(&vec![0xFF; len], 20);
+            let mut b = vec![0x00, 0x01];
+            b.resize(len.max(2), 0xFF);
+            let _ = diagnose_pkcs1_block(&b, 20);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        // Arbitrary signature bytes give a typed error, never a panic or an acceptance.
+        #[test]
+        fn arbitrary_signatures_are_rejected(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            full_length in proptest::prelude::any::<bool>(),
+        ) {
+            for spki in [RSA2048_SPKI, P256_SPKI, P521_SPKI] {
+                let verifier = VerifyingKey::from_spki_der(spki).unwrap();
+                let mut signature = bytes.clone();
+                if full_length {
+                    signature.resize(verifier.algorithm().signature_len(), 0x5a);
+                }
+                proptest::prop_assert!(verifier.verify(&hash_i(), &signature).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn keys_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<SigningKey>();
+        send_sync::<VerifyingKey>();
+    }
+
+    #[test]
     fn debug_never_shows_key_material() {
         let signer = SigningKey::from_pkcs8_der(P256_PK8).unwrap();
         assert_eq!(format!("{signer:?}"), "SigningKey(ecdsa-p256, <redacted>)");
