@@ -12,13 +12,19 @@
 
 mod ffi;
 
+pub mod dh;
+pub mod esp_transform;
 pub mod hash;
 pub mod key_schedule;
 pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
+pub mod signature;
 
+pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
+pub use esp_transform::{CipherKey, EspCipher, EspCryptoError, Icv, Integrity, IntegrityKey};
 pub use hash::{Digest, HashAlgorithm};
 pub use phase1_cipher::{CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};
 pub use secret::SecretBytes;
+pub use signature::{SignatureAlgorithm, SignatureError, SignatureVerified, SigningKey, VerifyingKey};

@@ -1,0 +1,80 @@
+//! Criterion benchmarks of the crypto crate's hot paths: the DH work of one IKE exchange
+//! (groups 14, 19, 31), RSA-2048 signing and verification, and ESP packet protection of a
+//! 1400-byte payload (AES-GCM-16-128, and AES-CBC-128 with HMAC-SHA2-256-128).
+//!
+//! Kept short (small sample sizes) because the build machine is shared:
+//! `cargo bench -p keysteward-crypto`.
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use crypto::{
+    CipherKey, DhGroup, DhPrivate, EspCipher, HashAlgorithm, Integrity, IntegrityKey, OsRandom, SigningKey,
+    VerifyingKey,
+};
+
+const PAYLOAD_LEN: usize = 1400;
+
+fn diffie_hellman(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dh keygen+shared");
+    group.sample_size(20);
+    for dh_group in [DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Curve25519] {
+        let peer = DhPrivate::generate(dh_group, &mut OsRandom).expect("peer key");
+        group.bench_function(dh_group.to_string(), |b| {
+            b.iter(|| {
+                let ours = DhPrivate::generate(dh_group, &mut OsRandom).expect("our key");
+                black_box(ours.shared_secret(black_box(peer.public_value())).expect("shared secret"))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn rsa(c: &mut Criterion) {
+    let signer = SigningKey::from_pkcs8_der(include_bytes!("../tests/data/rsa2048.pk8.der")).expect("key");
+    let verifier =
+        VerifyingKey::from_spki_der(include_bytes!("../tests/data/rsa2048.spki.der")).expect("key");
+    let hash = HashAlgorithm::Sha256.digest(&[b"HASH_I"]);
+    let signature = signer.sign(&hash).expect("sign");
+    let mut group = c.benchmark_group("rsa-2048");
+    group.sample_size(20);
+    group.bench_function("sign", |b| b.iter(|| black_box(signer.sign(black_box(&hash)).expect("sign"))));
+    group.bench_function("verify", |b| {
+        b.iter(|| black_box(verifier.verify(black_box(&hash), black_box(&signature)).is_ok()))
+    });
+    group.finish();
+}
+
+fn esp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("esp 1400 bytes");
+    group.throughput(Throughput::Bytes(PAYLOAD_LEN as u64));
+
+    let gcm = CipherKey::new(EspCipher::AesGcm128, &[0x11; 20]).expect("key");
+    let aad = [0x22u8; 8];
+    let mut data = vec![0u8; PAYLOAD_LEN];
+    let mut seq = 0u64;
+    group.bench_function("aes-gcm-16-128 seal", |b| {
+        b.iter(|| {
+            seq += 1;
+            black_box(gcm.seal_in_place(&seq.to_be_bytes(), &aad, &mut data).expect("seal"))
+        })
+    });
+
+    let cbc = CipherKey::new(EspCipher::AesCbc128, &[0x33; 16]).expect("key");
+    let integrity = IntegrityKey::new(Integrity::HmacSha256_128, &[0x44; 32]).expect("key");
+    let iv = [0x55u8; 16];
+    // 1400 bytes plus the 2-byte ESP trailer, padded to the 16-byte block (RFC 4303 §2.4).
+    let mut padded = vec![0u8; (PAYLOAD_LEN + 2).div_ceil(16) * 16];
+    group.bench_function("aes-cbc-128 + hmac-sha2-256-128", |b| {
+        b.iter(|| {
+            cbc.encrypt_in_place(&iv, &mut padded).expect("encrypt");
+            black_box(integrity.compute(&[&aad, &iv, &padded]).expect("icv"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, diffie_hellman, rsa, esp);
+criterion_main!(benches);
