@@ -50,6 +50,11 @@ impl<'a> Cursor<'a> {
         self.tokens.get(self.pos)
     }
 
+    /// How many tokens have been read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     /// How many tokens are left.
     pub(crate) fn remaining(&self) -> usize {
         self.tokens.len().saturating_sub(self.pos)

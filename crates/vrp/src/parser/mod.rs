@@ -184,20 +184,25 @@ impl Parser<'_> {
 
     fn line(&mut self, line: &Line) {
         let view = self.view.clone();
+        // A failed attempt reports its error and how many tokens it had read.
         let attempt = |config: &mut Config, view: &View| {
             let mut cursor = Cursor::new(&line.tokens);
-            dispatch(config, view, &mut cursor)
+            dispatch(config, view, &mut cursor).map_err(|e| (e, cursor.position()))
         };
+        // On failure: the error, and whether it came from the current (non-system) view. The
+        // attempt that read more tokens explains the line better; on a tie the current view's.
         let result = match view {
-            View::System | View::Broken => {
-                attempt(&mut self.config, &View::System).map(|e| (e, View::System))
-            }
+            View::System | View::Broken => attempt(&mut self.config, &View::System)
+                .map(|e| (e, View::System))
+                .map_err(|(e, _)| (e, false)),
             _ => match attempt(&mut self.config, &view) {
                 Ok(effect) => Ok((effect, view.clone())),
-                Err(in_view) => match attempt(&mut self.config, &View::System) {
+                Err((in_view, read_in_view)) => match attempt(&mut self.config, &View::System) {
                     Ok(effect) => Ok((effect, View::System)),
-                    Err(in_system) if in_system.column > in_view.column => Err(in_system),
-                    Err(_) => Err(in_view),
+                    Err((in_system, read_in_system)) if read_in_system > read_in_view => {
+                        Err((in_system, false))
+                    }
+                    Err(_) => Err((in_view, true)),
                 },
             },
         };
@@ -219,15 +224,12 @@ impl Parser<'_> {
                     Next::System => self.view = View::System,
                 }
             }
-            Err(SyntaxError { column, kind, message }) => {
+            Err((SyntaxError { column, kind, message }, in_view)) => {
                 // A line inside a view whose opening line failed: its error is a consequence.
                 if view == View::Broken && line.indented {
                     return;
                 }
-                let message = match &view {
-                    View::System | View::Broken => message,
-                    v => format!("{message} (in view `{}`)", v.key()),
-                };
+                let message = if in_view { format!("{message} (in view `{}`)", view.key()) } else { message };
                 self.push(line.number, column, Severity::Error, kind, message);
                 if !line.indented {
                     self.view = View::Broken;
