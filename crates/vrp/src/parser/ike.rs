@@ -209,12 +209,17 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
             "remote-id-type"
         }
         "local-id-type" => {
-            let token = c.peek().cloned();
-            let (v, _) = c.value::<IdType>()?;
+            let column = c.column();
+            let (v, matched) = c.value::<IdType>()?;
             c.end()?;
             if v == IdType::Any {
-                let token = token.expect("a value was read");
-                return Err(invalid(&token, "local ID type", "ip, fqdn, user-fqdn, dn or key-id"));
+                return Err(SyntaxError {
+                    column,
+                    kind: DiagnosticKind::InvalidValue,
+                    message: format!(
+                        "invalid local ID type `{matched}`: expected ip, fqdn, user-fqdn, dn or key-id"
+                    ),
+                });
             }
             peer.local_id_type = v;
             "local-id-type"

@@ -9,6 +9,8 @@
 //!
 //! After an error on a line that would have opened a view, the lines that belong to that
 //! view would all fail as well; those follow-on errors are suppressed until a line parses.
+//! The USG's firewall views (`firewall zone …`, `security-policy`), which a file copied from
+//! a device contains, are accepted with a warning and their indented lines skipped (§6).
 
 mod acl;
 mod ike;
@@ -38,13 +40,16 @@ pub(crate) enum View {
     Interface(String),
     /// The view a failed view-opening line would have entered.
     Broken,
+    /// A view keysteward accepts and ignores (`firewall zone …`, `security-policy`): its
+    /// indented lines are skipped.
+    Ignored,
 }
 
 impl View {
     /// The key under which the source map records the line that opened this view.
     pub(crate) fn key(&self) -> String {
         match self {
-            View::System | View::Broken => String::new(),
+            View::System | View::Broken | View::Ignored => String::new(),
             View::IkeProposal(n) => format!("ike proposal {n}"),
             View::IkePeer(name) => format!("ike peer {name}"),
             View::Acl(n) => format!("acl {n}"),
@@ -183,6 +188,9 @@ impl Parser<'_> {
     }
 
     fn line(&mut self, line: &Line) {
+        if self.view == View::Ignored && line.indented {
+            return;
+        }
         let view = self.view.clone();
         // A failed attempt reports its error and how many tokens it had read.
         let attempt = |config: &mut Config, view: &View| {
@@ -242,7 +250,7 @@ impl Parser<'_> {
 /// Runs one command line in `view`.
 fn dispatch(config: &mut Config, view: &View, c: &mut Cursor<'_>) -> crate::cursor::Result<Effect> {
     match view {
-        View::System | View::Broken => system::command(config, c),
+        View::System | View::Broken | View::Ignored => system::command(config, c),
         View::IkeProposal(n) => ike::proposal_command(config, *n, c),
         View::IkePeer(name) => ike::peer_command(config, name, c),
         View::Acl(n) => acl::command(config, *n, c),

@@ -18,10 +18,39 @@ pub(crate) const IKE_PROPOSAL_MAX: u64 = 1024;
 /// Policy and template sequence numbers (§2.1).
 const SEQ_MAX: u64 = 10_000;
 
-const COMMANDS: &[&str] = &["sysname", "ike", "acl", "ipsec", "interface", "ip", "undo", "quit", "return"];
+/// USG commands that open views keysteward ignores (§6 "parse and ignore").
+const IGNORED_VIEWS: &[&str] = &["firewall", "security-policy"];
+
+const COMMANDS: &[&str] = &[
+    "sysname",
+    "ike",
+    "acl",
+    "ipsec",
+    "interface",
+    "ip",
+    "firewall",
+    "security-policy",
+    "undo",
+    "quit",
+    "return",
+];
 
 pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
+    let first_column = c.column();
+    let typed = c.peek().map(|t| t.text.to_ascii_lowercase());
     let keyword = c.keyword("a system-view command", COMMANDS)?;
+    // Ignored views swallow lines: only the full word opens one, never an abbreviation
+    // (`security acl` in a policy view must not fall back to `security-policy`).
+    if IGNORED_VIEWS.contains(&keyword) && typed.as_deref() != Some(keyword) {
+        return Err(SyntaxError {
+            column: first_column,
+            kind: DiagnosticKind::UnknownKeyword,
+            message: format!(
+                "unknown keyword `{}`: expected a system-view command (`{keyword}` is accepted only in full)",
+                typed.unwrap_or_default()
+            ),
+        });
+    }
     if let Some(done) = leave(keyword, c) {
         return done;
     }
@@ -44,6 +73,17 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
             let name = interface_name(c)?;
             config.interfaces.entry(name.clone()).or_default();
             Ok(Effect::enter(View::Interface(name)))
+        }
+        "firewall" | "security-policy" => {
+            while c.raw("").is_ok() {}
+            Ok(Effect::enter(View::Ignored).with_note(
+                first_column,
+                DiagnosticKind::Ignored,
+                format!(
+                    "`{keyword}` is accepted and ignored with its indented lines: keysteward does not filter \
+                     traffic; allow UDP 500/4500 and ESP in the host's firewall"
+                ),
+            ))
         }
         "ip" => {
             c.keyword("`route-static`", &["route-static"])?;
@@ -119,12 +159,24 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 }
 
 fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
-    match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa"])? {
+    let column = c.column();
+    match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "sha2"])? {
         "proposal" => {
             let name = c.name("IPsec proposal name", NAME_LEN)?;
             c.end()?;
             config.ipsec_proposals.entry(name.clone()).or_default();
             Ok(Effect::enter(View::IpsecProposal(name)))
+        }
+        "sha2" => {
+            c.keyword("`compatible`", &["compatible"])?;
+            c.keyword("`enable`", &["enable"])?;
+            c.end()?;
+            Ok(Effect::system().with_note(
+                column,
+                DiagnosticKind::Ignored,
+                "`ipsec sha2 compatible enable` is accepted and ignored: keysteward always truncates \
+                 HMAC-SHA2 as RFC 4868 says",
+            ))
         }
         "policy" => policy(config, c),
         "policy-template" => {
@@ -210,17 +262,17 @@ fn acl_number(c: &mut Cursor<'_>) -> Result<u16> {
     if c.peek().is_some_and(|t| t.text.parse::<u64>().is_err()) {
         c.keyword("`number` or an ACL number", &["number"])?;
     }
-    let token = c.peek().cloned();
+    let column = c.column();
     let n = c.number("ACL number", 0, u64::MAX)?;
-    match n {
-        3000..=3999 => Ok(n as u16),
-        2000..=2999 | 4000..=4999 => Err(SyntaxError {
-            column: token.map_or(0, |t| t.column),
-            kind: DiagnosticKind::Unsupported,
-            message: format!("unsupported ACL {n}: only advanced ACLs (3000-3999) can select IPsec traffic"),
-        }),
-        _ => Err(invalid(token.as_ref().expect("a number was read"), "ACL number", "3000-3999")),
-    }
+    let (kind, message) = match n {
+        3000..=3999 => return Ok(n as u16),
+        2000..=2999 | 4000..=4999 => (
+            DiagnosticKind::Unsupported,
+            format!("unsupported ACL {n}: only advanced ACLs (3000-3999) can select IPsec traffic"),
+        ),
+        _ => (DiagnosticKind::InvalidValue, format!("invalid ACL number `{n}`: expected 3000-3999")),
+    };
+    Err(SyntaxError { column, kind, message })
 }
 
 pub(crate) fn proposal_number(c: &mut Cursor<'_>) -> Result<u32> {
@@ -239,7 +291,7 @@ fn interface_name(c: &mut Cursor<'_>) -> Result<String> {
 
 /// `DST MASK|LEN [IF] NEXTHOP [preference P]`.
 fn route(c: &mut Cursor<'_>) -> Result<StaticRoute> {
-    let dst_token = c.peek().cloned();
+    let dst_column = c.column();
     let destination = c.ipv4("destination")?;
     let prefix_len = mask_or_length(c)?;
     let interface =
@@ -252,8 +304,13 @@ fn route(c: &mut Cursor<'_>) -> Result<StaticRoute> {
     c.end()?;
     let host_bits = !u32::from(crate::model::prefix_to_mask(prefix_len));
     if u32::from(destination) & host_bits != 0 {
-        let token = dst_token.expect("an address was read");
-        return Err(invalid(&token, "destination", "a network address (host bits zero for the mask)"));
+        return Err(SyntaxError {
+            column: dst_column,
+            kind: DiagnosticKind::InvalidValue,
+            message: format!(
+                "invalid destination `{destination}`: expected a network address (host bits zero for /{prefix_len})"
+            ),
+        });
     }
     Ok(StaticRoute { destination, prefix_len, interface, next_hop, preference })
 }
