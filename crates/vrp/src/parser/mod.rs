@@ -200,7 +200,7 @@ impl Parser<'_> {
         // On failure: the error, and whether it came from the current (non-system) view. The
         // attempt that read more tokens explains the line better; on a tie the current view's.
         let result = match view {
-            View::System | View::Broken => attempt(&mut self.config, &View::System)
+            View::System | View::Broken | View::Ignored => attempt(&mut self.config, &View::System)
                 .map(|e| (e, View::System))
                 .map_err(|(e, _)| (e, false)),
             _ => match attempt(&mut self.config, &view) {
