@@ -6,7 +6,7 @@
 //! firewall would: `ike proposal`, `ike peer`, `acl number 3xxx`, `ipsec proposal`,
 //! `ipsec policy … isakmp`, `interface`, `ip route-static`. The crate turns that text into a
 //! typed [`Config`] (the only way the `ike` and `esp` crates receive their settings), checks
-//! it ([`validate`]), and prints it back in canonical form ([`render`]).
+//! it ([`validate()`]), and prints it back in canonical form ([`render()`]).
 //!
 //! Every finding carries `file:line:column` ([`Diagnostic`]). The crate does no I/O apart
 //! from [`load_file`], which reads the one path its caller names.

@@ -163,7 +163,7 @@ impl Validator<'_> {
                 );
                 self.error(&view, "transform", DiagnosticKind::Unsupported, m);
             }
-            if p.esp_encryption.is_none() && p.esp_authentication.is_none() {
+            if p.transform != Transform::Ah && p.esp_encryption.is_none() && p.esp_authentication.is_none() {
                 let m = format!("ipsec proposal {name} has neither ESP encryption nor ESP authentication");
                 self.error(&view, "undo", DiagnosticKind::Incomplete, m);
             }

@@ -154,6 +154,9 @@ fn unsupported_settings() {
         "ipsec proposal a\n undo esp encryption-algorithm\n undo esp authentication-algorithm\n",
     );
     assert_eq!(findings(&null), vec![(Severity::Error, K::Incomplete, 10)]);
+    // With AH alone the ESP algorithms do not matter: only the unsupported transform is reported.
+    let ah = null.replace("ipsec proposal a\n", "ipsec proposal a\n transform ah\n");
+    assert_eq!(findings(&ah), vec![(Severity::Error, K::Unsupported, 10)]);
 }
 
 #[test]
