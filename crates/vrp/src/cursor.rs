@@ -194,7 +194,7 @@ pub(crate) fn invalid(token: &Token, what: &str, expected: &str) -> SyntaxError 
 }
 
 fn expected_list(what: &str, candidates: &[&'static str]) -> String {
-    if candidates.len() > 12 {
+    if candidates.len() > 16 {
         return what.to_string();
     }
     let list: Vec<String> = candidates.iter().map(|k| format!("`{k}`")).collect();
