@@ -1,0 +1,330 @@
+//! Reads the tokens of one command line: keywords with VRP's matching rules and typed
+//! arguments, with errors that say what was found, what was expected, and what was meant.
+//!
+//! Matching follows reference `vrp-cli.md` §1: keywords are case-insensitive and may be
+//! abbreviated to any unique prefix among the keywords valid at that position; an exact
+//! match wins over a longer keyword it is a prefix of (`remote-id` vs `remote-id-type`).
+
+use std::net::Ipv4Addr;
+
+use crate::algorithm::Value;
+use crate::diagnostic::DiagnosticKind;
+use crate::lexer::Token;
+
+/// A syntax error on one line; the parser adds the file and line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    pub(crate) column: u32,
+    pub(crate) kind: DiagnosticKind,
+    pub(crate) message: String,
+}
+
+pub(crate) type Result<T> = std::result::Result<T, SyntaxError>;
+
+/// A position in the tokens of one line.
+pub(crate) struct Cursor<'a> {
+    tokens: &'a [Token],
+    pos: usize,
+    /// Column just past the last token, for "missing argument" errors.
+    end_column: u32,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(tokens: &'a [Token]) -> Self {
+        let end_column = tokens
+            .last()
+            .map(|t| {
+                t.column + u32::try_from(t.text.chars().count()).unwrap_or(0) + if t.quoted { 2 } else { 0 }
+            })
+            .unwrap_or(1);
+        Self { tokens, pos: 0, end_column }
+    }
+
+    /// The column of the next token (or the end of the line).
+    pub(crate) fn column(&self) -> u32 {
+        self.tokens.get(self.pos).map_or(self.end_column, |t| t.column)
+    }
+
+    /// The next token without consuming it.
+    pub(crate) fn peek(&self) -> Option<&'a Token> {
+        self.tokens.get(self.pos)
+    }
+
+    /// How many tokens have been read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// How many tokens are left.
+    pub(crate) fn remaining(&self) -> usize {
+        self.tokens.len().saturating_sub(self.pos)
+    }
+
+    /// True when every token has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn next(&mut self, what: &str) -> Result<&'a Token> {
+        match self.tokens.get(self.pos) {
+            Some(t) => {
+                self.pos += 1;
+                Ok(t)
+            }
+            None => Err(SyntaxError {
+                column: self.end_column,
+                kind: DiagnosticKind::MissingArgument,
+                message: format!("unexpected end of line: expected {what}"),
+            }),
+        }
+    }
+
+    /// Reads one of `candidates`, matched case-insensitively and by unique prefix.
+    pub(crate) fn keyword(&mut self, what: &str, candidates: &[&'static str]) -> Result<&'static str> {
+        let token = self.next(&expected_list(what, candidates))?;
+        match match_keyword(&token.text, candidates) {
+            Match::One(k) if !token.quoted => Ok(k),
+            Match::Ambiguous(list) if !token.quoted => Err(SyntaxError {
+                column: token.column,
+                kind: DiagnosticKind::AmbiguousKeyword,
+                message: format!(
+                    "ambiguous keyword `{}`: could be {}",
+                    token.text,
+                    list.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+            _ => Err(unknown(token, what, candidates)),
+        }
+    }
+
+    /// Reads one of `candidates` if the next token is one; otherwise reads nothing.
+    pub(crate) fn optional_keyword(&mut self, candidates: &[&'static str]) -> Option<&'static str> {
+        let token = self.peek()?;
+        match match_keyword(&token.text, candidates) {
+            Match::One(k) if !token.quoted => {
+                self.pos += 1;
+                Some(k)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads a keyword-valued setting, accepting its aliases and refusing its unsupported
+    /// keywords. Returns the value and the keyword as matched (canonical or alias).
+    pub(crate) fn value<T: Value>(&mut self) -> Result<(T, &'static str)> {
+        let mut table: Vec<&'static str> = T::ALL.iter().map(|v| v.keyword()).collect();
+        table.extend(T::ALIASES.iter().map(|(k, _)| *k));
+        table.extend(T::UNSUPPORTED.iter().map(|(k, _)| *k));
+        let column = self.column();
+        let canonical: Vec<&'static str> = T::ALL.iter().map(|v| v.keyword()).collect();
+        let token = self.next(&expected_list(T::WHAT, &canonical))?;
+        let matched = match match_keyword(&token.text, &table) {
+            Match::One(k) if !token.quoted => k,
+            _ => return Err(unknown(token, T::WHAT, &canonical)),
+        };
+        if let Some(v) = T::ALL.iter().find(|v| v.keyword() == matched) {
+            return Ok((*v, matched));
+        }
+        if let Some((_, v)) = T::ALIASES.iter().find(|(k, _)| *k == matched) {
+            return Ok((*v, matched));
+        }
+        let reason = T::UNSUPPORTED.iter().find(|(k, _)| *k == matched).map_or("not supported", |(_, r)| r);
+        Err(SyntaxError {
+            column,
+            kind: DiagnosticKind::Unsupported,
+            message: format!("unsupported {} `{}`: {reason}", T::WHAT, token.text),
+        })
+    }
+
+    /// Reads a decimal number in `min..=max`.
+    pub(crate) fn number(&mut self, what: &str, min: u64, max: u64) -> Result<u64> {
+        let token = self.next(&format!("{what} ({min}-{max})"))?;
+        match token.text.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) && !token.quoted => Ok(n),
+            _ => Err(invalid(token, what, &format!("a number {min}-{max}"))),
+        }
+    }
+
+    /// Reads a dotted-quad IPv4 address.
+    pub(crate) fn ipv4(&mut self, what: &str) -> Result<Ipv4Addr> {
+        let token = self.next(&format!("{what} (an IPv4 address)"))?;
+        token.text.parse().map_err(|_| invalid(token, what, "an IPv4 address"))
+    }
+
+    /// True when the next token parses as an IPv4 address.
+    pub(crate) fn peek_is_ipv4(&self) -> bool {
+        self.peek().is_some_and(|t| t.text.parse::<Ipv4Addr>().is_ok())
+    }
+
+    /// Reads a name of 1..=`max_len` characters (names are case-sensitive, §1).
+    pub(crate) fn name(&mut self, what: &str, max_len: usize) -> Result<String> {
+        let token = self.next(&format!("{what} (1-{max_len} characters)"))?;
+        let len = token.text.chars().count();
+        if len == 0 || len > max_len {
+            return Err(invalid(token, what, &format!("1-{max_len} characters, got {len}")));
+        }
+        Ok(token.text.clone())
+    }
+
+    /// Reads any token as-is (a key, which may be quoted).
+    pub(crate) fn raw(&mut self, what: &str) -> Result<&'a Token> {
+        self.next(what)
+    }
+
+    /// Fails unless every token has been read.
+    pub(crate) fn end(&self) -> Result<()> {
+        match self.tokens.get(self.pos) {
+            None => Ok(()),
+            Some(t) => Err(SyntaxError {
+                column: t.column,
+                kind: DiagnosticKind::TrailingToken,
+                message: format!("unexpected `{}`: expected end of line", t.text),
+            }),
+        }
+    }
+}
+
+/// An error for a token that has the wrong form for `what`.
+pub(crate) fn invalid(token: &Token, what: &str, expected: &str) -> SyntaxError {
+    SyntaxError {
+        column: token.column,
+        kind: DiagnosticKind::InvalidValue,
+        message: format!("invalid {what} `{}`: expected {expected}", token.text),
+    }
+}
+
+fn expected_list(what: &str, candidates: &[&'static str]) -> String {
+    if candidates.len() > 16 {
+        return what.to_string();
+    }
+    let list: Vec<String> = candidates.iter().map(|k| format!("`{k}`")).collect();
+    match list.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{what} ({})", list.join(", ")),
+    }
+}
+
+fn unknown(token: &Token, what: &str, candidates: &[&'static str]) -> SyntaxError {
+    let mut message =
+        format!("unknown keyword `{}`: expected {}", token.text, expected_list(what, candidates));
+    if let Some(s) = nearest(&token.text, candidates) {
+        message.push_str(&format!("; did you mean `{s}`?"));
+    }
+    SyntaxError { column: token.column, kind: DiagnosticKind::UnknownKeyword, message }
+}
+
+enum Match {
+    One(&'static str),
+    Ambiguous(Vec<&'static str>),
+    None,
+}
+
+fn match_keyword(text: &str, candidates: &[&'static str]) -> Match {
+    let lower = text.to_ascii_lowercase();
+    if let Some(k) = candidates.iter().find(|k| **k == lower) {
+        return Match::One(k);
+    }
+    let mut prefixed: Vec<&'static str> =
+        candidates.iter().copied().filter(|k| k.starts_with(&lower)).collect();
+    prefixed.dedup();
+    match prefixed.len() {
+        0 => Match::None,
+        1 if !lower.is_empty() => Match::One(prefixed[0]),
+        _ => Match::Ambiguous(prefixed),
+    }
+}
+
+/// The candidate closest to `text` by edit distance, when it is close enough to be a typo
+/// (at most a third of the word's length, and at least 1).
+pub(crate) fn nearest(text: &str, candidates: &[&'static str]) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    let limit = (lower.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|k| (edit_distance(&lower, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{EncryptionAlgorithm, HashAlgorithm};
+    use crate::lexer::{lex, LexedLine};
+
+    fn tokens(text: &str) -> Vec<Token> {
+        match lex(text).remove(0) {
+            Ok(LexedLine::Command(l)) => l.tokens,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_prefix_and_case() {
+        let t = tokens("REMOTE-ID remote-id-t rem");
+        let mut c = Cursor::new(&t);
+        let cands = ["remote-id", "remote-id-type", "remote-address"];
+        assert_eq!(c.keyword("command", &cands), Ok("remote-id"));
+        assert_eq!(c.keyword("command", &cands), Ok("remote-id-type"));
+        let err = c.keyword("command", &cands).unwrap_err();
+        assert_eq!((err.kind, err.column), (DiagnosticKind::AmbiguousKeyword, 23));
+    }
+
+    #[test]
+    fn unknown_keyword_suggests_nearest() {
+        let t = tokens("ike-proposl");
+        let err = Cursor::new(&t).keyword("command", &["ike-proposal", "version"]).unwrap_err();
+        assert_eq!(err.kind, DiagnosticKind::UnknownKeyword);
+        assert!(err.message.contains("did you mean `ike-proposal`?"), "{}", err.message);
+        assert!(err.message.contains("`ike-proposl`"), "{}", err.message);
+    }
+
+    #[test]
+    fn values_aliases_and_unsupported() {
+        let t = tokens("sha256 SHA2-5 sm3 xyz");
+        let mut c = Cursor::new(&t);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha2_256);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha2_512);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap_err().kind, DiagnosticKind::Unsupported);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap_err().kind, DiagnosticKind::UnknownKeyword);
+        let t = tokens("aes-cbc-256");
+        assert_eq!(Cursor::new(&t).value::<EncryptionAlgorithm>().unwrap().0, EncryptionAlgorithm::Aes256);
+    }
+
+    #[test]
+    fn numbers_addresses_and_end() {
+        let t = tokens("10 101 1.2.3.4 x");
+        let mut c = Cursor::new(&t);
+        assert_eq!(c.number("proposal number", 1, 100), Ok(10));
+        assert_eq!(c.number("proposal number", 1, 100).unwrap_err().kind, DiagnosticKind::InvalidValue);
+        assert_eq!(c.ipv4("address"), Ok(Ipv4Addr::new(1, 2, 3, 4)));
+        assert_eq!(c.end().unwrap_err().kind, DiagnosticKind::TrailingToken);
+        let _ = c.raw("x");
+        let err = c.ipv4("next hop").unwrap_err();
+        assert_eq!((err.kind, err.column), (DiagnosticKind::MissingArgument, 17));
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(nearest("verison", &["version", "undo"]), Some("version"));
+        assert_eq!(nearest("zzzzzz", &["version", "undo"]), None);
+    }
+}

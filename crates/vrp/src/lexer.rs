@@ -1,0 +1,152 @@
+//! Splits a VRP configuration into lines of tokens (reference `vrp-cli.md` §1).
+//!
+//! The language is line oriented: tokens are separated by blanks, a double-quoted token may
+//! hold blanks (VRP allows that for pre-shared keys, §2.3), a line whose first token is `#`
+//! separates blocks, and indentation carries no meaning (the parser decides the view from
+//! the commands themselves, as the device does).
+
+use crate::diagnostic::DiagnosticKind;
+
+/// One word of a line, with the 1-based column where it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Token {
+    /// The text, without the quotes when the token was quoted.
+    pub(crate) text: String,
+    /// 1-based column, counted in characters.
+    pub(crate) column: u32,
+    /// True when the token was written between double quotes.
+    pub(crate) quoted: bool,
+}
+
+/// A non-empty line that is not a separator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Line {
+    /// 1-based line number.
+    pub(crate) number: u32,
+    /// The tokens, at least one.
+    pub(crate) tokens: Vec<Token>,
+    /// True when the line starts with a blank (a command inside a view in a saved file).
+    pub(crate) indented: bool,
+}
+
+/// A line that could not be tokenised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LexError {
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+    pub(crate) kind: DiagnosticKind,
+    pub(crate) message: String,
+}
+
+/// What the lexer found on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LexedLine {
+    /// A command line.
+    Command(Line),
+    /// A `#` separator line (it ends nothing by itself, it is only a visual break).
+    Separator,
+}
+
+/// Tokenises the whole text; blank lines are dropped, separators kept.
+pub(crate) fn lex(text: &str) -> Vec<Result<LexedLine, LexError>> {
+    let mut out = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        match lex_line(number, raw) {
+            Ok(Some(line)) => out.push(Ok(line)),
+            Ok(None) => {}
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
+}
+
+fn lex_line(number: u32, raw: &str) -> Result<Option<LexedLine>, LexError> {
+    let chars: Vec<char> = raw.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let column = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if c == '"' {
+            let start = i + 1;
+            let Some(len) = chars[start..].iter().position(|&c| c == '"') else {
+                return Err(LexError {
+                    line: number,
+                    column,
+                    kind: DiagnosticKind::Lexical,
+                    message: "unterminated quoted string: expected a closing `\"`".into(),
+                });
+            };
+            tokens.push(Token { text: chars[start..start + len].iter().collect(), column, quoted: true });
+            i = start + len + 1;
+        } else {
+            let start = i;
+            while i < chars.len() && !chars[i].is_whitespace() {
+                i += 1;
+            }
+            tokens.push(Token { text: chars[start..i].iter().collect(), column, quoted: false });
+        }
+    }
+    match tokens.first() {
+        None => Ok(None),
+        Some(first) if !first.quoted && first.text.starts_with('#') => Ok(Some(LexedLine::Separator)),
+        Some(_) => {
+            let indented = chars.first().is_some_and(|c| c.is_whitespace());
+            Ok(Some(LexedLine::Command(Line { number, tokens, indented })))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(text: &str) -> Line {
+        match lex(text).remove(0) {
+            Ok(LexedLine::Command(line)) => line,
+            other => panic!("not a command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn splits_on_blanks_with_columns() {
+        let line = command(" pre-shared-key  tiandihui2");
+        assert!(line.indented);
+        assert_eq!(line.tokens.len(), 2);
+        assert_eq!(line.tokens[0].column, 2);
+        assert_eq!(line.tokens[1].text, "tiandihui2");
+        assert_eq!(line.tokens[1].column, 18);
+    }
+
+    #[test]
+    fn quoted_token_keeps_blanks() {
+        let line = command("pre-shared-key \"a key with blanks\" x");
+        assert_eq!(line.tokens[1].text, "a key with blanks");
+        assert!(line.tokens[1].quoted);
+        assert_eq!(line.tokens[2].column, 36);
+    }
+
+    #[test]
+    fn separators_and_blank_lines() {
+        let lexed = lex("#\n\n   \n# comment\nsysname a\n");
+        assert_eq!(lexed.len(), 3);
+        assert_eq!(lexed[0], Ok(LexedLine::Separator));
+        assert_eq!(lexed[1], Ok(LexedLine::Separator));
+        match &lexed[2] {
+            Ok(LexedLine::Command(l)) => assert_eq!(l.number, 5),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unterminated_quote_is_an_error() {
+        let lexed = lex("x\npre-shared-key \"abc");
+        let err = lexed[1].clone().unwrap_err();
+        assert_eq!((err.line, err.column, err.kind), (2, 16, DiagnosticKind::Lexical));
+    }
+}

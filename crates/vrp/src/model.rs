@@ -1,0 +1,489 @@
+//! The typed configuration: what the `ike` engine and the `esp` data plane consume.
+//!
+//! Plain data, one struct per VRP view (reference `vrp-cli.md` §2). Every field holds the
+//! value in force, so a setting the file leaves out carries the project default of §3
+//! ("project default" column): AES-256 / SHA2-256 / group 14 / pre-share / 86400 s for IKE,
+//! ESP / tunnel / SHA2-256 / AES-256 / 3600 s for IPsec, main mode, IKEv1 and IKEv2 enabled
+//! on a new peer (as on the device; `check` warns because keysteward speaks IKEv1 only).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::algorithm::{
+    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EncapsulationMode, EncryptionAlgorithm,
+    ExchangeMode, HashAlgorithm, IdType, PfsGroup, Transform, TriggerMode,
+};
+use crate::secret::PreSharedKey;
+
+/// IKE SA lifetime when a proposal has no `sa duration` (§2.2).
+pub const DEFAULT_IKE_SA_DURATION: u32 = 86_400;
+/// IPsec SA lifetime in seconds when neither the policy nor `ipsec sa global-duration` set one.
+pub const DEFAULT_IPSEC_SA_SECONDS: u32 = 3_600;
+/// IPsec SA lifetime in kilobytes by default (AR/VRP8 value, §3).
+pub const DEFAULT_IPSEC_SA_KILOBYTES: u64 = 1_843_200;
+/// Static route preference by default.
+pub const DEFAULT_ROUTE_PREFERENCE: u8 = 60;
+/// DPD idle time by default (Huawei's recommended interop value, §2.3).
+pub const DEFAULT_DPD_IDLE_TIME: u32 = 30;
+/// DPD retransmit interval by default.
+pub const DEFAULT_DPD_RETRANSMIT_INTERVAL: u32 = 15;
+/// DPD retry limit by default.
+pub const DEFAULT_DPD_RETRY_LIMIT: u32 = 3;
+
+/// A whole gateway configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `sysname`: the device name, also the fallback for `ike local-name`.
+    pub sysname: Option<String>,
+    /// `ike local-name`: the local FQDN identity.
+    pub ike_local_name: Option<String>,
+    /// Global `ike dpd …` defaults.
+    pub ike_dpd: GlobalDpd,
+    /// `ike proposal N`, by priority (smaller first).
+    pub ike_proposals: BTreeMap<u32, IkeProposal>,
+    /// `ike peer NAME`.
+    pub ike_peers: BTreeMap<String, IkePeer>,
+    /// Advanced ACLs `acl number 3000-3999`.
+    pub acls: BTreeMap<u16, Acl>,
+    /// `ipsec proposal NAME`.
+    pub ipsec_proposals: BTreeMap<String, IpsecProposal>,
+    /// `ipsec policy-template NAME SEQ`, by name then sequence.
+    pub policy_templates: BTreeMap<String, BTreeMap<u32, PolicySettings>>,
+    /// `ipsec policy NAME SEQ …`, by group name then sequence.
+    pub ipsec_policies: BTreeMap<String, BTreeMap<u32, PolicyEntry>>,
+    /// `ipsec sa global-duration`.
+    pub ipsec_global_duration: GlobalDuration,
+    /// `interface NAME`.
+    pub interfaces: BTreeMap<String, Interface>,
+    /// `ip route-static`, in file order.
+    pub routes: Vec<StaticRoute>,
+}
+
+/// An IKE (phase-1) proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeProposal {
+    /// `encryption-algorithm`.
+    pub encryption: EncryptionAlgorithm,
+    /// `authentication-algorithm` (hash and PRF in IKEv1).
+    pub authentication: HashAlgorithm,
+    /// `authentication-method`.
+    pub method: AuthenticationMethod,
+    /// `dh`.
+    pub dh: DhGroup,
+    /// `sa duration`, seconds.
+    pub sa_duration: u32,
+}
+
+impl Default for IkeProposal {
+    fn default() -> Self {
+        Self {
+            encryption: EncryptionAlgorithm::Aes256,
+            authentication: HashAlgorithm::Sha2_256,
+            method: AuthenticationMethod::PreShare,
+            dh: DhGroup::Group14,
+            sa_duration: DEFAULT_IKE_SA_DURATION,
+        }
+    }
+}
+
+/// Which IKE versions a peer has enabled (`version N` / `undo version N`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeVersions {
+    /// IKEv1.
+    pub v1: bool,
+    /// IKEv2 (not implemented: keysteward uses IKEv1 when v1 is enabled).
+    pub v2: bool,
+}
+
+impl Default for IkeVersions {
+    fn default() -> Self {
+        Self { v1: true, v2: true }
+    }
+}
+
+/// Peer-level DPD settings; `None` inherits the global `ike dpd` value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerDpd {
+    /// `dpd type`.
+    pub dpd_type: Option<DpdType>,
+    /// `dpd idle-time`, seconds.
+    pub idle_time: Option<u32>,
+    /// `dpd retransmit-interval`, seconds.
+    pub retransmit_interval: Option<u32>,
+    /// `dpd retry-limit`.
+    pub retry_limit: Option<u32>,
+    /// `dpd msg`.
+    pub message_order: Option<DpdMessageOrder>,
+}
+
+/// Global DPD defaults (`ike dpd …`, USG-V5 form). DPD is off unless a type is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalDpd {
+    /// `ike dpd type`; `None` = DPD off.
+    pub dpd_type: Option<DpdType>,
+    /// `ike dpd idle-time`, seconds.
+    pub idle_time: u32,
+    /// `ike dpd retransmit-interval`, seconds.
+    pub retransmit_interval: u32,
+    /// `ike dpd retry-limit`.
+    pub retry_limit: u32,
+}
+
+impl Default for GlobalDpd {
+    fn default() -> Self {
+        Self {
+            dpd_type: None,
+            idle_time: DEFAULT_DPD_IDLE_TIME,
+            retransmit_interval: DEFAULT_DPD_RETRANSMIT_INTERVAL,
+            retry_limit: DEFAULT_DPD_RETRY_LIMIT,
+        }
+    }
+}
+
+/// An IKE peer: who the other gateway is and how phase 1 talks to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkePeer {
+    /// `ike-proposal N`; `None` offers every proposal in priority order.
+    pub ike_proposal: Option<u32>,
+    /// `version` / `undo version`.
+    pub versions: IkeVersions,
+    /// `exchange-mode`.
+    pub exchange_mode: ExchangeMode,
+    /// `pre-shared-key`.
+    pub pre_shared_key: Option<PreSharedKey>,
+    /// `remote-address IP`: tunnel destination and main-mode PSK selector.
+    pub remote_address: Option<Ipv4Addr>,
+    /// `remote-address authentication-address IP`: the address the peer is identified by.
+    pub authentication_address: Option<Ipv4Addr>,
+    /// `remote-id` (alias `remote-name`).
+    pub remote_id: Option<String>,
+    /// `remote-id-type`; `None` derives it from `remote-id`.
+    pub remote_id_type: Option<IdType>,
+    /// `local-id-type`.
+    pub local_id_type: IdType,
+    /// `local-id`.
+    pub local_id: Option<String>,
+    /// `nat traversal`: on by default in keysteward (§3, documented deviation).
+    pub nat_traversal: bool,
+    /// `dpd …`.
+    pub dpd: PeerDpd,
+}
+
+impl Default for IkePeer {
+    fn default() -> Self {
+        Self {
+            ike_proposal: None,
+            versions: IkeVersions::default(),
+            exchange_mode: ExchangeMode::Main,
+            pre_shared_key: None,
+            remote_address: None,
+            authentication_address: None,
+            remote_id: None,
+            remote_id_type: None,
+            local_id_type: IdType::Ip,
+            local_id: None,
+            nat_traversal: true,
+            dpd: PeerDpd::default(),
+        }
+    }
+}
+
+/// An advanced ACL: the traffic a policy protects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acl {
+    /// Rules by rule number (matched in ascending order).
+    pub rules: BTreeMap<u32, AclRule>,
+}
+
+/// `permit` or `deny`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclAction {
+    /// Protect the traffic.
+    Permit,
+    /// Do not protect the traffic.
+    Deny,
+}
+
+/// The protocol field of a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclProtocol {
+    /// Any IP protocol.
+    Ip,
+    /// ICMP (1).
+    Icmp,
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// GRE (47).
+    Gre,
+    /// Another protocol number (never 1, 6, 17 or 47: those parse as names).
+    Number(u8),
+}
+
+impl AclProtocol {
+    /// The protocol from a number, named when it has a name.
+    pub fn from_number(n: u8) -> Self {
+        match n {
+            1 => AclProtocol::Icmp,
+            6 => AclProtocol::Tcp,
+            17 => AclProtocol::Udp,
+            47 => AclProtocol::Gre,
+            n => AclProtocol::Number(n),
+        }
+    }
+
+    /// True for TCP and UDP, the protocols that have ports.
+    pub fn has_ports(self) -> bool {
+        matches!(self, AclProtocol::Tcp | AclProtocol::Udp)
+    }
+}
+
+/// A source or destination: `any`, or an address with a wildcard (inverse) mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressMatch {
+    /// Any address.
+    Any,
+    /// Bits set in `wildcard` are ignored; wildcard 0 is one host.
+    Wildcard {
+        /// The address.
+        address: Ipv4Addr,
+        /// The inverse mask (`0.0.0.255` = /24).
+        wildcard: Ipv4Addr,
+    },
+}
+
+impl AddressMatch {
+    /// The range of addresses matched, as (first, last) when the wildcard is contiguous,
+    /// or `None` for a non-contiguous wildcard.
+    pub fn range(self) -> Option<(u32, u32)> {
+        match self {
+            AddressMatch::Any => Some((0, u32::MAX)),
+            AddressMatch::Wildcard { address, wildcard } => {
+                let w = u32::from(wildcard);
+                if w.wrapping_add(1) & w != 0 {
+                    return None;
+                }
+                let base = u32::from(address) & !w;
+                Some((base, base | w))
+            }
+        }
+    }
+
+    /// True when some address matches both (exact for contiguous wildcards, and for
+    /// arbitrary ones: two wildcard matches intersect when they agree on the bits both fix).
+    pub fn intersects(self, other: AddressMatch) -> bool {
+        match (self, other) {
+            (AddressMatch::Any, _) | (_, AddressMatch::Any) => true,
+            (
+                AddressMatch::Wildcard { address: a, wildcard: wa },
+                AddressMatch::Wildcard { address: b, wildcard: wb },
+            ) => {
+                let fixed = !u32::from(wa) & !u32::from(wb);
+                (u32::from(a) ^ u32::from(b)) & fixed == 0
+            }
+        }
+    }
+}
+
+/// A port condition on TCP/UDP rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortMatch {
+    /// `eq P`.
+    Eq(u16),
+    /// `lt P`.
+    Lt(u16),
+    /// `gt P`.
+    Gt(u16),
+    /// `range P1 P2`, inclusive.
+    Range(u16, u16),
+}
+
+impl PortMatch {
+    /// The inclusive range of ports matched (empty ranges give `first > last`).
+    pub fn range(self) -> (u32, u32) {
+        match self {
+            PortMatch::Eq(p) => (p.into(), p.into()),
+            PortMatch::Lt(p) => (0, u32::from(p).saturating_sub(1)),
+            PortMatch::Gt(p) => (u32::from(p) + 1, 65_535),
+            PortMatch::Range(a, b) => (a.into(), b.into()),
+        }
+    }
+}
+
+/// One `rule` of an advanced ACL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AclRule {
+    /// `permit` or `deny`.
+    pub action: AclAction,
+    /// The protocol.
+    pub protocol: AclProtocol,
+    /// `source`.
+    pub source: AddressMatch,
+    /// `destination`.
+    pub destination: AddressMatch,
+    /// `source-port` (TCP/UDP only).
+    pub source_port: Option<PortMatch>,
+    /// `destination-port` (TCP/UDP only).
+    pub destination_port: Option<PortMatch>,
+}
+
+/// An IPsec (phase-2) proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpsecProposal {
+    /// `transform`.
+    pub transform: Transform,
+    /// `encapsulation-mode`.
+    pub encapsulation: EncapsulationMode,
+    /// `esp authentication-algorithm`; `None` after `undo` = no ESP authentication.
+    pub esp_authentication: Option<HashAlgorithm>,
+    /// `esp encryption-algorithm`; `None` after `undo` = NULL encryption.
+    pub esp_encryption: Option<EncryptionAlgorithm>,
+    /// `ah authentication-algorithm`.
+    pub ah_authentication: HashAlgorithm,
+}
+
+impl Default for IpsecProposal {
+    fn default() -> Self {
+        Self {
+            transform: Transform::Esp,
+            encapsulation: EncapsulationMode::Tunnel,
+            esp_authentication: Some(HashAlgorithm::Sha2_256),
+            esp_encryption: Some(EncryptionAlgorithm::Aes256),
+            ah_authentication: HashAlgorithm::Sha2_256,
+        }
+    }
+}
+
+/// `tunnel local`: the local end of the tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelLocal {
+    /// A given address.
+    Address(Ipv4Addr),
+    /// The address of the interface the policy is applied to.
+    AppliedInterface,
+}
+
+/// The settings shared by an `ipsec policy … isakmp` entry and a policy template entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// `security acl N` (mandatory for isakmp entries, optional in templates).
+    pub acl: Option<u16>,
+    /// `proposal P1 [P2 …]`, tried in order.
+    pub proposals: Vec<String>,
+    /// `ike-peer NAME`.
+    pub ike_peer: Option<String>,
+    /// `pfs dh-groupN`; `None` = no PFS.
+    pub pfs: Option<PfsGroup>,
+    /// `sa duration time-based`; `None` = the global duration.
+    pub sa_seconds: Option<u32>,
+    /// `sa duration traffic-based` (kilobytes, 0 = unlimited); `None` = the global duration.
+    pub sa_kilobytes: Option<u64>,
+    /// `sa trigger-mode` (isakmp entries only; templates never initiate).
+    pub trigger_mode: Option<TriggerMode>,
+    /// `tunnel local`; `None` = the bound interface's address.
+    pub tunnel_local: Option<TunnelLocal>,
+}
+
+/// One entry of an IPsec policy group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyEntry {
+    /// `ipsec policy NAME SEQ isakmp` with its settings.
+    Isakmp(PolicySettings),
+    /// `ipsec policy NAME SEQ isakmp template T`: answers peers through template `T`.
+    Template(String),
+}
+
+/// `ipsec sa global-duration`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalDuration {
+    /// `time-based`, seconds.
+    pub seconds: u32,
+    /// `traffic-based`, kilobytes.
+    pub kilobytes: u64,
+}
+
+impl Default for GlobalDuration {
+    fn default() -> Self {
+        Self { seconds: DEFAULT_IPSEC_SA_SECONDS, kilobytes: DEFAULT_IPSEC_SA_KILOBYTES }
+    }
+}
+
+/// An IPv4 address with its prefix length (`ip address A MASK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// The prefix length, 0–32.
+    pub prefix_len: u8,
+}
+
+/// An interface view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interface {
+    /// `ip address`.
+    pub address: Option<InterfaceAddress>,
+    /// `ipsec policy NAME`: the policy group applied to traffic leaving here.
+    pub ipsec_policy: Option<String>,
+    /// `ipsec policy NAME auto-neg` (USG-V3): negotiate at once, like `sa trigger-mode auto`.
+    pub auto_negotiate: bool,
+}
+
+/// `ip route-static`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Destination network.
+    pub destination: Ipv4Addr,
+    /// Destination prefix length.
+    pub prefix_len: u8,
+    /// Outgoing interface, when given.
+    pub interface: Option<String>,
+    /// Next hop.
+    pub next_hop: Ipv4Addr,
+    /// `preference`.
+    pub preference: u8,
+}
+
+/// The netmask of a prefix length (`24` → `255.255.255.0`).
+pub fn prefix_to_mask(prefix_len: u8) -> Ipv4Addr {
+    let bits = if prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix_len.min(32))) };
+    Ipv4Addr::from(bits)
+}
+
+/// The prefix length of a contiguous netmask, or `None` for a non-contiguous one.
+pub fn mask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
+    let m = u32::from(mask);
+    let ones = m.leading_ones();
+    (m.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_prefixes() {
+        assert_eq!(prefix_to_mask(24), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(prefix_to_mask(0), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(prefix_to_mask(32), Ipv4Addr::BROADCAST);
+        for len in 0..=32 {
+            assert_eq!(mask_to_prefix(prefix_to_mask(len)), Some(len));
+        }
+        assert_eq!(mask_to_prefix(Ipv4Addr::new(255, 0, 255, 0)), None);
+    }
+
+    #[test]
+    fn wildcard_intersection() {
+        let net = |a: [u8; 4], w: [u8; 4]| AddressMatch::Wildcard { address: a.into(), wildcard: w.into() };
+        let a = net([10, 1, 1, 0], [0, 0, 0, 255]);
+        let b = net([10, 1, 1, 7], [0, 0, 0, 0]);
+        let c = net([10, 2, 2, 0], [0, 0, 0, 255]);
+        assert!(a.intersects(b));
+        assert!(!a.intersects(c));
+        assert!(AddressMatch::Any.intersects(c));
+        assert_eq!(
+            a.range(),
+            Some((u32::from(Ipv4Addr::new(10, 1, 1, 0)), u32::from(Ipv4Addr::new(10, 1, 1, 255))))
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The `ike proposal N` view (reference `vrp-cli.md` §2.2) and the `ike peer NAME` view
+//! (§2.3), with their `undo` forms and the aliases of §6.
+
+use super::system::{proposal_number, ID_LEN};
+use super::{leave, Effect};
+use crate::algorithm::{
+    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EncryptionAlgorithm, ExchangeMode,
+    HashAlgorithm, IdType,
+};
+use crate::cursor::{invalid, Cursor, Result, SyntaxError};
+use crate::diagnostic::DiagnosticKind;
+use crate::model::{Config, IkePeer, IkeProposal, PeerDpd};
+use crate::secret::{PreSharedKey, MAX_KEY_LEN};
+
+const PROPOSAL_COMMANDS: &[&str] = &[
+    "encryption-algorithm",
+    "authentication-algorithm",
+    "authentication-method",
+    "dh",
+    "sa",
+    "integrity-algorithm",
+    "prf",
+    "undo",
+    "quit",
+    "return",
+];
+
+pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<'_>) -> Result<Effect> {
+    let keyword = c.keyword("an ike-proposal command", PROPOSAL_COMMANDS)?;
+    if let Some(done) = leave(keyword, c) {
+        return done;
+    }
+    let proposal = config.ike_proposals.entry(number).or_default();
+    match keyword {
+        "encryption-algorithm" => {
+            let v = encryption(c)?;
+            c.end()?;
+            proposal.encryption = v;
+            Ok(Effect::stay("encryption-algorithm"))
+        }
+        "authentication-algorithm" => {
+            let (v, _) = c.value::<HashAlgorithm>()?;
+            c.end()?;
+            proposal.authentication = v;
+            Ok(Effect::stay("authentication-algorithm"))
+        }
+        "authentication-method" => {
+            let (v, _) = c.value::<AuthenticationMethod>()?;
+            c.end()?;
+            proposal.method = v;
+            Ok(Effect::stay("authentication-method"))
+        }
+        "dh" => {
+            let (v, _) = c.value::<DhGroup>()?;
+            c.end()?;
+            proposal.dh = v;
+            Ok(Effect::stay("dh"))
+        }
+        "sa" => {
+            c.keyword("`duration`", &["duration"])?;
+            let n = c.number("IKE SA lifetime (seconds)", 60, 604_800)? as u32;
+            c.end()?;
+            proposal.sa_duration = n;
+            Ok(Effect::stay("sa duration"))
+        }
+        "integrity-algorithm" | "prf" => {
+            let column = c.column();
+            while c.raw("").is_ok() {}
+            Ok(Effect::stay("").with_note(
+                column,
+                DiagnosticKind::Ignored,
+                format!("`{keyword}` applies to IKEv2 only; ignored"),
+            ))
+        }
+        _ => {
+            let which = c.keyword(
+                "a setting to undo",
+                &["encryption-algorithm", "authentication-algorithm", "authentication-method", "dh", "sa"],
+            )?;
+            if which == "sa" {
+                c.keyword("`duration`", &["duration"])?;
+            }
+            c.end()?;
+            let d = IkeProposal::default();
+            match which {
+                "encryption-algorithm" => proposal.encryption = d.encryption,
+                "authentication-algorithm" => proposal.authentication = d.authentication,
+                "authentication-method" => proposal.method = d.method,
+                "dh" => proposal.dh = d.dh,
+                _ => proposal.sa_duration = d.sa_duration,
+            }
+            Ok(Effect::stay("undo"))
+        }
+    }
+}
+
+/// An encryption keyword, including the two-token aliases `aes 128` and `aes-cbc 256` (§6).
+pub(crate) fn encryption(c: &mut Cursor<'_>) -> Result<EncryptionAlgorithm> {
+    let (v, matched) = c.value::<EncryptionAlgorithm>()?;
+    if matched == "aes" || matched == "aes-cbc" {
+        if let Some(token) = c.peek() {
+            if token.text.parse::<u16>().is_ok() {
+                let token = c.raw("key length")?;
+                return match token.text.as_str() {
+                    "128" => Ok(EncryptionAlgorithm::Aes128),
+                    "192" => Ok(EncryptionAlgorithm::Aes192),
+                    "256" => Ok(EncryptionAlgorithm::Aes256),
+                    _ => Err(invalid(token, "AES key length", "128, 192 or 256")),
+                };
+            }
+        }
+    }
+    Ok(v)
+}
+
+const PEER_COMMANDS: &[&str] = &[
+    "ike-proposal",
+    "version",
+    "exchange-mode",
+    "pre-shared-key",
+    "remote-address",
+    "remote-id",
+    "remote-id-type",
+    "remote-name",
+    "local-id-type",
+    "local-id",
+    "nat",
+    "dpd",
+    "undo",
+    "quit",
+    "return",
+];
+
+const PEER_UNDO: &[&str] = &[
+    "ike-proposal",
+    "version",
+    "exchange-mode",
+    "pre-shared-key",
+    "remote-address",
+    "remote-id",
+    "remote-id-type",
+    "remote-name",
+    "local-id-type",
+    "local-id",
+    "nat",
+    "dpd",
+];
+
+const DPD_SETTINGS: &[&str] = &["type", "idle-time", "retransmit-interval", "retry-limit", "msg"];
+
+pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effect> {
+    let keyword = c.keyword("an ike-peer command", PEER_COMMANDS)?;
+    if let Some(done) = leave(keyword, c) {
+        return done;
+    }
+    if keyword == "undo" {
+        return peer_undo(config, name, c);
+    }
+    let peer = config.ike_peers.entry(name.to_string()).or_default();
+    let key = match keyword {
+        "ike-proposal" => {
+            let n = proposal_number(c)?;
+            c.end()?;
+            peer.ike_proposal = Some(n);
+            "ike-proposal"
+        }
+        "version" => {
+            let v = version(c)?;
+            c.end()?;
+            match v {
+                1 => peer.versions.v1 = true,
+                _ => peer.versions.v2 = true,
+            }
+            "version"
+        }
+        "exchange-mode" => {
+            let (v, _) = c.value::<ExchangeMode>()?;
+            c.end()?;
+            peer.exchange_mode = v;
+            "exchange-mode"
+        }
+        "pre-shared-key" => {
+            let key = pre_shared_key(c)?;
+            peer.pre_shared_key = Some(key);
+            "pre-shared-key"
+        }
+        "remote-address" => {
+            let auth = c.optional_keyword(&["authentication-address"]).is_some();
+            let address = c.ipv4("remote address")?;
+            c.end()?;
+            if auth {
+                peer.authentication_address = Some(address);
+                "remote-address authentication-address"
+            } else {
+                peer.remote_address = Some(address);
+                "remote-address"
+            }
+        }
+        "remote-id" | "remote-name" => {
+            let id = c.name("remote ID", ID_LEN)?;
+            c.end()?;
+            peer.remote_id = Some(id);
+            "remote-id"
+        }
+        "remote-id-type" => {
+            let (v, _) = c.value::<IdType>()?;
+            c.end()?;
+            peer.remote_id_type = Some(v);
+            "remote-id-type"
+        }
+        "local-id-type" => {
+            let column = c.column();
+            let (v, matched) = c.value::<IdType>()?;
+            c.end()?;
+            if v == IdType::Any {
+                return Err(SyntaxError {
+                    column,
+                    kind: DiagnosticKind::InvalidValue,
+                    message: format!(
+                        "invalid local ID type `{matched}`: expected ip, fqdn, user-fqdn, dn or key-id"
+                    ),
+                });
+            }
+            peer.local_id_type = v;
+            "local-id-type"
+        }
+        "local-id" => {
+            let id = c.name("local ID", ID_LEN)?;
+            c.end()?;
+            peer.local_id = Some(id);
+            "local-id"
+        }
+        "nat" => {
+            c.keyword("`traversal`", &["traversal"])?;
+            c.end()?;
+            peer.nat_traversal = true;
+            "nat traversal"
+        }
+        _ => {
+            dpd(&mut peer.dpd, c)?;
+            "dpd"
+        }
+    };
+    Ok(Effect::stay(key))
+}
+
+fn version(c: &mut Cursor<'_>) -> Result<u8> {
+    Ok(c.number("IKE version", 1, 2)? as u8)
+}
+
+/// `pre-shared-key [cipher | simple] KEY` (§2.3, §6 aliases).
+fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
+    // `cipher`/`simple` is a keyword only when a key follows it: a key may itself be `c`.
+    if c.remaining() >= 2 {
+        c.optional_keyword(&["cipher", "simple"]);
+    }
+    let token = c.raw("the pre-shared key")?;
+    c.end()?;
+    if token.text.starts_with("%^%#") {
+        return Err(SyntaxError {
+            column: token.column,
+            kind: DiagnosticKind::Unsupported,
+            message: "unsupported pre-shared key `%^%#…`: a key encrypted by a Huawei device (or masked by \
+                      `show-config`) cannot be decrypted; give the key in clear"
+                .into(),
+        });
+    }
+    let len = token.text.chars().count();
+    if len == 0 || len > MAX_KEY_LEN || token.text.contains('"') {
+        return Err(SyntaxError {
+            column: token.column,
+            kind: DiagnosticKind::InvalidValue,
+            message: format!(
+                "invalid pre-shared key ({len} characters): expected 1-{MAX_KEY_LEN} characters without `\"`"
+            ),
+        });
+    }
+    Ok(PreSharedKey::new(token.text.clone()))
+}
+
+fn dpd(dpd: &mut PeerDpd, c: &mut Cursor<'_>) -> Result<()> {
+    match c.keyword("a DPD setting", DPD_SETTINGS)? {
+        "type" => {
+            let (v, _) = c.value::<DpdType>()?;
+            c.end()?;
+            dpd.dpd_type = Some(v);
+        }
+        "idle-time" => {
+            let n = c.number("idle time (seconds)", 10, 3600)? as u32;
+            c.end()?;
+            dpd.idle_time = Some(n);
+        }
+        "retransmit-interval" => {
+            let n = c.number("retransmit interval (seconds)", 2, 60)? as u32;
+            c.end()?;
+            dpd.retransmit_interval = Some(n);
+        }
+        "retry-limit" => {
+            let n = c.number("retry limit", 1, 10)? as u32;
+            c.end()?;
+            dpd.retry_limit = Some(n);
+        }
+        _ => {
+            let (v, _) = c.value::<DpdMessageOrder>()?;
+            c.end()?;
+            dpd.message_order = Some(v);
+        }
+    }
+    Ok(())
+}
+
+fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effect> {
+    let which = c.keyword("a setting to undo", PEER_UNDO)?;
+    let peer = config.ike_peers.entry(name.to_string()).or_default();
+    let d = IkePeer::default();
+    match which {
+        "version" => {
+            let v = version(c)?;
+            c.end()?;
+            match v {
+                1 => peer.versions.v1 = false,
+                _ => peer.versions.v2 = false,
+            }
+        }
+        "remote-address" => {
+            let auth = c.optional_keyword(&["authentication-address"]).is_some();
+            c.end()?;
+            if auth {
+                peer.authentication_address = None;
+            } else {
+                peer.remote_address = None;
+            }
+        }
+        "nat" => {
+            c.keyword("`traversal`", &["traversal"])?;
+            c.end()?;
+            peer.nat_traversal = false;
+        }
+        "dpd" => {
+            let setting = c.keyword("a DPD setting", DPD_SETTINGS)?;
+            c.end()?;
+            match setting {
+                "type" => peer.dpd.dpd_type = None,
+                "idle-time" => peer.dpd.idle_time = None,
+                "retransmit-interval" => peer.dpd.retransmit_interval = None,
+                "retry-limit" => peer.dpd.retry_limit = None,
+                _ => peer.dpd.message_order = None,
+            }
+        }
+        other => {
+            c.end()?;
+            match other {
+                "ike-proposal" => peer.ike_proposal = None,
+                "exchange-mode" => peer.exchange_mode = d.exchange_mode,
+                "pre-shared-key" => peer.pre_shared_key = None,
+                "remote-id" | "remote-name" => peer.remote_id = None,
+                "remote-id-type" => peer.remote_id_type = None,
+                "local-id-type" => peer.local_id_type = d.local_id_type,
+                _ => peer.local_id = None,
+            }
+        }
+    }
+    Ok(Effect::stay(if which == "version" { "version" } else { "undo" }))
+}

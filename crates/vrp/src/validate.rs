@@ -1,0 +1,357 @@
+//! Checks that a parsed [`Config`] can work, and warns about what works but is weak.
+//!
+//! Errors: references to missing objects (§2.3 `ike-proposal`, §2.6 `security acl`,
+//! `proposal`, `ike-peer`, §2.7 templates, §2.8 `ipsec policy`), policy entries lacking a
+//! mandatory setting (§2.6), template entries that are not the last of their group (§2.7),
+//! policy entries that protect overlapping traffic on one interface (§4 rule 7: the first
+//! entry wins, so the later one is dead), a group bound to two interfaces (§2.8), and what
+//! keysteward does not implement (IKEv2-only peers, AH, certificates, §6).
+//!
+//! Warnings: DES, 3DES, MD5, MODP groups 1/2/5, aggressive mode with pre-shared keys, keys
+//! shorter than 16 characters, peers left with IKEv2 enabled (keysteward uses IKEv1, §3),
+//! and addresses the host does not have (when the caller passes the host's addresses).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::algorithm::{AuthenticationMethod, ExchangeMode, Transform};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Location, Severity};
+use crate::model::{AclAction, AclProtocol, AclRule, Config, PolicyEntry, PolicySettings, TunnelLocal};
+use crate::parser::{SourceMap, View};
+
+/// Shortest pre-shared key that does not draw a warning.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// Checks `config`; diagnostics name `file` and, when `source_map` is given, the line of
+/// the offending setting. `host_addresses`, when given, are the addresses the host owns.
+pub fn validate(
+    file: &str,
+    config: &Config,
+    source_map: Option<&SourceMap>,
+    host_addresses: Option<&[Ipv4Addr]>,
+) -> Vec<Diagnostic> {
+    let empty = SourceMap::default();
+    let mut v = Validator { file, map: source_map.unwrap_or(&empty), out: Vec::new() };
+    v.ike_proposals(config);
+    v.ike_peers(config);
+    v.ipsec_proposals(config);
+    for (name, entries) in &config.policy_templates {
+        for (seq, settings) in entries {
+            v.policy_settings(config, &View::Template(name.clone(), *seq), settings, true);
+        }
+    }
+    v.policies(config);
+    v.interfaces(config, host_addresses);
+    v.out.sort_by_key(|d| (d.line, d.column));
+    v.out
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    map: &'a SourceMap,
+    out: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    /// Reports at the first key of `keys` that the source map knows.
+    fn report(&mut self, keys: &[String], severity: Severity, kind: DiagnosticKind, message: String) {
+        let location = keys.iter().find_map(|k| self.map.get(k)).unwrap_or(Location { line: 0, column: 0 });
+        self.out.push(Diagnostic {
+            file: self.file.to_string(),
+            line: location.line,
+            column: location.column,
+            severity,
+            kind,
+            message,
+        });
+    }
+
+    fn error(&mut self, view: &View, setting: &str, kind: DiagnosticKind, message: String) {
+        let keys = [format!("{}/{setting}", view.key()), view.key()];
+        self.report(&keys, Severity::Error, kind, message);
+    }
+
+    fn warn(&mut self, view: &View, setting: &str, kind: DiagnosticKind, message: String) {
+        let keys = [format!("{}/{setting}", view.key()), view.key()];
+        self.report(&keys, Severity::Warning, kind, message);
+    }
+
+    fn ike_proposals(&mut self, config: &Config) {
+        for (n, p) in &config.ike_proposals {
+            let view = View::IkeProposal(*n);
+            if p.encryption.is_weak() {
+                let m = format!("ike proposal {n} uses {}: weak encryption, prefer aes-256", p.encryption);
+                self.warn(&view, "encryption-algorithm", DiagnosticKind::WeakAlgorithm, m);
+            }
+            if p.authentication.is_weak() {
+                let m = format!("ike proposal {n} uses {}: weak hash, prefer sha2-256", p.authentication);
+                self.warn(&view, "authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
+            }
+            if p.dh.is_weak() {
+                let m = format!("ike proposal {n} uses dh {}: weak group, prefer group14 or stronger", p.dh);
+                self.warn(&view, "dh", DiagnosticKind::WeakAlgorithm, m);
+            }
+            if p.method == AuthenticationMethod::RsaSignature {
+                let m = format!(
+                    "ike proposal {n}: unsupported authentication-method rsa-signature: certificate \
+                     authentication is not implemented yet"
+                );
+                self.error(&view, "authentication-method", DiagnosticKind::Unsupported, m);
+            }
+        }
+    }
+
+    fn ike_peers(&mut self, config: &Config) {
+        for (name, peer) in &config.ike_peers {
+            let view = View::IkePeer(name.clone());
+            if let Some(n) = peer.ike_proposal {
+                if !config.ike_proposals.contains_key(&n) {
+                    let m = format!("ike peer {name} refers to ike proposal {n}, which is not defined");
+                    self.error(&view, "ike-proposal", DiagnosticKind::MissingReference, m);
+                }
+            }
+            if !peer.versions.v1 {
+                let m = format!(
+                    "ike peer {name} has IKEv1 disabled (`undo version 1`): IKEv2 is not supported, \
+                     keysteward speaks IKEv1"
+                );
+                self.error(&view, "version", DiagnosticKind::Unsupported, m);
+            } else if peer.versions.v2 {
+                let m = format!(
+                    "ike peer {name} has IKEv2 enabled (the default): keysteward uses IKEv1; add `undo version 2`"
+                );
+                self.warn(&view, "version", DiagnosticKind::IkeVersion, m);
+            }
+            let uses_psk = match peer.ike_proposal.and_then(|n| config.ike_proposals.get(&n)) {
+                Some(p) => p.method == AuthenticationMethod::PreShare,
+                // Every proposal is offered, and the built-in default uses pre-shared keys.
+                None => true,
+            };
+            match &peer.pre_shared_key {
+                None if uses_psk => {
+                    let m = format!(
+                        "ike peer {name} authenticates with pre-shared keys but has no `pre-shared-key`"
+                    );
+                    self.error(&view, "pre-shared-key", DiagnosticKind::Incomplete, m);
+                }
+                Some(key) if key.char_len() < MIN_KEY_LEN => {
+                    let m = format!(
+                        "ike peer {name}: pre-shared key of {} characters is short; use at least {MIN_KEY_LEN}",
+                        key.char_len()
+                    );
+                    self.warn(&view, "pre-shared-key", DiagnosticKind::ShortPreSharedKey, m);
+                }
+                _ => {}
+            }
+            if peer.exchange_mode == ExchangeMode::Aggressive && uses_psk {
+                let m = format!(
+                    "ike peer {name} uses aggressive mode with a pre-shared key: the key can be guessed offline \
+                     from one captured exchange"
+                );
+                self.warn(&view, "exchange-mode", DiagnosticKind::AggressiveModePsk, m);
+            }
+        }
+    }
+
+    fn ipsec_proposals(&mut self, config: &Config) {
+        for (name, p) in &config.ipsec_proposals {
+            let view = View::IpsecProposal(name.clone());
+            if p.transform != Transform::Esp {
+                let m = format!(
+                    "ipsec proposal {name}: unsupported transform {}: AH is not implemented",
+                    p.transform
+                );
+                self.error(&view, "transform", DiagnosticKind::Unsupported, m);
+            }
+            if p.transform != Transform::Ah && p.esp_encryption.is_none() && p.esp_authentication.is_none() {
+                let m = format!("ipsec proposal {name} has neither ESP encryption nor ESP authentication");
+                self.error(&view, "undo", DiagnosticKind::Incomplete, m);
+            }
+            if let Some(e) = p.esp_encryption.filter(|e| e.is_weak()) {
+                let m =
+                    format!("ipsec proposal {name} uses esp encryption {e}: weak encryption, prefer aes-256");
+                self.warn(&view, "esp encryption-algorithm", DiagnosticKind::WeakAlgorithm, m);
+            }
+            if let Some(a) = p.esp_authentication.filter(|a| a.is_weak()) {
+                let m =
+                    format!("ipsec proposal {name} uses esp authentication {a}: weak hash, prefer sha2-256");
+                self.warn(&view, "esp authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
+            }
+        }
+    }
+
+    fn policy_settings(&mut self, config: &Config, view: &View, s: &PolicySettings, template: bool) {
+        let what = view.key();
+        match s.acl {
+            Some(n) if !config.acls.contains_key(&n) => {
+                let m = format!("{what} refers to acl {n}, which is not defined");
+                self.error(view, "security acl", DiagnosticKind::MissingReference, m);
+            }
+            None if !template => {
+                let m = format!("{what} has no `security acl`: it would protect nothing");
+                self.error(view, "", DiagnosticKind::Incomplete, m);
+            }
+            _ => {}
+        }
+        if s.proposals.is_empty() {
+            self.error(view, "", DiagnosticKind::Incomplete, format!("{what} has no `proposal`"));
+        }
+        for p in &s.proposals {
+            if !config.ipsec_proposals.contains_key(p) {
+                let m = format!("{what} refers to ipsec proposal {p}, which is not defined");
+                self.error(view, "proposal", DiagnosticKind::MissingReference, m);
+            }
+        }
+        match &s.ike_peer {
+            None => self.error(view, "", DiagnosticKind::Incomplete, format!("{what} has no `ike-peer`")),
+            Some(p) => match config.ike_peers.get(p) {
+                None => {
+                    let m = format!("{what} refers to ike peer {p}, which is not defined");
+                    self.error(view, "ike-peer", DiagnosticKind::MissingReference, m);
+                }
+                Some(peer) if !template && peer.remote_address.is_none() => {
+                    let m =
+                        format!("{what} uses ike peer {p}, which has no `remote-address` to negotiate with");
+                    self.error(view, "ike-peer", DiagnosticKind::Incomplete, m);
+                }
+                Some(_) => {}
+            },
+        }
+        if let Some(g) = s.pfs.filter(|g| g.group().is_weak()) {
+            let m = format!("{what} uses pfs {g}: weak group, prefer dh-group14 or stronger");
+            self.warn(view, "pfs", DiagnosticKind::WeakAlgorithm, m);
+        }
+    }
+
+    fn policies(&mut self, config: &Config) {
+        for (name, entries) in &config.ipsec_policies {
+            let last = entries.keys().next_back().copied();
+            for (seq, entry) in entries {
+                let view = View::Policy(name.clone(), *seq);
+                match entry {
+                    PolicyEntry::Isakmp(s) => self.policy_settings(config, &view, s, false),
+                    PolicyEntry::Template(t) => {
+                        if !config.policy_templates.contains_key(t) {
+                            let m = format!(
+                                "ipsec policy {name} {seq} refers to template {t}, which is not defined"
+                            );
+                            self.error(&view, "", DiagnosticKind::MissingReference, m);
+                        }
+                        if Some(*seq) != last {
+                            let m = format!(
+                                "ipsec policy {name} {seq} is a template entry but not the last of its group: \
+                                 it would answer for the entries after it; give it the largest sequence number"
+                            );
+                            self.error(&view, "", DiagnosticKind::OverlappingPolicy, m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn interfaces(&mut self, config: &Config, host: Option<&[Ipv4Addr]>) {
+        let mut bound: BTreeMap<&str, &str> = BTreeMap::new();
+        for (ifname, interface) in &config.interfaces {
+            let view = View::Interface(ifname.clone());
+            if let (Some(a), Some(host)) = (interface.address, host) {
+                if !host.contains(&a.address) {
+                    let m =
+                        format!("interface {ifname} address {} is not an address of this host", a.address);
+                    self.warn(&view, "ip address", DiagnosticKind::AddressNotOnHost, m);
+                }
+            }
+            let Some(policy) = interface.ipsec_policy.as_deref() else { continue };
+            let Some(entries) = config.ipsec_policies.get(policy) else {
+                let m = format!("interface {ifname} applies ipsec policy {policy}, which is not defined");
+                self.error(&view, "ipsec policy", DiagnosticKind::MissingReference, m);
+                continue;
+            };
+            if let Some(first) = bound.insert(policy, ifname) {
+                let m = format!(
+                    "ipsec policy {policy} is applied to interface {first} and to interface {ifname}: \
+                     a policy group can be applied to one interface"
+                );
+                self.error(&view, "ipsec policy", DiagnosticKind::OverlappingPolicy, m);
+            }
+            self.overlaps(config, ifname, policy, entries);
+            if let Some(host) = host {
+                for (seq, entry) in entries {
+                    if let PolicyEntry::Isakmp(PolicySettings {
+                        tunnel_local: Some(TunnelLocal::Address(a)),
+                        ..
+                    }) = entry
+                    {
+                        if !host.contains(a) {
+                            let m = format!("ipsec policy {policy} {seq}: tunnel local {a} is not an address of this host");
+                            let v = View::Policy(policy.to_string(), *seq);
+                            self.warn(&v, "tunnel local", DiagnosticKind::AddressNotOnHost, m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two isakmp entries of the group on `ifname` whose ACLs permit common traffic.
+    fn overlaps(
+        &mut self,
+        config: &Config,
+        ifname: &str,
+        policy: &str,
+        entries: &BTreeMap<u32, PolicyEntry>,
+    ) {
+        let selectors: Vec<Selector<'_>> = entries
+            .iter()
+            .filter_map(|(seq, e)| match e {
+                PolicyEntry::Isakmp(PolicySettings { acl: Some(n), .. }) => {
+                    let rules =
+                        config.acls.get(n)?.rules.iter().filter(|(_, r)| r.action == AclAction::Permit);
+                    Some((*seq, *n, rules.map(|(id, r)| (*id, r)).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (i, (seq_b, acl_b, rules_b)) in selectors.iter().enumerate() {
+            let earlier = selectors[..i].iter().find_map(|(seq_a, acl_a, rules_a)| {
+                rules_b.iter().find_map(|(id_b, rb)| {
+                    rules_a
+                        .iter()
+                        .find(|(_, ra)| rules_intersect(ra, rb))
+                        .map(|(id_a, _)| (*seq_a, *acl_a, *id_a, *id_b))
+                })
+            });
+            if let Some((seq_a, acl_a, id_a, id_b)) = earlier {
+                let m = format!(
+                    "ipsec policy {policy} {seq_b} (acl {acl_b} rule {id_b}) overlaps ipsec policy {policy} {seq_a} \
+                     (acl {acl_a} rule {id_a}) on interface {ifname}: the common traffic always takes entry {seq_a}"
+                );
+                let view = View::Policy(policy.to_string(), *seq_b);
+                self.error(&view, "security acl", DiagnosticKind::OverlappingPolicy, m);
+            }
+        }
+    }
+}
+
+/// An isakmp entry's sequence number, ACL number, and the ACL's permit rules by number.
+type Selector<'a> = (u32, u16, Vec<(u32, &'a AclRule)>);
+
+/// True when some packet matches both rules.
+fn rules_intersect(a: &AclRule, b: &AclRule) -> bool {
+    let protocols = match (a.protocol, b.protocol) {
+        (AclProtocol::Ip, _) | (_, AclProtocol::Ip) => true,
+        (x, y) => x == y,
+    };
+    let ports = |x: Option<crate::model::PortMatch>, y: Option<crate::model::PortMatch>| match (x, y) {
+        (Some(x), Some(y)) => {
+            let ((a0, a1), (b0, b1)) = (x.range(), y.range());
+            a0.max(b0) <= a1.min(b1)
+        }
+        _ => true,
+    };
+    protocols
+        && a.source.intersects(b.source)
+        && a.destination.intersects(b.destination)
+        && ports(a.source_port, b.source_port)
+        && ports(a.destination_port, b.destination_port)
+}

@@ -1,0 +1,229 @@
+//! Validation tests: every semantic error and every warning of `vrp::check`, with the line
+//! it points at.
+
+use std::net::Ipv4Addr;
+
+use vrp::{check, validate, DiagnosticKind as K, Severity};
+
+/// A strong, complete configuration: no finding at all.
+const CLEAN: &str = "\
+ike proposal 10
+ike peer b
+ ike-proposal 10
+ undo version 2
+ remote-address 192.0.2.2
+ pre-shared-key a-long-enough-key-123
+acl number 3001
+ rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
+ipsec proposal a
+ipsec policy policy1 1 isakmp
+ security acl 3001
+ proposal a
+ ike-peer b
+interface GigabitEthernet0/0/2
+ ip address 192.0.2.1 255.255.255.0
+ ipsec policy policy1
+";
+
+/// (severity, kind, line) of every finding.
+fn findings(text: &str) -> Vec<(Severity, K, u32)> {
+    check("t.cfg", text, None).diagnostics.iter().map(|d| (d.severity, d.kind, d.line)).collect()
+}
+
+fn with(old: &str, new: &str) -> String {
+    assert!(CLEAN.contains(old), "{old}");
+    CLEAN.replacen(old, new, 1)
+}
+
+#[test]
+fn clean_configuration_has_no_finding() {
+    let checked = check("t.cfg", CLEAN, None);
+    assert_eq!(checked.diagnostics, vec![]);
+    assert!(checked.config.is_some());
+}
+
+#[test]
+fn missing_ike_proposal() {
+    assert_eq!(
+        findings(&with(" ike-proposal 10", " ike-proposal 11")),
+        vec![(Severity::Error, K::MissingReference, 3)]
+    );
+}
+
+#[test]
+fn missing_acl_proposal_peer() {
+    assert_eq!(
+        findings(&with(" security acl 3001", " security acl 3002")),
+        vec![(Severity::Error, K::MissingReference, 11)]
+    );
+    assert_eq!(
+        findings(&with("\n proposal a\n", "\n proposal a z\n")),
+        vec![(Severity::Error, K::MissingReference, 12)]
+    );
+    let text = with(" ike-peer b", " ike-peer c");
+    assert_eq!(findings(&text), vec![(Severity::Error, K::MissingReference, 13)]);
+    let d = &check("t.cfg", &text, None).diagnostics[0];
+    assert_eq!(
+        d.to_string(),
+        "t.cfg:13:2: error: ipsec policy policy1 1 refers to ike peer c, which is not defined"
+    );
+}
+
+#[test]
+fn missing_policy_on_interface() {
+    assert_eq!(
+        findings(&with(" ipsec policy policy1", " ipsec policy other")),
+        vec![(Severity::Error, K::MissingReference, 16)]
+    );
+}
+
+#[test]
+fn incomplete_policy_entries_and_peers() {
+    assert_eq!(findings(&with(" security acl 3001\n", "")), vec![(Severity::Error, K::Incomplete, 10)]);
+    assert_eq!(findings(&with("\n proposal a\n", "\n")), vec![(Severity::Error, K::Incomplete, 10)]);
+    assert_eq!(findings(&with(" ike-peer b\n", "")), vec![(Severity::Error, K::Incomplete, 10)]);
+    assert_eq!(
+        findings(&with(" pre-shared-key a-long-enough-key-123\n", "")),
+        vec![(Severity::Error, K::Incomplete, 2)]
+    );
+    assert_eq!(
+        findings(&with(" remote-address 192.0.2.2\n", "")),
+        vec![(Severity::Error, K::Incomplete, 12)]
+    );
+}
+
+#[test]
+fn templates() {
+    let hub = format!(
+        "{CLEAN}ipsec policy-template t 1\n proposal a\n ike-peer b\nipsec policy policy1 100 isakmp template t\n"
+    );
+    assert_eq!(findings(&hub), vec![]);
+    let not_last = hub.replace("policy1 100 isakmp template t", "policy1 0 isakmp template t");
+    assert!(check("t.cfg", &not_last, None).has_errors(), "seq 0 is out of range");
+    let before = format!(
+        "{}ipsec policy-template t 1\n proposal a\n ike-peer b\nipsec policy policy1 2 isakmp template t\n\
+         ipsec policy policy1 3 isakmp\n security acl 3001\n proposal a\n ike-peer b\n",
+        CLEAN.replace(
+            " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+            " rule 5 permit ip"
+        )
+    );
+    let f = findings(&before);
+    assert!(f.contains(&(Severity::Error, K::OverlappingPolicy, 20)), "{f:?}");
+    let missing = format!("{CLEAN}ipsec policy policy1 100 isakmp template nope\n");
+    assert_eq!(findings(&missing), vec![(Severity::Error, K::MissingReference, 17)]);
+    let incomplete = format!("{CLEAN}ipsec policy-template t 1\n");
+    assert_eq!(
+        findings(&incomplete),
+        vec![(Severity::Error, K::Incomplete, 17), (Severity::Error, K::Incomplete, 17)]
+    );
+}
+
+#[test]
+fn overlapping_policies_on_one_interface() {
+    let second = "ipsec policy policy1 2 isakmp\n security acl 3002\n proposal a\n ike-peer b\n";
+    let overlapping = format!(
+        "{CLEAN}acl 3002\n rule 5 permit tcp source 10.1.1.7 0 destination 10.2.2.0 0.0.0.255\n{second}"
+    );
+    assert_eq!(findings(&overlapping), vec![(Severity::Error, K::OverlappingPolicy, 20)]);
+    let disjoint = overlapping
+        .replace("10.2.2.0 0.0.0.255\nipsec policy policy1 2", "10.3.3.0 0.0.0.255\nipsec policy policy1 2");
+    assert_eq!(findings(&disjoint), vec![]);
+    let same_acl = format!("{CLEAN}{}", second.replace("3002", "3001"));
+    assert_eq!(findings(&same_acl), vec![(Severity::Error, K::OverlappingPolicy, 18)]);
+    let two_interfaces = format!("{CLEAN}interface GigabitEthernet0/0/3\n ipsec policy policy1\n");
+    assert_eq!(findings(&two_interfaces), vec![(Severity::Error, K::OverlappingPolicy, 18)]);
+}
+
+#[test]
+fn unsupported_settings() {
+    assert_eq!(
+        findings(&with(" undo version 2", " undo version 1")),
+        vec![(Severity::Error, K::Unsupported, 4)]
+    );
+    assert_eq!(
+        findings(&with("ipsec proposal a\n", "ipsec proposal a\n transform ah\n")),
+        vec![(Severity::Error, K::Unsupported, 10)]
+    );
+    assert_eq!(
+        findings(&with("ike proposal 10\n", "ike proposal 10\n authentication-method rsa-signature\n")),
+        vec![(Severity::Error, K::Unsupported, 2)]
+    );
+    let null = with(
+        "ipsec proposal a\n",
+        "ipsec proposal a\n undo esp encryption-algorithm\n undo esp authentication-algorithm\n",
+    );
+    assert_eq!(findings(&null), vec![(Severity::Error, K::Incomplete, 10)]);
+    // With AH alone the ESP algorithms do not matter: only the unsupported transform is reported.
+    let ah = null.replace("ipsec proposal a\n", "ipsec proposal a\n transform ah\n");
+    assert_eq!(findings(&ah), vec![(Severity::Error, K::Unsupported, 10)]);
+}
+
+#[test]
+fn weak_algorithm_warnings() {
+    let weak = with(
+        "ike proposal 10\n",
+        "ike proposal 10\n encryption-algorithm 3des\n authentication-algorithm md5\n dh group5\n",
+    );
+    let weak = weak.replace(
+        "ipsec proposal a\n",
+        "ipsec proposal a\n esp encryption-algorithm des\n esp authentication-algorithm md5\n",
+    );
+    let weak = weak.replace(" ike-peer b\n", " ike-peer b\n pfs dh-group1\n");
+    let w = |line| (Severity::Warning, K::WeakAlgorithm, line);
+    assert_eq!(findings(&weak), vec![w(2), w(3), w(4), w(13), w(14), w(19)]);
+    for group in ["group1", "group2", "group5"] {
+        let text = with("ike proposal 10\n", &format!("ike proposal 10\n dh {group}\n"));
+        assert_eq!(findings(&text), vec![w(2)], "{group}");
+    }
+    let checked = check("t.cfg", &weak, None);
+    assert!(checked.config.is_some(), "warnings do not stop a load");
+}
+
+#[test]
+fn peer_warnings() {
+    assert_eq!(
+        findings(&with(" remote-address", " exchange-mode aggressive\n remote-address")),
+        vec![(Severity::Warning, K::AggressiveModePsk, 5)]
+    );
+    assert_eq!(
+        findings(&with("a-long-enough-key-123", "fifteen-chars-x")),
+        vec![(Severity::Warning, K::ShortPreSharedKey, 6)]
+    );
+    assert_eq!(findings(&with("a-long-enough-key-123", "sixteen-chars-xx")), vec![]);
+    assert_eq!(findings(&with(" undo version 2\n", "")), vec![(Severity::Warning, K::IkeVersion, 2)]);
+}
+
+#[test]
+fn addresses_the_host_does_not_have() {
+    let own = [Ipv4Addr::new(192, 0, 2, 1)];
+    assert_eq!(check("t.cfg", CLEAN, Some(&own)).diagnostics, vec![]);
+    let other = [Ipv4Addr::new(192, 0, 2, 9)];
+    let d = check("t.cfg", CLEAN, Some(&other)).diagnostics;
+    assert_eq!(
+        d.iter().map(|d| (d.severity, d.kind, d.line)).collect::<Vec<_>>(),
+        vec![(Severity::Warning, K::AddressNotOnHost, 15)]
+    );
+    let tunnel = with(" ike-peer b\n", " ike-peer b\n tunnel local 198.51.100.1\n");
+    let d = check("t.cfg", &tunnel, Some(&own)).diagnostics;
+    assert_eq!(d.iter().map(|d| (d.kind, d.line)).collect::<Vec<_>>(), vec![(K::AddressNotOnHost, 14)]);
+}
+
+#[test]
+fn validate_without_source_map_reports_file_only() {
+    let parsed = vrp::parse("t.cfg", &with(" ike-proposal 10", " ike-proposal 11")).unwrap();
+    let d = validate("t.cfg", &parsed.config, None, None);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].line, 0);
+    assert!(d[0].to_string().starts_with("t.cfg: error: ike peer b refers to ike proposal 11"), "{}", d[0]);
+}
+
+#[test]
+fn errors_withhold_the_configuration() {
+    let checked = check("t.cfg", &with(" ike-peer b", " ike-peer c"), None);
+    assert!(checked.has_errors());
+    assert!(checked.config.is_none());
+    let checked = check("t.cfg", "ike proposl 10", None);
+    assert!(checked.config.is_none());
+    assert_eq!(checked.diagnostics[0].kind, K::UnknownKeyword);
+}
