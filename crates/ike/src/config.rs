@@ -1,0 +1,263 @@
+//! The engine's typed configuration: what the VRP configuration (`ike proposal`, `ike peer`,
+//! `acl`, `ipsec proposal`, `ipsec policy`) means once parsed and validated. The engine trusts
+//! it: every reference is resolved and every value is in range.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+
+/// How a phase-1 peer proves its identity. Only pre-shared keys are implemented; signatures
+/// arrive with certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// Pre-shared key (RFC 2409 §5.4).
+    PreSharedKey,
+}
+
+/// One `ike proposal`: a phase-1 transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IkeProposal {
+    /// Phase-1 cipher (with its key length).
+    pub encryption: Phase1Cipher,
+    /// Hash, and through HMAC the PRF.
+    pub hash: HashAlgorithm,
+    /// Authentication method.
+    pub auth_method: AuthMethod,
+    /// Diffie-Hellman group.
+    pub group: DhGroup,
+    /// IKE SA lifetime. Not compared when matching: the shorter of both sides wins.
+    pub lifetime: Duration,
+}
+
+impl IkeProposal {
+    /// The USG defaults: aes-256 / sha2-256 / pre-share / group14 / 86400 s.
+    pub fn recommended() -> Self {
+        Self {
+            encryption: Phase1Cipher::Aes256,
+            hash: HashAlgorithm::Sha256,
+            auth_method: AuthMethod::PreSharedKey,
+            group: DhGroup::Modp2048,
+            lifetime: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// The phase-1 exchange an initiator uses with a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExchangeMode {
+    /// Main mode (identity protection, 6 messages).
+    #[default]
+    Main,
+    /// Aggressive mode (3 messages, identities in clear).
+    Aggressive,
+}
+
+/// A phase-1 identity as configured (`local-id-type`, `ike local-name`, `remote-id`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdentityConfig {
+    /// ID_IPV4_ADDR with this address.
+    Address(Ipv4Addr),
+    /// ID_FQDN.
+    Fqdn(String),
+    /// ID_USER_FQDN.
+    UserFqdn(String),
+}
+
+/// One `ike peer`.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The peer's name in the configuration (logs and displays use it).
+    pub name: String,
+    /// Our address towards this peer (the address of the interface the policy is bound to).
+    pub local_address: IpAddr,
+    /// The peer's address; `None` for a template peer that only responds.
+    pub remote_address: Option<IpAddr>,
+    /// Phase-1 exchange when we initiate.
+    pub exchange_mode: ExchangeMode,
+    /// The `ike-proposal`s offered and accepted, in priority order.
+    pub proposals: Vec<IkeProposal>,
+    /// The pre-shared key.
+    pub pre_shared_key: SecretBytes,
+    /// Our identity; `None` means ID_IPV4_ADDR of `local_address`.
+    pub local_id: Option<IdentityConfig>,
+    /// The identity the peer must present; `None` accepts any identity of the configured type
+    /// (an address identity must then equal the peer's address).
+    pub remote_id: Option<IdentityConfig>,
+}
+
+/// The protocols of an `ipsec proposal` (`transform esp|ah|ah-esp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpsecProtocols {
+    /// ESP with an encryption and an optional integrity algorithm.
+    Esp {
+        /// ESP encryption.
+        encryption: EspCipher,
+        /// ESP integrity; `None` only with an AEAD cipher.
+        integrity: Option<Integrity>,
+    },
+}
+
+/// `encapsulation-mode` of an `ipsec proposal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EncapsulationMode {
+    /// Tunnel mode: the whole inner packet is protected.
+    #[default]
+    Tunnel,
+    /// Transport mode: between the gateways' own addresses.
+    Transport,
+}
+
+/// One `ipsec proposal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpsecProposal {
+    /// Protocols and algorithms.
+    pub protocols: IpsecProtocols,
+    /// Tunnel or transport.
+    pub mode: EncapsulationMode,
+}
+
+/// An IPv4 prefix given as address and mask (VRP ACLs use wildcard masks; the parser turns
+/// them into this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet {
+    /// Network address (host bits clear).
+    pub address: Ipv4Addr,
+    /// Network mask.
+    pub mask: Ipv4Addr,
+}
+
+impl Subnet {
+    /// A prefix from an address and a prefix length; host bits are cleared.
+    pub fn new(address: Ipv4Addr, prefix_len: u8) -> Self {
+        let mask = if prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix_len.min(32))) };
+        Self { address: Ipv4Addr::from(u32::from(address) & mask), mask: Ipv4Addr::from(mask) }
+    }
+
+    /// True when `other` lies inside this prefix.
+    pub fn contains(&self, other: &Subnet) -> bool {
+        let (mask, other_mask) = (u32::from(self.mask), u32::from(other.mask));
+        other_mask & mask == mask && u32::from(other.address) & mask == u32::from(self.address) & mask
+    }
+
+    /// True when `address` lies inside this prefix.
+    pub fn contains_address(&self, address: Ipv4Addr) -> bool {
+        u32::from(address) & u32::from(self.mask) == u32::from(self.address) & u32::from(self.mask)
+    }
+}
+
+/// One permit rule of a policy's ACL, as a flow from our side to the peer's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrafficSelector {
+    /// IP protocol number, 0 for any.
+    pub protocol: u8,
+    /// Our side (the ACL rule's source).
+    pub local: Subnet,
+    /// The peer's side (the ACL rule's destination).
+    pub remote: Subnet,
+}
+
+/// Identifies a policy entry: `ipsec policy NAME SEQ`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId {
+    /// Policy name.
+    pub name: String,
+    /// Sequence number within the policy.
+    pub sequence: u32,
+}
+
+impl core::fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}-{}", self.name, self.sequence)
+    }
+}
+
+/// One `ipsec policy NAME SEQ isakmp` entry.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Name and sequence number.
+    pub id: PolicyId,
+    /// Index of the `ike-peer` in [`Config::peers`].
+    pub peer: usize,
+    /// The permit rules of the policy's `security acl`, in rule order.
+    pub selectors: Vec<TrafficSelector>,
+    /// The `proposal`s, in priority order.
+    pub proposals: Vec<IpsecProposal>,
+    /// `pfs` group, if any. Must match the peer's.
+    pub pfs: Option<DhGroup>,
+    /// IPsec SA lifetime in time (`sa duration time-based`).
+    pub lifetime: Duration,
+    /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
+    pub lifetime_kilobytes: Option<u64>,
+}
+
+/// Timers and limits of the engine (implementation constants, not negotiated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// First retransmission after this long; doubles each time.
+    pub retransmit_initial: Duration,
+    /// Retransmissions before giving up on an exchange.
+    pub retransmit_count: u32,
+    /// An exchange that has not finished after this long is abandoned.
+    pub exchange_timeout: Duration,
+    /// Half-open (not yet authenticated) IKE SAs we keep as responder, in total.
+    pub max_half_open: usize,
+    /// Half-open IKE SAs per peer address.
+    pub max_half_open_per_peer: usize,
+    /// Quick modes in progress per IKE SA.
+    pub max_quick_modes_per_sa: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            retransmit_initial: Duration::from_secs(2),
+            retransmit_count: 5,
+            exchange_timeout: Duration::from_secs(60),
+            max_half_open: 4096,
+            max_half_open_per_peer: 16,
+            max_quick_modes_per_sa: 8,
+        }
+    }
+}
+
+/// The whole engine configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `ike peer`s.
+    pub peers: Vec<PeerConfig>,
+    /// `ipsec policy` entries bound to interfaces, in sequence order.
+    pub policies: Vec<PolicyConfig>,
+    /// Timers and limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The peer configured for a remote address, for a responder choosing the pre-shared key
+    /// before it has seen the (encrypted) identity: in main mode only the address is known.
+    pub fn peer_for_address(&self, remote: IpAddr) -> Option<usize> {
+        self.peers.iter().position(|p| p.remote_address == Some(remote))
+    }
+
+    /// The policies that use peer `peer`.
+    pub fn policies_of_peer(&self, peer: usize) -> impl Iterator<Item = (usize, &PolicyConfig)> {
+        self.policies.iter().enumerate().filter(move |(_, p)| p.peer == peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_containment() {
+        let net = Subnet::new(Ipv4Addr::new(10, 1, 1, 77), 24);
+        assert_eq!(net.address, Ipv4Addr::new(10, 1, 1, 0));
+        assert!(net.contains(&Subnet::new(Ipv4Addr::new(10, 1, 1, 0), 25)));
+        assert!(net.contains(&net));
+        assert!(!net.contains(&Subnet::new(Ipv4Addr::new(10, 1, 0, 0), 16)));
+        assert!(!net.contains(&Subnet::new(Ipv4Addr::new(10, 1, 2, 0), 24)));
+        assert!(net.contains_address(Ipv4Addr::new(10, 1, 1, 200)));
+        assert!(Subnet::new(Ipv4Addr::UNSPECIFIED, 0).contains(&net));
+    }
+}

@@ -1,0 +1,505 @@
+//! The engine: routes datagrams to IKE SAs by cookie, starts exchanges for acquires, runs
+//! timers, and hands out what to send and what happened. It never touches a socket, a clock
+//! or the system's random generator: time and randomness come in as arguments (DESIGN.md,
+//! "The sans-IO engine"), the way quinn-proto's `Endpoint` works.
+//!
+//! Call order for a driver: after every `handle_*` call, drain [`Engine::poll_transmit`] and
+//! [`Engine::poll_event`], then wait until [`Engine::poll_timeout`] (or the next input) and
+//! call [`Engine::handle_timeout`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crypto::{HashAlgorithm, SecureRandom};
+use isakmp::{Cookie, ExchangeType, Message};
+
+use crate::config::Config;
+use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
+use crate::informational;
+use crate::quick_mode::Acquire;
+
+/// Counters of what the engine refused, for `display ike statistics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Datagrams that did not parse as ISAKMP.
+    pub malformed: u64,
+    /// Datagrams for no known SA.
+    pub unknown_sa: u64,
+    /// First messages dropped because of the half-open limits.
+    pub half_open_dropped: u64,
+}
+
+/// A read-only view of one IKE SA, for `display ike sa`.
+#[derive(Debug, Clone)]
+pub struct IkeSaView {
+    /// The SA's number.
+    pub connection: ConnectionId,
+    /// The peer's name.
+    pub peer: String,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// True when we initiated phase 1.
+    pub initiator: bool,
+    /// The phase-1 state.
+    pub state: &'static str,
+    /// The negotiated suite, once established.
+    pub suite: Option<crate::config::IkeProposal>,
+    /// Quick modes in progress.
+    pub quick_modes_in_progress: usize,
+}
+
+/// The IKEv1 engine. See the module documentation for the calling convention.
+pub struct Engine {
+    config: Config,
+    rng: Box<dyn SecureRandom + Send>,
+    slots: Vec<Option<IkeSa>>,
+    free: Vec<usize>,
+    /// Our cookie → slot.
+    by_cookie: HashMap<Cookie, usize>,
+    /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
+    responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    /// (deadline, slot, generation); stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    armed: Vec<Option<(Instant, u64)>>,
+    generation: u64,
+    next_connection: u64,
+    half_open: usize,
+    out: Output,
+    stats: Statistics,
+}
+
+impl Engine {
+    /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
+    pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
+        Self {
+            config,
+            rng,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_cookie: HashMap::new(),
+            responder_first: HashMap::new(),
+            timers: BinaryHeap::new(),
+            armed: Vec::new(),
+            generation: 0,
+            next_connection: 1,
+            half_open: 0,
+            out: Output::default(),
+            stats: Statistics::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn statistics(&self) -> Statistics {
+        self.stats
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must be called next (it may be called earlier).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// The IKE SAs, for displays.
+    pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
+        self.slots.iter().flatten().map(|sa| IkeSaView {
+            connection: sa.connection,
+            peer: sa.peer_config(&self.config).name.clone(),
+            remote: sa.remote,
+            initiator: sa.role == Role::Initiator,
+            state: sa.phase1.name(),
+            suite: sa.suite(),
+            quick_modes_in_progress: sa
+                .quick_modes
+                .iter()
+                .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
+                .count(),
+        })
+    }
+
+    /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one.
+    pub fn handle_acquire(&mut self, now: Instant, acquire: Acquire) {
+        let Some(policy) = self.config.policies.get(acquire.policy) else { return };
+        let peer_index = policy.peer;
+        let peer = &self.config.peers[peer_index];
+        let Some(remote_ip) = peer.remote_address else { return };
+        let remote = SocketAddr::new(remote_ip, 500);
+        let local = SocketAddr::new(peer.local_address, 500);
+        // A quick mode for this flow already under way, or phase 1 already asked for it.
+        let existing = self.slots.iter().position(|s| {
+            s.as_ref().is_some_and(|sa| {
+                sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
+            })
+        });
+        match existing {
+            Some(slot) => {
+                let established = self.slots[slot].as_ref().is_some_and(IkeSa::is_established);
+                if established {
+                    self.with_sa(slot, now, |sa, ctx| {
+                        if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
+                            let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
+                            ctx.out.events.push_back(Event::Failed(failure));
+                        }
+                    });
+                } else if let Some(sa) = self.slots[slot].as_mut() {
+                    if !sa.pending.contains(&acquire) {
+                        sa.pending.push(acquire);
+                    }
+                }
+            }
+            None => {
+                let connection = self.next_connection();
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    self.armed.push(None);
+                    self.slots.len() - 1
+                });
+                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+                let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
+                sa.pending.push(acquire);
+                self.by_cookie.insert(sa.our_cookie(), slot);
+                self.slots[slot] = Some(sa);
+                self.rearm(slot);
+            }
+        }
+    }
+
+    /// A datagram arrived on UDP 500 from `remote` to `local`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let message = match Message::parse(datagram) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let digest = digest_of(datagram);
+        let header = message.header;
+        let Some(slot) = self.route(&message, remote) else {
+            if header.exchange_type == ExchangeType::IdentityProtection && header.responder_cookie.is_zero() {
+                self.new_responder(now, local, remote, &message, datagram, digest);
+            } else {
+                self.stats.unknown_sa += 1;
+            }
+            return;
+        };
+        match header.exchange_type {
+            ExchangeType::IdentityProtection => {
+                let mut established = false;
+                self.with_sa(slot, now, |sa, ctx| {
+                    let state = sa.phase1.name();
+                    match sa.handle_main_mode(&message, digest, ctx) {
+                        Ok(done) => established = done,
+                        Err(reason) => fail_phase1(sa, state, reason, ctx),
+                    }
+                });
+                if established {
+                    self.phase1_done(slot, now);
+                }
+            }
+            ExchangeType::QuickMode => self.with_sa(slot, now, |sa, ctx| {
+                if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
+                    informational::notify_failure(sa, &reason, ctx);
+                    let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
+                    ctx.out.events.push_back(Event::Failed(failure));
+                }
+            }),
+            ExchangeType::Informational => {
+                self.with_sa(slot, now, |sa, ctx| informational::handle(sa, &message, ctx));
+            }
+            _ => self.stats.unknown_sa += 1,
+        }
+        self.reap(slot);
+    }
+
+    /// Runs every timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, slot, generation))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.armed.get(slot).copied().flatten() != Some((at, generation)) {
+                continue; // stale
+            }
+            self.armed[slot] = None;
+            self.with_sa(slot, now, on_sa_timeout);
+            self.reap(slot);
+        }
+    }
+
+    fn next_connection(&mut self) -> ConnectionId {
+        let id = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        id
+    }
+
+    /// Finds the SA a message belongs to.
+    fn route(&self, message: &Message<'_>, remote: SocketAddr) -> Option<usize> {
+        let (i, r) = (message.header.initiator_cookie, message.header.responder_cookie);
+        if r.is_zero() {
+            if let Some(&slot) = self.responder_first.get(&(i, remote)) {
+                return Some(slot);
+            }
+        } else if let Some(&slot) = self.by_cookie.get(&r) {
+            if self.slots[slot].as_ref().is_some_and(|sa| sa.role == Role::Responder && sa.cookie_i == i) {
+                return Some(slot);
+            }
+        }
+        let &slot = self.by_cookie.get(&i)?;
+        let sa = self.slots[slot].as_ref()?;
+        (sa.role == Role::Initiator && (sa.cookie_r.is_zero() || sa.cookie_r == r || r.is_zero()))
+            .then_some(slot)
+    }
+
+    fn new_responder(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+    ) {
+        let per_peer = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|sa| sa.remote.ip() == remote.ip() && sa.role == Role::Responder && !sa.is_established())
+            .count();
+        if self.half_open >= self.config.limits.max_half_open
+            || per_peer >= self.config.limits.max_half_open_per_peer
+        {
+            self.stats.half_open_dropped += 1;
+            self.out.events.push_back(Event::Failed(Failure {
+                peer: None,
+                remote,
+                exchange: Exchange::MainMode,
+                state: "waiting for MM1",
+                reason: FailureReason::TooManyHalfOpen,
+            }));
+            return;
+        }
+        let Some(peer) = self.config.peer_for_address(remote.ip()) else {
+            self.out.events.push_back(Event::Failed(Failure {
+                peer: None,
+                remote,
+                exchange: Exchange::MainMode,
+                state: "waiting for MM1",
+                reason: FailureReason::UnknownPeer,
+            }));
+            return;
+        };
+        let connection = self.next_connection();
+        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
+            Ok(sa) => {
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    self.armed.push(None);
+                    self.slots.len() - 1
+                });
+                self.by_cookie.insert(sa.our_cookie(), slot);
+                self.responder_first.insert((sa.cookie_i, remote), slot);
+                self.slots[slot] = Some(sa);
+                self.half_open += 1;
+                self.rearm(slot);
+            }
+            Err(reason) => {
+                informational::notify_unauthenticated(
+                    local,
+                    remote,
+                    message.header.initiator_cookie,
+                    Cookie::default(),
+                    &reason,
+                    &mut ctx,
+                );
+                ctx.out.events.push_back(Event::Failed(Failure {
+                    peer: Some(self.config.peers[peer].name.clone()),
+                    remote,
+                    exchange: Exchange::MainMode,
+                    state: "waiting for MM1",
+                    reason,
+                }));
+            }
+        }
+    }
+
+    /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
+    fn phase1_done(&mut self, slot: usize, now: Instant) {
+        if let Some(sa) = self.slots[slot].as_ref() {
+            if sa.role == Role::Responder {
+                self.half_open = self.half_open.saturating_sub(1);
+                self.responder_first.remove(&(sa.cookie_i, sa.remote));
+            }
+        }
+        self.with_sa(slot, now, |sa, ctx| {
+            for acquire in std::mem::take(&mut sa.pending) {
+                if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
+                    let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
+                    ctx.out.events.push_back(Event::Failed(failure));
+                }
+            }
+        });
+    }
+
+    /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
+    fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        f(sa, &mut ctx);
+        self.rearm(slot);
+    }
+
+    fn rearm(&mut self, slot: usize) {
+        let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
+        match deadline {
+            Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
+                self.generation += 1;
+                self.armed[slot] = Some((at, self.generation));
+                self.timers.push(Reverse((at, slot, self.generation)));
+            }
+            Some(_) => {}
+            None => self.armed[slot] = None,
+        }
+    }
+
+    /// Removes the SA in `slot` if it failed or expired.
+    fn reap(&mut self, slot: usize) {
+        let Some(sa) = self.slots[slot].as_ref() else { return };
+        if !matches!(sa.phase1, Phase1::Failed) {
+            return;
+        }
+        if let Some(sa) = self.slots[slot].take() {
+            self.by_cookie.remove(&sa.our_cookie());
+            if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
+            {
+                self.half_open = self.half_open.saturating_sub(1);
+            }
+            self.armed[slot] = None;
+            self.free.push(slot);
+        }
+    }
+}
+
+/// The digest by which repeats of a message are recognised.
+fn digest_of(datagram: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&HashAlgorithm::Sha256.digest(&[datagram]));
+    out
+}
+
+/// Ends phase 1 with `reason`: tells the peer when that is allowed, reports, and marks the SA
+/// for removal.
+fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
+    informational::notify_unauthenticated(sa.local, sa.remote, sa.cookie_i, sa.cookie_r, &reason, ctx);
+    let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
+    ctx.out.events.push_back(Event::Failed(failure));
+    sa.phase1 = Phase1::Failed;
+}
+
+fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
+    let now = ctx.now;
+    // Phase-1 retransmission and deadline.
+    match sa.flight.on_timeout(now, ctx.config) {
+        FlightTimeout::Resend(bytes) => sa.transmit(bytes, ctx),
+        FlightTimeout::GiveUp { retransmissions, waited } if !sa.is_established() => {
+            let state = sa.phase1.name();
+            let failure = sa.failure(
+                Exchange::MainMode,
+                state,
+                FailureReason::TimedOut { retransmissions, waited },
+                ctx.config,
+            );
+            ctx.out.events.push_back(Event::Failed(failure));
+            sa.phase1 = Phase1::Failed;
+            return;
+        }
+        _ => {}
+    }
+    match &sa.phase1 {
+        Phase1::Established { expires_at, .. } if *expires_at <= now => {
+            // Hard lifetime: the SA goes. Renewal before this point is the rekey's job.
+            sa.phase1 = Phase1::Failed;
+            return;
+        }
+        Phase1::Established { .. } | Phase1::Failed => {}
+        _ if sa.phase1_deadline <= now => {
+            let state = sa.phase1.name();
+            let waited =
+                now.saturating_duration_since(sa.phase1_deadline - ctx.config.limits.exchange_timeout);
+            let failure = sa.failure(
+                Exchange::MainMode,
+                state,
+                FailureReason::TimedOut { retransmissions: 0, waited },
+                ctx.config,
+            );
+            ctx.out.events.push_back(Event::Failed(failure));
+            sa.phase1 = Phase1::Failed;
+            return;
+        }
+        _ => {}
+    }
+    // Quick modes: retransmit, give up, or forget finished ones.
+    let mut index = 0;
+    while index < sa.quick_modes.len() {
+        let qm = &mut sa.quick_modes[index];
+        match qm.flight.on_timeout(now, ctx.config) {
+            FlightTimeout::Resend(bytes) => {
+                ctx.out.transmits.push_back(Transmit { local: sa.local, remote: sa.remote, payload: bytes });
+            }
+            FlightTimeout::GiveUp { retransmissions, waited } => {
+                let state = qm.state_name();
+                sa.quick_modes.remove(index);
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::TimedOut { retransmissions, waited },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+                continue;
+            }
+            FlightTimeout::Nothing => {}
+        }
+        let qm = &sa.quick_modes[index];
+        if qm.deadline <= now {
+            let finished = matches!(qm.state, crate::quick_mode::QmState::Done);
+            let state = qm.state_name();
+            sa.quick_modes.remove(index);
+            if !finished {
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::TimedOut {
+                        retransmissions: ctx.config.limits.retransmit_count,
+                        waited: ctx.config.limits.exchange_timeout,
+                    },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+            }
+            continue;
+        }
+        index += 1;
+    }
+}

@@ -1,0 +1,255 @@
+//! What the engine tells its driver: datagrams to send and things that happened.
+
+use core::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crypto::key_schedule::EspKeys;
+use crypto::DhError;
+use isakmp::{NotifyType, ParseError};
+
+use crate::config::{IkeProposal, PolicyId, TrafficSelector};
+use crate::proposal::{IpsecMismatch, IpsecSuite, Phase1Mismatch};
+
+/// A datagram for the driver to send from `local` to `remote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port (UDP 500).
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// The ISAKMP message.
+    pub payload: Vec<u8>,
+}
+
+/// The number the engine gives each IKE SA, shown as `conn-id` by `display ike sa` and used by
+/// `reset ike sa conn-id N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Something that happened, for the data plane and the logs.
+#[derive(Debug)]
+pub enum Event {
+    /// Phase 1 completed.
+    IkeSaEstablished {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// The peer's configured name.
+        peer: String,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// The negotiated suite (lifetime is the one in force).
+        suite: IkeProposal,
+        /// True when we initiated.
+        initiator: bool,
+    },
+    /// A quick mode completed: the pair of IPsec SAs for the data plane to install.
+    IpsecSaInstalled(Box<IpsecSaPair>),
+    /// A failure, with the reason an operator needs.
+    Failed(Failure),
+    /// The peer deleted an IKE SA (authenticated Delete payload); it is gone here too.
+    IkeSaDeleted {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// The peer's configured name.
+        peer: String,
+    },
+    /// The peer deleted IPsec SAs; `spis` are the SPIs it chose (our outbound SAs), to be
+    /// removed with their inbound partners.
+    IpsecSaDeleted {
+        /// The IKE SA the Delete came on.
+        connection: ConnectionId,
+        /// The deleted SPIs.
+        spis: Vec<u32>,
+    },
+}
+
+/// A pair of one-way IPsec SAs, everything the data plane needs to carry a flow.
+#[derive(Debug)]
+pub struct IpsecSaPair {
+    /// The IKE SA that negotiated it.
+    pub connection: ConnectionId,
+    /// The peer's configured name.
+    pub peer: String,
+    /// The policy entry it serves.
+    pub policy: PolicyId,
+    /// Our gateway address.
+    pub local: SocketAddr,
+    /// The peer's gateway address.
+    pub remote: SocketAddr,
+    /// The protected flow, from our side's point of view (as negotiated: the initiator's
+    /// proxy identities).
+    pub selector: TrafficSelector,
+    /// Algorithms, mode, PFS and lifetimes.
+    pub suite: IpsecSuite,
+    /// Keys for packets from the peer, under the SPI we chose.
+    pub inbound: EspKeys,
+    /// Keys for packets to the peer, under the SPI the peer chose.
+    pub outbound: EspKeys,
+    /// True when we initiated the quick mode.
+    pub initiator: bool,
+}
+
+/// Which exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// Main mode.
+    MainMode,
+    /// Quick mode.
+    QuickMode,
+    /// An informational exchange.
+    Informational,
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MainMode => "main mode",
+            Self::QuickMode => "quick mode",
+            Self::Informational => "informational",
+        })
+    }
+}
+
+/// One failure: who, which exchange, in which state, and why.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The peer's configured name, when known.
+    pub peer: Option<String>,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The exchange.
+    pub exchange: Exchange,
+    /// The state it was in (e.g. "waiting for MM4").
+    pub state: &'static str,
+    /// Why.
+    pub reason: FailureReason,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} with {}", self.exchange, self.remote.ip())?;
+        if let Some(peer) = &self.peer {
+            write!(f, " (peer {peer})")?;
+        }
+        write!(f, " failed {}: {}", self.state, self.reason)
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone)]
+pub enum FailureReason {
+    /// No phase-1 proposal in common.
+    Phase1ProposalMismatch(Phase1Mismatch),
+    /// No quick-mode proposal in common.
+    IpsecProposalMismatch(IpsecMismatch),
+    /// A HASH_I / HASH_R did not verify.
+    AuthenticationFailed {
+        /// Which hash.
+        hash: &'static str,
+    },
+    /// An encrypted phase-1 message decrypted to garbage.
+    KeysDiffer {
+        /// Which message.
+        message: &'static str,
+    },
+    /// A quick-mode or informational HASH did not verify.
+    InvalidHash {
+        /// Which hash.
+        hash: &'static str,
+    },
+    /// The peer presented an identity other than the configured one.
+    IdentityMismatch {
+        /// What it presented.
+        received: String,
+        /// What we expected.
+        expected: String,
+    },
+    /// The proxy identities of a quick mode match none of our policies for the peer.
+    ProxyIdNotAllowed {
+        /// The flow the peer proposed.
+        proposed: String,
+    },
+    /// The peer answered with an error notification.
+    PeerNotified(NotifyType),
+    /// No peer is configured for the address.
+    UnknownPeer,
+    /// The peer's KE payload was refused.
+    InvalidKeyExchange(DhError),
+    /// A message was malformed.
+    InvalidMessage(ParseError),
+    /// A required payload was missing.
+    MissingPayload(&'static str),
+    /// The message could not be decrypted (wrong length or key).
+    Undecryptable,
+    /// No answer after every retransmission.
+    TimedOut {
+        /// How many retransmissions were sent.
+        retransmissions: u32,
+        /// How long we waited in all.
+        waited: Duration,
+    },
+    /// Too many half-open SAs; the request was dropped before any work.
+    TooManyHalfOpen,
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Phase1ProposalMismatch(m) => write!(f, "IKE proposal mismatch: {m}"),
+            Self::IpsecProposalMismatch(m) => write!(f, "IPsec proposal mismatch: {m}"),
+            Self::AuthenticationFailed { hash } => {
+                write!(f, "{hash} did not verify: the pre-shared keys probably differ")
+            }
+            Self::KeysDiffer { message } => {
+                write!(f, "{message} decrypted to garbage: the pre-shared keys probably differ")
+            }
+            Self::InvalidHash { hash } => {
+                write!(f, "{hash} did not verify: message altered or keys out of step")
+            }
+            Self::IdentityMismatch { received, expected } => {
+                write!(f, "peer identity {received} is not the configured remote-id {expected}")
+            }
+            Self::ProxyIdNotAllowed { proposed } => {
+                write!(f, "proposed flow {proposed} is not covered by any ACL of the policies for this peer")
+            }
+            Self::PeerNotified(n) => write!(f, "peer sent notify {n:?}"),
+            Self::UnknownPeer => f.write_str("no ike peer is configured for this address"),
+            Self::InvalidKeyExchange(e) => write!(f, "peer's KE payload refused: {e}"),
+            Self::InvalidMessage(e) => write!(f, "malformed message: {e}"),
+            Self::MissingPayload(p) => write!(f, "required {p} payload missing"),
+            Self::Undecryptable => f.write_str("message could not be decrypted"),
+            Self::TimedOut { retransmissions, waited } => {
+                write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
+            }
+            Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
+        }
+    }
+}
+
+impl FailureReason {
+    /// The notification to send the peer for this failure, if one may be sent.
+    pub(crate) fn notify(&self) -> Option<NotifyType> {
+        Some(match self {
+            Self::Phase1ProposalMismatch(_) | Self::IpsecProposalMismatch(_) => NotifyType::NoProposalChosen,
+            Self::AuthenticationFailed { .. } | Self::KeysDiffer { .. } => NotifyType::AuthenticationFailed,
+            Self::InvalidHash { .. } => NotifyType::InvalidHashInformation,
+            Self::IdentityMismatch { .. } | Self::ProxyIdNotAllowed { .. } => {
+                NotifyType::InvalidIdInformation
+            }
+            Self::InvalidKeyExchange(_) => NotifyType::InvalidKeyInformation,
+            Self::InvalidMessage(_) | Self::MissingPayload(_) => NotifyType::PayloadMalformed,
+            Self::PeerNotified(_)
+            | Self::UnknownPeer
+            | Self::Undecryptable
+            | Self::TimedOut { .. }
+            | Self::TooManyHalfOpen => return None,
+        })
+    }
+}

@@ -1,0 +1,739 @@
+//! One IKE SA and its phase-1 exchange: main mode with pre-shared keys, both roles
+//! (RFC 2409 §5 and §5.4).
+//!
+//! ```text
+//! Initiator                          Responder
+//! MM1 HDR, SA                 -->
+//!                             <--    MM2 HDR, SA
+//! MM3 HDR, KE, Ni             -->
+//!                             <--    MM4 HDR, KE, Nr
+//! MM5 HDR*, IDii, HASH_I      -->
+//!                             <--    MM6 HDR*, IDir, HASH_R
+//! ```
+//!
+//! The initiator drives retransmission; the responder answers a repeated request with its
+//! stored reply, without new computation, a bounded number of times. The responder chooses
+//! the pre-shared key by the peer's address (the identity is encrypted in MM5), which is the
+//! only choice main mode allows (notes pitfall 15).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crypto::key_schedule::{
+    AuthHashInput, HashVerified, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD,
+};
+use crypto::{DhPrivate, HashAlgorithm, SecureRandom};
+use isakmp::{
+    Cookie, ExchangeType, Identification, Identity, Message, Payload, PayloadType, RawPayloads,
+    SecurityAssociation,
+};
+
+use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig};
+use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
+use crate::quick_mode::{Acquire, QuickMode};
+use crate::wire;
+
+/// Length of the nonces we send (strongSwan sends 32 bytes; RFC 2409 asks for 8 to 256).
+pub(crate) const NONCE_LEN: usize = 32;
+
+/// What an exchange handler needs from the engine.
+pub(crate) struct Ctx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) rng: &'a mut dyn SecureRandom,
+    pub(crate) now: Instant,
+    pub(crate) out: &'a mut Output,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn random_bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        self.rng.fill(&mut bytes);
+        bytes
+    }
+
+    pub(crate) fn random_cookie(&mut self) -> Cookie {
+        let mut cookie = [0u8; 8];
+        while cookie == [0; 8] {
+            self.rng.fill(&mut cookie);
+        }
+        Cookie(cookie)
+    }
+}
+
+/// Datagrams and events produced while handling one input, drained by `poll_*`.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    pub(crate) transmits: std::collections::VecDeque<Transmit>,
+    pub(crate) events: std::collections::VecDeque<Event>,
+}
+
+/// Which side of the phase-1 exchange we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We sent MM1.
+    Initiator,
+    /// We answered MM1.
+    Responder,
+}
+
+/// The retransmission and duplicate-detection state of one exchange (phase 1 or one quick
+/// mode): the last message we sent, when to send it again, and the digest of the last message
+/// we accepted, so that a repeat of it is answered from memory.
+#[derive(Debug)]
+pub(crate) struct Flight {
+    last_sent: Option<Vec<u8>>,
+    last_received: Option<[u8; 32]>,
+    retransmit_at: Option<Instant>,
+    retransmissions: u32,
+    duplicate_replies: u32,
+    started: Instant,
+}
+
+/// A responder answers repeats of one request at most this many times (no amplification).
+const MAX_DUPLICATE_REPLIES: u32 = 3;
+
+/// What a retransmission timer decided.
+pub(crate) enum FlightTimeout {
+    /// Nothing due.
+    Nothing,
+    /// Send this again.
+    Resend(Vec<u8>),
+    /// Every retransmission is spent.
+    GiveUp { retransmissions: u32, waited: Duration },
+}
+
+impl Flight {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            last_sent: None,
+            last_received: None,
+            retransmit_at: None,
+            retransmissions: 0,
+            duplicate_replies: 0,
+            started: now,
+        }
+    }
+
+    /// Records a message we send. A request (`expect_reply`) is retransmitted until answered.
+    pub(crate) fn sent(&mut self, bytes: &[u8], expect_reply: bool, now: Instant, config: &Config) {
+        self.last_sent = Some(bytes.to_vec());
+        self.retransmissions = 0;
+        self.duplicate_replies = 0;
+        self.retransmit_at = expect_reply.then(|| now + config.limits.retransmit_initial);
+    }
+
+    /// Records an accepted message (by digest), which also answers our outstanding request.
+    pub(crate) fn received(&mut self, digest: [u8; 32]) {
+        self.last_received = Some(digest);
+        self.retransmit_at = None;
+    }
+
+    /// If `digest` is the message accepted last, the stored reply to send again (at most a few
+    /// times); `Some(None)` when it is a repeat that gets no answer.
+    pub(crate) fn repeat(&mut self, digest: &[u8; 32]) -> Option<Option<Vec<u8>>> {
+        if self.last_received.as_ref() != Some(digest) {
+            return None;
+        }
+        if self.duplicate_replies >= MAX_DUPLICATE_REPLIES {
+            return Some(None);
+        }
+        self.duplicate_replies += 1;
+        Some(self.last_sent.clone())
+    }
+
+    /// Stops retransmitting (the exchange is over on our side).
+    pub(crate) fn settle(&mut self) {
+        self.retransmit_at = None;
+    }
+
+    pub(crate) fn retransmit_at(&self) -> Option<Instant> {
+        self.retransmit_at
+    }
+
+    /// Runs the retransmission timer: exponential back-off, then give up.
+    pub(crate) fn on_timeout(&mut self, now: Instant, config: &Config) -> FlightTimeout {
+        let Some(at) = self.retransmit_at else { return FlightTimeout::Nothing };
+        if now < at {
+            return FlightTimeout::Nothing;
+        }
+        if self.retransmissions >= config.limits.retransmit_count {
+            self.retransmit_at = None;
+            return FlightTimeout::GiveUp {
+                retransmissions: self.retransmissions,
+                waited: now.saturating_duration_since(self.started),
+            };
+        }
+        self.retransmissions += 1;
+        let backoff = config.limits.retransmit_initial * 2u32.saturating_pow(self.retransmissions);
+        self.retransmit_at = Some(now + backoff);
+        match &self.last_sent {
+            Some(bytes) => FlightTimeout::Resend(bytes.clone()),
+            None => FlightTimeout::Nothing,
+        }
+    }
+}
+
+/// Keys and IVs of an IKE SA once its Diffie-Hellman exchange is done.
+pub(crate) struct Phase1Material {
+    pub(crate) hash: HashAlgorithm,
+    pub(crate) skeyid: Skeyid,
+    pub(crate) skeyid_d: SkeyidD,
+    pub(crate) skeyid_a: SkeyidA,
+    pub(crate) key: Phase1CipherKey,
+    pub(crate) iv: Phase1IvChain,
+    pub(crate) g_xi: Vec<u8>,
+    pub(crate) g_xr: Vec<u8>,
+}
+
+/// The phase-1 states. Each holds what the next step needs and nothing more.
+pub(crate) enum Phase1 {
+    InitiatorWaitMm2 {
+        sai_b: Vec<u8>,
+    },
+    InitiatorWaitMm4 {
+        sai_b: Vec<u8>,
+        suite: IkeProposal,
+        dh: DhPrivate,
+        ni: Vec<u8>,
+    },
+    InitiatorWaitMm6 {
+        sai_b: Vec<u8>,
+        suite: IkeProposal,
+        material: Box<Phase1Material>,
+    },
+    ResponderWaitMm3 {
+        sai_b: Vec<u8>,
+        suite: IkeProposal,
+    },
+    ResponderWaitMm5 {
+        sai_b: Vec<u8>,
+        suite: IkeProposal,
+        material: Box<Phase1Material>,
+    },
+    Established {
+        suite: IkeProposal,
+        material: Box<Phase1Material>,
+        expires_at: Instant,
+        /// The peer's HASH_I / HASH_R checked out: no SA is established without it.
+        _authenticated: HashVerified,
+    },
+    /// Left behind by a failed transition; the engine removes the SA.
+    Failed,
+}
+
+impl Phase1 {
+    /// The state name used in failure reports.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::InitiatorWaitMm2 { .. } => "waiting for MM2",
+            Self::InitiatorWaitMm4 { .. } => "waiting for MM4",
+            Self::InitiatorWaitMm6 { .. } => "waiting for MM6",
+            Self::ResponderWaitMm3 { .. } => "waiting for MM3",
+            Self::ResponderWaitMm5 { .. } => "waiting for MM5",
+            Self::Established { .. } => "established",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One IKE SA.
+pub(crate) struct IkeSa {
+    pub(crate) connection: ConnectionId,
+    pub(crate) role: Role,
+    pub(crate) peer: usize,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) cookie_i: Cookie,
+    pub(crate) cookie_r: Cookie,
+    pub(crate) phase1: Phase1,
+    pub(crate) flight: Flight,
+    /// Abandon the phase-1 exchange at this time if it has not completed.
+    pub(crate) phase1_deadline: Instant,
+    pub(crate) established_at: Option<Instant>,
+    pub(crate) quick_modes: Vec<QuickMode>,
+    /// Flows that asked for SAs while phase 1 was running.
+    pub(crate) pending: Vec<Acquire>,
+}
+
+impl IkeSa {
+    /// Our cookie: the one we chose, by which the engine finds this SA.
+    pub(crate) fn our_cookie(&self) -> Cookie {
+        match self.role {
+            Role::Initiator => self.cookie_i,
+            Role::Responder => self.cookie_r,
+        }
+    }
+
+    /// The negotiated phase-1 suite, once established.
+    pub(crate) fn suite(&self) -> Option<IkeProposal> {
+        match &self.phase1 {
+            Phase1::Established { suite, .. } => Some(*suite),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        matches!(self.phase1, Phase1::Established { .. })
+    }
+
+    pub(crate) fn peer_config<'c>(&self, config: &'c Config) -> &'c PeerConfig {
+        &config.peers[self.peer]
+    }
+
+    /// Starts main mode as initiator: MM1.
+    pub(crate) fn initiate(
+        connection: ConnectionId,
+        peer: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ctx: &mut Ctx<'_>,
+    ) -> Self {
+        let cookie_i = ctx.random_cookie();
+        let offer = phase1_offer(&ctx.config.peers[peer].proposals);
+        let mut sai_b = Vec::new();
+        offer.emit(&mut sai_b);
+        let mm1 = wire::cleartext(
+            wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
+            vec![Payload::SecurityAssociation(offer)],
+        );
+        let mut sa = Self {
+            connection,
+            role: Role::Initiator,
+            peer,
+            local,
+            remote,
+            cookie_i,
+            cookie_r: Cookie::default(),
+            phase1: Phase1::InitiatorWaitMm2 { sai_b },
+            flight: Flight::new(ctx.now),
+            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
+            established_at: None,
+            quick_modes: Vec::new(),
+            pending: Vec::new(),
+        };
+        sa.send(mm1, true, ctx);
+        sa
+    }
+
+    /// Answers MM1 as responder: chooses a proposal and sends MM2.
+    #[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
+    pub(crate) fn respond(
+        connection: ConnectionId,
+        peer: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Self, FailureReason> {
+        let offer = find_sa(message.payloads()).ok_or(FailureReason::MissingPayload("SA"))?;
+        let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals)
+            .map_err(FailureReason::Phase1ProposalMismatch)?;
+        let sai_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::SecurityAssociation)
+            .ok_or(FailureReason::MissingPayload("SA"))?
+            .to_vec();
+        let cookie_r = ctx.random_cookie();
+        let cookie_i = message.header.initiator_cookie;
+        let mm2 = wire::cleartext(
+            wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0),
+            vec![Payload::SecurityAssociation(choice.reply)],
+        );
+        let mut sa = Self {
+            connection,
+            role: Role::Responder,
+            peer,
+            local,
+            remote,
+            cookie_i,
+            cookie_r,
+            phase1: Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite },
+            flight: Flight::new(ctx.now),
+            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
+            established_at: None,
+            quick_modes: Vec::new(),
+            pending: Vec::new(),
+        };
+        sa.flight.received(digest);
+        sa.send(mm2, false, ctx);
+        Ok(sa)
+    }
+
+    /// Sends `bytes` to the peer and remembers them for retransmission or repeats.
+    pub(crate) fn send(&mut self, bytes: Vec<u8>, expect_reply: bool, ctx: &mut Ctx<'_>) {
+        self.flight.sent(&bytes, expect_reply, ctx.now, ctx.config);
+        self.transmit(bytes, ctx);
+    }
+
+    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
+    pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
+        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload });
+    }
+
+    /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
+    pub(crate) fn handle_main_mode(
+        &mut self,
+        message: &Message<'_>,
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<bool, FailureReason> {
+        if let Some(repeat) = self.flight.repeat(&digest) {
+            if let Some(bytes) = repeat {
+                self.transmit(bytes, ctx);
+            }
+            return Ok(false);
+        }
+        if !self.expects(message) {
+            // A late duplicate of an earlier message, or one out of place: dropped without
+            // disturbing the exchange, so a stray datagram cannot end a negotiation.
+            return Ok(false);
+        }
+        match std::mem::replace(&mut self.phase1, Phase1::Failed) {
+            Phase1::InitiatorWaitMm2 { sai_b } => {
+                let reply = find_sa(message.payloads()).ok_or(FailureReason::MissingPayload("SA"))?;
+                let suite = accept_phase1_reply(reply, &self.peer_config(ctx.config).proposals)
+                    .map_err(FailureReason::Phase1ProposalMismatch)?;
+                if message.header.responder_cookie.is_zero() {
+                    return Err(FailureReason::MissingPayload("responder cookie"));
+                }
+                self.cookie_r = message.header.responder_cookie;
+                let dh =
+                    DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+                let ni = ctx.random_bytes(NONCE_LEN);
+                let mm3 = wire::cleartext(
+                    self.header(0),
+                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)],
+                );
+                self.flight.received(digest);
+                self.send(mm3, true, ctx);
+                self.phase1 = Phase1::InitiatorWaitMm4 { sai_b, suite, dh, ni };
+                Ok(false)
+            }
+            Phase1::InitiatorWaitMm4 { sai_b, suite, dh, ni } => {
+                let (g_xr, nr) = ke_and_nonce(message.payloads())?;
+                let shared = dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
+                let mut material =
+                    self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
+                let id = self.local_identification(ctx.config);
+                let mut idii_b = Vec::new();
+                id.emit(&mut idii_b);
+                let hash_i = material.skeyid.hash_i(&self.auth_input(&material, &sai_b), &idii_b);
+                let mut chain = Vec::new();
+                isakmp::emit_payload_chain(
+                    &[Payload::Identification(id), Payload::Hash(&hash_i)],
+                    &mut chain,
+                );
+                let mm5 = wire::encrypted(
+                    self.header(0),
+                    PayloadType::Identification,
+                    chain,
+                    &material.key,
+                    &mut material.iv,
+                );
+                self.flight.received(digest);
+                self.send(mm5, true, ctx);
+                self.phase1 = Phase1::InitiatorWaitMm6 { sai_b, suite, material: Box::new(material) };
+                Ok(false)
+            }
+            Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
+                let (next_iv, proof) =
+                    self.open_identity_message(message, &material, &sai_b, ctx.config, false)?;
+                material.iv.advance(next_iv);
+                self.flight.received(digest);
+                self.flight.settle();
+                self.establish(suite, material, proof, ctx);
+                Ok(true)
+            }
+            Phase1::ResponderWaitMm3 { sai_b, suite } => {
+                let (g_xi, ni) = ke_and_nonce(message.payloads())?;
+                let dh =
+                    DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+                let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
+                let nr = ctx.random_bytes(NONCE_LEN);
+                let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+                let mm4 = wire::cleartext(
+                    self.header(0),
+                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)],
+                );
+                self.flight.received(digest);
+                self.send(mm4, false, ctx);
+                self.phase1 = Phase1::ResponderWaitMm5 { sai_b, suite, material: Box::new(material) };
+                Ok(false)
+            }
+            Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
+                let (next_iv, proof) =
+                    self.open_identity_message(message, &material, &sai_b, ctx.config, true)?;
+                material.iv.advance(next_iv);
+                let id = self.local_identification(ctx.config);
+                let mut idir_b = Vec::new();
+                id.emit(&mut idir_b);
+                let hash_r = material.skeyid.hash_r(&self.auth_input(&material, &sai_b), &idir_b);
+                let mut chain = Vec::new();
+                isakmp::emit_payload_chain(
+                    &[Payload::Identification(id), Payload::Hash(&hash_r)],
+                    &mut chain,
+                );
+                let mm6 = wire::encrypted(
+                    self.header(0),
+                    PayloadType::Identification,
+                    chain,
+                    &material.key,
+                    &mut material.iv,
+                );
+                self.flight.received(digest);
+                self.send(mm6, false, ctx);
+                self.establish(suite, material, proof, ctx);
+                Ok(true)
+            }
+            established @ Phase1::Established { .. } => {
+                // A main-mode message that is not a repeat of the last one: stray or forged.
+                self.phase1 = established;
+                Ok(false)
+            }
+            Phase1::Failed => Ok(false),
+        }
+    }
+
+    /// True when `message` has the shape the current state waits for: an SA (MM2), KE and
+    /// nonce (MM3, MM4), or an encrypted body (MM5, MM6).
+    fn expects(&self, message: &Message<'_>) -> bool {
+        let has = |wanted: PayloadType| message.payloads().iter().any(|p| p.payload_type() == wanted);
+        match self.phase1 {
+            Phase1::InitiatorWaitMm2 { .. } => has(PayloadType::SecurityAssociation),
+            Phase1::InitiatorWaitMm4 { .. } | Phase1::ResponderWaitMm3 { .. } => {
+                has(PayloadType::KeyExchange) && has(PayloadType::Nonce)
+            }
+            Phase1::InitiatorWaitMm6 { .. } | Phase1::ResponderWaitMm5 { .. } => {
+                message.encrypted_body().is_some()
+            }
+            Phase1::Established { .. } | Phase1::Failed => false,
+        }
+    }
+
+    fn header(&self, message_id: u32) -> isakmp::Header {
+        wire::header(self.cookie_i, self.cookie_r, ExchangeType::IdentityProtection, message_id)
+    }
+
+    #[allow(clippy::too_many_arguments)] // the RFC 2409 inputs, named as there
+    fn derive(
+        &self,
+        suite: &IkeProposal,
+        ni: &[u8],
+        nr: &[u8],
+        g_xy: &[u8],
+        g_xi: &[u8],
+        g_xr: &[u8],
+        ctx: &Ctx<'_>,
+    ) -> Phase1Material {
+        let psk = &self.peer_config(ctx.config).pre_shared_key;
+        let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk.expose(), ni, nr);
+        let keys = skeyid.derive_phase1_keys(g_xy, &self.cookie_i.0, &self.cookie_r.0);
+        let key = keys.skeyid_e.cipher_key(suite.encryption);
+        Phase1Material {
+            hash: suite.hash,
+            iv: Phase1IvChain::new(suite.hash, suite.encryption, g_xi, g_xr),
+            skeyid,
+            skeyid_d: keys.skeyid_d,
+            skeyid_a: keys.skeyid_a,
+            key,
+            g_xi: g_xi.to_vec(),
+            g_xr: g_xr.to_vec(),
+        }
+    }
+
+    fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
+        AuthHashInput {
+            g_xi: &material.g_xi,
+            g_xr: &material.g_xr,
+            cky_i: self.cookie_i.0,
+            cky_r: self.cookie_r.0,
+            sai_b,
+        }
+    }
+
+    /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
+    /// (the chain moves only once everything checked out) and the proof of the HASH check.
+    fn open_identity_message(
+        &self,
+        message: &Message<'_>,
+        material: &Phase1Material,
+        sai_b: &[u8],
+        config: &Config,
+        from_initiator: bool,
+    ) -> Result<(NextIv, HashVerified), FailureReason> {
+        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
+        let first = message.first_payload();
+        let which = if from_initiator { "MM5" } else { "MM6" };
+        // Garbage after decryption under keys derived from our pre-shared key almost always
+        // means the peer derived other keys.
+        let (payloads, _) = wire::parse_chain(first, &decrypted.plaintext)
+            .map_err(|_| FailureReason::KeysDiffer { message: which })?;
+        let id = payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Identification(id) => Some(id),
+                _ => None,
+            })
+            .ok_or(FailureReason::MissingPayload("ID"))?;
+        let hash = payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Hash(h) => Some(*h),
+                _ => None,
+            })
+            .ok_or(FailureReason::MissingPayload("HASH"))?;
+        let id_b = raw_body(first, &decrypted.plaintext, PayloadType::Identification)
+            .ok_or(FailureReason::MissingPayload("ID"))?
+            .to_vec();
+        let input = self.auth_input(material, sai_b);
+        let verified = if from_initiator {
+            material.skeyid.verify_hash_i(&input, &id_b, hash).map_err(|_| "HASH_I")
+        } else {
+            material.skeyid.verify_hash_r(&input, &id_b, hash).map_err(|_| "HASH_R")
+        };
+        let proof = verified.map_err(|hash| FailureReason::AuthenticationFailed { hash })?;
+        check_remote_identity(self.peer_config(config), id)?;
+        Ok((decrypted.next_iv, proof))
+    }
+
+    fn establish(
+        &mut self,
+        suite: IkeProposal,
+        material: Box<Phase1Material>,
+        proof: HashVerified,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.established_at = Some(ctx.now);
+        let expires_at = ctx.now + suite.lifetime;
+        ctx.out.events.push_back(Event::IkeSaEstablished {
+            connection: self.connection,
+            peer: self.peer_config(ctx.config).name.clone(),
+            remote: self.remote,
+            suite,
+            initiator: self.role == Role::Initiator,
+        });
+        self.phase1 = Phase1::Established { suite, material, expires_at, _authenticated: proof };
+    }
+
+    /// Our phase-1 identity: the configured one, else our address.
+    fn local_identification<'c>(&self, config: &'c Config) -> Identification<'c> {
+        let peer = self.peer_config(config);
+        let identity = match &peer.local_id {
+            Some(IdentityConfig::Address(a)) => Identity::Ipv4Addr(*a),
+            Some(IdentityConfig::Fqdn(name)) => Identity::Fqdn(name.as_bytes()),
+            Some(IdentityConfig::UserFqdn(name)) => Identity::UserFqdn(name.as_bytes()),
+            None => match self.local.ip() {
+                std::net::IpAddr::V4(a) => Identity::Ipv4Addr(a),
+                std::net::IpAddr::V6(a) => Identity::Ipv6Addr(a),
+            },
+        };
+        Identification { protocol: 0, port: 0, identity }
+    }
+
+    /// Reports a failure of this SA's phase 1.
+    pub(crate) fn failure(
+        &self,
+        exchange: Exchange,
+        state: &'static str,
+        reason: FailureReason,
+        config: &Config,
+    ) -> Failure {
+        Failure {
+            peer: Some(self.peer_config(config).name.clone()),
+            remote: self.remote,
+            exchange,
+            state,
+            reason,
+        }
+    }
+
+    /// The earliest time this SA needs [`IkeSa::on_timeout`].
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let phase1 = match &self.phase1 {
+            Phase1::Established { expires_at, .. } => Some(*expires_at),
+            Phase1::Failed => None,
+            _ => Some(self.phase1_deadline),
+        };
+        [phase1, self.flight.retransmit_at()]
+            .into_iter()
+            .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
+            .flatten()
+            .min()
+    }
+}
+
+/// The first SA payload of a chain.
+pub(crate) fn find_sa<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m SecurityAssociation<'a>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::SecurityAssociation(sa) => Some(sa),
+        _ => None,
+    })
+}
+
+fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
+    let ke = payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::KeyExchange(ke) => Some(*ke),
+            _ => None,
+        })
+        .ok_or(FailureReason::MissingPayload("KE"))?;
+    let nonce = payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::Nonce(n) => Some(*n),
+            _ => None,
+        })
+        .ok_or(FailureReason::MissingPayload("NONCE"))?;
+    Ok((ke, nonce))
+}
+
+/// The body of a cleartext datagram after the ISAKMP header.
+pub(crate) fn body_of(datagram: &[u8]) -> &[u8] {
+    datagram.get(isakmp::HEADER_LEN..).unwrap_or_default()
+}
+
+/// The body of the first payload of type `wanted` exactly as it was on the wire: HASH_I/HASH_R
+/// cover the received bytes (notes pitfall 4), not a re-encoding.
+pub(crate) fn raw_body(first: PayloadType, chain: &[u8], wanted: PayloadType) -> Option<&[u8]> {
+    RawPayloads::new(first, chain, 0).map_while(Result::ok).find(|p| p.payload_type == wanted).map(|p| p.body)
+}
+
+/// Checks the identity the peer presented against `remote-id`, when one is configured.
+fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
+    let Some(expected) = &peer.remote_id else { return Ok(()) };
+    let matches = match (expected, &id.identity) {
+        (IdentityConfig::Address(a), Identity::Ipv4Addr(b)) => a == b,
+        (IdentityConfig::Fqdn(a), Identity::Fqdn(b))
+        | (IdentityConfig::UserFqdn(a), Identity::UserFqdn(b)) => a.as_bytes().eq_ignore_ascii_case(b),
+        _ => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(FailureReason::IdentityMismatch {
+            received: describe_identity(&id.identity),
+            expected: match expected {
+                IdentityConfig::Address(a) => format!("ip {a}"),
+                IdentityConfig::Fqdn(n) => format!("fqdn {n}"),
+                IdentityConfig::UserFqdn(n) => format!("user-fqdn {n}"),
+            },
+        })
+    }
+}
+
+/// An identity for log lines; names are printed lossily and bounded.
+pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
+    let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+    match identity {
+        Identity::Ipv4Addr(a) => format!("ip {a}"),
+        Identity::Ipv6Addr(a) => format!("ip {a}"),
+        Identity::Fqdn(n) => format!("fqdn {}", text(n)),
+        Identity::UserFqdn(n) => format!("user-fqdn {}", text(n)),
+        Identity::Ipv4Subnet { address, mask } => format!("{address}/{mask}"),
+        Identity::Ipv4Range { start, end } => format!("{start}-{end}"),
+        other => format!("{:?}", other.id_type()),
+    }
+}

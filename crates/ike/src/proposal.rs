@@ -1,0 +1,528 @@
+//! Building and choosing SA proposals: phase 1 (RFC 2409 §5 and Appendix A) and quick mode
+//! (RFC 2407 §4.5, RFC 2409 §5.5).
+//!
+//! Phase 1: one ISAKMP proposal with one transform per configured `ike proposal`, in priority
+//! order. The responder takes the first offered transform equal to one of its proposals in
+//! encryption (and key length), hash, authentication method and DH group; the lifetime is not
+//! compared, both sides use the shorter (the USG and ASA rule).
+//!
+//! Quick mode: one ESP proposal per configured `ipsec proposal`, each with one transform. The
+//! responder takes the first one equal to one of its own, with the same PFS group.
+
+use core::fmt;
+use std::time::Duration;
+
+use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher};
+use isakmp::attribute::{
+    AuthenticationMethod, EncapsulationMode as WireEncapsulation, EncryptionAlgorithm, GroupDescription,
+    HashAlgorithm as WireHash, IkeAttribute, IpsecAttribute, LifeType, KEY_IKE,
+};
+use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
+
+use crate::config::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
+
+/// Largest lifetime we accept from a peer (about 68 years): anything larger is treated as
+/// this, so arithmetic on deadlines cannot overflow.
+const MAX_LIFETIME: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// The phase-1 SA payload offering `proposals` in order.
+pub(crate) fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'static> {
+    let transforms = proposals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Transform {
+            number: u8::try_from(i + 1).unwrap_or(u8::MAX),
+            transform_id: KEY_IKE,
+            attributes: phase1_attributes(p),
+        })
+        .collect();
+    SecurityAssociation {
+        situation: SIT_IDENTITY_ONLY,
+        proposals: vec![Proposal { number: 1, protocol: ProtocolId::Isakmp, spi: &[], transforms }],
+    }
+}
+
+fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
+    let (encryption, key_length) = match p.encryption {
+        Phase1Cipher::Des => (EncryptionAlgorithm::DesCbc, None),
+        Phase1Cipher::TripleDes => (EncryptionAlgorithm::TripleDesCbc, None),
+        Phase1Cipher::Aes128 => (EncryptionAlgorithm::AesCbc, Some(128)),
+        Phase1Cipher::Aes192 => (EncryptionAlgorithm::AesCbc, Some(192)),
+        Phase1Cipher::Aes256 => (EncryptionAlgorithm::AesCbc, Some(256)),
+    };
+    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(encryption)];
+    if let Some(bits) = key_length {
+        attributes.push(IkeAttribute::KeyLength(bits));
+    }
+    attributes.extend([
+        IkeAttribute::HashAlgorithm(wire_hash(p.hash)),
+        IkeAttribute::AuthenticationMethod(match p.auth_method {
+            AuthMethod::PreSharedKey => AuthenticationMethod::PreSharedKey,
+        }),
+        IkeAttribute::GroupDescription(GroupDescription::from(p.group.id())),
+        IkeAttribute::LifeType(LifeType::Seconds),
+        IkeAttribute::LifeDuration(p.lifetime.as_secs()),
+    ]);
+    attributes.iter().map(IkeAttribute::to_attribute).collect()
+}
+
+fn wire_hash(hash: HashAlgorithm) -> WireHash {
+    match hash {
+        HashAlgorithm::Md5 => WireHash::Md5,
+        HashAlgorithm::Sha1 => WireHash::Sha1,
+        HashAlgorithm::Sha256 => WireHash::Sha2_256,
+        HashAlgorithm::Sha384 => WireHash::Sha2_384,
+        HashAlgorithm::Sha512 => WireHash::Sha2_512,
+    }
+}
+
+/// What a peer offered in one phase-1 transform, as far as we could read it. Unknown values
+/// are kept as numbers so a mismatch log can name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase1Offer {
+    /// Encryption algorithm number and key length.
+    pub encryption: (u16, Option<u16>),
+    /// Hash algorithm number.
+    pub hash: u16,
+    /// Authentication method number.
+    pub auth_method: u16,
+    /// Group number.
+    pub group: u16,
+    /// Lifetime in seconds, if given.
+    pub lifetime: Option<u64>,
+}
+
+impl Phase1Offer {
+    fn read(transform: &Transform<'_>) -> Self {
+        let mut offer = Self { encryption: (0, None), hash: 0, auth_method: 0, group: 0, lifetime: None };
+        let mut life_type = LifeType::Seconds;
+        for attribute in transform.ike_attributes() {
+            match attribute {
+                IkeAttribute::EncryptionAlgorithm(v) => offer.encryption.0 = v.into(),
+                IkeAttribute::KeyLength(bits) => offer.encryption.1 = Some(bits),
+                IkeAttribute::HashAlgorithm(v) => offer.hash = v.into(),
+                IkeAttribute::AuthenticationMethod(v) => offer.auth_method = v.into(),
+                IkeAttribute::GroupDescription(v) => offer.group = v.into(),
+                IkeAttribute::LifeType(t) => life_type = t,
+                IkeAttribute::LifeDuration(v) if life_type == LifeType::Seconds => offer.lifetime = Some(v),
+                _ => {}
+            }
+        }
+        offer
+    }
+
+    /// The suite, if every algorithm is one we implement.
+    fn suite(&self) -> Option<IkeProposal> {
+        let encryption = match (EncryptionAlgorithm::from(self.encryption.0), self.encryption.1) {
+            (EncryptionAlgorithm::DesCbc, None) => Phase1Cipher::Des,
+            (EncryptionAlgorithm::TripleDesCbc, None) => Phase1Cipher::TripleDes,
+            (EncryptionAlgorithm::AesCbc, Some(128)) => Phase1Cipher::Aes128,
+            (EncryptionAlgorithm::AesCbc, Some(192)) => Phase1Cipher::Aes192,
+            (EncryptionAlgorithm::AesCbc, Some(256)) => Phase1Cipher::Aes256,
+            _ => return None,
+        };
+        let hash = HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash)?;
+        let auth_method = match AuthenticationMethod::from(self.auth_method) {
+            AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
+            _ => return None,
+        };
+        let group = DhGroup::from_id(self.group)?;
+        let lifetime = self.lifetime.map_or(MAX_LIFETIME, |s| Duration::from_secs(s).min(MAX_LIFETIME));
+        Some(IkeProposal { encryption, hash, auth_method, group, lifetime })
+    }
+}
+
+impl fmt::Display for Phase1Offer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.suite() {
+            Some(s) => write!(f, "{}", SuiteName(&s)),
+            None => write!(
+                f,
+                "encryption {}{}/hash {}/auth {}/group {}",
+                self.encryption.0,
+                self.encryption.1.map(|b| format!("-{b}")).unwrap_or_default(),
+                self.hash,
+                self.auth_method,
+                self.group
+            ),
+        }
+    }
+}
+
+/// Prints a phase-1 suite the way operators name it: `aes-256/sha2-256/group14/pre-share`.
+pub struct SuiteName<'a>(pub &'a IkeProposal);
+
+impl fmt::Display for SuiteName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.0;
+        let auth = match p.auth_method {
+            AuthMethod::PreSharedKey => "pre-share",
+        };
+        write!(f, "{}/{}/group{}/{}", p.encryption, p.hash, p.group.id(), auth)
+    }
+}
+
+/// Why no phase-1 proposal was chosen: what the peer offered beside what we accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase1Mismatch {
+    /// Every transform the peer offered.
+    pub offered: Vec<Phase1Offer>,
+    /// Our proposals.
+    pub accepted: Vec<IkeProposal>,
+}
+
+impl fmt::Display for Phase1Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("peer offers ")?;
+        join(f, self.offered.iter())?;
+        f.write_str(", we accept ")?;
+        join(f, self.accepted.iter().map(SuiteName))
+    }
+}
+
+fn join<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = T>) -> fmt::Result {
+    let mut first = true;
+    for item in items {
+        if !first {
+            f.write_str(", ")?;
+        }
+        first = false;
+        write!(f, "{item}")?;
+    }
+    if first {
+        f.write_str("nothing")?;
+    }
+    Ok(())
+}
+
+/// The responder's choice: the negotiated suite (lifetime already the shorter of both) and the
+/// SA payload to answer with (the chosen transform, echoed as received).
+#[derive(Debug)]
+pub(crate) struct Phase1Choice<'a> {
+    pub(crate) suite: IkeProposal,
+    pub(crate) reply: SecurityAssociation<'a>,
+}
+
+/// The responder's selection (RFC 2408 §4.2: one proposal, one transform in the reply).
+pub(crate) fn choose_phase1<'a>(
+    offer: &SecurityAssociation<'a>,
+    ours: &[IkeProposal],
+) -> Result<Phase1Choice<'a>, Phase1Mismatch> {
+    let mut offered = Vec::new();
+    for proposal in offer.proposals.iter().filter(|p| p.protocol == ProtocolId::Isakmp) {
+        for transform in proposal.transforms.iter().filter(|t| t.transform_id == KEY_IKE) {
+            let read = Phase1Offer::read(transform);
+            if let Some(suite) = read.suite() {
+                if let Some(mine) = ours.iter().find(|m| same_suite(m, &suite)) {
+                    let suite = IkeProposal { lifetime: suite.lifetime.min(mine.lifetime), ..suite };
+                    let reply = SecurityAssociation {
+                        situation: offer.situation,
+                        proposals: vec![Proposal {
+                            number: proposal.number,
+                            protocol: ProtocolId::Isakmp,
+                            spi: proposal.spi,
+                            transforms: vec![transform.clone()],
+                        }],
+                    };
+                    return Ok(Phase1Choice { suite, reply });
+                }
+            }
+            offered.push(read);
+        }
+    }
+    Err(Phase1Mismatch { offered, accepted: ours.to_vec() })
+}
+
+/// The initiator's check of the responder's choice: it must be exactly one transform, equal
+/// to one we offered. Returns the suite with the shorter lifetime.
+pub(crate) fn accept_phase1_reply(
+    reply: &SecurityAssociation<'_>,
+    ours: &[IkeProposal],
+) -> Result<IkeProposal, Phase1Mismatch> {
+    let transforms: Vec<&Transform<'_>> = reply.proposals.iter().flat_map(|p| p.transforms.iter()).collect();
+    let offered: Vec<Phase1Offer> = transforms.iter().map(|t| Phase1Offer::read(t)).collect();
+    let mismatch = || Phase1Mismatch { offered: offered.clone(), accepted: ours.to_vec() };
+    let [transform] = transforms.as_slice() else { return Err(mismatch()) };
+    let suite = Phase1Offer::read(transform).suite().ok_or_else(mismatch)?;
+    let mine = ours.iter().find(|m| same_suite(m, &suite)).ok_or_else(mismatch)?;
+    Ok(IkeProposal { lifetime: suite.lifetime.min(mine.lifetime), ..suite })
+}
+
+fn same_suite(a: &IkeProposal, b: &IkeProposal) -> bool {
+    a.encryption == b.encryption && a.hash == b.hash && a.auth_method == b.auth_method && a.group == b.group
+}
+
+/// An IPsec SA suite as negotiated in quick mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpsecSuite {
+    /// Protocols, algorithms and mode.
+    pub proposal: IpsecProposal,
+    /// PFS group, if the quick mode carried KE payloads.
+    pub pfs: Option<DhGroup>,
+    /// Lifetime in time (the shorter of both sides).
+    pub lifetime: Duration,
+    /// Lifetime in traffic, kilobytes (the shorter of both sides), if any.
+    pub lifetime_kilobytes: Option<u64>,
+}
+
+impl fmt::Display for IpsecSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let IpsecProtocols::Esp { encryption, integrity } = self.proposal.protocols;
+        write!(f, "esp-{}", encryption.name())?;
+        if let Some(i) = integrity {
+            write!(f, "/{}", i.name())?;
+        }
+        let mode = match self.proposal.mode {
+            EncapsulationMode::Tunnel => "tunnel",
+            EncapsulationMode::Transport => "transport",
+        };
+        write!(f, "/{mode}")?;
+        match self.pfs {
+            Some(g) => write!(f, "/pfs-group{}", g.id()),
+            None => f.write_str("/no-pfs"),
+        }
+    }
+}
+
+/// The quick-mode SA payload: one ESP proposal per suite, numbered 1, 2, … (alternatives),
+/// each carrying `spi`, our inbound SPI, and one transform.
+pub(crate) fn quick_mode_offer<'a>(suites: &[IpsecSuite], spi: &'a [u8; 4]) -> SecurityAssociation<'a> {
+    let proposals = suites
+        .iter()
+        .enumerate()
+        .map(|(i, suite)| {
+            let IpsecProtocols::Esp { encryption, .. } = suite.proposal.protocols;
+            Proposal {
+                number: u8::try_from(i + 1).unwrap_or(u8::MAX),
+                protocol: ProtocolId::Esp,
+                spi,
+                transforms: vec![Transform {
+                    number: 1,
+                    transform_id: encryption.transform_id(),
+                    attributes: esp_attributes(suite),
+                }],
+            }
+        })
+        .collect();
+    SecurityAssociation { situation: SIT_IDENTITY_ONLY, proposals }
+}
+
+/// The attributes of one ESP transform for `suite`.
+pub(crate) fn esp_attributes(suite: &IpsecSuite) -> Vec<isakmp::Attribute<'static>> {
+    let IpsecProtocols::Esp { encryption, integrity } = suite.proposal.protocols;
+    let mut attributes = vec![
+        IpsecAttribute::LifeType(LifeType::Seconds),
+        IpsecAttribute::LifeDuration(suite.lifetime.as_secs()),
+    ];
+    if let Some(kb) = suite.lifetime_kilobytes {
+        attributes.push(IpsecAttribute::LifeType(LifeType::Kilobytes));
+        attributes.push(IpsecAttribute::LifeDuration(kb));
+    }
+    attributes.push(IpsecAttribute::EncapsulationMode(match suite.proposal.mode {
+        EncapsulationMode::Tunnel => WireEncapsulation::Tunnel,
+        EncapsulationMode::Transport => WireEncapsulation::Transport,
+    }));
+    if let Some(i) = integrity {
+        attributes.push(IpsecAttribute::AuthenticationAlgorithm(i.auth_algorithm_id().into()));
+    }
+    if let Some(bits) = encryption.key_length_attribute() {
+        attributes.push(IpsecAttribute::KeyLength(bits));
+    }
+    if let Some(group) = suite.pfs {
+        attributes.push(IpsecAttribute::GroupDescription(GroupDescription::from(group.id())));
+    }
+    attributes.iter().map(IpsecAttribute::to_attribute).collect()
+}
+
+/// What one offered ESP transform says, read leniently so that a mismatch can be described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpsecOffer {
+    /// ESP transform ID and key length.
+    pub encryption: (u8, Option<u16>),
+    /// AUTH_ALGORITHM, if present.
+    pub integrity: Option<u16>,
+    /// ENCAPSULATION_MODE, if present.
+    pub mode: Option<u16>,
+    /// GROUP_DESCRIPTION (PFS), if present.
+    pub group: Option<u16>,
+    /// Lifetime in seconds, if present.
+    pub lifetime: Option<u64>,
+    /// Lifetime in kilobytes, if present.
+    pub lifetime_kilobytes: Option<u64>,
+}
+
+impl IpsecOffer {
+    /// Reads an ESP transform.
+    pub(crate) fn read(transform: &Transform<'_>) -> Self {
+        let mut offer = Self {
+            encryption: (transform.transform_id, None),
+            integrity: None,
+            mode: None,
+            group: None,
+            lifetime: None,
+            lifetime_kilobytes: None,
+        };
+        let mut life_type = LifeType::Seconds;
+        for attribute in transform.ipsec_attributes() {
+            match attribute {
+                IpsecAttribute::KeyLength(bits) => offer.encryption.1 = Some(bits),
+                IpsecAttribute::AuthenticationAlgorithm(a) => offer.integrity = Some(a.into()),
+                IpsecAttribute::EncapsulationMode(m) => offer.mode = Some(m.into()),
+                IpsecAttribute::GroupDescription(g) => offer.group = Some(g.into()),
+                IpsecAttribute::LifeType(t) => life_type = t,
+                IpsecAttribute::LifeDuration(v) => match life_type {
+                    LifeType::Kilobytes => offer.lifetime_kilobytes = Some(v),
+                    _ => offer.lifetime = Some(v),
+                },
+                _ => {}
+            }
+        }
+        offer
+    }
+
+    /// The suite, if every value is one we implement.
+    pub(crate) fn suite(&self) -> Option<IpsecSuite> {
+        let encryption = EspCipher::from_transform_id(self.encryption.0, self.encryption.1)?;
+        let integrity = match self.integrity {
+            Some(a) => Some(Integrity::from_auth_algorithm_id(a)?),
+            None => None,
+        };
+        if encryption.is_aead() == integrity.is_some() {
+            return None;
+        }
+        let mode = match self.mode.map(WireEncapsulation::from) {
+            Some(
+                WireEncapsulation::Tunnel | WireEncapsulation::UdpTunnel | WireEncapsulation::UdpTunnelDraft,
+            )
+            | None => EncapsulationMode::Tunnel,
+            Some(
+                WireEncapsulation::Transport
+                | WireEncapsulation::UdpTransport
+                | WireEncapsulation::UdpTransportDraft,
+            ) => EncapsulationMode::Transport,
+            Some(WireEncapsulation::Unknown(_)) => return None,
+        };
+        let pfs = match self.group {
+            Some(g) => Some(DhGroup::from_id(g)?),
+            None => None,
+        };
+        Some(IpsecSuite {
+            proposal: IpsecProposal { protocols: IpsecProtocols::Esp { encryption, integrity }, mode },
+            pfs,
+            // RFC 2407 §4.5: without a lifetime attribute the default is 28800 seconds.
+            lifetime: Duration::from_secs(self.lifetime.unwrap_or(28_800)).min(MAX_LIFETIME),
+            lifetime_kilobytes: self.lifetime_kilobytes,
+        })
+    }
+}
+
+impl fmt::Display for IpsecOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.suite() {
+            Some(s) => write!(f, "{s}"),
+            None => write!(
+                f,
+                "esp transform {}{} auth {:?} mode {:?} group {:?}",
+                self.encryption.0,
+                self.encryption.1.map(|b| format!("-{b}")).unwrap_or_default(),
+                self.integrity,
+                self.mode,
+                self.group
+            ),
+        }
+    }
+}
+
+/// Why no quick-mode proposal was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpsecMismatch {
+    /// What the peer offered.
+    pub offered: Vec<IpsecOffer>,
+    /// What we accept.
+    pub accepted: Vec<IpsecSuite>,
+}
+
+impl fmt::Display for IpsecMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("peer offers ")?;
+        join(f, self.offered.iter())?;
+        f.write_str(", we accept ")?;
+        join(f, self.accepted.iter())
+    }
+}
+
+/// The chosen proposal: its number and SPI (the peer's inbound SPI) and the negotiated suite.
+#[derive(Debug, Clone)]
+pub(crate) struct IpsecChoice {
+    pub(crate) proposal_number: u8,
+    pub(crate) transform: Transform<'static>,
+    pub(crate) peer_spi: [u8; 4],
+    pub(crate) suite: IpsecSuite,
+}
+
+/// Chooses among the proposals of a quick-mode SA payload: the first ESP proposal with a
+/// 4-byte SPI whose transform equals one of `ours` in algorithms, mode and PFS group.
+/// Lifetimes are not compared; the shorter wins.
+pub(crate) fn choose_ipsec(
+    offer: &SecurityAssociation<'_>,
+    ours: &[IpsecSuite],
+) -> Result<IpsecChoice, IpsecMismatch> {
+    let mut offered = Vec::new();
+    for proposal in &offer.proposals {
+        if proposal.protocol != ProtocolId::Esp {
+            continue;
+        }
+        let Ok(peer_spi) = <[u8; 4]>::try_from(proposal.spi) else { continue };
+        for transform in &proposal.transforms {
+            let read = IpsecOffer::read(transform);
+            if let Some(suite) = read.suite() {
+                if let Some(mine) = ours.iter().find(|m| m.proposal == suite.proposal && m.pfs == suite.pfs) {
+                    let suite = IpsecSuite {
+                        lifetime: suite.lifetime.min(mine.lifetime),
+                        lifetime_kilobytes: min_optional(suite.lifetime_kilobytes, mine.lifetime_kilobytes),
+                        ..suite
+                    };
+                    return Ok(IpsecChoice {
+                        proposal_number: proposal.number,
+                        transform: owned_transform(transform),
+                        peer_spi,
+                        suite,
+                    });
+                }
+            }
+            offered.push(read);
+        }
+    }
+    Err(IpsecMismatch { offered, accepted: ours.to_vec() })
+}
+
+fn min_optional(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// A transform with its attribute values copied, so it can outlive the datagram.
+pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
+    Transform {
+        number: t.number,
+        transform_id: t.transform_id,
+        attributes: t
+            .attributes
+            .iter()
+            .map(|a| isakmp::Attribute {
+                attribute_type: a.attribute_type,
+                value: match &a.value {
+                    isakmp::attribute::AttributeValue::Basic(v) => {
+                        isakmp::attribute::AttributeValue::Basic(*v)
+                    }
+                    isakmp::attribute::AttributeValue::Variable(v) => {
+                        isakmp::attribute::AttributeValue::Variable(std::borrow::Cow::Owned(v.to_vec()))
+                    }
+                },
+            })
+            .collect(),
+    }
+}

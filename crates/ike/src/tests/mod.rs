@@ -1,0 +1,367 @@
+//! Engine tests: two engines over an in-memory network, deterministic (virtual time, seeded
+//! randomness). Names follow `<exchange>_<side>_<what>`.
+
+mod util;
+
+use std::time::Duration;
+
+use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher};
+use isakmp::NotifyType;
+
+use self::util::{esp, failures, ike, installed, Faults, Gateway, Pair};
+use crate::{Event, FailureReason, IdentityConfig};
+
+fn tunnel_up(pair: &Pair) -> bool {
+    !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()
+}
+
+/// Both sides hold the same keys, crosswise: what A sends with, B receives with.
+fn assert_keys_agree(pair: &Pair) {
+    let (a, b) = (installed(&pair.a)[0], installed(&pair.b)[0]);
+    assert_eq!(a.outbound.spi(), b.inbound.spi());
+    assert_eq!(a.inbound.spi(), b.outbound.spi());
+    assert_ne!(a.inbound.spi(), a.outbound.spi());
+    assert_eq!(a.outbound.encryption_key_with_salt(), b.inbound.encryption_key_with_salt());
+    assert_eq!(a.outbound.integrity_key(), b.inbound.integrity_key());
+    assert_eq!(a.inbound.encryption_key_with_salt(), b.outbound.encryption_key_with_salt());
+    assert_eq!(a.inbound.integrity_key(), b.outbound.integrity_key());
+    assert_ne!(a.outbound.encryption_key_with_salt(), a.inbound.encryption_key_with_salt());
+    assert_eq!(a.suite, b.suite);
+    assert!(a.initiator && !b.initiator);
+}
+
+fn established(pair: &Pair) -> bool {
+    let up = |s: &util::Side| s.events.iter().any(|e| matches!(e, Event::IkeSaEstablished { .. }));
+    up(&pair.a) && up(&pair.b)
+}
+
+#[test]
+fn main_mode_and_quick_mode_reference_scenario_establish() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 1);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    assert!(established(&pair));
+    assert_keys_agree(&pair);
+    let (on_a, on_b) = (installed(&pair.a)[0], installed(&pair.b)[0]);
+    assert_eq!(on_a.selector, a.selector());
+    assert_eq!(on_b.selector, b.selector(), "the responder sees the flow mirrored");
+    assert_eq!(on_a.inbound.encryption_key().len(), 8, "DES key");
+    assert_eq!(on_a.inbound.integrity_key().len(), 16, "HMAC-MD5 key");
+    assert!(failures(&pair.a).is_empty() && failures(&pair.b).is_empty());
+    // Exactly six main-mode and three quick-mode messages, no retransmissions.
+    assert_eq!(pair.a.sent.len() + pair.b.sent.len(), 9);
+    let views: Vec<_> = pair.a.engine.ike_sas().collect();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].state, "established");
+    assert_eq!(views[0].suite, Some(crate::IkeProposal::recommended()));
+}
+
+#[test]
+fn algorithm_matrix_establishes_with_equal_keys() {
+    let groups =
+        [DhGroup::Modp1024, DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Ecp384, DhGroup::Curve25519];
+    let ciphers = [Phase1Cipher::TripleDes, Phase1Cipher::Aes128, Phase1Cipher::Aes256];
+    let hashes = [HashAlgorithm::Sha1, HashAlgorithm::Sha256, HashAlgorithm::Sha512];
+    let esps = [
+        esp(EspCipher::AesCbc128, Some(Integrity::HmacSha256_128)),
+        esp(EspCipher::AesGcm256, None),
+        esp(EspCipher::TripleDes, Some(Integrity::HmacSha1_96)),
+    ];
+    let mut seed = 100;
+    for (i, group) in groups.into_iter().enumerate() {
+        for (j, cipher) in ciphers.into_iter().enumerate() {
+            for (k, hash) in hashes.into_iter().enumerate() {
+                seed += 1;
+                let pfs = ((i + j + k) % 2 == 0).then_some(group);
+                let mut a = Gateway::fw_a();
+                a.ike = vec![ike(cipher, hash, group)];
+                a.ipsec = vec![esps[(i + k) % esps.len()]];
+                a.pfs = pfs;
+                let b = Gateway { ike: a.ike.clone(), ipsec: a.ipsec.clone(), pfs, ..Gateway::fw_b() };
+                let mut pair = Pair::new(&a, &b, seed);
+                pair.acquire_on_a(a.selector());
+                let label = format!("{cipher}/{hash}/{group}/pfs {pfs:?}");
+                assert!(pair.drive_until(100, tunnel_up), "{label}: {:?} {:?}", pair.a.events, pair.b.events);
+                assert_keys_agree(&pair);
+                assert_eq!(installed(&pair.a)[0].suite.pfs, pfs, "{label}");
+            }
+        }
+    }
+}
+
+#[test]
+fn main_mode_responder_picks_first_acceptable_transform_and_shorter_lifetime() {
+    let mut a = Gateway::fw_a();
+    let weak = ike(Phase1Cipher::TripleDes, HashAlgorithm::Sha1, DhGroup::Modp1024);
+    let strong =
+        crate::IkeProposal { lifetime: Duration::from_secs(600), ..crate::IkeProposal::recommended() };
+    a.ike = vec![weak, strong];
+    let b = Gateway::fw_b(); // accepts only the recommended suite, lifetime 86400 s
+    let mut pair = Pair::new(&a, &b, 7);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    for side in [&pair.a, &pair.b] {
+        let suite = side.events.iter().find_map(|e| match e {
+            Event::IkeSaEstablished { suite, .. } => Some(*suite),
+            _ => None,
+        });
+        assert_eq!(suite, Some(strong), "600 s is shorter than 86400 s and wins on both sides");
+    }
+}
+
+fn failure_reasons(side: &util::Side) -> Vec<String> {
+    failures(side).iter().map(|f| f.to_string()).collect()
+}
+
+#[test]
+fn main_mode_responder_rejects_wrong_pre_shared_key() {
+    let a = Gateway::fw_a();
+    let b = Gateway { psk: "not-tiandihui2", ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 2);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    assert!(installed(&pair.a).is_empty() && installed(&pair.b).is_empty());
+    let on_b = failures(&pair.b);
+    assert!(
+        matches!(
+            on_b[0].reason,
+            FailureReason::AuthenticationFailed { hash: "HASH_I" }
+                | FailureReason::KeysDiffer { message: "MM5" }
+        ),
+        "{:?}",
+        failure_reasons(&pair.b)
+    );
+    assert_eq!(on_b[0].state, "waiting for MM5");
+    assert!(on_b[0].to_string().contains("pre-shared keys probably differ"), "{}", on_b[0]);
+    let on_a = failures(&pair.a);
+    assert!(
+        matches!(on_a[0].reason, FailureReason::PeerNotified(NotifyType::AuthenticationFailed)),
+        "{:?}",
+        failure_reasons(&pair.a)
+    );
+    assert_eq!(on_a.len(), 1, "the notify ends the exchange: no retransmission timeout on top");
+    assert_eq!(pair.a.engine.ike_sas().count(), 0, "no half-made SA left on A");
+    assert_eq!(pair.b.engine.ike_sas().count(), 0, "no half-made SA left on B");
+}
+
+#[test]
+fn main_mode_responder_rejects_proposal_mismatch_naming_both_sides() {
+    let mut a = Gateway::fw_a();
+    a.ike = vec![ike(Phase1Cipher::Aes128, HashAlgorithm::Sha1, DhGroup::Modp1024)];
+    let b = Gateway::fw_b();
+    let mut pair = Pair::new(&a, &b, 3);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(
+        text.contains("IKE proposal mismatch: peer offers aes-128/sha1/group2/pre-share, we accept aes-256/sha2-256/group14/pre-share"),
+        "{text}"
+    );
+    assert!(text.contains("192.0.2.1"), "{text}");
+    assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
+    assert_eq!(pair.b.engine.ike_sas().count(), 0);
+    assert_eq!(pair.a.engine.ike_sas().count(), 0);
+}
+
+#[test]
+fn quick_mode_responder_rejects_pfs_mismatch() {
+    let a = Gateway { pfs: Some(DhGroup::Modp2048), ..Gateway::fw_a() };
+    let b = Gateway::fw_b();
+    let mut pair = Pair::new(&a, &b, 4);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    assert!(established(&pair), "phase 1 is unaffected");
+    assert!(installed(&pair.a).is_empty() && installed(&pair.b).is_empty());
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(text.contains("IPsec proposal mismatch"), "{text}");
+    assert!(text.contains("pfs-group14") && text.contains("no-pfs"), "{text}");
+    assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
+}
+
+#[test]
+fn quick_mode_responder_rejects_ipsec_proposal_mismatch() {
+    let a = Gateway::fw_a();
+    let b = Gateway {
+        ipsec: vec![esp(EspCipher::AesCbc256, Some(Integrity::HmacSha256_128))],
+        ..Gateway::fw_b()
+    };
+    let mut pair = Pair::new(&a, &b, 5);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(text.contains("peer offers esp-des-cbc/hmac-md5-96/tunnel/no-pfs"), "{text}");
+    assert!(text.contains("we accept esp-aes-cbc-256/hmac-sha2-256-128/tunnel/no-pfs"), "{text}");
+    assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
+}
+
+#[test]
+fn quick_mode_responder_rejects_flow_outside_its_acl() {
+    let a = Gateway::fw_a();
+    // B protects 10.2.3.0/24 instead of 10.2.2.0/24: A's flow is not mirrored.
+    let b = Gateway { inside: std::net::Ipv4Addr::new(10, 2, 3, 0), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 6);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(text.contains("10.1.1.0/255.255.255.0 -> 10.2.2.0/255.255.255.0"), "{text}");
+    assert!(text.contains("not covered by any ACL"), "{text}");
+    assert!(matches!(
+        failures(&pair.a)[0].reason,
+        FailureReason::PeerNotified(NotifyType::InvalidIdInformation)
+    ));
+}
+
+#[test]
+fn quick_mode_responder_accepts_flow_inside_its_acl() {
+    let a = Gateway::fw_a();
+    // B's rule covers 10.2.0.0/16 <-> 10.1.0.0/16; A proposes the narrower /24 flow.
+    let mut b = Gateway::fw_b();
+    b.inside = std::net::Ipv4Addr::new(10, 2, 0, 0);
+    b.far = std::net::Ipv4Addr::new(10, 1, 0, 0);
+    let mut config_b = b.clone();
+    config_b.limits = b.limits;
+    let mut pair = Pair::new(&a, &b, 8);
+    // Widen B's selector to /16 by rebuilding its engine.
+    let mut config = b.config();
+    config.policies[0].selectors[0].local = crate::Subnet::new(b.inside, 16);
+    config.policies[0].selectors[0].remote = crate::Subnet::new(b.far, 16);
+    pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(99)));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
+    assert_eq!(installed(&pair.b)[0].selector, b_selector_narrow());
+}
+
+fn b_selector_narrow() -> crate::TrafficSelector {
+    Gateway::fw_b().selector()
+}
+
+#[test]
+fn main_mode_checks_configured_remote_identity() {
+    let a = Gateway { local_id: Some(IdentityConfig::Fqdn("fwa.example.net".into())), ..Gateway::fw_a() };
+    let b = Gateway { remote_id: Some(IdentityConfig::Fqdn("other.example.net".into())), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 9);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(
+        text.contains(
+            "peer identity fqdn fwa.example.net is not the configured remote-id fqdn other.example.net"
+        ),
+        "{text}"
+    );
+    assert!(matches!(
+        failures(&pair.a)[0].reason,
+        FailureReason::PeerNotified(NotifyType::InvalidIdInformation)
+    ));
+
+    // With the right name it works, case-insensitively.
+    let b = Gateway { remote_id: Some(IdentityConfig::Fqdn("FWA.example.NET".into())), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 10);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+}
+
+#[test]
+fn exchanges_converge_despite_loss_duplication_and_reordering() {
+    for seed in 0..20 {
+        let a = Gateway {
+            limits: crate::Limits { retransmit_count: 12, ..Gateway::fw_a().limits },
+            ..Gateway::fw_a()
+        };
+        let b = Gateway { limits: a.limits, ..Gateway::fw_b() };
+        let mut pair = Pair::new(&a, &b, 1000 + seed);
+        pair.faults = Faults { loss: 30, duplicate: 20, jitter: Duration::from_millis(300) };
+        pair.acquire_on_a(a.selector());
+        assert!(
+            pair.drive_until(5000, tunnel_up),
+            "seed {seed}: a: {:?}\nb: {:?}",
+            failure_reasons(&pair.a),
+            failure_reasons(&pair.b)
+        );
+        assert_keys_agree(&pair);
+        assert_eq!(installed(&pair.a).len(), 1, "seed {seed}: one pair of SAs, not one per duplicate");
+        assert_eq!(installed(&pair.b).len(), 1, "seed {seed}");
+        assert_eq!(pair.b.engine.ike_sas().count(), 1, "seed {seed}: duplicates of MM1 made no second SA");
+    }
+}
+
+#[test]
+fn main_mode_initiator_gives_up_on_a_vanished_peer() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 11);
+    pair.b_alive = false;
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(600));
+    let on_a = failures(&pair.a);
+    assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
+    assert!(matches!(on_a[0].reason, FailureReason::TimedOut { retransmissions: 5, .. }), "{}", on_a[0]);
+    assert_eq!(pair.a.sent.len(), 6, "MM1 and five retransmissions");
+    assert_eq!(pair.a.engine.ike_sas().count(), 0);
+    assert_eq!(pair.a.engine.poll_timeout(), None, "nothing left to wait for");
+}
+
+#[test]
+fn main_mode_responder_answers_repeated_mm1_from_memory_a_few_times() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 12);
+    pair.acquire_on_a(a.selector());
+    let mm1 = pair.a.engine.poll_transmit().expect("MM1");
+    let now = pair.now;
+    for _ in 0..10 {
+        pair.b.engine.handle_datagram(now, mm1.remote, mm1.local, &mm1.payload);
+    }
+    let mut replies = Vec::new();
+    while let Some(t) = pair.b.engine.poll_transmit() {
+        replies.push(t.payload);
+    }
+    assert_eq!(replies.len(), 4, "the first answer and three repeats, then silence");
+    assert!(replies.windows(2).all(|w| w[0] == w[1]), "repeats are the stored MM2, not new work");
+    assert_eq!(pair.b.engine.ike_sas().count(), 1);
+}
+
+#[test]
+fn main_mode_responder_limits_half_open_sas_per_peer() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 13);
+    let limit = b.limits.max_half_open_per_peer;
+    for i in 0..limit + 5 {
+        let mut a_engine = crate::Engine::new(a.config(), Box::new(util::TestRng(500 + i as u64)));
+        a_engine.handle_acquire(pair.now, crate::Acquire { policy: 0, selector: a.selector() });
+        let mm1 = a_engine.poll_transmit().expect("MM1");
+        pair.b.engine.handle_datagram(pair.now, mm1.remote, mm1.local, &mm1.payload);
+    }
+    assert_eq!(pair.b.engine.ike_sas().count(), limit);
+    assert_eq!(pair.b.engine.statistics().half_open_dropped, 5);
+}
+
+#[test]
+fn engine_survives_garbage_and_mutated_messages() {
+    use proptest::prelude::*;
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    // A valid exchange to take messages from.
+    let mut pair = Pair::new(&a, &b, 14);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let captured: Vec<Vec<u8>> = pair.a.sent.iter().chain(pair.b.sent.iter()).cloned().collect();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
+    let strategy = (0..captured.len(), proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8));
+    runner
+        .run(&strategy, |(which, flips)| {
+            let mut pair = Pair::new(&a, &b, 15);
+            pair.acquire_on_a(a.selector());
+            pair.drive_until(100, tunnel_up);
+            let mut bytes = captured[which].clone();
+            for (at, value) in flips {
+                let len = bytes.len();
+                bytes[at % len] ^= value | 1;
+            }
+            let now = pair.now;
+            let (from_a, from_b) = (pair.a.address, pair.b.address);
+            pair.b.engine.handle_datagram(now, from_b, from_a, &bytes);
+            pair.a.engine.handle_datagram(now, from_a, from_b, &bytes);
+            pair.drive_for(Duration::from_secs(5));
+            Ok(())
+        })
+        .unwrap();
+}
