@@ -87,6 +87,9 @@ pub(crate) struct Flight {
     retransmit_at: Option<Instant>,
     retransmissions: u32,
     duplicate_replies: u32,
+    /// Whether repeats are answered only [`MAX_DUPLICATE_REPLIES`] times (see
+    /// [`Flight::answer_every_repeat`]).
+    bounded_repeats: bool,
     started: Instant,
 }
 
@@ -111,6 +114,7 @@ impl Flight {
             retransmit_at: None,
             retransmissions: 0,
             duplicate_replies: 0,
+            bounded_repeats: true,
             started: now,
         }
     }
@@ -135,11 +139,21 @@ impl Flight {
         if self.last_received.as_ref() != Some(digest) {
             return None;
         }
-        if self.duplicate_replies >= MAX_DUPLICATE_REPLIES {
+        if self.bounded_repeats && self.duplicate_replies >= MAX_DUPLICATE_REPLIES {
             return Some(None);
         }
         self.duplicate_replies += 1;
         Some(self.last_sent.clone())
+    }
+
+    /// Answers every repeat of the last accepted message, for an initiator's last message (AM3,
+    /// QM3). The bound exists so an unauthenticated first message cannot draw replies without
+    /// end; here the repeated message was authenticated when first accepted, the reply goes to
+    /// the peer's fixed address (a replay reflects one datagram for one, no amplification),
+    /// and the peer retransmits until it gets our answer: with a bound, a lossy path can
+    /// leave the peer without it while we already use the SA.
+    pub(crate) fn answer_every_repeat(&mut self) {
+        self.bounded_repeats = false;
     }
 
     /// Stops retransmitting (the exchange is over on our side).

@@ -344,6 +344,7 @@ impl IkeSa {
         )?;
         let qm = &mut self.quick_modes[index];
         qm.flight.received(digest);
+        qm.flight.answer_every_repeat();
         qm.flight.sent(&qm3, false, ctx.now, ctx.config);
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.transmit(qm3, ctx);
