@@ -59,7 +59,9 @@ pub struct Engine {
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
-    /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
+    /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
+    /// until the SA goes, so a late duplicate of the first message reaches the established SA
+    /// (which drops it) instead of starting a second, half-open one.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
@@ -349,7 +351,6 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.responder_first.remove(&(sa.cookie_i, sa.remote));
             }
         }
         self.with_sa(slot, now, |sa, ctx| {
@@ -391,8 +392,10 @@ impl Engine {
         }
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
-            if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
-            {
+            let answered = sa.role == Role::Responder
+                && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some();
+            // An established SA stopped counting as half-open in `phase1_done`.
+            if answered && sa.established_at.is_none() {
                 self.half_open = self.half_open.saturating_sub(1);
             }
             self.armed[slot] = None;
