@@ -15,7 +15,7 @@ use std::time::Instant;
 use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
-use crate::config::Config;
+use crate::config::{Config, ExchangeMode};
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
 use crate::informational;
@@ -146,6 +146,7 @@ impl Engine {
         let Some(remote_ip) = peer.remote_address else { return };
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
+        let mode = peer.exchange_mode;
         // A quick mode for this flow already under way, or phase 1 already asked for it.
         let existing = self.slots.iter().position(|s| {
             s.as_ref().is_some_and(|sa| {
@@ -176,7 +177,25 @@ impl Engine {
                     self.slots.len() - 1
                 });
                 let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
-                let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
+                let mut sa = match mode {
+                    ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
+                    ExchangeMode::Aggressive => {
+                        match IkeSa::initiate_aggressive(connection, peer_index, local, remote, &mut ctx) {
+                            Ok(sa) => sa,
+                            Err(reason) => {
+                                self.free.push(slot);
+                                self.out.events.push_back(Event::Failed(Failure {
+                                    peer: Some(self.config.peers[peer_index].name.clone()),
+                                    remote,
+                                    exchange: Exchange::AggressiveMode,
+                                    state: "starting",
+                                    reason,
+                                }));
+                                return;
+                            }
+                        }
+                    }
+                };
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.slots[slot] = Some(sa);
@@ -197,7 +216,9 @@ impl Engine {
         let digest = digest_of(datagram);
         let header = message.header;
         let Some(slot) = self.route(&message, remote) else {
-            if header.exchange_type == ExchangeType::IdentityProtection && header.responder_cookie.is_zero() {
+            let first_message =
+                matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
+            if first_message && header.responder_cookie.is_zero() {
                 self.new_responder(now, local, remote, &message, datagram, digest);
             } else {
                 self.stats.unknown_sa += 1;
@@ -205,11 +226,16 @@ impl Engine {
             return;
         };
         match header.exchange_type {
-            ExchangeType::IdentityProtection => {
+            ExchangeType::IdentityProtection | ExchangeType::Aggressive => {
                 let mut established = false;
                 self.with_sa(slot, now, |sa, ctx| {
                     let state = sa.phase1.name();
-                    match sa.handle_main_mode(&message, digest, ctx) {
+                    let result = if header.exchange_type == ExchangeType::Aggressive {
+                        sa.handle_aggressive_mode(&message, datagram, digest, ctx)
+                    } else {
+                        sa.handle_main_mode(&message, digest, ctx)
+                    };
+                    match result {
                         Ok(done) => established = done,
                         Err(reason) => fail_phase1(sa, state, reason, ctx),
                     }
@@ -219,6 +245,9 @@ impl Engine {
                 }
             }
             ExchangeType::QuickMode => self.with_sa(slot, now, |sa, ctx| {
+                if sa.quick_mode_before_am3(ctx) {
+                    return;
+                }
                 if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
                     informational::notify_failure(sa, &reason, ctx);
                     let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
@@ -273,6 +302,8 @@ impl Engine {
             .then_some(slot)
     }
 
+    /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any
+    /// Diffie-Hellman work.
     fn new_responder(
         &mut self,
         now: Instant,
@@ -282,6 +313,37 @@ impl Engine {
         datagram: &[u8],
         digest: [u8; 32],
     ) {
+        let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
+        let (exchange, state) = if aggressive {
+            (Exchange::AggressiveMode, "waiting for AM1")
+        } else {
+            (Exchange::MainMode, "waiting for MM1")
+        };
+        let peer = if aggressive {
+            // IDii is in clear in AM1: the key is chosen by the identity (notes pitfall 15).
+            let identity = message.payloads().iter().find_map(|p| match p {
+                isakmp::Payload::Identification(id) => Some(&id.identity),
+                _ => None,
+            });
+            match identity {
+                Some(identity) => self.config.peer_for_identity(identity, remote.ip()),
+                None => self.config.peer_for_address(remote.ip()),
+            }
+        } else {
+            self.config.peer_for_address(remote.ip())
+        };
+        if aggressive && !self.config.allow_aggressive_mode_psk_responder {
+            // Every proposal is a pre-shared-key one until signatures exist; with them, this
+            // refusal applies to pre-shared-key transforms only. No reply, no state.
+            self.out.events.push_back(Event::Failed(Failure {
+                peer: peer.map(|p| self.config.peers[p].name.clone()),
+                remote,
+                exchange,
+                state,
+                reason: FailureReason::AggressiveModePskRefused,
+            }));
+            return;
+        }
         let per_peer = self
             .slots
             .iter()
@@ -295,25 +357,30 @@ impl Engine {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
-                exchange: Exchange::MainMode,
-                state: "waiting for MM1",
+                exchange,
+                state,
                 reason: FailureReason::TooManyHalfOpen,
             }));
             return;
         }
-        let Some(peer) = self.config.peer_for_address(remote.ip()) else {
+        let Some(peer) = peer else {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
-                exchange: Exchange::MainMode,
-                state: "waiting for MM1",
+                exchange,
+                state,
                 reason: FailureReason::UnknownPeer,
             }));
             return;
         };
         let connection = self.next_connection();
         let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
-        match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
+        let responded = if aggressive {
+            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        } else {
+            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        };
+        match responded {
             Ok(sa) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
@@ -338,8 +405,8 @@ impl Engine {
                 ctx.out.events.push_back(Event::Failed(Failure {
                     peer: Some(self.config.peers[peer].name.clone()),
                     remote,
-                    exchange: Exchange::MainMode,
-                    state: "waiting for MM1",
+                    exchange,
+                    state,
                     reason,
                 }));
             }
@@ -415,7 +482,7 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
 /// for removal.
 fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
     informational::notify_unauthenticated(sa.local, sa.remote, sa.cookie_i, sa.cookie_r, &reason, ctx);
-    let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
+    let failure = sa.failure(sa.phase1_exchange(), state, reason, ctx.config);
     ctx.out.events.push_back(Event::Failed(failure));
     sa.phase1 = Phase1::Failed;
 }
@@ -428,7 +495,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         FlightTimeout::GiveUp { retransmissions, waited } if !sa.is_established() => {
             let state = sa.phase1.name();
             let failure = sa.failure(
-                Exchange::MainMode,
+                sa.phase1_exchange(),
                 state,
                 FailureReason::TimedOut { retransmissions, waited },
                 ctx.config,
@@ -451,7 +518,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             let waited =
                 now.saturating_duration_since(sa.phase1_deadline - ctx.config.limits.exchange_timeout);
             let failure = sa.failure(
-                Exchange::MainMode,
+                sa.phase1_exchange(),
                 state,
                 FailureReason::TimedOut { retransmissions: 0, waited },
                 ctx.config,

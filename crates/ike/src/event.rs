@@ -101,6 +101,8 @@ pub struct IpsecSaPair {
 pub enum Exchange {
     /// Main mode.
     MainMode,
+    /// Aggressive mode.
+    AggressiveMode,
     /// Quick mode.
     QuickMode,
     /// An informational exchange.
@@ -111,6 +113,7 @@ impl fmt::Display for Exchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::MainMode => "main mode",
+            Self::AggressiveMode => "aggressive mode",
             Self::QuickMode => "quick mode",
             Self::Informational => "informational",
         })
@@ -197,6 +200,12 @@ pub enum FailureReason {
     },
     /// Too many half-open SAs; the request was dropped before any work.
     TooManyHalfOpen,
+    /// An aggressive-mode request with pre-shared keys arrived and
+    /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
+    /// is off. It gets no reply at all: an answer would hand out HASH_R for offline cracking
+    /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
+    /// mode), and a spoofed AM1 must not make us send anything (no amplification).
+    AggressiveModePskRefused,
 }
 
 impl fmt::Display for FailureReason {
@@ -229,6 +238,12 @@ impl fmt::Display for FailureReason {
                 write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
             }
             Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
+            Self::AggressiveModePskRefused => write!(
+                f,
+                "aggressive mode with pre-shared keys refused as responder, no reply sent \
+                 (allow_aggressive_mode_psk_responder is off): {}",
+                crate::config::AGGRESSIVE_MODE_PSK_RISK
+            ),
         }
     }
 }
@@ -249,7 +264,8 @@ impl FailureReason {
             | Self::UnknownPeer
             | Self::Undecryptable
             | Self::TimedOut { .. }
-            | Self::TooManyHalfOpen => return None,
+            | Self::TooManyHalfOpen
+            | Self::AggressiveModePskRefused => return None,
         })
     }
 }

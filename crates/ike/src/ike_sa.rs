@@ -1,5 +1,6 @@
 //! One IKE SA and its phase-1 exchange: main mode with pre-shared keys, both roles
-//! (RFC 2409 §5 and §5.4).
+//! (RFC 2409 §5 and §5.4). Aggressive mode (RFC 2409 §5.4, three messages) lives in
+//! [`crate::aggressive_mode`] and shares the SA, the key derivation and the established state.
 //!
 //! ```text
 //! Initiator                          Responder
@@ -28,7 +29,8 @@ use isakmp::{
     SecurityAssociation,
 };
 
-use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig};
+use crate::aggressive_mode::AggressiveState;
+use crate::config::{Config, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig};
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
@@ -68,12 +70,12 @@ pub(crate) struct Output {
     pub(crate) events: std::collections::VecDeque<Event>,
 }
 
-/// Which side of the phase-1 exchange we are.
+/// Which side of the phase-1 exchange (main or aggressive mode) we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// We sent MM1.
+    /// We sent the first message (MM1 / AM1).
     Initiator,
-    /// We answered MM1.
+    /// We answered it.
     Responder,
 }
 
@@ -144,6 +146,18 @@ impl Flight {
         }
         self.duplicate_replies += 1;
         Some(self.last_sent.clone())
+    }
+
+    /// The last message we sent, for a state that decides itself when to send it again.
+    pub(crate) fn last_sent(&self) -> Option<&[u8]> {
+        self.last_sent.as_deref()
+    }
+
+    /// Records the last message of an exchange, which needs no answer (AM3): repeats of it
+    /// are then dropped instead of drawing our previous message again.
+    pub(crate) fn finished(&mut self, digest: [u8; 32]) {
+        self.received(digest);
+        self.last_sent = None;
     }
 
     /// Answers every repeat of the last accepted message, for an initiator's last message (AM3,
@@ -225,6 +239,8 @@ pub(crate) enum Phase1 {
         suite: IkeProposal,
         material: Box<Phase1Material>,
     },
+    /// Aggressive mode in progress (either role); it ends in `Established` too.
+    Aggressive(AggressiveState),
     Established {
         suite: IkeProposal,
         material: Box<Phase1Material>,
@@ -245,6 +261,7 @@ impl Phase1 {
             Self::InitiatorWaitMm6 { .. } => "waiting for MM6",
             Self::ResponderWaitMm3 { .. } => "waiting for MM3",
             Self::ResponderWaitMm5 { .. } => "waiting for MM5",
+            Self::Aggressive(state) => state.name(),
             Self::Established { .. } => "established",
             Self::Failed => "failed",
         }
@@ -261,6 +278,8 @@ pub(crate) struct IkeSa {
     pub(crate) cookie_i: Cookie,
     pub(crate) cookie_r: Cookie,
     pub(crate) phase1: Phase1,
+    /// Main or aggressive mode: which exchange phase 1 was (for headers and failure reports).
+    pub(crate) mode: ExchangeMode,
     pub(crate) flight: Flight,
     /// Abandon the phase-1 exchange at this time if it has not completed.
     pub(crate) phase1_deadline: Instant,
@@ -284,6 +303,14 @@ impl IkeSa {
         match &self.phase1 {
             Phase1::Established { suite, .. } => Some(*suite),
             _ => None,
+        }
+    }
+
+    /// The phase-1 exchange, for failure reports.
+    pub(crate) fn phase1_exchange(&self) -> Exchange {
+        match self.mode {
+            ExchangeMode::Main => Exchange::MainMode,
+            ExchangeMode::Aggressive => Exchange::AggressiveMode,
         }
     }
 
@@ -320,6 +347,7 @@ impl IkeSa {
             cookie_i,
             cookie_r: Cookie::default(),
             phase1: Phase1::InitiatorWaitMm2 { sai_b },
+            mode: ExchangeMode::Main,
             flight: Flight::new(ctx.now),
             phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
             established_at: None,
@@ -363,6 +391,7 @@ impl IkeSa {
             cookie_i,
             cookie_r,
             phase1: Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite },
+            mode: ExchangeMode::Main,
             flight: Flight::new(ctx.now),
             phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
             established_at: None,
@@ -500,6 +529,11 @@ impl IkeSa {
                 self.establish(suite, material, proof, ctx);
                 Ok(true)
             }
+            aggressive @ Phase1::Aggressive(_) => {
+                // A main-mode message for an aggressive-mode SA: out of place, dropped.
+                self.phase1 = aggressive;
+                Ok(false)
+            }
             established @ Phase1::Established { .. } => {
                 // A main-mode message that is not a repeat of the last one: stray or forged.
                 self.phase1 = established;
@@ -521,7 +555,7 @@ impl IkeSa {
             Phase1::InitiatorWaitMm6 { .. } | Phase1::ResponderWaitMm5 { .. } => {
                 message.encrypted_body().is_some()
             }
-            Phase1::Established { .. } | Phase1::Failed => false,
+            Phase1::Aggressive(_) | Phase1::Established { .. } | Phase1::Failed => false,
         }
     }
 
@@ -530,7 +564,7 @@ impl IkeSa {
     }
 
     #[allow(clippy::too_many_arguments)] // the RFC 2409 inputs, named as there
-    fn derive(
+    pub(crate) fn derive(
         &self,
         suite: &IkeProposal,
         ni: &[u8],
@@ -541,29 +575,13 @@ impl IkeSa {
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
         let psk = &self.peer_config(ctx.config).pre_shared_key;
-        let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk.expose(), ni, nr);
-        let keys = skeyid.derive_phase1_keys(g_xy, &self.cookie_i.0, &self.cookie_r.0);
-        let key = keys.skeyid_e.cipher_key(suite.encryption);
-        Phase1Material {
-            hash: suite.hash,
-            iv: Phase1IvChain::new(suite.hash, suite.encryption, g_xi, g_xr),
-            skeyid,
-            skeyid_d: keys.skeyid_d,
-            skeyid_a: keys.skeyid_a,
-            key,
-            g_xi: g_xi.to_vec(),
-            g_xr: g_xr.to_vec(),
-        }
+        let exchange =
+            Phase1Exchange { cookie_i: self.cookie_i, cookie_r: self.cookie_r, ni, nr, g_xi, g_xr };
+        phase1_material(suite, psk.expose(), &exchange, g_xy)
     }
 
-    fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
-        AuthHashInput {
-            g_xi: &material.g_xi,
-            g_xr: &material.g_xr,
-            cky_i: self.cookie_i.0,
-            cky_r: self.cookie_r.0,
-            sai_b,
-        }
+    pub(crate) fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
+        auth_input(material, self.cookie_i, self.cookie_r, sai_b)
     }
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
@@ -612,7 +630,7 @@ impl IkeSa {
         Ok((decrypted.next_iv, proof))
     }
 
-    fn establish(
+    pub(crate) fn establish(
         &mut self,
         suite: IkeProposal,
         material: Box<Phase1Material>,
@@ -632,7 +650,7 @@ impl IkeSa {
     }
 
     /// Our phase-1 identity: the configured one, else our address.
-    fn local_identification<'c>(&self, config: &'c Config) -> Identification<'c> {
+    pub(crate) fn local_identification<'c>(&self, config: &'c Config) -> Identification<'c> {
         let peer = self.peer_config(config);
         let identity = match &peer.local_id {
             Some(IdentityConfig::Address(a)) => Identity::Ipv4Addr(*a),
@@ -678,6 +696,51 @@ impl IkeSa {
     }
 }
 
+/// The public values of a phase-1 exchange that the key schedule mixes in, named as in
+/// RFC 2409 §5 (nonce and KE payload bodies, cookies).
+pub(crate) struct Phase1Exchange<'a> {
+    pub(crate) cookie_i: Cookie,
+    pub(crate) cookie_r: Cookie,
+    pub(crate) ni: &'a [u8],
+    pub(crate) nr: &'a [u8],
+    pub(crate) g_xi: &'a [u8],
+    pub(crate) g_xr: &'a [u8],
+}
+
+/// SKEYID for a pre-shared key, its three keys, Ka and the phase-1 IV chain at
+/// `hash(g^xi | g^xr)` (RFC 2409 §5, Appendix B). A free function so the known-answer tests
+/// feed strongSwan's values through exactly the derivation the exchanges use.
+pub(crate) fn phase1_material(
+    suite: &IkeProposal,
+    psk: &[u8],
+    exchange: &Phase1Exchange<'_>,
+    g_xy: &[u8],
+) -> Phase1Material {
+    let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk, exchange.ni, exchange.nr);
+    let keys = skeyid.derive_phase1_keys(g_xy, &exchange.cookie_i.0, &exchange.cookie_r.0);
+    let key = keys.skeyid_e.cipher_key(suite.encryption);
+    Phase1Material {
+        hash: suite.hash,
+        iv: Phase1IvChain::new(suite.hash, suite.encryption, exchange.g_xi, exchange.g_xr),
+        skeyid,
+        skeyid_d: keys.skeyid_d,
+        skeyid_a: keys.skeyid_a,
+        key,
+        g_xi: exchange.g_xi.to_vec(),
+        g_xr: exchange.g_xr.to_vec(),
+    }
+}
+
+/// What HASH_I and HASH_R cover besides the ID payload.
+pub(crate) fn auth_input<'m>(
+    material: &'m Phase1Material,
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    sai_b: &'m [u8],
+) -> AuthHashInput<'m> {
+    AuthHashInput { g_xi: &material.g_xi, g_xr: &material.g_xr, cky_i: cookie_i.0, cky_r: cookie_r.0, sai_b }
+}
+
 /// The first SA payload of a chain.
 pub(crate) fn find_sa<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m SecurityAssociation<'a>> {
     payloads.iter().find_map(|p| match p {
@@ -686,7 +749,7 @@ pub(crate) fn find_sa<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m Securit
     })
 }
 
-fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
+pub(crate) fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
     let ke = payloads
         .iter()
         .find_map(|p| match p {
@@ -716,15 +779,9 @@ pub(crate) fn raw_body(first: PayloadType, chain: &[u8], wanted: PayloadType) ->
 }
 
 /// Checks the identity the peer presented against `remote-id`, when one is configured.
-fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
+pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
     let Some(expected) = &peer.remote_id else { return Ok(()) };
-    let matches = match (expected, &id.identity) {
-        (IdentityConfig::Address(a), Identity::Ipv4Addr(b)) => a == b,
-        (IdentityConfig::Fqdn(a), Identity::Fqdn(b))
-        | (IdentityConfig::UserFqdn(a), Identity::UserFqdn(b)) => a.as_bytes().eq_ignore_ascii_case(b),
-        _ => false,
-    };
-    if matches {
+    if expected.matches(&id.identity) {
         Ok(())
     } else {
         Err(FailureReason::IdentityMismatch {

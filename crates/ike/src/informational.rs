@@ -89,7 +89,7 @@ fn handle_cleartext(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
     if let Some(notify_type) = error {
         let state = sa.phase1.name();
         let failure =
-            sa.failure(Exchange::MainMode, state, FailureReason::PeerNotified(notify_type), ctx.config);
+            sa.failure(sa.phase1_exchange(), state, FailureReason::PeerNotified(notify_type), ctx.config);
         ctx.out.events.push_back(Event::Failed(failure));
         sa.phase1 = Phase1::Failed;
     }

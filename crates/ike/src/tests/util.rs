@@ -46,6 +46,10 @@ pub(crate) struct Gateway {
     pub(crate) remote_id: Option<crate::IdentityConfig>,
     pub(crate) local_id: Option<crate::IdentityConfig>,
     pub(crate) limits: Limits,
+    /// The phase-1 exchange this gateway initiates.
+    pub(crate) mode: ExchangeMode,
+    /// `Config::allow_aggressive_mode_psk_responder`.
+    pub(crate) allow_aggressive_responder: bool,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -80,6 +84,8 @@ impl Gateway {
             remote_id: None,
             local_id: None,
             limits: Limits { retransmit_initial: Duration::from_millis(500), ..Limits::default() },
+            mode: ExchangeMode::Main,
+            allow_aggressive_responder: false,
         }
     }
 
@@ -102,7 +108,7 @@ impl Gateway {
                 name: "peer".into(),
                 local_address: IpAddr::V4(self.local),
                 remote_address: Some(IpAddr::V4(self.remote)),
-                exchange_mode: ExchangeMode::Main,
+                exchange_mode: self.mode,
                 proposals: self.ike.clone(),
                 pre_shared_key: SecretBytes::from_slice(self.psk.as_bytes()),
                 local_id: self.local_id.clone(),
@@ -118,6 +124,7 @@ impl Gateway {
                 lifetime_kilobytes: None,
             }],
             limits: self.limits,
+            allow_aggressive_mode_psk_responder: self.allow_aggressive_responder,
         }
     }
 }
