@@ -260,6 +260,19 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Checks a name of 1..=`max_len` characters without blanks or quotes: names are rendered
+/// bare, so a name holding either could not be read back as written (`parse(render(c)) == c`).
+pub(crate) fn check_name(token: &Token, what: &str, name: &str, max_len: usize) -> Result<()> {
+    let len = name.chars().count();
+    if len == 0 || len > max_len {
+        return Err(invalid(token, what, &format!("1-{max_len} characters, got {len}")));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c == '"') {
+        return Err(invalid(token, what, "a name without blanks or quotes"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,17 +337,4 @@ mod tests {
         assert_eq!(nearest("verison", &["version", "undo"]), Some("version"));
         assert_eq!(nearest("zzzzzz", &["version", "undo"]), None);
     }
-}
-
-/// Checks a name of 1..=`max_len` characters without blanks or quotes: names are rendered
-/// bare, so a name holding either could not be read back as written (`parse(render(c)) == c`).
-pub(crate) fn check_name(token: &Token, what: &str, name: &str, max_len: usize) -> Result<()> {
-    let len = name.chars().count();
-    if len == 0 || len > max_len {
-        return Err(invalid(token, what, &format!("1-{max_len} characters, got {len}")));
-    }
-    if name.chars().any(|c| c.is_whitespace() || c == '"') {
-        return Err(invalid(token, what, "a name without blanks or quotes"));
-    }
-    Ok(())
 }
