@@ -69,6 +69,8 @@ pub struct Engine {
     slots_by_peer: HashMap<usize, Vec<usize>>,
     /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
     peer_by_address: HashMap<IpAddr, usize>,
+    /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
+    policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     armed: Vec<Option<(Instant, u64)>>,
@@ -88,6 +90,12 @@ impl Engine {
                 peer_by_address.entry(address).or_insert(index);
             }
         }
+        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+        for (index, policy) in config.policies.iter().enumerate() {
+            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+                policies.push(index);
+            }
+        }
         Self {
             config,
             rng,
@@ -98,6 +106,7 @@ impl Engine {
             half_open_by_address: HashMap::new(),
             slots_by_peer: HashMap::new(),
             peer_by_address,
+            policies_by_peer,
             timers: BinaryHeap::new(),
             armed: Vec::new(),
             generation: 0,
@@ -197,7 +206,13 @@ impl Engine {
                     self.armed.push(None);
                     self.slots.len() - 1
                 });
-                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+                let mut ctx = Ctx {
+                    config: &self.config,
+                    policies_by_peer: &self.policies_by_peer,
+                    rng: &mut *self.rng,
+                    now,
+                    out: &mut self.out,
+                };
                 let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
@@ -330,7 +345,13 @@ impl Engine {
             return;
         };
         let connection = self.next_connection();
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
             Ok(sa) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
@@ -389,7 +410,13 @@ impl Engine {
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
