@@ -274,16 +274,14 @@ impl Config {
     /// The peer an aggressive-mode responder uses for a first message from `remote` presenting
     /// `identity` (in clear in AM1, so the key can be chosen by identity, unlike main mode):
     /// the first peer whose `remote-id` matches the identity and whose address, if one is
-    /// configured, is `remote`; else the peer configured for `remote`, whose `remote-id` is
-    /// then checked like main mode's.
+    /// configured, is `remote`. When none does, the engine falls back to the peer configured
+    /// for `remote` (as [`Config::peer_for_address`]), whose `remote-id` is then checked like
+    /// main mode's.
     pub fn peer_for_identity(&self, identity: &Identity<'_>, remote: IpAddr) -> Option<usize> {
-        self.peers
-            .iter()
-            .position(|p| {
-                p.remote_address.is_none_or(|a| a == remote)
-                    && p.remote_id.as_ref().is_some_and(|id| id.matches(identity))
-            })
-            .or_else(|| self.peer_for_address(remote))
+        self.peers.iter().position(|p| {
+            p.remote_address.is_none_or(|a| a == remote)
+                && p.remote_id.as_ref().is_some_and(|id| id.matches(identity))
+        })
     }
 
     /// The policies that use peer `peer`.

@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crypto::{HashAlgorithm, SecureRandom};
@@ -63,6 +63,16 @@ pub struct Engine {
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
+    /// established), without scanning every SA for each MM1 / AM1.
+    half_open_by_address: HashMap<IpAddr, usize>,
+    /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
+    /// peer's SA without scanning every SA.
+    slots_by_peer: HashMap<usize, Vec<usize>>,
+    /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
+    peer_by_address: HashMap<IpAddr, usize>,
+    /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
+    policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     armed: Vec<Option<(Instant, u64)>>,
@@ -76,6 +86,18 @@ pub struct Engine {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
+        let mut peer_by_address = HashMap::new();
+        for (index, peer) in config.peers.iter().enumerate() {
+            if let Some(address) = peer.remote_address {
+                peer_by_address.entry(address).or_insert(index);
+            }
+        }
+        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+        for (index, policy) in config.policies.iter().enumerate() {
+            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+                policies.push(index);
+            }
+        }
         Self {
             config,
             rng,
@@ -83,6 +105,10 @@ impl Engine {
             free: Vec::new(),
             by_cookie: HashMap::new(),
             responder_first: HashMap::new(),
+            half_open_by_address: HashMap::new(),
+            slots_by_peer: HashMap::new(),
+            peer_by_address,
+            policies_by_peer,
             timers: BinaryHeap::new(),
             armed: Vec::new(),
             generation: 0,
@@ -147,11 +173,18 @@ impl Engine {
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
         let mode = peer.exchange_mode;
-        // A quick mode for this flow already under way, or phase 1 already asked for it.
-        let existing = self.slots.iter().position(|s| {
-            s.as_ref().is_some_and(|sa| {
-                sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
-            })
+        // A quick mode for this flow already under way, or phase 1 already asked for it: the
+        // lowest such slot, as a scan of all slots would find.
+        let existing = self.slots_by_peer.get(&peer_index).and_then(|slots| {
+            slots
+                .iter()
+                .copied()
+                .filter(|&slot| {
+                    self.slots[slot].as_ref().is_some_and(|sa| {
+                        sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
+                    })
+                })
+                .min()
         });
         match existing {
             Some(slot) => {
@@ -176,7 +209,13 @@ impl Engine {
                     self.armed.push(None);
                     self.slots.len() - 1
                 });
-                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+                let mut ctx = Ctx {
+                    config: &self.config,
+                    policies_by_peer: &self.policies_by_peer,
+                    rng: &mut *self.rng,
+                    now,
+                    out: &mut self.out,
+                };
                 let mut sa = match mode {
                     ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
                     ExchangeMode::Aggressive => {
@@ -198,6 +237,7 @@ impl Engine {
                 };
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.slots_by_peer.entry(peer_index).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.rearm(slot);
             }
@@ -325,12 +365,11 @@ impl Engine {
                 isakmp::Payload::Identification(id) => Some(&id.identity),
                 _ => None,
             });
-            match identity {
-                Some(identity) => self.config.peer_for_identity(identity, remote.ip()),
-                None => self.config.peer_for_address(remote.ip()),
-            }
+            identity
+                .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
+                .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
         } else {
-            self.config.peer_for_address(remote.ip())
+            self.peer_by_address.get(&remote.ip()).copied()
         };
         if aggressive && !self.config.allow_aggressive_mode_psk_responder {
             // Every proposal is a pre-shared-key one until signatures exist; with them, this
@@ -344,12 +383,7 @@ impl Engine {
             }));
             return;
         }
-        let per_peer = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|sa| sa.remote.ip() == remote.ip() && sa.role == Role::Responder && !sa.is_established())
-            .count();
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
         if self.half_open >= self.config.limits.max_half_open
             || per_peer >= self.config.limits.max_half_open_per_peer
         {
@@ -374,7 +408,13 @@ impl Engine {
             return;
         };
         let connection = self.next_connection();
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         let responded = if aggressive {
             IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
         } else {
@@ -389,6 +429,8 @@ impl Engine {
                 });
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
+                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
+                self.slots_by_peer.entry(peer).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.half_open += 1;
                 self.rearm(slot);
@@ -418,6 +460,9 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
+                // The first-message route stays until the SA goes (see `responder_first`).
+                let address = sa.remote.ip();
+                self.half_open_ended(address);
             }
         }
         self.with_sa(slot, now, |sa, ctx| {
@@ -433,7 +478,13 @@ impl Engine {
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
@@ -464,9 +515,26 @@ impl Engine {
             // An established SA stopped counting as half-open in `phase1_done`.
             if answered && sa.established_at.is_none() {
                 self.half_open = self.half_open.saturating_sub(1);
+                self.half_open_ended(sa.remote.ip());
+            }
+            if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.slots_by_peer.remove(&sa.peer);
+                }
             }
             self.armed[slot] = None;
             self.free.push(slot);
+        }
+    }
+
+    /// One half-open responder SA with `address` is gone (established or removed).
+    fn half_open_ended(&mut self, address: IpAddr) {
+        if let Some(count) = self.half_open_by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                self.half_open_by_address.remove(&address);
+            }
         }
     }
 }
