@@ -615,3 +615,44 @@ fn aggressive_mode_responder_accepts_am3_in_clear() {
         open_am3(&message, &material, cky_i, cky_r, &v.bytes("sai_b"), &v.bytes("idii_b")).expect("verifies");
     assert!(next_iv.is_none(), "a cleartext AM3 leaves the chain at the initial IV");
 }
+
+#[test]
+fn aggressive_mode_responder_drops_a_late_duplicate_am1() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 37);
+    pair.acquire_on_a(a.selector());
+    let am1 = pair.a.engine.poll_transmit().expect("AM1");
+    pair.b.engine.handle_datagram(pair.now, am1.remote, am1.local, &am1.payload);
+    let am2 = pair.b.engine.poll_transmit().expect("AM2");
+    pair.a.engine.handle_datagram(pair.now, am2.remote, am2.local, &am2.payload);
+    let am3 = pair.a.engine.poll_transmit().expect("AM3");
+    pair.b.engine.handle_datagram(pair.now, am3.remote, am3.local, &am3.payload);
+    assert_eq!(pair.b.engine.ike_sas().map(|v| v.state).collect::<Vec<_>>(), ["established"]);
+    // The network delivers AM1 once more: it reaches the established SA, which drops it.
+    pair.b.engine.handle_datagram(pair.now, am1.remote, am1.local, &am1.payload);
+    assert!(pair.b.engine.poll_transmit().is_none(), "no second AM2, no DH work");
+    assert_eq!(pair.b.engine.ike_sas().count(), 1);
+    // And a repeat of AM3 draws nothing either (AM3 needs no answer).
+    pair.b.engine.handle_datagram(pair.now, am3.remote, am3.local, &am3.payload);
+    assert!(pair.b.engine.poll_transmit().is_none());
+}
+
+#[test]
+fn aggressive_mode_responder_counts_only_unfinished_sas_as_half_open() {
+    let (a, b) = fqdn_gateways();
+    let b = Gateway { limits: crate::Limits { max_half_open_per_peer: 2, ..b.limits }, ..b };
+    let mut pair = Pair::new(&a, &b, 38);
+    for round in 0..4u64 {
+        // A restarted gateway each time: new cookies, a new IKE SA on B.
+        pair.a.engine = crate::Engine::new(a.config(), Box::new(super::util::TestRng(900 + round)));
+        pair.a.events.clear();
+        pair.acquire_on_a(a.selector());
+        assert!(
+            pair.drive_until(100, |p| !installed(&p.a).is_empty()),
+            "round {round}: {:?}",
+            failure_reasons(&pair.b)
+        );
+    }
+    assert_eq!(pair.b.engine.ike_sas().filter(|v| v.state == "established").count(), 4);
+    assert_eq!(pair.b.engine.statistics().half_open_dropped, 0);
+}
