@@ -172,13 +172,7 @@ pub(crate) fn open_am3(
     idii_b: &[u8],
 ) -> Result<(Option<NextIv>, HashVerified), FailureReason> {
     let verify = |payloads: &[Payload<'_>]| {
-        let hash = payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Hash(h) => Some(*h),
-                _ => None,
-            })
-            .ok_or(FailureReason::MissingPayload("HASH_I"))?;
+        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
         material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
