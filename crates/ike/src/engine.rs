@@ -16,7 +16,7 @@ use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::config::Config;
-use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
 use crate::informational;
 use crate::quick_mode::Acquire;
@@ -59,6 +59,8 @@ pub struct Engine {
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
+    /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
+    by_connection: HashMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
     /// (deadline, slot, generation); stale entries are skipped.
@@ -80,6 +82,7 @@ impl Engine {
             slots: Vec::new(),
             free: Vec::new(),
             by_cookie: HashMap::new(),
+            by_connection: HashMap::new(),
             responder_first: HashMap::new(),
             timers: BinaryHeap::new(),
             armed: Vec::new(),
@@ -147,7 +150,8 @@ impl Engine {
         // A quick mode for this flow already under way, or phase 1 already asked for it.
         let existing = self.slots.iter().position(|s| {
             s.as_ref().is_some_and(|sa| {
-                sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
+                // By address, not port: after a NAT-T float the SA talks to port 4500.
+                sa.peer == peer_index && sa.remote.ip() == remote.ip() && !matches!(sa.phase1, Phase1::Failed)
             })
         });
         match existing {
@@ -168,23 +172,39 @@ impl Engine {
             }
             None => {
                 let connection = self.next_connection();
+                let first_contact = self.first_contact(peer_index, remote);
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
                     self.armed.push(None);
                     self.slots.len() - 1
                 });
-                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+                let mut ctx = Ctx {
+                    config: &self.config,
+                    rng: &mut *self.rng,
+                    now,
+                    out: &mut self.out,
+                    received: None,
+                };
                 let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
+                sa.send_initial_contact = first_contact;
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(connection, slot);
                 self.slots[slot] = Some(sa);
                 self.rearm(slot);
             }
         }
     }
 
-    /// A datagram arrived on UDP 500 from `remote` to `local`.
+    /// A datagram arrived from `remote` to `local`, on UDP 500 or 4500. On 4500 the driver
+    /// strips the 4-byte zero non-ESP marker first (RFC 3948 §2.2) and hands ESP-in-UDP to the
+    /// data plane instead; a NAT keepalive (one 0xFF byte) may be passed here or dropped, it
+    /// is ignored either way. The addresses matter: NAT detection hashes them, and after the
+    /// NAT-T float the peer's address and port are taken from authenticated messages.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        if datagram == crate::nat_t::KEEPALIVE {
+            return;
+        }
         let message = match Message::parse(datagram) {
             Ok(m) => m,
             Err(_) => {
@@ -194,6 +214,7 @@ impl Engine {
         };
         let digest = digest_of(datagram);
         let header = message.header;
+        let received = Some((local, remote));
         let Some(slot) = self.route(&message, remote) else {
             if header.exchange_type == ExchangeType::IdentityProtection && header.responder_cookie.is_zero() {
                 self.new_responder(now, local, remote, &message, datagram, digest);
@@ -205,7 +226,7 @@ impl Engine {
         match header.exchange_type {
             ExchangeType::IdentityProtection => {
                 let mut established = false;
-                self.with_sa(slot, now, |sa, ctx| {
+                self.with_sa_received(slot, now, received, |sa, ctx| {
                     let state = sa.phase1.name();
                     match sa.handle_main_mode(&message, digest, ctx) {
                         Ok(done) => established = done,
@@ -216,7 +237,7 @@ impl Engine {
                     self.phase1_done(slot, now);
                 }
             }
-            ExchangeType::QuickMode => self.with_sa(slot, now, |sa, ctx| {
+            ExchangeType::QuickMode => self.with_sa_received(slot, now, received, |sa, ctx| {
                 if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
                     informational::notify_failure(sa, &reason, ctx);
                     let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
@@ -224,11 +245,26 @@ impl Engine {
                 }
             }),
             ExchangeType::Informational => {
-                self.with_sa(slot, now, |sa, ctx| informational::handle(sa, &message, ctx));
+                self.with_sa_received(slot, now, received, |sa, ctx| {
+                    informational::handle(sa, &message, ctx)
+                });
+                self.initial_contact(slot);
             }
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot);
+    }
+
+    /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
+    /// [`crate::IpsecSaPair::connection`]): the peer is alive, so dead peer detection stays
+    /// quiet (RFC 3706 §5.3, R-U-THERE only on an idle tunnel). Calling it once per second per
+    /// SA with traffic is enough; it costs a hash lookup. Unknown connections are ignored.
+    pub fn handle_traffic(&mut self, now: Instant, connection: ConnectionId) {
+        let Some(&slot) = self.by_connection.get(&connection) else { return };
+        if let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            sa.dpd.heard(now);
+        }
+        self.rearm(slot);
     }
 
     /// Runs every timer that is due.
@@ -244,6 +280,49 @@ impl Engine {
             self.armed[slot] = None;
             self.with_sa(slot, now, on_sa_timeout);
             self.reap(slot);
+        }
+    }
+
+    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
+    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
+    fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
+        !self
+            .slots
+            .iter()
+            .flatten()
+            .any(|sa| sa.peer == peer && sa.remote.ip() == remote.ip() && sa.is_established())
+    }
+
+    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
+    /// established IKE SA with the same peer and tells the data plane to drop their IPsec SAs:
+    /// the peer restarted and no longer knows them.
+    fn initial_contact(&mut self, slot: usize) {
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !std::mem::take(&mut sa.initial_contact_received) {
+            return;
+        }
+        let (peer, ip, replaced_by) = (sa.peer, sa.remote.ip(), sa.connection);
+        let stale: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                *i != slot
+                    && s.as_ref().is_some_and(|s| s.peer == peer && s.remote.ip() == ip && s.is_established())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for old in stale {
+            if let Some(sa) = self.slots[old].as_mut() {
+                self.out.events.push_back(Event::SasCleared {
+                    connection: sa.connection,
+                    peer: self.config.peers[sa.peer].name.clone(),
+                    remote: sa.remote,
+                    reason: ClearReason::InitialContact { replaced_by },
+                });
+                sa.phase1 = Phase1::Failed;
+            }
+            self.reap(old);
         }
     }
 
@@ -310,7 +389,13 @@ impl Engine {
             return;
         };
         let connection = self.next_connection();
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received: Some((local, remote)),
+        };
         match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
             Ok(sa) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
@@ -319,6 +404,7 @@ impl Engine {
                     self.slots.len() - 1
                 });
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(sa.connection, slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
                 self.slots[slot] = Some(sa);
                 self.half_open += 1;
@@ -349,9 +435,10 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.responder_first.remove(&(sa.cookie_i, sa.remote));
+                self.responder_first.remove(&(sa.cookie_i, sa.initial_remote));
             }
         }
+        self.initial_contact(slot);
         self.with_sa(slot, now, |sa, ctx| {
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
@@ -364,8 +451,19 @@ impl Engine {
 
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+        self.with_sa_received(slot, now, None, f);
+    }
+
+    /// [`Engine::with_sa`] for a datagram that arrived on `received` (local, remote).
+    fn with_sa_received(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        received: Option<(SocketAddr, SocketAddr)>,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
+    ) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out, received };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
@@ -391,7 +489,9 @@ impl Engine {
         }
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
-            if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
+            self.by_connection.remove(&sa.connection);
+            if sa.role == Role::Responder
+                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some()
             {
                 self.half_open = self.half_open.saturating_sub(1);
             }
@@ -442,7 +542,16 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             sa.phase1 = Phase1::Failed;
             return;
         }
-        Phase1::Established { .. } | Phase1::Failed => {}
+        Phase1::Established { .. } => {
+            if let Some(reason) = crate::dpd::on_timeout(sa, ctx) {
+                crate::dpd::declare_dead(sa, reason, ctx);
+                return;
+            }
+            if sa.nat.keepalive_due(now) {
+                ctx.out.transmits.push_back(Transmit::keepalive(sa.local, sa.remote));
+            }
+        }
+        Phase1::Failed => {}
         _ if sa.phase1_deadline <= now => {
             let state = sa.phase1.name();
             let waited =
@@ -465,7 +574,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         let qm = &mut sa.quick_modes[index];
         match qm.flight.on_timeout(now, ctx.config) {
             FlightTimeout::Resend(bytes) => {
-                ctx.out.transmits.push_back(Transmit { local: sa.local, remote: sa.remote, payload: bytes });
+                sa.transmit(bytes, ctx);
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();

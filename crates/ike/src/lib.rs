@@ -10,23 +10,31 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod dpd;
 mod engine;
 mod event;
 mod ike_sa;
 mod informational;
+mod nat_t;
 mod proposal;
 mod quick_mode;
+mod vendor;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{
-    AuthMethod, Config, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal,
-    IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
+    AuthMethod, Config, DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal,
+    IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
 };
 pub use engine::{Engine, IkeSaView, Statistics};
-pub use event::{ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit};
+pub use event::{
+    ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit,
+    UdpEncapsulation,
+};
 pub use ike_sa::Role;
+pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
+pub use vendor::{NatTVersion, PeerCapabilities};

@@ -46,6 +46,8 @@ pub(crate) struct Gateway {
     pub(crate) remote_id: Option<crate::IdentityConfig>,
     pub(crate) local_id: Option<crate::IdentityConfig>,
     pub(crate) limits: Limits,
+    pub(crate) nat_traversal: bool,
+    pub(crate) dpd: Option<crate::DpdConfig>,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -80,6 +82,8 @@ impl Gateway {
             remote_id: None,
             local_id: None,
             limits: Limits { retransmit_initial: Duration::from_millis(500), ..Limits::default() },
+            nat_traversal: true,
+            dpd: None,
         }
     }
 
@@ -107,6 +111,8 @@ impl Gateway {
                 pre_shared_key: SecretBytes::from_slice(self.psk.as_bytes()),
                 local_id: self.local_id.clone(),
                 remote_id: self.remote_id.clone(),
+                nat_traversal: self.nat_traversal,
+                dpd: self.dpd,
             }],
             policies: vec![PolicyConfig {
                 id: PolicyId { name: "policy1".into(), sequence: 1 },
