@@ -558,3 +558,35 @@ pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_encapsulated_modes_follow_the_nat_t_dialect() {
+        let modes = |udp| {
+            [EncapsulationMode::Tunnel, EncapsulationMode::Transport].map(|m| u16::from(wire_mode(m, udp)))
+        };
+        assert_eq!(modes(None), [1, 2]);
+        assert_eq!(modes(Some(NatTVersion::Rfc3947)), [3, 4]);
+        assert_eq!(modes(Some(NatTVersion::Draft02N)), [61443, 61444]);
+        let suite = IpsecSuite {
+            proposal: IpsecProposal {
+                protocols: IpsecProtocols::Esp { encryption: EspCipher::AesGcm128, integrity: None },
+                mode: EncapsulationMode::Tunnel,
+            },
+            pfs: None,
+            lifetime: Duration::from_secs(3600),
+            lifetime_kilobytes: None,
+        };
+        let spi = [0, 0, 1, 0];
+        for (udp, encapsulated) in [(None, false), (Some(NatTVersion::Draft03), true)] {
+            let offer = quick_mode_offer(&[suite], &spi, udp);
+            let transform = &offer.proposals[0].transforms[0];
+            assert_eq!(is_udp_encapsulated(transform), encapsulated);
+            // Either way it reads back as the configured tunnel suite.
+            assert_eq!(IpsecOffer::read(transform).suite().map(|s| s.proposal), Some(suite.proposal));
+        }
+    }
+}
