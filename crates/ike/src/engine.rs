@@ -49,6 +49,16 @@ pub struct IkeSaView {
     pub suite: Option<crate::config::IkeProposal>,
     /// Quick modes in progress.
     pub quick_modes_in_progress: usize,
+    /// Our address and port (4500 after a NAT-T float).
+    pub local: SocketAddr,
+    /// NAT-T: the dialect both announced, if any.
+    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    /// A NAT was detected on our side (we send keepalives once floated).
+    pub local_behind_nat: bool,
+    /// A NAT was detected (or faked) on the peer's side.
+    pub remote_behind_nat: bool,
+    /// DPD is in force: configured here and announced by the peer.
+    pub dpd: bool,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -136,6 +146,11 @@ impl Engine {
                 .iter()
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
+            local: sa.local,
+            nat_traversal: sa.nat.version,
+            local_behind_nat: sa.nat.local_behind_nat,
+            remote_behind_nat: sa.nat.remote_behind_nat,
+            dpd: sa.dpd_config.is_some(),
         })
     }
 

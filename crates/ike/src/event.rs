@@ -97,6 +97,17 @@ pub enum Event {
         /// The deleted SPIs.
         spis: Vec<u32>,
     },
+    /// With NAT-T, an authenticated message showed the peer at a new address or port (a NAT
+    /// rebinding, RFC 3947 §5.2): the data plane sends the ESP-in-UDP of this connection's
+    /// IPsec SAs there from now on.
+    PeerMoved {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The peer's new address and port.
+        remote: SocketAddr,
+    },
     /// An IKE SA is gone together with every IPsec SA it negotiated: the data plane drops
     /// each [`IpsecSaPair`] whose `connection` is this one. Raised when DPD declares the peer
     /// dead and when the peer's INITIAL-CONTACT says it restarted (RFC 2407 §4.6.3.3).

@@ -34,7 +34,7 @@ use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transm
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
-use crate::vendor::{self, NatTVersion, PeerCapabilities};
+use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
 /// Length of the nonces we send (strongSwan sends 32 bytes; RFC 2409 asks for 8 to 256).
@@ -394,51 +394,13 @@ impl IkeSa {
         }
     }
 
-    /// Reads the peer's Vendor IDs (MM1 / MM2) and settles the NAT-T dialect: the best one
-    /// both speak, if `nat traversal` is on.
-    pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
-        self.peer_capabilities = PeerCapabilities::recognise(payloads);
-        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
-    }
-
-    /// The NAT-D payloads' hashes for MM3 / MM4, if NAT-T was negotiated.
-    fn nat_discovery(&self, hash: HashAlgorithm) -> Option<(NatTVersion, [Vec<u8>; 2])> {
-        let version = self.nat.version?;
-        Some((
-            version,
-            nat_t::our_discovery_hashes(hash, self.cookie_i, self.cookie_r, self.local, self.remote),
-        ))
-    }
-
-    /// Reads the peer's NAT-D payloads (MM3 / MM4). Without them NAT-T is off for this SA.
-    fn detect_nat(&mut self, payloads: &[Payload<'_>], hash: HashAlgorithm, ctx: &Ctx<'_>) {
-        if self.nat.version.is_none() {
-            return;
-        }
-        let (local, remote) = ctx.received.unwrap_or((self.local, self.remote));
-        match nat_t::detect(payloads, hash, self.cookie_i, self.cookie_r, local, remote) {
-            Some((local_behind, remote_behind)) => {
-                self.nat.local_behind_nat = local_behind;
-                self.nat.remote_behind_nat = remote_behind;
-            }
-            None => self.nat.version = None,
-        }
-    }
-
     /// A message from the peer passed its authentication (HASH_I/R, HASH(1..3), informational
     /// HASH): the peer is alive, and with NAT-T its current address is where the message came
     /// from (RFC 3947 §4-5: follow a peer that floats to 4500 even if we saw no NAT, and a NAT
     /// that changes its port).
-    pub(crate) fn peer_authenticated(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn peer_authenticated(&mut self, ctx: &mut Ctx<'_>) {
         self.dpd.heard(ctx.now);
-        let Some((local, remote)) = ctx.received else { return };
-        if self.nat.version.is_some() && local.port() == nat_t::NAT_T_PORT {
-            if !self.nat.floated {
-                self.nat.float(ctx.now);
-            }
-            self.local = local;
-            self.remote = remote;
-        }
+        self.follow_peer(ctx);
     }
 
     /// Sends `bytes` to the peer and remembers them for retransmission or repeats.
@@ -500,12 +462,7 @@ impl IkeSa {
                 let mut material =
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
-                if self.nat.version.is_some() && self.nat.detected() {
-                    // RFC 3947 §4: the initiator floats to 4500 for MM5 when a NAT was found.
-                    self.local.set_port(nat_t::NAT_T_PORT);
-                    self.remote.set_port(nat_t::NAT_T_PORT);
-                    self.nat.float(ctx.now);
-                }
+                self.float_if_nat_detected(ctx.now);
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
@@ -762,7 +719,7 @@ impl IkeSa {
         }
     }
 
-    /// The earliest time this SA needs [`IkeSa::on_timeout`].
+    /// The earliest time this SA needs the engine's timer (`on_sa_timeout` in `engine.rs`).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let phase1 = match &self.phase1 {
             Phase1::Established { expires_at, .. } => Some(*expires_at),

@@ -5,8 +5,16 @@
 //! quick mode with and without PFS in both roles (RFC 2409 §5.5), phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
-//! under HASH protection afterwards, and Delete payloads received. Aggressive mode, NAT-T,
-//! DPD, rekeying and signatures are not implemented yet.
+//! under HASH protection afterwards, and Delete payloads received. Vendor IDs (`vendor`),
+//! NAT traversal with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA
+//! (RFC 3947/3948, `nat_t`), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
+//! (RFC 2407 §4.6.3.3). Aggressive mode, rekeying and signatures are not implemented yet.
+//!
+//! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
+//! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
+//! plane), prepend it when [`Transmit::non_esp_marker`] is set, and send keepalive transmits
+//! ([`Transmit::nat_keepalive`]) as they are. The data plane reports inbound traffic with
+//! [`Engine::handle_traffic`] so that DPD only probes idle tunnels.
 #![forbid(unsafe_code)]
 
 mod config;

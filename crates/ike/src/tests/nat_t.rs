@@ -269,3 +269,36 @@ fn hex_8(text: &str) -> [u8; 8] {
     }
     out
 }
+
+#[test]
+fn nat_t_responder_follows_a_nat_rebinding_on_authenticated_messages() {
+    let dpd = crate::DpdConfig {
+        idle_time: Duration::from_secs(10),
+        retransmit_interval: Duration::from_secs(5),
+        retry_limit: 3,
+    };
+    let a = Gateway { dpd: Some(dpd), ..Gateway::fw_a() };
+    let b = Gateway::fw_b();
+    let mut pair = Pair::new(&a, &b, 27);
+    pair.nat = Some(Nat { offset: 30_000 });
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let connection = installed(&pair.b)[0].connection;
+    // The NAT forgets its mapping and picks another port; keepalives (unauthenticated) do
+    // not move anything, A's next R-U-THERE (authenticated) does.
+    pair.nat = Some(Nat { offset: 31_000 });
+    pair.advance(Duration::from_secs(15));
+    let moves: Vec<_> = pair
+        .b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            crate::Event::PeerMoved { connection, remote, .. } => Some((*connection, remote.port())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves, [(connection, 35_500)]);
+    let last = pair.b.transmits.last().map(|t| t.remote.port());
+    assert_eq!(last, Some(35_500), "B's R-U-THERE-ACK goes to the new mapping");
+    assert!(pair.a.events.iter().all(|e| !matches!(e, crate::Event::SasCleared { .. })));
+}
