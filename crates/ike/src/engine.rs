@@ -309,21 +309,27 @@ impl Engine {
     }
 
     /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
-    /// established IKE SA with the same peer and tells the data plane to drop their IPsec SAs:
-    /// the peer restarted and no longer knows them.
+    /// IKE SA with the same peer that was established before this one began, and tells the
+    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
+    /// that completed while this one ran are kept (both sides initiated at once).
     fn initial_contact(&mut self, slot: usize) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
         if !std::mem::take(&mut sa.initial_contact_received) {
             return;
         }
-        let (peer, ip, replaced_by) = (sa.peer, sa.remote.ip(), sa.connection);
+        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
         let stale: Vec<usize> = self
             .slots
             .iter()
             .enumerate()
             .filter(|(i, s)| {
                 *i != slot
-                    && s.as_ref().is_some_and(|s| s.peer == peer && s.remote.ip() == ip && s.is_established())
+                    && s.as_ref().is_some_and(|s| {
+                        s.peer == peer
+                            && s.remote.ip() == ip
+                            && s.is_established()
+                            && s.established_at.is_some_and(|at| at <= started)
+                    })
             })
             .map(|(i, _)| i)
             .collect();

@@ -260,6 +260,9 @@ pub(crate) struct IkeSa {
     pub(crate) quick_modes: Vec<QuickMode>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
+    /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
+    /// gateways negotiating at the same moment do not clear each other's new SAs.
+    pub(crate) started_at: Instant,
     /// The peer's address when phase 1 began (a responder's first-message key in the engine;
     /// `remote` may move with NAT-T).
     pub(crate) initial_remote: SocketAddr,
@@ -384,6 +387,7 @@ impl IkeSa {
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
+            started_at: ctx.now,
             initial_remote: remote,
             peer_capabilities: PeerCapabilities::default(),
             nat: NatState::default(),

@@ -123,3 +123,30 @@ fn initial_contact_from_restarted_peer_replaces_old_sas() {
     let remaining: Vec<ConnectionId> = pair.a.engine.ike_sas().map(|v| v.connection).collect();
     assert_eq!(remaining, [new], "only the restarted peer's new IKE SA is left");
 }
+
+#[test]
+fn initial_contact_of_simultaneous_negotiations_clears_nothing() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 36);
+    // Both gateways see traffic at once: two main modes cross, each with INITIAL-CONTACT. A's
+    // first MM5 is lost, so B's own SA is established before A's INITIAL-CONTACT reaches B; it
+    // must survive, since it was not established when A's SA began.
+    let mut dropped = false;
+    pair.alter = Some(Box::new(move |to_b, t| {
+        let encrypted_main_mode = Message::parse(&t.payload).is_ok_and(|m| {
+            m.header.exchange_type == ExchangeType::IdentityProtection && m.encrypted_body().is_some()
+        });
+        if to_b && encrypted_main_mode && !dropped {
+            dropped = true;
+            return false;
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    pair.advance(Duration::from_millis(5));
+    pair.b.engine.handle_acquire(pair.now, Acquire { policy: 0, selector: b.selector() });
+    assert!(pair.drive_until(200, |p| installed(&p.a).len() >= 2 && installed(&p.b).len() >= 2));
+    assert!(cleared(&pair.a.events).is_empty() && cleared(&pair.b.events).is_empty());
+    assert_eq!(pair.a.engine.ike_sas().count(), 2);
+    assert_eq!(pair.b.engine.ike_sas().count(), 2);
+}
