@@ -302,3 +302,35 @@ fn nat_t_responder_follows_a_nat_rebinding_on_authenticated_messages() {
     assert_eq!(last, Some(35_500), "B's R-U-THERE-ACK goes to the new mapping");
     assert!(pair.a.events.iter().all(|e| !matches!(e, crate::Event::SasCleared { .. })));
 }
+
+#[test]
+fn nat_t_with_a_draft_only_peer_uses_draft_payloads_and_modes() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 28);
+    pair.nat = Some(Nat { offset: 30_000 });
+    // A's MM1 loses its RFC 3947 VID (one byte changed: an unknown VID, ignored), so B sees a
+    // peer that speaks draft-03 at best and answers with that dialect.
+    pair.alter = Some(Box::new(|to_b, t| {
+        if to_b {
+            if let Some(at) = t.payload.windows(16).position(|w| w == isakmp::vendor::NAT_T_RFC3947) {
+                t.payload[at] ^= 0xff;
+            }
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    let mm2 = Message::parse(&pair.b.sent[0]).map(|m| PeerCapabilities::recognise(m.payloads()));
+    assert_eq!(mm2.ok(), Some(PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Draft03) }));
+    for mm in [&pair.a.sent[1], &pair.b.sent[1]] {
+        let types: Vec<PayloadType> =
+            Message::parse(mm).map(|m| m.payloads().iter().map(Payload::payload_type).collect()).unwrap();
+        assert_eq!(types.iter().filter(|t| **t == PayloadType::NatDiscoveryDraft).count(), 2, "{types:?}");
+    }
+    let views: Vec<_> =
+        pair.a.engine.ike_sas().map(|v| (v.nat_traversal, v.local_behind_nat, v.local.port())).collect();
+    assert_eq!(views, [(Some(NatTVersion::Draft03), true, 4500)]);
+    for side in [&pair.a, &pair.b] {
+        assert_eq!(installed(side)[0].udp_encapsulation.map(|u| u.local_port), Some(4500));
+    }
+}
