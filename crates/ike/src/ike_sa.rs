@@ -278,6 +278,8 @@ pub(crate) struct IkeSa {
     pub(crate) send_initial_contact: bool,
     /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
     pub(crate) initial_contact_received: bool,
+    /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
+    pub(crate) informational_seen: crate::informational::SeenMessageIds,
 }
 
 impl IkeSa {
@@ -395,6 +397,7 @@ impl IkeSa {
             dpd_config: None,
             send_initial_contact: false,
             initial_contact_received: false,
+            informational_seen: crate::informational::SeenMessageIds::default(),
         }
     }
 

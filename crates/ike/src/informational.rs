@@ -119,6 +119,11 @@ fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ct
         // Unauthenticated: acting on it would let anyone tear down our SAs.
         return;
     }
+    if !sa.informational_seen.first_time(message.header.message_id.0) {
+        // A replay: informationals are never retransmitted, and acting on a copy would let an
+        // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
+        return;
+    }
     sa.peer_authenticated(ctx);
     let mut deleted_ipsec = Vec::new();
     let mut delete_ike = false;
@@ -177,4 +182,43 @@ fn fail_quick_mode(sa: &mut IkeSa, notification: &Notification<'_>, ctx: &mut Ct
         ctx.config,
     );
     ctx.out.events.push_back(Event::Failed(failure));
+}
+
+/// The message IDs of the last authenticated informationals of an IKE SA, to drop replays.
+/// Each informational exchange has a fresh random message ID (RFC 2409 §5.7) and is sent once,
+/// so a repeat within the window is a copy. Bounded: the oldest ID is forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct SeenMessageIds(std::collections::VecDeque<u32>);
+
+impl SeenMessageIds {
+    /// How many IDs are remembered.
+    const WINDOW: usize = 64;
+
+    /// Records `message_id`; false if it was seen already.
+    pub(crate) fn first_time(&mut self, message_id: u32) -> bool {
+        if self.0.contains(&message_id) {
+            return false;
+        }
+        if self.0.len() == Self::WINDOW {
+            self.0.pop_front();
+        }
+        self.0.push_back(message_id);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenMessageIds;
+
+    #[test]
+    fn replays_within_the_window_are_refused() {
+        let mut seen = SeenMessageIds::default();
+        assert!(seen.first_time(7));
+        assert!(!seen.first_time(7));
+        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
+            assert!(seen.first_time(id));
+        }
+        assert!(seen.first_time(7), "forgotten once out of the window");
+    }
 }

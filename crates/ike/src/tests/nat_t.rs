@@ -334,3 +334,37 @@ fn nat_t_with_a_draft_only_peer_uses_draft_payloads_and_modes() {
         assert_eq!(installed(side)[0].udp_encapsulation.map(|u| u.local_port), Some(4500));
     }
 }
+
+#[test]
+fn nat_t_replayed_informational_from_another_port_moves_nothing() {
+    let dpd = crate::DpdConfig {
+        idle_time: Duration::from_secs(10),
+        retransmit_interval: Duration::from_secs(5),
+        retry_limit: 3,
+    };
+    let a = Gateway { dpd: Some(dpd), ..Gateway::fw_a() };
+    let mut pair = Pair::new(&a, &Gateway::fw_b(), 29);
+    pair.nat = Some(Nat { offset: 30_000 });
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    pair.advance(Duration::from_secs(11));
+    let r_u_there = pair
+        .a
+        .transmits
+        .iter()
+        .rev()
+        .find(|t| {
+            Message::parse(&t.payload).is_ok_and(|m| m.header.exchange_type == ExchangeType::Informational)
+        })
+        .map(|t| t.payload.clone())
+        .expect("A probed");
+    let b_sent = pair.b.transmits.len();
+    // An attacker replays it from its own port.
+    let b_local = SocketAddr::new(IpAddr::V4(Gateway::fw_b().local), 4500);
+    let attacker = SocketAddr::new(IpAddr::V4(a.local), 40_000);
+    pair.b.engine.handle_datagram(pair.now, b_local, attacker, &r_u_there);
+    assert!(pair.b.engine.poll_transmit().is_none(), "no ACK for a replay");
+    assert!(pair.b.engine.poll_event().is_none(), "no PeerMoved");
+    assert_eq!(pair.b.transmits.len(), b_sent);
+    assert_eq!(pair.b.engine.ike_sas().map(|v| v.remote.port()).collect::<Vec<_>>(), [34_500]);
+}
