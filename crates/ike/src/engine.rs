@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crypto::{HashAlgorithm, SecureRandom};
@@ -73,6 +73,16 @@ pub struct Engine {
     by_connection: HashMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    /// Entries of `responder_first` per peer IP address: the half-open count per peer,
+    /// without scanning every SA for each MM1.
+    half_open_by_address: HashMap<IpAddr, usize>,
+    /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
+    /// peer's SA without scanning every SA.
+    slots_by_peer: HashMap<usize, Vec<usize>>,
+    /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
+    peer_by_address: HashMap<IpAddr, usize>,
+    /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
+    policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     armed: Vec<Option<(Instant, u64)>>,
@@ -86,6 +96,18 @@ pub struct Engine {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
+        let mut peer_by_address = HashMap::new();
+        for (index, peer) in config.peers.iter().enumerate() {
+            if let Some(address) = peer.remote_address {
+                peer_by_address.entry(address).or_insert(index);
+            }
+        }
+        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+        for (index, policy) in config.policies.iter().enumerate() {
+            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+                policies.push(index);
+            }
+        }
         Self {
             config,
             rng,
@@ -94,6 +116,10 @@ impl Engine {
             by_cookie: HashMap::new(),
             by_connection: HashMap::new(),
             responder_first: HashMap::new(),
+            half_open_by_address: HashMap::new(),
+            slots_by_peer: HashMap::new(),
+            peer_by_address,
+            policies_by_peer,
             timers: BinaryHeap::new(),
             armed: Vec::new(),
             generation: 0,
@@ -162,12 +188,21 @@ impl Engine {
         let Some(remote_ip) = peer.remote_address else { return };
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
-        // A quick mode for this flow already under way, or phase 1 already asked for it.
-        let existing = self.slots.iter().position(|s| {
-            s.as_ref().is_some_and(|sa| {
-                // By address, not port: after a NAT-T float the SA talks to port 4500.
-                sa.peer == peer_index && sa.remote.ip() == remote.ip() && !matches!(sa.phase1, Phase1::Failed)
-            })
+        // A quick mode for this flow already under way, or phase 1 already asked for it: the
+        // lowest such slot, as a scan of all slots would find. By address, not port: after a
+        // NAT-T float the SA talks to port 4500.
+        let existing = self.slots_by_peer.get(&peer_index).and_then(|slots| {
+            slots
+                .iter()
+                .copied()
+                .filter(|&slot| {
+                    self.slots[slot].as_ref().is_some_and(|sa| {
+                        sa.peer == peer_index
+                            && sa.remote.ip() == remote.ip()
+                            && !matches!(sa.phase1, Phase1::Failed)
+                    })
+                })
+                .min()
         });
         match existing {
             Some(slot) => {
@@ -195,6 +230,7 @@ impl Engine {
                 });
                 let mut ctx = Ctx {
                     config: &self.config,
+                    policies_by_peer: &self.policies_by_peer,
                     rng: &mut *self.rng,
                     now,
                     out: &mut self.out,
@@ -205,6 +241,7 @@ impl Engine {
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.by_connection.insert(connection, slot);
+                self.slots_by_peer.entry(peer_index).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.rearm(slot);
             }
@@ -301,11 +338,17 @@ impl Engine {
     /// True when no established IKE SA with this peer exists: our next phase 1 with it then
     /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
     fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
-        !self
-            .slots
-            .iter()
+        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
+    }
+
+    /// The SAs of configured peer `peer`, through the per-peer index.
+    fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
+        self.slots_by_peer
+            .get(&peer)
+            .into_iter()
             .flatten()
-            .any(|sa| sa.peer == peer && sa.remote.ip() == remote.ip() && sa.is_established())
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+            .filter(move |(_, sa)| sa.peer == peer)
     }
 
     /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
@@ -319,17 +362,12 @@ impl Engine {
         }
         let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
         let stale: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
+            .peer_slots(peer)
             .filter(|(i, s)| {
                 *i != slot
-                    && s.as_ref().is_some_and(|s| {
-                        s.peer == peer
-                            && s.remote.ip() == ip
-                            && s.is_established()
-                            && s.established_at.is_some_and(|at| at <= started)
-                    })
+                    && s.remote.ip() == ip
+                    && s.is_established()
+                    && s.established_at.is_some_and(|at| at <= started)
             })
             .map(|(i, _)| i)
             .collect();
@@ -380,12 +418,7 @@ impl Engine {
         datagram: &[u8],
         digest: [u8; 32],
     ) {
-        let per_peer = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|sa| sa.remote.ip() == remote.ip() && sa.role == Role::Responder && !sa.is_established())
-            .count();
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
         if self.half_open >= self.config.limits.max_half_open
             || per_peer >= self.config.limits.max_half_open_per_peer
         {
@@ -399,7 +432,7 @@ impl Engine {
             }));
             return;
         }
-        let Some(peer) = self.config.peer_for_address(remote.ip()) else {
+        let Some(&peer) = self.peer_by_address.get(&remote.ip()) else {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
@@ -412,6 +445,7 @@ impl Engine {
         let connection = self.next_connection();
         let mut ctx = Ctx {
             config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
             rng: &mut *self.rng,
             now,
             out: &mut self.out,
@@ -427,6 +461,8 @@ impl Engine {
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.by_connection.insert(sa.connection, slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
+                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
+                self.slots_by_peer.entry(peer).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.half_open += 1;
                 self.rearm(slot);
@@ -456,7 +492,11 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.responder_first.remove(&(sa.cookie_i, sa.initial_remote));
+                if let Some(((_, remote), _)) =
+                    self.responder_first.remove_entry(&(sa.cookie_i, sa.initial_remote))
+                {
+                    self.half_open_ended(remote.ip());
+                }
             }
         }
         self.initial_contact(slot);
@@ -484,7 +524,14 @@ impl Engine {
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out, received };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received,
+        };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
@@ -511,13 +558,33 @@ impl Engine {
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
             self.by_connection.remove(&sa.connection);
-            if sa.role == Role::Responder
-                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some()
-            {
-                self.half_open = self.half_open.saturating_sub(1);
+            if sa.role == Role::Responder {
+                // The key is the address of MM1: `remote` may have moved with NAT-T since.
+                if let Some(((_, remote), _)) =
+                    self.responder_first.remove_entry(&(sa.cookie_i, sa.initial_remote))
+                {
+                    self.half_open = self.half_open.saturating_sub(1);
+                    self.half_open_ended(remote.ip());
+                }
+            }
+            if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.slots_by_peer.remove(&sa.peer);
+                }
             }
             self.armed[slot] = None;
             self.free.push(slot);
+        }
+    }
+
+    /// One `responder_first` entry for `address` is gone.
+    fn half_open_ended(&mut self, address: IpAddr) {
+        if let Some(count) = self.half_open_by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                self.half_open_by_address.remove(&address);
+            }
         }
     }
 }
