@@ -373,8 +373,10 @@ impl IkeSa {
         Ok(sa)
     }
 
-    /// A new SA in a placeholder state that the caller replaces at once.
-    fn new(
+    /// A new SA in a placeholder state that the caller replaces at once; every exchange that
+    /// starts an IKE SA (main mode here, aggressive mode) builds it this way, so new fields
+    /// get their initial value in one place.
+    pub(crate) fn new(
         connection: ConnectionId,
         role: Role,
         peer: usize,
