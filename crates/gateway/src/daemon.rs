@@ -212,6 +212,15 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<IpAddr, Arc<UdpSocket>>, r
             Event::IpsecSaDeleted { connection, spis } => {
                 info!("peer deleted IPsec SAs {spis:08x?} on IKE SA {connection}");
             }
+            Event::SasCleared { connection, peer, remote, reason } => {
+                warn!(
+                    "IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}",
+                    remote.ip()
+                );
+            }
+            Event::PeerMoved { connection, local, remote } => {
+                info!("IKE SA {connection}: peer now at {remote} (from {local})");
+            }
         }
     }
 }

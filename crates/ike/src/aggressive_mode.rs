@@ -50,7 +50,7 @@ use isakmp::{Cookie, ExchangeType, Identification, Message, Payload, PayloadType
 use crate::config::{ExchangeMode, IkeProposal};
 use crate::event::{ConnectionId, FailureReason};
 use crate::ike_sa::{
-    auth_input, body_of, check_remote_identity, find_sa, ke_and_nonce, raw_body, Ctx, Flight, IkeSa, Phase1,
+    auth_input, body_of, check_remote_identity, find_sa, ke_and_nonce, raw_body, Ctx, IkeSa, Phase1,
     Phase1Material, Role, NONCE_LEN,
 };
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
@@ -212,26 +212,13 @@ impl IkeSa {
         connection: ConnectionId,
         role: Role,
         peer: usize,
-        (local, remote): (SocketAddr, SocketAddr),
-        (cookie_i, cookie_r): (Cookie, Cookie),
-        ctx: &Ctx<'_>,
+        addresses: (SocketAddr, SocketAddr),
+        cookies: (Cookie, Cookie),
+        ctx: &mut Ctx<'_>,
     ) -> Self {
-        Self {
-            connection,
-            role,
-            peer,
-            local,
-            remote,
-            cookie_i,
-            cookie_r,
-            phase1: Phase1::Failed,
-            mode: ExchangeMode::Aggressive,
-            flight: Flight::new(ctx.now),
-            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
-            established_at: None,
-            quick_modes: Vec::new(),
-            pending: Vec::new(),
-        }
+        let mut sa = Self::new(connection, role, peer, addresses, cookies, ctx);
+        sa.mode = ExchangeMode::Aggressive;
+        sa
     }
 
     fn aggressive_header(&self) -> isakmp::Header {

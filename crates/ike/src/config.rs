@@ -100,6 +100,37 @@ pub struct PeerConfig {
     /// The identity the peer must present; `None` accepts any identity of the configured type
     /// (an address identity must then equal the peer's address).
     pub remote_id: Option<IdentityConfig>,
+    /// `nat traversal`: announce NAT-T, exchange NAT-D and float to UDP 4500 when a NAT is
+    /// found (RFC 3947). keysteward defaults to on (vrp-cli.md §3, a documented deviation
+    /// from VRP8's off): the float happens only when a NAT is detected or the peer floats.
+    pub nat_traversal: bool,
+    /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
+    /// default; R-U-THERE from the peer is answered either way.
+    pub dpd: Option<DpdConfig>,
+}
+
+/// Dead peer detection timing (`dpd idle-time`, `dpd retransmit-interval`, `dpd retry-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpdConfig {
+    /// Send R-U-THERE after this long without traffic or an authenticated message from the
+    /// peer.
+    pub idle_time: Duration,
+    /// Wait this long for R-U-THERE-ACK before asking again.
+    pub retransmit_interval: Duration,
+    /// Unanswered R-U-THEREs after the first before the peer is declared dead.
+    pub retry_limit: u32,
+}
+
+impl Default for DpdConfig {
+    /// Huawei's recommended interop values (vrp-cli.md, `dpd` row): idle 30 s, retransmit
+    /// 15 s, retry limit 3.
+    fn default() -> Self {
+        Self {
+            idle_time: Duration::from_secs(30),
+            retransmit_interval: Duration::from_secs(15),
+            retry_limit: 3,
+        }
+    }
 }
 
 /// The protocols of an `ipsec proposal` (`transform esp|ah|ah-esp`).

@@ -16,7 +16,7 @@ use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::config::{Config, ExchangeMode};
-use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
 use crate::informational;
 use crate::quick_mode::Acquire;
@@ -49,6 +49,16 @@ pub struct IkeSaView {
     pub suite: Option<crate::config::IkeProposal>,
     /// Quick modes in progress.
     pub quick_modes_in_progress: usize,
+    /// Our address and port (4500 after a NAT-T float).
+    pub local: SocketAddr,
+    /// NAT-T: the dialect both announced, if any.
+    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    /// A NAT was detected on our side (we send keepalives once floated).
+    pub local_behind_nat: bool,
+    /// A NAT was detected (or faked) on the peer's side.
+    pub remote_behind_nat: bool,
+    /// DPD is in force: configured here and announced by the peer.
+    pub dpd: bool,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -59,6 +69,8 @@ pub struct Engine {
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
+    /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
+    by_connection: HashMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
@@ -104,6 +116,7 @@ impl Engine {
             slots: Vec::new(),
             free: Vec::new(),
             by_cookie: HashMap::new(),
+            by_connection: HashMap::new(),
             responder_first: HashMap::new(),
             half_open_by_address: HashMap::new(),
             slots_by_peer: HashMap::new(),
@@ -161,6 +174,11 @@ impl Engine {
                 .iter()
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
+            local: sa.local,
+            nat_traversal: sa.nat.version,
+            local_behind_nat: sa.nat.local_behind_nat,
+            remote_behind_nat: sa.nat.remote_behind_nat,
+            dpd: sa.dpd_config.is_some(),
         })
     }
 
@@ -174,14 +192,17 @@ impl Engine {
         let local = SocketAddr::new(peer.local_address, 500);
         let mode = peer.exchange_mode;
         // A quick mode for this flow already under way, or phase 1 already asked for it: the
-        // lowest such slot, as a scan of all slots would find.
+        // lowest such slot, as a scan of all slots would find. By address, not port: after a
+        // NAT-T float the SA talks to port 4500.
         let existing = self.slots_by_peer.get(&peer_index).and_then(|slots| {
             slots
                 .iter()
                 .copied()
                 .filter(|&slot| {
                     self.slots[slot].as_ref().is_some_and(|sa| {
-                        sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
+                        sa.peer == peer_index
+                            && sa.remote.ip() == remote.ip()
+                            && !matches!(sa.phase1, Phase1::Failed)
                     })
                 })
                 .min()
@@ -204,6 +225,7 @@ impl Engine {
             }
             None => {
                 let connection = self.next_connection();
+                let first_contact = self.first_contact(peer_index, remote);
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
                     self.armed.push(None);
@@ -215,6 +237,7 @@ impl Engine {
                     rng: &mut *self.rng,
                     now,
                     out: &mut self.out,
+                    received: None,
                 };
                 let mut sa = match mode {
                     ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
@@ -235,8 +258,10 @@ impl Engine {
                         }
                     }
                 };
+                sa.send_initial_contact = first_contact;
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(connection, slot);
                 self.slots_by_peer.entry(peer_index).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.rearm(slot);
@@ -244,8 +269,15 @@ impl Engine {
         }
     }
 
-    /// A datagram arrived on UDP 500 from `remote` to `local`.
+    /// A datagram arrived from `remote` to `local`, on UDP 500 or 4500. On 4500 the driver
+    /// strips the 4-byte zero non-ESP marker first (RFC 3948 §2.2) and hands ESP-in-UDP to the
+    /// data plane instead; a NAT keepalive (one 0xFF byte) may be passed here or dropped, it
+    /// is ignored either way. The addresses matter: NAT detection hashes them, and after the
+    /// NAT-T float the peer's address and port are taken from authenticated messages.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        if datagram == crate::nat_t::KEEPALIVE {
+            return;
+        }
         let message = match Message::parse(datagram) {
             Ok(m) => m,
             Err(_) => {
@@ -255,6 +287,7 @@ impl Engine {
         };
         let digest = digest_of(datagram);
         let header = message.header;
+        let received = Some((local, remote));
         let Some(slot) = self.route(&message, remote) else {
             let first_message =
                 matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
@@ -268,7 +301,7 @@ impl Engine {
         match header.exchange_type {
             ExchangeType::IdentityProtection | ExchangeType::Aggressive => {
                 let mut established = false;
-                self.with_sa(slot, now, |sa, ctx| {
+                self.with_sa_received(slot, now, received, |sa, ctx| {
                     let state = sa.phase1.name();
                     let result = if header.exchange_type == ExchangeType::Aggressive {
                         sa.handle_aggressive_mode(&message, datagram, digest, ctx)
@@ -284,7 +317,7 @@ impl Engine {
                     self.phase1_done(slot, now);
                 }
             }
-            ExchangeType::QuickMode => self.with_sa(slot, now, |sa, ctx| {
+            ExchangeType::QuickMode => self.with_sa_received(slot, now, received, |sa, ctx| {
                 if sa.quick_mode_before_am3(ctx) {
                     return;
                 }
@@ -295,11 +328,26 @@ impl Engine {
                 }
             }),
             ExchangeType::Informational => {
-                self.with_sa(slot, now, |sa, ctx| informational::handle(sa, &message, ctx));
+                self.with_sa_received(slot, now, received, |sa, ctx| {
+                    informational::handle(sa, &message, ctx)
+                });
+                self.initial_contact(slot);
             }
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot);
+    }
+
+    /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
+    /// [`crate::IpsecSaPair::connection`]): the peer is alive, so dead peer detection stays
+    /// quiet (RFC 3706 §5.3, R-U-THERE only on an idle tunnel). Calling it once per second per
+    /// SA with traffic is enough; it costs a hash lookup. Unknown connections are ignored.
+    pub fn handle_traffic(&mut self, now: Instant, connection: ConnectionId) {
+        let Some(&slot) = self.by_connection.get(&connection) else { return };
+        if let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            sa.dpd.heard(now);
+        }
+        self.rearm(slot);
     }
 
     /// Runs every timer that is due.
@@ -315,6 +363,56 @@ impl Engine {
             self.armed[slot] = None;
             self.with_sa(slot, now, on_sa_timeout);
             self.reap(slot);
+        }
+    }
+
+    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
+    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
+    fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
+        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
+    }
+
+    /// The SAs of configured peer `peer`, through the per-peer index.
+    fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
+        self.slots_by_peer
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+            .filter(move |(_, sa)| sa.peer == peer)
+    }
+
+    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
+    /// IKE SA with the same peer that was established before this one began, and tells the
+    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
+    /// that completed while this one ran are kept (both sides initiated at once).
+    fn initial_contact(&mut self, slot: usize) {
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !std::mem::take(&mut sa.initial_contact_received) {
+            return;
+        }
+        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
+        let stale: Vec<usize> = self
+            .peer_slots(peer)
+            .filter(|(i, s)| {
+                *i != slot
+                    && s.remote.ip() == ip
+                    && s.is_established()
+                    && s.established_at.is_some_and(|at| at <= started)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for old in stale {
+            if let Some(sa) = self.slots[old].as_mut() {
+                self.out.events.push_back(Event::SasCleared {
+                    connection: sa.connection,
+                    peer: self.config.peers[sa.peer].name.clone(),
+                    remote: sa.remote,
+                    reason: ClearReason::InitialContact { replaced_by },
+                });
+                sa.phase1 = Phase1::Failed;
+            }
+            self.reap(old);
         }
     }
 
@@ -414,6 +512,7 @@ impl Engine {
             rng: &mut *self.rng,
             now,
             out: &mut self.out,
+            received: Some((local, remote)),
         };
         let responded = if aggressive {
             IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
@@ -428,6 +527,7 @@ impl Engine {
                     self.slots.len() - 1
                 });
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(sa.connection, slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
                 *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
                 self.slots_by_peer.entry(peer).or_default().push(slot);
@@ -460,11 +560,14 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                // The first-message route stays until the SA goes (see `responder_first`).
-                let address = sa.remote.ip();
+                // The first-message route stays until the SA goes (see `responder_first`). It
+                // is keyed by the address of the first message: `remote` may have moved with
+                // NAT-T since.
+                let address = sa.initial_remote.ip();
                 self.half_open_ended(address);
             }
         }
+        self.initial_contact(slot);
         self.with_sa(slot, now, |sa, ctx| {
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
@@ -477,6 +580,17 @@ impl Engine {
 
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+        self.with_sa_received(slot, now, None, f);
+    }
+
+    /// [`Engine::with_sa`] for a datagram that arrived on `received` (local, remote).
+    fn with_sa_received(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        received: Option<(SocketAddr, SocketAddr)>,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
+    ) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
         let mut ctx = Ctx {
             config: &self.config,
@@ -484,6 +598,7 @@ impl Engine {
             rng: &mut *self.rng,
             now,
             out: &mut self.out,
+            received,
         };
         f(sa, &mut ctx);
         self.rearm(slot);
@@ -510,12 +625,14 @@ impl Engine {
         }
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
+            self.by_connection.remove(&sa.connection);
+            // The key is the address of the first message: `remote` may have moved with NAT-T.
             let answered = sa.role == Role::Responder
-                && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some();
+                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some();
             // An established SA stopped counting as half-open in `phase1_done`.
             if answered && sa.established_at.is_none() {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.half_open_ended(sa.remote.ip());
+                self.half_open_ended(sa.initial_remote.ip());
             }
             if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
                 slots.retain(|&s| s != slot);
@@ -580,7 +697,16 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             sa.phase1 = Phase1::Failed;
             return;
         }
-        Phase1::Established { .. } | Phase1::Failed => {}
+        Phase1::Established { .. } => {
+            if let Some(reason) = crate::dpd::on_timeout(sa, ctx) {
+                crate::dpd::declare_dead(sa, reason, ctx);
+                return;
+            }
+            if sa.nat.keepalive_due(now) {
+                ctx.out.transmits.push_back(Transmit::keepalive(sa.local, sa.remote));
+            }
+        }
+        Phase1::Failed => {}
         _ if sa.phase1_deadline <= now => {
             let state = sa.phase1.name();
             let waited =
@@ -603,7 +729,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         let qm = &mut sa.quick_modes[index];
         match qm.flight.on_timeout(now, ctx.config) {
             FlightTimeout::Resend(bytes) => {
-                ctx.out.transmits.push_back(Transmit { local: sa.local, remote: sa.remote, payload: bytes });
+                sa.transmit(bytes, ctx);
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();

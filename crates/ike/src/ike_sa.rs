@@ -30,10 +30,13 @@ use isakmp::{
 };
 
 use crate::aggressive_mode::AggressiveState;
-use crate::config::{Config, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
+use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
+use crate::dpd::DpdState;
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
+use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
 /// Length of the nonces we send (strongSwan sends 32 bytes; RFC 2409 asks for 8 to 256).
@@ -48,6 +51,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rng: &'a mut dyn SecureRandom,
     pub(crate) now: Instant,
     pub(crate) out: &'a mut Output,
+    /// `(local, remote)` of the datagram being handled, if one is: NAT detection and the
+    /// NAT-T float compare them with the SA's addresses.
+    pub(crate) received: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Ctx<'_> {
@@ -296,6 +302,26 @@ pub(crate) struct IkeSa {
     pub(crate) quick_modes: Vec<QuickMode>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
+    /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
+    /// gateways negotiating at the same moment do not clear each other's new SAs.
+    pub(crate) started_at: Instant,
+    /// The peer's address when phase 1 began (a responder's first-message key in the engine;
+    /// `remote` may move with NAT-T).
+    pub(crate) initial_remote: SocketAddr,
+    /// What the peer announced in its Vendor IDs.
+    pub(crate) peer_capabilities: PeerCapabilities,
+    /// NAT-T negotiation and float.
+    pub(crate) nat: NatState,
+    /// Dead peer detection.
+    pub(crate) dpd: DpdState,
+    /// The DPD settings in force once established: configured, and the peer announced DPD.
+    pub(crate) dpd_config: Option<DpdConfig>,
+    /// Send INITIAL-CONTACT in MM5: no other IKE SA with this peer existed when we started.
+    pub(crate) send_initial_contact: bool,
+    /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
+    pub(crate) initial_contact_received: bool,
+    /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
+    pub(crate) informational_seen: crate::informational::SeenMessageIds,
 }
 
 impl IkeSa {
@@ -343,26 +369,15 @@ impl IkeSa {
         let offer = phase1_offer(&ctx.config.peers[peer].proposals);
         let mut sai_b = Vec::new();
         offer.emit(&mut sai_b);
+        let mut payloads = vec![Payload::SecurityAssociation(offer)];
+        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
-            vec![Payload::SecurityAssociation(offer)],
+            payloads,
         );
-        let mut sa = Self {
-            connection,
-            role: Role::Initiator,
-            peer,
-            local,
-            remote,
-            cookie_i,
-            cookie_r: Cookie::default(),
-            phase1: Phase1::InitiatorWaitMm2 { sai_b },
-            mode: ExchangeMode::Main,
-            flight: Flight::new(ctx.now),
-            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
-            established_at: None,
-            quick_modes: Vec::new(),
-            pending: Vec::new(),
-        };
+        let mut sa =
+            Self::new(connection, Role::Initiator, peer, (local, remote), (cookie_i, Cookie::default()), ctx);
+        sa.phase1 = Phase1::InitiatorWaitMm2 { sai_b };
         sa.send(mm1, true, ctx);
         sa
     }
@@ -387,29 +402,65 @@ impl IkeSa {
             .to_vec();
         let cookie_r = ctx.random_cookie();
         let cookie_i = message.header.initiator_cookie;
-        let mm2 = wire::cleartext(
-            wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0),
-            vec![Payload::SecurityAssociation(choice.reply)],
-        );
-        let mut sa = Self {
+        let mut sa = Self::new(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
+        sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
+        sa.learn_capabilities(message.payloads(), ctx.config);
+        let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        let mm2 =
+            wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
+        sa.flight.received(digest);
+        sa.send(mm2, false, ctx);
+        Ok(sa)
+    }
+
+    /// A new SA in a placeholder state that the caller replaces at once; every exchange that
+    /// starts an IKE SA (main mode here, aggressive mode) builds it this way, so new fields
+    /// get their initial value in one place.
+    pub(crate) fn new(
+        connection: ConnectionId,
+        role: Role,
+        peer: usize,
+        (local, remote): (SocketAddr, SocketAddr),
+        (cookie_i, cookie_r): (Cookie, Cookie),
+        ctx: &mut Ctx<'_>,
+    ) -> Self {
+        let mut sequence = [0u8; 4];
+        ctx.rng.fill(&mut sequence);
+        Self {
             connection,
-            role: Role::Responder,
+            role,
             peer,
             local,
             remote,
             cookie_i,
             cookie_r,
-            phase1: Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite },
+            phase1: Phase1::Failed,
             mode: ExchangeMode::Main,
             flight: Flight::new(ctx.now),
             phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
-        };
-        sa.flight.received(digest);
-        sa.send(mm2, false, ctx);
-        Ok(sa)
+            started_at: ctx.now,
+            initial_remote: remote,
+            peer_capabilities: PeerCapabilities::default(),
+            nat: NatState::default(),
+            dpd: DpdState::new(ctx.now, u32::from_be_bytes(sequence)),
+            dpd_config: None,
+            send_initial_contact: false,
+            initial_contact_received: false,
+            informational_seen: crate::informational::SeenMessageIds::default(),
+        }
+    }
+
+    /// A message from the peer passed its authentication (HASH_I/R, HASH(1..3), informational
+    /// HASH): the peer is alive, and with NAT-T its current address is where the message came
+    /// from (RFC 3947 §4-5: follow a peer that floats to 4500 even if we saw no NAT, and a NAT
+    /// that changes its port).
+    pub(crate) fn peer_authenticated(&mut self, ctx: &mut Ctx<'_>) {
+        self.dpd.heard(ctx.now);
+        self.follow_peer(ctx);
     }
 
     /// Sends `bytes` to the peer and remembers them for retransmission or repeats.
@@ -420,7 +471,7 @@ impl IkeSa {
 
     /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
-        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload });
+        ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, payload));
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
@@ -450,13 +501,16 @@ impl IkeSa {
                     return Err(FailureReason::MissingPayload("responder cookie"));
                 }
                 self.cookie_r = message.header.responder_cookie;
+                self.learn_capabilities(message.payloads(), ctx.config);
                 let dh =
                     DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
                 let ni = ctx.random_bytes(NONCE_LEN);
-                let mm3 = wire::cleartext(
-                    self.header(0),
-                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)],
-                );
+                let nat_d = self.nat_discovery(suite.hash);
+                let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
+                if let Some((version, hashes)) = &nat_d {
+                    payloads.extend(nat_t::discovery_payloads(*version, hashes));
+                }
+                let mm3 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm3, true, ctx);
                 self.phase1 = Phase1::InitiatorWaitMm4 { sai_b, suite, dh, ni };
@@ -467,15 +521,19 @@ impl IkeSa {
                 let shared = dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
                 let mut material =
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
+                self.detect_nat(message.payloads(), suite.hash, ctx);
+                self.float_if_nat_detected(ctx.now);
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
                 let hash_i = material.skeyid.hash_i(&self.auth_input(&material, &sai_b), &idii_b);
+                let cookies = self.cookie_pair();
+                let mut payloads = vec![Payload::Identification(id), Payload::Hash(&hash_i)];
+                if self.send_initial_contact {
+                    payloads.push(initial_contact(&cookies));
+                }
                 let mut chain = Vec::new();
-                isakmp::emit_payload_chain(
-                    &[Payload::Identification(id), Payload::Hash(&hash_i)],
-                    &mut chain,
-                );
+                isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm5 = wire::encrypted(
                     self.header(0),
                     PayloadType::Identification,
@@ -489,9 +547,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof) =
+                let (next_iv, proof, _) =
                     self.open_identity_message(message, &material, &sai_b, ctx.config, false)?;
                 material.iv.advance(next_iv);
+                self.peer_authenticated(ctx);
                 self.flight.received(digest);
                 self.flight.settle();
                 self.establish(suite, material, proof, ctx);
@@ -504,19 +563,24 @@ impl IkeSa {
                 let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
                 let nr = ctx.random_bytes(NONCE_LEN);
                 let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
-                let mm4 = wire::cleartext(
-                    self.header(0),
-                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)],
-                );
+                self.detect_nat(message.payloads(), suite.hash, ctx);
+                let nat_d = self.nat_discovery(suite.hash);
+                let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
+                if let Some((version, hashes)) = &nat_d {
+                    payloads.extend(nat_t::discovery_payloads(*version, hashes));
+                }
+                let mm4 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm4, false, ctx);
                 self.phase1 = Phase1::ResponderWaitMm5 { sai_b, suite, material: Box::new(material) };
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof) =
+                let (next_iv, proof, initial_contact) =
                     self.open_identity_message(message, &material, &sai_b, ctx.config, true)?;
                 material.iv.advance(next_iv);
+                self.peer_authenticated(ctx);
+                self.initial_contact_received = initial_contact;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
                 id.emit(&mut idir_b);
@@ -568,6 +632,14 @@ impl IkeSa {
         }
     }
 
+    /// CKY-I | CKY-R, the SPI of ISAKMP notifications (INITIAL-CONTACT, DPD).
+    pub(crate) fn cookie_pair(&self) -> [u8; 16] {
+        let mut spi = [0u8; 16];
+        spi[..8].copy_from_slice(&self.cookie_i.0);
+        spi[8..].copy_from_slice(&self.cookie_r.0);
+        spi
+    }
+
     fn header(&self, message_id: u32) -> isakmp::Header {
         wire::header(self.cookie_i, self.cookie_r, ExchangeType::IdentityProtection, message_id)
     }
@@ -594,7 +666,8 @@ impl IkeSa {
     }
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
-    /// (the chain moves only once everything checked out) and the proof of the HASH check.
+    /// (the chain moves only once everything checked out), the proof of the HASH check, and
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3).
     fn open_identity_message(
         &self,
         message: &Message<'_>,
@@ -602,7 +675,7 @@ impl IkeSa {
         sai_b: &[u8],
         config: &Config,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified), FailureReason> {
+    ) -> Result<(NextIv, HashVerified, bool), FailureReason> {
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
         let first = message.first_payload();
@@ -636,7 +709,10 @@ impl IkeSa {
         };
         let proof = verified.map_err(|hash| FailureReason::AuthenticationFailed { hash })?;
         check_remote_identity(self.peer_config(config), id)?;
-        Ok((decrypted.next_iv, proof))
+        let initial_contact = payloads.iter().any(
+            |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
+        );
+        Ok((decrypted.next_iv, proof, initial_contact))
     }
 
     pub(crate) fn establish(
@@ -647,6 +723,8 @@ impl IkeSa {
         ctx: &mut Ctx<'_>,
     ) {
         self.established_at = Some(ctx.now);
+        self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
+        self.dpd.heard(ctx.now);
         let expires_at = ctx.now + suite.lifetime;
         ctx.out.events.push_back(Event::IkeSaEstablished {
             connection: self.connection,
@@ -690,14 +768,17 @@ impl IkeSa {
         }
     }
 
-    /// The earliest time this SA needs [`IkeSa::on_timeout`].
+    /// The earliest time this SA needs the engine's timer (`on_sa_timeout` in `engine.rs`).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let phase1 = match &self.phase1 {
             Phase1::Established { expires_at, .. } => Some(*expires_at),
             Phase1::Failed => None,
             _ => Some(self.phase1_deadline),
         };
-        [phase1, self.flight.retransmit_at()]
+        let established = self.is_established();
+        let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
+        let keepalive = if established { self.nat.next_keepalive } else { None };
+        [phase1, self.flight.retransmit_at(), dpd, keepalive]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
             .flatten()
@@ -748,6 +829,18 @@ pub(crate) fn auth_input<'m>(
     sai_b: &'m [u8],
 ) -> AuthHashInput<'m> {
     AuthHashInput { g_xi: &material.g_xi, g_xr: &material.g_xr, cky_i: cookie_i.0, cky_r: cookie_r.0, sai_b }
+}
+
+/// N(INITIAL-CONTACT), protocol ISAKMP, SPI = CKY-I | CKY-R (RFC 2407 §4.6.3.3), as
+/// strongSwan sends it in MM5.
+pub(crate) fn initial_contact(cookies: &[u8; 16]) -> Payload<'_> {
+    Payload::Notification(isakmp::Notification {
+        doi: isakmp::Doi::Ipsec,
+        protocol: isakmp::ProtocolId::Isakmp,
+        spi: cookies,
+        notify_type: isakmp::NotifyType::InitialContact,
+        data: &[],
+    })
 }
 
 /// The first SA payload of a chain.

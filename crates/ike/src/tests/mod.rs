@@ -2,6 +2,8 @@
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
 mod aggressive;
+mod dpd;
+mod nat_t;
 mod util;
 
 use std::time::Duration;
