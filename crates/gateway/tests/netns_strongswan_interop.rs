@@ -1,8 +1,8 @@
 //! keysteward against strongSwan 5.9 (Debian's charon with userspace ESP, kernel-libipsec) as
 //! the other gateway, in network namespaces (root only; CI runs as root and the README test
 //! command installs strongSwan). Interop scenario 1 of the interop issue, IKE part: main mode,
-//! pre-shared key, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256, keysteward
-//! initiating.
+//! pre-shared key, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256, in both
+//! directions (keysteward initiates; strongSwan initiates with `swanctl --initiate`).
 //!
 //! ```text
 //!   namespace ks<pid>a (keysteward)        namespace ks<pid>b (charon)
@@ -152,7 +152,8 @@ secrets {
 }
 ";
 
-fn keysteward_conf() -> String {
+fn keysteward_conf(initiate: bool) -> String {
+    let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     format!(
         "ike proposal 10
  encryption-algorithm aes-128
@@ -175,8 +176,7 @@ ipsec policy policy1 1 isakmp
  security acl 3001
  proposal a
  ike-peer b
- sa trigger-mode auto
-interface out0
+{trigger}interface out0
  ip address 192.0.2.1 255.255.255.0
  ipsec policy policy1
 "
@@ -185,6 +185,17 @@ interface out0
 
 #[test]
 fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
+    interop(true, "r");
+}
+
+#[test]
+fn netns_strongswan_initiator_main_mode_psk_aes128_sha256_modp2048() {
+    interop(false, "i");
+}
+
+/// One run: `keysteward_initiates` picks who starts; `suffix` keeps the names of tests
+/// running at the same time apart.
+fn interop(keysteward_initiates: bool, suffix: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
         return;
@@ -193,7 +204,7 @@ fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
         Path::new(CHARON).exists(),
         "{CHARON} is missing: ./scripts/test installs strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
     );
-    let tag = format!("ks{}i", std::process::id());
+    let tag = format!("ks{}{suffix}", std::process::id());
     let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
     let run = dir.join("fwb");
@@ -238,7 +249,7 @@ fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
     let loaded = swanctl(&ns_b, &run, &["--load-all"]);
     assert!(loaded.contains("loaded connection 's2s'"), "{loaded}");
 
-    std::fs::write(dir.join("fw_a.cfg"), keysteward_conf()).unwrap();
+    std::fs::write(dir.join("fw_a.cfg"), keysteward_conf(keysteward_initiates)).unwrap();
     let control = dir.join("a.sock");
     let daemon = Command::new("ip")
         .args([
@@ -260,6 +271,19 @@ fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
         .expect("keysteward starts");
     cleanup.children.push(daemon);
 
+    if !keysteward_initiates {
+        // Wait for keysteward's control socket (it is listening by then), then let charon start.
+        let start = Instant::now();
+        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
+        assert!(
+            initiated.contains("initiate completed successfully"),
+            "{initiated}\nkeysteward log:\n{}",
+            logs("keysteward.log")
+        );
+    }
     let start = Instant::now();
     let (up, ours, theirs) = loop {
         let ours = keysteward_sas(&ns_a, &control);
