@@ -15,6 +15,7 @@ use std::time::Instant;
 use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
+use crate::commands::ErrorHistory;
 use crate::config::Config;
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
@@ -53,9 +54,9 @@ pub struct IkeSaView {
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
 pub struct Engine {
-    config: Config,
-    rng: Box<dyn SecureRandom + Send>,
-    slots: Vec<Option<IkeSa>>,
+    pub(crate) config: Config,
+    pub(crate) rng: Box<dyn SecureRandom + Send>,
+    pub(crate) slots: Vec<Option<IkeSa>>,
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
@@ -67,8 +68,10 @@ pub struct Engine {
     generation: u64,
     next_connection: u64,
     half_open: usize,
-    out: Output,
+    pub(crate) out: Output,
     stats: Statistics,
+    /// The last failures, for `display ike error-info`.
+    pub(crate) errors: ErrorHistory,
 }
 
 impl Engine {
@@ -88,6 +91,7 @@ impl Engine {
             half_open: 0,
             out: Output::default(),
             stats: Statistics::default(),
+            errors: ErrorHistory::default(),
         }
     }
 
@@ -136,20 +140,27 @@ impl Engine {
         })
     }
 
-    /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one.
+    /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one. An
+    /// acquire for a flow that a live pair or a quick mode under way already serves is a
+    /// no-op, so the data plane may repeat it while traffic waits.
     pub fn handle_acquire(&mut self, now: Instant, acquire: Acquire) {
+        let mark = self.out.events.len();
+        self.acquire(now, acquire);
+        self.after_input(now, mark);
+    }
+
+    fn acquire(&mut self, now: Instant, acquire: Acquire) {
+        if self.flow_served(&acquire, now) {
+            return;
+        }
         let Some(policy) = self.config.policies.get(acquire.policy) else { return };
         let peer_index = policy.peer;
         let peer = &self.config.peers[peer_index];
         let Some(remote_ip) = peer.remote_address else { return };
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
-        // A quick mode for this flow already under way, or phase 1 already asked for it.
-        let existing = self.slots.iter().position(|s| {
-            s.as_ref().is_some_and(|sa| {
-                sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
-            })
-        });
+        // The newest established IKE SA with the peer, else one still negotiating phase 1.
+        let existing = crate::lifetime::preferred_ike_sa(&self.slots, peer_index, remote);
         match existing {
             Some(slot) => {
                 let established = self.slots[slot].as_ref().is_some_and(IkeSa::is_established);
@@ -167,24 +178,51 @@ impl Engine {
                 }
             }
             None => {
-                let connection = self.next_connection();
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.armed.push(None);
-                    self.slots.len() - 1
-                });
-                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
-                let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
-                sa.pending.push(acquire);
-                self.by_cookie.insert(sa.our_cookie(), slot);
-                self.slots[slot] = Some(sa);
-                self.rearm(slot);
+                let slot = self.initiate_phase1(now, peer_index, local, remote);
+                if let Some(sa) = self.slots[slot].as_mut() {
+                    sa.pending.push(acquire);
+                }
             }
         }
     }
 
+    /// Starts phase 1 with a peer as initiator, in a new slot.
+    pub(crate) fn initiate_phase1(
+        &mut self,
+        now: Instant,
+        peer_index: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> usize {
+        let connection = self.next_connection();
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.armed.push(None);
+            self.slots.len() - 1
+        });
+        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
+        self.by_cookie.insert(sa.our_cookie(), slot);
+        self.slots[slot] = Some(sa);
+        self.rearm(slot);
+        slot
+    }
+
+    /// After every input: failures go to the error history, and IPsec SAs the peer deleted
+    /// leave the lifetime table.
+    pub(crate) fn after_input(&mut self, now: Instant, mark: usize) {
+        self.record_failures(now, mark);
+        self.forget_deleted_pairs(mark);
+    }
+
     /// A datagram arrived on UDP 500 from `remote` to `local`.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let mark = self.out.events.len();
+        self.datagram(now, local, remote, datagram);
+        self.after_input(now, mark);
+    }
+
+    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         let message = match Message::parse(datagram) {
             Ok(m) => m,
             Err(_) => {
@@ -228,11 +266,12 @@ impl Engine {
             }
             _ => self.stats.unknown_sa += 1,
         }
-        self.reap(slot);
+        self.reap(slot, now);
     }
 
     /// Runs every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mark = self.out.events.len();
         while let Some(Reverse((at, slot, generation))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -242,9 +281,9 @@ impl Engine {
                 continue; // stale
             }
             self.armed[slot] = None;
-            self.with_sa(slot, now, on_sa_timeout);
-            self.reap(slot);
+            self.run_sa_timers(slot, now);
         }
+        self.after_input(now, mark);
     }
 
     fn next_connection(&mut self) -> ConnectionId {
@@ -360,17 +399,18 @@ impl Engine {
                 }
             }
         });
+        self.ike_sa_established(slot, now);
     }
 
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
-    fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+    pub(crate) fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
         let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
 
-    fn rearm(&mut self, slot: usize) {
+    pub(crate) fn rearm(&mut self, slot: usize) {
         let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
         match deadline {
             Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
@@ -383,12 +423,14 @@ impl Engine {
         }
     }
 
-    /// Removes the SA in `slot` if it failed or expired.
-    fn reap(&mut self, slot: usize) {
+    /// Removes the SA in `slot` if it failed or expired; the IPsec SAs it still manages go
+    /// to a newer IKE SA with the peer or end with it.
+    pub(crate) fn reap(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots[slot].as_ref() else { return };
         if !matches!(sa.phase1, Phase1::Failed) {
             return;
         }
+        self.release_pairs(slot, now);
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
             if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
@@ -417,7 +459,7 @@ fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: 
     sa.phase1 = Phase1::Failed;
 }
 
-fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
+pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let now = ctx.now;
     // Phase-1 retransmission and deadline.
     match sa.flight.on_timeout(now, ctx.config) {
@@ -438,8 +480,8 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     }
     match &sa.phase1 {
         Phase1::Established { expires_at, .. } if *expires_at <= now => {
-            // Hard lifetime: the SA goes. Renewal before this point is the rekey's job.
-            sa.phase1 = Phase1::Failed;
+            // Hard lifetime: the engine hands its IPsec SAs on and deletes it
+            // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
             return;
         }
         Phase1::Established { .. } | Phase1::Failed => {}
@@ -502,4 +544,5 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         }
         index += 1;
     }
+    crate::lifetime::on_timeout(sa, ctx);
 }

@@ -30,6 +30,7 @@ use isakmp::{
 
 use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig};
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::lifetime::Lifetimes;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
 use crate::wire;
@@ -254,6 +255,8 @@ pub(crate) struct IkeSa {
     pub(crate) quick_modes: Vec<QuickMode>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
+    /// Renewal of this SA and the IPsec SA pairs it manages (`lifetime.rs`).
+    pub(crate) lifetimes: Lifetimes,
 }
 
 impl IkeSa {
@@ -311,6 +314,7 @@ impl IkeSa {
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
+            lifetimes: Lifetimes::default(),
         };
         sa.send(mm1, true, ctx);
         sa
@@ -354,6 +358,7 @@ impl IkeSa {
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
+            lifetimes: Lifetimes::default(),
         };
         sa.flight.received(digest);
         sa.send(mm2, false, ctx);
@@ -659,6 +664,7 @@ impl IkeSa {
         [phase1, self.flight.retransmit_at()]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
+            .chain([self.lifetimes.next_deadline()])
             .flatten()
             .min()
     }

@@ -5,15 +5,20 @@
 //! quick mode with and without PFS in both roles (RFC 2409 §5.5), phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
-//! under HASH protection afterwards, and Delete payloads received. Aggressive mode, NAT-T,
-//! DPD, rekeying and signatures are not implemented yet.
+//! under HASH protection afterwards, and Delete payloads received and sent. IPsec SA
+//! lifetimes in time, traffic and sequence numbers with rekeying before expiry, IKE SA renewal
+//! by a new main mode, RESPONDER-LIFETIME, the reset commands and the error history are in
+//! `lifetime.rs` and `commands.rs`. Aggressive mode, NAT-T, DPD and signatures are not
+//! implemented yet.
 #![forbid(unsafe_code)]
 
+mod commands;
 mod config;
 mod engine;
 mod event;
 mod ike_sa;
 mod informational;
+mod lifetime;
 mod proposal;
 mod quick_mode;
 mod wire;
@@ -21,6 +26,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
     AuthMethod, Config, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal,
     IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
@@ -28,5 +34,8 @@ pub use config::{
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit};
 pub use ike_sa::Role;
+pub use lifetime::{
+    IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
+};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;

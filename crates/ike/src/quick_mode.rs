@@ -90,6 +90,14 @@ impl QuickMode {
         }
     }
 
+    /// The flow this exchange negotiates, when we initiated it and it is still running.
+    pub(crate) fn acquire(&self) -> Option<&Acquire> {
+        match &self.state {
+            QmState::InitiatorWaitQm2(w) => Some(&w.acquire),
+            _ => None,
+        }
+    }
+
     pub(crate) fn state_name(&self) -> &'static str {
         match self.state {
             QmState::InitiatorWaitQm2(_) => "waiting for QM2",
@@ -311,6 +319,7 @@ impl IkeSa {
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
+        let suite = crate::lifetime::adopt_responder_lifetime(choice.suite, &payloads);
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
@@ -329,7 +338,7 @@ impl IkeSa {
         let pair = self.install(
             wait.acquire.policy,
             wait.acquire.selector,
-            &choice.suite,
+            &suite,
             KeymatInput {
                 pfs_shared_secret: pfs_secret.as_ref().map(SecretBytes::expose),
                 protocol: u8::from(ProtocolId::Esp),
@@ -347,6 +356,7 @@ impl IkeSa {
         qm.flight.sent(&qm3, false, ctx.now, ctx.config);
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.transmit(qm3, ctx);
+        crate::lifetime::track(self, wait.acquire.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
@@ -433,6 +443,10 @@ impl IkeSa {
             rest.push(Payload::KeyExchange(dh.public_value()));
         }
         rest.extend(ids.iter().map(|id| Payload::Identification((*id).clone())));
+        let responder_lifetime = crate::lifetime::responder_lifetime_data(&choice);
+        if let Some(data) = &responder_lifetime {
+            rest.push(crate::lifetime::responder_lifetime_notify(&our_spi, data));
+        }
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
         chain[range].copy_from_slice(&hash2);
@@ -500,6 +514,7 @@ impl IkeSa {
         qm.flight.received(digest);
         qm.flight.settle();
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
+        crate::lifetime::track(self, wait.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
