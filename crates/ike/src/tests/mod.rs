@@ -1,6 +1,7 @@
 //! Engine tests: two engines over an in-memory network, deterministic (virtual time, seeded
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
+mod lifetime;
 mod util;
 
 use std::time::Duration;

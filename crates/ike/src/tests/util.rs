@@ -46,6 +46,10 @@ pub(crate) struct Gateway {
     pub(crate) remote_id: Option<crate::IdentityConfig>,
     pub(crate) local_id: Option<crate::IdentityConfig>,
     pub(crate) limits: Limits,
+    /// IPsec SA lifetime (`sa duration time-based`).
+    pub(crate) lifetime: Duration,
+    /// IPsec SA traffic lifetime (`sa duration traffic-based`).
+    pub(crate) lifetime_kilobytes: Option<u64>,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -80,6 +84,8 @@ impl Gateway {
             remote_id: None,
             local_id: None,
             limits: Limits { retransmit_initial: Duration::from_millis(500), ..Limits::default() },
+            lifetime: Duration::from_secs(3600),
+            lifetime_kilobytes: None,
         }
     }
 
@@ -114,8 +120,8 @@ impl Gateway {
                 selectors: vec![self.selector()],
                 proposals: self.ipsec.clone(),
                 pfs: self.pfs,
-                lifetime: Duration::from_secs(3600),
-                lifetime_kilobytes: None,
+                lifetime: self.lifetime,
+                lifetime_kilobytes: self.lifetime_kilobytes,
             }],
             limits: self.limits,
         }
