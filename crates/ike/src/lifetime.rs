@@ -135,8 +135,9 @@ pub(crate) enum Renewal {
     Idle,
     /// The soft lifetime passed; the engine starts a new main mode.
     Requested,
-    /// A new main mode was started.
-    Started,
+    /// A new main mode was started; if no newer IKE SA has taken over by `retry_at` (the
+    /// main mode failed), the renewal is requested again.
+    Started { retry_at: Instant },
     /// A newer IKE SA with the same peer took over the IPsec SAs; this one waits for its
     /// hard lifetime and is then deleted.
     Superseded,
@@ -161,7 +162,11 @@ impl Lifetimes {
             };
             [soft, Some(p.hard_at)]
         });
-        pairs.chain([self.renew_at]).flatten().min()
+        let renewal_retry = match self.renewal {
+            Renewal::Started { retry_at } => Some(retry_at),
+            _ => None,
+        };
+        pairs.chain([self.renew_at, renewal_retry]).flatten().min()
     }
 
     /// True when a live pair that is not being replaced serves `acquire`'s flow.
@@ -178,12 +183,11 @@ impl Lifetimes {
 /// The IKE SA with a peer that new quick modes should use: the newest established one that
 /// has not been superseded, else one still negotiating phase 1 (the acquire waits for it).
 pub(crate) fn preferred_ike_sa(slots: &[Option<IkeSa>], peer: usize, remote: SocketAddr) -> Option<usize> {
-    let candidates =
-        || {
-            slots.iter().enumerate().filter_map(|(slot, sa)| Some((slot, sa.as_ref()?))).filter(|(_, sa)| {
-                sa.peer == peer && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
-            })
-        };
+    let candidates = || {
+        slots.iter().enumerate().filter_map(|(slot, sa)| Some((slot, sa.as_ref()?))).filter(|(_, sa)| {
+            sa.peer == peer && sa.remote.ip() == remote.ip() && !matches!(sa.phase1, Phase1::Failed)
+        })
+    };
     candidates()
         .filter(|(_, sa)| sa.is_established() && sa.lifetimes.renewal != Renewal::Superseded)
         .max_by_key(|(_, sa)| sa.established_at)
@@ -266,6 +270,9 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         if sa.lifetimes.renewal == Renewal::Idle {
             sa.lifetimes.renewal = Renewal::Requested;
         }
+    }
+    if matches!(sa.lifetimes.renewal, Renewal::Started { retry_at } if retry_at <= now) {
+        sa.lifetimes.renewal = Renewal::Requested;
     }
     let (expired, live): (Vec<_>, Vec<_>) =
         std::mem::take(&mut sa.lifetimes.pairs).into_iter().partition(|p| p.hard_at <= now);
@@ -611,16 +618,21 @@ impl Engine {
                 other != slot
                     && s.as_ref().is_some_and(|s| {
                         s.peer == peer
-                            && s.remote == remote
+                            && s.remote.ip() == remote.ip()
                             && !matches!(s.phase1, Phase1::Failed)
                             && s.lifetimes.renewal != Renewal::Superseded
                             && (!s.is_established() || s.established_at > sa.established_at)
                     })
             });
+            let retry_at = later(now, self.config.limits.exchange_timeout);
             if let Some(sa) = self.slots[slot].as_mut() {
-                sa.lifetimes.renewal = Renewal::Started;
+                sa.lifetimes.renewal = Renewal::Started { retry_at };
             }
+            self.rearm(slot);
             if !newer_exists {
+                // Phase 1 always starts on UDP 500, whatever port the old SA moved to.
+                let local = SocketAddr::new(local.ip(), 500);
+                let remote = SocketAddr::new(remote.ip(), 500);
                 self.initiate_phase1(now, peer, local, remote);
             }
         }

@@ -370,3 +370,125 @@ fn error_history_records_failures_and_stays_bounded() {
     assert!(history.iter().all(|r| matches!(r.reason, FailureReason::UnknownPeer)), "the oldest went first");
     assert_eq!(history[ERROR_HISTORY_LEN - 1].remote.ip(), IpAddr::V4(Ipv4Addr::new(198, 51, 100, 99)));
 }
+
+#[test]
+fn ipsec_rekey_falls_back_to_the_responder_when_the_initiator_fails() {
+    let a = Gateway {
+        lifetime: Duration::from_secs(30),
+        limits: crate::Limits { retransmit_count: 0, ..Gateway::fw_a().limits },
+        ..Gateway::fw_a()
+    };
+    let b = Gateway { lifetime: Duration::from_secs(30), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 30);
+    let start = pair.now;
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let (mut plane_a, mut plane_b) = (DataPlane::default(), DataPlane::default());
+    // Everything is lost from the step in which A rekeys (its next timer is then the soft
+    // lifetime, between 25.5 s and 27 s) until A gives up; B, the responder, rekeys between
+    // 28.5 s and 29.1 s, before the old pair expires at 30 s.
+    let mut phase = 0;
+    while pair.next_event().is_some_and(|t| t <= start + Duration::from_secs(40)) {
+        if phase == 0 && pair.a.engine.poll_timeout().is_some_and(|t| t >= start + Duration::from_secs(25)) {
+            pair.faults.loss = 100;
+            phase = 1;
+        }
+        if phase == 1 && !failures(&pair.a).is_empty() {
+            pair.faults.loss = 0;
+            phase = 2;
+        }
+        assert!(pair.step());
+        plane_a.update(&pair.a, pair.now);
+        plane_b.update(&pair.b, pair.now);
+        assert!(plane_a.can_send_to(&plane_b, pair.now), "gap on A at {:?}", pair.now - start);
+        assert!(plane_b.can_send_to(&plane_a, pair.now), "gap on B at {:?}", pair.now - start);
+    }
+    assert_eq!(phase, 2);
+    let failed = failures(&pair.a);
+    assert!(
+        matches!(failed.as_slice(), [f] if f.exchange == Exchange::QuickMode && f.state == "waiting for QM2"),
+        "{failed:?}"
+    );
+    let (on_a, on_b) = (installed(&pair.a), installed(&pair.b));
+    assert_eq!((on_a.len(), on_b.len()), (2, 2));
+    assert!(on_b[1].initiator && !on_a[1].initiator, "B initiated the rekey");
+    assert_crosswise(on_a[1], on_b[1]);
+    assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 1, "the old pair expired");
+    assert_eq!(pair.b.engine.ipsec_sas(pair.now).count(), 1);
+}
+
+#[test]
+fn ike_sa_renewal_is_retried_after_a_failed_main_mode() {
+    let limits = crate::Limits {
+        retransmit_count: 0,
+        exchange_timeout: Duration::from_secs(10),
+        ..Gateway::fw_a().limits
+    };
+    let a = Gateway { limits, ..with_ike_lifetime(Gateway::fw_a(), Duration::from_secs(200)) };
+    let b = Gateway { limits, ..with_ike_lifetime(Gateway::fw_b(), Duration::from_secs(200)) };
+    let mut pair = Pair::new(&a, &b, 31);
+    let start = pair.now;
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    // A renews between 170 s and 180 s: everything is lost from that step until A gives up.
+    let mut phase = 0;
+    while pair.next_event().is_some_and(|t| t <= start + Duration::from_secs(230)) {
+        if phase == 0 && pair.a.engine.poll_timeout().is_some_and(|t| t >= start + Duration::from_secs(160)) {
+            pair.faults.loss = 100;
+            phase = 1;
+        }
+        if phase == 1 && !failures(&pair.a).is_empty() {
+            pair.faults.loss = 0;
+            phase = 2;
+        }
+        assert!(pair.step());
+    }
+    assert_eq!(phase, 2);
+    assert!(matches!(failures(&pair.a).as_slice(), [f] if f.exchange == Exchange::MainMode));
+    // The retry, one exchange timeout later, made a new IKE SA that took over the IPsec SA;
+    // the old IKE SA was deleted at 200 s and the IPsec SA lived on.
+    assert_eq!(count(&pair.a, |e| matches!(e, Event::IkeSaEstablished { .. })), 2);
+    assert_eq!(count(&pair.b, |e| matches!(e, Event::IkeSaEstablished { .. })), 2);
+    let ended = |side: &Side| {
+        count(side, |e| {
+            matches!(e, Event::IkeSaExpired { reason: IkeSaEnd::Lifetime, .. } | Event::IkeSaDeleted { .. })
+        })
+    };
+    assert_eq!((ended(&pair.a), ended(&pair.b)), (1, 1));
+    assert_eq!(pair.a.engine.ike_sas().count(), 1);
+    assert_eq!(pair.b.engine.ike_sas().count(), 1);
+    let (views_a, views_b): (Vec<_>, Vec<_>) =
+        (pair.a.engine.ipsec_sas(pair.now).collect(), pair.b.engine.ipsec_sas(pair.now).collect());
+    assert_eq!((views_a.len(), views_b.len()), (1, 1));
+    assert_eq!(views_a[0].inbound_spi, installed(&pair.a)[0].inbound.spi().0, "the first pair lives on");
+    assert_eq!(Some(views_a[0].connection), pair.a.engine.ike_sas().next().map(|v| v.connection));
+}
+
+#[test]
+fn ike_sa_expiry_without_successor_takes_its_ipsec_sas_along() {
+    let a = with_ike_lifetime(Gateway::fw_a(), Duration::from_secs(200));
+    let b = with_ike_lifetime(Gateway::fw_b(), Duration::from_secs(200));
+    let mut pair = Pair::new(&a, &b, 32);
+    let start = pair.now;
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    pair.b_alive = false;
+    while pair.next_event().is_some_and(|t| t <= start + Duration::from_secs(205)) {
+        assert!(pair.step());
+    }
+    assert!(pair
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::IkeSaExpired { reason: IkeSaEnd::Lifetime, .. })));
+    assert!(pair
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::IpsecSaExpired { reason: IpsecSaEnd::IkeSaGone, .. })));
+    assert_eq!(pair.a.engine.ike_sas().count(), 0);
+    assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 0);
+    // The last datagrams A sent were the Deletes (informational exchanges), ESP then ISAKMP.
+    let informational = |bytes: &Vec<u8>| bytes.get(18) == Some(&5);
+    assert!(pair.a.sent.iter().rev().take(2).all(informational));
+}

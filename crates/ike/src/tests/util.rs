@@ -257,6 +257,17 @@ impl Pair {
         true
     }
 
+    /// When the next delivery or timer is due, after moving what the engines want to send
+    /// onto the wire; for loops that must not step past a point in time.
+    pub(crate) fn next_event(&mut self) -> Option<Instant> {
+        self.collect();
+        let next_delivery = self.in_flight.iter().map(|(at, _, _)| *at).min();
+        [next_delivery, self.a.engine.poll_timeout(), self.b.engine.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Steps until `done` holds, at most `max` steps (catches livelock).
     pub(crate) fn drive_until(&mut self, max: usize, mut done: impl FnMut(&Pair) -> bool) -> bool {
         for _ in 0..max {
