@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crypto::{HashAlgorithm, SecureRandom};
@@ -62,6 +62,16 @@ pub struct Engine {
     by_cookie: HashMap<Cookie, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    /// Entries of `responder_first` per peer IP address: the half-open count per peer,
+    /// without scanning every SA for each MM1.
+    half_open_by_address: HashMap<IpAddr, usize>,
+    /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
+    /// peer's SA without scanning every SA.
+    slots_by_peer: HashMap<usize, Vec<usize>>,
+    /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
+    peer_by_address: HashMap<IpAddr, usize>,
+    /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
+    policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     armed: Vec<Option<(Instant, u64)>>,
@@ -77,6 +87,18 @@ pub struct Engine {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
+        let mut peer_by_address = HashMap::new();
+        for (index, peer) in config.peers.iter().enumerate() {
+            if let Some(address) = peer.remote_address {
+                peer_by_address.entry(address).or_insert(index);
+            }
+        }
+        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+        for (index, policy) in config.policies.iter().enumerate() {
+            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+                policies.push(index);
+            }
+        }
         Self {
             config,
             rng,
@@ -84,6 +106,10 @@ impl Engine {
             free: Vec::new(),
             by_cookie: HashMap::new(),
             responder_first: HashMap::new(),
+            half_open_by_address: HashMap::new(),
+            slots_by_peer: HashMap::new(),
+            peer_by_address,
+            policies_by_peer,
             timers: BinaryHeap::new(),
             armed: Vec::new(),
             generation: 0,
@@ -160,7 +186,8 @@ impl Engine {
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
         // The newest established IKE SA with the peer, else one still negotiating phase 1.
-        let existing = crate::lifetime::preferred_ike_sa(&self.slots, peer_index, remote);
+        let existing =
+            crate::lifetime::preferred_ike_sa(&self.slots, self.peer_slots(peer_index), peer_index, remote);
         match existing {
             Some(slot) => {
                 let established = self.slots[slot].as_ref().is_some_and(IkeSa::is_established);
@@ -200,19 +227,29 @@ impl Engine {
             self.armed.push(None);
             self.slots.len() - 1
         });
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         let sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
         self.by_cookie.insert(sa.our_cookie(), slot);
+        self.slots_by_peer.entry(peer_index).or_default().push(slot);
         self.slots[slot] = Some(sa);
         self.rearm(slot);
         slot
     }
 
-    /// After every input: failures go to the error history, and IPsec SAs the peer deleted
-    /// leave the lifetime table.
+    /// The slots of a configured peer's SAs (any state), from the index.
+    pub(crate) fn peer_slots(&self, peer_index: usize) -> &[usize] {
+        self.slots_by_peer.get(&peer_index).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// After every input: failures go to the error history.
     pub(crate) fn after_input(&mut self, now: Instant, mark: usize) {
         self.record_failures(now, mark);
-        self.forget_deleted_pairs(mark);
     }
 
     /// A datagram arrived on UDP 500 from `remote` to `local`.
@@ -262,7 +299,9 @@ impl Engine {
                 }
             }),
             ExchangeType::Informational => {
+                let mark = self.out.events.len();
                 self.with_sa(slot, now, |sa, ctx| informational::handle(sa, &message, ctx));
+                self.forget_deleted_pairs(slot, mark);
             }
             _ => self.stats.unknown_sa += 1,
         }
@@ -319,12 +358,7 @@ impl Engine {
         datagram: &[u8],
         digest: [u8; 32],
     ) {
-        let per_peer = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|sa| sa.remote.ip() == remote.ip() && sa.role == Role::Responder && !sa.is_established())
-            .count();
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
         if self.half_open >= self.config.limits.max_half_open
             || per_peer >= self.config.limits.max_half_open_per_peer
         {
@@ -338,7 +372,7 @@ impl Engine {
             }));
             return;
         }
-        let Some(peer) = self.config.peer_for_address(remote.ip()) else {
+        let Some(&peer) = self.peer_by_address.get(&remote.ip()) else {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
@@ -349,7 +383,13 @@ impl Engine {
             return;
         };
         let connection = self.next_connection();
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
             Ok(sa) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
@@ -359,6 +399,8 @@ impl Engine {
                 });
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
+                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
+                self.slots_by_peer.entry(peer).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.half_open += 1;
                 self.rearm(slot);
@@ -388,7 +430,9 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.responder_first.remove(&(sa.cookie_i, sa.remote));
+                if let Some(((_, remote), _)) = self.responder_first.remove_entry(&(sa.cookie_i, sa.remote)) {
+                    self.half_open_ended(remote.ip());
+                }
             }
         }
         self.with_sa(slot, now, |sa, ctx| {
@@ -405,7 +449,13 @@ impl Engine {
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     pub(crate) fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+        };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
@@ -433,12 +483,30 @@ impl Engine {
         self.release_pairs(slot, now);
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
-            if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
-            {
-                self.half_open = self.half_open.saturating_sub(1);
+            if sa.role == Role::Responder {
+                if let Some(((_, remote), _)) = self.responder_first.remove_entry(&(sa.cookie_i, sa.remote)) {
+                    self.half_open = self.half_open.saturating_sub(1);
+                    self.half_open_ended(remote.ip());
+                }
+            }
+            if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.slots_by_peer.remove(&sa.peer);
+                }
             }
             self.armed[slot] = None;
             self.free.push(slot);
+        }
+    }
+
+    /// One `responder_first` entry for `address` is gone.
+    fn half_open_ended(&mut self, address: IpAddr) {
+        if let Some(count) = self.half_open_by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                self.half_open_by_address.remove(&address);
+            }
         }
     }
 }

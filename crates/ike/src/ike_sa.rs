@@ -28,7 +28,7 @@ use isakmp::{
     SecurityAssociation,
 };
 
-use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig};
+use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::lifetime::Lifetimes;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
@@ -41,12 +41,21 @@ pub(crate) const NONCE_LEN: usize = 32;
 /// What an exchange handler needs from the engine.
 pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
+    /// Indices into `config.policies` per peer index, in policy order (the engine builds it
+    /// once, so a quick mode does not scan every policy).
+    pub(crate) policies_by_peer: &'a [Vec<usize>],
     pub(crate) rng: &'a mut dyn SecureRandom,
     pub(crate) now: Instant,
     pub(crate) out: &'a mut Output,
 }
 
 impl Ctx<'_> {
+    /// The policies that use peer `peer`, in policy order: `Config::policies_of_peer`, indexed.
+    pub(crate) fn policies_of_peer(&self, peer: usize) -> impl Iterator<Item = (usize, &PolicyConfig)> + '_ {
+        let indices = self.policies_by_peer.get(peer).map_or(&[][..], Vec::as_slice);
+        indices.iter().filter_map(|&i| self.config.policies.get(i).map(|p| (i, p)))
+    }
+
     pub(crate) fn random_bytes(&mut self, len: usize) -> Vec<u8> {
         let mut bytes = vec![0; len];
         self.rng.fill(&mut bytes);

@@ -182,9 +182,18 @@ impl Lifetimes {
 
 /// The IKE SA with a peer that new quick modes should use: the newest established one that
 /// has not been superseded, else one still negotiating phase 1 (the acquire waits for it).
-pub(crate) fn preferred_ike_sa(slots: &[Option<IkeSa>], peer: usize, remote: SocketAddr) -> Option<usize> {
+/// `of_peer` are the peer's slots (the engine's index); among several still negotiating, the
+/// lowest slot wins, as before the index existed.
+pub(crate) fn preferred_ike_sa(
+    slots: &[Option<IkeSa>],
+    of_peer: &[usize],
+    peer: usize,
+    remote: SocketAddr,
+) -> Option<usize> {
+    let mut of_peer = of_peer.to_vec();
+    of_peer.sort_unstable();
     let candidates = || {
-        slots.iter().enumerate().filter_map(|(slot, sa)| Some((slot, sa.as_ref()?))).filter(|(_, sa)| {
+        of_peer.iter().filter_map(|&slot| Some((slot, slots.get(slot)?.as_ref()?))).filter(|(_, sa)| {
             sa.peer == peer && sa.remote.ip() == remote.ip() && !matches!(sa.phase1, Phase1::Failed)
         })
     };
@@ -614,15 +623,12 @@ impl Engine {
         }
         if sa.lifetimes.renewal == Renewal::Requested {
             let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
-            let newer_exists = self.slots.iter().enumerate().any(|(other, s)| {
-                other != slot
-                    && s.as_ref().is_some_and(|s| {
-                        s.peer == peer
-                            && s.remote.ip() == remote.ip()
-                            && !matches!(s.phase1, Phase1::Failed)
-                            && s.lifetimes.renewal != Renewal::Superseded
-                            && (!s.is_established() || s.established_at > sa.established_at)
-                    })
+            let newer_exists = self.siblings(slot).into_iter().any(|other| {
+                self.slots[other].as_ref().is_some_and(|s| {
+                    !matches!(s.phase1, Phase1::Failed)
+                        && s.lifetimes.renewal != Renewal::Superseded
+                        && (!s.is_established() || s.established_at > sa.established_at)
+                })
             });
             let retry_at = later(now, self.config.limits.exchange_timeout);
             if let Some(sa) = self.slots[slot].as_mut() {
@@ -640,16 +646,29 @@ impl Engine {
 
     /// The newest other established IKE SA with the same peer that is not expiring now.
     fn successor(&self, slot: usize) -> Option<usize> {
-        let sa = self.slots.get(slot)?.as_ref()?;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(other, _)| *other != slot)
-            .filter_map(|(other, s)| Some((other, s.as_ref()?)))
-            .filter(|(_, s)| s.peer == sa.peer && s.remote.ip() == sa.remote.ip() && s.is_established())
-            .filter(|(_, s)| s.lifetimes.renewal != Renewal::Superseded)
+        self.siblings(slot)
+            .into_iter()
+            .filter_map(|other| Some((other, self.slots.get(other)?.as_ref()?)))
+            .filter(|(_, s)| s.is_established() && s.lifetimes.renewal != Renewal::Superseded)
             .max_by_key(|(_, s)| s.established_at)
             .map(|(other, _)| other)
+    }
+
+    /// The other SAs (any state) with the same configured peer and address as the one in
+    /// `slot`, from the engine's per-peer index.
+    fn siblings(&self, slot: usize) -> Vec<usize> {
+        let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
+        self.peer_slots(sa.peer)
+            .iter()
+            .copied()
+            .filter(|&other| other != slot)
+            .filter(|&other| {
+                self.slots
+                    .get(other)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.remote.ip() == sa.remote.ip())
+            })
+            .collect()
     }
 
     /// Moves the IPsec SA pairs of the IKE SA in `from` to the one in `to` (strongSwan's
@@ -671,18 +690,10 @@ impl Engine {
     /// is armed.
     pub(crate) fn ike_sa_established(&mut self, slot: usize, now: Instant) {
         self.with_sa(slot, now, arm_ike_sa);
-        let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return };
-        let (peer, remote) = (sa.peer, sa.remote.ip());
         let older: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(other, s)| {
-                *other != slot
-                    && s.as_ref()
-                        .is_some_and(|s| s.peer == peer && s.remote.ip() == remote && s.is_established())
-            })
-            .map(|(other, _)| other)
+            .siblings(slot)
+            .into_iter()
+            .filter(|&other| self.slots[other].as_ref().is_some_and(IkeSa::is_established))
             .collect();
         for from in older {
             if let Some(sa) = self.slots[from].as_mut() {
@@ -712,45 +723,37 @@ impl Engine {
         });
     }
 
-    /// The peer deleted IPsec SAs (events from `mark` on): they leave our table, whichever
-    /// IKE SA with that peer manages them now.
-    pub(crate) fn forget_deleted_pairs(&mut self, mark: usize) {
-        let deleted: Vec<(ConnectionId, Vec<u32>)> = self
+    /// The peer deleted IPsec SAs (the events from `mark` on, after an informational message
+    /// on the SA in `slot`): they leave our table, whichever IKE SA with that peer manages
+    /// them now.
+    pub(crate) fn forget_deleted_pairs(&mut self, slot: usize, mark: usize) {
+        let spis: Vec<u32> = self
             .out
             .events
             .iter()
             .skip(mark)
             .filter_map(|e| match e {
-                Event::IpsecSaDeleted { connection, spis } => Some((*connection, spis.clone())),
+                Event::IpsecSaDeleted { spis, .. } => Some(spis.iter().copied()),
                 _ => None,
             })
+            .flatten()
             .collect();
-        for (connection, spis) in deleted {
-            let Some((peer, remote)) = self
-                .slots
-                .iter()
-                .flatten()
-                .find(|sa| sa.connection == connection)
-                .map(|sa| (sa.peer, sa.remote.ip()))
-            else {
-                continue;
-            };
-            for slot in 0..self.slots.len() {
-                if let Some(sa) = self.slots[slot].as_mut() {
-                    if sa.peer == peer && sa.remote.ip() == remote {
-                        sa.lifetimes.pairs.retain(|p| !spis.contains(&p.outbound_spi));
-                    }
-                }
-                self.rearm(slot);
+        if spis.is_empty() {
+            return;
+        }
+        for slot in std::iter::once(slot).chain(self.siblings(slot)) {
+            if let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+                sa.lifetimes.pairs.retain(|p| !spis.contains(&p.outbound_spi));
             }
+            self.rearm(slot);
         }
     }
 
     /// True when a live pair or a quick mode under way already serves `acquire`'s flow with
     /// the peer, so a repeated acquire (traffic keeps arriving) starts nothing new.
     pub(crate) fn flow_served(&self, acquire: &Acquire, now: Instant) -> bool {
-        let peer = self.config.policies.get(acquire.policy).map(|p| p.peer);
-        self.slots.iter().flatten().filter(|sa| Some(sa.peer) == peer).any(|sa| {
+        let Some(peer) = self.config.policies.get(acquire.policy).map(|p| p.peer) else { return false };
+        self.peer_slots(peer).iter().filter_map(|&slot| self.slots.get(slot)?.as_ref()).any(|sa| {
             sa.lifetimes.serves(acquire, now) || sa.quick_modes.iter().any(|q| q.acquire() == Some(acquire))
         })
     }

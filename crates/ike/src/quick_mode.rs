@@ -410,7 +410,6 @@ impl IkeSa {
         };
         let selector = TrafficSelector { protocol, local: our_side, remote: peer_side };
         let policy = ctx
-            .config
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
             .map(|(i, _)| i)
