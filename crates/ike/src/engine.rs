@@ -579,7 +579,11 @@ pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();
-                sa.quick_modes.remove(index);
+                // Kept, as finished, until its deadline: a late reply is then recognised by
+                // its message ID and dropped, not taken for a new exchange under the wrong IV
+                // (whose error notify could end an unrelated quick mode of the peer, such as
+                // the rekey that replaces this one).
+                qm.state = crate::quick_mode::QmState::Done;
                 let failure = sa.failure(
                     Exchange::QuickMode,
                     state,
@@ -587,7 +591,6 @@ pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));
-                continue;
             }
             FlightTimeout::Nothing => {}
         }

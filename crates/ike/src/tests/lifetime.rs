@@ -492,3 +492,47 @@ fn ike_sa_expiry_without_successor_takes_its_ipsec_sas_along() {
     let informational = |bytes: &Vec<u8>| bytes.get(18) == Some(&5);
     assert!(pair.a.sent.iter().rev().take(2).all(informational));
 }
+
+#[test]
+fn quick_mode_initiator_drops_a_late_reply_to_a_rekey_it_gave_up() {
+    let a = Gateway {
+        lifetime: Duration::from_secs(30),
+        limits: crate::Limits { retransmit_count: 0, ..Gateway::fw_a().limits },
+        ..Gateway::fw_a()
+    };
+    let b = Gateway { lifetime: Duration::from_secs(30), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 33);
+    let start = pair.now;
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let (mut plane_a, mut plane_b) = (DataPlane::default(), DataPlane::default());
+    // A's rekey QM1 (already on the wire) reaches B, B's QM2 is lost until A has given up;
+    // B's retransmissions of QM2 then arrive late. B's fallback rekey must still go through.
+    let mut phase = 0;
+    while pair.next_event().is_some_and(|t| t <= start + Duration::from_secs(40)) {
+        let a_rekeying = pair.a.engine.ike_sas().any(|v| v.quick_modes_in_progress > 0);
+        if phase == 0 && a_rekeying {
+            pair.faults.loss = 100;
+            phase = 1;
+        }
+        if phase == 1 && !failures(&pair.a).is_empty() {
+            pair.faults.loss = 0;
+            phase = 2;
+        }
+        assert!(pair.step());
+        plane_a.update(&pair.a, pair.now);
+        plane_b.update(&pair.b, pair.now);
+        assert!(plane_a.can_send_to(&plane_b, pair.now), "gap on A at {:?}", pair.now - start);
+        assert!(plane_b.can_send_to(&plane_a, pair.now), "gap on B at {:?}", pair.now - start);
+    }
+    assert_eq!(phase, 2);
+    let failed = failures(&pair.a);
+    assert!(
+        matches!(failed.as_slice(), [f] if matches!(f.reason, FailureReason::TimedOut { .. })),
+        "only A's own timeout, no error for the late QM2: {failed:?}"
+    );
+    let (on_a, on_b) = (installed(&pair.a), installed(&pair.b));
+    assert_eq!((on_a.len(), on_b.len()), (2, 2));
+    assert!(on_b[1].initiator, "B's fallback rekey made the new pair");
+    assert_crosswise(on_a[1], on_b[1]);
+}
