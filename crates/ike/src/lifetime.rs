@@ -483,6 +483,29 @@ pub(crate) fn responder_lifetime_notify<'a>(spi: &'a [u8], data: &'a [u8]) -> Pa
     })
 }
 
+/// Applies the data plane's totals to a pair: `bytes` the larger of its two SAs', `packets`
+/// those sent on its outbound SA (inbound counts say nothing of our sequence numbers).
+fn judge_usage(pair: &mut InstalledPair, bytes: u64, packets: u64, now: Instant) {
+    pair.bytes = pair.bytes.max(bytes);
+    if let Some(kb) = pair.suite.lifetime_kilobytes {
+        let limit = kb.saturating_mul(1024);
+        let soft_percent =
+            if pair.initiator { TRAFFIC_SOFT_PERCENT_PREFERRED } else { TRAFFIC_SOFT_PERCENT_FALLBACK };
+        if pair.bytes >= limit {
+            pair.hard_at = pair.hard_at.min(now);
+            pair.hard_reason = IpsecSaEnd::Traffic;
+        } else if pair.bytes >= limit / 100 * soft_percent {
+            pair.soft_at = pair.soft_at.min(now);
+        }
+    }
+    if packets >= SEQUENCE_HARD_LIMIT {
+        pair.hard_at = pair.hard_at.min(now);
+        pair.hard_reason = IpsecSaEnd::SequenceNumbers;
+    } else if packets >= SEQUENCE_SOFT_LIMIT {
+        pair.soft_at = pair.soft_at.min(now);
+    }
+}
+
 /// What the data plane reports about one of its SAs, as running totals since install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SaUsage {
@@ -563,39 +586,38 @@ impl Engine {
         })
     }
 
-    /// The data plane's running totals for the SA with `spi` (inbound or outbound). Traffic
-    /// lifetimes and sequence-number exhaustion are judged here: past the soft limit the pair
-    /// is rekeyed, past the hard limit it is deleted (Delete sent, [`Event::IpsecSaExpired`]).
-    /// Totals rather than increments, so a lost or repeated report does no harm.
-    pub fn handle_sa_usage(&mut self, now: Instant, spi: u32, usage: SaUsage) {
+    /// The data plane's running totals per SA, each report naming an inbound or outbound SPI.
+    /// Traffic lifetimes and sequence-number exhaustion are judged here: past the soft limit
+    /// the pair is rekeyed, past the hard limit it is deleted (Delete sent,
+    /// [`Event::IpsecSaExpired`]). Totals rather than increments, so a lost or repeated
+    /// report does no harm; reports for unknown SPIs are ignored. One call walks the SA table
+    /// once, so the data plane should batch its periodic reports (and may send a single one
+    /// at once when an SA crosses a threshold it tracks itself).
+    pub fn handle_sa_usage(&mut self, now: Instant, reports: &[(u32, SaUsage)]) {
         let mark = self.out.events.len();
-        let found = self.slots.iter_mut().enumerate().find_map(|(slot, sa)| {
-            let sa = sa.as_mut()?;
-            let pair =
-                sa.lifetimes.pairs.iter_mut().find(|p| p.inbound_spi == spi || p.outbound_spi == spi)?;
-            Some((slot, pair))
-        });
-        let Some((slot, pair)) = found else { return };
-        pair.bytes = pair.bytes.max(usage.bytes);
-        let packets = if pair.outbound_spi == spi { usage.packets } else { 0 };
-        if let Some(kb) = pair.suite.lifetime_kilobytes {
-            let limit = kb.saturating_mul(1024);
-            let soft_percent =
-                if pair.initiator { TRAFFIC_SOFT_PERCENT_PREFERRED } else { TRAFFIC_SOFT_PERCENT_FALLBACK };
-            if pair.bytes >= limit {
-                pair.hard_at = now;
-                pair.hard_reason = IpsecSaEnd::Traffic;
-            } else if pair.bytes >= limit / 100 * soft_percent {
-                pair.soft_at = pair.soft_at.min(now);
+        let by_spi: std::collections::HashMap<u32, SaUsage> = reports.iter().copied().collect();
+        let mut touched = Vec::new();
+        for (slot, sa) in self.slots.iter_mut().enumerate() {
+            let Some(sa) = sa.as_mut() else { continue };
+            let mut any = false;
+            for pair in sa.lifetimes.pairs.iter_mut() {
+                let inbound = by_spi.get(&pair.inbound_spi);
+                let outbound = by_spi.get(&pair.outbound_spi);
+                if inbound.is_none() && outbound.is_none() {
+                    continue;
+                }
+                any = true;
+                let bytes = inbound.iter().chain(outbound.iter()).map(|u| u.bytes).max().unwrap_or(0);
+                let packets = outbound.map_or(0, |u| u.packets);
+                judge_usage(pair, bytes, packets, now);
+            }
+            if any {
+                touched.push(slot);
             }
         }
-        if packets >= SEQUENCE_HARD_LIMIT {
-            pair.hard_at = now;
-            pair.hard_reason = IpsecSaEnd::SequenceNumbers;
-        } else if packets >= SEQUENCE_SOFT_LIMIT {
-            pair.soft_at = pair.soft_at.min(now);
+        for slot in touched {
+            self.run_sa_timers(slot, now);
         }
-        self.run_sa_timers(slot, now);
         self.after_input(now, mark);
     }
 

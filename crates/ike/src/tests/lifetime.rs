@@ -274,18 +274,18 @@ fn ipsec_sa_traffic_lifetime_rekeys_then_expires() {
     let old_inbound = installed(&pair.a)[0].inbound.spi().0;
 
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old, SaUsage { bytes: 800 * 1024, packets: 1000 });
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: 800 * 1024, packets: 1000 })]);
     pair.drive_for(Duration::from_secs(1));
     assert_eq!(installed(&pair.a).len(), 1, "below the soft limit");
 
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old, SaUsage { bytes: 950 * 1024, packets: 1200 });
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: 950 * 1024, packets: 1200 })]);
     assert!(pair.drive_until(100, |p| installed(&p.a).len() == 2 && installed(&p.b).len() == 2));
     assert_crosswise(installed(&pair.a)[1], installed(&pair.b)[1]);
     assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 2, "the old pair stays until it is used up");
 
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old, SaUsage { bytes: 1000 * 1024, packets: 1300 });
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: 1000 * 1024, packets: 1300 })]);
     pair.drive_for(Duration::from_secs(1));
     assert!(pair.a.events.iter().any(|e| matches!(
         e,
@@ -312,15 +312,15 @@ fn ipsec_sa_sequence_number_exhaustion_rekeys_then_expires() {
 
     // Inbound packet counts say nothing about our sequence numbers.
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old_inbound, SaUsage { bytes: 0, packets: SEQUENCE_HARD_LIMIT });
+    pair.a.engine.handle_sa_usage(now, &[(old_inbound, SaUsage { bytes: 0, packets: SEQUENCE_HARD_LIMIT })]);
     pair.drive_for(Duration::from_secs(1));
     assert_eq!(installed(&pair.a).len(), 1);
 
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old, SaUsage { bytes: 0, packets: SEQUENCE_SOFT_LIMIT });
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: 0, packets: SEQUENCE_SOFT_LIMIT })]);
     assert!(pair.drive_until(100, |p| installed(&p.a).len() == 2 && installed(&p.b).len() == 2));
     let now = pair.now;
-    pair.a.engine.handle_sa_usage(now, old, SaUsage { bytes: 0, packets: SEQUENCE_HARD_LIMIT });
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: 0, packets: SEQUENCE_HARD_LIMIT })]);
     pair.drive_for(Duration::from_secs(1));
     assert!(pair
         .a
@@ -330,7 +330,7 @@ fn ipsec_sa_sequence_number_exhaustion_rekeys_then_expires() {
     assert_eq!(pair.b.engine.ipsec_sas(pair.now).count(), 1);
 
     // A report for an SPI nobody knows is ignored.
-    pair.a.engine.handle_sa_usage(pair.now, 0xdead_beef, SaUsage { bytes: u64::MAX, packets: u64::MAX });
+    pair.a.engine.handle_sa_usage(pair.now, &[(0xdead_beef, SaUsage { bytes: u64::MAX, packets: u64::MAX })]);
     assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 1);
 }
 
