@@ -50,6 +50,12 @@ pub struct IkeSaView {
     pub suite: Option<crate::config::IkeProposal>,
     /// Quick modes in progress.
     pub quick_modes_in_progress: usize,
+    /// When its hard lifetime ends, once established (`Remaining duration` of the verbose
+    /// display).
+    pub expires_at: Option<Instant>,
+    /// A newer IKE SA with the peer took over its IPsec SAs; it is deleted at `expires_at`
+    /// (the `RL` flag of `display ike sa`).
+    pub replaced: bool,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -163,6 +169,11 @@ impl Engine {
                 .iter()
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
+            expires_at: match &sa.phase1 {
+                Phase1::Established { expires_at, .. } => Some(*expires_at),
+                _ => None,
+            },
+            replaced: sa.lifetimes.renewal == crate::lifetime::Renewal::Superseded,
         })
     }
 

@@ -130,6 +130,9 @@ fn ipsec_rekey_and_ike_renewal_leave_no_gap() {
         + count(&pair.a, |e| matches!(e, Event::IkeSaDeleted { .. }));
     assert!(ended >= 2, "{ended} old IKE SAs ended");
     assert!(pair.a.engine.ike_sas().count() <= 2 && pair.b.engine.ike_sas().count() <= 2);
+    let views: Vec<_> = pair.a.engine.ike_sas().collect();
+    assert!(views.iter().all(|v| v.expires_at.is_some_and(|at| at > pair.now)));
+    assert!(views.iter().filter(|v| !v.replaced).count() == 1, "one current IKE SA, the other replaced");
     assert!(pair.a.engine.ipsec_sas(pair.now).count() <= 2, "old pairs do not pile up");
     // Nothing but rekeys and renewals went over the wire: no retransmissions of first
     // messages, no stray quick modes from the repeated acquires.
