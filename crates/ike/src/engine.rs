@@ -484,8 +484,8 @@ impl Engine {
         }
     }
 
-    /// Removes the SA in `slot` if it failed or expired; the IPsec SAs it still manages go
-    /// to a newer IKE SA with the peer or end with it.
+    /// Removes the SA in `slot` if it failed or expired; the IPsec SAs it still manages end
+    /// with it (`Engine::release_pairs`).
     pub(crate) fn reap(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots[slot].as_ref() else { return };
         if !matches!(sa.phase1, Phase1::Failed) {

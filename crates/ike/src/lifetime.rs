@@ -726,17 +726,17 @@ impl Engine {
         }
     }
 
-    /// Before an IKE SA is removed: its remaining IPsec SAs go to a newer IKE SA with the
-    /// peer, or end with it ([`IpsecSaEnd::IkeSaGone`]; no Delete, as the IKE SA that could
-    /// protect one is what went away).
+    /// Before an IKE SA is removed for any other reason than its lifetime (the peer deleted
+    /// it, it failed, or — later — DPD found the peer dead or an INITIAL-CONTACT replaced
+    /// it): the IPsec SAs it still manages end with it ([`IpsecSaEnd::IkeSaGone`]; no Delete,
+    /// as the IKE SA that could protect one is what went away). They are not handed to a
+    /// newer IKE SA here: a renewal hands them over when the new IKE SA is established
+    /// ([`Engine::ike_sa_established`]) and at the old one's hard lifetime, and in the other
+    /// cases the peer has lost or abandoned them.
     pub(crate) fn release_pairs(&mut self, slot: usize, now: Instant) {
         let has_pairs =
             self.slots.get(slot).and_then(Option::as_ref).is_some_and(|sa| !sa.lifetimes.pairs.is_empty());
         if !has_pairs {
-            return;
-        }
-        if let Some(to) = self.successor(slot) {
-            self.adopt(slot, to);
             return;
         }
         self.with_sa(slot, now, |sa, ctx| {
