@@ -228,6 +228,15 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<IpAddr, Arc<UdpSocket>>, r
             Event::IkeSaExpired { connection, peer, remote, reason } => {
                 info!("IKE SA {connection} with {peer} ({}) ended ({reason:?}); Delete sent", remote.ip());
             }
+            Event::SasCleared { connection, peer, remote, reason } => {
+                warn!(
+                    "IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}",
+                    remote.ip()
+                );
+            }
+            Event::PeerMoved { connection, local, remote } => {
+                info!("IKE SA {connection}: peer now at {remote} (from {local})");
+            }
         }
     }
 }

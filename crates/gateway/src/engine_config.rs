@@ -163,8 +163,34 @@ fn peer_index(
         pre_shared_key: SecretBytes::from_slice(pre_shared_key.expose().as_bytes()),
         local_id,
         remote_id,
+        nat_traversal: peer.nat_traversal,
+        dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
     });
     Ok(out.peers.len() - 1)
+}
+
+/// The peer's `dpd …` settings over the global `ike dpd …` ones. Both `periodic` and
+/// `on-demand` become the engine's one behaviour: R-U-THERE after `idle-time` without
+/// anything from the peer (traffic or IKE), which is what both mean for a tunnel that carries
+/// traffic both ways. The engine sends HASH before NOTIFY (RFC 3706 §5, `seq-hash-notify`);
+/// the other order is refused rather than silently changed.
+fn dpd(
+    global: &vrp::model::GlobalDpd,
+    peer: &vrp::model::PeerDpd,
+    item: &str,
+) -> Result<Option<ike::DpdConfig>, Unsupported> {
+    if peer.message_order == Some(vrp::algorithm::DpdMessageOrder::SeqNotifyHash) {
+        return Err(unsupported(item, "dpd msg seq-notify-hash is not supported (only seq-hash-notify)"));
+    }
+    if peer.dpd_type.or(global.dpd_type).is_none() {
+        return Ok(None);
+    }
+    let seconds = |s: u32| Duration::from_secs(u64::from(s));
+    Ok(Some(ike::DpdConfig {
+        idle_time: seconds(peer.idle_time.unwrap_or(global.idle_time)),
+        retransmit_interval: seconds(peer.retransmit_interval.unwrap_or(global.retransmit_interval)),
+        retry_limit: peer.retry_limit.unwrap_or(global.retry_limit),
+    }))
 }
 
 fn identity(
@@ -337,5 +363,29 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
         let e = convert(&auto).unwrap_err();
         assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
+    }
+
+    #[test]
+    fn converts_nat_traversal_and_dpd() {
+        let c = convert(BASE).unwrap();
+        assert!(c.peers[0].nat_traversal, "on by default (vrp-cli.md §3)");
+        assert_eq!(c.peers[0].dpd, None, "DPD is off unless configured");
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let with_dpd = BASE
+            .replace(peer, &format!("{peer} undo nat traversal\n dpd type periodic\n dpd idle-time 20\n"));
+        let c = convert(&with_dpd).unwrap();
+        assert!(!c.peers[0].nat_traversal);
+        let expected = ike::DpdConfig {
+            idle_time: Duration::from_secs(20),
+            retransmit_interval: Duration::from_secs(15),
+            retry_limit: 3,
+        };
+        assert_eq!(c.peers[0].dpd, Some(expected));
+        let other_order = with_dpd.replace(" dpd idle-time 20\n", " dpd msg seq-notify-hash\n");
+        let e = convert(&other_order).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ike peer b: dpd msg seq-notify-hash is not supported (only seq-hash-notify)"
+        );
     }
 }

@@ -194,6 +194,9 @@ fn peer_and_policy(
         pre_shared_key: psk(i),
         local_id: None,
         remote_id: None,
+        // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.
+        nat_traversal: true,
+        dpd: None,
     };
     let policy = PolicyConfig {
         id: PolicyId { name: "bench".into(), sequence: i as u32 + 1 },
@@ -213,12 +216,17 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits() }
+    Config { peers, policies, limits: limits(), allow_aggressive_mode_psk_responder: false }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
     let (peer, policy) = peer_and_policy(i, group, false, 0);
-    Config { peers: vec![peer], policies: vec![policy], limits: limits() }
+    Config {
+        peers: vec![peer],
+        policies: vec![policy],
+        limits: limits(),
+        allow_aggressive_mode_psk_responder: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

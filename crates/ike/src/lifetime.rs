@@ -661,7 +661,9 @@ impl Engine {
                 // Phase 1 always starts on UDP 500, whatever port the old SA moved to.
                 let local = SocketAddr::new(local.ip(), 500);
                 let remote = SocketAddr::new(remote.ip(), 500);
-                self.initiate_phase1(now, peer, local, remote);
+                // The peer's configured exchange (main mode, or aggressive where configured).
+                let mode = self.config.peers.get(peer).map(|p| p.exchange_mode).unwrap_or_default();
+                let _ = self.initiate_phase1(now, peer, mode, local, remote);
             }
         }
     }
@@ -680,7 +682,7 @@ impl Engine {
     /// `slot`, from the engine's per-peer index.
     fn siblings(&self, slot: usize) -> Vec<usize> {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
-        self.peer_slots(sa.peer)
+        self.slots_of_peer(sa.peer)
             .iter()
             .copied()
             .filter(|&other| other != slot)
@@ -775,7 +777,7 @@ impl Engine {
     /// the peer, so a repeated acquire (traffic keeps arriving) starts nothing new.
     pub(crate) fn flow_served(&self, acquire: &Acquire, now: Instant) -> bool {
         let Some(peer) = self.config.policies.get(acquire.policy).map(|p| p.peer) else { return false };
-        self.peer_slots(peer).iter().filter_map(|&slot| self.slots.get(slot)?.as_ref()).any(|sa| {
+        self.slots_of_peer(peer).iter().filter_map(|&slot| self.slots.get(slot)?.as_ref()).any(|sa| {
             sa.lifetimes.serves(acquire, now) || sa.quick_modes.iter().any(|q| q.acquire() == Some(acquire))
         })
     }
