@@ -1,14 +1,17 @@
-//! `keysteward run`: the daemon. It loads and validates the configuration, opens UDP 500 on
-//! the address of every interface that carries an `ipsec policy`, serves the control socket,
+//! `keysteward run`: the daemon. It loads and validates the configuration, opens UDP 500 and
+//! 4500 on the address of every interface that carries an `ipsec policy`, serves the control
+//! socket,
 //! and drives the IKE engine: after every input it drains the engine's transmits and events,
 //! then sleeps until the next input or the engine's next deadline (the quinn driver loop).
 //!
-//! Not yet here: the ESP data plane over TUN, routes, NAT-T on UDP 4500, reload. Until the
+//! Not yet here: the ESP data plane over TUN (ESP-in-UDP arriving on 4500 is dropped), routes,
+//! reload. The UDP 4500 path (marker stripped and added) is not yet exercised end to end by a
+//! test: two keysteward daemons without a NAT between them stay on 500. Until the
 //! data plane exists, negotiation starts only for policies with `sa trigger-mode auto` (or
 //! `auto-neg` on the interface), as the device does at start-up.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -96,32 +99,21 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     let engine_config = engine_config(&config).map_err(|e| format!("{}: {e}", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
 
-    // UDP 500 on each local address that peers use.
-    let mut sockets: HashMap<IpAddr, Arc<UdpSocket>> = HashMap::new();
+    // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
+    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
     for peer in &engine_config.peers {
-        if sockets.contains_key(&peer.local_address) {
-            continue;
-        }
-        let local = SocketAddr::new(peer.local_address, 500);
-        let socket =
-            Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
-        info!("listening for IKE on {local}");
-        sockets.insert(peer.local_address, socket.clone());
-        let tx = datagrams_tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                match socket.recv_from(&mut buf).await {
-                    Ok((n, remote)) => {
-                        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => warn!("receive on {local}: {e}"),
-                }
+        for port in [500, ike::NAT_T_PORT] {
+            let local = SocketAddr::new(peer.local_address, port);
+            if sockets.contains_key(&local) {
+                continue;
             }
-        });
+            let socket =
+                Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
+            info!("listening for IKE on {local}");
+            sockets.insert(local, socket.clone());
+            tokio::spawn(receive(socket, local, datagrams_tx.clone()));
+        }
     }
 
     let listener = bind_control(&options.control)?;
@@ -157,6 +149,39 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads one UDP socket and hands IKE messages to the engine loop. On UDP 4500 (RFC 3948
+/// §2.2) an IKE message starts with the 4-byte zero non-ESP marker, which is stripped; a
+/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP, which has no
+/// data plane to go to yet and is dropped.
+async fn receive(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, remote) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                warn!("receive on {local}: {e}");
+                continue;
+            }
+        };
+        let datagram = &buf[..n];
+        let message = if local.port() == ike::NAT_T_PORT {
+            match datagram {
+                [0, 0, 0, 0, rest @ ..] => rest,
+                _ => continue,
+            }
+        } else {
+            datagram
+        };
+        if tx.send((local, remote, message.to_vec())).await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -165,15 +190,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Sends what the engine wants sent and records what it reports.
-async fn drain(engine: &mut Engine, sockets: &HashMap<IpAddr, Arc<UdpSocket>>, records: &mut Records) {
+async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>, records: &mut Records) {
     while let Some(t) = engine.poll_transmit() {
-        match sockets.get(&t.local.ip()) {
-            Some(socket) => {
-                if let Err(e) = socket.send_to(&t.payload, t.remote).await {
-                    warn!("send to {}: {e}", t.remote);
-                }
-            }
-            None => error!("no socket for {}", t.local),
+        let Some(socket) = sockets.get(&t.local) else {
+            error!("no socket for {}", t.local);
+            continue;
+        };
+        let sent = if t.non_esp_marker {
+            let mut marked = Vec::with_capacity(4 + t.payload.len());
+            marked.extend_from_slice(&[0; 4]);
+            marked.extend_from_slice(&t.payload);
+            socket.send_to(&marked, t.remote).await
+        } else {
+            socket.send_to(&t.payload, t.remote).await
+        };
+        if let Err(e) = sent {
+            warn!("send to {}: {e}", t.remote);
         }
     }
     while let Some(event) = engine.poll_event() {
