@@ -252,7 +252,8 @@ fn open_notify(
         wire::parse_chain(message.first_payload(), &decrypted.plaintext).map_err(|_| ())?;
     let Some(Payload::Hash(hash)) = payloads.first() else { return Err(()) };
     let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
-    material.skeyid_a.verify_informational_hash(message_id, after, hash).map_err(|_| ())?;
+    // Only an authentic notify may end phase 1 with the peer's reason.
+    let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).map_err(|_| ())?;
     Ok(payloads.iter().find_map(|p| match p {
         Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
         _ => None,
