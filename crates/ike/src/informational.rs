@@ -222,22 +222,6 @@ impl SeenMessageIds {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::SeenMessageIds;
-
-    #[test]
-    fn replays_within_the_window_are_refused() {
-        let mut seen = SeenMessageIds::default();
-        assert!(seen.first_time(7));
-        assert!(!seen.first_time(7));
-        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
-            assert!(seen.first_time(id));
-        }
-        assert!(seen.first_time(7), "forgotten once out of the window");
-    }
-}
-
 /// Decrypts and authenticates an informational under phase-1 keys: the error it notifies, if
 /// any, or `Err` when it does not decrypt and verify under our keys.
 fn open_notify(
@@ -258,4 +242,20 @@ fn open_notify(
         Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
         _ => None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenMessageIds;
+
+    #[test]
+    fn replays_within_the_window_are_refused() {
+        let mut seen = SeenMessageIds::default();
+        assert!(seen.first_time(7));
+        assert!(!seen.first_time(7));
+        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
+            assert!(seen.first_time(id));
+        }
+        assert!(seen.first_time(7), "forgotten once out of the window");
+    }
 }
