@@ -24,6 +24,20 @@ pub enum Request {
     DisplayIkeSa,
     /// `display ike error-info`.
     DisplayIkeErrorInfo,
+    /// `display ipsec sa brief`.
+    DisplayIpsecSaBrief,
+    /// `reset ike sa [conn-id N]`.
+    ResetIkeSa {
+        /// One IKE SA (its conn-id), or all.
+        conn_id: Option<u64>,
+    },
+    /// `reset ipsec sa [remote ADDRESS] [policy NAME SEQ]`.
+    ResetIpsecSa {
+        /// Only SAs with this peer.
+        remote: Option<std::net::IpAddr>,
+        /// Only SAs of this policy entry.
+        policy: Option<(String, u32)>,
+    },
 }
 
 /// The daemon's answer: the display text and the same facts as JSON, or an error.

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
-use crate::display::{ike_sa_text, IkeSaRow};
+use crate::display::{algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::engine_config::engine_config;
 
 /// What `keysteward run` was asked to do.
@@ -137,7 +137,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                 engine.handle_datagram(Instant::now(), local, remote, &bytes);
             }
             Some((request, reply)) = requests.recv() => {
-                let _ = reply.send(answer(&engine, &records, &request));
+                let _ = reply.send(answer(&mut engine, &records, &request));
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
@@ -273,7 +273,7 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>
     }
 }
 
-fn answer(engine: &Engine, records: &Records, request: &Request) -> Response {
+fn answer(engine: &mut Engine, records: &Records, request: &Request) -> Response {
     match request {
         Request::DisplayIkeSa => {
             let mut rows: Vec<IkeSaRow> = records
@@ -317,6 +317,60 @@ fn answer(engine: &Engine, records: &Records, request: &Request) -> Response {
                 entries.push(json!({ "unix_time": secs, "reason": reason }));
             }
             Response::Ok { text, json: json!({ "errors": entries }) }
+        }
+        Request::DisplayIpsecSaBrief => {
+            let pairs: Vec<ike::IpsecSaView> = engine.ipsec_sas(Instant::now()).collect();
+            let mut rows = Vec::new();
+            for p in &pairs {
+                let ike::IpsecProtocols::Esp { encryption, integrity } = p.suite.proposal.protocols;
+                let algorithm = algorithm_column(encryption, integrity);
+                let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
+                rows.push(IpsecSaRow {
+                    src: local.clone(),
+                    dst: remote.clone(),
+                    spi: p.outbound_spi,
+                    protocol: "ESP",
+                    algorithm: algorithm.clone(),
+                });
+                rows.push(IpsecSaRow {
+                    src: remote,
+                    dst: local,
+                    spi: p.inbound_spi,
+                    protocol: "ESP",
+                    algorithm,
+                });
+            }
+            Response::Ok {
+                text: ipsec_sa_brief_text(&rows, pairs.len()),
+                json: json!({ "sas": rows, "tunnels": pairs.len() }),
+            }
+        }
+        Request::ResetIkeSa { conn_id } => {
+            let before = engine.ike_sas().count();
+            engine.handle_command(
+                Instant::now(),
+                ike::Command::ResetIkeSa { connection: conn_id.map(ike::ConnectionId) },
+            );
+            let after = engine.ike_sas().count();
+            Response::Ok {
+                text: format!("{} IKE SA(s) reset\n", before.saturating_sub(after)),
+                json: json!({ "reset": before.saturating_sub(after) }),
+            }
+        }
+        Request::ResetIpsecSa { remote, policy } => {
+            let before = engine.ipsec_sas(Instant::now()).count();
+            engine.handle_command(
+                Instant::now(),
+                ike::Command::ResetIpsecSa {
+                    remote: *remote,
+                    policy: policy.clone().map(|(name, sequence)| ike::PolicyId { name, sequence }),
+                },
+            );
+            let after = engine.ipsec_sas(Instant::now()).count();
+            Response::Ok {
+                text: format!("{} IPsec SA pair(s) reset\n", before.saturating_sub(after)),
+                json: json!({ "reset": before.saturating_sub(after) }),
+            }
         }
     }
 }

@@ -42,6 +42,14 @@ enum Command {
         #[arg(long, default_value = "info")]
         log_level: String,
     },
+    /// Delete SAs of a running daemon; traffic renegotiates them.
+    Reset {
+        #[command(subcommand)]
+        what: Reset,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
+    },
     /// Show state of a running daemon.
     Display {
         #[command(subcommand)]
@@ -62,6 +70,65 @@ enum Display {
     Ike {
         #[command(subcommand)]
         what: DisplayIke,
+    },
+    /// IPsec SAs (`display ipsec sa brief`).
+    Ipsec {
+        #[command(subcommand)]
+        what: DisplayIpsec,
+    },
+}
+
+/// `display ipsec …`.
+#[derive(Debug, Subcommand)]
+enum DisplayIpsec {
+    /// `display ipsec sa brief`.
+    Sa {
+        /// The article's one-line-per-SA table (the only form so far).
+        #[arg(value_parser = ["brief"])]
+        brief: String,
+    },
+}
+
+/// `reset` subcommands.
+#[derive(Debug, Subcommand)]
+enum Reset {
+    /// `reset ike sa [--conn-id N]`: delete IKE SAs (and the IPsec SAs they manage).
+    Ike {
+        #[command(subcommand)]
+        what: ResetIke,
+    },
+    /// `reset ipsec sa [--remote ADDRESS] [--policy NAME --seq N]`: delete IPsec SAs.
+    Ipsec {
+        #[command(subcommand)]
+        what: ResetIpsec,
+    },
+}
+
+/// `reset ike …`.
+#[derive(Debug, Subcommand)]
+enum ResetIke {
+    /// `reset ike sa [--conn-id N]`.
+    Sa {
+        /// Only the IKE SA with this conn-id (as `display ike sa` shows).
+        #[arg(long = "conn-id")]
+        conn_id: Option<u64>,
+    },
+}
+
+/// `reset ipsec …`.
+#[derive(Debug, Subcommand)]
+enum ResetIpsec {
+    /// `reset ipsec sa`.
+    Sa {
+        /// Only SAs with this peer.
+        #[arg(long)]
+        remote: Option<std::net::IpAddr>,
+        /// Only SAs of this policy (with --seq).
+        #[arg(long, requires = "seq")]
+        policy: Option<String>,
+        /// The policy entry's sequence number.
+        #[arg(long, requires = "policy")]
+        seq: Option<u32>,
     },
 }
 
@@ -97,26 +164,41 @@ fn main() -> ExitCode {
             }
         }
         Command::Display { what, control, json } => {
+            use keysteward::control::Request;
             let request = match what {
-                Display::Ike { what: DisplayIke::Sa } => keysteward::control::Request::DisplayIkeSa,
-                Display::Ike { what: DisplayIke::ErrorInfo } => {
-                    keysteward::control::Request::DisplayIkeErrorInfo
+                Display::Ike { what: DisplayIke::Sa } => Request::DisplayIkeSa,
+                Display::Ike { what: DisplayIke::ErrorInfo } => Request::DisplayIkeErrorInfo,
+                Display::Ipsec { what: DisplayIpsec::Sa { .. } } => Request::DisplayIpsecSaBrief,
+            };
+            ask(&control, &request, json)
+        }
+        Command::Reset { what, control } => {
+            use keysteward::control::Request;
+            let request = match what {
+                Reset::Ike { what: ResetIke::Sa { conn_id } } => Request::ResetIkeSa { conn_id },
+                Reset::Ipsec { what: ResetIpsec::Sa { remote, policy, seq } } => {
+                    Request::ResetIpsecSa { remote, policy: policy.zip(seq) }
                 }
             };
-            match keysteward::control::call(&control, &request) {
-                Ok(keysteward::control::Response::Ok { text, json: facts }) => {
-                    if json {
-                        println!("{facts}");
-                    } else {
-                        print!("{text}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Ok(keysteward::control::Response::Error(e)) | Err(e) => {
-                    eprintln!("keysteward: {e}");
-                    ExitCode::FAILURE
-                }
+            ask(&control, &request, false)
+        }
+    }
+}
+
+/// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
+fn ask(control: &std::path::Path, request: &keysteward::control::Request, json: bool) -> ExitCode {
+    match keysteward::control::call(control, request) {
+        Ok(keysteward::control::Response::Ok { text, json: facts }) => {
+            if json {
+                println!("{facts}");
+            } else {
+                print!("{text}");
             }
+            ExitCode::SUCCESS
+        }
+        Ok(keysteward::control::Response::Error(e)) | Err(e) => {
+            eprintln!("keysteward: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,7 +9,9 @@
 //! FW_A runs `examples/fw_a.cfg` with `sa trigger-mode auto` added (there is no data plane yet
 //! to raise an acquire from traffic), FW_B `examples/fw_b.cfg` unchanged. The test waits for
 //! `display ike sa --json` on both sides to show the phase-1 and phase-2 SAs as ready, and
-//! checks the text layout. Namespaces and daemons are removed even when the test fails.
+//! checks the text layouts of `display ike sa` and `display ipsec sa brief`; then `reset ipsec
+//! sa` and `reset ike sa` on FW_A delete the SAs on both sides (Deletes sent and honoured).
+//! Namespaces and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +55,17 @@ fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
     }
     let out = cmd.output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `keysteward ARGS CONTROL` in namespace `ns` and returns its standard output.
+fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
+        .args(args)
+        .arg(control)
+        .output()
+        .expect("keysteward runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 fn ready(json: &str, phase: &str) -> bool {
@@ -150,6 +163,41 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
     assert!(text_b.contains("192.0.2.1               RD            v1:1  public"), "{text_b}");
     let log_a = logs("a.log");
     assert!(log_a.contains("esp-des-cbc/hmac-md5-96/tunnel"), "{log_a}");
+
+    // `display ipsec sa brief`: both directions with the article's algorithm column.
+    let brief = keysteward(&ns_a, &["display", "ipsec", "sa", "brief", "--control"], &control_a);
+    assert!(brief.starts_with("current ipsec sa number: 2\ncurrent ipsec tunnel number: 1\n"), "{brief}");
+    assert!(brief.contains("192.0.2.1       192.0.2.2"), "{brief}");
+    assert!(brief.contains("192.0.2.2       192.0.2.1"), "{brief}");
+    assert_eq!(brief.matches("ESP       E:DES;A:HMAC-MD5-96;").count(), 2, "{brief}");
+
+    // `reset ipsec sa` on FW_A: its Deletes reach FW_B, which drops the pair too; the IKE SA
+    // stays. Then `reset ike sa`: both sides end up with nothing.
+    let reset = keysteward(&ns_a, &["reset", "ipsec", "sa", "--control"], &control_a);
+    assert!(reset.contains("1 IPsec SA pair(s) reset"), "{reset}");
+    let gone = |ns: &str, control: &Path, phase: &str| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if !display(ns, control, true).unwrap_or_default().contains(&format!("\"phase\":\"{phase}\"")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        gone(&ns_a, &control_a, "v1:2") && gone(&ns_b, &control_b, "v1:2"),
+        "IPsec SAs deleted on both sides\n{}",
+        logs("b.log")
+    );
+    assert!(ready(&display(&ns_b, &control_b, true).unwrap_or_default(), "v1:1"), "the IKE SA stays");
+    let reset = keysteward(&ns_a, &["reset", "ike", "sa", "--control"], &control_a);
+    assert!(reset.contains("1 IKE SA(s) reset"), "{reset}");
+    assert!(
+        gone(&ns_a, &control_a, "v1:1") && gone(&ns_b, &control_b, "v1:1"),
+        "IKE SAs deleted on both sides\n{}",
+        logs("b.log")
+    );
     drop(cleanup);
     assert!(
         !String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout)
