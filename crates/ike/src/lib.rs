@@ -48,7 +48,7 @@ pub use config::{
 };
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{
-    ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit,
+    ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog, Transmit,
     UdpEncapsulation,
 };
 pub use ike_sa::Role;
