@@ -3,6 +3,8 @@
 //! socket,
 //! and drives the IKE engine: after every input it drains the engine's transmits and events,
 //! then sleeps until the next input or the engine's next deadline (the quinn driver loop).
+//! With `--key-log FILE` it also appends Wireshark decryption records of every SA
+//! (`key_log.rs`), after a warning; without it the engine is never asked for phase-1 keys.
 //!
 //! Not yet here: the ESP data plane over TUN (ESP-in-UDP arriving on 4500 is dropped), routes,
 //! reload. The UDP 4500 path (marker stripped and added) is not yet exercised end to end by a
@@ -26,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::control::{Request, Response, MAX_LINE};
 use crate::display::{algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::engine_config::engine_config;
+use crate::key_log::{self, KeyLog};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -34,6 +37,10 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// The control socket path.
     pub control: PathBuf,
+    /// `--key-log FILE`: append Wireshark decryption records of every SA to this file
+    /// (`key_log.rs`). `None`, the default, and no key leaves the engine but ESP keys for the
+    /// data plane.
+    pub key_log: Option<PathBuf>,
 }
 
 /// How many failures `display ike error-info` remembers.
@@ -116,11 +123,22 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         }
     }
 
+    // Before anything is negotiated, so the first SA's keys are in the file and a refused
+    // file stops the daemon before it holds any key.
+    let mut key_log = match &options.key_log {
+        Some(path) => {
+            warn!("{}", key_log::warning(path));
+            Some(KeyLog::open(path)?)
+        }
+        None => None,
+    };
+
     let listener = bind_control(&options.control)?;
     let (requests_tx, mut requests) = mpsc::channel::<(Request, oneshot::Sender<Response>)>(16);
     tokio::spawn(accept_control(listener, requests_tx));
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
+    engine.set_key_log(key_log.is_some());
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {
@@ -130,7 +148,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
-        drain(&mut engine, &sockets, &mut records).await;
+        drain(&mut engine, &sockets, &mut records, key_log.as_mut()).await;
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, bytes)) = datagrams.recv() => {
@@ -190,7 +208,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Sends what the engine wants sent and records what it reports.
-async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>, records: &mut Records) {
+async fn drain(
+    engine: &mut Engine,
+    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    records: &mut Records,
+    mut key_log: Option<&mut KeyLog>,
+) {
     while let Some(t) = engine.poll_transmit() {
         let Some(socket) = sockets.get(&t.local) else {
             error!("no socket for {}", t.local);
@@ -210,13 +233,30 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>
     }
     while let Some(event) = engine.poll_event() {
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator } => info!(
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if initiator { "initiator" } else { "responder" },
-                ike::SuiteName(&suite)
-            ),
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, key_log: keys } => {
+                info!(
+                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                    remote.ip(),
+                    if initiator { "initiator" } else { "responder" },
+                    ike::SuiteName(&suite)
+                );
+                if let (Some(log), Some(keys)) = (key_log.as_deref_mut(), keys.as_ref()) {
+                    if let Err(e) = log.ike_sa_established(keys) {
+                        warn!("key log {}: IKE SA {connection} not recorded: {e}", log.path().display());
+                    }
+                }
+            }
             Event::IpsecSaInstalled(pair) => {
+                if let Some(log) = key_log.as_deref_mut() {
+                    if let Err(e) = log.ipsec_sa_installed(&pair) {
+                        warn!(
+                            "key log {}: IPsec SA pair {:08x}/{:08x} not recorded: {e}",
+                            log.path().display(),
+                            pair.inbound.spi().0,
+                            pair.outbound.spi().0
+                        );
+                    }
+                }
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
                     pair.policy,

@@ -7,3 +7,4 @@ pub mod control;
 pub mod daemon;
 pub mod display;
 pub mod engine_config;
+pub mod key_log;

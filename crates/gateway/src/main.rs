@@ -41,6 +41,13 @@ enum Command {
         /// Log filter (error, warn, info, debug, trace, or a tracing filter).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Append the keys of every IKE and IPsec SA to FILE as Wireshark decryption records
+        /// (`ikev1_decryption_table` and `esp_sa`, one `tshark -o` argument per line), for
+        /// debugging only: anyone who reads FILE can decrypt the tunnels. Off by default. FILE
+        /// is created with mode 0600; an existing FILE must be a regular file owned by the
+        /// daemon's user with no group or other permissions, or the daemon refuses to start.
+        #[arg(long, value_name = "FILE")]
+        key_log: Option<PathBuf>,
     },
     /// Delete SAs of a running daemon; traffic renegotiates them.
     Reset {
@@ -145,7 +152,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
-        Command::Run { config, control, log_level } => {
+        Command::Run { config, control, log_level, key_log } => {
             let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             use std::io::IsTerminal;
@@ -155,7 +162,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control }) {
+            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, key_log }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("keysteward: {e}");
