@@ -232,31 +232,19 @@ async fn drain(
         }
     }
     while let Some(event) = engine.poll_event() {
-        match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, key_log: keys } => {
-                info!(
-                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                    remote.ip(),
-                    if initiator { "initiator" } else { "responder" },
-                    ike::SuiteName(&suite)
-                );
-                if let (Some(log), Some(keys)) = (key_log.as_deref_mut(), keys.as_ref()) {
-                    if let Err(e) = log.ike_sa_established(keys) {
-                        warn!("key log {}: IKE SA {connection} not recorded: {e}", log.path().display());
-                    }
-                }
+        if let Some(log) = key_log.as_deref_mut() {
+            if let Err(e) = log.record(&event) {
+                warn!("{e}");
             }
+        }
+        match event {
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
+                "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                remote.ip(),
+                if initiator { "initiator" } else { "responder" },
+                ike::SuiteName(&suite)
+            ),
             Event::IpsecSaInstalled(pair) => {
-                if let Some(log) = key_log.as_deref_mut() {
-                    if let Err(e) = log.ipsec_sa_installed(&pair) {
-                        warn!(
-                            "key log {}: IPsec SA pair {:08x}/{:08x} not recorded: {e}",
-                            log.path().display(),
-                            pair.inbound.spi().0,
-                            pair.outbound.spi().0
-                        );
-                    }
-                }
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
                     pair.policy,

@@ -43,7 +43,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crypto::{EspCipher, Integrity};
-use ike::{IpsecProtocols, IpsecSaPair, Phase1KeyLog};
+use ike::{Event, IpsecProtocols, IpsecSaPair, Phase1KeyLog};
 use zeroize::Zeroizing;
 
 /// The warning the daemon logs when it starts with a key log, naming the file.
@@ -101,6 +101,29 @@ impl KeyLog {
     /// The file's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Appends the records an engine event carries keys for: an established IKE SA whose
+    /// event has a [`Phase1KeyLog`] (only when the engine's key log is on), and an installed
+    /// IPsec SA pair. Any other event, or an IKE SA without keys, writes nothing. Errors name
+    /// the file and the SA, never a key.
+    pub fn record(&mut self, event: &Event) -> Result<(), String> {
+        match event {
+            Event::IkeSaEstablished { connection, key_log: Some(keys), .. } => {
+                self.ike_sa_established(keys).map_err(|e| {
+                    format!("key log {}: IKE SA {connection} not recorded: {e}", self.path.display())
+                })
+            }
+            Event::IpsecSaInstalled(pair) => self.ipsec_sa_installed(pair).map_err(|e| {
+                format!(
+                    "key log {}: IPsec SA pair {:08x}/{:08x} not recorded: {e}",
+                    self.path.display(),
+                    pair.inbound.spi().0,
+                    pair.outbound.spi().0
+                )
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Appends the record of an established IKE SA.
@@ -383,6 +406,100 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(KeyLog::open(&link).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A pair as the engine reports it, with real KEYMAT-derived keys (AES-128-CBC with
+    /// HMAC-SHA2-256), our SPI 0x11111111 and the peer's 0x22222222.
+    fn pair() -> IpsecSaPair {
+        use crypto::key_schedule::{EspKeyLengths, KeymatInput, Skeyid, Spi};
+        use crypto::HashAlgorithm;
+        use ike::{EncapsulationMode, IpsecProposal, IpsecSuite, PolicyId, Subnet, TrafficSelector};
+        let skeyid = Skeyid::for_pre_shared_key(HashAlgorithm::Sha256, b"psk", b"ni", b"nr");
+        let d = skeyid.derive_phase1_keys(b"g^xy", &[1; 8], &[2; 8]).skeyid_d;
+        let input = KeymatInput { pfs_shared_secret: None, protocol: 3, ni_b: b"NI", nr_b: b"NR" };
+        let lengths = EspKeyLengths { encryption_key_len: 16, salt_len: 0, integrity_key_len: 32 };
+        let keys = d.ipsec_sa_keys(&input, Spi(0x1111_1111), Spi(0x2222_2222), lengths).unwrap();
+        let net = |a: [u8; 4]| Subnet::new(a.into(), 24);
+        IpsecSaPair {
+            connection: ike::ConnectionId(1),
+            peer: "b".into(),
+            policy: PolicyId { name: "policy1".into(), sequence: 1 },
+            local: "192.0.2.1:4500".parse().unwrap(),
+            remote: "192.0.2.2:4500".parse().unwrap(),
+            selector: TrafficSelector { protocol: 0, local: net([10, 1, 1, 0]), remote: net([10, 2, 2, 0]) },
+            suite: IpsecSuite {
+                proposal: IpsecProposal {
+                    protocols: IpsecProtocols::Esp {
+                        encryption: EspCipher::AesCbc128,
+                        integrity: Some(Integrity::HmacSha256_128),
+                    },
+                    mode: EncapsulationMode::Tunnel,
+                },
+                pfs: None,
+                lifetime: std::time::Duration::from_secs(3600),
+                lifetime_kilobytes: None,
+            },
+            inbound: keys.inbound,
+            outbound: keys.outbound,
+            initiator: true,
+            udp_encapsulation: Some(ike::UdpEncapsulation { local_port: 4500, remote_port: 4500 }),
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let mut s = String::new();
+        push_hex(&mut s, bytes);
+        s
+    }
+
+    #[test]
+    fn esp_sa_records_of_a_pair_go_one_per_direction_with_outer_addresses() {
+        let pair = pair();
+        let [outbound, inbound] = esp_sa_records(&pair);
+        let expect = |src: &str, dst: &str, spi: &str, keys: &crypto::key_schedule::EspKeys| {
+            format!(
+                "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"{spi}\",\"AES-CBC [RFC3602]\",\"0x{}\",\
+                 \"HMAC-SHA-256-128 [RFC4868]\",\"0x{}\"\n",
+                hex(keys.encryption_key()),
+                hex(keys.integrity_key())
+            )
+        };
+        // Packets to the peer carry the peer's SPI; packets from it ours. The UDP ports of
+        // ESP-in-UDP play no part: Wireshark matches the outer IP addresses.
+        assert_eq!(outbound.as_str(), expect("192.0.2.1", "192.0.2.2", "0x22222222", &pair.outbound));
+        assert_eq!(inbound.as_str(), expect("192.0.2.2", "192.0.2.1", "0x11111111", &pair.inbound));
+    }
+
+    fn established(key_log: Option<Phase1KeyLog>) -> Event {
+        Event::IkeSaEstablished {
+            connection: ike::ConnectionId(1),
+            peer: "b".into(),
+            remote: "192.0.2.2:500".parse().unwrap(),
+            suite: ike::IkeProposal::recommended(),
+            initiator: true,
+            key_log,
+        }
+    }
+
+    #[test]
+    fn record_writes_what_the_engine_handed_out_and_nothing_else() {
+        let dir = scratch("record");
+        let path = dir.join("keys.log");
+        let mut log = KeyLog::open(&path).unwrap();
+        // The engine's key log off: the event has no keys, and nothing is written.
+        log.record(&established(None)).unwrap();
+        log.record(&Event::IkeSaDeleted { connection: ike::ConnectionId(1), peer: "b".into() }).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        let keys = Phase1KeyLog { cookie_i: [0xc1; 8], cookie_r: [0xc2; 8], ka: vec![0x5a; 16].into() };
+        log.record(&established(Some(keys))).unwrap();
+        log.record(&Event::IpsecSaInstalled(Box::new(pair()))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], format!("uat:ikev1_decryption_table:{},{}", "c1".repeat(8), "5a".repeat(16)));
+        assert!(lines[1].starts_with("uat:esp_sa:\"IPv4\",\"192.0.2.1\",\"192.0.2.2\",\"0x22222222\""));
+        assert!(lines[2].starts_with("uat:esp_sa:\"IPv4\",\"192.0.2.2\",\"192.0.2.1\",\"0x11111111\""));
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -230,3 +230,25 @@ fn check(file: &std::path::Path) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_log(args: &[&str]) -> Option<PathBuf> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Run { key_log, .. } => key_log,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    /// The key log hands out every session key: it must take an explicit option.
+    #[test]
+    fn key_log_is_off_unless_asked_for() {
+        assert_eq!(key_log(&["keysteward", "run", "--config", "fw_a.cfg"]), None);
+        assert_eq!(
+            key_log(&["keysteward", "run", "--config", "fw_a.cfg", "--key-log", "/root/keys.log"]),
+            Some(PathBuf::from("/root/keys.log"))
+        );
+    }
+}
