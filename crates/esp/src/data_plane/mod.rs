@@ -698,3 +698,6 @@ fn transport_flow(protocol: u8, source: Ipv4Addr, destination: Ipv4Addr, payload
         destination_port: ports.map(|p| p.1),
     }
 }
+
+#[cfg(test)]
+mod tests;
