@@ -37,8 +37,8 @@ mod test_util;
 
 pub use crypto::key_schedule::Spi;
 pub use data_plane::{
-    DataPlane, DataPlaneConfig, Direction, DiscardReason, DropReason, Event, Inbound, InboundDrops, Outbound,
-    SaPair, Send, Statistics,
+    DataPlane, DataPlaneConfig, Decision, Direction, DiscardReason, DropReason, Event, Inbound, InboundDrops,
+    Outbound, SaPair, Send, Statistics,
 };
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{

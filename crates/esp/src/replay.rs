@@ -15,6 +15,9 @@ const BLOCK_BITS: u32 = u64::BITS;
 
 /// The default window, RFC 4303 §3.4.3's "default of 64".
 pub const DEFAULT_WINDOW: u32 = 64;
+/// The smallest window accepted: RFC 4303 §3.4.3's minimum of 32 (also VRP's smallest
+/// `anti-replay window`).
+pub const MIN_WINDOW: u32 = 32;
 /// The largest window accepted; RFC 6479 notes larger windows cost only memory (here
 /// `MAX_WINDOW / 8` bytes per SA).
 pub const MAX_WINDOW: u32 = 4096;
@@ -49,16 +52,16 @@ pub struct ReplayWindow {
     /// Accepted sequence numbers, one bit each, block `(seq / 64) % blocks.len()`. One block
     /// more than the window needs, so the window's lowest block is never the one being reused.
     blocks: Box<[u64]>,
-    /// Window size in sequence numbers, a multiple of 64.
+    /// Window size in sequence numbers.
     size: u32,
 }
 
 impl ReplayWindow {
-    /// A window of `size` sequence numbers, rounded up to a multiple of 64 and clamped to
-    /// 64..=[`MAX_WINDOW`]. Allocates once, at SA installation.
+    /// A window of `size` sequence numbers, clamped to [`MIN_WINDOW`]..=[`MAX_WINDOW`]
+    /// (anti-replay cannot be switched off). Allocates once, at SA installation.
     pub fn new(size: u32) -> Self {
-        let size = size.clamp(DEFAULT_WINDOW, MAX_WINDOW).next_multiple_of(BLOCK_BITS);
-        let blocks = (size / BLOCK_BITS + 1) as usize;
+        let size = size.clamp(MIN_WINDOW, MAX_WINDOW);
+        let blocks = (size.div_ceil(BLOCK_BITS) + 1) as usize;
         Self { highest: 0, blocks: vec![0; blocks].into_boxed_slice(), size }
     }
 
@@ -136,9 +139,9 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_rounded_and_clamped() {
-        assert_eq!(ReplayWindow::new(0).size(), 64);
-        assert_eq!(ReplayWindow::new(65).size(), 128);
+    fn sizes_are_clamped() {
+        assert_eq!(ReplayWindow::new(0).size(), 32);
+        assert_eq!(ReplayWindow::new(65).size(), 65);
         assert_eq!(ReplayWindow::new(1024).size(), 1024);
         assert_eq!(ReplayWindow::new(u32::MAX).size(), MAX_WINDOW);
         assert_eq!(ReplayWindow::default().size(), DEFAULT_WINDOW);
@@ -169,7 +172,7 @@ mod tests {
 
     #[test]
     fn window_edges() {
-        for size in [64, 1024] {
+        for size in [32, 64, 100, 1024] {
             let mut w = ReplayWindow::new(size);
             assert_eq!(accept(&mut w, 5000), Ok(()));
             let lowest = 5000 - size + 1;
@@ -244,7 +247,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_the_naive_model(size in prop_oneof![Just(64u32), Just(128), Just(1024)], seqs in sequences()) {
+        fn matches_the_naive_model(size in prop_oneof![Just(32u32), Just(64), Just(100), Just(128), Just(1024)], seqs in sequences()) {
             let mut window = ReplayWindow::new(size);
             let mut model = Model { seen: HashSet::new(), highest: 0, size };
             for seq in seqs {

@@ -123,6 +123,18 @@ impl Selector {
         Self { protocol: None, local, remote, local_ports: None, remote_ports: None }
     }
 
+    /// Exactly one flow, host to host with its protocol and ports: what an SA negotiated
+    /// for a single packet covers.
+    pub fn for_flow(flow: &Flow) -> Self {
+        Self {
+            protocol: Some(flow.protocol),
+            local: Prefix::host(flow.source),
+            remote: Prefix::host(flow.destination),
+            local_ports: flow.source_port.map(PortRange::single),
+            remote_ports: flow.destination_port.map(PortRange::single),
+        }
+    }
+
     /// True when an outbound packet's flow is covered.
     pub fn matches_outbound(&self, flow: &Flow) -> bool {
         self.matches(flow.source, flow.destination, flow.protocol, flow.source_port, flow.destination_port)

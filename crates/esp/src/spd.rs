@@ -69,6 +69,16 @@ impl Spd {
             None => (None, self.default_action),
         }
     }
+
+    /// The first rule matching a packet that arrived from the peer's side in clear, with
+    /// the selector roles swapped (RFC 4301 §5.2 step 3a: a clear packet that a `Protect`
+    /// rule covers must be dropped, since it should have come in ESP).
+    pub fn lookup_inbound(&self, flow: &Flow) -> (Option<usize>, Action) {
+        match self.rules.iter().position(|rule| rule.selector.matches_inbound(flow)) {
+            Some(index) => (Some(index), self.rules[index].action),
+            None => (None, self.default_action),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +144,11 @@ mod tests {
             (Some(0), Action::Protect(PolicyIndex(0)))
         );
         assert_eq!(spd.lookup(&flow([192, 168, 0, 1], [10, 2, 2, 2], 80)), (None, Action::Discard));
+        // Inbound clear traffic uses the same rules with the roles swapped.
+        let back = Flow::parse_ipv4(&ipv4_packet(PROTOCOL_UDP, [10, 2, 2, 2], [10, 1, 1, 2], &udp(53, 1000)))
+            .unwrap()
+            .0;
+        assert_eq!(spd.lookup_inbound(&back), (Some(0), Action::Protect(PolicyIndex(0))));
+        assert_eq!(spd.lookup(&back), (None, Action::Discard));
     }
 }

@@ -90,8 +90,8 @@ pub enum Event {
     Acquire {
         /// The policy entry.
         policy: PolicyIndex,
-        /// Index of the SPD rule that matched.
-        rule: usize,
+        /// Index of the SPD rule that matched (`None`: the default action).
+        rule: Option<usize>,
         /// The rule's selector (the flow an SA per rule would cover).
         selector: Selector,
         /// The packet that triggered it.
@@ -136,6 +136,32 @@ pub enum Outbound<'a> {
     Queued,
     /// Dropped.
     Discard(DiscardReason),
+}
+
+/// The outbound policy decision for one flow (RFC 4301 §5.1 steps 1–2), as
+/// [`DataPlane::decide`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// An SA is installed: `spi` would carry it.
+    Protect {
+        /// The policy entry.
+        policy: PolicyIndex,
+        /// The outbound SA (the newest usable one).
+        spi: Spi,
+    },
+    /// The policy entry has no usable SA for the flow yet.
+    Acquire {
+        /// The policy entry.
+        policy: PolicyIndex,
+        /// Index of the SPD rule that matched (`None`: the default action).
+        rule: Option<usize>,
+        /// The rule's selector (the packet's own flow for the default action).
+        selector: Selector,
+    },
+    /// Send in clear.
+    Bypass,
+    /// Drop.
+    Discard,
 }
 
 /// Why an outbound packet was dropped.
@@ -261,6 +287,8 @@ pub struct Statistics {
     pub outbound_seal_errors: u64,
     /// Inbound drops by reason.
     pub inbound: InboundDrops,
+    /// Clear packets from outside refused because policy wants them protected (or dropped).
+    pub inbound_clear_refused: u64,
 }
 
 struct OutboundEntry {
@@ -293,8 +321,8 @@ pub struct DataPlane {
     outbound: HashMap<PolicyIndex, Vec<OutboundEntry>>,
     /// Inbound SAs by our SPI (unique: we choose them).
     inbound: HashMap<Spi, InboundEntry>,
-    /// Acquire queues by SPD rule index.
-    queues: HashMap<usize, AcquireQueue>,
+    /// Acquire queues by SPD rule index (`None`: the default action).
+    queues: HashMap<Option<usize>, AcquireQueue>,
     /// Released packets waiting for `poll_queued`.
     ready: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
@@ -335,7 +363,7 @@ impl DataPlane {
     /// dropped, since rule indices change.
     pub fn replace_spd(&mut self, spd: Spd) {
         self.spd = spd;
-        let rules: Vec<usize> = self.queues.keys().copied().collect();
+        let rules: Vec<Option<usize>> = self.queues.keys().copied().collect();
         for rule in rules {
             self.drop_queue(rule);
         }
@@ -385,7 +413,7 @@ impl DataPlane {
 
     /// Moves queued packets of `policy` that `selector` covers to the ready list.
     fn release(&mut self, policy: PolicyIndex, selector: &Selector) {
-        let rules: Vec<usize> =
+        let rules: Vec<Option<usize>> =
             self.queues.iter().filter(|(_, q)| q.policy == policy).map(|(rule, _)| *rule).collect();
         for rule in rules {
             let Some(queue) = self.queues.get_mut(&rule) else { continue };
@@ -437,12 +465,12 @@ impl DataPlane {
     /// Drops the packets waiting for `policy` (its negotiation failed or was given up), so
     /// the next packet raises a fresh acquire. Returns how many were dropped.
     pub fn abandon_acquire(&mut self, policy: PolicyIndex) -> usize {
-        let rules: Vec<usize> =
+        let rules: Vec<Option<usize>> =
             self.queues.iter().filter(|(_, q)| q.policy == policy).map(|(rule, _)| *rule).collect();
         rules.into_iter().map(|rule| self.drop_queue(rule)).sum()
     }
 
-    fn drop_queue(&mut self, rule: usize) -> usize {
+    fn drop_queue(&mut self, rule: Option<usize>) -> usize {
         let Some(queue) = self.queues.remove(&rule) else { return 0 };
         let dropped = queue.packets.len();
         self.statistics.queue_dropped += dropped as u64;
@@ -464,13 +492,42 @@ impl DataPlane {
         self.queues.values().map(|q| q.packets.len()).sum()
     }
 
-    /// The outbound SA that would carry `flow` of `policy` now: the newest unexpired one.
-    fn select_outbound(&mut self, policy: PolicyIndex, flow: &Flow) -> Option<&mut OutboundEntry> {
+    /// Index (in its policy's list) of the outbound SA that would carry `flow` of `policy`
+    /// now: the newest unexpired one whose selector covers the flow.
+    fn find_outbound(&self, policy: PolicyIndex, flow: &Flow) -> Option<usize> {
         self.outbound
-            .get_mut(&policy)?
-            .iter_mut()
-            .filter(|o| !o.sa.is_expired() && o.selector.matches_outbound(flow))
-            .max_by_key(|o| o.serial)
+            .get(&policy)?
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.sa.is_expired() && o.selector.matches_outbound(flow))
+            .max_by_key(|(_, o)| o.serial)
+            .map(|(index, _)| index)
+    }
+
+    fn outbound_entry(&self, policy: PolicyIndex, flow: &Flow) -> Option<&OutboundEntry> {
+        self.outbound.get(&policy)?.get(self.find_outbound(policy, flow)?)
+    }
+
+    /// The outbound decision for a flow without touching any state: which SA would protect
+    /// it, or whether it needs an acquire, passes in clear or is dropped. For `display`,
+    /// tests and callers that want to decide before reading the whole packet.
+    pub fn decide(&self, flow: &Flow) -> Decision {
+        match self.spd.lookup(flow) {
+            (_, Action::Bypass) => Decision::Bypass,
+            (_, Action::Discard) => Decision::Discard,
+            (rule, Action::Protect(policy)) => match self.outbound_entry(policy, flow) {
+                Some(entry) => Decision::Protect { policy, spi: entry.sa.spi() },
+                None => {
+                    // A rule's selector, or for a `Protect` default the packet's own flow
+                    // (RFC 4301 §4.4.1.1 "populate from packet").
+                    let selector = match rule.and_then(|i| self.spd.rules().get(i)) {
+                        Some(r) => r.selector,
+                        None => Selector::for_flow(flow),
+                    };
+                    Decision::Acquire { policy, rule, selector }
+                }
+            },
+        }
     }
 
     /// RFC 4301 §5.1 for one IPv4 packet from the inside: SPD lookup, then seal into `out`
@@ -485,22 +542,26 @@ impl DataPlane {
             }
         };
         let packet = &packet[..total_len];
-        let (rule, action) = self.spd.lookup(&flow);
-        let policy = match action {
-            Action::Protect(policy) => policy,
-            Action::Bypass => {
+        let policy = match self.decide(&flow) {
+            Decision::Protect { policy, .. } => policy,
+            Decision::Acquire { policy, rule, selector } => {
+                self.enqueue(policy, rule, selector, flow, packet);
+                return Outbound::Queued;
+            }
+            Decision::Bypass => {
                 self.statistics.bypassed += 1;
                 return Outbound::Bypass;
             }
-            Action::Discard => {
+            Decision::Discard => {
                 self.statistics.outbound_policy_discards += 1;
                 return Outbound::Discard(DiscardReason::Policy);
             }
         };
-        let Some(entry) = self.select_outbound(policy, &flow) else {
-            // `Protect` comes only from a rule, so `rule` is set.
-            self.enqueue(policy, rule.unwrap_or(usize::MAX), flow, packet);
-            return Outbound::Queued;
+        let index = self.find_outbound(policy, &flow);
+        let Some(entry) = index.and_then(|i| self.outbound.get_mut(&policy)?.get_mut(i)) else {
+            // `decide` just found it; unreachable, but never panic on the packet path.
+            self.statistics.outbound_seal_errors += 1;
+            return Outbound::Discard(DiscardReason::Policy);
         };
         let result = match entry.sa.params().mode {
             Mode::Tunnel => entry.sa.seal_tunnel(packet, out),
@@ -524,7 +585,14 @@ impl DataPlane {
         }
     }
 
-    fn enqueue(&mut self, policy: PolicyIndex, rule: usize, flow: Flow, packet: &[u8]) {
+    fn enqueue(
+        &mut self,
+        policy: PolicyIndex,
+        rule: Option<usize>,
+        selector: Selector,
+        flow: Flow,
+        packet: &[u8],
+    ) {
         let queue_len = self.config.queue_len.max(1);
         let mut buffer = self.spare.pop().unwrap_or_default();
         buffer.extend_from_slice(packet);
@@ -532,9 +600,7 @@ impl DataPlane {
             Some(queue) => queue,
             None => {
                 self.statistics.acquires += 1;
-                if let Some(selector) = self.spd.rules().get(rule).map(|r| r.selector) {
-                    self.events.push_back(Event::Acquire { policy, rule, selector, flow });
-                }
+                self.events.push_back(Event::Acquire { policy, rule, selector, flow });
                 self.queues.entry(rule).or_insert(AcquireQueue { policy, packets: VecDeque::new() })
             }
         };
@@ -562,11 +628,7 @@ impl DataPlane {
                     continue;
                 }
             };
-            let sendable = match self.spd.lookup(&flow).1 {
-                Action::Protect(policy) => self.select_outbound(policy, &flow).is_some(),
-                Action::Bypass | Action::Discard => false,
-            };
-            if !sendable {
+            if !matches!(self.decide(&flow), Decision::Protect { .. }) {
                 // Queue again (or count as dropped) through the normal path.
                 let mut scratch = [0u8; 0];
                 let outcome = self.seal(&packet, &mut scratch);
@@ -651,6 +713,20 @@ impl DataPlane {
         };
         statistics.inbound.count(&reason);
         Inbound::Drop(reason)
+    }
+
+    /// RFC 4301 §5.2 for a packet that arrived from outside in clear (not ESP): true when
+    /// policy lets it through, false when a `Protect` or `Discard` rule covers it (traffic
+    /// that should have been protected must not be accepted in clear). Counts refusals.
+    pub fn accept_clear(&mut self, packet: &[u8]) -> bool {
+        let allowed = match Flow::parse_ipv4(packet) {
+            Ok((flow, ..)) => matches!(self.spd.lookup_inbound(&flow).1, Action::Bypass),
+            Err(_) => false,
+        };
+        if !allowed {
+            self.statistics.inbound_clear_refused += 1;
+        }
+        allowed
     }
 
     /// The inbound SA with our SPI `spi`, for `display ipsec sa`.

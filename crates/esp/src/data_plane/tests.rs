@@ -177,7 +177,7 @@ fn acquire_queues_then_releases_when_the_sa_arrives() {
     // One acquire for the flow, not one per packet.
     let acquire = a.poll_event().unwrap();
     let Event::Acquire { policy, rule, selector, flow } = acquire else { panic!("{acquire:?}") };
-    assert_eq!((policy, rule, selector), (PolicyIndex(0), 0, a_selector()));
+    assert_eq!((policy, rule, selector), (PolicyIndex(0), Some(0), a_selector()));
     assert_eq!(flow.destination, Ipv4Addr::new(10, 2, 2, 2));
     assert_eq!(a.poll_event(), None);
     // Bounded: the 8 newest wait, the 2 oldest were dropped.
@@ -412,4 +412,43 @@ fn unknown_truncated_and_forged_packets_are_counted() {
     assert_eq!(receive(&mut b, &esp), Ok(ping(1)), "the forgery did not move the window");
     let drops = b.statistics().inbound;
     assert_eq!((drops.unknown_spi, drops.authentication), (2, 1));
+}
+
+#[test]
+fn decisions_change_no_state() {
+    let (mut a, mut b) = planes();
+    let flow = Flow::parse_ipv4(&ping(1)).unwrap().0;
+    let acquire = Decision::Acquire { policy: PolicyIndex(0), rule: Some(0), selector: a_selector() };
+    assert_eq!(a.decide(&flow), acquire);
+    assert_eq!(a.decide(&flow), acquire);
+    assert!(a.poll_event().is_none(), "deciding raises no acquire");
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(a.decide(&flow), Decision::Protect { policy: PolicyIndex(0), spi: Spi(0xB001) });
+
+    // A `Protect` default: the acquire is for the packet's own flow, host to host.
+    let mut c =
+        DataPlane::new(Spd::new(Vec::new(), Action::Protect(PolicyIndex(3))), DataPlaneConfig::default());
+    let Decision::Acquire { policy, rule: None, selector } = c.decide(&flow) else { panic!() };
+    assert_eq!(policy, PolicyIndex(3));
+    assert_eq!(selector, Selector::for_flow(&flow));
+    assert!(selector.matches_outbound(&flow));
+    assert_eq!(c.seal(&ping(1), &mut buffer()), Outbound::Queued);
+    assert!(matches!(c.poll_event(), Some(Event::Acquire { rule: None, .. })));
+}
+
+#[test]
+fn the_data_plane_can_move_to_a_worker_thread() {
+    fn send<T: std::marker::Send>() {}
+    send::<DataPlane>();
+}
+
+#[test]
+fn clear_packets_for_protected_flows_are_refused() {
+    let (mut a, _) = planes();
+    let reply = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0]);
+    assert!(!a.accept_clear(&reply), "should have come in ESP");
+    let other = ipv4_packet(1, [10, 7, 7, 7], [10, 1, 1, 2], &[0, 0, 0, 0]);
+    assert!(a.accept_clear(&other));
+    assert!(!a.accept_clear(&[0x45]));
+    assert_eq!(a.statistics().inbound_clear_refused, 2);
 }
