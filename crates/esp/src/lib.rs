@@ -8,6 +8,7 @@
 //! - [`sa`]: one-way SAs, [`OutboundSa::seal_tunnel`] / [`InboundSa::open`], with their
 //!   lifetimes and counters;
 //! - [`selector`] and [`spd`]: flows, selectors, the ordered [`Spd`];
+//! - [`mtu`]: ICMP "fragmentation needed" and fragmentation before encryption;
 //! - [`data_plane`]: the [`DataPlane`] that ties them together for the gateway.
 //!
 //! Nothing here touches a clock, a socket or the operating system's random source: the
@@ -26,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod data_plane;
+pub mod mtu;
 pub mod replay;
 pub mod sa;
 pub mod selector;
@@ -36,6 +38,8 @@ pub mod wire;
 mod test_util;
 
 pub use crypto::key_schedule::Spi;
+/// The algorithm types an [`SaParams`] names, re-exported so callers need not depend on `crypto`.
+pub use crypto::{EspCipher, Integrity, SecureRandom};
 pub use data_plane::{
     DataPlane, DataPlaneConfig, Decision, Direction, DiscardReason, DropReason, Event, Inbound, InboundDrops,
     Outbound, SaPair, Send, Statistics,

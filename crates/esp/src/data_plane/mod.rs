@@ -33,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crypto::key_schedule::Spi;
 use crypto::SecureRandom;
 
+use crate::mtu::{self, IPV4_HEADER_LEN, UDP_HEADER_LEN};
 use crate::sa::{
     InboundSa, LifetimeNotice, Mode, OpenError, OutboundSa, SaError, SaKeys, SaParams, SealError,
 };
@@ -47,11 +48,14 @@ pub struct DataPlaneConfig {
     pub queue_len: usize,
     /// Spare packet buffers kept for reuse by the queues.
     pub spare_buffers: usize,
+    /// MTU of the path to the peers: no outer packet (IPv4 header, UDP header when
+    /// encapsulated, ESP) leaves bigger than this.
+    pub path_mtu: u16,
 }
 
 impl Default for DataPlaneConfig {
     fn default() -> Self {
-        Self { queue_len: 8, spare_buffers: 64 }
+        Self { queue_len: 8, spare_buffers: 64, path_mtu: 1500 }
     }
 }
 
@@ -124,6 +128,9 @@ pub struct Send<'a> {
     pub udp_encapsulated: bool,
     /// The ESP packet.
     pub datagram: &'a [u8],
+    /// More datagrams wait in [`DataPlane::poll_queued`] (the other fragments of this
+    /// packet, or packets released by an SA installation): drain it.
+    pub pending: bool,
 }
 
 /// What became of an outbound packet.
@@ -135,6 +142,14 @@ pub enum Outbound<'a> {
     Bypass,
     /// Waiting for an SA (an acquire is pending).
     Queued,
+    /// Too big for the path with DF set: write `icmp` (an ICMP "fragmentation needed"
+    /// announcing `mtu`, addressed to the sender) back into the inside network.
+    TooBig {
+        /// The ICMP error, a complete IPv4 packet.
+        icmp: &'a [u8],
+        /// The largest inner packet the tunnel carries.
+        mtu: u16,
+    },
     /// Dropped.
     Discard(DiscardReason),
 }
@@ -177,6 +192,12 @@ pub enum DiscardReason {
     /// The SA refused it.
     #[error("seal failed: {0}")]
     Seal(SealError),
+    /// Too big for the path and neither an ICMP error nor fragments could be made.
+    #[error("packet exceeds the tunnel MTU of {mtu}")]
+    TooBig {
+        /// The largest inner packet the tunnel carries.
+        mtu: u16,
+    },
 }
 
 /// What became of an inbound ESP packet.
@@ -280,6 +301,10 @@ pub struct Statistics {
     pub queue_dropped: u64,
     /// Acquires raised.
     pub acquires: u64,
+    /// Packets fragmented before encryption to fit the path MTU.
+    pub fragmented: u64,
+    /// Packets too big for the path with DF set (answered with ICMP or dropped).
+    pub too_big: u64,
     /// Outbound packets dropped: malformed.
     pub outbound_malformed: u64,
     /// Outbound packets dropped: a discard rule.
@@ -344,6 +369,13 @@ struct InboundEntry {
     remote: SocketAddr,
 }
 
+/// A packet waiting for `poll_queued`: released from an acquire queue (`sa: None`, looked
+/// up again), or a fragment bound to the SA of its original packet (`policy`, serial).
+struct Released {
+    packet: Vec<u8>,
+    sa: Option<(PolicyIndex, u64)>,
+}
+
 struct AcquireQueue {
     policy: PolicyIndex,
     packets: VecDeque<Vec<u8>>,
@@ -360,7 +392,7 @@ pub struct DataPlane {
     /// Acquire queues by SPD rule index (`None`: the default action).
     queues: HashMap<Option<usize>, AcquireQueue>,
     /// Released packets waiting for `poll_queued`.
-    ready: VecDeque<Vec<u8>>,
+    ready: VecDeque<Released>,
     spare: Vec<Vec<u8>>,
     events: VecDeque<Event>,
     statistics: Statistics,
@@ -458,7 +490,7 @@ impl DataPlane {
                 let covered =
                     Flow::parse_ipv4(&packet).is_ok_and(|(flow, ..)| selector.matches_outbound(&flow));
                 if covered {
-                    self.ready.push_back(packet);
+                    self.ready.push_back(Released { packet, sa: None });
                 } else {
                     kept.push_back(packet);
                 }
@@ -573,7 +605,11 @@ impl DataPlane {
 
     /// RFC 4301 §5.1 for one IPv4 packet from the inside: SPD lookup, then seal into `out`
     /// (which needs `packet.len()` + [`MAX_HEADROOM`](crate::MAX_HEADROOM) +
-    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes), pass in clear, queue, or drop.
+    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes, and at least
+    /// [`MAX_ICMP_LEN`](crate::mtu::MAX_ICMP_LEN)), pass in clear, queue, or drop. A tunnel
+    /// packet too big for [`DataPlaneConfig::path_mtu`] is answered with ICMP when DF is set
+    /// and fragmented otherwise; when a `Send` says `pending`, drain
+    /// [`DataPlane::poll_queued`].
     pub fn seal<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Outbound<'o> {
         let (flow, header_len, total_len) = match Flow::parse_ipv4(packet) {
             Ok(parsed) => parsed,
@@ -599,14 +635,90 @@ impl DataPlane {
                 return Outbound::Discard(DiscardReason::Policy);
             }
         };
-        let Some(entry) = self.outbound.get_mut(&policy).and_then(|list| list.get_mut(index)) else {
+        let Some(entry) = self.outbound.get(&policy).and_then(|list| list.get(index)) else {
             // `decide_with_index` just found it; unreachable, but never panic on this path.
+            self.statistics.outbound_seal_errors += 1;
+            return Outbound::Discard(DiscardReason::Policy);
+        };
+        if entry.sa.params().mode == Mode::Tunnel {
+            let outer = IPV4_HEADER_LEN + if entry.sa.params().udp_encapsulated { UDP_HEADER_LEN } else { 0 };
+            let space = usize::from(self.config.path_mtu).saturating_sub(outer);
+            let max_inner = entry.sa.max_payload_len(space);
+            if packet.len() > max_inner {
+                let (local, serial) = (entry.local.ip(), entry.serial);
+                return self.too_big(policy, index, serial, header_len, packet, max_inner, local, out);
+            }
+        }
+        self.seal_with(policy, index, flow.protocol, header_len, packet, out)
+    }
+
+    /// A tunnel-mode packet bigger than the path allows after encapsulation: ICMP back to
+    /// the sender if DF is set, otherwise fragments sealed one by one (see [`crate::mtu`]).
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    fn too_big<'o>(
+        &mut self,
+        policy: PolicyIndex,
+        index: usize,
+        serial: u64,
+        header_len: usize,
+        packet: &[u8],
+        max_inner: usize,
+        local: IpAddr,
+        out: &'o mut [u8],
+    ) -> Outbound<'o> {
+        let mtu = u16::try_from(max_inner).unwrap_or(u16::MAX);
+        if mtu::dont_fragment(packet) {
+            self.statistics.too_big += 1;
+            let source = match local {
+                IpAddr::V4(address) => address,
+                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            };
+            return match mtu::frag_needed(packet, source, mtu, out) {
+                Some(len) => Outbound::TooBig { icmp: &out[..len], mtu },
+                None => Outbound::Discard(DiscardReason::TooBig { mtu }),
+            };
+        }
+        let mut fragments = Vec::new();
+        let spare = &mut self.spare;
+        let split = mtu::fragment(packet, header_len, max_inner, |fragment| {
+            let mut buffer = spare.pop().unwrap_or_default();
+            buffer.extend_from_slice(fragment);
+            fragments.push(buffer);
+        });
+        let mut fragments = fragments.into_iter();
+        let (true, Some(first)) = (split, fragments.next()) else {
+            self.statistics.too_big += 1;
+            return Outbound::Discard(DiscardReason::TooBig { mtu });
+        };
+        self.statistics.fragmented += 1;
+        for packet in fragments {
+            self.ready.push_back(Released { packet, sa: Some((policy, serial)) });
+        }
+        let outcome = self.seal_with(policy, index, 0, header_len, &first, out);
+        self.recycle(first);
+        outcome
+    }
+
+    /// Seals `packet` with the outbound SA at `index` of `policy`'s list.
+    fn seal_with<'o>(
+        &mut self,
+        policy: PolicyIndex,
+        index: usize,
+        protocol: u8,
+        header_len: usize,
+        packet: &[u8],
+        out: &'o mut [u8],
+    ) -> Outbound<'o> {
+        let pending = !self.ready.is_empty();
+        let Some(entry) = self.outbound.get_mut(&policy).and_then(|list| list.get_mut(index)) else {
             self.statistics.outbound_seal_errors += 1;
             return Outbound::Discard(DiscardReason::Policy);
         };
         let result = match entry.sa.params().mode {
             Mode::Tunnel => entry.sa.seal_tunnel(packet, out),
-            Mode::Transport => entry.sa.seal_transport(flow.protocol, &packet[header_len..], out),
+            Mode::Transport => {
+                entry.sa.seal_transport(protocol, packet.get(header_len..).unwrap_or_default(), out)
+            }
         };
         let notice = entry.sa.take_lifetime_notice();
         let (spi, local, remote) = (entry.sa.spi(), entry.local, entry.remote);
@@ -617,7 +729,7 @@ impl DataPlane {
         match result {
             Ok(datagram) => {
                 self.statistics.sealed += 1;
-                Outbound::Send(Send { spi, local, remote, udp_encapsulated, datagram })
+                Outbound::Send(Send { spi, local, remote, udp_encapsulated, datagram, pending })
             }
             Err(e) => {
                 self.statistics.outbound_seal_errors += 1;
@@ -658,7 +770,23 @@ impl DataPlane {
     /// is none left. Call after [`DataPlane::install`] until it returns `None`. A released
     /// packet that no longer finds an SA (removed meanwhile) is queued again or dropped.
     pub fn poll_queued<'o>(&mut self, out: &'o mut [u8]) -> Option<Outbound<'o>> {
-        while let Some(packet) = self.ready.pop_front() {
+        while let Some(Released { packet, sa }) = self.ready.pop_front() {
+            if let Some((policy, serial)) = sa {
+                // A fragment goes out on the SA chosen for its whole packet, never through a
+                // new lookup: a non-first fragment has no ports and could match another rule.
+                let index = self
+                    .outbound
+                    .get(&policy)
+                    .and_then(|list| list.iter().position(|o| o.serial == serial && !o.sa.is_expired()));
+                let Some(index) = index else {
+                    self.statistics.queue_dropped += 1;
+                    self.recycle(packet);
+                    continue;
+                };
+                let outcome = self.seal_with(policy, index, 0, IPV4_HEADER_LEN, &packet, out);
+                self.recycle(packet);
+                return Some(outcome);
+            }
             // Re-run the whole outbound path: the SPD may have changed since it was queued.
             // Sealing needs `out` for the outcome, so a non-`Send` outcome is decided on a
             // dry path first to keep the borrow simple.

@@ -452,3 +452,78 @@ fn clear_packets_for_protected_flows_are_refused() {
     assert!(!a.accept_clear(&[0x45]));
     assert_eq!(a.statistics().inbound_clear_refused, 2);
 }
+
+/// A 1500-byte UDP packet from A's site, with or without DF.
+fn big_packet(len: usize, dont_fragment: bool) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len - 20).map(|i| (i * 7) as u8).collect();
+    let mut p = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &payload);
+    p[6] = if dont_fragment { 0x40 } else { 0 };
+    p
+}
+
+#[test]
+fn path_mtu_df_packets_get_icmp_fragmentation_needed() {
+    for params in [
+        gcm(),
+        SaParams {
+            udp_encapsulated: true,
+            ..SaParams::new(EspCipher::AesCbc128, Some(Integrity::HmacSha256_128))
+        },
+    ] {
+        let (mut a, mut b) = planes();
+        install(&mut a, &mut b, &pair_keys(1, params), a_selector(), mirror(a_selector()));
+        let mut out = buffer();
+        let Outbound::TooBig { icmp, mtu } = a.seal(&big_packet(1500, true), &mut out) else {
+            panic!("expected TooBig")
+        };
+        let icmp = icmp.to_vec();
+        let (flow, ..) = Flow::parse_ipv4(&icmp).unwrap();
+        assert_eq!(
+            (flow.protocol, flow.source, flow.destination),
+            (1, Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(10, 1, 1, 2))
+        );
+        assert_eq!((icmp[20], icmp[21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), mtu);
+        // A packet of exactly `mtu` bytes fits: sealed, plus IPv4 and UDP, within 1500.
+        let (_, esp) = send(&mut a, &big_packet(usize::from(mtu), true));
+        assert!(esp.len() + 28 <= 1500, "{}", esp.len());
+        assert_eq!(receive(&mut b, &esp), Ok(big_packet(usize::from(mtu), true)));
+        assert!(matches!(a.seal(&big_packet(usize::from(mtu) + 1, true), &mut out), Outbound::TooBig { .. }));
+        assert_eq!(a.statistics().too_big, 2);
+    }
+}
+
+#[test]
+fn path_mtu_other_packets_are_fragmented_before_encryption() {
+    let small_path = DataPlaneConfig { path_mtu: 600, ..DataPlaneConfig::default() };
+    let mut a = DataPlane::new(spd_for(a_selector()), small_path);
+    let mut b = DataPlane::new(spd_for(mirror(a_selector())), DataPlaneConfig::default());
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let packet = big_packet(1500, false);
+    let mut out = buffer();
+    let mut datagrams = Vec::new();
+    let Outbound::Send(first) = a.seal(&packet, &mut out) else { panic!() };
+    assert!(first.pending);
+    datagrams.push(first.datagram.to_vec());
+    while let Some(outcome) = a.poll_queued(&mut out) {
+        let Outbound::Send(s) = outcome else { panic!("{outcome:?}") };
+        assert_eq!(s.spi, Spi(0xB001));
+        datagrams.push(s.datagram.to_vec());
+    }
+    assert_eq!(datagrams.len(), 3);
+    assert_eq!(a.statistics().fragmented, 1);
+    let mut payload = vec![0u8; 1480];
+    for esp in &datagrams {
+        assert!(esp.len() + 28 <= 600);
+        let fragment = receive(&mut b, esp).unwrap();
+        let offset = usize::from(u16::from_be_bytes([fragment[6], fragment[7]]) & 0x1fff) * 8;
+        payload[offset..offset + fragment.len() - 20].copy_from_slice(&fragment[20..]);
+    }
+    assert_eq!(payload, packet[20..]);
+
+    // Fragments whose SA went away meanwhile are dropped, not re-routed.
+    let Outbound::Send(_) = a.seal(&packet, &mut out) else { panic!() };
+    assert!(a.remove_by_inbound_spi(Spi(0xA001)));
+    assert!(a.poll_queued(&mut out).is_none());
+    assert_eq!(a.statistics().queue_dropped, 2);
+}

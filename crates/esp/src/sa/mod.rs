@@ -461,6 +461,15 @@ impl OutboundSa {
             + self.params.icv_len()
     }
 
+    /// The longest payload whose ESP packet fits in `space` bytes (0 when none does): what
+    /// path-MTU handling compares inner packets against.
+    pub fn max_payload_len(&self, space: usize) -> usize {
+        let fixed = self.headroom() + self.params.icv_len();
+        let align = self.params.cipher.block_len().max(wire::ALIGNMENT);
+        let encrypted = space.saturating_sub(fixed) / align * align;
+        encrypted.saturating_sub(TRAILER_LEN)
+    }
+
     /// Seals a whole IPv4 or IPv6 packet in tunnel mode (next header 4 or 41) into `out`,
     /// which needs [`OutboundSa::sealed_len`] bytes (at most `packet.len()` +
     /// [`MAX_HEADROOM`] + [`MAX_TAILROOM`]). Returns the ESP packet.

@@ -124,6 +124,23 @@ fn round_trip_every_suite_and_mode() {
 }
 
 #[test]
+fn max_payload_len_is_the_largest_that_fits() {
+    for (cipher, integrity) in suites() {
+        let (sa, _) = pair(cipher, integrity, Mode::Tunnel);
+        for space in [0, 10, 60, 100, 1000, 1472, 1480, 1500] {
+            let max = sa.max_payload_len(space);
+            if max > 0 {
+                assert!(sa.sealed_len(max) <= space, "{cipher} {space}");
+            }
+            assert!(
+                sa.sealed_len(max + 1) > space,
+                "{cipher} {integrity:?} {space}: {max} is not the largest"
+            );
+        }
+    }
+}
+
+#[test]
 fn seal_in_place_matches_seal() {
     let (mut a, mut inb) = pair(EspCipher::AesGcm128, None, Mode::Tunnel);
     let packet = inner(300);
