@@ -6,6 +6,11 @@
 //! [`Action::Protect`] with the entry's [`PolicyIndex`], a `deny` rule [`Action::Bypass`]
 //! (VRP's meaning: the packet leaves in clear, not protected by that entry). Packets that
 //! match no rule get the database's default action, `Bypass` for VRP.
+//!
+//! Limitation: rules are matched per packet, without fragment state (RFC 4301 §7). A
+//! non-first fragment has no ports, so with port-specific rules it can match a different
+//! rule than its first fragment. Rules on addresses and protocol only, as the reference
+//! configurations use, are not affected.
 
 use core::fmt;
 

@@ -297,7 +297,8 @@ pub struct Statistics {
     pub bypassed: u64,
     /// Packets queued waiting for an SA.
     pub queued: u64,
-    /// Queued packets dropped because their queue was full or abandoned.
+    /// Queued packets dropped because their queue was full or abandoned, or released
+    /// packets and fragments whose SA went away before `poll_queued`.
     pub queue_dropped: u64,
     /// Acquires raised.
     pub acquires: u64,
@@ -915,7 +916,17 @@ impl DataPlane {
 fn inbound_policy_allows(entry: &InboundEntry, mode: Mode, next_header: u8, payload: &[u8]) -> bool {
     let flow = match mode {
         Mode::Tunnel => match Flow::parse_ipv4(payload) {
-            Ok((flow, ..)) => flow,
+            Ok((flow, ..)) => {
+                // A non-first fragment carries no ports (RFC 4301 §7.1): check it on addresses
+                // and protocol only, or a port-specific SA could never carry a big datagram.
+                // The receiving host drops it anyway unless a first fragment passed this check.
+                let later_fragment = u16::from_be_bytes([payload[6], payload[7]]) & 0x1fff != 0;
+                if later_fragment {
+                    let addresses = Selector { local_ports: None, remote_ports: None, ..entry.selector };
+                    return addresses.matches_inbound(&flow);
+                }
+                flow
+            }
             Err(_) => return false,
         },
         Mode::Transport => {

@@ -527,3 +527,33 @@ fn path_mtu_other_packets_are_fragmented_before_encryption() {
     assert!(a.poll_queued(&mut out).is_none());
     assert_eq!(a.statistics().queue_dropped, 2);
 }
+
+#[test]
+fn later_fragments_pass_a_port_specific_inbound_selector() {
+    // B's SA covers UDP to port 53 only; A's side is wider (it holds the keys).
+    let mut dns = mirror(a_selector());
+    dns.protocol = Some(17);
+    dns.local_ports = Some(PortRange::single(53));
+    let wide = a_selector();
+    let mut a =
+        DataPlane::new(spd_for(wide), DataPlaneConfig { path_mtu: 600, ..DataPlaneConfig::default() });
+    let mut b = DataPlane::new(spd_for(dns), DataPlaneConfig::default());
+    install(&mut a, &mut b, &pair_keys(1, gcm()), wide, dns);
+    let mut query =
+        ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &[udp(4000, 53), vec![0xAB; 1200]].concat());
+    query[6] = 0;
+    let mut out = buffer();
+    let Outbound::Send(first) = a.seal(&query, &mut out) else { panic!() };
+    let mut datagrams = vec![first.datagram.to_vec()];
+    while let Some(Outbound::Send(s)) = a.poll_queued(&mut out) {
+        datagrams.push(s.datagram.to_vec());
+    }
+    assert_eq!(datagrams.len(), 3);
+    for esp in &datagrams {
+        receive(&mut b, esp).unwrap();
+    }
+    // A first fragment (or whole packet) to another port is still refused.
+    let other = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 54));
+    let (_, esp) = send(&mut a, &other);
+    assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+}
