@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use isakmp::Identity;
 
 /// How a phase-1 peer proves its identity. Only pre-shared keys are implemented; signatures
 /// arrive with certificates.
@@ -64,6 +65,21 @@ pub enum IdentityConfig {
     UserFqdn(String),
 }
 
+impl IdentityConfig {
+    /// True when the identity a peer presented is this one: names compare case-insensitively
+    /// (DNS names are case-insensitive, RFC 4343), addresses exactly, and an identity of
+    /// another type never matches.
+    pub fn matches(&self, presented: &Identity<'_>) -> bool {
+        match (self, presented) {
+            (Self::Address(a), Identity::Ipv4Addr(b)) => a == b,
+            (Self::Fqdn(a), Identity::Fqdn(b)) | (Self::UserFqdn(a), Identity::UserFqdn(b)) => {
+                a.as_bytes().eq_ignore_ascii_case(b)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// One `ike peer`.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -84,6 +100,37 @@ pub struct PeerConfig {
     /// The identity the peer must present; `None` accepts any identity of the configured type
     /// (an address identity must then equal the peer's address).
     pub remote_id: Option<IdentityConfig>,
+    /// `nat traversal`: announce NAT-T, exchange NAT-D and float to UDP 4500 when a NAT is
+    /// found (RFC 3947). keysteward defaults to on (vrp-cli.md §3, a documented deviation
+    /// from VRP8's off): the float happens only when a NAT is detected or the peer floats.
+    pub nat_traversal: bool,
+    /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
+    /// default; R-U-THERE from the peer is answered either way.
+    pub dpd: Option<DpdConfig>,
+}
+
+/// Dead peer detection timing (`dpd idle-time`, `dpd retransmit-interval`, `dpd retry-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpdConfig {
+    /// Send R-U-THERE after this long without traffic or an authenticated message from the
+    /// peer.
+    pub idle_time: Duration,
+    /// Wait this long for R-U-THERE-ACK before asking again.
+    pub retransmit_interval: Duration,
+    /// Unanswered R-U-THEREs after the first before the peer is declared dead.
+    pub retry_limit: u32,
+}
+
+impl Default for DpdConfig {
+    /// Huawei's recommended interop values (vrp-cli.md, `dpd` row): idle 30 s, retransmit
+    /// 15 s, retry limit 3.
+    fn default() -> Self {
+        Self {
+            idle_time: Duration::from_secs(30),
+            retransmit_interval: Duration::from_secs(15),
+            retry_limit: 3,
+        }
+    }
 }
 
 /// The protocols of an `ipsec proposal` (`transform esp|ah|ah-esp`).
@@ -230,13 +277,42 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
+    /// Answer aggressive-mode requests authenticated by pre-shared keys. Off by default, and
+    /// a first aggressive-mode message is then refused without reply: the responder's AM2
+    /// carries HASH_R, keyed by the pre-shared key, to anyone who sends an AM1 with a plausible
+    /// identity, and that hash can be attacked offline by brute force (notes pitfall on
+    /// aggressive mode; strongSwan's `i_dont_care_about_security_and_use_aggressive_mode_psk`).
+    ///
+    /// The configuration layer should warn when this is turned on; the text to show is
+    /// [`AGGRESSIVE_MODE_PSK_RISK`], the same one the refusal reports.
+    pub allow_aggressive_mode_psk_responder: bool,
 }
+
+/// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration
+/// layer's warning when [`Config::allow_aggressive_mode_psk_responder`] is set and for the
+/// reason of a refused request.
+pub const AGGRESSIVE_MODE_PSK_RISK: &str = "an aggressive-mode responder using pre-shared keys \
+     sends HASH_R, keyed by the pre-shared key, to anyone who asks with a valid identity; \
+     the hash can be taken offline and the key recovered by brute force";
 
 impl Config {
     /// The peer configured for a remote address, for a responder choosing the pre-shared key
     /// before it has seen the (encrypted) identity: in main mode only the address is known.
     pub fn peer_for_address(&self, remote: IpAddr) -> Option<usize> {
         self.peers.iter().position(|p| p.remote_address == Some(remote))
+    }
+
+    /// The peer an aggressive-mode responder uses for a first message from `remote` presenting
+    /// `identity` (in clear in AM1, so the key can be chosen by identity, unlike main mode):
+    /// the first peer whose `remote-id` matches the identity and whose address, if one is
+    /// configured, is `remote`. When none does, the engine falls back to the peer configured
+    /// for `remote` (as [`Config::peer_for_address`]), whose `remote-id` is then checked like
+    /// main mode's.
+    pub fn peer_for_identity(&self, identity: &Identity<'_>, remote: IpAddr) -> Option<usize> {
+        self.peers.iter().position(|p| {
+            p.remote_address.is_none_or(|a| a == remote)
+                && p.remote_id.as_ref().is_some_and(|id| id.matches(identity))
+        })
     }
 
     /// The policies that use peer `peer`.

@@ -9,14 +9,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
-use crate::config::Config;
-use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::config::{Config, ExchangeMode};
+use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
 use crate::informational;
 use crate::quick_mode::Acquire;
@@ -49,6 +49,16 @@ pub struct IkeSaView {
     pub suite: Option<crate::config::IkeProposal>,
     /// Quick modes in progress.
     pub quick_modes_in_progress: usize,
+    /// Our address and port (4500 after a NAT-T float).
+    pub local: SocketAddr,
+    /// NAT-T: the dialect both announced, if any.
+    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    /// A NAT was detected on our side (we send keepalives once floated).
+    pub local_behind_nat: bool,
+    /// A NAT was detected (or faked) on the peer's side.
+    pub remote_behind_nat: bool,
+    /// DPD is in force: configured here and announced by the peer.
+    pub dpd: bool,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -59,8 +69,22 @@ pub struct Engine {
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
-    /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s.
+    /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
+    by_connection: HashMap<ConnectionId, usize>,
+    /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
+    /// until the SA goes, so a late duplicate of the first message reaches the established SA
+    /// (which drops it) instead of starting a second, half-open one.
     responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
+    /// established), without scanning every SA for each MM1 / AM1.
+    half_open_by_address: HashMap<IpAddr, usize>,
+    /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
+    /// peer's SA without scanning every SA.
+    slots_by_peer: HashMap<usize, Vec<usize>>,
+    /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
+    peer_by_address: HashMap<IpAddr, usize>,
+    /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
+    policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     armed: Vec<Option<(Instant, u64)>>,
@@ -74,13 +98,30 @@ pub struct Engine {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
+        let mut peer_by_address = HashMap::new();
+        for (index, peer) in config.peers.iter().enumerate() {
+            if let Some(address) = peer.remote_address {
+                peer_by_address.entry(address).or_insert(index);
+            }
+        }
+        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+        for (index, policy) in config.policies.iter().enumerate() {
+            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+                policies.push(index);
+            }
+        }
         Self {
             config,
             rng,
             slots: Vec::new(),
             free: Vec::new(),
             by_cookie: HashMap::new(),
+            by_connection: HashMap::new(),
             responder_first: HashMap::new(),
+            half_open_by_address: HashMap::new(),
+            slots_by_peer: HashMap::new(),
+            peer_by_address,
+            policies_by_peer,
             timers: BinaryHeap::new(),
             armed: Vec::new(),
             generation: 0,
@@ -133,6 +174,11 @@ impl Engine {
                 .iter()
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
+            local: sa.local,
+            nat_traversal: sa.nat.version,
+            local_behind_nat: sa.nat.local_behind_nat,
+            remote_behind_nat: sa.nat.remote_behind_nat,
+            dpd: sa.dpd_config.is_some(),
         })
     }
 
@@ -144,11 +190,22 @@ impl Engine {
         let Some(remote_ip) = peer.remote_address else { return };
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
-        // A quick mode for this flow already under way, or phase 1 already asked for it.
-        let existing = self.slots.iter().position(|s| {
-            s.as_ref().is_some_and(|sa| {
-                sa.peer == peer_index && sa.remote == remote && !matches!(sa.phase1, Phase1::Failed)
-            })
+        let mode = peer.exchange_mode;
+        // A quick mode for this flow already under way, or phase 1 already asked for it: the
+        // lowest such slot, as a scan of all slots would find. By address, not port: after a
+        // NAT-T float the SA talks to port 4500.
+        let existing = self.slots_by_peer.get(&peer_index).and_then(|slots| {
+            slots
+                .iter()
+                .copied()
+                .filter(|&slot| {
+                    self.slots[slot].as_ref().is_some_and(|sa| {
+                        sa.peer == peer_index
+                            && sa.remote.ip() == remote.ip()
+                            && !matches!(sa.phase1, Phase1::Failed)
+                    })
+                })
+                .min()
         });
         match existing {
             Some(slot) => {
@@ -168,23 +225,59 @@ impl Engine {
             }
             None => {
                 let connection = self.next_connection();
+                let first_contact = self.first_contact(peer_index, remote);
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
                     self.armed.push(None);
                     self.slots.len() - 1
                 });
-                let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
-                let mut sa = IkeSa::initiate(connection, peer_index, local, remote, &mut ctx);
+                let mut ctx = Ctx {
+                    config: &self.config,
+                    policies_by_peer: &self.policies_by_peer,
+                    rng: &mut *self.rng,
+                    now,
+                    out: &mut self.out,
+                    received: None,
+                };
+                let mut sa = match mode {
+                    ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
+                    ExchangeMode::Aggressive => {
+                        match IkeSa::initiate_aggressive(connection, peer_index, local, remote, &mut ctx) {
+                            Ok(sa) => sa,
+                            Err(reason) => {
+                                self.free.push(slot);
+                                self.out.events.push_back(Event::Failed(Failure {
+                                    peer: Some(self.config.peers[peer_index].name.clone()),
+                                    remote,
+                                    exchange: Exchange::AggressiveMode,
+                                    state: "starting",
+                                    reason,
+                                }));
+                                return;
+                            }
+                        }
+                    }
+                };
+                sa.send_initial_contact = first_contact;
                 sa.pending.push(acquire);
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(connection, slot);
+                self.slots_by_peer.entry(peer_index).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.rearm(slot);
             }
         }
     }
 
-    /// A datagram arrived on UDP 500 from `remote` to `local`.
+    /// A datagram arrived from `remote` to `local`, on UDP 500 or 4500. On 4500 the driver
+    /// strips the 4-byte zero non-ESP marker first (RFC 3948 §2.2) and hands ESP-in-UDP to the
+    /// data plane instead; a NAT keepalive (one 0xFF byte) may be passed here or dropped, it
+    /// is ignored either way. The addresses matter: NAT detection hashes them, and after the
+    /// NAT-T float the peer's address and port are taken from authenticated messages.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        if datagram == crate::nat_t::KEEPALIVE {
+            return;
+        }
         let message = match Message::parse(datagram) {
             Ok(m) => m,
             Err(_) => {
@@ -194,8 +287,11 @@ impl Engine {
         };
         let digest = digest_of(datagram);
         let header = message.header;
+        let received = Some((local, remote));
         let Some(slot) = self.route(&message, remote) else {
-            if header.exchange_type == ExchangeType::IdentityProtection && header.responder_cookie.is_zero() {
+            let first_message =
+                matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
+            if first_message && header.responder_cookie.is_zero() {
                 self.new_responder(now, local, remote, &message, datagram, digest);
             } else {
                 self.stats.unknown_sa += 1;
@@ -203,11 +299,16 @@ impl Engine {
             return;
         };
         match header.exchange_type {
-            ExchangeType::IdentityProtection => {
+            ExchangeType::IdentityProtection | ExchangeType::Aggressive => {
                 let mut established = false;
-                self.with_sa(slot, now, |sa, ctx| {
+                self.with_sa_received(slot, now, received, |sa, ctx| {
                     let state = sa.phase1.name();
-                    match sa.handle_main_mode(&message, digest, ctx) {
+                    let result = if header.exchange_type == ExchangeType::Aggressive {
+                        sa.handle_aggressive_mode(&message, datagram, digest, ctx)
+                    } else {
+                        sa.handle_main_mode(&message, digest, ctx)
+                    };
+                    match result {
                         Ok(done) => established = done,
                         Err(reason) => fail_phase1(sa, state, reason, ctx),
                     }
@@ -216,7 +317,10 @@ impl Engine {
                     self.phase1_done(slot, now);
                 }
             }
-            ExchangeType::QuickMode => self.with_sa(slot, now, |sa, ctx| {
+            ExchangeType::QuickMode => self.with_sa_received(slot, now, received, |sa, ctx| {
+                if sa.quick_mode_before_am3(ctx) {
+                    return;
+                }
                 if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
                     informational::notify_failure(sa, &reason, ctx);
                     let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
@@ -224,11 +328,26 @@ impl Engine {
                 }
             }),
             ExchangeType::Informational => {
-                self.with_sa(slot, now, |sa, ctx| informational::handle(sa, &message, ctx));
+                self.with_sa_received(slot, now, received, |sa, ctx| {
+                    informational::handle(sa, &message, ctx)
+                });
+                self.initial_contact(slot);
             }
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot);
+    }
+
+    /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
+    /// [`crate::IpsecSaPair::connection`]): the peer is alive, so dead peer detection stays
+    /// quiet (RFC 3706 §5.3, R-U-THERE only on an idle tunnel). Calling it once per second per
+    /// SA with traffic is enough; it costs a hash lookup. Unknown connections are ignored.
+    pub fn handle_traffic(&mut self, now: Instant, connection: ConnectionId) {
+        let Some(&slot) = self.by_connection.get(&connection) else { return };
+        if let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            sa.dpd.heard(now);
+        }
+        self.rearm(slot);
     }
 
     /// Runs every timer that is due.
@@ -244,6 +363,56 @@ impl Engine {
             self.armed[slot] = None;
             self.with_sa(slot, now, on_sa_timeout);
             self.reap(slot);
+        }
+    }
+
+    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
+    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
+    fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
+        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
+    }
+
+    /// The SAs of configured peer `peer`, through the per-peer index.
+    fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
+        self.slots_by_peer
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+            .filter(move |(_, sa)| sa.peer == peer)
+    }
+
+    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
+    /// IKE SA with the same peer that was established before this one began, and tells the
+    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
+    /// that completed while this one ran are kept (both sides initiated at once).
+    fn initial_contact(&mut self, slot: usize) {
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !std::mem::take(&mut sa.initial_contact_received) {
+            return;
+        }
+        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
+        let stale: Vec<usize> = self
+            .peer_slots(peer)
+            .filter(|(i, s)| {
+                *i != slot
+                    && s.remote.ip() == ip
+                    && s.is_established()
+                    && s.established_at.is_some_and(|at| at <= started)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for old in stale {
+            if let Some(sa) = self.slots[old].as_mut() {
+                self.out.events.push_back(Event::SasCleared {
+                    connection: sa.connection,
+                    peer: self.config.peers[sa.peer].name.clone(),
+                    remote: sa.remote,
+                    reason: ClearReason::InitialContact { replaced_by },
+                });
+                sa.phase1 = Phase1::Failed;
+            }
+            self.reap(old);
         }
     }
 
@@ -271,6 +440,8 @@ impl Engine {
             .then_some(slot)
     }
 
+    /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any
+    /// Diffie-Hellman work.
     fn new_responder(
         &mut self,
         now: Instant,
@@ -280,12 +451,37 @@ impl Engine {
         datagram: &[u8],
         digest: [u8; 32],
     ) {
-        let per_peer = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|sa| sa.remote.ip() == remote.ip() && sa.role == Role::Responder && !sa.is_established())
-            .count();
+        let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
+        let (exchange, state) = if aggressive {
+            (Exchange::AggressiveMode, "waiting for AM1")
+        } else {
+            (Exchange::MainMode, "waiting for MM1")
+        };
+        let peer = if aggressive {
+            // IDii is in clear in AM1: the key is chosen by the identity (notes pitfall 15).
+            let identity = message.payloads().iter().find_map(|p| match p {
+                isakmp::Payload::Identification(id) => Some(&id.identity),
+                _ => None,
+            });
+            identity
+                .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
+                .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
+        } else {
+            self.peer_by_address.get(&remote.ip()).copied()
+        };
+        if aggressive && !self.config.allow_aggressive_mode_psk_responder {
+            // Every proposal is a pre-shared-key one until signatures exist; with them, this
+            // refusal applies to pre-shared-key transforms only. No reply, no state.
+            self.out.events.push_back(Event::Failed(Failure {
+                peer: peer.map(|p| self.config.peers[p].name.clone()),
+                remote,
+                exchange,
+                state,
+                reason: FailureReason::AggressiveModePskRefused,
+            }));
+            return;
+        }
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
         if self.half_open >= self.config.limits.max_half_open
             || per_peer >= self.config.limits.max_half_open_per_peer
         {
@@ -293,25 +489,37 @@ impl Engine {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
-                exchange: Exchange::MainMode,
-                state: "waiting for MM1",
+                exchange,
+                state,
                 reason: FailureReason::TooManyHalfOpen,
             }));
             return;
         }
-        let Some(peer) = self.config.peer_for_address(remote.ip()) else {
+        let Some(peer) = peer else {
             self.out.events.push_back(Event::Failed(Failure {
                 peer: None,
                 remote,
-                exchange: Exchange::MainMode,
-                state: "waiting for MM1",
+                exchange,
+                state,
                 reason: FailureReason::UnknownPeer,
             }));
             return;
         };
         let connection = self.next_connection();
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
-        match IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx) {
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received: Some((local, remote)),
+        };
+        let responded = if aggressive {
+            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        } else {
+            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        };
+        match responded {
             Ok(sa) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
@@ -319,7 +527,10 @@ impl Engine {
                     self.slots.len() - 1
                 });
                 self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(sa.connection, slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
+                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
+                self.slots_by_peer.entry(peer).or_default().push(slot);
                 self.slots[slot] = Some(sa);
                 self.half_open += 1;
                 self.rearm(slot);
@@ -336,8 +547,8 @@ impl Engine {
                 ctx.out.events.push_back(Event::Failed(Failure {
                     peer: Some(self.config.peers[peer].name.clone()),
                     remote,
-                    exchange: Exchange::MainMode,
-                    state: "waiting for MM1",
+                    exchange,
+                    state,
                     reason,
                 }));
             }
@@ -349,9 +560,14 @@ impl Engine {
         if let Some(sa) = self.slots[slot].as_ref() {
             if sa.role == Role::Responder {
                 self.half_open = self.half_open.saturating_sub(1);
-                self.responder_first.remove(&(sa.cookie_i, sa.remote));
+                // The first-message route stays until the SA goes (see `responder_first`). It
+                // is keyed by the address of the first message: `remote` may have moved with
+                // NAT-T since.
+                let address = sa.initial_remote.ip();
+                self.half_open_ended(address);
             }
         }
+        self.initial_contact(slot);
         self.with_sa(slot, now, |sa, ctx| {
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
@@ -364,8 +580,26 @@ impl Engine {
 
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+        self.with_sa_received(slot, now, None, f);
+    }
+
+    /// [`Engine::with_sa`] for a datagram that arrived on `received` (local, remote).
+    fn with_sa_received(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        received: Option<(SocketAddr, SocketAddr)>,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
+    ) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx { config: &self.config, rng: &mut *self.rng, now, out: &mut self.out };
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received,
+        };
         f(sa, &mut ctx);
         self.rearm(slot);
     }
@@ -391,12 +625,33 @@ impl Engine {
         }
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
-            if sa.role == Role::Responder && self.responder_first.remove(&(sa.cookie_i, sa.remote)).is_some()
-            {
+            self.by_connection.remove(&sa.connection);
+            // The key is the address of the first message: `remote` may have moved with NAT-T.
+            let answered = sa.role == Role::Responder
+                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some();
+            // An established SA stopped counting as half-open in `phase1_done`.
+            if answered && sa.established_at.is_none() {
                 self.half_open = self.half_open.saturating_sub(1);
+                self.half_open_ended(sa.initial_remote.ip());
+            }
+            if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.slots_by_peer.remove(&sa.peer);
+                }
             }
             self.armed[slot] = None;
             self.free.push(slot);
+        }
+    }
+
+    /// One half-open responder SA with `address` is gone (established or removed).
+    fn half_open_ended(&mut self, address: IpAddr) {
+        if let Some(count) = self.half_open_by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                self.half_open_by_address.remove(&address);
+            }
         }
     }
 }
@@ -412,7 +667,7 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
 /// for removal.
 fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
     informational::notify_unauthenticated(sa.local, sa.remote, sa.cookie_i, sa.cookie_r, &reason, ctx);
-    let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
+    let failure = sa.failure(sa.phase1_exchange(), state, reason, ctx.config);
     ctx.out.events.push_back(Event::Failed(failure));
     sa.phase1 = Phase1::Failed;
 }
@@ -425,7 +680,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         FlightTimeout::GiveUp { retransmissions, waited } if !sa.is_established() => {
             let state = sa.phase1.name();
             let failure = sa.failure(
-                Exchange::MainMode,
+                sa.phase1_exchange(),
                 state,
                 FailureReason::TimedOut { retransmissions, waited },
                 ctx.config,
@@ -442,13 +697,22 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             sa.phase1 = Phase1::Failed;
             return;
         }
-        Phase1::Established { .. } | Phase1::Failed => {}
+        Phase1::Established { .. } => {
+            if let Some(reason) = crate::dpd::on_timeout(sa, ctx) {
+                crate::dpd::declare_dead(sa, reason, ctx);
+                return;
+            }
+            if sa.nat.keepalive_due(now) {
+                ctx.out.transmits.push_back(Transmit::keepalive(sa.local, sa.remote));
+            }
+        }
+        Phase1::Failed => {}
         _ if sa.phase1_deadline <= now => {
             let state = sa.phase1.name();
             let waited =
                 now.saturating_duration_since(sa.phase1_deadline - ctx.config.limits.exchange_timeout);
             let failure = sa.failure(
-                Exchange::MainMode,
+                sa.phase1_exchange(),
                 state,
                 FailureReason::TimedOut { retransmissions: 0, waited },
                 ctx.config,
@@ -465,7 +729,7 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         let qm = &mut sa.quick_modes[index];
         match qm.flight.on_timeout(now, ctx.config) {
             FlightTimeout::Resend(bytes) => {
-                ctx.out.transmits.push_back(Transmit { local: sa.local, remote: sa.remote, payload: bytes });
+                sa.transmit(bytes, ctx);
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();

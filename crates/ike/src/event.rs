@@ -12,14 +12,43 @@ use crate::config::{IkeProposal, PolicyId, TrafficSelector};
 use crate::proposal::{IpsecMismatch, IpsecSuite, Phase1Mismatch};
 
 /// A datagram for the driver to send from `local` to `remote`.
+///
+/// On UDP 4500 (after the NAT-T float) IKE messages must be preceded by the 4-byte zero
+/// non-ESP marker (RFC 3948 §2.2); the engine does not put it into `payload` but sets
+/// `non_esp_marker`, so that `payload` is always an ISAKMP message or a keepalive and the
+/// driver owns the framing of its sockets, as it strips the marker on receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Our address and port (UDP 500).
+    /// Our address and port (UDP 500, or 4500 after the float).
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
-    /// The ISAKMP message.
+    /// The ISAKMP message, or for a keepalive the single byte 0xFF.
     pub payload: Vec<u8>,
+    /// Prepend the 4-byte zero non-ESP marker: set for IKE messages sent from UDP 4500.
+    pub non_esp_marker: bool,
+    /// A NAT-T keepalive (RFC 3948 §2.3), sent from 4500 without a marker by the side behind
+    /// a NAT every [`crate::KEEPALIVE_INTERVAL`]; marked so drivers can count or log it apart.
+    pub nat_keepalive: bool,
+}
+
+impl Transmit {
+    /// An ISAKMP message; the marker follows from our port (RFC 3948 §2.2).
+    pub(crate) fn isakmp(local: SocketAddr, remote: SocketAddr, payload: Vec<u8>) -> Self {
+        let non_esp_marker = local.port() == crate::nat_t::NAT_T_PORT;
+        Self { local, remote, payload, non_esp_marker, nat_keepalive: false }
+    }
+
+    /// A NAT keepalive.
+    pub(crate) fn keepalive(local: SocketAddr, remote: SocketAddr) -> Self {
+        Self {
+            local,
+            remote,
+            payload: crate::nat_t::KEEPALIVE.to_vec(),
+            non_esp_marker: false,
+            nat_keepalive: true,
+        }
+    }
 }
 
 /// The number the engine gives each IKE SA, shown as `conn-id` by `display ike sa` and used by
@@ -68,6 +97,71 @@ pub enum Event {
         /// The deleted SPIs.
         spis: Vec<u32>,
     },
+    /// With NAT-T, an authenticated message showed the peer at a new address or port (a NAT
+    /// rebinding, RFC 3947 §5.2): the data plane sends the ESP-in-UDP of this connection's
+    /// IPsec SAs there from now on.
+    PeerMoved {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The peer's new address and port.
+        remote: SocketAddr,
+    },
+    /// An IKE SA is gone together with every IPsec SA it negotiated: the data plane drops
+    /// each [`IpsecSaPair`] whose `connection` is this one. Raised when DPD declares the peer
+    /// dead and when the peer's INITIAL-CONTACT says it restarted (RFC 2407 §4.6.3.3).
+    SasCleared {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// The peer's configured name.
+        peer: String,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Why.
+        reason: ClearReason,
+    },
+}
+
+/// Why an IKE SA and its IPsec SAs were cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClearReason {
+    /// Dead peer detection (RFC 3706): no R-U-THERE-ACK.
+    PeerDead {
+        /// R-U-THERE messages sent without an answer.
+        unanswered: u32,
+        /// Time since the peer was last heard from.
+        silent_for: Duration,
+    },
+    /// The peer sent INITIAL-CONTACT on a new IKE SA: it has restarted and forgotten these.
+    InitialContact {
+        /// The new IKE SA that carried the notification.
+        replaced_by: ConnectionId,
+    },
+}
+
+impl fmt::Display for ClearReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PeerDead { unanswered, silent_for } => write!(
+                f,
+                "peer dead: {unanswered} R-U-THERE unanswered, nothing heard for {} s",
+                silent_for.as_secs()
+            ),
+            Self::InitialContact { replaced_by } => {
+                write!(f, "peer restarted: INITIAL-CONTACT on IKE SA {replaced_by}")
+            }
+        }
+    }
+}
+
+/// ESP-in-UDP (RFC 3948) for an IPsec SA pair negotiated with a UDP-encapsulated mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEncapsulation {
+    /// Our UDP port (4500).
+    pub local_port: u16,
+    /// The peer's UDP port: 4500, or what a NAT in front of it chose.
+    pub remote_port: u16,
 }
 
 /// A pair of one-way IPsec SAs, everything the data plane needs to carry a flow.
@@ -94,6 +188,10 @@ pub struct IpsecSaPair {
     pub outbound: EspKeys,
     /// True when we initiated the quick mode.
     pub initiator: bool,
+    /// `Some` when ESP travels in UDP (encapsulation mode 3/4, or 61443/61444 with a draft
+    /// peer): the data plane sends and receives it on these ports with the ESP framing of
+    /// RFC 3948. `None` for plain ESP (IP protocol 50).
+    pub udp_encapsulation: Option<UdpEncapsulation>,
 }
 
 /// Which exchange failed.
@@ -101,6 +199,8 @@ pub struct IpsecSaPair {
 pub enum Exchange {
     /// Main mode.
     MainMode,
+    /// Aggressive mode.
+    AggressiveMode,
     /// Quick mode.
     QuickMode,
     /// An informational exchange.
@@ -111,6 +211,7 @@ impl fmt::Display for Exchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::MainMode => "main mode",
+            Self::AggressiveMode => "aggressive mode",
             Self::QuickMode => "quick mode",
             Self::Informational => "informational",
         })
@@ -197,6 +298,12 @@ pub enum FailureReason {
     },
     /// Too many half-open SAs; the request was dropped before any work.
     TooManyHalfOpen,
+    /// An aggressive-mode request with pre-shared keys arrived and
+    /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
+    /// is off. It gets no reply at all: an answer would hand out HASH_R for offline cracking
+    /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
+    /// mode), and a spoofed AM1 must not make us send anything (no amplification).
+    AggressiveModePskRefused,
 }
 
 impl fmt::Display for FailureReason {
@@ -229,6 +336,12 @@ impl fmt::Display for FailureReason {
                 write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
             }
             Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
+            Self::AggressiveModePskRefused => write!(
+                f,
+                "aggressive mode with pre-shared keys refused as responder, no reply sent \
+                 (allow_aggressive_mode_psk_responder is off): {}",
+                crate::config::AGGRESSIVE_MODE_PSK_RISK
+            ),
         }
     }
 }
@@ -249,7 +362,8 @@ impl FailureReason {
             | Self::UnknownPeer
             | Self::Undecryptable
             | Self::TimedOut { .. }
-            | Self::TooManyHalfOpen => return None,
+            | Self::TooManyHalfOpen
+            | Self::AggressiveModePskRefused => return None,
         })
     }
 }

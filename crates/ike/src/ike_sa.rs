@@ -1,5 +1,6 @@
 //! One IKE SA and its phase-1 exchange: main mode with pre-shared keys, both roles
-//! (RFC 2409 §5 and §5.4).
+//! (RFC 2409 §5 and §5.4). Aggressive mode (RFC 2409 §5.4, three messages) lives in
+//! [`crate::aggressive_mode`] and shares the SA, the key derivation and the established state.
 //!
 //! ```text
 //! Initiator                          Responder
@@ -28,10 +29,14 @@ use isakmp::{
     SecurityAssociation,
 };
 
-use crate::config::{Config, IdentityConfig, IkeProposal, PeerConfig};
+use crate::aggressive_mode::AggressiveState;
+use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
+use crate::dpd::DpdState;
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
+use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
 /// Length of the nonces we send (strongSwan sends 32 bytes; RFC 2409 asks for 8 to 256).
@@ -40,12 +45,24 @@ pub(crate) const NONCE_LEN: usize = 32;
 /// What an exchange handler needs from the engine.
 pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
+    /// Indices into `config.policies` per peer index, in policy order (the engine builds it
+    /// once, so a quick mode does not scan every policy).
+    pub(crate) policies_by_peer: &'a [Vec<usize>],
     pub(crate) rng: &'a mut dyn SecureRandom,
     pub(crate) now: Instant,
     pub(crate) out: &'a mut Output,
+    /// `(local, remote)` of the datagram being handled, if one is: NAT detection and the
+    /// NAT-T float compare them with the SA's addresses.
+    pub(crate) received: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Ctx<'_> {
+    /// The policies that use peer `peer`, in policy order: `Config::policies_of_peer`, indexed.
+    pub(crate) fn policies_of_peer(&self, peer: usize) -> impl Iterator<Item = (usize, &PolicyConfig)> + '_ {
+        let indices = self.policies_by_peer.get(peer).map_or(&[][..], Vec::as_slice);
+        indices.iter().filter_map(|&i| self.config.policies.get(i).map(|p| (i, p)))
+    }
+
     pub(crate) fn random_bytes(&mut self, len: usize) -> Vec<u8> {
         let mut bytes = vec![0; len];
         self.rng.fill(&mut bytes);
@@ -68,12 +85,12 @@ pub(crate) struct Output {
     pub(crate) events: std::collections::VecDeque<Event>,
 }
 
-/// Which side of the phase-1 exchange we are.
+/// Which side of the phase-1 exchange (main or aggressive mode) we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// We sent MM1.
+    /// We sent the first message (MM1 / AM1).
     Initiator,
-    /// We answered MM1.
+    /// We answered it.
     Responder,
 }
 
@@ -87,6 +104,9 @@ pub(crate) struct Flight {
     retransmit_at: Option<Instant>,
     retransmissions: u32,
     duplicate_replies: u32,
+    /// Whether repeats are answered only [`MAX_DUPLICATE_REPLIES`] times (see
+    /// [`Flight::answer_every_repeat`]).
+    bounded_repeats: bool,
     started: Instant,
 }
 
@@ -111,6 +131,7 @@ impl Flight {
             retransmit_at: None,
             retransmissions: 0,
             duplicate_replies: 0,
+            bounded_repeats: true,
             started: now,
         }
     }
@@ -135,11 +156,33 @@ impl Flight {
         if self.last_received.as_ref() != Some(digest) {
             return None;
         }
-        if self.duplicate_replies >= MAX_DUPLICATE_REPLIES {
+        if self.bounded_repeats && self.duplicate_replies >= MAX_DUPLICATE_REPLIES {
             return Some(None);
         }
         self.duplicate_replies += 1;
         Some(self.last_sent.clone())
+    }
+
+    /// The last message we sent, for a state that decides itself when to send it again.
+    pub(crate) fn last_sent(&self) -> Option<&[u8]> {
+        self.last_sent.as_deref()
+    }
+
+    /// Records the last message of an exchange, which needs no answer (AM3): repeats of it
+    /// are then dropped instead of drawing our previous message again.
+    pub(crate) fn finished(&mut self, digest: [u8; 32]) {
+        self.received(digest);
+        self.last_sent = None;
+    }
+
+    /// Answers every repeat of the last accepted message, for an initiator's last message (AM3,
+    /// QM3). The bound exists so an unauthenticated first message cannot draw replies without
+    /// end; here the repeated message was authenticated when first accepted, the reply goes to
+    /// the peer's fixed address (a replay reflects one datagram for one, no amplification),
+    /// and the peer retransmits until it gets our answer: with a bound, a lossy path can
+    /// leave the peer without it while we already use the SA.
+    pub(crate) fn answer_every_repeat(&mut self) {
+        self.bounded_repeats = false;
     }
 
     /// Stops retransmitting (the exchange is over on our side).
@@ -211,6 +254,8 @@ pub(crate) enum Phase1 {
         suite: IkeProposal,
         material: Box<Phase1Material>,
     },
+    /// Aggressive mode in progress (either role); it ends in `Established` too.
+    Aggressive(AggressiveState),
     Established {
         suite: IkeProposal,
         material: Box<Phase1Material>,
@@ -231,6 +276,7 @@ impl Phase1 {
             Self::InitiatorWaitMm6 { .. } => "waiting for MM6",
             Self::ResponderWaitMm3 { .. } => "waiting for MM3",
             Self::ResponderWaitMm5 { .. } => "waiting for MM5",
+            Self::Aggressive(state) => state.name(),
             Self::Established { .. } => "established",
             Self::Failed => "failed",
         }
@@ -247,6 +293,8 @@ pub(crate) struct IkeSa {
     pub(crate) cookie_i: Cookie,
     pub(crate) cookie_r: Cookie,
     pub(crate) phase1: Phase1,
+    /// Main or aggressive mode: which exchange phase 1 was (for headers and failure reports).
+    pub(crate) mode: ExchangeMode,
     pub(crate) flight: Flight,
     /// Abandon the phase-1 exchange at this time if it has not completed.
     pub(crate) phase1_deadline: Instant,
@@ -254,6 +302,26 @@ pub(crate) struct IkeSa {
     pub(crate) quick_modes: Vec<QuickMode>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
+    /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
+    /// gateways negotiating at the same moment do not clear each other's new SAs.
+    pub(crate) started_at: Instant,
+    /// The peer's address when phase 1 began (a responder's first-message key in the engine;
+    /// `remote` may move with NAT-T).
+    pub(crate) initial_remote: SocketAddr,
+    /// What the peer announced in its Vendor IDs.
+    pub(crate) peer_capabilities: PeerCapabilities,
+    /// NAT-T negotiation and float.
+    pub(crate) nat: NatState,
+    /// Dead peer detection.
+    pub(crate) dpd: DpdState,
+    /// The DPD settings in force once established: configured, and the peer announced DPD.
+    pub(crate) dpd_config: Option<DpdConfig>,
+    /// Send INITIAL-CONTACT in MM5: no other IKE SA with this peer existed when we started.
+    pub(crate) send_initial_contact: bool,
+    /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
+    pub(crate) initial_contact_received: bool,
+    /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
+    pub(crate) informational_seen: crate::informational::SeenMessageIds,
 }
 
 impl IkeSa {
@@ -270,6 +338,14 @@ impl IkeSa {
         match &self.phase1 {
             Phase1::Established { suite, .. } => Some(*suite),
             _ => None,
+        }
+    }
+
+    /// The phase-1 exchange, for failure reports.
+    pub(crate) fn phase1_exchange(&self) -> Exchange {
+        match self.mode {
+            ExchangeMode::Main => Exchange::MainMode,
+            ExchangeMode::Aggressive => Exchange::AggressiveMode,
         }
     }
 
@@ -293,25 +369,15 @@ impl IkeSa {
         let offer = phase1_offer(&ctx.config.peers[peer].proposals);
         let mut sai_b = Vec::new();
         offer.emit(&mut sai_b);
+        let mut payloads = vec![Payload::SecurityAssociation(offer)];
+        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
-            vec![Payload::SecurityAssociation(offer)],
+            payloads,
         );
-        let mut sa = Self {
-            connection,
-            role: Role::Initiator,
-            peer,
-            local,
-            remote,
-            cookie_i,
-            cookie_r: Cookie::default(),
-            phase1: Phase1::InitiatorWaitMm2 { sai_b },
-            flight: Flight::new(ctx.now),
-            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
-            established_at: None,
-            quick_modes: Vec::new(),
-            pending: Vec::new(),
-        };
+        let mut sa =
+            Self::new(connection, Role::Initiator, peer, (local, remote), (cookie_i, Cookie::default()), ctx);
+        sa.phase1 = Phase1::InitiatorWaitMm2 { sai_b };
         sa.send(mm1, true, ctx);
         sa
     }
@@ -336,28 +402,65 @@ impl IkeSa {
             .to_vec();
         let cookie_r = ctx.random_cookie();
         let cookie_i = message.header.initiator_cookie;
-        let mm2 = wire::cleartext(
-            wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0),
-            vec![Payload::SecurityAssociation(choice.reply)],
-        );
-        let mut sa = Self {
+        let mut sa = Self::new(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
+        sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
+        sa.learn_capabilities(message.payloads(), ctx.config);
+        let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        let mm2 =
+            wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
+        sa.flight.received(digest);
+        sa.send(mm2, false, ctx);
+        Ok(sa)
+    }
+
+    /// A new SA in a placeholder state that the caller replaces at once; every exchange that
+    /// starts an IKE SA (main mode here, aggressive mode) builds it this way, so new fields
+    /// get their initial value in one place.
+    pub(crate) fn new(
+        connection: ConnectionId,
+        role: Role,
+        peer: usize,
+        (local, remote): (SocketAddr, SocketAddr),
+        (cookie_i, cookie_r): (Cookie, Cookie),
+        ctx: &mut Ctx<'_>,
+    ) -> Self {
+        let mut sequence = [0u8; 4];
+        ctx.rng.fill(&mut sequence);
+        Self {
             connection,
-            role: Role::Responder,
+            role,
             peer,
             local,
             remote,
             cookie_i,
             cookie_r,
-            phase1: Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite },
+            phase1: Phase1::Failed,
+            mode: ExchangeMode::Main,
             flight: Flight::new(ctx.now),
             phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
-        };
-        sa.flight.received(digest);
-        sa.send(mm2, false, ctx);
-        Ok(sa)
+            started_at: ctx.now,
+            initial_remote: remote,
+            peer_capabilities: PeerCapabilities::default(),
+            nat: NatState::default(),
+            dpd: DpdState::new(ctx.now, u32::from_be_bytes(sequence)),
+            dpd_config: None,
+            send_initial_contact: false,
+            initial_contact_received: false,
+            informational_seen: crate::informational::SeenMessageIds::default(),
+        }
+    }
+
+    /// A message from the peer passed its authentication (HASH_I/R, HASH(1..3), informational
+    /// HASH): the peer is alive, and with NAT-T its current address is where the message came
+    /// from (RFC 3947 §4-5: follow a peer that floats to 4500 even if we saw no NAT, and a NAT
+    /// that changes its port).
+    pub(crate) fn peer_authenticated(&mut self, ctx: &mut Ctx<'_>) {
+        self.dpd.heard(ctx.now);
+        self.follow_peer(ctx);
     }
 
     /// Sends `bytes` to the peer and remembers them for retransmission or repeats.
@@ -368,7 +471,7 @@ impl IkeSa {
 
     /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
-        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload });
+        ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, payload));
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
@@ -398,13 +501,16 @@ impl IkeSa {
                     return Err(FailureReason::MissingPayload("responder cookie"));
                 }
                 self.cookie_r = message.header.responder_cookie;
+                self.learn_capabilities(message.payloads(), ctx.config);
                 let dh =
                     DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
                 let ni = ctx.random_bytes(NONCE_LEN);
-                let mm3 = wire::cleartext(
-                    self.header(0),
-                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)],
-                );
+                let nat_d = self.nat_discovery(suite.hash);
+                let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
+                if let Some((version, hashes)) = &nat_d {
+                    payloads.extend(nat_t::discovery_payloads(*version, hashes));
+                }
+                let mm3 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm3, true, ctx);
                 self.phase1 = Phase1::InitiatorWaitMm4 { sai_b, suite, dh, ni };
@@ -415,15 +521,19 @@ impl IkeSa {
                 let shared = dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
                 let mut material =
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
+                self.detect_nat(message.payloads(), suite.hash, ctx);
+                self.float_if_nat_detected(ctx.now);
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
                 let hash_i = material.skeyid.hash_i(&self.auth_input(&material, &sai_b), &idii_b);
+                let cookies = self.cookie_pair();
+                let mut payloads = vec![Payload::Identification(id), Payload::Hash(&hash_i)];
+                if self.send_initial_contact {
+                    payloads.push(initial_contact(&cookies));
+                }
                 let mut chain = Vec::new();
-                isakmp::emit_payload_chain(
-                    &[Payload::Identification(id), Payload::Hash(&hash_i)],
-                    &mut chain,
-                );
+                isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm5 = wire::encrypted(
                     self.header(0),
                     PayloadType::Identification,
@@ -437,9 +547,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof) =
+                let (next_iv, proof, _) =
                     self.open_identity_message(message, &material, &sai_b, ctx.config, false)?;
                 material.iv.advance(next_iv);
+                self.peer_authenticated(ctx);
                 self.flight.received(digest);
                 self.flight.settle();
                 self.establish(suite, material, proof, ctx);
@@ -452,19 +563,24 @@ impl IkeSa {
                 let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
                 let nr = ctx.random_bytes(NONCE_LEN);
                 let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
-                let mm4 = wire::cleartext(
-                    self.header(0),
-                    vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)],
-                );
+                self.detect_nat(message.payloads(), suite.hash, ctx);
+                let nat_d = self.nat_discovery(suite.hash);
+                let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
+                if let Some((version, hashes)) = &nat_d {
+                    payloads.extend(nat_t::discovery_payloads(*version, hashes));
+                }
+                let mm4 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm4, false, ctx);
                 self.phase1 = Phase1::ResponderWaitMm5 { sai_b, suite, material: Box::new(material) };
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof) =
+                let (next_iv, proof, initial_contact) =
                     self.open_identity_message(message, &material, &sai_b, ctx.config, true)?;
                 material.iv.advance(next_iv);
+                self.peer_authenticated(ctx);
+                self.initial_contact_received = initial_contact;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
                 id.emit(&mut idir_b);
@@ -485,6 +601,11 @@ impl IkeSa {
                 self.send(mm6, false, ctx);
                 self.establish(suite, material, proof, ctx);
                 Ok(true)
+            }
+            aggressive @ Phase1::Aggressive(_) => {
+                // A main-mode message for an aggressive-mode SA: out of place, dropped.
+                self.phase1 = aggressive;
+                Ok(false)
             }
             established @ Phase1::Established { .. } => {
                 // A main-mode message that is not a repeat of the last one: stray or forged.
@@ -507,8 +628,16 @@ impl IkeSa {
             Phase1::InitiatorWaitMm6 { .. } | Phase1::ResponderWaitMm5 { .. } => {
                 message.encrypted_body().is_some()
             }
-            Phase1::Established { .. } | Phase1::Failed => false,
+            Phase1::Aggressive(_) | Phase1::Established { .. } | Phase1::Failed => false,
         }
+    }
+
+    /// CKY-I | CKY-R, the SPI of ISAKMP notifications (INITIAL-CONTACT, DPD).
+    pub(crate) fn cookie_pair(&self) -> [u8; 16] {
+        let mut spi = [0u8; 16];
+        spi[..8].copy_from_slice(&self.cookie_i.0);
+        spi[8..].copy_from_slice(&self.cookie_r.0);
+        spi
     }
 
     fn header(&self, message_id: u32) -> isakmp::Header {
@@ -516,7 +645,7 @@ impl IkeSa {
     }
 
     #[allow(clippy::too_many_arguments)] // the RFC 2409 inputs, named as there
-    fn derive(
+    pub(crate) fn derive(
         &self,
         suite: &IkeProposal,
         ni: &[u8],
@@ -527,33 +656,18 @@ impl IkeSa {
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
         let psk = &self.peer_config(ctx.config).pre_shared_key;
-        let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk.expose(), ni, nr);
-        let keys = skeyid.derive_phase1_keys(g_xy, &self.cookie_i.0, &self.cookie_r.0);
-        let key = keys.skeyid_e.cipher_key(suite.encryption);
-        Phase1Material {
-            hash: suite.hash,
-            iv: Phase1IvChain::new(suite.hash, suite.encryption, g_xi, g_xr),
-            skeyid,
-            skeyid_d: keys.skeyid_d,
-            skeyid_a: keys.skeyid_a,
-            key,
-            g_xi: g_xi.to_vec(),
-            g_xr: g_xr.to_vec(),
-        }
+        let exchange =
+            Phase1Exchange { cookie_i: self.cookie_i, cookie_r: self.cookie_r, ni, nr, g_xi, g_xr };
+        phase1_material(suite, psk.expose(), &exchange, g_xy)
     }
 
-    fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
-        AuthHashInput {
-            g_xi: &material.g_xi,
-            g_xr: &material.g_xr,
-            cky_i: self.cookie_i.0,
-            cky_r: self.cookie_r.0,
-            sai_b,
-        }
+    pub(crate) fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
+        auth_input(material, self.cookie_i, self.cookie_r, sai_b)
     }
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
-    /// (the chain moves only once everything checked out) and the proof of the HASH check.
+    /// (the chain moves only once everything checked out), the proof of the HASH check, and
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3).
     fn open_identity_message(
         &self,
         message: &Message<'_>,
@@ -561,7 +675,7 @@ impl IkeSa {
         sai_b: &[u8],
         config: &Config,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified), FailureReason> {
+    ) -> Result<(NextIv, HashVerified, bool), FailureReason> {
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
         let first = message.first_payload();
@@ -595,10 +709,13 @@ impl IkeSa {
         };
         let proof = verified.map_err(|hash| FailureReason::AuthenticationFailed { hash })?;
         check_remote_identity(self.peer_config(config), id)?;
-        Ok((decrypted.next_iv, proof))
+        let initial_contact = payloads.iter().any(
+            |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
+        );
+        Ok((decrypted.next_iv, proof, initial_contact))
     }
 
-    fn establish(
+    pub(crate) fn establish(
         &mut self,
         suite: IkeProposal,
         material: Box<Phase1Material>,
@@ -606,6 +723,8 @@ impl IkeSa {
         ctx: &mut Ctx<'_>,
     ) {
         self.established_at = Some(ctx.now);
+        self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
+        self.dpd.heard(ctx.now);
         let expires_at = ctx.now + suite.lifetime;
         ctx.out.events.push_back(Event::IkeSaEstablished {
             connection: self.connection,
@@ -618,7 +737,7 @@ impl IkeSa {
     }
 
     /// Our phase-1 identity: the configured one, else our address.
-    fn local_identification<'c>(&self, config: &'c Config) -> Identification<'c> {
+    pub(crate) fn local_identification<'c>(&self, config: &'c Config) -> Identification<'c> {
         let peer = self.peer_config(config);
         let identity = match &peer.local_id {
             Some(IdentityConfig::Address(a)) => Identity::Ipv4Addr(*a),
@@ -649,19 +768,79 @@ impl IkeSa {
         }
     }
 
-    /// The earliest time this SA needs [`IkeSa::on_timeout`].
+    /// The earliest time this SA needs the engine's timer (`on_sa_timeout` in `engine.rs`).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let phase1 = match &self.phase1 {
             Phase1::Established { expires_at, .. } => Some(*expires_at),
             Phase1::Failed => None,
             _ => Some(self.phase1_deadline),
         };
-        [phase1, self.flight.retransmit_at()]
+        let established = self.is_established();
+        let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
+        let keepalive = if established { self.nat.next_keepalive } else { None };
+        [phase1, self.flight.retransmit_at(), dpd, keepalive]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
             .flatten()
             .min()
     }
+}
+
+/// The public values of a phase-1 exchange that the key schedule mixes in, named as in
+/// RFC 2409 §5 (nonce and KE payload bodies, cookies).
+pub(crate) struct Phase1Exchange<'a> {
+    pub(crate) cookie_i: Cookie,
+    pub(crate) cookie_r: Cookie,
+    pub(crate) ni: &'a [u8],
+    pub(crate) nr: &'a [u8],
+    pub(crate) g_xi: &'a [u8],
+    pub(crate) g_xr: &'a [u8],
+}
+
+/// SKEYID for a pre-shared key, its three keys, Ka and the phase-1 IV chain at
+/// `hash(g^xi | g^xr)` (RFC 2409 §5, Appendix B). A free function so the known-answer tests
+/// feed strongSwan's values through exactly the derivation the exchanges use.
+pub(crate) fn phase1_material(
+    suite: &IkeProposal,
+    psk: &[u8],
+    exchange: &Phase1Exchange<'_>,
+    g_xy: &[u8],
+) -> Phase1Material {
+    let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk, exchange.ni, exchange.nr);
+    let keys = skeyid.derive_phase1_keys(g_xy, &exchange.cookie_i.0, &exchange.cookie_r.0);
+    let key = keys.skeyid_e.cipher_key(suite.encryption);
+    Phase1Material {
+        hash: suite.hash,
+        iv: Phase1IvChain::new(suite.hash, suite.encryption, exchange.g_xi, exchange.g_xr),
+        skeyid,
+        skeyid_d: keys.skeyid_d,
+        skeyid_a: keys.skeyid_a,
+        key,
+        g_xi: exchange.g_xi.to_vec(),
+        g_xr: exchange.g_xr.to_vec(),
+    }
+}
+
+/// What HASH_I and HASH_R cover besides the ID payload.
+pub(crate) fn auth_input<'m>(
+    material: &'m Phase1Material,
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    sai_b: &'m [u8],
+) -> AuthHashInput<'m> {
+    AuthHashInput { g_xi: &material.g_xi, g_xr: &material.g_xr, cky_i: cookie_i.0, cky_r: cookie_r.0, sai_b }
+}
+
+/// N(INITIAL-CONTACT), protocol ISAKMP, SPI = CKY-I | CKY-R (RFC 2407 §4.6.3.3), as
+/// strongSwan sends it in MM5.
+pub(crate) fn initial_contact(cookies: &[u8; 16]) -> Payload<'_> {
+    Payload::Notification(isakmp::Notification {
+        doi: isakmp::Doi::Ipsec,
+        protocol: isakmp::ProtocolId::Isakmp,
+        spi: cookies,
+        notify_type: isakmp::NotifyType::InitialContact,
+        data: &[],
+    })
 }
 
 /// The first SA payload of a chain.
@@ -672,7 +851,7 @@ pub(crate) fn find_sa<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m Securit
     })
 }
 
-fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
+pub(crate) fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
     let ke = payloads
         .iter()
         .find_map(|p| match p {
@@ -702,15 +881,9 @@ pub(crate) fn raw_body(first: PayloadType, chain: &[u8], wanted: PayloadType) ->
 }
 
 /// Checks the identity the peer presented against `remote-id`, when one is configured.
-fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
+pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
     let Some(expected) = &peer.remote_id else { return Ok(()) };
-    let matches = match (expected, &id.identity) {
-        (IdentityConfig::Address(a), Identity::Ipv4Addr(b)) => a == b,
-        (IdentityConfig::Fqdn(a), Identity::Fqdn(b))
-        | (IdentityConfig::UserFqdn(a), Identity::UserFqdn(b)) => a.as_bytes().eq_ignore_ascii_case(b),
-        _ => false,
-    };
-    if matches {
+    if expected.matches(&id.identity) {
         Ok(())
     } else {
         Err(FailureReason::IdentityMismatch {

@@ -1,5 +1,6 @@
 //! Informational exchanges (RFC 2408 §4.8, RFC 2409 §5.7): error notifications we send and
-//! receive, and Delete payloads.
+//! receive, Delete payloads, and the notifications of DPD (RFC 3706 §5, in `dpd.rs`) and
+//! INITIAL-CONTACT (RFC 2407 §4.6.3.3).
 //!
 //! Before phase 1 is authenticated there are no keys, so errors travel in clear (they carry
 //! the cookies, so only an on-path attacker could forge one, and such an attacker can drop
@@ -11,7 +12,9 @@
 use std::net::SocketAddr;
 
 use crypto::key_schedule::MessageId;
-use isakmp::{Cookie, Doi, ExchangeType, Message, Notification, Payload, PayloadType, ProtocolId};
+use isakmp::{
+    Cookie, Doi, ExchangeType, Message, Notification, NotifyType, Payload, PayloadType, ProtocolId,
+};
 
 use crate::event::{Event, Exchange, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, IkeSa, Phase1};
@@ -40,18 +43,12 @@ pub(crate) fn notify_unauthenticated(
     });
     let bytes =
         wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::Informational, 0), vec![payload]);
-    ctx.out.transmits.push_back(Transmit { local, remote, payload: bytes });
+    ctx.out.transmits.push_back(Transmit::isakmp(local, remote, bytes));
 }
 
 /// Sends the notification for a quick-mode `reason` under the IKE SA's protection.
 pub(crate) fn notify_failure(sa: &IkeSa, reason: &FailureReason, ctx: &mut Ctx<'_>) {
     let Some(notify_type) = reason.notify() else { return };
-    let Phase1::Established { material, .. } = &sa.phase1 else { return };
-    let mut id = [0u8; 4];
-    while id == [0; 4] {
-        ctx.rng.fill(&mut id);
-    }
-    let message_id = u32::from_be_bytes(id);
     let notification = Payload::Notification(Notification {
         doi: Doi::Ipsec,
         protocol: ProtocolId::Esp,
@@ -59,7 +56,20 @@ pub(crate) fn notify_failure(sa: &IkeSa, reason: &FailureReason, ctx: &mut Ctx<'
         notify_type,
         data: &[],
     });
-    let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &[notification]);
+    send_protected(sa, &[notification], ctx);
+}
+
+/// Sends `payloads` in a new informational exchange under the IKE SA's protection: a fresh
+/// random message ID, `HASH(1)` first, encrypted under the exchange's own IV (RFC 2409 §5.7).
+/// Does nothing before phase 1 is established.
+pub(crate) fn send_protected(sa: &IkeSa, payloads: &[Payload<'_>], ctx: &mut Ctx<'_>) {
+    let Phase1::Established { material, .. } = &sa.phase1 else { return };
+    let mut id = [0u8; 4];
+    while id == [0; 4] {
+        ctx.rng.fill(&mut id);
+    }
+    let message_id = u32::from_be_bytes(id);
+    let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), payloads);
     let hash = material.skeyid_a.informational_hash(MessageId(message_id), &chain[range.end..]);
     chain[range].copy_from_slice(&hash);
     let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
@@ -89,7 +99,7 @@ fn handle_cleartext(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
     if let Some(notify_type) = error {
         let state = sa.phase1.name();
         let failure =
-            sa.failure(Exchange::MainMode, state, FailureReason::PeerNotified(notify_type), ctx.config);
+            sa.failure(sa.phase1_exchange(), state, FailureReason::PeerNotified(notify_type), ctx.config);
         ctx.out.events.push_back(Event::Failed(failure));
         sa.phase1 = Phase1::Failed;
     }
@@ -109,11 +119,26 @@ fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ct
         // Unauthenticated: acting on it would let anyone tear down our SAs.
         return;
     }
+    if !sa.informational_seen.first_time(message.header.message_id.0) {
+        // A replay: informationals are never retransmitted, and acting on a copy would let an
+        // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
+        return;
+    }
+    sa.peer_authenticated(ctx);
     let mut deleted_ipsec = Vec::new();
     let mut delete_ike = false;
     for payload in &payloads[1..] {
         match payload {
             Payload::Notification(n) if n.notify_type.is_error() => fail_quick_mode(sa, n, ctx),
+            Payload::Notification(n) if n.notify_type == NotifyType::DpdRUThere => {
+                crate::dpd::answer(sa, n, ctx);
+            }
+            Payload::Notification(n) if n.notify_type == NotifyType::DpdRUThereAck => {
+                sa.dpd.acknowledged(n);
+            }
+            Payload::Notification(n) if n.notify_type == NotifyType::InitialContact => {
+                sa.initial_contact_received = true;
+            }
             Payload::Delete(d) if d.protocol == ProtocolId::Isakmp => delete_ike = true,
             Payload::Delete(d) if matches!(d.protocol, ProtocolId::Esp | ProtocolId::Ah) => {
                 deleted_ipsec.extend(d.ipsec_spis().map(|s| s.0));
@@ -157,4 +182,43 @@ fn fail_quick_mode(sa: &mut IkeSa, notification: &Notification<'_>, ctx: &mut Ct
         ctx.config,
     );
     ctx.out.events.push_back(Event::Failed(failure));
+}
+
+/// The message IDs of the last authenticated informationals of an IKE SA, to drop replays.
+/// Each informational exchange has a fresh random message ID (RFC 2409 §5.7) and is sent once,
+/// so a repeat within the window is a copy. Bounded: the oldest ID is forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct SeenMessageIds(std::collections::VecDeque<u32>);
+
+impl SeenMessageIds {
+    /// How many IDs are remembered.
+    const WINDOW: usize = 64;
+
+    /// Records `message_id`; false if it was seen already.
+    pub(crate) fn first_time(&mut self, message_id: u32) -> bool {
+        if self.0.contains(&message_id) {
+            return false;
+        }
+        if self.0.len() == Self::WINDOW {
+            self.0.pop_front();
+        }
+        self.0.push_back(message_id);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenMessageIds;
+
+    #[test]
+    fn replays_within_the_window_are_refused() {
+        let mut seen = SeenMessageIds::default();
+        assert!(seen.first_time(7));
+        assert!(!seen.first_time(7));
+        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
+            assert!(seen.first_time(id));
+        }
+        assert!(seen.first_time(7), "forgotten once out of the window");
+    }
 }

@@ -1,32 +1,52 @@
 //! The IKEv1 engine of keysteward, sans-IO: a value fed with datagrams, acquires and time,
 //! which answers with datagrams to send, SA events and its next deadline (DESIGN.md).
 //!
-//! Implemented so far: main mode with pre-shared keys in both roles (RFC 2409 §5, §5.4),
+//! Implemented so far: main mode and aggressive mode with pre-shared keys in both roles
+//! (RFC 2409 §5, §5.4; aggressive mode as responder only when the configuration allows it),
 //! quick mode with and without PFS in both roles (RFC 2409 §5.5), phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
-//! under HASH protection afterwards, and Delete payloads received. Aggressive mode, NAT-T,
-//! DPD, rekeying and signatures are not implemented yet.
+//! under HASH protection afterwards, and Delete payloads received. Aggressive mode with
+//! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`vendor`), NAT traversal
+//! with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA (RFC 3947/3948,
+//! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
+//! (RFC 2407 §4.6.3.3). Rekeying and signatures are not implemented yet.
+//!
+//! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
+//! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
+//! plane), prepend it when [`Transmit::non_esp_marker`] is set, and send keepalive transmits
+//! ([`Transmit::nat_keepalive`]) as they are. The data plane reports inbound traffic with
+//! [`Engine::handle_traffic`] so that DPD only probes idle tunnels.
 #![forbid(unsafe_code)]
 
+mod aggressive_mode;
 mod config;
+mod dpd;
 mod engine;
 mod event;
 mod ike_sa;
 mod informational;
+mod nat_t;
 mod proposal;
 mod quick_mode;
+mod vendor;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{
-    AuthMethod, Config, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal,
-    IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
+    AuthMethod, Config, DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal,
+    IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
+    AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::{Engine, IkeSaView, Statistics};
-pub use event::{ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit};
+pub use event::{
+    ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit,
+    UdpEncapsulation,
+};
 pub use ike_sa::Role;
+pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
+pub use vendor::{NatTVersion, PeerCapabilities};

@@ -20,6 +20,7 @@ use isakmp::attribute::{
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
 use crate::config::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
+use crate::vendor::NatTVersion;
 
 /// Largest lifetime we accept from a peer (about 68 years): anything larger is treated as
 /// this, so arithmetic on deadlines cannot overflow.
@@ -285,8 +286,13 @@ impl fmt::Display for IpsecSuite {
 }
 
 /// The quick-mode SA payload: one ESP proposal per suite, numbered 1, 2, … (alternatives),
-/// each carrying `spi`, our inbound SPI, and one transform.
-pub(crate) fn quick_mode_offer<'a>(suites: &[IpsecSuite], spi: &'a [u8; 4]) -> SecurityAssociation<'a> {
+/// each carrying `spi`, our inbound SPI, and one transform. With `udp` (NAT-T in use) the
+/// modes are the UDP-encapsulated ones of that dialect (RFC 3947 §5.1).
+pub(crate) fn quick_mode_offer<'a>(
+    suites: &[IpsecSuite],
+    spi: &'a [u8; 4],
+    udp: Option<NatTVersion>,
+) -> SecurityAssociation<'a> {
     let proposals = suites
         .iter()
         .enumerate()
@@ -299,7 +305,7 @@ pub(crate) fn quick_mode_offer<'a>(suites: &[IpsecSuite], spi: &'a [u8; 4]) -> S
                 transforms: vec![Transform {
                     number: 1,
                     transform_id: encryption.transform_id(),
-                    attributes: esp_attributes(suite),
+                    attributes: esp_attributes(suite, udp),
                 }],
             }
         })
@@ -308,7 +314,10 @@ pub(crate) fn quick_mode_offer<'a>(suites: &[IpsecSuite], spi: &'a [u8; 4]) -> S
 }
 
 /// The attributes of one ESP transform for `suite`.
-pub(crate) fn esp_attributes(suite: &IpsecSuite) -> Vec<isakmp::Attribute<'static>> {
+pub(crate) fn esp_attributes(
+    suite: &IpsecSuite,
+    udp: Option<NatTVersion>,
+) -> Vec<isakmp::Attribute<'static>> {
     let IpsecProtocols::Esp { encryption, integrity } = suite.proposal.protocols;
     let mut attributes = vec![
         IpsecAttribute::LifeType(LifeType::Seconds),
@@ -318,10 +327,7 @@ pub(crate) fn esp_attributes(suite: &IpsecSuite) -> Vec<isakmp::Attribute<'stati
         attributes.push(IpsecAttribute::LifeType(LifeType::Kilobytes));
         attributes.push(IpsecAttribute::LifeDuration(kb));
     }
-    attributes.push(IpsecAttribute::EncapsulationMode(match suite.proposal.mode {
-        EncapsulationMode::Tunnel => WireEncapsulation::Tunnel,
-        EncapsulationMode::Transport => WireEncapsulation::Transport,
-    }));
+    attributes.push(IpsecAttribute::EncapsulationMode(wire_mode(suite.proposal.mode, udp)));
     if let Some(i) = integrity {
         attributes.push(IpsecAttribute::AuthenticationAlgorithm(i.auth_algorithm_id().into()));
     }
@@ -332,6 +338,32 @@ pub(crate) fn esp_attributes(suite: &IpsecSuite) -> Vec<isakmp::Attribute<'stati
         attributes.push(IpsecAttribute::GroupDescription(GroupDescription::from(group.id())));
     }
     attributes.iter().map(IpsecAttribute::to_attribute).collect()
+}
+
+/// The Encapsulation-Mode value for `mode`, UDP-encapsulated in dialect `udp` if given
+/// (RFC 3947 §5.1: 3 and 4; the drafts: 61443 and 61444).
+fn wire_mode(mode: EncapsulationMode, udp: Option<NatTVersion>) -> WireEncapsulation {
+    match (mode, udp) {
+        (EncapsulationMode::Tunnel, None) => WireEncapsulation::Tunnel,
+        (EncapsulationMode::Transport, None) => WireEncapsulation::Transport,
+        (EncapsulationMode::Tunnel, Some(v)) if v.is_draft() => WireEncapsulation::UdpTunnelDraft,
+        (EncapsulationMode::Transport, Some(v)) if v.is_draft() => WireEncapsulation::UdpTransportDraft,
+        (EncapsulationMode::Tunnel, Some(_)) => WireEncapsulation::UdpTunnel,
+        (EncapsulationMode::Transport, Some(_)) => WireEncapsulation::UdpTransport,
+    }
+}
+
+/// True when a chosen transform asks for ESP in UDP (any of the four UDP modes).
+pub(crate) fn is_udp_encapsulated(transform: &Transform<'_>) -> bool {
+    IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(|m| {
+        matches!(
+            m,
+            WireEncapsulation::UdpTunnel
+                | WireEncapsulation::UdpTransport
+                | WireEncapsulation::UdpTunnelDraft
+                | WireEncapsulation::UdpTransportDraft
+        )
+    })
 }
 
 /// What one offered ESP transform says, read leniently so that a mismatch can be described.
@@ -524,5 +556,37 @@ pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
                 },
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_encapsulated_modes_follow_the_nat_t_dialect() {
+        let modes = |udp| {
+            [EncapsulationMode::Tunnel, EncapsulationMode::Transport].map(|m| u16::from(wire_mode(m, udp)))
+        };
+        assert_eq!(modes(None), [1, 2]);
+        assert_eq!(modes(Some(NatTVersion::Rfc3947)), [3, 4]);
+        assert_eq!(modes(Some(NatTVersion::Draft02N)), [61443, 61444]);
+        let suite = IpsecSuite {
+            proposal: IpsecProposal {
+                protocols: IpsecProtocols::Esp { encryption: EspCipher::AesGcm128, integrity: None },
+                mode: EncapsulationMode::Tunnel,
+            },
+            pfs: None,
+            lifetime: Duration::from_secs(3600),
+            lifetime_kilobytes: None,
+        };
+        let spi = [0, 0, 1, 0];
+        for (udp, encapsulated) in [(None, false), (Some(NatTVersion::Draft03), true)] {
+            let offer = quick_mode_offer(&[suite], &spi, udp);
+            let transform = &offer.proposals[0].transforms[0];
+            assert_eq!(is_udp_encapsulated(transform), encapsulated);
+            // Either way it reads back as the configured tunnel suite.
+            assert_eq!(IpsecOffer::read(transform).suite().map(|s| s.proposal), Some(suite.proposal));
+        }
     }
 }

@@ -24,9 +24,10 @@ use isakmp::{
     SecurityAssociation, SIT_IDENTITY_ONLY,
 };
 
-use crate::config::{PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{Event, FailureReason, IpsecSaPair};
+use crate::config::{EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
+use crate::event::{Event, FailureReason, IpsecSaPair, UdpEncapsulation};
 use crate::ike_sa::{find_sa, Ctx, Flight, IkeSa, Phase1, Phase1Material, NONCE_LEN};
+use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite};
 use crate::wire;
 
@@ -213,13 +214,21 @@ impl IkeSa {
             }
             None => None,
         };
-        let sa = quick_mode_offer(&offered, &our_spi);
+        let udp = self.nat.encapsulation();
+        let sa = quick_mode_offer(&offered, &our_spi, udp);
         let mut rest = vec![Payload::SecurityAssociation(sa), Payload::Nonce(&ni)];
         if let Some(dh) = &dh {
             rest.push(Payload::KeyExchange(dh.public_value()));
         }
         rest.push(Payload::Identification(subnet_id(&acquire.selector.local, acquire.selector.protocol)));
         rest.push(Payload::Identification(subnet_id(&acquire.selector.remote, acquire.selector.protocol)));
+        if let Some(version) = udp {
+            if offered.iter().any(|s| s.proposal.mode == EncapsulationMode::Transport) {
+                // RFC 3947 §5.2: transport mode through a NAT needs the original addresses for
+                // the checksum fix-up: ours (NAT-OAi) and the responder's as we see it.
+                rest.extend(nat_t::original_addresses(version, self.local.ip(), self.remote.ip()));
+            }
+        }
         let hash_len = material.hash.output_len();
         let (mut chain, range) = wire::chain_with_hash_placeholder(hash_len, &rest);
         let hash1 = material.skeyid_a.quick_mode_hash_1(MessageId(message_id), &chain[range.end..]);
@@ -266,11 +275,7 @@ impl IkeSa {
         let qm = &mut self.quick_modes[index];
         if let Some(repeat) = qm.flight.repeat(&digest) {
             if let Some(bytes) = repeat {
-                ctx.out.transmits.push_back(crate::event::Transmit {
-                    local: self.local,
-                    remote: self.remote,
-                    payload: bytes,
-                });
+                ctx.out.transmits.push_back(crate::event::Transmit::isakmp(self.local, self.remote, bytes));
             }
             return Ok(());
         }
@@ -309,6 +314,8 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_2(MessageId(message_id), &wait.ni, after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
+        self.peer_authenticated(ctx);
+        let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
@@ -330,6 +337,7 @@ impl IkeSa {
             wait.acquire.policy,
             wait.acquire.selector,
             &choice.suite,
+            &choice.transform,
             KeymatInput {
                 pfs_shared_secret: pfs_secret.as_ref().map(SecretBytes::expose),
                 protocol: u8::from(ProtocolId::Esp),
@@ -344,6 +352,7 @@ impl IkeSa {
         )?;
         let qm = &mut self.quick_modes[index];
         qm.flight.received(digest);
+        qm.flight.answer_every_repeat();
         qm.flight.sent(&qm3, false, ctx.now, ctx.config);
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.transmit(qm3, ctx);
@@ -372,6 +381,8 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_1(MessageId(message_id), after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
+        self.peer_authenticated(ctx);
+        let Some(material) = self::material(&self.phase1) else { return Ok(()) };
         let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
         let ids: Vec<&Identification<'_>> = payloads
@@ -400,7 +411,6 @@ impl IkeSa {
         };
         let selector = TrafficSelector { protocol, local: our_side, remote: peer_side };
         let policy = ctx
-            .config
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
             .map(|(i, _)| i)
@@ -433,6 +443,12 @@ impl IkeSa {
             rest.push(Payload::KeyExchange(dh.public_value()));
         }
         rest.extend(ids.iter().map(|id| Payload::Identification((*id).clone())));
+        if let Some(version) = self.nat.encapsulation() {
+            if choice.suite.proposal.mode == EncapsulationMode::Transport {
+                // RFC 3947 §5.2: NAT-OAi is the initiator's address as we see it, NAT-OAr ours.
+                rest.extend(nat_t::original_addresses(version, self.remote.ip(), self.local.ip()));
+            }
+        }
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
         chain[range].copy_from_slice(&hash2);
@@ -480,10 +496,12 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_3(MessageId(message_id), &wait.ni, &wait.nr, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(3)" })?;
+        self.peer_authenticated(ctx);
         let pair = self.install(
             wait.policy,
             wait.selector,
             &wait.choice.suite,
+            &wait.choice.transform,
             KeymatInput {
                 pfs_shared_secret: wait.pfs_secret.as_ref().map(SecretBytes::expose),
                 protocol: u8::from(ProtocolId::Esp),
@@ -511,6 +529,7 @@ impl IkeSa {
         policy: usize,
         selector: TrafficSelector,
         suite: &IpsecSuite,
+        transform: &isakmp::Transform<'_>,
         input: KeymatInput<'_>,
         our_spi: [u8; 4],
         peer_spi: [u8; 4],
@@ -535,6 +554,10 @@ impl IkeSa {
             inbound: keys.inbound,
             outbound: keys.outbound,
             initiator,
+            // ESP in UDP when the chosen transform says so and the SA runs on 4500; a UDP mode
+            // without a float (a confused peer) leaves plain ESP, which the peer's NAT-D allowed.
+            udp_encapsulation: (self.nat.floated && crate::proposal::is_udp_encapsulated(transform))
+                .then(|| UdpEncapsulation { local_port: self.local.port(), remote_port: self.remote.port() }),
         })
     }
 }

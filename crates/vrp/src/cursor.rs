@@ -159,10 +159,7 @@ impl<'a> Cursor<'a> {
     /// Reads a name of 1..=`max_len` characters (names are case-sensitive, §1).
     pub(crate) fn name(&mut self, what: &str, max_len: usize) -> Result<String> {
         let token = self.next(&format!("{what} (1-{max_len} characters)"))?;
-        let len = token.text.chars().count();
-        if len == 0 || len > max_len {
-            return Err(invalid(token, what, &format!("1-{max_len} characters, got {len}")));
-        }
+        check_name(token, what, &token.text, max_len)?;
         Ok(token.text.clone())
     }
 
@@ -261,6 +258,19 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Checks a name of 1..=`max_len` characters without blanks or quotes: names are rendered
+/// bare, so a name holding either could not be read back as written (`parse(render(c)) == c`).
+pub(crate) fn check_name(token: &Token, what: &str, name: &str, max_len: usize) -> Result<()> {
+    let len = name.chars().count();
+    if len == 0 || len > max_len {
+        return Err(invalid(token, what, &format!("1-{max_len} characters, got {len}")));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c == '"') {
+        return Err(invalid(token, what, "a name without blanks or quotes"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

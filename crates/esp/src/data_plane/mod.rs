@@ -10,9 +10,13 @@
 //! SA pairs are installed from the IKE engine's `IpsecSaInstalled` event, converted by the
 //! gateway into a [`SaPair`]: this crate does not depend on `ike`, so the data plane builds
 //! and tests without the engine, and the engine's types can change without touching the
-//! packet path. The conversion is a field-by-field copy (selector prefixes from the engine's
-//! `Subnet` masks via [`Prefix::from_mask`](crate::Prefix::from_mask), `EspKeys` via
-//! `SaKeys::from`).
+//! packet path. The conversion is a field-by-field copy: `policy` (the engine's `PolicyId`)
+//! to the gateway's [`PolicyIndex`]; `selector` prefixes from the engine's `Subnet` masks via
+//! [`Prefix::from_mask`](crate::Prefix::from_mask) and its protocol (0 = any); `suite` to
+//! [`SaParams`] (cipher, integrity, mode, traffic lifetime via
+//! [`TrafficLimits::from_kilobytes`](crate::TrafficLimits::from_kilobytes));
+//! `udp_encapsulation.is_some()` to [`SaParams::udp_encapsulated`]; `local`, `remote`; and
+//! `inbound` / `outbound` `EspKeys` via `SaKeys::from`.
 //!
 //! Make-before-break (RFC 4301 §4.4.2 rekeying): several SA pairs may serve one flow. Outbound
 //! packets use the newest that is not expired; inbound packets are accepted on every

@@ -1,6 +1,9 @@
 //! Engine tests: two engines over an in-memory network, deterministic (virtual time, seeded
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
+mod aggressive;
+mod dpd;
+mod nat_t;
 mod util;
 
 use std::time::Duration;

@@ -46,6 +46,12 @@ pub(crate) struct Gateway {
     pub(crate) remote_id: Option<crate::IdentityConfig>,
     pub(crate) local_id: Option<crate::IdentityConfig>,
     pub(crate) limits: Limits,
+    /// The phase-1 exchange this gateway initiates.
+    pub(crate) mode: ExchangeMode,
+    /// `Config::allow_aggressive_mode_psk_responder`.
+    pub(crate) allow_aggressive_responder: bool,
+    pub(crate) nat_traversal: bool,
+    pub(crate) dpd: Option<crate::DpdConfig>,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -80,6 +86,10 @@ impl Gateway {
             remote_id: None,
             local_id: None,
             limits: Limits { retransmit_initial: Duration::from_millis(500), ..Limits::default() },
+            mode: ExchangeMode::Main,
+            allow_aggressive_responder: false,
+            nat_traversal: true,
+            dpd: None,
         }
     }
 
@@ -102,11 +112,13 @@ impl Gateway {
                 name: "peer".into(),
                 local_address: IpAddr::V4(self.local),
                 remote_address: Some(IpAddr::V4(self.remote)),
-                exchange_mode: ExchangeMode::Main,
+                exchange_mode: self.mode,
                 proposals: self.ike.clone(),
                 pre_shared_key: SecretBytes::from_slice(self.psk.as_bytes()),
                 local_id: self.local_id.clone(),
                 remote_id: self.remote_id.clone(),
+                nat_traversal: self.nat_traversal,
+                dpd: self.dpd,
             }],
             policies: vec![PolicyConfig {
                 id: PolicyId { name: "policy1".into(), sequence: 1 },
@@ -118,6 +130,7 @@ impl Gateway {
                 lifetime_kilobytes: None,
             }],
             limits: self.limits,
+            allow_aggressive_mode_psk_responder: self.allow_aggressive_responder,
         }
     }
 }
@@ -137,7 +150,19 @@ pub(crate) struct Side {
     pub(crate) events: Vec<Event>,
     /// Every datagram this side sent.
     pub(crate) sent: Vec<Vec<u8>>,
+    /// The same, with addresses and flags, as the engine emitted them (before any NAT).
+    pub(crate) transmits: Vec<Transmit>,
 }
+
+/// A NAT in front of A that rewrites A's source port by adding `offset` (500 → 500 + offset,
+/// 4500 → 4500 + offset) and translates replies back, as a NAPT would.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nat {
+    pub(crate) offset: u16,
+}
+
+/// Rewrites or drops a datagram on its way (`true` = from A to B); return false to drop.
+pub(crate) type Alter = Box<dyn FnMut(bool, &mut Transmit) -> bool>;
 
 pub(crate) struct Pair {
     pub(crate) a: Side,
@@ -150,6 +175,10 @@ pub(crate) struct Pair {
     in_flight: Vec<(Instant, bool, Transmit)>,
     /// When false, b has vanished: nothing reaches it and it sends nothing.
     pub(crate) b_alive: bool,
+    /// A NAT in front of A, if any.
+    pub(crate) nat: Option<Nat>,
+    /// A hook that sees every datagram before the network does.
+    pub(crate) alter: Option<Alter>,
 }
 
 impl Pair {
@@ -160,12 +189,14 @@ impl Pair {
                 address: SocketAddr::new(IpAddr::V4(a.local), 500),
                 events: Vec::new(),
                 sent: Vec::new(),
+                transmits: Vec::new(),
             },
             b: Side {
                 engine: Engine::new(b.config(), Box::new(TestRng(seed ^ 0x5555_5555))),
                 address: SocketAddr::new(IpAddr::V4(b.local), 500),
                 events: Vec::new(),
                 sent: Vec::new(),
+                transmits: Vec::new(),
             },
             now: Instant::now(),
             latency: Duration::from_millis(10),
@@ -173,6 +204,8 @@ impl Pair {
             fault_rng: TestRng(seed.rotate_left(17)),
             in_flight: Vec::new(),
             b_alive: true,
+            nat: None,
+            alter: None,
         }
     }
 
@@ -187,10 +220,21 @@ impl Pair {
         for to_b in [true, false] {
             loop {
                 let side = if to_b { &mut self.a } else { &mut self.b };
-                let Some(t) = side.engine.poll_transmit() else { break };
+                let Some(mut t) = side.engine.poll_transmit() else { break };
                 side.sent.push(t.payload.clone());
+                side.transmits.push(t.clone());
+                // The driver's framing: IKE on 4500 carries the non-ESP marker, nothing else does.
+                assert_eq!(t.non_esp_marker, t.local.port() == 4500 && !t.nat_keepalive, "{t:?}");
                 if !to_b && !self.b_alive {
                     continue;
+                }
+                if let Some(alter) = self.alter.as_mut() {
+                    if !alter(to_b, &mut t) {
+                        continue;
+                    }
+                }
+                if let (true, Some(nat)) = (to_b, self.nat) {
+                    t.local.set_port(t.local.port() + nat.offset);
                 }
                 if self.percent() < self.faults.loss {
                     continue;
@@ -242,7 +286,15 @@ impl Pair {
                     self.b.engine.handle_datagram(now, t.remote, t.local, &t.payload);
                 }
             } else {
-                self.a.engine.handle_datagram(now, t.remote, t.local, &t.payload);
+                let mut to = t.remote;
+                if let Some(nat) = self.nat {
+                    // Only mapped ports get through the NAT back to A.
+                    match to.port().checked_sub(nat.offset) {
+                        Some(port @ (500 | 4500)) => to.set_port(port),
+                        _ => continue,
+                    }
+                }
+                self.a.engine.handle_datagram(now, to, t.local, &t.payload);
             }
         }
         self.a.engine.handle_timeout(now);
@@ -262,6 +314,29 @@ impl Pair {
             }
         }
         done(self)
+    }
+
+    /// Steps through everything due within `limit` of virtual time, then stops exactly there.
+    pub(crate) fn advance(&mut self, limit: Duration) {
+        let end = self.now + limit;
+        loop {
+            self.collect();
+            let next = [
+                self.in_flight.iter().map(|(at, _, _)| *at).min(),
+                self.a.engine.poll_timeout(),
+                self.b.engine.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(at) if at <= end => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
     }
 
     /// Steps while anything is pending, until virtual time passes `limit`.

@@ -284,6 +284,7 @@ fn interface_name(c: &mut Cursor<'_>) -> Result<String> {
     let mut name = c.name("interface name", 64)?;
     while let Some(t) = c.peek() {
         name.push_str(&t.text);
+        crate::cursor::check_name(t, "interface name", &name, 64)?;
         c.raw("")?;
     }
     Ok(name)

@@ -430,6 +430,19 @@ fn interface_commands() {
     assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::OverlappingPolicy, 3, 15));
 }
 
+/// Names are rendered bare, so a quoted name with blanks would not read back the same
+/// (found by the vrp_parse fuzz target: `interface Gig "a b"` rendered as `interface Giga b`).
+#[test]
+fn names_with_blanks_or_quotes_are_refused() {
+    let e = error("ike peer \"a b\"");
+    assert_eq!((e.kind, e.column), (DiagnosticKind::InvalidValue, 10));
+    assert!(e.message.contains("without blanks or quotes"), "{}", e.message);
+    let e = error("interface Gig \"x y\"");
+    assert_eq!((e.kind, e.column), (DiagnosticKind::InvalidValue, 15));
+    let e = error("interface Gig a\"b");
+    assert_eq!(e.kind, DiagnosticKind::InvalidValue);
+}
+
 #[test]
 fn static_routes() {
     let c = config(

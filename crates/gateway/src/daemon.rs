@@ -1,0 +1,356 @@
+//! `keysteward run`: the daemon. It loads and validates the configuration, opens UDP 500 and
+//! 4500 on the address of every interface that carries an `ipsec policy`, serves the control
+//! socket,
+//! and drives the IKE engine: after every input it drains the engine's transmits and events,
+//! then sleeps until the next input or the engine's next deadline (the quinn driver loop).
+//!
+//! Not yet here: the ESP data plane over TUN (ESP-in-UDP arriving on 4500 is dropped), routes,
+//! reload. The UDP 4500 path (marker stripped and added) is not yet exercised end to end by a
+//! test: two keysteward daemons without a NAT between them stay on 500. Until the
+//! data plane exists, negotiation starts only for policies with `sa trigger-mode auto` (or
+//! `auto-neg` on the interface), as the device does at start-up.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use ike::{Acquire, Engine, Event};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UdpSocket, UnixListener};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::control::{Request, Response, MAX_LINE};
+use crate::display::{ike_sa_text, IkeSaRow};
+use crate::engine_config::engine_config;
+
+/// What `keysteward run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The VRP configuration file.
+    pub config: PathBuf,
+    /// The control socket path.
+    pub control: PathBuf,
+}
+
+/// How many failures `display ike error-info` remembers.
+const ERROR_HISTORY: usize = 64;
+
+/// An IPsec SA pair the engine reported, for `display ike sa`'s phase-2 lines.
+struct InstalledPair {
+    display_id: u64,
+    remote: SocketAddr,
+    initiator: bool,
+}
+
+/// The daemon's own records of what the engine reported.
+#[derive(Default)]
+struct Records {
+    installed: Vec<InstalledPair>,
+    failures: VecDeque<(SystemTime, String)>,
+    next_display_id: u64,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(options: RunOptions) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(options))
+}
+
+/// The acquires that `sa trigger-mode auto` (or `auto-neg`) asks for at start-up.
+fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire> {
+    use vrp::algorithm::TriggerMode;
+    use vrp::model::PolicyEntry;
+    let mut out = Vec::new();
+    for (index, policy) in engine.policies.iter().enumerate() {
+        let entry = config.ipsec_policies.get(&policy.id.name).and_then(|e| e.get(&policy.id.sequence));
+        let auto_trigger = matches!(
+            entry,
+            Some(PolicyEntry::Isakmp(s)) if s.trigger_mode == Some(TriggerMode::Auto)
+        );
+        let auto_neg = config
+            .interfaces
+            .values()
+            .any(|i| i.auto_negotiate && i.ipsec_policy.as_deref() == Some(policy.id.name.as_str()));
+        if auto_trigger || auto_neg {
+            out.extend(policy.selectors.iter().map(|s| Acquire { policy: index, selector: *s }));
+        }
+    }
+    out
+}
+
+async fn serve(options: RunOptions) -> Result<(), String> {
+    let checked = vrp::load_file(&options.config, None)
+        .map_err(|e| format!("cannot read {}: {e}", options.config.display()))?;
+    for d in &checked.diagnostics {
+        warn!("{d}");
+    }
+    let config =
+        checked.config.ok_or_else(|| format!("{} has errors; nothing started", options.config.display()))?;
+    let engine_config = engine_config(&config).map_err(|e| format!("{}: {e}", options.config.display()))?;
+    let acquires = start_up_acquires(&config, &engine_config);
+
+    // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
+    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    for peer in &engine_config.peers {
+        for port in [500, ike::NAT_T_PORT] {
+            let local = SocketAddr::new(peer.local_address, port);
+            if sockets.contains_key(&local) {
+                continue;
+            }
+            let socket =
+                Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
+            info!("listening for IKE on {local}");
+            sockets.insert(local, socket.clone());
+            tokio::spawn(receive(socket, local, datagrams_tx.clone()));
+        }
+    }
+
+    let listener = bind_control(&options.control)?;
+    let (requests_tx, mut requests) = mpsc::channel::<(Request, oneshot::Sender<Response>)>(16);
+    tokio::spawn(accept_control(listener, requests_tx));
+
+    let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
+    let mut records = Records { next_display_id: 1, ..Records::default() };
+    let now = Instant::now();
+    for acquire in acquires {
+        engine.handle_acquire(now, acquire);
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    info!("keysteward running with {}", options.config.display());
+    loop {
+        drain(&mut engine, &sockets, &mut records).await;
+        let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some((local, remote, bytes)) = datagrams.recv() => {
+                engine.handle_datagram(Instant::now(), local, remote, &bytes);
+            }
+            Some((request, reply)) = requests.recv() => {
+                let _ = reply.send(answer(&engine, &records, &request));
+            }
+            () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    info!("keysteward stopping");
+    let _ = std::fs::remove_file(&options.control);
+    Ok(())
+}
+
+/// Reads one UDP socket and hands IKE messages to the engine loop. On UDP 4500 (RFC 3948
+/// §2.2) an IKE message starts with the 4-byte zero non-ESP marker, which is stripped; a
+/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP, which has no
+/// data plane to go to yet and is dropped.
+async fn receive(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, remote) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                warn!("receive on {local}: {e}");
+                continue;
+            }
+        };
+        let datagram = &buf[..n];
+        let message = if local.port() == ike::NAT_T_PORT {
+            match datagram {
+                [0, 0, 0, 0, rest @ ..] => rest,
+                _ => continue,
+            }
+        } else {
+            datagram
+        };
+        if tx.send((local, remote, message.to_vec())).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends what the engine wants sent and records what it reports.
+async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>, records: &mut Records) {
+    while let Some(t) = engine.poll_transmit() {
+        let Some(socket) = sockets.get(&t.local) else {
+            error!("no socket for {}", t.local);
+            continue;
+        };
+        let sent = if t.non_esp_marker {
+            let mut marked = Vec::with_capacity(4 + t.payload.len());
+            marked.extend_from_slice(&[0; 4]);
+            marked.extend_from_slice(&t.payload);
+            socket.send_to(&marked, t.remote).await
+        } else {
+            socket.send_to(&t.payload, t.remote).await
+        };
+        if let Err(e) = sent {
+            warn!("send to {}: {e}", t.remote);
+        }
+    }
+    while let Some(event) = engine.poll_event() {
+        match event {
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator } => info!(
+                "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                remote.ip(),
+                if initiator { "initiator" } else { "responder" },
+                ike::SuiteName(&suite)
+            ),
+            Event::IpsecSaInstalled(pair) => {
+                info!(
+                    "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
+                    pair.policy,
+                    pair.peer,
+                    pair.remote.ip(),
+                    pair.suite,
+                    pair.inbound.spi().0,
+                    pair.outbound.spi().0
+                );
+                let display_id = records.next_display_id;
+                records.next_display_id += 1;
+                records.installed.push(InstalledPair {
+                    display_id,
+                    remote: pair.remote,
+                    initiator: pair.initiator,
+                });
+            }
+            Event::Failed(failure) => {
+                warn!("{failure}");
+                if records.failures.len() == ERROR_HISTORY {
+                    records.failures.pop_front();
+                }
+                records.failures.push_back((SystemTime::now(), failure.to_string()));
+            }
+            Event::IkeSaDeleted { connection, peer } => {
+                info!("IKE SA {connection} with {peer} deleted by the peer")
+            }
+            Event::IpsecSaDeleted { connection, spis } => {
+                info!("peer deleted IPsec SAs {spis:08x?} on IKE SA {connection}");
+            }
+            Event::SasCleared { connection, peer, remote, reason } => {
+                warn!(
+                    "IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}",
+                    remote.ip()
+                );
+            }
+            Event::PeerMoved { connection, local, remote } => {
+                info!("IKE SA {connection}: peer now at {remote} (from {local})");
+            }
+        }
+    }
+}
+
+fn answer(engine: &Engine, records: &Records, request: &Request) -> Response {
+    match request {
+        Request::DisplayIkeSa => {
+            let mut rows: Vec<IkeSaRow> = records
+                .installed
+                .iter()
+                .rev()
+                .map(|p| IkeSaRow {
+                    conn_id: p.display_id + 10_000,
+                    peer: p.remote.ip().to_string(),
+                    flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
+                    phase: "v1:2",
+                    vpn: "public",
+                })
+                .collect();
+            rows.extend(engine.ike_sas().map(|sa| {
+                let mut flags = Vec::new();
+                if sa.state == "established" {
+                    flags.push("RD");
+                } else {
+                    flags.push("NEG");
+                }
+                if sa.initiator {
+                    flags.push("ST");
+                }
+                IkeSaRow {
+                    conn_id: sa.connection.0,
+                    peer: sa.remote.ip().to_string(),
+                    flags,
+                    phase: "v1:1",
+                    vpn: "public",
+                }
+            }));
+            Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+        }
+        Request::DisplayIkeErrorInfo => {
+            let mut text = String::new();
+            let mut entries = Vec::new();
+            for (at, reason) in &records.failures {
+                let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                text.push_str(&format!("{secs} {reason}\n"));
+                entries.push(json!({ "unix_time": secs, "reason": reason }));
+            }
+            Response::Ok { text, json: json!({ "errors": entries }) }
+        }
+    }
+}
+
+/// Binds the control socket, replacing a stale one, readable by root only.
+fn bind_control(path: &Path) -> Result<UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("another keysteward daemon answers on {}", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+async fn accept_control(
+    listener: UnixListener,
+    requests: mpsc::Sender<(Request, oneshot::Sender<Response>)>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE as u64));
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let response = match serde_json::from_str::<Request>(&line) {
+                Ok(request) => {
+                    let (tx, rx) = oneshot::channel();
+                    if requests.send((request, tx)).await.is_err() {
+                        return;
+                    }
+                    rx.await.unwrap_or_else(|_| Response::Error("the daemon is stopping".into()))
+                }
+                Err(e) => Response::Error(format!("unreadable request: {e}")),
+            };
+            if let Ok(mut text) = serde_json::to_string(&response) {
+                text.push('\n');
+                let _ = write.write_all(text.as_bytes()).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,391 @@
+//! From the operator's VRP configuration to the IKE engine's typed configuration.
+//!
+//! The `vrp` crate has already validated references and values; this module decides how the
+//! VRP concepts map onto the engine: the `ipsec policy` bound to an interface gives the local
+//! address of its peers; its ACL's permit rules become the flows to protect; the `ike-peer`'s
+//! `ike-proposal` (or every proposal, in priority order) becomes the phase-1 offer. Whatever
+//! the engine cannot do yet is refused here with a reason naming the configuration item,
+//! never silently dropped.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry};
+
+/// Why a valid VRP configuration cannot be run by the engine (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The configuration item, e.g. `ipsec policy policy1 1`.
+    pub item: String,
+    /// What is not supported.
+    pub what: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.item, self.what)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+fn unsupported(item: impl Into<String>, what: impl Into<String>) -> Unsupported {
+    Unsupported { item: item.into(), what: what.into() }
+}
+
+/// Builds the engine configuration from a validated VRP configuration.
+pub fn engine_config(config: &vrp::Config) -> Result<ike::Config, Unsupported> {
+    let mut out = ike::Config::default();
+    for (interface_name, interface) in &config.interfaces {
+        let Some(policy_name) = &interface.ipsec_policy else { continue };
+        let item = format!("interface {interface_name}");
+        let local = interface
+            .address
+            .ok_or_else(|| unsupported(&item, "an interface with an ipsec policy needs an ip address"))?
+            .address;
+        let entries = config
+            .ipsec_policies
+            .get(policy_name)
+            .ok_or_else(|| unsupported(&item, format!("ipsec policy {policy_name} does not exist")))?;
+        for (sequence, entry) in entries {
+            let item = format!("ipsec policy {policy_name} {sequence}");
+            let settings = match entry {
+                PolicyEntry::Isakmp(settings) => settings,
+                PolicyEntry::Template(_) => {
+                    return Err(unsupported(item, "policy templates are not supported yet"))
+                }
+            };
+            let peer_name =
+                settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
+            let peer = peer_index(&mut out, config, peer_name, local)?;
+            let acl_number =
+                settings.acl.ok_or_else(|| unsupported(&item, "the entry has no security acl"))?;
+            let acl = config
+                .acls
+                .get(&acl_number)
+                .ok_or_else(|| unsupported(&item, format!("acl {acl_number} does not exist")))?;
+            let mut selectors = Vec::new();
+            for (rule_number, rule) in &acl.rules {
+                if rule.action == AclAction::Deny {
+                    // Deny rules exempt traffic from protection; that is the data plane's job.
+                    continue;
+                }
+                let rule_item = format!("acl {acl_number} rule {rule_number}");
+                if rule.source_port.is_some() || rule.destination_port.is_some() {
+                    return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
+                }
+                selectors.push(ike::TrafficSelector {
+                    protocol: protocol_number(rule.protocol),
+                    local: subnet(rule.source, &rule_item)?,
+                    remote: subnet(rule.destination, &rule_item)?,
+                });
+            }
+            let mut proposals = Vec::new();
+            for name in &settings.proposals {
+                let proposal = config
+                    .ipsec_proposals
+                    .get(name)
+                    .ok_or_else(|| unsupported(&item, format!("ipsec proposal {name} does not exist")))?;
+                proposals.push(ipsec_proposal(proposal, &format!("ipsec proposal {name}"))?);
+            }
+            if proposals.is_empty() {
+                return Err(unsupported(item, "the entry has no proposal"));
+            }
+            out.policies.push(ike::PolicyConfig {
+                id: ike::PolicyId { name: policy_name.clone(), sequence: *sequence },
+                peer,
+                selectors,
+                proposals,
+                pfs: settings.pfs.map(|g| dh_group(g.group())),
+                lifetime: Duration::from_secs(u64::from(
+                    settings.sa_seconds.unwrap_or(config.ipsec_global_duration.seconds),
+                )),
+                lifetime_kilobytes: Some(
+                    settings.sa_kilobytes.unwrap_or(config.ipsec_global_duration.kilobytes),
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The engine's index of peer `name`, adding it on first use.
+fn peer_index(
+    out: &mut ike::Config,
+    config: &vrp::Config,
+    name: &str,
+    local: Ipv4Addr,
+) -> Result<usize, Unsupported> {
+    if let Some(i) = out.peers.iter().position(|p| p.name == name) {
+        return Ok(i);
+    }
+    let item = format!("ike peer {name}");
+    let peer = config.ike_peers.get(name).ok_or_else(|| unsupported(&item, "no such ike peer"))?;
+    let proposals: Vec<ike::IkeProposal> = match peer.ike_proposal {
+        Some(n) => {
+            let p = config
+                .ike_proposals
+                .get(&n)
+                .ok_or_else(|| unsupported(&item, format!("ike proposal {n} does not exist")))?;
+            vec![ike_proposal(p, &format!("ike proposal {n}"))?]
+        }
+        None => config
+            .ike_proposals
+            .iter()
+            .map(|(n, p)| ike_proposal(p, &format!("ike proposal {n}")))
+            .collect::<Result<_, _>>()?,
+    };
+    if proposals.is_empty() {
+        return Err(unsupported(item, "no ike proposal is configured"));
+    }
+    let pre_shared_key = peer
+        .pre_shared_key
+        .as_ref()
+        .ok_or_else(|| unsupported(&item, "only pre-shared-key authentication is supported yet"))?;
+    let exchange_mode = match peer.exchange_mode {
+        vrp::algorithm::ExchangeMode::Main | vrp::algorithm::ExchangeMode::Auto => ike::ExchangeMode::Main,
+        vrp::algorithm::ExchangeMode::Aggressive => ike::ExchangeMode::Aggressive,
+    };
+    let local_id =
+        identity(peer.local_id_type, peer.local_id.as_deref().or(config.ike_local_name.as_deref()), &item)?;
+    let remote_id = match (&peer.remote_id, peer.remote_id_type) {
+        (Some(id), kind) => identity(kind.unwrap_or(vrp::algorithm::IdType::Fqdn), Some(id), &item)?,
+        (None, _) => None,
+    };
+    out.peers.push(ike::PeerConfig {
+        name: name.to_owned(),
+        local_address: IpAddr::V4(local),
+        remote_address: peer.remote_address.map(IpAddr::V4),
+        exchange_mode,
+        proposals,
+        pre_shared_key: SecretBytes::from_slice(pre_shared_key.expose().as_bytes()),
+        local_id,
+        remote_id,
+        nat_traversal: peer.nat_traversal,
+        dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
+    });
+    Ok(out.peers.len() - 1)
+}
+
+/// The peer's `dpd …` settings over the global `ike dpd …` ones. Both `periodic` and
+/// `on-demand` become the engine's one behaviour: R-U-THERE after `idle-time` without
+/// anything from the peer (traffic or IKE), which is what both mean for a tunnel that carries
+/// traffic both ways. The engine sends HASH before NOTIFY (RFC 3706 §5, `seq-hash-notify`);
+/// the other order is refused rather than silently changed.
+fn dpd(
+    global: &vrp::model::GlobalDpd,
+    peer: &vrp::model::PeerDpd,
+    item: &str,
+) -> Result<Option<ike::DpdConfig>, Unsupported> {
+    if peer.message_order == Some(vrp::algorithm::DpdMessageOrder::SeqNotifyHash) {
+        return Err(unsupported(item, "dpd msg seq-notify-hash is not supported (only seq-hash-notify)"));
+    }
+    if peer.dpd_type.or(global.dpd_type).is_none() {
+        return Ok(None);
+    }
+    let seconds = |s: u32| Duration::from_secs(u64::from(s));
+    Ok(Some(ike::DpdConfig {
+        idle_time: seconds(peer.idle_time.unwrap_or(global.idle_time)),
+        retransmit_interval: seconds(peer.retransmit_interval.unwrap_or(global.retransmit_interval)),
+        retry_limit: peer.retry_limit.unwrap_or(global.retry_limit),
+    }))
+}
+
+fn identity(
+    kind: vrp::algorithm::IdType,
+    value: Option<&str>,
+    item: &str,
+) -> Result<Option<ike::IdentityConfig>, Unsupported> {
+    use vrp::algorithm::IdType;
+    Ok(match (kind, value) {
+        (IdType::Ip, None) => None,
+        (IdType::Ip, Some(v)) => Some(ike::IdentityConfig::Address(
+            v.parse().map_err(|_| unsupported(item, format!("`{v}` is not an IPv4 address identity")))?,
+        )),
+        (IdType::Fqdn, Some(v)) => Some(ike::IdentityConfig::Fqdn(v.to_owned())),
+        (IdType::UserFqdn, Some(v)) => Some(ike::IdentityConfig::UserFqdn(v.to_owned())),
+        (IdType::Fqdn | IdType::UserFqdn, None) => {
+            return Err(unsupported(item, "an fqdn or user-fqdn identity needs local-id or ike local-name"))
+        }
+        (IdType::Any, _) => None,
+        (IdType::Dn | IdType::KeyId, _) => {
+            return Err(unsupported(item, "dn and key-id identities are not supported yet"))
+        }
+    })
+}
+
+fn ike_proposal(p: &vrp::model::IkeProposal, item: &str) -> Result<ike::IkeProposal, Unsupported> {
+    use vrp::algorithm::{AuthenticationMethod, EncryptionAlgorithm};
+    let encryption = match p.encryption {
+        EncryptionAlgorithm::Des => Phase1Cipher::Des,
+        EncryptionAlgorithm::TripleDes => Phase1Cipher::TripleDes,
+        EncryptionAlgorithm::Aes128 => Phase1Cipher::Aes128,
+        EncryptionAlgorithm::Aes192 => Phase1Cipher::Aes192,
+        EncryptionAlgorithm::Aes256 => Phase1Cipher::Aes256,
+    };
+    if p.method != AuthenticationMethod::PreShare {
+        return Err(unsupported(item, "only authentication-method pre-share is supported yet"));
+    }
+    Ok(ike::IkeProposal {
+        encryption,
+        hash: hash(p.authentication),
+        auth_method: ike::AuthMethod::PreSharedKey,
+        group: dh_group(p.dh),
+        lifetime: Duration::from_secs(u64::from(p.sa_duration)),
+    })
+}
+
+fn hash(h: vrp::algorithm::HashAlgorithm) -> HashAlgorithm {
+    use vrp::algorithm::HashAlgorithm as H;
+    match h {
+        H::Md5 => HashAlgorithm::Md5,
+        H::Sha1 => HashAlgorithm::Sha1,
+        H::Sha2_256 => HashAlgorithm::Sha256,
+        H::Sha2_384 => HashAlgorithm::Sha384,
+        H::Sha2_512 => HashAlgorithm::Sha512,
+    }
+}
+
+fn dh_group(g: vrp::algorithm::DhGroup) -> DhGroup {
+    use vrp::algorithm::DhGroup as G;
+    match g {
+        G::Group1 => DhGroup::Modp768,
+        G::Group2 => DhGroup::Modp1024,
+        G::Group5 => DhGroup::Modp1536,
+        G::Group14 => DhGroup::Modp2048,
+        G::Group15 => DhGroup::Modp3072,
+        G::Group16 => DhGroup::Modp4096,
+        G::Group19 => DhGroup::Ecp256,
+        G::Group20 => DhGroup::Ecp384,
+        G::Group21 => DhGroup::Ecp521,
+    }
+}
+
+fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::IpsecProposal, Unsupported> {
+    use vrp::algorithm::{EncapsulationMode, EncryptionAlgorithm, HashAlgorithm as H, Transform};
+    if p.transform != Transform::Esp {
+        return Err(unsupported(item, "only transform esp is supported yet"));
+    }
+    let encryption = match p.esp_encryption {
+        None => EspCipher::Null,
+        Some(EncryptionAlgorithm::Des) => EspCipher::Des,
+        Some(EncryptionAlgorithm::TripleDes) => EspCipher::TripleDes,
+        Some(EncryptionAlgorithm::Aes128) => EspCipher::AesCbc128,
+        Some(EncryptionAlgorithm::Aes192) => EspCipher::AesCbc192,
+        Some(EncryptionAlgorithm::Aes256) => EspCipher::AesCbc256,
+    };
+    let integrity = p.esp_authentication.map(|h| match h {
+        H::Md5 => Integrity::HmacMd5_96,
+        H::Sha1 => Integrity::HmacSha1_96,
+        H::Sha2_256 => Integrity::HmacSha256_128,
+        H::Sha2_384 => Integrity::HmacSha384_192,
+        H::Sha2_512 => Integrity::HmacSha512_256,
+    });
+    if integrity.is_none() && !encryption.is_aead() {
+        return Err(unsupported(item, "ESP without an authentication algorithm is not allowed"));
+    }
+    let mode = match p.encapsulation {
+        EncapsulationMode::Tunnel => ike::EncapsulationMode::Tunnel,
+        EncapsulationMode::Transport => ike::EncapsulationMode::Transport,
+        EncapsulationMode::Auto => {
+            return Err(unsupported(item, "encapsulation-mode auto is not supported yet"))
+        }
+    };
+    Ok(ike::IpsecProposal { protocols: ike::IpsecProtocols::Esp { encryption, integrity }, mode })
+}
+
+fn protocol_number(p: AclProtocol) -> u8 {
+    match p {
+        AclProtocol::Ip => 0,
+        AclProtocol::Icmp => 1,
+        AclProtocol::Tcp => 6,
+        AclProtocol::Udp => 17,
+        AclProtocol::Gre => 47,
+        AclProtocol::Number(n) => n,
+    }
+}
+
+fn subnet(m: AddressMatch, item: &str) -> Result<ike::Subnet, Unsupported> {
+    let (low, high) =
+        m.range().ok_or_else(|| unsupported(item, "non-contiguous wildcard masks cannot be negotiated"))?;
+    let host_bits = high ^ low;
+    Ok(ike::Subnet { address: Ipv4Addr::from(low), mask: Ipv4Addr::from(!host_bits) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(text: &str) -> Result<ike::Config, Unsupported> {
+        let checked = vrp::check("t.cfg", text, None);
+        let config = checked.config.unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
+        engine_config(&config)
+    }
+
+    const BASE: &str = "ike proposal 10\n encryption-algorithm aes-128\n dh group19\n\
+ike peer b\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.2\n pre-shared-key 0123456789abcdef\n\
+acl number 3001\n rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255\n\
+ipsec proposal a\n\
+ipsec policy p 1 isakmp\n security acl 3001\n proposal a\n ike-peer b\n pfs dh-group19\n sa duration time-based 1800\n\
+interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
+
+    #[test]
+    fn converts_proposals_peers_and_policies() {
+        let c = convert(BASE).unwrap();
+        let p = &c.peers[0];
+        assert_eq!(p.proposals[0].encryption, Phase1Cipher::Aes128);
+        assert_eq!(p.proposals[0].group, DhGroup::Ecp256);
+        assert_eq!(p.proposals[0].hash, HashAlgorithm::Sha256, "the reference default");
+        let policy = &c.policies[0];
+        assert_eq!(policy.pfs, Some(DhGroup::Ecp256));
+        assert_eq!(policy.lifetime, Duration::from_secs(1800));
+        assert_eq!(
+            policy.proposals[0].protocols,
+            ike::IpsecProtocols::Esp {
+                encryption: EspCipher::AesCbc256,
+                integrity: Some(Integrity::HmacSha256_128)
+            },
+            "the reference's IPsec defaults"
+        );
+        assert_eq!(policy.selectors[0].remote, ike::Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24));
+    }
+
+    #[test]
+    fn refuses_what_the_engine_cannot_do_naming_the_item() {
+        let with_ports = BASE.replace(
+            "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+            "rule 5 permit tcp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 80",
+        );
+        let e = convert(&with_ports).unwrap_err();
+        assert_eq!(e.to_string(), "acl 3001 rule 5: port-specific rules are not supported yet");
+        let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
+        let e = convert(&auto).unwrap_err();
+        assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
+    }
+
+    #[test]
+    fn converts_nat_traversal_and_dpd() {
+        let c = convert(BASE).unwrap();
+        assert!(c.peers[0].nat_traversal, "on by default (vrp-cli.md §3)");
+        assert_eq!(c.peers[0].dpd, None, "DPD is off unless configured");
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let with_dpd = BASE
+            .replace(peer, &format!("{peer} undo nat traversal\n dpd type periodic\n dpd idle-time 20\n"));
+        let c = convert(&with_dpd).unwrap();
+        assert!(!c.peers[0].nat_traversal);
+        let expected = ike::DpdConfig {
+            idle_time: Duration::from_secs(20),
+            retransmit_interval: Duration::from_secs(15),
+            retry_limit: 3,
+        };
+        assert_eq!(c.peers[0].dpd, Some(expected));
+        let other_order = with_dpd.replace(" dpd idle-time 20\n", " dpd msg seq-notify-hash\n");
+        let e = convert(&other_order).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ike peer b: dpd msg seq-notify-hash is not supported (only seq-hash-notify)"
+        );
+    }
+}

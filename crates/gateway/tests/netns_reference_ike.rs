@@ -1,0 +1,159 @@
+//! Two `keysteward run` daemons in network namespaces negotiate the reference scenario over a
+//! real link (root only; CI runs as root).
+//!
+//! ```text
+//!   namespace ks<pid>a                     namespace ks<pid>b
+//!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
+//! ```
+//!
+//! FW_A runs `examples/fw_a.cfg` with `sa trigger-mode auto` added (there is no data plane yet
+//! to raise an acquire from traffic), FW_B `examples/fw_b.cfg` unchanged. The test waits for
+//! `display ike sa --json` on both sides to show the phase-1 and phase-2 SAs as ready, and
+//! checks the text layout. Namespaces and daemons are removed even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Removes what the test made, whatever happens.
+struct Cleanup {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike", "sa", "--control"]);
+    cmd.arg(control);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ready(json: &str, phase: &str) -> bool {
+    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    value["sas"].as_array().is_some_and(|sas| {
+        sas.iter().any(|sa| {
+            sa["phase"] == phase && sa["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "RD"))
+        })
+    })
+}
+
+#[test]
+fn netns_reference_scenario_negotiates_between_two_daemons() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    let tag = format!("ks{}", std::process::id());
+    let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
+    let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+
+    for ns in [&ns_a, &ns_b] {
+        ip(&["netns", "add", ns]);
+        cleanup.namespaces.push(ns.clone());
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+    let (veth_a, veth_b) = (format!("{tag}va"), format!("{tag}vb"));
+    ip(&["link", "add", &veth_a, "netns", &ns_a, "type", "veth", "peer", "name", &veth_b, "netns", &ns_b]);
+    ip(&["-n", &ns_a, "addr", "add", "192.0.2.1/24", "dev", &veth_a]);
+    ip(&["-n", &ns_b, "addr", "add", "192.0.2.2/24", "dev", &veth_b]);
+    ip(&["-n", &ns_a, "link", "set", &veth_a, "up"]);
+    ip(&["-n", &ns_b, "link", "set", &veth_b, "up"]);
+
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let fw_a = std::fs::read_to_string(examples.join("fw_a.cfg"))
+        .unwrap()
+        .replace(" ike-peer b\n", " ike-peer b\n sa trigger-mode auto\n");
+    assert!(fw_a.contains("sa trigger-mode auto"));
+    std::fs::write(dir.join("fw_a.cfg"), fw_a).unwrap();
+    std::fs::copy(examples.join("fw_b.cfg"), dir.join("fw_b.cfg")).unwrap();
+
+    let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
+    for (ns, cfg, control, log) in
+        [(&ns_b, "fw_b.cfg", &control_b, "b.log"), (&ns_a, "fw_a.cfg", &control_a, "a.log")]
+    {
+        let log = std::fs::File::create(dir.join(log)).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
+            .arg(dir.join(cfg))
+            .arg("--control")
+            .arg(control)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts");
+        cleanup.children.push(child);
+        // FW_B must listen before FW_A's first message; give each daemon a moment to bind.
+        let start = Instant::now();
+        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let start = Instant::now();
+    let mut last = (String::new(), String::new());
+    let up = loop {
+        let a = display(&ns_a, &control_a, true).unwrap_or_default();
+        let b = display(&ns_b, &control_b, true).unwrap_or_default();
+        if ready(&a, "v1:1") && ready(&a, "v1:2") && ready(&b, "v1:1") && ready(&b, "v1:2") {
+            break true;
+        }
+        last = (a, b);
+        if start.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert!(
+        up,
+        "no tunnel after 20 s\nFW_A: {}\nFW_B: {}\nFW_A log:\n{}\nFW_B log:\n{}",
+        last.0,
+        last.1,
+        logs("a.log"),
+        logs("b.log")
+    );
+
+    let text = display(&ns_a, &control_a, false).expect("display ike sa");
+    assert!(text.starts_with("current ike sa number: 2\n"), "{text}");
+    assert!(text.contains("192.0.2.2               RD|ST         v1:2  public"), "{text}");
+    assert!(text.contains("192.0.2.2               RD|ST         v1:1  public"), "{text}");
+    let text_b = display(&ns_b, &control_b, false).expect("display ike sa");
+    assert!(text_b.contains("192.0.2.1               RD            v1:1  public"), "{text_b}");
+    let log_a = logs("a.log");
+    assert!(log_a.contains("esp-des-cbc/hmac-md5-96/tunnel"), "{log_a}");
+    drop(cleanup);
+    assert!(
+        !String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout)
+            .contains(&tag),
+        "namespaces removed"
+    );
+}

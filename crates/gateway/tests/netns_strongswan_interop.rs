@@ -1,0 +1,313 @@
+//! keysteward against strongSwan 5.9 (Debian's charon with userspace ESP, kernel-libipsec) as
+//! the other gateway, in network namespaces (root only; CI runs as root and the README test
+//! command installs strongSwan). Interop scenario 1 of the interop issue, IKE part: main mode,
+//! pre-shared key, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256, in both
+//! directions (keysteward initiates; strongSwan initiates with `swanctl --initiate`).
+//!
+//! ```text
+//!   namespace ks<pid>a (keysteward)        namespace ks<pid>b (charon)
+//!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
+//! ```
+//!
+//! strongSwan with kernel-libipsec fakes its NAT-D payloads (reference strongswan-peer.md), so
+//! this also drives keysteward's NAT-T float to UDP 4500 and the non-ESP marker. Asserted on
+//! both sides: keysteward's `display ike sa --json` shows phase 1 and phase 2 ready, and
+//! `swanctl --list-sas` shows the IKE SA ESTABLISHED and the CHILD_SA INSTALLED with the
+//! negotiated algorithms. Namespaces and processes (by PID) are removed even on failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+const PSK: &str = "interop-Secret-0123456789";
+
+struct Cleanup {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if std::env::var_os("KEYSTEWARD_KEEP_TEST_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn keysteward_sas(ns: &str, control: &Path) -> String {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            env!("CARGO_BIN_EXE_keysteward"),
+            "display",
+            "ike",
+            "sa",
+            "--json",
+            "--control",
+        ])
+        .arg(control)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn ready(json: &str, phase: &str) -> bool {
+    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    value["sas"].as_array().is_some_and(|sas| {
+        sas.iter().any(|sa| {
+            sa["phase"] == phase && sa["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "RD"))
+        })
+    })
+}
+
+fn swanctl(ns: &str, run: &Path, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "swanctl"])
+        .args(args)
+        .arg("--uri")
+        .arg(format!("unix://{}/charon.vici", run.display()))
+        .env("SWANCTL_DIR", run.join("swanctl"))
+        .output()
+        .expect("swanctl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn strongswan_conf(run: &Path) -> String {
+    format!(
+        "charon {{
+  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  install_virtual_ip = no
+  filelog {{
+    log {{
+      path = {run}/charon.log
+      time_format = %T
+      default = 1
+      ike = 2
+      cfg = 2
+      flush_line = yes
+    }}
+  }}
+  plugins {{
+    vici {{
+      socket = unix://{run}/charon.vici
+    }}
+  }}
+}}
+",
+        run = run.display()
+    )
+}
+
+const SWANCTL_CONF: &str = "connections {
+  s2s {
+    version = 1
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = aes128-sha256-modp2048
+    local {
+      auth = psk
+      id = 192.0.2.2
+    }
+    remote {
+      auth = psk
+      id = 192.0.2.1
+    }
+    children {
+      net {
+        local_ts = 10.2.2.0/24
+        remote_ts = 10.1.1.0/24
+        esp_proposals = aes128-sha256
+        mode = tunnel
+        start_action = none
+      }
+    }
+  }
+}
+secrets {
+  ike-interop {
+    id-1 = 192.0.2.1
+    id-2 = 192.0.2.2
+    secret = \"interop-Secret-0123456789\"
+  }
+}
+";
+
+fn keysteward_conf(initiate: bool) -> String {
+    let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
+    format!(
+        "ike proposal 10
+ encryption-algorithm aes-128
+ authentication-algorithm sha2-256
+ dh group14
+ike peer b
+ ike-proposal 10
+ undo version 2
+ exchange-mode main
+ remote-address 192.0.2.2
+ pre-shared-key {PSK}
+acl number 3001
+ rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
+ipsec proposal a
+ transform esp
+ encapsulation-mode tunnel
+ esp authentication-algorithm sha2-256
+ esp encryption-algorithm aes-128
+ipsec policy policy1 1 isakmp
+ security acl 3001
+ proposal a
+ ike-peer b
+{trigger}interface out0
+ ip address 192.0.2.1 255.255.255.0
+ ipsec policy policy1
+"
+    )
+}
+
+#[test]
+fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
+    interop(true, "r");
+}
+
+#[test]
+fn netns_strongswan_initiator_main_mode_psk_aes128_sha256_modp2048() {
+    interop(false, "i");
+}
+
+/// One run: `keysteward_initiates` picks who starts; `suffix` keeps the names of tests
+/// running at the same time apart.
+fn interop(keysteward_initiates: bool, suffix: &str) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    assert!(
+        Path::new(CHARON).exists(),
+        "{CHARON} is missing: ./scripts/test installs strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
+    );
+    let tag = format!("ks{}{suffix}", std::process::id());
+    let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
+    let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
+    let run = dir.join("fwb");
+    std::fs::create_dir_all(run.join("swanctl")).unwrap();
+    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+
+    for ns in [&ns_a, &ns_b] {
+        ip(&["netns", "add", ns]);
+        cleanup.namespaces.push(ns.clone());
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+    ip(&["link", "add", "out0", "netns", &ns_a, "type", "veth", "peer", "name", "out0", "netns", &ns_b]);
+    ip(&["-n", &ns_a, "addr", "add", "192.0.2.1/24", "dev", "out0"]);
+    ip(&["-n", &ns_b, "addr", "add", "192.0.2.2/24", "dev", "out0"]);
+    ip(&["-n", &ns_a, "link", "set", "out0", "up"]);
+    ip(&["-n", &ns_b, "link", "set", "out0", "up"]);
+    // charon with kernel-libipsec installs routes for the inside network through its TUN.
+    ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
+    ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
+    ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+
+    std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
+    std::fs::write(run.join("swanctl/swanctl.conf"), SWANCTL_CONF).unwrap();
+    // charon insists on /run/charon.pid: give it a private mount namespace with its own /run.
+    let charon = Command::new("ip")
+        .args(["netns", "exec", &ns_b, "unshare", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("mount --bind \"$0\" /run && exec {CHARON}"))
+        .arg(&run)
+        .env("STRONGSWAN_CONF", run.join("strongswan.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("charon starts");
+    cleanup.children.push(charon);
+    let vici = run.join("charon.vici");
+    let start = Instant::now();
+    while !vici.exists() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert!(vici.exists(), "charon did not start:\n{}", logs("fwb/charon.log"));
+    let loaded = swanctl(&ns_b, &run, &["--load-all"]);
+    assert!(loaded.contains("loaded connection 's2s'"), "{loaded}");
+
+    std::fs::write(dir.join("fw_a.cfg"), keysteward_conf(keysteward_initiates)).unwrap();
+    let control = dir.join("a.sock");
+    let daemon = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns_a,
+            env!("CARGO_BIN_EXE_keysteward"),
+            "run",
+            "--log-level",
+            "debug",
+            "--config",
+        ])
+        .arg(dir.join("fw_a.cfg"))
+        .arg("--control")
+        .arg(&control)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
+        .spawn()
+        .expect("keysteward starts");
+    cleanup.children.push(daemon);
+
+    if !keysteward_initiates {
+        // Wait for keysteward's control socket (it is listening by then), then let charon start.
+        let start = Instant::now();
+        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
+        assert!(
+            initiated.contains("initiate completed successfully"),
+            "{initiated}\nkeysteward log:\n{}",
+            logs("keysteward.log")
+        );
+    }
+    let start = Instant::now();
+    let (up, ours, theirs) = loop {
+        let ours = keysteward_sas(&ns_a, &control);
+        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
+            break (true, ours, theirs);
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            break (false, ours, theirs);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        up,
+        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
+        logs("keysteward.log"),
+        logs("fwb/charon.log")
+    );
+    assert!(theirs.contains("ESTABLISHED"), "{theirs}");
+    assert!(theirs.contains("AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048"), "{theirs}");
+    assert!(theirs.contains("TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA2_256_128"), "NAT-T float: {theirs}");
+    assert!(theirs.contains("local  10.2.2.0/24") && theirs.contains("remote 10.1.1.0/24"), "{theirs}");
+    assert!(theirs.contains("192.0.2.1[4500]"), "floated to UDP 4500: {theirs}");
+    let log = logs("keysteward.log");
+    assert!(log.contains("esp-aes-cbc-128/hmac-sha2-256-128/tunnel"), "{log}");
+    drop(cleanup);
+}

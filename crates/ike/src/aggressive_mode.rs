@@ -1,0 +1,464 @@
+//! Aggressive mode with pre-shared keys, both roles (RFC 2409 §5 and §5.4): phase 1 in three
+//! messages, with the identities in clear.
+//!
+//! ```text
+//! Initiator                                   Responder
+//! AM1 HDR, SA, KE, Ni, IDii             -->
+//!                                       <--   AM2 HDR, SA, KE, Nr, IDir, HASH_R
+//! AM3 HDR*, HASH_I                      -->
+//! ```
+//!
+//! - **Proposals.** The Diffie-Hellman value travels in AM1, before any proposal is chosen, so
+//!   every transform offered must use the KE's group: the initiator offers only the configured
+//!   proposals whose group is the first proposal's (racoon.conf(5): "you must define the same
+//!   DH group in each proposal"). The responder chooses as in main mode; a KE that does not
+//!   fit the chosen group is refused by the DH validation (INVALID-KEY-INFORMATION).
+//! - **Keys by identity.** IDii is in clear, so the responder picks the pre-shared key by the
+//!   peer's identity ([`Config::peer_for_identity`]), falling back to the peer configured for
+//!   the source address, whose `remote-id` is then checked as in main mode.
+//! - **Refusal.** As responder, aggressive mode with pre-shared keys hands HASH_R to whoever
+//!   sends an AM1, and HASH_R can be brute-forced offline. It is refused, silently, unless
+//!   [`Config::allow_aggressive_mode_psk_responder`] is set (the engine checks this before any
+//!   work, see `Engine::new_responder`).
+//! - **AM3.** RFC 2409 shows AM3 in clear; strongSwan and Libreswan encrypt it. We send it
+//!   encrypted and accept both. It is encrypted under the initial IV `hash(g^xi | g^xr)`, and
+//!   the phase-1 IV chain moves to its last ciphertext block on both sides (the responder
+//!   after decrypting it), so quick-mode IVs derive from that block (vectors/README.md,
+//!   "Phase-2 IV"). A cleartext AM3 leaves the chain at the initial IV, as racoon does.
+//! - **Retransmission.** The initiator retransmits AM1 until AM2 arrives, and answers every
+//!   repeat of the AM2 it accepted with its stored AM3 (`Flight::answer_every_repeat`). The
+//!   responder never retransmits AM2 on a timer: AM1 has no cookie exchange before it, so a
+//!   spoofed AM1 would make us send AM2 again and again to a victim (the amplification of
+//!   CVE-2016-5361; Libreswan does not retransmit its first responder message either). It
+//!   answers a repeated AM1 with the stored AM2 a few times. AM3 needs no answer, so its loss
+//!   shows only when the initiator, believing phase 1 done, starts a quick mode: a quick-mode
+//!   message arriving while we wait for AM3 draws the stored AM2 again, and the initiator's
+//!   answer is AM3; its quick-mode retransmission then gets through. Such a message carries
+//!   our responder cookie, which only went to the AM1's source in AM2, so an off-path
+//!   attacker spoofing a victim cannot produce it; these answers are bounded by the
+//!   retransmission count, as our own retransmissions would be.
+//!
+//! [`Config::peer_for_identity`]: crate::Config::peer_for_identity
+//! [`Config::allow_aggressive_mode_psk_responder`]: crate::Config::allow_aggressive_mode_psk_responder
+
+use std::net::SocketAddr;
+
+use crypto::key_schedule::{HashVerified, NextIv};
+use crypto::{DhError, DhPrivate, Digest};
+use isakmp::{Cookie, ExchangeType, Identification, Message, Payload, PayloadType};
+
+use crate::config::{ExchangeMode, IkeProposal};
+use crate::event::{ConnectionId, FailureReason};
+use crate::ike_sa::{
+    auth_input, body_of, check_remote_identity, find_sa, ke_and_nonce, raw_body, Ctx, IkeSa, Phase1,
+    Phase1Material, Role, NONCE_LEN,
+};
+use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::wire;
+
+/// The aggressive-mode states. Each holds what the next message needs.
+pub(crate) enum AggressiveState {
+    /// We sent AM1.
+    InitiatorWaitAm2(Box<InitiatorWaitAm2>),
+    /// We sent AM2.
+    ResponderWaitAm3(Box<ResponderWaitAm3>),
+}
+
+/// The initiator between AM1 and AM2.
+pub(crate) struct InitiatorWaitAm2 {
+    /// Body of our SA payload, which HASH_I and HASH_R cover.
+    sai_b: Vec<u8>,
+    /// The proposals we offered (all of the KE's group): the reply must be one of them.
+    offered: Vec<IkeProposal>,
+    dh: DhPrivate,
+    ni: Vec<u8>,
+    /// Body of our ID payload, for HASH_I.
+    idii_b: Vec<u8>,
+}
+
+/// The responder between AM2 and AM3.
+pub(crate) struct ResponderWaitAm3 {
+    sai_b: Vec<u8>,
+    /// The initiator's ID payload body as received, for HASH_I.
+    idii_b: Vec<u8>,
+    suite: IkeProposal,
+    material: Box<Phase1Material>,
+    /// How many times a quick mode arriving before AM3 has drawn AM2 again.
+    am2_resent: u32,
+}
+
+impl AggressiveState {
+    /// The state name used in failure reports and displays.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::InitiatorWaitAm2(_) => "waiting for AM2",
+            Self::ResponderWaitAm3(_) => "waiting for AM3",
+        }
+    }
+
+    /// True when `message` has the shape this state waits for: AM2 is cleartext with SA, KE and
+    /// nonce; AM3 is encrypted or carries a HASH in clear. Anything else is stray and dropped
+    /// without disturbing the exchange.
+    fn expects(&self, message: &Message<'_>) -> bool {
+        let has = |wanted: PayloadType| message.payloads().iter().any(|p| p.payload_type() == wanted);
+        match self {
+            Self::InitiatorWaitAm2(_) => {
+                has(PayloadType::SecurityAssociation)
+                    && has(PayloadType::KeyExchange)
+                    && has(PayloadType::Nonce)
+            }
+            Self::ResponderWaitAm3(_) => message.encrypted_body().is_some() || has(PayloadType::Hash),
+        }
+    }
+}
+
+/// The proposals an aggressive-mode initiator offers: those sharing the first proposal's
+/// Diffie-Hellman group, in order, since AM1's KE can only be of one group.
+pub(crate) fn aggressive_proposals(proposals: &[IkeProposal]) -> Vec<IkeProposal> {
+    let Some(first) = proposals.first() else { return Vec::new() };
+    proposals.iter().filter(|p| p.group == first.group).copied().collect()
+}
+
+/// HASH_R as the responder puts it in AM2:
+/// `prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)`.
+pub(crate) fn am2_hash_r(
+    material: &Phase1Material,
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    sai_b: &[u8],
+    idir_b: &[u8],
+) -> Digest {
+    material.skeyid.hash_r(&auth_input(material, cookie_i, cookie_r, sai_b), idir_b)
+}
+
+/// HASH_I as the initiator puts it in AM3:
+/// `prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)`.
+pub(crate) fn am3_hash_i(
+    material: &Phase1Material,
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    sai_b: &[u8],
+    idii_b: &[u8],
+) -> Digest {
+    material.skeyid.hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b)
+}
+
+/// AM3: HASH_I (then `rest`, e.g. NAT-D payloads) encrypted under the phase-1 chain, which
+/// starts at the initial IV and then moves to AM3's last block.
+pub(crate) fn seal_am3(
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    hash_i: &[u8],
+    rest: &[Payload<'_>],
+    material: &mut Phase1Material,
+) -> Vec<u8> {
+    let mut payloads = vec![Payload::Hash(hash_i)];
+    payloads.extend(rest.iter().cloned());
+    let mut chain = Vec::new();
+    isakmp::emit_payload_chain(&payloads, &mut chain);
+    let header = wire::header(cookie_i, cookie_r, ExchangeType::Aggressive, 0);
+    wire::encrypted(header, PayloadType::Hash, chain, &material.key, &mut material.iv)
+}
+
+/// Opens AM3 (encrypted, or in clear) and checks HASH_I in constant time. Returns the IV the
+/// phase-1 chain moves to (none for a cleartext AM3) and the proof of the check; the chain
+/// itself is left alone until the caller has accepted the message.
+pub(crate) fn open_am3(
+    message: &Message<'_>,
+    material: &Phase1Material,
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    sai_b: &[u8],
+    idii_b: &[u8],
+) -> Result<(Option<NextIv>, HashVerified), FailureReason> {
+    let verify = |payloads: &[Payload<'_>]| {
+        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
+        material
+            .skeyid
+            .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
+            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })
+    };
+    match message.encrypted_body() {
+        Some(ciphertext) => {
+            let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
+            // Garbage under keys derived from our pre-shared key almost always means the
+            // initiator derived other keys.
+            let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)
+                .map_err(|_| FailureReason::KeysDiffer { message: "AM3" })?;
+            let proof = verify(&payloads)?;
+            Ok((Some(decrypted.next_iv), proof))
+        }
+        None => Ok((None, verify(message.payloads())?)),
+    }
+}
+
+fn find_identification<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m Identification<'a>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Identification(id) => Some(id),
+        _ => None,
+    })
+}
+
+fn find_hash<'a>(payloads: &[Payload<'a>]) -> Option<&'a [u8]> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Hash(h) => Some(*h),
+        _ => None,
+    })
+}
+
+impl IkeSa {
+    /// A new SA in aggressive mode, in a placeholder state the caller replaces.
+    fn new_aggressive(
+        connection: ConnectionId,
+        role: Role,
+        peer: usize,
+        addresses: (SocketAddr, SocketAddr),
+        cookies: (Cookie, Cookie),
+        ctx: &mut Ctx<'_>,
+    ) -> Self {
+        let mut sa = Self::new(connection, role, peer, addresses, cookies, ctx);
+        sa.mode = ExchangeMode::Aggressive;
+        sa
+    }
+
+    fn aggressive_header(&self) -> isakmp::Header {
+        wire::header(self.cookie_i, self.cookie_r, ExchangeType::Aggressive, 0)
+    }
+
+    /// Starts aggressive mode as initiator: AM1 with SA, KE, Ni and IDii.
+    pub(crate) fn initiate_aggressive(
+        connection: ConnectionId,
+        peer: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Self, FailureReason> {
+        let offered = aggressive_proposals(&ctx.config.peers[peer].proposals);
+        let Some(group) = offered.first().map(|p| p.group) else {
+            return Err(FailureReason::Phase1ProposalMismatch(Phase1Mismatch {
+                offered: Vec::new(),
+                accepted: Vec::new(),
+            }));
+        };
+        let cookie_i = ctx.random_cookie();
+        let mut sa = Self::new_aggressive(
+            connection,
+            Role::Initiator,
+            peer,
+            (local, remote),
+            (cookie_i, Cookie::default()),
+            ctx,
+        );
+        let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+        let ni = ctx.random_bytes(NONCE_LEN);
+        let offer = phase1_offer(&offered);
+        let mut sai_b = Vec::new();
+        offer.emit(&mut sai_b);
+        let id = sa.local_identification(ctx.config);
+        let mut idii_b = Vec::new();
+        id.emit(&mut idii_b);
+        let am1 = wire::cleartext(
+            sa.aggressive_header(),
+            vec![
+                Payload::SecurityAssociation(offer),
+                Payload::KeyExchange(dh.public_value()),
+                Payload::Nonce(&ni),
+                Payload::Identification(id),
+            ],
+        );
+        sa.send(am1, true, ctx);
+        sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
+            sai_b,
+            offered,
+            dh,
+            ni,
+            idii_b,
+        })));
+        Ok(sa)
+    }
+
+    /// Answers AM1 as responder (the engine has already decided to accept aggressive mode
+    /// and chosen `peer`): checks the proposal and identity before any Diffie-Hellman work,
+    /// then sends AM2.
+    #[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
+    pub(crate) fn respond_aggressive(
+        connection: ConnectionId,
+        peer: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Self, FailureReason> {
+        let payloads = message.payloads();
+        let offer = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
+        let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals)
+            .map_err(FailureReason::Phase1ProposalMismatch)?;
+        let (g_xi, ni) = ke_and_nonce(payloads)?;
+        let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
+        check_remote_identity(&ctx.config.peers[peer], id)?;
+        let first = message.first_payload();
+        let body = body_of(datagram);
+        let sai_b = raw_body(first, body, PayloadType::SecurityAssociation)
+            .ok_or(FailureReason::MissingPayload("SA"))?
+            .to_vec();
+        let idii_b = raw_body(first, body, PayloadType::Identification)
+            .ok_or(FailureReason::MissingPayload("ID"))?
+            .to_vec();
+
+        let cookie_r = ctx.random_cookie();
+        let cookie_i = message.header.initiator_cookie;
+        let mut sa = Self::new_aggressive(
+            connection,
+            Role::Responder,
+            peer,
+            (local, remote),
+            (cookie_i, cookie_r),
+            ctx,
+        );
+        let suite = choice.suite;
+        // A KE of another group than the chosen transform's is refused before any DH work.
+        if g_xi.len() != suite.group.public_len() {
+            return Err(FailureReason::InvalidKeyExchange(DhError::WrongLength {
+                group: suite.group,
+                expected: suite.group.public_len(),
+                actual: g_xi.len(),
+            }));
+        }
+        let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+        let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
+        let nr = ctx.random_bytes(NONCE_LEN);
+        let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+        let id_r = sa.local_identification(ctx.config);
+        let mut idir_b = Vec::new();
+        id_r.emit(&mut idir_b);
+        let hash_r = am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b);
+        let am2 = wire::cleartext(
+            sa.aggressive_header(),
+            vec![
+                Payload::SecurityAssociation(choice.reply),
+                Payload::KeyExchange(dh.public_value()),
+                Payload::Nonce(&nr),
+                Payload::Identification(id_r),
+                Payload::Hash(&hash_r),
+            ],
+        );
+        sa.flight.received(digest);
+        // No timer-driven retransmission of AM2 (module doc, "Retransmission").
+        sa.send(am2, false, ctx);
+        sa.phase1 = Phase1::Aggressive(AggressiveState::ResponderWaitAm3(Box::new(ResponderWaitAm3 {
+            sai_b,
+            idii_b,
+            suite,
+            material: Box::new(material),
+            am2_resent: 0,
+        })));
+        Ok(sa)
+    }
+
+    /// Handles an aggressive-mode message for this SA. `Ok(true)` means phase 1 just
+    /// completed.
+    pub(crate) fn handle_aggressive_mode(
+        &mut self,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<bool, FailureReason> {
+        if let Some(repeat) = self.flight.repeat(&digest) {
+            if let Some(bytes) = repeat {
+                self.transmit(bytes, ctx);
+            }
+            return Ok(false);
+        }
+        let expected = match &self.phase1 {
+            Phase1::Aggressive(state) => state.expects(message),
+            // Established, failed, or a main-mode SA: a stray or forged message.
+            _ => false,
+        };
+        if !expected {
+            return Ok(false);
+        }
+        match std::mem::replace(&mut self.phase1, Phase1::Failed) {
+            Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(wait)) => {
+                self.initiator_finish_aggressive(*wait, message, datagram, digest, ctx)?;
+                Ok(true)
+            }
+            Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) => {
+                let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = *wait;
+                let (next_iv, proof) =
+                    open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?;
+                if let Some(next_iv) = next_iv {
+                    material.iv.advance(next_iv);
+                }
+                self.flight.finished(digest);
+                self.flight.settle();
+                self.establish(suite, material, proof, ctx);
+                Ok(true)
+            }
+            other => {
+                self.phase1 = other;
+                Ok(false)
+            }
+        }
+    }
+
+    /// A quick-mode message arrived. If we are an aggressive-mode responder still waiting for
+    /// AM3, the initiator has finished phase 1 and AM3 was lost: answer with the stored AM2,
+    /// which draws AM3 again (module doc, "Retransmission"). Returns true when the message was
+    /// consumed so; it cannot be decrypted before AM3 anyway.
+    pub(crate) fn quick_mode_before_am3(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) = &mut self.phase1 else {
+            return false;
+        };
+        if wait.am2_resent < ctx.config.limits.retransmit_count {
+            wait.am2_resent += 1;
+            if let Some(am2) = self.flight.last_sent() {
+                let am2 = am2.to_vec();
+                self.transmit(am2, ctx);
+            }
+        }
+        true
+    }
+
+    /// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
+    /// sends AM3 and establishes.
+    fn initiator_finish_aggressive(
+        &mut self,
+        wait: InitiatorWaitAm2,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), FailureReason> {
+        let payloads = message.payloads();
+        let reply = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
+        let suite =
+            accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::Phase1ProposalMismatch)?;
+        if message.header.responder_cookie.is_zero() {
+            return Err(FailureReason::MissingPayload("responder cookie"));
+        }
+        let (g_xr, nr) = ke_and_nonce(payloads)?;
+        let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
+        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
+        let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
+            .ok_or(FailureReason::MissingPayload("ID"))?;
+        self.cookie_r = message.header.responder_cookie;
+        let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
+        let mut material =
+            self.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
+        let proof = material
+            .skeyid
+            .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
+            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
+        check_remote_identity(self.peer_config(ctx.config), id)?;
+        let hash_i = am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b);
+        let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &[], &mut material);
+        self.flight.received(digest);
+        self.flight.answer_every_repeat();
+        self.send(am3, false, ctx);
+        self.establish(suite, Box::new(material), proof, ctx);
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Vendor ID payloads of phase 1 (RFC 2408 §3.16): what we announce and what we recognise.
+//!
+//! We announce dead peer detection (RFC 3706 §4) always, because we always answer R-U-THERE,
+//! and NAT traversal (RFC 3947 §3.1, with the VIDs of draft-ietf-ipsec-nat-t-ike-02, -02\n and
+//! -03 that older peers still look for) when `nat traversal` is on. IKE fragmentation is not
+//! announced: we do not reassemble fragments yet, and a peer that saw the VID would fragment
+//! large messages (strongswan-peer.md). Unknown VIDs are ignored.
+//!
+//! Main mode sends these in MM1/MM2; aggressive mode reuses [`our_vendor_ids`] for AM1 and
+//! [`responder_vendor_ids`] for AM2, and [`PeerCapabilities::recognise`] for the peer's.
+
+use isakmp::{vendor, Payload};
+
+use crate::config::Config;
+use crate::ike_sa::IkeSa;
+
+/// The NAT-T dialect both sides speak, in order of preference (the derived order: later is
+/// better). The dialect decides payload numbers (NAT-D 20 / 130, NAT-OA 21 / 131) and the
+/// UDP-encapsulated modes (3, 4 / 61443, 61444).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NatTVersion {
+    /// draft-ietf-ipsec-nat-t-ike-02.
+    Draft02,
+    /// draft-ietf-ipsec-nat-t-ike-02 with the trailing newline some implementations hash.
+    Draft02N,
+    /// draft-ietf-ipsec-nat-t-ike-03.
+    Draft03,
+    /// RFC 3947.
+    Rfc3947,
+}
+
+impl NatTVersion {
+    /// The Vendor ID that announces this dialect.
+    pub(crate) fn vendor_id(self) -> &'static [u8] {
+        match self {
+            Self::Draft02 => &vendor::NAT_T_DRAFT_02,
+            Self::Draft02N => &vendor::NAT_T_DRAFT_02_N,
+            Self::Draft03 => &vendor::NAT_T_DRAFT_03,
+            Self::Rfc3947 => &vendor::NAT_T_RFC3947,
+        }
+    }
+
+    /// True for the drafts, which use the private payload numbers and encapsulation modes.
+    pub(crate) fn is_draft(self) -> bool {
+        self != Self::Rfc3947
+    }
+
+    fn from_vendor_id(id: &[u8]) -> Option<Self> {
+        [Self::Rfc3947, Self::Draft03, Self::Draft02N, Self::Draft02]
+            .into_iter()
+            .find(|v| v.vendor_id() == id)
+    }
+}
+
+/// What a peer announced in its phase-1 Vendor IDs, as far as we care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerCapabilities {
+    /// RFC 3706 DPD: the peer answers R-U-THERE.
+    pub dpd: bool,
+    /// The best NAT-T dialect the peer announced.
+    pub nat_t: Option<NatTVersion>,
+}
+
+impl PeerCapabilities {
+    /// Reads the Vendor ID payloads among `payloads`; any other payload and unknown VIDs are
+    /// ignored.
+    pub(crate) fn recognise(payloads: &[Payload<'_>]) -> Self {
+        let mut caps = Self::default();
+        for payload in payloads {
+            let Payload::VendorId(id) = payload else { continue };
+            if *id == vendor::DPD {
+                caps.dpd = true;
+            } else if let Some(version) = NatTVersion::from_vendor_id(id) {
+                caps.nat_t = caps.nat_t.max(Some(version));
+            }
+        }
+        caps
+    }
+}
+
+impl IkeSa {
+    /// Reads the peer's Vendor IDs (MM1 / MM2, AM1 / AM2) and settles the NAT-T dialect: the
+    /// best one the peer announced, if `nat traversal` is on here.
+    pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
+        self.peer_capabilities = PeerCapabilities::recognise(payloads);
+        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
+    }
+}
+
+/// The Vendor IDs an initiator sends in MM1 / AM1: DPD, and when `nat_traversal` is on every
+/// NAT-T dialect we speak (RFC first, as strongSwan orders them).
+pub(crate) fn our_vendor_ids(nat_traversal: bool) -> Vec<Payload<'static>> {
+    let mut ids = vec![Payload::VendorId(&vendor::DPD)];
+    if nat_traversal {
+        for version in
+            [NatTVersion::Rfc3947, NatTVersion::Draft03, NatTVersion::Draft02N, NatTVersion::Draft02]
+        {
+            ids.push(Payload::VendorId(version.vendor_id()));
+        }
+    }
+    ids
+}
+
+/// The Vendor IDs a responder sends in MM2 / AM2: DPD, and the one NAT-T dialect it chose
+/// from the initiator's (`nat_t`), so that both sides know which one is in force.
+pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>) -> Vec<Payload<'static>> {
+    let mut ids = vec![Payload::VendorId(&vendor::DPD)];
+    if let Some(version) = nat_t {
+        ids.push(Payload::VendorId(version.vendor_id()));
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_ours_and_ignores_unknown() {
+        let mut payloads = our_vendor_ids(true);
+        payloads.push(Payload::VendorId(&vendor::XAUTH));
+        payloads.push(Payload::VendorId(&[1, 2, 3]));
+        payloads.push(Payload::Nonce(&vendor::DPD));
+        let caps = PeerCapabilities::recognise(&payloads);
+        assert_eq!(caps, PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Rfc3947) });
+        let draft_only =
+            [Payload::VendorId(&vendor::NAT_T_DRAFT_02), Payload::VendorId(&vendor::NAT_T_DRAFT_03)];
+        assert_eq!(PeerCapabilities::recognise(&draft_only).nat_t, Some(NatTVersion::Draft03));
+        assert_eq!(PeerCapabilities::recognise(&our_vendor_ids(false)).nat_t, None);
+    }
+
+    #[test]
+    fn fragmentation_is_never_announced() {
+        for payload in our_vendor_ids(true).iter().chain(&responder_vendor_ids(Some(NatTVersion::Draft02))) {
+            let Payload::VendorId(id) = payload else { panic!("only VIDs") };
+            assert!(!vendor::is_fragmentation(id));
+        }
+    }
+}
