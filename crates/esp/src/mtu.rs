@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 pub(crate) const IPV4_HEADER_LEN: usize = 20;
 /// Bytes of UDP header, added when ESP is UDP-encapsulated (RFC 3948).
 pub(crate) const UDP_HEADER_LEN: usize = 8;
-/// Length of the ICMP error built by [`frag_needed`] at most: IPv4 header, ICMP header, the
+/// Length of the ICMP "fragmentation needed" error the data plane builds, at most: IPv4 header, ICMP header, the
 /// offending header with options (60) and 8 bytes of its payload.
 pub const MAX_ICMP_LEN: usize = IPV4_HEADER_LEN + 8 + 60 + 8;
 

@@ -23,7 +23,7 @@
 //! The fixed header is all a packet says about itself; where the IV ends and the ICV starts
 //! depends on the SA's algorithms, so [`EspPacket::layout`] takes them and is the one place
 //! that decides whether the lengths add up. The trailer (padding, pad length, next header,
-//! RFC 4303 §2.4–§2.6) is written by [`write_trailer`] and checked by [`check_trailer`].
+//! RFC 4303 §2.4–§2.6) is written by `write_trailer` (crate-private) and checked by [`check_trailer`].
 
 use crypto::key_schedule::Spi;
 
