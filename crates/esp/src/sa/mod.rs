@@ -567,7 +567,7 @@ impl OutboundSa {
         self.lifetime.record(payload_len);
         if sequence == u32::MAX {
             self.lifetime.expire(LifetimeCause::SequenceNumbers);
-        } else if sequence == SEQUENCE_SOFT_LIMIT && !self.lifetime.soft {
+        } else if sequence >= SEQUENCE_SOFT_LIMIT && !self.lifetime.soft {
             self.lifetime.soften(LifetimeCause::SequenceNumbers);
         }
         Ok(needed)

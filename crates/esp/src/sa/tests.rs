@@ -356,6 +356,8 @@ fn sequence_numbers_run_out() {
     sa.seal_tunnel(&packet, &mut buf).unwrap();
     assert_eq!(sa.take_lifetime_notice(), Some(LifetimeNotice::Soft(LifetimeCause::SequenceNumbers)));
     assert_eq!(sa.take_lifetime_notice(), None);
+    sa.seal_tunnel(&packet, &mut buf).unwrap();
+    assert_eq!(sa.take_lifetime_notice(), None, "the soft notice comes once");
     sa.set_last_sequence(u32::MAX - 1);
     let sealed = sa.seal_tunnel(&packet, &mut buf).unwrap();
     assert_eq!(EspPacket::new_checked(&*sealed).unwrap().sequence_number(), u32::MAX);
