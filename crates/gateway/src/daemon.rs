@@ -44,6 +44,9 @@ struct InstalledPair {
     display_id: u64,
     remote: SocketAddr,
     initiator: bool,
+    /// The SPIs, so that the pair leaves the display when the engine or the peer ends it.
+    inbound_spi: u32,
+    outbound_spi: u32,
 }
 
 /// The daemon's own records of what the engine reported.
@@ -229,6 +232,8 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>
                     display_id,
                     remote: pair.remote,
                     initiator: pair.initiator,
+                    inbound_spi: pair.inbound.spi().0,
+                    outbound_spi: pair.outbound.spi().0,
                 });
             }
             Event::Failed(failure) => {
@@ -243,6 +248,17 @@ async fn drain(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>
             }
             Event::IpsecSaDeleted { connection, spis } => {
                 info!("peer deleted IPsec SAs {spis:08x?} on IKE SA {connection}");
+                records.installed.retain(|p| !spis.contains(&p.outbound_spi));
+            }
+            Event::IpsecSaExpired { connection, peer, policy, inbound_spi, outbound_spi, reason } => {
+                info!(
+                    "IPsec SA pair for {policy} with {peer} ended ({reason:?}) on IKE SA {connection}: \
+                     inbound SPI {inbound_spi:08x}, outbound SPI {outbound_spi:08x}"
+                );
+                records.installed.retain(|p| p.inbound_spi != inbound_spi);
+            }
+            Event::IkeSaExpired { connection, peer, remote, reason } => {
+                info!("IKE SA {connection} with {peer} ({}) ended ({reason:?}); Delete sent", remote.ip());
             }
             Event::SasCleared { connection, peer, remote, reason } => {
                 warn!(

@@ -52,19 +52,12 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
-fn keysteward_sas(ns: &str, control: &Path) -> String {
+/// `keysteward display ike <what…> --control CONTROL` in namespace `ns`.
+fn display(ns: &str, control: &Path, what: &[&str]) -> String {
     Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            env!("CARGO_BIN_EXE_keysteward"),
-            "display",
-            "ike",
-            "sa",
-            "--json",
-            "--control",
-        ])
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike"])
+        .args(what)
+        .arg("--control")
         .arg(control)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -118,84 +111,238 @@ fn strongswan_conf(run: &Path) -> String {
     )
 }
 
-const SWANCTL_CONF: &str = "connections {
-  s2s {
+/// One interop scenario: both sides' settings and what each must end up showing.
+struct Scenario {
+    /// keysteward: `ike proposal` lines.
+    ike: &'static str,
+    /// keysteward: `ipsec proposal` lines.
+    esp: &'static str,
+    /// keysteward: extra `ipsec policy` lines (e.g. `pfs`).
+    policy: &'static str,
+    /// keysteward: extra `ike peer` lines (identities).
+    peer: &'static str,
+    /// strongSwan: `proposals`.
+    proposals: &'static str,
+    /// strongSwan: `esp_proposals`.
+    esp_proposals: &'static str,
+    /// strongSwan: local and remote identities.
+    ids: (&'static str, &'static str),
+    /// strongSwan's secret (keysteward always uses [`PSK`]).
+    secret: &'static str,
+    /// What `swanctl --list-sas` shows for the IKE SA and the CHILD_SA, or `None` when the
+    /// negotiation must fail.
+    expect: Option<(&'static str, &'static str)>,
+    /// For a failure: what keysteward's `display ike error-info` must say.
+    error: &'static str,
+}
+
+const BASE: Scenario = Scenario {
+    ike: " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n",
+    esp: " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-128\n",
+    policy: "",
+    peer: "",
+    proposals: "aes128-sha256-modp2048",
+    esp_proposals: "aes128-sha256",
+    ids: ("192.0.2.2", "192.0.2.1"),
+    secret: PSK,
+    expect: Some((
+        "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        "ESP:AES_CBC-128/HMAC_SHA2_256_128",
+    )),
+    error: "",
+};
+
+fn swanctl_conf(s: &Scenario) -> String {
+    format!(
+        "connections {{
+  s2s {{
     version = 1
     local_addrs = 192.0.2.2
     remote_addrs = 192.0.2.1
-    proposals = aes128-sha256-modp2048
-    local {
+    proposals = {proposals}
+    local {{
       auth = psk
-      id = 192.0.2.2
-    }
-    remote {
+      id = {local_id}
+    }}
+    remote {{
       auth = psk
-      id = 192.0.2.1
-    }
-    children {
-      net {
+      id = {remote_id}
+    }}
+    children {{
+      net {{
         local_ts = 10.2.2.0/24
         remote_ts = 10.1.1.0/24
-        esp_proposals = aes128-sha256
+        esp_proposals = {esp}
         mode = tunnel
         start_action = none
-      }
-    }
-  }
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-interop {{
+    id-1 = {remote_id}
+    id-2 = {local_id}
+    secret = \"{secret}\"
+  }}
+}}
+",
+        proposals = s.proposals,
+        esp = s.esp_proposals,
+        local_id = s.ids.0,
+        remote_id = s.ids.1,
+        secret = s.secret,
+    )
 }
-secrets {
-  ike-interop {
-    id-1 = 192.0.2.1
-    id-2 = 192.0.2.2
-    secret = \"interop-Secret-0123456789\"
-  }
-}
-";
 
-fn keysteward_conf(initiate: bool) -> String {
+fn keysteward_conf(s: &Scenario, initiate: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     format!(
         "ike proposal 10
- encryption-algorithm aes-128
- authentication-algorithm sha2-256
- dh group14
-ike peer b
+{ike}ike peer b
  ike-proposal 10
  undo version 2
  exchange-mode main
  remote-address 192.0.2.2
  pre-shared-key {PSK}
-acl number 3001
+{peer}acl number 3001
  rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
 ipsec proposal a
  transform esp
  encapsulation-mode tunnel
- esp authentication-algorithm sha2-256
- esp encryption-algorithm aes-128
-ipsec policy policy1 1 isakmp
+{esp}ipsec policy policy1 1 isakmp
  security acl 3001
  proposal a
  ike-peer b
-{trigger}interface out0
+{policy}{trigger}interface out0
  ip address 192.0.2.1 255.255.255.0
  ipsec policy policy1
-"
+",
+        ike = s.ike,
+        peer = s.peer,
+        esp = s.esp,
+        policy = s.policy,
     )
 }
 
+// Scenario 1: main mode, PSK, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256.
 #[test]
 fn netns_strongswan_responder_main_mode_psk_aes128_sha256_modp2048() {
-    interop(true, "r");
+    interop(&BASE, true, "r1");
 }
 
 #[test]
 fn netns_strongswan_initiator_main_mode_psk_aes128_sha256_modp2048() {
-    interop(false, "i");
+    interop(&BASE, false, "i1");
 }
 
-/// One run: `keysteward_initiates` picks who starts; `suffix` keeps the names of tests
-/// running at the same time apart.
-fn interop(keysteward_initiates: bool, suffix: &str) {
+// Scenario 2: main mode, PSK, FQDN identities.
+const FQDN: Scenario = Scenario {
+    peer:
+        " local-id-type fqdn\n local-id fwa.example.net\n remote-id-type fqdn\n remote-id fwb.example.net\n",
+    ids: ("fwb.example.net", "fwa.example.net"),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_main_mode_fqdn_identities() {
+    interop(&FQDN, true, "r2");
+}
+
+#[test]
+fn netns_strongswan_initiator_main_mode_fqdn_identities() {
+    interop(&FQDN, false, "i2");
+}
+
+// Scenario 4: 3des-sha1-modp1024 with ESP 3des-md5; aes256-sha384-ecp384.
+const TRIPLE_DES: Scenario = Scenario {
+    ike: " encryption-algorithm 3des\n authentication-algorithm sha1\n dh group2\n",
+    esp: " esp authentication-algorithm md5\n esp encryption-algorithm 3des\n",
+    proposals: "3des-sha1-modp1024",
+    esp_proposals: "3des-md5",
+    expect: Some(("3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "ESP:3DES_CBC/HMAC_MD5_96")),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_3des_sha1_modp1024_esp_3des_md5() {
+    interop(&TRIPLE_DES, true, "r4a");
+}
+
+#[test]
+fn netns_strongswan_initiator_3des_sha1_modp1024_esp_3des_md5() {
+    interop(&TRIPLE_DES, false, "i4a");
+}
+
+const ECP384: Scenario = Scenario {
+    ike: " encryption-algorithm aes-256\n authentication-algorithm sha2-384\n dh group20\n",
+    esp: " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-256\n",
+    proposals: "aes256-sha384-ecp384",
+    esp_proposals: "aes256-sha256",
+    expect: Some((
+        "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        "ESP:AES_CBC-256/HMAC_SHA2_256_128",
+    )),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_aes256_sha384_ecp384() {
+    interop(&ECP384, true, "r4b");
+}
+
+#[test]
+fn netns_strongswan_initiator_aes256_sha384_ecp384() {
+    interop(&ECP384, false, "i4b");
+}
+
+// Scenario 5: PFS with modp2048.
+const PFS: Scenario = Scenario {
+    policy: " pfs dh-group14\n",
+    esp_proposals: "aes128-sha256-modp2048",
+    expect: Some((
+        "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        "ESP:AES_CBC-128/HMAC_SHA2_256_128/MODP_2048",
+    )),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_pfs_modp2048() {
+    interop(&PFS, true, "r5");
+}
+
+#[test]
+fn netns_strongswan_initiator_pfs_modp2048() {
+    interop(&PFS, false, "i5");
+}
+
+// Scenario 8: failures end with the specific reason in keysteward's error-info.
+#[test]
+fn netns_strongswan_wrong_psk_fails_with_the_reason() {
+    let s = Scenario {
+        secret: "not-the-interop-secret-0123",
+        expect: None,
+        error: "pre-shared keys probably differ",
+        ..BASE
+    };
+    interop(&s, true, "f1");
+}
+
+#[test]
+fn netns_strongswan_no_common_proposal_fails_naming_both_sides() {
+    let s = Scenario {
+        proposals: "aes256-sha512-modp4096",
+        expect: None,
+        error: "we accept aes-128/sha2-256/group14/pre-share",
+        ..BASE
+    };
+    interop(&s, true, "f2");
+}
+
+/// One run of `scenario`: `keysteward_initiates` picks who starts; `suffix` keeps the names
+/// of tests running at the same time apart.
+fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
         return;
@@ -227,7 +374,7 @@ fn interop(keysteward_initiates: bool, suffix: &str) {
     ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
-    std::fs::write(run.join("swanctl/swanctl.conf"), SWANCTL_CONF).unwrap();
+    std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf(scenario)).unwrap();
     // charon insists on /run/charon.pid: give it a private mount namespace with its own /run.
     let charon = Command::new("ip")
         .args(["netns", "exec", &ns_b, "unshare", "-m", "--propagation", "private", "sh", "-c"])
@@ -249,7 +396,7 @@ fn interop(keysteward_initiates: bool, suffix: &str) {
     let loaded = swanctl(&ns_b, &run, &["--load-all"]);
     assert!(loaded.contains("loaded connection 's2s'"), "{loaded}");
 
-    std::fs::write(dir.join("fw_a.cfg"), keysteward_conf(keysteward_initiates)).unwrap();
+    std::fs::write(dir.join("fw_a.cfg"), keysteward_conf(scenario, keysteward_initiates)).unwrap();
     let control = dir.join("a.sock");
     let daemon = Command::new("ip")
         .args([
@@ -284,9 +431,30 @@ fn interop(keysteward_initiates: bool, suffix: &str) {
             logs("keysteward.log")
         );
     }
+    let Some((expect_ike, expect_child)) = scenario.expect else {
+        // A failure: keysteward must name the reason, and neither side may keep half-made SAs.
+        let start = Instant::now();
+        let errors = loop {
+            let errors = display(&ns_a, &control, &["error-info"]);
+            if errors.contains(scenario.error) || start.elapsed() > Duration::from_secs(30) {
+                break errors;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            errors.contains(scenario.error),
+            "error-info: {errors}\nkeysteward log:\n{}\ncharon log:\n{}",
+            logs("keysteward.log"),
+            logs("fwb/charon.log")
+        );
+        assert!(!ready(&display(&ns_a, &control, &["sa", "--json"]), "v1:2"), "no IPsec SA on keysteward");
+        assert!(!swanctl(&ns_b, &run, &["--list-sas"]).contains("INSTALLED"), "no CHILD_SA on strongSwan");
+        drop(cleanup);
+        return;
+    };
     let start = Instant::now();
     let (up, ours, theirs) = loop {
-        let ours = keysteward_sas(&ns_a, &control);
+        let ours = display(&ns_a, &control, &["sa", "--json"]);
         let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
         if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
             break (true, ours, theirs);
@@ -303,11 +471,12 @@ fn interop(keysteward_initiates: bool, suffix: &str) {
         logs("fwb/charon.log")
     );
     assert!(theirs.contains("ESTABLISHED"), "{theirs}");
-    assert!(theirs.contains("AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048"), "{theirs}");
-    assert!(theirs.contains("TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA2_256_128"), "NAT-T float: {theirs}");
+    assert!(theirs.contains(expect_ike), "expected {expect_ike}: {theirs}");
+    assert!(
+        theirs.contains(&format!("TUNNEL-in-UDP, {expect_child}")),
+        "expected {expect_child} over NAT-T: {theirs}"
+    );
     assert!(theirs.contains("local  10.2.2.0/24") && theirs.contains("remote 10.1.1.0/24"), "{theirs}");
     assert!(theirs.contains("192.0.2.1[4500]"), "floated to UDP 4500: {theirs}");
-    let log = logs("keysteward.log");
-    assert!(log.contains("esp-aes-cbc-128/hmac-sha2-256-128/tunnel"), "{log}");
     drop(cleanup);
 }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use crypto::{HashAlgorithm, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
+use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
 use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
@@ -49,6 +50,12 @@ pub struct IkeSaView {
     pub suite: Option<crate::config::IkeProposal>,
     /// Quick modes in progress.
     pub quick_modes_in_progress: usize,
+    /// When its hard lifetime ends, once established (`Remaining duration` of the verbose
+    /// display).
+    pub expires_at: Option<Instant>,
+    /// A newer IKE SA with the peer took over its IPsec SAs; it is deleted at `expires_at`
+    /// (the `RL` flag of `display ike sa`).
+    pub replaced: bool,
     /// Our address and port (4500 after a NAT-T float).
     pub local: SocketAddr,
     /// NAT-T: the dialect both announced, if any.
@@ -63,9 +70,9 @@ pub struct IkeSaView {
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
 pub struct Engine {
-    config: Config,
-    rng: Box<dyn SecureRandom + Send>,
-    slots: Vec<Option<IkeSa>>,
+    pub(crate) config: Config,
+    pub(crate) rng: Box<dyn SecureRandom + Send>,
+    pub(crate) slots: Vec<Option<IkeSa>>,
     free: Vec<usize>,
     /// Our cookie → slot.
     by_cookie: HashMap<Cookie, usize>,
@@ -91,8 +98,10 @@ pub struct Engine {
     generation: u64,
     next_connection: u64,
     half_open: usize,
-    out: Output,
+    pub(crate) out: Output,
     stats: Statistics,
+    /// The last failures, for `display ike error-info`.
+    pub(crate) errors: ErrorHistory,
 }
 
 impl Engine {
@@ -129,6 +138,7 @@ impl Engine {
             half_open: 0,
             out: Output::default(),
             stats: Statistics::default(),
+            errors: ErrorHistory::default(),
         }
     }
 
@@ -174,6 +184,11 @@ impl Engine {
                 .iter()
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
+            expires_at: match &sa.phase1 {
+                Phase1::Established { expires_at, .. } => Some(*expires_at),
+                _ => None,
+            },
+            replaced: sa.lifetimes.renewal == crate::lifetime::Renewal::Superseded,
             local: sa.local,
             nat_traversal: sa.nat.version,
             local_behind_nat: sa.nat.local_behind_nat,
@@ -182,8 +197,19 @@ impl Engine {
         })
     }
 
-    /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one.
+    /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one. An
+    /// acquire for a flow that a live pair or a quick mode under way already serves is a
+    /// no-op, so the data plane may repeat it while traffic waits.
     pub fn handle_acquire(&mut self, now: Instant, acquire: Acquire) {
+        let mark = self.out.events.len();
+        self.acquire(now, acquire);
+        self.after_input(now, mark);
+    }
+
+    fn acquire(&mut self, now: Instant, acquire: Acquire) {
+        if self.flow_served(&acquire, now) {
+            return;
+        }
         let Some(policy) = self.config.policies.get(acquire.policy) else { return };
         let peer_index = policy.peer;
         let peer = &self.config.peers[peer_index];
@@ -191,22 +217,14 @@ impl Engine {
         let remote = SocketAddr::new(remote_ip, 500);
         let local = SocketAddr::new(peer.local_address, 500);
         let mode = peer.exchange_mode;
-        // A quick mode for this flow already under way, or phase 1 already asked for it: the
-        // lowest such slot, as a scan of all slots would find. By address, not port: after a
-        // NAT-T float the SA talks to port 4500.
-        let existing = self.slots_by_peer.get(&peer_index).and_then(|slots| {
-            slots
-                .iter()
-                .copied()
-                .filter(|&slot| {
-                    self.slots[slot].as_ref().is_some_and(|sa| {
-                        sa.peer == peer_index
-                            && sa.remote.ip() == remote.ip()
-                            && !matches!(sa.phase1, Phase1::Failed)
-                    })
-                })
-                .min()
-        });
+        // The newest established IKE SA with the peer, else one still negotiating phase 1. By
+        // address, not port: after a NAT-T float the SA talks to port 4500.
+        let existing = crate::lifetime::preferred_ike_sa(
+            &self.slots,
+            self.slots_of_peer(peer_index),
+            peer_index,
+            remote,
+        );
         match existing {
             Some(slot) => {
                 let established = self.slots[slot].as_ref().is_some_and(IkeSa::is_established);
@@ -224,49 +242,75 @@ impl Engine {
                 }
             }
             None => {
-                let connection = self.next_connection();
-                let first_contact = self.first_contact(peer_index, remote);
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.armed.push(None);
-                    self.slots.len() - 1
-                });
-                let mut ctx = Ctx {
-                    config: &self.config,
-                    policies_by_peer: &self.policies_by_peer,
-                    rng: &mut *self.rng,
-                    now,
-                    out: &mut self.out,
-                    received: None,
-                };
-                let mut sa = match mode {
-                    ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
-                    ExchangeMode::Aggressive => {
-                        match IkeSa::initiate_aggressive(connection, peer_index, local, remote, &mut ctx) {
-                            Ok(sa) => sa,
-                            Err(reason) => {
-                                self.free.push(slot);
-                                self.out.events.push_back(Event::Failed(Failure {
-                                    peer: Some(self.config.peers[peer_index].name.clone()),
-                                    remote,
-                                    exchange: Exchange::AggressiveMode,
-                                    state: "starting",
-                                    reason,
-                                }));
-                                return;
-                            }
-                        }
-                    }
-                };
-                sa.send_initial_contact = first_contact;
-                sa.pending.push(acquire);
-                self.by_cookie.insert(sa.our_cookie(), slot);
-                self.by_connection.insert(connection, slot);
-                self.slots_by_peer.entry(peer_index).or_default().push(slot);
-                self.slots[slot] = Some(sa);
-                self.rearm(slot);
+                let Some(slot) = self.initiate_phase1(now, peer_index, mode, local, remote) else { return };
+                if let Some(sa) = self.slots[slot].as_mut() {
+                    sa.pending.push(acquire);
+                }
             }
         }
+    }
+
+    /// Starts phase 1 with a peer as initiator, in a new slot, in the peer's exchange mode;
+    /// `None` when aggressive mode could not start (reported as a failure).
+    pub(crate) fn initiate_phase1(
+        &mut self,
+        now: Instant,
+        peer_index: usize,
+        mode: ExchangeMode,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<usize> {
+        let connection = self.next_connection();
+        let first_contact = self.first_contact(peer_index, remote);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.armed.push(None);
+            self.slots.len() - 1
+        });
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received: None,
+        };
+        let mut sa = match mode {
+            ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
+            ExchangeMode::Aggressive => {
+                match IkeSa::initiate_aggressive(connection, peer_index, local, remote, &mut ctx) {
+                    Ok(sa) => sa,
+                    Err(reason) => {
+                        self.free.push(slot);
+                        self.out.events.push_back(Event::Failed(Failure {
+                            peer: Some(self.config.peers[peer_index].name.clone()),
+                            remote,
+                            exchange: Exchange::AggressiveMode,
+                            state: "starting",
+                            reason,
+                        }));
+                        return None;
+                    }
+                }
+            }
+        };
+        sa.send_initial_contact = first_contact;
+        self.by_cookie.insert(sa.our_cookie(), slot);
+        self.by_connection.insert(connection, slot);
+        self.slots_by_peer.entry(peer_index).or_default().push(slot);
+        self.slots[slot] = Some(sa);
+        self.rearm(slot);
+        Some(slot)
+    }
+
+    /// The slots of a configured peer's SAs (any state), from the index.
+    pub(crate) fn slots_of_peer(&self, peer_index: usize) -> &[usize] {
+        self.slots_by_peer.get(&peer_index).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// After every input: failures go to the error history.
+    pub(crate) fn after_input(&mut self, now: Instant, mark: usize) {
+        self.record_failures(now, mark);
     }
 
     /// A datagram arrived from `remote` to `local`, on UDP 500 or 4500. On 4500 the driver
@@ -275,6 +319,12 @@ impl Engine {
     /// is ignored either way. The addresses matter: NAT detection hashes them, and after the
     /// NAT-T float the peer's address and port are taken from authenticated messages.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let mark = self.out.events.len();
+        self.datagram(now, local, remote, datagram);
+        self.after_input(now, mark);
+    }
+
+    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         if datagram == crate::nat_t::KEEPALIVE {
             return;
         }
@@ -328,14 +378,16 @@ impl Engine {
                 }
             }),
             ExchangeType::Informational => {
+                let mark = self.out.events.len();
                 self.with_sa_received(slot, now, received, |sa, ctx| {
                     informational::handle(sa, &message, ctx)
                 });
-                self.initial_contact(slot);
+                self.forget_deleted_pairs(slot, mark);
+                self.initial_contact(slot, now);
             }
             _ => self.stats.unknown_sa += 1,
         }
-        self.reap(slot);
+        self.reap(slot, now);
     }
 
     /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
@@ -352,6 +404,7 @@ impl Engine {
 
     /// Runs every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mark = self.out.events.len();
         while let Some(Reverse((at, slot, generation))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -361,9 +414,9 @@ impl Engine {
                 continue; // stale
             }
             self.armed[slot] = None;
-            self.with_sa(slot, now, on_sa_timeout);
-            self.reap(slot);
+            self.run_sa_timers(slot, now);
         }
+        self.after_input(now, mark);
     }
 
     /// True when no established IKE SA with this peer exists: our next phase 1 with it then
@@ -386,7 +439,7 @@ impl Engine {
     /// IKE SA with the same peer that was established before this one began, and tells the
     /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
     /// that completed while this one ran are kept (both sides initiated at once).
-    fn initial_contact(&mut self, slot: usize) {
+    fn initial_contact(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
         if !std::mem::take(&mut sa.initial_contact_received) {
             return;
@@ -412,7 +465,7 @@ impl Engine {
                 });
                 sa.phase1 = Phase1::Failed;
             }
-            self.reap(old);
+            self.reap(old, now);
         }
     }
 
@@ -567,7 +620,7 @@ impl Engine {
                 self.half_open_ended(address);
             }
         }
-        self.initial_contact(slot);
+        self.initial_contact(slot, now);
         self.with_sa(slot, now, |sa, ctx| {
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
@@ -576,10 +629,11 @@ impl Engine {
                 }
             }
         });
+        self.ike_sa_established(slot, now);
     }
 
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
-    fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+    pub(crate) fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         self.with_sa_received(slot, now, None, f);
     }
 
@@ -604,7 +658,7 @@ impl Engine {
         self.rearm(slot);
     }
 
-    fn rearm(&mut self, slot: usize) {
+    pub(crate) fn rearm(&mut self, slot: usize) {
         let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
         match deadline {
             Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
@@ -617,12 +671,14 @@ impl Engine {
         }
     }
 
-    /// Removes the SA in `slot` if it failed or expired.
-    fn reap(&mut self, slot: usize) {
+    /// Removes the SA in `slot` if it failed or expired; the IPsec SAs it still manages end
+    /// with it (`Engine::release_pairs`).
+    pub(crate) fn reap(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots[slot].as_ref() else { return };
         if !matches!(sa.phase1, Phase1::Failed) {
             return;
         }
+        self.release_pairs(slot, now);
         if let Some(sa) = self.slots[slot].take() {
             self.by_cookie.remove(&sa.our_cookie());
             self.by_connection.remove(&sa.connection);
@@ -672,7 +728,7 @@ fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: 
     sa.phase1 = Phase1::Failed;
 }
 
-fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
+pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let now = ctx.now;
     // Phase-1 retransmission and deadline.
     match sa.flight.on_timeout(now, ctx.config) {
@@ -693,8 +749,8 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     }
     match &sa.phase1 {
         Phase1::Established { expires_at, .. } if *expires_at <= now => {
-            // Hard lifetime: the SA goes. Renewal before this point is the rekey's job.
-            sa.phase1 = Phase1::Failed;
+            // Hard lifetime: the engine hands its IPsec SAs on and deletes it
+            // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
             return;
         }
         Phase1::Established { .. } => {
@@ -733,7 +789,11 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();
-                sa.quick_modes.remove(index);
+                // Kept, as finished, until its deadline: a late reply is then recognised by
+                // its message ID and dropped, not taken for a new exchange under the wrong IV
+                // (whose error notify could end an unrelated quick mode of the peer, such as
+                // the rekey that replaces this one).
+                qm.state = crate::quick_mode::QmState::Done;
                 let failure = sa.failure(
                     Exchange::QuickMode,
                     state,
@@ -741,7 +801,6 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));
-                continue;
             }
             FlightTimeout::Nothing => {}
         }
@@ -766,4 +825,5 @@ fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         }
         index += 1;
     }
+    crate::lifetime::on_timeout(sa, ctx);
 }

@@ -9,6 +9,7 @@ use crypto::DhError;
 use isakmp::{NotifyType, ParseError};
 
 use crate::config::{IkeProposal, PolicyId, TrafficSelector};
+use crate::lifetime::{IkeSaEnd, IpsecSaEnd};
 use crate::proposal::{IpsecMismatch, IpsecSuite, Phase1Mismatch};
 
 /// A datagram for the driver to send from `local` to `remote`.
@@ -88,6 +89,33 @@ pub enum Event {
         connection: ConnectionId,
         /// The peer's configured name.
         peer: String,
+    },
+    /// Our side ended an IPsec SA pair (lifetime, traffic, sequence numbers, reset, or its
+    /// IKE SA went): the data plane drops both SAs. A Delete went to the peer when possible.
+    IpsecSaExpired {
+        /// The IKE SA that managed it.
+        connection: ConnectionId,
+        /// The peer's configured name.
+        peer: String,
+        /// The policy entry it served.
+        policy: PolicyId,
+        /// The SPI we chose (packets from the peer).
+        inbound_spi: u32,
+        /// The SPI the peer chose (packets to the peer).
+        outbound_spi: u32,
+        /// Why.
+        reason: IpsecSaEnd,
+    },
+    /// Our side ended an IKE SA (hard lifetime or reset) and sent the peer a Delete for it.
+    IkeSaExpired {
+        /// The IKE SA.
+        connection: ConnectionId,
+        /// The peer's configured name.
+        peer: String,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Why.
+        reason: IkeSaEnd,
     },
     /// The peer deleted IPsec SAs; `spis` are the SPIs it chose (our outbound SAs), to be
     /// removed with their inbound partners.

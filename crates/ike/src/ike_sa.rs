@@ -33,6 +33,7 @@ use crate::aggressive_mode::AggressiveState;
 use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
 use crate::dpd::DpdState;
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::lifetime::Lifetimes;
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
@@ -302,6 +303,8 @@ pub(crate) struct IkeSa {
     pub(crate) quick_modes: Vec<QuickMode>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
+    /// Renewal of this SA and the IPsec SA pairs it manages (`lifetime.rs`).
+    pub(crate) lifetimes: Lifetimes,
     /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
     /// gateways negotiating at the same moment do not clear each other's new SAs.
     pub(crate) started_at: Instant,
@@ -442,6 +445,7 @@ impl IkeSa {
             established_at: None,
             quick_modes: Vec::new(),
             pending: Vec::new(),
+            lifetimes: Lifetimes::default(),
             started_at: ctx.now,
             initial_remote: remote,
             peer_capabilities: PeerCapabilities::default(),
@@ -781,6 +785,7 @@ impl IkeSa {
         [phase1, self.flight.retransmit_at(), dpd, keepalive]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
+            .chain([self.lifetimes.next_deadline()])
             .flatten()
             .min()
     }

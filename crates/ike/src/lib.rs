@@ -6,11 +6,14 @@
 //! quick mode with and without PFS in both roles (RFC 2409 §5.5), phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
-//! under HASH protection afterwards, and Delete payloads received. Aggressive mode with
+//! under HASH protection afterwards, and Delete payloads received and sent. Aggressive mode with
 //! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`vendor`), NAT traversal
 //! with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA (RFC 3947/3948,
 //! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
-//! (RFC 2407 §4.6.3.3). Rekeying and signatures are not implemented yet.
+//! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
+//! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
+//! (`lifetime`), the reset commands and the error history (`commands`). Signatures are not
+//! implemented yet.
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
 //! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
@@ -20,12 +23,14 @@
 #![forbid(unsafe_code)]
 
 mod aggressive_mode;
+mod commands;
 mod config;
 mod dpd;
 mod engine;
 mod event;
 mod ike_sa;
 mod informational;
+mod lifetime;
 mod nat_t;
 mod proposal;
 mod quick_mode;
@@ -35,6 +40,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
     AuthMethod, Config, DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal,
     IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
@@ -46,6 +52,9 @@ pub use event::{
     UdpEncapsulation,
 };
 pub use ike_sa::Role;
+pub use lifetime::{
+    IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
+};
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;

@@ -91,6 +91,14 @@ impl QuickMode {
         }
     }
 
+    /// The flow this exchange negotiates, when we initiated it and it is still running.
+    pub(crate) fn acquire(&self) -> Option<&Acquire> {
+        match &self.state {
+            QmState::InitiatorWaitQm2(w) => Some(&w.acquire),
+            _ => None,
+        }
+    }
+
     pub(crate) fn state_name(&self) -> &'static str {
         match self.state {
             QmState::InitiatorWaitQm2(_) => "waiting for QM2",
@@ -318,6 +326,7 @@ impl IkeSa {
         let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
+        let suite = crate::lifetime::adopt_responder_lifetime(choice.suite, &payloads);
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
@@ -336,7 +345,7 @@ impl IkeSa {
         let pair = self.install(
             wait.acquire.policy,
             wait.acquire.selector,
-            &choice.suite,
+            &suite,
             &choice.transform,
             KeymatInput {
                 pfs_shared_secret: pfs_secret.as_ref().map(SecretBytes::expose),
@@ -356,6 +365,7 @@ impl IkeSa {
         qm.flight.sent(&qm3, false, ctx.now, ctx.config);
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.transmit(qm3, ctx);
+        crate::lifetime::track(self, wait.acquire.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
@@ -449,6 +459,10 @@ impl IkeSa {
                 rest.extend(nat_t::original_addresses(version, self.remote.ip(), self.local.ip()));
             }
         }
+        let responder_lifetime = crate::lifetime::responder_lifetime_data(&choice);
+        if let Some(data) = &responder_lifetime {
+            rest.push(crate::lifetime::responder_lifetime_notify(&our_spi, data));
+        }
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
         chain[range].copy_from_slice(&hash2);
@@ -518,6 +532,7 @@ impl IkeSa {
         qm.flight.received(digest);
         qm.flight.settle();
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
+        crate::lifetime::track(self, wait.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }

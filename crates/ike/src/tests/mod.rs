@@ -3,6 +3,7 @@
 
 mod aggressive;
 mod dpd;
+mod lifetime;
 mod nat_t;
 mod util;
 

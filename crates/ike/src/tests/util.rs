@@ -46,6 +46,10 @@ pub(crate) struct Gateway {
     pub(crate) remote_id: Option<crate::IdentityConfig>,
     pub(crate) local_id: Option<crate::IdentityConfig>,
     pub(crate) limits: Limits,
+    /// IPsec SA lifetime (`sa duration time-based`).
+    pub(crate) lifetime: Duration,
+    /// IPsec SA traffic lifetime (`sa duration traffic-based`).
+    pub(crate) lifetime_kilobytes: Option<u64>,
     /// The phase-1 exchange this gateway initiates.
     pub(crate) mode: ExchangeMode,
     /// `Config::allow_aggressive_mode_psk_responder`.
@@ -86,6 +90,8 @@ impl Gateway {
             remote_id: None,
             local_id: None,
             limits: Limits { retransmit_initial: Duration::from_millis(500), ..Limits::default() },
+            lifetime: Duration::from_secs(3600),
+            lifetime_kilobytes: None,
             mode: ExchangeMode::Main,
             allow_aggressive_responder: false,
             nat_traversal: true,
@@ -126,8 +132,8 @@ impl Gateway {
                 selectors: vec![self.selector()],
                 proposals: self.ipsec.clone(),
                 pfs: self.pfs,
-                lifetime: Duration::from_secs(3600),
-                lifetime_kilobytes: None,
+                lifetime: self.lifetime,
+                lifetime_kilobytes: self.lifetime_kilobytes,
             }],
             limits: self.limits,
             allow_aggressive_mode_psk_responder: self.allow_aggressive_responder,
@@ -301,6 +307,17 @@ impl Pair {
         self.b.engine.handle_timeout(now);
         self.collect();
         true
+    }
+
+    /// When the next delivery or timer is due, after moving what the engines want to send
+    /// onto the wire; for loops that must not step past a point in time.
+    pub(crate) fn next_event(&mut self) -> Option<Instant> {
+        self.collect();
+        let next_delivery = self.in_flight.iter().map(|(at, _, _)| *at).min();
+        [next_delivery, self.a.engine.poll_timeout(), self.b.engine.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Steps until `done` holds, at most `max` steps (catches livelock).
