@@ -317,27 +317,45 @@ fn netns_strongswan_initiator_pfs_modp2048() {
     interop(&PFS, false, "i5");
 }
 
-// Scenario 8: failures end with the specific reason in keysteward's error-info.
+// Scenario 8: failures end with the specific reason in keysteward's error-info, and neither
+// side keeps half-made SAs.
+const WRONG_PSK: Scenario = Scenario {
+    secret: "not-the-interop-secret-0123",
+    expect: None,
+    error: "pre-shared keys probably differ",
+    ..BASE
+};
+
 #[test]
-fn netns_strongswan_wrong_psk_fails_with_the_reason() {
-    let s = Scenario {
-        secret: "not-the-interop-secret-0123",
-        expect: None,
-        error: "pre-shared keys probably differ",
-        ..BASE
-    };
-    interop(&s, true, "f1");
+fn netns_strongswan_responder_wrong_psk_fails_with_the_reason() {
+    interop(&WRONG_PSK, true, "f1");
 }
 
 #[test]
-fn netns_strongswan_no_common_proposal_fails_naming_both_sides() {
+fn netns_strongswan_initiator_wrong_psk_fails_with_the_reason() {
+    interop(&WRONG_PSK, false, "f2");
+}
+
+#[test]
+fn netns_strongswan_responder_no_common_proposal_fails_with_its_notify() {
     let s = Scenario {
         proposals: "aes256-sha512-modp4096",
         expect: None,
-        error: "we accept aes-128/sha2-256/group14/pre-share",
+        error: "peer sent notify NoProposalChosen",
         ..BASE
     };
-    interop(&s, true, "f2");
+    interop(&s, true, "f3");
+}
+
+#[test]
+fn netns_strongswan_initiator_no_common_proposal_fails_naming_both_sides() {
+    let s = Scenario {
+        proposals: "aes256-sha512-modp4096",
+        expect: None,
+        error: "IKE proposal mismatch: peer offers aes-256/sha2-512/group16/pre-share, we accept aes-128/sha2-256/group14/pre-share",
+        ..BASE
+    };
+    interop(&s, false, "f4");
 }
 
 /// One run of `scenario`: `keysteward_initiates` picks who starts; `suffix` keeps the names
@@ -425,8 +443,9 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
-        assert!(
+        assert_eq!(
             initiated.contains("initiate completed successfully"),
+            scenario.expect.is_some(),
             "{initiated}\nkeysteward log:\n{}",
             logs("keysteward.log")
         );

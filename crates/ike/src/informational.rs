@@ -106,6 +106,21 @@ fn handle_cleartext(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
 }
 
 fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ctx: &mut Ctx<'_>) {
+    if let Phase1::InitiatorWaitMm6 { material, .. } = &sa.phase1 {
+        let reason = match open_notify(material, message, ciphertext) {
+            Ok(Some(notify_type)) => FailureReason::PeerNotified(notify_type),
+            // Authentic, but no error: nothing to act on.
+            Ok(None) => return,
+            // The peer could not read our MM5 (strongSwan answers with an encrypted
+            // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
+            Err(()) => FailureReason::KeysDiffer { message: "the peer's encrypted notify in reply to MM5" },
+        };
+        let state = sa.phase1.name();
+        let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
+        ctx.out.events.push_back(Event::Failed(failure));
+        sa.phase1 = Phase1::Failed;
+        return;
+    }
     let Phase1::Established { material, .. } = &sa.phase1 else { return };
     let message_id = MessageId(message.header.message_id.0);
     let iv = material.iv.exchange_chain(material.hash, message_id);
@@ -205,6 +220,28 @@ impl SeenMessageIds {
         self.0.push_back(message_id);
         true
     }
+}
+
+/// Decrypts and authenticates an informational under phase-1 keys: the error it notifies, if
+/// any, or `Err` when it does not decrypt and verify under our keys.
+fn open_notify(
+    material: &crate::ike_sa::Phase1Material,
+    message: &Message<'_>,
+    ciphertext: &[u8],
+) -> Result<Option<isakmp::NotifyType>, ()> {
+    let message_id = MessageId(message.header.message_id.0);
+    let iv = material.iv.exchange_chain(material.hash, message_id);
+    let decrypted = wire::decrypt(ciphertext, &material.key, &iv).map_err(|_| ())?;
+    let (payloads, chain_len) =
+        wire::parse_chain(message.first_payload(), &decrypted.plaintext).map_err(|_| ())?;
+    let Some(Payload::Hash(hash)) = payloads.first() else { return Err(()) };
+    let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
+    // Only an authentic notify may end phase 1 with the peer's reason.
+    let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).map_err(|_| ())?;
+    Ok(payloads.iter().find_map(|p| match p {
+        Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
+        _ => None,
+    }))
 }
 
 #[cfg(test)]

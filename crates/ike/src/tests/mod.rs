@@ -369,3 +369,32 @@ fn engine_survives_garbage_and_mutated_messages() {
         })
         .unwrap();
 }
+
+/// strongSwan answers an MM5 it cannot decrypt with an encrypted PAYLOAD-MALFORMED under its
+/// own keys; an initiator that cannot read that answer knows the keys differ and says so at
+/// once instead of retransmitting until the timeout.
+#[test]
+fn main_mode_initiator_reads_an_unreadable_encrypted_reply_to_mm5_as_keys_differ() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 21);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(50, |p| p.a.sent.len() >= 3), "MM5 sent");
+    pair.b_alive = false;
+    let mm5 = pair.a.sent[2].clone();
+    let mut reply = mm5[..28].to_vec();
+    reply[16] = 8; // next payload: HASH
+    reply[18] = 5; // informational
+    reply[19] = 1; // encrypted
+    reply[20..24].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+    reply.extend_from_slice(&[0x5a; 48]);
+    let len = u32::try_from(reply.len()).unwrap().to_be_bytes();
+    reply[24..28].copy_from_slice(&len);
+    let now = pair.now;
+    pair.a.engine.handle_datagram(now, pair.a.address, pair.b.address, &reply);
+    pair.step();
+    let on_a = failures(&pair.a);
+    assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
+    assert!(matches!(on_a[0].reason, FailureReason::KeysDiffer { .. }), "{}", on_a[0]);
+    assert!(on_a[0].to_string().contains("pre-shared keys probably differ"), "{}", on_a[0]);
+    assert_eq!(on_a[0].state, "waiting for MM6");
+}
