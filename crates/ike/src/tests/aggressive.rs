@@ -161,7 +161,7 @@ fn aggressive_mode_responder_refuses_pre_shared_keys_unless_allowed() {
     let text = on_b[0].to_string();
     assert!(text.starts_with("aggressive mode with 192.0.2.1 (peer peer) failed waiting for AM1"), "{text}");
     assert!(text.contains("refused as responder, no reply sent"), "{text}");
-    assert!(text.contains("allow_aggressive_mode_psk_responder is off"), "{text}");
+    assert!(text.contains("allowed neither for this peer"), "{text}");
     assert!(text.contains("offline") && text.contains("brute force"), "{text}");
     assert_eq!(on_b[0].exchange, Exchange::AggressiveMode);
     // The initiator gives up after its retransmissions, and nothing is left on either side.
@@ -827,4 +827,35 @@ fn aggressive_mode_initial_contact_replaces_the_sas_of_a_restarted_initiator() {
         .collect();
     assert_eq!(cleared, [old]);
     assert_eq!(pair.b.engine.ike_sas().count(), 1);
+}
+
+#[test]
+fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
+    let (a, b) = fqdn_gateways();
+    // B allows aggressive mode for its peer of A only (exchange-mode aggressive), not globally.
+    let b = Gateway { allow_aggressive_responder: false, accept_aggressive_from_peer: true, ..b };
+    let mut pair = Pair::new(&a, &b, 46);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "{:?}", failure_reasons(&pair.b));
+    // A second peer on B, selected by another identity, is left in main mode: refused,
+    // without reply, although the first one allows aggressive mode.
+    let mut config = b.config();
+    let mut other = config.peers[0].clone();
+    other.name = "main-only".into();
+    other.remote_address = None;
+    other.remote_id = Some(IdentityConfig::Fqdn("other.example.net".into()));
+    other.accept_aggressive_mode_psk = false;
+    config.peers.insert(0, other);
+    config.policies[0].peer = 1;
+    let mut pair = Pair::new(&a, &b, 47);
+    pair.b.engine = crate::Engine::new(config, Box::new(super::util::TestRng(47)));
+    let a = Gateway { local_id: Some(IdentityConfig::Fqdn("other.example.net".into())), ..a };
+    pair.a.engine = crate::Engine::new(a.config(), Box::new(super::util::TestRng(48)));
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(30));
+    assert!(pair.b.sent.is_empty(), "no AM2 for a peer that does not allow aggressive mode");
+    let on_b = failures(&pair.b);
+    assert!(!on_b.is_empty());
+    assert!(on_b.iter().all(|f| matches!(f.reason, FailureReason::AggressiveModePskRefused)));
+    assert_eq!(on_b[0].peer.as_deref(), Some("main-only"));
 }
