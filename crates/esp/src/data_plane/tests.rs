@@ -1,0 +1,559 @@
+//! Data-plane tests: two gateways A (10.1.1.0/24, 192.0.2.1) and B (10.2.2.0/24, 192.0.2.2)
+//! exchanging packets through their `DataPlane`s, as in the reference topology.
+
+use std::net::Ipv4Addr;
+
+use crypto::{EspCipher, Integrity};
+
+use super::*;
+use crate::sa::{LifetimeCause, TrafficLimits};
+use crate::selector::tests::{ipv4_packet, udp};
+use crate::selector::{PortRange, Prefix, PROTOCOL_TCP};
+use crate::spd::Rule;
+use crate::test_util::{key_bytes, SeededRandom};
+use crate::{MAX_HEADROOM, MAX_TAILROOM};
+
+const SITE_A: [u8; 4] = [10, 1, 1, 0];
+const SITE_B: [u8; 4] = [10, 2, 2, 0];
+
+fn net(a: [u8; 4], len: u8) -> Prefix {
+    Prefix::new(Ipv4Addr::from(a), len)
+}
+
+fn gateway(last: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, last], 4500))
+}
+
+/// The site-to-site selector from A's side.
+fn a_selector() -> Selector {
+    Selector::between(net(SITE_A, 24), net(SITE_B, 24))
+}
+
+fn mirror(s: Selector) -> Selector {
+    Selector {
+        protocol: s.protocol,
+        local: s.remote,
+        remote: s.local,
+        local_ports: s.remote_ports,
+        remote_ports: s.local_ports,
+    }
+}
+
+fn spd_for(selector: Selector) -> Spd {
+    Spd::new(vec![Rule { selector, action: Action::Protect(PolicyIndex(0)) }], Action::Bypass)
+}
+
+/// Key material for one SA pair, numbered so rekeys get different keys and SPIs.
+struct PairKeys {
+    a_to_b: (Spi, Vec<u8>, Vec<u8>),
+    b_to_a: (Spi, Vec<u8>, Vec<u8>),
+    params: SaParams,
+}
+
+fn pair_keys(generation: u8, params: SaParams) -> PairKeys {
+    let (c1, i1) = key_bytes(params.cipher, params.integrity, generation * 2);
+    let (c2, i2) = key_bytes(params.cipher, params.integrity, generation * 2 + 1);
+    PairKeys {
+        a_to_b: (Spi(0xB000 + u32::from(generation)), c1, i1),
+        b_to_a: (Spi(0xA000 + u32::from(generation)), c2, i2),
+        params,
+    }
+}
+
+fn keys(k: &(Spi, Vec<u8>, Vec<u8>)) -> SaKeys<'_> {
+    SaKeys { spi: k.0, cipher_key: &k.1, integrity_key: &k.2 }
+}
+
+/// Installs the pair on A with `selector` (A's view) and on B with its mirror.
+fn install(a: &mut DataPlane, b: &mut DataPlane, k: &PairKeys, a_sel: Selector, b_sel: Selector) {
+    a.install(
+        SaPair {
+            policy: PolicyIndex(0),
+            selector: a_sel,
+            params: k.params,
+            local: gateway(1),
+            remote: gateway(2),
+            inbound: keys(&k.b_to_a),
+            outbound: keys(&k.a_to_b),
+        },
+        &mut SeededRandom(1),
+    )
+    .unwrap();
+    b.install(
+        SaPair {
+            policy: PolicyIndex(0),
+            selector: b_sel,
+            params: k.params,
+            local: gateway(2),
+            remote: gateway(1),
+            inbound: keys(&k.a_to_b),
+            outbound: keys(&k.b_to_a),
+        },
+        &mut SeededRandom(2),
+    )
+    .unwrap();
+}
+
+fn gcm() -> SaParams {
+    SaParams { udp_encapsulated: true, ..SaParams::new(EspCipher::AesGcm128, None) }
+}
+
+fn planes() -> (DataPlane, DataPlane) {
+    (
+        DataPlane::new(spd_for(a_selector()), DataPlaneConfig::default()),
+        DataPlane::new(spd_for(mirror(a_selector())), DataPlaneConfig::default()),
+    )
+}
+
+fn ping(id: u8) -> Vec<u8> {
+    ipv4_packet(1, [10, 1, 1, 2], [10, 2, 2, 2], &[8, 0, 0, 0, 0, id, 0, 1])
+}
+
+fn buffer() -> Vec<u8> {
+    vec![0u8; 1500 + MAX_HEADROOM + MAX_TAILROOM]
+}
+
+/// Seals on `from` and expects a datagram; returns (SPI, bytes).
+fn send(from: &mut DataPlane, packet: &[u8]) -> (Spi, Vec<u8>) {
+    let mut out = buffer();
+    match from.seal(packet, &mut out) {
+        Outbound::Send(s) => {
+            assert!(s.udp_encapsulated);
+            (s.spi, s.datagram.to_vec())
+        }
+        other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+fn receive(to: &mut DataPlane, esp: &[u8]) -> Result<Vec<u8>, DropReason> {
+    let mut out = vec![0u8; esp.len()];
+    match to.open(esp, &mut out) {
+        Inbound::Deliver { packet, next_header, mode, .. } => {
+            assert_eq!((next_header, mode), (4, Mode::Tunnel));
+            Ok(packet.to_vec())
+        }
+        Inbound::Drop(reason) => Err(reason),
+    }
+}
+
+#[test]
+fn tunnel_both_ways() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    install(&mut a, &mut b, &k, a_selector(), mirror(a_selector()));
+    let (spi, esp) = send(&mut a, &ping(1));
+    assert_eq!(spi, Spi(0xB001));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(1)));
+    let reply = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0, 0, 1, 0, 1]);
+    let (spi, esp) = send(&mut b, &reply);
+    assert_eq!(spi, Spi(0xA001));
+    // In place works the same.
+    let mut in_place = esp.clone();
+    match a.open_in_place(&mut in_place) {
+        Inbound::Deliver { packet, spi, policy, .. } => {
+            assert_eq!(packet, &reply[..]);
+            assert_eq!((spi, policy), (Spi(0xA001), PolicyIndex(0)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        receive(&mut a, &esp),
+        Err(DropReason::Open(OpenError::Replay(crate::ReplayError::Duplicate { sequence: 1 })))
+    );
+    assert_eq!(a.statistics().inbound.replayed, 1);
+    assert_eq!((a.statistics().sealed, a.statistics().opened), (1, 1));
+    assert_eq!(a.inbound_sa(Spi(0xA001)).unwrap().counters().packets, 1);
+    assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 1);
+    assert!(a.poll_event().is_none());
+}
+
+#[test]
+fn acquire_queues_then_releases_when_the_sa_arrives() {
+    let (mut a, mut b) = planes();
+    let mut out = buffer();
+    for id in 1..=10 {
+        assert_eq!(a.seal(&ping(id), &mut out), Outbound::Queued);
+    }
+    // One acquire for the flow, not one per packet.
+    let acquire = a.poll_event().unwrap();
+    let Event::Acquire { policy, rule, selector, flow } = acquire else { panic!("{acquire:?}") };
+    assert_eq!((policy, rule, selector), (PolicyIndex(0), Some(0), a_selector()));
+    assert_eq!(flow.destination, Ipv4Addr::new(10, 2, 2, 2));
+    assert_eq!(a.poll_event(), None);
+    // Bounded: the 8 newest wait, the 2 oldest were dropped.
+    assert_eq!(a.queued_packets(), 8);
+    let stats = *a.statistics();
+    assert_eq!((stats.queued, stats.queue_dropped, stats.acquires), (10, 2, 1));
+    assert!(a.poll_queued(&mut out).is_none(), "nothing is released before the SA exists");
+
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(a.queued_packets(), 0);
+    let mut delivered = Vec::new();
+    while let Some(outcome) = a.poll_queued(&mut out) {
+        let Outbound::Send(s) = outcome else { panic!("{outcome:?}") };
+        let esp = s.datagram.to_vec();
+        delivered.push(receive(&mut b, &esp).unwrap());
+    }
+    assert_eq!(delivered, (3..=10).map(ping).collect::<Vec<_>>(), "in order, oldest dropped");
+    assert_eq!(a.statistics().sealed, 8);
+}
+
+#[test]
+fn abandoned_acquires_drop_the_queue_and_can_be_raised_again() {
+    let (mut a, _) = planes();
+    let mut out = buffer();
+    assert_eq!(a.seal(&ping(1), &mut out), Outbound::Queued);
+    assert_eq!(a.seal(&ping(2), &mut out), Outbound::Queued);
+    assert!(matches!(a.poll_event(), Some(Event::Acquire { .. })));
+    assert_eq!(a.abandon_acquire(PolicyIndex(0)), 2);
+    assert_eq!(a.abandon_acquire(PolicyIndex(0)), 0);
+    assert_eq!(a.queued_packets(), 0);
+    assert_eq!(a.seal(&ping(3), &mut out), Outbound::Queued);
+    assert!(matches!(a.poll_event(), Some(Event::Acquire { .. })), "a fresh acquire after giving up");
+    assert_eq!(a.statistics().acquires, 2);
+    // A reload drops queues too (rule indices change).
+    a.replace_spd(spd_for(a_selector()));
+    assert_eq!(a.queued_packets(), 0);
+}
+
+#[test]
+fn bypass_discard_and_malformed() {
+    let mut dns = a_selector();
+    dns.protocol = Some(17);
+    dns.remote_ports = Some(PortRange::single(53));
+    let mut telnet = a_selector();
+    telnet.protocol = Some(PROTOCOL_TCP);
+    telnet.remote_ports = Some(PortRange::single(23));
+    let spd = Spd::new(
+        vec![
+            Rule { selector: dns, action: Action::Bypass },
+            Rule { selector: telnet, action: Action::Discard },
+            Rule { selector: a_selector(), action: Action::Protect(PolicyIndex(0)) },
+        ],
+        Action::Bypass,
+    );
+    let mut a = DataPlane::new(spd, DataPlaneConfig::default());
+    let mut out = buffer();
+    let query = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 53));
+    assert_eq!(a.seal(&query, &mut out), Outbound::Bypass);
+    let login = ipv4_packet(PROTOCOL_TCP, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 23));
+    assert_eq!(a.seal(&login, &mut out), Outbound::Discard(DiscardReason::Policy));
+    let elsewhere = ipv4_packet(1, [10, 1, 1, 2], [8, 8, 8, 8], &[8, 0, 0, 0]);
+    assert_eq!(a.seal(&elsewhere, &mut out), Outbound::Bypass);
+    assert_eq!(a.seal(&ping(1), &mut out), Outbound::Queued);
+    assert!(matches!(a.seal(&[0x45, 0, 0], &mut out), Outbound::Discard(DiscardReason::Malformed(_))));
+    let stats = a.statistics();
+    assert_eq!(
+        (stats.bypassed, stats.outbound_policy_discards, stats.outbound_malformed, stats.queued),
+        (2, 1, 1, 1)
+    );
+}
+
+#[test]
+fn make_before_break() {
+    let (mut a, mut b) = planes();
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let (old_spi, in_flight) = send(&mut a, &ping(1));
+    // Rekey: the new pair is installed on both sides before the old one goes.
+    install(&mut a, &mut b, &pair_keys(2, gcm()), a_selector(), mirror(a_selector()));
+    let (new_spi, fresh) = send(&mut a, &ping(2));
+    assert_eq!((old_spi, new_spi), (Spi(0xB001), Spi(0xB002)), "outbound switches to the newest");
+    // B accepts both, whatever the order they arrive in.
+    assert_eq!(receive(&mut b, &fresh), Ok(ping(2)));
+    assert_eq!(receive(&mut b, &in_flight), Ok(ping(1)));
+    // The old pair goes (B by its inbound SPI, A by the SPI a Delete would name).
+    assert!(b.remove_by_inbound_spi(Spi(0xB001)));
+    assert!(!b.remove_by_inbound_spi(Spi(0xB001)));
+    assert!(a.remove_by_outbound_spi(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), Spi(0xB001)));
+    assert!(!a.remove_by_outbound_spi(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), Spi(0xB002)), "other peer");
+    assert_eq!(a.outbound_sas(PolicyIndex(0)).map(OutboundSa::spi).collect::<Vec<_>>(), [Spi(0xB002)]);
+    assert!(a.inbound_sa(Spi(0xA001)).is_none());
+    assert_eq!(receive(&mut b, &in_flight), Err(DropReason::UnknownSpi(Spi(0xB001))));
+    assert_eq!(b.statistics().inbound.unknown_spi, 1);
+    let (spi, esp) = send(&mut a, &ping(3));
+    assert_eq!(spi, Spi(0xB002));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(3)));
+    // Removing the last pair brings acquires back.
+    assert!(a.remove_by_inbound_spi(Spi(0xA002)));
+    assert_eq!(a.seal(&ping(4), &mut buffer()), Outbound::Queued);
+}
+
+#[test]
+fn duplicate_inbound_spi_is_refused() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    install(&mut a, &mut b, &k, a_selector(), mirror(a_selector()));
+    let again = SaPair {
+        policy: PolicyIndex(0),
+        selector: a_selector(),
+        params: k.params,
+        local: gateway(1),
+        remote: gateway(2),
+        inbound: keys(&k.b_to_a),
+        outbound: keys(&k.a_to_b),
+    };
+    assert_eq!(a.install(again, &mut SeededRandom(1)), Err(SaError::DuplicateSpi(Spi(0xA001))));
+    assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 1);
+}
+
+#[test]
+fn inbound_policy_check_drops_packets_outside_the_selector() {
+    let (mut a, mut b) = planes();
+    // A (misconfigured or hostile, but holding the keys) believes the SA covers everything.
+    let wide = Selector::between(Prefix::ANY, Prefix::ANY);
+    a.replace_spd(spd_for(wide));
+    install(&mut a, &mut b, &pair_keys(1, gcm()), wide, mirror(a_selector()));
+    let spoofed = ipv4_packet(1, [10, 9, 9, 9], [10, 2, 2, 2], &[8, 0, 0, 0]);
+    let (_, esp) = send(&mut a, &spoofed);
+    assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+    let outside = ipv4_packet(1, [10, 1, 1, 2], [10, 2, 3, 2], &[8, 0, 0, 0]);
+    let (_, esp) = send(&mut a, &outside);
+    assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+    assert_eq!(b.statistics().inbound.policy_mismatch, 2);
+    // Packets inside still pass; the window moved for the dropped ones (they were authentic).
+    let (_, esp) = send(&mut a, &ping(1));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(1)));
+    assert_eq!(b.statistics().opened, 1);
+}
+
+#[test]
+fn transport_mode_between_the_gateways() {
+    let a_gw = Selector::between(
+        Prefix::host(Ipv4Addr::new(192, 0, 2, 1)),
+        Prefix::host(Ipv4Addr::new(192, 0, 2, 2)),
+    );
+    let mut a = DataPlane::new(spd_for(a_gw), DataPlaneConfig::default());
+    let mut b_sel = mirror(a_gw);
+    b_sel.protocol = Some(17);
+    let mut b = DataPlane::new(spd_for(b_sel), DataPlaneConfig::default());
+    let params = SaParams {
+        mode: Mode::Transport,
+        udp_encapsulated: true,
+        ..SaParams::new(EspCipher::AesCbc256, Some(Integrity::HmacSha384_192))
+    };
+    install(&mut a, &mut b, &pair_keys(1, params), a_gw, b_sel);
+    let datagram = udp(500, 4500);
+    let packet = ipv4_packet(17, [192, 0, 2, 1], [192, 0, 2, 2], &datagram);
+    let mut out = buffer();
+    let esp = match a.seal(&packet, &mut out) {
+        Outbound::Send(s) => s.datagram.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let mut buf = vec![0u8; esp.len()];
+    match b.open(&esp, &mut buf) {
+        Inbound::Deliver { mode, next_header, packet, .. } => {
+            assert_eq!((mode, next_header), (Mode::Transport, 17));
+            assert_eq!(packet, &datagram[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // B's SA covers UDP only: TCP from A is authentic but outside it.
+    let tcp = ipv4_packet(PROTOCOL_TCP, [192, 0, 2, 1], [192, 0, 2, 2], &udp(1, 2));
+    let esp = match a.seal(&tcp, &mut out) {
+        Outbound::Send(s) => s.datagram.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(b.open(&esp, &mut buf), Inbound::Drop(DropReason::PolicyMismatch { .. })));
+}
+
+#[test]
+fn lifetime_notices_and_expiry() {
+    let (mut a, mut b) = planes();
+    let limits = TrafficLimits { soft_packets: Some(2), hard_packets: Some(3), ..TrafficLimits::default() };
+    install(&mut a, &mut b, &pair_keys(1, SaParams { limits, ..gcm() }), a_selector(), mirror(a_selector()));
+    let mut sent = Vec::new();
+    for id in 1..=3 {
+        sent.push(send(&mut a, &ping(id)).1);
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    let lifetime = |notice| Event::Lifetime {
+        direction: Direction::Outbound,
+        spi: Spi(0xB001),
+        remote: gateway(2),
+        notice,
+    };
+    assert_eq!(
+        events,
+        [
+            lifetime(LifetimeNotice::Soft(LifetimeCause::Packets)),
+            lifetime(LifetimeNotice::Hard(LifetimeCause::Packets))
+        ]
+    );
+    // The expired SA is no longer chosen: the next packet asks for a new one.
+    assert_eq!(a.seal(&ping(4), &mut buffer()), Outbound::Queued);
+    assert!(matches!(a.poll_event(), Some(Event::Acquire { .. })));
+    for esp in &sent {
+        receive(&mut b, esp).unwrap();
+    }
+    assert!(matches!(
+        std::iter::from_fn(|| b.poll_event()).last(),
+        Some(Event::Lifetime { direction: Direction::Inbound, notice: LifetimeNotice::Hard(_), .. })
+    ));
+    let mut extra = sent[0].clone();
+    extra[7] = 4;
+    assert_eq!(receive(&mut b, &extra), Err(DropReason::Open(OpenError::Expired)));
+    assert_eq!(b.statistics().inbound.expired, 1);
+}
+
+#[test]
+fn unknown_truncated_and_forged_packets_are_counted() {
+    let (mut a, mut b) = planes();
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(receive(&mut b, &[1, 2, 3]), Err(DropReason::Truncated));
+    assert_eq!(
+        receive(&mut b, &[0, 0, 0x99, 0x99, 0, 0, 0, 1, 0, 0]),
+        Err(DropReason::UnknownSpi(Spi(0x9999)))
+    );
+    let (_, mut esp) = send(&mut a, &ping(1));
+    let last = esp.len() - 1;
+    esp[last] ^= 0x80;
+    assert_eq!(receive(&mut b, &esp), Err(DropReason::Open(OpenError::AuthenticationFailed)));
+    esp[last] ^= 0x80;
+    assert_eq!(receive(&mut b, &esp), Ok(ping(1)), "the forgery did not move the window");
+    let drops = b.statistics().inbound;
+    assert_eq!((drops.unknown_spi, drops.authentication), (2, 1));
+}
+
+#[test]
+fn decisions_change_no_state() {
+    let (mut a, mut b) = planes();
+    let flow = Flow::parse_ipv4(&ping(1)).unwrap().0;
+    let acquire = Decision::Acquire { policy: PolicyIndex(0), rule: Some(0), selector: a_selector() };
+    assert_eq!(a.decide(&flow), acquire);
+    assert_eq!(a.decide(&flow), acquire);
+    assert!(a.poll_event().is_none(), "deciding raises no acquire");
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(a.decide(&flow), Decision::Protect { policy: PolicyIndex(0), spi: Spi(0xB001) });
+
+    // A `Protect` default: the acquire is for the packet's own flow, host to host.
+    let mut c =
+        DataPlane::new(Spd::new(Vec::new(), Action::Protect(PolicyIndex(3))), DataPlaneConfig::default());
+    let Decision::Acquire { policy, rule: None, selector } = c.decide(&flow) else { panic!() };
+    assert_eq!(policy, PolicyIndex(3));
+    assert_eq!(selector, Selector::for_flow(&flow));
+    assert!(selector.matches_outbound(&flow));
+    assert_eq!(c.seal(&ping(1), &mut buffer()), Outbound::Queued);
+    assert!(matches!(c.poll_event(), Some(Event::Acquire { rule: None, .. })));
+}
+
+#[test]
+fn the_data_plane_can_move_to_a_worker_thread() {
+    fn send<T: std::marker::Send>() {}
+    send::<DataPlane>();
+}
+
+#[test]
+fn clear_packets_for_protected_flows_are_refused() {
+    let (mut a, _) = planes();
+    let reply = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0]);
+    assert!(!a.accept_clear(&reply), "should have come in ESP");
+    let other = ipv4_packet(1, [10, 7, 7, 7], [10, 1, 1, 2], &[0, 0, 0, 0]);
+    assert!(a.accept_clear(&other));
+    assert!(!a.accept_clear(&[0x45]));
+    assert_eq!(a.statistics().inbound_clear_refused, 2);
+}
+
+/// A 1500-byte UDP packet from A's site, with or without DF.
+fn big_packet(len: usize, dont_fragment: bool) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len - 20).map(|i| (i * 7) as u8).collect();
+    let mut p = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &payload);
+    p[6] = if dont_fragment { 0x40 } else { 0 };
+    p
+}
+
+#[test]
+fn path_mtu_df_packets_get_icmp_fragmentation_needed() {
+    for params in [
+        gcm(),
+        SaParams {
+            udp_encapsulated: true,
+            ..SaParams::new(EspCipher::AesCbc128, Some(Integrity::HmacSha256_128))
+        },
+    ] {
+        let (mut a, mut b) = planes();
+        install(&mut a, &mut b, &pair_keys(1, params), a_selector(), mirror(a_selector()));
+        let mut out = buffer();
+        let Outbound::TooBig { icmp, mtu } = a.seal(&big_packet(1500, true), &mut out) else {
+            panic!("expected TooBig")
+        };
+        let icmp = icmp.to_vec();
+        let (flow, ..) = Flow::parse_ipv4(&icmp).unwrap();
+        assert_eq!(
+            (flow.protocol, flow.source, flow.destination),
+            (1, Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(10, 1, 1, 2))
+        );
+        assert_eq!((icmp[20], icmp[21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), mtu);
+        // A packet of exactly `mtu` bytes fits: sealed, plus IPv4 and UDP, within 1500.
+        let (_, esp) = send(&mut a, &big_packet(usize::from(mtu), true));
+        assert!(esp.len() + 28 <= 1500, "{}", esp.len());
+        assert_eq!(receive(&mut b, &esp), Ok(big_packet(usize::from(mtu), true)));
+        assert!(matches!(a.seal(&big_packet(usize::from(mtu) + 1, true), &mut out), Outbound::TooBig { .. }));
+        assert_eq!(a.statistics().too_big, 2);
+    }
+}
+
+#[test]
+fn path_mtu_other_packets_are_fragmented_before_encryption() {
+    let small_path = DataPlaneConfig { path_mtu: 600, ..DataPlaneConfig::default() };
+    let mut a = DataPlane::new(spd_for(a_selector()), small_path);
+    let mut b = DataPlane::new(spd_for(mirror(a_selector())), DataPlaneConfig::default());
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let packet = big_packet(1500, false);
+    let mut out = buffer();
+    let mut datagrams = Vec::new();
+    let Outbound::Send(first) = a.seal(&packet, &mut out) else { panic!() };
+    assert!(first.pending);
+    datagrams.push(first.datagram.to_vec());
+    while let Some(outcome) = a.poll_queued(&mut out) {
+        let Outbound::Send(s) = outcome else { panic!("{outcome:?}") };
+        assert_eq!(s.spi, Spi(0xB001));
+        datagrams.push(s.datagram.to_vec());
+    }
+    assert_eq!(datagrams.len(), 3);
+    assert_eq!(a.statistics().fragmented, 1);
+    let mut payload = vec![0u8; 1480];
+    for esp in &datagrams {
+        assert!(esp.len() + 28 <= 600);
+        let fragment = receive(&mut b, esp).unwrap();
+        let offset = usize::from(u16::from_be_bytes([fragment[6], fragment[7]]) & 0x1fff) * 8;
+        payload[offset..offset + fragment.len() - 20].copy_from_slice(&fragment[20..]);
+    }
+    assert_eq!(payload, packet[20..]);
+
+    // Fragments whose SA went away meanwhile are dropped, not re-routed.
+    let Outbound::Send(_) = a.seal(&packet, &mut out) else { panic!() };
+    assert!(a.remove_by_inbound_spi(Spi(0xA001)));
+    assert!(a.poll_queued(&mut out).is_none());
+    assert_eq!(a.statistics().queue_dropped, 2);
+}
+
+#[test]
+fn later_fragments_pass_a_port_specific_inbound_selector() {
+    // B's SA covers UDP to port 53 only; A's side is wider (it holds the keys).
+    let mut dns = mirror(a_selector());
+    dns.protocol = Some(17);
+    dns.local_ports = Some(PortRange::single(53));
+    let wide = a_selector();
+    let mut a =
+        DataPlane::new(spd_for(wide), DataPlaneConfig { path_mtu: 600, ..DataPlaneConfig::default() });
+    let mut b = DataPlane::new(spd_for(dns), DataPlaneConfig::default());
+    install(&mut a, &mut b, &pair_keys(1, gcm()), wide, dns);
+    let mut query =
+        ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &[udp(4000, 53), vec![0xAB; 1200]].concat());
+    query[6] = 0;
+    let mut out = buffer();
+    let Outbound::Send(first) = a.seal(&query, &mut out) else { panic!() };
+    let mut datagrams = vec![first.datagram.to_vec()];
+    while let Some(Outbound::Send(s)) = a.poll_queued(&mut out) {
+        datagrams.push(s.datagram.to_vec());
+    }
+    assert_eq!(datagrams.len(), 3);
+    for esp in &datagrams {
+        receive(&mut b, esp).unwrap();
+    }
+    // A first fragment (or whole packet) to another port is still refused.
+    let other = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 54));
+    let (_, esp) = send(&mut a, &other);
+    assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+}

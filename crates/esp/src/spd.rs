@@ -1,0 +1,159 @@
+//! The security policy database (RFC 4301 §4.4.1): an ordered list of rules, first match
+//! wins (§4.4.1, "the SPD is an ordered database").
+//!
+//! The gateway builds it from the `ipsec policy` entries bound to an interface, in sequence
+//! order and, within an entry, in ACL rule order: a `permit` rule becomes
+//! [`Action::Protect`] with the entry's [`PolicyIndex`], a `deny` rule [`Action::Bypass`]
+//! (VRP's meaning: the packet leaves in clear, not protected by that entry). Packets that
+//! match no rule get the database's default action, `Bypass` for VRP.
+//!
+//! Limitation: rules are matched per packet, without fragment state (RFC 4301 §7). A
+//! non-first fragment has no ports, so with port-specific rules it can match a different
+//! rule than its first fragment. Rules on addresses and protocol only, as the reference
+//! configurations use, are not affected.
+
+use core::fmt;
+
+use crate::selector::{Flow, Selector};
+
+/// Which policy entry protects a flow; the gateway maps it to `ipsec policy NAME SEQ` and to
+/// the IKE engine's policy identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyIndex(pub usize);
+
+impl fmt::Display for PolicyIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy #{}", self.0)
+    }
+}
+
+/// What to do with a packet (RFC 4301 §4.4.1: PROTECT, BYPASS, DISCARD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Protect with an SA of this policy entry, negotiating one if there is none.
+    Protect(PolicyIndex),
+    /// Send in clear.
+    Bypass,
+    /// Drop.
+    Discard,
+}
+
+/// One rule: a selector and what to do on a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// The traffic it covers, from our side's point of view.
+    pub selector: Selector,
+    /// The action.
+    pub action: Action,
+}
+
+/// The ordered rules and the fall-through action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spd {
+    rules: Vec<Rule>,
+    default_action: Action,
+}
+
+impl Spd {
+    /// A database of `rules`, in order, with `default_action` for packets none matches.
+    pub fn new(rules: Vec<Rule>, default_action: Action) -> Self {
+        Self { rules, default_action }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The first rule matching an outbound packet's flow (its index and action), or `None`
+    /// and the default action. Linear: policies are few, and a per-packet cache keyed by
+    /// flow would cost more than it saves at this size.
+    pub fn lookup(&self, flow: &Flow) -> (Option<usize>, Action) {
+        match self.rules.iter().position(|rule| rule.selector.matches_outbound(flow)) {
+            Some(index) => (Some(index), self.rules[index].action),
+            None => (None, self.default_action),
+        }
+    }
+
+    /// The first rule matching a packet that arrived from the peer's side in clear, with
+    /// the selector roles swapped (RFC 4301 §5.2 step 3a: a clear packet that a `Protect`
+    /// rule covers must be dropped, since it should have come in ESP).
+    pub fn lookup_inbound(&self, flow: &Flow) -> (Option<usize>, Action) {
+        match self.rules.iter().position(|rule| rule.selector.matches_inbound(flow)) {
+            Some(index) => (Some(index), self.rules[index].action),
+            None => (None, self.default_action),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::selector::tests::{ipv4_packet, udp};
+    use crate::selector::{PortRange, Prefix, PROTOCOL_UDP};
+
+    fn flow(src: [u8; 4], dst: [u8; 4], dport: u16) -> Flow {
+        Flow::parse_ipv4(&ipv4_packet(PROTOCOL_UDP, src, dst, &udp(1000, dport))).unwrap().0
+    }
+
+    fn net(a: u8, b: u8, c: u8, len: u8) -> Prefix {
+        Prefix::new(Ipv4Addr::new(a, b, c, 0), len)
+    }
+
+    #[test]
+    fn first_match_wins_and_deny_bypasses() {
+        let mut dns = Selector::between(net(10, 1, 1, 24), net(10, 2, 2, 24));
+        dns.protocol = Some(PROTOCOL_UDP);
+        dns.remote_ports = Some(PortRange::single(53));
+        let spd = Spd::new(
+            vec![
+                // rule 0: deny DNS to the peer's network (goes in clear)
+                Rule { selector: dns, action: Action::Bypass },
+                // rule 1: permit the site-to-site flow under entry 0
+                Rule {
+                    selector: Selector::between(net(10, 1, 1, 24), net(10, 2, 2, 24)),
+                    action: Action::Protect(PolicyIndex(0)),
+                },
+                // rule 2: a second entry for a wider network
+                Rule {
+                    selector: Selector::between(net(10, 1, 0, 16), net(10, 2, 0, 16)),
+                    action: Action::Protect(PolicyIndex(1)),
+                },
+                // rule 3: everything else from inside to 10/8 is dropped
+                Rule {
+                    selector: Selector::between(net(10, 1, 0, 16), net(10, 0, 0, 8)),
+                    action: Action::Discard,
+                },
+            ],
+            Action::Bypass,
+        );
+        assert_eq!(spd.lookup(&flow([10, 1, 1, 2], [10, 2, 2, 2], 53)), (Some(0), Action::Bypass));
+        assert_eq!(
+            spd.lookup(&flow([10, 1, 1, 2], [10, 2, 2, 2], 80)),
+            (Some(1), Action::Protect(PolicyIndex(0)))
+        );
+        assert_eq!(
+            spd.lookup(&flow([10, 1, 7, 2], [10, 2, 2, 2], 53)),
+            (Some(2), Action::Protect(PolicyIndex(1)))
+        );
+        assert_eq!(spd.lookup(&flow([10, 1, 7, 2], [10, 9, 2, 2], 53)), (Some(3), Action::Discard));
+        assert_eq!(spd.lookup(&flow([192, 168, 0, 1], [10, 2, 2, 2], 80)), (None, Action::Bypass));
+        // Order matters: the same rules reversed protect DNS too.
+        let mut reversed = spd.rules().to_vec();
+        reversed.swap(0, 1);
+        let spd = Spd::new(reversed, Action::Discard);
+        assert_eq!(
+            spd.lookup(&flow([10, 1, 1, 2], [10, 2, 2, 2], 53)),
+            (Some(0), Action::Protect(PolicyIndex(0)))
+        );
+        assert_eq!(spd.lookup(&flow([192, 168, 0, 1], [10, 2, 2, 2], 80)), (None, Action::Discard));
+        // Inbound clear traffic uses the same rules with the roles swapped.
+        let back = Flow::parse_ipv4(&ipv4_packet(PROTOCOL_UDP, [10, 2, 2, 2], [10, 1, 1, 2], &udp(53, 1000)))
+            .unwrap()
+            .0;
+        assert_eq!(spd.lookup_inbound(&back), (Some(0), Action::Protect(PolicyIndex(0))));
+        assert_eq!(spd.lookup(&back), (None, Action::Discard));
+    }
+}
