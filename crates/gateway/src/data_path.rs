@@ -462,3 +462,25 @@ impl DataPath {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FW_A's ACL 3001 becomes one `Protect` rule of policy 0, whose acquire names the
+    /// engine's selector; other traffic bypasses.
+    #[test]
+    fn reference_spd_protects_the_acl_flow() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let config = vrp::load_file(&path, None).unwrap().config.unwrap();
+        let engine = crate::engine_config::engine_config(&config).unwrap();
+        let (spd, selectors) = spd(&engine);
+        assert_eq!(spd.rules().len(), 1);
+        assert_eq!(selectors, engine.policies[0].selectors);
+        let rule = spd.rules()[0];
+        assert_eq!(rule.action, Action::Protect(PolicyIndex(0)));
+        assert_eq!(rule.selector.local, Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 24));
+        assert_eq!(rule.selector.remote, Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24));
+        assert_eq!(rule.selector.protocol, None);
+    }
+}
