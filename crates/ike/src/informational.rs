@@ -107,13 +107,24 @@ fn handle_cleartext(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
 
 fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ctx: &mut Ctx<'_>) {
     if let Phase1::InitiatorWaitMm6 { material, .. } = &sa.phase1 {
-        let reason = match open_notify(material, message, ciphertext) {
-            Ok(Some(notify_type)) => FailureReason::PeerNotified(notify_type),
-            // Authentic, but no error: nothing to act on.
-            Ok(None) => return,
+        let reason = match decrypt_authenticated(material, message, ciphertext) {
+            Some(plaintext) => {
+                let error =
+                    wire::parse_chain(message.first_payload(), &plaintext).ok().and_then(|(payloads, _)| {
+                        payloads.iter().find_map(|p| match p {
+                            Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
+                            _ => None,
+                        })
+                    });
+                match error {
+                    Some(notify_type) => FailureReason::PeerNotified(notify_type),
+                    // Authentic, but no error: nothing to act on.
+                    None => return,
+                }
+            }
             // The peer could not read our MM5 (strongSwan answers with an encrypted
             // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
-            Err(()) => FailureReason::KeysDiffer { message: "the peer's encrypted notify in reply to MM5" },
+            None => FailureReason::KeysDiffer { message: "the peer's encrypted notify in reply to MM5" },
         };
         let state = sa.phase1.name();
         let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
@@ -122,18 +133,9 @@ fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ct
         return;
     }
     let Phase1::Established { material, .. } = &sa.phase1 else { return };
-    let message_id = MessageId(message.header.message_id.0);
-    let iv = material.iv.exchange_chain(material.hash, message_id);
-    let Ok(decrypted) = wire::decrypt(ciphertext, &material.key, &iv) else { return };
-    let Ok((payloads, chain_len)) = wire::parse_chain(message.first_payload(), &decrypted.plaintext) else {
-        return;
-    };
-    let Some(Payload::Hash(hash)) = payloads.first() else { return };
-    let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
-    if material.skeyid_a.verify_informational_hash(message_id, after, hash).is_err() {
-        // Unauthenticated: acting on it would let anyone tear down our SAs.
-        return;
-    }
+    // Unauthenticated: acting on it would let anyone tear down our SAs.
+    let Some(plaintext) = decrypt_authenticated(material, message, ciphertext) else { return };
+    let Ok((payloads, _)) = wire::parse_chain(message.first_payload(), &plaintext) else { return };
     if !sa.informational_seen.first_time(message.header.message_id.0) {
         // A replay: informationals are never retransmitted, and acting on a copy would let an
         // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
@@ -222,26 +224,23 @@ impl SeenMessageIds {
     }
 }
 
-/// Decrypts and authenticates an informational under phase-1 keys: the error it notifies, if
-/// any, or `Err` when it does not decrypt and verify under our keys.
-fn open_notify(
+/// Decrypts an informational under its own IV (never the phase-1 chain) and returns the
+/// plaintext only once its HASH(1) verifies in constant time (RFC 2409 §5.7): nothing in an
+/// informational is acted upon before that. `None` when it does not decrypt or verify under
+/// our keys.
+fn decrypt_authenticated(
     material: &crate::ike_sa::Phase1Material,
     message: &Message<'_>,
     ciphertext: &[u8],
-) -> Result<Option<isakmp::NotifyType>, ()> {
+) -> Option<Vec<u8>> {
     let message_id = MessageId(message.header.message_id.0);
     let iv = material.iv.exchange_chain(material.hash, message_id);
-    let decrypted = wire::decrypt(ciphertext, &material.key, &iv).map_err(|_| ())?;
-    let (payloads, chain_len) =
-        wire::parse_chain(message.first_payload(), &decrypted.plaintext).map_err(|_| ())?;
-    let Some(Payload::Hash(hash)) = payloads.first() else { return Err(()) };
+    let decrypted = wire::decrypt(ciphertext, &material.key, &iv).ok()?;
+    let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext).ok()?;
+    let Some(Payload::Hash(hash)) = payloads.first() else { return None };
     let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
-    // Only an authentic notify may end phase 1 with the peer's reason.
-    let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).map_err(|_| ())?;
-    Ok(payloads.iter().find_map(|p| match p {
-        Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
-        _ => None,
-    }))
+    let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).ok()?;
+    Some(decrypted.plaintext)
 }
 
 #[cfg(test)]

@@ -27,8 +27,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crypto::key_schedule::MessageId;
-use isakmp::{Delete, Doi, ExchangeType, Notification, NotifyType, Payload, PayloadType, ProtocolId};
+use isakmp::{Delete, Doi, Notification, NotifyType, Payload, ProtocolId};
 
 use crate::config::{PolicyId, TrafficSelector};
 use crate::engine::Engine;
@@ -36,7 +35,6 @@ use crate::event::{ConnectionId, Event, IpsecSaPair};
 use crate::ike_sa::{Ctx, IkeSa, Phase1, Role};
 use crate::proposal::{IpsecChoice, IpsecOffer, IpsecSuite};
 use crate::quick_mode::Acquire;
-use crate::wire;
 
 // Implementation constants.
 
@@ -330,7 +328,7 @@ pub(crate) fn end_pairs(
             spi_size: 4,
             spis: spis.iter().map(|s| &s[..]).collect(),
         };
-        send_protected(sa, Payload::Delete(delete), ctx);
+        crate::informational::send_protected(sa, &[Payload::Delete(delete)], ctx);
     }
     for pair in pairs {
         ctx.out.events.push_back(Event::IpsecSaExpired {
@@ -359,7 +357,7 @@ pub(crate) fn end_ike_sa(sa: &mut IkeSa, reason: IkeSaEnd, ctx: &mut Ctx<'_>) {
         spi[..8].copy_from_slice(&sa.cookie_i.0);
         spi[8..].copy_from_slice(&sa.cookie_r.0);
         let delete = Delete { doi: Doi::Ipsec, protocol: ProtocolId::Isakmp, spi_size: 16, spis: vec![&spi] };
-        send_protected(sa, Payload::Delete(delete), ctx);
+        crate::informational::send_protected(sa, &[Payload::Delete(delete)], ctx);
         ctx.out.events.push_back(Event::IkeSaExpired {
             connection: sa.connection,
             peer: sa.peer_config(ctx.config).name.clone(),
@@ -368,25 +366,6 @@ pub(crate) fn end_ike_sa(sa: &mut IkeSa, reason: IkeSaEnd, ctx: &mut Ctx<'_>) {
         });
     }
     sa.phase1 = Phase1::Failed;
-}
-
-/// Sends one payload in an informational exchange under the IKE SA's protection: a fresh
-/// message ID, its own IV (never the phase-1 chain) and HASH(1) = prf(SKEYID_a, M-ID | rest)
-/// (RFC 2409 §5.7), as `informational::notify_failure` does for notifications.
-fn send_protected(sa: &IkeSa, payload: Payload<'_>, ctx: &mut Ctx<'_>) {
-    let Phase1::Established { material, .. } = &sa.phase1 else { return };
-    let mut id = [0u8; 4];
-    while id == [0; 4] {
-        ctx.rng.fill(&mut id);
-    }
-    let message_id = u32::from_be_bytes(id);
-    let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &[payload]);
-    let hash = material.skeyid_a.informational_hash(MessageId(message_id), &chain[range.end..]);
-    chain[range].copy_from_slice(&hash);
-    let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
-    let header = wire::header(sa.cookie_i, sa.cookie_r, ExchangeType::Informational, message_id);
-    let bytes = wire::encrypted(header, PayloadType::Hash, chain, &material.key, &mut iv);
-    sa.transmit(bytes, ctx);
 }
 
 /// Reads the lifetimes of a RESPONDER-LIFETIME notification in `payloads` (RFC 2407
