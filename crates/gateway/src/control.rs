@@ -26,6 +26,8 @@ pub enum Request {
     DisplayIkeErrorInfo,
     /// `display ipsec sa brief`.
     DisplayIpsecSaBrief,
+    /// `display ipsec statistics`: the data plane's packet counters.
+    DisplayIpsecStatistics,
     /// `reset ike sa [conn-id N]`.
     ResetIkeSa {
         /// One IKE SA (its conn-id), or all.

@@ -6,14 +6,17 @@
 //! With `--key-log FILE` it also appends Wireshark decryption records of every SA
 //! (`key_log.rs`), after a warning; without it the engine is never asked for phase-1 keys.
 //!
-//! Not yet here: the ESP data plane over TUN (ESP-in-UDP arriving on 4500 is dropped), routes,
-//! reload. The UDP 4500 path (marker stripped and added) is not yet exercised end to end by a
-//! test: two keysteward daemons without a NAT between them stay on 500. Until the
-//! data plane exists, negotiation starts only for policies with `sa trigger-mode auto` (or
-//! `auto-neg` on the interface), as the device does at start-up.
+//! It also carries the traffic ([`crate::data_path`]): a TUN device (`--tun`, `ks0` by
+//! default) with a route for every protected remote prefix, raw ESP sockets on the same
+//! addresses, and ESP-in-UDP on 4500. A packet that needs an SA raises an acquire, so
+//! negotiation starts on traffic; policies with `sa trigger-mode auto` (or `auto-neg` on the
+//! interface) also negotiate at start-up, as the device does.
+//!
+//! Not yet here: reload. The UDP 4500 path (marker stripped and added) is not yet exercised
+//! end to end by a test: two keysteward daemons without a NAT between them stay on 500.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -26,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
+use crate::data_path::{self, DataPath};
 use crate::display::{algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::engine_config::engine_config;
 use crate::key_log::{self, KeyLog};
@@ -37,6 +41,8 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// The control socket path.
     pub control: PathBuf,
+    /// The name of the TUN device to create for the data path.
+    pub tun: String,
     /// `--key-log FILE`: append Wireshark decryption records of every SA to this file
     /// (`key_log.rs`). `None`, the default, and no key leaves the engine but ESP keys for the
     /// data plane.
@@ -49,6 +55,7 @@ const ERROR_HISTORY: usize = 64;
 /// An IPsec SA pair the engine reported, for `display ike sa`'s phase-2 lines.
 struct InstalledPair {
     display_id: u64,
+    connection: ike::ConnectionId,
     remote: SocketAddr,
     initiator: bool,
     /// The SPIs, so that the pair leaves the display when the engine or the peer ends it.
@@ -109,6 +116,8 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
     let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
+    let mut raw = HashMap::new();
     for peer in &engine_config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
@@ -119,7 +128,12 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                 Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
             info!("listening for IKE on {local}");
             sockets.insert(local, socket.clone());
-            tokio::spawn(receive(socket, local, datagrams_tx.clone()));
+            tokio::spawn(receive(socket, local, datagrams_tx.clone(), esp_tx.clone()));
+        }
+        if let (IpAddr::V4(address), false) = (peer.local_address, raw.contains_key(&peer.local_address)) {
+            let socket = data_path::open_raw_esp(address)?;
+            data_path::spawn_raw_reader(socket.clone(), esp_tx.clone());
+            raw.insert(peer.local_address, socket);
         }
     }
 
@@ -132,6 +146,18 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         }
         None => None,
     };
+
+    // The TUN device and the routes of the protected prefixes into it; the routes go when
+    // `_routes` drops, on every way out of this function.
+    let tun = data_path::open_tun(&options.tun)?;
+    let _routes = data_path::Routes::add(
+        &options.tun,
+        engine_config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)),
+    )?;
+    let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
+    tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
+    let mut data = DataPath::new(&engine_config, tun, raw);
+    let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;
     let (requests_tx, mut requests) = mpsc::channel::<(Request, oneshot::Sender<Response>)>(16);
@@ -148,14 +174,17 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
-        drain(&mut engine, &sockets, &mut records, key_log.as_mut()).await;
+        drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, bytes)) = datagrams.recv() => {
                 engine.handle_datagram(Instant::now(), local, remote, &bytes);
             }
+            Some(packet) = tun_in.recv() => data.outbound(&packet, &mut engine, &sockets).await,
+            Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
+            _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
-                let _ = reply.send(answer(&mut engine, &records, &request));
+                let _ = reply.send(answer(&mut engine, &records, &data, &request));
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
@@ -167,14 +196,18 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
+const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads one UDP socket and hands IKE messages to the engine loop. On UDP 4500 (RFC 3948
 /// §2.2) an IKE message starts with the 4-byte zero non-ESP marker, which is stripped; a
-/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP, which has no
-/// data plane to go to yet and is dropped.
+/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP and goes to
+/// the data path (`esp`).
 async fn receive(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    esp: mpsc::Sender<(IpAddr, Vec<u8>)>,
 ) {
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -189,7 +222,13 @@ async fn receive(
         let message = if local.port() == ike::NAT_T_PORT {
             match datagram {
                 [0, 0, 0, 0, rest @ ..] => rest,
-                _ => continue,
+                [0xff] => continue,
+                _ => {
+                    if esp.send((remote.ip(), datagram.to_vec())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
             }
         } else {
             datagram
@@ -212,6 +251,7 @@ async fn drain(
     engine: &mut Engine,
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
     records: &mut Records,
+    data: &mut DataPath,
     mut key_log: Option<&mut KeyLog>,
 ) {
     while let Some(t) = engine.poll_transmit() {
@@ -256,8 +296,10 @@ async fn drain(
                 );
                 let display_id = records.next_display_id;
                 records.next_display_id += 1;
+                data.install(&pair, engine, sockets).await;
                 records.installed.push(InstalledPair {
                     display_id,
+                    connection: pair.connection,
                     remote: pair.remote,
                     initiator: pair.initiator,
                     inbound_spi: pair.inbound.spi().0,
@@ -266,6 +308,7 @@ async fn drain(
             }
             Event::Failed(failure) => {
                 warn!("{failure}");
+                data.abandon(engine, failure.remote.ip());
                 if records.failures.len() == ERROR_HISTORY {
                     records.failures.pop_front();
                 }
@@ -276,13 +319,15 @@ async fn drain(
             }
             Event::IpsecSaDeleted { connection, spis } => {
                 info!("peer deleted IPsec SAs {spis:08x?} on IKE SA {connection}");
-                records.installed.retain(|p| !spis.contains(&p.outbound_spi));
+                data.remove_outbound(connection, &spis);
+                records.installed.retain(|p| !(p.connection == connection && spis.contains(&p.outbound_spi)));
             }
             Event::IpsecSaExpired { connection, peer, policy, inbound_spi, outbound_spi, reason } => {
                 info!(
                     "IPsec SA pair for {policy} with {peer} ended ({reason:?}) on IKE SA {connection}: \
                      inbound SPI {inbound_spi:08x}, outbound SPI {outbound_spi:08x}"
                 );
+                data.remove_inbound(inbound_spi);
                 records.installed.retain(|p| p.inbound_spi != inbound_spi);
             }
             Event::IkeSaExpired { connection, peer, remote, reason } => {
@@ -293,6 +338,8 @@ async fn drain(
                     "IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}",
                     remote.ip()
                 );
+                data.remove_connection(connection);
+                records.installed.retain(|p| p.connection != connection);
             }
             Event::PeerMoved { connection, local, remote } => {
                 info!("IKE SA {connection}: peer now at {remote} (from {local})");
@@ -301,8 +348,37 @@ async fn drain(
     }
 }
 
-fn answer(engine: &mut Engine, records: &Records, request: &Request) -> Response {
+fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {
     match request {
+        Request::DisplayIpsecStatistics => {
+            let s = data.statistics();
+            let text = format!(
+                "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
+                 queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
+                 inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n",
+                s.sealed,
+                s.opened,
+                s.queued,
+                s.acquires,
+                s.queue_dropped,
+                data.bypass_dropped,
+                s.inbound.unknown_spi,
+                s.inbound.authentication,
+                s.inbound.replayed,
+            );
+            let json = json!({
+                "sealed": s.sealed,
+                "opened": s.opened,
+                "queued": s.queued,
+                "acquires": s.acquires,
+                "queue_dropped": s.queue_dropped,
+                "bypass_dropped": data.bypass_dropped,
+                "inbound_unknown_spi": s.inbound.unknown_spi,
+                "inbound_authentication": s.inbound.authentication,
+                "inbound_replayed": s.inbound.replayed,
+            });
+            Response::Ok { text, json }
+        }
         Request::DisplayIkeSa => {
             let mut rows: Vec<IkeSaRow> = records
                 .installed

@@ -165,6 +165,11 @@ fn peer_index(
         remote_id,
         nat_traversal: peer.nat_traversal,
         dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
+        // `exchange-mode aggressive` on a USG means aggressive mode with that peer, whichever
+        // side starts: we answer it from this peer only (vrp's validation already warns about
+        // aggressive mode with a pre-shared key). Peers left in main mode stay refused, and
+        // the engine's global `allow_aggressive_mode_psk_responder` stays off.
+        accept_aggressive_mode_psk: exchange_mode == ike::ExchangeMode::Aggressive,
     });
     Ok(out.peers.len() - 1)
 }
@@ -387,5 +392,18 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
             e.to_string(),
             "ike peer b: dpd msg seq-notify-hash is not supported (only seq-hash-notify)"
         );
+    }
+
+    #[test]
+    fn exchange_mode_aggressive_allows_aggressive_mode_from_that_peer_only() {
+        let c = convert(BASE).unwrap();
+        assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Main);
+        assert!(!c.peers[0].accept_aggressive_mode_psk, "refused unless configured");
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let aggressive = BASE.replace(peer, &format!("{peer} exchange-mode aggressive\n"));
+        let c = convert(&aggressive).unwrap();
+        assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Aggressive);
+        assert!(c.peers[0].accept_aggressive_mode_psk);
+        assert!(!c.allow_aggressive_mode_psk_responder, "never for every peer");
     }
 }

@@ -5,7 +5,7 @@
 //! `file:line:column: error: message` form editors understand. It exits 1 when the file has an
 //! error, so that scripts can gate a deployment on it, and 0 otherwise.
 //!
-//! `keysteward run --config FILE` starts the daemon (IKE only so far, see `daemon.rs`);
+//! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon.rs`);
 //! `keysteward display …` asks a running daemon over its control socket.
 #![forbid(unsafe_code)]
 
@@ -38,6 +38,9 @@ enum Command {
         /// The control socket.
         #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
+        /// The TUN device the daemon creates for the protected traffic.
+        #[arg(long, default_value = "ks0")]
+        tun: String,
         /// Log filter (error, warn, info, debug, trace, or a tracing filter).
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -94,6 +97,8 @@ enum DisplayIpsec {
         #[arg(value_parser = ["brief"])]
         brief: String,
     },
+    /// `display ipsec statistics`: packets sealed, opened, queued and dropped.
+    Statistics,
 }
 
 /// `reset` subcommands.
@@ -152,7 +157,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
-        Command::Run { config, control, log_level, key_log } => {
+        Command::Run { config, control, tun, log_level, key_log } => {
             let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             use std::io::IsTerminal;
@@ -162,7 +167,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, key_log }) {
+            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, tun, key_log }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("keysteward: {e}");
@@ -176,6 +181,7 @@ fn main() -> ExitCode {
                 Display::Ike { what: DisplayIke::Sa } => Request::DisplayIkeSa,
                 Display::Ike { what: DisplayIke::ErrorInfo } => Request::DisplayIkeErrorInfo,
                 Display::Ipsec { what: DisplayIpsec::Sa { .. } } => Request::DisplayIpsecSaBrief,
+                Display::Ipsec { what: DisplayIpsec::Statistics } => Request::DisplayIpsecStatistics,
             };
             ask(&control, &request, json)
         }

@@ -6,8 +6,9 @@
 //!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
 //! ```
 //!
-//! FW_A runs `examples/fw_a.cfg` with `sa trigger-mode auto` added (there is no data plane yet
-//! to raise an acquire from traffic), FW_B `examples/fw_b.cfg` unchanged. The test waits for
+//! FW_A runs `examples/fw_a.cfg` with `sa trigger-mode auto` added (negotiation at start-up,
+//! without traffic to raise an acquire; `netns_reference_ping.rs` covers the traffic-triggered
+//! path), FW_B `examples/fw_b.cfg` unchanged. The test waits for
 //! `display ike sa --json` on both sides to show the phase-1 and phase-2 SAs as ready, and
 //! checks the text layouts of `display ike sa` and `display ipsec sa brief`; then `reset ipsec
 //! sa` and `reset ike sa` on FW_A delete the SAs on both sides (Deletes sent and honoured).

@@ -2,7 +2,8 @@
 //! the other gateway, in network namespaces (root only; CI runs as root and the README test
 //! command installs strongSwan). Interop scenario 1 of the interop issue, IKE part: main mode,
 //! pre-shared key, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256, in both
-//! directions (keysteward initiates; strongSwan initiates with `swanctl --initiate`).
+//! directions (keysteward initiates; strongSwan initiates with `swanctl --initiate`); and
+//! scenarios 2 (FQDN identities), 3 (aggressive mode), 4, 5 and 8 of the issue.
 //!
 //! ```text
 //!   namespace ks<pid>a (keysteward)        namespace ks<pid>b (charon)
@@ -85,12 +86,16 @@ fn swanctl(ns: &str, run: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-fn strongswan_conf(run: &Path) -> String {
+fn strongswan_conf(run: &Path, s: &Scenario) -> String {
+    // charon refuses aggressive mode with a pre-shared key as responder (and as initiator
+    // sends nothing) unless told it does not care (strongswan-peer.md).
+    let aggressive =
+        if s.aggressive { "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" } else { "" };
     format!(
         "charon {{
   load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
   install_virtual_ip = no
-  filelog {{
+{aggressive}  filelog {{
     log {{
       path = {run}/charon.log
       time_format = %T
@@ -134,6 +139,9 @@ struct Scenario {
     expect: Option<(&'static str, &'static str)>,
     /// For a failure: what keysteward's `display ike error-info` must say.
     error: &'static str,
+    /// Aggressive mode: `aggressive = yes` and the PSK knob on strongSwan's side,
+    /// `exchange-mode aggressive` (which also lets keysteward answer it) on ours.
+    aggressive: bool,
 }
 
 const BASE: Scenario = Scenario {
@@ -150,6 +158,7 @@ const BASE: Scenario = Scenario {
         "ESP:AES_CBC-128/HMAC_SHA2_256_128",
     )),
     error: "",
+    aggressive: false,
 };
 
 fn swanctl_conf(s: &Scenario) -> String {
@@ -160,6 +169,7 @@ fn swanctl_conf(s: &Scenario) -> String {
     local_addrs = 192.0.2.2
     remote_addrs = 192.0.2.1
     proposals = {proposals}
+    aggressive = {aggressive}
     local {{
       auth = psk
       id = {local_id}
@@ -192,17 +202,19 @@ secrets {{
         local_id = s.ids.0,
         remote_id = s.ids.1,
         secret = s.secret,
+        aggressive = if s.aggressive { "yes" } else { "no" },
     )
 }
 
 fn keysteward_conf(s: &Scenario, initiate: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
+    let mode = if s.aggressive { "aggressive" } else { "main" };
     format!(
         "ike proposal 10
 {ike}ike peer b
  ike-proposal 10
  undo version 2
- exchange-mode main
+ exchange-mode {mode}
  remote-address 192.0.2.2
  pre-shared-key {PSK}
 {peer}acl number 3001
@@ -252,6 +264,20 @@ fn netns_strongswan_responder_main_mode_fqdn_identities() {
 #[test]
 fn netns_strongswan_initiator_main_mode_fqdn_identities() {
     interop(&FQDN, false, "i2");
+}
+
+// Scenario 3: aggressive mode, PSK, FQDN identities (in clear in AM1/AM2; keysteward as
+// responder picks the peer by the FQDN, and answers because that peer is in aggressive mode).
+const AGGRESSIVE: Scenario = Scenario { aggressive: true, ..FQDN };
+
+#[test]
+fn netns_strongswan_responder_aggressive_mode_fqdn_identities() {
+    interop(&AGGRESSIVE, true, "r3");
+}
+
+#[test]
+fn netns_strongswan_initiator_aggressive_mode_fqdn_identities() {
+    interop(&AGGRESSIVE, false, "i3");
 }
 
 // Scenario 4: 3des-sha1-modp1024 with ESP 3des-md5; aes256-sha384-ecp384.
@@ -391,7 +417,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
     ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
 
-    std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
+    std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run, scenario)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf(scenario)).unwrap();
     // charon insists on /run/charon.pid: give it a private mount namespace with its own /run.
     let charon = Command::new("ip")
@@ -497,5 +523,8 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     );
     assert!(theirs.contains("local  10.2.2.0/24") && theirs.contains("remote 10.1.1.0/24"), "{theirs}");
     assert!(theirs.contains("192.0.2.1[4500]"), "floated to UDP 4500: {theirs}");
+    // `--list-sas` does not show the phase-1 mode; charon's log does (ike level 2).
+    let exchange = if scenario.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
+    assert!(logs("fwb/charon.log").contains(exchange), "phase 1 was not {exchange}…");
     drop(cleanup);
 }

@@ -197,6 +197,7 @@ fn peer_and_policy(
         // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.
         nat_traversal: true,
         dpd: None,
+        accept_aggressive_mode_psk: false,
     };
     let policy = PolicyConfig {
         id: PolicyId { name: "bench".into(), sequence: i as u32 + 1 },

@@ -25,6 +25,18 @@
 //!   the phase-1 IV chain moves to its last ciphertext block on both sides (the responder
 //!   after decrypting it), so quick-mode IVs derive from that block (vectors/README.md,
 //!   "Phase-2 IV"). A cleartext AM3 leaves the chain at the initial IV, as racoon does.
+//! - **Vendor IDs, NAT-T, INITIAL-CONTACT** (as main mode, `vendor.rs`, `nat_t.rs`). AM1
+//!   carries our Vendor IDs, AM2 the responder's answer to them, so both know the NAT-T
+//!   dialect after AM2. RFC 3947 §3 puts NAT-D in AM2 and AM3; strongSwan sends the AM3 ones
+//!   inside the encrypted AM3, and so do we. The initiator reads AM2's NAT-D and, when either
+//!   side is behind a NAT (or the peer claims to be: strongSwan with userspace ESP always
+//!   does), floats to UDP 4500 *before* AM3. RFC 3947 §4 would float only after AM3, but
+//!   strongSwan sends AM3 on 4500 (`vectors/am-psk-fqdn.pcap`, frame 3) and hashes the 4500
+//!   ports into AM3's NAT-D, so we follow the capture: AM3's NAT-D hash the addresses AM3
+//!   travels on. The responder reads AM3's NAT-D against the addresses AM3 arrived on and
+//!   follows a peer that floated (`IkeSa::peer_authenticated`); a peer that floats only with
+//!   quick mode is followed there. AM3 carries N(INITIAL-CONTACT) after the NAT-D on the
+//!   first SA with a peer, as MM5 does; the responder acts on it once HASH_I verified.
 //! - **Retransmission.** The initiator retransmits AM1 until AM2 arrives, and answers every
 //!   repeat of the AM2 it accepted with its stored AM3 (`Flight::answer_every_repeat`). The
 //!   responder never retransmits AM2 on a timer: AM1 has no cookie exchange before it, so a
@@ -45,15 +57,17 @@ use std::net::SocketAddr;
 
 use crypto::key_schedule::{HashVerified, NextIv};
 use crypto::{DhError, DhPrivate, Digest};
-use isakmp::{Cookie, ExchangeType, Identification, Message, Payload, PayloadType};
+use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
 use crate::config::{ExchangeMode, IkeProposal};
 use crate::event::{ConnectionId, FailureReason};
 use crate::ike_sa::{
-    auth_input, body_of, check_remote_identity, find_sa, ke_and_nonce, raw_body, Ctx, IkeSa, Phase1,
-    Phase1Material, Role, NONCE_LEN,
+    auth_input, body_of, check_remote_identity, find_sa, initial_contact, ke_and_nonce, raw_body, Ctx, IkeSa,
+    Phase1, Phase1Material, Role, NONCE_LEN,
 };
+use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::vendor;
 use crate::wire;
 
 /// The aggressive-mode states. Each holds what the next message needs.
@@ -160,9 +174,34 @@ pub(crate) fn seal_am3(
     wire::encrypted(header, PayloadType::Hash, chain, &material.key, &mut material.iv)
 }
 
+/// What a verified AM3 told the responder besides HASH_I.
+#[derive(Debug)]
+pub(crate) struct OpenedAm3 {
+    /// The IV the phase-1 chain moves to (none for a cleartext AM3); the caller moves it once
+    /// it has accepted the message.
+    pub(crate) next_iv: Option<NextIv>,
+    /// The proof that HASH_I verified.
+    pub(crate) proof: HashVerified,
+    /// The initiator's NAT-D payloads, in order: (draft payload number, hash). Owned, since
+    /// they live in the decrypted plaintext.
+    pub(crate) nat_d: Vec<(bool, Vec<u8>)>,
+    /// AM3 carried N(INITIAL-CONTACT) (RFC 2407 §4.6.3.3).
+    pub(crate) initial_contact: bool,
+}
+
+impl OpenedAm3 {
+    /// The NAT-D payloads again, for [`IkeSa::detect_nat`].
+    pub(crate) fn nat_d_payloads(&self) -> Vec<Payload<'_>> {
+        self.nat_d
+            .iter()
+            .map(|(draft, hash)| Payload::NatDiscovery(NatDiscovery { draft: *draft, hash }))
+            .collect()
+    }
+}
+
 /// Opens AM3 (encrypted, or in clear) and checks HASH_I in constant time. Returns the IV the
-/// phase-1 chain moves to (none for a cleartext AM3) and the proof of the check; the chain
-/// itself is left alone until the caller has accepted the message.
+/// phase-1 chain moves to, the proof of the check, and the NAT-D and INITIAL-CONTACT it
+/// carried; the chain itself is left alone until the caller has accepted the message.
 pub(crate) fn open_am3(
     message: &Message<'_>,
     material: &Phase1Material,
@@ -170,13 +209,24 @@ pub(crate) fn open_am3(
     cookie_r: Cookie,
     sai_b: &[u8],
     idii_b: &[u8],
-) -> Result<(Option<NextIv>, HashVerified), FailureReason> {
-    let verify = |payloads: &[Payload<'_>]| {
+) -> Result<OpenedAm3, FailureReason> {
+    let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
         let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
-        material
+        let proof = material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
-            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })
+            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })?;
+        let nat_d = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::NatDiscovery(d) => Some((d.draft, d.hash.to_vec())),
+                _ => None,
+            })
+            .collect();
+        let initial_contact = payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Notification(n) if n.notify_type == NotifyType::InitialContact));
+        Ok(OpenedAm3 { next_iv, proof, nat_d, initial_contact })
     };
     match message.encrypted_body() {
         Some(ciphertext) => {
@@ -185,10 +235,9 @@ pub(crate) fn open_am3(
             // initiator derived other keys.
             let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)
                 .map_err(|_| FailureReason::KeysDiffer { message: "AM3" })?;
-            let proof = verify(&payloads)?;
-            Ok((Some(decrypted.next_iv), proof))
+            verify(&payloads, Some(decrypted.next_iv))
         }
-        None => Ok((None, verify(message.payloads())?)),
+        None => verify(message.payloads(), None),
     }
 }
 
@@ -257,15 +306,15 @@ impl IkeSa {
         let id = sa.local_identification(ctx.config);
         let mut idii_b = Vec::new();
         id.emit(&mut idii_b);
-        let am1 = wire::cleartext(
-            sa.aggressive_header(),
-            vec![
-                Payload::SecurityAssociation(offer),
-                Payload::KeyExchange(dh.public_value()),
-                Payload::Nonce(&ni),
-                Payload::Identification(id),
-            ],
-        );
+        let mut payloads = vec![
+            Payload::SecurityAssociation(offer),
+            Payload::KeyExchange(dh.public_value()),
+            Payload::Nonce(&ni),
+            Payload::Identification(id),
+        ];
+        // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
+        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
         sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
             sai_b,
@@ -317,6 +366,7 @@ impl IkeSa {
             (cookie_i, cookie_r),
             ctx,
         );
+        sa.learn_capabilities(payloads, ctx.config);
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
         if g_xi.len() != suite.group.public_len() {
@@ -334,16 +384,22 @@ impl IkeSa {
         let mut idir_b = Vec::new();
         id_r.emit(&mut idir_b);
         let hash_r = am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b);
-        let am2 = wire::cleartext(
-            sa.aggressive_header(),
-            vec![
-                Payload::SecurityAssociation(choice.reply),
-                Payload::KeyExchange(dh.public_value()),
-                Payload::Nonce(&nr),
-                Payload::Identification(id_r),
-                Payload::Hash(&hash_r),
-            ],
-        );
+        // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
+        // it sent from (RFC 3947 §3.2).
+        let nat_d = sa.nat_discovery(suite.hash);
+        // strongSwan's order: SA KE Nr IDir VIDs NAT-D NAT-D HASH_R (am-psk-fqdn.pcap frame 2).
+        let mut payloads = vec![
+            Payload::SecurityAssociation(choice.reply),
+            Payload::KeyExchange(dh.public_value()),
+            Payload::Nonce(&nr),
+            Payload::Identification(id_r),
+        ];
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        if let Some((version, hashes)) = &nat_d {
+            payloads.extend(nat_t::discovery_payloads(*version, hashes));
+        }
+        payloads.push(Payload::Hash(&hash_r));
+        let am2 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.flight.received(digest);
         // No timer-driven retransmission of AM2 (module doc, "Retransmission").
         sa.send(am2, false, ctx);
@@ -387,14 +443,18 @@ impl IkeSa {
             }
             Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) => {
                 let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = *wait;
-                let (next_iv, proof) =
-                    open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?;
-                if let Some(next_iv) = next_iv {
+                let opened = open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?;
+                // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
+                // floated, as strongSwan does), then follow the peer there.
+                self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
+                self.peer_authenticated(ctx);
+                self.initial_contact_received = opened.initial_contact;
+                if let Some(next_iv) = opened.next_iv {
                     material.iv.advance(next_iv);
                 }
                 self.flight.finished(digest);
                 self.flight.settle();
-                self.establish(suite, material, proof, ctx);
+                self.establish(suite, material, opened.proof, ctx);
                 Ok(true)
             }
             other => {
@@ -445,6 +505,7 @@ impl IkeSa {
         let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
             .ok_or(FailureReason::MissingPayload("ID"))?;
         self.cookie_r = message.header.responder_cookie;
+        self.learn_capabilities(payloads, ctx.config);
         let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
         let mut material =
             self.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
@@ -453,8 +514,21 @@ impl IkeSa {
             .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
             .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
         check_remote_identity(self.peer_config(ctx.config), id)?;
+        // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
+        // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
+        self.detect_nat(payloads, suite.hash, ctx);
+        self.float_if_nat_detected(ctx.now);
         let hash_i = am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b);
-        let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &[], &mut material);
+        let nat_d = self.nat_discovery(suite.hash);
+        let cookies = self.cookie_pair();
+        let mut rest = Vec::new();
+        if let Some((version, hashes)) = &nat_d {
+            rest.extend(nat_t::discovery_payloads(*version, hashes));
+        }
+        if self.send_initial_contact {
+            rest.push(initial_contact(&cookies));
+        }
+        let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &rest, &mut material);
         self.flight.received(digest);
         self.flight.answer_every_repeat();
         self.send(am3, false, ctx);

@@ -107,6 +107,14 @@ pub struct PeerConfig {
     /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
     /// default; R-U-THERE from the peer is answered either way.
     pub dpd: Option<DpdConfig>,
+    /// Answer aggressive mode with pre-shared keys from this peer (when an AM1's identity, or
+    /// failing that its address, selects it), whatever
+    /// [`Config::allow_aggressive_mode_psk_responder`] says. The permission is per peer so
+    /// that allowing one peer that needs aggressive mode does not hand HASH_R, keyed by the
+    /// pre-shared key of every other peer, to anyone who asks with their identity. The VRP
+    /// layer sets it for an `ike peer` with `exchange-mode aggressive`: an operator who set
+    /// that mode for a peer expects aggressive mode with it in both directions.
+    pub accept_aggressive_mode_psk: bool,
 }
 
 /// Dead peer detection timing (`dpd idle-time`, `dpd retransmit-interval`, `dpd retry-limit`).
@@ -277,8 +285,10 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
-    /// Answer aggressive-mode requests authenticated by pre-shared keys. Off by default, and
-    /// a first aggressive-mode message is then refused without reply: the responder's AM2
+    /// Answer aggressive-mode requests authenticated by pre-shared keys, from every peer. Off
+    /// by default, and a first aggressive-mode message is then refused without reply unless
+    /// the peer it selects allows it ([`PeerConfig::accept_aggressive_mode_psk`]): the
+    /// responder's AM2
     /// carries HASH_R, keyed by the pre-shared key, to anyone who sends an AM1 with a plausible
     /// identity, and that hash can be attacked offline by brute force (notes pitfall on
     /// aggressive mode; strongSwan's `i_dont_care_about_security_and_use_aggressive_mode_psk`).

@@ -532,7 +532,11 @@ impl Engine {
         } else {
             self.peer_by_address.get(&remote.ip()).copied()
         };
-        if aggressive && !self.config.allow_aggressive_mode_psk_responder {
+        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
+        // an AM1 that selects no peer is refused here as well, without telling why it failed.
+        let allowed = self.config.allow_aggressive_mode_psk_responder
+            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk);
+        if aggressive && !allowed {
             // Every proposal is a pre-shared-key one until signatures exist; with them, this
             // refusal applies to pre-shared-key transforms only. No reply, no state.
             self.out.events.push_back(Event::Failed(Failure {

@@ -348,9 +348,11 @@ pub enum FailureReason {
     },
     /// Too many half-open SAs; the request was dropped before any work.
     TooManyHalfOpen,
-    /// An aggressive-mode request with pre-shared keys arrived and
+    /// An aggressive-mode request with pre-shared keys arrived and neither
     /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
-    /// is off. It gets no reply at all: an answer would hand out HASH_R for offline cracking
+    /// nor the selected peer's
+    /// [`PeerConfig::accept_aggressive_mode_psk`](crate::PeerConfig::accept_aggressive_mode_psk)
+    /// allows it. It gets no reply at all: an answer would hand out HASH_R for offline cracking
     /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
     /// mode), and a spoofed AM1 must not make us send anything (no amplification).
     AggressiveModePskRefused,
@@ -389,7 +391,8 @@ impl fmt::Display for FailureReason {
             Self::AggressiveModePskRefused => write!(
                 f,
                 "aggressive mode with pre-shared keys refused as responder, no reply sent \
-                 (allow_aggressive_mode_psk_responder is off): {}",
+                 (allowed neither for this peer, by exchange-mode aggressive on its ike peer, \
+                 nor for all, by allow_aggressive_mode_psk_responder): {}",
                 crate::config::AGGRESSIVE_MODE_PSK_RISK
             ),
         }

@@ -161,7 +161,7 @@ fn aggressive_mode_responder_refuses_pre_shared_keys_unless_allowed() {
     let text = on_b[0].to_string();
     assert!(text.starts_with("aggressive mode with 192.0.2.1 (peer peer) failed waiting for AM1"), "{text}");
     assert!(text.contains("refused as responder, no reply sent"), "{text}");
-    assert!(text.contains("allow_aggressive_mode_psk_responder is off"), "{text}");
+    assert!(text.contains("allowed neither for this peer"), "{text}");
     assert!(text.contains("offline") && text.contains("brute force"), "{text}");
     assert_eq!(on_b[0].exchange, Exchange::AggressiveMode);
     // The initiator gives up after its retransmissions, and nothing is left on either side.
@@ -559,9 +559,11 @@ fn aggressive_mode_known_answers_from_strongswan() {
     let plaintext =
         crate::wire::decrypt(ciphertext, &responder.key, &responder.iv).expect("decrypts").plaintext;
     assert_eq!(plaintext, v.bytes("am3_plaintext"));
-    let (next_iv, _proof) =
-        open_am3(&message, &responder, cky_i, cky_r, &sai_b, &idii_b).expect("HASH_I verifies");
-    let next_iv = next_iv.expect("an encrypted AM3 moves the chain");
+    let opened = open_am3(&message, &responder, cky_i, cky_r, &sai_b, &idii_b).expect("HASH_I verifies");
+    // strongSwan's AM3 carries two NAT-D (RFC 3947 §3) and no INITIAL-CONTACT.
+    assert_eq!(opened.nat_d.len(), 2);
+    assert!(!opened.initial_contact);
+    let next_iv = opened.next_iv.expect("an encrypted AM3 moves the chain");
     assert_eq!(next_iv.as_bytes(), v.bytes("phase1_last_block"));
     responder.iv.advance(next_iv);
     let message_id =
@@ -611,9 +613,9 @@ fn aggressive_mode_responder_accepts_am3_in_clear() {
         vec![Payload::Hash(&hash_i)],
     );
     let message = Message::parse(&clear).expect("parses");
-    let (next_iv, _proof) =
+    let opened =
         open_am3(&message, &material, cky_i, cky_r, &v.bytes("sai_b"), &v.bytes("idii_b")).expect("verifies");
-    assert!(next_iv.is_none(), "a cleartext AM3 leaves the chain at the initial IV");
+    assert!(opened.next_iv.is_none(), "a cleartext AM3 leaves the chain at the initial IV");
 }
 
 #[test]
@@ -653,6 +655,207 @@ fn aggressive_mode_responder_counts_only_unfinished_sas_as_half_open() {
             failure_reasons(&pair.b)
         );
     }
-    assert_eq!(pair.b.engine.ike_sas().filter(|v| v.state == "established").count(), 4);
+    // Each restarted A sent INITIAL-CONTACT in AM3, so B kept only the newest SA.
+    assert_eq!(pair.b.engine.ike_sas().filter(|v| v.state == "established").count(), 1);
+    let cleared = pair.b.events.iter().filter(|e| matches!(e, Event::SasCleared { .. })).count();
+    assert_eq!(cleared, 3);
     assert_eq!(pair.b.engine.statistics().half_open_dropped, 0);
+}
+
+// ------------------------------------------------------- vendor IDs, NAT-T, INITIAL-CONTACT
+
+fn ports(transmits: &[crate::Transmit]) -> Vec<(u16, u16)> {
+    transmits.iter().filter(|t| !t.nat_keepalive).map(|t| (t.local.port(), t.remote.port())).collect()
+}
+
+fn keepalives(transmits: &[crate::Transmit]) -> usize {
+    transmits.iter().filter(|t| t.nat_keepalive).count()
+}
+
+fn nat_d_count(message: &[u8]) -> usize {
+    Message::parse(message)
+        .map_or(0, |m| m.payloads().iter().filter(|p| matches!(p, Payload::NatDiscovery(_))).count())
+}
+
+fn capabilities(message: &[u8]) -> Option<crate::vendor::PeerCapabilities> {
+    Message::parse(message).ok().map(|m| crate::vendor::PeerCapabilities::recognise(m.payloads()))
+}
+
+#[test]
+fn aggressive_mode_behind_nat_floats_before_am3_and_negotiates_udp_tunnel() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 41);
+    pair.nat = Some(crate::tests::util::Nat { offset: 30_000 });
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    assert_keys_agree(&pair);
+    // AM1 and AM2 carry the Vendor IDs: DPD and NAT-T, and the one dialect B chose.
+    let rfc = crate::vendor::PeerCapabilities { dpd: true, nat_t: Some(crate::vendor::NatTVersion::Rfc3947) };
+    assert_eq!(capabilities(&pair.a.sent[0]), Some(rfc));
+    assert_eq!(capabilities(&pair.b.sent[0]), Some(rfc));
+    assert_eq!(nat_d_count(&pair.a.sent[0]), 0, "no NAT-D in AM1");
+    assert_eq!(nat_d_count(&pair.b.sent[0]), 2, "AM2 carries two NAT-D");
+    // A sees its own address rewritten in AM2's NAT-D and floats before AM3, as strongSwan
+    // does (am-psk-fqdn.pcap): AM1 on 500, AM3, QM1 and QM3 on 4500.
+    assert_eq!(ports(&pair.a.transmits), [(500, 500), (4500, 4500), (4500, 4500), (4500, 4500)]);
+    // B answers AM1 where the NAT mapped port 500, and QM1 where it mapped 4500.
+    assert_eq!(ports(&pair.b.transmits), [(500, 30_500), (4500, 34_500)]);
+    let (on_a, on_b) = (installed(&pair.a)[0], installed(&pair.b)[0]);
+    assert_eq!(on_a.suite.proposal.mode, crate::EncapsulationMode::Tunnel);
+    assert_eq!(on_a.udp_encapsulation, Some(crate::UdpEncapsulation { local_port: 4500, remote_port: 4500 }));
+    assert_eq!(
+        on_b.udp_encapsulation,
+        Some(crate::UdpEncapsulation { local_port: 4500, remote_port: 34_500 })
+    );
+    let view_a: Vec<_> = pair.a.engine.ike_sas().map(|v| (v.local_behind_nat, v.remote_behind_nat)).collect();
+    let view_b: Vec<_> = pair.b.engine.ike_sas().map(|v| (v.local_behind_nat, v.remote_behind_nat)).collect();
+    assert_eq!((view_a, view_b), (vec![(true, false)], vec![(false, true)]), "AM3's NAT-D read by B");
+    // Only A, behind the NAT, keeps the mapping alive.
+    pair.advance(Duration::from_secs(61));
+    assert_eq!(keepalives(&pair.a.transmits), 3);
+    assert_eq!(keepalives(&pair.b.transmits), 0);
+}
+
+#[test]
+fn aggressive_mode_without_nat_stays_on_500_with_plain_tunnel() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 42);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    for side in [&pair.a, &pair.b] {
+        assert!(side.transmits.iter().all(|t| (t.local.port(), t.remote.port()) == (500, 500)));
+        assert!(side.transmits.iter().all(|t| !t.non_esp_marker));
+        assert_eq!(installed(side)[0].udp_encapsulation, None);
+        // NAT-T stays negotiated (B found NAT-D in the encrypted AM3), only nothing floated.
+        let views: Vec<_> = side.engine.ike_sas().map(|v| (v.nat_traversal, v.local.port())).collect();
+        assert_eq!(views, [(Some(crate::vendor::NatTVersion::Rfc3947), 500)]);
+    }
+    assert_eq!(nat_d_count(&pair.b.sent[0]), 2, "NAT-D is exchanged even without a NAT");
+}
+
+/// Flips a byte of the last NAT-D payload of a cleartext aggressive-mode message (AM2): its
+/// sender then looks as if it were behind a NAT, which strongSwan with userspace ESP fakes on
+/// purpose.
+fn fake_source_nat_d(t: &mut crate::Transmit) {
+    let Ok(message) = Message::parse(&t.payload) else { return };
+    if message.header.exchange_type != ExchangeType::Aggressive || message.encrypted_body().is_some() {
+        return;
+    }
+    let first = message.first_payload();
+    let Some(body) = t.payload.get(isakmp::HEADER_LEN..) else { return };
+    let last = isakmp::RawPayloads::new(first, body, isakmp::HEADER_LEN)
+        .map_while(Result::ok)
+        .filter(|p| p.payload_type == PayloadType::NatDiscovery)
+        .last()
+        .map(|p| p.offset + 4);
+    if let Some(offset) = last {
+        t.payload[offset] ^= 0xff;
+    }
+}
+
+#[test]
+fn aggressive_mode_follows_a_responder_that_fakes_nat_d() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 43);
+    // B's AM2 claims B is behind a NAT (as strongSwan's does): A floats for AM3, B follows.
+    pair.alter = Some(Box::new(|to_b, t| {
+        if !to_b {
+            fake_source_nat_d(t);
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    assert_keys_agree(&pair);
+    assert_eq!(ports(&pair.a.transmits), [(500, 500), (4500, 4500), (4500, 4500), (4500, 4500)]);
+    assert_eq!(ports(&pair.b.transmits), [(500, 500), (4500, 4500)], "QM2 from 4500 to 4500");
+    for side in [&pair.a, &pair.b] {
+        let expected = Some(crate::UdpEncapsulation { local_port: 4500, remote_port: 4500 });
+        assert_eq!(installed(side)[0].udp_encapsulation, expected);
+    }
+    // Neither believes itself behind a NAT: no keepalives.
+    pair.advance(Duration::from_secs(61));
+    assert_eq!(keepalives(&pair.a.transmits) + keepalives(&pair.b.transmits), 0);
+}
+
+#[test]
+fn aggressive_mode_recovers_a_lost_floated_am3_through_quick_mode() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 44);
+    pair.nat = Some(crate::tests::util::Nat { offset: 30_000 });
+    // The first AM3 (the first encrypted aggressive-mode message from A) is lost.
+    let mut dropped = false;
+    pair.alter = Some(Box::new(move |to_b, t| {
+        let am3 = Message::parse(&t.payload).is_ok_and(|m| {
+            m.header.exchange_type == ExchangeType::Aggressive && m.encrypted_body().is_some()
+        });
+        if to_b && am3 && !dropped {
+            dropped = true;
+            return false;
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(200, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    assert_keys_agree(&pair);
+    assert_eq!(
+        installed(&pair.b)[0].udp_encapsulation,
+        Some(crate::UdpEncapsulation { local_port: 4500, remote_port: 34_500 })
+    );
+}
+
+#[test]
+fn aggressive_mode_initial_contact_replaces_the_sas_of_a_restarted_initiator() {
+    let (a, b) = fqdn_gateways();
+    let mut pair = Pair::new(&a, &b, 45);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let old = installed(&pair.b)[0].connection;
+    // A restarts (new engine, no SA with B): its AM3 carries INITIAL-CONTACT.
+    pair.a.engine = crate::Engine::new(a.config(), Box::new(super::util::TestRng(4545)));
+    pair.a.events.clear();
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, |p| !installed(&p.a).is_empty()));
+    let cleared: Vec<_> = pair
+        .b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SasCleared { connection, .. } => Some(*connection),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cleared, [old]);
+    assert_eq!(pair.b.engine.ike_sas().count(), 1);
+}
+
+#[test]
+fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
+    let (a, b) = fqdn_gateways();
+    // B allows aggressive mode for its peer of A only (exchange-mode aggressive), not globally.
+    let b = Gateway { allow_aggressive_responder: false, accept_aggressive_from_peer: true, ..b };
+    let mut pair = Pair::new(&a, &b, 46);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "{:?}", failure_reasons(&pair.b));
+    // A second peer on B, selected by another identity, is left in main mode: refused,
+    // without reply, although the first one allows aggressive mode.
+    let mut config = b.config();
+    let mut other = config.peers[0].clone();
+    other.name = "main-only".into();
+    other.remote_address = None;
+    other.remote_id = Some(IdentityConfig::Fqdn("other.example.net".into()));
+    other.accept_aggressive_mode_psk = false;
+    config.peers.insert(0, other);
+    config.policies[0].peer = 1;
+    let mut pair = Pair::new(&a, &b, 47);
+    pair.b.engine = crate::Engine::new(config, Box::new(super::util::TestRng(47)));
+    let a = Gateway { local_id: Some(IdentityConfig::Fqdn("other.example.net".into())), ..a };
+    pair.a.engine = crate::Engine::new(a.config(), Box::new(super::util::TestRng(48)));
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(30));
+    assert!(pair.b.sent.is_empty(), "no AM2 for a peer that does not allow aggressive mode");
+    let on_b = failures(&pair.b);
+    assert!(!on_b.is_empty());
+    assert!(on_b.iter().all(|f| matches!(f.reason, FailureReason::AggressiveModePskRefused)));
+    assert_eq!(on_b[0].peer.as_deref(), Some("main-only"));
 }

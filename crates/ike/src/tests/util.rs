@@ -54,6 +54,8 @@ pub(crate) struct Gateway {
     pub(crate) mode: ExchangeMode,
     /// `Config::allow_aggressive_mode_psk_responder`.
     pub(crate) allow_aggressive_responder: bool,
+    /// `PeerConfig::accept_aggressive_mode_psk`.
+    pub(crate) accept_aggressive_from_peer: bool,
     pub(crate) nat_traversal: bool,
     pub(crate) dpd: Option<crate::DpdConfig>,
 }
@@ -94,6 +96,7 @@ impl Gateway {
             lifetime_kilobytes: None,
             mode: ExchangeMode::Main,
             allow_aggressive_responder: false,
+            accept_aggressive_from_peer: false,
             nat_traversal: true,
             dpd: None,
         }
@@ -125,6 +128,7 @@ impl Gateway {
                 remote_id: self.remote_id.clone(),
                 nat_traversal: self.nat_traversal,
                 dpd: self.dpd,
+                accept_aggressive_mode_psk: self.accept_aggressive_from_peer,
             }],
             policies: vec![PolicyConfig {
                 id: PolicyId { name: "policy1".into(), sequence: 1 },

@@ -1,0 +1,201 @@
+//! The reference topology carries traffic (root only; CI runs as root): a ping from PC_A to
+//! PC_B triggers the tunnel and then goes through it, ESP on the public link.
+//!
+//! ```text
+//!  ks<pid>pa          ks<pid>fa                        ks<pid>fb           ks<pid>pb
+//!  PC_A 10.1.1.2 ── 10.1.1.1 FW_A 192.0.2.1 ── 192.0.2.2 FW_B 10.2.2.1 ── 10.2.2.2 PC_B
+//! ```
+//!
+//! Both firewalls run the unchanged `examples/fw_a.cfg` and `examples/fw_b.cfg`: no
+//! `trigger-mode auto`, so the first ping's packet raises the acquire. At most that packet may
+//! be lost. The data plane's counters (`display ipsec statistics`) show the pings were sealed
+//! and opened; when `tshark` is installed, a capture of the public link also shows ESP and no
+//! ICMP. Namespaces (with their TUN devices and routes) and daemons are removed even when the
+//! test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Removes what the test made, whatever happens.
+struct Cleanup {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
+    Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// Runs `keysteward ARGS --control CONTROL` in namespace `ns` and returns its output.
+fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
+        .args(args)
+        .arg("--control")
+        .arg(control)
+        .output()
+        .expect("keysteward runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn statistics(ns: &str, control: &Path) -> serde_json::Value {
+    let text = keysteward(ns, &["display", "ipsec", "statistics", "--json"], control);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("statistics: {e}: {text}"))
+}
+
+/// Links `a` in `ns_a` (address `addr_a`) and `b` in `ns_b` (address `addr_b`).
+fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
+    ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b]);
+    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+}
+
+#[test]
+fn netns_ping_through_the_reference_tunnel() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    let tag = format!("ks{}", std::process::id());
+    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
+    let dir = std::env::temp_dir().join(format!("keysteward-ping-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+
+    for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
+        ip(&["netns", "add", ns]);
+        cleanup.namespaces.push(ns.clone());
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+    let public_a = format!("{tag}ab");
+    link(&pc_a, &format!("{tag}pa"), "10.1.1.2/24", &fw_a, &format!("{tag}ai"), "10.1.1.1/24");
+    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &format!("{tag}ba"), "192.0.2.2/24");
+    link(&fw_b, &format!("{tag}bi"), "10.2.2.1/24", &pc_b, &format!("{tag}pb"), "10.2.2.2/24");
+    ip(&["-n", &pc_a, "route", "add", "default", "via", "10.1.1.1"]);
+    ip(&["-n", &pc_b, "route", "add", "default", "via", "10.2.2.1"]);
+    for ns in [&fw_a, &fw_b] {
+        let out = in_ns(ns, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
+        assert!(out.status.success(), "ip_forward in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
+    for (ns, cfg, control, log) in
+        [(&fw_b, "fw_b.cfg", &control_b, "b.log"), (&fw_a, "fw_a.cfg", &control_a, "a.log")]
+    {
+        let log = std::fs::File::create(dir.join(log)).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
+            .arg(examples.join(cfg))
+            .arg("--control")
+            .arg(control)
+            .args(["--log-level", "debug"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts");
+        cleanup.children.push(child);
+        let start = Instant::now();
+        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(control.exists(), "daemon in {ns} did not start");
+    }
+    let logs = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+
+    // A capture of the public link, when tshark is there to make one.
+    let capture = dir.join("public.pcap");
+    let tshark = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
+    if tshark {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &fw_a, "tshark", "-q", "-i", &public_a, "-w"])
+            .arg(&capture)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tshark starts");
+        cleanup.children.push(child);
+        let start = Instant::now();
+        while !capture.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let ping = in_ns(&pc_a, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"]);
+    let ping_text =
+        String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
+    let replies = ping_text.matches("bytes from 10.2.2.2").count();
+    assert!(
+        replies >= 4,
+        "{replies} of 5 pings answered\n{ping_text}\nFW_A log:\n{}\nFW_B log:\n{}",
+        logs("a.log"),
+        logs("b.log")
+    );
+
+    let ike = keysteward(&fw_a, &["display", "ike", "sa"], &control_a);
+    assert!(ike.contains("192.0.2.2               RD|ST         v1:1  public"), "{ike}");
+    assert!(ike.contains("192.0.2.2               RD|ST         v1:2  public"), "{ike}");
+    let brief = keysteward(&fw_a, &["display", "ipsec", "sa", "brief"], &control_a);
+    assert_eq!(brief.matches("ESP       E:DES;A:HMAC-MD5-96;").count(), 2, "{brief}");
+
+    // Every answered ping went through ESP both ways.
+    let (a, b) = (statistics(&fw_a, &control_a), statistics(&fw_b, &control_b));
+    for (side, s) in [("FW_A", &a), ("FW_B", &b)] {
+        assert!(s["sealed"].as_u64().unwrap_or(0) >= replies as u64, "{side} sealed: {s}");
+        assert!(s["opened"].as_u64().unwrap_or(0) >= replies as u64, "{side} opened: {s}");
+    }
+    let text = keysteward(&fw_a, &["display", "ipsec", "statistics"], &control_a);
+    assert!(text.contains("packets sealed: "), "{text}");
+
+    if tshark {
+        // Stop the capture (SIGINT through kill(1) so it flushes), then read it back.
+        std::thread::sleep(Duration::from_secs(1));
+        let capture_pid = cleanup.children.last().map(Child::id).unwrap();
+        let _ = Command::new("kill").args(["-INT", &capture_pid.to_string()]).status();
+        if let Some(mut child) = cleanup.children.pop() {
+            let _ = child.wait();
+        }
+        let count = |filter: &str| {
+            let out =
+                Command::new("tshark").args(["-r"]).arg(&capture).args(["-Y", filter]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        };
+        let (icmp, esp, all) = (count("icmp"), count("esp"), count("frame"));
+        assert_eq!(icmp, 0, "clear ICMP on the public link ({all} frames)");
+        assert!(esp >= 2 * replies, "{esp} ESP packets of {all} frames on the public link");
+    }
+
+    drop(cleanup);
+    assert!(
+        !String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout)
+            .contains(&tag),
+        "namespaces removed"
+    );
+}
