@@ -5,11 +5,12 @@
 //! encrypted ISAKMP message (MM5, MM6, QM1, QM2, QM3). Root only (namespaces); CI runs it as
 //! root and `scripts/test` installs strongSwan and tshark.
 //!
-//! There is no ESP data plane yet, so no ESP packet crosses the link: the `esp_sa` records are
-//! checked for form (tshark accepts them: a malformed UAT record makes `tshark -o` fail), for
-//! direction (the SPI of our outbound record is the one strongSwan receives on) and for the
-//! keys themselves against those strongSwan derived (its charon log at `chd` level 4 dumps
-//! them). Decrypting ESP packets with them is for when the data plane exists.
+//! Once the tunnel is up, pings from 10.1.1.1 (FW_A's inside address) to 10.2.2.1 (FW_B's)
+//! cross it as ESP-in-UDP, and tshark with our two `esp_sa` records must decrypt every ESP
+//! packet of both directions to an ICMP echo with a good ICV. The records are also checked
+//! for direction (the SPI of our outbound record is the one strongSwan receives on) and for
+//! the keys themselves against those strongSwan derived (its charon log at `chd` level 4
+//! dumps them).
 //!
 //! Also checked: the key log is mode 0600 and holds exactly one IKE record and two ESP
 //! records, the daemon logged the warning, and no key appears in the daemon's (debug) log.
@@ -232,7 +233,7 @@ fn charon_key(log: &str, what: &str) -> Option<String> {
 }
 
 #[test]
-fn netns_keylog_tshark_decrypts_every_encrypted_ike_message_of_scenario_1() {
+fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1() {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
         return;
@@ -262,6 +263,11 @@ fn netns_keylog_tshark_decrypts_every_encrypted_ike_message_of_scenario_1() {
     ip(&["-n", &ns_b, "addr", "add", "192.0.2.2/24", "dev", "out0"]);
     ip(&["-n", &ns_a, "link", "set", "out0", "up"]);
     ip(&["-n", &ns_b, "link", "set", "out0", "up"]);
+    // The inside addresses the pings go between (the other ends stay down: only the local
+    // addresses matter, each side answers for its own).
+    ip(&["-n", &ns_a, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
+    ip(&["-n", &ns_a, "addr", "add", "10.1.1.1/24", "dev", "in0"]);
+    ip(&["-n", &ns_a, "link", "set", "in0", "up"]);
     ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
     ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
     ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
@@ -340,8 +346,28 @@ fn netns_keylog_tshark_decrypts_every_encrypted_ike_message_of_scenario_1() {
         logs("keysteward.log"),
         logs("fwb/charon.log")
     );
-    // strongSwan installs the CHILD_SA on QM3, so every message is on the wire; give the
-    // capture a moment to see it, then stop tshark by its PID so that it completes the file.
+    // ESP both ways: echo requests sealed by us, replies sealed by strongSwan.
+    let ping = Command::new("ip")
+        .args([
+            "netns", "exec", &ns_a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1",
+        ])
+        .output()
+        .expect("ping runs");
+    let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
+    let replies = ping_text.matches("bytes from 10.2.2.1").count();
+    assert!(
+        replies >= 1,
+        "no ping through the tunnel
+{ping_text}
+keysteward log:
+{}
+charon log:
+{}",
+        logs("keysteward.log"),
+        logs("fwb/charon.log")
+    );
+    // Every message is on the wire by now; give the capture a moment to write it, then stop
+    // tshark by its PID (SIGINT) so that it completes the file.
     std::thread::sleep(Duration::from_millis(500));
     signal(tshark_pid, "-INT");
     let tshark = cleanup.children.iter_mut().find(|c| c.id() == tshark_pid).unwrap();
@@ -409,15 +435,46 @@ fn netns_keylog_tshark_decrypts_every_encrypted_ike_message_of_scenario_1() {
     let hash_only = quick_mode.iter().filter(|r| r[3] == "8").count();
     assert!(with_sa >= 2 && hash_only >= 1, "QM1/QM2 carry SA, QM3 only HASH\n{context}");
 
-    // The ESP records: accepted by tshark (a malformed UAT record fails `-o`), ...
+    // The ESP records: accepted by tshark (a malformed UAT record fails `-o`), and every ESP
+    // packet decrypts to ICMP with a good ICV ...
     let mut check = Command::new("tshark");
     check.arg("-r").arg(&pcap).args(["-o", "esp.enable_encryption_decode:TRUE"]);
+    check.args(["-o", "esp.enable_authentication_check:TRUE"]);
     for record in &esp {
         check.args(["-o", record.as_str()]);
     }
-    let checked = check.stdout(Stdio::null()).output().expect("tshark runs");
+    check.args(["-Y", "esp", "-T", "fields", "-E", "separator=;"]);
+    check.args([
+        "-e",
+        "frame.number",
+        "-e",
+        "ip.src",
+        "-e",
+        "esp.spi",
+        "-e",
+        "icmp.type",
+        "-e",
+        "esp.icv_good",
+    ]);
+    let checked = check.output().expect("tshark runs");
     let complaints = String::from_utf8_lossy(&checked.stderr).into_owned();
     assert!(checked.status.success() && !complaints.contains("nvalid"), "tshark refused: {complaints}");
+    let esp_table = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let esp_rows: Vec<Vec<&str>> = esp_table.lines().map(|l| l.split(';').collect()).collect();
+    let context = format!("ESP rows (frame/src/SPI/ICMP type/ICV good):\n{esp_table}\nkey log: {records:#?}");
+    for (src, icmp) in [("192.0.2.1", "8"), ("192.0.2.2", "0")] {
+        // ip.src lists the outer header first, then the decrypted inner one.
+        let outer = |r: &&Vec<&str>| r.get(1).and_then(|s| s.split(',').next()) == Some(src);
+        let sent: Vec<_> = esp_rows.iter().filter(outer).collect();
+        assert!(sent.len() >= replies, "ESP from {src}\n{context}");
+        for row in sent {
+            assert!(
+                row.get(3).is_some_and(|t| t.split(',').next() == Some(icmp)),
+                "not decrypted\n{context}"
+            );
+            assert!(row.get(4).is_some_and(|g| g.contains('1') || g.contains("True")), "ICV\n{context}");
+        }
+    }
     // ... in the right direction (our outbound SPI is the one strongSwan receives on, as its
     // log says: `established with SPIs <in>_i <out>_o`) ...
     let charon_log = logs("fwb/charon.log");
