@@ -6,6 +6,7 @@
 pub mod control;
 pub mod daemon;
 pub mod data_path;
+pub mod demo;
 pub mod display;
 pub mod engine_config;
 pub mod key_log;

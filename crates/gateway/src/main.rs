@@ -30,6 +30,9 @@ enum Command {
         /// The VRP configuration file.
         file: PathBuf,
     },
+    /// Bring up the reference scenario in network namespaces, ping through it, show the SAs,
+    /// tear it down (root).
+    Demo,
     /// Run the gateway daemon.
     Run {
         /// The VRP configuration file.
@@ -157,6 +160,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
+        Command::Demo => match keysteward::demo::demo() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keysteward demo: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { config, control, tun, log_level, key_log } => {
             let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
