@@ -20,42 +20,15 @@
 //! are removed even on failure.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{ip, is_root, ready, swanctl, Cleanup};
+
 const CHARON: &str = "/usr/lib/ipsec/charon";
 const PSK: &str = "keylog-Secret-0123456789";
-
-struct Cleanup {
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        if std::env::var_os("KEYSTEWARD_KEEP_TEST_DIR").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
-    assert!(status.success(), "ip {}", args.join(" "));
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
 
 fn display(ns: &str, control: &Path) -> String {
     Command::new("ip")
@@ -65,27 +38,6 @@ fn display(ns: &str, control: &Path) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
-}
-
-fn ready(json: &str, phase: &str) -> bool {
-    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    value["sas"].as_array().is_some_and(|sas| {
-        sas.iter().any(|sa| {
-            sa["phase"] == phase && sa["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "RD"))
-        })
-    })
-}
-
-fn swanctl(ns: &str, run: &Path, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "swanctl"])
-        .args(args)
-        .arg("--uri")
-        .arg(format!("unix://{}/charon.vici", run.display()))
-        .env("SWANCTL_DIR", run.join("swanctl"))
-        .output()
-        .expect("swanctl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// charon's configuration; `chd = 4` makes it dump the ESP keys it derives, which this test
