@@ -191,7 +191,11 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    info!("keysteward stopping");
+    // Tell every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their
+    // SAs do not outlive ours until DPD or the lifetimes notice.
+    info!("keysteward stopping: sending Deletes to every peer");
+    engine.handle_command(Instant::now(), ike::Command::ResetIkeSa { connection: None });
+    drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
     let _ = std::fs::remove_file(&options.control);
     Ok(())
 }

@@ -94,6 +94,17 @@ struct Scenario {
     /// Aggressive mode: `aggressive = yes` and the PSK knob on strongSwan's side,
     /// `exchange-mode aggressive` (which also lets keysteward answer it) on ours.
     aggressive: bool,
+    /// After the tunnel is up, one side shuts down and the other must drop its SAs.
+    shutdown: Option<Shutdown>,
+}
+
+/// Which side shuts down once the tunnel is up (scenario 7: deletes honoured on both sides).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// SIGTERM to the keysteward daemon: it sends Deletes before exiting.
+    Keysteward,
+    /// `swanctl --terminate --ike s2s`: strongSwan sends Deletes.
+    StrongSwan,
 }
 
 const BASE: Scenario = Scenario {
@@ -111,6 +122,7 @@ const BASE: Scenario = Scenario {
     )),
     error: "",
     aggressive: false,
+    shutdown: None,
 };
 
 fn swanctl_conf(s: &Scenario) -> String {
@@ -293,6 +305,17 @@ fn netns_strongswan_responder_pfs_modp2048() {
 #[test]
 fn netns_strongswan_initiator_pfs_modp2048() {
     interop(&PFS, false, "i5");
+}
+
+// Scenario 7 (part): deletes honoured on both sides when either side shuts down.
+#[test]
+fn netns_strongswan_deletes_honoured_when_keysteward_stops() {
+    interop(&Scenario { shutdown: Some(Shutdown::Keysteward), ..BASE }, true, "d1");
+}
+
+#[test]
+fn netns_strongswan_deletes_honoured_when_strongswan_terminates() {
+    interop(&Scenario { shutdown: Some(Shutdown::StrongSwan), ..BASE }, true, "d2");
 }
 
 // Scenario 8: failures end with the specific reason in keysteward's error-info, and neither
@@ -478,5 +501,46 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     // `--list-sas` does not show the phase-1 mode; charon's log does (ike level 2).
     let exchange = if scenario.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
     assert!(logs("fwb/charon.log").contains(exchange), "phase 1 was not {exchange}…");
+
+    match scenario.shutdown {
+        None => {}
+        Some(Shutdown::Keysteward) => {
+            let pid = cleanup.children[1].id().to_string();
+            assert!(Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success()));
+            let start = Instant::now();
+            let theirs = loop {
+                let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+                assert!(!theirs.contains("connecting to"), "charon must still answer: {theirs}");
+                if !theirs.contains("ESTABLISHED") && !theirs.contains("INSTALLED") {
+                    break theirs;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "strongSwan kept SAs after keysteward stopped: {theirs}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert!(logs("keysteward.log").contains("sending Deletes to every peer"), "{theirs}");
+        }
+        Some(Shutdown::StrongSwan) => {
+            let terminated = swanctl(&ns_b, &run, &["--terminate", "--ike", "s2s", "--timeout", "10"]);
+            let start = Instant::now();
+            loop {
+                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
+                // An answer from the daemon with no SA left (not a daemon that stopped answering).
+                if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "keysteward kept SAs after strongSwan's Deletes: {ours}\n{terminated}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
     drop(cleanup);
 }
