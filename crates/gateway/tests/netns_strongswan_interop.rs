@@ -105,6 +105,8 @@ enum Shutdown {
     Keysteward,
     /// `swanctl --terminate --ike s2s`: strongSwan sends Deletes.
     StrongSwan,
+    /// charon is killed (SIGKILL): no Deletes; keysteward's DPD must find the peer dead.
+    StrongSwanKilled,
 }
 
 const BASE: Scenario = Scenario {
@@ -318,6 +320,17 @@ fn netns_strongswan_deletes_honoured_when_strongswan_terminates() {
     interop(&Scenario { shutdown: Some(Shutdown::StrongSwan), ..BASE }, true, "d2");
 }
 
+// Scenario 7 (part): DPD detects a stopped peer (charon killed, no Deletes).
+#[test]
+fn netns_strongswan_dpd_detects_a_stopped_peer() {
+    let s = Scenario {
+        peer: " dpd type periodic\n dpd idle-time 10\n dpd retransmit-interval 2\n dpd retry-limit 2\n",
+        shutdown: Some(Shutdown::StrongSwanKilled),
+        ..BASE
+    };
+    interop(&s, true, "d3");
+}
+
 // Scenario 8: failures end with the specific reason in keysteward's error-info, and neither
 // side keeps half-made SAs.
 const WRONG_PSK: Scenario = Scenario {
@@ -522,6 +535,27 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
                 std::thread::sleep(Duration::from_millis(100));
             };
             assert!(logs("keysteward.log").contains("sending Deletes to every peer"), "{theirs}");
+        }
+        Some(Shutdown::StrongSwanKilled) => {
+            let _ = cleanup.children[0].kill();
+            let _ = cleanup.children[0].wait();
+            // idle-time 10 s, then R-U-THERE every 2 s, 2 retries: about 16 s.
+            let start = Instant::now();
+            loop {
+                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
+                if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(40),
+                    "DPD did not clear the SAs of a stopped peer: {ours}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let log = logs("keysteward.log");
+            assert!(log.contains("peer dead: "), "the log names the reason:\n{log}");
         }
         Some(Shutdown::StrongSwan) => {
             let terminated = swanctl(&ns_b, &run, &["--terminate", "--ike", "s2s", "--timeout", "10"]);
