@@ -288,6 +288,26 @@ fn netns_strongswan_initiator_aes256_sha384_ecp384() {
     interop(&ECP384, false, "i4b");
 }
 
+// Scenario 4: aes128-sha256-ecp256 with ESP aes128gcm16.
+const ECP256_GCM: Scenario = Scenario {
+    ike: " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group19\n",
+    esp: " esp encryption-algorithm aes-128-gcm-128\n",
+    proposals: "aes128-sha256-ecp256",
+    esp_proposals: "aes128gcm16",
+    expect: Some(("AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256", "ESP:AES_GCM_16-128")),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_aes128_sha256_ecp256_esp_aes128gcm16() {
+    interop(&ECP256_GCM, true, "r4c");
+}
+
+#[test]
+fn netns_strongswan_initiator_aes128_sha256_ecp256_esp_aes128gcm16() {
+    interop(&ECP256_GCM, false, "i4c");
+}
+
 // Scenario 5: PFS with modp2048.
 const PFS: Scenario = Scenario {
     policy: " pfs dh-group14\n",
