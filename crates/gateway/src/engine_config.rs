@@ -269,6 +269,7 @@ fn dh_group(g: vrp::algorithm::DhGroup) -> DhGroup {
         G::Group19 => DhGroup::Ecp256,
         G::Group20 => DhGroup::Ecp384,
         G::Group21 => DhGroup::Ecp521,
+        G::Group31 => DhGroup::Curve25519,
     }
 }
 

@@ -308,6 +308,54 @@ fn netns_strongswan_initiator_aes128_sha256_ecp256_esp_aes128gcm16() {
     interop(&ECP256_GCM, false, "i4c");
 }
 
+// Scenario 4: aes256-sha256-curve25519 (group 31, `dh group31`).
+const CURVE25519: Scenario = Scenario {
+    ike: " encryption-algorithm aes-256\n authentication-algorithm sha2-256\n dh group31\n",
+    esp: " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-256\n",
+    proposals: "aes256-sha256-curve25519",
+    esp_proposals: "aes256-sha256",
+    expect: Some((
+        "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519",
+        "ESP:AES_CBC-256/HMAC_SHA2_256_128",
+    )),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_aes256_sha256_curve25519() {
+    interop(&CURVE25519, true, "r4d");
+}
+
+#[test]
+fn netns_strongswan_initiator_aes256_sha256_curve25519() {
+    interop(&CURVE25519, false, "i4d");
+}
+
+// Scenario 6: strongSwan's default proposals (`proposals = default`, `esp_proposals =
+// default`) against a keysteward configuration that accepts them. strongSwan 5.9 offers
+// AES-CBC-128/SHA2-256/curve25519 plus a transform without encryption and hash (from its AEAD
+// default), which keysteward must skip; ESP: AES-CBC-128/HMAC-SHA2-256-128 and AES-GCM-16-128.
+const DEFAULTS: Scenario = Scenario {
+    ike: " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group31\n",
+    proposals: "default",
+    esp_proposals: "default",
+    expect: Some((
+        "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519",
+        "ESP:AES_CBC-128/HMAC_SHA2_256_128",
+    )),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_default_proposals() {
+    interop(&DEFAULTS, true, "r6");
+}
+
+#[test]
+fn netns_strongswan_initiator_default_proposals() {
+    interop(&DEFAULTS, false, "i6");
+}
+
 // Scenario 5: PFS with modp2048.
 const PFS: Scenario = Scenario {
     policy: " pfs dh-group14\n",

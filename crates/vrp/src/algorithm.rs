@@ -182,6 +182,9 @@ keyword_enum! {
         Group20 = "group20",
         /// ECP-521.
         Group21 = "group21",
+        /// Curve25519 (RFC 8031; IKE group 31). A keysteward extension: not a USG keyword, named
+        /// in the same pattern; strongSwan's default IKEv1 proposal uses it.
+        Group31 = "group31",
     }
     aliases {}
     unsupported {}
@@ -205,6 +208,7 @@ impl DhGroup {
             DhGroup::Group19 => 19,
             DhGroup::Group20 => 20,
             DhGroup::Group21 => 21,
+            DhGroup::Group31 => 31,
         }
     }
 }
@@ -230,6 +234,8 @@ keyword_enum! {
         Group20 = "dh-group20",
         /// ECP-521.
         Group21 = "dh-group21",
+        /// Curve25519 (keysteward extension, see `DhGroup::Group31`).
+        Group31 = "dh-group31",
     }
     aliases {}
     unsupported {}
@@ -248,6 +254,7 @@ impl PfsGroup {
             PfsGroup::Group19 => DhGroup::Group19,
             PfsGroup::Group20 => DhGroup::Group20,
             PfsGroup::Group21 => DhGroup::Group21,
+            PfsGroup::Group31 => DhGroup::Group31,
         }
     }
 }

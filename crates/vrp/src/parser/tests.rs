@@ -658,3 +658,11 @@ fn aes_gcm_is_for_esp_only() {
     let e = error("ike proposal 1\n encryption-algorithm aes-265");
     assert!(!e.message.contains("gcm"), "IKE lists only what IKE takes: {}", e.message);
 }
+
+/// Curve25519 (group 31), a keysteward extension named in the USG pattern.
+#[test]
+fn curve25519_group_and_pfs() {
+    let c = config("ike proposal 1\n dh group31");
+    assert_eq!(c.ike_proposals[&1].dh, DhGroup::Group31);
+    assert_eq!(DhGroup::Group31.number(), 31);
+}
