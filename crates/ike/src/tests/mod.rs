@@ -228,8 +228,8 @@ fn quick_mode_responder_accepts_flow_inside_its_acl() {
     let mut pair = Pair::new(&a, &b, 8);
     // Widen B's selector to /16 by rebuilding its engine.
     let mut config = b.config();
-    config.policies[0].selectors[0].local = crate::Subnet::new(b.inside, 16);
-    config.policies[0].selectors[0].remote = crate::Subnet::new(b.far, 16);
+    config.policies[0].selectors[0].local = crate::Subnet::new(b.inside, 16).into();
+    config.policies[0].selectors[0].remote = crate::Subnet::new(b.far, 16).into();
     pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(99)));
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
