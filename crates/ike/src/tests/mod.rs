@@ -5,6 +5,7 @@ mod aggressive;
 mod dpd;
 mod lifetime;
 mod nat_t;
+mod quick_mode;
 mod util;
 
 use std::time::Duration;
