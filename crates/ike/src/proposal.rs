@@ -413,15 +413,17 @@ fn wire_mode(mode: EncapsulationMode, udp: Option<NatTVersion>) -> WireEncapsula
 
 /// True when a chosen transform asks for ESP in UDP (any of the four UDP modes).
 pub(crate) fn is_udp_encapsulated(transform: &Transform<'_>) -> bool {
-    IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(|m| {
-        matches!(
-            m,
-            WireEncapsulation::UdpTunnel
-                | WireEncapsulation::UdpTransport
-                | WireEncapsulation::UdpTunnelDraft
-                | WireEncapsulation::UdpTransportDraft
-        )
-    })
+    IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(is_udp_mode)
+}
+
+fn is_udp_mode(mode: WireEncapsulation) -> bool {
+    matches!(
+        mode,
+        WireEncapsulation::UdpTunnel
+            | WireEncapsulation::UdpTransport
+            | WireEncapsulation::UdpTunnelDraft
+            | WireEncapsulation::UdpTransportDraft
+    )
 }
 
 /// What one offered proposal says (an ESP transform, an AH transform, or one of each for
@@ -554,6 +556,10 @@ impl IpsecOffer {
             None => None,
         };
         let protocols = IpsecProtocols::from_parts(ah, esp)?;
+        if ah.is_some() && self.mode.is_some_and(|m| is_udp_mode(WireEncapsulation::from(m))) {
+            // AH has no UDP encapsulation (RFC 3948 covers ESP only).
+            return None;
+        }
         let mode = match self.mode.map(WireEncapsulation::from) {
             Some(
                 WireEncapsulation::Tunnel | WireEncapsulation::UdpTunnel | WireEncapsulation::UdpTunnelDraft,

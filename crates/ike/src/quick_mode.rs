@@ -236,7 +236,13 @@ impl IkeSa {
         let message_id = self.new_message_id(ctx);
         let Some(material) = material(&self.phase1) else { return Ok(()) };
         let policy = &ctx.config.policies[acquire.policy];
-        let offered = policy_suites(policy);
+        let udp = self.nat.encapsulation();
+        let mut offered = policy_suites(policy);
+        if udp.is_some() && offered.iter().any(|s| s.proposal.protocols.ah().is_none()) {
+            // AH protects the outer addresses a NAT rewrites and has no UDP encapsulation
+            // (RFC 3948 covers ESP only): behind a NAT offer only the suites without it.
+            offered.retain(|s| s.proposal.protocols.ah().is_none());
+        }
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let ni = ctx.random_bytes(NONCE_LEN);
         let dh = match policy.pfs {
@@ -245,7 +251,6 @@ impl IkeSa {
             }
             None => None,
         };
-        let udp = self.nat.encapsulation();
         let sa = quick_mode_offer(&offered, &our_spis, udp);
         let mut rest = vec![Payload::SecurityAssociation(sa), Payload::Nonce(&ni)];
         if let Some(dh) = &dh {

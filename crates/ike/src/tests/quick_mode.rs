@@ -327,3 +327,33 @@ fn quick_mode_responder_rejects_port_and_protocol_mismatches() {
         );
     }
 }
+
+#[test]
+fn behind_a_nat_ah_is_left_out_of_the_offer_and_refused_in_udp_modes() {
+    let proposal = ah_esp(Integrity::HmacSha1_96, EspCipher::Des, Some(Integrity::HmacMd5_96));
+    // A prefers AH+ESP but also has ESP: behind the NAT it offers ESP alone, which B takes.
+    let a = Gateway {
+        ipsec: vec![proposal, esp(EspCipher::Des, Some(Integrity::HmacMd5_96))],
+        ..Gateway::fw_a()
+    };
+    let b = Gateway { ipsec: a.ipsec.clone(), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 360);
+    pair.nat = Some(super::util::Nat { offset: 30_000 });
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "b: {:?}", failure_reasons(&pair.b));
+    let on_b = installed(&pair.b)[0];
+    assert!(on_b.ah.is_none() && on_b.udp_encapsulation.is_some());
+    assert_eq!(on_b.suite.proposal, esp(EspCipher::Des, Some(Integrity::HmacMd5_96)));
+
+    // With AH+ESP alone it still offers it, in a UDP mode, and B refuses it.
+    let a = Gateway { ipsec: vec![proposal], ..Gateway::fw_a() };
+    let b = Gateway { ipsec: vec![proposal], ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 361);
+    pair.nat = Some(super::util::Nat { offset: 30_000 });
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    assert!(installed(&pair.a).is_empty() && installed(&pair.b).is_empty());
+    let text = failure_reasons(&pair.b).join("\n");
+    assert!(text.contains("IPsec proposal mismatch") && text.contains("ah transform 3"), "{text}");
+    assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
+}
