@@ -514,4 +514,21 @@ mod tests {
         assert_eq!(rule.selector.remote, Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24));
         assert_eq!(rule.selector.protocol, None);
     }
+
+    /// Ports carry over to the data plane's selector; a range widens to its covering prefix.
+    #[test]
+    fn engine_selectors_with_ports_and_ranges_convert() {
+        let ts = TrafficSelector {
+            protocol: 6,
+            local: ike::Addresses::range(Ipv4Addr::new(10, 1, 1, 10), Ipv4Addr::new(10, 1, 1, 20)),
+            remote: ike::Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24).into(),
+            local_port: None,
+            remote_port: Some(443),
+        };
+        let s = selector(&ts);
+        assert_eq!(s.protocol, Some(6));
+        assert_eq!(s.local, Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 27));
+        assert_eq!(s.remote, Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24));
+        assert_eq!((s.local_ports, s.remote_ports), (None, Some(esp::PortRange::single(443))));
+    }
 }
