@@ -3,6 +3,8 @@
 //! socket,
 //! and drives the IKE engine: after every input it drains the engine's transmits and events,
 //! then sleeps until the next input or the engine's next deadline (the quinn driver loop).
+//! With `--key-log FILE` it also appends Wireshark decryption records of every SA
+//! (`key_log.rs`), after a warning; without it the engine is never asked for phase-1 keys.
 //!
 //! It also carries the traffic ([`crate::data_path`]): a TUN device (`--tun`, `ks0` by
 //! default) with a route for every protected remote prefix, raw ESP sockets on the same
@@ -32,6 +34,7 @@ use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
 use crate::engine_config::engine_config;
+use crate::key_log::{self, KeyLog};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -42,6 +45,10 @@ pub struct RunOptions {
     pub control: PathBuf,
     /// The name of the TUN device to create for the data path.
     pub tun: String,
+    /// `--key-log FILE`: append Wireshark decryption records of every SA to this file
+    /// (`key_log.rs`). `None`, the default, and no key leaves the engine but ESP keys for the
+    /// data plane.
+    pub key_log: Option<PathBuf>,
 }
 
 /// How many failures `display ike error-info` remembers.
@@ -132,6 +139,16 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         }
     }
 
+    // Before anything is negotiated, so the first SA's keys are in the file and a refused
+    // file stops the daemon before it holds any key.
+    let mut key_log = match &options.key_log {
+        Some(path) => {
+            warn!("{}", key_log::warning(path));
+            Some(KeyLog::open(path)?)
+        }
+        None => None,
+    };
+
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
@@ -149,6 +166,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     tokio::spawn(accept_control(listener, requests_tx));
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
+    engine.set_key_log(key_log.is_some());
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {
@@ -158,7 +176,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
-        drain(&mut engine, &sockets, &mut records, &mut data).await;
+        drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, bytes)) = datagrams.recv() => {
@@ -175,7 +193,11 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    info!("keysteward stopping");
+    // Tell every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their
+    // SAs do not outlive ours until DPD or the lifetimes notice.
+    info!("keysteward stopping: sending Deletes to every peer");
+    engine.handle_command(Instant::now(), ike::Command::ResetIkeSa { connection: None });
+    drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
     let _ = std::fs::remove_file(&options.control);
     Ok(())
 }
@@ -236,6 +258,7 @@ async fn drain(
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
     records: &mut Records,
     data: &mut DataPath,
+    mut key_log: Option<&mut KeyLog>,
 ) {
     while let Some(t) = engine.poll_transmit() {
         let Some(socket) = sockets.get(&t.local) else {
@@ -255,8 +278,13 @@ async fn drain(
         }
     }
     while let Some(event) = engine.poll_event() {
+        if let Some(log) = key_log.as_deref_mut() {
+            if let Err(e) = log.record(&event) {
+                warn!("{e}");
+            }
+        }
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator } => info!(
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
                 "IKE SA {connection} with {peer} ({}) established as {}: {}",
                 remote.ip(),
                 if initiator { "initiator" } else { "responder" },

@@ -231,6 +231,10 @@ fn ike_proposal(p: &vrp::model::IkeProposal, item: &str) -> Result<ike::IkePropo
         EncryptionAlgorithm::Aes128 => Phase1Cipher::Aes128,
         EncryptionAlgorithm::Aes192 => Phase1Cipher::Aes192,
         EncryptionAlgorithm::Aes256 => Phase1Cipher::Aes256,
+        // The parser refuses these in an IKE proposal; kept as an error, not a panic.
+        EncryptionAlgorithm::Aes128Gcm | EncryptionAlgorithm::Aes256Gcm => {
+            return Err(unsupported(item, "AES-GCM cannot protect IKEv1 phase 1"));
+        }
     };
     if p.method != AuthenticationMethod::PreShare {
         return Err(unsupported(item, "only authentication-method pre-share is supported yet"));
@@ -282,8 +286,13 @@ fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::Ipse
         Some(EncryptionAlgorithm::Aes128) => EspCipher::AesCbc128,
         Some(EncryptionAlgorithm::Aes192) => EspCipher::AesCbc192,
         Some(EncryptionAlgorithm::Aes256) => EspCipher::AesCbc256,
+        Some(EncryptionAlgorithm::Aes128Gcm) => EspCipher::AesGcm128,
+        Some(EncryptionAlgorithm::Aes256Gcm) => EspCipher::AesGcm256,
     };
-    let integrity = p.esp_authentication.map(|h| match h {
+    // AES-GCM carries its own integrity (RFC 4106): `esp authentication-algorithm`, which the
+    // proposal has by default, does not apply to it and is not offered.
+    let authentication = if encryption.is_aead() { None } else { p.esp_authentication };
+    let integrity = authentication.map(|h| match h {
         H::Md5 => Integrity::HmacMd5_96,
         H::Sha1 => Integrity::HmacSha1_96,
         H::Sha2_256 => Integrity::HmacSha256_128,

@@ -9,3 +9,4 @@ pub mod data_path;
 pub mod demo;
 pub mod display;
 pub mod engine_config;
+pub mod key_log;

@@ -47,6 +47,13 @@ enum Command {
         /// Log filter (error, warn, info, debug, trace, or a tracing filter).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Append the keys of every IKE and IPsec SA to FILE as Wireshark decryption records
+        /// (`ikev1_decryption_table` and `esp_sa`, one `tshark -o` argument per line), for
+        /// debugging only: anyone who reads FILE can decrypt the tunnels. Off by default. FILE
+        /// is created with mode 0600; an existing FILE must be a regular file owned by the
+        /// daemon's user with no group or other permissions, or the daemon refuses to start.
+        #[arg(long, value_name = "FILE")]
+        key_log: Option<PathBuf>,
     },
     /// Delete SAs of a running daemon; traffic renegotiates them.
     Reset {
@@ -160,7 +167,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config, control, tun, log_level } => {
+        Command::Run { config, control, tun, log_level, key_log } => {
             let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             use std::io::IsTerminal;
@@ -170,7 +177,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, tun }) {
+            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, tun, key_log }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("keysteward: {e}");
@@ -237,5 +244,27 @@ fn check(file: &std::path::Path) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_log(args: &[&str]) -> Option<PathBuf> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Run { key_log, .. } => key_log,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    /// The key log hands out every session key: it must take an explicit option.
+    #[test]
+    fn key_log_is_off_unless_asked_for() {
+        assert_eq!(key_log(&["keysteward", "run", "--config", "fw_a.cfg"]), None);
+        assert_eq!(
+            key_log(&["keysteward", "run", "--config", "fw_a.cfg", "--key-log", "/root/keys.log"]),
+            Some(PathBuf::from("/root/keys.log"))
+        );
     }
 }

@@ -15,37 +15,11 @@
 //! Namespaces and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Removes what the test made, whatever happens.
-struct Cleanup {
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
-    assert!(status.success(), "ip {}", args.join(" "));
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
+mod common;
+use common::{ip, is_root, ready, Cleanup};
 
 fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
     let mut cmd = Command::new("ip");
@@ -67,15 +41,6 @@ fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
         .output()
         .expect("keysteward runs");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn ready(json: &str, phase: &str) -> bool {
-    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    value["sas"].as_array().is_some_and(|sas| {
-        sas.iter().any(|sa| {
-            sa["phase"] == phase && sa["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "RD"))
-        })
-    })
 }
 
 #[test]

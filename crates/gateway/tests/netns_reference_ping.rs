@@ -17,37 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Removes what the test made, whatever happens.
-struct Cleanup {
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
-    assert!(status.success(), "ip {}", args.join(" "));
-}
+mod common;
+use common::{ip, is_root, Cleanup};
 
 fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
     Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
 /// Runs `keysteward ARGS --control CONTROL` in namespace `ns` and returns its output.

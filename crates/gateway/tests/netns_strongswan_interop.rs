@@ -16,42 +16,15 @@
 //! `swanctl --list-sas` shows the IKE SA ESTABLISHED and the CHILD_SA INSTALLED with the
 //! negotiated algorithms. Namespaces and processes (by PID) are removed even on failure.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{ip, is_root, ready, swanctl, Cleanup};
 
 const CHARON: &str = "/usr/lib/ipsec/charon";
 const PSK: &str = "interop-Secret-0123456789";
-
-struct Cleanup {
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        if std::env::var_os("KEYSTEWARD_KEEP_TEST_DIR").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip(8) runs");
-    assert!(status.success(), "ip {}", args.join(" "));
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
 
 /// `keysteward display ike <what…> --control CONTROL` in namespace `ns`.
 fn display(ns: &str, control: &Path, what: &[&str]) -> String {
@@ -63,27 +36,6 @@ fn display(ns: &str, control: &Path, what: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
-}
-
-fn ready(json: &str, phase: &str) -> bool {
-    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    value["sas"].as_array().is_some_and(|sas| {
-        sas.iter().any(|sa| {
-            sa["phase"] == phase && sa["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "RD"))
-        })
-    })
-}
-
-fn swanctl(ns: &str, run: &Path, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "swanctl"])
-        .args(args)
-        .arg("--uri")
-        .arg(format!("unix://{}/charon.vici", run.display()))
-        .env("SWANCTL_DIR", run.join("swanctl"))
-        .output()
-        .expect("swanctl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 fn strongswan_conf(run: &Path, s: &Scenario) -> String {
@@ -142,6 +94,19 @@ struct Scenario {
     /// Aggressive mode: `aggressive = yes` and the PSK knob on strongSwan's side,
     /// `exchange-mode aggressive` (which also lets keysteward answer it) on ours.
     aggressive: bool,
+    /// After the tunnel is up, one side shuts down and the other must drop its SAs.
+    shutdown: Option<Shutdown>,
+}
+
+/// Which side shuts down once the tunnel is up (scenario 7: deletes honoured on both sides).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// SIGTERM to the keysteward daemon: it sends Deletes before exiting.
+    Keysteward,
+    /// `swanctl --terminate --ike s2s`: strongSwan sends Deletes.
+    StrongSwan,
+    /// charon is killed (SIGKILL): no Deletes; keysteward's DPD must find the peer dead.
+    StrongSwanKilled,
 }
 
 const BASE: Scenario = Scenario {
@@ -159,6 +124,7 @@ const BASE: Scenario = Scenario {
     )),
     error: "",
     aggressive: false,
+    shutdown: None,
 };
 
 fn swanctl_conf(s: &Scenario) -> String {
@@ -322,6 +288,26 @@ fn netns_strongswan_initiator_aes256_sha384_ecp384() {
     interop(&ECP384, false, "i4b");
 }
 
+// Scenario 4: aes128-sha256-ecp256 with ESP aes128gcm16.
+const ECP256_GCM: Scenario = Scenario {
+    ike: " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group19\n",
+    esp: " esp encryption-algorithm aes-128-gcm-128\n",
+    proposals: "aes128-sha256-ecp256",
+    esp_proposals: "aes128gcm16",
+    expect: Some(("AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256", "ESP:AES_GCM_16-128")),
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_responder_aes128_sha256_ecp256_esp_aes128gcm16() {
+    interop(&ECP256_GCM, true, "r4c");
+}
+
+#[test]
+fn netns_strongswan_initiator_aes128_sha256_ecp256_esp_aes128gcm16() {
+    interop(&ECP256_GCM, false, "i4c");
+}
+
 // Scenario 5: PFS with modp2048.
 const PFS: Scenario = Scenario {
     policy: " pfs dh-group14\n",
@@ -341,6 +327,28 @@ fn netns_strongswan_responder_pfs_modp2048() {
 #[test]
 fn netns_strongswan_initiator_pfs_modp2048() {
     interop(&PFS, false, "i5");
+}
+
+// Scenario 7 (part): deletes honoured on both sides when either side shuts down.
+#[test]
+fn netns_strongswan_deletes_honoured_when_keysteward_stops() {
+    interop(&Scenario { shutdown: Some(Shutdown::Keysteward), ..BASE }, true, "d1");
+}
+
+#[test]
+fn netns_strongswan_deletes_honoured_when_strongswan_terminates() {
+    interop(&Scenario { shutdown: Some(Shutdown::StrongSwan), ..BASE }, true, "d2");
+}
+
+// Scenario 7 (part): DPD detects a stopped peer (charon killed, no Deletes).
+#[test]
+fn netns_strongswan_dpd_detects_a_stopped_peer() {
+    let s = Scenario {
+        peer: " dpd type periodic\n dpd idle-time 10\n dpd retransmit-interval 2\n dpd retry-limit 2\n",
+        shutdown: Some(Shutdown::StrongSwanKilled),
+        ..BASE
+    };
+    interop(&s, true, "d3");
 }
 
 // Scenario 8: failures end with the specific reason in keysteward's error-info, and neither
@@ -526,5 +534,67 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     // `--list-sas` does not show the phase-1 mode; charon's log does (ike level 2).
     let exchange = if scenario.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
     assert!(logs("fwb/charon.log").contains(exchange), "phase 1 was not {exchange}…");
+
+    match scenario.shutdown {
+        None => {}
+        Some(Shutdown::Keysteward) => {
+            let pid = cleanup.children[1].id().to_string();
+            assert!(Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success()));
+            let start = Instant::now();
+            let theirs = loop {
+                let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+                assert!(!theirs.contains("connecting to"), "charon must still answer: {theirs}");
+                if !theirs.contains("ESTABLISHED") && !theirs.contains("INSTALLED") {
+                    break theirs;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "strongSwan kept SAs after keysteward stopped: {theirs}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert!(logs("keysteward.log").contains("sending Deletes to every peer"), "{theirs}");
+        }
+        Some(Shutdown::StrongSwanKilled) => {
+            let _ = cleanup.children[0].kill();
+            let _ = cleanup.children[0].wait();
+            // idle-time 10 s, then R-U-THERE every 2 s, 2 retries: about 16 s.
+            let start = Instant::now();
+            loop {
+                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
+                if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(40),
+                    "DPD did not clear the SAs of a stopped peer: {ours}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let log = logs("keysteward.log");
+            assert!(log.contains("peer dead: "), "the log names the reason:\n{log}");
+        }
+        Some(Shutdown::StrongSwan) => {
+            let terminated = swanctl(&ns_b, &run, &["--terminate", "--ike", "s2s", "--timeout", "10"]);
+            let start = Instant::now();
+            loop {
+                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
+                // An answer from the daemon with no SA left (not a daemon that stopped answering).
+                if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "keysteward kept SAs after strongSwan's Deletes: {ours}\n{terminated}\nkeysteward log:\n{}",
+                    logs("keysteward.log")
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
     drop(cleanup);
 }

@@ -142,6 +142,16 @@ impl Engine {
         }
     }
 
+    /// Turns the key log on or off (off when the engine is made). When on, every
+    /// [`Event::IkeSaEstablished`] carries a [`crate::Phase1KeyLog`] with the SA's Ka, for a
+    /// driver that writes Wireshark decryption records (`keysteward run --key-log`). Off, the
+    /// engine never hands out phase-1 keys: a switch in the engine rather than a filter in
+    /// the driver, so that a driver that did not ask cannot leak what it never receives.
+    /// ESP keys are always in [`Event::IpsecSaInstalled`]: the data plane needs them.
+    pub fn set_key_log(&mut self, enabled: bool) {
+        self.out.key_log = enabled;
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config

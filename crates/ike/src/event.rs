@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crypto::key_schedule::EspKeys;
-use crypto::DhError;
+use crypto::{DhError, SecretBytes};
 use isakmp::{NotifyType, ParseError};
 
 use crate::config::{IkeProposal, PolicyId, TrafficSelector};
@@ -63,6 +63,23 @@ impl fmt::Display for ConnectionId {
     }
 }
 
+/// The phase-1 secrets of one IKE SA in the form Wireshark's `ikev1_decryption_table` takes:
+/// the initiator cookie identifies the SA, Ka is the key of the phase-1 cipher (Wireshark
+/// derives the IVs itself from the KE payloads it saw in clear).
+///
+/// Only raised with a key log turned on ([`Engine::set_key_log`](crate::Engine::set_key_log)).
+/// Ka is a [`SecretBytes`]: zeroized when the record drops and shown as
+/// `<redacted, N bytes>` by `Debug`, so logging the event by mistake leaks nothing.
+#[derive(Debug)]
+pub struct Phase1KeyLog {
+    /// The initiator's cookie (CKY-I), the table's lookup key.
+    pub cookie_i: [u8; 8],
+    /// The responder's cookie (CKY-R), for tools that key on both.
+    pub cookie_r: [u8; 8],
+    /// Ka, the phase-1 encryption key (RFC 2409 Appendix B), exactly the cipher's key length.
+    pub ka: SecretBytes,
+}
+
 /// Something that happened, for the data plane and the logs.
 #[derive(Debug)]
 pub enum Event {
@@ -78,6 +95,11 @@ pub enum Event {
         suite: IkeProposal,
         /// True when we initiated.
         initiator: bool,
+        /// What a Wireshark key log needs to decrypt this SA's phase-1 and quick-mode
+        /// messages; `Some` only when the driver asked for it with
+        /// [`Engine::set_key_log`](crate::Engine::set_key_log), so that keys leave the engine
+        /// only for an operator who chose to write them down.
+        key_log: Option<Phase1KeyLog>,
     },
     /// A quick mode completed: the pair of IPsec SAs for the data plane to install.
     IpsecSaInstalled(Box<IpsecSaPair>),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crypto::key_schedule::{
     AuthHashInput, HashVerified, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD,
 };
-use crypto::{DhPrivate, HashAlgorithm, SecureRandom};
+use crypto::{DhPrivate, HashAlgorithm, SecretBytes, SecureRandom};
 use isakmp::{
     Cookie, ExchangeType, Identification, Identity, Message, Payload, PayloadType, RawPayloads,
     SecurityAssociation,
@@ -32,7 +32,7 @@ use isakmp::{
 use crate::aggressive_mode::AggressiveState;
 use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig, PolicyConfig};
 use crate::dpd::DpdState;
-use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason, Phase1KeyLog, Transmit};
 use crate::lifetime::Lifetimes;
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
@@ -84,6 +84,10 @@ impl Ctx<'_> {
 pub(crate) struct Output {
     pub(crate) transmits: std::collections::VecDeque<Transmit>,
     pub(crate) events: std::collections::VecDeque<Event>,
+    /// The driver asked for a key log ([`crate::Engine::set_key_log`]): only then do events
+    /// carry phase-1 keys. Kept here, next to the events it governs, so every handler sees it
+    /// through `Ctx::out` without another field to thread through.
+    pub(crate) key_log: bool,
 }
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
@@ -730,12 +734,18 @@ impl IkeSa {
         self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
         self.dpd.heard(ctx.now);
         let expires_at = ctx.now + suite.lifetime;
+        let key_log = ctx.out.key_log.then(|| Phase1KeyLog {
+            cookie_i: self.cookie_i.0,
+            cookie_r: self.cookie_r.0,
+            ka: SecretBytes::from_slice(material.key.expose()),
+        });
         ctx.out.events.push_back(Event::IkeSaEstablished {
             connection: self.connection,
             peer: self.peer_config(ctx.config).name.clone(),
             remote: self.remote,
             suite,
             initiator: self.role == Role::Initiator,
+            key_log,
         });
         self.phase1 = Phase1::Established { suite, material, expires_at, _authenticated: proof };
     }

@@ -50,8 +50,8 @@ pub use config::{
 };
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{
-    AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Transmit,
-    UdpEncapsulation,
+    AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
+    Transmit, UdpEncapsulation,
 };
 pub use ike_sa::Role;
 pub use lifetime::{

@@ -70,6 +70,10 @@ keyword_enum! {
         Aes192 = "aes-192",
         /// AES-CBC with a 256-bit key.
         Aes256 = "aes-256",
+        /// AES-GCM with a 128-bit key and a 16-byte ICV (RFC 4106), ESP only (USG-E keyword).
+        Aes128Gcm = "aes-128-gcm-128",
+        /// AES-GCM with a 256-bit key and a 16-byte ICV (RFC 4106), ESP only (USG-E keyword).
+        Aes256Gcm = "aes-256-gcm-128",
     }
     aliases {
         "des-cbc" => Des,
@@ -82,10 +86,8 @@ keyword_enum! {
     }
     unsupported {
         "sm4" => "SM4 is not implemented",
-        "aes-gcm-128" => "AES-GCM is not implemented",
-        "aes-128-gcm-128" => "AES-GCM is not implemented",
-        "aes-192-gcm-128" => "AES-GCM is not implemented",
-        "aes-256-gcm-128" => "AES-GCM is not implemented",
+        "aes-gcm-128" => "write aes-128-gcm-128 or aes-256-gcm-128 (the VRP8 form is not supported)",
+        "aes-192-gcm-128" => "AES-GCM with a 192-bit key is not implemented",
         "aes-128-gmac" => "AES-GMAC is not implemented",
         "aes-192-gmac" => "AES-GMAC is not implemented",
         "aes-256-gmac" => "AES-GMAC is not implemented",
@@ -96,6 +98,12 @@ impl EncryptionAlgorithm {
     /// True for DES and 3DES, which `check` warns about.
     pub fn is_weak(self) -> bool {
         matches!(self, EncryptionAlgorithm::Des | EncryptionAlgorithm::TripleDes)
+    }
+
+    /// True for AES-GCM: combined encryption and integrity, for ESP only (IKEv1 phase 1 has
+    /// no AEAD transform), and with no separate `esp authentication-algorithm`.
+    pub fn is_aead(self) -> bool {
+        matches!(self, EncryptionAlgorithm::Aes128Gcm | EncryptionAlgorithm::Aes256Gcm)
     }
 }
 

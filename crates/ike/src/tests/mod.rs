@@ -3,6 +3,7 @@
 
 mod aggressive;
 mod dpd;
+mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;

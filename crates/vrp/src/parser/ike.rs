@@ -33,7 +33,17 @@ pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<
     let proposal = config.ike_proposals.entry(number).or_default();
     match keyword {
         "encryption-algorithm" => {
+            let token = c.peek().cloned();
             let v = encryption(c)?;
+            if v.is_aead() {
+                if let Some(token) = token {
+                    return Err(invalid(
+                        &token,
+                        "IKE encryption algorithm",
+                        "a CBC cipher: AES-GCM is for ESP only",
+                    ));
+                }
+            }
             c.end()?;
             proposal.encryption = v;
             Ok(Effect::stay("encryption-algorithm"))

@@ -644,3 +644,15 @@ fn firewall_views_and_sha2_compat_are_ignored_with_a_note() {
     assert!(!e.message.contains("in view"), "{}", e.message);
     assert_eq!(error("security-p\n rule name a").kind, DiagnosticKind::UnknownKeyword);
 }
+
+/// AES-GCM (USG-E keywords) is accepted for ESP and refused for IKE phase 1.
+#[test]
+fn aes_gcm_is_for_esp_only() {
+    let c = config("ipsec proposal g\n esp encryption-algorithm aes-256-gcm-128");
+    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EncryptionAlgorithm::Aes256Gcm));
+    let c = config("ipsec proposal g\n esp encryption-algorithm aes-128-gcm-128");
+    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EncryptionAlgorithm::Aes128Gcm));
+    let e = error("ike proposal 1\n encryption-algorithm aes-128-gcm-128");
+    assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::InvalidValue, 2, 23));
+    assert!(e.message.contains("AES-GCM is for ESP only"), "{}", e.message);
+}
