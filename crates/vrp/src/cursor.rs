@@ -112,21 +112,37 @@ impl<'a> Cursor<'a> {
     /// Reads a keyword-valued setting, accepting its aliases and refusing its unsupported
     /// keywords. Returns the value and the keyword as matched (canonical or alias).
     pub(crate) fn value<T: Value>(&mut self) -> Result<(T, &'static str)> {
+        self.value_where(|_| true, "")
+    }
+
+    /// Like [`Cursor::value`], for a place that takes only the values `allowed` accepts: the
+    /// others are not listed as expected, and naming one is an error giving `refused`.
+    pub(crate) fn value_where<T: Value>(
+        &mut self,
+        allowed: impl Fn(T) -> bool,
+        refused: &str,
+    ) -> Result<(T, &'static str)> {
         let mut table: Vec<&'static str> = T::ALL.iter().map(|v| v.keyword()).collect();
         table.extend(T::ALIASES.iter().map(|(k, _)| *k));
         table.extend(T::UNSUPPORTED.iter().map(|(k, _)| *k));
         let column = self.column();
-        let canonical: Vec<&'static str> = T::ALL.iter().map(|v| v.keyword()).collect();
+        let canonical: Vec<&'static str> =
+            T::ALL.iter().filter(|v| allowed(**v)).map(|v| v.keyword()).collect();
         let token = self.next(&expected_list(T::WHAT, &canonical))?;
         let matched = match match_keyword(&token.text, &table) {
             Match::One(k) if !token.quoted => k,
             _ => return Err(unknown(token, T::WHAT, &canonical)),
         };
-        if let Some(v) = T::ALL.iter().find(|v| v.keyword() == matched) {
-            return Ok((*v, matched));
-        }
-        if let Some((_, v)) = T::ALIASES.iter().find(|(k, _)| *k == matched) {
-            return Ok((*v, matched));
+        let found = T::ALL
+            .iter()
+            .find(|v| v.keyword() == matched)
+            .copied()
+            .or_else(|| T::ALIASES.iter().find(|(k, _)| *k == matched).map(|(_, v)| *v));
+        if let Some(v) = found {
+            if !allowed(v) {
+                return Err(invalid(token, T::WHAT, refused));
+            }
+            return Ok((v, matched));
         }
         let reason = T::UNSUPPORTED.iter().find(|(k, _)| *k == matched).map_or("not supported", |(_, r)| r);
         Err(SyntaxError {

@@ -33,17 +33,7 @@ pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<
     let proposal = config.ike_proposals.entry(number).or_default();
     match keyword {
         "encryption-algorithm" => {
-            let token = c.peek().cloned();
-            let v = encryption(c)?;
-            if v.is_aead() {
-                if let Some(token) = token {
-                    return Err(invalid(
-                        &token,
-                        "IKE encryption algorithm",
-                        "a CBC cipher: AES-GCM is for ESP only",
-                    ));
-                }
-            }
+            let v = encryption(c, false)?;
             c.end()?;
             proposal.encryption = v;
             Ok(Effect::stay("encryption-algorithm"))
@@ -105,8 +95,12 @@ pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<
 }
 
 /// An encryption keyword, including the two-token aliases `aes 128` and `aes-cbc 256` (§6).
-pub(crate) fn encryption(c: &mut Cursor<'_>) -> Result<EncryptionAlgorithm> {
-    let (v, matched) = c.value::<EncryptionAlgorithm>()?;
+/// AES-GCM only where `aead` allows it (ESP): IKEv1 phase 1 has no AEAD transform.
+pub(crate) fn encryption(c: &mut Cursor<'_>, aead: bool) -> Result<EncryptionAlgorithm> {
+    let (v, matched) = c.value_where::<EncryptionAlgorithm>(
+        |e| aead || !e.is_aead(),
+        "a CBC cipher (AES-GCM is for ESP only)",
+    )?;
     if matched == "aes" || matched == "aes-cbc" {
         if let Some(token) = c.peek() {
             if token.text.parse::<u16>().is_ok() {

@@ -44,7 +44,7 @@ pub(super) fn proposal_command(config: &mut Config, name: &str, c: &mut Cursor<'
                     "esp authentication-algorithm"
                 }
                 _ => {
-                    let v = encryption(c)?;
+                    let v = encryption(c, true)?;
                     c.end()?;
                     proposal.esp_encryption = Some(v);
                     "esp encryption-algorithm"

@@ -655,4 +655,6 @@ fn aes_gcm_is_for_esp_only() {
     let e = error("ike proposal 1\n encryption-algorithm aes-128-gcm-128");
     assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::InvalidValue, 2, 23));
     assert!(e.message.contains("AES-GCM is for ESP only"), "{}", e.message);
+    let e = error("ike proposal 1\n encryption-algorithm aes-265");
+    assert!(!e.message.contains("gcm"), "IKE lists only what IKE takes: {}", e.message);
 }
