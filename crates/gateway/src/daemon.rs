@@ -30,7 +30,9 @@ use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
-use crate::display::{algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
+use crate::display::{
+    ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
+};
 use crate::engine_config::engine_config;
 use crate::key_log::{self, KeyLog};
 
@@ -430,23 +432,30 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
             let pairs: Vec<ike::IpsecSaView> = engine.ipsec_sas(Instant::now()).collect();
             let mut rows = Vec::new();
             for p in &pairs {
-                let ike::IpsecProtocols::Esp { encryption, integrity } = p.suite.proposal.protocols;
-                let algorithm = algorithm_column(encryption, integrity);
                 let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
-                rows.push(IpsecSaRow {
-                    src: local.clone(),
-                    dst: remote.clone(),
-                    spi: p.outbound_spi,
-                    protocol: "ESP",
-                    algorithm: algorithm.clone(),
-                });
-                rows.push(IpsecSaRow {
-                    src: remote,
-                    dst: local,
-                    spi: p.inbound_spi,
-                    protocol: "ESP",
-                    algorithm,
-                });
+                let mut both =
+                    |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
+                        rows.push(IpsecSaRow {
+                            src: local.clone(),
+                            dst: remote.clone(),
+                            spi: outbound,
+                            protocol,
+                            algorithm: algorithm.clone(),
+                        });
+                        rows.push(IpsecSaRow {
+                            src: remote.clone(),
+                            dst: local.clone(),
+                            spi: inbound,
+                            protocol,
+                            algorithm,
+                        });
+                    };
+                if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
+                    both("AH", ah_algorithm_column(integrity), spis);
+                }
+                if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
+                    both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
+                }
             }
             Response::Ok {
                 text: ipsec_sa_brief_text(&rows, pairs.len()),

@@ -43,16 +43,38 @@ const IPPROTO_ESP: i32 = 50;
 /// Largest packet read from the TUN or a socket.
 const MAX_PACKET: usize = 65_535;
 
-/// Converts an engine prefix to the data plane's.
-fn prefix(subnet: &ike::Subnet) -> Prefix {
-    Prefix::from_mask(subnet.address, subnet.mask)
+/// Converts an engine prefix to the data plane's. The data plane has prefixes only: an
+/// address range (which only a peer can propose; [`DataPath::install`] refuses pairs with
+/// one) becomes the smallest prefix that covers it.
+fn prefix(addresses: &ike::Addresses) -> Prefix {
+    match addresses {
+        ike::Addresses::Subnet(subnet) => Prefix::from_mask(subnet.address, subnet.mask),
+        ike::Addresses::Range { start, end } => {
+            let length = (u32::from(*start) ^ u32::from(*end)).leading_zeros() as u8;
+            Prefix::new(*start, length)
+        }
+    }
 }
 
-/// Converts an engine traffic selector (protocol 0 = any) to the data plane's.
+/// Converts an engine traffic selector (protocol 0 = any, ports `None` = any) to the data
+/// plane's.
 pub fn selector(ts: &TrafficSelector) -> Selector {
     let mut s = Selector::between(prefix(&ts.local), prefix(&ts.remote));
     s.protocol = (ts.protocol != 0).then_some(ts.protocol);
+    s.local_ports = ts.local_port.map(esp::PortRange::single);
+    s.remote_ports = ts.remote_port.map(esp::PortRange::single);
     s
+}
+
+/// Why the data plane cannot carry a negotiated pair, if it cannot.
+fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
+    if pair.suite.proposal.protocols.ah().is_some() || pair.ah.is_some() {
+        return Some("AH is not implemented in the data plane");
+    }
+    if pair.selector.local.subnet().is_none() || pair.selector.remote.subnet().is_none() {
+        return Some("the data plane cannot match an address range that is not a prefix");
+    }
+    None
 }
 
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
@@ -357,7 +379,16 @@ impl DataPath {
             warn!("IPsec SA for unknown policy {}", pair.policy);
             return;
         };
-        let ike::IpsecProtocols::Esp { encryption, integrity } = pair.suite.proposal.protocols;
+        let (Some((encryption, integrity)), None) =
+            (pair.suite.proposal.protocols.esp(), unsupported_pair(pair))
+        else {
+            let reason = unsupported_pair(pair).unwrap_or("no ESP in the suite");
+            warn!(
+                "IPsec SA pair {} ({}) for {} not installed: {reason}",
+                pair.suite, pair.selector, pair.policy
+            );
+            return;
+        };
         let mut params = SaParams::new(encryption, integrity);
         params.mode = match pair.suite.proposal.mode {
             ike::EncapsulationMode::Tunnel => esp::Mode::Tunnel,
@@ -482,5 +513,22 @@ mod tests {
         assert_eq!(rule.selector.local, Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 24));
         assert_eq!(rule.selector.remote, Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24));
         assert_eq!(rule.selector.protocol, None);
+    }
+
+    /// Ports carry over to the data plane's selector; a range widens to its covering prefix.
+    #[test]
+    fn engine_selectors_with_ports_and_ranges_convert() {
+        let ts = TrafficSelector {
+            protocol: 6,
+            local: ike::Addresses::range(Ipv4Addr::new(10, 1, 1, 10), Ipv4Addr::new(10, 1, 1, 20)),
+            remote: ike::Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24).into(),
+            local_port: None,
+            remote_port: Some(443),
+        };
+        let s = selector(&ts);
+        assert_eq!(s.protocol, Some(6));
+        assert_eq!(s.local, Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 27));
+        assert_eq!(s.remote, Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24));
+        assert_eq!((s.local_ports, s.remote_ports), (None, Some(esp::PortRange::single(443))));
     }
 }

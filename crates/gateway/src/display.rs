@@ -49,15 +49,15 @@ pub struct IpsecSaRow {
     pub dst: String,
     /// SPI (printed in decimal, as the device does).
     pub spi: u32,
-    /// `ESP` (AH is not implemented).
+    /// `ESP` or `AH` (the engine negotiates AH; the data plane does not carry it yet).
     pub protocol: &'static str,
-    /// `E:<enc>;A:<auth>;`.
+    /// `E:<enc>;A:<auth>;`, or `A:<auth>;` for AH.
     pub algorithm: String,
 }
 
 /// The `Algorithm` column: `E:DES;A:HMAC-MD5-96;` (vrp-cli.md §5.6).
 pub fn algorithm_column(encryption: crypto::EspCipher, integrity: Option<crypto::Integrity>) -> String {
-    use crypto::{EspCipher as E, Integrity as I};
+    use crypto::EspCipher as E;
     let e = match encryption {
         E::Null => "NULL",
         E::Des => "DES",
@@ -70,16 +70,22 @@ pub fn algorithm_column(encryption: crypto::EspCipher, integrity: Option<crypto:
     };
     let mut out = format!("E:{e};");
     if let Some(i) = integrity {
-        let a = match i {
-            I::HmacMd5_96 => "HMAC-MD5-96",
-            I::HmacSha1_96 => "HMAC-SHA1-96",
-            I::HmacSha256_128 => "HMAC-SHA2-256-128",
-            I::HmacSha384_192 => "HMAC-SHA2-384-192",
-            I::HmacSha512_256 => "HMAC-SHA2-512-256",
-        };
-        out.push_str(&format!("A:{a};"));
+        out.push_str(&ah_algorithm_column(i));
     }
     out
+}
+
+/// The `Algorithm` column of an AH SA, and the integrity part of an ESP one: `A:HMAC-MD5-96;`.
+pub fn ah_algorithm_column(integrity: crypto::Integrity) -> String {
+    use crypto::Integrity as I;
+    let a = match integrity {
+        I::HmacMd5_96 => "HMAC-MD5-96",
+        I::HmacSha1_96 => "HMAC-SHA1-96",
+        I::HmacSha256_128 => "HMAC-SHA2-256-128",
+        I::HmacSha384_192 => "HMAC-SHA2-384-192",
+        I::HmacSha512_256 => "HMAC-SHA2-512-256",
+    };
+    format!("A:{a};")
 }
 
 /// `display ipsec sa brief`, USG-V3 layout (the article's).

@@ -78,8 +78,10 @@ pub fn engine_config(config: &vrp::Config) -> Result<ike::Config, Unsupported> {
                 }
                 selectors.push(ike::TrafficSelector {
                     protocol: protocol_number(rule.protocol),
-                    local: subnet(rule.source, &rule_item)?,
-                    remote: subnet(rule.destination, &rule_item)?,
+                    local: subnet(rule.source, &rule_item)?.into(),
+                    remote: subnet(rule.destination, &rule_item)?.into(),
+                    local_port: None,
+                    remote_port: None,
                 });
             }
             let mut proposals = Vec::new();

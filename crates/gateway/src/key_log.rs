@@ -43,7 +43,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crypto::{EspCipher, Integrity};
-use ike::{Event, IpsecProtocols, IpsecSaPair, Phase1KeyLog};
+use ike::{Event, IpsecSaPair, Phase1KeyLog};
 use zeroize::Zeroizing;
 
 /// The warning the daemon logs when it starts with a key log, naming the file.
@@ -131,9 +131,10 @@ impl KeyLog {
         self.append(&ikev1_record(&keys.cookie_i, keys.ka.expose()))
     }
 
-    /// Appends the two records (inbound and outbound) of an installed IPsec SA pair.
+    /// Appends the two records (inbound and outbound) of an installed IPsec SA pair. A pair
+    /// without ESP (AH alone) writes nothing: AH encrypts nothing to decrypt.
     pub fn ipsec_sa_installed(&mut self, pair: &IpsecSaPair) -> std::io::Result<()> {
-        let [outbound, inbound] = esp_sa_records(pair);
+        let Some([outbound, inbound]) = esp_sa_records(pair) else { return Ok(()) };
         let mut both = Zeroizing::new(String::with_capacity(outbound.len() + inbound.len()));
         both.push_str(&outbound);
         both.push_str(&inbound);
@@ -167,9 +168,10 @@ pub fn ikev1_record(cookie_i: &[u8; 8], ka: &[u8]) -> Zeroizing<String> {
 }
 
 /// The `esp_sa` records of a pair: outbound (our address to the peer's, the peer's SPI) and
-/// inbound (the reverse, our SPI), each with its own keys.
-pub fn esp_sa_records(pair: &IpsecSaPair) -> [Zeroizing<String>; 2] {
-    let IpsecProtocols::Esp { encryption, integrity } = pair.suite.proposal.protocols;
+/// inbound (the reverse, our SPI), each with its own keys. `None` for a pair without ESP
+/// (AH alone); of an AH+ESP pair these are the ESP SAs.
+pub fn esp_sa_records(pair: &IpsecSaPair) -> Option<[Zeroizing<String>; 2]> {
+    let (encryption, integrity) = pair.suite.proposal.protocols.esp()?;
     let (local, remote) = (pair.local.ip(), pair.remote.ip());
     let record = |src, dst, keys: &crypto::key_schedule::EspKeys| {
         EspSaRecord {
@@ -185,7 +187,7 @@ pub fn esp_sa_records(pair: &IpsecSaPair) -> [Zeroizing<String>; 2] {
         }
         .line()
     };
-    [record(local, remote, &pair.outbound), record(remote, local, &pair.inbound)]
+    Some([record(local, remote, &pair.outbound), record(remote, local, &pair.inbound)])
 }
 
 /// One one-way ESP SA as the `esp_sa` table describes it.
@@ -414,7 +416,9 @@ mod tests {
     fn pair() -> IpsecSaPair {
         use crypto::key_schedule::{EspKeyLengths, KeymatInput, Skeyid, Spi};
         use crypto::HashAlgorithm;
-        use ike::{EncapsulationMode, IpsecProposal, IpsecSuite, PolicyId, Subnet, TrafficSelector};
+        use ike::{
+            EncapsulationMode, IpsecProposal, IpsecProtocols, IpsecSuite, PolicyId, Subnet, TrafficSelector,
+        };
         let skeyid = Skeyid::for_pre_shared_key(HashAlgorithm::Sha256, b"psk", b"ni", b"nr");
         let d = skeyid.derive_phase1_keys(b"g^xy", &[1; 8], &[2; 8]).skeyid_d;
         let input = KeymatInput { pfs_shared_secret: None, protocol: 3, ni_b: b"NI", nr_b: b"NR" };
@@ -427,7 +431,7 @@ mod tests {
             policy: PolicyId { name: "policy1".into(), sequence: 1 },
             local: "192.0.2.1:4500".parse().unwrap(),
             remote: "192.0.2.2:4500".parse().unwrap(),
-            selector: TrafficSelector { protocol: 0, local: net([10, 1, 1, 0]), remote: net([10, 2, 2, 0]) },
+            selector: TrafficSelector::between(net([10, 1, 1, 0]), net([10, 2, 2, 0])),
             suite: IpsecSuite {
                 proposal: IpsecProposal {
                     protocols: IpsecProtocols::Esp {
@@ -442,6 +446,7 @@ mod tests {
             },
             inbound: keys.inbound,
             outbound: keys.outbound,
+            ah: None,
             initiator: true,
             udp_encapsulation: Some(ike::UdpEncapsulation { local_port: 4500, remote_port: 4500 }),
         }
@@ -456,7 +461,7 @@ mod tests {
     #[test]
     fn esp_sa_records_of_a_pair_go_one_per_direction_with_outer_addresses() {
         let pair = pair();
-        let [outbound, inbound] = esp_sa_records(&pair);
+        let [outbound, inbound] = esp_sa_records(&pair).expect("an ESP pair");
         let expect = |src: &str, dst: &str, spi: &str, keys: &crypto::key_schedule::EspKeys| {
             format!(
                 "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"{spi}\",\"AES-CBC [RFC3602]\",\"0x{}\",\
@@ -469,6 +474,14 @@ mod tests {
         // ESP-in-UDP play no part: Wireshark matches the outer IP addresses.
         assert_eq!(outbound.as_str(), expect("192.0.2.1", "192.0.2.2", "0x22222222", &pair.outbound));
         assert_eq!(inbound.as_str(), expect("192.0.2.2", "192.0.2.1", "0x11111111", &pair.inbound));
+    }
+
+    /// AH alone encrypts nothing: no `esp_sa` records.
+    #[test]
+    fn a_pair_without_esp_has_no_esp_sa_records() {
+        let mut pair = pair();
+        pair.suite.proposal.protocols = ike::IpsecProtocols::Ah { integrity: Integrity::HmacSha256_128 };
+        assert!(esp_sa_records(&pair).is_none());
     }
 
     fn established(key_log: Option<Phase1KeyLog>) -> Event {

@@ -22,11 +22,10 @@ fn reference_configurations_negotiate_the_article_sa() {
     let (config_a, config_b) = (load("fw_a.cfg"), load("fw_b.cfg"));
     assert_eq!(config_a.peers[0].local_address, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
     assert_eq!(config_a.peers[0].remote_address, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))));
-    let flow = TrafficSelector {
-        protocol: 0,
-        local: Subnet::new(Ipv4Addr::new(10, 1, 1, 0), 24),
-        remote: Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
-    };
+    let flow = TrafficSelector::between(
+        Subnet::new(Ipv4Addr::new(10, 1, 1, 0), 24),
+        Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
+    );
     assert_eq!(config_a.policies[0].selectors, vec![flow]);
 
     let mut a = Engine::new(config_a, Box::new(OsRandom));

@@ -202,7 +202,7 @@ fn peer_and_policy(
     let policy = PolicyConfig {
         id: PolicyId { name: "bench".into(), sequence: i as u32 + 1 },
         peer: peer_index,
-        selectors: vec![TrafficSelector { protocol: 0, local, remote }],
+        selectors: vec![TrafficSelector::between(local, remote)],
         proposals: vec![esp_proposal()],
         pfs: None,
         lifetime: Duration::from_secs(3600),
@@ -284,8 +284,7 @@ impl Bench {
 
         for (offset, engine) in initiators.iter_mut().enumerate() {
             let i = first + offset;
-            let selector =
-                TrafficSelector { protocol: 0, local: initiator_inside(i), remote: Subnet::new(FAR, 24) };
+            let selector = TrafficSelector::between(initiator_inside(i), Subnet::new(FAR, 24));
             let start = thread_cpu();
             engine.handle_acquire(now, Acquire { policy: 0, selector });
             while let Some(t) = engine.poll_transmit() {

@@ -151,6 +151,70 @@ pub enum IpsecProtocols {
         /// ESP integrity; `None` only with an AEAD cipher.
         integrity: Option<Integrity>,
     },
+    /// AH alone (RFC 4302): integrity of the whole packet, no confidentiality.
+    Ah {
+        /// AH integrity (the AH transform ID and its AUTH_ALGORITHM, RFC 2407 §4.4.3).
+        integrity: Integrity,
+    },
+    /// AH and ESP together (`transform ah-esp`): two SAs each way, negotiated as two
+    /// proposal payloads with the same number (RFC 2408 §4.2), AH first.
+    AhEsp {
+        /// AH integrity.
+        ah_integrity: Integrity,
+        /// ESP encryption.
+        esp_encryption: EspCipher,
+        /// ESP integrity; `None` only with an AEAD cipher.
+        esp_integrity: Option<Integrity>,
+    },
+}
+
+impl IpsecProtocols {
+    /// The ESP part, if any: encryption and integrity.
+    pub fn esp(&self) -> Option<(EspCipher, Option<Integrity>)> {
+        match *self {
+            Self::Esp { encryption, integrity } => Some((encryption, integrity)),
+            Self::AhEsp { esp_encryption, esp_integrity, .. } => Some((esp_encryption, esp_integrity)),
+            Self::Ah { .. } => None,
+        }
+    }
+
+    /// The AH part, if any: its integrity algorithm.
+    pub fn ah(&self) -> Option<Integrity> {
+        match *self {
+            Self::Ah { integrity } => Some(integrity),
+            Self::AhEsp { ah_integrity, .. } => Some(ah_integrity),
+            Self::Esp { .. } => None,
+        }
+    }
+
+    /// Builds the protocols from their parts; `None` when there is neither.
+    pub fn from_parts(ah: Option<Integrity>, esp: Option<(EspCipher, Option<Integrity>)>) -> Option<Self> {
+        Some(match (ah, esp) {
+            (None, Some((encryption, integrity))) => Self::Esp { encryption, integrity },
+            (Some(integrity), None) => Self::Ah { integrity },
+            (Some(ah_integrity), Some((esp_encryption, esp_integrity))) => {
+                Self::AhEsp { ah_integrity, esp_encryption, esp_integrity }
+            }
+            (None, None) => return None,
+        })
+    }
+}
+
+/// The AH transform ID (RFC 2407 §4.4.3) that goes with an integrity algorithm: AH_MD5 2,
+/// AH_SHA 3, AH_SHA2_256 5, AH_SHA2_384 6, AH_SHA2_512 7.
+pub fn ah_transform_id(integrity: Integrity) -> u8 {
+    match integrity {
+        Integrity::HmacMd5_96 => 2,
+        Integrity::HmacSha1_96 => 3,
+        Integrity::HmacSha256_128 => 5,
+        Integrity::HmacSha384_192 => 6,
+        Integrity::HmacSha512_256 => 7,
+    }
+}
+
+/// The integrity algorithm of an AH transform ID, the inverse of [`ah_transform_id`].
+pub fn ah_integrity_from_transform_id(id: u8) -> Option<Integrity> {
+    Integrity::ALL.into_iter().find(|i| ah_transform_id(*i) == id)
 }
 
 /// `encapsulation-mode` of an `ipsec proposal`.
@@ -201,15 +265,137 @@ impl Subnet {
     }
 }
 
+/// One side of a flow: an IPv4 prefix (ID_IPV4_ADDR / ID_IPV4_ADDR_SUBNET) or an inclusive
+/// address range (ID_IPV4_ADDR_RANGE, RFC 2407 §4.6.2.1). Ranges come from peers; a range
+/// that is exactly a prefix is kept as [`Addresses::Subnet`] (see [`Addresses::range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Addresses {
+    /// A prefix.
+    Subnet(Subnet),
+    /// `start..=end`, with `start <= end`.
+    Range {
+        /// First address.
+        start: Ipv4Addr,
+        /// Last address.
+        end: Ipv4Addr,
+    },
+}
+
+impl Addresses {
+    /// The range `start..=end` (the bounds are put in order), as a prefix when it is exactly
+    /// one.
+    pub fn range(start: Ipv4Addr, end: Ipv4Addr) -> Self {
+        let (a, b) = (u32::from(start).min(u32::from(end)), u32::from(start).max(u32::from(end)));
+        let span = b ^ a;
+        // A prefix: every differing bit is a trailing host bit, all clear in `a` and set in `b`.
+        if span.wrapping_add(1) & span == 0 && a & span == 0 && b & span == span {
+            let mask = !span;
+            return Self::Subnet(Subnet { address: Ipv4Addr::from(a), mask: Ipv4Addr::from(mask) });
+        }
+        Self::Range { start: Ipv4Addr::from(a), end: Ipv4Addr::from(b) }
+    }
+
+    /// First and last address.
+    pub fn bounds(&self) -> (Ipv4Addr, Ipv4Addr) {
+        match *self {
+            Self::Subnet(s) => {
+                let (address, mask) = (u32::from(s.address) & u32::from(s.mask), u32::from(s.mask));
+                (Ipv4Addr::from(address), Ipv4Addr::from(address | !mask))
+            }
+            Self::Range { start, end } => (start, end),
+        }
+    }
+
+    /// The prefix, when this is one.
+    pub fn subnet(&self) -> Option<Subnet> {
+        match *self {
+            Self::Subnet(s) => Some(s),
+            Self::Range { .. } => None,
+        }
+    }
+
+    /// True when every address of `other` lies inside this set.
+    pub fn contains(&self, other: &Addresses) -> bool {
+        let ((a, b), (c, d)) = (self.bounds(), other.bounds());
+        a <= c && d <= b
+    }
+
+    /// True when `address` lies inside.
+    pub fn contains_address(&self, address: Ipv4Addr) -> bool {
+        let (a, b) = self.bounds();
+        a <= address && address <= b
+    }
+}
+
+impl From<Subnet> for Addresses {
+    fn from(subnet: Subnet) -> Self {
+        Self::Subnet(subnet)
+    }
+}
+
+impl PartialEq<Subnet> for Addresses {
+    fn eq(&self, other: &Subnet) -> bool {
+        *self == Self::Subnet(*other)
+    }
+}
+
+impl core::fmt::Display for Addresses {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Subnet(s) if s.mask == Ipv4Addr::BROADCAST => write!(f, "{}", s.address),
+            Self::Subnet(s) => write!(f, "{}/{}", s.address, u32::from(s.mask).leading_ones()),
+            Self::Range { start, end } => write!(f, "{start}-{end}"),
+        }
+    }
+}
+
 /// One permit rule of a policy's ACL, as a flow from our side to the peer's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrafficSelector {
     /// IP protocol number, 0 for any.
     pub protocol: u8,
     /// Our side (the ACL rule's source).
-    pub local: Subnet,
+    pub local: Addresses,
     /// The peer's side (the ACL rule's destination).
-    pub remote: Subnet,
+    pub remote: Addresses,
+    /// Our side's port (the ACL rule's source port), `None` for any (0 on the wire).
+    pub local_port: Option<u16>,
+    /// The peer's side's port (the ACL rule's destination port), `None` for any.
+    pub remote_port: Option<u16>,
+}
+
+impl TrafficSelector {
+    /// Everything between two prefixes: any protocol and port.
+    pub fn between(local: Subnet, remote: Subnet) -> Self {
+        Self { protocol: 0, local: local.into(), remote: remote.into(), local_port: None, remote_port: None }
+    }
+
+    /// The same flow seen from the other side.
+    pub fn reversed(&self) -> Self {
+        Self {
+            protocol: self.protocol,
+            local: self.remote,
+            remote: self.local,
+            local_port: self.remote_port,
+            remote_port: self.local_port,
+        }
+    }
+}
+
+impl core::fmt::Display for TrafficSelector {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let side = |f: &mut core::fmt::Formatter<'_>, a: &Addresses, port: Option<u16>| match port {
+            Some(p) => write!(f, "{a}:{p}"),
+            None => write!(f, "{a}"),
+        };
+        side(f, &self.local, self.local_port)?;
+        f.write_str(" -> ")?;
+        side(f, &self.remote, self.remote_port)?;
+        if self.protocol != 0 {
+            write!(f, " proto {}", self.protocol)?;
+        }
+        Ok(())
+    }
 }
 
 /// Identifies a policy entry: `ipsec policy NAME SEQ`.

@@ -232,16 +232,33 @@ pub struct IpsecSaPair {
     pub selector: TrafficSelector,
     /// Algorithms, mode, PFS and lifetimes.
     pub suite: IpsecSuite,
-    /// Keys for packets from the peer, under the SPI we chose.
+    /// Keys for packets from the peer, under the SPI we chose. These are the ESP SA's when
+    /// the suite has ESP (ESP alone or AH+ESP); for AH alone they are the AH SA's (no
+    /// encryption key), the same as in [`Self::ah`]. SPIs here name the pair in Deletes and
+    /// lifetime reports.
     pub inbound: EspKeys,
-    /// Keys for packets to the peer, under the SPI the peer chose.
+    /// Keys for packets to the peer, under the SPI the peer chose (as for `inbound`).
     pub outbound: EspKeys,
+    /// The AH SAs of an AH or AH+ESP suite, each with its own SPIs and keys (KEYMAT derived
+    /// with protocol 2, RFC 2409 §5.5); `None` for ESP alone.
+    pub ah: Option<AhSaKeys>,
     /// True when we initiated the quick mode.
     pub initiator: bool,
     /// `Some` when ESP travels in UDP (encapsulation mode 3/4, or 61443/61444 with a draft
     /// peer): the data plane sends and receives it on these ports with the ESP framing of
     /// RFC 3948. `None` for plain ESP (IP protocol 50).
     pub udp_encapsulation: Option<UdpEncapsulation>,
+}
+
+/// The AH half of an IPsec SA pair (RFC 4302): integrity keys only.
+#[derive(Debug)]
+pub struct AhSaKeys {
+    /// Keys for AH packets from the peer, under the AH SPI we chose.
+    pub inbound: EspKeys,
+    /// Keys for AH packets to the peer, under the AH SPI the peer chose.
+    pub outbound: EspKeys,
+    /// The AH integrity algorithm.
+    pub integrity: crypto::Integrity,
 }
 
 /// Which exchange failed.

@@ -185,7 +185,7 @@ fn fail_quick_mode(sa: &mut IkeSa, notification: &Notification<'_>, ctx: &mut Ct
         .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
         .map(|(i, _)| i)
         .collect();
-    let by_spi = sa.quick_modes.iter().position(|q| q.our_spi().is_some_and(|spi| spi == notification.spi));
+    let by_spi = sa.quick_modes.iter().position(|q| q.owns_spi(notification.spi));
     let index = by_spi.or(match waiting.as_slice() {
         [only] => Some(*only),
         _ => None,

@@ -3,7 +3,9 @@
 //!
 //! Implemented so far: main mode and aggressive mode with pre-shared keys in both roles
 //! (RFC 2409 §5, §5.4; aggressive mode as responder only when the configuration allows it),
-//! quick mode with and without PFS in both roles (RFC 2409 §5.5), phase-1 and quick-mode
+//! quick mode with and without PFS in both roles (RFC 2409 §5.5) for ESP, AH and AH+ESP
+//! (two proposal payloads under one number, KEYMAT per protocol), with proxy identities that
+//! are addresses, prefixes or ranges with a protocol and ports, phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
 //! under HASH protection afterwards, and Delete payloads received and sent. Aggressive mode with
@@ -42,14 +44,14 @@ mod tests;
 
 pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
-    AuthMethod, Config, DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal,
-    IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector,
-    AGGRESSIVE_MODE_PSK_RISK,
+    ah_integrity_from_transform_id, ah_transform_id, Addresses, AuthMethod, Config, DpdConfig,
+    EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits,
+    PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{
-    ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog, Transmit,
-    UdpEncapsulation,
+    AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
+    Transmit, UdpEncapsulation,
 };
 pub use ike_sa::Role;
 pub use lifetime::{

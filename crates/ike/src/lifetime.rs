@@ -33,7 +33,7 @@ use crate::config::{PolicyId, TrafficSelector};
 use crate::engine::Engine;
 use crate::event::{ConnectionId, Event, IpsecSaPair};
 use crate::ike_sa::{Ctx, IkeSa, Phase1, Role};
-use crate::proposal::{IpsecChoice, IpsecOffer, IpsecSuite};
+use crate::proposal::{IpsecChoice, IpsecSuite};
 use crate::quick_mode::Acquire;
 
 // Implementation constants.
@@ -113,6 +113,10 @@ pub(crate) struct InstalledPair {
     pub(crate) suite: IpsecSuite,
     pub(crate) inbound_spi: u32,
     pub(crate) outbound_spi: u32,
+    /// Our AH SPI, for AH and AH+ESP (for AH alone the same as `inbound_spi`).
+    pub(crate) ah_inbound_spi: Option<u32>,
+    /// The peer's AH SPI, likewise.
+    pub(crate) ah_outbound_spi: Option<u32>,
     /// We initiated its quick mode, so we are the side that rekeys it first.
     pub(crate) initiator: bool,
     pub(crate) installed_at: Instant,
@@ -244,6 +248,8 @@ pub(crate) fn track(sa: &mut IkeSa, policy: usize, pair: &IpsecSaPair, ctx: &mut
         suite: pair.suite,
         inbound_spi: pair.inbound.spi().0,
         outbound_spi: pair.outbound.spi().0,
+        ah_inbound_spi: pair.ah.as_ref().map(|ah| ah.inbound.spi().0),
+        ah_outbound_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
         initiator: pair.initiator,
         installed_at: now,
         soft_at,
@@ -321,14 +327,26 @@ pub(crate) fn end_pairs(
         return;
     }
     if send_delete {
-        let spis: Vec<[u8; 4]> = pairs.iter().map(|p| p.inbound_spi.to_be_bytes()).collect();
-        let delete = Delete {
-            doi: Doi::Ipsec,
-            protocol: ProtocolId::Esp,
-            spi_size: 4,
-            spis: spis.iter().map(|s| &s[..]).collect(),
-        };
-        crate::informational::send_protected(sa, &[Payload::Delete(delete)], ctx);
+        // One Delete per protocol: ESP SPIs, and the AH SPIs of AH and AH+ESP pairs.
+        let esp: Vec<[u8; 4]> = pairs
+            .iter()
+            .filter(|p| p.suite.proposal.protocols.esp().is_some())
+            .map(|p| p.inbound_spi.to_be_bytes())
+            .collect();
+        let ah: Vec<[u8; 4]> = pairs.iter().filter_map(|p| p.ah_inbound_spi).map(u32::to_be_bytes).collect();
+        let deletes: Vec<Payload<'_>> = [(ProtocolId::Esp, &esp), (ProtocolId::Ah, &ah)]
+            .into_iter()
+            .filter(|(_, spis)| !spis.is_empty())
+            .map(|(protocol, spis)| {
+                Payload::Delete(Delete {
+                    doi: Doi::Ipsec,
+                    protocol,
+                    spi_size: 4,
+                    spis: spis.iter().map(|s| &s[..]).collect(),
+                })
+            })
+            .collect();
+        crate::informational::send_protected(sa, &deletes, ctx);
     }
     for pair in pairs {
         ctx.out.events.push_back(Event::IpsecSaExpired {
@@ -376,7 +394,7 @@ pub(crate) fn adopt_responder_lifetime(suite: IpsecSuite, payloads: &[Payload<'_
     let notified = payloads.iter().find_map(|p| match p {
         Payload::Notification(n)
             if n.notify_type == NotifyType::ResponderLifetime
-                && matches!(n.protocol, ProtocolId::Esp | ProtocolId::Isakmp) =>
+                && matches!(n.protocol, ProtocolId::Esp | ProtocolId::Ah | ProtocolId::Isakmp) =>
         {
             Some(n.data)
         }
@@ -428,7 +446,7 @@ fn parse_life_attributes(mut data: &[u8]) -> (Option<u64>, Option<u64>) {
 /// it chose (the shorter of both) is shorter than what the initiator offered, so that the
 /// initiator does not keep using an SA we have already deleted. `None` when the offer stands.
 pub(crate) fn responder_lifetime_data(choice: &IpsecChoice) -> Option<Vec<u8>> {
-    let offered = IpsecOffer::read(&choice.transform).suite()?;
+    let offered = choice.offered().suite()?;
     let shorter_time = choice.suite.lifetime < offered.lifetime;
     let shorter_traffic = match (choice.suite.lifetime_kilobytes, offered.lifetime_kilobytes) {
         (Some(ours), Some(theirs)) => ours < theirs,
@@ -452,10 +470,14 @@ pub(crate) fn responder_lifetime_data(choice: &IpsecChoice) -> Option<Vec<u8>> {
 }
 
 /// The RESPONDER-LIFETIME notification carrying `data`, naming our inbound SPI.
-pub(crate) fn responder_lifetime_notify<'a>(spi: &'a [u8], data: &'a [u8]) -> Payload<'a> {
+pub(crate) fn responder_lifetime_notify<'a>(
+    protocol: ProtocolId,
+    spi: &'a [u8],
+    data: &'a [u8],
+) -> Payload<'a> {
     Payload::Notification(Notification {
         doi: Doi::Ipsec,
-        protocol: ProtocolId::Esp,
+        protocol,
         spi,
         notify_type: NotifyType::ResponderLifetime,
         data,
@@ -526,6 +548,9 @@ pub struct IpsecSaView {
     pub inbound_spi: u32,
     /// The SPI of the SA to the peer (it chose it).
     pub outbound_spi: u32,
+    /// For AH and AH+ESP: the AH SPIs, inbound (ours) and outbound (the peer's). For AH
+    /// alone they equal `inbound_spi` and `outbound_spi`.
+    pub ah_spis: Option<(u32, u32)>,
     /// True when we initiated its quick mode.
     pub initiator: bool,
     /// When it was installed.
@@ -552,6 +577,7 @@ impl Engine {
                 suite: p.suite,
                 inbound_spi: p.inbound_spi,
                 outbound_spi: p.outbound_spi,
+                ah_spis: p.ah_inbound_spi.zip(p.ah_outbound_spi),
                 initiator: p.initiator,
                 installed_at: p.installed_at,
                 remaining: p.hard_at.saturating_duration_since(now),

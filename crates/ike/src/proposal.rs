@@ -268,10 +268,18 @@ pub struct IpsecSuite {
 
 impl fmt::Display for IpsecSuite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let IpsecProtocols::Esp { encryption, integrity } = self.proposal.protocols;
-        write!(f, "esp-{}", encryption.name())?;
-        if let Some(i) = integrity {
-            write!(f, "/{}", i.name())?;
+        let protocols = self.proposal.protocols;
+        if let Some(ah) = protocols.ah() {
+            write!(f, "ah-{}", ah.name())?;
+        }
+        if let Some((encryption, integrity)) = protocols.esp() {
+            if protocols.ah().is_some() {
+                f.write_str("+")?;
+            }
+            write!(f, "esp-{}", encryption.name())?;
+            if let Some(i) = integrity {
+                write!(f, "/{}", i.name())?;
+            }
         }
         let mode = match self.proposal.mode {
             EncapsulationMode::Tunnel => "tunnel",
@@ -285,40 +293,66 @@ impl fmt::Display for IpsecSuite {
     }
 }
 
-/// The quick-mode SA payload: one ESP proposal per suite, numbered 1, 2, … (alternatives),
-/// each carrying `spi`, our inbound SPI, and one transform. With `udp` (NAT-T in use) the
-/// modes are the UDP-encapsulated ones of that dialect (RFC 3947 §5.1).
+/// Our inbound SPIs for a quick mode: one per protocol, whichever the offer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OurSpis {
+    pub(crate) esp: [u8; 4],
+    pub(crate) ah: [u8; 4],
+}
+
+impl OurSpis {
+    pub(crate) fn of(&self, protocol: ProtocolId) -> &[u8; 4] {
+        if protocol == ProtocolId::Ah {
+            &self.ah
+        } else {
+            &self.esp
+        }
+    }
+}
+
+/// The quick-mode SA payload: one proposal number per suite, numbered 1, 2, … (alternatives).
+/// ESP or AH alone is one proposal payload; AH+ESP is two with the same number, AH first
+/// (RFC 2408 §4.2: the same number means both). Each carries our inbound SPI for its
+/// protocol and one transform. With `udp` (NAT-T in use) the modes are the UDP-encapsulated
+/// ones of that dialect (RFC 3947 §5.1).
 pub(crate) fn quick_mode_offer<'a>(
     suites: &[IpsecSuite],
-    spi: &'a [u8; 4],
+    spis: &'a OurSpis,
     udp: Option<NatTVersion>,
 ) -> SecurityAssociation<'a> {
-    let proposals = suites
-        .iter()
-        .enumerate()
-        .map(|(i, suite)| {
-            let IpsecProtocols::Esp { encryption, .. } = suite.proposal.protocols;
-            Proposal {
-                number: u8::try_from(i + 1).unwrap_or(u8::MAX),
+    let mut proposals = Vec::new();
+    for (i, suite) in suites.iter().enumerate() {
+        let number = u8::try_from(i + 1).unwrap_or(u8::MAX);
+        if let Some(integrity) = suite.proposal.protocols.ah() {
+            proposals.push(Proposal {
+                number,
+                protocol: ProtocolId::Ah,
+                spi: &spis.ah,
+                transforms: vec![Transform {
+                    number: 1,
+                    transform_id: crate::config::ah_transform_id(integrity),
+                    attributes: ah_attributes(suite, udp),
+                }],
+            });
+        }
+        if let Some((encryption, _)) = suite.proposal.protocols.esp() {
+            proposals.push(Proposal {
+                number,
                 protocol: ProtocolId::Esp,
-                spi,
+                spi: &spis.esp,
                 transforms: vec![Transform {
                     number: 1,
                     transform_id: encryption.transform_id(),
                     attributes: esp_attributes(suite, udp),
                 }],
-            }
-        })
-        .collect();
+            });
+        }
+    }
     SecurityAssociation { situation: SIT_IDENTITY_ONLY, proposals }
 }
 
-/// The attributes of one ESP transform for `suite`.
-pub(crate) fn esp_attributes(
-    suite: &IpsecSuite,
-    udp: Option<NatTVersion>,
-) -> Vec<isakmp::Attribute<'static>> {
-    let IpsecProtocols::Esp { encryption, integrity } = suite.proposal.protocols;
+/// The attributes both protocols' transforms share: lifetimes, mode, PFS group.
+fn common_attributes(suite: &IpsecSuite, udp: Option<NatTVersion>) -> Vec<IpsecAttribute<'static>> {
     let mut attributes = vec![
         IpsecAttribute::LifeType(LifeType::Seconds),
         IpsecAttribute::LifeDuration(suite.lifetime.as_secs()),
@@ -328,11 +362,35 @@ pub(crate) fn esp_attributes(
         attributes.push(IpsecAttribute::LifeDuration(kb));
     }
     attributes.push(IpsecAttribute::EncapsulationMode(wire_mode(suite.proposal.mode, udp)));
-    if let Some(i) = integrity {
-        attributes.push(IpsecAttribute::AuthenticationAlgorithm(i.auth_algorithm_id().into()));
+    attributes
+}
+
+/// The attributes of one ESP transform for `suite` (which has ESP).
+pub(crate) fn esp_attributes(
+    suite: &IpsecSuite,
+    udp: Option<NatTVersion>,
+) -> Vec<isakmp::Attribute<'static>> {
+    let mut attributes = common_attributes(suite, udp);
+    if let Some((encryption, integrity)) = suite.proposal.protocols.esp() {
+        if let Some(i) = integrity {
+            attributes.push(IpsecAttribute::AuthenticationAlgorithm(i.auth_algorithm_id().into()));
+        }
+        if let Some(bits) = encryption.key_length_attribute() {
+            attributes.push(IpsecAttribute::KeyLength(bits));
+        }
     }
-    if let Some(bits) = encryption.key_length_attribute() {
-        attributes.push(IpsecAttribute::KeyLength(bits));
+    if let Some(group) = suite.pfs {
+        attributes.push(IpsecAttribute::GroupDescription(GroupDescription::from(group.id())));
+    }
+    attributes.iter().map(IpsecAttribute::to_attribute).collect()
+}
+
+/// The attributes of one AH transform for `suite` (which has AH): AUTH_ALGORITHM is required
+/// and names the same algorithm as the transform ID (RFC 2407 §4.4.3, §4.5).
+pub(crate) fn ah_attributes(suite: &IpsecSuite, udp: Option<NatTVersion>) -> Vec<isakmp::Attribute<'static>> {
+    let mut attributes = common_attributes(suite, udp);
+    if let Some(i) = suite.proposal.protocols.ah() {
+        attributes.push(IpsecAttribute::AuthenticationAlgorithm(i.auth_algorithm_id().into()));
     }
     if let Some(group) = suite.pfs {
         attributes.push(IpsecAttribute::GroupDescription(GroupDescription::from(group.id())));
@@ -355,24 +413,29 @@ fn wire_mode(mode: EncapsulationMode, udp: Option<NatTVersion>) -> WireEncapsula
 
 /// True when a chosen transform asks for ESP in UDP (any of the four UDP modes).
 pub(crate) fn is_udp_encapsulated(transform: &Transform<'_>) -> bool {
-    IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(|m| {
-        matches!(
-            m,
-            WireEncapsulation::UdpTunnel
-                | WireEncapsulation::UdpTransport
-                | WireEncapsulation::UdpTunnelDraft
-                | WireEncapsulation::UdpTransportDraft
-        )
-    })
+    IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(is_udp_mode)
 }
 
-/// What one offered ESP transform says, read leniently so that a mismatch can be described.
+fn is_udp_mode(mode: WireEncapsulation) -> bool {
+    matches!(
+        mode,
+        WireEncapsulation::UdpTunnel
+            | WireEncapsulation::UdpTransport
+            | WireEncapsulation::UdpTunnelDraft
+            | WireEncapsulation::UdpTransportDraft
+    )
+}
+
+/// What one offered proposal says (an ESP transform, an AH transform, or one of each for
+/// AH+ESP), read leniently so that a mismatch can be described.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpsecOffer {
-    /// ESP transform ID and key length.
-    pub encryption: (u8, Option<u16>),
-    /// AUTH_ALGORITHM, if present.
+    /// ESP transform ID and key length; `None` for AH alone.
+    pub encryption: Option<(u8, Option<u16>)>,
+    /// ESP AUTH_ALGORITHM, if present.
     pub integrity: Option<u16>,
+    /// AH transform ID and its AUTH_ALGORITHM, for AH and AH+ESP.
+    pub ah: Option<(u8, Option<u16>)>,
     /// ENCAPSULATION_MODE, if present.
     pub mode: Option<u16>,
     /// GROUP_DESCRIPTION (PFS), if present.
@@ -381,24 +444,61 @@ pub struct IpsecOffer {
     pub lifetime: Option<u64>,
     /// Lifetime in kilobytes, if present.
     pub lifetime_kilobytes: Option<u64>,
+    /// False when the AH and ESP transforms of an AH+ESP offer disagree on mode or group.
+    consistent: bool,
 }
 
 impl IpsecOffer {
     /// Reads an ESP transform.
     pub(crate) fn read(transform: &Transform<'_>) -> Self {
+        let mut offer = Self::read_common(transform);
+        offer.encryption = Some((transform.transform_id, None));
+        for attribute in transform.ipsec_attributes() {
+            match attribute {
+                IpsecAttribute::KeyLength(bits) => {
+                    offer.encryption = Some((transform.transform_id, Some(bits)));
+                }
+                IpsecAttribute::AuthenticationAlgorithm(a) => offer.integrity = Some(a.into()),
+                _ => {}
+            }
+        }
+        offer
+    }
+
+    /// Reads an AH transform.
+    pub(crate) fn read_ah(transform: &Transform<'_>) -> Self {
+        let mut offer = Self::read_common(transform);
+        let auth = transform.ipsec_attributes().find_map(|a| match a {
+            IpsecAttribute::AuthenticationAlgorithm(a) => Some(u16::from(a)),
+            _ => None,
+        });
+        offer.ah = Some((transform.transform_id, auth));
+        offer
+    }
+
+    /// Reads a transform of `protocol` (AH or ESP).
+    pub(crate) fn read_protocol(protocol: ProtocolId, transform: &Transform<'_>) -> Self {
+        if protocol == ProtocolId::Ah {
+            Self::read_ah(transform)
+        } else {
+            Self::read(transform)
+        }
+    }
+
+    fn read_common(transform: &Transform<'_>) -> Self {
         let mut offer = Self {
-            encryption: (transform.transform_id, None),
+            encryption: None,
             integrity: None,
+            ah: None,
             mode: None,
             group: None,
             lifetime: None,
             lifetime_kilobytes: None,
+            consistent: true,
         };
         let mut life_type = LifeType::Seconds;
         for attribute in transform.ipsec_attributes() {
             match attribute {
-                IpsecAttribute::KeyLength(bits) => offer.encryption.1 = Some(bits),
-                IpsecAttribute::AuthenticationAlgorithm(a) => offer.integrity = Some(a.into()),
                 IpsecAttribute::EncapsulationMode(m) => offer.mode = Some(m.into()),
                 IpsecAttribute::GroupDescription(g) => offer.group = Some(g.into()),
                 IpsecAttribute::LifeType(t) => life_type = t,
@@ -412,14 +512,52 @@ impl IpsecOffer {
         offer
     }
 
+    /// An AH+ESP offer from its AH and its ESP transform: the ESP values, the AH algorithm,
+    /// the shorter lifetimes; mode and PFS group must agree.
+    pub(crate) fn combine(ah: &Self, esp: &Self) -> Self {
+        Self {
+            ah: ah.ah,
+            lifetime: min_optional(ah.lifetime, esp.lifetime),
+            lifetime_kilobytes: min_optional(ah.lifetime_kilobytes, esp.lifetime_kilobytes),
+            consistent: ah.consistent && esp.consistent && ah.mode == esp.mode && ah.group == esp.group,
+            ..esp.clone()
+        }
+    }
+
     /// The suite, if every value is one we implement.
     pub(crate) fn suite(&self) -> Option<IpsecSuite> {
-        let encryption = EspCipher::from_transform_id(self.encryption.0, self.encryption.1)?;
-        let integrity = match self.integrity {
-            Some(a) => Some(Integrity::from_auth_algorithm_id(a)?),
+        if !self.consistent {
+            return None;
+        }
+        let esp = match self.encryption {
+            Some((id, bits)) => {
+                let encryption = EspCipher::from_transform_id(id, bits)?;
+                let integrity = match self.integrity {
+                    Some(a) => Some(Integrity::from_auth_algorithm_id(a)?),
+                    None => None,
+                };
+                if encryption.is_aead() == integrity.is_some() {
+                    return None;
+                }
+                Some((encryption, integrity))
+            }
             None => None,
         };
-        if encryption.is_aead() == integrity.is_some() {
+        let ah = match self.ah {
+            Some((id, auth)) => {
+                let integrity = crate::config::ah_integrity_from_transform_id(id)?;
+                // RFC 2407 §4.5: AUTH_ALGORITHM is required with AH and must name the
+                // transform's algorithm.
+                if auth != Some(integrity.auth_algorithm_id()) {
+                    return None;
+                }
+                Some(integrity)
+            }
+            None => None,
+        };
+        let protocols = IpsecProtocols::from_parts(ah, esp)?;
+        if ah.is_some() && self.mode.is_some_and(|m| is_udp_mode(WireEncapsulation::from(m))) {
+            // AH has no UDP encapsulation (RFC 3948 covers ESP only).
             return None;
         }
         let mode = match self.mode.map(WireEncapsulation::from) {
@@ -439,7 +577,7 @@ impl IpsecOffer {
             None => None,
         };
         Some(IpsecSuite {
-            proposal: IpsecProposal { protocols: IpsecProtocols::Esp { encryption, integrity }, mode },
+            proposal: IpsecProposal { protocols, mode },
             pfs,
             // RFC 2407 §4.5: without a lifetime attribute the default is 28800 seconds.
             lifetime: Duration::from_secs(self.lifetime.unwrap_or(28_800)).min(MAX_LIFETIME),
@@ -450,18 +588,24 @@ impl IpsecOffer {
 
 impl fmt::Display for IpsecOffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.suite() {
-            Some(s) => write!(f, "{s}"),
-            None => write!(
-                f,
-                "esp transform {}{} auth {:?} mode {:?} group {:?}",
-                self.encryption.0,
-                self.encryption.1.map(|b| format!("-{b}")).unwrap_or_default(),
-                self.integrity,
-                self.mode,
-                self.group
-            ),
+        if let Some(s) = self.suite() {
+            return write!(f, "{s}");
         }
+        if let Some((id, auth)) = self.ah {
+            write!(f, "ah transform {id} auth {auth:?}")?;
+            if self.encryption.is_some() {
+                f.write_str(" + ")?;
+            }
+        }
+        if let Some((id, bits)) = self.encryption {
+            write!(
+                f,
+                "esp transform {id}{} auth {:?}",
+                bits.map(|b| format!("-{b}")).unwrap_or_default(),
+                self.integrity
+            )?;
+        }
+        write!(f, " mode {:?} group {:?}", self.mode, self.group)
     }
 }
 
@@ -483,30 +627,91 @@ impl fmt::Display for IpsecMismatch {
     }
 }
 
-/// The chosen proposal: its number and SPI (the peer's inbound SPI) and the negotiated suite.
+/// One protocol of a chosen proposal: its transform and the peer's inbound SPI for it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChosenProtocol {
+    pub(crate) protocol: ProtocolId,
+    pub(crate) transform: Transform<'static>,
+    pub(crate) peer_spi: [u8; 4],
+}
+
+/// The chosen proposal: its number, its protocols (AH before ESP) and the negotiated suite.
 #[derive(Debug, Clone)]
 pub(crate) struct IpsecChoice {
     pub(crate) proposal_number: u8,
-    pub(crate) transform: Transform<'static>,
-    pub(crate) peer_spi: [u8; 4],
+    pub(crate) parts: Vec<ChosenProtocol>,
     pub(crate) suite: IpsecSuite,
 }
 
-/// Chooses among the proposals of a quick-mode SA payload: the first ESP proposal with a
-/// 4-byte SPI whose transform equals one of `ours` in algorithms, mode and PFS group.
-/// Lifetimes are not compared; the shorter wins.
+impl IpsecChoice {
+    /// The part of `protocol`, if chosen.
+    pub(crate) fn part(&self, protocol: ProtocolId) -> Option<&ChosenProtocol> {
+        self.parts.iter().find(|p| p.protocol == protocol)
+    }
+
+    /// What the chosen transforms offered, read back (the lifetimes as the peer offered).
+    pub(crate) fn offered(&self) -> IpsecOffer {
+        let read = |p: &ChosenProtocol| IpsecOffer::read_protocol(p.protocol, &p.transform);
+        match (self.part(ProtocolId::Ah), self.part(ProtocolId::Esp)) {
+            (Some(ah), Some(esp)) => IpsecOffer::combine(&read(ah), &read(esp)),
+            _ => read(&self.parts[0]),
+        }
+    }
+
+    /// The transform that decides the encapsulation (ESP's, or AH's alone).
+    pub(crate) fn main_transform(&self) -> &Transform<'static> {
+        &self.part(ProtocolId::Esp).unwrap_or(&self.parts[0]).transform
+    }
+}
+
+/// Chooses among the proposals of a quick-mode SA payload. Proposal payloads with the same
+/// number form one proposal (RFC 2408 §4.2): ESP alone, AH alone, or AH with ESP, each with a
+/// 4-byte SPI. The first whose transforms (one per protocol) equal one of `ours` in
+/// algorithms, mode and PFS group wins. Lifetimes are not compared; the shorter wins.
 pub(crate) fn choose_ipsec(
     offer: &SecurityAssociation<'_>,
     ours: &[IpsecSuite],
 ) -> Result<IpsecChoice, IpsecMismatch> {
     let mut offered = Vec::new();
-    for proposal in &offer.proposals {
-        if proposal.protocol != ProtocolId::Esp {
+    let mut rest = offer.proposals.as_slice();
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take_while(|p| p.number == first.number).count();
+        let (group, tail) = rest.split_at(len);
+        rest = tail;
+        let ah: Vec<&Proposal<'_>> = group.iter().filter(|p| p.protocol == ProtocolId::Ah).collect();
+        let esp: Vec<&Proposal<'_>> = group.iter().filter(|p| p.protocol == ProtocolId::Esp).collect();
+        // Only ESP, AH, or one of each; IPComp and doubles are not implemented.
+        if ah.len() > 1 || esp.len() > 1 || ah.len() + esp.len() != group.len() || group.is_empty() {
             continue;
         }
-        let Ok(peer_spi) = <[u8; 4]>::try_from(proposal.spi) else { continue };
-        for transform in &proposal.transforms {
-            let read = IpsecOffer::read(transform);
+        let spi = |p: &Proposal<'_>| <[u8; 4]>::try_from(p.spi).ok();
+        if group.iter().any(|p| spi(p).is_none()) {
+            continue;
+        }
+        // Every combination of one transform per protocol, in the offer's order.
+        let mut combinations: Vec<(IpsecOffer, Vec<(&Proposal<'_>, &Transform<'_>)>)> = Vec::new();
+        match (ah.first(), esp.first()) {
+            (Some(a), Some(e)) => {
+                for ta in &a.transforms {
+                    for te in &e.transforms {
+                        let read = IpsecOffer::combine(&IpsecOffer::read_ah(ta), &IpsecOffer::read(te));
+                        combinations.push((read, vec![(*a, ta), (*e, te)]));
+                    }
+                }
+            }
+            (Some(a), None) => {
+                for ta in &a.transforms {
+                    combinations.push((IpsecOffer::read_ah(ta), vec![(*a, ta)]));
+                }
+            }
+            (None, Some(e)) => {
+                for te in &e.transforms {
+                    combinations.push((IpsecOffer::read(te), vec![(*e, te)]));
+                }
+            }
+            (None, None) => {}
+        }
+        for (read, parts) in combinations {
             if let Some(suite) = read.suite() {
                 if let Some(mine) = ours.iter().find(|m| m.proposal == suite.proposal && m.pfs == suite.pfs) {
                     let suite = IpsecSuite {
@@ -514,12 +719,17 @@ pub(crate) fn choose_ipsec(
                         lifetime_kilobytes: min_optional(suite.lifetime_kilobytes, mine.lifetime_kilobytes),
                         ..suite
                     };
-                    return Ok(IpsecChoice {
-                        proposal_number: proposal.number,
-                        transform: owned_transform(transform),
-                        peer_spi,
-                        suite,
-                    });
+                    let parts = parts
+                        .into_iter()
+                        .filter_map(|(p, t)| {
+                            Some(ChosenProtocol {
+                                protocol: p.protocol,
+                                transform: owned_transform(t),
+                                peer_spi: spi(p)?,
+                            })
+                        })
+                        .collect();
+                    return Ok(IpsecChoice { proposal_number: first.number, parts, suite });
                 }
             }
             offered.push(read);
@@ -580,9 +790,9 @@ mod tests {
             lifetime: Duration::from_secs(3600),
             lifetime_kilobytes: None,
         };
-        let spi = [0, 0, 1, 0];
+        let spis = OurSpis { esp: [0, 0, 1, 0], ah: [0, 0, 2, 0] };
         for (udp, encapsulated) in [(None, false), (Some(NatTVersion::Draft03), true)] {
-            let offer = quick_mode_offer(&[suite], &spi, udp);
+            let offer = quick_mode_offer(&[suite], &spis, udp);
             let transform = &offer.proposals[0].transforms[0];
             assert_eq!(is_udp_encapsulated(transform), encapsulated);
             // Either way it reads back as the configured tunnel suite.

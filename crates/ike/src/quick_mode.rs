@@ -24,11 +24,11 @@ use isakmp::{
     SecurityAssociation, SIT_IDENTITY_ONLY,
 };
 
-use crate::config::{EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{Event, FailureReason, IpsecSaPair, UdpEncapsulation};
+use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
+use crate::event::{AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation};
 use crate::ike_sa::{find_sa, Ctx, Flight, IkeSa, Phase1, Phase1Material, NONCE_LEN};
 use crate::nat_t;
-use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite};
+use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::wire;
 
 /// A flow that needs IPsec SAs: policy entry and the ACL rule it matched.
@@ -54,7 +54,7 @@ pub(crate) struct InitiatorWait {
     iv: ExchangeIvChain,
     ni: Vec<u8>,
     dh: Option<DhPrivate>,
-    our_spi: [u8; 4],
+    our_spis: OurSpis,
     offered: Vec<IpsecSuite>,
 }
 
@@ -66,7 +66,7 @@ pub(crate) struct ResponderWait {
     ni: Vec<u8>,
     nr: Vec<u8>,
     pfs_secret: Option<SecretBytes>,
-    our_spi: [u8; 4],
+    our_spis: OurSpis,
     choice: IpsecChoice,
 }
 
@@ -82,13 +82,18 @@ impl QuickMode {
         [Some(self.deadline), self.flight.retransmit_at()].into_iter().flatten().min()
     }
 
-    /// The SPI we put in our proposal, while the exchange runs.
-    pub(crate) fn our_spi(&self) -> Option<&[u8]> {
+    /// The SPIs we put in our proposals (ESP's and AH's), while the exchange runs.
+    pub(crate) fn our_spis(&self) -> Option<&OurSpis> {
         match &self.state {
-            QmState::InitiatorWaitQm2(w) => Some(&w.our_spi),
-            QmState::ResponderWaitQm3(w) => Some(&w.our_spi),
+            QmState::InitiatorWaitQm2(w) => Some(&w.our_spis),
+            QmState::ResponderWaitQm3(w) => Some(&w.our_spis),
             QmState::Done => None,
         }
+    }
+
+    /// True when `spi` is one of the SPIs we put in our proposals, while the exchange runs.
+    pub(crate) fn owns_spi(&self, spi: &[u8]) -> bool {
+        self.our_spis().is_some_and(|s| s.esp == spi || s.ah == spi)
     }
 
     /// The flow this exchange negotiates, when we initiated it and it is still running.
@@ -129,39 +134,57 @@ pub(crate) fn policy_suites(policy: &PolicyConfig) -> Vec<IpsecSuite> {
         .collect()
 }
 
-fn subnet_id(subnet: &Subnet, protocol: u8) -> Identification<'static> {
-    let identity = if subnet.mask == Ipv4Addr::BROADCAST {
-        Identity::Ipv4Addr(subnet.address)
-    } else {
-        Identity::Ipv4Subnet { address: subnet.address, mask: subnet.mask }
+/// The proxy identity of one side of a flow: ID_IPV4_ADDR for a host, ID_IPV4_ADDR_SUBNET for
+/// a prefix, ID_IPV4_ADDR_RANGE for a range; protocol and port (0 = any) as given.
+fn side_id(addresses: &Addresses, protocol: u8, port: Option<u16>) -> Identification<'static> {
+    let identity = match *addresses {
+        Addresses::Subnet(s) if s.mask == Ipv4Addr::BROADCAST => Identity::Ipv4Addr(s.address),
+        Addresses::Subnet(s) => Identity::Ipv4Subnet { address: s.address, mask: s.mask },
+        Addresses::Range { start, end } => Identity::Ipv4Range { start, end },
     };
-    Identification { protocol, port: 0, identity }
+    Identification { protocol, port: port.unwrap_or(0), identity }
 }
 
-/// The prefix a proxy identity names; ranges and IPv6 are not supported yet.
-fn id_subnet(id: &Identification<'_>) -> Option<Subnet> {
+/// The addresses a proxy identity names (a range that is exactly a prefix becomes that
+/// prefix); IPv6 is not supported yet.
+fn id_addresses(id: &Identification<'_>) -> Option<Addresses> {
     match id.identity {
-        Identity::Ipv4Addr(address) => Some(Subnet { address, mask: Ipv4Addr::BROADCAST }),
-        Identity::Ipv4Subnet { address, mask } => Some(Subnet { address, mask }),
+        Identity::Ipv4Addr(address) => Some(Subnet { address, mask: Ipv4Addr::BROADCAST }.into()),
+        Identity::Ipv4Subnet { address, mask } => {
+            let subnet = Subnet { address: Ipv4Addr::from(u32::from(address) & u32::from(mask)), mask };
+            // A non-contiguous mask names no prefix.
+            (u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros() == 32).then_some(subnet.into())
+        }
+        Identity::Ipv4Range { start, end } => (start <= end).then(|| Addresses::range(start, end)),
         _ => None,
     }
 }
 
-fn host_subnet(address: IpAddr) -> Option<Subnet> {
+fn host_addresses(address: IpAddr) -> Option<Addresses> {
     match address {
-        IpAddr::V4(a) => Some(Subnet { address: a, mask: Ipv4Addr::BROADCAST }),
+        IpAddr::V4(a) => Some(Subnet { address: a, mask: Ipv4Addr::BROADCAST }.into()),
         IpAddr::V6(_) => None,
     }
 }
 
-fn key_lengths(suite: &IpsecSuite) -> EspKeyLengths {
-    let crate::config::IpsecProtocols::Esp { encryption, integrity } = suite.proposal.protocols;
+fn port(port: u16) -> Option<u16> {
+    (port != 0).then_some(port)
+}
+
+fn esp_key_lengths(suite: &IpsecSuite) -> EspKeyLengths {
+    let Some((encryption, integrity)) = suite.proposal.protocols.esp() else {
+        return EspKeyLengths { encryption_key_len: 0, salt_len: 0, integrity_key_len: 0 };
+    };
     let salt_len = if encryption.is_aead() { 4 } else { 0 };
     EspKeyLengths {
         encryption_key_len: encryption.key_len() - salt_len,
         salt_len,
         integrity_key_len: integrity.map_or(0, |i| i.key_len()),
     }
+}
+
+fn ah_key_lengths(integrity: crypto::Integrity) -> EspKeyLengths {
+    EspKeyLengths { encryption_key_len: 0, salt_len: 0, integrity_key_len: integrity.key_len() }
 }
 
 fn random_spi(ctx: &mut Ctx<'_>) -> [u8; 4] {
@@ -213,8 +236,14 @@ impl IkeSa {
         let message_id = self.new_message_id(ctx);
         let Some(material) = material(&self.phase1) else { return Ok(()) };
         let policy = &ctx.config.policies[acquire.policy];
-        let offered = policy_suites(policy);
-        let our_spi = random_spi(ctx);
+        let udp = self.nat.encapsulation();
+        let mut offered = policy_suites(policy);
+        if udp.is_some() && offered.iter().any(|s| s.proposal.protocols.ah().is_none()) {
+            // AH protects the outer addresses a NAT rewrites and has no UDP encapsulation
+            // (RFC 3948 covers ESP only): behind a NAT offer only the suites without it.
+            offered.retain(|s| s.proposal.protocols.ah().is_none());
+        }
+        let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let ni = ctx.random_bytes(NONCE_LEN);
         let dh = match policy.pfs {
             Some(group) => {
@@ -222,14 +251,14 @@ impl IkeSa {
             }
             None => None,
         };
-        let udp = self.nat.encapsulation();
-        let sa = quick_mode_offer(&offered, &our_spi, udp);
+        let sa = quick_mode_offer(&offered, &our_spis, udp);
         let mut rest = vec![Payload::SecurityAssociation(sa), Payload::Nonce(&ni)];
         if let Some(dh) = &dh {
             rest.push(Payload::KeyExchange(dh.public_value()));
         }
-        rest.push(Payload::Identification(subnet_id(&acquire.selector.local, acquire.selector.protocol)));
-        rest.push(Payload::Identification(subnet_id(&acquire.selector.remote, acquire.selector.protocol)));
+        let flow = &acquire.selector;
+        rest.push(Payload::Identification(side_id(&flow.local, flow.protocol, flow.local_port)));
+        rest.push(Payload::Identification(side_id(&flow.remote, flow.protocol, flow.remote_port)));
         if let Some(version) = udp {
             if offered.iter().any(|s| s.proposal.mode == EncapsulationMode::Transport) {
                 // RFC 3947 §5.2: transport mode through a NAT needs the original addresses for
@@ -254,7 +283,7 @@ impl IkeSa {
                 iv,
                 ni,
                 dh,
-                our_spi,
+                our_spis,
                 offered,
             })),
             flight,
@@ -345,16 +374,8 @@ impl IkeSa {
         let pair = self.install(
             wait.acquire.policy,
             wait.acquire.selector,
-            &suite,
-            &choice.transform,
-            KeymatInput {
-                pfs_shared_secret: pfs_secret.as_ref().map(SecretBytes::expose),
-                protocol: u8::from(ProtocolId::Esp),
-                ni_b: &wait.ni,
-                nr_b: nr,
-            },
-            wait.our_spi,
-            choice.peer_spi,
+            &IpsecChoice { suite, ..choice },
+            Keymat { pfs_secret: pfs_secret.as_ref(), ni: &wait.ni, nr, our_spis: &wait.our_spis },
             true,
             proof,
             ctx,
@@ -403,23 +424,41 @@ impl IkeSa {
             })
             .collect();
         // Without proxy identities the flow is between the two gateways (RFC 2409 §5.5).
-        let (peer_side, our_side, protocol) = match ids.as_slice() {
-            [] => (host_subnet(self.remote.ip()), host_subnet(self.local.ip()), 0),
-            [ci, cr] => (id_subnet(ci), id_subnet(cr), ci.protocol),
+        let (peer_side, our_side, protocol, peer_port, our_port) = match ids.as_slice() {
+            [] => (host_addresses(self.remote.ip()), host_addresses(self.local.ip()), Some(0), 0, 0),
+            // Both identities name the same flow, so the same protocol (RFC 2407 §4.6.2).
+            [ci, cr] => (
+                id_addresses(ci),
+                id_addresses(cr),
+                (ci.protocol == cr.protocol).then_some(ci.protocol),
+                ci.port,
+                cr.port,
+            ),
             _ => return Err(FailureReason::MissingPayload("IDci and IDcr (exactly two ID payloads)")),
         };
         let describe = || match ids.as_slice() {
-            [ci, cr] => format!(
-                "{} -> {}",
-                crate::ike_sa::describe_identity(&ci.identity),
-                crate::ike_sa::describe_identity(&cr.identity)
-            ),
+            [ci, cr] => {
+                let side = |id: &Identification<'_>| {
+                    let mut text = crate::ike_sa::describe_identity(&id.identity);
+                    if id.protocol != 0 || id.port != 0 {
+                        text.push_str(&format!(" proto {} port {}", id.protocol, id.port));
+                    }
+                    text
+                };
+                format!("{} -> {}", side(ci), side(cr))
+            }
             _ => format!("{} -> {}", self.remote.ip(), self.local.ip()),
         };
-        let (Some(peer_side), Some(our_side)) = (peer_side, our_side) else {
+        let (Some(peer_side), Some(our_side), Some(protocol)) = (peer_side, our_side, protocol) else {
             return Err(FailureReason::ProxyIdNotAllowed { proposed: describe() });
         };
-        let selector = TrafficSelector { protocol, local: our_side, remote: peer_side };
+        let selector = TrafficSelector {
+            protocol,
+            local: our_side,
+            remote: peer_side,
+            local_port: port(our_port),
+            remote_port: port(peer_port),
+        };
         let policy = ctx
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
@@ -437,16 +476,21 @@ impl IkeSa {
             None => (None, None),
         };
         iv.advance(decrypted.next_iv);
-        let our_spi = random_spi(ctx);
+        let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);
+        // The chosen proposal with every protocol of it (AH+ESP keeps both), each with our SPI.
         let reply = SecurityAssociation {
             situation: SIT_IDENTITY_ONLY,
-            proposals: vec![Proposal {
-                number: choice.proposal_number,
-                protocol: ProtocolId::Esp,
-                spi: &our_spi,
-                transforms: vec![choice.transform.clone()],
-            }],
+            proposals: choice
+                .parts
+                .iter()
+                .map(|part| Proposal {
+                    number: choice.proposal_number,
+                    protocol: part.protocol,
+                    spi: our_spis.of(part.protocol),
+                    transforms: vec![part.transform.clone()],
+                })
+                .collect(),
         };
         let mut rest = vec![Payload::SecurityAssociation(reply), Payload::Nonce(&nr)];
         if let Some(dh) = &dh {
@@ -461,7 +505,13 @@ impl IkeSa {
         }
         let responder_lifetime = crate::lifetime::responder_lifetime_data(&choice);
         if let Some(data) = &responder_lifetime {
-            rest.push(crate::lifetime::responder_lifetime_notify(&our_spi, data));
+            for part in &choice.parts {
+                rest.push(crate::lifetime::responder_lifetime_notify(
+                    part.protocol,
+                    our_spis.of(part.protocol),
+                    data,
+                ));
+            }
         }
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
@@ -481,7 +531,7 @@ impl IkeSa {
                 ni,
                 nr,
                 pfs_secret,
-                our_spi,
+                our_spis,
                 choice,
             })),
             flight,
@@ -514,16 +564,13 @@ impl IkeSa {
         let pair = self.install(
             wait.policy,
             wait.selector,
-            &wait.choice.suite,
-            &wait.choice.transform,
-            KeymatInput {
-                pfs_shared_secret: wait.pfs_secret.as_ref().map(SecretBytes::expose),
-                protocol: u8::from(ProtocolId::Esp),
-                ni_b: &wait.ni,
-                nr_b: &wait.nr,
+            &wait.choice,
+            Keymat {
+                pfs_secret: wait.pfs_secret.as_ref(),
+                ni: &wait.ni,
+                nr: &wait.nr,
+                our_spis: &wait.our_spis,
             },
-            wait.our_spi,
-            wait.choice.peer_spi,
             false,
             proof,
             ctx,
@@ -537,27 +584,55 @@ impl IkeSa {
         Ok(())
     }
 
-    /// Derives both SAs' keys (RFC 2409 §5.5) and describes the pair for the data plane.
+    /// Derives the keys of every SA of the pair (RFC 2409 §5.5: KEYMAT per protocol, with
+    /// that protocol's number and SPIs) and describes the pair for the data plane.
     #[allow(clippy::too_many_arguments)] // every input names a distinct protocol value
     fn install(
         &self,
         policy: usize,
         selector: TrafficSelector,
-        suite: &IpsecSuite,
-        transform: &isakmp::Transform<'_>,
-        input: KeymatInput<'_>,
-        our_spi: [u8; 4],
-        peer_spi: [u8; 4],
+        choice: &IpsecChoice,
+        keymat: Keymat<'_>,
         initiator: bool,
         // The peer's last quick-mode HASH checked out: keys are derived only then.
         _proof: HashVerified,
         ctx: &Ctx<'_>,
     ) -> Result<IpsecSaPair, FailureReason> {
         let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
-        let keys = material
-            .skeyid_d
-            .ipsec_sa_keys(&input, Spi::from_bytes(our_spi), Spi::from_bytes(peer_spi), key_lengths(suite))
-            .map_err(|_| FailureReason::Undecryptable)?;
+        let suite = &choice.suite;
+        let derive = |protocol: ProtocolId, lengths: EspKeyLengths| {
+            let part = choice.part(protocol).ok_or(FailureReason::MissingPayload("proposal"))?;
+            let input = KeymatInput {
+                pfs_shared_secret: keymat.pfs_secret.map(SecretBytes::expose),
+                protocol: u8::from(protocol),
+                ni_b: keymat.ni,
+                nr_b: keymat.nr,
+            };
+            material
+                .skeyid_d
+                .ipsec_sa_keys(
+                    &input,
+                    Spi::from_bytes(*keymat.our_spis.of(protocol)),
+                    Spi::from_bytes(part.peer_spi),
+                    lengths,
+                )
+                .map_err(|_| FailureReason::Undecryptable)
+        };
+        let ah = match suite.proposal.protocols.ah() {
+            Some(integrity) => {
+                let keys = derive(ProtocolId::Ah, ah_key_lengths(integrity))?;
+                Some(AhSaKeys { inbound: keys.inbound, outbound: keys.outbound, integrity })
+            }
+            None => None,
+        };
+        // The keys the pair is known by: ESP's, or for AH alone AH's again.
+        let keys = match suite.proposal.protocols.esp() {
+            Some(_) => derive(ProtocolId::Esp, esp_key_lengths(suite))?,
+            None => derive(
+                ProtocolId::Ah,
+                ah.as_ref().map_or(esp_key_lengths(suite), |a| ah_key_lengths(a.integrity)),
+            )?,
+        };
         Ok(IpsecSaPair {
             connection: self.connection,
             peer: self.peer_config(ctx.config).name.clone(),
@@ -568,19 +643,34 @@ impl IkeSa {
             suite: *suite,
             inbound: keys.inbound,
             outbound: keys.outbound,
+            ah,
             initiator,
             // ESP in UDP when the chosen transform says so and the SA runs on 4500; a UDP mode
             // without a float (a confused peer) leaves plain ESP, which the peer's NAT-D allowed.
-            udp_encapsulation: (self.nat.floated && crate::proposal::is_udp_encapsulated(transform))
-                .then(|| UdpEncapsulation { local_port: self.local.port(), remote_port: self.remote.port() }),
+            udp_encapsulation: (self.nat.floated
+                && crate::proposal::is_udp_encapsulated(choice.main_transform()))
+            .then(|| UdpEncapsulation { local_port: self.local.port(), remote_port: self.remote.port() }),
         })
     }
 }
 
+/// What KEYMAT is derived from besides SKEYID_d, protocol and SPI (RFC 2409 §5.5).
+struct Keymat<'a> {
+    pfs_secret: Option<&'a SecretBytes>,
+    ni: &'a [u8],
+    nr: &'a [u8],
+    our_spis: &'a OurSpis,
+}
+
 /// True when a rule of ours (`rule`, from our side) covers the flow the peer proposed: the
 /// proposal mirrors the rule or lies inside it (the USG rule for templates and responders).
+/// Addresses (prefixes or ranges) must lie inside the rule's; a rule's port must be the
+/// proposed one, and a rule without a port allows any.
 fn covers(rule: &TrafficSelector, proposed: &TrafficSelector) -> bool {
+    let port_ok = |rule: Option<u16>, proposed: Option<u16>| rule.is_none() || rule == proposed;
     (rule.protocol == 0 || rule.protocol == proposed.protocol)
         && rule.local.contains(&proposed.local)
         && rule.remote.contains(&proposed.remote)
+        && port_ok(rule.local_port, proposed.local_port)
+        && port_ok(rule.remote_port, proposed.remote_port)
 }

@@ -6,6 +6,7 @@ mod dpd;
 mod key_log;
 mod lifetime;
 mod nat_t;
+mod quick_mode;
 mod util;
 
 use std::time::Duration;
@@ -169,6 +170,58 @@ fn main_mode_responder_rejects_proposal_mismatch_naming_both_sides() {
     assert_eq!(pair.a.engine.ike_sas().count(), 0);
 }
 
+/// A against B (the recommended aes-256/sha2-256/group14) with A's only IKE proposal
+/// `offered`: phase 1 fails on both sides, B's reason lists both suites, A hears
+/// NO_PROPOSAL_CHOSEN, and no SA is left.
+fn assert_phase1_mismatch(offered: crate::IkeProposal, shown: &str, seed: u64) {
+    let a = Gateway { ike: vec![offered], ..Gateway::fw_a() };
+    let b = Gateway::fw_b();
+    let mut pair = Pair::new(&a, &b, seed);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(120));
+    let text = failure_reasons(&pair.b).join("\n");
+    let expected =
+        format!("IKE proposal mismatch: peer offers {shown}, we accept aes-256/sha2-256/group14/pre-share");
+    assert!(text.contains(&expected), "{text}");
+    let on_a = failures(&pair.a);
+    assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
+    assert!(
+        matches!(on_a[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)),
+        "{}",
+        on_a[0]
+    );
+    assert!(!established(&pair));
+    assert_eq!(pair.b.engine.ike_sas().count(), 0);
+    assert_eq!(pair.a.engine.ike_sas().count(), 0);
+}
+
+#[test]
+fn main_mode_responder_rejects_encryption_mismatch() {
+    assert_phase1_mismatch(
+        ike(Phase1Cipher::Aes128, HashAlgorithm::Sha256, DhGroup::Modp2048),
+        "aes-128/sha2-256/group14/pre-share",
+        20,
+    );
+}
+
+#[test]
+fn main_mode_responder_rejects_hash_mismatch() {
+    assert_phase1_mismatch(
+        ike(Phase1Cipher::Aes256, HashAlgorithm::Sha1, DhGroup::Modp2048),
+        "aes-256/sha1/group14/pre-share",
+        21,
+    );
+}
+
+#[test]
+fn main_mode_responder_rejects_group_mismatch() {
+    assert_phase1_mismatch(
+        ike(Phase1Cipher::Aes256, HashAlgorithm::Sha256, DhGroup::Modp1024),
+        "aes-256/sha2-256/group2/pre-share",
+        22,
+    );
+}
+
 #[test]
 fn quick_mode_responder_rejects_pfs_mismatch() {
     let a = Gateway { pfs: Some(DhGroup::Modp2048), ..Gateway::fw_a() };
@@ -229,8 +282,8 @@ fn quick_mode_responder_accepts_flow_inside_its_acl() {
     let mut pair = Pair::new(&a, &b, 8);
     // Widen B's selector to /16 by rebuilding its engine.
     let mut config = b.config();
-    config.policies[0].selectors[0].local = crate::Subnet::new(b.inside, 16);
-    config.policies[0].selectors[0].remote = crate::Subnet::new(b.far, 16);
+    config.policies[0].selectors[0].local = crate::Subnet::new(b.inside, 16).into();
+    config.policies[0].selectors[0].remote = crate::Subnet::new(b.far, 16).into();
     pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(99)));
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);

@@ -58,6 +58,8 @@ pub(crate) struct Gateway {
     pub(crate) accept_aggressive_from_peer: bool,
     pub(crate) nat_traversal: bool,
     pub(crate) dpd: Option<crate::DpdConfig>,
+    /// The policy's ACL rules; empty means the one rule `selector()`.
+    pub(crate) rules: Vec<TrafficSelector>,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -99,6 +101,7 @@ impl Gateway {
             accept_aggressive_from_peer: false,
             nat_traversal: true,
             dpd: None,
+            rules: Vec::new(),
         }
     }
 
@@ -108,11 +111,7 @@ impl Gateway {
     }
 
     pub(crate) fn selector(&self) -> TrafficSelector {
-        TrafficSelector {
-            protocol: 0,
-            local: Subnet::new(self.inside, 24),
-            remote: Subnet::new(self.far, 24),
-        }
+        TrafficSelector::between(Subnet::new(self.inside, 24), Subnet::new(self.far, 24))
     }
 
     pub(crate) fn config(&self) -> Config {
@@ -133,7 +132,7 @@ impl Gateway {
             policies: vec![PolicyConfig {
                 id: PolicyId { name: "policy1".into(), sequence: 1 },
                 peer: 0,
-                selectors: vec![self.selector()],
+                selectors: if self.rules.is_empty() { vec![self.selector()] } else { self.rules.clone() },
                 proposals: self.ipsec.clone(),
                 pfs: self.pfs,
                 lifetime: self.lifetime,
