@@ -75,25 +75,74 @@ fn algorithm_matrix_establishes_with_equal_keys() {
         esp(EspCipher::TripleDes, Some(Integrity::HmacSha1_96)),
     ];
     let mut seed = 100;
-    for (i, group) in groups.into_iter().enumerate() {
-        for (j, cipher) in ciphers.into_iter().enumerate() {
-            for (k, hash) in hashes.into_iter().enumerate() {
-                seed += 1;
-                let pfs = ((i + j + k) % 2 == 0).then_some(group);
-                let mut a = Gateway::fw_a();
-                a.ike = vec![ike(cipher, hash, group)];
-                a.ipsec = vec![esps[(i + k) % esps.len()]];
-                a.pfs = pfs;
-                let b = Gateway { ike: a.ike.clone(), ipsec: a.ipsec.clone(), pfs, ..Gateway::fw_b() };
-                let mut pair = Pair::new(&a, &b, seed);
-                pair.acquire_on_a(a.selector());
-                let label = format!("{cipher}/{hash}/{group}/pfs {pfs:?}");
-                assert!(pair.drive_until(100, tunnel_up), "{label}: {:?} {:?}", pair.a.events, pair.b.events);
-                assert_keys_agree(&pair);
-                assert_eq!(installed(&pair.a)[0].suite.pfs, pfs, "{label}");
+    for mode in [crate::ExchangeMode::Main, crate::ExchangeMode::Aggressive] {
+        for (i, group) in groups.into_iter().enumerate() {
+            for (j, cipher) in ciphers.into_iter().enumerate() {
+                for (k, hash) in hashes.into_iter().enumerate() {
+                    seed += 1;
+                    let pfs = ((i + j + k) % 2 == 0).then_some(group);
+                    let mut a = Gateway::fw_a();
+                    a.mode = mode;
+                    a.ike = vec![ike(cipher, hash, group)];
+                    a.ipsec = vec![esps[(i + k) % esps.len()]];
+                    a.pfs = pfs;
+                    let b = Gateway {
+                        ike: a.ike.clone(),
+                        ipsec: a.ipsec.clone(),
+                        pfs,
+                        allow_aggressive_responder: true,
+                        ..Gateway::fw_b()
+                    };
+                    let mut pair = Pair::new(&a, &b, seed);
+                    pair.acquire_on_a(a.selector());
+                    let label = format!("{mode:?}/{cipher}/{hash}/{group}/pfs {pfs:?}");
+                    assert!(
+                        pair.drive_until(100, tunnel_up),
+                        "{label}: {:?} {:?}",
+                        pair.a.events,
+                        pair.b.events
+                    );
+                    assert_keys_agree(&pair);
+                    assert_eq!(installed(&pair.a)[0].suite.pfs, pfs, "{label}");
+                    let sent_mode = pair.a.sent[0].get(18).copied();
+                    let expected = if mode == crate::ExchangeMode::Main { 2 } else { 4 };
+                    assert_eq!(sent_mode, Some(expected), "{label}: the first message's exchange type");
+                }
             }
         }
     }
+}
+
+/// An offer whose only transform uses an authentication method we do not implement (RSA
+/// signatures, value 3) is refused with NO_PROPOSAL_CHOSEN, and the reason names it.
+#[test]
+fn main_mode_responder_rejects_an_unsupported_authentication_method() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 31);
+    pair.acquire_on_a(a.selector());
+    let mm1 = pair.a.engine.poll_transmit().expect("MM1");
+    // The phase-1 transform's AUTHENTICATION_METHOD attribute: TV 0x8003, value 1 (PSK).
+    let mut bytes = mm1.payload.clone();
+    let at = bytes.windows(4).position(|w| w == [0x80, 0x03, 0x00, 0x01]).expect("auth method attribute");
+    bytes[at + 3] = 3;
+    let now = pair.now;
+    pair.b.engine.handle_datagram(now, mm1.remote, mm1.local, &bytes);
+    let reply = pair.b.engine.poll_transmit().expect("a notify");
+    let notify = isakmp::Message::parse(&reply.payload).expect("parses");
+    assert!(matches!(
+        notify.payloads().first(),
+        Some(isakmp::Payload::Notification(n)) if n.notify_type == NotifyType::NoProposalChosen
+    ));
+    let failure = std::iter::from_fn(|| pair.b.engine.poll_event())
+        .find_map(|e| match e {
+            Event::Failed(f) => Some(f),
+            _ => None,
+        })
+        .expect("a failure event");
+    let text = failure.to_string();
+    assert!(text.contains("IKE proposal mismatch: peer offers"), "{text}");
+    assert!(text.contains("auth 3"), "the unsupported method is named: {text}");
+    assert_eq!(pair.b.engine.ike_sas().count(), 0);
 }
 
 #[test]
