@@ -356,6 +356,35 @@ impl IkeSa {
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
         let suite = crate::lifetime::adopt_responder_lifetime(choice.suite, &payloads);
+        // RFC 2409 §5.5: the responder echoes the proxy identities; anything else is a flow we
+        // did not ask for, and installing it would protect the wrong traffic.
+        let echoed: Vec<&Identification<'_>> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Identification(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let flow = &wait.acquire.selector;
+        let ours = [
+            side_id(&flow.local, flow.protocol, flow.local_port),
+            side_id(&flow.remote, flow.protocol, flow.remote_port),
+        ];
+        let echoed_ok = match echoed.as_slice() {
+            [] => true,
+            [ci, cr] => **ci == ours[0] && **cr == ours[1],
+            _ => false,
+        };
+        if !echoed_ok {
+            let proposed = echoed
+                .iter()
+                .map(|id| crate::ike_sa::describe_identity(&id.identity))
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            return Err(FailureReason::ProxyIdNotAllowed {
+                proposed: format!("{proposed} (QM2 changed our {flow})"),
+            });
+        }
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
