@@ -209,7 +209,8 @@ fn sa(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>) -> Resu
     match c.keyword("`duration` or `trigger-mode`", &["duration", "trigger-mode"])? {
         "duration" => match c.keyword("a lifetime kind", &["time-based", "traffic-based"])? {
             "time-based" => {
-                let n = c.number("lifetime (seconds)", 60, 604_800)? as u32;
+                // 30 s is below what most devices allow; it is kept for rekey tests and labs.
+                let n = c.number("lifetime (seconds)", 30, 604_800)? as u32;
                 c.end()?;
                 settings.sa_seconds = Some(n);
                 Ok("sa duration time-based")
