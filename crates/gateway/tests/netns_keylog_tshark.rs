@@ -25,9 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, ready, swanctl, Cleanup};
+use common::{ip, is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
 
-const CHARON: &str = "/usr/lib/ipsec/charon";
 const PSK: &str = "keylog-Secret-0123456789";
 
 fn display(ns: &str, control: &Path) -> String {
@@ -210,11 +209,7 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
         cleanup.namespaces.push(ns.clone());
         ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
-    ip(&["link", "add", "out0", "netns", &ns_a, "type", "veth", "peer", "name", "out0", "netns", &ns_b]);
-    ip(&["-n", &ns_a, "addr", "add", "192.0.2.1/24", "dev", "out0"]);
-    ip(&["-n", &ns_b, "addr", "add", "192.0.2.2/24", "dev", "out0"]);
-    ip(&["-n", &ns_a, "link", "set", "out0", "up"]);
-    ip(&["-n", &ns_b, "link", "set", "out0", "up"]);
+    public_link(&ns_a, &ns_b);
     // The inside addresses the pings go between (the other ends stay down: only the local
     // addresses matter, each side answers for its own).
     ip(&["-n", &ns_a, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
@@ -226,25 +221,8 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf()).unwrap();
-    let charon = Command::new("ip")
-        .args(["netns", "exec", &ns_b, "unshare", "-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!("mount --bind \"$0\" /run && exec {CHARON}"))
-        .arg(&run)
-        .env("STRONGSWAN_CONF", run.join("strongswan.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("charon starts");
-    cleanup.children.push(charon);
-    let vici = run.join("charon.vici");
-    let start = Instant::now();
-    while !vici.exists() && start.elapsed() < Duration::from_secs(15) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    start_charon(&mut cleanup, &ns_b, &run);
     let logs = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    assert!(vici.exists(), "charon did not start:\n{}", logs("fwb/charon.log"));
-    let loaded = swanctl(&ns_b, &run, &["--load-all"]);
-    assert!(loaded.contains("loaded connection 's2s'"), "{loaded}");
 
     // The capture starts before the daemon, so it holds MM1 onwards.
     let pcap = dir.join("public.pcap");

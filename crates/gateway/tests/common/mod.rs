@@ -5,7 +5,11 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// strongSwan's IKE daemon, from Debian's strongswan-charon.
+pub(crate) const CHARON: &str = "/usr/lib/ipsec/charon";
 
 /// What a test made: processes (killed by their PID), namespaces and a scratch directory
 /// (kept when KEYSTEWARD_KEEP_TEST_DIR is set, for debugging). Dropped on every path out.
@@ -63,4 +67,40 @@ pub(crate) fn swanctl(ns: &str, run: &Path, args: &[&str]) -> String {
         .output()
         .expect("swanctl runs");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The public link of the two-gateway topologies: `out0` in `ns_a` (192.0.2.1/24) and in
+/// `ns_b` (192.0.2.2/24), joined by a veth pair.
+pub(crate) fn public_link(ns_a: &str, ns_b: &str) {
+    ip(&["link", "add", "out0", "netns", ns_a, "type", "veth", "peer", "name", "out0", "netns", ns_b]);
+    ip(&["-n", ns_a, "addr", "add", "192.0.2.1/24", "dev", "out0"]);
+    ip(&["-n", ns_b, "addr", "add", "192.0.2.2/24", "dev", "out0"]);
+    ip(&["-n", ns_a, "link", "set", "out0", "up"]);
+    ip(&["-n", ns_b, "link", "set", "out0", "up"]);
+}
+
+/// Starts charon in namespace `ns` with the `strongswan.conf` and `swanctl/swanctl.conf`
+/// already written under `run`, waits for its VICI socket and loads the connection `s2s`.
+/// charon insists on /run/charon.pid, so it gets a private mount namespace with `run` as /run.
+/// The guard kills it by PID.
+pub(crate) fn start_charon(cleanup: &mut Cleanup, ns: &str, run: &Path) {
+    let charon = Command::new("ip")
+        .args(["netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("mount --bind \"$0\" /run && exec {CHARON}"))
+        .arg(run)
+        .env("STRONGSWAN_CONF", run.join("strongswan.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("charon starts");
+    cleanup.children.push(charon);
+    let vici = run.join("charon.vici");
+    let start = Instant::now();
+    while !vici.exists() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(run.join("charon.log")).unwrap_or_default();
+    assert!(vici.exists(), "charon did not start:\n{log}");
+    let loaded = swanctl(ns, run, &["--load-all"]);
+    assert!(loaded.contains("loaded connection 's2s'"), "{loaded}");
 }
