@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod ah;
 pub mod data_plane;
 pub mod mtu;
 pub mod replay;
@@ -37,6 +38,7 @@ pub mod wire;
 #[cfg(test)]
 mod test_util;
 
+pub use ah::{AhHeader, AhOpened, AhParams, AhWireError, InboundAh, OutboundAh, PROTOCOL_AH, PROTOCOL_ESP};
 pub use crypto::key_schedule::Spi;
 /// The algorithm types an [`SaParams`] names, re-exported so callers need not depend on `crypto`.
 pub use crypto::{EspCipher, Integrity, SecureRandom};

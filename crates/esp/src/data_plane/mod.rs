@@ -276,7 +276,9 @@ impl InboundDrops {
             DropReason::Truncated | DropReason::UnknownSpi(_) => &mut self.unknown_spi,
             DropReason::PolicyMismatch { .. } => &mut self.policy_mismatch,
             DropReason::Open(error) => match error {
-                OpenError::Malformed(_) | OpenError::WrongSpi { .. } => &mut self.malformed,
+                OpenError::Malformed(_) | OpenError::MalformedAh(_) | OpenError::WrongSpi { .. } => {
+                    &mut self.malformed
+                }
                 OpenError::Replay(_) => &mut self.replayed,
                 OpenError::AuthenticationFailed => &mut self.authentication,
                 OpenError::Trailer(_) => &mut self.trailer,

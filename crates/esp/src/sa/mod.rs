@@ -212,6 +212,9 @@ pub enum OpenError {
     /// Too short or misaligned for the SA's algorithms.
     #[error("malformed ESP packet: {0}")]
     Malformed(#[from] WireError),
+    /// Not an IPv4 packet with an AH header of the SA's shape.
+    #[error("malformed AH packet: {0}")]
+    MalformedAh(#[from] crate::ah::AhWireError),
     /// The SPI is not this SA's.
     #[error("SPI {found} is not this SA's {expected}")]
     WrongSpi {
@@ -285,20 +288,20 @@ pub struct Counters {
 
 /// Counters plus the limit state machine shared by both directions.
 #[derive(Debug, Clone)]
-struct Lifetime {
+pub(crate) struct Lifetime {
     limits: TrafficLimits,
-    counters: Counters,
-    soft: bool,
-    hard: bool,
-    notice: Option<LifetimeNotice>,
+    pub(crate) counters: Counters,
+    pub(crate) soft: bool,
+    pub(crate) hard: bool,
+    pub(crate) notice: Option<LifetimeNotice>,
 }
 
 impl Lifetime {
-    fn new(limits: TrafficLimits) -> Self {
+    pub(crate) fn new(limits: TrafficLimits) -> Self {
         Self { limits, counters: Counters::default(), soft: false, hard: false, notice: None }
     }
 
-    fn record(&mut self, bytes: usize) {
+    pub(crate) fn record(&mut self, bytes: usize) {
         self.counters.packets += 1;
         self.counters.bytes += bytes as u64;
         let (c, l) = (self.counters, self.limits);
@@ -319,7 +322,7 @@ impl Lifetime {
         }
     }
 
-    fn soften(&mut self, cause: LifetimeCause) {
+    pub(crate) fn soften(&mut self, cause: LifetimeCause) {
         self.soft = true;
         // A pending hard notice says more; never replace it with a soft one.
         if !self.hard {
@@ -327,7 +330,7 @@ impl Lifetime {
         }
     }
 
-    fn expire(&mut self, cause: LifetimeCause) {
+    pub(crate) fn expire(&mut self, cause: LifetimeCause) {
         self.hard = true;
         self.soft = true;
         self.notice = Some(LifetimeNotice::Hard(cause));
