@@ -3,6 +3,9 @@
 //! 3DES/HMAC-MD5-96 SAs from `vectors/` (so the seeds, real packets, get past the ICV and
 //! exercise decryption, trailer and policy checks) and an AES-GCM-16-128 SA.
 //!
+//! It also opens the input as an IPv4 packet with AH (`open_ah`, `open_ah_in_place`) on an
+//! AH+ESP and an AH-only SA.
+//!
 //! For any input:
 //! * neither call panics;
 //! * a delivered packet lies inside the input's length and came on a known SPI;
@@ -90,8 +93,38 @@ fn plane() -> DataPlane {
             remote: SocketAddr::from(([192, 0, 2, 2], 4500)),
             inbound,
             outbound,
+            protocols: esp::Protocols::Esp,
         };
         plane.install(pair, &mut Fixed(1)).expect("fixed SA");
+    }
+    // AH+ESP (AH SPI 0x3000) and AH alone (SPI 0x4000), raw IP: for `open_ah`.
+    let (esp_key, ah_key) = (hex(SAS[4].3), [7u8; 64]);
+    let raw = |last| SocketAddr::from(([192, 0, 2, last], 0));
+    for (spi, protocols) in [
+        (
+            0x2000,
+            esp::Protocols::AhEsp {
+                integrity: Integrity::HmacSha256_128,
+                inbound: SaKeys { spi: Spi(0x3000), cipher_key: &[], integrity_key: &ah_key[..32] },
+                outbound: SaKeys { spi: Spi(0x3001), cipher_key: &[], integrity_key: &ah_key[..32] },
+            },
+        ),
+        (0x4000, esp::Protocols::Ah(Integrity::HmacSha512_256)),
+    ] {
+        let (cipher, integrity_key): (&[u8], &[u8]) =
+            if spi == 0x4000 { (&[], &ah_key[..]) } else { (&esp_key, &[]) };
+        let inbound = SaKeys { spi: Spi(spi), cipher_key: cipher, integrity_key };
+        let pair = SaPair {
+            policy: PolicyIndex(0),
+            selector: inside,
+            params: SaParams::new(EspCipher::AesGcm128, None),
+            local: raw(1),
+            remote: raw(2),
+            inbound,
+            outbound: SaKeys { spi: Spi(spi + 1), ..inbound },
+            protocols,
+        };
+        plane.install(pair, &mut Fixed(1)).expect("fixed AH SA");
     }
     plane
 }
@@ -109,4 +142,14 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
     let in_place = matches!(plane().open_in_place(&mut buf), Inbound::Deliver { .. });
     assert_eq!(copied, in_place);
+    // The same bytes as an IPv4 packet carrying AH.
+    let ah = match plane().open_ah(data, &mut out) {
+        Inbound::Deliver { packet, .. } => {
+            assert!(packet.len() <= data.len());
+            true
+        }
+        Inbound::Drop(_) => false,
+    };
+    let mut buf = data.to_vec();
+    assert_eq!(ah, matches!(plane().open_ah_in_place(&mut buf), Inbound::Deliver { .. }));
 });

@@ -122,6 +122,7 @@ fn data_plane(c: &mut Criterion) {
             remote: addr(2),
             inbound: keys,
             outbound: keys,
+            protocols: esp::Protocols::Esp,
         };
         plane.install(pair, &mut CounterRandom(1)).expect("install");
         let mut buf = vec![0u8; PACKET_LEN + MAX_HEADROOM + MAX_TAILROOM];

@@ -1,10 +1,12 @@
-//! The keysteward data plane, sans-IO: ESP (RFC 4303) sealing and opening in tunnel and
-//! transport mode, the anti-replay window (RFC 4303 §3.4.3, RFC 6479), and the security
+//! The keysteward data plane, sans-IO: ESP (RFC 4303) and AH (RFC 4302, alone or outside
+//! ESP) sealing and opening in tunnel and transport mode, the anti-replay window (RFC 4303 §3.4.3, RFC 6479), and the security
 //! policy and SA databases with acquire queueing (RFC 4301 §4.4, §5).
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: the [`EspPacket`] view and the trailer rules;
 //! - [`replay`]: the [`ReplayWindow`];
+//! - [`ah`]: AH SAs, [`OutboundAh::seal`] / [`InboundAh::open_in_place`], over whole IPv4
+//!   packets (AH authenticates the outer header);
 //! - [`sa`]: one-way SAs, [`OutboundSa::seal_tunnel`] / [`InboundSa::open`], with their
 //!   lifetimes and counters;
 //! - [`selector`] and [`spd`]: flows, selectors, the ordered [`Spd`];
@@ -44,7 +46,7 @@ pub use crypto::key_schedule::Spi;
 pub use crypto::{EspCipher, Integrity, SecureRandom};
 pub use data_plane::{
     DataPlane, DataPlaneConfig, Decision, Direction, DiscardReason, DropReason, Event, Inbound, InboundDrops,
-    Outbound, SaPair, Send, Statistics,
+    Outbound, Protocols, SaPair, Send, Statistics, MAX_AH_HEADROOM,
 };
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{

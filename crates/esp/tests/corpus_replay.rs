@@ -79,6 +79,7 @@ fn plane() -> DataPlane {
             remote: SocketAddr::from(([192, 0, 2, 2], 4500)),
             inbound,
             outbound: SaKeys { spi: Spi(0x10_0000 + i as u32), ..inbound },
+            protocols: esp::Protocols::Esp,
         };
         plane.install(pair, &mut Fixed(1)).unwrap();
     }

@@ -104,7 +104,7 @@ fn packet_with_options_signed_by_python_opens() {
         p.extend_from_slice(&payload);
         p
     };
-    let mut packets = vec![build(1), build(2), build(3)];
+    let mut packets = [build(1), build(2), build(3)];
     let lines: Vec<_> = packets.iter().map(|p| (integrity, k.as_slice(), p.as_slice())).collect();
     let icvs = python_icvs(&lines);
     for (packet, icv) in packets.iter_mut().zip(icvs) {

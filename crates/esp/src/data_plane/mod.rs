@@ -37,6 +37,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crypto::key_schedule::Spi;
 use crypto::SecureRandom;
 
+use crypto::Integrity;
+
+use crate::ah::{self, AhParams, InboundAh, OutboundAh, PROTOCOL_AH, PROTOCOL_ESP};
 use crate::mtu::{self, IPV4_HEADER_LEN, UDP_HEADER_LEN};
 use crate::sa::{
     InboundSa, LifetimeNotice, Mode, OpenError, OutboundSa, SaError, SaKeys, SaParams, SealError,
@@ -63,6 +66,31 @@ impl Default for DataPlaneConfig {
     }
 }
 
+/// Which IPsec protocols a pair uses (`transform esp | ah | ah-esp`), with the AH keys of
+/// an AH+ESP bundle.
+#[derive(Debug, Clone, Copy)]
+pub enum Protocols<'a> {
+    /// ESP alone: [`SaPair::inbound`] / [`SaPair::outbound`] are the ESP SAs' keys.
+    Esp,
+    /// AH alone with this integrity algorithm: [`SaPair::inbound`] / [`SaPair::outbound`]
+    /// are the AH SAs' keys (no cipher key, as the IKE engine reports them), and only the
+    /// mode, window and limits of [`SaPair::params`] apply.
+    Ah(Integrity),
+    /// AH outside ESP (RFC 4301 §4.5, transport adjacency): ESP keys in the pair, AH's here.
+    AhEsp {
+        /// The AH integrity algorithm.
+        integrity: Integrity,
+        /// Keys for AH packets from the peer, under the AH SPI we chose.
+        inbound: SaKeys<'a>,
+        /// Keys for AH packets to the peer, under the AH SPI the peer chose.
+        outbound: SaKeys<'a>,
+    },
+}
+
+/// Longest addition AH makes before a payload: the outer IPv4 header and the longest AH
+/// header. [`DataPlane::seal`]'s output buffer needs this much more for AH pairs.
+pub const MAX_AH_HEADROOM: usize = ah::OUTER_HEADER_LEN + ah::MAX_AH_LEN;
+
 /// A pair of SAs as the IKE engine negotiated them.
 #[derive(Debug, Clone, Copy)]
 pub struct SaPair<'a> {
@@ -80,6 +108,8 @@ pub struct SaPair<'a> {
     pub inbound: SaKeys<'a>,
     /// Keys for packets to the peer, under the SPI the peer chose.
     pub outbound: SaKeys<'a>,
+    /// ESP, AH or both.
+    pub protocols: Protocols<'a>,
 }
 
 /// Which way an SA carries traffic.
@@ -130,7 +160,11 @@ pub struct Send<'a> {
     pub remote: SocketAddr,
     /// Frame in UDP (RFC 3948) rather than IP protocol 50.
     pub udp_encapsulated: bool,
-    /// The ESP packet.
+    /// [`PROTOCOL_ESP`]: `datagram` is an ESP packet the caller frames (IP protocol 50 or
+    /// UDP). [`PROTOCOL_AH`]: `datagram` is a complete IPv4 packet carrying AH, to be sent
+    /// as is (`IP_HDRINCL`): its ICV covers the IPv4 header.
+    pub protocol: u8,
+    /// The ESP packet, or the IPv4 packet with AH.
     pub datagram: &'a [u8],
     /// More datagrams wait in [`DataPlane::poll_queued`] (the other fragments of this
     /// packet, or packets released by an SA installation): drain it.
@@ -243,6 +277,15 @@ pub enum DropReason {
         /// The SA.
         spi: Spi,
     },
+    /// ESP arrived without the AH its AH+ESP bundle requires, or AH from another address
+    /// than the SA's peer, or AH alone carrying ESP: not what was negotiated.
+    #[error("packet on SA {spi} does not have the negotiated protection ({why})")]
+    ProtectionMismatch {
+        /// The SA.
+        spi: Spi,
+        /// What was wrong.
+        why: &'static str,
+    },
 }
 
 /// Inbound drops by reason.
@@ -274,7 +317,9 @@ impl InboundDrops {
     fn count(&mut self, reason: &DropReason) {
         let counter = match reason {
             DropReason::Truncated | DropReason::UnknownSpi(_) => &mut self.unknown_spi,
-            DropReason::PolicyMismatch { .. } => &mut self.policy_mismatch,
+            DropReason::PolicyMismatch { .. } | DropReason::ProtectionMismatch { .. } => {
+                &mut self.policy_mismatch
+            }
             DropReason::Open(error) => match error {
                 OpenError::Malformed(_) | OpenError::MalformedAh(_) | OpenError::WrongSpi { .. } => {
                     &mut self.malformed
@@ -359,8 +404,132 @@ impl Hasher for IndexHasher {
 
 type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
 
+/// The outbound SAs of one pair: ESP, AH, or AH outside ESP.
+struct OutboundBundle {
+    esp: Option<OutboundSa>,
+    ah: Option<OutboundAh>,
+}
+
+impl OutboundBundle {
+    fn spi(&self) -> Spi {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.spi(),
+            (None, Some(ah)) => ah.spi(),
+            (None, None) => Spi(0),
+        }
+    }
+
+    fn is_expired(&self) -> bool {
+        self.esp.as_ref().is_some_and(OutboundSa::is_expired)
+            || self.ah.as_ref().is_some_and(OutboundAh::is_expired)
+    }
+
+    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        let esp = self.esp.as_mut().and_then(OutboundSa::take_lifetime_notice);
+        let ah = self.ah.as_mut().and_then(OutboundAh::take_lifetime_notice);
+        esp.or(ah)
+    }
+
+    fn mode(&self) -> Mode {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.params().mode,
+            (None, Some(ah)) => ah.params().mode,
+            (None, None) => Mode::Tunnel,
+        }
+    }
+
+    fn udp_encapsulated(&self) -> bool {
+        self.esp.as_ref().is_some_and(|esp| esp.params().udp_encapsulated)
+    }
+
+    /// The longest inner packet (tunnel) whose protected packet fits in `space` bytes after
+    /// the outer IPv4 (and UDP) header.
+    fn max_payload_len(&self, space: usize) -> usize {
+        let space = space.saturating_sub(self.ah.as_ref().map_or(0, |ah| ah.params().header_len()));
+        match &self.esp {
+            Some(esp) => esp.max_payload_len(space),
+            None => space,
+        }
+    }
+
+    /// Seals: ESP first, then AH outside it. Returns the length written at `out[0]` and the
+    /// protocol of the result (ESP packet, or a whole IPv4 packet with AH).
+    fn seal(
+        &mut self,
+        local: IpAddr,
+        remote: IpAddr,
+        protocol: u8,
+        header_len: usize,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, u8), SealError> {
+        let mode = self.mode();
+        let (next_header, payload) = match mode {
+            Mode::Tunnel => (crate::wire::NEXT_HEADER_IPV4, packet),
+            Mode::Transport => (protocol, packet.get(header_len..).unwrap_or_default()),
+        };
+        let Some(ah) = &mut self.ah else {
+            let esp = self.esp.as_mut().ok_or(SealError::NotAnIpPacket)?;
+            let len = match mode {
+                Mode::Tunnel => esp.seal_tunnel(payload, out)?.len(),
+                Mode::Transport => esp.seal_transport(next_header, payload, out)?.len(),
+            };
+            return Ok((len, PROTOCOL_ESP));
+        };
+        let (IpAddr::V4(source), IpAddr::V4(destination)) = (local, remote) else {
+            return Err(SealError::NotAnIpPacket);
+        };
+        let headroom = ah.headroom();
+        let available = out.len();
+        let len = match &mut self.esp {
+            Some(esp) => {
+                let inner = out
+                    .get_mut(headroom..)
+                    .ok_or(SealError::BufferTooSmall { needed: headroom, available })?;
+                let esp_len = match mode {
+                    Mode::Tunnel => esp.seal_tunnel(payload, inner)?.len(),
+                    Mode::Transport => esp.seal_transport(next_header, payload, inner)?.len(),
+                };
+                ah.seal_in_place(source, destination, PROTOCOL_ESP, out, esp_len)?
+            }
+            None => ah.seal(source, destination, next_header, payload, out)?.len(),
+        };
+        Ok((len, PROTOCOL_AH))
+    }
+}
+
+/// The inbound SAs of one pair.
+struct InboundBundle {
+    esp: Option<InboundSa>,
+    ah: Option<InboundAh>,
+}
+
+impl InboundBundle {
+    fn spi(&self) -> Spi {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.spi(),
+            (None, Some(ah)) => ah.spi(),
+            (None, None) => Spi(0),
+        }
+    }
+
+    fn mode(&self) -> Mode {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.params().mode,
+            (None, Some(ah)) => ah.params().mode,
+            (None, None) => Mode::Tunnel,
+        }
+    }
+
+    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        let esp = self.esp.as_mut().and_then(InboundSa::take_lifetime_notice);
+        let ah = self.ah.as_mut().and_then(InboundAh::take_lifetime_notice);
+        esp.or(ah)
+    }
+}
+
 struct OutboundEntry {
-    sa: OutboundSa,
+    sa: OutboundBundle,
     selector: Selector,
     local: SocketAddr,
     remote: SocketAddr,
@@ -369,7 +538,7 @@ struct OutboundEntry {
 }
 
 struct InboundEntry {
-    sa: InboundSa,
+    sa: InboundBundle,
     policy: PolicyIndex,
     selector: Selector,
     local: SocketAddr,
@@ -394,8 +563,11 @@ pub struct DataPlane {
     spd: Spd,
     /// Outbound SAs per policy entry, oldest first.
     outbound: IndexMap<PolicyIndex, Vec<OutboundEntry>>,
-    /// Inbound SAs by our SPI (unique: we choose them).
+    /// Inbound SA pairs by our SPI (unique: we choose them): the ESP SPI, or the AH SPI
+    /// for AH alone.
     inbound: IndexMap<Spi, InboundEntry>,
+    /// Our AH SPIs to the key of their pair in `inbound`.
+    inbound_ah: IndexMap<Spi, Spi>,
     /// Acquire queues by SPD rule index (`None`: the default action).
     queues: HashMap<Option<usize>, AcquireQueue>,
     /// Released packets waiting for `poll_queued`.
@@ -425,6 +597,7 @@ impl DataPlane {
             spd,
             outbound: IndexMap::default(),
             inbound: IndexMap::default(),
+            inbound_ah: IndexMap::default(),
             queues: HashMap::new(),
             ready: VecDeque::new(),
             spare: Vec::new(),
@@ -461,8 +634,50 @@ impl DataPlane {
         if self.inbound.contains_key(&pair.inbound.spi) {
             return Err(SaError::DuplicateSpi(pair.inbound.spi));
         }
-        let outbound = OutboundSa::new(&pair.params, pair.outbound, rng)?;
-        let inbound = InboundSa::new(&pair.params, pair.inbound)?;
+        let p = &pair.params;
+        if !matches!(pair.protocols, Protocols::Esp) {
+            if p.udp_encapsulated {
+                return Err(SaError::AhUdpEncapsulated);
+            }
+            if !(pair.local.is_ipv4() && pair.remote.is_ipv4()) {
+                return Err(SaError::AhNotIpv4);
+            }
+        }
+        let ah_params = |integrity| AhParams {
+            integrity,
+            mode: p.mode,
+            replay_window: p.replay_window,
+            limits: p.limits,
+        };
+        let (outbound, inbound) = match pair.protocols {
+            Protocols::Esp => (
+                OutboundBundle { esp: Some(OutboundSa::new(p, pair.outbound, rng)?), ah: None },
+                InboundBundle { esp: Some(InboundSa::new(p, pair.inbound)?), ah: None },
+            ),
+            Protocols::Ah(integrity) => (
+                OutboundBundle {
+                    esp: None,
+                    ah: Some(OutboundAh::new(&ah_params(integrity), pair.outbound)?),
+                },
+                InboundBundle { esp: None, ah: Some(InboundAh::new(&ah_params(integrity), pair.inbound)?) },
+            ),
+            Protocols::AhEsp { integrity, inbound, outbound } => (
+                OutboundBundle {
+                    esp: Some(OutboundSa::new(p, pair.outbound, rng)?),
+                    ah: Some(OutboundAh::new(&ah_params(integrity), outbound)?),
+                },
+                InboundBundle {
+                    esp: Some(InboundSa::new(p, pair.inbound)?),
+                    ah: Some(InboundAh::new(&ah_params(integrity), inbound)?),
+                },
+            ),
+        };
+        if let Some(ah) = &inbound.ah {
+            if self.inbound_ah.contains_key(&ah.spi()) {
+                return Err(SaError::DuplicateSpi(ah.spi()));
+            }
+            self.inbound_ah.insert(ah.spi(), pair.inbound.spi);
+        }
         self.inbound.insert(
             pair.inbound.spi,
             InboundEntry {
@@ -515,6 +730,9 @@ impl DataPlane {
         let Some(entry) = self.inbound.remove(&spi) else {
             return false;
         };
+        if let Some(ah) = &entry.sa.ah {
+            self.inbound_ah.remove(&ah.spi());
+        }
         if let Some(list) = self.outbound.get_mut(&entry.policy) {
             list.retain(|o| o.inbound_spi != spi);
         }
@@ -612,7 +830,7 @@ impl DataPlane {
 
     /// RFC 4301 §5.1 for one IPv4 packet from the inside: SPD lookup, then seal into `out`
     /// (which needs `packet.len()` + [`MAX_HEADROOM`](crate::MAX_HEADROOM) +
-    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes, and at least
+    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes, plus [`MAX_AH_HEADROOM`] for AH pairs, and at least
     /// [`MAX_ICMP_LEN`](crate::mtu::MAX_ICMP_LEN)), pass in clear, queue, or drop. A tunnel
     /// packet too big for [`DataPlaneConfig::path_mtu`] is answered with ICMP when DF is set
     /// and fragmented otherwise; when a `Send` says `pending`, drain
@@ -647,8 +865,8 @@ impl DataPlane {
             self.statistics.outbound_seal_errors += 1;
             return Outbound::Discard(DiscardReason::Policy);
         };
-        if entry.sa.params().mode == Mode::Tunnel {
-            let outer = IPV4_HEADER_LEN + if entry.sa.params().udp_encapsulated { UDP_HEADER_LEN } else { 0 };
+        if entry.sa.mode() == Mode::Tunnel {
+            let outer = IPV4_HEADER_LEN + if entry.sa.udp_encapsulated() { UDP_HEADER_LEN } else { 0 };
             let space = usize::from(self.config.path_mtu).saturating_sub(outer);
             let max_inner = entry.sa.max_payload_len(space);
             if packet.len() > max_inner {
@@ -721,22 +939,18 @@ impl DataPlane {
             self.statistics.outbound_seal_errors += 1;
             return Outbound::Discard(DiscardReason::Policy);
         };
-        let result = match entry.sa.params().mode {
-            Mode::Tunnel => entry.sa.seal_tunnel(packet, out),
-            Mode::Transport => {
-                entry.sa.seal_transport(protocol, packet.get(header_len..).unwrap_or_default(), out)
-            }
-        };
-        let notice = entry.sa.take_lifetime_notice();
         let (spi, local, remote) = (entry.sa.spi(), entry.local, entry.remote);
-        let udp_encapsulated = entry.sa.params().udp_encapsulated;
+        let result = entry.sa.seal(local.ip(), remote.ip(), protocol, header_len, packet, out);
+        let notice = entry.sa.take_lifetime_notice();
+        let udp_encapsulated = entry.sa.udp_encapsulated();
         if let Some(notice) = notice {
             self.events.push_back(Event::Lifetime { direction: Direction::Outbound, spi, remote, notice });
         }
         match result {
-            Ok(datagram) => {
+            Ok((len, protocol)) => {
                 self.statistics.sealed += 1;
-                Outbound::Send(Send { spi, local, remote, udp_encapsulated, datagram, pending })
+                let datagram = &out[..len];
+                Outbound::Send(Send { spi, local, remote, udp_encapsulated, protocol, datagram, pending })
             }
             Err(e) => {
                 self.statistics.outbound_seal_errors += 1;
@@ -824,15 +1038,18 @@ impl DataPlane {
     /// RFC 4301 §5.2 for one ESP packet from the peer (the payload of an IP protocol 50
     /// packet, or of a UDP/4500 datagram after the caller stripped the UDP header): SA by
     /// SPI, open into `out` (which needs `esp.len()` bytes), then the inbound policy check.
-    pub fn open<'o>(&mut self, esp: &[u8], out: &'o mut [u8]) -> Inbound<'o> {
-        let spi = match EspPacket::new_checked(esp) {
+    pub fn open<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Inbound<'o> {
+        let spi = match EspPacket::new_checked(packet) {
             Ok(packet) => packet.spi(),
             Err(_) => return self.drop(DropReason::Truncated),
         };
         let Some(entry) = self.inbound.get_mut(&spi) else {
             return self.drop(DropReason::UnknownSpi(spi));
         };
-        let result = entry.sa.open(esp, out);
+        let result = match (&mut entry.sa.esp, &entry.sa.ah) {
+            (Some(esp), None) => esp.open(packet, out),
+            _ => return self.drop(DropReason::ProtectionMismatch { spi, why: ESP_WITHOUT_AH }),
+        };
         Self::finish_open(&mut self.statistics, &mut self.events, entry, result)
     }
 
@@ -846,7 +1063,52 @@ impl DataPlane {
         let Some(entry) = self.inbound.get_mut(&spi) else {
             return self.drop(DropReason::UnknownSpi(spi));
         };
-        let result = entry.sa.open_in_place(buf);
+        let result = match (&mut entry.sa.esp, &entry.sa.ah) {
+            (Some(esp), None) => esp.open_in_place(buf),
+            _ => return self.drop(DropReason::ProtectionMismatch { spi, why: ESP_WITHOUT_AH }),
+        };
+        Self::finish_open(&mut self.statistics, &mut self.events, entry, result)
+    }
+
+    /// RFC 4301 §5.2 for one IPv4 packet of protocol 51 (AH) from the peer, header
+    /// included (as a raw socket reads it): SA by AH SPI, ICV over the header with its
+    /// mutable fields zeroed, then for AH+ESP the ESP packet inside, then the inbound
+    /// policy check. `out` needs `packet.len()` bytes.
+    pub fn open_ah<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Inbound<'o> {
+        let available = out.len();
+        let Some(out) = out.get_mut(..packet.len()) else {
+            return self
+                .drop(DropReason::Open(OpenError::BufferTooSmall { needed: packet.len(), available }));
+        };
+        out.copy_from_slice(packet);
+        self.open_ah_in_place(out)
+    }
+
+    /// As [`DataPlane::open_ah`], in place in `buf`, which holds exactly the IPv4 packet.
+    pub fn open_ah_in_place<'b>(&mut self, buf: &'b mut [u8]) -> Inbound<'b> {
+        let Some(ah_spi) = ah::packet_spi(buf) else {
+            return self.drop(DropReason::Truncated);
+        };
+        let Some(entry) = self.inbound_ah.get(&ah_spi).and_then(|spi| self.inbound.get_mut(spi)) else {
+            return self.drop(DropReason::UnknownSpi(ah_spi));
+        };
+        let result = match open_bundle(entry, buf) {
+            Ok(opened) => Ok(opened),
+            Err(Mismatch(why)) => {
+                let spi = entry.sa.spi();
+                if let Some(notice) = entry.sa.take_lifetime_notice() {
+                    let remote = entry.remote;
+                    self.events.push_back(Event::Lifetime {
+                        direction: Direction::Inbound,
+                        spi,
+                        remote,
+                        notice,
+                    });
+                }
+                return self.drop(DropReason::ProtectionMismatch { spi, why });
+            }
+            Err(Open(e)) => Err(e),
+        };
         Self::finish_open(&mut self.statistics, &mut self.events, entry, result)
     }
 
@@ -872,7 +1134,7 @@ impl DataPlane {
         }
         let reason = match result {
             Ok(opened) => {
-                let mode = entry.sa.params().mode;
+                let mode = entry.sa.mode();
                 if inbound_policy_allows(entry, mode, opened.next_header, opened.payload) {
                     statistics.opened += 1;
                     return Inbound::Deliver {
@@ -905,14 +1167,86 @@ impl DataPlane {
         allowed
     }
 
-    /// The inbound SA with our SPI `spi`, for `display ipsec sa`.
+    /// The inbound ESP SA of the pair with our SPI `spi`, for `display ipsec sa`.
     pub fn inbound_sa(&self, spi: Spi) -> Option<&InboundSa> {
-        self.inbound.get(&spi).map(|e| &e.sa)
+        self.inbound.get(&spi).and_then(|e| e.sa.esp.as_ref())
     }
 
-    /// Every outbound SA of `policy`, oldest first.
+    /// The inbound AH SA of the pair with our SPI `spi` (the ESP SPI for AH+ESP, the AH SPI
+    /// for AH alone).
+    pub fn inbound_ah_sa(&self, spi: Spi) -> Option<&InboundAh> {
+        self.inbound.get(&spi).and_then(|e| e.sa.ah.as_ref())
+    }
+
+    /// Every outbound ESP SA of `policy`, oldest first.
     pub fn outbound_sas(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundSa> {
-        self.outbound.get(&policy).into_iter().flatten().map(|e| &e.sa)
+        self.outbound.get(&policy).into_iter().flatten().filter_map(|e| e.sa.esp.as_ref())
+    }
+
+    /// Every outbound AH SA of `policy`, oldest first.
+    pub fn outbound_ah_sas(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundAh> {
+        self.outbound.get(&policy).into_iter().flatten().filter_map(|e| e.sa.ah.as_ref())
+    }
+
+    /// Traffic of the pair whose outbound SA (ESP, or AH alone) has the peer's SPI `spi` on
+    /// `policy`: its counters and last sequence number, for lifetime reports.
+    pub fn outbound_usage(&self, policy: PolicyIndex, spi: Spi) -> Option<(crate::sa::Counters, u32)> {
+        let entry = self.outbound.get(&policy)?.iter().find(|e| e.sa.spi() == spi)?;
+        match (&entry.sa.esp, &entry.sa.ah) {
+            (Some(esp), _) => Some((esp.counters(), esp.last_sequence())),
+            (None, Some(ah)) => Some((ah.counters(), ah.last_sequence())),
+            (None, None) => None,
+        }
+    }
+
+    /// Traffic of the pair with our SPI `spi` (ESP, or AH alone).
+    pub fn inbound_usage(&self, spi: Spi) -> Option<crate::sa::Counters> {
+        let entry = self.inbound.get(&spi)?;
+        match (&entry.sa.esp, &entry.sa.ah) {
+            (Some(esp), _) => Some(esp.counters()),
+            (None, Some(ah)) => Some(ah.counters()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Why an AH packet was refused before the policy check: an open error, or a protection
+/// that is not the negotiated one.
+enum BundleError {
+    Open(OpenError),
+    Mismatch(&'static str),
+}
+use BundleError::{Mismatch, Open};
+
+/// Why a bare ESP packet on an AH or AH+ESP pair is dropped: RFC 4301 §5.2 step 4, the
+/// packet must arrive with every protection the SA bundle was negotiated with.
+const ESP_WITHOUT_AH: &str = "ESP without the AH the SA bundle requires";
+
+/// Opens an AH packet on `entry`: AH, the peer's address, and the ESP inside for AH+ESP.
+fn open_bundle<'b>(
+    entry: &mut InboundEntry,
+    buf: &'b mut [u8],
+) -> Result<crate::sa::Opened<'b>, BundleError> {
+    let InboundBundle { esp, ah } = &mut entry.sa;
+    let ah = ah.as_mut().ok_or(Mismatch("no AH SA"))?;
+    let opened = ah.open_in_place(buf).map_err(Open)?;
+    if IpAddr::V4(opened.source) != entry.remote.ip() || IpAddr::V4(opened.destination) != entry.local.ip() {
+        return Err(Mismatch("AH between other addresses than the SA's"));
+    }
+    match (esp, opened.next_header) {
+        (Some(esp), PROTOCOL_ESP) => {
+            let offset = opened.offset;
+            let inner = esp.open_in_place(opened.payload).map_err(Open)?;
+            Ok(crate::sa::Opened { offset: offset + inner.offset, ..inner })
+        }
+        (Some(_), _) => Err(Mismatch("AH without the ESP of the AH+ESP bundle")),
+        (None, PROTOCOL_ESP) => Err(Mismatch("ESP inside an AH-only SA")),
+        (None, next_header) => Ok(crate::sa::Opened {
+            payload: opened.payload,
+            offset: opened.offset,
+            next_header,
+            sequence: opened.sequence,
+        }),
     }
 }
 

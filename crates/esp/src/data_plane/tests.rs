@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use crypto::{EspCipher, Integrity};
 
 use super::*;
+use crate::ah::{PROTOCOL_AH, PROTOCOL_ESP};
 use crate::sa::{LifetimeCause, TrafficLimits};
 use crate::selector::tests::{ipv4_packet, udp};
 use crate::selector::{PortRange, Prefix, PROTOCOL_TCP};
@@ -75,6 +76,7 @@ fn install(a: &mut DataPlane, b: &mut DataPlane, k: &PairKeys, a_sel: Selector, 
             remote: gateway(2),
             inbound: keys(&k.b_to_a),
             outbound: keys(&k.a_to_b),
+            protocols: Protocols::Esp,
         },
         &mut SeededRandom(1),
     )
@@ -88,6 +90,7 @@ fn install(a: &mut DataPlane, b: &mut DataPlane, k: &PairKeys, a_sel: Selector, 
             remote: gateway(1),
             inbound: keys(&k.a_to_b),
             outbound: keys(&k.b_to_a),
+            protocols: Protocols::Esp,
         },
         &mut SeededRandom(2),
     )
@@ -291,6 +294,7 @@ fn duplicate_inbound_spi_is_refused() {
         remote: gateway(2),
         inbound: keys(&k.b_to_a),
         outbound: keys(&k.a_to_b),
+        protocols: Protocols::Esp,
     };
     assert_eq!(a.install(again, &mut SeededRandom(1)), Err(SaError::DuplicateSpi(Spi(0xA001))));
     assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 1);
@@ -556,4 +560,176 @@ fn later_fragments_pass_a_port_specific_inbound_selector() {
     let other = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 54));
     let (_, esp) = send(&mut a, &other);
     assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+}
+
+/// Installs `k` with `protocols` built from AH keys of the same generation (raw IP, so the
+/// gateways' ports are 0).
+fn install_ah(
+    a: &mut DataPlane,
+    b: &mut DataPlane,
+    k: &PairKeys,
+    integrity: Integrity,
+    with_esp: bool,
+    sel: Selector,
+) {
+    let ah_a_to_b =
+        (Spi(0xC000 + k.a_to_b.0 .0), Vec::new(), key_bytes(EspCipher::Null, Some(integrity), 9).1);
+    let ah_b_to_a =
+        (Spi(0xD000 + k.b_to_a.0 .0), Vec::new(), key_bytes(EspCipher::Null, Some(integrity), 10).1);
+    let raw = |last| SocketAddr::from(([192, 0, 2, last], 0));
+    for (plane, local, remote, inbound, outbound, ah_in, ah_out, selector) in [
+        (a, 1, 2, &k.b_to_a, &k.a_to_b, &ah_b_to_a, &ah_a_to_b, sel),
+        (b, 2, 1, &k.a_to_b, &k.b_to_a, &ah_a_to_b, &ah_b_to_a, mirror(sel)),
+    ] {
+        let (inbound, outbound, protocols) = if with_esp {
+            (
+                keys(inbound),
+                keys(outbound),
+                Protocols::AhEsp { integrity, inbound: keys(ah_in), outbound: keys(ah_out) },
+            )
+        } else {
+            (keys(ah_in), keys(ah_out), Protocols::Ah(integrity))
+        };
+        let pair = SaPair {
+            policy: PolicyIndex(0),
+            selector,
+            params: k.params,
+            local: raw(local),
+            remote: raw(remote),
+            inbound,
+            outbound,
+            protocols,
+        };
+        plane.install(pair, &mut SeededRandom(3)).unwrap();
+    }
+}
+
+fn send_ah(from: &mut DataPlane, packet: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 1500 + MAX_HEADROOM + MAX_TAILROOM + MAX_AH_HEADROOM];
+    match from.seal(packet, &mut out) {
+        Outbound::Send(s) => {
+            assert_eq!((s.protocol, s.udp_encapsulated), (PROTOCOL_AH, false));
+            s.datagram.to_vec()
+        }
+        other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+fn receive_ah(to: &mut DataPlane, packet: &[u8]) -> Result<(Mode, u8, Vec<u8>), DropReason> {
+    let mut out = vec![0u8; packet.len()];
+    match to.open_ah(packet, &mut out) {
+        Inbound::Deliver { packet, next_header, mode, .. } => Ok((mode, next_header, packet.to_vec())),
+        Inbound::Drop(reason) => Err(reason),
+    }
+}
+
+/// AH alone and AH+ESP, tunnel and transport: the outer packet is IPv4 protocol 51 between
+/// the gateways, ESP (50) sits inside AH for the bundle, and the peer delivers the original.
+#[test]
+fn ah_and_ah_esp_both_modes() {
+    let gateways = Selector::between(
+        Prefix::host(Ipv4Addr::new(192, 0, 2, 1)),
+        Prefix::host(Ipv4Addr::new(192, 0, 2, 2)),
+    );
+    for with_esp in [false, true] {
+        for mode in [Mode::Tunnel, Mode::Transport] {
+            let sel = if mode == Mode::Tunnel { a_selector() } else { gateways };
+            let mut a = DataPlane::new(spd_for(sel), DataPlaneConfig::default());
+            let mut b = DataPlane::new(spd_for(mirror(sel)), DataPlaneConfig::default());
+            let params =
+                SaParams { mode, ..SaParams::new(EspCipher::AesCbc128, Some(Integrity::HmacSha1_96)) };
+            install_ah(&mut a, &mut b, &pair_keys(1, params), Integrity::HmacSha256_128, with_esp, sel);
+            let packet = match mode {
+                Mode::Tunnel => ping(1),
+                Mode::Transport => ipv4_packet(1, [192, 0, 2, 1], [192, 0, 2, 2], &[8, 0, 0, 0, 0, 1, 0, 1]),
+            };
+            let sent = send_ah(&mut a, &packet);
+            assert_eq!(sent[9], PROTOCOL_AH);
+            assert_eq!((&sent[12..16], &sent[16..20]), (&[192, 0, 2, 1][..], &[192, 0, 2, 2][..]));
+            let next = sent[20];
+            let expected_next = match (with_esp, mode) {
+                (true, _) => PROTOCOL_ESP,
+                (false, Mode::Tunnel) => 4,
+                (false, Mode::Transport) => 1,
+            };
+            assert_eq!(next, expected_next, "esp {with_esp} {mode:?}");
+            if !with_esp {
+                // AH alone: the payload travels in clear after the 28-byte AH header.
+                assert_eq!(&sent[48..], if mode == Mode::Tunnel { &packet[..] } else { &packet[20..] });
+            }
+            let (got_mode, next_header, delivered) = receive_ah(&mut b, &sent).unwrap();
+            assert_eq!(got_mode, mode);
+            match mode {
+                Mode::Tunnel => assert_eq!((next_header, delivered), (4, packet.clone())),
+                Mode::Transport => assert_eq!((next_header, delivered), (1, packet[20..].to_vec())),
+            }
+            // Replayed: dropped by the AH window.
+            assert!(matches!(receive_ah(&mut b, &sent), Err(DropReason::Open(OpenError::Replay(_)))));
+            assert_eq!(b.statistics().opened, 1);
+            let pair_spi = if with_esp { Spi(0xB001) } else { Spi(0xC000 + 0xB001) };
+            assert_eq!(b.inbound_usage(pair_spi).unwrap().packets, 1);
+            // A's outbound pair is named by its ESP SPI, or the AH SPI for AH alone.
+            assert_eq!(a.outbound_usage(PolicyIndex(0), pair_spi).unwrap().1, 1);
+        }
+    }
+}
+
+/// The bundle must arrive whole: ESP without its AH, AH from another address, or an ESP
+/// packet on an AH-only SPI are dropped and counted as policy mismatches.
+#[test]
+fn ah_esp_requires_both_layers() {
+    let (mut a, mut b) = planes();
+    let params = SaParams::new(EspCipher::AesGcm256, None);
+    install_ah(&mut a, &mut b, &pair_keys(1, params), Integrity::HmacMd5_96, true, a_selector());
+    let sent = send_ah(&mut a, &ping(1));
+    let ah_len = 12 + 12;
+    let esp_only = sent[20 + ah_len..].to_vec();
+    let mut out = vec![0u8; sent.len()];
+    assert!(matches!(b.open(&esp_only, &mut out), Inbound::Drop(DropReason::ProtectionMismatch { .. })));
+    let mut other_source = sent.clone();
+    other_source[15] = 9;
+    assert_eq!(receive_ah(&mut b, &other_source), Err(DropReason::Open(OpenError::AuthenticationFailed)));
+    assert_eq!(receive_ah(&mut b, &sent).unwrap().2, ping(1));
+    assert_eq!(b.statistics().inbound.policy_mismatch, 1);
+    assert!(b.remove_by_inbound_spi(Spi(0xB001)));
+    assert!(matches!(receive_ah(&mut b, &sent), Err(DropReason::UnknownSpi(_))));
+    // AH cannot be UDP-encapsulated.
+    let (mut a, mut b) = planes();
+    let k = pair_keys(2, gcm());
+    let pair = SaPair {
+        policy: PolicyIndex(0),
+        selector: a_selector(),
+        params: k.params,
+        local: gateway(1),
+        remote: gateway(2),
+        inbound: keys(&k.b_to_a),
+        outbound: keys(&k.a_to_b),
+        protocols: Protocols::Ah(Integrity::HmacSha1_96),
+    };
+    assert_eq!(a.install(pair, &mut SeededRandom(1)), Err(SaError::AhUdpEncapsulated));
+    let _ = &mut b;
+}
+
+/// Path MTU with AH outside ESP: the announced MTU accounts for the outer header, AH and
+/// ESP, a packet of exactly that size leaves at most 1500 bytes, and fragments fit too.
+#[test]
+fn ah_path_mtu() {
+    let (mut a, mut b) = planes();
+    let params = SaParams::new(EspCipher::AesCbc128, Some(Integrity::HmacSha256_128));
+    install_ah(&mut a, &mut b, &pair_keys(1, params), Integrity::HmacSha512_256, true, a_selector());
+    let mut out = vec![0u8; 1500 + MAX_HEADROOM + MAX_TAILROOM + MAX_AH_HEADROOM];
+    let Outbound::TooBig { mtu, .. } = a.seal(&big_packet(1500, true), &mut out) else {
+        panic!("expected TooBig")
+    };
+    let sent = send_ah(&mut a, &big_packet(usize::from(mtu), true));
+    assert!(sent.len() <= 1500 && sent.len() > 1500 - 16, "{} for mtu {mtu}", sent.len());
+    assert_eq!(receive_ah(&mut b, &sent).unwrap().2, big_packet(usize::from(mtu), true));
+    let Outbound::Send(first) = a.seal(&big_packet(1500, false), &mut out) else { panic!() };
+    assert!(first.datagram.len() <= 1500 && first.pending);
+    let mut count = 1;
+    while let Some(Outbound::Send(s)) = a.poll_queued(&mut out) {
+        assert!(s.datagram.len() <= 1500);
+        count += 1;
+    }
+    assert_eq!(count, 2);
 }

@@ -176,6 +176,13 @@ pub enum SaError {
     /// An SPI below 256: reserved by IANA (RFC 4303 §2.1).
     #[error("SPI {0} is reserved")]
     ReservedSpi(Spi),
+    /// AH cannot be UDP-encapsulated (RFC 3948 covers ESP only; NAT rewrites the
+    /// addresses AH authenticates).
+    #[error("AH cannot be UDP-encapsulated (NAT traversal needs ESP alone)")]
+    AhUdpEncapsulated,
+    /// AH is implemented over IPv4 only.
+    #[error("AH needs IPv4 gateway addresses")]
+    AhNotIpv4,
 }
 
 /// Why a packet was not sealed.
