@@ -119,7 +119,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
     let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
+    let (ah_tx, mut ah_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
     let mut raw = HashMap::new();
+    let mut raw_ah = HashMap::new();
     for peer in &engine_config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
@@ -136,6 +138,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             let socket = data_path::open_raw_esp(address)?;
             data_path::spawn_raw_reader(socket.clone(), esp_tx.clone());
             raw.insert(peer.local_address, socket);
+            let socket = data_path::open_raw_ah(address)?;
+            data_path::spawn_raw_ah_reader(socket.clone(), ah_tx.clone());
+            raw_ah.insert(peer.local_address, socket);
         }
     }
 
@@ -158,7 +163,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     )?;
     let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
     tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
-    let mut data = DataPath::new(&engine_config, tun, raw);
+    let mut data = DataPath::new(&engine_config, tun, raw).with_ah_sockets(raw_ah);
     let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;
@@ -184,6 +189,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             }
             Some(packet) = tun_in.recv() => data.outbound(&packet, &mut engine, &sockets).await,
             Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
+            Some((_, packet)) = ah_in.recv() => data.inbound_ah(&packet, &mut engine).await,
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
                 let _ = reply.send(answer(&mut engine, &records, &data, &request));

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
-    SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Protocols, Rule, SaKeys,
+    SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_AH_HEADROOM, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -39,6 +39,9 @@ pub const TUN_MTU: u16 = 1400;
 
 /// IP protocol number of ESP.
 const IPPROTO_ESP: i32 = 50;
+
+/// IP protocol number of AH.
+const IPPROTO_AH: i32 = 51;
 
 /// Largest packet read from the TUN or a socket.
 const MAX_PACKET: usize = 65_535;
@@ -68,8 +71,11 @@ pub fn selector(ts: &TrafficSelector) -> Selector {
 
 /// Why the data plane cannot carry a negotiated pair, if it cannot.
 fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
-    if pair.suite.proposal.protocols.ah().is_some() || pair.ah.is_some() {
-        return Some("AH is not implemented in the data plane");
+    if pair.suite.proposal.protocols.ah().is_some() && pair.ah.is_none() {
+        return Some("the engine reported an AH suite without AH keys");
+    }
+    if pair.suite.proposal.protocols.ah().is_some() && pair.udp_encapsulation.is_some() {
+        return Some("AH cannot cross a NAT (UDP encapsulation is for ESP only)");
     }
     if pair.selector.local.subnet().is_none() || pair.selector.remote.subnet().is_none() {
         return Some("the data plane cannot match an address range that is not a prefix");
@@ -177,10 +183,35 @@ pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, String> {
     Ok(Arc::new(socket))
 }
 
+/// A raw IPv4 socket for AH (protocol 51) bound to `local`, with `IP_HDRINCL`: AH's ICV
+/// covers the outer header, so the data plane writes it (the kernel still fills in the
+/// checksum) and the Identification the ICV was computed over is the one that is sent.
+pub fn open_raw_ah(local: Ipv4Addr) -> Result<Arc<Socket>, String> {
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_AH)))
+        .map_err(|e| format!("cannot open a raw AH socket: {e}"))?;
+    socket
+        .set_header_included_v4(true)
+        .map_err(|e| format!("cannot set IP_HDRINCL on the AH socket: {e}"))?;
+    socket
+        .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(local), 0)))
+        .map_err(|e| format!("cannot bind the raw AH socket to {local}: {e}"))?;
+    Ok(Arc::new(socket))
+}
+
+/// Reads a raw AH socket on a thread of its own and hands `(source, IPv4 packet)`, header
+/// included (AH verifies it), to the daemon loop.
+pub fn spawn_raw_ah_reader(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>) {
+    spawn_raw(socket, tx, true);
+}
+
 /// Reads a raw ESP socket on a thread of its own (blocking reads; socket2 has no async
 /// interface and the gateway takes no `unsafe` to register the descriptor with tokio), strips
 /// the IPv4 header and hands `(source, ESP packet)` to the daemon loop.
 pub fn spawn_raw_reader(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>) {
+    spawn_raw(socket, tx, false);
+}
+
+fn spawn_raw(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>, keep_header: bool) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; MAX_PACKET];
         loop {
@@ -199,7 +230,8 @@ pub fn spawn_raw_reader(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>
                 continue;
             }
             let source = IpAddr::V4(Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
-            if tx.blocking_send((source, packet[header_len..].to_vec())).is_err() {
+            let start = if keep_header { 0 } else { header_len };
+            if tx.blocking_send((source, packet[start..].to_vec())).is_err() {
                 return;
             }
         }
@@ -211,7 +243,12 @@ struct Pair {
     connection: ConnectionId,
     inbound_spi: u32,
     outbound_spi: u32,
+    /// The peer's AH SPI of an AH+ESP pair (a Delete may name it instead of the ESP one).
+    outbound_ah_spi: Option<u32>,
     policy: PolicyIndex,
+    /// Our and the peer's gateway address: the addresses of a transport-mode packet.
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
 }
 
 /// The data plane and what the daemon needs around it.
@@ -221,6 +258,10 @@ pub struct DataPath {
     rule_selectors: Vec<TrafficSelector>,
     tun: Arc<tun_rs::AsyncDevice>,
     raw: HashMap<IpAddr, Arc<Socket>>,
+    /// Raw AH sockets (`IP_HDRINCL`) by local address.
+    raw_ah: HashMap<IpAddr, Arc<Socket>>,
+    /// A transport-mode packet rebuilt with its IPv4 header for the TUN.
+    transport: Vec<u8>,
     pairs: Vec<Pair>,
     rng: crypto::OsRandom,
     buf: Vec<u8>,
@@ -244,12 +285,20 @@ impl DataPath {
             rule_selectors,
             tun,
             raw,
+            raw_ah: HashMap::new(),
+            transport: Vec::with_capacity(MAX_PACKET),
             pairs: Vec::new(),
             rng: crypto::OsRandom,
-            buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM],
+            buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM + MAX_AH_HEADROOM],
             bypass_dropped: 0,
             heard: HashMap::new(),
         }
+    }
+
+    /// Adds the raw AH sockets (by local address) that AH and AH+ESP pairs send on.
+    pub fn with_ah_sockets(mut self, raw_ah: HashMap<IpAddr, Arc<Socket>>) -> Self {
+        self.raw_ah = raw_ah;
+        self
     }
 
     /// The data plane's counters.
@@ -302,7 +351,16 @@ impl DataPath {
     }
 
     async fn send(&self, send: &esp::Send<'_>, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
-        if send.udp_encapsulated {
+        if send.protocol == esp::PROTOCOL_AH {
+            let Some(socket) = self.raw_ah.get(&send.local.ip()) else {
+                warn!("no raw AH socket on {}", send.local.ip());
+                return;
+            };
+            let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
+            if let Err(e) = socket.send_to(send.datagram, &to) {
+                warn!("AH to {}: {e}", send.remote.ip());
+            }
+        } else if send.udp_encapsulated {
             let Some(socket) = sockets.get(&send.local) else {
                 warn!("no UDP socket on {} for ESP-in-UDP", send.local);
                 return;
@@ -326,9 +384,36 @@ impl DataPath {
     /// write the inner packet to the TUN; tell the engine the peer is alive.
     pub async fn inbound(&mut self, esp: &[u8], engine: &mut Engine) {
         let mut buf = std::mem::take(&mut self.buf);
-        match self.plane.open(esp, &mut buf) {
-            Inbound::Deliver { spi, packet, .. } => {
-                if let Err(e) = self.tun.send(packet).await {
+        let inbound = self.plane.open(esp, &mut buf);
+        self.deliver(inbound, engine).await;
+        self.buf = buf;
+        self.events(engine);
+    }
+
+    /// An IPv4 packet of protocol 51 from the peer, header included: verify AH (and open the
+    /// ESP inside for AH+ESP), then as [`DataPath::inbound`].
+    pub async fn inbound_ah(&mut self, packet: &[u8], engine: &mut Engine) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let inbound = self.plane.open_ah(packet, &mut buf);
+        self.deliver(inbound, engine).await;
+        self.buf = buf;
+        self.events(engine);
+    }
+
+    /// Writes an opened packet to the TUN (a transport-mode payload gets its IPv4 header
+    /// back, from the peer's gateway address to ours) and tells the engine the peer is alive.
+    async fn deliver(&mut self, inbound: Inbound<'_>, engine: &mut Engine) {
+        match inbound {
+            Inbound::Deliver { spi, packet, mode, next_header, .. } => {
+                let written = match mode {
+                    esp::Mode::Tunnel => self.tun.send(packet).await,
+                    esp::Mode::Transport => {
+                        let Some(pair) = self.pairs.iter().find(|p| p.inbound_spi == spi.0) else { return };
+                        transport_packet(&mut self.transport, pair.remote, pair.local, next_header, packet);
+                        self.tun.send(&self.transport).await
+                    }
+                };
+                if let Err(e) = written {
                     warn!("TUN write: {e}");
                 }
                 let connection = self.pairs.iter().find(|p| p.inbound_spi == spi.0).map(|p| p.connection);
@@ -341,10 +426,8 @@ impl DataPath {
                     }
                 }
             }
-            Inbound::Drop(reason) => debug!("inbound ESP dropped: {reason}"),
+            Inbound::Drop(reason) => debug!("inbound packet dropped: {reason}"),
         }
-        self.buf = buf;
-        self.events(engine);
     }
 
     /// Raises the data plane's acquires with the engine. Traffic lifetimes are judged by the
@@ -379,15 +462,30 @@ impl DataPath {
             warn!("IPsec SA for unknown policy {}", pair.policy);
             return;
         };
-        let (Some((encryption, integrity)), None) =
-            (pair.suite.proposal.protocols.esp(), unsupported_pair(pair))
-        else {
-            let reason = unsupported_pair(pair).unwrap_or("no ESP in the suite");
+        if let Some(reason) = unsupported_pair(pair) {
             warn!(
                 "IPsec SA pair {} ({}) for {} not installed: {reason}",
                 pair.suite, pair.selector, pair.policy
             );
             return;
+        }
+        let (protocols, (encryption, integrity)) = match (pair.suite.proposal.protocols, &pair.ah) {
+            (ike::IpsecProtocols::Esp { encryption, integrity }, _) => {
+                (Protocols::Esp, (encryption, integrity))
+            }
+            // AH alone: the pair's keys are the AH SAs'; the ESP algorithms are not used.
+            (ike::IpsecProtocols::Ah { integrity }, _) => {
+                (Protocols::Ah(integrity), (esp::EspCipher::Null, Some(integrity)))
+            }
+            (ike::IpsecProtocols::AhEsp { ah_integrity, esp_encryption, esp_integrity }, Some(ah)) => (
+                Protocols::AhEsp {
+                    integrity: ah_integrity,
+                    inbound: SaKeys::from(&ah.inbound),
+                    outbound: SaKeys::from(&ah.outbound),
+                },
+                (esp_encryption, esp_integrity),
+            ),
+            (ike::IpsecProtocols::AhEsp { .. }, None) => return,
         };
         let mut params = SaParams::new(encryption, integrity);
         params.mode = match pair.suite.proposal.mode {
@@ -413,16 +511,32 @@ impl DataPath {
             remote,
             inbound: SaKeys::from(&pair.inbound),
             outbound: SaKeys::from(&pair.outbound),
+            protocols,
         };
         if let Err(e) = self.plane.install(sa_pair, &mut self.rng) {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
         }
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        info!(
+            "IPsec SA pair installed for {}: {} ({}), inbound SPI {:#010x}, outbound SPI {:#010x}",
+            pair.policy,
+            pair.suite,
+            pair.selector,
+            pair.inbound.spi().0,
+            pair.outbound.spi().0
+        );
         self.pairs.push(Pair {
             connection: pair.connection,
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
+            outbound_ah_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
             policy: PolicyIndex(policy),
+            local: v4(pair.local.ip()),
+            remote: v4(pair.remote.ip()),
         });
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
@@ -440,7 +554,11 @@ impl DataPath {
         let inbound: Vec<u32> = self
             .pairs
             .iter()
-            .filter(|p| p.connection == connection && spis.contains(&p.outbound_spi))
+            .filter(|p| {
+                p.connection == connection
+                    && (spis.contains(&p.outbound_spi)
+                        || p.outbound_ah_spi.is_some_and(|s| spis.contains(&s)))
+            })
             .map(|p| p.inbound_spi)
             .collect();
         for spi in inbound {
@@ -477,14 +595,13 @@ impl DataPath {
     pub fn report_usage(&self, engine: &mut Engine) {
         let mut reports = Vec::new();
         for pair in &self.pairs {
-            if let Some(sa) = self.plane.inbound_sa(esp::Spi(pair.inbound_spi)) {
-                let c = sa.counters();
+            if let Some(c) = self.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
                 reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
             }
-            if let Some(sa) = self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi)
+            if let Some((c, last_sequence)) =
+                self.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi))
             {
-                let c = sa.counters();
-                let packets = u64::from(sa.last_sequence());
+                let packets = u64::from(last_sequence);
                 reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
             }
         }
@@ -492,6 +609,33 @@ impl DataPath {
             engine.handle_sa_usage(Instant::now(), &reports);
         }
     }
+}
+
+/// Puts a 20-byte IPv4 header from `source` to `destination` with protocol `protocol` in
+/// front of a transport-mode `payload`, into `out` (reused, so no allocation once grown).
+fn transport_packet(
+    out: &mut Vec<u8>,
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+    protocol: u8,
+    payload: &[u8],
+) {
+    let total = (20 + payload.len()).min(usize::from(u16::MAX)) as u16;
+    out.clear();
+    out.extend_from_slice(&[0x45, 0]);
+    out.extend_from_slice(&total.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0x40, 0, 64, protocol, 0, 0]);
+    out.extend_from_slice(&source.octets());
+    out.extend_from_slice(&destination.octets());
+    let mut sum = 0u32;
+    for pair in out.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    out[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    out.extend_from_slice(payload);
 }
 
 #[cfg(test)]

@@ -277,8 +277,24 @@ fn dh_group(g: vrp::algorithm::DhGroup) -> DhGroup {
 
 fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::IpsecProposal, Unsupported> {
     use vrp::algorithm::{EncapsulationMode, EncryptionAlgorithm, HashAlgorithm as H, Transform};
-    if p.transform != Transform::Esp {
-        return Err(unsupported(item, "only transform esp is supported yet"));
+    let hmac = |h: H| match h {
+        H::Md5 => Integrity::HmacMd5_96,
+        H::Sha1 => Integrity::HmacSha1_96,
+        H::Sha2_256 => Integrity::HmacSha256_128,
+        H::Sha2_384 => Integrity::HmacSha384_192,
+        H::Sha2_512 => Integrity::HmacSha512_256,
+    };
+    let mode = match p.encapsulation {
+        EncapsulationMode::Tunnel => ike::EncapsulationMode::Tunnel,
+        EncapsulationMode::Transport => ike::EncapsulationMode::Transport,
+        EncapsulationMode::Auto => {
+            return Err(unsupported(item, "encapsulation-mode auto is not supported yet"))
+        }
+    };
+    if p.transform == Transform::Ah {
+        // AH alone: `esp …` settings, present by default, do not apply.
+        let protocols = ike::IpsecProtocols::Ah { integrity: hmac(p.ah_authentication) };
+        return Ok(ike::IpsecProposal { protocols, mode });
     }
     let encryption = match p.esp_encryption {
         None => EspCipher::Null,
@@ -293,24 +309,19 @@ fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::Ipse
     // AES-GCM carries its own integrity (RFC 4106): `esp authentication-algorithm`, which the
     // proposal has by default, does not apply to it and is not offered.
     let authentication = if encryption.is_aead() { None } else { p.esp_authentication };
-    let integrity = authentication.map(|h| match h {
-        H::Md5 => Integrity::HmacMd5_96,
-        H::Sha1 => Integrity::HmacSha1_96,
-        H::Sha2_256 => Integrity::HmacSha256_128,
-        H::Sha2_384 => Integrity::HmacSha384_192,
-        H::Sha2_512 => Integrity::HmacSha512_256,
-    });
+    let integrity = authentication.map(hmac);
     if integrity.is_none() && !encryption.is_aead() {
         return Err(unsupported(item, "ESP without an authentication algorithm is not allowed"));
     }
-    let mode = match p.encapsulation {
-        EncapsulationMode::Tunnel => ike::EncapsulationMode::Tunnel,
-        EncapsulationMode::Transport => ike::EncapsulationMode::Transport,
-        EncapsulationMode::Auto => {
-            return Err(unsupported(item, "encapsulation-mode auto is not supported yet"))
-        }
+    let protocols = match p.transform {
+        Transform::AhEsp => ike::IpsecProtocols::AhEsp {
+            ah_integrity: hmac(p.ah_authentication),
+            esp_encryption: encryption,
+            esp_integrity: integrity,
+        },
+        _ => ike::IpsecProtocols::Esp { encryption, integrity },
     };
-    Ok(ike::IpsecProposal { protocols: ike::IpsecProtocols::Esp { encryption, integrity }, mode })
+    Ok(ike::IpsecProposal { protocols, mode })
 }
 
 fn protocol_number(p: AclProtocol) -> u8 {
@@ -367,6 +378,36 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
             "the reference's IPsec defaults"
         );
         assert_eq!(policy.selectors[0].remote, ike::Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24));
+    }
+
+    /// `transform ah` uses only `ah authentication-algorithm`; `ah-esp` both, AH outside.
+    #[test]
+    fn converts_ah_and_ah_esp() {
+        let ah = BASE.replace(
+            "ipsec proposal a\n",
+            "ipsec proposal a\n transform ah\n ah authentication-algorithm sha2-512\n encapsulation-mode transport\n",
+        );
+        let proposal = convert(&ah).unwrap().policies[0].proposals[0];
+        assert_eq!(proposal.protocols, ike::IpsecProtocols::Ah { integrity: Integrity::HmacSha512_256 });
+        assert_eq!(proposal.mode, ike::EncapsulationMode::Transport);
+        let ah_esp = BASE.replace(
+            "ipsec proposal a\n",
+            "ipsec proposal a\n transform ah-esp\n ah authentication-algorithm md5\n esp encryption-algorithm aes-128-gcm-128\n",
+        );
+        let checked = vrp::check("t.cfg", &ah_esp, None);
+        assert!(
+            checked.diagnostics.iter().any(|d| d.to_string().contains("ah authentication md5")),
+            "a weak AH algorithm is warned about: {:?}",
+            checked.diagnostics
+        );
+        assert_eq!(
+            convert(&ah_esp).unwrap().policies[0].proposals[0].protocols,
+            ike::IpsecProtocols::AhEsp {
+                ah_integrity: Integrity::HmacMd5_96,
+                esp_encryption: EspCipher::AesGcm128,
+                esp_integrity: None
+            }
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! mandatory setting (§2.6), template entries that are not the last of their group (§2.7),
 //! policy entries that protect overlapping traffic on one interface (§4 rule 7: the first
 //! entry wins, so the later one is dead), a group bound to two interfaces (§2.8), and what
-//! keysteward does not implement (IKEv2-only peers, AH, certificates, §6).
+//! keysteward does not implement (IKEv2-only peers, certificates, §6).
 //!
 //! Warnings: DES, 3DES, MD5, MODP groups 1/2/5, aggressive mode with pre-shared keys, keys
 //! shorter than 16 characters, peers left with IKEv2 enabled (keysteward uses IKEv1, §3),
@@ -156,12 +156,12 @@ impl Validator<'_> {
     fn ipsec_proposals(&mut self, config: &Config) {
         for (name, p) in &config.ipsec_proposals {
             let view = View::IpsecProposal(name.clone());
-            if p.transform != Transform::Esp {
+            if p.transform != Transform::Esp && p.ah_authentication.is_weak() {
                 let m = format!(
-                    "ipsec proposal {name}: unsupported transform {}: AH is not implemented",
-                    p.transform
+                    "ipsec proposal {name} uses ah authentication {}: weak hash, prefer sha2-256",
+                    p.ah_authentication
                 );
-                self.error(&view, "transform", DiagnosticKind::Unsupported, m);
+                self.warn(&view, "ah authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
             if p.transform != Transform::Ah && p.esp_encryption.is_none() && p.esp_authentication.is_none() {
                 let m = format!("ipsec proposal {name} has neither ESP encryption nor ESP authentication");
