@@ -157,10 +157,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
-    let _routes = data_path::Routes::add(
-        &options.tun,
-        engine_config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)),
-    )?;
+    let _routes = data_path::Routes::for_config(&options.tun, &engine_config)?;
     let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
     tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
     let mut data = DataPath::new(&engine_config, tun, raw).with_ah_sockets(raw_ah);

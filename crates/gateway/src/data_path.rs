@@ -102,12 +102,89 @@ pub fn spd(config: &ike::Config) -> (Spd, Vec<TrafficSelector>) {
 pub struct Routes {
     device: String,
     prefixes: Vec<Prefix>,
+    /// `ip rule` selectors (without the `pref`) added for flows to a peer's own address.
+    rules: Vec<Vec<String>>,
 }
 
+/// The routing table that holds the TUN routes of flows to a peer gateway's own address.
+const GATEWAY_TABLE: &str = "4500";
+/// `ip rule` priorities: our own IKE, ESP and AH to the peer first (main table), then the
+/// protected flows to the peer (the TUN table); both before the main table's 32766.
+const GATEWAY_BYPASS_PREF: &str = "4500";
+const GATEWAY_PROTECT_PREF: &str = "4501";
+
 impl Routes {
+    /// Routes for every policy of `config`. A protected remote prefix that contains a peer
+    /// gateway's address (transport mode between the gateways, or a tunnel covering them)
+    /// cannot simply be routed into the TUN: the daemon's own IKE (UDP 500/4500), ESP and AH
+    /// to that peer would go there too. Those flows are policy-routed instead: `ip rule`s
+    /// send our IKE, ESP and AH to the main table first, then the protected flow (with the
+    /// ACL's protocol when it names one) to a table whose only route is the TUN.
+    pub fn for_config(device: &str, config: &ike::Config) -> Result<Self, String> {
+        let peers: Vec<Ipv4Addr> = config
+            .peers
+            .iter()
+            .filter_map(|p| match p.remote_address {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            })
+            .collect();
+        let selectors: Vec<Selector> =
+            config.policies.iter().flat_map(|p| p.selectors.iter().map(selector)).collect();
+        let covers_peer = |s: &Selector| peers.iter().any(|a| s.remote.contains(*a));
+        let mut routes = Self::add(device, selectors.iter().filter(|s| !covers_peer(s)).map(|s| s.remote))?;
+        let gateway_flows: Vec<&Selector> = selectors.iter().filter(|s| covers_peer(s)).collect();
+        if gateway_flows.is_empty() {
+            return Ok(routes);
+        }
+        let mut bypass: Vec<Vec<String>> = Vec::new();
+        for peer in peers.iter().filter(|a| gateway_flows.iter().any(|s| s.remote.contains(**a))) {
+            let to = peer.to_string();
+            for sport in ["500", "4500"] {
+                bypass.push(["to", &to, "ipproto", "udp", "sport", sport].map(String::from).to_vec());
+            }
+            // ESP and AH from our raw sockets (AH's with IP_HDRINCL may be looked up as 255).
+            for proto in ["50", "51", "255"] {
+                bypass.push(["to", &to, "ipproto", proto].map(String::from).to_vec());
+            }
+        }
+        for rule in bypass {
+            let mut args = rule.clone();
+            args.extend(["lookup", "main", "pref", GATEWAY_BYPASS_PREF].map(String::from));
+            ip_rule("add", &args)?;
+            routes.rules.push(args);
+        }
+        for s in gateway_flows {
+            let mut args = vec!["to".to_owned(), s.remote.to_string()];
+            if let Some(protocol) = s.protocol {
+                args.extend(["ipproto".to_owned(), protocol.to_string()]);
+            }
+            args.extend(["lookup", GATEWAY_TABLE, "pref", GATEWAY_PROTECT_PREF].map(String::from));
+            if routes.rules.contains(&args) {
+                continue;
+            }
+            ip_rule("add", &args)?;
+            info!("policy route: {} via {device} (a flow to a peer gateway's own address)", args.join(" "));
+            routes.rules.push(args);
+        }
+        // The TUN has no address: without `src`, a packet the gateway itself sends (a ping
+        // from FW_A) could take the inside address and miss the selector.
+        let source = config
+            .peers
+            .iter()
+            .find(|p| p.remote_address.is_some_and(|a| peers.iter().any(|q| IpAddr::V4(*q) == a)))
+            .map(|p| p.local_address.to_string());
+        let mut args = vec!["route", "replace", "default", "dev", device, "table", GATEWAY_TABLE];
+        if let Some(source) = &source {
+            args.extend(["src", source.as_str()]);
+        }
+        ip_command(&args)?;
+        Ok(routes)
+    }
+
     /// Adds (`ip route replace`) a route into `device` for each distinct prefix.
     pub fn add(device: &str, prefixes: impl IntoIterator<Item = Prefix>) -> Result<Self, String> {
-        let mut routes = Self { device: device.to_owned(), prefixes: Vec::new() };
+        let mut routes = Self { device: device.to_owned(), prefixes: Vec::new(), rules: Vec::new() };
         for p in prefixes {
             if routes.prefixes.contains(&p) {
                 continue;
@@ -127,6 +204,34 @@ impl Drop for Routes {
                 warn!("{e}");
             }
         }
+        for rule in self.rules.iter().rev() {
+            if let Err(e) = ip_rule("del", rule) {
+                warn!("{e}");
+            }
+        }
+        if !self.rules.is_empty() {
+            if let Err(e) = ip_command(&["route", "flush", "table", GATEWAY_TABLE]) {
+                warn!("{e}");
+            }
+        }
+    }
+}
+
+fn ip_rule(verb: &str, args: &[String]) -> Result<(), String> {
+    let mut all = vec!["rule", verb];
+    all.extend(args.iter().map(String::as_str));
+    ip_command(&all)
+}
+
+fn ip_command(args: &[&str]) -> Result<(), String> {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run `ip {}`: {e}", args.join(" ")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`ip {}` failed: {status}", args.join(" ")))
     }
 }
 
@@ -521,14 +626,6 @@ impl DataPath {
             IpAddr::V4(a) => a,
             IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
         };
-        info!(
-            "IPsec SA pair installed for {}: {} ({}), inbound SPI {:#010x}, outbound SPI {:#010x}",
-            pair.policy,
-            pair.suite,
-            pair.selector,
-            pair.inbound.spi().0,
-            pair.outbound.spi().0
-        );
         self.pairs.push(Pair {
             connection: pair.connection,
             inbound_spi: pair.inbound.spi().0,
