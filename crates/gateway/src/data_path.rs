@@ -256,6 +256,13 @@ pub fn open_tun(name: &str) -> Result<Arc<tun_rs::AsyncDevice>, String> {
         .enable(true)
         .build_async()
         .map_err(|e| format!("cannot create TUN device {name}: {e}"))?;
+    // The data plane's ICMP "fragmentation needed" comes from our public address (as a
+    // router's would); without accept_local the kernel drops a packet arriving on the TUN
+    // with a source address of its own as a martian.
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{name}/accept_local");
+    if let Err(e) = std::fs::write(&sysctl, "1") {
+        warn!("cannot set {sysctl}: {e}; ICMP fragmentation-needed from the data plane will be dropped");
+    }
     Ok(Arc::new(device))
 }
 

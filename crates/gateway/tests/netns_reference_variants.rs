@@ -443,40 +443,71 @@ fn netns_reference_variants_carry_traffic() {
     );
 }
 
-/// Path MTU through the tunnel: a DF ping too big for the tunnel gets "fragmentation needed"
-/// back from FW_A, a big ping without DF is fragmented before encryption and answered, and
-/// nothing bigger than the public link's MTU (1500) leaves FW_A.
+/// Path MTU through the tunnel, with AH (HMAC-SHA2-512-256) outside ESP (AES-256,
+/// HMAC-SHA2-512-256), whose overhead is larger than the 100 bytes the TUN's MTU (1400)
+/// leaves, so both limits show:
+/// - a 1500-byte DF ping stops at FW_A's TUN: the kernel answers "fragmentation needed",
+///   MTU 1400;
+/// - a 1400-byte DF ping enters the TUN but does not fit the path after encapsulation:
+///   FW_A's data plane answers "fragmentation needed" from 192.0.2.1 with MTU 1374
+///   (1500 − 20 outer IPv4 − 44 AH = 1436 for ESP; 1436 − 8 header − 16 IV − 32 ICV = 1380,
+///   rounded down to whole AES blocks 1376, minus the 2 trailer bytes);
+/// - a 3000-byte ping without DF is fragmented (by the kernel to the TUN's MTU, then by the
+///   data plane before encryption) and answered;
+/// - nothing bigger than the public link's MTU (1500) leaves FW_A.
 #[test]
 fn netns_path_mtu_through_the_tunnel() {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
         return;
     }
-    let (config_a, config_b) = configs(&[]);
+    let both = |s: &'static str| (s, s);
+    let edits: Vec<(&str, &str, &str)> = [
+        (" transform esp\n", both(" transform ah-esp\n ah authentication-algorithm sha2-512\n")),
+        (" esp encryption-algorithm des\n", both(" esp encryption-algorithm aes-256\n")),
+        (" esp authentication-algorithm md5\n", both(" esp authentication-algorithm sha2-512\n")),
+    ]
+    .into_iter()
+    .map(|(old, (a, b))| (old, a, b))
+    .collect();
+    let (config_a, config_b) = configs(&edits);
     let mut net = build("mt", &config_a, &config_b);
-    // Bring the tunnel up first, so the big pings are not the ones that trigger it.
     let pc_a = net.pc_a.clone();
     let (replies, text) = trigger_then_ping(&net, &pc_a, "10.2.2.2");
     assert!(replies >= 5, "{replies} of 5 pings answered\n{text}\n{}", net.logs());
 
-    let df =
-        in_ns(&net.pc_a, &["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do", "-s", "1472", "10.2.2.2"]);
-    assert!(!df.contains("bytes from 10.2.2.2"), "a 1500-byte DF ping cannot pass the tunnel:\n{df}");
-    let lower = df.to_lowercase();
-    assert!(lower.contains("mtu") && (lower.contains("frag needed") || lower.contains("mtu=")), "{df}");
-    assert!(df.contains("10.1.1.1") || df.contains("mtu="), "the error comes from FW_A: {df}");
-
-    let big = in_ns(
-        &net.pc_a,
-        &["ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "3000", "10.2.2.2"],
+    let ping_df = |size: &str| {
+        in_ns(&pc_a, &["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do", "-s", size, "10.2.2.2"])
+    };
+    let kernel = ping_df("1472");
+    assert!(!kernel.contains("bytes from 10.2.2.2"), "a 1500-byte DF ping cannot pass:\n{kernel}");
+    assert!(
+        kernel.contains("From 10.1.1.1") && kernel.contains("Frag needed") && kernel.contains("mtu = 1400"),
+        "FW_A's kernel refuses it at the TUN:\n{kernel}"
     );
+    let data_plane = ping_df("1372");
+    assert!(!data_plane.contains("bytes from 10.2.2.2"), "a 1400-byte DF ping cannot pass:\n{data_plane}");
+    assert!(
+        data_plane.contains("From 192.0.2.1")
+            && data_plane.contains("Frag needed")
+            && data_plane.contains("mtu = 1374"),
+        "FW_A's data plane answers with the tunnel's MTU:\n{data_plane}\n{}",
+        net.logs()
+    );
+    let fits = ping_df("1346");
+    assert_eq!(fits.matches("1354 bytes from 10.2.2.2").count(), 2, "a 1374-byte DF ping fits:\n{fits}");
+
+    let big =
+        in_ns(&pc_a, &["ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "3000", "10.2.2.2"]);
     let answered = big.matches("3008 bytes from 10.2.2.2").count();
     assert!(answered >= 3, "{answered} of 3 big pings answered:\n{big}\n{}", net.logs());
 
     let count = net.stop_capture();
-    let (too_big, esp, clear) = (count("ip.len > 1500"), count("esp"), count("icmp && ip.addr == 10.2.2.2"));
+    let (too_big, ah, clear) =
+        (count("ip.len > 1500"), count("ip.proto == 51"), count("icmp && ip.addr == 10.2.2.2 && !ah"));
     assert_eq!(too_big, 0, "packets above the public MTU left FW_A");
     assert_eq!(clear, 0, "clear ICMP on the public link");
-    // Each 3028-byte datagram: three fragments each way at least.
-    assert!(esp >= 2 * 3 * 3 + 2 * replies, "{esp} ESP frames");
+    // Each 3028-byte datagram is three fragments at the TUN, and the 1400-byte ones two
+    // each after the data plane: at least five AH packets per datagram each way.
+    assert!(ah >= 2 * 3 * 5 + 2 * 2 + 2 * replies, "{ah} AH frames");
 }
