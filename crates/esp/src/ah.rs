@@ -33,7 +33,7 @@
 //!
 //! Sequence numbers, the anti-replay window and traffic lifetimes behave exactly as for ESP
 //! (RFC 4302 §3.3.2, §3.4.3): 32 bits, no ESN, soft notice at
-//! [`SEQUENCE_SOFT_LIMIT`](crate::sa::SEQUENCE_SOFT_LIMIT); replay checked before the ICV,
+//! [`crate::sa::SEQUENCE_SOFT_LIMIT`]; replay checked before the ICV,
 //! the window moved only after it. AH is not UDP-encapsulated (RFC 3948 covers ESP only).
 
 use std::net::Ipv4Addr;

@@ -49,7 +49,7 @@ pub struct IpsecSaRow {
     pub dst: String,
     /// SPI (printed in decimal, as the device does).
     pub spi: u32,
-    /// `ESP` or `AH` (the engine negotiates AH; the data plane does not carry it yet).
+    /// `ESP` or `AH` (an AH+ESP pair shows both).
     pub protocol: &'static str,
     /// `E:<enc>;A:<auth>;`, or `A:<auth>;` for AH.
     pub algorithm: String,
