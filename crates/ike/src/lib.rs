@@ -36,6 +36,7 @@ mod lifetime;
 mod nat_t;
 mod proposal;
 mod quick_mode;
+mod reconfigure;
 mod vendor;
 mod wire;
 
@@ -60,4 +61,5 @@ pub use lifetime::{
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
+pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
 pub use vendor::{NatTVersion, PeerCapabilities};
