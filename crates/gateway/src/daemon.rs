@@ -116,16 +116,26 @@ fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire>
     out
 }
 
+/// A configuration file that passed every check, with its warnings.
+struct Checked {
+    config: vrp::Config,
+    engine: ike::Config,
+    warnings: Vec<String>,
+}
+
 /// Reads and checks the whole configuration file for `run` or a reload: every warning is
 /// logged; any error refuses the file, with every error line (`file:line:column: …`).
-fn load_checked(options: &RunOptions) -> Result<(vrp::Config, ike::Config), String> {
+fn load_checked(options: &RunOptions) -> Result<Checked, String> {
     let host = Host::current()?;
     let loaded = load::load(&options.config, &options.interface_map, Some(&host), Purpose::Run);
-    for d in loaded.diagnostics.iter().filter(|d| !d.is_error()) {
-        warn!("{d}");
+    let warnings: Vec<String> =
+        loaded.diagnostics.iter().filter(|d| !d.is_error()).map(ToString::to_string).collect();
+    for w in &warnings {
+        warn!("{w}");
     }
     let errors = loaded.errors();
-    loaded.config.ok_or(errors)
+    let (config, engine) = loaded.config.ok_or(errors)?;
+    Ok(Checked { config, engine, warnings })
 }
 
 /// The sockets a configuration needs that are not open yet: UDP 500 and 4500 (NAT-T, RFC
@@ -194,7 +204,7 @@ fn protected_prefixes(config: &ike::Config) -> Vec<esp::Prefix> {
 }
 
 async fn serve(options: RunOptions) -> Result<(), String> {
-    let (config, engine_config) =
+    let Checked { config, engine: engine_config, .. } =
         load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
 
@@ -315,7 +325,7 @@ async fn reload(
         error!("reload of {file} refused, nothing changed: {reason}");
         reason
     };
-    let (config, engine_config) = load_checked(options).map_err(refused)?;
+    let Checked { config, engine: engine_config, warnings } = load_checked(options).map_err(refused)?;
     // Everything that can fail comes first, while the running configuration is untouched.
     let has_raw = |address| running.data.has_raw_socket(address);
     let new_sockets = open_sockets(&engine_config, running.sockets, has_raw).await.map_err(refused)?;
@@ -339,14 +349,22 @@ async fn reload(
         (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
     let fresh: Vec<String> =
         diff.fresh_policies.iter().map(|&i| running.engine.config().policies[i].id.to_string()).collect();
-    let text = format!(
+    let summary = format!(
         "reloaded {file}: {} IKE SA(s) and {} IPsec SA pair(s) kept, {ike_deleted} IKE SA(s) and \
-         {pairs_deleted} IPsec SA pair(s) deleted; new or changed policy entries: {}\n",
+         {pairs_deleted} IPsec SA pair(s) deleted; new or changed policy entries: {}",
         ike_after,
         pairs_after,
         if fresh.is_empty() { "none".to_owned() } else { fresh.join(", ") }
     );
-    info!("{}", text.trim_end());
+    info!("{summary}");
+    // The caller sees the file's warnings too (the log already has them).
+    let mut text = String::new();
+    for w in &warnings {
+        text.push_str(w);
+        text.push('\n');
+    }
+    text.push_str(&summary);
+    text.push('\n');
     let json = json!({
         "file": file,
         "ike_sas_kept": ike_after,
@@ -354,6 +372,7 @@ async fn reload(
         "ike_sas_deleted": ike_deleted,
         "ipsec_sa_pairs_deleted": pairs_deleted,
         "fresh_policies": fresh,
+        "warnings": warnings,
     });
     Ok((text, json))
 }
