@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use crate::config::{Config, PeerConfig, PolicyConfig};
 use crate::engine::Engine;
+use crate::event::{Event, Exchange, FailureReason};
 use crate::lifetime::{end_ike_sa, end_pairs, IkeSaEnd, IpsecSaEnd};
 
 /// How an old configuration maps onto a new one: for each old peer and policy (by index),
@@ -142,7 +143,15 @@ impl Engine {
         for slot in 0..self.slots.len() {
             let Some(sa) = self.slots[slot].as_ref() else { continue };
             if diff.peer(sa.peer).is_none() {
-                self.with_sa(slot, now, |sa, ctx| end_ike_sa(sa, IkeSaEnd::Reconfigured, ctx));
+                self.with_sa(slot, now, |sa, ctx| {
+                    if !sa.is_established() {
+                        let state = sa.phase1.name();
+                        let failure =
+                            sa.failure(sa.phase1_exchange(), state, FailureReason::Reconfigured, ctx.config);
+                        ctx.out.events.push_back(Event::Failed(failure));
+                    }
+                    end_ike_sa(sa, IkeSaEnd::Reconfigured, ctx);
+                });
                 self.reap(slot, now);
                 continue;
             }
@@ -152,6 +161,20 @@ impl Engine {
                     .partition(|p| diff.policy(p.policy).is_some());
                 sa.lifetimes.pairs = kept;
                 end_pairs(sa, gone, Some(IpsecSaEnd::Reconfigured), true, ctx);
+                // Quick modes under way for a policy that changed: abandoned, and said so.
+                let mut index = 0;
+                while index < sa.quick_modes.len() {
+                    let mut probe = |p: usize| diff.policy(p);
+                    let serves_kept = sa.quick_modes[index].serves_policy(&mut probe);
+                    if serves_kept {
+                        index += 1;
+                        continue;
+                    }
+                    let state = sa.quick_modes.remove(index).state_name();
+                    let failure =
+                        sa.failure(Exchange::QuickMode, state, FailureReason::Reconfigured, ctx.config);
+                    ctx.out.events.push_back(Event::Failed(failure));
+                }
             });
         }
         // Then renumber what stays to the new configuration's indices.
@@ -356,6 +379,50 @@ mod tests {
         let established =
             pair.a.events.iter().filter(|e| matches!(e, Event::IkeSaEstablished { .. })).count();
         assert_eq!(established, 1, "no new main mode");
+    }
+
+    #[test]
+    fn reconfigure_abandons_a_quick_mode_under_way_for_a_changed_policy_and_says_why() {
+        let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+        let mut pair = Pair::new(&a, &b, 74);
+        pair.acquire_on_a(a.selector());
+        let phase1 = |p: &Pair| p.a.events.iter().any(|e| matches!(e, Event::IkeSaEstablished { .. }));
+        assert!(pair.drive_until(100, phase1));
+        assert!(installed(&pair.a).is_empty(), "QM1 is on its way");
+        assert_eq!(pair.a.engine.ike_sas().next().unwrap().quick_modes_in_progress, 1);
+
+        let gcm = vec![esp(EspCipher::AesGcm128, None)];
+        let (a2, b2) = (Gateway { ipsec: gcm.clone(), ..a.clone() }, Gateway { ipsec: gcm, ..b.clone() });
+        pair.a.engine.reconfigure(pair.now, a2.config());
+        let abandoned = pair.a.engine.poll_event();
+        assert!(
+            matches!(
+                &abandoned,
+                Some(Event::Failed(f)) if matches!(f.reason, crate::FailureReason::Reconfigured)
+                    && f.exchange == crate::Exchange::QuickMode
+            ),
+            "{abandoned:?}"
+        );
+        assert_eq!(pair.a.engine.ike_sas().next().unwrap().quick_modes_in_progress, 0);
+        assert_eq!(pair.a.engine.error_history().count(), 1, "display ike error-info shows it");
+
+        // The old exchange's late messages do no harm: with B reconfigured too, the next
+        // acquire negotiates the new proposal on the same IKE SA.
+        pair.b.engine.reconfigure(pair.now, b2.config());
+        pair.drive_for(Duration::from_secs(5));
+        pair.acquire_on_a(a2.selector());
+        let gcm_up = |p: &Pair| {
+            installed(&p.a)
+                .iter()
+                .any(|i| i.suite.proposal.protocols.esp() == Some((EspCipher::AesGcm128, None)))
+        };
+        assert!(pair.drive_until(200, gcm_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+        assert!(
+            installed(&pair.a)
+                .iter()
+                .all(|i| i.suite.proposal.protocols.esp()
+                    != Some((EspCipher::Des, Some(Integrity::HmacMd5_96))))
+        );
     }
 
     #[test]
