@@ -204,6 +204,12 @@ fn protected_prefixes(config: &ike::Config) -> Vec<esp::Prefix> {
 }
 
 async fn serve(options: RunOptions) -> Result<(), String> {
+    // Watched first: a SIGHUP that arrives while the daemon starts must not kill it (the
+    // default action), and is handled as a reload once the loop runs.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     let Checked { config, engine: engine_config, .. } =
         load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
@@ -244,10 +250,6 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     for acquire in acquires {
         engine.handle_acquire(now, acquire);
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
         drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
