@@ -113,29 +113,57 @@ const GATEWAY_TABLE: &str = "4500";
 const GATEWAY_BYPASS_PREF: &str = "4500";
 const GATEWAY_PROTECT_PREF: &str = "4501";
 
+/// The peers' IPv4 gateway addresses.
+fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
+    config
+        .peers
+        .iter()
+        .filter_map(|p| match p.remote_address {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The protected remote prefixes routed into the TUN through the main table: all but those
+/// that contain a peer gateway's own address (see [`Routes::set_gateway_flows`]).
+pub fn tun_prefixes(config: &ike::Config) -> Vec<Prefix> {
+    let peers = peer_addresses(config);
+    config
+        .policies
+        .iter()
+        .flat_map(|p| p.selectors.iter().map(selector))
+        .filter(|s| !peers.iter().any(|a| s.remote.contains(*a)))
+        .map(|s| s.remote)
+        .collect()
+}
+
 impl Routes {
-    /// Routes for every policy of `config`. A protected remote prefix that contains a peer
-    /// gateway's address (transport mode between the gateways, or a tunnel covering them)
-    /// cannot simply be routed into the TUN: the daemon's own IKE (UDP 500/4500), ESP and AH
-    /// to that peer would go there too. Those flows are policy-routed instead: `ip rule`s
-    /// send our IKE, ESP and AH to the main table first, then the protected flow (with the
-    /// ACL's protocol when it names one) to a table whose only route is the TUN.
+    /// Routes for every policy of `config`: [`tun_prefixes`] in the main table, and the
+    /// flows to a peer gateway's own address by policy routing ([`Routes::set_gateway_flows`]).
     pub fn for_config(device: &str, config: &ike::Config) -> Result<Self, String> {
-        let peers: Vec<Ipv4Addr> = config
-            .peers
-            .iter()
-            .filter_map(|p| match p.remote_address {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            })
-            .collect();
+        let mut routes = Self::add(device, tun_prefixes(config))?;
+        routes.set_gateway_flows(config)?;
+        Ok(routes)
+    }
+
+    /// A protected remote prefix that contains a peer gateway's address (transport mode
+    /// between the gateways, or a tunnel covering them) cannot simply be routed into the
+    /// TUN: the daemon's own IKE (UDP 500/4500), ESP and AH to that peer would go there too.
+    /// Those flows are policy-routed instead: `ip rule`s send our IKE, ESP and AH to the
+    /// main table first, then the protected flow (with the ACL's protocol when it names one)
+    /// to a table whose only route is the TUN. Replaces the rules of an earlier call (a
+    /// reload).
+    pub fn set_gateway_flows(&mut self, config: &ike::Config) -> Result<(), String> {
+        self.remove_gateway_flows();
+        let device = self.device.clone();
+        let peers = peer_addresses(config);
         let selectors: Vec<Selector> =
             config.policies.iter().flat_map(|p| p.selectors.iter().map(selector)).collect();
-        let covers_peer = |s: &Selector| peers.iter().any(|a| s.remote.contains(*a));
-        let mut routes = Self::add(device, selectors.iter().filter(|s| !covers_peer(s)).map(|s| s.remote))?;
-        let gateway_flows: Vec<&Selector> = selectors.iter().filter(|s| covers_peer(s)).collect();
+        let gateway_flows: Vec<&Selector> =
+            selectors.iter().filter(|s| peers.iter().any(|a| s.remote.contains(*a))).collect();
         if gateway_flows.is_empty() {
-            return Ok(routes);
+            return Ok(());
         }
         let mut bypass: Vec<Vec<String>> = Vec::new();
         for peer in peers.iter().filter(|a| gateway_flows.iter().any(|s| s.remote.contains(**a))) {
@@ -152,7 +180,7 @@ impl Routes {
             let mut args = rule.clone();
             args.extend(["lookup", "main", "pref", GATEWAY_BYPASS_PREF].map(String::from));
             ip_rule("add", &args)?;
-            routes.rules.push(args);
+            self.rules.push(args);
         }
         for s in gateway_flows {
             let mut args = vec!["to".to_owned(), s.remote.to_string()];
@@ -160,12 +188,12 @@ impl Routes {
                 args.extend(["ipproto".to_owned(), protocol.to_string()]);
             }
             args.extend(["lookup", GATEWAY_TABLE, "pref", GATEWAY_PROTECT_PREF].map(String::from));
-            if routes.rules.contains(&args) {
+            if self.rules.contains(&args) {
                 continue;
             }
             ip_rule("add", &args)?;
             info!("policy route: {} via {device} (a flow to a peer gateway's own address)", args.join(" "));
-            routes.rules.push(args);
+            self.rules.push(args);
         }
         // The TUN has no address: without `src`, a packet the gateway itself sends (a ping
         // from FW_A) could take the inside address and miss the selector.
@@ -174,12 +202,25 @@ impl Routes {
             .iter()
             .find(|p| p.remote_address.is_some_and(|a| peers.iter().any(|q| IpAddr::V4(*q) == a)))
             .map(|p| p.local_address.to_string());
-        let mut args = vec!["route", "replace", "default", "dev", device, "table", GATEWAY_TABLE];
+        let mut args = vec!["route", "replace", "default", "dev", device.as_str(), "table", GATEWAY_TABLE];
         if let Some(source) = &source {
             args.extend(["src", source.as_str()]);
         }
-        ip_command(&args)?;
-        Ok(routes)
+        ip_command(&args)
+    }
+
+    fn remove_gateway_flows(&mut self) {
+        for rule in self.rules.drain(..).rev() {
+            if let Err(e) = ip_rule("del", &rule) {
+                warn!("{e}");
+            }
+        }
+        // Flushed whether or not rules were there: `set_gateway_flows` may have failed
+        // after the route and before the first rule was recorded.
+        let _ = Command::new("ip")
+            .args(["route", "flush", "table", GATEWAY_TABLE])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 
     /// Adds (`ip route replace`) a route into `device` for each distinct prefix.
@@ -197,6 +238,52 @@ impl Routes {
     }
 }
 
+impl Routes {
+    /// Adds the routes of `prefixes` that are not there yet (a reload). When one fails, the
+    /// routes this call added are removed again, so a refused reload leaves the routes as
+    /// they were.
+    pub fn add_missing(&mut self, prefixes: &[Prefix]) -> Result<(), String> {
+        let mut added: Vec<Prefix> = Vec::new();
+        for p in prefixes {
+            if self.prefixes.contains(p) || added.contains(p) {
+                continue;
+            }
+            if let Err(e) = ip_route("replace", p, &self.device) {
+                for q in &added {
+                    if let Err(e) = ip_route("del", q, &self.device) {
+                        warn!("{e}");
+                    }
+                }
+                return Err(e);
+            }
+            info!("route {p} via {}", self.device);
+            added.push(*p);
+        }
+        self.prefixes.extend(added);
+        Ok(())
+    }
+
+    /// Removes the routes not in `keep` (a reload removed their policies).
+    pub fn remove_except(&mut self, keep: &[Prefix]) {
+        let device = self.device.clone();
+        self.prefixes.retain(|p| {
+            if keep.contains(p) {
+                return true;
+            }
+            match ip_route("del", p, &device) {
+                Ok(()) => info!("route {p} via {device} removed"),
+                Err(e) => warn!("{e}"),
+            }
+            false
+        });
+    }
+
+    /// The prefixes routed into the TUN.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+}
+
 impl Drop for Routes {
     fn drop(&mut self) {
         for p in &self.prefixes {
@@ -204,15 +291,8 @@ impl Drop for Routes {
                 warn!("{e}");
             }
         }
-        for rule in self.rules.iter().rev() {
-            if let Err(e) = ip_rule("del", rule) {
-                warn!("{e}");
-            }
-        }
         if !self.rules.is_empty() {
-            if let Err(e) = ip_command(&["route", "flush", "table", GATEWAY_TABLE]) {
-                warn!("{e}");
-            }
+            self.remove_gateway_flows();
         }
     }
 }
@@ -407,10 +487,43 @@ impl DataPath {
         }
     }
 
-    /// Adds the raw AH sockets (by local address) that AH and AH+ESP pairs send on.
-    pub fn with_ah_sockets(mut self, raw_ah: HashMap<IpAddr, Arc<Socket>>) -> Self {
-        self.raw_ah = raw_ah;
-        self
+    /// Adds raw AH sockets (by local address), which AH and AH+ESP pairs send on.
+    pub fn add_ah_sockets(&mut self, sockets: HashMap<IpAddr, Arc<Socket>>) {
+        self.raw_ah.extend(sockets);
+    }
+
+    /// True when a raw ESP socket is open on `address`.
+    pub fn has_raw_socket(&self, address: IpAddr) -> bool {
+        self.raw.contains_key(&address)
+    }
+
+    /// Raw ESP sockets opened for local addresses a reload added.
+    pub fn add_raw_sockets(&mut self, sockets: HashMap<IpAddr, Arc<Socket>>) {
+        self.raw.extend(sockets);
+    }
+
+    /// Follows a configuration reload: the SPD of the new `config` replaces the old one, the
+    /// pairs of unchanged policies move to their new index (same SAs, same SPIs, traffic
+    /// flows on) and those of changed or removed policies go (the engine deleted them and
+    /// reports them too). Packets waiting for an acquire are dropped: rule numbers changed,
+    /// and the next packet raises the acquire again.
+    pub fn reconfigure(&mut self, config: &ike::Config, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config);
+        self.plane.replace_spd(spd);
+        let removed = self.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        self.rule_selectors = rule_selectors;
+        self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
+            Some(policy) => {
+                pair.policy = PolicyIndex(policy);
+                true
+            }
+            None => false,
+        });
+        info!(
+            "data path reconfigured: {} SPD rule(s), {} IPsec SA pair(s) kept, {removed} removed",
+            self.rule_selectors.len(),
+            self.pairs.len()
+        );
     }
 
     /// The data plane's counters.
