@@ -43,6 +43,16 @@ const IPPROTO_ESP: i32 = 50;
 /// IP protocol number of AH.
 const IPPROTO_AH: i32 = 51;
 
+/// Packets kept that arrived on an SPI we do not know yet. When we respond to a quick mode,
+/// the initiator installs its SAs when it sends QM3 and at once sends the packets that waited
+/// for them; those can reach the data path before QM3 has reached the engine (they come on
+/// another socket), and would be lost. They are kept, at most this many and for at most
+/// [`EARLY_LIFETIME`], and opened when an SA with their SPI is installed. Bounded, so random
+/// SPIs from anyone cost a copy and nothing more.
+const EARLY_PACKETS: usize = 16;
+/// How long an early packet waits for its SA.
+const EARLY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest packet read from the TUN or a socket.
 const MAX_PACKET: usize = 65_535;
 
@@ -454,6 +464,9 @@ pub struct DataPath {
     raw_ah: HashMap<IpAddr, Arc<Socket>>,
     /// A transport-mode packet rebuilt with its IPv4 header for the TUN.
     transport: Vec<u8>,
+    /// Packets that came on an SPI not installed yet: (arrival, AH?, packet). See
+    /// [`EARLY_PACKETS`].
+    early: std::collections::VecDeque<(Instant, bool, Vec<u8>)>,
     pairs: Vec<Pair>,
     rng: crypto::OsRandom,
     buf: Vec<u8>,
@@ -479,6 +492,7 @@ impl DataPath {
             raw,
             raw_ah: HashMap::new(),
             transport: Vec::with_capacity(MAX_PACKET),
+            early: std::collections::VecDeque::new(),
             pairs: Vec::new(),
             rng: crypto::OsRandom,
             buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM + MAX_AH_HEADROOM],
@@ -610,9 +624,50 @@ impl DataPath {
     pub async fn inbound(&mut self, esp: &[u8], engine: &mut Engine) {
         let mut buf = std::mem::take(&mut self.buf);
         let inbound = self.plane.open(esp, &mut buf);
-        self.deliver(inbound, engine).await;
+        let unknown = matches!(inbound, Inbound::Drop(esp::DropReason::UnknownSpi(_)));
+        self.deliver(inbound, Some(engine)).await;
+        if unknown {
+            self.keep_early(false, esp);
+        }
         self.buf = buf;
         self.events(engine);
+    }
+
+    fn keep_early(&mut self, ah: bool, packet: &[u8]) {
+        let now = Instant::now();
+        while self.early.front().is_some_and(|(at, ..)| now.duration_since(*at) > EARLY_LIFETIME) {
+            self.early.pop_front();
+        }
+        if self.early.len() >= EARLY_PACKETS {
+            self.early.pop_front();
+        }
+        self.early.push_back((now, ah, packet.to_vec()));
+    }
+
+    /// Opens the early packets of the pair just installed (ESP SPI `spi`, AH SPI `ah_spi`).
+    async fn open_early(&mut self, spi: u32, ah_spi: Option<u32>) {
+        let now = Instant::now();
+        let early = std::mem::take(&mut self.early);
+        let mut buf = std::mem::take(&mut self.buf);
+        for (at, ah, packet) in early {
+            if now.duration_since(at) > EARLY_LIFETIME {
+                continue;
+            }
+            let (packet_spi, wanted) = if ah {
+                (esp::ah::packet_spi(&packet).map(|s| s.0), ah_spi.or(Some(spi)))
+            } else {
+                (packet.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])), Some(spi))
+            };
+            if packet_spi.is_none() || packet_spi != wanted {
+                self.early.push_back((at, ah, packet));
+                continue;
+            }
+            let inbound =
+                if ah { self.plane.open_ah(&packet, &mut buf) } else { self.plane.open(&packet, &mut buf) };
+            debug!("early packet on SPI {:08x} opened after its SA was installed", packet_spi.unwrap_or(0));
+            self.deliver(inbound, None).await;
+        }
+        self.buf = buf;
     }
 
     /// An IPv4 packet of protocol 51 from the peer, header included: verify AH (and open the
@@ -620,14 +675,18 @@ impl DataPath {
     pub async fn inbound_ah(&mut self, packet: &[u8], engine: &mut Engine) {
         let mut buf = std::mem::take(&mut self.buf);
         let inbound = self.plane.open_ah(packet, &mut buf);
-        self.deliver(inbound, engine).await;
+        let unknown = matches!(inbound, Inbound::Drop(esp::DropReason::UnknownSpi(_)));
+        self.deliver(inbound, Some(engine)).await;
+        if unknown {
+            self.keep_early(true, packet);
+        }
         self.buf = buf;
         self.events(engine);
     }
 
     /// Writes an opened packet to the TUN (a transport-mode payload gets its IPv4 header
     /// back, from the peer's gateway address to ours) and tells the engine the peer is alive.
-    async fn deliver(&mut self, inbound: Inbound<'_>, engine: &mut Engine) {
+    async fn deliver(&mut self, inbound: Inbound<'_>, engine: Option<&mut Engine>) {
         match inbound {
             Inbound::Deliver { spi, packet, mode, next_header, .. } => {
                 let written = match mode {
@@ -642,7 +701,7 @@ impl DataPath {
                     warn!("TUN write: {e}");
                 }
                 let connection = self.pairs.iter().find(|p| p.inbound_spi == spi.0).map(|p| p.connection);
-                if let Some(connection) = connection {
+                if let (Some(connection), Some(engine)) = (connection, engine) {
                     let now = Instant::now();
                     let last = self.heard.get(&connection).copied();
                     if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
@@ -758,6 +817,9 @@ impl DataPath {
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
         self.buf = buf;
+        if !self.early.is_empty() {
+            self.open_early(pair.inbound.spi().0, pair.ah.as_ref().map(|ah| ah.inbound.spi().0)).await;
+        }
     }
 
     /// Removes the pair whose inbound SPI (ours) is `spi`.

@@ -172,9 +172,7 @@ fn ping(ns: &str, target: &str) -> (usize, String) {
 
 /// One ping that triggers the negotiation (it may be lost: it raises the acquire), a wait
 /// until FW_A shows its phase-2 SA ready, then five pings; returns the replies to those five.
-/// Pings sent while quick mode runs are queued and released when FW_A installs its SAs,
-/// which can be before FW_B has processed QM3 and installed its own; under the load of
-/// every variant at once on two cores that window is long, so the test does not ping into it.
+/// For tests about something else than the start of the tunnel.
 fn trigger_then_ping(net: &Net, from: &str, target: &str) -> (usize, String) {
     let first = in_ns(from, &["ping", "-c", "1", "-W", "3", target]);
     let start = Instant::now();
@@ -229,10 +227,11 @@ fn run(v: &Variant) -> Result<(), String> {
     let mut net = build(v.suffix, &config_a, &config_b);
     let (from, target) =
         if v.transport { (net.fw_a.clone(), "192.0.2.2") } else { (net.pc_a.clone(), "10.2.2.2") };
-    let (replies, text) = trigger_then_ping(&net, &from, target);
+    // The first ping triggers the negotiation; it alone may be lost.
+    let (replies, text) = ping(&from, target);
     let fail = |net: &Net, what: String| Err(format!("[{}] {what}\n{}", v.name, net.logs()));
-    if replies < 5 {
-        return fail(&net, format!("{replies} of 5 pings answered after the trigger\n{text}"));
+    if replies < 4 {
+        return fail(&net, format!("{replies} of 5 pings answered (at most the first may be lost)\n{text}"));
     }
     let mut rows = brief(&net);
     rows.sort();
