@@ -4,6 +4,8 @@
 //! primitives of `crates/crypto/benches` ("esp 1400 bytes") in the same run, because timings
 //! on the shared machine vary by ±30 % between runs and only side-by-side ratios mean much.
 //!
+//! The "ah sa" group does the same for AH (HMAC-SHA2-256-128) alone.
+//!
 //! `cargo bench -p keysteward-esp -- --warm-up-time 1 --measurement-time 3`
 // criterion_group! generates undocumented public functions.
 #![allow(missing_docs)]
@@ -136,9 +138,35 @@ fn data_plane(c: &mut Criterion) {
     group.finish();
 }
 
+/// AH (RFC 4302) with HMAC-SHA2-256-128 per SA: the whole-packet ICV, with the outer
+/// header's mutable fields zeroed, is the work; no cipher.
+fn ah_per_sa(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ah sa 1400 bytes");
+    group.throughput(Throughput::Bytes(PACKET_LEN as u64));
+    let packet = packet();
+    let params = esp::AhParams::new(Integrity::HmacSha256_128);
+    let ik = vec![0x22; Integrity::HmacSha256_128.key_len()];
+    let keys = SaKeys { spi: Spi(0x1234_5678), cipher_key: &[], integrity_key: &ik };
+    let mut sealer = esp::OutboundAh::new(&params, keys).expect("SA");
+    let mut opener = esp::InboundAh::new(&params, keys).expect("SA");
+    let mut buf = vec![0u8; PACKET_LEN + esp::MAX_AH_HEADROOM];
+    let (a, b) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+    group.bench_function("hmac-sha2-256-128 seal", |bench| {
+        bench.iter(|| sealer.seal(a, b, 4, black_box(&packet), &mut buf).expect("seal").len())
+    });
+    group.bench_function("hmac-sha2-256-128 open_in_place", |bench| {
+        bench.iter_batched(
+            || sealer.seal(a, b, 4, &packet, &mut buf).expect("seal").to_vec(),
+            |mut ah| opener.open_in_place(&mut ah).expect("open").payload.len(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = crypto_only, per_sa, data_plane
+    targets = crypto_only, per_sa, data_plane, ah_per_sa
 }
 criterion_main!(benches);
