@@ -408,6 +408,29 @@ fn variants() -> Vec<Variant> {
             log: "/transport",
             on_the_wire: vec![],
         },
+        Variant {
+            name: "AH in transport mode between the gateways",
+            suffix: "at",
+            edits: vec![
+                (
+                    " rule 5 permit ip source 10.",
+                    " rule 5 permit icmp source 192.0.2.1 0 destination 192.0.2.2 0\n rule 6 deny ip source 10.",
+                    " rule 5 permit icmp source 192.0.2.2 0 destination 192.0.2.1 0\n rule 6 deny ip source 10.",
+                ),
+                (" encapsulation-mode tunnel\n", " encapsulation-mode transport\n", " encapsulation-mode transport\n"),
+                (
+                    " transform esp\n",
+                    " transform ah\n ah authentication-algorithm sha1\n",
+                    " transform ah\n ah authentication-algorithm sha1\n",
+                ),
+            ],
+            sas: vec![("AH", "A:HMAC-SHA1-96;")],
+            transport: true,
+            ah: true,
+            esp: false,
+            log: "ah-hmac-sha1-96/transport",
+            on_the_wire: vec![],
+        },
     ]
 }
 
