@@ -2,7 +2,9 @@
 //! repository root) as a plain test, with the same inbound SAs as the target (strongSwan's
 //! from `vectors/`, plus an AES-GCM SA): nothing panics, `open` and `open_in_place` agree,
 //! and the seeds named `seed-<vectors>-<section>-packet1` (strongSwan's first packet of that
-//! SA) are delivered as that file's `packet1_inner`.
+//! SA) are delivered as that file's `packet1_inner`. Every file is also opened as an IPv4
+//! packet with AH on an AH-only SA, and `ah-sha512-tunnel-seed` (signed with
+//! `tests/ah_icv.py`) is delivered.
 //!
 //! The directory must exist: a missing corpus is a broken checkout, not a pass.
 
@@ -83,6 +85,20 @@ fn plane() -> DataPlane {
         };
         plane.install(pair, &mut Fixed(1)).unwrap();
     }
+    // AH alone, as in the fuzz target: SPI 0x4000, HMAC-SHA2-512-256, key 64 × 0x07.
+    let ah_key = [7u8; 64];
+    let inbound = SaKeys { spi: Spi(0x4000), cipher_key: &[], integrity_key: &ah_key };
+    let pair = SaPair {
+        policy: PolicyIndex(0),
+        selector: inside,
+        params: SaParams::new(EspCipher::AesGcm128, None),
+        local: SocketAddr::from(([192, 0, 2, 1], 0)),
+        remote: SocketAddr::from(([192, 0, 2, 2], 0)),
+        inbound,
+        outbound: SaKeys { spi: Spi(0x4001), ..inbound },
+        protocols: esp::Protocols::Ah(Integrity::HmacSha512_256),
+    };
+    plane.install(pair, &mut Fixed(1)).unwrap();
     plane
 }
 
@@ -109,6 +125,22 @@ fn corpus_replay() {
         assert_eq!(opened, in_place, "{}", path.display());
         delivered += usize::from(opened.is_some());
         let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // The same bytes as an IPv4 packet with AH.
+        let ah = match plane().open_ah(&bytes, &mut out) {
+            Inbound::Deliver { packet, .. } => Some(packet.to_vec()),
+            Inbound::Drop(_) => None,
+        };
+        let mut buf = bytes.clone();
+        let ah_in_place = match plane().open_ah_in_place(&mut buf) {
+            Inbound::Deliver { packet, .. } => Some(packet.to_vec()),
+            Inbound::Drop(_) => None,
+        };
+        assert_eq!(ah, ah_in_place, "{}", path.display());
+        delivered += usize::from(ah.is_some());
+        if name == "ah-sha512-tunnel-seed" {
+            // Made by tests/ah_icv.py (Python's hmac): outer header, 44-byte AH, inner ping.
+            assert_eq!(ah.as_deref(), Some(&bytes[64..]), "{name}");
+        }
         if let Some(rest) = name.strip_prefix("seed-").and_then(|n| n.strip_suffix("-packet1")) {
             let (file, section_name) = rest.rsplit_once("-esp-").unwrap();
             let expected = value(
