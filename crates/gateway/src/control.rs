@@ -28,6 +28,52 @@ pub enum Request {
     DisplayIpsecSaBrief,
     /// `display ipsec statistics`: the data plane's packet counters.
     DisplayIpsecStatistics,
+    /// `display ike sa verbose [remote IP] [conn-id N]`: every field of the phase-1 SAs.
+    DisplayIkeSaVerbose {
+        /// Only SAs with this peer.
+        #[serde(default)]
+        remote: Option<std::net::IpAddr>,
+        /// Only the SA with this conn-id.
+        #[serde(default)]
+        conn_id: Option<u64>,
+    },
+    /// `display ike proposal`.
+    DisplayIkeProposal,
+    /// `display ike peer [brief | name P]`: the table, or one peer in detail.
+    DisplayIkePeer {
+        /// One peer in detail; `None` for the brief table.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// `display ipsec sa [remote IP]`: the detailed form.
+    DisplayIpsecSa {
+        /// Only SAs with this peer.
+        #[serde(default)]
+        remote: Option<std::net::IpAddr>,
+    },
+    /// `display ipsec proposal [name N | brief]`.
+    DisplayIpsecProposal {
+        /// Only this proposal.
+        #[serde(default)]
+        name: Option<String>,
+        /// One line per proposal.
+        #[serde(default)]
+        brief: bool,
+    },
+    /// `display ipsec policy [name N]`.
+    DisplayIpsecPolicy {
+        /// Only this policy group.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// `display firewall session table [verbose]`: the IKE and ESP sessions of the gateway.
+    DisplayFirewallSessionTable {
+        /// With each session's packet and byte counters.
+        #[serde(default)]
+        verbose: bool,
+    },
+    /// `show-config`: the configuration in force, canonical VRP, pre-shared keys masked.
+    ShowConfig,
     /// `reset ike sa [conn-id N]`.
     ResetIkeSa {
         /// One IKE SA (its conn-id), or all.

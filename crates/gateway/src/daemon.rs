@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
+use crate::display::live::Live;
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
@@ -50,6 +51,10 @@ pub struct RunOptions {
     /// data plane.
     pub key_log: Option<PathBuf>,
 }
+
+/// The conn-ids of the `v1:2` lines of `display ike sa` start above this, apart from the
+/// engine's phase-1 numbers.
+const PHASE2_CONN_ID_BASE: u64 = 10_000;
 
 /// How many failures `display ike error-info` remembers.
 const ERROR_HISTORY: usize = 64;
@@ -186,7 +191,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
-                let _ = reply.send(answer(&mut engine, &records, &data, &request));
+                let _ = reply.send(answer(&mut engine, &records, &data, &config, &request));
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
@@ -354,7 +359,13 @@ async fn drain(
     }
 }
 
-fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {
+fn answer(
+    engine: &mut Engine,
+    records: &Records,
+    data: &DataPath,
+    config: &vrp::Config,
+    request: &Request,
+) -> Response {
     match request {
         Request::DisplayIpsecStatistics => {
             let s = data.statistics();
@@ -391,7 +402,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 .iter()
                 .rev()
                 .map(|p| IkeSaRow {
-                    conn_id: p.display_id + 10_000,
+                    conn_id: p.display_id + PHASE2_CONN_ID_BASE,
                     peer: p.remote.ip().to_string(),
                     flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
                     phase: "v1:2",
@@ -399,15 +410,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 })
                 .collect();
             rows.extend(engine.ike_sas().map(|sa| {
-                let mut flags = Vec::new();
-                if sa.state == "established" {
-                    flags.push("RD");
-                } else {
-                    flags.push("NEG");
-                }
-                if sa.initiator {
-                    flags.push("ST");
-                }
+                let flags = crate::display::live::ike_sa_flags(&sa);
                 IkeSaRow {
                     conn_id: sa.connection.0,
                     peer: sa.remote.ip().to_string(),
@@ -488,6 +491,25 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 text: format!("{} IPsec SA pair(s) reset\n", before.saturating_sub(after)),
                 json: json!({ "reset": before.saturating_sub(after) }),
             }
+        }
+        // The other displays and show-config read the engine, the data plane's counters and
+        // the configuration (display/live.rs).
+        other => {
+            let traffic = data.traffic();
+            let phase2_conn_ids: HashMap<u32, u64> = records
+                .installed
+                .iter()
+                .map(|p| (p.inbound_spi, p.display_id + PHASE2_CONN_ID_BASE))
+                .collect();
+            let live = Live {
+                engine,
+                config,
+                traffic: &traffic,
+                phase2_conn_ids: &phase2_conn_ids,
+                now: Instant::now(),
+            };
+            crate::display::live::respond(&live, other)
+                .unwrap_or_else(|| Response::Error(format!("unsupported request {other:?}")))
         }
     }
 }

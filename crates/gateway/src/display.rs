@@ -7,6 +7,7 @@
 
 pub mod ike;
 pub mod ipsec;
+pub mod live;
 pub mod session;
 
 use std::fmt::Write as _;
