@@ -99,8 +99,10 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
     }
 }
 
-/// `display ipsec sa`'s view of one pair. `traffic` is the data plane's record of it (absent
-/// when the data plane could not install it, e.g. AH: its counters are then zero).
+/// `display ipsec sa`'s view of one pair. `traffic` is the data plane's record of its ESP
+/// SAs (absent when the data plane did not install the pair: its counters are then zero).
+/// The data plane keeps no AH counters, so the AH blocks of an AH or AH+ESP pair show the
+/// negotiated SPIs and lifetimes with zero packets and no anti-replay line.
 pub fn ipsec_sa_detail(
     pair: &ike::IpsecSaView,
     traffic: Option<&PairTraffic>,
@@ -138,7 +140,7 @@ pub fn ipsec_sa_detail(
     let mut outbound = Vec::new();
     let mut inbound = Vec::new();
     if let (Some(integrity), Some((ah_in, ah_out))) = (pair.suite.proposal.protocols.ah(), pair.ah_spis) {
-        let ah = |spi: u32, window: Option<u32>| SaDirection {
+        let ah = |spi: u32, anti_replay_window: Option<u32>| SaDirection {
             protocol: "AH",
             spi,
             proposal: ah_proposal_text(integrity),
@@ -148,10 +150,10 @@ pub fn ipsec_sa_detail(
             udp_encapsulated: false,
             packets: 0,
             bytes: 0,
-            anti_replay_window: window,
+            anti_replay_window,
         };
         outbound.push(ah(ah_out, None));
-        inbound.push(ah(ah_in, Some(0)));
+        inbound.push(ah(ah_in, None));
     }
     if let Some((encryption, integrity)) = pair.suite.proposal.protocols.esp() {
         let proposal = esp_proposal_text(encryption, integrity);
