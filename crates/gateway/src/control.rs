@@ -137,4 +137,26 @@ mod tests {
         assert_eq!(text, r#"{"command":"display-ike-sa"}"#);
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), Request::DisplayIkeSa);
     }
+
+    /// Every request survives the socket; options left out of a hand-written line default.
+    #[test]
+    fn display_requests_round_trip() {
+        let requests = [
+            Request::DisplayIkeSaVerbose { remote: Some("192.0.2.2".parse().unwrap()), conn_id: Some(4) },
+            Request::DisplayIkeProposal,
+            Request::DisplayIkePeer { name: Some("b".into()) },
+            Request::DisplayIpsecSa { remote: None },
+            Request::DisplayIpsecProposal { name: None, brief: true },
+            Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
+            Request::DisplayFirewallSessionTable { verbose: true },
+            Request::ShowConfig,
+        ];
+        for request in requests {
+            let text = serde_json::to_string(&request).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), request, "{text}");
+        }
+        let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
+        assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
+        assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
+    }
 }
