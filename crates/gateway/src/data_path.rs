@@ -114,6 +114,52 @@ impl Routes {
     }
 }
 
+impl Routes {
+    /// Adds the routes of `prefixes` that are not there yet (a reload). When one fails, the
+    /// routes this call added are removed again, so a refused reload leaves the routes as
+    /// they were.
+    pub fn add_missing(&mut self, prefixes: &[Prefix]) -> Result<(), String> {
+        let mut added: Vec<Prefix> = Vec::new();
+        for p in prefixes {
+            if self.prefixes.contains(p) || added.contains(p) {
+                continue;
+            }
+            if let Err(e) = ip_route("replace", p, &self.device) {
+                for q in &added {
+                    if let Err(e) = ip_route("del", q, &self.device) {
+                        warn!("{e}");
+                    }
+                }
+                return Err(e);
+            }
+            info!("route {p} via {}", self.device);
+            added.push(*p);
+        }
+        self.prefixes.extend(added);
+        Ok(())
+    }
+
+    /// Removes the routes not in `keep` (a reload removed their policies).
+    pub fn remove_except(&mut self, keep: &[Prefix]) {
+        let device = self.device.clone();
+        self.prefixes.retain(|p| {
+            if keep.contains(p) {
+                return true;
+            }
+            match ip_route("del", p, &device) {
+                Ok(()) => info!("route {p} via {device} removed"),
+                Err(e) => warn!("{e}"),
+            }
+            false
+        });
+    }
+
+    /// The prefixes routed into the TUN.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+}
+
 impl Drop for Routes {
     fn drop(&mut self) {
         for p in &self.prefixes {
@@ -280,6 +326,40 @@ impl DataPath {
             bypass_dropped: 0,
             heard: HashMap::new(),
         }
+    }
+
+    /// True when a raw ESP socket is open on `address`.
+    pub fn has_raw_socket(&self, address: IpAddr) -> bool {
+        self.raw.contains_key(&address)
+    }
+
+    /// Raw ESP sockets opened for local addresses a reload added.
+    pub fn add_raw_sockets(&mut self, sockets: HashMap<IpAddr, Arc<Socket>>) {
+        self.raw.extend(sockets);
+    }
+
+    /// Follows a configuration reload: the SPD of the new `config` replaces the old one, the
+    /// pairs of unchanged policies move to their new index (same SAs, same SPIs, traffic
+    /// flows on) and those of changed or removed policies go (the engine deleted them and
+    /// reports them too). Packets waiting for an acquire are dropped: rule numbers changed,
+    /// and the next packet raises the acquire again.
+    pub fn reconfigure(&mut self, config: &ike::Config, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config);
+        self.plane.replace_spd(spd);
+        let removed = self.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        self.rule_selectors = rule_selectors;
+        self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
+            Some(policy) => {
+                pair.policy = PolicyIndex(policy);
+                true
+            }
+            None => false,
+        });
+        info!(
+            "data path reconfigured: {} SPD rule(s), {} IPsec SA pair(s) kept, {removed} removed",
+            self.rule_selectors.len(),
+            self.pairs.len()
+        );
     }
 
     /// The data plane's counters.
