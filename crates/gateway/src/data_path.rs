@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Protocols, Rule, SaKeys,
-    SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_AH_HEADROOM, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, Inbound, InboundSa, Outbound, PolicyIndex, Prefix, Protocols, Rule,
+    SaKeys, SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_AH_HEADROOM, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -448,9 +448,36 @@ struct Pair {
     /// The peer's AH SPI of an AH+ESP pair (a Delete may name it instead of the ESP one).
     outbound_ah_spi: Option<u32>,
     policy: PolicyIndex,
-    /// Our and the peer's gateway address: the addresses of a transport-mode packet.
-    local: Ipv4Addr,
-    remote: Ipv4Addr,
+    /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
+    local: SocketAddr,
+    remote: SocketAddr,
+    udp_encapsulated: bool,
+}
+
+/// What the data plane counted for one installed pair, for `display ipsec sa` and `display
+/// firewall session table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairTraffic {
+    /// Our SPI (the peer sends with it).
+    pub inbound_spi: u32,
+    /// The peer's SPI (we send with it).
+    pub outbound_spi: u32,
+    /// Our outer address and port (0 for raw ESP, 4500 when UDP-encapsulated).
+    pub local: SocketAddr,
+    /// The peer's outer address and port.
+    pub remote: SocketAddr,
+    /// ESP in UDP.
+    pub udp_encapsulated: bool,
+    /// Packets and bytes opened.
+    pub inbound: esp::Counters,
+    /// Packets and bytes sealed.
+    pub outbound: esp::Counters,
+    /// The last sequence number sent.
+    pub sent_sequence: u32,
+    /// The highest sequence number accepted.
+    pub received_sequence: u32,
+    /// The inbound SA's anti-replay window size.
+    pub replay_window: u32,
 }
 
 /// The data plane and what the daemon needs around it.
@@ -693,7 +720,12 @@ impl DataPath {
                     esp::Mode::Tunnel => self.tun.send(packet).await,
                     esp::Mode::Transport => {
                         let Some(pair) = self.pairs.iter().find(|p| p.inbound_spi == spi.0) else { return };
-                        transport_packet(&mut self.transport, pair.remote, pair.local, next_header, packet);
+                        let (IpAddr::V4(source), IpAddr::V4(destination)) =
+                            (pair.remote.ip(), pair.local.ip())
+                        else {
+                            return;
+                        };
+                        transport_packet(&mut self.transport, source, destination, next_header, packet);
                         self.tun.send(&self.transport).await
                     }
                 };
@@ -801,18 +833,15 @@ impl DataPath {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
         }
-        let v4 = |a: IpAddr| match a {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-        };
         self.pairs.push(Pair {
             connection: pair.connection,
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
             outbound_ah_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
             policy: PolicyIndex(policy),
-            local: v4(pair.local.ip()),
-            remote: v4(pair.remote.ip()),
+            local: if params.udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
+            remote: if params.udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
+            udp_encapsulated: params.udp_encapsulated,
         });
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
@@ -867,6 +896,36 @@ impl DataPath {
                 }
             }
         }
+    }
+
+    /// The traffic of every installed pair, in install order.
+    pub fn traffic(&self) -> Vec<PairTraffic> {
+        self.pairs
+            .iter()
+            .map(|pair| {
+                let spi = esp::Spi(pair.inbound_spi);
+                // The ESP SA's window, or the AH SA's for AH alone.
+                let window = self
+                    .plane
+                    .inbound_sa(spi)
+                    .map(InboundSa::replay_window)
+                    .or_else(|| self.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+                let (outbound, sent_sequence) =
+                    self.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi)).unwrap_or_default();
+                PairTraffic {
+                    inbound_spi: pair.inbound_spi,
+                    outbound_spi: pair.outbound_spi,
+                    local: pair.local,
+                    remote: pair.remote,
+                    udp_encapsulated: pair.udp_encapsulated,
+                    inbound: self.plane.inbound_usage(spi).unwrap_or_default(),
+                    outbound,
+                    sent_sequence,
+                    received_sequence: window.map_or(0, esp::ReplayWindow::highest),
+                    replay_window: window.map_or(0, esp::ReplayWindow::size),
+                }
+            })
+            .collect()
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and
