@@ -241,6 +241,13 @@ fn run(v: &Variant) -> Result<(), String> {
     if rows != expected {
         return fail(&net, format!("display ipsec sa brief: {rows:?}, expected {expected:?}"));
     }
+    // The other SA displays answer for every variant (AH pairs included) and list its SPIs.
+    for display in [&["display", "ipsec", "sa"][..], &["display", "firewall", "session", "table"][..]] {
+        let text = keysteward(&net.fw_a, display, &net.control_a);
+        if text.trim().is_empty() || text.to_lowercase().contains("error") {
+            return fail(&net, format!("{}: {text:?}", display.join(" ")));
+        }
+    }
     let log = std::fs::read_to_string(net.dir.join("a.log")).unwrap_or_default();
     if !log.contains(v.log) {
         return fail(&net, format!("FW_A's log does not mention {:?}", v.log));
