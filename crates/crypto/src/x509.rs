@@ -581,6 +581,15 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(255)]).into_owned()
 }
 
+/// A DER DN (an ID_DER_ASN1_DN body) in the text form [`dn_equal`] compares; `None` when it
+/// does not parse.
+pub fn dn_der_to_text(der: &[u8]) -> Option<String> {
+    match X509Name::from_der(der) {
+        Ok(([], name)) => Some(name.to_string()),
+        _ => None,
+    }
+}
+
 /// Splits a DN in its text form (`C=CN, O=Example, CN=fw-a`, as strongSwan and OpenSSL print
 /// them, RFC 4514 order or its reverse is *not* normalised) into normalised pairs: attribute
 /// names upper-cased with common aliases unified, values trimmed. Commas inside values are

@@ -172,6 +172,7 @@ fn peer_index(
         // aggressive mode with a pre-shared key). Peers left in main mode stay refused, and
         // the engine's global `allow_aggressive_mode_psk_responder` stays off.
         accept_aggressive_mode_psk: exchange_mode == ike::ExchangeMode::Aggressive,
+        certificate: None,
     });
     Ok(out.peers.len() - 1)
 }

@@ -66,6 +66,9 @@ pub struct IkeSaView {
     pub remote_behind_nat: bool,
     /// DPD is in force: configured here and announced by the peer.
     pub dpd: bool,
+    /// The peer's certificate (subject, issuer, validity, alternative names), when phase 1
+    /// was authenticated by signatures: for `display ike sa verbose`.
+    pub peer_certificate: Option<crypto::CertificateSummary>,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -102,6 +105,26 @@ pub struct Engine {
     stats: Statistics,
     /// The last failures, for `display ike error-info`.
     pub(crate) errors: ErrorHistory,
+    /// Wall-clock time at one monotonic instant, for certificate validity
+    /// ([`Engine::set_wall_clock`]).
+    wall_clock: Option<WallClock>,
+}
+
+/// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
+/// wall-clock time of any later `now` from it.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    instant: Instant,
+    unix_seconds: u64,
+}
+
+impl WallClock {
+    fn at(self, now: Instant) -> u64 {
+        match now.checked_duration_since(self.instant) {
+            Some(later) => self.unix_seconds.saturating_add(later.as_secs()),
+            None => self.unix_seconds.saturating_sub(self.instant.duration_since(now).as_secs()),
+        }
+    }
 }
 
 impl Engine {
@@ -139,7 +162,17 @@ impl Engine {
             out: Output::default(),
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
+            wall_clock: None,
         }
+    }
+
+    /// Tells the engine that `instant` is `unix_seconds` after the Unix epoch. Certificate
+    /// validity (notBefore / notAfter, CRL dates) is checked at the wall-clock time derived
+    /// from this reading and each handler's `now`; without it, signature authentication
+    /// fails with [`FailureReason::CertificateAuthUnavailable`](crate::FailureReason) rather
+    /// than guessing. The driver sets it at start (and may again after a clock step).
+    pub fn set_wall_clock(&mut self, instant: Instant, unix_seconds: u64) {
+        self.wall_clock = Some(WallClock { instant, unix_seconds });
     }
 
     /// Turns the key log on or off (off when the engine is made). When on, every
@@ -204,6 +237,7 @@ impl Engine {
             local_behind_nat: sa.nat.local_behind_nat,
             remote_behind_nat: sa.nat.remote_behind_nat,
             dpd: sa.dpd_config.is_some(),
+            peer_certificate: sa.peer_certificate.clone(),
         })
     }
 
@@ -284,6 +318,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received: None,
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         let mut sa = match mode {
             ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
@@ -534,11 +569,17 @@ impl Engine {
         };
         // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
         // an AM1 that selects no peer is refused here as well, without telling why it failed.
+        // A peer that authenticates only by signatures has no pre-shared key to leak: its
+        // HASH_R is signed, not keyed by a secret that can be brute-forced.
+        let signatures_only = |p: usize| {
+            let peer = &self.config.peers[p];
+            peer.certificate.is_some()
+                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
+        };
         let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk);
+            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
         if aggressive && !allowed {
-            // Every proposal is a pre-shared-key one until signatures exist; with them, this
-            // refusal applies to pre-shared-key transforms only. No reply, no state.
+            // The peer offers pre-shared keys: no reply, no state.
             self.out.events.push_back(Event::Failed(Failure {
                 peer: peer.map(|p| self.config.peers[p].name.clone()),
                 remote,
@@ -580,6 +621,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received: Some((local, remote)),
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         let responded = if aggressive {
             IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
@@ -667,6 +709,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received,
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         f(sa, &mut ctx);
         self.rearm(slot);
