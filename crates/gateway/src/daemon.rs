@@ -33,7 +33,7 @@ use crate::data_path::{self, DataPath};
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
-use crate::engine_config::engine_config;
+use crate::engine_config::engine_config_with;
 use crate::key_log::{self, KeyLog};
 
 /// What `keysteward run` was asked to do.
@@ -112,7 +112,12 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     }
     let config =
         checked.config.ok_or_else(|| format!("{} has errors; nothing started", options.config.display()))?;
-    let engine_config = engine_config(&config).map_err(|e| format!("{}: {e}", options.config.display()))?;
+    // Certificate files are read once, here: a missing or broken one stops the start with the
+    // line that named it.
+    let certificates = crate::pki::load(&options.config, &config, &checked.source_map)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+    let engine_config = engine_config_with(&config, &certificates)
+        .map_err(|e| format!("{}: {e}", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
 
     // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
@@ -167,6 +172,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
     engine.set_key_log(key_log.is_some());
+    // Certificate validity is checked against the wall clock; the engine itself reads none.
+    let unix_now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.set_wall_clock(Instant::now(), unix_now);
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {

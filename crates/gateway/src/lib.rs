@@ -10,3 +10,4 @@ pub mod demo;
 pub mod display;
 pub mod engine_config;
 pub mod key_log;
+pub mod pki;

@@ -238,7 +238,17 @@ fn check(file: &std::path::Path) -> ExitCode {
             for d in &checked.diagnostics {
                 println!("{d}");
             }
-            if checked.has_errors() {
+            // Certificate files too, so `check` finds what `run` would refuse.
+            let mut pki_errors = false;
+            if let Some(config) = &checked.config {
+                if let Err(errors) = keysteward::pki::load(file, config, &checked.source_map) {
+                    pki_errors = true;
+                    for d in errors {
+                        println!("{d}");
+                    }
+                }
+            }
+            if checked.has_errors() || pki_errors {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -167,6 +167,45 @@ pub struct IkePeer {
     pub nat_traversal: bool,
     /// `dpd …`.
     pub dpd: PeerDpd,
+    /// `certificate …`: certificate authentication files.
+    pub certificate: PeerCertificate,
+}
+
+/// The `certificate …` commands of an `ike peer` (keysteward's design in the style of VRP8's
+/// `certificate local-filename`, vrp-cli.md §2.3): file names are relative to the directory
+/// of the configuration file, PEM or DER.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// `certificate local-filename FILE`: our certificate.
+    pub local_filename: Option<String>,
+    /// `certificate local-key-filename FILE`: our private key (PKCS#8, PKCS#1 or SEC1).
+    pub local_key_filename: Option<String>,
+    /// `certificate ca-filename FILE` (repeatable): CAs the peer's certificate must chain to.
+    pub ca_filenames: Vec<String>,
+    /// `certificate crl-filename FILE` (repeatable): CRLs of those CAs.
+    pub crl_filenames: Vec<String>,
+    /// `certificate send { always | when-asked }`.
+    pub send: CertificateSend,
+}
+
+impl PeerCertificate {
+    /// True when any certificate file is configured.
+    pub fn is_configured(&self) -> bool {
+        self.local_filename.is_some()
+            || self.local_key_filename.is_some()
+            || !self.ca_filenames.is_empty()
+            || !self.crl_filenames.is_empty()
+    }
+}
+
+/// When a peer sends its certificate (`certificate send`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CertificateSend {
+    /// In every phase-1 message that carries a signature (the default).
+    #[default]
+    Always,
+    /// Only when the peer sent a certificate request.
+    WhenAsked,
 }
 
 impl Default for IkePeer {
@@ -184,6 +223,7 @@ impl Default for IkePeer {
             local_id: None,
             nat_traversal: true,
             dpd: PeerDpd::default(),
+            certificate: PeerCertificate::default(),
         }
     }
 }

@@ -205,7 +205,11 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
         let _ = writeln!(b, " remote-id-type {t}");
     }
     if let Some(id) = &p.remote_id {
-        let _ = writeln!(b, " remote-id {id}");
+        if id.chars().any(char::is_whitespace) {
+            let _ = writeln!(b, " remote-id \"{id}\"");
+        } else {
+            let _ = writeln!(b, " remote-id {id}");
+        }
     }
     if p.local_id_type != d.local_id_type {
         let _ = writeln!(b, " local-id-type {}", p.local_id_type);
@@ -231,6 +235,22 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if let Some(m) = dpd.message_order {
         let _ = writeln!(b, " dpd msg {m}");
+    }
+    let cert = &p.certificate;
+    if let Some(f) = &cert.local_filename {
+        let _ = writeln!(b, " certificate local-filename {f}");
+    }
+    if let Some(f) = &cert.local_key_filename {
+        let _ = writeln!(b, " certificate local-key-filename {f}");
+    }
+    for f in &cert.ca_filenames {
+        let _ = writeln!(b, " certificate ca-filename {f}");
+    }
+    for f in &cert.crl_filenames {
+        let _ = writeln!(b, " certificate crl-filename {f}");
+    }
+    if cert.send == crate::model::CertificateSend::WhenAsked {
+        b.push_str(" certificate send when-asked\n");
     }
     b
 }
