@@ -292,12 +292,23 @@ async fn drain(
             }
         }
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if initiator { "initiator" } else { "responder" },
-                ike::SuiteName(&suite)
-            ),
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
+                info!(
+                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                    remote.ip(),
+                    if initiator { "initiator" } else { "responder" },
+                    ike::SuiteName(&suite)
+                );
+                // Signature authentication: which certificate the peer proved it holds.
+                let certificate =
+                    engine.ike_sas().find(|v| v.connection == connection).and_then(|v| v.peer_certificate);
+                if let Some(c) = certificate {
+                    info!(
+                        "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
+                        c.subject, c.issuer, c.serial
+                    );
+                }
+            }
             Event::IpsecSaInstalled(pair) => {
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",

@@ -151,16 +151,21 @@ impl Ca {
 
     /// A CRL valid around [`NOW`] revoking `serials`, DER.
     pub fn crl(&self, serials: &[u64]) -> Vec<u8> {
+        self.crl_at(serials, NOW)
+    }
+
+    /// A CRL valid around `now` (Unix seconds) revoking `serials`, DER.
+    pub fn crl_at(&self, serials: &[u64], now: i64) -> Vec<u8> {
         let params = CertificateRevocationListParams {
-            this_update: time(NOW - DAY),
-            next_update: time(NOW + 30 * DAY),
+            this_update: time(now - DAY),
+            next_update: time(now + 30 * DAY),
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: serials
                 .iter()
                 .map(|s| RevokedCertParams {
                     serial_number: SerialNumber::from(*s),
-                    revocation_time: time(NOW - DAY),
+                    revocation_time: time(now - DAY),
                     reason_code: Some(rcgen::RevocationReason::KeyCompromise),
                     invalidity_date: None,
                 })
