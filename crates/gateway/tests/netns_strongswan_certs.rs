@@ -9,6 +9,9 @@
 //!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
 //! ```
 //!
+//! With RSA-3072 certificates MM5 and MM6 exceed the fragment size, and both sides use IKE
+//! fragmentation (Cisco format, payload 132) in both directions.
+//!
 //! Asserted: keysteward shows phase 1 and 2 ready, strongSwan shows the IKE SA ESTABLISHED
 //! with the peer's DN and the CHILD_SA INSTALLED, charon's log shows it authenticated us by
 //! the signature method; and a certificate from a CA keysteward does not trust is refused
@@ -221,6 +224,32 @@ fn netns_strongswan_certs_initiator_ecdsa_p256_main_mode() {
     });
 }
 
+// RSA-3072 certificates make MM5 and MM6 larger than both sides' fragment size: both sides
+// announce IKE fragmentation, so each sends them in fragments and reassembles the other's.
+#[test]
+fn netns_strongswan_certs_responder_rsa3072_fragmented() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa3072,
+        keysteward_initiates: true,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "cg",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_initiator_rsa3072_fragmented() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa3072,
+        keysteward_initiates: false,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "ch",
+    });
+}
+
 #[test]
 fn netns_strongswan_certs_unknown_ca_is_refused_with_the_reason() {
     run(&Case {
@@ -372,6 +401,14 @@ fn run(case: &Case) {
         charon_log.contains(&format!("authentication of '{DN_A}' with {scheme}")),
         "charon authenticated us by {scheme}:\n{charon_log}"
     );
+    if case.key == KeyKind::Rsa3072 {
+        // MM5 and MM6 exceed the fragment size: each side fragmented and reassembled.
+        assert!(
+            charon_log.contains("reassembled fragmented IKE message"),
+            "charon reassembled ours:\n{charon_log}"
+        );
+        assert!(charon_log.contains("splitting IKE message"), "charon fragmented its own:\n{charon_log}");
+    }
     let exchange = if case.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
     assert!(charon_log.contains(exchange), "phase 1 was not {exchange}…");
     let log = logs("keysteward.log");

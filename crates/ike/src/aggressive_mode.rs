@@ -350,7 +350,10 @@ impl IkeSa {
         payloads
             .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
         // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
         sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
@@ -442,7 +445,7 @@ impl IkeSa {
             Payload::Nonce(&nr),
             Payload::Identification(id_r),
         ];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         if let Some((version, hashes)) = &nat_d {
             payloads.extend(nat_t::discovery_payloads(*version, hashes));
         }

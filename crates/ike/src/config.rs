@@ -525,6 +525,20 @@ pub struct Limits {
     pub max_half_open_per_peer: usize,
     /// Quick modes in progress per IKE SA.
     pub max_quick_modes_per_sa: usize,
+    /// IKE fragmentation (Cisco/Microsoft format, `fragmentation.rs`): announce the
+    /// FRAGMENTATION Vendor ID, accept fragments, and fragment our phase-1 messages when the
+    /// peer announced it too.
+    pub fragmentation: bool,
+    /// Largest phase-1 datagram (UDP payload) sent whole when the peer accepts fragments, and
+    /// the largest fragment datagram. 1248 keeps each IPv4 packet within 1280 bytes even with
+    /// the 4-byte non-ESP marker on UDP 4500 (strongSwan's default `fragment_size` is 1280).
+    pub fragment_size: usize,
+    /// Most fragments one message may have (a piece numbered higher discards the message).
+    pub max_fragments: u8,
+    /// Most bytes one reassembled message may have.
+    pub max_reassembly_bytes: usize,
+    /// A message whose fragments have not all arrived after this long is dropped.
+    pub fragment_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -536,6 +550,11 @@ impl Default for Limits {
             max_half_open: 4096,
             max_half_open_per_peer: 16,
             max_quick_modes_per_sa: 8,
+            fragmentation: true,
+            fragment_size: 1248,
+            max_fragments: 16,
+            max_reassembly_bytes: 64 * 1024,
+            fragment_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Statistics {
     pub unknown_sa: u64,
     /// First messages dropped because of the half-open limits.
     pub half_open_dropped: u64,
+    /// Fragments that arrived for no IKE SA, with fragmentation off, or whose partial message
+    /// was discarded (too many, too large, inconsistent).
+    pub fragments_discarded: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -383,7 +386,13 @@ impl Engine {
         let digest = digest_of(datagram);
         let header = message.header;
         let received = Some((local, remote));
+        let fragment = crate::fragmentation::fragment_of(&message);
         let Some(slot) = self.route(&message, remote) else {
+            if fragment.is_some() {
+                // Reassembly only for an IKE SA that exists: no state for unknown cookies.
+                self.stats.fragments_discarded += 1;
+                return;
+            }
             let first_message =
                 matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
             if first_message && header.responder_cookie.is_zero() {
@@ -393,6 +402,17 @@ impl Engine {
             }
             return;
         };
+        if let Some(fragment) = fragment {
+            self.fragment(
+                slot,
+                now,
+                local,
+                remote,
+                fragment,
+                (header.initiator_cookie, header.responder_cookie),
+            );
+            return;
+        }
         match header.exchange_type {
             ExchangeType::IdentityProtection | ExchangeType::Aggressive => {
                 let mut established = false;
@@ -433,6 +453,43 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
+    }
+
+    /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
+    /// is handled as if it had arrived whole (`fragmentation.rs`).
+    fn fragment(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        fragment: &isakmp::Fragment<'_>,
+        cookies: (isakmp::Cookie, isakmp::Cookie),
+    ) {
+        let limits = self.config.limits;
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !limits.fragmentation {
+            self.stats.fragments_discarded += 1;
+            return;
+        }
+        let outcome = sa.reassembly.add(fragment, cookies, now, &limits);
+        self.rearm(slot);
+        match outcome {
+            crate::fragmentation::Reassembled::Pending => {}
+            crate::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
+            crate::fragmentation::Reassembled::Complete(message) => {
+                // The whole message must be of this SA and not itself a fragment (no nesting).
+                let fits = Message::parse(&message).is_ok_and(|m| {
+                    crate::fragmentation::fragment_of(&m).is_none()
+                        && (m.header.initiator_cookie, m.header.responder_cookie) == cookies
+                });
+                if fits {
+                    self.datagram(now, local, remote, &message);
+                } else {
+                    self.stats.fragments_discarded += 1;
+                }
+            }
+        }
     }
 
     /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
@@ -787,6 +844,8 @@ fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: 
 
 pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let now = ctx.now;
+    // A message whose fragments did not all arrive in time: its pieces are freed.
+    sa.reassembly.expire(now);
     // Phase-1 retransmission and deadline.
     match sa.flight.on_timeout(now, ctx.config) {
         FlightTimeout::Resend(bytes) => sa.transmit(bytes, ctx),

@@ -335,6 +335,10 @@ pub(crate) struct IkeSa {
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
     pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
+    /// The phase-1 message being reassembled from fragments (`fragmentation.rs`).
+    pub(crate) reassembly: crate::fragmentation::Reassembly,
+    /// The fragment ID of our next fragmented message.
+    pub(crate) next_fragment_id: std::cell::Cell<u16>,
 }
 
 impl IkeSa {
@@ -383,7 +387,10 @@ impl IkeSa {
         let mut sai_b = Vec::new();
         offer.emit(&mut sai_b);
         let mut payloads = vec![Payload::SecurityAssociation(offer)];
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
             payloads,
@@ -419,7 +426,7 @@ impl IkeSa {
         sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
         sa.learn_capabilities(message.payloads(), ctx.config);
         let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         let mm2 =
             wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
         sa.flight.received(digest);
@@ -467,6 +474,8 @@ impl IkeSa {
             informational_seen: crate::informational::SeenMessageIds::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
+            reassembly: crate::fragmentation::Reassembly::default(),
+            next_fragment_id: std::cell::Cell::new(1),
         }
     }
 
@@ -485,9 +494,26 @@ impl IkeSa {
         self.transmit(bytes, ctx);
     }
 
-    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
+    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own). A
+    /// phase-1 message larger than the fragment size goes out in fragments when both sides
+    /// announced IKE fragmentation; retransmissions are fragmented again, under a new ID.
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
+        if self.fragments_to_peer(ctx.config) {
+            let id = self.next_fragment_id.get();
+            if let Some(fragments) = crate::fragmentation::split(&payload, id, &ctx.config.limits) {
+                self.next_fragment_id.set(id.wrapping_add(1));
+                for fragment in fragments {
+                    ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, fragment));
+                }
+                return;
+            }
+        }
         ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, payload));
+    }
+
+    /// Whether we fragment for this peer: on here, and the peer announced it.
+    pub(crate) fn fragments_to_peer(&self, config: &Config) -> bool {
+        config.limits.fragmentation && self.peer_capabilities.fragmentation
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
@@ -867,7 +893,7 @@ impl IkeSa {
         let established = self.is_established();
         let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
-        [phase1, self.flight.retransmit_at(), dpd, keepalive]
+        [phase1, self.flight.retransmit_at(), dpd, keepalive, self.reassembly.deadline()]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
             .chain([self.lifetimes.next_deadline()])

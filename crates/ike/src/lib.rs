@@ -31,6 +31,7 @@ mod config;
 mod dpd;
 mod engine;
 mod event;
+mod fragmentation;
 mod ike_sa;
 mod informational;
 mod lifetime;

@@ -38,7 +38,7 @@ fn method(kind: KeyKind) -> AuthMethod {
 }
 
 /// FW_A and FW_B with certificates from one CA, identities as DNs, `kind` keys, `mode`.
-fn gateways(ca: &Ca, kind: KeyKind, mode: ExchangeMode) -> (Gateway, Gateway, Leaf, Leaf) {
+pub(super) fn gateways(ca: &Ca, kind: KeyKind, mode: ExchangeMode) -> (Gateway, Gateway, Leaf, Leaf) {
     let mut spec = LeafSpec::new("fw-a", kind);
     spec.dns = &["fw-a.example"];
     let leaf_a = ca.issue(&spec);

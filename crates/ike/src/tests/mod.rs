@@ -4,6 +4,7 @@
 mod aggressive;
 mod certs;
 mod dpd;
+mod fragmentation;
 mod key_log;
 mod lifetime;
 mod nat_t;
