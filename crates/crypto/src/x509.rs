@@ -191,7 +191,7 @@ pub fn signing_key_from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, Certifica
             reason: "encrypted private keys are not supported".into(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(bytes)
+    let mut key = PrivateKeyDer::from_pem_slice(bytes)
         .map_err(|e| CertificateError::Malformed { what, reason: format!("PEM: {e}") })?;
     let parsed = match &key {
         PrivateKeyDer::Pkcs8(k) => SigningKey::from_pkcs8_der(k.secret_pkcs8_der()),
@@ -199,6 +199,8 @@ pub fn signing_key_from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, Certifica
         PrivateKeyDer::Sec1(k) => SigningKey::from_sec1_der(k.secret_sec1_der()),
         _ => return Err(CertificateError::Malformed { what, reason: "unknown private key kind".into() }),
     };
+    // The decoded DER is key material: wiped here; AWS-LC holds (and wipes) its own copy.
+    zeroize::Zeroize::zeroize(&mut key);
     parsed.map_err(|e| CertificateError::Malformed { what, reason: e.to_string() })
 }
 

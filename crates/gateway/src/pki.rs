@@ -84,11 +84,14 @@ pub fn load(
             // pre-shared-key peer are not used.
             continue;
         };
-        let key = loader.read(name, "local-key-filename", key_file).and_then(|bytes| {
-            signing_key_from_pem_or_der(&bytes)
-                .map_err(|e| loader.error(name, "local-key-filename", key_file, e.to_string()))
-                .ok()
-        });
+        // The key file's bytes are secret: wiped when dropped.
+        let key = loader.read(name, "local-key-filename", key_file).map(zeroize::Zeroizing::new).and_then(
+            |bytes| {
+                signing_key_from_pem_or_der(&bytes)
+                    .map_err(|e| loader.error(name, "local-key-filename", key_file, e.to_string()))
+                    .ok()
+            },
+        );
         let certificate =
             loader.read(name, "local-filename", cert_file).and_then(
                 |bytes| match certificates_from_pem_or_der(&bytes) {
