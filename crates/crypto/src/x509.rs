@@ -349,6 +349,15 @@ pub struct TrustStore {
     cas: Vec<CertificateDer<'static>>,
     ca_subjects: Vec<Vec<u8>>,
     crls: Vec<CertRevocationList<'static>>,
+    /// The CRLs as given, for [`PartialEq`] (a reload compares trust stores).
+    crl_ders: Vec<Vec<u8>>,
+}
+
+impl PartialEq for TrustStore {
+    /// The same CAs and CRLs, byte for byte, in the same order.
+    fn eq(&self, other: &Self) -> bool {
+        self.cas == other.cas && self.crl_ders == other.crl_ders
+    }
 }
 
 impl fmt::Debug for TrustStore {
@@ -387,7 +396,7 @@ impl TrustStore {
                 .map_err(|e| CertificateError::Malformed { what: "CRL", reason: format!("{e:?}") })?;
             crls.push(CertRevocationList::from(crl));
         }
-        Ok(Self { cas, ca_subjects, crls })
+        Ok(Self { cas, ca_subjects, crls, crl_ders: crl_ders.to_vec() })
     }
 
     /// DER subject names of the trusted CAs, for the CR payloads we send.

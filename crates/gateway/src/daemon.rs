@@ -12,7 +12,16 @@
 //! negotiation starts on traffic; policies with `sa trigger-mode auto` (or `auto-neg` on the
 //! interface) also negotiate at start-up, as the device does.
 //!
-//! Not yet here: reload. The UDP 4500 path (marker stripped and added) is not yet exercised
+//! Reload (`keysteward reload`, or SIGHUP): the file the daemon started with is read again
+//! and checked whole ([`crate::load`]: the VRP checks, the host's interfaces and addresses,
+//! the engine conversion). Any error leaves everything as it was, and the reasons go back to
+//! the caller and to the log. Otherwise the new configuration is applied: the engine keeps
+//! the IKE SAs of unchanged peers and the IPsec SAs of unchanged policy entries (the
+//! definition is in `ike::reconfigure`; README "Reload"), deletes the others with Delete
+//! payloads, the data path's SPD and the routes into the TUN are rebuilt, sockets are opened
+//! for new local addresses, and `sa trigger-mode auto` policies are started.
+//!
+//! The UDP 4500 path (marker stripped and added) is not yet exercised
 //! end to end by a test: two keysteward daemons without a NAT between them stay on 500.
 
 use std::collections::{HashMap, VecDeque};
@@ -30,11 +39,12 @@ use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
+use crate::display::live::Live;
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
-use crate::engine_config::engine_config_with;
 use crate::key_log::{self, KeyLog};
+use crate::load::{self, Host, InterfaceMap, Purpose};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -49,7 +59,14 @@ pub struct RunOptions {
     /// (`key_log.rs`). `None`, the default, and no key leaves the engine but ESP keys for the
     /// data plane.
     pub key_log: Option<PathBuf>,
+    /// `--interface-map VRPNAME=LINUXNAME`: the Linux interfaces behind the configuration's
+    /// VRP interface names (unmapped names are Linux names).
+    pub interface_map: InterfaceMap,
 }
+
+/// The conn-ids of the `v1:2` lines of `display ike sa` start above this, apart from the
+/// engine's phase-1 numbers.
+const PHASE2_CONN_ID_BASE: u64 = 10_000;
 
 /// How many failures `display ike error-info` remembers.
 const ERROR_HISTORY: usize = 64;
@@ -104,45 +121,109 @@ fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire>
     out
 }
 
-async fn serve(options: RunOptions) -> Result<(), String> {
-    let checked = vrp::load_file(&options.config, None)
-        .map_err(|e| format!("cannot read {}: {e}", options.config.display()))?;
-    for d in &checked.diagnostics {
-        warn!("{d}");
-    }
-    let config =
-        checked.config.ok_or_else(|| format!("{} has errors; nothing started", options.config.display()))?;
-    // Certificate files are read once, here: a missing or broken one stops the start with the
-    // line that named it.
-    let certificates = crate::pki::load(&options.config, &config, &checked.source_map)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
-    let engine_config = engine_config_with(&config, &certificates)
-        .map_err(|e| format!("{}: {e}", options.config.display()))?;
-    let acquires = start_up_acquires(&config, &engine_config);
+/// A configuration file that passed every check, with its warnings.
+struct Checked {
+    config: vrp::Config,
+    engine: ike::Config,
+    warnings: Vec<String>,
+}
 
-    // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
-    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-    let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
-    let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
-    let mut raw = HashMap::new();
-    for peer in &engine_config.peers {
+/// Reads and checks the whole configuration file for `run` or a reload: every warning is
+/// logged; any error refuses the file, with every error line (`file:line:column: …`).
+fn load_checked(options: &RunOptions) -> Result<Checked, String> {
+    let host = Host::current()?;
+    let loaded = load::load(&options.config, &options.interface_map, Some(&host), Purpose::Run);
+    let warnings: Vec<String> =
+        loaded.diagnostics.iter().filter(|d| !d.is_error()).map(ToString::to_string).collect();
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let errors = loaded.errors();
+    let (config, engine) = loaded.config.ok_or(errors)?;
+    Ok(Checked { config, engine, warnings })
+}
+
+/// The sockets a configuration needs that are not open yet: UDP 500 and 4500 (NAT-T, RFC
+/// 3948) and a raw ESP socket on each local address that peers use. Nothing is spawned until
+/// every socket is open, so a failure leaves nothing behind.
+struct NewSockets {
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    raw: HashMap<IpAddr, Arc<socket2::Socket>>,
+}
+
+async fn open_sockets(
+    config: &ike::Config,
+    udp: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    raw: impl Fn(IpAddr) -> bool,
+) -> Result<NewSockets, String> {
+    let mut new = NewSockets { udp: Vec::new(), raw: HashMap::new() };
+    for peer in &config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
-            if sockets.contains_key(&local) {
+            if udp.contains_key(&local) || new.udp.iter().any(|(l, _)| *l == local) {
                 continue;
             }
             let socket =
                 Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
-            info!("listening for IKE on {local}");
-            sockets.insert(local, socket.clone());
-            tokio::spawn(receive(socket, local, datagrams_tx.clone(), esp_tx.clone()));
+            new.udp.push((local, socket));
         }
-        if let (IpAddr::V4(address), false) = (peer.local_address, raw.contains_key(&peer.local_address)) {
-            let socket = data_path::open_raw_esp(address)?;
-            data_path::spawn_raw_reader(socket.clone(), esp_tx.clone());
-            raw.insert(peer.local_address, socket);
+        if let IpAddr::V4(address) = peer.local_address {
+            if !raw(peer.local_address) && !new.raw.contains_key(&peer.local_address) {
+                new.raw.insert(peer.local_address, data_path::open_raw_esp(address)?);
+            }
         }
     }
+    Ok(new)
+}
+
+/// Where the socket readers deliver.
+#[derive(Clone)]
+struct Inputs {
+    datagrams: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    esp: mpsc::Sender<(IpAddr, Vec<u8>)>,
+}
+
+impl NewSockets {
+    /// Starts reading the new sockets; the UDP ones join `udp`, the raw ones are returned
+    /// for the data path.
+    fn start(
+        self,
+        udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>,
+        inputs: &Inputs,
+    ) -> HashMap<IpAddr, Arc<socket2::Socket>> {
+        for (local, socket) in self.udp {
+            info!("listening for IKE on {local}");
+            udp.insert(local, socket.clone());
+            tokio::spawn(receive(socket, local, inputs.datagrams.clone(), inputs.esp.clone()));
+        }
+        for socket in self.raw.values() {
+            data_path::spawn_raw_reader(socket.clone(), inputs.esp.clone());
+        }
+        self.raw
+    }
+}
+
+/// The prefixes routed into the TUN for a configuration: every protected remote prefix.
+fn protected_prefixes(config: &ike::Config) -> Vec<esp::Prefix> {
+    config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)).collect()
+}
+
+async fn serve(options: RunOptions) -> Result<(), String> {
+    // Watched first: a SIGHUP that arrives while the daemon starts must not kill it (the
+    // default action), and is handled as a reload once the loop runs.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let Checked { mut config, engine: engine_config, .. } =
+        load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
+    let acquires = start_up_acquires(&config, &engine_config);
+
+    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
+    let inputs = Inputs { datagrams: datagrams_tx, esp: esp_tx };
+    let raw = open_sockets(&engine_config, &sockets, |_| false).await?.start(&mut sockets, &inputs);
 
     // Before anything is negotiated, so the first SA's keys are in the file and a refused
     // file stops the daemon before it holds any key.
@@ -157,10 +238,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
-    let _routes = data_path::Routes::add(
-        &options.tun,
-        engine_config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)),
-    )?;
+    let mut routes = data_path::Routes::add(&options.tun, protected_prefixes(&engine_config))?;
     let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
     tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
     let mut data = DataPath::new(&engine_config, tun, raw);
@@ -180,8 +258,6 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     for acquire in acquires {
         engine.handle_acquire(now, acquire);
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
         drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
@@ -194,7 +270,36 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
-                let _ = reply.send(answer(&mut engine, &records, &data, &request));
+                let response = if request == Request::Reload {
+                    let mut running = Running {
+                        engine: &mut engine,
+                        data: &mut data,
+                        routes: &mut routes,
+                        sockets: &mut sockets,
+                        inputs: &inputs,
+                        config: &mut config,
+                    };
+                    match reload(&options, &mut running).await {
+                        Ok((text, json)) => Response::Ok { text, json },
+                        Err(e) => Response::Error(e),
+                    }
+                } else {
+                    answer(&mut engine, &records, &data, &config, &request)
+                };
+                let _ = reply.send(response);
+            }
+            _ = hangup.recv() => {
+                info!("SIGHUP: reloading {}", options.config.display());
+                let mut running = Running {
+                    engine: &mut engine,
+                    data: &mut data,
+                    routes: &mut routes,
+                    sockets: &mut sockets,
+                    inputs: &inputs,
+                    config: &mut config,
+                };
+                // `reload` logs the outcome either way; there is no caller to answer.
+                let _ = reload(&options, &mut running).await;
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
@@ -208,6 +313,83 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
     let _ = std::fs::remove_file(&options.control);
     Ok(())
+}
+
+/// What a reload changes in the running daemon.
+struct Running<'a> {
+    engine: &'a mut Engine,
+    data: &'a mut DataPath,
+    routes: &'a mut data_path::Routes,
+    sockets: &'a mut HashMap<SocketAddr, Arc<UdpSocket>>,
+    inputs: &'a Inputs,
+    /// The VRP configuration in force (`show-config` and the configuration displays).
+    config: &'a mut vrp::Config,
+}
+
+/// Reloads the configuration file: checks it whole, then applies it (see the module
+/// documentation). Returns the summary for the caller, or every reason the file was
+/// refused, in which case nothing changed. Both are logged. The caller drains the engine
+/// afterwards, as after any input (the Deletes go out then).
+async fn reload(
+    options: &RunOptions,
+    running: &mut Running<'_>,
+) -> Result<(String, serde_json::Value), String> {
+    let file = options.config.display().to_string();
+    let refused = |reason: String| {
+        error!("reload of {file} refused, nothing changed: {reason}");
+        reason
+    };
+    let Checked { config, engine: engine_config, warnings } = load_checked(options).map_err(refused)?;
+    // Everything that can fail comes first, while the running configuration is untouched.
+    let has_raw = |address| running.data.has_raw_socket(address);
+    let new_sockets = open_sockets(&engine_config, running.sockets, has_raw).await.map_err(refused)?;
+    let prefixes = protected_prefixes(&engine_config);
+    running.routes.add_missing(&prefixes).map_err(refused)?;
+    let raw = new_sockets.start(running.sockets, running.inputs);
+    running.data.add_raw_sockets(raw);
+
+    let now = Instant::now();
+    let (ike_before, pairs_before) =
+        (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
+    let acquires = start_up_acquires(&config, &engine_config);
+    let diff = running.engine.reconfigure(now, engine_config);
+    running.data.reconfigure(running.engine.config(), &diff);
+    running.routes.remove_except(&prefixes);
+    for acquire in acquires {
+        running.engine.handle_acquire(now, acquire);
+    }
+    *running.config = config;
+    let (ike_after, pairs_after) = (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
+    let (ike_deleted, pairs_deleted) =
+        (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
+    let fresh: Vec<String> =
+        diff.fresh_policies.iter().map(|&i| running.engine.config().policies[i].id.to_string()).collect();
+    let summary = format!(
+        "reloaded {file}: {} IKE SA(s) and {} IPsec SA pair(s) kept, {ike_deleted} IKE SA(s) and \
+         {pairs_deleted} IPsec SA pair(s) deleted; new or changed policy entries: {}",
+        ike_after,
+        pairs_after,
+        if fresh.is_empty() { "none".to_owned() } else { fresh.join(", ") }
+    );
+    info!("{summary}");
+    // The caller sees the file's warnings too (the log already has them).
+    let mut text = String::new();
+    for w in &warnings {
+        text.push_str(w);
+        text.push('\n');
+    }
+    text.push_str(&summary);
+    text.push('\n');
+    let json = json!({
+        "file": file,
+        "ike_sas_kept": ike_after,
+        "ipsec_sa_pairs_kept": pairs_after,
+        "ike_sas_deleted": ike_deleted,
+        "ipsec_sa_pairs_deleted": pairs_deleted,
+        "fresh_policies": fresh,
+        "warnings": warnings,
+    });
+    Ok((text, json))
 }
 
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
@@ -373,7 +555,13 @@ async fn drain(
     }
 }
 
-fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {
+fn answer(
+    engine: &mut Engine,
+    records: &Records,
+    data: &DataPath,
+    config: &vrp::Config,
+    request: &Request,
+) -> Response {
     match request {
         Request::DisplayIpsecStatistics => {
             let s = data.statistics();
@@ -410,7 +598,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 .iter()
                 .rev()
                 .map(|p| IkeSaRow {
-                    conn_id: p.display_id + 10_000,
+                    conn_id: p.display_id + PHASE2_CONN_ID_BASE,
                     peer: p.remote.ip().to_string(),
                     flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
                     phase: "v1:2",
@@ -418,15 +606,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 })
                 .collect();
             rows.extend(engine.ike_sas().map(|sa| {
-                let mut flags = Vec::new();
-                if sa.state == "established" {
-                    flags.push("RD");
-                } else {
-                    flags.push("NEG");
-                }
-                if sa.initiator {
-                    flags.push("ST");
-                }
+                let flags = crate::display::live::ike_sa_flags(&sa);
                 IkeSaRow {
                     conn_id: sa.connection.0,
                     peer: sa.remote.ip().to_string(),
@@ -481,6 +661,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 json: json!({ "sas": rows, "tunnels": pairs.len() }),
             }
         }
+        Request::Reload => Response::Error("reload is handled by the daemon loop".into()),
         Request::ResetIkeSa { conn_id } => {
             let before = engine.ike_sas().count();
             engine.handle_command(
@@ -507,6 +688,25 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 text: format!("{} IPsec SA pair(s) reset\n", before.saturating_sub(after)),
                 json: json!({ "reset": before.saturating_sub(after) }),
             }
+        }
+        // The other displays and show-config read the engine, the data plane's counters and
+        // the configuration (display/live.rs).
+        other => {
+            let traffic = data.traffic();
+            let phase2_conn_ids: HashMap<u32, u64> = records
+                .installed
+                .iter()
+                .map(|p| (p.inbound_spi, p.display_id + PHASE2_CONN_ID_BASE))
+                .collect();
+            let live = Live {
+                engine,
+                config,
+                traffic: &traffic,
+                phase2_conn_ids: &phase2_conn_ids,
+                now: Instant::now(),
+            };
+            crate::display::live::respond(&live, other)
+                .unwrap_or_else(|| Response::Error(format!("unsupported request {other:?}")))
         }
     }
 }

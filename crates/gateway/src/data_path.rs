@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
-    SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, Inbound, InboundSa, Outbound, PolicyIndex, Prefix, Rule, SaKeys,
+    SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -111,6 +111,52 @@ impl Routes {
             routes.prefixes.push(p);
         }
         Ok(routes)
+    }
+}
+
+impl Routes {
+    /// Adds the routes of `prefixes` that are not there yet (a reload). When one fails, the
+    /// routes this call added are removed again, so a refused reload leaves the routes as
+    /// they were.
+    pub fn add_missing(&mut self, prefixes: &[Prefix]) -> Result<(), String> {
+        let mut added: Vec<Prefix> = Vec::new();
+        for p in prefixes {
+            if self.prefixes.contains(p) || added.contains(p) {
+                continue;
+            }
+            if let Err(e) = ip_route("replace", p, &self.device) {
+                for q in &added {
+                    if let Err(e) = ip_route("del", q, &self.device) {
+                        warn!("{e}");
+                    }
+                }
+                return Err(e);
+            }
+            info!("route {p} via {}", self.device);
+            added.push(*p);
+        }
+        self.prefixes.extend(added);
+        Ok(())
+    }
+
+    /// Removes the routes not in `keep` (a reload removed their policies).
+    pub fn remove_except(&mut self, keep: &[Prefix]) {
+        let device = self.device.clone();
+        self.prefixes.retain(|p| {
+            if keep.contains(p) {
+                return true;
+            }
+            match ip_route("del", p, &device) {
+                Ok(()) => info!("route {p} via {device} removed"),
+                Err(e) => warn!("{e}"),
+            }
+            false
+        });
+    }
+
+    /// The prefixes routed into the TUN.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
     }
 }
 
@@ -212,6 +258,36 @@ struct Pair {
     inbound_spi: u32,
     outbound_spi: u32,
     policy: PolicyIndex,
+    /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
+    local: SocketAddr,
+    remote: SocketAddr,
+    udp_encapsulated: bool,
+}
+
+/// What the data plane counted for one installed pair, for `display ipsec sa` and `display
+/// firewall session table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairTraffic {
+    /// Our SPI (the peer sends with it).
+    pub inbound_spi: u32,
+    /// The peer's SPI (we send with it).
+    pub outbound_spi: u32,
+    /// Our outer address and port (0 for raw ESP, 4500 when UDP-encapsulated).
+    pub local: SocketAddr,
+    /// The peer's outer address and port.
+    pub remote: SocketAddr,
+    /// ESP in UDP.
+    pub udp_encapsulated: bool,
+    /// Packets and bytes opened.
+    pub inbound: esp::Counters,
+    /// Packets and bytes sealed.
+    pub outbound: esp::Counters,
+    /// The last sequence number sent.
+    pub sent_sequence: u32,
+    /// The highest sequence number accepted.
+    pub received_sequence: u32,
+    /// The inbound SA's anti-replay window size.
+    pub replay_window: u32,
 }
 
 /// The data plane and what the daemon needs around it.
@@ -250,6 +326,40 @@ impl DataPath {
             bypass_dropped: 0,
             heard: HashMap::new(),
         }
+    }
+
+    /// True when a raw ESP socket is open on `address`.
+    pub fn has_raw_socket(&self, address: IpAddr) -> bool {
+        self.raw.contains_key(&address)
+    }
+
+    /// Raw ESP sockets opened for local addresses a reload added.
+    pub fn add_raw_sockets(&mut self, sockets: HashMap<IpAddr, Arc<Socket>>) {
+        self.raw.extend(sockets);
+    }
+
+    /// Follows a configuration reload: the SPD of the new `config` replaces the old one, the
+    /// pairs of unchanged policies move to their new index (same SAs, same SPIs, traffic
+    /// flows on) and those of changed or removed policies go (the engine deleted them and
+    /// reports them too). Packets waiting for an acquire are dropped: rule numbers changed,
+    /// and the next packet raises the acquire again.
+    pub fn reconfigure(&mut self, config: &ike::Config, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config);
+        self.plane.replace_spd(spd);
+        let removed = self.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        self.rule_selectors = rule_selectors;
+        self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
+            Some(policy) => {
+                pair.policy = PolicyIndex(policy);
+                true
+            }
+            None => false,
+        });
+        info!(
+            "data path reconfigured: {} SPD rule(s), {} IPsec SA pair(s) kept, {removed} removed",
+            self.rule_selectors.len(),
+            self.pairs.len()
+        );
     }
 
     /// The data plane's counters.
@@ -423,6 +533,9 @@ impl DataPath {
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
             policy: PolicyIndex(policy),
+            local: if params.udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
+            remote: if params.udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
+            udp_encapsulated: params.udp_encapsulated,
         });
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
@@ -470,6 +583,30 @@ impl DataPath {
                 }
             }
         }
+    }
+
+    /// The traffic of every installed pair, in install order.
+    pub fn traffic(&self) -> Vec<PairTraffic> {
+        self.pairs
+            .iter()
+            .map(|pair| {
+                let inbound = self.plane.inbound_sa(esp::Spi(pair.inbound_spi));
+                let outbound =
+                    self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi);
+                PairTraffic {
+                    inbound_spi: pair.inbound_spi,
+                    outbound_spi: pair.outbound_spi,
+                    local: pair.local,
+                    remote: pair.remote,
+                    udp_encapsulated: pair.udp_encapsulated,
+                    inbound: inbound.map(InboundSa::counters).unwrap_or_default(),
+                    outbound: outbound.map(esp::OutboundSa::counters).unwrap_or_default(),
+                    sent_sequence: outbound.map_or(0, esp::OutboundSa::last_sequence),
+                    received_sequence: inbound.map_or(0, |sa| sa.replay_window().highest()),
+                    replay_window: inbound.map_or(0, |sa| sa.replay_window().size()),
+                }
+            })
+            .collect()
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and

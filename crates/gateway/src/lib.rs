@@ -10,4 +10,5 @@ pub mod demo;
 pub mod display;
 pub mod engine_config;
 pub mod key_log;
+pub mod load;
 pub mod pki;

@@ -407,6 +407,7 @@ impl IkeSa {
             ctx,
         );
         sa.learn_capabilities(payloads, ctx.config);
+        sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
         if g_xi.len() != suite.group.public_len() {
@@ -617,6 +618,7 @@ impl IkeSa {
             )
         };
         check_remote_identity(self.peer_config(ctx.config), id)?;
+        self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
         self.detect_nat(payloads, suite.hash, ctx);

@@ -72,6 +72,12 @@ pub struct IkeSaView {
     /// The peer's certificate (subject, issuer, validity, alternative names), when phase 1
     /// was authenticated by signatures: for `display ike sa verbose`.
     pub peer_certificate: Option<crypto::CertificateSummary>,
+    /// The ISAKMP cookies (initiator's, responder's; the responder's is zero until MM2).
+    pub cookies: (Cookie, Cookie),
+    /// Main or aggressive mode.
+    pub exchange_mode: crate::config::ExchangeMode,
+    /// The identity the peer presented, once authenticated.
+    pub remote_identity: Option<crate::ike_sa::PeerIdentity>,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -133,18 +139,7 @@ impl WallClock {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
-        let mut peer_by_address = HashMap::new();
-        for (index, peer) in config.peers.iter().enumerate() {
-            if let Some(address) = peer.remote_address {
-                peer_by_address.entry(address).or_insert(index);
-            }
-        }
-        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
-        for (index, policy) in config.policies.iter().enumerate() {
-            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
-                policies.push(index);
-            }
-        }
+        let (peer_by_address, policies_by_peer) = config_indices(&config);
         Self {
             config,
             rng,
@@ -241,6 +236,9 @@ impl Engine {
             remote_behind_nat: sa.nat.remote_behind_nat,
             dpd: sa.dpd_config.is_some(),
             peer_certificate: sa.peer_certificate.clone(),
+            cookies: (sa.cookie_i, sa.cookie_r),
+            exchange_mode: sa.mode,
+            remote_identity: sa.remote_identity.clone(),
         })
     }
 
@@ -821,6 +819,41 @@ impl Engine {
             *count -= 1;
             if *count == 0 {
                 self.half_open_by_address.remove(&address);
+            }
+        }
+    }
+}
+
+/// The indices the engine keeps over its configuration: the first peer of each remote
+/// address, and the policies of each peer.
+fn config_indices(config: &Config) -> (HashMap<IpAddr, usize>, Vec<Vec<usize>>) {
+    let mut peer_by_address = HashMap::new();
+    for (index, peer) in config.peers.iter().enumerate() {
+        if let Some(address) = peer.remote_address {
+            peer_by_address.entry(address).or_insert(index);
+        }
+    }
+    let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+    for (index, policy) in config.policies.iter().enumerate() {
+        if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+            policies.push(index);
+        }
+    }
+    (peer_by_address, policies_by_peer)
+}
+
+impl Engine {
+    /// Puts `config` in force and rebuilds every index over it and over the SAs' peer
+    /// numbers (`reconfigure`, which has already renumbered the SAs that stay).
+    pub(crate) fn install_config(&mut self, config: Config) {
+        let (peer_by_address, policies_by_peer) = config_indices(&config);
+        self.config = config;
+        self.peer_by_address = peer_by_address;
+        self.policies_by_peer = policies_by_peer;
+        self.slots_by_peer.clear();
+        for (slot, sa) in self.slots.iter().enumerate() {
+            if let Some(sa) = sa {
+                self.slots_by_peer.entry(sa.peer).or_default().push(slot);
             }
         }
     }

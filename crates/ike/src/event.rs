@@ -397,6 +397,10 @@ pub enum FailureReason {
     CertificateAuthUnavailable(&'static str),
     /// Signing our HASH failed inside the crypto library.
     SigningFailed(crypto::SignatureError),
+    /// A configuration reload changed or removed the peer or policy the exchange served, so
+    /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
+    /// and it gives up in turn.
+    Reconfigured,
 }
 
 impl fmt::Display for FailureReason {
@@ -447,6 +451,9 @@ impl fmt::Display for FailureReason {
                 write!(f, "certificate authentication unavailable: {why}")
             }
             Self::SigningFailed(e) => write!(f, "could not sign our HASH: {e}"),
+            Self::Reconfigured => {
+                f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
+            }
         }
     }
 }
@@ -473,7 +480,8 @@ impl FailureReason {
             | Self::Undecryptable
             | Self::TimedOut { .. }
             | Self::TooManyHalfOpen
-            | Self::AggressiveModePskRefused => return None,
+            | Self::AggressiveModePskRefused
+            | Self::Reconfigured => return None,
         })
     }
 }

@@ -339,6 +339,41 @@ pub(crate) struct IkeSa {
     pub(crate) reassembly: crate::fragmentation::Reassembly,
     /// The fragment ID of our next fragmented message.
     pub(crate) next_fragment_id: std::cell::Cell<u16>,
+    /// The identity the peer presented and authenticated (its ID payload), for `display ike
+    /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
+    /// says who the peer claimed to be.
+    pub(crate) remote_identity: Option<PeerIdentity>,
+}
+
+/// A phase-1 identity as the peer presented it, in display form (`display ike sa verbose`'s
+/// `Remote ID type` and `Remote ID`). Names are printed lossily and bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// `IP`, `FQDN`, `USER-FQDN`, `IP-SUBNET`, `IP-RANGE`, `DN`, `KEY-ID` or the ID type number.
+    pub kind: String,
+    /// The identity itself.
+    pub value: String,
+}
+
+impl PeerIdentity {
+    /// The display form of `identity`.
+    pub(crate) fn of(identity: &Identity<'_>) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+        let (kind, value) = match identity {
+            Identity::Ipv4Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Ipv6Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Fqdn(n) => ("FQDN".to_owned(), text(n)),
+            Identity::UserFqdn(n) => ("USER-FQDN".to_owned(), text(n)),
+            Identity::Ipv4Subnet { address, mask } => ("IP-SUBNET".to_owned(), format!("{address}/{mask}")),
+            Identity::Ipv4Range { start, end } => ("IP-RANGE".to_owned(), format!("{start}-{end}")),
+            Identity::DerAsn1Dn(der) => (
+                "DN".to_owned(),
+                crypto::x509::dn_der_to_text(der).unwrap_or_else(|| "(unparseable)".to_owned()),
+            ),
+            other => (format!("{:?}", other.id_type()), String::new()),
+        };
+        Self { kind, value }
+    }
 }
 
 impl IkeSa {
@@ -476,6 +511,7 @@ impl IkeSa {
             peer_certificate: None,
             reassembly: crate::fragmentation::Reassembly::default(),
             next_fragment_id: std::cell::Cell::new(1),
+            remote_identity: None,
         }
     }
 
@@ -610,9 +646,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof, _) =
+                let (next_iv, proof, _, identity) =
                     self.open_identity_message(message, &material, &sai_b, &suite, ctx, false)?;
                 material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.flight.received(digest);
                 self.flight.settle();
@@ -644,7 +681,7 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof, initial_contact) =
+                let (next_iv, proof, initial_contact, identity) =
                     self.open_identity_message(message, &material, &sai_b, &suite, ctx, true)?;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
@@ -661,6 +698,7 @@ impl IkeSa {
                     None
                 };
                 material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.initial_contact_received = initial_contact;
                 let mut payloads = vec![Payload::Identification(id)];
@@ -753,7 +791,7 @@ impl IkeSa {
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
     /// (the chain moves only once everything checked out), the proof of the HASH check, and
-    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3).
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and the peer's identity.
     fn open_identity_message(
         &mut self,
         message: &Message<'_>,
@@ -762,7 +800,7 @@ impl IkeSa {
         suite: &IkeProposal,
         ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, PeerProof, bool), FailureReason> {
+    ) -> Result<(NextIv, PeerProof, bool, PeerIdentity), FailureReason> {
         let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
@@ -816,7 +854,7 @@ impl IkeSa {
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
         );
-        Ok((decrypted.next_iv, proof, initial_contact))
+        Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity)))
     }
 
     pub(crate) fn establish(

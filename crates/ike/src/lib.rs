@@ -14,9 +14,10 @@
 //! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
 //! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
-//! (`lifetime`), the reset commands and the error history (`commands`). Signature
+//! (`lifetime`), the reset commands and the error history (`commands`), configuration
+//! reload keeping the SAs whose configuration did not change (`reconfigure`), and signature
 //! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
-//! (RFC 2409 §5.1, RFC 4754; `signature_auth`).
+//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`).
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
 //! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
@@ -38,6 +39,7 @@ mod lifetime;
 mod nat_t;
 mod proposal;
 mod quick_mode;
+mod reconfigure;
 mod signature_auth;
 mod vendor;
 mod wire;
@@ -57,11 +59,12 @@ pub use event::{
     AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
     Transmit, UdpEncapsulation,
 };
-pub use ike_sa::Role;
+pub use ike_sa::{PeerIdentity, Role};
 pub use lifetime::{
     IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
 };
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
+pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
 pub use vendor::{NatTVersion, PeerCapabilities};

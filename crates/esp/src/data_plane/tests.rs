@@ -557,3 +557,34 @@ fn later_fragments_pass_a_port_specific_inbound_selector() {
     let (_, esp) = send(&mut a, &other);
     assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
 }
+
+/// A reload inserts a policy before the reference one: the pair moves to index 1 with the
+/// new SPD and keeps carrying traffic under the same SPI; a reload that removes the policy
+/// removes the pair.
+#[test]
+fn renumbered_policies_keep_their_sas_and_removed_ones_lose_them() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    install(&mut a, &mut b, &k, a_selector(), mirror(a_selector()));
+    let (spi, _) = send(&mut a, &ping(1));
+
+    let other = Selector::between(net(SITE_A, 24), net([10, 3, 3, 0], 24));
+    a.replace_spd(Spd::new(
+        vec![
+            Rule { selector: other, action: Action::Protect(PolicyIndex(0)) },
+            Rule { selector: a_selector(), action: Action::Protect(PolicyIndex(1)) },
+        ],
+        Action::Bypass,
+    ));
+    assert_eq!(a.renumber_policies(|p| Some(PolicyIndex(p.0 + 1))), 0);
+    let (again, esp) = send(&mut a, &ping(2));
+    assert_eq!(again, spi, "the same SA seals under the new number");
+    assert_eq!(receive(&mut b, &esp).unwrap(), ping(2));
+    assert_eq!(a.outbound_sas(PolicyIndex(1)).count(), 1);
+    assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 0);
+
+    assert_eq!(a.renumber_policies(|p| (p.0 != 1).then_some(p)), 1);
+    assert!(a.inbound_sa(k.b_to_a.0).is_none(), "the inbound half went too");
+    let mut out = buffer();
+    assert!(matches!(a.seal(&ping(3), &mut out), Outbound::Queued), "no SA: an acquire");
+}
