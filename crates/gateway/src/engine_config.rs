@@ -48,6 +48,9 @@ pub fn engine_config_with(
     certificates: &crate::pki::Certificates,
 ) -> Result<ike::Config, Unsupported> {
     let mut out = ike::Config::default();
+    // `ike fragmentation`: announced and used with peers that announce it too.
+    out.limits.fragmentation = config.ike_fragmentation.enabled;
+    out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
@@ -435,6 +438,17 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
         let e = convert(&auto).unwrap_err();
         assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
+    }
+
+    #[test]
+    fn converts_ike_fragmentation() {
+        let c = convert(BASE).unwrap();
+        assert!(c.limits.fragmentation, "on by default");
+        assert_eq!(c.limits.fragment_size, 1248);
+        let c = convert(&format!("ike fragmentation max-size 1400\n{BASE}")).unwrap();
+        assert_eq!((c.limits.fragmentation, c.limits.fragment_size), (true, 1400));
+        let c = convert(&format!("undo ike fragmentation\n{BASE}")).unwrap();
+        assert!(!c.limits.fragmentation);
     }
 
     #[test]

@@ -30,6 +30,26 @@ pub const DEFAULT_DPD_RETRANSMIT_INTERVAL: u32 = 15;
 /// DPD retry limit by default.
 pub const DEFAULT_DPD_RETRY_LIMIT: u32 = 3;
 
+/// Largest phase-1 datagram sent whole by default (`ike fragmentation max-size`).
+pub const DEFAULT_FRAGMENT_MAX_SIZE: u32 = 1248;
+
+/// IKE fragmentation (Cisco/Microsoft format, as strongSwan's `fragmentation = yes`): a
+/// keysteward extension in VRP style, since certificates make phase-1 messages exceed common
+/// MTUs. On by default; it is used only with a peer that announces it too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeFragmentation {
+    /// Announce and use fragmentation (`undo ike fragmentation` turns it off).
+    pub enabled: bool,
+    /// Largest phase-1 datagram (UDP payload) sent whole, and the largest fragment.
+    pub max_size: u32,
+}
+
+impl Default for IkeFragmentation {
+    fn default() -> Self {
+        Self { enabled: true, max_size: DEFAULT_FRAGMENT_MAX_SIZE }
+    }
+}
+
 /// A whole gateway configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -39,6 +59,8 @@ pub struct Config {
     pub ike_local_name: Option<String>,
     /// Global `ike dpd …` defaults.
     pub ike_dpd: GlobalDpd,
+    /// `ike fragmentation [max-size N]` / `undo ike fragmentation` (keysteward extension).
+    pub ike_fragmentation: IkeFragmentation,
     /// `ike proposal N`, by priority (smaller first).
     pub ike_proposals: BTreeMap<u32, IkeProposal>,
     /// `ike peer NAME`.

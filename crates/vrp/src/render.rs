@@ -39,6 +39,12 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     if let Some(name) = &config.ike_local_name {
         blocks.push(format!("ike local-name {name}\n"));
     }
+    let fragmentation = config.ike_fragmentation;
+    if !fragmentation.enabled {
+        blocks.push("undo ike fragmentation\n".to_owned());
+    } else if fragmentation.max_size != crate::model::DEFAULT_FRAGMENT_MAX_SIZE {
+        blocks.push(format!("ike fragmentation max-size {}\n", fragmentation.max_size));
+    }
     let dpd = global_dpd(&config.ike_dpd);
     if !dpd.is_empty() {
         blocks.push(dpd);

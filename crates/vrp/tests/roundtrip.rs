@@ -293,6 +293,7 @@ fn config() -> impl Strategy<Value = Config> {
                 sysname,
                 ike_local_name,
                 ike_dpd,
+                ike_fragmentation: IkeFragmentation::default(),
                 ike_proposals,
                 ike_peers,
                 acls: acls.into_iter().map(|(n, rules)| (n, Acl { rules })).collect::<BTreeMap<_, _>>(),
