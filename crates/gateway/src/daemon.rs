@@ -260,6 +260,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
     engine.set_key_log(key_log.is_some());
+    // Certificate validity is checked against the wall clock; the engine itself reads none.
+    let unix_now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.set_wall_clock(Instant::now(), unix_now);
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {
@@ -486,12 +489,23 @@ async fn drain(
             }
         }
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if initiator { "initiator" } else { "responder" },
-                ike::SuiteName(&suite)
-            ),
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
+                info!(
+                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                    remote.ip(),
+                    if initiator { "initiator" } else { "responder" },
+                    ike::SuiteName(&suite)
+                );
+                // Signature authentication: which certificate the peer proved it holds.
+                let certificate =
+                    engine.ike_sas().find(|v| v.connection == connection).and_then(|v| v.peer_certificate);
+                if let Some(c) = certificate {
+                    info!(
+                        "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
+                        c.subject, c.issuer, c.serial
+                    );
+                }
+            }
             Event::IpsecSaInstalled(pair) => {
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{ip, is_root, Cleanup};
 
+#[path = "../../crypto/tests/support/test_pki.rs"]
+mod test_pki;
+
 fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
     Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
 }
@@ -326,4 +329,74 @@ fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
     assert!(installed >= 5, "the IPsec SAs were replaced ({installed} pairs installed)\n{log_a}");
     let established = log_a.matches("established as").count();
     assert!(established >= 3, "the IKE SA was renewed ({established} IKE SAs)\n{log_a}");
+}
+
+/// The reference topology with certificates instead of the pre-shared key: both firewalls
+/// authenticate with RSA signatures (`authentication-method rsa-signature`), certificates from
+/// one CA made here, identities as subject DNs, and FW_B holds a CRL (of another serial). The
+/// ping must go through, and `display ike sa --json` must show each peer's certificate.
+#[test]
+fn netns_ping_through_the_reference_tunnel_with_certificates() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    use test_pki::{Ca, KeyKind, LeafSpec, DAY};
+    let tag = format!("ks{}c", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-ping-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let ca = Ca::new("keysteward", KeyKind::Rsa2048);
+    for (name, serial) in [("fw-a", 10), ("fw-b", 11)] {
+        let mut spec = LeafSpec::new(name, KeyKind::Rsa2048);
+        spec.not_before = now - DAY;
+        spec.not_after = now + 30 * DAY;
+        spec.serial = serial;
+        let leaf = ca.issue(&spec);
+        std::fs::write(dir.join(format!("{name}.crt")), &leaf.pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), &leaf.key_pem).unwrap();
+    }
+    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let config = |file: &str, me: &str, peer: &str, crl: &str| {
+        let text = std::fs::read_to_string(examples.join(file)).unwrap();
+        text.replace("ike proposal 10\n", "ike proposal 10\n authentication-method rsa-signature\n").replace(
+            " pre-shared-key tiandihui2\n",
+            &format!(
+                " certificate local-filename {me}.crt\n certificate local-key-filename {me}.key\n \
+                 certificate ca-filename ca.pem\n{crl} local-id-type dn\n remote-id-type dn\n \
+                 remote-id \"C=CN, O=keysteward test, CN={peer}\"\n"
+            ),
+        )
+    };
+    // A CRL that revokes another serial: checked, and not in the way.
+    let crl = ca.crl_at(&[999], now);
+    std::fs::write(dir.join("ca.crl"), crl).unwrap();
+    let config_a = config("fw_a.cfg", "fw-a", "fw-b", "");
+    let config_b = config("fw_b.cfg", "fw-b", "fw-a", " certificate crl-filename ca.crl\n");
+    assert!(config_a.contains("certificate local-filename fw-a.crt") && !config_a.contains("pre-shared-key"));
+    let net = build("c", &config_a, &config_b);
+    let ping = in_ns(&net.pc_a, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"]);
+    let text = String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
+    let replies = text.matches("bytes from 10.2.2.2").count();
+    assert!(
+        replies >= 4,
+        "{replies} of 5 pings answered\n{text}\nFW_A log:\n{}\nFW_B log:\n{}",
+        net.logs("a.log"),
+        net.logs("b.log")
+    );
+    let ike = keysteward(&net.fw_a, &["display", "ike", "sa"], &net.control_a);
+    assert!(ike.contains("192.0.2.2               RD|ST         v1:1  public"), "{ike}");
+    // Each side authenticated the other's certificate.
+    for (log, peer) in [(net.logs("a.log"), "fw-b"), (net.logs("b.log"), "fw-a")] {
+        assert!(
+            log.contains(&format!("peer certificate subject 'C=CN, O=keysteward test, CN={peer}', issuer 'C=CN, O=keysteward, CN=keysteward CA'")),
+            "{log}"
+        );
+        assert!(
+            log.contains("aes-256/sha2-256/group14/rsa-signature") || log.contains("rsa-signature"),
+            "{log}"
+        );
+    }
+    drop(net.cleanup);
 }

@@ -246,6 +246,7 @@ pub fn ike_proposals(config: &vrp::Config) -> Vec<IkeProposalView> {
             authentication_method: match p.method {
                 AuthenticationMethod::PreShare => "PRE_SHARED",
                 AuthenticationMethod::RsaSignature => "RSA_SIG",
+                AuthenticationMethod::EcdsaSignature => "ECDSA_SIG",
             },
             authentication_algorithm: config_hash_name(p.authentication),
             encryption_algorithm: config_cipher_name(p.encryption),
