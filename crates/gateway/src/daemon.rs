@@ -33,7 +33,7 @@ use crate::data_path::{self, DataPath};
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
-use crate::engine_config::engine_config;
+use crate::engine_config::{engine_config, template_policies};
 use crate::key_log::{self, KeyLog};
 
 /// What `keysteward run` was asked to do.
@@ -114,6 +114,10 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         checked.config.ok_or_else(|| format!("{} has errors; nothing started", options.config.display()))?;
     let engine_config = engine_config(&config).map_err(|e| format!("{}: {e}", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
+    let templates = template_policies(&config, &engine_config);
+    // A template only responds, even when `auto-neg` is set on its interface.
+    let acquires: Vec<Acquire> =
+        acquires.into_iter().filter(|a| !templates.get(a.policy).copied().unwrap_or(false)).collect();
 
     // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
     let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
@@ -152,13 +156,11 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
-    let _routes = data_path::Routes::add(
-        &options.tun,
-        engine_config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)),
-    )?;
+    let _routes =
+        data_path::Routes::add(&options.tun, data_path::static_prefixes(&engine_config, &templates))?;
     let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
     tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
-    let mut data = DataPath::new(&engine_config, tun, raw);
+    let mut data = DataPath::new(&engine_config, templates, tun, raw);
     let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;

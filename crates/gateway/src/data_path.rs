@@ -11,6 +11,14 @@
 //! - raw socket / UDP 4500 → [`DataPath::inbound`]: opened and written to the TUN, from where
 //!   the kernel forwards the inner packet to the inside network.
 //!
+//! A hub (an `ipsec policy … isakmp template`) does not know its branches' flows in advance:
+//! template policies get no SPD rule and no route at start. When a pair negotiated through a
+//! template is installed, its flow becomes an SPD rule (after the configured ones) and its
+//! remote prefix a route into the TUN; both go when the last pair of that flow goes. So the
+//! hub can never trigger toward a branch: a packet for a branch with no SA finds no route
+//! into the TUN (the kernel's own routing decides its fate), and a template policy never
+//! raises an acquire. The branch brings its tunnel up, as on a USG.
+//!
 //! Routes are added and removed with `ip route` (iproute2) for now: one `replace` per
 //! protected remote prefix on start, `del` on exit ([`Routes`]'s `Drop`). A netlink crate can
 //! replace that later; the command keeps the gateway free of `unsafe` and of another
@@ -78,18 +86,35 @@ fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
 }
 
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
-/// rule order, and `Bypass` for the rest (VRP's default). Returns the engine selector of each
-/// rule too, so an acquire raised on rule `i` names the engine's policy and flow.
-pub fn spd(config: &ike::Config) -> (Spd, Vec<TrafficSelector>) {
+/// rule order, and `Bypass` for the rest (VRP's default). Template policies (`templates[i]`
+/// true) get no static rule: their flows are added as branches negotiate them. Returns the
+/// engine selector of each rule too, so an acquire raised on rule `i` names the engine's
+/// policy and flow.
+pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelector>) {
     let mut rules = Vec::new();
     let mut selectors = Vec::new();
     for (index, policy) in config.policies.iter().enumerate() {
+        if templates.get(index).copied().unwrap_or(false) {
+            continue;
+        }
         for ts in &policy.selectors {
             rules.push(Rule { selector: selector(ts), action: Action::Protect(PolicyIndex(index)) });
             selectors.push(*ts);
         }
     }
     (Spd::new(rules, Action::Bypass), selectors)
+}
+
+/// The remote prefixes to route into the TUN at start: those of every policy but the
+/// templates, whose routes come with their negotiated flows.
+pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
+    config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !templates.get(*index).copied().unwrap_or(false))
+        .flat_map(|(_, p)| p.selectors.iter().map(|s| selector(s).remote))
+        .collect()
 }
 
 /// The routes into the TUN for every protected remote prefix, removed on drop.
@@ -111,6 +136,27 @@ impl Routes {
             routes.prefixes.push(p);
         }
         Ok(routes)
+    }
+
+    /// Adds the route of one prefix (a template flow); a prefix already routed is kept once.
+    pub fn add_one(&mut self, p: Prefix) -> Result<(), String> {
+        if !self.prefixes.contains(&p) {
+            ip_route("replace", &p, &self.device)?;
+            info!("route {p} via {}", self.device);
+            self.prefixes.push(p);
+        }
+        Ok(())
+    }
+
+    /// Removes the route of one prefix, if this set added it.
+    pub fn remove_one(&mut self, p: Prefix) {
+        if let Some(i) = self.prefixes.iter().position(|q| *q == p) {
+            self.prefixes.swap_remove(i);
+            match ip_route("del", &p, &self.device) {
+                Ok(()) => info!("route {p} via {} removed", self.device),
+                Err(e) => warn!("{e}"),
+            }
+        }
     }
 }
 
@@ -212,6 +258,15 @@ struct Pair {
     inbound_spi: u32,
     outbound_spi: u32,
     policy: PolicyIndex,
+    /// The SPD rule of a flow negotiated through a template, if this pair came that way.
+    template_rule: Option<Rule>,
+}
+
+/// A flow a branch negotiated through a template: its SPD rule and route stay while at
+/// least one pair carries it (a rekey installs the new pair before the old one goes).
+struct TemplateFlow {
+    rule: Rule,
+    pairs: usize,
 }
 
 /// The data plane and what the daemon needs around it.
@@ -228,16 +283,28 @@ pub struct DataPath {
     pub bypass_dropped: u64,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
+    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
+    templates: Vec<bool>,
+    /// The flows negotiated through templates and the routes of their remote prefixes.
+    template_flows: Vec<TemplateFlow>,
+    template_routes: Routes,
 }
 
 impl DataPath {
-    /// A data path over `tun` with the SPD of `config` and raw ESP sockets `raw`.
+    /// A data path over `tun` with the SPD of `config` and raw ESP sockets `raw`;
+    /// `templates` says which policies are templates
+    /// ([`crate::engine_config::template_policies`]).
     pub fn new(
         config: &ike::Config,
+        templates: Vec<bool>,
         tun: Arc<tun_rs::AsyncDevice>,
         raw: HashMap<IpAddr, Arc<Socket>>,
     ) -> Self {
-        let (spd, rule_selectors) = spd(config);
+        let (spd, rule_selectors) = spd(config, &templates);
+        let device = tun.name().unwrap_or_else(|e| {
+            warn!("cannot read the TUN device's name ({e}); template routes will fail");
+            String::new()
+        });
         let plane = DataPlane::new(spd, DataPlaneConfig::default());
         Self {
             plane,
@@ -249,7 +316,14 @@ impl DataPath {
             buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM],
             bypass_dropped: 0,
             heard: HashMap::new(),
+            templates,
+            template_flows: Vec::new(),
+            template_routes: Routes { device, prefixes: Vec::new() },
         }
+    }
+
+    fn is_template(&self, policy: PolicyIndex) -> bool {
+        self.templates.get(policy.0).copied().unwrap_or(false)
     }
 
     /// The data plane's counters.
@@ -358,6 +432,16 @@ impl DataPath {
                         warn!("acquire for {policy} ({selector}) matches no configured rule");
                         continue;
                     };
+                    if self.is_template(policy) {
+                        // A template flow's rule outlived its SAs for a moment: the hub
+                        // cannot negotiate toward a branch, only answer it.
+                        let dropped = self.plane.abandon_acquire(policy);
+                        info!(
+                            "{selector}: no SA; {policy} is a template and only responds \
+                             ({dropped} packet(s) dropped)"
+                        );
+                        continue;
+                    }
                     info!("acquire: {selector} needs an SA of {policy}");
                     engine.handle_acquire(Instant::now(), ike::Acquire { policy: policy.0, selector: ts });
                 }
@@ -414,25 +498,68 @@ impl DataPath {
             inbound: SaKeys::from(&pair.inbound),
             outbound: SaKeys::from(&pair.outbound),
         };
+        let template_rule = self.is_template(PolicyIndex(policy)).then(|| Rule {
+            selector: selector(&pair.selector),
+            action: Action::Protect(PolicyIndex(policy)),
+        });
         if let Err(e) = self.plane.install(sa_pair, &mut self.rng) {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
+        }
+        if let Some(rule) = template_rule {
+            self.add_template_flow(rule, &pair.peer, pair.remote.ip());
         }
         self.pairs.push(Pair {
             connection: pair.connection,
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
             policy: PolicyIndex(policy),
+            template_rule,
         });
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
         self.buf = buf;
     }
 
+    /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
+    fn add_template_flow(&mut self, rule: Rule, peer: &str, remote: IpAddr) {
+        if let Some(flow) = self.template_flows.iter_mut().find(|f| f.rule == rule) {
+            flow.pairs += 1;
+            return;
+        }
+        self.plane.push_rule(rule);
+        info!("template flow {} for {peer} ({remote}) protected", rule.selector);
+        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
+            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+        }
+        self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+    }
+
+    /// A pair of a template flow is gone: the last one takes the rule and route with it.
+    fn remove_template_flow(&mut self, rule: Rule) {
+        let Some(index) = self.template_flows.iter().position(|f| f.rule == rule) else { return };
+        self.template_flows[index].pairs -= 1;
+        if self.template_flows[index].pairs > 0 {
+            return;
+        }
+        self.template_flows.swap_remove(index);
+        self.plane.remove_rule(&rule);
+        // Another flow (another policy, or a different selector) may route the same prefix.
+        if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
+            self.template_routes.remove_one(rule.selector.remote);
+        }
+        info!("template flow {} no longer protected: its SAs are gone", rule.selector);
+    }
+
     /// Removes the pair whose inbound SPI (ours) is `spi`.
     pub fn remove_inbound(&mut self, spi: u32) {
         self.plane.remove_by_inbound_spi(esp::Spi(spi));
+        let removed: Vec<Rule> =
+            self.pairs.iter().filter(|p| p.inbound_spi == spi).filter_map(|p| p.template_rule).collect();
         self.pairs.retain(|p| p.inbound_spi != spi);
+        for rule in removed {
+            self.remove_template_flow(rule);
+        }
     }
 
     /// Removes the pairs whose outbound SPIs (the peer's) are `spis`, negotiated on `connection`.
@@ -505,7 +632,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
         let config = vrp::load_file(&path, None).unwrap().config.unwrap();
         let engine = crate::engine_config::engine_config(&config).unwrap();
-        let (spd, selectors) = spd(&engine);
+        let (spd, selectors) = spd(&engine, &[]);
         assert_eq!(spd.rules().len(), 1);
         assert_eq!(selectors, engine.policies[0].selectors);
         let rule = spd.rules()[0];

@@ -348,7 +348,8 @@ fn main_mode_responder_answers_an_unknown_address_through_the_template_peer() {
     let mut pair = Pair::new(&a, &b, 12);
     let mut config = b.config();
     config.peers[0].remote_address = None;
-    config.policies[0].selectors[0].remote = crate::Subnet::new(std::net::Ipv4Addr::new(10, 1, 0, 0), 16).into();
+    config.policies[0].selectors[0].remote =
+        crate::Subnet::new(std::net::Ipv4Addr::new(10, 1, 0, 0), 16).into();
     pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(7)));
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
