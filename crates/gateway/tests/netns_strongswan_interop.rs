@@ -1,20 +1,24 @@
 //! keysteward against strongSwan 5.9 (Debian's charon with userspace ESP, kernel-libipsec) as
 //! the other gateway, in network namespaces (root only; CI runs as root and the README test
-//! command installs strongSwan). Interop scenario 1 of the interop issue, IKE part: main mode,
-//! pre-shared key, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256, in both
-//! directions (keysteward initiates; strongSwan initiates with `swanctl --initiate`); and
-//! scenarios 2 (FQDN identities), 3 (aggressive mode), 4, 5 and 8 of the issue.
+//! command installs strongSwan). Every scenario of the interop issue, each in both directions
+//! where it has two (keysteward initiates; strongSwan initiates with `swanctl --initiate`):
+//! 1 (main mode, PSK, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256),
+//! 2 (FQDN identities), 3 (aggressive mode), 4 (algorithm sets), 5 (PFS), 6 (strongSwan's
+//! defaults), 7 (rekeys driven by either side under a continuous ping, DPD either way, deletes
+//! either way) and 8 (wrong PSK, no common proposal, ACL not mirrored).
 //!
 //! ```text
-//!   namespace ks<pid>a (keysteward)        namespace ks<pid>b (charon)
-//!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
+//!   PC_A 10.1.1.2 ── 10.1.1.1 FW_A 192.0.2.1 ══ veth ══ 192.0.2.2 FW_B 10.2.2.1 ── 10.2.2.2 PC_B
+//!   namespace ks<pid><s>p  ks<pid><s>a (keysteward)   ks<pid><s>b (charon)     ks<pid><s>q
 //! ```
 //!
 //! strongSwan with kernel-libipsec fakes its NAT-D payloads (reference strongswan-peer.md), so
 //! this also drives keysteward's NAT-T float to UDP 4500 and the non-ESP marker. Asserted on
 //! both sides: keysteward's `display ike sa --json` shows phase 1 and phase 2 ready, and
 //! `swanctl --list-sas` shows the IKE SA ESTABLISHED and the CHILD_SA INSTALLED with the
-//! negotiated algorithms. Namespaces and processes (by PID) are removed even on failure.
+//! negotiated algorithms; then PC_A pings PC_B and every ping must be answered, counted by
+//! strongSwan's CHILD_SA both ways and by keysteward's `display ipsec statistics --json`.
+//! Namespaces and processes (by PID) are removed even on failure.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,10 +29,10 @@ use common::{ip, is_root, public_link, ready, start_charon, swanctl, Cleanup, CH
 
 const PSK: &str = "interop-Secret-0123456789";
 
-/// `keysteward display ike <what…> --control CONTROL` in namespace `ns`.
+/// `keysteward display <what…> --control CONTROL` in namespace `ns`.
 fn display(ns: &str, control: &Path, what: &[&str]) -> String {
     Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike"])
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display"])
         .args(what)
         .arg("--control")
         .arg(control)
@@ -95,6 +99,16 @@ struct Scenario {
     aggressive: bool,
     /// After the tunnel is up, one side shuts down and the other must drop its SAs.
     shutdown: Option<Shutdown>,
+    /// strongSwan: extra lines in the connection (e.g. `reauth_time`).
+    swan_ike: &'static str,
+    /// strongSwan: the CHILD_SA's local and remote traffic selectors (the mirror of
+    /// keysteward's ACL unless a scenario says otherwise).
+    swan_ts: (&'static str, &'static str),
+    /// strongSwan: extra lines in the CHILD_SA (e.g. `rekey_time`).
+    swan_child: &'static str,
+    /// Pings from PC_A to PC_B once the tunnel is up, one every 0.2 s; every one must be
+    /// answered. A long run is the rekey scenario: SAs are replaced while the pings go on.
+    pings: u32,
 }
 
 /// Which side shuts down once the tunnel is up (scenario 7: deletes honoured on both sides).
@@ -106,6 +120,9 @@ enum Shutdown {
     StrongSwan,
     /// charon is killed (SIGKILL): no Deletes; keysteward's DPD must find the peer dead.
     StrongSwanKilled,
+    /// keysteward is killed (SIGKILL): no Deletes; strongSwan's DPD must find the peer dead,
+    /// which needs keysteward to have answered its R-U-THEREs until then.
+    KeystewardKilled,
 }
 
 const BASE: Scenario = Scenario {
@@ -124,6 +141,10 @@ const BASE: Scenario = Scenario {
     error: "",
     aggressive: false,
     shutdown: None,
+    swan_ike: "",
+    swan_ts: ("10.2.2.0/24", "10.1.1.0/24"),
+    swan_child: "",
+    pings: 5,
 };
 
 fn swanctl_conf(s: &Scenario) -> String {
@@ -135,7 +156,7 @@ fn swanctl_conf(s: &Scenario) -> String {
     remote_addrs = 192.0.2.1
     proposals = {proposals}
     aggressive = {aggressive}
-    local {{
+{swan_ike}    local {{
       auth = psk
       id = {local_id}
     }}
@@ -145,12 +166,12 @@ fn swanctl_conf(s: &Scenario) -> String {
     }}
     children {{
       net {{
-        local_ts = 10.2.2.0/24
-        remote_ts = 10.1.1.0/24
+        local_ts = {local_ts}
+        remote_ts = {remote_ts}
         esp_proposals = {esp}
         mode = tunnel
         start_action = none
-      }}
+{swan_child}      }}
     }}
   }}
 }}
@@ -168,6 +189,10 @@ secrets {{
         remote_id = s.ids.1,
         secret = s.secret,
         aggressive = if s.aggressive { "yes" } else { "no" },
+        swan_ike = s.swan_ike,
+        swan_child = s.swan_child,
+        local_ts = s.swan_ts.0,
+        remote_ts = s.swan_ts.1,
     )
 }
 
@@ -398,6 +423,49 @@ fn netns_strongswan_dpd_detects_a_stopped_peer() {
     interop(&s, true, "d3");
 }
 
+// Scenario 7: IPsec SA rekey and IKE SA renewal while PC_A pings PC_B every 0.2 s for 90 s;
+// no ping may be lost. Driven by keysteward's lifetimes (IPsec 30 s, IKE 60 s; strongSwan as
+// responder takes the shorter lifetimes): keysteward brings up new pairs before the old ones
+// expire and establishes a new IKE SA, strongSwan follows.
+const KEYSTEWARD_REKEYS: Scenario = Scenario {
+    ike: " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n sa duration 60\n",
+    policy: " sa duration time-based 30\n",
+    pings: 450,
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_rekeys_driven_by_keysteward_lose_no_ping() {
+    interop(&KEYSTEWARD_REKEYS, true, "k7");
+}
+
+// Scenario 7, the other way: strongSwan rekeys its CHILD_SA every 30 s (quick mode on the
+// same IKE SA, then Deletes for the old SPIs) and reauthenticates every 60 s (a new main mode,
+// the CHILD_SAs adopted, the old IKE SA deleted); keysteward answers and follows.
+const STRONGSWAN_REKEYS: Scenario = Scenario {
+    swan_ike: "    reauth_time = 60s\n    over_time = 10s\n    rand_time = 0s\n",
+    swan_child: "        rekey_time = 30s\n        life_time = 45s\n        rand_time = 0s\n",
+    pings: 450,
+    ..BASE
+};
+
+#[test]
+fn netns_strongswan_rekeys_driven_by_strongswan_lose_no_ping() {
+    interop(&STRONGSWAN_REKEYS, false, "s7");
+}
+
+// Scenario 7 (part): strongSwan's DPD (R-U-THERE every 2 s once idle) gets keysteward's
+// answers while it runs, and detects it once it is killed.
+#[test]
+fn netns_strongswan_dpd_detects_a_stopped_keysteward() {
+    let s = Scenario {
+        swan_ike: "    dpd_delay = 2s\n    dpd_timeout = 8s\n",
+        shutdown: Some(Shutdown::KeystewardKilled),
+        ..BASE
+    };
+    interop(&s, true, "d4");
+}
+
 // Scenario 8: failures end with the specific reason in keysteward's error-info, and neither
 // side keeps half-made SAs.
 const WRONG_PSK: Scenario = Scenario {
@@ -439,6 +507,24 @@ fn netns_strongswan_initiator_no_common_proposal_fails_naming_both_sides() {
     interop(&s, false, "f4");
 }
 
+// Scenario 8: the ACL is not mirrored (strongSwan protects 10.2.3.0/24, keysteward's ACL names
+// 10.2.2.0/24). Phase 1 succeeds; quick mode fails on both sides with the reason.
+const NOT_MIRRORED: Scenario = Scenario { swan_ts: ("10.2.3.0/24", "10.1.1.0/24"), expect: None, ..BASE };
+
+#[test]
+fn netns_strongswan_responder_acl_not_mirrored_fails_with_its_notify() {
+    interop(&Scenario { error: "peer sent notify InvalidIdInformation", ..NOT_MIRRORED }, true, "f5");
+}
+
+#[test]
+fn netns_strongswan_initiator_acl_not_mirrored_fails_naming_the_flow() {
+    let s = Scenario {
+        error: "flow 10.2.3.0/255.255.255.0 -> 10.1.1.0/255.255.255.0 is not covered by any ACL",
+        ..NOT_MIRRORED
+    };
+    interop(&s, false, "f6");
+}
+
 /// One run of `scenario`: `keysteward_initiates` picks who starts; `suffix` keeps the names
 /// of tests running at the same time apart.
 fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
@@ -451,22 +537,22 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
         "{CHARON} is missing: ./scripts/test installs strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
     );
     let tag = format!("ks{}{suffix}", std::process::id());
-    let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
+    let [ns_a, ns_b, pc_a, pc_b] = ["a", "b", "p", "q"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
     let run = dir.join("fwb");
     std::fs::create_dir_all(run.join("swanctl")).unwrap();
     let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
 
-    for ns in [&ns_a, &ns_b] {
+    for ns in [&ns_a, &ns_b, &pc_a, &pc_b] {
         ip(&["netns", "add", ns]);
         cleanup.namespaces.push(ns.clone());
         ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
     public_link(&ns_a, &ns_b);
-    // charon with kernel-libipsec installs routes for the inside network through its TUN.
-    ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
-    ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+    // PC_A 10.1.1.2 behind keysteward, PC_B 10.2.2.2 behind strongSwan (charon with
+    // kernel-libipsec routes 10.1.1.0/24 through its TUN).
+    inside_link(&ns_a, "10.1.1.1", &pc_a, "10.1.1.2");
+    inside_link(&ns_b, "10.2.2.1", &pc_b, "10.2.2.2");
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run, scenario)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf(scenario)).unwrap();
@@ -513,7 +599,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
         // A failure: keysteward must name the reason, and neither side may keep half-made SAs.
         let start = Instant::now();
         let errors = loop {
-            let errors = display(&ns_a, &control, &["error-info"]);
+            let errors = display(&ns_a, &control, &["ike", "error-info"]);
             if errors.contains(scenario.error) || start.elapsed() > Duration::from_secs(30) {
                 break errors;
             }
@@ -525,14 +611,17 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             logs("keysteward.log"),
             logs("fwb/charon.log")
         );
-        assert!(!ready(&display(&ns_a, &control, &["sa", "--json"]), "v1:2"), "no IPsec SA on keysteward");
+        assert!(
+            !ready(&display(&ns_a, &control, &["ike", "sa", "--json"]), "v1:2"),
+            "no IPsec SA on keysteward"
+        );
         assert!(!swanctl(&ns_b, &run, &["--list-sas"]).contains("INSTALLED"), "no CHILD_SA on strongSwan");
         drop(cleanup);
         return;
     };
     let start = Instant::now();
     let (up, ours, theirs) = loop {
-        let ours = display(&ns_a, &control, &["sa", "--json"]);
+        let ours = display(&ns_a, &control, &["ike", "sa", "--json"]);
         let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
         if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
             break (true, ours, theirs);
@@ -560,6 +649,55 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     let exchange = if scenario.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
     assert!(logs("fwb/charon.log").contains(exchange), "phase 1 was not {exchange}…");
 
+    let spis_before = child_spis(&theirs);
+    let sent = ping(&pc_a, scenario.pings);
+    assert!(
+        sent.answered == scenario.pings,
+        "{} of {} pings from PC_A to PC_B answered\n{}\nkeysteward log:\n{}\ncharon log:\n{}",
+        sent.answered,
+        scenario.pings,
+        sent.output,
+        logs("keysteward.log"),
+        logs("fwb/charon.log")
+    );
+    let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+    let statistics: serde_json::Value =
+        serde_json::from_str(&display(&ns_a, &control, &["ipsec", "statistics", "--json"]))
+            .unwrap_or_default();
+    let rekeyed = scenario.pings > 100;
+    if rekeyed {
+        // SAs were replaced while the pings went on, and the old ones are gone on both sides.
+        let spis_after = child_spis(&theirs);
+        assert!(
+            !spis_after.is_empty() && spis_after.iter().all(|spi| !spis_before.contains(spi)),
+            "strongSwan's CHILD_SA was replaced: before {spis_before:?}, after {spis_after:?}\n{theirs}"
+        );
+        assert!(theirs.matches("INSTALLED").count() <= 2, "old CHILD_SAs deleted: {theirs}");
+        assert!(theirs.matches("ESTABLISHED").count() == 1, "one IKE SA left on strongSwan: {theirs}");
+        let log = logs("keysteward.log");
+        assert!(log.matches(") up: ").count() >= 3, "keysteward installed new IPsec SAs:\n{log}");
+        assert!(log.matches("established as").count() >= 2, "a new IKE SA was established:\n{log}");
+        let ours = display(&ns_a, &control, &["ike", "sa", "--json"]);
+        let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
+        let phase1 =
+            value["sas"].as_array().map_or(0, |sas| sas.iter().filter(|sa| sa["phase"] == "v1:1").count());
+        assert!(phase1 == 1, "one IKE SA left on keysteward: {ours}");
+    } else {
+        // Every ping crossed both gateways in ESP: strongSwan's CHILD_SA counted them both ways,
+        // and keysteward's data plane sealed and opened them.
+        let packets = child_packets(&theirs);
+        assert!(
+            packets.0 >= u64::from(scenario.pings) && packets.1 >= u64::from(scenario.pings),
+            "{packets:?}\n{theirs}"
+        );
+        for counter in ["sealed", "opened"] {
+            assert!(
+                statistics[counter].as_u64().unwrap_or(0) >= u64::from(scenario.pings),
+                "keysteward {counter} the pings: {statistics}"
+            );
+        }
+    }
+
     match scenario.shutdown {
         None => {}
         Some(Shutdown::Keysteward) => {
@@ -581,13 +719,35 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             };
             assert!(logs("keysteward.log").contains("sending Deletes to every peer"), "{theirs}");
         }
+        Some(Shutdown::KeystewardKilled) => {
+            // Idle for a few DPD rounds first: keysteward answers, strongSwan keeps the SA.
+            std::thread::sleep(Duration::from_secs(5));
+            let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+            assert!(theirs.contains("ESTABLISHED"), "keysteward answered strongSwan's DPD: {theirs}");
+            assert!(logs("fwb/charon.log").contains("DPD"), "strongSwan sent R-U-THEREs");
+            let _ = cleanup.children[1].kill();
+            let _ = cleanup.children[1].wait();
+            let start = Instant::now();
+            loop {
+                let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+                if !theirs.contains("ESTABLISHED") && !theirs.contains("INSTALLED") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(40),
+                    "strongSwan's DPD did not clear the SAs of a stopped keysteward: {theirs}\ncharon log:\n{}",
+                    logs("fwb/charon.log")
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
         Some(Shutdown::StrongSwanKilled) => {
             let _ = cleanup.children[0].kill();
             let _ = cleanup.children[0].wait();
             // idle-time 10 s, then R-U-THERE every 2 s, 2 retries: about 16 s.
             let start = Instant::now();
             loop {
-                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let ours = display(&ns_a, &control, &["ike", "sa", "--json"]);
                 let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
                 if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
                     break;
@@ -606,7 +766,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             let terminated = swanctl(&ns_b, &run, &["--terminate", "--ike", "s2s", "--timeout", "10"]);
             let start = Instant::now();
             loop {
-                let ours = display(&ns_a, &control, &["sa", "--json"]);
+                let ours = display(&ns_a, &control, &["ike", "sa", "--json"]);
                 let value: serde_json::Value = serde_json::from_str(&ours).unwrap_or_default();
                 // An answer from the daemon with no SA left (not a daemon that stopped answering).
                 if value["sas"].as_array().is_some_and(|sas| sas.is_empty()) {
@@ -622,4 +782,78 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
         }
     }
     drop(cleanup);
+}
+
+/// A veth pair between gateway namespace `gw` (`in0`, `gw_address`/24, forwarding on) and a PC
+/// namespace `pc` (`eth0`, `pc_address`/24, default route via the gateway).
+fn inside_link(gw: &str, gw_address: &str, pc: &str, pc_address: &str) {
+    ip(&["link", "add", "in0", "netns", gw, "type", "veth", "peer", "name", "eth0", "netns", pc]);
+    ip(&["-n", gw, "addr", "add", &format!("{gw_address}/24"), "dev", "in0"]);
+    ip(&["-n", pc, "addr", "add", &format!("{pc_address}/24"), "dev", "eth0"]);
+    ip(&["-n", gw, "link", "set", "in0", "up"]);
+    ip(&["-n", pc, "link", "set", "eth0", "up"]);
+    ip(&["-n", pc, "route", "add", "default", "via", gw_address]);
+    let forwarding = Command::new("ip")
+        .args(["netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .status()
+        .expect("sysctl runs");
+    assert!(forwarding.success(), "ip_forward in {gw}");
+}
+
+/// What `ping` printed and how many replies it counted.
+struct Pinged {
+    answered: u32,
+    output: String,
+}
+
+/// `count` pings from `pc` to PC_B, one every 0.2 s.
+fn ping(pc: &str, count: u32) -> Pinged {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            pc,
+            "ping",
+            "-q",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-c",
+            &count.to_string(),
+            "10.2.2.2",
+        ])
+        .output()
+        .expect("ping runs");
+    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let answered = output
+        .split(" received")
+        .next()
+        .and_then(|head| head.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Pinged { answered, output }
+}
+
+/// The inbound SPIs of the CHILD_SAs `swanctl --list-sas` shows (`in  c1a2b3c4, …`).
+fn child_spis(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("in  "))
+        .filter_map(|rest| rest.split([',', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The packets strongSwan counted in and out on its CHILD_SAs.
+fn child_packets(list: &str) -> (u64, u64) {
+    let count = |prefix: &str| -> u64 {
+        list.lines()
+            .filter(|line| line.trim_start().starts_with(prefix))
+            .filter_map(|line| {
+                let head = line.split(" packets").next()?;
+                head.rsplit(',').next()?.trim().parse::<u64>().ok()
+            })
+            .sum()
+    };
+    (count("in  "), count("out "))
 }
