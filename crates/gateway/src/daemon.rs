@@ -122,7 +122,8 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
     let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
-    let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
+    // UDP 4500 is read by the data-plane thread (ESP-in-UDP, and IKE handed back here).
+    let mut udp_4500 = HashMap::new();
     let mut raw = HashMap::new();
     for peer in &engine_config.peers {
         for port in [500, ike::NAT_T_PORT] {
@@ -130,16 +131,24 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             if sockets.contains_key(&local) {
                 continue;
             }
-            let socket =
-                Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
+            let bound = std::net::UdpSocket::bind(local)
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
+            if port == ike::NAT_T_PORT {
+                udp_4500.insert(
+                    local,
+                    bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?,
+                );
+            }
+            let socket = Arc::new(UdpSocket::from_std(bound).map_err(|e| format!("UDP {local}: {e}"))?);
             info!("listening for IKE on {local}");
             sockets.insert(local, socket.clone());
-            tokio::spawn(receive(socket, local, datagrams_tx.clone(), esp_tx.clone()));
+            if port != ike::NAT_T_PORT {
+                tokio::spawn(receive(socket, local, datagrams_tx.clone()));
+            }
         }
         if let (IpAddr::V4(address), false) = (peer.local_address, raw.contains_key(&peer.local_address)) {
-            let socket = data_path::open_raw_esp(address)?;
-            data_path::spawn_raw_reader(socket.clone(), esp_tx.clone());
-            raw.insert(peer.local_address, socket);
+            raw.insert(peer.local_address, data_path::open_raw_esp(address)?);
         }
     }
 
@@ -158,9 +167,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     let tun = data_path::open_tun(&options.tun)?;
     let _routes =
         data_path::Routes::add(&options.tun, data_path::static_prefixes(&engine_config, &templates))?;
-    let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
-    tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
-    let mut data = DataPath::new(&engine_config, templates, tun, raw);
+    let (notices_tx, mut notices) = mpsc::channel(data_path::NOTICE_QUEUE);
+    let mut data =
+        DataPath::new(&engine_config, templates, tun, raw, udp_4500, notices_tx, datagrams_tx.clone())?;
     let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;
@@ -184,8 +193,10 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             Some((local, remote, bytes)) = datagrams.recv() => {
                 engine.handle_datagram(Instant::now(), local, remote, &bytes);
             }
-            Some(packet) = tun_in.recv() => data.outbound(&packet, &mut engine, &sockets).await,
-            Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
+            Some(notice) = notices.recv() => match notice {
+                data_path::Notice::Acquire(acquire) => engine.handle_acquire(Instant::now(), acquire),
+                data_path::Notice::Traffic(spi) => data.traffic(spi, &mut engine),
+            },
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
                 let _ = reply.send(answer(&mut engine, &records, &data, &request));
@@ -207,16 +218,10 @@ async fn serve(options: RunOptions) -> Result<(), String> {
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
 const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads one UDP socket and hands IKE messages to the engine loop. On UDP 4500 (RFC 3948
-/// §2.2) an IKE message starts with the 4-byte zero non-ESP marker, which is stripped; a
-/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP and goes to
-/// the data path (`esp`).
-async fn receive(
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
-    tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
-    esp: mpsc::Sender<(IpAddr, Vec<u8>)>,
-) {
+/// Reads one UDP 500 socket and hands IKE messages to the engine loop. (UDP 4500, where IKE
+/// follows the non-ESP marker and everything else is ESP-in-UDP, is read by the data-plane
+/// thread, `fast_path`, which hands the IKE messages back through the same channel.)
+async fn receive(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, remote) = match socket.recv_from(&mut buf).await {
@@ -226,22 +231,7 @@ async fn receive(
                 continue;
             }
         };
-        let datagram = &buf[..n];
-        let message = if local.port() == ike::NAT_T_PORT {
-            match datagram {
-                [0, 0, 0, 0, rest @ ..] => rest,
-                [0xff] => continue,
-                _ => {
-                    if esp.send((remote.ip(), datagram.to_vec())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            datagram
-        };
-        if tx.send((local, remote, message.to_vec())).await.is_err() {
+        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
             return;
         }
     }
@@ -304,7 +294,7 @@ async fn drain(
                 );
                 let display_id = records.next_display_id;
                 records.next_display_id += 1;
-                data.install(&pair, engine, sockets).await;
+                data.install(&pair, engine);
                 records.installed.push(InstalledPair {
                     display_id,
                     connection: pair.connection,
@@ -369,7 +359,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 s.queued,
                 s.acquires,
                 s.queue_dropped,
-                data.bypass_dropped,
+                data.bypass_dropped(),
                 s.inbound.unknown_spi,
                 s.inbound.authentication,
                 s.inbound.replayed,
@@ -380,7 +370,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 "queued": s.queued,
                 "acquires": s.acquires,
                 "queue_dropped": s.queue_dropped,
-                "bypass_dropped": data.bypass_dropped,
+                "bypass_dropped": data.bypass_dropped(),
                 "inbound_unknown_spi": s.inbound.unknown_spi,
                 "inbound_authentication": s.inbound.authentication,
                 "inbound_replayed": s.inbound.replayed,

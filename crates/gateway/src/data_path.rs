@@ -2,14 +2,17 @@
 //! engine's events, and the operating system (a TUN device, raw IP protocol 50 sockets and
 //! the routes that steer protected traffic into the TUN).
 //!
-//! Packet flow:
-//! - TUN → [`DataPath::outbound`]: the SPD decides; protected packets are sealed and sent as
-//!   raw ESP (or ESP-in-UDP from our 4500 socket when the SA is UDP-encapsulated); a packet
-//!   without an SA is queued and raises an acquire for the engine. Only the protected
-//!   prefixes are routed into the TUN, so a bypass decision there is dropped and counted:
-//!   clear traffic is forwarded by the kernel and never reaches us.
-//! - raw socket / UDP 4500 → [`DataPath::inbound`]: opened and written to the TUN, from where
-//!   the kernel forwards the inner packet to the inside network.
+//! Packet flow, on the data-plane thread ([`crate::fast_path`]), in batches:
+//! - TUN → seal: the SPD decides; protected packets are sealed and sent as raw ESP (or
+//!   ESP-in-UDP from our 4500 socket when the SA is UDP-encapsulated); a packet without an
+//!   SA is queued and raises an acquire ([`Notice::Acquire`]) for the engine. Only the
+//!   protected prefixes are routed into the TUN, so a bypass decision there is dropped and
+//!   counted: clear traffic is forwarded by the kernel and never reaches us.
+//! - raw socket / UDP 4500 → open: written to the TUN, from where the kernel forwards the
+//!   inner packet to the inside network.
+//!
+//! The IKE loop keeps [`DataPath`]: it installs and removes SAs in the [`Shared`] data plane
+//! (one mutex, held by the thread for one batch at a time) and hears the thread's notices.
 //!
 //! A hub (an `ipsec policy … isakmp template`) does not know its branches' flows in advance:
 //! template policies get no SPD rule and no route at start. When a pair negotiated through a
@@ -25,19 +28,17 @@
 //! dependency meanwhile.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
+    Action, DataPlane, DataPlaneConfig, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
     SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -48,8 +49,8 @@ pub const TUN_MTU: u16 = 1400;
 /// IP protocol number of ESP.
 const IPPROTO_ESP: i32 = 50;
 
-/// Largest packet read from the TUN or a socket.
-const MAX_PACKET: usize = 65_535;
+/// Largest IP packet.
+pub const MAX_PACKET: usize = 65_535;
 
 /// Converts an engine prefix to the data plane's. The data plane has prefixes only: an
 /// address range (which only a peer can propose; [`DataPath::install`] refuses pairs with
@@ -184,72 +185,118 @@ fn ip_route(verb: &str, p: &Prefix, device: &str) -> Result<(), String> {
 }
 
 /// Creates the TUN device `name`, up, with [`TUN_MTU`] and no address (routes point at it).
-pub fn open_tun(name: &str) -> Result<Arc<tun_rs::AsyncDevice>, String> {
-    let device = tun_rs::DeviceBuilder::new()
-        .name(name)
-        .mtu(TUN_MTU)
-        .enable(true)
-        .build_async()
-        .map_err(|e| format!("cannot create TUN device {name}: {e}"))?;
+/// It asks for the kernel's TCP segmentation offloads (`IFF_VNET_HDR`, TSO): one read then
+/// returns a whole TCP burst, which [`crate::fast_path`] splits into MTU-sized packets, and
+/// one write takes coalesced segments back. A kernel that refuses offloads gets a plain
+/// device; the fast path reads one packet per read then.
+pub fn open_tun(name: &str) -> Result<Arc<tun_rs::SyncDevice>, String> {
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new().name(name).mtu(TUN_MTU).offload(offload).enable(true).build_sync()
+    };
+    let device = match build(true) {
+        Ok(device) => device,
+        Err(e) => {
+            warn!("TUN device {name} without offloads ({e}): one packet per read");
+            build(false).map_err(|e| format!("cannot create TUN device {name}: {e}"))?
+        }
+    };
+    device.set_nonblocking(true).map_err(|e| format!("cannot make TUN device {name} non-blocking: {e}"))?;
     Ok(Arc::new(device))
 }
 
-/// Reads the TUN device and hands each packet to the daemon loop.
-pub async fn read_tun(tun: Arc<tun_rs::AsyncDevice>, tx: mpsc::Sender<Vec<u8>>) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    loop {
-        match tun.recv(&mut buf).await {
-            Ok(n) => {
-                if tx.send(buf[..n].to_vec()).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                warn!("TUN read: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 /// A raw IPv4 socket for ESP (protocol 50) bound to `local`. The kernel writes the outer IP
-/// header on send; on receive it hands us the IP header in front of the ESP packet.
+/// header on send; on receive it hands us the IP header in front of the ESP packet. The
+/// socket stays blocking, so a full send buffer holds the sender back instead of dropping;
+/// the fast path receives with `MSG_DONTWAIT` after `poll`.
 pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, String> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))
         .map_err(|e| format!("cannot open a raw ESP socket: {e}"))?;
     socket
         .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(local), 0)))
         .map_err(|e| format!("cannot bind the raw ESP socket to {local}: {e}"))?;
+    // Room for a burst of a few hundred full-size packets while the other side catches up.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
     Ok(Arc::new(socket))
 }
 
-/// Reads a raw ESP socket on a thread of its own (blocking reads; socket2 has no async
-/// interface and the gateway takes no `unsafe` to register the descriptor with tokio), strips
-/// the IPv4 header and hands `(source, ESP packet)` to the daemon loop.
-pub fn spawn_raw_reader(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; MAX_PACKET];
-        loop {
-            let n = match (&*socket).read(&mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    warn!("raw ESP receive: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    continue;
+/// What the data-plane thread tells the IKE loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A packet needs an SA that does not exist: negotiate.
+    Acquire(ike::Acquire),
+    /// Authentic traffic arrived on our inbound SA with this SPI (at most once a second per
+    /// SA): the peer is alive, DPD stays quiet.
+    Traffic(u32),
+}
+
+/// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
+/// raised again when its queue is abandoned, traffic is reported again a second later).
+pub const NOTICE_QUEUE: usize = 1024;
+
+/// The part of the data path the IKE loop and the data-plane thread share, behind one mutex:
+/// the thread holds it for one batch of packets at a time, the IKE loop for an SA change or a
+/// display.
+pub struct Shared {
+    /// The sans-IO data plane: SPD, SAs, acquire queues, counters.
+    pub plane: DataPlane,
+    /// The engine selector of each static SPD rule (same index), for acquires.
+    rule_selectors: Vec<TrafficSelector>,
+    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
+    templates: Vec<bool>,
+    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
+    pub bypass_dropped: u64,
+    /// Notices dropped because the IKE loop was behind.
+    pub notices_dropped: u64,
+}
+
+impl Shared {
+    fn is_template(&self, policy: PolicyIndex) -> bool {
+        self.templates.get(policy.0).copied().unwrap_or(false)
+    }
+
+    /// Turns the data plane's acquires into notices for the IKE loop. Traffic lifetimes are
+    /// judged by the engine from [`DataPath::report_usage`], so the data plane's own lifetime
+    /// notices are only logged.
+    pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
+        while let Some(event) = self.plane.poll_event() {
+            match event {
+                esp::Event::Acquire { policy, rule, selector, .. } => {
+                    let ts = rule.and_then(|r| self.rule_selectors.get(r).copied());
+                    let Some(ts) = ts else {
+                        // A template flow's rule (added at run time, past the static ones)
+                        // outlived its SAs for a moment: the hub cannot negotiate toward a
+                        // branch, only answer it.
+                        let dropped = self.plane.abandon_acquire(policy);
+                        if self.is_template(policy) {
+                            info!(
+                                "{selector}: no SA; {policy} is a template and only responds \
+                                 ({dropped} packet(s) dropped)"
+                            );
+                        } else {
+                            warn!("acquire for {policy} ({selector}) matches no configured rule");
+                        }
+                        continue;
+                    };
+                    info!("acquire: {selector} needs an SA of {policy}");
+                    let acquire = ike::Acquire { policy: policy.0, selector: ts };
+                    if notices.try_send(Notice::Acquire(acquire)).is_err() {
+                        self.notices_dropped += 1;
+                        self.plane.abandon_acquire(policy);
+                    }
                 }
-            };
-            let packet = &buf[..n];
-            let Some(&first) = packet.first() else { continue };
-            let header_len = usize::from(first & 0x0f) * 4;
-            if first >> 4 != 4 || n < header_len || n < 20 {
-                continue;
-            }
-            let source = IpAddr::V4(Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
-            if tx.blocking_send((source, packet[header_len..].to_vec())).is_err() {
-                return;
+                esp::Event::Lifetime { direction, spi, notice, .. } => {
+                    debug!("{direction:?} SA {spi}: {notice:?}");
+                }
             }
         }
-    });
+    }
+}
+
+/// Locks the shared state; a panic on another thread while it held the lock leaves the
+/// counters possibly inconsistent, never unsafe, so the state is used as it is.
+pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One installed pair, as the data path remembers it for removal and usage reports.
@@ -269,119 +316,113 @@ struct TemplateFlow {
     pairs: usize,
 }
 
-/// The data plane and what the daemon needs around it.
+/// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
+/// and keeps what the engine needs to hear about them. Packets themselves are carried by the
+/// data-plane thread ([`crate::fast_path`]).
 pub struct DataPath {
-    plane: DataPlane,
-    /// The engine selector of each SPD rule (same index).
-    rule_selectors: Vec<TrafficSelector>,
-    tun: Arc<tun_rs::AsyncDevice>,
+    shared: Arc<Mutex<Shared>>,
+    tun: Arc<tun_rs::SyncDevice>,
     raw: HashMap<IpAddr, Arc<Socket>>,
+    udp: HashMap<SocketAddr, std::net::UdpSocket>,
+    notices: mpsc::Sender<Notice>,
     pairs: Vec<Pair>,
     rng: crypto::OsRandom,
-    buf: Vec<u8>,
-    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
-    pub bypass_dropped: u64,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
-    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
-    templates: Vec<bool>,
     /// The flows negotiated through templates and the routes of their remote prefixes.
     template_flows: Vec<TemplateFlow>,
     template_routes: Routes,
 }
 
 impl DataPath {
-    /// A data path over `tun` with the SPD of `config` and raw ESP sockets `raw`;
-    /// `templates` says which policies are templates
-    /// ([`crate::engine_config::template_policies`]).
+    /// A data path over `tun` with the SPD of `config`, raw ESP sockets `raw` and UDP 4500
+    /// sockets `udp` (for ESP-in-UDP); `templates` says which policies are templates
+    /// ([`crate::engine_config::template_policies`]). Starts the data-plane thread, which
+    /// reports to `notices`, and hands IKE messages that arrive on UDP 4500 to `ike`.
     pub fn new(
         config: &ike::Config,
         templates: Vec<bool>,
-        tun: Arc<tun_rs::AsyncDevice>,
+        tun: Arc<tun_rs::SyncDevice>,
         raw: HashMap<IpAddr, Arc<Socket>>,
-    ) -> Self {
+        udp: HashMap<SocketAddr, std::net::UdpSocket>,
+        notices: mpsc::Sender<Notice>,
+        ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    ) -> Result<Self, String> {
         let (spd, rule_selectors) = spd(config, &templates);
         let device = tun.name().unwrap_or_else(|e| {
             warn!("cannot read the TUN device's name ({e}); template routes will fail");
             String::new()
         });
-        let plane = DataPlane::new(spd, DataPlaneConfig::default());
-        Self {
-            plane,
+        let shared = Arc::new(Mutex::new(Shared {
+            plane: DataPlane::new(spd, DataPlaneConfig::default()),
             rule_selectors,
+            templates,
+            bypass_dropped: 0,
+            notices_dropped: 0,
+        }));
+        let clone = |s: &std::net::UdpSocket| s.try_clone().map_err(|e| format!("cannot share a UDP socket: {e}"));
+        let thread_udp = udp.iter().map(|(a, s)| Ok((*a, clone(s)?))).collect::<Result<Vec<_>, String>>()?;
+        crate::fast_path::spawn(crate::fast_path::Io {
+            shared: shared.clone(),
+            tun: tun.clone(),
+            raw: raw.iter().map(|(a, s)| (*a, s.clone())).collect(),
+            udp: thread_udp,
+            notices: notices.clone(),
+            ike,
+        })?;
+        Ok(Self {
+            shared,
             tun,
             raw,
+            udp,
+            notices,
             pairs: Vec::new(),
             rng: crypto::OsRandom,
-            buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM],
-            bypass_dropped: 0,
             heard: HashMap::new(),
-            templates,
             template_flows: Vec::new(),
             template_routes: Routes { device, prefixes: Vec::new() },
-        }
+        })
     }
 
-    fn is_template(&self, policy: PolicyIndex) -> bool {
-        self.templates.get(policy.0).copied().unwrap_or(false)
+    /// The data plane's counters (a copy: the thread keeps counting).
+    pub fn statistics(&self) -> esp::Statistics {
+        *lock(&self.shared).plane.statistics()
     }
 
-    /// The data plane's counters.
-    pub fn statistics(&self) -> &esp::Statistics {
-        self.plane.statistics()
+    /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
+    /// the kernel's to forward).
+    pub fn bypass_dropped(&self) -> u64 {
+        lock(&self.shared).bypass_dropped
     }
 
-    /// A packet from the TUN: seal and send, queue (and raise acquires), or drop.
-    pub async fn outbound(
-        &mut self,
-        packet: &[u8],
-        engine: &mut Engine,
-        sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    ) {
-        let mut buf = std::mem::take(&mut self.buf);
-        match self.plane.seal(packet, &mut buf) {
-            Outbound::Send(send) => {
-                let pending = send.pending;
-                self.send(&send, sockets).await;
-                if pending {
-                    self.flush(&mut buf, sockets).await;
-                }
-            }
-            Outbound::Bypass => self.bypass_dropped += 1,
-            Outbound::Queued => {}
-            Outbound::TooBig { icmp, .. } => {
-                if let Err(e) = self.tun.send(icmp).await {
-                    warn!("TUN write: {e}");
-                }
-            }
-            Outbound::Discard(reason) => debug!("outbound packet dropped: {reason}"),
-        }
-        self.buf = buf;
-        self.events(engine);
-    }
-
-    /// Seals and sends what the data plane released (queued packets, fragments).
-    async fn flush(&mut self, buf: &mut [u8], sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
-        while let Some(outcome) = self.plane.poll_queued(buf) {
+    /// Seals and sends what the data plane released (queued packets, fragments) after an
+    /// SA change. Rare, so plain one-by-one sends from the IKE loop.
+    fn flush(&self, shared: &mut Shared) {
+        let mut buf = vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM];
+        while let Some(outcome) = shared.plane.poll_queued(&mut buf) {
             match outcome {
-                Outbound::Send(send) => self.send(&send, sockets).await,
+                Outbound::Send(send) => self.send(&send),
                 Outbound::TooBig { icmp, .. } => {
-                    if let Err(e) = self.tun.send(icmp).await {
+                    let mut packet = vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN];
+                    packet.extend_from_slice(icmp);
+                    let mut gro = tun_rs::GROTable::default();
+                    if let Err(e) = self.tun.send_multiple(&mut gro, &mut [packet], tun_rs::VIRTIO_NET_HDR_LEN) {
                         warn!("TUN write: {e}");
                     }
                 }
                 _ => {}
             }
         }
+        shared.drain_events(&self.notices);
     }
 
-    async fn send(&self, send: &esp::Send<'_>, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
+    fn send(&self, send: &esp::Send<'_>) {
         if send.udp_encapsulated {
-            let Some(socket) = sockets.get(&send.local) else {
+            let Some(socket) = self.udp.get(&send.local) else {
                 warn!("no UDP socket on {} for ESP-in-UDP", send.local);
                 return;
             };
-            if let Err(e) = socket.send_to(send.datagram, send.remote).await {
+            if let Err(e) = socket.send_to(send.datagram, send.remote) {
                 warn!("ESP-in-UDP to {}: {e}", send.remote);
             }
         } else {
@@ -396,69 +437,22 @@ impl DataPath {
         }
     }
 
-    /// An ESP packet from the peer (raw, or from UDP 4500 with the UDP header gone): open and
-    /// write the inner packet to the TUN; tell the engine the peer is alive.
-    pub async fn inbound(&mut self, esp: &[u8], engine: &mut Engine) {
-        let mut buf = std::mem::take(&mut self.buf);
-        match self.plane.open(esp, &mut buf) {
-            Inbound::Deliver { spi, packet, .. } => {
-                if let Err(e) = self.tun.send(packet).await {
-                    warn!("TUN write: {e}");
-                }
-                let connection = self.pairs.iter().find(|p| p.inbound_spi == spi.0).map(|p| p.connection);
-                if let Some(connection) = connection {
-                    let now = Instant::now();
-                    let last = self.heard.get(&connection).copied();
-                    if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
-                        self.heard.insert(connection, now);
-                        engine.handle_traffic(now, connection);
-                    }
-                }
-            }
-            Inbound::Drop(reason) => debug!("inbound ESP dropped: {reason}"),
-        }
-        self.buf = buf;
-        self.events(engine);
-    }
-
-    /// Raises the data plane's acquires with the engine. Traffic lifetimes are judged by the
-    /// engine from [`DataPath::report_usage`], so the data plane's own notices are only logged.
-    fn events(&mut self, engine: &mut Engine) {
-        while let Some(event) = self.plane.poll_event() {
-            match event {
-                esp::Event::Acquire { policy, rule, selector, .. } => {
-                    let ts = rule.and_then(|r| self.rule_selectors.get(r).copied());
-                    let Some(ts) = ts else {
-                        warn!("acquire for {policy} ({selector}) matches no configured rule");
-                        continue;
-                    };
-                    if self.is_template(policy) {
-                        // A template flow's rule outlived its SAs for a moment: the hub
-                        // cannot negotiate toward a branch, only answer it.
-                        let dropped = self.plane.abandon_acquire(policy);
-                        info!(
-                            "{selector}: no SA; {policy} is a template and only responds \
-                             ({dropped} packet(s) dropped)"
-                        );
-                        continue;
-                    }
-                    info!("acquire: {selector} needs an SA of {policy}");
-                    engine.handle_acquire(Instant::now(), ike::Acquire { policy: policy.0, selector: ts });
-                }
-                esp::Event::Lifetime { direction, spi, notice, .. } => {
-                    debug!("{direction:?} SA {spi}: {notice:?}");
-                }
-            }
+    /// The data-plane thread saw traffic on our inbound SA `spi`: tell the engine the peer
+    /// is alive (at most once a second per IKE SA).
+    pub fn traffic(&mut self, spi: u32, engine: &mut Engine) {
+        let Some(connection) = self.pairs.iter().find(|p| p.inbound_spi == spi).map(|p| p.connection) else {
+            return;
+        };
+        let now = Instant::now();
+        let last = self.heard.get(&connection).copied();
+        if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
+            self.heard.insert(connection, now);
+            engine.handle_traffic(now, connection);
         }
     }
 
     /// Installs a negotiated pair and sends the packets that waited for it.
-    pub async fn install(
-        &mut self,
-        pair: &IpsecSaPair,
-        engine: &Engine,
-        sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    ) {
+    pub fn install(&mut self, pair: &IpsecSaPair, engine: &Engine) {
         let Some(policy) = engine.config().policies.iter().position(|p| p.id == pair.policy) else {
             warn!("IPsec SA for unknown policy {}", pair.policy);
             return;
@@ -498,16 +492,18 @@ impl DataPath {
             inbound: SaKeys::from(&pair.inbound),
             outbound: SaKeys::from(&pair.outbound),
         };
-        let template_rule = self.is_template(PolicyIndex(policy)).then(|| Rule {
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        let template_rule = shared.is_template(PolicyIndex(policy)).then(|| Rule {
             selector: selector(&pair.selector),
             action: Action::Protect(PolicyIndex(policy)),
         });
-        if let Err(e) = self.plane.install(sa_pair, &mut self.rng) {
+        if let Err(e) = shared.plane.install(sa_pair, &mut self.rng) {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
         }
         if let Some(rule) = template_rule {
-            self.add_template_flow(rule, &pair.peer, pair.remote.ip());
+            self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
         }
         self.pairs.push(Pair {
             connection: pair.connection,
@@ -516,18 +512,16 @@ impl DataPath {
             policy: PolicyIndex(policy),
             template_rule,
         });
-        let mut buf = std::mem::take(&mut self.buf);
-        self.flush(&mut buf, sockets).await;
-        self.buf = buf;
+        self.flush(&mut shared);
     }
 
     /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
-    fn add_template_flow(&mut self, rule: Rule, peer: &str, remote: IpAddr) {
+    fn add_template_flow(&mut self, shared: &mut Shared, rule: Rule, peer: &str, remote: IpAddr) {
         if let Some(flow) = self.template_flows.iter_mut().find(|f| f.rule == rule) {
             flow.pairs += 1;
             return;
         }
-        self.plane.push_rule(rule);
+        shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
         if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
             warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
@@ -536,14 +530,14 @@ impl DataPath {
     }
 
     /// A pair of a template flow is gone: the last one takes the rule and route with it.
-    fn remove_template_flow(&mut self, rule: Rule) {
+    fn remove_template_flow(&mut self, shared: &mut Shared, rule: Rule) {
         let Some(index) = self.template_flows.iter().position(|f| f.rule == rule) else { return };
         self.template_flows[index].pairs -= 1;
         if self.template_flows[index].pairs > 0 {
             return;
         }
         self.template_flows.swap_remove(index);
-        self.plane.remove_rule(&rule);
+        shared.plane.remove_rule(&rule);
         // Another flow (another policy, or a different selector) may route the same prefix.
         if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
             self.template_routes.remove_one(rule.selector.remote);
@@ -553,12 +547,14 @@ impl DataPath {
 
     /// Removes the pair whose inbound SPI (ours) is `spi`.
     pub fn remove_inbound(&mut self, spi: u32) {
-        self.plane.remove_by_inbound_spi(esp::Spi(spi));
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
         let removed: Vec<Rule> =
             self.pairs.iter().filter(|p| p.inbound_spi == spi).filter_map(|p| p.template_rule).collect();
         self.pairs.retain(|p| p.inbound_spi != spi);
         for rule in removed {
-            self.remove_template_flow(rule);
+            self.remove_template_flow(&mut shared, rule);
         }
     }
 
@@ -589,9 +585,10 @@ impl DataPath {
     /// next packet raises a fresh acquire.
     pub fn abandon(&mut self, engine: &Engine, remote: IpAddr) {
         let config = engine.config();
+        let mut shared = lock(&self.shared);
         for (index, policy) in config.policies.iter().enumerate() {
             if config.peers.get(policy.peer).and_then(|p| p.remote_address) == Some(remote) {
-                let dropped = self.plane.abandon_acquire(PolicyIndex(index));
+                let dropped = shared.plane.abandon_acquire(PolicyIndex(index));
                 if dropped > 0 {
                     info!("{dropped} packet(s) waiting for {} dropped", policy.id);
                 }
@@ -603,16 +600,20 @@ impl DataPath {
     /// sequence-number exhaustion (totals: a lost or repeated report does no harm).
     pub fn report_usage(&self, engine: &mut Engine) {
         let mut reports = Vec::new();
-        for pair in &self.pairs {
-            if let Some(sa) = self.plane.inbound_sa(esp::Spi(pair.inbound_spi)) {
-                let c = sa.counters();
-                reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
-            }
-            if let Some(sa) = self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi)
-            {
-                let c = sa.counters();
-                let packets = u64::from(sa.last_sequence());
-                reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
+        {
+            let shared = lock(&self.shared);
+            for pair in &self.pairs {
+                if let Some(sa) = shared.plane.inbound_sa(esp::Spi(pair.inbound_spi)) {
+                    let c = sa.counters();
+                    reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
+                }
+                if let Some(sa) =
+                    shared.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi)
+                {
+                    let c = sa.counters();
+                    let packets = u64::from(sa.last_sequence());
+                    reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
+                }
             }
         }
         if !reports.is_empty() {
