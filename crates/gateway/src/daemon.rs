@@ -135,10 +135,8 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                 .and_then(|s| s.set_nonblocking(true).map(|()| s))
                 .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
             if port == ike::NAT_T_PORT {
-                udp_4500.insert(
-                    local,
-                    bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?,
-                );
+                udp_4500
+                    .insert(local, bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?);
             }
             let socket = Arc::new(UdpSocket::from_std(bound).map_err(|e| format!("UDP {local}: {e}"))?);
             info!("listening for IKE on {local}");
@@ -221,7 +219,11 @@ const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Reads one UDP 500 socket and hands IKE messages to the engine loop. (UDP 4500, where IKE
 /// follows the non-ESP marker and everything else is ESP-in-UDP, is read by the data-plane
 /// thread, `fast_path`, which hands the IKE messages back through the same channel.)
-async fn receive(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>) {
+async fn receive(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, remote) = match socket.recv_from(&mut buf).await {

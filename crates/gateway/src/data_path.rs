@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
-    SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair, SaParams,
+    Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -360,7 +360,8 @@ impl DataPath {
             bypass_dropped: 0,
             notices_dropped: 0,
         }));
-        let clone = |s: &std::net::UdpSocket| s.try_clone().map_err(|e| format!("cannot share a UDP socket: {e}"));
+        let clone =
+            |s: &std::net::UdpSocket| s.try_clone().map_err(|e| format!("cannot share a UDP socket: {e}"));
         let thread_udp = udp.iter().map(|(a, s)| Ok((*a, clone(s)?))).collect::<Result<Vec<_>, String>>()?;
         crate::fast_path::spawn(crate::fast_path::Io {
             shared: shared.clone(),
@@ -406,7 +407,9 @@ impl DataPath {
                     let mut packet = vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN];
                     packet.extend_from_slice(icmp);
                     let mut gro = tun_rs::GROTable::default();
-                    if let Err(e) = self.tun.send_multiple(&mut gro, &mut [packet], tun_rs::VIRTIO_NET_HDR_LEN) {
+                    if let Err(e) =
+                        self.tun.send_multiple(&mut gro, &mut [packet], tun_rs::VIRTIO_NET_HDR_LEN)
+                    {
                         warn!("TUN write: {e}");
                     }
                 }

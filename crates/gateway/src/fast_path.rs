@@ -39,10 +39,12 @@ use tracing::{debug, warn};
 
 use crate::data_path::{lock, Notice, Shared, MAX_PACKET};
 
-/// Packets per batch: per TUN read (segments of one super-packet), per `recvmmsg`, per
-/// `sendmmsg` and per TUN write. 64 segments of 1400 bytes cover the 64 KiB of one TSO
-/// super-packet.
+/// Packets per batch: per `recvmmsg`, per `sendmmsg` and per TUN write.
 pub const BATCH: usize = 64;
+
+/// Packets one TUN read may split into: a TSO super-packet of 64 KiB in segments as small as
+/// 536 bytes (tun-rs's `IDEAL_BATCH_SIZE`). A read with less room fails and loses the burst.
+const SEGMENTS: usize = tun_rs::IDEAL_BATCH_SIZE;
 
 /// Room for one packet split from a TUN read (the TUN's MTU is 1400).
 const SEGMENT: usize = 2048;
@@ -101,7 +103,9 @@ struct Thread {
     tun_read: Vec<u8>,
     /// The packets split from it, and their sizes.
     segments: Vec<Vec<u8>>,
-    sizes: [usize; BATCH],
+    sizes: [usize; SEGMENTS],
+    /// Whether the TUN hands over TSO super-packets (then one read fills a batch).
+    offload: bool,
     /// Sealed datagrams waiting for `sendmmsg`.
     sealed: Vec<Vec<u8>>,
     outgoing: Vec<Outgoing>,
@@ -123,11 +127,14 @@ struct Thread {
 impl Thread {
     fn new(io: Io) -> Self {
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
+        let offload = io.tun.tcp_gso();
+        debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
         Self {
             io,
             tun_read: vec![0u8; TUN_OFFSET + MAX_PACKET],
-            segments: sized(SEGMENT),
-            sizes: [0; BATCH],
+            segments: (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect(),
+            sizes: [0; SEGMENTS],
+            offload,
             sealed: sized(SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::mtu::MAX_ICMP_LEN),
             outgoing: Vec::with_capacity(BATCH),
             received: sized(DATAGRAM),
@@ -152,8 +159,8 @@ impl Thread {
                 }
             };
             if tun_ready {
-                // A few reads per wake-up: a TCP sender usually has more than one burst out.
-                for _ in 0..8 {
+                // A few batches per wake-up: a TCP sender usually has more than one burst out.
+                for _ in 0..4 {
                     if !self.outbound() {
                         break;
                     }
@@ -187,20 +194,34 @@ impl Thread {
         Ok((tun, sockets))
     }
 
-    /// One TUN read: seal its packets, send them. False when there was nothing to read.
+    /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
+    /// with offloads a whole TSO burst split into packets), then seals the batch under one
+    /// lock and sends it. False when there was nothing to read.
     fn outbound(&mut self) -> bool {
-        let count = match self.io.tun.recv_multiple(&mut self.tun_read, &mut self.segments, &mut self.sizes, 0) {
-            Ok(count) => count,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) => {
-                debug!("TUN read: {e}");
-                return false;
+        let mut filled = 0;
+        // With offloads one read is a batch: tun-rs splits a super-packet only into as many
+        // buffers as it is given, and a burst that does not fit is lost. Without, one read
+        // is one packet: read until a batch is full.
+        let limit = if self.offload { 1 } else { BATCH };
+        for _ in 0..limit {
+            let segments = &mut self.segments[filled..];
+            let sizes = &mut self.sizes[filled..];
+            match self.io.tun.recv_multiple(&mut self.tun_read, segments, sizes, 0) {
+                Ok(count) => filled += count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!("TUN read: {e}");
+                    break;
+                }
             }
-        };
+        }
+        if filled == 0 {
+            return false;
+        }
         {
             let shared = self.io.shared.clone();
             let mut shared = lock(&shared);
-            for index in 0..count.min(BATCH) {
+            for index in 0..filled.min(SEGMENTS) {
                 let size = self.sizes[index].min(SEGMENT);
                 self.seal(&mut shared, index, size);
             }
@@ -481,4 +502,3 @@ fn push_tun(to_tun: &mut [Vec<u8>], len: &mut usize, packet: &[u8]) {
     buffer.extend_from_slice(packet);
     *len += 1;
 }
-
