@@ -33,6 +33,10 @@ pub enum Request {
         /// One IKE SA (its conn-id), or all.
         conn_id: Option<u64>,
     },
+    /// `reload`: read the configuration file again, check it whole, apply it keeping the
+    /// SAs whose configuration did not change; an invalid file changes nothing and the
+    /// answer is an error with every reason (`file:line:column: …`).
+    Reload,
     /// `reset ipsec sa [remote ADDRESS] [policy NAME SEQ]`.
     ResetIpsecSa {
         /// Only SAs with this peer.

@@ -12,7 +12,16 @@
 //! negotiation starts on traffic; policies with `sa trigger-mode auto` (or `auto-neg` on the
 //! interface) also negotiate at start-up, as the device does.
 //!
-//! Not yet here: reload. The UDP 4500 path (marker stripped and added) is not yet exercised
+//! Reload (`keysteward reload`, or SIGHUP): the file the daemon started with is read again
+//! and checked whole ([`crate::load`]: the VRP checks, the host's interfaces and addresses,
+//! the engine conversion). Any error leaves everything as it was, and the reasons go back to
+//! the caller and to the log. Otherwise the new configuration is applied: the engine keeps
+//! the IKE SAs of unchanged peers and the IPsec SAs of unchanged policy entries (the
+//! definition is in `ike::reconfigure`; README "Reload"), deletes the others with Delete
+//! payloads, the data path's SPD and the routes into the TUN are rebuilt, sockets are opened
+//! for new local addresses, and `sa trigger-mode auto` policies are started.
+//!
+//! The UDP 4500 path (marker stripped and added) is not yet exercised
 //! end to end by a test: two keysteward daemons without a NAT between them stay on 500.
 
 use std::collections::{HashMap, VecDeque};
@@ -33,8 +42,9 @@ use crate::data_path::{self, DataPath};
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
-use crate::engine_config::{engine_config, template_policies};
+use crate::engine_config::template_policies;
 use crate::key_log::{self, KeyLog};
+use crate::load::{self, Host, InterfaceMap, Purpose};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -49,6 +59,9 @@ pub struct RunOptions {
     /// (`key_log.rs`). `None`, the default, and no key leaves the engine but ESP keys for the
     /// data plane.
     pub key_log: Option<PathBuf>,
+    /// `--interface-map VRPNAME=LINUXNAME`: the Linux interfaces behind the configuration's
+    /// VRP interface names (unmapped names are Linux names).
+    pub interface_map: InterfaceMap,
 }
 
 /// How many failures `display ike error-info` remembers.
@@ -104,51 +117,123 @@ fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire>
     out
 }
 
-async fn serve(options: RunOptions) -> Result<(), String> {
-    let checked = vrp::load_file(&options.config, None)
-        .map_err(|e| format!("cannot read {}: {e}", options.config.display()))?;
-    for d in &checked.diagnostics {
-        warn!("{d}");
-    }
-    let config =
-        checked.config.ok_or_else(|| format!("{} has errors; nothing started", options.config.display()))?;
-    let engine_config = engine_config(&config).map_err(|e| format!("{}: {e}", options.config.display()))?;
-    let acquires = start_up_acquires(&config, &engine_config);
-    let templates = template_policies(&config, &engine_config);
-    // A template only responds, even when `auto-neg` is set on its interface.
-    let acquires: Vec<Acquire> =
-        acquires.into_iter().filter(|a| !templates.get(a.policy).copied().unwrap_or(false)).collect();
+/// A configuration file that passed every check, with its warnings.
+struct Checked {
+    config: vrp::Config,
+    engine: ike::Config,
+    warnings: Vec<String>,
+}
 
-    // UDP 500 and 4500 (NAT-T, RFC 3948) on each local address that peers use.
-    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-    let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
-    // UDP 4500 is read by the data-plane thread (ESP-in-UDP, and IKE handed back here).
-    let mut udp_4500 = HashMap::new();
-    let mut raw = HashMap::new();
-    for peer in &engine_config.peers {
+/// Reads and checks the whole configuration file for `run` or a reload: every warning is
+/// logged; any error refuses the file, with every error line (`file:line:column: …`).
+fn load_checked(options: &RunOptions) -> Result<Checked, String> {
+    let host = Host::current()?;
+    let loaded = load::load(&options.config, &options.interface_map, Some(&host), Purpose::Run);
+    let warnings: Vec<String> =
+        loaded.diagnostics.iter().filter(|d| !d.is_error()).map(ToString::to_string).collect();
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let errors = loaded.errors();
+    let (config, engine) = loaded.config.ok_or(errors)?;
+    Ok(Checked { config, engine, warnings })
+}
+
+/// The sockets a configuration needs that are not open yet: UDP 500 and 4500 (NAT-T, RFC
+/// 3948) and a raw ESP socket on each local address that peers use. Nothing is spawned until
+/// every socket is open, so a failure leaves nothing behind.
+struct NewSockets {
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Second handles of the new UDP 4500 sockets, which the data-plane thread reads
+    /// (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
+    udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
+    raw: HashMap<IpAddr, Arc<socket2::Socket>>,
+}
+
+async fn open_sockets(
+    config: &ike::Config,
+    udp: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    raw: impl Fn(IpAddr) -> bool,
+) -> Result<NewSockets, String> {
+    let mut new = NewSockets { udp: Vec::new(), udp_4500: Vec::new(), raw: HashMap::new() };
+    for peer in &config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
-            if sockets.contains_key(&local) {
+            if udp.contains_key(&local) || new.udp.iter().any(|(l, _)| *l == local) {
                 continue;
             }
             let bound = std::net::UdpSocket::bind(local)
                 .and_then(|s| s.set_nonblocking(true).map(|()| s))
                 .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
             if port == ike::NAT_T_PORT {
-                udp_4500
-                    .insert(local, bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?);
+                let second = bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?;
+                new.udp_4500.push((local, second));
             }
             let socket = Arc::new(UdpSocket::from_std(bound).map_err(|e| format!("UDP {local}: {e}"))?);
-            info!("listening for IKE on {local}");
-            sockets.insert(local, socket.clone());
-            if port != ike::NAT_T_PORT {
-                tokio::spawn(receive(socket, local, datagrams_tx.clone()));
+            new.udp.push((local, socket));
+        }
+        if let IpAddr::V4(address) = peer.local_address {
+            if !raw(peer.local_address) && !new.raw.contains_key(&peer.local_address) {
+                new.raw.insert(peer.local_address, data_path::open_raw_esp(address)?);
             }
         }
-        if let (IpAddr::V4(address), false) = (peer.local_address, raw.contains_key(&peer.local_address)) {
-            raw.insert(peer.local_address, data_path::open_raw_esp(address)?);
-        }
     }
+    Ok(new)
+}
+
+/// Where the socket readers deliver.
+#[derive(Clone)]
+struct Inputs {
+    datagrams: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+/// The sockets the data path reads: raw ESP and UDP 4500.
+type DataSockets = (HashMap<IpAddr, Arc<socket2::Socket>>, Vec<(SocketAddr, std::net::UdpSocket)>);
+
+impl NewSockets {
+    /// Starts reading the new UDP 500 sockets; the UDP ones join `udp`; the raw and UDP 4500
+    /// ones are returned for the data path, whose thread reads them.
+    fn start(self, udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>, inputs: &Inputs) -> DataSockets {
+        for (local, socket) in self.udp {
+            info!("listening for IKE on {local}");
+            udp.insert(local, socket.clone());
+            if local.port() != ike::NAT_T_PORT {
+                tokio::spawn(receive(socket, local, inputs.datagrams.clone()));
+            }
+        }
+        (self.raw, self.udp_4500)
+    }
+}
+
+/// The prefixes routed into the TUN for a configuration at start: every protected remote
+/// prefix but those of templates, which come with their negotiated flows (`data_path`).
+fn protected_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<esp::Prefix> {
+    data_path::static_prefixes(config, templates)
+}
+
+/// The acquires to raise at start or reload: a template only responds, even when `auto-neg`
+/// is set on its interface.
+fn initiating(acquires: Vec<Acquire>, templates: &[bool]) -> Vec<Acquire> {
+    acquires.into_iter().filter(|a| !templates.get(a.policy).copied().unwrap_or(false)).collect()
+}
+
+async fn serve(options: RunOptions) -> Result<(), String> {
+    // Watched first: a SIGHUP that arrives while the daemon starts must not kill it (the
+    // default action), and is handled as a reload once the loop runs.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let Checked { config, engine: engine_config, .. } =
+        load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
+    let templates = template_policies(&config, &engine_config);
+    let acquires = initiating(start_up_acquires(&config, &engine_config), &templates);
+
+    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    let inputs = Inputs { datagrams: datagrams_tx.clone() };
+    let (raw, udp_4500) =
+        open_sockets(&engine_config, &sockets, |_| false).await?.start(&mut sockets, &inputs);
 
     // Before anything is negotiated, so the first SA's keys are in the file and a refused
     // file stops the daemon before it holds any key.
@@ -163,11 +248,10 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
-    let _routes =
-        data_path::Routes::add(&options.tun, data_path::static_prefixes(&engine_config, &templates))?;
+    let mut routes = data_path::Routes::add(&options.tun, protected_prefixes(&engine_config, &templates))?;
     let (notices_tx, mut notices) = mpsc::channel(data_path::NOTICE_QUEUE);
-    let mut data =
-        DataPath::new(&engine_config, templates, tun, raw, udp_4500, notices_tx, datagrams_tx.clone())?;
+    let udp_4500 = udp_4500.into_iter().collect();
+    let mut data = DataPath::new(&engine_config, templates, tun, raw, udp_4500, notices_tx, datagrams_tx)?;
     let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;
@@ -181,8 +265,6 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     for acquire in acquires {
         engine.handle_acquire(now, acquire);
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     info!("keysteward running with {}", options.config.display());
     loop {
         drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
@@ -194,10 +276,38 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             Some(notice) = notices.recv() => match notice {
                 data_path::Notice::Acquire(acquire) => engine.handle_acquire(Instant::now(), acquire),
                 data_path::Notice::Traffic(spi) => data.traffic(spi, &mut engine),
+                data_path::Notice::Usage => data.report_usage(&mut engine),
             },
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
-                let _ = reply.send(answer(&mut engine, &records, &data, &request));
+                let response = if request == Request::Reload {
+                    let mut running = Running {
+                        engine: &mut engine,
+                        data: &mut data,
+                        routes: &mut routes,
+                        sockets: &mut sockets,
+                        inputs: &inputs,
+                    };
+                    match reload(&options, &mut running).await {
+                        Ok((text, json)) => Response::Ok { text, json },
+                        Err(e) => Response::Error(e),
+                    }
+                } else {
+                    answer(&mut engine, &records, &data, &request)
+                };
+                let _ = reply.send(response);
+            }
+            _ = hangup.recv() => {
+                info!("SIGHUP: reloading {}", options.config.display());
+                let mut running = Running {
+                    engine: &mut engine,
+                    data: &mut data,
+                    routes: &mut routes,
+                    sockets: &mut sockets,
+                    inputs: &inputs,
+                };
+                // `reload` logs the outcome either way; there is no caller to answer.
+                let _ = reload(&options, &mut running).await;
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
@@ -211,6 +321,81 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
     let _ = std::fs::remove_file(&options.control);
     Ok(())
+}
+
+/// What a reload changes in the running daemon.
+struct Running<'a> {
+    engine: &'a mut Engine,
+    data: &'a mut DataPath,
+    routes: &'a mut data_path::Routes,
+    sockets: &'a mut HashMap<SocketAddr, Arc<UdpSocket>>,
+    inputs: &'a Inputs,
+}
+
+/// Reloads the configuration file: checks it whole, then applies it (see the module
+/// documentation). Returns the summary for the caller, or every reason the file was
+/// refused, in which case nothing changed. Both are logged. The caller drains the engine
+/// afterwards, as after any input (the Deletes go out then).
+async fn reload(
+    options: &RunOptions,
+    running: &mut Running<'_>,
+) -> Result<(String, serde_json::Value), String> {
+    let file = options.config.display().to_string();
+    let refused = |reason: String| {
+        error!("reload of {file} refused, nothing changed: {reason}");
+        reason
+    };
+    let Checked { config, engine: engine_config, warnings } = load_checked(options).map_err(refused)?;
+    // Everything that can fail comes first, while the running configuration is untouched.
+    let has_raw = |address| running.data.has_raw_socket(address);
+    let new_sockets = open_sockets(&engine_config, running.sockets, has_raw).await.map_err(refused)?;
+    let templates = template_policies(&config, &engine_config);
+    let prefixes = protected_prefixes(&engine_config, &templates);
+    running.routes.add_missing(&prefixes).map_err(refused)?;
+    let (raw, udp_4500) = new_sockets.start(running.sockets, running.inputs);
+    running.data.add_sockets(raw, udp_4500).map_err(refused)?;
+
+    let now = Instant::now();
+    let (ike_before, pairs_before) =
+        (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
+    let acquires = initiating(start_up_acquires(&config, &engine_config), &templates);
+    let diff = running.engine.reconfigure(now, engine_config);
+    running.data.reconfigure(running.engine.config(), templates, &diff);
+    running.routes.remove_except(&prefixes);
+    for acquire in acquires {
+        running.engine.handle_acquire(now, acquire);
+    }
+    let (ike_after, pairs_after) = (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
+    let (ike_deleted, pairs_deleted) =
+        (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
+    let fresh: Vec<String> =
+        diff.fresh_policies.iter().map(|&i| running.engine.config().policies[i].id.to_string()).collect();
+    let summary = format!(
+        "reloaded {file}: {} IKE SA(s) and {} IPsec SA pair(s) kept, {ike_deleted} IKE SA(s) and \
+         {pairs_deleted} IPsec SA pair(s) deleted; new or changed policy entries: {}",
+        ike_after,
+        pairs_after,
+        if fresh.is_empty() { "none".to_owned() } else { fresh.join(", ") }
+    );
+    info!("{summary}");
+    // The caller sees the file's warnings too (the log already has them).
+    let mut text = String::new();
+    for w in &warnings {
+        text.push_str(w);
+        text.push('\n');
+    }
+    text.push_str(&summary);
+    text.push('\n');
+    let json = json!({
+        "file": file,
+        "ike_sas_kept": ike_after,
+        "ipsec_sa_pairs_kept": pairs_after,
+        "ike_sas_deleted": ike_deleted,
+        "ipsec_sa_pairs_deleted": pairs_deleted,
+        "fresh_policies": fresh,
+        "warnings": warnings,
+    });
+    Ok((text, json))
 }
 
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
@@ -456,6 +641,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 json: json!({ "sas": rows, "tunnels": pairs.len() }),
             }
         }
+        Request::Reload => Response::Error("reload is handled by the daemon loop".into()),
         Request::ResetIkeSa { conn_id } => {
             let before = engine.ike_sas().count();
             engine.handle_command(

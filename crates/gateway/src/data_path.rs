@@ -161,6 +161,52 @@ impl Routes {
     }
 }
 
+impl Routes {
+    /// Adds the routes of `prefixes` that are not there yet (a reload). When one fails, the
+    /// routes this call added are removed again, so a refused reload leaves the routes as
+    /// they were.
+    pub fn add_missing(&mut self, prefixes: &[Prefix]) -> Result<(), String> {
+        let mut added: Vec<Prefix> = Vec::new();
+        for p in prefixes {
+            if self.prefixes.contains(p) || added.contains(p) {
+                continue;
+            }
+            if let Err(e) = ip_route("replace", p, &self.device) {
+                for q in &added {
+                    if let Err(e) = ip_route("del", q, &self.device) {
+                        warn!("{e}");
+                    }
+                }
+                return Err(e);
+            }
+            info!("route {p} via {}", self.device);
+            added.push(*p);
+        }
+        self.prefixes.extend(added);
+        Ok(())
+    }
+
+    /// Removes the routes not in `keep` (a reload removed their policies).
+    pub fn remove_except(&mut self, keep: &[Prefix]) {
+        let device = self.device.clone();
+        self.prefixes.retain(|p| {
+            if keep.contains(p) {
+                return true;
+            }
+            match ip_route("del", p, &device) {
+                Ok(()) => info!("route {p} via {device} removed"),
+                Err(e) => warn!("{e}"),
+            }
+            false
+        });
+    }
+
+    /// The prefixes routed into the TUN.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+}
+
 impl Drop for Routes {
     fn drop(&mut self) {
         for p in &self.prefixes {
@@ -228,6 +274,10 @@ pub enum Notice {
     /// Authentic traffic arrived on our inbound SA with this SPI (at most once a second per
     /// SA): the peer is alive, DPD stays quiet.
     Traffic(u32),
+    /// An SA crossed a soft or hard traffic limit: report usage to the engine now, not at
+    /// the next periodic report, so the rekey starts before the SA stops (at a few Gbit/s
+    /// the default 1,843,200 KB last seconds, less than the report interval).
+    Usage,
 }
 
 /// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
@@ -248,6 +298,8 @@ pub struct Shared {
     pub bypass_dropped: u64,
     /// Notices dropped because the IKE loop was behind.
     pub notices_dropped: u64,
+    /// Sockets a reload opened, for the data-plane thread to take over.
+    pub added_sockets: Vec<crate::fast_path::Added>,
 }
 
 impl Shared {
@@ -256,8 +308,8 @@ impl Shared {
     }
 
     /// Turns the data plane's acquires into notices for the IKE loop. Traffic lifetimes are
-    /// judged by the engine from [`DataPath::report_usage`], so the data plane's own lifetime
-    /// notices are only logged.
+    /// judged by the engine from [`DataPath::report_usage`]; the data plane's own lifetime
+    /// notices ask for a report now.
     pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
         while let Some(event) = self.plane.poll_event() {
             match event {
@@ -287,6 +339,9 @@ impl Shared {
                 }
                 esp::Event::Lifetime { direction, spi, notice, .. } => {
                     debug!("{direction:?} SA {spi}: {notice:?}");
+                    if notices.try_send(Notice::Usage).is_err() {
+                        self.notices_dropped += 1;
+                    }
                 }
             }
         }
@@ -359,6 +414,7 @@ impl DataPath {
             templates,
             bypass_dropped: 0,
             notices_dropped: 0,
+            added_sockets: Vec::new(),
         }));
         let clone =
             |s: &std::net::UdpSocket| s.try_clone().map_err(|e| format!("cannot share a UDP socket: {e}"));
@@ -388,6 +444,83 @@ impl DataPath {
     /// The data plane's counters (a copy: the thread keeps counting).
     pub fn statistics(&self) -> esp::Statistics {
         *lock(&self.shared).plane.statistics()
+    }
+
+    /// True when a raw ESP socket is open on `address`.
+    pub fn has_raw_socket(&self, address: IpAddr) -> bool {
+        self.raw.contains_key(&address)
+    }
+
+    /// Sockets opened for local addresses a reload added: raw ESP sockets and UDP 4500
+    /// sockets. The data-plane thread starts reading them within a second (its idle poll).
+    pub fn add_sockets(
+        &mut self,
+        raw: HashMap<IpAddr, Arc<Socket>>,
+        udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    ) -> Result<(), String> {
+        let mut added = crate::fast_path::Added::default();
+        for (address, socket) in raw {
+            added.raw.push((address, socket.clone()));
+            self.raw.insert(address, socket);
+        }
+        for (local, socket) in udp {
+            let clone = socket.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?;
+            added.udp.push((local, clone));
+            self.udp.insert(local, socket);
+        }
+        if !(added.raw.is_empty() && added.udp.is_empty()) {
+            lock(&self.shared).added_sockets.push(added);
+        }
+        Ok(())
+    }
+
+    /// Follows a configuration reload: the SPD of the new `config` (whose template policies
+    /// `templates` names) replaces the old one, the pairs of unchanged policies move to their
+    /// new index (same SAs, same SPIs, traffic flows on) and those of changed or removed
+    /// policies go (the engine deleted them and reports them too). Packets waiting for an
+    /// acquire are dropped: rule numbers changed, and the next packet raises the acquire
+    /// again. The template flows of the pairs kept are protected again under their new
+    /// policy numbers; the routes of the others go.
+    pub fn reconfigure(&mut self, config: &ike::Config, templates: Vec<bool>, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config, &templates);
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.replace_spd(spd);
+        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        shared.rule_selectors = rule_selectors;
+        shared.templates = templates;
+        self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
+            Some(policy) => {
+                pair.policy = PolicyIndex(policy);
+                if let Some(rule) = &mut pair.template_rule {
+                    rule.action = Action::Protect(PolicyIndex(policy));
+                }
+                true
+            }
+            None => false,
+        });
+        let old_flows = std::mem::take(&mut self.template_flows);
+        for rule in self.pairs.iter().filter_map(|p| p.template_rule) {
+            match self.template_flows.iter_mut().find(|f| f.rule == rule) {
+                Some(flow) => flow.pairs += 1,
+                None => {
+                    shared.plane.push_rule(rule);
+                    self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+                }
+            }
+        }
+        for flow in old_flows {
+            if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
+                self.template_routes.remove_one(flow.rule.selector.remote);
+            }
+        }
+        info!(
+            "data path reconfigured: {} SPD rule(s) ({} of template flows), {} IPsec SA pair(s) kept, \
+             {removed} removed",
+            shared.rule_selectors.len() + self.template_flows.len(),
+            self.template_flows.len(),
+            self.pairs.len()
+        );
     }
 
     /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
@@ -548,11 +681,20 @@ impl DataPath {
         info!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }
 
-    /// Removes the pair whose inbound SPI (ours) is `spi`.
+    /// Removes the pair whose inbound SPI (ours) is `spi`. Packets waiting for an SA of its
+    /// policy are dropped too: their acquire may have reached the engine while this pair
+    /// still served the flow (an SA at its hard limit before the engine heard of it), and
+    /// the engine ignored it; the next packet raises a fresh one.
     pub fn remove_inbound(&mut self, spi: u32) {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
+            let dropped = shared.plane.abandon_acquire(policy);
+            if dropped > 0 {
+                info!("{dropped} packet(s) waiting for an SA of {policy} dropped; the next raises a new acquire");
+            }
+        }
         let removed: Vec<Rule> =
             self.pairs.iter().filter(|p| p.inbound_spi == spi).filter_map(|p| p.template_rule).collect();
         self.pairs.retain(|p| p.inbound_spi != spi);

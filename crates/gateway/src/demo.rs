@@ -115,9 +115,14 @@ pub fn demo() -> Result<(), String> {
 
     let control_a = dir.join("fw_a.sock");
     let control_b = dir.join("fw_b.sock");
-    for (ns, name, text, control) in
-        [(&fw_b, "fw_b", FW_B_CONFIG, &control_b), (&fw_a, "fw_a", FW_A_CONFIG, &control_a)]
-    {
+    // The article's files name the public interface GigabitEthernet0/0/2; here it is the
+    // veth end of each firewall, which `--interface-map` says.
+    let (public_a, public_b) =
+        (format!("GigabitEthernet0/0/2={tag}ab"), format!("GigabitEthernet0/0/2={tag}ba"));
+    for (ns, name, text, control, public) in [
+        (&fw_b, "fw_b", FW_B_CONFIG, &control_b, &public_b),
+        (&fw_a, "fw_a", FW_A_CONFIG, &control_a, &public_a),
+    ] {
         let config = dir.join(format!("{name}.cfg"));
         std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
@@ -127,6 +132,7 @@ pub fn demo() -> Result<(), String> {
             .arg(&config)
             .arg("--control")
             .arg(control)
+            .args(["--interface-map", public])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -76,6 +76,15 @@ pub struct Io {
     pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
+/// Sockets a reload opened after the thread started ([`Shared::added_sockets`]).
+#[derive(Default)]
+pub struct Added {
+    /// Raw ESP sockets by local address.
+    pub raw: Vec<(IpAddr, Arc<Socket>)>,
+    /// UDP 4500 sockets by local address.
+    pub udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+}
+
 /// Starts the data-plane thread.
 pub fn spawn(io: Io) -> Result<(), String> {
     std::thread::Builder::new()
@@ -150,6 +159,7 @@ impl Thread {
 
     fn run(mut self) {
         loop {
+            self.take_added_sockets();
             let (tun_ready, ready) = match self.wait() {
                 Ok(ready) => ready,
                 Err(e) => {
@@ -171,6 +181,16 @@ impl Thread {
                     self.inbound(index);
                 }
             }
+        }
+    }
+
+    /// Starts reading the sockets a reload opened (checked once per wake-up, at least once
+    /// a second).
+    fn take_added_sockets(&mut self) {
+        let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
+        for Added { raw, udp } in added {
+            self.io.raw.extend(raw);
+            self.io.udp.extend(udp);
         }
     }
 

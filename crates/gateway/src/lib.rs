@@ -11,3 +11,4 @@ pub mod display;
 pub mod engine_config;
 pub mod fast_path;
 pub mod key_log;
+pub mod load;

@@ -5,6 +5,14 @@
 //! `file:line:column: error: message` form editors understand. It exits 1 when the file has an
 //! error, so that scripts can gate a deployment on it, and 0 otherwise.
 //!
+//! `check` also compares the file with this host: an interface the host does not have (after
+//! `--interface-map`) and an `ip address` it does not own are warnings; `--offline` skips
+//! that, for checking a file on another machine than the gateway. It also converts the file
+//! for the engine, so that `check` refuses what `run` would refuse.
+//!
+//! `keysteward reload` makes a running daemon read its file again (as SIGHUP does) and prints
+//! what was kept and what was deleted, or every reason the file was refused (exit 1).
+//!
 //! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon.rs`);
 //! `keysteward display …` asks a running daemon over its control socket.
 #![forbid(unsafe_code)]
@@ -29,6 +37,19 @@ enum Command {
     Check {
         /// The VRP configuration file.
         file: PathBuf,
+        /// Map a VRP interface name of the file to a Linux interface (repeatable).
+        #[arg(long = "interface-map", value_name = "VRPNAME=LINUXNAME")]
+        interface_map: Vec<String>,
+        /// Do not compare interfaces and addresses with this host.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Make the running daemon read its configuration file again (as SIGHUP does): the file
+    /// is checked whole first; SAs whose configuration did not change stay up.
+    Reload {
+        /// The daemon's control socket.
+        #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
     },
     /// Bring up the reference scenario in network namespaces, ping through it, show the SAs,
     /// tear it down (root).
@@ -54,6 +75,10 @@ enum Command {
         /// daemon's user with no group or other permissions, or the daemon refuses to start.
         #[arg(long, value_name = "FILE")]
         key_log: Option<PathBuf>,
+        /// Map a VRP interface name of the configuration (`GigabitEthernet0/0/2`) to a Linux
+        /// interface (`eth1`); repeatable. Unmapped names must be Linux interfaces.
+        #[arg(long = "interface-map", value_name = "VRPNAME=LINUXNAME")]
+        interface_map: Vec<String>,
     },
     /// Delete SAs of a running daemon; traffic renegotiates them.
     Reset {
@@ -159,7 +184,8 @@ enum DisplayIke {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file } => check(&file),
+        Command::Check { file, interface_map, offline } => check(&file, &interface_map, offline),
+        Command::Reload { control } => ask(&control, &keysteward::control::Request::Reload, false),
         Command::Demo => match keysteward::demo::demo() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -167,7 +193,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config, control, tun, log_level, key_log } => {
+        Command::Run { config, control, tun, log_level, key_log, interface_map } => {
+            let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
+                Ok(map) => map,
+                Err(e) => {
+                    eprintln!("keysteward: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             use std::io::IsTerminal;
@@ -177,7 +210,13 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            match keysteward::daemon::run(keysteward::daemon::RunOptions { config, control, tun, key_log }) {
+            match keysteward::daemon::run(keysteward::daemon::RunOptions {
+                config,
+                control,
+                tun,
+                key_log,
+                interface_map,
+            }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("keysteward: {e}");
@@ -226,24 +265,41 @@ fn ask(control: &std::path::Path, request: &keysteward::control::Request, json: 
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
-    // Host addresses are not looked up yet: the interface-address warning needs the daemon's
-    // view of the host, which arrives with the daemon.
-    match vrp::load_file(file, None) {
+fn check(file: &std::path::Path, interface_map: &[String], offline: bool) -> ExitCode {
+    use keysteward::load::{self, Host, InterfaceMap, Purpose};
+    let map = match InterfaceMap::parse(interface_map) {
+        Ok(map) => map,
+        Err(e) => {
+            eprintln!("keysteward: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = if offline {
+        None
+    } else {
+        match Host::current() {
+            Ok(host) => Some(host),
+            Err(e) => {
+                eprintln!("keysteward: {e}; interfaces and addresses not checked (--offline to skip)");
+                None
+            }
+        }
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
         Err(e) => {
             eprintln!("{}: error: cannot read: {e}", file.display());
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-        Ok(checked) => {
-            for d in &checked.diagnostics {
-                println!("{d}");
-            }
-            if checked.has_errors() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+    };
+    let loaded = load::check_text(&file.display().to_string(), &text, &map, host.as_ref(), Purpose::Check);
+    for d in &loaded.diagnostics {
+        println!("{d}");
+    }
+    if loaded.config.is_none() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -13,8 +13,46 @@ fn run(args: &[&std::ffi::OsStr]) -> Output {
 }
 
 fn check(path: &Path) -> (i32, String) {
-    let out = run(&["check".as_ref(), path.as_os_str()]);
+    check_with(path, &["--offline"])
+}
+
+fn check_with(path: &Path, options: &[&str]) -> (i32, String) {
+    let mut args = vec!["check".as_ref(), path.as_os_str()];
+    args.extend(options.iter().map(std::ffi::OsStr::new));
+    let out = run(&args);
     (out.status.code().expect("exit code"), String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+/// Without `--offline`, `check` compares the file with this host: the article's VRP
+/// interface name is no Linux interface (Linux names cannot contain `/`) until
+/// `--interface-map` maps it, and an address the host lacks is a warning, never an error.
+#[test]
+fn examples_are_compared_with_this_host() {
+    let path = repo("examples/fw_a.cfg");
+    let p = path.display().to_string();
+    let (code, stdout) = check_with(&path, &[]);
+    assert_eq!(code, 0, "warnings only: {stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{p}:24:1: warning: interface GigabitEthernet0/0/2 is not an interface of this host; \
+             map it to one with --interface-map GigabitEthernet0/0/2=LINUXNAME\n"
+        )),
+        "{stdout}"
+    );
+    let (code, stdout) = check_with(&path, &["--interface-map", "GigabitEthernet0/0/2=lo"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(!stdout.contains("is not an interface of this host"), "{stdout}");
+    let host = Command::new("ip").args(["-4", "addr", "show"]).output().unwrap();
+    if !String::from_utf8_lossy(&host.stdout).contains(" 192.0.2.1/") {
+        assert!(
+            stdout.contains(&format!(
+                "{p}:25:2: warning: interface GigabitEthernet0/0/2 address 192.0.2.1 is not an address of this host\n"
+            )),
+            "{stdout}"
+        );
+    }
+    let (code, _) = check_with(&path, &["--interface-map", "nonsense"]);
+    assert_eq!(code, 1, "a malformed map is refused");
 }
 
 #[test]

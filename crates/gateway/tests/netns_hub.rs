@@ -37,12 +37,13 @@ ipsec policy-template branches 1
  proposal a
  ike-peer branches
 ipsec policy hub 10 isakmp template branches
-interface GigabitEthernet0/0/2
+interface HUB_PUBLIC
  ip address 192.0.2.1 255.255.255.0
  ipsec policy hub
 ";
 
-fn branch_config(n: u8) -> String {
+/// Branch `n`'s configuration; `public` is the Linux name of its public interface.
+fn branch_config(n: u8, public: &str) -> String {
     format!(
         "\
 ike proposal 10
@@ -58,7 +59,7 @@ ipsec policy branch 1 isakmp
  security acl 3001
  proposal a
  ike-peer hub
-interface GigabitEthernet0/0/2
+interface {public}
  ip address 192.0.2.1{n} 255.255.255.0
  ipsec policy branch
 "
@@ -180,10 +181,13 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
         assert!(out.status.success(), "ip_forward in {fw}: {}", text(&out));
     }
 
-    let hub_control = start(&mut cleanup, &dir, &hub, "hub", HUB);
+    let hub_control = start(&mut cleanup, &dir, &hub, "hub", &HUB.replace("HUB_PUBLIC", &hub_public));
     let branch_controls: Vec<PathBuf> = branches
         .iter()
-        .map(|(n, fw, _)| start(&mut cleanup, &dir, fw, &format!("branch{n}"), &branch_config(*n)))
+        .map(|(n, fw, _)| {
+            let config = branch_config(*n, &ns(&format!("u{n}")));
+            start(&mut cleanup, &dir, fw, &format!("branch{n}"), &config)
+        })
         .collect();
     let logs = || {
         let mut all = String::new();

@@ -76,8 +76,10 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
     std::fs::copy(examples.join("fw_b.cfg"), dir.join("fw_b.cfg")).unwrap();
 
     let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
-    for (ns, cfg, control, log) in
-        [(&ns_b, "fw_b.cfg", &control_b, "b.log"), (&ns_a, "fw_a.cfg", &control_a, "a.log")]
+    // The examples name the public interface GigabitEthernet0/0/2: map it to the veth ends.
+    let (map_a, map_b) = (format!("GigabitEthernet0/0/2={veth_a}"), format!("GigabitEthernet0/0/2={veth_b}"));
+    for (ns, cfg, control, log, map) in
+        [(&ns_b, "fw_b.cfg", &control_b, "b.log", &map_b), (&ns_a, "fw_a.cfg", &control_a, "a.log", &map_a)]
     {
         let log = std::fs::File::create(dir.join(log)).unwrap();
         let child = Command::new("ip")
@@ -85,6 +87,7 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
             .arg(dir.join(cfg))
             .arg("--control")
             .arg(control)
+            .args(["--interface-map", map])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

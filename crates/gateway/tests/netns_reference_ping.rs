@@ -6,7 +6,8 @@
 //!  PC_A 10.1.1.2 ── 10.1.1.1 FW_A 192.0.2.1 ── 192.0.2.2 FW_B 10.2.2.1 ── 10.2.2.2 PC_B
 //! ```
 //!
-//! Both firewalls run the unchanged `examples/fw_a.cfg` and `examples/fw_b.cfg`: no
+//! Both firewalls run the unchanged `examples/fw_a.cfg` and `examples/fw_b.cfg`, their
+//! `GigabitEthernet0/0/2` mapped to the public veth ends with `--interface-map`: no
 //! `trigger-mode auto`, so the first ping's packet raises the acquire. At most that packet may
 //! be lost. The data plane's counters (`display ipsec statistics`) show the pings were sealed
 //! and opened; when `tshark` is installed, a capture of the public link also shows ESP and no
@@ -82,9 +83,9 @@ fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
         cleanup.namespaces.push(ns.clone());
         ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
-    let public_a = format!("{tag}ab");
+    let (public_a, public_b) = (format!("{tag}ab"), format!("{tag}ba"));
     link(&pc_a, &format!("{tag}pa"), "10.1.1.2/24", &fw_a, &format!("{tag}ai"), "10.1.1.1/24");
-    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &format!("{tag}ba"), "192.0.2.2/24");
+    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &public_b, "192.0.2.2/24");
     link(&fw_b, &format!("{tag}bi"), "10.2.2.1/24", &pc_b, &format!("{tag}pb"), "10.2.2.2/24");
     ip(&["-n", &pc_a, "route", "add", "default", "via", "10.1.1.1"]);
     ip(&["-n", &pc_b, "route", "add", "default", "via", "10.2.2.1"]);
@@ -96,8 +97,12 @@ fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
     std::fs::write(dir.join("fw_a.cfg"), config_a).unwrap();
     std::fs::write(dir.join("fw_b.cfg"), config_b).unwrap();
     let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
-    for (ns, cfg, control, log) in
-        [(&fw_b, "fw_b.cfg", &control_b, "b.log"), (&fw_a, "fw_a.cfg", &control_a, "a.log")]
+    // The examples keep the article's interface name, GigabitEthernet0/0/2, for the public
+    // side: `--interface-map` names the veth end that plays it.
+    let (map_a, map_b) =
+        (format!("GigabitEthernet0/0/2={public_a}"), format!("GigabitEthernet0/0/2={public_b}"));
+    for (ns, cfg, control, log, map) in
+        [(&fw_b, "fw_b.cfg", &control_b, "b.log", &map_b), (&fw_a, "fw_a.cfg", &control_a, "a.log", &map_a)]
     {
         let log = std::fs::File::create(dir.join(log)).unwrap();
         let child = Command::new("ip")
@@ -105,6 +110,7 @@ fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
             .arg(dir.join(cfg))
             .arg("--control")
             .arg(control)
+            .args(["--interface-map", map])
             .args(["--log-level", "debug"])
             .stdout(Stdio::null())
             .stderr(log)

@@ -107,18 +107,7 @@ pub struct Engine {
 impl Engine {
     /// An engine with `config`, drawing cookies, nonces, SPIs and DH secrets from `rng`.
     pub fn new(config: Config, rng: Box<dyn SecureRandom + Send>) -> Self {
-        let mut peer_by_address = HashMap::new();
-        for (index, peer) in config.peers.iter().enumerate() {
-            if let Some(address) = peer.remote_address {
-                peer_by_address.entry(address).or_insert(index);
-            }
-        }
-        let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
-        for (index, policy) in config.policies.iter().enumerate() {
-            if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
-                policies.push(index);
-            }
-        }
+        let (peer_by_address, policies_by_peer) = config_indices(&config);
         Self {
             config,
             rng,
@@ -724,6 +713,41 @@ impl Engine {
             *count -= 1;
             if *count == 0 {
                 self.half_open_by_address.remove(&address);
+            }
+        }
+    }
+}
+
+/// The indices the engine keeps over its configuration: the first peer of each remote
+/// address, and the policies of each peer.
+fn config_indices(config: &Config) -> (HashMap<IpAddr, usize>, Vec<Vec<usize>>) {
+    let mut peer_by_address = HashMap::new();
+    for (index, peer) in config.peers.iter().enumerate() {
+        if let Some(address) = peer.remote_address {
+            peer_by_address.entry(address).or_insert(index);
+        }
+    }
+    let mut policies_by_peer = vec![Vec::new(); config.peers.len()];
+    for (index, policy) in config.policies.iter().enumerate() {
+        if let Some(policies) = policies_by_peer.get_mut(policy.peer) {
+            policies.push(index);
+        }
+    }
+    (peer_by_address, policies_by_peer)
+}
+
+impl Engine {
+    /// Puts `config` in force and rebuilds every index over it and over the SAs' peer
+    /// numbers (`reconfigure`, which has already renumbered the SAs that stay).
+    pub(crate) fn install_config(&mut self, config: Config) {
+        let (peer_by_address, policies_by_peer) = config_indices(&config);
+        self.config = config;
+        self.peer_by_address = peer_by_address;
+        self.policies_by_peer = policies_by_peer;
+        self.slots_by_peer.clear();
+        for (slot, sa) in self.slots.iter().enumerate() {
+            if let Some(sa) = sa {
+                self.slots_by_peer.entry(sa.peer).or_default().push(slot);
             }
         }
     }

@@ -373,6 +373,10 @@ pub enum FailureReason {
     /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
     /// mode), and a spoofed AM1 must not make us send anything (no amplification).
     AggressiveModePskRefused,
+    /// A configuration reload changed or removed the peer or policy the exchange served, so
+    /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
+    /// and it gives up in turn.
+    Reconfigured,
 }
 
 impl fmt::Display for FailureReason {
@@ -412,6 +416,9 @@ impl fmt::Display for FailureReason {
                  nor for all, by allow_aggressive_mode_psk_responder): {}",
                 crate::config::AGGRESSIVE_MODE_PSK_RISK
             ),
+            Self::Reconfigured => {
+                f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
+            }
         }
     }
 }
@@ -433,7 +440,8 @@ impl FailureReason {
             | Self::Undecryptable
             | Self::TimedOut { .. }
             | Self::TooManyHalfOpen
-            | Self::AggressiveModePskRefused => return None,
+            | Self::AggressiveModePskRefused
+            | Self::Reconfigured => return None,
         })
     }
 }

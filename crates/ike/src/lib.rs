@@ -14,7 +14,8 @@
 //! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
 //! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
-//! (`lifetime`), the reset commands and the error history (`commands`). Signatures are not
+//! (`lifetime`), the reset commands and the error history (`commands`), and configuration
+//! reload keeping the SAs whose configuration did not change (`reconfigure`). Signatures are not
 //! implemented yet.
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
@@ -36,6 +37,7 @@ mod lifetime;
 mod nat_t;
 mod proposal;
 mod quick_mode;
+mod reconfigure;
 mod vendor;
 mod wire;
 
@@ -60,4 +62,5 @@ pub use lifetime::{
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
+pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
 pub use vendor::{NatTVersion, PeerCapabilities};

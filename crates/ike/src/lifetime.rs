@@ -82,6 +82,9 @@ pub enum IpsecSaEnd {
     Reset,
     /// The IKE SA that managed it is gone and no newer one with the peer took it over.
     IkeSaGone,
+    /// A configuration reload changed or removed its policy or peer
+    /// ([`crate::Engine::reconfigure`]).
+    Reconfigured,
 }
 
 /// Why our side ended an IKE SA, carried by [`Event::IkeSaExpired`].
@@ -91,6 +94,8 @@ pub enum IkeSaEnd {
     Lifetime,
     /// `reset ike sa`.
     Reset,
+    /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
+    Reconfigured,
 }
 
 /// Where the rekey of one pair stands.
@@ -369,6 +374,7 @@ pub(crate) fn end_ike_sa(sa: &mut IkeSa, reason: IkeSaEnd, ctx: &mut Ctx<'_>) {
         let pair_reason = match reason {
             IkeSaEnd::Lifetime => IpsecSaEnd::IkeSaGone,
             IkeSaEnd::Reset => IpsecSaEnd::Reset,
+            IkeSaEnd::Reconfigured => IpsecSaEnd::Reconfigured,
         };
         end_pairs(sa, pairs, Some(pair_reason), true, ctx);
         let mut spi = [0u8; 16];

@@ -104,6 +104,34 @@ impl QuickMode {
         }
     }
 
+    /// True when this exchange is finished or serves a policy for which `kept` gives a new
+    /// index (a configuration reload keeps it).
+    pub(crate) fn serves_policy(&self, kept: &mut impl FnMut(usize) -> Option<usize>) -> bool {
+        match &self.state {
+            QmState::InitiatorWaitQm2(w) => kept(w.acquire.policy).is_some(),
+            QmState::ResponderWaitQm3(w) => kept(w.policy).is_some(),
+            QmState::Done => true,
+        }
+    }
+
+    /// Follows a configuration reload: the policy index this exchange serves becomes
+    /// `renumber(old)`. Returns false when its policy was changed or removed, so that the
+    /// caller abandons the exchange (a finished one has no policy and always stays).
+    pub(crate) fn renumber_policy(&mut self, renumber: impl Fn(usize) -> Option<usize>) -> bool {
+        let policy = match &mut self.state {
+            QmState::InitiatorWaitQm2(w) => &mut w.acquire.policy,
+            QmState::ResponderWaitQm3(w) => &mut w.policy,
+            QmState::Done => return true,
+        };
+        match renumber(*policy) {
+            Some(new) => {
+                *policy = new;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn state_name(&self) -> &'static str {
         match self.state {
             QmState::InitiatorWaitQm2(_) => "waiting for QM2",

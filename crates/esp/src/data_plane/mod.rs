@@ -466,6 +466,52 @@ impl DataPlane {
         true
     }
 
+    /// Follows a configuration reload in which policy entries moved or went: the SAs of
+    /// policy `old` now belong to `renumber(old)`, and the SAs of a policy that maps to
+    /// `None` are removed (the engine deleted them with the peer). Fragments waiting under a
+    /// removed policy are dropped. Call with the new SPD ([`DataPlane::replace_spd`]), whose
+    /// `Protect` actions use the new numbers. Returns how many pairs were removed.
+    pub fn renumber_policies(&mut self, renumber: impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
+        let mut removed = 0;
+        let outbound = std::mem::take(&mut self.outbound);
+        for (old, entries) in outbound {
+            match renumber(old) {
+                Some(new) => self.outbound.entry(new).or_default().extend(entries),
+                None => {
+                    for entry in entries {
+                        self.inbound.remove(&entry.inbound_spi);
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        // Inbound SAs whose outbound half was already gone follow the same rule.
+        self.inbound.retain(|_, entry| match renumber(entry.policy) {
+            Some(new) => {
+                entry.policy = new;
+                true
+            }
+            None => false,
+        });
+        let ready = std::mem::take(&mut self.ready);
+        for mut released in ready {
+            match released.sa {
+                Some((policy, serial)) => match renumber(policy) {
+                    Some(new) => {
+                        released.sa = Some((new, serial));
+                        self.ready.push_back(released);
+                    }
+                    None => {
+                        self.statistics.queue_dropped += 1;
+                        self.recycle(released.packet);
+                    }
+                },
+                None => self.ready.push_back(released),
+            }
+        }
+        removed
+    }
+
     /// The counters.
     pub fn statistics(&self) -> &Statistics {
         &self.statistics

@@ -596,3 +596,63 @@ fn later_fragments_pass_a_port_specific_inbound_selector() {
     let (_, esp) = send(&mut a, &other);
     assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
 }
+
+/// A reload inserts a policy before the reference one: the pair moves to index 1 with the
+/// new SPD and keeps carrying traffic under the same SPI; a reload that removes the policy
+/// removes the pair.
+#[test]
+fn renumbered_policies_keep_their_sas_and_removed_ones_lose_them() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    install(&mut a, &mut b, &k, a_selector(), mirror(a_selector()));
+    let (spi, _) = send(&mut a, &ping(1));
+
+    let other = Selector::between(net(SITE_A, 24), net([10, 3, 3, 0], 24));
+    a.replace_spd(Spd::new(
+        vec![
+            Rule { selector: other, action: Action::Protect(PolicyIndex(0)) },
+            Rule { selector: a_selector(), action: Action::Protect(PolicyIndex(1)) },
+        ],
+        Action::Bypass,
+    ));
+    assert_eq!(a.renumber_policies(|p| Some(PolicyIndex(p.0 + 1))), 0);
+    let (again, esp) = send(&mut a, &ping(2));
+    assert_eq!(again, spi, "the same SA seals under the new number");
+    assert_eq!(receive(&mut b, &esp).unwrap(), ping(2));
+    assert_eq!(a.outbound_sas(PolicyIndex(1)).count(), 1);
+    assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 0);
+
+    assert_eq!(a.renumber_policies(|p| (p.0 != 1).then_some(p)), 1);
+    assert!(a.inbound_sa(k.b_to_a.0).is_none(), "the inbound half went too");
+    let mut out = buffer();
+    assert!(matches!(a.seal(&ping(3), &mut out), Outbound::Queued), "no SA: an acquire");
+}
+
+/// An SA that reaches its hard traffic limit queues the flow and raises an acquire; the pair
+/// negotiated then carries the flow, including the packets that waited.
+#[test]
+fn a_pair_replaced_after_its_hard_traffic_limit_carries_the_flow() {
+    let (mut a, mut b) = planes();
+    let mut limited = gcm();
+    limited.limits =
+        TrafficLimits { soft_bytes: Some(200), hard_bytes: Some(400), ..TrafficLimits::default() };
+    install(&mut a, &mut b, &pair_keys(1, limited), a_selector(), mirror(a_selector()));
+    let mut out = buffer();
+    let mut sent = 0;
+    while let Outbound::Send(_) = a.seal(&ping(1), &mut out) {
+        sent += 1;
+        assert!(sent < 100, "the hard limit stops the SA");
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(events.iter().any(|e| matches!(e, Event::Acquire { .. })), "{events:?}");
+    install(&mut a, &mut b, &pair_keys(2, gcm()), a_selector(), mirror(a_selector()));
+    let mut released = 0;
+    while let Some(outcome) = a.poll_queued(&mut out) {
+        assert!(matches!(outcome, Outbound::Send(_)), "{outcome:?}");
+        released += 1;
+    }
+    assert_eq!(released, 1, "the packet that found the SA expired went out on the new one");
+    let (spi, esp) = send(&mut a, &ping(2));
+    assert_eq!(spi, Spi(0xB002));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(2)));
+}
