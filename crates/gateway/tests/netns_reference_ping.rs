@@ -254,6 +254,9 @@ fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
 /// Unlike pings, TCP at speed goes through the fast path's offloads: the kernel hands FW_A's
 /// TUN whole TSO bursts that the data-plane thread splits and seals in batches, and FW_B
 /// writes opened segments back coalesced (GRO); both must keep every byte and checksum.
+/// With `sa duration traffic-based 8192` the pair is replaced every 8 MiB during the
+/// transfer: the data plane's traffic-limit notices must reach the engine in time (at speed,
+/// a limit passes between two periodic usage reports), or the flow stalls at the hard limit.
 #[test]
 fn netns_bulk_tcp_through_the_tunnel_arrives_intact() {
     if !is_root() {
@@ -267,6 +270,7 @@ fn netns_bulk_tcp_through_the_tunnel_arrives_intact() {
             .unwrap()
             .replace(" esp authentication-algorithm md5\n", "")
             .replace(" esp encryption-algorithm des\n", " esp encryption-algorithm aes-128-gcm-128\n")
+            + "ipsec policy policy1 1 isakmp\n sa duration traffic-based 8192\n"
     };
     let net = build("t", &gcm("fw_a.cfg"), &gcm("fw_b.cfg"));
     let pb = format!("{}pb", net.tag);
@@ -308,4 +312,7 @@ c.close(); print(n, h.hexdigest())\n";
     // It went through ESP: FW_A sealed at least one packet per 1400 bytes of it.
     let sealed = statistics(&net.fw_a, &net.control_a)["sealed"].as_u64().unwrap_or(0);
     assert!(sealed >= 33_554_432 / 1400, "{sealed} packets sealed");
+    let log_a = net.logs("a.log");
+    let installed = log_a.matches(") up: ").count();
+    assert!(installed >= 4, "the pair was replaced by traffic ({installed} pairs installed)\n{log_a}");
 }
