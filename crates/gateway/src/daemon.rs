@@ -8,9 +8,12 @@
 //!
 //! It also carries the traffic ([`crate::data_path`]): a TUN device (`--tun`, `ks0` by
 //! default) with a route for every protected remote prefix, raw ESP sockets on the same
-//! addresses, and ESP-in-UDP on 4500. A packet that needs an SA raises an acquire, so
-//! negotiation starts on traffic; policies with `sa trigger-mode auto` (or `auto-neg` on the
-//! interface) also negotiate at start-up, as the device does.
+//! addresses, and ESP-in-UDP on 4500, all read and written by a data-plane thread of their
+//! own ([`crate::fast_path`]), which reports acquires and traffic here. A packet that needs
+//! an SA raises an acquire, so negotiation starts on traffic; policies with `sa trigger-mode
+//! auto` (or `auto-neg` on the interface) also negotiate at start-up, as the device does. A
+//! policy template only answers: its flows get their rule and route when a branch has
+//! negotiated them.
 //!
 //! Reload (`keysteward reload`, or SIGHUP): the file the daemon started with is read again
 //! and checked whole ([`crate::load`]: the VRP checks, the host's interfaces and addresses,
@@ -21,8 +24,8 @@
 //! payloads, the data path's SPD and the routes into the TUN are rebuilt, sockets are opened
 //! for new local addresses, and `sa trigger-mode auto` policies are started.
 //!
-//! The UDP 4500 path (marker stripped and added) is not yet exercised
-//! end to end by a test: two keysteward daemons without a NAT between them stay on 500.
+//! The UDP 4500 path (marker stripped and added, ESP-in-UDP) is exercised end to end against
+//! strongSwan, whose kernel-libipsec fakes NAT-D (`tests/netns_strongswan_interop.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
