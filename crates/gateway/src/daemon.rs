@@ -42,6 +42,7 @@ use tracing::{error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
+use crate::display::live::Live;
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
@@ -66,6 +67,10 @@ pub struct RunOptions {
     /// VRP interface names (unmapped names are Linux names).
     pub interface_map: InterfaceMap,
 }
+
+/// The conn-ids of the `v1:2` lines of `display ike sa` start above this, apart from the
+/// engine's phase-1 numbers.
+const PHASE2_CONN_ID_BASE: u64 = 10_000;
 
 /// How many failures `display ike error-info` remembers.
 const ERROR_HISTORY: usize = 64;
@@ -227,7 +232,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    let Checked { config, engine: engine_config, .. } =
+    let Checked { mut config, engine: engine_config, .. } =
         load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
     let templates = template_policies(&config, &engine_config);
     let acquires = initiating(start_up_acquires(&config, &engine_config), &templates);
@@ -263,6 +268,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
     engine.set_key_log(key_log.is_some());
+    // Certificate validity is checked against the wall clock; the engine itself reads none.
+    let unix_now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.set_wall_clock(Instant::now(), unix_now);
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {
@@ -278,7 +286,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             }
             Some(notice) = notices.recv() => match notice {
                 data_path::Notice::Acquire(acquire) => engine.handle_acquire(Instant::now(), acquire),
-                data_path::Notice::Traffic(spi) => data.traffic(spi, &mut engine),
+                data_path::Notice::Traffic(spi) => data.heard_from(spi, &mut engine),
                 data_path::Notice::Usage => data.report_usage(&mut engine),
             },
             _ = usage.tick() => data.report_usage(&mut engine),
@@ -290,13 +298,14 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                         routes: &mut routes,
                         sockets: &mut sockets,
                         inputs: &inputs,
+                        config: &mut config,
                     };
                     match reload(&options, &mut running).await {
                         Ok((text, json)) => Response::Ok { text, json },
                         Err(e) => Response::Error(e),
                     }
                 } else {
-                    answer(&mut engine, &records, &data, &request)
+                    answer(&mut engine, &records, &data, &config, &request)
                 };
                 let _ = reply.send(response);
             }
@@ -308,6 +317,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                     routes: &mut routes,
                     sockets: &mut sockets,
                     inputs: &inputs,
+                    config: &mut config,
                 };
                 // `reload` logs the outcome either way; there is no caller to answer.
                 let _ = reload(&options, &mut running).await;
@@ -333,6 +343,8 @@ struct Running<'a> {
     routes: &'a mut data_path::Routes,
     sockets: &'a mut HashMap<SocketAddr, Arc<UdpSocket>>,
     inputs: &'a Inputs,
+    /// The VRP configuration in force (`show-config` and the configuration displays).
+    config: &'a mut vrp::Config,
 }
 
 /// Reloads the configuration file: checks it whole, then applies it (see the module
@@ -368,6 +380,7 @@ async fn reload(
     for acquire in acquires {
         running.engine.handle_acquire(now, acquire);
     }
+    *running.config = config;
     let (ike_after, pairs_after) = (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
     let (ike_deleted, pairs_deleted) =
         (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
@@ -466,12 +479,23 @@ async fn drain(
             }
         }
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if initiator { "initiator" } else { "responder" },
-                ike::SuiteName(&suite)
-            ),
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
+                info!(
+                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                    remote.ip(),
+                    if initiator { "initiator" } else { "responder" },
+                    ike::SuiteName(&suite)
+                );
+                // Signature authentication: which certificate the peer proved it holds.
+                let certificate =
+                    engine.ike_sas().find(|v| v.connection == connection).and_then(|v| v.peer_certificate);
+                if let Some(c) = certificate {
+                    info!(
+                        "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
+                        c.subject, c.issuer, c.serial
+                    );
+                }
+            }
             Event::IpsecSaInstalled(pair) => {
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
@@ -536,7 +560,13 @@ async fn drain(
     }
 }
 
-fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {
+fn answer(
+    engine: &mut Engine,
+    records: &Records,
+    data: &DataPath,
+    config: &vrp::Config,
+    request: &Request,
+) -> Response {
     match request {
         Request::DisplayIpsecStatistics => {
             let s = data.statistics();
@@ -573,7 +603,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 .iter()
                 .rev()
                 .map(|p| IkeSaRow {
-                    conn_id: p.display_id + 10_000,
+                    conn_id: p.display_id + PHASE2_CONN_ID_BASE,
                     peer: p.remote.ip().to_string(),
                     flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
                     phase: "v1:2",
@@ -581,15 +611,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 })
                 .collect();
             rows.extend(engine.ike_sas().map(|sa| {
-                let mut flags = Vec::new();
-                if sa.state == "established" {
-                    flags.push("RD");
-                } else {
-                    flags.push("NEG");
-                }
-                if sa.initiator {
-                    flags.push("ST");
-                }
+                let flags = crate::display::live::ike_sa_flags(&sa);
                 IkeSaRow {
                     conn_id: sa.connection.0,
                     peer: sa.remote.ip().to_string(),
@@ -671,6 +693,25 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 text: format!("{} IPsec SA pair(s) reset\n", before.saturating_sub(after)),
                 json: json!({ "reset": before.saturating_sub(after) }),
             }
+        }
+        // The other displays and show-config read the engine, the data plane's counters and
+        // the configuration (display/live.rs).
+        other => {
+            let traffic = data.traffic();
+            let phase2_conn_ids: HashMap<u32, u64> = records
+                .installed
+                .iter()
+                .map(|p| (p.inbound_spi, p.display_id + PHASE2_CONN_ID_BASE))
+                .collect();
+            let live = Live {
+                engine,
+                config,
+                traffic: &traffic,
+                phase2_conn_ids: &phase2_conn_ids,
+                now: Instant::now(),
+            };
+            crate::display::live::respond(&live, other)
+                .unwrap_or_else(|| Response::Error(format!("unsupported request {other:?}")))
         }
     }
 }

@@ -12,3 +12,4 @@ pub mod engine_config;
 pub mod fast_path;
 pub mod key_log;
 pub mod load;
+pub mod pki;

@@ -11,8 +11,11 @@
 //! `trigger-mode auto`, so the first ping's packet raises the acquire. At most that packet may
 //! be lost. The data plane's counters (`display ipsec statistics`) show the pings were sealed
 //! and opened; when `tshark` is installed, a capture of the public link also shows ESP and no
-//! ICMP. Namespaces (with their TUN devices and routes) and daemons are removed even when the
-//! test fails.
+//! ICMP. Then every display of issue 4 is asked of the running daemons (`check_displays`):
+//! `display ipsec sa` shows both SPIs, mirrored on FW_B, with counters that grow with two more
+//! pings; the session table shows the IKE and ESP sessions with 192.0.2.2; `show-config`
+//! masks the key in text and JSON; `display ike peer` shows peer b. Namespaces (with their
+//! TUN devices and routes) and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +23,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{ip, is_root, Cleanup};
+
+#[path = "../../crypto/tests/support/test_pki.rs"]
+mod test_pki;
 
 fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
     Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
@@ -183,6 +189,8 @@ fn netns_ping_through_the_reference_tunnel() {
     let text = keysteward(&fw_a, &["display", "ipsec", "statistics"], &control_a);
     assert!(text.contains("packets sealed: "), "{text}");
 
+    check_displays(&fw_a, &control_a, &fw_b, &control_b, &pc_a);
+
     if tshark {
         // Stop the capture (SIGINT through kill(1) so it flushes), then read it back.
         std::thread::sleep(Duration::from_secs(1));
@@ -213,6 +221,79 @@ fn netns_ping_through_the_reference_tunnel() {
         .filter(|n| n.len() == tag.len() + 2 && n.starts_with(&tag))
         .count();
     assert_eq!(ours, 0, "namespaces removed: {listed}");
+}
+
+/// `keysteward ARGS --json` in `ns`, parsed.
+fn json(ns: &str, args: &[&str], control: &Path) -> serde_json::Value {
+    let mut with = args.to_vec();
+    with.push("--json");
+    let text = keysteward(ns, &with, control);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// Issue 4's displays against the running daemons: what an operator would look for after
+/// the first pings went through.
+fn check_displays(fw_a: &str, control_a: &Path, fw_b: &str, control_b: &Path, pc_a: &str) {
+    // `display ipsec sa`: both SPIs, mirrored on FW_B, and counters that grow with traffic.
+    let sa_a = json(fw_a, &["display", "ipsec", "sa"], control_a);
+    let sa_b = json(fw_b, &["display", "ipsec", "sa"], control_b);
+    let (pair_a, pair_b) = (&sa_a["sas"][0], &sa_b["sas"][0]);
+    let (out_spi, in_spi) = (&pair_a["outbound"][0]["spi"], &pair_a["inbound"][0]["spi"]);
+    assert!(out_spi.as_u64().is_some_and(|s| s > 255) && in_spi.as_u64().is_some_and(|s| s > 255), "{sa_a}");
+    assert_eq!((out_spi, in_spi), (&pair_b["inbound"][0]["spi"], &pair_b["outbound"][0]["spi"]), "{sa_b}");
+    assert_eq!(pair_a["tunnel_remote"], "192.0.2.2:500", "{sa_a}");
+    assert_eq!(pair_a["acl_rule"], 5, "{sa_a}");
+    let packets = |sa: &serde_json::Value, way: &str| sa["sas"][0][way][0]["packets"].as_u64().unwrap_or(0);
+    let (sent_before, opened_before) = (packets(&sa_a, "outbound"), packets(&sa_a, "inbound"));
+    assert!(sent_before >= 4 && opened_before >= 4, "{sa_a}");
+    let text = keysteward(fw_a, &["display", "ipsec", "sa"], control_a);
+    let spi = out_spi.as_u64().unwrap();
+    assert!(text.contains(&format!("      SPI: {spi} (0x{spi:08x})\n")), "{text}");
+    assert!(text.contains("Interface: GigabitEthernet0/0/2\n"), "{text}");
+    let ping = in_ns(pc_a, &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.2.2.2"]);
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    let sa_a = json(fw_a, &["display", "ipsec", "sa"], control_a);
+    assert!(packets(&sa_a, "outbound") >= sent_before + 2, "sent counter did not grow: {sa_a}");
+    assert!(packets(&sa_a, "inbound") >= opened_before + 2, "opened counter did not grow: {sa_a}");
+
+    // The session table: IKE with FW_B on 500, ESP with it, counted.
+    let text = keysteward(fw_a, &["display", "firewall", "session", "table"], control_a);
+    assert!(text.contains("  udp  VPN:public --> public 192.0.2.1:500-->192.0.2.2:500\n"), "{text}");
+    assert!(text.contains("  esp  VPN:public --> public 192.0.2.1:0-->192.0.2.2:0\n"), "{text}");
+    let sessions = json(fw_a, &["display", "firewall", "session", "table"], control_a);
+    let esp =
+        sessions["sessions"].as_array().and_then(|s| s.iter().find(|s| s["protocol"] == "esp")).cloned();
+    let esp = esp.unwrap_or_else(|| panic!("no ESP session: {sessions}"));
+    assert_eq!(esp["destination"], "192.0.2.2:0");
+    assert!(esp["forward"]["packets"].as_u64().unwrap_or(0) >= sent_before + 2, "{esp}");
+    assert!(esp["reverse"]["bytes"].as_u64().unwrap_or(0) > 0, "{esp}");
+
+    // show-config: the configuration in force, the key masked in text and JSON.
+    let config = keysteward(fw_a, &["show-config"], control_a);
+    assert!(config.contains(" pre-shared-key cipher %^%#********%^%#\n"), "{config}");
+    assert!(config.contains("ipsec policy policy1 1 isakmp\n"), "{config}");
+    let config_json = json(fw_a, &["show-config"], control_a);
+    assert!(!config.contains("tiandihui2") && !config_json.to_string().contains("tiandihui2"), "key shown");
+
+    // The configuration displays and the verbose IKE SA.
+    let peers = keysteward(fw_a, &["display", "ike", "peer"], control_a);
+    assert!(
+        peers.contains("\nb                v1       main            10         IP        192.0.2.2\n"),
+        "{peers}"
+    );
+    let peer = keysteward(fw_a, &["display", "ike", "peer", "name", "b"], control_a);
+    assert!(peer.contains("Peer IP address         : 192.0.2.2\n") && !peer.contains("tiandihui2"), "{peer}");
+    let verbose = json(fw_a, &["display", "ike", "sa", "verbose", "--remote", "192.0.2.2"], control_a);
+    assert_eq!(verbose["sas"][0]["remote_id"], "192.0.2.2", "{verbose}");
+    assert_eq!(verbose["sas"][0]["flags"], serde_json::json!(["RD", "ST"]), "{verbose}");
+    let proposal = keysteward(fw_a, &["display", "ike", "proposal"], control_a);
+    assert!(proposal.contains(" IKE Proposal: 10\n"), "{proposal}");
+    let proposal = keysteward(fw_a, &["display", "ipsec", "proposal", "name", "a"], control_a);
+    assert!(proposal.contains("                     Encryption DES\n"), "{proposal}");
+    let policy = keysteward(fw_a, &["display", "ipsec", "policy"], control_a);
+    assert!(policy.contains("    Peer name: b\n"), "{policy}");
+    let missing = keysteward(fw_a, &["display", "ipsec", "policy", "name", "nope"], control_a);
+    assert!(missing.contains("no ipsec policy named nope"), "{missing}");
 }
 
 /// Issue 5's lifetime scenario: IPsec SAs of 30 s and IKE SAs of 60 s with a continuous ping
@@ -315,4 +396,74 @@ c.close(); print(n, h.hexdigest())\n";
     let log_a = net.logs("a.log");
     let installed = log_a.matches(") up: ").count();
     assert!(installed >= 4, "the pair was replaced by traffic ({installed} pairs installed)\n{log_a}");
+}
+
+/// The reference topology with certificates instead of the pre-shared key: both firewalls
+/// authenticate with RSA signatures (`authentication-method rsa-signature`), certificates from
+/// one CA made here, identities as subject DNs, and FW_B holds a CRL (of another serial). The
+/// ping must go through, and `display ike sa --json` must show each peer's certificate.
+#[test]
+fn netns_ping_through_the_reference_tunnel_with_certificates() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    use test_pki::{Ca, KeyKind, LeafSpec, DAY};
+    let tag = format!("ks{}c", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-ping-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let ca = Ca::new("keysteward", KeyKind::Rsa2048);
+    for (name, serial) in [("fw-a", 10), ("fw-b", 11)] {
+        let mut spec = LeafSpec::new(name, KeyKind::Rsa2048);
+        spec.not_before = now - DAY;
+        spec.not_after = now + 30 * DAY;
+        spec.serial = serial;
+        let leaf = ca.issue(&spec);
+        std::fs::write(dir.join(format!("{name}.crt")), &leaf.pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), &leaf.key_pem).unwrap();
+    }
+    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let config = |file: &str, me: &str, peer: &str, crl: &str| {
+        let text = std::fs::read_to_string(examples.join(file)).unwrap();
+        text.replace("ike proposal 10\n", "ike proposal 10\n authentication-method rsa-signature\n").replace(
+            " pre-shared-key tiandihui2\n",
+            &format!(
+                " certificate local-filename {me}.crt\n certificate local-key-filename {me}.key\n \
+                 certificate ca-filename ca.pem\n{crl} local-id-type dn\n remote-id-type dn\n \
+                 remote-id \"C=CN, O=keysteward test, CN={peer}\"\n"
+            ),
+        )
+    };
+    // A CRL that revokes another serial: checked, and not in the way.
+    let crl = ca.crl_at(&[999], now);
+    std::fs::write(dir.join("ca.crl"), crl).unwrap();
+    let config_a = config("fw_a.cfg", "fw-a", "fw-b", "");
+    let config_b = config("fw_b.cfg", "fw-b", "fw-a", " certificate crl-filename ca.crl\n");
+    assert!(config_a.contains("certificate local-filename fw-a.crt") && !config_a.contains("pre-shared-key"));
+    let net = build("c", &config_a, &config_b);
+    let ping = in_ns(&net.pc_a, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"]);
+    let text = String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
+    let replies = text.matches("bytes from 10.2.2.2").count();
+    assert!(
+        replies >= 4,
+        "{replies} of 5 pings answered\n{text}\nFW_A log:\n{}\nFW_B log:\n{}",
+        net.logs("a.log"),
+        net.logs("b.log")
+    );
+    let ike = keysteward(&net.fw_a, &["display", "ike", "sa"], &net.control_a);
+    assert!(ike.contains("192.0.2.2               RD|ST         v1:1  public"), "{ike}");
+    // Each side authenticated the other's certificate.
+    for (log, peer) in [(net.logs("a.log"), "fw-b"), (net.logs("b.log"), "fw-a")] {
+        assert!(
+            log.contains(&format!("peer certificate subject 'C=CN, O=keysteward test, CN={peer}', issuer 'C=CN, O=keysteward, CN=keysteward CA'")),
+            "{log}"
+        );
+        assert!(
+            log.contains("aes-256/sha2-256/group14/rsa-signature") || log.contains("rsa-signature"),
+            "{log}"
+        );
+    }
+    drop(net.cleanup);
 }

@@ -55,8 +55,8 @@
 
 use std::net::SocketAddr;
 
-use crypto::key_schedule::{HashVerified, NextIv};
-use crypto::{DhError, DhPrivate, Digest};
+use crypto::key_schedule::NextIv;
+use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
 use crate::config::{ExchangeMode, IkeProposal};
@@ -67,6 +67,7 @@ use crate::ike_sa::{
 };
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::signature_auth::{self, PeerProof};
 use crate::vendor;
 use crate::wire;
 
@@ -126,6 +127,12 @@ impl AggressiveState {
     }
 }
 
+/// The authentication method of the first offered proposal: AM1 carries CRs when it is a
+/// signature method.
+fn group_method(offered: &[IkeProposal]) -> crate::config::AuthMethod {
+    offered.first().map_or(crate::config::AuthMethod::PreSharedKey, |p| p.auth_method)
+}
+
 /// The proposals an aggressive-mode initiator offers: those sharing the first proposal's
 /// Diffie-Hellman group, in order, since AM1's KE can only be of one group.
 pub(crate) fn aggressive_proposals(proposals: &[IkeProposal]) -> Vec<IkeProposal> {
@@ -159,6 +166,7 @@ pub(crate) fn am3_hash_i(
 
 /// AM3: HASH_I (then `rest`, e.g. NAT-D payloads) encrypted under the phase-1 chain, which
 /// starts at the initial IV and then moves to AM3's last block.
+#[cfg(test)] // the known-answer tests seal a strongSwan AM3 again; the engine uses `seal_am3_payloads`
 pub(crate) fn seal_am3(
     cookie_i: Cookie,
     cookie_r: Cookie,
@@ -166,12 +174,24 @@ pub(crate) fn seal_am3(
     rest: &[Payload<'_>],
     material: &mut Phase1Material,
 ) -> Vec<u8> {
-    let mut payloads = vec![Payload::Hash(hash_i)];
+    seal_am3_payloads(cookie_i, cookie_r, &[Payload::Hash(hash_i)], rest, material)
+}
+
+/// AM3 with the given proof payloads (`HASH_I`, or `[CERT], SIG_I`) first, then `rest`.
+pub(crate) fn seal_am3_payloads(
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    proof: &[Payload<'_>],
+    rest: &[Payload<'_>],
+    material: &mut Phase1Material,
+) -> Vec<u8> {
+    let mut payloads = proof.to_vec();
     payloads.extend(rest.iter().cloned());
+    let first = payloads.first().map_or(PayloadType::Hash, Payload::payload_type);
     let mut chain = Vec::new();
     isakmp::emit_payload_chain(&payloads, &mut chain);
     let header = wire::header(cookie_i, cookie_r, ExchangeType::Aggressive, 0);
-    wire::encrypted(header, PayloadType::Hash, chain, &material.key, &mut material.iv)
+    wire::encrypted(header, first, chain, &material.key, &mut material.iv)
 }
 
 /// What a verified AM3 told the responder besides HASH_I.
@@ -180,8 +200,10 @@ pub(crate) struct OpenedAm3 {
     /// The IV the phase-1 chain moves to (none for a cleartext AM3); the caller moves it once
     /// it has accepted the message.
     pub(crate) next_iv: Option<NextIv>,
-    /// The proof that HASH_I verified.
-    pub(crate) proof: HashVerified,
+    /// The proof that HASH_I or the signature over it verified.
+    pub(crate) proof: PeerProof,
+    /// The initiator's verified certificate, under signature authentication.
+    pub(crate) certificate: Option<CertificateSummary>,
     /// The initiator's NAT-D payloads, in order: (draft payload number, hash). Owned, since
     /// they live in the decrypted plaintext.
     pub(crate) nat_d: Vec<(bool, Vec<u8>)>,
@@ -210,12 +232,25 @@ pub(crate) fn open_am3(
     sai_b: &[u8],
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
-    let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
+    open_am3_with(message, material, |payloads| {
         let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
         let proof = material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
             .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })?;
+        Ok((PeerProof::Hash(proof), None))
+    })
+}
+
+/// Opens AM3 and checks the initiator's proof with `check` (HASH_I, or certificate and
+/// signature), as [`open_am3`] describes.
+pub(crate) fn open_am3_with(
+    message: &Message<'_>,
+    material: &Phase1Material,
+    check: impl FnOnce(&[Payload<'_>]) -> Result<(PeerProof, Option<CertificateSummary>), FailureReason>,
+) -> Result<OpenedAm3, FailureReason> {
+    let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
+        let (proof, certificate) = check(payloads)?;
         let nat_d = payloads
             .iter()
             .filter_map(|p| match p {
@@ -226,7 +261,7 @@ pub(crate) fn open_am3(
         let initial_contact = payloads
             .iter()
             .any(|p| matches!(p, Payload::Notification(n) if n.notify_type == NotifyType::InitialContact));
-        Ok(OpenedAm3 { next_iv, proof, nat_d, initial_contact })
+        Ok(OpenedAm3 { next_iv, proof, certificate, nat_d, initial_contact })
     };
     match message.encrypted_body() {
         Some(ciphertext) => {
@@ -312,8 +347,13 @@ impl IkeSa {
             Payload::Nonce(&ni),
             Payload::Identification(id),
         ];
+        payloads
+            .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
         // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
         sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
@@ -367,6 +407,7 @@ impl IkeSa {
             ctx,
         );
         sa.learn_capabilities(payloads, ctx.config);
+        sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
         if g_xi.len() != suite.group.public_len() {
@@ -380,10 +421,21 @@ impl IkeSa {
         let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
         let nr = ctx.random_bytes(NONCE_LEN);
         let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+        sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
         let id_r = sa.local_identification(ctx.config);
         let mut idir_b = Vec::new();
         id_r.emit(&mut idir_b);
-        let hash_r = am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b);
+        let hash_r = if suite.auth_method.is_signature() {
+            let input = auth_input(&material, cookie_i, cookie_r, &sai_b);
+            signature_auth::signed_hash(&suite, &material, &input, &idir_b, false)
+        } else {
+            am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
+        };
+        let signed = if suite.auth_method.is_signature() {
+            Some(signature_auth::sign(&ctx.config.peers[peer], &hash_r, sa.peer_asked_certificate)?)
+        } else {
+            None
+        };
         // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
         // it sent from (RFC 3947 §3.2).
         let nat_d = sa.nat_discovery(suite.hash);
@@ -394,11 +446,22 @@ impl IkeSa {
             Payload::Nonce(&nr),
             Payload::Identification(id_r),
         ];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         if let Some((version, hashes)) = &nat_d {
             payloads.extend(nat_t::discovery_payloads(*version, hashes));
         }
-        payloads.push(Payload::Hash(&hash_r));
+        match &signed {
+            Some((certificate, signature)) => {
+                let proof = signature_auth::proof_payloads(*certificate, signature);
+                // CERT, then our CRs (we want the initiator's certificate in AM3), then SIG.
+                let (sig, cert) = proof.split_last().map_or((None, &[][..]), |(s, c)| (Some(s.clone()), c));
+                payloads.extend(cert.iter().cloned());
+                payloads
+                    .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
+                payloads.extend(sig);
+            }
+            None => payloads.push(Payload::Hash(&hash_r)),
+        }
         let am2 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.flight.received(digest);
         // No timer-driven retransmission of AM2 (module doc, "Retransmission").
@@ -443,7 +506,29 @@ impl IkeSa {
             }
             Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) => {
                 let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = *wait;
-                let opened = open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?;
+                let opened = if suite.auth_method.is_signature() {
+                    let input = auth_input(&material, self.cookie_i, self.cookie_r, &sai_b);
+                    let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
+                    let id = Identification::parse_body(&idii_b).map_err(FailureReason::InvalidMessage)?;
+                    let peer = self.peer_config(ctx.config);
+                    open_am3_with(message, &material, |payloads| {
+                        let (proof, certificate) = signature_auth::verify_peer(
+                            peer,
+                            &suite,
+                            payloads,
+                            &id,
+                            &hash_i,
+                            "HASH_I",
+                            ctx.unix_time,
+                        )?;
+                        Ok((proof, Some(certificate)))
+                    })?
+                } else {
+                    open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?
+                };
+                if opened.certificate.is_some() {
+                    self.peer_certificate = opened.certificate.clone();
+                }
                 // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
                 // floated, as strongSwan does), then follow the peer there.
                 self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
@@ -501,7 +586,6 @@ impl IkeSa {
         }
         let (g_xr, nr) = ke_and_nonce(payloads)?;
         let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
-        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
         let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
             .ok_or(FailureReason::MissingPayload("ID"))?;
         self.cookie_r = message.header.responder_cookie;
@@ -509,16 +593,47 @@ impl IkeSa {
         let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
         let mut material =
             self.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
-        let proof = material
-            .skeyid
-            .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
-            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
+        self.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
+        let proof = if suite.auth_method.is_signature() {
+            let input = self.auth_input(&material, &wait.sai_b);
+            let hash_r = signature_auth::signed_hash(&suite, &material, &input, idir_b, false);
+            let (proof, certificate) = signature_auth::verify_peer(
+                self.peer_config(ctx.config),
+                &suite,
+                payloads,
+                id,
+                &hash_r,
+                "HASH_R",
+                ctx.unix_time,
+            )?;
+            self.peer_certificate = Some(certificate);
+            proof
+        } else {
+            let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
+            PeerProof::Hash(
+                material
+                    .skeyid
+                    .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
+                    .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?,
+            )
+        };
         check_remote_identity(self.peer_config(ctx.config), id)?;
+        self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
         self.detect_nat(payloads, suite.hash, ctx);
         self.float_if_nat_detected(ctx.now);
-        let hash_i = am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b);
+        let hash_i = if suite.auth_method.is_signature() {
+            let input = self.auth_input(&material, &wait.sai_b);
+            signature_auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
+        } else {
+            am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b)
+        };
+        let signed = if suite.auth_method.is_signature() {
+            Some(signature_auth::sign(self.peer_config(ctx.config), &hash_i, self.peer_asked_certificate)?)
+        } else {
+            None
+        };
         let nat_d = self.nat_discovery(suite.hash);
         let cookies = self.cookie_pair();
         let mut rest = Vec::new();
@@ -528,7 +643,11 @@ impl IkeSa {
         if self.send_initial_contact {
             rest.push(initial_contact(&cookies));
         }
-        let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &rest, &mut material);
+        let proof_payloads = match &signed {
+            Some((certificate, signature)) => signature_auth::proof_payloads(*certificate, signature),
+            None => vec![Payload::Hash(&hash_i)],
+        };
+        let am3 = seal_am3_payloads(self.cookie_i, self.cookie_r, &proof_payloads, &rest, &mut material);
         self.flight.received(digest);
         self.flight.answer_every_repeat();
         self.send(am3, false, ctx);

@@ -20,9 +20,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crypto::key_schedule::{
-    AuthHashInput, HashVerified, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD,
-};
+use crypto::key_schedule::{AuthHashInput, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD};
 use crypto::{DhPrivate, HashAlgorithm, SecretBytes, SecureRandom};
 use isakmp::{
     Cookie, ExchangeType, Identification, Identity, Message, Payload, PayloadType, RawPayloads,
@@ -37,6 +35,7 @@ use crate::lifetime::Lifetimes;
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
+use crate::signature_auth::{self, PeerProof};
 use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
@@ -55,6 +54,9 @@ pub(crate) struct Ctx<'a> {
     /// `(local, remote)` of the datagram being handled, if one is: NAT detection and the
     /// NAT-T float compare them with the SA's addresses.
     pub(crate) received: Option<(SocketAddr, SocketAddr)>,
+    /// Wall-clock time (seconds since the Unix epoch) for certificate validity, when the
+    /// driver gave the engine a clock ([`crate::Engine::set_wall_clock`]).
+    pub(crate) unix_time: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -265,8 +267,8 @@ pub(crate) enum Phase1 {
         suite: IkeProposal,
         material: Box<Phase1Material>,
         expires_at: Instant,
-        /// The peer's HASH_I / HASH_R checked out: no SA is established without it.
-        _authenticated: HashVerified,
+        /// The peer's HASH_I / HASH_R or signature checked out: no SA is established without it.
+        _authenticated: PeerProof,
     },
     /// Left behind by a failed transition; the engine removes the SA.
     Failed,
@@ -329,6 +331,49 @@ pub(crate) struct IkeSa {
     pub(crate) initial_contact_received: bool,
     /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
     pub(crate) informational_seen: crate::informational::SeenMessageIds,
+    /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
+    pub(crate) peer_asked_certificate: bool,
+    /// The peer's verified certificate, once signature authentication succeeded.
+    pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
+    /// The phase-1 message being reassembled from fragments (`fragmentation.rs`).
+    pub(crate) reassembly: crate::fragmentation::Reassembly,
+    /// The fragment ID of our next fragmented message.
+    pub(crate) next_fragment_id: std::cell::Cell<u16>,
+    /// The identity the peer presented and authenticated (its ID payload), for `display ike
+    /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
+    /// says who the peer claimed to be.
+    pub(crate) remote_identity: Option<PeerIdentity>,
+}
+
+/// A phase-1 identity as the peer presented it, in display form (`display ike sa verbose`'s
+/// `Remote ID type` and `Remote ID`). Names are printed lossily and bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// `IP`, `FQDN`, `USER-FQDN`, `IP-SUBNET`, `IP-RANGE`, `DN`, `KEY-ID` or the ID type number.
+    pub kind: String,
+    /// The identity itself.
+    pub value: String,
+}
+
+impl PeerIdentity {
+    /// The display form of `identity`.
+    pub(crate) fn of(identity: &Identity<'_>) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+        let (kind, value) = match identity {
+            Identity::Ipv4Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Ipv6Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Fqdn(n) => ("FQDN".to_owned(), text(n)),
+            Identity::UserFqdn(n) => ("USER-FQDN".to_owned(), text(n)),
+            Identity::Ipv4Subnet { address, mask } => ("IP-SUBNET".to_owned(), format!("{address}/{mask}")),
+            Identity::Ipv4Range { start, end } => ("IP-RANGE".to_owned(), format!("{start}-{end}")),
+            Identity::DerAsn1Dn(der) => (
+                "DN".to_owned(),
+                crypto::x509::dn_der_to_text(der).unwrap_or_else(|| "(unparseable)".to_owned()),
+            ),
+            other => (format!("{:?}", other.id_type()), String::new()),
+        };
+        Self { kind, value }
+    }
 }
 
 impl IkeSa {
@@ -377,7 +422,10 @@ impl IkeSa {
         let mut sai_b = Vec::new();
         offer.emit(&mut sai_b);
         let mut payloads = vec![Payload::SecurityAssociation(offer)];
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
             payloads,
@@ -413,7 +461,7 @@ impl IkeSa {
         sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
         sa.learn_capabilities(message.payloads(), ctx.config);
         let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         let mm2 =
             wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
         sa.flight.received(digest);
@@ -459,6 +507,11 @@ impl IkeSa {
             send_initial_contact: false,
             initial_contact_received: false,
             informational_seen: crate::informational::SeenMessageIds::default(),
+            peer_asked_certificate: false,
+            peer_certificate: None,
+            reassembly: crate::fragmentation::Reassembly::default(),
+            next_fragment_id: std::cell::Cell::new(1),
+            remote_identity: None,
         }
     }
 
@@ -477,9 +530,26 @@ impl IkeSa {
         self.transmit(bytes, ctx);
     }
 
-    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
+    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own). A
+    /// phase-1 message larger than the fragment size goes out in fragments when both sides
+    /// announced IKE fragmentation; retransmissions are fragmented again, under a new ID.
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
+        if self.fragments_to_peer(ctx.config) {
+            let id = self.next_fragment_id.get();
+            if let Some(fragments) = crate::fragmentation::split(&payload, id, &ctx.config.limits) {
+                self.next_fragment_id.set(id.wrapping_add(1));
+                for fragment in fragments {
+                    ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, fragment));
+                }
+                return;
+            }
+        }
         ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, payload));
+    }
+
+    /// Whether we fragment for this peer: on here, and the peer announced it.
+    pub(crate) fn fragments_to_peer(&self, config: &Config) -> bool {
+        config.limits.fragmentation && self.peer_capabilities.fragmentation
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
@@ -515,6 +585,10 @@ impl IkeSa {
                 let ni = ctx.random_bytes(NONCE_LEN);
                 let nat_d = self.nat_discovery(suite.hash);
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
+                payloads.extend(signature_auth::certificate_requests(
+                    self.peer_config(ctx.config),
+                    suite.auth_method,
+                ));
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
@@ -531,12 +605,29 @@ impl IkeSa {
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 self.float_if_nat_detected(ctx.now);
+                self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
-                let hash_i = material.skeyid.hash_i(&self.auth_input(&material, &sai_b), &idii_b);
+                let input = self.auth_input(&material, &sai_b);
+                let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
                 let cookies = self.cookie_pair();
-                let mut payloads = vec![Payload::Identification(id), Payload::Hash(&hash_i)];
+                let signed = if suite.auth_method.is_signature() {
+                    Some(signature_auth::sign(
+                        self.peer_config(ctx.config),
+                        &hash_i,
+                        self.peer_asked_certificate,
+                    )?)
+                } else {
+                    None
+                };
+                let mut payloads = vec![Payload::Identification(id)];
+                match &signed {
+                    Some((certificate, signature)) => {
+                        payloads.extend(signature_auth::proof_payloads(*certificate, signature))
+                    }
+                    None => payloads.push(Payload::Hash(&hash_i)),
+                }
                 if self.send_initial_contact {
                     payloads.push(initial_contact(&cookies));
                 }
@@ -555,9 +646,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof, _) =
-                    self.open_identity_message(message, &material, &sai_b, ctx.config, false)?;
+                let (next_iv, proof, _, identity) =
+                    self.open_identity_message(message, &material, &sai_b, &suite, ctx, false)?;
                 material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.flight.received(digest);
                 self.flight.settle();
@@ -573,7 +665,12 @@ impl IkeSa {
                 let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 let nat_d = self.nat_discovery(suite.hash);
+                self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
+                payloads.extend(signature_auth::certificate_requests(
+                    self.peer_config(ctx.config),
+                    suite.auth_method,
+                ));
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
@@ -584,20 +681,35 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof, initial_contact) =
-                    self.open_identity_message(message, &material, &sai_b, ctx.config, true)?;
-                material.iv.advance(next_iv);
-                self.peer_authenticated(ctx);
-                self.initial_contact_received = initial_contact;
+                let (next_iv, proof, initial_contact, identity) =
+                    self.open_identity_message(message, &material, &sai_b, &suite, ctx, true)?;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
                 id.emit(&mut idir_b);
-                let hash_r = material.skeyid.hash_r(&self.auth_input(&material, &sai_b), &idir_b);
+                let input = self.auth_input(&material, &sai_b);
+                let hash_r = signature_auth::signed_hash(&suite, &material, &input, &idir_b, false);
+                let signed = if suite.auth_method.is_signature() {
+                    Some(signature_auth::sign(
+                        self.peer_config(ctx.config),
+                        &hash_r,
+                        self.peer_asked_certificate,
+                    )?)
+                } else {
+                    None
+                };
+                material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
+                self.peer_authenticated(ctx);
+                self.initial_contact_received = initial_contact;
+                let mut payloads = vec![Payload::Identification(id)];
+                match &signed {
+                    Some((certificate, signature)) => {
+                        payloads.extend(signature_auth::proof_payloads(*certificate, signature))
+                    }
+                    None => payloads.push(Payload::Hash(&hash_r)),
+                }
                 let mut chain = Vec::new();
-                isakmp::emit_payload_chain(
-                    &[Payload::Identification(id), Payload::Hash(&hash_r)],
-                    &mut chain,
-                );
+                isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm6 = wire::encrypted(
                     self.header(0),
                     PayloadType::Identification,
@@ -663,9 +775,13 @@ impl IkeSa {
         g_xr: &[u8],
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
-        let psk = &self.peer_config(ctx.config).pre_shared_key;
         let exchange =
             Phase1Exchange { cookie_i: self.cookie_i, cookie_r: self.cookie_r, ni, nr, g_xi, g_xr };
+        if suite.auth_method.is_signature() {
+            let skeyid = Skeyid::for_signatures(suite.hash, ni, nr, g_xy);
+            return phase1_material_from_skeyid(suite, skeyid, &exchange, g_xy);
+        }
+        let psk = &self.peer_config(ctx.config).pre_shared_key;
         phase1_material(suite, psk.expose(), &exchange, g_xy)
     }
 
@@ -675,15 +791,17 @@ impl IkeSa {
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
     /// (the chain moves only once everything checked out), the proof of the HASH check, and
-    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3).
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and the peer's identity.
     fn open_identity_message(
-        &self,
+        &mut self,
         message: &Message<'_>,
         material: &Phase1Material,
         sai_b: &[u8],
-        config: &Config,
+        suite: &IkeProposal,
+        ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified, bool), FailureReason> {
+    ) -> Result<(NextIv, PeerProof, bool, PeerIdentity), FailureReason> {
+        let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
         let first = message.first_payload();
@@ -699,35 +817,51 @@ impl IkeSa {
                 _ => None,
             })
             .ok_or(FailureReason::MissingPayload("ID"))?;
-        let hash = payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Hash(h) => Some(*h),
-                _ => None,
-            })
-            .ok_or(FailureReason::MissingPayload("HASH"))?;
         let id_b = raw_body(first, &decrypted.plaintext, PayloadType::Identification)
             .ok_or(FailureReason::MissingPayload("ID"))?
             .to_vec();
         let input = self.auth_input(material, sai_b);
-        let verified = if from_initiator {
-            material.skeyid.verify_hash_i(&input, &id_b, hash).map_err(|_| "HASH_I")
+        let which = if from_initiator { "HASH_I" } else { "HASH_R" };
+        let proof = if suite.auth_method.is_signature() {
+            let hash = signature_auth::signed_hash(suite, material, &input, &id_b, from_initiator);
+            let (proof, certificate) = signature_auth::verify_peer(
+                self.peer_config(config),
+                suite,
+                &payloads,
+                id,
+                &hash,
+                which,
+                ctx.unix_time,
+            )?;
+            self.peer_certificate = Some(certificate);
+            proof
         } else {
-            material.skeyid.verify_hash_r(&input, &id_b, hash).map_err(|_| "HASH_R")
+            let hash = payloads
+                .iter()
+                .find_map(|p| match p {
+                    Payload::Hash(h) => Some(*h),
+                    _ => None,
+                })
+                .ok_or(FailureReason::MissingPayload("HASH"))?;
+            let verified = if from_initiator {
+                material.skeyid.verify_hash_i(&input, &id_b, hash)
+            } else {
+                material.skeyid.verify_hash_r(&input, &id_b, hash)
+            };
+            PeerProof::Hash(verified.map_err(|_| FailureReason::AuthenticationFailed { hash: which })?)
         };
-        let proof = verified.map_err(|hash| FailureReason::AuthenticationFailed { hash })?;
         check_remote_identity(self.peer_config(config), id)?;
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
         );
-        Ok((decrypted.next_iv, proof, initial_contact))
+        Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity)))
     }
 
     pub(crate) fn establish(
         &mut self,
         suite: IkeProposal,
         material: Box<Phase1Material>,
-        proof: HashVerified,
+        proof: PeerProof,
         ctx: &mut Ctx<'_>,
     ) {
         self.established_at = Some(ctx.now);
@@ -757,6 +891,11 @@ impl IkeSa {
             Some(IdentityConfig::Address(a)) => Identity::Ipv4Addr(*a),
             Some(IdentityConfig::Fqdn(name)) => Identity::Fqdn(name.as_bytes()),
             Some(IdentityConfig::UserFqdn(name)) => Identity::UserFqdn(name.as_bytes()),
+            // `local-id-type dn`: our certificate's subject, in DER as the certificate has it.
+            Some(IdentityConfig::Dn(text)) => match &peer.certificate {
+                Some(auth) => Identity::DerAsn1Dn(&auth.certificate.summary().subject_der),
+                None => Identity::Fqdn(text.as_bytes()),
+            },
             None => match self.local.ip() {
                 std::net::IpAddr::V4(a) => Identity::Ipv4Addr(a),
                 std::net::IpAddr::V6(a) => Identity::Ipv6Addr(a),
@@ -792,7 +931,7 @@ impl IkeSa {
         let established = self.is_established();
         let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
-        [phase1, self.flight.retransmit_at(), dpd, keepalive]
+        [phase1, self.flight.retransmit_at(), dpd, keepalive, self.reassembly.deadline()]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
             .chain([self.lifetimes.next_deadline()])
@@ -822,6 +961,16 @@ pub(crate) fn phase1_material(
     g_xy: &[u8],
 ) -> Phase1Material {
     let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk, exchange.ni, exchange.nr);
+    phase1_material_from_skeyid(suite, skeyid, exchange, g_xy)
+}
+
+/// The phase-1 keys and IV chain from a SKEYID of either kind (pre-shared key or signatures).
+pub(crate) fn phase1_material_from_skeyid(
+    suite: &IkeProposal,
+    skeyid: Skeyid,
+    exchange: &Phase1Exchange<'_>,
+    g_xy: &[u8],
+) -> Phase1Material {
     let keys = skeyid.derive_phase1_keys(g_xy, &exchange.cookie_i.0, &exchange.cookie_r.0);
     let key = keys.skeyid_e.cipher_key(suite.encryption);
     Phase1Material {
@@ -907,6 +1056,7 @@ pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) 
                 IdentityConfig::Address(a) => format!("ip {a}"),
                 IdentityConfig::Fqdn(n) => format!("fqdn {n}"),
                 IdentityConfig::UserFqdn(n) => format!("user-fqdn {n}"),
+                IdentityConfig::Dn(n) => format!("dn {n}"),
             },
         })
     }
@@ -922,6 +1072,10 @@ pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
         Identity::UserFqdn(n) => format!("user-fqdn {}", text(n)),
         Identity::Ipv4Subnet { address, mask } => format!("{address}/{mask}"),
         Identity::Ipv4Range { start, end } => format!("{start}-{end}"),
+        Identity::DerAsn1Dn(der) => match crypto::x509::dn_der_to_text(der) {
+            Some(text) => format!("dn {text}"),
+            None => "dn (unparseable)".to_owned(),
+        },
         other => format!("{:?}", other.id_type()),
     }
 }

@@ -2,11 +2,15 @@
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
 mod aggressive;
+mod certs;
 mod dpd;
+mod fragmentation;
 mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+#[path = "../../../crypto/tests/support/test_pki.rs"]
+mod test_pki;
 pub(crate) mod util;
 
 use std::time::Duration;
@@ -113,8 +117,8 @@ fn algorithm_matrix_establishes_with_equal_keys() {
     }
 }
 
-/// An offer whose only transform uses an authentication method we do not implement (RSA
-/// signatures, value 3) is refused with NO_PROPOSAL_CHOSEN, and the reason names it.
+/// An offer whose only transform uses an authentication method we do not implement (DSS
+/// signatures, value 2) is refused with NO_PROPOSAL_CHOSEN, and the reason names it.
 #[test]
 fn main_mode_responder_rejects_an_unsupported_authentication_method() {
     let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
@@ -124,7 +128,7 @@ fn main_mode_responder_rejects_an_unsupported_authentication_method() {
     // The phase-1 transform's AUTHENTICATION_METHOD attribute: TV 0x8003, value 1 (PSK).
     let mut bytes = mm1.payload.clone();
     let at = bytes.windows(4).position(|w| w == [0x80, 0x03, 0x00, 0x01]).expect("auth method attribute");
-    bytes[at + 3] = 3;
+    bytes[at + 3] = 2;
     let now = pair.now;
     pair.b.engine.handle_datagram(now, mm1.remote, mm1.local, &bytes);
     let reply = pair.b.engine.poll_transmit().expect("a notify");
@@ -141,7 +145,7 @@ fn main_mode_responder_rejects_an_unsupported_authentication_method() {
         .expect("a failure event");
     let text = failure.to_string();
     assert!(text.contains("IKE proposal mismatch: peer offers"), "{text}");
-    assert!(text.contains("auth 3"), "the unsupported method is named: {text}");
+    assert!(text.contains("auth 2"), "the unsupported method is named: {text}");
     assert_eq!(pair.b.engine.ike_sas().count(), 0);
 }
 
