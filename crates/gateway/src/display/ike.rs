@@ -482,7 +482,7 @@ mod tests {
    DPD                     : Disable
    -----------------------------------------------
 ";
-        assert_eq!(ike_sa_verbose_text(&[sa.clone()]), expected);
+        assert_eq!(ike_sa_verbose_text(std::slice::from_ref(&sa)), expected);
         assert_eq!(ike_sa_verbose_text(&[]), "current ike sa number: 0\n");
 
         // With signature authentication the peer certificate follows.
