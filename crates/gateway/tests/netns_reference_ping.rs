@@ -401,7 +401,8 @@ c.close(); print(n, h.hexdigest())\n";
 /// The reference topology with certificates instead of the pre-shared key: both firewalls
 /// authenticate with RSA signatures (`authentication-method rsa-signature`), certificates from
 /// one CA made here, identities as subject DNs, and FW_B holds a CRL (of another serial). The
-/// ping must go through, and `display ike sa --json` must show each peer's certificate.
+/// ping must go through, each side must log the peer's certificate, and `display ike sa
+/// verbose` must show it.
 #[test]
 fn netns_ping_through_the_reference_tunnel_with_certificates() {
     if !is_root() {
@@ -465,5 +466,12 @@ fn netns_ping_through_the_reference_tunnel_with_certificates() {
             "{log}"
         );
     }
+    // `display ike sa verbose` shows whom the signature vouched for, and until when.
+    let verbose = keysteward(&net.fw_a, &["display", "ike", "sa", "verbose"], &net.control_a);
+    assert!(verbose.contains("Authentication method   : RSA-SIGNATURE"), "{verbose}");
+    assert!(verbose.contains("Peer cert subject       : C=CN, O=keysteward test, CN=fw-b"), "{verbose}");
+    assert!(verbose.contains("Peer cert issuer        : C=CN, O=keysteward, CN=keysteward CA"), "{verbose}");
+    let valid_to = verbose.lines().find(|l| l.contains("Peer cert valid to")).unwrap_or_default();
+    assert!(valid_to.ends_with(" UTC"), "{verbose}");
     drop(net.cleanup);
 }
