@@ -30,6 +30,6 @@ pub use random::{OsRandom, SecureRandom};
 pub use secret::SecretBytes;
 pub use signature::{SignatureAlgorithm, SignatureError, SignatureVerified, SigningKey, VerifyingKey};
 pub use x509::{
-    CertificateError, CertificateSummary, LocalCertificate, PresentedIdentity, TrustStore,
+    utc_text, CertificateError, CertificateSummary, LocalCertificate, PresentedIdentity, TrustStore,
     VerifiedCertificate,
 };

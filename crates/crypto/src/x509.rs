@@ -45,7 +45,7 @@ pub enum CertificateError {
         reason: String,
     },
     /// The certificate's validity period ends before the time of the check.
-    #[error("certificate '{subject}' expired at {not_after} (checked at {now})")]
+    #[error("certificate '{subject}' expired at {} (checked at {})", utc_text(*.not_after as i64), utc_text(*.now as i64))]
     Expired {
         /// Subject of the peer certificate.
         subject: String,
@@ -55,7 +55,7 @@ pub enum CertificateError {
         now: u64,
     },
     /// The certificate's validity period starts after the time of the check.
-    #[error("certificate '{subject}' is not valid before {not_before} (checked at {now})")]
+    #[error("certificate '{subject}' is not valid before {} (checked at {})", utc_text(*.not_before as i64), utc_text(*.now as i64))]
     NotYetValid {
         /// Subject of the peer certificate.
         subject: String,
@@ -629,5 +629,22 @@ pub fn dn_equal(a: &str, b: &str) -> bool {
                 && a.iter().zip(&b).all(|((ka, va), (kb, vb))| ka == kb && va.eq_ignore_ascii_case(vb))
         }
         _ => false,
+    }
+}
+
+/// `seconds` since the Unix epoch as an operator reads it: `2026-11-27 06:54:10 UTC`. Times
+/// outside the calendar's range (not from a sane certificate) print as the raw number.
+pub fn utc_text(seconds: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(seconds) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{seconds} s after the Unix epoch"),
     }
 }

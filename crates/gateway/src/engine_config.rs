@@ -64,23 +64,37 @@ pub fn engine_config_with(
             .ok_or_else(|| unsupported(&item, format!("ipsec policy {policy_name} does not exist")))?;
         for (sequence, entry) in entries {
             let item = format!("ipsec policy {policy_name} {sequence}");
-            let settings = match entry {
-                PolicyEntry::Isakmp(settings) => settings,
-                PolicyEntry::Template(_) => {
-                    return Err(unsupported(item, "policy templates are not supported yet"))
-                }
+            let (settings, template) = match entry {
+                PolicyEntry::Isakmp(settings) => (settings, false),
+                PolicyEntry::Template(name) => (template_settings(config, name, &item)?, true),
             };
             let peer_name =
                 settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
             let peer = peer_index(&mut out, config, certificates, peer_name, local)?;
-            let acl_number =
-                settings.acl.ok_or_else(|| unsupported(&item, "the entry has no security acl"))?;
-            let acl = config
-                .acls
-                .get(&acl_number)
-                .ok_or_else(|| unsupported(&item, format!("acl {acl_number} does not exist")))?;
+            let acl_number = match (settings.acl, template) {
+                (Some(n), _) => Some(n),
+                // A template without an ACL takes the flow from the initiator (§2.7).
+                (None, true) => None,
+                (None, false) => return Err(unsupported(&item, "the entry has no security acl")),
+            };
+            let acl = match acl_number {
+                Some(n) => Some(
+                    config
+                        .acls
+                        .get(&n)
+                        .ok_or_else(|| unsupported(&item, format!("acl {n} does not exist")))?,
+                ),
+                None => None,
+            };
+            let acl_number = acl_number.unwrap_or_default();
             let mut selectors = Vec::new();
-            for (rule_number, rule) in &acl.rules {
+            if acl.is_none() {
+                selectors.push(ike::TrafficSelector::between(
+                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+                ));
+            }
+            for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
                 if rule.action == AclAction::Deny {
                     // Deny rules exempt traffic from protection; that is the data plane's job.
                     continue;
@@ -124,6 +138,43 @@ pub fn engine_config_with(
         }
     }
     Ok(out)
+}
+
+/// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
+/// with several entries would need one engine policy per entry under one `ipsec policy` name
+/// and sequence; that is refused until displays and `reset` can tell them apart.
+fn template_settings<'a>(
+    config: &'a vrp::Config,
+    name: &str,
+    item: &str,
+) -> Result<&'a vrp::model::PolicySettings, Unsupported> {
+    let entries = config
+        .policy_templates
+        .get(name)
+        .ok_or_else(|| unsupported(item, format!("ipsec policy-template {name} does not exist")))?;
+    let mut values = entries.values();
+    match (values.next(), values.next()) {
+        (Some(settings), None) => Ok(settings),
+        (None, _) => Err(unsupported(item, format!("ipsec policy-template {name} has no entry"))),
+        (Some(_), Some(_)) => Err(unsupported(
+            item,
+            format!("ipsec policy-template {name} has several entries; only one is supported"),
+        )),
+    }
+}
+
+/// For each engine policy (same index), whether it comes from a policy template: it only
+/// responds, and the data path protects and routes its flows only once a branch has
+/// negotiated them (`data_path`).
+pub fn template_policies(config: &vrp::Config, engine: &ike::Config) -> Vec<bool> {
+    engine
+        .policies
+        .iter()
+        .map(|p| {
+            let entry = config.ipsec_policies.get(&p.id.name).and_then(|e| e.get(&p.id.sequence));
+            matches!(entry, Some(PolicyEntry::Template(_)))
+        })
+        .collect()
 }
 
 /// The engine's index of peer `name`, adding it on first use.
@@ -479,6 +530,54 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
         let e = convert(&auto).unwrap_err();
         assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
+    }
+
+    /// The hub of issue 5: a template whose peer has no address, bound at the largest
+    /// sequence after a specific entry.
+    const HUB: &str = "ike proposal 10\n encryption-algorithm aes-128\n dh group19\n\
+ike peer b\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.2\n pre-shared-key 0123456789abcdef\n\
+ike peer any\n ike-proposal 10\n undo version 2\n pre-shared-key 0123456789abcdef\n\
+acl number 3001\n rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255\n\
+acl number 3002\n rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n\
+ipsec proposal a\n\
+ipsec policy-template branches 1\n security acl 3002\n proposal a\n ike-peer any\n\
+ipsec policy p 1 isakmp\n security acl 3001\n proposal a\n ike-peer b\n\
+ipsec policy p 10 isakmp template branches\n\
+interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
+
+    #[test]
+    fn a_policy_template_becomes_a_responder_only_policy() {
+        let c = convert(HUB).unwrap();
+        assert_eq!(c.policies.len(), 2);
+        let template = &c.policies[1];
+        assert_eq!(template.id, ike::PolicyId { name: "p".into(), sequence: 10 });
+        assert_eq!(c.peers[template.peer].name, "any");
+        assert_eq!(c.peers[template.peer].remote_address, None);
+        assert_eq!(c.template_peer(), Some(template.peer));
+        assert_eq!(template.selectors[0].remote, ike::Subnet::new(Ipv4Addr::new(10, 2, 0, 0), 16));
+        let checked = vrp::check("t.cfg", HUB, None);
+        assert_eq!(template_policies(checked.config.as_ref().unwrap(), &c), [false, true]);
+
+        // Without an ACL the template takes whatever flow the branch proposes.
+        let no_acl = HUB.replace(" security acl 3002\n", "");
+        let c = convert(&no_acl).unwrap();
+        let any = ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0);
+        assert_eq!(c.policies[1].selectors, [ike::TrafficSelector::between(any, any)]);
+    }
+
+    #[test]
+    fn refuses_a_template_with_several_entries() {
+        let two = HUB.replace(
+            "ipsec policy p 1 isakmp\n",
+            "ipsec policy-template branches 2\n proposal a\n ike-peer any\nipsec policy p 1 isakmp\n",
+        );
+        let e = convert(&two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ipsec policy p 10: ipsec policy-template branches has several entries; only one is supported"
+        );
+        // (A template entry before another entry, and an isakmp entry whose peer has no
+        // address, are refused by `vrp`'s validation.)
     }
 
     #[test]

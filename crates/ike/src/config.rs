@@ -595,6 +595,14 @@ impl Config {
         self.peers.iter().position(|p| p.remote_address == Some(remote))
     }
 
+    /// The template peer (the first peer without a remote address, from an `ipsec policy …
+    /// isakmp template`): a responder falls back to it for a first message from an address no
+    /// peer names, so a hub accepts branches it does not know (vrp-cli.md §2.7). The
+    /// pre-shared key and the identity check then decide, as for any peer.
+    pub fn template_peer(&self) -> Option<usize> {
+        self.peers.iter().position(|p| p.remote_address.is_none())
+    }
+
     /// The peer an aggressive-mode responder uses for a first message from `remote` presenting
     /// `identity` (in clear in AM1, so the key can be chosen by identity, unlike main mode):
     /// the first peer whose `remote-id` matches the identity and whose address, if one is

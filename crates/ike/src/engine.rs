@@ -619,8 +619,11 @@ impl Engine {
             identity
                 .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
                 .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
+                .or_else(|| self.config.template_peer())
         } else {
-            self.peer_by_address.get(&remote.ip()).copied()
+            // Main mode shows no identity before the key is needed: the address decides, and
+            // an address no peer names falls to the template peer, if there is one.
+            self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer())
         };
         // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
         // an AM1 that selects no peer is refused here as well, without telling why it failed.

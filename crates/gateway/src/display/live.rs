@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::ike::{
     cookie_text, dh_group_name, hash_name, ike_peer_brief_text, ike_peer_text, ike_peers, ike_proposal_text,
-    ike_proposals, ike_sa_verbose_text, phase1_cipher_name, IkeSaDetail,
+    ike_proposals, ike_sa_verbose_text, phase1_cipher_name, IkeSaDetail, PeerCertificateDetail,
 };
 use super::ipsec::{
     ah_proposal_text, esp_proposal_text, flow_text, ipsec_policies, ipsec_policy_text,
@@ -101,6 +101,7 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
             (true, true, true) => "Detected (both behind NAT)",
         },
         dpd: if sa.dpd { "Enable" } else { "Disable" },
+        peer_certificate: sa.peer_certificate.as_ref().map(PeerCertificateDetail::from),
     }
 }
 

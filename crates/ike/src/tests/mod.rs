@@ -343,6 +343,31 @@ fn quick_mode_responder_accepts_flow_inside_its_acl() {
     assert_eq!(installed(&pair.b)[0].selector, b_selector_narrow());
 }
 
+/// A hub with a template peer (no remote address) and an ACL covering every branch answers a
+/// branch whose address it does not know, and installs the branch's narrower flow.
+#[test]
+fn main_mode_responder_answers_an_unknown_address_through_the_template_peer() {
+    let a = Gateway { local: std::net::Ipv4Addr::new(192, 0, 2, 11), ..Gateway::fw_a() };
+    let b = Gateway { remote: std::net::Ipv4Addr::new(192, 0, 2, 99), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 12);
+    let mut config = b.config();
+    config.peers[0].remote_address = None;
+    config.policies[0].selectors[0].remote =
+        crate::Subnet::new(std::net::Ipv4Addr::new(10, 1, 0, 0), 16).into();
+    pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(7)));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
+    let on_b = installed(&pair.b)[0];
+    assert_eq!(on_b.selector, b.selector(), "the branch's flow, not the whole ACL");
+    assert_eq!(on_b.remote.ip(), std::net::IpAddr::V4(a.local));
+    // Without the template peer the same branch is refused as unknown.
+    let mut pair = Pair::new(&a, &b, 13);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(60));
+    assert!(!tunnel_up(&pair));
+    assert!(failures(&pair.b).iter().any(|f| matches!(f.reason, FailureReason::UnknownPeer)));
+}
+
 fn b_selector_narrow() -> crate::TrafficSelector {
     Gateway::fw_b().selector()
 }
