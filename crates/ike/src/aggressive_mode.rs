@@ -67,6 +67,7 @@ use crate::ike_sa::{
 };
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
 
@@ -187,6 +188,8 @@ pub(crate) struct OpenedAm3 {
     pub(crate) nat_d: Vec<(bool, Vec<u8>)>,
     /// AM3 carried N(INITIAL-CONTACT) (RFC 2407 §4.6.3.3).
     pub(crate) initial_contact: bool,
+    /// Its payloads for the message trace.
+    pub(crate) summary: Option<String>,
 }
 
 impl OpenedAm3 {
@@ -210,6 +213,7 @@ pub(crate) fn open_am3(
     sai_b: &[u8],
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
+    let encrypted = message.encrypted_body().is_some();
     let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
         let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
         let proof = material
@@ -226,7 +230,10 @@ pub(crate) fn open_am3(
         let initial_contact = payloads
             .iter()
             .any(|p| matches!(p, Payload::Notification(n) if n.notify_type == NotifyType::InitialContact));
-        Ok(OpenedAm3 { next_iv, proof, nat_d, initial_contact })
+        // Summarized whether or not tracing is on: one short string per phase 1, and the
+        // decrypted payloads are gone once this returns.
+        let summary = Some(summarize(Step::Aggressive(3), encrypted, payloads));
+        Ok(OpenedAm3 { next_iv, proof, nat_d, initial_contact, summary })
     };
     match message.encrypted_body() {
         Some(ciphertext) => {
@@ -314,6 +321,7 @@ impl IkeSa {
         ];
         // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
         payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        sa.trace(ctx, Direction::Sent, Step::Aggressive(1), 0, false, &payloads);
         let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
         sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
@@ -367,6 +375,7 @@ impl IkeSa {
             ctx,
         );
         sa.learn_capabilities(payloads, ctx.config);
+        sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
         if g_xi.len() != suite.group.public_len() {
@@ -399,6 +408,7 @@ impl IkeSa {
             payloads.extend(nat_t::discovery_payloads(*version, hashes));
         }
         payloads.push(Payload::Hash(&hash_r));
+        sa.trace(ctx, Direction::Sent, Step::Aggressive(2), 0, false, &payloads);
         let am2 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.flight.received(digest);
         // No timer-driven retransmission of AM2 (module doc, "Retransmission").
@@ -448,6 +458,7 @@ impl IkeSa {
                 // floated, as strongSwan does), then follow the peer there.
                 self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::Aggressive(3), 0, opened.summary.clone());
                 self.initial_contact_received = opened.initial_contact;
                 if let Some(next_iv) = opened.next_iv {
                     material.iv.advance(next_iv);
@@ -514,6 +525,7 @@ impl IkeSa {
             .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
             .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
         check_remote_identity(self.peer_config(ctx.config), id)?;
+        self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
         self.detect_nat(payloads, suite.hash, ctx);
@@ -527,6 +539,11 @@ impl IkeSa {
         }
         if self.send_initial_contact {
             rest.push(initial_contact(&cookies));
+        }
+        if ctx.out.trace {
+            let mut sent = vec![Payload::Hash(&hash_i)];
+            sent.extend(rest.iter().cloned());
+            self.trace(ctx, Direction::Sent, Step::Aggressive(3), 0, true, &sent);
         }
         let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &rest, &mut material);
         self.flight.received(digest);

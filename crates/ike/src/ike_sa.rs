@@ -37,6 +37,7 @@ use crate::lifetime::Lifetimes;
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
+use crate::trace::{traced, Direction, Step};
 use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
@@ -88,6 +89,10 @@ pub(crate) struct Output {
     /// carry phase-1 keys. Kept here, next to the events it governs, so every handler sees it
     /// through `Ctx::out` without another field to thread through.
     pub(crate) key_log: bool,
+    /// The driver asked for message traces ([`crate::Engine::set_message_trace`]).
+    pub(crate) trace: bool,
+    /// Traced messages, drained by [`crate::Engine::poll_message_trace`].
+    pub(crate) traces: std::collections::VecDeque<crate::trace::MessageTrace>,
 }
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
@@ -378,6 +383,7 @@ impl IkeSa {
         offer.emit(&mut sai_b);
         let mut payloads = vec![Payload::SecurityAssociation(offer)];
         payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        let summary = traced(ctx.out.trace, Step::MainMode(1), false, &payloads);
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
             payloads,
@@ -385,6 +391,7 @@ impl IkeSa {
         let mut sa =
             Self::new(connection, Role::Initiator, peer, (local, remote), (cookie_i, Cookie::default()), ctx);
         sa.phase1 = Phase1::InitiatorWaitMm2 { sai_b };
+        sa.trace_summary(ctx, Direction::Sent, Step::MainMode(1), 0, summary);
         sa.send(mm1, true, ctx);
         sa
     }
@@ -412,8 +419,10 @@ impl IkeSa {
         let mut sa = Self::new(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
         sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
         sa.learn_capabilities(message.payloads(), ctx.config);
+        sa.trace(ctx, Direction::Received, Step::MainMode(1), 0, false, message.payloads());
         let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
         payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        sa.trace(ctx, Direction::Sent, Step::MainMode(2), 0, false, &payloads);
         let mm2 =
             wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
         sa.flight.received(digest);
@@ -510,6 +519,7 @@ impl IkeSa {
                 }
                 self.cookie_r = message.header.responder_cookie;
                 self.learn_capabilities(message.payloads(), ctx.config);
+                self.trace(ctx, Direction::Received, Step::MainMode(2), 0, false, message.payloads());
                 let dh =
                     DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
                 let ni = ctx.random_bytes(NONCE_LEN);
@@ -518,6 +528,7 @@ impl IkeSa {
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(3), 0, false, &payloads);
                 let mm3 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm3, true, ctx);
@@ -531,6 +542,7 @@ impl IkeSa {
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 self.float_if_nat_detected(ctx.now);
+                self.trace(ctx, Direction::Received, Step::MainMode(4), 0, false, message.payloads());
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
@@ -540,6 +552,7 @@ impl IkeSa {
                 if self.send_initial_contact {
                     payloads.push(initial_contact(&cookies));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(5), 0, true, &payloads);
                 let mut chain = Vec::new();
                 isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm5 = wire::encrypted(
@@ -555,10 +568,11 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof, _) =
-                    self.open_identity_message(message, &material, &sai_b, ctx.config, false)?;
+                let (next_iv, proof, _, summary) =
+                    self.open_identity_message(message, &material, &sai_b, ctx, false)?;
                 material.iv.advance(next_iv);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::MainMode(6), 0, summary);
                 self.flight.received(digest);
                 self.flight.settle();
                 self.establish(suite, material, proof, ctx);
@@ -572,11 +586,13 @@ impl IkeSa {
                 let nr = ctx.random_bytes(NONCE_LEN);
                 let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
+                self.trace(ctx, Direction::Received, Step::MainMode(3), 0, false, message.payloads());
                 let nat_d = self.nat_discovery(suite.hash);
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(4), 0, false, &payloads);
                 let mm4 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm4, false, ctx);
@@ -584,20 +600,20 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof, initial_contact) =
-                    self.open_identity_message(message, &material, &sai_b, ctx.config, true)?;
+                let (next_iv, proof, initial_contact, summary) =
+                    self.open_identity_message(message, &material, &sai_b, ctx, true)?;
                 material.iv.advance(next_iv);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
                 self.initial_contact_received = initial_contact;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
                 id.emit(&mut idir_b);
                 let hash_r = material.skeyid.hash_r(&self.auth_input(&material, &sai_b), &idir_b);
+                let payloads = [Payload::Identification(id), Payload::Hash(&hash_r)];
+                self.trace(ctx, Direction::Sent, Step::MainMode(6), 0, true, &payloads);
                 let mut chain = Vec::new();
-                isakmp::emit_payload_chain(
-                    &[Payload::Identification(id), Payload::Hash(&hash_r)],
-                    &mut chain,
-                );
+                isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm6 = wire::encrypted(
                     self.header(0),
                     PayloadType::Identification,
@@ -674,16 +690,18 @@ impl IkeSa {
     }
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
-    /// (the chain moves only once everything checked out), the proof of the HASH check, and
-    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3).
+    /// (the chain moves only once everything checked out), the proof of the HASH check,
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and its payloads for
+    /// the message trace when that is on (they live in the plaintext only here).
     fn open_identity_message(
         &self,
         message: &Message<'_>,
         material: &Phase1Material,
         sai_b: &[u8],
-        config: &Config,
+        ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified, bool), FailureReason> {
+    ) -> Result<(NextIv, HashVerified, bool, Option<String>), FailureReason> {
+        let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
         let first = message.first_payload();
@@ -720,7 +738,9 @@ impl IkeSa {
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
         );
-        Ok((decrypted.next_iv, proof, initial_contact))
+        let step = Step::MainMode(if from_initiator { 5 } else { 6 });
+        let summary = traced(ctx.out.trace, step, true, &payloads);
+        Ok((decrypted.next_iv, proof, initial_contact, summary))
     }
 
     pub(crate) fn establish(

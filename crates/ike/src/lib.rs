@@ -38,6 +38,7 @@ mod nat_t;
 mod proposal;
 mod quick_mode;
 mod reconfigure;
+mod trace;
 mod vendor;
 mod wire;
 
@@ -63,4 +64,5 @@ pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
+pub use trace::{summarize, Direction, MessageTrace, Step};
 pub use vendor::{NatTVersion, PeerCapabilities};

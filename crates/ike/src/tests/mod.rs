@@ -7,6 +7,7 @@ mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+mod trace;
 pub(crate) mod util;
 
 use std::time::Duration;
