@@ -540,6 +540,8 @@ async fn drain(
             }
         }
     }
+    // ESP that overtook the QM3 just handled can be opened now.
+    data.replay_early(engine).await;
 }
 
 fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {

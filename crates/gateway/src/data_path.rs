@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
-    SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, DropReason, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys,
+    SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -36,6 +36,14 @@ use tracing::{debug, info, warn};
 /// The TUN device's MTU: 1500 minus room for the outer IPv4 header, UDP encapsulation and the
 /// largest ESP overhead, so inside hosts rarely need fragmentation or ICMP from us.
 pub const TUN_MTU: u16 = 1400;
+
+/// Inbound ESP packets held for an SA pair whose QM3 has not been handled yet (see
+/// [`DataPath::inbound`]): enough for the first burst a queue flush sends, few enough that a
+/// peer cannot make us hold much.
+const EARLY_ESP_LIMIT: usize = 32;
+
+/// How long such a packet is held at most; a quick mode that takes longer is lost anyway.
+const EARLY_ESP_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// IP protocol number of ESP.
 const IPPROTO_ESP: i32 = 50;
@@ -274,6 +282,9 @@ pub struct DataPath {
     pub bypass_dropped: u64,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
+    /// ESP that arrived for the inbound SPI of a quick mode still waiting for QM3, in arrival
+    /// order: (when, SPI, packet). Bounded by [`EARLY_ESP_LIMIT`] and [`EARLY_ESP_AGE`].
+    early: std::collections::VecDeque<(Instant, u32, Vec<u8>)>,
 }
 
 impl DataPath {
@@ -295,6 +306,7 @@ impl DataPath {
             buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM],
             bypass_dropped: 0,
             heard: HashMap::new(),
+            early: std::collections::VecDeque::new(),
         }
     }
 
@@ -421,10 +433,41 @@ impl DataPath {
                     }
                 }
             }
+            Inbound::Drop(DropReason::UnknownSpi(spi)) if engine.awaits_inbound_spi(spi.0) => {
+                // The initiator sends right after QM3, and ESP and IKE come in on different
+                // sockets: this packet overtook the QM3 that installs its SA. Held, not lost.
+                let now = Instant::now();
+                while self.early.front().is_some_and(|(at, _, _)| now.duration_since(*at) > EARLY_ESP_AGE)
+                    || self.early.len() >= EARLY_ESP_LIMIT
+                {
+                    self.early.pop_front();
+                }
+                debug!("inbound ESP for SPI {spi} before its QM3: held until the SA pair is installed");
+                self.early.push_back((now, spi.0, esp.to_vec()));
+            }
             Inbound::Drop(reason) => debug!("inbound ESP dropped: {reason}"),
         }
         self.buf = buf;
         self.events(engine);
+    }
+
+    /// Opens the held early packets (see [`DataPath::inbound`]) whose quick mode is over:
+    /// delivered if it installed their SA, dropped as unknown if it failed. Called after the
+    /// engine's events are handled; nothing to do almost always.
+    pub async fn replay_early(&mut self, engine: &mut Engine) {
+        if self.early.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.early);
+        for (at, spi, packet) in held {
+            if engine.awaits_inbound_spi(spi) {
+                if at.elapsed() <= EARLY_ESP_AGE {
+                    self.early.push_back((at, spi, packet));
+                }
+            } else {
+                self.inbound(&packet, engine).await;
+            }
+        }
     }
 
     /// Raises the data plane's acquires with the engine. Traffic lifetimes are judged by the

@@ -186,6 +186,20 @@ impl Engine {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
+    /// True while a quick mode we answered waits for QM3 and `spi` is the inbound SPI we
+    /// chose in QM2. The initiator installs the pair and sends its first ESP packets right
+    /// after QM3; they can reach the driver before QM3 does (ESP and IKE arrive on different
+    /// sockets), and a data plane that asks here can hold them until QM3 installs the pair
+    /// instead of dropping them as unknown. Scans the SAs: meant for the unknown-SPI path only.
+    pub fn awaits_inbound_spi(&self, spi: u32) -> bool {
+        let spi = spi.to_be_bytes();
+        self.slots.iter().flatten().any(|sa| {
+            sa.quick_modes.iter().any(|q| {
+                matches!(q.state, crate::quick_mode::QmState::ResponderWaitQm3(_)) && q.owns_spi(&spi)
+            })
+        })
+    }
+
     /// The IKE SAs, for displays.
     pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
         self.slots.iter().flatten().map(|sa| IkeSaView {
