@@ -15,7 +15,9 @@
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
 //! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
 //! (`lifetime`), the reset commands and the error history (`commands`), and configuration
-//! reload keeping the SAs whose configuration did not change (`reconfigure`). Signatures are not
+//! reload keeping the SAs whose configuration did not change (`reconfigure`), and a
+//! trace of every main, aggressive and quick-mode message sent or accepted, with its step and
+//! payloads, for drivers that log the message flow (`trace`, [`Engine::set_message_trace`]). Signatures are not
 //! implemented yet.
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
