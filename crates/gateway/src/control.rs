@@ -28,6 +28,52 @@ pub enum Request {
     DisplayIpsecSaBrief,
     /// `display ipsec statistics`: the data plane's packet counters.
     DisplayIpsecStatistics,
+    /// `display ike sa verbose [remote IP] [conn-id N]`: every field of the phase-1 SAs.
+    DisplayIkeSaVerbose {
+        /// Only SAs with this peer.
+        #[serde(default)]
+        remote: Option<std::net::IpAddr>,
+        /// Only the SA with this conn-id.
+        #[serde(default)]
+        conn_id: Option<u64>,
+    },
+    /// `display ike proposal`.
+    DisplayIkeProposal,
+    /// `display ike peer [brief | name P]`: the table, or one peer in detail.
+    DisplayIkePeer {
+        /// One peer in detail; `None` for the brief table.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// `display ipsec sa [remote IP]`: the detailed form.
+    DisplayIpsecSa {
+        /// Only SAs with this peer.
+        #[serde(default)]
+        remote: Option<std::net::IpAddr>,
+    },
+    /// `display ipsec proposal [name N | brief]`.
+    DisplayIpsecProposal {
+        /// Only this proposal.
+        #[serde(default)]
+        name: Option<String>,
+        /// One line per proposal.
+        #[serde(default)]
+        brief: bool,
+    },
+    /// `display ipsec policy [name N]`.
+    DisplayIpsecPolicy {
+        /// Only this policy group.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// `display firewall session table [verbose]`: the IKE and ESP sessions of the gateway.
+    DisplayFirewallSessionTable {
+        /// With each session's packet and byte counters.
+        #[serde(default)]
+        verbose: bool,
+    },
+    /// `show-config`: the configuration in force, canonical VRP, pre-shared keys masked.
+    ShowConfig,
     /// `reset ike sa [conn-id N]`.
     ResetIkeSa {
         /// One IKE SA (its conn-id), or all.
@@ -94,5 +140,27 @@ mod tests {
         let text = serde_json::to_string(&Request::DisplayIkeSa).unwrap();
         assert_eq!(text, r#"{"command":"display-ike-sa"}"#);
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), Request::DisplayIkeSa);
+    }
+
+    /// Every request survives the socket; options left out of a hand-written line default.
+    #[test]
+    fn display_requests_round_trip() {
+        let requests = [
+            Request::DisplayIkeSaVerbose { remote: Some("192.0.2.2".parse().unwrap()), conn_id: Some(4) },
+            Request::DisplayIkeProposal,
+            Request::DisplayIkePeer { name: Some("b".into()) },
+            Request::DisplayIpsecSa { remote: None },
+            Request::DisplayIpsecProposal { name: None, brief: true },
+            Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
+            Request::DisplayFirewallSessionTable { verbose: true },
+            Request::ShowConfig,
+        ];
+        for request in requests {
+            let text = serde_json::to_string(&request).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), request, "{text}");
+        }
+        let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
+        assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
+        assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
     }
 }

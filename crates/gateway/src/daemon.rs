@@ -39,6 +39,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
+use crate::display::live::Live;
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
@@ -62,6 +63,10 @@ pub struct RunOptions {
     /// VRP interface names (unmapped names are Linux names).
     pub interface_map: InterfaceMap,
 }
+
+/// The conn-ids of the `v1:2` lines of `display ike sa` start above this, apart from the
+/// engine's phase-1 numbers.
+const PHASE2_CONN_ID_BASE: u64 = 10_000;
 
 /// How many failures `display ike error-info` remembers.
 const ERROR_HISTORY: usize = 64;
@@ -210,7 +215,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    let Checked { config, engine: engine_config, .. } =
+    let Checked { mut config, engine: engine_config, .. } =
         load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
     let acquires = start_up_acquires(&config, &engine_config);
 
@@ -272,13 +277,14 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                         routes: &mut routes,
                         sockets: &mut sockets,
                         inputs: &inputs,
+                        config: &mut config,
                     };
                     match reload(&options, &mut running).await {
                         Ok((text, json)) => Response::Ok { text, json },
                         Err(e) => Response::Error(e),
                     }
                 } else {
-                    answer(&mut engine, &records, &data, &request)
+                    answer(&mut engine, &records, &data, &config, &request)
                 };
                 let _ = reply.send(response);
             }
@@ -290,6 +296,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
                     routes: &mut routes,
                     sockets: &mut sockets,
                     inputs: &inputs,
+                    config: &mut config,
                 };
                 // `reload` logs the outcome either way; there is no caller to answer.
                 let _ = reload(&options, &mut running).await;
@@ -315,6 +322,8 @@ struct Running<'a> {
     routes: &'a mut data_path::Routes,
     sockets: &'a mut HashMap<SocketAddr, Arc<UdpSocket>>,
     inputs: &'a Inputs,
+    /// The VRP configuration in force (`show-config` and the configuration displays).
+    config: &'a mut vrp::Config,
 }
 
 /// Reloads the configuration file: checks it whole, then applies it (see the module
@@ -349,6 +358,7 @@ async fn reload(
     for acquire in acquires {
         running.engine.handle_acquire(now, acquire);
     }
+    *running.config = config;
     let (ike_after, pairs_after) = (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
     let (ike_deleted, pairs_deleted) =
         (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
@@ -544,7 +554,13 @@ async fn drain(
     data.replay_early(engine).await;
 }
 
-fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Request) -> Response {
+fn answer(
+    engine: &mut Engine,
+    records: &Records,
+    data: &DataPath,
+    config: &vrp::Config,
+    request: &Request,
+) -> Response {
     match request {
         Request::DisplayIpsecStatistics => {
             let s = data.statistics();
@@ -581,7 +597,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 .iter()
                 .rev()
                 .map(|p| IkeSaRow {
-                    conn_id: p.display_id + 10_000,
+                    conn_id: p.display_id + PHASE2_CONN_ID_BASE,
                     peer: p.remote.ip().to_string(),
                     flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
                     phase: "v1:2",
@@ -589,15 +605,7 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 })
                 .collect();
             rows.extend(engine.ike_sas().map(|sa| {
-                let mut flags = Vec::new();
-                if sa.state == "established" {
-                    flags.push("RD");
-                } else {
-                    flags.push("NEG");
-                }
-                if sa.initiator {
-                    flags.push("ST");
-                }
+                let flags = crate::display::live::ike_sa_flags(&sa);
                 IkeSaRow {
                     conn_id: sa.connection.0,
                     peer: sa.remote.ip().to_string(),
@@ -679,6 +687,25 @@ fn answer(engine: &mut Engine, records: &Records, data: &DataPath, request: &Req
                 text: format!("{} IPsec SA pair(s) reset\n", before.saturating_sub(after)),
                 json: json!({ "reset": before.saturating_sub(after) }),
             }
+        }
+        // The other displays and show-config read the engine, the data plane's counters and
+        // the configuration (display/live.rs).
+        other => {
+            let traffic = data.traffic();
+            let phase2_conn_ids: HashMap<u32, u64> = records
+                .installed
+                .iter()
+                .map(|p| (p.inbound_spi, p.display_id + PHASE2_CONN_ID_BASE))
+                .collect();
+            let live = Live {
+                engine,
+                config,
+                traffic: &traffic,
+                phase2_conn_ids: &phase2_conn_ids,
+                now: Instant::now(),
+            };
+            crate::display::live::respond(&live, other)
+                .unwrap_or_else(|| Response::Error(format!("unsupported request {other:?}")))
         }
     }
 }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, DropReason, Inbound, Outbound, PolicyIndex, Prefix, Rule, SaKeys,
-    SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, DropReason, Inbound, InboundSa, Outbound, PolicyIndex, Prefix, Rule,
+    SaKeys, SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -266,6 +266,36 @@ struct Pair {
     inbound_spi: u32,
     outbound_spi: u32,
     policy: PolicyIndex,
+    /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
+    local: SocketAddr,
+    remote: SocketAddr,
+    udp_encapsulated: bool,
+}
+
+/// What the data plane counted for one installed pair, for `display ipsec sa` and `display
+/// firewall session table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairTraffic {
+    /// Our SPI (the peer sends with it).
+    pub inbound_spi: u32,
+    /// The peer's SPI (we send with it).
+    pub outbound_spi: u32,
+    /// Our outer address and port (0 for raw ESP, 4500 when UDP-encapsulated).
+    pub local: SocketAddr,
+    /// The peer's outer address and port.
+    pub remote: SocketAddr,
+    /// ESP in UDP.
+    pub udp_encapsulated: bool,
+    /// Packets and bytes opened.
+    pub inbound: esp::Counters,
+    /// Packets and bytes sealed.
+    pub outbound: esp::Counters,
+    /// The last sequence number sent.
+    pub sent_sequence: u32,
+    /// The highest sequence number accepted.
+    pub received_sequence: u32,
+    /// The inbound SA's anti-replay window size.
+    pub replay_window: u32,
 }
 
 /// The data plane and what the daemon needs around it.
@@ -546,6 +576,9 @@ impl DataPath {
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
             policy: PolicyIndex(policy),
+            local: if params.udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
+            remote: if params.udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
+            udp_encapsulated: params.udp_encapsulated,
         });
         let mut buf = std::mem::take(&mut self.buf);
         self.flush(&mut buf, sockets).await;
@@ -593,6 +626,30 @@ impl DataPath {
                 }
             }
         }
+    }
+
+    /// The traffic of every installed pair, in install order.
+    pub fn traffic(&self) -> Vec<PairTraffic> {
+        self.pairs
+            .iter()
+            .map(|pair| {
+                let inbound = self.plane.inbound_sa(esp::Spi(pair.inbound_spi));
+                let outbound =
+                    self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi);
+                PairTraffic {
+                    inbound_spi: pair.inbound_spi,
+                    outbound_spi: pair.outbound_spi,
+                    local: pair.local,
+                    remote: pair.remote,
+                    udp_encapsulated: pair.udp_encapsulated,
+                    inbound: inbound.map(InboundSa::counters).unwrap_or_default(),
+                    outbound: outbound.map(esp::OutboundSa::counters).unwrap_or_default(),
+                    sent_sequence: outbound.map_or(0, esp::OutboundSa::last_sequence),
+                    received_sequence: inbound.map_or(0, |sa| sa.replay_window().highest()),
+                    replay_window: inbound.map_or(0, |sa| sa.replay_window().size()),
+                }
+            })
+            .collect()
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and

@@ -10,9 +10,9 @@
 //! so). PC_A pings PC_B: the first packet raises the acquire, IKE negotiates main mode (or
 //! aggressive mode) and quick mode, and the pings cross the public link in ESP. The demo
 //! prints the ping, the IKE message flow as the article draws it (MM1…MM6, QM1…QM3, who sent
-//! each message to whom and its payloads), then both gateways' `display ike sa` and
-//! `display ipsec sa brief`, and removes everything it made (daemons, namespaces, files) on
-//! every path out.
+//! each message to whom and its payloads), then both gateways' `display ike sa`,
+//! `display ipsec sa brief` and `display firewall session table`, and removes everything it
+//! made (daemons, namespaces, files) on every path out.
 //!
 //! The message flow is not a canned list: both daemons run with debug logging, under which
 //! the IKE engine traces every message it sends or accepts (`ike::MessageTrace`, logged with
@@ -313,6 +313,7 @@ pub fn demo(options: DemoOptions) -> Result<(), String> {
         for (command, request) in [
             ("display ike sa", Request::DisplayIkeSa),
             ("display ipsec sa brief", Request::DisplayIpsecSaBrief),
+            ("display firewall session table", Request::DisplayFirewallSessionTable { verbose: false }),
         ] {
             println!("\n<{name}> {command}\n{}", show(control, &request));
         }

@@ -1,5 +1,14 @@
 //! The `display` outputs, in the layouts of the reference (`vrp-cli.md` §5): text for
 //! operators, JSON with the same facts for scripts.
+//!
+//! Every display is a typed view (its serde form is the `--json` output) and a pure renderer
+//! of it, so that tests build any state and compare the text with the reference's layout.
+//! `display ike sa` and `display ipsec sa brief` are here; the others are in the submodules.
+
+pub mod ike;
+pub mod ipsec;
+pub mod live;
+pub mod session;
 
 use std::fmt::Write as _;
 

@@ -95,6 +95,16 @@ enum Command {
         #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
     },
+    /// Print the configuration in force of a running daemon, in canonical VRP form, with
+    /// every pre-shared key masked.
+    ShowConfig {
+        /// The daemon's control socket.
+        #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
+        /// Print JSON (`{"config": TEXT}`, keys masked the same way) instead of the text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show state of a running daemon.
     Display {
         #[command(subcommand)]
@@ -111,29 +121,84 @@ enum Command {
 /// `display` subcommands.
 #[derive(Debug, Subcommand)]
 enum Display {
-    /// IKE and IPsec SAs (`display ike sa`).
+    /// `display ike …`: IKE SAs, proposals, peers, errors.
     Ike {
         #[command(subcommand)]
         what: DisplayIke,
     },
-    /// IPsec SAs (`display ipsec sa brief`).
+    /// `display ipsec …`: IPsec SAs, proposals, policies, statistics.
     Ipsec {
         #[command(subcommand)]
         what: DisplayIpsec,
+    },
+    /// `display firewall session table [verbose]`: the IKE and ESP sessions of the gateway.
+    Firewall {
+        #[command(subcommand)]
+        what: DisplayFirewall,
+    },
+}
+
+/// `display firewall …`.
+#[derive(Debug, Subcommand)]
+enum DisplayFirewall {
+    /// `display firewall session table [verbose]`.
+    Session {
+        /// The word `table`, as on the device.
+        #[arg(value_parser = ["table"])]
+        table: String,
+        /// `verbose`: each session's packet and byte counters too.
+        #[arg(value_parser = ["verbose"])]
+        verbose: Option<String>,
     },
 }
 
 /// `display ipsec …`.
 #[derive(Debug, Subcommand)]
 enum DisplayIpsec {
-    /// `display ipsec sa brief`.
+    /// `display ipsec sa [brief] [--remote IP]`: every SA in detail, or the article's
+    /// one-line-per-SA table with `brief`.
     Sa {
-        /// The article's one-line-per-SA table (the only form so far).
+        /// `brief`: the one-line-per-SA table.
         #[arg(value_parser = ["brief"])]
-        brief: String,
+        brief: Option<String>,
+        /// Only SAs with this peer (detailed form).
+        #[arg(long, conflicts_with = "brief")]
+        remote: Option<std::net::IpAddr>,
+    },
+    /// `display ipsec proposal [brief | name N]`.
+    Proposal {
+        #[command(subcommand)]
+        form: Option<BriefOrName>,
+    },
+    /// `display ipsec policy [name N]`.
+    Policy {
+        #[command(subcommand)]
+        form: Option<Name>,
     },
     /// `display ipsec statistics`: packets sealed, opened, queued and dropped.
     Statistics,
+}
+
+/// `brief` or `name N`, after `display ike peer` and `display ipsec proposal`.
+#[derive(Debug, Subcommand)]
+enum BriefOrName {
+    /// One line each.
+    Brief,
+    /// One of them in detail.
+    Name {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// `name N`, after `display ipsec policy`.
+#[derive(Debug, Subcommand)]
+enum Name {
+    /// Only this one.
+    Name {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `reset` subcommands.
@@ -182,10 +247,71 @@ enum ResetIpsec {
 /// `display ike …`.
 #[derive(Debug, Subcommand)]
 enum DisplayIke {
-    /// `display ike sa`.
-    Sa,
+    /// `display ike sa [verbose [--remote IP] [--conn-id N]]`.
+    Sa {
+        #[command(subcommand)]
+        form: Option<IkeSaForm>,
+    },
+    /// `display ike proposal`.
+    Proposal,
+    /// `display ike peer [brief | name P]`.
+    Peer {
+        #[command(subcommand)]
+        form: Option<BriefOrName>,
+    },
     /// `display ike error-info`.
     ErrorInfo,
+}
+
+/// `display ike sa verbose`.
+#[derive(Debug, Subcommand)]
+enum IkeSaForm {
+    /// Every field of each phase-1 SA.
+    Verbose {
+        /// Only SAs with this peer.
+        #[arg(long)]
+        remote: Option<std::net::IpAddr>,
+        /// Only the SA with this conn-id.
+        #[arg(long = "conn-id")]
+        conn_id: Option<u64>,
+    },
+}
+
+/// The control request of a `display` command.
+fn display_request(what: Display) -> keysteward::control::Request {
+    use keysteward::control::Request;
+    match what {
+        Display::Ike { what: DisplayIke::Sa { form: None } } => Request::DisplayIkeSa,
+        Display::Ike { what: DisplayIke::Sa { form: Some(IkeSaForm::Verbose { remote, conn_id }) } } => {
+            Request::DisplayIkeSaVerbose { remote, conn_id }
+        }
+        Display::Ike { what: DisplayIke::Proposal } => Request::DisplayIkeProposal,
+        Display::Ike { what: DisplayIke::Peer { form } } => Request::DisplayIkePeer {
+            name: match form {
+                Some(BriefOrName::Name { name }) => Some(name),
+                Some(BriefOrName::Brief) | None => None,
+            },
+        },
+        Display::Ike { what: DisplayIke::ErrorInfo } => Request::DisplayIkeErrorInfo,
+        Display::Ipsec { what: DisplayIpsec::Sa { brief: Some(_), .. } } => Request::DisplayIpsecSaBrief,
+        Display::Ipsec { what: DisplayIpsec::Sa { brief: None, remote } } => {
+            Request::DisplayIpsecSa { remote }
+        }
+        Display::Ipsec { what: DisplayIpsec::Proposal { form } } => match form {
+            None => Request::DisplayIpsecProposal { name: None, brief: false },
+            Some(BriefOrName::Brief) => Request::DisplayIpsecProposal { name: None, brief: true },
+            Some(BriefOrName::Name { name }) => {
+                Request::DisplayIpsecProposal { name: Some(name), brief: false }
+            }
+        },
+        Display::Ipsec { what: DisplayIpsec::Policy { form } } => {
+            Request::DisplayIpsecPolicy { name: form.map(|Name::Name { name }| name) }
+        }
+        Display::Ipsec { what: DisplayIpsec::Statistics } => Request::DisplayIpsecStatistics,
+        Display::Firewall { what: DisplayFirewall::Session { verbose, .. } } => {
+            Request::DisplayFirewallSessionTable { verbose: verbose.is_some() }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -233,15 +359,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Display { what, control, json } => {
-            use keysteward::control::Request;
-            let request = match what {
-                Display::Ike { what: DisplayIke::Sa } => Request::DisplayIkeSa,
-                Display::Ike { what: DisplayIke::ErrorInfo } => Request::DisplayIkeErrorInfo,
-                Display::Ipsec { what: DisplayIpsec::Sa { .. } } => Request::DisplayIpsecSaBrief,
-                Display::Ipsec { what: DisplayIpsec::Statistics } => Request::DisplayIpsecStatistics,
-            };
-            ask(&control, &request, json)
+        Command::Display { what, control, json } => ask(&control, &display_request(what), json),
+        Command::ShowConfig { control, json } => {
+            ask(&control, &keysteward::control::Request::ShowConfig, json)
         }
         Command::Reset { what, control } => {
             use keysteward::control::Request;
@@ -321,6 +441,169 @@ mod tests {
             Command::Run { key_log, .. } => key_log,
             other => panic!("not run: {other:?}"),
         }
+    }
+
+    /// The request a command line sends, or clap's error.
+    fn request(args: &[&str]) -> Result<(keysteward::control::Request, bool, PathBuf), clap::Error> {
+        let mut full = vec!["keysteward"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full)?.command {
+            Command::Display { what, control, json } => Ok((display_request(what), json, control)),
+            Command::ShowConfig { control, json } => {
+                Ok((keysteward::control::Request::ShowConfig, json, control))
+            }
+            other => panic!("not a display: {other:?}"),
+        }
+    }
+
+    fn parses(args: &str) -> keysteward::control::Request {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        request(&words).unwrap_or_else(|e| panic!("{args}: {e}")).0
+    }
+
+    fn refused(args: &str) -> clap::error::ErrorKind {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        match request(&words) {
+            Ok(r) => panic!("{args} parsed as {r:?}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    /// Every display command line maps to its request.
+    #[test]
+    fn display_commands_parse() {
+        use keysteward::control::Request as R;
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(parses("display ike sa"), R::DisplayIkeSa);
+        assert_eq!(parses("display ike sa verbose"), R::DisplayIkeSaVerbose { remote: None, conn_id: None });
+        assert_eq!(
+            parses("display ike sa verbose --remote 192.0.2.2 --conn-id 3"),
+            R::DisplayIkeSaVerbose { remote: ip("192.0.2.2"), conn_id: Some(3) }
+        );
+        assert_eq!(parses("display ike proposal"), R::DisplayIkeProposal);
+        assert_eq!(parses("display ike peer"), R::DisplayIkePeer { name: None });
+        assert_eq!(parses("display ike peer brief"), R::DisplayIkePeer { name: None });
+        assert_eq!(parses("display ike peer name b"), R::DisplayIkePeer { name: Some("b".into()) });
+        assert_eq!(parses("display ike error-info"), R::DisplayIkeErrorInfo);
+        assert_eq!(parses("display ipsec sa"), R::DisplayIpsecSa { remote: None });
+        assert_eq!(
+            parses("display ipsec sa --remote 192.0.2.2"),
+            R::DisplayIpsecSa { remote: ip("192.0.2.2") }
+        );
+        assert_eq!(parses("display ipsec sa brief"), R::DisplayIpsecSaBrief);
+        assert_eq!(parses("display ipsec proposal"), R::DisplayIpsecProposal { name: None, brief: false });
+        assert_eq!(
+            parses("display ipsec proposal brief"),
+            R::DisplayIpsecProposal { name: None, brief: true }
+        );
+        assert_eq!(
+            parses("display ipsec proposal name a"),
+            R::DisplayIpsecProposal { name: Some("a".into()), brief: false }
+        );
+        assert_eq!(parses("display ipsec policy"), R::DisplayIpsecPolicy { name: None });
+        assert_eq!(
+            parses("display ipsec policy name policy1"),
+            R::DisplayIpsecPolicy { name: Some("policy1".into()) }
+        );
+        assert_eq!(parses("display ipsec statistics"), R::DisplayIpsecStatistics);
+        assert_eq!(
+            parses("display firewall session table"),
+            R::DisplayFirewallSessionTable { verbose: false }
+        );
+        assert_eq!(
+            parses("display firewall session table verbose"),
+            R::DisplayFirewallSessionTable { verbose: true }
+        );
+        assert_eq!(parses("show-config"), R::ShowConfig);
+    }
+
+    /// `--json` and `--control` go anywhere after `display`, and on `show-config`.
+    #[test]
+    fn json_and_control_options() {
+        let (r, json, control) = request(&["display", "--json", "ike", "peer", "name", "b"]).unwrap();
+        assert_eq!(r, keysteward::control::Request::DisplayIkePeer { name: Some("b".into()) });
+        assert!(json);
+        assert_eq!(control, PathBuf::from(keysteward::control::DEFAULT_CONTROL_PATH));
+        let (_, json, control) =
+            request(&["display", "firewall", "session", "table", "--json", "--control", "/tmp/x.sock"])
+                .unwrap();
+        assert!(json);
+        assert_eq!(control, PathBuf::from("/tmp/x.sock"));
+        let (r, json, control) = request(&["show-config", "--json", "--control", "/tmp/y.sock"]).unwrap();
+        assert_eq!(
+            (r, json, control),
+            (keysteward::control::Request::ShowConfig, true, PathBuf::from("/tmp/y.sock"))
+        );
+        assert!(!request(&["display", "ipsec", "policy"]).unwrap().1);
+    }
+
+    /// Each class of mistake is refused by the parser, before anything reaches the daemon.
+    #[test]
+    fn display_errors_are_refused() {
+        use clap::error::ErrorKind as K;
+        // Unknown subcommands and words.
+        assert_eq!(refused("display ike bogus"), K::InvalidSubcommand);
+        assert_eq!(refused("display firewall sessions table"), K::InvalidSubcommand);
+        assert_eq!(refused("display ike peer full"), K::InvalidSubcommand);
+        assert_eq!(refused("display ipsec sa detailed"), K::InvalidValue);
+        assert_eq!(refused("display firewall session tables"), K::InvalidValue);
+        assert_eq!(refused("display firewall session table brief"), K::InvalidValue);
+        assert_eq!(refused("show-config extra"), K::UnknownArgument);
+        // Missing arguments.
+        assert_eq!(refused("display"), K::DisplayHelpOnMissingArgumentOrSubcommand);
+        assert_eq!(refused("display ike peer name"), K::MissingRequiredArgument);
+        assert_eq!(refused("display ipsec proposal name"), K::MissingRequiredArgument);
+        assert_eq!(refused("display ipsec policy name"), K::MissingRequiredArgument);
+        assert_eq!(refused("display firewall session"), K::MissingRequiredArgument);
+        assert_eq!(refused("display ike sa verbose --remote"), K::InvalidValue);
+        // Bad addresses and numbers.
+        assert_eq!(refused("display ike sa verbose --remote 300.1.1.1"), K::ValueValidation);
+        assert_eq!(refused("display ipsec sa --remote gateway-b"), K::ValueValidation);
+        assert_eq!(refused("display ike sa verbose --conn-id -1"), K::UnknownArgument);
+        assert_eq!(refused("display ike sa verbose --conn-id x"), K::ValueValidation);
+        // Contradictions.
+        assert_eq!(refused("display ipsec sa brief --remote 192.0.2.2"), K::ArgumentConflict);
+    }
+
+    /// The other commands: check, run, demo, reset, and their error classes.
+    #[test]
+    fn other_commands_parse() {
+        let parse = |args: &str| {
+            let mut words = vec!["keysteward"];
+            words.extend(args.split_whitespace());
+            Cli::try_parse_from(words).map(|c| c.command)
+        };
+        assert!(
+            matches!(parse("check fw_a.cfg"), Ok(Command::Check { file, .. }) if file == std::path::Path::new("fw_a.cfg"))
+        );
+        assert!(matches!(parse("demo"), Ok(Command::Demo)));
+        assert!(
+            matches!(parse("run --config a.cfg --tun ks9"), Ok(Command::Run { tun, .. }) if tun == "ks9")
+        );
+        assert!(matches!(
+            parse("reset ike sa --conn-id 7"),
+            Ok(Command::Reset { what: Reset::Ike { what: ResetIke::Sa { conn_id: Some(7) } }, .. })
+        ));
+        assert!(matches!(
+            parse("reset ipsec sa --policy policy1 --seq 1"),
+            Ok(Command::Reset {
+                what: Reset::Ipsec { what: ResetIpsec::Sa { policy: Some(_), seq: Some(1), .. } },
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("reset ipsec sa --remote 192.0.2.2"),
+            Ok(Command::Reset { what: Reset::Ipsec { what: ResetIpsec::Sa { remote: Some(_), .. } }, .. })
+        ));
+        use clap::error::ErrorKind as K;
+        let kind = |args: &str| parse(args).err().map(|e| e.kind());
+        assert_eq!(kind("frobnicate"), Some(K::InvalidSubcommand));
+        assert_eq!(kind("check"), Some(K::MissingRequiredArgument));
+        assert_eq!(kind("run"), Some(K::MissingRequiredArgument));
+        assert_eq!(kind("reset ipsec sa --policy policy1"), Some(K::MissingRequiredArgument));
+        assert_eq!(kind("reset ipsec sa --remote 192.0.2"), Some(K::ValueValidation));
+        assert_eq!(kind("reset ike sa --conn-id many"), Some(K::ValueValidation));
+        assert_eq!(kind("reset ike tunnel"), Some(K::InvalidSubcommand));
     }
 
     /// The key log hands out every session key: it must take an explicit option.

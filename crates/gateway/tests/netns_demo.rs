@@ -61,7 +61,7 @@ fn assert_common(ok: bool, text: &str, tag: &str) {
     assert!(received >= 4, "at most the first ping may be lost:\n{text}");
     assert!(!text.contains("   <- "), "every message was accepted as sent:\n{text}");
     for gateway in ["FW_A", "FW_B"] {
-        for display in ["display ike sa", "display ipsec sa brief"] {
+        for display in ["display ike sa", "display ipsec sa brief", "display firewall session table"] {
             assert_eq!(
                 text.matches(&format!("<{gateway}> {display}\n")).count(),
                 1,
@@ -84,6 +84,14 @@ fn assert_common(ok: bool, text: &str, tag: &str) {
     on_a.sort_unstable();
     on_b.sort_unstable();
     assert_eq!(on_a, on_b, "{text}");
+    // Both see the IKE session FW_A opened and the ESP flow between them.
+    assert_eq!(text.matches(" Current Total Sessions : 2\n").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("  udp  VPN:public --> public 192.0.2.1:500-->192.0.2.2:500\n").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("  esp  VPN:public --> public 192.0.2.1:0-->192.0.2.2:0\n").count(), 2, "{text}");
     let namespaces = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
     assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(tag), "the demo removed its namespaces");
 }

@@ -11,8 +11,11 @@
 //! `trigger-mode auto`, so the first ping's packet raises the acquire. At most that packet may
 //! be lost. The data plane's counters (`display ipsec statistics`) show the pings were sealed
 //! and opened; when `tshark` is installed, a capture of the public link also shows ESP and no
-//! ICMP. Namespaces (with their TUN devices and routes) and daemons are removed even when the
-//! test fails.
+//! ICMP. Then every display of issue 4 is asked of the running daemons (`check_displays`):
+//! `display ipsec sa` shows both SPIs, mirrored on FW_B, with counters that grow with two more
+//! pings; the session table shows the IKE and ESP sessions with 192.0.2.2; `show-config`
+//! masks the key in text and JSON; `display ike peer` shows peer b. Namespaces (with their
+//! TUN devices and routes) and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -183,6 +186,8 @@ fn netns_ping_through_the_reference_tunnel() {
     let text = keysteward(&fw_a, &["display", "ipsec", "statistics"], &control_a);
     assert!(text.contains("packets sealed: "), "{text}");
 
+    check_displays(&fw_a, &control_a, &fw_b, &control_b, &pc_a);
+
     if tshark {
         // Stop the capture (SIGINT through kill(1) so it flushes), then read it back.
         std::thread::sleep(Duration::from_secs(1));
@@ -213,6 +218,79 @@ fn netns_ping_through_the_reference_tunnel() {
         .filter(|n| n.len() == tag.len() + 2 && n.starts_with(&tag))
         .count();
     assert_eq!(ours, 0, "namespaces removed: {listed}");
+}
+
+/// `keysteward ARGS --json` in `ns`, parsed.
+fn json(ns: &str, args: &[&str], control: &Path) -> serde_json::Value {
+    let mut with = args.to_vec();
+    with.push("--json");
+    let text = keysteward(ns, &with, control);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// Issue 4's displays against the running daemons: what an operator would look for after
+/// the first pings went through.
+fn check_displays(fw_a: &str, control_a: &Path, fw_b: &str, control_b: &Path, pc_a: &str) {
+    // `display ipsec sa`: both SPIs, mirrored on FW_B, and counters that grow with traffic.
+    let sa_a = json(fw_a, &["display", "ipsec", "sa"], control_a);
+    let sa_b = json(fw_b, &["display", "ipsec", "sa"], control_b);
+    let (pair_a, pair_b) = (&sa_a["sas"][0], &sa_b["sas"][0]);
+    let (out_spi, in_spi) = (&pair_a["outbound"][0]["spi"], &pair_a["inbound"][0]["spi"]);
+    assert!(out_spi.as_u64().is_some_and(|s| s > 255) && in_spi.as_u64().is_some_and(|s| s > 255), "{sa_a}");
+    assert_eq!((out_spi, in_spi), (&pair_b["inbound"][0]["spi"], &pair_b["outbound"][0]["spi"]), "{sa_b}");
+    assert_eq!(pair_a["tunnel_remote"], "192.0.2.2:500", "{sa_a}");
+    assert_eq!(pair_a["acl_rule"], 5, "{sa_a}");
+    let packets = |sa: &serde_json::Value, way: &str| sa["sas"][0][way][0]["packets"].as_u64().unwrap_or(0);
+    let (sent_before, opened_before) = (packets(&sa_a, "outbound"), packets(&sa_a, "inbound"));
+    assert!(sent_before >= 4 && opened_before >= 4, "{sa_a}");
+    let text = keysteward(fw_a, &["display", "ipsec", "sa"], control_a);
+    let spi = out_spi.as_u64().unwrap();
+    assert!(text.contains(&format!("      SPI: {spi} (0x{spi:08x})\n")), "{text}");
+    assert!(text.contains("Interface: GigabitEthernet0/0/2\n"), "{text}");
+    let ping = in_ns(pc_a, &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.2.2.2"]);
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    let sa_a = json(fw_a, &["display", "ipsec", "sa"], control_a);
+    assert!(packets(&sa_a, "outbound") >= sent_before + 2, "sent counter did not grow: {sa_a}");
+    assert!(packets(&sa_a, "inbound") >= opened_before + 2, "opened counter did not grow: {sa_a}");
+
+    // The session table: IKE with FW_B on 500, ESP with it, counted.
+    let text = keysteward(fw_a, &["display", "firewall", "session", "table"], control_a);
+    assert!(text.contains("  udp  VPN:public --> public 192.0.2.1:500-->192.0.2.2:500\n"), "{text}");
+    assert!(text.contains("  esp  VPN:public --> public 192.0.2.1:0-->192.0.2.2:0\n"), "{text}");
+    let sessions = json(fw_a, &["display", "firewall", "session", "table"], control_a);
+    let esp =
+        sessions["sessions"].as_array().and_then(|s| s.iter().find(|s| s["protocol"] == "esp")).cloned();
+    let esp = esp.unwrap_or_else(|| panic!("no ESP session: {sessions}"));
+    assert_eq!(esp["destination"], "192.0.2.2:0");
+    assert!(esp["forward"]["packets"].as_u64().unwrap_or(0) >= sent_before + 2, "{esp}");
+    assert!(esp["reverse"]["bytes"].as_u64().unwrap_or(0) > 0, "{esp}");
+
+    // show-config: the configuration in force, the key masked in text and JSON.
+    let config = keysteward(fw_a, &["show-config"], control_a);
+    assert!(config.contains(" pre-shared-key cipher %^%#********%^%#\n"), "{config}");
+    assert!(config.contains("ipsec policy policy1 1 isakmp\n"), "{config}");
+    let config_json = json(fw_a, &["show-config"], control_a);
+    assert!(!config.contains("tiandihui2") && !config_json.to_string().contains("tiandihui2"), "key shown");
+
+    // The configuration displays and the verbose IKE SA.
+    let peers = keysteward(fw_a, &["display", "ike", "peer"], control_a);
+    assert!(
+        peers.contains("\nb                v1       main            10         IP        192.0.2.2\n"),
+        "{peers}"
+    );
+    let peer = keysteward(fw_a, &["display", "ike", "peer", "name", "b"], control_a);
+    assert!(peer.contains("Peer IP address         : 192.0.2.2\n") && !peer.contains("tiandihui2"), "{peer}");
+    let verbose = json(fw_a, &["display", "ike", "sa", "verbose", "--remote", "192.0.2.2"], control_a);
+    assert_eq!(verbose["sas"][0]["remote_id"], "192.0.2.2", "{verbose}");
+    assert_eq!(verbose["sas"][0]["flags"], serde_json::json!(["RD", "ST"]), "{verbose}");
+    let proposal = keysteward(fw_a, &["display", "ike", "proposal"], control_a);
+    assert!(proposal.contains(" IKE Proposal: 10\n"), "{proposal}");
+    let proposal = keysteward(fw_a, &["display", "ipsec", "proposal", "name", "a"], control_a);
+    assert!(proposal.contains("                     Encryption DES\n"), "{proposal}");
+    let policy = keysteward(fw_a, &["display", "ipsec", "policy"], control_a);
+    assert!(policy.contains("    Peer name: b\n"), "{policy}");
+    let missing = keysteward(fw_a, &["display", "ipsec", "policy", "name", "nope"], control_a);
+    assert!(missing.contains("no ipsec policy named nope"), "{missing}");
 }
 
 /// Issue 5's lifetime scenario: IPsec SAs of 30 s and IKE SAs of 60 s with a continuous ping

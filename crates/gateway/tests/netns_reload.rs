@@ -210,6 +210,8 @@ fn netns_reload_keeps_unchanged_tunnels_refuses_bad_files_and_renegotiates_chang
     assert!(log_a().contains("refused, nothing changed"), "logged");
     assert_eq!(sas(&fw_a, &control_a), original, "nothing changed");
     assert_eq!(ping(&pc_a, 3), 3, "traffic flows on");
+    let (_, shown) = keysteward(&fw_a, &["show-config"], &control_a);
+    assert!(shown.contains(" esp encryption-algorithm des\n"), "show-config: the file in force\n{shown}");
 
     // 3. A changed ipsec proposal on both sides: deleted, renegotiated with the new algorithms.
     let stronger = |text: &str| {
@@ -224,6 +226,8 @@ fn netns_reload_keeps_unchanged_tunnels_refuses_bad_files_and_renegotiates_chang
         text.contains("1 IKE SA(s) and 0 IPsec SA pair(s) kept, 0 IKE SA(s) and 1 IPsec SA pair(s) deleted"),
         "{text}"
     );
+    let (_, shown) = keysteward(&fw_a, &["show-config"], &control_a);
+    assert!(shown.contains(" esp encryption-algorithm aes-128\n"), "show-config after the reload\n{shown}");
     let (code, text) = keysteward(&fw_b, &["reload"], &control_b);
     assert_eq!(code, 0, "{text}");
     assert!(

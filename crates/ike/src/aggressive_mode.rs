@@ -375,6 +375,7 @@ impl IkeSa {
             ctx,
         );
         sa.learn_capabilities(payloads, ctx.config);
+        sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
@@ -525,6 +526,7 @@ impl IkeSa {
             .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
             .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
         check_remote_identity(self.peer_config(ctx.config), id)?;
+        self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.

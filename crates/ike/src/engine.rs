@@ -66,6 +66,12 @@ pub struct IkeSaView {
     pub remote_behind_nat: bool,
     /// DPD is in force: configured here and announced by the peer.
     pub dpd: bool,
+    /// The ISAKMP cookies (initiator's, responder's; the responder's is zero until MM2).
+    pub cookies: (Cookie, Cookie),
+    /// Main or aggressive mode.
+    pub exchange_mode: crate::config::ExchangeMode,
+    /// The identity the peer presented, once authenticated.
+    pub remote_identity: Option<crate::ike_sa::PeerIdentity>,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -224,6 +230,9 @@ impl Engine {
             local_behind_nat: sa.nat.local_behind_nat,
             remote_behind_nat: sa.nat.remote_behind_nat,
             dpd: sa.dpd_config.is_some(),
+            cookies: (sa.cookie_i, sa.cookie_r),
+            exchange_mode: sa.mode,
+            remote_identity: sa.remote_identity.clone(),
         })
     }
 

@@ -334,6 +334,37 @@ pub(crate) struct IkeSa {
     pub(crate) initial_contact_received: bool,
     /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
     pub(crate) informational_seen: crate::informational::SeenMessageIds,
+    /// The identity the peer presented and authenticated (its ID payload), for `display ike
+    /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
+    /// says who the peer claimed to be.
+    pub(crate) remote_identity: Option<PeerIdentity>,
+}
+
+/// A phase-1 identity as the peer presented it, in display form (`display ike sa verbose`'s
+/// `Remote ID type` and `Remote ID`). Names are printed lossily and bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// `IP`, `FQDN`, `USER-FQDN`, `IP-SUBNET`, `IP-RANGE`, `DN`, `KEY-ID` or the ID type number.
+    pub kind: String,
+    /// The identity itself.
+    pub value: String,
+}
+
+impl PeerIdentity {
+    /// The display form of `identity`.
+    pub(crate) fn of(identity: &Identity<'_>) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+        let (kind, value) = match identity {
+            Identity::Ipv4Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Ipv6Addr(a) => ("IP".to_owned(), a.to_string()),
+            Identity::Fqdn(n) => ("FQDN".to_owned(), text(n)),
+            Identity::UserFqdn(n) => ("USER-FQDN".to_owned(), text(n)),
+            Identity::Ipv4Subnet { address, mask } => ("IP-SUBNET".to_owned(), format!("{address}/{mask}")),
+            Identity::Ipv4Range { start, end } => ("IP-RANGE".to_owned(), format!("{start}-{end}")),
+            other => (format!("{:?}", other.id_type()), String::new()),
+        };
+        Self { kind, value }
+    }
 }
 
 impl IkeSa {
@@ -468,6 +499,7 @@ impl IkeSa {
             send_initial_contact: false,
             initial_contact_received: false,
             informational_seen: crate::informational::SeenMessageIds::default(),
+            remote_identity: None,
         }
     }
 
@@ -568,9 +600,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof, _, summary) =
+                let (next_iv, proof, _, identity, summary) =
                     self.open_identity_message(message, &material, &sai_b, ctx, false)?;
                 material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.trace_summary(ctx, Direction::Received, Step::MainMode(6), 0, summary);
                 self.flight.received(digest);
@@ -600,9 +633,10 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof, initial_contact, summary) =
+                let (next_iv, proof, initial_contact, identity, summary) =
                     self.open_identity_message(message, &material, &sai_b, ctx, true)?;
                 material.iv.advance(next_iv);
+                self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
                 self.initial_contact_received = initial_contact;
@@ -691,8 +725,9 @@ impl IkeSa {
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
     /// (the chain moves only once everything checked out), the proof of the HASH check,
-    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and its payloads for
-    /// the message trace when that is on (they live in the plaintext only here).
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), the peer's identity,
+    /// and its payloads for the message trace when that is on (they live in the plaintext
+    /// only here).
     fn open_identity_message(
         &self,
         message: &Message<'_>,
@@ -700,7 +735,7 @@ impl IkeSa {
         sai_b: &[u8],
         ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified, bool, Option<String>), FailureReason> {
+    ) -> Result<(NextIv, HashVerified, bool, PeerIdentity, Option<String>), FailureReason> {
         let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
@@ -740,7 +775,7 @@ impl IkeSa {
         );
         let step = Step::MainMode(if from_initiator { 5 } else { 6 });
         let summary = traced(ctx.out.trace, step, true, &payloads);
-        Ok((decrypted.next_iv, proof, initial_contact, summary))
+        Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity), summary))
     }
 
     pub(crate) fn establish(

@@ -58,7 +58,7 @@ pub use event::{
     AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
     Transmit, UdpEncapsulation,
 };
-pub use ike_sa::Role;
+pub use ike_sa::{PeerIdentity, Role};
 pub use lifetime::{
     IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
 };

@@ -64,7 +64,17 @@ fn aggressive_mode_and_quick_mode_establish_with_fqdn_identities() {
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].state, "established");
         assert_eq!(views[0].suite, Some(IkeProposal::recommended()));
+        assert_eq!(views[0].exchange_mode, ExchangeMode::Aggressive);
     }
+    // The views carry what `display ike sa verbose` shows: the same cookies on both sides and
+    // the identity each peer presented (as sent, not as configured on the other side).
+    let (view_a, view_b) = (pair.a.engine.ike_sas().next().unwrap(), pair.b.engine.ike_sas().next().unwrap());
+    assert_eq!((view_a.cookies.0 .0, view_a.cookies.1 .0), (view_b.cookies.0 .0, view_b.cookies.1 .0));
+    assert_ne!(view_a.cookies.1 .0, [0; 8]);
+    let identity =
+        |kind: &str, value: &str| Some(crate::PeerIdentity { kind: kind.into(), value: value.into() });
+    assert_eq!(view_a.remote_identity, identity("FQDN", "fwb.example.net"));
+    assert_eq!(view_b.remote_identity, identity("FQDN", "fwa.example.net"));
 }
 
 #[test]
