@@ -174,10 +174,16 @@ fn notify_name(notify: NotifyType) -> String {
     }
 }
 
-/// An identity as `TYPE value`, bounded: names longer than 64 bytes are cut, so a peer cannot
-/// make a log line grow without bound.
+/// An identity as `TYPE value`, bounded and printable: names longer than 64 bytes are cut and
+/// control characters shown as `?`, so a peer can neither make a log line grow without bound
+/// nor break it into lines of its own making.
 fn identity(identity: &Identity<'_>) -> String {
-    let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(64)]).into_owned();
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(&b[..b.len().min(64)])
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+    };
     match identity {
         Identity::Ipv4Addr(a) => format!("IPV4 {a}"),
         Identity::Ipv6Addr(a) => format!("IPV6 {a}"),

@@ -173,4 +173,7 @@ fn trace_summary_collapses_long_runs_and_names_identities() {
     let long = [b'x'; 300];
     let text = summarize(Step::MainMode(5), true, &[id(Identity::Fqdn(&long))]);
     assert_eq!(text.len(), "HDR*, ID(FQDN )".len() + 64, "{text}");
+    // Nor can it start a log line of its own.
+    let forged = summarize(Step::MainMode(5), true, &[id(Identity::Fqdn(b"a\nike message: sent MM1"))]);
+    assert_eq!(forged, "HDR*, ID(FQDN a?ike message: sent MM1)");
 }
