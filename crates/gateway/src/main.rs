@@ -576,7 +576,12 @@ mod tests {
         assert!(
             matches!(parse("check fw_a.cfg"), Ok(Command::Check { file, .. }) if file == std::path::Path::new("fw_a.cfg"))
         );
-        assert!(matches!(parse("demo"), Ok(Command::Demo)));
+        assert!(matches!(parse("demo"), Ok(Command::Demo { aggressive: false, pfs: false })));
+        assert!(matches!(
+            parse("demo --aggressive --pfs"),
+            Ok(Command::Demo { aggressive: true, pfs: true })
+        ));
+        assert!(parse("demo --pfs=group5").is_err(), "flags, not values");
         assert!(
             matches!(parse("run --config a.cfg --tun ks9"), Ok(Command::Run { tun, .. }) if tun == "ks9")
         );
