@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the crypto crate's hot paths: the DH work of one IKE exchange
 //! (groups 14, 19, 31), RSA-2048 signing and verification, and ESP packet protection of a
-//! 1400-byte payload (AES-GCM-16-128, and AES-CBC-128 with HMAC-SHA2-256-128).
+//! 1400-byte payload (AES-GCM-16-128, and AES-CBC-128 with HMAC-SHA2-256-128), and the
+//! X.509 check of a peer certificate in a phase 1 with signatures (chain to the CA, validity,
+//! key usage; with and without a CRL) for RSA-2048 and ECDSA P-256 certificates.
 //!
 //! Kept short (small sample sizes) because the build machine is shared:
 //! `cargo bench -p keysteward-crypto`.
@@ -8,6 +10,9 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+
+#[path = "../tests/support/test_pki.rs"]
+mod test_pki;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crypto::{
@@ -47,6 +52,25 @@ fn rsa(c: &mut Criterion) {
     group.finish();
 }
 
+fn x509(c: &mut Criterion) {
+    use test_pki::{Ca, KeyKind, LeafSpec, NOW};
+    let mut group = c.benchmark_group("x509 peer certificate");
+    group.sample_size(20);
+    for (name, kind) in [("rsa-2048", KeyKind::Rsa2048), ("ecdsa-p256", KeyKind::P256)] {
+        let ca = Ca::new("bench", kind);
+        let leaf = ca.issue(&LeafSpec::new("fw-b", kind));
+        let plain = crypto::TrustStore::new(vec![ca.der.clone()], &[]).expect("trust");
+        let revoked: Vec<u64> = (1000..1100).collect();
+        let with_crl = crypto::TrustStore::new(vec![ca.der.clone()], &[ca.crl(&revoked)]).expect("trust");
+        for (label, trust) in [("verify", &plain), ("verify with 100-entry CRL", &with_crl)] {
+            group.bench_function(format!("{name} {label}"), |b| {
+                b.iter(|| black_box(trust.verify(black_box(&leaf.der), &[], NOW as u64).expect("verifies")))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn esp(c: &mut Criterion) {
     let mut group = c.benchmark_group("esp 1400 bytes");
     group.throughput(Throughput::Bytes(PAYLOAD_LEN as u64));
@@ -76,5 +100,5 @@ fn esp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, diffie_hellman, rsa, esp);
+criterion_group!(benches, diffie_hellman, rsa, esp, x509);
 criterion_main!(benches);

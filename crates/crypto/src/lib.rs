@@ -20,6 +20,7 @@ pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
 pub mod signature;
+pub mod x509;
 
 pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
 pub use esp_transform::{CipherKey, EspCipher, EspCryptoError, Icv, Integrity, IntegrityKey};
@@ -28,3 +29,7 @@ pub use phase1_cipher::{CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};
 pub use secret::SecretBytes;
 pub use signature::{SignatureAlgorithm, SignatureError, SignatureVerified, SigningKey, VerifyingKey};
+pub use x509::{
+    utc_text, CertificateError, CertificateSummary, LocalCertificate, PresentedIdentity, TrustStore,
+    VerifiedCertificate,
+};

@@ -65,6 +65,19 @@ impl Spd {
         &self.rules
     }
 
+    /// Appends `rule` after every other rule (lowest priority) and returns its index. A hub
+    /// adds one such rule per flow negotiated through a policy template: the flow is only
+    /// known once a branch has proposed it.
+    pub fn push(&mut self, rule: Rule) -> usize {
+        self.rules.push(rule);
+        self.rules.len() - 1
+    }
+
+    /// Removes and returns the rule at `index`; the rules after it move up one place.
+    pub fn remove(&mut self, index: usize) -> Option<Rule> {
+        (index < self.rules.len()).then(|| self.rules.remove(index))
+    }
+
     /// The first rule matching an outbound packet's flow (its index and action), or `None`
     /// and the default action. Linear: policies are few, and a per-packet cache keyed by
     /// flow would cost more than it saves at this size.

@@ -8,9 +8,12 @@
 //!
 //! It also carries the traffic ([`crate::data_path`]): a TUN device (`--tun`, `ks0` by
 //! default) with a route for every protected remote prefix, raw ESP sockets on the same
-//! addresses, and ESP-in-UDP on 4500. A packet that needs an SA raises an acquire, so
-//! negotiation starts on traffic; policies with `sa trigger-mode auto` (or `auto-neg` on the
-//! interface) also negotiate at start-up, as the device does.
+//! addresses, and ESP-in-UDP on 4500, all read and written by a data-plane thread of their
+//! own ([`crate::fast_path`]), which reports acquires and traffic here. A packet that needs
+//! an SA raises an acquire, so negotiation starts on traffic; policies with `sa trigger-mode
+//! auto` (or `auto-neg` on the interface) also negotiate at start-up, as the device does. A
+//! policy template only answers: its flows get their rule and route when a branch has
+//! negotiated them.
 //!
 //! Reload (`keysteward reload`, or SIGHUP): the file the daemon started with is read again
 //! and checked whole ([`crate::load`]: the VRP checks, the host's interfaces and addresses,
@@ -21,8 +24,8 @@
 //! payloads, the data path's SPD and the routes into the TUN are rebuilt, sockets are opened
 //! for new local addresses, and `sa trigger-mode auto` policies are started.
 //!
-//! The UDP 4500 path (marker stripped and added) is not yet exercised
-//! end to end by a test: two keysteward daemons without a NAT between them stay on 500.
+//! The UDP 4500 path (marker stripped and added, ESP-in-UDP) is exercised end to end against
+//! strongSwan, whose kernel-libipsec fakes NAT-D (`tests/netns_strongswan_interop.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +46,7 @@ use crate::display::live::Live;
 use crate::display::{
     ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
 };
+use crate::engine_config::template_policies;
 use crate::key_log::{self, KeyLog};
 use crate::load::{self, Host, InterfaceMap, Purpose};
 
@@ -148,6 +152,9 @@ fn load_checked(options: &RunOptions) -> Result<Checked, String> {
 /// every socket is open, so a failure leaves nothing behind.
 struct NewSockets {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Second handles of the new UDP 4500 sockets, which the data-plane thread reads
+    /// (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
+    udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
     raw: HashMap<IpAddr, Arc<socket2::Socket>>,
 }
 
@@ -156,15 +163,21 @@ async fn open_sockets(
     udp: &HashMap<SocketAddr, Arc<UdpSocket>>,
     raw: impl Fn(IpAddr) -> bool,
 ) -> Result<NewSockets, String> {
-    let mut new = NewSockets { udp: Vec::new(), raw: HashMap::new() };
+    let mut new = NewSockets { udp: Vec::new(), udp_4500: Vec::new(), raw: HashMap::new() };
     for peer in &config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
             if udp.contains_key(&local) || new.udp.iter().any(|(l, _)| *l == local) {
                 continue;
             }
-            let socket =
-                Arc::new(UdpSocket::bind(local).await.map_err(|e| format!("cannot bind UDP {local}: {e}"))?);
+            let bound = std::net::UdpSocket::bind(local)
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
+            if port == ike::NAT_T_PORT {
+                let second = bound.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?;
+                new.udp_4500.push((local, second));
+            }
+            let socket = Arc::new(UdpSocket::from_std(bound).map_err(|e| format!("UDP {local}: {e}"))?);
             new.udp.push((local, socket));
         }
         if let IpAddr::V4(address) = peer.local_address {
@@ -180,32 +193,36 @@ async fn open_sockets(
 #[derive(Clone)]
 struct Inputs {
     datagrams: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
-    esp: mpsc::Sender<(IpAddr, Vec<u8>)>,
 }
 
+/// The sockets the data path reads: raw ESP and UDP 4500.
+type DataSockets = (HashMap<IpAddr, Arc<socket2::Socket>>, Vec<(SocketAddr, std::net::UdpSocket)>);
+
 impl NewSockets {
-    /// Starts reading the new sockets; the UDP ones join `udp`, the raw ones are returned
-    /// for the data path.
-    fn start(
-        self,
-        udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>,
-        inputs: &Inputs,
-    ) -> HashMap<IpAddr, Arc<socket2::Socket>> {
+    /// Starts reading the new UDP 500 sockets; the UDP ones join `udp`; the raw and UDP 4500
+    /// ones are returned for the data path, whose thread reads them.
+    fn start(self, udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>, inputs: &Inputs) -> DataSockets {
         for (local, socket) in self.udp {
             info!("listening for IKE on {local}");
             udp.insert(local, socket.clone());
-            tokio::spawn(receive(socket, local, inputs.datagrams.clone(), inputs.esp.clone()));
+            if local.port() != ike::NAT_T_PORT {
+                tokio::spawn(receive(socket, local, inputs.datagrams.clone()));
+            }
         }
-        for socket in self.raw.values() {
-            data_path::spawn_raw_reader(socket.clone(), inputs.esp.clone());
-        }
-        self.raw
+        (self.raw, self.udp_4500)
     }
 }
 
-/// The prefixes routed into the TUN for a configuration: every protected remote prefix.
-fn protected_prefixes(config: &ike::Config) -> Vec<esp::Prefix> {
-    config.policies.iter().flat_map(|p| p.selectors.iter().map(|s| data_path::selector(s).remote)).collect()
+/// The prefixes routed into the TUN for a configuration at start: every protected remote
+/// prefix but those of templates, which come with their negotiated flows (`data_path`).
+fn protected_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<esp::Prefix> {
+    data_path::static_prefixes(config, templates)
+}
+
+/// The acquires to raise at start or reload: a template only responds, even when `auto-neg`
+/// is set on its interface.
+fn initiating(acquires: Vec<Acquire>, templates: &[bool]) -> Vec<Acquire> {
+    acquires.into_iter().filter(|a| !templates.get(a.policy).copied().unwrap_or(false)).collect()
 }
 
 async fn serve(options: RunOptions) -> Result<(), String> {
@@ -217,13 +234,14 @@ async fn serve(options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     let Checked { mut config, engine: engine_config, .. } =
         load_checked(&options).map_err(|e| format!("{e}\n{}: nothing started", options.config.display()))?;
-    let acquires = start_up_acquires(&config, &engine_config);
+    let templates = template_policies(&config, &engine_config);
+    let acquires = initiating(start_up_acquires(&config, &engine_config), &templates);
 
     let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let (datagrams_tx, mut datagrams) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
-    let (esp_tx, mut esp_in) = mpsc::channel::<(IpAddr, Vec<u8>)>(1024);
-    let inputs = Inputs { datagrams: datagrams_tx, esp: esp_tx };
-    let raw = open_sockets(&engine_config, &sockets, |_| false).await?.start(&mut sockets, &inputs);
+    let inputs = Inputs { datagrams: datagrams_tx.clone() };
+    let (raw, udp_4500) =
+        open_sockets(&engine_config, &sockets, |_| false).await?.start(&mut sockets, &inputs);
 
     // Before anything is negotiated, so the first SA's keys are in the file and a refused
     // file stops the daemon before it holds any key.
@@ -238,10 +256,10 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // The TUN device and the routes of the protected prefixes into it; the routes go when
     // `_routes` drops, on every way out of this function.
     let tun = data_path::open_tun(&options.tun)?;
-    let mut routes = data_path::Routes::add(&options.tun, protected_prefixes(&engine_config))?;
-    let (tun_tx, mut tun_in) = mpsc::channel::<Vec<u8>>(1024);
-    tokio::spawn(data_path::read_tun(tun.clone(), tun_tx));
-    let mut data = DataPath::new(&engine_config, tun, raw);
+    let mut routes = data_path::Routes::add(&options.tun, protected_prefixes(&engine_config, &templates))?;
+    let (notices_tx, mut notices) = mpsc::channel(data_path::NOTICE_QUEUE);
+    let udp_4500 = udp_4500.into_iter().collect();
+    let mut data = DataPath::new(&engine_config, templates, tun, raw, udp_4500, notices_tx, datagrams_tx)?;
     let mut usage = tokio::time::interval(USAGE_INTERVAL);
 
     let listener = bind_control(&options.control)?;
@@ -253,6 +271,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     // One debug line per IKE message (step and payloads, `ike message …`), which `keysteward
     // demo` reads back to draw the message flow; not built unless debug logging is on.
     engine.set_message_trace(tracing::enabled!(tracing::Level::DEBUG));
+    // Certificate validity is checked against the wall clock; the engine itself reads none.
+    let unix_now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.set_wall_clock(Instant::now(), unix_now);
     let mut records = Records { next_display_id: 1, ..Records::default() };
     let now = Instant::now();
     for acquire in acquires {
@@ -266,8 +287,11 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             Some((local, remote, bytes)) = datagrams.recv() => {
                 engine.handle_datagram(Instant::now(), local, remote, &bytes);
             }
-            Some(packet) = tun_in.recv() => data.outbound(&packet, &mut engine, &sockets).await,
-            Some((_, esp)) = esp_in.recv() => data.inbound(&esp, &mut engine).await,
+            Some(notice) = notices.recv() => match notice {
+                data_path::Notice::Acquire(acquire) => engine.handle_acquire(Instant::now(), acquire),
+                data_path::Notice::Traffic(spi) => data.heard_from(spi, &mut engine),
+                data_path::Notice::Usage => data.report_usage(&mut engine),
+            },
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
                 let response = if request == Request::Reload {
@@ -343,17 +367,18 @@ async fn reload(
     // Everything that can fail comes first, while the running configuration is untouched.
     let has_raw = |address| running.data.has_raw_socket(address);
     let new_sockets = open_sockets(&engine_config, running.sockets, has_raw).await.map_err(refused)?;
-    let prefixes = protected_prefixes(&engine_config);
+    let templates = template_policies(&config, &engine_config);
+    let prefixes = protected_prefixes(&engine_config, &templates);
     running.routes.add_missing(&prefixes).map_err(refused)?;
-    let raw = new_sockets.start(running.sockets, running.inputs);
-    running.data.add_raw_sockets(raw);
+    let (raw, udp_4500) = new_sockets.start(running.sockets, running.inputs);
+    running.data.add_sockets(raw, udp_4500).map_err(refused)?;
 
     let now = Instant::now();
     let (ike_before, pairs_before) =
         (running.engine.ike_sas().count(), running.engine.ipsec_sas(now).count());
-    let acquires = start_up_acquires(&config, &engine_config);
+    let acquires = initiating(start_up_acquires(&config, &engine_config), &templates);
     let diff = running.engine.reconfigure(now, engine_config);
-    running.data.reconfigure(running.engine.config(), &diff);
+    running.data.reconfigure(running.engine.config(), templates, &diff);
     running.routes.remove_except(&prefixes);
     for acquire in acquires {
         running.engine.handle_acquire(now, acquire);
@@ -395,15 +420,13 @@ async fn reload(
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
 const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads one UDP socket and hands IKE messages to the engine loop. On UDP 4500 (RFC 3948
-/// §2.2) an IKE message starts with the 4-byte zero non-ESP marker, which is stripped; a
-/// keepalive is one 0xFF byte and is dropped here; anything else is ESP-in-UDP and goes to
-/// the data path (`esp`).
+/// Reads one UDP 500 socket and hands IKE messages to the engine loop. (UDP 4500, where IKE
+/// follows the non-ESP marker and everything else is ESP-in-UDP, is read by the data-plane
+/// thread, `fast_path`, which hands the IKE messages back through the same channel.)
 async fn receive(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     tx: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
-    esp: mpsc::Sender<(IpAddr, Vec<u8>)>,
 ) {
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -414,22 +437,7 @@ async fn receive(
                 continue;
             }
         };
-        let datagram = &buf[..n];
-        let message = if local.port() == ike::NAT_T_PORT {
-            match datagram {
-                [0, 0, 0, 0, rest @ ..] => rest,
-                [0xff] => continue,
-                _ => {
-                    if esp.send((remote.ip(), datagram.to_vec())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            datagram
-        };
-        if tx.send((local, remote, message.to_vec())).await.is_err() {
+        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
             return;
         }
     }
@@ -482,12 +490,23 @@ async fn drain(
             }
         }
         match event {
-            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => info!(
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if initiator { "initiator" } else { "responder" },
-                ike::SuiteName(&suite)
-            ),
+            Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
+                info!(
+                    "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                    remote.ip(),
+                    if initiator { "initiator" } else { "responder" },
+                    ike::SuiteName(&suite)
+                );
+                // Signature authentication: which certificate the peer proved it holds.
+                let certificate =
+                    engine.ike_sas().find(|v| v.connection == connection).and_then(|v| v.peer_certificate);
+                if let Some(c) = certificate {
+                    info!(
+                        "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
+                        c.subject, c.issuer, c.serial
+                    );
+                }
+            }
             Event::IpsecSaInstalled(pair) => {
                 info!(
                     "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
@@ -500,7 +519,7 @@ async fn drain(
                 );
                 let display_id = records.next_display_id;
                 records.next_display_id += 1;
-                data.install(&pair, engine, sockets).await;
+                data.install(&pair, engine);
                 records.installed.push(InstalledPair {
                     display_id,
                     connection: pair.connection,
@@ -550,8 +569,6 @@ async fn drain(
             }
         }
     }
-    // ESP that overtook the QM3 just handled can be opened now.
-    data.replay_early(engine).await;
 }
 
 fn answer(
@@ -573,7 +590,7 @@ fn answer(
                 s.queued,
                 s.acquires,
                 s.queue_dropped,
-                data.bypass_dropped,
+                data.bypass_dropped(),
                 s.inbound.unknown_spi,
                 s.inbound.authentication,
                 s.inbound.replayed,
@@ -584,7 +601,7 @@ fn answer(
                 "queued": s.queued,
                 "acquires": s.acquires,
                 "queue_dropped": s.queue_dropped,
-                "bypass_dropped": data.bypass_dropped,
+                "bypass_dropped": data.bypass_dropped(),
                 "inbound_unknown_spi": s.inbound.unknown_spi,
                 "inbound_authentication": s.inbound.authentication,
                 "inbound_replayed": s.inbound.replayed,

@@ -2,14 +2,25 @@
 //! engine's events, and the operating system (a TUN device, raw IP protocol 50 sockets and
 //! the routes that steer protected traffic into the TUN).
 //!
-//! Packet flow:
-//! - TUN → [`DataPath::outbound`]: the SPD decides; protected packets are sealed and sent as
-//!   raw ESP (or ESP-in-UDP from our 4500 socket when the SA is UDP-encapsulated); a packet
-//!   without an SA is queued and raises an acquire for the engine. Only the protected
-//!   prefixes are routed into the TUN, so a bypass decision there is dropped and counted:
-//!   clear traffic is forwarded by the kernel and never reaches us.
-//! - raw socket / UDP 4500 → [`DataPath::inbound`]: opened and written to the TUN, from where
-//!   the kernel forwards the inner packet to the inside network.
+//! Packet flow, on the data-plane thread ([`crate::fast_path`]), in batches:
+//! - TUN → seal: the SPD decides; protected packets are sealed and sent as raw ESP (or
+//!   ESP-in-UDP from our 4500 socket when the SA is UDP-encapsulated); a packet without an
+//!   SA is queued and raises an acquire ([`Notice::Acquire`]) for the engine. Only the
+//!   protected prefixes are routed into the TUN, so a bypass decision there is dropped and
+//!   counted: clear traffic is forwarded by the kernel and never reaches us.
+//! - raw socket / UDP 4500 → open: written to the TUN, from where the kernel forwards the
+//!   inner packet to the inside network.
+//!
+//! The IKE loop keeps [`DataPath`]: it installs and removes SAs in the [`Shared`] data plane
+//! (one mutex, held by the thread for one batch at a time) and hears the thread's notices.
+//!
+//! A hub (an `ipsec policy … isakmp template`) does not know its branches' flows in advance:
+//! template policies get no SPD rule and no route at start. When a pair negotiated through a
+//! template is installed, its flow becomes an SPD rule (after the configured ones) and its
+//! remote prefix a route into the TUN; both go when the last pair of that flow goes. So the
+//! hub can never trigger toward a branch: a packet for a branch with no SA finds no route
+//! into the TUN (the kernel's own routing decides its fate), and a template policy never
+//! raises an acquire. The branch brings its tunnel up, as on a USG.
 //!
 //! Routes are added and removed with `ip route` (iproute2) for now: one `replace` per
 //! protected remote prefix on start, `del` on exit ([`Routes`]'s `Drop`). A netlink crate can
@@ -17,19 +28,17 @@
 //! dependency meanwhile.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{
-    Action, DataPlane, DataPlaneConfig, DropReason, Inbound, InboundSa, Outbound, PolicyIndex, Prefix, Rule,
-    SaKeys, SaPair, SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Action, DataPlane, DataPlaneConfig, InboundSa, Outbound, PolicyIndex, Prefix, Rule, SaKeys, SaPair,
+    SaParams, Selector, Spd, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
 };
 use ike::{ConnectionId, Engine, IpsecSaPair, TrafficSelector};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -37,19 +46,11 @@ use tracing::{debug, info, warn};
 /// largest ESP overhead, so inside hosts rarely need fragmentation or ICMP from us.
 pub const TUN_MTU: u16 = 1400;
 
-/// Inbound ESP packets held for an SA pair whose QM3 has not been handled yet (see
-/// [`DataPath::inbound`]): enough for the first burst a queue flush sends, few enough that a
-/// peer cannot make us hold much.
-const EARLY_ESP_LIMIT: usize = 32;
-
-/// How long such a packet is held at most; a quick mode that takes longer is lost anyway.
-const EARLY_ESP_AGE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// IP protocol number of ESP.
 const IPPROTO_ESP: i32 = 50;
 
-/// Largest packet read from the TUN or a socket.
-const MAX_PACKET: usize = 65_535;
+/// Largest IP packet.
+pub const MAX_PACKET: usize = 65_535;
 
 /// Converts an engine prefix to the data plane's. The data plane has prefixes only: an
 /// address range (which only a peer can propose; [`DataPath::install`] refuses pairs with
@@ -86,18 +87,35 @@ fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
 }
 
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
-/// rule order, and `Bypass` for the rest (VRP's default). Returns the engine selector of each
-/// rule too, so an acquire raised on rule `i` names the engine's policy and flow.
-pub fn spd(config: &ike::Config) -> (Spd, Vec<TrafficSelector>) {
+/// rule order, and `Bypass` for the rest (VRP's default). Template policies (`templates[i]`
+/// true) get no static rule: their flows are added as branches negotiate them. Returns the
+/// engine selector of each rule too, so an acquire raised on rule `i` names the engine's
+/// policy and flow.
+pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelector>) {
     let mut rules = Vec::new();
     let mut selectors = Vec::new();
     for (index, policy) in config.policies.iter().enumerate() {
+        if templates.get(index).copied().unwrap_or(false) {
+            continue;
+        }
         for ts in &policy.selectors {
             rules.push(Rule { selector: selector(ts), action: Action::Protect(PolicyIndex(index)) });
             selectors.push(*ts);
         }
     }
     (Spd::new(rules, Action::Bypass), selectors)
+}
+
+/// The remote prefixes to route into the TUN at start: those of every policy but the
+/// templates, whose routes come with their negotiated flows.
+pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
+    config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !templates.get(*index).copied().unwrap_or(false))
+        .flat_map(|(_, p)| p.selectors.iter().map(|s| selector(s).remote))
+        .collect()
 }
 
 /// The routes into the TUN for every protected remote prefix, removed on drop.
@@ -119,6 +137,27 @@ impl Routes {
             routes.prefixes.push(p);
         }
         Ok(routes)
+    }
+
+    /// Adds the route of one prefix (a template flow); a prefix already routed is kept once.
+    pub fn add_one(&mut self, p: Prefix) -> Result<(), String> {
+        if !self.prefixes.contains(&p) {
+            ip_route("replace", &p, &self.device)?;
+            info!("route {p} via {}", self.device);
+            self.prefixes.push(p);
+        }
+        Ok(())
+    }
+
+    /// Removes the route of one prefix, if this set added it.
+    pub fn remove_one(&mut self, p: Prefix) {
+        if let Some(i) = self.prefixes.iter().position(|q| *q == p) {
+            self.prefixes.swap_remove(i);
+            match ip_route("del", &p, &self.device) {
+                Ok(()) => info!("route {p} via {} removed", self.device),
+                Err(e) => warn!("{e}"),
+            }
+        }
     }
 }
 
@@ -192,72 +231,127 @@ fn ip_route(verb: &str, p: &Prefix, device: &str) -> Result<(), String> {
 }
 
 /// Creates the TUN device `name`, up, with [`TUN_MTU`] and no address (routes point at it).
-pub fn open_tun(name: &str) -> Result<Arc<tun_rs::AsyncDevice>, String> {
-    let device = tun_rs::DeviceBuilder::new()
-        .name(name)
-        .mtu(TUN_MTU)
-        .enable(true)
-        .build_async()
-        .map_err(|e| format!("cannot create TUN device {name}: {e}"))?;
+/// It asks for the kernel's TCP segmentation offloads (`IFF_VNET_HDR`, TSO): one read then
+/// returns a whole TCP burst, which [`crate::fast_path`] splits into MTU-sized packets, and
+/// one write takes coalesced segments back. A kernel that refuses offloads gets a plain
+/// device; the fast path reads one packet per read then.
+pub fn open_tun(name: &str) -> Result<Arc<tun_rs::SyncDevice>, String> {
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new().name(name).mtu(TUN_MTU).offload(offload).enable(true).build_sync()
+    };
+    let device = match build(true) {
+        Ok(device) => device,
+        Err(e) => {
+            warn!("TUN device {name} without offloads ({e}): one packet per read");
+            build(false).map_err(|e| format!("cannot create TUN device {name}: {e}"))?
+        }
+    };
+    device.set_nonblocking(true).map_err(|e| format!("cannot make TUN device {name} non-blocking: {e}"))?;
     Ok(Arc::new(device))
 }
 
-/// Reads the TUN device and hands each packet to the daemon loop.
-pub async fn read_tun(tun: Arc<tun_rs::AsyncDevice>, tx: mpsc::Sender<Vec<u8>>) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    loop {
-        match tun.recv(&mut buf).await {
-            Ok(n) => {
-                if tx.send(buf[..n].to_vec()).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                warn!("TUN read: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 /// A raw IPv4 socket for ESP (protocol 50) bound to `local`. The kernel writes the outer IP
-/// header on send; on receive it hands us the IP header in front of the ESP packet.
+/// header on send; on receive it hands us the IP header in front of the ESP packet. The
+/// socket stays blocking, so a full send buffer holds the sender back instead of dropping;
+/// the fast path receives with `MSG_DONTWAIT` after `poll`.
 pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, String> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))
         .map_err(|e| format!("cannot open a raw ESP socket: {e}"))?;
     socket
         .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(local), 0)))
         .map_err(|e| format!("cannot bind the raw ESP socket to {local}: {e}"))?;
+    // Room for a burst of a few hundred full-size packets while the other side catches up.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
     Ok(Arc::new(socket))
 }
 
-/// Reads a raw ESP socket on a thread of its own (blocking reads; socket2 has no async
-/// interface and the gateway takes no `unsafe` to register the descriptor with tokio), strips
-/// the IPv4 header and hands `(source, ESP packet)` to the daemon loop.
-pub fn spawn_raw_reader(socket: Arc<Socket>, tx: mpsc::Sender<(IpAddr, Vec<u8>)>) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; MAX_PACKET];
-        loop {
-            let n = match (&*socket).read(&mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    warn!("raw ESP receive: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    continue;
+/// What the data-plane thread tells the IKE loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A packet needs an SA that does not exist: negotiate.
+    Acquire(ike::Acquire),
+    /// Authentic traffic arrived on our inbound SA with this SPI (at most once a second per
+    /// SA): the peer is alive, DPD stays quiet.
+    Traffic(u32),
+    /// An SA crossed a soft or hard traffic limit: report usage to the engine now, not at
+    /// the next periodic report, so the rekey starts before the SA stops (at a few Gbit/s
+    /// the default 1,843,200 KB last seconds, less than the report interval).
+    Usage,
+}
+
+/// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
+/// raised again when its queue is abandoned, traffic is reported again a second later).
+pub const NOTICE_QUEUE: usize = 1024;
+
+/// The part of the data path the IKE loop and the data-plane thread share, behind one mutex:
+/// the thread holds it for one batch of packets at a time, the IKE loop for an SA change or a
+/// display.
+pub struct Shared {
+    /// The sans-IO data plane: SPD, SAs, acquire queues, counters.
+    pub plane: DataPlane,
+    /// The engine selector of each static SPD rule (same index), for acquires.
+    rule_selectors: Vec<TrafficSelector>,
+    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
+    templates: Vec<bool>,
+    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
+    pub bypass_dropped: u64,
+    /// Notices dropped because the IKE loop was behind.
+    pub notices_dropped: u64,
+    /// Sockets a reload opened, for the data-plane thread to take over.
+    pub added_sockets: Vec<crate::fast_path::Added>,
+}
+
+impl Shared {
+    fn is_template(&self, policy: PolicyIndex) -> bool {
+        self.templates.get(policy.0).copied().unwrap_or(false)
+    }
+
+    /// Turns the data plane's acquires into notices for the IKE loop. Traffic lifetimes are
+    /// judged by the engine from [`DataPath::report_usage`]; the data plane's own lifetime
+    /// notices ask for a report now.
+    pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
+        while let Some(event) = self.plane.poll_event() {
+            match event {
+                esp::Event::Acquire { policy, rule, selector, .. } => {
+                    let ts = rule.and_then(|r| self.rule_selectors.get(r).copied());
+                    let Some(ts) = ts else {
+                        // A template flow's rule (added at run time, past the static ones)
+                        // outlived its SAs for a moment: the hub cannot negotiate toward a
+                        // branch, only answer it.
+                        let dropped = self.plane.abandon_acquire(policy);
+                        if self.is_template(policy) {
+                            info!(
+                                "{selector}: no SA; {policy} is a template and only responds \
+                                 ({dropped} packet(s) dropped)"
+                            );
+                        } else {
+                            warn!("acquire for {policy} ({selector}) matches no configured rule");
+                        }
+                        continue;
+                    };
+                    info!("acquire: {selector} needs an SA of {policy}");
+                    let acquire = ike::Acquire { policy: policy.0, selector: ts };
+                    if notices.try_send(Notice::Acquire(acquire)).is_err() {
+                        self.notices_dropped += 1;
+                        self.plane.abandon_acquire(policy);
+                    }
                 }
-            };
-            let packet = &buf[..n];
-            let Some(&first) = packet.first() else { continue };
-            let header_len = usize::from(first & 0x0f) * 4;
-            if first >> 4 != 4 || n < header_len || n < 20 {
-                continue;
-            }
-            let source = IpAddr::V4(Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
-            if tx.blocking_send((source, packet[header_len..].to_vec())).is_err() {
-                return;
+                esp::Event::Lifetime { direction, spi, notice, .. } => {
+                    debug!("{direction:?} SA {spi}: {notice:?}");
+                    if notices.try_send(Notice::Usage).is_err() {
+                        self.notices_dropped += 1;
+                    }
+                }
             }
         }
-    });
+    }
+}
+
+/// Locks the shared state; a panic on another thread while it held the lock leaves the
+/// counters possibly inconsistent, never unsafe, so the state is used as it is.
+pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One installed pair, as the data path remembers it for removal and usage reports.
@@ -266,6 +360,8 @@ struct Pair {
     inbound_spi: u32,
     outbound_spi: u32,
     policy: PolicyIndex,
+    /// The SPD rule of a flow negotiated through a template, if this pair came that way.
+    template_rule: Option<Rule>,
     /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
     local: SocketAddr,
     remote: SocketAddr,
@@ -298,46 +394,86 @@ pub struct PairTraffic {
     pub replay_window: u32,
 }
 
-/// The data plane and what the daemon needs around it.
+/// A flow a branch negotiated through a template: its SPD rule and route stay while at
+/// least one pair carries it (a rekey installs the new pair before the old one goes).
+struct TemplateFlow {
+    rule: Rule,
+    pairs: usize,
+}
+
+/// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
+/// and keeps what the engine needs to hear about them. Packets themselves are carried by the
+/// data-plane thread ([`crate::fast_path`]).
 pub struct DataPath {
-    plane: DataPlane,
-    /// The engine selector of each SPD rule (same index).
-    rule_selectors: Vec<TrafficSelector>,
-    tun: Arc<tun_rs::AsyncDevice>,
+    shared: Arc<Mutex<Shared>>,
+    tun: Arc<tun_rs::SyncDevice>,
     raw: HashMap<IpAddr, Arc<Socket>>,
+    udp: HashMap<SocketAddr, std::net::UdpSocket>,
+    notices: mpsc::Sender<Notice>,
     pairs: Vec<Pair>,
     rng: crypto::OsRandom,
-    buf: Vec<u8>,
-    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
-    pub bypass_dropped: u64,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
-    /// ESP that arrived for the inbound SPI of a quick mode still waiting for QM3, in arrival
-    /// order: (when, SPI, packet). Bounded by [`EARLY_ESP_LIMIT`] and [`EARLY_ESP_AGE`].
-    early: std::collections::VecDeque<(Instant, u32, Vec<u8>)>,
+    /// The flows negotiated through templates and the routes of their remote prefixes.
+    template_flows: Vec<TemplateFlow>,
+    template_routes: Routes,
 }
 
 impl DataPath {
-    /// A data path over `tun` with the SPD of `config` and raw ESP sockets `raw`.
+    /// A data path over `tun` with the SPD of `config`, raw ESP sockets `raw` and UDP 4500
+    /// sockets `udp` (for ESP-in-UDP); `templates` says which policies are templates
+    /// ([`crate::engine_config::template_policies`]). Starts the data-plane thread, which
+    /// reports to `notices`, and hands IKE messages that arrive on UDP 4500 to `ike`.
     pub fn new(
         config: &ike::Config,
-        tun: Arc<tun_rs::AsyncDevice>,
+        templates: Vec<bool>,
+        tun: Arc<tun_rs::SyncDevice>,
         raw: HashMap<IpAddr, Arc<Socket>>,
-    ) -> Self {
-        let (spd, rule_selectors) = spd(config);
-        let plane = DataPlane::new(spd, DataPlaneConfig::default());
-        Self {
-            plane,
+        udp: HashMap<SocketAddr, std::net::UdpSocket>,
+        notices: mpsc::Sender<Notice>,
+        ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    ) -> Result<Self, String> {
+        let (spd, rule_selectors) = spd(config, &templates);
+        let device = tun.name().unwrap_or_else(|e| {
+            warn!("cannot read the TUN device's name ({e}); template routes will fail");
+            String::new()
+        });
+        let shared = Arc::new(Mutex::new(Shared {
+            plane: DataPlane::new(spd, DataPlaneConfig::default()),
             rule_selectors,
+            templates,
+            bypass_dropped: 0,
+            notices_dropped: 0,
+            added_sockets: Vec::new(),
+        }));
+        let clone =
+            |s: &std::net::UdpSocket| s.try_clone().map_err(|e| format!("cannot share a UDP socket: {e}"));
+        let thread_udp = udp.iter().map(|(a, s)| Ok((*a, clone(s)?))).collect::<Result<Vec<_>, String>>()?;
+        crate::fast_path::spawn(crate::fast_path::Io {
+            shared: shared.clone(),
+            tun: tun.clone(),
+            raw: raw.iter().map(|(a, s)| (*a, s.clone())).collect(),
+            udp: thread_udp,
+            notices: notices.clone(),
+            ike,
+        })?;
+        Ok(Self {
+            shared,
             tun,
             raw,
+            udp,
+            notices,
             pairs: Vec::new(),
             rng: crypto::OsRandom,
-            buf: vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM],
-            bypass_dropped: 0,
             heard: HashMap::new(),
-            early: std::collections::VecDeque::new(),
-        }
+            template_flows: Vec::new(),
+            template_routes: Routes { device, prefixes: Vec::new() },
+        })
+    }
+
+    /// The data plane's counters (a copy: the thread keeps counting).
+    pub fn statistics(&self) -> esp::Statistics {
+        *lock(&self.shared).plane.statistics()
     }
 
     /// True when a raw ESP socket is open on `address`.
@@ -345,91 +481,114 @@ impl DataPath {
         self.raw.contains_key(&address)
     }
 
-    /// Raw ESP sockets opened for local addresses a reload added.
-    pub fn add_raw_sockets(&mut self, sockets: HashMap<IpAddr, Arc<Socket>>) {
-        self.raw.extend(sockets);
+    /// Sockets opened for local addresses a reload added: raw ESP sockets and UDP 4500
+    /// sockets. The data-plane thread starts reading them within a second (its idle poll).
+    pub fn add_sockets(
+        &mut self,
+        raw: HashMap<IpAddr, Arc<Socket>>,
+        udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    ) -> Result<(), String> {
+        let mut added = crate::fast_path::Added::default();
+        for (address, socket) in raw {
+            added.raw.push((address, socket.clone()));
+            self.raw.insert(address, socket);
+        }
+        for (local, socket) in udp {
+            let clone = socket.try_clone().map_err(|e| format!("cannot share UDP {local}: {e}"))?;
+            added.udp.push((local, clone));
+            self.udp.insert(local, socket);
+        }
+        if !(added.raw.is_empty() && added.udp.is_empty()) {
+            lock(&self.shared).added_sockets.push(added);
+        }
+        Ok(())
     }
 
-    /// Follows a configuration reload: the SPD of the new `config` replaces the old one, the
-    /// pairs of unchanged policies move to their new index (same SAs, same SPIs, traffic
-    /// flows on) and those of changed or removed policies go (the engine deleted them and
-    /// reports them too). Packets waiting for an acquire are dropped: rule numbers changed,
-    /// and the next packet raises the acquire again.
-    pub fn reconfigure(&mut self, config: &ike::Config, diff: &ike::ConfigDiff) {
-        let (spd, rule_selectors) = spd(config);
-        self.plane.replace_spd(spd);
-        let removed = self.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
-        self.rule_selectors = rule_selectors;
+    /// Follows a configuration reload: the SPD of the new `config` (whose template policies
+    /// `templates` names) replaces the old one, the pairs of unchanged policies move to their
+    /// new index (same SAs, same SPIs, traffic flows on) and those of changed or removed
+    /// policies go (the engine deleted them and reports them too). Packets waiting for an
+    /// acquire are dropped: rule numbers changed, and the next packet raises the acquire
+    /// again. The template flows of the pairs kept are protected again under their new
+    /// policy numbers; the routes of the others go.
+    pub fn reconfigure(&mut self, config: &ike::Config, templates: Vec<bool>, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config, &templates);
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.replace_spd(spd);
+        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        shared.rule_selectors = rule_selectors;
+        shared.templates = templates;
         self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
             Some(policy) => {
                 pair.policy = PolicyIndex(policy);
+                if let Some(rule) = &mut pair.template_rule {
+                    rule.action = Action::Protect(PolicyIndex(policy));
+                }
                 true
             }
             None => false,
         });
+        let old_flows = std::mem::take(&mut self.template_flows);
+        for rule in self.pairs.iter().filter_map(|p| p.template_rule) {
+            match self.template_flows.iter_mut().find(|f| f.rule == rule) {
+                Some(flow) => flow.pairs += 1,
+                None => {
+                    shared.plane.push_rule(rule);
+                    self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+                }
+            }
+        }
+        for flow in old_flows {
+            if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
+                self.template_routes.remove_one(flow.rule.selector.remote);
+            }
+        }
         info!(
-            "data path reconfigured: {} SPD rule(s), {} IPsec SA pair(s) kept, {removed} removed",
-            self.rule_selectors.len(),
+            "data path reconfigured: {} SPD rule(s) ({} of template flows), {} IPsec SA pair(s) kept, \
+             {removed} removed",
+            shared.rule_selectors.len() + self.template_flows.len(),
+            self.template_flows.len(),
             self.pairs.len()
         );
     }
 
-    /// The data plane's counters.
-    pub fn statistics(&self) -> &esp::Statistics {
-        self.plane.statistics()
+    /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
+    /// the kernel's to forward).
+    pub fn bypass_dropped(&self) -> u64 {
+        lock(&self.shared).bypass_dropped
     }
 
-    /// A packet from the TUN: seal and send, queue (and raise acquires), or drop.
-    pub async fn outbound(
-        &mut self,
-        packet: &[u8],
-        engine: &mut Engine,
-        sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    ) {
-        let mut buf = std::mem::take(&mut self.buf);
-        match self.plane.seal(packet, &mut buf) {
-            Outbound::Send(send) => {
-                let pending = send.pending;
-                self.send(&send, sockets).await;
-                if pending {
-                    self.flush(&mut buf, sockets).await;
-                }
-            }
-            Outbound::Bypass => self.bypass_dropped += 1,
-            Outbound::Queued => {}
-            Outbound::TooBig { icmp, .. } => {
-                if let Err(e) = self.tun.send(icmp).await {
-                    warn!("TUN write: {e}");
-                }
-            }
-            Outbound::Discard(reason) => debug!("outbound packet dropped: {reason}"),
-        }
-        self.buf = buf;
-        self.events(engine);
-    }
-
-    /// Seals and sends what the data plane released (queued packets, fragments).
-    async fn flush(&mut self, buf: &mut [u8], sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
-        while let Some(outcome) = self.plane.poll_queued(buf) {
+    /// Seals and sends what the data plane released (queued packets, fragments) after an
+    /// SA change. Rare, so plain one-by-one sends from the IKE loop.
+    fn flush(&self, shared: &mut Shared) {
+        let mut buf = vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM];
+        while let Some(outcome) = shared.plane.poll_queued(&mut buf) {
             match outcome {
-                Outbound::Send(send) => self.send(&send, sockets).await,
+                Outbound::Send(send) => self.send(&send),
                 Outbound::TooBig { icmp, .. } => {
-                    if let Err(e) = self.tun.send(icmp).await {
+                    let mut packet = vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN];
+                    packet.extend_from_slice(icmp);
+                    let mut gro = tun_rs::GROTable::default();
+                    if let Err(e) =
+                        self.tun.send_multiple(&mut gro, &mut [packet], tun_rs::VIRTIO_NET_HDR_LEN)
+                    {
                         warn!("TUN write: {e}");
                     }
                 }
                 _ => {}
             }
         }
+        shared.drain_events(&self.notices);
     }
 
-    async fn send(&self, send: &esp::Send<'_>, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
+    fn send(&self, send: &esp::Send<'_>) {
         if send.udp_encapsulated {
-            let Some(socket) = sockets.get(&send.local) else {
+            let Some(socket) = self.udp.get(&send.local) else {
                 warn!("no UDP socket on {} for ESP-in-UDP", send.local);
                 return;
             };
-            if let Err(e) = socket.send_to(send.datagram, send.remote).await {
+            if let Err(e) = socket.send_to(send.datagram, send.remote) {
                 warn!("ESP-in-UDP to {}: {e}", send.remote);
             }
         } else {
@@ -444,90 +603,22 @@ impl DataPath {
         }
     }
 
-    /// An ESP packet from the peer (raw, or from UDP 4500 with the UDP header gone): open and
-    /// write the inner packet to the TUN; tell the engine the peer is alive.
-    pub async fn inbound(&mut self, esp: &[u8], engine: &mut Engine) {
-        let mut buf = std::mem::take(&mut self.buf);
-        match self.plane.open(esp, &mut buf) {
-            Inbound::Deliver { spi, packet, .. } => {
-                if let Err(e) = self.tun.send(packet).await {
-                    warn!("TUN write: {e}");
-                }
-                let connection = self.pairs.iter().find(|p| p.inbound_spi == spi.0).map(|p| p.connection);
-                if let Some(connection) = connection {
-                    let now = Instant::now();
-                    let last = self.heard.get(&connection).copied();
-                    if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
-                        self.heard.insert(connection, now);
-                        engine.handle_traffic(now, connection);
-                    }
-                }
-            }
-            Inbound::Drop(DropReason::UnknownSpi(spi)) if engine.awaits_inbound_spi(spi.0) => {
-                // The initiator sends right after QM3, and ESP and IKE come in on different
-                // sockets: this packet overtook the QM3 that installs its SA. Held, not lost.
-                let now = Instant::now();
-                while self.early.front().is_some_and(|(at, _, _)| now.duration_since(*at) > EARLY_ESP_AGE)
-                    || self.early.len() >= EARLY_ESP_LIMIT
-                {
-                    self.early.pop_front();
-                }
-                debug!("inbound ESP for SPI {spi} before its QM3: held until the SA pair is installed");
-                self.early.push_back((now, spi.0, esp.to_vec()));
-            }
-            Inbound::Drop(reason) => debug!("inbound ESP dropped: {reason}"),
-        }
-        self.buf = buf;
-        self.events(engine);
-    }
-
-    /// Opens the held early packets (see [`DataPath::inbound`]) whose quick mode is over:
-    /// delivered if it installed their SA, dropped as unknown if it failed. Called after the
-    /// engine's events are handled; nothing to do almost always.
-    pub async fn replay_early(&mut self, engine: &mut Engine) {
-        if self.early.is_empty() {
+    /// The data-plane thread saw traffic on our inbound SA `spi`: tell the engine the peer
+    /// is alive (at most once a second per IKE SA).
+    pub fn heard_from(&mut self, spi: u32, engine: &mut Engine) {
+        let Some(connection) = self.pairs.iter().find(|p| p.inbound_spi == spi).map(|p| p.connection) else {
             return;
-        }
-        let held = std::mem::take(&mut self.early);
-        for (at, spi, packet) in held {
-            if engine.awaits_inbound_spi(spi) {
-                if at.elapsed() <= EARLY_ESP_AGE {
-                    self.early.push_back((at, spi, packet));
-                }
-            } else {
-                self.inbound(&packet, engine).await;
-            }
-        }
-    }
-
-    /// Raises the data plane's acquires with the engine. Traffic lifetimes are judged by the
-    /// engine from [`DataPath::report_usage`], so the data plane's own notices are only logged.
-    fn events(&mut self, engine: &mut Engine) {
-        while let Some(event) = self.plane.poll_event() {
-            match event {
-                esp::Event::Acquire { policy, rule, selector, .. } => {
-                    let ts = rule.and_then(|r| self.rule_selectors.get(r).copied());
-                    let Some(ts) = ts else {
-                        warn!("acquire for {policy} ({selector}) matches no configured rule");
-                        continue;
-                    };
-                    info!("acquire: {selector} needs an SA of {policy}");
-                    engine.handle_acquire(Instant::now(), ike::Acquire { policy: policy.0, selector: ts });
-                }
-                esp::Event::Lifetime { direction, spi, notice, .. } => {
-                    debug!("{direction:?} SA {spi}: {notice:?}");
-                }
-            }
+        };
+        let now = Instant::now();
+        let last = self.heard.get(&connection).copied();
+        if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
+            self.heard.insert(connection, now);
+            engine.handle_traffic(now, connection);
         }
     }
 
     /// Installs a negotiated pair and sends the packets that waited for it.
-    pub async fn install(
-        &mut self,
-        pair: &IpsecSaPair,
-        engine: &Engine,
-        sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    ) {
+    pub fn install(&mut self, pair: &IpsecSaPair, engine: &Engine) {
         let Some(policy) = engine.config().policies.iter().position(|p| p.id == pair.policy) else {
             warn!("IPsec SA for unknown policy {}", pair.policy);
             return;
@@ -567,28 +658,82 @@ impl DataPath {
             inbound: SaKeys::from(&pair.inbound),
             outbound: SaKeys::from(&pair.outbound),
         };
-        if let Err(e) = self.plane.install(sa_pair, &mut self.rng) {
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        let template_rule = shared.is_template(PolicyIndex(policy)).then(|| Rule {
+            selector: selector(&pair.selector),
+            action: Action::Protect(PolicyIndex(policy)),
+        });
+        if let Err(e) = shared.plane.install(sa_pair, &mut self.rng) {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
+        }
+        if let Some(rule) = template_rule {
+            self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
         }
         self.pairs.push(Pair {
             connection: pair.connection,
             inbound_spi: pair.inbound.spi().0,
             outbound_spi: pair.outbound.spi().0,
             policy: PolicyIndex(policy),
+            template_rule,
             local: if params.udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
             remote: if params.udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
             udp_encapsulated: params.udp_encapsulated,
         });
-        let mut buf = std::mem::take(&mut self.buf);
-        self.flush(&mut buf, sockets).await;
-        self.buf = buf;
+        self.flush(&mut shared);
     }
 
-    /// Removes the pair whose inbound SPI (ours) is `spi`.
+    /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
+    fn add_template_flow(&mut self, shared: &mut Shared, rule: Rule, peer: &str, remote: IpAddr) {
+        if let Some(flow) = self.template_flows.iter_mut().find(|f| f.rule == rule) {
+            flow.pairs += 1;
+            return;
+        }
+        shared.plane.push_rule(rule);
+        info!("template flow {} for {peer} ({remote}) protected", rule.selector);
+        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
+            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+        }
+        self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+    }
+
+    /// A pair of a template flow is gone: the last one takes the rule and route with it.
+    fn remove_template_flow(&mut self, shared: &mut Shared, rule: Rule) {
+        let Some(index) = self.template_flows.iter().position(|f| f.rule == rule) else { return };
+        self.template_flows[index].pairs -= 1;
+        if self.template_flows[index].pairs > 0 {
+            return;
+        }
+        self.template_flows.swap_remove(index);
+        shared.plane.remove_rule(&rule);
+        // Another flow (another policy, or a different selector) may route the same prefix.
+        if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
+            self.template_routes.remove_one(rule.selector.remote);
+        }
+        info!("template flow {} no longer protected: its SAs are gone", rule.selector);
+    }
+
+    /// Removes the pair whose inbound SPI (ours) is `spi`. Packets waiting for an SA of its
+    /// policy are dropped too: their acquire may have reached the engine while this pair
+    /// still served the flow (an SA at its hard limit before the engine heard of it), and
+    /// the engine ignored it; the next packet raises a fresh one.
     pub fn remove_inbound(&mut self, spi: u32) {
-        self.plane.remove_by_inbound_spi(esp::Spi(spi));
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
+            let dropped = shared.plane.abandon_acquire(policy);
+            if dropped > 0 {
+                info!("{dropped} packet(s) waiting for an SA of {policy} dropped; the next raises a new acquire");
+            }
+        }
+        let removed: Vec<Rule> =
+            self.pairs.iter().filter(|p| p.inbound_spi == spi).filter_map(|p| p.template_rule).collect();
         self.pairs.retain(|p| p.inbound_spi != spi);
+        for rule in removed {
+            self.remove_template_flow(&mut shared, rule);
+        }
     }
 
     /// Removes the pairs whose outbound SPIs (the peer's) are `spis`, negotiated on `connection`.
@@ -618,9 +763,10 @@ impl DataPath {
     /// next packet raises a fresh acquire.
     pub fn abandon(&mut self, engine: &Engine, remote: IpAddr) {
         let config = engine.config();
+        let mut shared = lock(&self.shared);
         for (index, policy) in config.policies.iter().enumerate() {
             if config.peers.get(policy.peer).and_then(|p| p.remote_address) == Some(remote) {
-                let dropped = self.plane.abandon_acquire(PolicyIndex(index));
+                let dropped = shared.plane.abandon_acquire(PolicyIndex(index));
                 if dropped > 0 {
                     info!("{dropped} packet(s) waiting for {} dropped", policy.id);
                 }
@@ -630,12 +776,13 @@ impl DataPath {
 
     /// The traffic of every installed pair, in install order.
     pub fn traffic(&self) -> Vec<PairTraffic> {
+        let shared = lock(&self.shared);
         self.pairs
             .iter()
             .map(|pair| {
-                let inbound = self.plane.inbound_sa(esp::Spi(pair.inbound_spi));
+                let inbound = shared.plane.inbound_sa(esp::Spi(pair.inbound_spi));
                 let outbound =
-                    self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi);
+                    shared.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi);
                 PairTraffic {
                     inbound_spi: pair.inbound_spi,
                     outbound_spi: pair.outbound_spi,
@@ -656,16 +803,20 @@ impl DataPath {
     /// sequence-number exhaustion (totals: a lost or repeated report does no harm).
     pub fn report_usage(&self, engine: &mut Engine) {
         let mut reports = Vec::new();
-        for pair in &self.pairs {
-            if let Some(sa) = self.plane.inbound_sa(esp::Spi(pair.inbound_spi)) {
-                let c = sa.counters();
-                reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
-            }
-            if let Some(sa) = self.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi)
-            {
-                let c = sa.counters();
-                let packets = u64::from(sa.last_sequence());
-                reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
+        {
+            let shared = lock(&self.shared);
+            for pair in &self.pairs {
+                if let Some(sa) = shared.plane.inbound_sa(esp::Spi(pair.inbound_spi)) {
+                    let c = sa.counters();
+                    reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
+                }
+                if let Some(sa) =
+                    shared.plane.outbound_sas(pair.policy).find(|sa| sa.spi().0 == pair.outbound_spi)
+                {
+                    let c = sa.counters();
+                    let packets = u64::from(sa.last_sequence());
+                    reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
+                }
             }
         }
         if !reports.is_empty() {
@@ -685,7 +836,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
         let config = vrp::load_file(&path, None).unwrap().config.unwrap();
         let engine = crate::engine_config::engine_config(&config).unwrap();
-        let (spd, selectors) = spd(&engine);
+        let (spd, selectors) = spd(&engine, &[]);
         assert_eq!(spd.rules().len(), 1);
         assert_eq!(selectors, engine.policies[0].selectors);
         let rule = spd.rules()[0];

@@ -35,9 +35,22 @@ fn unsupported(item: impl Into<String>, what: impl Into<String>) -> Unsupported 
     Unsupported { item: item.into(), what: what.into() }
 }
 
-/// Builds the engine configuration from a validated VRP configuration.
+/// Builds the engine configuration from a validated VRP configuration whose peers use
+/// pre-shared keys (a signature peer is refused: its files are not loaded here).
 pub fn engine_config(config: &vrp::Config) -> Result<ike::Config, Unsupported> {
+    engine_config_with(config, &crate::pki::Certificates::default())
+}
+
+/// Builds the engine configuration, with the certificate material the daemon loaded
+/// ([`crate::pki::load`]) for peers that authenticate by signatures.
+pub fn engine_config_with(
+    config: &vrp::Config,
+    certificates: &crate::pki::Certificates,
+) -> Result<ike::Config, Unsupported> {
     let mut out = ike::Config::default();
+    // `ike fragmentation`: announced and used with peers that announce it too.
+    out.limits.fragmentation = config.ike_fragmentation.enabled;
+    out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
@@ -51,23 +64,37 @@ pub fn engine_config(config: &vrp::Config) -> Result<ike::Config, Unsupported> {
             .ok_or_else(|| unsupported(&item, format!("ipsec policy {policy_name} does not exist")))?;
         for (sequence, entry) in entries {
             let item = format!("ipsec policy {policy_name} {sequence}");
-            let settings = match entry {
-                PolicyEntry::Isakmp(settings) => settings,
-                PolicyEntry::Template(_) => {
-                    return Err(unsupported(item, "policy templates are not supported yet"))
-                }
+            let (settings, template) = match entry {
+                PolicyEntry::Isakmp(settings) => (settings, false),
+                PolicyEntry::Template(name) => (template_settings(config, name, &item)?, true),
             };
             let peer_name =
                 settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
-            let peer = peer_index(&mut out, config, peer_name, local)?;
-            let acl_number =
-                settings.acl.ok_or_else(|| unsupported(&item, "the entry has no security acl"))?;
-            let acl = config
-                .acls
-                .get(&acl_number)
-                .ok_or_else(|| unsupported(&item, format!("acl {acl_number} does not exist")))?;
+            let peer = peer_index(&mut out, config, certificates, peer_name, local)?;
+            let acl_number = match (settings.acl, template) {
+                (Some(n), _) => Some(n),
+                // A template without an ACL takes the flow from the initiator (§2.7).
+                (None, true) => None,
+                (None, false) => return Err(unsupported(&item, "the entry has no security acl")),
+            };
+            let acl = match acl_number {
+                Some(n) => Some(
+                    config
+                        .acls
+                        .get(&n)
+                        .ok_or_else(|| unsupported(&item, format!("acl {n} does not exist")))?,
+                ),
+                None => None,
+            };
+            let acl_number = acl_number.unwrap_or_default();
             let mut selectors = Vec::new();
-            for (rule_number, rule) in &acl.rules {
+            if acl.is_none() {
+                selectors.push(ike::TrafficSelector::between(
+                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+                ));
+            }
+            for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
                 if rule.action == AclAction::Deny {
                     // Deny rules exempt traffic from protection; that is the data plane's job.
                     continue;
@@ -113,10 +140,48 @@ pub fn engine_config(config: &vrp::Config) -> Result<ike::Config, Unsupported> {
     Ok(out)
 }
 
+/// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
+/// with several entries would need one engine policy per entry under one `ipsec policy` name
+/// and sequence; that is refused until displays and `reset` can tell them apart.
+fn template_settings<'a>(
+    config: &'a vrp::Config,
+    name: &str,
+    item: &str,
+) -> Result<&'a vrp::model::PolicySettings, Unsupported> {
+    let entries = config
+        .policy_templates
+        .get(name)
+        .ok_or_else(|| unsupported(item, format!("ipsec policy-template {name} does not exist")))?;
+    let mut values = entries.values();
+    match (values.next(), values.next()) {
+        (Some(settings), None) => Ok(settings),
+        (None, _) => Err(unsupported(item, format!("ipsec policy-template {name} has no entry"))),
+        (Some(_), Some(_)) => Err(unsupported(
+            item,
+            format!("ipsec policy-template {name} has several entries; only one is supported"),
+        )),
+    }
+}
+
+/// For each engine policy (same index), whether it comes from a policy template: it only
+/// responds, and the data path protects and routes its flows only once a branch has
+/// negotiated them (`data_path`).
+pub fn template_policies(config: &vrp::Config, engine: &ike::Config) -> Vec<bool> {
+    engine
+        .policies
+        .iter()
+        .map(|p| {
+            let entry = config.ipsec_policies.get(&p.id.name).and_then(|e| e.get(&p.id.sequence));
+            matches!(entry, Some(PolicyEntry::Template(_)))
+        })
+        .collect()
+}
+
 /// The engine's index of peer `name`, adding it on first use.
 fn peer_index(
     out: &mut ike::Config,
     config: &vrp::Config,
+    certificates: &crate::pki::Certificates,
     name: &str,
     local: Ipv4Addr,
 ) -> Result<usize, Unsupported> {
@@ -125,33 +190,45 @@ fn peer_index(
     }
     let item = format!("ike peer {name}");
     let peer = config.ike_peers.get(name).ok_or_else(|| unsupported(&item, "no such ike peer"))?;
+    let certificate = certificates.get(name).cloned();
+    let key = certificate.as_ref().map(|c| c.key.algorithm());
     let proposals: Vec<ike::IkeProposal> = match peer.ike_proposal {
         Some(n) => {
             let p = config
                 .ike_proposals
                 .get(&n)
                 .ok_or_else(|| unsupported(&item, format!("ike proposal {n} does not exist")))?;
-            vec![ike_proposal(p, &format!("ike proposal {n}"))?]
+            vec![ike_proposal(p, key, &format!("ike proposal {n}"))?]
         }
         None => config
             .ike_proposals
             .iter()
-            .map(|(n, p)| ike_proposal(p, &format!("ike proposal {n}")))
+            .map(|(n, p)| ike_proposal(p, key, &format!("ike proposal {n}")))
             .collect::<Result<_, _>>()?,
     };
     if proposals.is_empty() {
         return Err(unsupported(item, "no ike proposal is configured"));
     }
-    let pre_shared_key = peer
-        .pre_shared_key
-        .as_ref()
-        .ok_or_else(|| unsupported(&item, "only pre-shared-key authentication is supported yet"))?;
+    let uses_psk = proposals.iter().any(|p| p.auth_method == ike::AuthMethod::PreSharedKey);
+    let pre_shared_key = match &peer.pre_shared_key {
+        Some(key) => SecretBytes::from_slice(key.expose().as_bytes()),
+        None if uses_psk => {
+            return Err(unsupported(&item, "pre-share authentication needs a pre-shared-key"))
+        }
+        // Signatures only: no key is ever used.
+        None => SecretBytes::from_slice(&[]),
+    };
     let exchange_mode = match peer.exchange_mode {
         vrp::algorithm::ExchangeMode::Main | vrp::algorithm::ExchangeMode::Auto => ike::ExchangeMode::Main,
         vrp::algorithm::ExchangeMode::Aggressive => ike::ExchangeMode::Aggressive,
     };
-    let local_id =
-        identity(peer.local_id_type, peer.local_id.as_deref().or(config.ike_local_name.as_deref()), &item)?;
+    let subject = certificate.as_ref().map(|c| c.certificate.summary().subject.clone());
+    let local_value = match peer.local_id_type {
+        // `local-id-type dn`: the subject of our certificate.
+        vrp::algorithm::IdType::Dn => subject.as_deref(),
+        _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()),
+    };
+    let local_id = identity(peer.local_id_type, local_value, &item)?;
     let remote_id = match (&peer.remote_id, peer.remote_id_type) {
         (Some(id), kind) => identity(kind.unwrap_or(vrp::algorithm::IdType::Fqdn), Some(id), &item)?,
         (None, _) => None,
@@ -162,7 +239,7 @@ fn peer_index(
         remote_address: peer.remote_address.map(IpAddr::V4),
         exchange_mode,
         proposals,
-        pre_shared_key: SecretBytes::from_slice(pre_shared_key.expose().as_bytes()),
+        pre_shared_key,
         local_id,
         remote_id,
         nat_traversal: peer.nat_traversal,
@@ -172,6 +249,7 @@ fn peer_index(
         // aggressive mode with a pre-shared key). Peers left in main mode stay refused, and
         // the engine's global `allow_aggressive_mode_psk_responder` stays off.
         accept_aggressive_mode_psk: exchange_mode == ike::ExchangeMode::Aggressive,
+        certificate,
     });
     Ok(out.peers.len() - 1)
 }
@@ -217,13 +295,24 @@ fn identity(
             return Err(unsupported(item, "an fqdn or user-fqdn identity needs local-id or ike local-name"))
         }
         (IdType::Any, _) => None,
-        (IdType::Dn | IdType::KeyId, _) => {
-            return Err(unsupported(item, "dn and key-id identities are not supported yet"))
+        (IdType::Dn, Some(v)) => Some(ike::IdentityConfig::Dn(v.to_owned())),
+        (IdType::Dn, None) => {
+            return Err(unsupported(
+                item,
+                "a dn identity needs certificate local-filename (local) or remote-id (remote)",
+            ))
         }
+        (IdType::KeyId, _) => return Err(unsupported(item, "key-id identities are not supported")),
     })
 }
 
-fn ike_proposal(p: &vrp::model::IkeProposal, item: &str) -> Result<ike::IkeProposal, Unsupported> {
+/// The engine proposal for `p`; `key` is the algorithm of the peer's private key, which
+/// decides the signature method (an ECDSA method per curve, RFC 4754).
+fn ike_proposal(
+    p: &vrp::model::IkeProposal,
+    key: Option<crypto::SignatureAlgorithm>,
+    item: &str,
+) -> Result<ike::IkeProposal, Unsupported> {
     use vrp::algorithm::{AuthenticationMethod, EncryptionAlgorithm};
     let encryption = match p.encryption {
         EncryptionAlgorithm::Des => Phase1Cipher::Des,
@@ -236,13 +325,33 @@ fn ike_proposal(p: &vrp::model::IkeProposal, item: &str) -> Result<ike::IkePropo
             return Err(unsupported(item, "AES-GCM cannot protect IKEv1 phase 1"));
         }
     };
-    if p.method != AuthenticationMethod::PreShare {
-        return Err(unsupported(item, "only authentication-method pre-share is supported yet"));
-    }
+    let auth_method = match (p.method, key) {
+        (AuthenticationMethod::PreShare, _) => ike::AuthMethod::PreSharedKey,
+        (AuthenticationMethod::RsaSignature | AuthenticationMethod::EcdsaSignature, None) => {
+            return Err(unsupported(
+                item,
+                "signature authentication needs the peer's certificate files loaded",
+            ));
+        }
+        (AuthenticationMethod::RsaSignature, Some(key @ crypto::SignatureAlgorithm::Rsa { .. })) => {
+            ike::AuthMethod::for_key(key)
+        }
+        (AuthenticationMethod::EcdsaSignature, Some(key))
+            if !matches!(key, crypto::SignatureAlgorithm::Rsa { .. }) =>
+        {
+            ike::AuthMethod::for_key(key)
+        }
+        (method, Some(key)) => {
+            return Err(unsupported(
+                item,
+                format!("authentication-method {method} cannot be used with the {key} key of certificate local-key-filename"),
+            ));
+        }
+    };
     Ok(ike::IkeProposal {
         encryption,
         hash: hash(p.authentication),
-        auth_method: ike::AuthMethod::PreSharedKey,
+        auth_method,
         group: dh_group(p.dh),
         lifetime: Duration::from_secs(u64::from(p.sa_duration)),
     })
@@ -380,6 +489,65 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
         let e = convert(&auto).unwrap_err();
         assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
+    }
+
+    /// The hub of issue 5: a template whose peer has no address, bound at the largest
+    /// sequence after a specific entry.
+    const HUB: &str = "ike proposal 10\n encryption-algorithm aes-128\n dh group19\n\
+ike peer b\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.2\n pre-shared-key 0123456789abcdef\n\
+ike peer any\n ike-proposal 10\n undo version 2\n pre-shared-key 0123456789abcdef\n\
+acl number 3001\n rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255\n\
+acl number 3002\n rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n\
+ipsec proposal a\n\
+ipsec policy-template branches 1\n security acl 3002\n proposal a\n ike-peer any\n\
+ipsec policy p 1 isakmp\n security acl 3001\n proposal a\n ike-peer b\n\
+ipsec policy p 10 isakmp template branches\n\
+interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
+
+    #[test]
+    fn a_policy_template_becomes_a_responder_only_policy() {
+        let c = convert(HUB).unwrap();
+        assert_eq!(c.policies.len(), 2);
+        let template = &c.policies[1];
+        assert_eq!(template.id, ike::PolicyId { name: "p".into(), sequence: 10 });
+        assert_eq!(c.peers[template.peer].name, "any");
+        assert_eq!(c.peers[template.peer].remote_address, None);
+        assert_eq!(c.template_peer(), Some(template.peer));
+        assert_eq!(template.selectors[0].remote, ike::Subnet::new(Ipv4Addr::new(10, 2, 0, 0), 16));
+        let checked = vrp::check("t.cfg", HUB, None);
+        assert_eq!(template_policies(checked.config.as_ref().unwrap(), &c), [false, true]);
+
+        // Without an ACL the template takes whatever flow the branch proposes.
+        let no_acl = HUB.replace(" security acl 3002\n", "");
+        let c = convert(&no_acl).unwrap();
+        let any = ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0);
+        assert_eq!(c.policies[1].selectors, [ike::TrafficSelector::between(any, any)]);
+    }
+
+    #[test]
+    fn refuses_a_template_with_several_entries() {
+        let two = HUB.replace(
+            "ipsec policy p 1 isakmp\n",
+            "ipsec policy-template branches 2\n proposal a\n ike-peer any\nipsec policy p 1 isakmp\n",
+        );
+        let e = convert(&two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ipsec policy p 10: ipsec policy-template branches has several entries; only one is supported"
+        );
+        // (A template entry before another entry, and an isakmp entry whose peer has no
+        // address, are refused by `vrp`'s validation.)
+    }
+
+    #[test]
+    fn converts_ike_fragmentation() {
+        let c = convert(BASE).unwrap();
+        assert!(c.limits.fragmentation, "on by default");
+        assert_eq!(c.limits.fragment_size, 1248);
+        let c = convert(&format!("ike fragmentation max-size 1400\n{BASE}")).unwrap();
+        assert_eq!((c.limits.fragmentation, c.limits.fragment_size), (true, 1400));
+        let c = convert(&format!("undo ike fragmentation\n{BASE}")).unwrap();
+        assert!(!c.limits.fragmentation);
     }
 
     #[test]

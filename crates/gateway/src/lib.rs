@@ -9,5 +9,7 @@ pub mod data_path;
 pub mod demo;
 pub mod display;
 pub mod engine_config;
+pub mod fast_path;
 pub mod key_log;
 pub mod load;
+pub mod pki;

@@ -19,7 +19,7 @@ use std::process::Command;
 
 use vrp::{Diagnostic, DiagnosticKind, Severity};
 
-use crate::engine_config::{engine_config, Unsupported};
+use crate::engine_config::{engine_config_with, Unsupported};
 
 /// `--interface-map VRPNAME=LINUXNAME`, repeatable: VRP interface names to Linux ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -224,8 +224,21 @@ pub fn check_text(
         }
     }
     let mut config = None;
-    if !diagnostics.iter().any(Diagnostic::is_error) {
-        match engine_config(&parsed.config) {
+    // Certificate files (relative to the configuration's directory): a missing or broken one
+    // is an error at the line that named it, for `check`, `run` and a reload alike.
+    let certificates = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        match crate::pki::load(Path::new(file), &parsed.config, &parsed.source_map) {
+            Ok(certificates) => Some(certificates),
+            Err(errors) => {
+                diagnostics.extend(errors);
+                None
+            }
+        }
+    };
+    if let Some(certificates) = certificates {
+        match engine_config_with(&parsed.config, &certificates) {
             Ok(engine) => config = Some((parsed.config, engine)),
             Err(Unsupported { item, what }) => {
                 let at = location_of(&parsed.source_map, &item);

@@ -198,6 +198,7 @@ fn peer_and_policy(
         nat_traversal: true,
         dpd: None,
         accept_aggressive_mode_psk: false,
+        certificate: None,
     };
     let policy = PolicyConfig {
         id: PolicyId { name: "bench".into(), sequence: i as u32 + 1 },

@@ -55,8 +55,8 @@
 
 use std::net::SocketAddr;
 
-use crypto::key_schedule::{HashVerified, NextIv};
-use crypto::{DhError, DhPrivate, Digest};
+use crypto::key_schedule::NextIv;
+use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
 use crate::config::{ExchangeMode, IkeProposal};
@@ -67,6 +67,7 @@ use crate::ike_sa::{
 };
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::signature_auth::{self, PeerProof};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
@@ -127,6 +128,12 @@ impl AggressiveState {
     }
 }
 
+/// The authentication method of the first offered proposal: AM1 carries CRs when it is a
+/// signature method.
+fn group_method(offered: &[IkeProposal]) -> crate::config::AuthMethod {
+    offered.first().map_or(crate::config::AuthMethod::PreSharedKey, |p| p.auth_method)
+}
+
 /// The proposals an aggressive-mode initiator offers: those sharing the first proposal's
 /// Diffie-Hellman group, in order, since AM1's KE can only be of one group.
 pub(crate) fn aggressive_proposals(proposals: &[IkeProposal]) -> Vec<IkeProposal> {
@@ -160,6 +167,7 @@ pub(crate) fn am3_hash_i(
 
 /// AM3: HASH_I (then `rest`, e.g. NAT-D payloads) encrypted under the phase-1 chain, which
 /// starts at the initial IV and then moves to AM3's last block.
+#[cfg(test)] // the known-answer tests seal a strongSwan AM3 again; the engine uses `seal_am3_payloads`
 pub(crate) fn seal_am3(
     cookie_i: Cookie,
     cookie_r: Cookie,
@@ -167,12 +175,24 @@ pub(crate) fn seal_am3(
     rest: &[Payload<'_>],
     material: &mut Phase1Material,
 ) -> Vec<u8> {
-    let mut payloads = vec![Payload::Hash(hash_i)];
+    seal_am3_payloads(cookie_i, cookie_r, &[Payload::Hash(hash_i)], rest, material)
+}
+
+/// AM3 with the given proof payloads (`HASH_I`, or `[CERT], SIG_I`) first, then `rest`.
+pub(crate) fn seal_am3_payloads(
+    cookie_i: Cookie,
+    cookie_r: Cookie,
+    proof: &[Payload<'_>],
+    rest: &[Payload<'_>],
+    material: &mut Phase1Material,
+) -> Vec<u8> {
+    let mut payloads = proof.to_vec();
     payloads.extend(rest.iter().cloned());
+    let first = payloads.first().map_or(PayloadType::Hash, Payload::payload_type);
     let mut chain = Vec::new();
     isakmp::emit_payload_chain(&payloads, &mut chain);
     let header = wire::header(cookie_i, cookie_r, ExchangeType::Aggressive, 0);
-    wire::encrypted(header, PayloadType::Hash, chain, &material.key, &mut material.iv)
+    wire::encrypted(header, first, chain, &material.key, &mut material.iv)
 }
 
 /// What a verified AM3 told the responder besides HASH_I.
@@ -181,8 +201,10 @@ pub(crate) struct OpenedAm3 {
     /// The IV the phase-1 chain moves to (none for a cleartext AM3); the caller moves it once
     /// it has accepted the message.
     pub(crate) next_iv: Option<NextIv>,
-    /// The proof that HASH_I verified.
-    pub(crate) proof: HashVerified,
+    /// The proof that HASH_I or the signature over it verified.
+    pub(crate) proof: PeerProof,
+    /// The initiator's verified certificate, under signature authentication.
+    pub(crate) certificate: Option<CertificateSummary>,
     /// The initiator's NAT-D payloads, in order: (draft payload number, hash). Owned, since
     /// they live in the decrypted plaintext.
     pub(crate) nat_d: Vec<(bool, Vec<u8>)>,
@@ -213,13 +235,26 @@ pub(crate) fn open_am3(
     sai_b: &[u8],
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
-    let encrypted = message.encrypted_body().is_some();
-    let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
+    open_am3_with(message, material, |payloads| {
         let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
         let proof = material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
             .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })?;
+        Ok((PeerProof::Hash(proof), None))
+    })
+}
+
+/// Opens AM3 and checks the initiator's proof with `check` (HASH_I, or certificate and
+/// signature), as [`open_am3`] describes.
+pub(crate) fn open_am3_with(
+    message: &Message<'_>,
+    material: &Phase1Material,
+    check: impl FnOnce(&[Payload<'_>]) -> Result<(PeerProof, Option<CertificateSummary>), FailureReason>,
+) -> Result<OpenedAm3, FailureReason> {
+    let encrypted = message.encrypted_body().is_some();
+    let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
+        let (proof, certificate) = check(payloads)?;
         let nat_d = payloads
             .iter()
             .filter_map(|p| match p {
@@ -233,7 +268,7 @@ pub(crate) fn open_am3(
         // Summarized whether or not tracing is on: one short string per phase 1, and the
         // decrypted payloads are gone once this returns.
         let summary = Some(summarize(Step::Aggressive(3), encrypted, payloads));
-        Ok(OpenedAm3 { next_iv, proof, nat_d, initial_contact, summary })
+        Ok(OpenedAm3 { next_iv, proof, certificate, nat_d, initial_contact, summary })
     };
     match message.encrypted_body() {
         Some(ciphertext) => {
@@ -319,8 +354,13 @@ impl IkeSa {
             Payload::Nonce(&ni),
             Payload::Identification(id),
         ];
+        payloads
+            .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
         // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         sa.trace(ctx, Direction::Sent, Step::Aggressive(1), 0, false, &payloads);
         let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
@@ -390,10 +430,21 @@ impl IkeSa {
         let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
         let nr = ctx.random_bytes(NONCE_LEN);
         let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+        sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
         let id_r = sa.local_identification(ctx.config);
         let mut idir_b = Vec::new();
         id_r.emit(&mut idir_b);
-        let hash_r = am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b);
+        let hash_r = if suite.auth_method.is_signature() {
+            let input = auth_input(&material, cookie_i, cookie_r, &sai_b);
+            signature_auth::signed_hash(&suite, &material, &input, &idir_b, false)
+        } else {
+            am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
+        };
+        let signed = if suite.auth_method.is_signature() {
+            Some(signature_auth::sign(&ctx.config.peers[peer], &hash_r, sa.peer_asked_certificate)?)
+        } else {
+            None
+        };
         // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
         // it sent from (RFC 3947 §3.2).
         let nat_d = sa.nat_discovery(suite.hash);
@@ -404,11 +455,22 @@ impl IkeSa {
             Payload::Nonce(&nr),
             Payload::Identification(id_r),
         ];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         if let Some((version, hashes)) = &nat_d {
             payloads.extend(nat_t::discovery_payloads(*version, hashes));
         }
-        payloads.push(Payload::Hash(&hash_r));
+        match &signed {
+            Some((certificate, signature)) => {
+                let proof = signature_auth::proof_payloads(*certificate, signature);
+                // CERT, then our CRs (we want the initiator's certificate in AM3), then SIG.
+                let (sig, cert) = proof.split_last().map_or((None, &[][..]), |(s, c)| (Some(s.clone()), c));
+                payloads.extend(cert.iter().cloned());
+                payloads
+                    .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
+                payloads.extend(sig);
+            }
+            None => payloads.push(Payload::Hash(&hash_r)),
+        }
         sa.trace(ctx, Direction::Sent, Step::Aggressive(2), 0, false, &payloads);
         let am2 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.flight.received(digest);
@@ -454,7 +516,29 @@ impl IkeSa {
             }
             Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) => {
                 let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = *wait;
-                let opened = open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?;
+                let opened = if suite.auth_method.is_signature() {
+                    let input = auth_input(&material, self.cookie_i, self.cookie_r, &sai_b);
+                    let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
+                    let id = Identification::parse_body(&idii_b).map_err(FailureReason::InvalidMessage)?;
+                    let peer = self.peer_config(ctx.config);
+                    open_am3_with(message, &material, |payloads| {
+                        let (proof, certificate) = signature_auth::verify_peer(
+                            peer,
+                            &suite,
+                            payloads,
+                            &id,
+                            &hash_i,
+                            "HASH_I",
+                            ctx.unix_time,
+                        )?;
+                        Ok((proof, Some(certificate)))
+                    })?
+                } else {
+                    open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?
+                };
+                if opened.certificate.is_some() {
+                    self.peer_certificate = opened.certificate.clone();
+                }
                 // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
                 // floated, as strongSwan does), then follow the peer there.
                 self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
@@ -513,7 +597,6 @@ impl IkeSa {
         }
         let (g_xr, nr) = ke_and_nonce(payloads)?;
         let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
-        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
         let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
             .ok_or(FailureReason::MissingPayload("ID"))?;
         self.cookie_r = message.header.responder_cookie;
@@ -521,10 +604,30 @@ impl IkeSa {
         let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
         let mut material =
             self.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
-        let proof = material
-            .skeyid
-            .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
-            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?;
+        self.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
+        let proof = if suite.auth_method.is_signature() {
+            let input = self.auth_input(&material, &wait.sai_b);
+            let hash_r = signature_auth::signed_hash(&suite, &material, &input, idir_b, false);
+            let (proof, certificate) = signature_auth::verify_peer(
+                self.peer_config(ctx.config),
+                &suite,
+                payloads,
+                id,
+                &hash_r,
+                "HASH_R",
+                ctx.unix_time,
+            )?;
+            self.peer_certificate = Some(certificate);
+            proof
+        } else {
+            let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
+            PeerProof::Hash(
+                material
+                    .skeyid
+                    .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
+                    .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?,
+            )
+        };
         check_remote_identity(self.peer_config(ctx.config), id)?;
         self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
         self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
@@ -532,7 +635,17 @@ impl IkeSa {
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
         self.detect_nat(payloads, suite.hash, ctx);
         self.float_if_nat_detected(ctx.now);
-        let hash_i = am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b);
+        let hash_i = if suite.auth_method.is_signature() {
+            let input = self.auth_input(&material, &wait.sai_b);
+            signature_auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
+        } else {
+            am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b)
+        };
+        let signed = if suite.auth_method.is_signature() {
+            Some(signature_auth::sign(self.peer_config(ctx.config), &hash_i, self.peer_asked_certificate)?)
+        } else {
+            None
+        };
         let nat_d = self.nat_discovery(suite.hash);
         let cookies = self.cookie_pair();
         let mut rest = Vec::new();
@@ -542,12 +655,16 @@ impl IkeSa {
         if self.send_initial_contact {
             rest.push(initial_contact(&cookies));
         }
+        let proof_payloads = match &signed {
+            Some((certificate, signature)) => signature_auth::proof_payloads(*certificate, signature),
+            None => vec![Payload::Hash(&hash_i)],
+        };
         if ctx.out.trace {
-            let mut sent = vec![Payload::Hash(&hash_i)];
+            let mut sent = proof_payloads.clone();
             sent.extend(rest.iter().cloned());
             self.trace(ctx, Direction::Sent, Step::Aggressive(3), 0, true, &sent);
         }
-        let am3 = seal_am3(self.cookie_i, self.cookie_r, &hash_i, &rest, &mut material);
+        let am3 = seal_am3_payloads(self.cookie_i, self.cookie_r, &proof_payloads, &rest, &mut material);
         self.flight.received(digest);
         self.flight.answer_every_repeat();
         self.send(am3, false, ctx);

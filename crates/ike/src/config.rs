@@ -8,12 +8,79 @@ use std::time::Duration;
 use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
 use isakmp::Identity;
 
-/// How a phase-1 peer proves its identity. Only pre-shared keys are implemented; signatures
-/// arrive with certificates.
+/// How a phase-1 peer proves its identity: a pre-shared key, or a signature with the key of
+/// an X.509 certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
     /// Pre-shared key (RFC 2409 §5.4).
     PreSharedKey,
+    /// RSA signatures (RFC 2409 §5.1, method 3): PKCS#1 v1.5 over the raw HASH_I / HASH_R.
+    RsaSignature,
+    /// ECDSA with SHA-256 on P-256 (RFC 4754, method 9).
+    EcdsaP256,
+    /// ECDSA with SHA-384 on P-384 (RFC 4754, method 10).
+    EcdsaP384,
+    /// ECDSA with SHA-512 on P-521 (RFC 4754, method 11).
+    EcdsaP521,
+}
+
+impl AuthMethod {
+    /// True for the signature methods, which need [`PeerConfig::certificate`].
+    pub fn is_signature(self) -> bool {
+        !matches!(self, Self::PreSharedKey)
+    }
+
+    /// The signature method a key signs with: RSA keys use method 3, each ECDSA curve its own
+    /// method (RFC 4754 §3), so the configuration layer derives the method from the key.
+    pub fn for_key(algorithm: crypto::SignatureAlgorithm) -> Self {
+        match algorithm {
+            crypto::SignatureAlgorithm::Rsa { .. } => Self::RsaSignature,
+            crypto::SignatureAlgorithm::EcdsaP256 => Self::EcdsaP256,
+            crypto::SignatureAlgorithm::EcdsaP384 => Self::EcdsaP384,
+            crypto::SignatureAlgorithm::EcdsaP521 => Self::EcdsaP521,
+        }
+    }
+
+    /// Whether a peer's verified certificate key may sign under this method.
+    pub fn accepts_key(self, algorithm: crypto::SignatureAlgorithm) -> bool {
+        self.is_signature() && Self::for_key(algorithm) == self
+    }
+}
+
+/// When we send our certificate in a CERT payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SendCertificate {
+    /// In every MM5/MM6/AM2/AM3 (strongSwan's `send_cert = always`). The default: a peer
+    /// that has not been given our certificate out of band needs it, and some peers never
+    /// send a CR.
+    #[default]
+    Always,
+    /// Only when the peer sent a Certificate Request (`send_cert = ifasked`).
+    WhenAsked,
+}
+
+/// Certificate authentication material of one `ike peer`: our certificate and key, the CAs
+/// (and CRLs) the peer's certificate must chain to, and when to send ours.
+pub struct CertificateAuth {
+    /// Our certificate, sent in CERT payloads; its subject is our ID_DER_ASN1_DN.
+    pub certificate: crypto::LocalCertificate,
+    /// Our private key (zeroized by AWS-LC when dropped, never printed).
+    pub key: crypto::SigningKey,
+    /// The trusted CAs and CRLs for the peer's certificate.
+    pub trust: crypto::TrustStore,
+    /// When to send our certificate.
+    pub send_certificate: SendCertificate,
+}
+
+impl std::fmt::Debug for CertificateAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateAuth")
+            .field("subject", &self.certificate.summary().subject)
+            .field("key", &self.key)
+            .field("trust", &self.trust)
+            .field("send_certificate", &self.send_certificate)
+            .finish()
+    }
 }
 
 /// One `ike proposal`: a phase-1 transform.
@@ -63,6 +130,10 @@ pub enum IdentityConfig {
     Fqdn(String),
     /// ID_USER_FQDN.
     UserFqdn(String),
+    /// ID_DER_ASN1_DN. As a remote identity, the DN in text form (`C=CN, O=Example, CN=fw-b`)
+    /// the peer's certificate subject must equal; as our own (`local-id-type dn`), we send
+    /// our certificate's subject and the text is informational.
+    Dn(String),
 }
 
 impl IdentityConfig {
@@ -74,6 +145,9 @@ impl IdentityConfig {
             (Self::Address(a), Identity::Ipv4Addr(b)) => a == b,
             (Self::Fqdn(a), Identity::Fqdn(b)) | (Self::UserFqdn(a), Identity::UserFqdn(b)) => {
                 a.as_bytes().eq_ignore_ascii_case(b)
+            }
+            (Self::Dn(a), Identity::DerAsn1Dn(der)) => {
+                crypto::x509::dn_der_to_text(der).is_some_and(|text| crypto::x509::dn_equal(a, &text))
             }
             _ => false,
         }
@@ -115,6 +189,10 @@ pub struct PeerConfig {
     /// layer sets it for an `ike peer` with `exchange-mode aggressive`: an operator who set
     /// that mode for a peer expects aggressive mode with it in both directions.
     pub accept_aggressive_mode_psk: bool,
+    /// Certificate authentication (`authentication-method rsa-signature` and the ECDSA
+    /// extension): required when any of `proposals` uses a signature method. Shared, as the
+    /// key is not cloneable.
+    pub certificate: Option<std::sync::Arc<CertificateAuth>>,
 }
 
 /// Dead peer detection timing (`dpd idle-time`, `dpd retransmit-interval`, `dpd retry-limit`).
@@ -447,6 +525,20 @@ pub struct Limits {
     pub max_half_open_per_peer: usize,
     /// Quick modes in progress per IKE SA.
     pub max_quick_modes_per_sa: usize,
+    /// IKE fragmentation (Cisco/Microsoft format, `fragmentation.rs`): announce the
+    /// FRAGMENTATION Vendor ID, accept fragments, and fragment our phase-1 messages when the
+    /// peer announced it too.
+    pub fragmentation: bool,
+    /// Largest phase-1 datagram (UDP payload) sent whole when the peer accepts fragments, and
+    /// the largest fragment datagram. 1248 keeps each IPv4 packet within 1280 bytes even with
+    /// the 4-byte non-ESP marker on UDP 4500 (strongSwan's default `fragment_size` is 1280).
+    pub fragment_size: usize,
+    /// Most fragments one message may have (a piece numbered higher discards the message).
+    pub max_fragments: u8,
+    /// Most bytes one reassembled message may have.
+    pub max_reassembly_bytes: usize,
+    /// A message whose fragments have not all arrived after this long is dropped.
+    pub fragment_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -458,6 +550,11 @@ impl Default for Limits {
             max_half_open: 4096,
             max_half_open_per_peer: 16,
             max_quick_modes_per_sa: 8,
+            fragmentation: true,
+            fragment_size: 1248,
+            max_fragments: 16,
+            max_reassembly_bytes: 64 * 1024,
+            fragment_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -496,6 +593,14 @@ impl Config {
     /// before it has seen the (encrypted) identity: in main mode only the address is known.
     pub fn peer_for_address(&self, remote: IpAddr) -> Option<usize> {
         self.peers.iter().position(|p| p.remote_address == Some(remote))
+    }
+
+    /// The template peer (the first peer without a remote address, from an `ipsec policy …
+    /// isakmp template`): a responder falls back to it for a first message from an address no
+    /// peer names, so a hub accepts branches it does not know (vrp-cli.md §2.7). The
+    /// pre-shared key and the identity check then decide, as for any peer.
+    pub fn template_peer(&self) -> Option<usize> {
+        self.peers.iter().position(|p| p.remote_address.is_none())
     }
 
     /// The peer an aggressive-mode responder uses for a first message from `remote` presenting

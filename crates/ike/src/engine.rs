@@ -31,6 +31,9 @@ pub struct Statistics {
     pub unknown_sa: u64,
     /// First messages dropped because of the half-open limits.
     pub half_open_dropped: u64,
+    /// Fragments that arrived for no IKE SA, with fragmentation off, or whose partial message
+    /// was discarded (too many, too large, inconsistent).
+    pub fragments_discarded: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -66,6 +69,9 @@ pub struct IkeSaView {
     pub remote_behind_nat: bool,
     /// DPD is in force: configured here and announced by the peer.
     pub dpd: bool,
+    /// The peer's certificate (subject, issuer, validity, alternative names), when phase 1
+    /// was authenticated by signatures: for `display ike sa verbose`.
+    pub peer_certificate: Option<crypto::CertificateSummary>,
     /// The ISAKMP cookies (initiator's, responder's; the responder's is zero until MM2).
     pub cookies: (Cookie, Cookie),
     /// Main or aggressive mode.
@@ -108,6 +114,26 @@ pub struct Engine {
     stats: Statistics,
     /// The last failures, for `display ike error-info`.
     pub(crate) errors: ErrorHistory,
+    /// Wall-clock time at one monotonic instant, for certificate validity
+    /// ([`Engine::set_wall_clock`]).
+    wall_clock: Option<WallClock>,
+}
+
+/// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
+/// wall-clock time of any later `now` from it.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    instant: Instant,
+    unix_seconds: u64,
+}
+
+impl WallClock {
+    fn at(self, now: Instant) -> u64 {
+        match now.checked_duration_since(self.instant) {
+            Some(later) => self.unix_seconds.saturating_add(later.as_secs()),
+            None => self.unix_seconds.saturating_sub(self.instant.duration_since(now).as_secs()),
+        }
+    }
 }
 
 impl Engine {
@@ -134,7 +160,17 @@ impl Engine {
             out: Output::default(),
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
+            wall_clock: None,
         }
+    }
+
+    /// Tells the engine that `instant` is `unix_seconds` after the Unix epoch. Certificate
+    /// validity (notBefore / notAfter, CRL dates) is checked at the wall-clock time derived
+    /// from this reading and each handler's `now`; without it, signature authentication
+    /// fails with [`FailureReason::CertificateAuthUnavailable`](crate::FailureReason) rather
+    /// than guessing. The driver sets it at start (and may again after a clock step).
+    pub fn set_wall_clock(&mut self, instant: Instant, unix_seconds: u64) {
+        self.wall_clock = Some(WallClock { instant, unix_seconds });
     }
 
     /// Turns the key log on or off (off when the engine is made). When on, every
@@ -192,20 +228,6 @@ impl Engine {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// True while a quick mode we answered waits for QM3 and `spi` is the inbound SPI we
-    /// chose in QM2. The initiator installs the pair and sends its first ESP packets right
-    /// after QM3; they can reach the driver before QM3 does (ESP and IKE arrive on different
-    /// sockets), and a data plane that asks here can hold them until QM3 installs the pair
-    /// instead of dropping them as unknown. Scans the SAs: meant for the unknown-SPI path only.
-    pub fn awaits_inbound_spi(&self, spi: u32) -> bool {
-        let spi = spi.to_be_bytes();
-        self.slots.iter().flatten().any(|sa| {
-            sa.quick_modes.iter().any(|q| {
-                matches!(q.state, crate::quick_mode::QmState::ResponderWaitQm3(_)) && q.owns_spi(&spi)
-            })
-        })
-    }
-
     /// The IKE SAs, for displays.
     pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
         self.slots.iter().flatten().map(|sa| IkeSaView {
@@ -230,6 +252,7 @@ impl Engine {
             local_behind_nat: sa.nat.local_behind_nat,
             remote_behind_nat: sa.nat.remote_behind_nat,
             dpd: sa.dpd_config.is_some(),
+            peer_certificate: sa.peer_certificate.clone(),
             cookies: (sa.cookie_i, sa.cookie_r),
             exchange_mode: sa.mode,
             remote_identity: sa.remote_identity.clone(),
@@ -313,6 +336,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received: None,
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         let mut sa = match mode {
             ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
@@ -377,7 +401,13 @@ impl Engine {
         let digest = digest_of(datagram);
         let header = message.header;
         let received = Some((local, remote));
+        let fragment = crate::fragmentation::fragment_of(&message);
         let Some(slot) = self.route(&message, remote) else {
+            if fragment.is_some() {
+                // Reassembly only for an IKE SA that exists: no state for unknown cookies.
+                self.stats.fragments_discarded += 1;
+                return;
+            }
             let first_message =
                 matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
             if first_message && header.responder_cookie.is_zero() {
@@ -387,6 +417,17 @@ impl Engine {
             }
             return;
         };
+        if let Some(fragment) = fragment {
+            self.fragment(
+                slot,
+                now,
+                local,
+                remote,
+                fragment,
+                (header.initiator_cookie, header.responder_cookie),
+            );
+            return;
+        }
         match header.exchange_type {
             ExchangeType::IdentityProtection | ExchangeType::Aggressive => {
                 let mut established = false;
@@ -427,6 +468,43 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
+    }
+
+    /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
+    /// is handled as if it had arrived whole (`fragmentation.rs`).
+    fn fragment(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        fragment: &isakmp::Fragment<'_>,
+        cookies: (isakmp::Cookie, isakmp::Cookie),
+    ) {
+        let limits = self.config.limits;
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !limits.fragmentation {
+            self.stats.fragments_discarded += 1;
+            return;
+        }
+        let outcome = sa.reassembly.add(fragment, cookies, now, &limits);
+        self.rearm(slot);
+        match outcome {
+            crate::fragmentation::Reassembled::Pending => {}
+            crate::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
+            crate::fragmentation::Reassembled::Complete(message) => {
+                // The whole message must be of this SA and not itself a fragment (no nesting).
+                let fits = Message::parse(&message).is_ok_and(|m| {
+                    crate::fragmentation::fragment_of(&m).is_none()
+                        && (m.header.initiator_cookie, m.header.responder_cookie) == cookies
+                });
+                if fits {
+                    self.datagram(now, local, remote, &message);
+                } else {
+                    self.stats.fragments_discarded += 1;
+                }
+            }
+        }
     }
 
     /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
@@ -558,16 +636,25 @@ impl Engine {
             identity
                 .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
                 .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
+                .or_else(|| self.config.template_peer())
         } else {
-            self.peer_by_address.get(&remote.ip()).copied()
+            // Main mode shows no identity before the key is needed: the address decides, and
+            // an address no peer names falls to the template peer, if there is one.
+            self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer())
         };
         // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
         // an AM1 that selects no peer is refused here as well, without telling why it failed.
+        // A peer that authenticates only by signatures has no pre-shared key to leak: its
+        // HASH_R is signed, not keyed by a secret that can be brute-forced.
+        let signatures_only = |p: usize| {
+            let peer = &self.config.peers[p];
+            peer.certificate.is_some()
+                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
+        };
         let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk);
+            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
         if aggressive && !allowed {
-            // Every proposal is a pre-shared-key one until signatures exist; with them, this
-            // refusal applies to pre-shared-key transforms only. No reply, no state.
+            // The peer offers pre-shared keys: no reply, no state.
             self.out.events.push_back(Event::Failed(Failure {
                 peer: peer.map(|p| self.config.peers[p].name.clone()),
                 remote,
@@ -609,6 +696,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received: Some((local, remote)),
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         let responded = if aggressive {
             IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
@@ -696,6 +784,7 @@ impl Engine {
             now,
             out: &mut self.out,
             received,
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
         f(sa, &mut ctx);
         self.rearm(slot);
@@ -808,6 +897,8 @@ fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: 
 
 pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let now = ctx.now;
+    // A message whose fragments did not all arrive in time: its pieces are freed.
+    sa.reassembly.expire(now);
     // Phase-1 retransmission and deadline.
     match sa.flight.on_timeout(now, ctx.config) {
         FlightTimeout::Resend(bytes) => sa.transmit(bytes, ctx),

@@ -373,6 +373,30 @@ pub enum FailureReason {
     /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
     /// mode), and a spoofed AM1 must not make us send anything (no amplification).
     AggressiveModePskRefused,
+    /// The peer's certificate was refused; the error names the check (chain, validity,
+    /// revocation, key usage, identity).
+    Certificate(crypto::CertificateError),
+    /// The peer's SIG payload over HASH_I / HASH_R did not verify under its certificate's key.
+    SignatureInvalid {
+        /// Which hash was signed.
+        hash: &'static str,
+        /// Why the signature was refused.
+        error: crypto::SignatureError,
+    },
+    /// The peer's certificate key does not fit the negotiated method (an RSA key under an
+    /// ECDSA method, or another curve).
+    CertificateKeyMismatch {
+        /// The negotiated method.
+        method: &'static str,
+        /// The certificate's key.
+        key: crypto::SignatureAlgorithm,
+    },
+    /// A signature method was negotiated but this peer has no certificate configuration, or
+    /// no wall clock was given to check certificate validity
+    /// ([`Engine::set_wall_clock`](crate::Engine::set_wall_clock)).
+    CertificateAuthUnavailable(&'static str),
+    /// Signing our HASH failed inside the crypto library.
+    SigningFailed(crypto::SignatureError),
     /// A configuration reload changed or removed the peer or policy the exchange served, so
     /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
     /// and it gives up in turn.
@@ -416,6 +440,17 @@ impl fmt::Display for FailureReason {
                  nor for all, by allow_aggressive_mode_psk_responder): {}",
                 crate::config::AGGRESSIVE_MODE_PSK_RISK
             ),
+            Self::Certificate(e) => write!(f, "peer certificate refused: {e}"),
+            Self::SignatureInvalid { hash, error } => {
+                write!(f, "signature over {hash} did not verify with the peer certificate's key: {error}")
+            }
+            Self::CertificateKeyMismatch { method, key } => {
+                write!(f, "peer certificate key {key} cannot sign for the negotiated method {method}")
+            }
+            Self::CertificateAuthUnavailable(why) => {
+                write!(f, "certificate authentication unavailable: {why}")
+            }
+            Self::SigningFailed(e) => write!(f, "could not sign our HASH: {e}"),
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
             }
@@ -435,6 +470,11 @@ impl FailureReason {
             }
             Self::InvalidKeyExchange(_) => NotifyType::InvalidKeyInformation,
             Self::InvalidMessage(_) | Self::MissingPayload(_) => NotifyType::PayloadMalformed,
+            Self::Certificate(_) | Self::CertificateKeyMismatch { .. } => NotifyType::InvalidCertificate,
+            Self::SignatureInvalid { .. } => NotifyType::InvalidSignature,
+            Self::CertificateAuthUnavailable(_) | Self::SigningFailed(_) => {
+                NotifyType::CertificateUnavailable
+            }
             Self::PeerNotified(_)
             | Self::UnknownPeer
             | Self::Undecryptable

@@ -20,9 +20,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crypto::key_schedule::{
-    AuthHashInput, HashVerified, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD,
-};
+use crypto::key_schedule::{AuthHashInput, NextIv, Phase1CipherKey, Phase1IvChain, Skeyid, SkeyidA, SkeyidD};
 use crypto::{DhPrivate, HashAlgorithm, SecretBytes, SecureRandom};
 use isakmp::{
     Cookie, ExchangeType, Identification, Identity, Message, Payload, PayloadType, RawPayloads,
@@ -37,6 +35,7 @@ use crate::lifetime::Lifetimes;
 use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
+use crate::signature_auth::{self, PeerProof};
 use crate::trace::{traced, Direction, Step};
 use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
@@ -56,6 +55,9 @@ pub(crate) struct Ctx<'a> {
     /// `(local, remote)` of the datagram being handled, if one is: NAT detection and the
     /// NAT-T float compare them with the SA's addresses.
     pub(crate) received: Option<(SocketAddr, SocketAddr)>,
+    /// Wall-clock time (seconds since the Unix epoch) for certificate validity, when the
+    /// driver gave the engine a clock ([`crate::Engine::set_wall_clock`]).
+    pub(crate) unix_time: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -270,8 +272,8 @@ pub(crate) enum Phase1 {
         suite: IkeProposal,
         material: Box<Phase1Material>,
         expires_at: Instant,
-        /// The peer's HASH_I / HASH_R checked out: no SA is established without it.
-        _authenticated: HashVerified,
+        /// The peer's HASH_I / HASH_R or signature checked out: no SA is established without it.
+        _authenticated: PeerProof,
     },
     /// Left behind by a failed transition; the engine removes the SA.
     Failed,
@@ -334,6 +336,14 @@ pub(crate) struct IkeSa {
     pub(crate) initial_contact_received: bool,
     /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
     pub(crate) informational_seen: crate::informational::SeenMessageIds,
+    /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
+    pub(crate) peer_asked_certificate: bool,
+    /// The peer's verified certificate, once signature authentication succeeded.
+    pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
+    /// The phase-1 message being reassembled from fragments (`fragmentation.rs`).
+    pub(crate) reassembly: crate::fragmentation::Reassembly,
+    /// The fragment ID of our next fragmented message.
+    pub(crate) next_fragment_id: std::cell::Cell<u16>,
     /// The identity the peer presented and authenticated (its ID payload), for `display ike
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
@@ -361,6 +371,10 @@ impl PeerIdentity {
             Identity::UserFqdn(n) => ("USER-FQDN".to_owned(), text(n)),
             Identity::Ipv4Subnet { address, mask } => ("IP-SUBNET".to_owned(), format!("{address}/{mask}")),
             Identity::Ipv4Range { start, end } => ("IP-RANGE".to_owned(), format!("{start}-{end}")),
+            Identity::DerAsn1Dn(der) => (
+                "DN".to_owned(),
+                crypto::x509::dn_der_to_text(der).unwrap_or_else(|| "(unparseable)".to_owned()),
+            ),
             other => (format!("{:?}", other.id_type()), String::new()),
         };
         Self { kind, value }
@@ -413,7 +427,10 @@ impl IkeSa {
         let mut sai_b = Vec::new();
         offer.emit(&mut sai_b);
         let mut payloads = vec![Payload::SecurityAssociation(offer)];
-        payloads.extend(vendor::our_vendor_ids(ctx.config.peers[peer].nat_traversal));
+        payloads.extend(vendor::our_vendor_ids(
+            ctx.config.peers[peer].nat_traversal,
+            ctx.config.limits.fragmentation,
+        ));
         let summary = traced(ctx.out.trace, Step::MainMode(1), false, &payloads);
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
@@ -452,7 +469,7 @@ impl IkeSa {
         sa.learn_capabilities(message.payloads(), ctx.config);
         sa.trace(ctx, Direction::Received, Step::MainMode(1), 0, false, message.payloads());
         let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version));
+        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
         sa.trace(ctx, Direction::Sent, Step::MainMode(2), 0, false, &payloads);
         let mm2 =
             wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
@@ -499,6 +516,10 @@ impl IkeSa {
             send_initial_contact: false,
             initial_contact_received: false,
             informational_seen: crate::informational::SeenMessageIds::default(),
+            peer_asked_certificate: false,
+            peer_certificate: None,
+            reassembly: crate::fragmentation::Reassembly::default(),
+            next_fragment_id: std::cell::Cell::new(1),
             remote_identity: None,
         }
     }
@@ -518,9 +539,26 @@ impl IkeSa {
         self.transmit(bytes, ctx);
     }
 
-    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own).
+    /// Sends `bytes` without touching the phase-1 flight (quick modes keep their own). A
+    /// phase-1 message larger than the fragment size goes out in fragments when both sides
+    /// announced IKE fragmentation; retransmissions are fragmented again, under a new ID.
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
+        if self.fragments_to_peer(ctx.config) {
+            let id = self.next_fragment_id.get();
+            if let Some(fragments) = crate::fragmentation::split(&payload, id, &ctx.config.limits) {
+                self.next_fragment_id.set(id.wrapping_add(1));
+                for fragment in fragments {
+                    ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, fragment));
+                }
+                return;
+            }
+        }
         ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, payload));
+    }
+
+    /// Whether we fragment for this peer: on here, and the peer announced it.
+    pub(crate) fn fragments_to_peer(&self, config: &Config) -> bool {
+        config.limits.fragmentation && self.peer_capabilities.fragmentation
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.
@@ -557,6 +595,10 @@ impl IkeSa {
                 let ni = ctx.random_bytes(NONCE_LEN);
                 let nat_d = self.nat_discovery(suite.hash);
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
+                payloads.extend(signature_auth::certificate_requests(
+                    self.peer_config(ctx.config),
+                    suite.auth_method,
+                ));
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
@@ -575,12 +617,29 @@ impl IkeSa {
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 self.float_if_nat_detected(ctx.now);
                 self.trace(ctx, Direction::Received, Step::MainMode(4), 0, false, message.payloads());
+                self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
                 id.emit(&mut idii_b);
-                let hash_i = material.skeyid.hash_i(&self.auth_input(&material, &sai_b), &idii_b);
+                let input = self.auth_input(&material, &sai_b);
+                let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
                 let cookies = self.cookie_pair();
-                let mut payloads = vec![Payload::Identification(id), Payload::Hash(&hash_i)];
+                let signed = if suite.auth_method.is_signature() {
+                    Some(signature_auth::sign(
+                        self.peer_config(ctx.config),
+                        &hash_i,
+                        self.peer_asked_certificate,
+                    )?)
+                } else {
+                    None
+                };
+                let mut payloads = vec![Payload::Identification(id)];
+                match &signed {
+                    Some((certificate, signature)) => {
+                        payloads.extend(signature_auth::proof_payloads(*certificate, signature))
+                    }
+                    None => payloads.push(Payload::Hash(&hash_i)),
+                }
                 if self.send_initial_contact {
                     payloads.push(initial_contact(&cookies));
                 }
@@ -601,7 +660,7 @@ impl IkeSa {
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
                 let (next_iv, proof, _, identity, summary) =
-                    self.open_identity_message(message, &material, &sai_b, ctx, false)?;
+                    self.open_identity_message(message, &material, &sai_b, &suite, ctx, false)?;
                 material.iv.advance(next_iv);
                 self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
@@ -621,7 +680,12 @@ impl IkeSa {
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 self.trace(ctx, Direction::Received, Step::MainMode(3), 0, false, message.payloads());
                 let nat_d = self.nat_discovery(suite.hash);
+                self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
+                payloads.extend(signature_auth::certificate_requests(
+                    self.peer_config(ctx.config),
+                    suite.auth_method,
+                ));
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
@@ -634,17 +698,33 @@ impl IkeSa {
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
                 let (next_iv, proof, initial_contact, identity, summary) =
-                    self.open_identity_message(message, &material, &sai_b, ctx, true)?;
+                    self.open_identity_message(message, &material, &sai_b, &suite, ctx, true)?;
+                let id = self.local_identification(ctx.config);
+                let mut idir_b = Vec::new();
+                id.emit(&mut idir_b);
+                let input = self.auth_input(&material, &sai_b);
+                let hash_r = signature_auth::signed_hash(&suite, &material, &input, &idir_b, false);
+                let signed = if suite.auth_method.is_signature() {
+                    Some(signature_auth::sign(
+                        self.peer_config(ctx.config),
+                        &hash_r,
+                        self.peer_asked_certificate,
+                    )?)
+                } else {
+                    None
+                };
                 material.iv.advance(next_iv);
                 self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
                 self.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
                 self.initial_contact_received = initial_contact;
-                let id = self.local_identification(ctx.config);
-                let mut idir_b = Vec::new();
-                id.emit(&mut idir_b);
-                let hash_r = material.skeyid.hash_r(&self.auth_input(&material, &sai_b), &idir_b);
-                let payloads = [Payload::Identification(id), Payload::Hash(&hash_r)];
+                let mut payloads = vec![Payload::Identification(id)];
+                match &signed {
+                    Some((certificate, signature)) => {
+                        payloads.extend(signature_auth::proof_payloads(*certificate, signature))
+                    }
+                    None => payloads.push(Payload::Hash(&hash_r)),
+                }
                 self.trace(ctx, Direction::Sent, Step::MainMode(6), 0, true, &payloads);
                 let mut chain = Vec::new();
                 isakmp::emit_payload_chain(&payloads, &mut chain);
@@ -713,9 +793,13 @@ impl IkeSa {
         g_xr: &[u8],
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
-        let psk = &self.peer_config(ctx.config).pre_shared_key;
         let exchange =
             Phase1Exchange { cookie_i: self.cookie_i, cookie_r: self.cookie_r, ni, nr, g_xi, g_xr };
+        if suite.auth_method.is_signature() {
+            let skeyid = Skeyid::for_signatures(suite.hash, ni, nr, g_xy);
+            return phase1_material_from_skeyid(suite, skeyid, &exchange, g_xy);
+        }
+        let psk = &self.peer_config(ctx.config).pre_shared_key;
         phase1_material(suite, psk.expose(), &exchange, g_xy)
     }
 
@@ -729,13 +813,14 @@ impl IkeSa {
     /// and its payloads for the message trace when that is on (they live in the plaintext
     /// only here).
     fn open_identity_message(
-        &self,
+        &mut self,
         message: &Message<'_>,
         material: &Phase1Material,
         sai_b: &[u8],
+        suite: &IkeProposal,
         ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, HashVerified, bool, PeerIdentity, Option<String>), FailureReason> {
+    ) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), FailureReason> {
         let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
@@ -752,23 +837,39 @@ impl IkeSa {
                 _ => None,
             })
             .ok_or(FailureReason::MissingPayload("ID"))?;
-        let hash = payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Hash(h) => Some(*h),
-                _ => None,
-            })
-            .ok_or(FailureReason::MissingPayload("HASH"))?;
         let id_b = raw_body(first, &decrypted.plaintext, PayloadType::Identification)
             .ok_or(FailureReason::MissingPayload("ID"))?
             .to_vec();
         let input = self.auth_input(material, sai_b);
-        let verified = if from_initiator {
-            material.skeyid.verify_hash_i(&input, &id_b, hash).map_err(|_| "HASH_I")
+        let which = if from_initiator { "HASH_I" } else { "HASH_R" };
+        let proof = if suite.auth_method.is_signature() {
+            let hash = signature_auth::signed_hash(suite, material, &input, &id_b, from_initiator);
+            let (proof, certificate) = signature_auth::verify_peer(
+                self.peer_config(config),
+                suite,
+                &payloads,
+                id,
+                &hash,
+                which,
+                ctx.unix_time,
+            )?;
+            self.peer_certificate = Some(certificate);
+            proof
         } else {
-            material.skeyid.verify_hash_r(&input, &id_b, hash).map_err(|_| "HASH_R")
+            let hash = payloads
+                .iter()
+                .find_map(|p| match p {
+                    Payload::Hash(h) => Some(*h),
+                    _ => None,
+                })
+                .ok_or(FailureReason::MissingPayload("HASH"))?;
+            let verified = if from_initiator {
+                material.skeyid.verify_hash_i(&input, &id_b, hash)
+            } else {
+                material.skeyid.verify_hash_r(&input, &id_b, hash)
+            };
+            PeerProof::Hash(verified.map_err(|_| FailureReason::AuthenticationFailed { hash: which })?)
         };
-        let proof = verified.map_err(|hash| FailureReason::AuthenticationFailed { hash })?;
         check_remote_identity(self.peer_config(config), id)?;
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
@@ -782,7 +883,7 @@ impl IkeSa {
         &mut self,
         suite: IkeProposal,
         material: Box<Phase1Material>,
-        proof: HashVerified,
+        proof: PeerProof,
         ctx: &mut Ctx<'_>,
     ) {
         self.established_at = Some(ctx.now);
@@ -812,6 +913,11 @@ impl IkeSa {
             Some(IdentityConfig::Address(a)) => Identity::Ipv4Addr(*a),
             Some(IdentityConfig::Fqdn(name)) => Identity::Fqdn(name.as_bytes()),
             Some(IdentityConfig::UserFqdn(name)) => Identity::UserFqdn(name.as_bytes()),
+            // `local-id-type dn`: our certificate's subject, in DER as the certificate has it.
+            Some(IdentityConfig::Dn(text)) => match &peer.certificate {
+                Some(auth) => Identity::DerAsn1Dn(&auth.certificate.summary().subject_der),
+                None => Identity::Fqdn(text.as_bytes()),
+            },
             None => match self.local.ip() {
                 std::net::IpAddr::V4(a) => Identity::Ipv4Addr(a),
                 std::net::IpAddr::V6(a) => Identity::Ipv6Addr(a),
@@ -847,7 +953,7 @@ impl IkeSa {
         let established = self.is_established();
         let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
-        [phase1, self.flight.retransmit_at(), dpd, keepalive]
+        [phase1, self.flight.retransmit_at(), dpd, keepalive, self.reassembly.deadline()]
             .into_iter()
             .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
             .chain([self.lifetimes.next_deadline()])
@@ -877,6 +983,16 @@ pub(crate) fn phase1_material(
     g_xy: &[u8],
 ) -> Phase1Material {
     let skeyid = Skeyid::for_pre_shared_key(suite.hash, psk, exchange.ni, exchange.nr);
+    phase1_material_from_skeyid(suite, skeyid, exchange, g_xy)
+}
+
+/// The phase-1 keys and IV chain from a SKEYID of either kind (pre-shared key or signatures).
+pub(crate) fn phase1_material_from_skeyid(
+    suite: &IkeProposal,
+    skeyid: Skeyid,
+    exchange: &Phase1Exchange<'_>,
+    g_xy: &[u8],
+) -> Phase1Material {
     let keys = skeyid.derive_phase1_keys(g_xy, &exchange.cookie_i.0, &exchange.cookie_r.0);
     let key = keys.skeyid_e.cipher_key(suite.encryption);
     Phase1Material {
@@ -962,6 +1078,7 @@ pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) 
                 IdentityConfig::Address(a) => format!("ip {a}"),
                 IdentityConfig::Fqdn(n) => format!("fqdn {n}"),
                 IdentityConfig::UserFqdn(n) => format!("user-fqdn {n}"),
+                IdentityConfig::Dn(n) => format!("dn {n}"),
             },
         })
     }
@@ -977,6 +1094,10 @@ pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
         Identity::UserFqdn(n) => format!("user-fqdn {}", text(n)),
         Identity::Ipv4Subnet { address, mask } => format!("{address}/{mask}"),
         Identity::Ipv4Range { start, end } => format!("{start}-{end}"),
+        Identity::DerAsn1Dn(der) => match crypto::x509::dn_der_to_text(der) {
+            Some(text) => format!("dn {text}"),
+            None => "dn (unparseable)".to_owned(),
+        },
         other => format!("{:?}", other.id_type()),
     }
 }

@@ -14,11 +14,13 @@
 //! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
 //! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
-//! (`lifetime`), the reset commands and the error history (`commands`), and configuration
-//! reload keeping the SAs whose configuration did not change (`reconfigure`), and a
-//! trace of every main, aggressive and quick-mode message sent or accepted, with its step and
-//! payloads, for drivers that log the message flow (`trace`, [`Engine::set_message_trace`]). Signatures are not
-//! implemented yet.
+//! (`lifetime`), the reset commands and the error history (`commands`), configuration
+//! reload keeping the SAs whose configuration did not change (`reconfigure`), signature
+//! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
+//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`), and
+//! a trace of every main, aggressive and quick-mode message sent or accepted, with its step
+//! and payloads, for drivers that log the message flow (`trace`,
+//! [`Engine::set_message_trace`]).
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
 //! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
@@ -33,6 +35,7 @@ mod config;
 mod dpd;
 mod engine;
 mod event;
+mod fragmentation;
 mod ike_sa;
 mod informational;
 mod lifetime;
@@ -40,6 +43,7 @@ mod nat_t;
 mod proposal;
 mod quick_mode;
 mod reconfigure;
+mod signature_auth;
 mod trace;
 mod vendor;
 mod wire;
@@ -49,9 +53,10 @@ mod tests;
 
 pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
-    ah_integrity_from_transform_id, ah_transform_id, Addresses, AuthMethod, Config, DpdConfig,
-    EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits,
-    PeerConfig, PolicyConfig, PolicyId, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
+    ah_integrity_from_transform_id, ah_transform_id, Addresses, AuthMethod, CertificateAuth, Config,
+    DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols,
+    Limits, PeerConfig, PolicyConfig, PolicyId, SendCertificate, Subnet, TrafficSelector,
+    AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{

@@ -59,6 +59,10 @@ fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
         IkeAttribute::HashAlgorithm(wire_hash(p.hash)),
         IkeAttribute::AuthenticationMethod(match p.auth_method {
             AuthMethod::PreSharedKey => AuthenticationMethod::PreSharedKey,
+            AuthMethod::RsaSignature => AuthenticationMethod::RsaSignatures,
+            AuthMethod::EcdsaP256 => AuthenticationMethod::EcdsaP256,
+            AuthMethod::EcdsaP384 => AuthenticationMethod::EcdsaP384,
+            AuthMethod::EcdsaP521 => AuthenticationMethod::EcdsaP521,
         }),
         IkeAttribute::GroupDescription(GroupDescription::from(p.group.id())),
         IkeAttribute::LifeType(LifeType::Seconds),
@@ -125,6 +129,10 @@ impl Phase1Offer {
         let hash = HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash)?;
         let auth_method = match AuthenticationMethod::from(self.auth_method) {
             AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
+            AuthenticationMethod::RsaSignatures => AuthMethod::RsaSignature,
+            AuthenticationMethod::EcdsaP256 => AuthMethod::EcdsaP256,
+            AuthenticationMethod::EcdsaP384 => AuthMethod::EcdsaP384,
+            AuthenticationMethod::EcdsaP521 => AuthMethod::EcdsaP521,
             _ => return None,
         };
         let group = DhGroup::from_id(self.group)?;
@@ -158,6 +166,10 @@ impl fmt::Display for SuiteName<'_> {
         let p = self.0;
         let auth = match p.auth_method {
             AuthMethod::PreSharedKey => "pre-share",
+            AuthMethod::RsaSignature => "rsa-signature",
+            AuthMethod::EcdsaP256 => "ecdsa-signature-256",
+            AuthMethod::EcdsaP384 => "ecdsa-signature-384",
+            AuthMethod::EcdsaP521 => "ecdsa-signature-521",
         };
         write!(f, "{}/{}/group{}/{}", p.encryption, p.hash, p.group.id(), auth)
     }

@@ -99,6 +99,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         nat_traversal,
         dpd,
         accept_aggressive_mode_psk,
+        certificate,
     } = old;
     *name == new.name
         && *local_address == new.local_address
@@ -111,6 +112,22 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         && *nat_traversal == new.nat_traversal
         && *dpd == new.dpd
         && *accept_aggressive_mode_psk == new.accept_aggressive_mode_psk
+        && certificate_unchanged(certificate.as_deref(), new.certificate.as_deref())
+}
+
+/// Certificate material is unchanged when our certificate (and so, as it was checked against
+/// it, our key), the trusted CAs and CRLs, and the send policy are the same: a new CRL
+/// renegotiates, so a certificate it revokes stops being trusted.
+fn certificate_unchanged(old: Option<&crate::CertificateAuth>, new: Option<&crate::CertificateAuth>) -> bool {
+    match (old, new) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.certificate.der() == b.certificate.der()
+                && a.trust == b.trust
+                && a.send_certificate == b.send_certificate
+        }
+        _ => false,
+    }
 }
 
 /// True when two policy entries are equal in what they negotiate: name and sequence, flows,

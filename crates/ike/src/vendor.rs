@@ -2,9 +2,9 @@
 //!
 //! We announce dead peer detection (RFC 3706 §4) always, because we always answer R-U-THERE,
 //! and NAT traversal (RFC 3947 §3.1, with the VIDs of draft-ietf-ipsec-nat-t-ike-02, -02\n and
-//! -03 that older peers still look for) when `nat traversal` is on. IKE fragmentation is not
-//! announced: we do not reassemble fragments yet, and a peer that saw the VID would fragment
-//! large messages (strongswan-peer.md). Unknown VIDs are ignored.
+//! -03 that older peers still look for) when `nat traversal` is on, and IKE fragmentation
+//! (`fragmentation.rs`) when [`crate::Limits::fragmentation`] is on: a responder answers it
+//! only when the initiator announced it. Unknown VIDs are ignored.
 //!
 //! Main mode sends these in MM1/MM2; aggressive mode reuses [`our_vendor_ids`] for AM1 and
 //! [`responder_vendor_ids`] for AM2, and [`PeerCapabilities::recognise`] for the peer's.
@@ -59,6 +59,8 @@ pub struct PeerCapabilities {
     pub dpd: bool,
     /// The best NAT-T dialect the peer announced.
     pub nat_t: Option<NatTVersion>,
+    /// The peer reassembles IKE fragments (FRAGMENTATION Vendor ID).
+    pub fragmentation: bool,
 }
 
 impl PeerCapabilities {
@@ -70,6 +72,8 @@ impl PeerCapabilities {
             let Payload::VendorId(id) = payload else { continue };
             if *id == vendor::DPD {
                 caps.dpd = true;
+            } else if vendor::is_fragmentation(id) {
+                caps.fragmentation = true;
             } else if let Some(version) = NatTVersion::from_vendor_id(id) {
                 caps.nat_t = caps.nat_t.max(Some(version));
             }
@@ -89,8 +93,11 @@ impl IkeSa {
 
 /// The Vendor IDs an initiator sends in MM1 / AM1: DPD, and when `nat_traversal` is on every
 /// NAT-T dialect we speak (RFC first, as strongSwan orders them).
-pub(crate) fn our_vendor_ids(nat_traversal: bool) -> Vec<Payload<'static>> {
+pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
+    if fragmentation {
+        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+    }
     if nat_traversal {
         for version in
             [NatTVersion::Rfc3947, NatTVersion::Draft03, NatTVersion::Draft02N, NatTVersion::Draft02]
@@ -103,8 +110,11 @@ pub(crate) fn our_vendor_ids(nat_traversal: bool) -> Vec<Payload<'static>> {
 
 /// The Vendor IDs a responder sends in MM2 / AM2: DPD, and the one NAT-T dialect it chose
 /// from the initiator's (`nat_t`), so that both sides know which one is in force.
-pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>) -> Vec<Payload<'static>> {
+pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
+    if fragmentation {
+        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+    }
     if let Some(version) = nat_t {
         ids.push(Payload::VendorId(version.vendor_id()));
     }
@@ -117,23 +127,29 @@ mod tests {
 
     #[test]
     fn recognises_ours_and_ignores_unknown() {
-        let mut payloads = our_vendor_ids(true);
+        let mut payloads = our_vendor_ids(true, false);
         payloads.push(Payload::VendorId(&vendor::XAUTH));
         payloads.push(Payload::VendorId(&[1, 2, 3]));
         payloads.push(Payload::Nonce(&vendor::DPD));
         let caps = PeerCapabilities::recognise(&payloads);
-        assert_eq!(caps, PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Rfc3947) });
+        assert_eq!(
+            caps,
+            PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Rfc3947), fragmentation: false }
+        );
         let draft_only =
             [Payload::VendorId(&vendor::NAT_T_DRAFT_02), Payload::VendorId(&vendor::NAT_T_DRAFT_03)];
         assert_eq!(PeerCapabilities::recognise(&draft_only).nat_t, Some(NatTVersion::Draft03));
-        assert_eq!(PeerCapabilities::recognise(&our_vendor_ids(false)).nat_t, None);
+        assert_eq!(PeerCapabilities::recognise(&our_vendor_ids(false, false)).nat_t, None);
     }
 
     #[test]
-    fn fragmentation_is_never_announced() {
-        for payload in our_vendor_ids(true).iter().chain(&responder_vendor_ids(Some(NatTVersion::Draft02))) {
-            let Payload::VendorId(id) = payload else { panic!("only VIDs") };
-            assert!(!vendor::is_fragmentation(id));
-        }
+    fn fragmentation_is_announced_only_when_on() {
+        let announces = |ids: Vec<Payload<'static>>| PeerCapabilities::recognise(&ids).fragmentation;
+        assert!(announces(our_vendor_ids(true, true)));
+        assert!(!announces(our_vendor_ids(true, false)));
+        assert!(announces(responder_vendor_ids(Some(NatTVersion::Draft02), true)));
+        assert!(!announces(responder_vendor_ids(None, false)));
+        // Windows sends the 16-byte form without capability bytes.
+        assert!(announces(vec![Payload::VendorId(&vendor::FRAGMENTATION)]));
     }
 }

@@ -177,6 +177,14 @@ impl<'a> Identification<'a> {
         Ok(Self { protocol, port, identity })
     }
 
+    /// Parses a stored ID body (the `IDii_b` an aggressive-mode responder keeps from AM1
+    /// until the certificate in AM3 can be matched against it).
+    pub fn parse_body(body: &'a [u8]) -> Result<Self, ParseError> {
+        let mut r =
+            Reader::new(body, 0, crate::error::Context::Payload(crate::numbers::PayloadType::Identification));
+        Self::parse(&mut r)
+    }
+
     /// Appends the ID body (`IDii_b` / `IDir_b` of RFC 2409 §5 when this is a phase-1 ID).
     pub fn emit(&self, out: &mut Vec<u8>) {
         out.push(self.identity.id_type().into());

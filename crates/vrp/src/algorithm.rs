@@ -149,11 +149,15 @@ keyword_enum! {
     pub enum AuthenticationMethod ("authentication method") {
         /// Pre-shared key.
         PreShare = "pre-share",
-        /// RSA signatures with certificates (the certificate commands come later).
+        /// RSA signatures with certificates (`certificate …` in the `ike peer`).
         RsaSignature = "rsa-signature",
+        /// ECDSA signatures with certificates (RFC 4754): a keysteward extension named like
+        /// `rsa-signature`; the curve of the local key picks the method (P-256/384/521).
+        EcdsaSignature = "ecdsa-signature",
     }
     aliases {
         "rsa-sig" => RsaSignature,
+        "ecdsa-sig" => EcdsaSignature,
     }
     unsupported {
         "digital-envelope" => "digital-envelope authentication is not implemented",

@@ -41,6 +41,9 @@ pub struct Checked {
     pub config: Option<Config>,
     /// Errors and warnings, sorted by line and column.
     pub diagnostics: Vec<Diagnostic>,
+    /// Where each setting was written (empty when the file did not parse): the gateway
+    /// reports certificate files it cannot load at the line that named them.
+    pub source_map: SourceMap,
 }
 
 impl Checked {
@@ -55,13 +58,15 @@ impl Checked {
 /// warned about.
 pub fn check(file: &str, text: &str, host_addresses: Option<&[Ipv4Addr]>) -> Checked {
     match parse(file, text) {
-        Err(Diagnostics(diagnostics)) => Checked { config: None, diagnostics },
+        Err(Diagnostics(diagnostics)) => {
+            Checked { config: None, diagnostics, source_map: SourceMap::default() }
+        }
         Ok(parsed) => {
             let mut diagnostics = parsed.warnings;
             diagnostics.extend(validate(file, &parsed.config, Some(&parsed.source_map), host_addresses));
             diagnostics.sort_by_key(|d| (d.line, d.column));
             let config = (!diagnostics.iter().any(Diagnostic::is_error)).then_some(parsed.config);
-            Checked { config, diagnostics }
+            Checked { config, diagnostics, source_map: parsed.source_map }
         }
     }
 }

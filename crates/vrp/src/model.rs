@@ -30,6 +30,26 @@ pub const DEFAULT_DPD_RETRANSMIT_INTERVAL: u32 = 15;
 /// DPD retry limit by default.
 pub const DEFAULT_DPD_RETRY_LIMIT: u32 = 3;
 
+/// Largest phase-1 datagram sent whole by default (`ike fragmentation max-size`).
+pub const DEFAULT_FRAGMENT_MAX_SIZE: u32 = 1248;
+
+/// IKE fragmentation (Cisco/Microsoft format, as strongSwan's `fragmentation = yes`): a
+/// keysteward extension in VRP style, since certificates make phase-1 messages exceed common
+/// MTUs. On by default; it is used only with a peer that announces it too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeFragmentation {
+    /// Announce and use fragmentation (`undo ike fragmentation` turns it off).
+    pub enabled: bool,
+    /// Largest phase-1 datagram (UDP payload) sent whole, and the largest fragment.
+    pub max_size: u32,
+}
+
+impl Default for IkeFragmentation {
+    fn default() -> Self {
+        Self { enabled: true, max_size: DEFAULT_FRAGMENT_MAX_SIZE }
+    }
+}
+
 /// A whole gateway configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -39,6 +59,8 @@ pub struct Config {
     pub ike_local_name: Option<String>,
     /// Global `ike dpd …` defaults.
     pub ike_dpd: GlobalDpd,
+    /// `ike fragmentation [max-size N]` / `undo ike fragmentation` (keysteward extension).
+    pub ike_fragmentation: IkeFragmentation,
     /// `ike proposal N`, by priority (smaller first).
     pub ike_proposals: BTreeMap<u32, IkeProposal>,
     /// `ike peer NAME`.
@@ -167,6 +189,45 @@ pub struct IkePeer {
     pub nat_traversal: bool,
     /// `dpd …`.
     pub dpd: PeerDpd,
+    /// `certificate …`: certificate authentication files.
+    pub certificate: PeerCertificate,
+}
+
+/// The `certificate …` commands of an `ike peer` (keysteward's design in the style of VRP8's
+/// `certificate local-filename`, vrp-cli.md §2.3): file names are relative to the directory
+/// of the configuration file, PEM or DER.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// `certificate local-filename FILE`: our certificate.
+    pub local_filename: Option<String>,
+    /// `certificate local-key-filename FILE`: our private key (PKCS#8, PKCS#1 or SEC1).
+    pub local_key_filename: Option<String>,
+    /// `certificate ca-filename FILE` (repeatable): CAs the peer's certificate must chain to.
+    pub ca_filenames: Vec<String>,
+    /// `certificate crl-filename FILE` (repeatable): CRLs of those CAs.
+    pub crl_filenames: Vec<String>,
+    /// `certificate send { always | when-asked }`.
+    pub send: CertificateSend,
+}
+
+impl PeerCertificate {
+    /// True when any certificate file is configured.
+    pub fn is_configured(&self) -> bool {
+        self.local_filename.is_some()
+            || self.local_key_filename.is_some()
+            || !self.ca_filenames.is_empty()
+            || !self.crl_filenames.is_empty()
+    }
+}
+
+/// When a peer sends its certificate (`certificate send`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CertificateSend {
+    /// In every phase-1 message that carries a signature (the default).
+    #[default]
+    Always,
+    /// Only when the peer sent a certificate request.
+    WhenAsked,
 }
 
 impl Default for IkePeer {
@@ -184,6 +245,7 @@ impl Default for IkePeer {
             local_id: None,
             nat_traversal: true,
             dpd: PeerDpd::default(),
+            certificate: PeerCertificate::default(),
         }
     }
 }

@@ -39,6 +39,12 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     if let Some(name) = &config.ike_local_name {
         blocks.push(format!("ike local-name {name}\n"));
     }
+    let fragmentation = config.ike_fragmentation;
+    if !fragmentation.enabled {
+        blocks.push("undo ike fragmentation\n".to_owned());
+    } else if fragmentation.max_size != crate::model::DEFAULT_FRAGMENT_MAX_SIZE {
+        blocks.push(format!("ike fragmentation max-size {}\n", fragmentation.max_size));
+    }
     let dpd = global_dpd(&config.ike_dpd);
     if !dpd.is_empty() {
         blocks.push(dpd);
@@ -205,7 +211,11 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
         let _ = writeln!(b, " remote-id-type {t}");
     }
     if let Some(id) = &p.remote_id {
-        let _ = writeln!(b, " remote-id {id}");
+        if id.chars().any(char::is_whitespace) {
+            let _ = writeln!(b, " remote-id \"{id}\"");
+        } else {
+            let _ = writeln!(b, " remote-id {id}");
+        }
     }
     if p.local_id_type != d.local_id_type {
         let _ = writeln!(b, " local-id-type {}", p.local_id_type);
@@ -231,6 +241,22 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if let Some(m) = dpd.message_order {
         let _ = writeln!(b, " dpd msg {m}");
+    }
+    let cert = &p.certificate;
+    if let Some(f) = &cert.local_filename {
+        let _ = writeln!(b, " certificate local-filename {f}");
+    }
+    if let Some(f) = &cert.local_key_filename {
+        let _ = writeln!(b, " certificate local-key-filename {f}");
+    }
+    for f in &cert.ca_filenames {
+        let _ = writeln!(b, " certificate ca-filename {f}");
+    }
+    for f in &cert.crl_filenames {
+        let _ = writeln!(b, " certificate crl-filename {f}");
+    }
+    if cert.send == crate::model::CertificateSend::WhenAsked {
+        b.push_str(" certificate send when-asked\n");
     }
     b
 }

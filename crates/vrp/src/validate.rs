@@ -5,7 +5,8 @@
 //! mandatory setting (§2.6), template entries that are not the last of their group (§2.7),
 //! policy entries that protect overlapping traffic on one interface (§4 rule 7: the first
 //! entry wins, so the later one is dead), a group bound to two interfaces (§2.8), and what
-//! keysteward does not implement (IKEv2-only peers, AH, certificates, §6).
+//! keysteward does not implement (IKEv2-only peers, §6), and signature peers without their
+//! certificate, key or CA files.
 //!
 //! Warnings: DES, 3DES, MD5, MODP groups 1/2/5, aggressive mode with pre-shared keys, keys
 //! shorter than 16 characters, peers left with IKEv2 enabled (keysteward uses IKEv1, §3),
@@ -91,12 +92,54 @@ impl Validator<'_> {
                 let m = format!("ike proposal {n} uses dh {}: weak group, prefer group14 or stronger", p.dh);
                 self.warn(&view, "dh", DiagnosticKind::WeakAlgorithm, m);
             }
-            if p.method == AuthenticationMethod::RsaSignature {
+        }
+    }
+
+    /// Certificate authentication needs our certificate, its key and at least one CA; a DN
+    /// identity needs a certificate; files without a signature method are pointless.
+    fn certificates(&mut self, name: &str, peer: &crate::model::IkePeer, uses_signatures: bool) {
+        let view = View::IkePeer(name.to_owned());
+        let cert = &peer.certificate;
+        if uses_signatures {
+            let mut missing = Vec::new();
+            if cert.local_filename.is_none() {
+                missing.push("certificate local-filename");
+            }
+            if cert.local_key_filename.is_none() {
+                missing.push("certificate local-key-filename");
+            }
+            if cert.ca_filenames.is_empty() {
+                missing.push("certificate ca-filename");
+            }
+            if !missing.is_empty() {
                 let m = format!(
-                    "ike proposal {n}: unsupported authentication-method rsa-signature: certificate \
-                     authentication is not implemented yet"
+                    "ike peer {name} authenticates with signatures but has no `{}`",
+                    missing.join("`, `")
                 );
-                self.error(&view, "authentication-method", DiagnosticKind::Unsupported, m);
+                self.error(&view, "", DiagnosticKind::Incomplete, m);
+            }
+        } else if cert.is_configured() && peer.ike_proposal.is_some() {
+            let m = format!(
+                "ike peer {name} has certificate files but its ike proposal authenticates with pre-share; \
+                 they are not used"
+            );
+            self.warn(&view, "ike-proposal", DiagnosticKind::Ignored, m);
+        }
+        if peer.local_id_type == crate::algorithm::IdType::Dn && cert.local_filename.is_none() {
+            let m = format!("ike peer {name}: local-id-type dn sends the certificate's subject; configure `certificate local-filename`");
+            self.error(&view, "local-id-type", DiagnosticKind::Incomplete, m);
+        }
+        if peer.remote_id_type == Some(crate::algorithm::IdType::Dn) {
+            let valid = peer.remote_id.as_deref().is_some_and(|id| {
+                id.split(',').all(|part| {
+                    part.split_once('=').is_some_and(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+                })
+            });
+            if !valid {
+                let m = format!(
+                    "ike peer {name}: remote-id-type dn needs a remote-id like \"C=CN, O=Example, CN=fw-b\""
+                );
+                self.error(&view, "remote-id", DiagnosticKind::InvalidValue, m);
             }
         }
     }
@@ -125,8 +168,16 @@ impl Validator<'_> {
             let uses_psk = match peer.ike_proposal.and_then(|n| config.ike_proposals.get(&n)) {
                 Some(p) => p.method == AuthenticationMethod::PreShare,
                 // Every proposal is offered, and the built-in default uses pre-shared keys.
-                None => true,
+                None => {
+                    config.ike_proposals.is_empty()
+                        || config.ike_proposals.values().any(|p| p.method == AuthenticationMethod::PreShare)
+                }
             };
+            let uses_signatures = match peer.ike_proposal.and_then(|n| config.ike_proposals.get(&n)) {
+                Some(p) => p.method != AuthenticationMethod::PreShare,
+                None => config.ike_proposals.values().any(|p| p.method != AuthenticationMethod::PreShare),
+            };
+            self.certificates(name, peer, uses_signatures);
             match &peer.pre_shared_key {
                 None if uses_psk => {
                     let m = format!(

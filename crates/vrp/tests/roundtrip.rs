@@ -75,9 +75,15 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
         (option::of(1..=1024u32), any::<(bool, bool)>(), select(ExchangeMode::ALL), option::of(key())),
         (option::of(ipv4()), option::of(ipv4()), option::of(id()), option::of(select(IdType::ALL))),
         (select(local_types), option::of(id()), any::<bool>(), peer_dpd()),
+        peer_certificate(),
     )
         .prop_map(
-            |((ike_proposal, (v1, v2), exchange_mode, psk), (ra, aa, rid, rtype), (ltype, lid, nat, dpd))| {
+            |(
+                (ike_proposal, (v1, v2), exchange_mode, psk),
+                (ra, aa, rid, rtype),
+                (ltype, lid, nat, dpd),
+                certificate,
+            )| {
                 IkePeer {
                     ike_proposal,
                     versions: IkeVersions { v1, v2 },
@@ -91,9 +97,31 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                     local_id: lid,
                     nat_traversal: nat,
                     dpd,
+                    certificate,
                 }
             },
         )
+}
+
+fn file_name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_./-]{1,40}"
+}
+
+fn peer_certificate() -> impl Strategy<Value = PeerCertificate> {
+    (
+        option::of(file_name()),
+        option::of(file_name()),
+        proptest::collection::btree_set(file_name(), 0..3),
+        proptest::collection::btree_set(file_name(), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(local, key, cas, crls, when_asked)| PeerCertificate {
+            local_filename: local,
+            local_key_filename: key,
+            ca_filenames: cas.into_iter().collect(),
+            crl_filenames: crls.into_iter().collect(),
+            send: if when_asked { CertificateSend::WhenAsked } else { CertificateSend::Always },
+        })
 }
 
 fn address_match() -> impl Strategy<Value = AddressMatch> {
@@ -265,6 +293,7 @@ fn config() -> impl Strategy<Value = Config> {
                 sysname,
                 ike_local_name,
                 ike_dpd,
+                ike_fragmentation: IkeFragmentation::default(),
                 ike_proposals,
                 ike_peers,
                 acls: acls.into_iter().map(|(n, rules)| (n, Acl { rules })).collect::<BTreeMap<_, _>>(),

@@ -145,9 +145,10 @@ fn unsupported_settings() {
         findings(&with("ipsec proposal a\n", "ipsec proposal a\n transform ah\n")),
         vec![(Severity::Error, K::Unsupported, 10)]
     );
+    // Signatures are supported now; a signature peer without its certificate files is not.
     assert_eq!(
         findings(&with("ike proposal 10\n", "ike proposal 10\n authentication-method rsa-signature\n")),
-        vec![(Severity::Error, K::Unsupported, 2)]
+        vec![(Severity::Error, K::Incomplete, 3)]
     );
     let null = with(
         "ipsec proposal a\n",
@@ -226,4 +227,69 @@ fn errors_withhold_the_configuration() {
     let checked = check("t.cfg", "ike proposl 10", None);
     assert!(checked.config.is_none());
     assert_eq!(checked.diagnostics[0].kind, K::UnknownKeyword);
+}
+
+/// CLEAN with peer b authenticating by `method` and the given certificate commands.
+fn signature_peer(method: &str, commands: &str) -> String {
+    let text = with("ike proposal 10\n", &format!("ike proposal 10\n authentication-method {method}\n"));
+    text.replacen(" pre-shared-key a-long-enough-key-123\n", commands, 1)
+}
+
+#[test]
+fn certificate_authentication_needs_certificate_key_and_ca() {
+    let complete = " certificate local-filename fw_a.crt\n certificate local-key-filename fw_a.key\n \
+                    certificate ca-filename ca.crt\n local-id-type dn\n remote-id-type dn\n \
+                    remote-id \"C=CN, O=Example, CN=fw-b\"\n";
+    for method in ["rsa-signature", "rsa-sig", "ecdsa-signature"] {
+        assert_eq!(findings(&signature_peer(method, complete)), vec![], "{method}");
+    }
+    // Each missing file is named, at the peer's line.
+    let checked =
+        check("t.cfg", &signature_peer("rsa-signature", " certificate local-filename a.crt\n"), None);
+    assert_eq!(checked.diagnostics.len(), 1);
+    let d = &checked.diagnostics[0];
+    assert_eq!((d.severity, d.kind, d.line), (Severity::Error, K::Incomplete, 3));
+    assert!(
+        d.message.contains("`certificate local-key-filename`, `certificate ca-filename`"),
+        "{}",
+        d.message
+    );
+    assert!(d.to_string().starts_with("t.cfg:3:1: error"), "{d}");
+    // No pre-shared key is needed with signatures; local-id-type dn needs a certificate.
+    let psk_dn = with(
+        " pre-shared-key a-long-enough-key-123\n",
+        " pre-shared-key a-long-enough-key-123\n local-id-type dn\n",
+    );
+    assert_eq!(findings(&psk_dn), vec![(Severity::Error, K::Incomplete, 7)]);
+    // A DN remote-id must look like one.
+    let bad_dn = signature_peer("rsa-signature", &complete.replace("\"C=CN, O=Example, CN=fw-b\"", "fw-b"));
+    assert_eq!(findings(&bad_dn), vec![(Severity::Error, K::InvalidValue, 12)]);
+}
+
+#[test]
+fn certificate_commands_parse_render_and_refuse_remote_filename() {
+    let text = signature_peer(
+        "rsa-signature",
+        " certificate local-filename fw_a.crt\n certificate local-key-filename fw_a.key\n \
+         certificate ca-filename ca1.crt\n certificate ca-filename ca2.crt\n certificate crl-filename ca1.crl\n \
+         certificate send when-asked\n",
+    );
+    let checked = check("t.cfg", &text, None);
+    let config = checked.config.expect("valid");
+    let cert = &config.ike_peers["b"].certificate;
+    assert_eq!(cert.ca_filenames, vec!["ca1.crt", "ca2.crt"]);
+    assert_eq!(cert.send, vrp::model::CertificateSend::WhenAsked);
+    let rendered = vrp::render(&config, vrp::KeyDisplay::Clear);
+    assert!(rendered.contains(" certificate ca-filename ca2.crt\n certificate crl-filename ca1.crl\n certificate send when-asked\n"), "{rendered}");
+    assert_eq!(vrp::parse("r.cfg", &rendered).expect("re-parses").config, config);
+    let parsed = vrp::parse("t.cfg", &text).unwrap();
+    assert_eq!(parsed.source_map.certificate_file("b", "ca-filename", "ca2.crt").map(|l| l.line), Some(10));
+    let remote = check(
+        "t.cfg",
+        &text.replace("certificate send when-asked", "certificate remote-filename b.crt"),
+        None,
+    );
+    let d = remote.diagnostics.iter().find(|d| d.is_error()).expect("an error");
+    assert_eq!((d.kind, d.line, d.column), (K::Unsupported, 12, 14), "points at `remote-filename`");
+    assert!(d.message.contains("certificate ca-filename"), "{}", d.message);
 }

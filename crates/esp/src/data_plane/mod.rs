@@ -42,7 +42,7 @@ use crate::sa::{
     InboundSa, LifetimeNotice, Mode, OpenError, OutboundSa, SaError, SaKeys, SaParams, SealError,
 };
 use crate::selector::{Flow, FlowError, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};
-use crate::spd::{Action, PolicyIndex, Spd};
+use crate::spd::{Action, PolicyIndex, Rule, Spd};
 use crate::wire::EspPacket;
 
 /// Implementation limits of the data plane.
@@ -440,6 +440,30 @@ impl DataPlane {
         for rule in rules {
             self.drop_queue(rule);
         }
+    }
+
+    /// Appends a rule to the SPD (lowest priority) without touching the acquire queues, and
+    /// returns its index: a hub adds the flow a branch negotiated through a policy template
+    /// when the pair is installed (the gateway's `data_path`).
+    pub fn push_rule(&mut self, rule: Rule) -> usize {
+        self.spd.push(rule)
+    }
+
+    /// Removes the first SPD rule equal to `rule` (the SAs of a template flow are gone).
+    /// Packets queued on that rule are dropped and counted; the queues of the rules after it
+    /// follow their rules' new indices. Returns false when no rule is equal.
+    pub fn remove_rule(&mut self, rule: &Rule) -> bool {
+        let Some(index) = self.spd.rules().iter().position(|r| r == rule) else { return false };
+        self.drop_queue(Some(index));
+        self.spd.remove(index);
+        let mut moved: Vec<usize> = self.queues.keys().filter_map(|k| k.filter(|&i| i > index)).collect();
+        moved.sort_unstable();
+        for old in moved {
+            if let Some(queue) = self.queues.remove(&Some(old)) {
+                self.queues.insert(Some(old - 1), queue);
+            }
+        }
+        true
     }
 
     /// Follows a configuration reload in which policy entries moved or went: the SAs of

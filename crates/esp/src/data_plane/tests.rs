@@ -216,6 +216,45 @@ fn abandoned_acquires_drop_the_queue_and_can_be_raised_again() {
     assert_eq!(a.queued_packets(), 0);
 }
 
+/// A hub's template flows: rules appended when a branch's pair is installed protect that
+/// branch's traffic; removing one drops only its queue and keeps the queues of the rules
+/// after it on their (renumbered) rules.
+#[test]
+fn template_rules_come_and_go_with_their_flows() {
+    let mut hub = DataPlane::new(Spd::new(Vec::new(), Action::Bypass), DataPlaneConfig::default());
+    let mut out = buffer();
+    assert_eq!(hub.seal(&ping(1), &mut out), Outbound::Bypass, "no flow negotiated yet");
+    let branch = |third: u8| Rule {
+        selector: Selector::between(net(SITE_A, 24), net([10, 2, third, 0], 24)),
+        action: Action::Protect(PolicyIndex(0)),
+    };
+    assert_eq!(hub.push_rule(branch(1)), 0);
+    assert_eq!(hub.push_rule(branch(2)), 1);
+    let to = |third: u8| ipv4_packet(1, [10, 1, 1, 2], [10, 2, third, 2], &[8, 0, 0, 0, 0, 1, 0, 1]);
+    // No SA yet on either rule: each queues on its own rule.
+    assert_eq!(hub.seal(&to(1), &mut out), Outbound::Queued);
+    assert_eq!(hub.seal(&to(2), &mut out), Outbound::Queued);
+    let rules: Vec<Option<usize>> = std::iter::from_fn(|| hub.poll_event())
+        .filter_map(|e| match e {
+            Event::Acquire { rule, .. } => Some(rule),
+            Event::Lifetime { .. } => None,
+        })
+        .collect();
+    assert_eq!(rules, [Some(0), Some(1)]);
+    assert!(hub.remove_rule(&branch(1)));
+    assert!(!hub.remove_rule(&branch(1)), "removed once");
+    assert_eq!(hub.statistics().queue_dropped, 1, "the removed rule's packet is dropped");
+    assert_eq!(hub.queued_packets(), 1, "the other branch's packet still waits");
+    assert_eq!(hub.seal(&to(1), &mut out), Outbound::Bypass, "branch 1's flow is gone");
+    // Branch 2's queue moved to its rule's new index: its SA releases it.
+    let mut b = DataPlane::new(spd_for(mirror(branch(2).selector)), DataPlaneConfig::default());
+    install(&mut hub, &mut b, &pair_keys(1, gcm()), branch(2).selector, mirror(branch(2).selector));
+    assert_eq!(hub.queued_packets(), 0);
+    let Some(Outbound::Send(s)) = hub.poll_queued(&mut out) else { panic!("released") };
+    let esp = s.datagram.to_vec();
+    assert_eq!(receive(&mut b, &esp).unwrap(), to(2));
+}
+
 #[test]
 fn bypass_discard_and_malformed() {
     let mut dns = a_selector();
@@ -587,4 +626,33 @@ fn renumbered_policies_keep_their_sas_and_removed_ones_lose_them() {
     assert!(a.inbound_sa(k.b_to_a.0).is_none(), "the inbound half went too");
     let mut out = buffer();
     assert!(matches!(a.seal(&ping(3), &mut out), Outbound::Queued), "no SA: an acquire");
+}
+
+/// An SA that reaches its hard traffic limit queues the flow and raises an acquire; the pair
+/// negotiated then carries the flow, including the packets that waited.
+#[test]
+fn a_pair_replaced_after_its_hard_traffic_limit_carries_the_flow() {
+    let (mut a, mut b) = planes();
+    let mut limited = gcm();
+    limited.limits =
+        TrafficLimits { soft_bytes: Some(200), hard_bytes: Some(400), ..TrafficLimits::default() };
+    install(&mut a, &mut b, &pair_keys(1, limited), a_selector(), mirror(a_selector()));
+    let mut out = buffer();
+    let mut sent = 0;
+    while let Outbound::Send(_) = a.seal(&ping(1), &mut out) {
+        sent += 1;
+        assert!(sent < 100, "the hard limit stops the SA");
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(events.iter().any(|e| matches!(e, Event::Acquire { .. })), "{events:?}");
+    install(&mut a, &mut b, &pair_keys(2, gcm()), a_selector(), mirror(a_selector()));
+    let mut released = 0;
+    while let Some(outcome) = a.poll_queued(&mut out) {
+        assert!(matches!(outcome, Outbound::Send(_)), "{outcome:?}");
+        released += 1;
+    }
+    assert_eq!(released, 1, "the packet that found the SA expired went out on the new one");
+    let (spi, esp) = send(&mut a, &ping(2));
+    assert_eq!(spi, Spi(0xB002));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(2)));
 }

@@ -64,6 +64,37 @@ pub struct IkeSaDetail {
     pub nat_traversal: &'static str,
     /// `Enable` when DPD is in force (configured and announced by the peer), else `Disable`.
     pub dpd: &'static str,
+    /// The certificate the peer authenticated with (signature authentication only).
+    pub peer_certificate: Option<PeerCertificateDetail>,
+}
+
+/// The peer certificate lines of `display ike sa verbose` (a keysteward addition: the
+/// reference shows no certificate fields; the operator needs to see whom the signature
+/// vouched for and until when).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerCertificateDetail {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, colon-separated hex.
+    pub serial: String,
+    /// notBefore, `YYYY-MM-DD hh:mm:ss UTC`.
+    pub not_before: String,
+    /// notAfter, `YYYY-MM-DD hh:mm:ss UTC`.
+    pub not_after: String,
+}
+
+impl From<&crypto::CertificateSummary> for PeerCertificateDetail {
+    fn from(c: &crypto::CertificateSummary) -> Self {
+        Self {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            serial: c.serial.clone(),
+            not_before: crypto::utc_text(c.not_before),
+            not_after: crypto::utc_text(c.not_after),
+        }
+    }
 }
 
 /// `display ike sa verbose`: one block per phase-1 SA.
@@ -95,6 +126,13 @@ pub fn ike_sa_verbose_text(sas: &[IkeSaDetail]) -> String {
         field("Remote ID", &sa.remote_id);
         field("NAT traversal", &sa.nat_traversal);
         field("DPD", &sa.dpd);
+        if let Some(cert) = &sa.peer_certificate {
+            field("Peer cert subject", &cert.subject);
+            field("Peer cert issuer", &cert.issuer);
+            field("Peer cert serial", &cert.serial);
+            field("Peer cert valid from", &cert.not_before);
+            field("Peer cert valid to", &cert.not_after);
+        }
         let _ = writeln!(out, "{VERBOSE_RULE}");
     }
     if sas.is_empty() {
@@ -246,6 +284,7 @@ pub fn ike_proposals(config: &vrp::Config) -> Vec<IkeProposalView> {
             authentication_method: match p.method {
                 AuthenticationMethod::PreShare => "PRE_SHARED",
                 AuthenticationMethod::RsaSignature => "RSA_SIG",
+                AuthenticationMethod::EcdsaSignature => "ECDSA_SIG",
             },
             authentication_algorithm: config_hash_name(p.authentication),
             encryption_algorithm: config_cipher_name(p.encryption),
@@ -417,6 +456,7 @@ mod tests {
             remote_id: "2.2.3.2".into(),
             nat_traversal: "Not detected",
             dpd: "Disable",
+            peer_certificate: None,
         };
         let expected = "   -----------------------------------------------
    Conn-ID                 : 40122
@@ -442,8 +482,35 @@ mod tests {
    DPD                     : Disable
    -----------------------------------------------
 ";
-        assert_eq!(ike_sa_verbose_text(&[sa]), expected);
+        assert_eq!(ike_sa_verbose_text(std::slice::from_ref(&sa)), expected);
         assert_eq!(ike_sa_verbose_text(&[]), "current ike sa number: 0\n");
+
+        // With signature authentication the peer certificate follows.
+        let signed = IkeSaDetail {
+            authentication_method: "RSA-SIGNATURE",
+            peer_certificate: Some(PeerCertificateDetail::from(&crypto::CertificateSummary {
+                subject: "C=CN, O=Example, CN=fw-b".into(),
+                subject_der: Vec::new(),
+                issuer: "C=CN, O=Example, CN=Example CA".into(),
+                issuer_der: Vec::new(),
+                not_before: 1_764_201_600,
+                not_after: 1_795_737_599,
+                serial: "01:a2".into(),
+                alt_names: Vec::new(),
+            })),
+            ..sa
+        };
+        let text = ike_sa_verbose_text(&[signed]);
+        let tail = "   DPD                     : Disable
+   Peer cert subject       : C=CN, O=Example, CN=fw-b
+   Peer cert issuer        : C=CN, O=Example, CN=Example CA
+   Peer cert serial        : 01:a2
+   Peer cert valid from    : 2025-11-27 00:00:00 UTC
+   Peer cert valid to      : 2026-11-26 23:59:59 UTC
+   -----------------------------------------------
+";
+        assert!(text.ends_with(tail), "{text}");
+        assert!(text.contains("Authentication method   : RSA-SIGNATURE"), "{text}");
     }
 
     /// §5.8's layout, from a configuration with a non-default and a default proposal.

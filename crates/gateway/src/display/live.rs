@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::ike::{
     cookie_text, dh_group_name, hash_name, ike_peer_brief_text, ike_peer_text, ike_peers, ike_proposal_text,
-    ike_proposals, ike_sa_verbose_text, phase1_cipher_name, IkeSaDetail,
+    ike_proposals, ike_sa_verbose_text, phase1_cipher_name, IkeSaDetail, PeerCertificateDetail,
 };
 use super::ipsec::{
     ah_proposal_text, esp_proposal_text, flow_text, ipsec_policies, ipsec_policy_text,
@@ -56,6 +56,7 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
         Some(ike::IdentityConfig::Address(a)) => ("IP", a.to_string()),
         Some(ike::IdentityConfig::Fqdn(n)) => ("FQDN", n.clone()),
         Some(ike::IdentityConfig::UserFqdn(n)) => ("USER-FQDN", n.clone()),
+        Some(ike::IdentityConfig::Dn(n)) => ("DN", n.clone()),
         None => ("IP", sa.local.ip().to_string()),
     };
     let (remote_id_type, remote_id) =
@@ -77,6 +78,10 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
             .suite
             .map(|s| match s.auth_method {
                 ike::AuthMethod::PreSharedKey => "PRE-SHARED-KEY",
+                ike::AuthMethod::RsaSignature => "RSA-SIGNATURE",
+                ike::AuthMethod::EcdsaP256 | ike::AuthMethod::EcdsaP384 | ike::AuthMethod::EcdsaP521 => {
+                    "ECDSA-SIGNATURE"
+                }
             })
             .unwrap_or_default(),
         authentication_algorithm: sa.suite.map(|s| hash_name(s.hash)).unwrap_or_default(),
@@ -96,6 +101,7 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
             (true, true, true) => "Detected (both behind NAT)",
         },
         dpd: if sa.dpd { "Enable" } else { "Disable" },
+        peer_certificate: sa.peer_certificate.as_ref().map(PeerCertificateDetail::from),
     }
 }
 

@@ -700,7 +700,11 @@ fn aggressive_mode_behind_nat_floats_before_am3_and_negotiates_udp_tunnel() {
     assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
     assert_keys_agree(&pair);
     // AM1 and AM2 carry the Vendor IDs: DPD and NAT-T, and the one dialect B chose.
-    let rfc = crate::vendor::PeerCapabilities { dpd: true, nat_t: Some(crate::vendor::NatTVersion::Rfc3947) };
+    let rfc = crate::vendor::PeerCapabilities {
+        dpd: true,
+        nat_t: Some(crate::vendor::NatTVersion::Rfc3947),
+        fragmentation: true,
+    };
     assert_eq!(capabilities(&pair.a.sent[0]), Some(rfc));
     assert_eq!(capabilities(&pair.b.sent[0]), Some(rfc));
     assert_eq!(nat_d_count(&pair.a.sent[0]), 0, "no NAT-D in AM1");

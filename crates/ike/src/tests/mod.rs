@@ -2,11 +2,15 @@
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
 mod aggressive;
+mod certs;
 mod dpd;
+mod fragmentation;
 mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+#[path = "../../../crypto/tests/support/test_pki.rs"]
+mod test_pki;
 mod trace;
 pub(crate) mod util;
 
@@ -114,8 +118,8 @@ fn algorithm_matrix_establishes_with_equal_keys() {
     }
 }
 
-/// An offer whose only transform uses an authentication method we do not implement (RSA
-/// signatures, value 3) is refused with NO_PROPOSAL_CHOSEN, and the reason names it.
+/// An offer whose only transform uses an authentication method we do not implement (DSS
+/// signatures, value 2) is refused with NO_PROPOSAL_CHOSEN, and the reason names it.
 #[test]
 fn main_mode_responder_rejects_an_unsupported_authentication_method() {
     let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
@@ -125,7 +129,7 @@ fn main_mode_responder_rejects_an_unsupported_authentication_method() {
     // The phase-1 transform's AUTHENTICATION_METHOD attribute: TV 0x8003, value 1 (PSK).
     let mut bytes = mm1.payload.clone();
     let at = bytes.windows(4).position(|w| w == [0x80, 0x03, 0x00, 0x01]).expect("auth method attribute");
-    bytes[at + 3] = 3;
+    bytes[at + 3] = 2;
     let now = pair.now;
     pair.b.engine.handle_datagram(now, mm1.remote, mm1.local, &bytes);
     let reply = pair.b.engine.poll_transmit().expect("a notify");
@@ -142,7 +146,7 @@ fn main_mode_responder_rejects_an_unsupported_authentication_method() {
         .expect("a failure event");
     let text = failure.to_string();
     assert!(text.contains("IKE proposal mismatch: peer offers"), "{text}");
-    assert!(text.contains("auth 3"), "the unsupported method is named: {text}");
+    assert!(text.contains("auth 2"), "the unsupported method is named: {text}");
     assert_eq!(pair.b.engine.ike_sas().count(), 0);
 }
 
@@ -338,6 +342,31 @@ fn quick_mode_responder_accepts_flow_inside_its_acl() {
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
     assert_eq!(installed(&pair.b)[0].selector, b_selector_narrow());
+}
+
+/// A hub with a template peer (no remote address) and an ACL covering every branch answers a
+/// branch whose address it does not know, and installs the branch's narrower flow.
+#[test]
+fn main_mode_responder_answers_an_unknown_address_through_the_template_peer() {
+    let a = Gateway { local: std::net::Ipv4Addr::new(192, 0, 2, 11), ..Gateway::fw_a() };
+    let b = Gateway { remote: std::net::Ipv4Addr::new(192, 0, 2, 99), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 12);
+    let mut config = b.config();
+    config.peers[0].remote_address = None;
+    config.policies[0].selectors[0].remote =
+        crate::Subnet::new(std::net::Ipv4Addr::new(10, 1, 0, 0), 16).into();
+    pair.b.engine = crate::Engine::new(config, Box::new(util::TestRng(7)));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
+    let on_b = installed(&pair.b)[0];
+    assert_eq!(on_b.selector, b.selector(), "the branch's flow, not the whole ACL");
+    assert_eq!(on_b.remote.ip(), std::net::IpAddr::V4(a.local));
+    // Without the template peer the same branch is refused as unknown.
+    let mut pair = Pair::new(&a, &b, 13);
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(60));
+    assert!(!tunnel_up(&pair));
+    assert!(failures(&pair.b).iter().any(|f| matches!(f.reason, FailureReason::UnknownPeer)));
 }
 
 fn b_selector_narrow() -> crate::TrafficSelector {

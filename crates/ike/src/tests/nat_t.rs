@@ -91,9 +91,13 @@ fn nat_t_off_sends_no_nat_t_vendor_ids_and_no_nat_d() {
     // Without NAT-T nothing floats; the NAT keeps translating port 500 and the tunnel comes up.
     assert!(pair.drive_until(100, tunnel_up));
     let mm1 = Message::parse(&pair.a.sent[0]).map(|m| PeerCapabilities::recognise(m.payloads()));
-    assert_eq!(mm1.ok(), Some(PeerCapabilities { dpd: true, nat_t: None }));
+    assert_eq!(mm1.ok(), Some(PeerCapabilities { dpd: true, nat_t: None, fragmentation: true }));
     let mm2 = Message::parse(&pair.b.sent[0]).map(|m| PeerCapabilities::recognise(m.payloads()));
-    assert_eq!(mm2.ok(), Some(PeerCapabilities { dpd: true, nat_t: None }), "B echoes no NAT-T VID");
+    assert_eq!(
+        mm2.ok(),
+        Some(PeerCapabilities { dpd: true, nat_t: None, fragmentation: true }),
+        "B echoes no NAT-T VID"
+    );
     assert!(nat_d_hashes(&pair.a.sent[1]).is_empty() && nat_d_hashes(&pair.b.sent[1]).is_empty());
     assert_eq!(installed(&pair.a)[0].udp_encapsulation, None);
 }
@@ -258,7 +262,7 @@ fn vendor_ids_of_strongswan_capture_are_recognised() {
         .take(2)
         .collect();
     // MM1 (XAuth, DPD, FRAGMENTATION, RFC 3947, draft-02\n) and MM2 (XAuth, DPD, RFC 3947, …).
-    let expected = PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Rfc3947) };
+    let expected = PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Rfc3947), fragmentation: true };
     assert_eq!(first_two, [expected, expected]);
 }
 
@@ -321,7 +325,10 @@ fn nat_t_with_a_draft_only_peer_uses_draft_payloads_and_modes() {
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
     let mm2 = Message::parse(&pair.b.sent[0]).map(|m| PeerCapabilities::recognise(m.payloads()));
-    assert_eq!(mm2.ok(), Some(PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Draft03) }));
+    assert_eq!(
+        mm2.ok(),
+        Some(PeerCapabilities { dpd: true, nat_t: Some(NatTVersion::Draft03), fragmentation: true })
+    );
     for mm in [&pair.a.sent[1], &pair.b.sent[1]] {
         let types: Vec<PayloadType> =
             Message::parse(mm).map(|m| m.payloads().iter().map(Payload::payload_type).collect()).unwrap();

@@ -357,28 +357,3 @@ fn behind_a_nat_ah_is_left_out_of_the_offer_and_refused_in_udp_modes() {
     assert!(text.contains("IPsec proposal mismatch") && text.contains("ah transform 3"), "{text}");
     assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
 }
-
-#[test]
-fn quick_mode_responder_awaits_its_inbound_spi_until_qm3_installs_the_pair() {
-    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
-    let mut pair = Pair::new(&a, &b, 7);
-    // A's QM3 (its fifth message: MM1, MM3, MM5, QM1, QM3) is lost once.
-    let mut from_a = 0;
-    pair.alter = Some(Box::new(move |to_b, _| {
-        if to_b {
-            from_a += 1;
-            return from_a != 5;
-        }
-        true
-    }));
-    pair.acquire_on_a(a.selector());
-    assert!(pair.drive_until(100, |p| !installed(&p.a).is_empty()), "{:?}", pair.a.events);
-    assert!(installed(&pair.b).is_empty(), "B waits for QM3");
-    let spi = installed(&pair.a)[0].outbound.spi().0;
-    assert!(pair.b.engine.awaits_inbound_spi(spi), "the SPI B chose in QM2");
-    assert!(!pair.b.engine.awaits_inbound_spi(spi ^ 1));
-    assert!(!pair.a.engine.awaits_inbound_spi(installed(&pair.a)[0].inbound.spi().0), "A installed");
-    // B repeats QM2, A answers with QM3 again; then the SPI is installed, no longer awaited.
-    assert!(pair.drive_until(100, tunnel_up), "{:?}", pair.b.events);
-    assert!(!pair.b.engine.awaits_inbound_spi(spi));
-}

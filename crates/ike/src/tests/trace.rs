@@ -80,9 +80,10 @@ fn trace_main_mode_and_quick_mode_label_every_message_with_its_step_and_payloads
     );
     let sent = |step| summary_of(&on_a, Direction::Sent, step);
     let from_b = |step| summary_of(&on_b, Direction::Sent, step);
-    // DPD and four NAT-T dialects from the initiator; DPD and the chosen dialect back.
-    assert_eq!(sent("MM1"), "HDR, SA(1 proposal), VID×5");
-    assert_eq!(from_b("MM2"), "HDR, SA(1 proposal), VID, VID");
+    // DPD, four NAT-T dialects and FRAGMENTATION from the initiator; DPD, the chosen
+    // dialect and FRAGMENTATION back.
+    assert_eq!(sent("MM1"), "HDR, SA(1 proposal), VID×6");
+    assert_eq!(from_b("MM2"), "HDR, SA(1 proposal), VID×3");
     assert_eq!(sent("MM3"), "HDR, KE, NONCE, NAT-D, NAT-D");
     assert_eq!(from_b("MM4"), "HDR, KE, NONCE, NAT-D, NAT-D");
     // Encrypted: listed by what was inside.

@@ -60,6 +60,8 @@ pub(crate) struct Gateway {
     pub(crate) dpd: Option<crate::DpdConfig>,
     /// The policy's ACL rules; empty means the one rule `selector()`.
     pub(crate) rules: Vec<TrafficSelector>,
+    /// Certificate authentication material (`tests/certs.rs`).
+    pub(crate) certificate: Option<std::sync::Arc<crate::CertificateAuth>>,
 }
 
 pub(crate) fn ike(encryption: Phase1Cipher, hash: HashAlgorithm, group: DhGroup) -> IkeProposal {
@@ -102,6 +104,7 @@ impl Gateway {
             nat_traversal: true,
             dpd: None,
             rules: Vec::new(),
+            certificate: None,
         }
     }
 
@@ -128,6 +131,7 @@ impl Gateway {
                 nat_traversal: self.nat_traversal,
                 dpd: self.dpd,
                 accept_aggressive_mode_psk: self.accept_aggressive_from_peer,
+                certificate: self.certificate.clone(),
             }],
             policies: vec![PolicyConfig {
                 id: PolicyId { name: "policy1".into(), sequence: 1 },
@@ -192,7 +196,8 @@ pub(crate) struct Pair {
 
 impl Pair {
     pub(crate) fn new(a: &Gateway, b: &Gateway, seed: u64) -> Self {
-        Self {
+        let now = Instant::now();
+        let mut pair = Self {
             a: Side {
                 engine: Engine::new(a.config(), Box::new(TestRng(seed))),
                 address: SocketAddr::new(IpAddr::V4(a.local), 500),
@@ -207,7 +212,7 @@ impl Pair {
                 sent: Vec::new(),
                 transmits: Vec::new(),
             },
-            now: Instant::now(),
+            now,
             latency: Duration::from_millis(10),
             faults: Faults::default(),
             fault_rng: TestRng(seed.rotate_left(17)),
@@ -215,7 +220,12 @@ impl Pair {
             b_alive: true,
             nat: None,
             alter: None,
+        };
+        // Certificates made by the tests are valid around `test_pki::NOW`.
+        for side in [&mut pair.a, &mut pair.b] {
+            side.engine.set_wall_clock(now, super::test_pki::NOW as u64);
         }
+        pair
     }
 
     fn percent(&mut self) -> u8 {

@@ -9,7 +9,7 @@ use crate::algorithm::{
 };
 use crate::cursor::{invalid, Cursor, Result, SyntaxError};
 use crate::diagnostic::DiagnosticKind;
-use crate::model::{Config, IkePeer, IkeProposal, PeerDpd};
+use crate::model::{CertificateSend, Config, IkePeer, IkeProposal, PeerCertificate, PeerDpd};
 use crate::secret::{PreSharedKey, MAX_KEY_LEN};
 
 const PROPOSAL_COMMANDS: &[&str] = &[
@@ -130,10 +130,17 @@ const PEER_COMMANDS: &[&str] = &[
     "local-id",
     "nat",
     "dpd",
+    "certificate",
     "undo",
     "quit",
     "return",
 ];
+
+const CERTIFICATE_SETTINGS: &[&str] =
+    &["local-filename", "local-key-filename", "ca-filename", "crl-filename", "send", "remote-filename"];
+
+/// Longest certificate file name (VRP8's `certificate local-filename`: 1-127 characters).
+const FILENAME_LEN: usize = 127;
 
 const PEER_UNDO: &[&str] = &[
     "ike-proposal",
@@ -148,6 +155,7 @@ const PEER_UNDO: &[&str] = &[
     "local-id",
     "nat",
     "dpd",
+    "certificate",
 ];
 
 const DPD_SETTINGS: &[&str] = &["type", "idle-time", "retransmit-interval", "retry-limit", "msg"];
@@ -201,7 +209,17 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
             }
         }
         "remote-id" | "remote-name" => {
-            let id = c.name("remote ID", ID_LEN)?;
+            let token = c.raw(&format!("remote ID (1-{ID_LEN} characters)"))?;
+            // A DN (`"C=CN, O=Example, CN=fw-b"`) may hold blanks when quoted; other IDs may not.
+            if token.text.contains('=') {
+                let len = token.text.chars().count();
+                if len == 0 || len > ID_LEN || token.text.contains('"') {
+                    return Err(invalid(token, "remote ID", &format!("1-{ID_LEN} characters without `\"`")));
+                }
+            } else {
+                crate::cursor::check_name(token, "remote ID", &token.text, ID_LEN)?;
+            }
+            let id = token.text.clone();
             c.end()?;
             peer.remote_id = Some(id);
             "remote-id"
@@ -240,6 +258,7 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
             peer.nat_traversal = true;
             "nat traversal"
         }
+        "certificate" => return certificate(&mut peer.certificate, c),
         _ => {
             dpd(&mut peer.dpd, c)?;
             "dpd"
@@ -280,6 +299,51 @@ fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
         });
     }
     Ok(PreSharedKey::new(token.text.clone()))
+}
+
+/// `certificate { local-filename | local-key-filename | ca-filename | crl-filename } FILE`
+/// and `certificate send { always | when-asked }`. Each file gets its own source-map key, so
+/// a file that cannot be read is reported at the line that named it.
+fn certificate(cert: &mut PeerCertificate, c: &mut Cursor<'_>) -> Result<Effect> {
+    let column = c.column();
+    let setting = c.keyword("a certificate setting", CERTIFICATE_SETTINGS)?;
+    if setting == "send" {
+        let how = c.keyword("`always` or `when-asked`", &["always", "when-asked"])?;
+        c.end()?;
+        cert.send = if how == "always" { CertificateSend::Always } else { CertificateSend::WhenAsked };
+        return Ok(Effect::stay("certificate send"));
+    }
+    let file = c.name("file name", FILENAME_LEN)?;
+    c.end()?;
+    match setting {
+        "local-filename" => cert.local_filename = Some(file.clone()),
+        "local-key-filename" => cert.local_key_filename = Some(file.clone()),
+        "ca-filename" => {
+            if !cert.ca_filenames.contains(&file) {
+                cert.ca_filenames.push(file.clone());
+            }
+        }
+        "crl-filename" => {
+            if !cert.crl_filenames.contains(&file) {
+                cert.crl_filenames.push(file.clone());
+            }
+        }
+        _ => {
+            return Err(SyntaxError {
+                column,
+                kind: DiagnosticKind::Unsupported,
+                message: "unsupported `certificate remote-filename`: keysteward verifies the certificate \
+                          the peer sends against `certificate ca-filename`; configure the peer's CA instead"
+                    .into(),
+            })
+        }
+    }
+    Ok(Effect::stay(certificate_key(setting, &file)))
+}
+
+/// The source-map key of a certificate file command (relative to the peer's view).
+fn certificate_key(setting: &str, file: &str) -> String {
+    format!("certificate {setting} {file}")
 }
 
 fn dpd(dpd: &mut PeerDpd, c: &mut Cursor<'_>) -> Result<()> {
@@ -339,6 +403,26 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
             c.keyword("`traversal`", &["traversal"])?;
             c.end()?;
             peer.nat_traversal = false;
+        }
+        "certificate" => {
+            let setting = c.keyword("a certificate setting", CERTIFICATE_SETTINGS)?;
+            let file = if matches!(setting, "ca-filename" | "crl-filename") {
+                c.raw("file name").ok()
+            } else {
+                None
+            };
+            c.end()?;
+            let d = &mut peer.certificate;
+            match (setting, file) {
+                ("local-filename", _) => d.local_filename = None,
+                ("local-key-filename", _) => d.local_key_filename = None,
+                ("ca-filename", Some(f)) => d.ca_filenames.retain(|x| *x != f.text),
+                ("ca-filename", None) => d.ca_filenames.clear(),
+                ("crl-filename", Some(f)) => d.crl_filenames.retain(|x| *x != f.text),
+                ("crl-filename", None) => d.crl_filenames.clear(),
+                ("send", _) => d.send = CertificateSend::default(),
+                _ => {}
+            }
         }
         "dpd" => {
             let setting = c.keyword("a DPD setting", DPD_SETTINGS)?;

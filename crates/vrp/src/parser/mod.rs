@@ -77,6 +77,13 @@ impl SourceMap {
         self.entries.get(key).copied()
     }
 
+    /// Where `ike peer PEER` named `FILE` with `certificate SETTING FILE` (`local-filename`,
+    /// `local-key-filename`, `ca-filename`, `crl-filename`): the gateway reports a file it
+    /// cannot load at that line.
+    pub fn certificate_file(&self, peer: &str, setting: &str, file: &str) -> Option<Location> {
+        self.get(&format!("ike peer {peer}/certificate {setting} {file}"))
+    }
+
     fn record(&mut self, key: String, location: Location) {
         self.entries.entry(key).or_insert(location);
     }

@@ -97,7 +97,15 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
 }
 
 fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
-    match c.keyword("an ike command", &["proposal", "peer", "local-name", "dpd"])? {
+    match c.keyword("an ike command", &["proposal", "peer", "local-name", "dpd", "fragmentation"])? {
+        "fragmentation" => {
+            if c.optional_keyword(&["max-size"]).is_some() {
+                config.ike_fragmentation.max_size = c.number("fragment size (bytes)", 576, 65_000)? as u32;
+            }
+            c.end()?;
+            config.ike_fragmentation.enabled = true;
+            Ok(Effect::system())
+        }
         "proposal" => {
             let n = proposal_number(c)?;
             c.end()?;
@@ -345,7 +353,18 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.sysname = None;
         }
-        "ike" => match c.keyword("an ike command", &["proposal", "peer", "local-name", "dpd"])? {
+        "ike" => match c
+            .keyword("an ike command", &["proposal", "peer", "local-name", "dpd", "fragmentation"])?
+        {
+            "fragmentation" => {
+                let size = c.optional_keyword(&["max-size"]).is_some();
+                c.end()?;
+                if size {
+                    config.ike_fragmentation.max_size = crate::model::DEFAULT_FRAGMENT_MAX_SIZE;
+                } else {
+                    config.ike_fragmentation.enabled = false;
+                }
+            }
             "proposal" => {
                 let n = proposal_number(c)?;
                 c.end()?;

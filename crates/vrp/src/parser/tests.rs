@@ -220,6 +220,25 @@ fn ike_local_name_and_global_dpd() {
 }
 
 #[test]
+fn ike_fragmentation_on_by_default_sized_and_off() {
+    use crate::model::IkeFragmentation;
+    assert_eq!(config("ike local-name rta").ike_fragmentation, IkeFragmentation::default());
+    assert_eq!(
+        config("ike fragmentation max-size 1400").ike_fragmentation,
+        IkeFragmentation { enabled: true, max_size: 1400 }
+    );
+    assert!(!config("undo ike fragmentation").ike_fragmentation.enabled);
+    let c = config("ike fragmentation max-size 1400\nundo ike fragmentation max-size");
+    assert_eq!(c.ike_fragmentation, IkeFragmentation::default());
+    assert_eq!(error("ike fragmentation max-size 100").kind, DiagnosticKind::InvalidValue);
+    let rendered = crate::render(&config("ike fragmentation max-size 1400"), crate::KeyDisplay::Clear);
+    assert!(rendered.contains("ike fragmentation max-size 1400\n"), "{rendered}");
+    let rendered = crate::render(&config("undo ike fragmentation"), crate::KeyDisplay::Clear);
+    assert!(rendered.contains("undo ike fragmentation\n"), "{rendered}");
+    assert!(!config(&rendered).ike_fragmentation.enabled);
+}
+
+#[test]
 fn acl_headers() {
     assert!(config("acl 3001").acls.contains_key(&3001));
     assert!(config("acl number 3999").acls.contains_key(&3999));

@@ -1,0 +1,420 @@
+//! keysteward against strongSwan 5.9 with certificates (root only; CI runs as root): phase 1
+//! authenticated by RSA signatures (and ECDSA P-256, RFC 4754) in both roles, identities as
+//! subject DNs, certificates made by this test with rcgen (one CA, one certificate per
+//! gateway), valid around the current time. The topology is that of
+//! `netns_strongswan_interop.rs`:
+//!
+//! ```text
+//!   namespace ks<pid>XXa (keysteward)        namespace ks<pid>XXb (charon)
+//!   FW_A 192.0.2.1/24  ── veth pair ──   192.0.2.2/24 FW_B
+//! ```
+//!
+//! With RSA-3072 certificates MM5 and MM6 exceed the fragment size, and both sides use IKE
+//! fragmentation (Cisco format, payload 132) in both directions.
+//!
+//! Asserted: keysteward shows phase 1 and 2 ready, strongSwan shows the IKE SA ESTABLISHED
+//! with the peer's DN and the CHILD_SA INSTALLED, charon's log shows it authenticated us by
+//! the signature method; and a certificate from a CA keysteward does not trust is refused
+//! with that reason in `display ike error-info`.
+
+#[path = "../../crypto/tests/support/test_pki.rs"]
+mod test_pki;
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
+use test_pki::{Ca, KeyKind, LeafSpec, DAY};
+
+const DN_A: &str = "C=CN, O=keysteward test, CN=fw-a";
+const DN_B: &str = "C=CN, O=keysteward test, CN=fw-b";
+
+fn display(ns: &str, control: &Path, what: &[&str]) -> String {
+    Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike"])
+        .args(what)
+        .arg("--control")
+        .arg(control)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn strongswan_conf(run: &Path) -> String {
+    format!(
+        "charon {{
+  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-libipsec kernel-netlink socket-default vici
+  install_virtual_ip = no
+  filelog {{
+    log {{
+      path = {run}/charon.log
+      time_format = %T
+      default = 1
+      ike = 2
+      cfg = 2
+      flush_line = yes
+    }}
+  }}
+  plugins {{
+    vici {{
+      socket = unix://{run}/charon.vici
+    }}
+  }}
+}}
+",
+        run = run.display()
+    )
+}
+
+fn swanctl_conf(aggressive: bool) -> String {
+    format!(
+        "connections {{
+  s2s {{
+    version = 1
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = aes128-sha256-modp2048
+    aggressive = {aggressive}
+    local {{
+      auth = pubkey
+      certs = fw_b.crt
+      id = \"{DN_B}\"
+    }}
+    remote {{
+      auth = pubkey
+      id = \"{DN_A}\"
+    }}
+    children {{
+      net {{
+        local_ts = 10.2.2.0/24
+        remote_ts = 10.1.1.0/24
+        esp_proposals = aes128-sha256
+        mode = tunnel
+        start_action = none
+      }}
+    }}
+  }}
+}}
+",
+        aggressive = if aggressive { "yes" } else { "no" },
+    )
+}
+
+fn keysteward_conf(method: &str, initiate: bool, aggressive: bool) -> String {
+    let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
+    let mode = if aggressive { "aggressive" } else { "main" };
+    format!(
+        "ike proposal 10
+ encryption-algorithm aes-128
+ authentication-algorithm sha2-256
+ dh group14
+ authentication-method {method}
+ike peer b
+ ike-proposal 10
+ undo version 2
+ exchange-mode {mode}
+ remote-address 192.0.2.2
+ certificate local-filename fw_a.crt
+ certificate local-key-filename fw_a.key
+ certificate ca-filename ca.pem
+ local-id-type dn
+ remote-id-type dn
+ remote-id \"{DN_B}\"
+acl number 3001
+ rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
+ipsec proposal a
+ transform esp
+ encapsulation-mode tunnel
+ esp authentication-algorithm sha2-256
+ esp encryption-algorithm aes-128
+ipsec policy policy1 1 isakmp
+ security acl 3001
+ proposal a
+ ike-peer b
+{trigger}interface out0
+ ip address 192.0.2.1 255.255.255.0
+ ipsec policy policy1
+"
+    )
+}
+
+struct Case {
+    /// keysteward's `authentication-method`.
+    method: &'static str,
+    key: KeyKind,
+    keysteward_initiates: bool,
+    aggressive: bool,
+    /// strongSwan's certificate comes from a CA keysteward does not trust.
+    rogue_peer: bool,
+    suffix: &'static str,
+}
+
+#[test]
+fn netns_strongswan_certs_responder_rsa_main_mode() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa2048,
+        keysteward_initiates: true,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "cr",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_initiator_rsa_main_mode() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa2048,
+        keysteward_initiates: false,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "ci",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_responder_ecdsa_p256_main_mode() {
+    run(&Case {
+        method: "ecdsa-signature",
+        key: KeyKind::P256,
+        keysteward_initiates: true,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "ce",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_responder_rsa_aggressive_mode() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa2048,
+        keysteward_initiates: true,
+        aggressive: true,
+        rogue_peer: false,
+        suffix: "ca",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_initiator_rsa_aggressive_mode() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa2048,
+        keysteward_initiates: false,
+        aggressive: true,
+        rogue_peer: false,
+        suffix: "cb",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_initiator_ecdsa_p256_main_mode() {
+    run(&Case {
+        method: "ecdsa-signature",
+        key: KeyKind::P256,
+        keysteward_initiates: false,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "cf",
+    });
+}
+
+// RSA-3072 certificates make MM5 and MM6 larger than both sides' fragment size: both sides
+// announce IKE fragmentation, so each sends them in fragments and reassembles the other's.
+#[test]
+fn netns_strongswan_certs_responder_rsa3072_fragmented() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa3072,
+        keysteward_initiates: true,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "cg",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_initiator_rsa3072_fragmented() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa3072,
+        keysteward_initiates: false,
+        aggressive: false,
+        rogue_peer: false,
+        suffix: "ch",
+    });
+}
+
+#[test]
+fn netns_strongswan_certs_unknown_ca_is_refused_with_the_reason() {
+    run(&Case {
+        method: "rsa-signature",
+        key: KeyKind::Rsa2048,
+        keysteward_initiates: false,
+        aggressive: false,
+        rogue_peer: true,
+        suffix: "cu",
+    });
+}
+
+fn run(case: &Case) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+        return;
+    }
+    assert!(Path::new(CHARON).exists(), "{CHARON} is missing: ./scripts/test installs strongSwan");
+    let tag = format!("ks{}{}", std::process::id(), case.suffix);
+    let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
+    let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
+    let run = dir.join("fwb");
+    for sub in ["swanctl/x509", "swanctl/x509ca", "swanctl/private"] {
+        std::fs::create_dir_all(run.join(sub)).unwrap();
+    }
+    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+
+    // Certificates valid around the real time (the daemons check against the wall clock).
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let ca = Ca::new("keysteward", KeyKind::Rsa2048);
+    let rogue = Ca::new("Rogue", KeyKind::Rsa2048);
+    let leaf = |ca: &Ca, cn: &str, serial: u64| {
+        let mut spec = LeafSpec::new(cn, case.key);
+        spec.not_before = now - DAY;
+        spec.not_after = now + 30 * DAY;
+        spec.serial = serial;
+        ca.issue(&spec)
+    };
+    let fw_a = leaf(&ca, "fw-a", 10);
+    let fw_b = leaf(if case.rogue_peer { &rogue } else { &ca }, "fw-b", 11);
+    std::fs::write(dir.join("fw_a.crt"), &fw_a.pem).unwrap();
+    std::fs::write(dir.join("fw_a.key"), &fw_a.key_pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+    std::fs::write(run.join("swanctl/x509/fw_b.crt"), &fw_b.pem).unwrap();
+    std::fs::write(run.join("swanctl/private/fw_b.key"), &fw_b.key_pem).unwrap();
+    std::fs::write(run.join("swanctl/x509ca/ca.crt"), &ca.pem).unwrap();
+    if case.rogue_peer {
+        std::fs::write(run.join("swanctl/x509ca/rogue.crt"), &rogue.pem).unwrap();
+    }
+
+    for ns in [&ns_a, &ns_b] {
+        common::ip(&["netns", "add", ns]);
+        cleanup.namespaces.push(ns.clone());
+        common::ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+    public_link(&ns_a, &ns_b);
+    common::ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
+    common::ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
+    common::ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+
+    std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
+    std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf(case.aggressive)).unwrap();
+    start_charon(&mut cleanup, &ns_b, &run);
+    let logs = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+
+    std::fs::write(
+        dir.join("fw_a.cfg"),
+        keysteward_conf(case.method, case.keysteward_initiates, case.aggressive),
+    )
+    .unwrap();
+    let control = dir.join("a.sock");
+    let daemon = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns_a,
+            env!("CARGO_BIN_EXE_keysteward"),
+            "run",
+            "--log-level",
+            "debug",
+            "--config",
+        ])
+        .arg(dir.join("fw_a.cfg"))
+        .arg("--control")
+        .arg(&control)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
+        .spawn()
+        .expect("keysteward starts");
+    cleanup.children.push(daemon);
+    let start = Instant::now();
+    while !control.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(control.exists(), "keysteward did not start:\n{}", logs("keysteward.log"));
+
+    if !case.keysteward_initiates {
+        let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
+        assert_eq!(
+            initiated.contains("initiate completed successfully"),
+            !case.rogue_peer,
+            "{initiated}\nkeysteward log:\n{}",
+            logs("keysteward.log")
+        );
+    }
+    if case.rogue_peer {
+        let wanted = "does not chain to a trusted CA";
+        let start = Instant::now();
+        let errors = loop {
+            let errors = display(&ns_a, &control, &["error-info"]);
+            if errors.contains(wanted) || start.elapsed() > Duration::from_secs(30) {
+                break errors;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            errors.contains(wanted) && errors.contains("O=Rogue"),
+            "error-info: {errors}\nkeysteward log:\n{}\ncharon log:\n{}",
+            logs("keysteward.log"),
+            logs("fwb/charon.log")
+        );
+        assert!(!ready(&display(&ns_a, &control, &["sa", "--json"]), "v1:1"), "no IKE SA on keysteward");
+        drop(cleanup);
+        return;
+    }
+    let start = Instant::now();
+    let (up, ours, theirs) = loop {
+        let ours = display(&ns_a, &control, &["sa", "--json"]);
+        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
+        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
+            break (true, ours, theirs);
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            break (false, ours, theirs);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        up,
+        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
+        logs("keysteward.log"),
+        logs("fwb/charon.log")
+    );
+    assert!(theirs.contains("ESTABLISHED"), "{theirs}");
+    assert!(theirs.contains(DN_A), "strongSwan shows our DN: {theirs}");
+    let charon_log = logs("fwb/charon.log");
+    let scheme = if case.key == KeyKind::P256 { "ECDSA" } else { "RSA" };
+    assert!(
+        charon_log.contains(&format!("authentication of '{DN_A}' with {scheme}")),
+        "charon authenticated us by {scheme}:\n{charon_log}"
+    );
+    if case.key == KeyKind::Rsa3072 {
+        // MM5 and MM6 exceed the fragment size: each side fragmented and reassembled.
+        assert!(
+            charon_log.contains("reassembled fragmented IKE message"),
+            "charon reassembled ours:\n{charon_log}"
+        );
+        assert!(charon_log.contains("splitting IKE message"), "charon fragmented its own:\n{charon_log}");
+    }
+    let exchange = if case.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
+    assert!(charon_log.contains(exchange), "phase 1 was not {exchange}…");
+    let log = logs("keysteward.log");
+    assert!(
+        log.contains(DN_B) || log.contains("fw-b"),
+        "keysteward's log names the peer certificate:\n{log}"
+    );
+    drop(cleanup);
+}
