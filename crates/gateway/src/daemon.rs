@@ -38,7 +38,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UdpSocket, UnixListener};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::control::{Request, Response, MAX_LINE};
 use crate::data_path::{self, DataPath};
@@ -274,6 +274,9 @@ async fn serve(options: RunOptions) -> Result<(), String> {
 
     let mut engine = Engine::new(engine_config, Box::new(crypto::OsRandom));
     engine.set_key_log(key_log.is_some());
+    // One debug line per IKE message (step and payloads, `ike message …`), which `keysteward
+    // demo` reads back to draw the message flow; not built unless debug logging is on.
+    engine.set_message_trace(tracing::enabled!(tracing::Level::DEBUG));
     // Certificate validity is checked against the wall clock; the engine itself reads none.
     let unix_now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     engine.set_wall_clock(Instant::now(), unix_now);
@@ -458,6 +461,10 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// What starts the log line of each traced IKE message (see [`ike::MessageTrace`]'s
+/// `Display` for the rest); `keysteward demo` looks for it.
+pub const MESSAGE_TRACE_PREFIX: &str = "ike message: ";
+
 /// Sends what the engine wants sent and records what it reports.
 async fn drain(
     engine: &mut Engine,
@@ -466,6 +473,10 @@ async fn drain(
     data: &mut DataPath,
     mut key_log: Option<&mut KeyLog>,
 ) {
+    // Before the sends, so that a message is logged as sent before the peer can log it.
+    while let Some(trace) = engine.poll_message_trace() {
+        debug!("{MESSAGE_TRACE_PREFIX}{trace}");
+    }
     while let Some(t) = engine.poll_transmit() {
         let Some(socket) = sockets.get(&t.local) else {
             error!("no socket for {}", t.local);

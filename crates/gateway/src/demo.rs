@@ -6,10 +6,18 @@
 //!
 //! Four network namespaces joined by veth pairs; FW_A and FW_B each run `keysteward run`
 //! with the unchanged `examples/fw_a.cfg` / `examples/fw_b.cfg` (compiled into the binary, so
-//! the demo works from any directory). PC_A pings PC_B: the first packet raises the acquire,
-//! IKE negotiates main mode and quick mode, and the pings cross the public link in ESP. The
-//! demo prints the ping, then FW_A's `display ike sa` and `display ipsec sa brief`, and removes
-//! everything it made (daemons, namespaces, files) on every path out.
+//! the demo works from any directory; `--aggressive` and `--pfs` edit them in memory and say
+//! so). PC_A pings PC_B: the first packet raises the acquire, IKE negotiates main mode (or
+//! aggressive mode) and quick mode, and the pings cross the public link in ESP. The demo
+//! prints the ping, the IKE message flow as the article draws it (MM1…MM6, QM1…QM3, who sent
+//! each message to whom and its payloads), then both gateways' `display ike sa`,
+//! `display ipsec sa brief` and `display firewall session table`, and removes everything it
+//! made (daemons, namespaces, files) on every path out.
+//!
+//! The message flow is not a canned list: both daemons run with debug logging, under which
+//! the IKE engine traces every message it sends or accepts (`ike::MessageTrace`, logged with
+//! [`crate::daemon::MESSAGE_TRACE_PREFIX`]); the demo merges the two logs in time order and
+//! checks each message sent by one gateway against the other's record of accepting it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +27,133 @@ use crate::control::{call, Request, Response};
 
 const FW_A_CONFIG: &str = include_str!("../../../examples/fw_a.cfg");
 const FW_B_CONFIG: &str = include_str!("../../../examples/fw_b.cfg");
+
+/// The variant of the reference scenario to show (`keysteward demo [--aggressive] [--pfs]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// `exchange-mode aggressive` on both peers: AM1…AM3 instead of MM1…MM6.
+    pub aggressive: bool,
+    /// `pfs dh-group14` on both policies: a KE in QM1 and QM2.
+    pub pfs: bool,
+}
+
+/// The two example configurations (FW_A, FW_B) with the variant's edits, and one sentence per
+/// edit for the output. An edit that finds nothing to change is an error rather than a demo
+/// that silently shows the unedited scenario.
+pub fn configs(options: DemoOptions) -> Result<(String, String, Vec<String>), String> {
+    let (mut a, mut b) = (FW_A_CONFIG.to_string(), FW_B_CONFIG.to_string());
+    let mut notes = Vec::new();
+    let mut edit = |from: &str, to: &str| -> Result<(), String> {
+        for text in [&mut a, &mut b] {
+            if !text.contains(from) {
+                return Err(format!("the embedded example configuration has no {:?} to change", from.trim()));
+            }
+            *text = text.replacen(from, to, 1);
+        }
+        Ok(())
+    };
+    if options.aggressive {
+        edit("\n exchange-mode main\n", "\n exchange-mode aggressive\n")?;
+        notes.push("ike peer: exchange-mode main -> exchange-mode aggressive (both gateways)".to_string());
+    }
+    if options.pfs {
+        for (text, peer) in [(&mut a, " ike-peer b\n"), (&mut b, " ike-peer a\n")] {
+            if !text.contains(peer) {
+                return Err(format!("the embedded example configuration has no {:?} line", peer.trim()));
+            }
+            *text = text.replacen(peer, &format!("{peer} pfs dh-group14\n"), 1);
+        }
+        notes.push("ipsec policy policy1 1: pfs dh-group14 added (both gateways)".to_string());
+    }
+    Ok((a, b, notes))
+}
+
+/// One message of the flow: who sent it to whom, its step and payloads, from the sender's
+/// trace, checked against the receiver's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLine {
+    /// `FW_A` or `FW_B`.
+    pub from: &'static str,
+    /// The other one.
+    pub to: &'static str,
+    /// `MM1`, `AM2`, `QM3`, …
+    pub step: String,
+    /// `HDR, SA(1 proposal), VID×5`, …
+    pub payloads: String,
+    /// What the receiver's log says about it: `None` when it accepted the same payloads,
+    /// otherwise why the line is suspect (not accepted, or read differently).
+    pub remark: Option<String>,
+}
+
+impl std::fmt::Display for FlowLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}  {:<4} {}", self.from, self.to, self.step, self.payloads)?;
+        if let Some(remark) = &self.remark {
+            write!(f, "   <- {remark}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A traced message parsed back from a daemon's log line.
+struct Traced<'l> {
+    /// The log line's timestamp (RFC 3339, UTC, the same clock and format for both daemons,
+    /// so it sorts as text).
+    at: &'l str,
+    sent: bool,
+    step: &'l str,
+    /// `icookie=… mid=…`: what both sides' records of one message share.
+    key: (&'l str, &'l str),
+    payloads: &'l str,
+}
+
+fn parse_traces(log: &str) -> Vec<Traced<'_>> {
+    let prefix = crate::daemon::MESSAGE_TRACE_PREFIX;
+    log.lines()
+        .filter_map(|line| {
+            let (before, record) = line.split_once(prefix)?;
+            let at = before.split_whitespace().next()?;
+            let (fields, payloads) = record.split_once(" | ")?;
+            let mut words = fields.split_whitespace();
+            let sent = match words.next()? {
+                "sent" => true,
+                "received" => false,
+                _ => return None,
+            };
+            let step = words.next()?;
+            let field = |name: &str| fields.split_whitespace().find_map(|w| w.strip_prefix(name));
+            Some(Traced { at, sent, step, key: (field("icookie=")?, field("mid=")?), payloads })
+        })
+        .collect()
+}
+
+/// The IKE message flow from the two daemons' logs: every message either sent, in time order,
+/// each checked against the other side's record of accepting it.
+pub fn message_flow(fw_a_log: &str, fw_b_log: &str) -> Vec<FlowLine> {
+    let (on_a, on_b) = (parse_traces(fw_a_log), parse_traces(fw_b_log));
+    let mut flow: Vec<(&str, FlowLine)> = Vec::new();
+    for (from, to, sender, receiver) in [("FW_A", "FW_B", &on_a, &on_b), ("FW_B", "FW_A", &on_b, &on_a)] {
+        for sent in sender.iter().filter(|t| t.sent) {
+            let received = receiver.iter().find(|r| !r.sent && r.step == sent.step && r.key == sent.key);
+            let remark = match received {
+                None => Some(format!("{to} did not accept it")),
+                Some(r) if r.payloads != sent.payloads => Some(format!("{to} read {}", r.payloads)),
+                Some(_) => None,
+            };
+            let line = FlowLine {
+                from,
+                to,
+                step: sent.step.to_string(),
+                payloads: sent.payloads.to_string(),
+                remark,
+            };
+            flow.push((sent.at, line));
+        }
+    }
+    // Stable: within one log, lines are already in order.
+    flow.sort_by(|x, y| x.0.cmp(y.0));
+    flow.into_iter().map(|(_, line)| line).collect()
+}
 
 /// What the demo made, removed when it goes out of scope.
 struct Topology {
@@ -85,11 +220,14 @@ fn show(control: &Path, request: &Request) -> String {
 }
 
 /// Runs the demo, printing as it goes. Returns an error naming what failed.
-pub fn demo() -> Result<(), String> {
+pub fn demo(options: DemoOptions) -> Result<(), String> {
     let uid = run("id", &["-u"])?;
     if uid.trim() != "0" {
-        return Err("the demo creates network namespaces: run it as root".into());
+        return Err("the demo creates network namespaces, veth links and TUN devices: run it as root \
+                    (sudo keysteward demo); it also needs iproute2 and ping"
+            .into());
     }
+    let (fw_a_config, fw_b_config, notes) = configs(options)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the keysteward binary: {e}"))?;
     let exe = exe.to_string_lossy().into_owned();
     let tag = format!("ksd{}", std::process::id());
@@ -98,6 +236,9 @@ pub fn demo() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut topology = Topology { namespaces: Vec::new(), daemons: Vec::new(), dir: dir.clone() };
 
+    for note in &notes {
+        println!("==> variant: {note} — edited in memory, examples/*.cfg unchanged");
+    }
     println!("==> building the reference topology in namespaces {tag}{{pa,fa,fb,pb}}");
     for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
         ip(&["netns", "add", ns])?;
@@ -120,19 +261,22 @@ pub fn demo() -> Result<(), String> {
     let (public_a, public_b) =
         (format!("GigabitEthernet0/0/2={tag}ab"), format!("GigabitEthernet0/0/2={tag}ba"));
     for (ns, name, text, control, public) in [
-        (&fw_b, "fw_b", FW_B_CONFIG, &control_b, &public_b),
-        (&fw_a, "fw_a", FW_A_CONFIG, &control_a, &public_a),
+        (&fw_b, "fw_b", fw_b_config.as_str(), &control_b, &public_b),
+        (&fw_a, "fw_a", fw_a_config.as_str(), &control_a, &public_a),
     ] {
         let config = dir.join(format!("{name}.cfg"));
         std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
-        println!("==> starting keysteward on {} with examples/{name}.cfg", name.to_uppercase());
+        let edited = if notes.is_empty() { "" } else { " (edited as above)" };
+        println!("==> starting keysteward on {} with examples/{name}.cfg{edited}", name.to_uppercase());
         let daemon = Command::new("ip")
             .args(["netns", "exec", ns, &exe, "run", "--config"])
             .arg(&config)
             .arg("--control")
             .arg(control)
             .args(["--interface-map", public])
+            // Debug logging turns on the engine's message trace, read back for the flow.
+            .args(["--log-level", "debug"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -148,19 +292,128 @@ pub fn demo() -> Result<(), String> {
         }
     }
 
-    println!("==> PC_A pings PC_B: the first packet triggers IKE (main mode + quick mode)");
+    let phase1 = if options.aggressive { "aggressive mode" } else { "main mode" };
+    println!("==> PC_A pings PC_B: the first packet triggers IKE ({phase1} + quick mode)");
     let ping = Command::new("ip")
         .args(["netns", "exec", &pc_a, "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"])
         .status()
         .map_err(|e| format!("cannot run ping: {e} (is iputils-ping installed?)"))?;
-    println!("\n<FW_A> display ike sa\n{}", show(&control_a, &Request::DisplayIkeSa));
-    println!("<FW_A> display ipsec sa brief\n{}", show(&control_a, &Request::DisplayIpsecSaBrief));
-    println!("<FW_B> display ike sa\n{}", show(&control_b, &Request::DisplayIkeSa));
+    let read_log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    let flow = message_flow(&read_log("fw_a"), &read_log("fw_b"));
+    println!(
+        "\n==> the IKE messages, from both gateways' logs (HDR* = encrypted, listed by what was inside)"
+    );
+    if flow.is_empty() {
+        println!("(no IKE message was traced)");
+    }
+    for line in &flow {
+        println!("{line}");
+    }
+    for (name, control) in [("FW_A", &control_a), ("FW_B", &control_b)] {
+        for (command, request) in [
+            ("display ike sa", Request::DisplayIkeSa),
+            ("display ipsec sa brief", Request::DisplayIpsecSaBrief),
+            ("display firewall session table", Request::DisplayFirewallSessionTable { verbose: false }),
+        ] {
+            println!("\n<{name}> {command}\n{}", show(control, &request));
+        }
+    }
     println!("==> removing the namespaces");
     drop(topology);
     if ping.success() {
         Ok(())
     } else {
         Err("some pings got no answer (see above)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_configs(options: DemoOptions) -> (ike::Config, ike::Config) {
+        let (a, b, _) = configs(options).expect("the variant applies");
+        let convert = |name: &str, text: &str| {
+            let checked = vrp::check(name, text, None);
+            let config = checked.config.unwrap_or_else(|| panic!("{name}: {:?}", checked.diagnostics));
+            crate::engine_config::engine_config(&config).expect("supported")
+        };
+        (convert("fw_a.cfg", &a), convert("fw_b.cfg", &b))
+    }
+
+    #[test]
+    fn configs_are_the_examples_unless_a_variant_is_asked_for() {
+        let (a, b, notes) = configs(DemoOptions::default()).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), (FW_A_CONFIG, FW_B_CONFIG));
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn configs_aggressive_sets_aggressive_mode_on_both_peers() {
+        let (a, b) = engine_configs(DemoOptions { aggressive: true, pfs: false });
+        for c in [&a, &b] {
+            assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Aggressive);
+            assert!(
+                c.peers[0].accept_aggressive_mode_psk,
+                "each side answers aggressive mode from the other"
+            );
+            assert_eq!(c.policies[0].pfs, None);
+        }
+    }
+
+    #[test]
+    fn configs_pfs_sets_group14_on_both_policies() {
+        let (a, b) = engine_configs(DemoOptions { aggressive: true, pfs: true });
+        for c in [&a, &b] {
+            assert_eq!(c.policies[0].pfs, Some(crypto::DhGroup::Modp2048));
+            assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Aggressive);
+        }
+        let (_, _, notes) = configs(DemoOptions { aggressive: true, pfs: true }).unwrap();
+        assert_eq!(notes.len(), 2);
+    }
+
+    fn line(at: &str, direction: &str, step: &str, mid: &str, payloads: &str) -> String {
+        format!(
+            "{at} DEBUG {}{direction} {step} conn=1 peer=x local=192.0.2.1:500 remote=192.0.2.2:500 \
+             icookie=0011223344556677 mid={mid} | {payloads}\n",
+            crate::daemon::MESSAGE_TRACE_PREFIX
+        )
+    }
+
+    #[test]
+    fn message_flow_merges_both_logs_in_time_order_and_checks_the_receiver() {
+        let a = [
+            "2026-01-01T00:00:00.000001Z  INFO keysteward running\n".to_string(),
+            line("2026-01-01T00:00:00.000010Z", "sent", "MM1", "00000000", "HDR, SA(1 proposal), VID×5"),
+            line(
+                "2026-01-01T00:00:00.000030Z",
+                "received",
+                "MM2",
+                "00000000",
+                "HDR, SA(1 proposal), VID, VID",
+            ),
+            line("2026-01-01T00:00:00.000040Z", "sent", "QM1", "0000abcd", "HDR*, HASH(1), SA(1 proposal)"),
+        ]
+        .concat();
+        let b = [
+            line("2026-01-01T00:00:00.000020Z", "received", "MM1", "00000000", "HDR, SA(1 proposal), VID×5"),
+            line("2026-01-01T00:00:00.000021Z", "sent", "MM2", "00000000", "HDR, SA(1 proposal), VID, VID"),
+            // Read differently from what A sent (cannot happen unless a log lies): said so.
+            line("2026-01-01T00:00:00.000050Z", "received", "QM1", "0000abcd", "HDR*, HASH(1)"),
+            // Sent, never accepted by A.
+            line("2026-01-01T00:00:00.000060Z", "sent", "QM2", "0000abcd", "HDR*, HASH(2)"),
+        ]
+        .concat();
+        let flow: Vec<String> = message_flow(&a, &b).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            flow,
+            [
+                "FW_A -> FW_B  MM1  HDR, SA(1 proposal), VID×5",
+                "FW_B -> FW_A  MM2  HDR, SA(1 proposal), VID, VID",
+                "FW_A -> FW_B  QM1  HDR*, HASH(1), SA(1 proposal)   <- FW_B read HDR*, HASH(1)",
+                "FW_B -> FW_A  QM2  HDR*, HASH(2)   <- FW_A did not accept it",
+            ]
+        );
+        assert!(message_flow("", "garbage | with a bar\n").is_empty());
     }
 }

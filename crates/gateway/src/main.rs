@@ -51,9 +51,16 @@ enum Command {
         #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
     },
-    /// Bring up the reference scenario in network namespaces, ping through it, show the SAs,
-    /// tear it down (root).
-    Demo,
+    /// Bring up the reference scenario in network namespaces, ping through it, show the IKE
+    /// message flow and both gateways' SAs, tear it down (root).
+    Demo {
+        /// `exchange-mode aggressive` on both peers (AM1…AM3 instead of MM1…MM6).
+        #[arg(long)]
+        aggressive: bool,
+        /// `pfs dh-group14` on both policies (a KE in QM1 and QM2).
+        #[arg(long)]
+        pfs: bool,
+    },
     /// Run the gateway daemon.
     Run {
         /// The VRP configuration file.
@@ -312,13 +319,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { file, interface_map, offline } => check(&file, &interface_map, offline),
         Command::Reload { control } => ask(&control, &keysteward::control::Request::Reload, false),
-        Command::Demo => match keysteward::demo::demo() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("keysteward demo: {e}");
-                ExitCode::FAILURE
+        Command::Demo { aggressive, pfs } => {
+            match keysteward::demo::demo(keysteward::demo::DemoOptions { aggressive, pfs }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("keysteward demo: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Run { config, control, tun, log_level, key_log, interface_map } => {
             let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
                 Ok(map) => map,
@@ -567,7 +576,12 @@ mod tests {
         assert!(
             matches!(parse("check fw_a.cfg"), Ok(Command::Check { file, .. }) if file == std::path::Path::new("fw_a.cfg"))
         );
-        assert!(matches!(parse("demo"), Ok(Command::Demo)));
+        assert!(matches!(parse("demo"), Ok(Command::Demo { aggressive: false, pfs: false })));
+        assert!(matches!(
+            parse("demo --aggressive --pfs"),
+            Ok(Command::Demo { aggressive: true, pfs: true })
+        ));
+        assert!(parse("demo --pfs=group5").is_err(), "flags, not values");
         assert!(
             matches!(parse("run --config a.cfg --tun ks9"), Ok(Command::Run { tun, .. }) if tun == "ks9")
         );

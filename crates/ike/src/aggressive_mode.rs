@@ -68,6 +68,7 @@ use crate::ike_sa::{
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
 use crate::signature_auth::{self, PeerProof};
+use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
 
@@ -209,6 +210,8 @@ pub(crate) struct OpenedAm3 {
     pub(crate) nat_d: Vec<(bool, Vec<u8>)>,
     /// AM3 carried N(INITIAL-CONTACT) (RFC 2407 §4.6.3.3).
     pub(crate) initial_contact: bool,
+    /// Its payloads for the message trace.
+    pub(crate) summary: Option<String>,
 }
 
 impl OpenedAm3 {
@@ -249,6 +252,7 @@ pub(crate) fn open_am3_with(
     material: &Phase1Material,
     check: impl FnOnce(&[Payload<'_>]) -> Result<(PeerProof, Option<CertificateSummary>), FailureReason>,
 ) -> Result<OpenedAm3, FailureReason> {
+    let encrypted = message.encrypted_body().is_some();
     let verify = |payloads: &[Payload<'_>], next_iv: Option<NextIv>| {
         let (proof, certificate) = check(payloads)?;
         let nat_d = payloads
@@ -261,7 +265,10 @@ pub(crate) fn open_am3_with(
         let initial_contact = payloads
             .iter()
             .any(|p| matches!(p, Payload::Notification(n) if n.notify_type == NotifyType::InitialContact));
-        Ok(OpenedAm3 { next_iv, proof, certificate, nat_d, initial_contact })
+        // Summarized whether or not tracing is on: one short string per phase 1, and the
+        // decrypted payloads are gone once this returns.
+        let summary = Some(summarize(Step::Aggressive(3), encrypted, payloads));
+        Ok(OpenedAm3 { next_iv, proof, certificate, nat_d, initial_contact, summary })
     };
     match message.encrypted_body() {
         Some(ciphertext) => {
@@ -354,6 +361,7 @@ impl IkeSa {
             ctx.config.peers[peer].nat_traversal,
             ctx.config.limits.fragmentation,
         ));
+        sa.trace(ctx, Direction::Sent, Step::Aggressive(1), 0, false, &payloads);
         let am1 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.send(am1, true, ctx);
         sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
@@ -408,6 +416,7 @@ impl IkeSa {
         );
         sa.learn_capabilities(payloads, ctx.config);
         sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
+        sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
         if g_xi.len() != suite.group.public_len() {
@@ -462,6 +471,7 @@ impl IkeSa {
             }
             None => payloads.push(Payload::Hash(&hash_r)),
         }
+        sa.trace(ctx, Direction::Sent, Step::Aggressive(2), 0, false, &payloads);
         let am2 = wire::cleartext(sa.aggressive_header(), payloads);
         sa.flight.received(digest);
         // No timer-driven retransmission of AM2 (module doc, "Retransmission").
@@ -533,6 +543,7 @@ impl IkeSa {
                 // floated, as strongSwan does), then follow the peer there.
                 self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::Aggressive(3), 0, opened.summary.clone());
                 self.initial_contact_received = opened.initial_contact;
                 if let Some(next_iv) = opened.next_iv {
                     material.iv.advance(next_iv);
@@ -619,6 +630,7 @@ impl IkeSa {
         };
         check_remote_identity(self.peer_config(ctx.config), id)?;
         self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
+        self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
         self.detect_nat(payloads, suite.hash, ctx);
@@ -647,6 +659,11 @@ impl IkeSa {
             Some((certificate, signature)) => signature_auth::proof_payloads(*certificate, signature),
             None => vec![Payload::Hash(&hash_i)],
         };
+        if ctx.out.trace {
+            let mut sent = proof_payloads.clone();
+            sent.extend(rest.iter().cloned());
+            self.trace(ctx, Direction::Sent, Step::Aggressive(3), 0, true, &sent);
+        }
         let am3 = seal_am3_payloads(self.cookie_i, self.cookie_r, &proof_payloads, &rest, &mut material);
         self.flight.received(digest);
         self.flight.answer_every_repeat();

@@ -183,6 +183,23 @@ impl Engine {
         self.out.key_log = enabled;
     }
 
+    /// Turns message traces on or off (off when the engine is made). When on, every IKE
+    /// message of main, aggressive and quick mode that the engine sends or accepts yields a
+    /// [`crate::MessageTrace`] (step and payloads, with what was inside encrypted ones), for
+    /// [`Engine::poll_message_trace`]; off, none is built.
+    pub fn set_message_trace(&mut self, enabled: bool) {
+        self.out.trace = enabled;
+        if !enabled {
+            self.out.traces.clear();
+        }
+    }
+
+    /// The next traced message, in the order the engine sent or accepted them.
+    #[must_use]
+    pub fn poll_message_trace(&mut self) -> Option<crate::MessageTrace> {
+        self.out.traces.pop_front()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config

@@ -36,6 +36,7 @@ use crate::nat_t::{self, NatState};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::{Acquire, QuickMode};
 use crate::signature_auth::{self, PeerProof};
+use crate::trace::{traced, Direction, Step};
 use crate::vendor::{self, PeerCapabilities};
 use crate::wire;
 
@@ -90,6 +91,10 @@ pub(crate) struct Output {
     /// carry phase-1 keys. Kept here, next to the events it governs, so every handler sees it
     /// through `Ctx::out` without another field to thread through.
     pub(crate) key_log: bool,
+    /// The driver asked for message traces ([`crate::Engine::set_message_trace`]).
+    pub(crate) trace: bool,
+    /// Traced messages, drained by [`crate::Engine::poll_message_trace`].
+    pub(crate) traces: std::collections::VecDeque<crate::trace::MessageTrace>,
 }
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
@@ -426,6 +431,7 @@ impl IkeSa {
             ctx.config.peers[peer].nat_traversal,
             ctx.config.limits.fragmentation,
         ));
+        let summary = traced(ctx.out.trace, Step::MainMode(1), false, &payloads);
         let mm1 = wire::cleartext(
             wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
             payloads,
@@ -433,6 +439,7 @@ impl IkeSa {
         let mut sa =
             Self::new(connection, Role::Initiator, peer, (local, remote), (cookie_i, Cookie::default()), ctx);
         sa.phase1 = Phase1::InitiatorWaitMm2 { sai_b };
+        sa.trace_summary(ctx, Direction::Sent, Step::MainMode(1), 0, summary);
         sa.send(mm1, true, ctx);
         sa
     }
@@ -460,8 +467,10 @@ impl IkeSa {
         let mut sa = Self::new(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
         sa.phase1 = Phase1::ResponderWaitMm3 { sai_b, suite: choice.suite };
         sa.learn_capabilities(message.payloads(), ctx.config);
+        sa.trace(ctx, Direction::Received, Step::MainMode(1), 0, false, message.payloads());
         let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];
         payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
+        sa.trace(ctx, Direction::Sent, Step::MainMode(2), 0, false, &payloads);
         let mm2 =
             wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::IdentityProtection, 0), payloads);
         sa.flight.received(digest);
@@ -580,6 +589,7 @@ impl IkeSa {
                 }
                 self.cookie_r = message.header.responder_cookie;
                 self.learn_capabilities(message.payloads(), ctx.config);
+                self.trace(ctx, Direction::Received, Step::MainMode(2), 0, false, message.payloads());
                 let dh =
                     DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
                 let ni = ctx.random_bytes(NONCE_LEN);
@@ -592,6 +602,7 @@ impl IkeSa {
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(3), 0, false, &payloads);
                 let mm3 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm3, true, ctx);
@@ -605,6 +616,7 @@ impl IkeSa {
                     self.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
                 self.float_if_nat_detected(ctx.now);
+                self.trace(ctx, Direction::Received, Step::MainMode(4), 0, false, message.payloads());
                 self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let id = self.local_identification(ctx.config);
                 let mut idii_b = Vec::new();
@@ -631,6 +643,7 @@ impl IkeSa {
                 if self.send_initial_contact {
                     payloads.push(initial_contact(&cookies));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(5), 0, true, &payloads);
                 let mut chain = Vec::new();
                 isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm5 = wire::encrypted(
@@ -646,11 +659,12 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::InitiatorWaitMm6 { sai_b, suite, mut material } => {
-                let (next_iv, proof, _, identity) =
+                let (next_iv, proof, _, identity, summary) =
                     self.open_identity_message(message, &material, &sai_b, &suite, ctx, false)?;
                 material.iv.advance(next_iv);
                 self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::MainMode(6), 0, summary);
                 self.flight.received(digest);
                 self.flight.settle();
                 self.establish(suite, material, proof, ctx);
@@ -664,6 +678,7 @@ impl IkeSa {
                 let nr = ctx.random_bytes(NONCE_LEN);
                 let material = self.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
                 self.detect_nat(message.payloads(), suite.hash, ctx);
+                self.trace(ctx, Direction::Received, Step::MainMode(3), 0, false, message.payloads());
                 let nat_d = self.nat_discovery(suite.hash);
                 self.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
                 let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
@@ -674,6 +689,7 @@ impl IkeSa {
                 if let Some((version, hashes)) = &nat_d {
                     payloads.extend(nat_t::discovery_payloads(*version, hashes));
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(4), 0, false, &payloads);
                 let mm4 = wire::cleartext(self.header(0), payloads);
                 self.flight.received(digest);
                 self.send(mm4, false, ctx);
@@ -681,7 +697,7 @@ impl IkeSa {
                 Ok(false)
             }
             Phase1::ResponderWaitMm5 { sai_b, suite, mut material } => {
-                let (next_iv, proof, initial_contact, identity) =
+                let (next_iv, proof, initial_contact, identity, summary) =
                     self.open_identity_message(message, &material, &sai_b, &suite, ctx, true)?;
                 let id = self.local_identification(ctx.config);
                 let mut idir_b = Vec::new();
@@ -700,6 +716,7 @@ impl IkeSa {
                 material.iv.advance(next_iv);
                 self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);
+                self.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
                 self.initial_contact_received = initial_contact;
                 let mut payloads = vec![Payload::Identification(id)];
                 match &signed {
@@ -708,6 +725,7 @@ impl IkeSa {
                     }
                     None => payloads.push(Payload::Hash(&hash_r)),
                 }
+                self.trace(ctx, Direction::Sent, Step::MainMode(6), 0, true, &payloads);
                 let mut chain = Vec::new();
                 isakmp::emit_payload_chain(&payloads, &mut chain);
                 let mm6 = wire::encrypted(
@@ -790,8 +808,10 @@ impl IkeSa {
     }
 
     /// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
-    /// (the chain moves only once everything checked out), the proof of the HASH check, and
-    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and the peer's identity.
+    /// (the chain moves only once everything checked out), the proof of the HASH check,
+    /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), the peer's identity,
+    /// and its payloads for the message trace when that is on (they live in the plaintext
+    /// only here).
     fn open_identity_message(
         &mut self,
         message: &Message<'_>,
@@ -800,7 +820,7 @@ impl IkeSa {
         suite: &IkeProposal,
         ctx: &Ctx<'_>,
         from_initiator: bool,
-    ) -> Result<(NextIv, PeerProof, bool, PeerIdentity), FailureReason> {
+    ) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), FailureReason> {
         let config = ctx.config;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
@@ -854,7 +874,9 @@ impl IkeSa {
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
         );
-        Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity)))
+        let step = Step::MainMode(if from_initiator { 5 } else { 6 });
+        let summary = traced(ctx.out.trace, step, true, &payloads);
+        Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity), summary))
     }
 
     pub(crate) fn establish(

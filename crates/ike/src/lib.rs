@@ -15,9 +15,12 @@
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
 //! rekeying before expiry, IKE SA renewal by a new main mode, RESPONDER-LIFETIME
 //! (`lifetime`), the reset commands and the error history (`commands`), configuration
-//! reload keeping the SAs whose configuration did not change (`reconfigure`), and signature
+//! reload keeping the SAs whose configuration did not change (`reconfigure`), signature
 //! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
-//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`).
+//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`), and
+//! a trace of every main, aggressive and quick-mode message sent or accepted, with its step
+//! and payloads, for drivers that log the message flow (`trace`,
+//! [`Engine::set_message_trace`]).
 //!
 //! What the driver does for NAT-T: listen on UDP 500 and 4500; on 4500 strip the 4-byte
 //! zero non-ESP marker before [`Engine::handle_datagram`] (and pass ESP-in-UDP to the data
@@ -41,6 +44,7 @@ mod proposal;
 mod quick_mode;
 mod reconfigure;
 mod signature_auth;
+mod trace;
 mod vendor;
 mod wire;
 
@@ -67,4 +71,5 @@ pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use quick_mode::Acquire;
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
+pub use trace::{summarize, Direction, MessageTrace, Step};
 pub use vendor::{NatTVersion, PeerCapabilities};

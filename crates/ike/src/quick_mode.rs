@@ -29,6 +29,7 @@ use crate::event::{AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation
 use crate::ike_sa::{find_sa, Ctx, Flight, IkeSa, Phase1, Phase1Material, NONCE_LEN};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
+use crate::trace::{Direction, Step};
 use crate::wire;
 
 /// A flow that needs IPsec SAs: policy entry and the ACL rule it matched.
@@ -294,6 +295,7 @@ impl IkeSa {
                 rest.extend(nat_t::original_addresses(version, self.local.ip(), self.remote.ip()));
             }
         }
+        self.trace_hash_first(ctx, Direction::Sent, Step::Quick(1), message_id, &rest);
         let hash_len = material.hash.output_len();
         let (mut chain, range) = wire::chain_with_hash_placeholder(hash_len, &rest);
         let hash1 = material.skeyid_a.quick_mode_hash_1(MessageId(message_id), &chain[range.end..]);
@@ -380,6 +382,7 @@ impl IkeSa {
             .verify_quick_mode_hash_2(MessageId(message_id), &wait.ni, after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
         self.peer_authenticated(ctx);
+        self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
         let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
@@ -442,6 +445,7 @@ impl IkeSa {
         qm.flight.answer_every_repeat();
         qm.flight.sent(&qm3, false, ctx.now, ctx.config);
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
+        self.trace(ctx, Direction::Sent, Step::Quick(3), message_id, true, &[Payload::Hash(&hash3)]);
         self.transmit(qm3, ctx);
         crate::lifetime::track(self, wait.acquire.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
@@ -470,6 +474,7 @@ impl IkeSa {
             .verify_quick_mode_hash_1(MessageId(message_id), after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
         self.peer_authenticated(ctx);
+        self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self::material(&self.phase1) else { return Ok(()) };
         let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
@@ -578,6 +583,7 @@ impl IkeSa {
         let mut flight = Flight::new(ctx.now);
         flight.received(digest);
         flight.sent(&qm2, true, ctx.now, ctx.config);
+        self.trace_hash_first(ctx, Direction::Sent, Step::Quick(2), message_id, &rest);
         self.transmit(qm2, ctx);
         self.quick_modes.push(QuickMode {
             message_id,
@@ -618,6 +624,7 @@ impl IkeSa {
             .verify_quick_mode_hash_3(MessageId(message_id), &wait.ni, &wait.nr, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(3)" })?;
         self.peer_authenticated(ctx);
+        self.trace(ctx, Direction::Received, Step::Quick(3), message_id, true, &payloads);
         let pair = self.install(
             wait.policy,
             wait.selector,

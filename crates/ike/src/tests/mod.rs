@@ -11,6 +11,7 @@ mod nat_t;
 mod quick_mode;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
+mod trace;
 pub(crate) mod util;
 
 use std::time::Duration;
