@@ -43,8 +43,8 @@ use crypto::{Integrity, IntegrityKey};
 
 use crate::replay::{ReplayWindow, DEFAULT_WINDOW};
 use crate::sa::{
-    Counters, Lifetime, LifetimeCause, LifetimeNotice, Mode, OpenError, SaError, SaKeys, SealError,
-    TrafficLimits, SEQUENCE_SOFT_LIMIT,
+    Counters, InboundCounter, LifetimeNotice, Mode, OpenError, OutboundCounter, SaError, SaKeys, SealError,
+    TrafficLimits,
 };
 use crate::selector::Flow;
 use crate::wire::{NEXT_HEADER_IPV4, NEXT_HEADER_NONE};
@@ -264,8 +264,7 @@ pub struct OutboundAh {
     spi: Spi,
     params: AhParams,
     key: IntegrityKey,
-    last_sequence: u32,
-    lifetime: Lifetime,
+    counter: OutboundCounter,
 }
 
 impl core::fmt::Debug for OutboundAh {
@@ -273,7 +272,7 @@ impl core::fmt::Debug for OutboundAh {
         f.debug_struct("OutboundAh")
             .field("spi", &self.spi)
             .field("params", &self.params)
-            .field("last_sequence", &self.last_sequence)
+            .field("last_sequence", &self.counter.last_sequence())
             .finish_non_exhaustive()
     }
 }
@@ -285,8 +284,7 @@ impl OutboundAh {
             spi: keys.spi,
             params: *params,
             key: ah_keys(params, keys)?,
-            last_sequence: 0,
-            lifetime: Lifetime::new(params.limits),
+            counter: OutboundCounter::new(params.limits),
         })
     }
 
@@ -302,22 +300,22 @@ impl OutboundAh {
 
     /// Packets and bytes sealed so far.
     pub fn counters(&self) -> Counters {
-        self.lifetime.counters
+        self.counter.counters()
     }
 
     /// The sequence number of the last packet sealed (0 before the first).
     pub fn last_sequence(&self) -> u32 {
-        self.last_sequence
+        self.counter.last_sequence()
     }
 
     /// True once a hard limit has been crossed.
     pub fn is_expired(&self) -> bool {
-        self.lifetime.hard
+        self.counter.is_expired()
     }
 
     /// The pending lifetime notice, once.
     pub fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        self.lifetime.notice.take()
+        self.counter.take_lifetime_notice()
     }
 
     /// Bytes before the payload: the outer IPv4 header and the AH header.
@@ -370,11 +368,7 @@ impl OutboundAh {
                 available: buf.len().min(usize::from(u16::MAX)),
             });
         }
-        if self.lifetime.hard {
-            return Err(SealError::Expired);
-        }
-        let sequence = self.last_sequence.checked_add(1).ok_or(SealError::SequenceExhausted)?;
-        self.last_sequence = sequence;
+        let sequence = self.counter.next_sequence()?;
 
         let buf = &mut buf[..needed];
         // A non-zero Identification: with IP_HDRINCL, Linux replaces a zero one, which would
@@ -398,18 +392,13 @@ impl OutboundAh {
         head[OUTER_HEADER_LEN + AH_FIXED_LEN..OUTER_HEADER_LEN + AH_FIXED_LEN + icv.len()]
             .copy_from_slice(&icv);
 
-        self.lifetime.record(payload_len);
-        if sequence == u32::MAX {
-            self.lifetime.expire(LifetimeCause::SequenceNumbers);
-        } else if sequence >= SEQUENCE_SOFT_LIMIT && !self.lifetime.soft {
-            self.lifetime.soften(LifetimeCause::SequenceNumbers);
-        }
+        self.counter.sealed(sequence, payload_len);
         Ok(needed)
     }
 
     #[cfg(test)]
     pub(crate) fn set_last_sequence(&mut self, sequence: u32) {
-        self.last_sequence = sequence;
+        self.counter.set_last_sequence(sequence);
     }
 }
 
@@ -436,8 +425,7 @@ pub struct InboundAh {
     spi: Spi,
     params: AhParams,
     key: IntegrityKey,
-    replay: ReplayWindow,
-    lifetime: Lifetime,
+    counter: InboundCounter,
 }
 
 impl core::fmt::Debug for InboundAh {
@@ -445,7 +433,7 @@ impl core::fmt::Debug for InboundAh {
         f.debug_struct("InboundAh")
             .field("spi", &self.spi)
             .field("params", &self.params)
-            .field("highest_sequence", &self.replay.highest())
+            .field("highest_sequence", &self.counter.replay_window().highest())
             .finish_non_exhaustive()
     }
 }
@@ -457,8 +445,7 @@ impl InboundAh {
             spi: keys.spi,
             params: *params,
             key: ah_keys(params, keys)?,
-            replay: ReplayWindow::new(params.replay_window),
-            lifetime: Lifetime::new(params.limits),
+            counter: InboundCounter::new(params.replay_window, params.limits),
         })
     }
 
@@ -474,22 +461,22 @@ impl InboundAh {
 
     /// Packets and bytes accepted so far.
     pub fn counters(&self) -> Counters {
-        self.lifetime.counters
+        self.counter.counters()
     }
 
     /// The anti-replay window.
     pub fn replay_window(&self) -> &ReplayWindow {
-        &self.replay
+        self.counter.replay_window()
     }
 
     /// True once a hard limit has been crossed.
     pub fn is_expired(&self) -> bool {
-        self.lifetime.hard
+        self.counter.is_expired()
     }
 
     /// The pending lifetime notice, once.
     pub fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        self.lifetime.notice.take()
+        self.counter.take_lifetime_notice()
     }
 
     /// Checks and opens the IPv4 packet carrying AH that fills `packet` (bytes after its
@@ -513,11 +500,8 @@ impl InboundAh {
                 expected,
             }));
         }
-        if self.lifetime.hard {
-            return Err(OpenError::Expired);
-        }
         let (sequence, next_header) = (ah.sequence_number(), ah.next_header());
-        self.replay.check(sequence)?;
+        self.counter.check(sequence)?;
 
         let mut zeroed = [0u8; MAX_IPV4_HEADER_LEN];
         let ip_len = zero_mutable(&packet[..header_len], &mut zeroed).map_err(OpenError::MalformedAh)?;
@@ -540,18 +524,14 @@ impl InboundAh {
 
         let payload = &packet[payload_start..];
         let payload_len = match (self.params.mode, next_header) {
-            (_, NEXT_HEADER_NONE) => {
-                self.replay.update(sequence)?;
-                return Err(OpenError::Dummy);
-            }
+            (_, NEXT_HEADER_NONE) => return self.counter.dummy(sequence),
             (Mode::Tunnel, NEXT_HEADER_IPV4) => {
                 Flow::parse_ipv4(payload).map_err(OpenError::InnerMalformed)?.2
             }
             (Mode::Tunnel, PROTOCOL_ESP) | (Mode::Transport, _) => payload.len(),
             (Mode::Tunnel, other) => return Err(OpenError::UnexpectedNextHeader(other)),
         };
-        self.replay.update(sequence)?;
-        self.lifetime.record(payload_len);
+        self.counter.accept(sequence, payload_len)?;
         let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
         let destination = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
         Ok(AhOpened {

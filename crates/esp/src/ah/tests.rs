@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::replay::ReplayError;
+use crate::sa::LifetimeCause;
 use crate::selector::tests::ipv4_packet;
 
 const SPI: Spi = Spi(0x2000_0101);

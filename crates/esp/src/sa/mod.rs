@@ -344,6 +344,122 @@ impl Lifetime {
     }
 }
 
+/// The per-packet bookkeeping of an outbound SA, ESP or AH alike: the 32-bit sequence
+/// counter (RFC 4303 §3.3.3, RFC 4302 §3.3.2) and the traffic lifetime. One type so the two
+/// protocols cannot drift apart on when a sequence number is consumed or when the sequence
+/// space asks for a rekey.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboundCounter {
+    last_sequence: u32,
+    lifetime: Lifetime,
+}
+
+impl OutboundCounter {
+    pub(crate) fn new(limits: TrafficLimits) -> Self {
+        Self { last_sequence: 0, lifetime: Lifetime::new(limits) }
+    }
+
+    /// Takes the next sequence number, refusing once the SA is expired or the space is used
+    /// up. The number is consumed before any cryptography, so an IV derived from it is never
+    /// reused, even after a failure.
+    pub(crate) fn next_sequence(&mut self) -> Result<u32, SealError> {
+        if self.lifetime.hard {
+            return Err(SealError::Expired);
+        }
+        let sequence = self.last_sequence.checked_add(1).ok_or(SealError::SequenceExhausted)?;
+        self.last_sequence = sequence;
+        Ok(sequence)
+    }
+
+    /// Counts a sealed packet of `payload_len` protected bytes against the traffic limits and
+    /// the sequence space: hard at 2³² − 1, soft at [`SEQUENCE_SOFT_LIMIT`].
+    pub(crate) fn sealed(&mut self, sequence: u32, payload_len: usize) {
+        self.lifetime.record(payload_len);
+        if sequence == u32::MAX {
+            self.lifetime.expire(LifetimeCause::SequenceNumbers);
+        } else if sequence >= SEQUENCE_SOFT_LIMIT && !self.lifetime.soft {
+            self.lifetime.soften(LifetimeCause::SequenceNumbers);
+        }
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.lifetime.counters
+    }
+
+    pub(crate) fn last_sequence(&self) -> u32 {
+        self.last_sequence
+    }
+
+    pub(crate) fn is_expired(&self) -> bool {
+        self.lifetime.hard
+    }
+
+    pub(crate) fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        self.lifetime.notice.take()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_last_sequence(&mut self, sequence: u32) {
+        self.last_sequence = sequence;
+    }
+}
+
+/// The per-packet bookkeeping of an inbound SA, ESP or AH alike: the anti-replay window and
+/// the traffic lifetime. It enforces the order both RFCs ask for (RFC 4303 §3.4.3, RFC 4302
+/// §3.4.3): [`InboundCounter::check`] before any cryptography, and the window moved only by
+/// [`InboundCounter::accept`] or [`InboundCounter::dummy`] once the packet proved authentic.
+#[derive(Debug)]
+pub(crate) struct InboundCounter {
+    replay: ReplayWindow,
+    lifetime: Lifetime,
+}
+
+impl InboundCounter {
+    /// Allocates the replay window.
+    pub(crate) fn new(replay_window: u32, limits: TrafficLimits) -> Self {
+        Self { replay: ReplayWindow::new(replay_window), lifetime: Lifetime::new(limits) }
+    }
+
+    /// The checks that cost no cryptography: the hard lifetime, then the replay window.
+    pub(crate) fn check(&self, sequence: u32) -> Result<(), OpenError> {
+        if self.lifetime.hard {
+            return Err(OpenError::Expired);
+        }
+        Ok(self.replay.check(sequence)?)
+    }
+
+    /// An authentic packet carrying `payload_len` protected bytes: moves the window and
+    /// counts it.
+    pub(crate) fn accept(&mut self, sequence: u32, payload_len: usize) -> Result<(), OpenError> {
+        self.replay.update(sequence)?;
+        self.lifetime.record(payload_len);
+        Ok(())
+    }
+
+    /// An authentic dummy packet (next header 59, RFC 4303 §2.6): it may move the window but
+    /// carries nothing, so it is not counted and always ends in [`OpenError::Dummy`].
+    pub(crate) fn dummy<T>(&mut self, sequence: u32) -> Result<T, OpenError> {
+        self.replay.update(sequence)?;
+        Err(OpenError::Dummy)
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.lifetime.counters
+    }
+
+    pub(crate) fn replay_window(&self) -> &ReplayWindow {
+        &self.replay
+    }
+
+    pub(crate) fn is_expired(&self) -> bool {
+        self.lifetime.hard
+    }
+
+    pub(crate) fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        self.lifetime.notice.take()
+    }
+}
+
 /// Keys a CBC cipher with random bytes once per SA and encrypts sequence numbers into IVs.
 struct IvGenerator {
     key: CipherKey,
@@ -382,8 +498,7 @@ pub struct OutboundSa {
     cipher: CipherKey,
     integrity: Option<IntegrityKey>,
     iv: Option<IvGenerator>,
-    last_sequence: u32,
-    lifetime: Lifetime,
+    counter: OutboundCounter,
 }
 
 impl core::fmt::Debug for OutboundSa {
@@ -391,8 +506,8 @@ impl core::fmt::Debug for OutboundSa {
         f.debug_struct("OutboundSa")
             .field("spi", &self.spi)
             .field("params", &self.params)
-            .field("last_sequence", &self.last_sequence)
-            .field("counters", &self.lifetime.counters)
+            .field("last_sequence", &self.counter.last_sequence())
+            .field("counters", &self.counter.counters())
             .finish_non_exhaustive()
     }
 }
@@ -421,8 +536,7 @@ impl OutboundSa {
             cipher,
             integrity,
             iv,
-            last_sequence: 0,
-            lifetime: Lifetime::new(params.limits),
+            counter: OutboundCounter::new(params.limits),
         })
     }
 
@@ -438,22 +552,22 @@ impl OutboundSa {
 
     /// Packets and bytes sealed so far.
     pub fn counters(&self) -> Counters {
-        self.lifetime.counters
+        self.counter.counters()
     }
 
     /// The sequence number of the last packet sealed (0 before the first).
     pub fn last_sequence(&self) -> u32 {
-        self.last_sequence
+        self.counter.last_sequence()
     }
 
     /// True once a hard limit has been crossed: the SA seals nothing more.
     pub fn is_expired(&self) -> bool {
-        self.lifetime.hard
+        self.counter.is_expired()
     }
 
     /// The pending lifetime notice, once.
     pub fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        self.lifetime.notice.take()
+        self.counter.take_lifetime_notice()
     }
 
     /// Bytes before the payload: the header and the IV. [`OutboundSa::seal_in_place`] expects
@@ -540,12 +654,7 @@ impl OutboundSa {
         if buf.len() < needed {
             return Err(SealError::BufferTooSmall { needed, available: buf.len() });
         }
-        if self.lifetime.hard {
-            return Err(SealError::Expired);
-        }
-        let sequence = self.last_sequence.checked_add(1).ok_or(SealError::SequenceExhausted)?;
-        // Consumed before any cryptography: an IV is never reused, even after a failure.
-        self.last_sequence = sequence;
+        let sequence = self.counter.next_sequence()?;
 
         let start = self.headroom();
         let buf = &mut buf[..needed];
@@ -574,18 +683,13 @@ impl OutboundSa {
             }
         }
 
-        self.lifetime.record(payload_len);
-        if sequence == u32::MAX {
-            self.lifetime.expire(LifetimeCause::SequenceNumbers);
-        } else if sequence >= SEQUENCE_SOFT_LIMIT && !self.lifetime.soft {
-            self.lifetime.soften(LifetimeCause::SequenceNumbers);
-        }
+        self.counter.sealed(sequence, payload_len);
         Ok(needed)
     }
 
     #[cfg(test)]
     pub(crate) fn set_last_sequence(&mut self, sequence: u32) {
-        self.last_sequence = sequence;
+        self.counter.set_last_sequence(sequence);
     }
 }
 
@@ -608,8 +712,7 @@ pub struct InboundSa {
     params: SaParams,
     cipher: CipherKey,
     integrity: Option<IntegrityKey>,
-    replay: ReplayWindow,
-    lifetime: Lifetime,
+    counter: InboundCounter,
 }
 
 impl core::fmt::Debug for InboundSa {
@@ -617,8 +720,8 @@ impl core::fmt::Debug for InboundSa {
         f.debug_struct("InboundSa")
             .field("spi", &self.spi)
             .field("params", &self.params)
-            .field("highest_sequence", &self.replay.highest())
-            .field("counters", &self.lifetime.counters)
+            .field("highest_sequence", &self.counter.replay_window().highest())
+            .field("counters", &self.counter.counters())
             .finish_non_exhaustive()
     }
 }
@@ -632,8 +735,7 @@ impl InboundSa {
             params: *params,
             cipher,
             integrity,
-            replay: ReplayWindow::new(params.replay_window),
-            lifetime: Lifetime::new(params.limits),
+            counter: InboundCounter::new(params.replay_window, params.limits),
         })
     }
 
@@ -649,22 +751,22 @@ impl InboundSa {
 
     /// Packets and bytes accepted so far.
     pub fn counters(&self) -> Counters {
-        self.lifetime.counters
+        self.counter.counters()
     }
 
     /// The anti-replay window.
     pub fn replay_window(&self) -> &ReplayWindow {
-        &self.replay
+        self.counter.replay_window()
     }
 
     /// True once a hard limit has been crossed: the SA accepts nothing more.
     pub fn is_expired(&self) -> bool {
-        self.lifetime.hard
+        self.counter.is_expired()
     }
 
     /// The pending lifetime notice, once.
     pub fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        self.lifetime.notice.take()
+        self.counter.take_lifetime_notice()
     }
 
     /// The checks that cost no cryptography: length, SPI, lifetime, replay window.
@@ -673,10 +775,7 @@ impl InboundSa {
         if packet.spi() != self.spi {
             return Err(OpenError::WrongSpi { expected: self.spi, found: packet.spi() });
         }
-        if self.lifetime.hard {
-            return Err(OpenError::Expired);
-        }
-        self.replay.check(packet.sequence_number())?;
+        self.counter.check(packet.sequence_number())?;
         let cipher = self.params.cipher;
         let layout = packet.layout(cipher.iv_len(), self.params.icv_len(), cipher.block_len())?;
         Ok((packet, layout))
@@ -732,11 +831,8 @@ impl InboundSa {
         let (payload_len, next_header) = check_trailer(plaintext)?;
         let payload = &plaintext[..payload_len];
         let payload_len = match (self.params.mode, next_header) {
-            (_, NEXT_HEADER_NONE) => {
-                // Authentic (the ICV matched), so it may move the window; it carries nothing.
-                self.replay.update(sequence)?;
-                return Err(OpenError::Dummy);
-            }
+            // Authentic (the ICV matched), so it may move the window; it carries nothing.
+            (_, NEXT_HEADER_NONE) => return self.counter.dummy(sequence),
             (Mode::Tunnel, NEXT_HEADER_IPV4) => {
                 Flow::parse_ipv4(payload).map_err(OpenError::InnerMalformed)?.2
             }
@@ -745,8 +841,7 @@ impl InboundSa {
             (Mode::Transport, _) => payload_len,
         };
 
-        self.replay.update(sequence)?;
-        self.lifetime.record(payload_len);
+        self.counter.accept(sequence, payload_len)?;
         let offset = layout.ciphertext_start;
         Ok(Opened { payload: &mut buf[offset..offset + payload_len], offset, next_header, sequence })
     }
