@@ -534,28 +534,18 @@ impl Thread {
                         },
                     }
                 };
-                let inbound = if ah {
-                    shared.plane.open_ah(input, &mut self.opened)
-                } else {
-                    shared.plane.open(input, &mut self.opened)
-                };
+                let inbound = open_inbound(&mut shared.plane, ah, input, &mut self.opened);
                 let unknown = matches!(inbound, Inbound::Drop(esp::DropReason::UnknownSpi(_)));
                 if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
-                    match (mode, from.map(|f| f.ip()), local) {
-                        (esp::Mode::Tunnel, ..) => push_tun(&mut self.to_tun, &mut self.to_tun_len, packet),
-                        // Transport: the payload gets its IPv4 header back, peer to us.
-                        (esp::Mode::Transport, Some(IpAddr::V4(source)), IpAddr::V4(destination)) => {
-                            push_transport(
-                                &mut self.to_tun,
-                                &mut self.to_tun_len,
-                                source,
-                                destination,
-                                next_header,
-                                packet,
-                            )
-                        }
-                        _ => {}
-                    }
+                    push_opened(
+                        &mut self.to_tun,
+                        &mut self.to_tun_len,
+                        mode,
+                        from,
+                        local,
+                        next_header,
+                        packet,
+                    );
                     if !spis[..spi_count].contains(&spi.0) && spi_count < BATCH {
                         spis[spi_count] = spi.0;
                         spi_count += 1;
@@ -600,27 +590,18 @@ impl Thread {
                     self.early.push_back(e);
                     continue;
                 }
-                let inbound = if e.ah {
-                    shared.plane.open_ah(&e.packet, &mut self.opened)
-                } else {
-                    shared.plane.open(&e.packet, &mut self.opened)
-                };
+                let inbound = open_inbound(&mut shared.plane, e.ah, &e.packet, &mut self.opened);
                 if let Inbound::Deliver { packet, mode, next_header, .. } = inbound {
                     debug!("early packet opened after its SA was installed");
-                    match (mode, e.from.map(|f| f.ip()), e.local) {
-                        (esp::Mode::Tunnel, ..) => push_tun(&mut self.to_tun, &mut self.to_tun_len, packet),
-                        (esp::Mode::Transport, Some(IpAddr::V4(source)), IpAddr::V4(destination)) => {
-                            push_transport(
-                                &mut self.to_tun,
-                                &mut self.to_tun_len,
-                                source,
-                                destination,
-                                next_header,
-                                packet,
-                            )
-                        }
-                        _ => {}
-                    }
+                    push_opened(
+                        &mut self.to_tun,
+                        &mut self.to_tun_len,
+                        mode,
+                        e.from,
+                        e.local,
+                        next_header,
+                        packet,
+                    );
                     if self.to_tun_len == BATCH {
                         self.write_tun();
                     }
@@ -655,6 +636,39 @@ impl Thread {
             debug!("TUN write: {e}");
         }
         self.to_tun_len = 0;
+    }
+}
+
+/// Opens one received packet: `input` is a whole IPv4 packet carrying AH when `ah`, else an
+/// ESP packet without its IP or UDP header. One place for both the receive batch and the
+/// early packets retried after their SA arrives, so the two cannot pick different openers.
+fn open_inbound<'o>(plane: &mut esp::DataPlane, ah: bool, input: &[u8], opened: &'o mut [u8]) -> Inbound<'o> {
+    if ah {
+        plane.open_ah(input, opened)
+    } else {
+        plane.open(input, opened)
+    }
+}
+
+/// Queues an opened packet for the TUN: a tunnel-mode inner packet as it is, a transport-mode
+/// payload with its IPv4 header rebuilt from the peer (`from`) to us (`local`). Transport mode
+/// over IPv6, or without a known peer address, has no header to rebuild and is dropped. Shared
+/// by the receive batch and the early-packet retry so both deliver alike.
+fn push_opened(
+    to_tun: &mut [Vec<u8>],
+    len: &mut usize,
+    mode: esp::Mode,
+    from: Option<SocketAddr>,
+    local: IpAddr,
+    next_header: u8,
+    packet: &[u8],
+) {
+    match (mode, from.map(|f| f.ip()), local) {
+        (esp::Mode::Tunnel, ..) => push_tun(to_tun, len, packet),
+        (esp::Mode::Transport, Some(IpAddr::V4(source)), IpAddr::V4(destination)) => {
+            push_transport(to_tun, len, source, destination, next_header, packet)
+        }
+        _ => {}
     }
 }
 
