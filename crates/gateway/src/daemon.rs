@@ -285,6 +285,21 @@ async fn serve(options: RunOptions) -> Result<(), String> {
     for acquire in acquires {
         engine.handle_acquire(now, acquire);
     }
+    // The daemon state a reload rewrites, borrowed afresh by each reload trigger (a control
+    // request and SIGHUP) so both reload exactly the same things. A macro, not a closure: the
+    // borrows must end with the reload so the loop can use the state again.
+    macro_rules! running {
+        () => {
+            Running {
+                engine: &mut engine,
+                data: &mut data,
+                routes: &mut routes,
+                sockets: &mut sockets,
+                inputs: &inputs,
+                config: &mut config,
+            }
+        };
+    }
     info!("keysteward running with {}", options.config.display());
     loop {
         drain(&mut engine, &sockets, &mut records, &mut data, key_log.as_mut()).await;
@@ -301,15 +316,7 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             _ = usage.tick() => data.report_usage(&mut engine),
             Some((request, reply)) = requests.recv() => {
                 let response = if request == Request::Reload {
-                    let mut running = Running {
-                        engine: &mut engine,
-                        data: &mut data,
-                        routes: &mut routes,
-                        sockets: &mut sockets,
-                        inputs: &inputs,
-                        config: &mut config,
-                    };
-                    match reload(&options, &mut running).await {
+                    match reload(&options, &mut running!()).await {
                         Ok((text, json)) => Response::Ok { text, json },
                         Err(e) => Response::Error(e),
                     }
@@ -320,16 +327,8 @@ async fn serve(options: RunOptions) -> Result<(), String> {
             }
             _ = hangup.recv() => {
                 info!("SIGHUP: reloading {}", options.config.display());
-                let mut running = Running {
-                    engine: &mut engine,
-                    data: &mut data,
-                    routes: &mut routes,
-                    sockets: &mut sockets,
-                    inputs: &inputs,
-                    config: &mut config,
-                };
                 // `reload` logs the outcome either way; there is no caller to answer.
-                let _ = reload(&options, &mut running).await;
+                let _ = reload(&options, &mut running!()).await;
             }
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             _ = terminate.recv() => break,
