@@ -115,6 +115,15 @@ pub fn ipsec_sa_brief_text(rows: &[IpsecSaRow], tunnels: usize) -> String {
     out
 }
 
+/// The reference's FW_A configuration (`examples/fw_a.cfg`), loaded the way `run` loads it:
+/// the configuration displays' tests render it and compare with the reference's layouts, so
+/// they share one loader rather than each reading the file its own way.
+#[cfg(test)]
+pub(crate) fn reference_config() -> vrp::Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+    vrp::load_file(&path, None).unwrap().config.unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -425,11 +425,7 @@ pub fn ike_peer_text(peer: &IkePeerView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reference_config() -> vrp::Config {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
-        vrp::load_file(&path, None).unwrap().config.unwrap()
-    }
+    use crate::display::reference_config;
 
     /// The reference's verbose block (§5.5), field for field, from a fixed SA.
     #[test]

@@ -459,11 +459,7 @@ pub fn ipsec_policy_text(policies: &[IpsecPolicyView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reference_config() -> vrp::Config {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
-        vrp::load_file(&path, None).unwrap().config.unwrap()
-    }
+    use crate::display::reference_config;
 
     /// §5.7's USG-V5 block, line for line, from a fixed pair (the reference's values).
     #[test]
