@@ -404,13 +404,41 @@ impl Hasher for IndexHasher {
 
 type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
 
-/// The outbound SAs of one pair: ESP, AH, or AH outside ESP.
-struct OutboundBundle {
-    esp: Option<OutboundSa>,
-    ah: Option<OutboundAh>,
+/// What a bundle asks of each of its SAs, whichever the protocol and the direction.
+trait BundledSa {
+    fn spi(&self) -> Spi;
+    fn mode(&self) -> Mode;
+    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice>;
 }
 
-impl OutboundBundle {
+/// Implements [`BundledSa`] by the SA types' own methods of the same names.
+macro_rules! bundled_sa {
+    ($($sa:ty),*) => {$(
+        impl BundledSa for $sa {
+            fn spi(&self) -> Spi {
+                <$sa>::spi(self)
+            }
+            fn mode(&self) -> Mode {
+                self.params().mode
+            }
+            fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+                <$sa>::take_lifetime_notice(self)
+            }
+        }
+    )*};
+}
+bundled_sa!(OutboundSa, OutboundAh, InboundSa, InboundAh);
+
+/// The SAs of one pair in one direction: ESP, AH, or AH outside ESP. Generic over the
+/// direction so that both directions answer alike which SA names the pair (ESP's when there
+/// is one) and which mode it is in.
+struct Bundle<E, A> {
+    esp: Option<E>,
+    ah: Option<A>,
+}
+
+impl<E: BundledSa, A: BundledSa> Bundle<E, A> {
+    /// The SPI the pair is known by: the ESP SA's, else the AH SA's.
     fn spi(&self) -> Spi {
         match (&self.esp, &self.ah) {
             (Some(esp), _) => esp.spi(),
@@ -419,23 +447,33 @@ impl OutboundBundle {
         }
     }
 
+    /// The bundle's mode; both SAs of an AH+ESP bundle are built in the same one.
+    fn mode(&self) -> Mode {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.mode(),
+            (None, Some(ah)) => ah.mode(),
+            (None, None) => Mode::Tunnel,
+        }
+    }
+
+    /// The first pending lifetime notice, ESP's before AH's; both are taken, so a notice of
+    /// the other SA is not left to be reported later for the same pair.
+    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        let esp = self.esp.as_mut().and_then(E::take_lifetime_notice);
+        let ah = self.ah.as_mut().and_then(A::take_lifetime_notice);
+        esp.or(ah)
+    }
+}
+
+/// The outbound SAs of one pair.
+type OutboundBundle = Bundle<OutboundSa, OutboundAh>;
+/// The inbound SAs of one pair.
+type InboundBundle = Bundle<InboundSa, InboundAh>;
+
+impl OutboundBundle {
     fn is_expired(&self) -> bool {
         self.esp.as_ref().is_some_and(OutboundSa::is_expired)
             || self.ah.as_ref().is_some_and(OutboundAh::is_expired)
-    }
-
-    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        let esp = self.esp.as_mut().and_then(OutboundSa::take_lifetime_notice);
-        let ah = self.ah.as_mut().and_then(OutboundAh::take_lifetime_notice);
-        esp.or(ah)
-    }
-
-    fn mode(&self) -> Mode {
-        match (&self.esp, &self.ah) {
-            (Some(esp), _) => esp.params().mode,
-            (None, Some(ah)) => ah.params().mode,
-            (None, None) => Mode::Tunnel,
-        }
     }
 
     fn udp_encapsulated(&self) -> bool {
@@ -470,11 +508,7 @@ impl OutboundBundle {
         };
         let Some(ah) = &mut self.ah else {
             let esp = self.esp.as_mut().ok_or(SealError::NotAnIpPacket)?;
-            let len = match mode {
-                Mode::Tunnel => esp.seal_tunnel(payload, out)?.len(),
-                Mode::Transport => esp.seal_transport(next_header, payload, out)?.len(),
-            };
-            return Ok((len, PROTOCOL_ESP));
+            return Ok((seal_esp(esp, mode, next_header, payload, out)?, PROTOCOL_ESP));
         };
         let (IpAddr::V4(source), IpAddr::V4(destination)) = (local, remote) else {
             return Err(SealError::NotAnIpPacket);
@@ -486,10 +520,7 @@ impl OutboundBundle {
                 let inner = out
                     .get_mut(headroom..)
                     .ok_or(SealError::BufferTooSmall { needed: headroom, available })?;
-                let esp_len = match mode {
-                    Mode::Tunnel => esp.seal_tunnel(payload, inner)?.len(),
-                    Mode::Transport => esp.seal_transport(next_header, payload, inner)?.len(),
-                };
+                let esp_len = seal_esp(esp, mode, next_header, payload, inner)?;
                 ah.seal_in_place(source, destination, PROTOCOL_ESP, out, esp_len)?
             }
             None => ah.seal(source, destination, next_header, payload, out)?.len(),
@@ -498,34 +529,20 @@ impl OutboundBundle {
     }
 }
 
-/// The inbound SAs of one pair.
-struct InboundBundle {
-    esp: Option<InboundSa>,
-    ah: Option<InboundAh>,
-}
-
-impl InboundBundle {
-    fn spi(&self) -> Spi {
-        match (&self.esp, &self.ah) {
-            (Some(esp), _) => esp.spi(),
-            (None, Some(ah)) => ah.spi(),
-            (None, None) => Spi(0),
-        }
-    }
-
-    fn mode(&self) -> Mode {
-        match (&self.esp, &self.ah) {
-            (Some(esp), _) => esp.params().mode,
-            (None, Some(ah)) => ah.params().mode,
-            (None, None) => Mode::Tunnel,
-        }
-    }
-
-    fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
-        let esp = self.esp.as_mut().and_then(InboundSa::take_lifetime_notice);
-        let ah = self.ah.as_mut().and_then(InboundAh::take_lifetime_notice);
-        esp.or(ah)
-    }
+/// Seals `payload` with the ESP SA of a bundle in the bundle's mode into `out`, returning the
+/// ESP packet's length: one place for ESP alone and for ESP under AH, so both check the mode
+/// the same way (a tunnel payload must be an IP packet; a transport one keeps `next_header`).
+fn seal_esp(
+    esp: &mut OutboundSa,
+    mode: Mode,
+    next_header: u8,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<usize, SealError> {
+    Ok(match mode {
+        Mode::Tunnel => esp.seal_tunnel(payload, out)?.len(),
+        Mode::Transport => esp.seal_transport(next_header, payload, out)?.len(),
+    })
 }
 
 struct OutboundEntry {
