@@ -113,6 +113,24 @@ struct Outgoing {
     ah: bool,
 }
 
+impl Outgoing {
+    /// Records a datagram the data plane sealed into buffer `slot`, whose first byte is at
+    /// address `base`: the data plane may start the datagram anywhere in the buffer (after
+    /// headroom it did not need), so its offset is taken from the pointers. One constructor
+    /// for freshly sealed and released packets, so both are sent the same way.
+    fn new(slot: usize, base: usize, send: &esp::Send<'_>) -> Self {
+        Self {
+            buffer: slot,
+            start: send.datagram.as_ptr() as usize - base,
+            len: send.datagram.len(),
+            local: send.local,
+            to: send.remote,
+            udp: send.udp_encapsulated,
+            ah: send.protocol == esp::PROTOCOL_AH,
+        }
+    }
+}
+
 struct Thread {
     io: Io,
     /// One TUN read (a super-packet with its virtio header).
@@ -316,16 +334,7 @@ impl Thread {
         let base = self.sealed[slot].as_ptr() as usize;
         let pending = match shared.plane.seal(packet, &mut self.sealed[slot]) {
             Outbound::Send(send) => {
-                let start = send.datagram.as_ptr() as usize - base;
-                self.outgoing.push(Outgoing {
-                    buffer: slot,
-                    start,
-                    len: send.datagram.len(),
-                    local: send.local,
-                    to: send.remote,
-                    udp: send.udp_encapsulated,
-                    ah: send.protocol == esp::PROTOCOL_AH,
-                });
+                self.outgoing.push(Outgoing::new(slot, base, &send));
                 send.pending
             }
             Outbound::TooBig { icmp, .. } => {
@@ -360,18 +369,7 @@ impl Thread {
             let base = self.sealed[slot].as_ptr() as usize;
             match shared.plane.poll_queued(&mut self.sealed[slot]) {
                 None => return,
-                Some(Outbound::Send(send)) => {
-                    let start = send.datagram.as_ptr() as usize - base;
-                    self.outgoing.push(Outgoing {
-                        buffer: slot,
-                        start,
-                        len: send.datagram.len(),
-                        local: send.local,
-                        to: send.remote,
-                        udp: send.udp_encapsulated,
-                        ah: send.protocol == esp::PROTOCOL_AH,
-                    });
-                }
+                Some(Outbound::Send(send)) => self.outgoing.push(Outgoing::new(slot, base, &send)),
                 Some(Outbound::TooBig { icmp, .. }) => {
                     push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp);
                     if self.to_tun_len == BATCH {
