@@ -47,6 +47,28 @@ impl Loader<'_> {
         });
     }
 
+    /// Reads and parses every file of a list setting (`ca-filename`, `crl-filename`) into
+    /// one list of DER objects. A file that cannot be read or parsed is reported against its
+    /// own command and the others are still read, so one `check` names every bad file.
+    fn read_all<E: std::fmt::Display>(
+        &mut self,
+        peer: &str,
+        setting: &str,
+        files: &[String],
+        parse: fn(&[u8]) -> Result<Vec<Vec<u8>>, E>,
+    ) -> Vec<Vec<u8>> {
+        let mut all = Vec::new();
+        for file in files {
+            if let Some(bytes) = self.read(peer, setting, file) {
+                match parse(&bytes) {
+                    Ok(ders) => all.extend(ders),
+                    Err(e) => self.error(peer, setting, file, e.to_string()),
+                }
+            }
+        }
+        all
+    }
+
     /// Reads `file` (relative to the configuration's directory), bounded in size.
     fn read(&mut self, peer: &str, setting: &str, file: &str) -> Option<Vec<u8>> {
         let path = self.directory.join(file);
@@ -103,24 +125,8 @@ pub fn load(
                     }
                 },
             );
-        let mut cas = Vec::new();
-        for file in &cert.ca_filenames {
-            if let Some(bytes) = loader.read(name, "ca-filename", file) {
-                match certificates_from_pem_or_der(&bytes) {
-                    Ok(ders) => cas.extend(ders),
-                    Err(e) => loader.error(name, "ca-filename", file, e.to_string()),
-                }
-            }
-        }
-        let mut crls = Vec::new();
-        for file in &cert.crl_filenames {
-            if let Some(bytes) = loader.read(name, "crl-filename", file) {
-                match crls_from_pem_or_der(&bytes) {
-                    Ok(ders) => crls.extend(ders),
-                    Err(e) => loader.error(name, "crl-filename", file, e.to_string()),
-                }
-            }
-        }
+        let cas = loader.read_all(name, "ca-filename", &cert.ca_filenames, certificates_from_pem_or_der);
+        let crls = loader.read_all(name, "crl-filename", &cert.crl_filenames, crls_from_pem_or_der);
         let (Some(key), Some(certificate)) = (key, certificate) else { continue };
         let local = match LocalCertificate::new(certificate, &key) {
             Ok(local) => local,
