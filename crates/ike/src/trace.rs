@@ -177,6 +177,17 @@ fn notify_name(notify: NotifyType) -> String {
 /// An identity as `TYPE value`, bounded and printable: names longer than 64 bytes are cut and
 /// control characters shown as `?`, so a peer can neither make a log line grow without bound
 /// nor break it into lines of its own making.
+/// `KIND address/length` when the mask is a prefix, else `KIND address/mask`: a subnet ID
+/// may carry any mask (RFC 2407 §4.6.2.1), and a non-contiguous one must show as sent.
+/// `bits` is the mask left-aligned in 128 bits, so IPv4 and IPv6 share the prefix test.
+fn subnet(kind: &str, address: impl fmt::Display, mask: impl fmt::Display, bits: u128) -> String {
+    if bits.leading_ones() + bits.trailing_zeros() == 128 {
+        format!("{kind} {address}/{}", bits.leading_ones())
+    } else {
+        format!("{kind} {address}/{mask}")
+    }
+}
+
 fn identity(identity: &Identity<'_>) -> String {
     let text = |b: &[u8]| {
         String::from_utf8_lossy(&b[..b.len().min(64)])
@@ -190,21 +201,9 @@ fn identity(identity: &Identity<'_>) -> String {
         Identity::Fqdn(n) => format!("FQDN {}", text(n)),
         Identity::UserFqdn(n) => format!("USER_FQDN {}", text(n)),
         Identity::Ipv4Subnet { address, mask } => {
-            let bits = u32::from(*mask);
-            if bits.leading_ones() + bits.trailing_zeros() == 32 {
-                format!("IPV4_SUBNET {address}/{}", bits.leading_ones())
-            } else {
-                format!("IPV4_SUBNET {address}/{mask}")
-            }
+            subnet("IPV4_SUBNET", address, mask, u128::from(u32::from(*mask)) << 96)
         }
-        Identity::Ipv6Subnet { address, mask } => {
-            let bits = u128::from(*mask);
-            if bits.leading_ones() + bits.trailing_zeros() == 128 {
-                format!("IPV6_SUBNET {address}/{}", bits.leading_ones())
-            } else {
-                format!("IPV6_SUBNET {address}/{mask}")
-            }
-        }
+        Identity::Ipv6Subnet { address, mask } => subnet("IPV6_SUBNET", address, mask, u128::from(*mask)),
         Identity::Ipv4Range { start, end } => format!("IPV4_RANGE {start}-{end}"),
         other => format!("{:?}", other.id_type()),
     }

@@ -161,6 +161,16 @@ fn trace_summary_collapses_long_runs_and_names_identities() {
         summarize(Step::Quick(1), true, &[id(odd_mask)]),
         "HDR*, ID(IPV4_SUBNET 10.0.0.0/255.0.255.0)"
     );
+    let any = Identity::Ipv4Subnet { address: Ipv4Addr::UNSPECIFIED, mask: Ipv4Addr::UNSPECIFIED };
+    assert_eq!(summarize(Step::Quick(1), true, &[id(any)]), "HDR*, ID(IPV4_SUBNET 0.0.0.0/0)");
+    let v6 = |mask: &str| Identity::Ipv6Subnet {
+        address: "2001:db8::".parse().unwrap(),
+        mask: mask.parse().unwrap(),
+    };
+    assert_eq!(
+        summarize(Step::Quick(1), true, &[id(v6("ffff:ffff:ffff::")), id(v6("ffff::ffff"))]),
+        "HDR*, ID(IPV6_SUBNET 2001:db8::/48), ID(IPV6_SUBNET 2001:db8::/ffff::ffff)"
+    );
     let port = Payload::Identification(Identification {
         protocol: 17,
         port: 500,
