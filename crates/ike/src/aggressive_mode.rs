@@ -440,11 +440,12 @@ impl IkeSa {
         } else {
             am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
         };
-        let signed = if suite.auth_method.is_signature() {
-            Some(signature_auth::sign(&ctx.config.peers[peer], &hash_r, sa.peer_asked_certificate)?)
-        } else {
-            None
-        };
+        let signed = signature_auth::sign_if_signature(
+            &suite,
+            &ctx.config.peers[peer],
+            &hash_r,
+            sa.peer_asked_certificate,
+        )?;
         // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
         // it sent from (RFC 3947 §3.2).
         let nat_d = sa.nat_discovery(suite.hash);
@@ -641,11 +642,12 @@ impl IkeSa {
         } else {
             am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b)
         };
-        let signed = if suite.auth_method.is_signature() {
-            Some(signature_auth::sign(self.peer_config(ctx.config), &hash_i, self.peer_asked_certificate)?)
-        } else {
-            None
-        };
+        let signed = signature_auth::sign_if_signature(
+            &suite,
+            self.peer_config(ctx.config),
+            &hash_i,
+            self.peer_asked_certificate,
+        )?;
         let nat_d = self.nat_discovery(suite.hash);
         let cookies = self.cookie_pair();
         let mut rest = Vec::new();

@@ -624,15 +624,12 @@ impl IkeSa {
                 let input = self.auth_input(&material, &sai_b);
                 let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
                 let cookies = self.cookie_pair();
-                let signed = if suite.auth_method.is_signature() {
-                    Some(signature_auth::sign(
-                        self.peer_config(ctx.config),
-                        &hash_i,
-                        self.peer_asked_certificate,
-                    )?)
-                } else {
-                    None
-                };
+                let signed = signature_auth::sign_if_signature(
+                    &suite,
+                    self.peer_config(ctx.config),
+                    &hash_i,
+                    self.peer_asked_certificate,
+                )?;
                 let mut payloads = vec![Payload::Identification(id)];
                 match &signed {
                     Some((certificate, signature)) => {
@@ -704,15 +701,12 @@ impl IkeSa {
                 id.emit(&mut idir_b);
                 let input = self.auth_input(&material, &sai_b);
                 let hash_r = signature_auth::signed_hash(&suite, &material, &input, &idir_b, false);
-                let signed = if suite.auth_method.is_signature() {
-                    Some(signature_auth::sign(
-                        self.peer_config(ctx.config),
-                        &hash_r,
-                        self.peer_asked_certificate,
-                    )?)
-                } else {
-                    None
-                };
+                let signed = signature_auth::sign_if_signature(
+                    &suite,
+                    self.peer_config(ctx.config),
+                    &hash_r,
+                    self.peer_asked_certificate,
+                )?;
                 material.iv.advance(next_iv);
                 self.remote_identity = Some(identity);
                 self.peer_authenticated(ctx);

@@ -95,6 +95,22 @@ pub(crate) fn peer_requested_certificate(payloads: &[Payload<'_>]) -> bool {
     payloads.iter().any(|p| matches!(p, Payload::CertificateRequest(_)))
 }
 
+/// Our proof for MM5 / MM6 / AM2 / AM3: under a signature method the CERT payload and SIG
+/// body of [`sign`]; under pre-shared keys `None` (the hash goes out as HASH instead). One
+/// place for all four messages, so none of them decides the method differently.
+pub(crate) fn sign_if_signature<'c>(
+    suite: &IkeProposal,
+    peer: &'c PeerConfig,
+    hash: &[u8],
+    peer_asked: bool,
+) -> Result<Option<(Option<&'c [u8]>, Vec<u8>)>, FailureReason> {
+    if suite.auth_method.is_signature() {
+        sign(peer, hash, peer_asked).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Our proof for MM5 / MM6 / AM2 / AM3 under a signature method: the CERT payload (per the
 /// send policy) and the SIG body over `hash`.
 pub(crate) fn sign<'c>(
