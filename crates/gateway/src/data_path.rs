@@ -762,14 +762,7 @@ impl DataPath {
 
     fn send(&self, send: &esp::Send<'_>) {
         if send.protocol == esp::PROTOCOL_AH {
-            let Some(socket) = self.raw_ah.get(&send.local.ip()) else {
-                warn!("no raw AH socket on {}", send.local.ip());
-                return;
-            };
-            let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
-            if let Err(e) = socket.send_to(send.datagram, &to) {
-                warn!("AH to {}: {e}", send.remote.ip());
-            }
+            send_raw(&self.raw_ah, "AH", send);
         } else if send.udp_encapsulated {
             let Some(socket) = self.udp.get(&send.local) else {
                 warn!("no UDP socket on {} for ESP-in-UDP", send.local);
@@ -779,14 +772,7 @@ impl DataPath {
                 warn!("ESP-in-UDP to {}: {e}", send.remote);
             }
         } else {
-            let Some(socket) = self.raw.get(&send.local.ip()) else {
-                warn!("no raw ESP socket on {}", send.local.ip());
-                return;
-            };
-            let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
-            if let Err(e) = socket.send_to(send.datagram, &to) {
-                warn!("ESP to {}: {e}", send.remote.ip());
-            }
+            send_raw(&self.raw, "ESP", send);
         }
     }
 
@@ -1061,6 +1047,20 @@ pub(crate) fn transport_header(
         sum = (sum & 0xffff) + (sum >> 16);
     }
     out[start + 10..start + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// Sends a datagram over the raw socket (`protocol`: `ESP` or `AH`, for the log) bound to its
+/// local address: raw ESP and AH go out alike, addressed by IP only (port 0), and a missing
+/// socket or a failed send is logged with the addresses involved rather than dropped quietly.
+fn send_raw(sockets: &HashMap<IpAddr, Arc<Socket>>, protocol: &str, send: &esp::Send<'_>) {
+    let Some(socket) = sockets.get(&send.local.ip()) else {
+        warn!("no raw {protocol} socket on {}", send.local.ip());
+        return;
+    };
+    let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
+    if let Err(e) = socket.send_to(send.datagram, &to) {
+        warn!("{protocol} to {}: {e}", send.remote.ip());
+    }
 }
 
 #[cfg(test)]
