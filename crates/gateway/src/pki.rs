@@ -50,13 +50,11 @@ impl Loader<'_> {
     /// Reads and parses every file of a list setting (`ca-filename`, `crl-filename`) into
     /// one list of DER objects. A file that cannot be read or parsed is reported against its
     /// own command and the others are still read, so one `check` names every bad file.
-    fn read_all<E: std::fmt::Display>(
-        &mut self,
-        peer: &str,
-        setting: &str,
-        files: &[String],
-        parse: fn(&[u8]) -> Result<Vec<Vec<u8>>, E>,
-    ) -> Vec<Vec<u8>> {
+    fn read_all<E, P>(&mut self, peer: &str, setting: &str, files: &[String], parse: P) -> Vec<Vec<u8>>
+    where
+        E: std::fmt::Display,
+        P: Fn(&[u8]) -> Result<Vec<Vec<u8>>, E>,
+    {
         let mut all = Vec::new();
         for file in files {
             if let Some(bytes) = self.read(peer, setting, file) {

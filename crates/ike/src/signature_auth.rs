@@ -95,6 +95,9 @@ pub(crate) fn peer_requested_certificate(payloads: &[Payload<'_>]) -> bool {
     payloads.iter().any(|p| matches!(p, Payload::CertificateRequest(_)))
 }
 
+/// The CERT payload to send (if any) and the SIG body.
+pub(crate) type SignedProof<'c> = (Option<&'c [u8]>, Vec<u8>);
+
 /// Our proof for MM5 / MM6 / AM2 / AM3: under a signature method the CERT payload and SIG
 /// body of [`sign`]; under pre-shared keys `None` (the hash goes out as HASH instead). One
 /// place for all four messages, so none of them decides the method differently.
@@ -103,7 +106,7 @@ pub(crate) fn sign_if_signature<'c>(
     peer: &'c PeerConfig,
     hash: &[u8],
     peer_asked: bool,
-) -> Result<Option<(Option<&'c [u8]>, Vec<u8>)>, FailureReason> {
+) -> Result<Option<SignedProof<'c>>, FailureReason> {
     if suite.auth_method.is_signature() {
         sign(peer, hash, peer_asked).map(Some)
     } else {
@@ -117,7 +120,7 @@ pub(crate) fn sign<'c>(
     peer: &'c PeerConfig,
     hash: &[u8],
     peer_asked: bool,
-) -> Result<(Option<&'c [u8]>, Vec<u8>), FailureReason> {
+) -> Result<SignedProof<'c>, FailureReason> {
     let auth = peer
         .certificate
         .as_deref()
