@@ -399,3 +399,12 @@ pub(crate) fn ping(ns: &str, count: u32, interval: &str, wait: &str, target: &st
         output_text(&in_ns(ns, &["ping", "-c", &count.to_string(), "-i", interval, "-W", wait, target]));
     (text.matches(&format!("bytes from {target}")).count(), text)
 }
+
+/// An inside address `addr` for namespace `ns` with no PC behind it: `in0`, one end of a veth
+/// pair whose other end (`in0p`, same namespace) stays down. Enough for the gateway to answer
+/// for that address itself.
+pub(crate) fn inside_address(ns: &str, addr: &str) {
+    ip(&["-n", ns, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
+    ip(&["-n", ns, "addr", "add", addr, "dev", "in0"]);
+    ip(&["-n", ns, "link", "set", "in0", "up"]);
+}
