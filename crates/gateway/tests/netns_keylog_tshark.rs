@@ -25,47 +25,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
+use common::{
+    in_ns, inside_address, is_root, public_link, spawn_keysteward, start_charon, wait_for_strongswan_tunnel,
+    Cleanup, CHARON,
+};
 
 const PSK: &str = "keylog-Secret-0123456789";
-
-fn display(ns: &str, control: &Path) -> String {
-    Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike", "sa", "--json"])
-        .arg("--control")
-        .arg(control)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
 
 /// charon's configuration; `chd = 4` makes it dump the ESP keys it derives, which this test
 /// compares with our key log.
 fn strongswan_conf(run: &Path) -> String {
-    format!(
-        "charon {{
-  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  install_virtual_ip = no
-  filelog {{
-    log {{
-      path = {run}/charon.log
-      time_format = %T
-      default = 1
-      ike = 2
-      cfg = 2
-      chd = 4
-      flush_line = yes
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{run}/charon.vici
-    }}
-  }}
-}}
-",
-        run = run.display()
-    )
+    common::strongswan_conf(run, "", "", "      chd = 4\n")
 }
 
 fn swanctl_conf() -> String {
@@ -201,23 +171,14 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
     let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
     let run = dir.join("fwb");
+    let mut cleanup = Cleanup::new(dir.clone());
     std::fs::create_dir_all(run.join("swanctl")).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-
-    for ns in [&ns_a, &ns_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    cleanup.add_namespaces(&[&ns_a, &ns_b]);
     public_link(&ns_a, &ns_b);
     // The inside addresses the pings go between (the other ends stay down: only the local
     // addresses matter, each side answers for its own).
-    ip(&["-n", &ns_a, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    ip(&["-n", &ns_a, "addr", "add", "10.1.1.1/24", "dev", "in0"]);
-    ip(&["-n", &ns_a, "link", "set", "in0", "up"]);
-    ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
-    ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+    inside_address(&ns_a, "10.1.1.1/24");
+    inside_address(&ns_b, "10.2.2.1/24");
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf()).unwrap();
@@ -244,32 +205,17 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
     std::fs::write(dir.join("fw_a.cfg"), keysteward_conf()).unwrap();
     let control = dir.join("a.sock");
     let key_log = dir.join("keys.log");
-    let daemon = Command::new("ip")
-        .args(["netns", "exec", &ns_a, env!("CARGO_BIN_EXE_keysteward"), "run", "--log-level", "debug"])
-        .arg("--config")
-        .arg(dir.join("fw_a.cfg"))
-        .arg("--control")
-        .arg(&control)
-        .arg("--key-log")
-        .arg(&key_log)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
-        .spawn()
-        .expect("keysteward starts");
-    cleanup.children.push(daemon);
+    let extra = ["--log-level", "debug", "--key-log", key_log.to_str().unwrap()];
+    spawn_keysteward(
+        &mut cleanup,
+        &ns_a,
+        &dir.join("fw_a.cfg"),
+        &control,
+        &dir.join("keysteward.log"),
+        &extra,
+    );
 
-    let start = Instant::now();
-    let (up, ours, theirs) = loop {
-        let ours = display(&ns_a, &control);
-        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
-        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
-            break (true, ours, theirs);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            break (false, ours, theirs);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (up, ours, theirs) = wait_for_strongswan_tunnel(&ns_a, &control, &ns_b, &run);
     assert!(
         up,
         "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
@@ -277,12 +223,7 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
         logs("fwb/charon.log")
     );
     // ESP both ways: echo requests sealed by us, replies sealed by strongSwan.
-    let ping = Command::new("ip")
-        .args([
-            "netns", "exec", &ns_a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1",
-        ])
-        .output()
-        .expect("ping runs");
+    let ping = in_ns(&ns_a, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1"]);
     let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
     let replies = ping_text.matches("bytes from 10.2.2.1").count();
     assert!(
