@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    in_ns, inside_address, is_root, public_link, spawn_keysteward, start_charon, wait_for_strongswan_tunnel,
-    Cleanup, CHARON,
+    assert_strongswan_tunnel, in_ns, inside_address, is_root, public_link, spawn_keysteward, start_charon,
+    Cleanup, SwanConnection, CHARON,
 };
 
 const PSK: &str = "keylog-Secret-0123456789";
@@ -39,41 +39,19 @@ fn strongswan_conf(run: &Path) -> String {
 }
 
 fn swanctl_conf() -> String {
-    format!(
-        "connections {{
-  s2s {{
-    version = 1
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes128-sha256-modp2048
-    local {{
-      auth = psk
-      id = 192.0.2.2
-    }}
-    remote {{
-      auth = psk
-      id = 192.0.2.1
-    }}
-    children {{
-      net {{
-        local_ts = 10.2.2.0/24
-        remote_ts = 10.1.1.0/24
-        esp_proposals = aes128-sha256
-        mode = tunnel
-        start_action = none
-      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-keylog {{
-    id-1 = 192.0.2.1
-    id-2 = 192.0.2.2
-    secret = \"{PSK}\"
-  }}
-}}
-"
-    )
+    common::swanctl_conf(&SwanConnection {
+        proposals: "aes128-sha256-modp2048",
+        aggressive: false,
+        ike_extra: "",
+        auth: "psk",
+        certs: None,
+        local_id: "192.0.2.2",
+        remote_id: "192.0.2.1",
+        secret: Some(PSK),
+        ts: ("10.2.2.0/24", "10.1.1.0/24"),
+        esp_proposals: "aes128-sha256",
+        child_extra: "",
+    })
 }
 
 fn keysteward_conf() -> String {
@@ -215,13 +193,7 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
         &extra,
     );
 
-    let (up, ours, theirs) = wait_for_strongswan_tunnel(&ns_a, &control, &ns_b, &run);
-    assert!(
-        up,
-        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
-        logs("keysteward.log"),
-        logs("fwb/charon.log")
-    );
+    assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     // ESP both ways: echo requests sealed by us, replies sealed by strongSwan.
     let ping = in_ns(&ns_a, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1"]);
     let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
