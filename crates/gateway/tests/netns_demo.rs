@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 
 mod common;
-use common::is_root;
+use common::{is_root, skip_unless_root};
 
 /// Runs `keysteward demo ARGS`; returns its success, stdout+stderr, and namespace tag.
 fn demo(args: &[&str]) -> (bool, String, String) {
@@ -107,8 +107,7 @@ fn demo_variant(variant: &str, changed: &str) -> (String, Vec<(String, String, S
 
 #[test]
 fn netns_demo_pings_through_the_tunnel_shows_main_mode_and_quick_mode_and_cleans_up() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let (ok, text, tag) = demo(&[]);
@@ -145,8 +144,7 @@ fn netns_demo_pings_through_the_tunnel_shows_main_mode_and_quick_mode_and_cleans
 
 #[test]
 fn netns_demo_aggressive_shows_am1_to_am3() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let (text, flow) = demo_variant("--aggressive", "exchange-mode aggressive");
@@ -172,8 +170,7 @@ fn netns_demo_aggressive_shows_am1_to_am3() {
 
 #[test]
 fn netns_demo_pfs_shows_a_key_exchange_in_qm1_and_qm2() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let (text, flow) = demo_variant("--pfs", "pfs dh-group14");

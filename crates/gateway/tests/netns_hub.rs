@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    count_frames, in_ns, ip, is_root, keysteward, listed_namespaces, output_text, spawn_keysteward,
+    count_frames, in_ns, ip, keysteward, listed_namespaces, output_text, skip_unless_root, spawn_keysteward,
     start_capture, stop_capture, veth, wait_for_socket, Cleanup,
 };
 
@@ -90,8 +90,7 @@ fn hub_routes(ns: &str) -> String {
 
 #[test]
 fn netns_hub_answers_three_branches_it_does_not_know() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}h", std::process::id());

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    assert_strongswan_tunnel, in_ns, inside_address, is_root, public_link, spawn_keysteward, start_charon,
-    Cleanup, SwanConnection, CHARON,
+    assert_strongswan_tunnel, in_ns, inside_address, public_link, skip_unless_root, spawn_keysteward,
+    start_charon, Cleanup, SwanConnection, CHARON,
 };
 
 const PSK: &str = "keylog-Secret-0123456789";
@@ -55,33 +55,11 @@ fn swanctl_conf() -> String {
 }
 
 fn keysteward_conf() -> String {
-    format!(
-        "ike proposal 10
- encryption-algorithm aes-128
- authentication-algorithm sha2-256
- dh group14
-ike peer b
- ike-proposal 10
- undo version 2
- exchange-mode main
- remote-address 192.0.2.2
- pre-shared-key {PSK}
-acl number 3001
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
-ipsec proposal a
- transform esp
- encapsulation-mode tunnel
- esp authentication-algorithm sha2-256
- esp encryption-algorithm aes-128
-ipsec policy policy1 1 isakmp
- security acl 3001
- proposal a
- ike-peer b
- sa trigger-mode auto
-interface out0
- ip address 192.0.2.1 255.255.255.0
- ipsec policy policy1
-"
+    common::fw_a_conf(
+        " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n",
+        &format!(" exchange-mode main\n remote-address 192.0.2.2\n pre-shared-key {PSK}\n"),
+        " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-128\n",
+        " sa trigger-mode auto\n",
     )
 }
 
@@ -133,8 +111,7 @@ fn charon_key(log: &str, what: &str) -> Option<String> {
 
 #[test]
 fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     assert!(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    is_root, keysteward, keysteward_output, ready, spawn_keysteward, veth, wait_for_socket, Cleanup,
+    keysteward, keysteward_output, ready, skip_unless_root, spawn_keysteward, veth, wait_for_socket, Cleanup,
 };
 
 fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
@@ -31,8 +31,7 @@ fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
 
 #[test]
 fn netns_reference_scenario_negotiates_between_two_daemons() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}", std::process::id());

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 mod common;
 use common::{
-    count_frames, in_ns, is_root, keysteward, listed_namespaces, output_text, ping, reference_topology,
-    start_capture, start_reference_daemons, stop_capture, Cleanup,
+    count_frames, in_ns, keysteward, listed_namespaces, output_text, ping, reference_topology,
+    skip_unless_root, start_capture, start_reference_daemons, stop_capture, Cleanup,
 };
 
 #[path = "../../crypto/tests/support/test_pki.rs"]
@@ -68,8 +68,7 @@ fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
 
 #[test]
 fn netns_ping_through_the_reference_tunnel() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -204,8 +203,7 @@ fn check_displays(fw_a: &str, control_a: &Path, fw_b: &str, control_b: &Path, pc
 /// IKE SAs renewed) and no ping after the first may be lost.
 #[test]
 fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -243,8 +241,7 @@ fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
 /// a limit passes between two periodic usage reports), or the flow stalls at the hard limit.
 #[test]
 fn netns_bulk_tcp_through_the_tunnel_arrives_intact() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -308,8 +305,7 @@ c.close(); print(n, h.hexdigest())\n";
 /// verbose` must show it.
 #[test]
 fn netns_ping_through_the_reference_tunnel_with_certificates() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     use test_pki::{Ca, KeyKind, LeafSpec, DAY};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    count_frames, in_ns, is_root, keysteward, output_text, reference_topology, start_capture,
+    count_frames, in_ns, keysteward, output_text, reference_topology, skip_unless_root, start_capture,
     start_reference_daemons, stop_capture, Cleanup,
 };
 
@@ -345,8 +345,7 @@ fn variants() -> Vec<Variant> {
 /// Every variant at once (each in its own namespaces); the failures are reported together.
 #[test]
 fn netns_reference_variants_carry_traffic() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let variants = variants();
@@ -392,8 +391,7 @@ fn netns_reference_variants_carry_traffic() {
 /// - nothing bigger than the public link's MTU (1500) leaves FW_A.
 #[test]
 fn netns_path_mtu_through_the_tunnel() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let both = |s: &'static str| (s, s);

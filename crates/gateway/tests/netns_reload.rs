@@ -24,8 +24,8 @@ use std::time::Duration;
 
 mod common;
 use common::{
-    in_ns, is_root, keysteward_output, output_text, reference_topology, spawn_keysteward, wait_for_socket,
-    Cleanup,
+    in_ns, keysteward_output, output_text, reference_topology, skip_unless_root, spawn_keysteward,
+    wait_for_socket, Cleanup,
 };
 
 /// `keysteward ARGS --control CONTROL` in namespace `ns`: (exit code, stdout + stderr).
@@ -83,8 +83,7 @@ fn with_entry(config: &str, sequence: u32, acl: u16, third_octet: u8) -> String 
 
 #[test]
 fn netns_reload_keeps_unchanged_tunnels_refuses_bad_files_and_renegotiates_changed_ones() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}l", std::process::id());

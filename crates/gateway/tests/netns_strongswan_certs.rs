@@ -26,8 +26,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{
-    is_root, keysteward_stdout, public_link, ready, spawn_keysteward, start_charon, swanctl,
-    wait_for_error_info, wait_for_socket, wait_for_strongswan_tunnel, Cleanup, CHARON,
+    assert_strongswan_tunnel, keysteward_stdout, public_link, ready, skip_unless_root, spawn_keysteward,
+    start_charon, swanctl, wait_for_error_info, wait_for_socket, Cleanup, SwanConnection, CHARON,
 };
 use test_pki::{Ca, KeyKind, LeafSpec, DAY};
 
@@ -45,74 +45,36 @@ fn strongswan_conf(run: &Path) -> String {
 }
 
 fn swanctl_conf(aggressive: bool) -> String {
-    format!(
-        "connections {{
-  s2s {{
-    version = 1
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes128-sha256-modp2048
-    aggressive = {aggressive}
-    local {{
-      auth = pubkey
-      certs = fw_b.crt
-      id = \"{DN_B}\"
-    }}
-    remote {{
-      auth = pubkey
-      id = \"{DN_A}\"
-    }}
-    children {{
-      net {{
-        local_ts = 10.2.2.0/24
-        remote_ts = 10.1.1.0/24
-        esp_proposals = aes128-sha256
-        mode = tunnel
-        start_action = none
-      }}
-    }}
-  }}
-}}
-",
-        aggressive = if aggressive { "yes" } else { "no" },
-    )
+    common::swanctl_conf(&SwanConnection {
+        proposals: "aes128-sha256-modp2048",
+        aggressive,
+        ike_extra: "",
+        auth: "pubkey",
+        certs: Some("fw_b.crt"),
+        local_id: &format!("\"{DN_B}\""),
+        remote_id: &format!("\"{DN_A}\""),
+        secret: None,
+        ts: ("10.2.2.0/24", "10.1.1.0/24"),
+        esp_proposals: "aes128-sha256",
+        child_extra: "",
+    })
 }
 
 fn keysteward_conf(method: &str, initiate: bool, aggressive: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     let mode = if aggressive { "aggressive" } else { "main" };
-    format!(
-        "ike proposal 10
- encryption-algorithm aes-128
- authentication-algorithm sha2-256
- dh group14
- authentication-method {method}
-ike peer b
- ike-proposal 10
- undo version 2
- exchange-mode {mode}
- remote-address 192.0.2.2
- certificate local-filename fw_a.crt
- certificate local-key-filename fw_a.key
- certificate ca-filename ca.pem
- local-id-type dn
- remote-id-type dn
- remote-id \"{DN_B}\"
-acl number 3001
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
-ipsec proposal a
- transform esp
- encapsulation-mode tunnel
- esp authentication-algorithm sha2-256
- esp encryption-algorithm aes-128
-ipsec policy policy1 1 isakmp
- security acl 3001
- proposal a
- ike-peer b
-{trigger}interface out0
- ip address 192.0.2.1 255.255.255.0
- ipsec policy policy1
-"
+    common::fw_a_conf(
+        &format!(
+            " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n \
+             authentication-method {method}\n"
+        ),
+        &format!(
+            " exchange-mode {mode}\n remote-address 192.0.2.2\n certificate local-filename fw_a.crt\n \
+             certificate local-key-filename fw_a.key\n certificate ca-filename ca.pem\n local-id-type dn\n \
+             remote-id-type dn\n remote-id \"{DN_B}\"\n"
+        ),
+        " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-128\n",
+        trigger,
     )
 }
 
@@ -238,8 +200,7 @@ fn netns_strongswan_certs_unknown_ca_is_refused_with_the_reason() {
 }
 
 fn run(case: &Case) {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     assert!(Path::new(CHARON).exists(), "{CHARON} is missing: ./scripts/test installs strongSwan");
@@ -320,13 +281,7 @@ fn run(case: &Case) {
         drop(cleanup);
         return;
     }
-    let (up, ours, theirs) = wait_for_strongswan_tunnel(&ns_a, &control, &ns_b, &run);
-    assert!(
-        up,
-        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
-        logs("keysteward.log"),
-        logs("fwb/charon.log")
-    );
+    let theirs = assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     assert!(theirs.contains("ESTABLISHED"), "{theirs}");
     assert!(theirs.contains(DN_A), "strongSwan shows our DN: {theirs}");
     let charon_log = logs("fwb/charon.log");

@@ -1,6 +1,15 @@
-//! Helpers shared by the namespace tests (`netns_*`): the cleanup guard that removes what a
-//! test made even when it fails, `ip(8)`, the root check, and the readiness test on
-//! `display ike sa --json`.
+//! Helpers shared by the namespace tests (`netns_*`), so that each test file says only what
+//! it checks:
+//! - the [`Cleanup`] guard, which removes what a test made (processes by PID, namespaces, the
+//!   scratch directory) even when it fails; every helper that makes something hands it to the
+//!   guard at once, and namespace names carry the test process's PID and a per-test suffix;
+//! - topology: `ip(8)`, [`veth`], [`reference_topology`] (PC_A—FW_A—FW_B—PC_B), the public
+//!   link of the two-gateway strongSwan tests, an inside address without a PC;
+//! - keysteward: daemons started in a namespace and waited for by their control socket,
+//!   `keysteward …` in a namespace, the readiness test on `display ike sa --json`;
+//! - traffic: pings counted, tshark captures started, stopped and counted;
+//! - strongSwan: charon's and swanctl's configurations, charon started, `swanctl`, and the
+//!   waits for a tunnel or an error on both sides.
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -43,6 +52,16 @@ pub(crate) fn ip(args: &[&str]) {
 /// Namespace tests need root; as another user they say so and pass.
 pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// The opening of every namespace test: true (after saying why) when not root, and the test
+/// should return at once and pass; CI runs the tests as root.
+pub(crate) fn skip_unless_root() -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    true
 }
 
 /// True when `display ike sa --json` output shows an SA of `phase` (`v1:1` / `v1:2`) as RD.
@@ -318,25 +337,35 @@ pub(crate) fn strongswan_conf(run: &Path, plugins: &str, options: &str, levels: 
 
 /// Polls keysteward in `ns_a` (`display ike sa --json`) and strongSwan in `ns_b` (`swanctl
 /// --list-sas`) every 200 ms for up to 30 s until keysteward shows phase 1 and 2 ready and
-/// strongSwan a CHILD_SA INSTALLED. Returns whether they did and the last of both answers.
-pub(crate) fn wait_for_strongswan_tunnel(
+/// strongSwan a CHILD_SA INSTALLED; fails the test otherwise, with both answers, keysteward's
+/// log `keysteward_log` and charon's (`run/charon.log`). Returns strongSwan's last answer.
+pub(crate) fn assert_strongswan_tunnel(
     ns_a: &str,
     control: &Path,
+    keysteward_log: &Path,
     ns_b: &str,
     run: &Path,
-) -> (bool, String, String) {
+) -> String {
     let start = Instant::now();
-    loop {
+    let (up, ours, theirs) = loop {
         let ours = keysteward_stdout(ns_a, &["display", "ike", "sa", "--json"], control);
         let theirs = swanctl(ns_b, run, &["--list-sas"]);
         if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
-            return (true, ours, theirs);
+            break (true, ours, theirs);
         }
         if start.elapsed() > Duration::from_secs(30) {
-            return (false, ours, theirs);
+            break (false, ours, theirs);
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    let log = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        up,
+        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
+        log(keysteward_log),
+        log(&run.join("charon.log"))
+    );
+    theirs
 }
 
 /// Polls keysteward's `display ike error-info` in `ns` every 200 ms for up to 30 s until it
@@ -407,4 +436,109 @@ pub(crate) fn inside_address(ns: &str, addr: &str) {
     ip(&["-n", ns, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
     ip(&["-n", ns, "addr", "add", addr, "dev", "in0"]);
     ip(&["-n", ns, "link", "set", "in0", "up"]);
+}
+
+/// strongSwan's side of the two-gateway strongSwan tests: FW_B (192.0.2.2) facing keysteward's
+/// FW_A (192.0.2.1) with the IKEv1 connection `s2s` and its tunnel-mode CHILD_SA `net`, which
+/// starts only on `swanctl --initiate` or when keysteward asks. See [`swanctl_conf`].
+pub(crate) struct SwanConnection<'a> {
+    /// IKE `proposals`.
+    pub(crate) proposals: &'a str,
+    pub(crate) aggressive: bool,
+    /// Further lines of the connection, indented by four (e.g. `reauth_time`).
+    pub(crate) ike_extra: &'a str,
+    /// `psk` or `pubkey`, both ways.
+    pub(crate) auth: &'a str,
+    /// strongSwan's own certificate (file under `swanctl/x509`), for `pubkey`.
+    pub(crate) certs: Option<&'a str>,
+    /// Identities as swanctl.conf writes them (quote a DN).
+    pub(crate) local_id: &'a str,
+    pub(crate) remote_id: &'a str,
+    /// The pre-shared key (a `secrets` section for the two identities), for `psk`.
+    pub(crate) secret: Option<&'a str>,
+    /// The CHILD_SA's local and remote traffic selectors.
+    pub(crate) ts: (&'a str, &'a str),
+    pub(crate) esp_proposals: &'a str,
+    /// Further lines of the CHILD_SA, indented by eight (e.g. `rekey_time`).
+    pub(crate) child_extra: &'a str,
+}
+
+/// The `swanctl.conf` text of `c`.
+pub(crate) fn swanctl_conf(c: &SwanConnection) -> String {
+    let certs = c.certs.map(|file| format!("      certs = {file}\n")).unwrap_or_default();
+    let secrets = c
+        .secret
+        .map(|secret| {
+            format!(
+                "secrets {{\n  ike-s2s {{\n    id-1 = {}\n    id-2 = {}\n    secret = \"{secret}\"\n  }}\n}}\n",
+                c.remote_id, c.local_id
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "connections {{
+  s2s {{
+    version = 1
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = {proposals}
+    aggressive = {aggressive}
+{ike_extra}    local {{
+      auth = {auth}
+{certs}      id = {local_id}
+    }}
+    remote {{
+      auth = {auth}
+      id = {remote_id}
+    }}
+    children {{
+      net {{
+        local_ts = {local_ts}
+        remote_ts = {remote_ts}
+        esp_proposals = {esp}
+        mode = tunnel
+        start_action = none
+{child_extra}      }}
+    }}
+  }}
+}}
+{secrets}",
+        proposals = c.proposals,
+        aggressive = if c.aggressive { "yes" } else { "no" },
+        ike_extra = c.ike_extra,
+        auth = c.auth,
+        local_id = c.local_id,
+        remote_id = c.remote_id,
+        local_ts = c.ts.0,
+        remote_ts = c.ts.1,
+        esp = c.esp_proposals,
+        child_extra = c.child_extra,
+    )
+}
+
+/// keysteward's FW_A (192.0.2.1 on `out0`) in the two-gateway strongSwan tests: peer `b` at
+/// 192.0.2.2, ACL 3001 for 10.1.1.0/24 → 10.2.2.0/24, tunnel-mode ESP, policy `policy1` on
+/// `out0`. Each argument adds lines (one leading space each) to its section: `ike` to
+/// `ike proposal 10`, `peer` to `ike peer b` after `undo version 2` (mode, address,
+/// authentication), `esp` to `ipsec proposal a`, `policy` to the policy entry.
+pub(crate) fn fw_a_conf(ike: &str, peer: &str, esp: &str, policy: &str) -> String {
+    format!(
+        "ike proposal 10
+{ike}ike peer b
+ ike-proposal 10
+ undo version 2
+{peer}acl number 3001
+ rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
+ipsec proposal a
+ transform esp
+ encapsulation-mode tunnel
+{esp}ipsec policy policy1 1 isakmp
+ security acl 3001
+ proposal a
+ ike-peer b
+{policy}interface out0
+ ip address 192.0.2.1 255.255.255.0
+ ipsec policy policy1
+"
+    )
 }
