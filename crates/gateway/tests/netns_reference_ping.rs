@@ -68,6 +68,9 @@ fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
 
 #[test]
 fn netns_ping_through_the_reference_tunnel() {
+    // PC_A pings PC_B (the first packet triggers main mode and quick mode), the displays and a
+    // capture show the tunnel; then `reset ipsec sa` and `reset ike sa`, each followed by pings
+    // that renegotiate.
     if skip_unless_root() {
         return;
     }
@@ -118,11 +121,73 @@ fn netns_ping_through_the_reference_tunnel() {
         assert!(esp >= 2 * replies, "{esp} ESP packets of {all} frames on the public link");
     }
 
+    // `reset ipsec sa`, then traffic: a new pair (new SPIs) on the same IKE SA.
+    let before = sa_ids(&fw_a, &control_a);
+    let reset = keysteward(&fw_a, &["reset", "ipsec", "sa"], &control_a);
+    assert!(reset.contains("1 IPsec SA pair(s) reset"), "{reset}");
+    let (replies, text) = ping(&pc_a, 5, "0.2", "2", "10.2.2.2");
+    assert!(
+        replies >= 4,
+        "after reset ipsec sa: {replies} of 5 answered\n{text}\nFW_A log:\n{}",
+        logs("a.log")
+    );
+    let after = sa_ids(&fw_a, &control_a);
+    assert_eq!(after.ike, before.ike, "the IKE SA stays");
+    assert!(after.spis.iter().all(|spi| !before.spis.contains(spi)), "new SPIs: {before:?} -> {after:?}");
+    assert!(after.spis.len() == 2, "one new pair: {after:?}");
+
+    // `reset ike sa`, then traffic: a new main mode and a new pair.
+    let reset = keysteward(&fw_a, &["reset", "ike", "sa"], &control_a);
+    assert!(reset.contains("1 IKE SA(s) reset"), "{reset}");
+    let (replies, text) = ping(&pc_a, 5, "0.2", "2", "10.2.2.2");
+    assert!(
+        replies >= 4,
+        "after reset ike sa: {replies} of 5 answered\n{text}\nFW_A log:\n{}",
+        logs("a.log")
+    );
+    let renewed = sa_ids(&fw_a, &control_a);
+    assert!(renewed.ike.len() == 1 && renewed.ike != after.ike, "a new IKE SA: {after:?} -> {renewed:?}");
+    assert!(renewed.spis.iter().all(|spi| !after.spis.contains(spi)), "new SPIs: {after:?} -> {renewed:?}");
+    assert!(
+        logs("a.log").matches("established as initiator").count() >= 2,
+        "FW_A negotiated main mode again:\n{}",
+        logs("a.log")
+    );
+
     drop(cleanup);
     // Ours are `{tag}` plus two letters; another test of this file runs at the same time with
     // a longer tag, so compare whole names.
     let (ours, listed) = listed_namespaces(|n| n.len() == tag.len() + 2 && n.starts_with(&tag));
     assert_eq!(ours, 0, "namespaces removed: {listed}");
+}
+
+/// The phase-1 conn-ids of `display ike sa` and the SPIs of `display ipsec sa` (both
+/// directions) on one gateway.
+#[derive(Debug)]
+struct SaIds {
+    ike: Vec<u64>,
+    spis: Vec<u64>,
+}
+
+fn sa_ids(ns: &str, control: &Path) -> SaIds {
+    let ike = json(ns, &["display", "ike", "sa"], control);
+    let ike = ike["sas"]
+        .as_array()
+        .map(|sas| {
+            sas.iter().filter(|sa| sa["phase"] == "v1:1").filter_map(|sa| sa["conn_id"].as_u64()).collect()
+        })
+        .unwrap_or_default();
+    let ipsec = json(ns, &["display", "ipsec", "sa"], control);
+    let spis = ipsec["sas"]
+        .as_array()
+        .map(|sas| {
+            sas.iter()
+                .flat_map(|pair| ["outbound", "inbound"].map(|d| pair[d][0]["spi"].as_u64()))
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default();
+    SaIds { ike, spis }
 }
 
 /// `keysteward ARGS --json` in `ns`, parsed.
