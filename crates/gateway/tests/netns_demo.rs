@@ -5,9 +5,8 @@
 
 use std::process::{Command, Stdio};
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
+mod common;
+use common::{is_root, skip_unless_root};
 
 /// Runs `keysteward demo ARGS`; returns its success, stdout+stderr, and namespace tag.
 fn demo(args: &[&str]) -> (bool, String, String) {
@@ -96,10 +95,19 @@ fn assert_common(ok: bool, text: &str, tag: &str) {
     assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(tag), "the demo removed its namespaces");
 }
 
+/// `keysteward demo VARIANT` with what every run shows checked, and the output naming what
+/// the variant changed (`changed`); returns the output and its flow lines.
+fn demo_variant(variant: &str, changed: &str) -> (String, Vec<(String, String, String, String)>) {
+    let (ok, text, tag) = demo(&[variant]);
+    assert_common(ok, &text, &tag);
+    assert!(text.contains(changed), "the output says what it changed:\n{text}");
+    let flow = flow(&text);
+    (text, flow)
+}
+
 #[test]
 fn netns_demo_pings_through_the_tunnel_shows_main_mode_and_quick_mode_and_cleans_up() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let (ok, text, tag) = demo(&[]);
@@ -136,14 +144,10 @@ fn netns_demo_pings_through_the_tunnel_shows_main_mode_and_quick_mode_and_cleans
 
 #[test]
 fn netns_demo_aggressive_shows_am1_to_am3() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
-    let (ok, text, tag) = demo(&["--aggressive"]);
-    assert_common(ok, &text, &tag);
-    assert!(text.contains("exchange-mode aggressive"), "the output says what it changed:\n{text}");
-    let flow = flow(&text);
+    let (text, flow) = demo_variant("--aggressive", "exchange-mode aggressive");
     assert_eq!(
         senders_and_steps(&flow),
         [
@@ -166,14 +170,10 @@ fn netns_demo_aggressive_shows_am1_to_am3() {
 
 #[test]
 fn netns_demo_pfs_shows_a_key_exchange_in_qm1_and_qm2() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
-    let (ok, text, tag) = demo(&["--pfs"]);
-    assert_common(ok, &text, &tag);
-    assert!(text.contains("pfs dh-group14"), "the output says what it changed:\n{text}");
-    let flow = flow(&text);
+    let (text, flow) = demo_variant("--pfs", "pfs dh-group14");
     let steps: Vec<String> = flow.iter().map(|f| f.2.clone()).collect();
     assert_eq!(steps, ["MM1", "MM2", "MM3", "MM4", "MM5", "MM6", "QM1", "QM2", "QM3"], "{text}");
     assert!(payloads(&flow, "QM1").starts_with("HDR*, HASH(1), SA(1 proposal), NONCE, KE, ID("), "{text}");

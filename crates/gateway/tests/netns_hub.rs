@@ -17,11 +17,13 @@
 //! tunnel back.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, Cleanup};
+use common::{
+    count_frames, in_ns, ip, keysteward, listed_namespaces, output_text, skip_unless_root, spawn_keysteward,
+    start_capture, stop_capture, veth, wait_for_socket, Cleanup,
+};
 
 const HUB: &str = "\
 ike proposal 10
@@ -66,107 +68,55 @@ interface {public}
     )
 }
 
-fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
-}
-
-fn text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// Runs `keysteward ARGS --control CONTROL` in namespace `ns` and returns its output.
-fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
-        .args(args)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .expect("keysteward runs");
-    text(&out)
-}
-
-/// Links `a` in `ns_a` (address `addr_a`, if any) and `b` in `ns_b` (address `addr_b`).
-fn link(ns_a: &str, a: &str, addr_a: Option<&str>, ns_b: &str, b: &str, addr_b: &str) {
-    ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b]);
-    if let Some(addr) = addr_a {
-        ip(&["-n", ns_a, "addr", "add", addr, "dev", a]);
-    }
-    ip(&["-n", ns_a, "link", "set", a, "up"]);
-    ip(&["-n", ns_b, "addr", "add", addr_b, "dev", b]);
-    ip(&["-n", ns_b, "link", "set", b, "up"]);
-}
-
 /// Starts a daemon in `ns` with `config`, logging to `name.log`; waits for its control socket.
 fn start(cleanup: &mut Cleanup, dir: &Path, ns: &str, name: &str, config: &str) -> PathBuf {
     let cfg = dir.join(format!("{name}.cfg"));
     std::fs::write(&cfg, config).unwrap();
     let control = dir.join(format!("{name}.sock"));
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
-        .arg(&cfg)
-        .arg("--control")
-        .arg(&control)
-        .args(["--log-level", "debug"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
-    cleanup.children.push(child);
-    let start = Instant::now();
-    while !control.exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(control.exists(), "daemon {name} in {ns} did not start");
+    let log = dir.join(format!("{name}.log"));
+    spawn_keysteward(cleanup, ns, &cfg, &control, &log, &["--log-level", "debug"]);
+    assert!(wait_for_socket(&control, Duration::from_secs(10)), "daemon {name} in {ns} did not start");
     control
 }
 
 /// Pings the hub's PC from `ns` five times; returns the number of replies and the output.
 fn ping_hub(ns: &str) -> (usize, String) {
-    let out = text(&in_ns(ns, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.1.1.2"]));
-    (out.matches("bytes from 10.1.1.2").count(), out)
+    common::ping(ns, 5, "0.2", "2", "10.1.1.2")
 }
 
 fn hub_routes(ns: &str) -> String {
-    text(&in_ns(ns, &["ip", "route", "show", "dev", "ks0"]))
+    output_text(&in_ns(ns, &["ip", "route", "show", "dev", "ks0"]))
 }
 
 #[test]
 fn netns_hub_answers_three_branches_it_does_not_know() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}h", std::process::id());
     let dir = std::env::temp_dir().join(format!("keysteward-hub-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+    let mut cleanup = Cleanup::new(dir.clone());
     let ns = |suffix: &str| format!("{tag}{suffix}");
     let (pc_h, hub, switch) = (ns("ph"), ns("fh"), ns("sw"));
     let branches: Vec<(u8, String, String)> =
         (1..=3).map(|n| (n, ns(&format!("f{n}")), ns(&format!("p{n}")))).collect();
     let mut all = vec![pc_h.clone(), hub.clone(), switch.clone()];
     all.extend(branches.iter().flat_map(|(_, fw, pc)| [fw.clone(), pc.clone()]));
-    for ns in &all {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    cleanup.add_namespaces(&all);
 
     // The public network: a bridge in its own namespace, the hub and the branches on it.
     ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
     ip(&["-n", &switch, "link", "set", "br0", "up"]);
     let hub_public = ns("hu");
-    link(&switch, &ns("s0"), None, &hub, &hub_public, "192.0.2.1/24");
+    veth(&switch, &ns("s0"), None, &hub, &hub_public, "192.0.2.1/24");
     ip(&["-n", &switch, "link", "set", &ns("s0"), "master", "br0"]);
-    link(&pc_h, &ns("hp"), Some("10.1.1.2/24"), &hub, &ns("hi"), "10.1.1.1/24");
+    veth(&pc_h, &ns("hp"), Some("10.1.1.2/24"), &hub, &ns("hi"), "10.1.1.1/24");
     ip(&["-n", &pc_h, "route", "add", "default", "via", "10.1.1.1"]);
     for (n, fw, pc) in &branches {
         let port = ns(&format!("s{n}"));
-        link(&switch, &port, None, fw, &ns(&format!("u{n}")), &format!("192.0.2.1{n}/24"));
+        veth(&switch, &port, None, fw, &ns(&format!("u{n}")), &format!("192.0.2.1{n}/24"));
         ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
-        link(
+        veth(
             pc,
             &ns(&format!("c{n}")),
             Some(&format!("10.2.{n}.2/24")),
@@ -178,7 +128,7 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
     }
     for fw in std::iter::once(&hub).chain(branches.iter().map(|(_, fw, _)| fw)) {
         let out = in_ns(fw, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
-        assert!(out.status.success(), "ip_forward in {fw}: {}", text(&out));
+        assert!(out.status.success(), "ip_forward in {fw}: {}", output_text(&out));
     }
 
     let hub_control = start(&mut cleanup, &dir, &hub, "hub", &HUB.replace("HUB_PUBLIC", &hub_public));
@@ -200,20 +150,7 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
 
     // A capture of the hub's public link.
     let capture = dir.join("public.pcap");
-    let capture_child = Command::new("ip")
-        .args(["netns", "exec", &hub, "tshark", "-q", "-i", &hub_public, "-w"])
-        .arg(&capture)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tshark starts");
-    let capture_pid = capture_child.id();
-    cleanup.children.push(capture_child);
-    let start_capture = Instant::now();
-    while !capture.exists() && start_capture.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let capture_pid = start_capture(&mut cleanup, &hub, &hub_public, &capture, Duration::from_secs(10));
 
     // Routes into the hub's TUN exist only for negotiated flows: none yet.
     assert_eq!(hub_routes(&hub).trim(), "", "no branch route before any branch negotiated");
@@ -263,14 +200,8 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
 
     // No clear ICMP on the hub's public link; ESP from and to every branch.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &capture_pid.to_string()]).status();
-    if let Some(position) = cleanup.children.iter().position(|c| c.id() == capture_pid) {
-        let _ = cleanup.children.remove(position).wait();
-    }
-    let count = |filter: &str| {
-        let out = Command::new("tshark").arg("-r").arg(&capture).args(["-Y", filter]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    };
+    stop_capture(&mut cleanup, capture_pid);
+    let count = |filter: &str| count_frames(&capture, filter);
     assert_eq!(count("icmp"), 0, "clear ICMP on the hub's public link ({} frames)", count("frame"));
     for n in 1..=3 {
         let esp = count(&format!("esp && ip.addr == 192.0.2.1{n}"));
@@ -291,11 +222,6 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
     let _ = &branch_controls;
 
     drop(cleanup);
-    let listed = text(&Command::new("ip").args(["netns", "list"]).output().unwrap());
-    let ours = listed
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| all.iter().any(|a| a == n))
-        .count();
+    let (ours, listed) = listed_namespaces(|n| all.iter().any(|a| a == n));
     assert_eq!(ours, 0, "namespaces removed: {listed}");
 }

@@ -25,115 +25,41 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
+use common::{
+    assert_strongswan_tunnel, in_ns, inside_address, public_link, skip_unless_root, spawn_keysteward,
+    start_charon, Cleanup, SwanConnection, CHARON,
+};
 
 const PSK: &str = "keylog-Secret-0123456789";
-
-fn display(ns: &str, control: &Path) -> String {
-    Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike", "sa", "--json"])
-        .arg("--control")
-        .arg(control)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
 
 /// charon's configuration; `chd = 4` makes it dump the ESP keys it derives, which this test
 /// compares with our key log.
 fn strongswan_conf(run: &Path) -> String {
-    format!(
-        "charon {{
-  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  install_virtual_ip = no
-  filelog {{
-    log {{
-      path = {run}/charon.log
-      time_format = %T
-      default = 1
-      ike = 2
-      cfg = 2
-      chd = 4
-      flush_line = yes
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{run}/charon.vici
-    }}
-  }}
-}}
-",
-        run = run.display()
-    )
+    common::strongswan_conf(run, "", "", "      chd = 4\n")
 }
 
 fn swanctl_conf() -> String {
-    format!(
-        "connections {{
-  s2s {{
-    version = 1
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes128-sha256-modp2048
-    local {{
-      auth = psk
-      id = 192.0.2.2
-    }}
-    remote {{
-      auth = psk
-      id = 192.0.2.1
-    }}
-    children {{
-      net {{
-        local_ts = 10.2.2.0/24
-        remote_ts = 10.1.1.0/24
-        esp_proposals = aes128-sha256
-        mode = tunnel
-        start_action = none
-      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-keylog {{
-    id-1 = 192.0.2.1
-    id-2 = 192.0.2.2
-    secret = \"{PSK}\"
-  }}
-}}
-"
-    )
+    common::swanctl_conf(&SwanConnection {
+        proposals: "aes128-sha256-modp2048",
+        aggressive: false,
+        ike_extra: "",
+        auth: "psk",
+        certs: None,
+        local_id: "192.0.2.2",
+        remote_id: "192.0.2.1",
+        secret: Some(PSK),
+        ts: ("10.2.2.0/24", "10.1.1.0/24"),
+        esp_proposals: "aes128-sha256",
+        child_extra: "",
+    })
 }
 
 fn keysteward_conf() -> String {
-    format!(
-        "ike proposal 10
- encryption-algorithm aes-128
- authentication-algorithm sha2-256
- dh group14
-ike peer b
- ike-proposal 10
- undo version 2
- exchange-mode main
- remote-address 192.0.2.2
- pre-shared-key {PSK}
-acl number 3001
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
-ipsec proposal a
- transform esp
- encapsulation-mode tunnel
- esp authentication-algorithm sha2-256
- esp encryption-algorithm aes-128
-ipsec policy policy1 1 isakmp
- security acl 3001
- proposal a
- ike-peer b
- sa trigger-mode auto
-interface out0
- ip address 192.0.2.1 255.255.255.0
- ipsec policy policy1
-"
+    common::fw_a_conf(
+        " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n",
+        &format!(" exchange-mode main\n remote-address 192.0.2.2\n pre-shared-key {PSK}\n"),
+        " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-128\n",
+        " sa trigger-mode auto\n",
     )
 }
 
@@ -185,8 +111,7 @@ fn charon_key(log: &str, what: &str) -> Option<String> {
 
 #[test]
 fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     assert!(
@@ -201,23 +126,14 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
     let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
     let run = dir.join("fwb");
+    let mut cleanup = Cleanup::new(dir.clone());
     std::fs::create_dir_all(run.join("swanctl")).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-
-    for ns in [&ns_a, &ns_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    cleanup.add_namespaces(&[&ns_a, &ns_b]);
     public_link(&ns_a, &ns_b);
     // The inside addresses the pings go between (the other ends stay down: only the local
     // addresses matter, each side answers for its own).
-    ip(&["-n", &ns_a, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    ip(&["-n", &ns_a, "addr", "add", "10.1.1.1/24", "dev", "in0"]);
-    ip(&["-n", &ns_a, "link", "set", "in0", "up"]);
-    ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
-    ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+    inside_address(&ns_a, "10.1.1.1/24");
+    inside_address(&ns_b, "10.2.2.1/24");
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf()).unwrap();
@@ -244,45 +160,19 @@ fn netns_keylog_tshark_decrypts_every_ike_message_and_esp_packet_of_scenario_1()
     std::fs::write(dir.join("fw_a.cfg"), keysteward_conf()).unwrap();
     let control = dir.join("a.sock");
     let key_log = dir.join("keys.log");
-    let daemon = Command::new("ip")
-        .args(["netns", "exec", &ns_a, env!("CARGO_BIN_EXE_keysteward"), "run", "--log-level", "debug"])
-        .arg("--config")
-        .arg(dir.join("fw_a.cfg"))
-        .arg("--control")
-        .arg(&control)
-        .arg("--key-log")
-        .arg(&key_log)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
-        .spawn()
-        .expect("keysteward starts");
-    cleanup.children.push(daemon);
-
-    let start = Instant::now();
-    let (up, ours, theirs) = loop {
-        let ours = display(&ns_a, &control);
-        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
-        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
-            break (true, ours, theirs);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            break (false, ours, theirs);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        up,
-        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
-        logs("keysteward.log"),
-        logs("fwb/charon.log")
+    let extra = ["--log-level", "debug", "--key-log", key_log.to_str().unwrap()];
+    spawn_keysteward(
+        &mut cleanup,
+        &ns_a,
+        &dir.join("fw_a.cfg"),
+        &control,
+        &dir.join("keysteward.log"),
+        &extra,
     );
+
+    assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     // ESP both ways: echo requests sealed by us, replies sealed by strongSwan.
-    let ping = Command::new("ip")
-        .args([
-            "netns", "exec", &ns_a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1",
-        ])
-        .output()
-        .expect("ping runs");
+    let ping = in_ns(&ns_a, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.1.1", "10.2.2.1"]);
     let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
     let replies = ping_text.matches("bytes from 10.2.2.1").count();
     assert!(

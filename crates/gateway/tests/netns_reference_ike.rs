@@ -15,57 +15,32 @@
 //! Namespaces and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, ready, Cleanup};
+use common::{
+    keysteward, keysteward_output, ready, skip_unless_root, spawn_keysteward, veth, wait_for_socket, Cleanup,
+};
 
 fn display(ns: &str, control: &Path, json: bool) -> Option<String> {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike", "sa", "--control"]);
-    cmd.arg(control);
-    if json {
-        cmd.arg("--json");
-    }
-    let out = cmd.output().ok()?;
+    let args: &[&str] = if json { &["display", "ike", "sa", "--json"] } else { &["display", "ike", "sa"] };
+    let out = keysteward_output(ns, args, control);
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Runs `keysteward ARGS CONTROL` in namespace `ns` and returns its standard output.
-fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
-        .args(args)
-        .arg(control)
-        .output()
-        .expect("keysteward runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]
 fn netns_reference_scenario_negotiates_between_two_daemons() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}", std::process::id());
     let (ns_a, ns_b) = (format!("{tag}a"), format!("{tag}b"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-
-    for ns in [&ns_a, &ns_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    let mut cleanup = Cleanup::new(dir.clone());
+    cleanup.add_namespaces(&[&ns_a, &ns_b]);
     let (veth_a, veth_b) = (format!("{tag}va"), format!("{tag}vb"));
-    ip(&["link", "add", &veth_a, "netns", &ns_a, "type", "veth", "peer", "name", &veth_b, "netns", &ns_b]);
-    ip(&["-n", &ns_a, "addr", "add", "192.0.2.1/24", "dev", &veth_a]);
-    ip(&["-n", &ns_b, "addr", "add", "192.0.2.2/24", "dev", &veth_b]);
-    ip(&["-n", &ns_a, "link", "set", &veth_a, "up"]);
-    ip(&["-n", &ns_b, "link", "set", &veth_b, "up"]);
+    veth(&ns_a, &veth_a, Some("192.0.2.1/24"), &ns_b, &veth_b, "192.0.2.2/24");
 
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let fw_a = std::fs::read_to_string(examples.join("fw_a.cfg"))
@@ -81,23 +56,16 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
     for (ns, cfg, control, log, map) in
         [(&ns_b, "fw_b.cfg", &control_b, "b.log", &map_b), (&ns_a, "fw_a.cfg", &control_a, "a.log", &map_a)]
     {
-        let log = std::fs::File::create(dir.join(log)).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
-            .arg(dir.join(cfg))
-            .arg("--control")
-            .arg(control)
-            .args(["--interface-map", map])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        cleanup.children.push(child);
+        spawn_keysteward(
+            &mut cleanup,
+            ns,
+            &dir.join(cfg),
+            control,
+            &dir.join(log),
+            &["--interface-map", map],
+        );
         // FW_B must listen before FW_A's first message; give each daemon a moment to bind.
-        let start = Instant::now();
-        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_socket(control, Duration::from_secs(10));
     }
 
     let start = Instant::now();
@@ -134,7 +102,7 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
     assert!(log_a.contains("esp-des-cbc/hmac-md5-96/tunnel"), "{log_a}");
 
     // `display ipsec sa brief`: both directions with the article's algorithm column.
-    let brief = keysteward(&ns_a, &["display", "ipsec", "sa", "brief", "--control"], &control_a);
+    let brief = keysteward(&ns_a, &["display", "ipsec", "sa", "brief"], &control_a);
     assert!(brief.starts_with("current ipsec sa number: 2\ncurrent ipsec tunnel number: 1\n"), "{brief}");
     assert!(brief.contains("192.0.2.1       192.0.2.2"), "{brief}");
     assert!(brief.contains("192.0.2.2       192.0.2.1"), "{brief}");
@@ -142,7 +110,7 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
 
     // `reset ipsec sa` on FW_A: its Deletes reach FW_B, which drops the pair too; the IKE SA
     // stays. Then `reset ike sa`: both sides end up with nothing.
-    let reset = keysteward(&ns_a, &["reset", "ipsec", "sa", "--control"], &control_a);
+    let reset = keysteward(&ns_a, &["reset", "ipsec", "sa"], &control_a);
     assert!(reset.contains("1 IPsec SA pair(s) reset"), "{reset}");
     let gone = |ns: &str, control: &Path, phase: &str| {
         let start = Instant::now();
@@ -160,7 +128,7 @@ fn netns_reference_scenario_negotiates_between_two_daemons() {
         logs("b.log")
     );
     assert!(ready(&display(&ns_b, &control_b, true).unwrap_or_default(), "v1:1"), "the IKE SA stays");
-    let reset = keysteward(&ns_a, &["reset", "ike", "sa", "--control"], &control_a);
+    let reset = keysteward(&ns_a, &["reset", "ike", "sa"], &control_a);
     assert!(reset.contains("1 IKE SA(s) reset"), "{reset}");
     assert!(
         gone(&ns_a, &control_a, "v1:1") && gone(&ns_b, &control_b, "v1:1"),

@@ -18,43 +18,21 @@
 //! TUN devices and routes) and daemons are removed even when the test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 mod common;
-use common::{ip, is_root, Cleanup};
+use common::{
+    count_frames, in_ns, keysteward, listed_namespaces, output_text, ping, reference_topology,
+    skip_unless_root, start_capture, start_reference_daemons, stop_capture, Cleanup,
+};
 
 #[path = "../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 
-fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
-}
-
-/// Runs `keysteward ARGS --control CONTROL` in namespace `ns` and returns its output.
-fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
-        .args(args)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .expect("keysteward runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
 fn statistics(ns: &str, control: &Path) -> serde_json::Value {
     let text = keysteward(ns, &["display", "ipsec", "statistics", "--json"], control);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("statistics: {e}: {text}"))
-}
-
-/// Links `a` in `ns_a` (address `addr_a`) and `b` in `ns_b` (address `addr_b`).
-fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b]);
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-    }
 }
 
 /// The four namespaces, the links, forwarding on the firewalls, and both daemons running
@@ -79,63 +57,21 @@ impl Net {
 
 fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
     let tag = format!("ks{}{suffix}", std::process::id());
-    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-ping-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-
-    for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
-    let (public_a, public_b) = (format!("{tag}ab"), format!("{tag}ba"));
-    link(&pc_a, &format!("{tag}pa"), "10.1.1.2/24", &fw_a, &format!("{tag}ai"), "10.1.1.1/24");
-    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &public_b, "192.0.2.2/24");
-    link(&fw_b, &format!("{tag}bi"), "10.2.2.1/24", &pc_b, &format!("{tag}pb"), "10.2.2.2/24");
-    ip(&["-n", &pc_a, "route", "add", "default", "via", "10.1.1.1"]);
-    ip(&["-n", &pc_b, "route", "add", "default", "via", "10.2.2.1"]);
-    for ns in [&fw_a, &fw_b] {
-        let out = in_ns(ns, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
-        assert!(out.status.success(), "ip_forward in {ns}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    std::fs::write(dir.join("fw_a.cfg"), config_a).unwrap();
-    std::fs::write(dir.join("fw_b.cfg"), config_b).unwrap();
-    let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
-    // The examples keep the article's interface name, GigabitEthernet0/0/2, for the public
-    // side: `--interface-map` names the veth end that plays it.
-    let (map_a, map_b) =
-        (format!("GigabitEthernet0/0/2={public_a}"), format!("GigabitEthernet0/0/2={public_b}"));
-    for (ns, cfg, control, log, map) in
-        [(&fw_b, "fw_b.cfg", &control_b, "b.log", &map_b), (&fw_a, "fw_a.cfg", &control_a, "a.log", &map_a)]
-    {
-        let log = std::fs::File::create(dir.join(log)).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
-            .arg(dir.join(cfg))
-            .arg("--control")
-            .arg(control)
-            .args(["--interface-map", map])
-            .args(["--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        cleanup.children.push(child);
-        let start = Instant::now();
-        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(control.exists(), "daemon in {ns} did not start");
-    }
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let (control_a, control_b) =
+        start_reference_daemons(&mut cleanup, &dir, &net, config_a, config_b, Duration::from_secs(10));
+    let common::Reference { pc_a, fw_a, fw_b, public_a, .. } = net;
     Net { cleanup, tag, pc_a, fw_a, fw_b, public_a, dir, control_a, control_b }
 }
 
 #[test]
 fn netns_ping_through_the_reference_tunnel() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    // PC_A pings PC_B (the first packet triggers main mode and quick mode), the displays and a
+    // capture show the tunnel; then `reset ipsec sa` and `reset ike sa`, each followed by pings
+    // that renegotiate.
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -147,26 +83,10 @@ fn netns_ping_through_the_reference_tunnel() {
     // A capture of the public link, when tshark is there to make one.
     let capture = dir.join("public.pcap");
     let tshark = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
-    if tshark {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &fw_a, "tshark", "-q", "-i", &public_a, "-w"])
-            .arg(&capture)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tshark starts");
-        cleanup.children.push(child);
-        let start = Instant::now();
-        while !capture.exists() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let capture_pid =
+        tshark.then(|| start_capture(&mut cleanup, &fw_a, &public_a, &capture, Duration::from_secs(10)));
 
-    let ping = in_ns(&pc_a, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"]);
-    let ping_text =
-        String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
-    let replies = ping_text.matches("bytes from 10.2.2.2").count();
+    let (replies, ping_text) = ping(&pc_a, 5, "0.2", "2", "10.2.2.2");
     assert!(
         replies >= 4,
         "{replies} of 5 pings answered\n{ping_text}\nFW_A log:\n{}\nFW_B log:\n{}",
@@ -191,36 +111,83 @@ fn netns_ping_through_the_reference_tunnel() {
 
     check_displays(&fw_a, &control_a, &fw_b, &control_b, &pc_a);
 
-    if tshark {
-        // Stop the capture (SIGINT through kill(1) so it flushes), then read it back.
+    if let Some(capture_pid) = capture_pid {
+        // Stop the capture (SIGINT so it flushes), then read it back.
         std::thread::sleep(Duration::from_secs(1));
-        let capture_pid = cleanup.children.last().map(Child::id).unwrap();
-        let _ = Command::new("kill").args(["-INT", &capture_pid.to_string()]).status();
-        if let Some(mut child) = cleanup.children.pop() {
-            let _ = child.wait();
-        }
-        let count = |filter: &str| {
-            let out =
-                Command::new("tshark").args(["-r"]).arg(&capture).args(["-Y", filter]).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).lines().count()
-        };
+        stop_capture(&mut cleanup, capture_pid);
+        let count = |filter: &str| count_frames(&capture, filter);
         let (icmp, esp, all) = (count("icmp"), count("esp"), count("frame"));
         assert_eq!(icmp, 0, "clear ICMP on the public link ({all} frames)");
         assert!(esp >= 2 * replies, "{esp} ESP packets of {all} frames on the public link");
     }
 
+    // `reset ipsec sa`, then traffic: a new pair (new SPIs) on the same IKE SA.
+    let before = sa_ids(&fw_a, &control_a);
+    let reset = keysteward(&fw_a, &["reset", "ipsec", "sa"], &control_a);
+    assert!(reset.contains("1 IPsec SA pair(s) reset"), "{reset}");
+    let (replies, text) = ping(&pc_a, 5, "0.2", "2", "10.2.2.2");
+    assert!(
+        replies >= 4,
+        "after reset ipsec sa: {replies} of 5 answered\n{text}\nFW_A log:\n{}",
+        logs("a.log")
+    );
+    let after = sa_ids(&fw_a, &control_a);
+    assert_eq!(after.ike, before.ike, "the IKE SA stays");
+    assert!(after.spis.iter().all(|spi| !before.spis.contains(spi)), "new SPIs: {before:?} -> {after:?}");
+    assert!(after.spis.len() == 2, "one new pair: {after:?}");
+
+    // `reset ike sa`, then traffic: a new main mode and a new pair.
+    let reset = keysteward(&fw_a, &["reset", "ike", "sa"], &control_a);
+    assert!(reset.contains("1 IKE SA(s) reset"), "{reset}");
+    let (replies, text) = ping(&pc_a, 5, "0.2", "2", "10.2.2.2");
+    assert!(
+        replies >= 4,
+        "after reset ike sa: {replies} of 5 answered\n{text}\nFW_A log:\n{}",
+        logs("a.log")
+    );
+    let renewed = sa_ids(&fw_a, &control_a);
+    assert!(renewed.ike.len() == 1 && renewed.ike != after.ike, "a new IKE SA: {after:?} -> {renewed:?}");
+    assert!(renewed.spis.iter().all(|spi| !after.spis.contains(spi)), "new SPIs: {after:?} -> {renewed:?}");
+    assert!(
+        logs("a.log").matches("established as initiator").count() >= 2,
+        "FW_A negotiated main mode again:\n{}",
+        logs("a.log")
+    );
+
     drop(cleanup);
     // Ours are `{tag}` plus two letters; another test of this file runs at the same time with
     // a longer tag, so compare whole names.
-    let listed =
-        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout)
-            .into_owned();
-    let ours = listed
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.len() == tag.len() + 2 && n.starts_with(&tag))
-        .count();
+    let (ours, listed) = listed_namespaces(|n| n.len() == tag.len() + 2 && n.starts_with(&tag));
     assert_eq!(ours, 0, "namespaces removed: {listed}");
+}
+
+/// The phase-1 conn-ids of `display ike sa` and the SPIs of `display ipsec sa` (both
+/// directions) on one gateway.
+#[derive(Debug)]
+struct SaIds {
+    ike: Vec<u64>,
+    spis: Vec<u64>,
+}
+
+fn sa_ids(ns: &str, control: &Path) -> SaIds {
+    let ike = json(ns, &["display", "ike", "sa"], control);
+    let ike = ike["sas"]
+        .as_array()
+        .map(|sas| {
+            sas.iter().filter(|sa| sa["phase"] == "v1:1").filter_map(|sa| sa["conn_id"].as_u64()).collect()
+        })
+        .unwrap_or_default();
+    let ipsec = json(ns, &["display", "ipsec", "sa"], control);
+    let spis = ipsec["sas"]
+        .as_array()
+        .map(|sas| {
+            sas.iter()
+                .flat_map(|pair| ["outbound", "inbound"].map(|d| pair[d][0]["spi"].as_u64()))
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default();
+    SaIds { ike, spis }
 }
 
 /// `keysteward ARGS --json` in `ns`, parsed.
@@ -301,8 +268,7 @@ fn check_displays(fw_a: &str, control_a: &Path, fw_b: &str, control_b: &Path, pc
 /// IKE SAs renewed) and no ping after the first may be lost.
 #[test]
 fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -313,7 +279,7 @@ fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
 
     // 900 pings, one every 0.2 s: three minutes, six IPsec lifetimes, three IKE lifetimes.
     let ping = in_ns(&net.pc_a, &["ping", "-c", "900", "-i", "0.2", "-W", "1", "-q", "10.2.2.2"]);
-    let text = String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
+    let text = output_text(&ping);
     let received: usize = text
         .split(" received")
         .next()
@@ -340,8 +306,7 @@ fn netns_continuous_ping_across_rekeys_loses_nothing_after_the_first() {
 /// a limit passes between two periodic usage reports), or the flow stalls at the hard limit.
 #[test]
 fn netns_bulk_tcp_through_the_tunnel_arrives_intact() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -405,8 +370,7 @@ c.close(); print(n, h.hexdigest())\n";
 /// verbose` must show it.
 #[test]
 fn netns_ping_through_the_reference_tunnel_with_certificates() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     use test_pki::{Ca, KeyKind, LeafSpec, DAY};
@@ -444,9 +408,7 @@ fn netns_ping_through_the_reference_tunnel_with_certificates() {
     let config_b = config("fw_b.cfg", "fw-b", "fw-a", " certificate crl-filename ca.crl\n");
     assert!(config_a.contains("certificate local-filename fw-a.crt") && !config_a.contains("pre-shared-key"));
     let net = build("c", &config_a, &config_b);
-    let ping = in_ns(&net.pc_a, &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"]);
-    let text = String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
-    let replies = text.matches("bytes from 10.2.2.2").count();
+    let (replies, text) = ping(&net.pc_a, 5, "0.2", "2", "10.2.2.2");
     assert!(
         replies >= 4,
         "{replies} of 5 pings answered\n{text}\nFW_A log:\n{}\nFW_B log:\n{}",

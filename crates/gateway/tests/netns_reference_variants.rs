@@ -15,36 +15,14 @@
 //! checks `display ipsec sa brief --json` names the negotiated algorithms. Everything a
 //! variant made is removed by its `Cleanup` guard, even when it fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, Cleanup};
-
-fn in_ns(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn keysteward(ns: &str, args: &[&str], control: &Path) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
-        .args(args)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .expect("keysteward runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b]);
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-    }
-}
+use common::{
+    count_frames, in_ns, keysteward, output_text, reference_topology, skip_unless_root, start_capture,
+    start_reference_daemons, stop_capture, Cleanup,
+};
 
 /// One variant's topology, daemons and capture.
 struct Net {
@@ -54,6 +32,7 @@ struct Net {
     dir: PathBuf,
     control_a: PathBuf,
     capture: PathBuf,
+    capture_pid: u32,
 }
 
 impl Net {
@@ -66,15 +45,8 @@ impl Net {
     /// that match a display filter.
     fn stop_capture(&mut self) -> impl Fn(&str) -> usize + '_ {
         std::thread::sleep(Duration::from_millis(500));
-        if let Some(mut child) = self.cleanup.children.pop() {
-            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-            let _ = child.wait();
-        }
-        |filter: &str| {
-            let out =
-                Command::new("tshark").arg("-r").arg(&self.capture).args(["-Y", filter]).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).lines().count()
-        }
+        stop_capture(&mut self.cleanup, self.capture_pid);
+        |filter: &str| count_frames(&self.capture, filter)
     }
 }
 
@@ -82,73 +54,14 @@ impl Net {
 /// two configurations and a capture of FW_A's public link.
 fn build(suffix: &str, config_a: &str, config_b: &str) -> Net {
     let tag = format!("ks{}{suffix}", std::process::id());
-    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-variants-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-    for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
-    let (public_a, public_b) = (format!("{tag}ab"), format!("{tag}ba"));
-    link(&pc_a, &format!("{tag}pa"), "10.1.1.2/24", &fw_a, &format!("{tag}ai"), "10.1.1.1/24");
-    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &public_b, "192.0.2.2/24");
-    link(&fw_b, &format!("{tag}bi"), "10.2.2.1/24", &pc_b, &format!("{tag}pb"), "10.2.2.2/24");
-    ip(&["-n", &pc_a, "route", "add", "default", "via", "10.1.1.1"]);
-    ip(&["-n", &pc_b, "route", "add", "default", "via", "10.2.2.1"]);
-    for ns in [&fw_a, &fw_b] {
-        in_ns(ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    }
-
-    std::fs::write(dir.join("fw_a.cfg"), config_a).unwrap();
-    std::fs::write(dir.join("fw_b.cfg"), config_b).unwrap();
-    let (control_a, control_b) = (dir.join("a.sock"), dir.join("b.sock"));
-    // The examples keep the article's interface name for the public side; the veth end
-    // plays it.
-    let (map_a, map_b) =
-        (format!("GigabitEthernet0/0/2={public_a}"), format!("GigabitEthernet0/0/2={public_b}"));
-    for (ns, cfg, control, log, map) in
-        [(&fw_b, "fw_b.cfg", &control_b, "b.log", &map_b), (&fw_a, "fw_a.cfg", &control_a, "a.log", &map_a)]
-    {
-        let log = std::fs::File::create(dir.join(log)).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
-            .arg(dir.join(cfg))
-            .arg("--control")
-            .arg(control)
-            .args(["--interface-map", map])
-            .args(["--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        cleanup.children.push(child);
-        let start = Instant::now();
-        while !control.exists() && start.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(
-            control.exists(),
-            "daemon in {ns} did not start:\n{}",
-            std::fs::read_to_string(dir.join("a.log")).unwrap_or_default()
-        );
-    }
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let limit = Duration::from_secs(15);
+    let (control_a, _) = start_reference_daemons(&mut cleanup, &dir, &net, config_a, config_b, limit);
     let capture = dir.join("public.pcap");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &fw_a, "tshark", "-q", "-i", &public_a, "-w"])
-        .arg(&capture)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tshark starts");
-    cleanup.children.push(child);
-    let start = Instant::now();
-    while !capture.exists() && start.elapsed() < Duration::from_secs(15) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    Net { cleanup, pc_a, fw_a, dir, control_a, capture }
+    let capture_pid = start_capture(&mut cleanup, &net.fw_a, &net.public_a, &capture, limit);
+    Net { cleanup, pc_a: net.pc_a, fw_a: net.fw_a, dir, control_a, capture, capture_pid }
 }
 
 /// The example configurations with `edits` applied to both: (old, new for FW_A, new for FW_B).
@@ -166,15 +79,14 @@ fn configs(edits: &[(&str, &str, &str)]) -> (String, String) {
 
 /// Pings `target` five times from `ns`; returns the number of replies and the output.
 fn ping(ns: &str, target: &str) -> (usize, String) {
-    let text = in_ns(ns, &["ping", "-c", "5", "-i", "0.3", "-W", "2", target]);
-    (text.matches(&format!("bytes from {target}")).count(), text)
+    common::ping(ns, 5, "0.3", "2", target)
 }
 
 /// One ping that triggers the negotiation (it may be lost: it raises the acquire), a wait
 /// until FW_A shows its phase-2 SA ready, then five pings; returns the replies to those five.
 /// For tests about something else than the start of the tunnel.
 fn trigger_then_ping(net: &Net, from: &str, target: &str) -> (usize, String) {
-    let first = in_ns(from, &["ping", "-c", "1", "-W", "3", target]);
+    let first = output_text(&in_ns(from, &["ping", "-c", "1", "-W", "3", target]));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         let sas = keysteward(&net.fw_a, &["display", "ike", "sa", "--json"], &net.control_a);
@@ -262,13 +174,7 @@ fn run(v: &Variant) -> Result<(), String> {
     };
     let summary = format!("{all} frames: {icmp_clear} clear ICMP, {ah} AH, {esp} ESP");
     for text in &v.on_the_wire {
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(&net.capture)
-            .args(["-Y", &format!("udp.port == 500 && frame contains \"{text}\"")])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).lines().count() == 0 {
+        if count_frames(&net.capture, &format!("udp.port == 500 && frame contains \"{text}\"")) == 0 {
             return fail(&net, format!("no IKE frame carries {text:?}: {summary}"));
         }
     }
@@ -282,12 +188,7 @@ fn run(v: &Variant) -> Result<(), String> {
         return fail(&net, format!("unexpected protocols on the public link: {summary}"));
     }
     if v.ah && v.esp {
-        let count = |filter: &str| {
-            let out =
-                Command::new("tshark").arg("-r").arg(&net.capture).args(["-Y", filter]).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).lines().count()
-        };
-        let nested = count("ah && esp");
+        let nested = count_frames(&net.capture, "ah && esp");
         if nested < wanted {
             return fail(&net, format!("{nested} AH frames carry ESP: {summary}"));
         }
@@ -444,8 +345,7 @@ fn variants() -> Vec<Variant> {
 /// Every variant at once (each in its own namespaces); the failures are reported together.
 #[test]
 fn netns_reference_variants_carry_traffic() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let variants = variants();
@@ -491,8 +391,7 @@ fn netns_reference_variants_carry_traffic() {
 /// - nothing bigger than the public link's MTU (1500) leaves FW_A.
 #[test]
 fn netns_path_mtu_through_the_tunnel() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let both = |s: &'static str| (s, s);
@@ -511,7 +410,10 @@ fn netns_path_mtu_through_the_tunnel() {
     assert!(replies >= 5, "{replies} of 5 pings answered\n{text}\n{}", net.logs());
 
     let ping_df = |size: &str| {
-        in_ns(&pc_a, &["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do", "-s", size, "10.2.2.2"])
+        output_text(&in_ns(
+            &pc_a,
+            &["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do", "-s", size, "10.2.2.2"],
+        ))
     };
     let kernel = ping_df("1472");
     assert!(!kernel.contains("bytes from 10.2.2.2"), "a 1500-byte DF ping cannot pass:\n{kernel}");
@@ -531,8 +433,10 @@ fn netns_path_mtu_through_the_tunnel() {
     let fits = ping_df("1346");
     assert_eq!(fits.matches("1354 bytes from 10.2.2.2").count(), 2, "a 1374-byte DF ping fits:\n{fits}");
 
-    let big =
-        in_ns(&pc_a, &["ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "3000", "10.2.2.2"]);
+    let big = output_text(&in_ns(
+        &pc_a,
+        &["ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "3000", "10.2.2.2"],
+    ));
     let answered = big.matches("3008 bytes from 10.2.2.2").count();
     assert!(answered >= 3, "{answered} of 3 big pings answered:\n{big}\n{}", net.logs());
 

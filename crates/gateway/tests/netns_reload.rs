@@ -19,27 +19,19 @@
 //!    further policy entry is applied without touching the SAs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 mod common;
-use common::{ip, is_root, Cleanup};
-
-fn in_ns(ns: &str, args: &[&str]) -> Output {
-    Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec runs")
-}
+use common::{
+    in_ns, keysteward_output, output_text, reference_topology, skip_unless_root, spawn_keysteward,
+    wait_for_socket, Cleanup,
+};
 
 /// `keysteward ARGS --control CONTROL` in namespace `ns`: (exit code, stdout + stderr).
 fn keysteward(ns: &str, args: &[&str], control: &Path) -> (i32, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward")])
-        .args(args)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .expect("keysteward runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let out = keysteward_output(ns, args, control);
+    (out.status.code().unwrap_or(-1), output_text(&out))
 }
 
 /// The SPIs and algorithms of `display ipsec sa brief --json`, sorted.
@@ -61,28 +53,12 @@ fn sas(ns: &str, control: &Path) -> Vec<(u64, String)> {
 
 /// Pings PC_B from PC_A `count` times, 0.2 s apart; returns how many were answered.
 fn ping(pc_a: &str, count: u32) -> usize {
-    let out = in_ns(pc_a, &["ping", "-c", &count.to_string(), "-i", "0.2", "-W", "1", "10.2.2.2"]);
-    String::from_utf8_lossy(&out.stdout).matches("bytes from 10.2.2.2").count()
-}
-
-fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b]);
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-    }
+    common::ping(pc_a, count, "0.2", "1", "10.2.2.2").0
 }
 
 /// Polls `done` every 100 ms for up to `limit`.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
+fn wait_for(limit: Duration, done: impl FnMut() -> bool) -> bool {
+    common::wait_until(limit, Duration::from_millis(100), done)
 }
 
 /// An unrelated tunnel for FW_A, on its inside interface (the article's
@@ -107,29 +83,14 @@ fn with_entry(config: &str, sequence: u32, acl: u16, third_octet: u8) -> String 
 
 #[test]
 fn netns_reload_keeps_unchanged_tunnels_refuses_bad_files_and_renegotiates_changed_ones() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     let tag = format!("ks{}l", std::process::id());
-    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-reload-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-    for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
-    let (public_a, public_b) = (format!("{tag}ab"), format!("{tag}ba"));
-    link(&pc_a, &format!("{tag}pa"), "10.1.1.2/24", &fw_a, &format!("{tag}ai"), "10.1.1.1/24");
-    link(&fw_a, &public_a, "192.0.2.1/24", &fw_b, &public_b, "192.0.2.2/24");
-    link(&fw_b, &format!("{tag}bi"), "10.2.2.1/24", &pc_b, &format!("{tag}pb"), "10.2.2.2/24");
-    ip(&["-n", &pc_a, "route", "add", "default", "via", "10.1.1.1"]);
-    ip(&["-n", &pc_b, "route", "add", "default", "via", "10.2.2.1"]);
-    for ns in [&fw_a, &fw_b] {
-        assert!(in_ns(ns, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]).status.success());
-    }
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let (pc_a, fw_a, fw_b) = (net.pc_a.clone(), net.fw_a.clone(), net.fw_b.clone());
 
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let example_a = std::fs::read_to_string(examples.join("fw_a.cfg")).unwrap();
@@ -141,25 +102,15 @@ fn netns_reload_keeps_unchanged_tunnels_refuses_bad_files_and_renegotiates_chang
     let mut pid_a = 0;
     let inside_a = format!("GigabitEthernet0/0/1={tag}ai");
     for (ns, file, control, log, public, inside) in [
-        (&fw_b, &file_b, &control_b, "b.log", &public_b, None),
-        (&fw_a, &file_a, &control_a, "a.log", &public_a, Some(&inside_a)),
+        (&fw_b, &file_b, &control_b, "b.log", &net.public_b, None),
+        (&fw_a, &file_a, &control_a, "a.log", &net.public_a, Some(&inside_a)),
     ] {
-        let log = std::fs::File::create(dir.join(log)).unwrap();
-        // `ip netns exec` execs the program: the child's PID is the daemon's, for SIGHUP.
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
-            .arg(file)
-            .arg("--control")
-            .arg(control)
-            .args(["--interface-map", &format!("GigabitEthernet0/0/2={public}")])
-            .args(inside.iter().flat_map(|map| ["--interface-map", map.as_str()]))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        pid_a = child.id();
-        cleanup.children.push(child);
-        assert!(wait_for(Duration::from_secs(10), || control.exists()), "daemon in {ns} did not start");
+        let public = format!("GigabitEthernet0/0/2={public}");
+        let mut extra = vec!["--interface-map", public.as_str()];
+        extra.extend(inside.iter().flat_map(|map| ["--interface-map", map.as_str()]));
+        // The PID is the daemon's (`ip netns exec` execs it), for SIGHUP.
+        pid_a = spawn_keysteward(&mut cleanup, ns, file, control, &dir.join(log), &extra);
+        assert!(wait_for_socket(control, Duration::from_secs(10)), "daemon in {ns} did not start");
     }
     let log_a = || std::fs::read_to_string(dir.join("a.log")).unwrap_or_default();
     let log_b = || std::fs::read_to_string(dir.join("b.log")).unwrap_or_default();

@@ -23,121 +23,58 @@ mod test_pki;
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::{is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
+use common::{
+    assert_strongswan_tunnel, keysteward_stdout, public_link, ready, skip_unless_root, spawn_keysteward,
+    start_charon, swanctl, wait_for_error_info, wait_for_socket, Cleanup, SwanConnection, CHARON,
+};
 use test_pki::{Ca, KeyKind, LeafSpec, DAY};
 
 const DN_A: &str = "C=CN, O=keysteward test, CN=fw-a";
 const DN_B: &str = "C=CN, O=keysteward test, CN=fw-b";
 
+/// `keysteward display ike <what…> --control CONTROL` in namespace `ns`: standard output.
 fn display(ns: &str, control: &Path, what: &[&str]) -> String {
-    Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display", "ike"])
-        .args(what)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+    keysteward_stdout(ns, &[&["display", "ike"], what].concat(), control)
 }
 
+/// charon's configuration, with the plugins that check certificates.
 fn strongswan_conf(run: &Path) -> String {
-    format!(
-        "charon {{
-  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-libipsec kernel-netlink socket-default vici
-  install_virtual_ip = no
-  filelog {{
-    log {{
-      path = {run}/charon.log
-      time_format = %T
-      default = 1
-      ike = 2
-      cfg = 2
-      flush_line = yes
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{run}/charon.vici
-    }}
-  }}
-}}
-",
-        run = run.display()
-    )
+    common::strongswan_conf(run, "revocation constraints ", "", "")
 }
 
 fn swanctl_conf(aggressive: bool) -> String {
-    format!(
-        "connections {{
-  s2s {{
-    version = 1
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes128-sha256-modp2048
-    aggressive = {aggressive}
-    local {{
-      auth = pubkey
-      certs = fw_b.crt
-      id = \"{DN_B}\"
-    }}
-    remote {{
-      auth = pubkey
-      id = \"{DN_A}\"
-    }}
-    children {{
-      net {{
-        local_ts = 10.2.2.0/24
-        remote_ts = 10.1.1.0/24
-        esp_proposals = aes128-sha256
-        mode = tunnel
-        start_action = none
-      }}
-    }}
-  }}
-}}
-",
-        aggressive = if aggressive { "yes" } else { "no" },
-    )
+    common::swanctl_conf(&SwanConnection {
+        proposals: "aes128-sha256-modp2048",
+        aggressive,
+        ike_extra: "",
+        auth: "pubkey",
+        certs: Some("fw_b.crt"),
+        local_id: &format!("\"{DN_B}\""),
+        remote_id: &format!("\"{DN_A}\""),
+        secret: None,
+        ts: ("10.2.2.0/24", "10.1.1.0/24"),
+        esp_proposals: "aes128-sha256",
+        child_extra: "",
+    })
 }
 
 fn keysteward_conf(method: &str, initiate: bool, aggressive: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     let mode = if aggressive { "aggressive" } else { "main" };
-    format!(
-        "ike proposal 10
- encryption-algorithm aes-128
- authentication-algorithm sha2-256
- dh group14
- authentication-method {method}
-ike peer b
- ike-proposal 10
- undo version 2
- exchange-mode {mode}
- remote-address 192.0.2.2
- certificate local-filename fw_a.crt
- certificate local-key-filename fw_a.key
- certificate ca-filename ca.pem
- local-id-type dn
- remote-id-type dn
- remote-id \"{DN_B}\"
-acl number 3001
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
-ipsec proposal a
- transform esp
- encapsulation-mode tunnel
- esp authentication-algorithm sha2-256
- esp encryption-algorithm aes-128
-ipsec policy policy1 1 isakmp
- security acl 3001
- proposal a
- ike-peer b
-{trigger}interface out0
- ip address 192.0.2.1 255.255.255.0
- ipsec policy policy1
-"
+    common::fw_a_conf(
+        &format!(
+            " encryption-algorithm aes-128\n authentication-algorithm sha2-256\n dh group14\n \
+             authentication-method {method}\n"
+        ),
+        &format!(
+            " exchange-mode {mode}\n remote-address 192.0.2.2\n certificate local-filename fw_a.crt\n \
+             certificate local-key-filename fw_a.key\n certificate ca-filename ca.pem\n local-id-type dn\n \
+             remote-id-type dn\n remote-id \"{DN_B}\"\n"
+        ),
+        " esp authentication-algorithm sha2-256\n esp encryption-algorithm aes-128\n",
+        trigger,
     )
 }
 
@@ -263,8 +200,7 @@ fn netns_strongswan_certs_unknown_ca_is_refused_with_the_reason() {
 }
 
 fn run(case: &Case) {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     assert!(Path::new(CHARON).exists(), "{CHARON} is missing: ./scripts/test installs strongSwan");
@@ -275,7 +211,7 @@ fn run(case: &Case) {
     for sub in ["swanctl/x509", "swanctl/x509ca", "swanctl/private"] {
         std::fs::create_dir_all(run.join(sub)).unwrap();
     }
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
+    let mut cleanup = Cleanup::new(dir.clone());
 
     // Certificates valid around the real time (the daemons check against the wall clock).
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -300,15 +236,9 @@ fn run(case: &Case) {
         std::fs::write(run.join("swanctl/x509ca/rogue.crt"), &rogue.pem).unwrap();
     }
 
-    for ns in [&ns_a, &ns_b] {
-        common::ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        common::ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    cleanup.add_namespaces(&[&ns_a, &ns_b]);
     public_link(&ns_a, &ns_b);
-    common::ip(&["-n", &ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in0p"]);
-    common::ip(&["-n", &ns_b, "addr", "add", "10.2.2.1/24", "dev", "in0"]);
-    common::ip(&["-n", &ns_b, "link", "set", "in0", "up"]);
+    common::inside_address(&ns_b, "10.2.2.1/24");
 
     std::fs::write(run.join("strongswan.conf"), strongswan_conf(&run)).unwrap();
     std::fs::write(run.join("swanctl/swanctl.conf"), swanctl_conf(case.aggressive)).unwrap();
@@ -321,30 +251,13 @@ fn run(case: &Case) {
     )
     .unwrap();
     let control = dir.join("a.sock");
-    let daemon = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns_a,
-            env!("CARGO_BIN_EXE_keysteward"),
-            "run",
-            "--log-level",
-            "debug",
-            "--config",
-        ])
-        .arg(dir.join("fw_a.cfg"))
-        .arg("--control")
-        .arg(&control)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
-        .spawn()
-        .expect("keysteward starts");
-    cleanup.children.push(daemon);
-    let start = Instant::now();
-    while !control.exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(control.exists(), "keysteward did not start:\n{}", logs("keysteward.log"));
+    let log = dir.join("keysteward.log");
+    spawn_keysteward(&mut cleanup, &ns_a, &dir.join("fw_a.cfg"), &control, &log, &["--log-level", "debug"]);
+    assert!(
+        wait_for_socket(&control, Duration::from_secs(10)),
+        "keysteward did not start:\n{}",
+        logs("keysteward.log")
+    );
 
     if !case.keysteward_initiates {
         let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
@@ -357,14 +270,7 @@ fn run(case: &Case) {
     }
     if case.rogue_peer {
         let wanted = "does not chain to a trusted CA";
-        let start = Instant::now();
-        let errors = loop {
-            let errors = display(&ns_a, &control, &["error-info"]);
-            if errors.contains(wanted) || start.elapsed() > Duration::from_secs(30) {
-                break errors;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let errors = wait_for_error_info(&ns_a, &control, wanted);
         assert!(
             errors.contains(wanted) && errors.contains("O=Rogue"),
             "error-info: {errors}\nkeysteward log:\n{}\ncharon log:\n{}",
@@ -375,24 +281,7 @@ fn run(case: &Case) {
         drop(cleanup);
         return;
     }
-    let start = Instant::now();
-    let (up, ours, theirs) = loop {
-        let ours = display(&ns_a, &control, &["sa", "--json"]);
-        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
-        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
-            break (true, ours, theirs);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            break (false, ours, theirs);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        up,
-        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
-        logs("keysteward.log"),
-        logs("fwb/charon.log")
-    );
+    let theirs = assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     assert!(theirs.contains("ESTABLISHED"), "{theirs}");
     assert!(theirs.contains(DN_A), "strongSwan shows our DN: {theirs}");
     let charon_log = logs("fwb/charon.log");

@@ -21,24 +21,20 @@
 //! Namespaces and processes (by PID) are removed even on failure.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ip, is_root, public_link, ready, start_charon, swanctl, Cleanup, CHARON};
+use common::{
+    assert_strongswan_tunnel, ip, keysteward_stdout, public_link, ready, skip_unless_root, spawn_keysteward,
+    start_charon, swanctl, wait_for_error_info, wait_for_socket, Cleanup, SwanConnection, CHARON,
+};
 
 const PSK: &str = "interop-Secret-0123456789";
 
-/// `keysteward display <what…> --control CONTROL` in namespace `ns`.
+/// `keysteward display <what…> --control CONTROL` in namespace `ns`: standard output.
 fn display(ns: &str, control: &Path, what: &[&str]) -> String {
-    Command::new("ip")
-        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "display"])
-        .args(what)
-        .arg("--control")
-        .arg(control)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+    keysteward_stdout(ns, &[&["display"], what].concat(), control)
 }
 
 fn strongswan_conf(run: &Path, s: &Scenario) -> String {
@@ -46,29 +42,7 @@ fn strongswan_conf(run: &Path, s: &Scenario) -> String {
     // sends nothing) unless told it does not care (strongswan-peer.md).
     let aggressive =
         if s.aggressive { "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" } else { "" };
-    format!(
-        "charon {{
-  load = aes sha2 sha1 md5 random nonce openssl gmp curve25519 hmac kdf pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  install_virtual_ip = no
-{aggressive}  filelog {{
-    log {{
-      path = {run}/charon.log
-      time_format = %T
-      default = 1
-      ike = 2
-      cfg = 2
-      flush_line = yes
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{run}/charon.vici
-    }}
-  }}
-}}
-",
-        run = run.display()
-    )
+    common::strongswan_conf(run, "", aggressive, "")
 }
 
 /// One interop scenario: both sides' settings and what each must end up showing.
@@ -148,83 +122,26 @@ const BASE: Scenario = Scenario {
 };
 
 fn swanctl_conf(s: &Scenario) -> String {
-    format!(
-        "connections {{
-  s2s {{
-    version = 1
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = {proposals}
-    aggressive = {aggressive}
-{swan_ike}    local {{
-      auth = psk
-      id = {local_id}
-    }}
-    remote {{
-      auth = psk
-      id = {remote_id}
-    }}
-    children {{
-      net {{
-        local_ts = {local_ts}
-        remote_ts = {remote_ts}
-        esp_proposals = {esp}
-        mode = tunnel
-        start_action = none
-{swan_child}      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-interop {{
-    id-1 = {remote_id}
-    id-2 = {local_id}
-    secret = \"{secret}\"
-  }}
-}}
-",
-        proposals = s.proposals,
-        esp = s.esp_proposals,
-        local_id = s.ids.0,
-        remote_id = s.ids.1,
-        secret = s.secret,
-        aggressive = if s.aggressive { "yes" } else { "no" },
-        swan_ike = s.swan_ike,
-        swan_child = s.swan_child,
-        local_ts = s.swan_ts.0,
-        remote_ts = s.swan_ts.1,
-    )
+    common::swanctl_conf(&SwanConnection {
+        proposals: s.proposals,
+        aggressive: s.aggressive,
+        ike_extra: s.swan_ike,
+        auth: "psk",
+        certs: None,
+        local_id: s.ids.0,
+        remote_id: s.ids.1,
+        secret: Some(s.secret),
+        ts: s.swan_ts,
+        esp_proposals: s.esp_proposals,
+        child_extra: s.swan_child,
+    })
 }
 
 fn keysteward_conf(s: &Scenario, initiate: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     let mode = if s.aggressive { "aggressive" } else { "main" };
-    format!(
-        "ike proposal 10
-{ike}ike peer b
- ike-proposal 10
- undo version 2
- exchange-mode {mode}
- remote-address 192.0.2.2
- pre-shared-key {PSK}
-{peer}acl number 3001
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255
-ipsec proposal a
- transform esp
- encapsulation-mode tunnel
-{esp}ipsec policy policy1 1 isakmp
- security acl 3001
- proposal a
- ike-peer b
-{policy}{trigger}interface out0
- ip address 192.0.2.1 255.255.255.0
- ipsec policy policy1
-",
-        ike = s.ike,
-        peer = s.peer,
-        esp = s.esp,
-        policy = s.policy,
-    )
+    let peer = format!(" exchange-mode {mode}\n remote-address 192.0.2.2\n pre-shared-key {PSK}\n{}", s.peer);
+    common::fw_a_conf(s.ike, &peer, s.esp, &format!("{}{trigger}", s.policy))
 }
 
 // Scenario 1: main mode, PSK, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256.
@@ -528,8 +445,7 @@ fn netns_strongswan_initiator_acl_not_mirrored_fails_naming_the_flow() {
 /// One run of `scenario`: `keysteward_initiates` picks who starts; `suffix` keeps the names
 /// of tests running at the same time apart.
 fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces (CI runs it as root)");
+    if skip_unless_root() {
         return;
     }
     assert!(
@@ -540,14 +456,9 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     let [ns_a, ns_b, pc_a, pc_b] = ["a", "b", "p", "q"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-{tag}"));
     let run = dir.join("fwb");
+    let mut cleanup = Cleanup::new(dir.clone());
     std::fs::create_dir_all(run.join("swanctl")).unwrap();
-    let mut cleanup = Cleanup { namespaces: Vec::new(), children: Vec::new(), dir: dir.clone() };
-
-    for ns in [&ns_a, &ns_b, &pc_a, &pc_b] {
-        ip(&["netns", "add", ns]);
-        cleanup.namespaces.push(ns.clone());
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
+    cleanup.add_namespaces(&[&ns_a, &ns_b, &pc_a, &pc_b]);
     public_link(&ns_a, &ns_b);
     // PC_A 10.1.1.2 behind keysteward, PC_B 10.2.2.2 behind strongSwan (charon with
     // kernel-libipsec routes 10.1.1.0/24 through its TUN).
@@ -561,32 +472,12 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
 
     std::fs::write(dir.join("fw_a.cfg"), keysteward_conf(scenario, keysteward_initiates)).unwrap();
     let control = dir.join("a.sock");
-    let daemon = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns_a,
-            env!("CARGO_BIN_EXE_keysteward"),
-            "run",
-            "--log-level",
-            "debug",
-            "--config",
-        ])
-        .arg(dir.join("fw_a.cfg"))
-        .arg("--control")
-        .arg(&control)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keysteward.log")).unwrap())
-        .spawn()
-        .expect("keysteward starts");
-    cleanup.children.push(daemon);
+    let log = dir.join("keysteward.log");
+    spawn_keysteward(&mut cleanup, &ns_a, &dir.join("fw_a.cfg"), &control, &log, &["--log-level", "debug"]);
 
     if !keysteward_initiates {
         // Wait for keysteward's control socket (it is listening by then), then let charon start.
-        let start = Instant::now();
-        while !control.exists() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_socket(&control, Duration::from_secs(10));
         let initiated = swanctl(&ns_b, &run, &["--initiate", "--child", "net", "--timeout", "20"]);
         assert_eq!(
             initiated.contains("initiate completed successfully"),
@@ -597,14 +488,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     }
     let Some((expect_ike, expect_child)) = scenario.expect else {
         // A failure: keysteward must name the reason, and neither side may keep half-made SAs.
-        let start = Instant::now();
-        let errors = loop {
-            let errors = display(&ns_a, &control, &["ike", "error-info"]);
-            if errors.contains(scenario.error) || start.elapsed() > Duration::from_secs(30) {
-                break errors;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let errors = wait_for_error_info(&ns_a, &control, scenario.error);
         assert!(
             errors.contains(scenario.error),
             "error-info: {errors}\nkeysteward log:\n{}\ncharon log:\n{}",
@@ -619,24 +503,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
         drop(cleanup);
         return;
     };
-    let start = Instant::now();
-    let (up, ours, theirs) = loop {
-        let ours = display(&ns_a, &control, &["ike", "sa", "--json"]);
-        let theirs = swanctl(&ns_b, &run, &["--list-sas"]);
-        if ready(&ours, "v1:1") && ready(&ours, "v1:2") && theirs.contains("INSTALLED") {
-            break (true, ours, theirs);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            break (false, ours, theirs);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        up,
-        "no tunnel after 30 s\nkeysteward: {ours}\nswanctl --list-sas: {theirs}\nkeysteward log:\n{}\ncharon log:\n{}",
-        logs("keysteward.log"),
-        logs("fwb/charon.log")
-    );
+    let theirs = assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     assert!(theirs.contains("ESTABLISHED"), "{theirs}");
     assert!(theirs.contains(expect_ike), "expected {expect_ike}: {theirs}");
     assert!(
@@ -787,17 +654,10 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
 /// A veth pair between gateway namespace `gw` (`in0`, `gw_address`/24, forwarding on) and a PC
 /// namespace `pc` (`eth0`, `pc_address`/24, default route via the gateway).
 fn inside_link(gw: &str, gw_address: &str, pc: &str, pc_address: &str) {
-    ip(&["link", "add", "in0", "netns", gw, "type", "veth", "peer", "name", "eth0", "netns", pc]);
-    ip(&["-n", gw, "addr", "add", &format!("{gw_address}/24"), "dev", "in0"]);
-    ip(&["-n", pc, "addr", "add", &format!("{pc_address}/24"), "dev", "eth0"]);
-    ip(&["-n", gw, "link", "set", "in0", "up"]);
-    ip(&["-n", pc, "link", "set", "eth0", "up"]);
+    common::veth(gw, "in0", Some(&format!("{gw_address}/24")), pc, "eth0", &format!("{pc_address}/24"));
     ip(&["-n", pc, "route", "add", "default", "via", gw_address]);
-    let forwarding = Command::new("ip")
-        .args(["netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        .status()
-        .expect("sysctl runs");
-    assert!(forwarding.success(), "ip_forward in {gw}");
+    let forwarding = common::in_ns(gw, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    assert!(forwarding.status.success(), "ip_forward in {gw}");
 }
 
 /// What `ping` printed and how many replies it counted.
@@ -808,24 +668,11 @@ struct Pinged {
 
 /// `count` pings from `pc` to PC_B, one every 0.2 s.
 fn ping(pc: &str, count: u32) -> Pinged {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            pc,
-            "ping",
-            "-q",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-c",
-            &count.to_string(),
-            "10.2.2.2",
-        ])
-        .output()
-        .expect("ping runs");
-    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let count = count.to_string();
+    let output = common::output_text(&common::in_ns(
+        pc,
+        &["ping", "-q", "-i", "0.2", "-W", "1", "-c", &count, "10.2.2.2"],
+    ));
     let answered = output
         .split(" received")
         .next()
