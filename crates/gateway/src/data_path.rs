@@ -829,6 +829,9 @@ impl DataPath {
         params.udp_encapsulated = pair.udp_encapsulation.is_some();
         if let Some(kilobytes) = pair.suite.lifetime_kilobytes {
             params.limits = TrafficLimits::from_kilobytes(kilobytes);
+            // The soft notice where the engine rekeys, not earlier: the engine judges the
+            // usage report the notice triggers, and one before its threshold is ignored.
+            params.limits.soft_bytes = pair.traffic_soft_bytes();
         }
         let (local, remote) = match pair.udp_encapsulation {
             Some(udp) => (

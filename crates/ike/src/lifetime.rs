@@ -496,12 +496,10 @@ fn judge_usage(pair: &mut InstalledPair, bytes: u64, packets: u64, now: Instant)
     pair.bytes = pair.bytes.max(bytes);
     if let Some(kb) = pair.suite.lifetime_kilobytes {
         let limit = kb.saturating_mul(1024);
-        let soft_percent =
-            if pair.initiator { TRAFFIC_SOFT_PERCENT_PREFERRED } else { TRAFFIC_SOFT_PERCENT_FALLBACK };
         if pair.bytes >= limit {
             pair.hard_at = pair.hard_at.min(now);
             pair.hard_reason = IpsecSaEnd::Traffic;
-        } else if pair.bytes >= limit / 100 * soft_percent {
+        } else if pair.bytes >= traffic_soft_bytes(kb, pair.initiator) {
             pair.soft_at = pair.soft_at.min(now);
         }
     }
@@ -510,6 +508,24 @@ fn judge_usage(pair: &mut InstalledPair, bytes: u64, packets: u64, now: Instant)
         pair.hard_reason = IpsecSaEnd::SequenceNumbers;
     } else if packets >= SEQUENCE_SOFT_LIMIT {
         pair.soft_at = pair.soft_at.min(now);
+    }
+}
+
+/// The byte count at which the engine rekeys a pair with a traffic lifetime of `kilobytes`:
+/// 90 % on the side that initiated it, 95 % on the other (the fallback).
+fn traffic_soft_bytes(kilobytes: u64, initiator: bool) -> u64 {
+    let percent = if initiator { TRAFFIC_SOFT_PERCENT_PREFERRED } else { TRAFFIC_SOFT_PERCENT_FALLBACK };
+    kilobytes.saturating_mul(1024) / 100 * percent
+}
+
+impl crate::event::IpsecSaPair {
+    /// The byte count at which the engine will rekey this pair, when it has a traffic
+    /// lifetime. A data plane that raises its soft-limit notice here (and reports usage at
+    /// once, [`crate::Engine::handle_sa_usage`]) lets the engine act on that report; a notice
+    /// any earlier is judged too early, and the next report may come only after the hard limit
+    /// has stopped the traffic.
+    pub fn traffic_soft_bytes(&self) -> Option<u64> {
+        self.suite.lifetime_kilobytes.map(|kb| traffic_soft_bytes(kb, self.initiator))
     }
 }
 

@@ -266,6 +266,33 @@ fn reset_ike_sa_deletes_everything_and_next_acquire_renegotiates() {
     assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 0);
 }
 
+/// The threshold the installed pair advertises (what the data plane uses for its soft-limit
+/// notice) is exactly where the engine rekeys: one byte less does nothing, that count does.
+#[test]
+fn ipsec_sa_traffic_soft_threshold_is_where_the_engine_rekeys() {
+    let a = Gateway { lifetime_kilobytes: Some(1000), ..Gateway::fw_a() };
+    let b = Gateway { lifetime_kilobytes: Some(1000), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 28);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    let first = installed(&pair.a)[0];
+    let (old, soft) = (first.outbound.spi().0, first.traffic_soft_bytes().expect("a traffic lifetime"));
+    assert_eq!(soft, 1000 * 1024 / 100 * 90, "the initiator rekeys at 90 %");
+    assert_eq!(
+        installed(&pair.b)[0].traffic_soft_bytes(),
+        Some(1000 * 1024 / 100 * 95),
+        "the responder at 95 %"
+    );
+
+    let now = pair.now;
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: soft - 1, packets: 10 })]);
+    pair.drive_for(Duration::from_secs(1));
+    assert_eq!(installed(&pair.a).len(), 1, "one byte below the threshold");
+    let now = pair.now;
+    pair.a.engine.handle_sa_usage(now, &[(old, SaUsage { bytes: soft, packets: 11 })]);
+    assert!(pair.drive_until(100, |p| installed(&p.a).len() == 2), "rekeyed at the threshold");
+}
+
 #[test]
 fn ipsec_sa_traffic_lifetime_rekeys_then_expires() {
     let a = Gateway { lifetime_kilobytes: Some(1000), ..Gateway::fw_a() };
