@@ -827,11 +827,8 @@ impl DataPath {
             ike::EncapsulationMode::Transport => esp::Mode::Transport,
         };
         params.udp_encapsulated = pair.udp_encapsulation.is_some();
-        if let Some(kilobytes) = pair.suite.lifetime_kilobytes {
-            params.limits = TrafficLimits::from_kilobytes(kilobytes);
-            // The soft notice where the engine rekeys, not earlier: the engine judges the
-            // usage report the notice triggers, and one before its threshold is ignored.
-            params.limits.soft_bytes = pair.traffic_soft_bytes();
+        if let (Some(kilobytes), Some(soft)) = (pair.suite.lifetime_kilobytes, pair.traffic_soft_bytes()) {
+            params.limits = TrafficLimits::from_kilobytes(kilobytes, soft);
         }
         let (local, remote) = match pair.udp_encapsulation {
             Some(udp) => (

@@ -188,13 +188,19 @@ fn keep_early(
     local: IpAddr,
 ) {
     let now = Instant::now();
+    // The buffer of an entry that leaves is reused, so a stream of packets on unknown SPIs
+    // (anyone can send them) allocates at most [`EARLY_PACKETS`] buffers, not one a packet.
+    let mut spare = None;
     while early.front().is_some_and(|e| now.duration_since(e.at) > EARLY_LIFETIME) {
-        early.pop_front();
+        spare = early.pop_front().map(|e| e.packet);
     }
     if early.len() >= EARLY_PACKETS {
-        early.pop_front();
+        spare = early.pop_front().map(|e| e.packet);
     }
-    early.push_back(Early { at: now, ah, packet: packet.to_vec(), from, local });
+    let mut buffer = spare.unwrap_or_else(|| Vec::with_capacity(DATAGRAM));
+    buffer.clear();
+    buffer.extend_from_slice(packet);
+    early.push_back(Early { at: now, ah, packet: buffer, from, local });
 }
 
 impl Thread {

@@ -14,7 +14,8 @@
 //! to the gateway's [`PolicyIndex`]; `selector` prefixes from the engine's `Subnet` masks via
 //! [`Prefix::from_mask`](crate::Prefix::from_mask) and its protocol (0 = any); `suite` to
 //! [`SaParams`] (cipher, integrity, mode, traffic lifetime via
-//! [`TrafficLimits::from_kilobytes`](crate::TrafficLimits::from_kilobytes));
+//! [`TrafficLimits::from_kilobytes`](crate::TrafficLimits::from_kilobytes) with the
+//! engine's rekey threshold, `IpsecSaPair::traffic_soft_bytes`, as the soft limit);
 //! `udp_encapsulation.is_some()` to [`SaParams::udp_encapsulated`]; `local`, `remote`; and
 //! `inbound` / `outbound` `EspKeys` via `SaKeys::from`.
 //!

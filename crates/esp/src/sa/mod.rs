@@ -75,10 +75,13 @@ pub struct TrafficLimits {
 
 impl TrafficLimits {
     /// A negotiated traffic lifetime in kilobytes (`sa duration traffic-based`) as the hard
-    /// byte limit, with the soft limit at 7/8 of it so the rekey completes before expiry.
-    pub fn from_kilobytes(kilobytes: u64) -> Self {
+    /// byte limit, and the soft limit at `soft_bytes` (at most the hard one): the byte count
+    /// at which the key manager rekeys. It owns that threshold, so the notice must come
+    /// exactly there; one any earlier is judged too early, and the next usage report may come
+    /// only after the hard limit has stopped the traffic.
+    pub fn from_kilobytes(kilobytes: u64, soft_bytes: u64) -> Self {
         let hard = kilobytes.saturating_mul(1024);
-        Self { soft_bytes: Some(hard - hard / 8), hard_bytes: Some(hard), ..Self::default() }
+        Self { soft_bytes: Some(soft_bytes.min(hard)), hard_bytes: Some(hard), ..Self::default() }
     }
 }
 

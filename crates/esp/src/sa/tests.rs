@@ -403,8 +403,10 @@ fn traffic_limits() {
     late[7] = 9;
     assert_eq!(in_sa.open(&late, &mut out), Err(OpenError::Expired));
 
-    let kb = TrafficLimits::from_kilobytes(4);
-    assert_eq!((kb.soft_bytes, kb.hard_bytes), (Some(3584), Some(4096)));
+    let kb = TrafficLimits::from_kilobytes(4, 3686);
+    assert_eq!((kb.soft_bytes, kb.hard_bytes), (Some(3686), Some(4096)));
+    let kb = TrafficLimits::from_kilobytes(4, 5000);
+    assert_eq!((kb.soft_bytes, kb.hard_bytes), (Some(4096), Some(4096)), "soft at most hard");
     let packets = TrafficLimits { soft_packets: Some(1), hard_packets: Some(2), ..TrafficLimits::default() };
     let (mut sa, _) = pair_with(&SaParams { limits: packets, ..p });
     sa.seal_tunnel(&packet, &mut buf).unwrap();
