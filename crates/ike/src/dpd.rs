@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn probes_when_idle_then_declares_dead() {
-        let now = Instant::now();
+        let now = crate::tests::util::epoch();
         let config = DpdConfig {
             idle_time: Duration::from_secs(10),
             retransmit_interval: Duration::from_secs(5),

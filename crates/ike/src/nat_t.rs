@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn keepalives_only_behind_nat() {
-        let now = Instant::now();
+        let now = crate::tests::util::epoch();
         let mut state = NatState { version: Some(NatTVersion::Rfc3947), ..NatState::default() };
         state.float(now);
         assert!(!state.keepalive_due(now + KEEPALIVE_INTERVAL));

@@ -81,7 +81,7 @@ fn fragmentation_is_not_used_when_the_peer_did_not_announce_it() {
 #[test]
 fn fragmentation_reassembly_in_any_order_with_duplicates() {
     let limits = Limits::default();
-    let now = std::time::Instant::now();
+    let now = crate::tests::util::epoch();
     let cookies = (isakmp::Cookie([1; 8]), isakmp::Cookie([2; 8]));
     let frag =
         |number, last: bool, data: &'static [u8]| Fragment { id: 7, number, flags: u8::from(last), data };
