@@ -3,12 +3,12 @@
 //! policy and SA databases with acquire queueing (RFC 4301 §4.4, §5).
 //!
 //! Layers, each usable alone:
-//! - [`wire`]: the [`EspPacket`] view and the trailer rules;
+//! - [`wire`]: the [`EspPacket`] and [`AhHeader`] views, ESP's trailer rules, AH's outer header;
 //! - [`replay`]: the [`ReplayWindow`];
-//! - [`ah`]: AH SAs, [`OutboundAh::seal`] / [`InboundAh::open_in_place`], over whole IPv4
-//!   packets (AH authenticates the outer header);
-//! - [`sa`]: one-way SAs, [`OutboundSa::seal_tunnel`] / [`InboundSa::open`], with their
-//!   lifetimes and counters;
+//! - [`sa`]: one-way SAs, [`sa::Sa`] with the sequence numbers, replay window, lifetimes and
+//!   counters that ESP and AH share; ESP's [`OutboundSa::seal_tunnel`] / [`InboundSa::open`]
+//!   and AH's [`OutboundAh::seal`] / [`InboundAh::open_in_place`] over whole IPv4 packets (AH
+//!   authenticates the outer header);
 //! - [`selector`] and [`spd`]: flows, selectors, the ordered [`Spd`];
 //! - [`mtu`]: ICMP "fragmentation needed" and fragmentation before encryption;
 //! - [`data_plane`]: the [`DataPlane`] that ties them together for the gateway.
@@ -27,8 +27,8 @@
 //! in place with [`InboundSa::open_in_place`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
-pub mod ah;
 pub mod data_plane;
 pub mod mtu;
 pub mod replay;
@@ -38,9 +38,8 @@ pub mod spd;
 pub mod wire;
 
 #[cfg(test)]
-mod test_util;
+mod tests;
 
-pub use ah::{AhHeader, AhOpened, AhParams, AhWireError, InboundAh, OutboundAh, PROTOCOL_AH, PROTOCOL_ESP};
 pub use crypto::key_schedule::Spi;
 /// The algorithm types an [`SaParams`] names, re-exported so callers need not depend on `crypto`.
 pub use crypto::{EspCipher, Integrity, SecureRandom};
@@ -49,10 +48,15 @@ pub use data_plane::{
     Outbound, Protocols, SaPair, Send, Statistics, MAX_AH_HEADROOM,
 };
 pub use replay::{ReplayError, ReplayWindow};
+/// AH as one path: its SAs and its wire format (callers find raw AH packets' SPI with
+/// `esp::ah::packet_spi`).
+pub use sa::ah;
+pub use sa::ah::{AhOpened, AhParams, InboundAh, OutboundAh};
+pub use sa::esp::{InboundSa, Opened, OutboundSa, SaParams, MAX_HEADROOM, MAX_TAILROOM};
 pub use sa::{
-    Counters, InboundSa, LifetimeCause, LifetimeNotice, Mode, OpenError, Opened, OutboundSa, SaError, SaKeys,
-    SaParams, SealError, TrafficLimits, MAX_HEADROOM, MAX_TAILROOM,
+    Counters, LifetimeCause, LifetimeNotice, Mode, OpenError, SaError, SaKeys, SealError, TrafficLimits,
 };
 pub use selector::{Flow, FlowError, PortRange, Prefix, Selector};
 pub use spd::{Action, PolicyIndex, Rule, Spd};
-pub use wire::{EspPacket, TrailerError, WireError};
+pub use wire::ah::{AhHeader, AhWireError, PROTOCOL_AH};
+pub use wire::esp::{EspPacket, TrailerError, WireError, PROTOCOL_ESP};

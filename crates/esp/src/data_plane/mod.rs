@@ -40,14 +40,13 @@ use crypto::SecureRandom;
 
 use crypto::Integrity;
 
-use crate::ah::{self, AhParams, InboundAh, OutboundAh, PROTOCOL_AH, PROTOCOL_ESP};
 use crate::mtu::{self, IPV4_HEADER_LEN, UDP_HEADER_LEN};
-use crate::sa::{
-    InboundSa, LifetimeNotice, Mode, OpenError, OutboundSa, SaError, SaKeys, SaParams, SealError,
-};
+use crate::sa::ah::{self, AhParams, InboundAh, OutboundAh, PROTOCOL_AH, PROTOCOL_ESP};
+use crate::sa::esp::{InboundSa, OutboundSa, SaParams};
+use crate::sa::{LifetimeNotice, Mode, OpenError, SaError, SaKeys, SealError};
 use crate::selector::{Flow, FlowError, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};
 use crate::spd::{Action, PolicyIndex, Rule, Spd};
-use crate::wire::EspPacket;
+use crate::wire::esp::EspPacket;
 
 /// Implementation limits of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,7 +503,7 @@ impl OutboundBundle {
     ) -> Result<(usize, u8), SealError> {
         let mode = self.mode();
         let (next_header, payload) = match mode {
-            Mode::Tunnel => (crate::wire::NEXT_HEADER_IPV4, packet),
+            Mode::Tunnel => (crate::wire::esp::NEXT_HEADER_IPV4, packet),
             Mode::Transport => (protocol, packet.get(header_len..).unwrap_or_default()),
         };
         let Some(ah) = &mut self.ah else {
@@ -1212,7 +1211,7 @@ impl DataPlane {
         statistics: &mut Statistics,
         events: &mut VecDeque<Event>,
         entry: &mut InboundEntry,
-        result: Result<crate::sa::Opened<'o>, OpenError>,
+        result: Result<crate::sa::esp::Opened<'o>, OpenError>,
     ) -> Inbound<'o> {
         let spi = entry.sa.spi();
         if let Some(notice) = entry.sa.take_lifetime_notice() {
@@ -1322,7 +1321,7 @@ const ESP_WITHOUT_AH: &str = "ESP without the AH the SA bundle requires";
 fn open_bundle<'b>(
     entry: &mut InboundEntry,
     buf: &'b mut [u8],
-) -> Result<crate::sa::Opened<'b>, BundleError> {
+) -> Result<crate::sa::esp::Opened<'b>, BundleError> {
     let InboundBundle { esp, ah } = &mut entry.sa;
     let ah = ah.as_mut().ok_or(Mismatch("no AH SA"))?;
     let opened = ah.open_in_place(buf).map_err(Open)?;
@@ -1333,11 +1332,11 @@ fn open_bundle<'b>(
         (Some(esp), PROTOCOL_ESP) => {
             let offset = opened.offset;
             let inner = esp.open_in_place(opened.payload).map_err(Open)?;
-            Ok(crate::sa::Opened { offset: offset + inner.offset, ..inner })
+            Ok(crate::sa::esp::Opened { offset: offset + inner.offset, ..inner })
         }
         (Some(_), _) => Err(Mismatch("AH without the ESP of the AH+ESP bundle")),
         (None, PROTOCOL_ESP) => Err(Mismatch("ESP inside an AH-only SA")),
-        (None, next_header) => Ok(crate::sa::Opened {
+        (None, next_header) => Ok(crate::sa::esp::Opened {
             payload: opened.payload,
             offset: opened.offset,
             next_header,

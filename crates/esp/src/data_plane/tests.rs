@@ -11,7 +11,7 @@ use crate::sa::{LifetimeCause, TrafficLimits};
 use crate::selector::tests::{ipv4_packet, udp};
 use crate::selector::{PortRange, Prefix, PROTOCOL_TCP};
 use crate::spd::Rule;
-use crate::test_util::{key_bytes, SeededRandom};
+use crate::tests::{key_bytes, SeededRandom};
 use crate::{MAX_HEADROOM, MAX_TAILROOM};
 
 const SITE_A: [u8; 4] = [10, 1, 1, 0];

@@ -27,6 +27,8 @@
 
 use crypto::key_schedule::Spi;
 
+/// IP protocol number of ESP (also the next header of AH in an AH+ESP bundle).
+pub const PROTOCOL_ESP: u8 = 50;
 /// Length of the fixed ESP header: SPI and sequence number (RFC 4303 §2.1, §2.2).
 pub const HEADER_LEN: usize = 8;
 /// Length of the pad length and next header fields at the end of the encrypted part.

@@ -9,8 +9,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::replay::ReplayError;
-use crate::sa::LifetimeCause;
+use crate::sa::{LifetimeCause, LifetimeNotice};
 use crate::selector::tests::ipv4_packet;
+use crypto::key_schedule::Spi;
 
 const SPI: Spi = Spi(0x2000_0101);
 const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);

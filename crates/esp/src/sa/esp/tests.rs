@@ -4,8 +4,12 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::replay::ReplayError;
+use crate::sa::{Counters, LifetimeCause, LifetimeNotice, SEQUENCE_SOFT_LIMIT};
 use crate::selector::tests::{ipv4_packet, udp};
-use crate::test_util::{hex_value, key_bytes, suites, vector_section, SeededRandom};
+use crate::tests::{hex_value, key_bytes, suites, vector_section, SeededRandom};
+use crate::wire::esp::{TrailerError, WireError};
+use crypto::key_schedule::Spi;
 
 const SPI_IN: Spi = Spi(0x1000_0001);
 
