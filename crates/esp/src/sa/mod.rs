@@ -367,8 +367,8 @@ impl<P> Sa<SequenceCounter, P> {
     }
 }
 
-/// The order both RFCs ask for on receipt (RFC 4303 §3.4.3, RFC 4302 §3.4.3): [`Sa::check`]
-/// before any cryptography, and the window moved only by [`Sa::accept`] or [`Sa::dummy`] once
+/// The order both RFCs ask for on receipt (RFC 4303 §3.4.3, RFC 4302 §3.4.3): `check`
+/// before any cryptography, and the window moved only by `accept` or `dummy` once
 /// the packet proved authentic.
 impl<P> Sa<ReplayWindow, P> {
     /// The anti-replay window.
