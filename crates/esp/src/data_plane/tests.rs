@@ -1,17 +1,18 @@
 //! Data-plane tests: two gateways A (10.1.1.0/24, 192.0.2.1) and B (10.2.2.0/24, 192.0.2.2)
 //! exchanging packets through their `DataPlane`s, as in the reference topology.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use crypto::{EspCipher, Integrity};
 
 use super::*;
-use crate::ah::{PROTOCOL_AH, PROTOCOL_ESP};
-use crate::sa::{LifetimeCause, TrafficLimits};
+use crate::sa::esp::SaParams;
+use crate::sa::{LifetimeCause, LifetimeNotice, Mode, SaKeys, TrafficLimits};
 use crate::selector::tests::{ipv4_packet, udp};
-use crate::selector::{PortRange, Prefix, PROTOCOL_TCP};
-use crate::spd::Rule;
+use crate::selector::{PortRange, Prefix, Selector, PROTOCOL_TCP};
 use crate::tests::{key_bytes, SeededRandom};
+use crate::wire::ah::PROTOCOL_AH;
+use crate::wire::esp::PROTOCOL_ESP;
 use crate::{MAX_HEADROOM, MAX_TAILROOM};
 
 const SITE_A: [u8; 4] = [10, 1, 1, 0];

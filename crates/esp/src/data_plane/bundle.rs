@@ -1,0 +1,58 @@
+//! The SAs of one installed pair in one direction: ESP, AH, or AH outside ESP (RFC 4301
+//! §4.5). Generic over the direction so that both directions answer alike which SA names the
+//! pair (ESP's when there is one), which mode it is in and what it has carried.
+
+use crypto::key_schedule::Spi;
+
+use crate::sa::ah::Ah;
+use crate::sa::esp::Esp;
+use crate::sa::{Counters, LifetimeNotice, Mode, Sa};
+
+/// `S` is the direction, as in [`Sa`]; at least one of the two SAs is present.
+pub(super) struct Bundle<S> {
+    pub(super) esp: Option<Sa<S, Esp>>,
+    pub(super) ah: Option<Sa<S, Ah>>,
+}
+
+impl<S> Bundle<S> {
+    /// The SPI the pair is known by: the ESP SA's, else the AH SA's.
+    pub(super) fn spi(&self) -> Spi {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.spi(),
+            (None, Some(ah)) => ah.spi(),
+            (None, None) => Spi(0),
+        }
+    }
+
+    /// The bundle's mode; both SAs of an AH+ESP bundle are built in the same one.
+    pub(super) fn mode(&self) -> Mode {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => esp.params().mode,
+            (None, Some(ah)) => ah.params().mode,
+            (None, None) => Mode::Tunnel,
+        }
+    }
+
+    /// The traffic the pair has carried: the ESP SA's counters, else the AH SA's (AH+ESP
+    /// counts each packet in both).
+    pub(super) fn counters(&self) -> Option<Counters> {
+        match (&self.esp, &self.ah) {
+            (Some(esp), _) => Some(esp.counters()),
+            (None, Some(ah)) => Some(ah.counters()),
+            (None, None) => None,
+        }
+    }
+
+    /// True once either SA has crossed a hard limit: the pair carries no more traffic.
+    pub(super) fn is_expired(&self) -> bool {
+        self.esp.as_ref().is_some_and(Sa::is_expired) || self.ah.as_ref().is_some_and(Sa::is_expired)
+    }
+
+    /// The first pending lifetime notice, ESP's before AH's; both are taken, so a notice of
+    /// the other SA is not left to be reported later for the same pair.
+    pub(super) fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+        let esp = self.esp.as_mut().and_then(Sa::take_lifetime_notice);
+        let ah = self.ah.as_mut().and_then(Sa::take_lifetime_notice);
+        esp.or(ah)
+    }
+}
