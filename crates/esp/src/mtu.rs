@@ -41,6 +41,29 @@ fn set_header_checksum(header: &mut [u8]) {
     header[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// Writes a 20-byte IPv4 header without options, TTL 64 (RFC 1700's default for packets we
+/// originate), DF as asked, and its checksum: for the packets the data plane originates.
+pub(crate) fn write_header(
+    header: &mut [u8],
+    total_len: usize,
+    identification: u16,
+    dont_fragment: bool,
+    protocol: u8,
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+) {
+    header[0] = 0x45;
+    header[1] = 0;
+    header[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
+    header[4..6].copy_from_slice(&identification.to_be_bytes());
+    header[6..8].copy_from_slice(&if dont_fragment { 0x4000u16 } else { 0 }.to_be_bytes());
+    header[8] = 64;
+    header[9] = protocol;
+    header[12..16].copy_from_slice(&source.octets());
+    header[16..20].copy_from_slice(&destination.octets());
+    set_header_checksum(&mut header[..IPV4_HEADER_LEN]);
+}
+
 /// True when the packet's Don't Fragment bit is set.
 pub(crate) fn dont_fragment(packet: &[u8]) -> bool {
     packet.get(6).is_some_and(|flags| flags & 0x40 != 0)
@@ -57,15 +80,10 @@ pub(crate) fn frag_needed(original: &[u8], source: Ipv4Addr, mtu: u16, out: &mut
         return None;
     }
     let total = IPV4_HEADER_LEN + 8 + quoted.len();
+    let destination = <[u8; 4]>::try_from(original.get(12..16)?).ok()?.into();
     let out = out.get_mut(..total)?;
     out.fill(0);
-    out[0] = 0x45;
-    out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    out[8] = 64; // TTL
-    out[9] = 1; // ICMP
-    out[12..16].copy_from_slice(&source.octets());
-    out[16..20].copy_from_slice(original.get(12..16)?);
-    set_header_checksum(&mut out[..IPV4_HEADER_LEN]);
+    write_header(out, total, 0, false, 1, source, destination);
     let icmp = &mut out[IPV4_HEADER_LEN..];
     icmp[0] = 3; // destination unreachable
     icmp[1] = 4; // fragmentation needed and DF set

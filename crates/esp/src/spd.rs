@@ -82,17 +82,18 @@ impl Spd {
     /// and the default action. Linear: policies are few, and a per-packet cache keyed by
     /// flow would cost more than it saves at this size.
     pub fn lookup(&self, flow: &Flow) -> (Option<usize>, Action) {
-        match self.rules.iter().position(|rule| rule.selector.matches_outbound(flow)) {
-            Some(index) => (Some(index), self.rules[index].action),
-            None => (None, self.default_action),
-        }
+        self.first_match(|selector| selector.matches_outbound(flow))
     }
 
     /// The first rule matching a packet that arrived from the peer's side in clear, with
     /// the selector roles swapped (RFC 4301 §5.2 step 3a: a clear packet that a `Protect`
     /// rule covers must be dropped, since it should have come in ESP).
     pub fn lookup_inbound(&self, flow: &Flow) -> (Option<usize>, Action) {
-        match self.rules.iter().position(|rule| rule.selector.matches_inbound(flow)) {
+        self.first_match(|selector| selector.matches_inbound(flow))
+    }
+
+    fn first_match(&self, matches: impl Fn(&Selector) -> bool) -> (Option<usize>, Action) {
+        match self.rules.iter().position(|rule| matches(&rule.selector)) {
             Some(index) => (Some(index), self.rules[index].action),
             None => (None, self.default_action),
         }

@@ -2,11 +2,14 @@
 //! §4.5). Generic over the direction so that both directions answer alike which SA names the
 //! pair (ESP's when there is one), which mode it is in and what it has carried.
 
+use std::net::SocketAddr;
+
 use crypto::key_schedule::Spi;
 
+use super::outcome::{Direction, Event};
 use crate::sa::ah::Ah;
 use crate::sa::esp::Esp;
-use crate::sa::{Counters, LifetimeNotice, Mode, Sa};
+use crate::sa::{Counters, Mode, Sa};
 
 /// `S` is the direction, as in [`Sa`]; at least one of the two SAs is present.
 pub(super) struct Bundle<S> {
@@ -48,11 +51,12 @@ impl<S> Bundle<S> {
         self.esp.as_ref().is_some_and(Sa::is_expired) || self.ah.as_ref().is_some_and(Sa::is_expired)
     }
 
-    /// The first pending lifetime notice, ESP's before AH's; both are taken, so a notice of
-    /// the other SA is not left to be reported later for the same pair.
-    pub(super) fn take_lifetime_notice(&mut self) -> Option<LifetimeNotice> {
+    /// The first pending lifetime notice, ESP's before AH's, as an event for the control
+    /// plane; both are taken, so a notice of the other SA is not left to be reported later for
+    /// the same pair.
+    pub(super) fn lifetime_event(&mut self, direction: Direction, remote: SocketAddr) -> Option<Event> {
         let esp = self.esp.as_mut().and_then(Sa::take_lifetime_notice);
         let ah = self.ah.as_mut().and_then(Sa::take_lifetime_notice);
-        esp.or(ah)
+        Some(Event::Lifetime { direction, spi: self.spi(), remote, notice: esp.or(ah)? })
     }
 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::bundle::Bundle;
-use super::outcome::{Direction, DropReason, Event, Inbound};
+use super::outcome::{DropReason, Inbound};
 use crate::replay::ReplayWindow;
 use crate::sa::esp::{InboundSa, Opened};
 use crate::sa::{Mode, OpenError};
@@ -30,17 +30,6 @@ pub(super) struct InboundEntry {
 }
 
 impl InboundEntry {
-    /// The lifetime notice the last packet raised, as an event for the control plane.
-    pub(super) fn lifetime_event(&mut self) -> Option<Event> {
-        let notice = self.sa.take_lifetime_notice()?;
-        Some(Event::Lifetime {
-            direction: Direction::Inbound,
-            spi: self.sa.spi(),
-            remote: self.remote,
-            notice,
-        })
-    }
-
     /// An ESP packet alone, opened by `open` (copying or in place) on the pair's ESP SA.
     pub(super) fn open_esp<'o>(
         &mut self,

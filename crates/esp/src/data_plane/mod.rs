@@ -309,7 +309,7 @@ impl DataPlane {
             return Outbound::Discard(DiscardReason::Policy);
         };
         let result = entry.seal(protocol, header_len, packet, out, pending);
-        self.events.extend(entry.lifetime_event());
+        self.events.extend(entry.sa.lifetime_event(Direction::Outbound, entry.remote));
         match result {
             Ok(send) => {
                 self.statistics.sealed += 1;
@@ -392,7 +392,7 @@ impl DataPlane {
             return self.finish(Err(DropReason::UnknownSpi(spi)));
         };
         let result = entry.open_esp(open);
-        self.events.extend(entry.lifetime_event());
+        self.events.extend(entry.sa.lifetime_event(Direction::Inbound, entry.remote));
         self.finish(result)
     }
 
@@ -419,7 +419,7 @@ impl DataPlane {
             return self.finish(Err(DropReason::UnknownSpi(ah_spi)));
         };
         let result = entry.open_ah(buf);
-        self.events.extend(entry.lifetime_event());
+        self.events.extend(entry.sa.lifetime_event(Direction::Inbound, entry.remote));
         self.finish(result)
     }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use crypto::key_schedule::Spi;
 
 use super::bundle::Bundle;
-use super::outcome::{Direction, Event, Send};
+use super::outcome::Send;
 use crate::mtu::{IPV4_HEADER_LEN, UDP_HEADER_LEN};
 use crate::sa::esp::OutboundSa;
 use crate::sa::{Mode, SealError, SequenceCounter};
@@ -60,20 +60,9 @@ impl OutboundEntry {
         }
     }
 
-    /// The lifetime notice the last packet raised, as an event for the control plane.
-    pub(super) fn lifetime_event(&mut self) -> Option<Event> {
-        let notice = self.sa.take_lifetime_notice()?;
-        Some(Event::Lifetime {
-            direction: Direction::Outbound,
-            spi: self.sa.spi(),
-            remote: self.remote,
-            notice,
-        })
-    }
-
-    /// Seals `packet` (IP protocol `protocol`, header of `header_len` bytes) into `out`: ESP
-    /// first, then AH outside it, as a [`Send`] of an ESP packet or of a whole IPv4 packet
-    /// with AH.
+    /// Seals `packet` (IP protocol `protocol`, header of `header_len` bytes) into `out` after
+    /// one copy: ESP first, in place, then AH outside it (RFC 4301 §4.5), as a [`Send`] of an
+    /// ESP packet or of a whole IPv4 packet with AH.
     pub(super) fn seal<'o>(
         &mut self,
         protocol: u8,
@@ -82,47 +71,35 @@ impl OutboundEntry {
         out: &'o mut [u8],
         pending: bool,
     ) -> Result<Send<'o>, SealError> {
-        let mode = self.sa.mode();
-        let (next_header, payload) = match mode {
+        let (next_header, payload) = match self.sa.mode() {
             Mode::Tunnel => (NEXT_HEADER_IPV4, packet),
             Mode::Transport => (protocol, packet.get(header_len..).unwrap_or_default()),
         };
-        let (len, protocol) = match (&mut self.sa.esp, &mut self.sa.ah, self.local.ip(), self.remote.ip()) {
-            (Some(esp), None, ..) => (seal_esp(esp, mode, next_header, payload, out)?, PROTOCOL_ESP),
-            (esp, Some(ah), IpAddr::V4(source), IpAddr::V4(destination)) => {
-                let len = match esp {
-                    Some(esp) => {
-                        let (headroom, available) = (ah.headroom(), out.len());
-                        let inner = out
-                            .get_mut(headroom..)
-                            .ok_or(SealError::BufferTooSmall { needed: headroom, available })?;
-                        let esp_len = seal_esp(esp, mode, next_header, payload, inner)?;
-                        ah.seal_in_place(source, destination, PROTOCOL_ESP, out, esp_len)?
-                    }
-                    None => ah.seal(source, destination, next_header, payload, out)?.len(),
-                };
-                (len, PROTOCOL_AH)
-            }
+        let ah = match (&mut self.sa.ah, self.local.ip(), self.remote.ip()) {
+            (Some(ah), IpAddr::V4(source), IpAddr::V4(destination)) => Some((ah, source, destination)),
+            (None, ..) if self.sa.esp.is_some() => None,
             _ => return Err(SealError::NotAnIpPacket),
+        };
+        let ah_room = ah.as_ref().map_or(0, |(ah, ..)| ah.headroom());
+        let start = ah_room + self.sa.esp.as_ref().map_or(0, OutboundSa::headroom);
+        let (needed, available) = (start + payload.len(), out.len());
+        out.get_mut(start..needed)
+            .ok_or(SealError::BufferTooSmall { needed, available })?
+            .copy_from_slice(payload);
+        let mut len = payload.len();
+        if let Some(esp) = &mut self.sa.esp {
+            len = esp.seal_in_place(&mut out[ah_room..], len, next_header)?;
+        }
+        let protocol = match ah {
+            Some((ah, source, destination)) => {
+                let next_header = if self.sa.esp.is_some() { PROTOCOL_ESP } else { next_header };
+                len = ah.seal_in_place(source, destination, next_header, out, len)?;
+                PROTOCOL_AH
+            }
+            None => PROTOCOL_ESP,
         };
         let (spi, local, remote, udp_encapsulated) =
             (self.sa.spi(), self.local, self.remote, self.udp_encapsulated());
         Ok(Send { spi, local, remote, udp_encapsulated, protocol, datagram: &out[..len], pending })
     }
-}
-
-/// Seals `payload` with the ESP SA of a bundle in the bundle's mode into `out`, returning the
-/// ESP packet's length: one place for ESP alone and for ESP under AH, so both check the mode
-/// the same way (a tunnel payload must be an IP packet; a transport one keeps `next_header`).
-fn seal_esp(
-    esp: &mut OutboundSa,
-    mode: Mode,
-    next_header: u8,
-    payload: &[u8],
-    out: &mut [u8],
-) -> Result<usize, SealError> {
-    Ok(match mode {
-        Mode::Tunnel => esp.seal_tunnel(payload, out)?.len(),
-        Mode::Transport => esp.seal_transport(next_header, payload, out)?.len(),
-    })
 }

@@ -18,9 +18,10 @@ use std::net::Ipv4Addr;
 use crypto::{Integrity, IntegrityKey};
 
 use super::{Mode, OpenError, Sa, SaError, SaKeys, SealError, SequenceCounter, TrafficLimits};
+use crate::mtu;
 use crate::replay::{ReplayWindow, DEFAULT_WINDOW};
 use crate::selector::Flow;
-use crate::wire::ah::{ipv4_lengths, write_outer_header, zero_mutable, MAX_IPV4_HEADER_LEN};
+use crate::wire::ah::{ipv4_lengths, zero_mutable, MAX_IPV4_HEADER_LEN};
 pub use crate::wire::ah::{
     packet_spi, AhHeader, AhWireError, AH_FIXED_LEN, MAX_AH_LEN, OUTER_HEADER_LEN, PROTOCOL_AH,
 };
@@ -150,7 +151,8 @@ impl OutboundAh {
         // A non-zero Identification: with IP_HDRINCL, Linux replaces a zero one, which would
         // change an immutable field after the ICV was computed.
         let identification = (sequence % 0xffff) as u16 + 1;
-        write_outer_header(buf, needed, identification, source, destination);
+        // DF: the data plane sizes packets to the path, so routers never need to fragment them.
+        mtu::write_header(buf, needed, identification, true, PROTOCOL_AH, source, destination);
         let header_len = self.protocol.params.header_len();
         let ah = &mut buf[OUTER_HEADER_LEN..OUTER_HEADER_LEN + header_len];
         ah[0] = next_header;

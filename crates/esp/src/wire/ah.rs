@@ -26,8 +26,6 @@
 //! bytes), which is the alignment IPv4 asks for (§2.6); the padding rule is still applied so
 //! the header length is always right.
 
-use std::net::Ipv4Addr;
-
 use crypto::key_schedule::Spi;
 
 /// IP protocol number of AH.
@@ -41,8 +39,6 @@ pub const OUTER_HEADER_LEN: usize = 20;
 pub const MAX_AH_LEN: usize = AH_FIXED_LEN + crypto::esp_transform::MAX_ICV_LEN;
 /// Longest IPv4 header (IHL 15).
 pub(crate) const MAX_IPV4_HEADER_LEN: usize = 60;
-/// The outer TTL of packets we originate (RFC 1700's default).
-const OUTER_TTL: u8 = 64;
 
 /// Why bytes are not an IPv4 packet carrying AH that this SA can check. Every variant is a
 /// drop reason.
@@ -174,29 +170,6 @@ pub(crate) fn zero_mutable(
         }
     }
     Ok(len)
-}
-
-/// Writes a 20-byte IPv4 header without options.
-pub(crate) fn write_outer_header(
-    header: &mut [u8],
-    total_len: usize,
-    identification: u16,
-    source: Ipv4Addr,
-    destination: Ipv4Addr,
-) {
-    header[0] = 0x45;
-    header[1] = 0;
-    header[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
-    header[4..6].copy_from_slice(&identification.to_be_bytes());
-    // DF: the data plane sizes packets to the path, so routers never need to fragment them.
-    header[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-    header[8] = OUTER_TTL;
-    header[9] = PROTOCOL_AH;
-    header[10..12].fill(0);
-    header[12..16].copy_from_slice(&source.octets());
-    header[16..20].copy_from_slice(&destination.octets());
-    let sum = crate::mtu::checksum(&header[..OUTER_HEADER_LEN]);
-    header[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// The header length and total length of an IPv4 packet of protocol 51 that is not a fragment.
