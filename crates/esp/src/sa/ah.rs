@@ -92,7 +92,7 @@ impl<S> Sa<S, Ah> {
 impl OutboundAh {
     /// Builds the SA from its integrity key (`keys.cipher_key` is not used).
     pub fn new(params: &AhParams, keys: SaKeys<'_>) -> Result<Self, SaError> {
-        Sa::build(keys.spi, SequenceCounter::default(), params.limits, Ah::new(params, keys)?)
+        Sa::build(keys.spi, SequenceCounter::default(), params.limits, || Ah::new(params, keys))
     }
 
     /// Bytes before the payload: the outer IPv4 header and the AH header.
@@ -196,7 +196,7 @@ pub struct AhOpened<'a> {
 impl InboundAh {
     /// Builds the SA; allocates its replay window.
     pub fn new(params: &AhParams, keys: SaKeys<'_>) -> Result<Self, SaError> {
-        Sa::build(keys.spi, ReplayWindow::new(params.replay_window), params.limits, Ah::new(params, keys)?)
+        Sa::build(keys.spi, ReplayWindow::new(params.replay_window), params.limits, || Ah::new(params, keys))
     }
 
     /// Checks and opens the IPv4 packet carrying AH that fills `packet` (bytes after its

@@ -95,10 +95,14 @@ pub struct Esp {
 }
 
 impl Esp {
-    fn new(params: &SaParams, keys: SaKeys<'_>, iv: Option<IvGenerator>) -> Result<Self, SaError> {
-        params.validate()?;
+    /// Keys the algorithms; `rng`, given for an outbound SA, keys the CBC IV generator.
+    fn new(params: &SaParams, keys: SaKeys<'_>, rng: Option<&mut dyn SecureRandom>) -> Result<Self, SaError> {
         let cipher = CipherKey::new(params.cipher, keys.cipher_key)?;
         let integrity = params.integrity.map(|i| IntegrityKey::new(i, keys.integrity_key)).transpose()?;
+        let iv = match (params.cipher, rng) {
+            (EspCipher::Null | EspCipher::AesGcm128 | EspCipher::AesGcm256, _) | (_, None) => None,
+            (cbc, Some(rng)) => Some(IvGenerator::new(cbc, rng)?),
+        };
         Ok(Self { params: *params, cipher, integrity, iv })
     }
 }
@@ -150,11 +154,8 @@ impl IvGenerator {
 impl OutboundSa {
     /// Builds the SA; `rng` keys the CBC IV generator (unused for GCM and NULL).
     pub fn new(params: &SaParams, keys: SaKeys<'_>, rng: &mut dyn SecureRandom) -> Result<Self, SaError> {
-        let iv = match params.cipher {
-            EspCipher::Null | EspCipher::AesGcm128 | EspCipher::AesGcm256 => None,
-            cbc => Some(IvGenerator::new(cbc, rng)?),
-        };
-        Sa::build(keys.spi, SequenceCounter::default(), params.limits, Esp::new(params, keys, iv)?)
+        params.validate()?;
+        Sa::build(keys.spi, SequenceCounter::default(), params.limits, || Esp::new(params, keys, Some(rng)))
     }
 
     /// Bytes before the payload: the header and the IV. [`OutboundSa::seal_in_place`] expects
@@ -296,12 +297,9 @@ pub struct Opened<'a> {
 impl InboundSa {
     /// Builds the SA; allocates its replay window.
     pub fn new(params: &SaParams, keys: SaKeys<'_>) -> Result<Self, SaError> {
-        Sa::build(
-            keys.spi,
-            ReplayWindow::new(params.replay_window),
-            params.limits,
-            Esp::new(params, keys, None)?,
-        )
+        params.validate()?;
+        let window = ReplayWindow::new(params.replay_window);
+        Sa::build(keys.spi, window, params.limits, || Esp::new(params, keys, None))
     }
 
     /// The checks that cost no cryptography: length, SPI, lifetime, replay window.

@@ -303,12 +303,18 @@ pub struct Sa<S, P> {
 }
 
 impl<S, P> Sa<S, P> {
-    /// Refuses the SPIs below 256, which IANA reserves (RFC 4303 §2.1, RFC 4302 §2.4).
-    fn build(spi: Spi, sequence: S, limits: TrafficLimits, protocol: P) -> Result<Self, SaError> {
+    /// Refuses the SPIs below 256, which IANA reserves (RFC 4303 §2.1, RFC 4302 §2.4), before
+    /// `protocol` keys anything.
+    fn build(
+        spi: Spi,
+        sequence: S,
+        limits: TrafficLimits,
+        protocol: impl FnOnce() -> Result<P, SaError>,
+    ) -> Result<Self, SaError> {
         if spi.0 < 256 {
             return Err(SaError::ReservedSpi(spi));
         }
-        Ok(Self { spi, sequence, lifetime: Lifetime::new(limits), protocol })
+        Ok(Self { spi, sequence, lifetime: Lifetime::new(limits), protocol: protocol()? })
     }
 
     /// The SPI in the packets' headers (chosen by the receiver of this SA).
