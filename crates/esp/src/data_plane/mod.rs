@@ -51,18 +51,19 @@ use crypto::key_schedule::Spi;
 use crypto::SecureRandom;
 
 pub use self::counters::{InboundDrops, Statistics};
+use self::inbound::InboundEntry;
 pub use self::outcome::{Decision, Direction, DiscardReason, DropReason, Event, Inbound, Outbound, Send};
 use self::policy::Databases;
 pub use self::policy::{Protocols, SaPair};
 use self::queue::{Queues, Released};
 use crate::mtu::{self, IPV4_HEADER_LEN};
 use crate::sa::ah::{InboundAh, OutboundAh};
-use crate::sa::esp::{InboundSa, Opened, OutboundSa};
+use crate::sa::esp::{InboundSa, OutboundSa};
 use crate::sa::{Counters, OpenError, SaError};
 use crate::selector::Flow;
 use crate::spd::{Action, PolicyIndex, Rule, Spd};
 use crate::wire::ah::{self as ah_wire, packet_spi};
-use crate::wire::esp::{EspPacket, WireError};
+use crate::wire::esp::EspPacket;
 
 /// Implementation limits of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,30 +371,15 @@ impl DataPlane {
     /// packet, or of a UDP/4500 datagram after the caller stripped the UDP header): SA by
     /// SPI, open into `out` (which needs `esp.len()` bytes), then the inbound policy check.
     pub fn open<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Inbound<'o> {
-        let spi = EspPacket::new_checked(packet).map(|packet| packet.spi());
-        self.open_esp(spi, |esp| esp.open(packet, out))
+        let spi = EspPacket::new_checked(packet).ok().map(|packet| packet.spi());
+        self.open_on(spi, false, |entry| entry.open_esp(|esp| esp.open(packet, out)))
     }
 
     /// As [`DataPlane::open`], decrypting in place in `buf`, which holds exactly the ESP
     /// packet. On a drop the buffer's contents are unspecified.
     pub fn open_in_place<'b>(&mut self, buf: &'b mut [u8]) -> Inbound<'b> {
-        let spi = EspPacket::new_checked(&*buf).map(|packet| packet.spi());
-        self.open_esp(spi, |esp| esp.open_in_place(buf))
-    }
-
-    /// The ESP SA by `spi`, opened by `open` (copying or in place).
-    fn open_esp<'o>(
-        &mut self,
-        spi: Result<Spi, WireError>,
-        open: impl FnOnce(&mut InboundSa) -> Result<Opened<'o>, OpenError>,
-    ) -> Inbound<'o> {
-        let Ok(spi) = spi else { return self.finish(Err(DropReason::Truncated)) };
-        let Some(entry) = self.databases.inbound_mut(spi) else {
-            return self.finish(Err(DropReason::UnknownSpi(spi)));
-        };
-        let result = entry.open_esp(open);
-        self.events.extend(entry.sa.lifetime_event(Direction::Inbound, entry.remote));
-        self.finish(result)
+        let spi = EspPacket::new_checked(&*buf).ok().map(|packet| packet.spi());
+        self.open_on(spi, false, |entry| entry.open_esp(|esp| esp.open_in_place(buf)))
     }
 
     /// RFC 4301 §5.2 for one IPv4 packet of protocol 51 (AH) from the peer, header
@@ -412,13 +398,21 @@ impl DataPlane {
 
     /// As [`DataPlane::open_ah`], in place in `buf`, which holds exactly the IPv4 packet.
     pub fn open_ah_in_place<'b>(&mut self, buf: &'b mut [u8]) -> Inbound<'b> {
-        let Some(ah_spi) = packet_spi(buf) else {
-            return self.finish(Err(DropReason::Truncated));
-        };
-        let Some(entry) = self.databases.inbound_by_ah_spi(ah_spi) else {
-            return self.finish(Err(DropReason::UnknownSpi(ah_spi)));
-        };
-        let result = entry.open_ah(buf);
+        self.open_on(packet_spi(buf), true, |entry| entry.open_ah(buf))
+    }
+
+    /// Opens on the pair of our SPI `spi` (our AH SPI when `ah`; `None` when the packet is
+    /// too short to carry one), reports the pair's lifetime notice and counts the outcome.
+    fn open_on<'o>(
+        &mut self,
+        spi: Option<Spi>,
+        ah: bool,
+        open: impl FnOnce(&mut InboundEntry) -> Result<Inbound<'o>, DropReason>,
+    ) -> Inbound<'o> {
+        let Some(spi) = spi else { return self.finish(Err(DropReason::Truncated)) };
+        let entry = if ah { self.databases.inbound_by_ah_spi(spi) } else { self.databases.inbound_mut(spi) };
+        let Some(entry) = entry else { return self.finish(Err(DropReason::UnknownSpi(spi))) };
+        let result = open(entry);
         self.events.extend(entry.sa.lifetime_event(Direction::Inbound, entry.remote));
         self.finish(result)
     }

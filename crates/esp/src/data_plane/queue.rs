@@ -70,21 +70,15 @@ impl Queues {
     pub(super) fn release(&mut self, policy: PolicyIndex, selector: &Selector) {
         for rule in self.rules_of(policy) {
             let Some(queue) = self.acquire.get_mut(&rule) else { continue };
-            let mut kept = VecDeque::new();
-            while let Some(packet) = queue.packets.pop_front() {
-                let covered =
-                    Flow::parse_ipv4(&packet).is_ok_and(|(flow, ..)| selector.matches_outbound(&flow));
-                if covered {
-                    self.ready.push_back(Released { packet, sa: None });
-                } else {
-                    kept.push_back(packet);
-                }
-            }
-            if kept.is_empty() {
+            let (covered, kept): (VecDeque<_>, VecDeque<_>) =
+                std::mem::take(&mut queue.packets).into_iter().partition(|packet| {
+                    Flow::parse_ipv4(packet).is_ok_and(|(flow, ..)| selector.matches_outbound(&flow))
+                });
+            queue.packets = kept;
+            if queue.packets.is_empty() {
                 self.acquire.remove(&rule);
-            } else {
-                queue.packets = kept;
             }
+            self.ready.extend(covered.into_iter().map(|packet| Released { packet, sa: None }));
         }
     }
 
