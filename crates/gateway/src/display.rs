@@ -9,6 +9,7 @@ pub mod ike;
 pub mod ipsec;
 pub mod live;
 pub mod session;
+pub mod summary;
 
 use std::fmt::Write as _;
 

@@ -7,7 +7,6 @@
 //! the engine cannot do yet is refused here with a reason naming the configuration item,
 //! never silently dropped.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -15,21 +14,14 @@ use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretB
 use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {what}")]
 pub struct Unsupported {
     /// The configuration item, e.g. `ipsec policy policy1 1`.
     pub item: String,
     /// What is not supported.
     pub what: String,
 }
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.item, self.what)
-    }
-}
-
-impl std::error::Error for Unsupported {}
 
 fn unsupported(item: impl Into<String>, what: impl Into<String>) -> Unsupported {
     Unsupported { item: item.into(), what: what.into() }
@@ -71,46 +63,7 @@ pub fn engine_config_with(
             let peer_name =
                 settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
             let peer = peer_index(&mut out, config, certificates, peer_name, local)?;
-            let acl_number = match (settings.acl, template) {
-                (Some(n), _) => Some(n),
-                // A template without an ACL takes the flow from the initiator (§2.7).
-                (None, true) => None,
-                (None, false) => return Err(unsupported(&item, "the entry has no security acl")),
-            };
-            let acl = match acl_number {
-                Some(n) => Some(
-                    config
-                        .acls
-                        .get(&n)
-                        .ok_or_else(|| unsupported(&item, format!("acl {n} does not exist")))?,
-                ),
-                None => None,
-            };
-            let acl_number = acl_number.unwrap_or_default();
-            let mut selectors = Vec::new();
-            if acl.is_none() {
-                selectors.push(ike::TrafficSelector::between(
-                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
-                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
-                ));
-            }
-            for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
-                if rule.action == AclAction::Deny {
-                    // Deny rules exempt traffic from protection; that is the data plane's job.
-                    continue;
-                }
-                let rule_item = format!("acl {acl_number} rule {rule_number}");
-                if rule.source_port.is_some() || rule.destination_port.is_some() {
-                    return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
-                }
-                selectors.push(ike::TrafficSelector {
-                    protocol: protocol_number(rule.protocol),
-                    local: subnet(rule.source, &rule_item)?.into(),
-                    remote: subnet(rule.destination, &rule_item)?.into(),
-                    local_port: None,
-                    remote_port: None,
-                });
-            }
+            let selectors = acl_selectors(config, settings.acl, template, &item)?;
             let mut proposals = Vec::new();
             for name in &settings.proposals {
                 let proposal = config
@@ -138,6 +91,54 @@ pub fn engine_config_with(
         }
     }
     Ok(out)
+}
+
+/// The flows of a policy entry (`item`): the permit rules of its ACL in order, or, for a
+/// template without an ACL, any flow (the initiator proposes it, §2.7).
+fn acl_selectors(
+    config: &vrp::Config,
+    acl: Option<u16>,
+    template: bool,
+    item: &str,
+) -> Result<Vec<ike::TrafficSelector>, Unsupported> {
+    let acl_number = match (acl, template) {
+        (Some(n), _) => Some(n),
+        // A template without an ACL takes the flow from the initiator (§2.7).
+        (None, true) => None,
+        (None, false) => return Err(unsupported(item, "the entry has no security acl")),
+    };
+    let acl = match acl_number {
+        Some(n) => {
+            Some(config.acls.get(&n).ok_or_else(|| unsupported(item, format!("acl {n} does not exist")))?)
+        }
+        None => None,
+    };
+    let acl_number = acl_number.unwrap_or_default();
+    let mut selectors = Vec::new();
+    if acl.is_none() {
+        selectors.push(ike::TrafficSelector::between(
+            ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+            ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+        ));
+    }
+    for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
+        if rule.action == AclAction::Deny {
+            // Deny rules exempt traffic from protection; that is the data plane's job.
+            continue;
+        }
+        let rule_item = format!("acl {acl_number} rule {rule_number}");
+        if rule.source_port.is_some() || rule.destination_port.is_some() {
+            return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
+        }
+        selectors.push(ike::TrafficSelector {
+            protocol: protocol_number(rule.protocol),
+            local: subnet(rule.source, &rule_item)?.into(),
+            remote: subnet(rule.destination, &rule_item)?.into(),
+            local_port: None,
+            remote_port: None,
+        });
+    }
+    Ok(selectors)
 }
 
 /// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
