@@ -67,3 +67,44 @@ fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
+    fn fw_a_with_rule(rule: &str) -> ike::Config {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text =
+            text.replace(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255", rule);
+        let parsed = vrp::parse("fw_a.cfg", &text).unwrap();
+        crate::engine_config::engine_config(&parsed.config).unwrap()
+    }
+
+    /// A tunnel between inside networks is routed in the main table; no policy rule.
+    #[test]
+    fn inside_prefixes_are_plain_routes() {
+        let config =
+            fw_a_with_rule(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255");
+        assert_eq!(static_prefixes(&config, &[]), [Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24)]);
+        assert_eq!(
+            gateway_flows(&config),
+            GatewayFlows { peers: vec![], flows: vec![], source: Some("192.0.2.1".into()) }
+        );
+        assert!(static_prefixes(&config, &[true]).is_empty(), "a template's flows come when negotiated");
+    }
+
+    /// A flow to the peer gateway's own address (GRE between the gateways) is policy-routed:
+    /// the peer's own traffic stays in the main table, the flow keeps its protocol, and the
+    /// gateway's own packets take its public address.
+    #[test]
+    fn a_flow_to_the_peer_itself_is_policy_routed() {
+        let config = fw_a_with_rule(" rule 5 permit gre source 192.0.2.1 0 destination 192.0.2.2 0");
+        assert!(static_prefixes(&config, &[]).is_empty());
+        let plan = gateway_flows(&config);
+        assert_eq!(plan.peers, [Ipv4Addr::new(192, 0, 2, 2)]);
+        assert_eq!(plan.flows, [(Prefix::new(Ipv4Addr::new(192, 0, 2, 2), 32), Some(47))]);
+        assert_eq!(plan.source.as_deref(), Some("192.0.2.1"));
+    }
+}

@@ -102,3 +102,39 @@ pub enum OsError {
         source: std::io::Error,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each failure names what it failed on, in words, without Rust's `Debug` text.
+    #[test]
+    fn errors_name_their_object_for_an_operator() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let local: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+        let cases = [
+            (
+                OsError::Spawn { command: "ip route replace 10.2.2.0/24 dev ks0".into(), source: io() },
+                "ip route replace",
+            ),
+            (OsError::CreateTun { name: "ks0".into(), source: io() }, "TUN device ks0"),
+            (OsError::OpenRaw { protocol: "AH", source: io() }, "raw AH socket"),
+            (
+                OsError::BindRaw {
+                    protocol: "ESP",
+                    address: std::net::Ipv4Addr::new(192, 0, 2, 1),
+                    source: io(),
+                },
+                "raw ESP socket to 192.0.2.1",
+            ),
+            (OsError::BindUdp { local, source: io() }, "UDP 192.0.2.1:4500"),
+            (OsError::ShareUdp { local, source: io() }, "share UDP 192.0.2.1:4500"),
+        ];
+        for (error, object) in cases {
+            let text = error.to_string();
+            assert!(text.contains(object), "{text}");
+            assert!(text.contains("permission denied"), "{text}");
+            assert!(!text.contains("Os {") && !text.contains("kind:"), "Debug text: {text}");
+        }
+    }
+}
