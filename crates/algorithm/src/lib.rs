@@ -100,3 +100,64 @@ mod test_util {
         }
     }
 }
+
+#[cfg(test)]
+mod strongswan_tests {
+    use super::*;
+
+    /// Splits a strongSwan IKEv1 proposal (`aes128-sha256-modp2048`) into rows.
+    fn ike_proposal(text: &str) -> Option<(Phase1Cipher, HashAlgorithm, DhGroup)> {
+        let [cipher, hash, group] = text.split('-').collect::<Vec<_>>()[..] else { return None };
+        Some((
+            PHASE1_CIPHERS.iter().find(|r| r.strongswan == cipher)?.id,
+            HASH_ALGORITHMS.iter().find(|r| r.strongswan == hash)?.id,
+            DH_GROUPS.iter().find(|r| r.strongswan == group)?.id,
+        ))
+    }
+
+    /// Splits a strongSwan ESP proposal (`aes128-sha256[-modp2048]`, `aes128gcm16`) into rows.
+    fn esp_proposal(text: &str) -> Option<(EspCipher, Option<Integrity>, Option<DhGroup>)> {
+        let mut parts = text.split('-').peekable();
+        let first = parts.next()?;
+        let cipher = ESP_CIPHERS.iter().find(|r| r.strongswan == first)?.id;
+        let integrity = parts.peek().and_then(|p| INTEGRITY_ALGORITHMS.iter().find(|r| r.strongswan == *p));
+        if integrity.is_some() {
+            parts.next();
+        }
+        let group = match parts.next() {
+            Some(name) => Some(DH_GROUPS.iter().find(|r| r.strongswan == name)?.id),
+            None => None,
+        };
+        parts.next().is_none().then_some((cipher, integrity.map(|r| r.id), group))
+    }
+
+    #[test]
+    fn the_interop_suites_strongswan_proposals_name_rows() {
+        // The proposals crates/gateway/tests configure strongSwan with.
+        assert_eq!(
+            ike_proposal("aes128-sha256-modp2048"),
+            Some((Phase1Cipher::Aes128, HashAlgorithm::Sha256, DhGroup::Modp2048))
+        );
+        assert_eq!(
+            ike_proposal("aes256-sha256-curve25519"),
+            Some((Phase1Cipher::Aes256, HashAlgorithm::Sha256, DhGroup::Curve25519))
+        );
+        assert_eq!(
+            ike_proposal("3des-sha1-modp1024"),
+            Some((Phase1Cipher::TripleDes, HashAlgorithm::Sha1, DhGroup::Modp1024))
+        );
+        for text in ["aes128-sha256-ecp256", "aes256-sha384-ecp384", "aes256-sha512-modp4096"] {
+            assert!(ike_proposal(text).is_some(), "{text}");
+        }
+        assert_eq!(esp_proposal("aes128gcm16"), Some((EspCipher::AesGcm128, None, None)));
+        assert_eq!(
+            esp_proposal("aes128-sha256-modp2048"),
+            Some((EspCipher::AesCbc128, Some(Integrity::HmacSha256_128), Some(DhGroup::Modp2048)))
+        );
+        assert_eq!(esp_proposal("3des-md5"), Some((EspCipher::TripleDes, Some(Integrity::HmacMd5_96), None)));
+        assert_eq!(
+            esp_proposal("aes256-sha256"),
+            Some((EspCipher::AesCbc256, Some(Integrity::HmacSha256_128), None))
+        );
+    }
+}
