@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use crypto::{EspCipher, SecretBytes};
 use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
@@ -80,7 +80,7 @@ pub fn engine_config_with(
                 peer,
                 selectors,
                 proposals,
-                pfs: settings.pfs.map(|g| dh_group(g.group())),
+                pfs: settings.pfs.map(vrp::algorithm::PfsGroup::group),
                 lifetime: Duration::from_secs(u64::from(
                     settings.sa_seconds.unwrap_or(config.ipsec_global_duration.seconds),
                 )),
@@ -314,18 +314,7 @@ fn ike_proposal(
     key: Option<crypto::SignatureAlgorithm>,
     item: &str,
 ) -> Result<ike::IkeProposal, Unsupported> {
-    use vrp::algorithm::{AuthenticationMethod, EncryptionAlgorithm};
-    let encryption = match p.encryption {
-        EncryptionAlgorithm::Des => Phase1Cipher::Des,
-        EncryptionAlgorithm::TripleDes => Phase1Cipher::TripleDes,
-        EncryptionAlgorithm::Aes128 => Phase1Cipher::Aes128,
-        EncryptionAlgorithm::Aes192 => Phase1Cipher::Aes192,
-        EncryptionAlgorithm::Aes256 => Phase1Cipher::Aes256,
-        // The parser refuses these in an IKE proposal; kept as an error, not a panic.
-        EncryptionAlgorithm::Aes128Gcm | EncryptionAlgorithm::Aes256Gcm => {
-            return Err(unsupported(item, "AES-GCM cannot protect IKEv1 phase 1"));
-        }
-    };
+    use vrp::algorithm::AuthenticationMethod;
     let auth_method = match (p.method, key) {
         (AuthenticationMethod::PreShare, _) => ike::AuthMethod::PreSharedKey,
         (AuthenticationMethod::RsaSignature | AuthenticationMethod::EcdsaSignature, None) => {
@@ -350,50 +339,16 @@ fn ike_proposal(
         }
     };
     Ok(ike::IkeProposal {
-        encryption,
-        hash: hash(p.authentication),
+        encryption: p.encryption,
+        hash: p.authentication,
         auth_method,
-        group: dh_group(p.dh),
+        group: p.dh,
         lifetime: Duration::from_secs(u64::from(p.sa_duration)),
     })
 }
 
-fn hash(h: vrp::algorithm::HashAlgorithm) -> HashAlgorithm {
-    use vrp::algorithm::HashAlgorithm as H;
-    match h {
-        H::Md5 => HashAlgorithm::Md5,
-        H::Sha1 => HashAlgorithm::Sha1,
-        H::Sha2_256 => HashAlgorithm::Sha256,
-        H::Sha2_384 => HashAlgorithm::Sha384,
-        H::Sha2_512 => HashAlgorithm::Sha512,
-    }
-}
-
-fn dh_group(g: vrp::algorithm::DhGroup) -> DhGroup {
-    use vrp::algorithm::DhGroup as G;
-    match g {
-        G::Group1 => DhGroup::Modp768,
-        G::Group2 => DhGroup::Modp1024,
-        G::Group5 => DhGroup::Modp1536,
-        G::Group14 => DhGroup::Modp2048,
-        G::Group15 => DhGroup::Modp3072,
-        G::Group16 => DhGroup::Modp4096,
-        G::Group19 => DhGroup::Ecp256,
-        G::Group20 => DhGroup::Ecp384,
-        G::Group21 => DhGroup::Ecp521,
-        G::Group31 => DhGroup::Curve25519,
-    }
-}
-
 fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::IpsecProposal, Unsupported> {
-    use vrp::algorithm::{EncapsulationMode, EncryptionAlgorithm, HashAlgorithm as H, Transform};
-    let hmac = |h: H| match h {
-        H::Md5 => Integrity::HmacMd5_96,
-        H::Sha1 => Integrity::HmacSha1_96,
-        H::Sha2_256 => Integrity::HmacSha256_128,
-        H::Sha2_384 => Integrity::HmacSha384_192,
-        H::Sha2_512 => Integrity::HmacSha512_256,
-    };
+    use vrp::algorithm::{EncapsulationMode, Transform};
     let mode = match p.encapsulation {
         EncapsulationMode::Tunnel => ike::EncapsulationMode::Tunnel,
         EncapsulationMode::Transport => ike::EncapsulationMode::Transport,
@@ -403,29 +358,20 @@ fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::Ipse
     };
     if p.transform == Transform::Ah {
         // AH alone: `esp …` settings, present by default, do not apply.
-        let protocols = ike::IpsecProtocols::Ah { integrity: hmac(p.ah_authentication) };
+        let protocols = ike::IpsecProtocols::Ah { integrity: p.ah_authentication };
         return Ok(ike::IpsecProposal { protocols, mode });
     }
-    let encryption = match p.esp_encryption {
-        None => EspCipher::Null,
-        Some(EncryptionAlgorithm::Des) => EspCipher::Des,
-        Some(EncryptionAlgorithm::TripleDes) => EspCipher::TripleDes,
-        Some(EncryptionAlgorithm::Aes128) => EspCipher::AesCbc128,
-        Some(EncryptionAlgorithm::Aes192) => EspCipher::AesCbc192,
-        Some(EncryptionAlgorithm::Aes256) => EspCipher::AesCbc256,
-        Some(EncryptionAlgorithm::Aes128Gcm) => EspCipher::AesGcm128,
-        Some(EncryptionAlgorithm::Aes256Gcm) => EspCipher::AesGcm256,
-    };
+    // `undo esp encryption-algorithm` is ESP_NULL (RFC 2410).
+    let encryption = p.esp_encryption.unwrap_or(EspCipher::Null);
     // AES-GCM carries its own integrity (RFC 4106): `esp authentication-algorithm`, which the
     // proposal has by default, does not apply to it and is not offered.
-    let authentication = if encryption.is_aead() { None } else { p.esp_authentication };
-    let integrity = authentication.map(hmac);
+    let integrity = if encryption.is_aead() { None } else { p.esp_authentication };
     if integrity.is_none() && !encryption.is_aead() {
         return Err(unsupported(item, "ESP without an authentication algorithm is not allowed"));
     }
     let protocols = match p.transform {
         Transform::AhEsp => ike::IpsecProtocols::AhEsp {
-            ah_integrity: hmac(p.ah_authentication),
+            ah_integrity: p.ah_authentication,
             esp_encryption: encryption,
             esp_integrity: integrity,
         },
@@ -455,6 +401,7 @@ fn subnet(m: AddressMatch, item: &str) -> Result<ike::Subnet, Unsupported> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crypto::{DhGroup, HashAlgorithm, Integrity, Phase1Cipher};
 
     fn convert(text: &str) -> Result<ike::Config, Unsupported> {
         let checked = vrp::check("t.cfg", text, None);

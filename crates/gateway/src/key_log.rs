@@ -310,13 +310,7 @@ impl EspSaRecord<'_> {
 /// Wireshark's name of an ESP cipher in the `esp_sa` table (`esp_encryption_type_vals` in
 /// `packet-ipsec.c`); the table matches the name exactly.
 pub const fn wireshark_encryption(cipher: EspCipher) -> &'static str {
-    match cipher {
-        EspCipher::Null => "NULL",
-        EspCipher::Des => "DES-CBC [RFC2405]",
-        EspCipher::TripleDes => "TripleDES-CBC [RFC2451]",
-        EspCipher::AesCbc128 | EspCipher::AesCbc192 | EspCipher::AesCbc256 => "AES-CBC [RFC3602]",
-        EspCipher::AesGcm128 | EspCipher::AesGcm256 => "AES-GCM with 16 octet ICV [RFC4106]",
-    }
+    cipher.row().wireshark
 }
 
 /// Wireshark's name of an ESP integrity algorithm (`esp_authentication_type_vals`); "NULL"
@@ -324,11 +318,7 @@ pub const fn wireshark_encryption(cipher: EspCipher) -> &'static str {
 pub const fn wireshark_integrity(integrity: Option<Integrity>) -> &'static str {
     match integrity {
         None => "NULL",
-        Some(Integrity::HmacMd5_96) => "HMAC-MD5-96 [RFC2403]",
-        Some(Integrity::HmacSha1_96) => "HMAC-SHA-1-96 [RFC2404]",
-        Some(Integrity::HmacSha256_128) => "HMAC-SHA-256-128 [RFC4868]",
-        Some(Integrity::HmacSha384_192) => "HMAC-SHA-384-192 [RFC4868]",
-        Some(Integrity::HmacSha512_256) => "HMAC-SHA-512-256 [RFC4868]",
+        Some(integrity) => integrity.row().wireshark,
     }
 }
 
