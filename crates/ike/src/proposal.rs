@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher};
 use isakmp::attribute::{
-    AuthenticationMethod, EncapsulationMode as WireEncapsulation, EncryptionAlgorithm, GroupDescription,
-    HashAlgorithm as WireHash, IkeAttribute, IpsecAttribute, LifeType, KEY_IKE,
+    AuthenticationMethod, EncapsulationMode as WireEncapsulation, GroupDescription, IkeAttribute,
+    IpsecAttribute, LifeType, KEY_IKE,
 };
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
@@ -44,19 +44,12 @@ pub(crate) fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'st
 }
 
 fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
-    let (encryption, key_length) = match p.encryption {
-        Phase1Cipher::Des => (EncryptionAlgorithm::DesCbc, None),
-        Phase1Cipher::TripleDes => (EncryptionAlgorithm::TripleDesCbc, None),
-        Phase1Cipher::Aes128 => (EncryptionAlgorithm::AesCbc, Some(128)),
-        Phase1Cipher::Aes192 => (EncryptionAlgorithm::AesCbc, Some(192)),
-        Phase1Cipher::Aes256 => (EncryptionAlgorithm::AesCbc, Some(256)),
-    };
-    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(encryption)];
-    if let Some(bits) = key_length {
+    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(p.encryption.encryption_algorithm().into())];
+    if let Some(bits) = p.encryption.key_length_attribute() {
         attributes.push(IkeAttribute::KeyLength(bits));
     }
     attributes.extend([
-        IkeAttribute::HashAlgorithm(wire_hash(p.hash)),
+        IkeAttribute::HashAlgorithm(p.hash.hash_algorithm().into()),
         IkeAttribute::AuthenticationMethod(match p.auth_method {
             AuthMethod::PreSharedKey => AuthenticationMethod::PreSharedKey,
             AuthMethod::RsaSignature => AuthenticationMethod::RsaSignatures,
@@ -69,16 +62,6 @@ fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
         IkeAttribute::LifeDuration(p.lifetime.as_secs()),
     ]);
     attributes.iter().map(IkeAttribute::to_attribute).collect()
-}
-
-fn wire_hash(hash: HashAlgorithm) -> WireHash {
-    match hash {
-        HashAlgorithm::Md5 => WireHash::Md5,
-        HashAlgorithm::Sha1 => WireHash::Sha1,
-        HashAlgorithm::Sha256 => WireHash::Sha2_256,
-        HashAlgorithm::Sha384 => WireHash::Sha2_384,
-        HashAlgorithm::Sha512 => WireHash::Sha2_512,
-    }
 }
 
 /// What a peer offered in one phase-1 transform, as far as we could read it. Unknown values
@@ -118,15 +101,8 @@ impl Phase1Offer {
 
     /// The suite, if every algorithm is one we implement.
     fn suite(&self) -> Option<IkeProposal> {
-        let encryption = match (EncryptionAlgorithm::from(self.encryption.0), self.encryption.1) {
-            (EncryptionAlgorithm::DesCbc, None) => Phase1Cipher::Des,
-            (EncryptionAlgorithm::TripleDesCbc, None) => Phase1Cipher::TripleDes,
-            (EncryptionAlgorithm::AesCbc, Some(128)) => Phase1Cipher::Aes128,
-            (EncryptionAlgorithm::AesCbc, Some(192)) => Phase1Cipher::Aes192,
-            (EncryptionAlgorithm::AesCbc, Some(256)) => Phase1Cipher::Aes256,
-            _ => return None,
-        };
-        let hash = HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash)?;
+        let encryption = Phase1Cipher::from_attributes(self.encryption.0, self.encryption.1)?;
+        let hash = HashAlgorithm::from_hash_algorithm(self.hash)?;
         let auth_method = match AuthenticationMethod::from(self.auth_method) {
             AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
             AuthenticationMethod::RsaSignatures => AuthMethod::RsaSignature,
@@ -342,7 +318,7 @@ pub(crate) fn quick_mode_offer<'a>(
                 spi: &spis.ah,
                 transforms: vec![Transform {
                     number: 1,
-                    transform_id: crate::config::ah_transform_id(integrity),
+                    transform_id: integrity.ah_transform_id(),
                     attributes: ah_attributes(suite, udp),
                 }],
             });
@@ -557,7 +533,7 @@ impl IpsecOffer {
         };
         let ah = match self.ah {
             Some((id, auth)) => {
-                let integrity = crate::config::ah_integrity_from_transform_id(id)?;
+                let integrity = Integrity::from_ah_transform_id(id)?;
                 // RFC 2407 §4.5: AUTH_ALGORITHM is required with AH and must name the
                 // transform's algorithm.
                 if auth != Some(integrity.auth_algorithm_id()) {

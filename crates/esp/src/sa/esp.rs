@@ -99,8 +99,11 @@ impl Esp {
     fn new(params: &SaParams, keys: SaKeys<'_>, rng: Option<&mut dyn SecureRandom>) -> Result<Self, SaError> {
         let cipher = CipherKey::new(params.cipher, keys.cipher_key)?;
         let integrity = params.integrity.map(|i| IntegrityKey::new(i, keys.integrity_key)).transpose()?;
+        // CBC ciphers need unpredictable IVs from a keyed generator; AEAD ciphers take the
+        // sequence number as their explicit IV, and NULL has none.
         let iv = match (params.cipher, rng) {
-            (EspCipher::Null | EspCipher::AesGcm128 | EspCipher::AesGcm256, _) | (_, None) => None,
+            (cipher, _) if cipher.is_aead() || cipher.iv_len() == 0 => None,
+            (_, None) => None,
             (cbc, Some(rng)) => Some(IvGenerator::new(cbc, rng)?),
         };
         Ok(Self { params: *params, cipher, integrity, iv })
