@@ -9,7 +9,7 @@
 //!   counters that ESP and AH share; ESP's [`OutboundSa::seal_tunnel`] / [`InboundSa::open`]
 //!   and AH's [`OutboundAh::seal`] / [`InboundAh::open_in_place`] over whole IPv4 packets (AH
 //!   authenticates the outer header);
-//! - [`selector`] and [`spd`]: flows, selectors, the ordered [`Spd`];
+//! - the security policy database (flows, selectors, the ordered [`Spd`]) is the `spd` crate;
 //! - [`mtu`]: ICMP "fragmentation needed" and fragmentation before encryption;
 //! - [`data_plane`]: the [`DataPlane`] that ties them together for the gateway.
 //!
@@ -33,8 +33,6 @@ pub mod data_plane;
 pub mod mtu;
 pub mod replay;
 pub mod sa;
-pub mod selector;
-pub mod spd;
 pub mod wire;
 
 #[cfg(test)]
@@ -56,7 +54,8 @@ pub use sa::esp::{InboundSa, Opened, OutboundSa, SaParams, MAX_HEADROOM, MAX_TAI
 pub use sa::{
     Counters, LifetimeCause, LifetimeNotice, Mode, OpenError, SaError, SaKeys, SealError, TrafficLimits,
 };
-pub use selector::{Flow, FlowError, PortRange, Prefix, Selector};
-pub use spd::{Action, PolicyIndex, Rule, Spd};
+/// The security policy database the data plane consults, re-exported so the gateway names one
+/// crate for the data path.
+pub use spd::{Action, Flow, FlowError, PolicyIndex, PortRange, Prefix, Rule, Selector, Spd};
 pub use wire::ah::{AhHeader, AhWireError, PROTOCOL_AH};
 pub use wire::esp::{EspPacket, TrailerError, WireError, PROTOCOL_ESP};

@@ -143,8 +143,8 @@ pub(crate) fn fragment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selector::tests::ipv4_packet;
-    use crate::selector::Flow;
+    use crate::tests::ipv4_packet;
+    use spd::Flow;
 
     #[test]
     fn checksums() {

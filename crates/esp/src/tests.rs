@@ -70,3 +70,22 @@ pub(crate) fn hex_value(values: &[(String, String)], key: &str) -> Vec<u8> {
     let value = values.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no {key}"));
     hex::decode(&value.1).unwrap()
 }
+
+/// A minimal IPv4 packet: 20-byte header, then `payload`.
+pub(crate) fn ipv4_packet(protocol: u8, source: [u8; 4], destination: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let total = 20 + payload.len();
+    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, protocol, 0, 0];
+    p.extend_from_slice(&source);
+    p.extend_from_slice(&destination);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A UDP header and four bytes of data from `sport` to `dport`.
+pub(crate) fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&[0, 12, 0, 0, b'd', b'a', b't', b'a']);
+    u
+}

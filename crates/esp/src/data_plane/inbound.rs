@@ -9,9 +9,9 @@ use super::outcome::{DropReason, Inbound};
 use crate::replay::ReplayWindow;
 use crate::sa::esp::{InboundSa, Opened};
 use crate::sa::{Mode, OpenError};
-use crate::selector::{Flow, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};
-use crate::spd::PolicyIndex;
 use crate::wire::esp::PROTOCOL_ESP;
+use spd::PolicyIndex;
+use spd::{Flow, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};
 
 /// The inbound SAs of one pair.
 pub(super) type InboundBundle = Bundle<ReplayWindow>;

@@ -60,10 +60,10 @@ use crate::mtu::{self, IPV4_HEADER_LEN};
 use crate::sa::ah::{InboundAh, OutboundAh};
 use crate::sa::esp::{InboundSa, OutboundSa};
 use crate::sa::{Counters, OpenError, SaError};
-use crate::selector::Flow;
-use crate::spd::{Action, PolicyIndex, Rule, Spd};
 use crate::wire::ah::{self as ah_wire, packet_spi};
 use crate::wire::esp::EspPacket;
+use spd::Flow;
+use spd::{Action, PolicyIndex, Rule, Spd};
 
 /// Implementation limits of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

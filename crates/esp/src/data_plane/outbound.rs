@@ -10,9 +10,9 @@ use super::outcome::Send;
 use crate::mtu::{IPV4_HEADER_LEN, UDP_HEADER_LEN};
 use crate::sa::esp::OutboundSa;
 use crate::sa::{Mode, SealError, SequenceCounter};
-use crate::selector::Selector;
 use crate::wire::ah::PROTOCOL_AH;
 use crate::wire::esp::{NEXT_HEADER_IPV4, PROTOCOL_ESP};
+use spd::Selector;
 
 /// The outbound SAs of one pair.
 pub(super) type OutboundBundle = Bundle<SequenceCounter>;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use crypto::key_schedule::Spi;
 
 use crate::sa::{LifetimeNotice, Mode, OpenError, SealError};
-use crate::selector::{Flow, FlowError, Selector};
-use crate::spd::PolicyIndex;
+use spd::PolicyIndex;
+use spd::{Flow, FlowError, Selector};
 
 /// Which way an SA carries traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,8 +15,8 @@ use super::outcome::Decision;
 use crate::sa::ah::{AhParams, InboundAh, OutboundAh};
 use crate::sa::esp::{InboundSa, OutboundSa, SaParams};
 use crate::sa::{SaError, SaKeys};
-use crate::selector::{Flow, Selector};
-use crate::spd::{Action, PolicyIndex, Spd};
+use spd::{Action, PolicyIndex, Spd};
+use spd::{Flow, Selector};
 
 /// Which IPsec protocols a pair uses (`transform esp | ah | ah-esp`), with the AH keys of
 /// an AH+ESP bundle.

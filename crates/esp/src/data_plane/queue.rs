@@ -7,8 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::mtu;
-use crate::selector::{Flow, Selector};
-use crate::spd::PolicyIndex;
+use spd::PolicyIndex;
+use spd::{Flow, Selector};
 
 /// A packet waiting for `poll_queued`: released from an acquire queue (`sa: None`, looked
 /// up again), or a fragment bound to the SA of its original packet (`policy`, serial).

@@ -8,12 +8,12 @@ use crypto::{EspCipher, Integrity};
 use super::*;
 use crate::sa::esp::SaParams;
 use crate::sa::{LifetimeCause, LifetimeNotice, Mode, SaKeys, TrafficLimits};
-use crate::selector::tests::{ipv4_packet, udp};
-use crate::selector::{PortRange, Prefix, Selector, PROTOCOL_TCP};
+use crate::tests::{ipv4_packet, udp};
 use crate::tests::{key_bytes, SeededRandom};
 use crate::wire::ah::PROTOCOL_AH;
 use crate::wire::esp::PROTOCOL_ESP;
 use crate::{MAX_HEADROOM, MAX_TAILROOM};
+use spd::{PortRange, Prefix, Selector, PROTOCOL_TCP};
 
 const SITE_A: [u8; 4] = [10, 1, 1, 0];
 const SITE_B: [u8; 4] = [10, 2, 2, 0];

@@ -20,13 +20,13 @@ use crypto::{Integrity, IntegrityKey};
 use super::{Mode, OpenError, Sa, SaError, SaKeys, SealError, SequenceCounter, TrafficLimits};
 use crate::mtu;
 use crate::replay::{ReplayWindow, DEFAULT_WINDOW};
-use crate::selector::Flow;
 use crate::wire::ah::{ipv4_lengths, zero_mutable, MAX_IPV4_HEADER_LEN};
 pub use crate::wire::ah::{
     packet_spi, AhHeader, AhWireError, AH_FIXED_LEN, MAX_AH_LEN, OUTER_HEADER_LEN, PROTOCOL_AH,
 };
 pub use crate::wire::esp::PROTOCOL_ESP;
 use crate::wire::esp::{NEXT_HEADER_IPV4, NEXT_HEADER_NONE};
+use spd::Flow;
 
 /// Algorithm, mode, window and limits of an AH SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,11 +27,11 @@ use crypto::{CipherKey, EspCipher, Integrity, IntegrityKey, SecretBytes, SecureR
 
 use super::{Mode, OpenError, Sa, SaError, SaKeys, SealError, SequenceCounter, TrafficLimits};
 use crate::replay::{ReplayWindow, DEFAULT_WINDOW};
-use crate::selector::{Flow, FlowError};
 use crate::wire::esp::{
     self as wire, check_trailer, write_trailer, EspPacket, HEADER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
     NEXT_HEADER_NONE, TRAILER_LEN,
 };
+use spd::{Flow, FlowError};
 
 /// Most bytes an SA puts before the payload: header and the longest IV (AES-CBC, 16).
 /// Callers sealing in place reserve this much headroom (plus their own outer IP and UDP

@@ -21,9 +21,9 @@ use crypto::key_schedule::{EspKeys, Spi};
 use crypto::{EspCipher, Integrity};
 
 use crate::replay::{ReplayError, ReplayWindow};
-use crate::selector::FlowError;
 use crate::wire::ah::AhWireError;
 use crate::wire::esp::{TrailerError, WireError};
+use spd::FlowError;
 
 pub mod ah;
 pub mod esp;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::replay::ReplayError;
 use crate::sa::{LifetimeCause, LifetimeNotice};
-use crate::selector::tests::ipv4_packet;
+use crate::tests::ipv4_packet;
 use crypto::key_schedule::Spi;
 
 const SPI: Spi = Spi(0x2000_0101);

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::replay::ReplayError;
 use crate::sa::{Counters, LifetimeCause, LifetimeNotice, SEQUENCE_SOFT_LIMIT};
-use crate::selector::tests::{ipv4_packet, udp};
 use crate::tests::{hex_value, key_bytes, suites, vector_section, SeededRandom};
+use crate::tests::{ipv4_packet, udp};
 use crate::wire::esp::{TrailerError, WireError};
 use crypto::key_schedule::Spi;
 

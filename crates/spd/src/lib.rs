@@ -11,10 +11,17 @@
 //! non-first fragment has no ports, so with port-specific rules it can match a different
 //! rule than its first fragment. Rules on addresses and protocol only, as the reference
 //! configurations use, are not affected.
+//!
+//! A crate of its own (docs/DESIGN.md): the SPD is one job — what traffic is protected by which
+//! policy — that the data plane (`esp`) consults per packet and the gateway builds from the
+//! configuration; it needs neither crypto nor I/O. [`selector`] holds the selectors and the
+//! flow of a packet; this file the ordered database.
+
+pub mod selector;
+
+pub use selector::{Flow, FlowError, PortRange, Prefix, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};
 
 use core::fmt;
-
-use crate::selector::{Flow, Selector};
 
 /// Which policy entry protects a flow; the gateway maps it to `ipsec policy NAME SEQ` and to
 /// the IKE engine's policy identifier.
