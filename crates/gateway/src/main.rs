@@ -13,7 +13,7 @@
 //! `keysteward reload` makes a running daemon read its file again (as SIGHUP does) and prints
 //! what was kept and what was deleted, or every reason the file was refused (exit 1).
 //!
-//! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon.rs`);
+//! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon/`);
 //! `keysteward display …` asks a running daemon over its control socket.
 #![forbid(unsafe_code)]
 #![warn(clippy::too_many_lines)]
