@@ -61,16 +61,18 @@ use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, Notify
 
 use crate::config::{ExchangeMode, IkeProposal};
 use crate::event::{ConnectionId, FailureReason};
-use crate::ike_sa::{
-    auth_input, body_of, check_remote_identity, find_sa, initial_contact, ke_and_nonce, raw_body, Ctx, IkeSa,
-    Phase1, Phase1Material, Role, NONCE_LEN,
-};
+use crate::identity::check_remote_identity;
+use crate::ike_sa::{IkeSa, Phase1};
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
+use crate::sa::context::Ctx;
+use crate::sa::core::Role;
+use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::signature_auth::{self, PeerProof};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
+use crate::wire::{body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
 
 /// The aggressive-mode states. Each holds what the next message needs.
 pub(crate) enum AggressiveState {
@@ -415,7 +417,7 @@ impl IkeSa {
             ctx,
         );
         sa.learn_capabilities(payloads, ctx.config);
-        sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
+        sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
         sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
         let suite = choice.suite;
         // A KE of another group than the chosen transform's is refused before any DH work.
@@ -543,7 +545,7 @@ impl IkeSa {
                 // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
                 // floated, as strongSwan does), then follow the peer there.
                 self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
-                self.peer_authenticated(ctx);
+                self.peer_authenticated(false, ctx);
                 self.trace_summary(ctx, Direction::Received, Step::Aggressive(3), 0, opened.summary.clone());
                 self.initial_contact_received = opened.initial_contact;
                 if let Some(next_iv) = opened.next_iv {
@@ -630,7 +632,7 @@ impl IkeSa {
             )
         };
         check_remote_identity(self.peer_config(ctx.config), id)?;
-        self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
+        self.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
         self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
         // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
         // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use crate::config::PolicyId;
 use crate::engine::Engine;
+use crate::event::IkeSaEnd;
 use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason};
-use crate::lifetime::{end_ike_sa, IkeSaEnd};
+use crate::lifetime::end_ike_sa;
 
 /// How many failures `display ike error-info` remembers; older ones are dropped first.
 pub const ERROR_HISTORY_LEN: usize = 64;

@@ -17,8 +17,9 @@ use std::time::Instant;
 use isakmp::{Doi, Notification, NotifyType, Payload, ProtocolId};
 
 use crate::event::{ClearReason, Event};
-use crate::ike_sa::{Ctx, IkeSa};
+use crate::ike_sa::IkeSa;
 use crate::informational;
+use crate::sa::context::Ctx;
 
 /// DPD state of one IKE SA.
 #[derive(Debug, Clone, Copy)]

@@ -17,10 +17,13 @@ use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
+use crate::event::Acquire;
 use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
-use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
+use crate::ike_sa::{IkeSa, Phase1};
 use crate::informational;
-use crate::quick_mode::Acquire;
+use crate::sa::context::{Ctx, Output};
+use crate::sa::core::Role;
+use crate::sa::flight::FlightTimeout;
 
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,7 +80,7 @@ pub struct IkeSaView {
     /// Main or aggressive mode.
     pub exchange_mode: crate::config::ExchangeMode,
     /// The identity the peer presented, once authenticated.
-    pub remote_identity: Option<crate::ike_sa::PeerIdentity>,
+    pub remote_identity: Option<crate::identity::PeerIdentity>,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -246,7 +249,7 @@ impl Engine {
                 Phase1::Established { expires_at, .. } => Some(*expires_at),
                 _ => None,
             },
-            replaced: sa.lifetimes.renewal == crate::lifetime::Renewal::Superseded,
+            replaced: sa.lifetimes.renewal == crate::sa::lifetimes::Renewal::Superseded,
             local: sa.local,
             nat_traversal: sa.nat.version,
             local_behind_nat: sa.nat.local_behind_nat,

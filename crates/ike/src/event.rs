@@ -9,7 +9,6 @@ use crypto::{DhError, SecretBytes};
 use isakmp::{NotifyType, ParseError};
 
 use crate::config::{IkeProposal, PolicyId, TrafficSelector};
-use crate::lifetime::{IkeSaEnd, IpsecSaEnd};
 use crate::proposal::{IpsecMismatch, IpsecSuite, Phase1Mismatch};
 
 /// A datagram for the driver to send from `local` to `remote`.
@@ -484,4 +483,42 @@ impl FailureReason {
             | Self::Reconfigured => return None,
         })
     }
+}
+
+/// Why our side ended an IPsec SA pair, carried by [`Event::IpsecSaExpired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpsecSaEnd {
+    /// Its hard lifetime in seconds passed.
+    Lifetime,
+    /// Its traffic lifetime (kilobytes) is used up.
+    Traffic,
+    /// Its outbound sequence numbers are used up.
+    SequenceNumbers,
+    /// `reset ipsec sa` or `reset ike sa`.
+    Reset,
+    /// The IKE SA that managed it is gone and no newer one with the peer took it over.
+    IkeSaGone,
+    /// A configuration reload changed or removed its policy or peer
+    /// ([`crate::Engine::reconfigure`]).
+    Reconfigured,
+}
+
+/// Why our side ended an IKE SA, carried by [`Event::IkeSaExpired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IkeSaEnd {
+    /// Its hard lifetime passed.
+    Lifetime,
+    /// `reset ike sa`.
+    Reset,
+    /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
+    Reconfigured,
+}
+
+/// A flow that needs IPsec SAs (the driver's input to [`Engine::handle_acquire`](crate::Engine::handle_acquire)): policy entry and the ACL rule it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Acquire {
+    /// Index of the policy in [`crate::Config::policies`].
+    pub policy: usize,
+    /// The rule's flow, from our side.
+    pub selector: TrafficSelector,
 }

@@ -17,8 +17,9 @@ use isakmp::{
 };
 
 use crate::event::{Event, Exchange, FailureReason, Transmit};
-use crate::ike_sa::{Ctx, IkeSa, Phase1};
+use crate::ike_sa::{IkeSa, Phase1};
 use crate::quick_mode::QmState;
+use crate::sa::context::Ctx;
 use crate::wire;
 
 /// Sends the notification for `reason` in clear, for failures before phase 1 is authenticated.
@@ -141,7 +142,7 @@ fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ct
         // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
         return;
     }
-    sa.peer_authenticated(ctx);
+    sa.peer_authenticated(true, ctx);
     let mut deleted_ipsec = Vec::new();
     let mut delete_ike = false;
     for payload in &payloads[1..] {
@@ -201,35 +202,12 @@ fn fail_quick_mode(sa: &mut IkeSa, notification: &Notification<'_>, ctx: &mut Ct
     ctx.out.events.push_back(Event::Failed(failure));
 }
 
-/// The message IDs of the last authenticated informationals of an IKE SA, to drop replays.
-/// Each informational exchange has a fresh random message ID (RFC 2409 §5.7) and is sent once,
-/// so a repeat within the window is a copy. Bounded: the oldest ID is forgotten first.
-#[derive(Debug, Default)]
-pub(crate) struct SeenMessageIds(std::collections::VecDeque<u32>);
-
-impl SeenMessageIds {
-    /// How many IDs are remembered.
-    const WINDOW: usize = 64;
-
-    /// Records `message_id`; false if it was seen already.
-    pub(crate) fn first_time(&mut self, message_id: u32) -> bool {
-        if self.0.contains(&message_id) {
-            return false;
-        }
-        if self.0.len() == Self::WINDOW {
-            self.0.pop_front();
-        }
-        self.0.push_back(message_id);
-        true
-    }
-}
-
 /// Decrypts an informational under its own IV (never the phase-1 chain) and returns the
 /// plaintext only once its HASH(1) verifies in constant time (RFC 2409 §5.7): nothing in an
 /// informational is acted upon before that. `None` when it does not decrypt or verify under
 /// our keys.
 fn decrypt_authenticated(
-    material: &crate::ike_sa::Phase1Material,
+    material: &crate::sa::keys::Phase1Material,
     message: &Message<'_>,
     ciphertext: &[u8],
 ) -> Option<Vec<u8>> {
@@ -241,20 +219,4 @@ fn decrypt_authenticated(
     let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
     let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).ok()?;
     Some(decrypted.plaintext)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SeenMessageIds;
-
-    #[test]
-    fn replays_within_the_window_are_refused() {
-        let mut seen = SeenMessageIds::default();
-        assert!(seen.first_time(7));
-        assert!(!seen.first_time(7));
-        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
-            assert!(seen.first_time(id));
-        }
-        assert!(seen.first_time(7), "forgotten once out of the window");
-    }
 }

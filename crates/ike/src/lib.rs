@@ -28,6 +28,7 @@
 //! ([`Transmit::nat_keepalive`]) as they are. The data plane reports inbound traffic with
 //! [`Engine::handle_traffic`] so that DPD only probes idle tunnels.
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 mod aggressive_mode;
 mod commands;
@@ -36,6 +37,7 @@ mod dpd;
 mod engine;
 mod event;
 mod fragmentation;
+mod identity;
 mod ike_sa;
 mod informational;
 mod lifetime;
@@ -43,6 +45,7 @@ mod nat_t;
 mod proposal;
 mod quick_mode;
 mod reconfigure;
+mod sa;
 mod signature_auth;
 mod trace;
 mod vendor;
@@ -60,16 +63,14 @@ pub use config::{
 };
 pub use engine::{Engine, IkeSaView, Statistics};
 pub use event::{
-    AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
-    Transmit, UdpEncapsulation,
+    Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IkeSaEnd,
+    IpsecSaEnd, IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
 };
-pub use ike_sa::{PeerIdentity, Role};
-pub use lifetime::{
-    IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
-};
+pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
-pub use quick_mode::Acquire;
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
+pub use sa::core::Role;
+pub use sa::lifetimes::{IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT};
 pub use trace::{summarize, Direction, MessageTrace, Step};
 pub use vendor::{NatTVersion, PeerCapabilities};

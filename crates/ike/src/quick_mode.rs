@@ -25,21 +25,16 @@ use isakmp::{
 };
 
 use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation};
-use crate::ike_sa::{find_sa, Ctx, Flight, IkeSa, Phase1, Phase1Material, NONCE_LEN};
+use crate::event::{Acquire, AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation};
+use crate::ike_sa::{IkeSa, Phase1};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
+use crate::sa::context::Ctx;
+use crate::sa::flight::Flight;
+use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::trace::{Direction, Step};
 use crate::wire;
-
-/// A flow that needs IPsec SAs: policy entry and the ACL rule it matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Acquire {
-    /// Index of the policy in [`crate::Config::policies`].
-    pub policy: usize,
-    /// The rule's flow, from our side.
-    pub selector: TrafficSelector,
-}
+use crate::wire::find_sa;
 
 /// One quick-mode exchange in progress (or just finished, kept to answer repeats).
 pub(crate) struct QuickMode {
@@ -381,12 +376,12 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_2(MessageId(message_id), &wait.ni, after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
-        self.peer_authenticated(ctx);
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
         let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
-        let suite = crate::lifetime::adopt_responder_lifetime(choice.suite, &payloads);
+        let suite = crate::sa::lifetimes::adopt_responder_lifetime(choice.suite, &payloads);
         // RFC 2409 §5.5: the responder echoes the proxy identities; anything else is a flow we
         // did not ask for, and installing it would protect the wrong traffic.
         let echoed: Vec<&Identification<'_>> = payloads
@@ -409,7 +404,7 @@ impl IkeSa {
         if !echoed_ok {
             let proposed = echoed
                 .iter()
-                .map(|id| crate::ike_sa::describe_identity(&id.identity))
+                .map(|id| crate::identity::describe_identity(&id.identity))
                 .collect::<Vec<_>>()
                 .join(" -> ");
             return Err(FailureReason::ProxyIdNotAllowed {
@@ -447,7 +442,7 @@ impl IkeSa {
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.trace(ctx, Direction::Sent, Step::Quick(3), message_id, true, &[Payload::Hash(&hash3)]);
         self.transmit(qm3, ctx);
-        crate::lifetime::track(self, wait.acquire.policy, &pair, ctx);
+        crate::sa::lifetimes::track(&mut self.lifetimes, wait.acquire.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
@@ -473,7 +468,7 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_1(MessageId(message_id), after, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
-        self.peer_authenticated(ctx);
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self::material(&self.phase1) else { return Ok(()) };
         let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
@@ -501,7 +496,7 @@ impl IkeSa {
         let describe = || match ids.as_slice() {
             [ci, cr] => {
                 let side = |id: &Identification<'_>| {
-                    let mut text = crate::ike_sa::describe_identity(&id.identity);
+                    let mut text = crate::identity::describe_identity(&id.identity);
                     if id.protocol != 0 || id.port != 0 {
                         text.push_str(&format!(" proto {} port {}", id.protocol, id.port));
                     }
@@ -565,10 +560,10 @@ impl IkeSa {
                 rest.extend(nat_t::original_addresses(version, self.remote.ip(), self.local.ip()));
             }
         }
-        let responder_lifetime = crate::lifetime::responder_lifetime_data(&choice);
+        let responder_lifetime = crate::sa::lifetimes::responder_lifetime_data(&choice);
         if let Some(data) = &responder_lifetime {
             for part in &choice.parts {
-                rest.push(crate::lifetime::responder_lifetime_notify(
+                rest.push(crate::sa::lifetimes::responder_lifetime_notify(
                     part.protocol,
                     our_spis.of(part.protocol),
                     data,
@@ -623,7 +618,7 @@ impl IkeSa {
             .skeyid_a
             .verify_quick_mode_hash_3(MessageId(message_id), &wait.ni, &wait.nr, hash)
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(3)" })?;
-        self.peer_authenticated(ctx);
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(3), message_id, true, &payloads);
         let pair = self.install(
             wait.policy,
@@ -643,7 +638,7 @@ impl IkeSa {
         qm.flight.received(digest);
         qm.flight.settle();
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
-        crate::lifetime::track(self, wait.policy, &pair, ctx);
+        crate::sa::lifetimes::track(&mut self.lifetimes, wait.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }

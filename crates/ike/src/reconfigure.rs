@@ -32,7 +32,8 @@ use std::time::Instant;
 use crate::config::{Config, PeerConfig, PolicyConfig};
 use crate::engine::Engine;
 use crate::event::{Event, Exchange, FailureReason};
-use crate::lifetime::{end_ike_sa, end_pairs, IkeSaEnd, IpsecSaEnd};
+use crate::event::{IkeSaEnd, IpsecSaEnd};
+use crate::lifetime::{end_ike_sa, end_pairs};
 
 /// How an old configuration maps onto a new one: for each old peer and policy (by index),
 /// its index in the new configuration when it is unchanged, `None` when it was changed or

@@ -30,7 +30,7 @@ use isakmp::{Certificate, CertificateEncoding, CertificateRequest, Identificatio
 
 use crate::config::{AuthMethod, IkeProposal, PeerConfig, SendCertificate};
 use crate::event::FailureReason;
-use crate::ike_sa::Phase1Material;
+use crate::sa::keys::Phase1Material;
 
 /// What proved the peer's identity: a HASH under a pre-shared key or a signature under a
 /// verified certificate. Only the checks make one, so no SA is established without either.
@@ -203,7 +203,7 @@ pub(crate) fn verify_peer(
         .map_err(|error| FailureReason::SignatureInvalid { hash: which, error })?;
     let identity = presented(&id.identity).ok_or_else(|| {
         FailureReason::Certificate(crypto::CertificateError::IdentityNotInCertificate {
-            presented: crate::ike_sa::describe_identity(&id.identity),
+            presented: crate::identity::describe_identity(&id.identity),
             subject: verified.summary().subject.clone(),
             looked_in: "no certificate field holds this ID type",
         })

@@ -11,9 +11,6 @@
 
 use isakmp::{vendor, Payload};
 
-use crate::config::Config;
-use crate::ike_sa::IkeSa;
-
 /// The NAT-T dialect both sides speak, in order of preference (the derived order: later is
 /// better). The dialect decides payload numbers (NAT-D 20 / 130, NAT-OA 21 / 131) and the
 /// UDP-encapsulated modes (3, 4 / 61443, 61444).
@@ -79,15 +76,6 @@ impl PeerCapabilities {
             }
         }
         caps
-    }
-}
-
-impl IkeSa {
-    /// Reads the peer's Vendor IDs (MM1 / MM2, AM1 / AM2) and settles the NAT-T dialect: the
-    /// best one the peer announced, if `nat traversal` is on here.
-    pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
-        self.peer_capabilities = PeerCapabilities::recognise(payloads);
-        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
     }
 }
 

@@ -11,7 +11,7 @@ use isakmp::{Cookie, ExchangeType, Message, NotifyType, Payload, PayloadType};
 use super::util::{failures, ike, installed, Faults, Gateway, Pair, FW_A, FW_B};
 use super::{assert_keys_agree, established, failure_reasons, tunnel_up};
 use crate::aggressive_mode::{am2_hash_r, am3_hash_i, open_am3, seal_am3};
-use crate::ike_sa::{phase1_material, Phase1Exchange};
+use crate::sa::keys::{phase1_material, Phase1Exchange};
 use crate::{Event, Exchange, ExchangeMode, FailureReason, IdentityConfig, IkeProposal};
 
 /// A pair where A initiates aggressive mode and B answers it, with FQDN identities.
