@@ -23,7 +23,6 @@ use crate::ike_sa::{IkeSa, Phase1};
 use crate::informational;
 use crate::sa::context::{Ctx, Output};
 use crate::sa::core::Role;
-use crate::sa::flight::FlightTimeout;
 
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -443,7 +442,7 @@ impl Engine {
                     };
                     match result {
                         Ok(done) => established = done,
-                        Err(reason) => fail_phase1(sa, state, reason, ctx),
+                        Err(reason) => sa.fail_phase1(state, reason, ctx),
                     }
                 });
                 if established {
@@ -455,16 +454,14 @@ impl Engine {
                     return;
                 }
                 if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
-                    informational::notify_failure(sa, &reason, ctx);
+                    sa.notify_failure(&reason, ctx);
                     let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
                     ctx.out.events.push_back(Event::Failed(failure));
                 }
             }),
             ExchangeType::Informational => {
                 let mark = self.out.events.len();
-                self.with_sa_received(slot, now, received, |sa, ctx| {
-                    informational::handle(sa, &message, ctx)
-                });
+                self.with_sa_received(slot, now, received, |sa, ctx| sa.handle_informational(&message, ctx));
                 self.forget_deleted_pairs(slot, mark);
                 self.initial_contact(slot, now);
             }
@@ -887,115 +884,4 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&HashAlgorithm::Sha256.digest(&[datagram]));
     out
-}
-
-/// Ends phase 1 with `reason`: tells the peer when that is allowed, reports, and marks the SA
-/// for removal.
-fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
-    informational::notify_unauthenticated(sa.local, sa.remote, sa.cookie_i, sa.cookie_r, &reason, ctx);
-    let failure = sa.failure(sa.phase1_exchange(), state, reason, ctx.config);
-    ctx.out.events.push_back(Event::Failed(failure));
-    sa.phase1 = Phase1::Failed;
-}
-
-pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
-    let now = ctx.now;
-    // A message whose fragments did not all arrive in time: its pieces are freed.
-    sa.reassembly.expire(now);
-    // Phase-1 retransmission and deadline.
-    match sa.flight.on_timeout(now, ctx.config) {
-        FlightTimeout::Resend(bytes) => sa.transmit(bytes, ctx),
-        FlightTimeout::GiveUp { retransmissions, waited } if !sa.is_established() => {
-            let state = sa.phase1.name();
-            let failure = sa.failure(
-                sa.phase1_exchange(),
-                state,
-                FailureReason::TimedOut { retransmissions, waited },
-                ctx.config,
-            );
-            ctx.out.events.push_back(Event::Failed(failure));
-            sa.phase1 = Phase1::Failed;
-            return;
-        }
-        _ => {}
-    }
-    match &sa.phase1 {
-        Phase1::Established { expires_at, .. } if *expires_at <= now => {
-            // Hard lifetime: the engine hands its IPsec SAs on and deletes it
-            // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
-            return;
-        }
-        Phase1::Established { .. } => {
-            if let Some(reason) = crate::dpd::on_timeout(sa, ctx) {
-                crate::dpd::declare_dead(sa, reason, ctx);
-                return;
-            }
-            if sa.nat.keepalive_due(now) {
-                ctx.out.transmits.push_back(Transmit::keepalive(sa.local, sa.remote));
-            }
-        }
-        Phase1::Failed => {}
-        _ if sa.phase1_deadline <= now => {
-            let state = sa.phase1.name();
-            let waited =
-                now.saturating_duration_since(sa.phase1_deadline - ctx.config.limits.exchange_timeout);
-            let failure = sa.failure(
-                sa.phase1_exchange(),
-                state,
-                FailureReason::TimedOut { retransmissions: 0, waited },
-                ctx.config,
-            );
-            ctx.out.events.push_back(Event::Failed(failure));
-            sa.phase1 = Phase1::Failed;
-            return;
-        }
-        _ => {}
-    }
-    // Quick modes: retransmit, give up, or forget finished ones.
-    let mut index = 0;
-    while index < sa.quick_modes.len() {
-        let qm = &mut sa.quick_modes[index];
-        match qm.flight.on_timeout(now, ctx.config) {
-            FlightTimeout::Resend(bytes) => {
-                sa.transmit(bytes, ctx);
-            }
-            FlightTimeout::GiveUp { retransmissions, waited } => {
-                let state = qm.state_name();
-                // Kept, as finished, until its deadline: a late reply is then recognised by
-                // its message ID and dropped, not taken for a new exchange under the wrong IV
-                // (whose error notify could end an unrelated quick mode of the peer, such as
-                // the rekey that replaces this one).
-                qm.state = crate::quick_mode::QmState::Done;
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::TimedOut { retransmissions, waited },
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            FlightTimeout::Nothing => {}
-        }
-        let qm = &sa.quick_modes[index];
-        if qm.deadline <= now {
-            let finished = matches!(qm.state, crate::quick_mode::QmState::Done);
-            let state = qm.state_name();
-            sa.quick_modes.remove(index);
-            if !finished {
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::TimedOut {
-                        retransmissions: ctx.config.limits.retransmit_count,
-                        waited: ctx.config.limits.exchange_timeout,
-                    },
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            continue;
-        }
-        index += 1;
-    }
-    crate::lifetime::on_timeout(sa, ctx);
 }

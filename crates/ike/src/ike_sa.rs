@@ -26,13 +26,19 @@ use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 
 use crate::aggressive_mode::AggressiveState;
 use crate::config::IkeProposal;
+use crate::event::Acquire;
+use crate::event::ClearReason;
+use crate::event::Transmit;
 use crate::event::{ConnectionId, Event, FailureReason, Phase1KeyLog};
 use crate::identity::{check_remote_identity, PeerIdentity};
+use crate::informational::{self, Outcome, Phase1View};
 use crate::nat_t::{self};
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::quick_mode::QuickMode;
+use crate::quick_mode::{self, QuickModeSa};
 use crate::sa::context::Ctx;
 use crate::sa::core::{Role, SaCore};
+use crate::sa::flight::FlightTimeout;
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::signature_auth::{self, PeerProof};
 use crate::trace::{traced, Direction, Step};
@@ -118,6 +124,184 @@ impl DerefMut for IkeSa {
 }
 
 impl IkeSa {
+    /// The phase-1 keys, once established.
+    pub(crate) fn established_keys(&self) -> Option<&Phase1Material> {
+        match &self.phase1 {
+            Phase1::Established { material, .. } => Some(material),
+            _ => None,
+        }
+    }
+
+    /// This SA as quick mode sees it: core, keys and the quick modes under way.
+    fn quick_mode_sa(&mut self) -> QuickModeSa<'_> {
+        let keys = match &self.phase1 {
+            Phase1::Established { material, .. } => Some(&**material),
+            _ => None,
+        };
+        QuickModeSa { core: &mut self.core, keys, quick_modes: &mut self.quick_modes }
+    }
+
+    /// Sends `payloads` in a protected informational exchange (nothing before phase 1 is
+    /// established).
+    pub(crate) fn send_protected(&self, payloads: &[Payload<'_>], ctx: &mut Ctx<'_>) {
+        informational::send_protected(&self.core, self.established_keys(), payloads, ctx);
+    }
+
+    /// Sends the notification for a quick-mode `reason` under this SA's protection.
+    pub(crate) fn notify_failure(&self, reason: &FailureReason, ctx: &mut Ctx<'_>) {
+        informational::notify_failure(&self.core, self.established_keys(), reason, ctx);
+    }
+
+    /// Handles an informational message; an error or Delete from the peer may end this SA.
+    pub(crate) fn handle_informational(&mut self, message: &Message<'_>, ctx: &mut Ctx<'_>) {
+        let exchange = self.phase1_exchange();
+        let view = match &self.phase1 {
+            Phase1::Established { material, .. } => Phase1View::Established(material),
+            Phase1::Failed => Phase1View::Failed,
+            Phase1::InitiatorWaitMm6 { material, .. } => {
+                Phase1View::Running { exchange, state: self.phase1.name(), awaiting_mm6: Some(material) }
+            }
+            running => Phase1View::Running { exchange, state: running.name(), awaiting_mm6: None },
+        };
+        let quick_modes = &mut self.quick_modes;
+        let outcome = informational::handle(&mut self.core, view, message, ctx, |sa, notification, ctx| {
+            quick_mode::refused_by_peer(quick_modes, sa, notification, ctx)
+        });
+        if outcome == Outcome::EndIkeSa {
+            self.phase1 = Phase1::Failed;
+        }
+    }
+
+    /// Runs the DPD timer of an established SA; clears it when the peer is dead (then true).
+    fn dpd_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Phase1::Established { material, .. } = &self.phase1 else { return false };
+        match informational::dpd_timeout(&mut self.core, material, ctx) {
+            Some(reason) => {
+                self.declare_dead(reason, ctx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Clears `sa` after DPD found its peer dead.
+    fn declare_dead(&mut self, reason: ClearReason, ctx: &mut Ctx<'_>) {
+        ctx.out.events.push_back(Event::SasCleared {
+            connection: self.connection,
+            peer: self.peer_config(ctx.config).name.clone(),
+            remote: self.remote,
+            reason,
+        });
+        self.phase1 = Phase1::Failed;
+    }
+
+    /// Runs every timer of this SA (early runs are harmless: each checks its own deadline).
+    /// Returns false when the SA ended or reached its hard lifetime; the caller then runs no
+    /// lifetime timers for it.
+    pub(crate) fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if !self.phase1_timeout(ctx) {
+            return false;
+        }
+        quick_mode::on_timeout(&mut self.quick_modes, &self.core, ctx);
+        true
+    }
+
+    /// Runs the phase-1 timers: fragments, retransmission, the exchange deadline, and once
+    /// established DPD and NAT keepalives. Returns false when the SA ended or reached its hard
+    /// lifetime, so that nothing else of it runs now.
+    fn phase1_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let now = ctx.now;
+        // A message whose fragments did not all arrive in time: its pieces are freed.
+        self.reassembly.expire(now);
+        // Phase-1 retransmission and deadline.
+        match self.flight.on_timeout(now, ctx.config) {
+            FlightTimeout::Resend(bytes) => self.transmit(bytes, ctx),
+            FlightTimeout::GiveUp { retransmissions, waited } if !self.is_established() => {
+                let state = self.phase1.name();
+                let failure = self.failure(
+                    self.phase1_exchange(),
+                    state,
+                    FailureReason::TimedOut { retransmissions, waited },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+                self.phase1 = Phase1::Failed;
+                return false;
+            }
+            _ => {}
+        }
+        match &self.phase1 {
+            Phase1::Established { expires_at, .. } if *expires_at <= now => {
+                // Hard lifetime: the engine hands its IPsec SAs on and deletes it
+                // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
+                return false;
+            }
+            Phase1::Established { .. } => {
+                if self.dpd_timeout(ctx) {
+                    return false;
+                }
+                if self.nat.keepalive_due(now) {
+                    ctx.out.transmits.push_back(Transmit::keepalive(self.local, self.remote));
+                }
+            }
+            Phase1::Failed => {}
+            _ if self.phase1_deadline <= now => {
+                let state = self.phase1.name();
+                let waited =
+                    now.saturating_duration_since(self.phase1_deadline - ctx.config.limits.exchange_timeout);
+                let failure = self.failure(
+                    self.phase1_exchange(),
+                    state,
+                    FailureReason::TimedOut { retransmissions: 0, waited },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+                self.phase1 = Phase1::Failed;
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Ends phase 1 with `reason`: tells the peer when that is allowed, reports, and marks the SA
+    /// for removal.
+    /// Phase 1 failed in `state`: the peer is told in clear (no keys are trusted yet) and the SA
+    /// ends.
+    pub(crate) fn fail_phase1(&mut self, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
+        informational::notify_unauthenticated(
+            self.local,
+            self.remote,
+            self.cookie_i,
+            self.cookie_r,
+            &reason,
+            ctx,
+        );
+        let failure = self.failure(self.phase1_exchange(), state, reason, ctx.config);
+        ctx.out.events.push_back(Event::Failed(failure));
+        self.phase1 = Phase1::Failed;
+    }
+
+    /// Starts a quick mode for `acquire` on this established SA: QM1.
+    pub(crate) fn start_quick_mode(
+        &mut self,
+        acquire: Acquire,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), FailureReason> {
+        self.quick_mode_sa().start(acquire, ctx)
+    }
+
+    /// Handles a quick-mode message. On failure returns the reason and the state it was in;
+    /// the quick mode is then forgotten.
+    pub(crate) fn handle_quick_mode(
+        &mut self,
+        message: &Message<'_>,
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), (FailureReason, &'static str)> {
+        self.quick_mode_sa().handle(message, digest, ctx)
+    }
+
     /// A new SA in a placeholder phase-1 state that the caller replaces at once
     /// ([`SaCore::new`]).
     pub(crate) fn new(

@@ -127,7 +127,7 @@ pub(crate) fn end_pairs(
                 })
             })
             .collect();
-        crate::informational::send_protected(sa, &deletes, ctx);
+        sa.send_protected(&deletes, ctx);
     }
     for pair in pairs {
         ctx.out.events.push_back(Event::IpsecSaExpired {
@@ -157,7 +157,7 @@ pub(crate) fn end_ike_sa(sa: &mut IkeSa, reason: IkeSaEnd, ctx: &mut Ctx<'_>) {
         spi[..8].copy_from_slice(&sa.cookie_i.0);
         spi[8..].copy_from_slice(&sa.cookie_r.0);
         let delete = Delete { doi: Doi::Ipsec, protocol: ProtocolId::Isakmp, spi_size: 16, spis: vec![&spi] };
-        crate::informational::send_protected(sa, &[Payload::Delete(delete)], ctx);
+        sa.send_protected(&[Payload::Delete(delete)], ctx);
         ctx.out.events.push_back(Event::IkeSaExpired {
             connection: sa.connection,
             peer: sa.peer_config(ctx.config).name.clone(),
@@ -234,7 +234,11 @@ impl Engine {
     /// Runs every timer of the SA in `slot` (early runs are harmless: each checks its own
     /// deadline), then what only the engine can do, then removes it if it ended.
     pub(crate) fn run_sa_timers(&mut self, slot: usize, now: Instant) {
-        self.with_sa(slot, now, crate::engine::on_sa_timeout);
+        self.with_sa(slot, now, |sa, ctx| {
+            if sa.on_timeout(ctx) {
+                on_timeout(sa, ctx);
+            }
+        });
         self.lifetime_followups(slot, now);
         self.reap(slot, now);
     }

@@ -15,22 +15,23 @@
 //! repeated QM2 with its stored QM3.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use crypto::key_schedule::{EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, Spi};
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
-    ExchangeType, Identification, Identity, Message, Payload, PayloadType, Proposal, ProtocolId,
-    SecurityAssociation, SIT_IDENTITY_ONLY,
+    ExchangeType, Identification, Identity, Message, Notification, Payload, PayloadType, Proposal,
+    ProtocolId, SecurityAssociation, SIT_IDENTITY_ONLY,
 };
 
 use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{Acquire, AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation};
-use crate::ike_sa::{IkeSa, Phase1};
+use crate::event::{Acquire, AhSaKeys, Event, Exchange, FailureReason, IpsecSaPair, UdpEncapsulation};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::sa::context::Ctx;
-use crate::sa::flight::Flight;
+use crate::sa::core::SaCore;
+use crate::sa::flight::{Flight, FlightTimeout};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::trace::{Direction, Step};
 use crate::wire;
@@ -137,10 +138,26 @@ impl QuickMode {
     }
 }
 
-fn material(phase1: &Phase1) -> Option<&Phase1Material> {
-    match phase1 {
-        Phase1::Established { material, .. } => Some(material),
-        _ => None,
+/// What a quick mode runs on: the IKE SA's core, its phase-1 keys once established, and the
+/// quick modes under way, borrowed apart from the IKE SA (`IkeSa::quick_mode_sa`) so that
+/// this module never sees a phase-1 state. Reads and writes of the core go through `Deref`.
+pub(crate) struct QuickModeSa<'s> {
+    pub(crate) core: &'s mut SaCore,
+    /// The phase-1 keys; `None` before phase 1 is established (nothing can be protected).
+    pub(crate) keys: Option<&'s Phase1Material>,
+    pub(crate) quick_modes: &'s mut Vec<QuickMode>,
+}
+
+impl Deref for QuickModeSa<'_> {
+    type Target = SaCore;
+    fn deref(&self) -> &SaCore {
+        self.core
+    }
+}
+
+impl DerefMut for QuickModeSa<'_> {
+    fn deref_mut(&mut self) -> &mut SaCore {
+        self.core
     }
 }
 
@@ -235,7 +252,87 @@ macro_rules! find_payload {
     };
 }
 
-impl IkeSa {
+/// An authenticated error notification ends the quick mode it is about: the one whose SPI it
+/// names, or the only one we initiated.
+pub(crate) fn refused_by_peer(
+    quick_modes: &mut Vec<QuickMode>,
+    sa: &SaCore,
+    notification: &Notification<'_>,
+    ctx: &mut Ctx<'_>,
+) {
+    let waiting: Vec<usize> = quick_modes
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let by_spi = quick_modes.iter().position(|q| q.owns_spi(notification.spi));
+    let index = by_spi.or(match waiting.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    });
+    let Some(index) = index else { return };
+    let qm = quick_modes.remove(index);
+    let failure = sa.failure(
+        Exchange::QuickMode,
+        qm.state_name(),
+        FailureReason::PeerNotified(notification.notify_type),
+        ctx.config,
+    );
+    ctx.out.events.push_back(Event::Failed(failure));
+}
+
+/// Runs the quick modes' timers: retransmit, give up, or forget finished ones.
+pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mut Ctx<'_>) {
+    let now = ctx.now;
+    let mut index = 0;
+    while index < quick_modes.len() {
+        let qm = &mut quick_modes[index];
+        match qm.flight.on_timeout(now, ctx.config) {
+            FlightTimeout::Resend(bytes) => {
+                sa.transmit(bytes, ctx);
+            }
+            FlightTimeout::GiveUp { retransmissions, waited } => {
+                let state = qm.state_name();
+                // Kept, as finished, until its deadline: a late reply is then recognised by
+                // its message ID and dropped, not taken for a new exchange under the wrong IV
+                // (whose error notify could end an unrelated quick mode of the peer, such as
+                // the rekey that replaces this one).
+                qm.state = QmState::Done;
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::TimedOut { retransmissions, waited },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+            }
+            FlightTimeout::Nothing => {}
+        }
+        let qm = &quick_modes[index];
+        if qm.deadline <= now {
+            let finished = matches!(qm.state, QmState::Done);
+            let state = qm.state_name();
+            quick_modes.remove(index);
+            if !finished {
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::TimedOut {
+                        retransmissions: ctx.config.limits.retransmit_count,
+                        waited: ctx.config.limits.exchange_timeout,
+                    },
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+            }
+            continue;
+        }
+        index += 1;
+    }
+}
+
+impl QuickModeSa<'_> {
     fn qm_header(&self, message_id: u32) -> isakmp::Header {
         wire::header(self.cookie_i, self.cookie_r, ExchangeType::QuickMode, message_id)
     }
@@ -252,13 +349,9 @@ impl IkeSa {
     }
 
     /// Starts a quick mode for `acquire` on this established SA: QM1.
-    pub(crate) fn start_quick_mode(
-        &mut self,
-        acquire: Acquire,
-        ctx: &mut Ctx<'_>,
-    ) -> Result<(), FailureReason> {
+    pub(crate) fn start(&mut self, acquire: Acquire, ctx: &mut Ctx<'_>) -> Result<(), FailureReason> {
         let message_id = self.new_message_id(ctx);
-        let Some(material) = material(&self.phase1) else { return Ok(()) };
+        let Some(material) = self.keys else { return Ok(()) };
         let policy = &ctx.config.policies[acquire.policy];
         let udp = self.nat.encapsulation();
         let mut offered = policy_suites(policy);
@@ -319,7 +412,7 @@ impl IkeSa {
 
     /// Handles a quick-mode message. On failure returns the reason and the state it was in;
     /// the quick mode is then forgotten.
-    pub(crate) fn handle_quick_mode(
+    pub(crate) fn handle(
         &mut self,
         message: &Message<'_>,
         digest: [u8; 32],
@@ -363,7 +456,7 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
         let message_id = message.header.message_id.0;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
@@ -378,7 +471,7 @@ impl IkeSa {
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
-        let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
         let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
         let suite = crate::sa::lifetimes::adopt_responder_lifetime(choice.suite, &payloads);
@@ -453,7 +546,7 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let Some(material) = material(&self.phase1) else { return Ok(()) };
+        let Some(material) = self.keys else { return Ok(()) };
         let message_id = message.header.message_id.0;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
@@ -470,7 +563,7 @@ impl IkeSa {
             .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
-        let Some(material) = self::material(&self.phase1) else { return Ok(()) };
+        let Some(material) = self.keys else { return Ok(()) };
         let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
         let ids: Vec<&Identification<'_>> = payloads
@@ -606,7 +699,7 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
         let message_id = message.header.message_id.0;
         let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
@@ -657,7 +750,7 @@ impl IkeSa {
         _proof: HashVerified,
         ctx: &Ctx<'_>,
     ) -> Result<IpsecSaPair, FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
         let suite = &choice.suite;
         let derive = |protocol: ProtocolId, lengths: EspKeyLengths| {
             let part = choice.part(protocol).ok_or(FailureReason::MissingPayload("proposal"))?;
