@@ -245,7 +245,7 @@ impl Engine {
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
             expires_at: match &sa.phase1 {
-                Phase1::Established { expires_at, .. } => Some(*expires_at),
+                Phase1::Established(established) => Some(established.expires_at),
                 _ => None,
             },
             replaced: sa.lifetimes.renewal == crate::sa::lifetimes::Renewal::Superseded,

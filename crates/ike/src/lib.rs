@@ -41,6 +41,7 @@ mod identity;
 mod ike_sa;
 mod informational;
 mod lifetime;
+mod main_mode;
 mod nat_t;
 mod proposal;
 mod quick_mode;

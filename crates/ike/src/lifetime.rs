@@ -44,8 +44,8 @@ pub(crate) fn preferred_ike_sa(
 
 /// Arms the renewal of an IKE SA that was just established (`sa::lifetimes::arm_renewal`).
 pub(crate) fn arm_ike_sa(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
-    let Phase1::Established { suite, .. } = &sa.phase1 else { return };
-    let lifetime = suite.lifetime;
+    let Phase1::Established(established) = &sa.phase1 else { return };
+    let lifetime = established.suite.lifetime;
     let preferred = sa.role == Role::Initiator;
     crate::sa::lifetimes::arm_renewal(&mut sa.lifetimes, lifetime, preferred, ctx);
 }
@@ -248,8 +248,8 @@ impl Engine {
     /// new main mode is started.
     pub(crate) fn lifetime_followups(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return };
-        if let Phase1::Established { expires_at, .. } = &sa.phase1 {
-            if *expires_at <= now {
+        if let Phase1::Established(established) = &sa.phase1 {
+            if established.expires_at <= now {
                 if let Some(to) = self.successor(slot) {
                     self.adopt(slot, to);
                 }

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crypto::key_schedule::{AuthHashInput, Skeyid};
-use crypto::HashAlgorithm;
+use crypto::{HashAlgorithm, SecretBytes};
 use isakmp::{Cookie, Identification, Identity, Payload};
 
 use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig};
 use crate::dpd::DpdState;
-use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, FailureReason, Phase1KeyLog, Transmit};
 use crate::fragmentation::Reassembly;
 use crate::identity::PeerIdentity;
 use crate::nat_t::{detect, our_discovery_hashes, NatState, NAT_T_PORT};
@@ -45,6 +45,15 @@ pub(crate) struct Established {
     pub(crate) expires_at: Instant,
     /// The peer's HASH_I / HASH_R or signature checked out: no SA is established without it.
     pub(crate) _authenticated: PeerProof,
+}
+
+/// Where a phase-1 exchange (main or aggressive mode) stands after a message: still waiting
+/// in its next state, or established.
+pub(crate) enum Phase1Step<S> {
+    /// The exchange goes on in this state.
+    Wait(S),
+    /// Phase 1 is complete.
+    Established(Established),
 }
 
 /// One IKE SA, without the exchange states (`ike_sa::IkeSa` adds those).
@@ -101,6 +110,36 @@ pub(crate) struct SaCore {
 }
 
 impl SaCore {
+    /// Phase 1 completed with the peer authenticated (`proof`): DPD and the event for the
+    /// driver (with the phase-1 keys only when a key log was asked for). Returns the
+    /// established state, which protects the quick modes and informationals to come.
+    pub(crate) fn establish(
+        &mut self,
+        suite: IkeProposal,
+        material: Box<Phase1Material>,
+        proof: PeerProof,
+        ctx: &mut Ctx<'_>,
+    ) -> Established {
+        self.established_at = Some(ctx.now);
+        self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
+        self.dpd.heard(ctx.now);
+        let expires_at = ctx.now + suite.lifetime;
+        let key_log = ctx.out.key_log.then(|| Phase1KeyLog {
+            cookie_i: self.cookie_i.0,
+            cookie_r: self.cookie_r.0,
+            ka: SecretBytes::from_slice(material.key.expose()),
+        });
+        ctx.out.events.push_back(Event::IkeSaEstablished {
+            connection: self.connection,
+            peer: self.peer_config(ctx.config).name.clone(),
+            remote: self.remote,
+            suite,
+            initiator: self.role == Role::Initiator,
+            key_log,
+        });
+        Established { suite, material, expires_at, _authenticated: proof }
+    }
+
     /// Our cookie: the one we chose, by which the engine finds this SA.
     pub(crate) fn our_cookie(&self) -> Cookie {
         match self.role {
