@@ -20,7 +20,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use isakmp::{Cookie, Message, Payload};
+use isakmp::{Message, Payload};
 
 use crate::aggressive_mode::{self, AggressiveState};
 use crate::config::IkeProposal;
@@ -33,7 +33,7 @@ use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
 use crate::quick_mode::{self, QuickModeSa};
 use crate::sa::context::Ctx;
-use crate::sa::core::{Established, Phase1Step, Role, SaCore};
+use crate::sa::core::{Established, Phase1Step, SaCore};
 use crate::sa::flight::FlightTimeout;
 use crate::sa::keys::Phase1Material;
 use std::ops::{Deref, DerefMut};
@@ -408,7 +408,6 @@ impl IkeSa {
     ) -> Result<(), (FailureReason, &'static str)> {
         self.quick_mode_sa().handle(message, digest, ctx)
     }
-
 
     /// The negotiated phase-1 suite, once established.
     pub(crate) fn suite(&self) -> Option<IkeProposal> {

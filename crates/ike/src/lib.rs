@@ -62,7 +62,7 @@ pub use config::{
     Limits, PeerConfig, PolicyConfig, PolicyId, SendCertificate, Subnet, TrafficSelector,
     AGGRESSIVE_MODE_PSK_RISK,
 };
-pub use engine::{Engine, IkeSaView, Statistics};
+pub use engine::endpoint::{Engine, IkeSaView, Statistics};
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IkeSaEnd,
     IpsecSaEnd, IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,

@@ -18,9 +18,8 @@ use isakmp::{Cookie, ExchangeType, Message};
 use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
-use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
+use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
 use crate::ike_sa::{IkeSa, Phase1};
-use crate::informational;
 use crate::sa::context::{Ctx, Output};
 use crate::sa::core::Role;
 
@@ -87,50 +86,50 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) rng: Box<dyn SecureRandom + Send>,
     pub(crate) slots: Vec<Option<IkeSa>>,
-    free: Vec<usize>,
+    pub(crate) free: Vec<usize>,
     /// Our cookie → slot.
-    by_cookie: HashMap<Cookie, usize>,
+    pub(crate) by_cookie: HashMap<Cookie, usize>,
     /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
-    by_connection: HashMap<ConnectionId, usize>,
+    pub(crate) by_connection: HashMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
-    responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    pub(crate) responder_first: HashMap<(Cookie, SocketAddr), usize>,
     /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
     /// established), without scanning every SA for each MM1 / AM1.
-    half_open_by_address: HashMap<IpAddr, usize>,
+    pub(crate) half_open_by_address: HashMap<IpAddr, usize>,
     /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
     /// peer's SA without scanning every SA.
-    slots_by_peer: HashMap<usize, Vec<usize>>,
+    pub(crate) slots_by_peer: HashMap<usize, Vec<usize>>,
     /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
-    peer_by_address: HashMap<IpAddr, usize>,
+    pub(crate) peer_by_address: HashMap<IpAddr, usize>,
     /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
-    policies_by_peer: Vec<Vec<usize>>,
+    pub(crate) policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    armed: Vec<Option<(Instant, u64)>>,
-    generation: u64,
-    next_connection: u64,
-    half_open: usize,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    pub(crate) armed: Vec<Option<(Instant, u64)>>,
+    pub(crate) generation: u64,
+    pub(crate) next_connection: u64,
+    pub(crate) half_open: usize,
     pub(crate) out: Output,
-    stats: Statistics,
+    pub(crate) stats: Statistics,
     /// The last failures, for `display ike error-info`.
     pub(crate) errors: ErrorHistory,
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
-    wall_clock: Option<WallClock>,
+    pub(crate) wall_clock: Option<WallClock>,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
 /// wall-clock time of any later `now` from it.
 #[derive(Debug, Clone, Copy)]
-struct WallClock {
+pub(crate) struct WallClock {
     instant: Instant,
     unix_seconds: u64,
 }
 
 impl WallClock {
-    fn at(self, now: Instant) -> u64 {
+    pub(crate) fn at(self, now: Instant) -> u64 {
         match now.checked_duration_since(self.instant) {
             Some(later) => self.unix_seconds.saturating_add(later.as_secs()),
             None => self.unix_seconds.saturating_sub(self.instant.duration_since(now).as_secs()),
@@ -270,7 +269,7 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    fn acquire(&mut self, now: Instant, acquire: Acquire) {
+    pub(super) fn acquire(&mut self, now: Instant, acquire: Acquire) {
         if self.flow_served(&acquire, now) {
             return;
         }
@@ -389,7 +388,7 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+    pub(super) fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         if datagram == crate::nat_t::KEEPALIVE {
             return;
         }
@@ -472,7 +471,7 @@ impl Engine {
 
     /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
     /// is handled as if it had arrived whole (`fragmentation.rs`).
-    fn fragment(
+    pub(super) fn fragment(
         &mut self,
         slot: usize,
         now: Instant,
@@ -536,64 +535,14 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
-    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
-    fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
-        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
-    }
-
-    /// The SAs of configured peer `peer`, through the per-peer index.
-    fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
-        self.slots_by_peer
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
-            .filter(move |(_, sa)| sa.peer == peer)
-    }
-
-    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
-    /// IKE SA with the same peer that was established before this one began, and tells the
-    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
-    /// that completed while this one ran are kept (both sides initiated at once).
-    fn initial_contact(&mut self, slot: usize, now: Instant) {
-        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        if !std::mem::take(&mut sa.initial_contact_received) {
-            return;
-        }
-        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
-        let stale: Vec<usize> = self
-            .peer_slots(peer)
-            .filter(|(i, s)| {
-                *i != slot
-                    && s.remote.ip() == ip
-                    && s.is_established()
-                    && s.established_at.is_some_and(|at| at <= started)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        for old in stale {
-            if let Some(sa) = self.slots[old].as_mut() {
-                self.out.events.push_back(Event::SasCleared {
-                    connection: sa.connection,
-                    peer: self.config.peers[sa.peer].name.clone(),
-                    remote: sa.remote,
-                    reason: ClearReason::InitialContact { replaced_by },
-                });
-                sa.phase1 = Phase1::Failed;
-            }
-            self.reap(old, now);
-        }
-    }
-
-    fn next_connection(&mut self) -> ConnectionId {
+    pub(super) fn next_connection(&mut self) -> ConnectionId {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
         id
     }
 
     /// Finds the SA a message belongs to.
-    fn route(&self, message: &Message<'_>, remote: SocketAddr) -> Option<usize> {
+    pub(super) fn route(&self, message: &Message<'_>, remote: SocketAddr) -> Option<usize> {
         let (i, r) = (message.header.initiator_cookie, message.header.responder_cookie);
         if r.is_zero() {
             if let Some(&slot) = self.responder_first.get(&(i, remote)) {
@@ -610,166 +559,13 @@ impl Engine {
             .then_some(slot)
     }
 
-    /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any
-    /// Diffie-Hellman work.
-    fn new_responder(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
-    ) {
-        let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
-        let (exchange, state) = if aggressive {
-            (Exchange::AggressiveMode, "waiting for AM1")
-        } else {
-            (Exchange::MainMode, "waiting for MM1")
-        };
-        let peer = if aggressive {
-            // IDii is in clear in AM1: the key is chosen by the identity (notes pitfall 15).
-            let identity = message.payloads().iter().find_map(|p| match p {
-                isakmp::Payload::Identification(id) => Some(&id.identity),
-                _ => None,
-            });
-            identity
-                .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
-                .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
-                .or_else(|| self.config.template_peer())
-        } else {
-            // Main mode shows no identity before the key is needed: the address decides, and
-            // an address no peer names falls to the template peer, if there is one.
-            self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer())
-        };
-        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
-        // an AM1 that selects no peer is refused here as well, without telling why it failed.
-        // A peer that authenticates only by signatures has no pre-shared key to leak: its
-        // HASH_R is signed, not keyed by a secret that can be brute-forced.
-        let signatures_only = |p: usize| {
-            let peer = &self.config.peers[p];
-            peer.certificate.is_some()
-                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
-        };
-        let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
-        if aggressive && !allowed {
-            // The peer offers pre-shared keys: no reply, no state.
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: peer.map(|p| self.config.peers[p].name.clone()),
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::AggressiveModePskRefused,
-            }));
-            return;
-        }
-        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
-        if self.half_open >= self.config.limits.max_half_open
-            || per_peer >= self.config.limits.max_half_open_per_peer
-        {
-            self.stats.half_open_dropped += 1;
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::TooManyHalfOpen,
-            }));
-            return;
-        }
-        let Some(peer) = peer else {
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::UnknownPeer,
-            }));
-            return;
-        };
-        let connection = self.next_connection();
-        let mut ctx = Ctx {
-            config: &self.config,
-            policies_by_peer: &self.policies_by_peer,
-            rng: &mut *self.rng,
-            now,
-            out: &mut self.out,
-            received: Some((local, remote)),
-            unix_time: self.wall_clock.map(|clock| clock.at(now)),
-        };
-        let responded = if aggressive {
-            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
-        } else {
-            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
-        };
-        match responded {
-            Ok(sa) => {
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.armed.push(None);
-                    self.slots.len() - 1
-                });
-                self.by_cookie.insert(sa.our_cookie(), slot);
-                self.by_connection.insert(sa.connection, slot);
-                self.responder_first.insert((sa.cookie_i, remote), slot);
-                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
-                self.slots_by_peer.entry(peer).or_default().push(slot);
-                self.slots[slot] = Some(sa);
-                self.half_open += 1;
-                self.rearm(slot);
-            }
-            Err(reason) => {
-                informational::notify_unauthenticated(
-                    local,
-                    remote,
-                    message.header.initiator_cookie,
-                    Cookie::default(),
-                    &reason,
-                    &mut ctx,
-                );
-                ctx.out.events.push_back(Event::Failed(Failure {
-                    peer: Some(self.config.peers[peer].name.clone()),
-                    remote,
-                    exchange,
-                    state,
-                    reason,
-                }));
-            }
-        }
-    }
-
-    /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
-    fn phase1_done(&mut self, slot: usize, now: Instant) {
-        if let Some(sa) = self.slots[slot].as_ref() {
-            if sa.role == Role::Responder {
-                self.half_open = self.half_open.saturating_sub(1);
-                // The first-message route stays until the SA goes (see `responder_first`). It
-                // is keyed by the address of the first message: `remote` may have moved with
-                // NAT-T since.
-                let address = sa.initial_remote.ip();
-                self.half_open_ended(address);
-            }
-        }
-        self.initial_contact(slot, now);
-        self.with_sa(slot, now, |sa, ctx| {
-            for acquire in std::mem::take(&mut sa.pending) {
-                if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
-                    let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
-                    ctx.out.events.push_back(Event::Failed(failure));
-                }
-            }
-        });
-        self.ike_sa_established(slot, now);
-    }
-
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     pub(crate) fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         self.with_sa_received(slot, now, None, f);
     }
 
     /// [`Engine::with_sa`] for a datagram that arrived on `received` (local, remote).
-    fn with_sa_received(
+    pub(super) fn with_sa_received(
         &mut self,
         slot: usize,
         now: Instant,
@@ -830,16 +626,6 @@ impl Engine {
             }
             self.armed[slot] = None;
             self.free.push(slot);
-        }
-    }
-
-    /// One half-open responder SA with `address` is gone (established or removed).
-    fn half_open_ended(&mut self, address: IpAddr) {
-        if let Some(count) = self.half_open_by_address.get_mut(&address) {
-            *count -= 1;
-            if *count == 0 {
-                self.half_open_by_address.remove(&address);
-            }
         }
     }
 }
