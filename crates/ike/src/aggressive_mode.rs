@@ -60,7 +60,8 @@ use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
 use crate::config::{ExchangeMode, IkeProposal};
-use crate::event::{ConnectionId, FailureReason};
+use crate::event::ConnectionId;
+use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure, ProposalFailure};
 use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
@@ -272,11 +273,14 @@ pub(crate) fn open_am3(
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
     open_am3_with(message, material, |payloads| {
-        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
+        let hash = find_hash(payloads)
+            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH_I")))?;
         let proof = material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
-            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })?;
+            .map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_I" })
+            })?;
         Ok((PeerProof::Hash(proof), None))
     })
 }
@@ -311,8 +315,10 @@ pub(crate) fn open_am3_with(
             let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
             // Garbage under keys derived from our pre-shared key almost always means the
             // initiator derived other keys.
-            let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)
-                .map_err(|_| FailureReason::KeysDiffer { message: "AM3" })?;
+            let (payloads, _) =
+                wire::parse_chain(message.first_payload(), &decrypted.plaintext).map_err(|_| {
+                    FailureReason::Authentication(AuthenticationFailure::KeysDiffer { message: "AM3" })
+                })?;
             verify(&payloads, Some(decrypted.next_iv))
         }
         None => verify(message.payloads(), None),
@@ -362,10 +368,10 @@ pub(crate) fn initiate(
 ) -> Result<(SaCore, AggressiveState), FailureReason> {
     let offered = aggressive_proposals(&ctx.config.peers[peer].proposals);
     let Some(group) = offered.first().map(|p| p.group) else {
-        return Err(FailureReason::Phase1ProposalMismatch(Phase1Mismatch {
+        return Err(FailureReason::Proposal(ProposalFailure::Phase1(Phase1Mismatch {
             offered: Vec::new(),
             accepted: Vec::new(),
-        }));
+        })));
     };
     let cookie_i = ctx.random_cookie();
     let mut sa = new_aggressive(
@@ -376,7 +382,7 @@ pub(crate) fn initiate(
         (cookie_i, Cookie::default()),
         ctx,
     );
-    let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+    let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
     let ni = ctx.random_bytes(NONCE_LEN);
     let offer = phase1_offer(&offered);
     let mut sai_b = Vec::new();
@@ -419,19 +425,19 @@ pub(crate) fn respond(
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, AggressiveState), FailureReason> {
     let payloads = message.payloads();
-    let offer = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-    let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals)
-        .map_err(FailureReason::Phase1ProposalMismatch)?;
+    let offer = find_sa(payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
     let (g_xi, ni) = ke_and_nonce(payloads)?;
-    let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
+    let id = find_identification(payloads)
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
     check_remote_identity(&ctx.config.peers[peer], id)?;
     let first = message.first_payload();
     let body = body_of(datagram);
     let sai_b = raw_body(first, body, PayloadType::SecurityAssociation)
-        .ok_or(FailureReason::MissingPayload("SA"))?
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?
         .to_vec();
     let idii_b = raw_body(first, body, PayloadType::Identification)
-        .ok_or(FailureReason::MissingPayload("ID"))?
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?
         .to_vec();
 
     let cookie_r = ctx.random_cookie();
@@ -444,14 +450,14 @@ pub(crate) fn respond(
     let suite = choice.suite;
     // A KE of another group than the chosen transform's is refused before any DH work.
     if g_xi.len() != suite.group.public_len() {
-        return Err(FailureReason::InvalidKeyExchange(DhError::WrongLength {
+        return Err(FailureReason::Malformed(MalformedFailure::KeyExchange(DhError::WrongLength {
             group: suite.group,
             expected: suite.group.public_len(),
             actual: g_xi.len(),
-        }));
+        })));
     }
-    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-    let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
+    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
+    let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
     let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
     sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
@@ -521,18 +527,19 @@ fn initiator_finish(
     ctx: &mut Ctx<'_>,
 ) -> Result<Established, FailureReason> {
     let payloads = message.payloads();
-    let reply = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-    let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::Phase1ProposalMismatch)?;
+    let reply = find_sa(payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::from)?;
     if message.header.responder_cookie.is_zero() {
-        return Err(FailureReason::MissingPayload("responder cookie"));
+        return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("responder cookie")));
     }
     let (g_xr, nr) = ke_and_nonce(payloads)?;
-    let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
+    let id = find_identification(payloads)
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
     let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
-        .ok_or(FailureReason::MissingPayload("ID"))?;
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(payloads, ctx.config);
-    let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
+    let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
     let mut material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
     sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
     let proof = if suite.auth_method.is_signature() {
@@ -550,12 +557,12 @@ fn initiator_finish(
         sa.peer_certificate = Some(certificate);
         proof
     } else {
-        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
+        let hash = find_hash(payloads)
+            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH_R")))?;
         PeerProof::Hash(
-            material
-                .skeyid
-                .verify_hash_r(&sa.auth_input(&material, &wait.sai_b), idir_b, hash)
-                .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?,
+            material.skeyid.verify_hash_r(&sa.auth_input(&material, &wait.sai_b), idir_b, hash).map_err(
+                |_| FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_R" }),
+            )?,
         )
     };
     check_remote_identity(sa.peer_config(ctx.config), id)?;
@@ -615,7 +622,7 @@ fn responder_finish(
     let opened = if suite.auth_method.is_signature() {
         let input = auth_input(&material, sa.cookie_i, sa.cookie_r, &sai_b);
         let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
-        let id = Identification::parse_body(&idii_b).map_err(FailureReason::InvalidMessage)?;
+        let id = Identification::parse_body(&idii_b).map_err(FailureReason::from)?;
         let peer = sa.peer_config(ctx.config);
         open_am3_with(message, &material, |payloads| {
             let (proof, certificate) =

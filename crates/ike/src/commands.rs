@@ -11,7 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::config::PolicyId;
-use crate::event::{ConnectionId, Exchange, Failure, FailureReason};
+use crate::event::{ConnectionId, Exchange, Failure};
+use crate::failure::FailureReason;
 
 /// How many failures `display ike error-info` remembers; older ones are dropped first.
 pub const ERROR_HISTORY_LEN: usize = 64;

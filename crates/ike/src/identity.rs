@@ -1,10 +1,12 @@
 //! Phase-1 identities: the peer's as it presented it (for displays and logs) and the check
 //! against a configured `remote-id`.
 
-use isakmp::{Identification, Identity};
+use core::fmt;
+
+use isakmp::{IdType, Identification, Identity};
 
 use crate::config::{IdentityConfig, PeerConfig};
-use crate::event::FailureReason;
+use crate::failure::{FailureReason, IdentityFailure};
 
 /// A phase-1 identity as the peer presented it, in display form (`display ike sa verbose`'s
 /// `Remote ID type` and `Remote ID`). Names are printed lossily and bounded.
@@ -31,7 +33,7 @@ impl PeerIdentity {
                 "DN".to_owned(),
                 crypto::x509::dn_der_to_text(der).unwrap_or_else(|| "(unparseable)".to_owned()),
             ),
-            other => (format!("{:?}", other.id_type()), String::new()),
+            other => (IdTypeName(other.id_type()).to_string(), String::new()),
         };
         Self { kind, value }
     }
@@ -43,7 +45,7 @@ pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) 
     if expected.matches(&id.identity) {
         Ok(())
     } else {
-        Err(FailureReason::IdentityMismatch {
+        Err(FailureReason::Identity(IdentityFailure::Mismatch {
             received: describe_identity(&id.identity),
             expected: match expected {
                 IdentityConfig::Address(a) => format!("ip {a}"),
@@ -51,7 +53,7 @@ pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) 
                 IdentityConfig::UserFqdn(n) => format!("user-fqdn {n}"),
                 IdentityConfig::Dn(n) => format!("dn {n}"),
             },
-        })
+        }))
     }
 }
 
@@ -69,6 +71,26 @@ pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
             Some(text) => format!("dn {text}"),
             None => "dn (unparseable)".to_owned(),
         },
-        other => format!("{:?}", other.id_type()),
+        other => IdTypeName(other.id_type()).to_string(),
+    }
+}
+
+/// An identification type by the name `display ike sa verbose` uses (`IP`, `FQDN`, `DN`, …),
+/// or its number (RFC 2407 §4.6.2.1).
+pub(crate) struct IdTypeName(pub(crate) IdType);
+
+impl fmt::Display for IdTypeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            IdType::Ipv4Addr | IdType::Ipv6Addr => "IP",
+            IdType::Fqdn => "FQDN",
+            IdType::UserFqdn => "USER-FQDN",
+            IdType::Ipv4AddrSubnet | IdType::Ipv6AddrSubnet => "IP-SUBNET",
+            IdType::Ipv4AddrRange | IdType::Ipv6AddrRange => "IP-RANGE",
+            IdType::DerAsn1Dn => "DN",
+            IdType::DerAsn1Gn => "GN",
+            IdType::KeyId => "KEY-ID",
+            other => return write!(f, "ID type {}", u8::from(other)),
+        })
     }
 }

@@ -27,7 +27,8 @@ use crate::config::IkeProposal;
 use crate::event::Acquire;
 use crate::event::ClearReason;
 use crate::event::Transmit;
-use crate::event::{ConnectionId, Event, FailureReason};
+use crate::event::{ConnectionId, Event};
+use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
 use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
@@ -183,7 +184,7 @@ impl IkeSa {
                 let failure = self.failure(
                     self.phase1_exchange(),
                     state,
-                    FailureReason::TimedOut { retransmissions, waited },
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));
@@ -214,7 +215,7 @@ impl IkeSa {
                 let failure = self.failure(
                     self.phase1_exchange(),
                     state,
-                    FailureReason::TimedOut { retransmissions: 0, waited },
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions: 0, waited }),
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));

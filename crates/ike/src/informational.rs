@@ -18,7 +18,8 @@ use isakmp::{
 };
 
 use crate::dpd::DpdTimeout;
-use crate::event::{ClearReason, Event, Exchange, FailureReason, Transmit};
+use crate::event::{ClearReason, Event, Exchange, Transmit};
+use crate::failure::{AuthenticationFailure, FailureReason};
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::keys::Phase1Material;
@@ -183,7 +184,9 @@ fn handle_mm5_answer(
         }
         // The peer could not read our MM5 (strongSwan answers with an encrypted
         // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
-        None => FailureReason::KeysDiffer { message: "the peer's encrypted notify in reply to MM5" },
+        None => FailureReason::Authentication(AuthenticationFailure::KeysDiffer {
+            message: "the peer's encrypted notify in reply to MM5",
+        }),
     };
     let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
     ctx.out.events.push_back(Event::Failed(failure));

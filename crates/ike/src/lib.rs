@@ -36,6 +36,7 @@ mod config;
 mod dpd;
 mod engine;
 mod event;
+mod failure;
 mod fragmentation;
 mod identity;
 mod ike_sa;
@@ -64,8 +65,12 @@ pub use config::{
 };
 pub use engine::endpoint::{Engine, IkeSaView, Statistics};
 pub use event::{
-    Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IkeSaEnd,
-    IpsecSaEnd, IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
+    Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
+    IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
+};
+pub use failure::{
+    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
+    ProposalFailure, TimeoutFailure,
 };
 pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};

@@ -25,7 +25,8 @@ use crypto::DhPrivate;
 use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 
 use crate::config::IkeProposal;
-use crate::event::{ConnectionId, FailureReason};
+use crate::event::ConnectionId;
+use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
 use crate::identity::{check_remote_identity, PeerIdentity};
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
@@ -148,11 +149,11 @@ pub(crate) fn respond(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, MainMode), FailureReason> {
-    let offer = find_sa(message.payloads()).ok_or(FailureReason::MissingPayload("SA"))?;
-    let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals)
-        .map_err(FailureReason::Phase1ProposalMismatch)?;
+    let offer = find_sa(message.payloads())
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
     let sai_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::SecurityAssociation)
-        .ok_or(FailureReason::MissingPayload("SA"))?
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?
         .to_vec();
     let cookie_r = ctx.random_cookie();
     let cookie_i = message.header.initiator_cookie;
@@ -177,16 +178,17 @@ fn initiator_mm2(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let reply = find_sa(message.payloads()).ok_or(FailureReason::MissingPayload("SA"))?;
-    let suite = accept_phase1_reply(reply, &sa.peer_config(ctx.config).proposals)
-        .map_err(FailureReason::Phase1ProposalMismatch)?;
+    let reply = find_sa(message.payloads())
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let suite =
+        accept_phase1_reply(reply, &sa.peer_config(ctx.config).proposals).map_err(FailureReason::from)?;
     if message.header.responder_cookie.is_zero() {
-        return Err(FailureReason::MissingPayload("responder cookie"));
+        return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("responder cookie")));
     }
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(message.payloads(), ctx.config);
     sa.trace(ctx, Direction::Received, Step::MainMode(2), 0, false, message.payloads());
-    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
+    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
     let ni = ctx.random_bytes(NONCE_LEN);
     let nat_d = sa.nat_discovery(suite.hash);
     let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
@@ -214,7 +216,7 @@ fn initiator_mm4(
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
     let (g_xr, nr) = ke_and_nonce(message.payloads())?;
-    let shared = dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
+    let shared = dh.shared_secret(g_xr).map_err(FailureReason::from)?;
     let mut material = sa.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
     sa.detect_nat(message.payloads(), suite.hash, ctx);
     sa.float_if_nat_detected(ctx.now);
@@ -283,8 +285,8 @@ fn responder_mm3(
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
     let (g_xi, ni) = ke_and_nonce(message.payloads())?;
-    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-    let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
+    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
+    let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
     let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
     sa.detect_nat(message.payloads(), suite.hash, ctx);
@@ -369,23 +371,24 @@ fn open_identity_message(
     from_initiator: bool,
 ) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), FailureReason> {
     let config = ctx.config;
-    let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+    let ciphertext =
+        message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
     let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
     let first = message.first_payload();
     let which = if from_initiator { "MM5" } else { "MM6" };
     // Garbage after decryption under keys derived from our pre-shared key almost always
     // means the peer derived other keys.
     let (payloads, _) = wire::parse_chain(first, &decrypted.plaintext)
-        .map_err(|_| FailureReason::KeysDiffer { message: which })?;
+        .map_err(|_| FailureReason::Authentication(AuthenticationFailure::KeysDiffer { message: which }))?;
     let id = payloads
         .iter()
         .find_map(|p| match p {
             Payload::Identification(id) => Some(id),
             _ => None,
         })
-        .ok_or(FailureReason::MissingPayload("ID"))?;
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
     let id_b = raw_body(first, &decrypted.plaintext, PayloadType::Identification)
-        .ok_or(FailureReason::MissingPayload("ID"))?
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?
         .to_vec();
     let input = sa.auth_input(material, sai_b);
     let which = if from_initiator { "HASH_I" } else { "HASH_R" };
@@ -409,13 +412,15 @@ fn open_identity_message(
                 Payload::Hash(h) => Some(*h),
                 _ => None,
             })
-            .ok_or(FailureReason::MissingPayload("HASH"))?;
+            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH")))?;
         let verified = if from_initiator {
             material.skeyid.verify_hash_i(&input, &id_b, hash)
         } else {
             material.skeyid.verify_hash_r(&input, &id_b, hash)
         };
-        PeerProof::Hash(verified.map_err(|_| FailureReason::AuthenticationFailed { hash: which })?)
+        PeerProof::Hash(verified.map_err(|_| {
+            FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: which })
+        })?)
     };
     check_remote_identity(sa.peer_config(config), id)?;
     let initial_contact = payloads.iter().any(

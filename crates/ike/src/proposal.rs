@@ -118,14 +118,7 @@ impl Phase1Offer {
 
     /// The suite, if every algorithm is one we implement.
     fn suite(&self) -> Option<IkeProposal> {
-        let encryption = match (EncryptionAlgorithm::from(self.encryption.0), self.encryption.1) {
-            (EncryptionAlgorithm::DesCbc, None) => Phase1Cipher::Des,
-            (EncryptionAlgorithm::TripleDesCbc, None) => Phase1Cipher::TripleDes,
-            (EncryptionAlgorithm::AesCbc, Some(128)) => Phase1Cipher::Aes128,
-            (EncryptionAlgorithm::AesCbc, Some(192)) => Phase1Cipher::Aes192,
-            (EncryptionAlgorithm::AesCbc, Some(256)) => Phase1Cipher::Aes256,
-            _ => return None,
-        };
+        let encryption = phase1_cipher(self.encryption)?;
         let hash = HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash)?;
         let auth_method = match AuthenticationMethod::from(self.auth_method) {
             AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
@@ -141,19 +134,51 @@ impl Phase1Offer {
     }
 }
 
+/// The phase-1 cipher of an Encryption Algorithm number and Key Length, if we implement it.
+fn phase1_cipher((algorithm, bits): (u16, Option<u16>)) -> Option<Phase1Cipher> {
+    Some(match (EncryptionAlgorithm::from(algorithm), bits) {
+        (EncryptionAlgorithm::DesCbc, None) => Phase1Cipher::Des,
+        (EncryptionAlgorithm::TripleDesCbc, None) => Phase1Cipher::TripleDes,
+        (EncryptionAlgorithm::AesCbc, Some(128)) => Phase1Cipher::Aes128,
+        (EncryptionAlgorithm::AesCbc, Some(192)) => Phase1Cipher::Aes192,
+        (EncryptionAlgorithm::AesCbc, Some(256)) => Phase1Cipher::Aes256,
+        _ => return None,
+    })
+}
+
 impl fmt::Display for Phase1Offer {
+    /// A suite we implement prints as we name ours (`aes-256/sha2-256/group14/pre-share`); any
+    /// other offer names each part we know by the VRP keyword and the rest by its number, e.g.
+    /// `encryption 7-512/sha2-256/group14/pre-share`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.suite() {
-            Some(s) => write!(f, "{}", SuiteName(&s)),
-            None => write!(
-                f,
-                "encryption {}{}/hash {}/auth {}/group {}",
-                self.encryption.0,
-                self.encryption.1.map(|b| format!("-{b}")).unwrap_or_default(),
-                self.hash,
-                self.auth_method,
-                self.group
-            ),
+        if let Some(s) = self.suite() {
+            return write!(f, "{}", SuiteName(&s));
+        }
+        let (algorithm, bits) = self.encryption;
+        match phase1_cipher(self.encryption) {
+            Some(cipher) => write!(f, "{cipher}")?,
+            None => {
+                write!(f, "encryption {algorithm}")?;
+                if let Some(bits) = bits {
+                    write!(f, "-{bits}")?;
+                }
+            }
+        }
+        match HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash) {
+            Some(hash) => write!(f, "/{hash}")?,
+            None => write!(f, "/hash {}", self.hash)?,
+        }
+        match DhGroup::from_id(self.group) {
+            Some(group) => write!(f, "/{group}")?,
+            None => write!(f, "/group {}", self.group)?,
+        }
+        match AuthenticationMethod::from(self.auth_method) {
+            AuthenticationMethod::PreSharedKey => f.write_str("/pre-share"),
+            AuthenticationMethod::RsaSignatures => f.write_str("/rsa-signature"),
+            AuthenticationMethod::EcdsaP256 => f.write_str("/ecdsa-signature-256"),
+            AuthenticationMethod::EcdsaP384 => f.write_str("/ecdsa-signature-384"),
+            AuthenticationMethod::EcdsaP521 => f.write_str("/ecdsa-signature-521"),
+            _ => write!(f, "/auth {}", self.auth_method),
         }
     }
 }
@@ -599,25 +624,96 @@ impl IpsecOffer {
 }
 
 impl fmt::Display for IpsecOffer {
+    /// A suite we implement prints as we name ours (`esp-aes-cbc-128/hmac-sha1-96/tunnel`);
+    /// any other offer names each part we know by that name and the rest by its number, e.g.
+    /// `esp transform 12/hmac-sha2-256-128/tunnel` (AES without a key length).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = self.suite() {
             return write!(f, "{s}");
         }
         if let Some((id, auth)) = self.ah {
-            write!(f, "ah transform {id} auth {auth:?}")?;
+            let integrity = crate::config::ah_integrity_from_transform_id(id);
+            match integrity {
+                Some(integrity) => write!(f, "ah-{}", integrity.name())?,
+                None => write!(f, "ah transform {id}")?,
+            }
+            // The AUTH_ALGORITHM attribute is named only when it is not the transform's own.
+            match auth {
+                Some(a) if integrity.is_some_and(|i| i.auth_algorithm_id() == a) => {}
+                Some(a) => write!(f, "/{}", IntegrityName(a))?,
+                None => f.write_str("/no auth")?,
+            }
             if self.encryption.is_some() {
-                f.write_str(" + ")?;
+                f.write_str("+")?;
             }
         }
         if let Some((id, bits)) = self.encryption {
-            write!(
-                f,
-                "esp transform {id}{} auth {:?}",
-                bits.map(|b| format!("-{b}")).unwrap_or_default(),
-                self.integrity
-            )?;
+            match EspCipher::from_transform_id(id, bits) {
+                Some(cipher) => write!(f, "esp-{}", cipher.name())?,
+                None => {
+                    write!(f, "esp transform {id}")?;
+                    if let Some(bits) = bits {
+                        write!(f, "-{bits}")?;
+                    }
+                }
+            }
+            if let Some(integrity) = self.integrity {
+                write!(f, "/{}", IntegrityName(integrity))?;
+            }
         }
-        write!(f, " mode {:?} group {:?}", self.mode, self.group)
+        match self.mode.map(WireEncapsulation::from) {
+            Some(WireEncapsulation::Tunnel) | None => f.write_str("/tunnel")?,
+            Some(WireEncapsulation::Transport) => f.write_str("/transport")?,
+            Some(WireEncapsulation::UdpTunnel | WireEncapsulation::UdpTunnelDraft) => {
+                f.write_str("/udp-tunnel")?
+            }
+            Some(WireEncapsulation::UdpTransport | WireEncapsulation::UdpTransportDraft) => {
+                f.write_str("/udp-transport")?
+            }
+            Some(WireEncapsulation::Unknown(m)) => write!(f, "/mode {m}")?,
+        }
+        match self.group {
+            Some(g) => match DhGroup::from_id(g) {
+                Some(group) => write!(f, "/pfs {group}"),
+                None => write!(f, "/pfs group {g}"),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+impl IpsecOffer {
+    /// An offer with these attributes, as `read` would make it (tests of the displays).
+    pub(crate) fn with_attributes(
+        encryption: Option<(u8, Option<u16>)>,
+        integrity: Option<u16>,
+        ah: Option<(u8, Option<u16>)>,
+        mode: Option<u16>,
+        group: Option<u16>,
+    ) -> Self {
+        Self {
+            encryption,
+            integrity,
+            ah,
+            mode,
+            group,
+            lifetime: None,
+            lifetime_kilobytes: None,
+            consistent: true,
+        }
+    }
+}
+
+/// An IPsec authentication algorithm number, by our name when we implement it.
+struct IntegrityName(u16);
+
+impl fmt::Display for IntegrityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Integrity::from_auth_algorithm_id(self.0) {
+            Some(integrity) => f.write_str(integrity.name()),
+            None => write!(f, "auth {}", self.0),
+        }
     }
 }
 

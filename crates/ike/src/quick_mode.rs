@@ -26,7 +26,10 @@ use isakmp::{
 };
 
 use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{Acquire, AhSaKeys, Event, Exchange, FailureReason, IpsecSaPair, UdpEncapsulation};
+use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsulation};
+use crate::failure::{
+    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
+};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::sa::context::Ctx;
@@ -248,7 +251,7 @@ macro_rules! find_payload {
                 Payload::$variant(v) => Some(v),
                 _ => None,
             })
-            .ok_or(FailureReason::MissingPayload($name))
+            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload($name)))
     };
 }
 
@@ -302,7 +305,7 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
                 let failure = sa.failure(
                     Exchange::QuickMode,
                     state,
-                    FailureReason::TimedOut { retransmissions, waited },
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));
@@ -318,10 +321,10 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
                 let failure = sa.failure(
                     Exchange::QuickMode,
                     state,
-                    FailureReason::TimedOut {
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer {
                         retransmissions: ctx.config.limits.retransmit_count,
                         waited: ctx.config.limits.exchange_timeout,
-                    },
+                    }),
                     ctx.config,
                 );
                 ctx.out.events.push_back(Event::Failed(failure));
@@ -363,9 +366,7 @@ impl QuickModeSa<'_> {
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let ni = ctx.random_bytes(NONCE_LEN);
         let dh = match policy.pfs {
-            Some(group) => {
-                Some(DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?)
-            }
+            Some(group) => Some(DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?),
             None => None,
         };
         let sa = quick_mode_offer(&offered, &our_spis, udp);
@@ -456,24 +457,28 @@ impl QuickModeSa<'_> {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(2)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(2)")));
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         let proof = material
             .skeyid_a
             .verify_quick_mode_hash_2(MessageId(message_id), &wait.ni, after, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
+            .map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(2)" })
+            })?;
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
-        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
-        let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-        let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
+        let reply =
+            find_sa(&payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+        let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::from)?;
         let suite = crate::sa::lifetimes::adopt_responder_lifetime(choice.suite, &payloads);
         // RFC 2409 §5.5: the responder echoes the proxy identities; anything else is a flow we
         // did not ask for, and installing it would protect the wrong traffic.
@@ -500,15 +505,15 @@ impl QuickModeSa<'_> {
                 .map(|id| crate::identity::describe_identity(&id.identity))
                 .collect::<Vec<_>>()
                 .join(" -> ");
-            return Err(FailureReason::ProxyIdNotAllowed {
+            return Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed {
                 proposed: format!("{proposed} (QM2 changed our {flow})"),
-            });
+            }));
         }
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
                 let ke = find_payload!(payloads, KeyExchange, "KE")?;
-                Some(dh.shared_secret(ke).map_err(FailureReason::InvalidKeyExchange)?)
+                Some(dh.shared_secret(ke).map_err(FailureReason::from)?)
             }
             None => None,
         };
@@ -548,23 +553,25 @@ impl QuickModeSa<'_> {
     ) -> Result<(), FailureReason> {
         let Some(material) = self.keys else { return Ok(()) };
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
         let decrypted = wire::decrypt(ciphertext, &material.key, &iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(1)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")));
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         // Nothing in QM1 is looked at before its HASH(1) checks out.
-        let _hash1_verified = material
-            .skeyid_a
-            .verify_quick_mode_hash_1(MessageId(message_id), after, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
+        let _hash1_verified =
+            material.skeyid_a.verify_quick_mode_hash_1(MessageId(message_id), after, hash).map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(1)" })
+            })?;
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self.keys else { return Ok(()) };
-        let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
+        let offer =
+            find_sa(&payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
         let ids: Vec<&Identification<'_>> = payloads
             .iter()
@@ -584,7 +591,11 @@ impl QuickModeSa<'_> {
                 ci.port,
                 cr.port,
             ),
-            _ => return Err(FailureReason::MissingPayload("IDci and IDcr (exactly two ID payloads)")),
+            _ => {
+                return Err(FailureReason::Malformed(MalformedFailure::MissingPayload(
+                    "IDci and IDcr (exactly two ID payloads)",
+                )))
+            }
         };
         let describe = || match ids.as_slice() {
             [ci, cr] => {
@@ -600,7 +611,7 @@ impl QuickModeSa<'_> {
             _ => format!("{} -> {}", self.remote.ip(), self.local.ip()),
         };
         let (Some(peer_side), Some(our_side), Some(protocol)) = (peer_side, our_side, protocol) else {
-            return Err(FailureReason::ProxyIdNotAllowed { proposed: describe() });
+            return Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() }));
         };
         let selector = TrafficSelector {
             protocol,
@@ -613,14 +624,16 @@ impl QuickModeSa<'_> {
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
             .map(|(i, _)| i)
-            .ok_or_else(|| FailureReason::ProxyIdNotAllowed { proposed: describe() })?;
+            .ok_or_else(|| {
+                FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
+            })?;
         let suites = policy_suites(&ctx.config.policies[policy]);
-        let choice = choose_ipsec(offer, &suites).map_err(FailureReason::IpsecProposalMismatch)?;
+        let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = match choice.suite.pfs {
             Some(group) => {
                 let ke = find_payload!(payloads, KeyExchange, "KE")?;
-                let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-                let secret = dh.shared_secret(ke).map_err(FailureReason::InvalidKeyExchange)?;
+                let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
+                let secret = dh.shared_secret(ke).map_err(FailureReason::from)?;
                 (Some(dh), Some(secret))
             }
             None => (None, None),
@@ -699,18 +712,21 @@ impl QuickModeSa<'_> {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
         let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(3)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(3)")));
         };
         let proof = material
             .skeyid_a
             .verify_quick_mode_hash_3(MessageId(message_id), &wait.ni, &wait.nr, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(3)" })?;
+            .map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(3)" })
+            })?;
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(3), message_id, true, &payloads);
         let pair = self.install(
@@ -750,10 +766,12 @@ impl QuickModeSa<'_> {
         _proof: HashVerified,
         ctx: &Ctx<'_>,
     ) -> Result<IpsecSaPair, FailureReason> {
-        let material = self.keys.ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let suite = &choice.suite;
         let derive = |protocol: ProtocolId, lengths: EspKeyLengths| {
-            let part = choice.part(protocol).ok_or(FailureReason::MissingPayload("proposal"))?;
+            let part = choice
+                .part(protocol)
+                .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("proposal")))?;
             let input = KeymatInput {
                 pfs_shared_secret: keymat.pfs_secret.map(SecretBytes::expose),
                 protocol: u8::from(protocol),
@@ -768,7 +786,7 @@ impl QuickModeSa<'_> {
                     Spi::from_bytes(part.peer_spi),
                     lengths,
                 )
-                .map_err(|_| FailureReason::Undecryptable)
+                .map_err(|_| FailureReason::Malformed(MalformedFailure::Undecryptable))
         };
         let ah = match suite.proposal.protocols.ah() {
             Some(integrity) => {

@@ -332,7 +332,7 @@ mod tests {
         assert!(
             matches!(
                 &abandoned,
-                Some(Event::Failed(f)) if matches!(f.reason, crate::FailureReason::Reconfigured)
+                Some(Event::Failed(f)) if matches!(f.reason, crate::FailureReason::Policy(crate::PolicyFailure::Reconfigured))
                     && f.exchange == crate::Exchange::QuickMode
             ),
             "{abandoned:?}"

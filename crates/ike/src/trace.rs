@@ -204,7 +204,7 @@ fn identity(identity: &Identity<'_>) -> String {
         }
         Identity::Ipv6Subnet { address, mask } => subnet("IPV6_SUBNET", address, mask, u128::from(*mask)),
         Identity::Ipv4Range { start, end } => format!("IPV4_RANGE {start}-{end}"),
-        other => format!("{:?}", other.id_type()),
+        other => crate::identity::IdTypeName(other.id_type()).to_string(),
     }
 }
 

@@ -6,7 +6,7 @@ use isakmp::{
     Body, ExchangeType, Flags, Header, Message, Payload, PayloadType, RawPayloads, SecurityAssociation,
 };
 
-use crate::event::FailureReason;
+use crate::failure::{FailureReason, MalformedFailure};
 
 /// The header of a message we send.
 pub(crate) fn header(
@@ -67,7 +67,9 @@ pub(crate) fn decrypt<K>(
     iv: &IvChain<K>,
 ) -> Result<Decrypted, FailureReason> {
     let mut plaintext = ciphertext.to_vec();
-    let next_iv = iv.decrypt(key, &mut plaintext).map_err(|_| FailureReason::Undecryptable)?;
+    let next_iv = iv
+        .decrypt(key, &mut plaintext)
+        .map_err(|_| FailureReason::Malformed(MalformedFailure::Undecryptable))?;
     Ok(Decrypted { plaintext, next_iv })
 }
 
@@ -77,7 +79,7 @@ pub(crate) fn parse_chain(
     plaintext: &[u8],
 ) -> Result<(Vec<Payload<'_>>, usize), FailureReason> {
     let (payloads, padding) =
-        isakmp::parse_payload_chain_with_padding(first, plaintext).map_err(FailureReason::InvalidMessage)?;
+        isakmp::parse_payload_chain_with_padding(first, plaintext).map_err(FailureReason::from)?;
     Ok((payloads, plaintext.len() - padding.len()))
 }
 
@@ -130,14 +132,14 @@ pub(crate) fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'
             Payload::KeyExchange(ke) => Some(*ke),
             _ => None,
         })
-        .ok_or(FailureReason::MissingPayload("KE"))?;
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("KE")))?;
     let nonce = payloads
         .iter()
         .find_map(|p| match p {
             Payload::Nonce(n) => Some(*n),
             _ => None,
         })
-        .ok_or(FailureReason::MissingPayload("NONCE"))?;
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("NONCE")))?;
     Ok((ke, nonce))
 }
 

@@ -168,7 +168,7 @@ impl Engine {
     /// Tells the engine that `instant` is `unix_seconds` after the Unix epoch. Certificate
     /// validity (notBefore / notAfter, CRL dates) is checked at the wall-clock time derived
     /// from this reading and each handler's `now`; without it, signature authentication
-    /// fails with [`FailureReason::CertificateAuthUnavailable`](crate::FailureReason) rather
+    /// fails with [`|e| FailureReason::Authentication(AuthenticationFailure::CertificateUnavailable(e))`](crate::FailureReason) rather
     /// than guessing. The driver sets it at start (and may again after a clock step).
     pub fn set_wall_clock(&mut self, instant: Instant, unix_seconds: u64) {
         self.wall_clock = Some(WallClock { instant, unix_seconds });

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::engine::endpoint::Engine;
-use crate::event::{Event, Exchange, FailureReason, IkeSaEnd, IpsecSaEnd};
+use crate::event::{Event, Exchange, IkeSaEnd, IpsecSaEnd};
+use crate::failure::{FailureReason, PolicyFailure};
 use crate::lifetime::{end_ike_sa, end_pairs};
 use crate::reconfigure::ConfigDiff;
 
@@ -30,8 +31,12 @@ impl Engine {
                 self.with_sa(slot, now, |sa, ctx| {
                     if !sa.is_established() {
                         let state = sa.phase1.name();
-                        let failure =
-                            sa.failure(sa.phase1_exchange(), state, FailureReason::Reconfigured, ctx.config);
+                        let failure = sa.failure(
+                            sa.phase1_exchange(),
+                            state,
+                            FailureReason::Policy(PolicyFailure::Reconfigured),
+                            ctx.config,
+                        );
                         ctx.out.events.push_back(Event::Failed(failure));
                     }
                     end_ike_sa(sa, IkeSaEnd::Reconfigured, ctx);
@@ -55,8 +60,12 @@ impl Engine {
                         continue;
                     }
                     let state = sa.quick_modes.remove(index).state_name();
-                    let failure =
-                        sa.failure(Exchange::QuickMode, state, FailureReason::Reconfigured, ctx.config);
+                    let failure = sa.failure(
+                        Exchange::QuickMode,
+                        state,
+                        FailureReason::Policy(PolicyFailure::Reconfigured),
+                        ctx.config,
+                    );
                     ctx.out.events.push_back(Event::Failed(failure));
                 }
             });

@@ -9,7 +9,8 @@ use std::time::Instant;
 use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::engine::endpoint::Engine;
-use crate::event::{ClearReason, Event, Exchange, Failure, FailureReason};
+use crate::event::{ClearReason, Event, Exchange, Failure};
+use crate::failure::{FailureReason, PolicyFailure};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::informational;
 use crate::sa::context::Ctx;
@@ -116,7 +117,7 @@ impl Engine {
                 remote,
                 exchange,
                 state,
-                reason: FailureReason::AggressiveModePskRefused,
+                reason: FailureReason::Policy(PolicyFailure::AggressiveModePskRefused),
             }));
             return;
         }
@@ -130,7 +131,7 @@ impl Engine {
                 remote,
                 exchange,
                 state,
-                reason: FailureReason::TooManyHalfOpen,
+                reason: FailureReason::Policy(PolicyFailure::TooManyHalfOpen),
             }));
             return;
         }
@@ -140,7 +141,7 @@ impl Engine {
                 remote,
                 exchange,
                 state,
-                reason: FailureReason::UnknownPeer,
+                reason: FailureReason::Policy(PolicyFailure::UnknownPeer),
             }));
             return;
         };

@@ -13,7 +13,8 @@ use isakmp::{Cookie, Identification, Identity, Payload};
 
 use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig};
 use crate::dpd::DpdState;
-use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, FailureReason, Phase1KeyLog, Transmit};
+use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, Phase1KeyLog, Transmit};
+use crate::failure::FailureReason;
 use crate::fragmentation::Reassembly;
 use crate::identity::PeerIdentity;
 use crate::nat_t::{detect, our_discovery_hashes, NatState, NAT_T_PORT};
