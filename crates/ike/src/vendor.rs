@@ -11,6 +11,19 @@
 
 use isakmp::{vendor, Payload};
 
+/// The IKE fragmentation Vendor ID we send (`fragmentation.rs`): MD5("FRAGMENTATION") followed by the capability bytes `80000000`,
+/// as strongSwan and Cisco send it.
+pub(crate) const FRAGMENTATION_VID: [u8; 20] = {
+    let mut vid = [0u8; 20];
+    let mut i = 0;
+    while i < 16 {
+        vid[i] = isakmp::vendor::FRAGMENTATION[i];
+        i += 1;
+    }
+    vid[16] = 0x80;
+    vid
+};
+
 /// The NAT-T dialect both sides speak, in order of preference (the derived order: later is
 /// better). The dialect decides payload numbers (NAT-D 20 / 130, NAT-OA 21 / 131) and the
 /// UDP-encapsulated modes (3, 4 / 61443, 61444).
@@ -84,7 +97,7 @@ impl PeerCapabilities {
 pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
-        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+        ids.push(Payload::VendorId(&FRAGMENTATION_VID));
     }
     if nat_traversal {
         for version in
@@ -101,7 +114,7 @@ pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Pa
 pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
-        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+        ids.push(Payload::VendorId(&FRAGMENTATION_VID));
     }
     if let Some(version) = nat_t {
         ids.push(Payload::VendorId(version.vendor_id()));

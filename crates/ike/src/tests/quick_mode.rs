@@ -355,7 +355,9 @@ fn behind_a_nat_ah_is_left_out_of_the_offer_and_refused_in_udp_modes() {
     assert!(installed(&pair.a).is_empty() && installed(&pair.b).is_empty());
     let text = failure_reasons(&pair.b).join("\n");
     assert!(
-        text.contains("IPsec proposal mismatch: peer offers ah-hmac-sha1-96+esp-des-cbc/hmac-md5-96/udp-tunnel"),
+        text.contains(
+            "IPsec proposal mismatch: peer offers ah-hmac-sha1-96+esp-des-cbc/hmac-md5-96/udp-tunnel"
+        ),
         "{text}"
     );
     assert!(matches!(failures(&pair.a)[0].reason, FailureReason::PeerNotified(NotifyType::NoProposalChosen)));
