@@ -45,6 +45,7 @@ mod lifetime;
 mod main_mode;
 mod nat_t;
 mod proposal;
+mod proxy_id;
 mod quick_mode;
 mod reconfigure;
 mod sa;

@@ -14,24 +14,24 @@
 //! otherwise leave it without SAs the initiator already uses); the initiator answers a
 //! repeated QM2 with its stored QM3.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use crypto::key_schedule::{EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, Spi};
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
-    ExchangeType, Identification, Identity, Message, Notification, Payload, PayloadType, Proposal,
-    ProtocolId, SecurityAssociation, SIT_IDENTITY_ONLY,
+    ExchangeType, Identification, Message, Notification, Payload, PayloadType, Proposal, ProtocolId,
+    SecurityAssociation, SIT_IDENTITY_ONLY,
 };
 
-use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
+use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
 use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsulation};
 use crate::failure::{
     AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
 };
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
+use crate::proxy_id::{covers, host_addresses, id_addresses, port, side_id};
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::flight::{Flight, FlightTimeout};
@@ -176,43 +176,6 @@ pub(crate) fn policy_suites(policy: &PolicyConfig) -> Vec<IpsecSuite> {
             lifetime_kilobytes: policy.lifetime_kilobytes,
         })
         .collect()
-}
-
-/// The proxy identity of one side of a flow: ID_IPV4_ADDR for a host, ID_IPV4_ADDR_SUBNET for
-/// a prefix, ID_IPV4_ADDR_RANGE for a range; protocol and port (0 = any) as given.
-fn side_id(addresses: &Addresses, protocol: u8, port: Option<u16>) -> Identification<'static> {
-    let identity = match *addresses {
-        Addresses::Subnet(s) if s.mask == Ipv4Addr::BROADCAST => Identity::Ipv4Addr(s.address),
-        Addresses::Subnet(s) => Identity::Ipv4Subnet { address: s.address, mask: s.mask },
-        Addresses::Range { start, end } => Identity::Ipv4Range { start, end },
-    };
-    Identification { protocol, port: port.unwrap_or(0), identity }
-}
-
-/// The addresses a proxy identity names (a range that is exactly a prefix becomes that
-/// prefix); IPv6 is not supported yet.
-fn id_addresses(id: &Identification<'_>) -> Option<Addresses> {
-    match id.identity {
-        Identity::Ipv4Addr(address) => Some(Subnet { address, mask: Ipv4Addr::BROADCAST }.into()),
-        Identity::Ipv4Subnet { address, mask } => {
-            let subnet = Subnet { address: Ipv4Addr::from(u32::from(address) & u32::from(mask)), mask };
-            // A non-contiguous mask names no prefix.
-            (u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros() == 32).then_some(subnet.into())
-        }
-        Identity::Ipv4Range { start, end } => (start <= end).then(|| Addresses::range(start, end)),
-        _ => None,
-    }
-}
-
-fn host_addresses(address: IpAddr) -> Option<Addresses> {
-    match address {
-        IpAddr::V4(a) => Some(Subnet { address: a, mask: Ipv4Addr::BROADCAST }.into()),
-        IpAddr::V6(_) => None,
-    }
-}
-
-fn port(port: u16) -> Option<u16> {
-    (port != 0).then_some(port)
 }
 
 fn esp_key_lengths(suite: &IpsecSuite) -> EspKeyLengths {
@@ -830,17 +793,4 @@ struct Keymat<'a> {
     ni: &'a [u8],
     nr: &'a [u8],
     our_spis: &'a OurSpis,
-}
-
-/// True when a rule of ours (`rule`, from our side) covers the flow the peer proposed: the
-/// proposal mirrors the rule or lies inside it (the USG rule for templates and responders).
-/// Addresses (prefixes or ranges) must lie inside the rule's; a rule's port must be the
-/// proposed one, and a rule without a port allows any.
-fn covers(rule: &TrafficSelector, proposed: &TrafficSelector) -> bool {
-    let port_ok = |rule: Option<u16>, proposed: Option<u16>| rule.is_none() || rule == proposed;
-    (rule.protocol == 0 || rule.protocol == proposed.protocol)
-        && rule.local.contains(&proposed.local)
-        && rule.remote.contains(&proposed.remote)
-        && port_ok(rule.local_port, proposed.local_port)
-        && port_ok(rule.remote_port, proposed.remote_port)
 }
