@@ -273,8 +273,7 @@ pub(crate) fn open_am3(
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
     open_am3_with(message, material, |payloads| {
-        let hash = find_hash(payloads)
-            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH_I")))?;
+        let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_I"))?;
         let proof = material
             .skeyid
             .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
@@ -425,19 +424,18 @@ pub(crate) fn respond(
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, AggressiveState), FailureReason> {
     let payloads = message.payloads();
-    let offer = find_sa(payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let offer = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
     let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
     let (g_xi, ni) = ke_and_nonce(payloads)?;
-    let id = find_identification(payloads)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
+    let id = find_identification(payloads).ok_or(FailureReason::missing_payload("ID"))?;
     check_remote_identity(&ctx.config.peers[peer], id)?;
     let first = message.first_payload();
     let body = body_of(datagram);
     let sai_b = raw_body(first, body, PayloadType::SecurityAssociation)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?
+        .ok_or(FailureReason::missing_payload("SA"))?
         .to_vec();
     let idii_b = raw_body(first, body, PayloadType::Identification)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?
+        .ok_or(FailureReason::missing_payload("ID"))?
         .to_vec();
 
     let cookie_r = ctx.random_cookie();
@@ -448,14 +446,7 @@ pub(crate) fn respond(
     sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
     sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
     let suite = choice.suite;
-    // A KE of another group than the chosen transform's is refused before any DH work.
-    if g_xi.len() != suite.group.public_len() {
-        return Err(FailureReason::Malformed(MalformedFailure::KeyExchange(DhError::WrongLength {
-            group: suite.group,
-            expected: suite.group.public_len(),
-            actual: g_xi.len(),
-        })));
-    }
+    check_ke_length(&suite, g_xi)?;
     let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
     let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
@@ -516,6 +507,18 @@ pub(crate) fn respond(
     Ok((sa, state))
 }
 
+/// A KE of another group than the chosen transform's is refused before any DH work.
+fn check_ke_length(suite: &IkeProposal, g_xi: &[u8]) -> Result<(), FailureReason> {
+    if g_xi.len() == suite.group.public_len() {
+        return Ok(());
+    }
+    Err(FailureReason::Malformed(MalformedFailure::KeyExchange(DhError::WrongLength {
+        group: suite.group,
+        expected: suite.group.public_len(),
+        actual: g_xi.len(),
+    })))
+}
+
 /// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
 /// sends AM3 and establishes.
 fn initiator_finish(
@@ -527,16 +530,15 @@ fn initiator_finish(
     ctx: &mut Ctx<'_>,
 ) -> Result<Established, FailureReason> {
     let payloads = message.payloads();
-    let reply = find_sa(payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let reply = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
     let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::from)?;
     if message.header.responder_cookie.is_zero() {
-        return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("responder cookie")));
+        return Err(FailureReason::missing_payload("responder cookie"));
     }
     let (g_xr, nr) = ke_and_nonce(payloads)?;
-    let id = find_identification(payloads)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
+    let id = find_identification(payloads).ok_or(FailureReason::missing_payload("ID"))?;
     let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
+        .ok_or(FailureReason::missing_payload("ID"))?;
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(payloads, ctx.config);
     let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
@@ -557,8 +559,7 @@ fn initiator_finish(
         sa.peer_certificate = Some(certificate);
         proof
     } else {
-        let hash = find_hash(payloads)
-            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH_R")))?;
+        let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_R"))?;
         PeerProof::Hash(
             material.skeyid.verify_hash_r(&sa.auth_input(&material, &wait.sai_b), idir_b, hash).map_err(
                 |_| FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_R" }),

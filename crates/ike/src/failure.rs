@@ -250,6 +250,11 @@ impl fmt::Display for PolicyFailure {
 }
 
 impl FailureReason {
+    /// A required payload was missing (`Malformed`).
+    pub(crate) fn missing_payload(payload: &'static str) -> Self {
+        Self::Malformed(MalformedFailure::MissingPayload(payload))
+    }
+
     /// The notification to send the peer for this failure, if one may be sent.
     pub(crate) fn notify(&self) -> Option<NotifyType> {
         use AuthenticationFailure as A;

@@ -149,11 +149,10 @@ pub(crate) fn respond(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, MainMode), FailureReason> {
-    let offer = find_sa(message.payloads())
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let offer = find_sa(message.payloads()).ok_or(FailureReason::missing_payload("SA"))?;
     let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
     let sai_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::SecurityAssociation)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?
+        .ok_or(FailureReason::missing_payload("SA"))?
         .to_vec();
     let cookie_r = ctx.random_cookie();
     let cookie_i = message.header.initiator_cookie;
@@ -178,12 +177,11 @@ fn initiator_mm2(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let reply = find_sa(message.payloads())
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+    let reply = find_sa(message.payloads()).ok_or(FailureReason::missing_payload("SA"))?;
     let suite =
         accept_phase1_reply(reply, &sa.peer_config(ctx.config).proposals).map_err(FailureReason::from)?;
     if message.header.responder_cookie.is_zero() {
-        return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("responder cookie")));
+        return Err(FailureReason::missing_payload("responder cookie"));
     }
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(message.payloads(), ctx.config);
@@ -205,6 +203,7 @@ fn initiator_mm2(
 
 /// MM4 arrived: the responder's KE and Nr. Derives the keys, sends MM5 (IDii, HASH_I or
 /// signature).
+#[allow(clippy::too_many_arguments)] // the four fields of the consumed state, then the message
 fn initiator_mm4(
     sa: &mut SaCore,
     sai_b: Vec<u8>,
@@ -386,9 +385,9 @@ fn open_identity_message(
             Payload::Identification(id) => Some(id),
             _ => None,
         })
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?;
+        .ok_or(FailureReason::missing_payload("ID"))?;
     let id_b = raw_body(first, &decrypted.plaintext, PayloadType::Identification)
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("ID")))?
+        .ok_or(FailureReason::missing_payload("ID"))?
         .to_vec();
     let input = sa.auth_input(material, sai_b);
     let which = if from_initiator { "HASH_I" } else { "HASH_R" };
@@ -412,7 +411,7 @@ fn open_identity_message(
                 Payload::Hash(h) => Some(*h),
                 _ => None,
             })
-            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH")))?;
+            .ok_or(FailureReason::missing_payload("HASH"))?;
         let verified = if from_initiator {
             material.skeyid.verify_hash_i(&input, &id_b, hash)
         } else {

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use isakmp::{Identification, Identity};
 
 use crate::config::{Addresses, Subnet, TrafficSelector};
+use crate::failure::{FailureReason, IdentityFailure};
 
 /// The proxy identity of one side of a flow: ID_IPV4_ADDR for a host, ID_IPV4_ADDR_SUBNET for
 /// a prefix, ID_IPV4_ADDR_RANGE for a range; protocol and port (0 = any) as given.
@@ -58,4 +59,82 @@ pub(crate) fn covers(rule: &TrafficSelector, proposed: &TrafficSelector) -> bool
         && rule.remote.contains(&proposed.remote)
         && port_ok(rule.local_port, proposed.local_port)
         && port_ok(rule.remote_port, proposed.remote_port)
+}
+
+/// The flow a quick-mode initiator proposes with its IDci and IDcr, from our side (`remote` is
+/// the peer's gateway, `local` ours); without proxy identities the flow is between the two
+/// gateways (RFC 2409 §5.5). Refused when the identities name no flow we can protect.
+pub(crate) fn proposed_selector(
+    ids: &[&Identification<'_>],
+    remote: IpAddr,
+    local: IpAddr,
+) -> Result<TrafficSelector, FailureReason> {
+    let (peer_side, our_side, protocol, peer_port, our_port) = match ids {
+        [] => (host_addresses(remote), host_addresses(local), Some(0), 0, 0),
+        // Both identities name the same flow, so the same protocol (RFC 2407 §4.6.2).
+        [ci, cr] => (
+            id_addresses(ci),
+            id_addresses(cr),
+            (ci.protocol == cr.protocol).then_some(ci.protocol),
+            ci.port,
+            cr.port,
+        ),
+        _ => return Err(FailureReason::missing_payload("IDci and IDcr (exactly two ID payloads)")),
+    };
+    let (Some(peer_side), Some(our_side), Some(protocol)) = (peer_side, our_side, protocol) else {
+        let proposed = describe_flow(ids, remote, local);
+        return Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed }));
+    };
+    Ok(TrafficSelector {
+        protocol,
+        local: our_side,
+        remote: peer_side,
+        local_port: port(our_port),
+        remote_port: port(peer_port),
+    })
+}
+
+/// The proposed flow for failure reports: `IDci -> IDcr` with protocol and port when given.
+pub(crate) fn describe_flow(ids: &[&Identification<'_>], remote: IpAddr, local: IpAddr) -> String {
+    match ids {
+        [ci, cr] => {
+            let side = |id: &Identification<'_>| {
+                let mut text = crate::identity::describe_identity(&id.identity);
+                if id.protocol != 0 || id.port != 0 {
+                    text.push_str(&format!(" proto {} port {}", id.protocol, id.port));
+                }
+                text
+            };
+            format!("{} -> {}", side(ci), side(cr))
+        }
+        _ => format!("{remote} -> {local}"),
+    }
+}
+
+/// Checks that a quick-mode responder echoed the proxy identities of our `flow` in QM2 (or
+/// sent none): anything else is a flow we did not ask for (RFC 2409 §5.5).
+pub(crate) fn check_echoed(
+    echoed: &[&Identification<'_>],
+    flow: &TrafficSelector,
+) -> Result<(), FailureReason> {
+    let ours = [
+        side_id(&flow.local, flow.protocol, flow.local_port),
+        side_id(&flow.remote, flow.protocol, flow.remote_port),
+    ];
+    let echoed_ok = match echoed {
+        [] => true,
+        [ci, cr] => **ci == ours[0] && **cr == ours[1],
+        _ => false,
+    };
+    if echoed_ok {
+        return Ok(());
+    }
+    let proposed = echoed
+        .iter()
+        .map(|id| crate::identity::describe_identity(&id.identity))
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed {
+        proposed: format!("{proposed} (QM2 changed our {flow})"),
+    }))
 }

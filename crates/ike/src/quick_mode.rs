@@ -31,7 +31,7 @@ use crate::failure::{
 };
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
-use crate::proxy_id::{covers, host_addresses, id_addresses, port, side_id};
+use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::flight::{Flight, FlightTimeout};
@@ -214,8 +214,68 @@ macro_rules! find_payload {
                 Payload::$variant(v) => Some(v),
                 _ => None,
             })
-            .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload($name)))
+            .ok_or(FailureReason::missing_payload($name))
     };
+}
+
+/// The proxy identities (IDci, IDcr) of a quick-mode message, in order.
+fn identifications<'m, 'a>(payloads: &'m [Payload<'a>]) -> Vec<&'m Identification<'a>> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Identification(id) => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The responder's half of PFS: with a group, our KE and the shared secret with the
+/// initiator's KE (RFC 2409 §5.5).
+fn responder_pfs(
+    group: Option<crypto::DhGroup>,
+    payloads: &[Payload<'_>],
+    ctx: &mut Ctx<'_>,
+) -> Result<(Option<DhPrivate>, Option<SecretBytes>), FailureReason> {
+    let Some(group) = group else { return Ok((None, None)) };
+    let ke = find_payload!(payloads, KeyExchange, "KE")?;
+    let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
+    let secret = dh.shared_secret(ke).map_err(FailureReason::from)?;
+    Ok((Some(dh), Some(secret)))
+}
+
+/// QM2's RESPONDER-LIFETIME notifications, one per protocol of the choice, when the lifetime
+/// we chose (`data`) is shorter than the offer.
+fn responder_lifetime_notifies<'a>(
+    choice: &IpsecChoice,
+    our_spis: &'a OurSpis,
+    data: Option<&'a [u8]>,
+) -> Vec<Payload<'a>> {
+    let Some(data) = data else { return Vec::new() };
+    choice
+        .parts
+        .iter()
+        .map(|part| {
+            crate::sa::lifetimes::responder_lifetime_notify(part.protocol, our_spis.of(part.protocol), data)
+        })
+        .collect()
+}
+
+/// QM2's SA payload: the chosen proposal with every protocol of it (AH+ESP keeps both), each
+/// with our SPI.
+fn reply_sa<'a>(choice: &'a IpsecChoice, our_spis: &'a OurSpis) -> SecurityAssociation<'a> {
+    SecurityAssociation {
+        situation: SIT_IDENTITY_ONLY,
+        proposals: choice
+            .parts
+            .iter()
+            .map(|part| Proposal {
+                number: choice.proposal_number,
+                protocol: part.protocol,
+                spi: our_spis.of(part.protocol),
+                transforms: vec![part.transform.clone()],
+            })
+            .collect(),
+    }
 }
 
 /// An authenticated error notification ends the quick mode it is about: the one whose SPI it
@@ -439,39 +499,12 @@ impl QuickModeSa<'_> {
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
         let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
-        let reply =
-            find_sa(&payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+        let reply = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
         let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::from)?;
         let suite = crate::sa::lifetimes::adopt_responder_lifetime(choice.suite, &payloads);
         // RFC 2409 §5.5: the responder echoes the proxy identities; anything else is a flow we
         // did not ask for, and installing it would protect the wrong traffic.
-        let echoed: Vec<&Identification<'_>> = payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Identification(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        let flow = &wait.acquire.selector;
-        let ours = [
-            side_id(&flow.local, flow.protocol, flow.local_port),
-            side_id(&flow.remote, flow.protocol, flow.remote_port),
-        ];
-        let echoed_ok = match echoed.as_slice() {
-            [] => true,
-            [ci, cr] => **ci == ours[0] && **cr == ours[1],
-            _ => false,
-        };
-        if !echoed_ok {
-            let proposed = echoed
-                .iter()
-                .map(|id| crate::identity::describe_identity(&id.identity))
-                .collect::<Vec<_>>()
-                .join(" -> ");
-            return Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed {
-                proposed: format!("{proposed} (QM2 changed our {flow})"),
-            }));
-        }
+        check_echoed(&identifications(&payloads), &wait.acquire.selector)?;
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
@@ -533,56 +566,12 @@ impl QuickModeSa<'_> {
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self.keys else { return Ok(()) };
-        let offer =
-            find_sa(&payloads).ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SA")))?;
+        let offer = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
-        let ids: Vec<&Identification<'_>> = payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Identification(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        // Without proxy identities the flow is between the two gateways (RFC 2409 §5.5).
-        let (peer_side, our_side, protocol, peer_port, our_port) = match ids.as_slice() {
-            [] => (host_addresses(self.remote.ip()), host_addresses(self.local.ip()), Some(0), 0, 0),
-            // Both identities name the same flow, so the same protocol (RFC 2407 §4.6.2).
-            [ci, cr] => (
-                id_addresses(ci),
-                id_addresses(cr),
-                (ci.protocol == cr.protocol).then_some(ci.protocol),
-                ci.port,
-                cr.port,
-            ),
-            _ => {
-                return Err(FailureReason::Malformed(MalformedFailure::MissingPayload(
-                    "IDci and IDcr (exactly two ID payloads)",
-                )))
-            }
-        };
-        let describe = || match ids.as_slice() {
-            [ci, cr] => {
-                let side = |id: &Identification<'_>| {
-                    let mut text = crate::identity::describe_identity(&id.identity);
-                    if id.protocol != 0 || id.port != 0 {
-                        text.push_str(&format!(" proto {} port {}", id.protocol, id.port));
-                    }
-                    text
-                };
-                format!("{} -> {}", side(ci), side(cr))
-            }
-            _ => format!("{} -> {}", self.remote.ip(), self.local.ip()),
-        };
-        let (Some(peer_side), Some(our_side), Some(protocol)) = (peer_side, our_side, protocol) else {
-            return Err(FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() }));
-        };
-        let selector = TrafficSelector {
-            protocol,
-            local: our_side,
-            remote: peer_side,
-            local_port: port(our_port),
-            remote_port: port(peer_port),
-        };
+        let ids = identifications(&payloads);
+        let (remote, local) = (self.remote.ip(), self.local.ip());
+        let describe = || describe_flow(&ids, remote, local);
+        let selector = proposed_selector(&ids, remote, local)?;
         let policy = ctx
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
@@ -592,32 +581,11 @@ impl QuickModeSa<'_> {
             })?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
-        let (dh, pfs_secret) = match choice.suite.pfs {
-            Some(group) => {
-                let ke = find_payload!(payloads, KeyExchange, "KE")?;
-                let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
-                let secret = dh.shared_secret(ke).map_err(FailureReason::from)?;
-                (Some(dh), Some(secret))
-            }
-            None => (None, None),
-        };
+        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
         iv.advance(decrypted.next_iv);
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);
-        // The chosen proposal with every protocol of it (AH+ESP keeps both), each with our SPI.
-        let reply = SecurityAssociation {
-            situation: SIT_IDENTITY_ONLY,
-            proposals: choice
-                .parts
-                .iter()
-                .map(|part| Proposal {
-                    number: choice.proposal_number,
-                    protocol: part.protocol,
-                    spi: our_spis.of(part.protocol),
-                    transforms: vec![part.transform.clone()],
-                })
-                .collect(),
-        };
+        let reply = reply_sa(&choice, &our_spis);
         let mut rest = vec![Payload::SecurityAssociation(reply), Payload::Nonce(&nr)];
         if let Some(dh) = &dh {
             rest.push(Payload::KeyExchange(dh.public_value()));
@@ -630,15 +598,7 @@ impl QuickModeSa<'_> {
             }
         }
         let responder_lifetime = crate::sa::lifetimes::responder_lifetime_data(&choice);
-        if let Some(data) = &responder_lifetime {
-            for part in &choice.parts {
-                rest.push(crate::sa::lifetimes::responder_lifetime_notify(
-                    part.protocol,
-                    our_spis.of(part.protocol),
-                    data,
-                ));
-            }
-        }
+        rest.extend(responder_lifetime_notifies(&choice, &our_spis, responder_lifetime.as_deref()));
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
         chain[range].copy_from_slice(&hash2);
@@ -732,9 +692,7 @@ impl QuickModeSa<'_> {
         let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let suite = &choice.suite;
         let derive = |protocol: ProtocolId, lengths: EspKeyLengths| {
-            let part = choice
-                .part(protocol)
-                .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("proposal")))?;
+            let part = choice.part(protocol).ok_or(FailureReason::missing_payload("proposal"))?;
             let input = KeymatInput {
                 pfs_shared_secret: keymat.pfs_secret.map(SecretBytes::expose),
                 protocol: u8::from(protocol),

@@ -187,7 +187,7 @@ pub(crate) fn verify_peer(
             Payload::Signature(s) => Some(*s),
             _ => None,
         })
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("SIG")))?;
+        .ok_or(FailureReason::missing_payload("SIG"))?;
     let mut certificates = payloads.iter().filter_map(|p| match p {
         Payload::Certificate(c) if c.encoding == CertificateEncoding::X509Signature => Some(c.data),
         _ => None,

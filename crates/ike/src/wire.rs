@@ -132,14 +132,14 @@ pub(crate) fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'
             Payload::KeyExchange(ke) => Some(*ke),
             _ => None,
         })
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("KE")))?;
+        .ok_or(FailureReason::missing_payload("KE"))?;
     let nonce = payloads
         .iter()
         .find_map(|p| match p {
             Payload::Nonce(n) => Some(*n),
             _ => None,
         })
-        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("NONCE")))?;
+        .ok_or(FailureReason::missing_payload("NONCE"))?;
     Ok((ke, nonce))
 }
 

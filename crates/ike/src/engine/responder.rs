@@ -84,67 +84,11 @@ impl Engine {
         } else {
             (Exchange::MainMode, "waiting for MM1")
         };
-        let peer = if aggressive {
-            // IDii is in clear in AM1: the key is chosen by the identity (notes pitfall 15).
-            let identity = message.payloads().iter().find_map(|p| match p {
-                isakmp::Payload::Identification(id) => Some(&id.identity),
-                _ => None,
-            });
-            identity
-                .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
-                .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
-                .or_else(|| self.config.template_peer())
-        } else {
-            // Main mode shows no identity before the key is needed: the address decides, and
-            // an address no peer names falls to the template peer, if there is one.
-            self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer())
+        let refuse = |reason, peer: Option<usize>, engine: &mut Self| {
+            let peer = peer.map(|p| engine.config.peers[p].name.clone());
+            engine.out.events.push_back(Event::Failed(Failure { peer, remote, exchange, state, reason }));
         };
-        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
-        // an AM1 that selects no peer is refused here as well, without telling why it failed.
-        // A peer that authenticates only by signatures has no pre-shared key to leak: its
-        // HASH_R is signed, not keyed by a secret that can be brute-forced.
-        let signatures_only = |p: usize| {
-            let peer = &self.config.peers[p];
-            peer.certificate.is_some()
-                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
-        };
-        let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
-        if aggressive && !allowed {
-            // The peer offers pre-shared keys: no reply, no state.
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: peer.map(|p| self.config.peers[p].name.clone()),
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::Policy(PolicyFailure::AggressiveModePskRefused),
-            }));
-            return;
-        }
-        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
-        if self.half_open >= self.config.limits.max_half_open
-            || per_peer >= self.config.limits.max_half_open_per_peer
-        {
-            self.stats.half_open_dropped += 1;
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::Policy(PolicyFailure::TooManyHalfOpen),
-            }));
-            return;
-        }
-        let Some(peer) = peer else {
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::Policy(PolicyFailure::UnknownPeer),
-            }));
-            return;
-        };
+        let Some(peer) = self.admit(message, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
         let mut ctx = Ctx {
             config: &self.config,
@@ -194,6 +138,65 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// The peer a first message (MM1 / AM1) is for: in aggressive mode by the identity in
+    /// clear (the key is chosen by it, notes pitfall 15), else by the address; an address no
+    /// peer names falls to the template peer, if there is one.
+    fn responder_peer(&self, message: &Message<'_>, remote: SocketAddr, aggressive: bool) -> Option<usize> {
+        if !aggressive {
+            // Main mode shows no identity before the key is needed: the address decides.
+            return self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer());
+        }
+        let identity = message.payloads().iter().find_map(|p| match p {
+            isakmp::Payload::Identification(id) => Some(&id.identity),
+            _ => None,
+        });
+        identity
+            .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
+            .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
+            .or_else(|| self.config.template_peer())
+    }
+
+    /// Responder admission, before any work: aggressive mode with pre-shared keys only where
+    /// allowed, the half-open limits, a configured peer. A refusal is reported with `refuse`
+    /// (reason, the peer it selected) and gets no reply.
+    fn admit(
+        &mut self,
+        message: &Message<'_>,
+        remote: SocketAddr,
+        aggressive: bool,
+        refuse: impl Fn(FailureReason, Option<usize>, &mut Self),
+    ) -> Option<usize> {
+        let peer = self.responder_peer(message, remote, aggressive);
+        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
+        // an AM1 that selects no peer is refused here as well, without telling why it failed.
+        // A peer that authenticates only by signatures has no pre-shared key to leak: its
+        // HASH_R is signed, not keyed by a secret that can be brute-forced.
+        let signatures_only = |p: usize| {
+            let peer = &self.config.peers[p];
+            peer.certificate.is_some()
+                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
+        };
+        let allowed = self.config.allow_aggressive_mode_psk_responder
+            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
+        if aggressive && !allowed {
+            // The peer offers pre-shared keys: no reply, no state.
+            refuse(FailureReason::Policy(PolicyFailure::AggressiveModePskRefused), peer, self);
+            return None;
+        }
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
+        if self.half_open >= self.config.limits.max_half_open
+            || per_peer >= self.config.limits.max_half_open_per_peer
+        {
+            self.stats.half_open_dropped += 1;
+            refuse(FailureReason::Policy(PolicyFailure::TooManyHalfOpen), None, self);
+            return None;
+        }
+        if peer.is_none() {
+            refuse(FailureReason::Policy(PolicyFailure::UnknownPeer), None, self);
+        }
+        peer
     }
 
     /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.

@@ -605,7 +605,7 @@ pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
 mod tests {
     use super::*;
     use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
-    use crate::proposal::phase1::*;
+
     use crate::vendor::NatTVersion;
 
     #[test]
