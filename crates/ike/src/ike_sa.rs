@@ -37,6 +37,7 @@ use crate::sa::context::Ctx;
 use crate::sa::core::{Established, Phase1Step, SaCore};
 use crate::sa::flight::FlightTimeout;
 use crate::sa::keys::Phase1Material;
+use crate::sa::timer::Timer;
 use std::ops::{Deref, DerefMut};
 
 /// The phase-1 states. Each holds what the next step needs and nothing more.
@@ -194,7 +195,7 @@ impl IkeSa {
             _ => {}
         }
         match &self.phase1 {
-            Phase1::Established(established) if established.expires_at <= now => {
+            Phase1::Established(_) if self.timers.is_due(Timer::HardLifetime, now) => {
                 // Hard lifetime: the engine hands its IPsec SAs on and deletes it
                 // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
                 return false;
@@ -208,10 +209,10 @@ impl IkeSa {
                 }
             }
             Phase1::Failed => {}
-            _ if self.phase1_deadline <= now => {
+            _ if self.timers.is_due(Timer::Phase1Deadline, now) => {
                 let state = self.phase1.name();
-                let waited =
-                    now.saturating_duration_since(self.phase1_deadline - ctx.config.limits.exchange_timeout);
+                // Armed `exchange_timeout` after phase 1 began.
+                let waited = now.saturating_duration_since(self.started_at);
                 let failure = self.failure(
                     self.phase1_exchange(),
                     state,
@@ -422,21 +423,35 @@ impl IkeSa {
         matches!(self.phase1, Phase1::Established(_))
     }
 
-    /// The earliest time this SA needs the engine's timer (`on_sa_timeout` in `engine.rs`).
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let phase1 = match &self.phase1 {
-            Phase1::Established(established) => Some(established.expires_at),
-            Phase1::Failed => None,
-            _ => Some(self.phase1_deadline),
-        };
+    /// Every deadline of this SA by name (`sa::timer`): phase 1's own (its deadline while it
+    /// runs, the hard lifetime once established), the flight's retransmission, DPD and NAT-T
+    /// keepalives once established, fragment reassembly, the quick modes and the lifetimes.
+    pub(crate) fn deadlines(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
         let established = self.is_established();
+        let phase1 = match &self.phase1 {
+            Phase1::Established(_) => {
+                self.timers.get(Timer::HardLifetime).map(|at| (Timer::HardLifetime, at))
+            }
+            Phase1::Failed => None,
+            _ => self.timers.get(Timer::Phase1Deadline).map(|at| (Timer::Phase1Deadline, at)),
+        };
         let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
-        [phase1, self.flight.retransmit_at(), dpd, keepalive, self.reassembly.deadline()]
+        let named = [
+            (Timer::Retransmit, self.flight.retransmit_at()),
+            (Timer::Dpd, dpd),
+            (Timer::Keepalive, keepalive),
+            (Timer::Fragments, self.reassembly.deadline()),
+            (Timer::Lifetimes, self.lifetimes.next_deadline()),
+        ];
+        let quick_modes = self.quick_modes.iter().map(|q| (Timer::QuickMode, q.next_deadline()));
+        phase1
             .into_iter()
-            .chain(self.quick_modes.iter().map(QuickMode::next_deadline))
-            .chain([self.lifetimes.next_deadline()])
-            .flatten()
-            .min()
+            .chain(named.into_iter().chain(quick_modes).filter_map(|(timer, at)| Some((timer, at?))))
+    }
+
+    /// The earliest time this SA needs the engine's timer ([`IkeSa::on_timeout`]).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines().map(|(_, at)| at).min()
     }
 }

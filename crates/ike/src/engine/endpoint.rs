@@ -22,6 +22,7 @@ use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output};
 use crate::sa::core::Role;
+use crate::sa::timer::Timer;
 
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -244,7 +245,7 @@ impl Engine {
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
             expires_at: match &sa.phase1 {
-                Phase1::Established(established) => Some(established.expires_at),
+                Phase1::Established(_) => sa.timers.get(Timer::HardLifetime),
                 _ => None,
             },
             replaced: sa.lifetimes.renewal == crate::sa::lifetimes::Renewal::Superseded,

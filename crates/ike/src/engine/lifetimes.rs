@@ -11,6 +11,7 @@ use crate::event::{Acquire, Event, IkeSaEnd, IpsecSaEnd};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::lifetime::{arm_ike_sa, end_ike_sa, end_pairs, on_timeout};
 use crate::sa::lifetimes::{judge_usage, later, IpsecSaState, IpsecSaView, Rekey, Renewal, SaUsage};
+use crate::sa::timer::Timer;
 
 impl Engine {
     /// The installed IPsec SA pairs, for `display ipsec sa`; `now` gives remaining lifetimes.
@@ -92,14 +93,12 @@ impl Engine {
     /// new main mode is started.
     pub(crate) fn lifetime_followups(&mut self, slot: usize, now: Instant) {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return };
-        if let Phase1::Established(established) = &sa.phase1 {
-            if established.expires_at <= now {
-                if let Some(to) = self.successor(slot) {
-                    self.adopt(slot, to);
-                }
-                self.with_sa(slot, now, |sa, ctx| end_ike_sa(sa, IkeSaEnd::Lifetime, ctx));
-                return;
+        if sa.is_established() && sa.timers.is_due(Timer::HardLifetime, now) {
+            if let Some(to) = self.successor(slot) {
+                self.adopt(slot, to);
             }
+            self.with_sa(slot, now, |sa, ctx| end_ike_sa(sa, IkeSaEnd::Lifetime, ctx));
+            return;
         }
         if sa.lifetimes.renewal == Renewal::Requested {
             let (peer, local, remote) = (sa.peer, sa.local, sa.remote);

@@ -25,6 +25,7 @@ use crate::sa::keys::{
 };
 use crate::sa::lifetimes::Lifetimes;
 use crate::sa::seen::SeenMessageIds;
+use crate::sa::timer::{Timer, TimerTable};
 use crate::signature_auth::PeerProof;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
 use crate::vendor::{NatTVersion, PeerCapabilities};
@@ -43,7 +44,6 @@ pub enum Role {
 pub(crate) struct Established {
     pub(crate) suite: IkeProposal,
     pub(crate) material: Box<Phase1Material>,
-    pub(crate) expires_at: Instant,
     /// The peer's HASH_I / HASH_R or signature checked out: no SA is established without it.
     pub(crate) _authenticated: PeerProof,
 }
@@ -69,8 +69,8 @@ pub(crate) struct SaCore {
     /// Main or aggressive mode: which exchange phase 1 was (for headers and failure reports).
     pub(crate) mode: ExchangeMode,
     pub(crate) flight: Flight,
-    /// Abandon the phase-1 exchange at this time if it has not completed.
-    pub(crate) phase1_deadline: Instant,
+    /// The SA's own deadlines (phase-1 deadline, hard lifetime); see `sa::timer`.
+    pub(crate) timers: TimerTable,
     pub(crate) established_at: Option<Instant>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
@@ -138,7 +138,9 @@ impl SaCore {
             initiator: self.role == Role::Initiator,
             key_log,
         });
-        Established { suite, material, expires_at, _authenticated: proof }
+        self.timers.stop(Timer::Phase1Deadline);
+        self.timers.set(Timer::HardLifetime, expires_at);
+        Established { suite, material, _authenticated: proof }
     }
 
     /// Our cookie: the one we chose, by which the engine finds this SA.
@@ -174,6 +176,8 @@ impl SaCore {
     ) -> Self {
         let mut sequence = [0u8; 4];
         ctx.rng.fill(&mut sequence);
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Phase1Deadline, ctx.now + ctx.config.limits.exchange_timeout);
         Self {
             connection,
             role,
@@ -184,7 +188,7 @@ impl SaCore {
             cookie_r,
             mode: ExchangeMode::Main,
             flight: Flight::new(ctx.now),
-            phase1_deadline: ctx.now + ctx.config.limits.exchange_timeout,
+            timers,
             established_at: None,
             pending: Vec::new(),
             lifetimes: Lifetimes::default(),
