@@ -34,7 +34,7 @@
 //!   strongSwan sends AM3 on 4500 (`vectors/am-psk-fqdn.pcap`, frame 3) and hashes the 4500
 //!   ports into AM3's NAT-D, so we follow the capture: AM3's NAT-D hash the addresses AM3
 //!   travels on. The responder reads AM3's NAT-D against the addresses AM3 arrived on and
-//!   follows a peer that floated (`IkeSa::peer_authenticated`); a peer that floats only with
+//!   follows a peer that floated (`SaCore::peer_authenticated`); a peer that floats only with
 //!   quick mode is followed there. AM3 carries N(INITIAL-CONTACT) after the NAT-D on the
 //!   first SA with a peer, as MM5 does; the responder acts on it once HASH_I verified.
 //! - **Retransmission.** The initiator retransmits AM1 until AM2 arrives, and answers every

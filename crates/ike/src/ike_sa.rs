@@ -1,21 +1,9 @@
-//! One IKE SA and its phase-1 exchange: main mode with pre-shared keys, both roles
-//! (RFC 2409 §5 and §5.4). Aggressive mode (RFC 2409 §5.4, three messages) lives in
-//! [`crate::aggressive_mode`] and shares the SA, the key derivation and the established state.
-//!
-//! ```text
-//! Initiator                          Responder
-//! MM1 HDR, SA                 -->
-//!                             <--    MM2 HDR, SA
-//! MM3 HDR, KE, Ni             -->
-//!                             <--    MM4 HDR, KE, Nr
-//! MM5 HDR*, IDii, HASH_I      -->
-//!                             <--    MM6 HDR*, IDir, HASH_R
-//! ```
-//!
-//! The initiator drives retransmission; the responder answers a repeated request with its
-//! stored reply, without new computation, a bounded number of times. The responder chooses
-//! the pre-shared key by the peer's address (the identity is encrypted in MM5), which is the
-//! only choice main mode allows (notes pitfall 15).
+//! One IKE SA: its core (`sa::core`, which no exchange owns) composed with the states of the
+//! exchanges running on it — the phase-1 exchange ([`Phase1`]: main mode, aggressive mode, or
+//! established) and the quick modes under way. It dispatches each message to its exchange,
+//! which consumes its state and returns the next one (`main_mode`, `aggressive_mode`,
+//! `quick_mode`, `informational`); it runs the SA's timers (`sa::timer`) and ends the SA on a
+//! failure. The engine routes datagrams to it and never looks inside an exchange.
 
 use std::net::SocketAddr;
 use std::time::Instant;

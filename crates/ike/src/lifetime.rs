@@ -47,7 +47,7 @@ pub(crate) fn arm_ike_sa(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
 
 /// Runs the lifetime timers of `sa` that are due: IKE SA renewal requests, IPsec SA hard
 /// expiry (Delete sent, event) and soft expiry (a rekeying quick mode). The IKE SA's own
-/// hard expiry is the engine's ([`Engine::lifetime_followups`]), because it may hand the
+/// hard expiry is the engine's (`Engine::lifetime_followups` in `engine/lifetimes.rs`), because it may hand the
 /// pairs to another IKE SA first.
 pub(crate) fn on_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     if !sa.is_established() {

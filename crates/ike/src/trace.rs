@@ -208,7 +208,7 @@ fn identity(identity: &Identity<'_>) -> String {
     }
 }
 
-/// The summary of a message when tracing is on (`trace`), for [`IkeSa::trace_summary`].
+/// The summary of a message when tracing is on (`trace`), for `SaCore::trace_summary`.
 pub(crate) fn traced(trace: bool, step: Step, encrypted: bool, payloads: &[Payload<'_>]) -> Option<String> {
     trace.then(|| summarize(step, encrypted, payloads))
 }

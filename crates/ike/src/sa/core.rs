@@ -74,7 +74,7 @@ pub(crate) struct SaCore {
     pub(crate) established_at: Option<Instant>,
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
-    /// Renewal of this SA and the IPsec SA pairs it manages (`lifetime.rs`).
+    /// Renewal of this SA and the IPsec SA pairs it manages (`sa::lifetimes`).
     pub(crate) lifetimes: Lifetimes,
     /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
     /// gateways negotiating at the same moment do not clear each other's new SAs.
@@ -333,7 +333,7 @@ impl SaCore {
         }
     }
 
-    /// [`IkeSa::trace`] for a quick-mode message: a HASH first, then `rest` (the HASH is
+    /// [`SaCore::trace`] for a quick-mode message: a HASH first, then `rest` (the HASH is
     /// computed over `rest`, so the builders hold them apart).
     pub(crate) fn trace_hash_first(
         &self,
@@ -351,7 +351,7 @@ impl SaCore {
         }
     }
 
-    /// [`IkeSa::trace`] with a summary made where the payloads were, before this SA existed
+    /// [`SaCore::trace`] with a summary made where the payloads were, before this SA existed
     /// or inside a helper that parsed them ([`traced`]); `None` when tracing is off.
     pub(crate) fn trace_summary(
         &self,
