@@ -16,8 +16,8 @@ mod test_pki;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crypto::{
-    CipherKey, DhGroup, DhPrivate, EspCipher, HashAlgorithm, Integrity, IntegrityKey, OsRandom, SigningKey,
-    VerifyingKey,
+    CipherKey, DhGroup, DhPrivate, EspCipher, HashAlgorithm, HashFunction, Integrity, IntegrityKey, OsRandom,
+    SigningKey, VerifyingKey,
 };
 
 const PAYLOAD_LEN: usize = 1400;

@@ -40,35 +40,7 @@ use crate::ffi;
 use crate::random::SecureRandom;
 use crate::secret::SecretBytes;
 
-/// A Diffie-Hellman group as IKEv1 negotiates it (the Oakley group number of RFC 2409
-/// Appendix A, "Group Description", and the IANA IKE group registry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DhGroup {
-    /// Group 1, 768-bit MODP (RFC 2409 §6.1). Broken; kept only for ancient peers.
-    Modp768,
-    /// Group 2, 1024-bit MODP (RFC 2409 §6.2). Weak.
-    Modp1024,
-    /// Group 5, 1536-bit MODP (RFC 3526 §2).
-    Modp1536,
-    /// Group 14, 2048-bit MODP (RFC 3526 §3).
-    Modp2048,
-    /// Group 15, 3072-bit MODP (RFC 3526 §4).
-    Modp3072,
-    /// Group 16, 4096-bit MODP (RFC 3526 §5).
-    Modp4096,
-    /// Group 17, 6144-bit MODP (RFC 3526 §6).
-    Modp6144,
-    /// Group 18, 8192-bit MODP (RFC 3526 §7).
-    Modp8192,
-    /// Group 19, NIST P-256 (RFC 5903 §3.1).
-    Ecp256,
-    /// Group 20, NIST P-384 (RFC 5903 §3.2).
-    Ecp384,
-    /// Group 21, NIST P-521 (RFC 5903 §3.3).
-    Ecp521,
-    /// Group 31, Curve25519 (RFC 8031).
-    Curve25519,
-}
+pub use algorithm::DhGroup;
 
 /// Why a Diffie-Hellman operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -131,99 +103,17 @@ impl fmt::Display for InvalidPublicValue {
     }
 }
 
-impl DhGroup {
-    /// Every supported group, in group-number order.
-    pub const ALL: [DhGroup; 12] = [
-        Self::Modp768,
-        Self::Modp1024,
-        Self::Modp1536,
-        Self::Modp2048,
-        Self::Modp3072,
-        Self::Modp4096,
-        Self::Modp6144,
-        Self::Modp8192,
-        Self::Ecp256,
-        Self::Ecp384,
-        Self::Ecp521,
-        Self::Curve25519,
-    ];
+/// The parameters `crypto` computes with for a group (its number, lengths and names are its
+/// row in [`algorithm::DH_GROUPS`]).
+trait GroupParameters: Copy {
+    fn prime(self) -> Option<&'static [u8]>;
+    fn exponent_bits(self) -> usize;
+    fn agreement_algorithm(self) -> Option<&'static agreement::Algorithm>;
+}
 
-    /// The group for an IKEv1 group number; `None` for unknown, unsupported and private-use
-    /// numbers, which must be refused before any DH work.
-    pub const fn from_id(id: u16) -> Option<Self> {
-        Some(match id {
-            1 => Self::Modp768,
-            2 => Self::Modp1024,
-            5 => Self::Modp1536,
-            14 => Self::Modp2048,
-            15 => Self::Modp3072,
-            16 => Self::Modp4096,
-            17 => Self::Modp6144,
-            18 => Self::Modp8192,
-            19 => Self::Ecp256,
-            20 => Self::Ecp384,
-            21 => Self::Ecp521,
-            31 => Self::Curve25519,
-            _ => return None,
-        })
-    }
-
-    /// The group number carried in the SA payload's Group Description attribute.
-    pub const fn id(self) -> u16 {
-        match self {
-            Self::Modp768 => 1,
-            Self::Modp1024 => 2,
-            Self::Modp1536 => 5,
-            Self::Modp2048 => 14,
-            Self::Modp3072 => 15,
-            Self::Modp4096 => 16,
-            Self::Modp6144 => 17,
-            Self::Modp8192 => 18,
-            Self::Ecp256 => 19,
-            Self::Ecp384 => 20,
-            Self::Ecp521 => 21,
-            Self::Curve25519 => 31,
-        }
-    }
-
-    /// Length of the KE payload body: the prime's length (MODP), twice the coordinate length
-    /// (ECP), or 32 (Curve25519).
-    pub const fn public_len(self) -> usize {
-        match self {
-            Self::Ecp256 => 64,
-            Self::Ecp384 => 96,
-            Self::Ecp521 => 132,
-            Self::Curve25519 => 32,
-            _ => self.shared_len(),
-        }
-    }
-
-    /// Length of the shared secret `g^xy`: the prime's length (MODP), the coordinate length
-    /// (ECP), or 32 (Curve25519).
-    pub const fn shared_len(self) -> usize {
-        match self {
-            Self::Modp768 => 96,
-            Self::Modp1024 => 128,
-            Self::Modp1536 => 192,
-            Self::Modp2048 => 256,
-            Self::Modp3072 => 384,
-            Self::Modp4096 => 512,
-            Self::Modp6144 => 768,
-            Self::Modp8192 => 1024,
-            Self::Ecp256 => 32,
-            Self::Ecp384 => 48,
-            Self::Ecp521 => 66,
-            Self::Curve25519 => 32,
-        }
-    }
-
-    /// True for the MODP (finite-field) groups.
-    pub const fn is_modp(self) -> bool {
-        self.prime().is_some()
-    }
-
+impl GroupParameters for DhGroup {
     /// The MODP prime, big-endian; `None` for elliptic-curve groups.
-    const fn prime(self) -> Option<&'static [u8]> {
+    fn prime(self) -> Option<&'static [u8]> {
         Some(match self {
             Self::Modp768 => &MODP_768,
             Self::Modp1024 => &MODP_1024,
@@ -238,7 +128,7 @@ impl DhGroup {
     }
 
     /// Bits of the random private exponent for a MODP group (see the module docs).
-    const fn exponent_bits(self) -> usize {
+    fn exponent_bits(self) -> usize {
         match self {
             Self::Modp4096 => 304,
             Self::Modp6144 => 352,
@@ -255,12 +145,6 @@ impl DhGroup {
             Self::Curve25519 => Some(&agreement::X25519),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for DhGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group{}", self.id())
     }
 }
 
@@ -611,7 +495,7 @@ const MODP_8192: [u8; 1024] = decode_hex(concat!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::HashAlgorithm;
+    use crate::hash::{HashAlgorithm, HashFunction};
     use crate::random::OsRandom;
 
     fn h(s: &str) -> Vec<u8> {

@@ -10,72 +10,42 @@ use zeroize::Zeroize;
 
 use crate::ffi::{self, Md, MAX_MD_LEN};
 
-/// A hash algorithm usable as the IKE hash and, through HMAC, as the IKE PRF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HashAlgorithm {
-    /// MD5 (RFC 1321). Weak; kept for old peers.
-    Md5,
-    /// SHA-1 (FIPS 180-4).
-    Sha1,
-    /// SHA2-256.
-    Sha256,
-    /// SHA2-384.
-    Sha384,
-    /// SHA2-512.
-    Sha512,
-}
+pub use algorithm::HashAlgorithm;
 
-impl HashAlgorithm {
-    /// Every supported algorithm, weakest first.
-    pub const ALL: [HashAlgorithm; 5] = [Self::Md5, Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
-
-    /// Output length in bytes.
-    pub const fn output_len(self) -> usize {
-        match self {
-            Self::Md5 => 16,
-            Self::Sha1 => 20,
-            Self::Sha256 => 32,
-            Self::Sha384 => 48,
-            Self::Sha512 => 64,
-        }
-    }
-
+/// What `crypto` does with a hash algorithm: digest and HMAC. The algorithm's facts (number,
+/// output length, names) are its row in [`algorithm::HASH_ALGORITHMS`].
+pub trait HashFunction: Copy {
     /// Hash of the concatenation of `parts`.
-    pub fn digest(self, parts: &[&[u8]]) -> Digest {
-        let mut out = Digest::empty();
-        let len = ffi::digest(self.md(), parts, &mut out.bytes).unwrap_or_else(|| internal_failure());
-        out.len = len;
-        out
-    }
+    fn digest(self, parts: &[&[u8]]) -> Digest;
 
     /// HMAC keyed with `key` over the concatenation of `parts`: the IKEv1 `prf(key, msg)`.
-    pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Digest {
+    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Digest;
+}
+
+impl HashFunction for HashAlgorithm {
+    fn digest(self, parts: &[&[u8]]) -> Digest {
         let mut out = Digest::empty();
-        let len = ffi::hmac(self.md(), key, parts, &mut out.bytes).unwrap_or_else(|| internal_failure());
+        let len = ffi::digest(md(self), parts, &mut out.bytes).unwrap_or_else(|| internal_failure());
         out.len = len;
         out
     }
 
-    fn md(self) -> Md {
-        match self {
-            Self::Md5 => Md::Md5,
-            Self::Sha1 => Md::Sha1,
-            Self::Sha256 => Md::Sha256,
-            Self::Sha384 => Md::Sha384,
-            Self::Sha512 => Md::Sha512,
-        }
+    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Digest {
+        let mut out = Digest::empty();
+        let len = ffi::hmac(md(self), key, parts, &mut out.bytes).unwrap_or_else(|| internal_failure());
+        out.len = len;
+        out
     }
 }
 
-impl fmt::Display for HashAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Md5 => "md5",
-            Self::Sha1 => "sha1",
-            Self::Sha256 => "sha2-256",
-            Self::Sha384 => "sha2-384",
-            Self::Sha512 => "sha2-512",
-        })
+/// The AWS-LC digest that implements `hash`.
+fn md(hash: HashAlgorithm) -> Md {
+    match hash {
+        HashAlgorithm::Md5 => Md::Md5,
+        HashAlgorithm::Sha1 => Md::Sha1,
+        HashAlgorithm::Sha256 => Md::Sha256,
+        HashAlgorithm::Sha384 => Md::Sha384,
+        HashAlgorithm::Sha512 => Md::Sha512,
     }
 }
 

@@ -1,5 +1,7 @@
-//! Cryptography for keysteward: the algorithm registry every other crate uses and the IKEv1
-//! key schedule (RFC 2409 §5 and Appendix B).
+//! Cryptography for keysteward: the implementation of every algorithm in the tables of the
+//! `algorithm` crate (whose typed ids `Phase1Cipher`, `HashAlgorithm`, `DhGroup`, `EspCipher`
+//! and `Integrity` this crate re-exports) and the IKEv1 key schedule (RFC 2409 §5 and
+//! Appendix B).
 //!
 //! Every primitive is backed by AWS-LC: through the safe `aws-lc-rs` API where it has the
 //! operation, and through a small FFI module (`ffi`) over `aws-lc-sys` where it does not
@@ -11,6 +13,9 @@
 #![deny(unsafe_code)]
 
 mod ffi;
+
+/// The algorithm tables whose typed ids this crate implements.
+pub use algorithm;
 
 pub mod dh;
 pub mod esp_transform;
@@ -24,8 +29,8 @@ pub mod x509;
 
 pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
 pub use esp_transform::{CipherKey, EspCipher, EspCryptoError, Icv, Integrity, IntegrityKey};
-pub use hash::{Digest, HashAlgorithm};
-pub use phase1_cipher::{CipherError, Phase1Cipher};
+pub use hash::{Digest, HashAlgorithm, HashFunction};
+pub use phase1_cipher::{CbcCipher, CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};
 pub use secret::SecretBytes;
 pub use signature::{SignatureAlgorithm, SignatureError, SignatureVerified, SigningKey, VerifyingKey};

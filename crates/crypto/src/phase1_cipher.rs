@@ -5,8 +5,6 @@
 //! the sender pads to the block size itself (RFC 2409 Appendix B), so these functions work on
 //! whole blocks in place. Weak and semi-weak DES keys are refused, as RFC 2409 Appendix B asks.
 
-use core::fmt;
-
 // DES and 3DES are deprecated in aws-lc-rs; IKEv1 peers (and the reference scenario's `des`
 // proposal) still use them, and the VRP layer warns the operator when they are configured.
 #[allow(deprecated)]
@@ -16,21 +14,7 @@ use aws_lc_rs::cipher::{
 };
 use aws_lc_rs::iv::FixedLength;
 
-/// A block cipher in CBC mode as IKEv1 uses it for phase-1, quick-mode and informational
-/// messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase1Cipher {
-    /// DES-CBC, 56-bit key in 8 bytes with parity. Weak.
-    Des,
-    /// Triple DES (EDE3) in CBC mode, 24-byte key.
-    TripleDes,
-    /// AES-128-CBC.
-    Aes128,
-    /// AES-192-CBC.
-    Aes192,
-    /// AES-256-CBC.
-    Aes256,
-}
+pub use algorithm::Phase1Cipher;
 
 /// Why a phase-1 cipher operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -74,31 +58,23 @@ pub enum CipherError {
     Internal(Phase1Cipher),
 }
 
-impl Phase1Cipher {
-    /// Every supported cipher.
-    pub const ALL: [Phase1Cipher; 5] = [Self::Des, Self::TripleDes, Self::Aes128, Self::Aes192, Self::Aes256];
-
-    /// Key length in bytes.
-    pub const fn key_len(self) -> usize {
-        match self {
-            Self::Des => 8,
-            Self::TripleDes => 24,
-            Self::Aes128 => 16,
-            Self::Aes192 => 24,
-            Self::Aes256 => 32,
-        }
-    }
-
-    /// Block length in bytes, which is also the IV length.
-    pub const fn block_len(self) -> usize {
-        match self {
-            Self::Des | Self::TripleDes => 8,
-            Self::Aes128 | Self::Aes192 | Self::Aes256 => 16,
-        }
-    }
-
+/// What `crypto` does with an IKE cipher: CBC over whole blocks, with the weak-key check of
+/// RFC 2409 Appendix B. The cipher's facts (numbers, key and block length, names) are its row
+/// in [`algorithm::PHASE1_CIPHERS`]; this is the implementation the row's typed id selects.
+pub trait CbcCipher: Copy {
     /// Encrypts `data` in place in CBC mode starting from `iv`. `data` must be whole blocks.
-    pub fn encrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError> {
+    fn encrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError>;
+
+    /// Decrypts `data` in place in CBC mode starting from `iv`. `data` must be whole blocks.
+    fn decrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError>;
+
+    /// True for a weak or semi-weak DES key, or a 3DES key with a weak component or with
+    /// two equal adjacent components (which makes EDE3 collapse to single DES).
+    fn is_weak_key(self, key: &[u8]) -> bool;
+}
+
+impl CbcCipher for Phase1Cipher {
+    fn encrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError> {
         self.check(key, iv, data)?;
         let key = EncryptingKey::cbc(self.unbound(key)?).map_err(|_| CipherError::Internal(self))?;
         let context = match self.block_len() {
@@ -108,8 +84,7 @@ impl Phase1Cipher {
         key.less_safe_encrypt(data, context).map(|_| ()).map_err(|_| CipherError::Internal(self))
     }
 
-    /// Decrypts `data` in place in CBC mode starting from `iv`. `data` must be whole blocks.
-    pub fn decrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError> {
+    fn decrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CipherError> {
         self.check(key, iv, data)?;
         let key = DecryptingKey::cbc(self.unbound(key)?).map_err(|_| CipherError::Internal(self))?;
         let context = match self.block_len() {
@@ -119,6 +94,27 @@ impl Phase1Cipher {
         key.decrypt(data, context).map(|_| ()).map_err(|_| CipherError::Internal(self))
     }
 
+    fn is_weak_key(self, key: &[u8]) -> bool {
+        match self {
+            Self::Des => is_weak_des_key(key),
+            Self::TripleDes => {
+                let parts: Vec<&[u8]> = key.chunks(8).collect();
+                parts.iter().any(|k| is_weak_des_key(k))
+                    || parts.windows(2).any(|w| same_ignoring_parity(w[0], w[1]))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The checks and AWS-LC keys behind [`CbcCipher`], private to this module.
+trait CbcParts: Copy {
+    fn check(self, key: &[u8], iv: &[u8], data: &[u8]) -> Result<(), CipherError>;
+    fn unbound(self, key: &[u8]) -> Result<UnboundCipherKey, CipherError>;
+    fn iv_array<const N: usize>(self, iv: &[u8]) -> Result<[u8; N], CipherError>;
+}
+
+impl CbcParts for Phase1Cipher {
     fn check(self, key: &[u8], iv: &[u8], data: &[u8]) -> Result<(), CipherError> {
         if key.len() != self.key_len() {
             return Err(CipherError::KeyLength { cipher: self, expected: self.key_len(), actual: key.len() });
@@ -139,20 +135,6 @@ impl Phase1Cipher {
         Ok(())
     }
 
-    /// True for a weak or semi-weak DES key, or a 3DES key with a weak component or with
-    /// two equal adjacent components (which makes EDE3 collapse to single DES).
-    pub fn is_weak_key(self, key: &[u8]) -> bool {
-        match self {
-            Self::Des => is_weak_des_key(key),
-            Self::TripleDes => {
-                let parts: Vec<&[u8]> = key.chunks(8).collect();
-                parts.iter().any(|k| is_weak_des_key(k))
-                    || parts.windows(2).any(|w| same_ignoring_parity(w[0], w[1]))
-            }
-            _ => false,
-        }
-    }
-
     #[allow(deprecated)] // DES/3DES: see the import above.
     fn unbound(self, key: &[u8]) -> Result<UnboundCipherKey, CipherError> {
         let algorithm = match self {
@@ -167,18 +149,6 @@ impl Phase1Cipher {
 
     fn iv_array<const N: usize>(self, iv: &[u8]) -> Result<[u8; N], CipherError> {
         iv.try_into().map_err(|_| CipherError::IvLength { cipher: self, expected: N, actual: iv.len() })
-    }
-}
-
-impl fmt::Display for Phase1Cipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Des => "des-cbc",
-            Self::TripleDes => "3des-cbc",
-            Self::Aes128 => "aes-128",
-            Self::Aes192 => "aes-192",
-            Self::Aes256 => "aes-256",
-        })
     }
 }
 

@@ -468,7 +468,7 @@ fn diagnose_pkcs1_block(block: &[u8], hash_len: usize) -> SignatureError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::HashAlgorithm;
+    use crate::hash::{HashAlgorithm, HashFunction};
 
     const RSA2048_PK8: &[u8] = include_bytes!("../tests/data/rsa2048.pk8.der");
     const RSA2048_PKCS1: &[u8] = include_bytes!("../tests/data/rsa2048.pkcs1.der");

@@ -385,7 +385,7 @@ impl TrustStore {
             let der = CertificateDer::from(der);
             webpki::anchor_from_trusted_cert(&der).map_err(|e| CertificateError::Malformed {
                 what: "CA certificate",
-                reason: format!("{e:?}"),
+                reason: webpki_reason(&e),
             })?;
             cas.push(der);
         }
@@ -393,7 +393,7 @@ impl TrustStore {
         for der in crl_ders {
             let crl = BorrowedCertRevocationList::from_der(der)
                 .and_then(|c| c.to_owned())
-                .map_err(|e| CertificateError::Malformed { what: "CRL", reason: format!("{e:?}") })?;
+                .map_err(|e| CertificateError::Malformed { what: "CRL", reason: webpki_reason(&e) })?;
             crls.push(CertRevocationList::from(crl));
         }
         Ok(Self { cas, ca_subjects, crls, crl_ders: crl_ders.to_vec() })
@@ -433,13 +433,13 @@ impl TrustStore {
 
         let anchors: Result<Vec<_>, _> = self.cas.iter().map(webpki::anchor_from_trusted_cert).collect();
         let anchors = anchors
-            .map_err(|e| CertificateError::Invalid { subject: subject.clone(), reason: format!("{e:?}") })?;
+            .map_err(|e| CertificateError::Invalid { subject: subject.clone(), reason: webpki_reason(&e) })?;
         let intermediates: Vec<CertificateDer<'_>> =
             intermediates.iter().map(|d| CertificateDer::from(*d)).collect();
         let ee_der = CertificateDer::from(der);
         let ee = EndEntityCert::try_from(&ee_der).map_err(|e| CertificateError::Malformed {
             what: "peer certificate",
-            reason: format!("{e:?}"),
+            reason: webpki_reason(&e),
         })?;
         let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = if crl_refs.is_empty() {
@@ -486,9 +486,72 @@ impl TrustStore {
             }
             E::RequiredEkuNotFoundContext(_) => CertificateError::ExtendedKeyUsage { subject },
             E::CaUsedAsEndEntity => CertificateError::CaAsEndEntity { subject },
-            other => CertificateError::Invalid { subject, reason: format!("{other:?}") },
+            other => CertificateError::Invalid { subject, reason: webpki_reason(&other) },
         }
     }
+}
+
+/// What webpki found wrong, in an operator's words. webpki's own `Display` prints its `Debug`
+/// form (`BadDer`, `TrailingData(Certificate)`), which is not for an operator's log.
+fn webpki_reason(error: &webpki::Error) -> String {
+    use webpki::Error as E;
+    let text = match error {
+        E::BadDer | E::TrailingData(_) => "its DER encoding is malformed",
+        E::BadDerTime | E::InvalidCertValidity => "its validity period is malformed",
+        E::CaUsedAsEndEntity => "a CA certificate is used as an end-entity certificate",
+        E::EndEntityUsedAsCa => "an end-entity certificate is used as a CA",
+        E::CertDistrusted => "the CA is distrusted",
+        E::CertExpired { .. } => "it has expired",
+        E::CertNotValidYet { .. } => "it is not valid yet",
+        E::CertRevoked => "it is revoked",
+        E::CrlExpired { .. } => "the issuer's CRL has expired",
+        E::EmptyEkuExtension => "its extended key usage extension is empty",
+        E::RequiredEkuNotFoundContext(_) => "its extended key usage allows neither ipsecIKE nor any purpose",
+        E::ExtensionValueInvalid | E::MalformedExtensions | E::UnsupportedCriticalExtension => {
+            "it has a malformed or unsupported critical extension"
+        }
+        E::InvalidSerialNumber => "its serial number is malformed",
+        E::UnsupportedCertVersion => "it is not an X.509 version 3 certificate",
+        E::MalformedNameConstraint
+        | E::NameConstraintViolation
+        | E::InvalidNetworkMaskConstraint
+        | E::MaximumNameConstraintComparisonsExceeded => "it violates its CA's name constraints",
+        E::PathLenConstraintViolated | E::MaximumPathDepthExceeded => {
+            "the chain is longer than its CAs allow"
+        }
+        E::MaximumPathBuildCallsExceeded | E::MaximumSignatureChecksExceeded => {
+            "building the chain took too many steps"
+        }
+        E::UnknownIssuer => "it is not issued by a configured CA",
+        E::InvalidSignatureForPublicKey | E::SignatureAlgorithmMismatch => {
+            "a signature in its chain is invalid"
+        }
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "its chain uses an unsupported signature algorithm"
+        }
+        E::InvalidCrlNumber
+        | E::InvalidCrlSignatureForPublicKey
+        | E::IssuerNotCrlSigner
+        | E::UnknownRevocationStatus
+        | E::UnsupportedCrlIssuingDistributionPoint
+        | E::UnsupportedCrlVersion
+        | E::UnsupportedDeltaCrl
+        | E::UnsupportedIndirectCrl
+        | E::UnsupportedRevocationReason
+        | E::UnsupportedRevocationReasonsPartitioning
+        | E::UnsupportedCrlSignatureAlgorithmContext(_)
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_) => {
+            "a configured CRL cannot be used to check it"
+        }
+        E::CertNotValidForName(_) | E::MalformedDnsIdentifier | E::UnsupportedNameType => {
+            "its names are malformed or unsupported"
+        }
+        // webpki's error is non-exhaustive (and its deprecated variants are never produced): a
+        // variant added later still reads as a rejection.
+        _ => "it fails X.509 path validation",
+    };
+    text.to_owned()
 }
 
 /// The EKU policy of RFC 4945 §5.1.3.12: a certificate without extendedKeyUsage is fine; one

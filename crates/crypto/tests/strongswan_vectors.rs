@@ -15,7 +15,7 @@ use crypto::key_schedule::{
     AuthHashInput, EspKeyLengths, ExchangeIvTable, IvChain, KeymatInput, MessageId, Phase1IvChain, Skeyid,
     Spi,
 };
-use crypto::{HashAlgorithm, Phase1Cipher};
+use crypto::{CbcCipher, HashAlgorithm, HashFunction, Phase1Cipher};
 
 // ---------------------------------------------------------------- the file format
 

@@ -255,3 +255,19 @@ fn test_garbage_certificates_are_errors_not_panics() {
     trailing.push(0);
     assert!(trust.verify(&trailing, &[], NOW_U).is_err());
 }
+
+/// A broken CRL file is reported in words, not as webpki's `Debug` names (`BadDer`, …).
+#[test]
+fn test_webpki_rejections_read_as_words() {
+    let ca = Ca::new("Alpha", KeyKind::P256);
+    let crl = ca.crl(&[5]);
+    for broken in [vec![0x30, 0x03, 0x02, 0x01, 0x00], crl[..crl.len() / 2].to_vec(), b"hello".to_vec()] {
+        let text = match TrustStore::new(vec![ca.der.clone()], &[broken]) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a broken CRL is refused"),
+        };
+        assert!(text.starts_with("cannot parse CRL: "), "{text}");
+        assert!(!text.contains(['(', '{', '_']) && text.chars().any(|c| c == ' '), "{text}");
+        assert!(!text.contains("Der") && !text.contains("Error"), "{text}");
+    }
+}

@@ -37,16 +37,84 @@ pub struct DemoOptions {
     pub pfs: bool,
 }
 
+/// Why the demo stopped; each names the program, file or gateway involved.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A variant's edit found nothing to change in the embedded example.
+    #[error("the embedded example configuration has no `{0}` to change")]
+    MissingText(String),
+    /// A variant needs a line the embedded example does not have.
+    #[error("the embedded example configuration has no `{0}` line")]
+    MissingLine(String),
+    /// The demo was not run as root.
+    #[error(
+        "the demo creates network namespaces, veth links and TUN devices: run it as root \
+         (sudo keysteward demo); it also needs iproute2 and ping"
+    )]
+    NotRoot,
+    /// A program could not be started.
+    #[error("cannot run {program}: {source} (is it installed?)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program failed, with what it printed on stderr.
+    #[error("{command}: {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its diagnostics.
+        stderr: String,
+    },
+    /// The demo's own executable could not be found, to start the daemons.
+    #[error("cannot find the keysteward binary: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// A file or directory of the demo could not be created or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// `create` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A gateway daemon could not be started.
+    #[error("cannot start keysteward in {namespace}: {source}")]
+    StartDaemon {
+        /// The gateway's namespace.
+        namespace: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A gateway daemon did not open its control socket in time, with its log.
+    #[error("keysteward on {name} did not start:\n{log}")]
+    DaemonSilent {
+        /// `fw_a` or `fw_b`.
+        name: String,
+        /// Its log so far.
+        log: String,
+    },
+    /// `ping` could not be started.
+    #[error("cannot run ping: {0} (is iputils-ping installed?)")]
+    Ping(#[source] std::io::Error),
+    /// The tunnel did not carry every ping.
+    #[error("some pings got no answer (see above)")]
+    PingsLost,
+}
+
 /// The two example configurations (FW_A, FW_B) with the variant's edits, and one sentence per
 /// edit for the output. An edit that finds nothing to change is an error rather than a demo
 /// that silently shows the unedited scenario.
-pub fn configs(options: DemoOptions) -> Result<(String, String, Vec<String>), String> {
+pub fn configs(options: DemoOptions) -> Result<(String, String, Vec<String>), DemoError> {
     let (mut a, mut b) = (FW_A_CONFIG.to_string(), FW_B_CONFIG.to_string());
     let mut notes = Vec::new();
-    let mut edit = |from: &str, to: &str| -> Result<(), String> {
+    let mut edit = |from: &str, to: &str| -> Result<(), DemoError> {
         for text in [&mut a, &mut b] {
             if !text.contains(from) {
-                return Err(format!("the embedded example configuration has no {:?} to change", from.trim()));
+                return Err(DemoError::MissingText(from.trim().to_owned()));
             }
             *text = text.replacen(from, to, 1);
         }
@@ -59,7 +127,7 @@ pub fn configs(options: DemoOptions) -> Result<(String, String, Vec<String>), St
     if options.pfs {
         for (text, peer) in [(&mut a, " ike-peer b\n"), (&mut b, " ike-peer a\n")] {
             if !text.contains(peer) {
-                return Err(format!("the embedded example configuration has no {:?} line", peer.trim()));
+                return Err(DemoError::MissingLine(peer.trim().to_owned()));
             }
             *text = text.replacen(peer, &format!("{peer} pfs dh-group14\n"), 1);
         }
@@ -186,24 +254,27 @@ impl Drop for Topology {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+fn run(program: &str, args: &[&str]) -> Result<String, DemoError> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {program}: {e} (is it installed?)"))?;
+        .map_err(|source| DemoError::Spawn { program: program.to_owned(), source })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(DemoError::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+fn ip(args: &[&str]) -> Result<(), DemoError> {
     run("ip", args).map(|_| ())
 }
 
 /// Links `a` in `ns_a` (address `addr_a`) and `b` in `ns_b` (address `addr_b`).
-fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) -> Result<(), String> {
+fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) -> Result<(), DemoError> {
     ip(&["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b])?;
     for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
         ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
@@ -215,30 +286,68 @@ fn link(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) ->
 fn show(control: &Path, request: &Request) -> String {
     match call(control, request) {
         Ok(Response::Ok { text, .. }) => text,
-        Ok(Response::Error(e)) | Err(e) => format!("({e})\n"),
+        Ok(Response::Error(e)) => format!("({e})\n"),
+        Err(e) => format!("({e})\n"),
     }
 }
 
 /// Runs the demo, printing as it goes. Returns an error naming what failed.
-pub fn demo(options: DemoOptions) -> Result<(), String> {
+pub fn demo(options: DemoOptions) -> Result<(), DemoError> {
     let uid = run("id", &["-u"])?;
     if uid.trim() != "0" {
-        return Err("the demo creates network namespaces, veth links and TUN devices: run it as root \
-                    (sudo keysteward demo); it also needs iproute2 and ping"
-            .into());
+        return Err(DemoError::NotRoot);
     }
     let (fw_a_config, fw_b_config, notes) = configs(options)?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the keysteward binary: {e}"))?;
+    let exe = std::env::current_exe().map_err(DemoError::CurrentExe)?;
     let exe = exe.to_string_lossy().into_owned();
     let tag = format!("ksd{}", std::process::id());
-    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
     let dir = std::env::temp_dir().join(format!("keysteward-demo-{tag}"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| DemoError::File {
+        action: "create",
+        path: dir.clone(),
+        source,
+    })?;
     let mut topology = Topology { namespaces: Vec::new(), daemons: Vec::new(), dir: dir.clone() };
 
     for note in &notes {
         println!("==> variant: {note} — edited in memory, examples/*.cfg unchanged");
     }
+    let [pc_a, fw_a, fw_b, _] = build_namespaces(&mut topology, &tag)?;
+    let control_a = dir.join("fw_a.sock");
+    let control_b = dir.join("fw_b.sock");
+    // The article's files name the public interface GigabitEthernet0/0/2; here it is the
+    // veth end of each firewall, which `--interface-map` says.
+    let (public_a, public_b) =
+        (format!("GigabitEthernet0/0/2={tag}ab"), format!("GigabitEthernet0/0/2={tag}ba"));
+    let edited = !notes.is_empty();
+    for (namespace, name, text, control, public) in [
+        (&fw_b, "fw_b", fw_b_config.as_str(), &control_b, &public_b),
+        (&fw_a, "fw_a", fw_a_config.as_str(), &control_a, &public_a),
+    ] {
+        let gateway = Gateway { namespace, name, config: text, control, public, edited };
+        start_daemon(&mut topology, &exe, &gateway)?;
+    }
+
+    let phase1 = if options.aggressive { "aggressive mode" } else { "main mode" };
+    println!("==> PC_A pings PC_B: the first packet triggers IKE ({phase1} + quick mode)");
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &pc_a, "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"])
+        .status()
+        .map_err(DemoError::Ping)?;
+    print_results(&dir, &control_a, &control_b);
+    println!("==> removing the namespaces");
+    drop(topology);
+    if ping.success() {
+        Ok(())
+    } else {
+        Err(DemoError::PingsLost)
+    }
+}
+
+/// Builds the reference topology (PC_A, FW_A, FW_B, PC_B in namespaces named after `tag`,
+/// linked by veth pairs, the firewalls forwarding) and returns the namespaces' names.
+fn build_namespaces(topology: &mut Topology, tag: &str) -> Result<[String; 4], DemoError> {
+    let [pc_a, fw_a, fw_b, pc_b] = ["pa", "fa", "fb", "pb"].map(|n| format!("{tag}{n}"));
     println!("==> building the reference topology in namespaces {tag}{{pa,fa,fb,pb}}");
     for ns in [&pc_a, &fw_a, &fw_b, &pc_b] {
         ip(&["netns", "add", ns])?;
@@ -253,51 +362,66 @@ pub fn demo(options: DemoOptions) -> Result<(), String> {
     for ns in [&fw_a, &fw_b] {
         run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])?;
     }
+    Ok([pc_a, fw_a, fw_b, pc_b])
+}
 
-    let control_a = dir.join("fw_a.sock");
-    let control_b = dir.join("fw_b.sock");
-    // The article's files name the public interface GigabitEthernet0/0/2; here it is the
-    // veth end of each firewall, which `--interface-map` says.
-    let (public_a, public_b) =
-        (format!("GigabitEthernet0/0/2={tag}ab"), format!("GigabitEthernet0/0/2={tag}ba"));
-    for (ns, name, text, control, public) in [
-        (&fw_b, "fw_b", fw_b_config.as_str(), &control_b, &public_b),
-        (&fw_a, "fw_a", fw_a_config.as_str(), &control_a, &public_a),
-    ] {
-        let config = dir.join(format!("{name}.cfg"));
-        std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
-        let edited = if notes.is_empty() { "" } else { " (edited as above)" };
-        println!("==> starting keysteward on {} with examples/{name}.cfg{edited}", name.to_uppercase());
-        let daemon = Command::new("ip")
-            .args(["netns", "exec", ns, &exe, "run", "--config"])
-            .arg(&config)
-            .arg("--control")
-            .arg(control)
-            .args(["--interface-map", public])
-            // Debug logging turns on the engine's message trace, read back for the flow.
-            .args(["--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start keysteward in {ns}: {e}"))?;
-        topology.daemons.push(daemon);
-        let start = Instant::now();
-        while !control.exists() {
-            if start.elapsed() > Duration::from_secs(10) {
-                let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-                return Err(format!("keysteward on {name} did not start:\n{log}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// One gateway of the demo: where its daemon runs and with what.
+struct Gateway<'a> {
+    namespace: &'a str,
+    /// `fw_a` or `fw_b`: its files' names.
+    name: &'a str,
+    config: &'a str,
+    control: &'a Path,
+    /// The `--interface-map` argument of its public interface.
+    public: &'a str,
+    /// Whether a variant edited its configuration.
+    edited: bool,
+}
+
+/// Writes the gateway's configuration, starts its daemon (debug logging, which turns on the
+/// engine's message trace read back for the flow) and waits for its control socket.
+fn start_daemon(topology: &mut Topology, exe: &str, gateway: &Gateway<'_>) -> Result<(), DemoError> {
+    let Gateway { namespace, name, config: text, control, public, edited } = *gateway;
+    let dir = topology.dir.clone();
+    let config = dir.join(format!("{name}.cfg"));
+    std::fs::write(&config, text).map_err(|source| DemoError::File {
+        action: "write",
+        path: config.clone(),
+        source,
+    })?;
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).map_err(|source| DemoError::File {
+        action: "create",
+        path: log_path.clone(),
+        source,
+    })?;
+    let edited = if edited { " (edited as above)" } else { "" };
+    println!("==> starting keysteward on {} with examples/{name}.cfg{edited}", name.to_uppercase());
+    let daemon = Command::new("ip")
+        .args(["netns", "exec", namespace, exe, "run", "--config"])
+        .arg(&config)
+        .arg("--control")
+        .arg(control)
+        .args(["--interface-map", public])
+        .args(["--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|source| DemoError::StartDaemon { namespace: namespace.to_owned(), source })?;
+    topology.daemons.push(daemon);
+    let start = Instant::now();
+    while !control.exists() {
+        if start.elapsed() > Duration::from_secs(10) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(DemoError::DaemonSilent { name: name.to_owned(), log });
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
+}
 
-    let phase1 = if options.aggressive { "aggressive mode" } else { "main mode" };
-    println!("==> PC_A pings PC_B: the first packet triggers IKE ({phase1} + quick mode)");
-    let ping = Command::new("ip")
-        .args(["netns", "exec", &pc_a, "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.2.2"])
-        .status()
-        .map_err(|e| format!("cannot run ping: {e} (is iputils-ping installed?)"))?;
+/// Prints the IKE message flow read back from both logs, and each gateway's SAs and sessions.
+fn print_results(dir: &Path, control_a: &Path, control_b: &Path) {
     let read_log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
     let flow = message_flow(&read_log("fw_a"), &read_log("fw_b"));
     println!(
@@ -309,7 +433,7 @@ pub fn demo(options: DemoOptions) -> Result<(), String> {
     for line in &flow {
         println!("{line}");
     }
-    for (name, control) in [("FW_A", &control_a), ("FW_B", &control_b)] {
+    for (name, control) in [("FW_A", control_a), ("FW_B", control_b)] {
         for (command, request) in [
             ("display ike sa", Request::DisplayIkeSa),
             ("display ipsec sa brief", Request::DisplayIpsecSaBrief),
@@ -317,13 +441,6 @@ pub fn demo(options: DemoOptions) -> Result<(), String> {
         ] {
             println!("\n<{name}> {command}\n{}", show(control, &request));
         }
-    }
-    println!("==> removing the namespaces");
-    drop(topology);
-    if ping.success() {
-        Ok(())
-    } else {
-        Err("some pings got no answer (see above)".into())
     }
 }
 

@@ -9,6 +9,7 @@ pub mod ike;
 pub mod ipsec;
 pub mod live;
 pub mod session;
+pub mod summary;
 
 use std::fmt::Write as _;
 
@@ -66,18 +67,7 @@ pub struct IpsecSaRow {
 
 /// The `Algorithm` column: `E:DES;A:HMAC-MD5-96;` (vrp-cli.md §5.6).
 pub fn algorithm_column(encryption: crypto::EspCipher, integrity: Option<crypto::Integrity>) -> String {
-    use crypto::EspCipher as E;
-    let e = match encryption {
-        E::Null => "NULL",
-        E::Des => "DES",
-        E::TripleDes => "3DES",
-        E::AesCbc128 => "AES-128",
-        E::AesCbc192 => "AES-192",
-        E::AesCbc256 => "AES-256",
-        E::AesGcm128 => "AES-GCM-128",
-        E::AesGcm256 => "AES-GCM-256",
-    };
-    let mut out = format!("E:{e};");
+    let mut out = format!("E:{};", encryption.row().display);
     if let Some(i) = integrity {
         out.push_str(&ah_algorithm_column(i));
     }
@@ -86,15 +76,7 @@ pub fn algorithm_column(encryption: crypto::EspCipher, integrity: Option<crypto:
 
 /// The `Algorithm` column of an AH SA, and the integrity part of an ESP one: `A:HMAC-MD5-96;`.
 pub fn ah_algorithm_column(integrity: crypto::Integrity) -> String {
-    use crypto::Integrity as I;
-    let a = match integrity {
-        I::HmacMd5_96 => "HMAC-MD5-96",
-        I::HmacSha1_96 => "HMAC-SHA1-96",
-        I::HmacSha256_128 => "HMAC-SHA2-256-128",
-        I::HmacSha384_192 => "HMAC-SHA2-384-192",
-        I::HmacSha512_256 => "HMAC-SHA2-512-256",
-    };
-    format!("A:{a};")
+    format!("A:{};", integrity.row().sa_display)
 }
 
 /// `display ipsec sa brief`, USG-V3 layout (the article's).

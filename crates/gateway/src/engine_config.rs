@@ -7,29 +7,21 @@
 //! the engine cannot do yet is refused here with a reason naming the configuration item,
 //! never silently dropped.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use crypto::{EspCipher, SecretBytes};
 use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {what}")]
 pub struct Unsupported {
     /// The configuration item, e.g. `ipsec policy policy1 1`.
     pub item: String,
     /// What is not supported.
     pub what: String,
 }
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.item, self.what)
-    }
-}
-
-impl std::error::Error for Unsupported {}
 
 fn unsupported(item: impl Into<String>, what: impl Into<String>) -> Unsupported {
     Unsupported { item: item.into(), what: what.into() }
@@ -71,46 +63,7 @@ pub fn engine_config_with(
             let peer_name =
                 settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
             let peer = peer_index(&mut out, config, certificates, peer_name, local)?;
-            let acl_number = match (settings.acl, template) {
-                (Some(n), _) => Some(n),
-                // A template without an ACL takes the flow from the initiator (§2.7).
-                (None, true) => None,
-                (None, false) => return Err(unsupported(&item, "the entry has no security acl")),
-            };
-            let acl = match acl_number {
-                Some(n) => Some(
-                    config
-                        .acls
-                        .get(&n)
-                        .ok_or_else(|| unsupported(&item, format!("acl {n} does not exist")))?,
-                ),
-                None => None,
-            };
-            let acl_number = acl_number.unwrap_or_default();
-            let mut selectors = Vec::new();
-            if acl.is_none() {
-                selectors.push(ike::TrafficSelector::between(
-                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
-                    ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
-                ));
-            }
-            for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
-                if rule.action == AclAction::Deny {
-                    // Deny rules exempt traffic from protection; that is the data plane's job.
-                    continue;
-                }
-                let rule_item = format!("acl {acl_number} rule {rule_number}");
-                if rule.source_port.is_some() || rule.destination_port.is_some() {
-                    return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
-                }
-                selectors.push(ike::TrafficSelector {
-                    protocol: protocol_number(rule.protocol),
-                    local: subnet(rule.source, &rule_item)?.into(),
-                    remote: subnet(rule.destination, &rule_item)?.into(),
-                    local_port: None,
-                    remote_port: None,
-                });
-            }
+            let selectors = acl_selectors(config, settings.acl, template, &item)?;
             let mut proposals = Vec::new();
             for name in &settings.proposals {
                 let proposal = config
@@ -127,7 +80,7 @@ pub fn engine_config_with(
                 peer,
                 selectors,
                 proposals,
-                pfs: settings.pfs.map(|g| dh_group(g.group())),
+                pfs: settings.pfs.map(vrp::algorithm::PfsGroup::group),
                 lifetime: Duration::from_secs(u64::from(
                     settings.sa_seconds.unwrap_or(config.ipsec_global_duration.seconds),
                 )),
@@ -138,6 +91,54 @@ pub fn engine_config_with(
         }
     }
     Ok(out)
+}
+
+/// The flows of a policy entry (`item`): the permit rules of its ACL in order, or, for a
+/// template without an ACL, any flow (the initiator proposes it, §2.7).
+fn acl_selectors(
+    config: &vrp::Config,
+    acl: Option<u16>,
+    template: bool,
+    item: &str,
+) -> Result<Vec<ike::TrafficSelector>, Unsupported> {
+    let acl_number = match (acl, template) {
+        (Some(n), _) => Some(n),
+        // A template without an ACL takes the flow from the initiator (§2.7).
+        (None, true) => None,
+        (None, false) => return Err(unsupported(item, "the entry has no security acl")),
+    };
+    let acl = match acl_number {
+        Some(n) => {
+            Some(config.acls.get(&n).ok_or_else(|| unsupported(item, format!("acl {n} does not exist")))?)
+        }
+        None => None,
+    };
+    let acl_number = acl_number.unwrap_or_default();
+    let mut selectors = Vec::new();
+    if acl.is_none() {
+        selectors.push(ike::TrafficSelector::between(
+            ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+            ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0),
+        ));
+    }
+    for (rule_number, rule) in acl.iter().flat_map(|acl| &acl.rules) {
+        if rule.action == AclAction::Deny {
+            // Deny rules exempt traffic from protection; that is the data plane's job.
+            continue;
+        }
+        let rule_item = format!("acl {acl_number} rule {rule_number}");
+        if rule.source_port.is_some() || rule.destination_port.is_some() {
+            return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
+        }
+        selectors.push(ike::TrafficSelector {
+            protocol: protocol_number(rule.protocol),
+            local: subnet(rule.source, &rule_item)?.into(),
+            remote: subnet(rule.destination, &rule_item)?.into(),
+            local_port: None,
+            remote_port: None,
+        });
+    }
+    Ok(selectors)
 }
 
 /// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
@@ -313,18 +314,7 @@ fn ike_proposal(
     key: Option<crypto::SignatureAlgorithm>,
     item: &str,
 ) -> Result<ike::IkeProposal, Unsupported> {
-    use vrp::algorithm::{AuthenticationMethod, EncryptionAlgorithm};
-    let encryption = match p.encryption {
-        EncryptionAlgorithm::Des => Phase1Cipher::Des,
-        EncryptionAlgorithm::TripleDes => Phase1Cipher::TripleDes,
-        EncryptionAlgorithm::Aes128 => Phase1Cipher::Aes128,
-        EncryptionAlgorithm::Aes192 => Phase1Cipher::Aes192,
-        EncryptionAlgorithm::Aes256 => Phase1Cipher::Aes256,
-        // The parser refuses these in an IKE proposal; kept as an error, not a panic.
-        EncryptionAlgorithm::Aes128Gcm | EncryptionAlgorithm::Aes256Gcm => {
-            return Err(unsupported(item, "AES-GCM cannot protect IKEv1 phase 1"));
-        }
-    };
+    use vrp::algorithm::AuthenticationMethod;
     let auth_method = match (p.method, key) {
         (AuthenticationMethod::PreShare, _) => ike::AuthMethod::PreSharedKey,
         (AuthenticationMethod::RsaSignature | AuthenticationMethod::EcdsaSignature, None) => {
@@ -349,50 +339,16 @@ fn ike_proposal(
         }
     };
     Ok(ike::IkeProposal {
-        encryption,
-        hash: hash(p.authentication),
+        encryption: p.encryption,
+        hash: p.authentication,
         auth_method,
-        group: dh_group(p.dh),
+        group: p.dh,
         lifetime: Duration::from_secs(u64::from(p.sa_duration)),
     })
 }
 
-fn hash(h: vrp::algorithm::HashAlgorithm) -> HashAlgorithm {
-    use vrp::algorithm::HashAlgorithm as H;
-    match h {
-        H::Md5 => HashAlgorithm::Md5,
-        H::Sha1 => HashAlgorithm::Sha1,
-        H::Sha2_256 => HashAlgorithm::Sha256,
-        H::Sha2_384 => HashAlgorithm::Sha384,
-        H::Sha2_512 => HashAlgorithm::Sha512,
-    }
-}
-
-fn dh_group(g: vrp::algorithm::DhGroup) -> DhGroup {
-    use vrp::algorithm::DhGroup as G;
-    match g {
-        G::Group1 => DhGroup::Modp768,
-        G::Group2 => DhGroup::Modp1024,
-        G::Group5 => DhGroup::Modp1536,
-        G::Group14 => DhGroup::Modp2048,
-        G::Group15 => DhGroup::Modp3072,
-        G::Group16 => DhGroup::Modp4096,
-        G::Group19 => DhGroup::Ecp256,
-        G::Group20 => DhGroup::Ecp384,
-        G::Group21 => DhGroup::Ecp521,
-        G::Group31 => DhGroup::Curve25519,
-    }
-}
-
 fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::IpsecProposal, Unsupported> {
-    use vrp::algorithm::{EncapsulationMode, EncryptionAlgorithm, HashAlgorithm as H, Transform};
-    let hmac = |h: H| match h {
-        H::Md5 => Integrity::HmacMd5_96,
-        H::Sha1 => Integrity::HmacSha1_96,
-        H::Sha2_256 => Integrity::HmacSha256_128,
-        H::Sha2_384 => Integrity::HmacSha384_192,
-        H::Sha2_512 => Integrity::HmacSha512_256,
-    };
+    use vrp::algorithm::{EncapsulationMode, Transform};
     let mode = match p.encapsulation {
         EncapsulationMode::Tunnel => ike::EncapsulationMode::Tunnel,
         EncapsulationMode::Transport => ike::EncapsulationMode::Transport,
@@ -402,29 +358,20 @@ fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::Ipse
     };
     if p.transform == Transform::Ah {
         // AH alone: `esp …` settings, present by default, do not apply.
-        let protocols = ike::IpsecProtocols::Ah { integrity: hmac(p.ah_authentication) };
+        let protocols = ike::IpsecProtocols::Ah { integrity: p.ah_authentication };
         return Ok(ike::IpsecProposal { protocols, mode });
     }
-    let encryption = match p.esp_encryption {
-        None => EspCipher::Null,
-        Some(EncryptionAlgorithm::Des) => EspCipher::Des,
-        Some(EncryptionAlgorithm::TripleDes) => EspCipher::TripleDes,
-        Some(EncryptionAlgorithm::Aes128) => EspCipher::AesCbc128,
-        Some(EncryptionAlgorithm::Aes192) => EspCipher::AesCbc192,
-        Some(EncryptionAlgorithm::Aes256) => EspCipher::AesCbc256,
-        Some(EncryptionAlgorithm::Aes128Gcm) => EspCipher::AesGcm128,
-        Some(EncryptionAlgorithm::Aes256Gcm) => EspCipher::AesGcm256,
-    };
+    // `undo esp encryption-algorithm` is ESP_NULL (RFC 2410).
+    let encryption = p.esp_encryption.unwrap_or(EspCipher::Null);
     // AES-GCM carries its own integrity (RFC 4106): `esp authentication-algorithm`, which the
     // proposal has by default, does not apply to it and is not offered.
-    let authentication = if encryption.is_aead() { None } else { p.esp_authentication };
-    let integrity = authentication.map(hmac);
+    let integrity = if encryption.is_aead() { None } else { p.esp_authentication };
     if integrity.is_none() && !encryption.is_aead() {
         return Err(unsupported(item, "ESP without an authentication algorithm is not allowed"));
     }
     let protocols = match p.transform {
         Transform::AhEsp => ike::IpsecProtocols::AhEsp {
-            ah_integrity: hmac(p.ah_authentication),
+            ah_integrity: p.ah_authentication,
             esp_encryption: encryption,
             esp_integrity: integrity,
         },
@@ -454,6 +401,7 @@ fn subnet(m: AddressMatch, item: &str) -> Result<ike::Subnet, Unsupported> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crypto::{DhGroup, HashAlgorithm, Integrity, Phase1Cipher};
 
     fn convert(text: &str) -> Result<ike::Config, Unsupported> {
         let checked = vrp::check("t.cfg", text, None);

@@ -56,6 +56,86 @@ pub fn warning(path: &Path) -> String {
     )
 }
 
+/// Why the key log was refused or a record not written; each names the file (and the SA),
+/// never a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLogError {
+    /// The file could not be opened or created.
+    #[error("cannot open key log {}: {source}", path.display())]
+    Open {
+        /// The key log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The opened file's metadata could not be read.
+    #[error("cannot inspect key log {}: {source}", path.display())]
+    Inspect {
+        /// The key log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The path is a directory, device or other non-regular file.
+    #[error("refusing key log {}: not a regular file", path.display())]
+    NotRegular {
+        /// The key log.
+        path: PathBuf,
+    },
+    /// Other users could read or change the file.
+    #[error(
+        "refusing key log {}: its mode {mode:03o} lets other users read or change it; \
+         chmod 600 it or choose a new file",
+        path.display()
+    )]
+    NotPrivate {
+        /// The key log.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Our own uid could not be told, so ownership cannot be checked.
+    #[error("refusing key log {}: cannot tell our uid from /proc/self: {source}", path.display())]
+    UnknownUid {
+        /// The key log.
+        path: PathBuf,
+        /// Why `/proc/self` could not be read.
+        source: std::io::Error,
+    },
+    /// Another user owns the file.
+    #[error("refusing key log {}: owned by uid {owner}, not by the daemon's uid {us}", path.display())]
+    NotOurs {
+        /// The key log.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// The daemon's uid.
+        us: u32,
+    },
+    /// The record of an established IKE SA could not be written.
+    #[error("key log {}: IKE SA {connection} not recorded: {source}", path.display())]
+    IkeSa {
+        /// The key log.
+        path: PathBuf,
+        /// The IKE SA.
+        connection: ike::ConnectionId,
+        /// Why the write failed.
+        source: std::io::Error,
+    },
+    /// The records of an installed IPsec SA pair could not be written.
+    #[error("key log {}: IPsec SA pair {inbound_spi:08x}/{outbound_spi:08x} not recorded: {source}", path.display())]
+    IpsecSa {
+        /// The key log.
+        path: PathBuf,
+        /// Our SPI.
+        inbound_spi: u32,
+        /// The peer's SPI.
+        outbound_spi: u32,
+        /// Why the write failed.
+        source: std::io::Error,
+    },
+}
+
 /// An open key log. Records go straight to the file descriptor (no user-space buffer that
 /// would keep key text around or lose it on a crash).
 #[derive(Debug)]
@@ -67,35 +147,28 @@ pub struct KeyLog {
 impl KeyLog {
     /// Opens `path` for appending, creating it with mode 0600, and checks that an existing
     /// file is private (see the module documentation for why it refuses rather than fixes).
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, KeyLogError> {
+        let path_buf = || path.to_path_buf();
         let file = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
-            .map_err(|e| format!("cannot open key log {}: {e}", path.display()))?;
-        let meta = file.metadata().map_err(|e| format!("cannot inspect key log {}: {e}", path.display()))?;
+            .map_err(|source| KeyLogError::Open { path: path_buf(), source })?;
+        let meta = file.metadata().map_err(|source| KeyLogError::Inspect { path: path_buf(), source })?;
         if !meta.file_type().is_file() {
-            return Err(format!("refusing key log {}: not a regular file", path.display()));
+            return Err(KeyLogError::NotRegular { path: path_buf() });
         }
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(format!(
-                "refusing key log {}: its mode {mode:03o} lets other users read or change it; \
-                 chmod 600 it or choose a new file",
-                path.display()
-            ));
+            return Err(KeyLogError::NotPrivate { path: path_buf(), mode });
         }
-        let us = effective_uid().map_err(|e| format!("refusing key log {}: {e}", path.display()))?;
+        let us = effective_uid().map_err(|source| KeyLogError::UnknownUid { path: path_buf(), source })?;
         if meta.uid() != us {
-            return Err(format!(
-                "refusing key log {}: owned by uid {}, not by the daemon's uid {us}",
-                path.display(),
-                meta.uid()
-            ));
+            return Err(KeyLogError::NotOurs { path: path_buf(), owner: meta.uid(), us });
         }
-        Ok(Self { file, path: path.to_path_buf() })
+        Ok(Self { file, path: path_buf() })
     }
 
     /// The file's path, for messages.
@@ -107,21 +180,23 @@ impl KeyLog {
     /// event has a [`Phase1KeyLog`] (only when the engine's key log is on), and an installed
     /// IPsec SA pair. Any other event, or an IKE SA without keys, writes nothing. Errors name
     /// the file and the SA, never a key.
-    pub fn record(&mut self, event: &Event) -> Result<(), String> {
+    pub fn record(&mut self, event: &Event) -> Result<(), KeyLogError> {
         match event {
             Event::IkeSaEstablished { connection, key_log: Some(keys), .. } => {
-                self.ike_sa_established(keys).map_err(|e| {
-                    format!("key log {}: IKE SA {connection} not recorded: {e}", self.path.display())
+                self.ike_sa_established(keys).map_err(|source| KeyLogError::IkeSa {
+                    path: self.path.clone(),
+                    connection: *connection,
+                    source,
                 })
             }
-            Event::IpsecSaInstalled(pair) => self.ipsec_sa_installed(pair).map_err(|e| {
-                format!(
-                    "key log {}: IPsec SA pair {:08x}/{:08x} not recorded: {e}",
-                    self.path.display(),
-                    pair.inbound.spi().0,
-                    pair.outbound.spi().0
-                )
-            }),
+            Event::IpsecSaInstalled(pair) => {
+                self.ipsec_sa_installed(pair).map_err(|source| KeyLogError::IpsecSa {
+                    path: self.path.clone(),
+                    inbound_spi: pair.inbound.spi().0,
+                    outbound_spi: pair.outbound.spi().0,
+                    source,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -149,10 +224,8 @@ impl KeyLog {
 
 /// The daemon's effective user: the owner of `/proc/self` (the gateway runs on Linux, and
 /// this keeps the crate free of `unsafe` for a `geteuid` call).
-fn effective_uid() -> Result<u32, String> {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .map_err(|e| format!("cannot tell our uid from /proc/self: {e}"))
+fn effective_uid() -> std::io::Result<u32> {
+    std::fs::metadata("/proc/self").map(|m| m.uid())
 }
 
 /// An `ikev1_decryption_table` record: initiator cookie and Ka in plain hex, unquoted (the
@@ -237,13 +310,7 @@ impl EspSaRecord<'_> {
 /// Wireshark's name of an ESP cipher in the `esp_sa` table (`esp_encryption_type_vals` in
 /// `packet-ipsec.c`); the table matches the name exactly.
 pub const fn wireshark_encryption(cipher: EspCipher) -> &'static str {
-    match cipher {
-        EspCipher::Null => "NULL",
-        EspCipher::Des => "DES-CBC [RFC2405]",
-        EspCipher::TripleDes => "TripleDES-CBC [RFC2451]",
-        EspCipher::AesCbc128 | EspCipher::AesCbc192 | EspCipher::AesCbc256 => "AES-CBC [RFC3602]",
-        EspCipher::AesGcm128 | EspCipher::AesGcm256 => "AES-GCM with 16 octet ICV [RFC4106]",
-    }
+    cipher.row().wireshark
 }
 
 /// Wireshark's name of an ESP integrity algorithm (`esp_authentication_type_vals`); "NULL"
@@ -251,11 +318,7 @@ pub const fn wireshark_encryption(cipher: EspCipher) -> &'static str {
 pub const fn wireshark_integrity(integrity: Option<Integrity>) -> &'static str {
     match integrity {
         None => "NULL",
-        Some(Integrity::HmacMd5_96) => "HMAC-MD5-96 [RFC2403]",
-        Some(Integrity::HmacSha1_96) => "HMAC-SHA-1-96 [RFC2404]",
-        Some(Integrity::HmacSha256_128) => "HMAC-SHA-256-128 [RFC4868]",
-        Some(Integrity::HmacSha384_192) => "HMAC-SHA-384-192 [RFC4868]",
-        Some(Integrity::HmacSha512_256) => "HMAC-SHA-512-256 [RFC4868]",
+        Some(integrity) => integrity.row().wireshark,
     }
 }
 
@@ -389,7 +452,7 @@ mod tests {
         let path = dir.join("keys.log");
         std::fs::write(&path, b"old\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = KeyLog::open(&path).unwrap_err();
+        let e = KeyLog::open(&path).unwrap_err().to_string();
         assert!(e.contains("mode 644") && e.contains("chmod 600"), "{e}");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644, "not fixed");
         assert_eq!(std::fs::read(&path).unwrap(), b"old\n");

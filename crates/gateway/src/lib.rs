@@ -1,15 +1,23 @@
 //! The keysteward gateway: the glue between the operator's VRP configuration, the IKE engine,
 //! the sockets, the TUN device and the ESP data plane. The `keysteward` binary
 //! (`src/main.rs`) is its command-line face.
+//!
+//! Modules by concern: [`os`] is everything that touches the operating system (routes, TUN,
+//! sockets); [`data_path`] moves packets on a thread of its own; [`bridge`] turns engine
+//! events into data-plane operations; [`control`] is the control protocol and its socket;
+//! [`display`] renders the displays; [`daemon`] is the loop that routes between them.
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
+pub mod bridge;
 pub mod control;
 pub mod daemon;
 pub mod data_path;
 pub mod demo;
 pub mod display;
 pub mod engine_config;
-pub mod fast_path;
 pub mod key_log;
 pub mod load;
+pub mod os;
 pub mod pki;
+pub mod records;

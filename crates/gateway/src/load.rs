@@ -15,11 +15,38 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
-
 use vrp::{Diagnostic, DiagnosticKind, Severity};
 
 use crate::engine_config::{engine_config_with, Unsupported};
+use crate::os::OsError;
+
+/// A malformed `--interface-map` argument.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterfaceMapError {
+    /// Not of the form `VRPNAME=LINUXNAME`.
+    #[error("--interface-map {argument}: expected VRPNAME=LINUXNAME")]
+    Malformed {
+        /// The argument as given.
+        argument: String,
+    },
+    /// The same VRP name mapped twice.
+    #[error("--interface-map maps {vrp} twice")]
+    Repeated {
+        /// The VRP interface name.
+        vrp: String,
+    },
+}
+
+/// Why this host's interfaces could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// `ip -j addr show` did not run or failed.
+    #[error(transparent)]
+    Os(#[from] OsError),
+    /// It printed something that is not its JSON.
+    #[error("unreadable `ip -j addr show` output: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
 
 /// `--interface-map VRPNAME=LINUXNAME`, repeatable: VRP interface names to Linux ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,16 +55,16 @@ pub struct InterfaceMap(BTreeMap<String, String>);
 impl InterfaceMap {
     /// A map from `VRPNAME=LINUXNAME` arguments; a malformed or repeated one is an error
     /// naming it.
-    pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Self, String> {
+    pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Self, InterfaceMapError> {
         let mut map = BTreeMap::new();
         for argument in arguments {
             let argument = argument.as_ref();
             let (vrp, linux) = argument
                 .split_once('=')
                 .filter(|(v, l)| !v.is_empty() && !l.is_empty() && !l.contains('='))
-                .ok_or_else(|| format!("--interface-map {argument}: expected VRPNAME=LINUXNAME"))?;
+                .ok_or_else(|| InterfaceMapError::Malformed { argument: argument.to_owned() })?;
             if map.insert(vrp.to_owned(), linux.to_owned()).is_some() {
-                return Err(format!("--interface-map maps {vrp} twice"));
+                return Err(InterfaceMapError::Repeated { vrp: vrp.to_owned() });
             }
         }
         Ok(Self(map))
@@ -59,19 +86,12 @@ pub struct Host {
 impl Host {
     /// Reads the host's interfaces with `ip -j addr show` (iproute2, which the daemon already
     /// uses for routes).
-    pub fn current() -> Result<Self, String> {
-        let out = Command::new("ip")
-            .args(["-j", "addr", "show"])
-            .output()
-            .map_err(|e| format!("cannot run `ip -j addr show` to list this host's interfaces: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("`ip -j addr show` failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Self::from_ip_json(&String::from_utf8_lossy(&out.stdout))
+    pub fn current() -> Result<Self, HostError> {
+        Self::from_ip_json(&crate::os::host::ip_addresses_json()?)
     }
 
     /// Reads `ip -j addr show` output.
-    pub fn from_ip_json(text: &str) -> Result<Self, String> {
+    pub fn from_ip_json(text: &str) -> Result<Self, HostError> {
         #[derive(serde::Deserialize)]
         struct Link {
             ifname: String,
@@ -83,8 +103,7 @@ impl Host {
             family: String,
             local: String,
         }
-        let links: Vec<Link> =
-            serde_json::from_str(text).map_err(|e| format!("unreadable `ip -j addr show` output: {e}"))?;
+        let links: Vec<Link> = serde_json::from_str(text).map_err(HostError::Unreadable)?;
         let interfaces = links
             .into_iter()
             .map(|link| {
@@ -284,10 +303,10 @@ mod tests {
         assert_eq!(map.linux_name("GigabitEthernet0/0/2"), "eth1");
         assert_eq!(map.linux_name("out0"), "out0", "unmapped names are Linux names");
         for bad in ["eth1", "=eth1", "GE0/0/2=", "a=b=c"] {
-            let e = InterfaceMap::parse(&[bad]).unwrap_err();
+            let e = InterfaceMap::parse(&[bad]).unwrap_err().to_string();
             assert!(e.contains("expected VRPNAME=LINUXNAME"), "{bad}: {e}");
         }
-        let e = InterfaceMap::parse(&["a=x", "a=y"]).unwrap_err();
+        let e = InterfaceMap::parse(&["a=x", "a=y"]).unwrap_err().to_string();
         assert_eq!(e, "--interface-map maps a twice");
     }
 

@@ -16,6 +16,7 @@
 //! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon.rs`);
 //! `keysteward display …` asks a running daemon over its control socket.
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -387,7 +388,11 @@ fn ask(control: &std::path::Path, request: &keysteward::control::Request, json: 
             }
             ExitCode::SUCCESS
         }
-        Ok(keysteward::control::Response::Error(e)) | Err(e) => {
+        Ok(keysteward::control::Response::Error(e)) => {
+            eprintln!("keysteward: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("keysteward: {e}");
             ExitCode::FAILURE
         }

@@ -37,7 +37,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crypto::{
-    DhGroup, DhPrivate, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes, SecureRandom,
+    DhGroup, DhPrivate, EspCipher, HashAlgorithm, HashFunction, Integrity, Phase1Cipher, SecretBytes,
+    SecureRandom,
 };
 use ike::{
     Acquire, AuthMethod, Config, EncapsulationMode, Engine, Event, ExchangeMode, IkeProposal, IpsecProposal,

@@ -278,23 +278,6 @@ impl IpsecProtocols {
     }
 }
 
-/// The AH transform ID (RFC 2407 §4.4.3) that goes with an integrity algorithm: AH_MD5 2,
-/// AH_SHA 3, AH_SHA2_256 5, AH_SHA2_384 6, AH_SHA2_512 7.
-pub fn ah_transform_id(integrity: Integrity) -> u8 {
-    match integrity {
-        Integrity::HmacMd5_96 => 2,
-        Integrity::HmacSha1_96 => 3,
-        Integrity::HmacSha256_128 => 5,
-        Integrity::HmacSha384_192 => 6,
-        Integrity::HmacSha512_256 => 7,
-    }
-}
-
-/// The integrity algorithm of an AH transform ID, the inverse of [`ah_transform_id`].
-pub fn ah_integrity_from_transform_id(id: u8) -> Option<Integrity> {
-    Integrity::ALL.into_iter().find(|i| ah_transform_id(*i) == id)
-}
-
 /// `encapsulation-mode` of an `ipsec proposal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EncapsulationMode {

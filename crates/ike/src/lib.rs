@@ -59,10 +59,9 @@ mod tests;
 
 pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
-    ah_integrity_from_transform_id, ah_transform_id, Addresses, AuthMethod, CertificateAuth, Config,
-    DpdConfig, EncapsulationMode, ExchangeMode, IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols,
-    Limits, PeerConfig, PolicyConfig, PolicyId, SendCertificate, Subnet, TrafficSelector,
-    AGGRESSIVE_MODE_PSK_RISK,
+    Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode,
+    IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
+    SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::endpoint::{Engine, IkeSaView, Statistics};
 pub use event::{

@@ -21,7 +21,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crypto::HashAlgorithm;
+use crypto::{HashAlgorithm, HashFunction};
 use isakmp::{Cookie, NatDiscovery, NatOriginalAddress, Payload};
 
 use crate::vendor::NatTVersion;

@@ -25,7 +25,7 @@
 //!   [`FailureReason`].
 
 use crypto::key_schedule::{AuthHashInput, HashVerified};
-use crypto::{CertificateSummary, Digest, HashAlgorithm, PresentedIdentity, SignatureVerified};
+use crypto::{CertificateSummary, Digest, HashAlgorithm, HashFunction, PresentedIdentity, SignatureVerified};
 use isakmp::{Certificate, CertificateEncoding, CertificateRequest, Identification, Identity, Payload};
 
 use crate::config::{AuthMethod, IkeProposal, PeerConfig, SendCertificate};

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Captured, Section, Vectors};
-use crypto::Phase1Cipher;
+use crypto::{CbcCipher, HashFunction, Phase1Cipher};
 use isakmp::*;
 
 struct Scenario {

@@ -122,27 +122,40 @@ impl<'a> Cursor<'a> {
         allowed: impl Fn(T) -> bool,
         refused: &str,
     ) -> Result<(T, &'static str)> {
-        let mut table: Vec<&'static str> = T::ALL.iter().map(|v| v.keyword()).collect();
-        table.extend(T::ALIASES.iter().map(|(k, _)| *k));
+        self.value_map(|v: T| allowed(v).then_some(v), refused)
+    }
+
+    /// Like [`Cursor::value_where`], reading a `T` keyword as the `U` that `map` gives for it:
+    /// the values `map` has none for are refused with `refused`. This is how one family's
+    /// keywords read as another's (an IKE cipher is the ESP cipher of the same keyword).
+    pub(crate) fn value_map<T: Value, U>(
+        &mut self,
+        map: impl Fn(T) -> Option<U>,
+        refused: &str,
+    ) -> Result<(U, &'static str)> {
+        let all = T::all();
+        let aliases = T::aliases();
+        let mut table: Vec<&'static str> = all.iter().map(|v| v.keyword()).collect();
+        table.extend(aliases.iter().map(|(k, _)| *k));
         table.extend(T::UNSUPPORTED.iter().map(|(k, _)| *k));
         let column = self.column();
         let canonical: Vec<&'static str> =
-            T::ALL.iter().filter(|v| allowed(**v)).map(|v| v.keyword()).collect();
+            all.iter().filter(|v| map(**v).is_some()).map(|v| v.keyword()).collect();
         let token = self.next(&expected_list(T::WHAT, &canonical))?;
         let matched = match match_keyword(&token.text, &table) {
             Match::One(k) if !token.quoted => k,
             _ => return Err(unknown(token, T::WHAT, &canonical)),
         };
-        let found = T::ALL
+        let found = all
             .iter()
             .find(|v| v.keyword() == matched)
             .copied()
-            .or_else(|| T::ALIASES.iter().find(|(k, _)| *k == matched).map(|(_, v)| *v));
+            .or_else(|| aliases.iter().find(|(k, _)| *k == matched).map(|(_, v)| *v));
         if let Some(v) = found {
-            if !allowed(v) {
-                return Err(invalid(token, T::WHAT, refused));
-            }
-            return Ok((v, matched));
+            return match map(v) {
+                Some(mapped) => Ok((mapped, matched)),
+                None => Err(invalid(token, T::WHAT, refused)),
+            };
         }
         let reason = T::UNSUPPORTED.iter().find(|(k, _)| *k == matched).map_or("not supported", |(_, r)| r);
         Err(SyntaxError {
@@ -292,7 +305,7 @@ pub(crate) fn check_name(token: &Token, what: &str, name: &str, max_len: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::{EncryptionAlgorithm, HashAlgorithm};
+    use crate::algorithm::{EspCipher, HashAlgorithm};
     use crate::lexer::{lex, LexedLine};
 
     fn tokens(text: &str) -> Vec<Token> {
@@ -326,12 +339,12 @@ mod tests {
     fn values_aliases_and_unsupported() {
         let t = tokens("sha256 SHA2-5 sm3 xyz");
         let mut c = Cursor::new(&t);
-        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha2_256);
-        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha2_512);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha256);
+        assert_eq!(c.value::<HashAlgorithm>().unwrap().0, HashAlgorithm::Sha512);
         assert_eq!(c.value::<HashAlgorithm>().unwrap_err().kind, DiagnosticKind::Unsupported);
         assert_eq!(c.value::<HashAlgorithm>().unwrap_err().kind, DiagnosticKind::UnknownKeyword);
         let t = tokens("aes-cbc-256");
-        assert_eq!(Cursor::new(&t).value::<EncryptionAlgorithm>().unwrap().0, EncryptionAlgorithm::Aes256);
+        assert_eq!(Cursor::new(&t).value::<EspCipher>().unwrap().0, EspCipher::AesCbc256);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::algorithm::{
-    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EncapsulationMode, EncryptionAlgorithm,
-    ExchangeMode, HashAlgorithm, IdType, PfsGroup, Transform, TriggerMode,
+    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EncapsulationMode, EspCipher, ExchangeMode,
+    HashAlgorithm, IdType, Integrity, PfsGroup, Phase1Cipher, Transform, TriggerMode,
 };
 use crate::secret::PreSharedKey;
 
@@ -85,7 +85,7 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IkeProposal {
     /// `encryption-algorithm`.
-    pub encryption: EncryptionAlgorithm,
+    pub encryption: Phase1Cipher,
     /// `authentication-algorithm` (hash and PRF in IKEv1).
     pub authentication: HashAlgorithm,
     /// `authentication-method`.
@@ -99,10 +99,10 @@ pub struct IkeProposal {
 impl Default for IkeProposal {
     fn default() -> Self {
         Self {
-            encryption: EncryptionAlgorithm::Aes256,
-            authentication: HashAlgorithm::Sha2_256,
+            encryption: Phase1Cipher::Aes256,
+            authentication: HashAlgorithm::Sha256,
             method: AuthenticationMethod::PreShare,
-            dh: DhGroup::Group14,
+            dh: DhGroup::Modp2048,
             sa_duration: DEFAULT_IKE_SA_DURATION,
         }
     }
@@ -398,11 +398,11 @@ pub struct IpsecProposal {
     /// `encapsulation-mode`.
     pub encapsulation: EncapsulationMode,
     /// `esp authentication-algorithm`; `None` after `undo` = no ESP authentication.
-    pub esp_authentication: Option<HashAlgorithm>,
+    pub esp_authentication: Option<Integrity>,
     /// `esp encryption-algorithm`; `None` after `undo` = NULL encryption.
-    pub esp_encryption: Option<EncryptionAlgorithm>,
+    pub esp_encryption: Option<EspCipher>,
     /// `ah authentication-algorithm`.
-    pub ah_authentication: HashAlgorithm,
+    pub ah_authentication: Integrity,
 }
 
 impl Default for IpsecProposal {
@@ -410,9 +410,9 @@ impl Default for IpsecProposal {
         Self {
             transform: Transform::Esp,
             encapsulation: EncapsulationMode::Tunnel,
-            esp_authentication: Some(HashAlgorithm::Sha2_256),
-            esp_encryption: Some(EncryptionAlgorithm::Aes256),
-            ah_authentication: HashAlgorithm::Sha2_256,
+            esp_authentication: Some(Integrity::HmacSha256_128),
+            esp_encryption: Some(EspCipher::AesCbc256),
+            ah_authentication: Integrity::HmacSha256_128,
         }
     }
 }

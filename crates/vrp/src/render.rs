@@ -156,16 +156,16 @@ fn ike_proposal(n: u32, p: &IkeProposal) -> String {
     let d = IkeProposal::default();
     let mut b = format!("ike proposal {n}\n");
     if p.encryption != d.encryption {
-        let _ = writeln!(b, " encryption-algorithm {}", p.encryption);
+        let _ = writeln!(b, " encryption-algorithm {}", p.encryption.keyword());
     }
     if p.authentication != d.authentication {
-        let _ = writeln!(b, " authentication-algorithm {}", p.authentication);
+        let _ = writeln!(b, " authentication-algorithm {}", p.authentication.keyword());
     }
     if p.method != d.method {
         let _ = writeln!(b, " authentication-method {}", p.method);
     }
     if p.dh != d.dh {
-        let _ = writeln!(b, " dh {}", p.dh);
+        let _ = writeln!(b, " dh {}", p.dh.keyword());
     }
     if p.sa_duration != d.sa_duration {
         let _ = writeln!(b, " sa duration {}", p.sa_duration);
@@ -329,7 +329,7 @@ fn ipsec_proposal(name: &str, p: &IpsecProposal) -> String {
         Some(_) => {}
     }
     if p.ah_authentication != d.ah_authentication {
-        let _ = writeln!(b, " ah authentication-algorithm {}", p.ah_authentication);
+        let _ = writeln!(b, " ah authentication-algorithm {}", p.ah_authentication.keyword());
     }
     b
 }
@@ -346,7 +346,7 @@ fn policy_settings(s: &PolicySettings) -> String {
         let _ = writeln!(b, " ike-peer {p}");
     }
     if let Some(g) = s.pfs {
-        let _ = writeln!(b, " pfs {g}");
+        let _ = writeln!(b, " pfs {}", g.keyword());
     }
     if let Some(n) = s.sa_seconds {
         let _ = writeln!(b, " sa duration time-based {n}");

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::algorithm::{AuthenticationMethod, ExchangeMode, Transform};
+use crate::algorithm::{AuthenticationMethod, ExchangeMode, Transform, Value};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Location, Severity};
 use crate::model::{AclAction, AclProtocol, AclRule, Config, PolicyEntry, PolicySettings, TunnelLocal};
 use crate::parser::{SourceMap, View};
@@ -81,15 +81,24 @@ impl Validator<'_> {
         for (n, p) in &config.ike_proposals {
             let view = View::IkeProposal(*n);
             if p.encryption.is_weak() {
-                let m = format!("ike proposal {n} uses {}: weak encryption, prefer aes-256", p.encryption);
+                let m = format!(
+                    "ike proposal {n} uses {}: weak encryption, prefer aes-256",
+                    p.encryption.keyword()
+                );
                 self.warn(&view, "encryption-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
             if p.authentication.is_weak() {
-                let m = format!("ike proposal {n} uses {}: weak hash, prefer sha2-256", p.authentication);
+                let m = format!(
+                    "ike proposal {n} uses {}: weak hash, prefer sha2-256",
+                    p.authentication.keyword()
+                );
                 self.warn(&view, "authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
             if p.dh.is_weak() {
-                let m = format!("ike proposal {n} uses dh {}: weak group, prefer group14 or stronger", p.dh);
+                let m = format!(
+                    "ike proposal {n} uses dh {}: weak group, prefer group14 or stronger",
+                    p.dh.keyword()
+                );
                 self.warn(&view, "dh", DiagnosticKind::WeakAlgorithm, m);
             }
         }
@@ -210,7 +219,7 @@ impl Validator<'_> {
             if p.transform != Transform::Esp && p.ah_authentication.is_weak() {
                 let m = format!(
                     "ipsec proposal {name} uses ah authentication {}: weak hash, prefer sha2-256",
-                    p.ah_authentication
+                    p.ah_authentication.keyword()
                 );
                 self.warn(&view, "ah authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
@@ -219,13 +228,17 @@ impl Validator<'_> {
                 self.error(&view, "undo", DiagnosticKind::Incomplete, m);
             }
             if let Some(e) = p.esp_encryption.filter(|e| e.is_weak()) {
-                let m =
-                    format!("ipsec proposal {name} uses esp encryption {e}: weak encryption, prefer aes-256");
+                let m = format!(
+                    "ipsec proposal {name} uses esp encryption {}: weak encryption, prefer aes-256",
+                    e.keyword()
+                );
                 self.warn(&view, "esp encryption-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
             if let Some(a) = p.esp_authentication.filter(|a| a.is_weak()) {
-                let m =
-                    format!("ipsec proposal {name} uses esp authentication {a}: weak hash, prefer sha2-256");
+                let m = format!(
+                    "ipsec proposal {name} uses esp authentication {}: weak hash, prefer sha2-256",
+                    a.keyword()
+                );
                 self.warn(&view, "esp authentication-algorithm", DiagnosticKind::WeakAlgorithm, m);
             }
         }

@@ -33,14 +33,13 @@ fn ipv4() -> impl Strategy<Value = Ipv4Addr> {
 }
 
 fn ike_proposal() -> impl Strategy<Value = IkeProposal> {
-    // AES-GCM is refused in IKE proposals (ESP only).
-    let ike_ciphers: Vec<EncryptionAlgorithm> =
-        EncryptionAlgorithm::ALL.iter().copied().filter(|e| !e.is_aead()).collect();
+    // AES-GCM is refused in IKE proposals (ESP only): it has no IKE cipher row.
+    let ike_ciphers: Vec<Phase1Cipher> = Phase1Cipher::all();
     (
         select(ike_ciphers),
-        select(HashAlgorithm::ALL),
+        select(HashAlgorithm::all()),
         select(AuthenticationMethod::ALL),
-        select(DhGroup::ALL),
+        select(DhGroup::all()),
         60..=604_800u32,
     )
         .prop_map(|(encryption, authentication, method, dh, sa_duration)| IkeProposal {
@@ -172,9 +171,9 @@ fn ipsec_proposal() -> impl Strategy<Value = IpsecProposal> {
     (
         select(Transform::ALL),
         select(EncapsulationMode::ALL),
-        option::of(select(HashAlgorithm::ALL)),
-        option::of(select(EncryptionAlgorithm::ALL)),
-        select(HashAlgorithm::ALL),
+        option::of(select(Integrity::all())),
+        option::of(select(EspCipher::all())),
+        select(Integrity::all()),
     )
         .prop_map(|(transform, encapsulation, esp_authentication, esp_encryption, ah_authentication)| {
             IpsecProposal { transform, encapsulation, esp_authentication, esp_encryption, ah_authentication }
@@ -189,7 +188,7 @@ fn policy_settings(template: bool) -> impl Strategy<Value = PolicySettings> {
             option::of(3000..=3999u16),
             vec(name(), 0..4),
             option::of(name()),
-            option::of(select(PfsGroup::ALL)),
+            option::of(select(PfsGroup::all())),
         ),
         (option::of(60..=604_800u32), option::of(0..=u64::from(u32::MAX))),
         (option::of(select(TriggerMode::ALL)), tunnel_local),

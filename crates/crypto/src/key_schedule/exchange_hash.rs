@@ -6,7 +6,7 @@
 //! the end of the payload chain as given by the payload lengths. Padding is never hashed, and
 //! the 28-byte ISAKMP header is not part of it (the M-ID enters separately, in network order).
 
-use crate::hash::Digest;
+use crate::hash::{Digest, HashFunction};
 
 use super::{verify, AuthHash, HashMismatch, HashVerified, MessageId, SkeyidA};
 
@@ -82,7 +82,7 @@ impl SkeyidA {
 
 #[cfg(test)]
 mod tests {
-    use crate::hash::HashAlgorithm;
+    use crate::hash::{HashAlgorithm, HashFunction};
     use crate::key_schedule::{AuthHash, HashMismatch, MessageId, Skeyid, SkeyidA};
 
     fn skeyid_a() -> SkeyidA {

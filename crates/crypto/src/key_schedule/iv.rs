@@ -17,8 +17,8 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::collections::VecDeque;
 
-use crate::hash::HashAlgorithm;
-use crate::phase1_cipher::{CipherError, Phase1Cipher};
+use crate::hash::{HashAlgorithm, HashFunction};
+use crate::phase1_cipher::{CbcCipher, CipherError, Phase1Cipher};
 
 use super::{KeyScheduleError, MessageId, Phase1CipherKey};
 

@@ -16,6 +16,7 @@
 //! material is split as strongSwan's `derive_child_keys` does: the encryption key first
 //! (followed by its salt for AES-GCM/CTR/GMAC, 4 bytes, or CCM, 3 bytes), then the integrity key.
 
+use crate::hash::HashFunction;
 use crate::secret::SecretBytes;
 
 use super::{KeyScheduleError, SkeyidD, Spi};

@@ -17,11 +17,11 @@
 //! zeroizes on drop and never prints its bytes. Received hashes are checked in constant time
 //! and a successful check yields a [`HashVerified`] token that only this module can make.
 //!
-//! The PRF is the HMAC of the negotiated hash ([`HashAlgorithm::hmac`]): no deployed IKEv1
+//! The PRF is the HMAC of the negotiated hash ([`HashFunction::hmac`]): no deployed IKEv1
 //! peer negotiates a separate PRF attribute (RFC 2409 §4).
 //!
 //! [`SecretBytes`]: crate::SecretBytes
-//! [`HashAlgorithm::hmac`]: crate::HashAlgorithm::hmac
+//! [`HashFunction::hmac`]: crate::HashFunction::hmac
 
 mod exchange_hash;
 mod iv;

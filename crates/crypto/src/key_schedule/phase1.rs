@@ -2,7 +2,7 @@
 //! SKEYID_e and HASH_I / HASH_R (RFC 2409 §5), and the phase-1 cipher key Ka with the
 //! Appendix-B expansion.
 
-use crate::hash::{Digest, HashAlgorithm};
+use crate::hash::{Digest, HashAlgorithm, HashFunction};
 use crate::phase1_cipher::Phase1Cipher;
 use crate::secret::SecretBytes;
 

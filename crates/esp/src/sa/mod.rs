@@ -529,8 +529,10 @@ impl OutboundSa {
     /// Builds the SA; `rng` keys the CBC IV generator (unused for GCM and NULL).
     pub fn new(params: &SaParams, sa_keys: SaKeys<'_>, rng: &mut dyn SecureRandom) -> Result<Self, SaError> {
         let (cipher, integrity) = keys(params, sa_keys)?;
+        // CBC ciphers need unpredictable IVs from a keyed generator; AEAD ciphers take the
+        // sequence number as their explicit IV, and NULL has none.
         let iv = match params.cipher {
-            EspCipher::Null | EspCipher::AesGcm128 | EspCipher::AesGcm256 => None,
+            cipher if cipher.is_aead() || cipher.iv_len() == 0 => None,
             cbc => Some(IvGenerator::new(cbc, rng)?),
         };
         Ok(Self {

@@ -9,9 +9,7 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use vrp::algorithm::{
-    AuthenticationMethod, DhGroup, EncryptionAlgorithm, ExchangeMode, HashAlgorithm, IdType,
-};
+use vrp::algorithm::{AuthenticationMethod, ExchangeMode, IdType};
 
 /// The rule of `display ike sa verbose`, indented by three spaces as the reference shows.
 const VERBOSE_RULE: &str = "   -----------------------------------------------";
@@ -146,48 +144,21 @@ pub fn cookie_text(cookie: [u8; 8]) -> String {
     format!("0x{:016x}", u64::from_be_bytes(cookie))
 }
 
-/// The verbose display's name of a negotiated phase-1 cipher (§5.5: `DES-CBC`).
+/// The verbose display's name of a negotiated phase-1 cipher (§5.5: `DES-CBC`), from the
+/// cipher's row.
 pub fn phase1_cipher_name(cipher: crypto::Phase1Cipher) -> &'static str {
-    use crypto::Phase1Cipher as C;
-    match cipher {
-        C::Des => "DES-CBC",
-        C::TripleDes => "3DES-CBC",
-        C::Aes128 => "AES-CBC-128",
-        C::Aes192 => "AES-CBC-192",
-        C::Aes256 => "AES-CBC-256",
-    }
+    cipher.row().sa_display
 }
 
-/// The displays' name of a hash (§5.5 `MD5`, §5.8 `SHA2-256`).
+/// The displays' name of a hash (§5.5 `MD5`, §5.8 `SHA2-256`), from the hash's row.
 pub fn hash_name(hash: crypto::HashAlgorithm) -> &'static str {
-    use crypto::HashAlgorithm as H;
-    match hash {
-        H::Md5 => "MD5",
-        H::Sha1 => "SHA1",
-        H::Sha256 => "SHA2-256",
-        H::Sha384 => "SHA2-384",
-        H::Sha512 => "SHA2-512",
-    }
+    hash.row().display
 }
 
 /// The displays' name of a Diffie-Hellman group (§5.8: `MODP-768` … `MODP-2048` attested;
-/// the others follow the same pattern).
+/// the others follow the same pattern), from the group's row.
 pub fn dh_group_name(group: crypto::DhGroup) -> &'static str {
-    use crypto::DhGroup as G;
-    match group {
-        G::Modp768 => "MODP-768",
-        G::Modp1024 => "MODP-1024",
-        G::Modp1536 => "MODP-1536",
-        G::Modp2048 => "MODP-2048",
-        G::Modp3072 => "MODP-3072",
-        G::Modp4096 => "MODP-4096",
-        G::Modp6144 => "MODP-6144",
-        G::Modp8192 => "MODP-8192",
-        G::Ecp256 => "ECP-256",
-        G::Ecp384 => "ECP-384",
-        G::Ecp521 => "ECP-521",
-        G::Curve25519 => "CURVE25519",
-    }
+    group.row().display
 }
 
 /// One configured `ike proposal` in `display ike proposal` (§5.8).
@@ -236,44 +207,6 @@ pub fn ike_proposal_text(proposals: &[IkeProposalView]) -> String {
     out
 }
 
-fn config_hash_name(hash: HashAlgorithm) -> &'static str {
-    match hash {
-        HashAlgorithm::Md5 => "MD5",
-        HashAlgorithm::Sha1 => "SHA1",
-        HashAlgorithm::Sha2_256 => "SHA2-256",
-        HashAlgorithm::Sha2_384 => "SHA2-384",
-        HashAlgorithm::Sha2_512 => "SHA2-512",
-    }
-}
-
-/// The proposal displays' name of a configured cipher (§5.8 `AES-256`, §5.9 `DES`).
-pub fn config_cipher_name(cipher: EncryptionAlgorithm) -> &'static str {
-    match cipher {
-        EncryptionAlgorithm::Des => "DES",
-        EncryptionAlgorithm::TripleDes => "3DES",
-        EncryptionAlgorithm::Aes128 => "AES-128",
-        EncryptionAlgorithm::Aes192 => "AES-192",
-        EncryptionAlgorithm::Aes256 => "AES-256",
-        EncryptionAlgorithm::Aes128Gcm => "AES-GCM-128",
-        EncryptionAlgorithm::Aes256Gcm => "AES-GCM-256",
-    }
-}
-
-fn config_dh_name(group: DhGroup) -> &'static str {
-    match group {
-        DhGroup::Group1 => "MODP-768",
-        DhGroup::Group2 => "MODP-1024",
-        DhGroup::Group5 => "MODP-1536",
-        DhGroup::Group14 => "MODP-2048",
-        DhGroup::Group15 => "MODP-3072",
-        DhGroup::Group16 => "MODP-4096",
-        DhGroup::Group19 => "ECP-256",
-        DhGroup::Group20 => "ECP-384",
-        DhGroup::Group21 => "ECP-521",
-        DhGroup::Group31 => "CURVE25519",
-    }
-}
-
 /// The configured IKE proposals, in number order.
 pub fn ike_proposals(config: &vrp::Config) -> Vec<IkeProposalView> {
     config
@@ -286,12 +219,13 @@ pub fn ike_proposals(config: &vrp::Config) -> Vec<IkeProposalView> {
                 AuthenticationMethod::RsaSignature => "RSA_SIG",
                 AuthenticationMethod::EcdsaSignature => "ECDSA_SIG",
             },
-            authentication_algorithm: config_hash_name(p.authentication),
-            encryption_algorithm: config_cipher_name(p.encryption),
-            dh_group: config_dh_name(p.dh),
+            authentication_algorithm: hash_name(p.authentication),
+            // §5.8 `AES-256`, not the SA display's `AES-CBC-256`.
+            encryption_algorithm: p.encryption.row().proposal_display,
+            dh_group: dh_group_name(p.dh),
             sa_duration_seconds: p.sa_duration,
-            integrity_algorithm: format!("HMAC-{}", config_hash_name(p.authentication)),
-            prf_algorithm: format!("HMAC-{}", config_hash_name(p.authentication)),
+            integrity_algorithm: format!("HMAC-{}", hash_name(p.authentication)),
+            prf_algorithm: format!("HMAC-{}", hash_name(p.authentication)),
         })
         .collect()
 }

@@ -9,10 +9,8 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use vrp::algorithm::{EncapsulationMode, HashAlgorithm, Transform, TriggerMode};
+use vrp::algorithm::{EncapsulationMode, Integrity, Transform, TriggerMode};
 use vrp::model::{PolicyEntry, TunnelLocal};
-
-use super::ike::config_cipher_name;
 
 /// One direction of one protocol of an IPsec SA pair: the `[Outbound ESP SAs]` and
 /// `[Inbound ESP SAs]` blocks of §5.7.
@@ -230,14 +228,9 @@ pub struct IpsecProposalView {
     pub ah_authentication: Option<&'static str>,
 }
 
-fn hmac_name(hash: HashAlgorithm) -> &'static str {
-    match hash {
-        HashAlgorithm::Md5 => "MD5-HMAC-96",
-        HashAlgorithm::Sha1 => "SHA1-HMAC-96",
-        HashAlgorithm::Sha2_256 => "SHA2-HMAC-256",
-        HashAlgorithm::Sha2_384 => "SHA2-HMAC-384",
-        HashAlgorithm::Sha2_512 => "SHA2-HMAC-512",
-    }
+/// `display ipsec proposal`'s name of an integrity algorithm (§5.9 `MD5-HMAC-96`).
+fn hmac_name(integrity: Integrity) -> &'static str {
+    integrity.row().proposal_display
 }
 
 /// The configured IPsec proposals, in name order.
@@ -261,7 +254,7 @@ pub fn ipsec_proposals(config: &vrp::Config) -> Vec<IpsecProposalView> {
                     Transform::AhEsp => "ah-esp-new",
                 },
                 esp_authentication: p.esp_authentication.filter(|_| esp).map(hmac_name),
-                esp_encryption: p.esp_encryption.filter(|_| esp).map(config_cipher_name),
+                esp_encryption: p.esp_encryption.filter(|_| esp).map(|e| e.row().display),
                 ah_authentication: ah.then(|| hmac_name(p.ah_authentication)),
             }
         })
@@ -380,10 +373,9 @@ pub fn ipsec_policies(config: &vrp::Config) -> Vec<IpsecPolicyView> {
                         template: None,
                         acl: s.acl,
                         ike_peer: s.ike_peer.clone(),
-                        pfs: s.pfs.map_or_else(
-                            || "None".to_owned(),
-                            |g| format!("DH group {}", g.group().number()),
-                        ),
+                        pfs: s
+                            .pfs
+                            .map_or_else(|| "None".to_owned(), |g| format!("DH group {}", g.group().id())),
                         proposals: s.proposals.clone(),
                         duration_seconds: s.sa_seconds.unwrap_or(global.seconds),
                         duration_kilobytes: s.sa_kilobytes.unwrap_or(global.kilobytes),

@@ -127,8 +127,40 @@ pub fn ipsec_sa_detail(
         Some(vrp::model::PolicyEntry::Isakmp(s)) => s.acl,
         _ => None,
     };
-    // The engine's selectors are the ACL's permit rules in order (engine_config.rs).
-    let acl_rule = engine
+    let acl_rule = acl_rule(pair, acl, config, engine);
+    let (outbound, inbound) = sa_directions(pair, traffic);
+    let selector = &pair.selector;
+    IpsecSaDetail {
+        interface,
+        policy: pair.policy.name.clone(),
+        sequence: pair.policy.sequence,
+        acl,
+        acl_rule,
+        mode: "ISAKMP",
+        connection_id: conn_id,
+        encapsulation: match pair.suite.proposal.mode {
+            ike::EncapsulationMode::Tunnel => "Tunnel",
+            ike::EncapsulationMode::Transport => "Transport",
+        },
+        holding_seconds: now.saturating_duration_since(pair.installed_at).as_secs(),
+        tunnel_local: pair.local.to_string(),
+        tunnel_remote: pair.remote.to_string(),
+        flow_source: flow_text(&selector.local, selector.protocol, selector.local_port),
+        flow_destination: flow_text(&selector.remote, selector.protocol, selector.remote_port),
+        outbound,
+        inbound,
+    }
+}
+
+/// The number of the ACL rule a pair's flow came from: the engine's selectors are the ACL's
+/// permit rules in order (engine_config.rs).
+fn acl_rule(
+    pair: &ike::IpsecSaView,
+    acl: Option<u16>,
+    config: &vrp::Config,
+    engine: &ike::Config,
+) -> Option<u32> {
+    engine
         .policies
         .iter()
         .find(|p| p.id == pair.policy)
@@ -140,7 +172,15 @@ pub fn ipsec_sa_detail(
                 .filter(|(_, r)| r.action == vrp::model::AclAction::Permit)
                 .nth(index)
                 .map(|(number, _)| *number)
-        });
+        })
+}
+
+/// The outbound and inbound SA blocks of `display ipsec sa` for one pair: AH first (with
+/// zero counters: the data plane keeps none for AH), then ESP with the data plane's counters.
+fn sa_directions(
+    pair: &ike::IpsecSaView,
+    traffic: Option<&PairTraffic>,
+) -> (Vec<SaDirection>, Vec<SaDirection>) {
     let remaining_seconds = pair.remaining.as_secs();
     let udp_encapsulated = traffic.is_some_and(|t| t.udp_encapsulated);
     let mut outbound = Vec::new();
@@ -191,27 +231,7 @@ pub fn ipsec_sa_detail(
             anti_replay_window: Some(traffic.map_or(0, |t| t.replay_window)),
         });
     }
-    let selector = &pair.selector;
-    IpsecSaDetail {
-        interface,
-        policy: pair.policy.name.clone(),
-        sequence: pair.policy.sequence,
-        acl,
-        acl_rule,
-        mode: "ISAKMP",
-        connection_id: conn_id,
-        encapsulation: match pair.suite.proposal.mode {
-            ike::EncapsulationMode::Tunnel => "Tunnel",
-            ike::EncapsulationMode::Transport => "Transport",
-        },
-        holding_seconds: now.saturating_duration_since(pair.installed_at).as_secs(),
-        tunnel_local: pair.local.to_string(),
-        tunnel_remote: pair.remote.to_string(),
-        flow_source: flow_text(&selector.local, selector.protocol, selector.local_port),
-        flow_destination: flow_text(&selector.remote, selector.protocol, selector.remote_port),
-        outbound,
-        inbound,
-    }
+    (outbound, inbound)
 }
 
 /// The firewall sessions: one UDP session per IKE 5-tuple (rekeyed SAs with a peer share
@@ -304,27 +324,7 @@ pub fn respond(live: &Live<'_>, request: &Request) -> Option<Response> {
                 },
             }
         }
-        Request::DisplayIpsecSa { remote } => {
-            let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
-            let mut details: Vec<IpsecSaDetail> = pairs
-                .iter()
-                .filter(|p| remote.is_none_or(|r| p.remote.ip() == r))
-                .map(|p| {
-                    let traffic = live.traffic.iter().find(|t| t.inbound_spi == p.inbound_spi);
-                    let conn_id = live.phase2_conn_ids.get(&p.inbound_spi).copied().unwrap_or(p.connection.0);
-                    ipsec_sa_detail(p, traffic, conn_id, live.config, engine_config, live.now)
-                })
-                .collect();
-            details.sort_by(|a, b| {
-                (&a.interface, &a.policy, a.sequence, a.connection_id).cmp(&(
-                    &b.interface,
-                    &b.policy,
-                    b.sequence,
-                    b.connection_id,
-                ))
-            });
-            ok(ipsec_sa_text(&details), "sas", details)
-        }
+        Request::DisplayIpsecSa { remote } => ipsec_sa(live, *remote),
         Request::DisplayIpsecProposal { name, brief } => {
             let mut proposals = ipsec_proposals(live.config);
             if let Some(name) = name {
@@ -361,4 +361,29 @@ pub fn respond(live: &Live<'_>, request: &Request) -> Option<Response> {
         }
         _ => return None,
     })
+}
+
+/// `display ipsec sa [remote IP]`: every pair in detail, sorted by interface, policy,
+/// sequence and conn-id as the device lists them.
+fn ipsec_sa(live: &Live<'_>, remote: Option<std::net::IpAddr>) -> Response {
+    let engine_config = live.engine.config();
+    let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
+    let mut details: Vec<IpsecSaDetail> = pairs
+        .iter()
+        .filter(|p| remote.is_none_or(|r| p.remote.ip() == r))
+        .map(|p| {
+            let traffic = live.traffic.iter().find(|t| t.inbound_spi == p.inbound_spi);
+            let conn_id = live.phase2_conn_ids.get(&p.inbound_spi).copied().unwrap_or(p.connection.0);
+            ipsec_sa_detail(p, traffic, conn_id, live.config, engine_config, live.now)
+        })
+        .collect();
+    details.sort_by(|a, b| {
+        (&a.interface, &a.policy, a.sequence, a.connection_id).cmp(&(
+            &b.interface,
+            &b.policy,
+            b.sequence,
+            b.connection_id,
+        ))
+    });
+    ok(ipsec_sa_text(&details), "sas", details)
 }

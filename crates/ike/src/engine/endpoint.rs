@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crypto::{HashAlgorithm, SecureRandom};
+use crypto::{HashAlgorithm, HashFunction, SecureRandom};
 use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::commands::ErrorHistory;

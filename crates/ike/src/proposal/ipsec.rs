@@ -91,7 +91,7 @@ pub(crate) fn quick_mode_offer<'a>(
                 spi: &spis.ah,
                 transforms: vec![Transform {
                     number: 1,
-                    transform_id: crate::config::ah_transform_id(integrity),
+                    transform_id: integrity.ah_transform_id(),
                     attributes: ah_attributes(suite, udp),
                 }],
             });
@@ -306,7 +306,7 @@ impl IpsecOffer {
         };
         let ah = match self.ah {
             Some((id, auth)) => {
-                let integrity = crate::config::ah_integrity_from_transform_id(id)?;
+                let integrity = Integrity::from_ah_transform_id(id)?;
                 // RFC 2407 §4.5: AUTH_ALGORITHM is required with AH and must name the
                 // transform's algorithm.
                 if auth != Some(integrity.auth_algorithm_id()) {
@@ -356,7 +356,7 @@ impl fmt::Display for IpsecOffer {
             return write!(f, "{s}");
         }
         if let Some((id, auth)) = self.ah {
-            let integrity = crate::config::ah_integrity_from_transform_id(id);
+            let integrity = Integrity::from_ah_transform_id(id);
             match integrity {
                 Some(integrity) => write!(f, "ah-{}", integrity.name())?,
                 None => write!(f, "ah transform {id}")?,

@@ -8,10 +8,7 @@ use core::fmt;
 use std::time::Duration;
 
 use crypto::{DhGroup, HashAlgorithm, Phase1Cipher};
-use isakmp::attribute::{
-    AuthenticationMethod, EncryptionAlgorithm, GroupDescription, HashAlgorithm as WireHash, IkeAttribute,
-    LifeType, KEY_IKE,
-};
+use isakmp::attribute::{AuthenticationMethod, GroupDescription, IkeAttribute, LifeType, KEY_IKE};
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
 use crate::config::{AuthMethod, IkeProposal};
@@ -38,19 +35,12 @@ pub(crate) fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'st
 }
 
 fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
-    let (encryption, key_length) = match p.encryption {
-        Phase1Cipher::Des => (EncryptionAlgorithm::DesCbc, None),
-        Phase1Cipher::TripleDes => (EncryptionAlgorithm::TripleDesCbc, None),
-        Phase1Cipher::Aes128 => (EncryptionAlgorithm::AesCbc, Some(128)),
-        Phase1Cipher::Aes192 => (EncryptionAlgorithm::AesCbc, Some(192)),
-        Phase1Cipher::Aes256 => (EncryptionAlgorithm::AesCbc, Some(256)),
-    };
-    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(encryption)];
-    if let Some(bits) = key_length {
+    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(p.encryption.encryption_algorithm().into())];
+    if let Some(bits) = p.encryption.key_length_attribute() {
         attributes.push(IkeAttribute::KeyLength(bits));
     }
     attributes.extend([
-        IkeAttribute::HashAlgorithm(wire_hash(p.hash)),
+        IkeAttribute::HashAlgorithm(p.hash.hash_algorithm().into()),
         IkeAttribute::AuthenticationMethod(match p.auth_method {
             AuthMethod::PreSharedKey => AuthenticationMethod::PreSharedKey,
             AuthMethod::RsaSignature => AuthenticationMethod::RsaSignatures,
@@ -63,16 +53,6 @@ fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
         IkeAttribute::LifeDuration(p.lifetime.as_secs()),
     ]);
     attributes.iter().map(IkeAttribute::to_attribute).collect()
-}
-
-fn wire_hash(hash: HashAlgorithm) -> WireHash {
-    match hash {
-        HashAlgorithm::Md5 => WireHash::Md5,
-        HashAlgorithm::Sha1 => WireHash::Sha1,
-        HashAlgorithm::Sha256 => WireHash::Sha2_256,
-        HashAlgorithm::Sha384 => WireHash::Sha2_384,
-        HashAlgorithm::Sha512 => WireHash::Sha2_512,
-    }
 }
 
 /// What a peer offered in one phase-1 transform, as far as we could read it. Unknown values
@@ -113,7 +93,7 @@ impl Phase1Offer {
     /// The suite, if every algorithm is one we implement.
     fn suite(&self) -> Option<IkeProposal> {
         let encryption = phase1_cipher(self.encryption)?;
-        let hash = HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash)?;
+        let hash = HashAlgorithm::from_hash_algorithm(self.hash)?;
         let auth_method = match AuthenticationMethod::from(self.auth_method) {
             AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
             AuthenticationMethod::RsaSignatures => AuthMethod::RsaSignature,
@@ -130,14 +110,7 @@ impl Phase1Offer {
 
 /// The phase-1 cipher of an Encryption Algorithm number and Key Length, if we implement it.
 fn phase1_cipher((algorithm, bits): (u16, Option<u16>)) -> Option<Phase1Cipher> {
-    Some(match (EncryptionAlgorithm::from(algorithm), bits) {
-        (EncryptionAlgorithm::DesCbc, None) => Phase1Cipher::Des,
-        (EncryptionAlgorithm::TripleDesCbc, None) => Phase1Cipher::TripleDes,
-        (EncryptionAlgorithm::AesCbc, Some(128)) => Phase1Cipher::Aes128,
-        (EncryptionAlgorithm::AesCbc, Some(192)) => Phase1Cipher::Aes192,
-        (EncryptionAlgorithm::AesCbc, Some(256)) => Phase1Cipher::Aes256,
-        _ => return None,
-    })
+    Phase1Cipher::from_attributes(algorithm, bits)
 }
 
 impl fmt::Display for Phase1Offer {
@@ -158,7 +131,7 @@ impl fmt::Display for Phase1Offer {
                 }
             }
         }
-        match HashAlgorithm::ALL.into_iter().find(|h| u16::from(wire_hash(*h)) == self.hash) {
+        match HashAlgorithm::from_hash_algorithm(self.hash) {
             Some(hash) => write!(f, "/{hash}")?,
             None => write!(f, "/hash {}", self.hash)?,
         }

@@ -4,8 +4,8 @@
 use super::system::{proposal_number, ID_LEN};
 use super::{leave, Effect};
 use crate::algorithm::{
-    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EncryptionAlgorithm, ExchangeMode,
-    HashAlgorithm, IdType,
+    AuthenticationMethod, DhGroup, DpdMessageOrder, DpdType, EspCipher, ExchangeMode, HashAlgorithm, IdType,
+    Phase1Cipher,
 };
 use crate::cursor::{invalid, Cursor, Result, SyntaxError};
 use crate::diagnostic::DiagnosticKind;
@@ -33,7 +33,11 @@ pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<
     let proposal = config.ike_proposals.entry(number).or_default();
     match keyword {
         "encryption-algorithm" => {
-            let v = encryption(c, false)?;
+            let v = encryption(
+                c,
+                |e| e.vrp_keyword().and_then(Phase1Cipher::from_vrp_keyword),
+                "a CBC cipher (AES-GCM is for ESP only)",
+            )?;
             c.end()?;
             proposal.encryption = v;
             Ok(Effect::stay("encryption-algorithm"))
@@ -95,22 +99,26 @@ pub(super) fn proposal_command(config: &mut Config, number: u32, c: &mut Cursor<
 }
 
 /// An encryption keyword, including the two-token aliases `aes 128` and `aes-cbc 256` (§6).
-/// AES-GCM only where `aead` allows it (ESP): IKEv1 phase 1 has no AEAD transform.
-pub(crate) fn encryption(c: &mut Cursor<'_>, aead: bool) -> Result<EncryptionAlgorithm> {
-    let (v, matched) = c.value_where::<EncryptionAlgorithm>(
-        |e| aead || !e.is_aead(),
-        "a CBC cipher (AES-GCM is for ESP only)",
-    )?;
+/// The keywords are the ESP ciphers'; `cipher` reads one as the cipher the place takes (the
+/// IKE cipher of the same keyword in an IKE proposal, where the others, AES-GCM, are
+/// refused with `refused`: IKEv1 phase 1 has no AEAD transform).
+pub(crate) fn encryption<T>(
+    c: &mut Cursor<'_>,
+    cipher: impl Fn(EspCipher) -> Option<T>,
+    refused: &str,
+) -> Result<T> {
+    let (v, matched) = c.value_map::<EspCipher, T>(&cipher, refused)?;
     if matched == "aes" || matched == "aes-cbc" {
         if let Some(token) = c.peek() {
             if token.text.parse::<u16>().is_ok() {
                 let token = c.raw("key length")?;
-                return match token.text.as_str() {
-                    "128" => Ok(EncryptionAlgorithm::Aes128),
-                    "192" => Ok(EncryptionAlgorithm::Aes192),
-                    "256" => Ok(EncryptionAlgorithm::Aes256),
-                    _ => Err(invalid(token, "AES key length", "128, 192 or 256")),
+                let aes = match token.text.as_str() {
+                    "128" => cipher(EspCipher::AesCbc128),
+                    "192" => cipher(EspCipher::AesCbc192),
+                    "256" => cipher(EspCipher::AesCbc256),
+                    _ => None,
                 };
+                return aes.ok_or_else(|| invalid(token, "AES key length", "128, 192 or 256"));
             }
         }
     }

@@ -4,7 +4,7 @@
 use super::ike::encryption;
 use super::system::NAME_LEN;
 use super::{leave, Effect};
-use crate::algorithm::{EncapsulationMode, HashAlgorithm, PfsGroup, Transform, TriggerMode};
+use crate::algorithm::{EncapsulationMode, Integrity, PfsGroup, Transform, TriggerMode};
 use crate::cursor::{Cursor, Result, SyntaxError};
 use crate::diagnostic::DiagnosticKind;
 use crate::model::{Config, IpsecProposal, PolicyEntry, PolicySettings, TunnelLocal};
@@ -38,13 +38,13 @@ pub(super) fn proposal_command(config: &mut Config, name: &str, c: &mut Cursor<'
         "esp" => {
             match c.keyword("an ESP algorithm kind", &["authentication-algorithm", "encryption-algorithm"])? {
                 "authentication-algorithm" => {
-                    let (v, _) = c.value::<HashAlgorithm>()?;
+                    let (v, _) = c.value::<Integrity>()?;
                     c.end()?;
                     proposal.esp_authentication = Some(v);
                     "esp authentication-algorithm"
                 }
                 _ => {
-                    let v = encryption(c, true)?;
+                    let v = encryption(c, Some, "")?;
                     c.end()?;
                     proposal.esp_encryption = Some(v);
                     "esp encryption-algorithm"
@@ -53,7 +53,7 @@ pub(super) fn proposal_command(config: &mut Config, name: &str, c: &mut Cursor<'
         }
         "ah" => {
             c.keyword("`authentication-algorithm`", &["authentication-algorithm"])?;
-            let (v, _) = c.value::<HashAlgorithm>()?;
+            let (v, _) = c.value::<Integrity>()?;
             c.end()?;
             proposal.ah_authentication = v;
             "ah authentication-algorithm"

@@ -38,10 +38,10 @@ fn ike_proposal_defaults() {
     let c = config("ike proposal 10");
     assert_eq!(c.ike_proposals[&10], IkeProposal::default());
     let d = IkeProposal::default();
-    assert_eq!(d.encryption, EncryptionAlgorithm::Aes256);
-    assert_eq!(d.authentication, HashAlgorithm::Sha2_256);
+    assert_eq!(d.encryption, Phase1Cipher::Aes256);
+    assert_eq!(d.authentication, HashAlgorithm::Sha256);
     assert_eq!(d.method, AuthenticationMethod::PreShare);
-    assert_eq!(d.dh, DhGroup::Group14);
+    assert_eq!(d.dh, DhGroup::Modp2048);
     assert_eq!(d.sa_duration, 86_400);
 }
 
@@ -52,10 +52,10 @@ fn ike_proposal_commands() {
          authentication-method rsa-signature\n dh group2\n sa duration 3600",
     );
     let p = c.ike_proposals[&5];
-    assert_eq!(p.encryption, EncryptionAlgorithm::TripleDes);
+    assert_eq!(p.encryption, Phase1Cipher::TripleDes);
     assert_eq!(p.authentication, HashAlgorithm::Sha1);
     assert_eq!(p.method, AuthenticationMethod::RsaSignature);
-    assert_eq!(p.dh, DhGroup::Group2);
+    assert_eq!(p.dh, DhGroup::Modp1024);
     assert_eq!(p.sa_duration, 3600);
     let c = config(
         "ike proposal 5\n encryption-algorithm des\n authentication-algorithm md5\n dh group1\n sa duration 60\n \
@@ -69,21 +69,19 @@ fn ike_proposal_commands() {
 #[test]
 fn ike_proposal_aliases() {
     for (text, want) in [
-        ("aes-cbc-128", EncryptionAlgorithm::Aes128),
-        ("aes-cbc 192", EncryptionAlgorithm::Aes192),
-        ("aes 256", EncryptionAlgorithm::Aes256),
-        ("des-cbc", EncryptionAlgorithm::Des),
-        ("3des-cbc", EncryptionAlgorithm::TripleDes),
-        ("AES-192", EncryptionAlgorithm::Aes192),
+        ("aes-cbc-128", Phase1Cipher::Aes128),
+        ("aes-cbc 192", Phase1Cipher::Aes192),
+        ("aes 256", Phase1Cipher::Aes256),
+        ("des-cbc", Phase1Cipher::Des),
+        ("3des-cbc", Phase1Cipher::TripleDes),
+        ("AES-192", Phase1Cipher::Aes192),
     ] {
         let c = config(&format!("ike proposal 1\n encryption-algorithm {text}"));
         assert_eq!(c.ike_proposals[&1].encryption, want, "{text}");
     }
-    for (text, want) in [
-        ("sha", HashAlgorithm::Sha1),
-        ("sha256", HashAlgorithm::Sha2_256),
-        ("sha2_512", HashAlgorithm::Sha2_512),
-    ] {
+    for (text, want) in
+        [("sha", HashAlgorithm::Sha1), ("sha256", HashAlgorithm::Sha256), ("sha2_512", HashAlgorithm::Sha512)]
+    {
         let c = config(&format!("ike proposal 1\n authentication-algorithm {text}"));
         assert_eq!(c.ike_proposals[&1].authentication, want, "{text}");
     }
@@ -313,9 +311,9 @@ fn ipsec_proposal_commands() {
         IpsecProposal {
             transform: Transform::AhEsp,
             encapsulation: EncapsulationMode::Transport,
-            esp_authentication: Some(HashAlgorithm::Md5),
-            esp_encryption: Some(EncryptionAlgorithm::Des),
-            ah_authentication: HashAlgorithm::Sha1,
+            esp_authentication: Some(Integrity::HmacMd5_96),
+            esp_encryption: Some(EspCipher::Des),
+            ah_authentication: Integrity::HmacSha1_96,
         }
     );
     let c = config(
@@ -328,9 +326,9 @@ fn ipsec_proposal_commands() {
     assert_eq!(p.transform, Transform::Esp);
     let enc =
         |t: &str| config(&format!("ipsec proposal a\n esp encryption-algorithm {t}")).ipsec_proposals["a"];
-    assert_eq!(enc("aes").esp_encryption, Some(EncryptionAlgorithm::Aes128));
-    assert_eq!(enc("aes 192").esp_encryption, Some(EncryptionAlgorithm::Aes192));
-    assert_eq!(enc("3des").esp_encryption, Some(EncryptionAlgorithm::TripleDes));
+    assert_eq!(enc("aes").esp_encryption, Some(EspCipher::AesCbc128));
+    assert_eq!(enc("aes 192").esp_encryption, Some(EspCipher::AesCbc192));
+    assert_eq!(enc("3des").esp_encryption, Some(EspCipher::TripleDes));
     let e = error("ipsec proposal a\n esp encryption-algorithm sm4");
     assert_eq!((e.kind, e.column), (DiagnosticKind::Unsupported, 27));
     assert_eq!(
@@ -353,7 +351,7 @@ fn ipsec_policy_commands() {
             acl: Some(3001),
             proposals: vec!["a".into(), "b".into()],
             ike_peer: Some("peer1".into()),
-            pfs: Some(PfsGroup::Group14),
+            pfs: Some(PfsGroup(DhGroup::Modp2048)),
             sa_seconds: Some(7200),
             sa_kilobytes: Some(0),
             trigger_mode: Some(TriggerMode::Auto),
@@ -396,7 +394,7 @@ fn policy_templates() {
          sa duration time-based 600\n tunnel local 192.0.2.1\nipsec policy p 10 isakmp template t",
     );
     assert_eq!(c.policy_templates["t"][&1].acl, Some(3001));
-    assert_eq!(c.policy_templates["t"][&1].pfs, Some(PfsGroup::Group19));
+    assert_eq!(c.policy_templates["t"][&1].pfs, Some(PfsGroup(DhGroup::Ecp256)));
     assert_eq!(c.ipsec_policies["p"][&10], PolicyEntry::Template("t".into()));
     assert!(config("ipsec policy-template t 1\nundo ipsec policy-template t 1").policy_templates.is_empty());
     let e = error("ipsec policy-template t 1\n sa trigger-mode auto");
@@ -668,9 +666,9 @@ fn firewall_views_and_sha2_compat_are_ignored_with_a_note() {
 #[test]
 fn aes_gcm_is_for_esp_only() {
     let c = config("ipsec proposal g\n esp encryption-algorithm aes-256-gcm-128");
-    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EncryptionAlgorithm::Aes256Gcm));
+    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EspCipher::AesGcm256));
     let c = config("ipsec proposal g\n esp encryption-algorithm aes-128-gcm-128");
-    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EncryptionAlgorithm::Aes128Gcm));
+    assert_eq!(c.ipsec_proposals["g"].esp_encryption, Some(EspCipher::AesGcm128));
     let e = error("ike proposal 1\n encryption-algorithm aes-128-gcm-128");
     assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::InvalidValue, 2, 23));
     assert!(e.message.contains("AES-GCM is for ESP only"), "{}", e.message);
@@ -682,6 +680,6 @@ fn aes_gcm_is_for_esp_only() {
 #[test]
 fn curve25519_group_and_pfs() {
     let c = config("ike proposal 1\n dh group31");
-    assert_eq!(c.ike_proposals[&1].dh, DhGroup::Group31);
-    assert_eq!(DhGroup::Group31.number(), 31);
+    assert_eq!(c.ike_proposals[&1].dh, DhGroup::Curve25519);
+    assert_eq!(DhGroup::Curve25519.id(), 31);
 }

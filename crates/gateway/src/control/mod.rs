@@ -1,11 +1,14 @@
 //! The control socket: a Unix stream socket on which the daemon answers `display` and `reset`
 //! requests, one JSON request line in, one JSON response line out. Root-only (mode 0600): it
 //! shows peers and SAs and can tear tunnels down.
+//!
+//! This module is the protocol (the request and response types); [`client`] is the command
+//! line's side, [`server`] the daemon's.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
+pub mod client;
+pub mod server;
+
+pub use client::call;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,31 +107,6 @@ pub enum Response {
     },
     /// The request failed.
     Error(String),
-}
-
-/// Sends `request` to the daemon at `path` and returns its answer.
-pub fn call(path: &Path, request: &Request) -> Result<Response, String> {
-    let mut stream = UnixStream::connect(path)
-        .map_err(|e| format!("cannot reach the keysteward daemon at {}: {e}", path.display()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(|e| format!("sending to {}: {e}", path.display()))?;
-    let mut reader = BufReader::new(stream.take_limit());
-    let mut answer = String::new();
-    reader.read_line(&mut answer).map_err(|e| format!("reading from {}: {e}", path.display()))?;
-    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from the daemon: {e}"))
-}
-
-/// A stream limited to [`MAX_LINE`] bytes.
-trait TakeLimit {
-    fn take_limit(self) -> std::io::Take<UnixStream>;
-}
-
-impl TakeLimit for UnixStream {
-    fn take_limit(self) -> std::io::Take<UnixStream> {
-        std::io::Read::take(self, MAX_LINE as u64)
-    }
 }
 
 #[cfg(test)]

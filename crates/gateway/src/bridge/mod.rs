@@ -1,0 +1,405 @@
+//! The bridge between the IKE engine and the data plane: it turns what the engine reports
+//! (a negotiated pair, a deleted or expired SA, a failed negotiation) into data-plane
+//! operations (install and remove SAs, SPD rules of template flows, their routes through
+//! [`crate::os`]) and reports the data plane's traffic back to the engine (DPD liveness,
+//! traffic lifetimes). It runs on the IKE loop; packets are the data-plane thread's
+//! ([`crate::data_path::fast_path`]).
+//!
+//! A hub (an `ipsec policy … isakmp template`) does not know its branches' flows in advance:
+//! template policies get no SPD rule and no route at start. When a pair negotiated through a
+//! template is installed, its flow becomes an SPD rule (after the configured ones) and its
+//! remote prefix a route into the TUN; both go when the last pair of that flow goes. So the
+//! hub can never trigger toward a branch: a packet for a branch with no SA finds no route
+//! into the TUN (the kernel's own routing decides its fate), and a template policy never
+//! raises an acquire. The branch brings its tunnel up, as on a USG.
+
+pub mod convert;
+pub mod events;
+pub mod routing;
+mod usage;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use esp::{
+    Action, DataPlane, DataPlaneConfig, Outbound, PolicyIndex, Rule, MAX_AH_HEADROOM, MAX_HEADROOM,
+    MAX_TAILROOM,
+};
+use ike::{ConnectionId, Engine, IpsecSaPair};
+use socket2::Socket;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use self::convert::{sa_pair, selector, spd, unsupported_pair};
+use crate::data_path::fast_path::{self, SpawnError};
+use crate::data_path::{lock, Added, Notice, Shared, MAX_PACKET};
+use crate::os::routes::Routes;
+use crate::os::sockets::{send_raw, send_udp, share_udp};
+use crate::os::OsError;
+
+/// Why the data path could not start or take new sockets.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// A socket could not be handed to the data-plane thread.
+    #[error(transparent)]
+    Os(#[from] OsError),
+    /// The data-plane thread did not start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// One installed pair, as the data path remembers it for removal and usage reports.
+struct Pair {
+    connection: ConnectionId,
+    inbound_spi: u32,
+    outbound_spi: u32,
+    /// The peer's AH SPI of an AH+ESP pair (a Delete may name it instead of the ESP one).
+    outbound_ah_spi: Option<u32>,
+    policy: PolicyIndex,
+    /// The SPD rule of a flow negotiated through a template, if this pair came that way.
+    template_rule: Option<Rule>,
+    /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
+    local: SocketAddr,
+    remote: SocketAddr,
+    udp_encapsulated: bool,
+}
+
+/// A flow a branch negotiated through a template: its SPD rule and route stay while at
+/// least one pair carries it (a rekey installs the new pair before the old one goes).
+struct TemplateFlow {
+    rule: Rule,
+    pairs: usize,
+}
+
+/// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
+/// and keeps what the engine needs to hear about them. Packets themselves are carried by the
+/// data-plane thread ([`crate::data_path::fast_path`]).
+pub struct Bridge {
+    shared: Arc<Mutex<Shared>>,
+    tun: Arc<tun_rs::SyncDevice>,
+    raw: HashMap<IpAddr, Arc<Socket>>,
+    /// Raw AH sockets (`IP_HDRINCL`) by local address.
+    raw_ah: HashMap<IpAddr, Arc<Socket>>,
+    udp: HashMap<SocketAddr, std::net::UdpSocket>,
+    notices: mpsc::Sender<Notice>,
+    pairs: Vec<Pair>,
+    rng: crypto::OsRandom,
+    /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
+    heard: HashMap<ConnectionId, Instant>,
+    /// The flows negotiated through templates and the routes of their remote prefixes.
+    template_flows: Vec<TemplateFlow>,
+    template_routes: Routes,
+}
+
+impl Bridge {
+    /// A data path over `tun` with the SPD of `config`, raw ESP sockets `raw` and UDP 4500
+    /// sockets `udp` (for ESP-in-UDP); `templates` says which policies are templates
+    /// ([`crate::engine_config::template_policies`]). Starts the data-plane thread, which
+    /// reports to `notices`, and hands IKE messages that arrive on UDP 4500 to `ike`.
+    pub fn new(
+        config: &ike::Config,
+        templates: Vec<bool>,
+        tun: Arc<tun_rs::SyncDevice>,
+        (raw, raw_ah): (HashMap<IpAddr, Arc<Socket>>, HashMap<IpAddr, Arc<Socket>>),
+        udp: HashMap<SocketAddr, std::net::UdpSocket>,
+        notices: mpsc::Sender<Notice>,
+        ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    ) -> Result<Self, BridgeError> {
+        let (spd, rule_selectors) = spd(config, &templates);
+        let device = tun.name().unwrap_or_else(|e| {
+            warn!("cannot read the TUN device's name ({e}); template routes will fail");
+            String::new()
+        });
+        let plane = DataPlane::new(spd, DataPlaneConfig::default());
+        let shared = Arc::new(Mutex::new(Shared::new(plane, rule_selectors, templates)));
+        let thread_udp =
+            udp.iter().map(|(a, s)| Ok((*a, share_udp(s, *a)?))).collect::<Result<Vec<_>, OsError>>()?;
+        fast_path::spawn(fast_path::Io {
+            shared: shared.clone(),
+            tun: tun.clone(),
+            raw: raw.iter().map(|(a, s)| (*a, s.clone())).collect(),
+            ah: raw_ah.iter().map(|(a, s)| (*a, s.clone())).collect(),
+            udp: thread_udp,
+            notices: notices.clone(),
+            ike,
+        })?;
+        Ok(Self {
+            shared,
+            tun,
+            raw,
+            raw_ah,
+            udp,
+            notices,
+            pairs: Vec::new(),
+            rng: crypto::OsRandom,
+            heard: HashMap::new(),
+            template_flows: Vec::new(),
+            template_routes: Routes::empty(&device),
+        })
+    }
+
+    /// The data plane's counters (a copy: the thread keeps counting).
+    pub fn statistics(&self) -> esp::Statistics {
+        *lock(&self.shared).plane.statistics()
+    }
+
+    /// True when a raw ESP socket is open on `address`.
+    pub fn has_raw_socket(&self, address: IpAddr) -> bool {
+        self.raw.contains_key(&address)
+    }
+
+    /// Raw AH sockets opened for local addresses a reload added; the data-plane thread starts
+    /// reading them within a second.
+    pub fn add_ah_sockets(&mut self, ah: HashMap<IpAddr, Arc<Socket>>) {
+        let mut added = Added::default();
+        for (address, socket) in ah {
+            added.ah.push((address, socket.clone()));
+            self.raw_ah.insert(address, socket);
+        }
+        if !added.ah.is_empty() {
+            lock(&self.shared).added_sockets.push(added);
+        }
+    }
+
+    /// Sockets opened for local addresses a reload added: raw ESP sockets and UDP 4500
+    /// sockets. The data-plane thread starts reading them within a second (its idle poll).
+    pub fn add_sockets(
+        &mut self,
+        raw: HashMap<IpAddr, Arc<Socket>>,
+        udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    ) -> Result<(), OsError> {
+        let mut added = Added::default();
+        for (address, socket) in raw {
+            added.raw.push((address, socket.clone()));
+            self.raw.insert(address, socket);
+        }
+        for (local, socket) in udp {
+            let clone = share_udp(&socket, local)?;
+            added.udp.push((local, clone));
+            self.udp.insert(local, socket);
+        }
+        if !(added.raw.is_empty() && added.udp.is_empty()) {
+            lock(&self.shared).added_sockets.push(added);
+        }
+        Ok(())
+    }
+
+    /// Follows a configuration reload: the SPD of the new `config` (whose template policies
+    /// `templates` names) replaces the old one, the pairs of unchanged policies move to their
+    /// new index (same SAs, same SPIs, traffic flows on) and those of changed or removed
+    /// policies go (the engine deleted them and reports them too). Packets waiting for an
+    /// acquire are dropped: rule numbers changed, and the next packet raises the acquire
+    /// again. The template flows of the pairs kept are protected again under their new
+    /// policy numbers; the routes of the others go.
+    pub fn reconfigure(&mut self, config: &ike::Config, templates: Vec<bool>, diff: &ike::ConfigDiff) {
+        let (spd, rule_selectors) = spd(config, &templates);
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.replace_spd(spd);
+        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        shared.rule_selectors = rule_selectors;
+        shared.templates = templates;
+        self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
+            Some(policy) => {
+                pair.policy = PolicyIndex(policy);
+                if let Some(rule) = &mut pair.template_rule {
+                    rule.action = Action::Protect(PolicyIndex(policy));
+                }
+                true
+            }
+            None => false,
+        });
+        let old_flows = std::mem::take(&mut self.template_flows);
+        for rule in self.pairs.iter().filter_map(|p| p.template_rule) {
+            match self.template_flows.iter_mut().find(|f| f.rule == rule) {
+                Some(flow) => flow.pairs += 1,
+                None => {
+                    shared.plane.push_rule(rule);
+                    self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+                }
+            }
+        }
+        for flow in old_flows {
+            if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
+                self.template_routes.remove_one(flow.rule.selector.remote);
+            }
+        }
+        info!(
+            "data path reconfigured: {} SPD rule(s) ({} of template flows), {} IPsec SA pair(s) kept, \
+             {removed} removed",
+            shared.rule_selectors.len() + self.template_flows.len(),
+            self.template_flows.len(),
+            self.pairs.len()
+        );
+    }
+
+    /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
+    /// the kernel's to forward).
+    pub fn bypass_dropped(&self) -> u64 {
+        lock(&self.shared).bypass_dropped
+    }
+
+    /// Seals and sends what the data plane released (queued packets, fragments) after an
+    /// SA change. Rare, so plain one-by-one sends from the IKE loop.
+    fn flush(&self, shared: &mut Shared) {
+        let mut buf = vec![0u8; MAX_PACKET + MAX_HEADROOM + MAX_TAILROOM + MAX_AH_HEADROOM];
+        while let Some(outcome) = shared.plane.poll_queued(&mut buf) {
+            match outcome {
+                Outbound::Send(send) => self.send(&send),
+                Outbound::TooBig { icmp, .. } => crate::os::tun::write_one(&self.tun, icmp),
+                _ => {}
+            }
+        }
+        shared.drain_events(&self.notices);
+    }
+
+    /// Sends one datagram the data plane released, on the socket its SA uses.
+    fn send(&self, send: &esp::Send<'_>) {
+        if send.protocol == esp::PROTOCOL_AH {
+            send_raw(&self.raw_ah, "AH", send);
+        } else if send.udp_encapsulated {
+            send_udp(&self.udp, send);
+        } else {
+            send_raw(&self.raw, "ESP", send);
+        }
+    }
+
+    /// Installs a negotiated pair and sends the packets that waited for it.
+    pub fn install(&mut self, pair: &IpsecSaPair, engine: &Engine) {
+        let Some(policy) = engine.config().policies.iter().position(|p| p.id == pair.policy) else {
+            warn!("IPsec SA for unknown policy {}", pair.policy);
+            return;
+        };
+        if let Some(reason) = unsupported_pair(pair) {
+            warn!(
+                "IPsec SA pair {} ({}) for {} not installed: {reason}",
+                pair.suite, pair.selector, pair.policy
+            );
+            return;
+        }
+        let Some(sa_pair) = sa_pair(pair, PolicyIndex(policy)) else { return };
+        let (local, remote, udp_encapsulated) =
+            (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        let template_rule = shared.is_template(PolicyIndex(policy)).then(|| Rule {
+            selector: selector(&pair.selector),
+            action: Action::Protect(PolicyIndex(policy)),
+        });
+        if let Err(e) = shared.plane.install(sa_pair, &mut self.rng) {
+            warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
+            return;
+        }
+        if let Some(rule) = template_rule {
+            self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
+        }
+        self.pairs.push(Pair {
+            connection: pair.connection,
+            inbound_spi: pair.inbound.spi().0,
+            outbound_spi: pair.outbound.spi().0,
+            outbound_ah_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
+            policy: PolicyIndex(policy),
+            template_rule,
+            local: if udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
+            remote: if udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
+            udp_encapsulated,
+        });
+        self.flush(&mut shared);
+    }
+
+    /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
+    fn add_template_flow(&mut self, shared: &mut Shared, rule: Rule, peer: &str, remote: IpAddr) {
+        if let Some(flow) = self.template_flows.iter_mut().find(|f| f.rule == rule) {
+            flow.pairs += 1;
+            return;
+        }
+        shared.plane.push_rule(rule);
+        info!("template flow {} for {peer} ({remote}) protected", rule.selector);
+        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
+            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+        }
+        self.template_flows.push(TemplateFlow { rule, pairs: 1 });
+    }
+
+    /// A pair of a template flow is gone: the last one takes the rule and route with it.
+    fn remove_template_flow(&mut self, shared: &mut Shared, rule: Rule) {
+        let Some(index) = self.template_flows.iter().position(|f| f.rule == rule) else { return };
+        self.template_flows[index].pairs -= 1;
+        if self.template_flows[index].pairs > 0 {
+            return;
+        }
+        self.template_flows.swap_remove(index);
+        shared.plane.remove_rule(&rule);
+        // Another flow (another policy, or a different selector) may route the same prefix.
+        if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
+            self.template_routes.remove_one(rule.selector.remote);
+        }
+        info!("template flow {} no longer protected: its SAs are gone", rule.selector);
+    }
+
+    /// Removes the pair whose inbound SPI (ours) is `spi`. Packets waiting for an SA of its
+    /// policy are dropped too: their acquire may have reached the engine while this pair
+    /// still served the flow (an SA at its hard limit before the engine heard of it), and
+    /// the engine ignored it; the next packet raises a fresh one.
+    pub fn remove_inbound(&mut self, spi: u32) {
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
+            let dropped = shared.plane.abandon_acquire(policy);
+            if dropped > 0 {
+                info!("{dropped} packet(s) waiting for an SA of {policy} dropped; the next raises a new acquire");
+            }
+        }
+        let removed: Vec<Rule> =
+            self.pairs.iter().filter(|p| p.inbound_spi == spi).filter_map(|p| p.template_rule).collect();
+        self.pairs.retain(|p| p.inbound_spi != spi);
+        for rule in removed {
+            self.remove_template_flow(&mut shared, rule);
+        }
+    }
+
+    /// Removes the pairs whose outbound SPIs (the peer's) are `spis`, negotiated on `connection`.
+    pub fn remove_outbound(&mut self, connection: ConnectionId, spis: &[u32]) {
+        let inbound: Vec<u32> = self
+            .pairs
+            .iter()
+            .filter(|p| {
+                p.connection == connection
+                    && (spis.contains(&p.outbound_spi)
+                        || p.outbound_ah_spi.is_some_and(|s| spis.contains(&s)))
+            })
+            .map(|p| p.inbound_spi)
+            .collect();
+        for spi in inbound {
+            self.remove_inbound(spi);
+        }
+    }
+
+    /// Removes every pair negotiated on `connection`.
+    pub fn remove_connection(&mut self, connection: ConnectionId) {
+        let inbound: Vec<u32> =
+            self.pairs.iter().filter(|p| p.connection == connection).map(|p| p.inbound_spi).collect();
+        for spi in inbound {
+            self.remove_inbound(spi);
+        }
+        self.heard.remove(&connection);
+    }
+
+    /// A negotiation with `remote` failed: drop the packets queued for its policies so the
+    /// next packet raises a fresh acquire.
+    pub fn abandon(&mut self, engine: &Engine, remote: IpAddr) {
+        let config = engine.config();
+        let mut shared = lock(&self.shared);
+        for (index, policy) in config.policies.iter().enumerate() {
+            if config.peers.get(policy.peer).and_then(|p| p.remote_address) == Some(remote) {
+                let dropped = shared.plane.abandon_acquire(PolicyIndex(index));
+                if dropped > 0 {
+                    info!("{dropped} packet(s) waiting for {} dropped", policy.id);
+                }
+            }
+        }
+    }
+}

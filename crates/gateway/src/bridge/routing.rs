@@ -1,0 +1,110 @@
+//! Which prefixes and flows of a configuration are routed into the TUN; [`crate::os::routes`]
+//! applies the plan.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use esp::{Prefix, Selector};
+
+use super::convert::selector;
+use crate::os::routes::{GatewayFlows, Routes};
+use crate::os::OsError;
+
+/// The remote prefixes to route into the TUN at start: those of every policy but the
+/// templates, whose routes come with their negotiated flows.
+///
+/// A prefix that contains a peer gateway's own address is left out: it is policy-routed
+/// instead ([`gateway_flows`]).
+pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
+    let peers = peer_addresses(config);
+    config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !templates.get(*index).copied().unwrap_or(false))
+        .flat_map(|(_, p)| p.selectors.iter().map(|s| selector(s).remote))
+        .filter(|remote| !peers.iter().any(|a| remote.contains(*a)))
+        .collect()
+}
+
+/// The flows of `config` whose remote prefix contains a peer gateway's own address (transport
+/// mode between the gateways, or a tunnel covering them), with the peers concerned and the
+/// source address for the gateway's own packets: the policy routing
+/// [`Routes::set_gateway_flows`] sets up for them.
+pub fn gateway_flows(config: &ike::Config) -> GatewayFlows {
+    let peers = peer_addresses(config);
+    let selectors: Vec<Selector> =
+        config.policies.iter().flat_map(|p| p.selectors.iter().map(selector)).collect();
+    let flows: Vec<&Selector> =
+        selectors.iter().filter(|s| peers.iter().any(|a| s.remote.contains(*a))).collect();
+    let source = config
+        .peers
+        .iter()
+        .find(|p| p.remote_address.is_some_and(|a| peers.iter().any(|q| IpAddr::V4(*q) == a)))
+        .map(|p| p.local_address.to_string());
+    GatewayFlows {
+        peers: peers.iter().copied().filter(|a| flows.iter().any(|s| s.remote.contains(*a))).collect(),
+        flows: flows.iter().map(|s| (s.remote, s.protocol)).collect(),
+        source,
+    }
+}
+
+/// Routes for every policy of `config` but the templates: [`static_prefixes`] in the main
+/// table, and the flows to a peer gateway's own address by policy routing.
+pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool]) -> Result<Routes, OsError> {
+    let mut routes = Routes::add(device, static_prefixes(config, templates))?;
+    routes.set_gateway_flows(&gateway_flows(config))?;
+    Ok(routes)
+}
+
+/// The peers' IPv4 gateway addresses.
+fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
+    config
+        .peers
+        .iter()
+        .filter_map(|p| match p.remote_address {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
+    fn fw_a_with_rule(rule: &str) -> ike::Config {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text =
+            text.replace(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255", rule);
+        let parsed = vrp::parse("fw_a.cfg", &text).unwrap();
+        crate::engine_config::engine_config(&parsed.config).unwrap()
+    }
+
+    /// A tunnel between inside networks is routed in the main table; no policy rule.
+    #[test]
+    fn inside_prefixes_are_plain_routes() {
+        let config =
+            fw_a_with_rule(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255");
+        assert_eq!(static_prefixes(&config, &[]), [Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24)]);
+        assert_eq!(
+            gateway_flows(&config),
+            GatewayFlows { peers: vec![], flows: vec![], source: Some("192.0.2.1".into()) }
+        );
+        assert!(static_prefixes(&config, &[true]).is_empty(), "a template's flows come when negotiated");
+    }
+
+    /// A flow to the peer gateway's own address (GRE between the gateways) is policy-routed:
+    /// the peer's own traffic stays in the main table, the flow keeps its protocol, and the
+    /// gateway's own packets take its public address.
+    #[test]
+    fn a_flow_to_the_peer_itself_is_policy_routed() {
+        let config = fw_a_with_rule(" rule 5 permit gre source 192.0.2.1 0 destination 192.0.2.2 0");
+        assert!(static_prefixes(&config, &[]).is_empty());
+        let plan = gateway_flows(&config);
+        assert_eq!(plan.peers, [Ipv4Addr::new(192, 0, 2, 2)]);
+        assert_eq!(plan.flows, [(Prefix::new(Ipv4Addr::new(192, 0, 2, 2), 32), Some(47))]);
+        assert_eq!(plan.source.as_deref(), Some("192.0.2.1"));
+    }
+}

@@ -1,0 +1,80 @@
+//! What the bridge tells the engine and the displays about traffic: liveness for DPD, usage
+//! for traffic lifetimes, and each pair's counters.
+
+use std::time::Instant;
+
+use esp::InboundSa;
+use ike::Engine;
+
+use super::Bridge;
+use crate::data_path::{lock, PairTraffic};
+
+impl Bridge {
+    /// The data-plane thread saw traffic on our inbound SA `spi`: tell the engine the peer
+    /// is alive (at most once a second per IKE SA).
+    pub fn heard_from(&mut self, spi: u32, engine: &mut Engine) {
+        let Some(connection) = self.pairs.iter().find(|p| p.inbound_spi == spi).map(|p| p.connection) else {
+            return;
+        };
+        let now = Instant::now();
+        let last = self.heard.get(&connection).copied();
+        if last.is_none_or(|t| now.duration_since(t).as_secs() >= 1) {
+            self.heard.insert(connection, now);
+            engine.handle_traffic(now, connection);
+        }
+    }
+
+    /// The traffic of every installed pair, in install order.
+    pub fn traffic(&self) -> Vec<PairTraffic> {
+        let shared = lock(&self.shared);
+        self.pairs
+            .iter()
+            .map(|pair| {
+                let spi = esp::Spi(pair.inbound_spi);
+                // The ESP SA's window, or the AH SA's for AH alone.
+                let window = shared
+                    .plane
+                    .inbound_sa(spi)
+                    .map(InboundSa::replay_window)
+                    .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+                let (outbound, sent_sequence) =
+                    shared.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi)).unwrap_or_default();
+                PairTraffic {
+                    inbound_spi: pair.inbound_spi,
+                    outbound_spi: pair.outbound_spi,
+                    local: pair.local,
+                    remote: pair.remote,
+                    udp_encapsulated: pair.udp_encapsulated,
+                    inbound: shared.plane.inbound_usage(spi).unwrap_or_default(),
+                    outbound,
+                    sent_sequence,
+                    received_sequence: window.map_or(0, esp::ReplayWindow::highest),
+                    replay_window: window.map_or(0, esp::ReplayWindow::size),
+                }
+            })
+            .collect()
+    }
+
+    /// Reports every SA's traffic to the engine, which judges traffic lifetimes and
+    /// sequence-number exhaustion (totals: a lost or repeated report does no harm).
+    pub fn report_usage(&self, engine: &mut Engine) {
+        let mut reports = Vec::new();
+        {
+            let shared = lock(&self.shared);
+            for pair in &self.pairs {
+                if let Some(c) = shared.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
+                    reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
+                }
+                if let Some((c, last_sequence)) =
+                    shared.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi))
+                {
+                    let packets = u64::from(last_sequence);
+                    reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));
+                }
+            }
+        }
+        if !reports.is_empty() {
+            engine.handle_sa_usage(Instant::now(), &reports);
+        }
+    }
+}

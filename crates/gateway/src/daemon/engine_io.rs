@@ -1,0 +1,164 @@
+//! After every input the daemon drains the engine: message traces to the log, datagrams to
+//! their sockets, and each event to whoever must follow it (the key log, the log, the
+//! display records, the data plane through the bridge).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ike::{Engine, Event};
+use tokio::net::UdpSocket;
+use tracing::{debug, error, info, warn};
+
+use crate::bridge::Bridge;
+use crate::key_log::KeyLog;
+use crate::records::Records;
+
+/// What starts the log line of each traced IKE message (see [`ike::MessageTrace`]'s
+/// `Display` for the rest); `keysteward demo` looks for it.
+pub const MESSAGE_TRACE_PREFIX: &str = "ike message: ";
+
+/// Sends what the engine wants sent and hands on what it reports.
+pub(super) async fn drain(
+    engine: &mut Engine,
+    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    records: &mut Records,
+    bridge: &mut Bridge,
+    mut key_log: Option<&mut KeyLog>,
+) {
+    // Before the sends, so that a message is logged as sent before the peer can log it.
+    while let Some(trace) = engine.poll_message_trace() {
+        debug!("{MESSAGE_TRACE_PREFIX}{trace}");
+    }
+    while let Some(t) = engine.poll_transmit() {
+        let Some(socket) = sockets.get(&t.local) else {
+            error!("no socket for {}", t.local);
+            continue;
+        };
+        let sent = if t.non_esp_marker {
+            let mut marked = Vec::with_capacity(4 + t.payload.len());
+            marked.extend_from_slice(&[0; 4]);
+            marked.extend_from_slice(&t.payload);
+            socket.send_to(&marked, t.remote).await
+        } else {
+            socket.send_to(&t.payload, t.remote).await
+        };
+        if let Err(e) = sent {
+            warn!("send to {}: {e}", t.remote);
+        }
+    }
+    while let Some(event) = engine.poll_event() {
+        if let Some(log) = key_log.as_deref_mut() {
+            if let Err(e) = log.record(&event) {
+                warn!("{e}");
+            }
+        }
+        log_event(&event, engine);
+        bridge.apply(&event, engine);
+        records.observe(&event);
+    }
+}
+
+/// The log line of an engine event.
+fn log_event(event: &Event, engine: &Engine) {
+    match event {
+        Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
+            info!(
+                "IKE SA {connection} with {peer} ({}) established as {}: {}",
+                remote.ip(),
+                if *initiator { "initiator" } else { "responder" },
+                ike::SuiteName(suite)
+            );
+            // Signature authentication: which certificate the peer proved it holds.
+            let certificate =
+                engine.ike_sas().find(|v| v.connection == *connection).and_then(|v| v.peer_certificate);
+            if let Some(c) = certificate {
+                info!(
+                    "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
+                    c.subject, c.issuer, c.serial
+                );
+            }
+        }
+        Event::IpsecSaInstalled(pair) => info!(
+            "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
+            pair.policy,
+            pair.peer,
+            pair.remote.ip(),
+            pair.suite,
+            pair.inbound.spi().0,
+            pair.outbound.spi().0
+        ),
+        Event::Failed(failure) => warn!("{failure}"),
+        Event::IkeSaDeleted { connection, peer } => {
+            info!("IKE SA {connection} with {peer} deleted by the peer")
+        }
+        Event::IpsecSaDeleted { connection, spis } => {
+            info!("peer deleted IPsec SAs {} on IKE SA {connection}", SpiList(spis));
+        }
+        Event::IpsecSaExpired { connection, peer, policy, inbound_spi, outbound_spi, reason } => info!(
+            "IPsec SA pair for {policy} with {peer} ended ({}) on IKE SA {connection}: \
+             inbound SPI {inbound_spi:08x}, outbound SPI {outbound_spi:08x}",
+            ipsec_sa_end(*reason)
+        ),
+        Event::IkeSaExpired { connection, peer, remote, reason } => info!(
+            "IKE SA {connection} with {peer} ({}) ended ({}); Delete sent",
+            remote.ip(),
+            ike_sa_end(*reason)
+        ),
+        Event::SasCleared { connection, peer, remote, reason } => {
+            warn!("IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}", remote.ip());
+        }
+        Event::PeerMoved { connection, local, remote } => {
+            info!("IKE SA {connection}: peer now at {remote} (from {local})");
+        }
+    }
+}
+
+/// SPIs as the log prints them: eight hex digits each, comma-separated.
+struct SpiList<'a>(&'a [u32]);
+
+impl fmt::Display for SpiList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, spi) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{spi:08x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why our side ended an IPsec SA pair, in the operator's words.
+fn ipsec_sa_end(reason: ike::IpsecSaEnd) -> &'static str {
+    match reason {
+        ike::IpsecSaEnd::Lifetime => "lifetime in seconds reached",
+        ike::IpsecSaEnd::Traffic => "traffic lifetime in kilobytes used up",
+        ike::IpsecSaEnd::SequenceNumbers => "sequence numbers used up",
+        ike::IpsecSaEnd::Reset => "reset by the operator",
+        ike::IpsecSaEnd::IkeSaGone => "its IKE SA is gone",
+        ike::IpsecSaEnd::Reconfigured => "its policy changed in a reload",
+    }
+}
+
+/// Why our side ended an IKE SA, in the operator's words.
+fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
+    match reason {
+        ike::IkeSaEnd::Lifetime => "lifetime reached",
+        ike::IkeSaEnd::Reset => "reset by the operator",
+        ike::IkeSaEnd::Reconfigured => "its peer changed in a reload",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SPIs of a Delete print as hex words, not as a Rust list.
+    #[test]
+    fn spi_lists_print_for_an_operator() {
+        assert_eq!(SpiList(&[0x1234, 0xdead_beef]).to_string(), "00001234, deadbeef");
+        assert_eq!(SpiList(&[]).to_string(), "");
+    }
+}

@@ -1,0 +1,114 @@
+//! Reload (`keysteward reload`, or SIGHUP): the file the daemon started with is read again
+//! and checked whole; any error leaves everything as it was. See the daemon's module
+//! documentation for what is kept.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use super::startup::{initiating, load_checked, open_sockets, Checked, DataSockets};
+use super::{ConfigError, Daemon};
+use crate::bridge::routing;
+use crate::engine_config::template_policies;
+use crate::os::OsError;
+
+/// Why a reload was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file has errors, or the host could not be checked.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket or route the new configuration needs could not be set up.
+    #[error(transparent)]
+    Os(#[from] OsError),
+}
+
+/// The SA counts a reload compares: IKE SAs and IPsec SA pairs.
+type Counts = (usize, usize);
+
+impl Daemon {
+    /// Reloads the configuration file: checks it whole, then applies it. Returns the summary
+    /// for the caller, or every reason the file was refused, in which case nothing changed.
+    /// Both are logged. The caller drains the engine afterwards, as after any input (the
+    /// Deletes go out then).
+    pub(super) fn reload(&mut self) -> Result<(String, serde_json::Value), ReloadError> {
+        self.try_reload().inspect_err(|reason| {
+            error!("reload of {} refused, nothing changed: {reason}", self.options.config.display());
+        })
+    }
+
+    fn try_reload(&mut self) -> Result<(String, serde_json::Value), ReloadError> {
+        let Checked { config, engine: engine_config, warnings } = load_checked(&self.options)?;
+        // Everything that can fail comes first, while the running configuration is untouched.
+        let bridge = &self.bridge;
+        let new_sockets =
+            open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
+        let templates = template_policies(&config, &engine_config);
+        let prefixes = routing::static_prefixes(&engine_config, &templates);
+        self.routes.add_missing(&prefixes)?;
+        let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
+        self.bridge.add_sockets(raw, udp_4500)?;
+        self.bridge.add_ah_sockets(raw_ah);
+
+        let now = Instant::now();
+        let before = self.counts(now);
+        let acquires = initiating(&config, &engine_config, &templates);
+        let diff = self.engine.reconfigure(now, engine_config);
+        self.bridge.reconfigure(self.engine.config(), templates, &diff);
+        self.routes.remove_except(&prefixes);
+        if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
+            warn!("reload: policy routes to the peers' own addresses: {e}");
+        }
+        for acquire in acquires {
+            self.engine.handle_acquire(now, acquire);
+        }
+        self.config = config;
+        let fresh: Vec<String> =
+            diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
+        Ok(self.summary(before, self.counts(now), &fresh, warnings))
+    }
+
+    fn counts(&self, now: Instant) -> Counts {
+        (self.engine.ike_sas().count(), self.engine.ipsec_sas(now).count())
+    }
+
+    /// The reload's answer: the file's warnings (the log already has them) and what was
+    /// kept and deleted, as text and JSON; the summary line is logged.
+    fn summary(
+        &self,
+        (ike_before, pairs_before): Counts,
+        (ike_after, pairs_after): Counts,
+        fresh: &[String],
+        warnings: Vec<String>,
+    ) -> (String, serde_json::Value) {
+        let file = self.options.config.display().to_string();
+        let (ike_deleted, pairs_deleted) =
+            (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));
+        let summary = format!(
+            "reloaded {file}: {} IKE SA(s) and {} IPsec SA pair(s) kept, {ike_deleted} IKE SA(s) and \
+             {pairs_deleted} IPsec SA pair(s) deleted; new or changed policy entries: {}",
+            ike_after,
+            pairs_after,
+            if fresh.is_empty() { "none".to_owned() } else { fresh.join(", ") }
+        );
+        info!("{summary}");
+        let mut text = String::new();
+        for w in &warnings {
+            text.push_str(w);
+            text.push('\n');
+        }
+        text.push_str(&summary);
+        text.push('\n');
+        let json = json!({
+            "file": file,
+            "ike_sas_kept": ike_after,
+            "ipsec_sa_pairs_kept": pairs_after,
+            "ike_sas_deleted": ike_deleted,
+            "ipsec_sa_pairs_deleted": pairs_deleted,
+            "fresh_policies": fresh,
+            "warnings": warnings,
+        });
+        (text, json)
+    }
+}

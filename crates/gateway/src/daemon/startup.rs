@@ -1,0 +1,172 @@
+//! What the daemon does before its loop runs, and again on a reload: read and check the
+//! configuration file whole, open the sockets it needs, and list the negotiations to start.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ike::Acquire;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::RunOptions;
+use crate::load::{self, Host, HostError, Purpose};
+use crate::os::sockets::{bind_udp, open_raw_ah, open_raw_esp, register_udp, share_udp};
+use crate::os::OsError;
+
+/// Why a configuration file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The host's interfaces could not be listed, so the file cannot be checked against them.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The file has errors: every error line (`file:line:column: error: …`).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A configuration file that passed every check, with its warnings.
+pub(super) struct Checked {
+    pub(super) config: vrp::Config,
+    pub(super) engine: ike::Config,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Reads and checks the whole configuration file for `run` or a reload: every warning is
+/// logged; any error refuses the file, with every error line (`file:line:column: …`).
+pub(super) fn load_checked(options: &RunOptions) -> Result<Checked, ConfigError> {
+    let host = Host::current()?;
+    let loaded = load::load(&options.config, &options.interface_map, Some(&host), Purpose::Run);
+    let warnings: Vec<String> =
+        loaded.diagnostics.iter().filter(|d| !d.is_error()).map(ToString::to_string).collect();
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let errors = loaded.errors();
+    let (config, engine) = loaded.config.ok_or(ConfigError::Invalid(errors))?;
+    Ok(Checked { config, engine, warnings })
+}
+
+/// The acquires that `sa trigger-mode auto` (or `auto-neg`) asks for at start-up.
+fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire> {
+    use vrp::algorithm::TriggerMode;
+    use vrp::model::PolicyEntry;
+    let mut out = Vec::new();
+    for (index, policy) in engine.policies.iter().enumerate() {
+        let entry = config.ipsec_policies.get(&policy.id.name).and_then(|e| e.get(&policy.id.sequence));
+        let auto_trigger = matches!(
+            entry,
+            Some(PolicyEntry::Isakmp(s)) if s.trigger_mode == Some(TriggerMode::Auto)
+        );
+        let auto_neg = config
+            .interfaces
+            .values()
+            .any(|i| i.auto_negotiate && i.ipsec_policy.as_deref() == Some(policy.id.name.as_str()));
+        if auto_trigger || auto_neg {
+            out.extend(policy.selectors.iter().map(|s| Acquire { policy: index, selector: *s }));
+        }
+    }
+    out
+}
+
+/// The acquires to raise at start or reload: those of [`start_up_acquires`] but a template's,
+/// which only responds, even when `auto-neg` is set on its interface.
+pub(super) fn initiating(config: &vrp::Config, engine: &ike::Config, templates: &[bool]) -> Vec<Acquire> {
+    start_up_acquires(config, engine)
+        .into_iter()
+        .filter(|a| !templates.get(a.policy).copied().unwrap_or(false))
+        .collect()
+}
+
+/// The sockets a configuration needs that are not open yet: UDP 500 and 4500 (NAT-T, RFC
+/// 3948) and a raw ESP socket on each local address that peers use. Nothing is spawned until
+/// every socket is open, so a failure leaves nothing behind.
+pub(super) struct NewSockets {
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Second handles of the new UDP 4500 sockets, which the data-plane thread reads
+    /// (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
+    udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
+    raw: HashMap<IpAddr, Arc<socket2::Socket>>,
+    /// Raw AH sockets (`IP_HDRINCL`), one per address that gets a raw ESP socket.
+    raw_ah: HashMap<IpAddr, Arc<socket2::Socket>>,
+}
+
+/// Opens the sockets of `config` that are not among `udp` (and, for raw sockets, where
+/// `raw` says none is open).
+pub(super) fn open_sockets(
+    config: &ike::Config,
+    udp: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    raw: impl Fn(IpAddr) -> bool,
+) -> Result<NewSockets, OsError> {
+    let mut new =
+        NewSockets { udp: Vec::new(), udp_4500: Vec::new(), raw: HashMap::new(), raw_ah: HashMap::new() };
+    for peer in &config.peers {
+        for port in [500, ike::NAT_T_PORT] {
+            let local = SocketAddr::new(peer.local_address, port);
+            if udp.contains_key(&local) || new.udp.iter().any(|(l, _)| *l == local) {
+                continue;
+            }
+            let bound = bind_udp(local)?;
+            if port == ike::NAT_T_PORT {
+                new.udp_4500.push((local, share_udp(&bound, local)?));
+            }
+            new.udp.push((local, Arc::new(register_udp(bound, local)?)));
+        }
+        if let IpAddr::V4(address) = peer.local_address {
+            if !raw(peer.local_address) && !new.raw.contains_key(&peer.local_address) {
+                new.raw.insert(peer.local_address, open_raw_esp(address)?);
+                new.raw_ah.insert(peer.local_address, open_raw_ah(address)?);
+            }
+        }
+    }
+    Ok(new)
+}
+
+/// The sockets the data path reads: raw ESP, raw AH and UDP 4500.
+pub(super) struct DataSockets {
+    pub(super) raw: HashMap<IpAddr, Arc<socket2::Socket>>,
+    pub(super) raw_ah: HashMap<IpAddr, Arc<socket2::Socket>>,
+    pub(super) udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
+}
+
+/// Where the UDP 500 readers deliver IKE messages: (local, remote, message).
+pub(super) type Datagrams = mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>;
+
+impl NewSockets {
+    /// Starts reading the new UDP 500 sockets; the UDP ones join `udp`; the raw and UDP 4500
+    /// ones are returned for the data path, whose thread reads them.
+    pub(super) fn start(
+        self,
+        udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>,
+        datagrams: &Datagrams,
+    ) -> DataSockets {
+        for (local, socket) in self.udp {
+            info!("listening for IKE on {local}");
+            udp.insert(local, socket.clone());
+            if local.port() != ike::NAT_T_PORT {
+                tokio::spawn(receive(socket, local, datagrams.clone()));
+            }
+        }
+        DataSockets { raw: self.raw, raw_ah: self.raw_ah, udp_4500: self.udp_4500 }
+    }
+}
+
+/// Reads one UDP 500 socket and hands IKE messages to the engine loop. (UDP 4500, where IKE
+/// follows the non-ESP marker and everything else is ESP-in-UDP, is read by the data-plane
+/// thread, `fast_path`, which hands the IKE messages back through the same channel.)
+async fn receive(socket: Arc<UdpSocket>, local: SocketAddr, tx: Datagrams) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, remote) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                warn!("receive on {local}: {e}");
+                continue;
+            }
+        };
+        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
+            return;
+        }
+    }
+}

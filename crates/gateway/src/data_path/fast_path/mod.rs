@@ -1,0 +1,324 @@
+//! The data-plane thread: carries ESP between the TUN device and the public sockets in
+//! batches, with no allocation per packet.
+//!
+//! One thread, apart from the IKE loop (which only installs and removes SAs), waits with
+//! `poll(2)` on the TUN device, the raw ESP sockets and the UDP 4500 sockets, and then:
+//! - TUN: one read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`:
+//!   the kernel hands over one TSO super-packet and tun-rs splits it into MTU-sized packets,
+//!   up to `BATCH` (64)); each packet is sealed under one lock of the shared data plane, and the
+//!   batch leaves in one `sendmmsg(2)` per socket;
+//! - raw ESP / UDP 4500: up to `BATCH` datagrams per `recvmmsg(2)`, opened under one lock,
+//!   and written to the TUN in one `send_multiple` (GRO: consecutive TCP segments are merged
+//!   into one write when the device has offloads). IKE messages on 4500 (non-ESP marker) go
+//!   to the IKE loop.
+//!
+//! All buffers are allocated once, when the thread starts. System calls: `recvmmsg` through
+//! `nix` (safe, already a dependency of tun-rs), `sendmmsg` through `rustix` (safe, and it
+//! returns how many messages left, which nix's `sendmmsg` cannot report without reading
+//! uninitialised addresses), so the gateway stays free of `unsafe`.
+//!
+//! Why one thread, not one per direction or a multi-queue TUN: the SAs of a flow live in one
+//! data plane behind one mutex, so two threads would mostly wait for each other, and the
+//! machines this is measured on have two cores shared with the peer gateway, the traffic
+//! generators and the kernel's own forwarding (docs/BENCHMARKS.md).
+
+mod buffers;
+mod early;
+mod receive;
+mod send;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{MultiHeaders, SockaddrIn};
+use socket2::Socket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use self::buffers::{push_tun, Outgoing, BATCH, DATAGRAM, SEGMENT, SEGMENTS, TUN_OFFSET};
+use self::early::Early;
+use super::shared::{lock, Added, Notice, Shared, MAX_PACKET};
+
+/// How long `poll` sleeps when nothing happens, in milliseconds: the thread has nothing to
+/// do on a timer, so this only bounds how long it takes to notice nothing.
+const IDLE_POLL_MS: u16 = 1000;
+
+/// What the thread works with.
+pub struct Io {
+    /// The data plane, shared with the IKE loop.
+    pub shared: Arc<Mutex<Shared>>,
+    /// The TUN device (non-blocking).
+    pub tun: Arc<tun_rs::SyncDevice>,
+    /// Raw ESP sockets by local address.
+    pub raw: Vec<(IpAddr, Arc<Socket>)>,
+    /// Raw AH sockets (`IP_HDRINCL`) by local address: AH packets are read with their IPv4
+    /// header (AH authenticates it) and sent as whole IPv4 packets.
+    pub ah: Vec<(IpAddr, Arc<Socket>)>,
+    /// UDP 4500 sockets by local address (clones of the IKE loop's sockets, which no longer
+    /// read them: ESP-in-UDP and IKE on 4500 both arrive here).
+    pub udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    /// Acquires and traffic notices for the IKE loop.
+    pub notices: mpsc::Sender<Notice>,
+    /// IKE messages that arrived on UDP 4500, marker stripped: (local, remote, message).
+    pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+/// The data-plane thread could not be started (the process is out of threads or memory).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the data-plane thread: {0}")]
+pub struct SpawnError(#[source] io::Error);
+
+/// Starts the data-plane thread.
+pub fn spawn(io: Io) -> Result<(), SpawnError> {
+    std::thread::Builder::new()
+        .name("esp-data".into())
+        .spawn(move || Thread::new(io).run())
+        .map(|_| ())
+        .map_err(SpawnError)
+}
+
+/// The thread's state: the I/O it owns and every buffer, allocated once.
+struct Thread {
+    io: Io,
+    /// One TUN read (a super-packet with its virtio header).
+    tun_read: Vec<u8>,
+    /// The packets split from it, and their sizes.
+    segments: Vec<Vec<u8>>,
+    sizes: [usize; SEGMENTS],
+    /// Whether the TUN hands over TSO super-packets (then one read fills a batch).
+    offload: bool,
+    /// Sealed datagrams waiting for `sendmmsg`.
+    sealed: Vec<Vec<u8>>,
+    outgoing: Vec<Outgoing>,
+    /// Received datagrams, their lengths and sources.
+    received: Vec<Vec<u8>>,
+    received_from: [(usize, Option<SocketAddr>); BATCH],
+    /// Where an ESP packet is opened.
+    opened: Vec<u8>,
+    /// Packets for the TUN (each behind [`TUN_OFFSET`] bytes of headroom; room for GRO to
+    /// merge a batch into one), and how many are filled.
+    to_tun: Vec<Vec<u8>>,
+    to_tun_len: usize,
+    gro: tun_rs::GROTable,
+    headers: MultiHeaders<SockaddrIn>,
+    /// When each inbound SA last told the IKE loop about traffic.
+    heard: Vec<(u32, Instant)>,
+    /// Packets that came on an SPI not installed yet. See [`early`].
+    early: std::collections::VecDeque<Early>,
+}
+
+impl Thread {
+    fn new(io: Io) -> Self {
+        let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
+        let offload = io.tun.tcp_gso();
+        debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
+        Self {
+            io,
+            tun_read: vec![0u8; TUN_OFFSET + MAX_PACKET],
+            segments: (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect(),
+            sizes: [0; SEGMENTS],
+            offload,
+            sealed: sized(
+                SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
+            ),
+            outgoing: Vec::with_capacity(BATCH),
+            received: sized(DATAGRAM),
+            received_from: [(0, None); BATCH],
+            opened: vec![0u8; DATAGRAM],
+            to_tun: (0..BATCH).map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + SEGMENT)).collect(),
+            to_tun_len: 0,
+            gro: tun_rs::GROTable::default(),
+            headers: MultiHeaders::preallocate(BATCH, None),
+            heard: Vec::new(),
+            early: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            self.take_added_sockets();
+            let (tun_ready, ready) = match self.wait() {
+                Ok(ready) => ready,
+                Err(e) => {
+                    warn!("data-plane poll: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if tun_ready {
+                // A few batches per wake-up: a TCP sender usually has more than one burst out.
+                for _ in 0..4 {
+                    if !self.outbound() {
+                        break;
+                    }
+                }
+            }
+            for index in 0..self.io.raw.len() + self.io.udp.len() + self.io.ah.len() {
+                if ready & (1 << index) != 0 {
+                    self.inbound(index);
+                }
+            }
+            if !self.early.is_empty() {
+                self.retry_early();
+            }
+        }
+    }
+
+    /// Starts reading the sockets a reload opened (checked once per wake-up, at least once
+    /// a second).
+    fn take_added_sockets(&mut self) {
+        let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
+        for Added { raw, ah, udp } in added {
+            self.io.raw.extend(raw);
+            self.io.ah.extend(ah);
+            self.io.udp.extend(udp);
+        }
+    }
+
+    /// Waits until the TUN or a socket is readable. Returns whether the TUN is, and a bit per
+    /// socket (raw sockets first, then UDP).
+    fn wait(&self) -> io::Result<(bool, u64)> {
+        let flags = PollFlags::POLLIN;
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(1 + self.io.raw.len() + self.io.udp.len());
+        fds.push(PollFd::new(self.io.tun.as_fd(), flags));
+        fds.extend(self.io.raw.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
+        fds.extend(self.io.udp.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
+        fds.extend(self.io.ah.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
+        poll(&mut fds, PollTimeout::from(IDLE_POLL_MS)).map_err(io::Error::from)?;
+        let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        let tun = fds.first().is_some_and(readable);
+        let mut sockets = 0u64;
+        for (index, fd) in fds.iter().skip(1).enumerate().take(64) {
+            if readable(fd) {
+                sockets |= 1 << index;
+            }
+        }
+        Ok((tun, sockets))
+    }
+
+    /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
+    /// with offloads a whole TSO burst split into packets), then seals the batch under one
+    /// lock and sends it. False when there was nothing to read.
+    fn outbound(&mut self) -> bool {
+        let mut filled = 0;
+        // With offloads one read is a batch: tun-rs splits a super-packet only into as many
+        // buffers as it is given, and a burst that does not fit is lost. Without, one read
+        // is one packet: read until a batch is full.
+        let limit = if self.offload { 1 } else { BATCH };
+        for _ in 0..limit {
+            let segments = &mut self.segments[filled..];
+            let sizes = &mut self.sizes[filled..];
+            match self.io.tun.recv_multiple(&mut self.tun_read, segments, sizes, 0) {
+                Ok(count) => filled += count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!("TUN read: {e}");
+                    break;
+                }
+            }
+        }
+        if filled == 0 {
+            return false;
+        }
+        {
+            let shared = self.io.shared.clone();
+            let mut shared = lock(&shared);
+            for index in 0..filled.min(SEGMENTS) {
+                let size = self.sizes[index].min(SEGMENT);
+                self.seal(&mut shared, index, size);
+            }
+            shared.drain_events(&self.io.notices);
+        }
+        self.send_sealed();
+        self.write_tun();
+        true
+    }
+
+    /// Seals segment `index` (and whatever the data plane releases with it).
+    fn seal(&mut self, shared: &mut Shared, index: usize, size: usize) {
+        if self.outgoing.len() == BATCH {
+            self.send_sealed();
+        }
+        let Some(packet) = self.segments.get(index).and_then(|s| s.get(..size)) else { return };
+        let slot = self.outgoing.len();
+        let base = self.sealed[slot].as_ptr() as usize;
+        let pending = match shared.plane.seal(packet, &mut self.sealed[slot]) {
+            Outbound::Send(send) => {
+                self.outgoing.push(Outgoing::new(slot, base, &send));
+                send.pending
+            }
+            Outbound::TooBig { icmp, .. } => {
+                push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp);
+                false
+            }
+            Outbound::Bypass => {
+                shared.bypass_dropped += 1;
+                false
+            }
+            Outbound::Queued => false,
+            Outbound::Discard(reason) => {
+                debug!("outbound packet dropped: {reason}");
+                false
+            }
+        };
+        if pending {
+            self.release(shared);
+        }
+        if self.to_tun_len == BATCH {
+            self.write_tun();
+        }
+    }
+
+    /// Seals what the data plane released (fragments, queued packets).
+    fn release(&mut self, shared: &mut Shared) {
+        loop {
+            if self.outgoing.len() == BATCH {
+                self.send_sealed();
+            }
+            let slot = self.outgoing.len();
+            let base = self.sealed[slot].as_ptr() as usize;
+            match shared.plane.poll_queued(&mut self.sealed[slot]) {
+                None => return,
+                Some(Outbound::Send(send)) => self.outgoing.push(Outgoing::new(slot, base, &send)),
+                Some(Outbound::TooBig { icmp, .. }) => {
+                    push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp);
+                    if self.to_tun_len == BATCH {
+                        self.write_tun();
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Tells the IKE loop about traffic on `spi`, at most once a second per SA.
+    fn traffic(&mut self, spi: u32, now: Instant) {
+        match self.heard.iter_mut().find(|(s, _)| *s == spi) {
+            Some((_, at)) if now.duration_since(*at).as_secs() < 1 => return,
+            Some((_, at)) => *at = now,
+            None => {
+                // Forget SAs not heard from for a minute (gone or idle), so this stays small.
+                self.heard.retain(|(_, at)| now.duration_since(*at).as_secs() < 60);
+                self.heard.push((spi, now));
+            }
+        }
+        let _ = self.io.notices.try_send(Notice::Traffic(spi));
+    }
+
+    /// Writes the packets waiting for the TUN in one `send_multiple`.
+    fn write_tun(&mut self) {
+        if self.to_tun_len == 0 {
+            return;
+        }
+        let batch = &mut self.to_tun[..self.to_tun_len];
+        if let Err(e) = self.io.tun.send_multiple(&mut self.gro, batch, TUN_OFFSET) {
+            debug!("TUN write: {e}");
+        }
+        self.to_tun_len = 0;
+    }
+}

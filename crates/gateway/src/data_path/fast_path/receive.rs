@@ -1,0 +1,220 @@
+//! Receiving: a batch per `recvmmsg(2)` (through `nix`) from a raw ESP, raw AH or UDP 4500
+//! socket, opened under one lock and queued for the TUN; IKE on 4500 goes to the IKE loop.
+
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use esp::Inbound;
+use nix::sys::socket::{recvmmsg, MsgFlags, SockaddrIn};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::buffers::{push_opened, BATCH, DATAGRAM};
+use super::early::{keep_early, EARLY_LIFETIME};
+use super::Thread;
+use crate::data_path::shared::{lock, Shared};
+
+impl Thread {
+    /// Reads a batch from socket `index` (raw sockets first, then UDP, then AH), opens it
+    /// under one lock and writes the inner packets to the TUN.
+    pub(super) fn inbound(&mut self, index: usize) {
+        let Some(source) = self.source(index) else { return };
+        let count = self.receive_batch(source.fd);
+        if count == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut spis = [0u32; BATCH];
+        let mut spi_count = 0;
+        {
+            let shared = self.io.shared.clone();
+            let mut shared = lock(&shared);
+            for slot in 0..count {
+                let Some(spi) = self.open_received(&mut shared, slot, &source) else { continue };
+                if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
+                    spis[spi_count] = spi;
+                    spi_count += 1;
+                }
+            }
+            shared.drain_events(&self.io.notices);
+        }
+        self.write_tun();
+        for &spi in &spis[..spi_count] {
+            self.traffic(spi, now);
+        }
+    }
+
+    /// Socket `index` of the poll order: its descriptor and what arrives on it.
+    fn source(&self, index: usize) -> Option<Source> {
+        let (raw_count, udp_count) = (self.io.raw.len(), self.io.udp.len());
+        Some(if index < raw_count {
+            let (address, socket) = &self.io.raw[index];
+            Source { fd: socket.as_raw_fd(), udp_local: None, ah: false, local: *address }
+        } else if index < raw_count + udp_count {
+            let (address, socket) = &self.io.udp[index - raw_count];
+            Source { fd: socket.as_raw_fd(), udp_local: Some(*address), ah: false, local: address.ip() }
+        } else {
+            let (address, socket) = self.io.ah.get(index - raw_count - udp_count)?;
+            Source { fd: socket.as_raw_fd(), udp_local: None, ah: true, local: *address }
+        })
+    }
+
+    /// One `recvmmsg` into the receive buffers; returns how many datagrams arrived (their
+    /// lengths and sources are in `received_from`).
+    fn receive_batch(&mut self, fd: RawFd) -> usize {
+        let mut iter = self.received.iter_mut();
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(iter.next().map_or(&mut [][..], |b| b.as_mut_slice()))]);
+        match recvmmsg(fd, &mut self.headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
+            Ok(results) => {
+                let mut count = 0;
+                for (slot, message) in self.received_from.iter_mut().zip(results) {
+                    let from = message.address.map(|a: SockaddrIn| SocketAddr::V4(SocketAddrV4::from(a)));
+                    *slot = (message.bytes, from);
+                    count += 1;
+                }
+                count
+            }
+            Err(nix::errno::Errno::EAGAIN) => 0,
+            Err(e) => {
+                debug!("ESP receive: {e}");
+                0
+            }
+        }
+    }
+
+    /// Opens received datagram `slot` and queues its inner packet for the TUN; returns the
+    /// SPI it was opened under, if it was. IKE on UDP 4500 goes to the IKE loop; a packet on
+    /// an unknown SPI is kept a little ([`keep_early`]).
+    fn open_received(&mut self, shared: &mut Shared, slot: usize, source: &Source) -> Option<u32> {
+        let (len, from) = self.received_from[slot];
+        let datagram = &self.received[slot][..len.min(DATAGRAM)];
+        let input = protected_input(datagram, source, from, &self.io.ike, shared)?;
+        let inbound = open_inbound(&mut shared.plane, source.ah, input, &mut self.opened);
+        let unknown = matches!(inbound, Inbound::Drop(esp::DropReason::UnknownSpi(_)));
+        let mut opened_spi = None;
+        if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
+            push_opened(
+                &mut self.to_tun,
+                &mut self.to_tun_len,
+                mode,
+                from,
+                source.local,
+                next_header,
+                packet,
+            );
+            opened_spi = Some(spi.0);
+        } else if unknown {
+            // Counted by the data plane (`display ipsec statistics`), and kept a little.
+            keep_early(&mut self.early, source.ah, input, from, source.local);
+        }
+        if self.to_tun_len == BATCH {
+            self.write_tun();
+        }
+        opened_spi
+    }
+
+    /// Opens the early packets whose SA is installed now; drops those too old.
+    pub(super) fn retry_early(&mut self) {
+        let now = Instant::now();
+        let early = std::mem::take(&mut self.early);
+        {
+            let shared = self.io.shared.clone();
+            let mut shared = lock(&shared);
+            for e in early {
+                if now.duration_since(e.at) > EARLY_LIFETIME {
+                    continue;
+                }
+                let spi = if e.ah {
+                    esp::ah::packet_spi(&e.packet)
+                } else {
+                    e.packet.get(..4).map(|b| esp::Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+                };
+                // An AH packet is looked up by its AH SPI, which names its pair only for AH alone.
+                let known = spi.is_some_and(|spi| {
+                    shared.plane.inbound_usage(spi).is_some() || (e.ah && shared.plane.knows_ah_spi(spi))
+                });
+                if !known {
+                    self.early.push_back(e);
+                    continue;
+                }
+                let inbound = open_inbound(&mut shared.plane, e.ah, &e.packet, &mut self.opened);
+                if let Inbound::Deliver { packet, mode, next_header, .. } = inbound {
+                    debug!("early packet opened after its SA was installed");
+                    push_opened(
+                        &mut self.to_tun,
+                        &mut self.to_tun_len,
+                        mode,
+                        e.from,
+                        e.local,
+                        next_header,
+                        packet,
+                    );
+                    if self.to_tun_len == BATCH {
+                        self.write_tun();
+                    }
+                }
+            }
+            shared.drain_events(&self.io.notices);
+        }
+        self.write_tun();
+    }
+}
+
+/// Opens one received packet: `input` is a whole IPv4 packet carrying AH when `ah`, else an
+/// ESP packet without its IP or UDP header. One place for both the receive batch and the
+/// early packets retried after their SA arrives, so the two cannot pick different openers.
+fn open_inbound<'o>(plane: &mut esp::DataPlane, ah: bool, input: &[u8], opened: &'o mut [u8]) -> Inbound<'o> {
+    if ah {
+        plane.open_ah(input, opened)
+    } else {
+        plane.open(input, opened)
+    }
+}
+
+/// A socket the thread reads: its descriptor, its UDP 4500 address (`None` for raw sockets),
+/// whether it carries AH, and our address on it.
+struct Source {
+    fd: RawFd,
+    udp_local: Option<SocketAddr>,
+    ah: bool,
+    local: IpAddr,
+}
+
+/// The bytes of a received datagram the data plane opens: a whole IPv4 packet for AH, the
+/// ESP packet without the IPv4 header the raw socket hands over, or ESP-in-UDP (RFC 3948
+/// §2.2). `None` for what is not for the data plane: IKE after the non-ESP marker (handed to
+/// the IKE loop through `ike`), a NAT keepalive, a malformed IPv4 header.
+fn protected_input<'d>(
+    datagram: &'d [u8],
+    source: &Source,
+    from: Option<SocketAddr>,
+    ike: &mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    shared: &mut Shared,
+) -> Option<&'d [u8]> {
+    if source.ah {
+        return Some(datagram);
+    }
+    let Some(local) = source.udp_local else {
+        let first = *datagram.first()?;
+        let header_len = usize::from(first & 0x0f) * 4;
+        if first >> 4 != 4 || header_len < 20 || datagram.len() < header_len {
+            return None;
+        }
+        return Some(&datagram[header_len..]);
+    };
+    match datagram {
+        [0, 0, 0, 0, message @ ..] => {
+            if let Some(remote) = from {
+                if ike.try_send((local, remote, message.to_vec())).is_err() {
+                    shared.notices_dropped += 1;
+                }
+            }
+            None
+        }
+        [0xff] => None,
+        esp => Some(esp),
+    }
+}

@@ -1,0 +1,186 @@
+//! What the IKE loop and the data-plane thread share: the data plane behind one mutex, the
+//! notices the thread sends the loop, and the per-pair traffic view the displays read.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use esp::{DataPlane, PolicyIndex};
+use ike::TrafficSelector;
+use socket2::Socket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Largest IP packet.
+pub const MAX_PACKET: usize = 65_535;
+
+/// What the data-plane thread tells the IKE loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A packet needs an SA that does not exist: negotiate.
+    Acquire(ike::Acquire),
+    /// Authentic traffic arrived on our inbound SA with this SPI (at most once a second per
+    /// SA): the peer is alive, DPD stays quiet.
+    Traffic(u32),
+    /// An SA crossed a soft or hard traffic limit: report usage to the engine now, not at
+    /// the next periodic report, so the rekey starts before the SA stops (at a few Gbit/s
+    /// the default 1,843,200 KB last seconds, less than the report interval).
+    Usage,
+}
+
+/// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
+/// raised again when its queue is abandoned, traffic is reported again a second later).
+pub const NOTICE_QUEUE: usize = 1024;
+
+/// Sockets a reload opened after the thread started ([`Shared::added_sockets`]).
+#[derive(Default)]
+pub struct Added {
+    /// Raw ESP sockets by local address.
+    pub raw: Vec<(IpAddr, Arc<Socket>)>,
+    /// Raw AH sockets by local address.
+    pub ah: Vec<(IpAddr, Arc<Socket>)>,
+    /// UDP 4500 sockets by local address.
+    pub udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+}
+
+/// The part of the data path the IKE loop and the data-plane thread share, behind one mutex:
+/// the thread holds it for one batch of packets at a time, the IKE loop for an SA change or a
+/// display.
+pub struct Shared {
+    /// The sans-IO data plane: SPD, SAs, acquire queues, counters.
+    pub plane: DataPlane,
+    /// The engine selector of each static SPD rule (same index), for acquires.
+    pub rule_selectors: Vec<TrafficSelector>,
+    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
+    pub templates: Vec<bool>,
+    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
+    pub bypass_dropped: u64,
+    /// Notices dropped because the IKE loop was behind.
+    pub notices_dropped: u64,
+    /// Sockets a reload opened, for the data-plane thread to take over.
+    pub added_sockets: Vec<Added>,
+}
+
+impl Shared {
+    /// The shared state of a fresh data plane.
+    pub fn new(plane: DataPlane, rule_selectors: Vec<TrafficSelector>, templates: Vec<bool>) -> Self {
+        Self {
+            plane,
+            rule_selectors,
+            templates,
+            bypass_dropped: 0,
+            notices_dropped: 0,
+            added_sockets: Vec::new(),
+        }
+    }
+
+    /// Whether engine policy `policy` is a template.
+    pub fn is_template(&self, policy: PolicyIndex) -> bool {
+        self.templates.get(policy.0).copied().unwrap_or(false)
+    }
+
+    /// Turns the data plane's acquires into notices for the IKE loop. Traffic lifetimes are
+    /// judged by the engine from the bridge's usage reports; the data plane's own lifetime
+    /// notices ask for a report now.
+    pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
+        while let Some(event) = self.plane.poll_event() {
+            match event {
+                esp::Event::Acquire { policy, rule, selector, .. } => {
+                    self.acquire(notices, policy, rule, selector);
+                }
+                esp::Event::Lifetime { direction, spi, notice, .. } => {
+                    debug!("{} SA {spi}: {}", direction_name(direction), LifetimeNoticeText(notice));
+                    if notices.try_send(Notice::Usage).is_err() {
+                        self.notices_dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the IKE loop to negotiate for an acquire on static SPD rule `rule`.
+    fn acquire(
+        &mut self,
+        notices: &mpsc::Sender<Notice>,
+        policy: PolicyIndex,
+        rule: Option<usize>,
+        selector: esp::Selector,
+    ) {
+        let ts = rule.and_then(|r| self.rule_selectors.get(r).copied());
+        let Some(ts) = ts else {
+            // A template flow's rule (added at run time, past the static ones) outlived its
+            // SAs for a moment: the hub cannot negotiate toward a branch, only answer it.
+            let dropped = self.plane.abandon_acquire(policy);
+            if self.is_template(policy) {
+                info!("{selector}: no SA; {policy} is a template and only responds ({dropped} packet(s) dropped)");
+            } else {
+                warn!("acquire for {policy} ({selector}) matches no configured rule");
+            }
+            return;
+        };
+        info!("acquire: {selector} needs an SA of {policy}");
+        let acquire = ike::Acquire { policy: policy.0, selector: ts };
+        if notices.try_send(Notice::Acquire(acquire)).is_err() {
+            self.notices_dropped += 1;
+            self.plane.abandon_acquire(policy);
+        }
+    }
+}
+
+/// `inbound` or `outbound`, for the log.
+fn direction_name(direction: esp::Direction) -> &'static str {
+    match direction {
+        esp::Direction::Inbound => "inbound",
+        esp::Direction::Outbound => "outbound",
+    }
+}
+
+/// A traffic lifetime notice in words (which limit, of what), written without allocating:
+/// it is formatted on the data-plane thread.
+struct LifetimeNoticeText(esp::LifetimeNotice);
+
+impl std::fmt::Display for LifetimeNoticeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (limit, cause) = match self.0 {
+            esp::LifetimeNotice::Soft(cause) => ("soft", cause),
+            esp::LifetimeNotice::Hard(cause) => ("hard", cause),
+        };
+        let of = match cause {
+            esp::LifetimeCause::Bytes => "bytes",
+            esp::LifetimeCause::Packets => "packets",
+            esp::LifetimeCause::SequenceNumbers => "sequence numbers",
+        };
+        write!(f, "{limit} limit of {of} reached")
+    }
+}
+
+/// Locks the shared state; a panic on another thread while it held the lock leaves the
+/// counters possibly inconsistent, never unsafe, so the state is used as it is.
+pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the data plane counted for one installed pair, for `display ipsec sa` and `display
+/// firewall session table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairTraffic {
+    /// Our SPI (the peer sends with it).
+    pub inbound_spi: u32,
+    /// The peer's SPI (we send with it).
+    pub outbound_spi: u32,
+    /// Our outer address and port (0 for raw ESP, 4500 when UDP-encapsulated).
+    pub local: SocketAddr,
+    /// The peer's outer address and port.
+    pub remote: SocketAddr,
+    /// ESP in UDP.
+    pub udp_encapsulated: bool,
+    /// Packets and bytes opened.
+    pub inbound: esp::Counters,
+    /// Packets and bytes sealed.
+    pub outbound: esp::Counters,
+    /// The last sequence number sent.
+    pub sent_sequence: u32,
+    /// The highest sequence number accepted.
+    pub received_sequence: u32,
+    /// The inbound SA's anti-replay window size.
+    pub replay_window: u32,
+}

@@ -1,0 +1,114 @@
+//! The displays answered from the daemon's own records and the data plane's counters rather
+//! than from the configuration: `display ipsec statistics`, `display ike sa`, `display ike
+//! error-info` and `display ipsec sa brief`.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+
+use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
+use crate::control::Response;
+use crate::records::{Records, PHASE2_CONN_ID_BASE};
+
+/// `display ipsec statistics`: the data plane's counters, and the clear packets dropped from
+/// the TUN (`bypass_dropped`).
+pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
+    let text = format!(
+        "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
+         queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
+         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n",
+        s.sealed,
+        s.opened,
+        s.queued,
+        s.acquires,
+        s.queue_dropped,
+        bypass_dropped,
+        s.inbound.unknown_spi,
+        s.inbound.authentication,
+        s.inbound.replayed,
+    );
+    let json = json!({
+        "sealed": s.sealed,
+        "opened": s.opened,
+        "queued": s.queued,
+        "acquires": s.acquires,
+        "queue_dropped": s.queue_dropped,
+        "bypass_dropped": bypass_dropped,
+        "inbound_unknown_spi": s.inbound.unknown_spi,
+        "inbound_authentication": s.inbound.authentication,
+        "inbound_replayed": s.inbound.replayed,
+    });
+    Response::Ok { text, json }
+}
+
+/// `display ike sa`: the phase-2 lines of the recorded pairs, newest first, then the
+/// engine's phase-1 SAs.
+pub fn ike_sa(engine: &ike::Engine, records: &Records) -> Response {
+    let mut rows: Vec<IkeSaRow> = records
+        .installed
+        .iter()
+        .rev()
+        .map(|p| IkeSaRow {
+            conn_id: p.display_id + PHASE2_CONN_ID_BASE,
+            peer: p.remote.ip().to_string(),
+            flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
+            phase: "v1:2",
+            vpn: "public",
+        })
+        .collect();
+    rows.extend(engine.ike_sas().map(|sa| IkeSaRow {
+        conn_id: sa.connection.0,
+        peer: sa.remote.ip().to_string(),
+        flags: super::live::ike_sa_flags(&sa),
+        phase: "v1:1",
+        vpn: "public",
+    }));
+    Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+}
+
+/// `display ike error-info`: the recorded failures, oldest first, each with its Unix time.
+pub fn ike_error_info(records: &Records) -> Response {
+    let mut text = String::new();
+    let mut entries = Vec::new();
+    for (at, reason) in &records.failures {
+        let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        text.push_str(&format!("{secs} {reason}\n"));
+        entries.push(json!({ "unix_time": secs, "reason": reason }));
+    }
+    Response::Ok { text, json: json!({ "errors": entries }) }
+}
+
+/// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair).
+pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
+    let pairs: Vec<ike::IpsecSaView> = engine.ipsec_sas(now).collect();
+    let mut rows = Vec::new();
+    for p in &pairs {
+        let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
+        let mut both = |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
+            rows.push(IpsecSaRow {
+                src: local.clone(),
+                dst: remote.clone(),
+                spi: outbound,
+                protocol,
+                algorithm: algorithm.clone(),
+            });
+            rows.push(IpsecSaRow {
+                src: remote.clone(),
+                dst: local.clone(),
+                spi: inbound,
+                protocol,
+                algorithm,
+            });
+        };
+        if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
+            both("AH", ah_algorithm_column(integrity), spis);
+        }
+        if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
+            both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
+        }
+    }
+    Response::Ok {
+        text: ipsec_sa_brief_text(&rows, pairs.len()),
+        json: json!({ "sas": rows, "tunnels": pairs.len() }),
+    }
+}
