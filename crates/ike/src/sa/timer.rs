@@ -1,6 +1,6 @@
 //! The timers of one IKE SA, by name, the way quinn-proto's `connection/timer.rs` names a
 //! connection's: one [`Timer`] per deadline, and the SA's next wakeup is the earliest of them
-//! ([`crate::ike_sa::IkeSa::next_deadline`]).
+//! (`IkeSa::next_deadline` in `ike_sa.rs`, above this module).
 //!
 //! The SA's own deadlines (the phase-1 exchange deadline, the hard lifetime) live in a
 //! [`TimerTable`]; the others belong to the state that moves them, read under their name:
