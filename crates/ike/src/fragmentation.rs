@@ -170,8 +170,7 @@ impl Reassembly {
         self.partial.as_ref().map(|p| p.expires)
     }
 
-    /// Bytes held for the partial message (the engine tests check the bound).
-    #[cfg(test)]
+    /// Bytes held for the partial message (counted by [`crate::Engine::buffered_bytes`]).
     pub(crate) fn buffered(&self) -> usize {
         self.partial.as_ref().map_or(0, |p| p.bytes)
     }

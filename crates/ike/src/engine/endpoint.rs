@@ -629,6 +629,30 @@ impl Engine {
             self.free.push(slot);
         }
     }
+
+    /// Bytes the engine holds on behalf of its peers and its driver, which inputs can make
+    /// grow: datagrams not yet taken by [`Engine::poll_transmit`], the last message of every
+    /// phase-1 and quick-mode exchange (kept to retransmit it and to answer repeats), partial
+    /// messages under fragment reassembly, and acquires waiting for phase 1. Keys, states and
+    /// indices are not counted: their size per SA is fixed. The engine fuzz target and its
+    /// replay test (`crates/ike/tests/engine_fuzz_replay.rs`) assert that this stays within a
+    /// bound derived from [`crate::Limits`], whatever arrives.
+    pub fn buffered_bytes(&self) -> usize {
+        let queued: usize = self.out.transmits.iter().map(|t| t.payload.len()).sum();
+        let held: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|sa| {
+                let flights = std::iter::once(&sa.flight)
+                    .chain(sa.quick_modes.iter().map(|qm| &qm.flight))
+                    .map(|flight| flight.last_sent().map_or(0, <[u8]>::len))
+                    .sum::<usize>();
+                flights + sa.reassembly.buffered() + sa.pending.len() * std::mem::size_of::<Acquire>()
+            })
+            .sum();
+        queued + held
+    }
 }
 
 /// The indices the engine keeps over its configuration: the first peer of each remote

@@ -220,3 +220,31 @@ fn fragmentation_endless_and_oversize_streams_stay_bounded_and_the_real_message_
     pair.now = later;
     assert!(pair.drive_until(10_000, tunnel_up), "a {:?} b {:?}", failures(&pair.a), failures(&pair.b));
 }
+
+#[test]
+fn buffered_bytes_counts_queued_datagrams_flights_pending_acquires_and_partial_messages() {
+    let a = Gateway::fw_a();
+    let mut engine = crate::Engine::new(a.config(), Box::new(super::util::TestRng(7)));
+    assert_eq!(engine.buffered_bytes(), 0, "a new engine holds nothing");
+    let now = super::util::epoch();
+    engine.handle_acquire(now, crate::Acquire { policy: 0, selector: a.selector() });
+    let mm1 = engine.poll_transmit().expect("MM1").payload;
+    let acquire = std::mem::size_of::<crate::Acquire>();
+    assert_eq!(engine.buffered_bytes(), mm1.len() + acquire, "MM1 kept to retransmit, the acquire waits");
+    engine.handle_timeout(now + a.limits.retransmit_initial);
+    let again = engine.poll_transmit().expect("MM1 again").payload;
+    assert_eq!(again, mm1);
+
+    // B, waiting for MM5: a piece of a fragmented message is held until the message completes
+    // or its time runs out.
+    let (mut pair, _held, cookies) = held_before_mm5();
+    while pair.b.engine.poll_transmit().is_some() {}
+    let before = pair.b.engine.buffered_bytes();
+    assert!(before > 0, "B keeps MM4 to answer a repeated MM3");
+    let (to, from, now) = (pair.b.address, pair.a.address, pair.now);
+    let data = vec![0xEE; 1000];
+    pair.b.engine.handle_datagram(now, from, to, &forged(cookies, 77, 1, false, &data));
+    assert_eq!(pair.b.engine.buffered_bytes(), before + data.len());
+    pair.b.engine.handle_timeout(now + Limits::default().fragment_timeout);
+    assert_eq!(pair.b.engine.buffered_bytes(), before, "the partial message timed out");
+}
