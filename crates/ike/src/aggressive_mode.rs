@@ -59,6 +59,7 @@ use crypto::key_schedule::NextIv;
 use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
+use crate::auth::{self, PeerProof};
 use crate::config::{ExchangeMode, IkeProposal};
 use crate::event::ConnectionId;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure, ProposalFailure};
@@ -68,7 +69,6 @@ use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mi
 use crate::sa::context::Ctx;
 use crate::sa::core::{Established, Phase1Step, Role, SaCore};
 use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
-use crate::signature_auth::{self, PeerProof};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
@@ -274,13 +274,8 @@ pub(crate) fn open_am3(
 ) -> Result<OpenedAm3, FailureReason> {
     open_am3_with(message, material, |payloads| {
         let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_I"))?;
-        let proof = material
-            .skeyid
-            .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
-            .map_err(|_| {
-                FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_I" })
-            })?;
-        Ok((PeerProof::Hash(proof), None))
+        let input = auth_input(material, cookie_i, cookie_r, sai_b);
+        Ok((auth::verify_psk_hash(material, &input, idii_b, hash, true, "HASH_I")?, None))
     })
 }
 
@@ -395,7 +390,7 @@ pub(crate) fn initiate(
         Payload::Nonce(&ni),
         Payload::Identification(id),
     ];
-    payloads.extend(signature_auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
+    payloads.extend(auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
     // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
     payloads.extend(vendor::our_vendor_ids(
         ctx.config.peers[peer].nat_traversal,
@@ -451,22 +446,18 @@ pub(crate) fn respond(
     let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
     let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
-    sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
+    sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let id_r = sa.local_identification(ctx.config);
     let mut idir_b = Vec::new();
     id_r.emit(&mut idir_b);
     let hash_r = if suite.auth_method.is_signature() {
         let input = auth_input(&material, cookie_i, cookie_r, &sai_b);
-        signature_auth::signed_hash(&suite, &material, &input, &idir_b, false)
+        auth::signed_hash(&suite, &material, &input, &idir_b, false)
     } else {
         am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
     };
-    let signed = signature_auth::sign_if_signature(
-        &suite,
-        &ctx.config.peers[peer],
-        &hash_r,
-        sa.peer_asked_certificate,
-    )?;
+    let signed =
+        auth::sign_if_signature(&suite, &ctx.config.peers[peer], &hash_r, sa.peer_asked_certificate)?;
     // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
     // it sent from (RFC 3947 §3.2).
     let nat_d = sa.nat_discovery(suite.hash);
@@ -483,11 +474,11 @@ pub(crate) fn respond(
     }
     match &signed {
         Some((certificate, signature)) => {
-            let proof = signature_auth::proof_payloads(*certificate, signature);
+            let proof = auth::proof_payloads(*certificate, signature);
             // CERT, then our CRs (we want the initiator's certificate in AM3), then SIG.
             let (sig, cert) = proof.split_last().map_or((None, &[][..]), |(s, c)| (Some(s.clone()), c));
             payloads.extend(cert.iter().cloned());
-            payloads.extend(signature_auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
+            payloads.extend(auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
             payloads.extend(sig);
         }
         None => payloads.push(Payload::Hash(&hash_r)),
@@ -543,11 +534,11 @@ fn initiator_finish(
     sa.learn_capabilities(payloads, ctx.config);
     let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
     let mut material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
-    sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
+    sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let proof = if suite.auth_method.is_signature() {
         let input = sa.auth_input(&material, &wait.sai_b);
-        let hash_r = signature_auth::signed_hash(&suite, &material, &input, idir_b, false);
-        let (proof, certificate) = signature_auth::verify_peer(
+        let hash_r = auth::signed_hash(&suite, &material, &input, idir_b, false);
+        let (proof, certificate) = auth::verify_peer(
             sa.peer_config(ctx.config),
             &suite,
             payloads,
@@ -560,11 +551,8 @@ fn initiator_finish(
         proof
     } else {
         let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_R"))?;
-        PeerProof::Hash(
-            material.skeyid.verify_hash_r(&sa.auth_input(&material, &wait.sai_b), idir_b, hash).map_err(
-                |_| FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_R" }),
-            )?,
-        )
+        let input = sa.auth_input(&material, &wait.sai_b);
+        auth::verify_psk_hash(&material, &input, idir_b, hash, false, "HASH_R")?
     };
     check_remote_identity(sa.peer_config(ctx.config), id)?;
     sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
@@ -575,16 +563,12 @@ fn initiator_finish(
     sa.float_if_nat_detected(ctx.now);
     let hash_i = if suite.auth_method.is_signature() {
         let input = sa.auth_input(&material, &wait.sai_b);
-        signature_auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
+        auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
     } else {
         am3_hash_i(&material, sa.cookie_i, sa.cookie_r, &wait.sai_b, &wait.idii_b)
     };
-    let signed = signature_auth::sign_if_signature(
-        &suite,
-        sa.peer_config(ctx.config),
-        &hash_i,
-        sa.peer_asked_certificate,
-    )?;
+    let signed =
+        auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_i, sa.peer_asked_certificate)?;
     let nat_d = sa.nat_discovery(suite.hash);
     let cookies = sa.cookie_pair();
     let mut rest = Vec::new();
@@ -595,7 +579,7 @@ fn initiator_finish(
         rest.push(initial_contact(&cookies));
     }
     let proof_payloads = match &signed {
-        Some((certificate, signature)) => signature_auth::proof_payloads(*certificate, signature),
+        Some((certificate, signature)) => auth::proof_payloads(*certificate, signature),
         None => vec![Payload::Hash(&hash_i)],
     };
     if ctx.out.trace {
@@ -622,12 +606,12 @@ fn responder_finish(
     let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = wait;
     let opened = if suite.auth_method.is_signature() {
         let input = auth_input(&material, sa.cookie_i, sa.cookie_r, &sai_b);
-        let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
+        let hash_i = auth::signed_hash(&suite, &material, &input, &idii_b, true);
         let id = Identification::parse_body(&idii_b).map_err(FailureReason::from)?;
         let peer = sa.peer_config(ctx.config);
         open_am3_with(message, &material, |payloads| {
             let (proof, certificate) =
-                signature_auth::verify_peer(peer, &suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
+                auth::verify_peer(peer, &suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
             Ok((proof, Some(certificate)))
         })?
     } else {

@@ -17,7 +17,7 @@
 //! (`lifetime`), the reset commands and the error history (`commands`), configuration
 //! reload keeping the SAs whose configuration did not change (`reconfigure`), signature
 //! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
-//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`), and
+//! (RFC 2409 §5.1, RFC 4754; `auth`, which also checks pre-shared-key hashes), with IKE fragmentation (`fragmentation`), and
 //! a trace of every main, aggressive and quick-mode message sent or accepted, with its step
 //! and payloads, for drivers that log the message flow (`trace`,
 //! [`Engine::set_message_trace`]).
@@ -31,6 +31,7 @@
 #![warn(clippy::too_many_lines)]
 
 mod aggressive_mode;
+mod auth;
 mod commands;
 mod config;
 mod dpd;
@@ -49,7 +50,6 @@ mod proxy_id;
 mod quick_mode;
 mod reconfigure;
 mod sa;
-mod signature_auth;
 mod trace;
 mod vendor;
 mod wire;

@@ -24,6 +24,7 @@ use crypto::key_schedule::NextIv;
 use crypto::DhPrivate;
 use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 
+use crate::auth::{self, PeerProof};
 use crate::config::IkeProposal;
 use crate::event::ConnectionId;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
@@ -33,7 +34,6 @@ use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::sa::context::Ctx;
 use crate::sa::core::{Phase1Step, Role, SaCore};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
-use crate::signature_auth::{self, PeerProof};
 use crate::trace::{traced, Direction, Step};
 use crate::vendor;
 use crate::wire::{self, body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
@@ -190,7 +190,7 @@ fn initiator_mm2(
     let ni = ctx.random_bytes(NONCE_LEN);
     let nat_d = sa.nat_discovery(suite.hash);
     let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&ni)];
-    payloads.extend(signature_auth::certificate_requests(sa.peer_config(ctx.config), suite.auth_method));
+    payloads.extend(auth::certificate_requests(sa.peer_config(ctx.config), suite.auth_method));
     if let Some((version, hashes)) = &nat_d {
         payloads.extend(nat_t::discovery_payloads(*version, hashes));
     }
@@ -220,24 +220,18 @@ fn initiator_mm4(
     sa.detect_nat(message.payloads(), suite.hash, ctx);
     sa.float_if_nat_detected(ctx.now);
     sa.trace(ctx, Direction::Received, Step::MainMode(4), 0, false, message.payloads());
-    sa.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
+    sa.peer_asked_certificate |= auth::peer_requested_certificate(message.payloads());
     let id = sa.local_identification(ctx.config);
     let mut idii_b = Vec::new();
     id.emit(&mut idii_b);
     let input = sa.auth_input(&material, &sai_b);
-    let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
+    let hash_i = auth::signed_hash(&suite, &material, &input, &idii_b, true);
     let cookies = sa.cookie_pair();
-    let signed = signature_auth::sign_if_signature(
-        &suite,
-        sa.peer_config(ctx.config),
-        &hash_i,
-        sa.peer_asked_certificate,
-    )?;
+    let signed =
+        auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_i, sa.peer_asked_certificate)?;
     let mut payloads = vec![Payload::Identification(id)];
     match &signed {
-        Some((certificate, signature)) => {
-            payloads.extend(signature_auth::proof_payloads(*certificate, signature))
-        }
+        Some((certificate, signature)) => payloads.extend(auth::proof_payloads(*certificate, signature)),
         None => payloads.push(Payload::Hash(&hash_i)),
     }
     if sa.send_initial_contact {
@@ -291,9 +285,9 @@ fn responder_mm3(
     sa.detect_nat(message.payloads(), suite.hash, ctx);
     sa.trace(ctx, Direction::Received, Step::MainMode(3), 0, false, message.payloads());
     let nat_d = sa.nat_discovery(suite.hash);
-    sa.peer_asked_certificate |= signature_auth::peer_requested_certificate(message.payloads());
+    sa.peer_asked_certificate |= auth::peer_requested_certificate(message.payloads());
     let mut payloads = vec![Payload::KeyExchange(dh.public_value()), Payload::Nonce(&nr)];
-    payloads.extend(signature_auth::certificate_requests(sa.peer_config(ctx.config), suite.auth_method));
+    payloads.extend(auth::certificate_requests(sa.peer_config(ctx.config), suite.auth_method));
     if let Some((version, hashes)) = &nat_d {
         payloads.extend(nat_t::discovery_payloads(*version, hashes));
     }
@@ -321,13 +315,9 @@ fn responder_mm5(
     let mut idir_b = Vec::new();
     id.emit(&mut idir_b);
     let input = sa.auth_input(&material, &sai_b);
-    let hash_r = signature_auth::signed_hash(&suite, &material, &input, &idir_b, false);
-    let signed = signature_auth::sign_if_signature(
-        &suite,
-        sa.peer_config(ctx.config),
-        &hash_r,
-        sa.peer_asked_certificate,
-    )?;
+    let hash_r = auth::signed_hash(&suite, &material, &input, &idir_b, false);
+    let signed =
+        auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_r, sa.peer_asked_certificate)?;
     material.iv.advance(next_iv);
     sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
@@ -335,9 +325,7 @@ fn responder_mm5(
     sa.initial_contact_received = initial_contact;
     let mut payloads = vec![Payload::Identification(id)];
     match &signed {
-        Some((certificate, signature)) => {
-            payloads.extend(signature_auth::proof_payloads(*certificate, signature))
-        }
+        Some((certificate, signature)) => payloads.extend(auth::proof_payloads(*certificate, signature)),
         None => payloads.push(Payload::Hash(&hash_r)),
     }
     sa.trace(ctx, Direction::Sent, Step::MainMode(6), 0, true, &payloads);
@@ -392,16 +380,9 @@ fn open_identity_message(
     let input = sa.auth_input(material, sai_b);
     let which = if from_initiator { "HASH_I" } else { "HASH_R" };
     let proof = if suite.auth_method.is_signature() {
-        let hash = signature_auth::signed_hash(suite, material, &input, &id_b, from_initiator);
-        let (proof, certificate) = signature_auth::verify_peer(
-            sa.peer_config(config),
-            suite,
-            &payloads,
-            id,
-            &hash,
-            which,
-            ctx.unix_time,
-        )?;
+        let hash = auth::signed_hash(suite, material, &input, &id_b, from_initiator);
+        let (proof, certificate) =
+            auth::verify_peer(sa.peer_config(config), suite, &payloads, id, &hash, which, ctx.unix_time)?;
         sa.peer_certificate = Some(certificate);
         proof
     } else {
@@ -412,14 +393,7 @@ fn open_identity_message(
                 _ => None,
             })
             .ok_or(FailureReason::missing_payload("HASH"))?;
-        let verified = if from_initiator {
-            material.skeyid.verify_hash_i(&input, &id_b, hash)
-        } else {
-            material.skeyid.verify_hash_r(&input, &id_b, hash)
-        };
-        PeerProof::Hash(verified.map_err(|_| {
-            FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: which })
-        })?)
+        auth::verify_psk_hash(material, &input, &id_b, hash, from_initiator, which)?
     };
     check_remote_identity(sa.peer_config(config), id)?;
     let initial_contact = payloads.iter().any(

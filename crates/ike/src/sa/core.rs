@@ -11,6 +11,7 @@ use crypto::key_schedule::{AuthHashInput, Skeyid};
 use crypto::{HashAlgorithm, SecretBytes};
 use isakmp::{Cookie, Identification, Identity, Payload};
 
+use crate::auth::PeerProof;
 use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal, PeerConfig};
 use crate::dpd::DpdState;
 use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, Phase1KeyLog, Transmit};
@@ -26,7 +27,6 @@ use crate::sa::keys::{
 use crate::sa::lifetimes::Lifetimes;
 use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
-use crate::signature_auth::PeerProof;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
 use crate::vendor::{NatTVersion, PeerCapabilities};
 

@@ -11,7 +11,7 @@ use isakmp::{CertificateEncoding, Message, Payload};
 use super::test_pki::{Ca, KeyKind, Leaf, LeafSpec, DAY, NOW};
 use super::util::{failures, Gateway, Pair};
 use super::{assert_keys_agree, tunnel_up};
-use crate::signature_auth::fault::{self, SignatureFault};
+use crate::auth::fault::{self, SignatureFault};
 use crate::{
     AuthMethod, CertificateAuth, ExchangeMode, FailureReason, IdentityConfig, IkeProposal, SendCertificate,
 };

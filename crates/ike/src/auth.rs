@@ -1,5 +1,6 @@
-//! Phase-1 authentication with signatures and X.509 certificates (RFC 2409 §5.1, RFC 4754,
-//! the PKI profile of RFC 4945), shared by main and aggressive mode.
+//! Phase-1 authentication, shared by main and aggressive mode: the check of a HASH_I / HASH_R
+//! under a pre-shared key (RFC 2409 §5, [`verify_psk_hash`]), and signatures with X.509
+//! certificates (RFC 2409 §5.1, RFC 4754, the PKI profile of RFC 4945), below.
 //!
 //! ```text
 //! MM3 HDR, KE, Ni, [CR…]            MM4 HDR, KE, Nr, [CR…]
@@ -40,6 +41,26 @@ pub(crate) enum PeerProof {
     Hash(HashVerified),
     /// SIG over HASH_I / HASH_R verified with a certificate that chained to our CA.
     Signature(SignatureVerified),
+}
+
+/// Checks the peer's HASH_I (`from_initiator`) or HASH_R under a pre-shared key, in constant
+/// time, over `id_b` (its ID payload body as received) and `input`; `which` names the hash in
+/// the failure (the pre-shared keys probably differ).
+pub(crate) fn verify_psk_hash(
+    material: &Phase1Material,
+    input: &AuthHashInput<'_>,
+    id_b: &[u8],
+    hash: &[u8],
+    from_initiator: bool,
+    which: &'static str,
+) -> Result<PeerProof, FailureReason> {
+    let verified = if from_initiator {
+        material.skeyid.verify_hash_i(input, id_b, hash)
+    } else {
+        material.skeyid.verify_hash_r(input, id_b, hash)
+    };
+    let verified = verified.map_err(|_| AuthenticationFailure::HashMismatch { hash: which })?;
+    Ok(PeerProof::Hash(verified))
 }
 
 /// The PRF HASH_I / HASH_R are computed with under `method` (module doc).
