@@ -407,7 +407,7 @@ fn netns_strongswan_responder_no_common_proposal_fails_with_its_notify() {
     let s = Scenario {
         proposals: "aes256-sha512-modp4096",
         expect: None,
-        error: "peer sent notify NoProposalChosen",
+        error: "peer sent notify NO-PROPOSAL-CHOSEN",
         ..BASE
     };
     interop(&s, true, "f3");
@@ -430,7 +430,7 @@ const NOT_MIRRORED: Scenario = Scenario { swan_ts: ("10.2.3.0/24", "10.1.1.0/24"
 
 #[test]
 fn netns_strongswan_responder_acl_not_mirrored_fails_with_its_notify() {
-    interop(&Scenario { error: "peer sent notify InvalidIdInformation", ..NOT_MIRRORED }, true, "f5");
+    interop(&Scenario { error: "peer sent notify INVALID-ID-INFORMATION", ..NOT_MIRRORED }, true, "f5");
 }
 
 #[test]

@@ -34,7 +34,7 @@
 //!   strongSwan sends AM3 on 4500 (`vectors/am-psk-fqdn.pcap`, frame 3) and hashes the 4500
 //!   ports into AM3's NAT-D, so we follow the capture: AM3's NAT-D hash the addresses AM3
 //!   travels on. The responder reads AM3's NAT-D against the addresses AM3 arrived on and
-//!   follows a peer that floated (`IkeSa::peer_authenticated`); a peer that floats only with
+//!   follows a peer that floated (`SaCore::peer_authenticated`); a peer that floats only with
 //!   quick mode is followed there. AM3 carries N(INITIAL-CONTACT) after the NAT-D on the
 //!   first SA with a peer, as MM5 does; the responder acts on it once HASH_I verified.
 //! - **Retransmission.** The initiator retransmits AM1 until AM2 arrives, and answers every
@@ -59,18 +59,20 @@ use crypto::key_schedule::NextIv;
 use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
+use crate::auth::{self, PeerProof};
 use crate::config::{ExchangeMode, IkeProposal};
-use crate::event::{ConnectionId, FailureReason};
-use crate::ike_sa::{
-    auth_input, body_of, check_remote_identity, find_sa, initial_contact, ke_and_nonce, raw_body, Ctx, IkeSa,
-    Phase1, Phase1Material, Role, NONCE_LEN,
-};
+use crate::event::ConnectionId;
+use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure, ProposalFailure};
+use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
-use crate::signature_auth::{self, PeerProof};
+use crate::sa::context::Ctx;
+use crate::sa::core::{Established, Phase1Step, Role, SaCore};
+use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
 use crate::wire;
+use crate::wire::{body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
 
 /// The aggressive-mode states. Each holds what the next message needs.
 pub(crate) enum AggressiveState {
@@ -115,7 +117,7 @@ impl AggressiveState {
     /// True when `message` has the shape this state waits for: AM2 is cleartext with SA, KE and
     /// nonce; AM3 is encrypted or carries a HASH in clear. Anything else is stray and dropped
     /// without disturbing the exchange.
-    fn expects(&self, message: &Message<'_>) -> bool {
+    pub(crate) fn expects(&self, message: &Message<'_>) -> bool {
         let has = |wanted: PayloadType| message.payloads().iter().any(|p| p.payload_type() == wanted);
         match self {
             Self::InitiatorWaitAm2(_) => {
@@ -125,6 +127,41 @@ impl AggressiveState {
             }
             Self::ResponderWaitAm3(_) => message.encrypted_body().is_some() || has(PayloadType::Hash),
         }
+    }
+
+    /// Handles the message this state waits for ([`AggressiveState::expects`]), consuming
+    /// the state. On error the exchange is over (the caller reports it).
+    pub(crate) fn handle(
+        self,
+        sa: &mut SaCore,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Phase1Step<Self>, FailureReason> {
+        let established = match self {
+            Self::InitiatorWaitAm2(wait) => initiator_finish(sa, *wait, message, datagram, digest, ctx)?,
+            Self::ResponderWaitAm3(wait) => responder_finish(sa, *wait, message, digest, ctx)?,
+        };
+        Ok(Phase1Step::Established(established))
+    }
+
+    /// A quick-mode message arrived. If we are an aggressive-mode responder still waiting for
+    /// AM3, the initiator has finished phase 1 and AM3 was lost: answer with the stored AM2,
+    /// which draws AM3 again (module doc, "Retransmission"). Returns true when the message was
+    /// consumed so; it cannot be decrypted before AM3 anyway.
+    pub(crate) fn quick_mode_before_am3(&mut self, sa: &SaCore, ctx: &mut Ctx<'_>) -> bool {
+        let Self::ResponderWaitAm3(wait) = self else {
+            return false;
+        };
+        if wait.am2_resent < ctx.config.limits.retransmit_count {
+            wait.am2_resent += 1;
+            if let Some(am2) = sa.flight.last_sent() {
+                let am2 = am2.to_vec();
+                sa.transmit(am2, ctx);
+            }
+        }
+        true
     }
 }
 
@@ -236,12 +273,9 @@ pub(crate) fn open_am3(
     idii_b: &[u8],
 ) -> Result<OpenedAm3, FailureReason> {
     open_am3_with(message, material, |payloads| {
-        let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_I"))?;
-        let proof = material
-            .skeyid
-            .verify_hash_i(&auth_input(material, cookie_i, cookie_r, sai_b), idii_b, hash)
-            .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_I" })?;
-        Ok((PeerProof::Hash(proof), None))
+        let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_I"))?;
+        let input = auth_input(material, cookie_i, cookie_r, sai_b);
+        Ok((auth::verify_psk_hash(material, &input, idii_b, hash, true, "HASH_I")?, None))
     })
 }
 
@@ -275,8 +309,10 @@ pub(crate) fn open_am3_with(
             let decrypted = wire::decrypt(ciphertext, &material.key, &material.iv)?;
             // Garbage under keys derived from our pre-shared key almost always means the
             // initiator derived other keys.
-            let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)
-                .map_err(|_| FailureReason::KeysDiffer { message: "AM3" })?;
+            let (payloads, _) =
+                wire::parse_chain(message.first_payload(), &decrypted.plaintext).map_err(|_| {
+                    FailureReason::Authentication(AuthenticationFailure::KeysDiffer { message: "AM3" })
+                })?;
             verify(&payloads, Some(decrypted.next_iv))
         }
         None => verify(message.payloads(), None),
@@ -297,380 +333,303 @@ fn find_hash<'a>(payloads: &[Payload<'a>]) -> Option<&'a [u8]> {
     })
 }
 
-impl IkeSa {
-    /// A new SA in aggressive mode, in a placeholder state the caller replaces.
-    fn new_aggressive(
-        connection: ConnectionId,
-        role: Role,
-        peer: usize,
-        addresses: (SocketAddr, SocketAddr),
-        cookies: (Cookie, Cookie),
-        ctx: &mut Ctx<'_>,
-    ) -> Self {
-        let mut sa = Self::new(connection, role, peer, addresses, cookies, ctx);
-        sa.mode = ExchangeMode::Aggressive;
-        sa
-    }
+/// A new SA in aggressive mode, in a placeholder state the caller replaces.
+fn new_aggressive(
+    connection: ConnectionId,
+    role: Role,
+    peer: usize,
+    addresses: (SocketAddr, SocketAddr),
+    cookies: (Cookie, Cookie),
+    ctx: &mut Ctx<'_>,
+) -> SaCore {
+    let mut sa = SaCore::new(connection, role, peer, addresses, cookies, ctx);
+    sa.mode = ExchangeMode::Aggressive;
+    sa
+}
 
-    fn aggressive_header(&self) -> isakmp::Header {
-        wire::header(self.cookie_i, self.cookie_r, ExchangeType::Aggressive, 0)
-    }
+/// The header of our aggressive-mode messages (message ID 0).
+fn header(sa: &SaCore) -> isakmp::Header {
+    wire::header(sa.cookie_i, sa.cookie_r, ExchangeType::Aggressive, 0)
+}
 
-    /// Starts aggressive mode as initiator: AM1 with SA, KE, Ni and IDii.
-    pub(crate) fn initiate_aggressive(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        ctx: &mut Ctx<'_>,
-    ) -> Result<Self, FailureReason> {
-        let offered = aggressive_proposals(&ctx.config.peers[peer].proposals);
-        let Some(group) = offered.first().map(|p| p.group) else {
-            return Err(FailureReason::Phase1ProposalMismatch(Phase1Mismatch {
-                offered: Vec::new(),
-                accepted: Vec::new(),
-            }));
-        };
-        let cookie_i = ctx.random_cookie();
-        let mut sa = Self::new_aggressive(
-            connection,
-            Role::Initiator,
-            peer,
-            (local, remote),
-            (cookie_i, Cookie::default()),
-            ctx,
-        );
-        let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-        let ni = ctx.random_bytes(NONCE_LEN);
-        let offer = phase1_offer(&offered);
-        let mut sai_b = Vec::new();
-        offer.emit(&mut sai_b);
-        let id = sa.local_identification(ctx.config);
-        let mut idii_b = Vec::new();
-        id.emit(&mut idii_b);
-        let mut payloads = vec![
-            Payload::SecurityAssociation(offer),
-            Payload::KeyExchange(dh.public_value()),
-            Payload::Nonce(&ni),
-            Payload::Identification(id),
-        ];
-        payloads
-            .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
-        // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
-        payloads.extend(vendor::our_vendor_ids(
-            ctx.config.peers[peer].nat_traversal,
-            ctx.config.limits.fragmentation,
-        ));
-        sa.trace(ctx, Direction::Sent, Step::Aggressive(1), 0, false, &payloads);
-        let am1 = wire::cleartext(sa.aggressive_header(), payloads);
-        sa.send(am1, true, ctx);
-        sa.phase1 = Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 {
-            sai_b,
-            offered,
-            dh,
-            ni,
-            idii_b,
+/// Starts aggressive mode as initiator: AM1 with SA, KE, Ni and IDii.
+pub(crate) fn initiate(
+    connection: ConnectionId,
+    peer: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+    ctx: &mut Ctx<'_>,
+) -> Result<(SaCore, AggressiveState), FailureReason> {
+    let offered = aggressive_proposals(&ctx.config.peers[peer].proposals);
+    let Some(group) = offered.first().map(|p| p.group) else {
+        return Err(FailureReason::Proposal(ProposalFailure::Phase1(Phase1Mismatch {
+            offered: Vec::new(),
+            accepted: Vec::new(),
         })));
-        Ok(sa)
+    };
+    let cookie_i = ctx.random_cookie();
+    let mut sa = new_aggressive(
+        connection,
+        Role::Initiator,
+        peer,
+        (local, remote),
+        (cookie_i, Cookie::default()),
+        ctx,
+    );
+    let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
+    let ni = ctx.random_bytes(NONCE_LEN);
+    let offer = phase1_offer(&offered);
+    let mut sai_b = Vec::new();
+    offer.emit(&mut sai_b);
+    let id = sa.local_identification(ctx.config);
+    let mut idii_b = Vec::new();
+    id.emit(&mut idii_b);
+    let mut payloads = vec![
+        Payload::SecurityAssociation(offer),
+        Payload::KeyExchange(dh.public_value()),
+        Payload::Nonce(&ni),
+        Payload::Identification(id),
+    ];
+    payloads.extend(auth::certificate_requests(&ctx.config.peers[peer], group_method(&offered)));
+    // AM1 is our only chance to announce DPD and NAT-T (strongSwan's order: VIDs last).
+    payloads.extend(vendor::our_vendor_ids(
+        ctx.config.peers[peer].nat_traversal,
+        ctx.config.limits.fragmentation,
+    ));
+    sa.trace(ctx, Direction::Sent, Step::Aggressive(1), 0, false, &payloads);
+    let am1 = wire::cleartext(header(&sa), payloads);
+    sa.send(am1, true, ctx);
+    let state =
+        AggressiveState::InitiatorWaitAm2(Box::new(InitiatorWaitAm2 { sai_b, offered, dh, ni, idii_b }));
+    Ok((sa, state))
+}
+
+/// Answers AM1 as responder (the engine has already decided to accept aggressive mode
+/// and chosen `peer`): checks the proposal and identity before any Diffie-Hellman work,
+/// then sends AM2.
+#[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
+pub(crate) fn respond(
+    connection: ConnectionId,
+    peer: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+    message: &Message<'_>,
+    datagram: &[u8],
+    digest: [u8; 32],
+    ctx: &mut Ctx<'_>,
+) -> Result<(SaCore, AggressiveState), FailureReason> {
+    let payloads = message.payloads();
+    let offer = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
+    let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
+    let (g_xi, ni) = ke_and_nonce(payloads)?;
+    let id = find_identification(payloads).ok_or(FailureReason::missing_payload("ID"))?;
+    check_remote_identity(&ctx.config.peers[peer], id)?;
+    let first = message.first_payload();
+    let body = body_of(datagram);
+    let sai_b = raw_body(first, body, PayloadType::SecurityAssociation)
+        .ok_or(FailureReason::missing_payload("SA"))?
+        .to_vec();
+    let idii_b = raw_body(first, body, PayloadType::Identification)
+        .ok_or(FailureReason::missing_payload("ID"))?
+        .to_vec();
+
+    let cookie_r = ctx.random_cookie();
+    let cookie_i = message.header.initiator_cookie;
+    let mut sa =
+        new_aggressive(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
+    sa.learn_capabilities(payloads, ctx.config);
+    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
+    let suite = choice.suite;
+    check_ke_length(&suite, g_xi)?;
+    let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
+    let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
+    let nr = ctx.random_bytes(NONCE_LEN);
+    let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+    sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
+    let id_r = sa.local_identification(ctx.config);
+    let mut idir_b = Vec::new();
+    id_r.emit(&mut idir_b);
+    let hash_r = if suite.auth_method.is_signature() {
+        let input = auth_input(&material, cookie_i, cookie_r, &sai_b);
+        auth::signed_hash(&suite, &material, &input, &idir_b, false)
+    } else {
+        am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
+    };
+    let signed =
+        auth::sign_if_signature(&suite, &ctx.config.peers[peer], &hash_r, sa.peer_asked_certificate)?;
+    // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
+    // it sent from (RFC 3947 §3.2).
+    let nat_d = sa.nat_discovery(suite.hash);
+    // strongSwan's order: SA KE Nr IDir VIDs NAT-D NAT-D HASH_R (am-psk-fqdn.pcap frame 2).
+    let mut payloads = vec![
+        Payload::SecurityAssociation(choice.reply),
+        Payload::KeyExchange(dh.public_value()),
+        Payload::Nonce(&nr),
+        Payload::Identification(id_r),
+    ];
+    payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
+    if let Some((version, hashes)) = &nat_d {
+        payloads.extend(nat_t::discovery_payloads(*version, hashes));
     }
-
-    /// Answers AM1 as responder (the engine has already decided to accept aggressive mode
-    /// and chosen `peer`): checks the proposal and identity before any Diffie-Hellman work,
-    /// then sends AM2.
-    #[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
-    pub(crate) fn respond_aggressive(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
-        ctx: &mut Ctx<'_>,
-    ) -> Result<Self, FailureReason> {
-        let payloads = message.payloads();
-        let offer = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-        let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals)
-            .map_err(FailureReason::Phase1ProposalMismatch)?;
-        let (g_xi, ni) = ke_and_nonce(payloads)?;
-        let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
-        check_remote_identity(&ctx.config.peers[peer], id)?;
-        let first = message.first_payload();
-        let body = body_of(datagram);
-        let sai_b = raw_body(first, body, PayloadType::SecurityAssociation)
-            .ok_or(FailureReason::MissingPayload("SA"))?
-            .to_vec();
-        let idii_b = raw_body(first, body, PayloadType::Identification)
-            .ok_or(FailureReason::MissingPayload("ID"))?
-            .to_vec();
-
-        let cookie_r = ctx.random_cookie();
-        let cookie_i = message.header.initiator_cookie;
-        let mut sa = Self::new_aggressive(
-            connection,
-            Role::Responder,
-            peer,
-            (local, remote),
-            (cookie_i, cookie_r),
-            ctx,
-        );
-        sa.learn_capabilities(payloads, ctx.config);
-        sa.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
-        sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
-        let suite = choice.suite;
-        // A KE of another group than the chosen transform's is refused before any DH work.
-        if g_xi.len() != suite.group.public_len() {
-            return Err(FailureReason::InvalidKeyExchange(DhError::WrongLength {
-                group: suite.group,
-                expected: suite.group.public_len(),
-                actual: g_xi.len(),
-            }));
+    match &signed {
+        Some((certificate, signature)) => {
+            let proof = auth::proof_payloads(*certificate, signature);
+            // CERT, then our CRs (we want the initiator's certificate in AM3), then SIG.
+            let (sig, cert) = proof.split_last().map_or((None, &[][..]), |(s, c)| (Some(s.clone()), c));
+            payloads.extend(cert.iter().cloned());
+            payloads.extend(auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
+            payloads.extend(sig);
         }
-        let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-        let shared = dh.shared_secret(g_xi).map_err(FailureReason::InvalidKeyExchange)?;
-        let nr = ctx.random_bytes(NONCE_LEN);
-        let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
-        sa.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
-        let id_r = sa.local_identification(ctx.config);
-        let mut idir_b = Vec::new();
-        id_r.emit(&mut idir_b);
-        let hash_r = if suite.auth_method.is_signature() {
-            let input = auth_input(&material, cookie_i, cookie_r, &sai_b);
-            signature_auth::signed_hash(&suite, &material, &input, &idir_b, false)
-        } else {
-            am2_hash_r(&material, cookie_i, cookie_r, &sai_b, &idir_b)
-        };
-        let signed = signature_auth::sign_if_signature(
+        None => payloads.push(Payload::Hash(&hash_r)),
+    }
+    sa.trace(ctx, Direction::Sent, Step::Aggressive(2), 0, false, &payloads);
+    let am2 = wire::cleartext(header(&sa), payloads);
+    sa.flight.received(digest);
+    // No timer-driven retransmission of AM2 (module doc, "Retransmission").
+    sa.send(am2, false, ctx);
+    let state = AggressiveState::ResponderWaitAm3(Box::new(ResponderWaitAm3 {
+        sai_b,
+        idii_b,
+        suite,
+        material: Box::new(material),
+        am2_resent: 0,
+    }));
+    Ok((sa, state))
+}
+
+/// A KE of another group than the chosen transform's is refused before any DH work.
+fn check_ke_length(suite: &IkeProposal, g_xi: &[u8]) -> Result<(), FailureReason> {
+    if g_xi.len() == suite.group.public_len() {
+        return Ok(());
+    }
+    Err(FailureReason::Malformed(MalformedFailure::KeyExchange(DhError::WrongLength {
+        group: suite.group,
+        expected: suite.group.public_len(),
+        actual: g_xi.len(),
+    })))
+}
+
+/// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
+/// sends AM3 and establishes.
+fn initiator_finish(
+    sa: &mut SaCore,
+    wait: InitiatorWaitAm2,
+    message: &Message<'_>,
+    datagram: &[u8],
+    digest: [u8; 32],
+    ctx: &mut Ctx<'_>,
+) -> Result<Established, FailureReason> {
+    let payloads = message.payloads();
+    let reply = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
+    let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::from)?;
+    if message.header.responder_cookie.is_zero() {
+        return Err(FailureReason::missing_payload("responder cookie"));
+    }
+    let (g_xr, nr) = ke_and_nonce(payloads)?;
+    let id = find_identification(payloads).ok_or(FailureReason::missing_payload("ID"))?;
+    let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
+        .ok_or(FailureReason::missing_payload("ID"))?;
+    sa.cookie_r = message.header.responder_cookie;
+    sa.learn_capabilities(payloads, ctx.config);
+    let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
+    let mut material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
+    sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
+    let proof = if suite.auth_method.is_signature() {
+        let input = sa.auth_input(&material, &wait.sai_b);
+        let hash_r = auth::signed_hash(&suite, &material, &input, idir_b, false);
+        let (proof, certificate) = auth::verify_peer(
+            sa.peer_config(ctx.config),
             &suite,
-            &ctx.config.peers[peer],
+            payloads,
+            id,
             &hash_r,
-            sa.peer_asked_certificate,
+            "HASH_R",
+            ctx.unix_time,
         )?;
-        // NAT-D over the addresses AM1 arrived on: the initiator compares them with the ones
-        // it sent from (RFC 3947 §3.2).
-        let nat_d = sa.nat_discovery(suite.hash);
-        // strongSwan's order: SA KE Nr IDir VIDs NAT-D NAT-D HASH_R (am-psk-fqdn.pcap frame 2).
-        let mut payloads = vec![
-            Payload::SecurityAssociation(choice.reply),
-            Payload::KeyExchange(dh.public_value()),
-            Payload::Nonce(&nr),
-            Payload::Identification(id_r),
-        ];
-        payloads.extend(vendor::responder_vendor_ids(sa.nat.version, sa.fragments_to_peer(ctx.config)));
-        if let Some((version, hashes)) = &nat_d {
-            payloads.extend(nat_t::discovery_payloads(*version, hashes));
-        }
-        match &signed {
-            Some((certificate, signature)) => {
-                let proof = signature_auth::proof_payloads(*certificate, signature);
-                // CERT, then our CRs (we want the initiator's certificate in AM3), then SIG.
-                let (sig, cert) = proof.split_last().map_or((None, &[][..]), |(s, c)| (Some(s.clone()), c));
-                payloads.extend(cert.iter().cloned());
-                payloads
-                    .extend(signature_auth::certificate_requests(&ctx.config.peers[peer], suite.auth_method));
-                payloads.extend(sig);
-            }
-            None => payloads.push(Payload::Hash(&hash_r)),
-        }
-        sa.trace(ctx, Direction::Sent, Step::Aggressive(2), 0, false, &payloads);
-        let am2 = wire::cleartext(sa.aggressive_header(), payloads);
-        sa.flight.received(digest);
-        // No timer-driven retransmission of AM2 (module doc, "Retransmission").
-        sa.send(am2, false, ctx);
-        sa.phase1 = Phase1::Aggressive(AggressiveState::ResponderWaitAm3(Box::new(ResponderWaitAm3 {
-            sai_b,
-            idii_b,
-            suite,
-            material: Box::new(material),
-            am2_resent: 0,
-        })));
-        Ok(sa)
+        sa.peer_certificate = Some(certificate);
+        proof
+    } else {
+        let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_R"))?;
+        let input = sa.auth_input(&material, &wait.sai_b);
+        auth::verify_psk_hash(&material, &input, idir_b, hash, false, "HASH_R")?
+    };
+    check_remote_identity(sa.peer_config(ctx.config), id)?;
+    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
+    // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
+    // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
+    sa.detect_nat(payloads, suite.hash, ctx);
+    sa.float_if_nat_detected(ctx.now);
+    let hash_i = if suite.auth_method.is_signature() {
+        let input = sa.auth_input(&material, &wait.sai_b);
+        auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
+    } else {
+        am3_hash_i(&material, sa.cookie_i, sa.cookie_r, &wait.sai_b, &wait.idii_b)
+    };
+    let signed =
+        auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_i, sa.peer_asked_certificate)?;
+    let nat_d = sa.nat_discovery(suite.hash);
+    let cookies = sa.cookie_pair();
+    let mut rest = Vec::new();
+    if let Some((version, hashes)) = &nat_d {
+        rest.extend(nat_t::discovery_payloads(*version, hashes));
     }
+    if sa.send_initial_contact {
+        rest.push(initial_contact(&cookies));
+    }
+    let proof_payloads = match &signed {
+        Some((certificate, signature)) => auth::proof_payloads(*certificate, signature),
+        None => vec![Payload::Hash(&hash_i)],
+    };
+    if ctx.out.trace {
+        let mut sent = proof_payloads.clone();
+        sent.extend(rest.iter().cloned());
+        sa.trace(ctx, Direction::Sent, Step::Aggressive(3), 0, true, &sent);
+    }
+    let am3 = seal_am3_payloads(sa.cookie_i, sa.cookie_r, &proof_payloads, &rest, &mut material);
+    sa.flight.received(digest);
+    sa.flight.answer_every_repeat();
+    sa.send(am3, false, ctx);
+    Ok(sa.establish(suite, Box::new(material), proof, ctx))
+}
 
-    /// Handles an aggressive-mode message for this SA. `Ok(true)` means phase 1 just
-    /// completed.
-    pub(crate) fn handle_aggressive_mode(
-        &mut self,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
-        ctx: &mut Ctx<'_>,
-    ) -> Result<bool, FailureReason> {
-        if let Some(repeat) = self.flight.repeat(&digest) {
-            if let Some(bytes) = repeat {
-                self.transmit(bytes, ctx);
-            }
-            return Ok(false);
-        }
-        let expected = match &self.phase1 {
-            Phase1::Aggressive(state) => state.expects(message),
-            // Established, failed, or a main-mode SA: a stray or forged message.
-            _ => false,
-        };
-        if !expected {
-            return Ok(false);
-        }
-        match std::mem::replace(&mut self.phase1, Phase1::Failed) {
-            Phase1::Aggressive(AggressiveState::InitiatorWaitAm2(wait)) => {
-                self.initiator_finish_aggressive(*wait, message, datagram, digest, ctx)?;
-                Ok(true)
-            }
-            Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) => {
-                let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = *wait;
-                let opened = if suite.auth_method.is_signature() {
-                    let input = auth_input(&material, self.cookie_i, self.cookie_r, &sai_b);
-                    let hash_i = signature_auth::signed_hash(&suite, &material, &input, &idii_b, true);
-                    let id = Identification::parse_body(&idii_b).map_err(FailureReason::InvalidMessage)?;
-                    let peer = self.peer_config(ctx.config);
-                    open_am3_with(message, &material, |payloads| {
-                        let (proof, certificate) = signature_auth::verify_peer(
-                            peer,
-                            &suite,
-                            payloads,
-                            &id,
-                            &hash_i,
-                            "HASH_I",
-                            ctx.unix_time,
-                        )?;
-                        Ok((proof, Some(certificate)))
-                    })?
-                } else {
-                    open_am3(message, &material, self.cookie_i, self.cookie_r, &sai_b, &idii_b)?
-                };
-                if opened.certificate.is_some() {
-                    self.peer_certificate = opened.certificate.clone();
-                }
-                // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
-                // floated, as strongSwan does), then follow the peer there.
-                self.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
-                self.peer_authenticated(ctx);
-                self.trace_summary(ctx, Direction::Received, Step::Aggressive(3), 0, opened.summary.clone());
-                self.initial_contact_received = opened.initial_contact;
-                if let Some(next_iv) = opened.next_iv {
-                    material.iv.advance(next_iv);
-                }
-                self.flight.finished(digest);
-                self.flight.settle();
-                self.establish(suite, material, opened.proof, ctx);
-                Ok(true)
-            }
-            other => {
-                self.phase1 = other;
-                Ok(false)
-            }
-        }
+/// AM3 arrived: checks the initiator's HASH_I (or signature), NAT-D and INITIAL-CONTACT;
+/// established.
+fn responder_finish(
+    sa: &mut SaCore,
+    wait: ResponderWaitAm3,
+    message: &Message<'_>,
+    digest: [u8; 32],
+    ctx: &mut Ctx<'_>,
+) -> Result<Established, FailureReason> {
+    let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = wait;
+    let opened = if suite.auth_method.is_signature() {
+        let input = auth_input(&material, sa.cookie_i, sa.cookie_r, &sai_b);
+        let hash_i = auth::signed_hash(&suite, &material, &input, &idii_b, true);
+        let id = Identification::parse_body(&idii_b).map_err(FailureReason::from)?;
+        let peer = sa.peer_config(ctx.config);
+        open_am3_with(message, &material, |payloads| {
+            let (proof, certificate) =
+                auth::verify_peer(peer, &suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
+            Ok((proof, Some(certificate)))
+        })?
+    } else {
+        open_am3(message, &material, sa.cookie_i, sa.cookie_r, &sai_b, &idii_b)?
+    };
+    if opened.certificate.is_some() {
+        sa.peer_certificate = opened.certificate.clone();
     }
-
-    /// A quick-mode message arrived. If we are an aggressive-mode responder still waiting for
-    /// AM3, the initiator has finished phase 1 and AM3 was lost: answer with the stored AM2,
-    /// which draws AM3 again (module doc, "Retransmission"). Returns true when the message was
-    /// consumed so; it cannot be decrypted before AM3 anyway.
-    pub(crate) fn quick_mode_before_am3(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let Phase1::Aggressive(AggressiveState::ResponderWaitAm3(wait)) = &mut self.phase1 else {
-            return false;
-        };
-        if wait.am2_resent < ctx.config.limits.retransmit_count {
-            wait.am2_resent += 1;
-            if let Some(am2) = self.flight.last_sent() {
-                let am2 = am2.to_vec();
-                self.transmit(am2, ctx);
-            }
-        }
-        true
+    // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
+    // floated, as strongSwan does), then follow the peer there.
+    sa.detect_nat(&opened.nat_d_payloads(), suite.hash, ctx);
+    sa.peer_authenticated(false, ctx);
+    sa.trace_summary(ctx, Direction::Received, Step::Aggressive(3), 0, opened.summary.clone());
+    sa.initial_contact_received = opened.initial_contact;
+    if let Some(next_iv) = opened.next_iv {
+        material.iv.advance(next_iv);
     }
-
-    /// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
-    /// sends AM3 and establishes.
-    fn initiator_finish_aggressive(
-        &mut self,
-        wait: InitiatorWaitAm2,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
-        ctx: &mut Ctx<'_>,
-    ) -> Result<(), FailureReason> {
-        let payloads = message.payloads();
-        let reply = find_sa(payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-        let suite =
-            accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::Phase1ProposalMismatch)?;
-        if message.header.responder_cookie.is_zero() {
-            return Err(FailureReason::MissingPayload("responder cookie"));
-        }
-        let (g_xr, nr) = ke_and_nonce(payloads)?;
-        let id = find_identification(payloads).ok_or(FailureReason::MissingPayload("ID"))?;
-        let idir_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::Identification)
-            .ok_or(FailureReason::MissingPayload("ID"))?;
-        self.cookie_r = message.header.responder_cookie;
-        self.learn_capabilities(payloads, ctx.config);
-        let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::InvalidKeyExchange)?;
-        let mut material =
-            self.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
-        self.peer_asked_certificate = signature_auth::peer_requested_certificate(payloads);
-        let proof = if suite.auth_method.is_signature() {
-            let input = self.auth_input(&material, &wait.sai_b);
-            let hash_r = signature_auth::signed_hash(&suite, &material, &input, idir_b, false);
-            let (proof, certificate) = signature_auth::verify_peer(
-                self.peer_config(ctx.config),
-                &suite,
-                payloads,
-                id,
-                &hash_r,
-                "HASH_R",
-                ctx.unix_time,
-            )?;
-            self.peer_certificate = Some(certificate);
-            proof
-        } else {
-            let hash = find_hash(payloads).ok_or(FailureReason::MissingPayload("HASH_R"))?;
-            PeerProof::Hash(
-                material
-                    .skeyid
-                    .verify_hash_r(&self.auth_input(&material, &wait.sai_b), idir_b, hash)
-                    .map_err(|_| FailureReason::AuthenticationFailed { hash: "HASH_R" })?,
-            )
-        };
-        check_remote_identity(self.peer_config(ctx.config), id)?;
-        self.remote_identity = Some(crate::ike_sa::PeerIdentity::of(&id.identity));
-        self.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
-        // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
-        // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.
-        self.detect_nat(payloads, suite.hash, ctx);
-        self.float_if_nat_detected(ctx.now);
-        let hash_i = if suite.auth_method.is_signature() {
-            let input = self.auth_input(&material, &wait.sai_b);
-            signature_auth::signed_hash(&suite, &material, &input, &wait.idii_b, true)
-        } else {
-            am3_hash_i(&material, self.cookie_i, self.cookie_r, &wait.sai_b, &wait.idii_b)
-        };
-        let signed = signature_auth::sign_if_signature(
-            &suite,
-            self.peer_config(ctx.config),
-            &hash_i,
-            self.peer_asked_certificate,
-        )?;
-        let nat_d = self.nat_discovery(suite.hash);
-        let cookies = self.cookie_pair();
-        let mut rest = Vec::new();
-        if let Some((version, hashes)) = &nat_d {
-            rest.extend(nat_t::discovery_payloads(*version, hashes));
-        }
-        if self.send_initial_contact {
-            rest.push(initial_contact(&cookies));
-        }
-        let proof_payloads = match &signed {
-            Some((certificate, signature)) => signature_auth::proof_payloads(*certificate, signature),
-            None => vec![Payload::Hash(&hash_i)],
-        };
-        if ctx.out.trace {
-            let mut sent = proof_payloads.clone();
-            sent.extend(rest.iter().cloned());
-            self.trace(ctx, Direction::Sent, Step::Aggressive(3), 0, true, &sent);
-        }
-        let am3 = seal_am3_payloads(self.cookie_i, self.cookie_r, &proof_payloads, &rest, &mut material);
-        self.flight.received(digest);
-        self.flight.answer_every_repeat();
-        self.send(am3, false, ctx);
-        self.establish(suite, Box::new(material), proof, ctx);
-        Ok(())
-    }
+    sa.flight.finished(digest);
+    sa.flight.settle();
+    Ok(sa.establish(suite, material, opened.proof, ctx))
 }

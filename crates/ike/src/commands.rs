@@ -11,9 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::config::PolicyId;
-use crate::engine::Engine;
-use crate::event::{ConnectionId, Event, Exchange, Failure, FailureReason};
-use crate::lifetime::{end_ike_sa, IkeSaEnd};
+use crate::event::{ConnectionId, Exchange, Failure};
+use crate::failure::FailureReason;
 
 /// How many failures `display ike error-info` remembers; older ones are dropped first.
 pub const ERROR_HISTORY_LEN: usize = 64;
@@ -56,11 +55,11 @@ pub struct ErrorRecord {
 /// A bounded ring of the last failures: a peer that fails forever cannot grow it.
 #[derive(Debug, Default)]
 pub(crate) struct ErrorHistory {
-    records: VecDeque<ErrorRecord>,
+    pub(crate) records: VecDeque<ErrorRecord>,
 }
 
 impl ErrorHistory {
-    fn record(&mut self, at: Instant, failure: &Failure) {
+    pub(crate) fn record(&mut self, at: Instant, failure: &Failure) {
         if self.records.len() == ERROR_HISTORY_LEN {
             self.records.pop_front();
         }
@@ -72,42 +71,5 @@ impl ErrorHistory {
             state: failure.state,
             reason: failure.reason.clone(),
         });
-    }
-}
-
-impl Engine {
-    /// Runs an operator command. Drain `poll_transmit` and `poll_event` afterwards, as after
-    /// any other input.
-    pub fn handle_command(&mut self, now: Instant, command: Command) {
-        let mark = self.out.events.len();
-        match command {
-            Command::ResetIkeSa { connection } => {
-                for slot in 0..self.slots.len() {
-                    let matches = self.slots[slot]
-                        .as_ref()
-                        .is_some_and(|sa| connection.is_none_or(|c| c == sa.connection));
-                    if matches {
-                        self.with_sa(slot, now, |sa, ctx| end_ike_sa(sa, IkeSaEnd::Reset, ctx));
-                        self.reap(slot, now);
-                    }
-                }
-            }
-            Command::ResetIpsecSa { remote, policy } => self.reset_pairs(now, remote, policy.as_ref()),
-        }
-        self.after_input(now, mark);
-    }
-
-    /// The last failures, oldest first, for `display ike error-info`.
-    pub fn error_history(&self) -> impl Iterator<Item = &ErrorRecord> + '_ {
-        self.errors.records.iter()
-    }
-
-    /// Remembers the failures among the events from `mark` on.
-    pub(crate) fn record_failures(&mut self, now: Instant, mark: usize) {
-        for event in self.out.events.iter().skip(mark) {
-            if let Event::Failed(failure) = event {
-                self.errors.record(now, failure);
-            }
-        }
     }
 }

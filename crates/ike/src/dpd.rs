@@ -14,11 +14,9 @@
 
 use std::time::Instant;
 
-use isakmp::{Doi, Notification, NotifyType, Payload, ProtocolId};
+use isakmp::Notification;
 
-use crate::event::{ClearReason, Event};
-use crate::ike_sa::{Ctx, IkeSa};
-use crate::informational;
+use crate::event::ClearReason;
 
 /// DPD state of one IKE SA.
 #[derive(Debug, Clone, Copy)]
@@ -117,58 +115,13 @@ impl DpdState {
     }
 }
 
-/// Runs the DPD timer of an established SA. Returns the reason when the peer is dead; the
-/// caller clears the SA.
-pub(crate) fn on_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Option<ClearReason> {
-    let config = sa.dpd_config.filter(|_| sa.is_established())?;
-    match sa.dpd.on_timeout(ctx.now, &config) {
-        DpdTimeout::Nothing => None,
-        DpdTimeout::Probe(sequence) => {
-            send(sa, NotifyType::DpdRUThere, sequence, ctx);
-            None
-        }
-        DpdTimeout::Dead(reason) => Some(reason),
-    }
-}
-
-/// Answers an authenticated R-U-THERE (RFC 3706 §5.1).
-pub(crate) fn answer(sa: &IkeSa, notification: &Notification<'_>, ctx: &mut Ctx<'_>) {
-    let Some(sequence) = notification.dpd_sequence() else { return };
-    send(sa, NotifyType::DpdRUThereAck, sequence, ctx);
-}
-
-fn send(sa: &IkeSa, notify_type: NotifyType, sequence: u32, ctx: &mut Ctx<'_>) {
-    let mut spi = [0u8; 16];
-    spi[..8].copy_from_slice(&sa.cookie_i.0);
-    spi[8..].copy_from_slice(&sa.cookie_r.0);
-    let data = sequence.to_be_bytes();
-    let notification = Payload::Notification(Notification {
-        doi: Doi::Ipsec,
-        protocol: ProtocolId::Isakmp,
-        spi: &spi,
-        notify_type,
-        data: &data,
-    });
-    informational::send_protected(sa, &[notification], ctx);
-}
-
-/// Clears `sa` after DPD found its peer dead.
-pub(crate) fn declare_dead(sa: &mut IkeSa, reason: ClearReason, ctx: &mut Ctx<'_>) {
-    ctx.out.events.push_back(Event::SasCleared {
-        connection: sa.connection,
-        peer: sa.peer_config(ctx.config).name.clone(),
-        remote: sa.remote,
-        reason,
-    });
-    sa.phase1 = crate::ike_sa::Phase1::Failed;
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::config::DpdConfig;
+    use isakmp::{Doi, NotifyType, ProtocolId};
 
     fn ack(sequence: u32) -> Vec<u8> {
         sequence.to_be_bytes().to_vec()

@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crypto::key_schedule::EspKeys;
-use crypto::{DhError, SecretBytes};
-use isakmp::{NotifyType, ParseError};
+use crypto::SecretBytes;
 
 use crate::config::{IkeProposal, PolicyId, TrafficSelector};
-use crate::lifetime::{IkeSaEnd, IpsecSaEnd};
-use crate::proposal::{IpsecMismatch, IpsecSuite, Phase1Mismatch};
+use crate::failure::FailureReason;
+use crate::proposal::IpsecSuite;
 
 /// A datagram for the driver to send from `local` to `remote`.
 ///
@@ -310,178 +309,40 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Why an exchange failed.
-#[derive(Debug, Clone)]
-pub enum FailureReason {
-    /// No phase-1 proposal in common.
-    Phase1ProposalMismatch(Phase1Mismatch),
-    /// No quick-mode proposal in common.
-    IpsecProposalMismatch(IpsecMismatch),
-    /// A HASH_I / HASH_R did not verify.
-    AuthenticationFailed {
-        /// Which hash.
-        hash: &'static str,
-    },
-    /// An encrypted phase-1 message decrypted to garbage.
-    KeysDiffer {
-        /// Which message.
-        message: &'static str,
-    },
-    /// A quick-mode or informational HASH did not verify.
-    InvalidHash {
-        /// Which hash.
-        hash: &'static str,
-    },
-    /// The peer presented an identity other than the configured one.
-    IdentityMismatch {
-        /// What it presented.
-        received: String,
-        /// What we expected.
-        expected: String,
-    },
-    /// The proxy identities of a quick mode match none of our policies for the peer.
-    ProxyIdNotAllowed {
-        /// The flow the peer proposed.
-        proposed: String,
-    },
-    /// The peer answered with an error notification.
-    PeerNotified(NotifyType),
-    /// No peer is configured for the address.
-    UnknownPeer,
-    /// The peer's KE payload was refused.
-    InvalidKeyExchange(DhError),
-    /// A message was malformed.
-    InvalidMessage(ParseError),
-    /// A required payload was missing.
-    MissingPayload(&'static str),
-    /// The message could not be decrypted (wrong length or key).
-    Undecryptable,
-    /// No answer after every retransmission.
-    TimedOut {
-        /// How many retransmissions were sent.
-        retransmissions: u32,
-        /// How long we waited in all.
-        waited: Duration,
-    },
-    /// Too many half-open SAs; the request was dropped before any work.
-    TooManyHalfOpen,
-    /// An aggressive-mode request with pre-shared keys arrived and neither
-    /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
-    /// nor the selected peer's
-    /// [`PeerConfig::accept_aggressive_mode_psk`](crate::PeerConfig::accept_aggressive_mode_psk)
-    /// allows it. It gets no reply at all: an answer would hand out HASH_R for offline cracking
-    /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
-    /// mode), and a spoofed AM1 must not make us send anything (no amplification).
-    AggressiveModePskRefused,
-    /// The peer's certificate was refused; the error names the check (chain, validity,
-    /// revocation, key usage, identity).
-    Certificate(crypto::CertificateError),
-    /// The peer's SIG payload over HASH_I / HASH_R did not verify under its certificate's key.
-    SignatureInvalid {
-        /// Which hash was signed.
-        hash: &'static str,
-        /// Why the signature was refused.
-        error: crypto::SignatureError,
-    },
-    /// The peer's certificate key does not fit the negotiated method (an RSA key under an
-    /// ECDSA method, or another curve).
-    CertificateKeyMismatch {
-        /// The negotiated method.
-        method: &'static str,
-        /// The certificate's key.
-        key: crypto::SignatureAlgorithm,
-    },
-    /// A signature method was negotiated but this peer has no certificate configuration, or
-    /// no wall clock was given to check certificate validity
-    /// ([`Engine::set_wall_clock`](crate::Engine::set_wall_clock)).
-    CertificateAuthUnavailable(&'static str),
-    /// Signing our HASH failed inside the crypto library.
-    SigningFailed(crypto::SignatureError),
-    /// A configuration reload changed or removed the peer or policy the exchange served, so
-    /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
-    /// and it gives up in turn.
+/// Why our side ended an IPsec SA pair, carried by [`Event::IpsecSaExpired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpsecSaEnd {
+    /// Its hard lifetime in seconds passed.
+    Lifetime,
+    /// Its traffic lifetime (kilobytes) is used up.
+    Traffic,
+    /// Its outbound sequence numbers are used up.
+    SequenceNumbers,
+    /// `reset ipsec sa` or `reset ike sa`.
+    Reset,
+    /// The IKE SA that managed it is gone and no newer one with the peer took it over.
+    IkeSaGone,
+    /// A configuration reload changed or removed its policy or peer
+    /// ([`crate::Engine::reconfigure`]).
     Reconfigured,
 }
 
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Phase1ProposalMismatch(m) => write!(f, "IKE proposal mismatch: {m}"),
-            Self::IpsecProposalMismatch(m) => write!(f, "IPsec proposal mismatch: {m}"),
-            Self::AuthenticationFailed { hash } => {
-                write!(f, "{hash} did not verify: the pre-shared keys probably differ")
-            }
-            Self::KeysDiffer { message } => {
-                write!(f, "{message} decrypted to garbage: the pre-shared keys probably differ")
-            }
-            Self::InvalidHash { hash } => {
-                write!(f, "{hash} did not verify: message altered or keys out of step")
-            }
-            Self::IdentityMismatch { received, expected } => {
-                write!(f, "peer identity {received} is not the configured remote-id {expected}")
-            }
-            Self::ProxyIdNotAllowed { proposed } => {
-                write!(f, "proposed flow {proposed} is not covered by any ACL of the policies for this peer")
-            }
-            Self::PeerNotified(n) => write!(f, "peer sent notify {n:?}"),
-            Self::UnknownPeer => f.write_str("no ike peer is configured for this address"),
-            Self::InvalidKeyExchange(e) => write!(f, "peer's KE payload refused: {e}"),
-            Self::InvalidMessage(e) => write!(f, "malformed message: {e}"),
-            Self::MissingPayload(p) => write!(f, "required {p} payload missing"),
-            Self::Undecryptable => f.write_str("message could not be decrypted"),
-            Self::TimedOut { retransmissions, waited } => {
-                write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
-            }
-            Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
-            Self::AggressiveModePskRefused => write!(
-                f,
-                "aggressive mode with pre-shared keys refused as responder, no reply sent \
-                 (allowed neither for this peer, by exchange-mode aggressive on its ike peer, \
-                 nor for all, by allow_aggressive_mode_psk_responder): {}",
-                crate::config::AGGRESSIVE_MODE_PSK_RISK
-            ),
-            Self::Certificate(e) => write!(f, "peer certificate refused: {e}"),
-            Self::SignatureInvalid { hash, error } => {
-                write!(f, "signature over {hash} did not verify with the peer certificate's key: {error}")
-            }
-            Self::CertificateKeyMismatch { method, key } => {
-                write!(f, "peer certificate key {key} cannot sign for the negotiated method {method}")
-            }
-            Self::CertificateAuthUnavailable(why) => {
-                write!(f, "certificate authentication unavailable: {why}")
-            }
-            Self::SigningFailed(e) => write!(f, "could not sign our HASH: {e}"),
-            Self::Reconfigured => {
-                f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
-            }
-        }
-    }
+/// Why our side ended an IKE SA, carried by [`Event::IkeSaExpired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IkeSaEnd {
+    /// Its hard lifetime passed.
+    Lifetime,
+    /// `reset ike sa`.
+    Reset,
+    /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
+    Reconfigured,
 }
 
-impl FailureReason {
-    /// The notification to send the peer for this failure, if one may be sent.
-    pub(crate) fn notify(&self) -> Option<NotifyType> {
-        Some(match self {
-            Self::Phase1ProposalMismatch(_) | Self::IpsecProposalMismatch(_) => NotifyType::NoProposalChosen,
-            Self::AuthenticationFailed { .. } | Self::KeysDiffer { .. } => NotifyType::AuthenticationFailed,
-            Self::InvalidHash { .. } => NotifyType::InvalidHashInformation,
-            Self::IdentityMismatch { .. } | Self::ProxyIdNotAllowed { .. } => {
-                NotifyType::InvalidIdInformation
-            }
-            Self::InvalidKeyExchange(_) => NotifyType::InvalidKeyInformation,
-            Self::InvalidMessage(_) | Self::MissingPayload(_) => NotifyType::PayloadMalformed,
-            Self::Certificate(_) | Self::CertificateKeyMismatch { .. } => NotifyType::InvalidCertificate,
-            Self::SignatureInvalid { .. } => NotifyType::InvalidSignature,
-            Self::CertificateAuthUnavailable(_) | Self::SigningFailed(_) => {
-                NotifyType::CertificateUnavailable
-            }
-            Self::PeerNotified(_)
-            | Self::UnknownPeer
-            | Self::Undecryptable
-            | Self::TimedOut { .. }
-            | Self::TooManyHalfOpen
-            | Self::AggressiveModePskRefused
-            | Self::Reconfigured => return None,
-        })
-    }
+/// A flow that needs IPsec SAs (the driver's input to [`Engine::handle_acquire`](crate::Engine::handle_acquire)): policy entry and the ACL rule it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Acquire {
+    /// Index of the policy in [`crate::Config::policies`].
+    pub policy: usize,
+    /// The rule's flow, from our side.
+    pub selector: TrafficSelector,
 }

@@ -23,19 +23,6 @@ use isakmp::{Cookie, ExchangeType, Fragment, Message, Payload};
 use crate::config::Limits;
 use crate::wire;
 
-/// The Vendor ID we send: MD5("FRAGMENTATION") followed by the capability bytes `80000000`,
-/// as strongSwan and Cisco send it.
-pub(crate) const FRAGMENTATION_VID: [u8; 20] = {
-    let mut vid = [0u8; 20];
-    let mut i = 0;
-    while i < 16 {
-        vid[i] = isakmp::vendor::FRAGMENTATION[i];
-        i += 1;
-    }
-    vid[16] = 0x80;
-    vid
-};
-
 /// Bytes a fragment message adds around its piece: the ISAKMP header, the generic payload
 /// header and the fragment header (ID, number, flags).
 const FRAGMENT_OVERHEAD: usize = isakmp::HEADER_LEN + 4 + 4;

@@ -1,5 +1,6 @@
 //! Informational exchanges (RFC 2408 §4.8, RFC 2409 §5.7): error notifications we send and
-//! receive, Delete payloads, and the notifications of DPD (RFC 3706 §5, in `dpd.rs`) and
+//! receive, Delete payloads, and the notifications of DPD (RFC 3706 §5; the per-SA DPD state is
+//! in `dpd.rs`, the R-U-THERE exchange here) and
 //! INITIAL-CONTACT (RFC 2407 §4.6.3.3).
 //!
 //! Before phase 1 is authenticated there are no keys, so errors travel in clear (they carry
@@ -16,9 +17,12 @@ use isakmp::{
     Cookie, Doi, ExchangeType, Message, Notification, NotifyType, Payload, PayloadType, ProtocolId,
 };
 
-use crate::event::{Event, Exchange, FailureReason, Transmit};
-use crate::ike_sa::{Ctx, IkeSa, Phase1};
-use crate::quick_mode::QmState;
+use crate::dpd::DpdTimeout;
+use crate::event::{ClearReason, Event, Exchange, Transmit};
+use crate::failure::{AuthenticationFailure, FailureReason};
+use crate::sa::context::Ctx;
+use crate::sa::core::SaCore;
+use crate::sa::keys::Phase1Material;
 use crate::wire;
 
 /// Sends the notification for `reason` in clear, for failures before phase 1 is authenticated.
@@ -47,7 +51,12 @@ pub(crate) fn notify_unauthenticated(
 }
 
 /// Sends the notification for a quick-mode `reason` under the IKE SA's protection.
-pub(crate) fn notify_failure(sa: &IkeSa, reason: &FailureReason, ctx: &mut Ctx<'_>) {
+pub(crate) fn notify_failure(
+    sa: &SaCore,
+    keys: Option<&Phase1Material>,
+    reason: &FailureReason,
+    ctx: &mut Ctx<'_>,
+) {
     let Some(notify_type) = reason.notify() else { return };
     let notification = Payload::Notification(Notification {
         doi: Doi::Ipsec,
@@ -56,14 +65,19 @@ pub(crate) fn notify_failure(sa: &IkeSa, reason: &FailureReason, ctx: &mut Ctx<'
         notify_type,
         data: &[],
     });
-    send_protected(sa, &[notification], ctx);
+    send_protected(sa, keys, &[notification], ctx);
 }
 
 /// Sends `payloads` in a new informational exchange under the IKE SA's protection: a fresh
 /// random message ID, `HASH(1)` first, encrypted under the exchange's own IV (RFC 2409 §5.7).
-/// Does nothing before phase 1 is established.
-pub(crate) fn send_protected(sa: &IkeSa, payloads: &[Payload<'_>], ctx: &mut Ctx<'_>) {
-    let Phase1::Established { material, .. } = &sa.phase1 else { return };
+/// Does nothing before phase 1 is established (`keys` is `None`).
+pub(crate) fn send_protected(
+    sa: &SaCore,
+    keys: Option<&Phase1Material>,
+    payloads: &[Payload<'_>],
+    ctx: &mut Ctx<'_>,
+) {
+    let Some(material) = keys else { return };
     let mut id = [0u8; 4];
     while id == [0; 4] {
         ctx.rng.fill(&mut id);
@@ -78,77 +92,137 @@ pub(crate) fn send_protected(sa: &IkeSa, payloads: &[Payload<'_>], ctx: &mut Ctx
     sa.transmit(bytes, ctx);
 }
 
-/// Handles an informational message for `sa`.
-pub(crate) fn handle(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
-    match message.encrypted_body() {
-        None => handle_cleartext(sa, message, ctx),
-        Some(ciphertext) => handle_encrypted(sa, message, ciphertext, ctx),
+/// Phase 1 as an informational sees it: which keys protect it, if any.
+pub(crate) enum Phase1View<'a> {
+    /// Phase 1 is under way in state `state`; `awaiting_mm6` holds the keys of a main-mode
+    /// initiator that sent MM5, under which the peer may answer with an encrypted error.
+    Running { exchange: Exchange, state: &'static str, awaiting_mm6: Option<&'a Phase1Material> },
+    /// Established under these keys.
+    Established(&'a Phase1Material),
+    /// Over: nothing is believed any more.
+    Failed,
+}
+
+/// What an informational did to the IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The SA lives on.
+    Continue,
+    /// The SA ends: phase 1 failed by the peer's error, or the peer deleted it.
+    EndIkeSa,
+}
+
+/// Handles an informational message for `sa`. An authenticated error notification about a
+/// quick mode goes to `quick_mode_refused` (the IKE SA knows its quick modes, this module
+/// does not).
+pub(crate) fn handle(
+    sa: &mut SaCore,
+    phase1: Phase1View<'_>,
+    message: &Message<'_>,
+    ctx: &mut Ctx<'_>,
+    quick_mode_refused: impl FnMut(&SaCore, &Notification<'_>, &mut Ctx<'_>),
+) -> Outcome {
+    match (message.encrypted_body(), phase1) {
+        (_, Phase1View::Failed) => Outcome::Continue,
+        (None, Phase1View::Running { exchange, state, .. }) => {
+            handle_cleartext(sa, exchange, state, message, ctx)
+        }
+        (None, Phase1View::Established(_)) => Outcome::Continue,
+        (Some(ciphertext), Phase1View::Running { state, awaiting_mm6: Some(keys), .. }) => {
+            handle_mm5_answer(sa, state, keys, message, ciphertext, ctx)
+        }
+        (Some(_), Phase1View::Running { .. }) => Outcome::Continue,
+        (Some(ciphertext), Phase1View::Established(keys)) => {
+            handle_encrypted(sa, keys, message, ciphertext, ctx, quick_mode_refused)
+        }
     }
 }
 
 /// A cleartext error notification is believed only while phase 1 runs (afterwards the peer
 /// must protect it) and ends phase 1.
-fn handle_cleartext(sa: &mut IkeSa, message: &Message<'_>, ctx: &mut Ctx<'_>) {
-    if matches!(sa.phase1, Phase1::Established { .. } | Phase1::Failed) {
-        return;
-    }
+fn handle_cleartext(
+    sa: &SaCore,
+    exchange: Exchange,
+    state: &'static str,
+    message: &Message<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Outcome {
     let error = message.payloads().iter().find_map(|p| match p {
         Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
         _ => None,
     });
-    if let Some(notify_type) = error {
-        let state = sa.phase1.name();
-        let failure =
-            sa.failure(sa.phase1_exchange(), state, FailureReason::PeerNotified(notify_type), ctx.config);
-        ctx.out.events.push_back(Event::Failed(failure));
-        sa.phase1 = Phase1::Failed;
-    }
+    let Some(notify_type) = error else { return Outcome::Continue };
+    let failure = sa.failure(exchange, state, FailureReason::PeerNotified(notify_type), ctx.config);
+    ctx.out.events.push_back(Event::Failed(failure));
+    Outcome::EndIkeSa
 }
 
-fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ctx: &mut Ctx<'_>) {
-    if let Phase1::InitiatorWaitMm6 { material, .. } = &sa.phase1 {
-        let reason = match decrypt_authenticated(material, message, ciphertext) {
-            Some(plaintext) => {
-                let error =
-                    wire::parse_chain(message.first_payload(), &plaintext).ok().and_then(|(payloads, _)| {
-                        payloads.iter().find_map(|p| match p {
-                            Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
-                            _ => None,
-                        })
-                    });
-                match error {
-                    Some(notify_type) => FailureReason::PeerNotified(notify_type),
-                    // Authentic, but no error: nothing to act on.
-                    None => return,
-                }
+/// An encrypted informational while a main-mode initiator waits for MM6: the peer's answer
+/// to MM5 when it could not accept it.
+fn handle_mm5_answer(
+    sa: &SaCore,
+    state: &'static str,
+    material: &Phase1Material,
+    message: &Message<'_>,
+    ciphertext: &[u8],
+    ctx: &mut Ctx<'_>,
+) -> Outcome {
+    let reason = match decrypt_authenticated(material, message, ciphertext) {
+        Some(plaintext) => {
+            let error =
+                wire::parse_chain(message.first_payload(), &plaintext).ok().and_then(|(payloads, _)| {
+                    payloads.iter().find_map(|p| match p {
+                        Payload::Notification(n) if n.notify_type.is_error() => Some(n.notify_type),
+                        _ => None,
+                    })
+                });
+            match error {
+                Some(notify_type) => FailureReason::PeerNotified(notify_type),
+                // Authentic, but no error: nothing to act on.
+                None => return Outcome::Continue,
             }
-            // The peer could not read our MM5 (strongSwan answers with an encrypted
-            // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
-            None => FailureReason::KeysDiffer { message: "the peer's encrypted notify in reply to MM5" },
-        };
-        let state = sa.phase1.name();
-        let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
-        ctx.out.events.push_back(Event::Failed(failure));
-        sa.phase1 = Phase1::Failed;
-        return;
-    }
-    let Phase1::Established { material, .. } = &sa.phase1 else { return };
+        }
+        // The peer could not read our MM5 (strongSwan answers with an encrypted
+        // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
+        None => FailureReason::Authentication(AuthenticationFailure::KeysDiffer {
+            message: "the peer's encrypted notify in reply to MM5",
+        }),
+    };
+    let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
+    ctx.out.events.push_back(Event::Failed(failure));
+    Outcome::EndIkeSa
+}
+
+/// An encrypted informational on an established SA: acted upon only once HASH(1) verified
+/// and only the first time its message ID is seen.
+fn handle_encrypted(
+    sa: &mut SaCore,
+    material: &Phase1Material,
+    message: &Message<'_>,
+    ciphertext: &[u8],
+    ctx: &mut Ctx<'_>,
+    mut quick_mode_refused: impl FnMut(&SaCore, &Notification<'_>, &mut Ctx<'_>),
+) -> Outcome {
     // Unauthenticated: acting on it would let anyone tear down our SAs.
-    let Some(plaintext) = decrypt_authenticated(material, message, ciphertext) else { return };
-    let Ok((payloads, _)) = wire::parse_chain(message.first_payload(), &plaintext) else { return };
+    let Some(plaintext) = decrypt_authenticated(material, message, ciphertext) else {
+        return Outcome::Continue;
+    };
+    let Ok((payloads, _)) = wire::parse_chain(message.first_payload(), &plaintext) else {
+        return Outcome::Continue;
+    };
     if !sa.informational_seen.first_time(message.header.message_id.0) {
         // A replay: informationals are never retransmitted, and acting on a copy would let an
         // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
-        return;
+        return Outcome::Continue;
     }
-    sa.peer_authenticated(ctx);
+    sa.peer_authenticated(true, ctx);
     let mut deleted_ipsec = Vec::new();
     let mut delete_ike = false;
     for payload in &payloads[1..] {
         match payload {
-            Payload::Notification(n) if n.notify_type.is_error() => fail_quick_mode(sa, n, ctx),
+            Payload::Notification(n) if n.notify_type.is_error() => quick_mode_refused(sa, n, ctx),
             Payload::Notification(n) if n.notify_type == NotifyType::DpdRUThere => {
-                crate::dpd::answer(sa, n, ctx);
+                answer_dpd(sa, material, n, ctx);
             }
             Payload::Notification(n) if n.notify_type == NotifyType::DpdRUThereAck => {
                 sa.dpd.acknowledged(n);
@@ -166,62 +240,51 @@ fn handle_encrypted(sa: &mut IkeSa, message: &Message<'_>, ciphertext: &[u8], ct
     if !deleted_ipsec.is_empty() {
         ctx.out.events.push_back(Event::IpsecSaDeleted { connection: sa.connection, spis: deleted_ipsec });
     }
-    if delete_ike {
-        ctx.out.events.push_back(Event::IkeSaDeleted {
-            connection: sa.connection,
-            peer: sa.peer_config(ctx.config).name.clone(),
-        });
-        sa.phase1 = Phase1::Failed;
+    if !delete_ike {
+        return Outcome::Continue;
     }
-}
-
-/// An authenticated error notification ends the quick mode it is about: the one whose SPI it
-/// names, or the only one we initiated.
-fn fail_quick_mode(sa: &mut IkeSa, notification: &Notification<'_>, ctx: &mut Ctx<'_>) {
-    let waiting: Vec<usize> = sa
-        .quick_modes
-        .iter()
-        .enumerate()
-        .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
-        .map(|(i, _)| i)
-        .collect();
-    let by_spi = sa.quick_modes.iter().position(|q| q.owns_spi(notification.spi));
-    let index = by_spi.or(match waiting.as_slice() {
-        [only] => Some(*only),
-        _ => None,
+    ctx.out.events.push_back(Event::IkeSaDeleted {
+        connection: sa.connection,
+        peer: sa.peer_config(ctx.config).name.clone(),
     });
-    let Some(index) = index else { return };
-    let qm = sa.quick_modes.remove(index);
-    let failure = sa.failure(
-        Exchange::QuickMode,
-        qm.state_name(),
-        FailureReason::PeerNotified(notification.notify_type),
-        ctx.config,
-    );
-    ctx.out.events.push_back(Event::Failed(failure));
+    Outcome::EndIkeSa
 }
 
-/// The message IDs of the last authenticated informationals of an IKE SA, to drop replays.
-/// Each informational exchange has a fresh random message ID (RFC 2409 §5.7) and is sent once,
-/// so a repeat within the window is a copy. Bounded: the oldest ID is forgotten first.
-#[derive(Debug, Default)]
-pub(crate) struct SeenMessageIds(std::collections::VecDeque<u32>);
-
-impl SeenMessageIds {
-    /// How many IDs are remembered.
-    const WINDOW: usize = 64;
-
-    /// Records `message_id`; false if it was seen already.
-    pub(crate) fn first_time(&mut self, message_id: u32) -> bool {
-        if self.0.contains(&message_id) {
-            return false;
+/// Runs the DPD timer of an established SA (RFC 3706), whose phase-1 keys are `keys`: an
+/// R-U-THERE when the tunnel has been idle. Returns the reason when the peer is dead; the
+/// caller clears the SA.
+pub(crate) fn dpd_timeout(sa: &mut SaCore, keys: &Phase1Material, ctx: &mut Ctx<'_>) -> Option<ClearReason> {
+    let config = sa.dpd_config?;
+    match sa.dpd.on_timeout(ctx.now, &config) {
+        DpdTimeout::Nothing => None,
+        DpdTimeout::Probe(sequence) => {
+            send_dpd(sa, keys, NotifyType::DpdRUThere, sequence, ctx);
+            None
         }
-        if self.0.len() == Self::WINDOW {
-            self.0.pop_front();
-        }
-        self.0.push_back(message_id);
-        true
+        DpdTimeout::Dead(reason) => Some(reason),
     }
+}
+
+/// Answers an authenticated R-U-THERE (RFC 3706 §5.1).
+fn answer_dpd(sa: &SaCore, keys: &Phase1Material, notification: &Notification<'_>, ctx: &mut Ctx<'_>) {
+    let Some(sequence) = notification.dpd_sequence() else { return };
+    send_dpd(sa, keys, NotifyType::DpdRUThereAck, sequence, ctx);
+}
+
+/// An R-U-THERE or R-U-THERE-ACK with `sequence` (RFC 3706 §5.2).
+fn send_dpd(sa: &SaCore, keys: &Phase1Material, notify_type: NotifyType, sequence: u32, ctx: &mut Ctx<'_>) {
+    let mut spi = [0u8; 16];
+    spi[..8].copy_from_slice(&sa.cookie_i.0);
+    spi[8..].copy_from_slice(&sa.cookie_r.0);
+    let data = sequence.to_be_bytes();
+    let notification = Payload::Notification(Notification {
+        doi: Doi::Ipsec,
+        protocol: ProtocolId::Isakmp,
+        spi: &spi,
+        notify_type,
+        data: &data,
+    });
+    send_protected(sa, Some(keys), &[notification], ctx);
 }
 
 /// Decrypts an informational under its own IV (never the phase-1 chain) and returns the
@@ -229,7 +292,7 @@ impl SeenMessageIds {
 /// informational is acted upon before that. `None` when it does not decrypt or verify under
 /// our keys.
 fn decrypt_authenticated(
-    material: &crate::ike_sa::Phase1Material,
+    material: &Phase1Material,
     message: &Message<'_>,
     ciphertext: &[u8],
 ) -> Option<Vec<u8>> {
@@ -241,20 +304,4 @@ fn decrypt_authenticated(
     let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
     let _authentic = material.skeyid_a.verify_informational_hash(message_id, after, hash).ok()?;
     Some(decrypted.plaintext)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SeenMessageIds;
-
-    #[test]
-    fn replays_within_the_window_are_refused() {
-        let mut seen = SeenMessageIds::default();
-        assert!(seen.first_time(7));
-        assert!(!seen.first_time(7));
-        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
-            assert!(seen.first_time(id));
-        }
-        assert!(seen.first_time(7), "forgotten once out of the window");
-    }
 }

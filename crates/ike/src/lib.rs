@@ -17,7 +17,7 @@
 //! (`lifetime`), the reset commands and the error history (`commands`), configuration
 //! reload keeping the SAs whose configuration did not change (`reconfigure`), signature
 //! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
-//! (RFC 2409 §5.1, RFC 4754; `signature_auth`), with IKE fragmentation (`fragmentation`), and
+//! (RFC 2409 §5.1, RFC 4754; `auth`, which also checks pre-shared-key hashes), with IKE fragmentation (`fragmentation`), and
 //! a trace of every main, aggressive and quick-mode message sent or accepted, with its step
 //! and payloads, for drivers that log the message flow (`trace`,
 //! [`Engine::set_message_trace`]).
@@ -28,22 +28,28 @@
 //! ([`Transmit::nat_keepalive`]) as they are. The data plane reports inbound traffic with
 //! [`Engine::handle_traffic`] so that DPD only probes idle tunnels.
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 mod aggressive_mode;
+mod auth;
 mod commands;
 mod config;
 mod dpd;
 mod engine;
 mod event;
+mod failure;
 mod fragmentation;
+mod identity;
 mod ike_sa;
 mod informational;
 mod lifetime;
+mod main_mode;
 mod nat_t;
 mod proposal;
+mod proxy_id;
 mod quick_mode;
 mod reconfigure;
-mod signature_auth;
+mod sa;
 mod trace;
 mod vendor;
 mod wire;
@@ -57,18 +63,20 @@ pub use config::{
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
     SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
-pub use engine::{Engine, IkeSaView, Statistics};
+pub use engine::endpoint::{Engine, IkeSaView, Statistics};
 pub use event::{
-    AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, IpsecSaPair, Phase1KeyLog,
-    Transmit, UdpEncapsulation,
+    Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
+    IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
 };
-pub use ike_sa::{PeerIdentity, Role};
-pub use lifetime::{
-    IkeSaEnd, IpsecSaEnd, IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT,
+pub use failure::{
+    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
+    ProposalFailure, TimeoutFailure,
 };
+pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
-pub use quick_mode::Acquire;
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
+pub use sa::core::Role;
+pub use sa::lifetimes::{IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT};
 pub use trace::{summarize, Direction, MessageTrace, Step};
 pub use vendor::{NatTVersion, PeerCapabilities};

@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 use crypto::{HashAlgorithm, HashFunction};
 use isakmp::{Cookie, NatDiscovery, NatOriginalAddress, Payload};
 
-use crate::event::Event;
-use crate::ike_sa::{Ctx, IkeSa};
 use crate::vendor::NatTVersion;
 
 /// The IKE and ESP-in-UDP port after the float (RFC 3947 §4, RFC 3948 §2).
@@ -79,63 +77,6 @@ impl NatState {
                 true
             }
             _ => false,
-        }
-    }
-}
-
-/// The NAT-T steps of the phase-1 exchanges, shared by main mode (MM3/MM4, float before
-/// MM5) and aggressive mode (AM2/AM3, float before AM3).
-impl IkeSa {
-    /// The hashes for our NAT-D payloads (see [`discovery_payloads`]), if NAT-T was
-    /// negotiated.
-    pub(crate) fn nat_discovery(&self, hash: HashAlgorithm) -> Option<(NatTVersion, [Vec<u8>; 2])> {
-        let version = self.nat.version?;
-        Some((version, our_discovery_hashes(hash, self.cookie_i, self.cookie_r, self.local, self.remote)))
-    }
-
-    /// Reads the peer's NAT-D payloads against the addresses the message arrived on. A peer
-    /// that announced NAT-T but sends no NAT-D does not do it after all: NAT-T is then off.
-    pub(crate) fn detect_nat(&mut self, payloads: &[Payload<'_>], hash: HashAlgorithm, ctx: &Ctx<'_>) {
-        if self.nat.version.is_none() {
-            return;
-        }
-        let (local, remote) = ctx.received.unwrap_or((self.local, self.remote));
-        match detect(payloads, hash, self.cookie_i, self.cookie_r, local, remote) {
-            Some((local_behind, remote_behind)) => {
-                self.nat.local_behind_nat = local_behind;
-                self.nat.remote_behind_nat = remote_behind;
-            }
-            None => self.nat.version = None,
-        }
-    }
-
-    /// The initiator's float (RFC 3947 §4): to UDP 4500 on both ends when a NAT was found on
-    /// either side, before the first encrypted message.
-    pub(crate) fn float_if_nat_detected(&mut self, now: Instant) {
-        if self.nat.version.is_some() && self.nat.detected() && !self.nat.floated {
-            self.local.set_port(NAT_T_PORT);
-            self.remote.set_port(NAT_T_PORT);
-            self.nat.float(now);
-        }
-    }
-
-    /// After an authenticated message: with NAT-T, a message on our port 4500 means the peer
-    /// floated (we follow even if we saw no NAT: strongSwan fakes it) and its source is where
-    /// the peer now is (a NAT may have changed the port). Once established, a move is reported
-    /// so the data plane sends ESP-in-UDP to the new port.
-    pub(crate) fn follow_peer(&mut self, ctx: &mut Ctx<'_>) {
-        let Some((local, remote)) = ctx.received else { return };
-        if self.nat.version.is_none() || local.port() != NAT_T_PORT {
-            return;
-        }
-        if !self.nat.floated {
-            self.nat.float(ctx.now);
-        }
-        let moved = (self.local, self.remote) != (local, remote);
-        self.local = local;
-        self.remote = remote;
-        if moved && self.is_established() {
-            ctx.out.events.push_back(Event::PeerMoved { connection: self.connection, local, remote });
         }
     }
 }

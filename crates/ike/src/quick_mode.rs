@@ -14,32 +14,31 @@
 //! otherwise leave it without SAs the initiator already uses); the initiator answers a
 //! repeated QM2 with its stored QM3.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use crypto::key_schedule::{EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, Spi};
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
-    ExchangeType, Identification, Identity, Message, Payload, PayloadType, Proposal, ProtocolId,
+    ExchangeType, Identification, Message, Notification, Payload, PayloadType, Proposal, ProtocolId,
     SecurityAssociation, SIT_IDENTITY_ONLY,
 };
 
-use crate::config::{Addresses, EncapsulationMode, PolicyConfig, Subnet, TrafficSelector};
-use crate::event::{AhSaKeys, Event, FailureReason, IpsecSaPair, UdpEncapsulation};
-use crate::ike_sa::{find_sa, Ctx, Flight, IkeSa, Phase1, Phase1Material, NONCE_LEN};
+use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
+use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsulation};
+use crate::failure::{
+    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
+};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
+use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
+use crate::sa::context::Ctx;
+use crate::sa::core::SaCore;
+use crate::sa::flight::{Flight, FlightTimeout};
+use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::trace::{Direction, Step};
 use crate::wire;
-
-/// A flow that needs IPsec SAs: policy entry and the ACL rule it matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Acquire {
-    /// Index of the policy in [`crate::Config::policies`].
-    pub policy: usize,
-    /// The rule's flow, from our side.
-    pub selector: TrafficSelector,
-}
+use crate::wire::find_sa;
 
 /// One quick-mode exchange in progress (or just finished, kept to answer repeats).
 pub(crate) struct QuickMode {
@@ -142,10 +141,26 @@ impl QuickMode {
     }
 }
 
-fn material(phase1: &Phase1) -> Option<&Phase1Material> {
-    match phase1 {
-        Phase1::Established { material, .. } => Some(material),
-        _ => None,
+/// What a quick mode runs on: the IKE SA's core, its phase-1 keys once established, and the
+/// quick modes under way, borrowed apart from the IKE SA (`IkeSa::quick_mode_sa`) so that
+/// this module never sees a phase-1 state. Reads and writes of the core go through `Deref`.
+pub(crate) struct QuickModeSa<'s> {
+    pub(crate) core: &'s mut SaCore,
+    /// The phase-1 keys; `None` before phase 1 is established (nothing can be protected).
+    pub(crate) keys: Option<&'s Phase1Material>,
+    pub(crate) quick_modes: &'s mut Vec<QuickMode>,
+}
+
+impl Deref for QuickModeSa<'_> {
+    type Target = SaCore;
+    fn deref(&self) -> &SaCore {
+        self.core
+    }
+}
+
+impl DerefMut for QuickModeSa<'_> {
+    fn deref_mut(&mut self) -> &mut SaCore {
+        self.core
     }
 }
 
@@ -161,43 +176,6 @@ pub(crate) fn policy_suites(policy: &PolicyConfig) -> Vec<IpsecSuite> {
             lifetime_kilobytes: policy.lifetime_kilobytes,
         })
         .collect()
-}
-
-/// The proxy identity of one side of a flow: ID_IPV4_ADDR for a host, ID_IPV4_ADDR_SUBNET for
-/// a prefix, ID_IPV4_ADDR_RANGE for a range; protocol and port (0 = any) as given.
-fn side_id(addresses: &Addresses, protocol: u8, port: Option<u16>) -> Identification<'static> {
-    let identity = match *addresses {
-        Addresses::Subnet(s) if s.mask == Ipv4Addr::BROADCAST => Identity::Ipv4Addr(s.address),
-        Addresses::Subnet(s) => Identity::Ipv4Subnet { address: s.address, mask: s.mask },
-        Addresses::Range { start, end } => Identity::Ipv4Range { start, end },
-    };
-    Identification { protocol, port: port.unwrap_or(0), identity }
-}
-
-/// The addresses a proxy identity names (a range that is exactly a prefix becomes that
-/// prefix); IPv6 is not supported yet.
-fn id_addresses(id: &Identification<'_>) -> Option<Addresses> {
-    match id.identity {
-        Identity::Ipv4Addr(address) => Some(Subnet { address, mask: Ipv4Addr::BROADCAST }.into()),
-        Identity::Ipv4Subnet { address, mask } => {
-            let subnet = Subnet { address: Ipv4Addr::from(u32::from(address) & u32::from(mask)), mask };
-            // A non-contiguous mask names no prefix.
-            (u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros() == 32).then_some(subnet.into())
-        }
-        Identity::Ipv4Range { start, end } => (start <= end).then(|| Addresses::range(start, end)),
-        _ => None,
-    }
-}
-
-fn host_addresses(address: IpAddr) -> Option<Addresses> {
-    match address {
-        IpAddr::V4(a) => Some(Subnet { address: a, mask: Ipv4Addr::BROADCAST }.into()),
-        IpAddr::V6(_) => None,
-    }
-}
-
-fn port(port: u16) -> Option<u16> {
-    (port != 0).then_some(port)
 }
 
 fn esp_key_lengths(suite: &IpsecSuite) -> EspKeyLengths {
@@ -236,11 +214,151 @@ macro_rules! find_payload {
                 Payload::$variant(v) => Some(v),
                 _ => None,
             })
-            .ok_or(FailureReason::MissingPayload($name))
+            .ok_or(FailureReason::missing_payload($name))
     };
 }
 
-impl IkeSa {
+/// The proxy identities (IDci, IDcr) of a quick-mode message, in order.
+fn identifications<'m, 'a>(payloads: &'m [Payload<'a>]) -> Vec<&'m Identification<'a>> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Identification(id) => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The responder's half of PFS: with a group, our KE and the shared secret with the
+/// initiator's KE (RFC 2409 §5.5).
+fn responder_pfs(
+    group: Option<crypto::DhGroup>,
+    payloads: &[Payload<'_>],
+    ctx: &mut Ctx<'_>,
+) -> Result<(Option<DhPrivate>, Option<SecretBytes>), FailureReason> {
+    let Some(group) = group else { return Ok((None, None)) };
+    let ke = find_payload!(payloads, KeyExchange, "KE")?;
+    let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
+    let secret = dh.shared_secret(ke).map_err(FailureReason::from)?;
+    Ok((Some(dh), Some(secret)))
+}
+
+/// QM2's RESPONDER-LIFETIME notifications, one per protocol of the choice, when the lifetime
+/// we chose (`data`) is shorter than the offer.
+fn responder_lifetime_notifies<'a>(
+    choice: &IpsecChoice,
+    our_spis: &'a OurSpis,
+    data: Option<&'a [u8]>,
+) -> Vec<Payload<'a>> {
+    let Some(data) = data else { return Vec::new() };
+    choice
+        .parts
+        .iter()
+        .map(|part| {
+            crate::sa::lifetimes::responder_lifetime_notify(part.protocol, our_spis.of(part.protocol), data)
+        })
+        .collect()
+}
+
+/// QM2's SA payload: the chosen proposal with every protocol of it (AH+ESP keeps both), each
+/// with our SPI.
+fn reply_sa<'a>(choice: &'a IpsecChoice, our_spis: &'a OurSpis) -> SecurityAssociation<'a> {
+    SecurityAssociation {
+        situation: SIT_IDENTITY_ONLY,
+        proposals: choice
+            .parts
+            .iter()
+            .map(|part| Proposal {
+                number: choice.proposal_number,
+                protocol: part.protocol,
+                spi: our_spis.of(part.protocol),
+                transforms: vec![part.transform.clone()],
+            })
+            .collect(),
+    }
+}
+
+/// An authenticated error notification ends the quick mode it is about: the one whose SPI it
+/// names, or the only one we initiated.
+pub(crate) fn refused_by_peer(
+    quick_modes: &mut Vec<QuickMode>,
+    sa: &SaCore,
+    notification: &Notification<'_>,
+    ctx: &mut Ctx<'_>,
+) {
+    let waiting: Vec<usize> = quick_modes
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let by_spi = quick_modes.iter().position(|q| q.owns_spi(notification.spi));
+    let index = by_spi.or(match waiting.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    });
+    let Some(index) = index else { return };
+    let qm = quick_modes.remove(index);
+    let failure = sa.failure(
+        Exchange::QuickMode,
+        qm.state_name(),
+        FailureReason::PeerNotified(notification.notify_type),
+        ctx.config,
+    );
+    ctx.out.events.push_back(Event::Failed(failure));
+}
+
+/// Runs the quick modes' timers: retransmit, give up, or forget finished ones.
+pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mut Ctx<'_>) {
+    let now = ctx.now;
+    let mut index = 0;
+    while index < quick_modes.len() {
+        let qm = &mut quick_modes[index];
+        match qm.flight.on_timeout(now, ctx.config) {
+            FlightTimeout::Resend(bytes) => {
+                sa.transmit(bytes, ctx);
+            }
+            FlightTimeout::GiveUp { retransmissions, waited } => {
+                let state = qm.state_name();
+                // Kept, as finished, until its deadline: a late reply is then recognised by
+                // its message ID and dropped, not taken for a new exchange under the wrong IV
+                // (whose error notify could end an unrelated quick mode of the peer, such as
+                // the rekey that replaces this one).
+                qm.state = QmState::Done;
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+            }
+            FlightTimeout::Nothing => {}
+        }
+        let qm = &quick_modes[index];
+        if qm.deadline <= now {
+            let finished = matches!(qm.state, QmState::Done);
+            let state = qm.state_name();
+            quick_modes.remove(index);
+            if !finished {
+                let failure = sa.failure(
+                    Exchange::QuickMode,
+                    state,
+                    FailureReason::Timeout(TimeoutFailure::NoAnswer {
+                        retransmissions: ctx.config.limits.retransmit_count,
+                        waited: ctx.config.limits.exchange_timeout,
+                    }),
+                    ctx.config,
+                );
+                ctx.out.events.push_back(Event::Failed(failure));
+            }
+            continue;
+        }
+        index += 1;
+    }
+}
+
+impl QuickModeSa<'_> {
     fn qm_header(&self, message_id: u32) -> isakmp::Header {
         wire::header(self.cookie_i, self.cookie_r, ExchangeType::QuickMode, message_id)
     }
@@ -257,13 +375,9 @@ impl IkeSa {
     }
 
     /// Starts a quick mode for `acquire` on this established SA: QM1.
-    pub(crate) fn start_quick_mode(
-        &mut self,
-        acquire: Acquire,
-        ctx: &mut Ctx<'_>,
-    ) -> Result<(), FailureReason> {
+    pub(crate) fn start(&mut self, acquire: Acquire, ctx: &mut Ctx<'_>) -> Result<(), FailureReason> {
         let message_id = self.new_message_id(ctx);
-        let Some(material) = material(&self.phase1) else { return Ok(()) };
+        let Some(material) = self.keys else { return Ok(()) };
         let policy = &ctx.config.policies[acquire.policy];
         let udp = self.nat.encapsulation();
         let mut offered = policy_suites(policy);
@@ -275,9 +389,7 @@ impl IkeSa {
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let ni = ctx.random_bytes(NONCE_LEN);
         let dh = match policy.pfs {
-            Some(group) => {
-                Some(DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?)
-            }
+            Some(group) => Some(DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?),
             None => None,
         };
         let sa = quick_mode_offer(&offered, &our_spis, udp);
@@ -324,7 +436,7 @@ impl IkeSa {
 
     /// Handles a quick-mode message. On failure returns the reason and the state it was in;
     /// the quick mode is then forgotten.
-    pub(crate) fn handle_quick_mode(
+    pub(crate) fn handle(
         &mut self,
         message: &Message<'_>,
         digest: [u8; 32],
@@ -368,59 +480,36 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(2)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(2)")));
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         let proof = material
             .skeyid_a
             .verify_quick_mode_hash_2(MessageId(message_id), &wait.ni, after, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(2)" })?;
-        self.peer_authenticated(ctx);
+            .map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(2)" })
+            })?;
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(2), message_id, true, &payloads);
-        let material = self::material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
-        let reply = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
-        let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::IpsecProposalMismatch)?;
-        let suite = crate::lifetime::adopt_responder_lifetime(choice.suite, &payloads);
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
+        let reply = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
+        let choice = choose_ipsec(reply, &wait.offered).map_err(FailureReason::from)?;
+        let suite = crate::sa::lifetimes::adopt_responder_lifetime(choice.suite, &payloads);
         // RFC 2409 §5.5: the responder echoes the proxy identities; anything else is a flow we
         // did not ask for, and installing it would protect the wrong traffic.
-        let echoed: Vec<&Identification<'_>> = payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Identification(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        let flow = &wait.acquire.selector;
-        let ours = [
-            side_id(&flow.local, flow.protocol, flow.local_port),
-            side_id(&flow.remote, flow.protocol, flow.remote_port),
-        ];
-        let echoed_ok = match echoed.as_slice() {
-            [] => true,
-            [ci, cr] => **ci == ours[0] && **cr == ours[1],
-            _ => false,
-        };
-        if !echoed_ok {
-            let proposed = echoed
-                .iter()
-                .map(|id| crate::ike_sa::describe_identity(&id.identity))
-                .collect::<Vec<_>>()
-                .join(" -> ");
-            return Err(FailureReason::ProxyIdNotAllowed {
-                proposed: format!("{proposed} (QM2 changed our {flow})"),
-            });
-        }
+        check_echoed(&identifications(&payloads), &wait.acquire.selector)?;
         let nr = *find_payload!(payloads, Nonce, "NONCE")?;
         let pfs_secret = match &wait.dh {
             Some(dh) => {
                 let ke = find_payload!(payloads, KeyExchange, "KE")?;
-                Some(dh.shared_secret(ke).map_err(FailureReason::InvalidKeyExchange)?)
+                Some(dh.shared_secret(ke).map_err(FailureReason::from)?)
             }
             None => None,
         };
@@ -447,7 +536,7 @@ impl IkeSa {
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
         self.trace(ctx, Direction::Sent, Step::Quick(3), message_id, true, &[Payload::Hash(&hash3)]);
         self.transmit(qm3, ctx);
-        crate::lifetime::track(self, wait.acquire.policy, &pair, ctx);
+        crate::sa::lifetimes::track(&mut self.lifetimes, wait.acquire.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
@@ -458,102 +547,45 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let Some(material) = material(&self.phase1) else { return Ok(()) };
+        let Some(material) = self.keys else { return Ok(()) };
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
         let decrypted = wire::decrypt(ciphertext, &material.key, &iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(1)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")));
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         // Nothing in QM1 is looked at before its HASH(1) checks out.
-        let _hash1_verified = material
-            .skeyid_a
-            .verify_quick_mode_hash_1(MessageId(message_id), after, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(1)" })?;
-        self.peer_authenticated(ctx);
+        let _hash1_verified =
+            material.skeyid_a.verify_quick_mode_hash_1(MessageId(message_id), after, hash).map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(1)" })
+            })?;
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
-        let Some(material) = self::material(&self.phase1) else { return Ok(()) };
-        let offer = find_sa(&payloads).ok_or(FailureReason::MissingPayload("SA"))?;
+        let Some(material) = self.keys else { return Ok(()) };
+        let offer = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
-        let ids: Vec<&Identification<'_>> = payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Identification(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        // Without proxy identities the flow is between the two gateways (RFC 2409 §5.5).
-        let (peer_side, our_side, protocol, peer_port, our_port) = match ids.as_slice() {
-            [] => (host_addresses(self.remote.ip()), host_addresses(self.local.ip()), Some(0), 0, 0),
-            // Both identities name the same flow, so the same protocol (RFC 2407 §4.6.2).
-            [ci, cr] => (
-                id_addresses(ci),
-                id_addresses(cr),
-                (ci.protocol == cr.protocol).then_some(ci.protocol),
-                ci.port,
-                cr.port,
-            ),
-            _ => return Err(FailureReason::MissingPayload("IDci and IDcr (exactly two ID payloads)")),
-        };
-        let describe = || match ids.as_slice() {
-            [ci, cr] => {
-                let side = |id: &Identification<'_>| {
-                    let mut text = crate::ike_sa::describe_identity(&id.identity);
-                    if id.protocol != 0 || id.port != 0 {
-                        text.push_str(&format!(" proto {} port {}", id.protocol, id.port));
-                    }
-                    text
-                };
-                format!("{} -> {}", side(ci), side(cr))
-            }
-            _ => format!("{} -> {}", self.remote.ip(), self.local.ip()),
-        };
-        let (Some(peer_side), Some(our_side), Some(protocol)) = (peer_side, our_side, protocol) else {
-            return Err(FailureReason::ProxyIdNotAllowed { proposed: describe() });
-        };
-        let selector = TrafficSelector {
-            protocol,
-            local: our_side,
-            remote: peer_side,
-            local_port: port(our_port),
-            remote_port: port(peer_port),
-        };
+        let ids = identifications(&payloads);
+        let (remote, local) = (self.remote.ip(), self.local.ip());
+        let describe = || describe_flow(&ids, remote, local);
+        let selector = proposed_selector(&ids, remote, local)?;
         let policy = ctx
             .policies_of_peer(self.peer)
             .find(|(_, p)| p.selectors.iter().any(|s| covers(s, &selector)))
             .map(|(i, _)| i)
-            .ok_or_else(|| FailureReason::ProxyIdNotAllowed { proposed: describe() })?;
+            .ok_or_else(|| {
+                FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
+            })?;
         let suites = policy_suites(&ctx.config.policies[policy]);
-        let choice = choose_ipsec(offer, &suites).map_err(FailureReason::IpsecProposalMismatch)?;
-        let (dh, pfs_secret) = match choice.suite.pfs {
-            Some(group) => {
-                let ke = find_payload!(payloads, KeyExchange, "KE")?;
-                let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::InvalidKeyExchange)?;
-                let secret = dh.shared_secret(ke).map_err(FailureReason::InvalidKeyExchange)?;
-                (Some(dh), Some(secret))
-            }
-            None => (None, None),
-        };
+        let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
+        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
         iv.advance(decrypted.next_iv);
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);
-        // The chosen proposal with every protocol of it (AH+ESP keeps both), each with our SPI.
-        let reply = SecurityAssociation {
-            situation: SIT_IDENTITY_ONLY,
-            proposals: choice
-                .parts
-                .iter()
-                .map(|part| Proposal {
-                    number: choice.proposal_number,
-                    protocol: part.protocol,
-                    spi: our_spis.of(part.protocol),
-                    transforms: vec![part.transform.clone()],
-                })
-                .collect(),
-        };
+        let reply = reply_sa(&choice, &our_spis);
         let mut rest = vec![Payload::SecurityAssociation(reply), Payload::Nonce(&nr)];
         if let Some(dh) = &dh {
             rest.push(Payload::KeyExchange(dh.public_value()));
@@ -565,16 +597,8 @@ impl IkeSa {
                 rest.extend(nat_t::original_addresses(version, self.remote.ip(), self.local.ip()));
             }
         }
-        let responder_lifetime = crate::lifetime::responder_lifetime_data(&choice);
-        if let Some(data) = &responder_lifetime {
-            for part in &choice.parts {
-                rest.push(crate::lifetime::responder_lifetime_notify(
-                    part.protocol,
-                    our_spis.of(part.protocol),
-                    data,
-                ));
-            }
-        }
+        let responder_lifetime = crate::sa::lifetimes::responder_lifetime_data(&choice);
+        rest.extend(responder_lifetime_notifies(&choice, &our_spis, responder_lifetime.as_deref()));
         let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash2 = material.skeyid_a.quick_mode_hash_2(MessageId(message_id), &ni, &chain[range.end..]);
         chain[range].copy_from_slice(&hash2);
@@ -611,19 +635,22 @@ impl IkeSa {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let message_id = message.header.message_id.0;
-        let ciphertext = message.encrypted_body().ok_or(FailureReason::Undecryptable)?;
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let decrypted = wire::decrypt(ciphertext, &material.key, &wait.iv)?;
         let (payloads, _) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::MissingPayload("HASH(3)"));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(3)")));
         };
         let proof = material
             .skeyid_a
             .verify_quick_mode_hash_3(MessageId(message_id), &wait.ni, &wait.nr, hash)
-            .map_err(|_| FailureReason::InvalidHash { hash: "HASH(3)" })?;
-        self.peer_authenticated(ctx);
+            .map_err(|_| {
+                FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(3)" })
+            })?;
+        self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(3), message_id, true, &payloads);
         let pair = self.install(
             wait.policy,
@@ -643,7 +670,7 @@ impl IkeSa {
         qm.flight.received(digest);
         qm.flight.settle();
         qm.deadline = ctx.now + ctx.config.limits.exchange_timeout;
-        crate::lifetime::track(self, wait.policy, &pair, ctx);
+        crate::sa::lifetimes::track(&mut self.lifetimes, wait.policy, &pair, ctx);
         ctx.out.events.push_back(Event::IpsecSaInstalled(Box::new(pair)));
         Ok(())
     }
@@ -662,10 +689,10 @@ impl IkeSa {
         _proof: HashVerified,
         ctx: &Ctx<'_>,
     ) -> Result<IpsecSaPair, FailureReason> {
-        let material = material(&self.phase1).ok_or(FailureReason::Undecryptable)?;
+        let material = self.keys.ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
         let suite = &choice.suite;
         let derive = |protocol: ProtocolId, lengths: EspKeyLengths| {
-            let part = choice.part(protocol).ok_or(FailureReason::MissingPayload("proposal"))?;
+            let part = choice.part(protocol).ok_or(FailureReason::missing_payload("proposal"))?;
             let input = KeymatInput {
                 pfs_shared_secret: keymat.pfs_secret.map(SecretBytes::expose),
                 protocol: u8::from(protocol),
@@ -680,7 +707,7 @@ impl IkeSa {
                     Spi::from_bytes(part.peer_spi),
                     lengths,
                 )
-                .map_err(|_| FailureReason::Undecryptable)
+                .map_err(|_| FailureReason::Malformed(MalformedFailure::Undecryptable))
         };
         let ah = match suite.proposal.protocols.ah() {
             Some(integrity) => {
@@ -724,17 +751,4 @@ struct Keymat<'a> {
     ni: &'a [u8],
     nr: &'a [u8],
     our_spis: &'a OurSpis,
-}
-
-/// True when a rule of ours (`rule`, from our side) covers the flow the peer proposed: the
-/// proposal mirrors the rule or lies inside it (the USG rule for templates and responders).
-/// Addresses (prefixes or ranges) must lie inside the rule's; a rule's port must be the
-/// proposed one, and a rule without a port allows any.
-fn covers(rule: &TrafficSelector, proposed: &TrafficSelector) -> bool {
-    let port_ok = |rule: Option<u16>, proposed: Option<u16>| rule.is_none() || rule == proposed;
-    (rule.protocol == 0 || rule.protocol == proposed.protocol)
-        && rule.local.contains(&proposed.local)
-        && rule.remote.contains(&proposed.remote)
-        && port_ok(rule.local_port, proposed.local_port)
-        && port_ok(rule.remote_port, proposed.remote_port)
 }

@@ -27,12 +27,7 @@
 //! removed peer is abandoned too. Positions may move (a policy inserted before another):
 //! SAs that stay are renumbered, and [`ConfigDiff::policies`] tells the data plane how.
 
-use std::time::Instant;
-
 use crate::config::{Config, PeerConfig, PolicyConfig};
-use crate::engine::Engine;
-use crate::event::{Event, Exchange, FailureReason};
-use crate::lifetime::{end_ike_sa, end_pairs, IkeSaEnd, IpsecSaEnd};
 
 /// How an old configuration maps onto a new one: for each old peer and policy (by index),
 /// its index in the new configuration when it is unchanged, `None` when it was changed or
@@ -143,84 +138,6 @@ pub fn policy_unchanged(old: &PolicyConfig, new: &PolicyConfig) -> bool {
         && *lifetime_kilobytes == new.lifetime_kilobytes
 }
 
-impl Engine {
-    /// Puts `config` in force. IKE SAs of unchanged peers and IPsec SAs of unchanged policy
-    /// entries stay, renumbered; the others are deleted with Delete payloads to the peer and
-    /// reported as [`crate::Event::IkeSaExpired`] / [`crate::Event::IpsecSaExpired`] with
-    /// reason `Reconfigured`. Drain `poll_transmit` and `poll_event` afterwards, as after any
-    /// other input. The returned diff tells the data plane how policy indices moved.
-    ///
-    /// `config` must be valid (the caller checked the whole file first): this call cannot
-    /// fail, so a reload is applied entirely or, when the caller's checks refused it, not at
-    /// all.
-    pub fn reconfigure(&mut self, now: Instant, config: Config) -> ConfigDiff {
-        let mark = self.out.events.len();
-        let diff = ConfigDiff::between(&self.config, &config);
-        // First, under the old configuration (its peer names, the SAs' keys): end what changed.
-        for slot in 0..self.slots.len() {
-            let Some(sa) = self.slots[slot].as_ref() else { continue };
-            if diff.peer(sa.peer).is_none() {
-                self.with_sa(slot, now, |sa, ctx| {
-                    if !sa.is_established() {
-                        let state = sa.phase1.name();
-                        let failure =
-                            sa.failure(sa.phase1_exchange(), state, FailureReason::Reconfigured, ctx.config);
-                        ctx.out.events.push_back(Event::Failed(failure));
-                    }
-                    end_ike_sa(sa, IkeSaEnd::Reconfigured, ctx);
-                });
-                self.reap(slot, now);
-                continue;
-            }
-            self.with_sa(slot, now, |sa, ctx| {
-                let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut sa.lifetimes.pairs)
-                    .into_iter()
-                    .partition(|p| diff.policy(p.policy).is_some());
-                sa.lifetimes.pairs = kept;
-                end_pairs(sa, gone, Some(IpsecSaEnd::Reconfigured), true, ctx);
-                // Quick modes under way for a policy that changed: abandoned, and said so.
-                let mut index = 0;
-                while index < sa.quick_modes.len() {
-                    let mut probe = |p: usize| diff.policy(p);
-                    let serves_kept = sa.quick_modes[index].serves_policy(&mut probe);
-                    if serves_kept {
-                        index += 1;
-                        continue;
-                    }
-                    let state = sa.quick_modes.remove(index).state_name();
-                    let failure =
-                        sa.failure(Exchange::QuickMode, state, FailureReason::Reconfigured, ctx.config);
-                    ctx.out.events.push_back(Event::Failed(failure));
-                }
-            });
-        }
-        // Then renumber what stays to the new configuration's indices.
-        for sa in self.slots.iter_mut().flatten() {
-            let Some(peer) = diff.peer(sa.peer) else { continue };
-            sa.peer = peer;
-            for pair in &mut sa.lifetimes.pairs {
-                if let Some(policy) = diff.policy(pair.policy) {
-                    pair.policy = policy;
-                }
-            }
-            sa.quick_modes.retain_mut(|q| q.renumber_policy(|p| diff.policy(p)));
-            sa.pending.retain_mut(|acquire| match diff.policy(acquire.policy) {
-                Some(policy) => {
-                    acquire.policy = policy;
-                    true
-                }
-                None => false,
-            });
-        }
-        self.install_config(config);
-        for slot in 0..self.slots.len() {
-            self.rearm(slot);
-        }
-        self.after_input(now, mark);
-        diff
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -229,7 +146,7 @@ mod tests {
 
     use super::*;
     use crate::tests::util::{esp, installed, Gateway, Pair};
-    use crate::{Acquire, Event, PolicyId, Subnet, TrafficSelector};
+    use crate::{Acquire, Event, IkeSaEnd, IpsecSaEnd, PolicyId, Subnet, TrafficSelector};
 
     /// FW_A's configuration with a second, unrelated policy (to 10.3.3.0/24) inserted
     /// before the reference one, so that the reference policy's index moves from 0 to 1.
@@ -415,7 +332,7 @@ mod tests {
         assert!(
             matches!(
                 &abandoned,
-                Some(Event::Failed(f)) if matches!(f.reason, crate::FailureReason::Reconfigured)
+                Some(Event::Failed(f)) if matches!(f.reason, crate::FailureReason::Policy(crate::PolicyFailure::Reconfigured))
                     && f.exchange == crate::Exchange::QuickMode
             ),
             "{abandoned:?}"

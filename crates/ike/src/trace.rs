@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use isakmp::{Identity, NotifyType, Payload};
 
 use crate::event::ConnectionId;
-use crate::ike_sa::{Ctx, IkeSa};
 
 /// Which message of which exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,72 +204,11 @@ fn identity(identity: &Identity<'_>) -> String {
         }
         Identity::Ipv6Subnet { address, mask } => subnet("IPV6_SUBNET", address, mask, u128::from(*mask)),
         Identity::Ipv4Range { start, end } => format!("IPV4_RANGE {start}-{end}"),
-        other => format!("{:?}", other.id_type()),
+        other => crate::identity::IdTypeName(other.id_type()).to_string(),
     }
 }
 
-/// The summary of a message when tracing is on (`trace`), for [`IkeSa::trace_summary`].
+/// The summary of a message when tracing is on (`trace`), for `SaCore::trace_summary`.
 pub(crate) fn traced(trace: bool, step: Step, encrypted: bool, payloads: &[Payload<'_>]) -> Option<String> {
     trace.then(|| summarize(step, encrypted, payloads))
-}
-
-impl IkeSa {
-    /// Records a message of this SA when the driver asked for traces; `payloads` are the
-    /// payloads in order (for an encrypted message, the decrypted ones).
-    pub(crate) fn trace(
-        &self,
-        ctx: &mut Ctx<'_>,
-        direction: Direction,
-        step: Step,
-        message_id: u32,
-        encrypted: bool,
-        payloads: &[Payload<'_>],
-    ) {
-        if ctx.out.trace {
-            let summary = summarize(step, encrypted, payloads);
-            self.trace_summary(ctx, direction, step, message_id, Some(summary));
-        }
-    }
-
-    /// [`IkeSa::trace`] for a quick-mode message: a HASH first, then `rest` (the HASH is
-    /// computed over `rest`, so the builders hold them apart).
-    pub(crate) fn trace_hash_first(
-        &self,
-        ctx: &mut Ctx<'_>,
-        direction: Direction,
-        step: Step,
-        message_id: u32,
-        rest: &[Payload<'_>],
-    ) {
-        if ctx.out.trace {
-            let mut payloads = Vec::with_capacity(rest.len() + 1);
-            payloads.push(Payload::Hash(&[]));
-            payloads.extend(rest.iter().cloned());
-            self.trace(ctx, direction, step, message_id, true, &payloads);
-        }
-    }
-
-    /// [`IkeSa::trace`] with a summary made where the payloads were, before this SA existed
-    /// or inside a helper that parsed them ([`traced`]); `None` when tracing is off.
-    pub(crate) fn trace_summary(
-        &self,
-        ctx: &mut Ctx<'_>,
-        direction: Direction,
-        step: Step,
-        message_id: u32,
-        summary: Option<String>,
-    ) {
-        let Some(summary) = summary.filter(|_| ctx.out.trace) else { return };
-        ctx.out.traces.push_back(MessageTrace {
-            direction,
-            step,
-            connection: self.connection,
-            peer: self.peer_config(ctx.config).name.clone(),
-            local: self.local,
-            remote: self.remote,
-            initiator_cookie: self.cookie_i,
-            message_id,
-            summary,
-        });
-    }
 }

@@ -11,8 +11,18 @@
 
 use isakmp::{vendor, Payload};
 
-use crate::config::Config;
-use crate::ike_sa::IkeSa;
+/// The IKE fragmentation Vendor ID we send (`fragmentation.rs`): MD5("FRAGMENTATION") followed by the capability bytes `80000000`,
+/// as strongSwan and Cisco send it.
+pub(crate) const FRAGMENTATION_VID: [u8; 20] = {
+    let mut vid = [0u8; 20];
+    let mut i = 0;
+    while i < 16 {
+        vid[i] = isakmp::vendor::FRAGMENTATION[i];
+        i += 1;
+    }
+    vid[16] = 0x80;
+    vid
+};
 
 /// The NAT-T dialect both sides speak, in order of preference (the derived order: later is
 /// better). The dialect decides payload numbers (NAT-D 20 / 130, NAT-OA 21 / 131) and the
@@ -82,21 +92,12 @@ impl PeerCapabilities {
     }
 }
 
-impl IkeSa {
-    /// Reads the peer's Vendor IDs (MM1 / MM2, AM1 / AM2) and settles the NAT-T dialect: the
-    /// best one the peer announced, if `nat traversal` is on here.
-    pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
-        self.peer_capabilities = PeerCapabilities::recognise(payloads);
-        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
-    }
-}
-
 /// The Vendor IDs an initiator sends in MM1 / AM1: DPD, and when `nat_traversal` is on every
 /// NAT-T dialect we speak (RFC first, as strongSwan orders them).
 pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
-        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+        ids.push(Payload::VendorId(&FRAGMENTATION_VID));
     }
     if nat_traversal {
         for version in
@@ -113,7 +114,7 @@ pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Pa
 pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
-        ids.push(Payload::VendorId(&crate::fragmentation::FRAGMENTATION_VID));
+        ids.push(Payload::VendorId(&FRAGMENTATION_VID));
     }
     if let Some(version) = nat_t {
         ids.push(Payload::VendorId(version.vendor_id()));

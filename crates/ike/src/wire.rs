@@ -2,9 +2,11 @@
 //! whose payload chain is padded and encrypted under an IV chain (RFC 2409 Appendix B).
 
 use crypto::key_schedule::{IvChain, NextIv, Phase1CipherKey};
-use isakmp::{Body, ExchangeType, Flags, Header, Message, Payload, PayloadType};
+use isakmp::{
+    Body, ExchangeType, Flags, Header, Message, Payload, PayloadType, RawPayloads, SecurityAssociation,
+};
 
-use crate::event::FailureReason;
+use crate::failure::{FailureReason, MalformedFailure};
 
 /// The header of a message we send.
 pub(crate) fn header(
@@ -65,7 +67,9 @@ pub(crate) fn decrypt<K>(
     iv: &IvChain<K>,
 ) -> Result<Decrypted, FailureReason> {
     let mut plaintext = ciphertext.to_vec();
-    let next_iv = iv.decrypt(key, &mut plaintext).map_err(|_| FailureReason::Undecryptable)?;
+    let next_iv = iv
+        .decrypt(key, &mut plaintext)
+        .map_err(|_| FailureReason::Malformed(MalformedFailure::Undecryptable))?;
     Ok(Decrypted { plaintext, next_iv })
 }
 
@@ -75,7 +79,7 @@ pub(crate) fn parse_chain(
     plaintext: &[u8],
 ) -> Result<(Vec<Payload<'_>>, usize), FailureReason> {
     let (payloads, padding) =
-        isakmp::parse_payload_chain_with_padding(first, plaintext).map_err(FailureReason::InvalidMessage)?;
+        isakmp::parse_payload_chain_with_padding(first, plaintext).map_err(FailureReason::from)?;
     Ok((payloads, plaintext.len() - padding.len()))
 }
 
@@ -99,4 +103,53 @@ pub(crate) fn chain_with_hash_placeholder(
     let mut chain = Vec::new();
     isakmp::emit_payload_chain(&payloads, &mut chain);
     (chain, 4..4 + hash_len)
+}
+
+/// N(INITIAL-CONTACT), protocol ISAKMP, SPI = CKY-I | CKY-R (RFC 2407 §4.6.3.3), as
+/// strongSwan sends it in MM5.
+pub(crate) fn initial_contact(cookies: &[u8; 16]) -> Payload<'_> {
+    Payload::Notification(isakmp::Notification {
+        doi: isakmp::Doi::Ipsec,
+        protocol: isakmp::ProtocolId::Isakmp,
+        spi: cookies,
+        notify_type: isakmp::NotifyType::InitialContact,
+        data: &[],
+    })
+}
+
+/// The first SA payload of a chain.
+pub(crate) fn find_sa<'m, 'a>(payloads: &'m [Payload<'a>]) -> Option<&'m SecurityAssociation<'a>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::SecurityAssociation(sa) => Some(sa),
+        _ => None,
+    })
+}
+
+pub(crate) fn ke_and_nonce<'a>(payloads: &[Payload<'a>]) -> Result<(&'a [u8], &'a [u8]), FailureReason> {
+    let ke = payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::KeyExchange(ke) => Some(*ke),
+            _ => None,
+        })
+        .ok_or(FailureReason::missing_payload("KE"))?;
+    let nonce = payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::Nonce(n) => Some(*n),
+            _ => None,
+        })
+        .ok_or(FailureReason::missing_payload("NONCE"))?;
+    Ok((ke, nonce))
+}
+
+/// The body of a cleartext datagram after the ISAKMP header.
+pub(crate) fn body_of(datagram: &[u8]) -> &[u8] {
+    datagram.get(isakmp::HEADER_LEN..).unwrap_or_default()
+}
+
+/// The body of the first payload of type `wanted` exactly as it was on the wire: HASH_I/HASH_R
+/// cover the received bytes (notes pitfall 4), not a re-encoding.
+pub(crate) fn raw_body(first: PayloadType, chain: &[u8], wanted: PayloadType) -> Option<&[u8]> {
+    RawPayloads::new(first, chain, 0).map_while(Result::ok).find(|p| p.payload_type == wanted).map(|p| p.body)
 }

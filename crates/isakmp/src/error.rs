@@ -20,7 +20,7 @@ impl fmt::Display for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Header => f.write_str("ISAKMP header"),
-            Self::Payload(t) => write!(f, "{t:?} payload"),
+            Self::Payload(t) => write!(f, "{t} payload"),
         }
     }
 }
@@ -92,7 +92,7 @@ pub enum ParseErrorKind {
     BadMinorVersion(u8),
     /// A payload where it cannot appear: a proposal or transform in the top-level chain, or
     /// something other than a proposal (transform) inside an SA (proposal).
-    #[error("payload type {0:?} is not allowed here")]
+    #[error("payload {0} is not allowed here")]
     MisplacedPayload(PayloadType),
     /// A proposal's transform count disagrees with the transforms it holds.
     #[error("proposal announces {announced} transforms but holds {found}")]

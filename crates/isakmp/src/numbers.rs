@@ -56,6 +56,35 @@ enum_with_unknown! {
     }
 }
 
+impl core::fmt::Display for PayloadType {
+    /// The payload's name as RFC 2408 §3 and the logs of strongSwan write it (`SA`, `KE`,
+    /// `NAT-D`, …), or its number for one this parser does not know, so that a parse error
+    /// reads without Rust `Debug` names.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::None => "NONE",
+            Self::SecurityAssociation => "SA",
+            Self::Proposal => "PROPOSAL",
+            Self::Transform => "TRANSFORM",
+            Self::KeyExchange => "KE",
+            Self::Identification => "ID",
+            Self::Certificate => "CERT",
+            Self::CertificateRequest => "CR",
+            Self::Hash => "HASH",
+            Self::Signature => "SIG",
+            Self::Nonce => "NONCE",
+            Self::Notification => "N",
+            Self::Delete => "D",
+            Self::VendorId => "VID",
+            Self::Attribute => "ATTR",
+            Self::NatDiscovery | Self::NatDiscoveryDraft => "NAT-D",
+            Self::NatOriginalAddress | Self::NatOriginalAddressDraft => "NAT-OA",
+            Self::Fragment => "FRAG",
+            Self::Unknown(n) => return write!(f, "type {n}"),
+        })
+    }
+}
+
 enum_with_unknown! {
     /// Exchange types (RFC 2408 §3.1, RFC 2409 §5): they select the engine's state machine.
     pub enum ExchangeType(u8) {

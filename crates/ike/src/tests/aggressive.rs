@@ -11,7 +11,8 @@ use isakmp::{Cookie, ExchangeType, Message, NotifyType, Payload, PayloadType};
 use super::util::{failures, ike, installed, Faults, Gateway, Pair, FW_A, FW_B};
 use super::{assert_keys_agree, established, failure_reasons, tunnel_up};
 use crate::aggressive_mode::{am2_hash_r, am3_hash_i, open_am3, seal_am3};
-use crate::ike_sa::{phase1_material, Phase1Exchange};
+use crate::sa::keys::{phase1_material, Phase1Exchange};
+use crate::{AuthenticationFailure, MalformedFailure, PolicyFailure, TimeoutFailure};
 use crate::{Event, Exchange, ExchangeMode, FailureReason, IdentityConfig, IkeProposal};
 
 /// A pair where A initiates aggressive mode and B answers it, with FQDN identities.
@@ -167,7 +168,9 @@ fn aggressive_mode_responder_refuses_pre_shared_keys_unless_allowed() {
     assert_eq!(pair.b.engine.ike_sas().count(), 0, "and leaves no state");
     let on_b = failures(&pair.b);
     assert!(!on_b.is_empty());
-    assert!(on_b.iter().all(|f| matches!(f.reason, FailureReason::AggressiveModePskRefused)));
+    assert!(on_b
+        .iter()
+        .all(|f| matches!(f.reason, FailureReason::Policy(PolicyFailure::AggressiveModePskRefused))));
     let text = on_b[0].to_string();
     assert!(text.starts_with("aggressive mode with 192.0.2.1 (peer peer) failed waiting for AM1"), "{text}");
     assert!(text.contains("refused as responder, no reply sent"), "{text}");
@@ -177,7 +180,7 @@ fn aggressive_mode_responder_refuses_pre_shared_keys_unless_allowed() {
     // The initiator gives up after its retransmissions, and nothing is left on either side.
     let on_a = failures(&pair.a);
     assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
-    assert!(matches!(on_a[0].reason, FailureReason::TimedOut { .. }));
+    assert!(matches!(on_a[0].reason, FailureReason::Timeout(TimeoutFailure::NoAnswer { .. })));
     assert_eq!(on_a[0].state, "waiting for AM2");
     assert_eq!(pair.a.engine.ike_sas().count(), 0);
 }
@@ -192,7 +195,14 @@ fn aggressive_mode_fails_on_both_sides_with_wrong_pre_shared_key() {
     assert!(installed(&pair.a).is_empty() && installed(&pair.b).is_empty());
     let on_a = failures(&pair.a);
     assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
-    assert!(matches!(on_a[0].reason, FailureReason::AuthenticationFailed { hash: "HASH_R" }), "{}", on_a[0]);
+    assert!(
+        matches!(
+            on_a[0].reason,
+            FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_R" })
+        ),
+        "{}",
+        on_a[0]
+    );
     assert_eq!(on_a[0].state, "waiting for AM2");
     assert_eq!(on_a[0].exchange, Exchange::AggressiveMode);
     assert!(on_a[0].to_string().contains("HASH_R did not verify: the pre-shared keys probably differ"));
@@ -235,7 +245,13 @@ fn aggressive_mode_responder_rejects_wrong_hash_i() {
         _ => None,
     });
     let failure = reason.expect("a failure");
-    assert!(matches!(failure.reason, FailureReason::AuthenticationFailed { hash: "HASH_I" }), "{failure}");
+    assert!(
+        matches!(
+            failure.reason,
+            FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_I" })
+        ),
+        "{failure}"
+    );
     assert_eq!(failure.state, "waiting for AM3");
     assert!(failure.to_string().contains("HASH_I did not verify: the pre-shared keys probably differ"));
     assert_eq!(pair.b.engine.ike_sas().count(), 0);
@@ -366,7 +382,11 @@ fn aggressive_mode_responder_rejects_ke_of_another_group() {
     assert!(
         matches!(
             failure.reason,
-            FailureReason::InvalidKeyExchange(crypto::DhError::WrongLength { expected: 256, actual: 64, .. })
+            FailureReason::Malformed(MalformedFailure::KeyExchange(crypto::DhError::WrongLength {
+                expected: 256,
+                actual: 64,
+                ..
+            }))
         ),
         "{failure}"
     );
@@ -594,13 +614,17 @@ fn aggressive_mode_known_answers_from_strongswan() {
 
     // The same AM3 against a wrong identity or a wrong key fails, naming the likely cause.
     let wrong_id = open_am3(&message, &derive(), cky_i, cky_r, &sai_b, &idir_b);
-    assert!(matches!(wrong_id, Err(FailureReason::AuthenticationFailed { hash: "HASH_I" })));
+    assert!(matches!(
+        wrong_id,
+        Err(FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_I" }))
+    ));
     let wrong_key = phase1_material(&suite, b"not-the-key", &exchange, &v.bytes("g_xy"));
     let wrong_key = open_am3(&message, &wrong_key, cky_i, cky_r, &sai_b, &idii_b);
     assert!(
         matches!(
             wrong_key,
-            Err(FailureReason::KeysDiffer { message: "AM3" } | FailureReason::AuthenticationFailed { .. })
+            Err(FailureReason::Authentication(AuthenticationFailure::KeysDiffer { message: "AM3" })
+                | FailureReason::Authentication(AuthenticationFailure::HashMismatch { .. }))
         ),
         "{wrong_key:?}"
     );
@@ -870,6 +894,8 @@ fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
     assert!(pair.b.sent.is_empty(), "no AM2 for a peer that does not allow aggressive mode");
     let on_b = failures(&pair.b);
     assert!(!on_b.is_empty());
-    assert!(on_b.iter().all(|f| matches!(f.reason, FailureReason::AggressiveModePskRefused)));
+    assert!(on_b
+        .iter()
+        .all(|f| matches!(f.reason, FailureReason::Policy(PolicyFailure::AggressiveModePskRefused))));
     assert_eq!(on_b[0].peer.as_deref(), Some("main-only"));
 }

@@ -11,10 +11,11 @@ use isakmp::{CertificateEncoding, Message, Payload};
 use super::test_pki::{Ca, KeyKind, Leaf, LeafSpec, DAY, NOW};
 use super::util::{failures, Gateway, Pair};
 use super::{assert_keys_agree, tunnel_up};
-use crate::signature_auth::fault::{self, SignatureFault};
+use crate::auth::fault::{self, SignatureFault};
 use crate::{
     AuthMethod, CertificateAuth, ExchangeMode, FailureReason, IdentityConfig, IkeProposal, SendCertificate,
 };
+use crate::{AuthenticationFailure, IdentityFailure};
 
 const SUBJECT_A: &str = "C=CN, O=keysteward test, CN=fw-a";
 const SUBJECT_B: &str = "C=CN, O=keysteward test, CN=fw-b";
@@ -111,7 +112,11 @@ fn test_expired_certificate_is_refused_naming_the_date() {
     spec.not_after = NOW - 2 * DAY;
     a.certificate = Some(auth(&ca, &ca.issue(&spec), &[], SendCertificate::Always));
     match responder_failure(&a, &b) {
-        FailureReason::Certificate(CertificateError::Expired { subject, not_after, now }) => {
+        FailureReason::Authentication(AuthenticationFailure::Certificate(CertificateError::Expired {
+            subject,
+            not_after,
+            now,
+        })) => {
             assert_eq!((subject.as_str(), not_after, now), (SUBJECT_A, (NOW - 2 * DAY) as u64, NOW as u64));
         }
         other => panic!("{other}"),
@@ -147,7 +152,7 @@ fn test_revoked_certificate_is_refused() {
     b.certificate = Some(auth(&ca, &leaf_b, &[ca.crl(&[leaf_a.serial])], SendCertificate::Always));
     assert!(matches!(
         responder_failure(&a, &b),
-        FailureReason::Certificate(CertificateError::Revoked { subject, .. }) if subject == SUBJECT_A
+        FailureReason::Authentication(AuthenticationFailure::Certificate(CertificateError::Revoked { subject, .. })) if subject == SUBJECT_A
     ));
     // A CRL that lists another serial changes nothing.
     b.certificate = Some(auth(&ca, &leaf_b, &[ca.crl(&[999])], SendCertificate::Always));
@@ -162,11 +167,9 @@ fn test_identity_not_in_certificate_is_refused() {
     a.local_id = Some(IdentityConfig::Fqdn("fw-z.example".into()));
     b.remote_id = None;
     match responder_failure(&a, &b) {
-        FailureReason::Certificate(CertificateError::IdentityNotInCertificate {
-            presented,
-            subject,
-            looked_in,
-        }) => {
+        FailureReason::Authentication(AuthenticationFailure::Certificate(
+            CertificateError::IdentityNotInCertificate { presented, subject, looked_in },
+        )) => {
             assert_eq!((presented.as_str(), subject.as_str()), ("fqdn fw-z.example", SUBJECT_A));
             assert_eq!(looked_in, "subjectAltName dNSName");
         }
@@ -179,7 +182,7 @@ fn test_identity_not_in_certificate_is_refused() {
     // A valid certificate whose DN is not the configured remote-id.
     a.local_id = Some(IdentityConfig::Dn(String::new()));
     b.remote_id = Some(IdentityConfig::Dn("C=CN, O=keysteward test, CN=fw-c".into()));
-    assert!(matches!(responder_failure(&a, &b), FailureReason::IdentityMismatch { .. }));
+    assert!(matches!(responder_failure(&a, &b), FailureReason::Identity(IdentityFailure::Mismatch { .. })));
 }
 
 #[test]
@@ -191,7 +194,10 @@ fn test_bad_signature_is_refused() {
         let reason = responder_failure(&a, &b);
         fault::clear();
         match reason {
-            FailureReason::SignatureInvalid { hash: "HASH_I", error } => {
+            FailureReason::Authentication(AuthenticationFailure::SignatureInvalid {
+                hash: "HASH_I",
+                error,
+            }) => {
                 assert!(
                     matches!(error, SignatureError::BadSignature | SignatureError::BadPadding(_)),
                     "{error}"
@@ -215,10 +221,10 @@ fn test_signature_with_trailing_bytes_after_the_hash_is_refused() {
     assert!(
         matches!(
             failed.first().map(|f| &f.reason),
-            Some(FailureReason::SignatureInvalid {
+            Some(FailureReason::Authentication(AuthenticationFailure::SignatureInvalid {
                 hash: "HASH_R",
                 error: SignatureError::TrailingData { extra: 4 }
-            })
+            }))
         ),
         "{failed:?}"
     );
@@ -229,7 +235,10 @@ fn test_signature_with_trailing_bytes_after_the_hash_is_refused() {
     fault::clear();
     assert!(matches!(
         reason,
-        FailureReason::SignatureInvalid { hash: "HASH_I", error: SignatureError::TrailingData { extra: 1 } }
+        FailureReason::Authentication(AuthenticationFailure::SignatureInvalid {
+            hash: "HASH_I",
+            error: SignatureError::TrailingData { extra: 1 }
+        })
     ));
 }
 
@@ -279,6 +288,8 @@ fn test_no_wall_clock_refuses_rather_than_guesses() {
     pair.drive_until(10_000, |p| !failures(&p.b).is_empty());
     assert!(matches!(
         failures(&pair.b).first().map(|f| &f.reason),
-        Some(FailureReason::CertificateAuthUnavailable("the engine was given no wall clock"))
+        Some(FailureReason::Authentication(AuthenticationFailure::CertificateUnavailable(
+            "the engine was given no wall clock"
+        )))
     ));
 }

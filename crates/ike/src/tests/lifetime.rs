@@ -10,6 +10,7 @@ use crate::{
     IpsecSaEnd, IpsecSaPair, IpsecSaState, SaUsage, ERROR_HISTORY_LEN, SEQUENCE_HARD_LIMIT,
     SEQUENCE_SOFT_LIMIT,
 };
+use crate::{PolicyFailure, ProposalFailure, TimeoutFailure};
 
 fn tunnel_up(pair: &Pair) -> bool {
     !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()
@@ -382,7 +383,7 @@ fn error_history_records_failures_and_stays_bounded() {
     assert_eq!(on_b[0].remote.ip(), IpAddr::V4(a.local));
     assert_eq!(on_b[0].exchange, Exchange::MainMode);
     assert_eq!(on_b[0].state, "waiting for MM1");
-    assert!(matches!(on_b[0].reason, FailureReason::Phase1ProposalMismatch(_)));
+    assert!(matches!(on_b[0].reason, FailureReason::Proposal(ProposalFailure::Phase1(_))));
     let on_a: Vec<_> = pair.a.engine.error_history().collect();
     assert!(matches!(on_a[0].reason, FailureReason::PeerNotified(isakmp::NotifyType::NoProposalChosen)));
     assert_eq!(on_a[0].state, "waiting for MM2");
@@ -397,7 +398,10 @@ fn error_history_records_failures_and_stays_bounded() {
     }
     let history: Vec<_> = pair.b.engine.error_history().collect();
     assert_eq!(history.len(), ERROR_HISTORY_LEN);
-    assert!(history.iter().all(|r| matches!(r.reason, FailureReason::UnknownPeer)), "the oldest went first");
+    assert!(
+        history.iter().all(|r| matches!(r.reason, FailureReason::Policy(PolicyFailure::UnknownPeer))),
+        "the oldest went first"
+    );
     assert_eq!(history[ERROR_HISTORY_LEN - 1].remote.ip(), IpAddr::V4(Ipv4Addr::new(198, 51, 100, 99)));
 }
 
@@ -559,7 +563,7 @@ fn quick_mode_initiator_drops_a_late_reply_to_a_rekey_it_gave_up() {
     assert_eq!(phase, 2);
     let failed = failures(&pair.a);
     assert!(
-        matches!(failed.as_slice(), [f] if matches!(f.reason, FailureReason::TimedOut { .. })),
+        matches!(failed.as_slice(), [f] if matches!(f.reason, FailureReason::Timeout(TimeoutFailure::NoAnswer { .. }))),
         "only A's own timeout, no error for the late QM2: {failed:?}"
     );
     let (on_a, on_b) = (installed(&pair.a), installed(&pair.b));

@@ -20,6 +20,7 @@ use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher};
 use isakmp::NotifyType;
 
 use self::util::{esp, failures, ike, installed, Faults, Gateway, Pair};
+use crate::{AuthenticationFailure, PolicyFailure, TimeoutFailure};
 use crate::{Event, FailureReason, IdentityConfig};
 
 fn tunnel_up(pair: &Pair) -> bool {
@@ -186,8 +187,8 @@ fn main_mode_responder_rejects_wrong_pre_shared_key() {
     assert!(
         matches!(
             on_b[0].reason,
-            FailureReason::AuthenticationFailed { hash: "HASH_I" }
-                | FailureReason::KeysDiffer { message: "MM5" }
+            FailureReason::Authentication(AuthenticationFailure::HashMismatch { hash: "HASH_I" })
+                | FailureReason::Authentication(AuthenticationFailure::KeysDiffer { message: "MM5" })
         ),
         "{:?}",
         failure_reasons(&pair.b)
@@ -366,7 +367,9 @@ fn main_mode_responder_answers_an_unknown_address_through_the_template_peer() {
     pair.acquire_on_a(a.selector());
     pair.drive_for(Duration::from_secs(60));
     assert!(!tunnel_up(&pair));
-    assert!(failures(&pair.b).iter().any(|f| matches!(f.reason, FailureReason::UnknownPeer)));
+    assert!(failures(&pair.b)
+        .iter()
+        .any(|f| matches!(f.reason, FailureReason::Policy(PolicyFailure::UnknownPeer))));
 }
 
 fn b_selector_narrow() -> crate::TrafficSelector {
@@ -432,7 +435,11 @@ fn main_mode_initiator_gives_up_on_a_vanished_peer() {
     pair.drive_for(Duration::from_secs(600));
     let on_a = failures(&pair.a);
     assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
-    assert!(matches!(on_a[0].reason, FailureReason::TimedOut { retransmissions: 5, .. }), "{}", on_a[0]);
+    assert!(
+        matches!(on_a[0].reason, FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions: 5, .. })),
+        "{}",
+        on_a[0]
+    );
     assert_eq!(pair.a.sent.len(), 6, "MM1 and five retransmissions");
     assert_eq!(pair.a.engine.ike_sas().count(), 0);
     assert_eq!(pair.a.engine.poll_timeout(), None, "nothing left to wait for");
@@ -527,7 +534,11 @@ fn main_mode_initiator_reads_an_unreadable_encrypted_reply_to_mm5_as_keys_differ
     pair.step();
     let on_a = failures(&pair.a);
     assert_eq!(on_a.len(), 1, "{:?}", failure_reasons(&pair.a));
-    assert!(matches!(on_a[0].reason, FailureReason::KeysDiffer { .. }), "{}", on_a[0]);
+    assert!(
+        matches!(on_a[0].reason, FailureReason::Authentication(AuthenticationFailure::KeysDiffer { .. })),
+        "{}",
+        on_a[0]
+    );
     assert!(on_a[0].to_string().contains("pre-shared keys probably differ"), "{}", on_a[0]);
     assert_eq!(on_a[0].state, "waiting for MM6");
 }

@@ -1,5 +1,6 @@
-//! Phase-1 authentication with signatures and X.509 certificates (RFC 2409 §5.1, RFC 4754,
-//! the PKI profile of RFC 4945), shared by main and aggressive mode.
+//! Phase-1 authentication, shared by main and aggressive mode: the check of a HASH_I / HASH_R
+//! under a pre-shared key (RFC 2409 §5, [`verify_psk_hash`]), and signatures with X.509
+//! certificates (RFC 2409 §5.1, RFC 4754, the PKI profile of RFC 4945), below.
 //!
 //! ```text
 //! MM3 HDR, KE, Ni, [CR…]            MM4 HDR, KE, Nr, [CR…]
@@ -29,8 +30,8 @@ use crypto::{CertificateSummary, Digest, HashAlgorithm, HashFunction, PresentedI
 use isakmp::{Certificate, CertificateEncoding, CertificateRequest, Identification, Identity, Payload};
 
 use crate::config::{AuthMethod, IkeProposal, PeerConfig, SendCertificate};
-use crate::event::FailureReason;
-use crate::ike_sa::Phase1Material;
+use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
+use crate::sa::keys::Phase1Material;
 
 /// What proved the peer's identity: a HASH under a pre-shared key or a signature under a
 /// verified certificate. Only the checks make one, so no SA is established without either.
@@ -40,6 +41,26 @@ pub(crate) enum PeerProof {
     Hash(HashVerified),
     /// SIG over HASH_I / HASH_R verified with a certificate that chained to our CA.
     Signature(SignatureVerified),
+}
+
+/// Checks the peer's HASH_I (`from_initiator`) or HASH_R under a pre-shared key, in constant
+/// time, over `id_b` (its ID payload body as received) and `input`; `which` names the hash in
+/// the failure (the pre-shared keys probably differ).
+pub(crate) fn verify_psk_hash(
+    material: &Phase1Material,
+    input: &AuthHashInput<'_>,
+    id_b: &[u8],
+    hash: &[u8],
+    from_initiator: bool,
+    which: &'static str,
+) -> Result<PeerProof, FailureReason> {
+    let verified = if from_initiator {
+        material.skeyid.verify_hash_i(input, id_b, hash)
+    } else {
+        material.skeyid.verify_hash_r(input, id_b, hash)
+    };
+    let verified = verified.map_err(|_| AuthenticationFailure::HashMismatch { hash: which })?;
+    Ok(PeerProof::Hash(verified))
 }
 
 /// The PRF HASH_I / HASH_R are computed with under `method` (module doc).
@@ -121,14 +142,17 @@ pub(crate) fn sign<'c>(
     hash: &[u8],
     peer_asked: bool,
 ) -> Result<SignedProof<'c>, FailureReason> {
-    let auth = peer
-        .certificate
-        .as_deref()
-        .ok_or(FailureReason::CertificateAuthUnavailable("no certificate configured for this peer"))?;
+    let auth = peer.certificate.as_deref().ok_or(FailureReason::Authentication(
+        AuthenticationFailure::CertificateUnavailable("no certificate configured for this peer"),
+    ))?;
     #[cfg(test)]
-    let signature = fault::sign(auth, hash).map_err(FailureReason::SigningFailed)?;
+    let signature = fault::sign(auth, hash)
+        .map_err(|e| FailureReason::Authentication(AuthenticationFailure::SigningFailed(e)))?;
     #[cfg(not(test))]
-    let signature = auth.key.sign(hash).map_err(FailureReason::SigningFailed)?;
+    let signature = auth
+        .key
+        .sign(hash)
+        .map_err(|e| FailureReason::Authentication(AuthenticationFailure::SigningFailed(e)))?;
     let send = match auth.send_certificate {
         SendCertificate::Always => true,
         SendCertificate::WhenAsked => peer_asked,
@@ -172,43 +196,49 @@ pub(crate) fn verify_peer(
     which: &'static str,
     unix_time: Option<u64>,
 ) -> Result<(PeerProof, CertificateSummary), FailureReason> {
-    let auth = peer
-        .certificate
-        .as_deref()
-        .ok_or(FailureReason::CertificateAuthUnavailable("no certificate configured for this peer"))?;
-    let now =
-        unix_time.ok_or(FailureReason::CertificateAuthUnavailable("the engine was given no wall clock"))?;
+    let auth = peer.certificate.as_deref().ok_or(FailureReason::Authentication(
+        AuthenticationFailure::CertificateUnavailable("no certificate configured for this peer"),
+    ))?;
+    let now = unix_time.ok_or(FailureReason::Authentication(
+        AuthenticationFailure::CertificateUnavailable("the engine was given no wall clock"),
+    ))?;
     let signature = payloads
         .iter()
         .find_map(|p| match p {
             Payload::Signature(s) => Some(*s),
             _ => None,
         })
-        .ok_or(FailureReason::MissingPayload("SIG"))?;
+        .ok_or(FailureReason::missing_payload("SIG"))?;
     let mut certificates = payloads.iter().filter_map(|p| match p {
         Payload::Certificate(c) if c.encoding == CertificateEncoding::X509Signature => Some(c.data),
         _ => None,
     });
-    let end_entity = certificates.next().ok_or(FailureReason::MissingPayload("CERT (X.509 signature)"))?;
+    let end_entity = certificates
+        .next()
+        .ok_or(FailureReason::Malformed(MalformedFailure::MissingPayload("CERT (X.509 signature)")))?;
     // A bounded number of intermediates: a peer cannot make us try paths without end.
     let intermediates: Vec<&[u8]> = certificates.take(4).collect();
-    let verified = auth.trust.verify(end_entity, &intermediates, now).map_err(FailureReason::Certificate)?;
+    let verified = auth.trust.verify(end_entity, &intermediates, now).map_err(FailureReason::from)?;
     let key = verified.key().algorithm();
     if !suite.auth_method.accepts_key(key) {
-        return Err(FailureReason::CertificateKeyMismatch { method: method_name(suite.auth_method), key });
+        return Err(FailureReason::Authentication(AuthenticationFailure::CertificateKeyMismatch {
+            method: method_name(suite.auth_method),
+            key,
+        }));
     }
-    let proof = verified
-        .key()
-        .verify(hash, signature)
-        .map_err(|error| FailureReason::SignatureInvalid { hash: which, error })?;
-    let identity = presented(&id.identity).ok_or_else(|| {
-        FailureReason::Certificate(crypto::CertificateError::IdentityNotInCertificate {
-            presented: crate::ike_sa::describe_identity(&id.identity),
-            subject: verified.summary().subject.clone(),
-            looked_in: "no certificate field holds this ID type",
-        })
+    let proof = verified.key().verify(hash, signature).map_err(|error| {
+        FailureReason::Authentication(AuthenticationFailure::SignatureInvalid { hash: which, error })
     })?;
-    verified.check_identity(&identity).map_err(FailureReason::Certificate)?;
+    let identity = presented(&id.identity).ok_or_else(|| {
+        FailureReason::Authentication(AuthenticationFailure::Certificate(
+            crypto::CertificateError::IdentityNotInCertificate {
+                presented: crate::identity::describe_identity(&id.identity),
+                subject: verified.summary().subject.clone(),
+                looked_in: "no certificate field holds this ID type",
+            },
+        ))
+    })?;
+    verified.check_identity(&identity).map_err(FailureReason::from)?;
     Ok((PeerProof::Signature(proof), verified.summary().clone()))
 }
 

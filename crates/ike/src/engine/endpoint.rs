@@ -17,10 +17,12 @@ use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
-use crate::event::{ClearReason, ConnectionId, Event, Exchange, Failure, FailureReason, Transmit};
-use crate::ike_sa::{Ctx, FlightTimeout, IkeSa, Output, Phase1, Role};
-use crate::informational;
-use crate::quick_mode::Acquire;
+use crate::event::Acquire;
+use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
+use crate::ike_sa::{IkeSa, Phase1};
+use crate::sa::context::{Ctx, Output};
+use crate::sa::core::Role;
+use crate::sa::timer::Timer;
 
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,7 +79,7 @@ pub struct IkeSaView {
     /// Main or aggressive mode.
     pub exchange_mode: crate::config::ExchangeMode,
     /// The identity the peer presented, once authenticated.
-    pub remote_identity: Option<crate::ike_sa::PeerIdentity>,
+    pub remote_identity: Option<crate::identity::PeerIdentity>,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -85,50 +87,50 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) rng: Box<dyn SecureRandom + Send>,
     pub(crate) slots: Vec<Option<IkeSa>>,
-    free: Vec<usize>,
+    pub(crate) free: Vec<usize>,
     /// Our cookie → slot.
-    by_cookie: HashMap<Cookie, usize>,
+    pub(crate) by_cookie: HashMap<Cookie, usize>,
     /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
-    by_connection: HashMap<ConnectionId, usize>,
+    pub(crate) by_connection: HashMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
-    responder_first: HashMap<(Cookie, SocketAddr), usize>,
+    pub(crate) responder_first: HashMap<(Cookie, SocketAddr), usize>,
     /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
     /// established), without scanning every SA for each MM1 / AM1.
-    half_open_by_address: HashMap<IpAddr, usize>,
+    pub(crate) half_open_by_address: HashMap<IpAddr, usize>,
     /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
     /// peer's SA without scanning every SA.
-    slots_by_peer: HashMap<usize, Vec<usize>>,
+    pub(crate) slots_by_peer: HashMap<usize, Vec<usize>>,
     /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
-    peer_by_address: HashMap<IpAddr, usize>,
+    pub(crate) peer_by_address: HashMap<IpAddr, usize>,
     /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
-    policies_by_peer: Vec<Vec<usize>>,
+    pub(crate) policies_by_peer: Vec<Vec<usize>>,
     /// (deadline, slot, generation); stale entries are skipped.
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    armed: Vec<Option<(Instant, u64)>>,
-    generation: u64,
-    next_connection: u64,
-    half_open: usize,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    pub(crate) armed: Vec<Option<(Instant, u64)>>,
+    pub(crate) generation: u64,
+    pub(crate) next_connection: u64,
+    pub(crate) half_open: usize,
     pub(crate) out: Output,
-    stats: Statistics,
+    pub(crate) stats: Statistics,
     /// The last failures, for `display ike error-info`.
     pub(crate) errors: ErrorHistory,
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
-    wall_clock: Option<WallClock>,
+    pub(crate) wall_clock: Option<WallClock>,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
 /// wall-clock time of any later `now` from it.
 #[derive(Debug, Clone, Copy)]
-struct WallClock {
+pub(crate) struct WallClock {
     instant: Instant,
     unix_seconds: u64,
 }
 
 impl WallClock {
-    fn at(self, now: Instant) -> u64 {
+    pub(crate) fn at(self, now: Instant) -> u64 {
         match now.checked_duration_since(self.instant) {
             Some(later) => self.unix_seconds.saturating_add(later.as_secs()),
             None => self.unix_seconds.saturating_sub(self.instant.duration_since(now).as_secs()),
@@ -167,7 +169,7 @@ impl Engine {
     /// Tells the engine that `instant` is `unix_seconds` after the Unix epoch. Certificate
     /// validity (notBefore / notAfter, CRL dates) is checked at the wall-clock time derived
     /// from this reading and each handler's `now`; without it, signature authentication
-    /// fails with [`FailureReason::CertificateAuthUnavailable`](crate::FailureReason) rather
+    /// fails with [`|e| FailureReason::Authentication(AuthenticationFailure::CertificateUnavailable(e))`](crate::FailureReason) rather
     /// than guessing. The driver sets it at start (and may again after a clock step).
     pub fn set_wall_clock(&mut self, instant: Instant, unix_seconds: u64) {
         self.wall_clock = Some(WallClock { instant, unix_seconds });
@@ -243,10 +245,10 @@ impl Engine {
                 .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
                 .count(),
             expires_at: match &sa.phase1 {
-                Phase1::Established { expires_at, .. } => Some(*expires_at),
+                Phase1::Established(_) => sa.timers.get(Timer::HardLifetime),
                 _ => None,
             },
-            replaced: sa.lifetimes.renewal == crate::lifetime::Renewal::Superseded,
+            replaced: sa.lifetimes.renewal == crate::sa::lifetimes::Renewal::Superseded,
             local: sa.local,
             nat_traversal: sa.nat.version,
             local_behind_nat: sa.nat.local_behind_nat,
@@ -268,7 +270,7 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    fn acquire(&mut self, now: Instant, acquire: Acquire) {
+    pub(super) fn acquire(&mut self, now: Instant, acquire: Acquire) {
         if self.flow_served(&acquire, now) {
             return;
         }
@@ -387,7 +389,7 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+    pub(super) fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         if datagram == crate::nat_t::KEEPALIVE {
             return;
         }
@@ -440,7 +442,7 @@ impl Engine {
                     };
                     match result {
                         Ok(done) => established = done,
-                        Err(reason) => fail_phase1(sa, state, reason, ctx),
+                        Err(reason) => sa.fail_phase1(state, reason, ctx),
                     }
                 });
                 if established {
@@ -452,16 +454,14 @@ impl Engine {
                     return;
                 }
                 if let Err((reason, state)) = sa.handle_quick_mode(&message, digest, ctx) {
-                    informational::notify_failure(sa, &reason, ctx);
+                    sa.notify_failure(&reason, ctx);
                     let failure = sa.failure(Exchange::QuickMode, state, reason, ctx.config);
                     ctx.out.events.push_back(Event::Failed(failure));
                 }
             }),
             ExchangeType::Informational => {
                 let mark = self.out.events.len();
-                self.with_sa_received(slot, now, received, |sa, ctx| {
-                    informational::handle(sa, &message, ctx)
-                });
+                self.with_sa_received(slot, now, received, |sa, ctx| sa.handle_informational(&message, ctx));
                 self.forget_deleted_pairs(slot, mark);
                 self.initial_contact(slot, now);
             }
@@ -472,7 +472,7 @@ impl Engine {
 
     /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
     /// is handled as if it had arrived whole (`fragmentation.rs`).
-    fn fragment(
+    pub(super) fn fragment(
         &mut self,
         slot: usize,
         now: Instant,
@@ -536,64 +536,14 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
-    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
-    fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
-        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
-    }
-
-    /// The SAs of configured peer `peer`, through the per-peer index.
-    fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
-        self.slots_by_peer
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
-            .filter(move |(_, sa)| sa.peer == peer)
-    }
-
-    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
-    /// IKE SA with the same peer that was established before this one began, and tells the
-    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
-    /// that completed while this one ran are kept (both sides initiated at once).
-    fn initial_contact(&mut self, slot: usize, now: Instant) {
-        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        if !std::mem::take(&mut sa.initial_contact_received) {
-            return;
-        }
-        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
-        let stale: Vec<usize> = self
-            .peer_slots(peer)
-            .filter(|(i, s)| {
-                *i != slot
-                    && s.remote.ip() == ip
-                    && s.is_established()
-                    && s.established_at.is_some_and(|at| at <= started)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        for old in stale {
-            if let Some(sa) = self.slots[old].as_mut() {
-                self.out.events.push_back(Event::SasCleared {
-                    connection: sa.connection,
-                    peer: self.config.peers[sa.peer].name.clone(),
-                    remote: sa.remote,
-                    reason: ClearReason::InitialContact { replaced_by },
-                });
-                sa.phase1 = Phase1::Failed;
-            }
-            self.reap(old, now);
-        }
-    }
-
-    fn next_connection(&mut self) -> ConnectionId {
+    pub(super) fn next_connection(&mut self) -> ConnectionId {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
         id
     }
 
     /// Finds the SA a message belongs to.
-    fn route(&self, message: &Message<'_>, remote: SocketAddr) -> Option<usize> {
+    pub(super) fn route(&self, message: &Message<'_>, remote: SocketAddr) -> Option<usize> {
         let (i, r) = (message.header.initiator_cookie, message.header.responder_cookie);
         if r.is_zero() {
             if let Some(&slot) = self.responder_first.get(&(i, remote)) {
@@ -610,166 +560,13 @@ impl Engine {
             .then_some(slot)
     }
 
-    /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any
-    /// Diffie-Hellman work.
-    fn new_responder(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
-    ) {
-        let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
-        let (exchange, state) = if aggressive {
-            (Exchange::AggressiveMode, "waiting for AM1")
-        } else {
-            (Exchange::MainMode, "waiting for MM1")
-        };
-        let peer = if aggressive {
-            // IDii is in clear in AM1: the key is chosen by the identity (notes pitfall 15).
-            let identity = message.payloads().iter().find_map(|p| match p {
-                isakmp::Payload::Identification(id) => Some(&id.identity),
-                _ => None,
-            });
-            identity
-                .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
-                .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
-                .or_else(|| self.config.template_peer())
-        } else {
-            // Main mode shows no identity before the key is needed: the address decides, and
-            // an address no peer names falls to the template peer, if there is one.
-            self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer())
-        };
-        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
-        // an AM1 that selects no peer is refused here as well, without telling why it failed.
-        // A peer that authenticates only by signatures has no pre-shared key to leak: its
-        // HASH_R is signed, not keyed by a secret that can be brute-forced.
-        let signatures_only = |p: usize| {
-            let peer = &self.config.peers[p];
-            peer.certificate.is_some()
-                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
-        };
-        let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
-        if aggressive && !allowed {
-            // The peer offers pre-shared keys: no reply, no state.
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: peer.map(|p| self.config.peers[p].name.clone()),
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::AggressiveModePskRefused,
-            }));
-            return;
-        }
-        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
-        if self.half_open >= self.config.limits.max_half_open
-            || per_peer >= self.config.limits.max_half_open_per_peer
-        {
-            self.stats.half_open_dropped += 1;
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::TooManyHalfOpen,
-            }));
-            return;
-        }
-        let Some(peer) = peer else {
-            self.out.events.push_back(Event::Failed(Failure {
-                peer: None,
-                remote,
-                exchange,
-                state,
-                reason: FailureReason::UnknownPeer,
-            }));
-            return;
-        };
-        let connection = self.next_connection();
-        let mut ctx = Ctx {
-            config: &self.config,
-            policies_by_peer: &self.policies_by_peer,
-            rng: &mut *self.rng,
-            now,
-            out: &mut self.out,
-            received: Some((local, remote)),
-            unix_time: self.wall_clock.map(|clock| clock.at(now)),
-        };
-        let responded = if aggressive {
-            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
-        } else {
-            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
-        };
-        match responded {
-            Ok(sa) => {
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.armed.push(None);
-                    self.slots.len() - 1
-                });
-                self.by_cookie.insert(sa.our_cookie(), slot);
-                self.by_connection.insert(sa.connection, slot);
-                self.responder_first.insert((sa.cookie_i, remote), slot);
-                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
-                self.slots_by_peer.entry(peer).or_default().push(slot);
-                self.slots[slot] = Some(sa);
-                self.half_open += 1;
-                self.rearm(slot);
-            }
-            Err(reason) => {
-                informational::notify_unauthenticated(
-                    local,
-                    remote,
-                    message.header.initiator_cookie,
-                    Cookie::default(),
-                    &reason,
-                    &mut ctx,
-                );
-                ctx.out.events.push_back(Event::Failed(Failure {
-                    peer: Some(self.config.peers[peer].name.clone()),
-                    remote,
-                    exchange,
-                    state,
-                    reason,
-                }));
-            }
-        }
-    }
-
-    /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
-    fn phase1_done(&mut self, slot: usize, now: Instant) {
-        if let Some(sa) = self.slots[slot].as_ref() {
-            if sa.role == Role::Responder {
-                self.half_open = self.half_open.saturating_sub(1);
-                // The first-message route stays until the SA goes (see `responder_first`). It
-                // is keyed by the address of the first message: `remote` may have moved with
-                // NAT-T since.
-                let address = sa.initial_remote.ip();
-                self.half_open_ended(address);
-            }
-        }
-        self.initial_contact(slot, now);
-        self.with_sa(slot, now, |sa, ctx| {
-            for acquire in std::mem::take(&mut sa.pending) {
-                if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
-                    let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
-                    ctx.out.events.push_back(Event::Failed(failure));
-                }
-            }
-        });
-        self.ike_sa_established(slot, now);
-    }
-
     /// Runs `f` on the SA in `slot` with a context, then re-arms its timer.
     pub(crate) fn with_sa(&mut self, slot: usize, now: Instant, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         self.with_sa_received(slot, now, None, f);
     }
 
     /// [`Engine::with_sa`] for a datagram that arrived on `received` (local, remote).
-    fn with_sa_received(
+    pub(super) fn with_sa_received(
         &mut self,
         slot: usize,
         now: Instant,
@@ -830,16 +627,6 @@ impl Engine {
             }
             self.armed[slot] = None;
             self.free.push(slot);
-        }
-    }
-
-    /// One half-open responder SA with `address` is gone (established or removed).
-    fn half_open_ended(&mut self, address: IpAddr) {
-        if let Some(count) = self.half_open_by_address.get_mut(&address) {
-            *count -= 1;
-            if *count == 0 {
-                self.half_open_by_address.remove(&address);
-            }
         }
     }
 
@@ -908,115 +695,4 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&HashAlgorithm::Sha256.digest(&[datagram]));
     out
-}
-
-/// Ends phase 1 with `reason`: tells the peer when that is allowed, reports, and marks the SA
-/// for removal.
-fn fail_phase1(sa: &mut IkeSa, state: &'static str, reason: FailureReason, ctx: &mut Ctx<'_>) {
-    informational::notify_unauthenticated(sa.local, sa.remote, sa.cookie_i, sa.cookie_r, &reason, ctx);
-    let failure = sa.failure(sa.phase1_exchange(), state, reason, ctx.config);
-    ctx.out.events.push_back(Event::Failed(failure));
-    sa.phase1 = Phase1::Failed;
-}
-
-pub(crate) fn on_sa_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
-    let now = ctx.now;
-    // A message whose fragments did not all arrive in time: its pieces are freed.
-    sa.reassembly.expire(now);
-    // Phase-1 retransmission and deadline.
-    match sa.flight.on_timeout(now, ctx.config) {
-        FlightTimeout::Resend(bytes) => sa.transmit(bytes, ctx),
-        FlightTimeout::GiveUp { retransmissions, waited } if !sa.is_established() => {
-            let state = sa.phase1.name();
-            let failure = sa.failure(
-                sa.phase1_exchange(),
-                state,
-                FailureReason::TimedOut { retransmissions, waited },
-                ctx.config,
-            );
-            ctx.out.events.push_back(Event::Failed(failure));
-            sa.phase1 = Phase1::Failed;
-            return;
-        }
-        _ => {}
-    }
-    match &sa.phase1 {
-        Phase1::Established { expires_at, .. } if *expires_at <= now => {
-            // Hard lifetime: the engine hands its IPsec SAs on and deletes it
-            // (`Engine::lifetime_followups`); renewal came before (`lifetime::on_timeout`).
-            return;
-        }
-        Phase1::Established { .. } => {
-            if let Some(reason) = crate::dpd::on_timeout(sa, ctx) {
-                crate::dpd::declare_dead(sa, reason, ctx);
-                return;
-            }
-            if sa.nat.keepalive_due(now) {
-                ctx.out.transmits.push_back(Transmit::keepalive(sa.local, sa.remote));
-            }
-        }
-        Phase1::Failed => {}
-        _ if sa.phase1_deadline <= now => {
-            let state = sa.phase1.name();
-            let waited =
-                now.saturating_duration_since(sa.phase1_deadline - ctx.config.limits.exchange_timeout);
-            let failure = sa.failure(
-                sa.phase1_exchange(),
-                state,
-                FailureReason::TimedOut { retransmissions: 0, waited },
-                ctx.config,
-            );
-            ctx.out.events.push_back(Event::Failed(failure));
-            sa.phase1 = Phase1::Failed;
-            return;
-        }
-        _ => {}
-    }
-    // Quick modes: retransmit, give up, or forget finished ones.
-    let mut index = 0;
-    while index < sa.quick_modes.len() {
-        let qm = &mut sa.quick_modes[index];
-        match qm.flight.on_timeout(now, ctx.config) {
-            FlightTimeout::Resend(bytes) => {
-                sa.transmit(bytes, ctx);
-            }
-            FlightTimeout::GiveUp { retransmissions, waited } => {
-                let state = qm.state_name();
-                // Kept, as finished, until its deadline: a late reply is then recognised by
-                // its message ID and dropped, not taken for a new exchange under the wrong IV
-                // (whose error notify could end an unrelated quick mode of the peer, such as
-                // the rekey that replaces this one).
-                qm.state = crate::quick_mode::QmState::Done;
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::TimedOut { retransmissions, waited },
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            FlightTimeout::Nothing => {}
-        }
-        let qm = &sa.quick_modes[index];
-        if qm.deadline <= now {
-            let finished = matches!(qm.state, crate::quick_mode::QmState::Done);
-            let state = qm.state_name();
-            sa.quick_modes.remove(index);
-            if !finished {
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::TimedOut {
-                        retransmissions: ctx.config.limits.retransmit_count,
-                        waited: ctx.config.limits.exchange_timeout,
-                    },
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            continue;
-        }
-        index += 1;
-    }
-    crate::lifetime::on_timeout(sa, ctx);
 }

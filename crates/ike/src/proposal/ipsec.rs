@@ -1,245 +1,18 @@
-//! Building and choosing SA proposals: phase 1 (RFC 2409 §5 and Appendix A) and quick mode
-//! (RFC 2407 §4.5, RFC 2409 §5.5).
-//!
-//! Phase 1: one ISAKMP proposal with one transform per configured `ike proposal`, in priority
-//! order. The responder takes the first offered transform equal to one of its proposals in
-//! encryption (and key length), hash, authentication method and DH group; the lifetime is not
-//! compared, both sides use the shorter (the USG and ASA rule).
-//!
-//! Quick mode: one ESP proposal per configured `ipsec proposal`, each with one transform. The
-//! responder takes the first one equal to one of its own, with the same PFS group.
+//! Quick-mode proposals (RFC 2407 §4.5, RFC 2409 §5.5): one proposal per configured `ipsec
+//! proposal` (ESP, AH, or AH+ESP as two proposal payloads under one number). The responder
+//! takes the first one equal to one of its own, with the same PFS group.
 
 use core::fmt;
 use std::time::Duration;
 
-use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher};
-use isakmp::attribute::{
-    AuthenticationMethod, EncapsulationMode as WireEncapsulation, GroupDescription, IkeAttribute,
-    IpsecAttribute, LifeType, KEY_IKE,
-};
+use crypto::{DhGroup, EspCipher, Integrity};
+use isakmp::attribute::{EncapsulationMode as WireEncapsulation, GroupDescription, IpsecAttribute, LifeType};
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
-use crate::config::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
+use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
 use crate::vendor::NatTVersion;
 
-/// Largest lifetime we accept from a peer (about 68 years): anything larger is treated as
-/// this, so arithmetic on deadlines cannot overflow.
-const MAX_LIFETIME: Duration = Duration::from_secs(u32::MAX as u64);
-
-/// The phase-1 SA payload offering `proposals` in order.
-pub(crate) fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'static> {
-    let transforms = proposals
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Transform {
-            number: u8::try_from(i + 1).unwrap_or(u8::MAX),
-            transform_id: KEY_IKE,
-            attributes: phase1_attributes(p),
-        })
-        .collect();
-    SecurityAssociation {
-        situation: SIT_IDENTITY_ONLY,
-        proposals: vec![Proposal { number: 1, protocol: ProtocolId::Isakmp, spi: &[], transforms }],
-    }
-}
-
-fn phase1_attributes(p: &IkeProposal) -> Vec<isakmp::Attribute<'static>> {
-    let mut attributes = vec![IkeAttribute::EncryptionAlgorithm(p.encryption.encryption_algorithm().into())];
-    if let Some(bits) = p.encryption.key_length_attribute() {
-        attributes.push(IkeAttribute::KeyLength(bits));
-    }
-    attributes.extend([
-        IkeAttribute::HashAlgorithm(p.hash.hash_algorithm().into()),
-        IkeAttribute::AuthenticationMethod(match p.auth_method {
-            AuthMethod::PreSharedKey => AuthenticationMethod::PreSharedKey,
-            AuthMethod::RsaSignature => AuthenticationMethod::RsaSignatures,
-            AuthMethod::EcdsaP256 => AuthenticationMethod::EcdsaP256,
-            AuthMethod::EcdsaP384 => AuthenticationMethod::EcdsaP384,
-            AuthMethod::EcdsaP521 => AuthenticationMethod::EcdsaP521,
-        }),
-        IkeAttribute::GroupDescription(GroupDescription::from(p.group.id())),
-        IkeAttribute::LifeType(LifeType::Seconds),
-        IkeAttribute::LifeDuration(p.lifetime.as_secs()),
-    ]);
-    attributes.iter().map(IkeAttribute::to_attribute).collect()
-}
-
-/// What a peer offered in one phase-1 transform, as far as we could read it. Unknown values
-/// are kept as numbers so a mismatch log can name them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase1Offer {
-    /// Encryption algorithm number and key length.
-    pub encryption: (u16, Option<u16>),
-    /// Hash algorithm number.
-    pub hash: u16,
-    /// Authentication method number.
-    pub auth_method: u16,
-    /// Group number.
-    pub group: u16,
-    /// Lifetime in seconds, if given.
-    pub lifetime: Option<u64>,
-}
-
-impl Phase1Offer {
-    fn read(transform: &Transform<'_>) -> Self {
-        let mut offer = Self { encryption: (0, None), hash: 0, auth_method: 0, group: 0, lifetime: None };
-        let mut life_type = LifeType::Seconds;
-        for attribute in transform.ike_attributes() {
-            match attribute {
-                IkeAttribute::EncryptionAlgorithm(v) => offer.encryption.0 = v.into(),
-                IkeAttribute::KeyLength(bits) => offer.encryption.1 = Some(bits),
-                IkeAttribute::HashAlgorithm(v) => offer.hash = v.into(),
-                IkeAttribute::AuthenticationMethod(v) => offer.auth_method = v.into(),
-                IkeAttribute::GroupDescription(v) => offer.group = v.into(),
-                IkeAttribute::LifeType(t) => life_type = t,
-                IkeAttribute::LifeDuration(v) if life_type == LifeType::Seconds => offer.lifetime = Some(v),
-                _ => {}
-            }
-        }
-        offer
-    }
-
-    /// The suite, if every algorithm is one we implement.
-    fn suite(&self) -> Option<IkeProposal> {
-        let encryption = Phase1Cipher::from_attributes(self.encryption.0, self.encryption.1)?;
-        let hash = HashAlgorithm::from_hash_algorithm(self.hash)?;
-        let auth_method = match AuthenticationMethod::from(self.auth_method) {
-            AuthenticationMethod::PreSharedKey => AuthMethod::PreSharedKey,
-            AuthenticationMethod::RsaSignatures => AuthMethod::RsaSignature,
-            AuthenticationMethod::EcdsaP256 => AuthMethod::EcdsaP256,
-            AuthenticationMethod::EcdsaP384 => AuthMethod::EcdsaP384,
-            AuthenticationMethod::EcdsaP521 => AuthMethod::EcdsaP521,
-            _ => return None,
-        };
-        let group = DhGroup::from_id(self.group)?;
-        let lifetime = self.lifetime.map_or(MAX_LIFETIME, |s| Duration::from_secs(s).min(MAX_LIFETIME));
-        Some(IkeProposal { encryption, hash, auth_method, group, lifetime })
-    }
-}
-
-impl fmt::Display for Phase1Offer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.suite() {
-            Some(s) => write!(f, "{}", SuiteName(&s)),
-            None => write!(
-                f,
-                "encryption {}{}/hash {}/auth {}/group {}",
-                self.encryption.0,
-                self.encryption.1.map(|b| format!("-{b}")).unwrap_or_default(),
-                self.hash,
-                self.auth_method,
-                self.group
-            ),
-        }
-    }
-}
-
-/// Prints a phase-1 suite the way operators name it: `aes-256/sha2-256/group14/pre-share`.
-pub struct SuiteName<'a>(pub &'a IkeProposal);
-
-impl fmt::Display for SuiteName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = self.0;
-        let auth = match p.auth_method {
-            AuthMethod::PreSharedKey => "pre-share",
-            AuthMethod::RsaSignature => "rsa-signature",
-            AuthMethod::EcdsaP256 => "ecdsa-signature-256",
-            AuthMethod::EcdsaP384 => "ecdsa-signature-384",
-            AuthMethod::EcdsaP521 => "ecdsa-signature-521",
-        };
-        write!(f, "{}/{}/group{}/{}", p.encryption, p.hash, p.group.id(), auth)
-    }
-}
-
-/// Why no phase-1 proposal was chosen: what the peer offered beside what we accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase1Mismatch {
-    /// Every transform the peer offered.
-    pub offered: Vec<Phase1Offer>,
-    /// Our proposals.
-    pub accepted: Vec<IkeProposal>,
-}
-
-impl fmt::Display for Phase1Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("peer offers ")?;
-        join(f, self.offered.iter())?;
-        f.write_str(", we accept ")?;
-        join(f, self.accepted.iter().map(SuiteName))
-    }
-}
-
-fn join<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = T>) -> fmt::Result {
-    let mut first = true;
-    for item in items {
-        if !first {
-            f.write_str(", ")?;
-        }
-        first = false;
-        write!(f, "{item}")?;
-    }
-    if first {
-        f.write_str("nothing")?;
-    }
-    Ok(())
-}
-
-/// The responder's choice: the negotiated suite (lifetime already the shorter of both) and the
-/// SA payload to answer with (the chosen transform, echoed as received).
-#[derive(Debug)]
-pub(crate) struct Phase1Choice<'a> {
-    pub(crate) suite: IkeProposal,
-    pub(crate) reply: SecurityAssociation<'a>,
-}
-
-/// The responder's selection (RFC 2408 §4.2: one proposal, one transform in the reply).
-pub(crate) fn choose_phase1<'a>(
-    offer: &SecurityAssociation<'a>,
-    ours: &[IkeProposal],
-) -> Result<Phase1Choice<'a>, Phase1Mismatch> {
-    let mut offered = Vec::new();
-    for proposal in offer.proposals.iter().filter(|p| p.protocol == ProtocolId::Isakmp) {
-        for transform in proposal.transforms.iter().filter(|t| t.transform_id == KEY_IKE) {
-            let read = Phase1Offer::read(transform);
-            if let Some(suite) = read.suite() {
-                if let Some(mine) = ours.iter().find(|m| same_suite(m, &suite)) {
-                    let suite = IkeProposal { lifetime: suite.lifetime.min(mine.lifetime), ..suite };
-                    let reply = SecurityAssociation {
-                        situation: offer.situation,
-                        proposals: vec![Proposal {
-                            number: proposal.number,
-                            protocol: ProtocolId::Isakmp,
-                            spi: proposal.spi,
-                            transforms: vec![transform.clone()],
-                        }],
-                    };
-                    return Ok(Phase1Choice { suite, reply });
-                }
-            }
-            offered.push(read);
-        }
-    }
-    Err(Phase1Mismatch { offered, accepted: ours.to_vec() })
-}
-
-/// The initiator's check of the responder's choice: it must be exactly one transform, equal
-/// to one we offered. Returns the suite with the shorter lifetime.
-pub(crate) fn accept_phase1_reply(
-    reply: &SecurityAssociation<'_>,
-    ours: &[IkeProposal],
-) -> Result<IkeProposal, Phase1Mismatch> {
-    let transforms: Vec<&Transform<'_>> = reply.proposals.iter().flat_map(|p| p.transforms.iter()).collect();
-    let offered: Vec<Phase1Offer> = transforms.iter().map(|t| Phase1Offer::read(t)).collect();
-    let mismatch = || Phase1Mismatch { offered: offered.clone(), accepted: ours.to_vec() };
-    let [transform] = transforms.as_slice() else { return Err(mismatch()) };
-    let suite = Phase1Offer::read(transform).suite().ok_or_else(mismatch)?;
-    let mine = ours.iter().find(|m| same_suite(m, &suite)).ok_or_else(mismatch)?;
-    Ok(IkeProposal { lifetime: suite.lifetime.min(mine.lifetime), ..suite })
-}
-
-fn same_suite(a: &IkeProposal, b: &IkeProposal) -> bool {
-    a.encryption == b.encryption && a.hash == b.hash && a.auth_method == b.auth_method && a.group == b.group
-}
+use crate::proposal::phase1::{join, MAX_LIFETIME};
 
 /// An IPsec SA suite as negotiated in quick mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -575,25 +348,96 @@ impl IpsecOffer {
 }
 
 impl fmt::Display for IpsecOffer {
+    /// A suite we implement prints as we name ours (`esp-aes-cbc-128/hmac-sha1-96/tunnel`);
+    /// any other offer names each part we know by that name and the rest by its number, e.g.
+    /// `esp transform 12/hmac-sha2-256-128/tunnel` (AES without a key length).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = self.suite() {
             return write!(f, "{s}");
         }
         if let Some((id, auth)) = self.ah {
-            write!(f, "ah transform {id} auth {auth:?}")?;
+            let integrity = Integrity::from_ah_transform_id(id);
+            match integrity {
+                Some(integrity) => write!(f, "ah-{}", integrity.name())?,
+                None => write!(f, "ah transform {id}")?,
+            }
+            // The AUTH_ALGORITHM attribute is named only when it is not the transform's own.
+            match auth {
+                Some(a) if integrity.is_some_and(|i| i.auth_algorithm_id() == a) => {}
+                Some(a) => write!(f, "/{}", IntegrityName(a))?,
+                None => f.write_str("/no auth")?,
+            }
             if self.encryption.is_some() {
-                f.write_str(" + ")?;
+                f.write_str("+")?;
             }
         }
         if let Some((id, bits)) = self.encryption {
-            write!(
-                f,
-                "esp transform {id}{} auth {:?}",
-                bits.map(|b| format!("-{b}")).unwrap_or_default(),
-                self.integrity
-            )?;
+            match EspCipher::from_transform_id(id, bits) {
+                Some(cipher) => write!(f, "esp-{}", cipher.name())?,
+                None => {
+                    write!(f, "esp transform {id}")?;
+                    if let Some(bits) = bits {
+                        write!(f, "-{bits}")?;
+                    }
+                }
+            }
+            if let Some(integrity) = self.integrity {
+                write!(f, "/{}", IntegrityName(integrity))?;
+            }
         }
-        write!(f, " mode {:?} group {:?}", self.mode, self.group)
+        match self.mode.map(WireEncapsulation::from) {
+            Some(WireEncapsulation::Tunnel) | None => f.write_str("/tunnel")?,
+            Some(WireEncapsulation::Transport) => f.write_str("/transport")?,
+            Some(WireEncapsulation::UdpTunnel | WireEncapsulation::UdpTunnelDraft) => {
+                f.write_str("/udp-tunnel")?
+            }
+            Some(WireEncapsulation::UdpTransport | WireEncapsulation::UdpTransportDraft) => {
+                f.write_str("/udp-transport")?
+            }
+            Some(WireEncapsulation::Unknown(m)) => write!(f, "/mode {m}")?,
+        }
+        match self.group {
+            Some(g) => match DhGroup::from_id(g) {
+                Some(group) => write!(f, "/pfs {group}"),
+                None => write!(f, "/pfs group {g}"),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+impl IpsecOffer {
+    /// An offer with these attributes, as `read` would make it (tests of the displays).
+    pub(crate) fn with_attributes(
+        encryption: Option<(u8, Option<u16>)>,
+        integrity: Option<u16>,
+        ah: Option<(u8, Option<u16>)>,
+        mode: Option<u16>,
+        group: Option<u16>,
+    ) -> Self {
+        Self {
+            encryption,
+            integrity,
+            ah,
+            mode,
+            group,
+            lifetime: None,
+            lifetime_kilobytes: None,
+            consistent: true,
+        }
+    }
+}
+
+/// An IPsec authentication algorithm number, by our name when we implement it.
+struct IntegrityName(u16);
+
+impl fmt::Display for IntegrityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Integrity::from_auth_algorithm_id(self.0) {
+            Some(integrity) => f.write_str(integrity.name()),
+            None => write!(f, "auth {}", self.0),
+        }
     }
 }
 
@@ -760,6 +604,9 @@ pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
+
+    use crate::vendor::NatTVersion;
 
     #[test]
     fn udp_encapsulated_modes_follow_the_nat_t_dialect() {

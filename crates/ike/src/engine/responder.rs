@@ -1,0 +1,235 @@
+//! Responder admission and the first steps of a new IKE SA: which configured peer a first
+//! message is for, the half-open limits (per address and in total) that bound what an
+//! unauthenticated sender can make us hold, INITIAL-CONTACT (RFC 2407 §4.6.3.3), and what
+//! follows when phase 1 completes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use isakmp::{Cookie, ExchangeType, Message};
+
+use crate::engine::endpoint::Engine;
+use crate::event::{ClearReason, Event, Exchange, Failure};
+use crate::failure::{FailureReason, PolicyFailure};
+use crate::ike_sa::{IkeSa, Phase1};
+use crate::informational;
+use crate::sa::context::Ctx;
+use crate::sa::core::Role;
+
+impl Engine {
+    /// True when no established IKE SA with this peer exists: our next phase 1 with it then
+    /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
+    pub(super) fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
+        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
+    }
+
+    /// The SAs of configured peer `peer`, through the per-peer index.
+    pub(super) fn peer_slots(&self, peer: usize) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
+        self.slots_by_peer
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+            .filter(move |(_, sa)| sa.peer == peer)
+    }
+
+    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
+    /// IKE SA with the same peer that was established before this one began, and tells the
+    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
+    /// that completed while this one ran are kept (both sides initiated at once).
+    pub(super) fn initial_contact(&mut self, slot: usize, now: Instant) {
+        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !std::mem::take(&mut sa.initial_contact_received) {
+            return;
+        }
+        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
+        let stale: Vec<usize> = self
+            .peer_slots(peer)
+            .filter(|(i, s)| {
+                *i != slot
+                    && s.remote.ip() == ip
+                    && s.is_established()
+                    && s.established_at.is_some_and(|at| at <= started)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for old in stale {
+            if let Some(sa) = self.slots[old].as_mut() {
+                self.out.events.push_back(Event::SasCleared {
+                    connection: sa.connection,
+                    peer: self.config.peers[sa.peer].name.clone(),
+                    remote: sa.remote,
+                    reason: ClearReason::InitialContact { replaced_by },
+                });
+                sa.phase1 = Phase1::Failed;
+            }
+            self.reap(old, now);
+        }
+    }
+
+    /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any
+    /// Diffie-Hellman work.
+    pub(super) fn new_responder(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        datagram: &[u8],
+        digest: [u8; 32],
+    ) {
+        let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
+        let (exchange, state) = if aggressive {
+            (Exchange::AggressiveMode, "waiting for AM1")
+        } else {
+            (Exchange::MainMode, "waiting for MM1")
+        };
+        let refuse = |reason, peer: Option<usize>, engine: &mut Self| {
+            let peer = peer.map(|p| engine.config.peers[p].name.clone());
+            engine.out.events.push_back(Event::Failed(Failure { peer, remote, exchange, state, reason }));
+        };
+        let Some(peer) = self.admit(message, remote, aggressive, refuse) else { return };
+        let connection = self.next_connection();
+        let mut ctx = Ctx {
+            config: &self.config,
+            policies_by_peer: &self.policies_by_peer,
+            rng: &mut *self.rng,
+            now,
+            out: &mut self.out,
+            received: Some((local, remote)),
+            unix_time: self.wall_clock.map(|clock| clock.at(now)),
+        };
+        let responded = if aggressive {
+            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        } else {
+            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+        };
+        match responded {
+            Ok(sa) => {
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    self.armed.push(None);
+                    self.slots.len() - 1
+                });
+                self.by_cookie.insert(sa.our_cookie(), slot);
+                self.by_connection.insert(sa.connection, slot);
+                self.responder_first.insert((sa.cookie_i, remote), slot);
+                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
+                self.slots_by_peer.entry(peer).or_default().push(slot);
+                self.slots[slot] = Some(sa);
+                self.half_open += 1;
+                self.rearm(slot);
+            }
+            Err(reason) => {
+                informational::notify_unauthenticated(
+                    local,
+                    remote,
+                    message.header.initiator_cookie,
+                    Cookie::default(),
+                    &reason,
+                    &mut ctx,
+                );
+                ctx.out.events.push_back(Event::Failed(Failure {
+                    peer: Some(self.config.peers[peer].name.clone()),
+                    remote,
+                    exchange,
+                    state,
+                    reason,
+                }));
+            }
+        }
+    }
+
+    /// The peer a first message (MM1 / AM1) is for: in aggressive mode by the identity in
+    /// clear (the key is chosen by it, notes pitfall 15), else by the address; an address no
+    /// peer names falls to the template peer, if there is one.
+    fn responder_peer(&self, message: &Message<'_>, remote: SocketAddr, aggressive: bool) -> Option<usize> {
+        if !aggressive {
+            // Main mode shows no identity before the key is needed: the address decides.
+            return self.peer_by_address.get(&remote.ip()).copied().or_else(|| self.config.template_peer());
+        }
+        let identity = message.payloads().iter().find_map(|p| match p {
+            isakmp::Payload::Identification(id) => Some(&id.identity),
+            _ => None,
+        });
+        identity
+            .and_then(|identity| self.config.peer_for_identity(identity, remote.ip()))
+            .or_else(|| self.peer_by_address.get(&remote.ip()).copied())
+            .or_else(|| self.config.template_peer())
+    }
+
+    /// Responder admission, before any work: aggressive mode with pre-shared keys only where
+    /// allowed, the half-open limits, a configured peer. A refusal is reported with `refuse`
+    /// (reason, the peer it selected) and gets no reply.
+    fn admit(
+        &mut self,
+        message: &Message<'_>,
+        remote: SocketAddr,
+        aggressive: bool,
+        refuse: impl Fn(FailureReason, Option<usize>, &mut Self),
+    ) -> Option<usize> {
+        let peer = self.responder_peer(message, remote, aggressive);
+        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
+        // an AM1 that selects no peer is refused here as well, without telling why it failed.
+        // A peer that authenticates only by signatures has no pre-shared key to leak: its
+        // HASH_R is signed, not keyed by a secret that can be brute-forced.
+        let signatures_only = |p: usize| {
+            let peer = &self.config.peers[p];
+            peer.certificate.is_some()
+                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
+        };
+        let allowed = self.config.allow_aggressive_mode_psk_responder
+            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
+        if aggressive && !allowed {
+            // The peer offers pre-shared keys: no reply, no state.
+            refuse(FailureReason::Policy(PolicyFailure::AggressiveModePskRefused), peer, self);
+            return None;
+        }
+        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
+        if self.half_open >= self.config.limits.max_half_open
+            || per_peer >= self.config.limits.max_half_open_per_peer
+        {
+            self.stats.half_open_dropped += 1;
+            refuse(FailureReason::Policy(PolicyFailure::TooManyHalfOpen), None, self);
+            return None;
+        }
+        if peer.is_none() {
+            refuse(FailureReason::Policy(PolicyFailure::UnknownPeer), None, self);
+        }
+        peer
+    }
+
+    /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
+    pub(super) fn phase1_done(&mut self, slot: usize, now: Instant) {
+        if let Some(sa) = self.slots[slot].as_ref() {
+            if sa.role == Role::Responder {
+                self.half_open = self.half_open.saturating_sub(1);
+                // The first-message route stays until the SA goes (see `responder_first`). It
+                // is keyed by the address of the first message: `remote` may have moved with
+                // NAT-T since.
+                let address = sa.initial_remote.ip();
+                self.half_open_ended(address);
+            }
+        }
+        self.initial_contact(slot, now);
+        self.with_sa(slot, now, |sa, ctx| {
+            for acquire in std::mem::take(&mut sa.pending) {
+                if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
+                    let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
+                    ctx.out.events.push_back(Event::Failed(failure));
+                }
+            }
+        });
+        self.ike_sa_established(slot, now);
+    }
+
+    /// One half-open responder SA with `address` is gone (established or removed).
+    pub(super) fn half_open_ended(&mut self, address: IpAddr) {
+        if let Some(count) = self.half_open_by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                self.half_open_by_address.remove(&address);
+            }
+        }
+    }
+}
