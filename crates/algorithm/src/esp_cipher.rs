@@ -137,11 +137,13 @@ impl EspCipher {
     }
 
     /// Bytes of KEYMAT the cipher consumes, including the AES-GCM salt.
+    #[inline]
     pub const fn key_len(self) -> usize {
         self.row().key_len
     }
 
     /// Length of the explicit IV at the start of the ESP payload.
+    #[inline]
     pub const fn iv_len(self) -> usize {
         self.row().iv_len
     }
@@ -149,18 +151,21 @@ impl EspCipher {
     /// The cipher's block length, to which the ciphertext must be aligned; 1 for NULL and
     /// GCM (ESP still aligns the trailer to 4 bytes, RFC 4303 §2.4, which is the esp crate's
     /// business).
+    #[inline]
     pub const fn block_len(self) -> usize {
         self.row().block_len
     }
 
     /// Length of the ICV the cipher itself produces: 16 for AES-GCM-16, 0 for the others
     /// (which need an [`Integrity`](crate::Integrity) algorithm).
+    #[inline]
     pub const fn icv_len(self) -> usize {
         self.row().icv_len
     }
 
     /// True for combined-mode (AEAD) ciphers, which must not be paired with an integrity
     /// algorithm.
+    #[inline]
     pub const fn is_aead(self) -> bool {
         self.row().icv_len > 0
     }

@@ -103,11 +103,13 @@ impl Integrity {
     }
 
     /// Bytes of KEYMAT the algorithm consumes (the hash output length).
+    #[inline]
     pub const fn key_len(self) -> usize {
         self.row().key_len
     }
 
     /// Length of the truncated ICV appended to each packet.
+    #[inline]
     pub const fn icv_len(self) -> usize {
         self.row().icv_len
     }

@@ -57,6 +57,7 @@ macro_rules! algorithm_table {
             pub const ALL: [$name; [$( stringify!($variant) ),+].len()] = [ $( $name::$variant, )+ ];
 
             /// This algorithm's row of the table.
+            #[inline] // read per packet by esp and crypto, other crates
             pub const fn row(self) -> &'static $row {
                 // The table lists the variants in declaration order (the macro writes both
                 // from one list), so the discriminant is the row's index.

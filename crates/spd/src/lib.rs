@@ -15,7 +15,8 @@
 //! A crate of its own (docs/DESIGN.md): the SPD is one job — what traffic is protected by which
 //! policy — that the data plane (`esp`) consults per packet and the gateway builds from the
 //! configuration; it needs neither crypto nor I/O. [`selector`] holds the selectors and the
-//! flow of a packet; this file the ordered database.
+//! flow of a packet; this file the ordered database. The functions the data plane calls per
+//! packet are `#[inline]`: without it they could not be inlined across the crate boundary.
 
 pub mod selector;
 
@@ -88,6 +89,7 @@ impl Spd {
     /// The first rule matching an outbound packet's flow (its index and action), or `None`
     /// and the default action. Linear: policies are few, and a per-packet cache keyed by
     /// flow would cost more than it saves at this size.
+    #[inline]
     pub fn lookup(&self, flow: &Flow) -> (Option<usize>, Action) {
         self.first_match(|selector| selector.matches_outbound(flow))
     }
@@ -95,10 +97,12 @@ impl Spd {
     /// The first rule matching a packet that arrived from the peer's side in clear, with
     /// the selector roles swapped (RFC 4301 §5.2 step 3a: a clear packet that a `Protect`
     /// rule covers must be dropped, since it should have come in ESP).
+    #[inline]
     pub fn lookup_inbound(&self, flow: &Flow) -> (Option<usize>, Action) {
         self.first_match(|selector| selector.matches_inbound(flow))
     }
 
+    #[inline]
     fn first_match(&self, matches: impl Fn(&Selector) -> bool) -> (Option<usize>, Action) {
         match self.rules.iter().position(|rule| matches(&rule.selector)) {
             Some(index) => (Some(index), self.rules[index].action),

@@ -58,6 +58,7 @@ impl Prefix {
     }
 
     /// True when `address` lies inside.
+    #[inline]
     pub fn contains(&self, address: Ipv4Addr) -> bool {
         u32::from(address) & mask(self.length) == u32::from(self.address)
     }
@@ -97,6 +98,7 @@ impl PortRange {
     }
 
     /// True when `port` is in the range.
+    #[inline]
     pub fn contains(&self, port: u16) -> bool {
         (self.first..=self.last).contains(&port)
     }
@@ -136,15 +138,18 @@ impl Selector {
     }
 
     /// True when an outbound packet's flow is covered.
+    #[inline]
     pub fn matches_outbound(&self, flow: &Flow) -> bool {
         self.matches(flow.source, flow.destination, flow.protocol, flow.source_port, flow.destination_port)
     }
 
     /// True when a decrypted inbound packet's flow is covered (RFC 4301 §5.2 step 4).
+    #[inline]
     pub fn matches_inbound(&self, flow: &Flow) -> bool {
         self.matches(flow.destination, flow.source, flow.protocol, flow.destination_port, flow.source_port)
     }
 
+    #[inline]
     fn matches(
         &self,
         local: Ipv4Addr,
@@ -225,6 +230,7 @@ impl Flow {
     /// Reads the flow of an IPv4 packet and returns it with the header length and total
     /// length. Trailing bytes after the total length (TFC padding, RFC 4303 §2.7, or a
     /// link's minimum frame) are allowed and ignored.
+    #[inline]
     pub fn parse_ipv4(packet: &[u8]) -> Result<(Flow, usize, usize), FlowError> {
         let Some(&first) = packet.first() else {
             return Err(FlowError::Truncated(0));
