@@ -69,6 +69,7 @@ impl Prefix {
     }
 }
 
+#[inline]
 fn mask(length: u8) -> u32 {
     match length {
         0 => 0,
@@ -158,6 +159,7 @@ impl Selector {
         local_port: Option<u16>,
         remote_port: Option<u16>,
     ) -> bool {
+        #[inline]
         fn port_ok(range: Option<PortRange>, port: Option<u16>) -> bool {
             match (range, port) {
                 (None, _) => true,

@@ -54,6 +54,7 @@ impl<S> Bundle<S> {
     /// The first pending lifetime notice, ESP's before AH's, as an event for the control
     /// plane; both are taken, so a notice of the other SA is not left to be reported later for
     /// the same pair.
+    #[inline]
     pub(super) fn lifetime_event(&mut self, direction: Direction, remote: SocketAddr) -> Option<Event> {
         let esp = self.esp.as_mut().and_then(Sa::take_lifetime_notice);
         let ah = self.ah.as_mut().and_then(Sa::take_lifetime_notice);

@@ -7,6 +7,10 @@
 //! Things the control plane must act on (acquires, traffic lifetime notices) come out of
 //! [`DataPlane::poll_event`]. Nothing here reads a clock or a socket.
 //!
+//! The small helpers the packet paths call in the child modules (policy lookup, an entry's
+//! size limit, its lifetime event) are `#[inline]`: a release build compiles modules into
+//! separate codegen units, which would otherwise keep them out of line on every packet.
+//!
 //! SA pairs are installed from the IKE engine's `IpsecSaInstalled` event, converted by the
 //! gateway into a [`SaPair`]: this crate does not depend on `ike`, so the data plane builds
 //! and tests without the engine, and the engine's types can change without touching the
@@ -310,7 +314,10 @@ impl DataPlane {
             return Outbound::Discard(DiscardReason::Policy);
         };
         let result = entry.seal(protocol, header_len, packet, out, pending);
-        self.events.extend(entry.sa.lifetime_event(Direction::Outbound, entry.remote));
+        // `if let`, not `extend`: an `extend` call per packet for an event that is almost never there.
+        if let Some(event) = entry.sa.lifetime_event(Direction::Outbound, entry.remote) {
+            self.events.push_back(event);
+        }
         match result {
             Ok(send) => {
                 self.statistics.sealed += 1;
@@ -413,7 +420,10 @@ impl DataPlane {
         let entry = if ah { self.databases.inbound_by_ah_spi(spi) } else { self.databases.inbound_mut(spi) };
         let Some(entry) = entry else { return self.finish(Err(DropReason::UnknownSpi(spi))) };
         let result = open(entry);
-        self.events.extend(entry.sa.lifetime_event(Direction::Inbound, entry.remote));
+        // `if let`, not `extend`: an `extend` call per packet for an event that is almost never there.
+        if let Some(event) = entry.sa.lifetime_event(Direction::Inbound, entry.remote) {
+            self.events.push_back(event);
+        }
         self.finish(result)
     }
 

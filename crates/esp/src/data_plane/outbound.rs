@@ -34,6 +34,7 @@ impl OutboundEntry {
     /// The longest inner packet a tunnel-mode pair carries without exceeding `path_mtu` once
     /// the outer IPv4 (and UDP) header is added; `None` in transport mode, whose packets
     /// are the caller's to size.
+    #[inline]
     pub(super) fn max_inner(&self, path_mtu: u16) -> Option<usize> {
         if self.sa.mode() != Mode::Tunnel {
             return None;
@@ -47,6 +48,7 @@ impl OutboundEntry {
         })
     }
 
+    #[inline]
     fn udp_encapsulated(&self) -> bool {
         self.sa.esp.as_ref().is_some_and(|esp| esp.params().udp_encapsulated)
     }

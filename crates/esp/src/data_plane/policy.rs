@@ -224,6 +224,7 @@ impl Databases {
 
     /// Index (in its policy's list) of the outbound SA that would carry `flow` of `policy`
     /// now: the newest unexpired one whose selector covers the flow.
+    #[inline]
     fn find_outbound(&self, policy: PolicyIndex, flow: &Flow) -> Option<usize> {
         self.outbound
             .get(&policy)?
@@ -236,6 +237,7 @@ impl Databases {
 
     /// The outbound decision for `flow` and, for `Protect`, the SA's index in its policy's
     /// list, so the packet path looks the SA up once.
+    #[inline]
     pub(super) fn decide(&self, flow: &Flow) -> (Decision, usize) {
         match self.spd.lookup(flow) {
             (_, Action::Bypass) => (Decision::Bypass, 0),
@@ -264,6 +266,7 @@ impl Databases {
     }
 
     /// The outbound pair at `index` of `policy`'s list.
+    #[inline]
     pub(super) fn outbound_mut(&mut self, policy: PolicyIndex, index: usize) -> Option<&mut OutboundEntry> {
         self.outbound.get_mut(&policy)?.get_mut(index)
     }
@@ -274,11 +277,13 @@ impl Databases {
     }
 
     /// The pair with our SPI `spi`.
+    #[inline]
     pub(super) fn inbound(&self, spi: Spi) -> Option<&InboundEntry> {
         self.inbound.get(&spi)
     }
 
     /// The pair with our SPI `spi`, to open a packet on.
+    #[inline]
     pub(super) fn inbound_mut(&mut self, spi: Spi) -> Option<&mut InboundEntry> {
         self.inbound.get_mut(&spi)
     }
