@@ -53,21 +53,18 @@
 //! [`Config::peer_for_identity`]: crate::Config::peer_for_identity
 //! [`Config::allow_aggressive_mode_psk_responder`]: crate::Config::allow_aggressive_mode_psk_responder
 
-use std::net::SocketAddr;
-
 use crypto::key_schedule::NextIv;
 use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
 use isakmp::{Cookie, ExchangeType, Identification, Message, NatDiscovery, NotifyType, Payload, PayloadType};
 
 use crate::auth::{self, PeerProof};
 use crate::config::{ExchangeMode, IkeProposal};
-use crate::event::ConnectionId;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure, ProposalFailure};
 use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
-use crate::sa::context::Ctx;
-use crate::sa::core::{Established, Phase1Step, Role, SaCore};
+use crate::sa::context::{Ctx, ReceivedMessage};
+use crate::sa::core::{Established, Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
@@ -334,15 +331,8 @@ fn find_hash<'a>(payloads: &[Payload<'a>]) -> Option<&'a [u8]> {
 }
 
 /// A new SA in aggressive mode, in a placeholder state the caller replaces.
-fn new_aggressive(
-    connection: ConnectionId,
-    role: Role,
-    peer: usize,
-    addresses: (SocketAddr, SocketAddr),
-    cookies: (Cookie, Cookie),
-    ctx: &mut Ctx<'_>,
-) -> SaCore {
-    let mut sa = SaCore::new(connection, role, peer, addresses, cookies, ctx);
+fn new_aggressive(identity: SaIdentity, role: Role, cookies: (Cookie, Cookie), ctx: &mut Ctx<'_>) -> SaCore {
+    let mut sa = SaCore::new(identity, role, cookies, ctx);
     sa.mode = ExchangeMode::Aggressive;
     sa
 }
@@ -354,12 +344,10 @@ fn header(sa: &SaCore) -> isakmp::Header {
 
 /// Starts aggressive mode as initiator: AM1 with SA, KE, Ni and IDii.
 pub(crate) fn initiate(
-    connection: ConnectionId,
-    peer: usize,
-    local: SocketAddr,
-    remote: SocketAddr,
+    identity: SaIdentity,
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, AggressiveState), FailureReason> {
+    let peer = identity.peer;
     let offered = aggressive_proposals(&ctx.config.peers[peer].proposals);
     let Some(group) = offered.first().map(|p| p.group) else {
         return Err(FailureReason::Proposal(ProposalFailure::Phase1(Phase1Mismatch {
@@ -368,14 +356,7 @@ pub(crate) fn initiate(
         })));
     };
     let cookie_i = ctx.random_cookie();
-    let mut sa = new_aggressive(
-        connection,
-        Role::Initiator,
-        peer,
-        (local, remote),
-        (cookie_i, Cookie::default()),
-        ctx,
-    );
+    let mut sa = new_aggressive(identity, Role::Initiator, (cookie_i, Cookie::default()), ctx);
     let dh = DhPrivate::generate(group, ctx.rng).map_err(FailureReason::from)?;
     let ni = ctx.random_bytes(NONCE_LEN);
     let offer = phase1_offer(&offered);
@@ -407,17 +388,13 @@ pub(crate) fn initiate(
 /// Answers AM1 as responder (the engine has already decided to accept aggressive mode
 /// and chosen `peer`): checks the proposal and identity before any Diffie-Hellman work,
 /// then sends AM2.
-#[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
 pub(crate) fn respond(
-    connection: ConnectionId,
-    peer: usize,
-    local: SocketAddr,
-    remote: SocketAddr,
-    message: &Message<'_>,
-    datagram: &[u8],
-    digest: [u8; 32],
+    identity: SaIdentity,
+    received: ReceivedMessage<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, AggressiveState), FailureReason> {
+    let ReceivedMessage { message, datagram, digest } = received;
+    let peer = identity.peer;
     let payloads = message.payloads();
     let offer = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
     let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
@@ -435,8 +412,7 @@ pub(crate) fn respond(
 
     let cookie_r = ctx.random_cookie();
     let cookie_i = message.header.initiator_cookie;
-    let mut sa =
-        new_aggressive(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
+    let mut sa = new_aggressive(identity, Role::Responder, (cookie_i, cookie_r), ctx);
     sa.learn_capabilities(payloads, ctx.config);
     sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
     sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);

@@ -5,7 +5,6 @@
 //! `quick_mode`, `informational`); it runs the SA's timers (`sa::timer`) and ends the SA on a
 //! failure. The engine routes datagrams to it and never looks inside an exchange.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use isakmp::{Message, Payload};
@@ -14,15 +13,15 @@ use crate::aggressive_mode::{self, AggressiveState};
 use crate::config::IkeProposal;
 use crate::event::Acquire;
 use crate::event::ClearReason;
+use crate::event::Event;
 use crate::event::Transmit;
-use crate::event::{ConnectionId, Event};
 use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
 use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
 use crate::quick_mode::{self, QuickModeSa};
-use crate::sa::context::Ctx;
-use crate::sa::core::{Established, Phase1Step, SaCore};
+use crate::sa::context::{Ctx, ReceivedMessage};
+use crate::sa::core::{Established, Phase1Step, SaCore, SaIdentity};
 use crate::sa::flight::FlightTimeout;
 use crate::sa::keys::Phase1Material;
 use crate::sa::timer::Timer;
@@ -235,31 +234,18 @@ impl IkeSa {
     }
 
     /// Starts main mode as initiator: MM1.
-    pub(crate) fn initiate(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        ctx: &mut Ctx<'_>,
-    ) -> Self {
-        let (core, state) = main_mode::initiate(connection, peer, local, remote, ctx);
+    pub(crate) fn initiate(identity: SaIdentity, ctx: &mut Ctx<'_>) -> Self {
+        let (core, state) = main_mode::initiate(identity, ctx);
         Self { core, phase1: Phase1::Main(state), quick_modes: Vec::new() }
     }
 
     /// Answers MM1 as responder: chooses a proposal and sends MM2.
-    #[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
     pub(crate) fn respond(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
+        identity: SaIdentity,
+        received: ReceivedMessage<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
-        let (core, state) =
-            main_mode::respond(connection, peer, local, remote, message, datagram, digest, ctx)?;
+        let (core, state) = main_mode::respond(identity, received, ctx)?;
         Ok(Self { core, phase1: Phase1::Main(state), quick_modes: Vec::new() })
     }
 
@@ -319,30 +305,20 @@ impl IkeSa {
 
     /// Starts aggressive mode as initiator: AM1.
     pub(crate) fn initiate_aggressive(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
+        identity: SaIdentity,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
-        let (core, state) = aggressive_mode::initiate(connection, peer, local, remote, ctx)?;
+        let (core, state) = aggressive_mode::initiate(identity, ctx)?;
         Ok(Self { core, phase1: Phase1::Aggressive(state), quick_modes: Vec::new() })
     }
 
     /// Answers AM1 as responder (the engine has already decided to accept aggressive mode).
-    #[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
     pub(crate) fn respond_aggressive(
-        connection: ConnectionId,
-        peer: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
+        identity: SaIdentity,
+        received: ReceivedMessage<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
-        let (core, state) =
-            aggressive_mode::respond(connection, peer, local, remote, message, datagram, digest, ctx)?;
+        let (core, state) = aggressive_mode::respond(identity, received, ctx)?;
         Ok(Self { core, phase1: Phase1::Aggressive(state), quick_modes: Vec::new() })
     }
 

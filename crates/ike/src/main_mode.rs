@@ -18,21 +18,18 @@
 //! responder chooses the pre-shared key by the peer's address (the identity is encrypted in
 //! MM5), which is the only choice main mode allows (notes pitfall 15).
 
-use std::net::SocketAddr;
-
 use crypto::key_schedule::NextIv;
 use crypto::DhPrivate;
 use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 
 use crate::auth::{self, PeerProof};
 use crate::config::IkeProposal;
-use crate::event::ConnectionId;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
 use crate::identity::{check_remote_identity, PeerIdentity};
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
-use crate::sa::context::Ctx;
-use crate::sa::core::{Phase1Step, Role, SaCore};
+use crate::sa::context::{Ctx, ReceivedMessage};
+use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::trace::{traced, Direction, Step};
 use crate::vendor;
@@ -109,13 +106,8 @@ impl MainMode {
 }
 
 /// Starts main mode as initiator: MM1.
-pub(crate) fn initiate(
-    connection: ConnectionId,
-    peer: usize,
-    local: SocketAddr,
-    remote: SocketAddr,
-    ctx: &mut Ctx<'_>,
-) -> (SaCore, MainMode) {
+pub(crate) fn initiate(identity: SaIdentity, ctx: &mut Ctx<'_>) -> (SaCore, MainMode) {
+    let peer = identity.peer;
     let cookie_i = ctx.random_cookie();
     let offer = phase1_offer(&ctx.config.peers[peer].proposals);
     let mut sai_b = Vec::new();
@@ -130,25 +122,20 @@ pub(crate) fn initiate(
         wire::header(cookie_i, Cookie::default(), ExchangeType::IdentityProtection, 0),
         payloads,
     );
-    let mut sa =
-        SaCore::new(connection, Role::Initiator, peer, (local, remote), (cookie_i, Cookie::default()), ctx);
+    let mut sa = SaCore::new(identity, Role::Initiator, (cookie_i, Cookie::default()), ctx);
     sa.trace_summary(ctx, Direction::Sent, Step::MainMode(1), 0, summary);
     sa.send(mm1, true, ctx);
     (sa, MainMode::InitiatorWaitMm2 { sai_b })
 }
 
 /// Answers MM1 as responder: chooses a proposal and sends MM2.
-#[allow(clippy::too_many_arguments)] // the SA's identity plus the message in three forms
 pub(crate) fn respond(
-    connection: ConnectionId,
-    peer: usize,
-    local: SocketAddr,
-    remote: SocketAddr,
-    message: &Message<'_>,
-    datagram: &[u8],
-    digest: [u8; 32],
+    identity: SaIdentity,
+    received: ReceivedMessage<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(SaCore, MainMode), FailureReason> {
+    let ReceivedMessage { message, datagram, digest } = received;
+    let peer = identity.peer;
     let offer = find_sa(message.payloads()).ok_or(FailureReason::missing_payload("SA"))?;
     let choice = choose_phase1(offer, &ctx.config.peers[peer].proposals).map_err(FailureReason::from)?;
     let sai_b = raw_body(message.first_payload(), body_of(datagram), PayloadType::SecurityAssociation)
@@ -156,7 +143,7 @@ pub(crate) fn respond(
         .to_vec();
     let cookie_r = ctx.random_cookie();
     let cookie_i = message.header.initiator_cookie;
-    let mut sa = SaCore::new(connection, Role::Responder, peer, (local, remote), (cookie_i, cookie_r), ctx);
+    let mut sa = SaCore::new(identity, Role::Responder, (cookie_i, cookie_r), ctx);
     sa.learn_capabilities(message.payloads(), ctx.config);
     sa.trace(ctx, Direction::Received, Step::MainMode(1), 0, false, message.payloads());
     let mut payloads = vec![Payload::SecurityAssociation(choice.reply)];

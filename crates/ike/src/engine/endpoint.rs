@@ -20,8 +20,8 @@ use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
 use crate::ike_sa::{IkeSa, Phase1};
-use crate::sa::context::{Ctx, Output};
-use crate::sa::core::Role;
+use crate::sa::context::{Ctx, Output, ReceivedMessage};
+use crate::sa::core::{Role, SaIdentity};
 use crate::sa::timer::Timer;
 
 /// Counters of what the engine refused, for `display ike statistics`.
@@ -331,33 +331,24 @@ impl Engine {
             self.armed.push(None);
             self.slots.len() - 1
         });
-        let mut ctx = Ctx {
-            config: &self.config,
-            policies_by_peer: &self.policies_by_peer,
-            rng: &mut *self.rng,
-            now,
-            out: &mut self.out,
-            received: None,
-            unix_time: self.wall_clock.map(|clock| clock.at(now)),
-        };
+        let identity = SaIdentity { connection, peer: peer_index, local, remote };
+        let mut ctx = self.ctx(now, None);
         let mut sa = match mode {
-            ExchangeMode::Main => IkeSa::initiate(connection, peer_index, local, remote, &mut ctx),
-            ExchangeMode::Aggressive => {
-                match IkeSa::initiate_aggressive(connection, peer_index, local, remote, &mut ctx) {
-                    Ok(sa) => sa,
-                    Err(reason) => {
-                        self.free.push(slot);
-                        self.out.events.push_back(Event::Failed(Failure {
-                            peer: Some(self.config.peers[peer_index].name.clone()),
-                            remote,
-                            exchange: Exchange::AggressiveMode,
-                            state: "starting",
-                            reason,
-                        }));
-                        return None;
-                    }
+            ExchangeMode::Main => IkeSa::initiate(identity, &mut ctx),
+            ExchangeMode::Aggressive => match IkeSa::initiate_aggressive(identity, &mut ctx) {
+                Ok(sa) => sa,
+                Err(reason) => {
+                    self.free.push(slot);
+                    self.out.events.push_back(Event::Failed(Failure {
+                        peer: Some(self.config.peers[peer_index].name.clone()),
+                        remote,
+                        exchange: Exchange::AggressiveMode,
+                        state: "starting",
+                        reason,
+                    }));
+                    return None;
                 }
-            }
+            },
         };
         sa.send_initial_contact = first_contact;
         self.by_cookie.insert(sa.our_cookie(), slot);
@@ -413,7 +404,8 @@ impl Engine {
             let first_message =
                 matches!(header.exchange_type, ExchangeType::IdentityProtection | ExchangeType::Aggressive);
             if first_message && header.responder_cookie.is_zero() {
-                self.new_responder(now, local, remote, &message, datagram, digest);
+                let first = ReceivedMessage { message: &message, datagram, digest };
+                self.new_responder(now, local, remote, first);
             } else {
                 self.stats.unknown_sa += 1;
             }
@@ -573,8 +565,22 @@ impl Engine {
         received: Option<(SocketAddr, SocketAddr)>,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let mut ctx = Ctx {
+        let (slots, mut ctx) = self.slots_and_ctx(now, received);
+        let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        f(sa, &mut ctx);
+        self.rearm(slot);
+    }
+
+    /// A handler's context ([`Ctx`]) for an input at `now` (a datagram that arrived on
+    /// `received`, or none), beside the SA slots. It is built only here: borrowing the
+    /// engine's fields one by one lets the slots be lent mutably next to it, so that
+    /// [`Engine::with_sa_received`] can hand a handler its SA and the context at once.
+    fn slots_and_ctx(
+        &mut self,
+        now: Instant,
+        received: Option<(SocketAddr, SocketAddr)>,
+    ) -> (&mut [Option<IkeSa>], Ctx<'_>) {
+        let ctx = Ctx {
             config: &self.config,
             policies_by_peer: &self.policies_by_peer,
             rng: &mut *self.rng,
@@ -583,8 +589,13 @@ impl Engine {
             received,
             unix_time: self.wall_clock.map(|clock| clock.at(now)),
         };
-        f(sa, &mut ctx);
-        self.rearm(slot);
+        (&mut self.slots, ctx)
+    }
+
+    /// [`Engine::slots_and_ctx`] for a handler that is given no SA from a slot (one that
+    /// starts a new SA).
+    pub(super) fn ctx(&mut self, now: Instant, received: Option<(SocketAddr, SocketAddr)>) -> Ctx<'_> {
+        self.slots_and_ctx(now, received).1
     }
 
     pub(crate) fn rearm(&mut self, slot: usize) {

@@ -13,8 +13,8 @@ use crate::event::{ClearReason, Event, Exchange, Failure};
 use crate::failure::{FailureReason, PolicyFailure};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::informational;
-use crate::sa::context::Ctx;
-use crate::sa::core::Role;
+use crate::sa::context::ReceivedMessage;
+use crate::sa::core::{Role, SaIdentity};
 
 impl Engine {
     /// True when no established IKE SA with this peer exists: our next phase 1 with it then
@@ -74,10 +74,9 @@ impl Engine {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        message: &Message<'_>,
-        datagram: &[u8],
-        digest: [u8; 32],
+        received: ReceivedMessage<'_>,
     ) {
+        let message = received.message;
         let aggressive = message.header.exchange_type == ExchangeType::Aggressive;
         let (exchange, state) = if aggressive {
             (Exchange::AggressiveMode, "waiting for AM1")
@@ -90,19 +89,12 @@ impl Engine {
         };
         let Some(peer) = self.admit(message, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
-        let mut ctx = Ctx {
-            config: &self.config,
-            policies_by_peer: &self.policies_by_peer,
-            rng: &mut *self.rng,
-            now,
-            out: &mut self.out,
-            received: Some((local, remote)),
-            unix_time: self.wall_clock.map(|clock| clock.at(now)),
-        };
+        let identity = SaIdentity { connection, peer, local, remote };
+        let mut ctx = self.ctx(now, Some((local, remote)));
         let responded = if aggressive {
-            IkeSa::respond_aggressive(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+            IkeSa::respond_aggressive(identity, received, &mut ctx)
         } else {
-            IkeSa::respond(connection, peer, local, remote, message, datagram, digest, &mut ctx)
+            IkeSa::respond(identity, received, &mut ctx)
         };
         match responded {
             Ok(sa) => {
@@ -130,7 +122,7 @@ impl Engine {
                     &mut ctx,
                 );
                 ctx.out.events.push_back(Event::Failed(Failure {
-                    peer: Some(self.config.peers[peer].name.clone()),
+                    peer: Some(ctx.config.peers[peer].name.clone()),
                     remote,
                     exchange,
                     state,

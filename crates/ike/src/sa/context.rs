@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crypto::SecureRandom;
-use isakmp::Cookie;
+use isakmp::{Cookie, Message};
 
 use crate::config::{Config, PolicyConfig};
 use crate::event::{Event, Transmit};
@@ -50,6 +50,17 @@ impl Ctx<'_> {
         }
         Cookie(cookie)
     }
+}
+
+/// A received ISAKMP message in the three forms its handlers need: parsed, as the datagram
+/// it came in (hashes and signatures cover the raw payload bodies, `wire::raw_body`), and
+/// as the digest that recognises a repeat (`sa::flight`). They travel together from the
+/// engine's parse to the exchange that answers, so they are one value.
+#[derive(Clone, Copy)]
+pub(crate) struct ReceivedMessage<'m> {
+    pub(crate) message: &'m Message<'m>,
+    pub(crate) datagram: &'m [u8],
+    pub(crate) digest: [u8; 32],
 }
 
 /// Datagrams and events produced while handling one input, drained by `poll_*`.

@@ -57,6 +57,18 @@ pub(crate) enum Phase1Step<S> {
     Established(Established),
 }
 
+/// Who a new IKE SA is with, as the engine decided before any exchange runs: its connection
+/// ID, the configured peer (index in `Config::peers`) and the `(local, remote)` addresses.
+/// Main and aggressive mode, as initiator and as responder, all start an SA from these four
+/// values, so they travel as one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SaIdentity {
+    pub(crate) connection: ConnectionId,
+    pub(crate) peer: usize,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+}
+
 /// One IKE SA, without the exchange states (`ike_sa::IkeSa` adds those).
 pub(crate) struct SaCore {
     pub(crate) connection: ConnectionId,
@@ -167,13 +179,12 @@ impl SaCore {
     /// starts an IKE SA (main mode here, aggressive mode) builds it this way, so new fields
     /// get their initial value in one place.
     pub(crate) fn new(
-        connection: ConnectionId,
+        identity: SaIdentity,
         role: Role,
-        peer: usize,
-        (local, remote): (SocketAddr, SocketAddr),
         (cookie_i, cookie_r): (Cookie, Cookie),
         ctx: &mut Ctx<'_>,
     ) -> Self {
+        let SaIdentity { connection, peer, local, remote } = identity;
         let mut sequence = [0u8; 4];
         ctx.rng.fill(&mut sequence);
         let mut timers = TimerTable::default();
