@@ -213,6 +213,7 @@ fn handle_encrypted(
     if !sa.informational_seen.first_time(message.header.message_id.0) {
         // A replay: informationals are never retransmitted, and acting on a copy would let an
         // on-path attacker keep a dead peer "alive" or move a NAT-T peer to its own port.
+        sa.informational_seen.dropped_replay();
         return Outcome::Continue;
     }
     sa.peer_authenticated(true, ctx);

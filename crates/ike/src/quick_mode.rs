@@ -12,7 +12,9 @@
 //! Each quick mode has its own Message ID, IV chain and retransmission state, so several run
 //! at once on one IKE SA. The responder retransmits QM2 until QM3 arrives (a lost QM3 would
 //! otherwise leave it without SAs the initiator already uses); the initiator answers a
-//! repeated QM2 with its stored QM3.
+//! repeated QM2 with its stored QM3. A finished quick mode answers repeats until its
+//! deadline; after that its message ID is still remembered by the IKE SA (`sa::seen`), so
+//! a replay of any of its messages is dropped and counted, never taken for a new QM1.
 
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -368,7 +370,10 @@ impl QuickModeSa<'_> {
             let mut id = [0u8; 4];
             ctx.rng.fill(&mut id);
             let id = u32::from_be_bytes(id);
-            if id != 0 && self.quick_modes.iter().all(|q| q.message_id != id) {
+            if id != 0
+                && !self.quick_mode_seen.contains(id)
+                && self.quick_modes.iter().all(|q| q.message_id != id)
+            {
                 return id;
             }
         }
@@ -378,6 +383,7 @@ impl QuickModeSa<'_> {
     pub(crate) fn start(&mut self, acquire: Acquire, ctx: &mut Ctx<'_>) -> Result<(), FailureReason> {
         let message_id = self.new_message_id(ctx);
         let Some(material) = self.keys else { return Ok(()) };
+        self.quick_mode_seen.first_time(message_id);
         let policy = &ctx.config.policies[acquire.policy];
         let udp = self.nat.encapsulation();
         let mut offered = policy_suites(policy);
@@ -445,6 +451,11 @@ impl QuickModeSa<'_> {
         let message_id = message.header.message_id.0;
         let index = self.quick_modes.iter().position(|q| q.message_id == message_id);
         let Some(index) = index else {
+            if self.quick_mode_seen.contains(message_id) {
+                // A quick mode that is over (its repeats are no longer answered): a replay.
+                self.quick_mode_seen.dropped_replay();
+                return Ok(());
+            }
             if self.quick_modes.len() >= ctx.config.limits.max_quick_modes_per_sa {
                 // Dropped before any work: a peer cannot make us hold unbounded state.
                 return Ok(());
@@ -563,6 +574,8 @@ impl QuickModeSa<'_> {
             material.skeyid_a.verify_quick_mode_hash_1(MessageId(message_id), after, hash).map_err(|_| {
                 FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(1)" })
             })?;
+        // Authentic, so its ID is recorded: a copy after this quick mode is over is dropped.
+        self.quick_mode_seen.first_time(message_id);
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self.keys else { return Ok(()) };

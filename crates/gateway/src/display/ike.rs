@@ -64,6 +64,12 @@ pub struct IkeSaDetail {
     pub dpd: &'static str,
     /// The certificate the peer authenticated with (signature authentication only).
     pub peer_certificate: Option<PeerCertificateDetail>,
+    /// Quick-mode and informational messages dropped because their message ID was used
+    /// already on this SA (replays); shown when not zero (a keysteward addition).
+    pub replays_dropped: u64,
+    /// Message IDs forgotten beyond the 4,096 remembered per kind: replays of those are no
+    /// longer recognised; shown when not zero (a keysteward addition).
+    pub message_ids_forgotten: u64,
 }
 
 /// The peer certificate lines of `display ike sa verbose` (a keysteward addition: the
@@ -130,6 +136,12 @@ pub fn ike_sa_verbose_text(sas: &[IkeSaDetail]) -> String {
             field("Peer cert serial", &cert.serial);
             field("Peer cert valid from", &cert.not_before);
             field("Peer cert valid to", &cert.not_after);
+        }
+        if sa.replays_dropped > 0 {
+            field("Replays dropped", &sa.replays_dropped);
+        }
+        if sa.message_ids_forgotten > 0 {
+            field("Message IDs forgotten", &sa.message_ids_forgotten);
         }
         let _ = writeln!(out, "{VERBOSE_RULE}");
     }
@@ -361,10 +373,9 @@ mod tests {
     use super::*;
     use crate::display::reference_config;
 
-    /// The reference's verbose block (§5.5), field for field, from a fixed SA.
-    #[test]
-    fn ike_sa_verbose_matches_the_reconstruction() {
-        let sa = IkeSaDetail {
+    /// A fixed SA for the verbose block's tests.
+    fn fixed_detail() -> IkeSaDetail {
+        IkeSaDetail {
             conn_id: 40122,
             version: "v1",
             peer: "2.2.3.2:500".into(),
@@ -387,7 +398,15 @@ mod tests {
             nat_traversal: "Not detected",
             dpd: "Disable",
             peer_certificate: None,
-        };
+            replays_dropped: 0,
+            message_ids_forgotten: 0,
+        }
+    }
+
+    /// The reference's verbose block (§5.5), field for field, from a fixed SA.
+    #[test]
+    fn ike_sa_verbose_matches_the_reconstruction() {
+        let sa = fixed_detail();
         let expected = "   -----------------------------------------------
    Conn-ID                 : 40122
    Version                 : v1
@@ -441,6 +460,20 @@ mod tests {
 ";
         assert!(text.ends_with(tail), "{text}");
         assert!(text.contains("Authentication method   : RSA-SIGNATURE"), "{text}");
+    }
+
+    /// Replays dropped and message IDs forgotten show once there are any (keysteward lines).
+    #[test]
+    fn ike_sa_verbose_shows_replays_once_there_are_any() {
+        let replayed = IkeSaDetail { replays_dropped: 3, message_ids_forgotten: 12, ..fixed_detail() };
+        let text = ike_sa_verbose_text(&[replayed]);
+        let tail = "   DPD                     : Disable
+   Replays dropped         : 3
+   Message IDs forgotten   : 12
+   -----------------------------------------------
+";
+        assert!(text.ends_with(tail), "{text}");
+        assert!(!ike_sa_verbose_text(&[fixed_detail()]).contains("Replays"));
     }
 
     /// §5.8's layout, from a configuration with a non-default and a default proposal.

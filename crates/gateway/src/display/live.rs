@@ -102,6 +102,8 @@ pub fn ike_sa_detail(sa: &ike::IkeSaView, engine: &ike::Config, now: Instant) ->
         },
         dpd: if sa.dpd { "Enable" } else { "Disable" },
         peer_certificate: sa.peer_certificate.as_ref().map(PeerCertificateDetail::from),
+        replays_dropped: sa.replays_dropped,
+        message_ids_forgotten: sa.message_ids_forgotten,
     }
 }
 

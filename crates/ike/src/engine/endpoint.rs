@@ -36,6 +36,12 @@ pub struct Statistics {
     /// Fragments that arrived for no IKE SA, with fragmentation off, or whose partial message
     /// was discarded (too many, too large, inconsistent).
     pub fragments_discarded: u64,
+    /// Authenticated-looking quick-mode and informational messages dropped because their
+    /// message ID was used already on that IKE SA (replays).
+    pub replays_dropped: u64,
+    /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
+    /// replays of those are no longer recognised.
+    pub message_ids_forgotten: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -80,6 +86,11 @@ pub struct IkeSaView {
     pub exchange_mode: crate::config::ExchangeMode,
     /// The identity the peer presented, once authenticated.
     pub remote_identity: Option<crate::identity::PeerIdentity>,
+    /// Quick-mode and informational messages dropped as replays of a used message ID.
+    pub replays_dropped: u64,
+    /// Message IDs forgotten over the cap of 4,096 per kind (replays of those are not
+    /// recognised).
+    pub message_ids_forgotten: u64,
 }
 
 /// The IKEv1 engine. See the module documentation for the calling convention.
@@ -258,6 +269,8 @@ impl Engine {
             cookies: (sa.cookie_i, sa.cookie_r),
             exchange_mode: sa.mode,
             remote_identity: sa.remote_identity.clone(),
+            replays_dropped: sa.replays_dropped(),
+            message_ids_forgotten: sa.message_ids_forgotten(),
         })
     }
 
@@ -567,7 +580,11 @@ impl Engine {
     ) {
         let (slots, mut ctx) = self.slots_and_ctx(now, received);
         let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let before = (sa.replays_dropped(), sa.message_ids_forgotten());
         f(sa, &mut ctx);
+        let after = (sa.replays_dropped(), sa.message_ids_forgotten());
+        self.stats.replays_dropped += after.0 - before.0;
+        self.stats.message_ids_forgotten += after.1 - before.1;
         self.rearm(slot);
     }
 

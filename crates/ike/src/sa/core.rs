@@ -106,8 +106,12 @@ pub(crate) struct SaCore {
     pub(crate) send_initial_contact: bool,
     /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
     pub(crate) initial_contact_received: bool,
-    /// Recent informational message IDs, against replays (they feed DPD and NAT-T moves).
+    /// The informational message IDs received, against replays (they feed DPD, Deletes and
+    /// NAT-T moves).
     pub(crate) informational_seen: SeenMessageIds,
+    /// The quick-mode message IDs used (ours and the peer's), against replays of a quick mode
+    /// that is over: without them a copy of QM1 would make a second IPsec SA pair.
+    pub(crate) quick_mode_seen: SeenMessageIds,
     /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
@@ -212,6 +216,7 @@ impl SaCore {
             send_initial_contact: false,
             initial_contact_received: false,
             informational_seen: SeenMessageIds::default(),
+            quick_mode_seen: SeenMessageIds::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
             reassembly: Reassembly::default(),
@@ -223,10 +228,22 @@ impl SaCore {
     /// A message from the peer passed its authentication (HASH_I/R, HASH(1..3), informational
     /// HASH): the peer is alive, and with NAT-T its current address is where the message came
     /// from (RFC 3947 §4-5: follow a peer that floats to 4500 even if we saw no NAT, and a NAT
-    /// that changes its port).
+    /// that changes its port). Only for a new message: a repeat is answered from the flight
+    /// before this, and a quick mode or informational whose message ID was seen is dropped
+    /// before this (`sa::seen`), so a replay from another port moves nothing.
     pub(crate) fn peer_authenticated(&mut self, established: bool, ctx: &mut Ctx<'_>) {
         self.dpd.heard(ctx.now);
         self.follow_peer(established, ctx);
+    }
+
+    /// Quick-mode and informational messages dropped as replays.
+    pub(crate) fn replays_dropped(&self) -> u64 {
+        self.quick_mode_seen.replays_dropped + self.informational_seen.replays_dropped
+    }
+
+    /// Quick-mode and informational message IDs forgotten over the cap.
+    pub(crate) fn message_ids_forgotten(&self) -> u64 {
+        self.quick_mode_seen.forgotten + self.informational_seen.forgotten
     }
 
     /// Sends `bytes` to the peer and remembers them for retransmission or repeats.

@@ -2,7 +2,7 @@
 //! addresses, peer, role, what the peer announced, NAT-T and DPD state), what a handler is
 //! given ([`context`]), the retransmission flight ([`flight`]), the phase-1 key material
 //! ([`keys`]), the named timers ([`timer`]), the lifetime state of its IPsec SAs
-//! ([`lifetimes`]) and the informational message IDs seen ([`seen`]). Only module
+//! ([`lifetimes`]) and the quick-mode and informational message IDs seen ([`seen`]). Only module
 //! declarations live here, so the children import each other, never this file.
 
 pub(crate) mod context;

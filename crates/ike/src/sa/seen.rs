@@ -1,29 +1,51 @@
-//! The informational message IDs an IKE SA has accepted recently, against replays: an
-//! informational carries no sequence, and its effects (DPD, NAT-T moves, Deletes) must not be
-//! replayed.
+//! The message IDs an IKE SA has used, against replays: quick modes and informationals carry
+//! no sequence number, so a copy of an old authenticated message would otherwise be acted on
+//! again (a second IPsec SA pair, a Delete, a DPD answer, a NAT-T move).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
-/// The message IDs of the last authenticated informationals of an IKE SA, to drop replays.
-/// Each informational exchange has a fresh random message ID (RFC 2409 §5.7) and is sent once,
-/// so a repeat within the window is a copy. Bounded: the oldest ID is forgotten first.
+/// The message IDs of one kind of exchange (quick mode or informational) an IKE SA has used,
+/// for its whole lifetime up to [`SeenMessageIds::CAP`]: each exchange has a fresh random
+/// message ID (RFC 2409 §5.5, §5.7), so a message with a known ID and no exchange to answer
+/// it is a replay. Bounded: beyond the cap the oldest ID is forgotten and counted.
 #[derive(Debug, Default)]
-pub(crate) struct SeenMessageIds(VecDeque<u32>);
+pub(crate) struct SeenMessageIds {
+    ids: HashSet<u32>,
+    /// The same IDs in the order they were recorded, oldest first.
+    order: VecDeque<u32>,
+    /// IDs forgotten because the cap was reached: a replay of one of them is not recognised.
+    pub(crate) forgotten: u64,
+    /// Messages dropped because their ID was seen already.
+    pub(crate) replays_dropped: u64,
+}
 
 impl SeenMessageIds {
-    /// How many IDs are remembered.
-    const WINDOW: usize = 64;
+    /// How many IDs are remembered (4 bytes each, twice: set and ring).
+    pub(crate) const CAP: usize = 4096;
+
+    /// True if `message_id` was recorded (and not yet forgotten).
+    pub(crate) fn contains(&self, message_id: u32) -> bool {
+        self.ids.contains(&message_id)
+    }
 
     /// Records `message_id`; false if it was seen already.
     pub(crate) fn first_time(&mut self, message_id: u32) -> bool {
-        if self.0.contains(&message_id) {
+        if !self.ids.insert(message_id) {
             return false;
         }
-        if self.0.len() == Self::WINDOW {
-            self.0.pop_front();
+        if self.order.len() == Self::CAP {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+                self.forgotten += 1;
+            }
         }
-        self.0.push_back(message_id);
+        self.order.push_back(message_id);
         true
+    }
+
+    /// A message with a seen ID was dropped.
+    pub(crate) fn dropped_replay(&mut self) {
+        self.replays_dropped += 1;
     }
 }
 
@@ -32,13 +54,20 @@ mod tests {
     use super::SeenMessageIds;
 
     #[test]
-    fn replays_within_the_window_are_refused() {
+    fn replays_are_refused_until_the_cap_forgets_them() {
         let mut seen = SeenMessageIds::default();
         assert!(seen.first_time(7));
         assert!(!seen.first_time(7));
-        for id in 100..100 + SeenMessageIds::WINDOW as u32 {
+        assert!(seen.contains(7));
+        for id in 100..100 + SeenMessageIds::CAP as u32 - 1 {
             assert!(seen.first_time(id));
         }
-        assert!(seen.first_time(7), "forgotten once out of the window");
+        assert!(seen.contains(7) && seen.forgotten == 0, "remembered up to the cap");
+        assert!(seen.first_time(1));
+        assert!(!seen.contains(7), "the oldest is forgotten once over the cap");
+        assert_eq!(seen.forgotten, 1);
+        assert_eq!(seen.order.len(), SeenMessageIds::CAP);
+        assert_eq!(seen.ids.len(), SeenMessageIds::CAP);
+        assert!(seen.first_time(7));
     }
 }

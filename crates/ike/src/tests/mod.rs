@@ -9,6 +9,7 @@ mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+mod replay;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 mod trace;
