@@ -222,7 +222,6 @@ impl Daemon {
         let tun = crate::os::tun::open_tun(&options.tun)?;
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
-        let udp_4500 = udp_4500.into_iter().collect();
         let bridge = Bridge::new(
             &engine_config,
             templates,
