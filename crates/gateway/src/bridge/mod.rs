@@ -36,7 +36,7 @@ use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
 use crate::data_path::{lock, Added, Notice, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
-use crate::os::sockets::{send_raw, send_udp, share_udp};
+use crate::os::sockets::{send_raw, send_udp, UdpHandles};
 use crate::os::OsError;
 
 /// Why the data path could not start or take new sockets.
@@ -103,7 +103,7 @@ impl Bridge {
         templates: Vec<bool>,
         tun: Arc<tun_rs::SyncDevice>,
         (raw, raw_ah): (HashMap<IpAddr, Arc<Socket>>, HashMap<IpAddr, Arc<Socket>>),
-        udp: HashMap<SocketAddr, std::net::UdpSocket>,
+        udp: Vec<UdpHandles>,
         notices: mpsc::Sender<Notice>,
         ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) -> Result<Self, BridgeError> {
@@ -114,8 +114,7 @@ impl Bridge {
         });
         let plane = DataPlane::new(spd, DataPlaneConfig::default());
         let shared = Arc::new(Mutex::new(Shared::new(plane, rule_selectors, templates)));
-        let thread_udp =
-            udp.iter().map(|(a, s)| Ok((*a, share_udp(s, *a)?))).collect::<Result<Vec<_>, OsError>>()?;
+        let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
         fast_path::spawn(fast_path::Io {
             shared: shared.clone(),
             tun: tun.clone(),
@@ -165,25 +164,19 @@ impl Bridge {
 
     /// Sockets opened for local addresses a reload added: raw ESP sockets and UDP 4500
     /// sockets. The data-plane thread starts reading them within a second (its idle poll).
-    pub fn add_sockets(
-        &mut self,
-        raw: HashMap<IpAddr, Arc<Socket>>,
-        udp: Vec<(SocketAddr, std::net::UdpSocket)>,
-    ) -> Result<(), OsError> {
+    pub fn add_sockets(&mut self, raw: HashMap<IpAddr, Arc<Socket>>, udp: Vec<UdpHandles>) {
         let mut added = Added::default();
         for (address, socket) in raw {
             added.raw.push((address, socket.clone()));
             self.raw.insert(address, socket);
         }
-        for (local, socket) in udp {
-            let clone = share_udp(&socket, local)?;
-            added.udp.push((local, clone));
-            self.udp.insert(local, socket);
+        for UdpHandles { local, send, read } in udp {
+            added.udp.push((local, read));
+            self.udp.insert(local, send);
         }
         if !(added.raw.is_empty() && added.udp.is_empty()) {
             lock(&self.shared).added_sockets.push(added);
         }
-        Ok(())
     }
 
     /// Follows a configuration reload: the SPD of the new `config` (whose template policies

@@ -36,6 +36,7 @@ mod commands;
 pub mod engine_io;
 mod reload;
 mod startup;
+pub mod supervise;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -123,8 +124,10 @@ pub enum DaemonError {
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
 const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. A panic in any of its threads or tasks ends
+/// the process ([`supervise`]).
 pub fn run(options: RunOptions) -> Result<(), DaemonError> {
+    supervise::install();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DaemonError::Runtime)?;
     runtime.block_on(serve(options))
@@ -222,7 +225,6 @@ impl Daemon {
         let tun = crate::os::tun::open_tun(&options.tun)?;
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
-        let udp_4500 = udp_4500.into_iter().collect();
         let bridge = Bridge::new(
             &engine_config,
             templates,

@@ -40,7 +40,8 @@ impl Daemon {
 
     fn try_reload(&mut self) -> Result<(String, serde_json::Value), ReloadError> {
         let Checked { config, engine: engine_config, warnings } = load_checked(&self.options)?;
-        // Everything that can fail comes first, while the running configuration is untouched.
+        // Everything that can fail comes first, while the running configuration is untouched:
+        // every socket and handle is open and every route added before anything changes.
         let bridge = &self.bridge;
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
@@ -48,7 +49,7 @@ impl Daemon {
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
-        self.bridge.add_sockets(raw, udp_4500)?;
+        self.bridge.add_sockets(raw, udp_4500);
         self.bridge.add_ah_sockets(raw_ah);
 
         let now = Instant::now();

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::RunOptions;
 use crate::load::{self, Host, HostError, Purpose};
-use crate::os::sockets::{bind_udp, open_raw_ah, open_raw_esp, register_udp, share_udp};
+use crate::os::sockets::{bind_udp, open_raw_ah, open_raw_esp, register_udp, UdpHandles};
 use crate::os::OsError;
 
 /// Why a configuration file was not taken.
@@ -81,12 +81,13 @@ pub(super) fn initiating(config: &vrp::Config, engine: &ike::Config, templates: 
 
 /// The sockets a configuration needs that are not open yet: UDP 500 and 4500 (NAT-T, RFC
 /// 3948) and a raw ESP socket on each local address that peers use. Nothing is spawned until
-/// every socket is open, so a failure leaves nothing behind.
+/// every socket is open and every handle made, so a failure leaves nothing behind and
+/// what follows cannot fail.
 pub(super) struct NewSockets {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    /// Second handles of the new UDP 4500 sockets, which the data-plane thread reads
-    /// (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
-    udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
+    /// Further handles of the new UDP 4500 sockets, for the bridge's sends and the
+    /// data-plane thread's reads (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
+    udp_4500: Vec<UdpHandles>,
     raw: HashMap<IpAddr, Arc<socket2::Socket>>,
     /// Raw AH sockets (`IP_HDRINCL`), one per address that gets a raw ESP socket.
     raw_ah: HashMap<IpAddr, Arc<socket2::Socket>>,
@@ -109,7 +110,7 @@ pub(super) fn open_sockets(
             }
             let bound = bind_udp(local)?;
             if port == ike::NAT_T_PORT {
-                new.udp_4500.push((local, share_udp(&bound, local)?));
+                new.udp_4500.push(UdpHandles::share(&bound, local)?);
             }
             new.udp.push((local, Arc::new(register_udp(bound, local)?)));
         }
@@ -127,7 +128,7 @@ pub(super) fn open_sockets(
 pub(super) struct DataSockets {
     pub(super) raw: HashMap<IpAddr, Arc<socket2::Socket>>,
     pub(super) raw_ah: HashMap<IpAddr, Arc<socket2::Socket>>,
-    pub(super) udp_4500: Vec<(SocketAddr, std::net::UdpSocket)>,
+    pub(super) udp_4500: Vec<UdpHandles>,
 }
 
 /// Where the UDP 500 readers deliver IKE messages: (local, remote, message).

@@ -57,6 +57,25 @@ pub fn share_udp(socket: &std::net::UdpSocket, local: SocketAddr) -> Result<std:
     socket.try_clone().map_err(|source| OsError::ShareUdp { local, source })
 }
 
+/// The two further handles of a UDP 4500 socket, both made when it is opened so that
+/// handing it to the data path cannot fail: the bridge's (ESP-in-UDP sends) and the
+/// data-plane thread's (reads).
+pub struct UdpHandles {
+    /// The local address and port.
+    pub local: SocketAddr,
+    /// For the bridge's sends.
+    pub send: std::net::UdpSocket,
+    /// For the data-plane thread's reads.
+    pub read: std::net::UdpSocket,
+}
+
+impl UdpHandles {
+    /// Both handles of `socket`, bound to `local`.
+    pub fn share(socket: &std::net::UdpSocket, local: SocketAddr) -> Result<Self, OsError> {
+        Ok(Self { local, send: share_udp(socket, local)?, read: share_udp(socket, local)? })
+    }
+}
+
 /// Hands a bound UDP socket to the async runtime (the IKE loop's reads and sends).
 pub fn register_udp(
     socket: std::net::UdpSocket,

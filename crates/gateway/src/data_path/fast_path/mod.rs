@@ -29,7 +29,7 @@ mod send;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -110,6 +110,8 @@ struct Thread {
     heard: Vec<(u32, Instant)>,
     /// Packets that came on an SPI not installed yet. See [`early`].
     early: std::collections::VecDeque<Early>,
+    /// Which sockets the last `poll` found readable, one entry per socket (raw, UDP, AH).
+    ready: Vec<bool>,
 }
 
 impl Thread {
@@ -136,14 +138,15 @@ impl Thread {
             headers: MultiHeaders::preallocate(BATCH, None),
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
+            ready: Vec::new(),
         }
     }
 
     fn run(mut self) {
         loop {
             self.take_added_sockets();
-            let (tun_ready, ready) = match self.wait() {
-                Ok(ready) => ready,
+            let tun_ready = match self.wait() {
+                Ok(tun_ready) => tun_ready,
                 Err(e) => {
                     warn!("data-plane poll: {e}");
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -158,8 +161,8 @@ impl Thread {
                     }
                 }
             }
-            for index in 0..self.io.raw.len() + self.io.udp.len() + self.io.ah.len() {
-                if ready & (1 << index) != 0 {
+            for index in 0..self.ready.len() {
+                if self.ready[index] {
                     self.inbound(index);
                 }
             }
@@ -180,25 +183,13 @@ impl Thread {
         }
     }
 
-    /// Waits until the TUN or a socket is readable. Returns whether the TUN is, and a bit per
-    /// socket (raw sockets first, then UDP).
-    fn wait(&self) -> io::Result<(bool, u64)> {
-        let flags = PollFlags::POLLIN;
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(1 + self.io.raw.len() + self.io.udp.len());
-        fds.push(PollFd::new(self.io.tun.as_fd(), flags));
-        fds.extend(self.io.raw.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
-        fds.extend(self.io.udp.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
-        fds.extend(self.io.ah.iter().map(|(_, s)| PollFd::new(s.as_fd(), flags)));
-        poll(&mut fds, PollTimeout::from(IDLE_POLL_MS)).map_err(io::Error::from)?;
-        let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-        let tun = fds.first().is_some_and(readable);
-        let mut sockets = 0u64;
-        for (index, fd) in fds.iter().skip(1).enumerate().take(64) {
-            if readable(fd) {
-                sockets |= 1 << index;
-            }
-        }
-        Ok((tun, sockets))
+    /// Waits until the TUN or a socket is readable. Returns whether the TUN is; `ready` gets
+    /// an entry per socket (raw sockets first, then UDP, then AH).
+    fn wait(&mut self) -> io::Result<bool> {
+        let sockets = (self.io.raw.iter().map(|(_, s)| s.as_fd()))
+            .chain(self.io.udp.iter().map(|(_, s)| s.as_fd()))
+            .chain(self.io.ah.iter().map(|(_, s)| s.as_fd()));
+        wait_readable(self.io.tun.as_fd(), sockets, &mut self.ready, IDLE_POLL_MS)
     }
 
     /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
@@ -320,5 +311,53 @@ impl Thread {
             debug!("TUN write: {e}");
         }
         self.to_tun_len = 0;
+    }
+}
+
+/// Waits with `poll(2)` (at most `timeout_ms`) until `tun` or one of `sockets` is readable.
+/// Returns whether `tun` is; `ready` is resized to the number of sockets and says which
+/// are. Any number of sockets: each has its own entry.
+fn wait_readable<'a>(
+    tun: BorrowedFd<'a>,
+    sockets: impl Iterator<Item = BorrowedFd<'a>>,
+    ready: &mut Vec<bool>,
+    timeout_ms: u16,
+) -> io::Result<bool> {
+    let flags = PollFlags::POLLIN;
+    let mut fds: Vec<PollFd<'_>> =
+        std::iter::once(PollFd::new(tun, flags)).chain(sockets.map(|fd| PollFd::new(fd, flags))).collect();
+    ready.clear();
+    poll(&mut fds, PollTimeout::from(timeout_ms)).map_err(io::Error::from)?;
+    let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    ready.extend(fds.iter().skip(1).map(readable));
+    Ok(fds.first().is_some_and(readable))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    use super::wait_readable;
+
+    /// Issue 13: the readiness of 64 and more sockets was kept in a u64, so the 65th socket
+    /// aliased the first (or was never read). Here 70 sockets, and only the last is readable.
+    #[test]
+    fn readiness_covers_any_number_of_sockets() {
+        let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets: Vec<UdpSocket> = (0..70).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for last in [64, 69] {
+            sender.send_to(b"esp", sockets[last].local_addr().unwrap()).unwrap();
+            let mut ready = Vec::new();
+            let tun_ready =
+                wait_readable(tun.as_fd(), sockets.iter().map(AsFd::as_fd), &mut ready, 1000).unwrap();
+            assert!(!tun_ready);
+            let readable: Vec<usize> =
+                ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
+            assert_eq!(readable, vec![last], "socket {last} alone is readable");
+            let mut buf = [0u8; 16];
+            sockets[last].recv(&mut buf).unwrap();
+        }
     }
 }
