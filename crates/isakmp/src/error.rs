@@ -115,6 +115,19 @@ pub enum ParseErrorKind {
     /// An ID payload whose data does not fit its ID type.
     #[error("invalid identification: {0}")]
     InvalidIdentification(&'static str),
+    /// A body whose length is outside the bounds its RFC sets (a nonce outside RFC 2409 §5's
+    /// 8 to 256 bytes).
+    #[error("{field} of {length} bytes (allowed: {min} to {max})")]
+    LengthBounds {
+        /// The field, in the RFC's words.
+        field: &'static str,
+        /// Bytes received.
+        length: usize,
+        /// Smallest length allowed.
+        min: usize,
+        /// Largest length allowed.
+        max: usize,
+    },
 }
 
 impl From<&ParseErrorKind> for NotifyType {
@@ -135,6 +148,7 @@ impl From<&ParseErrorKind> for NotifyType {
             | ParseErrorKind::LengthOutOfRange(_)
             | ParseErrorKind::TrailingData(_)
             | ParseErrorKind::InvalidLength(_)
+            | ParseErrorKind::LengthBounds { .. }
             | ParseErrorKind::TooMany(_) => NotifyType::PayloadMalformed,
         }
     }

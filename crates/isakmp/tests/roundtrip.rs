@@ -125,7 +125,8 @@ fn payload() -> impl Strategy<Value = Payload<'static>> {
         })),
         bytes(32).prop_map(Payload::Hash),
         bytes(64).prop_map(Payload::Signature),
-        bytes(64).prop_map(Payload::Nonce),
+        // RFC 2409 §5: 8 to 256 bytes (shorter or longer ones are refused, see payload.rs).
+        vec(any::<u8>(), 8..=256).prop_map(|v| Payload::Nonce(&*v.leak())),
         (any::<u32>(), any::<u8>(), bytes(17), any::<u16>(), bytes(12)).prop_map(
             |(doi, protocol, spi, notify_type, data)| {
                 Payload::Notification(Notification {
