@@ -25,6 +25,7 @@ pub mod phase1_cipher;
 pub mod random;
 pub mod secret;
 pub mod signature;
+pub mod untrusted;
 pub mod x509;
 
 pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};

@@ -239,8 +239,8 @@ pub enum AltName {
 impl fmt::Display for AltName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Dns(n) => write!(f, "DNS:{n}"),
-            Self::Email(n) => write!(f, "email:{n}"),
+            Self::Dns(n) => write!(f, "DNS:{}", crate::untrusted::printable_str(n)),
+            Self::Email(n) => write!(f, "email:{}", crate::untrusted::printable_str(n)),
             Self::Ip(a) => write!(f, "IP:{a}"),
         }
     }
@@ -260,8 +260,10 @@ pub enum PresentedIdentity<'a> {
     Ip(IpAddr),
 }
 
+/// A certificate's name for logs, displays and errors: escaped and bounded, since a peer's
+/// certificate is peer-chosen text until it verifies (and a CA may sign odd names).
 fn name_text(name: &X509Name<'_>) -> String {
-    name.to_string()
+    crate::untrusted::printable_str(&name.to_string())
 }
 
 fn parse_x509<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, CertificateError> {
@@ -613,14 +615,14 @@ impl VerifiedCertificate {
                 if der == s.subject_der.as_slice() {
                     return Ok(());
                 }
-                let text = match X509Name::from_der(der) {
-                    Ok(([], name)) => name.to_string(),
-                    _ => return Err(mismatch("an unparseable DN".into(), "subject")),
+                // Compared in full and unescaped: `s.subject` is the bounded display form.
+                let Some(text) = dn_der_to_text(der) else {
+                    return Err(mismatch("an unparseable DN".into(), "subject"));
                 };
-                if dn_equal(&text, &s.subject) {
+                if dn_der_to_text(&s.subject_der).is_some_and(|subject| dn_equal(&text, &subject)) {
                     Ok(())
                 } else {
-                    Err(mismatch(format!("dn {text}"), "subject"))
+                    Err(mismatch(format!("dn {}", crate::untrusted::printable_str(&text)), "subject"))
                 }
             }
             PresentedIdentity::Fqdn(name) => {
@@ -652,11 +654,12 @@ impl VerifiedCertificate {
 }
 
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(255)]).into_owned()
+    crate::untrusted::printable(bytes)
 }
 
 /// A DER DN (an ID_DER_ASN1_DN body) in the text form [`dn_equal`] compares; `None` when it
-/// does not parse.
+/// does not parse. The text is the peer's, unescaped and unbounded: for comparing only;
+/// show it through [`crate::untrusted::printable_str`].
 pub fn dn_der_to_text(der: &[u8]) -> Option<String> {
     match X509Name::from_der(der) {
         Ok(([], name)) => Some(name.to_string()),

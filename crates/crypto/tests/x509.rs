@@ -173,6 +173,27 @@ fn test_identity_must_be_in_the_certificate() {
     assert_eq!(err.to_string(), "identity dn C=CN, O=keysteward test, CN=fw-c is not in certificate 'C=CN, O=keysteward test, CN=fw-b' (subject)");
 }
 
+/// A certificate's names are text a peer (or an odd CA) chose: the summary, alt-name display
+/// and identity errors show them escaped on one line, and the DN comparison is unaffected.
+#[test]
+fn test_names_in_summaries_and_errors_are_escaped() {
+    let ca = Ca::new("Alpha", KeyKind::P256);
+    let mut spec = LeafSpec::new("fw-b\n2026-12-07T08:00:00Z INFO fake line\x07", KeyKind::P256);
+    spec.dns = &["fw-b.example\r\nX"];
+    let leaf = ca.issue(&spec);
+    let verified = store(&ca, &[]).verify(&leaf.der, &[], NOW_U).unwrap();
+    let s = verified.summary();
+    assert_eq!(s.subject, "C=CN, O=keysteward test, CN=fw-b\\x0a2026-12-07T08:00:00Z INFO fake line\\x07");
+    assert_eq!(s.alt_names[0].to_string(), "DNS:fw-b.example\\x0d\\x0aX");
+    assert!(verified.check_identity(&PresentedIdentity::Dn(&s.subject_der)).is_ok());
+    let err = verified.check_identity(&PresentedIdentity::Fqdn(b"fw-c\n\x1b[2Jx")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "identity fqdn fw-c\\x0a\\x1b[2Jx is not in certificate 'C=CN, O=keysteward test, \
+         CN=fw-b\\x0a2026-12-07T08:00:00Z INFO fake line\\x07' (subjectAltName dNSName)"
+    );
+}
+
 #[test]
 fn test_dn_text_comparison() {
     assert!(dn_equal("C=CN, O=keysteward test, CN=fw-b", "c=cn,o=Keysteward Test,cn=FW-B"));

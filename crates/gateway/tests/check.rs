@@ -111,6 +111,36 @@ fn semantic_errors_fail() {
     );
 }
 
+/// A key written with blanks and not quoted: the error says where and how to write it, and
+/// the key appears nowhere in what `check` prints.
+#[test]
+fn unquoted_key_with_blanks_is_not_echoed() {
+    let dir = std::env::temp_dir().join(format!("keysteward-check-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("key.cfg");
+    let text = std::fs::read_to_string(repo("examples/fw_a.cfg")).unwrap();
+    let line =
+        text.lines().find(|l| l.trim_start().starts_with("pre-shared-key")).expect("a key line").to_owned();
+    std::fs::write(&path, text.replace(&line, " pre-shared-key simple correct horse battery staple"))
+        .unwrap();
+    let out = run(&["check".as_ref(), path.as_os_str(), "--offline".as_ref()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let number = text.lines().position(|l| l == line).unwrap() + 1;
+    let p = path.display().to_string();
+    assert!(
+        all.contains(&format!(
+            "{p}:{number}:32: error: 3 more word(s) after the pre-shared key, not shown as they may be a key: \
+             expected end of line; a key with blanks must be quoted: pre-shared-key simple \"...\""
+        )),
+        "{all}"
+    );
+    for word in ["horse", "battery", "staple"] {
+        assert!(!all.contains(word), "{all}");
+    }
+}
+
 #[test]
 fn missing_file_fails() {
     let out = run(&["check".as_ref(), "/nonexistent/keysteward.cfg".as_ref()]);

@@ -23,9 +23,17 @@ fn load(name: &str) -> vrp::Config {
 /// FW_A and FW_B after the first packet from 10.1.1.0/24 to 10.2.2.0/24: one IKE SA and one
 /// IPsec SA pair each.
 fn negotiated() -> (vrp::Config, Engine, vrp::Config, Engine, Instant) {
+    negotiated_with(|_, _| {})
+}
+
+/// [`negotiated`] with the engine configurations of A and B adjusted first.
+fn negotiated_with(
+    adjust: impl FnOnce(&mut ike::Config, &mut ike::Config),
+) -> (vrp::Config, Engine, vrp::Config, Engine, Instant) {
     let (vrp_a, vrp_b) = (load("fw_a.cfg"), load("fw_b.cfg"));
-    let config_a = keysteward::engine_config::engine_config(&vrp_a).unwrap();
-    let config_b = keysteward::engine_config::engine_config(&vrp_b).unwrap();
+    let mut config_a = keysteward::engine_config::engine_config(&vrp_a).unwrap();
+    let mut config_b = keysteward::engine_config::engine_config(&vrp_b).unwrap();
+    adjust(&mut config_a, &mut config_b);
     let flow = TrafficSelector::between(
         Subnet::new(Ipv4Addr::new(10, 1, 1, 0), 24),
         Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
@@ -140,6 +148,23 @@ fn ike_sa_verbose_shows_the_negotiated_phase_1() {
     let (_, none) =
         ask(&a, &vrp_a, &[], later, Request::DisplayIkeSaVerbose { remote: None, conn_id: Some(conn + 1) });
     assert_eq!(none["sas"], serde_json::json!([]));
+}
+
+/// A peer whose FQDN would forge a log line, clear the screen and ring the bell: `display ike
+/// sa verbose` shows it escaped on its one line, in text and JSON alike.
+#[test]
+fn ike_sa_verbose_shows_a_forged_peer_identity_escaped() {
+    let forged = "fw-a\n2026-12-07T08:00:00Z INFO keysteward: IKE SA up\x1b[2J\x07";
+    let (_, _, vrp_b, b, now) = negotiated_with(|a, _| {
+        a.peers[0].local_id = Some(ike::IdentityConfig::Fqdn(forged.into()));
+    });
+    let (text, json) =
+        ask(&b, &vrp_b, &[], now, Request::DisplayIkeSaVerbose { remote: None, conn_id: None });
+    let escaped = "fw-a\\x0a2026-12-07T08:00:00Z INFO keysteward: IKE SA up\\x1b[2J\\x07";
+    assert!(text.contains("   Remote ID type          : FQDN\n"), "{text}");
+    assert!(text.contains(&format!("   Remote ID               : {escaped}\n")), "{text}");
+    assert!(!text.contains("\n2026-12-07") && !text.contains('\x1b') && !text.contains('\x07'), "{text}");
+    assert_eq!(json["sas"][0]["remote_id"], escaped);
 }
 
 #[test]

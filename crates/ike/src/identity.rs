@@ -9,7 +9,8 @@ use crate::config::{IdentityConfig, PeerConfig};
 use crate::failure::{FailureReason, IdentityFailure};
 
 /// A phase-1 identity as the peer presented it, in display form (`display ike sa verbose`'s
-/// `Remote ID type` and `Remote ID`). Names are printed lossily and bounded.
+/// `Remote ID type` and `Remote ID`). Names are escaped and bounded
+/// ([`crypto::untrusted::printable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
     /// `IP`, `FQDN`, `USER-FQDN`, `IP-SUBNET`, `IP-RANGE`, `DN`, `KEY-ID` or the ID type number.
@@ -21,7 +22,7 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// The display form of `identity`.
     pub(crate) fn of(identity: &Identity<'_>) -> Self {
-        let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+        let text = crypto::untrusted::printable;
         let (kind, value) = match identity {
             Identity::Ipv4Addr(a) => ("IP".to_owned(), a.to_string()),
             Identity::Ipv6Addr(a) => ("IP".to_owned(), a.to_string()),
@@ -31,7 +32,8 @@ impl PeerIdentity {
             Identity::Ipv4Range { start, end } => ("IP-RANGE".to_owned(), format!("{start}-{end}")),
             Identity::DerAsn1Dn(der) => (
                 "DN".to_owned(),
-                crypto::x509::dn_der_to_text(der).unwrap_or_else(|| "(unparseable)".to_owned()),
+                crypto::x509::dn_der_to_text(der)
+                    .map_or_else(|| "(unparseable)".to_owned(), |dn| crypto::untrusted::printable_str(&dn)),
             ),
             other => (IdTypeName(other.id_type()).to_string(), String::new()),
         };
@@ -57,9 +59,10 @@ pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) 
     }
 }
 
-/// An identity for log lines; names are printed lossily and bounded.
+/// An identity for log lines and failure reasons; names are escaped and bounded
+/// ([`crypto::untrusted::printable`]).
 pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
-    let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(255)]).into_owned();
+    let text = crypto::untrusted::printable;
     match identity {
         Identity::Ipv4Addr(a) => format!("ip {a}"),
         Identity::Ipv6Addr(a) => format!("ip {a}"),
@@ -68,7 +71,7 @@ pub(crate) fn describe_identity(identity: &Identity<'_>) -> String {
         Identity::Ipv4Subnet { address, mask } => format!("{address}/{mask}"),
         Identity::Ipv4Range { start, end } => format!("{start}-{end}"),
         Identity::DerAsn1Dn(der) => match crypto::x509::dn_der_to_text(der) {
-            Some(text) => format!("dn {text}"),
+            Some(text) => format!("dn {}", crypto::untrusted::printable_str(&text)),
             None => "dn (unparseable)".to_owned(),
         },
         other => IdTypeName(other.id_type()).to_string(),

@@ -173,9 +173,6 @@ fn notify_name(notify: NotifyType) -> String {
     }
 }
 
-/// An identity as `TYPE value`, bounded and printable: names longer than 64 bytes are cut and
-/// control characters shown as `?`, so a peer can neither make a log line grow without bound
-/// nor break it into lines of its own making.
 /// `KIND address/length` when the mask is a prefix, else `KIND address/mask`: a subnet ID
 /// may carry any mask (RFC 2407 §4.6.2.1), and a non-contiguous one must show as sent.
 /// `bits` is the mask left-aligned in 128 bits, so IPv4 and IPv6 share the prefix test.
@@ -187,13 +184,10 @@ fn subnet(kind: &str, address: impl fmt::Display, mask: impl fmt::Display, bits:
     }
 }
 
+/// An identity as `TYPE value`, bounded and printable ([`crypto::untrusted::printable`]), so a
+/// peer can neither make a log line grow without bound nor break it into lines of its own making.
 fn identity(identity: &Identity<'_>) -> String {
-    let text = |b: &[u8]| {
-        String::from_utf8_lossy(&b[..b.len().min(64)])
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-    };
+    let text = |b: &[u8]| crypto::untrusted::printable_within(&String::from_utf8_lossy(b), 64);
     match identity {
         Identity::Ipv4Addr(a) => format!("IPV4 {a}"),
         Identity::Ipv6Addr(a) => format!("IPV6 {a}"),

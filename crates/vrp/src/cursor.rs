@@ -197,6 +197,22 @@ impl<'a> Cursor<'a> {
         self.next(what)
     }
 
+    /// Like [`Cursor::end`] on a line that holds a secret: the error names the column and what
+    /// is wrong, never the leftover text (it is most likely the rest of the key).
+    pub(crate) fn end_of_secret(&self, what: &str, hint: &str) -> Result<()> {
+        match self.tokens.get(self.pos) {
+            None => Ok(()),
+            Some(t) => Err(SyntaxError {
+                column: t.column,
+                kind: DiagnosticKind::TrailingToken,
+                message: format!(
+                    "{} more word(s) after {what}, not shown as they may be a key: expected end of line; {hint}",
+                    self.remaining()
+                ),
+            }),
+        }
+    }
+
     /// Fails unless every token has been read.
     pub(crate) fn end(&self) -> Result<()> {
         match self.tokens.get(self.pos) {

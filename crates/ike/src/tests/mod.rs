@@ -12,6 +12,7 @@ mod quick_mode;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 mod trace;
+mod untrusted;
 pub(crate) mod util;
 
 use std::time::Duration;

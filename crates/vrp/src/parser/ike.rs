@@ -279,6 +279,9 @@ fn version(c: &mut Cursor<'_>) -> Result<u8> {
     Ok(c.number("IKE version", 1, 2)? as u8)
 }
 
+/// How to write a key that contains blanks, for errors that cannot show the key.
+const KEY_WITH_BLANKS: &str = "a key with blanks must be quoted: pre-shared-key simple \"...\"";
+
 /// `pre-shared-key [cipher | simple] KEY` (§2.3, §6 aliases).
 fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
     // `cipher`/`simple` is a keyword only when a key follows it: a key may itself be `c`.
@@ -286,7 +289,7 @@ fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
         c.optional_keyword(&["cipher", "simple"]);
     }
     let token = c.raw("the pre-shared key")?;
-    c.end()?;
+    c.end_of_secret("the pre-shared key", KEY_WITH_BLANKS)?;
     if token.text.starts_with("%^%#") {
         return Err(SyntaxError {
             column: token.column,
@@ -443,12 +446,15 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
                 _ => peer.dpd.message_order = None,
             }
         }
+        "pre-shared-key" => {
+            c.end_of_secret("`undo pre-shared-key`", "`undo pre-shared-key` takes no key")?;
+            peer.pre_shared_key = None;
+        }
         other => {
             c.end()?;
             match other {
                 "ike-proposal" => peer.ike_proposal = None,
                 "exchange-mode" => peer.exchange_mode = d.exchange_mode,
-                "pre-shared-key" => peer.pre_shared_key = None,
                 "remote-id" | "remote-name" => peer.remote_id = None,
                 "remote-id-type" => peer.remote_id_type = None,
                 "local-id-type" => peer.local_id_type = d.local_id_type,

@@ -683,3 +683,22 @@ fn curve25519_group_and_pfs() {
     assert_eq!(c.ike_proposals[&1].dh, DhGroup::Curve25519);
     assert_eq!(DhGroup::Curve25519.id(), 31);
 }
+
+/// A key written with blanks and not quoted is an error that says where and what, and never
+/// shows the key: diagnostics go to terminals, logs and bug reports.
+#[test]
+fn pre_shared_key_errors_never_show_the_key() {
+    for (text, column) in [
+        ("ike peer b\n pre-shared-key simple my secret key", 27),
+        ("ike peer b\n pre-shared-key cipher my secret key", 27),
+        ("ike peer b\n pre-shared-key my secret key", 20),
+        ("ike peer b\n pre-shared-key \"my\" secret key", 22),
+        ("ike peer b\n undo pre-shared-key my secret key", 22),
+    ] {
+        let e = error(text);
+        assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::TrailingToken, 2, column), "{text}");
+        let shown = e.to_string();
+        assert!(!shown.contains("secret") && !shown.contains("`my"), "{text}: {shown}");
+        assert!(shown.contains("not shown"), "{text}: {shown}");
+    }
+}
