@@ -153,3 +153,39 @@ pub(crate) fn body_of(datagram: &[u8]) -> &[u8] {
 pub(crate) fn raw_body(first: PayloadType, chain: &[u8], wanted: PayloadType) -> Option<&[u8]> {
     RawPayloads::new(first, chain, 0).map_while(Result::ok).find(|p| p.payload_type == wanted).map(|p| p.body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decrypted_chain_with_a_nonce_outside_8_to_256_bytes_is_malformed() {
+        // The quick-mode path (QM1's Ni, QM2's Nr): HASH(1), then a NONCE of `len` bytes.
+        let chain = |len: usize| {
+            let mut out = Vec::new();
+            isakmp::emit_payload_chain(&[Payload::Hash(&[1; 32]), Payload::Nonce(&vec![2; len])], &mut out);
+            out
+        };
+        for len in [8, 256] {
+            let plaintext = chain(len);
+            assert!(parse_chain(PayloadType::Hash, &plaintext).is_ok(), "len {len}");
+        }
+        for len in [7, 257] {
+            let plaintext = chain(len);
+            let Err(error) = parse_chain(PayloadType::Hash, &plaintext) else { panic!("len {len} accepted") };
+            assert!(
+                matches!(
+                    &error,
+                    FailureReason::Malformed(MalformedFailure::InvalidMessage(e))
+                        if e.kind == isakmp::ParseErrorKind::LengthBounds { field: "nonce", length: len, min: 8, max: 256 }
+                ),
+                "{error}"
+            );
+            assert_eq!(error.notify(), Some(isakmp::NotifyType::PayloadMalformed));
+            assert_eq!(
+                error.to_string(),
+                format!("malformed message: nonce of {len} bytes (allowed: 8 to 256) in NONCE payload at offset 36")
+            );
+        }
+    }
+}

@@ -115,6 +115,27 @@ pub enum ParseErrorKind {
     /// An ID payload whose data does not fit its ID type.
     #[error("invalid identification: {0}")]
     InvalidIdentification(&'static str),
+    /// An AH or ESP SPI in the range RFC 4303 §2.1 reserves (0 is never sent, 1 to 255 are
+    /// reserved by IANA).
+    #[error("SPI {0} is reserved (RFC 4303: 0 to 255)")]
+    ReservedSpi(u32),
+    /// An all-zero initiator cookie: it names no ISAKMP SA (the zero responder cookie is
+    /// what marks a first message).
+    #[error("initiator cookie is zero")]
+    ZeroInitiatorCookie,
+    /// A body whose length is outside the bounds its RFC sets (a nonce outside RFC 2409 §5's
+    /// 8 to 256 bytes).
+    #[error("{field} of {length} bytes (allowed: {min} to {max})")]
+    LengthBounds {
+        /// The field, in the RFC's words.
+        field: &'static str,
+        /// Bytes received.
+        length: usize,
+        /// Smallest length allowed.
+        min: usize,
+        /// Largest length allowed.
+        max: usize,
+    },
 }
 
 impl From<&ParseErrorKind> for NotifyType {
@@ -131,10 +152,13 @@ impl From<&ParseErrorKind> for NotifyType {
             ParseErrorKind::UnsupportedDoi(_) => NotifyType::DoiNotSupported,
             ParseErrorKind::UnsupportedSituation(_) => NotifyType::SituationNotSupported,
             ParseErrorKind::InvalidIdentification(_) => NotifyType::InvalidIdInformation,
+            ParseErrorKind::ReservedSpi(_) => NotifyType::InvalidSpi,
+            ParseErrorKind::ZeroInitiatorCookie => NotifyType::InvalidCookie,
             ParseErrorKind::MissingData(_)
             | ParseErrorKind::LengthOutOfRange(_)
             | ParseErrorKind::TrailingData(_)
             | ParseErrorKind::InvalidLength(_)
+            | ParseErrorKind::LengthBounds { .. }
             | ParseErrorKind::TooMany(_) => NotifyType::PayloadMalformed,
         }
     }

@@ -236,6 +236,9 @@ impl Header {
         if version & 0x0f != 0 {
             return Err(header_error(field::VERSION, ParseErrorKind::BadMinorVersion(version & 0x0f)));
         }
+        if view.initiator_cookie().is_zero() {
+            return Err(header_error(field::INITIATOR_COOKIE.start, ParseErrorKind::ZeroInitiatorCookie));
+        }
         Ok(Header {
             initiator_cookie: view.initiator_cookie(),
             responder_cookie: view.responder_cookie(),
@@ -281,6 +284,23 @@ mod tests {
         let mut d = hex::decode(MM1_HEADER).unwrap();
         d.extend_from_slice(&[0u8; 20]);
         d
+    }
+
+    #[test]
+    fn test_zero_initiator_cookie_is_refused() {
+        let mut d = datagram();
+        d[..8].fill(0);
+        let view = HeaderView::new_checked(&d[..]).unwrap();
+        let err = Header::parse(&view).unwrap_err();
+        assert_eq!(
+            (err.context, err.offset, err.kind),
+            (Context::Header, 0, ParseErrorKind::ZeroInitiatorCookie)
+        );
+        assert_eq!(err.notify_type(), crate::NotifyType::InvalidCookie);
+        assert_eq!(err.to_string(), "initiator cookie is zero in ISAKMP header at offset 0");
+        // One non-zero byte is enough.
+        d[7] = 1;
+        assert!(Header::parse(&HeaderView::new_checked(&d[..]).unwrap()).is_ok());
     }
 
     #[test]

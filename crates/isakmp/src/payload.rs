@@ -117,7 +117,7 @@ impl<'a> Payload<'a> {
             PayloadType::CertificateRequest => Self::CertificateRequest(CertificateRequest::parse(&mut r)?),
             PayloadType::Hash => Self::Hash(r.rest()),
             PayloadType::Signature => Self::Signature(r.rest()),
-            PayloadType::Nonce => Self::Nonce(r.rest()),
+            PayloadType::Nonce => Self::Nonce(nonce(r.rest(), raw.offset)?),
             PayloadType::Notification => Self::Notification(Notification::parse(&mut r)?),
             PayloadType::Delete => Self::Delete(Delete::parse(&mut r)?),
             PayloadType::VendorId => Self::VendorId(r.rest()),
@@ -175,6 +175,26 @@ impl<'a> Payload<'a> {
         self.emit_body(&mut out);
         out
     }
+}
+
+/// Smallest nonce RFC 2409 §5 allows ("the length of nonce payload MUST be between 8 and 256
+/// bytes inclusive").
+pub const MIN_NONCE_LEN: usize = 8;
+/// Largest nonce RFC 2409 §5 allows.
+pub const MAX_NONCE_LEN: usize = 256;
+
+/// A NONCE body, if its length is within RFC 2409 §5's bounds (every nonce of main,
+/// aggressive and quick mode passes here).
+fn nonce(body: &[u8], offset: usize) -> Result<&[u8], ParseError> {
+    let length = body.len();
+    if (MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&length) {
+        return Ok(body);
+    }
+    Err(ParseError {
+        context: Context::Payload(PayloadType::Nonce),
+        offset,
+        kind: ParseErrorKind::LengthBounds { field: "nonce", length, min: MIN_NONCE_LEN, max: MAX_NONCE_LEN },
+    })
 }
 
 /// One generic payload of a chain, before its body is interpreted.
@@ -352,15 +372,17 @@ mod tests {
     #[test]
     fn test_opaque_payloads() {
         // KE, NONCE, HASH, SIG, VID, NAT-D (RFC and draft numbers): body kept as is.
-        let bytes = hex::decode("0a000006aaaa08000005bb090000041400000482000005010d000006ccdd00000005ddeeff")
-            .unwrap();
+        let bytes = hex::decode(
+            "0a000006aaaa0800000cbbbbbbbbbbbbbbbb090000041400000482000005010d000006ccdd00000005ddeeff",
+        )
+        .unwrap();
         let (payloads, padding) = parse_chain(PayloadType::KeyExchange, &bytes, 0).unwrap();
         assert_eq!(padding, [0xee, 0xff]);
         assert_eq!(
             payloads,
             vec![
                 Payload::KeyExchange(&[0xaa, 0xaa]),
-                Payload::Nonce(&[0xbb]),
+                Payload::Nonce(&[0xbb; 8]),
                 Payload::Hash(&[]),
                 Payload::Signature(&[]),
                 Payload::NatDiscovery(NatDiscovery { draft: false, hash: &[0x01] }),
@@ -371,6 +393,38 @@ mod tests {
         let mut out = Vec::new();
         emit_chain(&payloads, &mut out);
         assert_eq!(out, bytes[..bytes.len() - 2]);
+    }
+
+    #[test]
+    fn test_nonce_length_bounds() {
+        // RFC 2409 §5: a nonce is 8 to 256 bytes. After a 4-byte VID at offset 0, a NONCE of
+        // `len` bytes at offset 4.
+        let chain = |len: usize| {
+            let mut bytes = hex::decode("0a000004").unwrap();
+            bytes.extend_from_slice(&[0, 0]);
+            bytes.extend_from_slice(&u16::try_from(len + 4).unwrap().to_be_bytes());
+            bytes.extend(std::iter::repeat_n(0x5a, len));
+            bytes
+        };
+        for len in [8, 32, 256] {
+            let bytes = chain(len);
+            let (payloads, _) = parse_chain(PayloadType::VendorId, &bytes, 0).unwrap();
+            assert_eq!(payloads[1], Payload::Nonce(&bytes[8..]), "len {len}");
+        }
+        for len in [0, 1, 7, 257, 1000] {
+            let err = parse_chain(PayloadType::VendorId, &chain(len), 0).unwrap_err();
+            assert_eq!(err.context, Context::Payload(PayloadType::Nonce));
+            assert_eq!(err.offset, 4);
+            assert_eq!(
+                err.kind,
+                ParseErrorKind::LengthBounds { field: "nonce", length: len, min: 8, max: 256 }
+            );
+            assert_eq!(err.notify_type(), crate::NotifyType::PayloadMalformed);
+        }
+        assert_eq!(
+            parse_chain(PayloadType::VendorId, &chain(7), 0).unwrap_err().to_string(),
+            "nonce of 7 bytes (allowed: 8 to 256) in NONCE payload at offset 4"
+        );
     }
 
     #[test]

@@ -117,7 +117,17 @@ impl<'a> Proposal<'a> {
         let spi_size = r.u8("SPI size")?;
         let count_offset = r.offset();
         let announced = r.u8("number of transforms")?;
+        let spi_offset = r.offset();
         let spi = r.take(usize::from(spi_size), "SPI")?;
+        if matches!(protocol, ProtocolId::Ah | ProtocolId::Esp) {
+            // RFC 2407 §4.4.1: 4 bytes; RFC 4303 §2.1: 0 to 255 are not SPIs.
+            let value = Spi::from_slice(spi).ok_or_else(|| {
+                r.error_at(spi_offset, ParseErrorKind::InvalidLength("AH and ESP SPIs are 4 bytes"))
+            })?;
+            if value.0 < 256 {
+                return Err(r.error_at(spi_offset, ParseErrorKind::ReservedSpi(value.0)));
+            }
+        }
         let space = match protocol {
             ProtocolId::Isakmp => AttributeSpace::Ike,
             ProtocolId::Ah | ProtocolId::Esp | ProtocolId::IpComp => AttributeSpace::Ipsec,
@@ -280,6 +290,41 @@ mod tests {
     // sai_b and qm1_sa_b of mm-psk-pfs.
     const PHASE1: &str = "00000001000000010000002c01010001000000240101000080010007800e0080800200048004000e80030001800b0001800c3de0";
     const QUICK: &str = "00000001000000010000002c01030401a4cb1e3c00000020010c000080060080800500058003000e800400038001000180020f78";
+
+    #[test]
+    fn test_ipsec_spis_are_4_bytes_and_not_reserved() {
+        let bytes = hex::decode(QUICK).unwrap();
+        // The ESP proposal's SPI is at offset 16 (DOI, situation, proposal header, 4 bytes).
+        assert_eq!(&bytes[16..20], [0xa4, 0xcb, 0x1e, 0x3c]);
+        for (spi, refused) in [(0u32, true), (1, true), (255, true), (256, false), (u32::MAX, false)] {
+            let mut b = bytes.clone();
+            b[16..20].copy_from_slice(&spi.to_be_bytes());
+            match parse(&b) {
+                Ok(sa) => assert!(!refused && sa.proposals[0].ipsec_spi() == Some(Spi(spi))),
+                Err(e) => {
+                    assert!(refused, "SPI {spi}: {e}");
+                    assert_eq!((e.offset, e.kind), (16, ParseErrorKind::ReservedSpi(spi)));
+                    assert_eq!(e.notify_type(), crate::NotifyType::InvalidSpi);
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "SPI {spi} is reserved (RFC 4303: 0 to 255) in PROPOSAL payload at offset 16"
+                        )
+                    );
+                }
+            }
+        }
+        // A 2-byte SPI (IPComp's CPI size) on ESP: refused, naming the field.
+        let mut sa = parse(&bytes).unwrap();
+        sa.proposals[0].spi = &[1, 2];
+        let err = parse(&emit(&sa)).unwrap_err();
+        assert_eq!(
+            (err.offset, err.kind),
+            (16, ParseErrorKind::InvalidLength("AH and ESP SPIs are 4 bytes"))
+        );
+        // Phase 1 keeps its empty (or any) SPI.
+        assert!(parse(&hex::decode(PHASE1).unwrap()).is_ok());
+    }
 
     #[test]
     fn test_parse_phase1() {

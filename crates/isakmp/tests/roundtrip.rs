@@ -58,15 +58,28 @@ fn transform(space: Space) -> impl Strategy<Value = Transform<'static>> {
 }
 
 fn proposal() -> impl Strategy<Value = Proposal<'static>> {
-    (any::<u8>(), prop_oneof![1u8..=4, any::<u8>()], bytes(17)).prop_flat_map(|(number, protocol, spi)| {
-        let protocol = ProtocolId::from(protocol);
-        let space = match protocol {
-            ProtocolId::Isakmp => Space::Ike,
-            ProtocolId::Ah | ProtocolId::Esp | ProtocolId::IpComp => Space::Ipsec,
-            _ => Space::Other,
-        };
-        vec(transform(space), 0..4).prop_map(move |transforms| Proposal { number, protocol, spi, transforms })
-    })
+    (any::<u8>(), prop_oneof![1u8..=4, any::<u8>()], bytes(17), 256u32..).prop_flat_map(
+        |(number, protocol, spi, ipsec_spi)| {
+            let protocol = ProtocolId::from(protocol);
+            // AH and ESP SPIs are 4 bytes and not reserved (RFC 2407 §4.4.1, RFC 4303 §2.1).
+            let spi: &'static [u8] = if matches!(protocol, ProtocolId::Ah | ProtocolId::Esp) {
+                ipsec_spi.to_be_bytes().to_vec().leak()
+            } else {
+                spi
+            };
+            let space = match protocol {
+                ProtocolId::Isakmp => Space::Ike,
+                ProtocolId::Ah | ProtocolId::Esp | ProtocolId::IpComp => Space::Ipsec,
+                _ => Space::Other,
+            };
+            vec(transform(space), 0..4).prop_map(move |transforms| Proposal {
+                number,
+                protocol,
+                spi,
+                transforms,
+            })
+        },
+    )
 }
 
 fn security_association() -> impl Strategy<Value = SecurityAssociation<'static>> {
@@ -125,7 +138,8 @@ fn payload() -> impl Strategy<Value = Payload<'static>> {
         })),
         bytes(32).prop_map(Payload::Hash),
         bytes(64).prop_map(Payload::Signature),
-        bytes(64).prop_map(Payload::Nonce),
+        // RFC 2409 §5: 8 to 256 bytes (shorter or longer ones are refused, see payload.rs).
+        vec(any::<u8>(), 8..=256).prop_map(|v| Payload::Nonce(&*v.leak())),
         (any::<u32>(), any::<u8>(), bytes(17), any::<u16>(), bytes(12)).prop_map(
             |(doi, protocol, spi, notify_type, data)| {
                 Payload::Notification(Notification {
@@ -160,15 +174,15 @@ fn payload() -> impl Strategy<Value = Payload<'static>> {
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<[u8; 8]>(), any::<[u8; 8]>(), any::<u8>(), any::<u8>(), any::<u32>()).prop_map(
-        |(i, r, x, f, m)| Header {
-            initiator_cookie: Cookie(i),
-            responder_cookie: Cookie(r),
-            exchange_type: x.into(),
-            flags: Flags(f),
-            message_id: MessageId(m),
-        },
-    )
+    // A zero initiator cookie is refused (it names no SA).
+    let initiator = any::<[u8; 8]>().prop_filter("non-zero initiator cookie", |c| *c != [0; 8]);
+    (initiator, any::<[u8; 8]>(), any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(i, r, x, f, m)| Header {
+        initiator_cookie: Cookie(i),
+        responder_cookie: Cookie(r),
+        exchange_type: x.into(),
+        flags: Flags(f),
+        message_id: MessageId(m),
+    })
 }
 
 fn message() -> impl Strategy<Value = Message<'static>> {

@@ -263,9 +263,12 @@ impl IpsecOffer {
                 IpsecAttribute::EncapsulationMode(m) => offer.mode = Some(m.into()),
                 IpsecAttribute::GroupDescription(g) => offer.group = Some(g.into()),
                 IpsecAttribute::LifeType(t) => life_type = t,
+                // A duration of 0 proposes no limit: our own configured lifetime applies (the
+                // longest for the seconds, so that the shorter of both is ours; none for the
+                // kilobytes). An absent attribute is different: RFC 2407 §4.5's default.
                 IpsecAttribute::LifeDuration(v) => match life_type {
-                    LifeType::Kilobytes => offer.lifetime_kilobytes = Some(v),
-                    _ => offer.lifetime = Some(v),
+                    LifeType::Kilobytes => offer.lifetime_kilobytes = (v != 0).then_some(v),
+                    _ => offer.lifetime = Some(if v == 0 { u64::MAX } else { v }),
                 },
                 _ => {}
             }
@@ -607,6 +610,27 @@ mod tests {
     use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
 
     use crate::vendor::NatTVersion;
+
+    #[test]
+    fn a_proposed_lifetime_of_zero_means_ours_applies() {
+        let suite = |seconds, kilobytes| IpsecSuite {
+            proposal: IpsecProposal {
+                protocols: IpsecProtocols::Esp { encryption: EspCipher::AesGcm128, integrity: None },
+                mode: EncapsulationMode::Tunnel,
+            },
+            pfs: None,
+            lifetime: Duration::from_secs(seconds),
+            lifetime_kilobytes: kilobytes,
+        };
+        let spis = OurSpis { esp: [0, 0, 1, 0], ah: [0, 0, 2, 0] };
+        let zero = quick_mode_offer(&[suite(0, Some(0))], &spis, None);
+        for (ours, expected) in
+            [(suite(100_000, None), (100_000, None)), (suite(600, Some(50_000)), (600, Some(50_000)))]
+        {
+            let choice = choose_ipsec(&zero, &[ours]).expect("same suite");
+            assert_eq!((choice.suite.lifetime.as_secs(), choice.suite.lifetime_kilobytes), expected);
+        }
+    }
 
     #[test]
     fn udp_encapsulated_modes_follow_the_nat_t_dialect() {

@@ -83,7 +83,10 @@ impl Phase1Offer {
                 IkeAttribute::AuthenticationMethod(v) => offer.auth_method = v.into(),
                 IkeAttribute::GroupDescription(v) => offer.group = v.into(),
                 IkeAttribute::LifeType(t) => life_type = t,
-                IkeAttribute::LifeDuration(v) if life_type == LifeType::Seconds => offer.lifetime = Some(v),
+                // A duration of 0 proposes no limit: our own configured lifetime applies.
+                IkeAttribute::LifeDuration(v) if life_type == LifeType::Seconds => {
+                    offer.lifetime = (v != 0).then_some(v);
+                }
                 _ => {}
             }
         }
@@ -258,4 +261,24 @@ pub(crate) fn accept_phase1_reply(
 
 fn same_suite(a: &IkeProposal, b: &IkeProposal) -> bool {
     a.encryption == b.encryption && a.hash == b.hash && a.auth_method == b.auth_method && a.group == b.group
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposed_lifetime_of_zero_means_ours_applies() {
+        let ours = [IkeProposal { lifetime: Duration::from_secs(3600), ..IkeProposal::recommended() }];
+        let zero = phase1_offer(&[IkeProposal { lifetime: Duration::ZERO, ..IkeProposal::recommended() }]);
+        // As responder (the peer's offer) and as initiator (the peer's reply).
+        let chosen = choose_phase1(&zero, &ours).expect("same suite");
+        assert_eq!(chosen.suite.lifetime, Duration::from_secs(3600));
+        let accepted = accept_phase1_reply(&zero, &ours).expect("same suite");
+        assert_eq!(accepted.lifetime, Duration::from_secs(3600));
+        // A real lifetime still wins when it is the shorter.
+        let short =
+            phase1_offer(&[IkeProposal { lifetime: Duration::from_secs(60), ..IkeProposal::recommended() }]);
+        assert_eq!(choose_phase1(&short, &ours).expect("same suite").suite.lifetime, Duration::from_secs(60));
+    }
 }

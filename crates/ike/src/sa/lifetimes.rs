@@ -264,6 +264,8 @@ fn parse_life_attributes(mut data: &[u8]) -> (Option<u64>, Option<u64>) {
         data = rest;
         match raw_type & 0x7fff {
             ATTRIBUTE_LIFE_TYPE => life_type = u16::try_from(value).unwrap_or(0),
+            // A duration of 0 sets no limit: it cannot shorten ours.
+            ATTRIBUTE_LIFE_DURATION if value == 0 => {}
             ATTRIBUTE_LIFE_DURATION if life_type == LIFE_TYPE_SECONDS => seconds = Some(value),
             ATTRIBUTE_LIFE_DURATION if life_type == LIFE_TYPE_KILOBYTES => kilobytes = Some(value),
             _ => {}
@@ -421,6 +423,14 @@ mod tests {
             0x00, 0x46, 0x50, 0x00,
         ];
         assert_eq!(parse_life_attributes(&data), (Some(600), Some(4_608_000)));
+    }
+
+    #[test]
+    fn life_attributes_of_zero_set_no_limit() {
+        // Seconds 0 and kilobytes 0 (TV): neither may shorten ours.
+        let data =
+            [0x80, 0x01, 0x00, 0x01, 0x80, 0x02, 0x00, 0x00, 0x80, 0x01, 0x00, 0x02, 0x80, 0x02, 0x00, 0x00];
+        assert_eq!(parse_life_attributes(&data), (None, None));
     }
 
     #[test]

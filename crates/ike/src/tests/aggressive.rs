@@ -899,3 +899,19 @@ fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
         .all(|f| matches!(f.reason, FailureReason::Policy(PolicyFailure::AggressiveModePskRefused))));
     assert_eq!(on_b[0].peer.as_deref(), Some("main-only"));
 }
+
+#[test]
+fn aggressive_mode_refuses_nonces_outside_8_to_256_bytes() {
+    let (a, b) = fqdn_gateways();
+    // AM1 (A's Ni) and AM2 (B's Nr): dropped as malformed before any DH or signature.
+    for (from_a, len) in [(true, 0), (true, 300), (false, 4), (false, 257)] {
+        let pair = super::with_nonces_of(&a, &b, from_a, len, 5);
+        let receiver = if from_a { &pair.b } else { &pair.a };
+        assert!(receiver.engine.statistics().malformed >= 1, "from_a {from_a} len {len}");
+        assert!(!established(&pair), "from_a {from_a} len {len}");
+        if from_a {
+            assert_eq!(pair.b.engine.ike_sas().count(), 0, "no state for a refused AM1");
+            assert!(pair.b.sent.is_empty(), "no AM2 for a refused AM1");
+        }
+    }
+}

@@ -116,7 +116,7 @@ fn fragmentation_reassembly_in_any_order_with_duplicates() {
     // Splitting and reassembling give back the message.
     let message = {
         let header = crate::wire::header(cookies.0, cookies.1, isakmp::ExchangeType::IdentityProtection, 0);
-        crate::wire::cleartext(header, vec![Payload::Nonce(&[0x42; 3000])])
+        crate::wire::cleartext(header, vec![Payload::VendorId(&[0x42; 3000])])
     };
     let pieces = split(&message, 9, &Limits { fragment_size: 500, ..limits }).expect("fragments");
     assert_eq!(pieces.len(), 7);

@@ -571,3 +571,57 @@ fn quick_mode_initiator_drops_a_late_reply_to_a_rekey_it_gave_up() {
     assert!(on_b[1].initiator, "B's fallback rekey made the new pair");
     assert_crosswise(on_a[1], on_b[1]);
 }
+
+/// Rewrites every life duration in the SA payload of a cleartext main-mode message to 0.
+fn zero_phase1_lifetimes(t: &mut crate::Transmit) {
+    use isakmp::attribute::{AttributeValue, IkeAttributeType};
+    use isakmp::{Body, ExchangeType, Message, Payload};
+    let Ok(mut message) = Message::parse(&t.payload) else { return };
+    if message.header.exchange_type != ExchangeType::IdentityProtection {
+        return;
+    }
+    let Body::Cleartext { payloads, .. } = &mut message.body else { return };
+    for payload in payloads.iter_mut() {
+        let Payload::SecurityAssociation(sa) = payload else { continue };
+        for transform in sa.proposals.iter_mut().flat_map(|p| p.transforms.iter_mut()) {
+            for attribute in &mut transform.attributes {
+                if attribute.attribute_type == u16::from(IkeAttributeType::LifeDuration) {
+                    attribute.value = AttributeValue::Basic(0);
+                }
+            }
+        }
+    }
+    t.payload = message.to_vec();
+}
+
+#[test]
+fn ike_sa_survives_a_peer_proposing_a_lifetime_of_zero() {
+    let a = with_ike_lifetime(Gateway::fw_a(), Duration::from_secs(3600));
+    let b = with_ike_lifetime(Gateway::fw_b(), Duration::from_secs(3600));
+    let mut pair = Pair::new(&a, &b, 77);
+    // B's MM2 answers with life duration 0 ("no limit proposed"). Only the responder's SA
+    // payload is rewritten: the hashes cover the initiator's.
+    pair.alter = Some(Box::new(|to_b, t| {
+        if !to_b {
+            zero_phase1_lifetimes(t);
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
+    let established = pair.now;
+    pair.advance(Duration::from_secs(10));
+    let sas: Vec<_> = pair.a.engine.ike_sas().collect();
+    assert_eq!(sas.len(), 1, "A's IKE SA is still there: {sas:?}");
+    assert_eq!(sas[0].suite.map(|s| s.lifetime), Some(Duration::from_secs(3600)), "A's own lifetime applies");
+    assert!(sas[0].expires_at.is_some_and(|at| at >= established + Duration::from_secs(3000)), "{sas:?}");
+    assert_eq!(installed(&pair.a).len(), 1);
+    assert!(
+        !pair.a.events.iter().chain(&pair.b.events).any(|e| matches!(
+            e,
+            Event::IpsecSaDeleted { .. } | Event::IkeSaDeleted { .. } | Event::IkeSaExpired { .. }
+        )),
+        "no SA was deleted: {:?}",
+        pair.a.events
+    );
+}

@@ -544,3 +544,37 @@ fn main_mode_initiator_reads_an_unreadable_encrypted_reply_to_mm5_as_keys_differ
     assert!(on_a[0].to_string().contains("pre-shared keys probably differ"), "{}", on_a[0]);
     assert_eq!(on_a[0].state, "waiting for MM6");
 }
+
+/// A main- or aggressive-mode pair where every cleartext nonce sent by one side has `len`
+/// bytes; returns the pair after `secs` of virtual time.
+pub(super) fn with_nonces_of(a: &Gateway, b: &Gateway, from_a: bool, len: usize, secs: u64) -> Pair {
+    let mut pair = Pair::new(a, b, 90 + len as u64);
+    let nonce: &'static [u8] = vec![0x5a; len].leak();
+    pair.alter = Some(Box::new(move |to_b, t| {
+        if to_b == from_a {
+            util::replace_cleartext_nonce(t, nonce);
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    pair.drive_for(Duration::from_secs(secs));
+    pair
+}
+
+#[test]
+fn main_mode_refuses_nonces_outside_8_to_256_bytes() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    // MM3 (A's Ni) and MM4 (B's Nr) of 7 and 257 bytes: dropped as malformed, never keyed.
+    for (from_a, len) in [(true, 7), (true, 257), (false, 7), (false, 257)] {
+        let pair = with_nonces_of(&a, &b, from_a, len, 5);
+        let receiver = if from_a { &pair.b } else { &pair.a };
+        assert!(receiver.engine.statistics().malformed >= 1, "from_a {from_a} len {len}");
+        assert!(!tunnel_up(&pair), "from_a {from_a} len {len}");
+        assert!(!established(&pair), "from_a {from_a} len {len}");
+    }
+    // The bounds themselves parse (the rewritten nonce then fails later, as the keys differ).
+    for (from_a, len) in [(true, 8), (false, 256)] {
+        let pair = with_nonces_of(&a, &b, from_a, len, 5);
+        assert_eq!(pair.a.engine.statistics().malformed + pair.b.engine.statistics().malformed, 0);
+    }
+}

@@ -406,3 +406,16 @@ pub(crate) fn failures(side: &Side) -> Vec<&crate::Failure> {
         })
         .collect()
 }
+
+/// Rewrites the NONCE payload of a cleartext message to `nonce` (for RFC 2409 §5's 8–256
+/// bytes). Encrypted messages are left alone.
+pub(crate) fn replace_cleartext_nonce(t: &mut Transmit, nonce: &[u8]) {
+    let Ok(mut message) = isakmp::Message::parse(&t.payload) else { return };
+    let isakmp::Body::Cleartext { payloads, .. } = &mut message.body else { return };
+    for payload in payloads.iter_mut() {
+        if let isakmp::Payload::Nonce(n) = payload {
+            *n = nonce;
+        }
+    }
+    t.payload = message.to_vec();
+}
