@@ -111,6 +111,27 @@ impl AggressiveState {
         }
     }
 
+    /// The heap bytes this state holds (boxed state, SA and ID payload bodies, nonce, keys),
+    /// for the half-open table's charge (`engine::half_open`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        use crate::sa::flight::heap_bytes;
+        match self {
+            Self::InitiatorWaitAm2(state) => {
+                heap_bytes(std::mem::size_of::<InitiatorWaitAm2>())
+                    + heap_bytes(state.sai_b.capacity())
+                    + heap_bytes(state.offered.capacity() * std::mem::size_of::<IkeProposal>())
+                    + heap_bytes(state.ni.capacity())
+                    + heap_bytes(state.idii_b.capacity())
+            }
+            Self::ResponderWaitAm3(state) => {
+                heap_bytes(std::mem::size_of::<ResponderWaitAm3>())
+                    + heap_bytes(state.sai_b.capacity())
+                    + heap_bytes(state.idii_b.capacity())
+                    + state.material.held_bytes()
+            }
+        }
+    }
+
     /// True when `message` has the shape this state waits for: AM2 is cleartext with SA, KE and
     /// nonce; AM3 is encrypted or carries a HASH in clear. Anything else is stray and dropped
     /// without disturbing the exchange.

@@ -500,12 +500,29 @@ pub struct Limits {
     pub retransmit_initial: Duration,
     /// Retransmissions before giving up on an exchange.
     pub retransmit_count: u32,
-    /// An exchange that has not finished after this long is abandoned.
+    /// An exchange that has not finished after this long is abandoned. It is also the
+    /// lifetime of a half-open responder SA: a real initiator retransmits its first message
+    /// after 2, 6, 14 and 30 s with the default back-off (strongSwan: 4, 11, 20, 33 s), so 60 s
+    /// covers its round trips and retransmissions several times over. Under a flood a half-open
+    /// SA is not kept that long anyway: the oldest are evicted first
+    /// ([`Limits::half_open_memory_budget`]).
     pub exchange_timeout: Duration,
-    /// Half-open (not yet authenticated) IKE SAs we keep as responder, in total.
-    pub max_half_open: usize,
-    /// Half-open IKE SAs per peer address.
-    pub max_half_open_per_peer: usize,
+    /// Bytes that half-open responder IKE SAs (not yet authenticated) may hold together. Each
+    /// is charged what it really keeps (its fixed size and index entries, about 1.4 KB, plus the
+    /// SA payload body for the hashes, the reply kept for repeats, keys once MM3 came, fragments
+    /// under reassembly: about 1.7 KB for a minimal MM1). A first message that would go over
+    /// the budget is still admitted: the *oldest* half-open SAs are evicted to make room
+    /// (counted in [`crate::Statistics::half_open_evicted`]), because refusing newcomers lets
+    /// anyone who sends MM1s lock every peer out, and a cap per address locks out the peer
+    /// whose address is spoofed and all the sites behind one carrier NAT. The default,
+    /// 96 MiB, holds more than 50,000 minimal main-mode half-open SAs: at 5,000 spoofed MM1 per
+    /// second a real peer has 10 s to send MM3 before its state is the oldest.
+    pub half_open_memory_budget: usize,
+    /// Largest SA payload a first message (MM1 / AM1) may carry: its body is kept until HASH_I
+    /// and HASH_R are computed, so a larger one is refused before any work
+    /// ([`crate::failure::PolicyFailure::SaPayloadTooLarge`]). The default, 16 KiB, holds 255
+    /// transforms (the most one proposal can number) with every attribute RFC 2409 defines.
+    pub max_first_sa_payload: usize,
     /// Quick modes in progress per IKE SA.
     pub max_quick_modes_per_sa: usize,
     /// IKE fragmentation (Cisco/Microsoft format, `fragmentation.rs`): announce the
@@ -530,8 +547,8 @@ impl Default for Limits {
             retransmit_initial: Duration::from_secs(2),
             retransmit_count: 5,
             exchange_timeout: Duration::from_secs(60),
-            max_half_open: 4096,
-            max_half_open_per_peer: 16,
+            half_open_memory_budget: 96 * 1024 * 1024,
+            max_first_sa_payload: 16 * 1024,
             max_quick_modes_per_sa: 8,
             fragmentation: true,
             fragment_size: 1248,

@@ -132,8 +132,15 @@ pub enum MalformedFailure {
 pub enum PolicyFailure {
     /// No peer is configured for the address.
     UnknownPeer,
-    /// Too many half-open SAs; the request was dropped before any work.
-    TooManyHalfOpen,
+    /// A first message (MM1 / AM1) carried an SA payload larger than a half-open SA keeps
+    /// ([`Limits::max_first_sa_payload`](crate::Limits::max_first_sa_payload)); it was
+    /// dropped before any work, without reply.
+    SaPayloadTooLarge {
+        /// The SA payload's body, in bytes.
+        size: usize,
+        /// The most a half-open SA keeps.
+        limit: usize,
+    },
     /// An aggressive-mode request with pre-shared keys arrived and neither
     /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
     /// nor the selected peer's
@@ -234,7 +241,11 @@ impl fmt::Display for PolicyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownPeer => f.write_str("no ike peer is configured for this address"),
-            Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
+            Self::SaPayloadTooLarge { size, limit } => write!(
+                f,
+                "first message refused before any work: its SA payload is {size} bytes, more than \
+                 the {limit} a half-open IKE SA keeps"
+            ),
             Self::AggressiveModePskRefused => write!(
                 f,
                 "aggressive mode with pre-shared keys refused as responder, no reply sent \
@@ -525,7 +536,7 @@ mod tests {
             MalformedFailure::Undecryptable.into(),
             DhError::WrongLength { group: DhGroup::Modp2048, expected: 256, actual: 64 }.into(),
             PolicyFailure::UnknownPeer.into(),
-            PolicyFailure::TooManyHalfOpen.into(),
+            PolicyFailure::SaPayloadTooLarge { size: 20_000, limit: 16_384 }.into(),
             PolicyFailure::AggressiveModePskRefused.into(),
             PolicyFailure::Reconfigured.into(),
         ];

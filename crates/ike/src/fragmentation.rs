@@ -170,6 +170,12 @@ impl Reassembly {
         self.partial.as_ref().map(|p| p.expires)
     }
 
+    /// The heap bytes held for the partial message: its pieces, each an allocation, and their
+    /// map nodes (about 32 bytes a piece), for the half-open table's charge.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.bytes + p.pieces.len() * (16 + 32))
+    }
+
     /// Bytes held for the partial message (counted by [`crate::Engine::buffered_bytes`]).
     pub(crate) fn buffered(&self) -> usize {
         self.partial.as_ref().map_or(0, |p| p.bytes)

@@ -63,7 +63,7 @@ pub use config::{
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
     SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
-pub use engine::endpoint::{Engine, IkeSaView, Statistics};
+pub use engine::endpoint::{Engine, HalfOpenUsage, IkeSaView, Statistics};
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,

@@ -56,6 +56,24 @@ impl MainMode {
         }
     }
 
+    /// The heap bytes this state holds (the SA payload body for the hashes, the keys once
+    /// derived), for the half-open table's charge (`engine::half_open`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        use crate::sa::flight::heap_bytes;
+        match self {
+            Self::InitiatorWaitMm2 { sai_b } | Self::ResponderWaitMm3 { sai_b, .. } => {
+                heap_bytes(sai_b.capacity())
+            }
+            Self::InitiatorWaitMm4 { sai_b, ni, .. } => {
+                heap_bytes(sai_b.capacity()) + heap_bytes(ni.capacity())
+            }
+            Self::InitiatorWaitMm6 { sai_b, material, .. }
+            | Self::ResponderWaitMm5 { sai_b, material, .. } => {
+                heap_bytes(sai_b.capacity()) + material.held_bytes()
+            }
+        }
+    }
+
     /// The keys of an initiator that sent MM5: the peer may answer it with an encrypted error
     /// (informational) under them.
     pub(crate) fn awaiting_mm6(&self) -> Option<&Phase1Material> {

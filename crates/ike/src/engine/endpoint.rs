@@ -24,6 +24,8 @@ use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
 use crate::sa::timer::Timer;
 
+use super::half_open::{self, HalfOpenTable};
+
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Statistics {
@@ -31,8 +33,13 @@ pub struct Statistics {
     pub malformed: u64,
     /// Datagrams for no known SA.
     pub unknown_sa: u64,
-    /// First messages dropped because of the half-open limits.
-    pub half_open_dropped: u64,
+    /// Half-open responder SAs evicted, oldest first, to admit newer first messages within
+    /// [`crate::Limits::half_open_memory_budget`]. A count that keeps rising means a flood of
+    /// first messages (spoofed, most likely).
+    pub half_open_evicted: u64,
+    /// First messages refused because their SA payload is larger than
+    /// [`crate::Limits::max_first_sa_payload`].
+    pub oversized_sa_payloads: u64,
     /// Fragments that arrived for no IKE SA, with fragmentation off, or whose partial message
     /// was discarded (too many, too large, inconsistent).
     pub fragments_discarded: u64,
@@ -42,6 +49,27 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+}
+
+/// The half-open responder SAs at one moment ([`Engine::half_open`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HalfOpenUsage {
+    /// How many there are.
+    pub entries: usize,
+    /// The bytes charged to them together (each its fixed size, index entries and what it
+    /// keeps).
+    pub bytes: usize,
+    /// The most they may hold together (`Limits::half_open_memory_budget`).
+    pub budget: usize,
+}
+
+impl HalfOpenUsage {
+    /// The most half-open SAs the budget can hold at once: every one is charged at least its
+    /// fixed size and index entries, and the table makes room by eviction beyond the budget.
+    /// (A single SA larger than the whole budget is still kept: `max(1, …)`.)
+    pub fn max_entries(&self) -> usize {
+        (self.budget / half_open::ENTRY_OVERHEAD).max(1)
+    }
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -107,9 +135,6 @@ pub struct Engine {
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
     pub(crate) responder_first: HashMap<(Cookie, SocketAddr), usize>,
-    /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
-    /// established), without scanning every SA for each MM1 / AM1.
-    pub(crate) half_open_by_address: HashMap<IpAddr, usize>,
     /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
     /// peer's SA without scanning every SA.
     pub(crate) slots_by_peer: HashMap<usize, Vec<usize>>,
@@ -122,7 +147,9 @@ pub struct Engine {
     pub(crate) armed: Vec<Option<(Instant, u64)>>,
     pub(crate) generation: u64,
     pub(crate) next_connection: u64,
-    pub(crate) half_open: usize,
+    /// The half-open responder SAs, oldest first, and the memory charged to them
+    /// (`engine::half_open`).
+    pub(crate) half_open: HalfOpenTable,
     pub(crate) out: Output,
     pub(crate) stats: Statistics,
     /// The last failures, for `display ike error-info`.
@@ -161,7 +188,6 @@ impl Engine {
             by_cookie: HashMap::new(),
             by_connection: HashMap::new(),
             responder_first: HashMap::new(),
-            half_open_by_address: HashMap::new(),
             slots_by_peer: HashMap::new(),
             peer_by_address,
             policies_by_peer,
@@ -169,7 +195,7 @@ impl Engine {
             armed: Vec::new(),
             generation: 0,
             next_connection: 1,
-            half_open: 0,
+            half_open: HalfOpenTable::default(),
             out: Output::default(),
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
@@ -221,6 +247,17 @@ impl Engine {
     /// Counters.
     pub fn statistics(&self) -> Statistics {
         self.stats
+    }
+
+    /// The half-open responder SAs (not yet authenticated) and the memory charged to them,
+    /// against [`crate::Limits::half_open_memory_budget`]: for `display ike statistics`, and
+    /// for tests and the fuzz target that check the budget holds.
+    pub fn half_open(&self) -> HalfOpenUsage {
+        HalfOpenUsage {
+            entries: self.half_open.len(),
+            bytes: self.half_open.bytes(),
+            budget: self.config.limits.half_open_memory_budget,
+        }
     }
 
     /// The next datagram to send.
@@ -433,6 +470,7 @@ impl Engine {
                 fragment,
                 (header.initiator_cookie, header.responder_cookie),
             );
+            self.fit_half_open(Some(slot), now);
             return;
         }
         match header.exchange_type {
@@ -473,6 +511,9 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
+        // A half-open SA that now holds more (keys after MM3, fragments) may push the table
+        // over its budget: older ones make room.
+        self.fit_half_open(Some(slot), now);
     }
 
     /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
@@ -615,7 +656,14 @@ impl Engine {
         self.slots_and_ctx(now, received).1
     }
 
+    /// Re-arms the timer of the SA in `slot` after anything touched it, and charges it anew if
+    /// it is half-open (it may hold more or less than before: keys, fragments).
     pub(crate) fn rearm(&mut self, slot: usize) {
+        if self.half_open.contains(slot) {
+            if let Some(sa) = self.slots[slot].as_ref() {
+                self.half_open.recharge(slot, half_open::charge(sa));
+            }
+        }
         let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
         match deadline {
             Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
@@ -640,13 +688,11 @@ impl Engine {
             self.by_cookie.remove(&sa.our_cookie());
             self.by_connection.remove(&sa.connection);
             // The key is the address of the first message: `remote` may have moved with NAT-T.
-            let answered = sa.role == Role::Responder
-                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some();
-            // An established SA stopped counting as half-open in `phase1_done`.
-            if answered && sa.established_at.is_none() {
-                self.half_open = self.half_open.saturating_sub(1);
-                self.half_open_ended(sa.initial_remote.ip());
+            if sa.role == Role::Responder {
+                self.responder_first.remove(&(sa.cookie_i, sa.initial_remote));
             }
+            // An established SA left the half-open table in `phase1_done`.
+            self.half_open.remove(slot);
             if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
                 slots.retain(|&s| s != slot);
                 if slots.is_empty() {

@@ -24,6 +24,16 @@ pub(crate) struct Flight {
 /// A responder answers repeats of one request at most this many times (no amplification).
 const MAX_DUPLICATE_REPLIES: u32 = 3;
 
+/// What one heap allocation of `len` bytes costs, with the allocator's bookkeeping (about 16
+/// bytes a block), for the half-open table's honest charges (`engine::half_open`).
+pub(crate) fn heap_bytes(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len + 16
+    }
+}
+
 /// What a retransmission timer decided.
 pub(crate) enum FlightTimeout {
     /// Nothing due.
@@ -72,6 +82,11 @@ impl Flight {
         }
         self.duplicate_replies += 1;
         Some(self.last_sent.clone())
+    }
+
+    /// The heap bytes this flight holds (the message kept for retransmission and repeats).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.last_sent.as_ref().map_or(0, |bytes| heap_bytes(bytes.capacity()))
     }
 
     /// The last message we sent, for a state that decides itself when to send it again.

@@ -22,6 +22,19 @@ pub(crate) struct Phase1Material {
     pub(crate) g_xr: Vec<u8>,
 }
 
+impl Phase1Material {
+    /// The heap bytes this material holds, boxed as the states keep it: itself, both public
+    /// values, and the four secrets (SKEYID, its three keys; at most a 64-byte hash output each,
+    /// the cipher key at most 32).
+    pub(crate) fn held_bytes(&self) -> usize {
+        use crate::sa::flight::heap_bytes;
+        heap_bytes(std::mem::size_of::<Self>())
+            + heap_bytes(self.g_xi.capacity())
+            + heap_bytes(self.g_xr.capacity())
+            + 5 * heap_bytes(64)
+    }
+}
+
 /// The public values of a phase-1 exchange that the key schedule mixes in, named as in
 /// RFC 2409 §5 (nonce and KE payload bodies, cookies).
 pub(crate) struct Phase1Exchange<'a> {
