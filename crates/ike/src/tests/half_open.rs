@@ -26,6 +26,11 @@ fn spoof(engine: &mut Engine, now: Instant, to: Ipv4Addr, from: SocketAddr, mm1:
     while engine.poll_transmit().is_some() {}
 }
 
+/// The first few failures of `side`, for an assertion message (a flood makes thousands).
+fn first_failures(side: &super::util::Side) -> Vec<String> {
+    failures(side).iter().take(3).map(ToString::to_string).collect()
+}
+
 /// How many messages `side` sent that it had sent before (retransmissions).
 fn repeats(sent: &[Vec<u8>]) -> usize {
     sent.iter().enumerate().filter(|(i, m)| sent[..*i].contains(m)).count()
@@ -45,7 +50,7 @@ fn a_spoofed_mm1_from_the_peer_address_does_not_delay_our_initiation() {
     pair.next_event();
     let mm1 = pair.a.transmits.last().expect("our MM1 leaves at once, beside the half-open SA");
     assert_eq!(mm1.remote, SocketAddr::new(IpAddr::V4(FW_B), 500));
-    assert!(pair.drive_until(200, tunnel_up), "{:?}", pair.a.events);
+    assert!(pair.drive_until(200, tunnel_up), "{:?}", first_failures(&pair.a));
     assert!(pair.now - start < Duration::from_secs(1), "up after {:?}", pair.now - start);
     // The half-open SA is still there, harmless, until it expires.
     assert_eq!(pair.a.engine.half_open().entries, 1);
@@ -79,9 +84,46 @@ fn traffic_waiting_on_our_initiation_goes_through_the_first_sa_that_comes_up() {
     pair.next_event();
     pair.b.engine.handle_acquire(pair.now, Acquire { policy: 0, selector: b.rules[0] });
     let served = |p: &Pair| installed(&p.a).iter().any(|s| s.selector == a.rules[1]);
-    assert!(pair.drive_until(200, served), "{:?}", failures(&pair.a));
+    assert!(pair.drive_until(200, served), "{:?}", first_failures(&pair.a));
     // Before A's own MM1 was even retransmitted (500 ms): through B's IKE SA.
     assert!(pair.now - start < Duration::from_millis(500), "served after {:?}", pair.now - start);
+}
+
+/// Finding 1 at renewal time: a half-open responder SA made by a spoofed MM1 used to count as
+/// the "newer SA" that renews an IKE SA, so our renewal did not start and the IPsec SAs ended
+/// with the old IKE SA.
+#[test]
+fn a_spoofed_mm1_does_not_stop_the_renewal_of_an_ike_sa() {
+    let lifetime = Duration::from_secs(200);
+    let a = Gateway {
+        ike: vec![crate::IkeProposal { lifetime, ..crate::IkeProposal::recommended() }],
+        ..Gateway::fw_a()
+    };
+    let b = Gateway { ike: a.ike.clone(), ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 1307);
+    let start = pair.now;
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    // B's own renewal never reaches A (its MM1s are lost): only A's can renew the SA.
+    pair.alter = Some(Box::new(|to_b, t| {
+        to_b || !isakmp::Message::parse(&t.payload).is_ok_and(|m| {
+            m.header.exchange_type == isakmp::ExchangeType::IdentityProtection
+                && m.header.responder_cookie.is_zero()
+        })
+    }));
+    // Before A's renewal (between 170 and 180 s), one MM1 with FW_B's address.
+    pair.advance(Duration::from_secs(150));
+    let forged = mm1_of(&b, 78, pair.now);
+    spoof(&mut pair.a.engine, pair.now, FW_A, SocketAddr::new(IpAddr::V4(FW_B), 40_500), &forged);
+    while pair.next_event().is_some_and(|t| t <= start + Duration::from_secs(205)) {
+        assert!(pair.step());
+    }
+    let established = |side: &super::util::Side| {
+        side.events.iter().filter(|e| matches!(e, Event::IkeSaEstablished { .. })).count()
+    };
+    assert_eq!(established(&pair.a), 2, "A renewed its IKE SA: {:?}", first_failures(&pair.a));
+    assert!(pair.a.engine.ike_sas().any(|v| v.state == "established"));
+    assert_eq!(pair.a.engine.ipsec_sas(pair.now).count(), 1, "the IPsec SA lives on");
 }
 
 /// Finding 2: 500 MM1 from the peer's address (other ports) used to fill the 16 half-open SAs
@@ -97,9 +139,9 @@ fn five_hundred_spoofed_mm1_from_its_address_do_not_lock_the_real_peer_out() {
     assert_eq!(pair.a.engine.half_open().entries, 500, "every one admitted: memory allows it");
     // The real FW_B initiates: it gets in at its first attempt.
     pair.b.engine.handle_acquire(pair.now, Acquire { policy: 0, selector: b.selector() });
-    assert!(pair.drive_until(200, tunnel_up), "{:?}", failures(&pair.a));
+    assert!(pair.drive_until(200, tunnel_up), "{:?}", first_failures(&pair.a));
     assert_eq!(repeats(&pair.b.sent), 0, "B did not have to retransmit");
-    assert!(failures(&pair.a).is_empty(), "{:?}", failures(&pair.a));
+    assert!(failures(&pair.a).is_empty(), "{:?}", first_failures(&pair.a));
 }
 
 /// The hub of finding 3: a template peer answers any address, so spoofed MM1s from random
@@ -150,7 +192,7 @@ fn a_flood_larger_than_the_budget_from_random_addresses_does_not_lock_a_branch_o
         let usage = pair.b.engine.half_open();
         assert!(usage.bytes <= usage.budget && usage.entries <= usage.max_entries(), "{usage:?}");
     }
-    assert!(tunnel_up(&pair), "{:?}", failures(&pair.b));
+    assert!(tunnel_up(&pair), "{:?}", first_failures(&pair.b));
     assert!(repeats(&pair.a.sent) <= 1, "in at the first attempt or the first retransmission");
     assert!(pair.b.engine.statistics().half_open_evicted >= 4_000);
 }
