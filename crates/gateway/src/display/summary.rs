@@ -1,6 +1,6 @@
 //! The displays answered from the daemon's own records and the data plane's counters rather
-//! than from the configuration: `display ipsec statistics`, `display ike sa`, `display ike
-//! error-info` and `display ipsec sa brief`.
+//! than from the configuration: `display ipsec statistics`, `display ike statistics`, `display
+//! ike sa`, `display ike error-info` and `display ipsec sa brief`.
 
 use std::time::{Instant, SystemTime};
 
@@ -37,6 +37,46 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
+    });
+    Response::Ok { text, json }
+}
+
+/// `display ike statistics`: the IKE engine's counters, and the half-open IKE SAs (responder
+/// SAs whose peer has not authenticated yet) against their memory budget. Evictions that keep
+/// rising mean a flood of first messages, spoofed most likely.
+pub fn ike_statistics(s: &ike::Statistics, half_open: &ike::HalfOpenUsage) -> Response {
+    let text = format!(
+        "half-open IKE SAs: {} ({} of {} KiB budget)
+half-open IKE SAs evicted (oldest first): {}
+         first messages with an oversized SA payload: {}
+malformed datagrams: {}
+         datagrams for no IKE SA: {}
+fragments discarded: {}
+replays dropped: {}
+         message IDs forgotten: {}
+",
+        half_open.entries,
+        half_open.bytes.div_ceil(1024),
+        half_open.budget / 1024,
+        s.half_open_evicted,
+        s.oversized_sa_payloads,
+        s.malformed,
+        s.unknown_sa,
+        s.fragments_discarded,
+        s.replays_dropped,
+        s.message_ids_forgotten,
+    );
+    let json = json!({
+        "half_open": half_open.entries,
+        "half_open_bytes": half_open.bytes,
+        "half_open_budget": half_open.budget,
+        "half_open_evicted": s.half_open_evicted,
+        "oversized_sa_payloads": s.oversized_sa_payloads,
+        "malformed": s.malformed,
+        "unknown_sa": s.unknown_sa,
+        "fragments_discarded": s.fragments_discarded,
+        "replays_dropped": s.replays_dropped,
+        "message_ids_forgotten": s.message_ids_forgotten,
     });
     Response::Ok { text, json }
 }
