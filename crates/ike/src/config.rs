@@ -501,18 +501,18 @@ pub struct Limits {
     /// Retransmissions before giving up on an exchange.
     pub retransmit_count: u32,
     /// An exchange that has not finished after this long is abandoned. It is also the
-    /// lifetime of a half-open responder SA: a real initiator retransmits its first message
-    /// after 2, 6, 14 and 30 s with the default back-off (strongSwan: 4, 11, 20, 33 s), so 60 s
-    /// covers its round trips and retransmissions several times over. Under a flood a half-open
-    /// SA is not kept that long anyway: the oldest are evicted first
-    /// ([`Limits::half_open_memory_budget`]).
+    /// lifetime of a half-open responder SA: a real initiator sends its next message within a
+    /// round trip, and retransmits its first one after 2, 6, 14 and 30 s with our default
+    /// back-off (strongSwan's defaults: 4, 11, 24 and 47 s), so 60 s covers its round trips
+    /// and its retransmissions. Under a flood a half-open SA is not kept that long anyway:
+    /// the oldest are evicted first ([`Limits::half_open_memory_budget`]).
     pub exchange_timeout: Duration,
     /// Bytes that half-open responder IKE SAs (not yet authenticated) may hold together. Each
     /// is charged what it really keeps (its fixed size and index entries, about 1.4 KB, plus the
     /// SA payload body for the hashes, the reply kept for repeats, keys once MM3 came, fragments
     /// under reassembly: about 1.7 KB for a minimal MM1). A first message that would go over
     /// the budget is still admitted: the *oldest* half-open SAs are evicted to make room
-    /// (counted in [`crate::Statistics::half_open_evicted`]), because refusing newcomers lets
+    /// (counted in `Statistics::half_open_evicted`), because refusing newcomers lets
     /// anyone who sends MM1s lock every peer out, and a cap per address locks out the peer
     /// whose address is spoofed and all the sites behind one carrier NAT. The default,
     /// 96 MiB, holds more than 50,000 minimal main-mode half-open SAs: at 5,000 spoofed MM1 per
@@ -520,7 +520,7 @@ pub struct Limits {
     pub half_open_memory_budget: usize,
     /// Largest SA payload a first message (MM1 / AM1) may carry: its body is kept until HASH_I
     /// and HASH_R are computed, so a larger one is refused before any work
-    /// ([`crate::failure::PolicyFailure::SaPayloadTooLarge`]). The default, 16 KiB, holds 255
+    /// (`PolicyFailure::SaPayloadTooLarge`). The default, 16 KiB, holds 255
     /// transforms (the most one proposal can number) with every attribute RFC 2409 defines.
     pub max_first_sa_payload: usize,
     /// Quick modes in progress per IKE SA.

@@ -7,7 +7,8 @@
 //! (two proposal payloads under one number, KEYMAT per protocol), with proxy identities that
 //! are addresses, prefixes or ranges with a protocol and ports, phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
-//! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
+//! memory, half-open responder SAs admitted by a memory budget (oldest evicted), error
+//! notifications in clear before phase 1 is authenticated and
 //! under HASH protection afterwards, and Delete payloads received and sent. Aggressive mode with
 //! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`vendor`), NAT traversal
 //! with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA (RFC 3947/3948,

@@ -78,7 +78,7 @@ fn traffic_waiting_on_our_initiation_goes_through_the_first_sa_that_comes_up() {
     let mut pair = Pair::new(&a, &b, 1302);
     // A's own MM1 is lost; B initiates for the first flow a moment later.
     let mut dropped = false;
-    pair.alter = Some(Box::new(move |to_b, _| !(to_b && !std::mem::replace(&mut dropped, true))));
+    pair.alter = Some(Box::new(move |to_b, _| !to_b || std::mem::replace(&mut dropped, true)));
     let start = pair.now;
     pair.acquire_on_a(a.rules[1]);
     pair.next_event();
@@ -247,6 +247,33 @@ fn a_thousand_initiators_behind_one_address_all_get_in() {
     assert_eq!(missing, 0, "{missing} branches not in");
     assert_eq!(hub.statistics().half_open_evicted, 0);
     assert_eq!(hub.half_open().entries, 0);
+}
+
+/// A random generator that counts the bytes drawn from it.
+struct CountingRng(TestRng, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl crypto::SecureRandom for CountingRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        self.1.fetch_add(dest.len(), std::sync::atomic::Ordering::Relaxed);
+        self.0.fill(dest);
+    }
+}
+
+/// Main mode does no Diffie-Hellman before MM3: answering an MM1 draws only the responder
+/// cookie (8 bytes) and the start of the DPD sequence (4) from the generator; a DH private
+/// value would take 32 bytes or more.
+#[test]
+fn the_main_mode_responder_does_no_diffie_hellman_on_mm1() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let drawn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut responder = Engine::new(b.config(), Box::new(CountingRng(TestRng(5), drawn.clone())));
+    let now = super::util::epoch();
+    let mm1 = mm1_of(&a, 6, now);
+    let from = SocketAddr::new(IpAddr::V4(FW_A), 500);
+    responder.handle_datagram(now, SocketAddr::new(IpAddr::V4(FW_B), 500), from, &mm1);
+    assert!(responder.poll_transmit().is_some(), "MM2");
+    assert_eq!(drawn.load(std::sync::atomic::Ordering::Relaxed), 8 + 4, "cookie and DPD sequence only");
+    assert_eq!(responder.ike_sas().map(|v| v.state).collect::<Vec<_>>(), ["waiting for MM3"]);
 }
 
 /// Finding 4: a half-open SA kept a copy of an SA payload of up to 64 KiB. One larger than a
