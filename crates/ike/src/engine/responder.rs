@@ -244,7 +244,8 @@ impl Engine {
 
     /// Evicts the oldest half-open SAs (never `keep`) until the table is within
     /// [`crate::Limits::half_open_memory_budget`]. An evicted SA goes silently: its peer, if it
-    /// is real, retransmits and is admitted anew; each eviction is counted
+    /// is real, is admitted anew when it retransmits MM1 (or starts again once its later
+    /// retransmissions go unanswered); each eviction is counted
     /// ([`crate::Statistics::half_open_evicted`]) rather than logged, since a flood would make
     /// every one a line.
     pub(super) fn fit_half_open(&mut self, keep: Option<usize>, now: Instant) {
