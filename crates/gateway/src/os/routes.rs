@@ -2,7 +2,7 @@
 //! fail-closed routes that outlive the daemon.
 //!
 //! Each protected remote prefix gets two routes in the main table, both marked with
-//! keysteward's route protocol ([`netlink::PROTOCOL`], `proto 245`):
+//! keysteward's route protocol ([`super::netlink::PROTOCOL`], `proto 245`):
 //!
 //! ```text
 //! 10.2.2.0/24 dev ks0 proto 245 scope link          (metric 0: the tunnel)
@@ -30,7 +30,7 @@ use std::net::Ipv4Addr;
 use esp::Prefix;
 use tracing::{info, warn};
 
-use super::netlink::{self, Netlink, Route, RouteKind, Rule, MAIN_TABLE};
+use super::netlink::{Netlink, Route, RouteKind, Rule, MAIN_TABLE};
 use super::OsError;
 
 /// The routing table that holds the TUN routes of flows to a peer gateway's own address.
@@ -424,5 +424,6 @@ fn route_text(route: &Route, device: &str) -> String {
     text + &format!(" metric {}", route.metric)
 }
 
-/// The host's own view of `netlink::PROTOCOL`, for documentation links.
-pub const PROTOCOL: u8 = netlink::PROTOCOL;
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;
