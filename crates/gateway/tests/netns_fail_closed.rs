@@ -90,7 +90,8 @@ fn netns_kill_9_while_pinging_sends_nothing_in_clear_and_a_restart_adopts_the_ro
     let before = ours(&net.fw_a);
 
     let capture = dir.join("public.pcap");
-    let capture_pid = start_capture(&mut cleanup, &net.fw_a, &net.public_a, &capture, Duration::from_secs(10));
+    let capture_pid =
+        start_capture(&mut cleanup, &net.fw_a, &net.public_a, &capture, Duration::from_secs(10));
     let pc_a = net.pc_a.clone();
     let pinger = std::thread::spawn(move || {
         Command::new("ip")

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::netlink::Netlink;
 use super::OsError;
+use netlink::Netlink;
 
 /// Every interface of this host (in the daemon's network namespace) by name, with its IPv4
 /// addresses: what `ip addr show` lists.

@@ -1,7 +1,7 @@
 //! Everything the daemon and its data path ask of the operating system, and nothing else:
 //! the routes and policy rules that steer protected traffic into the TUN and keep it from
 //! leaving in clear when the daemon is gone, the TUN device, its link state, MTU and IPv4
-//! setting, the host's interface list (all through rtnetlink, [`netlink`]: the daemon spawns
+//! setting, the host's interface list (all through rtnetlink, the `netlink` crate: the daemon spawns
 //! no program and writes nothing under `/proc/sys`), and the raw ESP and AH sockets and the
 //! UDP sockets. No other module opens a device or talks to the kernel's routing; they call
 //! these functions, so the OS can be swapped (a test double) in one place, the way boringtun
@@ -11,7 +11,6 @@
 //! for the operator who reads them in the log or on the console.
 
 pub mod host;
-pub mod netlink;
 pub mod routes;
 pub mod sockets;
 pub mod tun;

@@ -1,8 +1,8 @@
-//! Routes and policy rules into the TUN, through rtnetlink ([`super::netlink`]), and the
+//! Routes and policy rules into the TUN, through rtnetlink (the `netlink` crate), and the
 //! fail-closed routes that outlive the daemon.
 //!
 //! Each protected remote prefix gets two routes in the main table, both marked with
-//! keysteward's route protocol ([`super::netlink::PROTOCOL`], `proto 245`):
+//! keysteward's route protocol ([`netlink::PROTOCOL`], `proto 245`):
 //!
 //! ```text
 //! 10.2.2.0/24 dev ks0 proto 245 scope link          (metric 0: the tunnel)
@@ -30,8 +30,8 @@ use std::net::Ipv4Addr;
 use esp::Prefix;
 use tracing::{info, warn};
 
-use super::netlink::{Netlink, Route, RouteKind, Rule, MAIN_TABLE};
 use super::OsError;
+use netlink::{Netlink, Route, RouteKind, Rule, MAIN_TABLE};
 
 /// The routing table that holds the TUN routes of flows to a peer gateway's own address.
 pub const GATEWAY_TABLE: u32 = 4500;
@@ -75,7 +75,8 @@ pub struct Routes {
 impl Routes {
     /// No routes yet, on `device`.
     pub fn empty(device: &str) -> Result<Self, OsError> {
-        let netlink = Netlink::open().map_err(|source| OsError::Netlink { action: "open rtnetlink".into(), source })?;
+        let netlink =
+            Netlink::open().map_err(|source| OsError::Netlink { action: "open rtnetlink".into(), source })?;
         Ok(Self {
             netlink,
             device: device.to_owned(),
@@ -135,8 +136,10 @@ impl Routes {
     /// those that stay are not touched.
     pub fn set_gateway_flows(&mut self, plan: &GatewayFlows) -> Result<(), OsError> {
         let wanted = planned_rules(plan);
-        let present =
-            self.netlink.rules().map_err(|source| OsError::Netlink { action: "list policy rules".into(), source })?;
+        let present = self
+            .netlink
+            .rules()
+            .map_err(|source| OsError::Netlink { action: "list policy rules".into(), source })?;
         for rule in present.iter().filter(|r| !wanted.contains(r)) {
             if let Err(source) = self.netlink.delete_rule(rule) {
                 warn!("{}", OsError::Netlink { action: format!("delete rule {}", rule_text(rule)), source });
@@ -161,7 +164,11 @@ impl Routes {
                 source,
             })?;
             if rule.priority == GATEWAY_PROTECT_PREF {
-                info!("policy route: {} via {} (a flow to a peer gateway's own address)", rule_text(rule), self.device);
+                info!(
+                    "policy route: {} via {} (a flow to a peer gateway's own address)",
+                    rule_text(rule),
+                    self.device
+                );
             }
         }
         Ok(())
@@ -301,24 +308,26 @@ impl Routes {
         if let Some(index) = self.index {
             return Ok(index);
         }
-        let index = self.netlink.link_index(&self.device).map_err(|source| OsError::Netlink {
-            action: format!("find device {}", self.device),
-            source,
-        })?;
+        let index = self
+            .netlink
+            .link_index(&self.device)
+            .map_err(|source| OsError::Netlink { action: format!("find device {}", self.device), source })?;
         self.index = Some(index);
         Ok(index)
     }
 
     fn ours(&mut self, table: u32) -> Result<Vec<Route>, OsError> {
-        self.netlink
-            .routes(table)
-            .map_err(|source| OsError::Netlink { action: format!("list the routes of table {table}"), source })
+        self.netlink.routes(table).map_err(|source| OsError::Netlink {
+            action: format!("list the routes of table {table}"),
+            source,
+        })
     }
 
     fn replace(&mut self, route: &Route) -> Result<(), OsError> {
-        self.netlink
-            .replace_route(route)
-            .map_err(|source| OsError::Netlink { action: format!("add route {}", route_text(route, &self.device)), source })
+        self.netlink.replace_route(route).map_err(|source| OsError::Netlink {
+            action: format!("add route {}", route_text(route, &self.device)),
+            source,
+        })
     }
 
     /// Deletes `route`; one already gone (with its device) is not worth a warning.
@@ -328,7 +337,10 @@ impl Routes {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) || e.raw_os_error() == Some(libc::ENODEV) => {}
             Err(source) => warn!(
                 "{}",
-                OsError::Netlink { action: format!("delete route {}", route_text(route, &self.device)), source }
+                OsError::Netlink {
+                    action: format!("delete route {}", route_text(route, &self.device)),
+                    source
+                }
             ),
         }
     }

@@ -86,7 +86,8 @@ fn tun_link_state_mtu_accept_local_and_addresses_through_netlink() {
     let device = open_tun(TUN).unwrap();
     let link = ip(&["link", "show", TUN]);
     assert!(link.contains("mtu 1400") && link.contains(",UP"), "{link}");
-    let accept_local = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{TUN}/accept_local")).unwrap();
+    let accept_local =
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{TUN}/accept_local")).unwrap();
     assert_eq!(accept_local.trim(), "1");
     let mut netlink = Netlink::open().unwrap();
     let index = netlink.link_index(TUN).unwrap();
@@ -131,16 +132,22 @@ fn a_protected_prefix_is_unreachable_once_the_tun_is_gone() {
 /// an unreachable route of the operator's for a prefix keysteward also protects.
 #[test]
 fn a_start_adopts_what_an_earlier_run_left_and_touches_nothing_else() {
-    if !in_own_namespace("os::routes::tests::a_start_adopts_what_an_earlier_run_left_and_touches_nothing_else") {
+    if !in_own_namespace(
+        "os::routes::tests::a_start_adopts_what_an_earlier_run_left_and_touches_nothing_else",
+    ) {
         return;
     }
     scene();
     ip(&["route", "add", "unreachable", "10.2.2.0/24", "metric", "7"]);
     ip(&["route", "add", "10.9.0.0/16", "via", "198.51.100.9"]);
     let device = open_tun(TUN).unwrap();
-    let earlier =
-        Routes::start(TUN, ["10.2.2.0/24", "10.4.4.0/24", "10.5.5.0/24"].map(prefix), &[], &GatewayFlows::default())
-            .unwrap();
+    let earlier = Routes::start(
+        TUN,
+        ["10.2.2.0/24", "10.4.4.0/24", "10.5.5.0/24"].map(prefix),
+        &[],
+        &GatewayFlows::default(),
+    )
+    .unwrap();
     std::mem::forget(earlier);
     drop(device);
     assert_eq!(ours().len(), 3, "{:?}", ours());
@@ -148,7 +155,8 @@ fn a_start_adopts_what_an_earlier_run_left_and_touches_nothing_else() {
     let device = open_tun(TUN).unwrap();
     // 10.5.5.0/24 left the configuration; 10.4.4.0/24 is inside a template's range now.
     let mut routes =
-        Routes::start(TUN, [prefix("10.2.2.0/24")], &[prefix("10.4.0.0/16")], &GatewayFlows::default()).unwrap();
+        Routes::start(TUN, [prefix("10.2.2.0/24")], &[prefix("10.4.0.0/16")], &GatewayFlows::default())
+            .unwrap();
     assert_eq!(
         ours(),
         [

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::netlink::Netlink;
 use super::OsError;
+use netlink::Netlink;
 
 /// The TUN device's MTU: 1500 minus room for the outer IPv4 header, UDP encapsulation and the
 /// largest ESP overhead, so inside hosts rarely need fragmentation or ICMP from us.

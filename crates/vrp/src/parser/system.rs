@@ -168,7 +168,10 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 
 fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
     let column = c.column();
-    match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"])? {
+    match c.keyword(
+        "an ipsec command",
+        &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"],
+    )? {
         "fail-closed" => {
             c.keyword("`keep`", &["keep"])?;
             c.end()?;
@@ -404,7 +407,9 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.acls.remove(&n);
         }
-        "ipsec" => match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "fail-closed"])? {
+        "ipsec" => match c
+            .keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "fail-closed"])?
+        {
             "fail-closed" => {
                 c.keyword("`keep`", &["keep"])?;
                 c.end()?;

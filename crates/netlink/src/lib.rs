@@ -1,4 +1,4 @@
-//! A small synchronous rtnetlink client (`NETLINK_ROUTE`, the kernel interface `ip(8)` itself
+//! keysteward's rtnetlink layer: a small synchronous client (`NETLINK_ROUTE`, the kernel interface `ip(8)` itself
 //! uses): routes, policy rules, link state, MTU and per-device IPv4 settings, and the host's
 //! addresses. Messages are built and parsed by `netlink-packet-route`; the socket is
 //! `netlink-sys`'s. Each request waits for the kernel's acknowledgement, so an error names
@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
-use esp::Prefix;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE,
     NLM_F_REQUEST,
@@ -27,6 +26,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use spd::Prefix;
 
 /// The route protocol number of every route and rule keysteward adds (`proto 245`).
 pub const PROTOCOL: u8 = 245;
