@@ -13,13 +13,13 @@
 //! devices and routes), captures and daemons are removed even when a test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
 use common::{
-    count_frames, in_ns, ip, output_text, ping, reference_topology, skip_unless_root, spawn_keysteward,
-    start_capture, start_reference_daemons, stop_capture, wait_for_socket, wait_until, Cleanup, Reference,
+    count_frames, in_ns, ip, output_text, ping, reference_topology, skip_unless_root, start_capture,
+    start_reference_daemons, stop_capture, wait_for_socket, wait_until, Cleanup, Reference,
 };
 
 /// The routes of keysteward's protocol in `ns`, one per line, trimmed.
@@ -80,7 +80,8 @@ fn signal_and_wait(cleanup: &mut Cleanup, pid: u32, signal: &str) {
 /// Issue 13: kill -9 FW_A's daemon while PC_A pings PC_B: no ICMP echo in clear on FW_A's
 /// public link (the pings after the kill are refused with "host unreachable" instead of taking
 /// the operator's route toward the peer). A restart adopts the fail-closed route and the
-/// tunnel comes back; an orderly stop removes it and says so.
+/// tunnel comes back, with no program on the daemon's PATH (it spawns none); an orderly stop
+/// removes the route and says so.
 #[test]
 fn netns_kill_9_while_pinging_sends_nothing_in_clear_and_a_restart_adopts_the_routes() {
     if skip_unless_root() {
@@ -125,14 +126,24 @@ fn netns_kill_9_while_pinging_sends_nothing_in_clear_and_a_restart_adopts_the_ro
     let map = format!("GigabitEthernet0/0/2={}", net.public_a);
     // The dead daemon's control socket is still there; the new one replaces it.
     std::fs::remove_file(&control_a).unwrap();
-    spawn_keysteward(
-        &mut cleanup,
-        &net.fw_a,
-        &dir.join("fw_a.cfg"),
-        &control_a,
-        &dir.join("a2.log"),
-        &["--interface-map", &map],
-    );
+    // With no program to run (an empty PATH): the daemon makes its TUN, routes and rules
+    // through rtnetlink and spawns nothing (issue 14). `ip netns exec` is named by its path.
+    let ip_path = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("ip(8) is installed");
+    let daemon = Command::new(ip_path)
+        .args(["netns", "exec", &net.fw_a, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
+        .arg(dir.join("fw_a.cfg"))
+        .arg("--control")
+        .arg(&control_a)
+        .args(["--interface-map", &map])
+        .env("PATH", dir.join("no-programs-here"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("a2.log")).unwrap())
+        .spawn()
+        .expect("daemon starts");
+    cleanup.children.push(daemon);
     assert!(wait_for_socket(&control_a, Duration::from_secs(10)), "{}", log(&dir, "a2.log"));
     let started = log(&dir, "a2.log");
     assert!(
