@@ -70,6 +70,8 @@ pub struct Routes {
     held: Vec<Prefix>,
     /// True when the gateway-flow table holds our routes.
     gateway_table: bool,
+    /// How many remote prefixes are policy-routed into it.
+    gateway_prefixes: usize,
 }
 
 impl Routes {
@@ -84,6 +86,7 @@ impl Routes {
             prefixes: Vec::new(),
             held: Vec::new(),
             gateway_table: false,
+            gateway_prefixes: 0,
         })
     }
 
@@ -158,6 +161,13 @@ impl Routes {
             self.replace(&route)?;
         }
         self.gateway_table = true;
+        let mut remotes: Vec<Prefix> = Vec::new();
+        for (remote, _) in &plan.flows {
+            if !remotes.contains(remote) {
+                remotes.push(*remote);
+            }
+        }
+        self.gateway_prefixes = remotes.len();
         for rule in wanted.iter().filter(|r| !present.contains(r)) {
             self.netlink.add_rule(rule).map_err(|source| OsError::Netlink {
                 action: format!("add rule {}", rule_text(rule)),
@@ -252,7 +262,7 @@ impl Routes {
     /// An orderly shutdown: the TUN routes go; the fail-closed routes and rules go too unless
     /// `keep` (`ipsec fail-closed keep`). Returns how many prefixes had a fail-closed route.
     pub fn shutdown(&mut self, keep: bool) -> usize {
-        let guarded = self.guarded() + usize::from(self.gateway_table);
+        let guarded = self.guarded() + if self.gateway_table { self.gateway_prefixes } else { 0 };
         let index = self.index;
         for p in std::mem::take(&mut self.prefixes) {
             if let Some(index) = index {
@@ -293,6 +303,7 @@ impl Routes {
             Err(e) => warn!("{e}"),
         }
         self.gateway_table = false;
+        self.gateway_prefixes = 0;
     }
 
     fn remove_routes(&mut self, p: Prefix) {

@@ -248,7 +248,18 @@ fn gateway_flows_fail_closed_and_are_idempotent() {
     let device = open_tun(TUN).unwrap();
     let mut routes = Routes::start(TUN, [], &[], &plan).unwrap();
     assert_eq!(ip(&["rule", "show"]), rules, "a restart adopts the rules");
+    // `ipsec fail-closed keep`: an orderly stop keeps the rules and the unreachable default.
+    assert_eq!(routes.shutdown(true), 1);
+    assert_eq!(ip(&["rule", "show"]), rules);
+    assert_eq!(ours(), ["unreachable default table 4500 metric 1"]);
+    // A configuration without such flows removes them.
     routes.set_gateway_flows(&GatewayFlows::default()).unwrap();
+    assert!(!ip(&["rule", "show"]).contains("proto 245"));
+    assert!(ours().is_empty(), "{:?}", ours());
+    // An orderly stop without `keep` removes the rules and routes it made.
+    let mut routes = Routes::start(TUN, [], &[], &plan).unwrap();
+    assert_eq!(ip(&["rule", "show"]), rules);
+    assert_eq!(routes.shutdown(false), 1);
     assert!(!ip(&["rule", "show"]).contains("proto 245"));
     assert!(ours().is_empty(), "{:?}", ours());
     drop(device);
