@@ -136,11 +136,12 @@ impl AggressiveState {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<Phase1Step<Self>, FailureReason> {
-        let established = match self {
-            Self::InitiatorWaitAm2(wait) => initiator_finish(sa, *wait, message, datagram, digest, ctx)?,
-            Self::ResponderWaitAm3(wait) => responder_finish(sa, *wait, message, digest, ctx)?,
-        };
-        Ok(Phase1Step::Established(established))
+        match self {
+            Self::InitiatorWaitAm2(wait) => {
+                Ok(Phase1Step::Established(initiator_finish(sa, *wait, message, datagram, digest, ctx)?))
+            }
+            Self::ResponderWaitAm3(wait) => responder_finish(sa, wait, message, digest, ctx),
+        }
     }
 
     /// A quick-mode message arrived. If we are an aggressive-mode responder still waiting for
@@ -574,25 +575,31 @@ fn initiator_finish(
 /// established.
 fn responder_finish(
     sa: &mut SaCore,
-    wait: ResponderWaitAm3,
+    wait: Box<ResponderWaitAm3>,
     message: &Message<'_>,
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
-) -> Result<Established, FailureReason> {
-    let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = wait;
-    let opened = if suite.auth_method.is_signature() {
-        let input = auth_input(&material, sa.cookie_i, sa.cookie_r, &sai_b);
-        let hash_i = auth::signed_hash(&suite, &material, &input, &idii_b, true);
-        let id = Identification::parse_body(&idii_b).map_err(FailureReason::from)?;
+) -> Result<Phase1Step<AggressiveState>, FailureReason> {
+    let opened = if wait.suite.auth_method.is_signature() {
+        let input = auth_input(&wait.material, sa.cookie_i, sa.cookie_r, &wait.sai_b);
+        let hash_i = auth::signed_hash(&wait.suite, &wait.material, &input, &wait.idii_b, true);
+        let id = Identification::parse_body(&wait.idii_b).map_err(FailureReason::from)?;
         let peer = sa.peer_config(ctx.config);
-        open_am3_with(message, &material, |payloads| {
+        open_am3_with(message, &wait.material, |payloads| {
             let (proof, certificate) =
-                auth::verify_peer(peer, &suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
+                auth::verify_peer(peer, &wait.suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
             Ok((proof, Some(certificate)))
-        })?
+        })
     } else {
-        open_am3(message, &material, sa.cookie_i, sa.cookie_r, &sai_b, &idii_b)?
+        open_am3(message, &wait.material, sa.cookie_i, sa.cookie_r, &wait.sai_b, &wait.idii_b)
     };
+    // AM3 that does not decrypt or verify is anyone's: dropped, and the initiator's repeat
+    // (drawn by its quick mode, module doc) repairs a corrupted one.
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(Phase1Step::Dropped(AggressiveState::ResponderWaitAm3(wait), reason)),
+    };
+    let ResponderWaitAm3 { suite, mut material, .. } = *wait;
     if opened.certificate.is_some() {
         sa.peer_certificate = opened.certificate.clone();
     }
@@ -607,5 +614,5 @@ fn responder_finish(
     }
     sa.flight.finished(digest);
     sa.flight.settle();
-    Ok(sa.establish(suite, material, opened.proof, ctx))
+    Ok(Phase1Step::Established(sa.establish(suite, material, opened.proof, ctx)))
 }

@@ -112,6 +112,17 @@ pub enum TimeoutFailure {
         /// How long we waited in all.
         waited: Duration,
     },
+    /// The exchange gave up, and what the peer did send could not be authenticated (it did
+    /// not decrypt, its HASH or signature did not verify, or it was an error notify in
+    /// clear): each was dropped, and the last one's reason is the likely cause.
+    OnlyUnauthenticated {
+        /// How many retransmissions were sent.
+        retransmissions: u32,
+        /// How long we waited in all.
+        waited: Duration,
+        /// Why the last unauthenticated message was dropped.
+        last: Box<FailureReason>,
+    },
 }
 
 /// A message from the peer could not be read.
@@ -215,6 +226,12 @@ impl fmt::Display for TimeoutFailure {
             Self::NoAnswer { retransmissions, waited } => {
                 write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
             }
+            Self::OnlyUnauthenticated { retransmissions, waited, last } => write!(
+                f,
+                "no authenticated answer after {retransmissions} retransmissions in {} s; \
+                 the last message dropped as unauthenticated: {last}",
+                waited.as_secs()
+            ),
         }
     }
 }
@@ -521,6 +538,12 @@ mod tests {
             }
             .into(),
             TimeoutFailure::NoAnswer { retransmissions: 5, waited: Duration::from_secs(63) }.into(),
+            TimeoutFailure::OnlyUnauthenticated {
+                retransmissions: 5,
+                waited: Duration::from_secs(63),
+                last: Box::new(AuthenticationFailure::KeysDiffer { message: "MM6" }.into()),
+            }
+            .into(),
             MalformedFailure::MissingPayload("KE").into(),
             MalformedFailure::Undecryptable.into(),
             DhError::WrongLength { group: DhGroup::Modp2048, expected: 256, actual: 64 }.into(),

@@ -19,7 +19,9 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
-use crypto::key_schedule::{EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, Spi};
+use crypto::key_schedule::{
+    EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, NextIv, Spi,
+};
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
     ExchangeType, Identification, Message, Notification, Payload, PayloadType, Proposal, ProtocolId,
@@ -38,6 +40,7 @@ use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::flight::{Flight, FlightTimeout};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
+use crate::sa::unauthenticated::Rejected;
 use crate::trace::{Direction, Step};
 use crate::wire;
 use crate::wire::find_sa;
@@ -460,7 +463,14 @@ impl QuickModeSa<'_> {
                 // Dropped before any work: a peer cannot make us hold unbounded state.
                 return Ok(());
             }
-            return self.respond_quick_mode(message, digest, ctx).map_err(|e| (e, "waiting for QM1"));
+            return match self.respond_quick_mode(message, digest, ctx) {
+                Ok(()) => Ok(()),
+                Err(Rejected::Authenticated(reason)) => Err((reason, "waiting for QM1")),
+                Err(Rejected::Unauthenticated(reason)) => {
+                    self.unauthenticated.dropped("waiting for QM1", reason, false);
+                    Ok(())
+                }
+            };
         };
         let qm = &mut self.quick_modes[index];
         if let Some(repeat) = qm.flight.repeat(&digest) {
@@ -470,6 +480,12 @@ impl QuickModeSa<'_> {
             return Ok(());
         }
         let state_name = qm.state_name();
+        if let Err(reason) = self.authentic(&self.quick_modes[index].state, message) {
+            // Anyone's: dropped, and the quick mode waits for the peer's retransmission.
+            self.unauthenticated.dropped(state_name, reason, false);
+            return Ok(());
+        }
+        let qm = &mut self.quick_modes[index];
         let state = std::mem::replace(&mut qm.state, QmState::Done);
         let result = match state {
             QmState::InitiatorWaitQm2(wait) => self.initiator_finish(index, *wait, message, digest, ctx),
@@ -481,6 +497,43 @@ impl QuickModeSa<'_> {
             return Err((e, state_name));
         }
         Ok(())
+    }
+
+    /// Whether QM2 or QM3 for a quick mode in `state` decrypts under its IV and its HASH(2)
+    /// or HASH(3) verifies, checked before the state is consumed: one that does not is
+    /// dropped without ending the quick mode (RFC 2409 §5.5 gives a corrupted message no
+    /// power over the exchange; the peer retransmits). The message is decrypted again by the
+    /// handler, which costs a block cipher pass over a short message.
+    fn authentic(&self, state: &QmState, message: &Message<'_>) -> Result<(), FailureReason> {
+        let Some(material) = self.keys else { return Ok(()) };
+        let (iv, hash_name) = match state {
+            QmState::InitiatorWaitQm2(wait) => (&wait.iv, "HASH(2)"),
+            QmState::ResponderWaitQm3(wait) => (&wait.iv, "HASH(3)"),
+            QmState::Done => return Ok(()),
+        };
+        let message_id = MessageId(message.header.message_id.0);
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
+        let decrypted = wire::decrypt(ciphertext, &material.key, iv)?;
+        let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
+        let Some(Payload::Hash(hash)) = payloads.first() else {
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload(hash_name)));
+        };
+        let verified = match state {
+            QmState::InitiatorWaitQm2(wait) => {
+                let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
+                material.skeyid_a.verify_quick_mode_hash_2(message_id, &wait.ni, after, hash).is_ok()
+            }
+            QmState::ResponderWaitQm3(wait) => {
+                material.skeyid_a.verify_quick_mode_hash_3(message_id, &wait.ni, &wait.nr, hash).is_ok()
+            }
+            QmState::Done => true,
+        };
+        if verified {
+            Ok(())
+        } else {
+            Err(FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: hash_name }))
+        }
     }
 
     fn initiator_finish(
@@ -552,21 +605,24 @@ impl QuickModeSa<'_> {
         Ok(())
     }
 
+    /// QM1 of a new quick mode: nothing in it is looked at before it decrypts and its HASH(1)
+    /// verifies; until then a failure is [`Rejected::Unauthenticated`] (dropped, counted),
+    /// afterwards [`Rejected::Authenticated`] (refused with a notify).
     fn respond_quick_mode(
         &mut self,
         message: &Message<'_>,
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
-    ) -> Result<(), FailureReason> {
+    ) -> Result<(), Rejected> {
         let Some(material) = self.keys else { return Ok(()) };
         let message_id = message.header.message_id.0;
         let ciphertext =
             message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
-        let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
+        let iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
         let decrypted = wire::decrypt(ciphertext, &material.key, &iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")).into());
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         // Nothing in QM1 is looked at before its HASH(1) checks out.
@@ -576,6 +632,18 @@ impl QuickModeSa<'_> {
             })?;
         // Authentic, so its ID is recorded: a copy after this quick mode is over is dropped.
         self.quick_mode_seen.first_time(message_id);
+        let opened = (message_id, digest, iv, decrypted.next_iv);
+        self.answer_quick_mode(&payloads, opened, ctx).map_err(Rejected::Authenticated)
+    }
+
+    /// Answers an authentic QM1 (`opened`: its message ID, digest, the exchange's IV and the
+    /// IV to move to) with QM2.
+    fn answer_quick_mode(
+        &mut self,
+        payloads: &[Payload<'_>],
+        (message_id, digest, mut iv, next_iv): (u32, [u8; 32], ExchangeIvChain, NextIv),
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), FailureReason> {
         self.peer_authenticated(true, ctx);
         self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
         let Some(material) = self.keys else { return Ok(()) };
@@ -595,7 +663,7 @@ impl QuickModeSa<'_> {
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
-        iv.advance(decrypted.next_iv);
+        iv.advance(next_iv);
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);
         let reply = reply_sa(&choice, &our_spis);

@@ -117,7 +117,10 @@ fn test_expired_certificate_is_refused_naming_the_date() {
             not_after,
             now,
         })) => {
-            assert_eq!((subject.as_str(), not_after, now), (SUBJECT_A, (NOW - 2 * DAY) as u64, NOW as u64));
+            assert_eq!((subject.as_str(), not_after), (SUBJECT_A, (NOW - 2 * DAY) as u64));
+            // Checked at each of A's MM5s: the failure is that of the third (a refused
+            // signature is dropped as unauthenticated twice first), a few seconds in.
+            assert!((NOW as u64..NOW as u64 + 5).contains(&now), "{now}");
         }
         other => panic!("{other}"),
     }

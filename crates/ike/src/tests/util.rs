@@ -419,3 +419,12 @@ pub(crate) fn replace_cleartext_nonce(t: &mut Transmit, nonce: &[u8]) {
     }
     t.payload = message.to_vec();
 }
+
+/// The reason a failure names: a phase 1 that gave up after only unauthenticated answers
+/// (an error notify in clear, `sa::unauthenticated`) names the last of them.
+pub(crate) fn cause(reason: &crate::FailureReason) -> &crate::FailureReason {
+    match reason {
+        crate::FailureReason::Timeout(crate::TimeoutFailure::OnlyUnauthenticated { last, .. }) => last,
+        other => other,
+    }
+}
