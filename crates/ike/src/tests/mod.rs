@@ -13,6 +13,7 @@ mod replay;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 mod trace;
+mod unauthenticated;
 mod untrusted;
 pub(crate) mod util;
 
