@@ -16,10 +16,12 @@
 //! - **Keys by identity.** IDii is in clear, so the responder picks the pre-shared key by the
 //!   peer's identity ([`Config::peer_for_identity`]), falling back to the peer configured for
 //!   the source address, whose `remote-id` is then checked as in main mode.
-//! - **Refusal.** As responder, aggressive mode with pre-shared keys hands HASH_R to whoever
-//!   sends an AM1, and HASH_R can be brute-forced offline. It is refused, silently, unless
-//!   [`Config::allow_aggressive_mode_psk_responder`] is set (the engine checks this before any
-//!   work, see `Engine::new_responder`).
+//! - **Refusal.** As responder, aggressive mode costs a Diffie-Hellman exchange (and a
+//!   signature) for any AM1, and with pre-shared keys hands HASH_R, which can be
+//!   brute-forced offline, to whoever sends one. It is answered only for a peer that accepts
+//!   it ([`PeerConfig::accept_aggressive_mode`], `exchange-mode aggressive` or `auto`) and
+//!   within the responder's rate limit (`rate_limit`); anything else is refused silently
+//!   before any work (`Engine::new_responder`).
 //! - **AM3.** RFC 2409 shows AM3 in clear; strongSwan and Libreswan encrypt it. We send it
 //!   encrypted and accept both. It is encrypted under the initial IV `hash(g^xi | g^xr)`, and
 //!   the phase-1 IV chain moves to its last ciphertext block on both sides (the responder
@@ -51,7 +53,7 @@
 //!   retransmission count, as our own retransmissions would be.
 //!
 //! [`Config::peer_for_identity`]: crate::Config::peer_for_identity
-//! [`Config::allow_aggressive_mode_psk_responder`]: crate::Config::allow_aggressive_mode_psk_responder
+//! [`PeerConfig::accept_aggressive_mode`]: crate::PeerConfig::accept_aggressive_mode
 
 use crypto::key_schedule::NextIv;
 use crypto::{CertificateSummary, DhError, DhPrivate, Digest};

@@ -137,6 +137,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The aggressive-mode responder's rate limit (`rate_limit`).
+    pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
@@ -181,6 +183,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
 

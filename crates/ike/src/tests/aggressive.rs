@@ -24,7 +24,7 @@ fn fqdn_gateways() -> (Gateway, Gateway) {
         ..Gateway::fw_a()
     };
     let b = Gateway {
-        allow_aggressive_responder: true,
+        accept_aggressive_from_peer: true,
         local_id: Some(IdentityConfig::Fqdn("fwb.example.net".into())),
         remote_id: Some(IdentityConfig::Fqdn("FWA.Example.net".into())),
         ..Gateway::fw_b()
@@ -86,7 +86,7 @@ fn aggressive_mode_establishes_with_ipv4_identities() {
         ..Gateway::fw_a()
     };
     let b = Gateway {
-        allow_aggressive_responder: true,
+        accept_aggressive_from_peer: true,
         remote_id: Some(IdentityConfig::Address(FW_A)),
         ..Gateway::fw_b()
     };
@@ -118,7 +118,7 @@ fn aggressive_mode_establishes_with_user_fqdn_and_several_algorithms() {
             ..Gateway::fw_a()
         };
         let b = Gateway {
-            allow_aggressive_responder: true,
+            accept_aggressive_from_peer: true,
             ike: vec![suite],
             remote_id: Some(IdentityConfig::UserFqdn("alice@example.NET".into())),
             ..Gateway::fw_b()
@@ -160,7 +160,7 @@ fn aggressive_mode_responder_finds_the_key_by_identity() {
 #[test]
 fn aggressive_mode_responder_refuses_pre_shared_keys_unless_allowed() {
     let (a, mut b) = fqdn_gateways();
-    b.allow_aggressive_responder = false;
+    b.accept_aggressive_from_peer = false;
     let mut pair = Pair::new(&a, &b, 24);
     pair.acquire_on_a(a.selector());
     pair.drive_for(Duration::from_secs(600));
@@ -884,7 +884,7 @@ fn aggressive_mode_initial_contact_replaces_the_sas_of_a_restarted_initiator() {
 fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
     let (a, b) = fqdn_gateways();
     // B allows aggressive mode for its peer of A only (exchange-mode aggressive), not globally.
-    let b = Gateway { allow_aggressive_responder: false, accept_aggressive_from_peer: true, ..b };
+    let b = Gateway { accept_aggressive_from_peer: true, ..b };
     let mut pair = Pair::new(&a, &b, 46);
     pair.acquire_on_a(a.selector());
     assert!(pair.drive_until(100, tunnel_up), "{:?}", failure_reasons(&pair.b));
@@ -895,7 +895,7 @@ fn aggressive_mode_is_answered_for_a_peer_that_allows_it_and_only_for_it() {
     other.name = "main-only".into();
     other.remote_address = None;
     other.remote_id = Some(IdentityConfig::Fqdn("other.example.net".into()));
-    other.accept_aggressive_mode_psk = false;
+    other.accept_aggressive_mode = false;
     config.peers.insert(0, other);
     config.policies[0].peer = 1;
     let mut pair = Pair::new(&a, &b, 47);

@@ -53,6 +53,9 @@ pub(super) fn gateways(ca: &Ca, kind: KeyKind, mode: ExchangeMode) -> (Gateway, 
     for (gw, own, peer_subject) in [(&mut a, &leaf_a, SUBJECT_B), (&mut b, &leaf_b, SUBJECT_A)] {
         gw.ike = vec![proposal];
         gw.mode = mode;
+        // As `exchange-mode aggressive` sets it: the responder answers aggressive mode only
+        // from a peer configured for it, signatures included.
+        gw.accept_aggressive_from_peer = mode == ExchangeMode::Aggressive;
         gw.psk = "unused-with-signatures";
         gw.certificate = Some(auth(ca, own, &[], SendCertificate::Always));
         gw.local_id = Some(IdentityConfig::Dn(String::new()));

@@ -2,6 +2,7 @@
 //! randomness). Names follow `<exchange>_<side>_<what>`.
 
 mod aggressive;
+mod aggressive_admission;
 mod certs;
 mod dpd;
 mod fragmentation;
@@ -99,7 +100,7 @@ fn algorithm_matrix_establishes_with_equal_keys() {
                         ike: a.ike.clone(),
                         ipsec: a.ipsec.clone(),
                         pfs,
-                        allow_aggressive_responder: true,
+                        accept_aggressive_from_peer: true,
                         ..Gateway::fw_b()
                     };
                     let mut pair = Pair::new(&a, &b, seed);
