@@ -368,6 +368,7 @@ impl Engine {
                         exchange: Exchange::AggressiveMode,
                         state: "starting",
                         reason,
+                        unauthenticated: false,
                     }));
                     return None;
                 }

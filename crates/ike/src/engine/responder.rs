@@ -85,7 +85,8 @@ impl Engine {
         };
         let refuse = |reason, peer: Option<usize>, engine: &mut Self| {
             let peer = peer.map(|p| engine.config.peers[p].name.clone());
-            engine.out.events.push_back(Event::Failed(Failure { peer, remote, exchange, state, reason }));
+            let failure = Failure { peer, remote, exchange, state, reason, unauthenticated: true };
+            engine.out.events.push_back(Event::Failed(failure));
         };
         let Some(peer) = self.admit(now, message, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
@@ -127,6 +128,7 @@ impl Engine {
                     exchange,
                     state,
                     reason,
+                    unauthenticated: true,
                 }));
             }
         }

@@ -370,6 +370,9 @@ impl SaCore {
             exchange,
             state,
             reason,
+            // A responder has authenticated nobody before phase 1 completes: whoever sent the
+            // MM1 or AM1 may not be the peer it named.
+            unauthenticated: self.role == Role::Responder && self.established_at.is_none(),
         }
     }
 

@@ -169,3 +169,56 @@ fn a_wrong_pre_shared_key_still_fails_with_its_reason_after_three_repeats() {
     let history: Vec<_> = pair.b.engine.error_history().map(|r| r.reason.to_string()).collect();
     assert!(history.iter().any(|r| r.contains("pre-shared keys probably differ")), "{history:?}");
 }
+
+/// A failure that anyone could cause with a spoofed source (a refused MM1 from the peer's
+/// address, a responder's phase 1 that never authenticated its peer) is marked
+/// `unauthenticated`, so that the driver keeps the packets queued for the peer (the gateway's
+/// `bridge::events::abandons_queue`); our own initiator's failure is not. Before the fix a
+/// spoofed MM1's refusal made the gateway drop the queue of the peer whose address it bore.
+#[test]
+fn failures_caused_only_by_unauthenticated_messages_are_marked_so() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 70);
+    pair.b_alive = false;
+    pair.acquire_on_a(a.selector());
+    // A stranger at B's address (another port) offers a suite A does not accept.
+    let stranger = Gateway {
+        ike: vec![super::util::ike(
+            crypto::Phase1Cipher::Aes128,
+            crypto::HashAlgorithm::Sha1,
+            crypto::DhGroup::Modp1024,
+        )],
+        ..Gateway::fw_b()
+    };
+    let mut spoofer = crate::Engine::new(stranger.config(), Box::new(super::util::TestRng(71)));
+    spoofer.handle_acquire(pair.now, crate::Acquire { policy: 0, selector: stranger.selector() });
+    let mm1 = spoofer.poll_transmit().expect("MM1").payload;
+    let spoofed = std::net::SocketAddr::new(pair.b.address.ip(), 40_000);
+    let now = pair.now;
+    pair.a.engine.handle_datagram(now, pair.a.address, spoofed, &mm1);
+    let refused: Vec<_> = std::iter::from_fn(|| pair.a.engine.poll_event()).collect();
+    let refused: Vec<_> = refused
+        .iter()
+        .filter_map(|e| match e {
+            crate::Event::Failed(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(matches!(refused[0].reason, FailureReason::Proposal(_)), "{}", refused[0]);
+    assert!(refused[0].unauthenticated, "a spoofed MM1's refusal");
+    // A's own exchange gives up later: that failure is A's, and releases the queue.
+    pair.drive_for(Duration::from_secs(120));
+    let on_a = failures(&pair.a);
+    assert_eq!(on_a.len(), 1, "{:?}", super::failure_reasons(&pair.a));
+    assert!(matches!(on_a[0].reason, FailureReason::Timeout(_)));
+    assert!(!on_a[0].unauthenticated);
+    // A responder whose phase 1 never authenticated the initiator: unauthenticated.
+    let b = Gateway { psk: "not-tiandihui2", ..Gateway::fw_b() };
+    let mut pair = Pair::new(&Gateway::fw_a(), &b, 72);
+    pair.acquire_on_a(Gateway::fw_a().selector());
+    pair.drive_for(Duration::from_secs(20));
+    let on_b = failures(&pair.b);
+    assert_eq!(on_b.len(), 1);
+    assert!(on_b[0].unauthenticated, "{}", on_b[0]);
+}
