@@ -19,7 +19,8 @@ use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
 use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
-use crate::quick_mode::{self, QuickModeSa};
+use crate::quick_mode::QuickModeSa;
+use crate::quick_mode_end;
 use crate::sa::context::{Ctx, ReceivedMessage};
 use crate::sa::core::{Established, Phase1Step, SaCore, SaIdentity};
 use crate::sa::flight::FlightTimeout;
@@ -116,7 +117,7 @@ impl IkeSa {
         };
         let quick_modes = &mut self.quick_modes;
         let outcome = informational::handle(&mut self.core, view, message, ctx, |sa, notification, ctx| {
-            quick_mode::refused_by_peer(quick_modes, sa, notification, ctx)
+            quick_mode_end::refused_by_peer(quick_modes, sa, notification, ctx)
         });
         if outcome == Outcome::EndIkeSa {
             self.phase1 = Phase1::Failed;
@@ -153,7 +154,7 @@ impl IkeSa {
         if !self.phase1_timeout(ctx) {
             return false;
         }
-        quick_mode::on_timeout(&mut self.quick_modes, &self.core, ctx);
+        quick_mode_end::on_timeout(&mut self.quick_modes, &self.core, ctx);
         true
     }
 

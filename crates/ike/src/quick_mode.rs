@@ -24,21 +24,19 @@ use crypto::key_schedule::{
 };
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
-    ExchangeType, Identification, Message, Notification, Payload, PayloadType, Proposal, ProtocolId,
-    SecurityAssociation, SIT_IDENTITY_ONLY,
+    ExchangeType, Identification, Message, Payload, PayloadType, Proposal, ProtocolId, SecurityAssociation,
+    SIT_IDENTITY_ONLY,
 };
 
 use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
-use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsulation};
-use crate::failure::{
-    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
-};
+use crate::event::{Acquire, AhSaKeys, Event, IpsecSaPair, UdpEncapsulation};
+use crate::failure::{AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
-use crate::sa::flight::{Flight, FlightTimeout};
+use crate::sa::flight::Flight;
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::sa::unauthenticated::Rejected;
 use crate::trace::{Direction, Step};
@@ -280,86 +278,6 @@ fn reply_sa<'a>(choice: &'a IpsecChoice, our_spis: &'a OurSpis) -> SecurityAssoc
                 transforms: vec![part.transform.clone()],
             })
             .collect(),
-    }
-}
-
-/// An authenticated error notification ends the quick mode it is about: the one whose SPI it
-/// names, or the only one we initiated.
-pub(crate) fn refused_by_peer(
-    quick_modes: &mut Vec<QuickMode>,
-    sa: &SaCore,
-    notification: &Notification<'_>,
-    ctx: &mut Ctx<'_>,
-) {
-    let waiting: Vec<usize> = quick_modes
-        .iter()
-        .enumerate()
-        .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
-        .map(|(i, _)| i)
-        .collect();
-    let by_spi = quick_modes.iter().position(|q| q.owns_spi(notification.spi));
-    let index = by_spi.or(match waiting.as_slice() {
-        [only] => Some(*only),
-        _ => None,
-    });
-    let Some(index) = index else { return };
-    let qm = quick_modes.remove(index);
-    let failure = sa.failure(
-        Exchange::QuickMode,
-        qm.state_name(),
-        FailureReason::PeerNotified(notification.notify_type),
-        ctx.config,
-    );
-    ctx.out.events.push_back(Event::Failed(failure));
-}
-
-/// Runs the quick modes' timers: retransmit, give up, or forget finished ones.
-pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mut Ctx<'_>) {
-    let now = ctx.now;
-    let mut index = 0;
-    while index < quick_modes.len() {
-        let qm = &mut quick_modes[index];
-        match qm.flight.on_timeout(now, ctx.config) {
-            FlightTimeout::Resend(bytes) => {
-                sa.transmit(bytes, ctx);
-            }
-            FlightTimeout::GiveUp { retransmissions, waited } => {
-                let state = qm.state_name();
-                // Kept, as finished, until its deadline: a late reply is then recognised by
-                // its message ID and dropped, not taken for a new exchange under the wrong IV
-                // (whose error notify could end an unrelated quick mode of the peer, such as
-                // the rekey that replaces this one).
-                qm.state = QmState::Done;
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            FlightTimeout::Nothing => {}
-        }
-        let qm = &quick_modes[index];
-        if qm.deadline <= now {
-            let finished = matches!(qm.state, QmState::Done);
-            let state = qm.state_name();
-            quick_modes.remove(index);
-            if !finished {
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer {
-                        retransmissions: ctx.config.limits.retransmit_count,
-                        waited: ctx.config.limits.exchange_timeout,
-                    }),
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            continue;
-        }
-        index += 1;
     }
 }
 
@@ -645,11 +563,11 @@ impl QuickModeSa<'_> {
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
         self.peer_authenticated(true, ctx);
-        self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
+        self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, payloads);
         let Some(material) = self.keys else { return Ok(()) };
-        let offer = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
+        let offer = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
-        let ids = identifications(&payloads);
+        let ids = identifications(payloads);
         let (remote, local) = (self.remote.ip(), self.local.ip());
         let describe = || describe_flow(&ids, remote, local);
         let selector = proposed_selector(&ids, remote, local)?;
@@ -662,7 +580,7 @@ impl QuickModeSa<'_> {
             })?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
-        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
+        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, payloads, ctx)?;
         iv.advance(next_iv);
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);

@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn one_address_gets_its_burst_then_one_per_refill() {
-        let (mut budget, limits, now) = (AggressiveBudget::default(), limits(50, 5), Instant::now());
+        let (mut budget, limits, now) =
+            (AggressiveBudget::default(), limits(50, 5), crate::tests::util::epoch());
         let granted = (0..20).filter(|_| budget.take(address(1), now, &limits)).count();
         assert_eq!(granted, 5);
         // Another address still gets in: the global bucket has 45 left.
@@ -111,7 +112,8 @@ mod tests {
 
     #[test]
     fn all_addresses_together_get_the_global_rate() {
-        let (mut budget, limits, now) = (AggressiveBudget::default(), limits(50, 5), Instant::now());
+        let (mut budget, limits, now) =
+            (AggressiveBudget::default(), limits(50, 5), crate::tests::util::epoch());
         let granted = (0..1000).filter(|&i| budget.take(address(i), now, &limits)).count();
         assert_eq!(granted, 50);
         let second = now + Duration::from_secs(1);
@@ -120,6 +122,6 @@ mod tests {
         assert!(budget.addresses() <= 100 + 1, "bounded by the answers: {}", budget.addresses());
         // Zero refuses everything.
         let mut closed = AggressiveBudget::default();
-        assert!(!closed.take(address(1), now, &super::tests::limits(0, 5)));
+        assert!(!closed.take(address(1), now, &Limits { aggressive_mode_responses_per_second: 0, ..limits }));
     }
 }
