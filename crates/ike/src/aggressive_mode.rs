@@ -66,7 +66,7 @@ use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
 use crate::sa::context::{Ctx, ReceivedMessage};
-use crate::sa::core::{Established, Phase1Step, Role, SaCore, SaIdentity};
+use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
@@ -139,9 +139,7 @@ impl AggressiveState {
         ctx: &mut Ctx<'_>,
     ) -> Result<Phase1Step<Self>, FailureReason> {
         match self {
-            Self::InitiatorWaitAm2(wait) => {
-                Ok(Phase1Step::Established(initiator_finish(sa, *wait, message, datagram, digest, ctx)?))
-            }
+            Self::InitiatorWaitAm2(wait) => initiator_finish(sa, wait, message, datagram, digest, ctx),
             Self::ResponderWaitAm3(wait) => responder_finish(sa, wait, message, digest, ctx),
         }
     }
@@ -489,16 +487,15 @@ fn check_ke_length(suite: &IkeProposal, g_xi: &[u8]) -> Result<(), FailureReason
     })))
 }
 
-/// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
-/// sends AM3 and establishes.
-fn initiator_finish(
+/// AM2 arrived: checks the responder's choice, KE and HASH_R (or signature) and derives the
+/// keys. Every failure here is before the proof verified: the AM2 is anyone's.
+fn verify_am2<'m>(
     sa: &mut SaCore,
-    wait: InitiatorWaitAm2,
-    message: &Message<'_>,
+    wait: &InitiatorWaitAm2,
+    message: &'m Message<'_>,
     datagram: &[u8],
-    digest: [u8; 32],
     ctx: &mut Ctx<'_>,
-) -> Result<Established, FailureReason> {
+) -> Result<(IkeProposal, Phase1Material, PeerProof, &'m Identification<'m>), FailureReason> {
     let payloads = message.payloads();
     let reply = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
     let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::from)?;
@@ -512,7 +509,7 @@ fn initiator_finish(
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(payloads, ctx.config);
     let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
-    let mut material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
+    let material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
     sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let proof = if suite.auth_method.is_signature() {
         let input = sa.auth_input(&material, &wait.sai_b);
@@ -533,6 +530,29 @@ fn initiator_finish(
         let input = sa.auth_input(&material, &wait.sai_b);
         auth::verify_psk_hash(&material, &input, idir_b, hash, false, "HASH_R")?
     };
+    Ok((suite, material, proof, id))
+}
+
+/// AM2 arrived: once it verified ([`verify_am2`]; one that does not is dropped and the SA
+/// left as it was, for the responder's repeat of AM2 to repair), checks the responder's
+/// identity and sends AM3; established.
+fn initiator_finish(
+    sa: &mut SaCore,
+    wait: Box<InitiatorWaitAm2>,
+    message: &Message<'_>,
+    datagram: &[u8],
+    digest: [u8; 32],
+    ctx: &mut Ctx<'_>,
+) -> Result<Phase1Step<AggressiveState>, FailureReason> {
+    let saved = (sa.cookie_r, sa.peer_capabilities, sa.nat.version, sa.peer_asked_certificate);
+    let (suite, mut material, proof, id) = match verify_am2(sa, &wait, message, datagram, ctx) {
+        Ok(verified) => verified,
+        Err(reason) => {
+            (sa.cookie_r, sa.peer_capabilities, sa.nat.version, sa.peer_asked_certificate) = saved;
+            return Ok(Phase1Step::Dropped(AggressiveState::InitiatorWaitAm2(wait), reason));
+        }
+    };
+    let payloads = message.payloads();
     check_remote_identity(sa.peer_config(ctx.config), id)?;
     sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
     sa.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
@@ -570,7 +590,7 @@ fn initiator_finish(
     sa.flight.received(digest);
     sa.flight.answer_every_repeat();
     sa.send(am3, false, ctx);
-    Ok(sa.establish(suite, Box::new(material), proof, ctx))
+    Ok(Phase1Step::Established(sa.establish(suite, Box::new(material), proof, ctx)))
 }
 
 /// AM3 arrived: checks the initiator's HASH_I (or signature), NAT-D and INITIAL-CONTACT;

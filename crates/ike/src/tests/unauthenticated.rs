@@ -222,3 +222,42 @@ fn failures_caused_only_by_unauthenticated_messages_are_marked_so() {
     assert_eq!(on_b.len(), 1);
     assert!(on_b[0].unauthenticated, "{}", on_b[0]);
 }
+
+/// Aggressive mode: an AM2 whose HASH_R does not verify (its nonce altered on the way) and an
+/// AM3 that does not decrypt are dropped; A's AM1 retransmission draws the stored AM2, and
+/// the AM2 that B sends again when A's quick mode arrives before AM3 draws A's stored AM3.
+/// Before the fix each ended phase 1 at once.
+#[test]
+fn a_corrupted_am2_or_am3_is_dropped_and_the_exchange_completes() {
+    let a = Gateway { mode: crate::ExchangeMode::Aggressive, ..Gateway::fw_a() };
+    let b = Gateway { accept_aggressive_from_peer: true, ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 73);
+    let (mut am2_seen, mut am3_seen) = (false, false);
+    pair.alter = Some(Box::new(move |to_b, t| {
+        let Ok(message) = Message::parse(&t.payload) else { return true };
+        if message.header.exchange_type != ExchangeType::Aggressive {
+            return true;
+        }
+        if !to_b && !am2_seen {
+            am2_seen = true;
+            super::util::replace_cleartext_nonce(t, &[0x5a; 32]);
+        } else if to_b && message.encrypted_body().is_some() && !am3_seen {
+            am3_seen = true;
+            if let Some(first) = t.payload.get_mut(isakmp::HEADER_LEN) {
+                *first ^= 0x5a;
+            }
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(
+        pair.drive_until(400, tunnel_up),
+        "A {:?} B {:?}",
+        super::failure_reasons(&pair.a),
+        super::failure_reasons(&pair.b)
+    );
+    assert!(failures(&pair.a).is_empty(), "{:?}", super::failure_reasons(&pair.a));
+    assert!(failures(&pair.b).is_empty(), "{:?}", super::failure_reasons(&pair.b));
+    assert_eq!(pair.a.engine.statistics().unauthenticated_dropped, 1, "AM2");
+    assert_eq!(pair.b.engine.statistics().unauthenticated_dropped, 1, "AM3");
+}
