@@ -34,6 +34,7 @@
 
 mod commands;
 pub mod engine_io;
+pub mod refusal_log;
 mod reload;
 mod startup;
 pub mod supervise;
@@ -150,6 +151,8 @@ struct Daemon {
     config: vrp::Config,
     records: Records,
     key_log: Option<KeyLog>,
+    /// Rate limits for the log lines of failures and refusals.
+    refusals: refusal_log::RefusalLog,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -254,6 +257,7 @@ impl Daemon {
             config,
             records,
             key_log,
+            refusals: refusal_log::RefusalLog::default(),
         };
         Ok((daemon, inputs))
     }
@@ -266,6 +270,7 @@ impl Daemon {
             &mut self.records,
             &mut self.bridge,
             self.key_log.as_mut(),
+            &mut self.refusals,
         )
         .await;
     }
