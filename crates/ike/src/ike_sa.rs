@@ -19,7 +19,8 @@ use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
 use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
-use crate::quick_mode::{self, QuickModeSa};
+use crate::quick_mode::QuickModeSa;
+use crate::quick_mode_end;
 use crate::sa::context::{Ctx, ReceivedMessage};
 use crate::sa::core::{Established, Phase1Step, SaCore, SaIdentity};
 use crate::sa::flight::FlightTimeout;
@@ -83,12 +84,10 @@ impl IkeSa {
         }
     }
 
-    /// The heap bytes this SA holds beyond its own size: the phase-1 state's (SA payload body,
-    /// keys), the flight's kept message, fragments under reassembly, waiting acquires and quick
-    /// modes. The half-open table charges a responder SA this (`engine::half_open`).
+    /// The heap bytes held beyond its own size (phase-1 state, kept message, fragments, waiting
+    /// acquires, quick modes): what the half-open table charges (`engine::half_open`).
     pub(crate) fn held_bytes(&self) -> usize {
-        use crate::sa::flight::heap_bytes;
-        use std::mem::size_of;
+        use {crate::sa::flight::heap_bytes, std::mem::size_of};
         let phase1 = match &self.phase1 {
             Phase1::Main(state) => state.held_bytes(),
             Phase1::Aggressive(state) => state.held_bytes(),
@@ -135,7 +134,7 @@ impl IkeSa {
         };
         let quick_modes = &mut self.quick_modes;
         let outcome = informational::handle(&mut self.core, view, message, ctx, |sa, notification, ctx| {
-            quick_mode::refused_by_peer(quick_modes, sa, notification, ctx)
+            quick_mode_end::refused_by_peer(quick_modes, sa, notification, ctx)
         });
         if outcome == Outcome::EndIkeSa {
             self.phase1 = Phase1::Failed;
@@ -172,7 +171,7 @@ impl IkeSa {
         if !self.phase1_timeout(ctx) {
             return false;
         }
-        quick_mode::on_timeout(&mut self.quick_modes, &self.core, ctx);
+        quick_mode_end::on_timeout(&mut self.quick_modes, &self.core, ctx);
         true
     }
 
@@ -188,12 +187,8 @@ impl IkeSa {
             FlightTimeout::Resend(bytes) => self.transmit(bytes, ctx),
             FlightTimeout::GiveUp { retransmissions, waited } if !self.is_established() => {
                 let state = self.phase1.name();
-                let failure = self.failure(
-                    self.phase1_exchange(),
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
-                    ctx.config,
-                );
+                let reason = self.gave_up(retransmissions, waited);
+                let failure = self.failure(self.phase1_exchange(), state, reason, ctx.config);
                 ctx.out.events.push_back(Event::Failed(failure));
                 self.phase1 = Phase1::Failed;
                 return false;
@@ -219,12 +214,8 @@ impl IkeSa {
                 let state = self.phase1.name();
                 // Armed `exchange_timeout` after phase 1 began.
                 let waited = now.saturating_duration_since(self.started_at);
-                let failure = self.failure(
-                    self.phase1_exchange(),
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions: 0, waited }),
-                    ctx.config,
-                );
+                let reason = self.gave_up(0, waited);
+                let failure = self.failure(self.phase1_exchange(), state, reason, ctx.config);
                 ctx.out.events.push_back(Event::Failed(failure));
                 self.phase1 = Phase1::Failed;
                 return false;
@@ -295,7 +286,28 @@ impl IkeSa {
                 self.phase1 = Phase1::Established(established);
                 Ok(true)
             }
+            Phase1Step::Dropped(unchanged, reason) => {
+                self.phase1 = wrap(unchanged);
+                let state = self.phase1.name();
+                if self.core.unauthenticated.dropped(state, reason.clone(), true) {
+                    // The peer keeps sending what we cannot authenticate: that is its answer.
+                    self.core.unauthenticated.take_last();
+                    return Err(reason);
+                }
+                Ok(false)
+            }
         }
+    }
+
+    /// Why phase 1 gave up after `retransmissions` in `waited`: no answer, or only answers
+    /// that could not be authenticated (then the last one's reason, the likely cause).
+    fn gave_up(&mut self, retransmissions: u32, waited: std::time::Duration) -> FailureReason {
+        FailureReason::Timeout(match self.core.unauthenticated.take_last() {
+            Some((_, last)) => {
+                TimeoutFailure::OnlyUnauthenticated { retransmissions, waited, last: Box::new(last) }
+            }
+            None => TimeoutFailure::NoAnswer { retransmissions, waited },
+        })
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.

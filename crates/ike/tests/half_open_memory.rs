@@ -84,7 +84,7 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
             remote_id: None,
             nat_traversal: true,
             dpd: None,
-            accept_aggressive_mode_psk: false,
+            accept_aggressive_mode: false,
             certificate: None,
         }],
         policies: vec![PolicyConfig {
@@ -103,7 +103,6 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
             lifetime_kilobytes: None,
         }],
         limits,
-        allow_aggressive_mode_psk_responder: false,
     }
 }
 

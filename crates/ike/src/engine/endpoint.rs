@@ -33,9 +33,8 @@ pub struct Statistics {
     pub malformed: u64,
     /// Datagrams for no known SA.
     pub unknown_sa: u64,
-    /// Half-open responder SAs evicted, oldest first, to admit newer first messages within
-    /// [`crate::Limits::half_open_memory_budget`]. A count that keeps rising means a flood of
-    /// first messages (spoofed, most likely).
+    /// Half-open responder SAs evicted, oldest first, to keep within
+    /// [`crate::Limits::half_open_memory_budget`]: a rising count means a flood of first messages.
     pub half_open_evicted: u64,
     /// First messages refused because their SA payload is larger than
     /// [`crate::Limits::max_first_sa_payload`].
@@ -49,6 +48,13 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// Messages for a known IKE SA dropped because they could not be authenticated (did not
+    /// decrypt, HASH or signature did not verify, error notify in clear): they never change
+    /// an SA, and the exchange goes on.
+    pub unauthenticated_dropped: u64,
+    /// First aggressive-mode messages refused by the responder's rate limit
+    /// ([`crate::Limits::aggressive_mode_responses_per_second`]).
+    pub aggressive_mode_rate_limited: u64,
 }
 
 /// The half-open responder SAs at one moment ([`Engine::half_open`]).
@@ -56,17 +62,15 @@ pub struct Statistics {
 pub struct HalfOpenUsage {
     /// How many there are.
     pub entries: usize,
-    /// The bytes charged to them together (each its fixed size, index entries and what it
-    /// keeps).
+    /// The bytes charged to them together.
     pub bytes: usize,
     /// The most they may hold together (`Limits::half_open_memory_budget`).
     pub budget: usize,
 }
 
 impl HalfOpenUsage {
-    /// The most half-open SAs the budget can hold at once: every one is charged at least its
-    /// fixed size and index entries, and the table makes room by eviction beyond the budget.
-    /// (A single SA larger than the whole budget is still kept: `max(1, …)`.)
+    /// The most half-open SAs the budget holds: each is charged at least its fixed size and
+    /// index entries (one larger than the whole budget is still kept).
     pub fn max_entries(&self) -> usize {
         (self.budget / half_open::ENTRY_OVERHEAD).max(1)
     }
@@ -147,8 +151,7 @@ pub struct Engine {
     pub(crate) armed: Vec<Option<(Instant, u64)>>,
     pub(crate) generation: u64,
     pub(crate) next_connection: u64,
-    /// The half-open responder SAs, oldest first, and the memory charged to them
-    /// (`engine::half_open`).
+    /// The half-open responder SAs, oldest first, and their charges (`engine::half_open`).
     pub(crate) half_open: HalfOpenTable,
     pub(crate) out: Output,
     pub(crate) stats: Statistics,
@@ -157,6 +160,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The aggressive-mode responder's rate limit (`rate_limit`).
+    pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
@@ -200,6 +205,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
 
@@ -249,9 +255,8 @@ impl Engine {
         self.stats
     }
 
-    /// The half-open responder SAs (not yet authenticated) and the memory charged to them,
-    /// against [`crate::Limits::half_open_memory_budget`]: for `display ike statistics`, and
-    /// for tests and the fuzz target that check the budget holds.
+    /// The half-open responder SAs (not yet authenticated) and their charges against
+    /// [`crate::Limits::half_open_memory_budget`], for `display ike statistics`.
     pub fn half_open(&self) -> HalfOpenUsage {
         HalfOpenUsage {
             entries: self.half_open.len(),
@@ -395,6 +400,7 @@ impl Engine {
                         exchange: Exchange::AggressiveMode,
                         state: "starting",
                         reason,
+                        unauthenticated: false,
                     }));
                     return None;
                 }
@@ -511,8 +517,7 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
-        // A half-open SA that now holds more (keys after MM3, fragments) may push the table
-        // over its budget: older ones make room.
+        // A half-open SA that holds more now (keys, fragments) makes older ones go.
         self.fit_half_open(Some(slot), now);
     }
 
@@ -621,11 +626,12 @@ impl Engine {
     ) {
         let (slots, mut ctx) = self.slots_and_ctx(now, received);
         let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let before = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
-        let after = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let after = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         self.stats.replays_dropped += after.0 - before.0;
         self.stats.message_ids_forgotten += after.1 - before.1;
+        self.stats.unauthenticated_dropped += after.2 - before.2;
         self.rearm(slot);
     }
 
@@ -656,8 +662,8 @@ impl Engine {
         self.slots_and_ctx(now, received).1
     }
 
-    /// Re-arms the timer of the SA in `slot` after anything touched it, and charges it anew if
-    /// it is half-open (it may hold more or less than before: keys, fragments).
+    /// Re-arms the timer of the SA in `slot` after anything touched it; charges it anew if it
+    /// is half-open.
     pub(crate) fn rearm(&mut self, slot: usize) {
         if self.half_open.contains(slot) {
             if let Some(sa) = self.slots[slot].as_ref() {

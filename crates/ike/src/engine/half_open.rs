@@ -1,14 +1,6 @@
-//! The half-open table: responder IKE SAs whose peer has not authenticated yet, admitted by
-//! memory rather than by count. Anyone can send an MM1 with any source address, so a cap per
-//! address locks out the peer whose address is spoofed (and every site behind one carrier
-//! NAT), and a small global cap that refuses newcomers locks out every branch of a hub.
-//! Instead each half-open SA is charged what it really holds (its fixed size, the engine's
-//! index entries for it, and the bytes it keeps: the SA payload body for the hashes, the
-//! reply kept for repeats, keys once MM3 came, fragments under reassembly), the charges are
-//! kept under [`crate::Limits::half_open_memory_budget`], and when a newcomer does not fit the
-//! *oldest* half-open SAs are evicted. A real peer answers within a round trip, so under a
-//! flood it finishes long before as many newer MM1s have pushed it out; spoofed MM1s cost a
-//! little memory and no Diffie-Hellman (main mode does none before MM3).
+//! The half-open table: responder IKE SAs not yet authenticated, admitted by memory rather
+//! than by count. Each is charged what it really holds; when the charges pass
+//! [`crate::Limits::half_open_memory_budget`] the oldest are evicted (DESIGN.md, "Admission").
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -21,10 +13,8 @@ use isakmp::Cookie;
 use crate::event::ConnectionId;
 use crate::ike_sa::IkeSa;
 
-/// What a half-open responder SA costs besides its own heap bytes ([`IkeSa::held_bytes`]): its
-/// slot, and one entry in each engine index that refers to it (cookie, connection, first
-/// message, peer, timer heap, armed deadline, this table). Hash-table entries count twice their
-/// size: control bytes, the load factor and growth leave about half of a table empty.
+/// What a half-open SA costs besides its heap bytes ([`IkeSa::held_bytes`]): its slot and its
+/// entry in each engine index (hash-table entries twice their size: load factor, growth).
 pub(crate) const ENTRY_OVERHEAD: usize = size_of::<Option<IkeSa>>()
     + 2 * size_of::<(Cookie, usize)>()
     + 2 * size_of::<(ConnectionId, usize)>()
@@ -52,7 +42,7 @@ pub(crate) struct HalfOpenTable {
 }
 
 impl HalfOpenTable {
-    /// Half-open SAs held.
+    /// How many there are.
     pub(crate) fn len(&self) -> usize {
         self.of_slot.len()
     }
@@ -71,8 +61,7 @@ impl HalfOpenTable {
         self.bytes += bytes;
     }
 
-    /// Charges the SA in `slot` `bytes` from now on (it holds more or less than before);
-    /// nothing when it is not half-open.
+    /// Charges the SA in `slot` `bytes` from now on, if it is half-open.
     pub(crate) fn recharge(&mut self, slot: usize, bytes: usize) {
         if let Some((_, charged)) = self.of_slot.get_mut(&slot) {
             self.bytes = self.bytes - *charged + bytes;

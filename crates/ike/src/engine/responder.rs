@@ -85,9 +85,10 @@ impl Engine {
         };
         let refuse = |reason, peer: Option<usize>, engine: &mut Self| {
             let peer = peer.map(|p| engine.config.peers[p].name.clone());
-            engine.out.events.push_back(Event::Failed(Failure { peer, remote, exchange, state, reason }));
+            let failure = Failure { peer, remote, exchange, state, reason, unauthenticated: true };
+            engine.out.events.push_back(Event::Failed(failure));
         };
-        let Some(peer) = self.admit(message, received.datagram, remote, aggressive, refuse) else { return };
+        let Some(peer) = self.admit(now, &received, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
         let identity = SaIdentity { connection, peer, local, remote };
         let mut ctx = self.ctx(now, Some((local, remote)));
@@ -127,6 +128,7 @@ impl Engine {
                     exchange,
                     state,
                     reason,
+                    unauthenticated: true,
                 }));
             }
         }
@@ -150,34 +152,24 @@ impl Engine {
             .or_else(|| self.config.template_peer())
     }
 
-    /// Responder admission, before any work: aggressive mode with pre-shared keys only where
-    /// allowed, an SA payload a half-open SA may keep, a configured peer. A refusal is reported
-    /// with `refuse` (reason, the peer it selected) and gets no reply. There is no cap by
-    /// count or by address: the half-open table makes room by evicting the oldest.
+    /// Responder admission, before any work: aggressive mode only where accepted and within its
+    /// rate limit, an SA payload a half-open SA may keep, a configured peer (no cap by count or
+    /// address). A refusal is reported with `refuse` (reason, peer selected), with no reply.
     fn admit(
         &mut self,
-        message: &Message<'_>,
-        datagram: &[u8],
+        now: Instant,
+        received: &ReceivedMessage<'_>,
         remote: SocketAddr,
         aggressive: bool,
         refuse: impl Fn(FailureReason, Option<usize>, &mut Self),
     ) -> Option<usize> {
+        let ReceivedMessage { message, datagram, .. } = *received;
         let peer = self.responder_peer(message, remote, aggressive);
-        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
-        // an AM1 that selects no peer is refused here as well, without telling why it failed.
-        // A peer that authenticates only by signatures has no pre-shared key to leak: its
-        // HASH_R is signed, not keyed by a secret that can be brute-forced.
-        let signatures_only = |p: usize| {
-            let peer = &self.config.peers[p];
-            peer.certificate.is_some()
-                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
-        };
-        let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
-        if aggressive && !allowed {
-            // The peer offers pre-shared keys: no reply, no state.
-            refuse(FailureReason::Policy(PolicyFailure::AggressiveModePskRefused), peer, self);
-            return None;
+        if aggressive {
+            if let Err(reason) = self.admit_aggressive(now, peer, remote) {
+                refuse(FailureReason::Policy(reason), peer, self);
+                return None;
+            }
         }
         // The SA payload's body is kept until the hashes (HASH_I, HASH_R) are computed.
         let sa_payload = crate::wire::raw_body(
@@ -200,6 +192,34 @@ impl Engine {
             refuse(FailureReason::Policy(PolicyFailure::UnknownPeer), None, self);
         }
         peer
+    }
+
+    /// An AM1 is answered only for a peer that accepts aggressive mode
+    /// (`PeerConfig::accept_aggressive_mode`, from `exchange-mode aggressive` or `auto`), with
+    /// pre-shared keys and signatures alike; an AM1 that selects no peer is refused as well,
+    /// without telling why. Then within the responder's rate limit (`rate_limit`).
+    fn admit_aggressive(
+        &mut self,
+        now: Instant,
+        peer: Option<usize>,
+        remote: SocketAddr,
+    ) -> Result<(), PolicyFailure> {
+        if !peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode) {
+            let offers_psk = peer.is_none_or(|p| {
+                self.config.peers[p].proposals.iter().any(|proposal| !proposal.auth_method.is_signature())
+            });
+            // With a pre-shared key the refusal also names the offline brute-force risk.
+            return Err(if offers_psk {
+                PolicyFailure::AggressiveModePskRefused
+            } else {
+                PolicyFailure::AggressiveModeNotConfigured
+            });
+        }
+        if !self.aggressive_budget.take(remote.ip(), now, &self.config.limits) {
+            self.stats.aggressive_mode_rate_limited += 1;
+            return Err(PolicyFailure::AggressiveModeRateLimited);
+        }
+        Ok(())
     }
 
     /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
@@ -228,26 +248,19 @@ impl Engine {
     fn waiting_elsewhere(&mut self, slot: usize) -> Vec<crate::event::Acquire> {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
         let (peer, ip) = (sa.peer, sa.remote.ip());
-        let others: Vec<usize> = self
-            .peer_slots(peer)
-            .filter(|(other, s)| *other != slot && s.remote.ip() == ip && !s.is_established())
-            .map(|(other, _)| other)
-            .collect();
-        let mut waiting = Vec::new();
-        for other in others {
-            if let Some(sa) = self.slots[other].as_mut() {
-                waiting.append(&mut sa.pending);
-            }
-        }
-        waiting
+        let others = self.peer_slots(peer).filter(|(other, s)| *other != slot && s.remote.ip() == ip);
+        let others: Vec<usize> = others.filter(|(_, s)| !s.is_established()).map(|(o, _)| o).collect();
+        let slots = &mut self.slots;
+        others
+            .iter()
+            .flat_map(|&o| slots[o].as_mut().map(|sa| std::mem::take(&mut sa.pending)))
+            .flatten()
+            .collect()
     }
 
-    /// Evicts the oldest half-open SAs (never `keep`) until the table is within
-    /// [`crate::Limits::half_open_memory_budget`]. An evicted SA goes silently: its peer, if it
-    /// is real, is admitted anew when it retransmits MM1 (or starts again once its later
-    /// retransmissions go unanswered); each eviction is counted
-    /// ([`crate::Statistics::half_open_evicted`]) rather than logged, since a flood would make
-    /// every one a line.
+    /// Evicts the oldest half-open SAs (never `keep`) until the table is within its budget,
+    /// silently: each is counted, not logged (a flood would make every one a line). A real
+    /// peer's retransmitted MM1 is admitted anew; later in the exchange it starts over.
     pub(super) fn fit_half_open(&mut self, keep: Option<usize>, now: Instant) {
         while self.half_open.bytes() > self.config.limits.half_open_memory_budget {
             let Some(oldest) = self.half_open.oldest_except(keep) else { break };

@@ -24,14 +24,9 @@ pub(crate) struct Flight {
 /// A responder answers repeats of one request at most this many times (no amplification).
 const MAX_DUPLICATE_REPLIES: u32 = 3;
 
-/// What one heap allocation of `len` bytes costs, with the allocator's bookkeeping (about 16
-/// bytes a block), for the half-open table's honest charges (`engine::half_open`).
+/// What a heap block of `len` bytes costs with the allocator's bookkeeping (about 16 bytes).
 pub(crate) fn heap_bytes(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        len + 16
-    }
+    len + 16 * usize::from(len > 0)
 }
 
 /// What a retransmission timer decided.
@@ -84,7 +79,7 @@ impl Flight {
         Some(self.last_sent.clone())
     }
 
-    /// The heap bytes this flight holds (the message kept for retransmission and repeats).
+    /// The heap bytes held (the message kept for retransmission and repeats).
     pub(crate) fn held_bytes(&self) -> usize {
         self.last_sent.as_ref().map_or(0, |bytes| heap_bytes(bytes.capacity()))
     }

@@ -23,15 +23,12 @@ pub(crate) struct Phase1Material {
 }
 
 impl Phase1Material {
-    /// The heap bytes this material holds, boxed as the states keep it: itself, both public
-    /// values, and the four secrets (SKEYID, its three keys; at most a 64-byte hash output each,
-    /// the cipher key at most 32).
+    /// The heap bytes held, boxed as the states keep it: itself, both public values and the
+    /// five secrets (SKEYID, its three keys, Ka: at most 64 bytes each).
     pub(crate) fn held_bytes(&self) -> usize {
         use crate::sa::flight::heap_bytes;
-        heap_bytes(std::mem::size_of::<Self>())
-            + heap_bytes(self.g_xi.capacity())
-            + heap_bytes(self.g_xr.capacity())
-            + 5 * heap_bytes(64)
+        let public = heap_bytes(self.g_xi.capacity()) + heap_bytes(self.g_xr.capacity());
+        heap_bytes(std::mem::size_of::<Self>()) + public + 5 * heap_bytes(64)
     }
 }
 
