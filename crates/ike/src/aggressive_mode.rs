@@ -414,7 +414,7 @@ pub(crate) fn respond(
     let cookie_i = message.header.initiator_cookie;
     let mut sa = new_aggressive(identity, Role::Responder, (cookie_i, cookie_r), ctx);
     sa.learn_capabilities(payloads, ctx.config);
-    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.identified(&id.identity);
     sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
     let suite = choice.suite;
     check_ke_length(&suite, g_xi)?;
@@ -531,7 +531,7 @@ fn initiator_finish(
         auth::verify_psk_hash(&material, &input, idir_b, hash, false, "HASH_R")?
     };
     check_remote_identity(sa.peer_config(ctx.config), id)?;
-    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.identified(&id.identity);
     sa.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
     // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
     // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.

@@ -25,7 +25,7 @@ use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 use crate::auth::{self, PeerProof};
 use crate::config::IkeProposal;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
-use crate::identity::{check_remote_identity, PeerIdentity};
+use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::sa::context::{Ctx, ReceivedMessage};
@@ -244,10 +244,9 @@ fn initiator_mm6(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let (next_iv, proof, _, identity, summary) =
+    let (next_iv, proof, _, summary) =
         open_identity_message(sa, message, &material, &sai_b, &suite, ctx, false)?;
     material.iv.advance(next_iv);
-    sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
     sa.trace_summary(ctx, Direction::Received, Step::MainMode(6), 0, summary);
     sa.flight.received(digest);
@@ -296,7 +295,7 @@ fn responder_mm5(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let (next_iv, proof, initial_contact, identity, summary) =
+    let (next_iv, proof, initial_contact, summary) =
         open_identity_message(sa, message, &material, &sai_b, &suite, ctx, true)?;
     let id = sa.local_identification(ctx.config);
     let mut idir_b = Vec::new();
@@ -306,7 +305,6 @@ fn responder_mm5(
     let signed =
         auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_r, sa.peer_asked_certificate)?;
     material.iv.advance(next_iv);
-    sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
     sa.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
     sa.initial_contact_received = initial_contact;
@@ -330,10 +328,10 @@ fn header(sa: &SaCore) -> isakmp::Header {
     wire::header(sa.cookie_i, sa.cookie_r, ExchangeType::IdentityProtection, 0)
 }
 
-/// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
+/// Decrypts MM5 or MM6, checks the peer's HASH and identity (which the SA then records).
+/// Returns the IV to move to
 /// (the chain moves only once everything checked out), the proof of the HASH check,
-/// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), the peer's identity,
-/// and its payloads for the message trace when that is on (they live in the plaintext
+/// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and its payloads for the message trace when that is on (they live in the plaintext
 /// only here).
 fn open_identity_message(
     sa: &mut SaCore,
@@ -343,7 +341,7 @@ fn open_identity_message(
     suite: &IkeProposal,
     ctx: &Ctx<'_>,
     from_initiator: bool,
-) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), FailureReason> {
+) -> Result<(NextIv, PeerProof, bool, Option<String>), FailureReason> {
     let config = ctx.config;
     let ciphertext =
         message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
@@ -388,5 +386,6 @@ fn open_identity_message(
     );
     let step = Step::MainMode(if from_initiator { 5 } else { 6 });
     let summary = traced(ctx.out.trace, step, true, &payloads);
-    Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity), summary))
+    sa.identified(&id.identity);
+    Ok((decrypted.next_iv, proof, initial_contact, summary))
 }
