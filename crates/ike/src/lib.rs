@@ -48,6 +48,7 @@ mod nat_t;
 mod proposal;
 mod proxy_id;
 mod quick_mode;
+mod rate_limit;
 mod reconfigure;
 mod sa;
 mod trace;

@@ -42,6 +42,17 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// ESP or AH packets on an SPI we do not know, as the driver reported them
+    /// ([`Engine::handle_unknown_spi`]).
+    pub unknown_spi_reported: u64,
+    /// N(INVALID-SPI) sent under an IKE SA in answer to those.
+    pub invalid_spi_sent: u64,
+    /// N(INVALID-COOKIE) sent in answer to IKE messages for unknown cookies.
+    pub invalid_cookie_sent: u64,
+    /// IKE SAs started because a configured peer used an SA we do not have (after a restart).
+    pub recoveries_started: u64,
+    /// Answers to unknown SPIs or cookies left out by the rate limits.
+    pub answers_rate_limited: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -130,6 +141,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The rate limits of the answers to unknown SPIs and cookies (`engine::recovery`).
+    pub(crate) recovery: crate::rate_limit::Recovery,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
@@ -174,6 +187,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            recovery: crate::rate_limit::Recovery::default(),
         }
     }
 
@@ -421,6 +435,7 @@ impl Engine {
                 self.new_responder(now, local, remote, first);
             } else {
                 self.stats.unknown_sa += 1;
+                self.unknown_cookies(now, local, remote, &message, datagram.len());
             }
             return;
         };

@@ -3,7 +3,7 @@
 //! routes to its connections (`endpoint`). Its other jobs sit beside it, each an `impl
 //! Engine` of its own: responder admission and half-open limits (`responder`), what an
 //! INITIAL-CONTACT clears (`initial_contact`), lifetimes
-//! across IKE SAs (`lifetimes`), operator commands (`commands`) and configuration reload
+//! across IKE SAs (`lifetimes`), answers to peers that use SAs we lost (`recovery`), operator commands (`commands`) and configuration reload
 //! (`reconfigure`). Only declarations live here, so the children never import this file.
 
 mod commands;
@@ -11,4 +11,5 @@ pub(crate) mod endpoint;
 mod initial_contact;
 mod lifetimes;
 mod reconfigure;
+mod recovery;
 mod responder;

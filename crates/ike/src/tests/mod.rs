@@ -10,6 +10,7 @@ mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+mod recovery;
 mod replay;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;

@@ -1,0 +1,131 @@
+//! Recovery after a restart: every SA dies with the process, while peers keep sending ESP on
+//! the old SPIs and IKE on the old cookies; a peer without DPD would keep a dead tunnel until
+//! its lifetimes end. So:
+//!
+//! - **ESP on an unknown SPI** from the address of a configured peer (the driver reports it,
+//!   [`Engine::handle_unknown_spi`]; RFC 4303 §3.4.2 makes it an auditable event): with an
+//!   established IKE SA we answer with a protected N(INVALID-SPI) (RFC 2408 §5.5); without
+//!   any IKE SA with that peer we start one for the flows of its policies (as `sa
+//!   trigger-mode auto` would), and being our first with it, it carries INITIAL-CONTACT (RFC
+//!   2407 §4.6.3.3), so the peer drops the SAs we lost and takes the new ones.
+//! - **IKE on unknown cookies** (not a first message): an unprotected N(INVALID-COOKIE) with
+//!   the message's cookies (RFC 2408 §5.2), never for an informational (two gateways would
+//!   answer each other's notifications forever) and never longer than what came, so it
+//!   amplifies nothing; from a configured peer it starts the same recovery as above.
+//!
+//! Anyone can send such input from any address, so both answers are rate-limited
+//! ([`crate::rate_limit::Recovery`]): once a second per address and a fixed number a
+//! second in total, each answer and each refusal counted in [`crate::Statistics`]. Only
+//! configured peers (with a remote address) are recovered: a template peer cannot be
+//! initiated to, and an unknown address gets nothing but a bounded INVALID-COOKIE.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use isakmp::{Doi, ExchangeType, Message, Notification, NotifyType, Payload, ProtocolId};
+
+use crate::engine::endpoint::Engine;
+use crate::event::{Acquire, Transmit};
+use crate::wire;
+
+impl Engine {
+    /// The data plane received ESP or AH from `remote` on SPI `spi`, which no installed SA
+    /// has: a peer still uses an SA we no longer know (we restarted, or it missed a Delete).
+    /// See the module documentation; the driver may report every such packet, the engine
+    /// bounds what it does about them.
+    pub fn handle_unknown_spi(&mut self, now: Instant, remote: SocketAddr, spi: u32) {
+        let mark = self.out.events.len();
+        self.stats.unknown_spi_reported += 1;
+        self.recover(now, remote, Some(spi));
+        self.after_input(now, mark);
+    }
+
+    /// The addresses of the configured peers that [`Engine::handle_unknown_spi`] acts on, so
+    /// that a driver can leave the packets of every other address out of its reports.
+    pub fn recovery_addresses(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+        self.peer_by_address.keys().copied()
+    }
+
+    /// A configured peer at `remote` uses an SA we do not have (an ESP SPI, or IKE cookies
+    /// when `spi` is `None`): answer INVALID-SPI on an established IKE SA; without any IKE
+    /// SA with it, start one (with INITIAL-CONTACT) for the flows of its policies.
+    fn recover(&mut self, now: Instant, remote: SocketAddr, spi: Option<u32>) {
+        let Some(&peer) = self.peer_by_address.get(&remote.ip()) else { return };
+        if !self.recovery.recoveries.allow(now, remote.ip()) {
+            self.stats.answers_rate_limited += 1;
+            return;
+        }
+        let to = SocketAddr::new(remote.ip(), 500);
+        let existing = crate::lifetime::preferred_ike_sa(&self.slots, self.slots_of_peer(peer), peer, to);
+        let established =
+            existing.filter(|&slot| self.slots[slot].as_ref().is_some_and(|sa| sa.is_established()));
+        if let (Some(slot), Some(spi)) = (established, spi) {
+            let spi = spi.to_be_bytes();
+            let notification = Payload::Notification(Notification {
+                doi: Doi::Ipsec,
+                protocol: ProtocolId::Esp,
+                spi: &spi,
+                notify_type: NotifyType::InvalidSpi,
+                data: &[],
+            });
+            self.with_sa(slot, now, |sa, ctx| sa.send_protected(&[notification], ctx));
+            self.stats.invalid_spi_sent += 1;
+        }
+        if existing.is_some() {
+            return; // an IKE SA with the peer exists or is being negotiated
+        }
+        self.stats.recoveries_started += 1;
+        let acquires: Vec<Acquire> = self
+            .policies_by_peer
+            .get(peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|&index| Some((index, self.config.policies.get(index)?)))
+            .flat_map(|(index, policy)| {
+                policy.selectors.iter().map(move |s| Acquire { policy: index, selector: *s })
+            })
+            .collect();
+        for acquire in acquires {
+            self.acquire(now, acquire);
+        }
+    }
+
+    /// An IKE message (not a first message, not a fragment) for cookies we do not know,
+    /// from `remote` to `local`: see the module documentation.
+    pub(super) fn unknown_cookies(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        length: usize,
+    ) {
+        let header = message.header;
+        self.recover(now, remote, None);
+        if header.exchange_type == ExchangeType::Informational {
+            return;
+        }
+        let (cookie_i, cookie_r) = (header.initiator_cookie, header.responder_cookie);
+        let mut spi = [0u8; 16];
+        spi[..8].copy_from_slice(&cookie_i.0);
+        spi[8..].copy_from_slice(&cookie_r.0);
+        let payload = Payload::Notification(Notification {
+            doi: Doi::Ipsec,
+            protocol: ProtocolId::Isakmp,
+            spi: &spi,
+            notify_type: NotifyType::InvalidCookie,
+            data: &[],
+        });
+        let bytes =
+            wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::Informational, 0), vec![payload]);
+        if bytes.len() > length {
+            return; // never more than came: no amplification
+        }
+        if !self.recovery.invalid_cookies.allow(now, remote.ip()) {
+            self.stats.answers_rate_limited += 1;
+            return;
+        }
+        self.stats.invalid_cookie_sent += 1;
+        self.out.transmits.push_back(Transmit::isakmp(local, remote, bytes));
+    }
+}
