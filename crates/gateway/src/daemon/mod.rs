@@ -275,6 +275,7 @@ impl Daemon {
             Notice::Acquire(acquire) => self.engine.handle_acquire(Instant::now(), acquire),
             Notice::Traffic(spi) => self.bridge.heard_from(spi, &mut self.engine),
             Notice::Usage => self.bridge.report_usage(&mut self.engine),
+            Notice::UnknownSpi { from, spi } => engine_io::unknown_spi(&mut self.engine, from, spi),
         }
     }
 
