@@ -51,6 +51,11 @@ impl Engine {
     /// SA with it, start one (with INITIAL-CONTACT) for the flows of its policies.
     fn recover(&mut self, now: Instant, remote: SocketAddr, spi: Option<u32>) {
         let Some(&peer) = self.peer_by_address.get(&remote.ip()) else { return };
+        if spi.is_some_and(|spi| self.quick_mode_owns(peer, spi)) {
+            // The peer installed a pair whose quick mode has not reached its end here yet
+            // (QM3 is on its way): the data plane keeps the packet for it.
+            return;
+        }
         if !self.recovery.recoveries.allow(now, remote.ip()) {
             self.stats.answers_rate_limited += 1;
             return;
@@ -88,6 +93,16 @@ impl Engine {
         for acquire in acquires {
             self.acquire(now, acquire);
         }
+    }
+
+    /// True when `spi` is one we proposed in a quick mode with configured peer `peer` that
+    /// is still running.
+    fn quick_mode_owns(&self, peer: usize, spi: u32) -> bool {
+        let spi = spi.to_be_bytes();
+        self.slots_of_peer(peer)
+            .iter()
+            .filter_map(|&slot| self.slots.get(slot)?.as_ref())
+            .any(|sa| sa.quick_modes.iter().any(|qm| qm.owns_spi(&spi)))
     }
 
     /// An IKE message (not a first message, not a fragment) for cookies we do not know,

@@ -167,3 +167,31 @@ fn recovery_ike_for_unknown_cookies_from_a_peer_starts_a_new_ike_sa() {
     let new = installed(&pair.a)[installed_before].connection;
     assert_eq!(cleared(&pair.a.events), [(old, ClearReason::InitialContact { replaced_by: new })]);
 }
+
+#[test]
+fn recovery_esp_on_the_spi_of_a_quick_mode_in_flight_gets_no_invalid_spi() {
+    // A installs its pair when it sends QM3 and sends at once; that ESP may reach B before
+    // QM3 does (here QM3 is lost). B must not call the SPI invalid: it is about to be.
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 46);
+    let mut quick_modes_to_b = 0;
+    pair.alter = Some(Box::new(move |to_b, t| {
+        let quick =
+            Message::parse(&t.payload).is_ok_and(|m| m.header.exchange_type == ExchangeType::QuickMode);
+        if to_b && quick {
+            quick_modes_to_b += 1;
+            return quick_modes_to_b != 2; // QM3
+        }
+        true
+    }));
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, |p| !installed(&p.a).is_empty()));
+    let spi = installed(&pair.a)[0].outbound.spi().0;
+    let sent_before = pair.b.sent.len();
+    pair.b.engine.handle_unknown_spi(pair.now, SocketAddr::new(IpAddr::V4(FW_A), 4500), spi);
+    pair.b.engine.handle_timeout(pair.now);
+    assert!(pair.b.engine.poll_transmit().is_none());
+    assert_eq!(pair.b.sent.len(), sent_before);
+    let stats = pair.b.engine.statistics();
+    assert_eq!((stats.invalid_spi_sent, stats.recoveries_started, stats.answers_rate_limited), (0, 0, 0));
+}
