@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    assert_strongswan_tunnel, in_ns, public_link, skip_unless_root, spawn_keysteward, start_charon, swanctl,
-    wait_for_socket, Cleanup, SwanConnection, CHARON,
+    assert_strongswan_tunnel, in_ns, keysteward_stdout, public_link, skip_unless_root, spawn_keysteward,
+    start_charon, swanctl, wait_for_socket, Cleanup, SwanConnection, CHARON,
 };
 
 const PSK: &str = "restart-Secret-0123456789";
@@ -146,6 +146,10 @@ fn restart(first: FirstSender, suffix: &str) {
     let log = logs("after.log");
     if first == FirstSender::StrongSwanSide {
         assert!(log.contains("negotiating a new one with INITIAL-CONTACT"), "{log}");
+        let json = keysteward_stdout(&ns_a, &["display", "ipsec", "statistics", "--json"], &control);
+        let statistics: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        assert!(statistics["unknown_spi_reported"].as_u64() >= Some(1), "{json}");
+        assert_eq!(statistics["recoveries_started"].as_u64(), Some(1), "{json}");
     }
     let charon = logs("fwb/charon.log");
     assert!(charon.contains("INITIAL_CONTACT"), "strongSwan got INITIAL-CONTACT:\n{charon}");

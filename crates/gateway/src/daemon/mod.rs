@@ -291,7 +291,8 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
-                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped())
+                let ike = self.engine.statistics();
+                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped(), &ike)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
