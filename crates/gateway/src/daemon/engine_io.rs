@@ -151,18 +151,6 @@ fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The SPIs of a Delete print as hex words, not as a Rust list.
-    #[test]
-    fn spi_lists_print_for_an_operator() {
-        assert_eq!(SpiList(&[0x1234, 0xdead_beef]).to_string(), "00001234, deadbeef");
-        assert_eq!(SpiList(&[]).to_string(), "");
-    }
-}
-
 /// The data-plane thread saw ESP or AH from `from`, a configured peer, on SPI `spi`, which no
 /// SA has: the engine answers (INVALID-SPI) or starts a new IKE SA with INITIAL-CONTACT
 /// (recovery after a restart, `ike::Engine::handle_unknown_spi`); the log says which.
@@ -181,5 +169,17 @@ pub(super) fn unknown_spi(engine: &mut Engine, from: SocketAddr, spi: u32) {
         );
     } else if after.invalid_spi_sent > before.invalid_spi_sent {
         debug!("peer {peer} ({}) sends on unknown SPI {spi:08x}: INVALID-SPI sent", from.ip());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SPIs of a Delete print as hex words, not as a Rust list.
+    #[test]
+    fn spi_lists_print_for_an_operator() {
+        assert_eq!(SpiList(&[0x1234, 0xdead_beef]).to_string(), "00001234, deadbeef");
+        assert_eq!(SpiList(&[]).to_string(), "");
     }
 }
