@@ -241,3 +241,41 @@ fn initial_contact_of_a_restarted_branch_clears_its_own_old_sas_only() {
     assert_eq!(remaining.len(), 3);
     assert!(!remaining.contains(&old_of_branch1) && remaining.contains(&new));
 }
+
+/// A quick mode we were running on an IKE SA that INITIAL-CONTACT clears is not lost: its
+/// flow is negotiated on the new SA.
+#[test]
+fn initial_contact_moves_our_quick_mode_in_flight_to_the_new_sa() {
+    use super::util::{installed, Pair};
+    use crate::TrafficSelector;
+    let flow = |third: u8| {
+        TrafficSelector::between(
+            Subnet::new(Ipv4Addr::new(10, 1, third, 0), 24),
+            Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
+        )
+    };
+    let a = Gateway { rules: vec![flow(1), flow(2)], ..Gateway::fw_a() };
+    // B's ACL covers both flows in one rule; what B proposes itself, A (narrower) refuses.
+    let wide = TrafficSelector::between(
+        Subnet::new(Ipv4Addr::new(10, 2, 0, 0), 16),
+        Subnet::new(Ipv4Addr::new(10, 1, 0, 0), 16),
+    );
+    let b = Gateway { rules: vec![wide], ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 61);
+    pair.acquire_on_a(flow(1));
+    assert!(pair.drive_until(100, |p| !installed(&p.a).is_empty() && !installed(&p.b).is_empty()));
+    let old = installed(&pair.a)[0].connection;
+    // B restarts; A, not knowing, starts a quick mode for flow 2 on the old IKE SA. B answers
+    // it INVALID-COOKIE and starts a new IKE SA with INITIAL-CONTACT (`engine::recovery`).
+    pair.b.engine = Engine::new(b.config(), Box::new(TestRng(62)));
+    pair.b.events.clear();
+    pair.acquire_on_a(flow(2));
+    let flow2_up = |p: &Pair| installed(&p.a).iter().any(|i| i.selector == flow(2));
+    assert!(pair.drive_until(300, flow2_up), "a: {:?}", pair.a.events);
+    let on_a = installed(&pair.a).into_iter().find(|i| i.selector == flow(2)).unwrap();
+    assert_ne!(on_a.connection, old, "negotiated on the new IKE SA");
+    assert_eq!(
+        cleared(&pair.a.events),
+        [(old, ClearReason::InitialContact { replaced_by: on_a.connection })]
+    );
+}
