@@ -279,3 +279,54 @@ fn initial_contact_moves_our_quick_mode_in_flight_to_the_new_sa() {
         [(old, ClearReason::InitialContact { replaced_by: on_a.connection })]
     );
 }
+
+/// An IKE SA on which the peer is running a quick mode is still in use by the peer: an
+/// INITIAL-CONTACT on another SA between the same identities does not clear it.
+#[test]
+fn initial_contact_keeps_an_sa_on_which_the_peer_runs_a_quick_mode() {
+    use super::util::{installed, Pair};
+    use crate::{ExchangeMode, TrafficSelector};
+    use isakmp::{ExchangeType, Message};
+    let flow = |third: u8| {
+        TrafficSelector::between(
+            Subnet::new(Ipv4Addr::new(10, 1, third, 0), 24),
+            Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
+        )
+    };
+    let back = |third: u8| {
+        TrafficSelector::between(
+            Subnet::new(Ipv4Addr::new(10, 2, 2, 0), 24),
+            Subnet::new(Ipv4Addr::new(10, 1, third, 0), 24),
+        )
+    };
+    let a = Gateway { rules: vec![flow(1), flow(2)], ..Gateway::fw_a() };
+    let b = Gateway { rules: vec![back(1), back(2)], ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 63);
+    pair.acquire_on_a(flow(1));
+    assert!(pair.drive_until(100, |p| !installed(&p.a).is_empty() && !installed(&p.b).is_empty()));
+    let old = installed(&pair.a)[0].connection;
+    // B starts a quick mode on that SA; its QM3 never reaches A, which waits for it.
+    let mut quick_from_b = 0;
+    pair.alter = Some(Box::new(move |to_b, t| {
+        let quick =
+            Message::parse(&t.payload).is_ok_and(|m| m.header.exchange_type == ExchangeType::QuickMode);
+        if !to_b && quick {
+            quick_from_b += 1;
+            return quick_from_b == 1;
+        }
+        true
+    }));
+    pair.b.engine.handle_acquire(pair.now, crate::Acquire { policy: 0, selector: back(2) });
+    pair.advance(Duration::from_millis(100));
+    assert_eq!(pair.a.engine.ike_sas().map(|sa| sa.quick_modes_in_progress).sum::<usize>(), 1);
+    // Meanwhile a new IKE SA between the same two identities says INITIAL-CONTACT.
+    let (local, remote) = (pair.b.address, pair.a.address);
+    let slot = pair.b.engine.initiate_phase1(pair.now, 0, ExchangeMode::Main, local, remote).unwrap();
+    pair.b.engine.slots[slot].as_mut().unwrap().send_initial_contact = true;
+    let new_established =
+        |p: &Pair| p.a.engine.ike_sas().any(|sa| sa.connection != old && sa.state == "established");
+    assert!(pair.drive_until(100, new_established));
+    pair.advance(Duration::from_millis(100));
+    assert!(cleared(&pair.a.events).is_empty(), "{:?}", cleared(&pair.a.events));
+    assert!(pair.a.engine.ike_sas().any(|sa| sa.connection == old));
+}
