@@ -565,6 +565,50 @@ mod tests {
         assert_eq!(groups.len(), 7);
     }
 
+    /// The log lines `docs/operations.md` gives in its troubleshooting section: its inline code
+    /// spans, where `…` stands for any text.
+    fn documented_lines() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let start = text.find("\n## Troubleshooting").expect("a `## Troubleshooting` section");
+        let section = &text[start + 1..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+        section.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    }
+
+    /// True when `line` is `template` with each `…` standing for some text.
+    fn matches(template: &str, line: &str) -> bool {
+        let parts: Vec<&str> = template.split('…').collect();
+        let [first, middle @ .., last] = &parts[..] else { return template == line };
+        let Some(mut rest) = line.strip_prefix(first) else { return false };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.ends_with(last) && rest.len() > last.len()
+    }
+
+    #[test]
+    fn every_failure_reason_is_in_the_operations_guide() {
+        let documented = documented_lines();
+        let undocumented: Vec<String> = [proposal_failures(), authentication_failures(), other_failures()]
+            .into_iter()
+            .flatten()
+            .map(|reason| reason.to_string())
+            .filter(|line| !documented.iter().any(|template| matches(template, line)))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/operations.md, Troubleshooting, gives no log line for:\n{}",
+            undocumented.join("\n")
+        );
+        assert!(matches("peer sent notify …", "peer sent notify INVALID-SPI"));
+        assert!(!matches("peer sent notify …", "peer sent notify "));
+        assert!(!matches("no answer after … s", "no answer after 5 retransmissions in 63 min"));
+    }
+
     #[test]
     fn offers_name_what_we_know_the_way_the_configuration_does() {
         let [phase1, ipsec, nothing] = &proposal_failures()[..] else { unreachable!() };
