@@ -1,109 +1,144 @@
-//! A bound on how often the engine answers unauthenticated input (INVALID-COOKIE, INVALID-SPI
-//! and the new IKE SAs of recovery after a restart, `engine::recovery`): at most once per
-//! interval per source address, and at most a fixed number per second in total. Anyone can
-//! send such input from any address, so what it makes us send or do must stay bounded per
-//! address and over all addresses, whatever arrives; the table of recent sources holds at
-//! most one second's worth of allowed answers, so its memory is bounded too.
+//! The aggressive-mode responder's rate limit (and, with the same buckets, the answers of
+//! `engine::recovery`). Main mode costs a responder nothing but a
+//! small half-open entry until MM3, which only a sender that received our MM2 can send; an
+//! AM1 makes it compute a Diffie-Hellman exchange (and, with signatures, sign) and answer
+//! with an AM2 that may carry our certificate, to whatever source address the AM1 claims. So
+//! AM1s are answered from token buckets, one for all addresses and one per address, refilled
+//! at [`Limits::aggressive_mode_responses_per_second`] and
+//! [`Limits::aggressive_mode_responses_per_address`]; an AM1 beyond them is refused before
+//! any work. Time comes in as an argument (sans-IO).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Answers to one address: at most one a second.
-const PER_ADDRESS: Duration = Duration::from_secs(1);
-/// Recoveries (INVALID-SPI answers and the negotiations they start) in total per second.
-const RECOVERIES_PER_SECOND: u32 = 100;
-/// INVALID-COOKIE answers in total per second.
-const INVALID_COOKIES_PER_SECOND: u32 = 20;
+use crate::config::Limits;
 
-/// The rate limits of the recovery answers.
-pub(crate) struct Recovery {
-    /// Reactions to unknown SPIs and unknown cookies from configured peers.
-    pub(crate) recoveries: RateLimit,
-    /// INVALID-COOKIE answers.
-    pub(crate) invalid_cookies: RateLimit,
+/// A token bucket holding up to `rate` tokens, refilled at `rate` per second.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
-impl Default for Recovery {
-    fn default() -> Self {
-        Self {
-            recoveries: RateLimit::new(PER_ADDRESS, RECOVERIES_PER_SECOND),
-            invalid_cookies: RateLimit::new(PER_ADDRESS, INVALID_COOKIES_PER_SECOND),
-        }
+impl Bucket {
+    fn full(rate: u32, now: Instant) -> Self {
+        Self { tokens: f64::from(rate), at: now }
+    }
+
+    /// Refills to `now`; true when it is full (an entry that can be forgotten).
+    fn refill(&mut self, rate: u32, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+        self.at = self.at.max(now);
+        self.tokens >= f64::from(rate)
+    }
+
+    fn has_token(&self) -> bool {
+        self.tokens >= 1.0
     }
 }
 
-/// A per-source and global rate limit; see the module documentation.
-pub(crate) struct RateLimit {
-    /// The least time between two answers to one source.
-    per_source: Duration,
-    /// The most answers in one second, over all sources.
-    per_second: u32,
-    /// When each source last got an answer (entries older than `per_source` are dropped at
-    /// the start of each second).
-    last: HashMap<IpAddr, Instant>,
-    second_began: Option<Instant>,
-    in_this_second: u32,
+/// The aggressive-mode responder's budget: one bucket for all addresses, one per address.
+/// Per-address buckets exist only for addresses that were answered, and are forgotten once
+/// full again, so they number at most about one second's worth of answers.
+#[derive(Debug, Default)]
+pub(crate) struct AggressiveBudget {
+    global: Option<Bucket>,
+    per_address: HashMap<IpAddr, Bucket>,
 }
 
-impl RateLimit {
-    pub(crate) fn new(per_source: Duration, per_second: u32) -> Self {
-        Self { per_source, per_second, last: HashMap::new(), second_began: None, in_this_second: 0 }
+impl AggressiveBudget {
+    /// Takes a token for an AM1 from `address` at `now`; false when either bucket is empty
+    /// (the AM1 is then refused, and nothing is taken).
+    pub(crate) fn take(&mut self, address: IpAddr, now: Instant, limits: &Limits) -> bool {
+        let (rate, per_address) =
+            (limits.aggressive_mode_responses_per_second, limits.aggressive_mode_responses_per_address);
+        self.take_at(address, now, rate, per_address)
     }
 
-    /// Whether `source` may get an answer at `now`; counts it when it may.
-    pub(crate) fn allow(&mut self, now: Instant, source: IpAddr) -> bool {
-        let new_second = self
-            .second_began
-            .is_none_or(|began| now.saturating_duration_since(began) >= Duration::from_secs(1));
-        if new_second {
-            self.second_began = Some(now);
-            self.in_this_second = 0;
-            let per_source = self.per_source;
-            self.last.retain(|_, at| now.saturating_duration_since(*at) < per_source);
-        }
-        if self.in_this_second >= self.per_second {
+    /// [`AggressiveBudget::take`] at `rate` per second for all addresses and `per_address`
+    /// for each, for the other answers to unauthenticated input ([`Recovery`]).
+    pub(crate) fn take_at(&mut self, address: IpAddr, now: Instant, rate: u32, per_address: u32) -> bool {
+        let global = self.global.get_or_insert_with(|| Bucket::full(rate, now));
+        global.refill(rate, now);
+        let mut mine =
+            self.per_address.get(&address).copied().unwrap_or_else(|| Bucket::full(per_address, now));
+        mine.refill(per_address, now);
+        if !global.has_token() || !mine.has_token() {
             return false;
         }
-        if self.last.get(&source).is_some_and(|at| now.saturating_duration_since(*at) < self.per_source) {
-            return false;
+        global.tokens -= 1.0;
+        mine.tokens -= 1.0;
+        self.per_address.insert(address, mine);
+        // Bounded: answered addresses only, and each is dropped once refilled.
+        if self.per_address.len() > 2 * rate.max(16) as usize {
+            self.per_address.retain(|_, bucket| !bucket.refill(per_address, now));
         }
-        // Bounded: at most `per_second` sources are added per second, and each second drops
-        // those older than `per_source`.
-        self.last.insert(source, now);
-        self.in_this_second += 1;
         true
     }
 
-    /// How many sources are remembered (for the bound in tests).
+    /// Per-address buckets held (for tests of the bound).
     #[cfg(test)]
-    pub(crate) fn remembered(&self) -> usize {
-        self.last.len()
+    pub(crate) fn addresses(&self) -> usize {
+        self.per_address.len()
     }
+}
+
+/// The budgets of the answers to packets on unknown SPIs and IKE for unknown cookies
+/// (`engine::recovery`), which anyone can send from any address.
+#[derive(Debug, Default)]
+pub(crate) struct Recovery {
+    /// INVALID-SPI answers and the new IKE SAs of recovery.
+    pub(crate) recoveries: AggressiveBudget,
+    /// INVALID-COOKIE answers.
+    pub(crate) invalid_cookies: AggressiveBudget,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn limits(global: u32, per_address: u32) -> Limits {
+        Limits {
+            aggressive_mode_responses_per_second: global,
+            aggressive_mode_responses_per_address: per_address,
+            ..Limits::default()
+        }
+    }
+
+    fn address(i: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
+    }
 
     #[test]
-    fn once_per_interval_per_source_and_a_global_cap() {
-        let t0 = crate::tests::util::epoch();
-        let mut limit = RateLimit::new(Duration::from_secs(1), 3);
-        let a = IpAddr::from([192, 0, 2, 1]);
-        assert!(limit.allow(t0, a));
-        assert!(!limit.allow(t0 + Duration::from_millis(500), a), "again too soon");
-        assert!(limit.allow(t0 + Duration::from_millis(1000), a), "a second later");
-        // A spray from many sources: three answers a second, whatever the sources.
-        let allowed = (0..10_000u32)
-            .filter(|i| limit.allow(t0 + Duration::from_millis(1500), IpAddr::from(i.to_be_bytes())))
-            .count();
-        assert_eq!(allowed, 2, "the cap of 3 per second, one used by `a`");
-        for second in 2..100u64 {
-            let now = t0 + Duration::from_secs(second);
-            let allowed = (0..1_000u32).filter(|i| limit.allow(now, IpAddr::from(i.to_be_bytes()))).count();
-            assert_eq!(allowed, 3);
-            assert!(limit.remembered() <= 3 * 2, "memory bounded: {}", limit.remembered());
-        }
+    fn one_address_gets_its_burst_then_one_per_refill() {
+        let (mut budget, limits, now) =
+            (AggressiveBudget::default(), limits(50, 5), crate::tests::util::epoch());
+        let granted = (0..20).filter(|_| budget.take(address(1), now, &limits)).count();
+        assert_eq!(granted, 5);
+        // Another address still gets in: the global bucket has 45 left.
+        assert!(budget.take(address(2), now, &limits));
+        // A fifth of a second later, one more token for address 1 (5 per second).
+        let later = now + Duration::from_millis(200);
+        assert!(budget.take(address(1), later, &limits));
+        assert!(!budget.take(address(1), later, &limits));
+    }
+
+    #[test]
+    fn all_addresses_together_get_the_global_rate() {
+        let (mut budget, limits, now) =
+            (AggressiveBudget::default(), limits(50, 5), crate::tests::util::epoch());
+        let granted = (0..1000).filter(|&i| budget.take(address(i), now, &limits)).count();
+        assert_eq!(granted, 50);
+        let second = now + Duration::from_secs(1);
+        let granted = (1000..2000).filter(|&i| budget.take(address(i), second, &limits)).count();
+        assert_eq!(granted, 50);
+        assert!(budget.addresses() <= 100 + 1, "bounded by the answers: {}", budget.addresses());
+        // Zero refuses everything.
+        let mut closed = AggressiveBudget::default();
+        assert!(!closed.take(address(1), now, &Limits { aggressive_mode_responses_per_second: 0, ..limits }));
     }
 }

@@ -53,6 +53,13 @@ pub struct Statistics {
     pub recoveries_started: u64,
     /// Answers to unknown SPIs or cookies left out by the rate limits.
     pub answers_rate_limited: u64,
+    /// Messages for a known IKE SA dropped because they could not be authenticated (did not
+    /// decrypt, HASH or signature did not verify, error notify in clear): they never change
+    /// an SA, and the exchange goes on.
+    pub unauthenticated_dropped: u64,
+    /// First aggressive-mode messages refused by the responder's rate limit
+    /// ([`crate::Limits::aggressive_mode_responses_per_second`]).
+    pub aggressive_mode_rate_limited: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -143,6 +150,8 @@ pub struct Engine {
     pub(crate) wall_clock: Option<WallClock>,
     /// The rate limits of the answers to unknown SPIs and cookies (`engine::recovery`).
     pub(crate) recovery: crate::rate_limit::Recovery,
+    /// The aggressive-mode responder's rate limit (`rate_limit`).
+    pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
@@ -188,6 +197,7 @@ impl Engine {
             errors: ErrorHistory::default(),
             wall_clock: None,
             recovery: crate::rate_limit::Recovery::default(),
+            aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
 
@@ -372,6 +382,7 @@ impl Engine {
                         exchange: Exchange::AggressiveMode,
                         state: "starting",
                         reason,
+                        unauthenticated: false,
                     }));
                     return None;
                 }
@@ -595,11 +606,12 @@ impl Engine {
     ) {
         let (slots, mut ctx) = self.slots_and_ctx(now, received);
         let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let before = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
-        let after = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let after = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         self.stats.replays_dropped += after.0 - before.0;
         self.stats.message_ids_forgotten += after.1 - before.1;
+        self.stats.unauthenticated_dropped += after.2 - before.2;
         self.rearm(slot);
     }
 

@@ -1,13 +1,8 @@
-//! INITIAL-CONTACT (RFC 2407 §4.6.3.3): a peer that says a new IKE SA is the first it has
-//! with us restarted and forgot its older SAs, so we drop ours too. "Us and the peer" is the
-//! pair of phase-1 identities, as strongSwan reads it (its `check_uniqueness` with
-//! `force_replace`), not the peer's address: a thousand branches behind one carrier NAT share
-//! an address and each says INITIAL-CONTACT on its first SA, and none may clear another's.
-//!
-//! What is never cleared: an SA still in phase 1 (half-open), an SA established after the new
-//! one began (both sides initiated at once), and an SA on which the peer is running a quick
-//! mode (it still uses that SA, so it is not the SA of a restarted peer). Quick modes we were
-//! running on a cleared SA are not lost: their flows are negotiated again on the new SA.
+//! INITIAL-CONTACT (RFC 2407 §4.6.3.3) by identity, as strongSwan's `check_uniqueness` with
+//! `force_replace` reads it: it clears older SAs between the same pair of phase-1 identities,
+//! never those of other identities behind the same address (branches behind one carrier
+//! NAT), a half-open SA, one established after the new one began, or one on which the peer
+//! runs a quick mode; our quick modes on a cleared SA move to the new one (DESIGN.md).
 
 use std::time::Instant;
 

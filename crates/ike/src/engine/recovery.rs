@@ -1,23 +1,12 @@
-//! Recovery after a restart: every SA dies with the process, while peers keep sending ESP on
-//! the old SPIs and IKE on the old cookies; a peer without DPD would keep a dead tunnel until
-//! its lifetimes end. So:
-//!
-//! - **ESP on an unknown SPI** from the address of a configured peer (the driver reports it,
-//!   [`Engine::handle_unknown_spi`]; RFC 4303 §3.4.2 makes it an auditable event): with an
-//!   established IKE SA we answer with a protected N(INVALID-SPI) (RFC 2408 §5.5); without
-//!   any IKE SA with that peer we start one for the flows of its policies (as `sa
-//!   trigger-mode auto` would), and being our first with it, it carries INITIAL-CONTACT (RFC
-//!   2407 §4.6.3.3), so the peer drops the SAs we lost and takes the new ones.
-//! - **IKE on unknown cookies** (not a first message): an unprotected N(INVALID-COOKIE) with
-//!   the message's cookies (RFC 2408 §5.2), never for an informational (two gateways would
-//!   answer each other's notifications forever) and never longer than what came, so it
-//!   amplifies nothing; from a configured peer it starts the same recovery as above.
-//!
-//! Anyone can send such input from any address, so both answers are rate-limited
-//! ([`crate::rate_limit::Recovery`]): once a second per address and a fixed number a
-//! second in total, each answer and each refusal counted in [`crate::Statistics`]. Only
-//! configured peers (with a remote address) are recovered: a template peer cannot be
-//! initiated to, and an unknown address gets nothing but a bounded INVALID-COOKIE.
+//! Recovery after a restart (DESIGN.md, "Recovery after a restart"): a configured peer still
+//! uses SAs we lost. ESP on an unknown SPI ([`Engine::handle_unknown_spi`]; RFC 4303 §3.4.2)
+//! gets a protected N(INVALID-SPI) under an established IKE SA (RFC 2408 §5.5); without any
+//! IKE SA with the peer we start one for its policies' flows, whose INITIAL-CONTACT (RFC 2407
+//! §4.6.3.3) makes the peer drop the SAs we lost. A quick mode for unknown cookies gets an
+//! unprotected N(INVALID-COOKIE), never longer than what came (no amplification), and, from
+//! a configured peer, the same recovery, as does an encrypted informational (DPD, Delete)
+//! for unknown cookies, which gets no notify (no notify ping-pong between two gateways). Both are bounded per address and in total ([`crate::rate_limit`]) and
+//! counted in [`crate::Statistics`].
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -27,6 +16,11 @@ use isakmp::{Doi, ExchangeType, Message, Notification, NotifyType, Payload, Prot
 use crate::engine::endpoint::Engine;
 use crate::event::{Acquire, Transmit};
 use crate::wire;
+
+/// Recoveries (INVALID-SPI answers and the IKE SAs they start) per second, over all peers.
+const RECOVERIES_PER_SECOND: u32 = 100;
+/// INVALID-COOKIE answers per second, over all addresses.
+const INVALID_COOKIES_PER_SECOND: u32 = 20;
 
 impl Engine {
     /// The data plane received ESP or AH from `remote` on SPI `spi`, which no installed SA
@@ -40,12 +34,6 @@ impl Engine {
         self.after_input(now, mark);
     }
 
-    /// The addresses of the configured peers that [`Engine::handle_unknown_spi`] acts on, so
-    /// that a driver can leave the packets of every other address out of its reports.
-    pub fn recovery_addresses(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
-        self.peer_by_address.keys().copied()
-    }
-
     /// A configured peer at `remote` uses an SA we do not have (an ESP SPI, or IKE cookies
     /// when `spi` is `None`): answer INVALID-SPI on an established IKE SA; without any IKE
     /// SA with it, start one (with INITIAL-CONTACT) for the flows of its policies.
@@ -56,7 +44,7 @@ impl Engine {
             // (QM3 is on its way): the data plane keeps the packet for it.
             return;
         }
-        if !self.recovery.recoveries.allow(now, remote.ip()) {
+        if !self.recovery.recoveries.take_at(remote.ip(), now, RECOVERIES_PER_SECOND, 1) {
             self.stats.answers_rate_limited += 1;
             return;
         }
@@ -106,7 +94,8 @@ impl Engine {
     }
 
     /// An IKE message (not a first message, not a fragment) for cookies we do not know,
-    /// from `remote` to `local`: see the module documentation.
+    /// from `remote` to `local`: see the module documentation. Phase-1 messages and notifies
+    /// in clear are left alone.
     pub(super) fn unknown_cookies(
         &mut self,
         now: Instant,
@@ -116,8 +105,16 @@ impl Engine {
         length: usize,
     ) {
         let header = message.header;
+        // Only what runs on an established IKE SA says the peer holds one we lost. A phase-1
+        // message of an exchange we dropped (failed, timed out) gets nothing: the initiator
+        // takes no unprotected notify during phase 1, and ours would hide its real reason.
+        let quick_mode = header.exchange_type == ExchangeType::QuickMode;
+        let informational = header.exchange_type == ExchangeType::Informational;
+        if !quick_mode && !(informational && message.encrypted_body().is_some()) {
+            return;
+        }
         self.recover(now, remote, None);
-        if header.exchange_type == ExchangeType::Informational {
+        if informational {
             return;
         }
         let (cookie_i, cookie_r) = (header.initiator_cookie, header.responder_cookie);
@@ -136,7 +133,7 @@ impl Engine {
         if bytes.len() > length {
             return; // never more than came: no amplification
         }
-        if !self.recovery.invalid_cookies.allow(now, remote.ip()) {
+        if !self.recovery.invalid_cookies.take_at(remote.ip(), now, INVALID_COOKIES_PER_SECOND, 1) {
             self.stats.answers_rate_limited += 1;
             return;
         }

@@ -141,6 +141,9 @@ fn recovery_ike_for_unknown_cookies_gets_a_bounded_invalid_cookie() {
     let other = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)), 500);
     engine.handle_datagram(now, local, other, &stray_quick_mode(2, ExchangeType::Informational, 120));
     engine.handle_datagram(now, local, other, &stray_quick_mode(3, ExchangeType::QuickMode, 40));
+    // Nor a phase-1 message of an exchange we dropped: the initiator takes no notify in clear
+    // then, and ours would hide its real reason (e.g. our MM5 answer to a wrong key).
+    engine.handle_datagram(now, local, other, &stray_quick_mode(4, ExchangeType::IdentityProtection, 120));
     assert!(engine.poll_transmit().is_none());
     // A spray from 10,000 addresses gets at most 20 answers a second.
     for i in 0..10_000u32 {
@@ -158,7 +161,8 @@ fn recovery_ike_for_unknown_cookies_gets_a_bounded_invalid_cookie() {
 fn recovery_ike_for_unknown_cookies_from_a_peer_starts_a_new_ike_sa() {
     let (mut pair, old, _) = restarted_b(45);
     // A's DPD or a rekey on the IKE SA B lost: IKE for cookies B does not know.
-    let message = stray_quick_mode(9, ExchangeType::Informational, 100);
+    let mut message = stray_quick_mode(9, ExchangeType::Informational, 100);
+    message[19] |= 1; // encrypted, as every informational on an established SA is
     let (to_b, from_a) = (pair.b.address, SocketAddr::new(IpAddr::V4(FW_A), 500));
     pair.b.engine.handle_datagram(pair.now, to_b, from_a, &message);
     let installed_before = installed(&pair.a).len();
