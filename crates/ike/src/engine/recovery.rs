@@ -110,7 +110,8 @@ impl Engine {
         // takes no unprotected notify during phase 1, and ours would hide its real reason.
         let quick_mode = header.exchange_type == ExchangeType::QuickMode;
         let informational = header.exchange_type == ExchangeType::Informational;
-        if !quick_mode && !(informational && message.encrypted_body().is_some()) {
+        let on_established_sa = quick_mode || (informational && message.encrypted_body().is_some());
+        if !on_established_sa {
             return;
         }
         self.recover(now, remote, None);
