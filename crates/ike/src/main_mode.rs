@@ -33,8 +33,8 @@ use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::sa::unauthenticated::Rejected;
 use crate::trace::{traced, Direction, Step};
-use crate::vendor;
 use crate::wire::{self, body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
+use isakmp::capabilities as vendor;
 
 /// The main-mode states. Each holds what the next step needs and nothing more.
 pub(crate) enum MainMode {

@@ -88,7 +88,7 @@ pub struct IkeSaView {
     /// Our address and port (4500 after a NAT-T float).
     pub local: SocketAddr,
     /// NAT-T: the dialect both announced, if any.
-    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    pub nat_traversal: Option<isakmp::capabilities::NatTVersion>,
     /// A NAT was detected on our side (we send keepalives once floated).
     pub local_behind_nat: bool,
     /// A NAT was detected (or faked) on the peer's side.

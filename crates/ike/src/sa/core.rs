@@ -29,7 +29,7 @@ use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
 use crate::sa::unauthenticated::Unauthenticated;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
-use crate::vendor::{NatTVersion, PeerCapabilities};
+use isakmp::capabilities::{NatTVersion, PeerCapabilities};
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
