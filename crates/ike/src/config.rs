@@ -518,7 +518,7 @@ pub struct Limits {
     pub max_first_sa_payload: usize,
     /// Quick modes in progress per IKE SA.
     pub max_quick_modes_per_sa: usize,
-    /// IKE fragmentation (Cisco/Microsoft format, `fragmentation.rs`): announce the
+    /// IKE fragmentation (Cisco/Microsoft format, `isakmp::fragmentation`): announce the
     /// FRAGMENTATION Vendor ID, accept fragments, and fragment our phase-1 messages when the
     /// peer announced it too.
     pub fragmentation: bool,
@@ -543,6 +543,20 @@ pub struct Limits {
     /// The same, per source address: one address (spoofed, or a real peer in a loop) cannot
     /// use the whole budget.
     pub aggressive_mode_responses_per_address: u32,
+}
+
+impl Limits {
+    /// The fragmentation bounds, as `isakmp::fragmentation` takes them.
+    pub fn fragments(&self) -> isakmp::fragmentation::FragmentLimits {
+        let (fragment_size, max_fragments) = (self.fragment_size, self.max_fragments);
+        let (max_reassembly_bytes, fragment_timeout) = (self.max_reassembly_bytes, self.fragment_timeout);
+        isakmp::fragmentation::FragmentLimits {
+            fragment_size,
+            max_fragments,
+            max_reassembly_bytes,
+            fragment_timeout,
+        }
+    }
 }
 
 impl Default for Limits {

@@ -48,6 +48,17 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// ESP or AH packets on an SPI we do not know, as the driver reported them
+    /// ([`Engine::handle_unknown_spi`]).
+    pub unknown_spi_reported: u64,
+    /// N(INVALID-SPI) sent under an IKE SA in answer to those.
+    pub invalid_spi_sent: u64,
+    /// N(INVALID-COOKIE) sent in answer to IKE messages for unknown cookies.
+    pub invalid_cookie_sent: u64,
+    /// IKE SAs started because a configured peer used an SA we do not have (after a restart).
+    pub recoveries_started: u64,
+    /// Answers to unknown SPIs or cookies left out by the rate limits.
+    pub answers_rate_limited: u64,
     /// Messages for a known IKE SA dropped because they could not be authenticated (did not
     /// decrypt, HASH or signature did not verify, error notify in clear): they never change
     /// an SA, and the exchange goes on.
@@ -102,7 +113,7 @@ pub struct IkeSaView {
     /// Our address and port (4500 after a NAT-T float).
     pub local: SocketAddr,
     /// NAT-T: the dialect both announced, if any.
-    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    pub nat_traversal: Option<isakmp::capabilities::NatTVersion>,
     /// A NAT was detected on our side (we send keepalives once floated).
     pub local_behind_nat: bool,
     /// A NAT was detected (or faked) on the peer's side.
@@ -160,6 +171,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The rate limits of the answers to unknown SPIs and cookies (`engine::recovery`).
+    pub(crate) recovery: crate::rate_limit::Recovery,
     /// The aggressive-mode responder's rate limit (`rate_limit`).
     pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
@@ -205,6 +218,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            recovery: crate::rate_limit::Recovery::default(),
             aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
@@ -450,7 +464,7 @@ impl Engine {
         let digest = digest_of(datagram);
         let header = message.header;
         let received = Some((local, remote));
-        let fragment = crate::fragmentation::fragment_of(&message);
+        let fragment = isakmp::fragmentation::fragment_of(&message);
         let Some(slot) = self.route(&message, remote) else {
             if fragment.is_some() {
                 // Reassembly only for an IKE SA that exists: no state for unknown cookies.
@@ -464,6 +478,7 @@ impl Engine {
                 self.new_responder(now, local, remote, first);
             } else {
                 self.stats.unknown_sa += 1;
+                self.unknown_cookies(now, local, remote, &message, datagram.len());
             }
             return;
         };
@@ -476,7 +491,6 @@ impl Engine {
                 fragment,
                 (header.initiator_cookie, header.responder_cookie),
             );
-            self.fit_half_open(Some(slot), now);
             return;
         }
         match header.exchange_type {
@@ -517,12 +531,11 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
-        // A half-open SA that holds more now (keys, fragments) makes older ones go.
-        self.fit_half_open(Some(slot), now);
+        self.fit_half_open(Some(slot), now); // a half-open SA holding more now makes older ones go
     }
 
     /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
-    /// is handled as if it had arrived whole (`fragmentation.rs`).
+    /// is handled as if it had arrived whole (`isakmp::fragmentation`).
     pub(super) fn fragment(
         &mut self,
         slot: usize,
@@ -538,15 +551,15 @@ impl Engine {
             self.stats.fragments_discarded += 1;
             return;
         }
-        let outcome = sa.reassembly.add(fragment, cookies, now, &limits);
+        let outcome = sa.reassembly.add(fragment, cookies, now, &limits.fragments());
         self.rearm(slot);
         match outcome {
-            crate::fragmentation::Reassembled::Pending => {}
-            crate::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
-            crate::fragmentation::Reassembled::Complete(message) => {
+            isakmp::fragmentation::Reassembled::Pending => {}
+            isakmp::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
+            isakmp::fragmentation::Reassembled::Complete(message) => {
                 // The whole message must be of this SA and not itself a fragment (no nesting).
                 let fits = Message::parse(&message).is_ok_and(|m| {
-                    crate::fragmentation::fragment_of(&m).is_none()
+                    isakmp::fragmentation::fragment_of(&m).is_none()
                         && (m.header.initiator_cookie, m.header.responder_cookie) == cookies
                 });
                 if fits {
@@ -556,6 +569,7 @@ impl Engine {
                 }
             }
         }
+        self.fit_half_open(Some(slot), now); // fragments held count too
     }
 
     /// The data plane received traffic on an IPsec SA negotiated by `connection` (see

@@ -16,8 +16,7 @@ use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal
 use crate::dpd::DpdState;
 use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, Phase1KeyLog, Transmit};
 use crate::failure::FailureReason;
-use crate::fragmentation::Reassembly;
-use crate::identity::PeerIdentity;
+use crate::identity::{IdentityKey, PeerIdentity};
 use crate::nat_t::{detect, our_discovery_hashes, NatState, NAT_T_PORT};
 use crate::sa::context::Ctx;
 use crate::sa::flight::Flight;
@@ -29,7 +28,7 @@ use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
 use crate::sa::unauthenticated::Unauthenticated;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
-use crate::vendor::{NatTVersion, PeerCapabilities};
+use isakmp::capabilities::{NatTVersion, PeerCapabilities};
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,14 +120,16 @@ pub(crate) struct SaCore {
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
     pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
-    /// The phase-1 message being reassembled from fragments (`fragmentation.rs`).
-    pub(crate) reassembly: Reassembly,
+    /// The phase-1 message being reassembled from fragments (`isakmp::fragmentation`).
+    pub(crate) reassembly: isakmp::fragmentation::Reassembly,
     /// The fragment ID of our next fragmented message.
     pub(crate) next_fragment_id: Cell<u16>,
     /// The identity the peer presented and authenticated (its ID payload), for `display ike
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
     pub(crate) remote_identity: Option<PeerIdentity>,
+    /// The same identity as bytes, for INITIAL-CONTACT's comparison of identity pairs.
+    pub(crate) remote_identity_key: Option<IdentityKey>,
     /// Messages dropped because they could not be authenticated, and the last one's reason.
     pub(crate) unauthenticated: Unauthenticated,
 }
@@ -226,9 +227,10 @@ impl SaCore {
             quick_mode_seen: SeenMessageIds::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
-            reassembly: Reassembly::default(),
+            reassembly: isakmp::fragmentation::Reassembly::default(),
             next_fragment_id: Cell::new(1),
             remote_identity: None,
+            remote_identity_key: None,
             unauthenticated: Unauthenticated::default(),
         }
     }
@@ -266,7 +268,9 @@ impl SaCore {
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
         if self.fragments_to_peer(ctx.config) {
             let id = self.next_fragment_id.get();
-            if let Some(fragments) = crate::fragmentation::split(&payload, id, &ctx.config.limits) {
+            if let Some(fragments) =
+                isakmp::fragmentation::split(&payload, id, &ctx.config.limits.fragments())
+            {
                 self.next_fragment_id.set(id.wrapping_add(1));
                 for fragment in fragments {
                     ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, fragment));
@@ -333,6 +337,13 @@ impl SaCore {
             },
         };
         Identification { protocol: 0, port: 0, identity }
+    }
+
+    /// The peer presented `identity` in its ID payload (authenticated by the exchange that
+    /// carried it, or, for an aggressive-mode responder, by AM3 before the SA is established).
+    pub(crate) fn identified(&mut self, identity: &Identity<'_>) {
+        self.remote_identity = Some(PeerIdentity::of(identity));
+        self.remote_identity_key = Some(IdentityKey::of(identity));
     }
 
     /// Reports a failure of this SA's phase 1.
