@@ -212,6 +212,7 @@ fn peer_and_policy(
         pfs: None,
         lifetime: Duration::from_secs(3600),
         lifetime_kilobytes: None,
+        template: None,
     };
     (peer, policy)
 }
@@ -222,7 +223,13 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits(), allow_aggressive_mode_psk_responder: false }
+    Config {
+        peers,
+        policies,
+        limits: limits(),
+        allow_aggressive_mode_psk_responder: false,
+        own_addresses: Vec::new(),
+    }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
@@ -232,6 +239,7 @@ fn initiator_config(i: usize, group: DhGroup) -> Config {
         policies: vec![policy],
         limits: limits(),
         allow_aggressive_mode_psk_responder: false,
+        own_addresses: Vec::new(),
     }
 }
 

@@ -491,6 +491,56 @@ pub struct PolicyConfig {
     pub lifetime: Duration,
     /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
     pub lifetime_kilobytes: Option<u64>,
+    /// Set for an entry made from an `ipsec policy-template`: the responder then checks the
+    /// flows branches propose against the hub's own addresses and each other's flows, and
+    /// applies the template's caps (`crate::hub`).
+    pub template: Option<TemplateConfig>,
+}
+
+/// What a policy template adds to its policy entry (issue 13, "hub limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateConfig {
+    /// The caps (`sa max …` in the template's view).
+    pub limits: HubLimits,
+    /// For each of the entry's selectors (same index): its ACL rule names the destination as
+    /// an address (`destination 0.0.0.0 255.255.255.255`), not `any`. Only such a rule lets a
+    /// branch propose exactly that destination when it covers the default route, one of our
+    /// addresses or another peer's flows.
+    pub explicit_destinations: Vec<bool>,
+}
+
+/// Caps of a policy template on what its branches make, in total and per peer (a peer is one
+/// branch: the identity it authenticated with). A quick mode or phase 1 over a cap is refused
+/// and reported; what is already up is never torn down by a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HubLimits {
+    /// IKE SAs of all branches (`sa max ike-sa`).
+    pub ike_sas: usize,
+    /// IPsec SA pairs of all branches (`sa max ipsec-sa`).
+    pub ipsec_sas: usize,
+    /// Flows of all branches (`sa max flow`).
+    pub flows: usize,
+    /// IKE SAs of one branch (`sa max per-peer ike-sa`).
+    pub per_peer_ike_sas: usize,
+    /// IPsec SA pairs of one branch (`sa max per-peer ipsec-sa`).
+    pub per_peer_ipsec_sas: usize,
+    /// Flows of one branch (`sa max per-peer flow`).
+    pub per_peer_flows: usize,
+}
+
+impl Default for HubLimits {
+    /// Sized for a hub of 10,000 branches with a few flows each: two IKE SAs per branch while
+    /// one is renewed, two pairs per flow while one is rekeyed.
+    fn default() -> Self {
+        Self {
+            ike_sas: 20_000,
+            ipsec_sas: 100_000,
+            flows: 50_000,
+            per_peer_ike_sas: 4,
+            per_peer_ipsec_sas: 64,
+            per_peer_flows: 32,
+        }
+    }
 }
 
 /// Timers and limits of the engine (implementation constants, not negotiated).
@@ -562,6 +612,9 @@ pub struct Config {
     /// The configuration layer should warn when this is turned on; the text to show is
     /// [`AGGRESSIVE_MODE_PSK_RISK`], the same one the refusal reports.
     pub allow_aggressive_mode_psk_responder: bool,
+    /// The gateway's own addresses (interface addresses); with every peer's `local_address`,
+    /// a branch may not propose a flow toward them through a template.
+    pub own_addresses: Vec<IpAddr>,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration

@@ -336,6 +336,9 @@ pub enum IkeSaEnd {
     Reset,
     /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
     Reconfigured,
+    /// A new IKE SA from a branch over a cap of its policy template (`sa max … ike-sa`),
+    /// deleted as soon as phase 1 completed.
+    LimitReached,
 }
 
 /// A flow that needs IPsec SAs (the driver's input to [`Engine::handle_acquire`](crate::Engine::handle_acquire)): policy entry and the ACL rule it matched.

@@ -146,6 +146,97 @@ pub enum PolicyFailure {
     /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
     /// and it gives up in turn.
     Reconfigured,
+    /// A branch proposed, through a policy template, a flow the hub refuses (issue 13): it
+    /// would route the default route, our own address or another peer's traffic to it. The
+    /// quick mode is answered with INVALID-ID-INFORMATION.
+    FlowRefused {
+        /// The branch: its authenticated identity.
+        branch: String,
+        /// The flow it proposed, from our side.
+        flow: String,
+        /// What the flow conflicts with.
+        conflict: FlowConflict,
+        /// The policy entry of the template (`ipsec policy NAME SEQ`).
+        policy: String,
+    },
+    /// A cap of a policy template was reached (`sa max …`): the quick mode is answered with
+    /// NO-PROPOSAL-CHOSEN, a new IKE SA is deleted at once.
+    LimitReached {
+        /// The branch: its authenticated identity.
+        branch: String,
+        /// Which cap.
+        limit: HubLimit,
+        /// Its value.
+        max: usize,
+        /// The policy entry of the template.
+        policy: String,
+    },
+}
+
+/// What a flow proposed through a template conflicts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowConflict {
+    /// Its remote side is every address: the hub would send all its traffic to the branch.
+    DefaultRoute,
+    /// Its remote side contains one of our own addresses.
+    OwnAddress(std::net::IpAddr),
+    /// Its remote side overlaps a flow another peer has installed.
+    PeerFlow {
+        /// The other peer (its configured name and identity or address).
+        peer: String,
+        /// Its flow.
+        flow: String,
+    },
+    /// Its remote side contains another peer's gateway address.
+    PeerAddress {
+        /// The other peer.
+        peer: String,
+        /// Its address.
+        address: std::net::IpAddr,
+    },
+}
+
+/// Which cap of a policy template ([`crate::HubLimits`]), by its configuration keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubLimit {
+    /// `sa max ike-sa`.
+    IkeSas,
+    /// `sa max ipsec-sa`.
+    IpsecSas,
+    /// `sa max flow`.
+    Flows,
+    /// `sa max per-peer ike-sa`.
+    PerPeerIkeSas,
+    /// `sa max per-peer ipsec-sa`.
+    PerPeerIpsecSas,
+    /// `sa max per-peer flow`.
+    PerPeerFlows,
+}
+
+impl fmt::Display for FlowConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DefaultRoute => f.write_str("it covers the default route 0.0.0.0/0"),
+            Self::OwnAddress(a) => write!(f, "it covers this gateway's own address {a}"),
+            Self::PeerFlow { peer, flow } => write!(f, "it overlaps flow {flow} of {peer}"),
+            Self::PeerAddress { peer, address } => {
+                write!(f, "it covers the gateway address {address} of {peer}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for HubLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::IkeSas => "sa max ike-sa",
+            Self::IpsecSas => "sa max ipsec-sa",
+            Self::Flows => "sa max flow",
+            Self::PerPeerIkeSas => "sa max per-peer ike-sa",
+            Self::PerPeerIpsecSas => "sa max per-peer ipsec-sa",
+            Self::PerPeerFlows => "sa max per-peer flow",
+        })
+    }
 }
 
 impl fmt::Display for FailureReason {
@@ -245,6 +336,14 @@ impl fmt::Display for PolicyFailure {
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
             }
+            Self::FlowRefused { branch, flow, conflict, policy } => write!(
+                f,
+                "flow {flow} proposed by {branch} through template policy {policy} refused: {conflict} \
+                 (only an ACL rule of the template naming exactly that destination allows it)"
+            ),
+            Self::LimitReached { branch, limit, max, policy } => {
+                write!(f, "{branch} refused: template policy {policy} reached `{limit} {max}`")
+            }
         }
     }
 }
@@ -271,7 +370,10 @@ impl FailureReason {
             Self::Authentication(A::CertificateUnavailable(_) | A::SigningFailed(_)) => {
                 NotifyType::CertificateUnavailable
             }
-            Self::Identity(_) => NotifyType::InvalidIdInformation,
+            Self::Identity(_) | Self::Policy(PolicyFailure::FlowRefused { .. }) => {
+                NotifyType::InvalidIdInformation
+            }
+            Self::Policy(PolicyFailure::LimitReached { .. }) => NotifyType::NoProposalChosen,
             Self::Malformed(MalformedFailure::KeyExchange(_)) => NotifyType::InvalidKeyInformation,
             Self::Malformed(MalformedFailure::InvalidMessage(_) | MalformedFailure::MissingPayload(_)) => {
                 NotifyType::PayloadMalformed
@@ -528,7 +630,56 @@ mod tests {
             PolicyFailure::TooManyHalfOpen.into(),
             PolicyFailure::AggressiveModePskRefused.into(),
             PolicyFailure::Reconfigured.into(),
+            PolicyFailure::FlowRefused {
+                branch: "branch7 (fqdn b7.example.net)".into(),
+                flow: "10.0.0.0/8 -> 0.0.0.0/0".into(),
+                conflict: FlowConflict::DefaultRoute,
+                policy: "hub-10".into(),
+            }
+            .into(),
+            PolicyFailure::FlowRefused {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 192.0.2.1".into(),
+                conflict: FlowConflict::OwnAddress([192, 0, 2, 1].into()),
+                policy: "hub-10".into(),
+            }
+            .into(),
+            PolicyFailure::FlowRefused {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 10.9.0.0/16".into(),
+                conflict: FlowConflict::PeerFlow { peer: "peer branches (fqdn b8)".into(), flow: "x".into() },
+                policy: "hub-10".into(),
+            }
+            .into(),
+            PolicyFailure::FlowRefused {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 198.51.100.0/24".into(),
+                conflict: FlowConflict::PeerAddress {
+                    peer: "peer b8".into(),
+                    address: [198, 51, 100, 7].into(),
+                },
+                policy: "hub-10".into(),
+            }
+            .into(),
         ];
+        all.extend(
+            [
+                HubLimit::IkeSas,
+                HubLimit::IpsecSas,
+                HubLimit::Flows,
+                HubLimit::PerPeerIkeSas,
+                HubLimit::PerPeerIpsecSas,
+                HubLimit::PerPeerFlows,
+            ]
+            .map(|limit| {
+                FailureReason::from(PolicyFailure::LimitReached {
+                    branch: "b".into(),
+                    limit,
+                    max: 3,
+                    policy: "hub-10".into(),
+                })
+            }),
+        );
         // Malformed messages as the parser reports them: too short, a bad length, a bad version.
         for datagram in [&[0u8; 3][..], &[1; 28], &[0; 40]] {
             let error = isakmp::Message::parse(datagram).expect_err("malformed");

@@ -39,6 +39,7 @@ mod engine;
 mod event;
 mod failure;
 mod fragmentation;
+mod hub;
 mod identity;
 mod ike_sa;
 mod informational;
@@ -59,9 +60,9 @@ mod tests;
 
 pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
-    Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode,
+    Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode, HubLimits,
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
-    SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
+    SendCertificate, Subnet, TemplateConfig, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::endpoint::{Engine, IkeSaView, Statistics};
 pub use event::{
@@ -69,8 +70,8 @@ pub use event::{
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
 };
 pub use failure::{
-    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
-    ProposalFailure, TimeoutFailure,
+    AuthenticationFailure, FailureReason, FlowConflict, HubLimit, IdentityFailure, MalformedFailure,
+    NotifyName, PolicyFailure, ProposalFailure, TimeoutFailure,
 };
 pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};

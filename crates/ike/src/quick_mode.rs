@@ -31,6 +31,7 @@ use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsula
 use crate::failure::{
     AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
 };
+use crate::hub::{admit_flow, SaSummary};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
@@ -38,6 +39,7 @@ use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::flight::{Flight, FlightTimeout};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
+use crate::sa::lifetimes::Rekey;
 use crate::trace::{Direction, Step};
 use crate::wire;
 use crate::wire::find_sa;
@@ -592,6 +594,13 @@ impl QuickModeSa<'_> {
             .ok_or_else(|| {
                 FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
             })?;
+        // A template's flow: not the default route, our addresses or another peer's flows,
+        // and within the template's caps (`crate::hub`).
+        let me =
+            SaSummary { peer: self.peer, established: true, identity: self.remote_identity.as_ref(), remote };
+        let mut mine =
+            self.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
+        admit_flow(ctx.config, ctx.others, &me, &mut mine, policy, &selector)?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;

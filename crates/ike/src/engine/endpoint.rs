@@ -19,9 +19,11 @@ use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
+use crate::hub::{OtherSas, PairSummary, SaSummary};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
+use crate::sa::lifetimes::Rekey;
 use crate::sa::timer::Timer;
 
 /// Counters of what the engine refused, for `display ike statistics`.
@@ -578,8 +580,12 @@ impl Engine {
         received: Option<(SocketAddr, SocketAddr)>,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let (slots, mut ctx) = self.slots_and_ctx(now, received);
-        let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let (slots, ctx) = self.slots_and_ctx(now, received);
+        let (earlier, rest) = slots.split_at_mut(slot.min(slots.len()));
+        let Some((this, later)) = rest.split_first_mut() else { return };
+        let Some(sa) = this.as_mut() else { return };
+        let others = Others { earlier, later };
+        let mut ctx = Ctx { others: Some(&others), ..ctx };
         let before = (sa.replays_dropped(), sa.message_ids_forgotten());
         f(sa, &mut ctx);
         let after = (sa.replays_dropped(), sa.message_ids_forgotten());
@@ -605,6 +611,7 @@ impl Engine {
             out: &mut self.out,
             received,
             unix_time: self.wall_clock.map(|clock| clock.at(now)),
+            others: None,
         };
         (&mut self.slots, ctx)
     }
@@ -723,4 +730,30 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&HashAlgorithm::Sha256.digest(&[datagram]));
     out
+}
+
+/// The IKE SAs around one slot, lent to its handler for the hub checks (`crate::hub`).
+pub(crate) struct Others<'s> {
+    pub(crate) earlier: &'s [Option<IkeSa>],
+    pub(crate) later: &'s [Option<IkeSa>],
+}
+
+/// An IKE SA as the hub checks see it.
+pub(crate) fn summary(sa: &IkeSa) -> SaSummary<'_> {
+    SaSummary {
+        peer: sa.peer,
+        established: sa.is_established(),
+        identity: sa.remote_identity.as_ref(),
+        remote: sa.remote.ip(),
+    }
+}
+
+impl OtherSas for Others<'_> {
+    fn each(&self, f: &mut dyn FnMut(&SaSummary<'_>, &mut dyn Iterator<Item = PairSummary<'_>>)) {
+        for sa in self.earlier.iter().chain(self.later).flatten() {
+            let mut pairs =
+                sa.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
+            f(&summary(sa), &mut pairs);
+        }
+    }
 }

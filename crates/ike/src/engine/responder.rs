@@ -204,6 +204,9 @@ impl Engine {
             }
         }
         self.initial_contact(slot, now);
+        if !self.keeps_ike_sa_caps(slot, now) {
+            return;
+        }
         self.with_sa(slot, now, |sa, ctx| {
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {

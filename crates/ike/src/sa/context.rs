@@ -11,6 +11,7 @@ use isakmp::{Cookie, Message};
 
 use crate::config::{Config, PolicyConfig};
 use crate::event::{Event, Transmit};
+use crate::hub::OtherSas;
 use crate::trace::MessageTrace;
 
 /// What an exchange handler needs from the engine.
@@ -28,6 +29,9 @@ pub(crate) struct Ctx<'a> {
     /// Wall-clock time (seconds since the Unix epoch) for certificate validity, when the
     /// driver gave the engine a clock ([`crate::Engine::set_wall_clock`]).
     pub(crate) unix_time: Option<u64>,
+    /// The engine's other IKE SAs, for the checks of a hub's template flows and caps
+    /// (`crate::hub`); `None` where a handler is given no SA from a slot.
+    pub(crate) others: Option<&'a dyn OtherSas>,
 }
 
 impl Ctx<'_> {

@@ -5,6 +5,7 @@ mod aggressive;
 mod certs;
 mod dpd;
 mod fragmentation;
+mod hub;
 mod key_log;
 mod lifetime;
 mod nat_t;

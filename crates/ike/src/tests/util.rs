@@ -148,9 +148,11 @@ impl Gateway {
                 pfs: self.pfs,
                 lifetime: self.lifetime,
                 lifetime_kilobytes: self.lifetime_kilobytes,
+                template: None,
             }],
             limits: self.limits,
             allow_aggressive_mode_psk_responder: self.allow_aggressive_responder,
+            own_addresses: Vec::new(),
         }
     }
 }

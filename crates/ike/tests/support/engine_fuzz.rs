@@ -209,6 +209,7 @@ impl Scenario {
                 // Short, so that rekeying is a few time steps away.
                 lifetime: Duration::from_secs(120),
                 lifetime_kilobytes: None,
+                template: None,
             }],
             limits: Limits {
                 retransmit_initial: Duration::from_millis(500),
@@ -225,6 +226,7 @@ impl Scenario {
                 fragment_timeout: Duration::from_secs(5),
             },
             allow_aggressive_mode_psk_responder: false,
+            own_addresses: Vec::new(),
         }
     }
 }
