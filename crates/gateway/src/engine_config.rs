@@ -43,6 +43,8 @@ pub fn engine_config_with(
     // `ike fragmentation`: announced and used with peers that announce it too.
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
+    // The hub's own addresses: no branch may claim them through a template (`ike::hub`).
+    out.own_addresses = config.interfaces.values().filter_map(|i| i.address).map(|a| a.address.into()).collect();
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
@@ -87,6 +89,7 @@ pub fn engine_config_with(
                 lifetime_kilobytes: Some(
                     settings.sa_kilobytes.unwrap_or(config.ipsec_global_duration.kilobytes),
                 ),
+                template: template.then(|| template_config(config, settings)),
             });
         }
     }
@@ -139,6 +142,27 @@ fn acl_selectors(
         });
     }
     Ok(selectors)
+}
+
+/// What a template adds to its engine policy: its caps (`sa max …`, defaults for those left
+/// out) and, per selector (as [`acl_selectors`] makes them), whether the rule names its
+/// destination as an address rather than `any`.
+fn template_config(config: &vrp::Config, settings: &vrp::model::PolicySettings) -> ike::TemplateConfig {
+    let [ike_sas, ipsec_sas, flows, per_peer_ike_sas, per_peer_ipsec_sas, per_peer_flows] =
+        settings.sa_max.values().map(|n| n as usize);
+    let limits =
+        ike::HubLimits { ike_sas, ipsec_sas, flows, per_peer_ike_sas, per_peer_ipsec_sas, per_peer_flows };
+    let explicit_destinations = match settings.acl.and_then(|n| config.acls.get(&n)) {
+        // No ACL: any flow, written as nothing.
+        None => vec![false],
+        Some(acl) => acl
+            .rules
+            .values()
+            .filter(|rule| rule.action != AclAction::Deny)
+            .map(|rule| !matches!(rule.destination, AddressMatch::Any))
+            .collect(),
+    };
+    ike::TemplateConfig { limits, explicit_destinations }
 }
 
 /// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
