@@ -44,7 +44,8 @@ pub fn engine_config_with(
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
     // The hub's own addresses: no branch may claim them through a template (`ike::hub`).
-    out.own_addresses = config.interfaces.values().filter_map(|i| i.address).map(|a| a.address.into()).collect();
+    out.own_addresses =
+        config.interfaces.values().filter_map(|i| i.address).map(|a| a.address.into()).collect();
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
@@ -535,6 +536,31 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let c = convert(&no_acl).unwrap();
         let any = ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0);
         assert_eq!(c.policies[1].selectors, [ike::TrafficSelector::between(any, any)]);
+        assert_eq!(c.policies[1].template.as_ref().unwrap().explicit_destinations, [false]);
+    }
+
+    /// A template's caps and ACL reach the engine (issue 13, hub limits): `sa max` values over
+    /// the defaults, which rules name their destination (`0.0.0.0 255.255.255.255` does,
+    /// `any` does not), and the hub's interface addresses.
+    #[test]
+    fn a_policy_template_brings_its_caps_and_named_destinations() {
+        let text = HUB
+            .replace(
+                " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n",
+                " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n \
+                 rule 10 permit ip source 10.1.1.0 0.0.0.255 destination 0.0.0.0 255.255.255.255\n \
+                 rule 15 permit ip source 10.1.1.0 0.0.0.255 destination any\n",
+            )
+            .replace(" ike-peer any\n", " ike-peer any\n sa max flow 300\n sa max per-peer ike-sa 2\n");
+        let c = convert(&text).unwrap();
+        assert_eq!(c.policies[0].template, None, "an isakmp entry has no caps");
+        let template = c.policies[1].template.as_ref().unwrap();
+        assert_eq!(template.explicit_destinations, [true, true, false]);
+        assert_eq!(
+            template.limits,
+            ike::HubLimits { flows: 300, per_peer_ike_sas: 2, ..ike::HubLimits::default() }
+        );
+        assert_eq!(c.own_addresses, [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub use config::{
     SendCertificate, Subnet, TemplateConfig, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::endpoint::{Engine, IkeSaView, Statistics};
+pub use engine::hub::TemplateUsage;
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,

@@ -310,8 +310,17 @@ impl Bridge {
         }
         shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
-            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+        match routing::template_route(rule.selector.remote) {
+            Some(prefix) => {
+                if let Err(e) = self.template_routes.add_one(prefix) {
+                    warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                }
+            }
+            None => warn!(
+                "template flow {} for {peer} ({remote}): the default route is not replaced; \
+                 route what it protects with ip route-static",
+                rule.selector
+            ),
         }
         self.template_flows.push(TemplateFlow { rule, pairs: 1 });
     }

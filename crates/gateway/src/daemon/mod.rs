@@ -290,7 +290,8 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
-                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped())
+                let templates = self.engine.template_usage();
+                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped(), &templates)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),

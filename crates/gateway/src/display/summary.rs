@@ -10,9 +10,14 @@ use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_t
 use crate::control::Response;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
-/// `display ipsec statistics`: the data plane's counters, and the clear packets dropped from
-/// the TUN (`bypass_dropped`).
-pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
+/// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
+/// the TUN (`bypass_dropped`), and what the branches of each policy template hold against
+/// its caps (`sa max …`).
+pub fn ipsec_statistics(
+    s: &esp::Statistics,
+    bypass_dropped: u64,
+    templates: &[ike::TemplateUsage],
+) -> Response {
     let text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
@@ -27,7 +32,45 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
         s.inbound.authentication,
         s.inbound.replayed,
     );
+    let mut text = text;
+    for t in templates {
+        let l = &t.limits;
+        text.push_str(&format!(
+            "template policy {}: {} peer(s); IKE SAs {} of {} (per peer {}), IPsec SA pairs {} of {} \
+             (per peer {}), flows {} of {} (per peer {})\n",
+            t.policy,
+            t.peers,
+            t.ike_sas,
+            l.ike_sas,
+            l.per_peer_ike_sas,
+            t.ipsec_sas,
+            l.ipsec_sas,
+            l.per_peer_ipsec_sas,
+            t.flows,
+            l.flows,
+            l.per_peer_flows
+        ));
+    }
+    let templates: Vec<serde_json::Value> = templates
+        .iter()
+        .map(|t| {
+            let l = &t.limits;
+            json!({
+                "policy": t.policy.to_string(),
+                "peers": t.peers,
+                "ike_sas": t.ike_sas,
+                "ipsec_sas": t.ipsec_sas,
+                "flows": t.flows,
+                "max": {
+                    "ike_sa": l.ike_sas, "ipsec_sa": l.ipsec_sas, "flow": l.flows,
+                    "per_peer_ike_sa": l.per_peer_ike_sas, "per_peer_ipsec_sa": l.per_peer_ipsec_sas,
+                    "per_peer_flow": l.per_peer_flows,
+                },
+            })
+        })
+        .collect();
     let json = json!({
+        "templates": templates,
         "sealed": s.sealed,
         "opened": s.opened,
         "queued": s.queued,

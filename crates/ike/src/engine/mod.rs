@@ -7,7 +7,7 @@
 
 mod commands;
 pub(crate) mod endpoint;
-mod hub;
+pub(crate) mod hub;
 mod lifetimes;
 mod reconfigure;
 mod responder;

@@ -442,7 +442,10 @@ fn policy_template_caps() {
     assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::InvalidValue, 2, 5));
     assert!(e.message.contains("only in an ipsec policy-template"), "{}", e.message);
     assert_eq!(error("ipsec policy-template t 1\n sa max flow 0").kind, DiagnosticKind::InvalidValue);
-    assert_eq!(error("ipsec policy-template t 1\n sa max per-peer sa 3").kind, DiagnosticKind::UnknownKeyword);
+    assert_eq!(
+        error("ipsec policy-template t 1\n sa max per-peer sa 3").kind,
+        DiagnosticKind::UnknownKeyword
+    );
     assert_eq!(error("ipsec policy-template t 1\n sa max flow 10000001").kind, DiagnosticKind::InvalidValue);
 }
 
