@@ -149,28 +149,36 @@ pub enum PolicyFailure {
     /// A branch proposed, through a policy template, a flow the hub refuses (issue 13): it
     /// would route the default route, our own address or another peer's traffic to it. The
     /// quick mode is answered with INVALID-ID-INFORMATION.
-    FlowRefused {
-        /// The branch: its authenticated identity.
-        branch: String,
-        /// The flow it proposed, from our side.
-        flow: String,
-        /// What the flow conflicts with.
-        conflict: FlowConflict,
-        /// The policy entry of the template (`ipsec policy NAME SEQ`).
-        policy: String,
-    },
+    FlowRefused(Box<FlowRefusal>),
     /// A cap of a policy template was reached (`sa max …`): the quick mode is answered with
     /// NO-PROPOSAL-CHOSEN, a new IKE SA is deleted at once.
-    LimitReached {
-        /// The branch: its authenticated identity.
-        branch: String,
-        /// Which cap.
-        limit: HubLimit,
-        /// Its value.
-        max: usize,
-        /// The policy entry of the template.
-        policy: String,
-    },
+    LimitReached(Box<LimitRefusal>),
+}
+
+/// A flow a hub refused ([`PolicyFailure::FlowRefused`]).
+#[derive(Debug, Clone)]
+pub struct FlowRefusal {
+    /// The branch: its peer, authenticated identity and address.
+    pub branch: String,
+    /// The flow it proposed, from our side.
+    pub flow: String,
+    /// What the flow conflicts with.
+    pub conflict: FlowConflict,
+    /// The policy entry of the template (`ipsec policy NAME SEQ`).
+    pub policy: String,
+}
+
+/// A cap a branch reached ([`PolicyFailure::LimitReached`]).
+#[derive(Debug, Clone)]
+pub struct LimitRefusal {
+    /// The branch: its peer, authenticated identity and address.
+    pub branch: String,
+    /// Which cap.
+    pub limit: HubLimit,
+    /// Its value.
+    pub max: usize,
+    /// The policy entry of the template.
+    pub policy: String,
 }
 
 /// What a flow proposed through a template conflicts with.
@@ -336,13 +344,18 @@ impl fmt::Display for PolicyFailure {
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
             }
-            Self::FlowRefused { branch, flow, conflict, policy } => write!(
+            Self::FlowRefused(r) => write!(
                 f,
-                "flow {flow} proposed by {branch} through template policy {policy} refused: {conflict} \
-                 (only an ACL rule of the template naming exactly that destination allows it)"
+                "flow {} proposed by {} through template policy {} refused: {} \
+                 (only an ACL rule of the template naming exactly that destination allows it)",
+                r.flow, r.branch, r.policy, r.conflict
             ),
-            Self::LimitReached { branch, limit, max, policy } => {
-                write!(f, "{branch} refused: template policy {policy} reached `{limit} {max}`")
+            Self::LimitReached(r) => {
+                write!(
+                    f,
+                    "{} refused: template policy {} reached `{} {}`",
+                    r.branch, r.policy, r.limit, r.max
+                )
             }
         }
     }
@@ -370,10 +383,10 @@ impl FailureReason {
             Self::Authentication(A::CertificateUnavailable(_) | A::SigningFailed(_)) => {
                 NotifyType::CertificateUnavailable
             }
-            Self::Identity(_) | Self::Policy(PolicyFailure::FlowRefused { .. }) => {
+            Self::Identity(_) | Self::Policy(PolicyFailure::FlowRefused(_)) => {
                 NotifyType::InvalidIdInformation
             }
-            Self::Policy(PolicyFailure::LimitReached { .. }) => NotifyType::NoProposalChosen,
+            Self::Policy(PolicyFailure::LimitReached(_)) => NotifyType::NoProposalChosen,
             Self::Malformed(MalformedFailure::KeyExchange(_)) => NotifyType::InvalidKeyInformation,
             Self::Malformed(MalformedFailure::InvalidMessage(_) | MalformedFailure::MissingPayload(_)) => {
                 NotifyType::PayloadMalformed
@@ -615,6 +628,62 @@ mod tests {
         ]
     }
 
+    /// The refusals of a hub (`crate::hub`): every conflict and every cap.
+    fn hub_failures() -> Vec<FailureReason> {
+        let mut all: Vec<FailureReason> = vec![
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7 (fqdn b7.example.net)".into(),
+                flow: "10.0.0.0/8 -> 0.0.0.0/0".into(),
+                conflict: FlowConflict::DefaultRoute,
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 192.0.2.1".into(),
+                conflict: FlowConflict::OwnAddress([192, 0, 2, 1].into()),
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 10.9.0.0/16".into(),
+                conflict: FlowConflict::PeerFlow { peer: "peer branches (fqdn b8)".into(), flow: "x".into() },
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 198.51.100.0/24".into(),
+                conflict: FlowConflict::PeerAddress {
+                    peer: "peer b8".into(),
+                    address: [198, 51, 100, 7].into(),
+                },
+                policy: "hub-10".into(),
+            }))
+            .into(),
+        ];
+        all.extend(
+            [
+                HubLimit::IkeSas,
+                HubLimit::IpsecSas,
+                HubLimit::Flows,
+                HubLimit::PerPeerIkeSas,
+                HubLimit::PerPeerIpsecSas,
+                HubLimit::PerPeerFlows,
+            ]
+            .map(|limit| {
+                FailureReason::from(PolicyFailure::LimitReached(Box::new(LimitRefusal {
+                    branch: "b".into(),
+                    limit,
+                    max: 3,
+                    policy: "hub-10".into(),
+                })))
+            }),
+        );
+        all
+    }
+
     fn other_failures() -> Vec<FailureReason> {
         let mut all: Vec<FailureReason> = vec![
             IdentityFailure::Mismatch { received: "fqdn fw-c".into(), expected: "fqdn fw-b".into() }.into(),
@@ -630,56 +699,8 @@ mod tests {
             PolicyFailure::TooManyHalfOpen.into(),
             PolicyFailure::AggressiveModePskRefused.into(),
             PolicyFailure::Reconfigured.into(),
-            PolicyFailure::FlowRefused {
-                branch: "branch7 (fqdn b7.example.net)".into(),
-                flow: "10.0.0.0/8 -> 0.0.0.0/0".into(),
-                conflict: FlowConflict::DefaultRoute,
-                policy: "hub-10".into(),
-            }
-            .into(),
-            PolicyFailure::FlowRefused {
-                branch: "branch7".into(),
-                flow: "10.0.0.0/8 -> 192.0.2.1".into(),
-                conflict: FlowConflict::OwnAddress([192, 0, 2, 1].into()),
-                policy: "hub-10".into(),
-            }
-            .into(),
-            PolicyFailure::FlowRefused {
-                branch: "branch7".into(),
-                flow: "10.0.0.0/8 -> 10.9.0.0/16".into(),
-                conflict: FlowConflict::PeerFlow { peer: "peer branches (fqdn b8)".into(), flow: "x".into() },
-                policy: "hub-10".into(),
-            }
-            .into(),
-            PolicyFailure::FlowRefused {
-                branch: "branch7".into(),
-                flow: "10.0.0.0/8 -> 198.51.100.0/24".into(),
-                conflict: FlowConflict::PeerAddress {
-                    peer: "peer b8".into(),
-                    address: [198, 51, 100, 7].into(),
-                },
-                policy: "hub-10".into(),
-            }
-            .into(),
         ];
-        all.extend(
-            [
-                HubLimit::IkeSas,
-                HubLimit::IpsecSas,
-                HubLimit::Flows,
-                HubLimit::PerPeerIkeSas,
-                HubLimit::PerPeerIpsecSas,
-                HubLimit::PerPeerFlows,
-            ]
-            .map(|limit| {
-                FailureReason::from(PolicyFailure::LimitReached {
-                    branch: "b".into(),
-                    limit,
-                    max: 3,
-                    policy: "hub-10".into(),
-                })
-            }),
-        );
+        all.extend(hub_failures());
         // Malformed messages as the parser reports them: too short, a bad length, a bad version.
         for datagram in [&[0u8; 3][..], &[1; 28], &[0; 40]] {
             let error = isakmp::Message::parse(datagram).expect_err("malformed");

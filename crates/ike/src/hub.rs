@@ -32,7 +32,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::config::{Addresses, Config, HubLimits, TrafficSelector};
-use crate::failure::{FailureReason, FlowConflict, HubLimit, PolicyFailure};
+use crate::failure::{FailureReason, FlowConflict, FlowRefusal, HubLimit, LimitRefusal, PolicyFailure};
 use crate::identity::PeerIdentity;
 use crate::proxy_id::covers;
 
@@ -151,7 +151,12 @@ pub(crate) fn admit_flow(
     let Some(template) = &entry.template else { return Ok(()) };
     let refused = |conflict| {
         let (branch, flow, policy) = (describe(config, me), flow.to_string(), entry.id.to_string());
-        Err(FailureReason::Policy(PolicyFailure::FlowRefused { branch, flow, conflict, policy }))
+        Err(FailureReason::Policy(PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+            branch,
+            flow,
+            conflict,
+            policy,
+        }))))
     };
     let rule = entry.selectors.iter().zip(&template.explicit_destinations).find(|(s, _)| covers(s, flow));
     let explicit = rule.is_some_and(|(s, named)| *named && s.remote == flow.remote);
@@ -188,12 +193,14 @@ pub(crate) fn admit_flow(
         return refused(conflict);
     }
     match tally.exceeded(&template.limits) {
-        Some((limit, max)) => Err(FailureReason::Policy(PolicyFailure::LimitReached {
-            branch: describe(config, me),
-            limit,
-            max,
-            policy: entry.id.to_string(),
-        })),
+        Some((limit, max)) => {
+            Err(FailureReason::Policy(PolicyFailure::LimitReached(Box::new(LimitRefusal {
+                branch: describe(config, me),
+                limit,
+                max,
+                policy: entry.id.to_string(),
+            }))))
+        }
         None => Ok(()),
     }
 }
@@ -222,12 +229,14 @@ pub(crate) fn admit_ike_sa(
         (total > limits.ike_sas).then_some((HubLimit::IkeSas, limits.ike_sas))
     };
     match exceeded {
-        Some((limit, max)) => Err(FailureReason::Policy(PolicyFailure::LimitReached {
-            branch: describe(config, me),
-            limit,
-            max,
-            policy: entry.id.to_string(),
-        })),
+        Some((limit, max)) => {
+            Err(FailureReason::Policy(PolicyFailure::LimitReached(Box::new(LimitRefusal {
+                branch: describe(config, me),
+                limit,
+                max,
+                policy: entry.id.to_string(),
+            }))))
+        }
         None => Ok(()),
     }
 }

@@ -71,8 +71,8 @@ pub use event::{
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
 };
 pub use failure::{
-    AuthenticationFailure, FailureReason, FlowConflict, HubLimit, IdentityFailure, MalformedFailure,
-    NotifyName, PolicyFailure, ProposalFailure, TimeoutFailure,
+    AuthenticationFailure, FailureReason, FlowConflict, FlowRefusal, HubLimit, IdentityFailure, LimitRefusal,
+    MalformedFailure, NotifyName, PolicyFailure, ProposalFailure, TimeoutFailure,
 };
 pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};

@@ -594,13 +594,7 @@ impl QuickModeSa<'_> {
             .ok_or_else(|| {
                 FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
             })?;
-        // A template's flow: not the default route, our addresses or another peer's flows,
-        // and within the template's caps (`crate::hub`).
-        let me =
-            SaSummary { peer: self.peer, established: true, identity: self.remote_identity.as_ref(), remote };
-        let mut mine =
-            self.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
-        admit_flow(ctx.config, ctx.others, &me, &mut mine, policy, &selector)?;
+        self.admit_template_flow(policy, &selector, ctx)?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
@@ -647,6 +641,22 @@ impl QuickModeSa<'_> {
             deadline: ctx.now + ctx.config.limits.exchange_timeout,
         });
         Ok(())
+    }
+
+    /// A flow proposed through a template: not the default route, our addresses or another
+    /// peer's flows, and within the template's caps (`crate::hub`).
+    fn admit_template_flow(
+        &self,
+        policy: usize,
+        selector: &TrafficSelector,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), FailureReason> {
+        let remote = self.remote.ip();
+        let me =
+            SaSummary { peer: self.peer, established: true, identity: self.remote_identity.as_ref(), remote };
+        let mut mine =
+            self.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
+        admit_flow(ctx.config, ctx.others, &me, &mut mine, policy, selector)
     }
 
     fn responder_finish(
