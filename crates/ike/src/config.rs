@@ -493,7 +493,7 @@ pub struct PolicyConfig {
     pub lifetime_kilobytes: Option<u64>,
     /// Set for an entry made from an `ipsec policy-template`: the responder then checks the
     /// flows branches propose against the hub's own addresses and each other's flows, and
-    /// applies the template's caps (`crate::hub`).
+    /// applies the template's caps (module `hub`).
     pub template: Option<TemplateConfig>,
 }
 

@@ -204,7 +204,7 @@ pub enum FlowConflict {
     },
 }
 
-/// Which cap of a policy template ([`crate::HubLimits`]), by its configuration keyword.
+/// Which cap of a policy template (`HubLimits`), by its configuration keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HubLimit {
     /// `sa max ike-sa`.
@@ -628,7 +628,7 @@ mod tests {
         ]
     }
 
-    /// The refusals of a hub (`crate::hub`): every conflict and every cap.
+    /// The refusals of a hub (module `hub`): every conflict and every cap.
     fn hub_failures() -> Vec<FailureReason> {
         let mut all: Vec<FailureReason> = vec![
             PolicyFailure::FlowRefused(Box::new(FlowRefusal {
