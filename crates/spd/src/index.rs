@@ -46,12 +46,29 @@ impl Hasher for KeyHasher {
 
 type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
+/// The values filed under one pair of prefixes, in insertion order. The first is kept in
+/// the hash table itself: most buckets hold one value, and a lookup then costs no second
+/// memory access.
+#[derive(Debug, Clone)]
+pub struct Bucket<V> {
+    first: V,
+    rest: Vec<V>,
+}
+
+impl<V: Copy> Bucket<V> {
+    /// The values, in insertion order.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = V> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().copied())
+    }
+}
+
 /// The selectors of one pair of prefix lengths.
 #[derive(Debug, Clone)]
 struct Group<V> {
     local_mask: u32,
     remote_mask: u32,
-    buckets: KeyMap<Vec<V>>,
+    buckets: KeyMap<Bucket<V>>,
 }
 
 impl<V> Group<V> {
@@ -99,7 +116,12 @@ impl<V: Copy + PartialEq> PairIndex<V> {
             }
         };
         let key = group.key(local.address(), remote.address());
-        group.buckets.entry(key).or_default().push(value);
+        match group.buckets.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut bucket) => bucket.get_mut().rest.push(value),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Bucket { first: value, rest: Vec::new() });
+            }
+        }
         self.len += 1;
     }
 
@@ -114,38 +136,46 @@ impl<V: Copy + PartialEq> PairIndex<V> {
         let group = &mut self.groups[g];
         let key = group.key(local.address(), remote.address());
         let Some(bucket) = group.buckets.get_mut(&key) else { return false };
-        let Some(i) = bucket.iter().position(|v| *v == value) else { return false };
-        bucket.remove(i);
-        if bucket.is_empty() {
-            group.buckets.remove(&key);
-            if group.buckets.is_empty() {
-                self.groups.swap_remove(g);
+        if bucket.first == value {
+            if bucket.rest.is_empty() {
+                group.buckets.remove(&key);
+            } else {
+                bucket.first = bucket.rest.remove(0);
             }
+        } else {
+            let Some(i) = bucket.rest.iter().position(|v| *v == value) else { return false };
+            bucket.rest.remove(i);
+        }
+        if group.buckets.is_empty() {
+            self.groups.swap_remove(g);
         }
         self.len -= 1;
         true
     }
 
     /// The values filed under exactly `local` and `remote`, in insertion order.
-    pub fn exact(&self, local: Prefix, remote: Prefix) -> &[V] {
+    pub fn exact(&self, local: Prefix, remote: Prefix) -> impl Iterator<Item = V> + '_ {
         let (local_mask, remote_mask) = (mask(local.length()), mask(remote.length()));
         self.groups
             .iter()
             .find(|g| g.local_mask == local_mask && g.remote_mask == remote_mask)
             .and_then(|g| g.buckets.get(&g.key(local.address(), remote.address())))
-            .map_or(&[], Vec::as_slice)
+            .into_iter()
+            .flat_map(Bucket::iter)
     }
 
     /// For each group whose prefixes contain `local` and `remote`, the values filed there, in
     /// insertion order (the groups in no particular order).
     #[inline]
-    pub fn candidates(&self, local: Ipv4Addr, remote: Ipv4Addr) -> impl Iterator<Item = &[V]> + '_ {
-        self.groups.iter().filter_map(move |g| g.buckets.get(&g.key(local, remote)).map(Vec::as_slice))
+    pub fn candidates(&self, local: Ipv4Addr, remote: Ipv4Addr) -> impl Iterator<Item = &Bucket<V>> + '_ {
+        self.groups.iter().filter_map(move |g| g.buckets.get(&g.key(local, remote)))
     }
 
     /// Every value, to renumber them in place (their buckets keep their order).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
-        self.groups.iter_mut().flat_map(|g| g.buckets.values_mut().flatten())
+        self.groups.iter_mut().flat_map(|g| {
+            g.buckets.values_mut().flat_map(|b| std::iter::once(&mut b.first).chain(b.rest.iter_mut()))
+        })
     }
 
     /// How many values are filed.
@@ -232,7 +262,7 @@ impl<T> SelectorTable<T> {
     /// `(slot, key, value)` of every value whose selector covers an outbound packet's `flow`.
     #[inline]
     pub fn covering_outbound<'a>(&'a self, flow: &'a Flow) -> impl Iterator<Item = (usize, u64, &'a T)> + 'a {
-        self.index.candidates(flow.source, flow.destination).flatten().filter_map(move |&slot| {
+        self.index.candidates(flow.source, flow.destination).flat_map(Bucket::iter).filter_map(move |slot| {
             let entry = self.slots.get(slot as usize)?.as_ref()?;
             entry.selector.matches_outbound(flow).then_some((slot as usize, entry.key, &entry.value))
         })
@@ -284,10 +314,11 @@ mod tests {
         index.insert(p(10, 1, 0, 0, 16), p(0, 0, 0, 0, 0), 3);
         assert_eq!(index.len(), 3);
         assert_eq!(index.length_pairs(), 2);
-        let found: Vec<&[u32]> =
-            index.candidates(Ipv4Addr::new(10, 1, 1, 9), Ipv4Addr::new(10, 2, 2, 9)).collect();
-        assert_eq!(found.iter().map(|s| s.len()).sum::<usize>(), 3);
-        assert_eq!(index.exact(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24)), &[1, 5]);
+        let found = index.candidates(Ipv4Addr::new(10, 1, 1, 9), Ipv4Addr::new(10, 2, 2, 9));
+        assert_eq!(found.flat_map(Bucket::iter).count(), 3);
+        assert_eq!(index.exact(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24)).collect::<Vec<_>>(), [1, 5]);
+        assert!(index.remove(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24), 5));
+        index.insert(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24), 5);
         assert!(index.remove(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24), 1));
         assert!(!index.remove(p(10, 1, 1, 0, 24), p(10, 2, 2, 0, 24), 1));
         assert!(index.remove(p(10, 1, 0, 0, 16), p(0, 0, 0, 0, 0), 3));

@@ -117,8 +117,8 @@ impl Spd {
 
     /// The index of the first rule equal to `rule`, found through the index.
     pub fn position(&self, rule: &Rule) -> Option<usize> {
-        let exact = self.index.exact(rule.selector.local, rule.selector.remote);
-        exact.iter().map(|&i| i as usize).find(|&i| self.rules.get(i) == Some(rule))
+        let mut exact = self.index.exact(rule.selector.local, rule.selector.remote);
+        exact.find(|&i| self.rules.get(i as usize) == Some(rule)).map(|i| i as usize)
     }
 
     /// The first rule matching an outbound packet's flow (its index and action), or `None`
@@ -156,7 +156,7 @@ impl Spd {
     ) -> (Option<usize>, Action) {
         let mut best: Option<usize> = None;
         for bucket in self.index.candidates(local, remote) {
-            for &i in bucket {
+            for i in bucket.iter() {
                 let i = i as usize;
                 if best.is_some_and(|b| i >= b) {
                     break;
