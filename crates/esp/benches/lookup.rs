@@ -9,13 +9,19 @@
 //! 100,000 flows most lookups miss the CPU caches).
 //!
 //! `cargo bench -p keysteward-esp --bench lookup -- --warm-up-time 1 --measurement-time 2`
+//!
+//! On a shared machine criterion's means move by tens of percent with the other jobs. With
+//! `LOOKUP_TABLE=1` the bench instead builds every hub once and times the sizes in turn, round
+//! after round, keeping the fastest round of each (what the lookup costs when nothing else
+//! runs), and prints a table in nanoseconds per packet:
+//! `LOOKUP_TABLE=1 cargo bench -p keysteward-esp --bench lookup`
 // criterion_group! generates undocumented public functions.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use crypto::{EspCipher, SecureRandom};
 use esp::{Action, DataPlane, DataPlaneConfig, Decision, Flow, PolicyIndex, Prefix, Rule, SaKeys, SaPair};
 use esp::{SaParams, Selector, Spd, Spi};
@@ -142,5 +148,79 @@ fn lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// The fastest of `rounds` timings of `f`, in nanoseconds per packet of a batch.
+fn per_packet(samples: &mut [f64], round: usize, f: impl Fn() -> usize) {
+    const REPEAT: usize = 20;
+    let start = std::time::Instant::now();
+    let mut found = 0;
+    for _ in 0..REPEAT {
+        found += f();
+    }
+    black_box(found);
+    let ns = start.elapsed().as_nanos() as f64 / (REPEAT * BATCH) as f64;
+    samples[round] = ns;
+}
+
+fn table() {
+    const ROUNDS: usize = 30;
+    let hubs: Vec<(usize, DataPlane, Vec<Flow>, Vec<Flow>)> = SIZES
+        .iter()
+        .map(|&total| {
+            let (plane, hot) = hub(total, Some(16));
+            let (_, spread) = hub(total, None);
+            (total, plane, hot, spread)
+        })
+        .collect();
+    // [size][hot SA, hot SPD, spread SA, spread SPD, spread SPD linear][round]; the linear
+    // walk (the SPD before the index) only up to 10,000 flows and 3 rounds: it is slow.
+    let mut samples = vec![[[f64::INFINITY; ROUNDS]; 5]; SIZES.len()];
+    for round in 0..ROUNDS {
+        for (i, (_, plane, hot, spread)) in hubs.iter().enumerate() {
+            for (k, flows) in [hot, spread].into_iter().enumerate() {
+                let decide = || {
+                    flows
+                        .iter()
+                        .filter(|f| matches!(plane.decide(black_box(f)), Decision::Protect { .. }))
+                        .count()
+                };
+                per_packet(&mut samples[i][2 * k], round, decide);
+                let spd = plane.spd();
+                per_packet(&mut samples[i][2 * k + 1], round, || {
+                    flows.iter().filter_map(|f| spd.lookup(black_box(f)).0).count()
+                });
+            }
+            if round < 3 && hubs[i].0 <= 10_000 {
+                let spd = plane.spd();
+                let linear = || spread.iter().filter_map(|f| spd.lookup_linear(black_box(f)).0).count();
+                per_packet(&mut samples[i][4], round, linear);
+            }
+        }
+    }
+    println!(
+        "| flows | hot: policy and SA | hot: SPD alone | spread: policy and SA | spread: SPD alone \
+         | spread: SPD linear (before) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (i, (total, ..)) in hubs.iter().enumerate() {
+        let best = |k: usize| samples[i][k].iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "| {total} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {} |",
+            best(0),
+            best(1),
+            best(2),
+            best(3),
+            if best(4).is_finite() { format!("{:.0} ns", best(4)) } else { "—".to_owned() }
+        );
+    }
+}
+
 criterion_group!(benches, lookup);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("LOOKUP_TABLE").is_some() {
+        table();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -77,7 +77,7 @@ pub(crate) fn describe(config: &Config, sa: &SaSummary<'_>) -> String {
     }
 }
 
-/// The address a remote side that conflicts with `addresses` contains, if any.
+/// True when `side` contains `address` (an IPv4 address; the engine has no IPv6 flows yet).
 fn contains_ip(side: &Addresses, address: IpAddr) -> bool {
     matches!(address, IpAddr::V4(a) if side.contains_address(a))
 }
@@ -176,7 +176,9 @@ pub(crate) fn admit_flow(
     if let Some(others) = others {
         others.each(&mut |sa, pairs| {
             let mine = same_branch(sa, me);
-            if !mine && !explicit && sa.remote != me.remote && contains_ip(&flow.remote, sa.remote) {
+            // Authenticated peers only: a spoofed first message must not block a branch's flow.
+            let other = !mine && sa.established && sa.remote != me.remote;
+            if other && !explicit && contains_ip(&flow.remote, sa.remote) {
                 let peer = describe(config, sa);
                 conflict.get_or_insert(FlowConflict::PeerAddress { peer, address: sa.remote });
             }
