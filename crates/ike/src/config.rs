@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use hub_limits::HubLimits;
 use isakmp::Identity;
 
 /// How a phase-1 peer proves its identity: a pre-shared key, or a signature with the key of
@@ -509,40 +510,6 @@ pub struct TemplateConfig {
     /// branch propose exactly that destination when it covers the default route, one of our
     /// addresses or another peer's flows.
     pub explicit_destinations: Vec<bool>,
-}
-
-/// Caps of a policy template on what its branches make, in total and per peer (a peer is one
-/// branch: the identity it authenticated with). A quick mode or phase 1 over a cap is refused
-/// and reported; what is already up is never torn down by a cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HubLimits {
-    /// IKE SAs of all branches (`sa max ike-sa`).
-    pub ike_sas: usize,
-    /// IPsec SA pairs of all branches (`sa max ipsec-sa`).
-    pub ipsec_sas: usize,
-    /// Flows of all branches (`sa max flow`).
-    pub flows: usize,
-    /// IKE SAs of one branch (`sa max per-peer ike-sa`).
-    pub per_peer_ike_sas: usize,
-    /// IPsec SA pairs of one branch (`sa max per-peer ipsec-sa`).
-    pub per_peer_ipsec_sas: usize,
-    /// Flows of one branch (`sa max per-peer flow`).
-    pub per_peer_flows: usize,
-}
-
-impl Default for HubLimits {
-    /// Sized for a hub of 10,000 branches with a few flows each: two IKE SAs per branch while
-    /// one is renewed, two pairs per flow while one is rekeyed.
-    fn default() -> Self {
-        Self {
-            ike_sas: 20_000,
-            ipsec_sas: 100_000,
-            flows: 50_000,
-            per_peer_ike_sas: 4,
-            per_peer_ipsec_sas: 64,
-            per_peer_flows: 32,
-        }
-    }
 }
 
 /// Timers and limits of the engine (implementation constants, not negotiated).

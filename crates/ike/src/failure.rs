@@ -9,6 +9,7 @@ use core::fmt;
 use std::time::Duration;
 
 use crypto::DhError;
+use hub_limits::{FlowRefusal, LimitRefusal};
 use isakmp::{NotifyType, ParseError};
 
 use crate::proposal::{IpsecMismatch, Phase1Mismatch};
@@ -172,98 +173,6 @@ pub enum PolicyFailure {
     LimitReached(Box<LimitRefusal>),
 }
 
-/// A flow a hub refused ([`PolicyFailure::FlowRefused`]).
-#[derive(Debug, Clone)]
-pub struct FlowRefusal {
-    /// The branch: its peer, authenticated identity and address.
-    pub branch: String,
-    /// The flow it proposed, from our side.
-    pub flow: String,
-    /// What the flow conflicts with.
-    pub conflict: FlowConflict,
-    /// The policy entry of the template (`ipsec policy NAME SEQ`).
-    pub policy: String,
-}
-
-/// A cap a branch reached ([`PolicyFailure::LimitReached`]).
-#[derive(Debug, Clone)]
-pub struct LimitRefusal {
-    /// The branch: its peer, authenticated identity and address.
-    pub branch: String,
-    /// Which cap.
-    pub limit: HubLimit,
-    /// Its value.
-    pub max: usize,
-    /// The policy entry of the template.
-    pub policy: String,
-}
-
-/// What a flow proposed through a template conflicts with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowConflict {
-    /// Its remote side is every address: the hub would send all its traffic to the branch.
-    DefaultRoute,
-    /// Its remote side contains one of our own addresses.
-    OwnAddress(std::net::IpAddr),
-    /// Its remote side overlaps a flow another peer has installed.
-    PeerFlow {
-        /// The other peer (its configured name and identity or address).
-        peer: String,
-        /// Its flow.
-        flow: String,
-    },
-    /// Its remote side contains another peer's gateway address.
-    PeerAddress {
-        /// The other peer.
-        peer: String,
-        /// Its address.
-        address: std::net::IpAddr,
-    },
-}
-
-/// Which cap of a policy template (`HubLimits`), by its configuration keyword.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HubLimit {
-    /// `sa max ike-sa`.
-    IkeSas,
-    /// `sa max ipsec-sa`.
-    IpsecSas,
-    /// `sa max flow`.
-    Flows,
-    /// `sa max per-peer ike-sa`.
-    PerPeerIkeSas,
-    /// `sa max per-peer ipsec-sa`.
-    PerPeerIpsecSas,
-    /// `sa max per-peer flow`.
-    PerPeerFlows,
-}
-
-impl fmt::Display for FlowConflict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::DefaultRoute => f.write_str("it covers the default route 0.0.0.0/0"),
-            Self::OwnAddress(a) => write!(f, "it covers this gateway's own address {a}"),
-            Self::PeerFlow { peer, flow } => write!(f, "it overlaps flow {flow} of {peer}"),
-            Self::PeerAddress { peer, address } => {
-                write!(f, "it covers the gateway address {address} of {peer}")
-            }
-        }
-    }
-}
-
-impl fmt::Display for HubLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::IkeSas => "sa max ike-sa",
-            Self::IpsecSas => "sa max ipsec-sa",
-            Self::Flows => "sa max flow",
-            Self::PerPeerIkeSas => "sa max per-peer ike-sa",
-            Self::PerPeerIpsecSas => "sa max per-peer ipsec-sa",
-            Self::PerPeerFlows => "sa max per-peer flow",
-        })
-    }
-}
-
 impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -375,19 +284,8 @@ impl fmt::Display for PolicyFailure {
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
             }
-            Self::FlowRefused(r) => write!(
-                f,
-                "flow {} proposed by {} through template policy {} refused: {} \
-                 (only an ACL rule of the template naming exactly that destination allows it)",
-                r.flow, r.branch, r.policy, r.conflict
-            ),
-            Self::LimitReached(r) => {
-                write!(
-                    f,
-                    "{} refused: template policy {} reached `{} {}`",
-                    r.branch, r.policy, r.limit, r.max
-                )
-            }
+            Self::FlowRefused(r) => r.fmt(f),
+            Self::LimitReached(r) => r.fmt(f),
         }
     }
 }
@@ -559,6 +457,7 @@ mod tests {
     use super::*;
     use crate::config::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
     use crate::proposal::{IpsecOffer, IpsecSuite, Phase1Offer};
+    use hub_limits::{FlowConflict, HubLimit};
 
     /// What an operator must never read: `Debug` output of options, structs, tuples and enum
     /// variants, paths, and more than one line.

@@ -62,20 +62,20 @@ mod tests;
 
 pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
-    Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode, HubLimits,
+    Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode,
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
     SendCertificate, Subnet, TemplateConfig, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::endpoint::{Engine, IkeSaView, Statistics};
-pub use engine::hub::TemplateUsage;
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,
 };
 pub use failure::{
-    AuthenticationFailure, FailureReason, FlowConflict, FlowRefusal, HubLimit, IdentityFailure, LimitRefusal,
-    MalformedFailure, NotifyName, PolicyFailure, ProposalFailure, TimeoutFailure,
+    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
+    ProposalFailure, TimeoutFailure,
 };
+pub use hub_limits::{FlowConflict, FlowRefusal, HubLimit, HubLimits, LimitRefusal};
 pub use identity::PeerIdentity;
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};

@@ -296,7 +296,7 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
-                let templates = self.engine.template_usage();
+                let templates = summary::template_usage(&self.engine, Instant::now());
                 summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped(), &templates)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),

@@ -7,7 +7,7 @@
 
 mod commands;
 pub(crate) mod endpoint;
-pub(crate) mod hub;
+mod hub;
 mod lifetimes;
 mod reconfigure;
 mod responder;
