@@ -174,6 +174,41 @@ impl fmt::Display for LimitRefusal {
     }
 }
 
+/// One IKE SA's peer as the checks see it: a branch is its configured peer and the identity it
+/// authenticated with (or, before that, its address).
+#[derive(Debug, Clone, Copy)]
+pub struct Branch<'a> {
+    /// Index of its configured peer.
+    pub peer: usize,
+    /// Phase 1 is complete.
+    pub established: bool,
+    /// The identity it authenticated with: its kind (`FQDN`, `IP`…) and value.
+    pub identity: Option<(&'a str, &'a str)>,
+    /// Its gateway address.
+    pub remote: IpAddr,
+}
+
+impl Branch<'_> {
+    /// True for the same branch: the same configured peer and identity (else address).
+    pub fn same(&self, other: &Branch<'_>) -> bool {
+        self.peer == other.peer
+            && match (self.identity, other.identity) {
+                (Some(x), Some(y)) => x == y,
+                _ => self.remote == other.remote,
+            }
+    }
+
+    /// The branch for operator text, with its configured peer's `name`.
+    pub fn describe(&self, name: &str) -> String {
+        match self.identity {
+            Some((kind, value)) => {
+                format!("peer {name} ({} {value} at {})", kind.to_lowercase(), self.remote)
+            }
+            None => format!("peer {name} ({})", self.remote),
+        }
+    }
+}
+
 fn contains(side: Range, address: IpAddr) -> bool {
     matches!(address, IpAddr::V4(a) if side.0 <= a && a <= side.1)
 }

@@ -494,9 +494,7 @@ pub struct PolicyConfig {
     pub lifetime: Duration,
     /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
     pub lifetime_kilobytes: Option<u64>,
-    /// Set for an entry made from an `ipsec policy-template`: the responder then checks the
-    /// flows branches propose against the hub's own addresses and each other's flows, and
-    /// applies the template's caps (module `hub`).
+    /// Set for an entry made from an `ipsec policy-template` (its flow checks and caps).
     pub template: Option<TemplateConfig>,
 }
 
@@ -505,10 +503,8 @@ pub struct PolicyConfig {
 pub struct TemplateConfig {
     /// The caps (`sa max …` in the template's view).
     pub limits: HubLimits,
-    /// For each of the entry's selectors (same index): its ACL rule names the destination as
-    /// an address (`destination 0.0.0.0 255.255.255.255`), not `any`. Only such a rule lets a
-    /// branch propose exactly that destination when it covers the default route, one of our
-    /// addresses or another peer's flows.
+    /// Per selector (same index): its ACL rule writes the destination as an address, not
+    /// `any`, so a branch may propose exactly that destination even when it conflicts.
     pub explicit_destinations: Vec<bool>,
 }
 

@@ -5,26 +5,11 @@
 //! authenticated with. The checks scan the engine's other IKE SAs ([`OtherSas`]) once per QM1
 //! of a template and once per phase 1 of a template peer.
 
-use std::net::{IpAddr, Ipv4Addr};
+use hub_limits::{Branch, FlowCheck, FlowRefusal, HubLimit, LimitRefusal, Tally};
 
-use hub_limits::{FlowCheck, FlowRefusal, HubLimit, LimitRefusal, Tally};
-
-use crate::config::{Addresses, Config, PolicyConfig, TrafficSelector};
+use crate::config::{Config, PolicyConfig, TrafficSelector};
 use crate::failure::{FailureReason, PolicyFailure};
-use crate::identity::PeerIdentity;
 use crate::proxy_id::covers;
-
-/// One IKE SA as the checks see it.
-pub(crate) struct SaSummary<'a> {
-    /// Index of its peer in `Config::peers`.
-    pub(crate) peer: usize,
-    /// Phase 1 is complete.
-    pub(crate) established: bool,
-    /// The identity the peer authenticated with.
-    pub(crate) identity: Option<&'a PeerIdentity>,
-    /// The peer's gateway address.
-    pub(crate) remote: IpAddr,
-}
 
 /// One installed IPsec SA pair: its policy index, its flow, and whether a newer pair for the
 /// same flow replaced it (a rekey).
@@ -33,38 +18,15 @@ pub(crate) type PairSummary<'a> = (usize, &'a TrafficSelector, bool);
 /// The engine's IKE SAs other than the one handling the message, lent to it through `Ctx`.
 pub(crate) trait OtherSas {
     /// Calls `f` with each other IKE SA and its installed pairs.
-    fn each(&self, f: &mut dyn FnMut(&SaSummary<'_>, &mut dyn Iterator<Item = PairSummary<'_>>));
-}
-
-/// The same branch: the same configured peer and the same authenticated identity (or, before
-/// an identity is known, the same address).
-fn same_branch(a: &SaSummary<'_>, b: &SaSummary<'_>) -> bool {
-    a.peer == b.peer
-        && match (a.identity, b.identity) {
-            (Some(x), Some(y)) => x == y,
-            _ => a.remote == b.remote,
-        }
+    fn each(&self, f: &mut dyn FnMut(&Branch<'_>, &mut dyn Iterator<Item = PairSummary<'_>>));
 }
 
 /// A branch for operator text: the configured peer's name and the identity or address.
-fn describe(config: &Config, sa: &SaSummary<'_>) -> String {
-    let name = config.peers.get(sa.peer).map_or("?", |p| p.name.as_str());
-    match sa.identity {
-        Some(id) => format!("peer {name} ({} {} at {})", id.kind.to_lowercase(), id.value, sa.remote),
-        None => format!("peer {name} ({})", sa.remote),
-    }
+fn describe(config: &Config, sa: &Branch<'_>) -> String {
+    sa.describe(config.peers.get(sa.peer).map_or("?", |p| p.name.as_str()))
 }
 
-fn range(side: &Addresses) -> (Ipv4Addr, Ipv4Addr) {
-    side.bounds()
-}
-
-fn over_cap(
-    config: &Config,
-    me: &SaSummary<'_>,
-    entry: &PolicyConfig,
-    cap: (HubLimit, usize),
-) -> FailureReason {
+fn over_cap(config: &Config, me: &Branch<'_>, entry: &PolicyConfig, cap: (HubLimit, usize)) -> FailureReason {
     let (branch, policy) = (describe(config, me), entry.id.to_string());
     FailureReason::Policy(PolicyFailure::LimitReached(Box::new(LimitRefusal {
         branch,
@@ -79,7 +41,7 @@ fn over_cap(
 pub(crate) fn admit_flow(
     config: &Config,
     others: Option<&dyn OtherSas>,
-    me: &SaSummary<'_>,
+    me: &Branch<'_>,
     mine: &mut dyn Iterator<Item = PairSummary<'_>>,
     policy: usize,
     flow: &TrafficSelector,
@@ -90,22 +52,23 @@ pub(crate) fn admit_flow(
     let rule = entry.selectors.iter().zip(&template.explicit_destinations).find(|(s, _)| covers(s, flow));
     let explicit = rule.is_some_and(|(s, named)| *named && s.remote == flow.remote);
     let ours = config.own_addresses.iter().copied().chain(config.peers.iter().map(|p| p.local_address));
-    let mut check = FlowCheck::new(range(&flow.remote), explicit, ours);
+    let mut check = FlowCheck::new(flow.remote.bounds(), explicit, ours);
     let mut tally = Tally::default();
     for (_, selector, replaced) in mine.filter(|pair| pair.0 == policy) {
         tally.pair(true, selector == flow, replaced);
     }
     others.into_iter().for_each(|others| {
         others.each(&mut |sa, pairs| {
-            let mine = same_branch(sa, me);
+            let mine = sa.same(me);
             // Authenticated peers only: a spoofed first message must not block a branch's flow.
             if !mine && sa.established && sa.remote != me.remote {
                 check.other_peer(sa.remote, || describe(config, sa));
             }
             for (p, selector, replaced) in pairs {
                 if !mine {
-                    check
-                        .other_flow(range(&selector.remote), || (describe(config, sa), selector.to_string()));
+                    check.other_flow(selector.remote.bounds(), || {
+                        (describe(config, sa), selector.to_string())
+                    });
                 }
                 if p == policy {
                     tally.pair(mine, selector == flow, replaced);
@@ -129,7 +92,7 @@ pub(crate) fn admit_flow(
 pub(crate) fn admit_ike_sa(
     config: &Config,
     others: &dyn OtherSas,
-    me: &SaSummary<'_>,
+    me: &Branch<'_>,
 ) -> Result<(), FailureReason> {
     let entry = config.policies.iter().find(|p| p.peer == me.peer && p.template.is_some());
     let Some((entry, limits)) = entry.and_then(|p| Some((p, p.template.as_ref()?.limits))) else {
@@ -139,7 +102,7 @@ pub(crate) fn admit_ike_sa(
     others.each(&mut |sa, _| {
         if sa.peer == me.peer && sa.established {
             total += 1;
-            branch += usize::from(same_branch(sa, me));
+            branch += usize::from(sa.same(me));
         }
     });
     match limits.ike_sa_cap(branch, total) {

@@ -31,7 +31,7 @@ use isakmp::{
 use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
 use crate::event::{Acquire, AhSaKeys, Event, IpsecSaPair, UdpEncapsulation};
 use crate::failure::{AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure};
-use crate::hub::{admit_flow, SaSummary};
+use crate::hub::admit_flow;
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
@@ -637,9 +637,9 @@ impl QuickModeSa<'_> {
         selector: &TrafficSelector,
         ctx: &Ctx<'_>,
     ) -> Result<(), FailureReason> {
-        let remote = self.remote.ip();
+        let identity = self.remote_identity.as_ref().map(|id| (id.kind.as_str(), id.value.as_str()));
         let me =
-            SaSummary { peer: self.peer, established: true, identity: self.remote_identity.as_ref(), remote };
+            hub_limits::Branch { peer: self.peer, established: true, identity, remote: self.remote.ip() };
         let mut mine =
             self.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
         admit_flow(ctx.config, ctx.others, &me, &mut mine, policy, selector)

@@ -19,7 +19,7 @@ use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
-use crate::hub::{OtherSas, PairSummary, SaSummary};
+use crate::hub::{OtherSas, PairSummary};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
@@ -751,17 +751,13 @@ pub(crate) struct Others<'s> {
 }
 
 /// An IKE SA as the hub checks see it.
-pub(crate) fn summary(sa: &IkeSa) -> SaSummary<'_> {
-    SaSummary {
-        peer: sa.peer,
-        established: sa.is_established(),
-        identity: sa.remote_identity.as_ref(),
-        remote: sa.remote.ip(),
-    }
+pub(crate) fn summary(sa: &IkeSa) -> hub_limits::Branch<'_> {
+    let identity = sa.remote_identity.as_ref().map(|id| (id.kind.as_str(), id.value.as_str()));
+    hub_limits::Branch { peer: sa.peer, established: sa.is_established(), identity, remote: sa.remote.ip() }
 }
 
 impl OtherSas for Others<'_> {
-    fn each(&self, f: &mut dyn FnMut(&SaSummary<'_>, &mut dyn Iterator<Item = PairSummary<'_>>)) {
+    fn each(&self, f: &mut dyn FnMut(&hub_limits::Branch<'_>, &mut dyn Iterator<Item = PairSummary<'_>>)) {
         for sa in self.earlier.iter().chain(self.later).flatten() {
             let mut pairs =
                 sa.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
