@@ -268,6 +268,11 @@ impl<T> SelectorTable<T> {
         })
     }
 
+    /// Every value with its key, in no particular order (no sorting, no allocation).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
+        self.slots.iter().flatten().map(|e| (e.key, &e.value))
+    }
+
     /// Every value with its key, by ascending key.
     pub fn by_key_order(&self) -> Vec<(u64, &T)> {
         let mut all: Vec<(u64, &T)> = self.slots.iter().flatten().map(|e| (e.key, &e.value)).collect();

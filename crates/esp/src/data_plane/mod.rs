@@ -489,7 +489,15 @@ impl DataPlane {
     /// Traffic of the pair whose outbound SA (ESP, or AH alone) has the peer's SPI `spi` on
     /// `policy`: its counters and last sequence number, for lifetime reports.
     pub fn outbound_usage(&self, policy: PolicyIndex, spi: Spi) -> Option<(Counters, u32)> {
-        let entry = self.databases.outbound(policy).find(|e| e.sa.spi() == spi)?;
+        let entry = self.databases.outbound_unordered(policy).find(|e| e.sa.spi() == spi)?;
+        Some((entry.sa.counters()?, entry.last_sequence()?))
+    }
+
+    /// Traffic of the outbound SA of the pair with our SPI `spi` (its counters and last
+    /// sequence number): found by our SPI, which is unique, in constant time, where
+    /// [`DataPlane::outbound_usage`] searches the policy's SAs for the peer's SPI.
+    pub fn pair_outbound_usage(&self, spi: Spi) -> Option<(Counters, u32)> {
+        let entry = self.databases.outbound_of_pair(spi)?;
         Some((entry.sa.counters()?, entry.last_sequence()?))
     }
 

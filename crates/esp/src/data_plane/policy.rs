@@ -187,7 +187,7 @@ impl Databases {
 
     /// Our SPI of the pair whose outbound SA goes to `remote` under the peer's SPI `spi`.
     pub(super) fn inbound_spi_of(&self, remote: IpAddr, spi: Spi) -> Option<Spi> {
-        let mut entries = self.outbound.values().flat_map(SelectorTable::by_key_order);
+        let mut entries = self.outbound.values().flat_map(SelectorTable::iter);
         entries.find(|(_, o)| o.sa.spi() == spi && o.remote.ip() == remote).map(|(_, o)| o.inbound_spi)
     }
 
@@ -268,6 +268,11 @@ impl Databases {
         sorted.into_iter().map(|(_, entry)| entry)
     }
 
+    /// The outbound pairs of `policy`, in no particular order (no sorting).
+    pub(super) fn outbound_unordered(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundEntry> {
+        self.outbound.get(&policy).into_iter().flat_map(|t| t.iter().map(|(_, entry)| entry))
+    }
+
     /// The outbound pair in `slot` of `policy`'s table.
     #[inline]
     pub(super) fn outbound_at(&self, policy: PolicyIndex, slot: usize) -> Option<&OutboundEntry> {
@@ -278,6 +283,13 @@ impl Databases {
     #[inline]
     pub(super) fn outbound_mut(&mut self, policy: PolicyIndex, slot: usize) -> Option<&mut OutboundEntry> {
         self.outbound.get_mut(&policy)?.get_mut(slot)
+    }
+
+    /// The outbound half of the pair whose inbound SA has our SPI `spi`.
+    pub(super) fn outbound_of_pair(&self, spi: Spi) -> Option<&OutboundEntry> {
+        let entry = self.inbound.get(&spi)?;
+        let table = self.outbound.get(&entry.policy)?;
+        table.get(table.slot_of(entry.serial)?)
     }
 
     /// The slot of the unexpired pair installed as `serial` in `policy`'s table.
