@@ -304,6 +304,123 @@ impl Tally {
     }
 }
 
+/// An IKE SA's installed pairs: `(policy index, flow, replaced by a rekey)`.
+pub type Pairs<'a, 'f, F> = &'a mut dyn Iterator<Item = (usize, &'f F, bool)>;
+
+/// The SAs a hub holds, as the checks see them: each IKE SA's branch and its installed pairs.
+/// The engine lends its own (`F` is its flow type).
+pub trait Holdings<F> {
+    /// Calls `f` with each IKE SA and its installed pairs.
+    fn each(&self, f: &mut dyn FnMut(&Branch<'_>, Pairs<'_, '_, F>));
+}
+
+/// A flow type: what the checks need of one.
+pub trait Flow: PartialEq + fmt::Display {
+    /// The branch's side, as a range.
+    fn remote(&self) -> Range;
+}
+
+/// What a policy template adds to its policy entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The caps (`sa max …` in the template's view).
+    pub limits: HubLimits,
+    /// Per selector of the entry (same index): its ACL rule writes the destination as an
+    /// address, not `any`, so a branch may propose exactly that destination even when it
+    /// conflicts.
+    pub explicit_destinations: Vec<bool>,
+}
+
+/// A flow a branch proposed through a template's policy entry.
+pub struct Proposal<'a, F> {
+    /// The entry's index (pairs are counted under it) and its name (`ipsec policy NAME SEQ`).
+    pub policy: (usize, String),
+    /// The flow.
+    pub flow: &'a F,
+    /// The first ACL rule covering it names exactly its destination.
+    pub explicit: bool,
+    /// The template's caps.
+    pub limits: HubLimits,
+}
+
+/// Why a branch is refused.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// A flow that conflicts.
+    Flow(Box<FlowRefusal>),
+    /// A cap reached.
+    Limit(Box<LimitRefusal>),
+}
+
+/// Checks a proposed flow of branch `me` (holding the pairs `mine`) against the hub's own
+/// addresses `ours` and what the other IKE SAs hold (`names` gives a configured peer's name):
+/// conflicts first, then the caps.
+pub fn admit_flow<F: Flow>(
+    p: &Proposal<'_, F>,
+    me: &Branch<'_>,
+    names: &dyn Fn(usize) -> String,
+    ours: impl IntoIterator<Item = IpAddr>,
+    mine: Pairs<'_, '_, F>,
+    others: Option<&dyn Holdings<F>>,
+) -> Result<(), Refusal> {
+    let mut check = FlowCheck::new(p.flow.remote(), p.explicit, ours);
+    let mut tally = Tally::default();
+    for (_, flow, replaced) in mine.filter(|pair| pair.0 == p.policy.0) {
+        tally.pair(true, flow == p.flow, replaced);
+    }
+    let describe = |b: &Branch<'_>| b.describe(&names(b.peer));
+    others.into_iter().for_each(|others| {
+        others.each(&mut |sa, pairs| {
+            let mine = sa.same(me);
+            // Authenticated peers only: a spoofed first message must not block a branch's flow.
+            if !mine && sa.established && sa.remote != me.remote {
+                check.other_peer(sa.remote, || describe(sa));
+            }
+            for (policy, flow, replaced) in pairs {
+                if !mine {
+                    check.other_flow(flow.remote(), || (describe(sa), flow.to_string()));
+                }
+                if policy == p.policy.0 {
+                    tally.pair(mine, flow == p.flow, replaced);
+                }
+            }
+        });
+    });
+    let (branch, policy) = (describe(me), p.policy.1.clone());
+    if let Some(conflict) = check.conflict() {
+        return Err(Refusal::Flow(Box::new(FlowRefusal {
+            branch,
+            flow: p.flow.to_string(),
+            conflict,
+            policy,
+        })));
+    }
+    match tally.exceeded(&p.limits) {
+        Some((limit, max)) => Err(Refusal::Limit(Box::new(LimitRefusal { branch, limit, max, policy }))),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a phase 1 just completed with `me` keeps the IKE SA caps `limits` of the
+/// template entry `policy` of its peer.
+pub fn admit_ike_sa<F>(
+    limits: &HubLimits,
+    policy: String,
+    me: &Branch<'_>,
+    names: &dyn Fn(usize) -> String,
+    others: &dyn Holdings<F>,
+) -> Result<(), Refusal> {
+    let (mut total, mut branch) = (1, 1);
+    others.each(&mut |sa, _| {
+        if sa.peer == me.peer && sa.established {
+            total += 1;
+            branch += usize::from(sa.same(me));
+        }
+    });
+    let Some((limit, max)) = limits.ike_sa_cap(branch, total) else { return Ok(()) };
+    Err(Refusal::Limit(Box::new(LimitRefusal { branch: me.describe(&names(me.peer)), limit, max, policy })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

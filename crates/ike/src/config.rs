@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
-use hub_limits::HubLimits;
 use isakmp::Identity;
 
 /// How a phase-1 peer proves its identity: a pre-shared key, or a signature with the key of
@@ -495,17 +494,7 @@ pub struct PolicyConfig {
     /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
     pub lifetime_kilobytes: Option<u64>,
     /// Set for an entry made from an `ipsec policy-template` (its flow checks and caps).
-    pub template: Option<TemplateConfig>,
-}
-
-/// What a policy template adds to its policy entry (issue 13, "hub limits").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateConfig {
-    /// The caps (`sa max …` in the template's view).
-    pub limits: HubLimits,
-    /// Per selector (same index): its ACL rule writes the destination as an address, not
-    /// `any`, so a branch may propose exactly that destination even when it conflicts.
-    pub explicit_destinations: Vec<bool>,
+    pub template: Option<hub_limits::Template>,
 }
 
 /// Timers and limits of the engine (implementation constants, not negotiated).
@@ -581,8 +570,7 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
-    /// The gateway's own addresses (interface addresses); with every peer's `local_address`,
-    /// a branch may not propose a flow toward them through a template.
+    /// The gateway's interface addresses: no branch may claim them through a template.
     pub own_addresses: Vec<IpAddr>,
 }
 

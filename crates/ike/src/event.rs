@@ -341,8 +341,7 @@ pub enum IkeSaEnd {
     Reset,
     /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
     Reconfigured,
-    /// A new IKE SA from a branch over a cap of its policy template (`sa max … ike-sa`),
-    /// deleted as soon as phase 1 completed.
+    /// A branch's new IKE SA over a cap of its template (`sa max … ike-sa`), deleted at once.
     LimitReached,
 }
 

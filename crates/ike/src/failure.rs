@@ -164,12 +164,9 @@ pub enum PolicyFailure {
     /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
     /// and it gives up in turn.
     Reconfigured,
-    /// A branch proposed, through a policy template, a flow the hub refuses (issue 13): it
-    /// would route the default route, our own address or another peer's traffic to it. The
-    /// quick mode is answered with INVALID-ID-INFORMATION.
+    /// A flow a branch proposed through a template conflicts (issue 13; INVALID-ID-INFORMATION).
     FlowRefused(Box<FlowRefusal>),
-    /// A cap of a policy template was reached (`sa max …`): the quick mode is answered with
-    /// NO-PROPOSAL-CHOSEN, a new IKE SA is deleted at once.
+    /// A cap of a template was reached (`sa max …`; NO-PROPOSAL-CHOSEN, or the IKE SA deleted).
     LimitReached(Box<LimitRefusal>),
 }
 
@@ -312,9 +309,8 @@ impl FailureReason {
             Self::Authentication(A::CertificateUnavailable(_) | A::SigningFailed(_)) => {
                 NotifyType::CertificateUnavailable
             }
-            Self::Identity(_) | Self::Policy(PolicyFailure::FlowRefused(_)) => {
-                NotifyType::InvalidIdInformation
-            }
+            Self::Identity(_) => NotifyType::InvalidIdInformation,
+            Self::Policy(PolicyFailure::FlowRefused(_)) => NotifyType::InvalidIdInformation,
             Self::Policy(PolicyFailure::LimitReached(_)) => NotifyType::NoProposalChosen,
             Self::Malformed(MalformedFailure::KeyExchange(_)) => NotifyType::InvalidKeyInformation,
             Self::Malformed(MalformedFailure::InvalidMessage(_) | MalformedFailure::MissingPayload(_)) => {

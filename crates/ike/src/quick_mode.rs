@@ -31,7 +31,6 @@ use isakmp::{
 use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
 use crate::event::{Acquire, AhSaKeys, Event, IpsecSaPair, UdpEncapsulation};
 use crate::failure::{AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure};
-use crate::hub::admit_flow;
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
@@ -39,7 +38,6 @@ use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
 use crate::sa::flight::Flight;
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
-use crate::sa::lifetimes::Rekey;
 use crate::sa::unauthenticated::Rejected;
 use crate::trace::{Direction, Step};
 use crate::wire;
@@ -580,7 +578,7 @@ impl QuickModeSa<'_> {
             .ok_or_else(|| {
                 FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
             })?;
-        self.admit_template_flow(policy, &selector, ctx)?;
+        crate::hub::admit_flow(self, policy, &selector, ctx)?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, payloads, ctx)?;
@@ -627,22 +625,6 @@ impl QuickModeSa<'_> {
             deadline: ctx.now + ctx.config.limits.exchange_timeout,
         });
         Ok(())
-    }
-
-    /// A flow proposed through a template: not the default route, our addresses or another
-    /// peer's flows, and within the template's caps (`crate::hub`).
-    fn admit_template_flow(
-        &self,
-        policy: usize,
-        selector: &TrafficSelector,
-        ctx: &Ctx<'_>,
-    ) -> Result<(), FailureReason> {
-        let identity = self.remote_identity.as_ref().map(|id| (id.kind.as_str(), id.value.as_str()));
-        let me =
-            hub_limits::Branch { peer: self.peer, established: true, identity, remote: self.remote.ip() };
-        let mut mine =
-            self.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
-        admit_flow(ctx.config, ctx.others, &me, &mut mine, policy, selector)
     }
 
     fn responder_finish(

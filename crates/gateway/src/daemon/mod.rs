@@ -281,6 +281,7 @@ impl Daemon {
             Notice::Acquire(acquire) => self.engine.handle_acquire(Instant::now(), acquire),
             Notice::Traffic(spi) => self.bridge.heard_from(spi, &mut self.engine),
             Notice::Usage => self.bridge.report_usage(&mut self.engine),
+            Notice::UnknownSpi { from, spi } => engine_io::unknown_spi(&mut self.engine, from, spi),
         }
     }
 
@@ -296,8 +297,14 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
+                let ike = self.engine.statistics();
                 let templates = summary::template_usage(&self.engine, Instant::now());
-                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped(), &templates)
+                summary::ipsec_statistics(
+                    &self.bridge.statistics(),
+                    self.bridge.bypass_dropped(),
+                    &ike,
+                    &templates,
+                )
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),

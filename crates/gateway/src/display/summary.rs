@@ -63,13 +63,21 @@ pub fn template_usage(engine: &ike::Engine, now: Instant) -> Vec<TemplateUsage> 
 }
 
 /// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
-/// the TUN (`bypass_dropped`), and what the branches of each policy template hold against
-/// its caps (`sa max …`).
-pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64, templates: &[TemplateUsage]) -> Response {
-    let text = format!(
+/// the TUN (`bypass_dropped`), what the engine did about packets on unknown SPIs and IKE for
+/// unknown cookies (`ike`: recovery after a restart), and what the branches of each policy
+/// template hold against its caps (`sa max …`).
+pub fn ipsec_statistics(
+    s: &esp::Statistics,
+    bypass_dropped: u64,
+    ike: &ike::Statistics,
+    templates: &[TemplateUsage],
+) -> Response {
+    let mut text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
-         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n",
+         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
+         unknown SPIs from peers reported: {}\nINVALID-SPI sent: {}\nINVALID-COOKIE sent: {}\n\
+         IKE SAs started to recover: {}\nanswers held back by rate limits: {}\n",
         s.sealed,
         s.opened,
         s.queued,
@@ -79,8 +87,12 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64, templates: &[T
         s.inbound.unknown_spi,
         s.inbound.authentication,
         s.inbound.replayed,
+        ike.unknown_spi_reported,
+        ike.invalid_spi_sent,
+        ike.invalid_cookie_sent,
+        ike.recoveries_started,
+        ike.answers_rate_limited,
     );
-    let mut text = text;
     for t in templates {
         let l = &t.limits;
         text.push_str(&format!(
@@ -104,16 +116,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64, templates: &[T
         .map(|t| {
             let l = &t.limits;
             json!({
-                "policy": t.policy.to_string(),
-                "peers": t.peers,
-                "ike_sas": t.ike_sas,
-                "ipsec_sas": t.ipsec_sas,
-                "flows": t.flows,
-                "max": {
-                    "ike_sa": l.ike_sas, "ipsec_sa": l.ipsec_sas, "flow": l.flows,
+                "policy": t.policy.to_string(), "peers": t.peers, "ike_sas": t.ike_sas,
+                "ipsec_sas": t.ipsec_sas, "flows": t.flows,
+                "max": { "ike_sa": l.ike_sas, "ipsec_sa": l.ipsec_sas, "flow": l.flows,
                     "per_peer_ike_sa": l.per_peer_ike_sas, "per_peer_ipsec_sa": l.per_peer_ipsec_sas,
-                    "per_peer_flow": l.per_peer_flows,
-                },
+                    "per_peer_flow": l.per_peer_flows },
             })
         })
         .collect();
@@ -128,6 +135,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64, templates: &[T
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
+        "unknown_spi_reported": ike.unknown_spi_reported,
+        "invalid_spi_sent": ike.invalid_spi_sent,
+        "invalid_cookie_sent": ike.invalid_cookie_sent,
+        "recoveries_started": ike.recoveries_started,
+        "answers_rate_limited": ike.answers_rate_limited,
     });
     Response::Ok { text, json }
 }
@@ -220,7 +232,9 @@ mod tests {
             flows: 4,
             peers: 3,
         };
-        let Response::Ok { text, json } = ipsec_statistics(&esp::Statistics::default(), 0, &[usage]) else {
+        let Response::Ok { text, json } =
+            ipsec_statistics(&esp::Statistics::default(), 0, &ike::Statistics::default(), &[usage])
+        else {
             panic!("not ok")
         };
         assert!(
@@ -234,7 +248,9 @@ mod tests {
         assert_eq!(json["templates"][0]["flows"], 4);
         assert_eq!(json["templates"][0]["max"]["flow"], 300);
         assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
-        let Response::Ok { text, .. } = ipsec_statistics(&esp::Statistics::default(), 0, &[]) else {
+        let Response::Ok { text, .. } =
+            ipsec_statistics(&esp::Statistics::default(), 0, &ike::Statistics::default(), &[])
+        else {
             panic!()
         };
         assert!(!text.contains("template"), "{text}");

@@ -19,11 +19,10 @@ use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
-use crate::hub::{OtherSas, PairSummary};
+use crate::hub::Others;
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
-use crate::sa::lifetimes::Rekey;
 use crate::sa::timer::Timer;
 
 /// Counters of what the engine refused, for `display ike statistics`.
@@ -44,6 +43,17 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// ESP or AH packets on an SPI we do not know, as the driver reported them
+    /// ([`Engine::handle_unknown_spi`]).
+    pub unknown_spi_reported: u64,
+    /// N(INVALID-SPI) sent under an IKE SA in answer to those.
+    pub invalid_spi_sent: u64,
+    /// N(INVALID-COOKIE) sent in answer to IKE messages for unknown cookies.
+    pub invalid_cookie_sent: u64,
+    /// IKE SAs started because a configured peer used an SA we do not have (after a restart).
+    pub recoveries_started: u64,
+    /// Answers to unknown SPIs or cookies left out by the rate limits.
+    pub answers_rate_limited: u64,
     /// Messages for a known IKE SA dropped because they could not be authenticated (did not
     /// decrypt, HASH or signature did not verify, error notify in clear): they never change
     /// an SA, and the exchange goes on.
@@ -79,7 +89,7 @@ pub struct IkeSaView {
     /// Our address and port (4500 after a NAT-T float).
     pub local: SocketAddr,
     /// NAT-T: the dialect both announced, if any.
-    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    pub nat_traversal: Option<isakmp::capabilities::NatTVersion>,
     /// A NAT was detected on our side (we send keepalives once floated).
     pub local_behind_nat: bool,
     /// A NAT was detected (or faked) on the peer's side.
@@ -139,6 +149,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The rate limits of the answers to unknown SPIs and cookies (`engine::recovery`).
+    pub(crate) recovery: crate::rate_limit::Recovery,
     /// The aggressive-mode responder's rate limit (`rate_limit`).
     pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
@@ -185,6 +197,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            recovery: crate::rate_limit::Recovery::default(),
             aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
@@ -434,6 +447,7 @@ impl Engine {
                 self.new_responder(now, local, remote, first);
             } else {
                 self.stats.unknown_sa += 1;
+                self.unknown_cookies(now, local, remote, &message, datagram.len());
             }
             return;
         };
@@ -593,9 +607,8 @@ impl Engine {
     ) {
         let (slots, ctx) = self.slots_and_ctx(now, received);
         let (earlier, rest) = slots.split_at_mut(slot.min(slots.len()));
-        let Some((this, later)) = rest.split_first_mut() else { return };
-        let Some(sa) = this.as_mut() else { return };
-        let others = Others { earlier, later };
+        let Some((Some(sa), later)) = rest.split_first_mut() else { return };
+        let others = Others(earlier, later);
         let mut ctx = Ctx { others: Some(&others), ..ctx };
         let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
@@ -742,26 +755,4 @@ fn digest_of(datagram: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&HashAlgorithm::Sha256.digest(&[datagram]));
     out
-}
-
-/// The IKE SAs around one slot, lent to its handler for the hub checks (`crate::hub`).
-pub(crate) struct Others<'s> {
-    pub(crate) earlier: &'s [Option<IkeSa>],
-    pub(crate) later: &'s [Option<IkeSa>],
-}
-
-/// An IKE SA as the hub checks see it.
-pub(crate) fn summary(sa: &IkeSa) -> hub_limits::Branch<'_> {
-    let identity = sa.remote_identity.as_ref().map(|id| (id.kind.as_str(), id.value.as_str()));
-    hub_limits::Branch { peer: sa.peer, established: sa.is_established(), identity, remote: sa.remote.ip() }
-}
-
-impl OtherSas for Others<'_> {
-    fn each(&self, f: &mut dyn FnMut(&hub_limits::Branch<'_>, &mut dyn Iterator<Item = PairSummary<'_>>)) {
-        for sa in self.earlier.iter().chain(self.later).flatten() {
-            let mut pairs =
-                sa.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced));
-            f(&summary(sa), &mut pairs);
-        }
-    }
 }

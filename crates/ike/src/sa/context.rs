@@ -11,7 +11,6 @@ use isakmp::{Cookie, Message};
 
 use crate::config::{Config, PolicyConfig};
 use crate::event::{Event, Transmit};
-use crate::hub::OtherSas;
 use crate::trace::MessageTrace;
 
 /// What an exchange handler needs from the engine.
@@ -29,9 +28,8 @@ pub(crate) struct Ctx<'a> {
     /// Wall-clock time (seconds since the Unix epoch) for certificate validity, when the
     /// driver gave the engine a clock ([`crate::Engine::set_wall_clock`]).
     pub(crate) unix_time: Option<u64>,
-    /// The engine's other IKE SAs, for the checks of a hub's template flows and caps
-    /// (`crate::hub`); `None` where a handler is given no SA from a slot.
-    pub(crate) others: Option<&'a dyn OtherSas>,
+    /// The engine's other IKE SAs, for a hub's checks (module `hub`); `None` without a slot.
+    pub(crate) others: Option<&'a dyn hub_limits::Holdings<crate::config::TrafficSelector>>,
 }
 
 impl Ctx<'_> {

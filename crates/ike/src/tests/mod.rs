@@ -7,10 +7,12 @@ mod certs;
 mod dpd;
 mod fragmentation;
 mod hub;
+mod initial_contact;
 mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+mod recovery;
 mod replay;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
