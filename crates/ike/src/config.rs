@@ -493,6 +493,8 @@ pub struct PolicyConfig {
     pub lifetime: Duration,
     /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
     pub lifetime_kilobytes: Option<u64>,
+    /// Set for an entry made from an `ipsec policy-template` (its flow checks and caps).
+    pub template: Option<hub_limits::Template>,
 }
 
 /// Timers and limits of the engine (implementation constants, not negotiated).
@@ -590,6 +592,8 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
+    /// The gateway's interface addresses: no branch may claim them through a template.
+    pub own_addresses: Vec<IpAddr>,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration

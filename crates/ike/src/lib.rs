@@ -39,6 +39,7 @@ mod dpd;
 mod engine;
 mod event;
 mod failure;
+mod hub;
 mod identity;
 mod ike_sa;
 mod informational;
@@ -72,6 +73,9 @@ pub use event::{
 pub use failure::{
     AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
     ProposalFailure, TimeoutFailure,
+};
+pub use hub_limits::{
+    FlowConflict, FlowRefusal, HubLimit, HubLimits, LimitRefusal, Template as TemplateConfig,
 };
 pub use identity::PeerIdentity;
 pub use isakmp::capabilities::{NatTVersion, PeerCapabilities};

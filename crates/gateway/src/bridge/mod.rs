@@ -250,11 +250,18 @@ impl Bridge {
     fn apply_route_changes(&mut self) {
         for change in std::mem::take(&mut self.route_changes) {
             match change {
-                RouteChange::Add(rule, peer, remote) => {
-                    if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
-                        warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                RouteChange::Add(rule, peer, remote) => match routing::template_route(rule.selector.remote) {
+                    Some(prefix) => {
+                        if let Err(e) = self.template_routes.add_one(prefix) {
+                            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                        }
                     }
-                }
+                    None => warn!(
+                        "template flow {} for {peer} ({remote}): the default route is not replaced; \
+                         route what it protects with ip route-static",
+                        rule.selector
+                    ),
+                },
                 RouteChange::Remove(prefix) => self.template_routes.remove_one(prefix),
             }
         }

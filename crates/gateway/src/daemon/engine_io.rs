@@ -155,6 +155,7 @@ fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
         ike::IkeSaEnd::Lifetime => "lifetime reached",
         ike::IkeSaEnd::Reset => "reset by the operator",
         ike::IkeSaEnd::Reconfigured => "its peer changed in a reload",
+        ike::IkeSaEnd::LimitReached => "a cap of its policy template (sa max) was reached",
     }
 }
 

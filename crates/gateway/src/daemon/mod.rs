@@ -298,7 +298,13 @@ impl Daemon {
             }
             Request::DisplayIpsecStatistics => {
                 let ike = self.engine.statistics();
-                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped(), &ike)
+                let templates = summary::template_usage(&self.engine, Instant::now());
+                summary::ipsec_statistics(
+                    &self.bridge.statistics(),
+                    self.bridge.bypass_dropped(),
+                    &ike,
+                    &templates,
+                )
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
