@@ -21,3 +21,4 @@ pub mod load;
 pub mod os;
 pub mod pki;
 pub mod records;
+pub mod service;

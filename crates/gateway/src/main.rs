@@ -87,6 +87,18 @@ enum Command {
         /// interface (`eth1`); repeatable. Unmapped names must be Linux interfaces.
         #[arg(long = "interface-map", value_name = "VRPNAME=LINUXNAME")]
         interface_map: Vec<String>,
+        /// Started as root: become user NAME at once, keeping only CAP_NET_ADMIN, CAP_NET_RAW
+        /// and CAP_NET_BIND_SERVICE. NAME must be able to read the configuration file (and
+        /// the key log). Without it the daemon stays the user it was started as.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// Write the man page (keysteward.8) and the bash and zsh completions (keysteward.bash,
+    /// _keysteward) into DIR, for the package (scripts/package).
+    #[command(hide = true)]
+    GenerateManual {
+        /// Where to write them.
+        dir: PathBuf,
     },
     /// Delete SAs of a running daemon; traffic renegotiates them.
     Reset {
@@ -329,7 +341,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, control, tun, log_level, key_log, interface_map } => {
+        Command::Run { config, control, tun, log_level, key_log, interface_map, user } => {
             let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
                 Ok(map) => map,
                 Err(e) => {
@@ -352,6 +364,7 @@ fn main() -> ExitCode {
                 tun,
                 key_log,
                 interface_map,
+                user,
             }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -360,6 +373,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::GenerateManual { dir } => match generate_manual(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keysteward: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Display { what, control, json } => ask(&control, &display_request(what), json),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
@@ -375,6 +395,32 @@ fn main() -> ExitCode {
             ask(&control, &request, false)
         }
     }
+}
+
+/// The man page (section 8: keysteward is a system daemon in /usr/sbin) and the bash and
+/// zsh completions, from the same clap definition as the command line itself.
+fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let command = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).section("8").render(&mut page)?;
+    std::fs::write(dir.join("keysteward.8"), page)?;
+    // One page per subcommand (`man keysteward-run`), as git does.
+    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("keysteward-{}", sub.get_name());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub.clone().name(name.clone())).section("8").render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.8")), page)?;
+    }
+    for (shell, file) in
+        [(clap_complete::Shell::Bash, "keysteward.bash"), (clap_complete::Shell::Zsh, "_keysteward")]
+    {
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut command.clone(), "keysteward", &mut text);
+        std::fs::write(dir.join(file), text)?;
+    }
+    Ok(())
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
@@ -419,14 +465,12 @@ fn check(file: &std::path::Path, interface_map: &[String], offline: bool) -> Exi
             }
         }
     };
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("{}: error: cannot read: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let loaded = load::check_text(&file.display().to_string(), &text, &map, host.as_ref(), Purpose::Check);
+    // A file that cannot be read (or is past the size bound) is one line on standard error.
+    if let Err(e) = keysteward::service::config_file::read(file) {
+        eprintln!("{}: error: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let loaded = load::load(file, &map, host.as_ref(), Purpose::Check);
     for d in &loaded.diagnostics {
         println!("{d}");
     }

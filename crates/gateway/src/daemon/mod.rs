@@ -66,6 +66,8 @@ use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
 use crate::os::OsError;
 use crate::records::Records;
+use crate::service::notify::Notifier;
+use crate::service::privilege::{self, PrivilegeError};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -83,6 +85,9 @@ pub struct RunOptions {
     /// `--interface-map VRPNAME=LINUXNAME`: the Linux interfaces behind the configuration's
     /// VRP interface names (unmapped names are Linux names).
     pub interface_map: InterfaceMap,
+    /// `--user NAME`: started as root, become NAME keeping only the capabilities the daemon
+    /// needs ([`crate::service::privilege`]). `None`: stay as started.
+    pub user: Option<String>,
 }
 
 /// Why the daemon did not start.
@@ -119,6 +124,9 @@ pub enum DaemonError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] ServerError),
+    /// `--user` could not be honoured.
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
 }
 
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
@@ -128,6 +136,11 @@ const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// the process ([`supervise`]).
 pub fn run(options: RunOptions) -> Result<(), DaemonError> {
     supervise::install();
+    // Before the runtime: the switch must happen while this is the only thread.
+    if let Some(user) = &options.user {
+        privilege::drop_to(user, &options.control)?;
+        info!("running as user {user} with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only");
+    }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DaemonError::Runtime)?;
     runtime.block_on(serve(options))
@@ -172,6 +185,12 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
     let hangup = watch(SignalKind::hangup(), "SIGHUP")?;
     let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup)?;
     info!("keysteward running with {}", daemon.options.config.display());
+    // Sockets, TUN device and routes are up: systemd may start what depends on us.
+    let notifier = Notifier::from_env();
+    if let Err(e) = notifier.notify("READY=1") {
+        warn!("cannot tell the service manager that the daemon is ready: {e}");
+    }
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
     loop {
         daemon.drain().await;
         let deadline = daemon.engine.poll_timeout().map(tokio::time::Instant::from_std);
@@ -190,12 +209,30 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
                 let _ = daemon.reload();
             }
             () = sleep_until(deadline) => daemon.engine.handle_timeout(Instant::now()),
+            () = watchdog_tick(watchdog.as_mut()) => {
+                // From the loop itself: a loop that hangs stops the pings and systemd
+                // restarts the daemon.
+                if let Err(e) = notifier.notify("WATCHDOG=1") {
+                    warn!("watchdog notification: {e}");
+                }
+            }
             _ = inputs.terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    let _ = notifier.notify("STOPPING=1");
     daemon.stop().await;
     Ok(())
+}
+
+/// The next watchdog tick, or never without a watchdog.
+async fn watchdog_tick(watchdog: Option<&mut tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Daemon {
