@@ -136,14 +136,21 @@ const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// the process ([`supervise`]).
 pub fn run(options: RunOptions) -> Result<(), DaemonError> {
     supervise::install();
-    // Before the runtime: the switch must happen while this is the only thread.
-    if let Some(user) = &options.user {
-        privilege::drop_to(user, &options.control)?;
-        info!("running as user {user} with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only");
-    }
+    // Before the runtime: the switch must happen while this is the only thread. The TUN
+    // device is made first, as root: opening /dev/net/tun may need root (its mode is the
+    // distribution's); everything else needs only the capabilities kept.
+    let tun = match &options.user {
+        Some(user) => {
+            let tun = crate::os::tun::open_tun(&options.tun)?;
+            privilege::drop_to(user, &options.control)?;
+            info!("running as user {user} with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only");
+            Some(tun)
+        }
+        None => None,
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DaemonError::Runtime)?;
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, tun))
 }
 
 /// The running daemon: everything its inputs act on.
@@ -178,12 +185,15 @@ fn watch(kind: SignalKind, name: &'static str) -> Result<Signal, DaemonError> {
     signal(kind).map_err(|source| DaemonError::Signal { signal: name, source })
 }
 
-async fn serve(options: RunOptions) -> Result<(), DaemonError> {
+/// The TUN device, when made before the switch to `--user`.
+type Tun = Option<Arc<tun_rs::SyncDevice>>;
+
+async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
     // Watched first: a SIGHUP that arrives while the daemon starts must not kill it (the
     // default action), and is handled as a reload once the loop runs.
     let terminate = watch(SignalKind::terminate(), "SIGTERM")?;
     let hangup = watch(SignalKind::hangup(), "SIGHUP")?;
-    let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup)?;
+    let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup, tun)?;
     info!("keysteward running with {}", daemon.options.config.display());
     // Sockets, TUN device and routes are up: systemd may start what depends on us.
     let notifier = Notifier::from_env();
@@ -238,7 +248,12 @@ async fn watchdog_tick(watchdog: Option<&mut tokio::time::Interval>) {
 impl Daemon {
     /// Checks the configuration, opens every socket, the key log, the TUN and its routes,
     /// starts the data path and the control socket, and raises the start-up acquires.
-    fn start(options: RunOptions, terminate: Signal, hangup: Signal) -> Result<(Self, Inputs), DaemonError> {
+    fn start(
+        options: RunOptions,
+        terminate: Signal,
+        hangup: Signal,
+        tun: Tun,
+    ) -> Result<(Self, Inputs), DaemonError> {
         let Checked { config, engine: engine_config, .. } = load_checked(&options)
             .map_err(|source| DaemonError::Refused { file: options.config.clone(), source })?;
         let templates = template_policies(&config, &engine_config);
@@ -259,7 +274,10 @@ impl Daemon {
             None => None,
         };
 
-        let tun = crate::os::tun::open_tun(&options.tun)?;
+        let tun = match tun {
+            Some(tun) => tun,
+            None => crate::os::tun::open_tun(&options.tun)?,
+        };
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
         let bridge = Bridge::new(
