@@ -55,7 +55,8 @@ impl std::fmt::Display for Exposed {
         let path = self.path.display();
         write!(
             f,
-            "{path} holds a pre-shared key and its mode {:04o} lets group or others at it; run: chmod 600 {path}",
+            "the file holds a pre-shared key and its mode {:04o} lets group or others read or write it; \
+             run: chmod 600 {path}",
             self.mode & 0o7777
         )
     }
@@ -104,8 +105,8 @@ mod tests {
         let e = exposed(path, 0o100644, &config).unwrap();
         assert_eq!(
             e.to_string(),
-            "/etc/keysteward/keysteward.cfg holds a pre-shared key and its mode 0644 lets group or \
-             others at it; run: chmod 600 /etc/keysteward/keysteward.cfg"
+            "the file holds a pre-shared key and its mode 0644 lets group or others read or write \
+             it; run: chmod 600 /etc/keysteward/keysteward.cfg"
         );
         assert!(exposed(path, 0o100620, &config).is_some(), "group-writable too");
         let no_secret = vrp::parse("t.cfg", "ike peer b\n remote-address 192.0.2.2\n").unwrap().config;
