@@ -2,8 +2,7 @@
 //! binary this test run already has (`--profile dev --no-build`: packaging takes a second,
 //! where a release build would take minutes), then this test installs it with `dpkg -i` on
 //! this machine, checks the files, owners and modes the package promises, runs `keysteward
-//! check` on the installed configuration (as root and as the service user, as the unit's
-//! ExecStartPre does), verifies the unit offline (`systemd-analyze verify`, and
+//! check` on the installed configuration (as root and as the service user), verifies the unit offline (`systemd-analyze verify`, and
 //! `systemd-analyze security --offline=true` at [`MAX_EXPOSURE`] or better), and purges it,
 //! checking that the purge removes the user, the group and /etc/keysteward. The guard purges
 //! on every way out. A machine where keysteward is installed already is left alone.
@@ -96,6 +95,7 @@ fn the_package_installs_the_daemon_its_unit_and_a_private_configuration_and_purg
         ("/etc/keysteward", service(0o700)),
         ("/etc/keysteward/keysteward.cfg", service(0o600)),
         ("/lib/systemd/system/keysteward.service", root(0o644)),
+        ("/etc/default/keysteward", root(0o644)),
         ("/usr/share/man/man8/keysteward.8.gz", root(0o644)),
         ("/usr/share/man/man8/keysteward-run.8.gz", root(0o644)),
         ("/usr/share/bash-completion/completions/keysteward", root(0o644)),
@@ -111,7 +111,9 @@ fn the_package_installs_the_daemon_its_unit_and_a_private_configuration_and_purg
         assert_eq!(owner_and_mode(path), expected, "{path}");
     }
     let conffiles = text(&run("dpkg-query", &["-W", "-f=${Conffiles}", "keysteward"]));
-    assert!(conffiles.contains("/etc/keysteward/keysteward.cfg"), "a conffile: {conffiles}");
+    for conffile in ["/etc/keysteward/keysteward.cfg", "/etc/default/keysteward"] {
+        assert!(conffiles.contains(conffile), "{conffile} a conffile: {conffiles}");
+    }
     let completion = std::fs::read_to_string("/usr/share/bash-completion/completions/keysteward").unwrap();
     assert!(completion.contains("display") && completion.contains("--user"), "bash completion");
     let man = text(&run("man", &["-P", "cat", "keysteward-run"]));
