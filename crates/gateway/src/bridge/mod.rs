@@ -66,6 +66,16 @@ struct Pair {
     udp_encapsulated: bool,
 }
 
+/// A change to the routes of template flows, decided under the data-plane lock and made
+/// after it is released ([`Bridge::apply_route_changes`]): the kernel is never asked
+/// anything while the data plane waits.
+enum RouteChange {
+    /// A flow is up (its rule, for the log, and the peer's name and address).
+    Add(Rule, String, IpAddr),
+    /// The last flow to that remote prefix is gone.
+    Remove(esp::Prefix),
+}
+
 /// A flow a branch negotiated through a template: its SPD rule and route stay while at
 /// least one pair carries it (a rekey installs the new pair before the old one goes).
 struct TemplateFlow {
@@ -91,6 +101,8 @@ pub struct Bridge {
     /// The flows negotiated through templates and the routes of their remote prefixes.
     template_flows: Vec<TemplateFlow>,
     template_routes: Routes,
+    /// Route changes waiting for the data-plane lock to be released.
+    route_changes: Vec<RouteChange>,
 }
 
 impl Bridge {
@@ -135,7 +147,8 @@ impl Bridge {
             rng: crypto::OsRandom,
             heard: HashMap::new(),
             template_flows: Vec::new(),
-            template_routes: Routes::empty(&device),
+            template_routes: Routes::empty(&device)?,
+            route_changes: Vec::new(),
         })
     }
 
@@ -216,7 +229,7 @@ impl Bridge {
         }
         for flow in old_flows {
             if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
-                self.template_routes.remove_one(flow.rule.selector.remote);
+                self.route_changes.push(RouteChange::Remove(flow.rule.selector.remote));
             }
         }
         info!(
@@ -226,6 +239,28 @@ impl Bridge {
             self.template_flows.len(),
             self.pairs.len()
         );
+        drop(shared);
+        self.apply_route_changes();
+    }
+
+    /// Makes the route changes decided under the data-plane lock, now that it is released.
+    fn apply_route_changes(&mut self) {
+        for change in std::mem::take(&mut self.route_changes) {
+            match change {
+                RouteChange::Add(rule, peer, remote) => {
+                    if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
+                        warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                    }
+                }
+                RouteChange::Remove(prefix) => self.template_routes.remove_one(prefix),
+            }
+        }
+    }
+
+    /// An orderly shutdown: the routes of template flows go, and their fail-closed routes
+    /// too unless `keep`; how many prefixes had one.
+    pub fn shutdown_routes(&mut self, keep: bool) -> usize {
+        self.template_routes.shutdown(keep)
     }
 
     /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
@@ -300,6 +335,8 @@ impl Bridge {
             udp_encapsulated,
         });
         self.flush(&mut shared);
+        drop(shared);
+        self.apply_route_changes();
     }
 
     /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
@@ -310,9 +347,7 @@ impl Bridge {
         }
         shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
-            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
-        }
+        self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
         self.template_flows.push(TemplateFlow { rule, pairs: 1 });
     }
 
@@ -327,7 +362,7 @@ impl Bridge {
         shared.plane.remove_rule(&rule);
         // Another flow (another policy, or a different selector) may route the same prefix.
         if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
-            self.template_routes.remove_one(rule.selector.remote);
+            self.route_changes.push(RouteChange::Remove(rule.selector.remote));
         }
         info!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }
@@ -352,6 +387,8 @@ impl Bridge {
         for rule in removed {
             self.remove_template_flow(&mut shared, rule);
         }
+        drop(shared);
+        self.apply_route_changes();
     }
 
     /// Removes the pairs whose outbound SPIs (the peer's) are `spis`, negotiated on `connection`.

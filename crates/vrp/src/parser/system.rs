@@ -168,7 +168,16 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 
 fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
     let column = c.column();
-    match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "sha2"])? {
+    match c.keyword(
+        "an ipsec command",
+        &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"],
+    )? {
+        "fail-closed" => {
+            c.keyword("`keep`", &["keep"])?;
+            c.end()?;
+            config.ipsec_fail_closed_keep = true;
+            Ok(Effect::system())
+        }
         "proposal" => {
             let name = c.name("IPsec proposal name", NAME_LEN)?;
             c.end()?;
@@ -401,7 +410,14 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.acls.remove(&n);
         }
-        "ipsec" => match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa"])? {
+        "ipsec" => match c
+            .keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "fail-closed"])?
+        {
+            "fail-closed" => {
+                c.keyword("`keep`", &["keep"])?;
+                c.end()?;
+                config.ipsec_fail_closed_keep = false;
+            }
             "proposal" => {
                 let name = c.name("IPsec proposal name", NAME_LEN)?;
                 c.end()?;
