@@ -21,4 +21,5 @@ pub mod load;
 pub mod os;
 pub mod pki;
 pub mod records;
-pub mod service;
+/// What makes the daemon a system service (crate `keysteward-service`).
+pub use service;

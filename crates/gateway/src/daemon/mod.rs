@@ -143,7 +143,8 @@ pub fn run(options: RunOptions) -> Result<(), DaemonError> {
     let tun = match &options.user {
         Some(user) => {
             let tun = crate::os::tun::open_tun(&options.tun)?;
-            privilege::drop_to(user, &options.control)?;
+            let default = std::path::Path::new(crate::control::DEFAULT_CONTROL_PATH);
+            privilege::drop_to(user, &options.control, default.parent().unwrap_or(default))?;
             info!("running as user {user} with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only");
             Some(tun)
         }

@@ -86,15 +86,16 @@ impl Target {
 }
 
 /// Becomes `user` keeping only [`KEPT`]; `control` is the control socket, whose directory
-/// is made for the user when it does not exist yet (or is the default `/run/keysteward`).
-/// Must run before any other thread exists.
-pub fn drop_to(user: &str, control: &Path) -> Result<(), PrivilegeError> {
+/// is made for the user when it does not exist yet (or is `default_dir`, the default's,
+/// `/run/keysteward`, which a run as root may have made). Must run before any other thread
+/// exists.
+pub fn drop_to(user: &str, control: &Path, default_dir: &Path) -> Result<(), PrivilegeError> {
     let target = Target::lookup(user)?;
     let euid = rustix::process::geteuid().as_raw();
     if euid != 0 {
         return Err(PrivilegeError::NotRoot(user.to_owned(), euid));
     }
-    prepare_control_directory(&target, control)?;
+    prepare_control_directory(&target, control, default_dir)?;
     switch(&target)
 }
 
@@ -145,9 +146,12 @@ fn switch(target: &Target) -> Result<(), PrivilegeError> {
 
 /// Makes the control socket's directory, owned by the user, when it does not exist, and
 /// hands the default `/run/keysteward` to the user (a run as root may have made it).
-fn prepare_control_directory(target: &Target, control: &Path) -> Result<(), PrivilegeError> {
+fn prepare_control_directory(
+    target: &Target,
+    control: &Path,
+    default_dir: &Path,
+) -> Result<(), PrivilegeError> {
     let Some(dir) = control.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
-    let default_dir = Path::new(crate::control::DEFAULT_CONTROL_PATH).parent();
     let fail = |source| PrivilegeError::ControlDirectory {
         user: target.name.clone(),
         dir: dir.to_path_buf(),
@@ -159,7 +163,7 @@ fn prepare_control_directory(target: &Target, control: &Path) -> Result<(), Priv
         std::fs::create_dir_all(dir).map_err(fail)?;
         true
     };
-    if made || Some(dir) == default_dir {
+    if made || dir == default_dir {
         std::os::unix::fs::chown(dir, Some(target.uid.as_raw()), Some(target.gid.as_raw())).map_err(fail)?;
     }
     Ok(())

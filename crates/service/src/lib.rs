@@ -1,6 +1,8 @@
-//! What makes the daemon a system service: [`privilege`] (`run --user`, the capabilities it
+//! What makes the keysteward daemon a system service: [`privilege`] (`run --user`, the capabilities it
 //! keeps), [`notify`] (systemd's `Type=notify` readiness and watchdog) and [`config_file`]
 //! (the configuration file's size bound and permissions).
+
+#![forbid(unsafe_code)]
 
 pub mod config_file;
 pub mod notify;
