@@ -6,10 +6,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory, removed on every way out of the test.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("keysteward-config-file-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn keysteward(args: &[&str]) -> Output {
@@ -31,8 +40,9 @@ fn fw_a(dir: &std::path::Path, mode: u32) -> String {
 
 #[test]
 fn a_readable_file_with_a_key_is_refused_by_run_and_a_warning_of_check() {
-    let dir = scratch("mode");
-    let path = fw_a(&dir, 0o644);
+    let scratch = scratch("mode");
+    let dir = &scratch.0;
+    let path = fw_a(dir, 0o644);
     let advice = format!(
         "the file holds a pre-shared key and its mode 0644 lets group or others read or write it; run: chmod 600 {path}"
     );
@@ -60,16 +70,16 @@ fn a_readable_file_with_a_key_is_refused_by_run_and_a_warning_of_check() {
 
     // Mode 0600 (or 0400): nothing to say.
     for mode in [0o600, 0o400] {
-        let path = fw_a(&dir, mode);
+        let path = fw_a(dir, mode);
         let said = text(&keysteward(&["check", "--offline", &path]));
         assert!(!said.contains("chmod"), "{mode:o}: {said}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_file_past_the_size_bound_is_refused() {
-    let dir = scratch("size");
+    let scratch = scratch("size");
+    let dir = &scratch.0;
     let path = dir.join("huge.cfg");
     let file = std::fs::File::create(&path).unwrap();
     file.set_len(keysteward::service::config_file::MAX_CONFIG_BYTES + 1).unwrap();
@@ -82,5 +92,4 @@ fn a_file_past_the_size_bound_is_refused() {
     let said = text(&ran);
     assert_eq!(ran.status.code(), Some(1), "{said}");
     assert!(said.contains("larger than 16777216 bytes"), "{said}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

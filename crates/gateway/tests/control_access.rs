@@ -51,6 +51,7 @@ fn displays_are_open_to_whoever_may_connect_changes_only_to_root_and_the_daemon_
     }
     let dir = std::env::temp_dir().join(format!("keysteward-control-access-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveDir(dir.clone());
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let control = dir.join("control.sock");
     let group = Command::new("getent").args(["group", "keysteward"]).output().unwrap();
@@ -89,5 +90,13 @@ fn displays_are_open_to_whoever_may_connect_changes_only_to_root_and_the_daemon_
         let allowed = keysteward(&control, args, None);
         assert!(allowed.status.success(), "{args:?} as root: {}", text(&allowed));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Removes the scratch directory on every way out.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
