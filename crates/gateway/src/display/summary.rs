@@ -10,13 +10,16 @@ use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_t
 use crate::control::Response;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
-/// `display ipsec statistics`: the data plane's counters, and the clear packets dropped from
-/// the TUN (`bypass_dropped`).
-pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
+/// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
+/// the TUN (`bypass_dropped`), and what the engine did about packets on unknown SPIs and IKE
+/// for unknown cookies (`ike`: recovery after a restart).
+pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64, ike: &ike::Statistics) -> Response {
     let text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
-         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n",
+         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
+         unknown SPIs from peers reported: {}\nINVALID-SPI sent: {}\nINVALID-COOKIE sent: {}\n\
+         IKE SAs started to recover: {}\nanswers held back by rate limits: {}\n",
         s.sealed,
         s.opened,
         s.queued,
@@ -26,6 +29,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
         s.inbound.unknown_spi,
         s.inbound.authentication,
         s.inbound.replayed,
+        ike.unknown_spi_reported,
+        ike.invalid_spi_sent,
+        ike.invalid_cookie_sent,
+        ike.recoveries_started,
+        ike.answers_rate_limited,
     );
     let json = json!({
         "sealed": s.sealed,
@@ -37,6 +45,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
+        "unknown_spi_reported": ike.unknown_spi_reported,
+        "invalid_spi_sent": ike.invalid_spi_sent,
+        "invalid_cookie_sent": ike.invalid_cookie_sent,
+        "recoveries_started": ike.recoveries_started,
+        "answers_rate_limited": ike.answers_rate_limited,
     });
     Response::Ok { text, json }
 }
