@@ -386,18 +386,11 @@ fn start_daemon(topology: &mut Topology, exe: &str, gateway: &Gateway<'_>) -> Re
     let config = dir.join(format!("{name}.cfg"));
     // Mode 0600 from the start: the file holds the pre-shared key, and the daemon refuses a
     // file that group or others can read.
-    let written = {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&config)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-    };
-    written.map_err(|source| DemoError::File { action: "write", path: config.clone(), source })?;
+    crate::service::config_file::write_private(&config, text).map_err(|source| DemoError::File {
+        action: "write",
+        path: config.clone(),
+        source,
+    })?;
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|source| DemoError::File {
         action: "create",

@@ -397,30 +397,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The man page (section 8: keysteward is a system daemon in /usr/sbin) and the bash and
-/// zsh completions, from the same clap definition as the command line itself.
+/// The man pages and completions of the package (`keysteward generate-manual DIR`).
 fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
-    std::fs::create_dir_all(dir)?;
-    let command = Cli::command();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone()).section("8").render(&mut page)?;
-    std::fs::write(dir.join("keysteward.8"), page)?;
-    // One page per subcommand (`man keysteward-run`), as git does.
-    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
-        let name = format!("keysteward-{}", sub.get_name());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone())).section("8").render(&mut page)?;
-        std::fs::write(dir.join(format!("{name}.8")), page)?;
-    }
-    for (shell, file) in
-        [(clap_complete::Shell::Bash, "keysteward.bash"), (clap_complete::Shell::Zsh, "_keysteward")]
-    {
-        let mut text = Vec::new();
-        clap_complete::generate(shell, &mut command.clone(), "keysteward", &mut text);
-        std::fs::write(dir.join(file), text)?;
-    }
-    Ok(())
+    keysteward::service::manual::write(dir, &Cli::command())
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).

@@ -41,6 +41,16 @@ pub fn read(path: &Path) -> Result<(String, u32), ReadError> {
     Ok((text, mode))
 }
 
+/// Writes `text` to `path`, created mode 0600 (a file made for a key is never readable by
+/// others, not even for a moment); an existing file is truncated and keeps its mode.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 /// A file that holds a secret and that group or others may read or write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exposed {

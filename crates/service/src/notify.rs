@@ -37,11 +37,32 @@ impl Notifier {
         self.watchdog.map(|timeout| (timeout / 2).max(Duration::from_millis(1)))
     }
 
+    /// The watchdog's clock: ticks every [`Self::watchdog_interval`], never without a watchdog.
+    pub fn watchdog(&self) -> Watchdog {
+        Watchdog(self.watchdog_interval().map(tokio::time::interval))
+    }
+
     /// Sends `state` (`READY=1`, …); without `NOTIFY_SOCKET` there is nobody to tell.
     pub fn notify(&self, state: &str) -> io::Result<()> {
         match &self.address {
             Some(address) => send(address, state),
             None => Ok(()),
+        }
+    }
+}
+
+/// When to send the next `WATCHDOG=1` ([`Notifier::watchdog`]).
+#[derive(Debug)]
+pub struct Watchdog(Option<tokio::time::Interval>);
+
+impl Watchdog {
+    /// Waits for the next tick; for ever without a watchdog.
+    pub async fn tick(&mut self) {
+        match &mut self.0 {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
         }
     }
 }

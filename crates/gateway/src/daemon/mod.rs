@@ -205,7 +205,7 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
     if let Err(e) = notifier.notify("READY=1") {
         warn!("cannot tell the service manager that the daemon is ready: {e}");
     }
-    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+    let mut watchdog = notifier.watchdog();
     loop {
         daemon.drain().await;
         let deadline = daemon.engine.poll_timeout().map(tokio::time::Instant::from_std);
@@ -224,7 +224,7 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
                 let _ = daemon.reload();
             }
             () = sleep_until(deadline) => daemon.engine.handle_timeout(Instant::now()),
-            () = watchdog_tick(watchdog.as_mut()) => {
+            () = watchdog.tick() => {
                 // From the loop itself: a loop that hangs stops the pings and systemd
                 // restarts the daemon.
                 if let Err(e) = notifier.notify("WATCHDOG=1") {
@@ -238,16 +238,6 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
     let _ = notifier.notify("STOPPING=1");
     daemon.stop().await;
     Ok(())
-}
-
-/// The next watchdog tick, or never without a watchdog.
-async fn watchdog_tick(watchdog: Option<&mut tokio::time::Interval>) {
-    match watchdog {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 impl Daemon {
