@@ -46,7 +46,7 @@ mod informational;
 mod lifetime;
 mod main_mode;
 mod nat_t;
-mod proposal;
+use ike_proposal as proposal;
 mod proxy_id;
 mod quick_mode;
 mod quick_mode_end;
