@@ -105,7 +105,7 @@ pub(crate) struct SaCore {
     /// Dead peer detection.
     pub(crate) dpd: DpdState,
     /// The DPD settings in force once established: configured, and the peer announced DPD.
-    pub(crate) dpd_config: Option<DpdConfig>,
+    pub(crate) dpd_config: Option<Box<DpdConfig>>,
     /// Send INITIAL-CONTACT in MM5: no other IKE SA with this peer existed when we started.
     pub(crate) send_initial_contact: bool,
     /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
@@ -119,7 +119,7 @@ pub(crate) struct SaCore {
     /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
-    pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
+    pub(crate) peer_certificate: Option<Box<crypto::CertificateSummary>>,
     /// The phase-1 message being reassembled from fragments (`isakmp::fragmentation`).
     pub(crate) reassembly: isakmp::fragmentation::Reassembly,
     /// The fragment ID of our next fragmented message.
@@ -127,7 +127,7 @@ pub(crate) struct SaCore {
     /// The identity the peer presented and authenticated (its ID payload), for `display ike
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
-    pub(crate) remote_identity: Option<PeerIdentity>,
+    pub(crate) remote_identity: Option<Box<PeerIdentity>>,
     /// The same identity as bytes, for INITIAL-CONTACT's comparison of identity pairs.
     pub(crate) remote_identity_key: Option<IdentityKey>,
     /// Messages dropped because they could not be authenticated, and the last one's reason.
@@ -146,7 +146,8 @@ impl SaCore {
         ctx: &mut Ctx<'_>,
     ) -> Established {
         self.established_at = Some(ctx.now);
-        self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
+        self.dpd_config =
+            self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd).map(Box::new);
         self.dpd.heard(ctx.now);
         let expires_at = ctx.now + suite.lifetime;
         let key_log = ctx.out.key_log.then(|| Phase1KeyLog {
@@ -342,7 +343,7 @@ impl SaCore {
     /// The peer presented `identity` in its ID payload (authenticated by the exchange that
     /// carried it, or, for an aggressive-mode responder, by AM3 before the SA is established).
     pub(crate) fn identified(&mut self, identity: &Identity<'_>) {
-        self.remote_identity = Some(PeerIdentity::of(identity));
+        self.remote_identity = Some(Box::new(PeerIdentity::of(identity)));
         self.remote_identity_key = Some(IdentityKey::of(identity));
     }
 
