@@ -507,7 +507,7 @@ pub struct Limits {
     /// (ours after 2, 6, 14, 30 s; strongSwan's after 4, 11, 24, 47 s).
     pub exchange_timeout: Duration,
     /// Bytes that half-open responder IKE SAs (not yet authenticated) may hold together, each
-    /// charged what it really keeps (about 1.3 KB after a minimal MM1). A newcomer is never
+    /// charged what it really keeps (about 1.2 KB after a minimal MM1). A newcomer is never
     /// refused: the oldest half-open SAs are evicted to make room (`Statistics::half_open_evicted`),
     /// since a cap by count or per address lets spoofed MM1s lock real peers out (DESIGN.md,
     /// "Admission"). The default, 64 MiB, holds more than 50,000 minimal half-open SAs.

@@ -23,6 +23,7 @@ use crate::sa::flight::Flight;
 use crate::sa::keys::{
     auth_input, phase1_material, phase1_material_from_skeyid, Phase1Exchange, Phase1Material,
 };
+use crate::sa::lazy::Lazy;
 use crate::sa::lifetimes::Lifetimes;
 use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
@@ -91,7 +92,7 @@ pub(crate) struct SaCore {
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
     /// Renewal of this SA and the IPsec SA pairs it manages (`sa::lifetimes`).
-    pub(crate) lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lazy<Lifetimes>,
     /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
     /// gateways negotiating at the same moment do not clear each other's new SAs.
     pub(crate) started_at: Instant,
@@ -112,10 +113,10 @@ pub(crate) struct SaCore {
     pub(crate) initial_contact_received: bool,
     /// The informational message IDs received, against replays (they feed DPD, Deletes and
     /// NAT-T moves).
-    pub(crate) informational_seen: SeenMessageIds,
+    pub(crate) informational_seen: Lazy<SeenMessageIds>,
     /// The quick-mode message IDs used (ours and the peer's), against replays of a quick mode
     /// that is over: without them a copy of QM1 would make a second IPsec SA pair.
-    pub(crate) quick_mode_seen: SeenMessageIds,
+    pub(crate) quick_mode_seen: Lazy<SeenMessageIds>,
     /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
@@ -215,7 +216,7 @@ impl SaCore {
             timers,
             established_at: None,
             pending: Vec::new(),
-            lifetimes: Lifetimes::default(),
+            lifetimes: Lazy::default(),
             started_at: ctx.now,
             initial_remote: remote,
             peer_capabilities: PeerCapabilities::default(),
@@ -224,8 +225,8 @@ impl SaCore {
             dpd_config: None,
             send_initial_contact: false,
             initial_contact_received: false,
-            informational_seen: SeenMessageIds::default(),
-            quick_mode_seen: SeenMessageIds::default(),
+            informational_seen: Lazy::default(),
+            quick_mode_seen: Lazy::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
             reassembly: isakmp::fragmentation::Reassembly::default(),
