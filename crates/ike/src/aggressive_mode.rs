@@ -538,7 +538,7 @@ fn verify_am2<'m>(
             "HASH_R",
             ctx.unix_time,
         )?;
-        sa.peer_certificate = Some(certificate);
+        sa.peer_certificate = Some(Box::new(certificate));
         proof
     } else {
         let hash = find_hash(payloads).ok_or(FailureReason::missing_payload("HASH_R"))?;
@@ -638,7 +638,7 @@ fn responder_finish(
     };
     let ResponderWaitAm3 { suite, mut material, .. } = *wait;
     if opened.certificate.is_some() {
-        sa.peer_certificate = opened.certificate.clone();
+        sa.peer_certificate = opened.certificate.clone().map(Box::new);
     }
     // AM3's NAT-D against the addresses it arrived on (4500 if the initiator
     // floated, as strongSwan does), then follow the peer there.

@@ -366,10 +366,10 @@ pub struct Limits {
     /// (ours after 2, 6, 14, 30 s; strongSwan's after 4, 11, 24, 47 s).
     pub exchange_timeout: Duration,
     /// Bytes that half-open responder IKE SAs (not yet authenticated) may hold together, each
-    /// charged what it really keeps (about 1.7 KB after a minimal MM1). A newcomer is never
+    /// charged what it really keeps (about 1.2 KB after a minimal MM1). A newcomer is never
     /// refused: the oldest half-open SAs are evicted to make room (`Statistics::half_open_evicted`),
     /// since a cap by count or per address lets spoofed MM1s lock real peers out (DESIGN.md,
-    /// "Admission"). The default, 96 MiB, holds more than 50,000 minimal half-open SAs.
+    /// "Admission"). The default, 64 MiB, holds more than 50,000 minimal half-open SAs.
     pub half_open_memory_budget: usize,
     /// Largest SA payload of a first message (MM1 / AM1), whose body a half-open SA keeps for
     /// the hashes; larger is refused before any work (`PolicyFailure::SaPayloadTooLarge`).
@@ -424,7 +424,7 @@ impl Default for Limits {
             retransmit_initial: Duration::from_secs(2),
             retransmit_count: 5,
             exchange_timeout: Duration::from_secs(60),
-            half_open_memory_budget: 96 * 1024 * 1024,
+            half_open_memory_budget: 64 * 1024 * 1024,
             max_first_sa_payload: 16 * 1024,
             max_quick_modes_per_sa: 8,
             fragmentation: true,

@@ -430,7 +430,7 @@ impl IkeSa {
             Phase1::Failed => None,
             _ => self.timers.get(Timer::Phase1Deadline).map(|at| (Timer::Phase1Deadline, at)),
         };
-        let dpd = if established { self.dpd.deadline(self.dpd_config.as_ref()) } else { None };
+        let dpd = if established { self.dpd.deadline(self.dpd_config.as_deref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
         let named = [
             (Timer::Retransmit, self.flight.retransmit_at()),

@@ -272,7 +272,7 @@ fn handle_encrypted(
 /// R-U-THERE when the tunnel has been idle. Returns the reason when the peer is dead; the
 /// caller clears the SA.
 pub(crate) fn dpd_timeout(sa: &mut SaCore, keys: &Phase1Material, ctx: &mut Ctx<'_>) -> Option<ClearReason> {
-    let config = sa.dpd_config?;
+    let config = *sa.dpd_config.as_deref()?;
     match sa.dpd.on_timeout(ctx.now, &config) {
         DpdTimeout::Nothing => None,
         DpdTimeout::Probe(sequence) => {

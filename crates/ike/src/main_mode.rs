@@ -39,7 +39,7 @@ use isakmp::capabilities as vendor;
 /// The main-mode states. Each holds what the next step needs and nothing more.
 pub(crate) enum MainMode {
     InitiatorWaitMm2 { sai_b: Vec<u8> },
-    InitiatorWaitMm4 { sai_b: Vec<u8>, suite: IkeProposal, dh: DhPrivate, ni: Vec<u8> },
+    InitiatorWaitMm4 { sai_b: Vec<u8>, suite: IkeProposal, dh: Box<DhPrivate>, ni: Vec<u8> },
     InitiatorWaitMm6 { sai_b: Vec<u8>, suite: IkeProposal, material: Box<Phase1Material> },
     ResponderWaitMm3 { sai_b: Vec<u8>, suite: IkeProposal },
     ResponderWaitMm5 { sai_b: Vec<u8>, suite: IkeProposal, material: Box<Phase1Material> },
@@ -105,7 +105,7 @@ impl MainMode {
         match self {
             Self::InitiatorWaitMm2 { sai_b } => initiator_mm2(sa, sai_b, message, digest, ctx),
             Self::InitiatorWaitMm4 { sai_b, suite, dh, ni } => {
-                initiator_mm4(sa, sai_b, suite, dh, ni, message, digest, ctx)
+                initiator_mm4(sa, sai_b, suite, *dh, ni, message, digest, ctx)
             }
             Self::InitiatorWaitMm6 { sai_b, suite, material } => {
                 initiator_mm6(sa, sai_b, suite, material, message, digest, ctx)
@@ -198,7 +198,7 @@ fn initiator_mm2(
     let mm3 = wire::cleartext(header(sa), payloads);
     sa.flight.received(digest);
     sa.send(mm3, true, ctx);
-    Ok(Phase1Step::Wait(MainMode::InitiatorWaitMm4 { sai_b, suite, dh, ni }))
+    Ok(Phase1Step::Wait(MainMode::InitiatorWaitMm4 { sai_b, suite, dh: Box::new(dh), ni }))
 }
 
 /// MM4 arrived: the responder's KE and Nr. Derives the keys, sends MM5 (IDii, HASH_I or
@@ -396,7 +396,7 @@ fn open_identity_message(
         let hash = auth::signed_hash(suite, material, &input, &id_b, from_initiator);
         let (proof, certificate) =
             auth::verify_peer(sa.peer_config(config), suite, &payloads, id, &hash, which, ctx.unix_time)?;
-        sa.peer_certificate = Some(certificate);
+        sa.peer_certificate = Some(Box::new(certificate));
         proof
     } else {
         let hash = payloads

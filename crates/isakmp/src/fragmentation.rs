@@ -98,7 +98,7 @@ struct Partial {
 /// Reassembly state of one IKE SA: at most one partial message.
 #[derive(Debug, Default)]
 pub struct Reassembly {
-    partial: Option<Partial>,
+    partial: Option<Box<Partial>>,
 }
 
 impl Reassembly {
@@ -120,14 +120,14 @@ impl Reassembly {
         let fresh = !matches!(&self.partial, Some(p) if p.id == fragment.id && p.cookies == cookies);
         if fresh {
             // One message per SA: a new fragment ID replaces whatever was being collected.
-            self.partial = Some(Partial {
+            self.partial = Some(Box::new(Partial {
                 id: fragment.id,
                 expires: now + limits.fragment_timeout,
                 pieces: BTreeMap::new(),
                 bytes: 0,
                 last: None,
                 cookies,
-            });
+            }));
         }
         let Some(partial) = self.partial.as_mut() else { return Reassembled::Pending };
         if partial.pieces.contains_key(&fragment.number) {
@@ -181,7 +181,9 @@ impl Reassembly {
     /// The heap bytes held for the partial message: its pieces, each an allocation, and their
     /// map nodes (about 32 bytes a piece), for the half-open table's charge.
     pub fn held_bytes(&self) -> usize {
-        self.partial.as_ref().map_or(0, |p| p.bytes + p.pieces.len() * (16 + 32))
+        self.partial
+            .as_ref()
+            .map_or(0, |p| std::mem::size_of::<Partial>() + p.bytes + p.pieces.len() * (16 + 32))
     }
 
     /// Bytes held for the partial message (the engine counts them among its buffered bytes).

@@ -322,10 +322,10 @@ impl Engine {
             local_behind_nat: sa.nat.local_behind_nat,
             remote_behind_nat: sa.nat.remote_behind_nat,
             dpd: sa.dpd_config.is_some(),
-            peer_certificate: sa.peer_certificate.clone(),
+            peer_certificate: sa.peer_certificate.as_deref().cloned(),
             cookies: (sa.cookie_i, sa.cookie_r),
             exchange_mode: sa.mode,
-            remote_identity: sa.remote_identity.clone(),
+            remote_identity: sa.remote_identity.as_deref().cloned(),
             replays_dropped: sa.replays_dropped(),
             message_ids_forgotten: sa.message_ids_forgotten(),
         })

@@ -23,6 +23,7 @@ use crate::sa::flight::Flight;
 use crate::sa::keys::{
     auth_input, phase1_material, phase1_material_from_skeyid, Phase1Exchange, Phase1Material,
 };
+use crate::sa::lazy::Lazy;
 use crate::sa::lifetimes::Lifetimes;
 use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
@@ -91,7 +92,7 @@ pub(crate) struct SaCore {
     /// Flows that asked for SAs while phase 1 was running.
     pub(crate) pending: Vec<Acquire>,
     /// Renewal of this SA and the IPsec SA pairs it manages (`sa::lifetimes`).
-    pub(crate) lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lazy<Lifetimes>,
     /// When phase 1 began: INITIAL-CONTACT clears only SAs established before it, so two
     /// gateways negotiating at the same moment do not clear each other's new SAs.
     pub(crate) started_at: Instant,
@@ -105,21 +106,21 @@ pub(crate) struct SaCore {
     /// Dead peer detection.
     pub(crate) dpd: DpdState,
     /// The DPD settings in force once established: configured, and the peer announced DPD.
-    pub(crate) dpd_config: Option<DpdConfig>,
+    pub(crate) dpd_config: Option<Box<DpdConfig>>,
     /// Send INITIAL-CONTACT in MM5: no other IKE SA with this peer existed when we started.
     pub(crate) send_initial_contact: bool,
     /// The peer sent INITIAL-CONTACT (authenticated); the engine removes older SAs with it.
     pub(crate) initial_contact_received: bool,
     /// The informational message IDs received, against replays (they feed DPD, Deletes and
     /// NAT-T moves).
-    pub(crate) informational_seen: SeenMessageIds,
+    pub(crate) informational_seen: Lazy<SeenMessageIds>,
     /// The quick-mode message IDs used (ours and the peer's), against replays of a quick mode
     /// that is over: without them a copy of QM1 would make a second IPsec SA pair.
-    pub(crate) quick_mode_seen: SeenMessageIds,
+    pub(crate) quick_mode_seen: Lazy<SeenMessageIds>,
     /// The peer sent a Certificate Request (our CERT goes out under `send-cert when asked`).
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
-    pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
+    pub(crate) peer_certificate: Option<Box<crypto::CertificateSummary>>,
     /// The phase-1 message being reassembled from fragments (`isakmp::fragmentation`).
     pub(crate) reassembly: isakmp::fragmentation::Reassembly,
     /// The fragment ID of our next fragmented message.
@@ -127,7 +128,7 @@ pub(crate) struct SaCore {
     /// The identity the peer presented and authenticated (its ID payload), for `display ike
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
-    pub(crate) remote_identity: Option<PeerIdentity>,
+    pub(crate) remote_identity: Option<Box<PeerIdentity>>,
     /// The same identity as bytes, for INITIAL-CONTACT's comparison of identity pairs.
     pub(crate) remote_identity_key: Option<IdentityKey>,
     /// Messages dropped because they could not be authenticated, and the last one's reason.
@@ -146,7 +147,8 @@ impl SaCore {
         ctx: &mut Ctx<'_>,
     ) -> Established {
         self.established_at = Some(ctx.now);
-        self.dpd_config = self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd);
+        self.dpd_config =
+            self.peer_config(ctx.config).dpd.filter(|_| self.peer_capabilities.dpd).map(Box::new);
         self.dpd.heard(ctx.now);
         let expires_at = ctx.now + suite.lifetime;
         let key_log = ctx.out.key_log.then(|| Phase1KeyLog {
@@ -214,7 +216,7 @@ impl SaCore {
             timers,
             established_at: None,
             pending: Vec::new(),
-            lifetimes: Lifetimes::default(),
+            lifetimes: Lazy::default(),
             started_at: ctx.now,
             initial_remote: remote,
             peer_capabilities: PeerCapabilities::default(),
@@ -223,8 +225,8 @@ impl SaCore {
             dpd_config: None,
             send_initial_contact: false,
             initial_contact_received: false,
-            informational_seen: SeenMessageIds::default(),
-            quick_mode_seen: SeenMessageIds::default(),
+            informational_seen: Lazy::default(),
+            quick_mode_seen: Lazy::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
             reassembly: isakmp::fragmentation::Reassembly::default(),
@@ -342,7 +344,7 @@ impl SaCore {
     /// The peer presented `identity` in its ID payload (authenticated by the exchange that
     /// carried it, or, for an aggressive-mode responder, by AM3 before the SA is established).
     pub(crate) fn identified(&mut self, identity: &Identity<'_>) {
-        self.remote_identity = Some(PeerIdentity::of(identity));
+        self.remote_identity = Some(Box::new(PeerIdentity::of(identity)));
         self.remote_identity_key = Some(IdentityKey::of(identity));
     }
 

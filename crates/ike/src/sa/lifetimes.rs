@@ -127,6 +127,10 @@ pub(crate) struct Lifetimes {
     pub(crate) renewal: Renewal,
 }
 
+impl crate::sa::lazy::Empty for Lifetimes {
+    const EMPTY: &'static Self = &Self { pairs: Vec::new(), renew_at: None, renewal: Renewal::Idle };
+}
+
 impl Lifetimes {
     /// The earliest lifetime deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {

@@ -22,6 +22,10 @@ pub(crate) struct SeenMessageIds {
     pub(crate) replays_dropped: u64,
 }
 
+impl crate::sa::lazy::Empty for SeenMessageIds {
+    const EMPTY: &'static Self = &Self { order: VecDeque::new(), forgotten: 0, replays_dropped: 0 };
+}
+
 impl SeenMessageIds {
     /// How many IDs are remembered.
     pub(crate) const CAP: usize = 4096;

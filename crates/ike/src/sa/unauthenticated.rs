@@ -25,7 +25,7 @@ pub(crate) struct Unauthenticated {
     /// Dropped during the phase-1 exchange: compared with [`REPEATS_TO_FAIL`].
     during_phase1: u32,
     /// The last one: the state the exchange was in and why it was dropped.
-    last: Option<(&'static str, FailureReason)>,
+    last: Option<Box<(&'static str, FailureReason)>>,
 }
 
 impl Unauthenticated {
@@ -34,7 +34,7 @@ impl Unauthenticated {
     /// [`REPEATS_TO_FAIL`]th during phase 1).
     pub(crate) fn dropped(&mut self, state: &'static str, reason: FailureReason, phase1: bool) -> bool {
         self.dropped += 1;
-        self.last = Some((state, reason));
+        self.last = Some(Box::new((state, reason)));
         if phase1 {
             self.during_phase1 += 1;
         }
@@ -48,7 +48,7 @@ impl Unauthenticated {
 
     /// The last dropped message's state and reason, taken (reported once).
     pub(crate) fn take_last(&mut self) -> Option<(&'static str, FailureReason)> {
-        self.last.take()
+        self.last.take().map(|last| *last)
     }
 }
 

@@ -167,7 +167,7 @@ fn a_flood_larger_than_the_budget_from_random_addresses_does_not_lock_a_branch_o
     let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
     let mut pair = Pair::new(&a, &b, 1304);
     // A budget for about 1,000 minimal half-open SAs.
-    let limits = Limits { half_open_memory_budget: 1_800_000, ..b.limits };
+    let limits = Limits { half_open_memory_budget: 1_350_000, ..b.limits };
     pair.b.engine = hub(&b, limits);
     let forged = mm1_of(&a, 99, pair.now);
     let mut sent = 0u32;

@@ -483,7 +483,7 @@ fn main_mode_responder_answers_repeated_mm1_from_memory_a_few_times() {
 fn main_mode_responder_keeps_half_open_sas_within_its_memory_budget() {
     let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
     // Room for about five minimal half-open SAs.
-    let b = Gateway { limits: crate::Limits { half_open_memory_budget: 9_000, ..b.limits }, ..b };
+    let b = Gateway { limits: crate::Limits { half_open_memory_budget: 6_700, ..b.limits }, ..b };
     let mut pair = Pair::new(&a, &b, 13);
     let mut cookies = Vec::new();
     for i in 0..20 {

@@ -218,8 +218,8 @@ impl Scenario {
                 retransmit_count: 3,
                 exchange_timeout: Duration::from_secs(20),
                 // Small, so that the fuzzer fills it with a handful of first messages (a
-                // minimal main-mode half-open SA is charged about 1.7 KB).
-                half_open_memory_budget: 8 * 1024,
+                // minimal main-mode half-open SA is charged about 1.2 KB).
+                half_open_memory_budget: 6 * 1024,
                 max_first_sa_payload: Limits::default().max_first_sa_payload,
                 max_quick_modes_per_sa: 4,
                 fragmentation: true,
