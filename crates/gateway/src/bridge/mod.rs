@@ -34,9 +34,9 @@ use tracing::{info, warn};
 
 use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
-use crate::data_path::{lock, Added, Notice, Shared, MAX_PACKET};
+use crate::data_path::{lock, Added, DataPathDrops, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
-use crate::os::sockets::{send_raw, send_udp, UdpHandles};
+use crate::os::sockets::{send_raw, send_udp, Delivery, UdpHandles};
 use crate::os::OsError;
 
 /// Why the data path could not start or take new sockets.
@@ -91,6 +91,9 @@ pub struct Bridge {
     /// The flows negotiated through templates and the routes of their remote prefixes.
     template_flows: Vec<TemplateFlow>,
     template_routes: Routes,
+    /// Datagrams dropped on a full send buffer, counted by the IKE loop, this bridge and the
+    /// data-plane thread.
+    drops: Arc<SendDrops>,
 }
 
 impl Bridge {
@@ -115,7 +118,9 @@ impl Bridge {
         let plane = DataPlane::new(spd, DataPlaneConfig::default());
         let shared = Arc::new(Mutex::new(Shared::new(plane, rule_selectors, templates)));
         let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
+        let drops = Arc::new(SendDrops::default());
         fast_path::spawn(fast_path::Io {
+            drops: drops.clone(),
             shared: shared.clone(),
             tun: tun.clone(),
             raw: raw.iter().map(|(a, s)| (*a, s.clone())).collect(),
@@ -136,6 +141,7 @@ impl Bridge {
             heard: HashMap::new(),
             template_flows: Vec::new(),
             template_routes: Routes::empty(&device),
+            drops,
         })
     }
 
@@ -228,10 +234,19 @@ impl Bridge {
         );
     }
 
-    /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
-    /// the kernel's to forward).
-    pub fn bypass_dropped(&self) -> u64 {
-        lock(&self.shared).bypass_dropped
+    /// The data path's drops: packets read from the TUN that policy lets pass in clear
+    /// (clear traffic is the kernel's to forward), and datagrams dropped on a full send buffer.
+    pub fn drops(&self) -> DataPathDrops {
+        DataPathDrops {
+            bypass: lock(&self.shared).bypass_dropped,
+            ike_send_full: self.drops.ike(),
+            esp_send_full: self.drops.esp(),
+        }
+    }
+
+    /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
+    pub fn send_drops(&self) -> Arc<SendDrops> {
+        self.drops.clone()
     }
 
     /// Seals and sends what the data plane released (queued packets, fragments) after an
@@ -248,14 +263,19 @@ impl Bridge {
         shared.drain_events(&self.notices);
     }
 
-    /// Sends one datagram the data plane released, on the socket its SA uses.
+    /// Sends one datagram the data plane released, on the socket its SA uses. The sockets
+    /// are non-blocking (this runs under the data plane's lock): a full buffer drops the
+    /// datagram and counts it.
     fn send(&self, send: &esp::Send<'_>) {
-        if send.protocol == esp::PROTOCOL_AH {
-            send_raw(&self.raw_ah, "AH", send);
+        let delivery = if send.protocol == esp::PROTOCOL_AH {
+            send_raw(&self.raw_ah, "AH", send)
         } else if send.udp_encapsulated {
-            send_udp(&self.udp, send);
+            send_udp(&self.udp, send)
         } else {
-            send_raw(&self.raw, "ESP", send);
+            send_raw(&self.raw, "ESP", send)
+        };
+        if delivery == Delivery::BufferFull {
+            self.drops.esp_dropped(1);
         }
     }
 

@@ -173,7 +173,7 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
     let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup)?;
     info!("keysteward running with {}", daemon.options.config.display());
     loop {
-        daemon.drain().await;
+        daemon.drain();
         let deadline = daemon.engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, bytes)) = inputs.datagrams.recv() => {
@@ -194,7 +194,7 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    daemon.stop().await;
+    daemon.stop();
     Ok(())
 }
 
@@ -258,15 +258,8 @@ impl Daemon {
     }
 
     /// Sends what the engine wants sent and hands on what it reports.
-    async fn drain(&mut self) {
-        engine_io::drain(
-            &mut self.engine,
-            &self.sockets,
-            &mut self.records,
-            &mut self.bridge,
-            self.key_log.as_mut(),
-        )
-        .await;
+    fn drain(&mut self) {
+        engine_io::drain(&mut self.engine, &self.sockets, &mut self.records, &mut self.bridge, self.key_log.as_mut());
     }
 
     /// A notice from the data-plane thread.
@@ -290,7 +283,7 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
-                summary::ipsec_statistics(&self.bridge.statistics(), self.bridge.bypass_dropped())
+                summary::ipsec_statistics(&self.bridge.statistics(), &self.bridge.drops())
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
@@ -318,10 +311,10 @@ impl Daemon {
     /// Tells every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their
     /// SAs do not outlive ours until DPD or the lifetimes notice; then removes the control
     /// socket.
-    async fn stop(mut self) {
+    fn stop(mut self) {
         info!("keysteward stopping: sending Deletes to every peer");
         self.engine.handle_command(Instant::now(), ike::Command::ResetIkeSa { connection: None });
-        self.drain().await;
+        self.drain();
         let _ = std::fs::remove_file(&self.options.control);
     }
 }

@@ -8,24 +8,28 @@ use serde_json::json;
 
 use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::control::Response;
+use crate::data_path::DataPathDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
-/// `display ipsec statistics`: the data plane's counters, and the clear packets dropped from
-/// the TUN (`bypass_dropped`).
-pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
+/// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
+/// the TUN, and the datagrams dropped because a socket's send buffer was full.
+pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops) -> Response {
     let text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
-         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n",
+         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
+         ESP/AH datagrams dropped, send buffer full: {}\nIKE datagrams dropped, send buffer full: {}\n",
         s.sealed,
         s.opened,
         s.queued,
         s.acquires,
         s.queue_dropped,
-        bypass_dropped,
+        drops.bypass,
         s.inbound.unknown_spi,
         s.inbound.authentication,
         s.inbound.replayed,
+        drops.esp_send_full,
+        drops.ike_send_full,
     );
     let json = json!({
         "sealed": s.sealed,
@@ -33,10 +37,12 @@ pub fn ipsec_statistics(s: &esp::Statistics, bypass_dropped: u64) -> Response {
         "queued": s.queued,
         "acquires": s.acquires,
         "queue_dropped": s.queue_dropped,
-        "bypass_dropped": bypass_dropped,
+        "bypass_dropped": drops.bypass,
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
+        "esp_send_buffer_full": drops.esp_send_full,
+        "ike_send_buffer_full": drops.ike_send_full,
     });
     Response::Ok { text, json }
 }
