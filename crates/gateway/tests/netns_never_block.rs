@@ -12,6 +12,12 @@
 //! control socket, stopped for minutes (until half the buffer had drained). Now a send that
 //! would block is dropped and counted: the control socket answers at once and `display
 //! ipsec statistics` shows the drops.
+//!
+//! The data path alike: with the tunnel of the reference topology up, FW_A's public link is
+//! slowed to 8 kbit/s and PC_A floods PC_B, so FW_A's raw ESP socket's send buffer fills.
+//! The data-plane thread used to retry that send until room came (minutes, here), and read
+//! nothing meanwhile: PC_B's datagrams to PC_A, which need only FW_A's inbound path, were
+//! lost. Now what does not fit is dropped and counted, and the inbound path keeps going.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsFd;
@@ -22,7 +28,10 @@ use std::time::Duration;
 mod common;
 #[path = "common/flood.rs"]
 mod flood;
-use common::{ip, output_text, skip_unless_root, spawn_keysteward, veth, wait_for_socket, wait_until, Cleanup};
+use common::{
+    in_ns, ip, output_text, ping, reference_topology, skip_unless_root, spawn_keysteward,
+    start_reference_daemons, veth, wait_for_socket, wait_until, Cleanup,
+};
 
 const HUB: &str = "\
 ike proposal 10
@@ -87,6 +96,17 @@ fn raw_sender_in(ns: &str) -> socket2::Socket {
     .expect("the sender thread")
 }
 
+/// Slows everything `ns` sends on `dev` to 8 kbit/s, queued (up to 100 MB) rather than
+/// dropped: each datagram keeps its share of its socket's send buffer until it leaves.
+fn slow_link(ns: &str, dev: &str) {
+    let tc = Command::new("tc")
+        .args(["-n", ns, "qdisc", "add", "dev", dev, "root", "tbf"])
+        .args(["rate", "8kbit", "burst", "1600", "limit", "100mb"])
+        .output()
+        .expect("tc runs");
+    assert!(tc.status.success(), "tc: {}", output_text(&tc));
+}
+
 #[test]
 fn netns_a_full_ike_send_buffer_does_not_stall_the_daemon() {
     if skip_unless_root() {
@@ -100,14 +120,8 @@ fn netns_a_full_ike_send_buffer_does_not_stall_the_daemon() {
     let hub_public = format!("{tag}hx");
     veth(&attacker, &format!("{tag}xh"), Some("192.0.2.9/24"), &hub, &hub_public, "192.0.2.1/24");
     ip(&["-n", &hub, "route", "add", "198.18.0.0/15", "via", "192.0.2.9"]);
-    // The slow path: everything the hub sends on its public link queues here, and each
-    // datagram keeps its share of the socket's send buffer until it leaves.
-    let tc = Command::new("tc")
-        .args(["-n", &hub, "qdisc", "add", "dev", &hub_public, "root", "tbf"])
-        .args(["rate", "8kbit", "burst", "1600", "limit", "100mb"])
-        .output()
-        .expect("tc runs");
-    assert!(tc.status.success(), "tc: {}", output_text(&tc));
+    // The slow path: everything the hub sends on its public link queues there.
+    slow_link(&hub, &hub_public);
 
     let cfg = dir.join("hub.cfg");
     std::fs::write(&cfg, HUB.replace("HUB_PUBLIC", &hub_public)).unwrap();
@@ -152,7 +166,83 @@ fn netns_a_full_ike_send_buffer_does_not_stall_the_daemon() {
     assert!(again["ike_send_buffer_full"].as_u64() >= last["ike_send_buffer_full"].as_u64(), "{again}");
     let text = output_text(&common::in_ns(
         &hub,
-        &[env!("CARGO_BIN_EXE_keysteward"), "display", "ipsec", "statistics", "--control", control.to_str().unwrap()],
+        &[
+            env!("CARGO_BIN_EXE_keysteward"),
+            "display",
+            "ipsec",
+            "statistics",
+            "--control",
+            control.to_str().unwrap(),
+        ],
     ));
     assert!(text.contains("IKE datagrams dropped, send buffer full: "), "{text}");
+}
+
+/// A Python one-liner run in `ns`: UDP datagrams of `size` bytes, `count` of them, to
+/// `target` port `port`, `gap` seconds apart.
+fn udp_sender(ns: &str, target: &str, port: u16, count: u32, size: usize, gap: f64) -> std::process::Output {
+    let script = format!(
+        "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for _ in range({count}):\n    s.sendto(b'x' * {size}, ('{target}', {port}))\n    time.sleep({gap})\n"
+    );
+    in_ns(ns, &["python3", "-c", &script])
+}
+
+#[test]
+fn netns_a_full_esp_send_buffer_does_not_stop_the_inbound_path() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}ne", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-never-block-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let read = |name: &str| std::fs::read_to_string(examples.join(name)).unwrap();
+    let (control_a, _) = start_reference_daemons(
+        &mut cleanup,
+        &dir,
+        &net,
+        &read("fw_a.cfg"),
+        &read("fw_b.cfg"),
+        Duration::from_secs(10),
+    );
+    let logs = || std::fs::read_to_string(dir.join("a.log")).unwrap_or_default();
+    let (replies, text) = ping(&net.pc_a, 5, "0.2", "2", "10.2.2.2");
+    assert!(replies >= 3, "the tunnel did not come up: {text}\n{}", logs());
+
+    slow_link(&net.fw_a, &net.public_a);
+    // PC_A listens for PC_B's datagrams for 8 s, and prints how many came.
+    let listener = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.pc_a, "python3", "-c"])
+        .arg(
+            "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('10.1.1.2', 7777))\ns.settimeout(0.2)\nn = 0\nend = time.time() + 8\n\
+             while time.time() < end:\n    try:\n        s.recv(2048)\n        n += 1\n    \
+             except socket.timeout:\n        pass\nprint(n)\n",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 listens");
+    std::thread::sleep(Duration::from_millis(500));
+    // The flood PC_A sends fills FW_A's raw ESP socket (its buffer is up to 8 MiB, and
+    // drains at 8 kbit/s)...
+    let flood = udp_sender(&net.pc_a, "10.2.2.2", 9, 10_000, 1200, 0.0);
+    assert!(flood.status.success(), "{}", output_text(&flood));
+    // ... while PC_B's datagrams to PC_A need only FW_A's inbound path.
+    let inbound = udp_sender(&net.pc_b, "10.1.1.2", 7777, 20, 100, 0.1);
+    assert!(inbound.status.success(), "{}", output_text(&inbound));
+    let heard = listener.wait_with_output().expect("the listener ends");
+    let heard: u32 = String::from_utf8_lossy(&heard.stdout).trim().parse().unwrap_or(0);
+    let statistics = statistics(&net.fw_a, &control_a).expect("FW_A answers");
+    assert!(
+        heard >= 15,
+        "PC_A heard {heard} of PC_B's 20 datagrams during the flood: {statistics}\n{}",
+        logs()
+    );
+    assert!(
+        statistics["esp_send_buffer_full"].as_u64().unwrap_or(0) > 0,
+        "no ESP datagram counted as dropped on a full send buffer: {statistics}\n{}",
+        output_text(&in_ns(&net.fw_a, &["tc", "-s", "qdisc", "show", "dev", &net.public_a]))
+    );
 }

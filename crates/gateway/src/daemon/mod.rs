@@ -259,7 +259,13 @@ impl Daemon {
 
     /// Sends what the engine wants sent and hands on what it reports.
     fn drain(&mut self) {
-        engine_io::drain(&mut self.engine, &self.sockets, &mut self.records, &mut self.bridge, self.key_log.as_mut());
+        engine_io::drain(
+            &mut self.engine,
+            &self.sockets,
+            &mut self.records,
+            &mut self.bridge,
+            self.key_log.as_mut(),
+        );
     }
 
     /// A notice from the data-plane thread.

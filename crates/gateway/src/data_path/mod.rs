@@ -18,4 +18,6 @@
 pub mod fast_path;
 pub mod shared;
 
-pub use shared::{lock, Added, DataPathDrops, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE};
+pub use shared::{
+    lock, Added, DataPathDrops, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE,
+};

@@ -93,25 +93,33 @@ pub fn register_udp(
 pub enum Delivery {
     /// The kernel took it.
     Sent,
-    /// The socket's send buffer was full (`EAGAIN`): dropped, for the caller to count.
+    /// The socket's send buffer was full: dropped, for the caller to count (see
+    /// [`is_buffer_full`]).
     BufferFull,
     /// Refused for another reason, or no socket: logged here.
     Failed,
 }
 
 impl Delivery {
-    /// A send's result: `EAGAIN` is a full buffer, any other error is logged with `what`
-    /// (the protocol and the destination).
+    /// A send's result: a full buffer ([`is_buffer_full`]) is counted by the caller, any
+    /// other error is logged with `what` (the protocol and the destination).
     fn of(sent: std::io::Result<usize>, what: impl FnOnce() -> String) -> Self {
         match sent {
             Ok(_) => Self::Sent,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::BufferFull,
+            Err(e) if is_buffer_full(&e) => Self::BufferFull,
             Err(e) => {
                 warn!("{}: {e}", what());
                 Self::Failed
             }
         }
     }
+}
+
+/// Whether a send failed because the socket's send buffer was full: `EAGAIN` from a
+/// non-blocking UDP socket, `ENOBUFS` from a raw socket (Linux charges raw datagrams to the
+/// buffer only up to twice its size and then refuses them with `ENOBUFS`, never blocking).
+pub fn is_buffer_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::ENOBUFS)
 }
 
 /// Sends an IKE datagram on the IKE loop's UDP socket without waiting: the socket is

@@ -17,7 +17,8 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 pub(crate) fn mm1(config: &str) -> Vec<u8> {
     let loaded = check_text("flood.cfg", config, &InterfaceMap::default(), None, Purpose::Check);
     let errors = loaded.errors();
-    let (_, engine_config) = loaded.config.unwrap_or_else(|| panic!("flood configuration refused:\n{errors}"));
+    let (_, engine_config) =
+        loaded.config.unwrap_or_else(|| panic!("flood configuration refused:\n{errors}"));
     let policy = engine_config.policies.first().expect("an ipsec policy to start main mode with");
     let acquire = ike::Acquire {
         policy: 0,

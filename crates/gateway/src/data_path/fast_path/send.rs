@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::buffers::BATCH;
 use super::Thread;
+use crate::os::sockets::is_buffer_full;
 
 /// How long one batch may wait for room in a full send buffer, in milliseconds, before what
 /// does not fit is dropped. Short: the buffer of a path that is merely busy empties within
@@ -83,13 +84,13 @@ impl Thread {
                 match result {
                     Ok(0) => break,
                     Ok(n) => sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
+                    Err(e) if is_buffer_full(&e) && !waited => {
                         // A full buffer: wait a little for room, once per batch.
                         waited = true;
                         let mut fds = [PollFd::new(socket, PollFlags::POLLOUT)];
                         let _ = poll(&mut fds, PollTimeout::from(ROOM_WAIT_MS));
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Err(e) if is_buffer_full(&e) => {
                         // Still full: drop the rest for this socket, counted.
                         self.io.drops.esp_dropped((count - sent) as u64);
                         break;
