@@ -105,5 +105,8 @@ fn main() {
         std::thread::sleep(Duration::from_micros(200));
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!("sent {sent} datagrams ({failed} refused by the local kernel) in {seconds:.2} s: {:.0}/s", sent as f64 / seconds);
+    println!(
+        "sent {sent} datagrams ({failed} refused by the local kernel) in {seconds:.2} s: {:.0}/s",
+        sent as f64 / seconds
+    );
 }
