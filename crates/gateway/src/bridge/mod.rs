@@ -73,6 +73,15 @@ struct TemplateFlow {
     pairs: usize,
 }
 
+/// A route change decided under the data plane's lock and made after it is let go: the
+/// route is changed by running `ip`, and the data-plane thread must not wait for a process.
+enum RouteChange {
+    /// The first pair of a template flow is up: route its remote prefix into the TUN.
+    Add { rule: Rule, peer: String, remote: IpAddr },
+    /// The last pair of the flows with this remote prefix is gone.
+    Remove(Rule),
+}
+
 /// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
 /// and keeps what the engine needs to hear about them. Packets themselves are carried by the
 /// data-plane thread ([`crate::data_path::fast_path`]).
@@ -91,6 +100,8 @@ pub struct Bridge {
     /// The flows negotiated through templates and the routes of their remote prefixes.
     template_flows: Vec<TemplateFlow>,
     template_routes: Routes,
+    /// Route changes waiting for the data plane's lock to be let go.
+    route_changes: Vec<RouteChange>,
     /// Datagrams dropped on a full send buffer, counted by the IKE loop, this bridge and the
     /// data-plane thread.
     drops: Arc<SendDrops>,
@@ -141,6 +152,7 @@ impl Bridge {
             heard: HashMap::new(),
             template_flows: Vec::new(),
             template_routes: Routes::empty(&device),
+            route_changes: Vec::new(),
             drops,
         })
     }
@@ -222,7 +234,7 @@ impl Bridge {
         }
         for flow in old_flows {
             if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
-                self.template_routes.remove_one(flow.rule.selector.remote);
+                self.route_changes.push(RouteChange::Remove(flow.rule));
             }
         }
         info!(
@@ -232,6 +244,22 @@ impl Bridge {
             self.template_flows.len(),
             self.pairs.len()
         );
+        drop(shared);
+        self.apply_route_changes();
+    }
+
+    /// Makes the route changes decided under the lock, which must be let go by now.
+    fn apply_route_changes(&mut self) {
+        for change in std::mem::take(&mut self.route_changes) {
+            match change {
+                RouteChange::Add { rule, peer, remote } => {
+                    if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
+                        warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                    }
+                }
+                RouteChange::Remove(rule) => self.template_routes.remove_one(rule.selector.remote),
+            }
+        }
     }
 
     /// The data path's drops: packets read from the TUN that policy lets pass in clear
@@ -320,6 +348,8 @@ impl Bridge {
             udp_encapsulated,
         });
         self.flush(&mut shared);
+        drop(shared);
+        self.apply_route_changes();
     }
 
     /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
@@ -330,9 +360,7 @@ impl Bridge {
         }
         shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
-            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
-        }
+        self.route_changes.push(RouteChange::Add { rule, peer: peer.to_string(), remote });
         self.template_flows.push(TemplateFlow { rule, pairs: 1 });
     }
 
@@ -347,7 +375,7 @@ impl Bridge {
         shared.plane.remove_rule(&rule);
         // Another flow (another policy, or a different selector) may route the same prefix.
         if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
-            self.template_routes.remove_one(rule.selector.remote);
+            self.route_changes.push(RouteChange::Remove(rule));
         }
         info!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }
@@ -372,6 +400,8 @@ impl Bridge {
         for rule in removed {
             self.remove_template_flow(&mut shared, rule);
         }
+        drop(shared);
+        self.apply_route_changes();
     }
 
     /// Removes the pairs whose outbound SPIs (the peer's) are `spis`, negotiated on `connection`.
