@@ -257,7 +257,7 @@ impl CipherKey {
     fn check_cbc(&self, iv: &[u8], data: &[u8]) -> Result<(), EspCryptoError> {
         self.check_iv(iv)?;
         let block = self.cipher.block_len();
-        if data.len() % block != 0 {
+        if !data.len().is_multiple_of(block) {
             return Err(EspCryptoError::NotBlockAligned { cipher: self.cipher, len: data.len(), block });
         }
         Ok(())

@@ -122,7 +122,7 @@ impl CbcParts for Phase1Cipher {
         if iv.len() != self.block_len() {
             return Err(CipherError::IvLength { cipher: self, expected: self.block_len(), actual: iv.len() });
         }
-        if data.len() % self.block_len() != 0 {
+        if !data.len().is_multiple_of(self.block_len()) {
             return Err(CipherError::NotBlockAligned {
                 cipher: self,
                 len: data.len(),

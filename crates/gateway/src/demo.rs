@@ -470,10 +470,7 @@ mod tests {
         let (a, b) = engine_configs(DemoOptions { aggressive: true, pfs: false });
         for c in [&a, &b] {
             assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Aggressive);
-            assert!(
-                c.peers[0].accept_aggressive_mode_psk,
-                "each side answers aggressive mode from the other"
-            );
+            assert!(c.peers[0].accept_aggressive_mode, "each side answers aggressive mode from the other");
             assert_eq!(c.policies[0].pfs, None);
         }
     }

@@ -219,9 +219,11 @@ fn peer_index(
         // Signatures only: no key is ever used.
         None => SecretBytes::from_slice(&[]),
     };
-    let exchange_mode = match peer.exchange_mode {
-        vrp::algorithm::ExchangeMode::Main | vrp::algorithm::ExchangeMode::Auto => ike::ExchangeMode::Main,
-        vrp::algorithm::ExchangeMode::Aggressive => ike::ExchangeMode::Aggressive,
+    // `auto` initiates main mode and, as responder, accepts both.
+    let (exchange_mode, accept_aggressive_mode) = match peer.exchange_mode {
+        vrp::algorithm::ExchangeMode::Main => (ike::ExchangeMode::Main, false),
+        vrp::algorithm::ExchangeMode::Auto => (ike::ExchangeMode::Main, true),
+        vrp::algorithm::ExchangeMode::Aggressive => (ike::ExchangeMode::Aggressive, true),
     };
     let subject = certificate.as_ref().map(|c| c.certificate.summary().subject.clone());
     let local_value = match peer.local_id_type {
@@ -246,10 +248,10 @@ fn peer_index(
         nat_traversal: peer.nat_traversal,
         dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
         // `exchange-mode aggressive` on a USG means aggressive mode with that peer, whichever
-        // side starts: we answer it from this peer only (vrp's validation already warns about
-        // aggressive mode with a pre-shared key). Peers left in main mode stay refused, and
-        // the engine's global `allow_aggressive_mode_psk_responder` stays off.
-        accept_aggressive_mode_psk: exchange_mode == ike::ExchangeMode::Aggressive,
+        // side starts, and `auto` accepts it as responder: we answer it from this peer only,
+        // with pre-shared keys or signatures (vrp's validation warns about aggressive mode
+        // with a pre-shared key). Peers left in main mode refuse it.
+        accept_aggressive_mode,
         certificate,
     });
     Ok(out.peers.len() - 1)
@@ -567,12 +569,20 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
     fn exchange_mode_aggressive_allows_aggressive_mode_from_that_peer_only() {
         let c = convert(BASE).unwrap();
         assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Main);
-        assert!(!c.peers[0].accept_aggressive_mode_psk, "refused unless configured");
+        assert!(!c.peers[0].accept_aggressive_mode, "refused unless configured");
         let peer = " pre-shared-key 0123456789abcdef\n";
         let aggressive = BASE.replace(peer, &format!("{peer} exchange-mode aggressive\n"));
         let c = convert(&aggressive).unwrap();
         assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Aggressive);
-        assert!(c.peers[0].accept_aggressive_mode_psk);
-        assert!(!c.allow_aggressive_mode_psk_responder, "never for every peer");
+        assert!(c.peers[0].accept_aggressive_mode);
+    }
+
+    #[test]
+    fn exchange_mode_auto_initiates_main_mode_and_accepts_aggressive_mode() {
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let auto = BASE.replace(peer, &format!("{peer} exchange-mode auto\n"));
+        let c = convert(&auto).unwrap();
+        assert_eq!(c.peers[0].exchange_mode, ike::ExchangeMode::Main, "initiates main mode");
+        assert!(c.peers[0].accept_aggressive_mode, "answers aggressive mode (before: refused)");
     }
 }

@@ -40,7 +40,7 @@ pub enum InterfaceMapError {
 /// Why this host's interfaces could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// `ip -j addr show` did not run or failed.
+    /// The kernel did not list the interfaces.
     #[error(transparent)]
     Os(#[from] OsError),
     /// It printed something that is not its JSON.
@@ -76,18 +76,17 @@ impl InterfaceMap {
     }
 }
 
-/// This host's network interfaces and their IPv4 addresses, as `ip -j addr show` lists them
-/// (in the daemon's network namespace).
+/// This host's network interfaces and their IPv4 addresses, as the kernel lists them (in the
+/// daemon's network namespace), or as `ip -j addr show` printed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
     interfaces: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 impl Host {
-    /// Reads the host's interfaces with `ip -j addr show` (iproute2, which the daemon already
-    /// uses for routes).
+    /// Reads the host's interfaces from the kernel (rtnetlink).
     pub fn current() -> Result<Self, HostError> {
-        Self::from_ip_json(&crate::os::host::ip_addresses_json()?)
+        Ok(Self { interfaces: crate::os::host::interfaces()? })
     }
 
     /// Reads `ip -j addr show` output.

@@ -7,8 +7,9 @@
 //!                                   └ 192.0.2.13 BR3 10.2.3.1 ── 10.2.3.2 PC3
 //! ```
 //!
-//! The hub runs `ipsec policy hub 10 isakmp template branches` with an `ike peer` that has no
-//! `remote-address`; each branch runs an ordinary isakmp policy toward 192.0.2.1. Each
+//! The hub and the branches run the unchanged `examples/hub/` files: the hub runs `ipsec
+//! policy hub 10 isakmp template branches` with an `ike peer` that has no `remote-address`;
+//! each branch runs an ordinary isakmp policy toward 192.0.2.1. Each
 //! branch's PC pings the hub's PC (the branch triggers; at most the first ping is lost); the
 //! hub's `display ike sa --json` then shows three peers, its routing table a route into its
 //! TUN for each branch's network (added when the SAs came up), a capture of the hub's public
@@ -25,56 +26,22 @@ use common::{
     start_capture, stop_capture, veth, wait_for_socket, Cleanup,
 };
 
-const HUB: &str = "\
-ike proposal 10
-ike peer branches
- ike-proposal 10
- undo version 2
- pre-shared-key hub-and-spoke-2
-acl number 3002
- rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255
-ipsec proposal a
-ipsec policy-template branches 1
- security acl 3002
- proposal a
- ike-peer branches
-ipsec policy hub 10 isakmp template branches
-interface HUB_PUBLIC
- ip address 192.0.2.1 255.255.255.0
- ipsec policy hub
-";
-
-/// Branch `n`'s configuration; `public` is the Linux name of its public interface.
-fn branch_config(n: u8, public: &str) -> String {
-    format!(
-        "\
-ike proposal 10
-ike peer hub
- ike-proposal 10
- undo version 2
- remote-address 192.0.2.1
- pre-shared-key hub-and-spoke-2
-acl number 3001
- rule 5 permit ip source 10.2.{n}.0 0.0.0.255 destination 10.1.1.0 0.0.0.255
-ipsec proposal a
-ipsec policy branch 1 isakmp
- security acl 3001
- proposal a
- ike-peer hub
-interface {public}
- ip address 192.0.2.1{n} 255.255.255.0
- ipsec policy branch
-"
-    )
+/// The hub example and its branches (`examples/hub/`), run unchanged: their public interface,
+/// `GigabitEthernet0/0/1`, is mapped to the namespace's veth end with `--interface-map`.
+fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hub").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Starts a daemon in `ns` with `config`, logging to `name.log`; waits for its control socket.
-fn start(cleanup: &mut Cleanup, dir: &Path, ns: &str, name: &str, config: &str) -> PathBuf {
+/// Starts a daemon in `ns` with `config`, its `GigabitEthernet0/0/1` mapped to `public`,
+/// logging to `name.log`; waits for its control socket.
+fn start(cleanup: &mut Cleanup, dir: &Path, ns: &str, name: &str, config: &str, public: &str) -> PathBuf {
     let cfg = dir.join(format!("{name}.cfg"));
     std::fs::write(&cfg, config).unwrap();
     let control = dir.join(format!("{name}.sock"));
     let log = dir.join(format!("{name}.log"));
-    spawn_keysteward(cleanup, ns, &cfg, &control, &log, &["--log-level", "debug"]);
+    let map = format!("GigabitEthernet0/0/1={public}");
+    spawn_keysteward(cleanup, ns, &cfg, &control, &log, &["--log-level", "debug", "--interface-map", &map]);
     assert!(wait_for_socket(&control, Duration::from_secs(10)), "daemon {name} in {ns} did not start");
     control
 }
@@ -131,12 +98,12 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
         assert!(out.status.success(), "ip_forward in {fw}: {}", output_text(&out));
     }
 
-    let hub_control = start(&mut cleanup, &dir, &hub, "hub", &HUB.replace("HUB_PUBLIC", &hub_public));
+    let hub_control = start(&mut cleanup, &dir, &hub, "hub", &example("hub.cfg"), &hub_public);
     let branch_controls: Vec<PathBuf> = branches
         .iter()
         .map(|(n, fw, _)| {
-            let config = branch_config(*n, &ns(&format!("u{n}")));
-            start(&mut cleanup, &dir, fw, &format!("branch{n}"), &config)
+            let config = example(&format!("branch{n}.cfg"));
+            start(&mut cleanup, &dir, fw, &format!("branch{n}"), &config, &ns(&format!("u{n}")))
         })
         .collect();
     let logs = || {

@@ -201,7 +201,7 @@ fn peer_and_policy(
         // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.
         nat_traversal: true,
         dpd: None,
-        accept_aggressive_mode_psk: false,
+        accept_aggressive_mode: false,
         certificate: None,
     };
     let policy = PolicyConfig {
@@ -222,17 +222,12 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits(), allow_aggressive_mode_psk_responder: false }
+    Config { peers, policies, limits: limits() }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
     let (peer, policy) = peer_and_policy(i, group, false, 0);
-    Config {
-        peers: vec![peer],
-        policies: vec![policy],
-        limits: limits(),
-        allow_aggressive_mode_psk_responder: false,
-    }
+    Config { peers: vec![peer], policies: vec![policy], limits: limits() }
 }
 
 // ---------------------------------------------------------------------------------------------

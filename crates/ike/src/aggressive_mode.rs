@@ -16,10 +16,12 @@
 //! - **Keys by identity.** IDii is in clear, so the responder picks the pre-shared key by the
 //!   peer's identity ([`Config::peer_for_identity`]), falling back to the peer configured for
 //!   the source address, whose `remote-id` is then checked as in main mode.
-//! - **Refusal.** As responder, aggressive mode with pre-shared keys hands HASH_R to whoever
-//!   sends an AM1, and HASH_R can be brute-forced offline. It is refused, silently, unless
-//!   [`Config::allow_aggressive_mode_psk_responder`] is set (the engine checks this before any
-//!   work, see `Engine::new_responder`).
+//! - **Refusal.** As responder, aggressive mode costs a Diffie-Hellman exchange (and a
+//!   signature) for any AM1, and with pre-shared keys hands HASH_R, which can be
+//!   brute-forced offline, to whoever sends one. It is answered only for a peer that accepts
+//!   it ([`PeerConfig::accept_aggressive_mode`], `exchange-mode aggressive` or `auto`) and
+//!   within the responder's rate limit (`rate_limit`); anything else is refused silently
+//!   before any work (`Engine::new_responder`).
 //! - **AM3.** RFC 2409 shows AM3 in clear; strongSwan and Libreswan encrypt it. We send it
 //!   encrypted and accept both. It is encrypted under the initial IV `hash(g^xi | g^xr)`, and
 //!   the phase-1 IV chain moves to its last ciphertext block on both sides (the responder
@@ -51,7 +53,7 @@
 //!   retransmission count, as our own retransmissions would be.
 //!
 //! [`Config::peer_for_identity`]: crate::Config::peer_for_identity
-//! [`Config::allow_aggressive_mode_psk_responder`]: crate::Config::allow_aggressive_mode_psk_responder
+//! [`PeerConfig::accept_aggressive_mode`]: crate::PeerConfig::accept_aggressive_mode
 
 use crypto::key_schedule::NextIv;
 use crypto::{CertificateSummary, DhError, DhPrivate, Digest};
@@ -64,7 +66,7 @@ use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer, Phase1Mismatch};
 use crate::sa::context::{Ctx, ReceivedMessage};
-use crate::sa::core::{Established, Phase1Step, Role, SaCore, SaIdentity};
+use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::trace::{summarize, Direction, Step};
 use crate::vendor;
@@ -136,11 +138,10 @@ impl AggressiveState {
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
     ) -> Result<Phase1Step<Self>, FailureReason> {
-        let established = match self {
-            Self::InitiatorWaitAm2(wait) => initiator_finish(sa, *wait, message, datagram, digest, ctx)?,
-            Self::ResponderWaitAm3(wait) => responder_finish(sa, *wait, message, digest, ctx)?,
-        };
-        Ok(Phase1Step::Established(established))
+        match self {
+            Self::InitiatorWaitAm2(wait) => initiator_finish(sa, wait, message, datagram, digest, ctx),
+            Self::ResponderWaitAm3(wait) => responder_finish(sa, wait, message, digest, ctx),
+        }
     }
 
     /// A quick-mode message arrived. If we are an aggressive-mode responder still waiting for
@@ -486,16 +487,15 @@ fn check_ke_length(suite: &IkeProposal, g_xi: &[u8]) -> Result<(), FailureReason
     })))
 }
 
-/// AM2 received: checks the choice, derives the keys, checks HASH_R and the identity,
-/// sends AM3 and establishes.
-fn initiator_finish(
+/// AM2 arrived: checks the responder's choice, KE and HASH_R (or signature) and derives the
+/// keys. Every failure here is before the proof verified: the AM2 is anyone's.
+fn verify_am2<'m>(
     sa: &mut SaCore,
-    wait: InitiatorWaitAm2,
-    message: &Message<'_>,
+    wait: &InitiatorWaitAm2,
+    message: &'m Message<'_>,
     datagram: &[u8],
-    digest: [u8; 32],
     ctx: &mut Ctx<'_>,
-) -> Result<Established, FailureReason> {
+) -> Result<(IkeProposal, Phase1Material, PeerProof, &'m Identification<'m>), FailureReason> {
     let payloads = message.payloads();
     let reply = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
     let suite = accept_phase1_reply(reply, &wait.offered).map_err(FailureReason::from)?;
@@ -509,7 +509,7 @@ fn initiator_finish(
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(payloads, ctx.config);
     let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
-    let mut material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
+    let material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
     sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let proof = if suite.auth_method.is_signature() {
         let input = sa.auth_input(&material, &wait.sai_b);
@@ -530,6 +530,29 @@ fn initiator_finish(
         let input = sa.auth_input(&material, &wait.sai_b);
         auth::verify_psk_hash(&material, &input, idir_b, hash, false, "HASH_R")?
     };
+    Ok((suite, material, proof, id))
+}
+
+/// AM2 arrived: once it verified ([`verify_am2`]; one that does not is dropped and the SA
+/// left as it was, for the responder's repeat of AM2 to repair), checks the responder's
+/// identity and sends AM3; established.
+fn initiator_finish(
+    sa: &mut SaCore,
+    wait: Box<InitiatorWaitAm2>,
+    message: &Message<'_>,
+    datagram: &[u8],
+    digest: [u8; 32],
+    ctx: &mut Ctx<'_>,
+) -> Result<Phase1Step<AggressiveState>, FailureReason> {
+    let saved = (sa.cookie_r, sa.peer_capabilities, sa.nat.version, sa.peer_asked_certificate);
+    let (suite, mut material, proof, id) = match verify_am2(sa, &wait, message, datagram, ctx) {
+        Ok(verified) => verified,
+        Err(reason) => {
+            (sa.cookie_r, sa.peer_capabilities, sa.nat.version, sa.peer_asked_certificate) = saved;
+            return Ok(Phase1Step::Dropped(AggressiveState::InitiatorWaitAm2(wait), reason));
+        }
+    };
+    let payloads = message.payloads();
     check_remote_identity(sa.peer_config(ctx.config), id)?;
     sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
     sa.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
@@ -567,32 +590,38 @@ fn initiator_finish(
     sa.flight.received(digest);
     sa.flight.answer_every_repeat();
     sa.send(am3, false, ctx);
-    Ok(sa.establish(suite, Box::new(material), proof, ctx))
+    Ok(Phase1Step::Established(sa.establish(suite, Box::new(material), proof, ctx)))
 }
 
 /// AM3 arrived: checks the initiator's HASH_I (or signature), NAT-D and INITIAL-CONTACT;
 /// established.
 fn responder_finish(
     sa: &mut SaCore,
-    wait: ResponderWaitAm3,
+    wait: Box<ResponderWaitAm3>,
     message: &Message<'_>,
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
-) -> Result<Established, FailureReason> {
-    let ResponderWaitAm3 { sai_b, idii_b, suite, mut material, .. } = wait;
-    let opened = if suite.auth_method.is_signature() {
-        let input = auth_input(&material, sa.cookie_i, sa.cookie_r, &sai_b);
-        let hash_i = auth::signed_hash(&suite, &material, &input, &idii_b, true);
-        let id = Identification::parse_body(&idii_b).map_err(FailureReason::from)?;
+) -> Result<Phase1Step<AggressiveState>, FailureReason> {
+    let opened = if wait.suite.auth_method.is_signature() {
+        let input = auth_input(&wait.material, sa.cookie_i, sa.cookie_r, &wait.sai_b);
+        let hash_i = auth::signed_hash(&wait.suite, &wait.material, &input, &wait.idii_b, true);
+        let id = Identification::parse_body(&wait.idii_b).map_err(FailureReason::from)?;
         let peer = sa.peer_config(ctx.config);
-        open_am3_with(message, &material, |payloads| {
+        open_am3_with(message, &wait.material, |payloads| {
             let (proof, certificate) =
-                auth::verify_peer(peer, &suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
+                auth::verify_peer(peer, &wait.suite, payloads, &id, &hash_i, "HASH_I", ctx.unix_time)?;
             Ok((proof, Some(certificate)))
-        })?
+        })
     } else {
-        open_am3(message, &material, sa.cookie_i, sa.cookie_r, &sai_b, &idii_b)?
+        open_am3(message, &wait.material, sa.cookie_i, sa.cookie_r, &wait.sai_b, &wait.idii_b)
     };
+    // AM3 that does not decrypt or verify is anyone's: dropped, and the initiator's repeat
+    // (drawn by its quick mode, module doc) repairs a corrupted one.
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(Phase1Step::Dropped(AggressiveState::ResponderWaitAm3(wait), reason)),
+    };
+    let ResponderWaitAm3 { suite, mut material, .. } = *wait;
     if opened.certificate.is_some() {
         sa.peer_certificate = opened.certificate.clone();
     }
@@ -607,5 +636,5 @@ fn responder_finish(
     }
     sa.flight.finished(digest);
     sa.flight.settle();
-    Ok(sa.establish(suite, material, opened.proof, ctx))
+    Ok(Phase1Step::Established(sa.establish(suite, material, opened.proof, ctx)))
 }

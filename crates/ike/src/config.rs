@@ -181,14 +181,16 @@ pub struct PeerConfig {
     /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
     /// default; R-U-THERE from the peer is answered either way.
     pub dpd: Option<DpdConfig>,
-    /// Answer aggressive mode with pre-shared keys from this peer (when an AM1's identity, or
-    /// failing that its address, selects it), whatever
-    /// [`Config::allow_aggressive_mode_psk_responder`] says. The permission is per peer so
-    /// that allowing one peer that needs aggressive mode does not hand HASH_R, keyed by the
-    /// pre-shared key of every other peer, to anyone who asks with their identity. The VRP
-    /// layer sets it for an `ike peer` with `exchange-mode aggressive`: an operator who set
-    /// that mode for a peer expects aggressive mode with it in both directions.
-    pub accept_aggressive_mode_psk: bool,
+    /// Answer aggressive mode from this peer (when an AM1's identity, or failing that its
+    /// address, selects it), whether it authenticates by pre-shared key or by signatures. Off,
+    /// an AM1 for this peer is refused without reply and without any work. The permission is
+    /// per peer: an AM1 costs the responder a Diffie-Hellman exchange and, with signatures, a
+    /// signature, and its answer reflects our certificate to any source address (about 4×
+    /// the AM1's size); with a pre-shared key it hands out HASH_R, which can be brute-forced
+    /// offline. So only a peer that needs aggressive mode gets it, and the engine's
+    /// responder is rate-limited ([`Limits::aggressive_mode_responses_per_second`]). The VRP
+    /// layer sets it for an `ike peer` with `exchange-mode aggressive` or `auto`.
+    pub accept_aggressive_mode: bool,
     /// Certificate authentication (`authentication-method rsa-signature` and the ECDSA
     /// extension): required when any of `proposals` uses a signature method. Shared, as the
     /// key is not cloneable.
@@ -522,6 +524,17 @@ pub struct Limits {
     pub max_reassembly_bytes: usize,
     /// A message whose fragments have not all arrived after this long is dropped.
     pub fragment_timeout: Duration,
+    /// First aggressive-mode messages (AM1) the responder answers per second, from all
+    /// addresses together (a token bucket holding one second's worth). Main mode does no
+    /// Diffie-Hellman before MM3, which only a sender that received our MM2 can send; AM1
+    /// costs a Diffie-Hellman exchange and, with signatures, a signature, and its answer
+    /// carries our certificate to whatever address the AM1 claims. A flood of spoofed AM1s
+    /// beyond this is refused before any work and counted
+    /// ([`crate::Statistics::aggressive_mode_rate_limited`]). 0 refuses every AM1.
+    pub aggressive_mode_responses_per_second: u32,
+    /// The same, per source address: one address (spoofed, or a real peer in a loop) cannot
+    /// use the whole budget.
+    pub aggressive_mode_responses_per_address: u32,
 }
 
 impl Default for Limits {
@@ -538,6 +551,10 @@ impl Default for Limits {
             max_fragments: 16,
             max_reassembly_bytes: 64 * 1024,
             fragment_timeout: Duration::from_secs(10),
+            // About 2 ms of group-14 DH and 1.5 ms of RSA-2048 each: 50/s stay under a fifth
+            // of one core; a real aggressive-mode peer needs one AM1 per phase 1.
+            aggressive_mode_responses_per_second: 50,
+            aggressive_mode_responses_per_address: 5,
         }
     }
 }
@@ -551,22 +568,11 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
-    /// Answer aggressive-mode requests authenticated by pre-shared keys, from every peer. Off
-    /// by default, and a first aggressive-mode message is then refused without reply unless
-    /// the peer it selects allows it ([`PeerConfig::accept_aggressive_mode_psk`]): the
-    /// responder's AM2
-    /// carries HASH_R, keyed by the pre-shared key, to anyone who sends an AM1 with a plausible
-    /// identity, and that hash can be attacked offline by brute force (notes pitfall on
-    /// aggressive mode; strongSwan's `i_dont_care_about_security_and_use_aggressive_mode_psk`).
-    ///
-    /// The configuration layer should warn when this is turned on; the text to show is
-    /// [`AGGRESSIVE_MODE_PSK_RISK`], the same one the refusal reports.
-    pub allow_aggressive_mode_psk_responder: bool,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration
-/// layer's warning when [`Config::allow_aggressive_mode_psk_responder`] is set and for the
-/// reason of a refused request.
+/// layer's warning when a peer accepts it ([`PeerConfig::accept_aggressive_mode`]) and for
+/// the reason of a refused request.
 pub const AGGRESSIVE_MODE_PSK_RISK: &str = "an aggressive-mode responder using pre-shared keys \
      sends HASH_R, keyed by the pre-shared key, to anyone who asks with a valid identity; \
      the hash can be taken offline and the key recovered by brute force";

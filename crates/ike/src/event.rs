@@ -261,7 +261,7 @@ pub struct AhSaKeys {
 }
 
 /// Which exchange failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Exchange {
     /// Main mode.
     MainMode,
@@ -297,6 +297,11 @@ pub struct Failure {
     pub state: &'static str,
     /// Why.
     pub reason: FailureReason,
+    /// Caused only by messages no peer authenticated: a refused first message (MM1, AM1), or
+    /// a responder's phase 1 that never authenticated its peer. Anyone can cause such a
+    /// failure with a spoofed source address, so a driver logs it (rate-limited) and acts on
+    /// nothing else: the packets queued for the peer wait for whichever tunnel comes up.
+    pub unauthenticated: bool,
 }
 
 impl fmt::Display for Failure {

@@ -112,6 +112,17 @@ pub enum TimeoutFailure {
         /// How long we waited in all.
         waited: Duration,
     },
+    /// The exchange gave up, and what the peer did send could not be authenticated (it did
+    /// not decrypt, its HASH or signature did not verify, or it was an error notify in
+    /// clear): each was dropped, and the last one's reason is the likely cause.
+    OnlyUnauthenticated {
+        /// How many retransmissions were sent.
+        retransmissions: u32,
+        /// How long we waited in all.
+        waited: Duration,
+        /// Why the last unauthenticated message was dropped.
+        last: Box<FailureReason>,
+    },
 }
 
 /// A message from the peer could not be read.
@@ -134,14 +145,20 @@ pub enum PolicyFailure {
     UnknownPeer,
     /// Too many half-open SAs; the request was dropped before any work.
     TooManyHalfOpen,
-    /// An aggressive-mode request with pre-shared keys arrived and neither
-    /// [`Config::allow_aggressive_mode_psk_responder`](crate::Config::allow_aggressive_mode_psk_responder)
-    /// nor the selected peer's
-    /// [`PeerConfig::accept_aggressive_mode_psk`](crate::PeerConfig::accept_aggressive_mode_psk)
-    /// allows it. It gets no reply at all: an answer would hand out HASH_R for offline cracking
-    /// (an error notify would also tell a scanner that the gateway speaks IKEv1 aggressive
-    /// mode), and a spoofed AM1 must not make us send anything (no amplification).
+    /// An aggressive-mode request arrived for a peer authenticated by pre-shared key whose
+    /// `exchange-mode` is main ([`PeerConfig::accept_aggressive_mode`](crate::PeerConfig::accept_aggressive_mode)
+    /// is off), or for no peer. It gets no reply at all: an answer would hand out HASH_R for
+    /// offline cracking (an error notify would also tell a scanner that the gateway speaks
+    /// IKEv1 aggressive mode), and a spoofed AM1 must not make us send anything (no
+    /// amplification).
     AggressiveModePskRefused,
+    /// The same for a peer authenticated by signatures: no reply, no Diffie-Hellman, no
+    /// signature, and our certificate is not reflected to the AM1's source.
+    AggressiveModeNotConfigured,
+    /// The aggressive-mode responder's rate limit
+    /// ([`Limits::aggressive_mode_responses_per_second`](crate::Limits::aggressive_mode_responses_per_second))
+    /// refused the request before any work.
+    AggressiveModeRateLimited,
     /// A configuration reload changed or removed the peer or policy the exchange served, so
     /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
     /// and it gives up in turn.
@@ -215,6 +232,12 @@ impl fmt::Display for TimeoutFailure {
             Self::NoAnswer { retransmissions, waited } => {
                 write!(f, "no answer after {retransmissions} retransmissions in {} s", waited.as_secs())
             }
+            Self::OnlyUnauthenticated { retransmissions, waited, last } => write!(
+                f,
+                "no authenticated answer after {retransmissions} retransmissions in {} s; \
+                 the last message dropped as unauthenticated: {last}",
+                waited.as_secs()
+            ),
         }
     }
 }
@@ -238,9 +261,17 @@ impl fmt::Display for PolicyFailure {
             Self::AggressiveModePskRefused => write!(
                 f,
                 "aggressive mode with pre-shared keys refused as responder, no reply sent \
-                 (allowed neither for this peer, by exchange-mode aggressive on its ike peer, \
-                 nor for all, by allow_aggressive_mode_psk_responder): {}",
+                 (allowed neither for this peer nor for any: set exchange-mode aggressive or auto \
+                 on its ike peer to accept it): {}",
                 crate::config::AGGRESSIVE_MODE_PSK_RISK
+            ),
+            Self::AggressiveModeNotConfigured => f.write_str(
+                "aggressive mode refused as responder, no reply sent: the ike peer's exchange-mode \
+                 is main (aggressive or auto accepts it)",
+            ),
+            Self::AggressiveModeRateLimited => f.write_str(
+                "aggressive mode refused as responder, no reply sent: over the rate limit of \
+                 first aggressive-mode messages answered per second",
             ),
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
@@ -521,12 +552,20 @@ mod tests {
             }
             .into(),
             TimeoutFailure::NoAnswer { retransmissions: 5, waited: Duration::from_secs(63) }.into(),
+            TimeoutFailure::OnlyUnauthenticated {
+                retransmissions: 5,
+                waited: Duration::from_secs(63),
+                last: Box::new(AuthenticationFailure::KeysDiffer { message: "MM6" }.into()),
+            }
+            .into(),
             MalformedFailure::MissingPayload("KE").into(),
             MalformedFailure::Undecryptable.into(),
             DhError::WrongLength { group: DhGroup::Modp2048, expected: 256, actual: 64 }.into(),
             PolicyFailure::UnknownPeer.into(),
             PolicyFailure::TooManyHalfOpen.into(),
             PolicyFailure::AggressiveModePskRefused.into(),
+            PolicyFailure::AggressiveModeNotConfigured.into(),
+            PolicyFailure::AggressiveModeRateLimited.into(),
             PolicyFailure::Reconfigured.into(),
         ];
         // Malformed messages as the parser reports them: too short, a bad length, a bad version.
@@ -563,6 +602,50 @@ mod tests {
         let group = |r: &FailureReason| std::mem::discriminant(r);
         let groups: std::collections::HashSet<_> = all.iter().map(group).collect();
         assert_eq!(groups.len(), 7);
+    }
+
+    /// The log lines `docs/operations.md` gives in its troubleshooting section: its inline code
+    /// spans, where `…` stands for any text.
+    fn documented_lines() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let start = text.find("\n## Troubleshooting").expect("a `## Troubleshooting` section");
+        let section = &text[start + 1..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+        section.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    }
+
+    /// True when `line` is `template` with each `…` standing for some text.
+    fn matches(template: &str, line: &str) -> bool {
+        let parts: Vec<&str> = template.split('…').collect();
+        let [first, middle @ .., last] = &parts[..] else { return template == line };
+        let Some(mut rest) = line.strip_prefix(first) else { return false };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.ends_with(last) && rest.len() > last.len()
+    }
+
+    #[test]
+    fn every_failure_reason_is_in_the_operations_guide() {
+        let documented = documented_lines();
+        let undocumented: Vec<String> = [proposal_failures(), authentication_failures(), other_failures()]
+            .into_iter()
+            .flatten()
+            .map(|reason| reason.to_string())
+            .filter(|line| !documented.iter().any(|template| matches(template, line)))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/operations.md, Troubleshooting, gives no log line for:\n{}",
+            undocumented.join("\n")
+        );
+        assert!(matches("peer sent notify …", "peer sent notify INVALID-SPI"));
+        assert!(!matches("peer sent notify …", "peer sent notify "));
+        assert!(!matches("no answer after … s", "no answer after 5 retransmissions in 63 min"));
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
 use crate::main_mode::{self, MainMode};
 use crate::quick_mode::QuickMode;
-use crate::quick_mode::{self, QuickModeSa};
+use crate::quick_mode::QuickModeSa;
+use crate::quick_mode_end;
 use crate::sa::context::{Ctx, ReceivedMessage};
 use crate::sa::core::{Established, Phase1Step, SaCore, SaIdentity};
 use crate::sa::flight::FlightTimeout;
@@ -116,7 +117,7 @@ impl IkeSa {
         };
         let quick_modes = &mut self.quick_modes;
         let outcome = informational::handle(&mut self.core, view, message, ctx, |sa, notification, ctx| {
-            quick_mode::refused_by_peer(quick_modes, sa, notification, ctx)
+            quick_mode_end::refused_by_peer(quick_modes, sa, notification, ctx)
         });
         if outcome == Outcome::EndIkeSa {
             self.phase1 = Phase1::Failed;
@@ -153,7 +154,7 @@ impl IkeSa {
         if !self.phase1_timeout(ctx) {
             return false;
         }
-        quick_mode::on_timeout(&mut self.quick_modes, &self.core, ctx);
+        quick_mode_end::on_timeout(&mut self.quick_modes, &self.core, ctx);
         true
     }
 
@@ -169,12 +170,8 @@ impl IkeSa {
             FlightTimeout::Resend(bytes) => self.transmit(bytes, ctx),
             FlightTimeout::GiveUp { retransmissions, waited } if !self.is_established() => {
                 let state = self.phase1.name();
-                let failure = self.failure(
-                    self.phase1_exchange(),
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
-                    ctx.config,
-                );
+                let reason = self.gave_up(retransmissions, waited);
+                let failure = self.failure(self.phase1_exchange(), state, reason, ctx.config);
                 ctx.out.events.push_back(Event::Failed(failure));
                 self.phase1 = Phase1::Failed;
                 return false;
@@ -200,12 +197,8 @@ impl IkeSa {
                 let state = self.phase1.name();
                 // Armed `exchange_timeout` after phase 1 began.
                 let waited = now.saturating_duration_since(self.started_at);
-                let failure = self.failure(
-                    self.phase1_exchange(),
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions: 0, waited }),
-                    ctx.config,
-                );
+                let reason = self.gave_up(0, waited);
+                let failure = self.failure(self.phase1_exchange(), state, reason, ctx.config);
                 ctx.out.events.push_back(Event::Failed(failure));
                 self.phase1 = Phase1::Failed;
                 return false;
@@ -276,7 +269,28 @@ impl IkeSa {
                 self.phase1 = Phase1::Established(established);
                 Ok(true)
             }
+            Phase1Step::Dropped(unchanged, reason) => {
+                self.phase1 = wrap(unchanged);
+                let state = self.phase1.name();
+                if self.core.unauthenticated.dropped(state, reason.clone(), true) {
+                    // The peer keeps sending what we cannot authenticate: that is its answer.
+                    self.core.unauthenticated.take_last();
+                    return Err(reason);
+                }
+                Ok(false)
+            }
         }
+    }
+
+    /// Why phase 1 gave up after `retransmissions` in `waited`: no answer, or only answers
+    /// that could not be authenticated (then the last one's reason, the likely cause).
+    fn gave_up(&mut self, retransmissions: u32, waited: std::time::Duration) -> FailureReason {
+        FailureReason::Timeout(match self.core.unauthenticated.take_last() {
+            Some((_, last)) => {
+                TimeoutFailure::OnlyUnauthenticated { retransmissions, waited, last: Box::new(last) }
+            }
+            None => TimeoutFailure::NoAnswer { retransmissions, waited },
+        })
     }
 
     /// Handles a main-mode message for this SA. `Ok(true)` means phase 1 just completed.

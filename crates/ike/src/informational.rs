@@ -138,10 +138,13 @@ pub(crate) fn handle(
     }
 }
 
-/// A cleartext error notification is believed only while phase 1 runs (afterwards the peer
-/// must protect it) and ends phase 1.
+/// A cleartext error notification is looked at only while phase 1 runs (afterwards the peer
+/// must protect it). Anyone who saw the cookies can send one, so it does not end phase 1 at
+/// once (RFC 2408 §5.1: an unprotected notification is not acted upon): it is remembered as
+/// the likely reason if the exchange fails, and a peer that repeats it on every
+/// retransmission ends phase 1 with it (`sa::unauthenticated`).
 fn handle_cleartext(
-    sa: &SaCore,
+    sa: &mut SaCore,
     exchange: Exchange,
     state: &'static str,
     message: &Message<'_>,
@@ -152,15 +155,23 @@ fn handle_cleartext(
         _ => None,
     });
     let Some(notify_type) = error else { return Outcome::Continue };
-    let failure = sa.failure(exchange, state, FailureReason::PeerNotified(notify_type), ctx.config);
-    ctx.out.events.push_back(Event::Failed(failure));
-    Outcome::EndIkeSa
+    end_if_repeated(sa.phase1_dropped(exchange, state, FailureReason::PeerNotified(notify_type), ctx))
+}
+
+/// [`Outcome::EndIkeSa`] when `repeated` (the unauthenticated failure was repeated enough).
+fn end_if_repeated(repeated: bool) -> Outcome {
+    if repeated {
+        Outcome::EndIkeSa
+    } else {
+        Outcome::Continue
+    }
 }
 
 /// An encrypted informational while a main-mode initiator waits for MM6: the peer's answer
-/// to MM5 when it could not accept it.
+/// to MM5 when it could not accept it. An authentic error ends phase 1; one we cannot
+/// authenticate is remembered like a cleartext one ([`handle_cleartext`]).
 fn handle_mm5_answer(
-    sa: &SaCore,
+    sa: &mut SaCore,
     state: &'static str,
     material: &Phase1Material,
     message: &Message<'_>,
@@ -183,10 +194,14 @@ fn handle_mm5_answer(
             }
         }
         // The peer could not read our MM5 (strongSwan answers with an encrypted
-        // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys.
-        None => FailureReason::Authentication(AuthenticationFailure::KeysDiffer {
-            message: "the peer's encrypted notify in reply to MM5",
-        }),
+        // PAYLOAD-MALFORMED) and we cannot read its answer: each side derived other keys, or
+        // someone forged it.
+        None => {
+            let reason = FailureReason::Authentication(AuthenticationFailure::KeysDiffer {
+                message: "the peer's encrypted notify in reply to MM5",
+            });
+            return end_if_repeated(sa.phase1_dropped(Exchange::MainMode, state, reason, ctx));
+        }
     };
     let failure = sa.failure(Exchange::MainMode, state, reason, ctx.config);
     ctx.out.events.push_back(Event::Failed(failure));
@@ -203,8 +218,10 @@ fn handle_encrypted(
     ctx: &mut Ctx<'_>,
     mut quick_mode_refused: impl FnMut(&SaCore, &Notification<'_>, &mut Ctx<'_>),
 ) -> Outcome {
-    // Unauthenticated: acting on it would let anyone tear down our SAs.
+    // Unauthenticated: acting on it would let anyone tear down our SAs. Counted.
     let Some(plaintext) = decrypt_authenticated(material, message, ciphertext) else {
+        let reason = FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(1)" });
+        sa.unauthenticated.dropped("established", reason, false);
         return Outcome::Continue;
     };
     let Ok((payloads, _)) = wire::parse_chain(message.first_payload(), &plaintext) else {

@@ -48,6 +48,8 @@ mod nat_t;
 mod proposal;
 mod proxy_id;
 mod quick_mode;
+mod quick_mode_end;
+mod rate_limit;
 mod reconfigure;
 mod sa;
 mod trace;

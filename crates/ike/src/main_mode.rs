@@ -31,6 +31,7 @@ use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::sa::context::{Ctx, ReceivedMessage};
 use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
+use crate::sa::unauthenticated::Rejected;
 use crate::trace::{traced, Direction, Step};
 use crate::vendor;
 use crate::wire::{self, body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
@@ -244,8 +245,15 @@ fn initiator_mm6(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let (next_iv, proof, _, identity, summary) =
-        open_identity_message(sa, message, &material, &sai_b, &suite, ctx, false)?;
+    let opened = open_identity_message(sa, message, &material, &sai_b, &suite, ctx, false);
+    let (next_iv, proof, _, identity, summary) = match opened {
+        Ok(opened) => opened,
+        Err(Rejected::Authenticated(reason)) => return Err(reason),
+        Err(Rejected::Unauthenticated(reason)) => {
+            let state = MainMode::InitiatorWaitMm6 { sai_b, suite, material };
+            return Ok(Phase1Step::Dropped(state, reason));
+        }
+    };
     material.iv.advance(next_iv);
     sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
@@ -296,8 +304,15 @@ fn responder_mm5(
     digest: [u8; 32],
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
-    let (next_iv, proof, initial_contact, identity, summary) =
-        open_identity_message(sa, message, &material, &sai_b, &suite, ctx, true)?;
+    let opened = open_identity_message(sa, message, &material, &sai_b, &suite, ctx, true);
+    let (next_iv, proof, initial_contact, identity, summary) = match opened {
+        Ok(opened) => opened,
+        Err(Rejected::Authenticated(reason)) => return Err(reason),
+        Err(Rejected::Unauthenticated(reason)) => {
+            let state = MainMode::ResponderWaitMm5 { sai_b, suite, material };
+            return Ok(Phase1Step::Dropped(state, reason));
+        }
+    };
     let id = sa.local_identification(ctx.config);
     let mut idir_b = Vec::new();
     id.emit(&mut idir_b);
@@ -330,7 +345,9 @@ fn header(sa: &SaCore) -> isakmp::Header {
     wire::header(sa.cookie_i, sa.cookie_r, ExchangeType::IdentityProtection, 0)
 }
 
-/// Decrypts MM5 or MM6, checks the peer's HASH and identity. Returns the IV to move to
+/// Decrypts MM5 or MM6, checks the peer's HASH and identity. A failure before the HASH (or
+/// signature) verified is [`Rejected::Unauthenticated`]: the message is dropped and the
+/// exchange waits for the peer's retransmission. Returns the IV to move to
 /// (the chain moves only once everything checked out), the proof of the HASH check,
 /// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), the peer's identity,
 /// and its payloads for the message trace when that is on (they live in the plaintext
@@ -343,7 +360,7 @@ fn open_identity_message(
     suite: &IkeProposal,
     ctx: &Ctx<'_>,
     from_initiator: bool,
-) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), FailureReason> {
+) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), Rejected> {
     let config = ctx.config;
     let ciphertext =
         message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
@@ -382,7 +399,8 @@ fn open_identity_message(
             .ok_or(FailureReason::missing_payload("HASH"))?;
         auth::verify_psk_hash(material, &input, &id_b, hash, from_initiator, which)?
     };
-    check_remote_identity(sa.peer_config(config), id)?;
+    // Authentic from here on: a refusal ends the exchange.
+    check_remote_identity(sa.peer_config(config), id).map_err(Rejected::Authenticated)?;
     let initial_contact = payloads.iter().any(
         |p| matches!(p, Payload::Notification(n) if n.notify_type == isakmp::NotifyType::InitialContact),
     );

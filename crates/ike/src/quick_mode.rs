@@ -19,25 +19,26 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
-use crypto::key_schedule::{EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, Spi};
+use crypto::key_schedule::{
+    EspKeyLengths, ExchangeIvChain, HashVerified, KeymatInput, MessageId, NextIv, Spi,
+};
 use crypto::{DhPrivate, SecretBytes};
 use isakmp::{
-    ExchangeType, Identification, Message, Notification, Payload, PayloadType, Proposal, ProtocolId,
-    SecurityAssociation, SIT_IDENTITY_ONLY,
+    ExchangeType, Identification, Message, Payload, PayloadType, Proposal, ProtocolId, SecurityAssociation,
+    SIT_IDENTITY_ONLY,
 };
 
 use crate::config::{EncapsulationMode, PolicyConfig, TrafficSelector};
-use crate::event::{Acquire, AhSaKeys, Event, Exchange, IpsecSaPair, UdpEncapsulation};
-use crate::failure::{
-    AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, TimeoutFailure,
-};
+use crate::event::{Acquire, AhSaKeys, Event, IpsecSaPair, UdpEncapsulation};
+use crate::failure::{AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure};
 use crate::nat_t;
 use crate::proposal::{choose_ipsec, quick_mode_offer, IpsecChoice, IpsecSuite, OurSpis};
 use crate::proxy_id::{check_echoed, covers, describe_flow, proposed_selector, side_id};
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
-use crate::sa::flight::{Flight, FlightTimeout};
+use crate::sa::flight::Flight;
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
+use crate::sa::unauthenticated::Rejected;
 use crate::trace::{Direction, Step};
 use crate::wire;
 use crate::wire::find_sa;
@@ -280,86 +281,6 @@ fn reply_sa<'a>(choice: &'a IpsecChoice, our_spis: &'a OurSpis) -> SecurityAssoc
     }
 }
 
-/// An authenticated error notification ends the quick mode it is about: the one whose SPI it
-/// names, or the only one we initiated.
-pub(crate) fn refused_by_peer(
-    quick_modes: &mut Vec<QuickMode>,
-    sa: &SaCore,
-    notification: &Notification<'_>,
-    ctx: &mut Ctx<'_>,
-) {
-    let waiting: Vec<usize> = quick_modes
-        .iter()
-        .enumerate()
-        .filter(|(_, q)| matches!(q.state, QmState::InitiatorWaitQm2(_) | QmState::ResponderWaitQm3(_)))
-        .map(|(i, _)| i)
-        .collect();
-    let by_spi = quick_modes.iter().position(|q| q.owns_spi(notification.spi));
-    let index = by_spi.or(match waiting.as_slice() {
-        [only] => Some(*only),
-        _ => None,
-    });
-    let Some(index) = index else { return };
-    let qm = quick_modes.remove(index);
-    let failure = sa.failure(
-        Exchange::QuickMode,
-        qm.state_name(),
-        FailureReason::PeerNotified(notification.notify_type),
-        ctx.config,
-    );
-    ctx.out.events.push_back(Event::Failed(failure));
-}
-
-/// Runs the quick modes' timers: retransmit, give up, or forget finished ones.
-pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mut Ctx<'_>) {
-    let now = ctx.now;
-    let mut index = 0;
-    while index < quick_modes.len() {
-        let qm = &mut quick_modes[index];
-        match qm.flight.on_timeout(now, ctx.config) {
-            FlightTimeout::Resend(bytes) => {
-                sa.transmit(bytes, ctx);
-            }
-            FlightTimeout::GiveUp { retransmissions, waited } => {
-                let state = qm.state_name();
-                // Kept, as finished, until its deadline: a late reply is then recognised by
-                // its message ID and dropped, not taken for a new exchange under the wrong IV
-                // (whose error notify could end an unrelated quick mode of the peer, such as
-                // the rekey that replaces this one).
-                qm.state = QmState::Done;
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer { retransmissions, waited }),
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            FlightTimeout::Nothing => {}
-        }
-        let qm = &quick_modes[index];
-        if qm.deadline <= now {
-            let finished = matches!(qm.state, QmState::Done);
-            let state = qm.state_name();
-            quick_modes.remove(index);
-            if !finished {
-                let failure = sa.failure(
-                    Exchange::QuickMode,
-                    state,
-                    FailureReason::Timeout(TimeoutFailure::NoAnswer {
-                        retransmissions: ctx.config.limits.retransmit_count,
-                        waited: ctx.config.limits.exchange_timeout,
-                    }),
-                    ctx.config,
-                );
-                ctx.out.events.push_back(Event::Failed(failure));
-            }
-            continue;
-        }
-        index += 1;
-    }
-}
-
 impl QuickModeSa<'_> {
     fn qm_header(&self, message_id: u32) -> isakmp::Header {
         wire::header(self.cookie_i, self.cookie_r, ExchangeType::QuickMode, message_id)
@@ -460,7 +381,14 @@ impl QuickModeSa<'_> {
                 // Dropped before any work: a peer cannot make us hold unbounded state.
                 return Ok(());
             }
-            return self.respond_quick_mode(message, digest, ctx).map_err(|e| (e, "waiting for QM1"));
+            return match self.respond_quick_mode(message, digest, ctx) {
+                Ok(()) => Ok(()),
+                Err(Rejected::Authenticated(reason)) => Err((reason, "waiting for QM1")),
+                Err(Rejected::Unauthenticated(reason)) => {
+                    self.unauthenticated.dropped("waiting for QM1", reason, false);
+                    Ok(())
+                }
+            };
         };
         let qm = &mut self.quick_modes[index];
         if let Some(repeat) = qm.flight.repeat(&digest) {
@@ -470,6 +398,12 @@ impl QuickModeSa<'_> {
             return Ok(());
         }
         let state_name = qm.state_name();
+        if let Err(reason) = self.authentic(&self.quick_modes[index].state, message) {
+            // Anyone's: dropped, and the quick mode waits for the peer's retransmission.
+            self.unauthenticated.dropped(state_name, reason, false);
+            return Ok(());
+        }
+        let qm = &mut self.quick_modes[index];
         let state = std::mem::replace(&mut qm.state, QmState::Done);
         let result = match state {
             QmState::InitiatorWaitQm2(wait) => self.initiator_finish(index, *wait, message, digest, ctx),
@@ -481,6 +415,43 @@ impl QuickModeSa<'_> {
             return Err((e, state_name));
         }
         Ok(())
+    }
+
+    /// Whether QM2 or QM3 for a quick mode in `state` decrypts under its IV and its HASH(2)
+    /// or HASH(3) verifies, checked before the state is consumed: one that does not is
+    /// dropped without ending the quick mode (RFC 2409 §5.5 gives a corrupted message no
+    /// power over the exchange; the peer retransmits). The message is decrypted again by the
+    /// handler, which costs a block cipher pass over a short message.
+    fn authentic(&self, state: &QmState, message: &Message<'_>) -> Result<(), FailureReason> {
+        let Some(material) = self.keys else { return Ok(()) };
+        let (iv, hash_name) = match state {
+            QmState::InitiatorWaitQm2(wait) => (&wait.iv, "HASH(2)"),
+            QmState::ResponderWaitQm3(wait) => (&wait.iv, "HASH(3)"),
+            QmState::Done => return Ok(()),
+        };
+        let message_id = MessageId(message.header.message_id.0);
+        let ciphertext =
+            message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
+        let decrypted = wire::decrypt(ciphertext, &material.key, iv)?;
+        let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
+        let Some(Payload::Hash(hash)) = payloads.first() else {
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload(hash_name)));
+        };
+        let verified = match state {
+            QmState::InitiatorWaitQm2(wait) => {
+                let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
+                material.skeyid_a.verify_quick_mode_hash_2(message_id, &wait.ni, after, hash).is_ok()
+            }
+            QmState::ResponderWaitQm3(wait) => {
+                material.skeyid_a.verify_quick_mode_hash_3(message_id, &wait.ni, &wait.nr, hash).is_ok()
+            }
+            QmState::Done => true,
+        };
+        if verified {
+            Ok(())
+        } else {
+            Err(FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: hash_name }))
+        }
     }
 
     fn initiator_finish(
@@ -552,21 +523,24 @@ impl QuickModeSa<'_> {
         Ok(())
     }
 
+    /// QM1 of a new quick mode: nothing in it is looked at before it decrypts and its HASH(1)
+    /// verifies; until then a failure is [`Rejected::Unauthenticated`] (dropped, counted),
+    /// afterwards [`Rejected::Authenticated`] (refused with a notify).
     fn respond_quick_mode(
         &mut self,
         message: &Message<'_>,
         digest: [u8; 32],
         ctx: &mut Ctx<'_>,
-    ) -> Result<(), FailureReason> {
+    ) -> Result<(), Rejected> {
         let Some(material) = self.keys else { return Ok(()) };
         let message_id = message.header.message_id.0;
         let ciphertext =
             message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
-        let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
+        let iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
         let decrypted = wire::decrypt(ciphertext, &material.key, &iv)?;
         let (payloads, chain_len) = wire::parse_chain(message.first_payload(), &decrypted.plaintext)?;
         let Some(Payload::Hash(hash)) = payloads.first() else {
-            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")));
+            return Err(FailureReason::Malformed(MalformedFailure::MissingPayload("HASH(1)")).into());
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         // Nothing in QM1 is looked at before its HASH(1) checks out.
@@ -576,12 +550,24 @@ impl QuickModeSa<'_> {
             })?;
         // Authentic, so its ID is recorded: a copy after this quick mode is over is dropped.
         self.quick_mode_seen.first_time(message_id);
+        let opened = (message_id, digest, iv, decrypted.next_iv);
+        self.answer_quick_mode(&payloads, opened, ctx).map_err(Rejected::Authenticated)
+    }
+
+    /// Answers an authentic QM1 (`opened`: its message ID, digest, the exchange's IV and the
+    /// IV to move to) with QM2.
+    fn answer_quick_mode(
+        &mut self,
+        payloads: &[Payload<'_>],
+        (message_id, digest, mut iv, next_iv): (u32, [u8; 32], ExchangeIvChain, NextIv),
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), FailureReason> {
         self.peer_authenticated(true, ctx);
-        self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, &payloads);
+        self.trace(ctx, Direction::Received, Step::Quick(1), message_id, true, payloads);
         let Some(material) = self.keys else { return Ok(()) };
-        let offer = find_sa(&payloads).ok_or(FailureReason::missing_payload("SA"))?;
+        let offer = find_sa(payloads).ok_or(FailureReason::missing_payload("SA"))?;
         let ni = find_payload!(payloads, Nonce, "NONCE")?.to_vec();
-        let ids = identifications(&payloads);
+        let ids = identifications(payloads);
         let (remote, local) = (self.remote.ip(), self.local.ip());
         let describe = || describe_flow(&ids, remote, local);
         let selector = proposed_selector(&ids, remote, local)?;
@@ -594,8 +580,8 @@ impl QuickModeSa<'_> {
             })?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
-        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, &payloads, ctx)?;
-        iv.advance(decrypted.next_iv);
+        let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, payloads, ctx)?;
+        iv.advance(next_iv);
         let our_spis = OurSpis { esp: random_spi(ctx), ah: random_spi(ctx) };
         let nr = ctx.random_bytes(NONCE_LEN);
         let reply = reply_sa(&choice, &our_spis);

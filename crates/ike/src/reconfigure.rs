@@ -93,7 +93,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         remote_id,
         nat_traversal,
         dpd,
-        accept_aggressive_mode_psk,
+        accept_aggressive_mode,
         certificate,
     } = old;
     *name == new.name
@@ -106,7 +106,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         && *remote_id == new.remote_id
         && *nat_traversal == new.nat_traversal
         && *dpd == new.dpd
-        && *accept_aggressive_mode_psk == new.accept_aggressive_mode_psk
+        && *accept_aggressive_mode == new.accept_aggressive_mode
         && certificate_unchanged(certificate.as_deref(), new.certificate.as_deref())
 }
 

@@ -21,12 +21,29 @@ pub(crate) struct SyntaxError {
 
 pub(crate) type Result<T> = std::result::Result<T, SyntaxError>;
 
+/// What a line could go on with where its tokens ran out: recorded only by a cursor made with
+/// [`Cursor::exploring`], for the grammar listing ([`crate::grammar`]). Every keyword the
+/// parser accepts is read through [`Cursor::keyword`], [`Cursor::optional_keyword`] or
+/// [`Cursor::value`] (or announced with [`Cursor::offer_keywords`] where the parser decides
+/// by looking ahead), so the listing is the parser's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Keywords of the command.
+    Keywords(&'static [&'static str]),
+    /// The keywords of a keyword-valued setting ([`Value`]): its family and every spelling.
+    Values(&'static str, Vec<&'static str>),
+    /// An argument, with a sample text that reads as one.
+    Argument(String),
+}
+
 /// A position in the tokens of one line.
 pub(crate) struct Cursor<'a> {
     tokens: &'a [Token],
     pos: usize,
     /// Column just past the last token, for "missing argument" errors.
     end_column: u32,
+    /// `Some` when exploring the grammar: what was asked for at the end of the tokens.
+    offers: Option<Vec<Offer>>,
 }
 
 impl<'a> Cursor<'a> {
@@ -37,7 +54,37 @@ impl<'a> Cursor<'a> {
                 t.column + u32::try_from(t.text.chars().count()).unwrap_or(0) + if t.quoted { 2 } else { 0 }
             })
             .unwrap_or(1);
-        Self { tokens, pos: 0, end_column }
+        Self { tokens, pos: 0, end_column, offers: None }
+    }
+
+    /// A cursor that records what the parser asks for once the tokens run out.
+    pub(crate) fn exploring(tokens: &'a [Token]) -> Self {
+        Self { offers: Some(Vec::new()), ..Self::new(tokens) }
+    }
+
+    /// What was asked for at the end of the tokens (empty unless [`Cursor::exploring`]).
+    pub(crate) fn take_offers(&mut self) -> Vec<Offer> {
+        self.offers.take().unwrap_or_default()
+    }
+
+    fn offer(&mut self, offer: impl FnOnce() -> Offer) {
+        if self.at_end() {
+            if let Some(offers) = &mut self.offers {
+                offers.push(offer());
+            }
+        }
+    }
+
+    /// Says that `candidates` may come next, where the parser looks ahead instead of reading a
+    /// keyword (for the grammar listing; reads nothing).
+    pub(crate) fn offer_keywords(&mut self, candidates: &'static [&'static str]) {
+        self.offer(|| Offer::Keywords(candidates));
+    }
+
+    /// True when every token has been read; `candidates` are what could have come next.
+    pub(crate) fn at_end_or(&mut self, candidates: &'static [&'static str]) -> bool {
+        self.offer_keywords(candidates);
+        self.at_end()
     }
 
     /// The column of the next token (or the end of the line).
@@ -80,7 +127,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads one of `candidates`, matched case-insensitively and by unique prefix.
-    pub(crate) fn keyword(&mut self, what: &str, candidates: &[&'static str]) -> Result<&'static str> {
+    pub(crate) fn keyword(
+        &mut self,
+        what: &str,
+        candidates: &'static [&'static str],
+    ) -> Result<&'static str> {
+        self.offer_keywords(candidates);
         let token = self.next(&expected_list(what, candidates))?;
         match match_keyword(&token.text, candidates) {
             Match::One(k) if !token.quoted => Ok(k),
@@ -98,7 +150,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads one of `candidates` if the next token is one; otherwise reads nothing.
-    pub(crate) fn optional_keyword(&mut self, candidates: &[&'static str]) -> Option<&'static str> {
+    pub(crate) fn optional_keyword(&mut self, candidates: &'static [&'static str]) -> Option<&'static str> {
+        self.offer_keywords(candidates);
         let token = self.peek()?;
         match match_keyword(&token.text, candidates) {
             Match::One(k) if !token.quoted => {
@@ -138,6 +191,7 @@ impl<'a> Cursor<'a> {
         let mut table: Vec<&'static str> = all.iter().map(|v| v.keyword()).collect();
         table.extend(aliases.iter().map(|(k, _)| *k));
         table.extend(T::UNSUPPORTED.iter().map(|(k, _)| *k));
+        self.offer(|| Offer::Values(T::WHAT, table.clone()));
         let column = self.column();
         let canonical: Vec<&'static str> =
             all.iter().filter(|v| map(**v).is_some()).map(|v| v.keyword()).collect();
@@ -167,6 +221,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a decimal number in `min..=max`.
     pub(crate) fn number(&mut self, what: &str, min: u64, max: u64) -> Result<u64> {
+        self.offer(|| Offer::Argument(min.to_string()));
         let token = self.next(&format!("{what} ({min}-{max})"))?;
         match token.text.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) && !token.quoted => Ok(n),
@@ -176,6 +231,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a dotted-quad IPv4 address.
     pub(crate) fn ipv4(&mut self, what: &str) -> Result<Ipv4Addr> {
+        self.offer(|| Offer::Argument("0.0.0.0".into()));
         let token = self.next(&format!("{what} (an IPv4 address)"))?;
         token.text.parse().map_err(|_| invalid(token, what, "an IPv4 address"))
     }
@@ -187,6 +243,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a name of 1..=`max_len` characters (names are case-sensitive, §1).
     pub(crate) fn name(&mut self, what: &str, max_len: usize) -> Result<String> {
+        self.offer(|| Offer::Argument("x".into()));
         let token = self.next(&format!("{what} (1-{max_len} characters)"))?;
         check_name(token, what, &token.text, max_len)?;
         Ok(token.text.clone())
@@ -194,6 +251,8 @@ impl<'a> Cursor<'a> {
 
     /// Reads any token as-is (a key, which may be quoted).
     pub(crate) fn raw(&mut self, what: &str) -> Result<&'a Token> {
+        // "0" reads as a key, an ID, a prefix length and a wildcard mask alike.
+        self.offer(|| Offer::Argument("0".into()));
         self.next(what)
     }
 
@@ -335,10 +394,11 @@ mod tests {
     fn exact_prefix_and_case() {
         let t = tokens("REMOTE-ID remote-id-t rem");
         let mut c = Cursor::new(&t);
-        let cands = ["remote-id", "remote-id-type", "remote-address"];
-        assert_eq!(c.keyword("command", &cands), Ok("remote-id"));
-        assert_eq!(c.keyword("command", &cands), Ok("remote-id-type"));
-        let err = c.keyword("command", &cands).unwrap_err();
+        const CANDS: &[&str] = &["remote-id", "remote-id-type", "remote-address"];
+        let cands = CANDS;
+        assert_eq!(c.keyword("command", cands), Ok("remote-id"));
+        assert_eq!(c.keyword("command", cands), Ok("remote-id-type"));
+        let err = c.keyword("command", cands).unwrap_err();
         assert_eq!((err.kind, err.column), (DiagnosticKind::AmbiguousKeyword, 23));
     }
 

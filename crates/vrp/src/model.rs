@@ -75,6 +75,10 @@ pub struct Config {
     pub ipsec_policies: BTreeMap<String, BTreeMap<u32, PolicyEntry>>,
     /// `ipsec sa global-duration`.
     pub ipsec_global_duration: GlobalDuration,
+    /// `ipsec fail-closed keep` (keysteward extension): an orderly shutdown keeps the
+    /// fail-closed routes of the protected prefixes, so their traffic stays blocked while the
+    /// daemon is stopped; without it, only a crash or a kill leaves them.
+    pub ipsec_fail_closed_keep: bool,
     /// `interface NAME`.
     pub interfaces: BTreeMap<String, Interface>,
     /// `ip route-static`, in file order.

@@ -88,6 +88,9 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     if !global.is_empty() {
         blocks.push(global);
     }
+    if config.ipsec_fail_closed_keep {
+        blocks.push("ipsec fail-closed keep\n".to_owned());
+    }
     for (name, i) in &config.interfaces {
         let mut b = format!("interface {name}\n");
         if let Some(a) = i.address {

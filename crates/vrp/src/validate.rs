@@ -210,6 +210,15 @@ impl Validator<'_> {
                 );
                 self.warn(&view, "exchange-mode", DiagnosticKind::AggressiveModePsk, m);
             }
+            if peer.exchange_mode == ExchangeMode::Auto && uses_psk {
+                // `auto` initiates main mode but answers aggressive mode, whose reply carries a
+                // hash of the key to anyone who asks with this peer's identity.
+                let m = format!(
+                    "ike peer {name} accepts aggressive mode (exchange-mode auto) with a pre-shared key: \
+                     the key can be guessed offline from one answered request; use main unless a peer needs it"
+                );
+                self.warn(&view, "exchange-mode", DiagnosticKind::AggressiveModePsk, m);
+            }
         }
     }
 

@@ -280,14 +280,19 @@ fn config() -> impl Strategy<Value = Config> {
             btree_map(name(), btree_map(1..=10_000u32, policy_settings(true), 1..3), 0..2),
             btree_map(name(), btree_map(1..=10_000u32, policy_entry(), 1..3), 0..3),
         ),
-        (global_duration, btree_map("[A-Za-z]{1,12}[0-9]/[0-9]/[0-9]", interface(), 0..3), routes()),
+        (
+            global_duration,
+            any::<bool>(),
+            btree_map("[A-Za-z]{1,12}[0-9]/[0-9]/[0-9]", interface(), 0..3),
+            routes(),
+        ),
     )
         .prop_map(
             |(
                 (sysname, ike_local_name, ike_dpd, ike_proposals),
                 (ike_peers, acls),
                 (ipsec_proposals, policy_templates, ipsec_policies),
-                (ipsec_global_duration, interfaces, routes),
+                (ipsec_global_duration, ipsec_fail_closed_keep, interfaces, routes),
             )| Config {
                 sysname,
                 ike_local_name,
@@ -300,6 +305,7 @@ fn config() -> impl Strategy<Value = Config> {
                 policy_templates,
                 ipsec_policies,
                 ipsec_global_duration,
+                ipsec_fail_closed_keep,
                 interfaces,
                 routes,
             },

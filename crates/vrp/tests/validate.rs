@@ -193,6 +193,11 @@ fn peer_warnings() {
         findings(&with(" remote-address", " exchange-mode aggressive\n remote-address")),
         vec![(Severity::Warning, K::AggressiveModePsk, 5)]
     );
+    // `auto` answers aggressive mode as responder: the same risk for the key.
+    assert_eq!(
+        findings(&with(" remote-address", " exchange-mode auto\n remote-address")),
+        vec![(Severity::Warning, K::AggressiveModePsk, 5)]
+    );
     assert_eq!(
         findings(&with("a-long-enough-key-123", "fifteen-chars-x")),
         vec![(Severity::Warning, K::ShortPreSharedKey, 6)]

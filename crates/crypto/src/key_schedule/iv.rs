@@ -152,7 +152,7 @@ impl<K> IvChain<K> {
             return Err(KeyScheduleError::EmptyBody);
         }
         let block = self.cipher.block_len();
-        if body.len() % block != 0 {
+        if !body.len().is_multiple_of(block) {
             return Err(CipherError::NotBlockAligned { cipher: self.cipher, len: body.len(), block }.into());
         }
         Ok(())

@@ -165,7 +165,7 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
         let ciphertext_start = HEADER_LEN + iv_len;
         let icv_start = len - icv_len;
         let ciphertext_len = icv_start - ciphertext_start;
-        if ciphertext_len % block != 0 {
+        if !ciphertext_len.is_multiple_of(block) {
             return Err(WireError::NotBlockAligned { len: ciphertext_len, block });
         }
         Ok(Layout { iv_start: HEADER_LEN, ciphertext_start, icv_start, end: len })

@@ -1,6 +1,6 @@
 //! Engine events, as the data plane must follow them.
 
-use ike::{Engine, Event};
+use ike::{Engine, Event, Failure};
 
 use super::Bridge;
 
@@ -8,11 +8,13 @@ impl Bridge {
     /// Applies what `event` means for the data plane: a negotiated pair is installed (and
     /// the packets that waited for it sent); a pair the peer deleted, that expired or whose
     /// IKE SA was cleared is removed with its template flow; a failed negotiation drops the
-    /// packets queued for its policies so the next packet raises a fresh acquire.
+    /// packets queued for its policies so the next packet raises a fresh acquire, unless
+    /// only unauthenticated messages caused it ([`abandons_queue`]).
     pub fn apply(&mut self, event: &Event, engine: &Engine) {
         match event {
             Event::IpsecSaInstalled(pair) => self.install(pair, engine),
-            Event::Failed(failure) => self.abandon(engine, failure.remote.ip()),
+            Event::Failed(failure) if abandons_queue(failure) => self.abandon(engine, failure.remote.ip()),
+            Event::Failed(_) => {}
             Event::IpsecSaDeleted { connection, spis } => self.remove_outbound(*connection, spis),
             Event::IpsecSaExpired { inbound_spi, .. } => self.remove_inbound(*inbound_spi),
             Event::SasCleared { connection, .. } => self.remove_connection(*connection),
@@ -21,5 +23,43 @@ impl Bridge {
             | Event::IkeSaExpired { .. }
             | Event::PeerMoved { .. } => {}
         }
+    }
+}
+
+/// Whether a failure drops the packets queued for its peer. A failure caused only by
+/// unauthenticated messages ([`Failure::unauthenticated`]: a refused MM1 or AM1, a
+/// responder's phase 1 that never authenticated its peer) does not: anyone can send those
+/// with the peer's address, and the packets wait for whichever tunnel comes up, within the
+/// queue's own bound. A failure of our own negotiation does, so that the next packet raises
+/// a fresh acquire.
+pub fn abandons_queue(failure: &Failure) -> bool {
+    !failure.unauthenticated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ike::{Exchange, FailureReason, PolicyFailure, TimeoutFailure};
+    use std::time::Duration;
+
+    fn failure(reason: FailureReason, unauthenticated: bool) -> Failure {
+        Failure {
+            peer: Some("fw_b".into()),
+            remote: "192.0.2.2:500".parse().expect("address"),
+            exchange: Exchange::MainMode,
+            state: "waiting for MM1",
+            reason,
+            unauthenticated,
+        }
+    }
+
+    /// Before the fix every failure, a spoofed MM1's refusal included, dropped the queue of
+    /// the peer whose address it carried.
+    #[test]
+    fn only_failures_of_authenticated_or_own_negotiations_drop_the_queue() {
+        let refused = failure(FailureReason::Policy(PolicyFailure::TooManyHalfOpen), true);
+        assert!(!abandons_queue(&refused));
+        let timeout = TimeoutFailure::NoAnswer { retransmissions: 5, waited: Duration::from_secs(62) };
+        assert!(abandons_queue(&failure(FailureReason::Timeout(timeout), false)));
     }
 }

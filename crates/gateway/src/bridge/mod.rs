@@ -66,20 +66,21 @@ struct Pair {
     udp_encapsulated: bool,
 }
 
+/// A change to the routes of template flows, decided under the data-plane lock and made
+/// after it is released ([`Bridge::apply_route_changes`]): the kernel is never asked
+/// anything while the data plane waits.
+enum RouteChange {
+    /// A flow is up (its rule, for the log, and the peer's name and address).
+    Add(Rule, String, IpAddr),
+    /// The last flow to that remote prefix is gone.
+    Remove(esp::Prefix),
+}
+
 /// A flow a branch negotiated through a template: its SPD rule and route stay while at
 /// least one pair carries it (a rekey installs the new pair before the old one goes).
 struct TemplateFlow {
     rule: Rule,
     pairs: usize,
-}
-
-/// A route change decided under the data plane's lock and made after it is let go: the
-/// route is changed by running `ip`, and the data-plane thread must not wait for a process.
-enum RouteChange {
-    /// The first pair of a template flow is up: route its remote prefix into the TUN.
-    Add { rule: Rule, peer: String, remote: IpAddr },
-    /// The last pair of the flows with this remote prefix is gone.
-    Remove(Rule),
 }
 
 /// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
@@ -100,7 +101,7 @@ pub struct Bridge {
     /// The flows negotiated through templates and the routes of their remote prefixes.
     template_flows: Vec<TemplateFlow>,
     template_routes: Routes,
-    /// Route changes waiting for the data plane's lock to be let go.
+    /// Route changes waiting for the data-plane lock to be released.
     route_changes: Vec<RouteChange>,
     /// Datagrams dropped on a full send buffer, counted by the IKE loop, this bridge and the
     /// data-plane thread.
@@ -151,7 +152,7 @@ impl Bridge {
             rng: crypto::OsRandom,
             heard: HashMap::new(),
             template_flows: Vec::new(),
-            template_routes: Routes::empty(&device),
+            template_routes: Routes::empty(&device)?,
             route_changes: Vec::new(),
             drops,
         })
@@ -234,7 +235,7 @@ impl Bridge {
         }
         for flow in old_flows {
             if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
-                self.route_changes.push(RouteChange::Remove(flow.rule));
+                self.route_changes.push(RouteChange::Remove(flow.rule.selector.remote));
             }
         }
         info!(
@@ -248,18 +249,24 @@ impl Bridge {
         self.apply_route_changes();
     }
 
-    /// Makes the route changes decided under the lock, which must be let go by now.
+    /// Makes the route changes decided under the data-plane lock, now that it is released.
     fn apply_route_changes(&mut self) {
         for change in std::mem::take(&mut self.route_changes) {
             match change {
-                RouteChange::Add { rule, peer, remote } => {
+                RouteChange::Add(rule, peer, remote) => {
                     if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
                         warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
                     }
                 }
-                RouteChange::Remove(rule) => self.template_routes.remove_one(rule.selector.remote),
+                RouteChange::Remove(prefix) => self.template_routes.remove_one(prefix),
             }
         }
+    }
+
+    /// An orderly shutdown: the routes of template flows go, and their fail-closed routes
+    /// too unless `keep`; how many prefixes had one.
+    pub fn shutdown_routes(&mut self, keep: bool) -> usize {
+        self.template_routes.shutdown(keep)
     }
 
     /// The data path's drops: packets read from the TUN that policy lets pass in clear
@@ -360,7 +367,7 @@ impl Bridge {
         }
         shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        self.route_changes.push(RouteChange::Add { rule, peer: peer.to_string(), remote });
+        self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
         self.template_flows.push(TemplateFlow { rule, pairs: 1 });
     }
 
@@ -375,7 +382,7 @@ impl Bridge {
         shared.plane.remove_rule(&rule);
         // Another flow (another policy, or a different selector) may route the same prefix.
         if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
-            self.route_changes.push(RouteChange::Remove(rule));
+            self.route_changes.push(RouteChange::Remove(rule.selector.remote));
         }
         info!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }

@@ -48,12 +48,28 @@ pub fn gateway_flows(config: &ike::Config) -> GatewayFlows {
     }
 }
 
+/// The remote ranges of the template policies: a fail-closed route an earlier run left for
+/// a flow inside one is held at start ([`Routes::start`]), since the branch comes back.
+pub fn template_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
+    config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| templates.get(*index).copied().unwrap_or(false))
+        .flat_map(|(_, p)| p.selectors.iter().map(|s| selector(s).remote))
+        .collect()
+}
+
 /// Routes for every policy of `config` but the templates: [`static_prefixes`] in the main
-/// table, and the flows to a peer gateway's own address by policy routing.
+/// table, and the flows to a peer gateway's own address by policy routing; what an earlier
+/// run left is adopted.
 pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool]) -> Result<Routes, OsError> {
-    let mut routes = Routes::add(device, static_prefixes(config, templates))?;
-    routes.set_gateway_flows(&gateway_flows(config))?;
-    Ok(routes)
+    Routes::start(
+        device,
+        static_prefixes(config, templates),
+        &template_prefixes(config, templates),
+        &gateway_flows(config),
+    )
 }
 
 /// The peers' IPv4 gateway addresses.

@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ike::{Engine, Event};
 use tokio::net::UdpSocket;
 use tracing::{debug, error, info, warn};
 
+use super::refusal_log::{RefusalLog, Verdict};
 use crate::bridge::Bridge;
 use crate::data_path::SendDrops;
 use crate::key_log::KeyLog;
@@ -30,6 +32,7 @@ pub(super) fn drain(
     records: &mut Records,
     bridge: &mut Bridge,
     mut key_log: Option<&mut KeyLog>,
+    refusals: &mut RefusalLog,
 ) {
     // Before the sends, so that a message is logged as sent before the peer can log it.
     while let Some(trace) = engine.poll_message_trace() {
@@ -60,14 +63,14 @@ pub(super) fn drain(
                 warn!("{e}");
             }
         }
-        log_event(&event, engine);
+        log_event(&event, engine, refusals);
         bridge.apply(&event, engine);
         records.observe(&event);
     }
 }
 
-/// The log line of an engine event.
-fn log_event(event: &Event, engine: &Engine) {
+/// The log line of an engine event; failures through the rate limits of `refusals`.
+fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
     match event {
         Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
             info!(
@@ -95,7 +98,11 @@ fn log_event(event: &Event, engine: &Engine) {
             pair.inbound.spi().0,
             pair.outbound.spi().0
         ),
-        Event::Failed(failure) => warn!("{failure}"),
+        Event::Failed(failure) => match refusals.check(failure, Instant::now()) {
+            Verdict::Log { suppressed: 0 } => warn!("{failure}"),
+            Verdict::Log { suppressed } => warn!("{failure} ({suppressed} more suppressed)"),
+            Verdict::Suppress => {}
+        },
         Event::IkeSaDeleted { connection, peer } => {
             info!("IKE SA {connection} with {peer} deleted by the peer")
         }

@@ -34,6 +34,7 @@
 
 mod commands;
 pub mod engine_io;
+pub mod refusal_log;
 mod reload;
 mod startup;
 pub mod supervise;
@@ -138,8 +139,9 @@ struct Daemon {
     options: RunOptions,
     engine: Engine,
     bridge: Bridge,
-    /// The routes of the protected prefixes into the TUN; they go when the daemon drops, on
-    /// every way out of [`serve`].
+    /// The routes of the protected prefixes into the TUN and their fail-closed routes: the
+    /// TUN routes go when the daemon drops; the fail-closed routes only on an orderly stop
+    /// ([`Daemon::stop`]) without `ipsec fail-closed keep`.
     routes: Routes,
     /// The IKE sockets by local address.
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
@@ -149,6 +151,8 @@ struct Daemon {
     config: vrp::Config,
     records: Records,
     key_log: Option<KeyLog>,
+    /// Rate limits for the log lines of failures and refusals.
+    refusals: refusal_log::RefusalLog,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -253,6 +257,7 @@ impl Daemon {
             config,
             records,
             key_log,
+            refusals: refusal_log::RefusalLog::default(),
         };
         Ok((daemon, inputs))
     }
@@ -265,6 +270,7 @@ impl Daemon {
             &mut self.records,
             &mut self.bridge,
             self.key_log.as_mut(),
+            &mut self.refusals,
         );
     }
 
@@ -316,12 +322,19 @@ impl Daemon {
 
     /// Tells every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their
     /// SAs do not outlive ours until DPD or the lifetimes notice; then removes the control
-    /// socket.
+    /// socket and, unless `ipsec fail-closed keep`, the fail-closed routes, and says so.
     fn stop(mut self) {
         info!("keysteward stopping: sending Deletes to every peer");
         self.engine.handle_command(Instant::now(), ike::Command::ResetIkeSa { connection: None });
         self.drain();
         let _ = std::fs::remove_file(&self.options.control);
+        let keep = self.config.ipsec_fail_closed_keep;
+        let guarded = self.routes.shutdown(keep) + self.bridge.shutdown_routes(keep);
+        if keep {
+            info!("fail-closed routes for {guarded} protected prefixes kept (ipsec fail-closed keep)");
+        } else {
+            info!("fail-closed routes for {guarded} protected prefixes removed (orderly shutdown)");
+        }
     }
 }
 

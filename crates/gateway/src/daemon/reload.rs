@@ -47,6 +47,7 @@ impl Daemon {
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
         let templates = template_policies(&config, &engine_config);
         let prefixes = routing::static_prefixes(&engine_config, &templates);
+        let template_ranges = routing::template_prefixes(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
@@ -57,7 +58,7 @@ impl Daemon {
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
-        self.routes.remove_except(&prefixes);
+        self.routes.remove_except(&prefixes, &template_ranges);
         if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
             warn!("reload: policy routes to the peers' own addresses: {e}");
         }

@@ -1,20 +1,16 @@
-//! The host's network interfaces, as iproute2 lists them.
+//! The host's network interfaces and their IPv4 addresses, read through rtnetlink.
 
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use super::OsError;
+use netlink::Netlink;
 
-/// The output of `ip -j addr show`: this host's interfaces and addresses as JSON (in the
-/// daemon's network namespace). iproute2, which the daemon already uses for routes.
-pub fn ip_addresses_json() -> Result<String, OsError> {
-    let out = Command::new("ip")
-        .args(["-j", "addr", "show"])
-        .output()
-        .map_err(|source| OsError::Spawn { command: "ip -j addr show".to_owned(), source })?;
-    if !out.status.success() {
-        return Err(OsError::ListAddresses {
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Every interface of this host (in the daemon's network namespace) by name, with its IPv4
+/// addresses: what `ip addr show` lists.
+pub fn interfaces() -> Result<BTreeMap<String, Vec<Ipv4Addr>>, OsError> {
+    let action = || "list the host's interfaces and addresses".to_owned();
+    Netlink::open()
+        .and_then(|mut netlink| netlink.addresses())
+        .map_err(|source| OsError::Netlink { action: action(), source })
 }

@@ -1,9 +1,11 @@
 //! Everything the daemon and its data path ask of the operating system, and nothing else:
-//! the routes and policy rules that steer protected traffic into the TUN (`ip`, iproute2),
-//! the TUN device and its `/proc/sys` setting, the raw ESP and AH sockets and the UDP sockets,
-//! and the host's interface list. No other module spawns a program, opens a device or writes
-//! `/proc/sys`; they call these functions, so the OS can be swapped (netlink for `ip`, a test
-//! double) in one place, the way boringtun keeps its device apart from the protocol.
+//! the routes and policy rules that steer protected traffic into the TUN and keep it from
+//! leaving in clear when the daemon is gone, the TUN device, its link state, MTU and IPv4
+//! setting, the host's interface list (all through rtnetlink, the `netlink` crate: the daemon spawns
+//! no program and writes nothing under `/proc/sys`), and the raw ESP and AH sockets and the
+//! UDP sockets. No other module opens a device or talks to the kernel's routing; they call
+//! these functions, so the OS can be swapped (a test double) in one place, the way boringtun
+//! keeps its device apart from the protocol.
 //!
 //! Failures are [`OsError`]s naming the command, device, address or file involved, worded
 //! for the operator who reads them in the log or on the console.
@@ -18,27 +20,13 @@ use std::net::SocketAddr;
 /// What the operating system refused, with the object it refused it for.
 #[derive(Debug, thiserror::Error)]
 pub enum OsError {
-    /// A program (`ip …`) could not be started at all.
-    #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// Why it did not start.
+    /// The kernel refused a routing request (rtnetlink), or could not be asked.
+    #[error("cannot {action}: {source}")]
+    Netlink {
+        /// What was asked, in `ip`'s words (`add route 10.2.2.0/24 dev ks0 metric 0`).
+        action: String,
+        /// The kernel's refusal.
         source: std::io::Error,
-    },
-    /// A program ran and reported failure.
-    #[error("`{command}` failed: {status}")]
-    CommandFailed {
-        /// The command line.
-        command: String,
-        /// Its exit status.
-        status: std::process::ExitStatus,
-    },
-    /// `ip -j addr show` failed, with what it printed on stderr.
-    #[error("`ip -j addr show` failed: {stderr}")]
-    ListAddresses {
-        /// The command's diagnostics.
-        stderr: String,
     },
     /// The TUN device could not be created.
     #[error("cannot create TUN device {name}: {source}")]
@@ -114,8 +102,8 @@ mod tests {
         let local: SocketAddr = "192.0.2.1:4500".parse().unwrap();
         let cases = [
             (
-                OsError::Spawn { command: "ip route replace 10.2.2.0/24 dev ks0".into(), source: io() },
-                "ip route replace",
+                OsError::Netlink { action: "add route 10.2.2.0/24 dev ks0 metric 0".into(), source: io() },
+                "add route 10.2.2.0/24 dev ks0",
             ),
             (OsError::CreateTun { name: "ks0".into(), source: io() }, "TUN device ks0"),
             (OsError::OpenRaw { protocol: "AH", source: io() }, "raw AH socket"),

@@ -42,6 +42,13 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// Messages for a known IKE SA dropped because they could not be authenticated (did not
+    /// decrypt, HASH or signature did not verify, error notify in clear): they never change
+    /// an SA, and the exchange goes on.
+    pub unauthenticated_dropped: u64,
+    /// First aggressive-mode messages refused by the responder's rate limit
+    /// ([`crate::Limits::aggressive_mode_responses_per_second`]).
+    pub aggressive_mode_rate_limited: u64,
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -130,6 +137,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The aggressive-mode responder's rate limit (`rate_limit`).
+    pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
 
 /// A wall-clock reading tied to a monotonic instant: the engine stays sans-IO and derives the
@@ -174,6 +183,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
 
@@ -358,6 +368,7 @@ impl Engine {
                         exchange: Exchange::AggressiveMode,
                         state: "starting",
                         reason,
+                        unauthenticated: false,
                     }));
                     return None;
                 }
@@ -580,11 +591,12 @@ impl Engine {
     ) {
         let (slots, mut ctx) = self.slots_and_ctx(now, received);
         let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        let before = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
-        let after = (sa.replays_dropped(), sa.message_ids_forgotten());
+        let after = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         self.stats.replays_dropped += after.0 - before.0;
         self.stats.message_ids_forgotten += after.1 - before.1;
+        self.stats.unauthenticated_dropped += after.2 - before.2;
         self.rearm(slot);
     }
 

@@ -85,9 +85,10 @@ impl Engine {
         };
         let refuse = |reason, peer: Option<usize>, engine: &mut Self| {
             let peer = peer.map(|p| engine.config.peers[p].name.clone());
-            engine.out.events.push_back(Event::Failed(Failure { peer, remote, exchange, state, reason }));
+            let failure = Failure { peer, remote, exchange, state, reason, unauthenticated: true };
+            engine.out.events.push_back(Event::Failed(failure));
         };
-        let Some(peer) = self.admit(message, remote, aggressive, refuse) else { return };
+        let Some(peer) = self.admit(now, message, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
         let identity = SaIdentity { connection, peer, local, remote };
         let mut ctx = self.ctx(now, Some((local, remote)));
@@ -127,6 +128,7 @@ impl Engine {
                     exchange,
                     state,
                     reason,
+                    unauthenticated: true,
                 }));
             }
         }
@@ -150,32 +152,23 @@ impl Engine {
             .or_else(|| self.config.template_peer())
     }
 
-    /// Responder admission, before any work: aggressive mode with pre-shared keys only where
-    /// allowed, the half-open limits, a configured peer. A refusal is reported with `refuse`
-    /// (reason, the peer it selected) and gets no reply.
+    /// Responder admission, before any work: aggressive mode only for a peer that accepts it
+    /// and within its rate limit, the half-open limits, a configured peer. A refusal is
+    /// reported with `refuse` (reason, the peer it selected) and gets no reply.
     fn admit(
         &mut self,
+        now: Instant,
         message: &Message<'_>,
         remote: SocketAddr,
         aggressive: bool,
         refuse: impl Fn(FailureReason, Option<usize>, &mut Self),
     ) -> Option<usize> {
         let peer = self.responder_peer(message, remote, aggressive);
-        // Allowed globally, or by the peer the AM1 selected (`PeerConfig::accept_aggressive_mode_psk`);
-        // an AM1 that selects no peer is refused here as well, without telling why it failed.
-        // A peer that authenticates only by signatures has no pre-shared key to leak: its
-        // HASH_R is signed, not keyed by a secret that can be brute-forced.
-        let signatures_only = |p: usize| {
-            let peer = &self.config.peers[p];
-            peer.certificate.is_some()
-                && peer.proposals.iter().all(|proposal| proposal.auth_method.is_signature())
-        };
-        let allowed = self.config.allow_aggressive_mode_psk_responder
-            || peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode_psk || signatures_only(p));
-        if aggressive && !allowed {
-            // The peer offers pre-shared keys: no reply, no state.
-            refuse(FailureReason::Policy(PolicyFailure::AggressiveModePskRefused), peer, self);
-            return None;
+        if aggressive {
+            if let Err(reason) = self.admit_aggressive(now, peer, remote) {
+                refuse(FailureReason::Policy(reason), peer, self);
+                return None;
+            }
         }
         let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
         if self.half_open >= self.config.limits.max_half_open
@@ -189,6 +182,34 @@ impl Engine {
             refuse(FailureReason::Policy(PolicyFailure::UnknownPeer), None, self);
         }
         peer
+    }
+
+    /// An AM1 is answered only for a peer that accepts aggressive mode
+    /// (`PeerConfig::accept_aggressive_mode`, from `exchange-mode aggressive` or `auto`), with
+    /// pre-shared keys and signatures alike; an AM1 that selects no peer is refused as well,
+    /// without telling why. Then within the responder's rate limit (`rate_limit`).
+    fn admit_aggressive(
+        &mut self,
+        now: Instant,
+        peer: Option<usize>,
+        remote: SocketAddr,
+    ) -> Result<(), PolicyFailure> {
+        if !peer.is_some_and(|p| self.config.peers[p].accept_aggressive_mode) {
+            let offers_psk = peer.is_none_or(|p| {
+                self.config.peers[p].proposals.iter().any(|proposal| !proposal.auth_method.is_signature())
+            });
+            // With a pre-shared key the refusal also names the offline brute-force risk.
+            return Err(if offers_psk {
+                PolicyFailure::AggressiveModePskRefused
+            } else {
+                PolicyFailure::AggressiveModeNotConfigured
+            });
+        }
+        if !self.aggressive_budget.take(remote.ip(), now, &self.config.limits) {
+            self.stats.aggressive_mode_rate_limited += 1;
+            return Err(PolicyFailure::AggressiveModeRateLimited);
+        }
+        Ok(())
     }
 
     /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.

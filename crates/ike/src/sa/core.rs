@@ -27,6 +27,7 @@ use crate::sa::keys::{
 use crate::sa::lifetimes::Lifetimes;
 use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
+use crate::sa::unauthenticated::Unauthenticated;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
 use crate::vendor::{NatTVersion, PeerCapabilities};
 
@@ -55,6 +56,10 @@ pub(crate) enum Phase1Step<S> {
     Wait(S),
     /// Phase 1 is complete.
     Established(Established),
+    /// The message could not be authenticated (it did not decrypt, its HASH or signature did
+    /// not verify): dropped, and the exchange goes on in this, its unchanged state, for the
+    /// peer's retransmission to repair (`sa::unauthenticated`).
+    Dropped(S, FailureReason),
 }
 
 /// Who a new IKE SA is with, as the engine decided before any exchange runs: its connection
@@ -124,6 +129,8 @@ pub(crate) struct SaCore {
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
     pub(crate) remote_identity: Option<PeerIdentity>,
+    /// Messages dropped because they could not be authenticated, and the last one's reason.
+    pub(crate) unauthenticated: Unauthenticated,
 }
 
 impl SaCore {
@@ -222,6 +229,7 @@ impl SaCore {
             reassembly: Reassembly::default(),
             next_fragment_id: Cell::new(1),
             remote_identity: None,
+            unauthenticated: Unauthenticated::default(),
         }
     }
 
@@ -328,6 +336,27 @@ impl SaCore {
     }
 
     /// Reports a failure of this SA's phase 1.
+    /// A message of the running phase-1 exchange that could not be authenticated (an error
+    /// notify in clear, or an encrypted one that did not decrypt under our keys): dropped and
+    /// remembered (`sa::unauthenticated`). After
+    /// [`REPEATS_TO_FAIL`](crate::sa::unauthenticated::REPEATS_TO_FAIL) of them phase 1 ends
+    /// with this reason: reported here, and true is returned for the caller to end the SA.
+    pub(crate) fn phase1_dropped(
+        &mut self,
+        exchange: Exchange,
+        state: &'static str,
+        reason: FailureReason,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        if !self.unauthenticated.dropped(state, reason.clone(), true) {
+            return false;
+        }
+        self.unauthenticated.take_last();
+        let failure = self.failure(exchange, state, reason, ctx.config);
+        ctx.out.events.push_back(Event::Failed(failure));
+        true
+    }
+
     pub(crate) fn failure(
         &self,
         exchange: Exchange,
@@ -341,6 +370,9 @@ impl SaCore {
             exchange,
             state,
             reason,
+            // A responder has authenticated nobody before phase 1 completes: whoever sent the
+            // MM1 or AM1 may not be the peer it named.
+            unauthenticated: self.role == Role::Responder && self.established_at.is_none(),
         }
     }
 

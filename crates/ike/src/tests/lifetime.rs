@@ -378,7 +378,9 @@ fn error_history_records_failures_and_stays_bounded() {
     pair.acquire_on_a(a.selector());
     pair.drive_for(Duration::from_secs(10));
     let on_b: Vec<_> = pair.b.engine.error_history().collect();
-    assert_eq!(on_b.len(), 1);
+    // B keeps no state for a refused MM1 and refuses each of A's: A retransmits MM1 until
+    // the unauthenticated NO-PROPOSAL-CHOSEN came back three times (`sa::unauthenticated`).
+    assert_eq!(on_b.len(), crate::sa::unauthenticated::REPEATS_TO_FAIL as usize);
     assert_eq!(on_b[0].peer.as_deref(), Some("peer"));
     assert_eq!(on_b[0].remote.ip(), IpAddr::V4(a.local));
     assert_eq!(on_b[0].exchange, Exchange::MainMode);

@@ -111,7 +111,7 @@ fn trace_aggressive_mode_labels_am1_to_am3() {
         local_id: Some(IdentityConfig::Fqdn("fwa.example.net".into())),
         ..Gateway::fw_a()
     };
-    let b = Gateway { allow_aggressive_responder: true, ..Gateway::fw_b() };
+    let b = Gateway { accept_aggressive_from_peer: true, ..Gateway::fw_b() };
     let (on_a, on_b) = traced_run(&a, &b, 21);
     assert_eq!(steps(&on_a, Direction::Sent), ["AM1", "AM3", "QM1", "QM3"]);
     assert_eq!(steps(&on_b, Direction::Sent), ["AM2", "QM2"]);

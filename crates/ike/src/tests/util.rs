@@ -52,9 +52,7 @@ pub(crate) struct Gateway {
     pub(crate) lifetime_kilobytes: Option<u64>,
     /// The phase-1 exchange this gateway initiates.
     pub(crate) mode: ExchangeMode,
-    /// `Config::allow_aggressive_mode_psk_responder`.
-    pub(crate) allow_aggressive_responder: bool,
-    /// `PeerConfig::accept_aggressive_mode_psk`.
+    /// `PeerConfig::accept_aggressive_mode`.
     pub(crate) accept_aggressive_from_peer: bool,
     pub(crate) nat_traversal: bool,
     pub(crate) dpd: Option<crate::DpdConfig>,
@@ -106,7 +104,6 @@ impl Gateway {
             lifetime: Duration::from_secs(3600),
             lifetime_kilobytes: None,
             mode: ExchangeMode::Main,
-            allow_aggressive_responder: false,
             accept_aggressive_from_peer: false,
             nat_traversal: true,
             dpd: None,
@@ -137,7 +134,7 @@ impl Gateway {
                 remote_id: self.remote_id.clone(),
                 nat_traversal: self.nat_traversal,
                 dpd: self.dpd,
-                accept_aggressive_mode_psk: self.accept_aggressive_from_peer,
+                accept_aggressive_mode: self.accept_aggressive_from_peer,
                 certificate: self.certificate.clone(),
             }],
             policies: vec![PolicyConfig {
@@ -150,7 +147,6 @@ impl Gateway {
                 lifetime_kilobytes: self.lifetime_kilobytes,
             }],
             limits: self.limits,
-            allow_aggressive_mode_psk_responder: self.allow_aggressive_responder,
         }
     }
 }
@@ -418,4 +414,13 @@ pub(crate) fn replace_cleartext_nonce(t: &mut Transmit, nonce: &[u8]) {
         }
     }
     t.payload = message.to_vec();
+}
+
+/// The reason a failure names: a phase 1 that gave up after only unauthenticated answers
+/// (an error notify in clear, `sa::unauthenticated`) names the last of them.
+pub(crate) fn cause(reason: &crate::FailureReason) -> &crate::FailureReason {
+    match reason {
+        crate::FailureReason::Timeout(crate::TimeoutFailure::OnlyUnauthenticated { last, .. }) => last,
+        other => other,
+    }
 }

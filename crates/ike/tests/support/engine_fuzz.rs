@@ -211,7 +211,7 @@ impl Scenario {
                     retransmit_interval: Duration::from_secs(3),
                     retry_limit: 2,
                 }),
-                accept_aggressive_mode_psk: true,
+                accept_aggressive_mode: true,
                 certificate: None,
             }],
             policies: vec![PolicyConfig {
@@ -237,8 +237,10 @@ impl Scenario {
                 max_fragments: 16,
                 max_reassembly_bytes: 8 * 1024,
                 fragment_timeout: Duration::from_secs(5),
+                // Small, so that the fuzzer reaches the rate limit too.
+                aggressive_mode_responses_per_second: 4,
+                aggressive_mode_responses_per_address: 2,
             },
-            allow_aggressive_mode_psk_responder: false,
         }
     }
 }

@@ -13,6 +13,8 @@ use crate::model::{AclAction, AclProtocol, AclRule, AddressMatch, Config, PortMa
 
 /// Step between automatically numbered rules.
 const RULE_STEP: u32 = 5;
+/// The optional parts of a rule.
+const RULE_CONDITIONS: &[&str] = &["source", "destination", "source-port", "destination-port"];
 /// Largest rule number.
 const RULE_MAX: u64 = 4_294_967_294;
 
@@ -66,10 +68,9 @@ fn rule_body(c: &mut Cursor<'_>) -> Result<AclRule> {
         destination_port: None,
     };
     let mut seen: Vec<&'static str> = Vec::new();
-    while !c.at_end() {
+    while !c.at_end_or(RULE_CONDITIONS) {
         let column = c.column();
-        let part =
-            c.keyword("a rule condition", &["source", "destination", "source-port", "destination-port"])?;
+        let part = c.keyword("a rule condition", RULE_CONDITIONS)?;
         if seen.contains(&part) {
             return Err(SyntaxError {
                 column,

@@ -285,6 +285,7 @@ const KEY_WITH_BLANKS: &str = "a key with blanks must be quoted: pre-shared-key 
 /// `pre-shared-key [cipher | simple] KEY` (§2.3, §6 aliases).
 fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
     // `cipher`/`simple` is a keyword only when a key follows it: a key may itself be `c`.
+    c.offer_keywords(&["cipher", "simple"]);
     if c.remaining() >= 2 {
         c.optional_keyword(&["cipher", "simple"]);
     }

@@ -13,6 +13,7 @@
 //! a device contains, are accepted with a warning and their indented lines skipped (§6).
 
 mod acl;
+pub mod grammar;
 mod ike;
 mod interface;
 mod ipsec;

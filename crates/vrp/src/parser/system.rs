@@ -168,7 +168,16 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 
 fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
     let column = c.column();
-    match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "sha2"])? {
+    match c.keyword(
+        "an ipsec command",
+        &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"],
+    )? {
+        "fail-closed" => {
+            c.keyword("`keep`", &["keep"])?;
+            c.end()?;
+            config.ipsec_fail_closed_keep = true;
+            Ok(Effect::system())
+        }
         "proposal" => {
             let name = c.name("IPsec proposal name", NAME_LEN)?;
             c.end()?;
@@ -267,18 +276,21 @@ fn policy(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 
 /// `acl [number] N`, advanced ACLs only.
 fn acl_number(c: &mut Cursor<'_>) -> Result<u16> {
-    if c.peek().is_some_and(|t| t.text.parse::<u64>().is_err()) {
-        c.keyword("`number` or an ACL number", &["number"])?;
+    match c.peek() {
+        None => c.offer_keywords(&["number"]),
+        Some(t) if t.text.parse::<u64>().is_err() => {
+            c.keyword("`number` or an ACL number", &["number"])?;
+        }
+        Some(_) => {}
     }
     let column = c.column();
-    let n = c.number("ACL number", 0, u64::MAX)?;
-    let (kind, message) = match n {
-        3000..=3999 => return Ok(n as u16),
-        2000..=2999 | 4000..=4999 => (
+    let (kind, message) = match c.peek().and_then(|t| t.text.parse::<u64>().ok()) {
+        None | Some(3000..=3999) => return Ok(c.number("ACL number", 3000, 3999)? as u16),
+        Some(n @ (2000..=2999 | 4000..=4999)) => (
             DiagnosticKind::Unsupported,
             format!("unsupported ACL {n}: only advanced ACLs (3000-3999) can select IPsec traffic"),
         ),
-        _ => (DiagnosticKind::InvalidValue, format!("invalid ACL number `{n}`: expected 3000-3999")),
+        Some(n) => (DiagnosticKind::InvalidValue, format!("invalid ACL number `{n}`: expected 3000-3999")),
     };
     Err(SyntaxError { column, kind, message })
 }
@@ -398,7 +410,14 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.acls.remove(&n);
         }
-        "ipsec" => match c.keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa"])? {
+        "ipsec" => match c
+            .keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "fail-closed"])?
+        {
+            "fail-closed" => {
+                c.keyword("`keep`", &["keep"])?;
+                c.end()?;
+                config.ipsec_fail_closed_keep = false;
+            }
             "proposal" => {
                 let name = c.name("IPsec proposal name", NAME_LEN)?;
                 c.end()?;

@@ -416,6 +416,20 @@ fn duplicate_policy_sequence_numbers() {
     config("ipsec policy p 1 isakmp\n proposal a\nipsec policy p 1 isakmp\n ike-peer b");
 }
 
+/// Fail-closed routes are removed by an orderly shutdown unless `ipsec fail-closed keep`;
+/// `undo` restores that, and the setting survives a render and parse.
+#[test]
+fn fail_closed_keep_is_set_undone_and_rendered() {
+    assert!(!config("sysname a").ipsec_fail_closed_keep);
+    let c = config("ipsec fail-closed keep");
+    assert!(c.ipsec_fail_closed_keep);
+    let text = crate::render(&c, crate::KeyDisplay::Clear);
+    assert!(text.contains("ipsec fail-closed keep\n"), "{text}");
+    assert!(config(&text).ipsec_fail_closed_keep);
+    assert!(!config("ipsec fail-closed keep\nundo ipsec fail-closed keep").ipsec_fail_closed_keep);
+    assert!(crate::parse("t.cfg", "ipsec fail-closed").is_err());
+}
+
 #[test]
 fn global_duration() {
     let c = config("ipsec sa global-duration time-based 7200\nipsec sa global-duration traffic-based 20000");
