@@ -689,12 +689,15 @@ impl Harness {
     /// genuine deliveries holds: the original is taken off the queue); the third is fabricated.
     fn oversize(&mut self, kind: u8, size: usize) {
         match kind % 3 {
-            0 | 1 => {
+            0 => {
                 let Some(mut datagram) = self.queue.pop_front() else { return };
-                if kind % 3 == 0 {
-                    datagram.payload.resize(datagram.payload.len() + size, 0xa5);
-                    set_length(&mut datagram.payload);
-                } else if let Some(length) = datagram.payload.get_mut(24..28) {
+                datagram.payload.resize(datagram.payload.len() + size, 0xa5);
+                set_length(&mut datagram.payload);
+                self.deliver(datagram);
+            }
+            1 => {
+                let Some(mut datagram) = self.queue.pop_front() else { return };
+                if let Some(length) = datagram.payload.get_mut(24..28) {
                     length.copy_from_slice(&(size as u32).to_be_bytes());
                 }
                 self.deliver(datagram);
