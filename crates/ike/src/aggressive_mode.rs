@@ -27,7 +27,7 @@
 //!   the phase-1 IV chain moves to its last ciphertext block on both sides (the responder
 //!   after decrypting it), so quick-mode IVs derive from that block (vectors/README.md,
 //!   "Phase-2 IV"). A cleartext AM3 leaves the chain at the initial IV, as racoon does.
-//! - **Vendor IDs, NAT-T, INITIAL-CONTACT** (as main mode, `vendor.rs`, `nat_t.rs`). AM1
+//! - **Vendor IDs, NAT-T, INITIAL-CONTACT** (as main mode, `isakmp::capabilities`, `nat_t.rs`). AM1
 //!   carries our Vendor IDs, AM2 the responder's answer to them, so both know the NAT-T
 //!   dialect after AM2. RFC 3947 §3 puts NAT-D in AM2 and AM3; strongSwan sends the AM3 ones
 //!   inside the encrypted AM3, and so do we. The initiator reads AM2's NAT-D and, when either
@@ -69,9 +69,9 @@ use crate::sa::context::{Ctx, ReceivedMessage};
 use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{auth_input, Phase1Material, NONCE_LEN};
 use crate::trace::{summarize, Direction, Step};
-use crate::vendor;
 use crate::wire;
 use crate::wire::{body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
+use isakmp::capabilities as vendor;
 
 /// The aggressive-mode states. Each holds what the next message needs.
 pub(crate) enum AggressiveState {
@@ -415,7 +415,7 @@ pub(crate) fn respond(
     let cookie_i = message.header.initiator_cookie;
     let mut sa = new_aggressive(identity, Role::Responder, (cookie_i, cookie_r), ctx);
     sa.learn_capabilities(payloads, ctx.config);
-    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.identified(&id.identity);
     sa.trace(ctx, Direction::Received, Step::Aggressive(1), 0, false, payloads);
     let suite = choice.suite;
     check_ke_length(&suite, g_xi)?;
@@ -554,7 +554,7 @@ fn initiator_finish(
     };
     let payloads = message.payloads();
     check_remote_identity(sa.peer_config(ctx.config), id)?;
-    sa.remote_identity = Some(crate::identity::PeerIdentity::of(&id.identity));
+    sa.identified(&id.identity);
     sa.trace(ctx, Direction::Received, Step::Aggressive(2), 0, false, payloads);
     // Only now that HASH_R verified may AM2's NAT-D move us (module doc): to 4500 before
     // AM3, as strongSwan does, and AM3's NAT-D then hash the addresses AM3 travels on.

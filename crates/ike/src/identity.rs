@@ -41,6 +41,21 @@ impl PeerIdentity {
     }
 }
 
+/// A phase-1 identity as bytes (ID type, then data; protocol and port left out), compared
+/// exactly: INITIAL-CONTACT clears only the SAs between the same pair of identities
+/// (`engine::initial_contact`), and two names that escape or shorten to the same display
+/// text must still differ here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdentityKey(Vec<u8>);
+
+impl IdentityKey {
+    pub(crate) fn of(identity: &Identity<'_>) -> Self {
+        let mut bytes = vec![u8::from(identity.id_type())];
+        identity.emit_data(&mut bytes);
+        Self(bytes)
+    }
+}
+
 /// Checks the identity the peer presented against `remote-id`, when one is configured.
 pub(crate) fn check_remote_identity(peer: &PeerConfig, id: &Identification<'_>) -> Result<(), FailureReason> {
     let Some(expected) = &peer.remote_id else { return Ok(()) };

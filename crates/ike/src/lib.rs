@@ -9,7 +9,7 @@
 //! proposal selection, retransmission with back-off, answers to repeated messages from
 //! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
 //! under HASH protection afterwards, and Delete payloads received and sent. Aggressive mode with
-//! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`vendor`), NAT traversal
+//! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`isakmp::capabilities`), NAT traversal
 //! with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA (RFC 3947/3948,
 //! `nat_t`; main mode only so far), dead peer detection (RFC 3706, `dpd`) and INITIAL-CONTACT
 //! (RFC 2407 §4.6.3.3). IPsec SA lifetimes in time, traffic and sequence numbers with
@@ -53,7 +53,6 @@ mod rate_limit;
 mod reconfigure;
 mod sa;
 mod trace;
-mod vendor;
 mod wire;
 
 #[cfg(test)]
@@ -75,10 +74,10 @@ pub use failure::{
     ProposalFailure, TimeoutFailure,
 };
 pub use identity::PeerIdentity;
+pub use isakmp::capabilities::{NatTVersion, PeerCapabilities};
 pub use nat_t::{KEEPALIVE, KEEPALIVE_INTERVAL, NAT_T_PORT};
 pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1Offer, SuiteName};
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
 pub use sa::core::Role;
 pub use sa::lifetimes::{IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT};
 pub use trace::{summarize, Direction, MessageTrace, Step};
-pub use vendor::{NatTVersion, PeerCapabilities};

@@ -25,7 +25,7 @@ use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType};
 use crate::auth::{self, PeerProof};
 use crate::config::IkeProposal;
 use crate::failure::{AuthenticationFailure, FailureReason, MalformedFailure};
-use crate::identity::{check_remote_identity, PeerIdentity};
+use crate::identity::check_remote_identity;
 use crate::nat_t;
 use crate::proposal::{accept_phase1_reply, choose_phase1, phase1_offer};
 use crate::sa::context::{Ctx, ReceivedMessage};
@@ -33,8 +33,8 @@ use crate::sa::core::{Phase1Step, Role, SaCore, SaIdentity};
 use crate::sa::keys::{Phase1Material, NONCE_LEN};
 use crate::sa::unauthenticated::Rejected;
 use crate::trace::{traced, Direction, Step};
-use crate::vendor;
 use crate::wire::{self, body_of, find_sa, initial_contact, ke_and_nonce, raw_body};
+use isakmp::capabilities as vendor;
 
 /// The main-mode states. Each holds what the next step needs and nothing more.
 pub(crate) enum MainMode {
@@ -246,7 +246,7 @@ fn initiator_mm6(
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
     let opened = open_identity_message(sa, message, &material, &sai_b, &suite, ctx, false);
-    let (next_iv, proof, _, identity, summary) = match opened {
+    let (next_iv, proof, _, summary) = match opened {
         Ok(opened) => opened,
         Err(Rejected::Authenticated(reason)) => return Err(reason),
         Err(Rejected::Unauthenticated(reason)) => {
@@ -255,7 +255,6 @@ fn initiator_mm6(
         }
     };
     material.iv.advance(next_iv);
-    sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
     sa.trace_summary(ctx, Direction::Received, Step::MainMode(6), 0, summary);
     sa.flight.received(digest);
@@ -305,7 +304,7 @@ fn responder_mm5(
     ctx: &mut Ctx<'_>,
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
     let opened = open_identity_message(sa, message, &material, &sai_b, &suite, ctx, true);
-    let (next_iv, proof, initial_contact, identity, summary) = match opened {
+    let (next_iv, proof, initial_contact, summary) = match opened {
         Ok(opened) => opened,
         Err(Rejected::Authenticated(reason)) => return Err(reason),
         Err(Rejected::Unauthenticated(reason)) => {
@@ -321,7 +320,6 @@ fn responder_mm5(
     let signed =
         auth::sign_if_signature(&suite, sa.peer_config(ctx.config), &hash_r, sa.peer_asked_certificate)?;
     material.iv.advance(next_iv);
-    sa.remote_identity = Some(identity);
     sa.peer_authenticated(false, ctx);
     sa.trace_summary(ctx, Direction::Received, Step::MainMode(5), 0, summary);
     sa.initial_contact_received = initial_contact;
@@ -345,12 +343,11 @@ fn header(sa: &SaCore) -> isakmp::Header {
     wire::header(sa.cookie_i, sa.cookie_r, ExchangeType::IdentityProtection, 0)
 }
 
-/// Decrypts MM5 or MM6, checks the peer's HASH and identity. A failure before the HASH (or
+/// Decrypts MM5 or MM6, checks the peer's HASH and identity (which the SA then records). A failure before the HASH (or
 /// signature) verified is [`Rejected::Unauthenticated`]: the message is dropped and the
 /// exchange waits for the peer's retransmission. Returns the IV to move to
 /// (the chain moves only once everything checked out), the proof of the HASH check,
-/// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), the peer's identity,
-/// and its payloads for the message trace when that is on (they live in the plaintext
+/// whether the message carried INITIAL-CONTACT (RFC 2407 §4.6.3.3), and its payloads for the message trace when that is on (they live in the plaintext
 /// only here).
 fn open_identity_message(
     sa: &mut SaCore,
@@ -360,7 +357,7 @@ fn open_identity_message(
     suite: &IkeProposal,
     ctx: &Ctx<'_>,
     from_initiator: bool,
-) -> Result<(NextIv, PeerProof, bool, PeerIdentity, Option<String>), Rejected> {
+) -> Result<(NextIv, PeerProof, bool, Option<String>), Rejected> {
     let config = ctx.config;
     let ciphertext =
         message.encrypted_body().ok_or(FailureReason::Malformed(MalformedFailure::Undecryptable))?;
@@ -406,5 +403,6 @@ fn open_identity_message(
     );
     let step = Step::MainMode(if from_initiator { 5 } else { 6 });
     let summary = traced(ctx.out.trace, step, true, &payloads);
-    Ok((decrypted.next_iv, proof, initial_contact, PeerIdentity::of(&id.identity), summary))
+    sa.identified(&id.identity);
+    Ok((decrypted.next_iv, proof, initial_contact, summary))
 }

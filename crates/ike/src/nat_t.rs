@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crypto::{HashAlgorithm, HashFunction};
 use isakmp::{Cookie, NatDiscovery, NatOriginalAddress, Payload};
 
-use crate::vendor::NatTVersion;
+use isakmp::capabilities::NatTVersion;
 
 /// The IKE and ESP-in-UDP port after the float (RFC 3947 §4, RFC 3948 §2).
 pub const NAT_T_PORT: u16 = 4500;

@@ -26,6 +26,11 @@ pub(crate) fn refused_by_peer(
         .map(|(i, _)| i)
         .collect();
     let by_spi = quick_modes.iter().position(|q| q.owns_spi(notification.spi));
+    // INVALID-SPI names an SPI of an SA the peer does not know (`engine::recovery`): about a
+    // quick mode only when it is one of that exchange's SPIs.
+    if notification.notify_type == isakmp::NotifyType::InvalidSpi && by_spi.is_none() {
+        return;
+    }
     let index = by_spi.or(match waiting.as_slice() {
         [only] => Some(*only),
         _ => None,

@@ -1,4 +1,5 @@
-//! The aggressive-mode responder's rate limit. Main mode costs a responder nothing but a
+//! The aggressive-mode responder's rate limit (and, with the same buckets, the answers of
+//! `engine::recovery`). Main mode costs a responder nothing but a
 //! small half-open entry until MM3, which only a sender that received our MM2 can send; an
 //! AM1 makes it compute a Diffie-Hellman exchange (and, with signatures, sign) and answer
 //! with an AM2 that may carry our certificate, to whatever source address the AM1 claims. So
@@ -53,6 +54,12 @@ impl AggressiveBudget {
     pub(crate) fn take(&mut self, address: IpAddr, now: Instant, limits: &Limits) -> bool {
         let (rate, per_address) =
             (limits.aggressive_mode_responses_per_second, limits.aggressive_mode_responses_per_address);
+        self.take_at(address, now, rate, per_address)
+    }
+
+    /// [`AggressiveBudget::take`] at `rate` per second for all addresses and `per_address`
+    /// for each, for the other answers to unauthenticated input ([`Recovery`]).
+    pub(crate) fn take_at(&mut self, address: IpAddr, now: Instant, rate: u32, per_address: u32) -> bool {
         let global = self.global.get_or_insert_with(|| Bucket::full(rate, now));
         global.refill(rate, now);
         let mut mine =
@@ -76,6 +83,16 @@ impl AggressiveBudget {
     pub(crate) fn addresses(&self) -> usize {
         self.per_address.len()
     }
+}
+
+/// The budgets of the answers to packets on unknown SPIs and IKE for unknown cookies
+/// (`engine::recovery`), which anyone can send from any address.
+#[derive(Debug, Default)]
+pub(crate) struct Recovery {
+    /// INVALID-SPI answers and the new IKE SAs of recovery.
+    pub(crate) recoveries: AggressiveBudget,
+    /// INVALID-COOKIE answers.
+    pub(crate) invalid_cookies: AggressiveBudget,
 }
 
 #[cfg(test)]

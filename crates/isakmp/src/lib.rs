@@ -1,5 +1,6 @@
 //! ISAKMP / IKEv1 wire format for keysteward: the header, every payload keysteward speaks, SA /
-//! proposal / transform attributes, notify and vendor-ID constants. Typed parse and emit; no
+//! proposal / transform attributes, notify and vendor-ID constants and the capabilities they
+//! announce (`capabilities`). Typed parse and emit; no
 //! crypto, no I/O.
 //!
 //! Specifications: RFC 2408 §3 (formats) and §5 (checks), RFC 2407 §4.4–4.6 (IPsec DOI),
@@ -45,6 +46,7 @@
 mod macros;
 
 pub mod attribute;
+pub mod capabilities;
 pub mod cert;
 pub mod config;
 pub mod error;

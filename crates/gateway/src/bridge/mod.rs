@@ -128,7 +128,9 @@ impl Bridge {
             String::new()
         });
         let plane = DataPlane::new(spd, DataPlaneConfig::default());
-        let shared = Arc::new(Mutex::new(Shared::new(plane, rule_selectors, templates)));
+        let mut shared = Shared::new(plane, rule_selectors, templates);
+        shared.set_recovery_peers(config);
+        let shared = Arc::new(Mutex::new(shared));
         let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
         let drops = Arc::new(SendDrops::default());
         fast_path::spawn(fast_path::Io {
@@ -213,6 +215,7 @@ impl Bridge {
         let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
         shared.rule_selectors = rule_selectors;
         shared.templates = templates;
+        shared.set_recovery_peers(config);
         self.pairs.retain_mut(|pair| match diff.policy(pair.policy.0) {
             Some(policy) => {
                 pair.policy = PolicyIndex(policy);

@@ -164,6 +164,27 @@ fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
     }
 }
 
+/// The data-plane thread saw ESP or AH from `from`, a configured peer, on SPI `spi`, which no
+/// SA has: the engine answers (INVALID-SPI) or starts a new IKE SA with INITIAL-CONTACT
+/// (recovery after a restart, `ike::Engine::handle_unknown_spi`); the log says which.
+pub(super) fn unknown_spi(engine: &mut Engine, from: SocketAddr, spi: u32) {
+    let before = engine.statistics();
+    engine.handle_unknown_spi(std::time::Instant::now(), from, spi);
+    let after = engine.statistics();
+    let peer =
+        engine.config().peers.iter().find(|p| p.remote_address == Some(from.ip())).map(|p| p.name.as_str());
+    let peer = peer.unwrap_or("?");
+    if after.recoveries_started > before.recoveries_started {
+        info!(
+            "peer {peer} ({}) sends on SPI {spi:08x}, which we do not have, and we have no IKE SA \
+             with it (we restarted?): negotiating a new one with INITIAL-CONTACT",
+            from.ip()
+        );
+    } else if after.invalid_spi_sent > before.invalid_spi_sent {
+        debug!("peer {peer} ({}) sends on unknown SPI {spi:08x}: INVALID-SPI sent", from.ip());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

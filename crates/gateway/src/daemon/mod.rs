@@ -280,6 +280,7 @@ impl Daemon {
             Notice::Acquire(acquire) => self.engine.handle_acquire(Instant::now(), acquire),
             Notice::Traffic(spi) => self.bridge.heard_from(spi, &mut self.engine),
             Notice::Usage => self.bridge.report_usage(&mut self.engine),
+            Notice::UnknownSpi { from, spi } => engine_io::unknown_spi(&mut self.engine, from, spi),
         }
     }
 
@@ -295,7 +296,8 @@ impl Daemon {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
             Request::DisplayIpsecStatistics => {
-                summary::ipsec_statistics(&self.bridge.statistics(), &self.bridge.drops())
+                let ike = self.engine.statistics();
+                summary::ipsec_statistics(&self.bridge.statistics(), &self.bridge.drops(), &ike)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),

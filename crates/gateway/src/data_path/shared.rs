@@ -1,9 +1,11 @@
 //! What the IKE loop and the data-plane thread share: the data plane behind one mutex, the
 //! notices the thread sends the loop, and the per-pair traffic view the displays read.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use esp::{DataPlane, PolicyIndex};
 use ike::TrafficSelector;
@@ -26,6 +28,15 @@ pub enum Notice {
     /// the next periodic report, so the rekey starts before the SA stops (at a few Gbit/s
     /// the default 1,843,200 KB last seconds, less than the report interval).
     Usage,
+    /// ESP or AH from `from`, the address of a configured peer, on an SPI no SA has (at most
+    /// once a second per peer): the peer still uses SAs we lost, e.g. in a restart
+    /// (`ike::Engine::handle_unknown_spi`).
+    UnknownSpi {
+        /// Where it came from (port 0 for raw ESP and AH).
+        from: SocketAddr,
+        /// The SPI it carried.
+        spi: u32,
+    },
 }
 
 /// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
@@ -79,6 +90,9 @@ pub struct DataPathDrops {
     pub esp_send_full: u64,
 }
 
+/// The least time between two reports of unknown SPIs from one peer.
+const UNKNOWN_SPI_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Sockets a reload opened after the thread started ([`Shared::added_sockets`]).
 #[derive(Default)]
 pub struct Added {
@@ -106,6 +120,11 @@ pub struct Shared {
     pub notices_dropped: u64,
     /// Sockets a reload opened, for the data-plane thread to take over.
     pub added_sockets: Vec<Added>,
+    /// The configured peers' addresses, each with when the thread last reported an unknown
+    /// SPI from it ([`Notice::UnknownSpi`]): only these are reported, at most once a second
+    /// each, so that packets on random SPIs from anyone cost no notice (and this table
+    /// holds only what the configuration names).
+    pub unknown_spi_reports: HashMap<IpAddr, Option<Instant>>,
 }
 
 impl Shared {
@@ -118,6 +137,30 @@ impl Shared {
             bypass_dropped: 0,
             notices_dropped: 0,
             added_sockets: Vec::new(),
+            unknown_spi_reports: HashMap::new(),
+        }
+    }
+
+    /// The addresses whose unknown SPIs are reported: the configured peers' of `config`.
+    pub fn set_recovery_peers(&mut self, config: &ike::Config) {
+        let old = std::mem::take(&mut self.unknown_spi_reports);
+        for address in config.peers.iter().filter_map(|p| p.remote_address) {
+            self.unknown_spi_reports.insert(address, old.get(&address).copied().flatten());
+        }
+    }
+
+    /// A packet on unknown SPI `spi` arrived from `from`: reported to the IKE loop when
+    /// `from` is a configured peer that was not reported in the last second.
+    pub fn unknown_spi(&mut self, notices: &mpsc::Sender<Notice>, from: Option<SocketAddr>, spi: u32) {
+        let Some(from) = from else { return };
+        let Some(last) = self.unknown_spi_reports.get_mut(&from.ip()) else { return };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < UNKNOWN_SPI_REPORT_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        if notices.try_send(Notice::UnknownSpi { from, spi }).is_err() {
+            self.notices_dropped += 1;
         }
     }
 

@@ -12,13 +12,17 @@ use crate::data_path::DataPathDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
 /// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
-/// the TUN, and the datagrams dropped because a socket's send buffer was full.
-pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops) -> Response {
+/// the TUN, the datagrams dropped because a socket's send buffer was full, and what the
+/// engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
+/// after a restart).
+pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops, ike: &ike::Statistics) -> Response {
     let text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
          inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
-         ESP/AH datagrams dropped, send buffer full: {}\nIKE datagrams dropped, send buffer full: {}\n",
+         ESP/AH datagrams dropped, send buffer full: {}\nIKE datagrams dropped, send buffer full: {}\n\
+         unknown SPIs from peers reported: {}\nINVALID-SPI sent: {}\nINVALID-COOKIE sent: {}\n\
+         IKE SAs started to recover: {}\nanswers held back by rate limits: {}\n",
         s.sealed,
         s.opened,
         s.queued,
@@ -30,6 +34,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops) -> Response 
         s.inbound.replayed,
         drops.esp_send_full,
         drops.ike_send_full,
+        ike.unknown_spi_reported,
+        ike.invalid_spi_sent,
+        ike.invalid_cookie_sent,
+        ike.recoveries_started,
+        ike.answers_rate_limited,
     );
     let json = json!({
         "sealed": s.sealed,
@@ -43,6 +52,11 @@ pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops) -> Response 
         "inbound_replayed": s.inbound.replayed,
         "esp_send_buffer_full": drops.esp_send_full,
         "ike_send_buffer_full": drops.ike_send_full,
+        "unknown_spi_reported": ike.unknown_spi_reported,
+        "invalid_spi_sent": ike.invalid_spi_sent,
+        "invalid_cookie_sent": ike.invalid_cookie_sent,
+        "recoveries_started": ike.recoveries_started,
+        "answers_rate_limited": ike.answers_rate_limited,
     });
     Response::Ok { text, json }
 }

@@ -42,6 +42,17 @@ pub struct Statistics {
     /// Message IDs an IKE SA forgot because it had remembered its maximum (4,096 per kind):
     /// replays of those are no longer recognised.
     pub message_ids_forgotten: u64,
+    /// ESP or AH packets on an SPI we do not know, as the driver reported them
+    /// ([`Engine::handle_unknown_spi`]).
+    pub unknown_spi_reported: u64,
+    /// N(INVALID-SPI) sent under an IKE SA in answer to those.
+    pub invalid_spi_sent: u64,
+    /// N(INVALID-COOKIE) sent in answer to IKE messages for unknown cookies.
+    pub invalid_cookie_sent: u64,
+    /// IKE SAs started because a configured peer used an SA we do not have (after a restart).
+    pub recoveries_started: u64,
+    /// Answers to unknown SPIs or cookies left out by the rate limits.
+    pub answers_rate_limited: u64,
     /// Messages for a known IKE SA dropped because they could not be authenticated (did not
     /// decrypt, HASH or signature did not verify, error notify in clear): they never change
     /// an SA, and the exchange goes on.
@@ -77,7 +88,7 @@ pub struct IkeSaView {
     /// Our address and port (4500 after a NAT-T float).
     pub local: SocketAddr,
     /// NAT-T: the dialect both announced, if any.
-    pub nat_traversal: Option<crate::vendor::NatTVersion>,
+    pub nat_traversal: Option<isakmp::capabilities::NatTVersion>,
     /// A NAT was detected on our side (we send keepalives once floated).
     pub local_behind_nat: bool,
     /// A NAT was detected (or faked) on the peer's side.
@@ -137,6 +148,8 @@ pub struct Engine {
     /// Wall-clock time at one monotonic instant, for certificate validity
     /// ([`Engine::set_wall_clock`]).
     pub(crate) wall_clock: Option<WallClock>,
+    /// The rate limits of the answers to unknown SPIs and cookies (`engine::recovery`).
+    pub(crate) recovery: crate::rate_limit::Recovery,
     /// The aggressive-mode responder's rate limit (`rate_limit`).
     pub(crate) aggressive_budget: crate::rate_limit::AggressiveBudget,
 }
@@ -183,6 +196,7 @@ impl Engine {
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
             wall_clock: None,
+            recovery: crate::rate_limit::Recovery::default(),
             aggressive_budget: crate::rate_limit::AggressiveBudget::default(),
         }
     }
@@ -432,6 +446,7 @@ impl Engine {
                 self.new_responder(now, local, remote, first);
             } else {
                 self.stats.unknown_sa += 1;
+                self.unknown_cookies(now, local, remote, &message, datagram.len());
             }
             return;
         };

@@ -1,7 +1,7 @@
 //! Responder admission and the first steps of a new IKE SA: which configured peer a first
 //! message is for, the half-open limits (per address and in total) that bound what an
-//! unauthenticated sender can make us hold, INITIAL-CONTACT (RFC 2407 §4.6.3.3), and what
-//! follows when phase 1 completes.
+//! unauthenticated sender can make us hold, and what follows when phase 1 completes
+//! (INITIAL-CONTACT's effect is `initial_contact`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -9,9 +9,9 @@ use std::time::Instant;
 use isakmp::{Cookie, ExchangeType, Message};
 
 use crate::engine::endpoint::Engine;
-use crate::event::{ClearReason, Event, Exchange, Failure};
+use crate::event::{Event, Exchange, Failure};
 use crate::failure::{FailureReason, PolicyFailure};
-use crate::ike_sa::{IkeSa, Phase1};
+use crate::ike_sa::IkeSa;
 use crate::informational;
 use crate::sa::context::ReceivedMessage;
 use crate::sa::core::{Role, SaIdentity};
@@ -31,40 +31,6 @@ impl Engine {
             .flatten()
             .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
             .filter(move |(_, sa)| sa.peer == peer)
-    }
-
-    /// If the SA in `slot` just received an authenticated INITIAL-CONTACT, removes every other
-    /// IKE SA with the same peer that was established before this one began, and tells the
-    /// data plane to drop their IPsec SAs: the peer restarted and no longer knows them. SAs
-    /// that completed while this one ran are kept (both sides initiated at once).
-    pub(super) fn initial_contact(&mut self, slot: usize, now: Instant) {
-        let Some(sa) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        if !std::mem::take(&mut sa.initial_contact_received) {
-            return;
-        }
-        let (peer, ip, replaced_by, started) = (sa.peer, sa.remote.ip(), sa.connection, sa.started_at);
-        let stale: Vec<usize> = self
-            .peer_slots(peer)
-            .filter(|(i, s)| {
-                *i != slot
-                    && s.remote.ip() == ip
-                    && s.is_established()
-                    && s.established_at.is_some_and(|at| at <= started)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        for old in stale {
-            if let Some(sa) = self.slots[old].as_mut() {
-                self.out.events.push_back(Event::SasCleared {
-                    connection: sa.connection,
-                    peer: self.config.peers[sa.peer].name.clone(),
-                    remote: sa.remote,
-                    reason: ClearReason::InitialContact { replaced_by },
-                });
-                sa.phase1 = Phase1::Failed;
-            }
-            self.reap(old, now);
-        }
     }
 
     /// An MM1 or AM1 for no known SA: the accept/refuse decision point, taken before any

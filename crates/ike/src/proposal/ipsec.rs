@@ -10,7 +10,7 @@ use isakmp::attribute::{EncapsulationMode as WireEncapsulation, GroupDescription
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
 use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
-use crate::vendor::NatTVersion;
+use isakmp::capabilities::NatTVersion;
 
 use crate::proposal::phase1::{join, MAX_LIFETIME};
 
@@ -609,7 +609,7 @@ mod tests {
     use super::*;
     use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
 
-    use crate::vendor::NatTVersion;
+    use isakmp::capabilities::NatTVersion;
 
     #[test]
     fn a_proposed_lifetime_of_zero_means_ours_applies() {

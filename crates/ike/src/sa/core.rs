@@ -17,7 +17,7 @@ use crate::dpd::DpdState;
 use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, Phase1KeyLog, Transmit};
 use crate::failure::FailureReason;
 use crate::fragmentation::Reassembly;
-use crate::identity::PeerIdentity;
+use crate::identity::{IdentityKey, PeerIdentity};
 use crate::nat_t::{detect, our_discovery_hashes, NatState, NAT_T_PORT};
 use crate::sa::context::Ctx;
 use crate::sa::flight::Flight;
@@ -29,7 +29,7 @@ use crate::sa::seen::SeenMessageIds;
 use crate::sa::timer::{Timer, TimerTable};
 use crate::sa::unauthenticated::Unauthenticated;
 use crate::trace::{summarize, Direction, MessageTrace, Step};
-use crate::vendor::{NatTVersion, PeerCapabilities};
+use isakmp::capabilities::{NatTVersion, PeerCapabilities};
 
 /// Which side of the phase-1 exchange (main or aggressive mode) we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,8 @@ pub(crate) struct SaCore {
     /// sa verbose`: without a configured `remote-id` any identity is accepted, so only this
     /// says who the peer claimed to be.
     pub(crate) remote_identity: Option<PeerIdentity>,
+    /// The same identity as bytes, for INITIAL-CONTACT's comparison of identity pairs.
+    pub(crate) remote_identity_key: Option<IdentityKey>,
     /// Messages dropped because they could not be authenticated, and the last one's reason.
     pub(crate) unauthenticated: Unauthenticated,
 }
@@ -229,6 +231,7 @@ impl SaCore {
             reassembly: Reassembly::default(),
             next_fragment_id: Cell::new(1),
             remote_identity: None,
+            remote_identity_key: None,
             unauthenticated: Unauthenticated::default(),
         }
     }
@@ -333,6 +336,13 @@ impl SaCore {
             },
         };
         Identification { protocol: 0, port: 0, identity }
+    }
+
+    /// The peer presented `identity` in its ID payload (authenticated by the exchange that
+    /// carried it, or, for an aggressive-mode responder, by AM3 before the SA is established).
+    pub(crate) fn identified(&mut self, identity: &Identity<'_>) {
+        self.remote_identity = Some(PeerIdentity::of(identity));
+        self.remote_identity_key = Some(IdentityKey::of(identity));
     }
 
     /// Reports a failure of this SA's phase 1.

@@ -724,8 +724,8 @@ fn nat_d_count(message: &[u8]) -> usize {
         .map_or(0, |m| m.payloads().iter().filter(|p| matches!(p, Payload::NatDiscovery(_))).count())
 }
 
-fn capabilities(message: &[u8]) -> Option<crate::vendor::PeerCapabilities> {
-    Message::parse(message).ok().map(|m| crate::vendor::PeerCapabilities::recognise(m.payloads()))
+fn capabilities(message: &[u8]) -> Option<isakmp::capabilities::PeerCapabilities> {
+    Message::parse(message).ok().map(|m| isakmp::capabilities::PeerCapabilities::recognise(m.payloads()))
 }
 
 #[test]
@@ -737,9 +737,9 @@ fn aggressive_mode_behind_nat_floats_before_am3_and_negotiates_udp_tunnel() {
     assert!(pair.drive_until(100, tunnel_up), "a: {:?}\nb: {:?}", pair.a.events, pair.b.events);
     assert_keys_agree(&pair);
     // AM1 and AM2 carry the Vendor IDs: DPD and NAT-T, and the one dialect B chose.
-    let rfc = crate::vendor::PeerCapabilities {
+    let rfc = isakmp::capabilities::PeerCapabilities {
         dpd: true,
-        nat_t: Some(crate::vendor::NatTVersion::Rfc3947),
+        nat_t: Some(isakmp::capabilities::NatTVersion::Rfc3947),
         fragmentation: true,
     };
     assert_eq!(capabilities(&pair.a.sent[0]), Some(rfc));
@@ -779,7 +779,7 @@ fn aggressive_mode_without_nat_stays_on_500_with_plain_tunnel() {
         assert_eq!(installed(side)[0].udp_encapsulation, None);
         // NAT-T stays negotiated (B found NAT-D in the encrypted AM3), only nothing floated.
         let views: Vec<_> = side.engine.ike_sas().map(|v| (v.nat_traversal, v.local.port())).collect();
-        assert_eq!(views, [(Some(crate::vendor::NatTVersion::Rfc3947), 500)]);
+        assert_eq!(views, [(Some(isakmp::capabilities::NatTVersion::Rfc3947), 500)]);
     }
     assert_eq!(nat_d_count(&pair.b.sent[0]), 2, "NAT-D is exchanged even without a NAT");
 }

@@ -6,10 +6,12 @@ mod aggressive_admission;
 mod certs;
 mod dpd;
 mod fragmentation;
+mod initial_contact;
 mod key_log;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
+mod recovery;
 mod replay;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;

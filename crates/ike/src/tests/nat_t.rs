@@ -8,8 +8,8 @@ use crypto::HashAlgorithm;
 use isakmp::{Cookie, ExchangeType, Message, Payload, PayloadType, RawPayloads};
 
 use super::util::{installed, Gateway, Nat, Pair};
-use crate::vendor::{NatTVersion, PeerCapabilities};
 use crate::{EncapsulationMode, Transmit, UdpEncapsulation};
+use isakmp::capabilities::{NatTVersion, PeerCapabilities};
 
 fn tunnel_up(pair: &Pair) -> bool {
     !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()

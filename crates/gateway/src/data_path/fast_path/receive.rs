@@ -1,5 +1,6 @@
 //! Receiving: a batch per `recvmmsg(2)` (through `nix`) from a raw ESP, raw AH or UDP 4500
-//! socket, opened under one lock and queued for the TUN; IKE on 4500 goes to the IKE loop.
+//! socket, opened under one lock and queued for the TUN; IKE on 4500 goes to the IKE loop, and
+//! so do unknown SPIs from configured peers (`Shared::unknown_spi`).
 
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -93,7 +94,10 @@ impl Thread {
         let datagram = &self.received[slot][..len.min(DATAGRAM)];
         let input = protected_input(datagram, source, from, &self.io.ike, shared)?;
         let inbound = open_inbound(&mut shared.plane, source.ah, input, &mut self.opened);
-        let unknown = matches!(inbound, Inbound::Drop(esp::DropReason::UnknownSpi(_)));
+        let unknown = match inbound {
+            Inbound::Drop(esp::DropReason::UnknownSpi(spi)) => Some(spi),
+            _ => None,
+        };
         let mut opened_spi = None;
         if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
             push_opened(
@@ -106,9 +110,11 @@ impl Thread {
                 packet,
             );
             opened_spi = Some(spi.0);
-        } else if unknown {
-            // Counted by the data plane (`display ipsec statistics`), and kept a little.
+        } else if let Some(spi) = unknown {
+            // Counted by the data plane (`display ipsec statistics`), and kept a little; from
+            // a configured peer, reported to the IKE loop (recovery after a restart).
             keep_early(&mut self.early, source.ah, input, from, source.local);
+            shared.unknown_spi(&self.io.notices, from, spi.0);
         }
         if self.to_tun_len == BATCH {
             self.write_tun();

@@ -1,23 +1,25 @@
-//! Vendor ID payloads of phase 1 (RFC 2408 §3.16): what we announce and what we recognise.
+//! Vendor ID payloads of phase 1 (RFC 2408 §3.16): what an IKEv1 endpoint announces and what
+//! it recognises in the peer's. The well-known values are in [`crate::vendor`]; this module
+//! turns them into capabilities, and is the engine's (`keysteward-ike`) only source of them.
 //!
 //! We announce dead peer detection (RFC 3706 §4) always, because we always answer R-U-THERE,
 //! and NAT traversal (RFC 3947 §3.1, with the VIDs of draft-ietf-ipsec-nat-t-ike-02, -02\n and
 //! -03 that older peers still look for) when `nat traversal` is on, and IKE fragmentation
-//! (`fragmentation.rs`) when [`crate::Limits::fragmentation`] is on: a responder answers it
+//! (the engine's `fragmentation` module) when the engine's `Limits::fragmentation` is on: a responder answers it
 //! only when the initiator announced it. Unknown VIDs are ignored.
 //!
 //! Main mode sends these in MM1/MM2; aggressive mode reuses [`our_vendor_ids`] for AM1 and
 //! [`responder_vendor_ids`] for AM2, and [`PeerCapabilities::recognise`] for the peer's.
 
-use isakmp::{vendor, Payload};
+use crate::{vendor, Payload};
 
-/// The IKE fragmentation Vendor ID we send (`fragmentation.rs`): MD5("FRAGMENTATION") followed by the capability bytes `80000000`,
+/// The IKE fragmentation Vendor ID we send: MD5("FRAGMENTATION") followed by the capability bytes `80000000`,
 /// as strongSwan and Cisco send it.
-pub(crate) const FRAGMENTATION_VID: [u8; 20] = {
+pub const FRAGMENTATION_VID: [u8; 20] = {
     let mut vid = [0u8; 20];
     let mut i = 0;
     while i < 16 {
-        vid[i] = isakmp::vendor::FRAGMENTATION[i];
+        vid[i] = vendor::FRAGMENTATION[i];
         i += 1;
     }
     vid[16] = 0x80;
@@ -41,7 +43,7 @@ pub enum NatTVersion {
 
 impl NatTVersion {
     /// The Vendor ID that announces this dialect.
-    pub(crate) fn vendor_id(self) -> &'static [u8] {
+    pub fn vendor_id(self) -> &'static [u8] {
         match self {
             Self::Draft02 => &vendor::NAT_T_DRAFT_02,
             Self::Draft02N => &vendor::NAT_T_DRAFT_02_N,
@@ -51,7 +53,7 @@ impl NatTVersion {
     }
 
     /// True for the drafts, which use the private payload numbers and encapsulation modes.
-    pub(crate) fn is_draft(self) -> bool {
+    pub fn is_draft(self) -> bool {
         self != Self::Rfc3947
     }
 
@@ -76,7 +78,7 @@ pub struct PeerCapabilities {
 impl PeerCapabilities {
     /// Reads the Vendor ID payloads among `payloads`; any other payload and unknown VIDs are
     /// ignored.
-    pub(crate) fn recognise(payloads: &[Payload<'_>]) -> Self {
+    pub fn recognise(payloads: &[Payload<'_>]) -> Self {
         let mut caps = Self::default();
         for payload in payloads {
             let Payload::VendorId(id) = payload else { continue };
@@ -94,7 +96,7 @@ impl PeerCapabilities {
 
 /// The Vendor IDs an initiator sends in MM1 / AM1: DPD, and when `nat_traversal` is on every
 /// NAT-T dialect we speak (RFC first, as strongSwan orders them).
-pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Payload<'static>> {
+pub fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
         ids.push(Payload::VendorId(&FRAGMENTATION_VID));
@@ -111,7 +113,7 @@ pub(crate) fn our_vendor_ids(nat_traversal: bool, fragmentation: bool) -> Vec<Pa
 
 /// The Vendor IDs a responder sends in MM2 / AM2: DPD, and the one NAT-T dialect it chose
 /// from the initiator's (`nat_t`), so that both sides know which one is in force.
-pub(crate) fn responder_vendor_ids(nat_t: Option<NatTVersion>, fragmentation: bool) -> Vec<Payload<'static>> {
+pub fn responder_vendor_ids(nat_t: Option<NatTVersion>, fragmentation: bool) -> Vec<Payload<'static>> {
     let mut ids = vec![Payload::VendorId(&vendor::DPD)];
     if fragmentation {
         ids.push(Payload::VendorId(&FRAGMENTATION_VID));
