@@ -20,6 +20,7 @@ mod usage;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ use tracing::{info, warn};
 
 use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
-use crate::data_path::{lock, Added, DataPathDrops, Notice, SendDrops, Shared, MAX_PACKET};
+use crate::data_path::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
 use crate::os::sockets::{send_raw, send_udp, Delivery, UdpHandles};
 use crate::os::OsError;
@@ -272,14 +273,10 @@ impl Bridge {
         self.template_routes.shutdown(keep)
     }
 
-    /// The data path's drops: packets read from the TUN that policy lets pass in clear
-    /// (clear traffic is the kernel's to forward), and datagrams dropped on a full send buffer.
-    pub fn drops(&self) -> DataPathDrops {
-        DataPathDrops {
-            bypass: lock(&self.shared).bypass_dropped,
-            ike_send_full: self.drops.ike(),
-            esp_send_full: self.drops.esp(),
-        }
+    /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
+    /// the kernel's to forward).
+    pub fn bypass_dropped(&self) -> u64 {
+        lock(&self.shared).bypass_dropped
     }
 
     /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
@@ -313,7 +310,7 @@ impl Bridge {
             send_raw(&self.raw, "ESP", send)
         };
         if delivery == Delivery::BufferFull {
-            self.drops.esp_dropped(1);
+            self.drops.esp.fetch_add(1, Relaxed);
         }
     }
 

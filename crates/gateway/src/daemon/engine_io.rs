@@ -54,7 +54,7 @@ pub(super) fn drain(
         };
         // Counted, not logged: a flood that fills the buffer would fill the log as well.
         if delivery == Delivery::BufferFull {
-            drops.ike_dropped(1);
+            drops.ike.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     while let Some(event) = engine.poll_event() {

@@ -297,7 +297,8 @@ impl Daemon {
             }
             Request::DisplayIpsecStatistics => {
                 let ike = self.engine.statistics();
-                summary::ipsec_statistics(&self.bridge.statistics(), &self.bridge.drops(), &ike)
+                let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
+                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),

@@ -18,6 +18,4 @@
 pub mod fast_path;
 pub mod shared;
 
-pub use shared::{
-    lock, Added, DataPathDrops, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE,
-};
+pub use shared::{lock, Added, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,51 +43,16 @@ pub enum Notice {
 /// raised again when its queue is abandoned, traffic is reported again a second later).
 pub const NOTICE_QUEUE: usize = 1024;
 
-/// Datagrams dropped because the socket's send buffer was full (`EAGAIN`), counted rather
-/// than waited for: neither the IKE loop nor the data-plane thread ever blocks on a send, so
-/// one slow or blocked path cannot stall the others (issue 13). Shared by the IKE loop, the
-/// bridge and the data-plane thread without the data plane's lock; shown by `display ipsec
-/// statistics`.
+/// Datagrams dropped because the socket's send buffer was full (`EAGAIN`, or `ENOBUFS` from a
+/// raw socket), counted rather than waited for: neither the IKE loop nor the data-plane thread
+/// ever blocks on a send, so one slow or blocked path cannot stall the others (issue 13).
+/// Shared without the data plane's lock; shown by `display ipsec statistics`.
 #[derive(Debug, Default)]
 pub struct SendDrops {
     /// IKE datagrams (UDP 500 and 4500) the IKE loop dropped.
-    ike: AtomicU64,
+    pub ike: AtomicU64,
     /// ESP and AH datagrams (raw, or in UDP 4500) the data path dropped.
-    esp: AtomicU64,
-}
-
-impl SendDrops {
-    /// Counts `n` IKE datagrams dropped.
-    pub fn ike_dropped(&self, n: u64) {
-        self.ike.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Counts `n` ESP or AH datagrams dropped.
-    pub fn esp_dropped(&self, n: u64) {
-        self.esp.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// IKE datagrams dropped so far.
-    pub fn ike(&self) -> u64 {
-        self.ike.load(Ordering::Relaxed)
-    }
-
-    /// ESP and AH datagrams dropped so far.
-    pub fn esp(&self) -> u64 {
-        self.esp.load(Ordering::Relaxed)
-    }
-}
-
-/// The data path's drops that are not the data plane's own counters, for `display ipsec
-/// statistics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DataPathDrops {
-    /// Clear packets read from the TUN (policy lets them pass: not ours to forward).
-    pub bypass: u64,
-    /// IKE datagrams dropped on a full send buffer ([`SendDrops`]).
-    pub ike_send_full: u64,
-    /// ESP and AH datagrams dropped on a full send buffer ([`SendDrops`]).
-    pub esp_send_full: u64,
+    pub esp: AtomicU64,
 }
 
 /// The least time between two reports of unknown SPIs from one peer.

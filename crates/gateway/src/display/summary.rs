@@ -2,20 +2,27 @@
 //! than from the configuration: `display ipsec statistics`, `display ike sa`, `display ike
 //! error-info` and `display ipsec sa brief`.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 
 use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::control::Response;
-use crate::data_path::DataPathDrops;
+use crate::data_path::SendDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
 /// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
 /// the TUN, the datagrams dropped because a socket's send buffer was full, and what the
 /// engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
 /// after a restart).
-pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops, ike: &ike::Statistics) -> Response {
+pub fn ipsec_statistics(
+    s: &esp::Statistics,
+    bypass: u64,
+    drops: &SendDrops,
+    ike: &ike::Statistics,
+) -> Response {
+    let (esp_full, ike_full) = (drops.esp.load(Relaxed), drops.ike.load(Relaxed));
     let text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
@@ -28,12 +35,12 @@ pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops, ike: &ike::S
         s.queued,
         s.acquires,
         s.queue_dropped,
-        drops.bypass,
+        bypass,
         s.inbound.unknown_spi,
         s.inbound.authentication,
         s.inbound.replayed,
-        drops.esp_send_full,
-        drops.ike_send_full,
+        esp_full,
+        ike_full,
         ike.unknown_spi_reported,
         ike.invalid_spi_sent,
         ike.invalid_cookie_sent,
@@ -46,12 +53,12 @@ pub fn ipsec_statistics(s: &esp::Statistics, drops: &DataPathDrops, ike: &ike::S
         "queued": s.queued,
         "acquires": s.acquires,
         "queue_dropped": s.queue_dropped,
-        "bypass_dropped": drops.bypass,
+        "bypass_dropped": bypass,
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
-        "esp_send_buffer_full": drops.esp_send_full,
-        "ike_send_buffer_full": drops.ike_send_full,
+        "esp_send_buffer_full": esp_full,
+        "ike_send_buffer_full": ike_full,
         "unknown_spi_reported": ike.unknown_spi_reported,
         "invalid_spi_sent": ike.invalid_spi_sent,
         "invalid_cookie_sent": ike.invalid_cookie_sent,

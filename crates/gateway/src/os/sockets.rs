@@ -122,11 +122,9 @@ pub fn is_buffer_full(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::ENOBUFS)
 }
 
-/// Sends an IKE datagram on the IKE loop's UDP socket without waiting: the socket is
-/// non-blocking, and the send goes straight to the kernel rather than through the runtime's
-/// readiness (which would have the loop wait for room). A full buffer drops the datagram
-/// ([`Delivery::BufferFull`]); the engine's retransmission repairs a lost IKE message, and
-/// the loop goes on serving every other peer and the control socket.
+/// Sends an IKE datagram without waiting: straight to the kernel on the non-blocking socket,
+/// not through the runtime's readiness. A full buffer drops it ([`Delivery::BufferFull`]);
+/// retransmission repairs a lost IKE message, and the loop goes on serving everyone else.
 pub fn send_ike(socket: &tokio::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> Delivery {
     let to = SockAddr::from(remote);
     Delivery::of(socket2::SockRef::from(socket).send_to(payload, &to), || format!("IKE to {remote}"))

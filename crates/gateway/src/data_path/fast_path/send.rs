@@ -17,10 +17,8 @@ use super::buffers::BATCH;
 use super::Thread;
 use crate::os::sockets::is_buffer_full;
 
-/// How long one batch may wait for room in a full send buffer, in milliseconds, before what
-/// does not fit is dropped. Short: the buffer of a path that is merely busy empties within
-/// it (a few hundred datagrams leave a 4 MiB buffer in well under a millisecond at 10
-/// Gbit/s), one that is blocked never does.
+/// How long one batch may wait for room in a full send buffer (ms) before the rest is dropped:
+/// a busy path's buffer empties within it, a blocked path's never does.
 const ROOM_WAIT_MS: u8 = 2;
 
 impl Thread {
@@ -92,7 +90,10 @@ impl Thread {
                     }
                     Err(e) if is_buffer_full(&e) => {
                         // Still full: drop the rest for this socket, counted.
-                        self.io.drops.esp_dropped((count - sent) as u64);
+                        self.io
+                            .drops
+                            .esp
+                            .fetch_add((count - sent) as u64, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                     Err(e) => {
