@@ -262,6 +262,9 @@ enum DisplayIke {
     },
     /// `display ike error-info`.
     ErrorInfo,
+    /// `display ike statistics`: what the IKE engine refused or evicted, and the half-open
+    /// IKE SAs against their memory budget.
+    Statistics,
 }
 
 /// `display ike sa verbose`.
@@ -294,6 +297,7 @@ fn display_request(what: Display) -> keysteward::control::Request {
             },
         },
         Display::Ike { what: DisplayIke::ErrorInfo } => Request::DisplayIkeErrorInfo,
+        Display::Ike { what: DisplayIke::Statistics } => Request::DisplayIkeStatistics,
         Display::Ipsec { what: DisplayIpsec::Sa { brief: Some(_), .. } } => Request::DisplayIpsecSaBrief,
         Display::Ipsec { what: DisplayIpsec::Sa { brief: None, remote } } => {
             Request::DisplayIpsecSa { remote }
@@ -490,6 +494,7 @@ mod tests {
         assert_eq!(parses("display ike peer brief"), R::DisplayIkePeer { name: None });
         assert_eq!(parses("display ike peer name b"), R::DisplayIkePeer { name: Some("b".into()) });
         assert_eq!(parses("display ike error-info"), R::DisplayIkeErrorInfo);
+        assert_eq!(parses("display ike statistics"), R::DisplayIkeStatistics);
         assert_eq!(parses("display ipsec sa"), R::DisplayIpsecSa { remote: None });
         assert_eq!(
             parses("display ipsec sa --remote 192.0.2.2"),

@@ -217,7 +217,7 @@ fn peer_and_policy(
 }
 
 fn limits() -> Limits {
-    Limits { max_half_open: 100_000, ..Limits::default() }
+    Limits { half_open_memory_budget: 1 << 30, ..Limits::default() }
 }
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {

@@ -113,6 +113,21 @@ impl AggressiveState {
         }
     }
 
+    /// The heap bytes held (boxed state, payload bodies, nonce, keys), for the half-open charge.
+    pub(crate) fn held_bytes(&self) -> usize {
+        use {crate::sa::flight::heap_bytes, std::mem::size_of};
+        let (boxed, bodies, more) = match self {
+            Self::InitiatorWaitAm2(s) => {
+                let offered = heap_bytes(s.offered.capacity() * size_of::<IkeProposal>());
+                (size_of::<InitiatorWaitAm2>(), [&s.sai_b, &s.idii_b], offered + heap_bytes(s.ni.capacity()))
+            }
+            Self::ResponderWaitAm3(s) => {
+                (size_of::<ResponderWaitAm3>(), [&s.sai_b, &s.idii_b], s.material.held_bytes())
+            }
+        };
+        heap_bytes(boxed) + bodies.iter().map(|b| heap_bytes(b.capacity())).sum::<usize>() + more
+    }
+
     /// True when `message` has the shape this state waits for: AM2 is cleartext with SA, KE and
     /// nonce; AM3 is encrypted or carries a HASH in clear. Anything else is stray and dropped
     /// without disturbing the exchange.

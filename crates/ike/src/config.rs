@@ -502,15 +502,23 @@ pub struct Limits {
     pub retransmit_initial: Duration,
     /// Retransmissions before giving up on an exchange.
     pub retransmit_count: u32,
-    /// An exchange that has not finished after this long is abandoned.
+    /// An exchange that has not finished after this long is abandoned; also the lifetime of a
+    /// half-open responder SA, which covers an initiator's round trips and retransmissions
+    /// (ours after 2, 6, 14, 30 s; strongSwan's after 4, 11, 24, 47 s).
     pub exchange_timeout: Duration,
-    /// Half-open (not yet authenticated) IKE SAs we keep as responder, in total.
-    pub max_half_open: usize,
-    /// Half-open IKE SAs per peer address.
-    pub max_half_open_per_peer: usize,
+    /// Bytes that half-open responder IKE SAs (not yet authenticated) may hold together, each
+    /// charged what it really keeps (about 1.7 KB after a minimal MM1). A newcomer is never
+    /// refused: the oldest half-open SAs are evicted to make room (`Statistics::half_open_evicted`),
+    /// since a cap by count or per address lets spoofed MM1s lock real peers out (DESIGN.md,
+    /// "Admission"). The default, 96 MiB, holds more than 50,000 minimal half-open SAs.
+    pub half_open_memory_budget: usize,
+    /// Largest SA payload of a first message (MM1 / AM1), whose body a half-open SA keeps for
+    /// the hashes; larger is refused before any work (`PolicyFailure::SaPayloadTooLarge`).
+    /// 16 KiB holds 255 transforms, the most a proposal numbers, with every attribute.
+    pub max_first_sa_payload: usize,
     /// Quick modes in progress per IKE SA.
     pub max_quick_modes_per_sa: usize,
-    /// IKE fragmentation (Cisco/Microsoft format, `fragmentation.rs`): announce the
+    /// IKE fragmentation (Cisco/Microsoft format, `isakmp::fragmentation`): announce the
     /// FRAGMENTATION Vendor ID, accept fragments, and fragment our phase-1 messages when the
     /// peer announced it too.
     pub fragmentation: bool,
@@ -537,14 +545,28 @@ pub struct Limits {
     pub aggressive_mode_responses_per_address: u32,
 }
 
+impl Limits {
+    /// The fragmentation bounds, as `isakmp::fragmentation` takes them.
+    pub fn fragments(&self) -> isakmp::fragmentation::FragmentLimits {
+        let (fragment_size, max_fragments) = (self.fragment_size, self.max_fragments);
+        let (max_reassembly_bytes, fragment_timeout) = (self.max_reassembly_bytes, self.fragment_timeout);
+        isakmp::fragmentation::FragmentLimits {
+            fragment_size,
+            max_fragments,
+            max_reassembly_bytes,
+            fragment_timeout,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             retransmit_initial: Duration::from_secs(2),
             retransmit_count: 5,
             exchange_timeout: Duration::from_secs(60),
-            max_half_open: 4096,
-            max_half_open_per_peer: 16,
+            half_open_memory_budget: 96 * 1024 * 1024,
+            max_first_sa_payload: 16 * 1024,
             max_quick_modes_per_sa: 8,
             fragmentation: true,
             fragment_size: 1248,

@@ -143,8 +143,10 @@ pub enum MalformedFailure {
 pub enum PolicyFailure {
     /// No peer is configured for the address.
     UnknownPeer,
-    /// Too many half-open SAs; the request was dropped before any work.
-    TooManyHalfOpen,
+    /// A first message's SA payload (`size` bytes) is larger than a half-open SA keeps
+    /// (`limit`, [`crate::Limits::max_first_sa_payload`]): dropped before any work, no reply.
+    #[allow(missing_docs)] // the fields are named in the variant's description
+    SaPayloadTooLarge { size: usize, limit: usize },
     /// An aggressive-mode request arrived for a peer authenticated by pre-shared key whose
     /// `exchange-mode` is main ([`PeerConfig::accept_aggressive_mode`](crate::PeerConfig::accept_aggressive_mode)
     /// is off), or for no peer. It gets no reply at all: an answer would hand out HASH_R for
@@ -257,7 +259,11 @@ impl fmt::Display for PolicyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownPeer => f.write_str("no ike peer is configured for this address"),
-            Self::TooManyHalfOpen => f.write_str("too many half-open IKE SAs; dropped before any work"),
+            Self::SaPayloadTooLarge { size, limit } => write!(
+                f,
+                "first message refused before any work: its SA payload is {size} bytes, more than \
+                 the {limit} a half-open IKE SA keeps"
+            ),
             Self::AggressiveModePskRefused => write!(
                 f,
                 "aggressive mode with pre-shared keys refused as responder, no reply sent \
@@ -562,7 +568,7 @@ mod tests {
             MalformedFailure::Undecryptable.into(),
             DhError::WrongLength { group: DhGroup::Modp2048, expected: 256, actual: 64 }.into(),
             PolicyFailure::UnknownPeer.into(),
-            PolicyFailure::TooManyHalfOpen.into(),
+            PolicyFailure::SaPayloadTooLarge { size: 20_000, limit: 16_384 }.into(),
             PolicyFailure::AggressiveModePskRefused.into(),
             PolicyFailure::AggressiveModeNotConfigured.into(),
             PolicyFailure::AggressiveModeRateLimited.into(),

@@ -84,6 +84,23 @@ impl IkeSa {
         }
     }
 
+    /// The heap bytes held beyond its own size (phase-1 state, kept message, fragments, waiting
+    /// acquires, quick modes): what the half-open table charges (`engine::half_open`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        use {crate::sa::flight::heap_bytes, std::mem::size_of};
+        let phase1 = match &self.phase1 {
+            Phase1::Main(state) => state.held_bytes(),
+            Phase1::Aggressive(state) => state.held_bytes(),
+            Phase1::Established(established) => established.material.held_bytes(),
+            Phase1::Failed => 0,
+        };
+        phase1
+            + self.flight.held_bytes()
+            + self.reassembly.held_bytes()
+            + heap_bytes(self.pending.capacity() * size_of::<Acquire>())
+            + heap_bytes(self.quick_modes.capacity() * size_of::<QuickMode>())
+    }
+
     /// This SA as quick mode sees it: core, keys and the quick modes under way.
     fn quick_mode_sa(&mut self) -> QuickModeSa<'_> {
         let keys = match &self.phase1 {

@@ -7,7 +7,8 @@
 //! (two proposal payloads under one number, KEYMAT per protocol), with proxy identities that
 //! are addresses, prefixes or ranges with a protocol and ports, phase-1 and quick-mode
 //! proposal selection, retransmission with back-off, answers to repeated messages from
-//! memory, half-open limits, error notifications in clear before phase 1 is authenticated and
+//! memory, half-open responder SAs admitted by a memory budget (oldest evicted), error
+//! notifications in clear before phase 1 is authenticated and
 //! under HASH protection afterwards, and Delete payloads received and sent. Aggressive mode with
 //! pre-shared keys in both roles (`aggressive_mode`). Vendor IDs (`isakmp::capabilities`), NAT traversal
 //! with the float to UDP 4500, UDP-encapsulated modes, keepalives and NAT-OA (RFC 3947/3948,
@@ -17,7 +18,7 @@
 //! (`lifetime`), the reset commands and the error history (`commands`), configuration
 //! reload keeping the SAs whose configuration did not change (`reconfigure`), signature
 //! authentication with X.509 certificates in main and aggressive mode, RSA and ECDSA
-//! (RFC 2409 §5.1, RFC 4754; `auth`, which also checks pre-shared-key hashes), with IKE fragmentation (`fragmentation`), and
+//! (RFC 2409 §5.1, RFC 4754; `auth`, which also checks pre-shared-key hashes), with IKE fragmentation (`isakmp::fragmentation`), and
 //! a trace of every main, aggressive and quick-mode message sent or accepted, with its step
 //! and payloads, for drivers that log the message flow (`trace`,
 //! [`Engine::set_message_trace`]).
@@ -38,7 +39,6 @@ mod dpd;
 mod engine;
 mod event;
 mod failure;
-mod fragmentation;
 mod identity;
 mod ike_sa;
 mod informational;
@@ -64,7 +64,7 @@ pub use config::{
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
     SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
-pub use engine::endpoint::{Engine, IkeSaView, Statistics};
+pub use engine::endpoint::{Engine, HalfOpenUsage, IkeSaView, Statistics};
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,

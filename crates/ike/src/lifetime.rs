@@ -13,7 +13,8 @@ use crate::sa::core::Role;
 use crate::sa::lifetimes::{later, InstalledPair, Rekey, Renewal};
 
 /// The IKE SA with a peer that new quick modes should use: the newest established one that
-/// has not been superseded, else one still negotiating phase 1 (the acquire waits for it).
+/// has not been superseded, else one we initiated that is still negotiating phase 1 (the
+/// acquire waits for it; a responder SA not yet authenticated never holds traffic).
 /// `of_peer` are the peer's slots (the engine's index); among several still negotiating, the
 /// lowest slot wins, as before the index existed.
 pub(crate) fn preferred_ike_sa(
@@ -29,11 +30,14 @@ pub(crate) fn preferred_ike_sa(
             sa.peer == peer && sa.remote.ip() == remote.ip() && !matches!(sa.phase1, Phase1::Failed)
         })
     };
+    // A responder SA whose peer has not authenticated yet is never chosen: anyone can make
+    // one with a spoofed MM1, and traffic waiting on it would wait for a peer that may not
+    // exist. Our own initiation starts beside it (RFC 2409 has no collision rule).
     candidates()
         .filter(|(_, sa)| sa.is_established() && sa.lifetimes.renewal != Renewal::Superseded)
         .max_by_key(|(_, sa)| sa.established_at)
-        .or_else(|| candidates().find(|(_, sa)| !sa.is_established()))
-        .or_else(|| candidates().next())
+        .or_else(|| candidates().find(|(_, sa)| !sa.is_established() && sa.role == Role::Initiator))
+        .or_else(|| candidates().find(|(_, sa)| sa.is_established()))
         .map(|(slot, _)| slot)
 }
 

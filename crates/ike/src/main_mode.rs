@@ -57,6 +57,18 @@ impl MainMode {
         }
     }
 
+    /// The heap bytes held (SA payload body, nonce, keys), for the half-open charge.
+    pub(crate) fn held_bytes(&self) -> usize {
+        use crate::sa::flight::heap_bytes;
+        let (sai_b, more) = match self {
+            Self::InitiatorWaitMm2 { sai_b } | Self::ResponderWaitMm3 { sai_b, .. } => (sai_b, 0),
+            Self::InitiatorWaitMm4 { sai_b, ni, .. } => (sai_b, heap_bytes(ni.capacity())),
+            Self::InitiatorWaitMm6 { sai_b, material, .. }
+            | Self::ResponderWaitMm5 { sai_b, material, .. } => (sai_b, material.held_bytes()),
+        };
+        heap_bytes(sai_b.capacity()) + more
+    }
+
     /// The keys of an initiator that sent MM5: the peer may answer it with an encrypted error
     /// (informational) under them.
     pub(crate) fn awaiting_mm6(&self) -> Option<&Phase1Material> {

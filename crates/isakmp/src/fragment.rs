@@ -2,8 +2,8 @@
 //! FRAGMENTATION vendor ID). Layout after the generic header: fragment ID (2 bytes), fragment
 //! number (1, starting at 1), flags (1; bit 0 = last fragment), data.
 //!
-//! Reassembly, with its bounds on fragment count and total size (security pitfall 2), is the
-//! engine's job; this module only reads one fragment.
+//! Splitting and reassembly, with its bounds on fragment count and total size (security
+//! pitfall 2), are the `fragmentation` module's; this one only reads one fragment.
 
 use crate::error::ParseError;
 use crate::reader::Reader;

@@ -51,6 +51,7 @@ pub mod cert;
 pub mod config;
 pub mod error;
 pub mod fragment;
+pub mod fragmentation;
 pub mod header;
 pub mod id;
 pub mod message;

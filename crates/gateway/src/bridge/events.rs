@@ -57,7 +57,8 @@ mod tests {
     /// the peer whose address it carried.
     #[test]
     fn only_failures_of_authenticated_or_own_negotiations_drop_the_queue() {
-        let refused = failure(FailureReason::Policy(PolicyFailure::TooManyHalfOpen), true);
+        let oversized = PolicyFailure::SaPayloadTooLarge { size: 20_000, limit: 16_384 };
+        let refused = failure(FailureReason::Policy(oversized), true);
         assert!(!abandons_queue(&refused));
         let timeout = TimeoutFailure::NoAnswer { retransmissions: 5, waited: Duration::from_secs(62) };
         assert!(abandons_queue(&failure(FailureReason::Timeout(timeout), false)));

@@ -27,6 +27,8 @@ pub enum Request {
     DisplayIkeSa,
     /// `display ike error-info`.
     DisplayIkeErrorInfo,
+    /// `display ike statistics`: the IKE engine's counters and its half-open IKE SAs.
+    DisplayIkeStatistics,
     /// `display ipsec sa brief`.
     DisplayIpsecSaBrief,
     /// `display ipsec statistics`: the data plane's packet counters.

@@ -302,6 +302,9 @@ impl Daemon {
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
+            Request::DisplayIkeStatistics => {
+                summary::ike_statistics(&self.engine.statistics(), &self.engine.half_open())
+            }
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
             // The other displays and show-config read the engine, the data plane's counters
             // and the configuration (display/live.rs).

@@ -121,14 +121,14 @@ mod tests {
         FailureReason::Policy(PolicyFailure::UnknownPeer)
     }
 
-    fn half_open() -> FailureReason {
-        FailureReason::Policy(PolicyFailure::TooManyHalfOpen)
+    fn oversized() -> FailureReason {
+        FailureReason::Policy(PolicyFailure::SaPayloadTooLarge { size: 20_000, limit: 16_384 })
     }
 
     #[test]
     fn one_line_per_peer_and_reason_per_ten_seconds_with_the_count_suppressed() {
         let (mut log, now) = (RefusalLog::default(), Instant::now());
-        let refused = failure(Some("fw_b"), half_open());
+        let refused = failure(Some("fw_b"), oversized());
         assert_eq!(log.check(&refused, now), Verdict::Log { suppressed: 0 });
         for i in 1..=37 {
             assert_eq!(log.check(&refused, now + Duration::from_millis(i * 100)), Verdict::Suppress);
@@ -142,7 +142,7 @@ mod tests {
             })),
         );
         assert_eq!(log.check(&mismatch, now), Verdict::Log { suppressed: 0 });
-        assert_eq!(log.check(&failure(Some("fw_c"), half_open()), now), Verdict::Log { suppressed: 0 });
+        assert_eq!(log.check(&failure(Some("fw_c"), oversized()), now), Verdict::Log { suppressed: 0 });
         // Ten seconds on: one line again, saying 37 were suppressed.
         assert_eq!(log.check(&refused, now + PER_KEY_INTERVAL), Verdict::Log { suppressed: 37 });
         assert_eq!(log.check(&refused, now + PER_KEY_INTERVAL), Verdict::Suppress);
@@ -165,12 +165,12 @@ mod tests {
         let (mut log, now) = (RefusalLog::default(), Instant::now());
         for i in 0..(MAX_KEYS + 100) {
             let peer = format!("branch{i}");
-            let _ = log.check(&failure(Some(&peer), half_open()), now);
+            let _ = log.check(&failure(Some(&peer), oversized()), now);
         }
         assert!(log.per_key.len() <= MAX_KEYS);
         // Once their windows ended, old keys make room again.
         let later = now + PER_KEY_INTERVAL;
-        assert_eq!(log.check(&failure(Some("new"), half_open()), later), Verdict::Log { suppressed: 0 });
+        assert_eq!(log.check(&failure(Some("new"), oversized()), later), Verdict::Log { suppressed: 0 });
         assert!(log.per_key.len() <= MAX_KEYS);
     }
 }

@@ -1,6 +1,6 @@
 //! The displays answered from the daemon's own records and the data plane's counters rather
-//! than from the configuration: `display ipsec statistics`, `display ike sa`, `display ike
-//! error-info` and `display ipsec sa brief`.
+//! than from the configuration: `display ipsec statistics`, `display ike statistics`, `display
+//! ike sa`, `display ike error-info` and `display ipsec sa brief`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
@@ -66,6 +66,44 @@ pub fn ipsec_statistics(
         "answers_rate_limited": ike.answers_rate_limited,
     });
     Response::Ok { text, json }
+}
+
+/// `display ike statistics`: the IKE engine's counters, and the half-open IKE SAs (responder
+/// SAs whose peer has not authenticated yet) against their memory budget. Evictions that keep
+/// rising mean a flood of first messages, spoofed most likely.
+pub fn ike_statistics(s: &ike::Statistics, half_open: &ike::HalfOpenUsage) -> Response {
+    let lines = [
+        format!(
+            "half-open IKE SAs: {} ({} of {} KiB budget)",
+            half_open.entries,
+            half_open.bytes.div_ceil(1024),
+            half_open.budget / 1024
+        ),
+        format!("half-open IKE SAs evicted (oldest first): {}", s.half_open_evicted),
+        format!("first messages with an oversized SA payload: {}", s.oversized_sa_payloads),
+        format!("aggressive-mode requests over the rate limit: {}", s.aggressive_mode_rate_limited),
+        format!("unauthenticated messages dropped: {}", s.unauthenticated_dropped),
+        format!("malformed datagrams: {}", s.malformed),
+        format!("datagrams for no IKE SA: {}", s.unknown_sa),
+        format!("fragments discarded: {}", s.fragments_discarded),
+        format!("replays dropped: {}", s.replays_dropped),
+        format!("message IDs forgotten: {}", s.message_ids_forgotten),
+    ];
+    let json = json!({
+        "half_open": half_open.entries,
+        "half_open_bytes": half_open.bytes,
+        "half_open_budget": half_open.budget,
+        "half_open_evicted": s.half_open_evicted,
+        "oversized_sa_payloads": s.oversized_sa_payloads,
+        "aggressive_mode_rate_limited": s.aggressive_mode_rate_limited,
+        "unauthenticated_dropped": s.unauthenticated_dropped,
+        "malformed": s.malformed,
+        "unknown_sa": s.unknown_sa,
+        "fragments_discarded": s.fragments_discarded,
+        "replays_dropped": s.replays_dropped,
+        "message_ids_forgotten": s.message_ids_forgotten,
+    });
+    Response::Ok { text: lines.join("\n") + "\n", json }
 }
 
 /// `display ike sa`: the phase-2 lines of the recorded pairs, newest first, then the
@@ -137,5 +175,26 @@ pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
     Response::Ok {
         text: ipsec_sa_brief_text(&rows, pairs.len()),
         json: json!({ "sas": rows, "tunnels": pairs.len() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ike_statistics_show_the_half_open_sas_against_their_budget() {
+        let stats =
+            ike::Statistics { half_open_evicted: 4_000, oversized_sa_payloads: 1, ..Default::default() };
+        let usage = ike::HalfOpenUsage { entries: 1_000, bytes: 1_608_000, budget: 1_800_000 };
+        let Response::Ok { text, json } = ike_statistics(&stats, &usage) else { panic!("an answer") };
+        assert!(text.starts_with("half-open IKE SAs: 1000 (1571 of 1757 KiB budget)\n"), "{text}");
+        assert!(text.contains("\nhalf-open IKE SAs evicted (oldest first): 4000\n"), "{text}");
+        assert!(text.contains("\nfirst messages with an oversized SA payload: 1\n"), "{text}");
+        assert_eq!(text.lines().count(), 10, "{text}");
+        assert_eq!(
+            (json["half_open"].as_u64(), json["half_open_evicted"].as_u64()),
+            (Some(1_000), Some(4_000))
+        );
     }
 }

@@ -24,6 +24,8 @@ use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
 use crate::sa::timer::Timer;
 
+use super::half_open::{self, HalfOpenTable};
+
 /// Counters of what the engine refused, for `display ike statistics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Statistics {
@@ -31,8 +33,12 @@ pub struct Statistics {
     pub malformed: u64,
     /// Datagrams for no known SA.
     pub unknown_sa: u64,
-    /// First messages dropped because of the half-open limits.
-    pub half_open_dropped: u64,
+    /// Half-open responder SAs evicted, oldest first, to keep within
+    /// [`crate::Limits::half_open_memory_budget`]: a rising count means a flood of first messages.
+    pub half_open_evicted: u64,
+    /// First messages refused because their SA payload is larger than
+    /// [`crate::Limits::max_first_sa_payload`].
+    pub oversized_sa_payloads: u64,
     /// Fragments that arrived for no IKE SA, with fragmentation off, or whose partial message
     /// was discarded (too many, too large, inconsistent).
     pub fragments_discarded: u64,
@@ -60,6 +66,25 @@ pub struct Statistics {
     /// First aggressive-mode messages refused by the responder's rate limit
     /// ([`crate::Limits::aggressive_mode_responses_per_second`]).
     pub aggressive_mode_rate_limited: u64,
+}
+
+/// The half-open responder SAs at one moment ([`Engine::half_open`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HalfOpenUsage {
+    /// How many there are.
+    pub entries: usize,
+    /// The bytes charged to them together.
+    pub bytes: usize,
+    /// The most they may hold together (`Limits::half_open_memory_budget`).
+    pub budget: usize,
+}
+
+impl HalfOpenUsage {
+    /// The most half-open SAs the budget holds: each is charged at least its fixed size and
+    /// index entries (one larger than the whole budget is still kept).
+    pub fn max_entries(&self) -> usize {
+        (self.budget / half_open::ENTRY_OVERHEAD).max(1)
+    }
 }
 
 /// A read-only view of one IKE SA, for `display ike sa`.
@@ -125,9 +150,6 @@ pub struct Engine {
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
     pub(crate) responder_first: HashMap<(Cookie, SocketAddr), usize>,
-    /// Half-open responder SAs per peer IP address (entries of `responder_first` not yet
-    /// established), without scanning every SA for each MM1 / AM1.
-    pub(crate) half_open_by_address: HashMap<IpAddr, usize>,
     /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
     /// peer's SA without scanning every SA.
     pub(crate) slots_by_peer: HashMap<usize, Vec<usize>>,
@@ -140,7 +162,8 @@ pub struct Engine {
     pub(crate) armed: Vec<Option<(Instant, u64)>>,
     pub(crate) generation: u64,
     pub(crate) next_connection: u64,
-    pub(crate) half_open: usize,
+    /// The half-open responder SAs, oldest first, and their charges (`engine::half_open`).
+    pub(crate) half_open: HalfOpenTable,
     pub(crate) out: Output,
     pub(crate) stats: Statistics,
     /// The last failures, for `display ike error-info`.
@@ -183,7 +206,6 @@ impl Engine {
             by_cookie: HashMap::new(),
             by_connection: HashMap::new(),
             responder_first: HashMap::new(),
-            half_open_by_address: HashMap::new(),
             slots_by_peer: HashMap::new(),
             peer_by_address,
             policies_by_peer,
@@ -191,7 +213,7 @@ impl Engine {
             armed: Vec::new(),
             generation: 0,
             next_connection: 1,
-            half_open: 0,
+            half_open: HalfOpenTable::default(),
             out: Output::default(),
             stats: Statistics::default(),
             errors: ErrorHistory::default(),
@@ -245,6 +267,16 @@ impl Engine {
     /// Counters.
     pub fn statistics(&self) -> Statistics {
         self.stats
+    }
+
+    /// The half-open responder SAs (not yet authenticated) and their charges against
+    /// [`crate::Limits::half_open_memory_budget`], for `display ike statistics`.
+    pub fn half_open(&self) -> HalfOpenUsage {
+        HalfOpenUsage {
+            entries: self.half_open.len(),
+            bytes: self.half_open.bytes(),
+            budget: self.config.limits.half_open_memory_budget,
+        }
     }
 
     /// The next datagram to send.
@@ -432,7 +464,7 @@ impl Engine {
         let digest = digest_of(datagram);
         let header = message.header;
         let received = Some((local, remote));
-        let fragment = crate::fragmentation::fragment_of(&message);
+        let fragment = isakmp::fragmentation::fragment_of(&message);
         let Some(slot) = self.route(&message, remote) else {
             if fragment.is_some() {
                 // Reassembly only for an IKE SA that exists: no state for unknown cookies.
@@ -499,10 +531,11 @@ impl Engine {
             _ => self.stats.unknown_sa += 1,
         }
         self.reap(slot, now);
+        self.fit_half_open(Some(slot), now); // a half-open SA holding more now makes older ones go
     }
 
     /// A fragment for the SA in `slot`: stored, and when it completes a message, that message
-    /// is handled as if it had arrived whole (`fragmentation.rs`).
+    /// is handled as if it had arrived whole (`isakmp::fragmentation`).
     pub(super) fn fragment(
         &mut self,
         slot: usize,
@@ -518,15 +551,15 @@ impl Engine {
             self.stats.fragments_discarded += 1;
             return;
         }
-        let outcome = sa.reassembly.add(fragment, cookies, now, &limits);
+        let outcome = sa.reassembly.add(fragment, cookies, now, &limits.fragments());
         self.rearm(slot);
         match outcome {
-            crate::fragmentation::Reassembled::Pending => {}
-            crate::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
-            crate::fragmentation::Reassembled::Complete(message) => {
+            isakmp::fragmentation::Reassembled::Pending => {}
+            isakmp::fragmentation::Reassembled::Discarded(_) => self.stats.fragments_discarded += 1,
+            isakmp::fragmentation::Reassembled::Complete(message) => {
                 // The whole message must be of this SA and not itself a fragment (no nesting).
                 let fits = Message::parse(&message).is_ok_and(|m| {
-                    crate::fragmentation::fragment_of(&m).is_none()
+                    isakmp::fragmentation::fragment_of(&m).is_none()
                         && (m.header.initiator_cookie, m.header.responder_cookie) == cookies
                 });
                 if fits {
@@ -536,6 +569,7 @@ impl Engine {
                 }
             }
         }
+        self.fit_half_open(Some(slot), now); // fragments held count too
     }
 
     /// The data plane received traffic on an IPsec SA negotiated by `connection` (see
@@ -642,7 +676,14 @@ impl Engine {
         self.slots_and_ctx(now, received).1
     }
 
+    /// Re-arms the timer of the SA in `slot` after anything touched it; charges it anew if it
+    /// is half-open.
     pub(crate) fn rearm(&mut self, slot: usize) {
+        if self.half_open.contains(slot) {
+            if let Some(sa) = self.slots[slot].as_ref() {
+                self.half_open.recharge(slot, half_open::charge(sa));
+            }
+        }
         let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
         match deadline {
             Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
@@ -667,13 +708,11 @@ impl Engine {
             self.by_cookie.remove(&sa.our_cookie());
             self.by_connection.remove(&sa.connection);
             // The key is the address of the first message: `remote` may have moved with NAT-T.
-            let answered = sa.role == Role::Responder
-                && self.responder_first.remove(&(sa.cookie_i, sa.initial_remote)).is_some();
-            // An established SA stopped counting as half-open in `phase1_done`.
-            if answered && sa.established_at.is_none() {
-                self.half_open = self.half_open.saturating_sub(1);
-                self.half_open_ended(sa.initial_remote.ip());
+            if sa.role == Role::Responder {
+                self.responder_first.remove(&(sa.cookie_i, sa.initial_remote));
             }
+            // An established SA left the half-open table in `phase1_done`.
+            self.half_open.remove(slot);
             if let Some(slots) = self.slots_by_peer.get_mut(&sa.peer) {
                 slots.retain(|&s| s != slot);
                 if slots.is_empty() {

@@ -102,11 +102,18 @@ impl Engine {
         }
         if sa.lifetimes.renewal == Renewal::Requested {
             let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
+            // A newer SA, or one of ours still negotiating, renews it already. A responder SA
+            // whose peer has not authenticated does not: anyone can make one with a spoofed
+            // MM1, and renewal must not wait for a peer that may not exist.
             let newer_exists = self.siblings(slot).into_iter().any(|other| {
                 self.slots[other].as_ref().is_some_and(|s| {
                     !matches!(s.phase1, Phase1::Failed)
                         && s.lifetimes.renewal != Renewal::Superseded
-                        && (!s.is_established() || s.established_at > sa.established_at)
+                        && if s.is_established() {
+                            s.established_at > sa.established_at
+                        } else {
+                            s.role == crate::sa::core::Role::Initiator
+                        }
                 })
             });
             let retry_at = later(now, self.config.limits.exchange_timeout);

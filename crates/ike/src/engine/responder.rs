@@ -1,20 +1,20 @@
 //! Responder admission and the first steps of a new IKE SA: which configured peer a first
-//! message is for, the half-open limits (per address and in total) that bound what an
-//! unauthenticated sender can make us hold, and what follows when phase 1 completes
-//! (INITIAL-CONTACT's effect is `initial_contact`).
+//! message is for, admission by memory into the half-open table (`engine::half_open`: the
+//! oldest half-open SAs make room, no newcomer is refused), and what follows when phase 1
+//! completes (INITIAL-CONTACT's effect is `initial_contact`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use isakmp::{Cookie, ExchangeType, Message};
+use isakmp::{Cookie, ExchangeType, Message, PayloadType};
 
 use crate::engine::endpoint::Engine;
 use crate::event::{Event, Exchange, Failure};
 use crate::failure::{FailureReason, PolicyFailure};
-use crate::ike_sa::IkeSa;
+use crate::ike_sa::{IkeSa, Phase1};
 use crate::informational;
 use crate::sa::context::ReceivedMessage;
-use crate::sa::core::{Role, SaIdentity};
+use crate::sa::core::SaIdentity;
 
 impl Engine {
     /// True when no established IKE SA with this peer exists: our next phase 1 with it then
@@ -54,7 +54,7 @@ impl Engine {
             let failure = Failure { peer, remote, exchange, state, reason, unauthenticated: true };
             engine.out.events.push_back(Event::Failed(failure));
         };
-        let Some(peer) = self.admit(now, message, remote, aggressive, refuse) else { return };
+        let Some(peer) = self.admit(now, &received, remote, aggressive, refuse) else { return };
         let connection = self.next_connection();
         let identity = SaIdentity { connection, peer, local, remote };
         let mut ctx = self.ctx(now, Some((local, remote)));
@@ -73,11 +73,11 @@ impl Engine {
                 self.by_cookie.insert(sa.our_cookie(), slot);
                 self.by_connection.insert(sa.connection, slot);
                 self.responder_first.insert((sa.cookie_i, remote), slot);
-                *self.half_open_by_address.entry(remote.ip()).or_default() += 1;
                 self.slots_by_peer.entry(peer).or_default().push(slot);
+                self.half_open.admit(slot, super::half_open::charge(&sa));
                 self.slots[slot] = Some(sa);
-                self.half_open += 1;
                 self.rearm(slot);
+                self.fit_half_open(Some(slot), now);
             }
             Err(reason) => {
                 informational::notify_unauthenticated(
@@ -118,17 +118,18 @@ impl Engine {
             .or_else(|| self.config.template_peer())
     }
 
-    /// Responder admission, before any work: aggressive mode only for a peer that accepts it
-    /// and within its rate limit, the half-open limits, a configured peer. A refusal is
-    /// reported with `refuse` (reason, the peer it selected) and gets no reply.
+    /// Responder admission, before any work: aggressive mode only where accepted and within its
+    /// rate limit, an SA payload a half-open SA may keep, a configured peer (no cap by count or
+    /// address). A refusal is reported with `refuse` (reason, peer selected), with no reply.
     fn admit(
         &mut self,
         now: Instant,
-        message: &Message<'_>,
+        received: &ReceivedMessage<'_>,
         remote: SocketAddr,
         aggressive: bool,
         refuse: impl Fn(FailureReason, Option<usize>, &mut Self),
     ) -> Option<usize> {
+        let ReceivedMessage { message, datagram, .. } = *received;
         let peer = self.responder_peer(message, remote, aggressive);
         if aggressive {
             if let Err(reason) = self.admit_aggressive(now, peer, remote) {
@@ -136,12 +137,21 @@ impl Engine {
                 return None;
             }
         }
-        let per_peer = self.half_open_by_address.get(&remote.ip()).copied().unwrap_or(0);
-        if self.half_open >= self.config.limits.max_half_open
-            || per_peer >= self.config.limits.max_half_open_per_peer
-        {
-            self.stats.half_open_dropped += 1;
-            refuse(FailureReason::Policy(PolicyFailure::TooManyHalfOpen), None, self);
+        // The SA payload's body is kept until the hashes (HASH_I, HASH_R) are computed.
+        let sa_payload = crate::wire::raw_body(
+            message.first_payload(),
+            crate::wire::body_of(datagram),
+            PayloadType::SecurityAssociation,
+        )
+        .map_or(0, <[u8]>::len);
+        let limit = self.config.limits.max_first_sa_payload;
+        if sa_payload > limit {
+            self.stats.oversized_sa_payloads += 1;
+            refuse(
+                FailureReason::Policy(PolicyFailure::SaPayloadTooLarge { size: sa_payload, limit }),
+                peer,
+                self,
+            );
             return None;
         }
         if peer.is_none() {
@@ -180,18 +190,15 @@ impl Engine {
 
     /// Phase 1 completed on `slot`: start the quick modes that were waiting for it.
     pub(super) fn phase1_done(&mut self, slot: usize, now: Instant) {
-        if let Some(sa) = self.slots[slot].as_ref() {
-            if sa.role == Role::Responder {
-                self.half_open = self.half_open.saturating_sub(1);
-                // The first-message route stays until the SA goes (see `responder_first`). It
-                // is keyed by the address of the first message: `remote` may have moved with
-                // NAT-T since.
-                let address = sa.initial_remote.ip();
-                self.half_open_ended(address);
-            }
-        }
+        // Authenticated: no longer half-open. The first-message route stays until the SA goes
+        // (see `responder_first`).
+        self.half_open.remove(slot);
         self.initial_contact(slot, now);
+        // Traffic that waits for phase 1 with this peer on another SA of ours still
+        // negotiating goes through whichever SA is up first: this one.
+        let waiting = self.waiting_elsewhere(slot);
         self.with_sa(slot, now, |sa, ctx| {
+            sa.pending.extend(waiting);
             for acquire in std::mem::take(&mut sa.pending) {
                 if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
                     let failure = sa.failure(Exchange::QuickMode, "starting", reason, ctx.config);
@@ -202,13 +209,36 @@ impl Engine {
         self.ike_sa_established(slot, now);
     }
 
-    /// One half-open responder SA with `address` is gone (established or removed).
-    pub(super) fn half_open_ended(&mut self, address: IpAddr) {
-        if let Some(count) = self.half_open_by_address.get_mut(&address) {
-            *count -= 1;
-            if *count == 0 {
-                self.half_open_by_address.remove(&address);
+    /// The acquires waiting on the other SAs, still negotiating phase 1, with the same peer
+    /// and address as the SA in `slot`, taken from them (that SA just came up and serves them).
+    fn waiting_elsewhere(&mut self, slot: usize) -> Vec<crate::event::Acquire> {
+        let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
+        let (peer, ip) = (sa.peer, sa.remote.ip());
+        let others = self.peer_slots(peer).filter(|(other, s)| *other != slot && s.remote.ip() == ip);
+        let others: Vec<usize> = others.filter(|(_, s)| !s.is_established()).map(|(o, _)| o).collect();
+        let slots = &mut self.slots;
+        others
+            .iter()
+            .flat_map(|&o| slots[o].as_mut().map(|sa| std::mem::take(&mut sa.pending)))
+            .flatten()
+            .collect()
+    }
+
+    /// Evicts the oldest half-open SAs (never `keep`) until the table is within its budget,
+    /// silently: each is counted, not logged (a flood would make every one a line). A real
+    /// peer's retransmitted MM1 is admitted anew; later in the exchange it starts over.
+    pub(super) fn fit_half_open(&mut self, keep: Option<usize>, now: Instant) {
+        while self.half_open.bytes() > self.config.limits.half_open_memory_budget {
+            let Some(oldest) = self.half_open.oldest_except(keep) else { break };
+            match self.slots.get_mut(oldest).and_then(Option::as_mut) {
+                Some(sa) => sa.phase1 = Phase1::Failed,
+                None => {
+                    self.half_open.remove(oldest);
+                    continue;
+                }
             }
+            self.stats.half_open_evicted += 1;
+            self.reap(oldest, now);
         }
     }
 }

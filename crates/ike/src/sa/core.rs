@@ -16,7 +16,6 @@ use crate::config::{Config, DpdConfig, ExchangeMode, IdentityConfig, IkeProposal
 use crate::dpd::DpdState;
 use crate::event::{Acquire, ConnectionId, Event, Exchange, Failure, Phase1KeyLog, Transmit};
 use crate::failure::FailureReason;
-use crate::fragmentation::Reassembly;
 use crate::identity::{IdentityKey, PeerIdentity};
 use crate::nat_t::{detect, our_discovery_hashes, NatState, NAT_T_PORT};
 use crate::sa::context::Ctx;
@@ -121,8 +120,8 @@ pub(crate) struct SaCore {
     pub(crate) peer_asked_certificate: bool,
     /// The peer's verified certificate, once signature authentication succeeded.
     pub(crate) peer_certificate: Option<crypto::CertificateSummary>,
-    /// The phase-1 message being reassembled from fragments (`fragmentation.rs`).
-    pub(crate) reassembly: Reassembly,
+    /// The phase-1 message being reassembled from fragments (`isakmp::fragmentation`).
+    pub(crate) reassembly: isakmp::fragmentation::Reassembly,
     /// The fragment ID of our next fragmented message.
     pub(crate) next_fragment_id: Cell<u16>,
     /// The identity the peer presented and authenticated (its ID payload), for `display ike
@@ -228,7 +227,7 @@ impl SaCore {
             quick_mode_seen: SeenMessageIds::default(),
             peer_asked_certificate: false,
             peer_certificate: None,
-            reassembly: Reassembly::default(),
+            reassembly: isakmp::fragmentation::Reassembly::default(),
             next_fragment_id: Cell::new(1),
             remote_identity: None,
             remote_identity_key: None,
@@ -269,7 +268,9 @@ impl SaCore {
     pub(crate) fn transmit(&self, payload: Vec<u8>, ctx: &mut Ctx<'_>) {
         if self.fragments_to_peer(ctx.config) {
             let id = self.next_fragment_id.get();
-            if let Some(fragments) = crate::fragmentation::split(&payload, id, &ctx.config.limits) {
+            if let Some(fragments) =
+                isakmp::fragmentation::split(&payload, id, &ctx.config.limits.fragments())
+            {
                 self.next_fragment_id.set(id.wrapping_add(1));
                 for fragment in fragments {
                     ctx.out.transmits.push_back(Transmit::isakmp(self.local, self.remote, fragment));

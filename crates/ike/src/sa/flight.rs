@@ -24,6 +24,11 @@ pub(crate) struct Flight {
 /// A responder answers repeats of one request at most this many times (no amplification).
 const MAX_DUPLICATE_REPLIES: u32 = 3;
 
+/// What a heap block of `len` bytes costs with the allocator's bookkeeping (about 16 bytes).
+pub(crate) fn heap_bytes(len: usize) -> usize {
+    len + 16 * usize::from(len > 0)
+}
+
 /// What a retransmission timer decided.
 pub(crate) enum FlightTimeout {
     /// Nothing due.
@@ -72,6 +77,11 @@ impl Flight {
         }
         self.duplicate_replies += 1;
         Some(self.last_sent.clone())
+    }
+
+    /// The heap bytes held (the message kept for retransmission and repeats).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.last_sent.as_ref().map_or(0, |bytes| heap_bytes(bytes.capacity()))
     }
 
     /// The last message we sent, for a state that decides itself when to send it again.

@@ -22,6 +22,16 @@ pub(crate) struct Phase1Material {
     pub(crate) g_xr: Vec<u8>,
 }
 
+impl Phase1Material {
+    /// The heap bytes held, boxed as the states keep it: itself, both public values and the
+    /// five secrets (SKEYID, its three keys, Ka: at most 64 bytes each).
+    pub(crate) fn held_bytes(&self) -> usize {
+        use crate::sa::flight::heap_bytes;
+        let public = heap_bytes(self.g_xi.capacity()) + heap_bytes(self.g_xr.capacity());
+        heap_bytes(std::mem::size_of::<Self>()) + public + 5 * heap_bytes(64)
+    }
+}
+
 /// The public values of a phase-1 exchange that the key schedule mixes in, named as in
 /// RFC 2409 §5 (nonce and KE payload bodies, cookies).
 pub(crate) struct Phase1Exchange<'a> {

@@ -689,7 +689,9 @@ fn aggressive_mode_responder_drops_a_late_duplicate_am1() {
 #[test]
 fn aggressive_mode_responder_counts_only_unfinished_sas_as_half_open() {
     let (a, b) = fqdn_gateways();
-    let b = Gateway { limits: crate::Limits { max_half_open_per_peer: 2, ..b.limits }, ..b };
+    // A budget of one byte: every new half-open SA evicts every other half-open one, so an
+    // established SA still counted as half-open would be evicted by the next round's AM1.
+    let b = Gateway { limits: crate::Limits { half_open_memory_budget: 1, ..b.limits }, ..b };
     let mut pair = Pair::new(&a, &b, 38);
     for round in 0..4u64 {
         // A restarted gateway each time: new cookies, a new IKE SA on B.
@@ -706,7 +708,8 @@ fn aggressive_mode_responder_counts_only_unfinished_sas_as_half_open() {
     assert_eq!(pair.b.engine.ike_sas().filter(|v| v.state == "established").count(), 1);
     let cleared = pair.b.events.iter().filter(|e| matches!(e, Event::SasCleared { .. })).count();
     assert_eq!(cleared, 3);
-    assert_eq!(pair.b.engine.statistics().half_open_dropped, 0);
+    assert_eq!(pair.b.engine.statistics().half_open_evicted, 0);
+    assert_eq!(pair.b.engine.half_open().entries, 0);
 }
 
 // ------------------------------------------------------- vendor IDs, NAT-T, INITIAL-CONTACT

@@ -116,8 +116,6 @@ fn the_aggressive_mode_responder_is_rate_limited() {
     let limits = Limits {
         aggressive_mode_responses_per_second: 6,
         aggressive_mode_responses_per_address: 2,
-        max_half_open: 1000,
-        max_half_open_per_peer: 1000,
         ..Limits::default()
     };
     let b = Gateway { accept_aggressive_from_peer: true, limits, ..Gateway::fw_b() };

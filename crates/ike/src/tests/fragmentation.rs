@@ -12,8 +12,8 @@ use super::certs::gateways;
 use super::test_pki::{Ca, KeyKind};
 use super::tunnel_up;
 use super::util::{failures, Faults, Gateway, Pair};
-use crate::fragmentation::{split, Reassembled, Reassembly};
 use crate::{ExchangeMode, Limits, Transmit};
+use isakmp::fragmentation::{split, FragmentLimits, Reassembled, Reassembly};
 
 fn fragment_of(datagram: &[u8]) -> Option<(u16, u8, bool, usize)> {
     let message = Message::parse(datagram).ok()?;
@@ -80,7 +80,7 @@ fn fragmentation_is_not_used_when_the_peer_did_not_announce_it() {
 
 #[test]
 fn fragmentation_reassembly_in_any_order_with_duplicates() {
-    let limits = Limits::default();
+    let limits = Limits::default().fragments();
     let now = crate::tests::util::epoch();
     let cookies = (isakmp::Cookie([1; 8]), isakmp::Cookie([2; 8]));
     let frag =
@@ -118,18 +118,18 @@ fn fragmentation_reassembly_in_any_order_with_duplicates() {
         let header = crate::wire::header(cookies.0, cookies.1, isakmp::ExchangeType::IdentityProtection, 0);
         crate::wire::cleartext(header, vec![Payload::VendorId(&[0x42; 3000])])
     };
-    let pieces = split(&message, 9, &Limits { fragment_size: 500, ..limits }).expect("fragments");
+    let pieces = split(&message, 9, &FragmentLimits { fragment_size: 500, ..limits }).expect("fragments");
     assert_eq!(pieces.len(), 7);
     let mut r = Reassembly::default();
     let mut outcome = Reassembled::Pending;
     for piece in pieces.iter().rev() {
         let parsed = Message::parse(piece).unwrap();
-        let fragment = crate::fragmentation::fragment_of(&parsed).unwrap();
+        let fragment = isakmp::fragmentation::fragment_of(&parsed).unwrap();
         outcome = r.add(fragment, cookies, now, &limits);
     }
     assert_eq!(outcome, Reassembled::Complete(message.clone()));
     // Too many pieces for the limit: sent whole rather than cut beyond what a peer accepts.
-    assert!(split(&message, 9, &Limits { fragment_size: 100, max_fragments: 16, ..limits }).is_none());
+    assert!(split(&message, 9, &FragmentLimits { fragment_size: 100, max_fragments: 16, ..limits }).is_none());
 }
 
 /// A pair held with B waiting for MM5 (A's MM5 fragments captured, not delivered), and the

@@ -6,6 +6,7 @@ mod aggressive_admission;
 mod certs;
 mod dpd;
 mod fragmentation;
+mod half_open;
 mod initial_contact;
 mod key_log;
 mod lifetime;
@@ -478,18 +479,32 @@ fn main_mode_responder_answers_repeated_mm1_from_memory_a_few_times() {
 }
 
 #[test]
-fn main_mode_responder_limits_half_open_sas_per_peer() {
+fn main_mode_responder_keeps_half_open_sas_within_its_memory_budget() {
     let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    // Room for about five minimal half-open SAs.
+    let b = Gateway { limits: crate::Limits { half_open_memory_budget: 9_000, ..b.limits }, ..b };
     let mut pair = Pair::new(&a, &b, 13);
-    let limit = b.limits.max_half_open_per_peer;
-    for i in 0..limit + 5 {
+    let mut cookies = Vec::new();
+    for i in 0..20 {
         let mut a_engine = crate::Engine::new(a.config(), Box::new(util::TestRng(500 + i as u64)));
         a_engine.handle_acquire(pair.now, crate::Acquire { policy: 0, selector: a.selector() });
         let mm1 = a_engine.poll_transmit().expect("MM1");
+        cookies.push(isakmp::Message::parse(&mm1.payload).expect("MM1").header.initiator_cookie);
         pair.b.engine.handle_datagram(pair.now, mm1.remote, mm1.local, &mm1.payload);
+        assert!(pair.b.engine.poll_transmit().is_some(), "MM1 {i} is answered: no newcomer is refused");
+        let usage = pair.b.engine.half_open();
+        assert!(usage.bytes <= usage.budget, "{usage:?}");
     }
-    assert_eq!(pair.b.engine.ike_sas().count(), limit);
-    assert_eq!(pair.b.engine.statistics().half_open_dropped, 5);
+    let usage = pair.b.engine.half_open();
+    assert!((3..=usage.max_entries()).contains(&usage.entries), "{usage:?}");
+    assert_eq!(pair.b.engine.statistics().half_open_evicted, 20 - usage.entries as u64);
+    // The newest stayed, the oldest went.
+    let mut kept: Vec<_> = pair.b.engine.ike_sas().map(|sa| sa.cookies.0).collect();
+    kept.sort_unstable();
+    let mut newest = cookies[20 - usage.entries..].to_vec();
+    newest.sort_unstable();
+    assert_eq!(kept, newest);
+    assert!(failures(&pair.b).is_empty(), "evictions are counted, not reported one by one");
 }
 
 #[test]

@@ -30,8 +30,10 @@
 //! # Invariants (checked after every action, on both engines)
 //!
 //! * Nothing panics (the engine, or these checks).
-//! * Responder SAs not yet authenticated (half-open) ≤ `Limits::max_half_open`.
-//! * IKE SAs ≤ `Limits::max_half_open` + [`SAS_PER_PEER`] × peers (see [`sa_bound`]).
+//! * Responder SAs not yet authenticated (half-open): the bytes charged to them ≤
+//!   `Limits::half_open_memory_budget` (or one alone), their count as the engine reports it is
+//!   the count of its unauthenticated responder SAs, and ≤ `HalfOpenUsage::max_entries`.
+//! * IKE SAs ≤ `HalfOpenUsage::max_entries` + [`SAS_PER_PEER`] × peers (see [`sa_bound`]).
 //! * Quick modes in progress per IKE SA ≤ `Limits::max_quick_modes_per_sa` + 2 × rules
 //!   (see [`quick_mode_bound`]).
 //! * IPsec SA pairs ≤ [`PAIRS_PER_FLOW`] × rules per IKE SA of the bound.
@@ -61,7 +63,7 @@ const FW_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
 /// Established or negotiating IKE SAs each configured peer may account for, beyond the
-/// half-open responder SAs that `Limits::max_half_open` bounds. An SA is established only by a
+/// half-open responder SAs that `Limits::half_open_memory_budget` bounds. An SA is established only by a
 /// complete handshake with the genuine peer (the fuzzer cannot authenticate), and either
 /// engine starts one only when it has none with the peer (an acquire reuses an SA that is
 /// established or still negotiating) or to renew one before its lifetime ends. So per side:
@@ -228,9 +230,10 @@ impl Scenario {
                 retransmit_initial: Duration::from_millis(500),
                 retransmit_count: 3,
                 exchange_timeout: Duration::from_secs(20),
-                // Small, so that the fuzzer reaches them with a handful of first messages.
-                max_half_open: 6,
-                max_half_open_per_peer: 3,
+                // Small, so that the fuzzer fills it with a handful of first messages (a
+                // minimal main-mode half-open SA is charged about 1.7 KB).
+                half_open_memory_budget: 8 * 1024,
+                max_first_sa_payload: Limits::default().max_first_sa_payload,
                 max_quick_modes_per_sa: 4,
                 fragmentation: true,
                 fragment_size: if self.small_fragments { 160 } else { Limits::default().fragment_size },
@@ -246,9 +249,14 @@ impl Scenario {
 }
 
 /// The IKE SAs an engine with `config` may hold at once: the half-open responder SAs its
-/// limit allows, plus [`SAS_PER_PEER`] for each configured peer.
+/// budget can hold, plus [`SAS_PER_PEER`] for each configured peer.
 pub(crate) fn sa_bound(config: &Config) -> usize {
-    config.limits.max_half_open + SAS_PER_PEER * config.peers.len()
+    half_open_bound(config) + SAS_PER_PEER * config.peers.len()
+}
+
+/// The most half-open responder SAs the budget of `config` holds.
+fn half_open_bound(config: &Config) -> usize {
+    ike::HalfOpenUsage { budget: config.limits.half_open_memory_budget, ..Default::default() }.max_entries()
 }
 
 /// The ACL rules (flows) of all policies, each of which an acquire may name.
@@ -298,6 +306,8 @@ pub(crate) struct Reached {
     /// Deliveries that changed the receiver's authenticated state (genuine messages in order:
     /// the invariant on forged and replayed ones compares against these changes).
     pub(crate) authenticated_changes: usize,
+    /// Most half-open SAs one engine evicted to stay within its budget.
+    pub(crate) half_open_evicted: u64,
 }
 
 /// The actions, by opcode: the opcode byte modulo [`Action::COUNT`], in declaration order
@@ -915,7 +925,11 @@ fn check(engine: &Engine, now: Instant, sas_before: usize, reached: &mut Reached
     let sas: Vec<_> = engine.ike_sas().collect();
     reached.most_ike_sas = reached.most_ike_sas.max(sas.len());
     let half_open = sas.iter().filter(|sa| !sa.initiator && sa.expires_at.is_none()).count();
-    assert!(half_open <= limits.max_half_open, "{half_open} half-open responder SAs: {sas:#?}");
+    let usage = engine.half_open();
+    assert_eq!(usage.entries, half_open, "half-open responder SAs: {usage:?} {sas:#?}");
+    assert!(usage.bytes <= limits.half_open_memory_budget || usage.entries <= 1, "{usage:?}");
+    assert!(half_open <= half_open_bound(config), "{half_open} half-open responder SAs: {sas:#?}");
+    reached.half_open_evicted = reached.half_open_evicted.max(engine.statistics().half_open_evicted);
     assert!(
         sas.len() <= sa_bound(config),
         "{} IKE SAs over the bound {}: {sas:#?}",

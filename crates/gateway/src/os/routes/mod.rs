@@ -448,5 +448,4 @@ fn route_text(route: &Route, device: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "routes_tests.rs"]
 mod tests;

@@ -1,36 +1,50 @@
 //! IKEv1 fragmentation in the Cisco/Microsoft format that strongSwan also speaks (no RFC;
-//! announced by the FRAGMENTATION Vendor ID, payload type 132). A phase-1 message larger than
-//! [`Limits::fragment_size`] — typically MM5/MM6 or AM2/AM3 carrying a certificate — is cut
-//! into pieces of the *whole* datagram, ISAKMP header included; each piece travels in its own
-//! unencrypted message `HDR, FRAG` with the original cookies, exchange type and message ID.
-//! The receiver concatenates the pieces in order and handles the result as if it had arrived
-//! in one datagram.
+//! announced by the FRAGMENTATION Vendor ID, payload type 132): splitting a phase-1 message
+//! and reassembling one. A message larger than [`FragmentLimits::fragment_size`] — typically
+//! MM5/MM6 or AM2/AM3 carrying a certificate — is cut into pieces of the *whole* datagram,
+//! ISAKMP header included; each piece travels in its own unencrypted message `HDR, FRAG` with
+//! the original cookies, exchange type and message ID. The receiver concatenates the pieces in
+//! order and handles the result as if it had arrived in one datagram.
 //!
 //! Reassembly is untrusted work before any authentication (ikev1-notes, security pitfall 2),
-//! so it is bounded: fragments are accepted only for an IKE SA that exists (never for an
-//! unknown cookie pair), one message per SA at a time (a fragment with a new ID replaces the
-//! partial one), at most [`Limits::max_fragments`] pieces and [`Limits::max_reassembly_bytes`]
-//! bytes, and a partial message older than [`Limits::fragment_timeout`] is dropped. Duplicate
-//! pieces are ignored and pieces may arrive in any order; a piece numbered beyond the last,
-//! a second "last" piece, or a fragment inside a reassembled message discards the message.
+//! so it is bounded: the engine accepts fragments only for an IKE SA that exists (never for an
+//! unknown cookie pair); one message per SA at a time (a fragment with a new ID replaces the
+//! partial one), at most [`FragmentLimits::max_fragments`] pieces and
+//! [`FragmentLimits::max_reassembly_bytes`] bytes, and a partial message older than
+//! [`FragmentLimits::fragment_timeout`] is dropped. Duplicate pieces are ignored and pieces
+//! may arrive in any order; a piece numbered beyond the last, or a second "last" piece,
+//! discards the message. Wire work with no engine state, so it lives here (the engine keeps
+//! one [`Reassembly`] per IKE SA and passes its limits in).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use isakmp::fragment::FRAGMENT_FLAG_LAST;
-use isakmp::{Cookie, ExchangeType, Fragment, Message, Payload};
+use std::time::Duration;
 
-use crate::config::Limits;
-use crate::wire;
+use crate::fragment::FRAGMENT_FLAG_LAST;
+use crate::{Body, Cookie, ExchangeType, Flags, Fragment, Header, Message, Payload};
+
+/// The bounds of fragmentation (the engine's `Limits` of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentLimits {
+    /// Largest datagram sent whole, and the largest fragment datagram.
+    pub fragment_size: usize,
+    /// Most fragments one message may have.
+    pub max_fragments: u8,
+    /// Most bytes one reassembled message may have.
+    pub max_reassembly_bytes: usize,
+    /// A partial message is dropped after this long.
+    pub fragment_timeout: Duration,
+}
 
 /// Bytes a fragment message adds around its piece: the ISAKMP header, the generic payload
 /// header and the fragment header (ID, number, flags).
-const FRAGMENT_OVERHEAD: usize = isakmp::HEADER_LEN + 4 + 4;
+const FRAGMENT_OVERHEAD: usize = crate::HEADER_LEN + 4 + 4;
 
 /// Cuts `message` (a complete phase-1 datagram) into fragment datagrams of at most
 /// `limits.fragment_size` bytes each, under fragment ID `id`. `None` when the message fits,
 /// is not a phase-1 message, or would need more than `limits.max_fragments` pieces.
-pub(crate) fn split(message: &[u8], id: u16, limits: &Limits) -> Option<Vec<Vec<u8>>> {
+pub fn split(message: &[u8], id: u16, limits: &FragmentLimits) -> Option<Vec<Vec<u8>>> {
     if message.len() <= limits.fragment_size {
         return None;
     }
@@ -51,15 +65,9 @@ pub(crate) fn split(message: &[u8], id: u16, limits: &Limits) -> Option<Vec<Vec<
             let number = u8::try_from(index + 1).unwrap_or(u8::MAX);
             let flags = if index + 1 == count { FRAGMENT_FLAG_LAST } else { 0 };
             let fragment = Fragment { id, number, flags, data };
-            wire::cleartext(
-                wire::header(
-                    header.initiator_cookie,
-                    header.responder_cookie,
-                    header.exchange_type,
-                    header.message_id.0,
-                ),
-                vec![Payload::Fragment(fragment)],
-            )
+            let header = Header { flags: Flags(0), ..header };
+            let payloads = vec![Payload::Fragment(fragment)];
+            Message { header, body: Body::Cleartext { payloads, padding: &[] } }.to_vec()
         })
         .collect();
     Some(fragments)
@@ -67,7 +75,7 @@ pub(crate) fn split(message: &[u8], id: u16, limits: &Limits) -> Option<Vec<Vec<
 
 /// What one received fragment did.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Reassembled {
+pub enum Reassembled {
     /// Stored (or a duplicate, ignored); the message is not complete yet.
     Pending,
     /// The last missing piece: the whole datagram, to be handled as received.
@@ -89,18 +97,18 @@ struct Partial {
 
 /// Reassembly state of one IKE SA: at most one partial message.
 #[derive(Debug, Default)]
-pub(crate) struct Reassembly {
+pub struct Reassembly {
     partial: Option<Partial>,
 }
 
 impl Reassembly {
     /// Adds `fragment`, received in a message with cookies `cookies`, at `now`.
-    pub(crate) fn add(
+    pub fn add(
         &mut self,
         fragment: &Fragment<'_>,
         cookies: (Cookie, Cookie),
         now: Instant,
-        limits: &Limits,
+        limits: &FragmentLimits,
     ) -> Reassembled {
         self.expire(now);
         if fragment.number == 0 {
@@ -157,7 +165,7 @@ impl Reassembly {
     }
 
     /// Drops a partial message older than the limit; true when one was dropped.
-    pub(crate) fn expire(&mut self, now: Instant) -> bool {
+    pub fn expire(&mut self, now: Instant) -> bool {
         let old = self.partial.as_ref().is_some_and(|p| now >= p.expires);
         if old {
             self.partial = None;
@@ -166,18 +174,24 @@ impl Reassembly {
     }
 
     /// When the partial message times out, if there is one.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         self.partial.as_ref().map(|p| p.expires)
     }
 
-    /// Bytes held for the partial message (counted by [`crate::Engine::buffered_bytes`]).
-    pub(crate) fn buffered(&self) -> usize {
+    /// The heap bytes held for the partial message: its pieces, each an allocation, and their
+    /// map nodes (about 32 bytes a piece), for the half-open table's charge.
+    pub fn held_bytes(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.bytes + p.pieces.len() * (16 + 32))
+    }
+
+    /// Bytes held for the partial message (the engine counts them among its buffered bytes).
+    pub fn buffered(&self) -> usize {
         self.partial.as_ref().map_or(0, |p| p.bytes)
     }
 }
 
 /// The fragment payload of a message, if it is a fragment message.
-pub(crate) fn fragment_of<'m, 'a>(message: &'m Message<'a>) -> Option<&'m Fragment<'a>> {
+pub fn fragment_of<'m, 'a>(message: &'m Message<'a>) -> Option<&'m Fragment<'a>> {
     message.payloads().iter().find_map(|p| match p {
         Payload::Fragment(f) => Some(f),
         _ => None,
