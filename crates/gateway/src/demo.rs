@@ -384,7 +384,9 @@ fn start_daemon(topology: &mut Topology, exe: &str, gateway: &Gateway<'_>) -> Re
     let Gateway { namespace, name, config: text, control, public, edited } = *gateway;
     let dir = topology.dir.clone();
     let config = dir.join(format!("{name}.cfg"));
-    std::fs::write(&config, text).map_err(|source| DemoError::File {
+    // Mode 0600 from the start: the file holds the pre-shared key, and the daemon refuses a
+    // file that group or others can read.
+    crate::service::config_file::write_private(&config, text).map_err(|source| DemoError::File {
         action: "write",
         path: config.clone(),
         source,

@@ -43,6 +43,9 @@ pub fn engine_config_with(
     // `ike fragmentation`: announced and used with peers that announce it too.
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
+    // The hub's own addresses: no branch may claim them through a template (`ike::hub`).
+    out.own_addresses =
+        config.interfaces.values().filter_map(|i| i.address).map(|a| a.address.into()).collect();
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
@@ -87,6 +90,7 @@ pub fn engine_config_with(
                 lifetime_kilobytes: Some(
                     settings.sa_kilobytes.unwrap_or(config.ipsec_global_duration.kilobytes),
                 ),
+                template: template.then(|| template_config(config, settings)),
             });
         }
     }
@@ -139,6 +143,27 @@ fn acl_selectors(
         });
     }
     Ok(selectors)
+}
+
+/// What a template adds to its engine policy: its caps (`sa max …`, defaults for those left
+/// out) and, per selector (as [`acl_selectors`] makes them), whether the rule names its
+/// destination as an address rather than `any`.
+fn template_config(config: &vrp::Config, settings: &vrp::model::PolicySettings) -> ike::TemplateConfig {
+    let [ike_sas, ipsec_sas, flows, per_peer_ike_sas, per_peer_ipsec_sas, per_peer_flows] =
+        settings.sa_max.values().map(|n| n as usize);
+    let limits =
+        ike::HubLimits { ike_sas, ipsec_sas, flows, per_peer_ike_sas, per_peer_ipsec_sas, per_peer_flows };
+    let explicit_destinations = match settings.acl.and_then(|n| config.acls.get(&n)) {
+        // No ACL: any flow, written as nothing.
+        None => vec![false],
+        Some(acl) => acl
+            .rules
+            .values()
+            .filter(|rule| rule.action != AclAction::Deny)
+            .map(|rule| !matches!(rule.destination, AddressMatch::Any))
+            .collect(),
+    };
+    ike::TemplateConfig { limits, explicit_destinations }
 }
 
 /// The settings of policy template `name` (vrp-cli.md §2.7), bound by `item`. A template
@@ -513,6 +538,31 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         let c = convert(&no_acl).unwrap();
         let any = ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0);
         assert_eq!(c.policies[1].selectors, [ike::TrafficSelector::between(any, any)]);
+        assert_eq!(c.policies[1].template.as_ref().unwrap().explicit_destinations, [false]);
+    }
+
+    /// A template's caps and ACL reach the engine (issue 13, hub limits): `sa max` values over
+    /// the defaults, which rules name their destination (`0.0.0.0 255.255.255.255` does,
+    /// `any` does not), and the hub's interface addresses.
+    #[test]
+    fn a_policy_template_brings_its_caps_and_named_destinations() {
+        let text = HUB
+            .replace(
+                " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n",
+                " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255\n \
+                 rule 10 permit ip source 10.1.1.0 0.0.0.255 destination 0.0.0.0 255.255.255.255\n \
+                 rule 15 permit ip source 10.1.1.0 0.0.0.255 destination any\n",
+            )
+            .replace(" ike-peer any\n", " ike-peer any\n sa max flow 300\n sa max per-peer ike-sa 2\n");
+        let c = convert(&text).unwrap();
+        assert_eq!(c.policies[0].template, None, "an isakmp entry has no caps");
+        let template = c.policies[1].template.as_ref().unwrap();
+        assert_eq!(template.explicit_destinations, [true, true, false]);
+        assert_eq!(
+            template.limits,
+            ike::HubLimits { flows: 300, per_peer_ike_sas: 2, ..ike::HubLimits::default() }
+        );
+        assert_eq!(c.own_addresses, [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
     }
 
     #[test]

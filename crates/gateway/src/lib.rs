@@ -21,3 +21,5 @@ pub mod load;
 pub mod os;
 pub mod pki;
 pub mod records;
+/// What makes the daemon a system service (crate `keysteward-service`).
+pub use service;

@@ -170,9 +170,29 @@ impl Loaded {
 /// Reads and checks the file at `path`: the VRP checks, the host's interfaces and addresses
 /// (when `host` is given), and the conversion to the engine's configuration.
 pub fn load(path: &Path, interfaces: &InterfaceMap, host: Option<&Host>, purpose: Purpose) -> Loaded {
+    use crate::service::config_file;
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => check_text(&file, &text, interfaces, host, purpose),
+    match config_file::read(path) {
+        Ok((text, mode)) => {
+            let mut loaded = check_text(&file, &text, interfaces, host, purpose);
+            // A secret in a file group or others can read: `run` refuses it, `check` warns.
+            let exposed =
+                loaded.config.as_ref().and_then(|(config, _)| config_file::exposed(path, mode, config));
+            if let Some(exposed) = exposed {
+                let severity = match purpose {
+                    Purpose::Check => Severity::Warning,
+                    Purpose::Run => {
+                        loaded.config = None;
+                        Severity::Error
+                    }
+                };
+                let message = exposed.to_string();
+                loaded
+                    .diagnostics
+                    .insert(0, finding(&file, None, severity, DiagnosticKind::Incomplete, message));
+            }
+            loaded
+        }
         Err(e) => Loaded {
             config: None,
             diagnostics: vec![finding(
@@ -180,7 +200,7 @@ pub fn load(path: &Path, interfaces: &InterfaceMap, host: Option<&Host>, purpose
                 None,
                 Severity::Error,
                 DiagnosticKind::Incomplete,
-                format!("cannot read: {e}"),
+                e.to_string(),
             )],
         },
     }

@@ -87,6 +87,18 @@ enum Command {
         /// interface (`eth1`); repeatable. Unmapped names must be Linux interfaces.
         #[arg(long = "interface-map", value_name = "VRPNAME=LINUXNAME")]
         interface_map: Vec<String>,
+        /// Started as root: become user NAME at once, keeping only CAP_NET_ADMIN, CAP_NET_RAW
+        /// and CAP_NET_BIND_SERVICE. NAME must be able to read the configuration file (and
+        /// the key log). Without it the daemon stays the user it was started as.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// Write the man page (keysteward.8) and the bash and zsh completions (keysteward.bash,
+    /// _keysteward) into DIR, for the package (scripts/package).
+    #[command(hide = true)]
+    GenerateManual {
+        /// Where to write them.
+        dir: PathBuf,
     },
     /// Delete SAs of a running daemon; traffic renegotiates them.
     Reset {
@@ -333,7 +345,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, control, tun, log_level, key_log, interface_map } => {
+        Command::Run { config, control, tun, log_level, key_log, interface_map, user } => {
             let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
                 Ok(map) => map,
                 Err(e) => {
@@ -356,6 +368,7 @@ fn main() -> ExitCode {
                 tun,
                 key_log,
                 interface_map,
+                user,
             }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -364,6 +377,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::GenerateManual { dir } => match generate_manual(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keysteward: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Display { what, control, json } => ask(&control, &display_request(what), json),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
@@ -379,6 +399,12 @@ fn main() -> ExitCode {
             ask(&control, &request, false)
         }
     }
+}
+
+/// The man pages and completions of the package (`keysteward generate-manual DIR`).
+fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    keysteward::service::manual::write(dir, &Cli::command())
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
@@ -423,14 +449,12 @@ fn check(file: &std::path::Path, interface_map: &[String], offline: bool) -> Exi
             }
         }
     };
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("{}: error: cannot read: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let loaded = load::check_text(&file.display().to_string(), &text, &map, host.as_ref(), Purpose::Check);
+    // A file that cannot be read (or is past the size bound) is one line on standard error.
+    if let Err(e) = keysteward::service::config_file::read(file) {
+        eprintln!("{}: error: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let loaded = load::load(file, &map, host.as_ref(), Purpose::Check);
     for d in &loaded.diagnostics {
         println!("{d}");
     }

@@ -192,3 +192,96 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
     let (ours, listed) = listed_namespaces(|n| all.iter().any(|a| a == n));
     assert_eq!(ours, 0, "namespaces removed: {listed}");
 }
+
+/// Issue 13, finding 8: a branch proposing 0.0.0.0/0 as its network made the hub run
+/// `ip route replace 0.0.0.0/0` into its TUN, taking the hub's default route. With a template
+/// ACL that says `destination any`, the hub now refuses that flow (INVALID-ID-INFORMATION,
+/// the reason in `display ike error-info`), its default route stays where the operator put
+/// it, and an honest branch on the same hub still gets in.
+#[test]
+fn netns_hub_refuses_a_branch_proposing_the_default_route() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}d", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-hubdef-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let ns = |suffix: &str| format!("{tag}{suffix}");
+    let (pc_h, hub, switch) = (ns("ph"), ns("fh"), ns("sw"));
+    let branches: Vec<(u8, String, String)> =
+        (1..=2).map(|n| (n, ns(&format!("f{n}")), ns(&format!("p{n}")))).collect();
+    let mut all = vec![pc_h.clone(), hub.clone(), switch.clone()];
+    all.extend(branches.iter().flat_map(|(_, fw, pc)| [fw.clone(), pc.clone()]));
+    cleanup.add_namespaces(&all);
+
+    ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", &switch, "link", "set", "br0", "up"]);
+    let hub_public = ns("hu");
+    veth(&switch, &ns("s0"), None, &hub, &hub_public, "192.0.2.1/24");
+    ip(&["-n", &switch, "link", "set", &ns("s0"), "master", "br0"]);
+    veth(&pc_h, &ns("hp"), Some("10.1.1.2/24"), &hub, &ns("hi"), "10.1.1.1/24");
+    ip(&["-n", &pc_h, "route", "add", "default", "via", "10.1.1.1"]);
+    // The hub's own default route, toward an upstream router on its public link.
+    ip(&["-n", &hub, "route", "add", "default", "via", "192.0.2.254"]);
+    for (n, fw, pc) in &branches {
+        let port = ns(&format!("s{n}"));
+        veth(&switch, &port, None, fw, &ns(&format!("u{n}")), &format!("192.0.2.1{n}/24"));
+        ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
+        let (inside, pc_address) = (format!("10.2.{n}.1/24"), format!("10.2.{n}.2/24"));
+        veth(pc, &ns(&format!("c{n}")), Some(&pc_address), fw, &ns(&format!("i{n}")), &inside);
+        ip(&["-n", pc, "route", "add", "default", "via", &format!("10.2.{n}.1")]);
+    }
+    for fw in std::iter::once(&hub).chain(branches.iter().map(|(_, fw, _)| fw)) {
+        let out = in_ns(fw, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
+        assert!(out.status.success(), "ip_forward in {fw}: {}", output_text(&out));
+    }
+
+    // The hub example, with a template ACL that takes whatever the branches have:
+    // `destination any`.
+    let hub_config = example("hub.cfg").replace("destination 10.2.0.0 0.0.255.255", "destination any");
+    let hub_control = start(&mut cleanup, &dir, &hub, "hub", &hub_config, &hub_public);
+    // Branch 1 claims every address as its network; branch 2 is honest.
+    let rogue =
+        example("branch1.cfg").replace("source 10.2.1.0 0.0.0.255 destination", "source any destination");
+    assert!(rogue.contains("source any destination 10.1.1.0"), "{rogue}");
+    let rogue_control = start(&mut cleanup, &dir, &branches[0].1, "branch1", &rogue, &ns("u1"));
+    let _honest = start(&mut cleanup, &dir, &branches[1].1, "branch2", &example("branch2.cfg"), &ns("u2"));
+    let logs = || {
+        let mut all = String::new();
+        for name in ["hub", "branch1", "branch2"] {
+            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            all.push_str(&format!("--- {name} log:\n{log}\n"));
+        }
+        all
+    };
+
+    // The rogue branch tries; its pings go unanswered, and the hub says why.
+    let (replies, _) = ping_hub(&branches[0].2);
+    assert_eq!(replies, 0, "the rogue branch got a tunnel\n{}", logs());
+    let errors = common::wait_for_error_info(&hub, &hub_control, "it covers the default route 0.0.0.0/0");
+    assert!(
+        errors.contains(
+            "flow 10.1.1.0/24 -> 0.0.0.0/0 proposed by peer branches (ip 192.0.2.11 at 192.0.2.11)"
+        ),
+        "{errors}\n{}",
+        logs()
+    );
+    let branch_errors = common::wait_for_error_info(&branches[0].1, &rogue_control, "INVALID-ID-INFORMATION");
+    assert!(branch_errors.contains("INVALID-ID-INFORMATION"), "{branch_errors}");
+
+    // The hub's default route is still the operator's; nothing of the rogue's is in the TUN.
+    let default = output_text(&in_ns(&hub, &["ip", "route", "show", "default"]));
+    assert!(default.contains("default via 192.0.2.254"), "hub default route: {default}\n{}", logs());
+    assert!(!default.contains("ks0"), "default route into the TUN: {default}");
+    assert_eq!(hub_routes(&hub).trim(), "", "no route into the TUN for the rogue");
+
+    // The honest branch gets in, with its own route.
+    let (replies, out) = ping_hub(&branches[1].2);
+    assert!(replies >= 4, "honest branch: {replies} of 5\n{out}\n{}", logs());
+    let routes = hub_routes(&hub);
+    assert!(routes.contains("10.2.2.0/24") && !routes.contains("default"), "{routes}");
+
+    drop(cleanup);
+    let (ours, listed) = listed_namespaces(|n| all.iter().any(|a| a == n));
+    assert_eq!(ours, 0, "namespaces removed: {listed}");
+}

@@ -212,6 +212,7 @@ fn peer_and_policy(
         pfs: None,
         lifetime: Duration::from_secs(3600),
         lifetime_kilobytes: None,
+        template: None,
     };
     (peer, policy)
 }
@@ -222,12 +223,12 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits() }
+    Config { peers, policies, limits: limits(), own_addresses: Vec::new() }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
     let (peer, policy) = peer_and_policy(i, group, false, 0);
-    Config { peers: vec![peer], policies: vec![policy], limits: limits() }
+    Config { peers: vec![peer], policies: vec![policy], limits: limits(), own_addresses: Vec::new() }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,47 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crypto::{DhGroup, EspCipher, HashAlgorithm, Integrity, Phase1Cipher, SecretBytes};
+use crypto::{DhGroup, SecretBytes};
 use isakmp::Identity;
 
-/// How a phase-1 peer proves its identity: a pre-shared key, or a signature with the key of
-/// an X.509 certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuthMethod {
-    /// Pre-shared key (RFC 2409 §5.4).
-    PreSharedKey,
-    /// RSA signatures (RFC 2409 §5.1, method 3): PKCS#1 v1.5 over the raw HASH_I / HASH_R.
-    RsaSignature,
-    /// ECDSA with SHA-256 on P-256 (RFC 4754, method 9).
-    EcdsaP256,
-    /// ECDSA with SHA-384 on P-384 (RFC 4754, method 10).
-    EcdsaP384,
-    /// ECDSA with SHA-512 on P-521 (RFC 4754, method 11).
-    EcdsaP521,
-}
-
-impl AuthMethod {
-    /// True for the signature methods, which need [`PeerConfig::certificate`].
-    pub fn is_signature(self) -> bool {
-        !matches!(self, Self::PreSharedKey)
-    }
-
-    /// The signature method a key signs with: RSA keys use method 3, each ECDSA curve its own
-    /// method (RFC 4754 §3), so the configuration layer derives the method from the key.
-    pub fn for_key(algorithm: crypto::SignatureAlgorithm) -> Self {
-        match algorithm {
-            crypto::SignatureAlgorithm::Rsa { .. } => Self::RsaSignature,
-            crypto::SignatureAlgorithm::EcdsaP256 => Self::EcdsaP256,
-            crypto::SignatureAlgorithm::EcdsaP384 => Self::EcdsaP384,
-            crypto::SignatureAlgorithm::EcdsaP521 => Self::EcdsaP521,
-        }
-    }
-
-    /// Whether a peer's verified certificate key may sign under this method.
-    pub fn accepts_key(self, algorithm: crypto::SignatureAlgorithm) -> bool {
-        self.is_signature() && Self::for_key(algorithm) == self
-    }
-}
+pub use ike_proposal::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
 
 /// When we send our certificate in a CERT payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -80,34 +43,6 @@ impl std::fmt::Debug for CertificateAuth {
             .field("trust", &self.trust)
             .field("send_certificate", &self.send_certificate)
             .finish()
-    }
-}
-
-/// One `ike proposal`: a phase-1 transform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IkeProposal {
-    /// Phase-1 cipher (with its key length).
-    pub encryption: Phase1Cipher,
-    /// Hash, and through HMAC the PRF.
-    pub hash: HashAlgorithm,
-    /// Authentication method.
-    pub auth_method: AuthMethod,
-    /// Diffie-Hellman group.
-    pub group: DhGroup,
-    /// IKE SA lifetime. Not compared when matching: the shorter of both sides wins.
-    pub lifetime: Duration,
-}
-
-impl IkeProposal {
-    /// The USG defaults: aes-256 / sha2-256 / pre-share / group14 / 86400 s.
-    pub fn recommended() -> Self {
-        Self {
-            encryption: Phase1Cipher::Aes256,
-            hash: HashAlgorithm::Sha256,
-            auth_method: AuthMethod::PreSharedKey,
-            group: DhGroup::Modp2048,
-            lifetime: Duration::from_secs(86_400),
-        }
     }
 }
 
@@ -219,84 +154,6 @@ impl Default for DpdConfig {
             retry_limit: 3,
         }
     }
-}
-
-/// The protocols of an `ipsec proposal` (`transform esp|ah|ah-esp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpsecProtocols {
-    /// ESP with an encryption and an optional integrity algorithm.
-    Esp {
-        /// ESP encryption.
-        encryption: EspCipher,
-        /// ESP integrity; `None` only with an AEAD cipher.
-        integrity: Option<Integrity>,
-    },
-    /// AH alone (RFC 4302): integrity of the whole packet, no confidentiality.
-    Ah {
-        /// AH integrity (the AH transform ID and its AUTH_ALGORITHM, RFC 2407 §4.4.3).
-        integrity: Integrity,
-    },
-    /// AH and ESP together (`transform ah-esp`): two SAs each way, negotiated as two
-    /// proposal payloads with the same number (RFC 2408 §4.2), AH first.
-    AhEsp {
-        /// AH integrity.
-        ah_integrity: Integrity,
-        /// ESP encryption.
-        esp_encryption: EspCipher,
-        /// ESP integrity; `None` only with an AEAD cipher.
-        esp_integrity: Option<Integrity>,
-    },
-}
-
-impl IpsecProtocols {
-    /// The ESP part, if any: encryption and integrity.
-    pub fn esp(&self) -> Option<(EspCipher, Option<Integrity>)> {
-        match *self {
-            Self::Esp { encryption, integrity } => Some((encryption, integrity)),
-            Self::AhEsp { esp_encryption, esp_integrity, .. } => Some((esp_encryption, esp_integrity)),
-            Self::Ah { .. } => None,
-        }
-    }
-
-    /// The AH part, if any: its integrity algorithm.
-    pub fn ah(&self) -> Option<Integrity> {
-        match *self {
-            Self::Ah { integrity } => Some(integrity),
-            Self::AhEsp { ah_integrity, .. } => Some(ah_integrity),
-            Self::Esp { .. } => None,
-        }
-    }
-
-    /// Builds the protocols from their parts; `None` when there is neither.
-    pub fn from_parts(ah: Option<Integrity>, esp: Option<(EspCipher, Option<Integrity>)>) -> Option<Self> {
-        Some(match (ah, esp) {
-            (None, Some((encryption, integrity))) => Self::Esp { encryption, integrity },
-            (Some(integrity), None) => Self::Ah { integrity },
-            (Some(ah_integrity), Some((esp_encryption, esp_integrity))) => {
-                Self::AhEsp { ah_integrity, esp_encryption, esp_integrity }
-            }
-            (None, None) => return None,
-        })
-    }
-}
-
-/// `encapsulation-mode` of an `ipsec proposal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum EncapsulationMode {
-    /// Tunnel mode: the whole inner packet is protected.
-    #[default]
-    Tunnel,
-    /// Transport mode: between the gateways' own addresses.
-    Transport,
-}
-
-/// One `ipsec proposal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpsecProposal {
-    /// Protocols and algorithms.
-    pub protocols: IpsecProtocols,
-    /// Tunnel or transport.
-    pub mode: EncapsulationMode,
 }
 
 /// An IPv4 prefix given as address and mask (VRP ACLs use wildcard masks; the parser turns
@@ -493,6 +350,8 @@ pub struct PolicyConfig {
     pub lifetime: Duration,
     /// IPsec SA lifetime in traffic, kilobytes (`sa duration traffic-based`); `None` = no limit.
     pub lifetime_kilobytes: Option<u64>,
+    /// Set for an entry made from an `ipsec policy-template` (its flow checks and caps).
+    pub template: Option<hub_limits::Template>,
 }
 
 /// Timers and limits of the engine (implementation constants, not negotiated).
@@ -590,6 +449,8 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// Timers and limits.
     pub limits: Limits,
+    /// The gateway's interface addresses: no branch may claim them through a template.
+    pub own_addresses: Vec<IpAddr>,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration

@@ -341,6 +341,8 @@ pub enum IkeSaEnd {
     Reset,
     /// A configuration reload changed or removed its peer ([`crate::Engine::reconfigure`]).
     Reconfigured,
+    /// A branch's new IKE SA over a cap of its template (`sa max … ike-sa`), deleted at once.
+    LimitReached,
 }
 
 /// A flow that needs IPsec SAs (the driver's input to [`Engine::handle_acquire`](crate::Engine::handle_acquire)): policy entry and the ACL rule it matched.

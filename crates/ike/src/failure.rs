@@ -9,6 +9,7 @@ use core::fmt;
 use std::time::Duration;
 
 use crypto::DhError;
+use hub_limits::{FlowRefusal, LimitRefusal};
 use isakmp::{NotifyType, ParseError};
 
 use crate::proposal::{IpsecMismatch, Phase1Mismatch};
@@ -165,6 +166,10 @@ pub enum PolicyFailure {
     /// it was abandoned (`Engine::reconfigure`); the peer's retransmissions go unanswered
     /// and it gives up in turn.
     Reconfigured,
+    /// A flow a branch proposed through a template conflicts (issue 13; INVALID-ID-INFORMATION).
+    FlowRefused(Box<FlowRefusal>),
+    /// A cap of a template was reached (`sa max …`; NO-PROPOSAL-CHOSEN, or the IKE SA deleted).
+    LimitReached(Box<LimitRefusal>),
 }
 
 impl fmt::Display for FailureReason {
@@ -282,6 +287,8 @@ impl fmt::Display for PolicyFailure {
             Self::Reconfigured => {
                 f.write_str("abandoned: a configuration reload changed or removed its peer or policy")
             }
+            Self::FlowRefused(r) => r.fmt(f),
+            Self::LimitReached(r) => r.fmt(f),
         }
     }
 }
@@ -309,6 +316,8 @@ impl FailureReason {
                 NotifyType::CertificateUnavailable
             }
             Self::Identity(_) => NotifyType::InvalidIdInformation,
+            Self::Policy(PolicyFailure::FlowRefused(_)) => NotifyType::InvalidIdInformation,
+            Self::Policy(PolicyFailure::LimitReached(_)) => NotifyType::NoProposalChosen,
             Self::Malformed(MalformedFailure::KeyExchange(_)) => NotifyType::InvalidKeyInformation,
             Self::Malformed(MalformedFailure::InvalidMessage(_) | MalformedFailure::MissingPayload(_)) => {
                 NotifyType::PayloadMalformed
@@ -450,6 +459,7 @@ mod tests {
     use super::*;
     use crate::config::{AuthMethod, EncapsulationMode, IkeProposal, IpsecProposal, IpsecProtocols};
     use crate::proposal::{IpsecOffer, IpsecSuite, Phase1Offer};
+    use hub_limits::{FlowConflict, HubLimit};
 
     /// What an operator must never read: `Debug` output of options, structs, tuples and enum
     /// variants, paths, and more than one line.
@@ -550,6 +560,62 @@ mod tests {
         ]
     }
 
+    /// The refusals of a hub (module `hub`): every conflict and every cap.
+    fn hub_failures() -> Vec<FailureReason> {
+        let mut all: Vec<FailureReason> = vec![
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7 (fqdn b7.example.net)".into(),
+                flow: "10.0.0.0/8 -> 0.0.0.0/0".into(),
+                conflict: FlowConflict::DefaultRoute,
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 192.0.2.1".into(),
+                conflict: FlowConflict::OwnAddress([192, 0, 2, 1].into()),
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 10.9.0.0/16".into(),
+                conflict: FlowConflict::PeerFlow { peer: "peer branches (fqdn b8)".into(), flow: "x".into() },
+                policy: "hub-10".into(),
+            }))
+            .into(),
+            PolicyFailure::FlowRefused(Box::new(FlowRefusal {
+                branch: "branch7".into(),
+                flow: "10.0.0.0/8 -> 198.51.100.0/24".into(),
+                conflict: FlowConflict::PeerAddress {
+                    peer: "peer b8".into(),
+                    address: [198, 51, 100, 7].into(),
+                },
+                policy: "hub-10".into(),
+            }))
+            .into(),
+        ];
+        all.extend(
+            [
+                HubLimit::IkeSas,
+                HubLimit::IpsecSas,
+                HubLimit::Flows,
+                HubLimit::PerPeerIkeSas,
+                HubLimit::PerPeerIpsecSas,
+                HubLimit::PerPeerFlows,
+            ]
+            .map(|limit| {
+                FailureReason::from(PolicyFailure::LimitReached(Box::new(LimitRefusal {
+                    branch: "b".into(),
+                    limit,
+                    max: 3,
+                    policy: "hub-10".into(),
+                })))
+            }),
+        );
+        all
+    }
+
     fn other_failures() -> Vec<FailureReason> {
         let mut all: Vec<FailureReason> = vec![
             IdentityFailure::Mismatch { received: "fqdn fw-c".into(), expected: "fqdn fw-b".into() }.into(),
@@ -574,6 +640,7 @@ mod tests {
             PolicyFailure::AggressiveModeRateLimited.into(),
             PolicyFailure::Reconfigured.into(),
         ];
+        all.extend(hub_failures());
         // Malformed messages as the parser reports them: too short, a bad length, a bad version.
         for datagram in [&[0u8; 3][..], &[1; 28], &[0; 40]] {
             let error = isakmp::Message::parse(datagram).expect_err("malformed");

@@ -39,13 +39,14 @@ mod dpd;
 mod engine;
 mod event;
 mod failure;
+mod hub;
 mod identity;
 mod ike_sa;
 mod informational;
 mod lifetime;
 mod main_mode;
 mod nat_t;
-mod proposal;
+use ike_proposal as proposal;
 mod proxy_id;
 mod quick_mode;
 mod quick_mode_end;
@@ -72,6 +73,9 @@ pub use event::{
 pub use failure::{
     AuthenticationFailure, FailureReason, IdentityFailure, MalformedFailure, NotifyName, PolicyFailure,
     ProposalFailure, TimeoutFailure,
+};
+pub use hub_limits::{
+    FlowConflict, FlowRefusal, HubLimit, HubLimits, LimitRefusal, Template as TemplateConfig,
 };
 pub use identity::PeerIdentity;
 pub use isakmp::capabilities::{NatTVersion, PeerCapabilities};

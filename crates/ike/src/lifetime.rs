@@ -147,7 +147,7 @@ pub(crate) fn end_ike_sa(sa: &mut IkeSa, reason: IkeSaEnd, ctx: &mut Ctx<'_>) {
     if sa.is_established() {
         let pairs = std::mem::take(&mut sa.lifetimes.pairs);
         let pair_reason = match reason {
-            IkeSaEnd::Lifetime => IpsecSaEnd::IkeSaGone,
+            IkeSaEnd::Lifetime | IkeSaEnd::LimitReached => IpsecSaEnd::IkeSaGone,
             IkeSaEnd::Reset => IpsecSaEnd::Reset,
             IkeSaEnd::Reconfigured => IpsecSaEnd::Reconfigured,
         };

@@ -578,6 +578,7 @@ impl QuickModeSa<'_> {
             .ok_or_else(|| {
                 FailureReason::Identity(IdentityFailure::ProxyIdNotAllowed { proposed: describe() })
             })?;
+        crate::hub::admit_flow(self, policy, &selector, ctx)?;
         let suites = policy_suites(&ctx.config.policies[policy]);
         let choice = choose_ipsec(offer, &suites).map_err(FailureReason::from)?;
         let (dh, pfs_secret) = responder_pfs(choice.suite.pfs, payloads, ctx)?;

@@ -127,10 +127,13 @@ fn certificate_unchanged(old: Option<&crate::CertificateAuth>, new: Option<&crat
 
 /// True when two policy entries are equal in what they negotiate: name and sequence, flows,
 /// proposals, PFS and lifetimes. The peer index is not compared here (indices move); the
-/// caller checks that the peer is the same, unchanged one ([`ConfigDiff::between`]).
+/// caller checks that the peer is the same, unchanged one ([`ConfigDiff::between`]). Template
+/// caps are not compared: they apply to what is negotiated next.
 pub fn policy_unchanged(old: &PolicyConfig, new: &PolicyConfig) -> bool {
-    let PolicyConfig { id, peer: _, selectors, proposals, pfs, lifetime, lifetime_kilobytes } = old;
+    let PolicyConfig { id, peer: _, selectors, proposals, pfs, lifetime, lifetime_kilobytes, template } = old;
+    let named = |t: &Option<crate::TemplateConfig>| t.as_ref().map(|t| t.explicit_destinations.clone());
     *id == new.id
+        && named(template) == named(&new.template)
         && *selectors == new.selectors
         && *proposals == new.proposals
         && *pfs == new.pfs

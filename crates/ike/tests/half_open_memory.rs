@@ -101,8 +101,10 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
             pfs: None,
             lifetime: Duration::from_secs(3600),
             lifetime_kilobytes: None,
+            template: None,
         }],
         limits,
+        own_addresses: Vec::new(),
     }
 }
 

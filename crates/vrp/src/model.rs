@@ -449,6 +449,65 @@ pub struct PolicySettings {
     pub trigger_mode: Option<TriggerMode>,
     /// `tunnel local`; `None` = the bound interface's address.
     pub tunnel_local: Option<TunnelLocal>,
+    /// `sa max …` (policy templates only, a keysteward extension): the hub's caps.
+    pub sa_max: SaMax,
+}
+
+/// The caps of a policy template (`sa max [ per-peer ] { ike-sa | ipsec-sa | flow } N`, a
+/// keysteward extension in the style of VRP's `sa duration`): how many IKE SAs, IPsec SA
+/// pairs and flows all branches together, and each branch, may have. `None` keeps the
+/// default ([`SaMax::DEFAULTS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaMax {
+    /// `sa max ike-sa N`.
+    pub ike_sa: Option<u32>,
+    /// `sa max ipsec-sa N`.
+    pub ipsec_sa: Option<u32>,
+    /// `sa max flow N`.
+    pub flow: Option<u32>,
+    /// `sa max per-peer ike-sa N`.
+    pub per_peer_ike_sa: Option<u32>,
+    /// `sa max per-peer ipsec-sa N`.
+    pub per_peer_ipsec_sa: Option<u32>,
+    /// `sa max per-peer flow N`.
+    pub per_peer_flow: Option<u32>,
+}
+
+impl SaMax {
+    /// The defaults, sized for a hub of 10,000 branches with a few flows each (two IKE SAs
+    /// per branch while one is renewed, two pairs per flow while one is rekeyed), in the
+    /// order `ike-sa`, `ipsec-sa`, `flow`, then the same per peer.
+    pub const DEFAULTS: [u32; 6] = [20_000, 100_000, 50_000, 4, 64, 32];
+
+    /// The six settings with their keywords, in the order of [`SaMax::DEFAULTS`].
+    pub fn settings(&self) -> [(&'static str, Option<u32>); 6] {
+        [
+            ("ike-sa", self.ike_sa),
+            ("ipsec-sa", self.ipsec_sa),
+            ("flow", self.flow),
+            ("per-peer ike-sa", self.per_peer_ike_sa),
+            ("per-peer ipsec-sa", self.per_peer_ipsec_sa),
+            ("per-peer flow", self.per_peer_flow),
+        ]
+    }
+
+    /// The values in force (configured or default), in the order of [`SaMax::DEFAULTS`].
+    pub fn values(&self) -> [u32; 6] {
+        let settings = self.settings();
+        std::array::from_fn(|i| settings[i].1.unwrap_or(Self::DEFAULTS[i]))
+    }
+
+    /// The setting of `kind` (`ike-sa`, `ipsec-sa`, `flow`), total or per peer.
+    pub(crate) fn slot(&mut self, per_peer: bool, kind: &str) -> &mut Option<u32> {
+        match (per_peer, kind) {
+            (false, "ike-sa") => &mut self.ike_sa,
+            (false, "ipsec-sa") => &mut self.ipsec_sa,
+            (false, _) => &mut self.flow,
+            (true, "ike-sa") => &mut self.per_peer_ike_sa,
+            (true, "ipsec-sa") => &mut self.per_peer_ipsec_sa,
+            (true, _) => &mut self.per_peer_flow,
+        }
+    }
 }
 
 /// One entry of an IPsec policy group.

@@ -360,6 +360,11 @@ fn policy_settings(s: &PolicySettings) -> String {
     if let Some(t) = s.trigger_mode {
         let _ = writeln!(b, " sa trigger-mode {t}");
     }
+    for (keyword, value) in s.sa_max.settings() {
+        if let Some(n) = value {
+            let _ = writeln!(b, " sa max {keyword} {n}");
+        }
+    }
     match s.tunnel_local {
         None => {}
         Some(TunnelLocal::Address(a)) => {

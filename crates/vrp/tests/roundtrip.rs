@@ -192,12 +192,14 @@ fn policy_settings(template: bool) -> impl Strategy<Value = PolicySettings> {
         ),
         (option::of(60..=604_800u32), option::of(0..=u64::from(u32::MAX))),
         (option::of(select(TriggerMode::ALL)), tunnel_local),
+        vec(option::of(1..=10_000_000u32), 6),
     )
         .prop_map(
             move |(
                 (acl, mut proposals, ike_peer, pfs),
                 (sa_seconds, sa_kilobytes),
                 (trigger, tunnel_local),
+                caps,
             )| {
                 let mut seen = Vec::new();
                 proposals.retain(|p| {
@@ -214,6 +216,19 @@ fn policy_settings(template: bool) -> impl Strategy<Value = PolicySettings> {
                     sa_kilobytes,
                     trigger_mode: if template { None } else { trigger },
                     tunnel_local,
+                    // `sa max` exists in templates only.
+                    sa_max: if template {
+                        SaMax {
+                            ike_sa: caps[0],
+                            ipsec_sa: caps[1],
+                            flow: caps[2],
+                            per_peer_ike_sa: caps[3],
+                            per_peer_ipsec_sa: caps[4],
+                            per_peer_flow: caps[5],
+                        }
+                    } else {
+                        SaMax::default()
+                    },
                 }
             },
         )

@@ -142,7 +142,7 @@ impl DataPlane {
     /// follow their rules' new indices. Returns false when no rule is equal.
     pub fn remove_rule(&mut self, rule: &Rule) -> bool {
         let spd = &mut self.databases.spd;
-        let Some(index) = spd.rules().iter().position(|r| r == rule) else { return false };
+        let Some(index) = spd.position(rule) else { return false };
         spd.remove(index);
         self.statistics.queue_dropped += self.queues.rule_removed(index) as u64;
         true
@@ -156,6 +156,11 @@ impl DataPlane {
     pub fn renumber_policies(&mut self, renumber: impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
         self.statistics.queue_dropped += self.queues.renumber(&renumber) as u64;
         self.databases.renumber(&renumber)
+    }
+
+    /// The security policy database in force.
+    pub fn spd(&self) -> &Spd {
+        &self.databases.spd
     }
 
     /// The counters.
@@ -273,7 +278,7 @@ impl DataPlane {
         out: &'o mut [u8],
     ) -> Outbound<'o> {
         let mtu = u16::try_from(max_inner).unwrap_or(u16::MAX);
-        let Some(entry) = self.databases.outbound(policy).nth(index) else {
+        let Some(entry) = self.databases.outbound_at(policy, index) else {
             return Outbound::Discard(DiscardReason::TooBig { mtu });
         };
         let (local, serial) = (entry.local.ip(), entry.serial);
@@ -484,7 +489,15 @@ impl DataPlane {
     /// Traffic of the pair whose outbound SA (ESP, or AH alone) has the peer's SPI `spi` on
     /// `policy`: its counters and last sequence number, for lifetime reports.
     pub fn outbound_usage(&self, policy: PolicyIndex, spi: Spi) -> Option<(Counters, u32)> {
-        let entry = self.databases.outbound(policy).find(|e| e.sa.spi() == spi)?;
+        let entry = self.databases.outbound_unordered(policy).find(|e| e.sa.spi() == spi)?;
+        Some((entry.sa.counters()?, entry.last_sequence()?))
+    }
+
+    /// Traffic of the outbound SA of the pair with our SPI `spi` (its counters and last
+    /// sequence number): found by our SPI, which is unique, in constant time, where
+    /// [`DataPlane::outbound_usage`] searches the policy's SAs for the peer's SPI.
+    pub fn pair_outbound_usage(&self, spi: Spi) -> Option<(Counters, u32)> {
+        let entry = self.databases.outbound_of_pair(spi)?;
         Some((entry.sa.counters()?, entry.last_sequence()?))
     }
 

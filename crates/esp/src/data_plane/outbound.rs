@@ -12,7 +12,6 @@ use crate::sa::esp::OutboundSa;
 use crate::sa::{Mode, SealError, SequenceCounter};
 use crate::wire::ah::PROTOCOL_AH;
 use crate::wire::esp::{NEXT_HEADER_IPV4, PROTOCOL_ESP};
-use spd::Selector;
 
 /// The outbound SAs of one pair.
 pub(super) type OutboundBundle = Bundle<SequenceCounter>;
@@ -20,7 +19,6 @@ pub(super) type OutboundBundle = Bundle<SequenceCounter>;
 /// The outbound half of an installed pair, kept under its policy entry.
 pub(super) struct OutboundEntry {
     pub(super) sa: OutboundBundle,
-    pub(super) selector: Selector,
     pub(super) local: SocketAddr,
     pub(super) remote: SocketAddr,
     /// The key of the pair's inbound half.

@@ -15,6 +15,7 @@ use super::outcome::Decision;
 use crate::sa::ah::{AhParams, InboundAh, OutboundAh};
 use crate::sa::esp::{InboundSa, OutboundSa, SaParams};
 use crate::sa::{SaError, SaKeys};
+use spd::index::SelectorTable;
 use spd::{Action, PolicyIndex, Spd};
 use spd::{Flow, Selector};
 
@@ -98,8 +99,9 @@ type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
 /// The SPD and the SAD of one data plane.
 pub(super) struct Databases {
     pub(super) spd: Spd,
-    /// Outbound SAs per policy entry, oldest first.
-    outbound: IndexMap<PolicyIndex, Vec<OutboundEntry>>,
+    /// Outbound SAs per policy entry, by selector and installation serial: a template's
+    /// thousands of flows are found by the packet's addresses, not by a scan.
+    outbound: IndexMap<PolicyIndex, SelectorTable<OutboundEntry>>,
     /// Inbound SA pairs by our SPI (unique: we choose them): the ESP SPI, or the AH SPI
     /// for AH alone.
     inbound: IndexMap<Spi, InboundEntry>,
@@ -160,16 +162,12 @@ impl Databases {
             self.inbound_ah.insert(ah.spi(), pair.inbound.spi);
         }
         let (policy, selector, local, remote) = (pair.policy, pair.selector, pair.local, pair.remote);
-        self.inbound.insert(pair.inbound.spi, InboundEntry { sa: inbound, policy, selector, local, remote });
         self.next_serial += 1;
-        self.outbound.entry(policy).or_default().push(OutboundEntry {
-            sa: outbound,
-            selector,
-            local,
-            remote,
-            inbound_spi: pair.inbound.spi,
-            serial: self.next_serial,
-        });
+        let serial = self.next_serial;
+        self.inbound
+            .insert(pair.inbound.spi, InboundEntry { sa: inbound, policy, selector, local, remote, serial });
+        let entry = OutboundEntry { sa: outbound, local, remote, inbound_spi: pair.inbound.spi, serial };
+        self.outbound.entry(policy).or_default().insert(selector, serial, entry);
         Ok(())
     }
 
@@ -181,27 +179,32 @@ impl Databases {
         if let Some(ah) = &entry.sa.ah {
             self.inbound_ah.remove(&ah.spi());
         }
-        if let Some(list) = self.outbound.get_mut(&entry.policy) {
-            list.retain(|o| o.inbound_spi != spi);
+        if let Some(table) = self.outbound.get_mut(&entry.policy) {
+            table.remove(entry.serial);
         }
         true
     }
 
     /// Our SPI of the pair whose outbound SA goes to `remote` under the peer's SPI `spi`.
     pub(super) fn inbound_spi_of(&self, remote: IpAddr, spi: Spi) -> Option<Spi> {
-        let mut entries = self.outbound.values().flatten();
-        entries.find(|o| o.sa.spi() == spi && o.remote.ip() == remote).map(|o| o.inbound_spi)
+        let mut entries = self.outbound.values().flat_map(SelectorTable::iter);
+        entries.find(|(_, o)| o.sa.spi() == spi && o.remote.ip() == remote).map(|(_, o)| o.inbound_spi)
     }
 
     /// See [`DataPlane::renumber_policies`](crate::DataPlane::renumber_policies); returns
     /// how many pairs were removed.
     pub(super) fn renumber(&mut self, renumber: &impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
         let mut removed = 0;
-        for (old, entries) in std::mem::take(&mut self.outbound) {
+        for (old, mut table) in std::mem::take(&mut self.outbound) {
             match renumber(old) {
-                Some(new) => self.outbound.entry(new).or_default().extend(entries),
+                Some(new) => {
+                    let target = self.outbound.entry(new).or_default();
+                    for (selector, serial, entry) in table.drain() {
+                        target.insert(selector, serial, entry);
+                    }
+                }
                 None => {
-                    for entry in entries {
+                    for (_, _, entry) in table.drain() {
                         self.inbound.remove(&entry.inbound_spi);
                         removed += 1;
                     }
@@ -222,21 +225,20 @@ impl Databases {
         removed
     }
 
-    /// Index (in its policy's list) of the outbound SA that would carry `flow` of `policy`
+    /// Slot (in its policy's table) of the outbound SA that would carry `flow` of `policy`
     /// now: the newest unexpired one whose selector covers the flow.
     #[inline]
     fn find_outbound(&self, policy: PolicyIndex, flow: &Flow) -> Option<usize> {
         self.outbound
             .get(&policy)?
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.sa.is_expired() && o.selector.matches_outbound(flow))
-            .max_by_key(|(_, o)| o.serial)
-            .map(|(index, _)| index)
+            .covering_outbound(flow)
+            .filter(|(_, _, o)| !o.sa.is_expired())
+            .max_by_key(|(_, serial, _)| *serial)
+            .map(|(slot, ..)| slot)
     }
 
-    /// The outbound decision for `flow` and, for `Protect`, the SA's index in its policy's
-    /// list, so the packet path looks the SA up once.
+    /// The outbound decision for `flow` and, for `Protect`, the SA's slot in its policy's
+    /// table, so the packet path looks the SA up once.
     #[inline]
     pub(super) fn decide(&self, flow: &Flow) -> (Decision, usize) {
         match self.spd.lookup(flow) {
@@ -260,20 +262,40 @@ impl Databases {
         }
     }
 
-    /// The outbound pairs of `policy`, oldest first.
+    /// The outbound pairs of `policy`, oldest first (sorted per call: displays and reports).
     pub(super) fn outbound(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundEntry> {
-        self.outbound.get(&policy).into_iter().flatten()
+        let sorted = self.outbound.get(&policy).map(SelectorTable::by_key_order).unwrap_or_default();
+        sorted.into_iter().map(|(_, entry)| entry)
     }
 
-    /// The outbound pair at `index` of `policy`'s list.
+    /// The outbound pairs of `policy`, in no particular order (no sorting).
+    pub(super) fn outbound_unordered(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundEntry> {
+        self.outbound.get(&policy).into_iter().flat_map(|t| t.iter().map(|(_, entry)| entry))
+    }
+
+    /// The outbound pair in `slot` of `policy`'s table.
     #[inline]
-    pub(super) fn outbound_mut(&mut self, policy: PolicyIndex, index: usize) -> Option<&mut OutboundEntry> {
-        self.outbound.get_mut(&policy)?.get_mut(index)
+    pub(super) fn outbound_at(&self, policy: PolicyIndex, slot: usize) -> Option<&OutboundEntry> {
+        self.outbound.get(&policy)?.get(slot)
     }
 
-    /// Where the unexpired pair installed as `serial` is in `policy`'s list.
+    /// The outbound pair in `slot` of `policy`'s table, to seal with.
+    #[inline]
+    pub(super) fn outbound_mut(&mut self, policy: PolicyIndex, slot: usize) -> Option<&mut OutboundEntry> {
+        self.outbound.get_mut(&policy)?.get_mut(slot)
+    }
+
+    /// The outbound half of the pair whose inbound SA has our SPI `spi`.
+    pub(super) fn outbound_of_pair(&self, spi: Spi) -> Option<&OutboundEntry> {
+        let entry = self.inbound.get(&spi)?;
+        let table = self.outbound.get(&entry.policy)?;
+        table.get(table.slot_of(entry.serial)?)
+    }
+
+    /// The slot of the unexpired pair installed as `serial` in `policy`'s table.
     pub(super) fn outbound_by_serial(&self, policy: PolicyIndex, serial: u64) -> Option<usize> {
-        self.outbound.get(&policy)?.iter().position(|o| o.serial == serial && !o.sa.is_expired())
+        let table = self.outbound.get(&policy)?;
+        table.slot_of(serial).filter(|&slot| table.get(slot).is_some_and(|o| !o.sa.is_expired()))
     }
 
     /// The pair with our SPI `spi`.

@@ -220,6 +220,45 @@ fn abandoned_acquires_drop_the_queue_and_can_be_raised_again() {
     assert_eq!(a.queued_packets(), 0);
 }
 
+/// Two branches of one template that chose the same SPI: each pair's outbound traffic is
+/// found by our (unique) inbound SPI, and each packet goes out on its own branch's SA, found
+/// through the policy's selector table.
+#[test]
+fn pairs_of_one_policy_are_told_apart_by_flow_and_by_our_spi() {
+    let branch = |third: u8| Selector::between(net(SITE_A, 24), net([10, 2, third, 0], 24));
+    let mut hub = DataPlane::new(Spd::new(Vec::new(), Action::Bypass), DataPlaneConfig::default());
+    let k = pair_keys(1, gcm());
+    for (third, ours) in [(1u8, 0x1001u32), (2, 0x1002)] {
+        hub.push_rule(Rule { selector: branch(third), action: Action::Protect(PolicyIndex(0)) });
+        let pair = SaPair {
+            policy: PolicyIndex(0),
+            selector: branch(third),
+            params: k.params,
+            local: gateway(1),
+            remote: gateway(10 + third),
+            inbound: SaKeys { spi: Spi(ours), ..keys(&k.b_to_a) },
+            outbound: keys(&k.a_to_b),
+            protocols: Protocols::Esp,
+        };
+        hub.install(pair, &mut SeededRandom(1)).unwrap();
+    }
+    let to = |third: u8| ipv4_packet(1, [10, 1, 1, 2], [10, 2, third, 2], &[8, 0, 0, 0, 0, 1, 0, 1]);
+    let mut out = buffer();
+    for _ in 0..3 {
+        let Outbound::Send(s) = hub.seal(&to(2), &mut out) else { panic!("sealed") };
+        assert_eq!(s.remote, gateway(12), "branch 2's SA");
+    }
+    let Outbound::Send(s) = hub.seal(&to(1), &mut out) else { panic!("sealed") };
+    assert_eq!(s.remote, gateway(11), "branch 1's SA");
+    assert_eq!(hub.pair_outbound_usage(Spi(0x1001)).map(|(c, seq)| (c.packets, seq)), Some((1, 1)));
+    assert_eq!(hub.pair_outbound_usage(Spi(0x1002)).map(|(c, seq)| (c.packets, seq)), Some((3, 3)));
+    assert_eq!(hub.pair_outbound_usage(Spi(0x1003)), None);
+    assert!(hub.remove_by_inbound_spi(Spi(0x1002)));
+    assert_eq!(hub.pair_outbound_usage(Spi(0x1002)), None);
+    assert!(matches!(hub.seal(&to(2), &mut out), Outbound::Queued), "branch 2's rule stays, its SA is gone");
+    assert_eq!(hub.pair_outbound_usage(Spi(0x1001)).map(|(c, _)| c.packets), Some(1));
+}
+
 /// A hub's template flows: rules appended when a branch's pair is installed protect that
 /// branch's traffic; removing one drops only its queue and keeps the queues of the rules
 /// after it on their (renumbered) rules.

@@ -37,7 +37,7 @@ use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
 use crate::data_path::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
-use crate::os::sockets::{send_raw, send_udp, Delivery, UdpHandles};
+use crate::os::sockets::{send_raw, send_udp, UdpHandles};
 use crate::os::OsError;
 
 /// Why the data path could not start or take new sockets.
@@ -257,11 +257,18 @@ impl Bridge {
     fn apply_route_changes(&mut self) {
         for change in std::mem::take(&mut self.route_changes) {
             match change {
-                RouteChange::Add(rule, peer, remote) => {
-                    if let Err(e) = self.template_routes.add_one(rule.selector.remote) {
-                        warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                RouteChange::Add(rule, peer, remote) => match routing::template_route(rule.selector.remote) {
+                    Some(prefix) => {
+                        if let Err(e) = self.template_routes.add_one(prefix) {
+                            warn!("template flow {} for {peer} ({remote}): {e}", rule.selector);
+                        }
                     }
-                }
+                    None => warn!(
+                        "template flow {} for {peer} ({remote}): the default route is not replaced; \
+                         route what it protects with ip route-static",
+                        rule.selector
+                    ),
+                },
                 RouteChange::Remove(prefix) => self.template_routes.remove_one(prefix),
             }
         }
@@ -298,20 +305,17 @@ impl Bridge {
         shared.drain_events(&self.notices);
     }
 
-    /// Sends one datagram the data plane released, on the socket its SA uses. The sockets
-    /// are non-blocking (this runs under the data plane's lock): a full buffer drops the
-    /// datagram and counts it.
+    /// Sends one datagram the data plane released, on the socket its SA uses (non-blocking:
+    /// this runs under the lock); a full buffer drops it, counted.
     fn send(&self, send: &esp::Send<'_>) {
-        let delivery = if send.protocol == esp::PROTOCOL_AH {
+        let full = if send.protocol == esp::PROTOCOL_AH {
             send_raw(&self.raw_ah, "AH", send)
         } else if send.udp_encapsulated {
             send_udp(&self.udp, send)
         } else {
             send_raw(&self.raw, "ESP", send)
         };
-        if delivery == Delivery::BufferFull {
-            self.drops.esp.fetch_add(1, Relaxed);
-        }
+        self.drops.esp.fetch_add(u64::from(full), Relaxed);
     }
 
     /// Installs a negotiated pair and sends the packets that waited for it.

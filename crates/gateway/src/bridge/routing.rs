@@ -26,6 +26,15 @@ pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> 
         .collect()
 }
 
+/// The route into the TUN for a flow a branch negotiated through a template: its remote
+/// prefix, but never the default route. The engine refuses a branch's 0.0.0.0/0 unless the
+/// template's ACL names it (`ike::hub`); even then the hub's default route stays the
+/// operator's (an `ip route-static`), since replacing it would send the hub's own IKE and
+/// ESP into the tunnel.
+pub fn template_route(remote: Prefix) -> Option<Prefix> {
+    (remote.length() > 0).then_some(remote)
+}
+
 /// The flows of `config` whose remote prefix contains a peer gateway's own address (transport
 /// mode between the gateways, or a tunnel covering them), with the peers concerned and the
 /// source address for the gateway's own packets: the policy routing
@@ -96,6 +105,18 @@ mod tests {
             text.replace(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255", rule);
         let parsed = vrp::parse("fw_a.cfg", &text).unwrap();
         crate::engine_config::engine_config(&parsed.config).unwrap()
+    }
+
+    /// A template flow never brings a default route, whatever the engine let through.
+    #[test]
+    fn a_template_flow_never_routes_the_default_route() {
+        assert_eq!(template_route(Prefix::ANY), None);
+        let branch = Prefix::new(Ipv4Addr::new(10, 2, 1, 0), 24);
+        assert_eq!(template_route(branch), Some(branch));
+        assert_eq!(
+            template_route(Prefix::new(Ipv4Addr::new(128, 0, 0, 0), 1)),
+            Some(Prefix::new(Ipv4Addr::new(128, 0, 0, 0), 1))
+        );
     }
 
     /// A tunnel between inside networks is routed in the main table; no policy rule.

@@ -37,8 +37,8 @@ impl Bridge {
                     .inbound_sa(spi)
                     .map(InboundSa::replay_window)
                     .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
-                let (outbound, sent_sequence) =
-                    shared.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi)).unwrap_or_default();
+                // By our SPI, in constant time: a hub reports 100,000 pairs.
+                let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
                 PairTraffic {
                     inbound_spi: pair.inbound_spi,
                     outbound_spi: pair.outbound_spi,
@@ -65,8 +65,7 @@ impl Bridge {
                 if let Some(c) = shared.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
                     reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
                 }
-                if let Some((c, last_sequence)) =
-                    shared.plane.outbound_usage(pair.policy, esp::Spi(pair.outbound_spi))
+                if let Some((c, last_sequence)) = shared.plane.pair_outbound_usage(esp::Spi(pair.inbound_spi))
                 {
                     let packets = u64::from(last_sequence);
                     reports.push((pair.outbound_spi, ike::SaUsage { bytes: c.bytes, packets }));

@@ -1,6 +1,9 @@
 //! The control socket: a Unix stream socket on which the daemon answers `display` and `reset`
-//! requests, one JSON request line in, one JSON response line out. Root-only (mode 0600): it
-//! shows peers and SAs and can tear tunnels down.
+//! requests, one JSON request line in, one JSON response line out. It shows peers and SAs
+//! and can tear tunnels down, so it is mode 0660, group `keysteward` when that group exists
+//! (else 0600): the group may run the displays and `show-config` (keys masked); what changes
+//! state ([`Request::changes_state`]: `reset`, `reload`) is only for root and the daemon's
+//! own user, checked by the peer's credentials (`SO_PEERCRED`).
 //!
 //! This module is the protocol (the request and response types); [`client`] is the command
 //! line's side, [`server`] the daemon's.
@@ -95,6 +98,14 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+}
+
+impl Request {
+    /// Whether the request changes the daemon's state (deletes SAs, reloads), and so is
+    /// allowed only to root and the daemon's own user; the others only read.
+    pub fn changes_state(&self) -> bool {
+        matches!(self, Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload)
+    }
 }
 
 /// The daemon's answer: the display text and the same facts as JSON, or an error.

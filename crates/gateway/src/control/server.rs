@@ -8,7 +8,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
+use tracing::warn;
+
 use super::{Request, Response, MAX_LINE};
+use crate::service::control_socket;
 
 /// A request and where its answer goes.
 pub type Pending = (Request, oneshot::Sender<Response>);
@@ -38,20 +41,14 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
-    /// The socket's mode could not be set to root-only.
-    #[error("cannot restrict {}: {source}", path.display())]
-    Restrict {
-        /// The control socket.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
-/// Binds the control socket, replacing a stale one, readable by root only.
+/// Binds the control socket, replacing a stale one: mode 0660 from the start (the umask is
+/// set around the bind, so there is no moment with a wider mode), then group
+/// `keysteward` when that group exists; mode 0600 when it does not
+/// ([`control_socket::bind`]).
 pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|source| ServerError::CreateDirectory { dir: dir.to_path_buf(), source })?;
     }
@@ -61,11 +58,26 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    let listener =
-        UnixListener::bind(path).map_err(|source| ServerError::Bind { path: path.to_path_buf(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| ServerError::Restrict { path: path.to_path_buf(), source })?;
+    let (listener, warning) = control_socket::bind(path)
+        .and_then(|(listener, warning)| listener.set_nonblocking(true).map(|()| (listener, warning)))
+        .and_then(|(listener, warning)| Ok((UnixListener::from_std(listener)?, warning)))
+        .map_err(|source| ServerError::Bind { path: path.to_path_buf(), source })?;
+    if let Some(warning) = warning {
+        warn!("{warning}");
+    }
     Ok(listener)
+}
+
+/// Whether a client of uid `peer` may make `request` of a daemon running as uid `daemon`:
+/// anyone who can open the socket may read; changes need root or the daemon's user.
+pub fn allowed(request: &Request, peer: u32, daemon: u32) -> bool {
+    !request.changes_state() || control_socket::may_change(peer, daemon)
+}
+
+/// The answer to a change asked by a client that may not make it.
+fn refusal(request: &Request, peer: u32, daemon: u32) -> Response {
+    let value = serde_json::to_value(request).unwrap_or_default();
+    Response::Error(control_socket::refusal(value["command"].as_str().unwrap_or("?"), peer, daemon))
 }
 
 /// Serves the control socket for ever: each connection gets its own task, so a slow client
@@ -74,6 +86,10 @@ pub async fn accept(listener: UnixListener, requests: mpsc::Sender<Pending>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let requests = requests.clone();
+        // Who is asking: SO_PEERCRED, as the kernel recorded it at connect. Unknown: the
+        // strictest answer (no changes).
+        let peer = stream.peer_cred().map_or(u32::MAX, |cred| cred.uid());
+        let daemon = rustix::process::geteuid().as_raw();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE as u64));
@@ -82,6 +98,7 @@ pub async fn accept(listener: UnixListener, requests: mpsc::Sender<Pending>) {
                 return;
             }
             let response = match serde_json::from_str::<Request>(&line) {
+                Ok(request) if !allowed(&request, peer, daemon) => refusal(&request, peer, daemon),
                 Ok(request) => {
                     let (tx, rx) = oneshot::channel();
                     if requests.send((request, tx)).await.is_err() {

@@ -18,7 +18,7 @@ use super::refusal_log::{RefusalLog, Verdict};
 use crate::bridge::Bridge;
 use crate::data_path::SendDrops;
 use crate::key_log::KeyLog;
-use crate::os::sockets::{send_ike, Delivery};
+use crate::os::sockets::send_ike;
 use crate::records::Records;
 
 /// What starts the log line of each traced IKE message (see [`ike::MessageTrace`]'s
@@ -44,7 +44,7 @@ pub(super) fn drain(
             error!("no socket for {}", t.local);
             continue;
         };
-        let delivery = if t.non_esp_marker {
+        let full = if t.non_esp_marker {
             let mut marked = Vec::with_capacity(4 + t.payload.len());
             marked.extend_from_slice(&[0; 4]);
             marked.extend_from_slice(&t.payload);
@@ -53,9 +53,7 @@ pub(super) fn drain(
             send_ike(socket, &t.payload, t.remote)
         };
         // Counted, not logged: a flood that fills the buffer would fill the log as well.
-        if delivery == Delivery::BufferFull {
-            drops.ike.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        drops.ike.fetch_add(u64::from(full), std::sync::atomic::Ordering::Relaxed);
     }
     while let Some(event) = engine.poll_event() {
         if let Some(log) = key_log.as_deref_mut() {
@@ -161,6 +159,7 @@ fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
         ike::IkeSaEnd::Lifetime => "lifetime reached",
         ike::IkeSaEnd::Reset => "reset by the operator",
         ike::IkeSaEnd::Reconfigured => "its peer changed in a reload",
+        ike::IkeSaEnd::LimitReached => "a cap of its policy template (sa max) was reached",
     }
 }
 

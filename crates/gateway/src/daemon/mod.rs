@@ -67,6 +67,8 @@ use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
 use crate::os::OsError;
 use crate::records::Records;
+use crate::service::notify::Notifier;
+use crate::service::privilege::{self, PrivilegeError};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -84,6 +86,9 @@ pub struct RunOptions {
     /// `--interface-map VRPNAME=LINUXNAME`: the Linux interfaces behind the configuration's
     /// VRP interface names (unmapped names are Linux names).
     pub interface_map: InterfaceMap,
+    /// `--user NAME`: started as root, become NAME keeping only the capabilities the daemon
+    /// needs ([`crate::service::privilege`]). `None`: stay as started.
+    pub user: Option<String>,
 }
 
 /// Why the daemon did not start.
@@ -120,6 +125,9 @@ pub enum DaemonError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] ServerError),
+    /// `--user` could not be honoured.
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
 }
 
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
@@ -129,9 +137,22 @@ const USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// the process ([`supervise`]).
 pub fn run(options: RunOptions) -> Result<(), DaemonError> {
     supervise::install();
+    // Before the runtime: the switch must happen while this is the only thread. The TUN
+    // device is made first, as root: opening /dev/net/tun may need root (its mode is the
+    // distribution's); everything else needs only the capabilities kept.
+    let tun = match &options.user {
+        Some(user) => {
+            let tun = crate::os::tun::open_tun(&options.tun)?;
+            let default = std::path::Path::new(crate::control::DEFAULT_CONTROL_PATH);
+            privilege::drop_to(user, &options.control, default.parent().unwrap_or(default))?;
+            info!("running as user {user} with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only");
+            Some(tun)
+        }
+        None => None,
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DaemonError::Runtime)?;
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, tun))
 }
 
 /// The running daemon: everything its inputs act on.
@@ -169,13 +190,22 @@ fn watch(kind: SignalKind, name: &'static str) -> Result<Signal, DaemonError> {
     signal(kind).map_err(|source| DaemonError::Signal { signal: name, source })
 }
 
-async fn serve(options: RunOptions) -> Result<(), DaemonError> {
+/// The TUN device, when made before the switch to `--user`.
+type Tun = Option<Arc<tun_rs::SyncDevice>>;
+
+async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
     // Watched first: a SIGHUP that arrives while the daemon starts must not kill it (the
     // default action), and is handled as a reload once the loop runs.
     let terminate = watch(SignalKind::terminate(), "SIGTERM")?;
     let hangup = watch(SignalKind::hangup(), "SIGHUP")?;
-    let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup)?;
+    let (mut daemon, mut inputs) = Daemon::start(options, terminate, hangup, tun)?;
     info!("keysteward running with {}", daemon.options.config.display());
+    // Sockets, TUN device and routes are up: systemd may start what depends on us.
+    let notifier = Notifier::from_env();
+    if let Err(e) = notifier.notify("READY=1") {
+        warn!("cannot tell the service manager that the daemon is ready: {e}");
+    }
+    let mut watchdog = notifier.watchdog();
     loop {
         daemon.drain();
         let deadline = daemon.engine.poll_timeout().map(tokio::time::Instant::from_std);
@@ -194,10 +224,18 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
                 let _ = daemon.reload();
             }
             () = sleep_until(deadline) => daemon.engine.handle_timeout(Instant::now()),
+            () = watchdog.tick() => {
+                // From the loop itself: a loop that hangs stops the pings and systemd
+                // restarts the daemon.
+                if let Err(e) = notifier.notify("WATCHDOG=1") {
+                    warn!("watchdog notification: {e}");
+                }
+            }
             _ = inputs.terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    let _ = notifier.notify("STOPPING=1");
     daemon.stop();
     Ok(())
 }
@@ -205,7 +243,12 @@ async fn serve(options: RunOptions) -> Result<(), DaemonError> {
 impl Daemon {
     /// Checks the configuration, opens every socket, the key log, the TUN and its routes,
     /// starts the data path and the control socket, and raises the start-up acquires.
-    fn start(options: RunOptions, terminate: Signal, hangup: Signal) -> Result<(Self, Inputs), DaemonError> {
+    fn start(
+        options: RunOptions,
+        terminate: Signal,
+        hangup: Signal,
+        tun: Tun,
+    ) -> Result<(Self, Inputs), DaemonError> {
         let Checked { config, engine: engine_config, .. } = load_checked(&options)
             .map_err(|source| DaemonError::Refused { file: options.config.clone(), source })?;
         let templates = template_policies(&config, &engine_config);
@@ -226,7 +269,10 @@ impl Daemon {
             None => None,
         };
 
-        let tun = crate::os::tun::open_tun(&options.tun)?;
+        let tun = match tun {
+            Some(tun) => tun,
+            None => crate::os::tun::open_tun(&options.tun)?,
+        };
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
         let bridge = Bridge::new(
@@ -297,8 +343,9 @@ impl Daemon {
             }
             Request::DisplayIpsecStatistics => {
                 let ike = self.engine.statistics();
+                let templates = summary::template_usage(&self.engine, Instant::now());
                 let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
-                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike)
+                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike, &templates)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),

@@ -12,18 +12,72 @@ use crate::control::Response;
 use crate::data_path::SendDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
+/// What the branches of one policy template hold against its caps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateUsage {
+    /// The template's policy entry.
+    pub policy: ike::PolicyId,
+    /// Its caps.
+    pub limits: ike::HubLimits,
+    /// Established IKE SAs of its peer.
+    pub ike_sas: usize,
+    /// Installed IPsec SA pairs under it.
+    pub ipsec_sas: usize,
+    /// Flows under it (pairs not replaced by a rekey).
+    pub flows: usize,
+    /// Distinct branches (identities, else addresses) with an established IKE SA.
+    pub peers: usize,
+}
+
+/// The usage of every policy template of `engine`, in policy order, from its views.
+pub fn template_usage(engine: &ike::Engine, now: Instant) -> Vec<TemplateUsage> {
+    let config = engine.config();
+    let templates = config.policies.iter().filter_map(|p| Some((p, p.template.as_ref()?.limits)));
+    templates
+        .map(|(policy, limits)| {
+            let name = config.peers.get(policy.peer).map(|p| p.name.as_str());
+            let ike: Vec<ike::IkeSaView> = engine
+                .ike_sas()
+                .filter(|sa| Some(sa.peer.as_str()) == name && sa.expires_at.is_some())
+                .collect();
+            let mut peers: Vec<String> = ike
+                .iter()
+                .map(|sa| match &sa.remote_identity {
+                    Some(id) => format!("{} {}", id.kind, id.value),
+                    None => sa.remote.ip().to_string(),
+                })
+                .collect();
+            peers.sort_unstable();
+            peers.dedup();
+            let pairs: Vec<ike::IpsecSaView> =
+                engine.ipsec_sas(now).filter(|p| p.policy == policy.id).collect();
+            let flows = pairs.iter().filter(|p| p.state != ike::IpsecSaState::Replaced).count();
+            TemplateUsage {
+                policy: policy.id.clone(),
+                limits,
+                ike_sas: ike.len(),
+                ipsec_sas: pairs.len(),
+                flows,
+                peers: peers.len(),
+            }
+        })
+        .collect()
+}
+
 /// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
-/// the TUN, the datagrams dropped because a socket's send buffer was full, and what the
-/// engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
-/// after a restart).
+/// the TUN (`bypass`), the datagrams dropped because a socket's send buffer was full, what
+/// the engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
+/// after a restart), and what the branches of each policy template hold against its caps
+/// (`sa max …`).
 pub fn ipsec_statistics(
     s: &esp::Statistics,
     bypass: u64,
     drops: &SendDrops,
     ike: &ike::Statistics,
+    templates: &[TemplateUsage],
 ) -> Response {
     let (esp_full, ike_full) = (drops.esp.load(Relaxed), drops.ike.load(Relaxed));
-    let text = format!(
+    let mut text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
          inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
@@ -47,7 +101,39 @@ pub fn ipsec_statistics(
         ike.recoveries_started,
         ike.answers_rate_limited,
     );
+    for t in templates {
+        let l = &t.limits;
+        text.push_str(&format!(
+            "template policy {}: {} peer(s); IKE SAs {} of {} (per peer {}), IPsec SA pairs {} of {} \
+             (per peer {}), flows {} of {} (per peer {})\n",
+            t.policy,
+            t.peers,
+            t.ike_sas,
+            l.ike_sas,
+            l.per_peer_ike_sas,
+            t.ipsec_sas,
+            l.ipsec_sas,
+            l.per_peer_ipsec_sas,
+            t.flows,
+            l.flows,
+            l.per_peer_flows
+        ));
+    }
+    let templates: Vec<serde_json::Value> = templates
+        .iter()
+        .map(|t| {
+            let l = &t.limits;
+            json!({
+                "policy": t.policy.to_string(), "peers": t.peers, "ike_sas": t.ike_sas,
+                "ipsec_sas": t.ipsec_sas, "flows": t.flows,
+                "max": { "ike_sa": l.ike_sas, "ipsec_sa": l.ipsec_sas, "flow": l.flows,
+                    "per_peer_ike_sa": l.per_peer_ike_sas, "per_peer_ipsec_sa": l.per_peer_ipsec_sas,
+                    "per_peer_flow": l.per_peer_flows },
+            })
+        })
+        .collect();
     let json = json!({
+        "templates": templates,
         "sealed": s.sealed,
         "opened": s.opened,
         "queued": s.queued,
@@ -196,5 +282,49 @@ mod tests {
             (json["half_open"].as_u64(), json["half_open_evicted"].as_u64()),
             (Some(1_000), Some(4_000))
         );
+    }
+
+    /// `display ipsec statistics` on a hub: each template's usage against its caps, in the
+    /// configuration's words, and the same in the JSON.
+    #[test]
+    fn ipsec_statistics_show_the_template_caps() {
+        let usage = TemplateUsage {
+            policy: ike::PolicyId { name: "hub".into(), sequence: 10 },
+            limits: ike::HubLimits { flows: 300, ..ike::HubLimits::default() },
+            ike_sas: 3,
+            ipsec_sas: 5,
+            flows: 4,
+            peers: 3,
+        };
+        let Response::Ok { text, json } = ipsec_statistics(
+            &esp::Statistics::default(),
+            0,
+            &SendDrops::default(),
+            &ike::Statistics::default(),
+            &[usage],
+        ) else {
+            panic!("not ok")
+        };
+        assert!(
+            text.ends_with(
+                "template policy hub-10: 3 peer(s); IKE SAs 3 of 20000 (per peer 4), IPsec SA pairs 5 of \
+                 100000 (per peer 64), flows 4 of 300 (per peer 32)\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(json["templates"][0]["policy"], "hub-10");
+        assert_eq!(json["templates"][0]["flows"], 4);
+        assert_eq!(json["templates"][0]["max"]["flow"], 300);
+        assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
+        let Response::Ok { text, .. } = ipsec_statistics(
+            &esp::Statistics::default(),
+            0,
+            &SendDrops::default(),
+            &ike::Statistics::default(),
+            &[],
+        ) else {
+            panic!()
+        };
+        assert!(!text.contains("template"), "{text}");
     }
 }

@@ -19,7 +19,7 @@ const IPPROTO_AH: i32 = 51;
 /// A raw IPv4 socket for ESP (protocol 50) bound to `local`. The kernel writes the outer IP
 /// header on send; on receive it hands us the IP header in front of the ESP packet. The
 /// socket is non-blocking: a send that finds the buffer full fails with `EAGAIN` and the
-/// datagram is dropped and counted ([`Delivery::BufferFull`]), so no send ever holds the
+/// datagram is dropped and counted, so no send ever holds the
 /// data-plane thread, or the IKE loop while it holds the data plane's lock.
 pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, OsError> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))
@@ -88,31 +88,15 @@ pub fn register_udp(
     tokio::net::UdpSocket::from_std(socket).map_err(|source| OsError::RegisterUdp { local, source })
 }
 
-/// What became of a datagram handed to a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The kernel took it.
-    Sent,
-    /// The socket's send buffer was full: dropped, for the caller to count (see
-    /// [`is_buffer_full`]).
-    BufferFull,
-    /// Refused for another reason, or no socket: logged here.
-    Failed,
-}
-
-impl Delivery {
-    /// A send's result: a full buffer ([`is_buffer_full`]) is counted by the caller, any
-    /// other error is logged with `what` (the protocol and the destination).
-    fn of(sent: std::io::Result<usize>, what: impl FnOnce() -> String) -> Self {
-        match sent {
-            Ok(_) => Self::Sent,
-            Err(e) if is_buffer_full(&e) => Self::BufferFull,
-            Err(e) => {
-                warn!("{}: {e}", what());
-                Self::Failed
-            }
-        }
+/// Whether a send's result is a full buffer ([`is_buffer_full`]): the datagram is dropped,
+/// for the caller to count. Any other error is logged with `what` (protocol, destination).
+fn full(sent: std::io::Result<usize>, what: impl FnOnce() -> String) -> bool {
+    let Err(e) = sent else { return false };
+    let full = is_buffer_full(&e);
+    if !full {
+        warn!("{}: {e}", what());
     }
+    full
 }
 
 /// Whether a send failed because the socket's send buffer was full: `EAGAIN` from a
@@ -123,35 +107,34 @@ pub fn is_buffer_full(error: &std::io::Error) -> bool {
 }
 
 /// Sends an IKE datagram without waiting: straight to the kernel on the non-blocking socket,
-/// not through the runtime's readiness. A full buffer drops it ([`Delivery::BufferFull`]);
-/// retransmission repairs a lost IKE message, and the loop goes on serving everyone else.
-pub fn send_ike(socket: &tokio::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> Delivery {
+/// not through the runtime's readiness. True when a full buffer dropped it: retransmission
+/// repairs a lost IKE message, and the loop goes on serving everyone else.
+pub fn send_ike(socket: &tokio::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> bool {
     let to = SockAddr::from(remote);
-    Delivery::of(socket2::SockRef::from(socket).send_to(payload, &to), || format!("IKE to {remote}"))
+    full(socket2::SockRef::from(socket).send_to(payload, &to), || format!("IKE to {remote}"))
 }
 
 /// Sends a datagram over the raw socket (`protocol`: `ESP` or `AH`, for the log) bound to its
 /// local address: raw ESP and AH go out alike, addressed by IP only (port 0), and a missing
-/// socket or a failed send is logged with the addresses involved rather than dropped quietly;
-/// a full buffer is left to the caller to count.
-pub fn send_raw(sockets: &HashMap<IpAddr, Arc<Socket>>, protocol: &str, send: &esp::Send<'_>) -> Delivery {
+/// socket or a failed send is logged with the addresses involved rather than dropped quietly.
+/// True when a full buffer dropped it (for the caller to count).
+pub fn send_raw(sockets: &HashMap<IpAddr, Arc<Socket>>, protocol: &str, send: &esp::Send<'_>) -> bool {
     let Some(socket) = sockets.get(&send.local.ip()) else {
         warn!("no raw {protocol} socket on {}", send.local.ip());
-        return Delivery::Failed;
+        return false;
     };
     let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
-    Delivery::of(socket.send_to(send.datagram, &to), || format!("{protocol} to {}", send.remote.ip()))
+    full(socket.send_to(send.datagram, &to), || format!("{protocol} to {}", send.remote.ip()))
 }
 
 /// Sends a datagram over the UDP 4500 socket bound to its local address (ESP-in-UDP).
-/// The socket is non-blocking (a handle of the IKE loop's); a full buffer is left to the
-/// caller to count.
-pub fn send_udp(sockets: &HashMap<SocketAddr, std::net::UdpSocket>, send: &esp::Send<'_>) -> Delivery {
+/// Non-blocking; true when a full buffer dropped it.
+pub fn send_udp(sockets: &HashMap<SocketAddr, std::net::UdpSocket>, send: &esp::Send<'_>) -> bool {
     let Some(socket) = sockets.get(&send.local) else {
         warn!("no UDP socket on {} for ESP-in-UDP", send.local);
-        return Delivery::Failed;
+        return false;
     };
-    Delivery::of(socket.send_to(send.datagram, send.remote), || format!("ESP-in-UDP to {}", send.remote))
+    full(socket.send_to(send.datagram, send.remote), || format!("ESP-in-UDP to {}", send.remote))
 }
 
 #[cfg(test)]

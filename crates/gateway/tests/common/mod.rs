@@ -215,6 +215,9 @@ pub(crate) fn spawn_keysteward(
     extra: &[&str],
 ) -> u32 {
     let log = std::fs::File::create(log).unwrap();
+    // A file with a pre-shared key must be the owner's alone, or the daemon refuses it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_keysteward"), "run", "--config"])
         .arg(config)

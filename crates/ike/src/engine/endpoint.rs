@@ -19,6 +19,7 @@ use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
+use crate::hub::Others;
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
@@ -638,8 +639,11 @@ impl Engine {
         received: Option<(SocketAddr, SocketAddr)>,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let (slots, mut ctx) = self.slots_and_ctx(now, received);
-        let Some(sa) = slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let (slots, ctx) = self.slots_and_ctx(now, received);
+        let (earlier, rest) = slots.split_at_mut(slot.min(slots.len()));
+        let Some((Some(sa), later)) = rest.split_first_mut() else { return };
+        let others = Others(earlier, later);
+        let mut ctx = Ctx { others: Some(&others), ..ctx };
         let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
         let after = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
@@ -666,6 +670,7 @@ impl Engine {
             out: &mut self.out,
             received,
             unix_time: self.wall_clock.map(|clock| clock.at(now)),
+            others: None,
         };
         (&mut self.slots, ctx)
     }

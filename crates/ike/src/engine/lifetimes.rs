@@ -1,15 +1,18 @@
 //! What lifetimes need beyond one IKE SA: the data plane's usage reports, the IPsec SA view
 //! for `display ipsec sa`, the renewal of IKE SAs by a new main mode and the handover of
-//! IPsec SAs to the newer IKE SA (module `lifetime` does what one SA does alone).
+//! IPsec SAs to the newer IKE SA (module `lifetime` does what one SA does alone), and whether
+//! a new IKE SA from a branch keeps its template's caps (module `hub`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::config::PolicyId;
+use crate::config::{ExchangeMode, PolicyId};
 use crate::engine::endpoint::Engine;
-use crate::event::{Acquire, Event, IkeSaEnd, IpsecSaEnd};
+use crate::event::{Acquire, Event, Exchange, IkeSaEnd, IpsecSaEnd};
+use crate::hub::{admit_ike_sa, Others};
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::lifetime::{arm_ike_sa, end_ike_sa, end_pairs, on_timeout};
+use crate::sa::core::Role;
 use crate::sa::lifetimes::{judge_usage, later, IpsecSaState, IpsecSaView, Rekey, Renewal, SaUsage};
 use crate::sa::timer::Timer;
 
@@ -260,5 +263,22 @@ impl Engine {
                 end_pairs(sa, gone, Some(IpsecSaEnd::Reset), true, ctx);
             });
         }
+    }
+
+    /// True when the IKE SA that just completed phase 1 in `slot` keeps its template's caps.
+    /// Otherwise it is reported, deleted (a Delete goes to the branch) and removed.
+    pub(super) fn keeps_ike_sa_caps(&mut self, slot: usize, now: Instant) -> bool {
+        // Only branches are capped: our own initiations follow our configuration.
+        let Some(sa) = self.slots[slot].as_ref().filter(|sa| sa.role == Role::Responder) else { return true };
+        let others = Others(&self.slots[..slot], &self.slots[slot + 1..]);
+        let Err(reason) = admit_ike_sa(&self.config, &others, sa) else { return true };
+        self.with_sa(slot, now, |sa, ctx| {
+            let aggressive = sa.mode == ExchangeMode::Aggressive;
+            let exchange = if aggressive { Exchange::AggressiveMode } else { Exchange::MainMode };
+            ctx.out.events.push_back(Event::Failed(sa.failure(exchange, "established", reason, ctx.config)));
+            end_ike_sa(sa, IkeSaEnd::LimitReached, ctx);
+        });
+        self.reap(slot, now);
+        false
     }
 }

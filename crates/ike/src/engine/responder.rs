@@ -194,6 +194,9 @@ impl Engine {
         // (see `responder_first`).
         self.half_open.remove(slot);
         self.initial_contact(slot, now);
+        if !self.keeps_ike_sa_caps(slot, now) {
+            return;
+        }
         // Traffic that waits for phase 1 with this peer on another SA of ours still
         // negotiating goes through whichever SA is up first: this one.
         let waiting = self.waiting_elsewhere(slot);

@@ -28,6 +28,8 @@ pub(crate) struct Ctx<'a> {
     /// Wall-clock time (seconds since the Unix epoch) for certificate validity, when the
     /// driver gave the engine a clock ([`crate::Engine::set_wall_clock`]).
     pub(crate) unix_time: Option<u64>,
+    /// The engine's other IKE SAs, for a hub's checks (module `hub`); `None` without a slot.
+    pub(crate) others: Option<&'a dyn hub_limits::Holdings<crate::config::TrafficSelector>>,
 }
 
 impl Ctx<'_> {

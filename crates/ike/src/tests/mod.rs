@@ -7,6 +7,7 @@ mod certs;
 mod dpd;
 mod fragmentation;
 mod half_open;
+mod hub;
 mod initial_contact;
 mod key_log;
 mod lifetime;

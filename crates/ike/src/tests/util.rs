@@ -145,8 +145,10 @@ impl Gateway {
                 pfs: self.pfs,
                 lifetime: self.lifetime,
                 lifetime_kilobytes: self.lifetime_kilobytes,
+                template: None,
             }],
             limits: self.limits,
+            own_addresses: Vec::new(),
         }
     }
 }

@@ -225,6 +225,7 @@ impl Scenario {
                 // Short, so that rekeying is a few time steps away.
                 lifetime: Duration::from_secs(120),
                 lifetime_kilobytes: None,
+                template: None,
             }],
             limits: Limits {
                 retransmit_initial: Duration::from_millis(500),
@@ -244,6 +245,7 @@ impl Scenario {
                 aggressive_mode_responses_per_second: 4,
                 aggressive_mode_responses_per_address: 2,
             },
+            own_addresses: Vec::new(),
         }
     }
 }

@@ -204,9 +204,33 @@ pub(super) fn policy_command(
     Ok(Effect::stay(key))
 }
 
+/// Largest value of an `sa max` cap.
+const SA_MAX_LIMIT: u64 = 10_000_000;
+
+/// `sa max [ per-peer ] { ike-sa | ipsec-sa | flow }`, up to the number: which cap.
+fn sa_max_kind(template: bool, column: u32, c: &mut Cursor<'_>) -> Result<(bool, &'static str)> {
+    if !template {
+        return Err(SyntaxError {
+            column,
+            kind: DiagnosticKind::InvalidValue,
+            message: "`sa max` is valid only in an ipsec policy-template: it caps what branches make".into(),
+        });
+    }
+    let per_peer = c.optional_keyword(&["per-peer"]).is_some();
+    let kind = c.keyword("`ike-sa`, `ipsec-sa` or `flow`", &["ike-sa", "ipsec-sa", "flow"])?;
+    Ok((per_peer, kind))
+}
+
 fn sa(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>) -> Result<&'static str> {
     let column = c.column();
-    match c.keyword("`duration` or `trigger-mode`", &["duration", "trigger-mode"])? {
+    match c.keyword("`duration`, `trigger-mode` or `max`", &["duration", "trigger-mode", "max"])? {
+        "max" => {
+            let (per_peer, kind) = sa_max_kind(template, column, c)?;
+            let n = c.number("cap", 1, SA_MAX_LIMIT)? as u32;
+            c.end()?;
+            *settings.sa_max.slot(per_peer, kind) = Some(n);
+            Ok("sa max")
+        }
         "duration" => match c.keyword("a lifetime kind", &["time-based", "traffic-based"])? {
             "time-based" => {
                 // 30 s is below what most devices allow; it is kept for rekey tests and labs.
@@ -259,8 +283,15 @@ fn policy_undo(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>
             settings.pfs = None;
         }
         "sa" => {
-            let mode = if template { &["duration"][..] } else { &["duration", "trigger-mode"][..] };
-            match c.keyword("`duration` or `trigger-mode`", mode)? {
+            let column = c.column();
+            let mode =
+                if template { &["duration", "max"][..] } else { &["duration", "trigger-mode", "max"][..] };
+            match c.keyword("`duration`, `trigger-mode` or `max`", mode)? {
+                "max" => {
+                    let (per_peer, kind) = sa_max_kind(template, column, c)?;
+                    c.end()?;
+                    *settings.sa_max.slot(per_peer, kind) = None;
+                }
                 "duration" => {
                     let which = c.keyword("a lifetime kind", &["time-based", "traffic-based"])?;
                     c.end()?;

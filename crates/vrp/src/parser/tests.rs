@@ -356,6 +356,7 @@ fn ipsec_policy_commands() {
             sa_kilobytes: Some(0),
             trigger_mode: Some(TriggerMode::Auto),
             tunnel_local: Some(TunnelLocal::Address(ip(192, 0, 2, 1))),
+            sa_max: SaMax::default(),
         }
     );
     let c = config(
@@ -402,6 +403,50 @@ fn policy_templates() {
     // A template-bound entry has no settings of its own.
     let e = error("ipsec policy p 10 isakmp template t\n security acl 3001");
     assert_eq!((e.kind, e.line), (DiagnosticKind::InvalidValue, 2));
+}
+
+/// The caps of a hub's template (issue 13): `sa max [ per-peer ] { ike-sa | ipsec-sa | flow } N`
+/// in the template view, `undo` back to the default, refused in an isakmp entry, and written
+/// back as given.
+#[test]
+fn policy_template_caps() {
+    let text = "ipsec policy-template hub 1\n ike-peer branches\n proposal a\n sa max ike-sa 12000\n \
+                sa max ipsec-sa 60000\n sa max flow 30000\n sa max per-peer ike-sa 2\n \
+                sa max per-peer ipsec-sa 8\n sa max per-peer flow 4";
+    let c = config(text);
+    let caps = c.policy_templates["hub"][&1].sa_max;
+    assert_eq!(
+        caps,
+        SaMax {
+            ike_sa: Some(12_000),
+            ipsec_sa: Some(60_000),
+            flow: Some(30_000),
+            per_peer_ike_sa: Some(2),
+            per_peer_ipsec_sa: Some(8),
+            per_peer_flow: Some(4),
+        }
+    );
+    assert_eq!(caps.values(), [12_000, 60_000, 30_000, 2, 8, 4]);
+    assert_eq!(SaMax::default().values(), SaMax::DEFAULTS);
+    let rendered = crate::render(&c, crate::KeyDisplay::Masked);
+    assert!(rendered.contains(" sa max ike-sa 12000\n sa max ipsec-sa 60000\n sa max flow 30000\n \
+                               sa max per-peer ike-sa 2\n sa max per-peer ipsec-sa 8\n sa max per-peer flow 4\n"),
+        "{rendered}");
+    assert_eq!(config(&rendered).policy_templates, c.policy_templates);
+    let undone = config(&format!("{text}\n undo sa max per-peer flow\n undo sa max ike-sa"));
+    let caps = undone.policy_templates["hub"][&1].sa_max;
+    assert_eq!((caps.per_peer_flow, caps.ike_sa, caps.flow), (None, None, Some(30_000)));
+    assert_eq!(caps.values()[0], 20_000, "the default again");
+    // Only templates have branches to cap.
+    let e = error("ipsec policy p 1 isakmp\n sa max flow 10");
+    assert_eq!((e.kind, e.line, e.column), (DiagnosticKind::InvalidValue, 2, 5));
+    assert!(e.message.contains("only in an ipsec policy-template"), "{}", e.message);
+    assert_eq!(error("ipsec policy-template t 1\n sa max flow 0").kind, DiagnosticKind::InvalidValue);
+    assert_eq!(
+        error("ipsec policy-template t 1\n sa max per-peer sa 3").kind,
+        DiagnosticKind::UnknownKeyword
+    );
+    assert_eq!(error("ipsec policy-template t 1\n sa max flow 10000001").kind, DiagnosticKind::InvalidValue);
 }
 
 #[test]

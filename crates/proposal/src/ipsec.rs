@@ -9,10 +9,10 @@ use crypto::{DhGroup, EspCipher, Integrity};
 use isakmp::attribute::{EncapsulationMode as WireEncapsulation, GroupDescription, IpsecAttribute, LifeType};
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
-use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
+use crate::{EncapsulationMode, IpsecProposal, IpsecProtocols};
 use isakmp::capabilities::NatTVersion;
 
-use crate::proposal::phase1::{join, MAX_LIFETIME};
+use crate::phase1::{join, MAX_LIFETIME};
 
 /// An IPsec SA suite as negotiated in quick mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,13 +56,16 @@ impl fmt::Display for IpsecSuite {
 
 /// Our inbound SPIs for a quick mode: one per protocol, whichever the offer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OurSpis {
-    pub(crate) esp: [u8; 4],
-    pub(crate) ah: [u8; 4],
+pub struct OurSpis {
+    /// Our inbound SPI for ESP.
+    pub esp: [u8; 4],
+    /// Our inbound SPI for AH.
+    pub ah: [u8; 4],
 }
 
 impl OurSpis {
-    pub(crate) fn of(&self, protocol: ProtocolId) -> &[u8; 4] {
+    /// Our SPI for `protocol` (AH's for AH, ESP's otherwise).
+    pub fn of(&self, protocol: ProtocolId) -> &[u8; 4] {
         if protocol == ProtocolId::Ah {
             &self.ah
         } else {
@@ -76,7 +79,7 @@ impl OurSpis {
 /// (RFC 2408 §4.2: the same number means both). Each carries our inbound SPI for its
 /// protocol and one transform. With `udp` (NAT-T in use) the modes are the UDP-encapsulated
 /// ones of that dialect (RFC 3947 §5.1).
-pub(crate) fn quick_mode_offer<'a>(
+pub fn quick_mode_offer<'a>(
     suites: &[IpsecSuite],
     spis: &'a OurSpis,
     udp: Option<NatTVersion>,
@@ -173,7 +176,7 @@ fn wire_mode(mode: EncapsulationMode, udp: Option<NatTVersion>) -> WireEncapsula
 }
 
 /// True when a chosen transform asks for ESP in UDP (any of the four UDP modes).
-pub(crate) fn is_udp_encapsulated(transform: &Transform<'_>) -> bool {
+pub fn is_udp_encapsulated(transform: &Transform<'_>) -> bool {
     IpsecOffer::read(transform).mode.map(WireEncapsulation::from).is_some_and(is_udp_mode)
 }
 
@@ -289,7 +292,7 @@ impl IpsecOffer {
     }
 
     /// The suite, if every value is one we implement.
-    pub(crate) fn suite(&self) -> Option<IpsecSuite> {
+    pub fn suite(&self) -> Option<IpsecSuite> {
         if !self.consistent {
             return None;
         }
@@ -409,10 +412,10 @@ impl fmt::Display for IpsecOffer {
     }
 }
 
-#[cfg(test)]
 impl IpsecOffer {
-    /// An offer with these attributes, as `read` would make it (tests of the displays).
-    pub(crate) fn with_attributes(
+    /// An offer with these attributes, as `read` would make it: how the engine's tests build
+    /// the offers its failure texts describe, without a wire message.
+    pub fn with_attributes(
         encryption: Option<(u8, Option<u16>)>,
         integrity: Option<u16>,
         ah: Option<(u8, Option<u16>)>,
@@ -464,28 +467,34 @@ impl fmt::Display for IpsecMismatch {
 
 /// One protocol of a chosen proposal: its transform and the peer's inbound SPI for it.
 #[derive(Debug, Clone)]
-pub(crate) struct ChosenProtocol {
-    pub(crate) protocol: ProtocolId,
-    pub(crate) transform: Transform<'static>,
-    pub(crate) peer_spi: [u8; 4],
+pub struct ChosenProtocol {
+    /// AH or ESP.
+    pub protocol: ProtocolId,
+    /// The chosen transform, as offered.
+    pub transform: Transform<'static>,
+    /// The SPI the peer chose for its inbound SA of this protocol.
+    pub peer_spi: [u8; 4],
 }
 
 /// The chosen proposal: its number, its protocols (AH before ESP) and the negotiated suite.
 #[derive(Debug, Clone)]
-pub(crate) struct IpsecChoice {
-    pub(crate) proposal_number: u8,
-    pub(crate) parts: Vec<ChosenProtocol>,
-    pub(crate) suite: IpsecSuite,
+pub struct IpsecChoice {
+    /// The proposal number, echoed in the answer.
+    pub proposal_number: u8,
+    /// Its protocols, AH before ESP.
+    pub parts: Vec<ChosenProtocol>,
+    /// The negotiated algorithms, mode and lifetimes.
+    pub suite: IpsecSuite,
 }
 
 impl IpsecChoice {
     /// The part of `protocol`, if chosen.
-    pub(crate) fn part(&self, protocol: ProtocolId) -> Option<&ChosenProtocol> {
+    pub fn part(&self, protocol: ProtocolId) -> Option<&ChosenProtocol> {
         self.parts.iter().find(|p| p.protocol == protocol)
     }
 
     /// What the chosen transforms offered, read back (the lifetimes as the peer offered).
-    pub(crate) fn offered(&self) -> IpsecOffer {
+    pub fn offered(&self) -> IpsecOffer {
         let read = |p: &ChosenProtocol| IpsecOffer::read_protocol(p.protocol, &p.transform);
         match (self.part(ProtocolId::Ah), self.part(ProtocolId::Esp)) {
             (Some(ah), Some(esp)) => IpsecOffer::combine(&read(ah), &read(esp)),
@@ -494,7 +503,7 @@ impl IpsecChoice {
     }
 
     /// The transform that decides the encapsulation (ESP's, or AH's alone).
-    pub(crate) fn main_transform(&self) -> &Transform<'static> {
+    pub fn main_transform(&self) -> &Transform<'static> {
         &self.part(ProtocolId::Esp).unwrap_or(&self.parts[0]).transform
     }
 }
@@ -503,7 +512,7 @@ impl IpsecChoice {
 /// number form one proposal (RFC 2408 §4.2): ESP alone, AH alone, or AH with ESP, each with a
 /// 4-byte SPI. The first whose transforms (one per protocol) equal one of `ours` in
 /// algorithms, mode and PFS group wins. Lifetimes are not compared; the shorter wins.
-pub(crate) fn choose_ipsec(
+pub fn choose_ipsec(
     offer: &SecurityAssociation<'_>,
     ours: &[IpsecSuite],
 ) -> Result<IpsecChoice, IpsecMismatch> {
@@ -607,7 +616,7 @@ pub(crate) fn owned_transform(t: &Transform<'_>) -> Transform<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EncapsulationMode, IpsecProposal, IpsecProtocols};
+    use crate::{EncapsulationMode, IpsecProposal, IpsecProtocols};
 
     use isakmp::capabilities::NatTVersion;
 

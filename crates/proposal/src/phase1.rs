@@ -11,14 +11,14 @@ use crypto::{DhGroup, HashAlgorithm, Phase1Cipher};
 use isakmp::attribute::{AuthenticationMethod, GroupDescription, IkeAttribute, LifeType, KEY_IKE};
 use isakmp::{Proposal, ProtocolId, SecurityAssociation, Transform, SIT_IDENTITY_ONLY};
 
-use crate::config::{AuthMethod, IkeProposal};
+use crate::{AuthMethod, IkeProposal};
 
 /// Largest lifetime we accept from a peer (about 68 years): anything larger is treated as
 /// this, so arithmetic on deadlines cannot overflow.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// The phase-1 SA payload offering `proposals` in order.
-pub(crate) fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'static> {
+pub fn phase1_offer(proposals: &[IkeProposal]) -> SecurityAssociation<'static> {
     let transforms = proposals
         .iter()
         .enumerate()
@@ -209,13 +209,15 @@ pub(crate) fn join<T: fmt::Display>(
 /// The responder's choice: the negotiated suite (lifetime already the shorter of both) and the
 /// SA payload to answer with (the chosen transform, echoed as received).
 #[derive(Debug)]
-pub(crate) struct Phase1Choice<'a> {
-    pub(crate) suite: IkeProposal,
-    pub(crate) reply: SecurityAssociation<'a>,
+pub struct Phase1Choice<'a> {
+    /// The negotiated suite, its lifetime the shorter of both sides'.
+    pub suite: IkeProposal,
+    /// The SA payload to answer with.
+    pub reply: SecurityAssociation<'a>,
 }
 
 /// The responder's selection (RFC 2408 §4.2: one proposal, one transform in the reply).
-pub(crate) fn choose_phase1<'a>(
+pub fn choose_phase1<'a>(
     offer: &SecurityAssociation<'a>,
     ours: &[IkeProposal],
 ) -> Result<Phase1Choice<'a>, Phase1Mismatch> {
@@ -246,7 +248,7 @@ pub(crate) fn choose_phase1<'a>(
 
 /// The initiator's check of the responder's choice: it must be exactly one transform, equal
 /// to one we offered. Returns the suite with the shorter lifetime.
-pub(crate) fn accept_phase1_reply(
+pub fn accept_phase1_reply(
     reply: &SecurityAssociation<'_>,
     ours: &[IkeProposal],
 ) -> Result<IkeProposal, Phase1Mismatch> {
