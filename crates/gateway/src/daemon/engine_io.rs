@@ -17,9 +17,9 @@ use tracing::{debug, error, info, warn};
 use super::refusal_log::{RefusalLog, Verdict};
 use crate::bridge::Bridge;
 use crate::data_path::SendDrops;
-use crate::key_log::KeyLog;
 use crate::os::sockets::send_ike;
 use crate::records::Records;
+use key_log::KeyLog;
 
 /// What starts the log line of each traced IKE message (see [`ike::MessageTrace`]'s
 /// `Display` for the rest); `keysteward demo` looks for it.

@@ -62,13 +62,13 @@ use crate::data_path::{Notice, NOTICE_QUEUE};
 use crate::display::live::{respond, Live};
 use crate::display::summary;
 use crate::engine_config::template_policies;
-use crate::key_log::{self, KeyLog, KeyLogError};
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
 use crate::os::OsError;
 use crate::records::Records;
 use crate::service::notify::Notifier;
 use crate::service::privilege::{self, PrivilegeError};
+use key_log::{KeyLog, KeyLogError};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
