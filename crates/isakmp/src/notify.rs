@@ -81,8 +81,8 @@ pub struct Delete<'a> {
     pub doi: Doi,
     /// Protocol of the deleted SAs.
     pub protocol: ProtocolId,
-    /// The size of each SPI (16 for an ISAKMP SA, 4 for AH/ESP). Kept separately so a delete
-    /// with no SPIs round-trips.
+    /// The size of each SPI: 16 for an ISAKMP SA, 4 for AH/ESP (any other size for those is
+    /// refused when parsed). Kept separately so a delete with no SPIs round-trips.
     pub spi_size: u8,
     /// The SPIs, each `spi_size` bytes.
     pub spis: Vec<&'a [u8]>,
@@ -93,6 +93,7 @@ impl<'a> Delete<'a> {
     pub(crate) fn parse(r: &mut Reader<'a>) -> Result<Self, ParseError> {
         let doi = Doi::from(r.u32("DOI")?);
         let protocol = ProtocolId::from(r.u8("protocol ID")?);
+        let size_offset = r.offset();
         let spi_size = r.u8("SPI size")?;
         let count_offset = r.offset();
         let count = usize::from(r.u16("number of SPIs")?);
@@ -101,6 +102,22 @@ impl<'a> Delete<'a> {
         }
         if spi_size == 0 && count > 0 {
             return Err(r.error_at(count_offset, ParseErrorKind::InvalidLength("SPIs of size 0")));
+        }
+        // RFC 2408 §3.15 and RFC 2407 §4.6.3: an ISAKMP SA is named by its two cookies, an AH
+        // or ESP SA by its 4-byte SPI. Any other size cannot name one of ours.
+        let expected = match protocol {
+            ProtocolId::Isakmp => Some(16),
+            ProtocolId::Ah | ProtocolId::Esp => Some(4),
+            _ => None,
+        };
+        if let Some(size) = expected.filter(|size| count > 0 && *size != spi_size) {
+            let kind = ParseErrorKind::LengthBounds {
+                field: "Delete SPI",
+                length: usize::from(spi_size),
+                min: usize::from(size),
+                max: usize::from(size),
+            };
+            return Err(r.error_at(size_offset, kind));
         }
         // Checked before allocating: the SPIs must all be present.
         if count * usize::from(spi_size) > r.remaining() {
@@ -183,5 +200,29 @@ mod tests {
             parse(&hex::decode("0000000103000001").unwrap()),
             ParseErrorKind::InvalidLength("SPIs of size 0")
         );
+    }
+
+    #[test]
+    fn delete_spi_size_must_fit_the_protocol() {
+        // DOI 1, protocol ESP (3), SPI size 16, one SPI: the size of a cookie pair under ESP.
+        let mut body = vec![0, 0, 0, 1, 3, 16, 0, 1];
+        body.extend_from_slice(&[0xab; 16]);
+        let err = Delete::parse(&mut reader(&body, PayloadType::Delete)).expect_err("refused");
+        assert_eq!(err.offset, 5);
+        assert_eq!(
+            err.kind,
+            ParseErrorKind::LengthBounds { field: "Delete SPI", length: 16, min: 4, max: 4 }
+        );
+        assert_eq!(err.kind.to_string(), "Delete SPI of 16 bytes (allowed: 4 to 4)");
+        // ISAKMP (1) with a 4-byte SPI.
+        let body = [0, 0, 0, 1, 1, 4, 0, 1, 1, 2, 3, 4];
+        assert!(Delete::parse(&mut reader(&body, PayloadType::Delete)).is_err());
+        // The right sizes parse.
+        let body = [0, 0, 0, 1, 3, 4, 0, 1, 1, 2, 3, 4];
+        let delete = Delete::parse(&mut reader(&body, PayloadType::Delete)).expect("ESP delete");
+        assert_eq!(delete.spis, [&[1, 2, 3, 4][..]]);
+        let mut body = vec![0, 0, 0, 1, 1, 16, 0, 1];
+        body.extend_from_slice(&[7; 16]);
+        assert!(Delete::parse(&mut reader(&body, PayloadType::Delete)).is_ok());
     }
 }

@@ -110,7 +110,14 @@ fn identity() -> impl Strategy<Value = Identity<'static>> {
 }
 
 fn delete() -> impl Strategy<Value = Delete<'static>> {
-    (any::<u32>(), any::<u8>(), 0u8..=16, 0usize..5).prop_flat_map(|(doi, protocol, spi_size, count)| {
+    (any::<u32>(), any::<u8>(), 0u8..=16, 0usize..5).prop_flat_map(|(doi, protocol, size, count)| {
+        // The SPIs of an ISAKMP SA are its 16 bytes of cookies, of an AH or ESP SA 4 bytes
+        // (RFC 2408 §3.15); the parser refuses other sizes for those protocols.
+        let spi_size = match protocol {
+            1 => 16,
+            2 | 3 => 4,
+            _ => size,
+        };
         let count = if spi_size == 0 { 0 } else { count };
         vec(vec(any::<u8>(), usize::from(spi_size)).prop_map(|v| &*v.leak()), count)
             .prop_map(move |spis| Delete { doi: doi.into(), protocol: protocol.into(), spi_size, spis })
