@@ -319,9 +319,9 @@ impl FailureReason {
             Self::Policy(PolicyFailure::FlowRefused(_)) => NotifyType::InvalidIdInformation,
             Self::Policy(PolicyFailure::LimitReached(_)) => NotifyType::NoProposalChosen,
             Self::Malformed(MalformedFailure::KeyExchange(_)) => NotifyType::InvalidKeyInformation,
-            Self::Malformed(MalformedFailure::InvalidMessage(_) | MalformedFailure::MissingPayload(_)) => {
-                NotifyType::PayloadMalformed
-            }
+            // The parser knows the precise type (INVALID-SPI, INVALID-MAJOR-VERSION, …).
+            Self::Malformed(MalformedFailure::InvalidMessage(error)) => error.notify_type(),
+            Self::Malformed(MalformedFailure::MissingPayload(_)) => NotifyType::PayloadMalformed,
             Self::Malformed(MalformedFailure::Undecryptable)
             | Self::PeerNotified(_)
             | Self::Timeout(_)
@@ -742,6 +742,27 @@ mod tests {
         assert_eq!(
             FailureReason::PeerNotified(NotifyType::NoProposalChosen).to_string(),
             "peer sent notify NO-PROPOSAL-CHOSEN"
+        );
+    }
+
+    /// A malformed message earns the notify the parser names, not always PAYLOAD-MALFORMED.
+    #[test]
+    fn malformed_messages_earn_the_parsers_notify() {
+        let notify = |datagram: &[u8]| {
+            FailureReason::from(isakmp::Message::parse(datagram).expect_err("malformed")).notify()
+        };
+        // An IKEv2 header (major version 2): INVALID-MAJOR-VERSION (RFC 2408 §5).
+        let mut ikev2 = [0u8; 28];
+        ikev2[0] = 1;
+        ikev2[17] = 0x20;
+        ikev2[18] = 2;
+        ikev2[27] = 28;
+        assert_eq!(notify(&ikev2), Some(NotifyType::InvalidMajorVersion));
+        // A truncated datagram is still PAYLOAD-MALFORMED.
+        assert_eq!(notify(&ikev2[..20]), Some(NotifyType::PayloadMalformed));
+        assert_eq!(
+            FailureReason::from(MalformedFailure::MissingPayload("KE")).notify(),
+            Some(NotifyType::PayloadMalformed)
         );
     }
 }
