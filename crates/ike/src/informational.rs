@@ -35,18 +35,7 @@ pub(crate) fn notify_unauthenticated(
     ctx: &mut Ctx<'_>,
 ) {
     let Some(notify_type) = reason.notify() else { return };
-    let mut spi = [0u8; 16];
-    spi[..8].copy_from_slice(&cookie_i.0);
-    spi[8..].copy_from_slice(&cookie_r.0);
-    let payload = Payload::Notification(Notification {
-        doi: Doi::Ipsec,
-        protocol: ProtocolId::Isakmp,
-        spi: &spi,
-        notify_type,
-        data: &[],
-    });
-    let bytes =
-        wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::Informational, 0), vec![payload]);
+    let bytes = wire::clear_notify(cookie_i, cookie_r, notify_type);
     ctx.out.transmits.push_back(Transmit::isakmp(local, remote, bytes));
 }
 

@@ -3,7 +3,8 @@
 
 use crypto::key_schedule::{IvChain, NextIv, Phase1CipherKey};
 use isakmp::{
-    Body, ExchangeType, Flags, Header, Message, Payload, PayloadType, RawPayloads, SecurityAssociation,
+    Body, Doi, ExchangeType, Flags, Header, Message, Notification, NotifyType, Payload, PayloadType,
+    ProtocolId, RawPayloads, SecurityAssociation,
 };
 
 use crate::failure::{FailureReason, MalformedFailure};
@@ -22,6 +23,27 @@ pub(crate) fn header(
         flags: Flags(0),
         message_id: isakmp::MessageId(message_id),
     }
+}
+
+/// An Informational exchange in clear carrying one notification about the ISAKMP SA of
+/// `cookie_i`/`cookie_r` (its SPI the two cookies, RFC 2408 §3.14): what we send before phase 1
+/// is authenticated, or for cookies we do not know.
+pub(crate) fn clear_notify(
+    cookie_i: isakmp::Cookie,
+    cookie_r: isakmp::Cookie,
+    notify_type: NotifyType,
+) -> Vec<u8> {
+    let mut spi = [0u8; 16];
+    spi[..8].copy_from_slice(&cookie_i.0);
+    spi[8..].copy_from_slice(&cookie_r.0);
+    let payload = Payload::Notification(Notification {
+        doi: Doi::Ipsec,
+        protocol: ProtocolId::Isakmp,
+        spi: &spi,
+        notify_type,
+        data: &[],
+    });
+    cleartext(header(cookie_i, cookie_r, ExchangeType::Informational, 0), vec![payload])
 }
 
 /// A cleartext message.

@@ -118,19 +118,8 @@ impl Engine {
         if informational {
             return;
         }
-        let (cookie_i, cookie_r) = (header.initiator_cookie, header.responder_cookie);
-        let mut spi = [0u8; 16];
-        spi[..8].copy_from_slice(&cookie_i.0);
-        spi[8..].copy_from_slice(&cookie_r.0);
-        let payload = Payload::Notification(Notification {
-            doi: Doi::Ipsec,
-            protocol: ProtocolId::Isakmp,
-            spi: &spi,
-            notify_type: NotifyType::InvalidCookie,
-            data: &[],
-        });
         let bytes =
-            wire::cleartext(wire::header(cookie_i, cookie_r, ExchangeType::Informational, 0), vec![payload]);
+            wire::clear_notify(header.initiator_cookie, header.responder_cookie, NotifyType::InvalidCookie);
         if bytes.len() > length {
             return; // never more than came: no amplification
         }
