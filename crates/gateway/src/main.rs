@@ -96,6 +96,9 @@ enum Command {
         /// the key log). Without it the daemon stays the user it was started as.
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`); off by default.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Write the man page (keysteward.8) and the bash and zsh completions (keysteward.bash,
     /// _keysteward) into DIR, for the package (scripts/package).
@@ -349,7 +352,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, control, tun, log_level, log_format, key_log, interface_map, user } => {
+        Command::Run {
+            config,
+            control,
+            tun,
+            log_level,
+            log_format,
+            key_log,
+            interface_map,
+            user,
+            metrics,
+        } => {
             let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
                 Ok(map) => map,
                 Err(e) => {
@@ -365,6 +378,7 @@ fn main() -> ExitCode {
                 key_log,
                 interface_map,
                 user,
+                metrics,
             }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
