@@ -3,7 +3,7 @@
 //! FW_A serves `--metrics 127.0.0.1:9464` in its namespace, FW_B logs `--log-format json`.
 //! A ping brings the tunnel up; a scrape shows what an operator checks first (one IKE SA
 //! established, one IPsec SA pair, ESP packets both ways) and passes `promtool check metrics`
-//! when promtool is installed (scripts/test installs it); after `reset ike sa` and `reset
+//! (Debian package prometheus, which scripts/test installs); after `reset ike sa` and `reset
 //! ipsec sa` the counters have not gone backwards. Every line FW_B logged is a JSON object,
 //! and the established IKE SA's line carries the peer and conn_id fields.
 
@@ -80,21 +80,17 @@ fn netns_metrics_scraped_from_a_running_tunnel() {
     assert_eq!(value(&page, "keysteward_esp_packets_dropped_total{reason=\"integrity\"}"), 0.0);
 
     // promtool: the page is valid exposition format and follows Prometheus' naming rules.
-    if Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        let mut promtool = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        promtool.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
-        let out = promtool.wait_with_output().unwrap();
-        assert!(out.status.success() && out.stdout.is_empty(), "promtool: {}\n{page}", output_text(&out));
-    } else {
-        eprintln!("promtool not installed: the page was not linted (scripts/test installs it)");
-    }
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut promtool = promtool.expect("promtool runs (Debian package prometheus; scripts/test installs it)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "promtool: {}\n{page}", output_text(&out));
 
     // Anything but GET /metrics: 404 or 405, and the endpoint keeps serving.
     assert_eq!(http(&net.fw_a, &[], "/").0, "404");

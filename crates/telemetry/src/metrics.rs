@@ -342,3 +342,47 @@ where
         ipsec_statistics: ask(Display::IpsecStatistics).await?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_with_sealed(exporter: &Exporter, sealed: u64) -> String {
+        let d = Displays { ipsec_statistics: serde_json::json!({ "sealed": sealed }), ..Displays::default() };
+        exporter.render(&d)
+    }
+
+    /// Should a count the displays show fall (a restart of the data plane, a future `reset
+    /// … statistics`), the exported counter still does not go backwards.
+    #[test]
+    fn counters_never_go_backwards() {
+        let exporter = Exporter::default();
+        let series = "keysteward_esp_packets_total{direction=\"out\"} ";
+        let values: Vec<String> = [5, 7, 2, 3, 1]
+            .iter()
+            .map(|&n| {
+                let page = page_with_sealed(&exporter, n);
+                page.lines().find_map(|l| l.strip_prefix(series)).unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(values, ["5", "7", "9", "10", "11"]);
+    }
+
+    /// The SAs by state as `display ike sa` shows them: RD is established; phase-2 lines are
+    /// not IKE SAs.
+    #[test]
+    fn ike_sas_by_state() {
+        let d = Displays {
+            ike_sa: serde_json::json!({ "sas": [
+                { "phase": "v1:2", "flags": ["RD", "ST"] },
+                { "phase": "v1:1", "flags": ["RD", "ST"] },
+                { "phase": "v1:1", "flags": [] },
+                { "phase": "v1:1", "flags": ["RD"] },
+            ]}),
+            ..Displays::default()
+        };
+        let page = Exporter::default().render(&d);
+        assert!(page.contains("\nkeysteward_ike_sas{state=\"established\"} 2\n"), "{page}");
+        assert!(page.contains("\nkeysteward_ike_sas{state=\"negotiating\"} 1\n"), "{page}");
+    }
+}
