@@ -4,7 +4,8 @@
 //! A ping brings the tunnel up; a scrape shows what an operator checks first (one IKE SA
 //! established, one IPsec SA pair, ESP packets both ways) and passes `promtool check metrics`
 //! (Debian package prometheus, which scripts/test installs); after `reset ike sa` and `reset
-//! ipsec sa` the counters have not gone backwards. Every line FW_B logged is a JSON object,
+//! ipsec sa` the counters have not gone backwards. Every series the Grafana dashboard
+//! (contrib/grafana/keysteward.json) queries is on the page. Every line FW_B logged is a JSON object,
 //! and the established IKE SA's line carries the peer and conn_id fields.
 
 use std::path::PathBuf;
@@ -91,6 +92,25 @@ fn netns_metrics_scraped_from_a_running_tunnel() {
     promtool.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(out.status.success() && out.stdout.is_empty(), "promtool: {}\n{page}", output_text(&out));
+
+    // Every series the Grafana dashboard of contrib/ queries is on the page.
+    let dashboard = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contrib/grafana/keysteward.json");
+    let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(dashboard).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    for expr in exprs {
+        let start = expr.find("keysteward_").unwrap_or_else(|| panic!("no series in {expr}"));
+        let name: String =
+            expr[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let on_page =
+            page.lines().any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")));
+        assert!(on_page, "the dashboard queries {name}, which the page does not have:\n{page}");
+    }
 
     // Anything but GET /metrics: 404 or 405, and the endpoint keeps serving.
     assert_eq!(http(&net.fw_a, &[], "/").0, "404");
