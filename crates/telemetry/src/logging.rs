@@ -139,6 +139,8 @@ pub fn stderr_is_journal() -> bool {
     let Some(stream) = std::env::var("JOURNAL_STREAM").ok() else { return false };
     let Some((device, inode)) = stream.split_once(':') else { return false };
     let (Ok(device), Ok(inode)) = (device.parse::<u64>(), inode.parse::<u64>()) else { return false };
+    // `st_dev` and `st_ino` are u64 on x86-64 Linux but not on every target.
+    #[allow(clippy::unnecessary_cast)]
     match rustix::fs::fstat(std::io::stderr().as_fd()) {
         Ok(stat) => stat.st_dev as u64 == device && stat.st_ino as u64 == inode,
         Err(_) => false,
