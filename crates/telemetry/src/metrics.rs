@@ -279,7 +279,11 @@ where
     let exporter = Arc::new(Exporter::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, most likely: let some close rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let (ask, exporter) = (ask.clone(), exporter.clone());
         tokio::spawn(async move {
