@@ -16,7 +16,8 @@ pub mod data_path;
 pub mod demo;
 pub mod display;
 pub mod engine_config;
-pub mod key_log;
+/// The key log of `run --key-log` (crate `keysteward-keylog`).
+pub use key_log;
 pub mod load;
 pub mod os;
 pub mod pki;

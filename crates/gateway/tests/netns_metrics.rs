@@ -79,6 +79,8 @@ fn netns_metrics_scraped_from_a_running_tunnel() {
     let opened = value(&page, "keysteward_esp_packets_total{direction=\"in\"}");
     assert!(sealed >= replies as f64 && opened >= replies as f64, "{page}");
     assert_eq!(value(&page, "keysteward_esp_packets_dropped_total{reason=\"integrity\"}"), 0.0);
+    // The send drops of main's never-block work are on the page too (none on an idle link).
+    assert_eq!(value(&page, "keysteward_send_buffer_full_drops_total{protocol=\"esp\"}"), 0.0, "{page}");
 
     // promtool: the page is valid exposition format and follows Prometheus' naming rules.
     let promtool = Command::new("promtool")

@@ -369,7 +369,9 @@ pub struct Limits {
     /// charged what it really keeps (about 1.2 KB after a minimal MM1). A newcomer is never
     /// refused: the oldest half-open SAs are evicted to make room (`Statistics::half_open_evicted`),
     /// since a cap by count or per address lets spoofed MM1s lock real peers out (DESIGN.md,
-    /// "Admission"). The default, 64 MiB, holds more than 50,000 minimal half-open SAs.
+    /// "Admission"). The default, 24 MiB, holds about 21,000 minimal half-open SAs: under a
+    /// flood of 20,000 spoofed MM1/s each still lives about a second, many round trips, and the
+    /// daemon grows by less than 32 MB (docs/BENCHMARKS.md, flood benchmark).
     pub half_open_memory_budget: usize,
     /// Largest SA payload of a first message (MM1 / AM1), whose body a half-open SA keeps for
     /// the hashes; larger is refused before any work (`PolicyFailure::SaPayloadTooLarge`).
@@ -424,7 +426,7 @@ impl Default for Limits {
             retransmit_initial: Duration::from_secs(2),
             retransmit_count: 5,
             exchange_timeout: Duration::from_secs(60),
-            half_open_memory_budget: 64 * 1024 * 1024,
+            half_open_memory_budget: 24 * 1024 * 1024,
             max_first_sa_payload: 16 * 1024,
             max_quick_modes_per_sa: 8,
             fragmentation: true,

@@ -61,10 +61,98 @@ const DPD: u8 = 0x20;
 const A_RULE_0: &[u8] = &[0];
 const B_RULE_1: &[u8] = &[3];
 
+/// Forge operands: route, message ID (4 bytes), exchange, next payload, body length (2
+/// bytes), then the body. Route bit 0: to B; bits 1-2: source (0 the SA's peer, 1 its address
+/// with another port, 2 a random address, 3 port 4500); bit 3: encrypted garbage; bits 4-7:
+/// which SA.
+fn forge(route: u8, message_id: u32, exchange: u8, next_payload: u8, body: &[u8]) -> Vec<u8> {
+    let mut operands = vec![route];
+    operands.extend_from_slice(&message_id.to_be_bytes());
+    operands.extend_from_slice(&[exchange, next_payload]);
+    operands.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    operands.extend_from_slice(body);
+    operands
+}
+
+/// Cleartext payloads an attacker sends to an established SA without the keys: a
+/// Notification INITIAL-CONTACT (ISAKMP, no SPI), and a Delete of ESP SPI 0x00000100.
+const UNPROTECTED_INITIAL_CONTACT: &[u8] = &[0, 0, 0, 12, 0, 0, 0, 1, 1, 0, 0x60, 0x02];
+const UNPROTECTED_DELETE: &[u8] = &[0, 0, 0, 16, 0, 0, 0, 1, 3, 4, 0, 1, 0, 0, 1, 0];
+
+/// The attacker's seeds (issue 13): forged, late-replayed and oversized messages, checked by
+/// the harness against the authenticated state of both engines.
+fn attacker_recipes() -> Vec<Recipe> {
+    use Action::{Acquire, Advance, Flush, Forge, Nat, NextTimer, Oversize, ReplayOld};
+    // Established, and the authenticated state the invariant watches did change (MM5, MM6,
+    // QM2, QM3 at least), so the forged and replayed messages are compared against real SAs.
+    let established =
+        |r: &Reached| r.ike_established >= 2 && r.ipsec_installed >= 2 && r.authenticated_changes >= 4;
+    let forged: Vec<Vec<u8>> = vec![
+        // Encrypted garbage as a quick mode and as an informational, to A and to B, from the
+        // peer's own address and port, from its address with another port, from anywhere.
+        forge(0x08, 0x0102_0304, 3, 8, &[0x42; 48]),
+        forge(0x0b, 0x0a0b_0c0d, 2, 8, &[0x17; 32]),
+        forge(0x0d, 0x7fff_0001, 3, 8, &[0x99; 80]),
+        forge(0x0e, 0, 0, 5, &[0x33; 64]),
+        // Unprotected INITIAL-CONTACT and Delete on the established SA, from the peer.
+        forge(0x00, 0x1111_2222, 2, 11, UNPROTECTED_INITIAL_CONTACT),
+        forge(0x01, 0x3333_4444, 2, 12, UNPROTECTED_DELETE),
+        // The same from the peer's address with another port (a NAT-T port move).
+        forge(0x02, 0x5555_6666, 2, 11, UNPROTECTED_INITIAL_CONTACT),
+    ];
+    // Operands: archive index, source port change (0: the same port, 9: another).
+    let late_replays: Vec<[u8; 2]> = (0..10u8).flat_map(|index| [[index, 0], [index, 9]]).collect();
+    vec![
+        Recipe {
+            name: "seed-forged-on-established-sas",
+            input: input(0, &{
+                let mut steps: Vec<(Action, &[u8])> = vec![(Acquire, A_RULE_0), (Flush, &[])];
+                steps.extend(forged.iter().map(|operands| (Forge, &operands[..])));
+                steps.push((Flush, &[]));
+                steps
+            }),
+            reaches: established,
+        },
+        Recipe {
+            // Through a NAT (so the SAs float to UDP 4500 and follow the peer's port), every
+            // datagram of the handshakes, replayed from the same port and from
+            // another, three minutes later: no replay may move the peer's port or touch the SAs.
+            name: "seed-late-replay",
+            input: input(PFS, &{
+                let mut steps: Vec<(Action, &[u8])> =
+                    vec![(Nat, &[7]), (Acquire, A_RULE_0), (Flush, &[]), (Advance, &[3, 3])];
+                steps.extend(late_replays.iter().map(|operands| (ReplayOld, &operands[..])));
+                steps.push((Flush, &[]));
+                steps
+            }),
+            reaches: established,
+        },
+        Recipe {
+            // A main-mode first message with a 64 KiB SA payload from the peer's address and
+            // from a random one; then A's own MM1 with 4 KiB appended (B refuses or ignores
+            // it) and the retransmission that repairs the exchange.
+            name: "seed-oversized",
+            input: input(
+                0,
+                &[
+                    (Oversize, &[2, 0xff, 0xff]),
+                    (Oversize, &[6, 0xff, 0xff]),
+                    (Oversize, &[10, 0x10, 0x00]),
+                    (Acquire, A_RULE_0),
+                    (Oversize, &[0, 0x10, 0x00]),
+                    (NextTimer, &[]),
+                    (Flush, &[]),
+                ],
+            ),
+            reaches: established,
+        },
+    ]
+}
+
 fn recipes() -> Vec<Recipe> {
     use Action::{Acquire, Advance, Drop, Flush, Nat, NextTimer, Replay, Traffic};
     let established = |r: &Reached| r.ike_established >= 2 && r.ipsec_installed >= 2;
-    vec![
+    let mut recipes = vec![
         Recipe {
             name: "seed-main-mode-quick-mode",
             input: input(0, &[(Acquire, A_RULE_0), (Flush, &[])]),
@@ -118,7 +206,9 @@ fn recipes() -> Vec<Recipe> {
             }),
             reaches: |r| r.most_ike_sas >= 3 && r.half_open_evicted >= 1,
         },
-    ]
+    ];
+    recipes.extend(attacker_recipes());
+    recipes
 }
 
 #[test]

@@ -225,6 +225,12 @@ fn esp(page: &mut Page<'_>, d: &Displays) {
         ],
     );
     page.counter(
+        "send_buffer_full_drops",
+        "Datagrams dropped because a socket's send buffer was full (the daemon never waits on a send)",
+        "protocol",
+        &[("esp", count(s, "esp_send_buffer_full")), ("ike", count(s, "ike_send_buffer_full"))],
+    );
+    page.counter(
         "acquires",
         "Negotiations the data plane asked for (acquires)",
         "",

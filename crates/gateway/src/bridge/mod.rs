@@ -20,6 +20,7 @@ mod usage;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ use tracing::{info, warn};
 
 use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
-use crate::data_path::{lock, Added, Notice, Shared, MAX_PACKET};
+use crate::data_path::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
 use crate::os::sockets::{send_raw, send_udp, UdpHandles};
 use crate::os::OsError;
@@ -103,6 +104,9 @@ pub struct Bridge {
     template_routes: Routes,
     /// Route changes waiting for the data-plane lock to be released.
     route_changes: Vec<RouteChange>,
+    /// Datagrams dropped on a full send buffer, counted by the IKE loop, this bridge and the
+    /// data-plane thread.
+    drops: Arc<SendDrops>,
 }
 
 impl Bridge {
@@ -129,7 +133,9 @@ impl Bridge {
         shared.set_recovery_peers(config);
         let shared = Arc::new(Mutex::new(shared));
         let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
+        let drops = Arc::new(SendDrops::default());
         fast_path::spawn(fast_path::Io {
+            drops: drops.clone(),
             shared: shared.clone(),
             tun: tun.clone(),
             raw: raw.iter().map(|(a, s)| (*a, s.clone())).collect(),
@@ -151,6 +157,7 @@ impl Bridge {
             template_flows: Vec::new(),
             template_routes: Routes::empty(&device)?,
             route_changes: Vec::new(),
+            drops,
         })
     }
 
@@ -279,6 +286,11 @@ impl Bridge {
         lock(&self.shared).bypass_dropped
     }
 
+    /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
+    pub fn send_drops(&self) -> Arc<SendDrops> {
+        self.drops.clone()
+    }
+
     /// Seals and sends what the data plane released (queued packets, fragments) after an
     /// SA change. Rare, so plain one-by-one sends from the IKE loop.
     fn flush(&self, shared: &mut Shared) {
@@ -293,15 +305,17 @@ impl Bridge {
         shared.drain_events(&self.notices);
     }
 
-    /// Sends one datagram the data plane released, on the socket its SA uses.
+    /// Sends one datagram the data plane released, on the socket its SA uses (non-blocking:
+    /// this runs under the lock); a full buffer drops it, counted.
     fn send(&self, send: &esp::Send<'_>) {
-        if send.protocol == esp::PROTOCOL_AH {
-            send_raw(&self.raw_ah, "AH", send);
+        let full = if send.protocol == esp::PROTOCOL_AH {
+            send_raw(&self.raw_ah, "AH", send)
         } else if send.udp_encapsulated {
-            send_udp(&self.udp, send);
+            send_udp(&self.udp, send)
         } else {
-            send_raw(&self.raw, "ESP", send);
-        }
+            send_raw(&self.raw, "ESP", send)
+        };
+        self.drops.esp.fetch_add(u64::from(full), Relaxed);
     }
 
     /// Installs a negotiated pair and sends the packets that waited for it.

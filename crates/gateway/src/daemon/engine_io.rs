@@ -1,6 +1,8 @@
 //! After every input the daemon drains the engine: message traces to the log, datagrams to
 //! their sockets, and each event to whoever must follow it (the key log, the log, the
-//! display records, the data plane through the bridge).
+//! display records, the data plane through the bridge). Nothing here waits: a datagram
+//! whose socket buffer is full is dropped and counted ([`SendDrops`]), never awaited, so one
+//! slow or blocked path cannot stall the loop that serves every peer and the control socket.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,15 +16,17 @@ use tracing::{debug, error, info, warn};
 
 use super::refusal_log::{RefusalLog, Verdict};
 use crate::bridge::Bridge;
-use crate::key_log::KeyLog;
+use crate::data_path::SendDrops;
+use crate::os::sockets::send_ike;
 use crate::records::Records;
+use key_log::KeyLog;
 
 /// What starts the log line of each traced IKE message (see [`ike::MessageTrace`]'s
 /// `Display` for the rest); `keysteward demo` looks for it.
 pub const MESSAGE_TRACE_PREFIX: &str = "ike message: ";
 
 /// Sends what the engine wants sent and hands on what it reports.
-pub(super) async fn drain(
+pub(super) fn drain(
     engine: &mut Engine,
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
     records: &mut Records,
@@ -34,22 +38,22 @@ pub(super) async fn drain(
     while let Some(trace) = engine.poll_message_trace() {
         debug!("{MESSAGE_TRACE_PREFIX}{trace}");
     }
+    let drops: Arc<SendDrops> = bridge.send_drops();
     while let Some(t) = engine.poll_transmit() {
         let Some(socket) = sockets.get(&t.local) else {
             error!("no socket for {}", t.local);
             continue;
         };
-        let sent = if t.non_esp_marker {
+        let full = if t.non_esp_marker {
             let mut marked = Vec::with_capacity(4 + t.payload.len());
             marked.extend_from_slice(&[0; 4]);
             marked.extend_from_slice(&t.payload);
-            socket.send_to(&marked, t.remote).await
+            send_ike(socket, &marked, t.remote)
         } else {
-            socket.send_to(&t.payload, t.remote).await
+            send_ike(socket, &t.payload, t.remote)
         };
-        if let Err(e) = sent {
-            warn!("send to {}: {e}", t.remote);
-        }
+        // Counted, not logged: a flood that fills the buffer would fill the log as well.
+        drops.ike.fetch_add(u64::from(full), std::sync::atomic::Ordering::Relaxed);
     }
     while let Some(event) = engine.poll_event() {
         if let Some(log) = key_log.as_deref_mut() {

@@ -62,13 +62,13 @@ use crate::data_path::{Notice, NOTICE_QUEUE};
 use crate::display::live::{respond, Live};
 use crate::display::summary;
 use crate::engine_config::template_policies;
-use crate::key_log::{self, KeyLog, KeyLogError};
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
 use crate::os::OsError;
 use crate::records::Records;
 use crate::service::notify::Notifier;
 use crate::service::privilege::{self, PrivilegeError};
+use key_log::{KeyLog, KeyLogError};
 
 /// What `keysteward run` was asked to do.
 #[derive(Debug, Clone)]
@@ -212,7 +212,7 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
     }
     let mut watchdog = notifier.watchdog();
     loop {
-        daemon.drain().await;
+        daemon.drain();
         let deadline = daemon.engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, bytes)) = inputs.datagrams.recv() => {
@@ -241,7 +241,7 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
         }
     }
     let _ = notifier.notify("STOPPING=1");
-    daemon.stop().await;
+    daemon.stop();
     Ok(())
 }
 
@@ -322,7 +322,7 @@ impl Daemon {
     }
 
     /// Sends what the engine wants sent and hands on what it reports.
-    async fn drain(&mut self) {
+    fn drain(&mut self) {
         engine_io::drain(
             &mut self.engine,
             &self.sockets,
@@ -330,8 +330,7 @@ impl Daemon {
             &mut self.bridge,
             self.key_log.as_mut(),
             &mut self.refusals,
-        )
-        .await;
+        );
     }
 
     /// A notice from the data-plane thread.
@@ -358,12 +357,8 @@ impl Daemon {
             Request::DisplayIpsecStatistics => {
                 let ike = self.engine.statistics();
                 let templates = summary::template_usage(&self.engine, Instant::now());
-                summary::ipsec_statistics(
-                    &self.bridge.statistics(),
-                    self.bridge.bypass_dropped(),
-                    &ike,
-                    &templates,
-                )
+                let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
+                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike, &templates)
             }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
@@ -394,10 +389,10 @@ impl Daemon {
     /// Tells every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their
     /// SAs do not outlive ours until DPD or the lifetimes notice; then removes the control
     /// socket and, unless `ipsec fail-closed keep`, the fail-closed routes, and says so.
-    async fn stop(mut self) {
+    fn stop(mut self) {
         info!("keysteward stopping: sending Deletes to every peer");
         self.engine.handle_command(Instant::now(), ike::Command::ResetIkeSa { connection: None });
-        self.drain().await;
+        self.drain();
         let _ = std::fs::remove_file(&self.options.control);
         let keep = self.config.ipsec_fail_closed_keep;
         let guarded = self.routes.shutdown(keep) + self.bridge.shutdown_routes(keep);

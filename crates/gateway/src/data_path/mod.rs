@@ -18,4 +18,4 @@
 pub mod fast_path;
 pub mod shared;
 
-pub use shared::{lock, Added, Notice, PairTraffic, Shared, MAX_PACKET, NOTICE_QUEUE};
+pub use shared::{lock, Added, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE};

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,18 @@ pub enum Notice {
 /// How many notices may wait for the IKE loop; beyond that they are dropped (an acquire is
 /// raised again when its queue is abandoned, traffic is reported again a second later).
 pub const NOTICE_QUEUE: usize = 1024;
+
+/// Datagrams dropped because the socket's send buffer was full (`EAGAIN`, or `ENOBUFS` from a
+/// raw socket), counted rather than waited for: neither the IKE loop nor the data-plane thread
+/// ever blocks on a send, so one slow or blocked path cannot stall the others (issue 13).
+/// Shared without the data plane's lock; shown by `display ipsec statistics`.
+#[derive(Debug, Default)]
+pub struct SendDrops {
+    /// IKE datagrams (UDP 500 and 4500) the IKE loop dropped.
+    pub ike: AtomicU64,
+    /// ESP and AH datagrams (raw, or in UDP 4500) the data path dropped.
+    pub esp: AtomicU64,
+}
 
 /// The least time between two reports of unknown SPIs from one peer.
 const UNKNOWN_SPI_REPORT_INTERVAL: Duration = Duration::from_secs(1);

@@ -2,12 +2,14 @@
 //! than from the configuration: `display ipsec statistics`, `display ike statistics`, `display
 //! ike sa`, `display ike error-info` and `display ipsec sa brief`.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 
 use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
 use crate::control::Response;
+use crate::data_path::SendDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
 
 /// What the branches of one policy template hold against its caps.
@@ -63,19 +65,23 @@ pub fn template_usage(engine: &ike::Engine, now: Instant) -> Vec<TemplateUsage> 
 }
 
 /// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
-/// the TUN (`bypass_dropped`), what the engine did about packets on unknown SPIs and IKE for
-/// unknown cookies (`ike`: recovery after a restart), and what the branches of each policy
-/// template hold against its caps (`sa max …`).
+/// the TUN (`bypass`), the datagrams dropped because a socket's send buffer was full, what
+/// the engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
+/// after a restart), and what the branches of each policy template hold against its caps
+/// (`sa max …`).
 pub fn ipsec_statistics(
     s: &esp::Statistics,
-    bypass_dropped: u64,
+    bypass: u64,
+    drops: &SendDrops,
     ike: &ike::Statistics,
     templates: &[TemplateUsage],
 ) -> Response {
+    let (esp_full, ike_full) = (drops.esp.load(Relaxed), drops.ike.load(Relaxed));
     let mut text = format!(
         "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
          queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
          inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
+         ESP/AH datagrams dropped, send buffer full: {}\nIKE datagrams dropped, send buffer full: {}\n\
          unknown SPIs from peers reported: {}\nINVALID-SPI sent: {}\nINVALID-COOKIE sent: {}\n\
          IKE SAs started to recover: {}\nanswers held back by rate limits: {}\n",
         s.sealed,
@@ -83,10 +89,12 @@ pub fn ipsec_statistics(
         s.queued,
         s.acquires,
         s.queue_dropped,
-        bypass_dropped,
+        bypass,
         s.inbound.unknown_spi,
         s.inbound.authentication,
         s.inbound.replayed,
+        esp_full,
+        ike_full,
         ike.unknown_spi_reported,
         ike.invalid_spi_sent,
         ike.invalid_cookie_sent,
@@ -131,10 +139,12 @@ pub fn ipsec_statistics(
         "queued": s.queued,
         "acquires": s.acquires,
         "queue_dropped": s.queue_dropped,
-        "bypass_dropped": bypass_dropped,
+        "bypass_dropped": bypass,
         "inbound_unknown_spi": s.inbound.unknown_spi,
         "inbound_authentication": s.inbound.authentication,
         "inbound_replayed": s.inbound.replayed,
+        "esp_send_buffer_full": esp_full,
+        "ike_send_buffer_full": ike_full,
         "unknown_spi_reported": ike.unknown_spi_reported,
         "invalid_spi_sent": ike.invalid_spi_sent,
         "invalid_cookie_sent": ike.invalid_cookie_sent,
@@ -286,9 +296,13 @@ mod tests {
             flows: 4,
             peers: 3,
         };
-        let Response::Ok { text, json } =
-            ipsec_statistics(&esp::Statistics::default(), 0, &ike::Statistics::default(), &[usage])
-        else {
+        let Response::Ok { text, json } = ipsec_statistics(
+            &esp::Statistics::default(),
+            0,
+            &SendDrops::default(),
+            &ike::Statistics::default(),
+            &[usage],
+        ) else {
             panic!("not ok")
         };
         assert!(
@@ -302,9 +316,13 @@ mod tests {
         assert_eq!(json["templates"][0]["flows"], 4);
         assert_eq!(json["templates"][0]["max"]["flow"], 300);
         assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
-        let Response::Ok { text, .. } =
-            ipsec_statistics(&esp::Statistics::default(), 0, &ike::Statistics::default(), &[])
-        else {
+        let Response::Ok { text, .. } = ipsec_statistics(
+            &esp::Statistics::default(),
+            0,
+            &SendDrops::default(),
+            &ike::Statistics::default(),
+            &[],
+        ) else {
             panic!()
         };
         assert!(!text.contains("template"), "{text}");

@@ -18,11 +18,13 @@ const IPPROTO_AH: i32 = 51;
 
 /// A raw IPv4 socket for ESP (protocol 50) bound to `local`. The kernel writes the outer IP
 /// header on send; on receive it hands us the IP header in front of the ESP packet. The
-/// socket stays blocking, so a full send buffer holds the sender back instead of dropping;
-/// the fast path receives with `MSG_DONTWAIT` after `poll`.
+/// socket is non-blocking: a send that finds the buffer full fails with `EAGAIN` and the
+/// datagram is dropped and counted, so no send ever holds the
+/// data-plane thread, or the IKE loop while it holds the data plane's lock.
 pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, OsError> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))
         .map_err(|source| OsError::OpenRaw { protocol: "ESP", source })?;
+    socket.set_nonblocking(true).map_err(|source| OsError::OpenRaw { protocol: "ESP", source })?;
     socket
         .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(local), 0)))
         .map_err(|source| OsError::BindRaw { protocol: "ESP", address: local, source })?;
@@ -35,9 +37,11 @@ pub fn open_raw_esp(local: Ipv4Addr) -> Result<Arc<Socket>, OsError> {
 /// A raw IPv4 socket for AH (protocol 51) bound to `local`, with `IP_HDRINCL`: AH's ICV
 /// covers the outer header, so the data plane writes it (the kernel still fills in the
 /// checksum) and the Identification the ICV was computed over is the one that is sent.
+/// Non-blocking, as the ESP socket is.
 pub fn open_raw_ah(local: Ipv4Addr) -> Result<Arc<Socket>, OsError> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_AH)))
         .map_err(|source| OsError::OpenRaw { protocol: "AH", source })?;
+    socket.set_nonblocking(true).map_err(|source| OsError::OpenRaw { protocol: "AH", source })?;
     socket.set_header_included_v4(true).map_err(OsError::HeaderIncluded)?;
     socket
         .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(local), 0)))
@@ -84,27 +88,73 @@ pub fn register_udp(
     tokio::net::UdpSocket::from_std(socket).map_err(|source| OsError::RegisterUdp { local, source })
 }
 
+/// Whether a send's result is a full buffer ([`is_buffer_full`]): the datagram is dropped,
+/// for the caller to count. Any other error is logged with `what` (protocol, destination).
+fn full(sent: std::io::Result<usize>, what: impl FnOnce() -> String) -> bool {
+    let Err(e) = sent else { return false };
+    let full = is_buffer_full(&e);
+    if !full {
+        warn!("{}: {e}", what());
+    }
+    full
+}
+
+/// Whether a send failed because the socket's send buffer was full: `EAGAIN` from a
+/// non-blocking UDP socket, `ENOBUFS` from a raw socket (Linux charges raw datagrams to the
+/// buffer only up to twice its size and then refuses them with `ENOBUFS`, never blocking).
+pub fn is_buffer_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::ENOBUFS)
+}
+
+/// Sends an IKE datagram without waiting: straight to the kernel on the non-blocking socket,
+/// not through the runtime's readiness. True when a full buffer dropped it: retransmission
+/// repairs a lost IKE message, and the loop goes on serving everyone else.
+pub fn send_ike(socket: &tokio::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> bool {
+    let to = SockAddr::from(remote);
+    full(socket2::SockRef::from(socket).send_to(payload, &to), || format!("IKE to {remote}"))
+}
+
 /// Sends a datagram over the raw socket (`protocol`: `ESP` or `AH`, for the log) bound to its
 /// local address: raw ESP and AH go out alike, addressed by IP only (port 0), and a missing
 /// socket or a failed send is logged with the addresses involved rather than dropped quietly.
-pub fn send_raw(sockets: &HashMap<IpAddr, Arc<Socket>>, protocol: &str, send: &esp::Send<'_>) {
+/// True when a full buffer dropped it (for the caller to count).
+pub fn send_raw(sockets: &HashMap<IpAddr, Arc<Socket>>, protocol: &str, send: &esp::Send<'_>) -> bool {
     let Some(socket) = sockets.get(&send.local.ip()) else {
         warn!("no raw {protocol} socket on {}", send.local.ip());
-        return;
+        return false;
     };
     let to = SockAddr::from(SocketAddr::new(send.remote.ip(), 0));
-    if let Err(e) = socket.send_to(send.datagram, &to) {
-        warn!("{protocol} to {}: {e}", send.remote.ip());
-    }
+    full(socket.send_to(send.datagram, &to), || format!("{protocol} to {}", send.remote.ip()))
 }
 
 /// Sends a datagram over the UDP 4500 socket bound to its local address (ESP-in-UDP).
-pub fn send_udp(sockets: &HashMap<SocketAddr, std::net::UdpSocket>, send: &esp::Send<'_>) {
+/// Non-blocking; true when a full buffer dropped it.
+pub fn send_udp(sockets: &HashMap<SocketAddr, std::net::UdpSocket>, send: &esp::Send<'_>) -> bool {
     let Some(socket) = sockets.get(&send.local) else {
         warn!("no UDP socket on {} for ESP-in-UDP", send.local);
-        return;
+        return false;
     };
-    if let Err(e) = socket.send_to(send.datagram, send.remote) {
-        warn!("ESP-in-UDP to {}: {e}", send.remote);
+    full(socket.send_to(send.datagram, send.remote), || format!("ESP-in-UDP to {}", send.remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13: the raw ESP and AH sockets were blocking, so a full send buffer held the
+    /// data-plane thread (and the IKE loop, sending queued packets under the data plane's
+    /// lock). Needs CAP_NET_RAW; as another user it says so and passes.
+    #[test]
+    fn raw_sockets_are_non_blocking() {
+        let (esp, ah) = match (open_raw_esp(Ipv4Addr::LOCALHOST), open_raw_ah(Ipv4Addr::LOCALHOST)) {
+            (Ok(esp), Ok(ah)) => (esp, ah),
+            _ => {
+                eprintln!("skipped: raw sockets need CAP_NET_RAW (CI runs as root)");
+                return;
+            }
+        };
+        for (name, socket) in [("ESP", esp), ("AH", ah)] {
+            assert!(socket.nonblocking().unwrap(), "raw {name} socket blocks");
+        }
     }
 }

@@ -19,7 +19,13 @@
 //! arbitrary bytes from an arbitrary source; replay a datagram seen earlier; advance time by
 //! an arbitrary step or to the next timer; trigger an acquire for one of the policy's rules;
 //! report data-plane traffic; deliver everything queued; put a NAT (port rewriting) in front
-//! of engine A, or take it away.
+//! of engine A, or take it away. And the attacker's (issue 13): forge a message with the
+//! cookies of an SA the receiver holds, any message ID and exchange type, and a garbage
+//! encrypted or an arbitrary cleartext body, from the SA's own peer address and port, that
+//! address with another port, or a random address; replay one of the first datagrams of the
+//! run, however much later; deliver an oversized message (the next datagram with bytes
+//! appended, or a header that claims another length, or a main-mode first message whose SA
+//! payload is as large as a payload can be).
 //!
 //! # Invariants (checked after every action, on both engines)
 //!
@@ -38,7 +44,8 @@
 //!   bound follows the SAs, not the input: a few bytes kept per datagram would exceed it long
 //!   before an input ends.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -84,6 +91,13 @@ const MAX_FLUSH: usize = 64;
 
 /// Datagrams kept for the replay action.
 const HISTORY: usize = 32;
+
+/// The first datagrams of a run, kept for the whole run for the late-replay action: the
+/// handshakes' messages, replayed after any number of time steps.
+const ARCHIVE: usize = 64;
+
+/// The largest ISAKMP payload: its length field is 16 bits.
+const MAX_PAYLOAD: usize = 65_535;
 
 /// A deterministic generator (SplitMix64), so that a fuzz input always replays the same way.
 /// Not secure: cookies, nonces, SPIs and DH secrets only need to be reproducible here.
@@ -291,6 +305,9 @@ pub(crate) struct Reached {
     pub(crate) failed: usize,
     /// Most IKE SAs one engine held at once.
     pub(crate) most_ike_sas: usize,
+    /// Deliveries that changed the receiver's authenticated state (genuine messages in order:
+    /// the invariant on forged and replayed ones compares against these changes).
+    pub(crate) authenticated_changes: usize,
     /// Most half-open SAs one engine evicted to stay within its budget.
     pub(crate) half_open_evicted: u64,
 }
@@ -331,11 +348,19 @@ pub(crate) enum Action {
     /// Operand: u8 offset. A NAT in front of A adds `offset` to A's source ports and maps
     /// them back for B's replies; it forwards B's datagrams to 500 and 4500 (0: no NAT).
     Nat,
+    /// Operands: u8 route, u32 message ID, u8 exchange, u8 next payload, u16 length, bytes.
+    /// A forged message aimed at an SA the receiver holds (see [`Harness::forge`]).
+    Forge,
+    /// Operands: u8 index, u8 port change. Deliver again one of the first [`ARCHIVE`]
+    /// datagrams of the run.
+    ReplayOld,
+    /// Operands: u8 kind, u16 size. An oversized message (see [`Harness::oversize`]).
+    Oversize,
 }
 
 impl Action {
     /// Every action, in opcode order.
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 18] = [
         Self::Deliver,
         Self::Drop,
         Self::Duplicate,
@@ -351,6 +376,9 @@ impl Action {
         Self::Traffic,
         Self::Flush,
         Self::Nat,
+        Self::Forge,
+        Self::ReplayOld,
+        Self::Oversize,
     ];
     /// The number of opcodes.
     const COUNT: usize = Self::ALL.len();
@@ -378,6 +406,10 @@ impl<'a> Input<'a> {
 
     fn u16(&mut self) -> u16 {
         u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
     }
 
     fn bytes(&mut self, len: usize) -> &'a [u8] {
@@ -410,6 +442,10 @@ struct Harness {
     now: Instant,
     queue: VecDeque<Datagram>,
     history: VecDeque<Datagram>,
+    /// The first [`ARCHIVE`] datagrams delivered.
+    archive: Vec<Datagram>,
+    /// Fingerprints (receiver and bytes) of the datagrams delivered so far.
+    delivered: HashSet<u64>,
     /// The port offset of the NAT in front of A, if there is one.
     nat: Option<u16>,
     /// IKE SAs of A and B at the last check: SAs removed during a step may have left
@@ -446,6 +482,8 @@ impl Harness {
             now: epoch(),
             queue: VecDeque::new(),
             history: VecDeque::new(),
+            archive: Vec::new(),
+            delivered: HashSet::new(),
             nat: None,
             sas_before: [0; 2],
             reached: Reached::default(),
@@ -460,6 +498,7 @@ impl Harness {
             | Action::Traffic
             | Action::Flush
             | Action::Nat => self.act_on_engines(action, input),
+            Action::Forge | Action::ReplayOld | Action::Oversize => self.act_as_attacker(action, input),
             _ => self.act_on_network(action, input),
         }
     }
@@ -579,10 +618,163 @@ impl Harness {
         }
     }
 
-    /// Hands `datagram` to its engine (and keeps it for replays).
+    /// The attacker's actions: forged, late-replayed and oversized messages.
+    fn act_as_attacker(&mut self, action: Action, input: &mut Input<'_>) {
+        match action {
+            Action::Forge => {
+                let (route, message_id, exchange) = (input.u8(), input.u32(), input.u8());
+                let (next_payload, length) = (input.u8(), usize::from(input.u16()));
+                let body = input.bytes(length).to_vec();
+                self.forge(route, message_id, [exchange, next_payload], body);
+            }
+            Action::ReplayOld => {
+                let (index, port_change) = (usize::from(input.u8()), input.u8());
+                if let Some(mut datagram) = self.archive.get(index % self.archive.len().max(1)).cloned() {
+                    let port = datagram.from.port().wrapping_add(u16::from(port_change));
+                    datagram.from.set_port(port);
+                    self.deliver(datagram);
+                }
+            }
+            Action::Oversize => {
+                let (kind, size) = (input.u8(), usize::from(input.u16()));
+                self.oversize(kind, size);
+            }
+            // `act` sends the others elsewhere.
+            _ => {}
+        }
+    }
+
+    /// A forged message aimed at an SA of the receiver. `route` bit 0: to B (else A); bits
+    /// 1-2: from the SA's peer address and port, from that address with another port, from a
+    /// random address, or from that address and port 4500; bit 3: the E flag set and the body
+    /// garbage (padded to the cipher block), else a cleartext body of the fuzzer's payloads;
+    /// bits 4-7 pick the SA (with no SA: fresh cookies, as a first message). `kind`: the
+    /// exchange (ID protection, aggressive, informational, quick mode, or the byte itself)
+    /// and the header's next payload. No such message can be authenticated: the fuzzer has
+    /// no key.
+    fn forge(&mut self, route: u8, message_id: u32, [exchange, next_payload]: [u8; 2], mut body: Vec<u8>) {
+        let to_b = route & 1 != 0;
+        let (own, other) = if to_b { (FW_B, FW_A) } else { (FW_A, FW_B) };
+        let engine = if to_b { &self.b } else { &self.a };
+        let sas: Vec<_> =
+            engine.ike_sas().map(|sa| (sa.cookies.0 .0, sa.cookies.1 .0, sa.remote, sa.local)).collect();
+        let id = message_id.to_be_bytes();
+        let fresh = ([id[0], id[1], id[2], id[3], 0x5a, 0x5a, 0x5a, 0x5a], [0; 8]);
+        let (initiator, responder, remote, local) =
+            sas.get(usize::from(route >> 4) % sas.len().max(1)).copied().unwrap_or((
+                fresh.0,
+                fresh.1,
+                SocketAddr::new(IpAddr::V4(other), 500),
+                SocketAddr::new(IpAddr::V4(own), 500),
+            ));
+        let from = match (route >> 1) & 3 {
+            0 => remote,
+            1 => SocketAddr::new(remote.ip(), 1024 + (message_id % 60_000) as u16),
+            2 => SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, id[2])),
+                u16::from_be_bytes([id[1], id[3]]),
+            ),
+            _ => SocketAddr::new(remote.ip(), 4500),
+        };
+        let encrypted = route & 8 != 0;
+        if encrypted {
+            body.resize(body.len().div_ceil(16).max(1) * 16, 0);
+        }
+        let exchange = match exchange % 5 {
+            0 => 2,
+            1 => 4,
+            2 => 5,
+            3 => 32,
+            _ => exchange,
+        };
+        let mut message = isakmp_header(initiator, responder, next_payload, exchange, encrypted, message_id);
+        message.extend_from_slice(&body);
+        set_length(&mut message);
+        self.deliver_unauthenticated(Datagram { to_b, from, to: local, payload: message }, "forged");
+    }
+
+    /// An oversized message, by `kind`: 0, the datagram at the head of the queue with `size`
+    /// bytes appended and its header's length grown to match; 1, that datagram with a header
+    /// that claims `size` bytes; 2, a main-mode first message from the other engine's address
+    /// (bit 2 of `kind`: from a random address), with an SA payload of `size` bytes at most
+    /// [`MAX_PAYLOAD`]. The first two are genuine messages made larger (the invariant for
+    /// genuine deliveries holds: the original is taken off the queue); the third is fabricated.
+    fn oversize(&mut self, kind: u8, size: usize) {
+        match kind % 3 {
+            0 => {
+                let Some(mut datagram) = self.queue.pop_front() else { return };
+                datagram.payload.resize(datagram.payload.len() + size, 0xa5);
+                set_length(&mut datagram.payload);
+                self.deliver(datagram);
+            }
+            1 => {
+                let Some(mut datagram) = self.queue.pop_front() else { return };
+                if let Some(length) = datagram.payload.get_mut(24..28) {
+                    length.copy_from_slice(&(size as u32).to_be_bytes());
+                }
+                self.deliver(datagram);
+            }
+            _ => {
+                let to_b = kind & 8 != 0;
+                let (own, other) = if to_b { (FW_B, FW_A) } else { (FW_A, FW_B) };
+                let [high, low] = (size as u16).to_be_bytes();
+                let from = if kind & 4 != 0 {
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, low)), u16::from(high) + 1024)
+                } else {
+                    SocketAddr::new(IpAddr::V4(other), 500)
+                };
+                let cookie = [0x0f, 0x1e, 0x2d, 0x3c, high, low, kind, 1];
+                let mut message = isakmp_header(cookie, [0; 8], 1, 2, false, 0);
+                let payload_len = size.clamp(12, MAX_PAYLOAD);
+                // SA payload: no next payload, its length, the IPsec DOI, SIT_IDENTITY_ONLY, and
+                // then zeros where proposals would be.
+                message.extend_from_slice(&[0, 0]);
+                message.extend_from_slice(&(payload_len as u16).to_be_bytes());
+                message.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+                message.resize(28 + payload_len, 0);
+                set_length(&mut message);
+                let to = SocketAddr::new(IpAddr::V4(own), 500);
+                self.deliver_unauthenticated(Datagram { to_b, from, to, payload: message }, "oversized");
+            }
+        }
+    }
+
+    /// Hands `datagram` to its engine (and keeps it for replays). Only its first delivery may
+    /// change the receiver's authenticated state: the same bytes again (a replay, from any
+    /// port, at any time later, or a retransmission) change nothing.
     fn deliver(&mut self, datagram: Datagram) {
         let engine = if datagram.to_b { &mut self.b } else { &mut self.a };
+        let before = authenticated_state(engine, self.now);
         engine.handle_datagram(self.now, datagram.to, datagram.from, &datagram.payload);
+        let after = authenticated_state(engine, self.now);
+        let first = self.delivered.insert(fingerprint(&datagram));
+        if before != after {
+            self.reached.authenticated_changes += 1;
+            assert!(
+                first,
+                "a datagram delivered before changed authenticated state (a replay): {datagram:?}\n\
+                 before: {before:#?}\nafter: {after:#?}"
+            );
+        }
+        self.keep(datagram);
+    }
+
+    /// Hands a datagram no one could have authenticated to its engine: the receiver's
+    /// authenticated state must be the same afterwards.
+    fn deliver_unauthenticated(&mut self, datagram: Datagram, what: &str) {
+        let engine = if datagram.to_b { &mut self.b } else { &mut self.a };
+        let before = authenticated_state(engine, self.now);
+        engine.handle_datagram(self.now, datagram.to, datagram.from, &datagram.payload);
+        let after = authenticated_state(engine, self.now);
+        assert_eq!(before, after, "a {what} datagram changed authenticated state: {datagram:?}");
+        self.keep(datagram);
+    }
+
+    /// Keeps a delivered datagram for the replay actions.
+    fn keep(&mut self, datagram: Datagram) {
+        if self.archive.len() < ARCHIVE {
+            self.archive.push(datagram.clone());
+        }
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -652,6 +844,79 @@ impl Harness {
         }
         self.queue.push_back(datagram);
     }
+}
+
+/// An ISAKMP header (RFC 2408 §3.1), length 28 until [`set_length`] sets it.
+fn isakmp_header(
+    initiator: [u8; 8],
+    responder: [u8; 8],
+    next_payload: u8,
+    exchange: u8,
+    encrypted: bool,
+    message_id: u32,
+) -> Vec<u8> {
+    let mut header = Vec::with_capacity(28);
+    header.extend_from_slice(&initiator);
+    header.extend_from_slice(&responder);
+    header.extend_from_slice(&[next_payload, 0x10, exchange, u8::from(encrypted)]);
+    header.extend_from_slice(&message_id.to_be_bytes());
+    header.extend_from_slice(&28u32.to_be_bytes());
+    header
+}
+
+/// Sets an ISAKMP message's length field to its length.
+fn set_length(message: &mut [u8]) {
+    let len = message.len() as u32;
+    if let Some(field) = message.get_mut(24..28) {
+        field.copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// The receiver and the bytes of a datagram, hashed.
+fn fingerprint(datagram: &Datagram) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (datagram.to_b, &datagram.payload).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What only an authenticated message may change: each established IKE SA (its cookies,
+/// both addresses with their ports, when it expires, its state, whether it was replaced and
+/// whether the peer is behind a NAT) and each IPsec SA pair (SPIs, addresses and ports, when
+/// it was installed, the time left, its state), in a comparable form.
+fn authenticated_state(engine: &Engine, now: Instant) -> Vec<String> {
+    let mut state: Vec<String> = engine
+        .ike_sas()
+        .filter(|sa| sa.expires_at.is_some())
+        .map(|sa| {
+            format!(
+                "IKE SA {:?} {:02x?} {:02x?} {} {} {:?} {} replaced {} behind NAT {}",
+                sa.connection,
+                sa.cookies.0 .0,
+                sa.cookies.1 .0,
+                sa.local,
+                sa.remote,
+                sa.expires_at,
+                sa.state,
+                sa.replaced,
+                sa.remote_behind_nat
+            )
+        })
+        .collect();
+    state.extend(engine.ipsec_sas(now).map(|pair| {
+        format!(
+            "IPsec SA {:?} in {:08x} out {:08x} AH {:x?} {} {} {:?} {:?} {:?}",
+            pair.connection,
+            pair.inbound_spi,
+            pair.outbound_spi,
+            pair.ah_spis,
+            pair.local,
+            pair.remote,
+            pair.installed_at,
+            pair.remaining,
+            pair.state
+        )
+    }));
+    state
 }
 
 /// The invariants of one engine (see the module documentation), which held `sas_before` IKE

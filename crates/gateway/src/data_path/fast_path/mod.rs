@@ -42,7 +42,7 @@ use tracing::{debug, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, DATAGRAM, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
-use super::shared::{lock, Added, Notice, Shared, MAX_PACKET};
+use super::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 
 /// How long `poll` sleeps when nothing happens, in milliseconds: the thread has nothing to
 /// do on a timer, so this only bounds how long it takes to notice nothing.
@@ -66,6 +66,8 @@ pub struct Io {
     pub notices: mpsc::Sender<Notice>,
     /// IKE messages that arrived on UDP 4500, marker stripped: (local, remote, message).
     pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Where datagrams dropped on a full send buffer are counted.
+    pub drops: Arc<SendDrops>,
 }
 
 /// The data-plane thread could not be started (the process is out of threads or memory).
@@ -112,6 +114,9 @@ struct Thread {
     early: std::collections::VecDeque<Early>,
     /// Which sockets the last `poll` found readable, one entry per socket (raw, UDP, AH).
     ready: Vec<bool>,
+    /// The data plane released more packets than the sealed buffers hold: the rest are
+    /// taken after this batch has left (and the lock was let go).
+    releasing: bool,
 }
 
 impl Thread {
@@ -139,6 +144,7 @@ impl Thread {
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
             ready: Vec::new(),
+            releasing: false,
         }
     }
 
@@ -194,7 +200,9 @@ impl Thread {
 
     /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
     /// with offloads a whole TSO burst split into packets), then seals the batch under one
-    /// lock and sends it. False when there was nothing to read.
+    /// lock and sends it. A burst larger than the sealed buffers goes in rounds: seal under
+    /// the lock until the buffers are full, let go of the lock, send, again; so no send
+    /// happens while the lock is held. False when there was nothing to read.
     fn outbound(&mut self) -> bool {
         let mut filled = 0;
         // With offloads one read is a batch: tun-rs splits a super-packet only into as many
@@ -216,25 +224,31 @@ impl Thread {
         if filled == 0 {
             return false;
         }
-        {
-            let shared = self.io.shared.clone();
-            let mut shared = lock(&shared);
-            for index in 0..filled.min(SEGMENTS) {
-                let size = self.sizes[index].min(SEGMENT);
-                self.seal(&mut shared, index, size);
+        let count = filled.min(SEGMENTS);
+        let mut next = 0;
+        let shared = self.io.shared.clone();
+        while next < count || self.releasing {
+            {
+                let mut shared = lock(&shared);
+                if self.releasing {
+                    self.release(&mut shared);
+                }
+                while next < count && !self.releasing && self.outgoing.len() < BATCH {
+                    let size = self.sizes[next].min(SEGMENT);
+                    self.seal(&mut shared, next, size);
+                    next += 1;
+                }
+                shared.drain_events(&self.io.notices);
             }
-            shared.drain_events(&self.io.notices);
+            self.send_sealed();
         }
-        self.send_sealed();
         self.write_tun();
         true
     }
 
-    /// Seals segment `index` (and whatever the data plane releases with it).
+    /// Seals segment `index` (and whatever the data plane releases with it) into a free
+    /// sealed buffer; the caller makes sure there is one.
     fn seal(&mut self, shared: &mut Shared, index: usize, size: usize) {
-        if self.outgoing.len() == BATCH {
-            self.send_sealed();
-        }
         let Some(packet) = self.segments.get(index).and_then(|s| s.get(..size)) else { return };
         let slot = self.outgoing.len();
         let base = self.sealed[slot].as_ptr() as usize;
@@ -265,11 +279,14 @@ impl Thread {
         }
     }
 
-    /// Seals what the data plane released (fragments, queued packets).
+    /// Seals what the data plane released (fragments, queued packets) until the sealed
+    /// buffers are full; then `releasing` says there may be more, taken after the send.
     fn release(&mut self, shared: &mut Shared) {
+        self.releasing = false;
         loop {
             if self.outgoing.len() == BATCH {
-                self.send_sealed();
+                self.releasing = true;
+                return;
             }
             let slot = self.outgoing.len();
             let base = self.sealed[slot].as_ptr() as usize;

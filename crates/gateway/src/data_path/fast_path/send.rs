@@ -1,5 +1,8 @@
 //! Sending the sealed batch: one `sendmmsg(2)` per socket (through `rustix`, which reports
-//! how many messages left).
+//! how many messages left). Called with the data plane's lock let go; the sockets are
+//! non-blocking, and a full send buffer gets one short wait for room per batch, after which
+//! what does not fit is dropped and counted (`display ipsec statistics`), as a router's full
+//! queue drops: a blocked path never stops the thread.
 
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddrV4};
@@ -12,11 +15,17 @@ use tracing::{debug, warn};
 
 use super::buffers::BATCH;
 use super::Thread;
+use crate::os::sockets::is_buffer_full;
+
+/// How long one batch may wait for room in a full send buffer (ms) before the rest is dropped:
+/// a busy path's buffer empties within it, a blocked path's never does.
+const ROOM_WAIT_MS: u8 = 2;
 
 impl Thread {
     /// Sends every sealed datagram: one `sendmmsg` per socket and batch.
     pub(super) fn send_sealed(&mut self) {
         let mut done = [false; BATCH];
+        let mut waited = false;
         for first in 0..self.outgoing.len() {
             if done[first] {
                 continue;
@@ -73,10 +82,19 @@ impl Thread {
                 match result {
                     Ok(0) => break,
                     Ok(n) => sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // A non-blocking UDP socket with a full buffer: wait for room.
+                    Err(e) if is_buffer_full(&e) && !waited => {
+                        // A full buffer: wait a little for room, once per batch.
+                        waited = true;
                         let mut fds = [PollFd::new(socket, PollFlags::POLLOUT)];
-                        let _ = poll(&mut fds, PollTimeout::from(100u16));
+                        let _ = poll(&mut fds, PollTimeout::from(ROOM_WAIT_MS));
+                    }
+                    Err(e) if is_buffer_full(&e) => {
+                        // Still full: drop the rest for this socket, counted.
+                        self.io
+                            .drops
+                            .esp
+                            .fetch_add((count - sent) as u64, std::sync::atomic::Ordering::Relaxed);
+                        break;
                     }
                     Err(e) => {
                         debug!("ESP send from {}: {e}", key.1);
