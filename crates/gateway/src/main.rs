@@ -74,8 +74,12 @@ enum Command {
         #[arg(long, default_value = "ks0")]
         tun: String,
         /// Log filter (error, warn, info, debug, trace, or a tracing filter).
+        /// `RUST_LOG`, when set, takes its place.
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// How log lines on stderr look; under systemd they go to the journal, with fields.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: telemetry::logging::LogFormat,
         /// Append the keys of every IKE and IPsec SA to FILE as Wireshark decryption records
         /// (`ikev1_decryption_table` and `esp_sa`, one `tshark -o` argument per line), for
         /// debugging only: anyone who reads FILE can decrypt the tunnels. Off by default. FILE
@@ -92,6 +96,9 @@ enum Command {
         /// the key log). Without it the daemon stays the user it was started as.
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`); off by default.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Write the man page (keysteward.8) and the bash and zsh completions (keysteward.bash,
     /// _keysteward) into DIR, for the package (scripts/package).
@@ -345,7 +352,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, control, tun, log_level, key_log, interface_map, user } => {
+        Command::Run {
+            config,
+            control,
+            tun,
+            log_level,
+            log_format,
+            key_log,
+            interface_map,
+            user,
+            metrics,
+        } => {
             let interface_map = match keysteward::load::InterfaceMap::parse(&interface_map) {
                 Ok(map) => map,
                 Err(e) => {
@@ -353,15 +370,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let filter = tracing_subscriber::EnvFilter::try_new(&log_level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            use std::io::IsTerminal;
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_target(false)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            telemetry::logging::init(&log_level, log_format);
             match keysteward::daemon::run(keysteward::daemon::RunOptions {
                 config,
                 control,
@@ -369,6 +378,7 @@ fn main() -> ExitCode {
                 key_log,
                 interface_map,
                 user,
+                metrics,
             }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,12 +1,18 @@
-//! The operator's `reset` commands, which change the engine's state rather than display it.
+//! The operator's `reset` commands, which change the engine's state rather than display it,
+//! and what a metrics scrape asks of the engine loop.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use ike::Engine;
 use serde_json::json;
+use telemetry::metrics::Display;
+use tokio::sync::mpsc;
 
-use crate::control::Response;
+use crate::control::server::Pending;
+use crate::control::{Request, Response};
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// `reset ike sa [conn-id N]`: deletes the IKE SAs (all, or one) and says how many went.
 pub(super) fn reset_ike_sa(engine: &mut Engine, conn_id: Option<u64>) -> Response {
@@ -36,4 +42,28 @@ pub(super) fn reset_ipsec_sa(
     );
     let reset = before.saturating_sub(engine.ipsec_sas(Instant::now()).count());
     Response::Ok { text: format!("{reset} IPsec SA pair(s) reset\n"), json: json!({ "reset": reset }) }
+}
+
+/// What a metrics scrape asks of the engine loop: the JSON of one display, through the
+/// control server's queue (`None` when the daemon did not answer).
+pub(super) fn ask(
+    requests: mpsc::Sender<Pending>,
+) -> impl Fn(Display) -> BoxFuture<Option<serde_json::Value>> + Send + Sync + 'static {
+    move |display| {
+        let requests = requests.clone();
+        Box::pin(async move {
+            let request = match display {
+                Display::IkeSa => Request::DisplayIkeSa,
+                Display::IkeStatistics => Request::DisplayIkeStatistics,
+                Display::IpsecSaBrief => Request::DisplayIpsecSaBrief,
+                Display::IpsecStatistics => Request::DisplayIpsecStatistics,
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            requests.send((request, reply)).await.ok()?;
+            match answer.await.ok()? {
+                Response::Ok { json, .. } => Some(json),
+                Response::Error(_) => None,
+            }
+        })
+    }
 }

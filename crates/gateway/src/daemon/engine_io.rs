@@ -72,6 +72,7 @@ fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
     match event {
         Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
             info!(
+                conn_id = %connection, peer = %peer,
                 "IKE SA {connection} with {peer} ({}) established as {}: {}",
                 remote.ip(),
                 if *initiator { "initiator" } else { "responder" },
@@ -96,9 +97,12 @@ fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
             pair.inbound.spi().0,
             pair.outbound.spi().0
         ),
-        Event::Failed(failure) => match refusals.check(failure, Instant::now()) {
-            Verdict::Log { suppressed: 0 } => warn!("{failure}"),
-            Verdict::Log { suppressed } => warn!("{failure} ({suppressed} more suppressed)"),
+        Event::Failed(f) => match refusals.check(f, Instant::now()) {
+            // The fields journald and --log-format json carry; the message says it all as text.
+            Verdict::Log { suppressed } => warn!(
+                peer = f.peer.as_deref(), exchange = %f.exchange, reason = %f.reason,
+                "{f}{}", if suppressed > 0 { format!(" ({suppressed} more suppressed)") } else { String::new() }
+            ),
             Verdict::Suppress => {}
         },
         Event::IkeSaDeleted { connection, peer } => {

@@ -89,6 +89,8 @@ pub struct RunOptions {
     /// `--user NAME`: started as root, become NAME keeping only the capabilities the daemon
     /// needs ([`crate::service::privilege`]). `None`: stay as started.
     pub user: Option<String>,
+    /// `--metrics ADDR:PORT`: serve Prometheus metrics there ([`telemetry::metrics`]).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Why the daemon did not start.
@@ -128,6 +130,9 @@ pub enum DaemonError {
     /// `--user` could not be honoured.
     #[error(transparent)]
     Privilege(#[from] PrivilegeError),
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {0}: {1}")]
+    Metrics(SocketAddr, #[source] std::io::Error),
 }
 
 /// How often the data plane's per-SA traffic goes to the engine for traffic lifetimes.
@@ -288,6 +293,14 @@ impl Daemon {
 
         let listener = server::bind(&options.control)?;
         let (requests_tx, requests) = mpsc::channel::<Pending>(16);
+        if let Some(addr) = options.metrics {
+            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            });
+            let listener = bound.map_err(|e| DaemonError::Metrics(addr, e))?;
+            tokio::spawn(telemetry::metrics::serve(listener, commands::ask(requests_tx.clone())));
+        }
         tokio::spawn(server::accept(listener, requests_tx));
 
         let engine = start_engine(engine_config, key_log.is_some(), acquires);

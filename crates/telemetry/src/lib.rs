@@ -1,0 +1,8 @@
+//! The keysteward daemon's telemetry: [`logging`] (the `tracing` subscriber of `keysteward run`:
+//! `RUST_LOG`-style filters, text or JSON lines on stderr, or journald's native protocol when
+//! systemd runs the daemon) and [`metrics`] (the Prometheus endpoint, `--metrics ADDR:PORT`).
+
+#![forbid(unsafe_code)]
+
+pub mod logging;
+pub mod metrics;
