@@ -4,27 +4,13 @@ use std::time::Duration;
 
 use isakmp::{ExchangeType, Message};
 
-use super::util::{installed, Gateway, Pair, TestRng};
-use crate::{Acquire, ClearReason, ConnectionId, DpdConfig, Engine, Event};
-
-fn tunnel_up(pair: &Pair) -> bool {
-    !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()
-}
+use super::util::{cleared, installed, tunnel_up, Gateway, Pair, TestRng};
+use crate::{Acquire, ClearReason, ConnectionId, DpdConfig, Engine};
 
 fn informationals(sent: &[Vec<u8>]) -> usize {
     sent.iter()
         .filter(|m| Message::parse(m).is_ok_and(|m| m.header.exchange_type == ExchangeType::Informational))
         .count()
-}
-
-fn cleared(events: &[Event]) -> Vec<(ConnectionId, ClearReason)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SasCleared { connection, reason, .. } => Some((*connection, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 const DPD: DpdConfig = DpdConfig {

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use super::util::{epoch, Gateway, TestRng};
+use super::util::{cleared, epoch, Gateway, TestRng};
 use crate::{Acquire, ClearReason, ConnectionId, Engine, Event, IdentityConfig, Subnet, Transmit};
 
 /// The carrier NAT's public address: every branch's datagrams come from it.
@@ -152,16 +152,6 @@ fn pairs_installed(events: &[Event]) -> Vec<(ConnectionId, u32)> {
         .iter()
         .filter_map(|e| match e {
             Event::IpsecSaInstalled(p) => Some((p.connection, p.inbound.spi().0)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn cleared(events: &[Event]) -> Vec<(ConnectionId, ClearReason)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SasCleared { connection, reason, .. } => Some((*connection, reason.clone())),
             _ => None,
         })
         .collect()

@@ -7,22 +7,8 @@ use std::time::Duration;
 
 use isakmp::{Body, Cookie, ExchangeType, Message, NotifyType, Payload};
 
-use super::util::{installed, Gateway, Pair, TestRng, FW_A};
+use super::util::{cleared, installed, tunnel_up, Gateway, Pair, TestRng, FW_A};
 use crate::{ClearReason, ConnectionId, Engine, Event, Transmit};
-
-fn cleared(events: &[Event]) -> Vec<(ConnectionId, ClearReason)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SasCleared { connection, reason, .. } => Some((*connection, reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn tunnel_up(pair: &Pair) -> bool {
-    !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()
-}
 
 /// The tunnel is up (A initiated); then B restarts: a fresh engine with no SA, as after
 /// kill -9 and a start with the same configuration. Returns the pair and A's old SA and the

@@ -395,6 +395,22 @@ pub(crate) fn installed(side: &Side) -> Vec<&crate::IpsecSaPair> {
         .collect()
 }
 
+/// What an engine told its data plane to clear, and why (INITIAL-CONTACT, DPD, …).
+pub(crate) fn cleared(events: &[Event]) -> Vec<(crate::ConnectionId, crate::ClearReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SasCleared { connection, reason, .. } => Some((*connection, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Both sides have installed an IPsec SA pair.
+pub(crate) fn tunnel_up(pair: &Pair) -> bool {
+    !installed(&pair.a).is_empty() && !installed(&pair.b).is_empty()
+}
+
 pub(crate) fn failures(side: &Side) -> Vec<&crate::Failure> {
     side.events
         .iter()
