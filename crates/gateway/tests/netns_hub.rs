@@ -55,18 +55,25 @@ fn hub_routes(ns: &str) -> String {
     output_text(&in_ns(ns, &["ip", "route", "show", "dev", "ks0"]))
 }
 
-#[test]
-fn netns_hub_answers_three_branches_it_does_not_know() {
-    if skip_unless_root() {
-        return;
-    }
-    let tag = format!("ks{}h", std::process::id());
-    let dir = std::env::temp_dir().join(format!("keysteward-hub-{tag}"));
-    let mut cleanup = Cleanup::new(dir.clone());
+/// The namespaces of a test run (their names start with `tag`).
+struct Topology {
+    /// The hub's namespace.
+    hub: String,
+    /// The hub's public interface (mapped to `GigabitEthernet0/0/1`).
+    hub_public: String,
+    /// Each branch: its number, its gateway's namespace and its PC's namespace.
+    branches: Vec<(u8, String, String)>,
+    /// Every namespace made, for the check that none is left.
+    all: Vec<String>,
+}
+
+/// Builds the topology of the module doc with `count` branches, the namespaces registered
+/// with `cleanup`; branch `n`'s public interface is `{tag}u{n}`.
+fn topology(cleanup: &mut Cleanup, tag: &str, count: u8) -> Topology {
     let ns = |suffix: &str| format!("{tag}{suffix}");
     let (pc_h, hub, switch) = (ns("ph"), ns("fh"), ns("sw"));
     let branches: Vec<(u8, String, String)> =
-        (1..=3).map(|n| (n, ns(&format!("f{n}")), ns(&format!("p{n}")))).collect();
+        (1..=count).map(|n| (n, ns(&format!("f{n}")), ns(&format!("p{n}")))).collect();
     let mut all = vec![pc_h.clone(), hub.clone(), switch.clone()];
     all.extend(branches.iter().flat_map(|(_, fw, pc)| [fw.clone(), pc.clone()]));
     cleanup.add_namespaces(&all);
@@ -97,6 +104,19 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
         let out = in_ns(fw, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
         assert!(out.status.success(), "ip_forward in {fw}: {}", output_text(&out));
     }
+    Topology { hub, hub_public, branches, all }
+}
+
+#[test]
+fn netns_hub_answers_three_branches_it_does_not_know() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}h", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-hub-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let ns = |suffix: &str| format!("{tag}{suffix}");
+    let Topology { hub, hub_public, branches, all } = topology(&mut cleanup, &tag, 3);
 
     let hub_control = start(&mut cleanup, &dir, &hub, "hub", &example("hub.cfg"), &hub_public);
     let branch_controls: Vec<PathBuf> = branches
@@ -207,34 +227,9 @@ fn netns_hub_refuses_a_branch_proposing_the_default_route() {
     let dir = std::env::temp_dir().join(format!("keysteward-hubdef-{tag}"));
     let mut cleanup = Cleanup::new(dir.clone());
     let ns = |suffix: &str| format!("{tag}{suffix}");
-    let (pc_h, hub, switch) = (ns("ph"), ns("fh"), ns("sw"));
-    let branches: Vec<(u8, String, String)> =
-        (1..=2).map(|n| (n, ns(&format!("f{n}")), ns(&format!("p{n}")))).collect();
-    let mut all = vec![pc_h.clone(), hub.clone(), switch.clone()];
-    all.extend(branches.iter().flat_map(|(_, fw, pc)| [fw.clone(), pc.clone()]));
-    cleanup.add_namespaces(&all);
-
-    ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &switch, "link", "set", "br0", "up"]);
-    let hub_public = ns("hu");
-    veth(&switch, &ns("s0"), None, &hub, &hub_public, "192.0.2.1/24");
-    ip(&["-n", &switch, "link", "set", &ns("s0"), "master", "br0"]);
-    veth(&pc_h, &ns("hp"), Some("10.1.1.2/24"), &hub, &ns("hi"), "10.1.1.1/24");
-    ip(&["-n", &pc_h, "route", "add", "default", "via", "10.1.1.1"]);
+    let Topology { hub, hub_public, branches, all } = topology(&mut cleanup, &tag, 2);
     // The hub's own default route, toward an upstream router on its public link.
     ip(&["-n", &hub, "route", "add", "default", "via", "192.0.2.254"]);
-    for (n, fw, pc) in &branches {
-        let port = ns(&format!("s{n}"));
-        veth(&switch, &port, None, fw, &ns(&format!("u{n}")), &format!("192.0.2.1{n}/24"));
-        ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
-        let (inside, pc_address) = (format!("10.2.{n}.1/24"), format!("10.2.{n}.2/24"));
-        veth(pc, &ns(&format!("c{n}")), Some(&pc_address), fw, &ns(&format!("i{n}")), &inside);
-        ip(&["-n", pc, "route", "add", "default", "via", &format!("10.2.{n}.1")]);
-    }
-    for fw in std::iter::once(&hub).chain(branches.iter().map(|(_, fw, _)| fw)) {
-        let out = in_ns(fw, &["sysctl", "-w", "net.ipv4.ip_forward=1"]);
-        assert!(out.status.success(), "ip_forward in {fw}: {}", output_text(&out));
-    }
 
     // The hub example, with a template ACL that takes whatever the branches have:
     // `destination any`.
