@@ -300,7 +300,18 @@ impl Engine {
 
     /// The IKE SAs, for displays.
     pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
-        self.slots.iter().flatten().map(|sa| IkeSaView {
+        self.slots.iter().flatten().map(|sa| self.view(sa))
+    }
+
+    /// The view of one IKE SA, found by its connection id without walking the others (the
+    /// driver asks after each `IkeSaEstablished`; a walk would cost every SA a hub holds).
+    pub fn ike_sa(&self, connection: ConnectionId) -> Option<IkeSaView> {
+        let slot = *self.by_connection.get(&connection)?;
+        self.slots.get(slot)?.as_ref().map(|sa| self.view(sa))
+    }
+
+    fn view(&self, sa: &IkeSa) -> IkeSaView {
+        IkeSaView {
             connection: sa.connection,
             peer: sa.peer_config(&self.config).name.clone(),
             remote: sa.remote,
@@ -328,7 +339,7 @@ impl Engine {
             remote_identity: sa.remote_identity.as_deref().cloned(),
             replays_dropped: sa.replays_dropped(),
             message_ids_forgotten: sa.message_ids_forgotten(),
-        })
+        }
     }
 
     /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one. An
