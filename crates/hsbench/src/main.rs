@@ -270,6 +270,8 @@ fn run(options: &Options) -> Result<(), String> {
     let mut reports = options.reports.iter().copied().peekable();
     let first = responder.as_ref().map(Responder::sample).transpose()?;
     let mut previous = first.clone().map(|s| (0usize, s));
+    let floor_iterations = if matches!(options.group, DhGroup::Modp2048) { 200 } else { 2000 };
+    let floor_before = measure::crypto_floor(options.group, floor_iterations)?;
     let own_start = measure::own_cpu();
     print_header(options);
 
@@ -334,8 +336,13 @@ fn run(options: &Options) -> Result<(), String> {
         own.as_secs_f64() * 1e3 / counts.done.max(1) as f64,
         start.elapsed().as_secs_f64()
     );
+    let floor = (floor_before + measure::crypto_floor(options.group, floor_iterations)?) / 2;
+    println!(
+        "crypto floor per side (1 DH keygen + 1 shared secret + 20 HMAC-SHA256), before and after: {:.1} µs",
+        floor.as_secs_f64() * 1e6
+    );
     if let (Some(responder), Some(first)) = (responder, first) {
-        responder.print_threads(&first, counts.done)?;
+        responder.print_threads(&first, counts.done, floor)?;
     }
     if counts.failed > 0 {
         return Err(format!("{} handshakes failed", counts.failed));
