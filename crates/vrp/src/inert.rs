@@ -56,6 +56,11 @@ pub fn split(config: &Config) -> (Config, Vec<Inert>) {
     (effective, inert)
 }
 
+/// The keys of every object of `config` (`ike peer b`, `acl 3001`, `ipsec policy p 1`).
+pub fn keys(config: &Config) -> Vec<String> {
+    objects(config).1.iter().map(View::key).collect()
+}
+
 /// A source map that puts each object's view on a line of its own, and the views by line.
 fn objects(config: &Config) -> (SourceMap, Vec<View>) {
     let mut views = Vec::new();

@@ -50,6 +50,11 @@ pub fn apply(config: &mut Config, views: &[String], line: &str) -> Result<Applie
     Ok(Applied { object, opened_view, warnings })
 }
 
+/// The key of the object whose view `views` open (`ike peer b`), empty for the system view.
+pub fn object_of(config: &Config, views: &[String]) -> Result<String, String> {
+    enter(&mut config.clone(), views).map(|view| view.key())
+}
+
 /// The configuration of the innermost view of `views` alone (the globals of the system view
 /// when `views` is empty), for `display this`; the error when a view line is not one.
 pub fn view_only(config: &Config, views: &[String]) -> Result<Config, String> {
