@@ -34,7 +34,10 @@ fn typing_the_file_line_by_line_gives_the_files_configuration() {
     let mut running = Running::default();
     type_file(&mut running, FW_A);
     assert_eq!(running.config(), &file_config(FW_A));
-    assert_eq!(running.unsaved(), FW_A.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count());
+    assert_eq!(
+        running.unsaved(),
+        FW_A.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count()
+    );
     let (text, json) = running.current_configuration();
     assert_eq!(text, render(&file_config(FW_A), KeyDisplay::Masked));
     assert!(!text.contains("tiandihui2"), "keys are masked:\n{text}");
@@ -84,7 +87,12 @@ fn a_peer_without_a_key_is_inert_with_its_policy_and_interface_until_the_key_com
     assert!(effective.ike_peers.is_empty() && effective.interfaces.is_empty());
 
     let (this, json) = running.this(&views(&["ike peer b"])).unwrap();
-    assert!(this.starts_with("#\nike peer b\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.2\n#\nreturn\n"), "{this}");
+    assert!(
+        this.starts_with(
+            "#\nike peer b\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.2\n#\nreturn\n"
+        ),
+        "{this}"
+    );
     assert!(this.contains("Info: ike peer b stays inert"), "{this}");
     assert_eq!(json["inert"].as_array().unwrap().len(), 1);
     let (system, _) = running.this(&[]).unwrap();
@@ -165,9 +173,15 @@ fn undo_in_every_view() {
         "#\nipsec proposal a\n esp authentication-algorithm md5\n undo esp encryption-algorithm\n#\nreturn\n"
     );
     let (interface, _) = running.this(&views(&["interface GigabitEthernet0/0/2"])).unwrap();
-    assert_eq!(interface, "#\ninterface GigabitEthernet0/0/2\n ip address 192.0.2.1 255.255.255.0\n#\nreturn\n");
+    assert_eq!(
+        interface,
+        "#\ninterface GigabitEthernet0/0/2\n ip address 192.0.2.1 255.255.255.0\n#\nreturn\n"
+    );
     let (policy, _) = running.this(&views(&["ipsec policy policy1 1 isakmp"])).unwrap();
-    assert_eq!(policy, "#\nipsec policy policy1 1 isakmp\n security acl 3001\n proposal a\n ike-peer b\n#\nreturn\n");
+    assert_eq!(
+        policy,
+        "#\nipsec policy policy1 1 isakmp\n security acl 3001\n proposal a\n ike-peer b\n#\nreturn\n"
+    );
     let c = running.config();
     assert!(c.policy_templates.is_empty() && c.acls[&3001].rules.len() == 1);
     assert_eq!(c.ike_proposals[&10], vrp::model::IkeProposal::default());
@@ -184,7 +198,10 @@ fn save_writes_what_check_reads_back_and_counts_the_changes() {
     let (text, json) = running.save(&file).unwrap();
     assert_eq!(
         text,
-        format!("Now saving the current configuration to {}.\nSave the configuration successfully.\n", file.display())
+        format!(
+            "Now saving the current configuration to {}.\nSave the configuration successfully.\n",
+            file.display()
+        )
     );
     assert_eq!(json["changes_saved"], 22);
     assert_eq!(running.unsaved(), 0);
@@ -213,8 +230,16 @@ fn warnings_are_said_once_when_they_appear() {
     running.commit(change);
     let change = running.prepare(&views(&["ike peer b"]), "remote-address 192.0.2.2").unwrap();
     assert!(!change.text.contains("IKEv2"), "{}", change.text);
-    assert!(change.text.contains("Info: ike peer b stays inert"), "the edited object's note: {}", change.text);
+    assert!(
+        change.text.contains("Info: ike peer b stays inert"),
+        "the edited object's note: {}",
+        change.text
+    );
     let change = running.prepare(&views(&["ike peer b"]), "pre-shared-key short").unwrap();
-    assert!(change.text.contains("Warning: ike peer b: pre-shared key of 5 characters is short"), "{}", change.text);
+    assert!(
+        change.text.contains("Warning: ike peer b: pre-shared key of 5 characters is short"),
+        "{}",
+        change.text
+    );
     assert!(!change.logged.contains("short") && !change.text.contains("short\n"), "{}", change.logged);
 }

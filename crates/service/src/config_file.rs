@@ -70,7 +70,8 @@ pub fn replace(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let temporary = dir.join(format!(".{name}.save-{}", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
         let made = file.metadata()?;
         if let Some(old) = &old {
             if (old.uid(), old.gid()) != (made.uid(), made.gid()) {
@@ -167,8 +168,10 @@ mod tests {
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
         replace(&file, b"newer\n").unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("k.cfg.bak")).unwrap(), "new\n");
-        let mut names: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
         names.sort();
         assert_eq!(names, ["k.cfg", "k.cfg.bak", "link.cfg"]);
         let fresh = dir.join("fresh.cfg");

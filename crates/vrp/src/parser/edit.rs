@@ -200,7 +200,10 @@ mod tests {
             (&["ike peer b"], "pre-shared-key \"a key\""),
             (&["ike peer b"], "remote-address 192.0.2.2"),
             (&[], "acl number 3001"),
-            (&["acl number 3001"], "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255"),
+            (
+                &["acl number 3001"],
+                "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+            ),
         ];
         for (v, line) in steps {
             apply(&mut config, &views(v), line).unwrap_or_else(|e| panic!("{line}: {e}"));
