@@ -48,6 +48,8 @@ pub struct Change {
     pub logged: String,
     /// What the line did, for the answer's JSON.
     pub json: serde_json::Value,
+    /// False when the line changed nothing (entering a view that exists, `quit`).
+    pub changed: bool,
 }
 
 impl Running {
@@ -124,13 +126,17 @@ impl Running {
             "opened_view": applied.opened_view,
             "inert": inert_json(&inert),
         });
-        Ok(Change { typed, effective, inert, text, logged, json })
+        let changed = typed != self.config;
+        Ok(Change { typed, effective, inert, text, logged, json, changed })
     }
 
-    /// Makes a prepared change the running configuration (once the daemon applied it).
+    /// Makes a prepared change the running configuration (once the daemon applied it); a
+    /// line that changed nothing is not counted as a change.
     pub fn commit(&mut self, change: Change) {
-        self.config = change.typed;
-        self.unsaved += 1;
+        if change.changed {
+            self.config = change.typed;
+            self.unsaved += 1;
+        }
     }
 
     /// `display current-configuration`: the running configuration in VRP layout, keys masked.

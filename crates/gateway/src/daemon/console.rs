@@ -30,7 +30,9 @@ impl Daemon {
                 return refused(&who, message);
             }
         }
-        info!("configuration changed by {who}: {}", change.logged);
+        if change.changed {
+            info!("configuration changed by {who}: {}", change.logged);
+        }
         let (text, json) = (change.text.clone(), change.json.clone());
         self.running.commit(change);
         Response::Ok { text, json }
