@@ -94,7 +94,8 @@ pub async fn accept(listener: UnixListener, requests: mpsc::Sender<Pending>) {
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE as u64));
-            let mut line = String::new();
+            // A `configure` line may carry a pre-shared key: the buffer is wiped when dropped.
+            let mut line = zeroize::Zeroizing::new(String::new());
             if reader.read_line(&mut line).await.is_err() {
                 return;
             }

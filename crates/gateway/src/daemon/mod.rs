@@ -225,8 +225,12 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
             }
             Some(notice) = inputs.notices.recv() => daemon.notice(notice),
             _ = inputs.usage.tick() => daemon.bridge.report_usage(&mut daemon.engine),
-            Some((request, uid, reply)) = inputs.requests.recv() => {
+            Some((mut request, uid, reply)) = inputs.requests.recv() => {
                 let _ = reply.send(daemon.answer(&request, uid));
+                // A console line may hold a pre-shared key.
+                if let Request::Configure { line, .. } = &mut request {
+                    zeroize::Zeroize::zeroize(line);
+                }
             }
             _ = inputs.hangup.recv() => {
                 info!("SIGHUP: reloading {}", daemon.options.config.display());
