@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use serde_json::json;
@@ -81,12 +82,13 @@ impl Running {
     }
 
     /// Applies `line` in the view `views` open to a copy of the running configuration and
-    /// checks it. The error is the operator's message, `Error: …`; the running configuration
-    /// does not change until [`Running::commit`].
-    pub fn prepare(&self, views: &[String], line: &str) -> Result<Change, String> {
+    /// checks it (`host`: the host's addresses, for the warning about an address it lacks).
+    /// The error is the operator's message, `Error: …`; the running configuration does not
+    /// change until [`Running::commit`]. Warnings are told once, when they appear.
+    pub fn prepare(&self, views: &[String], line: &str, host: Option<&[Ipv4Addr]>) -> Result<Change, String> {
         let mut typed = self.config.clone();
         let applied = vrp::edit::apply(&mut typed, views, line).map_err(|e| format!("Error: {e}"))?;
-        let findings = vrp::validate("", &typed, None, None);
+        let findings = vrp::validate("", &typed, None, host);
         let refused: Vec<&str> = findings
             .iter()
             .filter(|d| d.is_error() && !inert_kind(d.kind))
@@ -95,7 +97,7 @@ impl Running {
         if let Some(first) = refused.first() {
             return Err(format!("Error: {first}"));
         }
-        let before = vrp::validate("", &self.config, None, None);
+        let before = vrp::validate("", &self.config, None, host);
         let old_warnings: BTreeSet<&str> =
             before.iter().filter(|d| !d.is_error()).map(|d| d.message.as_str()).collect();
         let mut text = String::new();

@@ -14,7 +14,7 @@ fn type_file(running: &mut Running, text: &str) -> String {
     for line in text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
         let indented = line.starts_with(' ');
         let in_view: Vec<String> = if indented { view.clone() } else { Vec::new() };
-        let change = running.prepare(&in_view, line.trim()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let change = running.prepare(&in_view, line.trim(), None).unwrap_or_else(|e| panic!("{line}: {e}"));
         notes.push_str(&change.text);
         let opened = change.json["opened_view"] == true;
         running.commit(change);
@@ -40,7 +40,7 @@ fn typing_the_file_line_by_line_gives_the_files_configuration() {
     assert_eq!(running.unsaved(), lines - 3);
     // Entering a view that exists, or leaving one, changes nothing and is not counted.
     for (v, line) in [(vec![], "ike peer b"), (views(&["ike peer b"]), "quit")] {
-        let change = running.prepare(&v, line).unwrap();
+        let change = running.prepare(&v, line, None).unwrap();
         assert!(!change.changed && change.text.is_empty(), "{line}: {}", change.text);
         running.commit(change);
     }
@@ -109,7 +109,7 @@ fn a_peer_without_a_key_is_inert_with_its_policy_and_interface_until_the_key_com
     assert!(e.starts_with("Error: the configuration has incomplete objects and was not saved"), "{e}");
     assert!(e.contains("ike peer b: ike peer b authenticates"), "{e}");
 
-    let change = running.prepare(&views(&["ike peer b"]), "pre-shared-key tiandihui2").unwrap();
+    let change = running.prepare(&views(&["ike peer b"]), "pre-shared-key tiandihui2", None).unwrap();
     assert!(change.inert.is_empty());
     assert_eq!(change.logged, "[ike peer b] pre-shared-key %^%#********%^%#");
     for object in ["ike peer b", "ipsec policy policy1 1", "interface GigabitEthernet0/0/2"] {
@@ -132,16 +132,16 @@ fn a_refused_line_changes_nothing_and_says_error() {
         (vec![], "ipsec policy policy1 1 isakmp template t", "Error: duplicate sequence number 1"),
         (views(&["sysname FW_A"]), "dh group14", "Error: `sysname FW_A` does not open a view"),
     ] {
-        let e = running.prepare(&v, line).unwrap_err();
+        let e = running.prepare(&v, line, None).unwrap_err();
         assert!(e.starts_with(wanted), "{line}: {e}");
     }
     // Two entries of one group on an interface that would protect the same traffic.
-    let e = running.prepare(&[], "ipsec policy policy1 2 isakmp").and_then(|c| {
+    let e = running.prepare(&[], "ipsec policy policy1 2 isakmp", None).and_then(|c| {
         running.commit(c);
-        running.prepare(&views(&["ipsec policy policy1 2 isakmp"]), "security acl 3001")
+        running.prepare(&views(&["ipsec policy policy1 2 isakmp"]), "security acl 3001", None)
     });
     assert!(e.unwrap_err().starts_with("Error: ipsec policy policy1 2 (acl 3001 rule 5) overlaps"));
-    running.prepare(&[], "undo ipsec policy policy1 2").map(|c| running.commit(c)).unwrap();
+    running.prepare(&[], "undo ipsec policy policy1 2", None).map(|c| running.commit(c)).unwrap();
     assert_eq!(running.config(), &before);
     assert_eq!(running.unsaved(), unsaved + 2);
 }
@@ -169,7 +169,7 @@ fn undo_in_every_view() {
         (&["interface GigabitEthernet0/0/2"], "undo ipsec policy"),
     ];
     for (v, line) in steps {
-        let change = running.prepare(&views(v), line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let change = running.prepare(&views(v), line, None).unwrap_or_else(|e| panic!("{line}: {e}"));
         running.commit(change);
     }
     let (system, _) = running.this(&[]).unwrap();
@@ -223,7 +223,7 @@ fn save_writes_what_check_reads_back_and_counts_the_changes() {
 
     let discarded = running.replace(file_config(&written));
     assert_eq!(discarded, 0);
-    running.prepare(&[], "sysname FW_A").map(|c| running.commit(c)).unwrap();
+    running.prepare(&[], "sysname FW_A", None).map(|c| running.commit(c)).unwrap();
     assert_eq!(running.replace(file_config(&written)), 1, "a reload discards the unsaved change");
     assert_eq!(running.config(), &file_config(&written));
     let _ = std::fs::remove_dir_all(&dir);
@@ -232,21 +232,39 @@ fn save_writes_what_check_reads_back_and_counts_the_changes() {
 #[test]
 fn warnings_are_said_once_when_they_appear() {
     let mut running = Running::default();
-    let change = running.prepare(&[], "ike peer b").unwrap();
+    let change = running.prepare(&[], "ike peer b", None).unwrap();
     assert!(change.text.contains("Warning: ike peer b has IKEv2 enabled (the default)"), "{}", change.text);
     running.commit(change);
-    let change = running.prepare(&views(&["ike peer b"]), "remote-address 192.0.2.2").unwrap();
+    let change = running.prepare(&views(&["ike peer b"]), "remote-address 192.0.2.2", None).unwrap();
     assert!(!change.text.contains("IKEv2"), "{}", change.text);
     assert!(
         change.text.contains("Info: ike peer b stays inert"),
         "the edited object's note: {}",
         change.text
     );
-    let change = running.prepare(&views(&["ike peer b"]), "pre-shared-key short").unwrap();
+    let change = running.prepare(&views(&["ike peer b"]), "pre-shared-key short", None).unwrap();
     assert!(
         change.text.contains("Warning: ike peer b: pre-shared key of 5 characters is short"),
         "{}",
         change.text
     );
     assert!(!change.logged.contains("short") && !change.text.contains("short\n"), "{}", change.logged);
+}
+
+/// An address the host lacks is warned about once, when it is typed.
+#[test]
+fn an_address_the_host_lacks_is_warned_about_when_typed() {
+    let host = [Ipv4Addr::new(192, 0, 2, 1)];
+    let mut running = Running::default();
+    running.prepare(&[], "interface out0", Some(&host)).map(|c| running.commit(c)).unwrap();
+    let change =
+        running.prepare(&views(&["interface out0"]), "ip address 192.0.2.9 24", Some(&host)).unwrap();
+    assert!(
+        change.text.contains("Warning: interface out0 address 192.0.2.9 is not an address of this host"),
+        "{}",
+        change.text
+    );
+    running.commit(change);
+    let change = running.prepare(&[], "sysname x", Some(&host)).unwrap();
+    assert!(change.text.is_empty(), "said once: {}", change.text);
 }

@@ -15,7 +15,8 @@ impl Daemon {
     /// `Configure { views, line }` from the client of uid `uid`.
     pub(super) fn configure(&mut self, views: &[String], line: &str, uid: Option<u32>) -> Response {
         let who = who(uid);
-        let change = match self.running.prepare(views, line) {
+        let host = crate::load::Host::current().ok().map(|h| h.addresses());
+        let change = match self.running.prepare(views, line, host.as_deref()) {
             Ok(change) => change,
             Err(e) => return refused(&who, e),
         };

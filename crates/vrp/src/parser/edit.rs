@@ -231,6 +231,18 @@ mod tests {
         assert!(config.ike_peers.is_empty());
     }
 
+    /// A view keysteward ignores (`firewall zone …`) is entered with its warning, and its lines
+    /// are accepted and change nothing.
+    #[test]
+    fn an_ignored_view_takes_its_lines_without_change() {
+        let mut config = Config::default();
+        let applied = apply(&mut config, &[], "firewall zone trust").unwrap();
+        assert!(applied.warnings[0].contains("accepted and ignored"), "{applied:?}");
+        let applied = apply(&mut config, &views(&["firewall zone trust"]), "add interface x").unwrap();
+        assert!(applied.warnings.is_empty() && applied.object.is_empty());
+        assert_eq!(config, Config::default());
+    }
+
     #[test]
     fn view_only_keeps_one_object_or_the_globals() {
         let text = "sysname FW_A\nike peer b\n remote-address 192.0.2.2\nike peer c\n \
