@@ -155,6 +155,14 @@ fn netns_console_completes_an_inert_peer_saves_restarts_and_reload_discards() {
     let rule = "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.9.9.0 0.0.0.255";
     configure(&control_a, &["acl number 3099"], rule).unwrap();
     assert_eq!(spis(&net.fw_a, &control_a), sas, "the tunnel stays up");
+    // A change to the tunnel's proposal deletes its SAs, and says so; undone, traffic
+    // negotiates again.
+    let text = configure(&control_a, &["ipsec proposal a"], "esp encryption-algorithm aes-128").unwrap();
+    assert!(text.contains("Info: 0 IKE SA(s) and 1 IPsec SA pair(s) deleted"), "{text}");
+    configure(&control_a, &["ipsec proposal a"], "esp encryption-algorithm des").unwrap();
+    assert!(ping(&net.pc_a, 5) >= 3, "renegotiated\nFW_A:\n{}", log());
+    let sas = spis(&net.fw_a, &control_a);
+    assert_eq!(sas.len(), 2, "{sas:?}");
     let before = current(&control_a);
     let e = configure(&control_a, &["ike peer b"], "undo version 1").unwrap_err();
     assert!(e.starts_with("Error: ike peer b has IKEv1 disabled"), "{e}");

@@ -7,6 +7,7 @@
 
 use tracing::info;
 
+use super::reload::Applied;
 use super::startup::check_running;
 use super::Daemon;
 use crate::control::Response;
@@ -20,21 +21,25 @@ impl Daemon {
             Ok(change) => change,
             Err(e) => return refused(&who, e),
         };
+        let mut text = change.text.clone();
         // Only what is complete reaches the engine; a change to an inert object alone
         // changes nothing there.
         if change.effective != self.config {
             let applied = check_running(&self.options, &change.effective)
                 .map_err(|e| e.to_string())
                 .and_then(|checked| self.apply(checked).map_err(|e| e.to_string()));
-            if let Err(e) = applied {
-                let message = e.lines().map(|l| format!("Error: {l}")).collect::<Vec<_>>().join("\n");
-                return refused(&who, message);
+            match applied {
+                Ok(applied) => text.push_str(&deleted(&applied)),
+                Err(e) => {
+                    let message = e.lines().map(|l| format!("Error: {l}")).collect::<Vec<_>>().join("\n");
+                    return refused(&who, message);
+                }
             }
         }
         if change.changed {
             info!("configuration changed by {who}: {}", change.logged);
         }
-        let (text, json) = (change.text.clone(), change.json.clone());
+        let json = change.json.clone();
         self.running.commit(change);
         Response::Ok { text, json }
     }
@@ -72,6 +77,19 @@ impl Daemon {
             Err(e) => Response::Error(e),
         }
     }
+}
+
+/// The note on the SAs a change deleted (their configuration changed), or nothing.
+fn deleted(applied: &Applied) -> String {
+    let ike = applied.before.0.saturating_sub(applied.after.0);
+    let pairs = applied.before.1.saturating_sub(applied.after.1);
+    if ike + pairs == 0 {
+        return String::new();
+    }
+    format!(
+        "Info: {ike} IKE SA(s) and {pairs} IPsec SA pair(s) deleted: their configuration changed; \
+         traffic negotiates new ones.\n"
+    )
 }
 
 /// The answer to a refused change, logged (the message never quotes a key).
