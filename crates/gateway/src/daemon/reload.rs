@@ -92,7 +92,7 @@ impl Daemon {
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
         self.routes.remove_except(&prefixes, &template_ranges);
         if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
-            warn!("reload: policy routes to the peers' own addresses: {e}");
+            warn!("new configuration: policy routes to the peers' own addresses: {e}");
         }
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
