@@ -110,9 +110,9 @@ pub(crate) fn encryption<T>(
     let (v, matched) = c.value_map::<EspCipher, T>(&cipher, refused)?;
     if matched == "aes" || matched == "aes-cbc" {
         if let Some(token) = c.peek() {
-            if token.text.parse::<u16>().is_ok() {
-                let token = c.raw("key length")?;
-                let aes = match token.text.as_str() {
+            if token.before_comment().unwrap_or(&token.text).parse::<u16>().is_ok() {
+                let (token, text) = c.value_token("key length")?;
+                let aes = match text {
                     "128" => cipher(EspCipher::AesCbc128),
                     "192" => cipher(EspCipher::AesCbc192),
                     "256" => cipher(EspCipher::AesCbc256),
