@@ -254,6 +254,9 @@ fn peer_index(
     let local_value = match peer.local_id_type {
         // `local-id-type dn`: the subject of our certificate.
         vrp::algorithm::IdType::Dn => subject.as_deref(),
+        // `ike local-name` is a name: it stands in for an FQDN or USER-FQDN identity only,
+        // and an address identity is the peer's `local-id` or else our address.
+        vrp::algorithm::IdType::Ip => peer.local_id.as_deref(),
         _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()),
     };
     let local_id = identity(peer.local_id_type, local_value, &item)?;
@@ -578,6 +581,21 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         );
         // (A template entry before another entry, and an isakmp entry whose peer has no
         // address, are refused by `vrp`'s validation.)
+    }
+
+    /// Issue 15's known bug: a global `ike local-name` with a peer whose `local-id-type` is
+    /// `ip` (the default) was refused ("`rta` is not an IPv4 address identity"); the name
+    /// applies to FQDN and USER-FQDN identities only, the address identity stays ours.
+    #[test]
+    fn ike_local_name_does_not_apply_to_an_address_identity() {
+        let c = convert(&format!("ike local-name rta\n{BASE}")).unwrap();
+        assert_eq!(c.peers[0].local_id, None, "ID_IPV4_ADDR of the local address");
+        let explicit = BASE.replace(" ike-proposal 10\n", " ike-proposal 10\n local-id 192.0.2.1\n");
+        let c = convert(&format!("ike local-name rta\n{explicit}")).unwrap();
+        assert_eq!(c.peers[0].local_id, Some(ike::IdentityConfig::Address(Ipv4Addr::new(192, 0, 2, 1))));
+        let fqdn = BASE.replace(" ike-proposal 10\n", " ike-proposal 10\n local-id-type fqdn\n");
+        let c = convert(&format!("ike local-name rta\n{fqdn}")).unwrap();
+        assert_eq!(c.peers[0].local_id, Some(ike::IdentityConfig::Fqdn("rta".into())), "still the FQDN");
     }
 
     #[test]
