@@ -370,7 +370,10 @@ fn vrp_words(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi
         if let Some(sub) = command.find_subcommand(&lower) {
             command = sub;
             out.push(sub.get_name().into());
-        } else if command.get_positionals().any(|a| a.get_possible_values().iter().any(|v| v.matches(&lower, false))) {
+        } else if command
+            .get_positionals()
+            .any(|a| a.get_possible_values().iter().any(|v| v.matches(&lower, false)))
+        {
             out.push(lower.into());
         } else {
             out.push(arg);

@@ -196,7 +196,9 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
             KeyDisplay::Masked => {
                 let _ = writeln!(b, " pre-shared-key cipher {MASKED_KEY}");
             }
-            KeyDisplay::Clear if key.expose().chars().any(char::is_whitespace) || key.expose().starts_with("//") => {
+            KeyDisplay::Clear
+                if key.expose().chars().any(char::is_whitespace) || key.expose().starts_with("//") =>
+            {
                 let _ = writeln!(b, " pre-shared-key \"{}\"", key.expose());
             }
             KeyDisplay::Clear => {
@@ -209,6 +211,9 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if let Some(a) = p.authentication_address {
         let _ = writeln!(b, " remote-address authentication-address {a}");
+    }
+    if let Some(a) = p.local_address {
+        let _ = writeln!(b, " local-address {a}");
     }
     if let Some(t) = p.remote_id_type {
         let _ = writeln!(b, " remote-id-type {t}");

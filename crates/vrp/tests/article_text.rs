@@ -91,8 +91,10 @@ fn a_key_containing_slashes_is_kept_whole() {
     let text = FW_A.replace("pre-shared-key tiandihui2 //the key", "pre-shared-key tian//dihui2 //the key");
     let config = article(&text);
     assert_eq!(config.ike_peers["b"].pre_shared_key.as_ref().map(|k| k.expose()), Some("tian//dihui2"));
-    let text = FW_A
-        .replace(" pre-shared-key tiandihui2", " local-id-type fqdn//FQDN\n local-id fw//a //name\n pre-shared-key tiandihui2");
+    let text = FW_A.replace(
+        " pre-shared-key tiandihui2",
+        " local-id-type fqdn//FQDN\n local-id fw//a //name\n pre-shared-key tiandihui2",
+    );
     let config = article(&text);
     assert_eq!(config.ike_peers["b"].local_id.as_deref(), Some("fw//a"));
 }

@@ -284,7 +284,10 @@ fn acl_number(c: &mut Cursor<'_>) -> Result<u16> {
         Some(_) => {}
     }
     let column = c.column();
-    let (kind, message) = match c.peek().and_then(|t| t.before_comment().unwrap_or(&t.text).parse::<u64>().ok()) {
+    let (kind, message) = match c
+        .peek()
+        .and_then(|t| t.before_comment().unwrap_or(&t.text).parse::<u64>().ok())
+    {
         None | Some(3000..=3999) => return Ok(c.number("ACL number", 3000, 3999)? as u16),
         Some(n @ (2000..=2999 | 4000..=4999)) => (
             DiagnosticKind::Unsupported,
