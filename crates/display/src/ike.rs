@@ -313,7 +313,7 @@ pub fn ike_peers(config: &vrp::Config) -> Vec<IkePeerView> {
                 .clone()
                 .or_else(|| {
                     matches!(p.local_id_type, vrp::algorithm::IdType::Fqdn | vrp::algorithm::IdType::UserFqdn)
-                        .then(|| config.ike_local_name.clone())
+                        .then(|| config.ike_local_name.clone().or_else(|| config.sysname.clone()))
                         .flatten()
                 })
                 .unwrap_or_default(),

@@ -290,7 +290,8 @@ fn peer_index(
         // `ike local-name` is a name: it stands in for an FQDN or USER-FQDN identity only,
         // and an address identity is the peer's `local-id` or else our address.
         vrp::algorithm::IdType::Ip => peer.local_id.as_deref(),
-        _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()),
+        // Without `ike local-name`, the device name (as Comware does, vrp-cli.md §2.1).
+        _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()).or(config.sysname.as_deref()),
     };
     let local_id = identity(peer.local_id_type, local_value, &item)?;
     let remote_id = match (&peer.remote_id, peer.remote_id_type, peer.authentication_address) {
@@ -359,7 +360,10 @@ fn identity(
         (IdType::Fqdn, Some(v)) => Some(ike::IdentityConfig::Fqdn(v.to_owned())),
         (IdType::UserFqdn, Some(v)) => Some(ike::IdentityConfig::UserFqdn(v.to_owned())),
         (IdType::Fqdn | IdType::UserFqdn, None) => {
-            return Err(unsupported(item, "an fqdn or user-fqdn identity needs local-id or ike local-name"))
+            return Err(unsupported(
+                item,
+                "an fqdn or user-fqdn identity needs local-id, ike local-name or sysname",
+            ))
         }
         (IdType::Any, _) => None,
         (IdType::Dn, Some(v)) => Some(ike::IdentityConfig::Dn(v.to_owned())),

@@ -89,8 +89,10 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
             c.keyword("`route-static`", &["route-static"])?;
             let route = route(c)?;
             config.routes.retain(|r| !same_route(r, &route));
+            let key = crate::validate::route_key(&route);
             config.routes.push(route);
-            Ok(Effect::system())
+            // Recorded under the system view, for `check`'s findings about the route.
+            Ok(Effect { key: key.trim_start_matches('/').to_owned(), ..Effect::system() })
         }
         _ => undo(config, c),
     }
