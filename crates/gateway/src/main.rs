@@ -156,6 +156,19 @@ enum Display {
         #[command(subcommand)]
         what: DisplayFirewall,
     },
+    /// `display ip routing-table`: the static routes (`ip route-static`) and whether each is
+    /// installed.
+    Ip {
+        #[command(subcommand)]
+        what: DisplayIp,
+    },
+}
+
+/// `display ip …`.
+#[derive(Debug, Subcommand)]
+enum DisplayIp {
+    /// `display ip routing-table`.
+    RoutingTable,
 }
 
 /// `display firewall …`.
@@ -335,6 +348,7 @@ fn display_request(what: Display) -> keysteward::control::Request {
         Display::Firewall { what: DisplayFirewall::Session { verbose, .. } } => {
             Request::DisplayFirewallSessionTable { verbose: verbose.is_some() }
         }
+        Display::Ip { what: DisplayIp::RoutingTable } => Request::DisplayIpRoutingTable,
     }
 }
 
@@ -602,6 +616,8 @@ mod tests {
             parses("display firewall session table verbose"),
             R::DisplayFirewallSessionTable { verbose: true }
         );
+        assert_eq!(parses("display ip routing-table"), R::DisplayIpRoutingTable);
+        assert_eq!(parses("display IP Routing-Table"), R::DisplayIpRoutingTable);
         assert_eq!(parses("show-config"), R::ShowConfig);
     }
 
