@@ -94,6 +94,36 @@ fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
         .collect()
 }
 
+/// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
+/// interface a route names mapped to its Linux device (`--interface-map`), and each route an
+/// IPsec policy's TUN route supersedes marked so (`vrp::validate::protecting_policy`).
+pub fn static_routes(
+    config: &vrp::Config,
+    map: &crate::load::InterfaceMap,
+) -> Vec<crate::os::static_routes::StaticRoute> {
+    config
+        .routes
+        .iter()
+        .map(|r| {
+            let on_link = config.interfaces.iter().find(|(_, i)| {
+                i.address.is_some_and(|a| Prefix::new(a.address, a.prefix_len).contains(r.next_hop))
+            });
+            crate::os::static_routes::StaticRoute {
+                destination: Prefix::new(r.destination, r.prefix_len),
+                next_hop: r.next_hop,
+                device: r.interface.as_deref().map(|name| map.linux_name(name).to_owned()),
+                interface: r
+                    .interface
+                    .clone()
+                    .or_else(|| on_link.map(|(name, _)| name.clone()))
+                    .unwrap_or_default(),
+                preference: r.preference,
+                superseded_by: vrp::validate::protecting_policy(config, r),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,34 +175,4 @@ mod tests {
         assert_eq!(plan.flows, [(Prefix::new(Ipv4Addr::new(192, 0, 2, 2), 32), Some(47))]);
         assert_eq!(plan.source.as_deref(), Some("192.0.2.1"));
     }
-}
-
-/// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
-/// interface a route names mapped to its Linux device (`--interface-map`), and each route an
-/// IPsec policy's TUN route supersedes marked so (`vrp::validate::protecting_policy`).
-pub fn static_routes(
-    config: &vrp::Config,
-    map: &crate::load::InterfaceMap,
-) -> Vec<crate::os::static_routes::StaticRoute> {
-    config
-        .routes
-        .iter()
-        .map(|r| {
-            let on_link = config.interfaces.iter().find(|(_, i)| {
-                i.address.is_some_and(|a| Prefix::new(a.address, a.prefix_len).contains(r.next_hop))
-            });
-            crate::os::static_routes::StaticRoute {
-                destination: Prefix::new(r.destination, r.prefix_len),
-                next_hop: r.next_hop,
-                device: r.interface.as_deref().map(|name| map.linux_name(name).to_owned()),
-                interface: r
-                    .interface
-                    .clone()
-                    .or_else(|| on_link.map(|(name, _)| name.clone()))
-                    .unwrap_or_default(),
-                preference: r.preference,
-                superseded_by: vrp::validate::protecting_policy(config, r),
-            }
-        })
-        .collect()
 }
