@@ -9,8 +9,9 @@
 //! FW_A runs the article's configuration with `tunnel local 192.0.2.11`, `local-id 10.1.1.1`
 //! and three static routes: the article's route toward FW_B for the protected 10.2.2.0/24
 //! (not installed: FW_A's TUN route takes that traffic, `check` says so), 198.51.100.0/24 via
-//! FW_B, and 203.0.113.0/24 out of GigabitEthernet0/0/2 (mapped to the veth end) with
-//! preference 70. FW_B names FW_A by its tunnel local address (`remote-address 192.0.2.11`)
+//! FW_B, 203.0.113.0/24 out of GigabitEthernet0/0/2 (mapped to the veth end) with
+//! preference 70, and 100.64.0.0/10, for which the operator has a route of the same metric
+//! already (left alone, ours not installed). FW_B names FW_A by its tunnel local address (`remote-address 192.0.2.11`)
 //! and by the identity FW_A presents (`remote-address authentication-address 10.1.1.1`).
 //! The test sees the tunnel come up from 192.0.2.11, the kernel's routes of protocol 245
 //! (`ip route`), `display ip routing-table` in text and JSON, a reload that drops a route, and
@@ -52,8 +53,12 @@ fn netns_static_routes_and_tunnel_local() {
     let mut cleanup = Cleanup::new(dir.clone());
     let net = reference_topology(&mut cleanup, &tag);
     ip(&["-n", &net.fw_a, "addr", "add", "192.0.2.11/24", "dev", &net.public_a]);
+    // The operator's own route, which a configured route of the same prefix and metric must
+    // leave alone.
+    ip(&["-n", &net.fw_a, "route", "add", "100.64.0.0/10", "via", "192.0.2.2", "metric", "60"]);
 
     let routes = "ip route-static 198.51.100.0 255.255.255.0 192.0.2.2\n\
+                  ip route-static 100.64.0.0 10 192.0.2.2\n\
                   ip route-static 203.0.113.0 24 GigabitEthernet0/0/2 192.0.2.2 preference 70 //the lab\n";
     let config_a = example("fw_a.cfg")
         .replace(" ike-peer b\n", " ike-peer b\n tunnel local 192.0.2.11\n")
@@ -105,10 +110,11 @@ fn netns_static_routes_and_tunnel_local() {
         "   203.0.113.0/24   Static  70   0          RD   192.0.2.2       GigabitEthernet0/0/2",
         "      10.2.2.0/24   Static  60   0           R   192.0.2.2       GigabitEthernet0/0/2",
         "  10.2.2.0/24 via 192.0.2.2 not installed: traffic to 10.2.2.0/24 is protected by ipsec policy policy1 1: its TUN route takes it",
+        "  100.64.0.0/10 via 192.0.2.2 not installed: a route for 100.64.0.0/10 with metric 60 exists already",
     ] {
         assert!(table.lines().any(|l| l == line), "missing {line:?} in\n{table}");
     }
-    assert!(table.contains("Destinations : 3        Routes : 3"), "{table}");
+    assert!(table.contains("Destinations : 4        Routes : 4"), "{table}");
     let json = keysteward_stdout(&net.fw_a, &["display", "ip", "routing-table", "--json"], &control_a);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     let installed: Vec<bool> =
@@ -135,6 +141,13 @@ fn netns_static_routes_and_tunnel_local() {
         !control_a.exists() && static_routes(&net.fw_a).is_empty()
     });
     assert!(gone, "left after stop: {:?}\n{}", static_routes(&net.fw_a), logs("a.log"));
+    let operator =
+        Command::new("ip").args(["-n", &net.fw_a, "route", "show", "100.64.0.0/10"]).output().unwrap();
+    assert!(
+        output_text(&operator).contains("via 192.0.2.2"),
+        "the operator's route stays: {}",
+        output_text(&operator)
+    );
     assert!(
         logs("a.log").contains("static route 198.51.100.0/24 via 192.0.2.2 metric 60 removed"),
         "{}",

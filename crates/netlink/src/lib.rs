@@ -409,3 +409,32 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
     }
     ours.then_some(rule)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What keysteward sends for a route reads back as the same route: a static route through
+    /// a next hop (with and without a device), a TUN route, a fail-closed route.
+    #[test]
+    fn routes_read_back_as_sent() {
+        let prefix = Prefix::new(Ipv4Addr::new(198, 51, 100, 0), 24);
+        for kind in [
+            RouteKind::Via(Ipv4Addr::new(192, 0, 2, 2), None),
+            RouteKind::Via(Ipv4Addr::new(192, 0, 2, 2), Some(7)),
+            RouteKind::Device(3, Some(Ipv4Addr::new(192, 0, 2, 1))),
+            RouteKind::Unreachable,
+        ] {
+            let route = Route { table: MAIN_TABLE, destination: prefix, kind, metric: 60 };
+            assert_eq!(parse_route(&route_message(&route)), Some(route));
+        }
+        let mut foreign = route_message(&Route {
+            table: MAIN_TABLE,
+            destination: prefix,
+            kind: RouteKind::Unreachable,
+            metric: 1,
+        });
+        foreign.header.protocol = RouteProtocol::Static;
+        assert_eq!(parse_route(&foreign), None, "only protocol 245 is ours");
+    }
+}
