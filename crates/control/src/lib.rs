@@ -147,6 +147,7 @@ mod tests {
             Request::DisplayIpsecProposal { name: None, brief: true },
             Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
             Request::DisplayFirewallSessionTable { verbose: true },
+            Request::DisplayIpRoutingTable,
             Request::ShowConfig,
         ];
         for request in requests {

@@ -467,6 +467,7 @@ impl Validator<'_> {
         }
         self.static_routes(config);
         self.unused(config);
+        self.dpd_timers(config);
         for (name, interface) in &config.interfaces {
             if interface.address.is_none() && interface.ipsec_policy.is_none() {
                 let m = format!(
@@ -501,6 +502,35 @@ impl Validator<'_> {
                      and does not exempt traffic within them; narrow the permit rules instead"
                 );
                 self.warn(&View::Acl(*n), &format!("rule {id}"), DiagnosticKind::Ignored, m);
+            }
+        }
+    }
+
+    /// DPD timers where DPD is off: global ones when neither `ike dpd type` nor any peer's
+    /// `dpd type` turns it on, a peer's when neither its own type nor the global one does.
+    fn dpd_timers(&mut self, config: &Config) {
+        let global = config.ike_dpd;
+        let defaults = crate::model::GlobalDpd::default();
+        let global_timers = (global.idle_time, global.retransmit_interval, global.retry_limit)
+            != (defaults.idle_time, defaults.retransmit_interval, defaults.retry_limit);
+        if global_timers
+            && global.dpd_type.is_none()
+            && config.ike_peers.values().all(|p| p.dpd.dpd_type.is_none())
+        {
+            let m = "ike dpd idle-time, retransmit-interval and retry-limit have no effect here: DPD is off \
+                     (no `ike dpd type` and no peer's `dpd type`)"
+                .to_owned();
+            self.report(&["/ike dpd".to_owned()], Severity::Warning, DiagnosticKind::Ignored, m);
+        }
+        for (name, peer) in &config.ike_peers {
+            let d = &peer.dpd;
+            let timers = d.idle_time.is_some() || d.retransmit_interval.is_some() || d.retry_limit.is_some();
+            if timers && d.dpd_type.is_none() && global.dpd_type.is_none() {
+                let m = format!(
+                    "ike peer {name}: the dpd timers have no effect here: DPD is off (no `dpd type` here or \
+                     `ike dpd type`)"
+                );
+                self.warn(&View::IkePeer(name.clone()), "dpd", DiagnosticKind::Ignored, m);
             }
         }
     }

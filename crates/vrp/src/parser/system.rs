@@ -163,7 +163,8 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
                     dpd.retry_limit = n;
                 }
             }
-            Ok(Effect::system())
+            // Recorded, for `check`'s finding about timers without a type.
+            Ok(Effect { key: "ike dpd".into(), ..Effect::system() })
         }
     }
 }
