@@ -603,32 +603,57 @@ impl Validator<'_> {
 /// protects every destination of `route`: a permit rule whose destination covers the route's
 /// prefix (isakmp entries and the templates they bind). Such traffic is routed into the TUN by
 /// the daemon, so the static route is not installed (it would carry the traffic in clear if it
-/// won, being as specific or more), and `check` says so.
+/// won, being as specific or more), and `check` says so. Entries count whether complete or
+/// not: the daemon keeps an incomplete entry's prefixes fail-closed.
 pub fn protecting_policy(config: &Config, route: &crate::model::StaticRoute) -> Option<String> {
     let mask = u32::from(crate::model::prefix_to_mask(route.prefix_len));
     let low = u32::from(route.destination) & mask;
     let high = low | !mask;
+    protected_ranges(config).into_iter().find(|r| r.low <= low && high <= r.high).map(|r| r.policy)
+}
+
+/// One destination range a policy entry applied to an interface routes into the TUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedRange {
+    /// The policy entry, `policy1 1`.
+    pub policy: String,
+    /// True for an entry that binds a template (its routes come with the branches' flows).
+    pub template: bool,
+    /// The first address.
+    pub low: u32,
+    /// The last address.
+    pub high: u32,
+}
+
+/// The destination ranges of the permit rules of every policy entry applied to an interface,
+/// whatever their protocol and ports: the daemon routes a rule's whole destination prefix
+/// into the TUN (or, while the entry is incomplete, keeps it fail-closed). Left out, as the
+/// daemon's routing leaves them out of the main table: the default route (`destination any`
+/// or a /0; the operator's default route stays), and a range holding a peer's own
+/// `remote-address` (policy-routed, ahead of the main table).
+pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
+    let peers: Vec<u32> = config.ike_peers.values().filter_map(|p| p.remote_address).map(u32::from).collect();
+    let mut ranges = Vec::new();
     for name in config.interfaces.values().filter_map(|i| i.ipsec_policy.as_ref()) {
         for (seq, entry) in config.ipsec_policies.get(name).into_iter().flatten() {
-            let acl = match entry {
-                PolicyEntry::Isakmp(s) => s.acl,
-                PolicyEntry::Template(t) => {
-                    config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl)
-                }
+            let (acl, template) = match entry {
+                PolicyEntry::Isakmp(s) => (s.acl, false),
+                PolicyEntry::Template(t) => (
+                    config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl),
+                    true,
+                ),
             };
             let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
-            let covers = acl.rules.values().any(|r| {
-                // Only a rule for all traffic: the TUN route then takes all of the prefix.
-                r.action == AclAction::Permit
-                    && r.protocol == AclProtocol::Ip
-                    && r.destination.range().is_some_and(|(a, b)| a <= low && high <= b)
-            });
-            if covers {
-                return Some(format!("{name} {seq}"));
+            for r in acl.rules.values().filter(|r| r.action == AclAction::Permit) {
+                let Some((low, high)) = r.destination.range() else { continue };
+                if (low, high) == (0, u32::MAX) || peers.iter().any(|a| low <= *a && *a <= high) {
+                    continue;
+                }
+                ranges.push(ProtectedRange { policy: format!("{name} {seq}"), template, low, high });
             }
         }
     }
-    None
+    ranges
 }
 
 /// The source-map key of an `ip route-static` line (`parser::system`).

@@ -343,3 +343,44 @@ fn certificate_commands_parse_render_and_refuse_remote_filename() {
     assert_eq!((d.kind, d.line, d.column), (K::Unsupported, 12, 14), "points at `remote-filename`");
     assert!(d.message.contains("certificate ca-filename"), "{}", d.message);
 }
+
+/// The policy `validate::protecting_policy` names for `route` in `text`, if any.
+fn held_back(text: &str, route: &str) -> Option<String> {
+    let text = format!("{text}{route}\n");
+    let parsed = vrp::parse("t.cfg", &text).unwrap();
+    let r = parsed.config.routes.last().unwrap();
+    validate::protecting_policy(&parsed.config, r)
+}
+
+/// A protocol-only rule routes its whole destination prefix into the TUN too: a more specific
+/// static route toward it is held back, or UDP to that prefix would leave in clear.
+#[test]
+fn a_protocol_rule_holds_back_a_static_route_inside_its_destination() {
+    let udp = with(
+        " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+        " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+    );
+    assert_eq!(
+        held_back(&udp, "ip route-static 10.2.2.0 255.255.255.128 192.0.2.254").as_deref(),
+        Some("policy1 1")
+    );
+    assert_eq!(held_back(&udp, "ip route-static 198.51.100.0 24 192.0.2.254"), None);
+}
+
+/// `destination any` never covers the default route nor any other: the TUN never takes /0
+/// (bridge routing), so a hub's default route stays installed.
+#[test]
+fn destination_any_holds_back_no_route() {
+    let any = with(
+        " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+        " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination any",
+    );
+    assert_eq!(held_back(&any, "ip route-static 0.0.0.0 0.0.0.0 192.0.2.254"), None);
+    assert_eq!(held_back(&any, "ip route-static 198.51.100.0 24 192.0.2.254"), None);
+    let found: Vec<_> = check("t.cfg", &format!("{any}ip route-static 0.0.0.0 0.0.0.0 192.0.2.254\n"), None)
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.message.contains("not installed"))
+        .collect();
+    assert!(found.is_empty(), "{found:?}");
+}
