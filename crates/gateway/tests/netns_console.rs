@@ -25,8 +25,8 @@ use keysteward::control::{call, Request, Response};
 
 mod common;
 use common::{
-    keysteward_stdout, reference_topology, skip_unless_root, spawn_keysteward, wait_for_socket, wait_until,
-    Cleanup,
+    keysteward_stdout, output_text, reference_topology, skip_unless_root, spawn_keysteward, wait_for_socket,
+    wait_until, Cleanup,
 };
 
 fn ask(control: &Path, request: &Request) -> Result<String, String> {
@@ -216,5 +216,67 @@ fn netns_console_completes_an_inert_peer_saves_restarts_and_reload_discards() {
     assert!(log.contains("configuration saved to"), "{log}");
     assert_eq!(log.matches("unsaved console change(s) discarded").count(), 2, "{log}");
     assert!(!log.contains("tiandihui2"), "the key never reaches the log");
+    drop(cleanup);
+}
+
+/// The kernel's routes for 10.2.2.0/24 (and within it) in namespace `ns`, all protocols.
+fn routes_to_b(ns: &str) -> String {
+    let out =
+        Command::new("ip").args(["-n", ns, "-4", "route", "show", "root", "10.2.2.0/24"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `undo pre-shared-key` on the applied peer leaves it, its policy entry and the interface
+/// inert: the protected prefix stays fail-closed (the unreachable route of protocol 245, no
+/// TUN route), the article's `ip route-static` toward it stays held back, so the traffic is
+/// dropped and never leaves in clear; the key typed again routes it into the TUN again.
+#[test]
+fn netns_console_undo_on_an_applied_peer_keeps_its_traffic_fail_closed() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}u", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-console-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let file_a = dir.join("fw_a.cfg");
+    std::fs::copy(examples.join("fw_a.cfg"), &file_a).unwrap();
+    let control_a = dir.join("a.sock");
+    let map_a = format!("GigabitEthernet0/0/2={}", net.public_a);
+    spawn_keysteward(
+        &mut cleanup,
+        &net.fw_a,
+        &file_a,
+        &control_a,
+        &dir.join("a.log"),
+        &["--interface-map", &map_a],
+    );
+    assert!(wait_for_socket(&control_a, Duration::from_secs(10)), "FW_A did not start");
+    let before = routes_to_b(&net.fw_a);
+    assert!(before.contains("unreachable 10.2.2.0/24 proto 245 metric 1"), "{before}");
+    assert!(!before.contains("via 192.0.2.2"), "{before}");
+
+    let text = configure(&control_a, &["ike peer b"], "undo pre-shared-key").unwrap();
+    assert!(text.contains("Info: ike peer b stays inert until it is complete"), "{text}");
+    assert!(
+        text.contains(
+            "Info: traffic to 10.2.2.0/24 (ipsec policy policy1 1) is dropped until it is complete"
+        ),
+        "{text}"
+    );
+    let inert = routes_to_b(&net.fw_a);
+    assert!(inert.contains("unreachable 10.2.2.0/24 proto 245 metric 1"), "fail-closed stays:\n{inert}");
+    assert!(!inert.contains("via 192.0.2.2"), "the static route stays held back:\n{inert}");
+    assert!(!inert.contains(" dev "), "no TUN route while the policy is incomplete:\n{inert}");
+    let get = Command::new("ip").args(["-n", &net.fw_a, "route", "get", "10.2.2.2"]).output().unwrap();
+    assert!(!get.status.success() || !output_text(&get).contains("via"), "{}", output_text(&get));
+
+    let text = configure(&control_a, &["ike peer b"], "pre-shared-key tiandihui2").unwrap();
+    assert!(text.contains("Info: ike peer b is complete and applied."), "{text}");
+    let after = routes_to_b(&net.fw_a);
+    assert!(after.contains("10.2.2.0/24 dev "), "the TUN route is back:\n{after}");
+    assert!(after.contains("unreachable 10.2.2.0/24 proto 245 metric 1"), "{after}");
+    assert!(!after.contains("via 192.0.2.2"), "{after}");
     drop(cleanup);
 }

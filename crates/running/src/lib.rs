@@ -37,7 +37,8 @@ pub struct Running {
 /// [`Running::commit`]s it.
 #[derive(Clone, Debug)]
 pub struct Change {
-    typed: Config,
+    /// The running configuration as typed after the change, inert objects included.
+    pub typed: Config,
     /// The configuration to apply: the running configuration without its inert objects.
     pub effective: Config,
     /// The inert objects after the change.
@@ -109,11 +110,16 @@ impl Running {
         }
         let (_, was_inert) = self.effective();
         let (effective, inert) = vrp::inert::split(&typed);
+        let mut noted = false;
         for i in &inert {
             let new = !was_inert.iter().any(|w| w.object == i.object);
             if new || i.object == applied.object {
                 text.push_str(&inert_note(i));
+                noted = true;
             }
+        }
+        if noted {
+            text.push_str(&dropped_note(&typed, &effective));
         }
         for w in &was_inert {
             let complete = !inert.iter().any(|i| i.object == w.object);
@@ -211,6 +217,24 @@ fn inert_kind(kind: vrp::DiagnosticKind) -> bool {
 
 fn inert_note(i: &Inert) -> String {
     format!("Info: {} stays inert until it is complete: {}.\n", i.object, i.reasons.join("; "))
+}
+
+/// What the daemon does with the traffic of the policy entries left inert (`typed` has them,
+/// `effective` not): dropped, fail-closed, until they are complete, as a USG drops it for
+/// lack of an SA. Empty when there are none.
+fn dropped_note(typed: &Config, effective: &Config) -> String {
+    let applied = vrp::validate::protected_ranges(effective);
+    let mut text = String::new();
+    for r in vrp::validate::protected_ranges(typed).iter().filter(|r| !r.template && !applied.contains(r)) {
+        let (address, length) = r.prefix();
+        let _ = writeln!(
+            text,
+            "Info: traffic to {address}/{length} (ipsec policy {}) is dropped until it is complete: it is \
+             kept fail-closed, never sent in clear.",
+            r.policy
+        );
+    }
+    text
 }
 
 fn inert_json(inert: &[Inert]) -> serde_json::Value {

@@ -268,3 +268,22 @@ fn an_address_the_host_lacks_is_warned_about_when_typed() {
     let change = running.prepare(&[], "sysname x", Some(&host)).unwrap();
     assert!(change.text.is_empty(), "said once: {}", change.text);
 }
+
+/// `undo pre-shared-key` on an applied peer leaves its policy inert: the answer says its
+/// protected traffic is dropped (kept fail-closed), as a USG drops it for lack of an SA.
+#[test]
+fn undoing_an_applied_peers_key_says_its_traffic_is_dropped() {
+    let mut running = Running::new(file_config(FW_A));
+    let change = running.prepare(&views(&["ike peer b"]), "undo pre-shared-key", None).unwrap();
+    assert!(change.text.contains("Info: ike peer b stays inert until it is complete"), "{}", change.text);
+    assert!(
+        change.text.contains(
+            "Info: traffic to 10.2.2.0/24 (ipsec policy policy1 1) is dropped until it is complete: it is \
+             kept fail-closed, never sent in clear.\n"
+        ),
+        "{}",
+        change.text
+    );
+    assert_eq!(vrp::validate::protected_ranges(&change.typed).len(), 1, "the hold-back sees the inert entry");
+    assert!(vrp::validate::protected_ranges(&change.effective).is_empty());
+}

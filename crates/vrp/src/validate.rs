@@ -625,6 +625,15 @@ pub struct ProtectedRange {
     pub high: u32,
 }
 
+impl ProtectedRange {
+    /// The range as a prefix: its first address and length (a rule's wildcard is contiguous).
+    pub fn prefix(&self) -> (Ipv4Addr, u8) {
+        let size = (self.high - self.low).wrapping_add(1);
+        let length = if size == 0 { 0 } else { 32 - size.trailing_zeros() as u8 };
+        (Ipv4Addr::from(self.low), length)
+    }
+}
+
 /// The destination ranges of the permit rules of every policy entry applied to an interface,
 /// whatever their protocol and ports: the daemon routes a rule's whole destination prefix
 /// into the TUN (or, while the entry is incomplete, keeps it fail-closed). Left out, as the
@@ -638,10 +647,9 @@ pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
         for (seq, entry) in config.ipsec_policies.get(name).into_iter().flatten() {
             let (acl, template) = match entry {
                 PolicyEntry::Isakmp(s) => (s.acl, false),
-                PolicyEntry::Template(t) => (
-                    config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl),
-                    true,
-                ),
+                PolicyEntry::Template(t) => {
+                    (config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl), true)
+                }
             };
             let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
             for r in acl.rules.values().filter(|r| r.action == AclAction::Permit) {

@@ -82,6 +82,23 @@ pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool])
     )
 }
 
+/// The protected prefixes of the policy entries of `typed` (the running configuration as
+/// typed, inert objects included) that `routed` (the applied part's TUN routes) leaves out:
+/// an entry made incomplete at the console. They stay fail-closed ([`Routes::hold`]): the
+/// traffic is dropped until the entry is complete again, as a USG drops it for lack of an
+/// SA, and never falls back to another route. Template entries are left to their flows.
+pub fn inert_prefixes(typed: &vrp::Config, routed: &[Prefix]) -> Vec<Prefix> {
+    let mut held: Vec<Prefix> = Vec::new();
+    for range in vrp::validate::protected_ranges(typed).iter().filter(|r| !r.template) {
+        let (address, length) = range.prefix();
+        let p = Prefix::new(address, length);
+        if !routed.contains(&p) && !held.contains(&p) {
+            held.push(p);
+        }
+    }
+    held
+}
+
 /// The peers' IPv4 gateway addresses.
 fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
     config
@@ -148,6 +165,21 @@ mod tests {
             template_route(Prefix::new(Ipv4Addr::new(128, 0, 0, 0), 1)),
             Some(Prefix::new(Ipv4Addr::new(128, 0, 0, 0), 1))
         );
+    }
+
+    /// A policy entry made inert at the console (its peer's key undone) keeps its protected
+    /// prefix fail-closed, and the article's static route toward it stays held back.
+    #[test]
+    fn an_inert_entrys_prefix_stays_fail_closed_and_its_static_route_held_back() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let text = std::fs::read_to_string(path).unwrap().replace(" pre-shared-key tiandihui2\n", "");
+        let typed = vrp::parse("fw_a.cfg", &text).unwrap().config;
+        let p = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
+        assert_eq!(inert_prefixes(&typed, &[]), [p]);
+        assert!(inert_prefixes(&typed, &[p]).is_empty(), "routed into the TUN already");
+        let routes = static_routes(&typed, &crate::load::InterfaceMap::default());
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].superseded_by.as_deref(), Some("policy1 1"));
     }
 
     /// A tunnel between inside networks is routed in the main table; no policy rule.

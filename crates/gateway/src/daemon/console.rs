@@ -23,11 +23,11 @@ impl Daemon {
         };
         let mut text = change.text.clone();
         // Only what is complete reaches the engine; a change to an inert object alone
-        // changes nothing there.
-        if change.effective != self.config {
+        // changes nothing there, but may change what is held fail-closed.
+        if change.effective != self.config || change.changed {
             let applied = check_running(&self.options, &change.effective)
                 .map_err(|e| e.to_string())
-                .and_then(|checked| self.apply(checked).map_err(|e| e.to_string()));
+                .and_then(|checked| self.apply(checked, &change.typed).map_err(|e| e.to_string()));
             match applied {
                 Ok(applied) => text.push_str(&deleted(&applied)),
                 Err(e) => {

@@ -50,7 +50,7 @@ impl Daemon {
         let checked = load_checked(&self.options)?;
         let typed = checked.config.clone();
         let warnings = checked.warnings.clone();
-        let applied = self.apply(checked)?;
+        let applied = self.apply(checked, &typed)?;
         // The saved file is the running configuration again: console changes not saved go.
         let discarded = self.running.replace(typed);
         let (mut text, mut json) = self.summary(applied, warnings);
@@ -70,8 +70,10 @@ impl Daemon {
     /// Applies a checked configuration, all or nothing (a reload's file, or the complete part
     /// of the running configuration after a console change): everything that can fail comes
     /// first, while the configuration in force is untouched; then the engine keeps the SAs of
-    /// what did not change.
-    pub(super) fn apply(&mut self, checked: Checked) -> Result<Applied, ReloadError> {
+    /// what did not change. `typed` is the running configuration as typed: the protected
+    /// prefixes of its inert policy entries stay fail-closed, and its static routes toward
+    /// them stay held back ([`routing::inert_prefixes`]).
+    pub(super) fn apply(&mut self, checked: Checked, typed: &vrp::Config) -> Result<Applied, ReloadError> {
         let Checked { config, engine: engine_config, .. } = checked;
         // Every socket and handle is open and every route added before anything changes.
         let bridge = &self.bridge;
@@ -81,6 +83,8 @@ impl Daemon {
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
+        let held = routing::inert_prefixes(typed, &prefixes);
+        self.routes.hold(&held)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
         self.bridge.add_ah_sockets(raw_ah);
@@ -90,8 +94,8 @@ impl Daemon {
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
-        self.routes.remove_except(&prefixes, &template_ranges);
-        self.static_routes.apply(routing::static_routes(&config, &self.options.interface_map));
+        self.routes.remove_except(&prefixes, &[template_ranges, held].concat());
+        self.static_routes.apply(routing::static_routes(typed, &self.options.interface_map));
         if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
             warn!("new configuration: policy routes to the peers' own addresses: {e}");
         }

@@ -237,6 +237,28 @@ impl Routes {
         Ok(())
     }
 
+    /// Keeps `prefixes` fail-closed without a TUN route (their policy entry is incomplete):
+    /// a routed one loses its TUN route and keeps its fail-closed route, and one not routed
+    /// gets a fail-closed route. Held so, [`Routes::remove_except`] keeps them while its
+    /// `templates` cover them; [`Routes::add_one`] routes them again.
+    pub fn hold(&mut self, prefixes: &[Prefix]) -> Result<(), OsError> {
+        for p in prefixes {
+            if self.held.contains(p) {
+                continue;
+            }
+            if self.prefixes.remove(p) {
+                if let Some(index) = self.index {
+                    self.delete(&tun(*p, index));
+                }
+            } else {
+                self.replace(&block(*p))?;
+            }
+            self.held.push(*p);
+            info!("route {p} via {} held fail-closed: its ipsec policy is incomplete", self.device);
+        }
+        Ok(())
+    }
+
     /// Removes the routes not in `keep` (a reload removed their policies), and the held
     /// fail-closed routes no template range in `templates` covers any more.
     pub fn remove_except(&mut self, keep: &[Prefix], templates: &[Prefix]) {
