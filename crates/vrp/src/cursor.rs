@@ -300,6 +300,11 @@ impl<'a> Cursor<'a> {
         self.offer(|| Offer::Argument(sample.into()));
     }
 
+    /// True when a `//` note follows the line's last word ([`Token::note_after`]).
+    pub(crate) fn note_follows(&self) -> bool {
+        self.tokens.last().is_some_and(|t| t.note_after)
+    }
+
     /// Reads any token as-is (a key, which may be quoted).
     pub(crate) fn raw(&mut self, what: &str) -> Result<&'a Token> {
         // "0" reads as a key, an ID, a prefix length and a wildcard mask alike.

@@ -23,6 +23,9 @@ pub(crate) struct Token {
     pub(crate) column: u32,
     /// True when the token was written between double quotes.
     pub(crate) quoted: bool,
+    /// True when a `//` note follows this word (the line's last): a parser that wanted a
+    /// value there says the value is missing rather than read the note.
+    pub(crate) note_after: bool,
 }
 
 impl Token {
@@ -104,17 +107,30 @@ fn lex_line(number: u32, raw: &str) -> Result<Option<LexedLine>, LexError> {
                     message: "unterminated quoted string: expected a closing `\"`".into(),
                 });
             };
-            tokens.push(Token { text: chars[start..start + len].iter().collect(), column, quoted: true });
+            tokens.push(Token {
+                text: chars[start..start + len].iter().collect(),
+                column,
+                quoted: true,
+                note_after: false,
+            });
             i = start + len + 1;
         } else if c == '/' && chars.get(i + 1) == Some(&'/') {
             // An annotation after a blank: the rest of the line.
+            if let Some(last) = tokens.last_mut() {
+                last.note_after = true;
+            }
             break;
         } else {
             let start = i;
             while i < chars.len() && !chars[i].is_whitespace() {
                 i += 1;
             }
-            tokens.push(Token { text: chars[start..i].iter().collect(), column, quoted: false });
+            tokens.push(Token {
+                text: chars[start..i].iter().collect(),
+                column,
+                quoted: false,
+                note_after: false,
+            });
         }
     }
     match tokens.first() {

@@ -112,3 +112,32 @@ fn the_quoted_lines_parse() {
     let route = &checked.config.unwrap().routes[0];
     assert_eq!((route.prefix_len, route.next_hop.to_string()), (24, "192.0.2.2".to_owned()));
 }
+
+/// A key that starts with `//` is a note unless quoted: `pre-shared-key simple //Xy7` must not
+/// set the key `simple`, and a file saved unquoted by an earlier keysteward says why it fails.
+#[test]
+fn a_key_read_as_a_note_is_refused_never_taken_as_simple() {
+    let peer = |line: &str| format!("ike proposal 10\nike peer b\n ike-proposal 10\n{line}\n");
+    for line in [
+        " pre-shared-key simple //Xy7secret",
+        " pre-shared-key cipher //Xy7secret",
+        " pre-shared-key //Xy7secret",
+        " pre-shared-key s //Xy7secret",
+    ] {
+        let checked = check("t.cfg", &peer(line), None);
+        let errors: Vec<&str> =
+            checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.as_str()).collect();
+        assert!(
+            errors.len() == 1
+                && errors[0].starts_with(
+                    "the key is missing: a word starting with `//` is a note; quote a key that starts with `//`"
+                ),
+            "{line}: {errors:?}"
+        );
+        assert!(!errors[0].contains("Xy7secret"), "never the key");
+    }
+    let quoted = check("t.cfg", &peer(" pre-shared-key simple \"//Xy7secret\" //the lab"), None);
+    assert!(!quoted.has_errors(), "{:#?}", quoted.diagnostics);
+    let noted = check("t.cfg", &peer(" pre-shared-key Xy7secret //the lab"), None);
+    assert!(!noted.has_errors(), "{:#?}", noted.diagnostics);
+}

@@ -94,6 +94,7 @@ impl Walk<'_> {
                 text: text.clone(),
                 column: u32::try_from(i + 1).unwrap_or(0),
                 quoted: false,
+                note_after: false,
             })
             .collect();
         let mut cursor = Cursor::exploring(&tokens);

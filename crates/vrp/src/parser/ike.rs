@@ -297,6 +297,22 @@ fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
     if c.remaining() >= 2 {
         c.optional_keyword(&["cipher", "simple"]);
     }
+    // `pre-shared-key simple //Xy7…`: the key was read as a note; never take `simple` (or
+    // nothing) for the key. A file an earlier keysteward saved with such a key unquoted
+    // lands here too.
+    let keyword = |t: &crate::lexer::Token| {
+        !t.quoted && !t.text.is_empty() && ["cipher", "simple"].iter().any(|k| k.starts_with(t.text.as_str()))
+    };
+    if c.note_follows() && c.peek().is_none_or(|t| c.remaining() == 1 && keyword(t)) {
+        return Err(SyntaxError {
+            column: c.column(),
+            kind: DiagnosticKind::MissingArgument,
+            message: "the key is missing: a word starting with `//` is a note; quote a key that starts with \
+                      `//`: pre-shared-key simple \"//...\" (a file saved by an earlier keysteward may have \
+                      it unquoted)"
+                .into(),
+        });
+    }
     let token = c.raw("the pre-shared key")?;
     c.end_of_secret("the pre-shared key", KEY_WITH_BLANKS)?;
     if token.text.starts_with("%^%#") {
