@@ -54,12 +54,13 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// Replaces the file at `path` with `text` atomically, as the console's `save` does: a
 /// temporary file in the same directory (mode 0600 from the start, given the old file's owner
 /// and group when they differ from the daemon's), written and flushed to disk, the old file
-/// kept as `FILE.bak`, then renamed over it, and the directory flushed. A reader sees the old
-/// file or the new one, never a part; a crash leaves at worst a stray temporary file. A
-/// symbolic link is followed: the file it names is replaced.
+/// copied to `FILE.bak` (a new file made the same way, flushed too: never a link to the old
+/// file, whose mode may let others read the old keys), then the temporary renamed over the
+/// file, and the directory flushed. A reader sees the old file or the new one, never a part;
+/// a crash leaves at worst a stray temporary file. A symbolic link is followed: the file it
+/// names is replaced.
 pub fn replace(path: &Path, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -68,32 +69,40 @@ pub fn replace(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let old = std::fs::metadata(&target).ok();
     let temporary = dir.join(format!(".{name}.save-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
+    let staged = dir.join(format!(".{name}.bak-{}", std::process::id()));
     let written = (|| {
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
-        let made = file.metadata()?;
-        if let Some(old) = &old {
-            if (old.uid(), old.gid()) != (made.uid(), made.gid()) {
-                std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
-            }
-        }
+        let mut file = private_file(&temporary, old.as_ref())?;
         file.write_all(text)?;
         file.sync_all()?;
         if old.is_some() {
-            let backup = dir.join(format!("{name}.bak"));
-            let staged = dir.join(format!(".{name}.bak-{}", std::process::id()));
-            let _ = std::fs::remove_file(&staged);
-            std::fs::hard_link(&target, &staged).or_else(|_| std::fs::copy(&target, &staged).map(drop))?;
-            std::fs::rename(&staged, &backup)?;
+            let mut backup = private_file(&staged, old.as_ref())?;
+            std::io::copy(&mut std::fs::File::open(&target)?, &mut backup)?;
+            backup.sync_all()?;
+            std::fs::rename(&staged, dir.join(format!("{name}.bak")))?;
         }
         std::fs::rename(&temporary, &target)?;
         std::fs::File::open(&dir)?.sync_all()
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
+        let _ = std::fs::remove_file(&staged);
     }
     written
+}
+
+/// A new file at `path` (a stale one of an earlier attempt removed first), mode 0600 from the
+/// start and given the owner and group of `owner` when they differ from the daemon's.
+fn private_file(path: &Path, owner: Option<&std::fs::Metadata>) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let _ = std::fs::remove_file(path);
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let made = file.metadata()?;
+    if let Some(old) = owner {
+        if (old.uid(), old.gid()) != (made.uid(), made.gid()) {
+            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+        }
+    }
+    Ok(file)
 }
 
 /// A file that holds a secret and that group or others may read or write.
@@ -154,6 +163,7 @@ mod tests {
     /// as `.bak`, follows a symbolic link, and leaves no temporary file.
     #[test]
     fn replace_is_atomic_keeps_a_backup_and_mode_0600() {
+        use std::os::unix::fs::MetadataExt;
         let dir = scratch("replace");
         let file = dir.join("k.cfg");
         std::fs::write(&file, "old\n").unwrap();
@@ -165,6 +175,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
         assert_eq!(std::fs::read_to_string(dir.join("k.cfg.bak")).unwrap(), "old\n");
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let bak = std::fs::metadata(dir.join("k.cfg.bak")).unwrap();
+        assert_eq!(bak.permissions().mode() & 0o777, 0o600, "the old keys are not left readable");
+        assert_eq!(bak.nlink(), 1, "a file of its own, not a link to the old one");
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
         replace(&file, b"newer\n").unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("k.cfg.bak")).unwrap(), "new\n");
