@@ -67,7 +67,7 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     }
     for (name, entries) in &config.policy_templates {
         for (seq, s) in entries {
-            blocks.push(format!("ipsec policy-template {name} {seq}\n{}", policy_settings(s)));
+            blocks.push(format!("ipsec policy-template {} {seq}\n{}", word(name), policy_settings(s)));
         }
     }
     for (name, entries) in &config.ipsec_policies {
@@ -75,10 +75,10 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
         for (seq, entry) in entries {
             match entry {
                 PolicyEntry::Isakmp(s) => {
-                    let _ = write!(b, "ipsec policy {name} {seq} isakmp\n{}", policy_settings(s));
+                    let _ = write!(b, "ipsec policy {} {seq} isakmp\n{}", word(name), policy_settings(s));
                 }
                 PolicyEntry::Template(t) => {
-                    let _ = writeln!(b, "ipsec policy {name} {seq} isakmp template {t}");
+                    let _ = writeln!(b, "ipsec policy {} {seq} isakmp template {}", word(name), word(t));
                 }
             }
         }
@@ -92,12 +92,13 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
         blocks.push("ipsec fail-closed keep\n".to_owned());
     }
     for (name, i) in &config.interfaces {
-        let mut b = format!("interface {name}\n");
+        let mut b = format!("interface {}\n", word(name));
         if let Some(a) = i.address {
             let _ = writeln!(b, " ip address {} {}", a.address, prefix_to_mask(a.prefix_len));
         }
         if let Some(p) = &i.ipsec_policy {
-            let _ = writeln!(b, " ipsec policy {p}{}", if i.auto_negotiate { " auto-neg" } else { "" });
+            let _ =
+                writeln!(b, " ipsec policy {}{}", word(p), if i.auto_negotiate { " auto-neg" } else { "" });
         }
         blocks.push(b);
     }
@@ -106,7 +107,7 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
         for r in &config.routes {
             let _ = write!(b, "ip route-static {} {}", r.destination, prefix_to_mask(r.prefix_len));
             if let Some(i) = &r.interface {
-                let _ = write!(b, " {i}");
+                let _ = write!(b, " {}", word(i));
             }
             let _ = write!(b, " {}", r.next_hop);
             if r.preference != crate::model::DEFAULT_ROUTE_PREFERENCE {
@@ -178,7 +179,7 @@ fn ike_proposal(n: u32, p: &IkeProposal) -> String {
 
 fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     let d = IkePeer::default();
-    let mut b = format!("ike peer {name}\n");
+    let mut b = format!("ike peer {}\n", word(name));
     if let Some(n) = p.ike_proposal {
         let _ = writeln!(b, " ike-proposal {n}");
     }
@@ -315,7 +316,7 @@ pub(crate) fn acl_rule(r: &AclRule) -> String {
 
 fn ipsec_proposal(name: &str, p: &IpsecProposal) -> String {
     let d = IpsecProposal::default();
-    let mut b = format!("ipsec proposal {name}\n");
+    let mut b = format!("ipsec proposal {}\n", word(name));
     if p.transform != d.transform {
         let _ = writeln!(b, " transform {}", p.transform);
     }
@@ -348,10 +349,11 @@ fn policy_settings(s: &PolicySettings) -> String {
         let _ = writeln!(b, " security acl {n}");
     }
     if !s.proposals.is_empty() {
-        let _ = writeln!(b, " proposal {}", s.proposals.join(" "));
+        let names: Vec<_> = s.proposals.iter().map(|n| word(n)).collect();
+        let _ = writeln!(b, " proposal {}", names.join(" "));
     }
     if let Some(p) = &s.ike_peer {
-        let _ = writeln!(b, " ike-peer {p}");
+        let _ = writeln!(b, " ike-peer {}", word(p));
     }
     if let Some(g) = s.pfs {
         let _ = writeln!(b, " pfs {}", g.keyword());
