@@ -110,6 +110,7 @@ impl Running {
         }
         let (_, was_inert) = self.effective();
         let (effective, inert) = vrp::inert::split(&typed);
+        unguarded(&self.config, &typed, &inert)?;
         let mut noted = false;
         for i in &inert {
             let new = !was_inert.iter().any(|w| w.object == i.object);
@@ -225,7 +226,7 @@ fn inert_note(i: &Inert) -> String {
 fn dropped_note(typed: &Config, effective: &Config) -> String {
     let applied = vrp::validate::protected_ranges(effective);
     let mut text = String::new();
-    for r in vrp::validate::protected_ranges(typed).iter().filter(|r| !r.template && !applied.contains(r)) {
+    for r in vrp::validate::protected_ranges(typed).iter().filter(|r| !applied.contains(r)) {
         let (address, length) = r.prefix();
         let _ = writeln!(
             text,
@@ -235,6 +236,26 @@ fn dropped_note(typed: &Config, effective: &Config) -> String {
         );
     }
     text
+}
+
+/// Refuses a change that leaves a policy entry applied to an interface inert *and* without
+/// the destinations it protected (`undo security acl`, `undo acl number`): keysteward could
+/// no longer keep its traffic fail-closed, and it could leave in clear.
+fn unguarded(before: &Config, typed: &Config, inert: &[Inert]) -> Result<(), String> {
+    let now = vrp::validate::protected_ranges(typed);
+    for r in vrp::validate::protected_ranges(before) {
+        let object = format!("ipsec policy {}", r.policy);
+        if inert.iter().any(|i| i.object == object) && !now.iter().any(|n| n.policy == r.policy) {
+            let (address, length) = r.prefix();
+            return Err(format!(
+                "Error: {object} is applied to an interface, and this change leaves it incomplete and without \
+                 the destinations it protects: its traffic to {address}/{length} could no longer be kept \
+                 fail-closed and could leave in clear. Remove the policy from the interface first (`undo \
+                 ipsec policy` in the interface's view), or give the entry another `security acl`."
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn inert_json(inert: &[Inert]) -> serde_json::Value {

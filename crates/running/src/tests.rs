@@ -287,3 +287,28 @@ fn undoing_an_applied_peers_key_says_its_traffic_is_dropped() {
     assert_eq!(vrp::validate::protected_ranges(&change.typed).len(), 1, "the hold-back sees the inert entry");
     assert!(vrp::validate::protected_ranges(&change.effective).is_empty());
 }
+
+/// `undo security acl` (or `undo acl number`) on an applied entry would leave nothing to keep
+/// fail-closed: refused, saying why and what to do; nothing changes.
+#[test]
+fn undoing_an_applied_entrys_acl_is_refused() {
+    let mut running = Running::new(file_config(FW_A));
+    for (view, line) in
+        [(vec!["ipsec policy policy1 1 isakmp"], "undo security acl"), (vec![], "undo acl number 3001")]
+    {
+        let e = running.prepare(&views(&view), line, None).unwrap_err();
+        assert!(
+            e.starts_with(
+                "Error: ipsec policy policy1 1 is applied to an interface, and this change leaves it incomplete"
+            ) && e.contains("traffic to 10.2.2.0/24")
+                && e.contains("Remove the policy from the interface first"),
+            "{line}: {e}"
+        );
+    }
+    assert_eq!(running.config(), &file_config(FW_A));
+    // Off the interface first, the entry may lose its ACL.
+    let change =
+        running.prepare(&views(&["interface GigabitEthernet0/0/2"]), "undo ipsec policy", None).unwrap();
+    running.commit(change);
+    running.prepare(&views(&["ipsec policy policy1 1 isakmp"]), "undo security acl", None).unwrap();
+}

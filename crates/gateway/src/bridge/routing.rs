@@ -83,16 +83,18 @@ pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool])
 }
 
 /// The protected prefixes of the policy entries of `typed` (the running configuration as
-/// typed, inert objects included) that `routed` (the applied part's TUN routes) leaves out:
-/// an entry made incomplete at the console. They stay fail-closed ([`Routes::hold`]): the
-/// traffic is dropped until the entry is complete again, as a USG drops it for lack of an
-/// SA, and never falls back to another route. Template entries are left to their flows.
-pub fn inert_prefixes(typed: &vrp::Config, routed: &[Prefix]) -> Vec<Prefix> {
+/// typed, inert objects included) that `applied` (its complete part, the one applied) does
+/// not protect: an entry made incomplete at the console (its peer's key undone, its peer or
+/// proposal gone). They stay fail-closed ([`Routes::hold`]): the traffic is dropped until
+/// the entry is complete again, as a USG drops it for lack of an SA, and never falls back to
+/// another route. A template entry's whole range is held so: no branch can come up meanwhile.
+pub fn inert_prefixes(typed: &vrp::Config, applied: &vrp::Config) -> Vec<Prefix> {
+    let complete = vrp::validate::protected_ranges(applied);
     let mut held: Vec<Prefix> = Vec::new();
-    for range in vrp::validate::protected_ranges(typed).iter().filter(|r| !r.template) {
+    for range in vrp::validate::protected_ranges(typed).iter().filter(|r| !complete.contains(r)) {
         let (address, length) = range.prefix();
         let p = Prefix::new(address, length);
-        if !routed.contains(&p) && !held.contains(&p) {
+        if !held.contains(&p) {
             held.push(p);
         }
     }
@@ -175,8 +177,8 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap().replace(" pre-shared-key tiandihui2\n", "");
         let typed = vrp::parse("fw_a.cfg", &text).unwrap().config;
         let p = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
-        assert_eq!(inert_prefixes(&typed, &[]), [p]);
-        assert!(inert_prefixes(&typed, &[p]).is_empty(), "routed into the TUN already");
+        assert_eq!(inert_prefixes(&typed, &vrp::inert::split(&typed).0), [p]);
+        assert!(inert_prefixes(&typed, &typed).is_empty(), "complete: routed into the TUN");
         let routes = static_routes(&typed, &crate::load::InterfaceMap::default());
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].superseded_by.as_deref(), Some("policy1 1"));

@@ -83,7 +83,8 @@ impl Daemon {
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
-        let held = routing::inert_prefixes(typed, &prefixes);
+        let held: Vec<_> =
+            routing::inert_prefixes(typed, &config).into_iter().filter(|p| !prefixes.contains(p)).collect();
         self.routes.hold(&held)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
