@@ -31,6 +31,9 @@ use zeroize::Zeroizing;
 pub struct Running {
     config: Config,
     unsaved: usize,
+    /// A fingerprint of the file as loaded or last saved ([`Running::on_disk`]): `save`
+    /// refuses to overwrite a file changed since. `None` until recorded.
+    disk: Option<u64>,
 }
 
 /// A change checked and ready to apply: the daemon applies [`Change::effective`], then
@@ -57,7 +60,13 @@ pub struct Change {
 impl Running {
     /// The running configuration loaded from the saved file: nothing unsaved.
     pub fn new(config: Config) -> Self {
-        Self { config, unsaved: 0 }
+        Self { config, unsaved: 0, disk: None }
+    }
+
+    /// Records what the file at `path` holds now (it was just loaded): a later `save` refuses
+    /// to overwrite it if it changed on disk meanwhile.
+    pub fn on_disk(&mut self, path: &Path) {
+        self.disk = Some(fingerprint(path));
     }
 
     /// The configuration as typed (inert objects included).
@@ -185,9 +194,18 @@ impl Running {
             }
             return Err(m.trim_end().to_owned());
         }
+        if self.disk.is_some_and(|d| d != fingerprint(path)) {
+            return Err(format!(
+                "Error: {} changed on disk since it was loaded or saved; not saved, so that those changes are \
+                 not lost. See them with `display saved-configuration`; `reload` takes the file (the unsaved \
+                 console changes go), or edit the file to include them.",
+                path.display()
+            ));
+        }
         let text = Zeroizing::new(render(&self.config, KeyDisplay::Clear));
         service::config_file::replace(path, text.as_bytes())
             .map_err(|e| format!("Error: cannot save the configuration to {}: {e}", path.display()))?;
+        self.disk = Some(fingerprint(path));
         let saved = std::mem::take(&mut self.unsaved);
         let file = path.display().to_string();
         let out = format!(
@@ -209,6 +227,14 @@ pub fn saved_configuration(path: &Path) -> Result<(String, serde_json::Value), S
             Err(format!("Error: the saved configuration does not parse: {first}"))
         }
     }
+}
+
+/// A fingerprint of the bytes of the file at `path` (or of its absence), to notice a change.
+fn fingerprint(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(path).ok().map(Zeroizing::new).as_deref().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The findings that make an object inert instead of refusing the line.

@@ -312,3 +312,32 @@ fn undoing_an_applied_entrys_acl_is_refused() {
     running.commit(change);
     running.prepare(&views(&["ipsec policy policy1 1 isakmp"]), "undo security acl", None).unwrap();
 }
+
+/// `save` never overwrites a file changed on disk since it was loaded or saved: refused,
+/// saying so and what to do; once saved, the next save goes through.
+#[test]
+fn save_refuses_a_file_changed_on_disk_since_it_was_loaded() {
+    let dir = std::env::temp_dir().join(format!("keysteward-running-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fw_a.cfg");
+    std::fs::write(&path, FW_A).unwrap();
+    let mut running = Running::new(file_config(FW_A));
+    running.on_disk(&path);
+    let change = running.prepare(&[], "sysname FW_X", None).unwrap();
+    running.commit(change);
+    std::fs::write(&path, format!("{FW_A}ip route-static 198.51.100.0 24 192.0.2.2\n")).unwrap();
+    let e = running.save(&path).unwrap_err();
+    assert!(
+        e.starts_with(&format!("Error: {} changed on disk since it was loaded or saved", path.display())),
+        "{e}"
+    );
+    assert!(std::fs::read_to_string(&path).unwrap().contains("198.51.100.0"), "the file is left as it is");
+    // Loaded again (a reload records the file), the save goes through, and the next one too.
+    running.on_disk(&path);
+    running.save(&path).unwrap();
+    let change = running.prepare(&[], "sysname FW_Y", None).unwrap();
+    running.commit(change);
+    running.save(&path).unwrap();
+    assert!(std::fs::read_to_string(&path).unwrap().contains("sysname FW_Y"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

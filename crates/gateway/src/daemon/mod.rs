@@ -321,6 +321,8 @@ impl Daemon {
         let engine = start_engine(engine_config, key_log.is_some(), acquires);
         let inputs = Inputs { datagrams, notices, requests, usage, terminate, hangup };
         let records = Records::default();
+        let mut running = running::Running::new(config.clone());
+        running.on_disk(&options.config);
         let daemon = Self {
             options,
             engine,
@@ -329,7 +331,7 @@ impl Daemon {
             static_routes,
             sockets,
             datagrams: datagrams_tx,
-            running: running::Running::new(config.clone()),
+            running,
             config,
             records,
             key_log,

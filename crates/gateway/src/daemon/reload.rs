@@ -53,6 +53,7 @@ impl Daemon {
         let applied = self.apply(checked, &typed)?;
         // The saved file is the running configuration again: console changes not saved go.
         let discarded = self.running.replace(typed);
+        self.running.on_disk(&self.options.config);
         let (mut text, mut json) = self.summary(applied, warnings);
         if discarded > 0 {
             let m = format!(
