@@ -273,7 +273,7 @@ fn an_address_the_host_lacks_is_warned_about_when_typed() {
 /// protected traffic is dropped (kept fail-closed), as a USG drops it for lack of an SA.
 #[test]
 fn undoing_an_applied_peers_key_says_its_traffic_is_dropped() {
-    let mut running = Running::new(file_config(FW_A));
+    let running = Running::new(file_config(FW_A));
     let change = running.prepare(&views(&["ike peer b"]), "undo pre-shared-key", None).unwrap();
     assert!(change.text.contains("Info: ike peer b stays inert until it is complete"), "{}", change.text);
     assert!(
