@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod page;
+pub mod pager;
 pub mod server;
 
 pub use client::{call, pages};
