@@ -42,6 +42,9 @@ pub enum ClientError {
     /// The daemon answered with an error (its message, as the operator reads it).
     #[error("{0}")]
     Refused(String),
+    /// The display could not be written (standard output closed).
+    #[error("writing the display: {0}")]
+    Output(#[source] std::io::Error),
 }
 
 /// A display read page by page: each item is one page, asked for when the iterator is

@@ -58,6 +58,21 @@ impl Page {
     }
 }
 
+/// Whether `display` grows with the SAs, and so is read page by page by the command line
+/// (`display ike sa [verbose]`, `display ipsec sa [brief]`, `display firewall session
+/// table`). The daemon pages any display (the others by lines), but these alone keep their
+/// JSON shape in pages.
+pub fn streams(display: &Request) -> bool {
+    matches!(
+        display,
+        Request::DisplayIkeSa
+            | Request::DisplayIkeSaVerbose { .. }
+            | Request::DisplayIpsecSa { .. }
+            | Request::DisplayIpsecSaBrief
+            | Request::DisplayFirewallSessionTable { .. }
+    )
+}
+
 /// The request for the page of `display` after `after`, of `rows` rows.
 pub fn request(display: &Request, after: Option<String>, rows: u32) -> Request {
     Request::Page { display: Box::new(display.clone()), after, rows }

@@ -3,8 +3,12 @@
 //! Ctrl-C) stops. Text arrives page by page from the daemon ([`crate::pages`]), so a
 //! stopped display asks for no more pages. Off a terminal every line is written at once.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
+use std::path::Path;
+
+use crate::client::{call, pages, ClientError};
+use crate::{page, Request, Response, DEFAULT_PAGE_ROWS};
 
 /// The prompt between two screens, as VRP prints it.
 pub const MORE: &str = "  ---- More ----";
@@ -129,6 +133,61 @@ impl Drop for RawInput {
 pub fn terminal_height() -> Option<usize> {
     let size = rustix::termios::tcgetwinsize(io::stdout().as_fd()).ok()?;
     (size.ws_row > 0).then_some(usize::from(size.ws_row))
+}
+
+/// How `keysteward display` prints a display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The device's text: through the pager on a terminal, all of it otherwise.
+    Text,
+    /// The JSON facts, one object a line (one line per page of the SA displays).
+    JsonLines,
+    /// Only `Total lines: N.` ([`count_line`]).
+    Count,
+}
+
+/// Prints `display` from the daemon at `path` on standard output: the SA displays
+/// ([`page::streams`]) page by page, fetching the next page only when the pager needs it;
+/// the text through `---- More ----` when standard input and output are a terminal.
+pub fn show(path: &Path, display: &Request, output: Output) -> Result<(), ClientError> {
+    let stdout = io::stdout();
+    let interactive = output == Output::Text && stdout.is_terminal() && io::stdin().is_terminal();
+    let mut raw = if interactive { RawInput::new() } else { None };
+    let height = raw.as_ref().map(|_| terminal_height().unwrap_or(24));
+    let keys = || raw.as_mut().map_or(Ok(Key::Quit), RawInput::key);
+    let mut pager = Pager::new(stdout.lock(), keys, height);
+    let answers: Box<dyn Iterator<Item = Result<(String, serde_json::Value), ClientError>>> =
+        if page::streams(display) {
+            Box::new(pages(path, display, DEFAULT_PAGE_ROWS).map(|p| p.map(|p| (p.text, p.json))))
+        } else {
+            Box::new(std::iter::once(call(path, display).and_then(|response| match response {
+                Response::Ok { text, json } => Ok((text, json)),
+                Response::Error(e) => Err(ClientError::Refused(e)),
+            })))
+        };
+    let mut lines = 0;
+    for answer in answers {
+        let (text, json) = answer?;
+        let written = match output {
+            Output::Count => {
+                lines += text.lines().count();
+                Ok(true)
+            }
+            Output::JsonLines => pager.write(&format!("{json}\n")),
+            Output::Text => pager.write(&text),
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A reader that went away (`| head`) has what it wanted.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(ClientError::Output(e)),
+        }
+    }
+    if output == Output::Count {
+        pager.write(&count_line(lines)).map_err(ClientError::Output)?;
+    }
+    Ok(())
 }
 
 /// VRP's `| count` line: `Total lines: N.`

@@ -132,9 +132,13 @@ enum Command {
         /// The daemon's control socket.
         #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
-        /// Print JSON with the same facts instead of the device's text.
+        /// Print JSON with the same facts instead of the device's text: one JSON object a
+        /// line, one line per page of the SA displays (JSON lines).
         #[arg(long, global = true)]
         json: bool,
+        /// Print only how many lines the display has (`Total lines: N.`, VRP's `| count`).
+        #[arg(long, global = true, conflicts_with = "json")]
+        count: bool,
     },
 }
 
@@ -394,7 +398,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Display { what, control, json } => ask(&control, &display_request(what), json),
+        Command::Display { what, control, json, count } => {
+            use keysteward::control::pager::{self, Output};
+            let output = if json {
+                Output::JsonLines
+            } else if count {
+                Output::Count
+            } else {
+                Output::Text
+            };
+            match pager::show(&control, &display_request(what), output) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("keysteward: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
         }
@@ -491,7 +511,7 @@ mod tests {
         let mut full = vec!["keysteward"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(full)?.command {
-            Command::Display { what, control, json } => Ok((display_request(what), json, control)),
+            Command::Display { what, control, json, .. } => Ok((display_request(what), json, control)),
             Command::ShowConfig { control, json } => {
                 Ok((keysteward::control::Request::ShowConfig, json, control))
             }
