@@ -398,23 +398,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Display { what, control, json, count } => {
-            use keysteward::control::pager::{self, Output};
-            let output = if json {
-                Output::JsonLines
-            } else if count {
-                Output::Count
-            } else {
-                Output::Text
-            };
-            match pager::show(&control, &display_request(what), output) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("keysteward: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Display { what, control, json, count } => show(&control, what, json, count),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
         }
@@ -435,6 +419,24 @@ fn main() -> ExitCode {
 fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
     keysteward::service::manual::write(dir, &Cli::command())
+}
+
+/// `keysteward display …`: the SA displays page by page, through `---- More ----` on a
+/// terminal, as JSON lines with `--json`, counted with `--count`.
+fn show(control: &std::path::Path, what: Display, json: bool, count: bool) -> ExitCode {
+    use keysteward::control::pager::{self, Output};
+    let output = match (json, count) {
+        (true, _) => Output::JsonLines,
+        (false, true) => Output::Count,
+        (false, false) => Output::Text,
+    };
+    match pager::show(control, &display_request(what), output) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keysteward: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
