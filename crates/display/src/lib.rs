@@ -10,6 +10,7 @@
 pub mod ike;
 pub mod ipsec;
 pub mod page;
+pub mod routing;
 pub mod session;
 
 use std::fmt::Write as _;

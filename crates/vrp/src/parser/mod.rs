@@ -238,7 +238,12 @@ impl Parser<'_> {
                         self.source_map.record(format!("{}/{}", ran_in.key(), effect.key), location);
                         self.view = ran_in;
                     }
-                    Next::System => self.view = View::System,
+                    Next::System => {
+                        if !effect.key.is_empty() {
+                            self.source_map.record(format!("/{}", effect.key), location);
+                        }
+                        self.view = View::System;
+                    }
                 }
             }
             Err((SyntaxError { column, kind, message }, in_view)) => {
