@@ -72,9 +72,23 @@ impl Iterator for Pages {
         if self.done {
             return None;
         }
+        let first = self.after.is_none();
         let request = page::request(&self.display, self.after.take(), self.rows);
-        let page = call(&self.path, &request)
-            .and_then(|response| Page::from_response(response).map_err(ClientError::Refused));
+        let page = call(&self.path, &request).and_then(|response| match response {
+            Response::Ok { ref json, .. } if json.get("page").is_some() => {
+                Page::from_response(response).map_err(ClientError::Refused)
+            }
+            // A daemon older than pages (still running after an upgrade of the command
+            // line) does not know the request: the display comes whole, as one page.
+            Response::Error(e) if !(first && e.starts_with("unreadable request")) => {
+                Err(ClientError::Refused(e))
+            }
+            _ if first => match call(&self.path, &self.display)? {
+                Response::Ok { text, json } => Ok(Page { text, json, next: None }),
+                Response::Error(e) => Err(ClientError::Refused(e)),
+            },
+            _ => Err(ClientError::Refused("the daemon's answer is not a page".to_owned())),
+        });
         match &page {
             Ok(p) if p.next.is_some() => self.after = p.next.clone(),
             _ => self.done = true,

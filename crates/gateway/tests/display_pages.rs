@@ -17,9 +17,14 @@ use keysteward::display::{ike_sa_key, ike_sa_text, page, IkeSaRow};
 const SAS: u64 = 10_500;
 
 fn rows() -> Vec<IkeSaRow> {
-    (0..SAS)
+    rows_of(SAS)
+}
+
+/// `n` SAs, conn-ids 1 to `n` out of order (7919 is prime to `n`).
+fn rows_of(n: u64) -> Vec<IkeSaRow> {
+    (0..n)
         .map(|i| IkeSaRow {
-            conn_id: 1 + (i * 7919) % SAS,
+            conn_id: 1 + (i * 7919) % n,
             peer: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
             flags: vec!["RD"],
             phase: "v1:1",
@@ -30,14 +35,22 @@ fn rows() -> Vec<IkeSaRow> {
 
 /// The whole display, as the unpaged renderer writes it.
 fn whole() -> String {
-    let mut rows = rows();
+    whole_of(rows())
+}
+
+fn whole_of(mut rows: Vec<IkeSaRow>) -> String {
     rows.sort_by_key(ike_sa_key);
     ike_sa_text(&rows)
 }
 
+/// Whether the server of this test run answers as a daemon from before pages: with 1,000
+/// SAs then (10,500 would not fit in one answer of the control socket — which is why pages
+/// exist: the unpaged answer passes `MAX_LINE` and the client reads no answer).
+const OLD_SAS: u64 = 1_000;
+
 /// A control socket whose daemon answers the pages of `display ike sa` (and refuses the
 /// unpaged request, so that the client must page); counts the pages asked for.
-fn serve(path: PathBuf) -> Arc<AtomicUsize> {
+fn serve(path: PathBuf, knows_pages: bool) -> Arc<AtomicUsize> {
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = asked.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -51,6 +64,14 @@ fn serve(path: PathBuf) -> Arc<AtomicUsize> {
             let rows = rows();
             while let Some((request, _uid, reply)) = rx.recv().await {
                 let response = match request {
+                    // A daemon from before pages: serde refuses the request's tag.
+                    Request::Page { .. } if !knows_pages => {
+                        Response::Error("unreadable request: unknown variant `page`".into())
+                    }
+                    Request::DisplayIkeSa if !knows_pages => Response::Ok {
+                        text: whole_of(rows_of(OLD_SAS)),
+                        json: serde_json::json!({ "sas": rows_of(OLD_SAS) }),
+                    },
                     Request::Page { display, after, rows: size } if *display == Request::DisplayIkeSa => {
                         counter.fetch_add(1, Ordering::SeqCst);
                         let size = size.min(keysteward::control::MAX_PAGE_ROWS) as usize;
@@ -87,7 +108,7 @@ fn display(control: &Path, extra: &[&str]) -> std::process::Output {
 #[test]
 fn off_a_terminal_the_whole_display_streams() {
     let path = socket("pipe");
-    let asked = serve(path.clone());
+    let asked = serve(path.clone(), true);
     let out = display(&path, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let whole = whole();
@@ -125,7 +146,7 @@ fn read_until(master: &mut std::fs::File, seen: &mut String, pattern: &str, time
 #[test]
 fn on_a_terminal_more_between_screens() {
     let path = socket("pty");
-    let asked = serve(path.clone());
+    let asked = serve(path.clone(), true);
     let size = nix::pty::Winsize { ws_row: 10, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(&size, None).unwrap();
     let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
@@ -169,5 +190,17 @@ fn on_a_terminal_more_between_screens() {
     assert!(!shown.contains(lines[19]), "a line after q was shown");
     // 19 lines shown out of 10,504: the first page (100 rows) was all it needed.
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A daemon older than pages (still running after the package's upgrade): the command line
+/// asks it the unpaged display and prints it whole.
+#[test]
+fn a_daemon_without_pages_answers_whole() {
+    let path = socket("old");
+    let _ = serve(path.clone(), false);
+    let out = display(&path, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap() == whole_of(rows_of(OLD_SAS)), "not the whole display");
     let _ = std::fs::remove_file(&path);
 }
