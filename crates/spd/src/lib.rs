@@ -7,10 +7,16 @@
 //! (VRP's meaning: the packet leaves in clear, not protected by that entry). Packets that
 //! match no rule get the database's default action, `Bypass` for VRP.
 //!
-//! Limitation: rules are matched per packet, without fragment state (RFC 4301 §7). A
-//! non-first fragment has no ports, so with port-specific rules it can match a different
-//! rule than its first fragment. Rules on addresses and protocol only, as the reference
-//! configurations use, are not affected.
+//! Fragments (RFC 4301 §7): rules are matched per packet, without fragment state. A
+//! non-first fragment has no ports; it matches a port-specific rule on addresses and protocol
+//! ([`selector`]), so it is protected with the first rule (and SA) whose addresses and
+//! protocol it has, never sent in clear because its ports cannot be read. With two
+//! port-specific rules for the same addresses and protocol under different entries, such a
+//! fragment can travel in the other rule's SA than its first fragment; it is protected
+//! either way and the peer's check accepts it (same addresses and protocol).
+//!
+//! Traffic the gateway routes into the TUN by protocol ([`Spd::with_clear_fallback`]) and no
+//! rule protects leaves in clear: the data plane hands it back ([`Spd::leaves_in_clear`]).
 //!
 //! A crate of its own (docs/DESIGN.md): the SPD is one job — what traffic is protected by which
 //! policy — that the data plane (`esp`) consults per packet and the gateway builds from the
@@ -67,11 +73,16 @@ pub struct Spd {
     default_action: Action,
     /// Rule indices by the prefixes of their selectors; each bucket in rule order.
     index: PairIndex<u32>,
+    /// The remote prefixes and protocols whose traffic reaches the data plane by a policy
+    /// route on its protocol rather than a route for the whole prefix.
+    clear_fallback: Vec<(Prefix, u8)>,
 }
 
 impl PartialEq for Spd {
     fn eq(&self, other: &Self) -> bool {
-        self.rules == other.rules && self.default_action == other.default_action
+        self.rules == other.rules
+            && self.default_action == other.default_action
+            && self.clear_fallback == other.clear_fallback
     }
 }
 
@@ -84,7 +95,28 @@ impl Spd {
         for (i, rule) in rules.iter().enumerate() {
             index.insert(rule.selector.local, rule.selector.remote, i as u32);
         }
-        Self { rules, default_action, index }
+        Self { rules, default_action, index, clear_fallback: Vec::new() }
+    }
+
+    /// The same database, told which traffic reaches it by a policy route on its remote
+    /// prefix and protocol (`ip rule … to PREFIX ipproto P`, as the gateway routes a rule
+    /// with a protocol and ports): such a packet that no rule protects is not the gateway's
+    /// to drop. VRP sends traffic no rule matches in clear, so [`Spd::leaves_in_clear`] says
+    /// to hand it back to the kernel, whose rule for packets coming back from the TUN routes
+    /// it by the main table.
+    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, u8)>) -> Self {
+        self.clear_fallback = flows;
+        self
+    }
+
+    /// True when an outbound packet whose lookup gave [`Action::Bypass`] leaves in clear
+    /// rather than being dropped: it is of a remote prefix and protocol routed into the
+    /// data plane by protocol ([`Spd::with_clear_fallback`]). Linear in those flows, on the
+    /// bypass path only.
+    pub fn leaves_in_clear(&self, flow: &Flow) -> bool {
+        self.clear_fallback
+            .iter()
+            .any(|(remote, protocol)| *protocol == flow.protocol && remote.contains(flow.destination))
     }
 
     /// The rules, in order.
