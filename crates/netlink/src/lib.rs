@@ -57,8 +57,9 @@ pub struct Route {
     pub metric: u32,
 }
 
-/// One IPv4 policy rule of keysteward's: `to PREFIX [ipproto P] [sport N] lookup TABLE pref N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One IPv4 policy rule of keysteward's: `[iif DEV] to PREFIX [ipproto P] [sport N] lookup
+/// TABLE pref N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// `pref`.
     pub priority: u32,
@@ -70,6 +71,8 @@ pub struct Rule {
     pub ip_protocol: Option<u8>,
     /// `sport`.
     pub source_port: Option<u16>,
+    /// `iif`: only packets that came in on this device.
+    pub iif: Option<String>,
 }
 
 /// An open rtnetlink socket.
@@ -359,6 +362,9 @@ fn rule_message(rule: &Rule) -> RuleMessage {
     if let Some(port) = rule.source_port {
         attributes.push(RuleAttribute::SourcePortRange(RulePortRange { start: port, end: port }));
     }
+    if let Some(device) = &rule.iif {
+        attributes.push(RuleAttribute::Iifname(device.clone()));
+    }
     message
 }
 
@@ -372,6 +378,7 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
         to: Prefix::new(Ipv4Addr::UNSPECIFIED, message.header.dst_len),
         ip_protocol: None,
         source_port: None,
+        iif: None,
     };
     let mut ours = false;
     for attribute in &message.attributes {
@@ -384,6 +391,7 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
             RuleAttribute::SourcePortRange(range) if range.start == range.end => {
                 rule.source_port = Some(range.start);
             }
+            RuleAttribute::Iifname(device) => rule.iif = Some(device.clone()),
             _ => {}
         }
     }

@@ -1,7 +1,7 @@
 //! From the engine's types to the data plane's: traffic selectors, the SPD of a
 //! configuration, and a negotiated pair of SAs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use esp::{
     Action, PolicyIndex, Prefix, Protocols, Rule, SaKeys, SaPair, SaParams, Selector, Spd, TrafficLimits,
@@ -45,9 +45,49 @@ pub(super) fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
     None
 }
 
+/// The peers' IPv4 gateway addresses.
+pub(super) fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
+    let addresses = config.peers.iter().filter_map(|p| p.remote_address);
+    addresses.filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect()
+}
+
+/// The flows routed into the TUN by their remote prefix and protocol (a policy rule, `ip rule
+/// to PREFIX ipproto P`) instead of a route for the whole prefix, so that the rest of the
+/// traffic to that prefix keeps its clear path (docs/DESIGN.md, "Rules with protocol and
+/// ports"): those of the rules with a protocol, but not where a rule for every protocol has
+/// an overlapping remote prefix (that one's route takes everything to the TUN anyway), nor
+/// toward a peer gateway's own address (policy-routed already, `routing::gateway_flows`)
+/// unless `toward_peers`.
+pub fn protocol_routed(config: &ike::Config, templates: &[bool], toward_peers: bool) -> Vec<(Prefix, u8)> {
+    let peers = peer_addresses(config);
+    let to_peer = |p: &Prefix| peers.iter().any(|a| p.contains(*a));
+    let ours = |(i, _): &(usize, &ike::PolicyConfig)| !templates.get(*i).copied().unwrap_or(false);
+    let selectors: Vec<Selector> = config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(ours)
+        .flat_map(|(_, p)| p.selectors.iter().map(selector))
+        .collect();
+    let whole: Vec<Prefix> =
+        selectors.iter().filter(|s| s.protocol.is_none() && !to_peer(&s.remote)).map(|s| s.remote).collect();
+    let mut flows = Vec::new();
+    for s in &selectors {
+        let overlaps = whole.iter().any(|w| w.covers(&s.remote) || s.remote.covers(w));
+        let peer = to_peer(&s.remote);
+        if let (Some(protocol), true) = (s.protocol, if peer { toward_peers } else { !overlaps }) {
+            if !flows.contains(&(s.remote, protocol)) {
+                flows.push((s.remote, protocol));
+            }
+        }
+    }
+    flows
+}
+
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
 /// rule order, and `Bypass` for the rest (VRP's default). Template policies (`templates[i]`
-/// true) get no static rule: their flows are added as branches negotiate them. Returns the
+/// true) get no static rule: their flows are added as branches negotiate them. The flows
+/// routed in by protocol ([`protocol_routed`]) fall back to the clear path. Returns the
 /// engine selector of each rule too, so an acquire raised on rule `i` names the engine's
 /// policy and flow.
 pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelector>) {
@@ -62,7 +102,8 @@ pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelecto
             selectors.push(*ts);
         }
     }
-    (Spd::new(rules, Action::Bypass), selectors)
+    let fallback = protocol_routed(config, templates, true);
+    (Spd::new(rules, Action::Bypass).with_clear_fallback(fallback), selectors)
 }
 
 /// The data plane's form of a negotiated pair for engine policy `policy`: the algorithms,

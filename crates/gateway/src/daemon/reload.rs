@@ -48,6 +48,7 @@ impl Daemon {
         let templates = template_policies(&config, &engine_config);
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
+        let plan = routing::gateway_flows(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
@@ -59,8 +60,8 @@ impl Daemon {
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
         self.routes.remove_except(&prefixes, &template_ranges);
-        if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
-            warn!("reload: policy routes to the peers' own addresses: {e}");
+        if let Err(e) = self.routes.set_gateway_flows(&plan) {
+            warn!("reload: policy routes (to the peers' own addresses, by protocol): {e}");
         }
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
