@@ -33,6 +33,35 @@ use core::fmt;
 
 use index::PairIndex;
 
+/// The remote prefixes and protocols of `selectors` (a configuration's rules) whose traffic
+/// the gateway routes into the data plane by protocol (`ip rule to PREFIX ipproto P`) rather
+/// than by a route for the whole prefix, so the rest of the traffic to that prefix keeps its
+/// clear path: the selectors with a protocol, but not where a selector for every protocol has
+/// an overlapping remote prefix (that one's route takes everything anyway), and those toward
+/// one of `peers` (the peer gateways' own addresses) only if `toward_peers`. For
+/// [`Spd::with_clear_fallback`] and the gateway's routes.
+pub fn protocol_routed(
+    selectors: &[Selector],
+    peers: &[std::net::Ipv4Addr],
+    toward_peers: bool,
+) -> Vec<(Prefix, u8)> {
+    let to_peer = |p: &Prefix| peers.iter().any(|a| p.contains(*a));
+    let whole: Vec<Prefix> =
+        selectors.iter().filter(|s| s.protocol.is_none() && !to_peer(&s.remote)).map(|s| s.remote).collect();
+    let mut flows = Vec::new();
+    for s in selectors {
+        let overlaps = whole.iter().any(|w| w.covers(&s.remote) || s.remote.covers(w));
+        let routed = if to_peer(&s.remote) { toward_peers } else { !overlaps };
+        match s.protocol {
+            Some(protocol) if routed && !flows.contains(&(s.remote, protocol)) => {
+                flows.push((s.remote, protocol))
+            }
+            _ => {}
+        }
+    }
+    flows
+}
+
 /// Which policy entry protects a flow; the gateway maps it to `ipsec policy NAME SEQ` and to
 /// the IKE engine's policy identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,5 +304,33 @@ mod tests {
             .0;
         assert_eq!(spd.lookup_inbound(&back), (Some(0), Action::Protect(PolicyIndex(0))));
         assert_eq!(spd.lookup(&back), (None, Action::Discard));
+    }
+
+    /// Which rules' traffic is routed into the data plane by protocol, and what of it the
+    /// data plane hands back to the clear path.
+    #[test]
+    fn protocol_routed_flows_and_their_clear_fallback() {
+        let with = |protocol: Option<u8>, remote: Prefix| {
+            let mut s = Selector::between(net(10, 1, 1, 24), remote);
+            s.protocol = protocol;
+            s.remote_ports = protocol.map(|_| PortRange::single(1701));
+            s
+        };
+        let peer = Ipv4Addr::new(192, 0, 2, 2);
+        let selectors = [
+            with(Some(PROTOCOL_UDP), net(10, 2, 2, 24)),
+            with(Some(PROTOCOL_UDP), net(10, 2, 2, 24)), // the same flow once
+            with(Some(6), net(10, 3, 3, 24)),
+            with(None, net(10, 3, 0, 16)), // every protocol to 10.3/16: its route takes 10.3.3/24
+            with(Some(47), Prefix::host(peer)),
+        ];
+        let udp = (net(10, 2, 2, 24), PROTOCOL_UDP);
+        assert_eq!(protocol_routed(&selectors, &[peer], false), [udp]);
+        let all = protocol_routed(&selectors, &[peer], true);
+        assert_eq!(all, [udp, (Prefix::host(peer), 47)]);
+        let spd = Spd::new(vec![], Action::Bypass).with_clear_fallback(all);
+        assert!(spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 2, 2, 9], 9999)));
+        assert!(!spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 3, 3, 9], 9999)));
+        assert_ne!(spd, Spd::new(vec![], Action::Bypass), "the fallback is part of the database");
     }
 }

@@ -51,37 +51,14 @@ pub(super) fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
     addresses.filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect()
 }
 
-/// The flows routed into the TUN by their remote prefix and protocol (a policy rule, `ip rule
-/// to PREFIX ipproto P`) instead of a route for the whole prefix, so that the rest of the
-/// traffic to that prefix keeps its clear path (docs/DESIGN.md, "Rules with protocol and
-/// ports"): those of the rules with a protocol, but not where a rule for every protocol has
-/// an overlapping remote prefix (that one's route takes everything to the TUN anyway), nor
-/// toward a peer gateway's own address (policy-routed already, `routing::gateway_flows`)
-/// unless `toward_peers`.
+/// The flows routed into the TUN by protocol ([`esp::protocol_routed`], docs/DESIGN.md "Rules
+/// with protocol and ports") among the rules of every policy but the templates; those toward a
+/// peer gateway's own address only if `toward_peers` (`routing::gateway_flows` routes them).
 pub fn protocol_routed(config: &ike::Config, templates: &[bool], toward_peers: bool) -> Vec<(Prefix, u8)> {
-    let peers = peer_addresses(config);
-    let to_peer = |p: &Prefix| peers.iter().any(|a| p.contains(*a));
     let ours = |(i, _): &(usize, &ike::PolicyConfig)| !templates.get(*i).copied().unwrap_or(false);
-    let selectors: Vec<Selector> = config
-        .policies
-        .iter()
-        .enumerate()
-        .filter(ours)
-        .flat_map(|(_, p)| p.selectors.iter().map(selector))
-        .collect();
-    let whole: Vec<Prefix> =
-        selectors.iter().filter(|s| s.protocol.is_none() && !to_peer(&s.remote)).map(|s| s.remote).collect();
-    let mut flows = Vec::new();
-    for s in &selectors {
-        let overlaps = whole.iter().any(|w| w.covers(&s.remote) || s.remote.covers(w));
-        let peer = to_peer(&s.remote);
-        if let (Some(protocol), true) = (s.protocol, if peer { toward_peers } else { !overlaps }) {
-            if !flows.contains(&(s.remote, protocol)) {
-                flows.push((s.remote, protocol));
-            }
-        }
-    }
-    flows
+    let policies = config.policies.iter().enumerate().filter(ours);
+    let selectors: Vec<Selector> = policies.flat_map(|(_, p)| p.selectors.iter().map(selector)).collect();
+    esp::protocol_routed(&selectors, &peer_addresses(config), toward_peers)
 }
 
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
