@@ -59,10 +59,12 @@ impl Daemon {
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
-        self.routes.remove_except(&prefixes, &template_ranges);
+        // The policy rules first: a prefix whose rule gained a protocol keeps its TUN route
+        // until the rule for its protocol is there, so nothing protected leaves in clear.
         if let Err(e) = self.routes.set_gateway_flows(&plan) {
             warn!("reload: policy routes (to the peers' own addresses, by protocol): {e}");
         }
+        self.routes.remove_except(&prefixes, &template_ranges);
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
         }

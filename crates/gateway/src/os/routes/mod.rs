@@ -106,6 +106,9 @@ impl Routes {
         for p in prefixes {
             routes.add_one(p)?;
         }
+        // The policy rules before a leftover route goes: a prefix now routed by protocol is
+        // never without one or the other.
+        routes.set_gateway_flows(gateway)?;
         let mut adopted = 0;
         for route in leftover {
             let p = route.destination;
@@ -125,7 +128,6 @@ impl Routes {
         if adopted > 0 {
             info!("fail-closed routes for {adopted} protected prefixes adopted from an earlier run");
         }
-        routes.set_gateway_flows(gateway)?;
         Ok(routes)
     }
 

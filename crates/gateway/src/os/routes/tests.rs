@@ -285,7 +285,13 @@ fn a_flow_routed_by_protocol_leaves_the_rest_of_the_prefix_in_clear() {
     assert!(Command::new("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]).status().unwrap().success());
     let plan = GatewayFlows { peers: vec![], flows: vec![(prefix("10.2.2.0/24"), Some(17))], source: None };
     let device = open_tun(TUN).unwrap();
+    // An earlier run protected the whole prefix (`rule permit ip …`) and left its routes.
+    std::mem::forget(Routes::start(TUN, [prefix("10.2.2.0/24")], &[], &GatewayFlows::default()).unwrap());
     let routes = Routes::start(TUN, [], &[], &plan).unwrap();
+    assert_eq!(
+        ours(),
+        ["default dev ksfc0 table 4500 scope link", "unreachable default table 4500 metric 1"]
+    );
     let rules = ip(&["rule", "show"]);
     assert!(rules.contains("to 10.2.2.0/24 ipproto udp lookup 4500 proto 245"), "{rules}");
     assert!(
