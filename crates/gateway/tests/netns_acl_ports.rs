@@ -1,7 +1,8 @@
 //! Issue 15, advanced ACLs with protocol and ports, between two keysteward gateways in the
 //! reference topology (root only): the article's FW_A and FW_B with their ACLs narrowed to
 //! L2TP — FW_A `rule 5 permit udp … destination-port eq 1701`, FW_B the mirror with
-//! `source-port eq 1701` — and the article's static routes toward each other (the clear path).
+//! `source-port eq 1701` — and the article's `ip route-static` toward each other, which the
+//! daemons install (a rule for UDP does not supersede them): the clear path.
 //!
 //! PC_B echoes every UDP datagram back. Asserted as PC_A sees it: a datagram from port 1701 to
 //! PC_B's 1701 comes back, and so does one of 3,000 bytes, which both PCs send in fragments
@@ -13,9 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{
-    in_ns, ip, keysteward_stdout, output_text, ready, reference_topology, skip_unless_root, Cleanup,
-};
+use common::{in_ns, keysteward_stdout, output_text, ready, reference_topology, skip_unless_root, Cleanup};
 
 const L2TP_A: &str =
     " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 1701";
@@ -32,9 +31,6 @@ fn netns_acl_udp_1701_goes_through_esp_and_the_rest_in_clear() {
     let mut cleanup = Cleanup::new(dir.clone());
     std::fs::create_dir_all(&dir).unwrap();
     let net = reference_topology(&mut cleanup, &tag);
-    // The article's `ip route-static` toward the peer, the clear path of what no rule protects.
-    ip(&["-n", &net.fw_a, "route", "replace", "10.2.2.0/24", "via", "192.0.2.2"]);
-    ip(&["-n", &net.fw_b, "route", "replace", "10.1.1.0/24", "via", "192.0.2.1"]);
     let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let read = |name: &str, rule: &str, l2tp: &str| {
         let text = std::fs::read_to_string(examples.join(name)).unwrap();
