@@ -80,6 +80,7 @@ impl Daemon {
         let templates = template_policies(&config, &engine_config);
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
+        let plan = routing::gateway_flows(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
@@ -90,11 +91,13 @@ impl Daemon {
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
+        // The policy rules first: a prefix whose rule gained a protocol keeps its TUN route
+        // until the rule for its protocol is there, so nothing protected leaves in clear.
+        if let Err(e) = self.routes.set_gateway_flows(&plan) {
+            warn!("new configuration: policy routes (to the peers' own addresses, by protocol): {e}");
+        }
         self.routes.remove_except(&prefixes, &template_ranges);
         self.static_routes.apply(routing::static_routes(&config, &self.options.interface_map));
-        if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
-            warn!("new configuration: policy routes to the peers' own addresses: {e}");
-        }
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
         }
