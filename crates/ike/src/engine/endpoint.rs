@@ -289,7 +289,15 @@ impl Engine {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
+        let event = self.out.events.pop_front()?;
+        self.out.tally.event(&event);
+        Some(event)
+    }
+
+    /// What the exchanges did since the engine started: started, established, failed by
+    /// reason, rekeys, DPD (counted as the events are polled; they only grow).
+    pub fn exchange_counts(&self) -> crate::ExchangeCounts {
+        self.out.tally
     }
 
     /// When [`Engine::handle_timeout`] must be called next (it may be called earlier).
