@@ -98,13 +98,36 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+    /// `reset ike statistics`: `display ike statistics` counts from now on; the exported
+    /// metrics do not go backwards.
+    ResetIkeStatistics,
+    /// `reset ipsec statistics`: likewise for `display ipsec statistics`.
+    ResetIpsecStatistics,
+    /// `debugging ike` (`on`) / `undo debugging ike`: raise the daemon's IKE log to debug
+    /// (one line per IKE message, its step and payloads), or lower it back to the level the
+    /// daemon was started with.
+    DebuggingIke {
+        /// `debugging ike` rather than `undo debugging ike`.
+        on: bool,
+    },
+    /// Every counter since the daemon started (never reset) and the gauges of this moment,
+    /// without per-SA rows: what the metrics endpoint exports. As JSON only.
+    Counters,
 }
 
 impl Request {
     /// Whether the request changes the daemon's state (deletes SAs, reloads), and so is
     /// allowed only to root and the daemon's own user; the others only read.
     pub fn changes_state(&self) -> bool {
-        matches!(self, Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload)
+        matches!(
+            self,
+            Self::ResetIkeSa { .. }
+                | Self::ResetIpsecSa { .. }
+                | Self::Reload
+                | Self::ResetIkeStatistics
+                | Self::ResetIpsecStatistics
+                | Self::DebuggingIke { .. }
+        )
     }
 }
 
@@ -145,6 +168,10 @@ mod tests {
             Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
             Request::DisplayFirewallSessionTable { verbose: true },
             Request::ShowConfig,
+            Request::ResetIkeStatistics,
+            Request::ResetIpsecStatistics,
+            Request::DebuggingIke { on: true },
+            Request::Counters,
         ];
         for request in requests {
             let text = serde_json::to_string(&request).unwrap();
@@ -153,5 +180,9 @@ mod tests {
         let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
         assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
         assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
+        let debugging = serde_json::to_string(&Request::DebuggingIke { on: false }).unwrap();
+        assert_eq!(debugging, r#"{"command":"debugging-ike","on":false}"#);
+        assert!(Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state());
+        assert!(!Request::Counters.changes_state());
     }
 }

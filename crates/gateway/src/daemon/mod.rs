@@ -33,6 +33,7 @@
 //! through [`crate::os`].
 
 mod commands;
+mod counters;
 pub mod engine_io;
 pub mod refusal_log;
 mod reload;
@@ -179,6 +180,10 @@ struct Daemon {
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
     refusals: refusal_log::RefusalLog,
+    /// What `reset ike|ipsec statistics` left for the displays to count from.
+    baselines: statistics::Baselines,
+    /// When each configured certificate and CRL file runs out.
+    expiries: Vec<statistics::Expiry>,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -254,7 +259,7 @@ impl Daemon {
         hangup: Signal,
         tun: Tun,
     ) -> Result<(Self, Inputs), DaemonError> {
-        let Checked { config, engine: engine_config, .. } = load_checked(&options)
+        let Checked { config, engine: engine_config, expiries, .. } = load_checked(&options)
             .map_err(|source| DaemonError::Refused { file: options.config.clone(), source })?;
         let templates = template_policies(&config, &engine_config);
         let acquires = initiating(&config, &engine_config, &templates);
@@ -317,6 +322,8 @@ impl Daemon {
             records,
             key_log,
             refusals: refusal_log::RefusalLog::default(),
+            baselines: statistics::Baselines::default(),
+            expiries,
         };
         Ok((daemon, inputs))
     }
@@ -345,6 +352,9 @@ impl Daemon {
 
     /// Routes a control request to the part that answers it.
     fn answer(&mut self, request: &Request) -> Response {
+        if let Some(response) = self.statistics_request(request) {
+            return response;
+        }
         match request {
             Request::Reload => match self.reload() {
                 Ok((text, json)) => Response::Ok { text, json },
@@ -354,17 +364,8 @@ impl Daemon {
             Request::ResetIpsecSa { remote, policy } => {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
-            Request::DisplayIpsecStatistics => {
-                let ike = self.engine.statistics();
-                let templates = summary::template_usage(&self.engine, Instant::now());
-                let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
-                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike, &templates)
-            }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
-            Request::DisplayIkeStatistics => {
-                summary::ike_statistics(&self.engine.statistics(), &self.engine.half_open())
-            }
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
             // The other displays and show-config read the engine, the data plane's counters
             // and the configuration (display/live.rs).

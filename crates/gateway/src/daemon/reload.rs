@@ -39,7 +39,7 @@ impl Daemon {
     }
 
     fn try_reload(&mut self) -> Result<(String, serde_json::Value), ReloadError> {
-        let Checked { config, engine: engine_config, warnings } = load_checked(&self.options)?;
+        let Checked { config, engine: engine_config, warnings, expiries } = load_checked(&self.options)?;
         // Everything that can fail comes first, while the running configuration is untouched:
         // every socket and handle is open and every route added before anything changes.
         let bridge = &self.bridge;
@@ -66,6 +66,7 @@ impl Daemon {
             self.engine.handle_acquire(now, acquire);
         }
         self.config = config;
+        self.expiries = expiries;
         let fresh: Vec<String> =
             diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
         Ok(self.summary(before, self.counts(now), &fresh, warnings))

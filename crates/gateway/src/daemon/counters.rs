@@ -1,0 +1,87 @@
+//! `display ike statistics`, `display ipsec statistics`, their `reset … statistics` (a
+//! baseline for the display; the counters themselves never go back, see crate statistics),
+//! `debugging ike`, and the counters a metrics scrape reads (no per-SA rows).
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use super::Daemon;
+use crate::control::{Request, Response};
+use crate::display::summary;
+
+/// Where the IKE log lines come from (the events and, at debug, one line per IKE message).
+const IKE_LOG_TARGET: &str = "keysteward::daemon::engine_io";
+
+impl Daemon {
+    fn ike_statistics_json(&self) -> Value {
+        summary::ike_statistics_json(&self.engine, Instant::now())
+    }
+
+    fn ipsec_statistics_json(&self) -> Value {
+        let (stats, exchanges) = (self.engine.statistics(), self.engine.exchange_counts());
+        let templates = summary::template_usage(&self.engine, Instant::now());
+        let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
+        let plane = self.bridge.statistics();
+        summary::ipsec_statistics_json(&plane, bypass, &drops, (&stats, &exchanges), &templates)
+    }
+
+    /// Answers the statistics requests and `debugging ike`; `None` for any other request.
+    pub(super) fn statistics_request(&mut self, request: &Request) -> Option<Response> {
+        let done = |text: &str| Response::Ok { text: format!("{text}\n"), json: json!({}) };
+        Some(match request {
+            Request::DisplayIkeStatistics => {
+                summary::ike_statistics(self.baselines.ike_view(&self.ike_statistics_json()))
+            }
+            Request::DisplayIpsecStatistics => {
+                summary::ipsec_statistics(self.baselines.ipsec_view(&self.ipsec_statistics_json()))
+            }
+            Request::ResetIkeStatistics => {
+                self.baselines.ike = Some(self.ike_statistics_json());
+                tracing::info!("reset ike statistics: display ike statistics counts from now on");
+                done("IKE statistics reset (the exported metrics keep counting)")
+            }
+            Request::ResetIpsecStatistics => {
+                self.baselines.ipsec = Some(self.ipsec_statistics_json());
+                tracing::info!("reset ipsec statistics: display ipsec statistics counts from now on");
+                done("IPsec statistics reset (the exported metrics keep counting)")
+            }
+            Request::DebuggingIke { on } => {
+                let extra = format!("{IKE_LOG_TARGET}=debug");
+                if let Err(e) = telemetry::logging::raise(on.then_some(extra.as_str())) {
+                    return Some(Response::Error(format!("debugging ike: {e}")));
+                }
+                // The message trace is built only while its debug lines are logged.
+                self.engine.set_message_trace(tracing::enabled!(target: IKE_LOG_TARGET, tracing::Level::DEBUG));
+                if *on {
+                    tracing::info!("debugging ike: IKE messages are logged at debug level");
+                    done("IKE debugging is on")
+                } else {
+                    tracing::info!("undo debugging ike: IKE log back to the level the daemon started with");
+                    done("IKE debugging is off")
+                }
+            }
+            Request::Counters => Response::Ok { text: String::new(), json: self.counters() },
+            _ => return None,
+        })
+    }
+
+    /// Every counter since the start (no baseline), the gauges, and the days until each
+    /// configured certificate and CRL runs out.
+    fn counters(&self) -> Value {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let certificates: Vec<Value> = self
+            .expiries
+            .iter()
+            .map(|e| {
+                json!({ "peer": e.peer, "setting": e.setting, "file": e.file, "kind": e.kind,
+                    "days": e.days_left(now) })
+            })
+            .collect();
+        json!({
+            "ike": self.ike_statistics_json(),
+            "ipsec": self.ipsec_statistics_json(),
+            "certificates": certificates,
+        })
+    }
+}
