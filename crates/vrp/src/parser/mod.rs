@@ -237,7 +237,13 @@ impl Parser<'_> {
                         self.source_map.record(format!("{}/{}", ran_in.key(), effect.key), location);
                         self.view = ran_in;
                     }
-                    Next::System => self.view = View::System,
+                    Next::System => {
+                        // A one-line system command with a key is located for the validator.
+                        if !effect.key.is_empty() {
+                            self.source_map.record(effect.key, location);
+                        }
+                        self.view = View::System;
+                    }
                 }
             }
             Err((SyntaxError { column, kind, message }, in_view)) => {
