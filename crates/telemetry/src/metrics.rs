@@ -332,6 +332,45 @@ fn certificates(page: &mut Page<'_>, list: &Value) {
     );
 }
 
+/// The endpoint of a running daemon: where it listens, the task that serves it, and the
+/// exporter that keeps the counters monotonic across a move to another address.
+#[derive(Debug, Default)]
+pub struct Endpoint {
+    serving: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
+    exporter: Arc<Exporter>,
+}
+
+/// Binds the endpoint's listener (before anything else changes, so that an address in use
+/// refuses a start or a reload).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
+}
+
+impl Endpoint {
+    /// Where it listens, if it does.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.serving.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Serves on `listener` (bound to `addr` by [`bind`]) from now on, closing the listener
+    /// it served before; `None` closes it.
+    pub fn replace<A, F>(&mut self, next: Option<(std::net::SocketAddr, tokio::net::TcpListener)>, ask: A)
+    where
+        A: Fn() -> F + Send + Sync + 'static,
+        F: Future<Output = Option<Value>> + Send + 'static,
+    {
+        if let Some((_, task)) = self.serving.take() {
+            // The accept loop ends and drops the listener: the port is closed.
+            task.abort();
+        }
+        if let Some((addr, listener)) = next {
+            self.serving = Some((addr, tokio::spawn(serve(listener, ask, self.exporter.clone()))));
+        }
+    }
+}
+
 /// At most this many scrapes are answered at once; more connections are closed unanswered.
 const CONNECTIONS: usize = 8;
 

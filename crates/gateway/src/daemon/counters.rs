@@ -2,6 +2,7 @@
 //! baseline for the display; the counters themselves never go back, see crate statistics),
 //! `debugging ike`, and the counters a metrics scrape reads (no per-SA rows).
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
@@ -83,5 +84,48 @@ impl Daemon {
             "ipsec": self.ipsec_statistics_json(),
             "certificates": certificates,
         })
+    }
+}
+
+/// Where the metrics endpoint listens: `--metrics` wins over the file's `metrics server`
+/// (and says so when they differ); neither: no endpoint.
+pub(super) fn metrics_address(flag: Option<SocketAddr>, config: &vrp::Config) -> Option<SocketAddr> {
+    let file = config.metrics.map(SocketAddr::V4);
+    if let (Some(flag), Some(file)) = (flag, file) {
+        if flag != file {
+            tracing::info!("metrics: --metrics {flag} wins over the file's metrics server {file}");
+        }
+    }
+    flag.or(file)
+}
+
+impl Daemon {
+    /// A reload's new metrics address, bound before anything changes: `Ok(None)` when the
+    /// endpoint stays as it is, `Ok(Some(None))` when it closes.
+    pub(super) fn metrics_for_reload(
+        &self,
+        config: &vrp::Config,
+    ) -> std::io::Result<Option<Option<(SocketAddr, tokio::net::TcpListener)>>> {
+        let next = metrics_address(self.options.metrics, config);
+        if next == self.metrics.address() {
+            return Ok(None);
+        }
+        match next {
+            Some(addr) => match telemetry::metrics::bind(addr) {
+                Ok(listener) => Ok(Some(Some((addr, listener)))),
+                Err(e) => Err(std::io::Error::new(e.kind(), format!("{addr}: {e}"))),
+            },
+            None => Ok(Some(None)),
+        }
+    }
+
+    /// Applies what [`Daemon::metrics_for_reload`] bound, and logs it.
+    pub(super) fn move_metrics(&mut self, next: Option<(SocketAddr, tokio::net::TcpListener)>) {
+        match (&next, self.metrics.address()) {
+            (Some((addr, _)), Some(old)) => tracing::info!("metrics moved from {old} to http://{addr}/metrics"),
+            (Some((addr, _)), None) => tracing::info!("metrics at http://{addr}/metrics"),
+            (None, _) => tracing::info!("metrics endpoint closed (no metrics server in the file)"),
+        }
+        self.metrics.replace(next, super::commands::ask(self.requests.clone()));
     }
 }

@@ -184,6 +184,10 @@ struct Daemon {
     baselines: statistics::Baselines,
     /// When each configured certificate and CRL file runs out.
     expiries: Vec<statistics::Expiry>,
+    /// The Prometheus endpoint (`--metrics`, else `metrics server` of the file).
+    metrics: telemetry::metrics::Endpoint,
+    /// The engine loop's request queue, for a metrics endpoint a reload moves.
+    requests: mpsc::Sender<Pending>,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -298,15 +302,13 @@ impl Daemon {
 
         let listener = server::bind(&options.control)?;
         let (requests_tx, requests) = mpsc::channel::<Pending>(16);
-        if let Some(addr) = options.metrics {
-            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-                l.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(l)
-            });
-            let listener = bound.map_err(|e| DaemonError::Metrics(addr, e))?;
-            tokio::spawn(telemetry::metrics::serve(listener, commands::ask(requests_tx.clone())));
+        let mut metrics = telemetry::metrics::Endpoint::default();
+        if let Some(addr) = counters::metrics_address(options.metrics, &config) {
+            let listener = telemetry::metrics::bind(addr).map_err(|e| DaemonError::Metrics(addr, e))?;
+            metrics.replace(Some((addr, listener)), commands::ask(requests_tx.clone()));
+            info!("metrics at http://{addr}/metrics");
         }
-        tokio::spawn(server::accept(listener, requests_tx));
+        tokio::spawn(server::accept(listener, requests_tx.clone()));
 
         let engine = start_engine(engine_config, key_log.is_some(), acquires);
         let inputs = Inputs { datagrams, notices, requests, usage, terminate, hangup };
@@ -324,6 +326,8 @@ impl Daemon {
             refusals: refusal_log::RefusalLog::default(),
             baselines: statistics::Baselines::default(),
             expiries,
+            metrics,
+            requests: requests_tx,
         };
         Ok((daemon, inputs))
     }

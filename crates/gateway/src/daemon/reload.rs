@@ -22,6 +22,9 @@ pub enum ReloadError {
     /// A socket or route the new configuration needs could not be set up.
     #[error(transparent)]
     Os(#[from] OsError),
+    /// The new `metrics server` address could not be listened on.
+    #[error("metrics server: cannot listen on {0}")]
+    Metrics(std::io::Error),
 }
 
 /// The SA counts a reload compares: IKE SAs and IPsec SA pairs.
@@ -42,6 +45,7 @@ impl Daemon {
         let Checked { config, engine: engine_config, warnings, expiries } = load_checked(&self.options)?;
         // Everything that can fail comes first, while the running configuration is untouched:
         // every socket and handle is open and every route added before anything changes.
+        let metrics = self.metrics_for_reload(&config).map_err(ReloadError::Metrics)?;
         let bridge = &self.bridge;
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
@@ -67,6 +71,9 @@ impl Daemon {
         }
         self.config = config;
         self.expiries = expiries;
+        if let Some(next) = metrics {
+            self.move_metrics(next);
+        }
         let fresh: Vec<String> =
             diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
         Ok(self.summary(before, self.counts(now), &fresh, warnings))
