@@ -307,28 +307,36 @@ fn templates(page: &mut Page<'_>, s: &Value) {
     }
 }
 
-/// Days until each configured certificate and CRL file runs out (one series per file and
-/// peer: bounded by the configuration).
+/// When each configured certificate and CRL file runs out, and the time left (one series per
+/// file and peer: bounded by the configuration). In seconds, Prometheus' base unit: a
+/// dashboard shows days (`… / 86400`).
 fn certificates(page: &mut Page<'_>, list: &Value) {
-    let values = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
-            let labels = vec![
-                ("peer".to_owned(), text("peer")),
-                ("file".to_owned(), text("file")),
-                ("kind".to_owned(), text("kind")),
-            ];
-            (labels, c["days"].as_i64().unwrap_or(0))
-        })
-        .collect();
+    let series = |key: &str| -> Vec<(Labels, i64)> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
+                let labels = vec![
+                    ("peer".to_owned(), text("peer")),
+                    ("file".to_owned(), text("file")),
+                    ("kind".to_owned(), text("kind")),
+                ];
+                (labels, c[key].as_i64().unwrap_or(0))
+            })
+            .collect()
+    };
     page.gauge(
-        "certificate_expiry_days",
-        "Whole days until a configured file runs out: a certificate's notAfter (kind certificate: \
-         local-filename, ca-filename) or a CRL's nextUpdate (kind crl); negative once past",
-        values,
+        "certificate_expiry_timestamp_seconds",
+        "When a configured file runs out, Unix time: a certificate's notAfter (kind certificate: \
+         local-filename, ca-filename; the earliest in the file) or a CRL's nextUpdate (kind crl)",
+        series("not_after"),
+    );
+    page.gauge(
+        "certificate_expiry_remaining_seconds",
+        "Seconds until a configured certificate (notAfter) or CRL (nextUpdate) file runs out; \
+         negative once past (a CRL past its next update is also a warning in the log)",
+        series("seconds_left"),
     );
 }
 
@@ -485,7 +493,8 @@ mod tests {
         let ike = statistics::ike::json(&Default::default(), &exchanges, &Default::default(), &sas);
         let plane = esp::Statistics { sealed: 3, sealed_bytes: 252, too_big: 1, ..Default::default() };
         let ipsec = statistics::ipsec::json(&plane, &Default::default(), &Default::default(), &exchanges);
-        let certificates = json!([{ "peer": "b", "file": "gw.pem", "kind": "certificate", "days": 40 }]);
+        let certificates = json!([{ "peer": "b", "file": "gw.pem", "kind": "certificate",
+            "not_after": 1_770_000_000, "seconds_left": 3_456_000 }]);
         let page = Exporter::default().render(&json!({ "ike": ike, "ipsec": ipsec, "certificates": certificates }));
         for (series, expected) in [
             ("keysteward_ike_sas{state=\"established\"}", "1"),
@@ -499,7 +508,8 @@ mod tests {
             ("keysteward_dpd_probes_total", "4"),
             ("keysteward_esp_bytes_total{direction=\"out\"}", "252"),
             ("keysteward_esp_packets_dropped_total{reason=\"mtu\"}", "1"),
-            ("keysteward_certificate_expiry_days{peer=\"b\",file=\"gw.pem\",kind=\"certificate\"}", "40"),
+            ("keysteward_certificate_expiry_timestamp_seconds{peer=\"b\",file=\"gw.pem\",kind=\"certificate\"}", "1770000000"),
+            ("keysteward_certificate_expiry_remaining_seconds{peer=\"b\",file=\"gw.pem\",kind=\"certificate\"}", "3456000"),
         ] {
             assert_eq!(value(&page, series), expected, "{series}\n{page}");
         }

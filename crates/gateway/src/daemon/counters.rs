@@ -76,7 +76,7 @@ impl Daemon {
             .iter()
             .map(|e| {
                 json!({ "peer": e.peer, "setting": e.setting, "file": e.file, "kind": e.kind,
-                    "days": e.days_left(now) })
+                    "not_after": e.unix, "seconds_left": e.unix - now, "days_left": e.days_left(now) })
             })
             .collect();
         json!({
