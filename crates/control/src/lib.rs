@@ -182,7 +182,9 @@ mod tests {
         assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
         let debugging = serde_json::to_string(&Request::DebuggingIke { on: false }).unwrap();
         assert_eq!(debugging, r#"{"command":"debugging-ike","on":false}"#);
-        assert!(Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state());
+        assert!(
+            Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state()
+        );
         assert!(!Request::Counters.changes_state());
     }
 }

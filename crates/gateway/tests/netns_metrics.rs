@@ -150,7 +150,10 @@ fn dashboard_series_on(page: &str, absent: &[&str]) {
             expr[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         let on_page =
             page.lines().any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")));
-        assert!(on_page || absent.contains(&name.as_str()), "the dashboard queries {name}, which the page does not have:\n{page}");
+        assert!(
+            on_page || absent.contains(&name.as_str()),
+            "the dashboard queries {name}, which the page does not have:\n{page}"
+        );
     }
 }
 
@@ -235,7 +238,9 @@ fn netns_metrics_from_the_engine_counts_with_resets_debugging_and_reload() {
     // The flag wins on FW_B: its file's port stays closed.
     assert!(scrape(&net.fw_b, "127.0.0.1:9466").is_some(), "{}", logs("b.log"));
     assert!(scrape(&net.fw_b, "127.0.0.1:9467").is_none());
-    assert!(logs("b.log").contains("--metrics 127.0.0.1:9466 wins over the file's metrics server 127.0.0.1:9467"));
+    assert!(
+        logs("b.log").contains("--metrics 127.0.0.1:9466 wins over the file's metrics server 127.0.0.1:9467")
+    );
 
     let (replies, text) = ping(&net.pc_a, 5, "0.2", "2", "10.2.2.2");
     assert!(replies >= 4, "{replies} of 5\n{text}\nFW_A:\n{}\nFW_B:\n{}", logs("a.log"), logs("b.log"));

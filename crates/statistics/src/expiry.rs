@@ -93,7 +93,8 @@ mod tests {
     #[test]
     fn certificate_not_after_and_days_left() {
         let ca = Ca::new("expiry", KeyKind::P256);
-        let leaf = ca.issue(&LeafSpec { not_after: NOW + 40 * DAY + 5, ..LeafSpec::new("gw", KeyKind::P256) });
+        let leaf =
+            ca.issue(&LeafSpec { not_after: NOW + 40 * DAY + 5, ..LeafSpec::new("gw", KeyKind::P256) });
         let bundle = format!("{}{}", leaf.pem, ca.pem);
         let e = read("b", "local-filename", "gw.pem", bundle.as_bytes()).unwrap();
         assert_eq!((e.kind, e.unix), (ExpiryKind::Certificate, NOW + 40 * DAY + 5), "the earliest");
@@ -111,6 +112,10 @@ mod tests {
         assert_eq!((e.kind, e.unix), (ExpiryKind::Crl, NOW + 30 * DAY));
         assert_eq!(e.stale_crl(NOW + 29 * DAY), None);
         let warning = e.stale_crl(NOW + 32 * DAY).unwrap();
-        assert!(warning.starts_with("ike peer branch1: crl-filename ca.crl: the CRL's next update was 2 day(s) ago"), "{warning}");
+        assert!(
+            warning
+                .starts_with("ike peer branch1: crl-filename ca.crl: the CRL's next update was 2 day(s) ago"),
+            "{warning}"
+        );
     }
 }

@@ -62,8 +62,11 @@ pub fn json(s: &esp::Statistics, g: &Gateway, ike: &IkeStatistics, exchanges: &E
         + i.expired
         + i.policy_mismatch
         + i.other;
-    let outbound_dropped =
-        s.outbound_malformed + s.outbound_policy_discards + s.outbound_seal_errors + s.too_big + s.queue_dropped;
+    let outbound_dropped = s.outbound_malformed
+        + s.outbound_policy_discards
+        + s.outbound_seal_errors
+        + s.too_big
+        + s.queue_dropped;
     json!({
         "sealed": s.sealed,
         "opened": s.opened,
@@ -195,7 +198,10 @@ mod tests {
         assert!(text.contains("    input/output security bytes: 0/500\n"), "{text}");
         assert!(text.contains("      replay packet: 2\n"), "{text}");
         assert!(text.contains("      too long packet: 1\n"), "{text}");
-        assert!(text.contains("  quick mode: 3 started, 2 completed, 1 failed (no proposal chosen 1)"), "{text}");
+        assert!(
+            text.contains("  quick mode: 3 started, 2 completed, 1 failed (no proposal chosen 1)"),
+            "{text}"
+        );
         assert!(text.contains("  packets sealed: 5\n"), "{text}");
         assert_eq!(first["dropped"]["replay"], 2);
         assert_eq!(first["dropped"]["mtu"], 1);

@@ -86,8 +86,12 @@ mod tests {
     #[test]
     fn since_subtracts_counters_and_keeps_gauges() {
         let base = json!({ "half_open": 5, "sealed": 10, "exchanges": { "main": { "started": 2 } } });
-        let now = json!({ "half_open": 3, "sealed": 12, "exchanges": { "main": { "started": 7 } }, "new": 1 });
+        let now =
+            json!({ "half_open": 3, "sealed": 12, "exchanges": { "main": { "started": 7 } }, "new": 1 });
         let view = since(&now, &base, &["half_open"]);
-        assert_eq!(view, json!({ "half_open": 3, "sealed": 2, "exchanges": { "main": { "started": 5 } }, "new": 1 }));
+        assert_eq!(
+            view,
+            json!({ "half_open": 3, "sealed": 2, "exchanges": { "main": { "started": 5 } }, "new": 1 })
+        );
     }
 }

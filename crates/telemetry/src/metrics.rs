@@ -154,7 +154,11 @@ fn exchanges(page: &mut Page<'_>, s: &Value) {
             results.push((labels(&[("exchange", exchange), ("result", reason)]), failed));
         }
     }
-    page.counter("ike_exchanges_started", "IKE exchanges started: initiated, or a first message answered", started);
+    page.counter(
+        "ike_exchanges_started",
+        "IKE exchanges started: initiated, or a first message answered",
+        started,
+    );
     page.counter(
         "ike_exchanges",
         "IKE exchanges ended, by exchange and result: established (phase 1 up, quick mode's SA pair \
@@ -189,7 +193,12 @@ fn ike(page: &mut Page<'_>, s: &Value, r: &Value) {
         "",
         &[("", count(s, "half_open"))],
     );
-    page.gauge1("ike_half_open_bytes", "Memory the half-open IKE SAs hold", "", &[("", count(s, "half_open_bytes"))]);
+    page.gauge1(
+        "ike_half_open_bytes",
+        "Memory the half-open IKE SAs hold",
+        "",
+        &[("", count(s, "half_open_bytes"))],
+    );
     page.gauge1(
         "ike_half_open_budget_bytes",
         "Memory budget of the half-open IKE SAs",
@@ -275,7 +284,12 @@ fn esp(page: &mut Page<'_>, s: &Value) {
         "protocol",
         &[("esp", count(s, "esp_send_buffer_full")), ("ike", count(s, "ike_send_buffer_full"))],
     );
-    page.counter1("acquires", "Negotiations the data plane asked for (acquires)", "", &[("", count(s, "acquires"))]);
+    page.counter1(
+        "acquires",
+        "Negotiations the data plane asked for (acquires)",
+        "",
+        &[("", count(s, "acquires"))],
+    );
     page.counter1(
         "packets_queued",
         "Packets queued while their SA was negotiated",
@@ -474,8 +488,10 @@ mod tests {
     fn counters_never_go_backwards() {
         let exporter = Exporter::default();
         let series = "keysteward_esp_packets_total{direction=\"out\"}";
-        let values: Vec<String> =
-            [5, 7, 2, 3, 1].iter().map(|&n| value(&page_with_sealed(&exporter, n), series).to_owned()).collect();
+        let values: Vec<String> = [5, 7, 2, 3, 1]
+            .iter()
+            .map(|&n| value(&page_with_sealed(&exporter, n), series).to_owned())
+            .collect();
         assert_eq!(values, ["5", "7", "9", "10", "11"]);
     }
 
@@ -489,13 +505,15 @@ mod tests {
         exchanges.failed[0][1] = 1;
         exchanges.dpd_sent = 4;
         exchanges.ipsec_rekeys = 2;
-        let sas = ike::SaCounts { ike_established: 1, ipsec_ready: 1, ipsec_replaced: 1, ..Default::default() };
+        let sas =
+            ike::SaCounts { ike_established: 1, ipsec_ready: 1, ipsec_replaced: 1, ..Default::default() };
         let ike = statistics::ike::json(&Default::default(), &exchanges, &Default::default(), &sas);
         let plane = esp::Statistics { sealed: 3, sealed_bytes: 252, too_big: 1, ..Default::default() };
         let ipsec = statistics::ipsec::json(&plane, &Default::default(), &Default::default(), &exchanges);
         let certificates = json!([{ "peer": "b", "file": "gw.pem", "kind": "certificate",
             "not_after": 1_770_000_000, "seconds_left": 3_456_000 }]);
-        let page = Exporter::default().render(&json!({ "ike": ike, "ipsec": ipsec, "certificates": certificates }));
+        let page =
+            Exporter::default().render(&json!({ "ike": ike, "ipsec": ipsec, "certificates": certificates }));
         for (series, expected) in [
             ("keysteward_ike_sas{state=\"established\"}", "1"),
             ("keysteward_ipsec_sa_pairs", "2"),

@@ -53,7 +53,8 @@ impl Daemon {
                     return Some(Response::Error(format!("debugging ike: {e}")));
                 }
                 // The message trace is built only while its debug lines are logged.
-                self.engine.set_message_trace(tracing::enabled!(target: IKE_LOG_TARGET, tracing::Level::DEBUG));
+                self.engine
+                    .set_message_trace(tracing::enabled!(target: IKE_LOG_TARGET, tracing::Level::DEBUG));
                 if *on {
                     tracing::info!("debugging ike: IKE messages are logged at debug level");
                     done("IKE debugging is on")
@@ -122,7 +123,9 @@ impl Daemon {
     /// Applies what [`Daemon::metrics_for_reload`] bound, and logs it.
     pub(super) fn move_metrics(&mut self, next: Option<(SocketAddr, tokio::net::TcpListener)>) {
         match (&next, self.metrics.address()) {
-            (Some((addr, _)), Some(old)) => tracing::info!("metrics moved from {old} to http://{addr}/metrics"),
+            (Some((addr, _)), Some(old)) => {
+                tracing::info!("metrics moved from {old} to http://{addr}/metrics")
+            }
             (Some((addr, _)), None) => tracing::info!("metrics at http://{addr}/metrics"),
             (None, _) => tracing::info!("metrics endpoint closed (no metrics server in the file)"),
         }

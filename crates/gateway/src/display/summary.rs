@@ -240,10 +240,9 @@ mod tests {
             peers: 3,
         };
         let engine = (&ike::Statistics::default(), &ike::ExchangeCounts::default());
-        let facts = ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[usage]);
-        let Response::Ok { text, json } = ipsec_statistics(facts) else {
-            panic!("not ok")
-        };
+        let facts =
+            ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[usage]);
+        let Response::Ok { text, json } = ipsec_statistics(facts) else { panic!("not ok") };
         assert!(
             text.ends_with(
                 "template policy hub-10: 3 peer(s); IKE SAs 3 of 20000 (per peer 4), IPsec SA pairs 5 of \
@@ -256,9 +255,7 @@ mod tests {
         assert_eq!(json["templates"][0]["max"]["flow"], 300);
         assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
         let facts = ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[]);
-        let Response::Ok { text, .. } = ipsec_statistics(facts) else {
-            panic!()
-        };
+        let Response::Ok { text, .. } = ipsec_statistics(facts) else { panic!() };
         assert!(!text.contains("template"), "{text}");
     }
 }
