@@ -283,14 +283,7 @@ pub fn check_text(
         }
     };
     if let Some(certificates) = certificates {
-        // A CRL past its next update still loads (revocations up to it are known), with a warning.
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        for e in &certificates.expiries {
-            if let Some(message) = e.stale_crl(now) {
-                let at = parsed.source_map.certificate_file(&e.peer, &e.setting, &e.file);
-                diagnostics.push(finding(file, at, Severity::Warning, DiagnosticKind::InvalidValue, message));
-            }
-        }
+        diagnostics.extend(stale_crls(file, &parsed.source_map, &certificates.expiries));
         expiries.clone_from(&certificates.expiries);
         match engine_config_with(&parsed.config, &certificates) {
             Ok(engine) => config = Some((parsed.config, engine)),
@@ -303,6 +296,19 @@ pub fn check_text(
     }
     diagnostics.sort_by_key(|d| (d.line, d.column));
     Loaded { config, diagnostics, expiries }
+}
+
+/// A CRL past its next update still loads (the revocations up to it are known), with a
+/// warning at the line that names it.
+fn stale_crls(file: &str, map: &vrp::SourceMap, expiries: &[statistics::Expiry]) -> Vec<Diagnostic> {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let stale = expiries.iter().filter_map(|e| Some((e, e.stale_crl(now)?)));
+    stale
+        .map(|(e, message)| {
+            let at = map.certificate_file(&e.peer, &e.setting, &e.file);
+            finding(file, at, Severity::Warning, DiagnosticKind::InvalidValue, message)
+        })
+        .collect()
 }
 
 /// Where the item an engine refusal names was written: its own line, else its view's

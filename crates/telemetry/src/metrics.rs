@@ -499,12 +499,14 @@ mod tests {
     /// rekeys, DPD, bytes, drops by reason, and the days left of a certificate.
     #[test]
     fn series_of_the_engine_counts() {
-        let mut exchanges = ike::ExchangeCounts::default();
-        exchanges.started = [2, 0, 3, 0];
-        exchanges.established = [1, 0, 3, 0];
+        let mut exchanges = ike::ExchangeCounts {
+            started: [2, 0, 3, 0],
+            established: [1, 0, 3, 0],
+            dpd_sent: 4,
+            ipsec_rekeys: 2,
+            ..Default::default()
+        };
         exchanges.failed[0][1] = 1;
-        exchanges.dpd_sent = 4;
-        exchanges.ipsec_rekeys = 2;
         let sas =
             ike::SaCounts { ike_established: 1, ipsec_ready: 1, ipsec_replaced: 1, ..Default::default() };
         let ike = statistics::ike::json(&Default::default(), &exchanges, &Default::default(), &sas);

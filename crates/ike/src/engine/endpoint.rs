@@ -294,12 +294,6 @@ impl Engine {
         Some(event)
     }
 
-    /// What the exchanges did since the engine started: started, established, failed by
-    /// reason, rekeys, DPD (counted as the events are polled; they only grow).
-    pub fn exchange_counts(&self) -> crate::ExchangeCounts {
-        self.out.tally
-    }
-
     /// When [`Engine::handle_timeout`] must be called next (it may be called earlier).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -17,6 +17,12 @@ use crate::sa::lifetimes::{judge_usage, later, IpsecSaState, IpsecSaView, Rekey,
 use crate::sa::timer::Timer;
 
 impl Engine {
+    /// What the exchanges did since the engine started: started, established, failed by
+    /// reason, rekeys, DPD (counted as the events are polled; they only grow).
+    pub fn exchange_counts(&self) -> crate::ExchangeCounts {
+        self.out.tally
+    }
+
     /// The IKE SAs and IPsec SA pairs by state, in one pass over the SAs (for the metrics: no
     /// display rows are built).
     pub fn sa_counts(&self, now: Instant) -> crate::SaCounts {
