@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::count;
 
-/// The keys of [`json`] that are gauges (a state at one moment): a baseline leaves them be.
+/// The keys of [`json()`] that are gauges (a state at one moment): a baseline leaves them be.
 pub const GAUGES: &[&str] =
     &["half_open", "half_open_bytes", "half_open_budget", "ike_sas", "ipsec_sa_pairs"];
 

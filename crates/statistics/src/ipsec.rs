@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::count;
 
-/// The keys of [`json`] that are gauges, left alone by a baseline (the gateway adds
+/// The keys of [`json()`] that are gauges, left alone by a baseline (the gateway adds
 /// `templates`, each template's usage against its caps).
 pub const GAUGES: &[&str] = &["templates"];
 
@@ -24,7 +24,7 @@ pub struct Gateway {
     pub ike_send_buffer_full: u64,
 }
 
-/// The reasons of `dropped` in [`json`], the `reason` label of the drops metric.
+/// The reasons of `dropped` in [`json()`], the `reason` label of the drops metric.
 pub const DROP_REASONS: [&str; 9] =
     ["replay", "integrity", "no_sa", "policy", "mtu", "queue", "malformed", "expired", "other"];
 

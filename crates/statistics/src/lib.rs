@@ -56,7 +56,7 @@ pub struct Baselines {
 }
 
 impl Baselines {
-    /// What `display ike statistics` shows of `current` (the JSON of [`ike::json`]).
+    /// What `display ike statistics` shows of `current` (the JSON of [`ike::json()`]).
     pub fn ike_view(&self, current: &Value) -> Value {
         match &self.ike {
             Some(base) => since(current, base, ike::GAUGES),
@@ -64,7 +64,7 @@ impl Baselines {
         }
     }
 
-    /// What `display ipsec statistics` shows of `current` (the JSON of [`ipsec::json`]).
+    /// What `display ipsec statistics` shows of `current` (the JSON of [`ipsec::json()`]).
     pub fn ipsec_view(&self, current: &Value) -> Value {
         match &self.ipsec {
             Some(base) => since(current, base, ipsec::GAUGES),
