@@ -113,6 +113,30 @@ pub enum Request {
     /// Every counter since the daemon started (never reset) and the gauges of this moment,
     /// without per-SA rows: what the metrics endpoint exports. As JSON only.
     Counters,
+    /// One console command applied to the running configuration at once (`keysteward
+    /// shell`). The answer's text is empty or notes for the operator; an error (`Error: …`)
+    /// leaves the running configuration unchanged.
+    Configure {
+        /// The canonical opening command of each nested view, from the system view inwards
+        /// (`[]`, `["ike peer b"]`, `["ipsec policy policy1 1 isakmp"]`).
+        views: Vec<String>,
+        /// One command in canonical keywords (`pre-shared-key Admin@123`, `undo pfs`, `ike peer
+        /// b`); values keep their case.
+        line: String,
+    },
+    /// `display current-configuration`: the running configuration, keys masked.
+    DisplayCurrentConfiguration,
+    /// `display saved-configuration`: the configuration file, keys masked.
+    DisplaySavedConfiguration,
+    /// `display this`: the running configuration of the innermost view, with notes on
+    /// inert objects.
+    DisplayThis {
+        /// As for [`Request::Configure`].
+        views: Vec<String>,
+    },
+    /// `save`: the running configuration written to the daemon's configuration file,
+    /// atomically, the previous one kept as `FILE.bak`.
+    Save,
 }
 
 impl Request {
@@ -127,6 +151,8 @@ impl Request {
                 | Self::ResetIkeStatistics
                 | Self::ResetIpsecStatistics
                 | Self::DebuggingIke { .. }
+                | Self::Configure { .. }
+                | Self::Save
         )
     }
 }
@@ -186,5 +212,29 @@ mod tests {
             Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state()
         );
         assert!(!Request::Counters.changes_state());
+    }
+
+    /// The console's requests as the contract spells them; the changes are for root and the
+    /// daemon's user only.
+    #[test]
+    fn console_requests_on_the_wire() {
+        let configure = Request::Configure { views: vec!["ike peer b".into()], line: "undo pfs".into() };
+        assert_eq!(
+            serde_json::to_string(&configure).unwrap(),
+            r#"{"command":"configure","views":["ike peer b"],"line":"undo pfs"}"#
+        );
+        let wire = [
+            (Request::DisplayCurrentConfiguration, r#"{"command":"display-current-configuration"}"#),
+            (Request::DisplaySavedConfiguration, r#"{"command":"display-saved-configuration"}"#),
+            (Request::DisplayThis { views: vec![] }, r#"{"command":"display-this","views":[]}"#),
+            (Request::Save, r#"{"command":"save"}"#),
+        ];
+        for (request, text) in wire {
+            assert_eq!(serde_json::to_string(&request).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Request>(text).unwrap(), request);
+        }
+        assert!(configure.changes_state() && Request::Save.changes_state());
+        assert!(!Request::DisplayThis { views: vec![] }.changes_state());
+        assert!(!Request::DisplayCurrentConfiguration.changes_state());
     }
 }

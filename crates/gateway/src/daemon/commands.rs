@@ -53,7 +53,7 @@ pub(super) fn ask(
         let requests = requests.clone();
         Box::pin(async move {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            requests.send((Request::Counters, reply)).await.ok()?;
+            requests.send((Request::Counters, None, reply)).await.ok()?;
             match answer.await.ok()? {
                 Response::Ok { json, .. } => Some(json),
                 Response::Error(_) => None,

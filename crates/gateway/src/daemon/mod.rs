@@ -33,6 +33,7 @@
 //! through [`crate::os`].
 
 mod commands;
+mod console;
 mod counters;
 pub mod engine_io;
 pub mod refusal_log;
@@ -174,8 +175,12 @@ struct Daemon {
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// Where new UDP 500 readers deliver (a reload opens sockets for new addresses).
     datagrams: Datagrams,
-    /// The VRP configuration in force (`show-config` and the configuration displays).
+    /// The VRP configuration in force (`show-config` and the configuration displays): the
+    /// running configuration without its inert objects.
     config: vrp::Config,
+    /// The running configuration as typed at the console, inert objects included; the saved
+    /// file's until a console change (crate `running`).
+    running: running::Running,
     records: Records,
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
@@ -229,8 +234,12 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
             }
             Some(notice) = inputs.notices.recv() => daemon.notice(notice),
             _ = inputs.usage.tick() => daemon.bridge.report_usage(&mut daemon.engine),
-            Some((request, reply)) = inputs.requests.recv() => {
-                let _ = reply.send(daemon.answer(&request));
+            Some((mut request, uid, reply)) = inputs.requests.recv() => {
+                let _ = reply.send(daemon.answer(&request, uid));
+                // A console line may hold a pre-shared key.
+                if let Request::Configure { line, .. } = &mut request {
+                    zeroize::Zeroize::zeroize(line);
+                }
             }
             _ = inputs.hangup.recv() => {
                 info!("SIGHUP: reloading {}", daemon.options.config.display());
@@ -320,6 +329,7 @@ impl Daemon {
             routes,
             sockets,
             datagrams: datagrams_tx,
+            running: running::Running::new(config.clone()),
             config,
             records,
             key_log,
@@ -354,12 +364,17 @@ impl Daemon {
         }
     }
 
-    /// Routes a control request to the part that answers it.
-    fn answer(&mut self, request: &Request) -> Response {
+    /// Routes a control request (from the client of uid `uid`) to the part that answers it.
+    fn answer(&mut self, request: &Request, uid: Option<u32>) -> Response {
         if let Some(response) = self.statistics_request(request) {
             return response;
         }
         match request {
+            Request::Configure { views, line } => self.configure(views, line, uid),
+            Request::Save => self.save(uid),
+            Request::DisplayCurrentConfiguration
+            | Request::DisplaySavedConfiguration
+            | Request::DisplayThis { .. } => self.display_configuration(request),
             Request::Reload => match self.reload() {
                 Ok((text, json)) => Response::Ok { text, json },
                 Err(e) => Response::Error(e.to_string()),
