@@ -80,6 +80,9 @@ pub enum Request {
         #[serde(default)]
         verbose: bool,
     },
+    /// `display ip routing-table`: the configuration's static routes (`ip route-static`) and
+    /// whether each is installed.
+    DisplayIpRoutingTable,
     /// `show-config`: the configuration in force, canonical VRP, pre-shared keys masked.
     ShowConfig,
     /// `reset ike sa [conn-id N]`.
@@ -193,6 +196,7 @@ mod tests {
             Request::DisplayIpsecProposal { name: None, brief: true },
             Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
             Request::DisplayFirewallSessionTable { verbose: true },
+            Request::DisplayIpRoutingTable,
             Request::ShowConfig,
             Request::ResetIkeStatistics,
             Request::ResetIpsecStatistics,

@@ -66,6 +66,7 @@ use crate::display::summary;
 use crate::engine_config::template_policies;
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
+use crate::os::static_routes::StaticRoutes;
 use crate::os::OsError;
 use crate::records::Records;
 use crate::service::notify::Notifier;
@@ -171,6 +172,8 @@ struct Daemon {
     /// TUN routes go when the daemon drops; the fail-closed routes only on an orderly stop
     /// ([`Daemon::stop`]) without `ipsec fail-closed keep`.
     routes: Routes,
+    /// The configuration's `ip route-static`, installed (protocol 245) or not, and why.
+    static_routes: StaticRoutes,
     /// The IKE sockets by local address.
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// Where new UDP 500 readers deliver (a reload opens sockets for new addresses).
@@ -297,6 +300,9 @@ impl Daemon {
             None => crate::os::tun::open_tun(&options.tun)?,
         };
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
+        // After the TUN routes: their start removes what an earlier run left, static routes too.
+        let mut static_routes = StaticRoutes::new()?;
+        static_routes.apply(routing::static_routes(&config, &options.interface_map));
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
         let bridge = Bridge::new(
             &engine_config,
@@ -327,6 +333,7 @@ impl Daemon {
             engine,
             bridge,
             routes,
+            static_routes,
             sockets,
             datagrams: datagrams_tx,
             running: running::Running::new(config.clone()),
@@ -386,6 +393,7 @@ impl Daemon {
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
+            Request::DisplayIpRoutingTable => summary::ip_routing_table(self.static_routes.routes()),
             // The other displays and show-config read the engine, the data plane's counters
             // and the configuration (display/live.rs).
             other => {
@@ -415,6 +423,7 @@ impl Daemon {
         self.drain();
         let _ = std::fs::remove_file(&self.options.control);
         let keep = self.config.ipsec_fail_closed_keep;
+        self.static_routes.shutdown();
         let guarded = self.routes.shutdown(keep) + self.bridge.shutdown_routes(keep);
         if keep {
             info!("fail-closed routes for {guarded} protected prefixes kept (ipsec fail-closed keep)");

@@ -96,6 +96,7 @@ impl Daemon {
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
         self.routes.remove_except(&prefixes, &template_ranges);
+        self.static_routes.apply(routing::static_routes(&config, &self.options.interface_map));
         if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
             warn!("new configuration: policy routes to the peers' own addresses: {e}");
         }

@@ -241,7 +241,7 @@ impl Parser<'_> {
                     Next::System => {
                         // A one-line system command with a key is located for the validator.
                         if !effect.key.is_empty() {
-                            self.source_map.record(effect.key, location);
+                            self.source_map.record(format!("/{}", effect.key), location);
                         }
                         self.view = View::System;
                     }
