@@ -9,9 +9,12 @@
 //! line's side, [`server`] the daemon's.
 
 pub mod client;
+pub mod page;
+pub mod pager;
 pub mod server;
 
-pub use client::call;
+pub use client::{call, pages};
+pub use page::{Page, DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS};
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +143,21 @@ pub enum Request {
     /// `save`: the running configuration written to the daemon's configuration file,
     /// atomically, the previous one kept as `FILE.bak`.
     Save,
+    /// One page of a display (`display ike sa` and the others that grow with the SAs), so
+    /// that a hub with 10,000s of SAs is read in bounded answers ([`page`]). Stateless: the
+    /// daemon renders only the rows after `after`, in the display's stable order (conn-id,
+    /// SPI, …); the answer carries the cursor of the next page ([`Page`]).
+    Page {
+        /// The display (a `display …` request, `show-config`).
+        display: Box<Request>,
+        /// The cursor the previous page returned; `None` for the first page (which carries
+        /// the display's header and totals).
+        #[serde(default)]
+        after: Option<String>,
+        /// Rows (SAs, sessions, lines) wanted; the daemon gives at most [`MAX_PAGE_ROWS`].
+        #[serde(default = "page::default_rows")]
+        rows: u32,
+    },
 }
 
 impl Request {
@@ -156,7 +174,7 @@ impl Request {
                 | Self::DebuggingIke { .. }
                 | Self::Configure { .. }
                 | Self::Save
-        )
+        ) || matches!(self, Self::Page { display, .. } if display.changes_state())
     }
 }
 

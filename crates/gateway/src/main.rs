@@ -148,9 +148,13 @@ enum Command {
         /// The daemon's control socket.
         #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
-        /// Print JSON with the same facts instead of the device's text.
+        /// Print JSON with the same facts instead of the device's text: one JSON object a
+        /// line, one line per page of the SA displays (JSON lines).
         #[arg(long, global = true)]
         json: bool,
+        /// Print only how many lines the display has (`Total lines: N.`, VRP's `| count`).
+        #[arg(long, global = true, conflicts_with = "json")]
+        count: bool,
     },
 }
 
@@ -491,7 +495,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Display { what, control, json } => ask(&control, &display_request(what), json),
+        Command::Display { what, control, json, count } => show(&control, what, json, count),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
         }
@@ -520,6 +524,24 @@ fn main() -> ExitCode {
 fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
     keysteward::service::manual::write(dir, &Cli::command())
+}
+
+/// `keysteward display …`: the SA displays page by page, through `---- More ----` on a
+/// terminal, as JSON lines with `--json`, counted with `--count`.
+fn show(control: &std::path::Path, what: Display, json: bool, count: bool) -> ExitCode {
+    use keysteward::control::pager::{self, Output};
+    let output = match (json, count) {
+        (true, _) => Output::JsonLines,
+        (false, true) => Output::Count,
+        (false, false) => Output::Text,
+    };
+    match pager::show(control, &display_request(what), output) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keysteward: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
@@ -596,7 +618,7 @@ mod tests {
         let mut full = vec!["keysteward"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(vrp_words(full.into_iter().map(Into::into)))?.command {
-            Command::Display { what, control, json } => Ok((display_request(what), json, control)),
+            Command::Display { what, control, json, .. } => Ok((display_request(what), json, control)),
             Command::ShowConfig { control, json } => {
                 Ok((keysteward::control::Request::ShowConfig, json, control))
             }

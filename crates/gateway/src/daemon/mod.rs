@@ -62,7 +62,7 @@ use crate::control::server::{self, Pending, ServerError};
 use crate::control::{Request, Response};
 use crate::data_path::{Notice, NOTICE_QUEUE};
 use crate::display::live::{respond, Live};
-use crate::display::summary;
+use crate::display::{paged, summary};
 use crate::engine_config::template_policies;
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
@@ -377,6 +377,7 @@ impl Daemon {
             return response;
         }
         match request {
+            Request::Page { display, after, rows } => self.page(display, after.as_deref(), *rows, uid),
             Request::Configure { views, line } => self.configure(views, line, uid),
             Request::Save => self.save(uid),
             Request::DisplayCurrentConfiguration
@@ -412,6 +413,32 @@ impl Daemon {
                 })
             }
         }
+    }
+
+    /// One page of a display: the SA displays pick their page's rows from the engine;
+    /// the others are rendered whole and cut into lines (display/paged.rs).
+    fn page(&mut self, display: &Request, after: Option<&str>, rows: u32, uid: Option<u32>) -> Response {
+        if !paged::pageable(display) {
+            return Response::Error("Error: only displays can be paged".to_owned());
+        }
+        // The data plane's counters and the phase-2 conn-ids are copies of one entry per
+        // pair: taken only for the displays that show them.
+        let counted =
+            matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
+        let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
+        let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
+        let live = Live {
+            engine: &self.engine,
+            config: &self.config,
+            traffic: &traffic,
+            phase2_conn_ids: &phase2_conn_ids,
+            now: Instant::now(),
+        };
+        if let Some(page) = paged::sa_page(&live, &self.records, display, after, rows) {
+            return page;
+        }
+        let whole = self.answer(display, uid);
+        paged::lines(whole, after, rows)
     }
 
     /// Tells every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their

@@ -7,7 +7,10 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 
-use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
+use super::page::PairKey;
+use super::{
+    ah_algorithm_column, algorithm_column, ike_sa_key, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
+};
 use crate::control::Response;
 use crate::data_path::SendDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
@@ -136,28 +139,29 @@ pub fn ike_statistics(view: serde_json::Value) -> Response {
 }
 
 /// `display ike sa`: the phase-2 lines of the recorded pairs, newest first, then the
-/// engine's phase-1 SAs.
+/// engine's phase-1 SAs by conn-id.
 pub fn ike_sa(engine: &ike::Engine, records: &Records) -> Response {
-    let mut rows: Vec<IkeSaRow> = records
-        .installed
-        .iter()
-        .rev()
-        .map(|p| IkeSaRow {
-            conn_id: p.display_id + PHASE2_CONN_ID_BASE,
-            peer: p.remote.ip().to_string(),
-            flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
-            phase: "v1:2",
-            vpn: "public",
-        })
-        .collect();
-    rows.extend(engine.ike_sas().map(|sa| IkeSaRow {
+    let mut rows: Vec<IkeSaRow> = ike_sa_rows(engine, records).collect();
+    rows.sort_by_key(ike_sa_key);
+    Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+}
+
+/// The lines of `display ike sa`, unsorted (pages pick theirs: [`super::page::ike_sa`]).
+pub fn ike_sa_rows<'a>(engine: &'a ike::Engine, records: &'a Records) -> impl Iterator<Item = IkeSaRow> + 'a {
+    let phase2 = records.installed.iter().map(|p| IkeSaRow {
+        conn_id: p.display_id + PHASE2_CONN_ID_BASE,
+        peer: p.remote.ip().to_string(),
+        flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
+        phase: "v1:2",
+        vpn: "public",
+    });
+    phase2.chain(engine.ike_sas().map(|sa| IkeSaRow {
         conn_id: sa.connection.0,
         peer: sa.remote.ip().to_string(),
         flags: super::live::ike_sa_flags(&sa),
         phase: "v1:1",
         vpn: "public",
-    }));
-    Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+    }))
 }
 
 /// `display ike error-info`: the recorded failures, oldest first, each with its Unix time.
@@ -172,39 +176,47 @@ pub fn ike_error_info(records: &Records) -> Response {
     Response::Ok { text, json: json!({ "errors": entries }) }
 }
 
-/// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair).
+/// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair),
+/// the pairs by conn-id and inbound SPI.
 pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
-    let pairs: Vec<ike::IpsecSaView> = engine.ipsec_sas(now).collect();
-    let mut rows = Vec::new();
-    for p in &pairs {
-        let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
-        let mut both = |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
-            rows.push(IpsecSaRow {
-                src: local.clone(),
-                dst: remote.clone(),
-                spi: outbound,
-                protocol,
-                algorithm: algorithm.clone(),
-            });
-            rows.push(IpsecSaRow {
-                src: remote.clone(),
-                dst: local.clone(),
-                spi: inbound,
-                protocol,
-                algorithm,
-            });
-        };
-        if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
-            both("AH", ah_algorithm_column(integrity), spis);
-        }
-        if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
-            both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
-        }
-    }
+    let mut pairs: Vec<(PairKey, Vec<IpsecSaRow>)> = ipsec_sa_brief_pairs(engine, now).collect();
+    pairs.sort_by_key(|p| p.0);
+    let tunnels = pairs.len();
+    let rows: Vec<IpsecSaRow> = pairs.into_iter().flat_map(|p| p.1).collect();
     Response::Ok {
-        text: ipsec_sa_brief_text(&rows, pairs.len()),
-        json: json!({ "sas": rows, "tunnels": pairs.len() }),
+        text: ipsec_sa_brief_text(&rows, tunnels),
+        json: json!({ "sas": rows, "tunnels": tunnels }),
     }
+}
+
+/// Each IPsec SA pair's key and its lines of `display ipsec sa brief`, unsorted.
+pub fn ipsec_sa_brief_pairs(
+    engine: &ike::Engine,
+    now: Instant,
+) -> impl Iterator<Item = (PairKey, Vec<IpsecSaRow>)> + '_ {
+    engine.ipsec_sas(now).map(|p| ((p.connection.0, p.inbound_spi), ipsec_sa_brief_lines(&p)))
+}
+
+fn ipsec_sa_brief_lines(p: &ike::IpsecSaView) -> Vec<IpsecSaRow> {
+    let mut rows = Vec::new();
+    let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
+    let mut both = |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
+        rows.push(IpsecSaRow {
+            src: local.clone(),
+            dst: remote.clone(),
+            spi: outbound,
+            protocol,
+            algorithm: algorithm.clone(),
+        });
+        rows.push(IpsecSaRow { src: remote.clone(), dst: local.clone(), spi: inbound, protocol, algorithm });
+    };
+    if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
+        both("AH", ah_algorithm_column(integrity), spis);
+    }
+    if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
+        both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
+    }
+    rows
 }
 
 /// `display ip routing-table`: the configuration's static routes, `RD` when installed.
