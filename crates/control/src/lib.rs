@@ -104,6 +104,21 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+    /// `reset ike statistics`: `display ike statistics` counts from now on; the exported
+    /// metrics do not go backwards.
+    ResetIkeStatistics,
+    /// `reset ipsec statistics`: likewise for `display ipsec statistics`.
+    ResetIpsecStatistics,
+    /// `debugging ike` (`on`) / `undo debugging ike`: raise the daemon's IKE log to debug
+    /// (one line per IKE message, its step and payloads), or lower it back to the level the
+    /// daemon was started with.
+    DebuggingIke {
+        /// `debugging ike` rather than `undo debugging ike`.
+        on: bool,
+    },
+    /// Every counter since the daemon started (never reset) and the gauges of this moment,
+    /// without per-SA rows: what the metrics endpoint exports. As JSON only.
+    Counters,
     /// One console command applied to the running configuration at once (`keysteward
     /// shell`). The answer's text is empty or notes for the operator; an error (`Error: …`)
     /// leaves the running configuration unchanged.
@@ -154,6 +169,9 @@ impl Request {
             Self::ResetIkeSa { .. }
                 | Self::ResetIpsecSa { .. }
                 | Self::Reload
+                | Self::ResetIkeStatistics
+                | Self::ResetIpsecStatistics
+                | Self::DebuggingIke { .. }
                 | Self::Configure { .. }
                 | Self::Save
         ) || matches!(self, Self::Page { display, .. } if display.changes_state())
@@ -198,6 +216,10 @@ mod tests {
             Request::DisplayFirewallSessionTable { verbose: true },
             Request::DisplayIpRoutingTable,
             Request::ShowConfig,
+            Request::ResetIkeStatistics,
+            Request::ResetIpsecStatistics,
+            Request::DebuggingIke { on: true },
+            Request::Counters,
         ];
         for request in requests {
             let text = serde_json::to_string(&request).unwrap();
@@ -206,6 +228,12 @@ mod tests {
         let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
         assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
         assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
+        let debugging = serde_json::to_string(&Request::DebuggingIke { on: false }).unwrap();
+        assert_eq!(debugging, r#"{"command":"debugging-ike","on":false}"#);
+        assert!(
+            Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state()
+        );
+        assert!(!Request::Counters.changes_state());
     }
 
     /// The console's requests as the contract spells them; the changes are for root and the

@@ -167,6 +167,9 @@ fn tunnel_both_ways() {
     assert_eq!(a.statistics().inbound.replayed, 1);
     assert_eq!((a.statistics().sealed, a.statistics().opened), (1, 1));
     assert_eq!(a.inbound_sa(Spi(0xA001)).unwrap().counters().packets, 1);
+    // Bytes of the inner packets: the ping sealed, the reply opened once (the replay is not).
+    let bytes = (a.statistics().sealed_bytes, a.statistics().opened_bytes);
+    assert_eq!(bytes, (ping(1).len() as u64, reply.len() as u64));
     assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 1);
     assert!(a.poll_event().is_none());
 }

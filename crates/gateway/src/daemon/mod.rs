@@ -34,6 +34,7 @@
 
 mod commands;
 mod console;
+mod counters;
 pub mod engine_io;
 pub mod refusal_log;
 mod reload;
@@ -187,6 +188,14 @@ struct Daemon {
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
     refusals: refusal_log::RefusalLog,
+    /// What `reset ike|ipsec statistics` left for the displays to count from.
+    baselines: statistics::Baselines,
+    /// When each configured certificate and CRL file runs out.
+    expiries: Vec<statistics::Expiry>,
+    /// The Prometheus endpoint (`--metrics`, else `metrics server` of the file).
+    metrics: telemetry::metrics::Endpoint,
+    /// The engine loop's request queue, for a metrics endpoint a reload moves.
+    requests: mpsc::Sender<Pending>,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -266,7 +275,7 @@ impl Daemon {
         hangup: Signal,
         tun: Tun,
     ) -> Result<(Self, Inputs), DaemonError> {
-        let Checked { config, engine: engine_config, .. } = load_checked(&options)
+        let Checked { config, engine: engine_config, expiries, .. } = load_checked(&options)
             .map_err(|source| DaemonError::Refused { file: options.config.clone(), source })?;
         let templates = template_policies(&config, &engine_config);
         let acquires = initiating(&config, &engine_config, &templates);
@@ -308,15 +317,13 @@ impl Daemon {
 
         let listener = server::bind(&options.control)?;
         let (requests_tx, requests) = mpsc::channel::<Pending>(16);
-        if let Some(addr) = options.metrics {
-            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-                l.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(l)
-            });
-            let listener = bound.map_err(|e| DaemonError::Metrics(addr, e))?;
-            tokio::spawn(telemetry::metrics::serve(listener, commands::ask(requests_tx.clone())));
+        let mut metrics = telemetry::metrics::Endpoint::default();
+        if let Some(addr) = counters::metrics_address(options.metrics, &config) {
+            let listener = telemetry::metrics::bind(addr).map_err(|e| DaemonError::Metrics(addr, e))?;
+            metrics.replace(Some((addr, listener)), commands::ask(requests_tx.clone()));
+            info!("metrics at http://{addr}/metrics");
         }
-        tokio::spawn(server::accept(listener, requests_tx));
+        tokio::spawn(server::accept(listener, requests_tx.clone()));
 
         let engine = start_engine(engine_config, key_log.is_some(), acquires);
         let inputs = Inputs { datagrams, notices, requests, usage, terminate, hangup };
@@ -334,6 +341,10 @@ impl Daemon {
             records,
             key_log,
             refusals: refusal_log::RefusalLog::default(),
+            baselines: statistics::Baselines::default(),
+            expiries,
+            metrics,
+            requests: requests_tx,
         };
         Ok((daemon, inputs))
     }
@@ -362,6 +373,9 @@ impl Daemon {
 
     /// Routes a control request (from the client of uid `uid`) to the part that answers it.
     fn answer(&mut self, request: &Request, uid: Option<u32>) -> Response {
+        if let Some(response) = self.statistics_request(request) {
+            return response;
+        }
         match request {
             Request::Page { display, after, rows } => self.page(display, after.as_deref(), *rows, uid),
             Request::Configure { views, line } => self.configure(views, line, uid),
@@ -377,17 +391,8 @@ impl Daemon {
             Request::ResetIpsecSa { remote, policy } => {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
-            Request::DisplayIpsecStatistics => {
-                let ike = self.engine.statistics();
-                let templates = summary::template_usage(&self.engine, Instant::now());
-                let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
-                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike, &templates)
-            }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
-            Request::DisplayIkeStatistics => {
-                summary::ike_statistics(&self.engine.statistics(), &self.engine.half_open())
-            }
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
             Request::DisplayIpRoutingTable => summary::ip_routing_table(self.static_routes.routes()),
             // The other displays and show-config read the engine, the data plane's counters

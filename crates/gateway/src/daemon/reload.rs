@@ -22,6 +22,9 @@ pub enum ReloadError {
     /// A socket or route the new configuration needs could not be set up.
     #[error(transparent)]
     Os(#[from] OsError),
+    /// The new `metrics server` address could not be listened on.
+    #[error("metrics server: cannot listen on {0}")]
+    Metrics(std::io::Error),
 }
 
 /// The SA counts a reload compares: IKE SAs and IPsec SA pairs.
@@ -72,8 +75,10 @@ impl Daemon {
     /// first, while the configuration in force is untouched; then the engine keeps the SAs of
     /// what did not change.
     pub(super) fn apply(&mut self, checked: Checked) -> Result<Applied, ReloadError> {
-        let Checked { config, engine: engine_config, .. } = checked;
-        // Every socket and handle is open and every route added before anything changes.
+        let Checked { config, engine: engine_config, expiries, .. } = checked;
+        // Every socket and handle is open and every route added before anything changes (the
+        // metrics endpoint's new address bound too).
+        let metrics = self.metrics_for_reload(&config).map_err(ReloadError::Metrics)?;
         let bridge = &self.bridge;
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
@@ -102,6 +107,10 @@ impl Daemon {
             self.engine.handle_acquire(now, acquire);
         }
         self.config = config;
+        self.expiries = expiries;
+        if let Some(next) = metrics {
+            self.move_metrics(next);
+        }
         let fresh: Vec<String> =
             diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
         Ok(Applied { before, after: self.counts(now), fresh })
