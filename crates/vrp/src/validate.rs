@@ -655,9 +655,9 @@ impl ProtectedRange {
     }
 }
 
-/// The destination ranges of the permit rules of every policy entry applied to an interface,
-/// whatever their protocol and ports: the daemon routes a rule's whole destination prefix
-/// into the TUN (or, while the entry is incomplete, keeps it fail-closed). Left out, as the
+/// The destination ranges of the `permit ip` rules of every policy entry applied to an
+/// interface: the daemon routes a rule's whole destination prefix into the TUN (or, while the
+/// entry is incomplete, keeps it fail-closed). Left out, as the
 /// daemon's routing leaves them out of the main table: the default route (`destination any`
 /// or a /0; the operator's default route stays), and a range holding a peer's own
 /// `remote-address` (policy-routed, ahead of the main table).
@@ -673,7 +673,12 @@ pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
                 }
             };
             let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
-            for r in acl.rules.values().filter(|r| r.action == AclAction::Permit) {
+            // A rule for every protocol: the daemon routes its whole destination prefix into
+            // the TUN. A rule with a protocol is policy-routed by protocol (`ip rule … ipproto
+            // P`, ahead of the main table), so a static route cannot take its traffic and stays
+            // the clear path of the rest.
+            let all = |r: &&AclRule| r.action == AclAction::Permit && r.protocol == AclProtocol::Ip;
+            for r in acl.rules.values().filter(all) {
                 let Some((low, high)) = r.destination.range() else { continue };
                 if (low, high) == (0, u32::MAX) || peers.iter().any(|a| low <= *a && *a <= high) {
                     continue;

@@ -352,19 +352,20 @@ fn held_back(text: &str, route: &str) -> Option<String> {
     validate::protecting_policy(&parsed.config, r)
 }
 
-/// A protocol-only rule routes its whole destination prefix into the TUN too: a more specific
-/// static route toward it is held back, or UDP to that prefix would leave in clear.
+/// A rule with a protocol is policy-routed by protocol (`ip rule … ipproto udp`, ahead of the
+/// main table): a static route toward its destination cannot take the protected UDP, and
+/// stays installed as the clear path of the rest; a `permit ip` rule holds it back.
 #[test]
-fn a_protocol_rule_holds_back_a_static_route_inside_its_destination() {
+fn only_a_rule_for_every_protocol_holds_back_a_static_route_inside_its_destination() {
     let udp = with(
         " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
         " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
     );
+    assert_eq!(held_back(&udp, "ip route-static 10.2.2.0 255.255.255.128 192.0.2.254"), None);
     assert_eq!(
-        held_back(&udp, "ip route-static 10.2.2.0 255.255.255.128 192.0.2.254").as_deref(),
+        held_back(CLEAN, "ip route-static 10.2.2.0 255.255.255.128 192.0.2.254").as_deref(),
         Some("policy1 1")
     );
-    assert_eq!(held_back(&udp, "ip route-static 198.51.100.0 24 192.0.2.254"), None);
 }
 
 /// `destination any` never covers the default route nor any other: the TUN never takes /0
