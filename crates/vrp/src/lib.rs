@@ -28,7 +28,7 @@ use std::path::Path;
 pub use algorithm::Value;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Location, Severity};
 pub use model::Config;
-pub use parser::grammar;
+pub use parser::{console, grammar};
 pub use parser::{parse, Parsed, SourceMap};
 pub use render::{render, KeyDisplay};
 pub use secret::PreSharedKey;

@@ -115,7 +115,7 @@ impl Walk<'_> {
                     self.values.entry(what).or_default().extend(list.iter().copied());
                     list.iter().map(|k| (*k).to_string()).collect()
                 }
-                Offer::Argument(sample) => vec![sample],
+                Offer::Argument(sample, ..) => vec![sample],
             };
             for word in next {
                 words.push(word);

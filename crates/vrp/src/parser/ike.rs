@@ -289,7 +289,7 @@ fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
     if c.remaining() >= 2 {
         c.optional_keyword(&["cipher", "simple"]);
     }
-    let token = c.raw("the pre-shared key")?;
+    let token = c.secret("the pre-shared key")?;
     c.end_of_secret("the pre-shared key", KEY_WITH_BLANKS)?;
     if token.text.starts_with("%^%#") {
         return Err(SyntaxError {

@@ -13,7 +13,9 @@
 //! a device contains, are accepted with a warning and their indented lines skipped (§6).
 
 mod acl;
+pub mod console;
 pub mod grammar;
+mod help;
 mod ike;
 mod interface;
 mod ipsec;
