@@ -98,13 +98,39 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+    /// One console command applied to the running configuration (`keysteward shell`): `line`
+    /// in canonical full keywords, run in `views` (the canonical opening command of each view
+    /// from the system view inwards; empty for the system view). A line that opens a view is
+    /// sent too, so the object exists. The answer's text is empty or notes for the operator;
+    /// an error leaves the running configuration unchanged.
+    Configure {
+        /// The views the line runs in (`["ike peer b"]`).
+        views: Vec<String>,
+        /// The command (`pre-shared-key Admin@123`); values keep their case and text.
+        line: String,
+    },
+    /// `display current-configuration`: the running configuration in VRP layout, keys masked.
+    DisplayCurrentConfiguration,
+    /// `display saved-configuration`: the configuration file as saved, keys masked.
+    DisplaySavedConfiguration,
+    /// `display this`: the running configuration of the innermost of `views` (the system
+    /// view's own lines when empty), with notes for inert objects.
+    DisplayThis {
+        /// The views, as in [`Request::Configure`].
+        views: Vec<String>,
+    },
+    /// `save`: write the running configuration to the configuration file, atomically.
+    Save,
 }
 
 impl Request {
     /// Whether the request changes the daemon's state (deletes SAs, reloads), and so is
     /// allowed only to root and the daemon's own user; the others only read.
     pub fn changes_state(&self) -> bool {
-        matches!(self, Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload)
+        matches!(
+            self,
+            Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload | Self::Configure { .. } | Self::Save
+        )
     }
 }
 
@@ -145,6 +171,11 @@ mod tests {
             Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
             Request::DisplayFirewallSessionTable { verbose: true },
             Request::ShowConfig,
+            Request::Configure { views: vec!["ike peer b".into()], line: "pre-shared-key Admin@123".into() },
+            Request::DisplayCurrentConfiguration,
+            Request::DisplaySavedConfiguration,
+            Request::DisplayThis { views: Vec::new() },
+            Request::Save,
         ];
         for request in requests {
             let text = serde_json::to_string(&request).unwrap();
