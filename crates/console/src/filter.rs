@@ -85,7 +85,8 @@ impl Filter {
 mod tests {
     use super::*;
 
-    const TEXT: &str = "#\nsysname FW_A\n#\nike peer b\n pre-shared-key %^%#x%^%#\n remote-address 1.2.3.4\n#\nreturn\n";
+    const TEXT: &str =
+        "#\nsysname FW_A\n#\nike peer b\n pre-shared-key %^%#x%^%#\n remote-address 1.2.3.4\n#\nreturn\n";
 
     #[test]
     fn include_exclude_begin_and_count() {

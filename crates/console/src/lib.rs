@@ -42,7 +42,12 @@ pub fn run(options: Options) -> ExitCode {
         }
     };
     if !options.commands.is_empty() {
-        return script::run(session, options.commands.into_iter(), &mut std::io::stdout(), &mut std::io::stderr());
+        return script::run(
+            session,
+            options.commands.into_iter(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        );
     }
     if std::io::stdin().is_terminal() {
         return terminal::run(session);

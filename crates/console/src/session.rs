@@ -136,10 +136,15 @@ impl<D: Daemon> Session<D> {
         let language_words = first_keywords(&views);
         candidates.extend(language_words.iter().map(String::as_str));
         match language::expand(first, &candidates) {
-            Ok(word) if user::first_words(CONFIG_VIEWS).contains(&word) && !language_words.iter().any(|w| w == word) => {
+            Ok(word)
+                if user::first_words(CONFIG_VIEWS).contains(&word)
+                    && !language_words.iter().any(|w| w == word) =>
+            {
                 self.console(CONFIG_VIEWS, &words, line_end(command), filter)
             }
-            Err(list) if list.len() > 1 => caret(LineError { offset: *first_offset, kind: ErrorKind::Ambiguous, detail: String::new() }),
+            Err(list) if list.len() > 1 => {
+                caret(LineError { offset: *first_offset, kind: ErrorKind::Ambiguous, detail: String::new() })
+            }
             _ if filter.is_some() => caret(LineError {
                 offset: command.len() + 1,
                 kind: ErrorKind::Unrecognized,
@@ -285,8 +290,12 @@ pub fn completions(place: &Place, before: &str) -> Vec<String> {
     if before.is_empty() || before.ends_with(char::is_whitespace) {
         return Vec::new();
     }
-    let mut words: Vec<String> =
-        next_words(place, before).words.into_iter().filter(|h| h.keyword && h.word != "|").map(|h| h.word).collect();
+    let mut words: Vec<String> = next_words(place, before)
+        .words
+        .into_iter()
+        .filter(|h| h.keyword && h.word != "|")
+        .map(|h| h.word)
+        .collect();
     words.sort();
     words.dedup();
     words
@@ -301,7 +310,11 @@ fn filter_words(before: &str) -> NextWords {
     let after = before.rsplit_once('|').map_or("", |(_, a)| a);
     let typed: Vec<&str> = after.split_whitespace().collect();
     let ends = after.ends_with(char::is_whitespace);
-    let help = |word: &str, description: &str, keyword| Help { word: word.into(), description: description.into(), keyword };
+    let help = |word: &str, description: &str, keyword| Help {
+        word: word.into(),
+        description: description.into(),
+        keyword,
+    };
     match (typed.as_slice(), ends) {
         ([], _) | ([_], false) => NextWords {
             words: crate::filter::KEYWORDS
@@ -311,7 +324,9 @@ fn filter_words(before: &str) -> NextWords {
                 .collect(),
             can_end: false,
         },
-        ([count], true) if language::expand(count, &["count"]).is_ok() => NextWords { words: Vec::new(), can_end: true },
+        ([count], true) if language::expand(count, &["count"]).is_ok() => {
+            NextWords { words: Vec::new(), can_end: true }
+        }
         ([_], true) => NextWords { words: vec![help("TEXT", "Regular expression", false)], can_end: false },
         _ => NextWords { words: Vec::new(), can_end: true },
     }
@@ -351,7 +366,9 @@ fn line_end(line: &str) -> usize {
 
 /// Splits `display … | include REGEX` into the command and its filter.
 fn split_filter(line: &str) -> Result<(&str, Option<Filter>), LineError> {
-    let Some(at) = line.find(" | ").or_else(|| line.trim_end().ends_with(" |").then(|| line.trim_end().len() - 2)) else {
+    let Some(at) =
+        line.find(" | ").or_else(|| line.trim_end().ends_with(" |").then(|| line.trim_end().len() - 2))
+    else {
         return Ok((line, None));
     };
     let command = &line[..at];
@@ -364,7 +381,8 @@ fn split_filter(line: &str) -> Result<(&str, Option<Filter>), LineError> {
 }
 
 fn caret(e: LineError) -> Outcome {
-    let detail = (e.kind == ErrorKind::WrongParameter && e.detail.starts_with("unsupported")).then(|| format!("Info: {}", e.detail));
+    let detail = (e.kind == ErrorKind::WrongParameter && e.detail.starts_with("unsupported"))
+        .then(|| format!("Info: {}", e.detail));
     Outcome::Caret { offset: e.offset, message: e.kind.message(), detail }
 }
 

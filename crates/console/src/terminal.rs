@@ -21,7 +21,7 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{
-    Cmd, CompletionType, Config, ConditionalEventHandler, Context, Editor, Event, EventContext, EventHandler,
+    Cmd, CompletionType, ConditionalEventHandler, Config, Context, Editor, Event, EventContext, EventHandler,
     Helper, KeyEvent, RepeatCount,
 };
 use vrp::console::{read, Reading};
@@ -33,10 +33,10 @@ pub const HISTORY_SIZE: usize = 1000;
 
 /// Where the history is kept, when there is a home or a state directory.
 pub fn history_path() -> Option<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state")))?;
+    let state =
+        std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()).map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
     Some(state.join("keysteward").join("shell_history"))
 }
 
@@ -132,7 +132,8 @@ pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
     editor.set_helper(Some(Shell { place: session.place().clone() }));
     let question = Arc::new(Mutex::new(None));
     let ctrl_z = Arc::new(AtomicBool::new(false));
-    editor.bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(Question(question.clone()))));
+    editor
+        .bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(Question(question.clone()))));
     editor.bind_sequence(KeyEvent::ctrl('Z'), EventHandler::Conditional(Box::new(CtrlZ(ctrl_z.clone()))));
     let history = history_path().filter(prepare_history);
     if let Some(path) = &history {

@@ -34,7 +34,12 @@ const fn arg(word: Word, help: &'static str, end: bool, next: &'static [Node]) -
     Node { word, help, end, next }
 }
 
-const CONN_ID: &[Node] = &[key("conn-id", "Specify a connection ID", false, &[arg(Word::Number(1, u32::MAX as u64), "Connection ID", true, &[])])];
+const CONN_ID: &[Node] = &[key(
+    "conn-id",
+    "Specify a connection ID",
+    false,
+    &[arg(Word::Number(1, u32::MAX as u64), "Connection ID", true, &[])],
+)];
 const VERBOSE: &[Node] = &[
     key("remote", "Specify the peer's address", false, &[arg(Word::Address, "Peer address", true, CONN_ID)]),
     CONN_ID[0],
@@ -49,7 +54,12 @@ const DISPLAY: &[Node] = &[
         "IKE information",
         false,
         &[
-            key("sa", "IKE security associations", true, &[key("verbose", "Detailed information", true, VERBOSE)]),
+            key(
+                "sa",
+                "IKE security associations",
+                true,
+                &[key("verbose", "Detailed information", true, VERBOSE)],
+            ),
             key("error-info", "IKE negotiation failures", true, &[]),
             key("statistics", "IKE statistics", true, &[]),
             key("proposal", "IKE proposals", true, &[]),
@@ -67,7 +77,12 @@ const DISPLAY: &[Node] = &[
                 true,
                 &[
                     key("brief", "Brief information", true, &[]),
-                    key("remote", "Specify the peer's address", false, &[arg(Word::Address, "Peer address", true, &[])]),
+                    key(
+                        "remote",
+                        "Specify the peer's address",
+                        false,
+                        &[arg(Word::Address, "Peer address", true, &[])],
+                    ),
                 ],
             ),
             key("proposal", "IPsec proposals", true, BRIEF_OR_NAME),
@@ -112,7 +127,12 @@ const RESET: &[Node] = &[
             "Delete IPsec security associations",
             true,
             &[
-                key("remote", "Specify the peer's address", false, &[arg(Word::Address, "Peer address", true, &[POLICY])]),
+                key(
+                    "remote",
+                    "Specify the peer's address",
+                    false,
+                    &[arg(Word::Address, "Peer address", true, &[POLICY])],
+                ),
                 POLICY,
             ],
         )],
@@ -158,12 +178,17 @@ pub(crate) enum Action {
 }
 
 /// Reads the words of a console command. `words` are `(offset in the line, text)`.
-pub(crate) fn read(nodes: &'static [Node], words: &[(usize, String)], end: usize) -> Result<Action, LineError> {
+pub(crate) fn read(
+    nodes: &'static [Node],
+    words: &[(usize, String)],
+    end: usize,
+) -> Result<Action, LineError> {
     let mut canonical: Vec<String> = Vec::new();
     let mut current = nodes;
     let mut last: Option<&Node> = None;
     for (offset, text) in words {
-        let node = step(current, text).map_err(|kind| LineError { offset: *offset, kind, detail: String::new() })?;
+        let node =
+            step(current, text).map_err(|kind| LineError { offset: *offset, kind, detail: String::new() })?;
         canonical.push(match node.word {
             Word::Key(k) => k.to_string(),
             _ => text.clone(),
@@ -207,7 +232,11 @@ fn fits(word: Word, text: &str) -> bool {
 }
 
 /// What may follow `words` (`partial`: the word being typed, for `dis?`).
-pub(crate) fn next_words(nodes: &'static [Node], words: &[String], partial: Option<&str>) -> Option<NextWords> {
+pub(crate) fn next_words(
+    nodes: &'static [Node],
+    words: &[String],
+    partial: Option<&str>,
+) -> Option<NextWords> {
     let mut current = nodes;
     let mut can_end = false;
     for text in words {
@@ -239,7 +268,8 @@ pub(crate) fn next_words(nodes: &'static [Node], words: &[String], partial: Opti
 /// The action of a complete command, by its canonical words.
 fn action(words: &[String]) -> Option<Action> {
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    let after = |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1)).map(|s| (*s).to_string());
+    let after =
+        |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1)).map(|s| (*s).to_string());
     let ip = |key: &str| after(key).and_then(|s| s.parse::<IpAddr>().ok());
     let number = |key: &str| after(key).and_then(|s| s.parse::<u64>().ok());
     let ask = |r: Request| Some(Action::Ask(r));

@@ -129,7 +129,11 @@ impl Request {
     pub fn changes_state(&self) -> bool {
         matches!(
             self,
-            Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload | Self::Configure { .. } | Self::Save
+            Self::ResetIkeSa { .. }
+                | Self::ResetIpsecSa { .. }
+                | Self::Reload
+                | Self::Configure { .. }
+                | Self::Save
         )
     }
 }

@@ -359,7 +359,10 @@ fn match_keyword(text: &str, candidates: &[&'static str]) -> Match {
 
 /// VRP's keyword matching: case-insensitive, an exact keyword first, else the one keyword
 /// `text` is a prefix of; otherwise every keyword it is a prefix of (none, or more than one).
-pub(crate) fn match_prefix<'k>(text: &str, candidates: &[&'k str]) -> std::result::Result<&'k str, Vec<&'k str>> {
+pub(crate) fn match_prefix<'k>(
+    text: &str,
+    candidates: &[&'k str],
+) -> std::result::Result<&'k str, Vec<&'k str>> {
     let lower = text.to_ascii_lowercase();
     if let Some(k) = candidates.iter().find(|k| **k == lower) {
         return Ok(k);

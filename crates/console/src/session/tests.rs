@@ -117,7 +117,11 @@ fn errors_carry_the_caret_position() {
     let count = asked.borrow().len();
     assert_eq!(
         s.line("dsp ike sa"),
-        Outcome::Caret { offset: 0, message: "Error: Unrecognized command found at '^' position.", detail: None }
+        Outcome::Caret {
+            offset: 0,
+            message: "Error: Unrecognized command found at '^' position.",
+            detail: None
+        }
     );
     assert!(matches!(s.line("display ike xx"), Outcome::Caret { offset: 12, .. }));
     assert!(matches!(
@@ -212,7 +216,9 @@ fn question_mark_and_tab() {
     let help = format_help(&s.next_words("ike proposal "));
     assert!(help.starts_with("  INTEGER<1-1024>"), "{help}");
     match s.line("ike ?") {
-        Outcome::Text(text) => assert!(text.contains("  peer                    Specify an IKE peer\n"), "{text}"),
+        Outcome::Text(text) => {
+            assert!(text.contains("  peer                    Specify an IKE peer\n"), "{text}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -273,7 +273,9 @@ fn line_error(e: SyntaxError, tokens: &[Token]) -> LineError {
         _ => ErrorKind::WrongParameter,
     };
     // The end of the line is one blank after the last word, where the next one would go.
-    let end = tokens.last().map_or(0, |t| t.column as usize - 1 + t.text.chars().count() + 2 * usize::from(t.quoted));
+    let end = tokens
+        .last()
+        .map_or(0, |t| t.column as usize - 1 + t.text.chars().count() + 2 * usize::from(t.quoted));
     let offset = if kind == ErrorKind::Incomplete { end + 1 } else { (e.column as usize).saturating_sub(1) };
     LineError { offset, kind, detail: e.message }
 }
@@ -319,7 +321,9 @@ fn helps(offer: Offer) -> Vec<Help> {
             .into_iter()
             .map(|k| Help { word: k.to_string(), description: capitalised(what), keyword: true })
             .collect(),
-        Offer::Argument(_, form, what) => vec![Help { word: form, description: capitalised(&what), keyword: false }],
+        Offer::Argument(_, form, what) => {
+            vec![Help { word: form, description: capitalised(&what), keyword: false }]
+        }
     }
 }
 

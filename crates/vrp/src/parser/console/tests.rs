@@ -10,7 +10,11 @@ fn every_keyword_has_a_description() {
         .flat_map(|v| v.keywords.iter().copied())
         .filter(|k| describe(k).is_empty())
         .collect();
-    assert!(missing.is_empty(), "no description for:\n{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        missing.is_empty(),
+        "no description for:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 fn views(list: &[&str]) -> Vec<String> {
@@ -54,7 +58,10 @@ fn abbreviations_expand_to_the_keywords_and_values_keep_their_text() {
     assert_eq!(c.line, "ipsec policy policy1 1 isakmp");
     let c = command(&[], "acl num 3001");
     assert_eq!(c.after, views(&["acl number 3001"]));
-    let c = command(&views(&["acl number 3001"]), "rule 5 per ip source 10.1.1.0 0.0.0.255 destination 10.1.2.0 0.0.0.255");
+    let c = command(
+        &views(&["acl number 3001"]),
+        "rule 5 per ip source 10.1.1.0 0.0.0.255 destination 10.1.2.0 0.0.0.255",
+    );
     assert_eq!(c.line, "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.1.2.0 0.0.0.255");
     let c = command(&views(&["ipsec policy policy1 1 isakmp"]), "undo pf");
     assert_eq!(c.line, "undo pfs");
@@ -123,7 +130,8 @@ fn question_mark_lists_the_next_words_from_the_parser() {
     let groups = next_words(&views(&["ike proposal 10"]), "dh ");
     assert!(groups.words.iter().any(|h| h.word == "group14" && h.description == "DH group"), "{groups:?}");
     // In a view, the system commands are listed once the view has none for the line.
-    let sys: Vec<String> = next_words(&views(&["ike peer b"]), "ipsec pro").words.into_iter().map(|h| h.word).collect();
+    let sys: Vec<String> =
+        next_words(&views(&["ike peer b"]), "ipsec pro").words.into_iter().map(|h| h.word).collect();
     assert_eq!(sys, ["proposal"]);
 }
 
