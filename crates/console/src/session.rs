@@ -1,5 +1,5 @@
 //! One console session, without I/O: the views, the prompt, and what each typed line does.
-//! The terminal ([`crate::terminal`]) and scripts ([`crate::script`]) drive it alike.
+//! The terminal and scripts drive it alike.
 
 use control::{Request, Response};
 use vrp::console::{self as language, ErrorKind, Help, LineError, NextWords, Reading};

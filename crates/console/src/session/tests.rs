@@ -18,11 +18,11 @@ impl Daemon for Fake {
             .asked
             .borrow()
             .iter()
-            .filter_map(|r| match r {
+            .rev()
+            .find_map(|r| match r {
                 Request::Configure { line, .. } => line.strip_prefix("sysname ").map(str::to_string),
                 _ => None,
-            })
-            .last();
+            });
         let ok = |text: &str| Response::Ok { text: text.to_string(), json: serde_json::Value::Null };
         Ok(match request {
             Request::Configure { line, .. } if Some(line.as_str()) == self.refuse => {
