@@ -6,11 +6,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keysteward::control::{server, Request, Response};
+
+#[path = "common/pty.rs"]
+mod pty;
+use pty::shell_command;
 
 /// Every request the stand-in daemon received.
 type Log = Arc<Mutex<Vec<Request>>>;
@@ -88,26 +92,8 @@ fn configured(log: &Log) -> Vec<Request> {
     log.lock().unwrap().iter().filter(|r| matches!(r, Request::Configure { .. })).cloned().collect()
 }
 
-fn shell_command(control: &Path, state: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keysteward"));
-    command.arg("shell").arg("--control").arg(control).env("XDG_STATE_HOME", state).env("TERM", "xterm");
-    command
-}
-
-/// Waits for the prompt of a new line, and so for the shell to be ready for the next keys.
-/// The line editor redraws the line being typed after `\r` and a clear-to-end-of-line
-/// (`ESC [ K`); a new prompt comes after the line feed that ended the previous line or
-/// output, then terminal modes (`ESC [ ? … h`), the `\r` and the clear.
-fn prompt(p: &mut rexpect::session::PtySession, prompt: &str) {
-    let pattern = format!(r"\n(\x1b\[[?0-9;]*[a-zA-Z]|\r)*\x1b\[K{}", regex::escape(prompt));
-    p.exp_regex(&pattern).unwrap();
-}
-
 fn spawn(control: &Path, state: &Path) -> rexpect::session::PtySession {
-    let options = rexpect::reader::Options::new().timeout_ms(Some(30_000)).strip_ansi_escape_codes(false);
-    let mut p = rexpect::session::spawn_with_options(shell_command(control, state), options).unwrap();
-    p.exp_string("<FW_A>").unwrap();
-    p
+    pty::spawn(shell_command(control, state), "<FW_A>")
 }
 
 #[test]
@@ -117,55 +103,55 @@ fn an_operator_on_a_terminal() {
     let log = serve(control.clone());
     let mut p = spawn(&control, &dir.0);
     p.send_line("sys").unwrap();
-    prompt(&mut p, "[FW_A]");
+    pty::prompt(&mut p, "[FW_A]");
     p.send_line("ike pro 10").unwrap();
-    prompt(&mut p, "[FW_A-ike-proposal-10]");
+    pty::prompt(&mut p, "[FW_A-ike-proposal-10]");
     p.send_line("enc aes-256").unwrap();
-    prompt(&mut p, "[FW_A-ike-proposal-10]");
+    pty::prompt(&mut p, "[FW_A-ike-proposal-10]");
     p.send_line("ike pe b").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]");
     p.send_line("pre Admin@123").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]");
     // Tab completes `exch` to `exchange-mode `.
     p.send("exch\t").unwrap();
     p.flush().unwrap();
     p.exp_string("exchange-mode ").unwrap();
     p.send_line("main").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]");
     // `?` lists the words that may follow, then gives the line back.
     p.send("remote-address ?").unwrap();
     p.flush().unwrap();
     p.exp_string("X.X.X.X").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]remote-address ");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]remote-address ");
     p.send_line("1.1.5.1").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]");
     // VRP's caret under the first word not understood, the prompt counted.
     p.send_line("remote-adress 1.1.5.1").unwrap();
     p.exp_string(&format!("\r\n{}^", " ".repeat("[FW_A-ike-peer-b]".len()))).unwrap();
     p.exp_string("Error: Unrecognized command found at '^' position.").unwrap();
-    prompt(&mut p, "[FW_A-ike-peer-b]");
+    pty::prompt(&mut p, "[FW_A-ike-peer-b]");
     p.send_line("quit").unwrap();
-    prompt(&mut p, "[FW_A]");
+    pty::prompt(&mut p, "[FW_A]");
     p.send_line("acl num 3001").unwrap();
-    prompt(&mut p, "[FW_A-acl-adv-3001]");
+    pty::prompt(&mut p, "[FW_A-acl-adv-3001]");
     p.send_line("ipsec policy policy1 1 isa").unwrap();
-    prompt(&mut p, "[FW_A-ipsec-policy-isakmp-policy1-1]");
+    pty::prompt(&mut p, "[FW_A-ipsec-policy-isakmp-policy1-1]");
     p.send_line("int GigabitEthernet0/0/2").unwrap();
-    prompt(&mut p, "[FW_A-GigabitEthernet0/0/2]");
+    pty::prompt(&mut p, "[FW_A-GigabitEthernet0/0/2]");
     // Ctrl-Z: back to the user view.
     p.send_control('z').unwrap();
-    prompt(&mut p, "<FW_A>");
+    pty::prompt(&mut p, "<FW_A>");
     p.send_line("dis cur | inc ^ike").unwrap();
     p.exp_string("ike proposal 10\r\nike peer b\r").unwrap();
-    prompt(&mut p, "<FW_A>");
+    pty::prompt(&mut p, "<FW_A>");
     p.send_line("dis ike sa").unwrap();
     p.exp_string(r#"answered {"command":"display-ike-sa"}"#).unwrap();
-    prompt(&mut p, "<FW_A>");
+    pty::prompt(&mut p, "<FW_A>");
     p.send_line("save").unwrap();
     p.exp_string("Are you sure to continue?[Y/N]:").unwrap();
     p.send_line("y").unwrap();
     p.exp_string("Info: Save the configuration successfully.").unwrap();
-    prompt(&mut p, "<FW_A>");
+    pty::prompt(&mut p, "<FW_A>");
     p.send_line("quit").unwrap();
     p.exp_eof().unwrap();
 
@@ -201,7 +187,7 @@ fn history_is_there_in_the_next_session() {
     let mut p = spawn(&control, &dir.0);
     p.send_line("display ike proposal").unwrap();
     p.exp_string("answered").unwrap();
-    prompt(&mut p, "<FW_A>");
+    pty::prompt(&mut p, "<FW_A>");
     p.send_line("quit").unwrap();
     p.exp_eof().unwrap();
     let mut p = spawn(&control, &dir.0);

@@ -14,15 +14,10 @@ struct Fake {
 impl Daemon for Fake {
     fn call(&mut self, request: &Request) -> Result<Response, String> {
         self.asked.borrow_mut().push(request.clone());
-        let sysname = self
-            .asked
-            .borrow()
-            .iter()
-            .rev()
-            .find_map(|r| match r {
-                Request::Configure { line, .. } => line.strip_prefix("sysname ").map(str::to_string),
-                _ => None,
-            });
+        let sysname = self.asked.borrow().iter().rev().find_map(|r| match r {
+            Request::Configure { line, .. } => line.strip_prefix("sysname ").map(str::to_string),
+            _ => None,
+        });
         let ok = |text: &str| Response::Ok { text: text.to_string(), json: serde_json::Value::Null };
         Ok(match request {
             Request::Configure { line, .. } if Some(line.as_str()) == self.refuse => {
