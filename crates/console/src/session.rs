@@ -130,20 +130,22 @@ impl<D: Daemon> Session<D> {
             Place::User => return self.console(USER_VIEW, &words, line_end(command), filter),
             Place::System(views) => views.clone(),
         };
-        // A console word (`display`, `save`) or a word of the language: shortest unique
-        // prefix among both.
-        let mut candidates = user::first_words(CONFIG_VIEWS);
+        // A console word (`display`, `save`) when it abbreviates one and no word of the
+        // language; the language's own ambiguities are the parser's to report (it reads the
+        // view's commands before the system view's).
+        let console_words = user::first_words(CONFIG_VIEWS);
         let language_words = first_keywords(&views);
-        candidates.extend(language_words.iter().map(String::as_str));
-        match language::expand(first, &candidates) {
-            Ok(word)
-                if user::first_words(CONFIG_VIEWS).contains(&word)
-                    && !language_words.iter().any(|w| w == word) =>
-            {
-                self.console(CONFIG_VIEWS, &words, line_end(command), filter)
-            }
-            Err(list) if list.len() > 1 => {
+        let lower = first.to_ascii_lowercase();
+        let console = console_words.iter().filter(|w| w.starts_with(&lower)).count();
+        let language = language_words.iter().filter(|w| w.starts_with(&lower)).count();
+        let exact_language = language_words.contains(&lower);
+        match (console, language) {
+            (1, 0) if !exact_language => self.console(CONFIG_VIEWS, &words, line_end(command), filter),
+            (1.., 1..) if !exact_language && !console_words.contains(&lower.as_str()) => {
                 caret(LineError { offset: *first_offset, kind: ErrorKind::Ambiguous, detail: String::new() })
+            }
+            (1.., _) if console_words.contains(&lower.as_str()) => {
+                self.console(CONFIG_VIEWS, &words, line_end(command), filter)
             }
             _ if filter.is_some() => caret(LineError {
                 offset: command.len() + 1,

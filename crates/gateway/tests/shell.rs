@@ -1,16 +1,17 @@
 //! `keysteward shell` as an operator and a script meet it, against a control socket served by
-//! the library's server with a stand-in daemon that records every request (the daemon's
+//! a stand-in daemon that records every request (the daemon's
 //! side of the console is tested with the daemon): on a pseudo-terminal the prompts of
 //! every view, abbreviations, `?`, Tab, Ctrl-Z, VRP's caret errors, `display … | include`,
 //! `save`'s question and the history file; without a terminal, `-c` and standard input.
 
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use keysteward::control::{server, Request, Response};
+use keysteward::control::{Request, Response};
 
 #[path = "common/pty.rs"]
 mod pty;
@@ -19,30 +20,30 @@ use pty::shell_command;
 /// Every request the stand-in daemon received.
 type Log = Arc<Mutex<Vec<Request>>>;
 
-/// Serves `path` with a stand-in daemon: `display current-configuration` shows the sysname
-/// and the lines configured so far; `save` succeeds; anything else is answered with its
-/// own JSON, so the test sees which request a line became.
+/// Serves `path` with a stand-in daemon speaking the control protocol (one JSON request
+/// line in, one JSON response line out): `display current-configuration` shows the sysname
+/// and the lines configured so far; `save` succeeds; anything else is answered with its own
+/// JSON, so the test sees which request a line became.
 fn serve(path: PathBuf) -> Log {
     let log: Log = Arc::default();
     let seen = log.clone();
-    let socket = path.clone();
+    let listener = UnixListener::bind(&path).unwrap();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = server::bind(&path).unwrap();
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<server::Pending>(4);
-            tokio::spawn(server::accept(listener, tx));
-            while let Some((request, reply)) = rx.recv().await {
-                seen.lock().unwrap().push(request.clone());
-                let text = answer(&seen.lock().unwrap(), &request);
-                let _ = reply.send(Response::Ok { text, json: serde_json::Value::Null });
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
             }
-        });
+            let request: Request = serde_json::from_str(&line).unwrap();
+            seen.lock().unwrap().push(request.clone());
+            let text = answer(&seen.lock().unwrap(), &request);
+            let mut reply =
+                serde_json::to_string(&Response::Ok { text, json: serde_json::Value::Null }).unwrap();
+            reply.push('\n');
+            let _ = (&stream).write_all(reply.as_bytes());
+        }
     });
-    let start = Instant::now();
-    while !socket.exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     log
 }
 

@@ -217,3 +217,19 @@ fn question_mark_and_tab() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_language_decides_its_own_abbreviations() {
+    let (mut s, asked) = session();
+    s.line("sys");
+    s.line("ipsec policy policy1 1 isakmp");
+    // `sec` is `security` here; the system view's `security-policy` does not make it ambiguous.
+    assert_eq!(s.line("sec acl 3001"), Outcome::Text(String::new()));
+    assert_eq!(
+        asked.borrow().last(),
+        Some(&configure(&["ipsec policy policy1 1 isakmp"], "security acl 3001"))
+    );
+    // `sa` is the policy's `sa`, not `save`; `sav` is `save`.
+    assert!(matches!(s.line("sa duration time-based 3600"), Outcome::Text(_)));
+    assert_eq!(s.line("sav"), Outcome::ConfirmSave);
+}
