@@ -109,32 +109,38 @@ fn prepare_history(path: &PathBuf) -> bool {
     std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).is_ok()
 }
 
+/// The line editor: bounded history, list completion, `?` and Ctrl-Z bound to handlers that
+/// report through `question` and `ctrl_z`.
+fn editor(
+    place: Place,
+    question: &Arc<Mutex<Option<(String, String)>>>,
+    ctrl_z: &Arc<AtomicBool>,
+) -> rustyline::Result<Editor<Shell, DefaultHistory>> {
+    let config = Config::builder()
+        .max_history_size(HISTORY_SIZE)?
+        .history_ignore_dups(true)?
+        .auto_add_history(false)
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor = Editor::with_config(config)?;
+    editor.set_helper(Some(Shell { place }));
+    editor
+        .bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(Question(question.clone()))));
+    editor.bind_sequence(KeyEvent::ctrl('Z'), EventHandler::Conditional(Box::new(CtrlZ(ctrl_z.clone()))));
+    Ok(editor)
+}
+
 /// Runs the interactive session until `quit` in the user view or the end of input.
 pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
-    let config = Config::builder()
-        .max_history_size(HISTORY_SIZE)
-        .map(|b| b.history_ignore_dups(true))
-        .and_then(|b| b.map(|b| b.auto_add_history(false).completion_type(CompletionType::List).build()));
-    let config = match config {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("keysteward shell: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut editor: Editor<Shell, DefaultHistory> = match Editor::with_config(config) {
+    let question = Arc::new(Mutex::new(None));
+    let ctrl_z = Arc::new(AtomicBool::new(false));
+    let mut editor = match editor(session.place().clone(), &question, &ctrl_z) {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("keysteward shell: {e}");
             return ExitCode::FAILURE;
         }
     };
-    editor.set_helper(Some(Shell { place: session.place().clone() }));
-    let question = Arc::new(Mutex::new(None));
-    let ctrl_z = Arc::new(AtomicBool::new(false));
-    editor
-        .bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(Question(question.clone()))));
-    editor.bind_sequence(KeyEvent::ctrl('Z'), EventHandler::Conditional(Box::new(CtrlZ(ctrl_z.clone()))));
     let history = history_path().filter(prepare_history);
     if let Some(path) = &history {
         let _ = editor.load_history(path);
@@ -176,28 +182,41 @@ pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
                 Err(_) => Outcome::Done,
             };
         }
-        match outcome {
-            Outcome::Done | Outcome::ConfirmSave => {}
-            Outcome::Exit => break,
-            Outcome::Text(text) | Outcome::Error(text) => print(&text),
-            Outcome::Caret { offset, message, detail } => {
-                let mut text = format!("{}^\n{message}\n", " ".repeat(prompt.chars().count() + offset));
-                if let Some(detail) = detail {
-                    text.push_str(&detail);
-                    text.push('\n');
-                }
-                print(&text);
-            }
+        if outcome == Outcome::Exit {
+            break;
         }
+        show(outcome, &prompt);
     }
     ExitCode::SUCCESS
 }
 
-/// True unless `line` holds a secret (a pre-shared key), which stays out of the history.
+/// Prints what a line did; a caret goes under the line as typed after `prompt`.
+fn show(outcome: Outcome, prompt: &str) {
+    match outcome {
+        Outcome::Done | Outcome::ConfirmSave | Outcome::Exit => {}
+        Outcome::Text(text) | Outcome::Error(text) => print(&text),
+        Outcome::Caret { offset, message, detail } => {
+            let mut text = format!("{}^\n{message}\n", " ".repeat(prompt.chars().count() + offset));
+            if let Some(detail) = detail {
+                text.push_str(&detail);
+                text.push('\n');
+            }
+            print(&text);
+        }
+    }
+}
+
+/// True unless `line` holds a secret (a pre-shared key), which stays out of the history: a
+/// command with a key, or a line in error with a word that could abbreviate
+/// `pre-shared-key` (a key typed with a mistake is still a key).
 fn keeps(place: &Place, line: &str) -> bool {
-    match place {
-        Place::User => true,
-        Place::System(views) => !matches!(read(views, line), Reading::Command(c) if c.secret),
+    let Place::System(views) = place else { return true };
+    match read(views, line) {
+        Reading::Command(c) => !c.secret,
+        Reading::Empty => true,
+        Reading::Error(_) => !line
+            .split_whitespace()
+            .any(|w| w.len() >= 3 && "pre-shared-key".starts_with(&w.to_ascii_lowercase())),
     }
 }
 
@@ -208,4 +227,22 @@ fn print(text: &str) {
         let _ = out.write_all(b"\n");
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_out_of_the_history() {
+        let peer = Place::System(vec!["ike peer b".into()]);
+        assert!(keeps(&peer, "remote-address 1.2.3.4"));
+        assert!(!keeps(&peer, "pre Admin@123"));
+        assert!(!keeps(&peer, "pre-shared-key simple \"a b\""));
+        // In error (two words where one key goes): still a key.
+        assert!(!keeps(&peer, "pre-shared-key Admin 123"));
+        assert!(!keeps(&peer, "PRE-SH Admin 123"));
+        assert!(keeps(&peer, "remote-adress 1.2.3.4"));
+        assert!(keeps(&Place::User, "display ike sa"));
+    }
 }
