@@ -15,6 +15,7 @@
 pub mod algorithm;
 mod cursor;
 pub mod diagnostic;
+pub mod inert;
 mod lexer;
 pub mod model;
 mod parser;
@@ -28,7 +29,7 @@ use std::path::Path;
 pub use algorithm::Value;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Location, Severity};
 pub use model::Config;
-pub use parser::{console, grammar};
+pub use parser::{console, edit, grammar};
 pub use parser::{parse, Parsed, SourceMap};
 pub use render::{render, KeyDisplay};
 pub use secret::PreSharedKey;

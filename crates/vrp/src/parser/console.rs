@@ -184,6 +184,8 @@ struct Run {
     result: Result<Next, SyntaxError>,
     /// Tokens read before the end or the error.
     read: usize,
+    /// The tokens that count: fewer than lexed when a glued `//` made the rest a comment.
+    used: usize,
     matched: Vec<(usize, &'static str)>,
     secrets: Vec<usize>,
     offers: Vec<Offer>,
@@ -195,6 +197,7 @@ fn run(view: &View, tokens: &[Token]) -> Run {
     Run {
         result,
         read: cursor.position(),
+        used: cursor.token_count(),
         matched: cursor.matched().to_vec(),
         secrets: cursor.secrets().to_vec(),
         offers: cursor.take_offers(),
@@ -232,14 +235,21 @@ pub fn read(views: &[String], line: &str) -> Reading {
     match chosen.result {
         Err(e) => Reading::Error(line_error(e, &tokens)),
         Ok(next) => {
+            // The words that count (an annotation glued with `//` to the last one is dropped
+            // with the rest of the line), each keyword in full.
+            let used = &tokens[..chosen.used];
+            let cut = chosen.used < tokens.len();
             let text = |mask: bool| {
-                let words: Vec<String> = tokens
+                let words: Vec<String> = used
                     .iter()
                     .enumerate()
                     .map(|(i, t)| match chosen.matched.iter().find(|(at, _)| *at == i) {
                         Some((_, keyword)) => (*keyword).to_string(),
                         None if mask && chosen.secrets.contains(&i) => "******".to_string(),
                         None if t.quoted => format!("\"{}\"", t.text),
+                        None if cut && i + 1 == used.len() => {
+                            t.before_comment().unwrap_or(&t.text).to_string()
+                        }
                         None => t.text.clone(),
                     })
                     .collect();

@@ -54,6 +54,7 @@ pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
     ("isakmp", "IKE-negotiated policy"),
     ("keep", "Keep the setting"),
     ("local", "Specify the local address"),
+    ("local-address", "Specify the local address of the tunnel"),
     ("local-filename", "Specify the local certificate file"),
     ("local-id", "Specify the local ID"),
     ("local-id-type", "Specify the local ID type"),

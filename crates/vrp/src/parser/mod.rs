@@ -14,6 +14,7 @@
 
 mod acl;
 pub mod console;
+pub mod edit;
 pub mod grammar;
 mod help;
 mod ike;
@@ -87,7 +88,7 @@ impl SourceMap {
         self.get(&format!("ike peer {peer}/certificate {setting} {file}"))
     }
 
-    fn record(&mut self, key: String, location: Location) {
+    pub(crate) fn record(&mut self, key: String, location: Location) {
         self.entries.entry(key).or_insert(location);
     }
 }
@@ -239,7 +240,12 @@ impl Parser<'_> {
                         self.source_map.record(format!("{}/{}", ran_in.key(), effect.key), location);
                         self.view = ran_in;
                     }
-                    Next::System => self.view = View::System,
+                    Next::System => {
+                        if !effect.key.is_empty() {
+                            self.source_map.record(format!("/{}", effect.key), location);
+                        }
+                        self.view = View::System;
+                    }
                 }
             }
             Err((SyntaxError { column, kind, message }, in_view)) => {

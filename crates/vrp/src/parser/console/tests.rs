@@ -143,3 +143,13 @@ fn tab_completes_a_word_it_abbreviates() {
     assert_eq!(expand("dis", &["display", "debugging"]), Ok("display"));
     assert_eq!(expand("d", &["display", "debugging"]), Err(vec!["display", "debugging"]));
 }
+
+#[test]
+fn an_annotation_as_the_article_writes_it_is_left_out() {
+    let peer = views(&["ike peer b"]);
+    assert_eq!(command(&peer, "exchange-mode main//main mode (default)").line, "exchange-mode main");
+    assert_eq!(command(&peer, "exc main //main mode").line, "exchange-mode main");
+    assert_eq!(command(&[], "ike proposal 10//the first").line, "ike proposal 10");
+    // In a key, a glued `//` is part of the key.
+    assert_eq!(command(&peer, "pre-shared-key ab//cd").line, "pre-shared-key ab//cd");
+}
