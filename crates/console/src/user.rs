@@ -106,6 +106,12 @@ const DISPLAY: &[Node] = &[
             &[key("table", "The session table", true, &[key("verbose", "Detailed information", true, &[])])],
         )],
     ),
+    key(
+        "ip",
+        "IP information",
+        false,
+        &[key("routing-table", "The static routes keysteward installed", true, &[])],
+    ),
     key("this", "The configuration of the current view", true, &[]),
     key("current-configuration", "The running configuration", true, &[]),
     key("saved-configuration", "The saved configuration", true, &[]),
@@ -282,6 +288,7 @@ fn action(words: &[String]) -> Option<Action> {
         ["display", "current-configuration"] => ask(Request::DisplayCurrentConfiguration),
         ["display", "saved-configuration"] => ask(Request::DisplaySavedConfiguration),
         ["display", "ike", "sa"] => ask(Request::DisplayIkeSa),
+        ["display", "ip", "routing-table"] => ask(Request::DisplayIpRoutingTable),
         ["display", "ike", "sa", "verbose", ..] => {
             ask(Request::DisplayIkeSaVerbose { remote: ip("remote"), conn_id: number("conn-id") })
         }

@@ -159,6 +159,10 @@ fn displays_work_in_every_view_and_filter() {
     s.line("ike peer b");
     assert_eq!(s.line("dis ipsec sa br"), Outcome::Text(String::new()));
     assert_eq!(asked.borrow().last(), Some(&Request::DisplayIpsecSaBrief));
+    assert_eq!(s.line("dis ip rou"), Outcome::Text(String::new()));
+    assert_eq!(asked.borrow().last(), Some(&Request::DisplayIpRoutingTable));
+    assert_eq!(s.line("dis ipsec sa br"), Outcome::Text(String::new()));
+    assert_eq!(asked.borrow().last(), Some(&Request::DisplayIpsecSaBrief));
     s.line("dis this");
     assert_eq!(asked.borrow().last(), Some(&Request::DisplayThis { views: vec!["ike peer b".into()] }));
     assert_eq!(s.line("dis cur | inc remote"), Outcome::Text(" remote-address 1.2.3.4\n".into()));
