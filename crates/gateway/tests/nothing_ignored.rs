@@ -107,6 +107,13 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ("system", "ipsec sa global-duration time-based 7200\n", "undo ipsec sa global-duration time-based", Engine),
     ("system", "", "ipsec fail-closed keep", Daemon("the fail-closed routes kept at an orderly stop")),
     ("system", "ipsec fail-closed keep\n", "undo ipsec fail-closed keep", Daemon("the fail-closed routes")),
+    (
+        "system",
+        "",
+        "metrics server ip-address 127.0.0.1 port 9464",
+        Daemon("the Prometheus endpoint the daemon serves, moved by a reload"),
+    ),
+    ("system", "metrics server ip-address 127.0.0.1 port 9464\n", "undo metrics server", Daemon("the endpoint closed")),
     ("system", "", "ipsec sha2 compatible enable", Warned),
     ("system", "", "interface out1", Warned),
     ("system", "", "undo interface out0", Engine),

@@ -83,6 +83,9 @@ pub struct Config {
     pub interfaces: BTreeMap<String, Interface>,
     /// `ip route-static`, in file order.
     pub routes: Vec<StaticRoute>,
+    /// `metrics server ip-address A.B.C.D port N` (keysteward extension): serve the
+    /// Prometheus metrics there; off when absent. `keysteward run --metrics` wins over it.
+    pub metrics: Option<std::net::SocketAddrV4>,
 }
 
 /// An IKE (phase-1) proposal.

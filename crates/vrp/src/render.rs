@@ -91,6 +91,9 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     if config.ipsec_fail_closed_keep {
         blocks.push("ipsec fail-closed keep\n".to_owned());
     }
+    if let Some(m) = config.metrics {
+        blocks.push(format!("metrics server ip-address {} port {}\n", m.ip(), m.port()));
+    }
     for (name, i) in &config.interfaces {
         let mut b = format!("interface {name}\n");
         if let Some(a) = i.address {

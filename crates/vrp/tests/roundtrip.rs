@@ -301,6 +301,7 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             btree_map("[A-Za-z]{1,12}[0-9]/[0-9]/[0-9]", interface(), 0..3),
             routes(),
+            option::of((any::<[u8; 4]>(), 1..=65_535u16)),
         ),
     )
         .prop_map(
@@ -308,7 +309,7 @@ fn config() -> impl Strategy<Value = Config> {
                 (sysname, ike_local_name, ike_dpd, ike_proposals),
                 (ike_peers, acls),
                 (ipsec_proposals, policy_templates, ipsec_policies),
-                (ipsec_global_duration, ipsec_fail_closed_keep, interfaces, routes),
+                (ipsec_global_duration, ipsec_fail_closed_keep, interfaces, routes, metrics),
             )| Config {
                 sysname,
                 ike_local_name,
@@ -324,6 +325,7 @@ fn config() -> impl Strategy<Value = Config> {
                 ipsec_fail_closed_keep,
                 interfaces,
                 routes,
+                metrics: metrics.map(|(ip, port)| std::net::SocketAddrV4::new(ip.into(), port)),
             },
         )
 }

@@ -261,6 +261,15 @@ impl Thread {
                 push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp);
                 false
             }
+            // Routed in by its protocol and protected by no rule: back to the kernel, whose
+            // rule for packets from the TUN takes the clear path (docs/DESIGN.md).
+            Outbound::Bypass
+                if esp::Flow::parse_ipv4(packet)
+                    .is_ok_and(|(f, ..)| shared.plane.spd().leaves_in_clear(&f)) =>
+            {
+                push_tun(&mut self.to_tun, &mut self.to_tun_len, packet);
+                false
+            }
             Outbound::Bypass => {
                 shared.bypass_dropped += 1;
                 false
