@@ -123,39 +123,58 @@ const POLICY: Node = key(
     &[arg(Word::Name, "Policy name", false, &[arg(Word::Number(1, 10_000), "Sequence number", true, &[])])],
 );
 const RESET: &[Node] = &[
-    key("ike", "IKE", false, &[key("sa", "Delete IKE security associations", true, CONN_ID)]),
+    key(
+        "ike",
+        "IKE",
+        false,
+        &[
+            key("sa", "Delete IKE security associations", true, CONN_ID),
+            key("statistics", "Start the IKE statistics from zero", true, &[]),
+        ],
+    ),
     key(
         "ipsec",
         "IPsec",
         false,
-        &[key(
-            "sa",
-            "Delete IPsec security associations",
-            true,
-            &[
-                key(
-                    "remote",
-                    "Specify the peer's address",
-                    false,
-                    &[arg(Word::Address, "Peer address", true, &[POLICY])],
-                ),
-                POLICY,
-            ],
-        )],
+        &[
+            key(
+                "sa",
+                "Delete IPsec security associations",
+                true,
+                &[
+                    key(
+                        "remote",
+                        "Specify the peer's address",
+                        false,
+                        &[arg(Word::Address, "Peer address", true, &[POLICY])],
+                    ),
+                    POLICY,
+                ],
+            ),
+            key("statistics", "Start the IPsec statistics from zero", true, &[]),
+        ],
     ),
 ];
+const DEBUGGING: &[Node] = &[key("ike", "IKE negotiation details in the daemon's log", true, &[])];
 
 const DISPLAY_NODE: Node = key("display", "Display information", false, DISPLAY);
 const SAVE: Node = key("save", "Save the running configuration", true, &[]);
 
 /// The user view's commands.
 pub(crate) const USER_VIEW: &[Node] = &[
+    key("debugging", "Enable debugging", false, DEBUGGING),
     DISPLAY_NODE,
     key("quit", "Exit from the current view", true, &[]),
     key("reset", "Reset operation", false, RESET),
     key("return", "Return to the user view", true, &[]),
     SAVE,
     key("system-view", "Enter the system view", true, &[]),
+    key(
+        "undo",
+        "Cancel the current setting",
+        false,
+        &[key("debugging", "Disable debugging", false, DEBUGGING)],
+    ),
 ];
 
 /// The console commands of the configuration views (the others are the language's).
@@ -306,6 +325,10 @@ fn action(words: &[String]) -> Option<Action> {
         ["display", "firewall", "session", "table", rest @ ..] => {
             ask(Request::DisplayFirewallSessionTable { verbose: rest == ["verbose"] })
         }
+        ["debugging", "ike"] => ask(Request::DebuggingIke { on: true }),
+        ["undo", "debugging", "ike"] => ask(Request::DebuggingIke { on: false }),
+        ["reset", "ike", "statistics"] => ask(Request::ResetIkeStatistics),
+        ["reset", "ipsec", "statistics"] => ask(Request::ResetIpsecStatistics),
         ["reset", "ike", "sa", ..] => ask(Request::ResetIkeSa { conn_id: number("conn-id") }),
         ["reset", "ipsec", "sa", ..] => {
             let policy = w.iter().position(|x| *x == "policy").and_then(|i| {

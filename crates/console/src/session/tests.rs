@@ -175,6 +175,14 @@ fn displays_work_in_every_view_and_filter() {
     s.line("return");
     assert_eq!(s.line("reset ike sa conn-id 3"), Outcome::Text(String::new()));
     assert_eq!(asked.borrow().last(), Some(&Request::ResetIkeSa { conn_id: Some(3) }));
+    s.line("debug ike");
+    assert_eq!(asked.borrow().last(), Some(&Request::DebuggingIke { on: true }));
+    s.line("undo debug ike");
+    assert_eq!(asked.borrow().last(), Some(&Request::DebuggingIke { on: false }));
+    s.line("reset ike stat");
+    assert_eq!(asked.borrow().last(), Some(&Request::ResetIkeStatistics));
+    s.line("reset ipsec stat");
+    assert_eq!(asked.borrow().last(), Some(&Request::ResetIpsecStatistics));
     s.line("reset ipsec sa remote 192.0.2.2 policy policy1 1");
     assert_eq!(
         asked.borrow().last(),
@@ -199,7 +207,10 @@ fn save_asks_first() {
 fn question_mark_and_tab() {
     let (mut s, _) = session();
     let words = |n: NextWords| n.words.into_iter().map(|h| h.word).collect::<Vec<_>>();
-    assert_eq!(words(s.next_words("")), ["display", "quit", "reset", "return", "save", "system-view"]);
+    assert_eq!(
+        words(s.next_words("")),
+        ["debugging", "display", "quit", "reset", "return", "save", "system-view", "undo"]
+    );
     assert_eq!(words(s.next_words("dis")), ["display"]);
     assert!(words(s.next_words("display ")).contains(&"current-configuration".to_string()));
     let sa = s.next_words("display ike sa ");
