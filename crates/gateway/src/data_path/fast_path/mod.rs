@@ -6,8 +6,10 @@
 //! - TUN: one read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`:
 //!   the kernel hands over one TSO super-packet and tun-rs splits it into MTU-sized packets,
 //!   up to `BATCH` (64)); each packet is sealed under one lock of the shared data plane, and the
-//!   batch leaves in one `sendmmsg(2)` per socket;
-//! - raw ESP / UDP 4500: up to `BATCH` datagrams per `recvmmsg(2)`, opened under one lock,
+//!   batch leaves in one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with
+//!   `UDP_SEGMENT` per run of equal-sized datagrams to one peer; `batch_io`);
+//! - raw ESP / UDP 4500: up to `BATCH` reads per `recvmmsg(2)` (on UDP 4500 with `UDP_GRO`,
+//!   a read holds many datagrams, split again and each opened alone), opened under one lock,
 //!   and written to the TUN in one `send_multiple` (GRO: consecutive TCP segments are merged
 //!   into one write when the device has offloads). IKE messages on 4500 (non-ESP marker) go
 //!   to the IKE loop.
@@ -35,12 +37,11 @@ use std::time::Instant;
 
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{MultiHeaders, SockaddrIn};
 use socket2::Socket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use self::buffers::{push_tun, Outgoing, BATCH, DATAGRAM, SEGMENT, SEGMENTS, TUN_OFFSET};
+use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
 use super::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 
@@ -97,9 +98,12 @@ struct Thread {
     /// Sealed datagrams waiting for `sendmmsg`.
     sealed: Vec<Vec<u8>>,
     outgoing: Vec<Outgoing>,
-    /// Received datagrams, their lengths and sources.
-    received: Vec<Vec<u8>>,
-    received_from: [(usize, Option<SocketAddr>); BATCH],
+    /// The reads of one `recvmmsg` (on UDP 4500 with GRO, each may hold many datagrams).
+    receiver: batch_io::Receiver,
+    /// Whether ESP-in-UDP leaves in GSO runs (off for good once the kernel refuses one).
+    gso: std::cell::Cell<batch_io::Gso>,
+    /// Whether UDP 4500 sockets are read with GRO.
+    udp_gro: bool,
     /// Where an ESP packet is opened.
     opened: Vec<u8>,
     /// Packets for the TUN (each behind [`TUN_OFFSET`] bytes of headroom; room for GRO to
@@ -107,7 +111,6 @@ struct Thread {
     to_tun: Vec<Vec<u8>>,
     to_tun_len: usize,
     gro: tun_rs::GROTable,
-    headers: MultiHeaders<SockaddrIn>,
     /// When each inbound SA last told the IKE loop about traffic.
     heard: Vec<(u32, Instant)>,
     /// Packets that came on an SPI not installed yet. See [`early`].
@@ -123,6 +126,13 @@ impl Thread {
     fn new(io: Io) -> Self {
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
         let offload = io.tun.tcp_gso();
+        // UDP GSO/GRO off, to measure what they bring (docs/BENCHMARKS.md); not a setting.
+        let offload_off = std::env::var_os("KEYSTEWARD_NO_UDP_OFFLOAD").is_some();
+        if !offload_off {
+            for (_, socket) in &io.udp {
+                batch_io::enable_gro(socket);
+            }
+        }
         debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
         Self {
             io,
@@ -134,13 +144,13 @@ impl Thread {
                 SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
             ),
             outgoing: Vec::with_capacity(BATCH),
-            received: sized(DATAGRAM),
-            received_from: [(0, None); BATCH],
-            opened: vec![0u8; DATAGRAM],
+            receiver: batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD),
+            gso: std::cell::Cell::new(if offload_off { batch_io::Gso::disabled() } else { batch_io::Gso::default() }),
+            udp_gro: !offload_off,
+            opened: vec![0u8; batch_io::MAX_UDP_PAYLOAD],
             to_tun: (0..BATCH).map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + SEGMENT)).collect(),
             to_tun_len: 0,
             gro: tun_rs::GROTable::default(),
-            headers: MultiHeaders::preallocate(BATCH, None),
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
             ready: Vec::new(),
@@ -183,6 +193,11 @@ impl Thread {
     fn take_added_sockets(&mut self) {
         let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
         for Added { raw, ah, udp } in added {
+            if self.udp_gro {
+                for (_, socket) in &udp {
+                    batch_io::enable_gro(socket);
+                }
+            }
             self.io.raw.extend(raw);
             self.io.ah.extend(ah);
             self.io.udp.extend(udp);
