@@ -10,7 +10,8 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod bridge;
-pub mod control;
+/// The control protocol and its socket (crate `keysteward-control`).
+pub use control;
 pub mod daemon;
 pub mod data_path;
 pub mod demo;

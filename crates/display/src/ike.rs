@@ -371,7 +371,7 @@ pub fn ike_peer_text(peer: &IkePeerView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::display::reference_config;
+    use crate::reference_config;
 
     /// A fixed SA for the verbose block's tests.
     fn fixed_detail() -> IkeSaDetail {

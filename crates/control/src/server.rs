@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use tracing::warn;
 
-use super::{Request, Response, MAX_LINE};
-use crate::service::control_socket;
+use crate::{Request, Response, MAX_LINE};
+use service::control_socket;
 
 /// A request and where its answer goes.
 pub type Pending = (Request, oneshot::Sender<Response>);

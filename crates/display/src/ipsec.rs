@@ -80,10 +80,10 @@ pub fn holding_time(seconds: u64) -> String {
 
 /// The `Flow source` / `Flow destination` form: `net/mask proto/ports` (§5.7:
 /// `0/0-65535` is any protocol, any port; a range of addresses prints `first-last`).
-pub fn flow_text(addresses: &ike::Addresses, protocol: u8, port: Option<u16>) -> String {
+pub fn flow_text(addresses: &::ike::Addresses, protocol: u8, port: Option<u16>) -> String {
     let net = match addresses {
-        ike::Addresses::Subnet(s) => format!("{}/{}", s.address, s.mask),
-        ike::Addresses::Range { start, end } => format!("{start}-{end}"),
+        ::ike::Addresses::Subnet(s) => format!("{}/{}", s.address, s.mask),
+        ::ike::Addresses::Range { start, end } => format!("{start}-{end}"),
     };
     match port {
         Some(p) => format!("{net} {protocol}/{p}"),
@@ -451,7 +451,7 @@ pub fn ipsec_policy_text(policies: &[IpsecPolicyView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::display::reference_config;
+    use crate::reference_config;
 
     /// §5.7's USG-V5 block, line for line, from a fixed pair (the reference's values).
     #[test]
@@ -471,7 +471,7 @@ mod tests {
             bytes: 240,
             anti_replay_window: (!outbound).then_some(1024),
         };
-        let subnet = |a: [u8; 4]| ike::Addresses::Subnet(ike::Subnet::new(a.into(), 24));
+        let subnet = |a: [u8; 4]| ::ike::Addresses::Subnet(ike::Subnet::new(a.into(), 24));
         let pair = IpsecSaDetail {
             interface: "GigabitEthernet1/0/0".into(),
             policy: "policy1".into(),
@@ -539,7 +539,7 @@ Interface: GigabitEthernet1/0/0
 
     #[test]
     fn flows_with_protocols_ports_and_ranges() {
-        let range = ike::Addresses::range([10, 1, 1, 10].into(), [10, 1, 1, 20].into());
+        let range = ::ike::Addresses::range([10, 1, 1, 10].into(), [10, 1, 1, 20].into());
         assert_eq!(flow_text(&range, 17, Some(1701)), "10.1.1.10-10.1.1.20 17/1701");
         assert_eq!(holding_time(90_061), "1d 1h 1m 1s");
     }

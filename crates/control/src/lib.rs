@@ -5,7 +5,7 @@
 //! state ([`Request::changes_state`]: `reset`, `reload`) is only for root and the daemon's
 //! own user, checked by the peer's credentials (`SO_PEERCRED`).
 //!
-//! This module is the protocol (the request and response types); [`client`] is the command
+//! This crate is the protocol (the request and response types); [`client`] is the command
 //! line's side, [`server`] the daemon's.
 
 pub mod client;

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Request, Response, MAX_LINE};
+use crate::{Request, Response, MAX_LINE};
 
 /// Why the daemon could not be asked or its answer not read.
 #[derive(Debug, thiserror::Error)]
