@@ -5,7 +5,9 @@ use std::net::SocketAddrV4;
 use std::ops::Range;
 use std::os::fd::{AsFd, RawFd};
 
-use nix::sys::socket::{recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn};
+use nix::sys::socket::{
+    recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn,
+};
 
 use crate::BATCH;
 
@@ -15,6 +17,10 @@ use crate::BATCH;
 pub fn enable_gro(socket: &impl AsFd) -> bool {
     setsockopt(socket, sockopt::UdpGroSegment, &true).is_ok()
 }
+
+/// Bytes of control messages per read: the GRO segment size and room for whatever else a
+/// socket is asked to report (a buffer too small for all is truncated, the size lost with it).
+const CONTROL_SPACE: usize = 256;
 
 /// The reads of one `recvmmsg`: up to [`BATCH`] buffers, their lengths, sources and GRO
 /// segment sizes. Made once; nothing is allocated per read.
@@ -30,7 +36,7 @@ impl Receiver {
     /// Buffers of `size` bytes each: the largest datagram expected, or
     /// [`MAX_UDP_PAYLOAD`](crate::MAX_UDP_PAYLOAD) where GRO is on (a longer read is cut short).
     pub fn new(size: usize) -> Self {
-        let control = nix::cmsg_space!(i32);
+        let control = vec![0u8; CONTROL_SPACE];
         Self {
             buffers: (0..BATCH).map(|_| vec![0u8; size]).collect(),
             headers: MultiHeaders::preallocate(BATCH, Some(control)),
@@ -42,10 +48,18 @@ impl Receiver {
     /// One non-blocking `recvmmsg` on `socket` (nix takes a raw descriptor; the caller keeps
     /// the socket open). Returns how many reads arrived (0 when none waited).
     pub fn receive(&mut self, socket: RawFd) -> io::Result<usize> {
+        if self.count > 0 {
+            // The kernel wrote the control length each read used into the headers, and nix
+            // does not restore it: a read that had no control message would leave no room for
+            // the next one's segment size (truncated, and the datagrams of a GRO read taken
+            // as one). Fresh headers: a few allocations per batch, none per datagram.
+            self.headers = MultiHeaders::preallocate(BATCH, Some(vec![0u8; CONTROL_SPACE]));
+        }
         self.count = 0;
         let mut buffers = self.buffers.iter_mut();
-        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
-            std::array::from_fn(|_| [IoSliceMut::new(buffers.next().map_or(&mut [][..], |b| b.as_mut_slice()))]);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            [IoSliceMut::new(buffers.next().map_or(&mut [][..], |b| b.as_mut_slice()))]
+        });
         let flags = MsgFlags::MSG_DONTWAIT;
         let results = match recvmmsg(socket, &mut self.headers, iovs.iter_mut(), flags, None) {
             Ok(results) => results,
@@ -135,7 +149,8 @@ mod tests {
                 assert!(enable_gro(&receiver));
             }
             let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-            let parts: Vec<Vec<u8>> = [1000, 1000, 1000, 400].iter().zip(1u8..).map(|(&n, b)| vec![b; n]).collect();
+            let parts: Vec<Vec<u8>> =
+                [1000, 1000, 1000, 400].iter().zip(1u8..).map(|(&n, b)| vec![b; n]).collect();
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
             assert_eq!(send_segments(sender.as_fd(), v4(&receiver), &slices, 1000).unwrap(), 3400);
             let mut rx = Receiver::new(MAX_UDP_PAYLOAD);
@@ -158,6 +173,36 @@ mod tests {
             // On loopback the GSO send stays one buffer up to a socket that takes GRO reads.
             assert_eq!(reads < 4, gro, "{reads} reads with GRO {gro}");
         }
+    }
+
+    /// A read without control message (a lone datagram) and then a GRO read: the second is
+    /// still split. nix leaves the kernel's control length of the first read in the headers,
+    /// and without fresh headers the second read's segment size was truncated away and its
+    /// datagrams taken as one.
+    #[test]
+    fn a_gro_read_after_a_plain_one_is_still_split() {
+        let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        assert!(enable_gro(&receiver));
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let mut rx = Receiver::new(MAX_UDP_PAYLOAD);
+        let mut received = |rx: &mut Receiver| -> Vec<usize> {
+            for _ in 0..100 {
+                if rx.receive(receiver.as_raw_fd()).unwrap() > 0 {
+                    return (0..rx.count())
+                        .flat_map(|r| rx.datagrams(r).map(|d| d.len()).collect::<Vec<_>>())
+                        .collect();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Vec::new()
+        };
+        sender.send_to(&[7; 300], receiver.local_addr().unwrap()).unwrap();
+        assert_eq!(received(&mut rx), vec![300]);
+        let parts = [vec![1u8; 1000], vec![2; 1000]];
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        send_segments(sender.as_fd(), v4(&receiver), &slices, 1000).unwrap();
+        assert_eq!(received(&mut rx), vec![1000, 1000]);
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub fn send_segments(
     let address = SockaddrIn::from(to);
     let gso = [ControlMessage::UdpGsoSegments(&segment_size)];
     let control: &[ControlMessage<'_>] = if segments.len() > 1 { &gso } else { &[] };
-    sendmsg(socket.as_raw_fd(), segments, control, MsgFlags::MSG_DONTWAIT, Some(&address)).map_err(io::Error::from)
+    sendmsg(socket.as_raw_fd(), segments, control, MsgFlags::MSG_DONTWAIT, Some(&address))
+        .map_err(io::Error::from)
 }
 
 /// Whether GSO sends are used on a socket: on until the kernel refuses one with `EIO` (the

@@ -112,10 +112,12 @@ fn ike_peer_defaults() {
 /// traversal` turns both off.
 #[test]
 fn nat_traversal_force_encapsulation() {
-    let forced = &config("ike peer b\n undo nat traversal\n nat traversal force-encapsulation").ike_peers["b"];
+    let forced =
+        &config("ike peer b\n undo nat traversal\n nat traversal force-encapsulation").ike_peers["b"];
     assert!(forced.nat_traversal && forced.nat_traversal_force);
-    let unforced = &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal force-encapsulation")
-        .ike_peers["b"];
+    let unforced =
+        &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal force-encapsulation")
+            .ike_peers["b"];
     assert!(unforced.nat_traversal && !unforced.nat_traversal_force);
     let off = &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal").ike_peers["b"];
     assert!(!off.nat_traversal && !off.nat_traversal_force);

@@ -145,7 +145,11 @@ impl Thread {
             ),
             outgoing: Vec::with_capacity(BATCH),
             receiver: batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD),
-            gso: std::cell::Cell::new(if offload_off { batch_io::Gso::disabled() } else { batch_io::Gso::default() }),
+            gso: std::cell::Cell::new(if offload_off {
+                batch_io::Gso::disabled()
+            } else {
+                batch_io::Gso::default()
+            }),
             udp_gro: !offload_off,
             opened: vec![0u8; batch_io::MAX_UDP_PAYLOAD],
             to_tun: (0..BATCH).map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + SEGMENT)).collect(),

@@ -66,14 +66,22 @@ impl Thread {
         let (mut sent, mut gso) = (0, group.udp && self.gso.get().enabled());
         while sent < members.len() {
             let rest = &members[sent..];
-            let run = if gso { gso_run(rest.iter().map(|&m| (self.outgoing[m].to, self.outgoing[m].len))) } else { 0 };
-            let result = if run > 1 { self.send_run(group.socket, &rest[..run]) } else { self.send_each(group, rest) };
+            let run = if gso {
+                gso_run(rest.iter().map(|&m| (self.outgoing[m].to, self.outgoing[m].len)))
+            } else {
+                0
+            };
+            let result =
+                if run > 1 { self.send_run(group.socket, &rest[..run]) } else { self.send_each(group, rest) };
             match result {
                 Ok(0) => return 0,
                 Ok(n) => sent += n,
                 Err(e) if run > 1 && self.gso_refused(&e) => {
                     // No GSO here: the rest of this group goes as separate datagrams.
-                    debug!("ESP-in-UDP GSO send from {}: {e}; sending one by one", self.outgoing[rest[0]].local);
+                    debug!(
+                        "ESP-in-UDP GSO send from {}: {e}; sending one by one",
+                        self.outgoing[rest[0]].local
+                    );
                     gso = false;
                 }
                 Err(e) if is_buffer_full(&e) && !*waited => {
