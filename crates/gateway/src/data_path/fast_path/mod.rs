@@ -128,10 +128,8 @@ impl Thread {
         let offload = io.tun.tcp_gso();
         // UDP GSO/GRO off, to measure what they bring (docs/BENCHMARKS.md); not a setting.
         let offload_off = std::env::var_os("KEYSTEWARD_NO_UDP_OFFLOAD").is_some();
-        if !offload_off {
-            for (_, socket) in &io.udp {
-                batch_io::enable_gro(socket);
-            }
+        for (_, socket) in &io.udp {
+            prepare_udp(socket, !offload_off);
         }
         debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
         Self {
@@ -197,10 +195,8 @@ impl Thread {
     fn take_added_sockets(&mut self) {
         let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
         for Added { raw, ah, udp } in added {
-            if self.udp_gro {
-                for (_, socket) in &udp {
-                    batch_io::enable_gro(socket);
-                }
+            for (_, socket) in &udp {
+                prepare_udp(socket, self.udp_gro);
             }
             self.io.raw.extend(raw);
             self.io.ah.extend(ah);
@@ -347,6 +343,18 @@ impl Thread {
             debug!("TUN write: {e}");
         }
         self.to_tun_len = 0;
+    }
+}
+
+/// Readies a UDP 4500 socket for ESP-in-UDP at speed: buffers as large as the raw ESP
+/// sockets' (4 MiB; the default of about 200 kB overflowed at a few hundred thousand small
+/// datagrams a second), and GRO reads when `gro`.
+fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
+    let buffers = socket2::SockRef::from(socket);
+    let _ = buffers.set_recv_buffer_size(4 << 20);
+    let _ = buffers.set_send_buffer_size(4 << 20);
+    if gro {
+        batch_io::enable_gro(socket);
     }
 }
 
