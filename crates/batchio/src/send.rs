@@ -90,18 +90,19 @@ impl Gso {
         self.enabled
     }
 
-    /// Learns from a GSO send's error: true when it means "no GSO on this path" (GSO is then
-    /// off and the run should go again as separate datagrams), false for any other error.
-    /// `EINVAL` too: a segment larger than the path's MTU (the kernel's `fragsize`) may not be
-    /// segmented, while a plain send of it may be fragmented.
+    /// Learns from a GSO send's error whether the run should go again as separate datagrams:
+    /// `EIO` means no GSO on this path (it is then off for good); `EMSGSIZE` or `EINVAL` (by
+    /// kernel version) that this run may not be segmented, typically a segment larger than
+    /// the path's MTU (the kernel's `fragsize`), which a plain send may still fragment, as
+    /// before GSO. False for any other error.
     pub fn refused(&mut self, error: &io::Error) -> bool {
         match error.raw_os_error() {
             Some(e) if e == nix::libc::EIO => {
                 self.enabled = false;
                 true
             }
-            Some(e) if e == nix::libc::EINVAL => true,
-            _ => false,
+            Some(e) => e == nix::libc::EINVAL || e == nix::libc::EMSGSIZE,
+            None => false,
         }
     }
 }
@@ -109,6 +110,43 @@ impl Gso {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a refused GSO send means: `EIO` (no checksum offload on the device) turns GSO off
+    /// for good; `EINVAL` (a segment above the path MTU, which a GSO send may not fragment)
+    /// sends that run again one by one and keeps GSO; a full buffer is no refusal (the caller
+    /// waits or drops as for any send).
+    #[test]
+    fn refusals_turn_gso_off_or_retry_the_run_alone() {
+        let error = |code| io::Error::from_raw_os_error(code);
+        let mut gso = Gso::default();
+        assert!(gso.refused(&error(nix::libc::EINVAL)) && gso.enabled());
+        assert!(!gso.refused(&error(nix::libc::EAGAIN)) && gso.enabled());
+        assert!(!gso.refused(&error(nix::libc::ENOBUFS)) && gso.enabled());
+        assert!(gso.refused(&error(nix::libc::EIO)) && !gso.enabled());
+        assert!(!Gso::disabled().enabled());
+    }
+
+    /// A run the kernel may not segment (here: more than one UDP datagram's payload in all;
+    /// on a real path, segments larger than its MTU) is refused with `EMSGSIZE` or `EINVAL`,
+    /// GSO stays on, and the same datagrams sent one by one leave.
+    #[test]
+    fn a_run_the_kernel_refuses_is_sent_alone() {
+        use std::os::fd::AsFd;
+        let receiver = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let sender = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = match receiver.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+        };
+        let big = vec![1u8; 40_000];
+        let slices = [IoSlice::new(&big), IoSlice::new(&big)];
+        let error = send_segments(sender.as_fd(), to, &slices, 40_000).unwrap_err();
+        let mut gso = Gso::default();
+        assert!(gso.refused(&error), "{error}");
+        assert!(gso.enabled());
+        let datagrams = [(to, &big[..]), (to, &big[..])];
+        assert_eq!(send_each(sender.as_fd(), &datagrams).unwrap(), 2);
+    }
 
     #[test]
     fn a_run_is_one_destination_of_equal_sizes_ended_by_a_shorter_one() {
