@@ -186,7 +186,7 @@ mod tests {
         assert!(enable_gro(&receiver));
         let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let mut rx = Receiver::new(MAX_UDP_PAYLOAD);
-        let mut received = |rx: &mut Receiver| -> Vec<usize> {
+        let received = |rx: &mut Receiver| -> Vec<usize> {
             for _ in 0..100 {
                 if rx.receive(receiver.as_raw_fd()).unwrap() > 0 {
                     return (0..rx.count())
