@@ -30,30 +30,38 @@ pub struct Receiver {
     /// Per read: bytes, source, segment size (0: one datagram).
     reads: [(usize, Option<SocketAddrV4>, usize); BATCH],
     count: usize,
+    /// Whether reads take control messages (the GRO segment size).
+    control: bool,
+    /// A read of the last batch had no control message, and left no room for the next one's.
+    exhausted: bool,
 }
 
 impl Receiver {
     /// Buffers of `size` bytes each: the largest datagram expected, or
     /// [`MAX_UDP_PAYLOAD`](crate::MAX_UDP_PAYLOAD) where GRO is on (a longer read is cut short).
-    pub fn new(size: usize) -> Self {
-        let control = vec![0u8; CONTROL_SPACE];
+    /// `control`: read the GRO segment size (for UDP sockets with [`enable_gro`]); raw
+    /// sockets need none.
+    pub fn new(size: usize, control: bool) -> Self {
         Self {
             buffers: (0..BATCH).map(|_| vec![0u8; size]).collect(),
-            headers: MultiHeaders::preallocate(BATCH, Some(control)),
+            headers: headers(control),
             reads: [(0, None, 0); BATCH],
             count: 0,
+            control,
+            exhausted: false,
         }
     }
 
     /// One non-blocking `recvmmsg` on `socket` (nix takes a raw descriptor; the caller keeps
     /// the socket open). Returns how many reads arrived (0 when none waited).
     pub fn receive(&mut self, socket: RawFd) -> io::Result<usize> {
-        if self.count > 0 {
+        if self.exhausted {
             // The kernel wrote the control length each read used into the headers, and nix
-            // does not restore it: a read that had no control message would leave no room for
-            // the next one's segment size (truncated, and the datagrams of a GRO read taken
-            // as one). Fresh headers: a few allocations per batch, none per datagram.
-            self.headers = MultiHeaders::preallocate(BATCH, Some(vec![0u8; CONTROL_SPACE]));
+            // does not restore it: a read that had no control message left no room for the
+            // next one's segment size (truncated, and the datagrams of a GRO read taken as
+            // one). Fresh headers then: a few allocations for the batch. A read that had the
+            // segment size leaves room for the next one's, so a stream of GRO reads needs none.
+            self.headers = headers(self.control);
         }
         self.count = 0;
         let mut buffers = self.buffers.iter_mut();
@@ -74,6 +82,7 @@ impl Receiver {
             *read = (message.bytes, message.address.map(SocketAddrV4::from), stride.unwrap_or(0));
             self.count += 1;
         }
+        self.exhausted = self.control && self.reads[..self.count].iter().any(|r| r.2 == 0);
         Ok(self.count)
     }
 
@@ -99,6 +108,11 @@ impl Receiver {
     pub fn bytes(&self, index: usize, range: Range<usize>) -> &[u8] {
         self.buffers.get(index).and_then(|b| b.get(range)).unwrap_or_default()
     }
+}
+
+/// Headers for a batch, with room for control messages when `control`.
+fn headers(control: bool) -> MultiHeaders<SockaddrIn> {
+    MultiHeaders::preallocate(BATCH, control.then(|| vec![0u8; CONTROL_SPACE]))
 }
 
 /// The datagrams of one read, as byte ranges (see [`Receiver::datagrams`]).
@@ -153,7 +167,7 @@ mod tests {
                 [1000, 1000, 1000, 400].iter().zip(1u8..).map(|(&n, b)| vec![b; n]).collect();
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
             assert_eq!(send_segments(sender.as_fd(), v4(&receiver), &slices, 1000).unwrap(), 3400);
-            let mut rx = Receiver::new(MAX_UDP_PAYLOAD);
+            let mut rx = Receiver::new(MAX_UDP_PAYLOAD, true);
             let (mut got, mut reads) = (Vec::new(), 0);
             for _ in 0..100 {
                 if rx.receive(receiver.as_raw_fd()).unwrap() == 0 {
@@ -185,7 +199,7 @@ mod tests {
         receiver.set_nonblocking(true).unwrap();
         assert!(enable_gro(&receiver));
         let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let mut rx = Receiver::new(MAX_UDP_PAYLOAD);
+        let mut rx = Receiver::new(MAX_UDP_PAYLOAD, true);
         let received = |rx: &mut Receiver| -> Vec<usize> {
             for _ in 0..100 {
                 if rx.receive(receiver.as_raw_fd()).unwrap() > 0 {

@@ -98,8 +98,9 @@ struct Thread {
     /// Sealed datagrams waiting for `sendmmsg`.
     sealed: Vec<Vec<u8>>,
     outgoing: Vec<Outgoing>,
-    /// The reads of one `recvmmsg` (on UDP 4500 with GRO, each may hold many datagrams).
-    receiver: batch_io::Receiver,
+    /// The reads of one `recvmmsg`: from raw sockets, and from UDP 4500 (with GRO, each read
+    /// may hold many datagrams): index 0 for raw sockets, 1 for UDP.
+    receivers: [batch_io::Receiver; 2],
     /// Whether ESP-in-UDP leaves in GSO runs (off for good once the kernel refuses one).
     gso: std::cell::Cell<batch_io::Gso>,
     /// Whether UDP 4500 sockets are read with GRO.
@@ -142,7 +143,10 @@ impl Thread {
                 SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
             ),
             outgoing: Vec::with_capacity(BATCH),
-            receiver: batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD),
+            receivers: [
+                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, false),
+                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, !offload_off),
+            ],
             gso: std::cell::Cell::new(if offload_off {
                 batch_io::Gso::disabled()
             } else {

@@ -22,7 +22,8 @@ impl Thread {
     /// writes the inner packets to the TUN.
     pub(super) fn inbound(&mut self, index: usize) {
         let Some(source) = self.source(index) else { return };
-        let count = match self.receiver.receive(source.fd) {
+        let udp = usize::from(source.udp_local.is_some());
+        let count = match self.receivers[udp].receive(source.fd) {
             Ok(count) => count,
             Err(e) => {
                 debug!("ESP receive: {e}");
@@ -39,8 +40,8 @@ impl Thread {
             let shared = self.io.shared.clone();
             let mut shared = lock(&shared);
             for read in 0..count {
-                let from = self.receiver.source(read).map(SocketAddr::V4);
-                for range in self.receiver.datagrams(read) {
+                let from = self.receivers[udp].source(read).map(SocketAddr::V4);
+                for range in self.receivers[udp].datagrams(read) {
                     let Some(spi) = self.open_received(&mut shared, (read, range), from, &source) else {
                         continue;
                     };
@@ -83,7 +84,7 @@ impl Thread {
         from: Option<SocketAddr>,
         source: &Source,
     ) -> Option<u32> {
-        let datagram = self.receiver.bytes(read, range);
+        let datagram = self.receivers[usize::from(source.udp_local.is_some())].bytes(read, range);
         let input = protected_input(datagram, source, from, &self.io.ike, shared)?;
         let inbound = open_inbound(&mut shared.plane, source.ah, input, &mut self.opened);
         let unknown = match inbound {
