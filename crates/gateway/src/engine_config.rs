@@ -604,8 +604,8 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         assert!(!c.peers[0].nat_traversal);
         assert!(!convert(BASE).unwrap().peers[0].force_encapsulation, "off by default");
         let forced = BASE.replace(peer, &format!("{peer} nat traversal force-encapsulation\n"));
-        let c = convert(&forced).unwrap();
-        assert!(c.peers[0].nat_traversal && c.peers[0].force_encapsulation);
+        let forced = convert(&forced).unwrap();
+        assert!(forced.peers[0].nat_traversal && forced.peers[0].force_encapsulation);
         let expected = ike::DpdConfig {
             idle_time: Duration::from_secs(20),
             retransmit_interval: Duration::from_secs(15),
