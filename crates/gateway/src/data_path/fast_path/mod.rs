@@ -90,11 +90,10 @@ struct Thread {
     io: Io,
     /// One TUN read (a super-packet with its virtio header).
     tun_read: Vec<u8>,
-    /// The packets split from it, and their sizes.
+    /// The packets split from it, and their sizes: room for a batch and then a whole
+    /// super-packet, so every read finds room for the largest burst.
     segments: Vec<Vec<u8>>,
-    sizes: [usize; SEGMENTS],
-    /// Whether the TUN hands over TSO super-packets (then one read fills a batch).
-    offload: bool,
+    sizes: [usize; SEGMENTS + BATCH],
     /// Sealed datagrams waiting for `sendmmsg`.
     sealed: Vec<Vec<u8>>,
     outgoing: Vec<Outgoing>,
@@ -136,9 +135,8 @@ impl Thread {
         Self {
             io,
             tun_read: vec![0u8; TUN_OFFSET + MAX_PACKET],
-            segments: (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect(),
-            sizes: [0; SEGMENTS],
-            offload,
+            segments: (0..SEGMENTS + BATCH).map(|_| vec![0u8; SEGMENT]).collect(),
+            sizes: [0; SEGMENTS + BATCH],
             sealed: sized(
                 SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
             ),
@@ -224,11 +222,13 @@ impl Thread {
     /// happens while the lock is held. False when there was nothing to read.
     fn outbound(&mut self) -> bool {
         let mut filled = 0;
-        // With offloads one read is a batch: tun-rs splits a super-packet only into as many
-        // buffers as it is given, and a burst that does not fit is lost. Without, one read
-        // is one packet: read until a batch is full.
-        let limit = if self.offload { 1 } else { BATCH };
-        for _ in 0..limit {
+        // Read until a batch is full or the TUN is empty: one read is one packet, or with
+        // offloads a whole TSO burst. tun-rs splits a super-packet only into as many buffers
+        // as it is given and a burst that does not fit is lost, so a read starts only while
+        // a whole super-packet's worth (`SEGMENTS`) is free. (Reading once per wake-up with
+        // offloads, as before, carried 4 small packets per `poll`: 4-18 thousand 64-byte
+        // packets a second against strongSwan's 21-27.)
+        while filled < BATCH {
             let segments = &mut self.segments[filled..];
             let sizes = &mut self.sizes[filled..];
             match self.io.tun.recv_multiple(&mut self.tun_read, segments, sizes, 0) {
@@ -243,7 +243,7 @@ impl Thread {
         if filled == 0 {
             return false;
         }
-        let count = filled.min(SEGMENTS);
+        let count = filled;
         let mut next = 0;
         let shared = self.io.shared.clone();
         while next < count || self.releasing {
