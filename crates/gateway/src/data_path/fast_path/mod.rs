@@ -22,7 +22,10 @@
 //! Why one thread, not one per direction or a multi-queue TUN: the SAs of a flow live in one
 //! data plane behind one mutex, so two threads would mostly wait for each other, and the
 //! machines this is measured on have two cores shared with the peer gateway, the traffic
-//! generators and the kernel's own forwarding (docs/BENCHMARKS.md).
+//! generators and the kernel's own forwarding (docs/BENCHMARKS.md). More threads need the
+//! SA state split first (sequence numbers by atomic on the sealing side, a replay window per
+//! SA on the opening side, so that seal and open never take one lock) and a multi-queue TUN
+//! (`IFF_MULTI_QUEUE`) and `SO_REUSEPORT` sockets to feed them: issue 16's remaining part.
 
 mod buffers;
 mod early;
