@@ -308,6 +308,7 @@ fn peer_index(
         local_id,
         remote_id,
         nat_traversal: peer.nat_traversal,
+        force_encapsulation: peer.nat_traversal && peer.nat_traversal_force,
         dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
         // `exchange-mode aggressive` on a USG means aggressive mode with that peer, whichever
         // side starts, and `auto` accepts it as responder: we answer it from this peer only,
@@ -767,6 +768,10 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
             .replace(peer, &format!("{peer} undo nat traversal\n dpd type periodic\n dpd idle-time 20\n"));
         let c = convert(&with_dpd).unwrap();
         assert!(!c.peers[0].nat_traversal);
+        assert!(!convert(BASE).unwrap().peers[0].force_encapsulation, "off by default");
+        let forced = BASE.replace(peer, &format!("{peer} nat traversal force-encapsulation\n"));
+        let forced = convert(&forced).unwrap();
+        assert!(forced.peers[0].nat_traversal && forced.peers[0].force_encapsulation);
         let expected = ike::DpdConfig {
             idle_time: Duration::from_secs(20),
             retransmit_interval: Duration::from_secs(15),

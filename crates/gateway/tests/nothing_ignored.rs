@@ -163,6 +163,8 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ("ike peer", "ike peer b\n", " local-address 192.0.2.11", Engine),
     ("ike peer", "ike peer b\n", " undo nat traversal", Engine),
     ("ike peer", "ike peer b\n undo nat traversal\n", " nat traversal", Engine),
+    ("ike peer", "ike peer b\n", " nat traversal force-encapsulation", Engine),
+    ("ike peer", "ike peer b\n nat traversal force-encapsulation\n", " undo nat traversal force-encapsulation", Engine),
     ("ike peer", "ike peer b\n", " dpd type periodic", Engine),
     ("ike peer", "ike peer b\n dpd type periodic\n", " dpd idle-time 20", Engine),
     ("ike peer", "ike peer b\n", " dpd retry-limit 2", Warned),

@@ -198,6 +198,9 @@ pub struct IkePeer {
     pub local_id: Option<String>,
     /// `nat traversal`: on by default in keysteward (§3, documented deviation).
     pub nat_traversal: bool,
+    /// `nat traversal force-encapsulation`: UDP-encapsulate ESP even without a NAT (NAT-D
+    /// that makes both ends find one, as strongSwan's `encap = yes`); off by default.
+    pub nat_traversal_force: bool,
     /// `dpd …`.
     pub dpd: PeerDpd,
     /// `certificate …`: certificate authentication files.
@@ -256,6 +259,7 @@ impl Default for IkePeer {
             local_id_type: IdType::Ip,
             local_id: None,
             nat_traversal: true,
+            nat_traversal_force: false,
             dpd: PeerDpd::default(),
             certificate: PeerCertificate::default(),
         }

@@ -236,6 +236,8 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if !p.nat_traversal {
         b.push_str(" undo nat traversal\n");
+    } else if p.nat_traversal_force {
+        b.push_str(" nat traversal force-encapsulation\n");
     }
     let dpd = &p.dpd;
     if let Some(t) = dpd.dpd_type {

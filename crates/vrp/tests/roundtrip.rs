@@ -73,7 +73,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
     (
         (option::of(1..=1024u32), any::<(bool, bool)>(), select(ExchangeMode::ALL), option::of(key())),
         (option::of(ipv4()), option::of(ipv4()), option::of(id()), option::of(select(IdType::ALL))),
-        (select(local_types), option::of(id()), any::<bool>(), peer_dpd()),
+        (select(local_types), option::of(id()), 0..3u8, peer_dpd()),
         (peer_certificate(), option::of(ipv4())),
     )
         .prop_map(
@@ -95,7 +95,9 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                     remote_id_type: rtype,
                     local_id_type: ltype,
                     local_id: lid,
-                    nat_traversal: nat,
+                    // 0: off, 1: on, 2: on and forcing UDP encapsulation.
+                    nat_traversal: nat > 0,
+                    nat_traversal_force: nat == 2,
                     dpd,
                     certificate,
                 }

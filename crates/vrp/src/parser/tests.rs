@@ -107,6 +107,22 @@ fn ike_peer_defaults() {
     assert_eq!(p.local_id_type, IdType::Ip);
 }
 
+/// `nat traversal force-encapsulation` turns NAT-T on and forces UDP encapsulation;
+/// `undo nat traversal force-encapsulation` stops forcing and keeps NAT-T; `undo nat
+/// traversal` turns both off.
+#[test]
+fn nat_traversal_force_encapsulation() {
+    let forced =
+        &config("ike peer b\n undo nat traversal\n nat traversal force-encapsulation").ike_peers["b"];
+    assert!(forced.nat_traversal && forced.nat_traversal_force);
+    let unforced =
+        &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal force-encapsulation")
+            .ike_peers["b"];
+    assert!(unforced.nat_traversal && !unforced.nat_traversal_force);
+    let off = &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal").ike_peers["b"];
+    assert!(!off.nat_traversal && !off.nat_traversal_force);
+}
+
 #[test]
 fn ike_peer_commands() {
     let c = config(
