@@ -35,6 +35,7 @@ pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
     ("fail-closed", "Keep blocking routes when the daemon stops"),
     ("firewall", "Firewall configuration (accepted and ignored)"),
     ("flow", "Per-flow limits"),
+    ("force-encapsulation", "Always encapsulate ESP in UDP, even without NAT"),
     ("fragmentation", "IKE fragmentation"),
     ("global-duration", "Specify the global IPsec SA lifetime"),
     ("gre", "GRE protocol"),
