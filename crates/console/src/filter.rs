@@ -71,7 +71,7 @@ impl Filter {
             Filter::Include(r) => lines.filter(|l| r.is_match(l)).collect(),
             Filter::Exclude(r) => lines.filter(|l| !r.is_match(l)).collect(),
             Filter::Begin(r) => lines.skip_while(|l| !r.is_match(l)).collect(),
-            Filter::Count => return format!("Total lines: {}.\n", text.lines().count()),
+            Filter::Count => return control::pager::count_line(text.lines().count()),
         };
         let mut out = kept.join("\n");
         if !out.is_empty() {

@@ -212,13 +212,42 @@ impl<D: Daemon> Session<D> {
     }
 
     fn ask(&mut self, request: &Request, filter: Option<&Filter>) -> Outcome {
-        match self.daemon.call(request) {
+        let answer =
+            if control::page::streams(request) { self.pages(request) } else { self.daemon.call(request) };
+        match answer {
             Ok(Response::Ok { text, .. }) => Outcome::Text(match filter {
                 Some(filter) => filter.apply(&text),
                 None => text,
             }),
             Ok(Response::Error(e)) => Outcome::Error(vrp_error(e)),
             Err(e) => Outcome::Error(format!("Error: {e}")),
+        }
+    }
+
+    /// A display that grows with the SAs (`display ike sa` on a hub), read page by page so
+    /// that the daemon never builds one unbounded answer; the pages joined are the display.
+    /// A daemon older than pages answers the page request with an error: the display is
+    /// then asked for whole, as before.
+    fn pages(&mut self, display: &Request) -> Result<Response, String> {
+        let mut text = String::new();
+        let mut after = None;
+        loop {
+            let request = control::page::request(display, after.take(), control::DEFAULT_PAGE_ROWS);
+            let page = match self.daemon.call(&request)? {
+                Response::Ok { ref json, .. } if json.get("page").is_none() && text.is_empty() => {
+                    return self.daemon.call(display);
+                }
+                Response::Error(e) if text.is_empty() && e.starts_with("unreadable request") => {
+                    return self.daemon.call(display);
+                }
+                Response::Error(e) => return Ok(Response::Error(e)),
+                response => control::Page::from_response(response)?,
+            };
+            text.push_str(&page.text);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(Response::Ok { text, json: serde_json::Value::Null }),
+            }
         }
     }
 

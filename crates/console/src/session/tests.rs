@@ -248,3 +248,36 @@ fn the_language_decides_its_own_abbreviations() {
     assert!(matches!(s.line("sa duration time-based 3600"), Outcome::Text(_)));
     assert_eq!(s.line("sav"), Outcome::ConfirmSave);
 }
+
+/// A daemon that gives `display ike sa` only in pages of one line (as a hub with more SAs
+/// than one answer may hold), and refuses it whole.
+struct Paged {
+    asked: Rc<RefCell<Vec<Request>>>,
+}
+
+impl Daemon for Paged {
+    fn call(&mut self, request: &Request) -> Result<Response, String> {
+        self.asked.borrow_mut().push(request.clone());
+        Ok(match request {
+            Request::Page { display, after, .. } if **display == Request::DisplayIkeSa => {
+                let at: usize = after.as_deref().map_or(0, |a| a.parse().unwrap());
+                let next = (at < 2).then(|| (at + 1).to_string());
+                control::Page { text: format!("line {at}\n"), json: serde_json::json!([at]), next }
+                    .into_response()
+            }
+            Request::DisplayIkeSa => Response::Error("Error: the answer would be too long".into()),
+            _ => Response::Ok { text: "sysname FW_A\n".into(), json: serde_json::Value::Null },
+        })
+    }
+}
+
+#[test]
+fn displays_that_grow_with_the_sas_are_read_page_by_page() {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let mut s = Session::new(Paged { asked: asked.clone() }).unwrap();
+    assert_eq!(s.line("dis ike sa"), Outcome::Text("line 0\nline 1\nline 2\n".into()));
+    assert_eq!(s.line("dis ike sa | count"), Outcome::Text(control::pager::count_line(3)));
+    let pages = asked.borrow().iter().filter(|r| matches!(r, Request::Page { .. })).count();
+    assert_eq!(pages, 6, "three pages a display");
+    assert!(!asked.borrow().contains(&Request::DisplayIkeSa), "never asked whole");
+}
