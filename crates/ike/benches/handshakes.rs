@@ -196,6 +196,7 @@ fn peer_and_policy(
         exchange_mode: ExchangeMode::Main,
         proposals: vec![ike_proposal(group)],
         pre_shared_key: psk(i),
+        site_keys: Vec::new(),
         local_id: None,
         remote_id: None,
         // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.

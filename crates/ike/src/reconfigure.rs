@@ -9,7 +9,8 @@
 //! - A **peer** (`ike peer NAME`) is unchanged when the new configuration has a peer of the
 //!   same name whose every setting is equal: local address (the interface address its
 //!   policy is bound to), remote address, exchange mode, the IKE proposals in order with all
-//!   their algorithms and lifetimes, the pre-shared key, local and remote identities, NAT
+//!   their algorithms and lifetimes, the pre-shared key and the user table's rows (every
+//!   site's identity and key: a table changed in any row renegotiates the template's sites), local and remote identities, NAT
 //!   traversal, DPD settings and the aggressive-mode permission ([`peer_unchanged`]). Its
 //!   IKE SAs stay; otherwise they are deleted together with their IPsec SAs.
 //! - A **policy entry** (`ipsec policy NAME SEQ`) is unchanged when the new configuration has
@@ -89,6 +90,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         exchange_mode,
         proposals,
         pre_shared_key,
+        site_keys,
         local_id,
         remote_id,
         nat_traversal,
@@ -102,6 +104,11 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         && *exchange_mode == new.exchange_mode
         && *proposals == new.proposals
         && pre_shared_key.ct_eq(new.pre_shared_key.expose())
+        && site_keys.len() == new.site_keys.len()
+        && site_keys
+            .iter()
+            .zip(&new.site_keys)
+            .all(|(a, b)| a.id == b.id && a.pre_shared_key.ct_eq(b.pre_shared_key.expose()))
         && *local_id == new.local_id
         && *remote_id == new.remote_id
         && *nat_traversal == new.nat_traversal

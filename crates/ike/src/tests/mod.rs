@@ -15,6 +15,7 @@ mod nat_t;
 mod quick_mode;
 mod recovery;
 mod replay;
+mod site_keys;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 mod trace;
