@@ -40,6 +40,7 @@ pub fn engine_config_with(
     certificates: &crate::pki::Certificates,
 ) -> Result<ike::Config, Unsupported> {
     let mut out = ike::Config::default();
+    out.sha2_256_truncation_96 = config.ipsec_sha2_truncate_96;
     // `ike fragmentation`: announced and used with peers that announce it too.
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;

@@ -224,12 +224,18 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits(), own_addresses: Vec::new() }
+    Config { peers, policies, limits: limits(), own_addresses: Vec::new(), sha2_256_truncation_96: false }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
     let (peer, policy) = peer_and_policy(i, group, false, 0);
-    Config { peers: vec![peer], policies: vec![policy], limits: limits(), own_addresses: Vec::new() }
+    Config {
+        peers: vec![peer],
+        policies: vec![policy],
+        limits: limits(),
+        own_addresses: Vec::new(),
+        sha2_256_truncation_96: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -503,6 +503,11 @@ pub struct Config {
     pub limits: Limits,
     /// The gateway's interface addresses: no branch may claim them through a template.
     pub own_addresses: Vec<IpAddr>,
+    /// `undo ipsec sha2 compatible enable`: the IPsec SAs use HMAC-SHA2-256 truncated to 96
+    /// bits (older Huawei firmware, strongSwan's `sha256_96`) instead of RFC 4868's 128. The
+    /// truncation is not negotiated (the wire says HMAC-SHA2-256 either way): the installed
+    /// pair's suite and AH keys carry [`crypto::Integrity::HmacSha256_96`].
+    pub sha2_256_truncation_96: bool,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration

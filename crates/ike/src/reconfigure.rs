@@ -19,6 +19,8 @@
 //!   proposals in order (transform, algorithms, encapsulation mode), its PFS group and its
 //!   lifetimes in seconds and kilobytes are equal ([`policy_unchanged`]). Its IPsec SAs stay
 //!   with the same SPIs and keys; otherwise they are deleted.
+//! - The ICV truncation of HMAC-SHA2-256 (`undo ipsec sha2 compatible enable`) is the same,
+//!   or every policy entry counts as changed.
 //! - Everything else is new: it takes effect for the next negotiation. The engine-wide
 //!   [`crate::Limits`] and the global aggressive-mode switch apply to exchanges started
 //!   after the reload.
@@ -60,7 +62,9 @@ impl ConfigDiff {
                 let j = new.policies.iter().position(|q| q.id == p.id)?;
                 let q = &new.policies[j];
                 let same_peer = peers.get(p.peer).copied().flatten() == Some(q.peer);
-                (same_peer && policy_unchanged(p, q)).then_some(j)
+                // The ICV truncation applies to every IPsec SA: a change renegotiates them all.
+                let same_icv = old.sha2_256_truncation_96 == new.sha2_256_truncation_96;
+                (same_peer && same_icv && policy_unchanged(p, q)).then_some(j)
             })
             .collect();
         let fresh_policies =

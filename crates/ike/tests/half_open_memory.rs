@@ -107,6 +107,7 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
         }],
         limits,
         own_addresses: Vec::new(),
+        sha2_256_truncation_96: false,
     }
 }
 

@@ -10,6 +10,7 @@ mod half_open;
 mod hub;
 mod initial_contact;
 mod key_log;
+mod legacy_sha2;
 mod lifetime;
 mod nat_t;
 mod quick_mode;

@@ -150,6 +150,7 @@ impl Gateway {
             }],
             limits: self.limits,
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }

@@ -247,6 +247,7 @@ impl Scenario {
                 aggressive_mode_responses_per_address: 2,
             },
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }
