@@ -39,8 +39,8 @@ pub fn engine_config_with(
     config: &vrp::Config,
     certificates: &crate::pki::Certificates,
 ) -> Result<ike::Config, Unsupported> {
-    let mut out = ike::Config::default();
-    out.sha2_256_truncation_96 = config.ipsec_sha2_truncate_96;
+    let mut out =
+        ike::Config { sha2_256_truncation_96: config.ipsec_sha2_truncate_96, ..ike::Config::default() };
     // `ike fragmentation`: announced and used with peers that announce it too.
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;

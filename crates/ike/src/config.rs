@@ -109,7 +109,7 @@ pub struct PeerConfig {
     /// found by the peer's source address in main mode (the key is needed for SKEYID at
     /// MM3/MM4, before any identity is seen) and by the identity in AM1 for an
     /// aggressive-mode responder; a peer found in neither is refused before any work
-    /// ([`PolicyFailure::NotInUserTable`](crate::failure::PolicyFailure::NotInUserTable)).
+    /// (`PolicyFailure::NotInUserTable`).
     pub site_keys: Vec<SiteKey>,
     /// Our identity; `None` means ID_IPV4_ADDR of `local_address`.
     pub local_id: Option<IdentityConfig>,

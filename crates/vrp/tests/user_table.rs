@@ -107,10 +107,7 @@ fn sha2_compatible_selects_the_truncation_and_renders_back() {
     let legacy = vrp::parse("t.cfg", "undo ipsec sha2 compatible enable\n").unwrap();
     assert!(legacy.config.ipsec_sha2_truncate_96);
     assert!(legacy.warnings.is_empty(), "the command takes effect now: {:?}", legacy.warnings);
-    assert_eq!(
-        render(&legacy.config, KeyDisplay::Masked).contains("undo ipsec sha2 compatible enable\n"),
-        true
-    );
+    assert!(render(&legacy.config, KeyDisplay::Masked).contains("undo ipsec sha2 compatible enable\n"));
     let back =
         vrp::parse("t.cfg", "undo ipsec sha2 compatible enable\nipsec sha2 compatible enable\n").unwrap();
     assert!(!back.config.ipsec_sha2_truncate_96, "RFC 4868's 128 bits again");
