@@ -80,6 +80,9 @@ pub enum Request {
         #[serde(default)]
         verbose: bool,
     },
+    /// `display ip routing-table`: the configuration's static routes (`ip route-static`) and
+    /// whether each is installed.
+    DisplayIpRoutingTable,
     /// `show-config`: the configuration in force, canonical VRP, pre-shared keys masked.
     ShowConfig,
     /// `reset ike sa [conn-id N]`.
@@ -98,13 +101,44 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+    /// One console command applied to the running configuration at once (`keysteward
+    /// shell`). The answer's text is empty or notes for the operator; an error (`Error: …`)
+    /// leaves the running configuration unchanged.
+    Configure {
+        /// The canonical opening command of each nested view, from the system view inwards
+        /// (`[]`, `["ike peer b"]`, `["ipsec policy policy1 1 isakmp"]`).
+        views: Vec<String>,
+        /// One command in canonical keywords (`pre-shared-key Admin@123`, `undo pfs`, `ike peer
+        /// b`); values keep their case.
+        line: String,
+    },
+    /// `display current-configuration`: the running configuration, keys masked.
+    DisplayCurrentConfiguration,
+    /// `display saved-configuration`: the configuration file, keys masked.
+    DisplaySavedConfiguration,
+    /// `display this`: the running configuration of the innermost view, with notes on
+    /// inert objects.
+    DisplayThis {
+        /// As for [`Request::Configure`].
+        views: Vec<String>,
+    },
+    /// `save`: the running configuration written to the daemon's configuration file,
+    /// atomically, the previous one kept as `FILE.bak`.
+    Save,
 }
 
 impl Request {
     /// Whether the request changes the daemon's state (deletes SAs, reloads), and so is
     /// allowed only to root and the daemon's own user; the others only read.
     pub fn changes_state(&self) -> bool {
-        matches!(self, Self::ResetIkeSa { .. } | Self::ResetIpsecSa { .. } | Self::Reload)
+        matches!(
+            self,
+            Self::ResetIkeSa { .. }
+                | Self::ResetIpsecSa { .. }
+                | Self::Reload
+                | Self::Configure { .. }
+                | Self::Save
+        )
     }
 }
 
@@ -144,6 +178,7 @@ mod tests {
             Request::DisplayIpsecProposal { name: None, brief: true },
             Request::DisplayIpsecPolicy { name: Some("policy1".into()) },
             Request::DisplayFirewallSessionTable { verbose: true },
+            Request::DisplayIpRoutingTable,
             Request::ShowConfig,
         ];
         for request in requests {
@@ -153,5 +188,29 @@ mod tests {
         let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
         assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
         assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
+    }
+
+    /// The console's requests as the contract spells them; the changes are for root and the
+    /// daemon's user only.
+    #[test]
+    fn console_requests_on_the_wire() {
+        let configure = Request::Configure { views: vec!["ike peer b".into()], line: "undo pfs".into() };
+        assert_eq!(
+            serde_json::to_string(&configure).unwrap(),
+            r#"{"command":"configure","views":["ike peer b"],"line":"undo pfs"}"#
+        );
+        let wire = [
+            (Request::DisplayCurrentConfiguration, r#"{"command":"display-current-configuration"}"#),
+            (Request::DisplaySavedConfiguration, r#"{"command":"display-saved-configuration"}"#),
+            (Request::DisplayThis { views: vec![] }, r#"{"command":"display-this","views":[]}"#),
+            (Request::Save, r#"{"command":"save"}"#),
+        ];
+        for (request, text) in wire {
+            assert_eq!(serde_json::to_string(&request).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Request>(text).unwrap(), request);
+        }
+        assert!(configure.changes_state() && Request::Save.changes_state());
+        assert!(!Request::DisplayThis { views: vec![] }.changes_state());
+        assert!(!Request::DisplayCurrentConfiguration.changes_state());
     }
 }

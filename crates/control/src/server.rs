@@ -13,8 +13,9 @@ use tracing::warn;
 use crate::{Request, Response, MAX_LINE};
 use service::control_socket;
 
-/// A request and where its answer goes.
-pub type Pending = (Request, oneshot::Sender<Response>);
+/// A request, the uid of the client that made it (`SO_PEERCRED`; `None` when the daemon
+/// asks itself, as a metrics scrape does), and where its answer goes.
+pub type Pending = (Request, Option<u32>, oneshot::Sender<Response>);
 
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +94,8 @@ pub async fn accept(listener: UnixListener, requests: mpsc::Sender<Pending>) {
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE as u64));
-            let mut line = String::new();
+            // A `configure` line may carry a pre-shared key: the buffer is wiped when dropped.
+            let mut line = zeroize::Zeroizing::new(String::new());
             if reader.read_line(&mut line).await.is_err() {
                 return;
             }
@@ -101,7 +103,7 @@ pub async fn accept(listener: UnixListener, requests: mpsc::Sender<Pending>) {
                 Ok(request) if !allowed(&request, peer, daemon) => refusal(&request, peer, daemon),
                 Ok(request) => {
                     let (tx, rx) = oneshot::channel();
-                    if requests.send((request, tx)).await.is_err() {
+                    if requests.send((request, Some(peer), tx)).await.is_err() {
                         return;
                     }
                     rx.await.unwrap_or_else(|_| Response::Error("the daemon is stopping".into()))

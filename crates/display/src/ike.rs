@@ -307,7 +307,16 @@ pub fn ike_peers(config: &vrp::Config) -> Vec<IkePeerView> {
             authentication_address: p.authentication_address.map(|a| a.to_string()).unwrap_or_default(),
             remote_id_type: p.remote_id_type.map(id_type_name).unwrap_or_default(),
             remote_id: p.remote_id.clone().unwrap_or_default(),
-            local_id: p.local_id.clone().or_else(|| config.ike_local_name.clone()).unwrap_or_default(),
+            // `ike local-name` stands in for an FQDN or USER-FQDN identity only.
+            local_id: p
+                .local_id
+                .clone()
+                .or_else(|| {
+                    matches!(p.local_id_type, vrp::algorithm::IdType::Fqdn | vrp::algorithm::IdType::UserFqdn)
+                        .then(|| config.ike_local_name.clone().or_else(|| config.sysname.clone()))
+                        .flatten()
+                })
+                .unwrap_or_default(),
             nat_traversal: if p.nat_traversal { "Enable" } else { "Disable" },
             dpd: match p.dpd.dpd_type.or(config.ike_dpd.dpd_type) {
                 Some(vrp::algorithm::DpdType::Periodic) => "periodic",

@@ -9,6 +9,7 @@
 
 pub mod ike;
 pub mod ipsec;
+pub mod routing;
 pub mod session;
 
 use std::fmt::Write as _;

@@ -2,7 +2,8 @@
 //!
 //! The `vrp` crate has already validated references and values; this module decides how the
 //! VRP concepts map onto the engine: the `ipsec policy` bound to an interface gives the local
-//! address of its peers; its ACL's permit rules become the flows to protect; the `ike-peer`'s
+//! address of its peers (unless the entry's `tunnel local` or the peer's `local-address` names
+//! another); its ACL's permit rules become the flows to protect; the `ike-peer`'s
 //! `ike-proposal` (or every proposal, in priority order) becomes the phase-1 offer. Whatever
 //! the engine cannot do yet is refused here with a reason naming the configuration item,
 //! never silently dropped.
@@ -11,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{EspCipher, SecretBytes};
-use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry};
+use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry, TunnelLocal};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +51,7 @@ pub fn engine_config_with(
     for (interface_name, interface) in &config.interfaces {
         let Some(policy_name) = &interface.ipsec_policy else { continue };
         let item = format!("interface {interface_name}");
-        let local = interface
-            .address
-            .ok_or_else(|| unsupported(&item, "an interface with an ipsec policy needs an ip address"))?
-            .address;
+        let interface_address = interface.address.map(|a| a.address);
         let entries = config
             .ipsec_policies
             .get(policy_name)
@@ -66,7 +64,18 @@ pub fn engine_config_with(
             };
             let peer_name =
                 settings.ike_peer.as_ref().ok_or_else(|| unsupported(&item, "the entry has no ike-peer"))?;
+            let local = local_address(config, settings, peer_name, interface_address, &item)?;
             let peer = peer_index(&mut out, config, certificates, peer_name, local)?;
+            let peer_local = out.peers[peer].local_address;
+            if peer_local != IpAddr::V4(local) {
+                return Err(unsupported(
+                    item,
+                    format!(
+                        "ike peer {peer_name} is used with local address {peer_local} by another policy entry and \
+                         {local} here: one local address per peer"
+                    ),
+                ));
+            }
             let selectors = acl_selectors(config, settings.acl, template, &item)?;
             let mut proposals = Vec::new();
             for name in &settings.proposals {
@@ -96,6 +105,30 @@ pub fn engine_config_with(
         }
     }
     Ok(out)
+}
+
+/// Our end of the entry's tunnels (`item`), as on a USG: the entry's `tunnel local IP` (or
+/// `local-address IP`), else its peer's `local-address IP`, else the address of the interface
+/// the group is applied to (also what `tunnel local applied-interface` names). IKE and ESP
+/// are sent from it and expected on it.
+fn local_address(
+    config: &vrp::Config,
+    settings: &vrp::model::PolicySettings,
+    peer: &str,
+    interface: Option<Ipv4Addr>,
+    item: &str,
+) -> Result<Ipv4Addr, Unsupported> {
+    let peer_local = config.ike_peers.get(peer).and_then(|p| p.local_address);
+    match (settings.tunnel_local, peer_local) {
+        (Some(TunnelLocal::Address(a)), _) => Ok(a),
+        (None, Some(a)) => Ok(a),
+        (Some(TunnelLocal::AppliedInterface) | None, _) => interface.ok_or_else(|| {
+            unsupported(
+                item,
+                "an interface with an ipsec policy needs an ip address (or a tunnel local address)",
+            )
+        }),
+    }
 }
 
 /// The flows of a policy entry (`item`): the permit rules of its ACL in order, or, for a
@@ -256,12 +289,19 @@ fn peer_index(
     let local_value = match peer.local_id_type {
         // `local-id-type dn`: the subject of our certificate.
         vrp::algorithm::IdType::Dn => subject.as_deref(),
-        _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()),
+        // `ike local-name` is a name: it stands in for an FQDN or USER-FQDN identity only,
+        // and an address identity is the peer's `local-id` or else our address.
+        vrp::algorithm::IdType::Ip => peer.local_id.as_deref(),
+        // Without `ike local-name`, the device name (as Comware does, vrp-cli.md §2.1).
+        _ => peer.local_id.as_deref().or(config.ike_local_name.as_deref()).or(config.sysname.as_deref()),
     };
     let local_id = identity(peer.local_id_type, local_value, &item)?;
-    let remote_id = match (&peer.remote_id, peer.remote_id_type) {
-        (Some(id), kind) => identity(kind.unwrap_or(vrp::algorithm::IdType::Fqdn), Some(id), &item)?,
-        (None, _) => None,
+    let remote_id = match (&peer.remote_id, peer.remote_id_type, peer.authentication_address) {
+        (Some(id), kind, _) => identity(kind.unwrap_or(vrp::algorithm::IdType::Fqdn), Some(id), &item)?,
+        // `remote-address authentication-address`: the peer identifies itself by this address
+        // (ID_IPV4_ADDR), which may differ from the tunnel address it sends from (a NAT).
+        (None, None | Some(vrp::algorithm::IdType::Ip), Some(a)) => Some(ike::IdentityConfig::Address(a)),
+        (None, ..) => None,
     };
     out.peers.push(ike::PeerConfig {
         name: name.to_owned(),
@@ -356,7 +396,10 @@ fn identity(
         (IdType::Fqdn, Some(v)) => Some(ike::IdentityConfig::Fqdn(v.to_owned())),
         (IdType::UserFqdn, Some(v)) => Some(ike::IdentityConfig::UserFqdn(v.to_owned())),
         (IdType::Fqdn | IdType::UserFqdn, None) => {
-            return Err(unsupported(item, "an fqdn or user-fqdn identity needs local-id or ike local-name"))
+            return Err(unsupported(
+                item,
+                "an fqdn or user-fqdn identity needs local-id, ike local-name or sysname",
+            ))
         }
         (IdType::Any, _) => None,
         (IdType::Dn, Some(v)) => Some(ike::IdentityConfig::Dn(v.to_owned())),
@@ -614,6 +657,76 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         );
         // (A template entry before another entry, and an isakmp entry whose peer has no
         // address, are refused by `vrp`'s validation.)
+    }
+
+    /// Issue 15's known bug: a global `ike local-name` with a peer whose `local-id-type` is
+    /// `ip` (the default) was refused ("`rta` is not an IPv4 address identity"); the name
+    /// applies to FQDN and USER-FQDN identities only, the address identity stays ours.
+    #[test]
+    fn ike_local_name_does_not_apply_to_an_address_identity() {
+        let c = convert(&format!("ike local-name rta\n{BASE}")).unwrap();
+        assert_eq!(c.peers[0].local_id, None, "ID_IPV4_ADDR of the local address");
+        let explicit = BASE.replace(" ike-proposal 10\n", " ike-proposal 10\n local-id 192.0.2.1\n");
+        let c = convert(&format!("ike local-name rta\n{explicit}")).unwrap();
+        assert_eq!(c.peers[0].local_id, Some(ike::IdentityConfig::Address(Ipv4Addr::new(192, 0, 2, 1))));
+        let fqdn = BASE.replace(" ike-proposal 10\n", " ike-proposal 10\n local-id-type fqdn\n");
+        let c = convert(&format!("ike local-name rta\n{fqdn}")).unwrap();
+        assert_eq!(c.peers[0].local_id, Some(ike::IdentityConfig::Fqdn("rta".into())), "still the FQDN");
+    }
+
+    /// `tunnel local IP` (and its VRP8 spelling `local-address IP` in the policy), the peer's
+    /// `local-address IP`, and `applied-interface` choose our end of the tunnel: the engine
+    /// sends IKE (and the gateway ESP) from it. Before, they were ignored (or refused).
+    #[test]
+    fn tunnel_local_and_local_address_choose_our_end_of_the_tunnel() {
+        let local = |c: &ike::Config| c.peers[0].local_address;
+        let at = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+        assert_eq!(local(&convert(BASE).unwrap()), at([192, 0, 2, 1]), "the interface's address");
+        let policy = " sa duration time-based 1800\n";
+        let tunnel = BASE.replace(policy, &format!("{policy} tunnel local 192.0.2.11\n"));
+        assert_eq!(local(&convert(&tunnel).unwrap()), at([192, 0, 2, 11]));
+        let vrp8 = BASE.replace(policy, &format!("{policy} local-address 192.0.2.12\n"));
+        assert_eq!(local(&convert(&vrp8).unwrap()), at([192, 0, 2, 12]));
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let in_peer = BASE.replace(peer, &format!("{peer} local-address 192.0.2.13\n"));
+        assert_eq!(local(&convert(&in_peer).unwrap()), at([192, 0, 2, 13]));
+        let applied = in_peer.replace(policy, &format!("{policy} tunnel local applied-interface\n"));
+        assert_eq!(local(&convert(&applied).unwrap()), at([192, 0, 2, 1]), "the policy's setting wins");
+        // No interface address is needed when the tunnel's local address is given.
+        let no_address = tunnel.replace(" ip address 192.0.2.1 255.255.255.0\n", "");
+        assert_eq!(local(&convert(&no_address).unwrap()), at([192, 0, 2, 11]));
+        // Two entries with one peer and two local addresses cannot share the peer's IKE SA.
+        let two = tunnel.replace(
+            "interface out0\n",
+            "acl number 3002\n rule 5 permit ip source 10.1.2.0 0.0.0.255 destination 10.2.3.0 0.0.0.255\n\
+             ipsec policy p 2 isakmp\n security acl 3002\n proposal a\n ike-peer b\ninterface out0\n",
+        );
+        assert_eq!(
+            convert(&two).unwrap_err().to_string(),
+            "ipsec policy p 2: ike peer b is used with local address 192.0.2.11 by another policy entry and \
+             192.0.2.1 here: one local address per peer"
+        );
+    }
+
+    /// `remote-address authentication-address IP`: the address identity the peer must present
+    /// (it may differ from the address it sends from); an explicit `remote-id` still wins.
+    #[test]
+    fn authentication_address_is_the_identity_the_peer_must_present() {
+        assert_eq!(convert(BASE).unwrap().peers[0].remote_id, None);
+        let peer = " pre-shared-key 0123456789abcdef\n";
+        let auth = BASE.replace(peer, &format!("{peer} remote-address authentication-address 10.9.9.9\n"));
+        let c = convert(&auth).unwrap();
+        assert_eq!(c.peers[0].remote_id, Some(ike::IdentityConfig::Address(Ipv4Addr::new(10, 9, 9, 9))));
+        assert_eq!(
+            c.peers[0].remote_address,
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
+            "still the tunnel's"
+        );
+        let with_id = auth.replace(peer, &format!("{peer} remote-id fwb.example.net\n"));
+        assert_eq!(
+            convert(&with_id).unwrap().peers[0].remote_id,
+            Some(ike::IdentityConfig::Fqdn("fwb.example.net".into()))
+        );
     }
 
     #[test]

@@ -156,6 +156,19 @@ enum Display {
         #[command(subcommand)]
         what: DisplayFirewall,
     },
+    /// `display ip routing-table`: the static routes (`ip route-static`) and whether each is
+    /// installed.
+    Ip {
+        #[command(subcommand)]
+        what: DisplayIp,
+    },
+}
+
+/// `display ip …`.
+#[derive(Debug, Subcommand)]
+enum DisplayIp {
+    /// `display ip routing-table`.
+    RoutingTable,
 }
 
 /// `display firewall …`.
@@ -335,11 +348,56 @@ fn display_request(what: Display) -> keysteward::control::Request {
         Display::Firewall { what: DisplayFirewall::Session { verbose, .. } } => {
             Request::DisplayFirewallSessionTable { verbose: verbose.is_some() }
         }
+        Display::Ip { what: DisplayIp::RoutingTable } => Request::DisplayIpRoutingTable,
     }
 }
 
+/// The command line with its keywords in lower case, so that the words of a VRP command are
+/// read in any case, as the device reads them (`display IPsec sa brief`, the article's
+/// capitalisation). Only the words the command line defines are changed (subcommands, and
+/// the values of arguments that take a fixed word like `brief`); names, addresses and
+/// option values are left as typed.
+fn vrp_words(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let mut root = Cli::command();
+    root.build();
+    let mut command = &root;
+    let mut option_value = false;
+    let mut out = Vec::new();
+    for (i, arg) in args.into_iter().enumerate() {
+        let Some(text) = arg.to_str().filter(|_| i > 0 && !option_value) else {
+            option_value = false;
+            out.push(arg);
+            continue;
+        };
+        if text.starts_with('-') {
+            let long = text.trim_start_matches('-');
+            option_value = !long.contains('=')
+                && command.get_arguments().any(|a| {
+                    (a.get_long() == Some(long) || a.get_short().is_some_and(|s| text == format!("-{s}")))
+                        && a.get_action().takes_values()
+                });
+            out.push(arg);
+            continue;
+        }
+        let lower = text.to_ascii_lowercase();
+        if let Some(sub) = command.find_subcommand(&lower) {
+            command = sub;
+            out.push(sub.get_name().into());
+        } else if command
+            .get_positionals()
+            .any(|a| a.get_possible_values().iter().any(|v| v.matches(&lower, false)))
+        {
+            out.push(lower.into());
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(vrp_words(std::env::args_os()));
     match cli.command {
         Command::Check { file, interface_map, offline } => check(&file, &interface_map, offline),
         Command::Reload { control } => ask(&control, &keysteward::control::Request::Reload, false),
@@ -490,7 +548,7 @@ mod tests {
     fn request(args: &[&str]) -> Result<(keysteward::control::Request, bool, PathBuf), clap::Error> {
         let mut full = vec!["keysteward"];
         full.extend_from_slice(args);
-        match Cli::try_parse_from(full)?.command {
+        match Cli::try_parse_from(vrp_words(full.into_iter().map(Into::into)))?.command {
             Command::Display { what, control, json } => Ok((display_request(what), json, control)),
             Command::ShowConfig { control, json } => {
                 Ok((keysteward::control::Request::ShowConfig, json, control))
@@ -558,7 +616,29 @@ mod tests {
             parses("display firewall session table verbose"),
             R::DisplayFirewallSessionTable { verbose: true }
         );
+        assert_eq!(parses("display ip routing-table"), R::DisplayIpRoutingTable);
+        assert_eq!(parses("display IP Routing-Table"), R::DisplayIpRoutingTable);
         assert_eq!(parses("show-config"), R::ShowConfig);
+    }
+
+    /// Issue 15's known bug: the display words in any case, as the device reads them
+    /// (`display IPsec sa brief` is the article's capitalisation); names keep their case.
+    #[test]
+    fn display_words_in_any_case() {
+        use keysteward::control::Request as R;
+        assert_eq!(parses("display IPsec sa brief"), R::DisplayIpsecSaBrief);
+        assert_eq!(parses("Display IKE SA"), R::DisplayIkeSa);
+        assert_eq!(
+            parses("DISPLAY ike sa Verbose --remote 192.0.2.2"),
+            R::DisplayIkeSaVerbose { remote: Some("192.0.2.2".parse().unwrap()), conn_id: None }
+        );
+        assert_eq!(
+            parses("display Firewall Session Table VERBOSE"),
+            R::DisplayFirewallSessionTable { verbose: true }
+        );
+        assert_eq!(parses("display ike peer Name Brief"), R::DisplayIkePeer { name: Some("Brief".into()) });
+        let (_, _, control) = request(&["display", "--control", "/tmp/Ike", "IPSEC", "sa"]).unwrap();
+        assert_eq!(control, PathBuf::from("/tmp/Ike"), "an option's value keeps its case");
     }
 
     /// `--json` and `--control` go anywhere after `display`, and on `show-config`.

@@ -22,7 +22,7 @@ fn serve(path: PathBuf) {
             let listener = server::bind(&path).unwrap();
             let (tx, mut rx) = tokio::sync::mpsc::channel::<server::Pending>(4);
             tokio::spawn(server::accept(listener, tx));
-            while let Some((request, reply)) = rx.recv().await {
+            while let Some((request, _uid, reply)) = rx.recv().await {
                 let text = format!("answered {}\n", serde_json::to_string(&request).unwrap());
                 let _ = reply.send(Response::Ok { text, json: serde_json::Value::Null });
             }

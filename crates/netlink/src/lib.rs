@@ -13,8 +13,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -42,6 +42,9 @@ pub enum RouteKind {
     Device(u32, Option<Ipv4Addr>),
     /// Refused: the sender gets "host unreachable" (`unreachable`).
     Unreachable,
+    /// Through a next hop (`via 192.0.2.2`), out of the device of that index when given
+    /// (`dev eth1`): an `ip route-static`.
+    Via(Ipv4Addr, Option<u32>),
 }
 
 /// One IPv4 route of keysteward's: a prefix in a table, what it does, its metric.
@@ -149,6 +152,12 @@ impl Netlink {
     /// Adds `route`, or replaces the route of the same table, prefix and metric.
     pub fn replace_route(&mut self, route: &Route) -> io::Result<()> {
         self.request(RouteNetlinkMessage::NewRoute(route_message(route)), NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    /// Adds `route`; fails with `AlreadyExists` (EEXIST) when the table has a route of the same
+    /// prefix and metric, which stays as it is (it may be the operator's).
+    pub fn add_route(&mut self, route: &Route) -> io::Result<()> {
+        self.request(RouteNetlinkMessage::NewRoute(route_message(route)), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Deletes `route`.
@@ -309,6 +318,14 @@ fn route_message(route: &Route) -> RouteMessage {
             message.header.kind = RouteType::Unreachable;
             message.header.scope = RouteScope::Universe;
         }
+        RouteKind::Via(gateway, device) => {
+            message.header.kind = RouteType::Unicast;
+            message.header.scope = RouteScope::Universe;
+            attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+            if let Some(index) = device {
+                attributes.push(RouteAttribute::Oif(index));
+            }
+        }
     }
     message
 }
@@ -321,6 +338,7 @@ fn parse_route(message: &RouteMessage) -> Option<Route> {
     }
     let mut table = u32::from(message.header.table);
     let (mut destination, mut oif, mut source, mut metric) = (Ipv4Addr::UNSPECIFIED, None, None, 0);
+    let mut gateway = None;
     for attribute in &message.attributes {
         match attribute {
             RouteAttribute::Table(t) => table = *t,
@@ -328,11 +346,13 @@ fn parse_route(message: &RouteMessage) -> Option<Route> {
             RouteAttribute::Oif(index) => oif = Some(*index),
             RouteAttribute::PrefSource(RouteAddress::Inet(a)) => source = Some(*a),
             RouteAttribute::Priority(m) => metric = *m,
+            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
             _ => {}
         }
     }
     let kind = match (message.header.kind, oif) {
         (RouteType::Unreachable, _) => RouteKind::Unreachable,
+        (RouteType::Unicast, oif) if gateway.is_some() => RouteKind::Via(gateway?, oif),
         (RouteType::Unicast, Some(index)) => RouteKind::Device(index, source),
         _ => return None,
     };
@@ -388,4 +408,33 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
         }
     }
     ours.then_some(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What keysteward sends for a route reads back as the same route: a static route through
+    /// a next hop (with and without a device), a TUN route, a fail-closed route.
+    #[test]
+    fn routes_read_back_as_sent() {
+        let prefix = Prefix::new(Ipv4Addr::new(198, 51, 100, 0), 24);
+        for kind in [
+            RouteKind::Via(Ipv4Addr::new(192, 0, 2, 2), None),
+            RouteKind::Via(Ipv4Addr::new(192, 0, 2, 2), Some(7)),
+            RouteKind::Device(3, Some(Ipv4Addr::new(192, 0, 2, 1))),
+            RouteKind::Unreachable,
+        ] {
+            let route = Route { table: MAIN_TABLE, destination: prefix, kind, metric: 60 };
+            assert_eq!(parse_route(&route_message(&route)), Some(route));
+        }
+        let mut foreign = route_message(&Route {
+            table: MAIN_TABLE,
+            destination: prefix,
+            kind: RouteKind::Unreachable,
+            metric: 1,
+        });
+        foreign.header.protocol = RouteProtocol::Static;
+        assert_eq!(parse_route(&foreign), None, "only protocol 245 is ours");
+    }
 }

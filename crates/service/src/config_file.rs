@@ -51,6 +51,51 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+/// Replaces the file at `path` with `text` atomically, as the console's `save` does: a
+/// temporary file in the same directory (mode 0600 from the start, given the old file's owner
+/// and group when they differ from the daemon's), written and flushed to disk, the old file
+/// kept as `FILE.bak`, then renamed over it, and the directory flushed. A reader sees the old
+/// file or the new one, never a part; a crash leaves at worst a stray temporary file. A
+/// symbolic link is followed: the file it names is replaced.
+pub fn replace(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let old = std::fs::metadata(&target).ok();
+    let temporary = dir.join(format!(".{name}.save-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let written = (|| {
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+        let made = file.metadata()?;
+        if let Some(old) = &old {
+            if (old.uid(), old.gid()) != (made.uid(), made.gid()) {
+                std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+            }
+        }
+        file.write_all(text)?;
+        file.sync_all()?;
+        if old.is_some() {
+            let backup = dir.join(format!("{name}.bak"));
+            let staged = dir.join(format!(".{name}.bak-{}", std::process::id()));
+            let _ = std::fs::remove_file(&staged);
+            std::fs::hard_link(&target, &staged).or_else(|_| std::fs::copy(&target, &staged).map(drop))?;
+            std::fs::rename(&staged, &backup)?;
+        }
+        std::fs::rename(&temporary, &target)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 /// A file that holds a secret and that group or others may read or write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exposed {
@@ -102,6 +147,36 @@ mod tests {
         }
         f.set_len(MAX_CONFIG_BYTES).unwrap();
         assert_eq!(read(&big).unwrap().0.len() as u64, MAX_CONFIG_BYTES);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `replace` writes the new text with mode 0600 whatever the old mode, keeps the old text
+    /// as `.bak`, follows a symbolic link, and leaves no temporary file.
+    #[test]
+    fn replace_is_atomic_keeps_a_backup_and_mode_0600() {
+        let dir = scratch("replace");
+        let file = dir.join("k.cfg");
+        std::fs::write(&file, "old\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.join("link.cfg");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        replace(&link, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
+        assert_eq!(std::fs::read_to_string(dir.join("k.cfg.bak")).unwrap(), "old\n");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+        replace(&file, b"newer\n").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("k.cfg.bak")).unwrap(), "new\n");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["k.cfg", "k.cfg.bak", "link.cfg"]);
+        let fresh = dir.join("fresh.cfg");
+        replace(&fresh, b"x\n").unwrap();
+        assert!(!dir.join("fresh.cfg.bak").exists(), "nothing to back up");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -4,6 +4,11 @@
 //! Matching follows reference `vrp-cli.md` §1: keywords are case-insensitive and may be
 //! abbreviated to any unique prefix among the keywords valid at that position; an exact
 //! match wins over a longer keyword it is a prefix of (`remote-id` vs `remote-id-type`).
+//!
+//! A word read as a keyword, a number or an address that has `//` glued to its end
+//! (`main//main mode (default)`, the articles' annotations) is read up to the `//`, and the
+//! rest of the line is a comment ([`crate::lexer::Token::before_comment`]). Free values (keys,
+//! names, IDs, read by [`Cursor::name`] and [`Cursor::raw`]) are kept whole.
 
 use std::net::Ipv4Addr;
 
@@ -134,7 +139,7 @@ impl<'a> Cursor<'a> {
     ) -> Result<&'static str> {
         self.offer_keywords(candidates);
         let token = self.next(&expected_list(what, candidates))?;
-        match match_keyword(&token.text, candidates) {
+        match self.match_read(token, candidates) {
             Match::One(k) if !token.quoted => Ok(k),
             Match::Ambiguous(list) if !token.quoted => Err(SyntaxError {
                 column: token.column,
@@ -153,12 +158,52 @@ impl<'a> Cursor<'a> {
     pub(crate) fn optional_keyword(&mut self, candidates: &'static [&'static str]) -> Option<&'static str> {
         self.offer_keywords(candidates);
         let token = self.peek()?;
-        match match_keyword(&token.text, candidates) {
+        let glued = matches!(match_keyword(&token.text, candidates), Match::None);
+        let text = if glued { token.before_comment()? } else { &token.text };
+        match match_keyword(text, candidates) {
             Match::One(k) if !token.quoted => {
                 self.pos += 1;
+                if glued {
+                    self.comment_after(token, text);
+                }
                 Some(k)
             }
             _ => None,
+        }
+    }
+
+    /// Matches the token just read against `candidates`; when only the text before a glued
+    /// `//` matches, the rest of the line becomes a comment.
+    fn match_read(&mut self, token: &'a Token, candidates: &[&'static str]) -> Match {
+        let full = match_keyword(&token.text, candidates);
+        if !matches!(full, Match::None) {
+            return full;
+        }
+        let Some(text) = token.before_comment() else { return full };
+        let matched = match_keyword(text, candidates);
+        if matches!(matched, Match::One(_)) {
+            self.comment_after(token, text);
+        }
+        matched
+    }
+
+    /// Ends the line after `token` (the one just read), of which only `text` counts: the rest
+    /// of the line is an annotation.
+    fn comment_after(&mut self, token: &Token, text: &str) {
+        self.tokens = &self.tokens[..self.pos];
+        self.end_column = token.column + u32::try_from(text.chars().count()).unwrap_or(0);
+    }
+
+    /// Reads a token that holds a typed value (a number, an address, a mask): such a value
+    /// cannot contain `//`, so a glued `//` starts a comment. Returns the token and its text.
+    pub(crate) fn value_token(&mut self, what: &str) -> Result<(&'a Token, &'a str)> {
+        let token = self.next(what)?;
+        match token.before_comment() {
+            Some(text) => {
+                self.comment_after(token, text);
+                Ok((token, text))
+            }
+            None => Ok((token, token.text.as_str())),
         }
     }
 
@@ -196,7 +241,7 @@ impl<'a> Cursor<'a> {
         let canonical: Vec<&'static str> =
             all.iter().filter(|v| map(**v).is_some()).map(|v| v.keyword()).collect();
         let token = self.next(&expected_list(T::WHAT, &canonical))?;
-        let matched = match match_keyword(&token.text, &table) {
+        let matched = match self.match_read(token, &table) {
             Match::One(k) if !token.quoted => k,
             _ => return Err(unknown(token, T::WHAT, &canonical)),
         };
@@ -222,8 +267,8 @@ impl<'a> Cursor<'a> {
     /// Reads a decimal number in `min..=max`.
     pub(crate) fn number(&mut self, what: &str, min: u64, max: u64) -> Result<u64> {
         self.offer(|| Offer::Argument(min.to_string()));
-        let token = self.next(&format!("{what} ({min}-{max})"))?;
-        match token.text.parse::<u64>() {
+        let (token, text) = self.value_token(&format!("{what} ({min}-{max})"))?;
+        match text.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) && !token.quoted => Ok(n),
             _ => Err(invalid(token, what, &format!("a number {min}-{max}"))),
         }
@@ -232,13 +277,13 @@ impl<'a> Cursor<'a> {
     /// Reads a dotted-quad IPv4 address.
     pub(crate) fn ipv4(&mut self, what: &str) -> Result<Ipv4Addr> {
         self.offer(|| Offer::Argument("0.0.0.0".into()));
-        let token = self.next(&format!("{what} (an IPv4 address)"))?;
-        token.text.parse().map_err(|_| invalid(token, what, "an IPv4 address"))
+        let (token, text) = self.value_token(&format!("{what} (an IPv4 address)"))?;
+        text.parse().map_err(|_| invalid(token, what, "an IPv4 address"))
     }
 
     /// True when the next token parses as an IPv4 address.
     pub(crate) fn peek_is_ipv4(&self) -> bool {
-        self.peek().is_some_and(|t| t.text.parse::<Ipv4Addr>().is_ok())
+        self.peek().is_some_and(|t| t.before_comment().unwrap_or(&t.text).parse::<Ipv4Addr>().is_ok())
     }
 
     /// Reads a name of 1..=`max_len` characters (names are case-sensitive, §1).
@@ -247,6 +292,12 @@ impl<'a> Cursor<'a> {
         let token = self.next(&format!("{what} (1-{max_len} characters)"))?;
         check_name(token, what, &token.text, max_len)?;
         Ok(token.text.clone())
+    }
+
+    /// Says that an argument may come next (for the grammar listing), where the parser reads
+    /// it with [`Cursor::value_token`]; `sample` reads as one.
+    pub(crate) fn offer_argument(&mut self, sample: &str) {
+        self.offer(|| Offer::Argument(sample.into()));
     }
 
     /// Reads any token as-is (a key, which may be quoted).

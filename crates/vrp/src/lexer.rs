@@ -4,6 +4,13 @@
 //! hold blanks (VRP allows that for pre-shared keys, §2.3), a line whose first token is `#`
 //! separates blocks, and indentation carries no meaning (the parser decides the view from
 //! the commands themselves, as the device does).
+//!
+//! `//` starts an annotation, as in the configurations Huawei's articles print
+//! (`undo version 2 //IKEv1`): a word that begins with `//` ends the line here. A `//` glued
+//! to the end of a word (`exchange-mode main//main mode (default)`) is left to the parser,
+//! which alone knows whether the word is a keyword, a number or an address (then the note
+//! starts at the `//`, see [`Token::before_comment`]) or a free value such as a key, a name
+//! or a DN, which is kept whole, so that a pre-shared key may contain `//`.
 
 use crate::diagnostic::DiagnosticKind;
 
@@ -16,6 +23,21 @@ pub(crate) struct Token {
     pub(crate) column: u32,
     /// True when the token was written between double quotes.
     pub(crate) quoted: bool,
+}
+
+impl Token {
+    /// The text before a `//` glued to the word (`main` of `main//main`), when the word is
+    /// unquoted and has one after its first character: read as a keyword, a number or an
+    /// address, which cannot contain `//`, the rest of the line is an annotation.
+    pub(crate) fn before_comment(&self) -> Option<&str> {
+        if self.quoted {
+            return None;
+        }
+        match self.text.find("//") {
+            Some(i) if i > 0 => Some(&self.text[..i]),
+            _ => None,
+        }
+    }
 }
 
 /// A non-empty line that is not a separator.
@@ -84,6 +106,9 @@ fn lex_line(number: u32, raw: &str) -> Result<Option<LexedLine>, LexError> {
             };
             tokens.push(Token { text: chars[start..start + len].iter().collect(), column, quoted: true });
             i = start + len + 1;
+        } else if c == '/' && chars.get(i + 1) == Some(&'/') {
+            // An annotation after a blank: the rest of the line.
+            break;
         } else {
             let start = i;
             while i < chars.len() && !chars[i].is_whitespace() {
@@ -141,6 +166,24 @@ mod tests {
             Ok(LexedLine::Command(l)) => assert_eq!(l.number, 5),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `//` after a blank ends the line; glued to a word it stays in the word (the parser
+    /// decides); a line holding only a note is no line at all.
+    #[test]
+    fn annotations() {
+        let line = command("undo version 2 //IKEv1");
+        assert_eq!(line.tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["undo", "version", "2"]);
+        let line = command(" exchange-mode main//main mode (default)");
+        assert_eq!(line.tokens[1].text, "main//main");
+        assert_eq!(line.tokens[1].before_comment(), Some("main"));
+        assert_eq!(line.tokens.len(), 4, "the words after a glued note are the parser's to drop");
+        let line = command("pre-shared-key \"a//b\" //note");
+        assert_eq!((line.tokens.len(), line.tokens[1].before_comment()), (2, None));
+        assert_eq!(command("x //a").tokens.len(), 1);
+        assert!(lex("  // only a note\n//another\n").is_empty());
+        assert_eq!(command("key //").tokens.len(), 1);
+        assert_eq!(command("a/b/c").tokens[0].before_comment(), None);
     }
 
     #[test]

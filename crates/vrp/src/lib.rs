@@ -15,6 +15,7 @@
 pub mod algorithm;
 mod cursor;
 pub mod diagnostic;
+pub mod inert;
 mod lexer;
 pub mod model;
 mod parser;
@@ -28,6 +29,7 @@ use std::path::Path;
 pub use algorithm::Value;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Location, Severity};
 pub use model::Config;
+pub use parser::edit;
 pub use parser::grammar;
 pub use parser::{parse, Parsed, SourceMap};
 pub use render::{render, KeyDisplay};

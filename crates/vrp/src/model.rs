@@ -186,8 +186,12 @@ pub struct IkePeer {
     pub pre_shared_key: Option<PreSharedKey>,
     /// `remote-address IP`: tunnel destination and main-mode PSK selector.
     pub remote_address: Option<Ipv4Addr>,
-    /// `remote-address authentication-address IP`: the address the peer is identified by.
+    /// `remote-address authentication-address IP`: the address the peer is identified by
+    /// (its ID_IPV4_ADDR) when it differs from the tunnel address, e.g. behind a NAT.
     pub authentication_address: Option<Ipv4Addr>,
+    /// `local-address IP` (USG-V3/AR-old): our end of the tunnels with this peer, as a
+    /// `tunnel local IP` in every policy that uses it; `None` = the bound interface's address.
+    pub local_address: Option<Ipv4Addr>,
     /// `remote-id` (alias `remote-name`).
     pub remote_id: Option<String>,
     /// `remote-id-type`; `None` derives it from `remote-id`.
@@ -290,6 +294,7 @@ impl Default for IkePeer {
             pre_shared_key: None,
             remote_address: None,
             authentication_address: None,
+            local_address: None,
             remote_id: None,
             remote_id_type: None,
             local_id_type: IdType::Ip,

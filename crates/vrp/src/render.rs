@@ -34,10 +34,10 @@ pub enum KeyDisplay {
 pub fn render(config: &Config, keys: KeyDisplay) -> String {
     let mut blocks: Vec<String> = Vec::new();
     if let Some(name) = &config.sysname {
-        blocks.push(format!("sysname {name}\n"));
+        blocks.push(format!("sysname {}\n", word(name)));
     }
     if let Some(name) = &config.ike_local_name {
-        blocks.push(format!("ike local-name {name}\n"));
+        blocks.push(format!("ike local-name {}\n", word(name)));
     }
     let fragmentation = config.ike_fragmentation;
     if !fragmentation.enabled {
@@ -209,11 +209,14 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     if let Some(a) = p.authentication_address {
         let _ = writeln!(b, " remote-address authentication-address {a}");
     }
+    if let Some(a) = p.local_address {
+        let _ = writeln!(b, " local-address {a}");
+    }
     if let Some(t) = p.remote_id_type {
         let _ = writeln!(b, " remote-id-type {t}");
     }
     if let Some(id) = &p.remote_id {
-        if id.chars().any(char::is_whitespace) {
+        if id.chars().any(char::is_whitespace) || id.starts_with("//") {
             let _ = writeln!(b, " remote-id \"{id}\"");
         } else {
             let _ = writeln!(b, " remote-id {id}");
@@ -223,7 +226,7 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
         let _ = writeln!(b, " local-id-type {}", p.local_id_type);
     }
     if let Some(id) = &p.local_id {
-        let _ = writeln!(b, " local-id {id}");
+        let _ = writeln!(b, " local-id {}", word(id));
     }
     if !p.nat_traversal {
         b.push_str(" undo nat traversal\n");
@@ -246,16 +249,16 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     let cert = &p.certificate;
     if let Some(f) = &cert.local_filename {
-        let _ = writeln!(b, " certificate local-filename {f}");
+        let _ = writeln!(b, " certificate local-filename {}", word(f));
     }
     if let Some(f) = &cert.local_key_filename {
-        let _ = writeln!(b, " certificate local-key-filename {f}");
+        let _ = writeln!(b, " certificate local-key-filename {}", word(f));
     }
     for f in &cert.ca_filenames {
-        let _ = writeln!(b, " certificate ca-filename {f}");
+        let _ = writeln!(b, " certificate ca-filename {}", word(f));
     }
     for f in &cert.crl_filenames {
-        let _ = writeln!(b, " certificate crl-filename {f}");
+        let _ = writeln!(b, " certificate crl-filename {}", word(f));
     }
     if cert.send == crate::model::CertificateSend::WhenAsked {
         b.push_str(" certificate send when-asked\n");
@@ -269,7 +272,9 @@ fn pre_shared_key(b: &mut String, indent: &str, key: &crate::PreSharedKey, keys:
         KeyDisplay::Masked => {
             let _ = writeln!(b, "{indent}pre-shared-key cipher {MASKED_KEY}");
         }
-        KeyDisplay::Clear if key.expose().chars().any(char::is_whitespace) => {
+        KeyDisplay::Clear
+            if key.expose().chars().any(char::is_whitespace) || key.expose().starts_with("//") =>
+        {
             let _ = writeln!(b, "{indent}pre-shared-key \"{}\"", key.expose());
         }
         KeyDisplay::Clear => {
@@ -402,4 +407,14 @@ fn policy_settings(s: &PolicySettings) -> String {
         Some(TunnelLocal::AppliedInterface) => b.push_str(" tunnel local applied-interface\n"),
     }
     b
+}
+
+/// A free value as written back: quoted when it starts with `//`, which would otherwise read
+/// as an annotation (`crate::lexer`).
+fn word(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with("//") {
+        format!("\"{value}\"").into()
+    } else {
+        value.into()
+    }
 }

@@ -10,7 +10,10 @@
 //!
 //! Warnings: DES, 3DES, MD5, MODP groups 1/2/5, aggressive mode with pre-shared keys, keys
 //! shorter than 16 characters, peers left with IKEv2 enabled (keysteward uses IKEv1, §3),
-//! and addresses the host does not have (when the caller passes the host's addresses).
+//! addresses the host does not have (when the caller passes the host's addresses), and what
+//! is accepted but has no effect here (issue 15, "nothing silently ignored": a policy group
+//! applied to no interface, a template no policy uses, an authentication address a
+//! `remote-id` overrides, a static route that an IPsec policy's TUN route supersedes).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -44,6 +47,11 @@ pub fn validate(
     }
     v.policies(config);
     v.interfaces(config, host_addresses);
+    // What has no effect is said of a configuration that can run: with a broken reference,
+    // the objects it should have named would only add noise to the error.
+    if !v.out.iter().any(Diagnostic::is_error) {
+        v.no_effect(config, host_addresses);
+    }
     v.out.sort_by_key(|d| (d.line, d.column));
     v.out
 }
@@ -146,6 +154,11 @@ impl Validator<'_> {
     /// Every user of an `ike user-table` has an identity and a key, and no identity twice.
     fn user_tables(&mut self, config: &Config) {
         for (n, table) in &config.ike_user_tables {
+            if table.users.is_empty() {
+                let m =
+                    format!("ike user-table {n} has no users (`user id M` with id-type and pre-shared-key)");
+                self.error(&View::UserTable(*n), "", DiagnosticKind::Incomplete, m);
+            }
             let mut seen: Vec<&crate::model::UserId> = Vec::new();
             for (id, user) in &table.users {
                 let view = View::TableUser(*n, *id);
@@ -202,10 +215,12 @@ impl Validator<'_> {
                 );
                 self.error(&view, "", DiagnosticKind::Incomplete, m);
             }
-        } else if cert.is_configured() && peer.ike_proposal.is_some() {
+        } else if (cert.is_configured() || cert.send != crate::model::CertificateSend::default())
+            && peer.ike_proposal.is_some()
+        {
             let m = format!(
-                "ike peer {name} has certificate files but its ike proposal authenticates with pre-share; \
-                 they are not used"
+                "ike peer {name} has certificate settings but its ike proposal authenticates with pre-share; \
+                 they have no effect here"
             );
             self.warn(&view, "ike-proposal", DiagnosticKind::Ignored, m);
         }
@@ -480,6 +495,226 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+impl Validator<'_> {
+    /// What is accepted and has no effect here, said rather than ignored in silence.
+    fn no_effect(&mut self, config: &Config, host: Option<&[Ipv4Addr]>) {
+        let applied: Vec<&str> =
+            config.interfaces.values().filter_map(|i| i.ipsec_policy.as_deref()).collect();
+        for name in config.ipsec_policies.keys().filter(|n| !applied.contains(&n.as_str())) {
+            let m = format!(
+                "ipsec policy {name} is applied to no interface (`ipsec policy {name}` in an interface view): \
+                 it has no effect here"
+            );
+            let keys = [config.ipsec_policies[name]
+                .keys()
+                .next()
+                .map(|seq| View::Policy(name.clone(), *seq).key())
+                .unwrap_or_default()];
+            self.report(&keys, Severity::Warning, DiagnosticKind::Ignored, m);
+        }
+        let used: Vec<&str> = config
+            .ipsec_policies
+            .values()
+            .flat_map(|entries| entries.values())
+            .filter_map(|e| match e {
+                PolicyEntry::Template(t) => Some(t.as_str()),
+                PolicyEntry::Isakmp(_) => None,
+            })
+            .collect();
+        for (name, entries) in config.policy_templates.iter().filter(|(n, _)| !used.contains(&n.as_str())) {
+            let m = format!(
+                "ipsec policy-template {name} is used by no `ipsec policy … isakmp template {name}`: it has no effect here"
+            );
+            let seq = entries.keys().next().copied().unwrap_or_default();
+            self.warn(&View::Template(name.clone(), seq), "", DiagnosticKind::Ignored, m);
+        }
+        for (name, peer) in &config.ike_peers {
+            let view = View::IkePeer(name.clone());
+            if let (Some(a), Some(id)) = (peer.authentication_address, &peer.remote_id) {
+                let m = format!(
+                    "ike peer {name}: remote-address authentication-address {a} has no effect: the peer must \
+                     present remote-id {id}"
+                );
+                self.warn(&view, "remote-address authentication-address", DiagnosticKind::Ignored, m);
+            }
+            if let (Some(a), Some(host)) = (peer.local_address, host) {
+                if !host.contains(&a) {
+                    let m = format!("ike peer {name}: local-address {a} is not an address of this host");
+                    self.warn(&view, "local-address", DiagnosticKind::AddressNotOnHost, m);
+                }
+            }
+        }
+        self.static_routes(config);
+        self.unused(config);
+        self.dpd_timers(config);
+        for (name, interface) in &config.interfaces {
+            if interface.address.is_none() && interface.ipsec_policy.is_none() {
+                let m = format!(
+                    "interface {name} has neither an ip address nor an ipsec policy: it has no effect here"
+                );
+                self.warn(&View::Interface(name.clone()), "", DiagnosticKind::Ignored, m);
+            }
+        }
+        for (name, p) in &config.ipsec_proposals {
+            let view = View::IpsecProposal(name.clone());
+            let d = crate::model::IpsecProposal::default();
+            if p.transform == Transform::Esp && p.ah_authentication != d.ah_authentication {
+                let m = format!(
+                    "ipsec proposal {name}: ah authentication-algorithm has no effect with transform esp"
+                );
+                self.warn(&view, "ah authentication-algorithm", DiagnosticKind::Ignored, m);
+            }
+            // A configured (not undone) ESP algorithm other than the default.
+            let encryption = p.esp_encryption.is_some_and(|e| Some(e) != d.esp_encryption);
+            let authentication = p.esp_authentication.is_some_and(|a| Some(a) != d.esp_authentication);
+            if p.transform == Transform::Ah && (encryption || authentication) {
+                let m = format!("ipsec proposal {name}: the esp algorithms have no effect with transform ah");
+                let setting =
+                    if encryption { "esp encryption-algorithm" } else { "esp authentication-algorithm" };
+                self.warn(&view, setting, DiagnosticKind::Ignored, m);
+            }
+        }
+        for (n, acl) in &config.acls {
+            for (id, _) in acl.rules.iter().filter(|(_, r)| r.action == AclAction::Deny) {
+                let m = format!(
+                    "acl {n} rule {id} deny has no effect here: keysteward protects the flows of the permit rules \
+                     and does not exempt traffic within them; narrow the permit rules instead"
+                );
+                self.warn(&View::Acl(*n), &format!("rule {id}"), DiagnosticKind::Ignored, m);
+            }
+        }
+    }
+
+    /// DPD timers where DPD is off: global ones when neither `ike dpd type` nor any peer's
+    /// `dpd type` turns it on, a peer's when neither its own type nor the global one does.
+    fn dpd_timers(&mut self, config: &Config) {
+        let global = config.ike_dpd;
+        let defaults = crate::model::GlobalDpd::default();
+        let global_timers = (global.idle_time, global.retransmit_interval, global.retry_limit)
+            != (defaults.idle_time, defaults.retransmit_interval, defaults.retry_limit);
+        if global_timers
+            && global.dpd_type.is_none()
+            && config.ike_peers.values().all(|p| p.dpd.dpd_type.is_none())
+        {
+            let m = "ike dpd idle-time, retransmit-interval and retry-limit have no effect here: DPD is off \
+                     (no `ike dpd type` and no peer's `dpd type`)"
+                .to_owned();
+            self.report(&["/ike dpd".to_owned()], Severity::Warning, DiagnosticKind::Ignored, m);
+        }
+        for (name, peer) in &config.ike_peers {
+            let d = &peer.dpd;
+            let timers = d.idle_time.is_some() || d.retransmit_interval.is_some() || d.retry_limit.is_some();
+            if timers && d.dpd_type.is_none() && global.dpd_type.is_none() {
+                let m = format!(
+                    "ike peer {name}: the dpd timers have no effect here: DPD is off (no `dpd type` here or \
+                     `ike dpd type`)"
+                );
+                self.warn(&View::IkePeer(name.clone()), "dpd", DiagnosticKind::Ignored, m);
+            }
+        }
+    }
+
+    /// Objects nothing uses: a peer, an ACL or an IPsec proposal no policy names, an IKE
+    /// proposal no peer offers.
+    fn unused(&mut self, config: &Config) {
+        let settings: Vec<&PolicySettings> = config
+            .ipsec_policies
+            .values()
+            .flat_map(|e| e.values())
+            .filter_map(|e| match e {
+                PolicyEntry::Isakmp(s) => Some(s),
+                PolicyEntry::Template(_) => None,
+            })
+            .chain(config.policy_templates.values().flat_map(|e| e.values()))
+            .collect();
+        for name in config.ike_peers.keys() {
+            if !settings.iter().any(|s| s.ike_peer.as_deref() == Some(name.as_str())) {
+                let m =
+                    format!("ike peer {name} is used by no ipsec policy or template: it has no effect here");
+                self.warn(&View::IkePeer(name.clone()), "", DiagnosticKind::Ignored, m);
+            }
+        }
+        for n in config.acls.keys() {
+            if !settings.iter().any(|s| s.acl == Some(*n)) {
+                let m = format!("acl {n} is used by no ipsec policy or template: it has no effect here");
+                self.warn(&View::Acl(*n), "", DiagnosticKind::Ignored, m);
+            }
+        }
+        for name in config.ipsec_proposals.keys() {
+            if !settings.iter().any(|s| s.proposals.contains(name)) {
+                let m = format!(
+                    "ipsec proposal {name} is used by no ipsec policy or template: it has no effect here"
+                );
+                self.warn(&View::IpsecProposal(name.clone()), "", DiagnosticKind::Ignored, m);
+            }
+        }
+        // A peer without `ike-proposal` offers every proposal.
+        if config.ike_peers.values().all(|p| p.ike_proposal.is_some()) {
+            for n in config.ike_proposals.keys() {
+                if !config.ike_peers.values().any(|p| p.ike_proposal == Some(*n)) {
+                    let m = format!("ike proposal {n} is offered by no ike peer (each names another `ike-proposal`): it has no effect here");
+                    self.warn(&View::IkeProposal(*n), "", DiagnosticKind::Ignored, m);
+                }
+            }
+        }
+    }
+
+    /// A static route whose destination lies within the remote side of an IPsec policy on an
+    /// interface: on a USG that route steers the traffic into the policy; here the daemon's
+    /// TUN route does (and its fail-closed route keeps it from leaving in clear), so the
+    /// static route is not installed, which `check` says.
+    fn static_routes(&mut self, config: &Config) {
+        for route in &config.routes {
+            let Some(policy) = protecting_policy(config, route) else { continue };
+            let m = format!(
+                "ip route-static {}/{} {}: traffic to {}/{} is protected by ipsec policy {policy}, and keysteward \
+                 routes it into the policy itself (its TUN route, with a fail-closed route under it); this \
+                 route, which steers it into the policy on a USG, has no effect here and is not installed, \
+                 so that it can never carry that traffic in clear",
+                route.destination, route.prefix_len, route.next_hop, route.destination, route.prefix_len
+            );
+            self.report(&[route_key(route)], Severity::Warning, DiagnosticKind::Ignored, m);
+        }
+    }
+}
+
+/// The policy entry (`policy1 1`) of a policy group applied to an interface whose ACL
+/// protects every destination of `route`: a permit rule whose destination covers the route's
+/// prefix (isakmp entries and the templates they bind). Such traffic is routed into the TUN by
+/// the daemon, so the static route is not installed (it would carry the traffic in clear if it
+/// won, being as specific or more), and `check` says so.
+pub fn protecting_policy(config: &Config, route: &crate::model::StaticRoute) -> Option<String> {
+    let mask = u32::from(crate::model::prefix_to_mask(route.prefix_len));
+    let low = u32::from(route.destination) & mask;
+    let high = low | !mask;
+    for name in config.interfaces.values().filter_map(|i| i.ipsec_policy.as_ref()) {
+        for (seq, entry) in config.ipsec_policies.get(name).into_iter().flatten() {
+            let acl = match entry {
+                PolicyEntry::Isakmp(s) => s.acl,
+                PolicyEntry::Template(t) => {
+                    config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl)
+                }
+            };
+            let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
+            let covers = acl.rules.values().any(|r| {
+                // Only a rule for all traffic: the TUN route then takes all of the prefix.
+                r.action == AclAction::Permit
+                    && r.protocol == AclProtocol::Ip
+                    && r.destination.range().is_some_and(|(a, b)| a <= low && high <= b)
+            });
+            if covers {
+                return Some(format!("{name} {seq}"));
+            }
+        }
+    }
+    None
+}
+
+/// The source-map key of an `ip route-static` line (`parser::system`).
+pub(crate) fn route_key(route: &crate::model::StaticRoute) -> String {
+    format!("/ip route-static {}/{} {}", route.destination, route.prefix_len, route.next_hop)
 }
 
 /// An isakmp entry's sequence number, ACL number, and the ACL's permit rules by number.

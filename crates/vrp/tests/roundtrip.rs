@@ -74,7 +74,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
         (option::of(1..=1024u32), any::<(bool, bool)>(), select(ExchangeMode::ALL), option::of(key())),
         (option::of(ipv4()), option::of(ipv4()), option::of(id()), option::of(select(IdType::ALL))),
         (select(local_types), option::of(id()), any::<bool>(), peer_dpd()),
-        peer_certificate(),
+        (peer_certificate(), option::of(ipv4())),
         option::of(1..=1024u32),
     )
         .prop_map(
@@ -82,7 +82,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                 (ike_proposal, (v1, v2), exchange_mode, psk),
                 (ra, aa, rid, rtype),
                 (ltype, lid, nat, dpd),
-                certificate,
+                (certificate, local_address),
                 user_table,
             )| {
                 IkePeer {
@@ -92,6 +92,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                     pre_shared_key: psk.map(PreSharedKey::new),
                     remote_address: ra,
                     authentication_address: aa,
+                    local_address,
                     remote_id: rid,
                     remote_id_type: rtype,
                     local_id_type: ltype,

@@ -114,3 +114,20 @@ fn sha2_compatible_selects_the_truncation_and_renders_back() {
     assert!(back.warnings.is_empty(), "{:?}", back.warnings);
     assert!(!render(&back.config, KeyDisplay::Masked).contains("sha2"));
 }
+
+/// The console (issue 15's running configuration): a table typed row by row is inert until a
+/// row is complete, and so is the peer that uses it; neither blocks the rest.
+#[test]
+fn an_incomplete_table_and_its_peer_wait_inert() {
+    let text =
+        format!("{HEAD}ike user-table 1\n user id 1\n  id-type ip 192.0.2.4\nike peer b\n user-table 1\n");
+    let config = vrp::parse("t.cfg", &text).unwrap().config;
+    let (effective, inert) = vrp::inert::split(&config);
+    let objects: Vec<&str> = inert.iter().map(|i| i.object.as_str()).collect();
+    assert_eq!(objects, ["ike user-table 1 user id 1", "ike user-table 1", "ike peer b"], "{inert:?}");
+    assert!(effective.ike_user_tables.is_empty() && effective.ike_peers.is_empty());
+    let complete = format!("{text}ike user-table 1\n user id 1\n  pre-shared-key k-0123456789abcdef\n");
+    let (effective, inert) = vrp::inert::split(&vrp::parse("t.cfg", &complete).unwrap().config);
+    assert!(inert.is_empty(), "{inert:?}");
+    assert_eq!(effective.ike_peers["b"].user_table, Some(1));
+}

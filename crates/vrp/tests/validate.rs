@@ -69,6 +69,45 @@ fn missing_acl_proposal_peer() {
     );
 }
 
+/// Issue 15, "nothing silently ignored": what is accepted and has no effect is said.
+#[test]
+fn what_has_no_effect_is_said() {
+    let said = |text: &str| -> Vec<(u32, String)> {
+        check("t.cfg", text, None)
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.kind == K::Ignored)
+            .map(|d| (d.line, d.message))
+            .collect()
+    };
+    assert_eq!(said(CLEAN), vec![], "the clean configuration has nothing inert");
+    let unbound = with(" ipsec policy policy1\n", "\n");
+    let found = said(&unbound);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.starts_with("ipsec policy policy1 is applied to no interface"), "{found:?}");
+    let route = format!(
+        "{CLEAN}ip route-static 10.2.2.128 25 192.0.2.2\nip route-static 198.51.100.0 24 192.0.2.2\n"
+    );
+    let found = said(&route);
+    assert_eq!(found.len(), 1, "only the route inside the protected 10.2.2.0/24: {found:?}");
+    assert_eq!(found[0].0, 17);
+    assert!(found[0].1.contains("protected by ipsec policy policy1 1"), "{found:?}");
+    assert!(found[0].1.contains("not installed"), "{found:?}");
+    let wider = format!("{CLEAN}ip route-static 10.2.0.0 16 192.0.2.2\n");
+    assert_eq!(said(&wider), vec![], "a wider route leaves the protected /24 to the TUN route");
+    let overridden = with(
+        " pre-shared-key",
+        " remote-id fwb\n remote-address authentication-address 10.9.9.9\n pre-shared-key",
+    );
+    let found = said(&overridden);
+    assert!(
+        found.len() == 1 && found[0].1.contains("authentication-address 10.9.9.9 has no effect"),
+        "{found:?}"
+    );
+    let shut = format!("{CLEAN}interface GigabitEthernet0/0/2\n undo shutdown\n");
+    assert_eq!(said(&shut).len(), 1);
+}
+
 #[test]
 fn missing_policy_on_interface() {
     assert_eq!(

@@ -1,5 +1,6 @@
-//! Which prefixes and flows of a configuration are routed into the TUN; [`crate::os::routes`]
-//! applies the plan.
+//! Which prefixes and flows of a configuration are routed into the TUN, and which of its
+//! `ip route-static` are installed; [`crate::os::routes`] and [`crate::os::static_routes`]
+//! apply the plan.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -89,6 +90,36 @@ fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
         .filter_map(|p| match p.remote_address {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
+        })
+        .collect()
+}
+
+/// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
+/// interface a route names mapped to its Linux device (`--interface-map`), and each route an
+/// IPsec policy's TUN route supersedes marked so (`vrp::validate::protecting_policy`).
+pub fn static_routes(
+    config: &vrp::Config,
+    map: &crate::load::InterfaceMap,
+) -> Vec<crate::os::static_routes::StaticRoute> {
+    config
+        .routes
+        .iter()
+        .map(|r| {
+            let on_link = config.interfaces.iter().find(|(_, i)| {
+                i.address.is_some_and(|a| Prefix::new(a.address, a.prefix_len).contains(r.next_hop))
+            });
+            crate::os::static_routes::StaticRoute {
+                destination: Prefix::new(r.destination, r.prefix_len),
+                next_hop: r.next_hop,
+                device: r.interface.as_deref().map(|name| map.linux_name(name).to_owned()),
+                interface: r
+                    .interface
+                    .clone()
+                    .or_else(|| on_link.map(|(name, _)| name.clone()))
+                    .unwrap_or_default(),
+                preference: r.preference,
+                superseded_by: vrp::validate::protecting_policy(config, r),
+            }
         })
         .collect()
 }

@@ -59,7 +59,7 @@ pub(super) fn ask(
                 Display::IpsecStatistics => Request::DisplayIpsecStatistics,
             };
             let (reply, answer) = tokio::sync::oneshot::channel();
-            requests.send((request, reply)).await.ok()?;
+            requests.send((request, None, reply)).await.ok()?;
             match answer.await.ok()? {
                 Response::Ok { json, .. } => Some(json),
                 Response::Error(_) => None,

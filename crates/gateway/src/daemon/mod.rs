@@ -33,6 +33,7 @@
 //! through [`crate::os`].
 
 mod commands;
+mod console;
 pub mod engine_io;
 pub mod refusal_log;
 mod reload;
@@ -64,6 +65,7 @@ use crate::display::summary;
 use crate::engine_config::template_policies;
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
+use crate::os::static_routes::StaticRoutes;
 use crate::os::OsError;
 use crate::records::Records;
 use crate::service::notify::Notifier;
@@ -169,12 +171,18 @@ struct Daemon {
     /// TUN routes go when the daemon drops; the fail-closed routes only on an orderly stop
     /// ([`Daemon::stop`]) without `ipsec fail-closed keep`.
     routes: Routes,
+    /// The configuration's `ip route-static`, installed (protocol 245) or not, and why.
+    static_routes: StaticRoutes,
     /// The IKE sockets by local address.
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// Where new UDP 500 readers deliver (a reload opens sockets for new addresses).
     datagrams: Datagrams,
-    /// The VRP configuration in force (`show-config` and the configuration displays).
+    /// The VRP configuration in force (`show-config` and the configuration displays): the
+    /// running configuration without its inert objects.
     config: vrp::Config,
+    /// The running configuration as typed at the console, inert objects included; the saved
+    /// file's until a console change (crate `running`).
+    running: running::Running,
     records: Records,
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
@@ -220,8 +228,12 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
             }
             Some(notice) = inputs.notices.recv() => daemon.notice(notice),
             _ = inputs.usage.tick() => daemon.bridge.report_usage(&mut daemon.engine),
-            Some((request, reply)) = inputs.requests.recv() => {
-                let _ = reply.send(daemon.answer(&request));
+            Some((mut request, uid, reply)) = inputs.requests.recv() => {
+                let _ = reply.send(daemon.answer(&request, uid));
+                // A console line may hold a pre-shared key.
+                if let Request::Configure { line, .. } = &mut request {
+                    zeroize::Zeroize::zeroize(line);
+                }
             }
             _ = inputs.hangup.recv() => {
                 info!("SIGHUP: reloading {}", daemon.options.config.display());
@@ -279,6 +291,9 @@ impl Daemon {
             None => crate::os::tun::open_tun(&options.tun)?,
         };
         let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
+        // After the TUN routes: their start removes what an earlier run left, static routes too.
+        let mut static_routes = StaticRoutes::new()?;
+        static_routes.apply(routing::static_routes(&config, &options.interface_map));
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
         let bridge = Bridge::new(
             &engine_config,
@@ -311,8 +326,10 @@ impl Daemon {
             engine,
             bridge,
             routes,
+            static_routes,
             sockets,
             datagrams: datagrams_tx,
+            running: running::Running::new(config.clone()),
             config,
             records,
             key_log,
@@ -343,9 +360,14 @@ impl Daemon {
         }
     }
 
-    /// Routes a control request to the part that answers it.
-    fn answer(&mut self, request: &Request) -> Response {
+    /// Routes a control request (from the client of uid `uid`) to the part that answers it.
+    fn answer(&mut self, request: &Request, uid: Option<u32>) -> Response {
         match request {
+            Request::Configure { views, line } => self.configure(views, line, uid),
+            Request::Save => self.save(uid),
+            Request::DisplayCurrentConfiguration
+            | Request::DisplaySavedConfiguration
+            | Request::DisplayThis { .. } => self.display_configuration(request),
             Request::Reload => match self.reload() {
                 Ok((text, json)) => Response::Ok { text, json },
                 Err(e) => Response::Error(e.to_string()),
@@ -366,6 +388,7 @@ impl Daemon {
                 summary::ike_statistics(&self.engine.statistics(), &self.engine.half_open())
             }
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
+            Request::DisplayIpRoutingTable => summary::ip_routing_table(self.static_routes.routes()),
             // The other displays and show-config read the engine, the data plane's counters
             // and the configuration (display/live.rs).
             other => {
@@ -399,6 +422,7 @@ impl Daemon {
         self.drain();
         let _ = std::fs::remove_file(&self.options.control);
         let keep = self.config.ipsec_fail_closed_keep;
+        self.static_routes.shutdown();
         let guarded = self.routes.shutdown(keep) + self.bridge.shutdown_routes(keep);
         if keep {
             info!("fail-closed routes for {guarded} protected prefixes kept (ipsec fail-closed keep)");

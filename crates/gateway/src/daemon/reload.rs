@@ -27,6 +27,14 @@ pub enum ReloadError {
 /// The SA counts a reload compares: IKE SAs and IPsec SA pairs.
 type Counts = (usize, usize);
 
+/// What applying a configuration did: the SA counts before and after, and the policy
+/// entries that are new or changed.
+pub(super) struct Applied {
+    pub(super) before: Counts,
+    pub(super) after: Counts,
+    pub(super) fresh: Vec<String>,
+}
+
 impl Daemon {
     /// Reloads the configuration file: checks it whole, then applies it. Returns the summary
     /// for the caller, or every reason the file was refused, in which case nothing changed.
@@ -39,9 +47,33 @@ impl Daemon {
     }
 
     fn try_reload(&mut self) -> Result<(String, serde_json::Value), ReloadError> {
-        let Checked { config, engine: engine_config, warnings } = load_checked(&self.options)?;
-        // Everything that can fail comes first, while the running configuration is untouched:
-        // every socket and handle is open and every route added before anything changes.
+        let checked = load_checked(&self.options)?;
+        let typed = checked.config.clone();
+        let warnings = checked.warnings.clone();
+        let applied = self.apply(checked)?;
+        // The saved file is the running configuration again: console changes not saved go.
+        let discarded = self.running.replace(typed);
+        let (mut text, mut json) = self.summary(applied, warnings);
+        if discarded > 0 {
+            let m = format!(
+                "{discarded} unsaved console change(s) discarded: the running configuration is {} again",
+                self.options.config.display()
+            );
+            warn!("reload: {m}");
+            text.push_str(&m);
+            text.push('\n');
+        }
+        json["unsaved_changes_discarded"] = discarded.into();
+        Ok((text, json))
+    }
+
+    /// Applies a checked configuration, all or nothing (a reload's file, or the complete part
+    /// of the running configuration after a console change): everything that can fail comes
+    /// first, while the configuration in force is untouched; then the engine keeps the SAs of
+    /// what did not change.
+    pub(super) fn apply(&mut self, checked: Checked) -> Result<Applied, ReloadError> {
+        let Checked { config, engine: engine_config, .. } = checked;
+        // Every socket and handle is open and every route added before anything changes.
         let bridge = &self.bridge;
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
@@ -59,8 +91,9 @@ impl Daemon {
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
         self.routes.remove_except(&prefixes, &template_ranges);
+        self.static_routes.apply(routing::static_routes(&config, &self.options.interface_map));
         if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
-            warn!("reload: policy routes to the peers' own addresses: {e}");
+            warn!("new configuration: policy routes to the peers' own addresses: {e}");
         }
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
@@ -68,7 +101,7 @@ impl Daemon {
         self.config = config;
         let fresh: Vec<String> =
             diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
-        Ok(self.summary(before, self.counts(now), &fresh, warnings))
+        Ok(Applied { before, after: self.counts(now), fresh })
     }
 
     fn counts(&self, now: Instant) -> Counts {
@@ -77,13 +110,8 @@ impl Daemon {
 
     /// The reload's answer: the file's warnings (the log already has them) and what was
     /// kept and deleted, as text and JSON; the summary line is logged.
-    fn summary(
-        &self,
-        (ike_before, pairs_before): Counts,
-        (ike_after, pairs_after): Counts,
-        fresh: &[String],
-        warnings: Vec<String>,
-    ) -> (String, serde_json::Value) {
+    fn summary(&self, applied: Applied, warnings: Vec<String>) -> (String, serde_json::Value) {
+        let Applied { before: (ike_before, pairs_before), after: (ike_after, pairs_after), fresh } = applied;
         let file = self.options.config.display().to_string();
         let (ike_deleted, pairs_deleted) =
             (ike_before.saturating_sub(ike_after), pairs_before.saturating_sub(pairs_after));

@@ -48,6 +48,24 @@ pub(super) fn load_checked(options: &RunOptions) -> Result<Checked, ConfigError>
     Ok(Checked { config, engine, warnings })
 }
 
+/// Checks the running configuration's complete part as `run` checks a file (the VRP checks,
+/// this host's interfaces, certificate files beside the configuration file, the engine
+/// conversion): the console's change is applied only if this passes. Rendered and read back,
+/// so it takes exactly the path of a file; the errors are the findings' messages alone (their
+/// lines would be the rendered text's).
+pub(super) fn check_running(options: &RunOptions, config: &vrp::Config) -> Result<Checked, ConfigError> {
+    let host = Host::current()?;
+    let text = zeroize::Zeroizing::new(vrp::render(config, vrp::KeyDisplay::Clear));
+    let file = options.config.display().to_string();
+    let loaded = load::check_text(&file, &text, &options.interface_map, Some(&host), Purpose::Run);
+    let messages = |errors: bool| -> Vec<String> {
+        loaded.diagnostics.iter().filter(|d| d.is_error() == errors).map(|d| d.message.clone()).collect()
+    };
+    let (errors, warnings) = (messages(true), messages(false));
+    let (config, engine) = loaded.config.ok_or_else(|| ConfigError::Invalid(errors.join("\n")))?;
+    Ok(Checked { config, engine, warnings })
+}
+
 /// The acquires that `sa trigger-mode auto` (or `auto-neg`) asks for at start-up.
 fn start_up_acquires(config: &vrp::Config, engine: &ike::Config) -> Vec<Acquire> {
     use vrp::algorithm::TriggerMode;

@@ -264,6 +264,34 @@ pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
     }
 }
 
+/// `display ip routing-table`: the configuration's static routes, `RD` when installed.
+pub fn ip_routing_table(
+    routes: &[(crate::os::static_routes::StaticRoute, crate::os::static_routes::State)],
+) -> Response {
+    use crate::os::static_routes::State;
+    let rows: Vec<super::routing::RouteRow> = routes
+        .iter()
+        .map(|(route, state)| {
+            let reason = match state {
+                State::Installed(_) => String::new(),
+                State::NotInstalled(why) => why.clone(),
+            };
+            super::routing::RouteRow {
+                destination: route.destination.to_string(),
+                proto: "Static",
+                preference: route.preference,
+                cost: 0,
+                flags: if reason.is_empty() { "RD" } else { "R" },
+                next_hop: route.next_hop.to_string(),
+                interface: route.interface.clone(),
+                installed: reason.is_empty(),
+                reason,
+            }
+        })
+        .collect();
+    Response::Ok { text: super::routing::routing_table_text(&rows), json: json!({ "routes": rows }) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 pub mod host;
 pub mod routes;
 pub mod sockets;
+pub mod static_routes;
 pub mod tun;
 
 use std::net::SocketAddr;

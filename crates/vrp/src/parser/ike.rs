@@ -110,9 +110,9 @@ pub(crate) fn encryption<T>(
     let (v, matched) = c.value_map::<EspCipher, T>(&cipher, refused)?;
     if matched == "aes" || matched == "aes-cbc" {
         if let Some(token) = c.peek() {
-            if token.text.parse::<u16>().is_ok() {
-                let token = c.raw("key length")?;
-                let aes = match token.text.as_str() {
+            if token.before_comment().unwrap_or(&token.text).parse::<u16>().is_ok() {
+                let (token, text) = c.value_token("key length")?;
+                let aes = match text {
                     "128" => cipher(EspCipher::AesCbc128),
                     "192" => cipher(EspCipher::AesCbc192),
                     "256" => cipher(EspCipher::AesCbc256),
@@ -136,6 +136,7 @@ const PEER_COMMANDS: &[&str] = &[
     "remote-name",
     "local-id-type",
     "local-id",
+    "local-address",
     "nat",
     "dpd",
     "certificate",
@@ -162,6 +163,7 @@ const PEER_UNDO: &[&str] = &[
     "remote-name",
     "local-id-type",
     "local-id",
+    "local-address",
     "nat",
     "dpd",
     "certificate",
@@ -273,6 +275,12 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
             c.end()?;
             peer.nat_traversal = true;
             "nat traversal"
+        }
+        "local-address" => {
+            let address = c.ipv4("local address")?;
+            c.end()?;
+            peer.local_address = Some(address);
+            "local-address"
         }
         "certificate" => return certificate(&mut peer.certificate, c),
         _ => {
@@ -468,6 +476,7 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
                 "remote-id-type" => peer.remote_id_type = None,
                 "local-id-type" => peer.local_id_type = d.local_id_type,
                 "user-table" => peer.user_table = None,
+                "local-address" => peer.local_address = None,
                 _ => peer.local_id = None,
             }
         }

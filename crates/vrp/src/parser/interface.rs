@@ -67,8 +67,13 @@ pub(super) fn command(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Re
                 Ok(Effect::stay("undo"))
             }
             _ => {
+                let column = c.column();
                 c.end()?;
-                Ok(Effect::stay(""))
+                Ok(Effect::stay("").with_note(
+                    column,
+                    DiagnosticKind::Ignored,
+                    "`undo shutdown` has no effect here: keysteward does not manage interface state",
+                ))
             }
         },
     }

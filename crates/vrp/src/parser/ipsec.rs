@@ -93,8 +93,19 @@ pub(super) fn proposal_command(config: &mut Config, name: &str, c: &mut Cursor<'
     Ok(Effect::stay(key))
 }
 
-const POLICY_COMMANDS: &[&str] =
-    &["security", "proposal", "ike-peer", "pfs", "sa", "tunnel", "route", "undo", "quit", "return"];
+const POLICY_COMMANDS: &[&str] = &[
+    "security",
+    "proposal",
+    "ike-peer",
+    "pfs",
+    "sa",
+    "tunnel",
+    "local-address",
+    "route",
+    "undo",
+    "quit",
+    "return",
+];
 
 pub(super) fn policy_command(
     config: &mut Config,
@@ -189,6 +200,13 @@ pub(super) fn policy_command(
             settings.tunnel_local = Some(local);
             "tunnel local"
         }
+        "local-address" => {
+            // VRP8/AR-new's spelling of `tunnel local IP` (§2.6).
+            let address = c.ipv4("local address")?;
+            c.end()?;
+            settings.tunnel_local = Some(TunnelLocal::Address(address));
+            "tunnel local"
+        }
         _ => {
             let column = c.column();
             c.keyword("`inject`", &["inject"])?;
@@ -264,7 +282,8 @@ fn sa(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>) -> Resu
 }
 
 fn policy_undo(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>) -> Result<Effect> {
-    match c.keyword("a setting to undo", &["security", "proposal", "ike-peer", "pfs", "sa", "tunnel"])? {
+    let settings_to_undo = &["security", "proposal", "ike-peer", "pfs", "sa", "tunnel", "local-address"];
+    match c.keyword("a setting to undo", settings_to_undo)? {
         "security" => {
             c.keyword("`acl`", &["acl"])?;
             c.end()?;
@@ -307,8 +326,10 @@ fn policy_undo(settings: &mut PolicySettings, template: bool, c: &mut Cursor<'_>
                 }
             }
         }
-        _ => {
-            c.keyword("`local`", &["local"])?;
+        which => {
+            if which == "tunnel" {
+                c.keyword("`local`", &["local"])?;
+            }
             c.end()?;
             settings.tunnel_local = None;
         }

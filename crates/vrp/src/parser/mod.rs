@@ -13,6 +13,7 @@
 //! a device contains, are accepted with a warning and their indented lines skipped (§6).
 
 mod acl;
+pub mod edit;
 pub mod grammar;
 mod ike;
 mod interface;
@@ -92,7 +93,7 @@ impl SourceMap {
         self.get(&format!("ike peer {peer}/certificate {setting} {file}"))
     }
 
-    fn record(&mut self, key: String, location: Location) {
+    pub(crate) fn record(&mut self, key: String, location: Location) {
         self.entries.entry(key).or_insert(location);
     }
 }
@@ -244,7 +245,12 @@ impl Parser<'_> {
                         self.source_map.record(format!("{}/{}", ran_in.key(), effect.key), location);
                         self.view = ran_in;
                     }
-                    Next::System => self.view = View::System,
+                    Next::System => {
+                        if !effect.key.is_empty() {
+                            self.source_map.record(format!("/{}", effect.key), location);
+                        }
+                        self.view = View::System;
+                    }
                 }
             }
             Err((SyntaxError { column, kind, message }, in_view)) => {

@@ -89,8 +89,10 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
             c.keyword("`route-static`", &["route-static"])?;
             let route = route(c)?;
             config.routes.retain(|r| !same_route(r, &route));
+            let key = crate::validate::route_key(&route);
             config.routes.push(route);
-            Ok(Effect::system())
+            // Recorded under the system view, for `check`'s findings about the route.
+            Ok(Effect { key: key.trim_start_matches('/').to_owned(), ..Effect::system() })
         }
         _ => undo(config, c),
     }
@@ -170,7 +172,8 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
                     dpd.retry_limit = n;
                 }
             }
-            Ok(Effect::system())
+            // Recorded, for `check`'s finding about timers without a type.
+            Ok(Effect { key: "ike dpd".into(), ..Effect::system() })
         }
     }
 }
@@ -280,13 +283,16 @@ fn policy(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 fn acl_number(c: &mut Cursor<'_>) -> Result<u16> {
     match c.peek() {
         None => c.offer_keywords(&["number"]),
-        Some(t) if t.text.parse::<u64>().is_err() => {
+        Some(t) if t.before_comment().unwrap_or(&t.text).parse::<u64>().is_err() => {
             c.keyword("`number` or an ACL number", &["number"])?;
         }
         Some(_) => {}
     }
     let column = c.column();
-    let (kind, message) = match c.peek().and_then(|t| t.text.parse::<u64>().ok()) {
+    let (kind, message) = match c
+        .peek()
+        .and_then(|t| t.before_comment().unwrap_or(&t.text).parse::<u64>().ok())
+    {
         None | Some(3000..=3999) => return Ok(c.number("ACL number", 3000, 3999)? as u16),
         Some(n @ (2000..=2999 | 4000..=4999)) => (
             DiagnosticKind::Unsupported,
@@ -340,15 +346,14 @@ fn route(c: &mut Cursor<'_>) -> Result<StaticRoute> {
 
 /// A netmask in dotted form or a prefix length.
 pub(crate) fn mask_or_length(c: &mut Cursor<'_>) -> Result<u8> {
-    let token = c.raw("a mask or prefix length")?;
-    if let Ok(n) = token.text.parse::<u8>() {
+    c.offer_argument("0");
+    let (token, text) = c.value_token("a mask or prefix length")?;
+    if let Ok(n) = text.parse::<u8>() {
         if n <= 32 {
             return Ok(n);
         }
     }
-    token
-        .text
-        .parse()
+    text.parse()
         .ok()
         .and_then(mask_to_prefix)
         .ok_or_else(|| invalid(token, "mask", "a contiguous netmask or a prefix length 0-32"))

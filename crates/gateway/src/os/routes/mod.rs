@@ -109,7 +109,11 @@ impl Routes {
         let mut adopted = 0;
         for route in leftover {
             let p = route.destination;
-            if routes.prefixes.contains(&p) || routes.held.contains(&p) {
+            if matches!(route.kind, RouteKind::Via(..)) {
+                // An `ip route-static` of an earlier run: `os::static_routes` installs the
+                // configuration's again.
+                routes.delete(&route);
+            } else if routes.prefixes.contains(&p) || routes.held.contains(&p) {
                 adopted += usize::from(route.kind == RouteKind::Unreachable);
             } else if route.kind == RouteKind::Unreachable && templates.iter().any(|t| t.covers(&p)) {
                 info!("fail-closed route for {p} held: a template flow from an earlier run");
@@ -440,6 +444,7 @@ fn route_text(route: &Route, device: &str) -> String {
     let mut text = match route.kind {
         RouteKind::Device(..) => format!("{} dev {device}", route.destination),
         RouteKind::Unreachable => format!("unreachable {}", route.destination),
+        RouteKind::Via(gateway, _) => format!("{} via {gateway}", route.destination),
     };
     if route.table != MAIN_TABLE {
         text += &format!(" table {}", route.table);
