@@ -1,14 +1,14 @@
 //! Hub limits (issue 13, finding 8; docs/DESIGN.md "Hub limits"): what the engine holds, shown
 //! to the rules of crate `hub_limits`.
 
-use hub_limits::{Branch, Holdings, Pairs, Proposal, Range, Refusal};
+use hub_limits::{Holdings, Proposal, Range, Refusal};
 
 use crate::config::{Config, TrafficSelector};
+use crate::engine::census::{branch, pairs};
 use crate::failure::{FailureReason, PolicyFailure};
 use crate::proxy_id::covers;
 use crate::sa::context::Ctx;
 use crate::sa::core::SaCore;
-use crate::sa::lifetimes::Rekey;
 
 impl hub_limits::Flow for TrafficSelector {
     fn remote(&self) -> Range {
@@ -16,26 +16,22 @@ impl hub_limits::Flow for TrafficSelector {
     }
 }
 
-/// An IKE SA's peer as the checks see it.
-fn branch(sa: &SaCore) -> Branch<'_> {
-    let identity = sa.remote_identity.as_ref().map(|id| (id.kind.as_str(), id.value.as_str()));
-    Branch { peer: sa.peer, established: sa.established_at.is_some(), identity, remote: sa.remote.ip() }
-}
+/// Under test, every hub check is also answered by walking every SA (the holder's indices
+/// set aside), and the two answers must agree: every engine test checks `engine::census`.
+#[cfg(test)]
+struct Walk<'a>(&'a dyn Holdings<TrafficSelector>);
 
-/// An IKE SA's installed pairs as the checks see them.
-fn pairs(sa: &SaCore) -> impl Iterator<Item = (usize, &TrafficSelector, bool)> {
-    sa.lifetimes.pairs.iter().map(|p| (p.policy, &p.selector, p.rekey == Rekey::Replaced))
-}
-
-/// The IKE SAs before and after one slot (`T` is the engine's SA), lent to its handler.
-pub(crate) struct Others<'s, T>(pub(crate) &'s [Option<T>], pub(crate) &'s [Option<T>]);
-
-impl<T: std::ops::Deref<Target = SaCore>> Holdings<TrafficSelector> for Others<'_, T> {
-    fn each(&self, f: &mut dyn FnMut(&Branch<'_>, Pairs<'_, '_, TrafficSelector>)) {
-        for sa in self.0.iter().chain(self.1).flatten() {
-            f(&branch(sa), &mut pairs(sa));
-        }
+#[cfg(test)]
+impl Holdings<TrafficSelector> for Walk<'_> {
+    fn each(&self, f: &mut dyn FnMut(&hub_limits::Branch<'_>, hub_limits::Pairs<'_, '_, TrafficSelector>)) {
+        self.0.each(f)
     }
+}
+
+#[cfg(test)]
+fn agree(indexed: &Admitted, walked: &Admitted) {
+    let text = |a: &Admitted| a.as_ref().err().map(ToString::to_string);
+    assert_eq!(text(indexed), text(walked), "the census and the walk disagree");
 }
 
 type Admitted = Result<(), FailureReason>;
@@ -66,7 +62,17 @@ pub(crate) fn admit_flow(sa: &SaCore, policy: usize, flow: &TrafficSelector, ctx
         Proposal { policy: (policy, entry.id.to_string()), flow, explicit, limits: template.limits };
     let ours = config.own_addresses.iter().copied().chain(config.peers.iter().map(|p| p.local_address));
     let me = branch(sa);
-    hub_limits::admit_flow(&proposal, &me, &names(config), ours, &mut pairs(sa), ctx.others).map_err(refused)
+    let admitted =
+        hub_limits::admit_flow(&proposal, &me, &names(config), ours.clone(), &mut pairs(sa), ctx.others)
+            .map_err(refused);
+    #[cfg(test)]
+    {
+        let walk = ctx.others.map(Walk);
+        let others = walk.as_ref().map(|w| w as &dyn Holdings<TrafficSelector>);
+        let walked = hub_limits::admit_flow(&proposal, &me, &names(config), ours, &mut pairs(sa), others);
+        agree(&admitted, &walked.map_err(refused));
+    }
+    admitted
 }
 
 /// Checks that a phase 1 just completed with the peer of `sa` keeps the IKE SA caps of the
@@ -75,5 +81,13 @@ pub(crate) fn admit_ike_sa(config: &Config, others: &dyn Holdings<TrafficSelecto
     let mut entries = config.policies.iter().filter(|p| p.peer == sa.peer);
     let Some((entry, t)) = entries.find_map(|p| Some((p, p.template.as_ref()?))) else { return Ok(()) };
     let me = branch(sa);
-    hub_limits::admit_ike_sa(&t.limits, entry.id.to_string(), &me, &names(config), others).map_err(refused)
+    let admitted = hub_limits::admit_ike_sa(&t.limits, entry.id.to_string(), &me, &names(config), others)
+        .map_err(refused);
+    #[cfg(test)]
+    agree(
+        &admitted,
+        &hub_limits::admit_ike_sa(&t.limits, entry.id.to_string(), &me, &names(config), &Walk(others))
+            .map_err(refused),
+    );
+    admitted
 }

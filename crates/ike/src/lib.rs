@@ -65,7 +65,8 @@ pub use config::{
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
     SendCertificate, SiteKey, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
-pub use engine::endpoint::{Engine, HalfOpenUsage, IkeSaView, Statistics};
+pub use engine::endpoint::{Engine, HalfOpenUsage, Statistics};
+pub use engine::views::IkeSaView;
 pub use event::{
     Acquire, AhSaKeys, ClearReason, ConnectionId, Event, Exchange, Failure, IkeSaEnd, IpsecSaEnd,
     IpsecSaPair, Phase1KeyLog, Transmit, UdpEncapsulation,

@@ -77,13 +77,6 @@ enum RouteChange {
     Remove(esp::Prefix),
 }
 
-/// A flow a branch negotiated through a template: its SPD rule and route stay while at
-/// least one pair carries it (a rekey installs the new pair before the old one goes).
-struct TemplateFlow {
-    rule: Rule,
-    pairs: usize,
-}
-
 /// The IKE loop's side of the data path: installs and removes SAs in the shared data plane
 /// and keeps what the engine needs to hear about them. Packets themselves are carried by the
 /// data-plane thread ([`crate::data_path::fast_path`]).
@@ -99,8 +92,11 @@ pub struct Bridge {
     rng: crypto::OsRandom,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
-    /// The flows negotiated through templates and the routes of their remote prefixes.
-    template_flows: Vec<TemplateFlow>,
+    /// The flows negotiated through templates, by SPD rule, with the pairs carrying each: its
+    /// rule and route stay while one does (a rekey installs the new pair before the old one
+    /// goes). Maps, as `remotes` (flows per remote prefix): a hub has one per branch.
+    template_flows: HashMap<Rule, usize>,
+    remotes: HashMap<esp::Prefix, usize>,
     template_routes: Routes,
     /// Route changes waiting for the data-plane lock to be released.
     route_changes: Vec<RouteChange>,
@@ -158,7 +154,8 @@ impl Bridge {
             pairs: Vec::new(),
             rng: crypto::OsRandom,
             heard: HashMap::new(),
-            template_flows: Vec::new(),
+            template_flows: HashMap::new(),
+            remotes: HashMap::new(),
             template_routes: Routes::empty(&device)?,
             route_changes: Vec::new(),
             drops,
@@ -238,18 +235,18 @@ impl Bridge {
             None => false,
         });
         let old_flows = std::mem::take(&mut self.template_flows);
+        self.remotes.clear();
         for rule in self.pairs.iter().filter_map(|p| p.template_rule) {
-            match self.template_flows.iter_mut().find(|f| f.rule == rule) {
-                Some(flow) => flow.pairs += 1,
-                None => {
-                    shared.plane.push_rule(rule);
-                    self.template_flows.push(TemplateFlow { rule, pairs: 1 });
-                }
+            let pairs = self.template_flows.entry(rule).or_insert(0);
+            if *pairs == 0 {
+                shared.plane.push_rule(rule);
+                *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
             }
+            *pairs += 1;
         }
-        for flow in old_flows {
-            if !self.template_flows.iter().any(|f| f.rule.selector.remote == flow.rule.selector.remote) {
-                self.route_changes.push(RouteChange::Remove(flow.rule.selector.remote));
+        for rule in old_flows.keys() {
+            if !self.remotes.contains_key(&rule.selector.remote) {
+                self.route_changes.push(RouteChange::Remove(rule.selector.remote));
             }
         }
         info!(
@@ -375,28 +372,35 @@ impl Bridge {
 
     /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
     fn add_template_flow(&mut self, shared: &mut Shared, rule: Rule, peer: &str, remote: IpAddr) {
-        if let Some(flow) = self.template_flows.iter_mut().find(|f| f.rule == rule) {
-            flow.pairs += 1;
+        let pairs = self.template_flows.entry(rule).or_insert(0);
+        *pairs += 1;
+        if *pairs > 1 {
             return;
         }
+        *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
         info!("template flow {} for {peer} ({remote}) protected", rule.selector);
         self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
-        self.template_flows.push(TemplateFlow { rule, pairs: 1 });
     }
 
     /// A pair of a template flow is gone: the last one takes the rule and route with it.
     fn remove_template_flow(&mut self, shared: &mut Shared, rule: Rule) {
-        let Some(index) = self.template_flows.iter().position(|f| f.rule == rule) else { return };
-        self.template_flows[index].pairs -= 1;
-        if self.template_flows[index].pairs > 0 {
+        let Some(pairs) = self.template_flows.get_mut(&rule) else { return };
+        *pairs -= 1;
+        if *pairs > 0 {
             return;
         }
-        self.template_flows.swap_remove(index);
+        self.template_flows.remove(&rule);
         shared.plane.remove_rule(&rule);
         // Another flow (another policy, or a different selector) may route the same prefix.
-        if !self.template_flows.iter().any(|f| f.rule.selector.remote == rule.selector.remote) {
-            self.route_changes.push(RouteChange::Remove(rule.selector.remote));
+        let remote = rule.selector.remote;
+        let flows = self.remotes.get_mut(&remote).map(|n| {
+            *n -= 1;
+            *n
+        });
+        if flows == Some(0) {
+            self.remotes.remove(&remote);
+            self.route_changes.push(RouteChange::Remove(remote));
         }
         info!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }

@@ -79,8 +79,7 @@ fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
                 ike::SuiteName(suite)
             );
             // Signature authentication: which certificate the peer proved it holds.
-            let certificate =
-                engine.ike_sas().find(|v| v.connection == *connection).and_then(|v| v.peer_certificate);
+            let certificate = engine.ike_sa(*connection).and_then(|v| v.peer_certificate);
             if let Some(c) = certificate {
                 info!(
                     "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",

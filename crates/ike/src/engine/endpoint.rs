@@ -19,12 +19,11 @@ use crate::commands::ErrorHistory;
 use crate::config::{Config, ExchangeMode};
 use crate::event::Acquire;
 use crate::event::{ConnectionId, Event, Exchange, Failure, Transmit};
-use crate::hub::Others;
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::sa::context::{Ctx, Output, ReceivedMessage};
 use crate::sa::core::{Role, SaIdentity};
-use crate::sa::timer::Timer;
 
+use super::census::{Census, Others};
 use super::half_open::{self, HalfOpenTable};
 
 /// Counters of what the engine refused, for `display ike statistics`.
@@ -88,55 +87,6 @@ impl HalfOpenUsage {
     }
 }
 
-/// A read-only view of one IKE SA, for `display ike sa`.
-#[derive(Debug, Clone)]
-pub struct IkeSaView {
-    /// The SA's number.
-    pub connection: ConnectionId,
-    /// The peer's name.
-    pub peer: String,
-    /// The peer's address.
-    pub remote: SocketAddr,
-    /// True when we initiated phase 1.
-    pub initiator: bool,
-    /// The phase-1 state.
-    pub state: &'static str,
-    /// The negotiated suite, once established.
-    pub suite: Option<crate::config::IkeProposal>,
-    /// Quick modes in progress.
-    pub quick_modes_in_progress: usize,
-    /// When its hard lifetime ends, once established (`Remaining duration` of the verbose
-    /// display).
-    pub expires_at: Option<Instant>,
-    /// A newer IKE SA with the peer took over its IPsec SAs; it is deleted at `expires_at`
-    /// (the `RL` flag of `display ike sa`).
-    pub replaced: bool,
-    /// Our address and port (4500 after a NAT-T float).
-    pub local: SocketAddr,
-    /// NAT-T: the dialect both announced, if any.
-    pub nat_traversal: Option<isakmp::capabilities::NatTVersion>,
-    /// A NAT was detected on our side (we send keepalives once floated).
-    pub local_behind_nat: bool,
-    /// A NAT was detected (or faked) on the peer's side.
-    pub remote_behind_nat: bool,
-    /// DPD is in force: configured here and announced by the peer.
-    pub dpd: bool,
-    /// The peer's certificate (subject, issuer, validity, alternative names), when phase 1
-    /// was authenticated by signatures: for `display ike sa verbose`.
-    pub peer_certificate: Option<crypto::CertificateSummary>,
-    /// The ISAKMP cookies (initiator's, responder's; the responder's is zero until MM2).
-    pub cookies: (Cookie, Cookie),
-    /// Main or aggressive mode.
-    pub exchange_mode: crate::config::ExchangeMode,
-    /// The identity the peer presented, once authenticated.
-    pub remote_identity: Option<crate::identity::PeerIdentity>,
-    /// Quick-mode and informational messages dropped as replays of a used message ID.
-    pub replays_dropped: u64,
-    /// Message IDs forgotten over the cap of 4,096 per kind (replays of those are not
-    /// recognised).
-    pub message_ids_forgotten: u64,
-}
-
 /// The IKEv1 engine. See the module documentation for the calling convention.
 pub struct Engine {
     pub(crate) config: Config,
@@ -154,6 +104,8 @@ pub struct Engine {
     /// Slots per configured peer (index in `Config::peers`), so that an acquire finds the
     /// peer's SA without scanning every SA.
     pub(crate) slots_by_peer: HashMap<usize, Vec<usize>>,
+    /// The SAs indexed for the hub checks and the per-address searches (`engine::census`).
+    pub(crate) census: Census,
     /// The first configured peer of each remote address (`Config::peer_for_address`, indexed).
     pub(crate) peer_by_address: HashMap<IpAddr, usize>,
     /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
@@ -208,6 +160,7 @@ impl Engine {
             by_connection: HashMap::new(),
             responder_first: HashMap::new(),
             slots_by_peer: HashMap::new(),
+            census: Census::default(),
             peer_by_address,
             policies_by_peer,
             timers: BinaryHeap::new(),
@@ -296,39 +249,6 @@ impl Engine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
-    }
-
-    /// The IKE SAs, for displays.
-    pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
-        self.slots.iter().flatten().map(|sa| IkeSaView {
-            connection: sa.connection,
-            peer: sa.peer_config(&self.config).name.clone(),
-            remote: sa.remote,
-            initiator: sa.role == Role::Initiator,
-            state: sa.phase1.name(),
-            suite: sa.suite(),
-            quick_modes_in_progress: sa
-                .quick_modes
-                .iter()
-                .filter(|q| !matches!(q.state, crate::quick_mode::QmState::Done))
-                .count(),
-            expires_at: match &sa.phase1 {
-                Phase1::Established(_) => sa.timers.get(Timer::HardLifetime),
-                _ => None,
-            },
-            replaced: sa.lifetimes.renewal == crate::sa::lifetimes::Renewal::Superseded,
-            local: sa.local,
-            nat_traversal: sa.nat.version,
-            local_behind_nat: sa.nat.local_behind_nat,
-            remote_behind_nat: sa.nat.remote_behind_nat,
-            dpd: sa.dpd_config.is_some(),
-            peer_certificate: sa.peer_certificate.as_deref().cloned(),
-            cookies: (sa.cookie_i, sa.cookie_r),
-            exchange_mode: sa.mode,
-            remote_identity: sa.remote_identity.as_deref().cloned(),
-            replays_dropped: sa.replays_dropped(),
-            message_ids_forgotten: sa.message_ids_forgotten(),
-        })
     }
 
     /// The data plane saw traffic for `acquire` and has no SA for it: negotiate one. An
@@ -639,10 +559,10 @@ impl Engine {
         received: Option<(SocketAddr, SocketAddr)>,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let (slots, ctx) = self.slots_and_ctx(now, received);
+        let (slots, census, ctx) = self.slots_and_ctx(now, received);
         let (earlier, rest) = slots.split_at_mut(slot.min(slots.len()));
         let Some((Some(sa), later)) = rest.split_first_mut() else { return };
-        let others = Others(earlier, later);
+        let others = Others { earlier, later, census };
         let mut ctx = Ctx { others: Some(&others), ..ctx };
         let before = (sa.replays_dropped(), sa.message_ids_forgotten(), sa.unauthenticated.count());
         f(sa, &mut ctx);
@@ -661,7 +581,7 @@ impl Engine {
         &mut self,
         now: Instant,
         received: Option<(SocketAddr, SocketAddr)>,
-    ) -> (&mut [Option<IkeSa>], Ctx<'_>) {
+    ) -> (&mut [Option<IkeSa>], &Census, Ctx<'_>) {
         let ctx = Ctx {
             config: &self.config,
             policies_by_peer: &self.policies_by_peer,
@@ -672,18 +592,19 @@ impl Engine {
             unix_time: self.wall_clock.map(|clock| clock.at(now)),
             others: None,
         };
-        (&mut self.slots, ctx)
+        (&mut self.slots, &self.census, ctx)
     }
 
     /// [`Engine::slots_and_ctx`] for a handler that is given no SA from a slot (one that
     /// starts a new SA).
     pub(super) fn ctx(&mut self, now: Instant, received: Option<(SocketAddr, SocketAddr)>) -> Ctx<'_> {
-        self.slots_and_ctx(now, received).1
+        self.slots_and_ctx(now, received).2
     }
 
     /// Re-arms the timer of the SA in `slot` after anything touched it; charges it anew if it
     /// is half-open.
     pub(crate) fn rearm(&mut self, slot: usize) {
+        self.census.refresh(slot, self.slots.get(slot).and_then(Option::as_deref));
         if self.half_open.contains(slot) {
             if let Some(sa) = self.slots[slot].as_ref() {
                 self.half_open.recharge(slot, half_open::charge(sa));
@@ -710,6 +631,7 @@ impl Engine {
         }
         self.release_pairs(slot, now);
         if let Some(sa) = self.slots[slot].take() {
+            self.census.refresh(slot, None);
             self.by_cookie.remove(&sa.our_cookie());
             self.by_connection.remove(&sa.connection);
             // The key is the address of the first message: `remote` may have moved with NAT-T.
@@ -781,7 +703,9 @@ impl Engine {
         self.peer_by_address = peer_by_address;
         self.policies_by_peer = policies_by_peer;
         self.slots_by_peer.clear();
+        self.census = Census::default();
         for (slot, sa) in self.slots.iter().enumerate() {
+            self.census.refresh(slot, sa.as_deref());
             if let Some(sa) = sa {
                 self.slots_by_peer.entry(sa.peer).or_default().push(slot);
             }

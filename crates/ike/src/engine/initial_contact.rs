@@ -24,8 +24,21 @@ impl Engine {
         let Some(sa) = self.slots[slot].as_ref() else { return };
         let (peer, replaced_by, started) = (sa.peer, sa.connection, sa.started_at);
         let pair = (self.local_identity(sa), sa.remote_identity_key.clone());
-        let stale: Vec<usize> = self
-            .peer_slots(peer)
+        // The candidates: the SAs with the same authenticated identity, from the census (on a
+        // hub every branch is the same peer; a walk of the peer's SAs would visit them all).
+        let candidates: Vec<(usize, &IkeSa)> = match super::census::identity_hash(sa) {
+            Some(id) => {
+                let slots = self.census.with_identity(peer, id).iter();
+                let found = slots.filter_map(|&i| Some((i, self.slots.get(i)?.as_ref()?)));
+                let mut found: Vec<(usize, &IkeSa)> = found.filter(|(_, o)| o.peer == peer).collect();
+                // Oldest first, as the per-peer index lists them.
+                found.sort_unstable_by_key(|(_, o)| o.connection);
+                found
+            }
+            None => self.peer_slots(peer).collect(),
+        };
+        let stale: Vec<usize> = candidates
+            .into_iter()
             .filter(|(i, old)| {
                 *i != slot
                     && old.is_established()

@@ -6,10 +6,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::census::Others;
 use crate::config::{ExchangeMode, PolicyId};
 use crate::engine::endpoint::Engine;
 use crate::event::{Acquire, Event, Exchange, IkeSaEnd, IpsecSaEnd};
-use crate::hub::{admit_ike_sa, Others};
+use crate::hub::admit_ike_sa;
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::lifetime::{arm_ike_sa, end_ike_sa, end_pairs, on_timeout};
 use crate::sa::core::Role;
@@ -145,21 +146,13 @@ impl Engine {
             .map(|(other, _)| other)
     }
 
-    /// The other SAs (any state) with the same configured peer and address as the one in
-    /// `slot`, from the engine's per-peer index.
+    /// The other SAs with the same configured peer and address as the one in `slot`, oldest
+    /// first, that are established or ours (every caller wants one of those; a half-open
+    /// responder SA is neither), from the census.
     fn siblings(&self, slot: usize) -> Vec<usize> {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
-        self.slots_of_peer(sa.peer)
-            .iter()
-            .copied()
-            .filter(|&other| other != slot)
-            .filter(|&other| {
-                self.slots
-                    .get(other)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.remote.ip() == sa.remote.ip())
-            })
-            .collect()
+        let found = self.address_slots(sa.peer, sa.remote.ip()).map(|(other, _)| other);
+        found.filter(|&other| other != slot).collect()
     }
 
     /// Moves the IPsec SA pairs of the IKE SA in `from` to the one in `to` (strongSwan's
@@ -270,7 +263,8 @@ impl Engine {
     pub(super) fn keeps_ike_sa_caps(&mut self, slot: usize, now: Instant) -> bool {
         // Only branches are capped: our own initiations follow our configuration.
         let Some(sa) = self.slots[slot].as_ref().filter(|sa| sa.role == Role::Responder) else { return true };
-        let others = Others(&self.slots[..slot], &self.slots[slot + 1..]);
+        let others =
+            Others { earlier: &self.slots[..slot], later: &self.slots[slot + 1..], census: &self.census };
         let Err(reason) = admit_ike_sa(&self.config, &others, sa) else { return true };
         self.with_sa(slot, now, |sa, ctx| {
             let aggressive = sa.mode == ExchangeMode::Aggressive;

@@ -7,6 +7,7 @@
 //! commands (`commands`) and configuration reload
 //! (`reconfigure`). Only declarations live here, so the children never import this file.
 
+pub(crate) mod census;
 mod commands;
 pub(crate) mod endpoint;
 mod half_open;
@@ -15,3 +16,4 @@ mod lifetimes;
 mod reconfigure;
 mod recovery;
 mod responder;
+pub(crate) mod views;

@@ -3,7 +3,7 @@
 //! oldest half-open SAs make room, no newcomer is refused), and what follows when phase 1
 //! completes (INITIAL-CONTACT's effect is `initial_contact`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use isakmp::{Cookie, ExchangeType, Message, PayloadType};
@@ -20,7 +20,27 @@ impl Engine {
     /// True when no established IKE SA with this peer exists: our next phase 1 with it then
     /// carries INITIAL-CONTACT (RFC 2407 §4.6.3.3), telling it to forget stale SAs.
     pub(super) fn first_contact(&self, peer: usize, remote: SocketAddr) -> bool {
-        !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == remote.ip() && sa.is_established())
+        let ip = remote.ip();
+        let first = !self.address_slots(peer, ip).any(|(_, sa)| sa.is_established());
+        #[cfg(test)]
+        assert_eq!(first, !self.peer_slots(peer).any(|(_, sa)| sa.remote.ip() == ip && sa.is_established()));
+        first
+    }
+
+    /// The SAs of configured peer `peer` at remote address `ip` that are established, ours
+    /// or hold acquires (not a half-open responder's), oldest first as in the per-peer index:
+    /// through the census, not a walk of the peer's SAs (on a hub, every branch's).
+    pub(crate) fn address_slots(
+        &self,
+        peer: usize,
+        ip: IpAddr,
+    ) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
+        let found = self.census.at_address(peer, ip).iter();
+        let found = found.filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)));
+        let mut found: Vec<(usize, &IkeSa)> =
+            found.filter(|(_, sa)| sa.peer == peer && sa.remote.ip() == ip).collect();
+        found.sort_unstable_by_key(|(_, sa)| sa.connection);
+        found.into_iter()
     }
 
     /// The SAs of configured peer `peer`, through the per-peer index.
@@ -250,8 +270,8 @@ impl Engine {
     fn waiting_elsewhere(&mut self, slot: usize) -> Vec<crate::event::Acquire> {
         let Some(sa) = self.slots.get(slot).and_then(Option::as_ref) else { return Vec::new() };
         let (peer, ip) = (sa.peer, sa.remote.ip());
-        let others = self.peer_slots(peer).filter(|(other, s)| *other != slot && s.remote.ip() == ip);
-        let others: Vec<usize> = others.filter(|(_, s)| !s.is_established()).map(|(o, _)| o).collect();
+        let others = self.address_slots(peer, ip).filter(|(other, s)| *other != slot && !s.is_established());
+        let others: Vec<usize> = others.map(|(o, _)| o).collect();
         let slots = &mut self.slots;
         others
             .iter()

@@ -229,3 +229,28 @@ fn the_template_ike_sa_cap_refuses_a_second_branch() {
     assert!(text.starts_with("peer peer (ip 192.0.2.12 at 192.0.2.12) refused"), "{text}");
     assert_eq!(two.b.engine.ike_sas().count(), 1, "only the first branch's IKE SA is left");
 }
+
+/// `sa max flow 1` and `sa max ipsec-sa 1` count every branch's pairs: a second branch's flow
+/// is refused because of the first branch's (issue 16: the hub's totals come from the
+/// engine's census, not a walk of every IKE SA; under test both answer and must agree).
+#[test]
+fn template_caps_count_the_other_branches_pairs() {
+    for (seed, limits, expected) in [
+        (50, HubLimits { flows: 1, ..HubLimits::default() }, HubLimit::Flows),
+        (52, HubLimits { ipsec_sas: 1, ..HubLimits::default() }, HubLimit::IpsecSas),
+    ] {
+        let config = hub_config(&[(rule(any()), false)], limits);
+        let mut one = negotiate(&branch(11, Ipv4Addr::new(10, 1, 1, 0), 24), config, seed);
+        assert_eq!(installed(&one.b).len(), 1, "{:?}", failures(&one.b));
+        let two = second_branch(&mut one, &branch(12, Ipv4Addr::new(10, 1, 2, 0), 24), seed + 1);
+        assert!(installed(&two.b).is_empty(), "the second branch's flow is refused");
+        let refusals = policy_refusals(&two);
+        let (reason, text) = refusals.first().expect("a refusal");
+        assert!(
+            matches!(reason, PolicyFailure::LimitReached(r) if r.limit == expected && r.max == 1),
+            "{text}"
+        );
+        assert!(text.starts_with("peer peer (ip 192.0.2.12 at 192.0.2.12) refused"), "{text}");
+        assert_eq!(two.b.engine.ike_sas().filter(|sa| sa.state == "established").count(), 2);
+    }
+}

@@ -77,6 +77,12 @@ fn main_mode_and_quick_mode_reference_scenario_establish() {
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].state, "established");
     assert_eq!(views[0].suite, Some(crate::IkeProposal::recommended()));
+    // One SA's view by its connection id (what the daemon asks after each establishment)
+    // is the one the walk gives; an id the engine never gave has none.
+    let one = pair.a.engine.ike_sa(views[0].connection).expect("the view of the SA by its id");
+    assert_eq!((one.connection, one.state, one.peer.as_str()), (views[0].connection, "established", "peer"));
+    assert_eq!((one.remote, one.cookies, one.suite), (views[0].remote, views[0].cookies, views[0].suite));
+    assert!(pair.a.engine.ike_sa(crate::ConnectionId(views[0].connection.0 + 1000)).is_none());
 }
 
 #[test]

@@ -25,6 +25,7 @@
 //! What to route comes from the caller (the bridge's `routing` module decides it from the
 //! engine's configuration); this module only applies it and undoes it.
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use esp::Prefix;
@@ -63,8 +64,8 @@ pub struct Routes {
     netlink: Netlink,
     device: String,
     index: Option<u32>,
-    /// Prefixes with a TUN route and a fail-closed route.
-    prefixes: Vec<Prefix>,
+    /// Prefixes with a TUN route and a fail-closed route (a set: a hub adds one per branch).
+    prefixes: HashSet<Prefix>,
     /// Fail-closed routes adopted from an earlier run for flows a template may negotiate
     /// again; no TUN route until it does.
     held: Vec<Prefix>,
@@ -83,7 +84,7 @@ impl Routes {
             netlink,
             device: device.to_owned(),
             index: None,
-            prefixes: Vec::new(),
+            prefixes: HashSet::new(),
             held: Vec::new(),
             gateway_table: false,
             gateway_prefixes: 0,
@@ -204,15 +205,14 @@ impl Routes {
         }
         info!("route {p} via {}", self.device);
         self.held.retain(|q| *q != p);
-        self.prefixes.push(p);
+        self.prefixes.insert(p);
         Ok(())
     }
 
     /// Removes the routes of one prefix, if this set added it: the prefix is no longer
     /// protected, so its fail-closed route goes too.
     pub fn remove_one(&mut self, p: Prefix) {
-        if let Some(i) = self.prefixes.iter().position(|q| *q == p) {
-            self.prefixes.swap_remove(i);
+        if self.prefixes.remove(&p) {
             self.remove_routes(p);
         }
     }
@@ -254,8 +254,8 @@ impl Routes {
     }
 
     /// The prefixes routed into the TUN.
-    pub fn prefixes(&self) -> &[Prefix] {
-        &self.prefixes
+    pub fn prefixes(&self) -> impl Iterator<Item = &Prefix> {
+        self.prefixes.iter()
     }
 
     /// The prefixes that have a fail-closed route (routed or held).
