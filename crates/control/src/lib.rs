@@ -9,9 +9,12 @@
 //! line's side, [`server`] the daemon's.
 
 pub mod client;
+pub mod page;
+pub mod pager;
 pub mod server;
 
-pub use client::call;
+pub use client::{call, pages};
+pub use page::{Page, DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS};
 
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +104,21 @@ pub enum Request {
         /// Only SAs of this policy entry.
         policy: Option<(String, u32)>,
     },
+    /// `reset ike statistics`: `display ike statistics` counts from now on; the exported
+    /// metrics do not go backwards.
+    ResetIkeStatistics,
+    /// `reset ipsec statistics`: likewise for `display ipsec statistics`.
+    ResetIpsecStatistics,
+    /// `debugging ike` (`on`) / `undo debugging ike`: raise the daemon's IKE log to debug
+    /// (one line per IKE message, its step and payloads), or lower it back to the level the
+    /// daemon was started with.
+    DebuggingIke {
+        /// `debugging ike` rather than `undo debugging ike`.
+        on: bool,
+    },
+    /// Every counter since the daemon started (never reset) and the gauges of this moment,
+    /// without per-SA rows: what the metrics endpoint exports. As JSON only.
+    Counters,
     /// One console command applied to the running configuration at once (`keysteward
     /// shell`). The answer's text is empty or notes for the operator; an error (`Error: …`)
     /// leaves the running configuration unchanged.
@@ -125,6 +143,21 @@ pub enum Request {
     /// `save`: the running configuration written to the daemon's configuration file,
     /// atomically, the previous one kept as `FILE.bak`.
     Save,
+    /// One page of a display (`display ike sa` and the others that grow with the SAs), so
+    /// that a hub with 10,000s of SAs is read in bounded answers ([`page`]). Stateless: the
+    /// daemon renders only the rows after `after`, in the display's stable order (conn-id,
+    /// SPI, …); the answer carries the cursor of the next page ([`Page`]).
+    Page {
+        /// The display (a `display …` request, `show-config`).
+        display: Box<Request>,
+        /// The cursor the previous page returned; `None` for the first page (which carries
+        /// the display's header and totals).
+        #[serde(default)]
+        after: Option<String>,
+        /// Rows (SAs, sessions, lines) wanted; the daemon gives at most [`MAX_PAGE_ROWS`].
+        #[serde(default = "page::default_rows")]
+        rows: u32,
+    },
 }
 
 impl Request {
@@ -136,9 +169,12 @@ impl Request {
             Self::ResetIkeSa { .. }
                 | Self::ResetIpsecSa { .. }
                 | Self::Reload
+                | Self::ResetIkeStatistics
+                | Self::ResetIpsecStatistics
+                | Self::DebuggingIke { .. }
                 | Self::Configure { .. }
                 | Self::Save
-        )
+        ) || matches!(self, Self::Page { display, .. } if display.changes_state())
     }
 }
 
@@ -180,6 +216,10 @@ mod tests {
             Request::DisplayFirewallSessionTable { verbose: true },
             Request::DisplayIpRoutingTable,
             Request::ShowConfig,
+            Request::ResetIkeStatistics,
+            Request::ResetIpsecStatistics,
+            Request::DebuggingIke { on: true },
+            Request::Counters,
         ];
         for request in requests {
             let text = serde_json::to_string(&request).unwrap();
@@ -188,6 +228,12 @@ mod tests {
         let short: Request = serde_json::from_str(r#"{"command":"display-ipsec-proposal"}"#).unwrap();
         assert_eq!(short, Request::DisplayIpsecProposal { name: None, brief: false });
         assert_eq!(serde_json::to_string(&Request::ShowConfig).unwrap(), r#"{"command":"show-config"}"#);
+        let debugging = serde_json::to_string(&Request::DebuggingIke { on: false }).unwrap();
+        assert_eq!(debugging, r#"{"command":"debugging-ike","on":false}"#);
+        assert!(
+            Request::ResetIkeStatistics.changes_state() && Request::DebuggingIke { on: true }.changes_state()
+        );
+        assert!(!Request::Counters.changes_state());
     }
 
     /// The console's requests as the contract spells them; the changes are for root and the

@@ -105,6 +105,17 @@ impl From<&crypto::CertificateSummary> for PeerCertificateDetail {
 pub fn ike_sa_verbose_text(sas: &[IkeSaDetail]) -> String {
     let mut out = String::new();
     for sa in sas {
+        ike_sa_verbose_block(&mut out, sa);
+    }
+    if sas.is_empty() {
+        out.push_str("current ike sa number: 0\n");
+    }
+    out
+}
+
+/// One phase-1 SA's block of `display ike sa verbose`.
+pub fn ike_sa_verbose_block(out: &mut String, sa: &IkeSaDetail) {
+    {
         let _ = writeln!(out, "{VERBOSE_RULE}");
         let mut field = |name: &str, value: &dyn std::fmt::Display| {
             let _ = writeln!(out, "   {name:<24}: {value}");
@@ -145,10 +156,6 @@ pub fn ike_sa_verbose_text(sas: &[IkeSaDetail]) -> String {
         }
         let _ = writeln!(out, "{VERBOSE_RULE}");
     }
-    if sas.is_empty() {
-        out.push_str("current ike sa number: 0\n");
-    }
-    out
 }
 
 /// The verbose display's cookie form: `0x` and 16 hex digits.

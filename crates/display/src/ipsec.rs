@@ -166,9 +166,35 @@ fn direction_text(out: &mut String, sa: &SaDirection, outbound: bool) {
 /// `display ipsec sa`: pairs grouped by interface, then by policy entry (in the order given;
 /// the daemon sorts them), in the USG-V5 layout of §5.7.
 pub fn ipsec_sa_text(pairs: &[IpsecSaDetail]) -> String {
-    let mut out = String::from("ipsec sa information:\n");
-    let mut interface: Option<&str> = None;
-    let mut entry: Option<(&str, u32)> = None;
+    let mut out = String::from(IPSEC_SA_HEADER);
+    ipsec_sa_pairs(&mut out, None, pairs);
+    out
+}
+
+/// The first line of `display ipsec sa`.
+pub const IPSEC_SA_HEADER: &str = "ipsec sa information:\n";
+
+/// The order of `display ipsec sa`'s pairs, and its pages' cursor: interface, policy,
+/// sequence, conn-id, inbound SPI.
+pub type IpsecSaKey = (String, String, u32, u64, u32);
+
+/// The key of one pair in [`IpsecSaKey`]'s order.
+pub fn ipsec_sa_key(pair: &IpsecSaDetail) -> IpsecSaKey {
+    let inbound = pair.inbound.iter().find(|d| d.protocol == "ESP").or(pair.inbound.first());
+    (
+        pair.interface.clone(),
+        pair.policy.clone(),
+        pair.sequence,
+        pair.connection_id,
+        inbound.map_or(0, |d| d.spi),
+    )
+}
+
+/// The blocks of `pairs` (sorted in [`IpsecSaKey`]'s order), after a pair of interface and
+/// policy entry `after` (`None`: the display's first pair), whose headings are not repeated.
+pub fn ipsec_sa_pairs(out: &mut String, after: Option<(&str, &str, u32)>, pairs: &[IpsecSaDetail]) {
+    let mut interface: Option<&str> = after.map(|a| a.0);
+    let mut entry: Option<(&str, u32)> = after.map(|a| (a.1, a.2));
     for pair in pairs {
         if interface != Some(pair.interface.as_str()) {
             let line = format!("Interface: {}", pair.interface);
@@ -203,13 +229,12 @@ pub fn ipsec_sa_text(pairs: &[IpsecSaDetail]) -> String {
         let _ = writeln!(out, "    Flow source       : {}", pair.flow_source);
         let _ = writeln!(out, "    Flow destination  : {}", pair.flow_destination);
         for sa in &pair.outbound {
-            direction_text(&mut out, sa, true);
+            direction_text(out, sa, true);
         }
         for sa in &pair.inbound {
-            direction_text(&mut out, sa, false);
+            direction_text(out, sa, false);
         }
     }
-    out
 }
 
 /// One configured `ipsec proposal` (§5.9).

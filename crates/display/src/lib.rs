@@ -9,6 +9,7 @@
 
 pub mod ike;
 pub mod ipsec;
+pub mod page;
 pub mod routing;
 pub mod session;
 
@@ -31,24 +32,46 @@ pub struct IkeSaRow {
     pub vpn: &'static str,
 }
 
-/// `display ike sa`, USG-V3 layout (the article's): phase-2 lines first, newest first.
+/// `display ike sa`, USG-V3 layout (the article's): phase-2 lines first, newest first
+/// ([`ike_sa_key`]'s order; the caller sorts).
 pub fn ike_sa_text(rows: &[IkeSaRow]) -> String {
-    let rule = "-".repeat(69);
-    let mut out = format!("current ike sa number: {}\n{rule}\n", rows.len());
-    let _ = writeln!(out, "{:<11}{:<24}{:<14}{:<6}vpn", "conn-id", "peer", "flag", "phase");
-    let _ = writeln!(out, "{rule}");
+    let mut out = ike_sa_header(rows.len());
     for row in rows {
-        let _ = writeln!(
-            out,
-            "{:<11}{:<24}{:<14}{:<6}{}",
-            row.conn_id,
-            row.peer,
-            row.flags.join("|"),
-            row.phase,
-            row.vpn
-        );
+        ike_sa_line(&mut out, row);
     }
     out
+}
+
+/// The header of `display ike sa`, with its total.
+pub fn ike_sa_header(total: usize) -> String {
+    let rule = "-".repeat(69);
+    let mut out = format!("current ike sa number: {total}\n{rule}\n");
+    let _ = writeln!(out, "{:<11}{:<24}{:<14}{:<6}vpn", "conn-id", "peer", "flag", "phase");
+    let _ = writeln!(out, "{rule}");
+    out
+}
+
+/// One line of `display ike sa`.
+pub fn ike_sa_line(out: &mut String, row: &IkeSaRow) {
+    let _ = writeln!(
+        out,
+        "{:<11}{:<24}{:<14}{:<6}{}",
+        row.conn_id,
+        row.peer,
+        row.flags.join("|"),
+        row.phase,
+        row.vpn
+    );
+}
+
+/// The order of `display ike sa`'s lines, and its pages' cursor: the phase-2 lines first,
+/// newest (highest conn-id) first, then the phase-1 SAs by conn-id.
+pub fn ike_sa_key(row: &IkeSaRow) -> (u8, u64) {
+    if row.phase == "v1:2" {
+        (0, u64::MAX - row.conn_id)
+    } else {
+        (1, row.conn_id)
+    }
 }
 
 /// One unidirectional SA line of `display ipsec sa brief`.
@@ -82,20 +105,27 @@ pub fn ah_algorithm_column(integrity: crypto::Integrity) -> String {
 
 /// `display ipsec sa brief`, USG-V3 layout (the article's).
 pub fn ipsec_sa_brief_text(rows: &[IpsecSaRow], tunnels: usize) -> String {
+    let mut out = ipsec_sa_brief_header(rows.len(), tunnels);
+    for row in rows {
+        ipsec_sa_brief_line(&mut out, row);
+    }
+    out
+}
+
+/// The header of `display ipsec sa brief`, with its totals.
+pub fn ipsec_sa_brief_header(sas: usize, tunnels: usize) -> String {
     let rule = "-".repeat(69);
-    let mut out =
-        format!("current ipsec sa number: {}\ncurrent ipsec tunnel number: {tunnels}\n{rule}\n", rows.len());
+    let mut out = format!("current ipsec sa number: {sas}\ncurrent ipsec tunnel number: {tunnels}\n{rule}\n");
     let _ =
         writeln!(out, "{:<16}{:<16}{:<11}{:<10}Algorithm", "Src Address", "Dst Address", "SPI", "Protocol");
     let _ = writeln!(out, "{rule}");
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "{:<16}{:<16}{:<11}{:<10}{}",
-            row.src, row.dst, row.spi, row.protocol, row.algorithm
-        );
-    }
     out
+}
+
+/// One line of `display ipsec sa brief`.
+pub fn ipsec_sa_brief_line(out: &mut String, row: &IpsecSaRow) {
+    let _ =
+        writeln!(out, "{:<16}{:<16}{:<11}{:<10}{}", row.src, row.dst, row.spi, row.protocol, row.algorithm);
 }
 
 /// The reference's FW_A configuration (`examples/fw_a.cfg`), loaded the way `run` loads it:

@@ -41,7 +41,18 @@ pub struct SessionRow {
 /// counted session on the line below it, as `<--packets:N bytes:N   -->packets:N bytes:N`
 /// (the USG verbose form's counter line).
 pub fn session_table_text(sessions: &[SessionRow], verbose: bool) -> String {
-    let mut out = format!(" Current Total Sessions : {}\n", sessions.len());
+    let mut out = session_table_header(sessions.len());
+    session_lines(&mut out, sessions, verbose);
+    out
+}
+
+/// The first line of `display firewall session table`, with its total.
+pub fn session_table_header(total: usize) -> String {
+    format!(" Current Total Sessions : {total}\n")
+}
+
+/// The lines of `sessions` (and their counters when `verbose`).
+pub fn session_lines(out: &mut String, sessions: &[SessionRow], verbose: bool) {
     for s in sessions {
         let _ =
             writeln!(out, "  {}  VPN:{} --> {} {}-->{}", s.protocol, s.vpn, s.vpn, s.source, s.destination);
@@ -53,7 +64,6 @@ pub fn session_table_text(sessions: &[SessionRow], verbose: bool) -> String {
             );
         }
     }
-    out
 }
 
 #[cfg(test)]

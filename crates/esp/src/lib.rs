@@ -56,6 +56,8 @@ pub use sa::{
 };
 /// The security policy database the data plane consults, re-exported so the gateway names one
 /// crate for the data path.
-pub use spd::{Action, Flow, FlowError, PolicyIndex, PortRange, Prefix, Rule, Selector, Spd};
+pub use spd::{
+    protocol_routed, Action, Flow, FlowError, PolicyIndex, PortRange, Prefix, Rule, Selector, Spd,
+};
 pub use wire::ah::{AhHeader, AhWireError, PROTOCOL_AH};
 pub use wire::esp::{EspPacket, TrailerError, WireError, PROTOCOL_ESP};

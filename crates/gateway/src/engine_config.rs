@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{EspCipher, SecretBytes};
-use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry, TunnelLocal};
+use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry, PortMatch, TunnelLocal};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,15 +165,12 @@ fn acl_selectors(
             continue;
         }
         let rule_item = format!("acl {acl_number} rule {rule_number}");
-        if rule.source_port.is_some() || rule.destination_port.is_some() {
-            return Err(unsupported(rule_item, "port-specific rules are not supported yet"));
-        }
         selectors.push(ike::TrafficSelector {
             protocol: protocol_number(rule.protocol),
             local: subnet(rule.source, &rule_item)?.into(),
             remote: subnet(rule.destination, &rule_item)?.into(),
-            local_port: None,
-            remote_port: None,
+            local_port: proxy_port(rule.source_port, &rule_item)?,
+            remote_port: proxy_port(rule.destination_port, &rule_item)?,
         });
     }
     Ok(selectors)
@@ -314,6 +311,7 @@ fn peer_index(
         local_id,
         remote_id,
         nat_traversal: peer.nat_traversal,
+        force_encapsulation: peer.nat_traversal && peer.nat_traversal_force,
         dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
         // `exchange-mode aggressive` on a USG means aggressive mode with that peer, whichever
         // side starts, and `auto` accepts it as responder: we answer it from this peer only,
@@ -486,6 +484,25 @@ fn ipsec_proposal(p: &vrp::model::IpsecProposal, item: &str) -> Result<ike::Ipse
     Ok(ike::IpsecProposal { protocols, mode })
 }
 
+/// The port of a proxy identity (RFC 2407 §4.6.2: one port, or 0 for any) for a rule's
+/// `source-port` / `destination-port`: `eq P` (or a range of one port) is that port, a range
+/// of every port is any; a wider range cannot be negotiated in IKEv1 and is refused.
+fn proxy_port(ports: Option<PortMatch>, item: &str) -> Result<Option<u16>, Unsupported> {
+    let Some(ports) = ports else { return Ok(None) };
+    match ports.range() {
+        (0, 65_535) => Ok(None),
+        (0, 0) => Err(unsupported(item, "port 0 cannot be negotiated (a proxy ID's port 0 means any port)")),
+        (first, last) if first == last => Ok(u16::try_from(first).ok()),
+        (first, last) => Err(unsupported(
+            item,
+            format!(
+                "ports {first}-{last}: an IKEv1 proxy ID carries one port or any, \
+                 so a port range cannot be negotiated; write one rule per port"
+            ),
+        )),
+    }
+}
+
 fn protocol_number(p: AclProtocol) -> u8 {
     match p {
         AclProtocol::Ip => 0,
@@ -573,14 +590,51 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
         );
     }
 
+    /// Issue 15: a rule's protocol and ports become the proxy IDs' protocol and ports
+    /// (RFC 2407 §4.6.2), one selector (one SA pair) per rule.
+    #[test]
+    fn rules_with_protocol_and_ports_become_proxy_ids_with_them() {
+        let text = BASE.replace(
+            "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+            "rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 1701\n \
+             rule 10 permit tcp source 10.1.1.7 0 source-port range 443 443 destination 10.2.2.0 0.0.0.255\n \
+             rule 15 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 source-port range 0 65535\n \
+             rule 20 permit gre source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+        );
+        let selectors = &convert(&text).unwrap().policies[0].selectors;
+        let net = |c: u8| ike::Subnet::new(Ipv4Addr::new(10, c, c, 0), 24);
+        let l2tp = ike::TrafficSelector {
+            protocol: 17,
+            remote_port: Some(1701),
+            ..ike::TrafficSelector::between(net(1), net(2))
+        };
+        let https = ike::TrafficSelector {
+            protocol: 6,
+            local: ike::Subnet::new(Ipv4Addr::new(10, 1, 1, 7), 32).into(),
+            local_port: Some(443),
+            ..ike::TrafficSelector::between(net(1), net(2))
+        };
+        let udp = ike::TrafficSelector { protocol: 17, ..ike::TrafficSelector::between(net(1), net(2)) };
+        let gre = ike::TrafficSelector { protocol: 47, ..ike::TrafficSelector::between(net(1), net(2)) };
+        assert_eq!(selectors, &[l2tp, https, udp, gre]);
+    }
+
     #[test]
     fn refuses_what_the_engine_cannot_do_naming_the_item() {
         let with_ports = BASE.replace(
             "rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
             "rule 5 permit tcp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 80",
         );
-        let e = convert(&with_ports).unwrap_err();
-        assert_eq!(e.to_string(), "acl 3001 rule 5: port-specific rules are not supported yet");
+        let e = convert(&with_ports.replace("eq 80", "range 80 90")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "acl 3001 rule 5: ports 80-90: an IKEv1 proxy ID carries one port or any, so a port \
+             range cannot be negotiated; write one rule per port"
+        );
+        for ports in ["lt 1024", "gt 1023", "eq 0"] {
+            let e = convert(&with_ports.replace("eq 80", ports)).unwrap_err();
+            assert!(e.to_string().starts_with("acl 3001 rule 5: port"), "{ports}: {e}");
+        }
         let auto = BASE.replace("ipsec proposal a\n", "ipsec proposal a\n encapsulation-mode auto\n");
         let e = convert(&auto).unwrap_err();
         assert_eq!(e.to_string(), "ipsec proposal a: encapsulation-mode auto is not supported yet");
@@ -750,6 +804,10 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
             .replace(peer, &format!("{peer} undo nat traversal\n dpd type periodic\n dpd idle-time 20\n"));
         let c = convert(&with_dpd).unwrap();
         assert!(!c.peers[0].nat_traversal);
+        assert!(!convert(BASE).unwrap().peers[0].force_encapsulation, "off by default");
+        let forced = BASE.replace(peer, &format!("{peer} nat traversal force-encapsulation\n"));
+        let forced = convert(&forced).unwrap();
+        assert!(forced.peers[0].nat_traversal && forced.peers[0].force_encapsulation);
         let expected = ike::DpdConfig {
             idle_time: Duration::from_secs(20),
             retransmit_interval: Duration::from_secs(15),

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::SystemTime;
 use vrp::{Diagnostic, DiagnosticKind, Severity};
 
 use crate::engine_config::{engine_config_with, Unsupported};
@@ -153,6 +154,8 @@ pub struct Loaded {
     pub config: Option<(vrp::Config, ike::Config)>,
     /// Errors and warnings, by line and column.
     pub diagnostics: Vec<Diagnostic>,
+    /// When each configured certificate and CRL file runs out (for the metrics).
+    pub expiries: Vec<statistics::Expiry>,
 }
 
 impl Loaded {
@@ -195,6 +198,7 @@ pub fn load(path: &Path, interfaces: &InterfaceMap, host: Option<&Host>, purpose
         }
         Err(e) => Loaded {
             config: None,
+            expiries: Vec::new(),
             diagnostics: vec![finding(
                 &file,
                 None,
@@ -216,7 +220,9 @@ pub fn check_text(
 ) -> Loaded {
     let parsed = match vrp::parse(file, text) {
         Ok(parsed) => parsed,
-        Err(vrp::Diagnostics(diagnostics)) => return Loaded { config: None, diagnostics },
+        Err(vrp::Diagnostics(diagnostics)) => {
+            return Loaded { config: None, diagnostics, expiries: Vec::new() }
+        }
     };
     let host_addresses = host.map(Host::addresses);
     let mut diagnostics = parsed.warnings;
@@ -262,6 +268,7 @@ pub fn check_text(
         }
     }
     let mut config = None;
+    let mut expiries = Vec::new();
     // Certificate files (relative to the configuration's directory): a missing or broken one
     // is an error at the line that named it, for `check`, `run` and a reload alike.
     let certificates = if diagnostics.iter().any(Diagnostic::is_error) {
@@ -276,6 +283,8 @@ pub fn check_text(
         }
     };
     if let Some(certificates) = certificates {
+        diagnostics.extend(stale_crls(file, &parsed.source_map, &certificates.expiries));
+        expiries.clone_from(&certificates.expiries);
         match engine_config_with(&parsed.config, &certificates) {
             Ok(engine) => config = Some((parsed.config, engine)),
             Err(Unsupported { item, what }) => {
@@ -286,7 +295,20 @@ pub fn check_text(
         }
     }
     diagnostics.sort_by_key(|d| (d.line, d.column));
-    Loaded { config, diagnostics }
+    Loaded { config, diagnostics, expiries }
+}
+
+/// A CRL past its next update still loads (the revocations up to it are known), with a
+/// warning at the line that names it.
+fn stale_crls(file: &str, map: &vrp::SourceMap, expiries: &[statistics::Expiry]) -> Vec<Diagnostic> {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let stale = expiries.iter().filter_map(|e| Some((e, e.stale_crl(now)?)));
+    stale
+        .map(|(e, message)| {
+            let at = map.certificate_file(&e.peer, &e.setting, &e.file);
+            finding(file, at, Severity::Warning, DiagnosticKind::InvalidValue, message)
+        })
+        .collect()
 }
 
 /// Where the item an engine refusal names was written: its own line, else its view's

@@ -115,6 +115,22 @@ enum Command {
         #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
     },
+    /// Raise a running daemon's log level for one part at run time (`debugging ike`).
+    Debugging {
+        #[command(subcommand)]
+        what: Debugging,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
+    },
+    /// Lower it again (`undo debugging ike`).
+    Undo {
+        #[command(subcommand)]
+        what: Undo,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
+    },
     /// Print the configuration in force of a running daemon, in canonical VRP form, with
     /// every pre-shared key masked.
     ShowConfig {
@@ -132,9 +148,13 @@ enum Command {
         /// The daemon's control socket.
         #[arg(long, global = true, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
-        /// Print JSON with the same facts instead of the device's text.
+        /// Print JSON with the same facts instead of the device's text: one JSON object a
+        /// line, one line per page of the SA displays (JSON lines).
         #[arg(long, global = true)]
         json: bool,
+        /// Print only how many lines the display has (`Total lines: N.`, VRP's `| count`).
+        #[arg(long, global = true, conflicts_with = "json")]
+        count: bool,
     },
 }
 
@@ -258,6 +278,9 @@ enum ResetIke {
         #[arg(long = "conn-id")]
         conn_id: Option<u64>,
     },
+    /// `reset ike statistics`: `display ike statistics` counts from now on (the exported
+    /// metrics do not go backwards).
+    Statistics,
 }
 
 /// `reset ipsec …`.
@@ -274,6 +297,26 @@ enum ResetIpsec {
         /// The policy entry's sequence number.
         #[arg(long, requires = "policy")]
         seq: Option<u32>,
+    },
+    /// `reset ipsec statistics`: `display ipsec statistics` counts from now on (the exported
+    /// metrics do not go backwards).
+    Statistics,
+}
+
+/// `debugging …` and `undo debugging …`.
+#[derive(Debug, Subcommand)]
+enum Debugging {
+    /// `debugging ike`: log every IKE message (step and payloads) at debug level.
+    Ike,
+}
+
+/// `undo …`.
+#[derive(Debug, Subcommand)]
+enum Undo {
+    /// `undo debugging ike`: the IKE log back to the level the daemon started with.
+    Debugging {
+        #[command(subcommand)]
+        what: Debugging,
     },
 }
 
@@ -452,7 +495,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Display { what, control, json } => ask(&control, &display_request(what), json),
+        Command::Display { what, control, json, count } => show(&control, what, json, count),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
         }
@@ -460,11 +503,19 @@ fn main() -> ExitCode {
             use keysteward::control::Request;
             let request = match what {
                 Reset::Ike { what: ResetIke::Sa { conn_id } } => Request::ResetIkeSa { conn_id },
+                Reset::Ike { what: ResetIke::Statistics } => Request::ResetIkeStatistics,
+                Reset::Ipsec { what: ResetIpsec::Statistics } => Request::ResetIpsecStatistics,
                 Reset::Ipsec { what: ResetIpsec::Sa { remote, policy, seq } } => {
                     Request::ResetIpsecSa { remote, policy: policy.zip(seq) }
                 }
             };
             ask(&control, &request, false)
+        }
+        Command::Debugging { what: Debugging::Ike, control } => {
+            ask(&control, &keysteward::control::Request::DebuggingIke { on: true }, false)
+        }
+        Command::Undo { what: Undo::Debugging { what: Debugging::Ike }, control } => {
+            ask(&control, &keysteward::control::Request::DebuggingIke { on: false }, false)
         }
     }
 }
@@ -473,6 +524,24 @@ fn main() -> ExitCode {
 fn generate_manual(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
     keysteward::service::manual::write(dir, &Cli::command())
+}
+
+/// `keysteward display …`: the SA displays page by page, through `---- More ----` on a
+/// terminal, as JSON lines with `--json`, counted with `--count`.
+fn show(control: &std::path::Path, what: Display, json: bool, count: bool) -> ExitCode {
+    use keysteward::control::pager::{self, Output};
+    let output = match (json, count) {
+        (true, _) => Output::JsonLines,
+        (false, true) => Output::Count,
+        (false, false) => Output::Text,
+    };
+    match pager::show(control, &display_request(what), output) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keysteward: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Sends `request` to the daemon and prints its answer (the text, or the JSON facts).
@@ -549,7 +618,7 @@ mod tests {
         let mut full = vec!["keysteward"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(vrp_words(full.into_iter().map(Into::into)))?.command {
-            Command::Display { what, control, json } => Ok((display_request(what), json, control)),
+            Command::Display { what, control, json, .. } => Ok((display_request(what), json, control)),
             Command::ShowConfig { control, json } => {
                 Ok((keysteward::control::Request::ShowConfig, json, control))
             }
@@ -720,6 +789,20 @@ mod tests {
                 ..
             })
         ));
+        assert!(matches!(
+            parse("reset ike statistics"),
+            Ok(Command::Reset { what: Reset::Ike { what: ResetIke::Statistics }, .. })
+        ));
+        assert!(matches!(
+            parse("reset ipsec statistics --control /tmp/c.sock"),
+            Ok(Command::Reset { what: Reset::Ipsec { what: ResetIpsec::Statistics }, .. })
+        ));
+        assert!(matches!(parse("debugging ike"), Ok(Command::Debugging { what: Debugging::Ike, .. })));
+        assert!(matches!(
+            parse("undo debugging ike --control /tmp/c.sock"),
+            Ok(Command::Undo { what: Undo::Debugging { what: Debugging::Ike }, .. })
+        ));
+        assert!(parse("debugging esp").is_err() && parse("undo debugging").is_err());
         assert!(matches!(
             parse("reset ipsec sa --remote 192.0.2.2"),
             Ok(Command::Reset { what: Reset::Ipsec { what: ResetIpsec::Sa { remote: Some(_), .. } }, .. })

@@ -18,6 +18,8 @@ use vrp::{Diagnostic, DiagnosticKind, Severity, SourceMap};
 #[derive(Debug, Default, Clone)]
 pub struct Certificates {
     by_peer: HashMap<String, Arc<ike::CertificateAuth>>,
+    /// When each certificate and CRL file read runs out.
+    pub expiries: Vec<statistics::Expiry>,
 }
 
 impl Certificates {
@@ -32,6 +34,7 @@ struct Loader<'a> {
     directory: PathBuf,
     map: &'a SourceMap,
     errors: Vec<Diagnostic>,
+    expiries: Vec<statistics::Expiry>,
 }
 
 impl Loader<'_> {
@@ -78,7 +81,12 @@ impl Loader<'_> {
             }
         });
         match result {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => {
+                if setting != "local-key-filename" {
+                    self.expiries.extend(statistics::expiry::read(peer, setting, file, &bytes));
+                }
+                Some(bytes)
+            }
             Err(e) => {
                 self.error(peer, setting, file, format!("cannot read {}: {e}", path.display()));
                 None
@@ -95,7 +103,7 @@ pub fn load(
     map: &SourceMap,
 ) -> Result<Certificates, Vec<Diagnostic>> {
     let directory = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut loader = Loader { config_file, directory, map, errors: Vec::new() };
+    let mut loader = Loader { config_file, directory, map, errors: Vec::new(), expiries: Vec::new() };
     let mut out = Certificates::default();
     for (name, peer) in &config.ike_peers {
         let cert = &peer.certificate;
@@ -151,6 +159,7 @@ pub fn load(
         );
     }
     if loader.errors.is_empty() {
+        out.expiries = loader.expiries;
         Ok(out)
     } else {
         Err(loader.errors)

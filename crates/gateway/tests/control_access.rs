@@ -78,7 +78,16 @@ fn displays_are_open_to_whoever_may_connect_changes_only_to_root_and_the_daemon_
     let shown = keysteward(&control, &["show-config"], Some(NOBODY));
     assert!(shown.status.success(), "{}", text(&shown));
 
-    for args in [&["reset", "ike", "sa"][..], &["reset", "ipsec", "sa"], &["reload"]] {
+    let changes = [
+        &["reset", "ike", "sa"][..],
+        &["reset", "ipsec", "sa"],
+        &["reload"],
+        &["reset", "ike", "statistics"],
+        &["reset", "ipsec", "statistics"],
+        &["debugging", "ike"],
+        &["undo", "debugging", "ike"],
+    ];
+    for args in changes {
         let refused = keysteward(&control, args, Some(NOBODY));
         let said = text(&refused);
         assert!(!refused.status.success(), "{args:?} as nobody: {said}");

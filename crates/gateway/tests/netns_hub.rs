@@ -174,6 +174,27 @@ fn netns_hub_answers_three_branches_it_does_not_know() {
     assert_eq!(peers("v1:1"), expected, "{json}");
     assert_eq!(peers("v1:2"), expected, "{json}");
 
+    // Read a row at a time, the SA displays of the real daemon are the unpaged ones.
+    {
+        use keysteward::control::{call, pages, Request, Response};
+        for display in [
+            Request::DisplayIkeSa,
+            Request::DisplayIpsecSaBrief,
+            Request::DisplayIpsecSa { remote: None },
+            Request::DisplayIkeSaVerbose { remote: None, conn_id: None },
+            Request::DisplayFirewallSessionTable { verbose: false },
+            Request::DisplayIkeProposal,
+        ] {
+            let Ok(Response::Ok { text: whole, .. }) = call(&hub_control, &display) else {
+                panic!("{display:?}")
+            };
+            let paged: Vec<_> = pages(&hub_control, &display, 1).collect::<Result<_, _>>().unwrap();
+            let text: String = paged.iter().map(|p| p.text.as_str()).collect();
+            assert_eq!(text, whole, "{display:?} in pages of one row");
+            assert!(paged.len() >= 3, "{display:?}: {} page(s)", paged.len());
+        }
+    }
+
     // One route into the TUN per branch network, added when its SAs came up.
     let routes = hub_routes(&hub);
     for n in 1..=3 {

@@ -253,6 +253,22 @@ fn netns_strongswan_initiator_aes128_sha256_ecp256_esp_aes128gcm16() {
     interop(&ECP256_GCM, false, "i4c");
 }
 
+// Issue 16: `nat traversal force-encapsulation` on keysteward's peer, no NAT. strongSwan with
+// kernel-libipsec forces UDP encapsulation itself; with ours forced too, both NAT-D payloads
+// of each side are "wrong" and the tunnel must still come up on UDP 4500 and carry the pings
+// (ESP-in-UDP through the GSO/GRO path on our side).
+const FORCED_UDP: Scenario = Scenario { peer: " nat traversal force-encapsulation\n", ..ECP256_GCM };
+
+#[test]
+fn netns_strongswan_responder_forced_udp_encapsulation() {
+    interop(&FORCED_UDP, true, "r4u");
+}
+
+#[test]
+fn netns_strongswan_initiator_forced_udp_encapsulation() {
+    interop(&FORCED_UDP, false, "i4u");
+}
+
 // Scenario 4: aes256-sha256-curve25519 (group 31, `dh group31`).
 const CURVE25519: Scenario = Scenario {
     ike: " encryption-algorithm aes-256\n authentication-algorithm sha2-256\n dh group31\n",

@@ -161,3 +161,33 @@ fn test_keysteward_check_reports_certificate_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CRL past its nextUpdate still loads, with a warning at the line that names it (`check`
+/// prints it; `run` and a reload log it); a current CRL draws none.
+#[test]
+fn test_a_stale_crl_is_a_warning_at_its_line() {
+    let dir = scratch("stale-crl");
+    write_files(&dir, KeyKind::P256);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let ca = Ca::new("keysteward", KeyKind::P256);
+    let file = dir.join("fw_a.cfg");
+    std::fs::write(&file, config("ecdsa-signature")).unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_keysteward")).arg("check").arg(&file).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Issued 40 days ago with a next update 30 days after: 10 days past.
+    std::fs::write(dir.join("ca.crl"), ca.crl_at(&[], now - 40 * 86_400)).unwrap();
+    let stale = check();
+    assert!(
+        stale.contains(
+            ":10:2: warning: ike peer b: crl-filename ca.crl: the CRL's next update was 10 day(s) ago; \
+             revocations since are not known: install a current CRL and reload"
+        ),
+        "{stale}"
+    );
+    std::fs::write(dir.join("ca.crl"), ca.crl_at(&[], now)).unwrap();
+    let current = check();
+    assert!(!current.contains("crl-filename ca.crl"), "{current}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

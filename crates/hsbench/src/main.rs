@@ -143,6 +143,7 @@ fn initiator_config(options: &Options, i: usize) -> Config {
         remote_id: None,
         // As deployed (NAT-T on by default, as strongSwan's): VIDs and NAT-D cost their part.
         nat_traversal: true,
+        force_encapsulation: false,
         dpd: None,
         accept_aggressive_mode: false,
         certificate: None,

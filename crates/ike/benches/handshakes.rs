@@ -201,6 +201,7 @@ fn peer_and_policy(
         remote_id: None,
         // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.
         nat_traversal: true,
+        force_encapsulation: false,
         dpd: None,
         accept_aggressive_mode: false,
         certificate: None,

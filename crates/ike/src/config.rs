@@ -120,6 +120,11 @@ pub struct PeerConfig {
     /// found (RFC 3947). keysteward defaults to on (vrp-cli.md §3, a documented deviation
     /// from VRP8's off): the float happens only when a NAT is detected or the peer floats.
     pub nat_traversal: bool,
+    /// `nat traversal force-encapsulation`: with NAT-T, float and UDP-encapsulate ESP even
+    /// when no NAT is found. Our NAT-D payload for our own address then carries the hash of
+    /// an address no host has (0.0.0.0, port 0), so the peer finds us "behind a NAT" and
+    /// floats too, as strongSwan does for `encap = yes` (it sends random bytes there).
+    pub force_encapsulation: bool,
     /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
     /// default; R-U-THERE from the peer is answered either way.
     pub dpd: Option<DpdConfig>,

@@ -14,6 +14,7 @@ use crate::config::IkeProposal;
 use crate::event::Acquire;
 use crate::event::ClearReason;
 use crate::event::Event;
+use crate::event::Exchange;
 use crate::event::Transmit;
 use crate::failure::{FailureReason, TimeoutFailure};
 use crate::informational::{self, Outcome, Phase1View};
@@ -245,6 +246,7 @@ impl IkeSa {
 
     /// Starts main mode as initiator: MM1.
     pub(crate) fn initiate(identity: SaIdentity, ctx: &mut Ctx<'_>) -> Self {
+        ctx.out.tally.started(Exchange::MainMode);
         let (core, state) = main_mode::initiate(identity, ctx);
         Self { core, phase1: Phase1::Main(state), quick_modes: Vec::new() }
     }
@@ -255,6 +257,7 @@ impl IkeSa {
         received: ReceivedMessage<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
+        ctx.out.tally.started(Exchange::MainMode);
         let (core, state) = main_mode::respond(identity, received, ctx)?;
         Ok(Self { core, phase1: Phase1::Main(state), quick_modes: Vec::new() })
     }
@@ -331,7 +334,11 @@ impl IkeSa {
             return Ok(false);
         };
         let step = state.handle(&mut self.core, message, digest, ctx);
-        self.settle(step, Phase1::Main)
+        let done = self.settle(step, Phase1::Main);
+        if let Ok(true) = done {
+            ctx.out.tally.established(Exchange::MainMode);
+        }
+        done
     }
 
     /// Starts aggressive mode as initiator: AM1.
@@ -339,6 +346,7 @@ impl IkeSa {
         identity: SaIdentity,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
+        ctx.out.tally.started(Exchange::AggressiveMode);
         let (core, state) = aggressive_mode::initiate(identity, ctx)?;
         Ok(Self { core, phase1: Phase1::Aggressive(state), quick_modes: Vec::new() })
     }
@@ -349,6 +357,7 @@ impl IkeSa {
         received: ReceivedMessage<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Result<Self, FailureReason> {
+        ctx.out.tally.started(Exchange::AggressiveMode);
         let (core, state) = aggressive_mode::respond(identity, received, ctx)?;
         Ok(Self { core, phase1: Phase1::Aggressive(state), quick_modes: Vec::new() })
     }
@@ -374,7 +383,11 @@ impl IkeSa {
             return Ok(false);
         };
         let step = state.handle(&mut self.core, message, datagram, digest, ctx);
-        self.settle(step, Phase1::Aggressive)
+        let done = self.settle(step, Phase1::Aggressive);
+        if let Ok(true) = done {
+            ctx.out.tally.established(Exchange::AggressiveMode);
+        }
+        done
     }
 
     /// A quick-mode message arrived while an aggressive-mode responder waits for AM3

@@ -266,6 +266,7 @@ pub(crate) fn dpd_timeout(sa: &mut SaCore, keys: &Phase1Material, ctx: &mut Ctx<
         DpdTimeout::Nothing => None,
         DpdTimeout::Probe(sequence) => {
             send_dpd(sa, keys, NotifyType::DpdRUThere, sequence, ctx);
+            ctx.out.tally.dpd_sent += 1;
             None
         }
         DpdTimeout::Dead(reason) => Some(reason),

@@ -53,6 +53,7 @@ mod quick_mode_end;
 mod rate_limit;
 mod reconfigure;
 mod sa;
+mod tally;
 mod trace;
 mod wire;
 
@@ -85,4 +86,5 @@ pub use proposal::{IpsecMismatch, IpsecOffer, IpsecSuite, Phase1Mismatch, Phase1
 pub use reconfigure::{peer_unchanged, policy_unchanged, ConfigDiff};
 pub use sa::core::Role;
 pub use sa::lifetimes::{IpsecSaState, IpsecSaView, SaUsage, SEQUENCE_HARD_LIMIT, SEQUENCE_SOFT_LIMIT};
+pub use tally::{exchange_label, reason_label, ExchangeCounts, SaCounts, EXCHANGES, REASONS};
 pub use trace::{summarize, Direction, MessageTrace, Step};

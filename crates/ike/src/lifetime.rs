@@ -82,6 +82,7 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         };
         if due {
             pair.rekey = Rekey::Started { retry_at };
+            ctx.out.tally.ipsec_rekeys += 1;
             rekeys.push(Acquire { policy: pair.policy, selector: pair.selector });
         }
     }

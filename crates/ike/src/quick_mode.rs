@@ -305,6 +305,7 @@ impl QuickModeSa<'_> {
         let message_id = self.new_message_id(ctx);
         let Some(material) = self.keys else { return Ok(()) };
         self.quick_mode_seen.first_time(message_id);
+        ctx.out.tally.started(crate::event::Exchange::QuickMode);
         let policy = &ctx.config.policies[acquire.policy];
         let udp = self.nat.encapsulation();
         let mut offered = policy_suites(policy);
@@ -550,6 +551,7 @@ impl QuickModeSa<'_> {
             })?;
         // Authentic, so its ID is recorded: a copy after this quick mode is over is dropped.
         self.quick_mode_seen.first_time(message_id);
+        ctx.out.tally.started(crate::event::Exchange::QuickMode);
         let opened = (message_id, digest, iv, decrypted.next_iv);
         self.answer_quick_mode(&payloads, opened, ctx).map_err(Rejected::Authenticated)
     }

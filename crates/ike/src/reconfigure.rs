@@ -98,6 +98,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         local_id,
         remote_id,
         nat_traversal,
+        force_encapsulation,
         dpd,
         accept_aggressive_mode,
         certificate,
@@ -116,6 +117,7 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         && *local_id == new.local_id
         && *remote_id == new.remote_id
         && *nat_traversal == new.nat_traversal
+        && *force_encapsulation == new.force_encapsulation
         && *dpd == new.dpd
         && *accept_aggressive_mode == new.accept_aggressive_mode
         && certificate_unchanged(certificate.as_deref(), new.certificate.as_deref())

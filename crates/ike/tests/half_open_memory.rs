@@ -85,6 +85,7 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
             local_id: None,
             remote_id: None,
             nat_traversal: true,
+            force_encapsulation: false,
             dpd: None,
             accept_aggressive_mode: false,
             certificate: None,

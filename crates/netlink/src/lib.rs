@@ -60,8 +60,9 @@ pub struct Route {
     pub metric: u32,
 }
 
-/// One IPv4 policy rule of keysteward's: `to PREFIX [ipproto P] [sport N] lookup TABLE pref N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One IPv4 policy rule of keysteward's: `[iif DEV] to PREFIX [ipproto P] [sport N] lookup
+/// TABLE pref N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// `pref`.
     pub priority: u32,
@@ -73,6 +74,8 @@ pub struct Rule {
     pub ip_protocol: Option<u8>,
     /// `sport`.
     pub source_port: Option<u16>,
+    /// `iif`: only packets that came in on this device.
+    pub iif: Option<String>,
 }
 
 /// An open rtnetlink socket.
@@ -379,6 +382,9 @@ fn rule_message(rule: &Rule) -> RuleMessage {
     if let Some(port) = rule.source_port {
         attributes.push(RuleAttribute::SourcePortRange(RulePortRange { start: port, end: port }));
     }
+    if let Some(device) = &rule.iif {
+        attributes.push(RuleAttribute::Iifname(device.clone()));
+    }
     message
 }
 
@@ -392,6 +398,7 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
         to: Prefix::new(Ipv4Addr::UNSPECIFIED, message.header.dst_len),
         ip_protocol: None,
         source_port: None,
+        iif: None,
     };
     let mut ours = false;
     for attribute in &message.attributes {
@@ -404,6 +411,7 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
             RuleAttribute::SourcePortRange(range) if range.start == range.end => {
                 rule.source_port = Some(range.start);
             }
+            RuleAttribute::Iifname(device) => rule.iif = Some(device.clone()),
             _ => {}
         }
     }

@@ -7,10 +7,16 @@
 //! (VRP's meaning: the packet leaves in clear, not protected by that entry). Packets that
 //! match no rule get the database's default action, `Bypass` for VRP.
 //!
-//! Limitation: rules are matched per packet, without fragment state (RFC 4301 §7). A
-//! non-first fragment has no ports, so with port-specific rules it can match a different
-//! rule than its first fragment. Rules on addresses and protocol only, as the reference
-//! configurations use, are not affected.
+//! Fragments (RFC 4301 §7): rules are matched per packet, without fragment state. A
+//! non-first fragment has no ports; it matches a port-specific rule on addresses and protocol
+//! ([`selector`]), so it is protected with the first rule (and SA) whose addresses and
+//! protocol it has, never sent in clear because its ports cannot be read. With two
+//! port-specific rules for the same addresses and protocol under different entries, such a
+//! fragment can travel in the other rule's SA than its first fragment; it is protected
+//! either way and the peer's check accepts it (same addresses and protocol).
+//!
+//! Traffic the gateway routes into the TUN by protocol ([`Spd::with_clear_fallback`]) and no
+//! rule protects leaves in clear: the data plane hands it back ([`Spd::leaves_in_clear`]).
 //!
 //! A crate of its own (docs/DESIGN.md): the SPD is one job — what traffic is protected by which
 //! policy — that the data plane (`esp`) consults per packet and the gateway builds from the
@@ -26,6 +32,35 @@ pub use selector::{Flow, FlowError, PortRange, Prefix, Selector, PROTOCOL_SCTP, 
 use core::fmt;
 
 use index::PairIndex;
+
+/// The remote prefixes and protocols of `selectors` (a configuration's rules) whose traffic
+/// the gateway routes into the data plane by protocol (`ip rule to PREFIX ipproto P`) rather
+/// than by a route for the whole prefix, so the rest of the traffic to that prefix keeps its
+/// clear path: the selectors with a protocol, but not where a selector for every protocol has
+/// an overlapping remote prefix (that one's route takes everything anyway), and those toward
+/// one of `peers` (the peer gateways' own addresses) only if `toward_peers`. For
+/// [`Spd::with_clear_fallback`] and the gateway's routes.
+pub fn protocol_routed(
+    selectors: &[Selector],
+    peers: &[std::net::Ipv4Addr],
+    toward_peers: bool,
+) -> Vec<(Prefix, u8)> {
+    let to_peer = |p: &Prefix| peers.iter().any(|a| p.contains(*a));
+    let whole: Vec<Prefix> =
+        selectors.iter().filter(|s| s.protocol.is_none() && !to_peer(&s.remote)).map(|s| s.remote).collect();
+    let mut flows = Vec::new();
+    for s in selectors {
+        let overlaps = whole.iter().any(|w| w.covers(&s.remote) || s.remote.covers(w));
+        let routed = if to_peer(&s.remote) { toward_peers } else { !overlaps };
+        match s.protocol {
+            Some(protocol) if routed && !flows.contains(&(s.remote, protocol)) => {
+                flows.push((s.remote, protocol))
+            }
+            _ => {}
+        }
+    }
+    flows
+}
 
 /// Which policy entry protects a flow; the gateway maps it to `ipsec policy NAME SEQ` and to
 /// the IKE engine's policy identifier.
@@ -67,11 +102,16 @@ pub struct Spd {
     default_action: Action,
     /// Rule indices by the prefixes of their selectors; each bucket in rule order.
     index: PairIndex<u32>,
+    /// The remote prefixes and protocols whose traffic reaches the data plane by a policy
+    /// route on its protocol rather than a route for the whole prefix.
+    clear_fallback: Vec<(Prefix, u8)>,
 }
 
 impl PartialEq for Spd {
     fn eq(&self, other: &Self) -> bool {
-        self.rules == other.rules && self.default_action == other.default_action
+        self.rules == other.rules
+            && self.default_action == other.default_action
+            && self.clear_fallback == other.clear_fallback
     }
 }
 
@@ -84,7 +124,28 @@ impl Spd {
         for (i, rule) in rules.iter().enumerate() {
             index.insert(rule.selector.local, rule.selector.remote, i as u32);
         }
-        Self { rules, default_action, index }
+        Self { rules, default_action, index, clear_fallback: Vec::new() }
+    }
+
+    /// The same database, told which traffic reaches it by a policy route on its remote
+    /// prefix and protocol (`ip rule … to PREFIX ipproto P`, as the gateway routes a rule
+    /// with a protocol and ports): such a packet that no rule protects is not the gateway's
+    /// to drop. VRP sends traffic no rule matches in clear, so [`Spd::leaves_in_clear`] says
+    /// to hand it back to the kernel, whose rule for packets coming back from the TUN routes
+    /// it by the main table.
+    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, u8)>) -> Self {
+        self.clear_fallback = flows;
+        self
+    }
+
+    /// True when an outbound packet whose lookup gave [`Action::Bypass`] leaves in clear
+    /// rather than being dropped: it is of a remote prefix and protocol routed into the
+    /// data plane by protocol ([`Spd::with_clear_fallback`]). Linear in those flows, on the
+    /// bypass path only.
+    pub fn leaves_in_clear(&self, flow: &Flow) -> bool {
+        self.clear_fallback
+            .iter()
+            .any(|(remote, protocol)| *protocol == flow.protocol && remote.contains(flow.destination))
     }
 
     /// The rules, in order.
@@ -243,5 +304,33 @@ mod tests {
             .0;
         assert_eq!(spd.lookup_inbound(&back), (Some(0), Action::Protect(PolicyIndex(0))));
         assert_eq!(spd.lookup(&back), (None, Action::Discard));
+    }
+
+    /// Which rules' traffic is routed into the data plane by protocol, and what of it the
+    /// data plane hands back to the clear path.
+    #[test]
+    fn protocol_routed_flows_and_their_clear_fallback() {
+        let with = |protocol: Option<u8>, remote: Prefix| {
+            let mut s = Selector::between(net(10, 1, 1, 24), remote);
+            s.protocol = protocol;
+            s.remote_ports = protocol.map(|_| PortRange::single(1701));
+            s
+        };
+        let peer = Ipv4Addr::new(192, 0, 2, 2);
+        let selectors = [
+            with(Some(PROTOCOL_UDP), net(10, 2, 2, 24)),
+            with(Some(PROTOCOL_UDP), net(10, 2, 2, 24)), // the same flow once
+            with(Some(6), net(10, 3, 3, 24)),
+            with(None, net(10, 3, 0, 16)), // every protocol to 10.3/16: its route takes 10.3.3/24
+            with(Some(47), Prefix::host(peer)),
+        ];
+        let udp = (net(10, 2, 2, 24), PROTOCOL_UDP);
+        assert_eq!(protocol_routed(&selectors, &[peer], false), [udp]);
+        let all = protocol_routed(&selectors, &[peer], true);
+        assert_eq!(all, [udp, (Prefix::host(peer), 47)]);
+        let spd = Spd::new(vec![], Action::Bypass).with_clear_fallback(all);
+        assert!(spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 2, 2, 9], 9999)));
+        assert!(!spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 3, 3, 9], 9999)));
+        assert_ne!(spd, Spd::new(vec![], Action::Bypass), "the fallback is part of the database");
     }
 }

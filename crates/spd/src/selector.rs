@@ -7,7 +7,12 @@
 //!
 //! Ports are optional. A selector without ports matches every packet of its protocol,
 //! including ICMP and non-first fragments, which carry no ports; a selector with a port range
-//! matches only packets that carry ports in it ("OPAQUE" never matches a range, §4.4.1.1).
+//! matches packets that carry ports in it ("OPAQUE" never matches a range, §4.4.1.1), and a
+//! TCP, UDP or SCTP packet whose ports are not there to read — a non-first fragment
+//! (RFC 4301 §7) — by its addresses and protocol alone: such a fragment may belong to the
+//! port-specific flow, so it goes into that flow's SA rather than out in clear, and the
+//! receiving side checks it the same way (its host reassembles it only with a first fragment
+//! that passed the port check).
 
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -159,14 +164,13 @@ impl Selector {
         local_port: Option<u16>,
         remote_port: Option<u16>,
     ) -> bool {
-        #[inline]
-        fn port_ok(range: Option<PortRange>, port: Option<u16>) -> bool {
-            match (range, port) {
-                (None, _) => true,
-                (Some(range), Some(port)) => range.contains(port),
-                (Some(_), None) => false,
-            }
-        }
+        // A TCP, UDP or SCTP packet without ports is a non-first fragment (module comment).
+        let fragment = matches!(protocol, PROTOCOL_TCP | PROTOCOL_UDP | PROTOCOL_SCTP);
+        let port_ok = |range: Option<PortRange>, port: Option<u16>| match (range, port) {
+            (None, _) => true,
+            (Some(range), Some(port)) => range.contains(port),
+            (Some(_), None) => fragment,
+        };
         self.protocol.is_none_or(|p| p == protocol)
             && self.local.contains(local)
             && self.remote.contains(remote)
@@ -368,7 +372,21 @@ pub(crate) mod tests {
         assert!(s.matches_outbound(&out) && s.matches_inbound(&back));
         s.remote_ports = Some(PortRange { first: 54, last: 100 });
         assert!(!s.matches_outbound(&out) && !s.matches_inbound(&back));
-        // A port range never matches a packet without ports.
+        // A UDP fragment after the first has no ports: it matches on addresses and protocol,
+        // in both directions, never the other protocol's or other addresses' rule.
+        let mut later = ipv4_packet(PROTOCOL_UDP, [10, 1, 1, 2], [10, 2, 2, 2], &udp(5000, 53));
+        later[7] = 10;
+        let later = Flow::parse_ipv4(&later).unwrap().0;
+        assert!(s.matches_outbound(&later) && !s.matches_inbound(&later));
+        let mut later_back = ipv4_packet(PROTOCOL_UDP, [10, 2, 2, 2], [10, 1, 1, 2], &udp(53, 5000));
+        later_back[7] = 10;
+        assert!(s.matches_inbound(&Flow::parse_ipv4(&later_back).unwrap().0));
+        s.protocol = Some(PROTOCOL_TCP);
+        assert!(!s.matches_outbound(&later));
+        s.protocol = Some(PROTOCOL_UDP);
+        let elsewhere = Flow { destination: Ipv4Addr::new(10, 2, 3, 2), ..later };
+        assert!(!s.matches_outbound(&elsewhere));
+        // A port range never matches a packet of a protocol without ports.
         s.protocol = None;
         s.remote_ports = Some(PortRange { first: 0, last: u16::MAX });
         let icmp = Flow::parse_ipv4(&ipv4_packet(1, [10, 1, 1, 2], [10, 2, 2, 2], &[8, 0, 0, 0])).unwrap().0;

@@ -11,9 +11,15 @@
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
+use std::sync::OnceLock;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+/// The filter in force can be changed at run time (`debugging ike`): its handle, and the
+/// directives [`init`] chose, which [`raise`] adds to and lowers back to.
+static FILTER: OnceLock<(reload::Handle<EnvFilter, Registry>, String)> = OnceLock::new();
 
 /// How log lines on stderr look (`--log-format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +56,9 @@ pub fn init(log_level: &str, format: LogFormat) -> Destination {
         Ok(filter) => (filter, None),
         Err(e) => (EnvFilter::new("info"), Some(e)),
     };
+    let base = if bad_filter.is_some() { "info".to_owned() } else { directives.to_owned() };
+    let (filter, handle) = reload::Layer::new(filter);
+    let _ = FILTER.set((handle, base));
     let journald = if stderr_is_journal() {
         tracing_journald::layer().ok().map(|l| {
             l.with_field_prefix(None)
@@ -82,6 +91,20 @@ pub fn init(log_level: &str, format: LogFormat) -> Destination {
         tracing::warn!("{source} '{directives}' is not a log filter ({e}): logging at info");
     }
     destination
+}
+
+/// Adds `extra` (filter directives such as `keysteward::daemon::engine_io=debug`) to the
+/// filter [`init`] installed, or with `None` goes back to that filter: the `debugging ike` and
+/// `undo debugging ike` of the console. An error when logging was not initialised here or
+/// the directives do not parse; nothing changes then.
+pub fn raise(extra: Option<&str>) -> Result<(), String> {
+    let Some((handle, base)) = FILTER.get() else { return Err("logging is not reloadable".into()) };
+    let directives = match extra {
+        Some(extra) => format!("{base},{extra}"),
+        None => base.clone(),
+    };
+    let filter = EnvFilter::try_new(&directives).map_err(|e| format!("log filter '{directives}': {e}"))?;
+    handle.reload(filter).map_err(|e| e.to_string())
 }
 
 /// The fields journald and JSON carry for filtering, which the text of the message already says.

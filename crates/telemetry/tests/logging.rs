@@ -31,6 +31,15 @@ fn child_process() {
         "main mode with 192.0.2.2 (peer branch1) failed waiting for MM2: no proposal chosen"
     );
     tracing::info!(spi = "0000abcd", "a line with another field");
+    if std::env::var("KS_TELEMETRY_RAISE").is_ok() {
+        tracing::debug!(target: "ks::ike", "ike debug before");
+        logging::raise(Some("ks::ike=debug")).expect("raised");
+        tracing::debug!(target: "ks::ike", "ike debug while raised");
+        tracing::debug!(target: "ks::other", "other debug while raised");
+        logging::raise(None).expect("lowered");
+        tracing::debug!(target: "ks::ike", "ike debug after");
+        assert!(logging::raise(Some("ks::ike=nonsense[")).is_err(), "a bad directive is refused");
+    }
 }
 
 /// Runs [`child_process`] with `--log-level level`, `format` and the extra environment.
@@ -207,4 +216,15 @@ fn under_systemd_events_go_to_the_journal_with_native_fields() {
     let info = entries.iter().find(|e| get(e, "MESSAGE").is_some_and(|m| m.contains("keysteward running")));
     assert_eq!(info.and_then(|e| get(e, "PRIORITY")).as_deref(), Some("6"), "{entries:?}");
     assert!(!entries.iter().any(|e| get(e, "MESSAGE").is_some_and(|m| m.contains("debug line"))));
+}
+
+/// `debugging ike` / `undo debugging ike`: [`logging::raise`] adds a directive to the filter
+/// in force at run time, for its target only, and `None` goes back to the filter of start-up.
+#[test]
+fn the_filter_is_raised_and_lowered_at_run_time() {
+    let out = stderr_of(&child("info", "text", &[("KS_TELEMETRY_RAISE", "1")], None).output().unwrap());
+    assert!(out.contains("ike debug while raised"), "{out}");
+    assert!(!out.contains("ike debug before") && !out.contains("ike debug after"), "{out}");
+    assert!(!out.contains("other debug while raised"), "{out}");
+    assert!(out.contains("keysteward running"), "{out}");
 }

@@ -90,6 +90,9 @@ pub struct Config {
     pub interfaces: BTreeMap<String, Interface>,
     /// `ip route-static`, in file order.
     pub routes: Vec<StaticRoute>,
+    /// `metrics server ip-address A.B.C.D port N` (keysteward extension): serve the
+    /// Prometheus metrics there; off when absent. `keysteward run --metrics` wins over it.
+    pub metrics: Option<std::net::SocketAddrV4>,
 }
 
 /// An IKE (phase-1) proposal.
@@ -202,6 +205,9 @@ pub struct IkePeer {
     pub local_id: Option<String>,
     /// `nat traversal`: on by default in keysteward (§3, documented deviation).
     pub nat_traversal: bool,
+    /// `nat traversal force-encapsulation`: UDP-encapsulate ESP even without a NAT (NAT-D
+    /// that makes both ends find one, as strongSwan's `encap = yes`); off by default.
+    pub nat_traversal_force: bool,
     /// `dpd …`.
     pub dpd: PeerDpd,
     /// `certificate …`: certificate authentication files.
@@ -300,6 +306,7 @@ impl Default for IkePeer {
             local_id_type: IdType::Ip,
             local_id: None,
             nat_traversal: true,
+            nat_traversal_force: false,
             dpd: PeerDpd::default(),
             certificate: PeerCertificate::default(),
             user_table: None,

@@ -97,6 +97,9 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     if config.ipsec_fail_closed_keep {
         blocks.push("ipsec fail-closed keep\n".to_owned());
     }
+    if let Some(m) = config.metrics {
+        blocks.push(format!("metrics server ip-address {} port {}\n", m.ip(), m.port()));
+    }
     for (name, i) in &config.interfaces {
         let mut b = format!("interface {name}\n");
         if let Some(a) = i.address {
@@ -230,6 +233,8 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if !p.nat_traversal {
         b.push_str(" undo nat traversal\n");
+    } else if p.nat_traversal_force {
+        b.push_str(" nat traversal force-encapsulation\n");
     }
     let dpd = &p.dpd;
     if let Some(t) = dpd.dpd_type {

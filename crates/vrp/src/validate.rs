@@ -47,6 +47,7 @@ pub fn validate(
     }
     v.policies(config);
     v.interfaces(config, host_addresses);
+    v.metrics(config);
     // What has no effect is said of a configuration that can run: with a broken reference,
     // the objects it should have named would only add noise to the error.
     if !v.out.iter().any(Diagnostic::is_error) {
@@ -96,6 +97,26 @@ impl Validator<'_> {
     fn warn(&mut self, view: &View, setting: &str, kind: DiagnosticKind, message: String) {
         let keys = [format!("{}/{setting}", view.key()), view.key()];
         self.report(&keys, Severity::Warning, kind, message);
+    }
+
+    /// The metrics page has no authentication: served on an address others can reach, it
+    /// tells them the peers' counts and the certificates' dates.
+    fn metrics(&mut self, config: &Config) {
+        let Some(m) = config.metrics else { return };
+        if !m.ip().is_loopback() {
+            let message = format!(
+                "metrics server ip-address {}: the metrics page has no authentication; serve it on a \
+                 loopback or management address, or let only the Prometheus server reach port {}",
+                m.ip(),
+                m.port()
+            );
+            self.report(
+                &["/metrics server".into()],
+                Severity::Warning,
+                DiagnosticKind::InvalidValue,
+                message,
+            );
+        }
     }
 
     fn ike_proposals(&mut self, config: &Config) {

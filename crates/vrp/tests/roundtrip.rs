@@ -73,7 +73,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
     (
         (option::of(1..=1024u32), any::<(bool, bool)>(), select(ExchangeMode::ALL), option::of(key())),
         (option::of(ipv4()), option::of(ipv4()), option::of(id()), option::of(select(IdType::ALL))),
-        (select(local_types), option::of(id()), any::<bool>(), peer_dpd()),
+        (select(local_types), option::of(id()), 0..3u8, peer_dpd()),
         (peer_certificate(), option::of(ipv4())),
         option::of(1..=1024u32),
     )
@@ -97,7 +97,9 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                     remote_id_type: rtype,
                     local_id_type: ltype,
                     local_id: lid,
-                    nat_traversal: nat,
+                    // 0: off, 1: on, 2: on and forcing UDP encapsulation.
+                    nat_traversal: nat > 0,
+                    nat_traversal_force: nat == 2,
                     dpd,
                     certificate,
                     user_table,
@@ -320,6 +322,7 @@ fn config() -> impl Strategy<Value = Config> {
             btree_map("[A-Za-z]{1,12}[0-9]/[0-9]/[0-9]", interface(), 0..3),
             routes(),
             any::<bool>(),
+            option::of((any::<[u8; 4]>(), 1..=65_535u16)),
         ),
     )
         .prop_map(
@@ -327,7 +330,14 @@ fn config() -> impl Strategy<Value = Config> {
                 (sysname, ike_local_name, ike_dpd, ike_proposals),
                 (ike_peers, acls, ike_user_tables),
                 (ipsec_proposals, policy_templates, ipsec_policies),
-                (ipsec_global_duration, ipsec_fail_closed_keep, interfaces, routes, ipsec_sha2_truncate_96),
+                (
+                    ipsec_global_duration,
+                    ipsec_fail_closed_keep,
+                    interfaces,
+                    routes,
+                    ipsec_sha2_truncate_96,
+                    metrics,
+                ),
             )| Config {
                 sysname,
                 ike_local_name,
@@ -345,6 +355,7 @@ fn config() -> impl Strategy<Value = Config> {
                 ipsec_sha2_truncate_96,
                 interfaces,
                 routes,
+                metrics: metrics.map(|(ip, port)| std::net::SocketAddrV4::new(ip.into(), port)),
             },
         )
 }

@@ -59,6 +59,10 @@ pub struct Statistics {
     pub sealed: u64,
     /// Packets opened and delivered.
     pub opened: u64,
+    /// Bytes of the inner packets sealed, and of those opened and delivered.
+    pub sealed_bytes: u64,
+    /// See `sealed_bytes`.
+    pub opened_bytes: u64,
     /// Packets passed in clear.
     pub bypassed: u64,
     /// Packets queued waiting for an SA.

@@ -89,19 +89,11 @@ impl InboundEntry {
     /// transport mode the addresses are the SA's endpoints and the protocol is the next header.
     fn policy_allows(&self, mode: Mode, next_header: u8, payload: &[u8]) -> bool {
         let flow = match mode {
+            // A non-first fragment carries no ports (RFC 4301 §7.1): the selector checks it on
+            // addresses and protocol (`spd::selector`); its host drops it unless a first
+            // fragment passed the port check.
             Mode::Tunnel => match Flow::parse_ipv4(payload) {
-                Ok((flow, ..)) => {
-                    // A non-first fragment carries no ports (RFC 4301 §7.1): check it on
-                    // addresses and protocol only, or a port-specific SA could never carry a
-                    // big datagram. The receiving host drops it anyway unless a first fragment
-                    // passed this check.
-                    let later_fragment = u16::from_be_bytes([payload[6], payload[7]]) & 0x1fff != 0;
-                    if later_fragment {
-                        let addresses = Selector { local_ports: None, remote_ports: None, ..self.selector };
-                        return addresses.matches_inbound(&flow);
-                    }
-                    flow
-                }
+                Ok((flow, ..)) => flow,
                 Err(_) => return false,
             },
             Mode::Transport => {

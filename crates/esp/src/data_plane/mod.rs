@@ -326,6 +326,7 @@ impl DataPlane {
         match result {
             Ok(send) => {
                 self.statistics.sealed += 1;
+                self.statistics.sealed_bytes += packet.len() as u64;
                 Outbound::Send(send)
             }
             Err(e) => {
@@ -437,6 +438,9 @@ impl DataPlane {
         match result {
             Ok(deliver) => {
                 self.statistics.opened += 1;
+                if let Inbound::Deliver { packet, .. } = &deliver {
+                    self.statistics.opened_bytes += packet.len() as u64;
+                }
                 deliver
             }
             Err(reason) => {

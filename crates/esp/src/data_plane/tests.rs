@@ -167,8 +167,58 @@ fn tunnel_both_ways() {
     assert_eq!(a.statistics().inbound.replayed, 1);
     assert_eq!((a.statistics().sealed, a.statistics().opened), (1, 1));
     assert_eq!(a.inbound_sa(Spi(0xA001)).unwrap().counters().packets, 1);
+    // Bytes of the inner packets: the ping sealed, the reply opened once (the replay is not).
+    let bytes = (a.statistics().sealed_bytes, a.statistics().opened_bytes);
+    assert_eq!(bytes, (ping(1).len() as u64, reply.len() as u64));
     assert_eq!(a.outbound_sas(PolicyIndex(0)).count(), 1);
     assert!(a.poll_event().is_none());
+}
+
+/// Issue 16: a burst as a GRO read or a batch of reads may bring it, reordered and with
+/// duplicates (a network that reorders, an attacker that replays inside the batch): each
+/// packet opens at most once, and exactly when a plain model of RFC 4303's 64-packet window
+/// says so (new, and not 64 or more behind the highest seen so far); every other is counted
+/// as replayed.
+#[test]
+fn a_reordered_and_duplicated_burst_opens_each_packet_once() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    install(&mut a, &mut b, &k, a_selector(), mirror(a_selector()));
+    let sealed: Vec<Vec<u8>> = (0..100u8).map(|id| send(&mut a, &ping(id)).1).collect();
+    // 30..100 shuffled with every seventh twice, then the held-back 0..30 newest first.
+    let mut burst: Vec<usize> = (30..100).collect();
+    burst.sort_by_key(|&i| (i * 37) % 71);
+    let duplicates: Vec<usize> = burst.iter().copied().filter(|i| i % 7 == 0).collect();
+    for (n, &d) in duplicates.iter().enumerate() {
+        burst.insert((n * 5 + 3) % burst.len(), d);
+    }
+    burst.extend((0..30).rev());
+    let (mut highest, mut seen) = (0u32, std::collections::BTreeSet::new());
+    let (mut opened, mut expected, mut replayed) = (Vec::new(), Vec::new(), 0u64);
+    for &i in &burst {
+        let sequence = i as u32 + 1; // the first packet of an SA is sequence 1
+        if sequence + 64 > highest && seen.insert(sequence) {
+            highest = highest.max(sequence);
+            expected.push(i);
+        }
+        match receive(&mut b, &sealed[i]) {
+            Ok(packet) => {
+                assert_eq!(packet, ping(i as u8), "packet {i} opened into another");
+                opened.push(i);
+            }
+            Err(DropReason::Open(OpenError::Replay(_))) => replayed += 1,
+            Err(other) => panic!("packet {i}: {other:?}"),
+        }
+    }
+    assert_eq!(opened, expected, "opened in burst order, each once");
+    // The burst exercises all three: new packets, duplicates, and packets fallen behind.
+    assert!(
+        expected.len() > 50 && replayed > duplicates.len() as u64,
+        "{} opened, {replayed} replayed",
+        expected.len()
+    );
+    assert_eq!(replayed, (burst.len() - expected.len()) as u64);
+    assert_eq!(b.statistics().inbound.replayed, replayed);
 }
 
 #[test]
@@ -639,6 +689,46 @@ fn later_fragments_pass_a_port_specific_inbound_selector() {
     let other = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(4000, 54));
     let (_, esp) = send(&mut a, &other);
     assert_eq!(receive(&mut b, &esp), Err(DropReason::PolicyMismatch { spi: Spi(0xB001) }));
+}
+
+/// Issue 15 (L2TP over IPsec): with a rule for UDP to port 1701 only, both fragments of a big
+/// datagram to 1701 (the later one has no ports) are sealed in the rule's SA and pass the
+/// peer's check; UDP to another port and ICMP match no rule, and the SPD says which of them
+/// leaves in clear: those of the flows routed into the data plane by protocol.
+#[test]
+fn a_port_specific_rule_seals_every_fragment_and_leaves_other_traffic_to_the_clear_path() {
+    let mut l2tp = a_selector();
+    l2tp.protocol = Some(17);
+    l2tp.remote_ports = Some(PortRange::single(1701));
+    let spd = spd_for(l2tp).with_clear_fallback(vec![(net(SITE_B, 24), 17)]);
+    let mut a = DataPlane::new(spd, DataPlaneConfig::default());
+    let mut b = DataPlane::new(spd_for(mirror(l2tp)), DataPlaneConfig::default());
+    install(&mut a, &mut b, &pair_keys(1, gcm()), l2tp, mirror(l2tp));
+    // The host fragmented the datagram already: a first fragment with the UDP header, a
+    // later one (offset 1200 bytes) without.
+    let mut first =
+        ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &[udp(1701, 1701), vec![0xAB; 1192]].concat());
+    first[6] = 0x20; // more fragments
+    let mut later = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &[0xCD; 300]);
+    later[6..8].copy_from_slice(&(1200u16 / 8).to_be_bytes());
+    for fragment in [&first, &later] {
+        let (spi, esp) = send(&mut a, fragment);
+        assert_eq!(spi, Spi(0xB001));
+        assert_eq!(&receive(&mut b, &esp).unwrap(), fragment);
+    }
+    // Other UDP to B's network and ICMP: no rule, so no SA and no acquire.
+    let mut out = buffer();
+    let other = ipv4_packet(17, [10, 1, 1, 2], [10, 2, 2, 2], &udp(5000, 9999));
+    assert!(matches!(a.seal(&other, &mut out), Outbound::Bypass));
+    assert!(matches!(a.seal(&ping(1), &mut out), Outbound::Bypass));
+    let flow = |p: &[u8]| Flow::parse_ipv4(p).unwrap().0;
+    assert!(
+        a.spd().leaves_in_clear(&flow(&other)),
+        "UDP comes by the protocol route: back to the clear path"
+    );
+    assert!(!a.spd().leaves_in_clear(&flow(&ping(1))), "ICMP never reaches the data plane by that route");
+    assert!(!b.spd().leaves_in_clear(&flow(&other)), "without clear fallback, a bypass is dropped");
+    assert_eq!(a.statistics().acquires, 0);
 }
 
 /// Installs `k` with `protocols` built from AH keys of the same generation (raw IP, so the

@@ -1,7 +1,7 @@
 //! From the engine's types to the data plane's: traffic selectors, the SPD of a
 //! configuration, and a negotiated pair of SAs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use esp::{
     Action, PolicyIndex, Prefix, Protocols, Rule, SaKeys, SaPair, SaParams, Selector, Spd, TrafficLimits,
@@ -45,9 +45,26 @@ pub(super) fn unsupported_pair(pair: &IpsecSaPair) -> Option<&'static str> {
     None
 }
 
+/// The peers' IPv4 gateway addresses.
+pub(super) fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
+    let addresses = config.peers.iter().filter_map(|p| p.remote_address);
+    addresses.filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect()
+}
+
+/// The flows routed into the TUN by protocol ([`esp::protocol_routed`], docs/DESIGN.md "Rules
+/// with protocol and ports") among the rules of every policy but the templates; those toward a
+/// peer gateway's own address only if `toward_peers` (`routing::gateway_flows` routes them).
+pub fn protocol_routed(config: &ike::Config, templates: &[bool], toward_peers: bool) -> Vec<(Prefix, u8)> {
+    let ours = |(i, _): &(usize, &ike::PolicyConfig)| !templates.get(*i).copied().unwrap_or(false);
+    let policies = config.policies.iter().enumerate().filter(ours);
+    let selectors: Vec<Selector> = policies.flat_map(|(_, p)| p.selectors.iter().map(selector)).collect();
+    esp::protocol_routed(&selectors, &peer_addresses(config), toward_peers)
+}
+
 /// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
 /// rule order, and `Bypass` for the rest (VRP's default). Template policies (`templates[i]`
-/// true) get no static rule: their flows are added as branches negotiate them. Returns the
+/// true) get no static rule: their flows are added as branches negotiate them. The flows
+/// routed in by protocol ([`protocol_routed`]) fall back to the clear path. Returns the
 /// engine selector of each rule too, so an acquire raised on rule `i` names the engine's
 /// policy and flow.
 pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelector>) {
@@ -62,7 +79,8 @@ pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelecto
             selectors.push(*ts);
         }
     }
-    (Spd::new(rules, Action::Bypass), selectors)
+    let fallback = protocol_routed(config, templates, true);
+    (Spd::new(rules, Action::Bypass).with_clear_fallback(fallback), selectors)
 }
 
 /// The data plane's form of a negotiated pair for engine policy `policy`: the algorithms,

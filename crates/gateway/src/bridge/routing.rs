@@ -2,27 +2,30 @@
 //! `ip route-static` are installed; [`crate::os::routes`] and [`crate::os::static_routes`]
 //! apply the plan.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use esp::{Prefix, Selector};
 
-use super::convert::selector;
+use super::convert::{peer_addresses, protocol_routed, selector};
 use crate::os::routes::{GatewayFlows, Routes};
 use crate::os::OsError;
 
 /// The remote prefixes to route into the TUN at start: those of every policy but the
 /// templates, whose routes come with their negotiated flows.
 ///
-/// A prefix that contains a peer gateway's own address is left out: it is policy-routed
-/// instead ([`gateway_flows`]).
+/// A prefix that contains a peer gateway's own address is left out, and so is a flow routed
+/// by its protocol ([`protocol_routed`]): both are policy-routed instead ([`gateway_flows`]).
 pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
     let peers = peer_addresses(config);
+    let by_protocol = protocol_routed(config, templates, false);
     config
         .policies
         .iter()
         .enumerate()
         .filter(|(index, _)| !templates.get(*index).copied().unwrap_or(false))
-        .flat_map(|(_, p)| p.selectors.iter().map(|s| selector(s).remote))
+        .flat_map(|(_, p)| p.selectors.iter().map(selector))
+        .filter(|s| !s.protocol.is_some_and(|p| by_protocol.contains(&(s.remote, p))))
+        .map(|s| s.remote)
         .filter(|remote| !peers.iter().any(|a| remote.contains(*a)))
         .collect()
 }
@@ -38,9 +41,9 @@ pub fn template_route(remote: Prefix) -> Option<Prefix> {
 
 /// The flows of `config` whose remote prefix contains a peer gateway's own address (transport
 /// mode between the gateways, or a tunnel covering them), with the peers concerned and the
-/// source address for the gateway's own packets: the policy routing
-/// [`Routes::set_gateway_flows`] sets up for them.
-pub fn gateway_flows(config: &ike::Config) -> GatewayFlows {
+/// source address for the gateway's own packets, then the flows routed by their protocol
+/// ([`protocol_routed`]): the policy routing [`Routes::set_gateway_flows`] sets up for them.
+pub fn gateway_flows(config: &ike::Config, templates: &[bool]) -> GatewayFlows {
     let peers = peer_addresses(config);
     let selectors: Vec<Selector> =
         config.policies.iter().flat_map(|p| p.selectors.iter().map(selector)).collect();
@@ -53,7 +56,15 @@ pub fn gateway_flows(config: &ike::Config) -> GatewayFlows {
         .map(|p| p.local_address.to_string());
     GatewayFlows {
         peers: peers.iter().copied().filter(|a| flows.iter().any(|s| s.remote.contains(*a))).collect(),
-        flows: flows.iter().map(|s| (s.remote, s.protocol)).collect(),
+        flows: flows
+            .iter()
+            .map(|s| (s.remote, s.protocol))
+            .chain(
+                protocol_routed(config, templates, false)
+                    .into_iter()
+                    .map(|(p, protocol)| (p, Some(protocol))),
+            )
+            .collect(),
         source,
     }
 }
@@ -78,20 +89,8 @@ pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool])
         device,
         static_prefixes(config, templates),
         &template_prefixes(config, templates),
-        &gateway_flows(config),
+        &gateway_flows(config, templates),
     )
-}
-
-/// The peers' IPv4 gateway addresses.
-fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
-    config
-        .peers
-        .iter()
-        .filter_map(|p| match p.remote_address {
-            Some(IpAddr::V4(a)) => Some(a),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
@@ -126,6 +125,8 @@ pub fn static_routes(
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
@@ -157,7 +158,7 @@ mod tests {
             fw_a_with_rule(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255");
         assert_eq!(static_prefixes(&config, &[]), [Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24)]);
         assert_eq!(
-            gateway_flows(&config),
+            gateway_flows(&config, &[]),
             GatewayFlows { peers: vec![], flows: vec![], source: Some("192.0.2.1".into()) }
         );
         assert!(static_prefixes(&config, &[true]).is_empty(), "a template's flows come when negotiated");
@@ -170,9 +171,41 @@ mod tests {
     fn a_flow_to_the_peer_itself_is_policy_routed() {
         let config = fw_a_with_rule(" rule 5 permit gre source 192.0.2.1 0 destination 192.0.2.2 0");
         assert!(static_prefixes(&config, &[]).is_empty());
-        let plan = gateway_flows(&config);
+        let plan = gateway_flows(&config, &[]);
         assert_eq!(plan.peers, [Ipv4Addr::new(192, 0, 2, 2)]);
         assert_eq!(plan.flows, [(Prefix::new(Ipv4Addr::new(192, 0, 2, 2), 32), Some(47))]);
         assert_eq!(plan.source.as_deref(), Some("192.0.2.1"));
+    }
+
+    /// Issue 15: a rule with a protocol and a port is routed by its protocol, not by a route
+    /// for its whole remote prefix; a rule for every protocol to an overlapping prefix keeps
+    /// the prefix route (it takes everything to the TUN anyway), and the SPD hands back what
+    /// reaches the data plane by the protocol route and no rule protects.
+    #[test]
+    fn a_port_specific_rule_is_routed_by_its_protocol() {
+        let l2tp = " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 1701";
+        let config = fw_a_with_rule(l2tp);
+        let net = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
+        assert!(static_prefixes(&config, &[]).is_empty());
+        assert_eq!(gateway_flows(&config, &[]).flows, [(net, Some(17))]);
+        assert!(gateway_flows(&config, &[true]).flows.is_empty(), "a template's flows come when negotiated");
+        let (spd, _) = super::super::convert::spd(&config, &[]);
+        let packet = |protocol: u8, dport: u16| {
+            let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
+            p.extend_from_slice(&[0x13, 0x88]);
+            p.extend_from_slice(&dport.to_be_bytes());
+            p.extend_from_slice(&[0, 8, 0, 0]);
+            esp::Flow::parse_ipv4(&p).unwrap().0
+        };
+        assert!(matches!(spd.lookup(&packet(17, 1701)).1, esp::Action::Protect(_)));
+        assert!(spd.leaves_in_clear(&packet(17, 9999)));
+        assert!(!spd.leaves_in_clear(&packet(6, 9999)), "TCP never reaches the data plane by that route");
+
+        let both = fw_a_with_rule(&format!(
+            "{l2tp}\n rule 10 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255"
+        ));
+        assert_eq!(static_prefixes(&both, &[]), [net, Prefix::new(Ipv4Addr::new(10, 2, 0, 0), 16)]);
+        assert!(gateway_flows(&both, &[]).flows.is_empty());
+        assert!(!super::super::convert::spd(&both, &[]).0.leaves_in_clear(&packet(17, 9999)));
     }
 }

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use ike::Engine;
 use serde_json::json;
-use telemetry::metrics::Display;
 use tokio::sync::mpsc;
 
 use crate::control::server::Pending;
@@ -44,22 +43,17 @@ pub(super) fn reset_ipsec_sa(
     Response::Ok { text: format!("{reset} IPsec SA pair(s) reset\n"), json: json!({ "reset": reset }) }
 }
 
-/// What a metrics scrape asks of the engine loop: the JSON of one display, through the
-/// control server's queue (`None` when the daemon did not answer).
+/// What a metrics scrape asks of the engine loop: its counters (the `counters` request,
+/// no per-SA rows), through the control server's queue (`None` when the daemon did not
+/// answer).
 pub(super) fn ask(
     requests: mpsc::Sender<Pending>,
-) -> impl Fn(Display) -> BoxFuture<Option<serde_json::Value>> + Send + Sync + 'static {
-    move |display| {
+) -> impl Fn() -> BoxFuture<Option<serde_json::Value>> + Send + Sync + 'static {
+    move || {
         let requests = requests.clone();
         Box::pin(async move {
-            let request = match display {
-                Display::IkeSa => Request::DisplayIkeSa,
-                Display::IkeStatistics => Request::DisplayIkeStatistics,
-                Display::IpsecSaBrief => Request::DisplayIpsecSaBrief,
-                Display::IpsecStatistics => Request::DisplayIpsecStatistics,
-            };
             let (reply, answer) = tokio::sync::oneshot::channel();
-            requests.send((request, None, reply)).await.ok()?;
+            requests.send((Request::Counters, None, reply)).await.ok()?;
             match answer.await.ok()? {
                 Response::Ok { json, .. } => Some(json),
                 Response::Error(_) => None,

@@ -34,6 +34,7 @@
 
 mod commands;
 mod console;
+mod counters;
 pub mod engine_io;
 pub mod refusal_log;
 mod reload;
@@ -61,7 +62,7 @@ use crate::control::server::{self, Pending, ServerError};
 use crate::control::{Request, Response};
 use crate::data_path::{Notice, NOTICE_QUEUE};
 use crate::display::live::{respond, Live};
-use crate::display::summary;
+use crate::display::{paged, summary};
 use crate::engine_config::template_policies;
 use crate::load::InterfaceMap;
 use crate::os::routes::Routes;
@@ -187,6 +188,14 @@ struct Daemon {
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
     refusals: refusal_log::RefusalLog,
+    /// What `reset ike|ipsec statistics` left for the displays to count from.
+    baselines: statistics::Baselines,
+    /// When each configured certificate and CRL file runs out.
+    expiries: Vec<statistics::Expiry>,
+    /// The Prometheus endpoint (`--metrics`, else `metrics server` of the file).
+    metrics: telemetry::metrics::Endpoint,
+    /// The engine loop's request queue, for a metrics endpoint a reload moves.
+    requests: mpsc::Sender<Pending>,
 }
 
 /// What the daemon loop waits for, apart from the engine's deadline.
@@ -266,7 +275,7 @@ impl Daemon {
         hangup: Signal,
         tun: Tun,
     ) -> Result<(Self, Inputs), DaemonError> {
-        let Checked { config, engine: engine_config, .. } = load_checked(&options)
+        let Checked { config, engine: engine_config, expiries, .. } = load_checked(&options)
             .map_err(|source| DaemonError::Refused { file: options.config.clone(), source })?;
         let templates = template_policies(&config, &engine_config);
         let acquires = initiating(&config, &engine_config, &templates);
@@ -308,15 +317,13 @@ impl Daemon {
 
         let listener = server::bind(&options.control)?;
         let (requests_tx, requests) = mpsc::channel::<Pending>(16);
-        if let Some(addr) = options.metrics {
-            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-                l.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(l)
-            });
-            let listener = bound.map_err(|e| DaemonError::Metrics(addr, e))?;
-            tokio::spawn(telemetry::metrics::serve(listener, commands::ask(requests_tx.clone())));
+        let mut metrics = telemetry::metrics::Endpoint::default();
+        if let Some(addr) = counters::metrics_address(options.metrics, &config) {
+            let listener = telemetry::metrics::bind(addr).map_err(|e| DaemonError::Metrics(addr, e))?;
+            metrics.replace(Some((addr, listener)), commands::ask(requests_tx.clone()));
+            info!("metrics at http://{addr}/metrics");
         }
-        tokio::spawn(server::accept(listener, requests_tx));
+        tokio::spawn(server::accept(listener, requests_tx.clone()));
 
         let engine = start_engine(engine_config, key_log.is_some(), acquires);
         let inputs = Inputs { datagrams, notices, requests, usage, terminate, hangup };
@@ -334,6 +341,10 @@ impl Daemon {
             records,
             key_log,
             refusals: refusal_log::RefusalLog::default(),
+            baselines: statistics::Baselines::default(),
+            expiries,
+            metrics,
+            requests: requests_tx,
         };
         Ok((daemon, inputs))
     }
@@ -362,7 +373,11 @@ impl Daemon {
 
     /// Routes a control request (from the client of uid `uid`) to the part that answers it.
     fn answer(&mut self, request: &Request, uid: Option<u32>) -> Response {
+        if let Some(response) = self.statistics_request(request) {
+            return response;
+        }
         match request {
+            Request::Page { display, after, rows } => self.page(display, after.as_deref(), *rows, uid),
             Request::Configure { views, line } => self.configure(views, line, uid),
             Request::Save => self.save(uid),
             Request::DisplayCurrentConfiguration
@@ -376,17 +391,8 @@ impl Daemon {
             Request::ResetIpsecSa { remote, policy } => {
                 commands::reset_ipsec_sa(&mut self.engine, *remote, policy.clone())
             }
-            Request::DisplayIpsecStatistics => {
-                let ike = self.engine.statistics();
-                let templates = summary::template_usage(&self.engine, Instant::now());
-                let (bypass, drops) = (self.bridge.bypass_dropped(), self.bridge.send_drops());
-                summary::ipsec_statistics(&self.bridge.statistics(), bypass, &drops, &ike, &templates)
-            }
             Request::DisplayIkeSa => summary::ike_sa(&self.engine, &self.records),
             Request::DisplayIkeErrorInfo => summary::ike_error_info(&self.records),
-            Request::DisplayIkeStatistics => {
-                summary::ike_statistics(&self.engine.statistics(), &self.engine.half_open())
-            }
             Request::DisplayIpsecSaBrief => summary::ipsec_sa_brief(&self.engine, Instant::now()),
             Request::DisplayIpRoutingTable => summary::ip_routing_table(self.static_routes.routes()),
             // The other displays and show-config read the engine, the data plane's counters
@@ -411,6 +417,34 @@ impl Daemon {
                 })
             }
         }
+    }
+
+    /// One page of a display: the SA displays pick their page's rows from the engine;
+    /// the others are rendered whole and cut into lines (display/paged.rs).
+    fn page(&mut self, display: &Request, after: Option<&str>, rows: u32, uid: Option<u32>) -> Response {
+        if !paged::pageable(display) {
+            return Response::Error("Error: only displays can be paged".to_owned());
+        }
+        // The data plane's counters and the phase-2 conn-ids are copies of one entry per
+        // pair: taken only for the displays that show them.
+        let counted =
+            matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
+        let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
+        let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
+        // The session table is answered whole below (`answer`), inner flows included.
+        let live = Live {
+            engine: &self.engine,
+            config: &self.config,
+            traffic: &traffic,
+            inner_flows: &[],
+            phase2_conn_ids: &phase2_conn_ids,
+            now: Instant::now(),
+        };
+        if let Some(page) = paged::sa_page(&live, &self.records, display, after, rows) {
+            return page;
+        }
+        let whole = self.answer(display, uid);
+        paged::lines(whole, after, rows)
     }
 
     /// Tells every peer: Deletes for each IPsec SA and IKE SA (RFC 2408 §4.8), so that their

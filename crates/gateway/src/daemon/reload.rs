@@ -22,6 +22,9 @@ pub enum ReloadError {
     /// A socket or route the new configuration needs could not be set up.
     #[error(transparent)]
     Os(#[from] OsError),
+    /// The new `metrics server` address could not be listened on.
+    #[error("metrics server: cannot listen on {0}")]
+    Metrics(std::io::Error),
 }
 
 /// The SA counts a reload compares: IKE SAs and IPsec SA pairs.
@@ -72,14 +75,17 @@ impl Daemon {
     /// first, while the configuration in force is untouched; then the engine keeps the SAs of
     /// what did not change.
     pub(super) fn apply(&mut self, checked: Checked) -> Result<Applied, ReloadError> {
-        let Checked { config, engine: engine_config, .. } = checked;
-        // Every socket and handle is open and every route added before anything changes.
+        let Checked { config, engine: engine_config, expiries, .. } = checked;
+        // Every socket and handle is open and every route added before anything changes (the
+        // metrics endpoint's new address bound too).
+        let metrics = self.metrics_for_reload(&config).map_err(ReloadError::Metrics)?;
         let bridge = &self.bridge;
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
         let templates = template_policies(&config, &engine_config);
         let prefixes = routing::static_prefixes(&engine_config, &templates);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
+        let plan = routing::gateway_flows(&engine_config, &templates);
         self.routes.add_missing(&prefixes)?;
         let DataSockets { raw, raw_ah, udp_4500 } = new_sockets.start(&mut self.sockets, &self.datagrams);
         self.bridge.add_sockets(raw, udp_4500);
@@ -90,15 +96,21 @@ impl Daemon {
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
         self.bridge.reconfigure(self.engine.config(), templates, &diff);
+        // The policy rules first: a prefix whose rule gained a protocol keeps its TUN route
+        // until the rule for its protocol is there, so nothing protected leaves in clear.
+        if let Err(e) = self.routes.set_gateway_flows(&plan) {
+            warn!("new configuration: policy routes (to the peers' own addresses, by protocol): {e}");
+        }
         self.routes.remove_except(&prefixes, &template_ranges);
         self.static_routes.apply(routing::static_routes(&config, &self.options.interface_map));
-        if let Err(e) = self.routes.set_gateway_flows(&routing::gateway_flows(self.engine.config())) {
-            warn!("new configuration: policy routes to the peers' own addresses: {e}");
-        }
         for acquire in acquires {
             self.engine.handle_acquire(now, acquire);
         }
         self.config = config;
+        self.expiries = expiries;
+        if let Some(next) = metrics {
+            self.move_metrics(next);
+        }
         let fresh: Vec<String> =
             diff.fresh_policies.iter().map(|&i| self.engine.config().policies[i].id.to_string()).collect();
         Ok(Applied { before, after: self.counts(now), fresh })

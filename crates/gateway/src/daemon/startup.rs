@@ -31,6 +31,7 @@ pub(super) struct Checked {
     pub(super) config: vrp::Config,
     pub(super) engine: ike::Config,
     pub(super) warnings: Vec<String>,
+    pub(super) expiries: Vec<statistics::Expiry>,
 }
 
 /// Reads and checks the whole configuration file for `run` or a reload: every warning is
@@ -45,7 +46,7 @@ pub(super) fn load_checked(options: &RunOptions) -> Result<Checked, ConfigError>
     }
     let errors = loaded.errors();
     let (config, engine) = loaded.config.ok_or(ConfigError::Invalid(errors))?;
-    Ok(Checked { config, engine, warnings })
+    Ok(Checked { config, engine, warnings, expiries: loaded.expiries })
 }
 
 /// Checks the running configuration's complete part as `run` checks a file (the VRP checks,
@@ -63,7 +64,7 @@ pub(super) fn check_running(options: &RunOptions, config: &vrp::Config) -> Resul
     };
     let (errors, warnings) = (messages(true), messages(false));
     let (config, engine) = loaded.config.ok_or_else(|| ConfigError::Invalid(errors.join("\n")))?;
-    Ok(Checked { config, engine, warnings })
+    Ok(Checked { config, engine, warnings, expiries: loaded.expiries })
 }
 
 /// The acquires that `sa trigger-mode auto` (or `auto-neg`) asks for at start-up.

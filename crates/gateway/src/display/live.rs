@@ -16,7 +16,7 @@ use super::ike::{
 use super::ipsec::{
     ah_proposal_text, esp_proposal_text, flow_text, ipsec_policies, ipsec_policy_text,
     ipsec_proposal_brief_text, ipsec_proposal_text, ipsec_proposals, ipsec_sa_text, IpsecSaDetail,
-    SaDirection,
+    IpsecSaKey, SaDirection,
 };
 use super::session::{session_table_text, SessionRow, Traffic};
 use crate::control::{Request, Response};
@@ -249,16 +249,20 @@ pub fn sessions(
     traffic: &[PairTraffic],
 ) -> Vec<SessionRow> {
     // (protocol, source, destination) → (forward, reverse) counters, in first-seen order.
+    // An index of `order`, so that a hub's 10,000s of sessions are found in constant time.
     let mut order: Vec<(&'static str, SocketAddr, SocketAddr)> = Vec::new();
+    let mut index: HashMap<(&'static str, SocketAddr, SocketAddr), usize> = HashMap::new();
     let mut counted: BTreeMap<usize, (Traffic, Traffic)> = BTreeMap::new();
     let mut find = |protocol: &'static str, a: SocketAddr, b: SocketAddr, initiator: bool| -> (usize, bool) {
-        let forward = order.iter().position(|k| *k == (protocol, a, b));
-        let reverse = order.iter().position(|k| *k == (protocol, b, a));
+        let forward = index.get(&(protocol, a, b));
+        let reverse = index.get(&(protocol, b, a));
         match (forward, reverse) {
-            (Some(i), _) => (i, true),
-            (None, Some(i)) => (i, false),
+            (Some(&i), _) => (i, true),
+            (None, Some(&i)) => (i, false),
             (None, None) => {
-                order.push(if initiator { (protocol, a, b) } else { (protocol, b, a) });
+                let key = if initiator { (protocol, a, b) } else { (protocol, b, a) };
+                index.insert(key, order.len());
+                order.push(key);
                 (order.len() - 1, initiator)
             }
         }
@@ -266,8 +270,9 @@ pub fn sessions(
     for sa in ike_sas {
         find("udp", sa.local, sa.remote, sa.initiator);
     }
+    let initiators: HashMap<u32, bool> = pairs.iter().map(|p| (p.inbound_spi, p.initiator)).collect();
     for t in traffic {
-        let initiator = pairs.iter().find(|p| p.inbound_spi == t.inbound_spi).is_none_or(|p| p.initiator);
+        let initiator = initiators.get(&t.inbound_spi).copied().unwrap_or(true);
         let protocol = if t.udp_encapsulated { "udp" } else { "esp" };
         let (index, local_is_source) = find(protocol, t.local, t.remote, initiator);
         let entry = counted.entry(index).or_default();
@@ -383,26 +388,44 @@ pub fn respond(live: &Live<'_>, request: &Request) -> Option<Response> {
 }
 
 /// `display ipsec sa [remote IP]`: every pair in detail, sorted by interface, policy,
-/// sequence and conn-id as the device lists them.
+/// sequence and conn-id as the device lists them ([`ipsec_sa_key`]).
 fn ipsec_sa(live: &Live<'_>, remote: Option<std::net::IpAddr>) -> Response {
-    let engine_config = live.engine.config();
-    let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
-    let mut details: Vec<IpsecSaDetail> = pairs
-        .iter()
-        .filter(|p| remote.is_none_or(|r| p.remote.ip() == r))
-        .map(|p| {
-            let traffic = live.traffic.iter().find(|t| t.inbound_spi == p.inbound_spi);
-            let conn_id = live.phase2_conn_ids.get(&p.inbound_spi).copied().unwrap_or(p.connection.0);
-            ipsec_sa_detail(p, traffic, conn_id, live.config, engine_config, live.now)
-        })
-        .collect();
-    details.sort_by(|a, b| {
-        (&a.interface, &a.policy, a.sequence, a.connection_id).cmp(&(
-            &b.interface,
-            &b.policy,
-            b.sequence,
-            b.connection_id,
-        ))
-    });
+    let mut pairs: Vec<(IpsecSaKey, ike::IpsecSaView)> =
+        ipsec_sa_pairs(live, remote).map(|p| (ipsec_sa_key(live, &p), p)).collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let details: Vec<IpsecSaDetail> = pairs.into_iter().map(|(_, p)| ipsec_sa_view(live, p)).collect();
     ok(ipsec_sa_text(&details), "sas", details)
+}
+
+/// The pairs `display ipsec sa [remote IP]` shows, unsorted.
+pub fn ipsec_sa_pairs<'a>(
+    live: &'a Live<'_>,
+    remote: Option<std::net::IpAddr>,
+) -> impl Iterator<Item = ike::IpsecSaView> + 'a {
+    live.engine.ipsec_sas(live.now).filter(move |p| remote.is_none_or(|r| p.remote.ip() == r))
+}
+
+/// The conn-id `display ipsec sa` gives a pair: its `v1:2` line's in `display ike sa`.
+fn phase2_conn_id(live: &Live<'_>, pair: &ike::IpsecSaView) -> u64 {
+    live.phase2_conn_ids.get(&pair.inbound_spi).copied().unwrap_or(pair.connection.0)
+}
+
+/// A pair's place in `display ipsec sa`: interface, policy, sequence, conn-id, inbound SPI.
+pub fn ipsec_sa_key(live: &Live<'_>, pair: &ike::IpsecSaView) -> IpsecSaKey {
+    let interface = live
+        .config
+        .interfaces
+        .iter()
+        .find(|(_, i)| i.ipsec_policy.as_deref() == Some(pair.policy.name.as_str()))
+        .map(|(n, _)| n.clone())
+        .unwrap_or_default();
+    let policy = (pair.policy.name.clone(), pair.policy.sequence);
+    (interface, policy.0, policy.1, phase2_conn_id(live, pair), pair.inbound_spi)
+}
+
+/// `display ipsec sa`'s view of one pair, with the data plane's counters.
+pub fn ipsec_sa_view(live: &Live<'_>, pair: ike::IpsecSaView) -> IpsecSaDetail {
+    let traffic = live.traffic.iter().find(|t| t.inbound_spi == pair.inbound_spi);
+    let conn_id = phase2_conn_id(live, &pair);
+    ipsec_sa_detail(&pair, traffic, conn_id, live.config, live.engine.config(), live.now)
 }

@@ -7,7 +7,10 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 
-use super::{ah_algorithm_column, algorithm_column, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow};
+use super::page::PairKey;
+use super::{
+    ah_algorithm_column, algorithm_column, ike_sa_key, ike_sa_text, ipsec_sa_brief_text, IkeSaRow, IpsecSaRow,
+};
 use crate::control::Response;
 use crate::data_path::SendDrops;
 use crate::records::{Records, PHASE2_CONN_ID_BASE};
@@ -64,61 +67,23 @@ pub fn template_usage(engine: &ike::Engine, now: Instant) -> Vec<TemplateUsage> 
         .collect()
 }
 
-/// `display ipsec statistics`: the data plane's counters, the clear packets dropped from
-/// the TUN (`bypass`), the datagrams dropped because a socket's send buffer was full, what
-/// the engine did about packets on unknown SPIs and IKE for unknown cookies (`ike`: recovery
-/// after a restart), and what the branches of each policy template hold against its caps
-/// (`sa max …`).
-pub fn ipsec_statistics(
+/// The facts of `display ipsec statistics` since the daemon started (crate statistics: the
+/// data plane's packets, bytes and drops by reason, the quick modes, the clear packets
+/// dropped from the TUN, the full send buffers, what the engine did about unknown SPIs and
+/// cookies) and what the branches of each policy template hold against its caps (`sa max …`).
+pub fn ipsec_statistics_json(
     s: &esp::Statistics,
     bypass: u64,
     drops: &SendDrops,
-    ike: &ike::Statistics,
+    ike: (&ike::Statistics, &ike::ExchangeCounts),
     templates: &[TemplateUsage],
-) -> Response {
-    let (esp_full, ike_full) = (drops.esp.load(Relaxed), drops.ike.load(Relaxed));
-    let mut text = format!(
-        "packets sealed: {}\npackets opened: {}\npackets queued: {}\nacquires: {}\n\
-         queued packets dropped: {}\nclear packets from the TUN dropped: {}\n\
-         inbound unknown SPI: {}\ninbound authentication failures: {}\ninbound replayed: {}\n\
-         ESP/AH datagrams dropped, send buffer full: {}\nIKE datagrams dropped, send buffer full: {}\n\
-         unknown SPIs from peers reported: {}\nINVALID-SPI sent: {}\nINVALID-COOKIE sent: {}\n\
-         IKE SAs started to recover: {}\nanswers held back by rate limits: {}\n",
-        s.sealed,
-        s.opened,
-        s.queued,
-        s.acquires,
-        s.queue_dropped,
-        bypass,
-        s.inbound.unknown_spi,
-        s.inbound.authentication,
-        s.inbound.replayed,
-        esp_full,
-        ike_full,
-        ike.unknown_spi_reported,
-        ike.invalid_spi_sent,
-        ike.invalid_cookie_sent,
-        ike.recoveries_started,
-        ike.answers_rate_limited,
-    );
-    for t in templates {
-        let l = &t.limits;
-        text.push_str(&format!(
-            "template policy {}: {} peer(s); IKE SAs {} of {} (per peer {}), IPsec SA pairs {} of {} \
-             (per peer {}), flows {} of {} (per peer {})\n",
-            t.policy,
-            t.peers,
-            t.ike_sas,
-            l.ike_sas,
-            l.per_peer_ike_sas,
-            t.ipsec_sas,
-            l.ipsec_sas,
-            l.per_peer_ipsec_sas,
-            t.flows,
-            l.flows,
-            l.per_peer_flows
-        ));
-    }
+) -> serde_json::Value {
+    let gateway = statistics::ipsec::Gateway {
+        bypass_dropped: bypass,
+        esp_send_buffer_full: drops.esp.load(Relaxed),
+        ike_send_buffer_full: drops.ike.load(Relaxed),
+    };
+    let mut json = statistics::ipsec::json(s, &gateway, ike.0, ike.1);
     let templates: Vec<serde_json::Value> = templates
         .iter()
         .map(|t| {
@@ -132,89 +97,71 @@ pub fn ipsec_statistics(
             })
         })
         .collect();
-    let json = json!({
-        "templates": templates,
-        "sealed": s.sealed,
-        "opened": s.opened,
-        "queued": s.queued,
-        "acquires": s.acquires,
-        "queue_dropped": s.queue_dropped,
-        "bypass_dropped": bypass,
-        "inbound_unknown_spi": s.inbound.unknown_spi,
-        "inbound_authentication": s.inbound.authentication,
-        "inbound_replayed": s.inbound.replayed,
-        "esp_send_buffer_full": esp_full,
-        "ike_send_buffer_full": ike_full,
-        "unknown_spi_reported": ike.unknown_spi_reported,
-        "invalid_spi_sent": ike.invalid_spi_sent,
-        "invalid_cookie_sent": ike.invalid_cookie_sent,
-        "recoveries_started": ike.recoveries_started,
-        "answers_rate_limited": ike.answers_rate_limited,
-    });
-    Response::Ok { text, json }
+    json["templates"] = templates.into();
+    json
 }
 
-/// `display ike statistics`: the IKE engine's counters, and the half-open IKE SAs (responder
-/// SAs whose peer has not authenticated yet) against their memory budget. Evictions that keep
-/// rising mean a flood of first messages, spoofed most likely.
-pub fn ike_statistics(s: &ike::Statistics, half_open: &ike::HalfOpenUsage) -> Response {
-    let lines = [
-        format!(
-            "half-open IKE SAs: {} ({} of {} KiB budget)",
-            half_open.entries,
-            half_open.bytes.div_ceil(1024),
-            half_open.budget / 1024
-        ),
-        format!("half-open IKE SAs evicted (oldest first): {}", s.half_open_evicted),
-        format!("first messages with an oversized SA payload: {}", s.oversized_sa_payloads),
-        format!("aggressive-mode requests over the rate limit: {}", s.aggressive_mode_rate_limited),
-        format!("unauthenticated messages dropped: {}", s.unauthenticated_dropped),
-        format!("malformed datagrams: {}", s.malformed),
-        format!("datagrams for no IKE SA: {}", s.unknown_sa),
-        format!("fragments discarded: {}", s.fragments_discarded),
-        format!("replays dropped: {}", s.replays_dropped),
-        format!("message IDs forgotten: {}", s.message_ids_forgotten),
-    ];
-    let json = json!({
-        "half_open": half_open.entries,
-        "half_open_bytes": half_open.bytes,
-        "half_open_budget": half_open.budget,
-        "half_open_evicted": s.half_open_evicted,
-        "oversized_sa_payloads": s.oversized_sa_payloads,
-        "aggressive_mode_rate_limited": s.aggressive_mode_rate_limited,
-        "unauthenticated_dropped": s.unauthenticated_dropped,
-        "malformed": s.malformed,
-        "unknown_sa": s.unknown_sa,
-        "fragments_discarded": s.fragments_discarded,
-        "replays_dropped": s.replays_dropped,
-        "message_ids_forgotten": s.message_ids_forgotten,
-    });
-    Response::Ok { text: lines.join("\n") + "\n", json }
+/// `display ipsec statistics` of `view` (the JSON of [`ipsec_statistics_json`] after any
+/// `reset ipsec statistics`): the counters, then each template's usage against its caps.
+pub fn ipsec_statistics(view: serde_json::Value) -> Response {
+    let mut text = statistics::ipsec::text(&view);
+    let count = |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap_or(0);
+    for t in view["templates"].as_array().into_iter().flatten() {
+        let m = &t["max"];
+        text.push_str(&format!(
+            "template policy {}: {} peer(s); IKE SAs {} of {} (per peer {}), IPsec SA pairs {} of {} \
+             (per peer {}), flows {} of {} (per peer {})\n",
+            t["policy"].as_str().unwrap_or_default(),
+            count(t, "peers"),
+            count(t, "ike_sas"),
+            count(m, "ike_sa"),
+            count(m, "per_peer_ike_sa"),
+            count(t, "ipsec_sas"),
+            count(m, "ipsec_sa"),
+            count(m, "per_peer_ipsec_sa"),
+            count(t, "flows"),
+            count(m, "flow"),
+            count(m, "per_peer_flow")
+        ));
+    }
+    Response::Ok { text, json: view }
+}
+
+/// The facts of `display ike statistics` since the engine started (crate statistics).
+pub fn ike_statistics_json(engine: &ike::Engine, now: Instant) -> serde_json::Value {
+    let (stats, exchanges) = (engine.statistics(), engine.exchange_counts());
+    statistics::ike::json(&stats, &exchanges, &engine.half_open(), &engine.sa_counts(now))
+}
+
+/// `display ike statistics` of `view` (after any `reset ike statistics`).
+pub fn ike_statistics(view: serde_json::Value) -> Response {
+    Response::Ok { text: statistics::ike::text(&view), json: view }
 }
 
 /// `display ike sa`: the phase-2 lines of the recorded pairs, newest first, then the
-/// engine's phase-1 SAs.
+/// engine's phase-1 SAs by conn-id.
 pub fn ike_sa(engine: &ike::Engine, records: &Records) -> Response {
-    let mut rows: Vec<IkeSaRow> = records
-        .installed
-        .iter()
-        .rev()
-        .map(|p| IkeSaRow {
-            conn_id: p.display_id + PHASE2_CONN_ID_BASE,
-            peer: p.remote.ip().to_string(),
-            flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
-            phase: "v1:2",
-            vpn: "public",
-        })
-        .collect();
-    rows.extend(engine.ike_sas().map(|sa| IkeSaRow {
+    let mut rows: Vec<IkeSaRow> = ike_sa_rows(engine, records).collect();
+    rows.sort_by_key(ike_sa_key);
+    Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+}
+
+/// The lines of `display ike sa`, unsorted (pages pick theirs: [`super::page::ike_sa`]).
+pub fn ike_sa_rows<'a>(engine: &'a ike::Engine, records: &'a Records) -> impl Iterator<Item = IkeSaRow> + 'a {
+    let phase2 = records.installed.iter().map(|p| IkeSaRow {
+        conn_id: p.display_id + PHASE2_CONN_ID_BASE,
+        peer: p.remote.ip().to_string(),
+        flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
+        phase: "v1:2",
+        vpn: "public",
+    });
+    phase2.chain(engine.ike_sas().map(|sa| IkeSaRow {
         conn_id: sa.connection.0,
         peer: sa.remote.ip().to_string(),
         flags: super::live::ike_sa_flags(&sa),
         phase: "v1:1",
         vpn: "public",
-    }));
-    Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
+    }))
 }
 
 /// `display ike error-info`: the recorded failures, oldest first, each with its Unix time.
@@ -229,39 +176,47 @@ pub fn ike_error_info(records: &Records) -> Response {
     Response::Ok { text, json: json!({ "errors": entries }) }
 }
 
-/// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair).
+/// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair),
+/// the pairs by conn-id and inbound SPI.
 pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
-    let pairs: Vec<ike::IpsecSaView> = engine.ipsec_sas(now).collect();
-    let mut rows = Vec::new();
-    for p in &pairs {
-        let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
-        let mut both = |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
-            rows.push(IpsecSaRow {
-                src: local.clone(),
-                dst: remote.clone(),
-                spi: outbound,
-                protocol,
-                algorithm: algorithm.clone(),
-            });
-            rows.push(IpsecSaRow {
-                src: remote.clone(),
-                dst: local.clone(),
-                spi: inbound,
-                protocol,
-                algorithm,
-            });
-        };
-        if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
-            both("AH", ah_algorithm_column(integrity), spis);
-        }
-        if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
-            both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
-        }
-    }
+    let mut pairs: Vec<(PairKey, Vec<IpsecSaRow>)> = ipsec_sa_brief_pairs(engine, now).collect();
+    pairs.sort_by_key(|p| p.0);
+    let tunnels = pairs.len();
+    let rows: Vec<IpsecSaRow> = pairs.into_iter().flat_map(|p| p.1).collect();
     Response::Ok {
-        text: ipsec_sa_brief_text(&rows, pairs.len()),
-        json: json!({ "sas": rows, "tunnels": pairs.len() }),
+        text: ipsec_sa_brief_text(&rows, tunnels),
+        json: json!({ "sas": rows, "tunnels": tunnels }),
     }
+}
+
+/// Each IPsec SA pair's key and its lines of `display ipsec sa brief`, unsorted.
+pub fn ipsec_sa_brief_pairs(
+    engine: &ike::Engine,
+    now: Instant,
+) -> impl Iterator<Item = (PairKey, Vec<IpsecSaRow>)> + '_ {
+    engine.ipsec_sas(now).map(|p| ((p.connection.0, p.inbound_spi), ipsec_sa_brief_lines(&p)))
+}
+
+fn ipsec_sa_brief_lines(p: &ike::IpsecSaView) -> Vec<IpsecSaRow> {
+    let mut rows = Vec::new();
+    let (local, remote) = (p.local.ip().to_string(), p.remote.ip().to_string());
+    let mut both = |protocol: &'static str, algorithm: String, (inbound, outbound): (u32, u32)| {
+        rows.push(IpsecSaRow {
+            src: local.clone(),
+            dst: remote.clone(),
+            spi: outbound,
+            protocol,
+            algorithm: algorithm.clone(),
+        });
+        rows.push(IpsecSaRow { src: remote.clone(), dst: local.clone(), spi: inbound, protocol, algorithm });
+    };
+    if let (Some(integrity), Some(spis)) = (p.suite.proposal.protocols.ah(), p.ah_spis) {
+        both("AH", ah_algorithm_column(integrity), spis);
+    }
+    if let Some((encryption, integrity)) = p.suite.proposal.protocols.esp() {
+        both("ESP", algorithm_column(encryption, integrity), (p.inbound_spi, p.outbound_spi));
+    }
+    rows
 }
 
 /// `display ip routing-table`: the configuration's static routes, `RD` when installed.
@@ -301,11 +256,11 @@ mod tests {
         let stats =
             ike::Statistics { half_open_evicted: 4_000, oversized_sa_payloads: 1, ..Default::default() };
         let usage = ike::HalfOpenUsage { entries: 1_000, bytes: 1_608_000, budget: 1_800_000 };
-        let Response::Ok { text, json } = ike_statistics(&stats, &usage) else { panic!("an answer") };
-        assert!(text.starts_with("half-open IKE SAs: 1000 (1571 of 1757 KiB budget)\n"), "{text}");
-        assert!(text.contains("\nhalf-open IKE SAs evicted (oldest first): 4000\n"), "{text}");
-        assert!(text.contains("\nfirst messages with an oversized SA payload: 1\n"), "{text}");
-        assert_eq!(text.lines().count(), 10, "{text}");
+        let facts = statistics::ike::json(&stats, &Default::default(), &usage, &Default::default());
+        let Response::Ok { text, json } = ike_statistics(facts) else { panic!("an answer") };
+        assert!(text.contains("\n  half-open IKE SAs: 1000 (1571 of 1757 KiB budget)\n"), "{text}");
+        assert!(text.contains("\n  half-open IKE SAs evicted (oldest first): 4000\n"), "{text}");
+        assert!(text.contains("\n  first messages with an oversized SA payload: 1\n"), "{text}");
         assert_eq!(
             (json["half_open"].as_u64(), json["half_open_evicted"].as_u64()),
             (Some(1_000), Some(4_000))
@@ -324,15 +279,10 @@ mod tests {
             flows: 4,
             peers: 3,
         };
-        let Response::Ok { text, json } = ipsec_statistics(
-            &esp::Statistics::default(),
-            0,
-            &SendDrops::default(),
-            &ike::Statistics::default(),
-            &[usage],
-        ) else {
-            panic!("not ok")
-        };
+        let engine = (&ike::Statistics::default(), &ike::ExchangeCounts::default());
+        let facts =
+            ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[usage]);
+        let Response::Ok { text, json } = ipsec_statistics(facts) else { panic!("not ok") };
         assert!(
             text.ends_with(
                 "template policy hub-10: 3 peer(s); IKE SAs 3 of 20000 (per peer 4), IPsec SA pairs 5 of \
@@ -344,15 +294,8 @@ mod tests {
         assert_eq!(json["templates"][0]["flows"], 4);
         assert_eq!(json["templates"][0]["max"]["flow"], 300);
         assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
-        let Response::Ok { text, .. } = ipsec_statistics(
-            &esp::Statistics::default(),
-            0,
-            &SendDrops::default(),
-            &ike::Statistics::default(),
-            &[],
-        ) else {
-            panic!()
-        };
+        let facts = ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[]);
+        let Response::Ok { text, .. } = ipsec_statistics(facts) else { panic!() };
         assert!(!text.contains("template"), "{text}");
     }
 }

@@ -242,7 +242,9 @@ impl Engine {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
+        let event = self.out.events.pop_front()?;
+        self.out.tally.event(&event);
+        Some(event)
     }
 
     /// When [`Engine::handle_timeout`] must be called next (it may be called earlier).

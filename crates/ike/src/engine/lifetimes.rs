@@ -18,6 +18,33 @@ use crate::sa::lifetimes::{judge_usage, later, IpsecSaState, IpsecSaView, Rekey,
 use crate::sa::timer::Timer;
 
 impl Engine {
+    /// What the exchanges did since the engine started: started, established, failed by
+    /// reason, rekeys, DPD (counted as the events are polled; they only grow).
+    pub fn exchange_counts(&self) -> crate::ExchangeCounts {
+        self.out.tally
+    }
+
+    /// The IKE SAs and IPsec SA pairs by state, in one pass over the SAs (for the metrics: no
+    /// display rows are built).
+    pub fn sa_counts(&self, now: Instant) -> crate::SaCounts {
+        let mut counts = crate::SaCounts::default();
+        for sa in self.slots.iter().flatten() {
+            match sa.phase1 {
+                Phase1::Established(_) => counts.ike_established += 1,
+                Phase1::Failed => {}
+                _ => counts.ike_negotiating += 1,
+            }
+            for p in &sa.lifetimes.pairs {
+                match p.rekey {
+                    Rekey::Idle if p.soft_at > now => counts.ipsec_ready += 1,
+                    Rekey::Idle | Rekey::Started { .. } => counts.ipsec_rekeying += 1,
+                    Rekey::Replaced => counts.ipsec_replaced += 1,
+                }
+            }
+        }
+        counts
+    }
+
     /// The installed IPsec SA pairs, for `display ipsec sa`; `now` gives remaining lifetimes.
     pub fn ipsec_sas(&self, now: Instant) -> impl Iterator<Item = IpsecSaView> + '_ {
         self.slots.iter().flatten().flat_map(move |sa| {
@@ -131,6 +158,7 @@ impl Engine {
                 let remote = SocketAddr::new(remote.ip(), 500);
                 // The peer's configured exchange (main mode, or aggressive where configured).
                 let mode = self.config.peers.get(peer).map(|p| p.exchange_mode).unwrap_or_default();
+                self.out.tally.ike_rekeys += 1;
                 let _ = self.initiate_phase1(now, peer, mode, local, remote);
             }
         }

@@ -78,4 +78,6 @@ pub(crate) struct Output {
     pub(crate) trace: bool,
     /// Traced messages, drained by [`crate::Engine::poll_message_trace`].
     pub(crate) traces: VecDeque<MessageTrace>,
+    /// What the exchanges did ([`crate::Engine::exchange_counts`]).
+    pub(crate) tally: crate::tally::ExchangeCounts,
 }

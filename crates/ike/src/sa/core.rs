@@ -454,7 +454,8 @@ impl SaCore {
     /// negotiated.
     pub(crate) fn nat_discovery(&self, hash: HashAlgorithm) -> Option<(NatTVersion, [Vec<u8>; 2])> {
         let version = self.nat.version?;
-        Some((version, our_discovery_hashes(hash, self.cookie_i, self.cookie_r, self.local, self.remote)))
+        let cookies = (self.cookie_i, self.cookie_r);
+        Some((version, our_discovery_hashes(hash, cookies, self.local, self.remote, self.nat.forced)))
     }
 
     /// Reads the peer's NAT-D payloads against the addresses the message arrived on. A peer
@@ -507,6 +508,8 @@ impl SaCore {
     /// best one the peer announced, if `nat traversal` is on here.
     pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
         self.peer_capabilities = PeerCapabilities::recognise(payloads);
-        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
+        let peer = self.peer_config(config);
+        self.nat.version = self.peer_capabilities.nat_t.filter(|_| peer.nat_traversal);
+        self.nat.forced = self.nat.version.is_some() && peer.force_encapsulation;
     }
 }

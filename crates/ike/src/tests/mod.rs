@@ -17,6 +17,7 @@ mod quick_mode;
 mod recovery;
 mod replay;
 mod site_keys;
+mod tally;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;
 mod trace;

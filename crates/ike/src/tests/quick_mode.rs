@@ -301,6 +301,48 @@ fn quick_mode_negotiates_protocol_and_port_specific_flows() {
     }
 }
 
+/// Issue 15 (L2TP over IPsec as USG configures it): each ACL rule with a protocol and a port
+/// is its own quick mode, whose IDci / IDcr carry the rule's protocol and ports
+/// (RFC 2407 §4.6.2), and its own pair of SAs.
+#[test]
+fn each_port_specific_rule_gets_its_own_quick_mode_and_pair_with_its_ids() {
+    let l2tp = TrafficSelector { protocol: 17, remote_port: Some(1701), ..tcp_to(None) };
+    let https = TrafficSelector {
+        local: Subnet::new(Ipv4Addr::new(10, 1, 1, 7), 32).into(),
+        local_port: Some(443),
+        ..tcp_to(None)
+    };
+    let a = Gateway { rules: vec![l2tp, https], ..Gateway::fw_a() };
+    let b = Gateway { rules: vec![l2tp.reversed(), https.reversed()], ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 360);
+    pair.a.engine.set_message_trace(true);
+    pair.acquire_on_a(l2tp);
+    pair.acquire_on_a(https);
+    assert!(
+        pair.drive_until(200, |p| installed(&p.a).len() == 2 && installed(&p.b).len() == 2),
+        "a: {:?}\nb: {:?}",
+        failure_reasons(&pair.a),
+        failure_reasons(&pair.b)
+    );
+    let mut on_a: Vec<TrafficSelector> = installed(&pair.a).iter().map(|p| p.selector).collect();
+    on_a.sort_by_key(|s| s.protocol);
+    assert_eq!(on_a, [https, l2tp]);
+    let mut on_b: Vec<TrafficSelector> = installed(&pair.b).iter().map(|p| p.selector).collect();
+    on_b.sort_by_key(|s| s.protocol);
+    assert_eq!(on_b, [https.reversed(), l2tp.reversed()]);
+    // The proxy IDs A sent in its two QM1s, as B decrypted and checked them.
+    let sent: Vec<String> = std::iter::from_fn(|| pair.a.engine.poll_message_trace())
+        .filter(|t| t.direction == crate::trace::Direction::Sent && t.step.to_string() == "QM1")
+        .map(|t| t.summary)
+        .collect();
+    let ids = |ci: &str, cr: &str| sent.iter().any(|s| s.contains(&format!("ID({ci}), ID({cr})")));
+    assert!(
+        ids("IPV4_SUBNET 10.1.1.0/24 proto 17 port 0", "IPV4_SUBNET 10.2.2.0/24 proto 17 port 1701"),
+        "{sent:#?}"
+    );
+    assert!(ids("IPV4 10.1.1.7 proto 6 port 443", "IPV4_SUBNET 10.2.2.0/24 proto 6 port 0"), "{sent:#?}");
+}
+
 #[test]
 fn quick_mode_responder_rejects_port_and_protocol_mismatches() {
     let cases = [

@@ -55,6 +55,8 @@ pub(crate) struct Gateway {
     /// `PeerConfig::accept_aggressive_mode`.
     pub(crate) accept_aggressive_from_peer: bool,
     pub(crate) nat_traversal: bool,
+    /// `PeerConfig::force_encapsulation`.
+    pub(crate) force_encapsulation: bool,
     pub(crate) dpd: Option<crate::DpdConfig>,
     /// The policy's ACL rules; empty means the one rule `selector()`.
     pub(crate) rules: Vec<TrafficSelector>,
@@ -106,6 +108,7 @@ impl Gateway {
             mode: ExchangeMode::Main,
             accept_aggressive_from_peer: false,
             nat_traversal: true,
+            force_encapsulation: false,
             dpd: None,
             rules: Vec::new(),
             certificate: None,
@@ -134,6 +137,7 @@ impl Gateway {
                 local_id: self.local_id.clone(),
                 remote_id: self.remote_id.clone(),
                 nat_traversal: self.nat_traversal,
+                force_encapsulation: self.force_encapsulation,
                 dpd: self.dpd,
                 accept_aggressive_mode: self.accept_aggressive_from_peer,
                 certificate: self.certificate.clone(),

@@ -209,6 +209,7 @@ impl Scenario {
                 local_id: None,
                 remote_id: None,
                 nat_traversal: true,
+                force_encapsulation: false,
                 dpd: self.dpd.then_some(DpdConfig {
                     idle_time: Duration::from_secs(10),
                     retransmit_interval: Duration::from_secs(3),

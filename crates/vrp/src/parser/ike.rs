@@ -272,9 +272,15 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
         }
         "nat" => {
             c.keyword("`traversal`", &["traversal"])?;
+            let force = c.optional_keyword(&["force-encapsulation"]).is_some();
             c.end()?;
             peer.nat_traversal = true;
-            "nat traversal"
+            if force {
+                peer.nat_traversal_force = true;
+                "nat traversal force-encapsulation"
+            } else {
+                "nat traversal"
+            }
         }
         "local-address" => {
             let address = c.ipv4("local address")?;
@@ -429,8 +435,12 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
         }
         "nat" => {
             c.keyword("`traversal`", &["traversal"])?;
+            let force = c.optional_keyword(&["force-encapsulation"]).is_some();
             c.end()?;
-            peer.nat_traversal = false;
+            // `undo nat traversal force-encapsulation` stops forcing; `undo nat traversal`
+            // turns NAT-T off, forcing with it.
+            peer.nat_traversal = force && peer.nat_traversal;
+            peer.nat_traversal_force = false;
         }
         "certificate" => {
             let setting = c.keyword("a certificate setting", CERTIFICATE_SETTINGS)?;

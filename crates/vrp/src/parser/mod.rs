@@ -246,6 +246,7 @@ impl Parser<'_> {
                         self.view = ran_in;
                     }
                     Next::System => {
+                        // A one-line system command with a key is located for the validator.
                         if !effect.key.is_empty() {
                             self.source_map.record(format!("/{}", effect.key), location);
                         }

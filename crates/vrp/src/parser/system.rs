@@ -30,6 +30,7 @@ const COMMANDS: &[&str] = &[
     "ip",
     "firewall",
     "security-policy",
+    "metrics",
     "undo",
     "quit",
     "return",
@@ -84,6 +85,16 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
                      traffic; allow UDP 500/4500 and ESP in the host's firewall"
                 ),
             ))
+        }
+        "metrics" => {
+            c.keyword("`server`", &["server"])?;
+            c.keyword("`ip-address`", &["ip-address"])?;
+            let address = c.ipv4("metrics address")?;
+            c.keyword("`port`", &["port"])?;
+            let port = c.number("metrics port", 1, 65_535)? as u16;
+            c.end()?;
+            config.metrics = Some(std::net::SocketAddrV4::new(address, port));
+            Ok(Effect { key: "metrics server".into(), ..Effect::system() })
         }
         "ip" => {
             c.keyword("`route-static`", &["route-static"])?;
@@ -367,10 +378,15 @@ fn same_route(a: &StaticRoute, b: &StaticRoute) -> bool {
 }
 
 fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
-    match c.keyword("a command to undo", &["sysname", "ike", "acl", "ipsec", "interface", "ip"])? {
+    match c.keyword("a command to undo", &["sysname", "ike", "acl", "ipsec", "interface", "ip", "metrics"])? {
         "sysname" => {
             c.end()?;
             config.sysname = None;
+        }
+        "metrics" => {
+            c.keyword("`server`", &["server"])?;
+            c.end()?;
+            config.metrics = None;
         }
         "ike" => match c.keyword(
             "an ike command",

@@ -107,6 +107,22 @@ fn ike_peer_defaults() {
     assert_eq!(p.local_id_type, IdType::Ip);
 }
 
+/// `nat traversal force-encapsulation` turns NAT-T on and forces UDP encapsulation;
+/// `undo nat traversal force-encapsulation` stops forcing and keeps NAT-T; `undo nat
+/// traversal` turns both off.
+#[test]
+fn nat_traversal_force_encapsulation() {
+    let forced =
+        &config("ike peer b\n undo nat traversal\n nat traversal force-encapsulation").ike_peers["b"];
+    assert!(forced.nat_traversal && forced.nat_traversal_force);
+    let unforced =
+        &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal force-encapsulation")
+            .ike_peers["b"];
+    assert!(unforced.nat_traversal && !unforced.nat_traversal_force);
+    let off = &config("ike peer b\n nat traversal force-encapsulation\n undo nat traversal").ike_peers["b"];
+    assert!(!off.nat_traversal && !off.nat_traversal_force);
+}
+
 #[test]
 fn ike_peer_commands() {
     let c = config(
@@ -756,4 +772,27 @@ fn pre_shared_key_errors_never_show_the_key() {
         assert!(!shown.contains("secret") && !shown.contains("`my"), "{text}: {shown}");
         assert!(shown.contains("not shown"), "{text}: {shown}");
     }
+}
+
+/// `metrics server ip-address A port N`: set, rendered, undone; a non-loopback address is a
+/// warning at its line; the port and the address are checked.
+#[test]
+fn metrics_server_is_set_rendered_undone_and_validated() {
+    assert_eq!(config("sysname a").metrics, None);
+    let c = config("metrics server ip-address 127.0.0.1 port 9464");
+    assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    let text = crate::render(&c, crate::KeyDisplay::Clear);
+    assert!(text.contains("metrics server ip-address 127.0.0.1 port 9464\n"), "{text}");
+    assert_eq!(config(&text).metrics, c.metrics);
+    assert_eq!(config("metrics server ip-address 127.0.0.1 port 1\nundo metrics server").metrics, None);
+    assert!(crate::parse("t.cfg", "metrics server ip-address 127.0.0.1 port 0").is_err());
+    assert!(crate::parse("t.cfg", "metrics server ip-address 127.0.0.1").is_err());
+    assert!(crate::parse("t.cfg", "metrics server ip-address ::1 port 9464").is_err());
+    let file = "sysname a\nmetrics server ip-address 192.0.2.1 port 9464\n";
+    let parsed = crate::parse("t.cfg", file).unwrap();
+    let found = crate::validate("t.cfg", &parsed.config, Some(&parsed.source_map), None);
+    let warning = found.iter().find(|d| d.message.contains("no authentication")).expect("a warning");
+    assert_eq!((warning.line, warning.severity), (2, crate::Severity::Warning), "{warning}");
+    let quiet = crate::parse("t.cfg", "metrics server ip-address 127.0.0.1 port 9464").unwrap();
+    assert!(crate::validate("t.cfg", &quiet.config, Some(&quiet.source_map), None).is_empty());
 }

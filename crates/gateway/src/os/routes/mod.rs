@@ -107,6 +107,9 @@ impl Routes {
         for p in prefixes {
             routes.add_one(p)?;
         }
+        // The policy rules before a leftover route goes: a prefix now routed by protocol is
+        // never without one or the other.
+        routes.set_gateway_flows(gateway)?;
         let mut adopted = 0;
         for route in leftover {
             let p = route.destination;
@@ -130,7 +133,6 @@ impl Routes {
         if adopted > 0 {
             info!("fail-closed routes for {adopted} protected prefixes adopted from an earlier run");
         }
-        routes.set_gateway_flows(gateway)?;
         Ok(routes)
     }
 
@@ -143,7 +145,7 @@ impl Routes {
     /// in the kernel are brought to the plan (a reload, or a start after an earlier run):
     /// those that stay are not touched.
     pub fn set_gateway_flows(&mut self, plan: &GatewayFlows) -> Result<(), OsError> {
-        let wanted = planned_rules(plan);
+        let wanted = planned_rules(plan, &self.device);
         let present = self
             .netlink
             .rules()
@@ -180,7 +182,7 @@ impl Routes {
             })?;
             if rule.priority == GATEWAY_PROTECT_PREF {
                 info!(
-                    "policy route: {} via {} (a flow to a peer gateway's own address)",
+                    "policy route: {} via {} (a flow to a peer gateway's own address, or by protocol)",
                     rule_text(rule),
                     self.device
                 );
@@ -390,7 +392,7 @@ fn gateway_route(kind: RouteKind, metric: u32) -> Route {
 /// The rules of `plan`: for each peer, its IKE from ports 500 and 4500 and its ESP and AH
 /// from our raw sockets (AH's with `IP_HDRINCL` may be looked up as protocol 255) in the main
 /// table; then each flow in the gateway-flow table.
-fn planned_rules(plan: &GatewayFlows) -> Vec<Rule> {
+fn planned_rules(plan: &GatewayFlows, device: &str) -> Vec<Rule> {
     let mut rules = Vec::new();
     if plan.flows.is_empty() {
         return rules;
@@ -401,6 +403,7 @@ fn planned_rules(plan: &GatewayFlows) -> Vec<Rule> {
         to: Prefix::ANY,
         ip_protocol: Some(ip_protocol),
         source_port,
+        iif: None,
     };
     for peer in &plan.peers {
         let to = Prefix::host(*peer);
@@ -418,9 +421,20 @@ fn planned_rules(plan: &GatewayFlows) -> Vec<Rule> {
             to: *remote,
             ip_protocol: *protocol,
             source_port: None,
+            iif: None,
         };
-        if !rules.contains(&rule) {
-            rules.push(rule);
+        // What the data plane hands back (a packet of the flow's protocol that no rule
+        // protects, `spd::Spd::leaves_in_clear`) takes the main table: its clear path.
+        let back = protocol.map(|_| Rule {
+            priority: GATEWAY_BYPASS_PREF,
+            table: MAIN_TABLE,
+            iif: Some(device.to_owned()),
+            ..rule.clone()
+        });
+        for rule in [Some(rule), back].into_iter().flatten() {
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
         }
     }
     rules
@@ -429,6 +443,9 @@ fn planned_rules(plan: &GatewayFlows) -> Vec<Rule> {
 /// A rule as `ip rule` writes it.
 fn rule_text(rule: &Rule) -> String {
     let mut text = format!("to {}", rule.to);
+    if let Some(device) = &rule.iif {
+        text += &format!(" iif {device}");
+    }
     if let Some(protocol) = rule.ip_protocol {
         text += &format!(" ipproto {protocol}");
     }

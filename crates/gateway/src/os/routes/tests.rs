@@ -235,7 +235,12 @@ fn gateway_flows_fail_closed_and_are_idempotent() {
     assert_eq!(ip(&["rule", "show"]), rules, "applied twice, nothing changes");
     assert!(rules.contains("to 198.51.100.2 ipproto icmp lookup 4500 proto 245"), "{rules}");
     assert!(rules.contains("to 198.51.100.2 ipproto udp sport 500 lookup main proto 245"), "{rules}");
-    assert_eq!(rules.lines().filter(|l| l.contains("proto 245")).count(), 6, "{rules}");
+    // What the data plane hands back from the TUN takes the main table (issue 15).
+    assert!(
+        rules.contains(&format!("to 198.51.100.2 iif {TUN} ipproto icmp lookup main proto 245")),
+        "{rules}"
+    );
+    assert_eq!(rules.lines().filter(|l| l.contains("proto 245")).count(), 7, "{rules}");
     let icmp = route_get(&["198.51.100.2", "ipproto", "icmp"]);
     assert!(icmp.contains(&format!("dev {TUN}")), "{icmp}\n{rules}\n{:?}", ours());
     std::mem::forget(routes);
@@ -263,4 +268,46 @@ fn gateway_flows_fail_closed_and_are_idempotent() {
     assert!(!ip(&["rule", "show"]).contains("proto 245"));
     assert!(ours().is_empty(), "{:?}", ours());
     drop(device);
+}
+
+/// Issue 15: a flow routed by its protocol (`rule permit udp … destination-port eq 1701`):
+/// UDP to the remote prefix goes into the TUN, other protocols keep the clear path, and what
+/// the data plane hands back through the TUN takes the clear path too; once the TUN is gone
+/// UDP to the prefix is unreachable while the rest still leaves in clear.
+#[test]
+fn a_flow_routed_by_protocol_leaves_the_rest_of_the_prefix_in_clear() {
+    if !in_own_namespace(
+        "os::routes::tests::a_flow_routed_by_protocol_leaves_the_rest_of_the_prefix_in_clear",
+    ) {
+        return;
+    }
+    scene();
+    assert!(Command::new("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]).status().unwrap().success());
+    let plan = GatewayFlows { peers: vec![], flows: vec![(prefix("10.2.2.0/24"), Some(17))], source: None };
+    let device = open_tun(TUN).unwrap();
+    // An earlier run protected the whole prefix (`rule permit ip …`) and left its routes.
+    std::mem::forget(Routes::start(TUN, [prefix("10.2.2.0/24")], &[], &GatewayFlows::default()).unwrap());
+    let routes = Routes::start(TUN, [], &[], &plan).unwrap();
+    assert_eq!(
+        ours(),
+        ["default dev ksfc0 table 4500 scope link", "unreachable default table 4500 metric 1"]
+    );
+    let rules = ip(&["rule", "show"]);
+    assert!(rules.contains("to 10.2.2.0/24 ipproto udp lookup 4500 proto 245"), "{rules}");
+    assert!(
+        rules.contains(&format!("to 10.2.2.0/24 iif {TUN} ipproto udp lookup main proto 245")),
+        "{rules}"
+    );
+    let udp = route_get(&["10.2.2.2", "ipproto", "udp", "dport", "1701"]);
+    assert!(udp.contains(&format!("dev {TUN}")), "{udp}\n{rules}");
+    let tcp = route_get(&["10.2.2.2", "ipproto", "tcp"]);
+    assert!(tcp.contains("via 198.51.100.2 dev ksfcpub"), "{tcp}");
+    // A packet the data plane wrote back into the TUN is forwarded by the main table.
+    let back = route_get(&["10.2.2.2", "from", "10.1.1.2", "iif", TUN, "ipproto", "udp", "dport", "9999"]);
+    assert!(back.contains("via 198.51.100.2 dev ksfcpub"), "{back}\n{rules}");
+    std::mem::forget(routes);
+    drop(device);
+    let udp = route_get(&["10.2.2.2", "ipproto", "udp", "dport", "1701"]);
+    assert!(udp.contains("unreachable") || udp.contains("No route to host"), "{udp}");
+    assert!(route_get(&["10.2.2.2", "ipproto", "tcp"]).contains("dev ksfcpub"));
 }
