@@ -234,6 +234,29 @@ fn check_displays(fw_a: &str, control_a: &Path, fw_b: &str, control_b: &Path, pc
     assert_eq!(esp["destination"], "192.0.2.2:0");
     assert!(esp["forward"]["packets"].as_u64().unwrap_or(0) >= sent_before + 2, "{esp}");
     assert!(esp["reverse"]["bytes"].as_u64().unwrap_or(0) > 0, "{esp}");
+    // Issue 15: the protected inner flows too, as USG lists them (`icmp  VPN:public --> public
+    // 172.16.2.2:7264-->192.168.0.2:2048`: the echo identifier as source port, type 8 as 2048),
+    // on both gateways: FW_A sealed the requests, FW_B opened them. The data-plane thread
+    // publishes at most once a second.
+    for (fw, control) in [(fw_a, control_a), (fw_b, control_b)] {
+        let icmp = |sessions: &serde_json::Value| {
+            sessions["sessions"].as_array().and_then(|s| {
+                s.iter().find(|s| s["protocol"] == "icmp" && s["destination"] == "10.2.2.2:2048").cloned()
+            })
+        };
+        let mut flow = None;
+        common::wait_until(Duration::from_secs(5), Duration::from_millis(200), || {
+            flow = icmp(&json(fw, &["display", "firewall", "session", "table"], control));
+            flow.as_ref().is_some_and(|f| f["forward"]["packets"].as_u64().unwrap_or(0) >= 2)
+        });
+        let flow = flow.unwrap_or_else(|| panic!("no inner ICMP flow on {fw}"));
+        assert!(flow["source"].as_str().is_some_and(|s| s.starts_with("10.1.1.2:")), "{flow}");
+        assert!(flow["reverse"]["packets"].as_u64().unwrap_or(0) >= 2, "echo replies counted: {flow}");
+        let text = keysteward(fw, &["display", "firewall", "session", "table"], control);
+        let line =
+            format!("  icmp  VPN:public --> public {}-->10.2.2.2:2048\n", flow["source"].as_str().unwrap());
+        assert!(text.contains(&line), "{text}");
+    }
 
     // show-config: the configuration in force, the key masked in text and JSON.
     let config = keysteward(fw_a, &["show-config"], control_a);

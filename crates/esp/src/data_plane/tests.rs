@@ -962,3 +962,53 @@ fn a_pair_replaced_after_its_hard_traffic_limit_carries_the_flow() {
     assert_eq!(spi, Spi(0xB002));
     assert_eq!(receive(&mut b, &esp), Ok(ping(2)));
 }
+
+/// `undo ipsec sha2 compatible enable` (issue 15): HMAC-SHA2-256 truncated to 96 bits carries
+/// traffic when both ends use it, with an ICV 4 bytes shorter than RFC 4868's; when one end
+/// truncates to 96 and the other to 128, every packet fails its integrity check, counted as
+/// an authentication drop on the receiving side (what `display ipsec statistics` shows).
+#[test]
+fn legacy_sha2_96_carries_traffic_and_a_mismatch_is_counted_as_integrity_drops() {
+    let params = |integrity| SaParams::new(EspCipher::AesCbc128, Some(integrity));
+    let legacy = Integrity::HmacSha256_128.legacy_96();
+    let mut lengths = Vec::new();
+    for integrity in [Integrity::HmacSha256_128, legacy] {
+        let (mut a, mut b) = planes();
+        install(&mut a, &mut b, &pair_keys(1, params(integrity)), a_selector(), mirror(a_selector()));
+        let mut out = buffer();
+        let Outbound::Send(sent) = a.seal(&ping(1), &mut out) else { panic!("not sealed") };
+        let esp = sent.datagram.to_vec();
+        lengths.push(esp.len());
+        assert_eq!(receive(&mut b, &esp), Ok(ping(1)), "{integrity}");
+    }
+    assert_eq!(lengths[0] - lengths[1], 4, "a 12-byte ICV instead of 16");
+
+    // A truncates to 96 bits, B expects 128: same keys, same SPIs, nothing gets through.
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, params(legacy));
+    let pair = |params, local, remote, inbound, outbound| SaPair {
+        policy: PolicyIndex(0),
+        selector: if local == gateway(1) { a_selector() } else { mirror(a_selector()) },
+        params,
+        local,
+        remote,
+        inbound,
+        outbound,
+        protocols: Protocols::Esp,
+    };
+    a.install(
+        pair(params(legacy), gateway(1), gateway(2), keys(&k.b_to_a), keys(&k.a_to_b)),
+        &mut SeededRandom(1),
+    )
+    .unwrap();
+    let b_params = params(Integrity::HmacSha256_128);
+    b.install(pair(b_params, gateway(2), gateway(1), keys(&k.a_to_b), keys(&k.b_to_a)), &mut SeededRandom(2))
+        .unwrap();
+    for id in 1..=3 {
+        let mut out = buffer();
+        let Outbound::Send(sent) = a.seal(&ping(id), &mut out) else { panic!("not sealed") };
+        let esp = sent.datagram.to_vec();
+        assert_eq!(receive(&mut b, &esp), Err(DropReason::Open(OpenError::AuthenticationFailed)));
+    }
+    assert_eq!(b.statistics().inbound.authentication, 3);
+}

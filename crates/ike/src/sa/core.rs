@@ -305,6 +305,7 @@ impl SaCore {
         g_xy: &[u8],
         g_xi: &[u8],
         g_xr: &[u8],
+        identity: Option<&Identity<'_>>,
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
         let exchange =
@@ -313,8 +314,9 @@ impl SaCore {
             let skeyid = Skeyid::for_signatures(suite.hash, ni, nr, g_xy);
             return phase1_material_from_skeyid(suite, skeyid, &exchange, g_xy);
         }
-        let psk = &self.peer_config(ctx.config).pre_shared_key;
-        phase1_material(suite, psk.expose(), &exchange, g_xy)
+        // With a user table the site's key: by AM1's identity (`identity`), else by address.
+        let psk = self.peer_config(ctx.config).pre_shared_key_for(self.remote.ip(), identity);
+        phase1_material(suite, psk, &exchange, g_xy)
     }
 
     pub(crate) fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {

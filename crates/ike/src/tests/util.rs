@@ -133,6 +133,7 @@ impl Gateway {
                 exchange_mode: self.mode,
                 proposals: self.ike.clone(),
                 pre_shared_key: SecretBytes::from_slice(self.psk.as_bytes()),
+                site_keys: Vec::new(),
                 local_id: self.local_id.clone(),
                 remote_id: self.remote_id.clone(),
                 nat_traversal: self.nat_traversal,
@@ -153,6 +154,7 @@ impl Gateway {
             }],
             limits: self.limits,
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }

@@ -205,6 +205,7 @@ impl Scenario {
                 exchange_mode: mode,
                 proposals: vec![ike],
                 pre_shared_key: SecretBytes::from_slice(b"fuzzing the engine"),
+                site_keys: Vec::new(),
                 local_id: None,
                 remote_id: None,
                 nat_traversal: true,
@@ -247,6 +248,7 @@ impl Scenario {
                 aggressive_mode_responses_per_address: 2,
             },
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }

@@ -132,6 +132,8 @@ pub fn prompt_suffix(opening: &str) -> Option<String> {
         // Huawei's own spelling.
         View::Template(name, seq) => format!("ipsec-policy-templet-{name}-{seq}"),
         View::Interface(name) => name,
+        View::UserTable(n) => format!("ike-user-table-{n}"),
+        View::TableUser(n, user) => format!("ike-user-table-{n}-user-{user}"),
         View::System | View::Broken | View::Ignored => return None,
     })
 }

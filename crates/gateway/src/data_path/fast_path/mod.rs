@@ -72,6 +72,8 @@ pub struct Io {
     pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Where datagrams dropped on a full send buffer are counted.
     pub drops: Arc<SendDrops>,
+    /// Where the thread publishes its inner flows for `display firewall session table`.
+    pub flows: inner_flows::Published,
 }
 
 /// The data-plane thread could not be started (the process is out of threads or memory).
@@ -123,6 +125,9 @@ struct Thread {
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
+    /// The protected inner flows this thread carried (one `observe` per sealed or opened
+    /// packet; docs/DESIGN.md, "Inner flows").
+    flows: inner_flows::FlowTable,
 }
 
 impl Thread {
@@ -162,6 +167,7 @@ impl Thread {
             early: std::collections::VecDeque::new(),
             ready: Vec::new(),
             releasing: false,
+            flows: inner_flows::FlowTable::default(),
         }
     }
 
@@ -176,6 +182,7 @@ impl Thread {
                     continue;
                 }
             };
+            self.flows.tick(Instant::now(), &self.io.flows);
             if tun_ready {
                 // A few batches per wake-up: a TCP sender usually has more than one burst out.
                 for _ in 0..4 {
@@ -276,6 +283,7 @@ impl Thread {
         let base = self.sealed[slot].as_ptr() as usize;
         let pending = match shared.plane.seal(packet, &mut self.sealed[slot]) {
             Outbound::Send(send) => {
+                self.flows.observe(packet);
                 self.outgoing.push(Outgoing::new(slot, base, &send));
                 send.pending
             }

@@ -93,6 +93,9 @@ impl Thread {
         };
         let mut opened_spi = None;
         if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
+            if mode == esp::Mode::Tunnel {
+                self.flows.observe(packet);
+            }
             push_opened(
                 &mut self.to_tun,
                 &mut self.to_tun_len,
@@ -141,6 +144,9 @@ impl Thread {
                 }
                 let inbound = open_inbound(&mut shared.plane, e.ah, &e.packet, &mut self.opened);
                 if let Inbound::Deliver { packet, mode, next_header, .. } = inbound {
+                    if mode == esp::Mode::Tunnel {
+                        self.flows.observe(packet);
+                    }
                     debug!("early packet opened after its SA was installed");
                     push_opened(
                         &mut self.to_tun,
