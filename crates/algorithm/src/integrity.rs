@@ -56,8 +56,8 @@ crate::algorithm_table! {
             vrp_keyword: Some("sha1"), vrp_aliases: &["sha"], log_name: "hmac-sha1-96", sa_display: "HMAC-SHA1-96",
             proposal_display: "SHA1-HMAC-96", wireshark: "HMAC-SHA-1-96 [RFC2404]", strongswan: "sha1",
         },
-        /// HMAC-SHA2-256-128 (RFC 4868). Some old peers truncate to 96 bits; that is not
-        /// supported (ikev1-notes, interop pitfall 11).
+        /// HMAC-SHA2-256-128 (RFC 4868). Some old peers truncate to 96 bits:
+        /// [`Integrity::HmacSha256_96`] (ikev1-notes, interop pitfall 11).
         HmacSha256_128 {
             auth_algorithm: 5, ah_transform_id: 5, key_len: 32, icv_len: 16, weak: false,
             vrp_keyword: Some("sha2-256"), vrp_aliases: &["sha256", "sha2_256"], log_name: "hmac-sha2-256-128",
@@ -77,6 +77,17 @@ crate::algorithm_table! {
             vrp_keyword: Some("sha2-512"), vrp_aliases: &["sha512", "sha2_512"], log_name: "hmac-sha2-512-256",
             sa_display: "HMAC-SHA2-512-256", proposal_display: "SHA2-HMAC-512",
             wireshark: "HMAC-SHA-512-256 [RFC4868]", strongswan: "sha512",
+        },
+        /// HMAC-SHA2-256 truncated to 96 bits, as older Huawei firmware (without `ipsec sha2
+        /// compatible enable`) and old Linux kernels do. Not negotiated: it travels as
+        /// HMAC-SHA2-256 (the same numbers, so lookups by number find the RFC 4868 row) and is
+        /// selected for every SA by `undo ipsec sha2 compatible enable`
+        /// ([`Integrity::legacy_96`]); strongSwan's `sha256_96 = yes`.
+        HmacSha256_96 {
+            auth_algorithm: 5, ah_transform_id: 5, key_len: 32, icv_len: 12, weak: false,
+            vrp_keyword: None, vrp_aliases: &[], log_name: "hmac-sha2-256-96",
+            sa_display: "HMAC-SHA2-256-96", proposal_display: "SHA2-HMAC-256-96",
+            wireshark: "HMAC-SHA-256-96 [draft-ietf-ipsec-ciph-sha-256-00]", strongswan: "sha256_96",
         },
     ];
 }
@@ -118,6 +129,24 @@ impl Integrity {
     pub const fn name(self) -> &'static str {
         self.row().log_name
     }
+
+    /// The algorithm with the legacy truncation (`undo ipsec sha2 compatible enable`):
+    /// HMAC-SHA2-256-128 becomes [`Integrity::HmacSha256_96`]; the others are unchanged.
+    pub const fn legacy_96(self) -> Self {
+        match self {
+            Self::HmacSha256_128 => Self::HmacSha256_96,
+            other => other,
+        }
+    }
+
+    /// The algorithm as negotiated (what its number names): the legacy truncation is
+    /// HMAC-SHA2-256 on the wire.
+    pub const fn negotiated(self) -> Self {
+        match self {
+            Self::HmacSha256_96 => Self::HmacSha256_128,
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Integrity {
@@ -137,17 +166,25 @@ mod tests {
             assert_eq!(row.id as usize, index);
             assert_eq!(row.id.row(), row);
             assert_eq!(Integrity::ALL[index], row.id);
-            assert_eq!(Integrity::from_auth_algorithm_id(row.auth_algorithm), Some(row.id));
-            assert_eq!(Integrity::from_ah_transform_id(row.ah_transform_id), Some(row.id));
-            let keyword = row.vrp_keyword.expect("every integrity algorithm has a VRP keyword");
+            assert_eq!(Integrity::from_auth_algorithm_id(row.auth_algorithm), Some(row.id.negotiated()));
+            assert_eq!(Integrity::from_ah_transform_id(row.ah_transform_id), Some(row.id.negotiated()));
+            assert_eq!(row.id.negotiated().legacy_96(), row.id.legacy_96());
+            if row.id != row.id.negotiated() {
+                // Selected by `undo ipsec sha2 compatible enable`, never by a keyword.
+                assert_eq!(row.vrp_keyword, None);
+                continue;
+            }
+            let keyword = row.vrp_keyword.expect("every negotiated integrity algorithm has a VRP keyword");
             assert_eq!(Integrity::from_vrp_keyword(keyword), Some(row.id));
             for alias in row.vrp_aliases {
                 assert_eq!(Integrity::from_vrp_keyword(alias), Some(row.id));
             }
             assert!(row.icv_len <= MAX_ICV_LEN && row.icv_len <= row.key_len, "{}", row.log_name);
         }
-        assert_unique("IANA number", INTEGRITY_ALGORITHMS.iter().map(|r| r.auth_algorithm));
-        assert_unique("AH transform ID", INTEGRITY_ALGORITHMS.iter().map(|r| r.ah_transform_id));
+        let negotiated = || INTEGRITY_ALGORITHMS.iter().filter(|r| r.id == r.id.negotiated());
+        assert_unique("IANA number", negotiated().map(|r| r.auth_algorithm));
+        assert_unique("AH transform ID", negotiated().map(|r| r.ah_transform_id));
+        assert_eq!(Integrity::HmacSha256_128.legacy_96().icv_len(), 12);
         assert_unique(
             "VRP keyword",
             INTEGRITY_ALGORITHMS

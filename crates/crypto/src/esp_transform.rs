@@ -349,7 +349,9 @@ impl IntegrityKey {
             Integrity::HmacSha1_96 => {
                 IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key))
             }
-            Integrity::HmacSha256_128 => IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA256, key)),
+            Integrity::HmacSha256_128 | Integrity::HmacSha256_96 => {
+                IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA256, key))
+            }
             Integrity::HmacSha384_192 => IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA384, key)),
             Integrity::HmacSha512_256 => IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA512, key)),
         };
@@ -429,10 +431,14 @@ mod tests {
         assert_eq!(EspCipher::AesGcm128.key_len(), 20);
         assert_eq!(EspCipher::AesGcm256.key_len(), 36);
         for integrity in Integrity::ALL {
-            assert_eq!(Integrity::from_auth_algorithm_id(integrity.auth_algorithm_id()), Some(integrity));
+            assert_eq!(
+                Integrity::from_auth_algorithm_id(integrity.auth_algorithm_id()),
+                Some(integrity.negotiated())
+            );
             assert!(integrity.icv_len() <= MAX_ICV_LEN);
-            // RFC 4868 §2.1: SHA-2 keys are the hash length, ICVs half of it.
-            if integrity.auth_algorithm_id() >= 5 {
+            // RFC 4868 §2.1: SHA-2 keys are the hash length, ICVs half of it (not the legacy
+            // 96-bit truncation of HMAC-SHA2-256).
+            if integrity.auth_algorithm_id() >= 5 && integrity == integrity.negotiated() {
                 assert_eq!(integrity.icv_len() * 2, integrity.key_len());
             }
         }
@@ -682,6 +688,8 @@ mod tests {
         let jefe = |len: usize| b"Jefe".repeat(16)[..len].to_vec();
         let cases = [
             (Integrity::HmacSha256_128, vec![0x0b; 32], &b"Hi There"[..], "198a607eb44bfbc69903a0f1cf2bbdc5"),
+            // The legacy truncation: the same HMAC, its first 96 bits.
+            (Integrity::HmacSha256_96, vec![0x0b; 32], &b"Hi There"[..], "198a607eb44bfbc69903a0f1"),
             (
                 Integrity::HmacSha256_128,
                 jefe(32),

@@ -122,6 +122,7 @@ fn integrity_token(integrity: crypto::Integrity) -> &'static str {
         I::HmacMd5_96 => "MD5",
         I::HmacSha1_96 => "SHA1",
         I::HmacSha256_128 => "SHA2-256-128",
+        I::HmacSha256_96 => "SHA2-256-96",
         I::HmacSha384_192 => "SHA2-384-192",
         I::HmacSha512_256 => "SHA2-512-256",
     }

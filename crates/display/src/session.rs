@@ -2,8 +2,9 @@
 //! through and to the gateway that keysteward itself carries. They are the IKE exchanges
 //! with each peer (UDP 500, or 4500 after a NAT-T float) and the ESP flows of the installed
 //! IPsec SAs (raw ESP, or UDP 4500 when encapsulated), with the data plane's packet and byte
-//! counters. Clear traffic is forwarded by the kernel and never seen by the daemon, so it
-//! has no session here.
+//! counters, and the protected inner flows the data plane carried through them (crate
+//! `inner_flows`: `icmp`, `tcp`, `udp`, … with their packets and bytes both ways). Clear
+//! traffic is forwarded by the kernel and never seen by the daemon, so it has no session here.
 
 use std::fmt::Write as _;
 
@@ -21,7 +22,7 @@ pub struct Traffic {
 /// One session of `display firewall session table`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionRow {
-    /// `udp` or `esp`.
+    /// `udp` or `esp` (IKE and ESP), or an inner flow's protocol (`icmp`, `tcp`, `udp`, …).
     pub protocol: &'static str,
     /// The routing instance: `public`.
     pub vpn: &'static str,
@@ -29,7 +30,8 @@ pub struct SessionRow {
     pub source: String,
     /// The other side, `ip:port`.
     pub destination: String,
-    /// Source to destination, when counted (the data plane counts ESP; IKE is not counted).
+    /// Source to destination, when counted (the data plane counts ESP and inner flows; IKE is
+    /// not counted).
     pub forward: Option<Traffic>,
     /// Destination to source, when counted.
     pub reverse: Option<Traffic>,

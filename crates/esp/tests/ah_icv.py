@@ -16,6 +16,7 @@ ALGORITHMS = {
     "hmac-md5-96": (hashlib.md5, 12),
     "hmac-sha1-96": (hashlib.sha1, 12),
     "hmac-sha2-256-128": (hashlib.sha256, 16),
+    "hmac-sha2-256-96": (hashlib.sha256, 12),
     "hmac-sha2-384-192": (hashlib.sha384, 24),
     "hmac-sha2-512-256": (hashlib.sha512, 32),
 }

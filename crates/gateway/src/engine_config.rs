@@ -40,7 +40,8 @@ pub fn engine_config_with(
     config: &vrp::Config,
     certificates: &crate::pki::Certificates,
 ) -> Result<ike::Config, Unsupported> {
-    let mut out = ike::Config::default();
+    let mut out =
+        ike::Config { sha2_256_truncation_96: config.ipsec_sha2_truncate_96, ..ike::Config::default() };
     // `ike fragmentation`: announced and used with peers that announce it too.
     out.limits.fragmentation = config.ike_fragmentation.enabled;
     out.limits.fragment_size = config.ike_fragmentation.max_size as usize;
@@ -266,9 +267,10 @@ fn peer_index(
         return Err(unsupported(item, "no ike proposal is configured"));
     }
     let uses_psk = proposals.iter().any(|p| p.auth_method == ike::AuthMethod::PreSharedKey);
+    let site_keys = site_keys(config, peer, &item)?;
     let pre_shared_key = match &peer.pre_shared_key {
         Some(key) => SecretBytes::from_slice(key.expose().as_bytes()),
-        None if uses_psk => {
+        None if uses_psk && site_keys.is_empty() => {
             return Err(unsupported(&item, "pre-share authentication needs a pre-shared-key"))
         }
         // Signatures only: no key is ever used.
@@ -305,9 +307,11 @@ fn peer_index(
         exchange_mode,
         proposals,
         pre_shared_key,
+        site_keys,
         local_id,
         remote_id,
         nat_traversal: peer.nat_traversal,
+        force_encapsulation: peer.nat_traversal && peer.nat_traversal_force,
         dpd: dpd(&config.ike_dpd, &peer.dpd, &item)?,
         // `exchange-mode aggressive` on a USG means aggressive mode with that peer, whichever
         // side starts, and `auto` accepts it as responder: we answer it from this peer only,
@@ -341,6 +345,39 @@ fn dpd(
         retransmit_interval: seconds(peer.retransmit_interval.unwrap_or(global.retransmit_interval)),
         retry_limit: peer.retry_limit.unwrap_or(global.retry_limit),
     }))
+}
+
+/// The site keys of a peer with `user-table N` (empty without one): each user's identity and
+/// key, in `user id` order (the engine takes the first row that matches).
+fn site_keys(
+    config: &vrp::Config,
+    peer: &vrp::model::IkePeer,
+    item: &str,
+) -> Result<Vec<ike::SiteKey>, Unsupported> {
+    let Some(n) = peer.user_table else { return Ok(Vec::new()) };
+    let table = config
+        .ike_user_tables
+        .get(&n)
+        .ok_or_else(|| unsupported(item, format!("ike user-table {n} does not exist")))?;
+    let mut keys = Vec::with_capacity(table.users.len());
+    for (id, user) in &table.users {
+        let (Some(who), Some(key)) = (&user.id, &user.pre_shared_key) else {
+            return Err(unsupported(
+                item,
+                format!("ike user-table {n} user id {id} needs an id-type and a pre-shared-key"),
+            ));
+        };
+        let id = match who {
+            vrp::model::UserId::Ip(a) => ike::IdentityConfig::Address(*a),
+            vrp::model::UserId::Fqdn(name) => ike::IdentityConfig::Fqdn(name.clone()),
+            vrp::model::UserId::UserFqdn(name) => ike::IdentityConfig::UserFqdn(name.clone()),
+        };
+        keys.push(ike::SiteKey { id, pre_shared_key: SecretBytes::from_slice(key.expose().as_bytes()) });
+    }
+    if keys.is_empty() {
+        return Err(unsupported(item, format!("ike user-table {n} has no users")));
+    }
+    Ok(keys)
 }
 
 fn identity(
@@ -767,6 +804,10 @@ interface out0\n ip address 192.0.2.1 255.255.255.0\n ipsec policy p\n";
             .replace(peer, &format!("{peer} undo nat traversal\n dpd type periodic\n dpd idle-time 20\n"));
         let c = convert(&with_dpd).unwrap();
         assert!(!c.peers[0].nat_traversal);
+        assert!(!convert(BASE).unwrap().peers[0].force_encapsulation, "off by default");
+        let forced = BASE.replace(peer, &format!("{peer} nat traversal force-encapsulation\n"));
+        let forced = convert(&forced).unwrap();
+        assert!(forced.peers[0].nat_traversal && forced.peers[0].force_encapsulation);
         let expected = ike::DpdConfig {
             idle_time: Duration::from_secs(20),
             retransmit_interval: Duration::from_secs(15),

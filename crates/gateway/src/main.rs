@@ -14,7 +14,8 @@
 //! what was kept and what was deleted, or every reason the file was refused (exit 1).
 //!
 //! `keysteward run --config FILE` starts the daemon (IKE and the ESP data path over TUN, see `daemon/`);
-//! `keysteward display …` asks a running daemon over its control socket.
+//! `keysteward display …` asks a running daemon over its control socket; `keysteward shell`
+//! is the interactive VRP console on it (crate `console`).
 #![forbid(unsafe_code)]
 #![warn(clippy::too_many_lines)]
 
@@ -51,6 +52,19 @@ enum Command {
         /// The daemon's control socket.
         #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
         control: PathBuf,
+    },
+    /// An interactive VRP console on the running daemon: `<sysname>`, `system-view`, views,
+    /// abbreviations, `?`, Tab, history; each command changes the running configuration at
+    /// once, `save` writes it to the configuration file.
+    Shell {
+        /// The daemon's control socket.
+        #[arg(long, default_value = keysteward::control::DEFAULT_CONTROL_PATH)]
+        control: PathBuf,
+        /// Run this line instead of reading the terminal (repeatable, in order); lines are also
+        /// read from standard input when it is not a terminal. No prompts are printed then,
+        /// and the first line that fails ends the shell with status 1.
+        #[arg(short = 'c', long = "command", value_name = "LINE")]
+        commands: Vec<String>,
     },
     /// Bring up the reference scenario in network namespaces, ping through it, show the IKE
     /// message flow and both gateways' SAs, tear it down (root).
@@ -496,6 +510,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Display { what, control, json, count } => show(&control, what, json, count),
+        Command::Shell { control, commands } => console::run(console::Options { control, commands }),
         Command::ShowConfig { control, json } => {
             ask(&control, &keysteward::control::Request::ShowConfig, json)
         }

@@ -84,7 +84,7 @@ fn ask(
     request: Request,
 ) -> (String, serde_json::Value) {
     let conn_ids = HashMap::new();
-    let live = Live { engine, config, traffic, phase2_conn_ids: &conn_ids, now };
+    let live = Live { engine, config, traffic, inner_flows: &[], phase2_conn_ids: &conn_ids, now };
     match respond(&live, &request) {
         Some(Response::Ok { text, json }) => (text, json),
         other => panic!("{request:?}: {other:?}"),
@@ -93,7 +93,14 @@ fn ask(
 
 fn error(engine: &Engine, config: &vrp::Config, request: Request) -> String {
     let conn_ids = HashMap::new();
-    let live = Live { engine, config, traffic: &[], phase2_conn_ids: &conn_ids, now: Instant::now() };
+    let live = Live {
+        engine,
+        config,
+        traffic: &[],
+        inner_flows: &[],
+        phase2_conn_ids: &conn_ids,
+        now: Instant::now(),
+    };
     match respond(&live, &request) {
         Some(Response::Error(e)) => e,
         other => panic!("{request:?}: {other:?}"),
@@ -200,6 +207,54 @@ fn ipsec_sa_shows_both_spis_the_acl_rule_and_the_counters() {
     let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
     let (text, json) = ask(&a, &vrp_a, &counted, later, Request::DisplayIpsecSa { remote: Some(other) });
     assert_eq!((text.as_str(), &json["sas"]), ("ipsec sa information:\n", &serde_json::json!([])));
+}
+
+/// Issue 15: the inner flows the data plane published follow the IKE and ESP sessions, in the
+/// article's form (§5.12: `icmp  VPN:public --> public 172.16.2.2:7264-->192.168.0.2:2048`).
+#[test]
+fn session_table_lists_the_protected_inner_flows_after_the_ike_and_esp_sessions() {
+    let (vrp_a, a, _, _, now) = negotiated();
+    let counted = traffic(&a, now, 4);
+    let mut table = inner_flows::FlowTable::default();
+    let published = inner_flows::Published::default();
+    table.tick(now, &published);
+    let echo = |kind: u8, from: [u8; 4], to: [u8; 4]| {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0];
+        p.extend_from_slice(&from);
+        p.extend_from_slice(&to);
+        p.extend_from_slice(&[kind, 0, 0, 0, 0x1c, 0x60, 0, 1]);
+        p
+    };
+    for _ in 0..3 {
+        table.observe(&echo(8, [172, 16, 2, 2], [192, 168, 0, 2]));
+        table.observe(&echo(0, [192, 168, 0, 2], [172, 16, 2, 2]));
+    }
+    table.tick(now + Duration::from_secs(1), &published);
+    let flows = published.rows(now + Duration::from_secs(1));
+    let conn_ids = HashMap::new();
+    let live = Live {
+        engine: &a,
+        config: &vrp_a,
+        traffic: &counted,
+        inner_flows: &flows,
+        phase2_conn_ids: &conn_ids,
+        now,
+    };
+    let Some(Response::Ok { text, json }) =
+        respond(&live, &Request::DisplayFirewallSessionTable { verbose: true })
+    else {
+        panic!("no answer")
+    };
+    let expected = " Current Total Sessions : 3
+  udp  VPN:public --> public 192.0.2.1:500-->192.0.2.2:500
+  esp  VPN:public --> public 192.0.2.1:0-->192.0.2.2:0
+  <--packets:4 bytes:336   -->packets:5 bytes:420
+  icmp  VPN:public --> public 172.16.2.2:7264-->192.168.0.2:2048
+  <--packets:3 bytes:84   -->packets:3 bytes:84
+";
+    assert_eq!(text, expected);
+    assert_eq!(json["sessions"][2]["protocol"], "icmp");
+    assert_eq!(json["sessions"][2]["reverse"]["packets"], 3);
 }
 
 #[test]

@@ -83,8 +83,17 @@ fn assert_common(ok: bool, text: &str, tag: &str) {
     on_a.sort_unstable();
     on_b.sort_unstable();
     assert_eq!(on_a, on_b, "{text}");
-    // Both see the IKE session FW_A opened and the ESP flow between them.
-    assert_eq!(text.matches(" Current Total Sessions : 2\n").count(), 2, "{text}");
+    // Both see the IKE session FW_A opened, the ESP flow between them and (issue 15) the
+    // protected inner flow: PC_A's pings, as USG shows ICMP echo (identifier → type 8).
+    assert_eq!(text.matches(" Current Total Sessions : 3\n").count(), 2, "{text}");
+    let icmp: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("  icmp  VPN:public --> public 10.1.1.2:") && l.ends_with("-->10.2.2.2:2048")
+        })
+        .collect();
+    assert_eq!(icmp.len(), 2, "{text}");
+    assert_eq!(icmp[0], icmp[1], "the same flow on both gateways: {text}");
     assert_eq!(
         text.matches("  udp  VPN:public --> public 192.0.2.1:500-->192.0.2.2:500\n").count(),
         2,

@@ -301,3 +301,69 @@ fn netns_hub_refuses_a_branch_proposing_the_default_route() {
     let (ours, listed) = listed_namespaces(|n| all.iter().any(|a| a == n));
     assert_eq!(ours, 0, "namespaces removed: {listed}");
 }
+
+/// Issue 15, per-site keys: the hub of `examples/hub-site-keys/` gives branches 1 and 2 a key
+/// each from its `ike user-table`, found by their source addresses; branch 3 is in no row. The
+/// first two ping the hub's PC through their tunnels; the third gets no answer at all, the
+/// hub's log names its address, and neither the log nor `show-config` shows a key.
+#[test]
+fn netns_hub_gives_each_branch_its_own_key_and_refuses_one_not_in_the_table() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}k", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-hubkeys-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let ns = |suffix: &str| format!("{tag}{suffix}");
+    let Topology { hub, hub_public, branches, all } = topology(&mut cleanup, &tag, 3);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hub-site-keys/hub.cfg");
+    let hub_config = std::fs::read_to_string(path).unwrap();
+    let hub_control = start(&mut cleanup, &dir, &hub, "hub", &hub_config, &hub_public);
+    // Branches 1 and 2 with their rows' keys; branch 3 keeps the old shared key.
+    let shared = "pre-shared-key hub-and-spoke-example-key";
+    for (n, key) in [(1, "branch-one-example-key"), (2, "branch-two-example-key"), (3, "")] {
+        let mut config = example(&format!("branch{n}.cfg"));
+        assert!(config.contains(shared));
+        if !key.is_empty() {
+            config = config.replace(shared, &format!("pre-shared-key {key}"));
+        }
+        start(&mut cleanup, &dir, &branches[n - 1].1, &format!("branch{n}"), &config, &ns(&format!("u{n}")));
+    }
+    let log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    let logs = || format!("--- hub log:\n{}\n--- branch3 log:\n{}", log("hub"), log("branch3"));
+
+    for n in [1, 2] {
+        let (replies, out) = ping_hub(&branches[n - 1].2);
+        assert!(replies >= 4, "branch {n}: {replies} of 5 pings answered\n{out}\n{}", logs());
+    }
+    let (replies, _) = ping_hub(&branches[2].2);
+    assert_eq!(replies, 0, "branch 3 is in no row of the table\n{}", logs());
+
+    let json = keysteward(&hub, &["display", "ike", "sa", "--json"], &hub_control);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let mut peers: Vec<&str> = value["sas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|sa| sa["phase"] == "v1:2")
+        .filter_map(|sa| sa["peer"].as_str())
+        .collect();
+    peers.sort_unstable();
+    peers.dedup();
+    assert_eq!(peers, ["192.0.2.11", "192.0.2.12"], "{json}");
+    let hub_log = log("hub");
+    assert!(
+        hub_log.contains("address 192.0.2.13 is not in the ike user-table of this peer"),
+        "the refusal names the branch's address\n{}",
+        logs()
+    );
+    let shown = keysteward(&hub, &["show-config"], &hub_control);
+    assert!(shown.contains("user-table 1") && shown.contains("id-type ip 192.0.2.12"), "{shown}");
+    for secret in ["branch-one-example-key", "branch-two-example-key"] {
+        assert!(!hub_log.contains(secret) && !shown.contains(secret), "key {secret} printed");
+    }
+
+    drop(cleanup);
+    let (ours, listed) = listed_namespaces(|n| all.iter().any(|a| a == n));
+    assert_eq!(ours, 0, "namespaces removed: {listed}");
+}

@@ -80,6 +80,8 @@ struct Scenario {
     swan_ts: (&'static str, &'static str),
     /// strongSwan: extra lines in the CHILD_SA (e.g. `rekey_time`).
     swan_child: &'static str,
+    /// keysteward: extra system-view lines (e.g. `undo ipsec sha2 compatible enable`).
+    global: &'static str,
     /// Pings from PC_A to PC_B once the tunnel is up, one every 0.2 s; every one must be
     /// answered. A long run is the rekey scenario: SAs are replaced while the pings go on.
     pings: u32,
@@ -118,6 +120,7 @@ const BASE: Scenario = Scenario {
     swan_ike: "",
     swan_ts: ("10.2.2.0/24", "10.1.1.0/24"),
     swan_child: "",
+    global: "",
     pings: 5,
 };
 
@@ -141,7 +144,8 @@ fn keysteward_conf(s: &Scenario, initiate: bool) -> String {
     let trigger = if initiate { " sa trigger-mode auto\n" } else { "" };
     let mode = if s.aggressive { "aggressive" } else { "main" };
     let peer = format!(" exchange-mode {mode}\n remote-address 192.0.2.2\n pre-shared-key {PSK}\n{}", s.peer);
-    common::fw_a_conf(s.ike, &peer, s.esp, &format!("{}{trigger}", s.policy))
+    let conf = common::fw_a_conf(s.ike, &peer, s.esp, &format!("{}{trigger}", s.policy));
+    format!("{}{conf}", s.global)
 }
 
 // Scenario 1: main mode, PSK, IPv4 identities, aes128-sha256-modp2048, ESP aes128-sha256.
@@ -247,6 +251,22 @@ fn netns_strongswan_responder_aes128_sha256_ecp256_esp_aes128gcm16() {
 #[test]
 fn netns_strongswan_initiator_aes128_sha256_ecp256_esp_aes128gcm16() {
     interop(&ECP256_GCM, false, "i4c");
+}
+
+// Issue 16: `nat traversal force-encapsulation` on keysteward's peer, no NAT. strongSwan with
+// kernel-libipsec forces UDP encapsulation itself; with ours forced too, both NAT-D payloads
+// of each side are "wrong" and the tunnel must still come up on UDP 4500 and carry the pings
+// (ESP-in-UDP through the GSO/GRO path on our side).
+const FORCED_UDP: Scenario = Scenario { peer: " nat traversal force-encapsulation\n", ..ECP256_GCM };
+
+#[test]
+fn netns_strongswan_responder_forced_udp_encapsulation() {
+    interop(&FORCED_UDP, true, "r4u");
+}
+
+#[test]
+fn netns_strongswan_initiator_forced_udp_encapsulation() {
+    interop(&FORCED_UDP, false, "i4u");
 }
 
 // Scenario 4: aes256-sha256-curve25519 (group 31, `dh group31`).
@@ -444,9 +464,56 @@ fn netns_strongswan_initiator_acl_not_mirrored_fails_naming_the_flow() {
 
 /// One run of `scenario`: `keysteward_initiates` picks who starts; `suffix` keeps the names
 /// of tests running at the same time apart.
+/// Issue 15, `undo ipsec sha2 compatible enable`: keysteward truncates to 96 bits, strongSwan to 128: the negotiation succeeds (the
+/// truncation is not negotiated) and no ping gets through. strongSwan drops our requests on
+/// its integrity check; its replies never come, so keysteward's side is checked by sending
+/// strongSwan-sealed ESP the other way: PC_B pings PC_A, and keysteward counts each ESP packet
+/// from strongSwan as an authentication (integrity) drop in `display ipsec statistics`.
+#[test]
+fn netns_strongswan_sha2_truncation_mismatch_is_counted_as_integrity_failures() {
+    // strongSwan here cannot do the 96-bit side itself (its userspace ESP refuses
+    // HMAC_SHA2_256_96; netns_legacy_sha2.rs checks that side with Wireshark instead).
+    let mismatch = Scenario {
+        global: "undo ipsec sha2 compatible enable\n",
+        expect: Some(("HMAC_SHA2_256_128", "ESP:AES_CBC-128/HMAC_SHA2_256_128")),
+        pings: 0,
+        ..BASE
+    };
+    let Some(Kept { ns_a, control, cleanup }) = interop_run(&mismatch, true, "m96") else { return };
+    let tag = format!("ks{}m96", std::process::id());
+    let sent = ping(&format!("{tag}p"), 3);
+    assert_eq!(sent.answered, 0, "{}", sent.output);
+    let from_b = common::output_text(&common::in_ns(
+        &format!("{tag}q"),
+        &["ping", "-q", "-i", "0.2", "-W", "1", "-c", "3", "10.1.1.2"],
+    ));
+    assert!(from_b.contains(" 0 received"), "{from_b}");
+    let statistics: serde_json::Value =
+        serde_json::from_str(&display(&ns_a, &control, &["ipsec", "statistics", "--json"]))
+            .unwrap_or_default();
+    assert!(statistics["sealed"].as_u64().unwrap_or(0) >= 3, "{statistics}");
+    assert_eq!(statistics["opened"].as_u64(), Some(0), "{statistics}");
+    assert!(statistics["inbound_authentication"].as_u64().unwrap_or(0) >= 3, "integrity drops: {statistics}");
+    drop(cleanup);
+}
+
 fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
+    drop(interop_run(scenario, keysteward_initiates, suffix));
+}
+
+/// What a scenario leaves for further checks: keysteward's namespace and control socket, and
+/// the cleanup that removes everything when dropped.
+struct Kept {
+    ns_a: String,
+    control: std::path::PathBuf,
+    cleanup: Cleanup,
+}
+
+/// Runs `scenario` (see the module documentation); `None` when skipped (not root). A
+/// scenario with no pings stops once the tunnel is up on both sides.
+fn interop_run(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) -> Option<Kept> {
     if skip_unless_root() {
-        return;
+        return None;
     }
     assert!(
         Path::new(CHARON).exists(),
@@ -500,8 +567,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             "no IPsec SA on keysteward"
         );
         assert!(!swanctl(&ns_b, &run, &["--list-sas"]).contains("INSTALLED"), "no CHILD_SA on strongSwan");
-        drop(cleanup);
-        return;
+        return Some(Kept { ns_a, control, cleanup });
     };
     let theirs = assert_strongswan_tunnel(&ns_a, &control, &dir.join("keysteward.log"), &ns_b, &run);
     assert!(theirs.contains("ESTABLISHED"), "{theirs}");
@@ -515,6 +581,9 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
     // `--list-sas` does not show the phase-1 mode; charon's log does (ike level 2).
     let exchange = if scenario.aggressive { "AGGRESSIVE re" } else { "ID_PROT re" };
     assert!(logs("fwb/charon.log").contains(exchange), "phase 1 was not {exchange}…");
+    if scenario.pings == 0 {
+        return Some(Kept { ns_a, control, cleanup });
+    }
 
     let spis_before = child_spis(&theirs);
     let sent = ping(&pc_a, scenario.pings);
@@ -648,7 +717,7 @@ fn interop(scenario: &Scenario, keysteward_initiates: bool, suffix: &str) {
             }
         }
     }
-    drop(cleanup);
+    Some(Kept { ns_a, control, cleanup })
 }
 
 /// A veth pair between gateway namespace `gw` (`in0`, `gw_address`/24, forwarding on) and a PC

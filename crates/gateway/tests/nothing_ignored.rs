@@ -69,6 +69,15 @@ interface out0
 const PEER_C_POLICY: &str = "ike peer c\n ike-proposal 10\n undo version 2\n remote-address 192.0.2.3\n \
                              pre-shared-key 0123456789abcdef\nipsec policy p 1 isakmp\n";
 
+/// The template's peer `any` taking its keys from `ike user-table 1` (not written yet).
+const TABLE_PEER: &str = "ike peer any\n undo pre-shared-key\n user-table 1\n";
+/// The same with the table: one site, 192.0.2.9; its view is left open.
+const TABLE: &str = "ike peer any\n undo pre-shared-key\n user-table 1\nike user-table 1\n user id 1\n  \
+                     id-type ip 192.0.2.9\n  pre-shared-key 0123456789abcdef\n";
+/// [`TABLE`], back in the table's view.
+const IN_TABLE: &str = "ike peer any\n undo pre-shared-key\n user-table 1\nike user-table 1\n user id 1\n  \
+                        id-type ip 192.0.2.9\n  pre-shared-key 0123456789abcdef\nike user-table 1\n";
+
 /// (view, what comes before the line, the line, its class). The line is written in `view`,
 /// which the context leaves open; it may go on with the settings its object needs to be
 /// complete (only its first line's view counts for the classification).
@@ -114,7 +123,10 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
         Daemon("the Prometheus endpoint the daemon serves, moved by a reload"),
     ),
     ("system", "metrics server ip-address 127.0.0.1 port 9464\n", "undo metrics server", Daemon("the endpoint closed")),
-    ("system", "", "ipsec sha2 compatible enable", Warned),
+    ("system", "", "undo ipsec sha2 compatible enable", Engine),
+    ("system", "undo ipsec sha2 compatible enable\n", "ipsec sha2 compatible enable", Engine),
+    ("system", TABLE_PEER, "ike user-table 1\n user id 1\n  id-type ip 192.0.2.9\n  pre-shared-key 0123456789abcdef", Engine),
+    ("system", TABLE, "undo ike user-table 1", Engine),
     ("system", "", "interface out1", Warned),
     ("system", "", "undo interface out0", Engine),
     (
@@ -163,6 +175,8 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ("ike peer", "ike peer b\n", " local-address 192.0.2.11", Engine),
     ("ike peer", "ike peer b\n", " undo nat traversal", Engine),
     ("ike peer", "ike peer b\n undo nat traversal\n", " nat traversal", Engine),
+    ("ike peer", "ike peer b\n", " nat traversal force-encapsulation", Engine),
+    ("ike peer", "ike peer b\n nat traversal force-encapsulation\n", " undo nat traversal force-encapsulation", Engine),
     ("ike peer", "ike peer b\n", " dpd type periodic", Engine),
     ("ike peer", "ike peer b\n dpd type periodic\n", " dpd idle-time 20", Engine),
     ("ike peer", "ike peer b\n", " dpd retry-limit 2", Warned),
@@ -259,6 +273,21 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ("interface", "interface out0\n", " undo ipsec policy", Engine),
     ("interface", "interface out0\n", " shutdown", Warned),
     ("interface", "interface out0\n", " undo shutdown", Warned),
+    // The ike user-table view and its user view (per-site keys).
+    ("ike user-table", IN_TABLE, " user id 2\n  id-type ip 192.0.2.10\n  pre-shared-key 0123456789abcdef", Engine),
+    ("ike user-table", IN_TABLE, " undo user id 1", Engine),
+    ("ike user-table", IN_TABLE, " quit", View),
+    ("ike user-table", IN_TABLE, " return", View),
+    ("ike user-table user", TABLE, "  id-type ip 192.0.2.11", Engine),
+    ("ike user-table user", TABLE, "  id-type fqdn branch.example.net", Engine),
+    ("ike user-table user", TABLE, "  id-type user-fqdn ops@branch.example.net", Engine),
+    ("ike user-table user", TABLE, "  pre-shared-key cipher 0123456789abcdefX", Engine),
+    ("ike user-table user", TABLE, "  pre-shared-key simple 0123456789abcdefY", Engine),
+    ("ike user-table user", TABLE, "  undo pre-shared-key", Engine),
+    ("ike user-table user", TABLE, "  user id 2\n  id-type ip 192.0.2.12\n  pre-shared-key 0123456789abcdef", Engine),
+    ("ike user-table user", TABLE, "  quit", View),
+    ("ike user-table user", TABLE, "  return", View),
+    ("ike peer", "ike user-table 1\n user id 1\n  id-type ip 192.0.2.9\n  pre-shared-key 0123456789abcdef\nike peer any\n undo pre-shared-key\n", " user-table 1", Engine),
     ("interface", "interface out0\n", " quit", View),
     ("interface", "interface out0\n", " return", View),
 ];
@@ -274,7 +303,14 @@ fn outcome(text: &str) -> String {
         // The keys too: their Debug form is redacted.
         Some(config) => match engine_config(config) {
             Ok(engine) => {
-                let keys: Vec<&[u8]> = engine.peers.iter().map(|p| p.pre_shared_key.expose()).collect();
+                let keys: Vec<&[u8]> = engine
+                    .peers
+                    .iter()
+                    .flat_map(|p| {
+                        let sites = p.site_keys.iter().map(|k| k.pre_shared_key.expose());
+                        std::iter::once(p.pre_shared_key.expose()).chain(sites)
+                    })
+                    .collect();
                 format!("{engine:?} {keys:?}")
             }
             Err(e) => format!("{e:?}"),

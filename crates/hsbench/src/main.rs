@@ -138,10 +138,12 @@ fn initiator_config(options: &Options, i: usize) -> Config {
             lifetime: Duration::from_secs(86_400),
         }],
         pre_shared_key: SecretBytes::from_slice(options.psk.as_bytes()),
+        site_keys: Vec::new(),
         local_id: None,
         remote_id: None,
         // As deployed (NAT-T on by default, as strongSwan's): VIDs and NAT-D cost their part.
         nat_traversal: true,
+        force_encapsulation: false,
         dpd: None,
         accept_aggressive_mode: false,
         certificate: None,
@@ -162,7 +164,13 @@ fn initiator_config(options: &Options, i: usize) -> Config {
         lifetime_kilobytes: None,
         template: None,
     };
-    Config { peers: vec![peer], policies: vec![policy], limits: Limits::default(), own_addresses: Vec::new() }
+    Config {
+        peers: vec![peer],
+        policies: vec![policy],
+        limits: Limits::default(),
+        own_addresses: Vec::new(),
+        sha2_256_truncation_96: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

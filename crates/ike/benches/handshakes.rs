@@ -196,10 +196,12 @@ fn peer_and_policy(
         exchange_mode: ExchangeMode::Main,
         proposals: vec![ike_proposal(group)],
         pre_shared_key: psk(i),
+        site_keys: Vec::new(),
         local_id: None,
         remote_id: None,
         // As deployed (NAT-T on by default): VIDs and NAT-D are part of the handshake cost.
         nat_traversal: true,
+        force_encapsulation: false,
         dpd: None,
         accept_aggressive_mode: false,
         certificate: None,
@@ -223,12 +225,18 @@ fn limits() -> Limits {
 
 fn responder_config(peers: usize, group: DhGroup) -> Config {
     let (peers, policies) = (0..peers).map(|i| peer_and_policy(i, group, true, i)).unzip();
-    Config { peers, policies, limits: limits(), own_addresses: Vec::new() }
+    Config { peers, policies, limits: limits(), own_addresses: Vec::new(), sha2_256_truncation_96: false }
 }
 
 fn initiator_config(i: usize, group: DhGroup) -> Config {
     let (peer, policy) = peer_and_policy(i, group, false, 0);
-    Config { peers: vec![peer], policies: vec![policy], limits: limits(), own_addresses: Vec::new() }
+    Config {
+        peers: vec![peer],
+        policies: vec![policy],
+        limits: limits(),
+        own_addresses: Vec::new(),
+        sha2_256_truncation_96: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -437,7 +437,8 @@ pub(crate) fn respond(
     let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
     let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
-    let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+    let material =
+        sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), Some(&id.identity), ctx);
     sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let id_r = sa.local_identification(ctx.config);
     let mut idir_b = Vec::new();
@@ -524,7 +525,7 @@ fn verify_am2<'m>(
     sa.cookie_r = message.header.responder_cookie;
     sa.learn_capabilities(payloads, ctx.config);
     let shared = wait.dh.shared_secret(g_xr).map_err(FailureReason::from)?;
-    let material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, ctx);
+    let material = sa.derive(&suite, &wait.ni, nr, shared.expose(), wait.dh.public_value(), g_xr, None, ctx);
     sa.peer_asked_certificate = auth::peer_requested_certificate(payloads);
     let proof = if suite.auth_method.is_signature() {
         let input = sa.auth_input(&material, &wait.sai_b);

@@ -102,8 +102,15 @@ pub struct PeerConfig {
     pub exchange_mode: ExchangeMode,
     /// The `ike-proposal`s offered and accepted, in priority order.
     pub proposals: Vec<IkeProposal>,
-    /// The pre-shared key.
+    /// The pre-shared key (unused when `site_keys` is not empty).
     pub pre_shared_key: SecretBytes,
+    /// Per-site keys (`user-table N` naming an `ike user-table`, as USG's IKE user table):
+    /// when not empty, the key of a phase 1 comes from here instead of `pre_shared_key`,
+    /// found by the peer's source address in main mode (the key is needed for SKEYID at
+    /// MM3/MM4, before any identity is seen) and by the identity in AM1 for an
+    /// aggressive-mode responder; a peer found in neither is refused before any work
+    /// (`PolicyFailure::NotInUserTable`).
+    pub site_keys: Vec<SiteKey>,
     /// Our identity; `None` means ID_IPV4_ADDR of `local_address`.
     pub local_id: Option<IdentityConfig>,
     /// The identity the peer must present; `None` accepts any identity of the configured type
@@ -113,6 +120,11 @@ pub struct PeerConfig {
     /// found (RFC 3947). keysteward defaults to on (vrp-cli.md §3, a documented deviation
     /// from VRP8's off): the float happens only when a NAT is detected or the peer floats.
     pub nat_traversal: bool,
+    /// `nat traversal force-encapsulation`: with NAT-T, float and UDP-encapsulate ESP even
+    /// when no NAT is found. Our NAT-D payload for our own address then carries the hash of
+    /// an address no host has (0.0.0.0, port 0), so the peer finds us "behind a NAT" and
+    /// floats too, as strongSwan does for `encap = yes` (it sends random bytes there).
+    pub force_encapsulation: bool,
     /// `dpd …`: send R-U-THERE when the tunnel is idle (RFC 3706). `None` = off, the VRP
     /// default; R-U-THERE from the peer is answered either way.
     pub dpd: Option<DpdConfig>,
@@ -130,6 +142,49 @@ pub struct PeerConfig {
     /// extension): required when any of `proposals` uses a signature method. Shared, as the
     /// key is not cloneable.
     pub certificate: Option<std::sync::Arc<CertificateAuth>>,
+}
+
+/// One user of an `ike user-table`: a site and its pre-shared key.
+#[derive(Clone)]
+pub struct SiteKey {
+    /// Who the site is: `id-type ip A` (its source address in main mode, an ID_IPV4_ADDR
+    /// in aggressive mode) or `id-type fqdn|user-fqdn NAME` (aggressive mode's AM1 only).
+    pub id: IdentityConfig,
+    /// The site's key (zeroized on drop, never printed).
+    pub pre_shared_key: SecretBytes,
+}
+
+impl std::fmt::Debug for SiteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteKey").field("id", &self.id).field("pre_shared_key", &"<redacted>").finish()
+    }
+}
+
+impl PeerConfig {
+    /// The site's key in this peer's user table: by `identity` when one is given (the
+    /// identity of an AM1), else by `remote`, the source address (main mode). `None` when
+    /// the peer has no user table or the site is not in it.
+    pub fn site_key(&self, remote: IpAddr, identity: Option<&Identity<'_>>) -> Option<&SecretBytes> {
+        let row = match identity {
+            Some(identity) => self.site_keys.iter().find(|k| k.id.matches(identity)),
+            None => self.site_keys.iter().find(|k| match (&k.id, remote) {
+                (IdentityConfig::Address(a), IpAddr::V4(r)) => *a == r,
+                _ => false,
+            }),
+        };
+        row.map(|k| &k.pre_shared_key)
+    }
+
+    /// The pre-shared key of a phase 1 with `remote` (and, for an aggressive-mode
+    /// responder, the identity in AM1): the site's key when the peer has a user table, else
+    /// the peer's. A site missing from the table gets an empty key, which never verifies;
+    /// the responder refuses such a site before this is asked.
+    pub fn pre_shared_key_for(&self, remote: IpAddr, identity: Option<&Identity<'_>>) -> &[u8] {
+        if self.site_keys.is_empty() {
+            return self.pre_shared_key.expose();
+        }
+        self.site_key(remote, identity).map_or(&[], SecretBytes::expose)
+    }
 }
 
 /// Dead peer detection timing (`dpd idle-time`, `dpd retransmit-interval`, `dpd retry-limit`).
@@ -453,6 +508,11 @@ pub struct Config {
     pub limits: Limits,
     /// The gateway's interface addresses: no branch may claim them through a template.
     pub own_addresses: Vec<IpAddr>,
+    /// `undo ipsec sha2 compatible enable`: the IPsec SAs use HMAC-SHA2-256 truncated to 96
+    /// bits (older Huawei firmware, strongSwan's `sha256_96`) instead of RFC 4868's 128. The
+    /// truncation is not negotiated (the wire says HMAC-SHA2-256 either way): the installed
+    /// pair's suite and AH keys carry [`crypto::Integrity::HmacSha256_96`].
+    pub sha2_256_truncation_96: bool,
 }
 
 /// Why answering aggressive mode with pre-shared keys is dangerous, for the configuration

@@ -170,6 +170,11 @@ pub enum PolicyFailure {
     FlowRefused(Box<FlowRefusal>),
     /// A cap of a template was reached (`sa max …`; NO-PROPOSAL-CHOSEN, or the IKE SA deleted).
     LimitReached(Box<LimitRefusal>),
+    /// The peer has a user table (per-site keys) and the site is not in it: `site` is
+    /// `address A` (main mode, by source address) or `identity fqdn N` (aggressive mode, by
+    /// the AM1's ID, escaped). Refused before any work, no reply.
+    #[allow(missing_docs)] // the field is named in the variant's description
+    NotInUserTable { site: String },
 }
 
 impl fmt::Display for FailureReason {
@@ -289,6 +294,11 @@ impl fmt::Display for PolicyFailure {
             }
             Self::FlowRefused(r) => r.fmt(f),
             Self::LimitReached(r) => r.fmt(f),
+            Self::NotInUserTable { site } => write!(
+                f,
+                "{site} is not in the ike user-table of this peer: no pre-shared key for it, refused \
+                 before any work, no reply sent"
+            ),
         }
     }
 }
@@ -639,6 +649,7 @@ mod tests {
             PolicyFailure::AggressiveModeNotConfigured.into(),
             PolicyFailure::AggressiveModeRateLimited.into(),
             PolicyFailure::Reconfigured.into(),
+            PolicyFailure::NotInUserTable { site: "address 192.0.2.9".into() }.into(),
         ];
         all.extend(hub_failures());
         // Malformed messages as the parser reports them: too short, a bad length, a bad version.

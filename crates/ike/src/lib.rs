@@ -64,7 +64,7 @@ pub use commands::{Command, ErrorRecord, ERROR_HISTORY_LEN};
 pub use config::{
     Addresses, AuthMethod, CertificateAuth, Config, DpdConfig, EncapsulationMode, ExchangeMode,
     IdentityConfig, IkeProposal, IpsecProposal, IpsecProtocols, Limits, PeerConfig, PolicyConfig, PolicyId,
-    SendCertificate, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
+    SendCertificate, SiteKey, Subnet, TrafficSelector, AGGRESSIVE_MODE_PSK_RISK,
 };
 pub use engine::endpoint::{Engine, HalfOpenUsage, Statistics};
 pub use engine::views::IkeSaView;

@@ -216,7 +216,7 @@ fn initiator_mm4(
 ) -> Result<Phase1Step<MainMode>, FailureReason> {
     let (g_xr, nr) = ke_and_nonce(message.payloads())?;
     let shared = dh.shared_secret(g_xr).map_err(FailureReason::from)?;
-    let mut material = sa.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, ctx);
+    let mut material = sa.derive(&suite, &ni, nr, shared.expose(), dh.public_value(), g_xr, None, ctx);
     sa.detect_nat(message.payloads(), suite.hash, ctx);
     sa.float_if_nat_detected(ctx.now);
     sa.trace(ctx, Direction::Received, Step::MainMode(4), 0, false, message.payloads());
@@ -287,7 +287,7 @@ fn responder_mm3(
     let dh = DhPrivate::generate(suite.group, ctx.rng).map_err(FailureReason::from)?;
     let shared = dh.shared_secret(g_xi).map_err(FailureReason::from)?;
     let nr = ctx.random_bytes(NONCE_LEN);
-    let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), ctx);
+    let material = sa.derive(&suite, ni, &nr, shared.expose(), g_xi, dh.public_value(), None, ctx);
     sa.detect_nat(message.payloads(), suite.hash, ctx);
     sa.trace(ctx, Direction::Received, Step::MainMode(3), 0, false, message.payloads());
     let nat_d = sa.nat_discovery(suite.hash);

@@ -44,6 +44,9 @@ pub(crate) struct NatState {
     pub(crate) local_behind_nat: bool,
     /// The peer's address was rewritten on the way to us (or the peer claims so).
     pub(crate) remote_behind_nat: bool,
+    /// `nat traversal force-encapsulation`: float as if a NAT were found, and make the peer
+    /// find one (see [`our_discovery_hashes`]).
+    pub(crate) forced: bool,
     /// The IKE SA runs on UDP 4500: ESP is UDP-encapsulated.
     pub(crate) floated: bool,
     /// When the next keepalive is due, while we are behind a NAT and have floated.
@@ -53,7 +56,7 @@ pub(crate) struct NatState {
 impl NatState {
     /// A NAT was found on either side: the initiator floats.
     pub(crate) fn detected(&self) -> bool {
-        self.local_behind_nat || self.remote_behind_nat
+        self.local_behind_nat || self.remote_behind_nat || self.forced
     }
 
     /// The NAT-T dialect in use for UDP-encapsulated ESP, once floated.
@@ -96,15 +99,19 @@ pub(crate) fn discovery_hash(
 }
 
 /// The two NAT-D hashes we send, in RFC 3947 §3.2 order: the peer's address (destination)
-/// first, then ours (source).
+/// first, then ours (source). When `forced`, the source hash is that of 0.0.0.0 port 0, an
+/// address no datagram comes from: the peer finds us behind a NAT and floats (forced UDP
+/// encapsulation; strongSwan sends random bytes there for `encap = yes`).
 pub(crate) fn our_discovery_hashes(
     hash: HashAlgorithm,
-    cookie_i: Cookie,
-    cookie_r: Cookie,
+    cookies: (Cookie, Cookie),
     local: SocketAddr,
     remote: SocketAddr,
+    forced: bool,
 ) -> [Vec<u8>; 2] {
-    [discovery_hash(hash, cookie_i, cookie_r, remote), discovery_hash(hash, cookie_i, cookie_r, local)]
+    let (cookie_i, cookie_r) = cookies;
+    let source = if forced { SocketAddr::from(([0, 0, 0, 0], 0)) } else { local };
+    [discovery_hash(hash, cookie_i, cookie_r, remote), discovery_hash(hash, cookie_i, cookie_r, source)]
 }
 
 /// NAT-D payloads over `hashes`, under the dialect's payload number.
@@ -172,7 +179,7 @@ mod tests {
         let (ci, cr) = (Cookie([1; 8]), Cookie([2; 8]));
         let h = HashAlgorithm::Sha256;
         let (a, b) = (addr(1, 500), addr(2, 500));
-        let sent = our_discovery_hashes(h, ci, cr, a, b);
+        let sent = our_discovery_hashes(h, (ci, cr), a, b, false);
         let payloads = discovery_payloads(NatTVersion::Rfc3947, &sent);
         assert_eq!(detect(&payloads, h, ci, cr, b, a), Some((false, false)));
         // A NAT rewrote a's port: b sees the datagram from another source.
@@ -181,6 +188,10 @@ mod tests {
         assert_eq!(detect(&payloads, h, ci, cr, addr(2, 4500), a), Some((true, false)));
         assert_eq!(detect(&payloads[..1], h, ci, cr, b, a), None);
         assert_eq!(detect(&[], h, ci, cr, b, a), None);
+        // Forced encapsulation: with no NAT at all, b finds a behind one.
+        let forced = our_discovery_hashes(h, (ci, cr), a, b, true);
+        let payloads = discovery_payloads(NatTVersion::Rfc3947, &forced);
+        assert_eq!(detect(&payloads, h, ci, cr, b, a), Some((false, true)));
     }
 
     #[test]

@@ -711,9 +711,11 @@ impl QuickModeSa<'_> {
                 )
                 .map_err(|_| FailureReason::Malformed(MalformedFailure::Undecryptable))
         };
+        let legacy = ctx.config.sha2_256_truncation_96;
         let ah = match suite.proposal.protocols.ah() {
             Some(integrity) => {
                 let keys = derive(ProtocolId::Ah, ah_key_lengths(integrity))?;
+                let integrity = if legacy { integrity.legacy_96() } else { integrity };
                 Some(AhSaKeys { inbound: keys.inbound, outbound: keys.outbound, integrity })
             }
             None => None,
@@ -733,7 +735,7 @@ impl QuickModeSa<'_> {
             local: self.local,
             remote: self.remote,
             selector,
-            suite: *suite,
+            suite: if legacy { suite.with_legacy_96() } else { *suite },
             inbound: keys.inbound,
             outbound: keys.outbound,
             ah,

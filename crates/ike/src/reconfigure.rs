@@ -9,7 +9,8 @@
 //! - A **peer** (`ike peer NAME`) is unchanged when the new configuration has a peer of the
 //!   same name whose every setting is equal: local address (the interface address its
 //!   policy is bound to), remote address, exchange mode, the IKE proposals in order with all
-//!   their algorithms and lifetimes, the pre-shared key, local and remote identities, NAT
+//!   their algorithms and lifetimes, the pre-shared key and the user table's rows (every
+//!   site's identity and key: a table changed in any row renegotiates the template's sites), local and remote identities, NAT
 //!   traversal, DPD settings and the aggressive-mode permission ([`peer_unchanged`]). Its
 //!   IKE SAs stay; otherwise they are deleted together with their IPsec SAs.
 //! - A **policy entry** (`ipsec policy NAME SEQ`) is unchanged when the new configuration has
@@ -18,6 +19,8 @@
 //!   proposals in order (transform, algorithms, encapsulation mode), its PFS group and its
 //!   lifetimes in seconds and kilobytes are equal ([`policy_unchanged`]). Its IPsec SAs stay
 //!   with the same SPIs and keys; otherwise they are deleted.
+//! - The ICV truncation of HMAC-SHA2-256 (`undo ipsec sha2 compatible enable`) is the same,
+//!   or every policy entry counts as changed.
 //! - Everything else is new: it takes effect for the next negotiation. The engine-wide
 //!   [`crate::Limits`] and the global aggressive-mode switch apply to exchanges started
 //!   after the reload.
@@ -59,7 +62,9 @@ impl ConfigDiff {
                 let j = new.policies.iter().position(|q| q.id == p.id)?;
                 let q = &new.policies[j];
                 let same_peer = peers.get(p.peer).copied().flatten() == Some(q.peer);
-                (same_peer && policy_unchanged(p, q)).then_some(j)
+                // The ICV truncation applies to every IPsec SA: a change renegotiates them all.
+                let same_icv = old.sha2_256_truncation_96 == new.sha2_256_truncation_96;
+                (same_peer && same_icv && policy_unchanged(p, q)).then_some(j)
             })
             .collect();
         let fresh_policies =
@@ -89,9 +94,11 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         exchange_mode,
         proposals,
         pre_shared_key,
+        site_keys,
         local_id,
         remote_id,
         nat_traversal,
+        force_encapsulation,
         dpd,
         accept_aggressive_mode,
         certificate,
@@ -102,9 +109,15 @@ pub fn peer_unchanged(old: &PeerConfig, new: &PeerConfig) -> bool {
         && *exchange_mode == new.exchange_mode
         && *proposals == new.proposals
         && pre_shared_key.ct_eq(new.pre_shared_key.expose())
+        && site_keys.len() == new.site_keys.len()
+        && site_keys
+            .iter()
+            .zip(&new.site_keys)
+            .all(|(a, b)| a.id == b.id && a.pre_shared_key.ct_eq(b.pre_shared_key.expose()))
         && *local_id == new.local_id
         && *remote_id == new.remote_id
         && *nat_traversal == new.nat_traversal
+        && *force_encapsulation == new.force_encapsulation
         && *dpd == new.dpd
         && *accept_aggressive_mode == new.accept_aggressive_mode
         && certificate_unchanged(certificate.as_deref(), new.certificate.as_deref())

@@ -81,9 +81,11 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
             exchange_mode: ExchangeMode::Main,
             proposals: vec![IkeProposal::recommended()],
             pre_shared_key: SecretBytes::from_slice(b"tiandihui2"),
+            site_keys: Vec::new(),
             local_id: None,
             remote_id: None,
             nat_traversal: true,
+            force_encapsulation: false,
             dpd: None,
             accept_aggressive_mode: false,
             certificate: None,
@@ -106,6 +108,7 @@ fn config(local: Ipv4Addr, remote: Option<Ipv4Addr>, limits: Limits) -> Config {
         }],
         limits,
         own_addresses: Vec::new(),
+        sha2_256_truncation_96: false,
     }
 }
 

@@ -27,6 +27,15 @@ pub struct IpsecSuite {
     pub lifetime_kilobytes: Option<u64>,
 }
 
+impl IpsecSuite {
+    /// The suite with HMAC-SHA2-256 truncated to 96 bits (`undo ipsec sha2 compatible
+    /// enable`, [`IpsecProtocols::legacy_96`]).
+    pub fn with_legacy_96(self) -> Self {
+        let protocols = self.proposal.protocols.legacy_96();
+        Self { proposal: IpsecProposal { protocols, ..self.proposal }, ..self }
+    }
+}
+
 impl fmt::Display for IpsecSuite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocols = self.proposal.protocols;

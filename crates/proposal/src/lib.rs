@@ -143,6 +143,14 @@ impl IpsecProtocols {
         }
     }
 
+    /// The same protocols with HMAC-SHA2-256 truncated to 96 bits (`undo ipsec sha2
+    /// compatible enable`): what the negotiated suite becomes on a gateway that uses the
+    /// legacy truncation. The wire numbers are unchanged.
+    pub fn legacy_96(self) -> Self {
+        let esp = self.esp().map(|(encryption, integrity)| (encryption, integrity.map(Integrity::legacy_96)));
+        Self::from_parts(self.ah().map(Integrity::legacy_96), esp).unwrap_or(self)
+    }
+
     /// Builds the protocols from their parts; `None` when there is neither.
     pub fn from_parts(ah: Option<Integrity>, esp: Option<(EspCipher, Option<Integrity>)>) -> Option<Self> {
         Some(match (ah, esp) {

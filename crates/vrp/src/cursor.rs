@@ -37,8 +37,9 @@ pub(crate) enum Offer {
     Keywords(&'static [&'static str]),
     /// The keywords of a keyword-valued setting ([`Value`]): its family and every spelling.
     Values(&'static str, Vec<&'static str>),
-    /// An argument, with a sample text that reads as one.
-    Argument(String),
+    /// An argument: a sample text that reads as one, and its form and meaning for `?`
+    /// (`INTEGER<1-1024>`, `proposal number`).
+    Argument(String, String, String),
 }
 
 /// A position in the tokens of one line.
@@ -49,6 +50,11 @@ pub(crate) struct Cursor<'a> {
     end_column: u32,
     /// `Some` when exploring the grammar: what was asked for at the end of the tokens.
     offers: Option<Vec<Offer>>,
+    /// Each token read as a keyword: its index and the keyword it stands for (the console
+    /// expands abbreviations with it).
+    matched: Vec<(usize, &'static str)>,
+    /// The indexes of the tokens read as secrets (pre-shared keys).
+    secrets: Vec<usize>,
 }
 
 impl<'a> Cursor<'a> {
@@ -59,7 +65,7 @@ impl<'a> Cursor<'a> {
                 t.column + u32::try_from(t.text.chars().count()).unwrap_or(0) + if t.quoted { 2 } else { 0 }
             })
             .unwrap_or(1);
-        Self { tokens, pos: 0, end_column, offers: None }
+        Self { tokens, pos: 0, end_column, offers: None, matched: Vec::new(), secrets: Vec::new() }
     }
 
     /// A cursor that records what the parser asks for once the tokens run out.
@@ -70,6 +76,16 @@ impl<'a> Cursor<'a> {
     /// What was asked for at the end of the tokens (empty unless [`Cursor::exploring`]).
     pub(crate) fn take_offers(&mut self) -> Vec<Offer> {
         self.offers.take().unwrap_or_default()
+    }
+
+    /// The tokens read as keywords: index and canonical keyword (or alias), in reading order.
+    pub(crate) fn matched(&self) -> &[(usize, &'static str)] {
+        &self.matched
+    }
+
+    /// The indexes of the tokens read as secrets.
+    pub(crate) fn secrets(&self) -> &[usize] {
+        &self.secrets
     }
 
     fn offer(&mut self, offer: impl FnOnce() -> Offer) {
@@ -140,7 +156,10 @@ impl<'a> Cursor<'a> {
         self.offer_keywords(candidates);
         let token = self.next(&expected_list(what, candidates))?;
         match self.match_read(token, candidates) {
-            Match::One(k) if !token.quoted => Ok(k),
+            Match::One(k) if !token.quoted => {
+                self.matched.push((self.pos - 1, k));
+                Ok(k)
+            }
             Match::Ambiguous(list) if !token.quoted => Err(SyntaxError {
                 column: token.column,
                 kind: DiagnosticKind::AmbiguousKeyword,
@@ -162,6 +181,7 @@ impl<'a> Cursor<'a> {
         let text = if glued { token.before_comment()? } else { &token.text };
         match match_keyword(text, candidates) {
             Match::One(k) if !token.quoted => {
+                self.matched.push((self.pos, k));
                 self.pos += 1;
                 if glued {
                     self.comment_after(token, text);
@@ -245,6 +265,7 @@ impl<'a> Cursor<'a> {
             Match::One(k) if !token.quoted => k,
             _ => return Err(unknown(token, T::WHAT, &canonical)),
         };
+        self.matched.push((self.pos - 1, matched));
         let found = all
             .iter()
             .find(|v| v.keyword() == matched)
@@ -266,7 +287,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a decimal number in `min..=max`.
     pub(crate) fn number(&mut self, what: &str, min: u64, max: u64) -> Result<u64> {
-        self.offer(|| Offer::Argument(min.to_string()));
+        self.offer(|| Offer::Argument(min.to_string(), format!("INTEGER<{min}-{max}>"), what.to_string()));
         let (token, text) = self.value_token(&format!("{what} ({min}-{max})"))?;
         match text.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) && !token.quoted => Ok(n),
@@ -276,7 +297,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a dotted-quad IPv4 address.
     pub(crate) fn ipv4(&mut self, what: &str) -> Result<Ipv4Addr> {
-        self.offer(|| Offer::Argument("0.0.0.0".into()));
+        self.offer(|| Offer::Argument("0.0.0.0".into(), "X.X.X.X".into(), what.to_string()));
         let (token, text) = self.value_token(&format!("{what} (an IPv4 address)"))?;
         text.parse().map_err(|_| invalid(token, what, "an IPv4 address"))
     }
@@ -288,16 +309,23 @@ impl<'a> Cursor<'a> {
 
     /// Reads a name of 1..=`max_len` characters (names are case-sensitive, §1).
     pub(crate) fn name(&mut self, what: &str, max_len: usize) -> Result<String> {
-        self.offer(|| Offer::Argument("x".into()));
+        self.offer(|| Offer::Argument("x".into(), format!("STRING<1-{max_len}>"), what.to_string()));
         let token = self.next(&format!("{what} (1-{max_len} characters)"))?;
         check_name(token, what, &token.text, max_len)?;
         Ok(token.text.clone())
     }
 
     /// Says that an argument may come next (for the grammar listing), where the parser reads
-    /// it with [`Cursor::value_token`]; `sample` reads as one.
-    pub(crate) fn offer_argument(&mut self, sample: &str) {
-        self.offer(|| Offer::Argument(sample.into()));
+    /// it with [`Cursor::value_token`]; `sample` reads as one, `form` and `what` describe it
+    /// for `?` (`X.X.X.X`, `mask or prefix length`).
+    pub(crate) fn offer_argument(&mut self, sample: &str, form: &str, what: &str) {
+        self.offer(|| Offer::Argument(sample.into(), form.into(), what.into()));
+    }
+
+    /// How many tokens the line has for the parser: fewer than were lexed when a glued `//`
+    /// made the rest of the line a comment.
+    pub(crate) fn token_count(&self) -> usize {
+        self.tokens.len()
     }
 
     /// True when a `//` note follows the line's last word ([`Token::note_after`]).
@@ -308,8 +336,16 @@ impl<'a> Cursor<'a> {
     /// Reads any token as-is (a key, which may be quoted).
     pub(crate) fn raw(&mut self, what: &str) -> Result<&'a Token> {
         // "0" reads as a key, an ID, a prefix length and a wildcard mask alike.
-        self.offer(|| Offer::Argument("0".into()));
+        self.offer(|| Offer::Argument("0".into(), "STRING".into(), what.to_string()));
         self.next(what)
+    }
+
+    /// Like [`Cursor::raw`] for a secret (a pre-shared key): the console keeps such a line out
+    /// of its history file.
+    pub(crate) fn secret(&mut self, what: &str) -> Result<&'a Token> {
+        let token = self.raw(what)?;
+        self.secrets.push(self.pos - 1);
+        Ok(token)
     }
 
     /// Like [`Cursor::end`] on a line that holds a secret: the error names the column and what
@@ -377,17 +413,28 @@ enum Match {
 }
 
 fn match_keyword(text: &str, candidates: &[&'static str]) -> Match {
+    match match_prefix(text, candidates) {
+        Ok(k) => Match::One(k),
+        Err(list) if list.is_empty() => Match::None,
+        Err(list) => Match::Ambiguous(list),
+    }
+}
+
+/// VRP's keyword matching: case-insensitive, an exact keyword first, else the one keyword
+/// `text` is a prefix of; otherwise every keyword it is a prefix of (none, or more than one).
+pub(crate) fn match_prefix<'k>(
+    text: &str,
+    candidates: &[&'k str],
+) -> std::result::Result<&'k str, Vec<&'k str>> {
     let lower = text.to_ascii_lowercase();
     if let Some(k) = candidates.iter().find(|k| **k == lower) {
-        return Match::One(k);
+        return Ok(k);
     }
-    let mut prefixed: Vec<&'static str> =
-        candidates.iter().copied().filter(|k| k.starts_with(&lower)).collect();
+    let mut prefixed: Vec<&'k str> = candidates.iter().copied().filter(|k| k.starts_with(&lower)).collect();
     prefixed.dedup();
     match prefixed.len() {
-        0 => Match::None,
-        1 if !lower.is_empty() => Match::One(prefixed[0]),
-        _ => Match::Ambiguous(prefixed),
+        1 if !lower.is_empty() => Ok(prefixed[0]),
+        _ => Err(prefixed),
     }
 }
 

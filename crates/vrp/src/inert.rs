@@ -66,6 +66,10 @@ fn objects(config: &Config) -> (SourceMap, Vec<View>) {
     let mut views = Vec::new();
     views.extend(config.ike_proposals.keys().map(|n| View::IkeProposal(*n)));
     views.extend(config.ike_peers.keys().map(|n| View::IkePeer(n.clone())));
+    for (n, table) in &config.ike_user_tables {
+        views.push(View::UserTable(*n));
+        views.extend(table.users.keys().map(|id| View::TableUser(*n, *id)));
+    }
     views.extend(config.acls.keys().map(|n| View::Acl(*n)));
     views.extend(config.ipsec_proposals.keys().map(|n| View::IpsecProposal(n.clone())));
     for (name, entries) in &config.policy_templates {
@@ -106,6 +110,12 @@ fn remove(config: &mut Config, view: &View) {
             }
         }
         View::Interface(name) => drop(config.interfaces.remove(name)),
+        View::UserTable(n) => drop(config.ike_user_tables.remove(n)),
+        View::TableUser(n, id) => {
+            if let Some(table) = config.ike_user_tables.get_mut(n) {
+                table.users.remove(id);
+            }
+        }
         View::System | View::Broken | View::Ignored => {}
     }
 }

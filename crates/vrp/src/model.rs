@@ -65,6 +65,9 @@ pub struct Config {
     pub ike_proposals: BTreeMap<u32, IkeProposal>,
     /// `ike peer NAME`.
     pub ike_peers: BTreeMap<String, IkePeer>,
+    /// `ike user-table N`: per-site pre-shared keys for a template's peer (USG's IKE user
+    /// table), by table number.
+    pub ike_user_tables: BTreeMap<u32, UserTable>,
     /// Advanced ACLs `acl number 3000-3999`.
     pub acls: BTreeMap<u16, Acl>,
     /// `ipsec proposal NAME`.
@@ -79,6 +82,10 @@ pub struct Config {
     /// fail-closed routes of the protected prefixes, so their traffic stays blocked while the
     /// daemon is stopped; without it, only a crash or a kill leaves them.
     pub ipsec_fail_closed_keep: bool,
+    /// `undo ipsec sha2 compatible enable`: HMAC-SHA2-256 for ESP and AH truncated to 96
+    /// bits, as older Huawei firmware does, instead of RFC 4868's 128 (the default, and what
+    /// `ipsec sha2 compatible enable` selects).
+    pub ipsec_sha2_truncate_96: bool,
     /// `interface NAME`.
     pub interfaces: BTreeMap<String, Interface>,
     /// `ip route-static`, in file order.
@@ -198,10 +205,53 @@ pub struct IkePeer {
     pub local_id: Option<String>,
     /// `nat traversal`: on by default in keysteward (§3, documented deviation).
     pub nat_traversal: bool,
+    /// `nat traversal force-encapsulation`: UDP-encapsulate ESP even without a NAT (NAT-D
+    /// that makes both ends find one, as strongSwan's `encap = yes`); off by default.
+    pub nat_traversal_force: bool,
     /// `dpd …`.
     pub dpd: PeerDpd,
     /// `certificate …`: certificate authentication files.
     pub certificate: PeerCertificate,
+    /// `user-table N`: the site keys come from `ike user-table N` (a template's peer).
+    pub user_table: Option<u32>,
+}
+
+/// `ike user-table N`: its users by `user id M`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserTable {
+    /// `user id M`, by number.
+    pub users: BTreeMap<u32, TableUser>,
+}
+
+/// One `user id M` of an `ike user-table`: a site and its key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableUser {
+    /// `id-type { ip A | fqdn NAME | user-fqdn NAME }`.
+    pub id: Option<UserId>,
+    /// `pre-shared-key KEY`.
+    pub pre_shared_key: Option<PreSharedKey>,
+}
+
+/// Who a user of an `ike user-table` is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserId {
+    /// `id-type ip A`: the site's address (main mode: its source address; aggressive mode:
+    /// an ID_IPV4_ADDR identity).
+    Ip(Ipv4Addr),
+    /// `id-type fqdn NAME`: the site's ID_FQDN identity (aggressive mode).
+    Fqdn(String),
+    /// `id-type user-fqdn NAME`: the site's ID_USER_FQDN identity (aggressive mode).
+    UserFqdn(String),
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(a) => write!(f, "ip {a}"),
+            Self::Fqdn(n) => write!(f, "fqdn {n}"),
+            Self::UserFqdn(n) => write!(f, "user-fqdn {n}"),
+        }
+    }
 }
 
 /// The `certificate …` commands of an `ike peer` (keysteward's design in the style of VRP8's
@@ -256,8 +306,10 @@ impl Default for IkePeer {
             local_id_type: IdType::Ip,
             local_id: None,
             nat_traversal: true,
+            nat_traversal_force: false,
             dpd: PeerDpd::default(),
             certificate: PeerCertificate::default(),
+            user_table: None,
         }
     }
 }

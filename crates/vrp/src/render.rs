@@ -52,6 +52,9 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     for (n, p) in &config.ike_proposals {
         blocks.push(ike_proposal(*n, p));
     }
+    for (n, table) in &config.ike_user_tables {
+        blocks.push(user_table(*n, table, keys));
+    }
     for (name, p) in &config.ike_peers {
         blocks.push(ike_peer(name, p, keys));
     }
@@ -87,6 +90,9 @@ pub fn render(config: &Config, keys: KeyDisplay) -> String {
     let global = global_duration(&config.ipsec_global_duration);
     if !global.is_empty() {
         blocks.push(global);
+    }
+    if config.ipsec_sha2_truncate_96 {
+        blocks.push("undo ipsec sha2 compatible enable\n".to_owned());
     }
     if config.ipsec_fail_closed_keep {
         blocks.push("ipsec fail-closed keep\n".to_owned());
@@ -196,19 +202,10 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
         let _ = writeln!(b, " exchange-mode {}", p.exchange_mode);
     }
     if let Some(key) = &p.pre_shared_key {
-        match keys {
-            KeyDisplay::Masked => {
-                let _ = writeln!(b, " pre-shared-key cipher {MASKED_KEY}");
-            }
-            KeyDisplay::Clear
-                if key.expose().chars().any(char::is_whitespace) || key.expose().starts_with("//") =>
-            {
-                let _ = writeln!(b, " pre-shared-key \"{}\"", key.expose());
-            }
-            KeyDisplay::Clear => {
-                let _ = writeln!(b, " pre-shared-key {}", key.expose());
-            }
-        }
+        pre_shared_key(&mut b, " ", key, keys);
+    }
+    if let Some(n) = p.user_table {
+        let _ = writeln!(b, " user-table {n}");
     }
     if let Some(a) = p.remote_address {
         let _ = writeln!(b, " remote-address {a}");
@@ -237,6 +234,8 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if !p.nat_traversal {
         b.push_str(" undo nat traversal\n");
+    } else if p.nat_traversal_force {
+        b.push_str(" nat traversal force-encapsulation\n");
     }
     let dpd = &p.dpd;
     if let Some(t) = dpd.dpd_type {
@@ -269,6 +268,38 @@ fn ike_peer(name: &str, p: &IkePeer, keys: KeyDisplay) -> String {
     }
     if cert.send == crate::model::CertificateSend::WhenAsked {
         b.push_str(" certificate send when-asked\n");
+    }
+    b
+}
+
+/// `INDENTpre-shared-key …`, masked or in clear.
+fn pre_shared_key(b: &mut String, indent: &str, key: &crate::PreSharedKey, keys: KeyDisplay) {
+    match keys {
+        KeyDisplay::Masked => {
+            let _ = writeln!(b, "{indent}pre-shared-key cipher {MASKED_KEY}");
+        }
+        KeyDisplay::Clear
+            if key.expose().chars().any(char::is_whitespace) || key.expose().starts_with("//") =>
+        {
+            let _ = writeln!(b, "{indent}pre-shared-key \"{}\"", key.expose());
+        }
+        KeyDisplay::Clear => {
+            let _ = writeln!(b, "{indent}pre-shared-key {}", key.expose());
+        }
+    }
+}
+
+/// `ike user-table N` with its users, keys as `keys` says.
+fn user_table(n: u32, table: &crate::model::UserTable, keys: KeyDisplay) -> String {
+    let mut b = format!("ike user-table {n}\n");
+    for (id, user) in &table.users {
+        let _ = writeln!(b, " user id {id}");
+        if let Some(who) = &user.id {
+            let _ = writeln!(b, "  id-type {who}");
+        }
+        if let Some(key) = &user.pre_shared_key {
+            pre_shared_key(&mut b, "  ", key, keys);
+        }
     }
     b
 }

@@ -38,6 +38,7 @@ pub fn validate(
     let mut v = Validator { file, map: source_map.unwrap_or(&empty), out: Vec::new() };
     v.ike_proposals(config);
     v.ike_peers(config);
+    v.user_tables(config);
     v.ipsec_proposals(config);
     for (name, entries) in &config.policy_templates {
         for (seq, settings) in entries {
@@ -54,6 +55,18 @@ pub fn validate(
     }
     v.out.sort_by_key(|d| (d.line, d.column));
     v.out
+}
+
+/// Two user-table identities name the same site (names compare case-insensitively).
+fn same_site(a: &crate::model::UserId, b: &crate::model::UserId) -> bool {
+    use crate::model::UserId;
+    match (a, b) {
+        (UserId::Ip(x), UserId::Ip(y)) => x == y,
+        (UserId::Fqdn(x), UserId::Fqdn(y)) | (UserId::UserFqdn(x), UserId::UserFqdn(y)) => {
+            x.eq_ignore_ascii_case(y)
+        }
+        _ => false,
+    }
 }
 
 struct Validator<'a> {
@@ -129,6 +142,73 @@ impl Validator<'_> {
                     p.dh.keyword()
                 );
                 self.warn(&view, "dh", DiagnosticKind::WeakAlgorithm, m);
+            }
+        }
+    }
+
+    /// `user-table N` in a peer: the table exists, and the peer is a template's (no
+    /// `remote-address`: a peer with an address has one key) without a key of its own (which
+    /// would be silently unused).
+    fn peer_user_table(&mut self, config: &Config, name: &str, peer: &crate::model::IkePeer) {
+        let Some(n) = peer.user_table else { return };
+        let view = View::IkePeer(name.to_owned());
+        if !config.ike_user_tables.contains_key(&n) {
+            let m = format!("ike peer {name} uses ike user-table {n}, which does not exist");
+            self.error(&view, "user-table", DiagnosticKind::MissingReference, m);
+        }
+        if peer.remote_address.is_some() {
+            let m = format!(
+                "ike peer {name} has a remote-address and a user-table: the user table gives per-site keys \
+                 to a template's peer (one without remote-address); use pre-shared-key for one peer"
+            );
+            self.error(&view, "user-table", DiagnosticKind::Unsupported, m);
+        }
+        if peer.pre_shared_key.is_some() {
+            let m = format!(
+                "ike peer {name} has both pre-shared-key and user-table: with a user table every site's key \
+                 comes from the table; remove one of them"
+            );
+            self.error(&view, "user-table", DiagnosticKind::Unsupported, m);
+        }
+    }
+
+    /// Every user of an `ike user-table` has an identity and a key, and no identity twice.
+    fn user_tables(&mut self, config: &Config) {
+        for (n, table) in &config.ike_user_tables {
+            if table.users.is_empty() {
+                let m =
+                    format!("ike user-table {n} has no users (`user id M` with id-type and pre-shared-key)");
+                self.error(&View::UserTable(*n), "", DiagnosticKind::Incomplete, m);
+            }
+            let mut seen: Vec<&crate::model::UserId> = Vec::new();
+            for (id, user) in &table.users {
+                let view = View::TableUser(*n, *id);
+                let what = format!("ike user-table {n} user id {id}");
+                match &user.id {
+                    None => {
+                        let m = format!("{what} has no id-type: the site it is for is unknown");
+                        self.error(&view, "id-type", DiagnosticKind::Incomplete, m);
+                    }
+                    Some(who) if seen.iter().any(|s| same_site(s, who)) => {
+                        let m = format!("{what}: id-type {who} is already another user of the table");
+                        self.error(&view, "id-type", DiagnosticKind::DuplicateSequence, m);
+                    }
+                    Some(who) => seen.push(who),
+                }
+                match &user.pre_shared_key {
+                    None => {
+                        let m = format!("{what} has no pre-shared-key");
+                        self.error(&view, "pre-shared-key", DiagnosticKind::Incomplete, m);
+                    }
+                    Some(key) if key.char_len() < MIN_KEY_LEN => {
+                        let m = format!(
+                            "{what}: pre-shared key of {} characters is short; use at least {MIN_KEY_LEN}",
+                            key.char_len()
+                        );
+                        self.warn(&view, "pre-shared-key", DiagnosticKind::ShortPreSharedKey, m);
+                    }
+                    Some(_) => {}
+                }
             }
         }
     }
@@ -218,8 +298,9 @@ impl Validator<'_> {
                 None => config.ike_proposals.values().any(|p| p.method != AuthenticationMethod::PreShare),
             };
             self.certificates(name, peer, uses_signatures);
+            self.peer_user_table(config, name, peer);
             match &peer.pre_shared_key {
-                None if uses_psk => {
+                None if uses_psk && peer.user_table.is_none() => {
                     let m = format!(
                         "ike peer {name} authenticates with pre-shared keys but has no `pre-shared-key`"
                     );

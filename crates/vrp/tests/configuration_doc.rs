@@ -67,18 +67,20 @@ fn the_grammar_has_every_view_and_value_family() {
             "system",
             "ike proposal",
             "ike peer",
+            "ike user-table",
             "acl",
             "ipsec proposal",
             "ipsec policy",
             "ipsec policy-template",
-            "interface"
+            "interface",
+            "ike user-table user"
         ]
     );
     let peer = &grammar.views[2].keywords;
     for k in ["pre-shared-key", "simple", "when-asked", "seq-hash-notify", "traversal"] {
         assert!(peer.contains(k) || grammar.values.values().any(|v| v.contains(k)), "{k}");
     }
-    assert!(grammar.views[3].keywords.contains("destination-port"), "rule conditions after the protocol");
+    assert!(grammar.views[4].keywords.contains("destination-port"), "rule conditions after the protocol");
     assert!(grammar.views[0].keywords.contains("number"), "`acl number`");
     assert!(grammar.values["DH group"].contains("group31"));
     assert!(grammar.values["encryption algorithm"].contains("aes-cbc"), "aliases");

@@ -75,8 +75,9 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
     (
         (option::of(1..=1024u32), any::<(bool, bool)>(), select(ExchangeMode::ALL), option::of(key())),
         (option::of(ipv4()), option::of(ipv4()), option::of(id()), option::of(select(IdType::ALL))),
-        (select(local_types), option::of(id()), any::<bool>(), peer_dpd()),
+        (select(local_types), option::of(id()), 0..3u8, peer_dpd()),
         (peer_certificate(), option::of(ipv4())),
+        option::of(1..=1024u32),
     )
         .prop_map(
             |(
@@ -84,6 +85,7 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                 (ra, aa, rid, rtype),
                 (ltype, lid, nat, dpd),
                 (certificate, local_address),
+                user_table,
             )| {
                 IkePeer {
                     ike_proposal,
@@ -97,12 +99,29 @@ fn ike_peer() -> impl Strategy<Value = IkePeer> {
                     remote_id_type: rtype,
                     local_id_type: ltype,
                     local_id: lid,
-                    nat_traversal: nat,
+                    // 0: off, 1: on, 2: on and forcing UDP encapsulation.
+                    nat_traversal: nat > 0,
+                    nat_traversal_force: nat == 2,
                     dpd,
                     certificate,
+                    user_table,
                 }
             },
         )
+}
+
+fn user_table() -> impl Strategy<Value = UserTable> {
+    let who = prop_oneof![
+        ipv4().prop_map(UserId::Ip),
+        id().prop_map(UserId::Fqdn),
+        id().prop_map(UserId::UserFqdn),
+    ];
+    btree_map(1..=65_535u32, (option::of(who), option::of(key())), 0..3).prop_map(|users| UserTable {
+        users: users
+            .into_iter()
+            .map(|(n, (id, key))| (n, TableUser { id, pre_shared_key: key.map(PreSharedKey::new) }))
+            .collect(),
+    })
 }
 
 fn file_name() -> impl Strategy<Value = String> {
@@ -291,6 +310,7 @@ fn config() -> impl Strategy<Value = Config> {
         (
             btree_map(name(), ike_peer(), 0..3),
             btree_map(3000..=3999u16, btree_map(0..=1000u32, acl_rule(), 0..4), 0..3),
+            btree_map(1..=1024u32, user_table(), 0..2),
         ),
         (
             btree_map(name(), ipsec_proposal(), 0..3),
@@ -302,15 +322,23 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             btree_map("(//)?[A-Za-z]{1,12}[0-9]/[0-9]/[0-9]", interface(), 0..3),
             routes(),
+            any::<bool>(),
             option::of((any::<[u8; 4]>(), 1..=65_535u16)),
         ),
     )
         .prop_map(
             |(
                 (sysname, ike_local_name, ike_dpd, ike_proposals),
-                (ike_peers, acls),
+                (ike_peers, acls, ike_user_tables),
                 (ipsec_proposals, policy_templates, ipsec_policies),
-                (ipsec_global_duration, ipsec_fail_closed_keep, interfaces, routes, metrics),
+                (
+                    ipsec_global_duration,
+                    ipsec_fail_closed_keep,
+                    interfaces,
+                    routes,
+                    ipsec_sha2_truncate_96,
+                    metrics,
+                ),
             )| Config {
                 sysname,
                 ike_local_name,
@@ -318,12 +346,14 @@ fn config() -> impl Strategy<Value = Config> {
                 ike_fragmentation: IkeFragmentation::default(),
                 ike_proposals,
                 ike_peers,
+                ike_user_tables,
                 acls: acls.into_iter().map(|(n, rules)| (n, Acl { rules })).collect::<BTreeMap<_, _>>(),
                 ipsec_proposals,
                 policy_templates,
                 ipsec_policies,
                 ipsec_global_duration,
                 ipsec_fail_closed_keep,
+                ipsec_sha2_truncate_96,
                 interfaces,
                 routes,
                 metrics: metrics.map(|(ip, port)| std::net::SocketAddrV4::new(ip.into(), port)),
@@ -353,6 +383,14 @@ proptest! {
                 let plain = format!(" pre-shared-key {}", k.expose());
                 let quoted = format!(" pre-shared-key \"{}\"", k.expose());
                 prop_assert!(!text.lines().any(|l| l == plain || l == quoted), "key shown in clear");
+            }
+        }
+        for user in config.ike_user_tables.values().flat_map(|t| t.users.values()) {
+            if let Some(k) = &user.pre_shared_key {
+                any_key = true;
+                let plain = format!("  pre-shared-key {}", k.expose());
+                let quoted = format!("  pre-shared-key \"{}\"", k.expose());
+                prop_assert!(!text.lines().any(|l| l == plain || l == quoted), "site key shown in clear");
             }
         }
         prop_assert_eq!(parse("masked.cfg", &text).is_ok(), !any_key);

@@ -313,8 +313,23 @@ impl InboundSa {
         }
         self.check(packet.sequence_number())?;
         let cipher = self.protocol.params.cipher;
-        let layout = packet.layout(cipher.iv_len(), self.protocol.params.icv_len(), cipher.block_len())?;
-        Ok((packet, layout))
+        match packet.layout(cipher.iv_len(), self.protocol.params.icv_len(), cipher.block_len()) {
+            // Misaligned under our ICV length: the ICV decides first (RFC 4303 §3.4.4), so a
+            // peer truncating HMAC-SHA2-256 otherwise (96 against 128 bits) is counted as an
+            // integrity failure, not as a malformed packet.
+            Err(wire::WireError::NotBlockAligned { .. }) if !self.icv_matches(packet.into_inner()) => {
+                Err(OpenError::AuthenticationFailed)
+            }
+            layout => Ok((packet, layout?)),
+        }
+    }
+
+    /// Whether the last bytes of `packet` are the ICV of the rest under this SA's integrity
+    /// key (true without an integrity algorithm: nothing to check).
+    fn icv_matches(&self, packet: &[u8]) -> bool {
+        let Some(integrity) = &self.protocol.integrity else { return true };
+        let (body, icv) = packet.split_at(packet.len().saturating_sub(integrity.integrity().icv_len()));
+        integrity.verify(&[body], icv).is_ok()
     }
 
     /// Opens the ESP packet `esp` (the UDP payload or the IP payload of protocol 50) into

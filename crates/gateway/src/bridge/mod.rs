@@ -103,6 +103,8 @@ pub struct Bridge {
     /// Datagrams dropped on a full send buffer, counted by the IKE loop, this bridge and the
     /// data-plane thread.
     drops: Arc<SendDrops>,
+    /// The inner flows the data-plane thread publishes (`display firewall session table`).
+    flows: inner_flows::Published,
 }
 
 impl Bridge {
@@ -130,7 +132,9 @@ impl Bridge {
         let shared = Arc::new(Mutex::new(shared));
         let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
         let drops = Arc::new(SendDrops::default());
+        let flows = inner_flows::Published::default();
         fast_path::spawn(fast_path::Io {
+            flows: flows.clone(),
             drops: drops.clone(),
             shared: shared.clone(),
             tun: tun.clone(),
@@ -155,7 +159,13 @@ impl Bridge {
             template_routes: Routes::empty(&device)?,
             route_changes: Vec::new(),
             drops,
+            flows,
         })
+    }
+
+    /// The protected inner flows the data-plane thread last published, alive at `now`.
+    pub fn inner_flows(&self, now: std::time::Instant) -> Vec<inner_flows::FlowRow> {
+        self.flows.rows(now)
     }
 
     /// The data plane's counters (a copy: the thread keeps counting).

@@ -402,12 +402,16 @@ impl Daemon {
             other => {
                 let traffic = self.bridge.traffic();
                 let phase2_conn_ids = self.records.phase2_conn_ids();
+                let now = Instant::now();
+                let session_table = matches!(other, Request::DisplayFirewallSessionTable { .. });
+                let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
                 let live = Live {
                     engine: &self.engine,
                     config: &self.config,
                     traffic: &traffic,
+                    inner_flows: &inner_flows,
                     phase2_conn_ids: &phase2_conn_ids,
-                    now: Instant::now(),
+                    now,
                 };
                 respond(&live, other).unwrap_or_else(|| {
                     let line = serde_json::to_string(other).unwrap_or_default();
@@ -429,10 +433,12 @@ impl Daemon {
             matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
         let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
         let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
+        // The session table is answered whole below (`answer`), inner flows included.
         let live = Live {
             engine: &self.engine,
             config: &self.config,
             traffic: &traffic,
+            inner_flows: &[],
             phase2_conn_ids: &phase2_conn_ids,
             now: Instant::now(),
         };

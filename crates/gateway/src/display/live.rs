@@ -30,6 +30,8 @@ pub struct Live<'a> {
     pub config: &'a vrp::Config,
     /// The data plane's counters of every installed pair.
     pub traffic: &'a [PairTraffic],
+    /// The protected inner flows (only read for `display firewall session table`).
+    pub inner_flows: &'a [inner_flows::FlowRow],
     /// The conn-id `display ike sa` gives each pair's `v1:2` line, by inbound SPI.
     pub phase2_conn_ids: &'a HashMap<u32, u64>,
     /// Now, for holding times and remaining lifetimes.
@@ -298,6 +300,20 @@ pub fn sessions(
         .collect()
 }
 
+/// A protected inner flow as a session (USG: `icmp  VPN:public --> public
+/// 172.16.2.2:7264-->192.168.0.2:2048`), with its packets and bytes both ways.
+fn inner_flow(flow: &inner_flows::FlowRow) -> SessionRow {
+    let traffic = |c: inner_flows::Counters| Some(Traffic { packets: c.packets, bytes: c.bytes });
+    SessionRow {
+        protocol: flow.protocol_name(),
+        vpn: "public",
+        source: flow.source.to_string(),
+        destination: flow.destination.to_string(),
+        forward: traffic(flow.forward),
+        reverse: traffic(flow.reverse),
+    }
+}
+
 fn ok<T: serde::Serialize>(text: String, key: &str, facts: T) -> Response {
     Response::Ok { text, json: json!({ key: facts }) }
 }
@@ -357,7 +373,8 @@ pub fn respond(live: &Live<'_>, request: &Request) -> Option<Response> {
         Request::DisplayFirewallSessionTable { verbose } => {
             let ike_sas: Vec<ike::IkeSaView> = live.engine.ike_sas().collect();
             let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
-            let rows = sessions(&ike_sas, &pairs, live.traffic);
+            let mut rows = sessions(&ike_sas, &pairs, live.traffic);
+            rows.extend(live.inner_flows.iter().map(inner_flow));
             ok(session_table_text(&rows, *verbose), "sessions", rows)
         }
         Request::ShowConfig => {

@@ -177,7 +177,40 @@ impl Engine {
         if peer.is_none() {
             refuse(FailureReason::Policy(PolicyFailure::UnknownPeer), None, self);
         }
+        if let Some(reason) = peer.and_then(|p| self.not_in_user_table(p, message, remote, aggressive)) {
+            refuse(FailureReason::Policy(reason), peer, self);
+            return None;
+        }
         peer
+    }
+
+    /// A peer with a user table (`PeerConfig::site_keys`) answers only the sites in it: main
+    /// mode looks the site up by source address, aggressive mode by the identity in AM1.
+    fn not_in_user_table(
+        &self,
+        peer: usize,
+        message: &Message<'_>,
+        remote: SocketAddr,
+        aggressive: bool,
+    ) -> Option<PolicyFailure> {
+        let config = &self.config.peers[peer];
+        if config.site_keys.is_empty() {
+            return None;
+        }
+        let identity = message.payloads().iter().find_map(|p| match p {
+            isakmp::Payload::Identification(id) => Some(&id.identity),
+            _ => None,
+        });
+        match (aggressive, identity) {
+            (false, _) if config.site_key(remote.ip(), None).is_none() => {
+                Some(PolicyFailure::NotInUserTable { site: format!("address {}", remote.ip()) })
+            }
+            (true, Some(identity)) if config.site_key(remote.ip(), Some(identity)).is_none() => {
+                let site = format!("identity {}", crate::identity::describe_identity(identity));
+                Some(PolicyFailure::NotInUserTable { site })
+            }
+            _ => None,
+        }
     }
 
     /// An AM1 is answered only for a peer that accepts aggressive mode

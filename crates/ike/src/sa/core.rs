@@ -305,6 +305,7 @@ impl SaCore {
         g_xy: &[u8],
         g_xi: &[u8],
         g_xr: &[u8],
+        identity: Option<&Identity<'_>>,
         ctx: &Ctx<'_>,
     ) -> Phase1Material {
         let exchange =
@@ -313,8 +314,9 @@ impl SaCore {
             let skeyid = Skeyid::for_signatures(suite.hash, ni, nr, g_xy);
             return phase1_material_from_skeyid(suite, skeyid, &exchange, g_xy);
         }
-        let psk = &self.peer_config(ctx.config).pre_shared_key;
-        phase1_material(suite, psk.expose(), &exchange, g_xy)
+        // With a user table the site's key: by AM1's identity (`identity`), else by address.
+        let psk = self.peer_config(ctx.config).pre_shared_key_for(self.remote.ip(), identity);
+        phase1_material(suite, psk, &exchange, g_xy)
     }
 
     pub(crate) fn auth_input<'m>(&self, material: &'m Phase1Material, sai_b: &'m [u8]) -> AuthHashInput<'m> {
@@ -452,7 +454,8 @@ impl SaCore {
     /// negotiated.
     pub(crate) fn nat_discovery(&self, hash: HashAlgorithm) -> Option<(NatTVersion, [Vec<u8>; 2])> {
         let version = self.nat.version?;
-        Some((version, our_discovery_hashes(hash, self.cookie_i, self.cookie_r, self.local, self.remote)))
+        let cookies = (self.cookie_i, self.cookie_r);
+        Some((version, our_discovery_hashes(hash, cookies, self.local, self.remote, self.nat.forced)))
     }
 
     /// Reads the peer's NAT-D payloads against the addresses the message arrived on. A peer
@@ -505,6 +508,8 @@ impl SaCore {
     /// best one the peer announced, if `nat traversal` is on here.
     pub(crate) fn learn_capabilities(&mut self, payloads: &[Payload<'_>], config: &Config) {
         self.peer_capabilities = PeerCapabilities::recognise(payloads);
-        self.nat.version = self.peer_capabilities.nat_t.filter(|_| self.peer_config(config).nat_traversal);
+        let peer = self.peer_config(config);
+        self.nat.version = self.peer_capabilities.nat_t.filter(|_| peer.nat_traversal);
+        self.nat.forced = self.nat.version.is_some() && peer.force_encapsulation;
     }
 }

@@ -10,11 +10,13 @@ mod half_open;
 mod hub;
 mod initial_contact;
 mod key_log;
+mod legacy_sha2;
 mod lifetime;
 mod nat_t;
 mod quick_mode;
 mod recovery;
 mod replay;
+mod site_keys;
 mod tally;
 #[path = "../../../crypto/tests/support/test_pki.rs"]
 mod test_pki;

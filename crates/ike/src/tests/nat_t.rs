@@ -81,6 +81,41 @@ fn nat_t_without_nat_stays_on_500_with_plain_tunnel() {
     assert_eq!(keepalives(&pair.a.transmits) + keepalives(&pair.b.transmits), 0);
 }
 
+/// `nat traversal force-encapsulation` on either end, no NAT: both float to 4500 and the
+/// IPsec SAs are UDP-encapsulated (the peer is made to find a NAT by our NAT-D); nobody sends
+/// keepalives, since nobody is really behind a NAT.
+#[test]
+fn forced_encapsulation_floats_without_a_nat_from_either_end() {
+    for (forcing_a, seed) in [(true, 31), (false, 32)] {
+        let a = Gateway { force_encapsulation: forcing_a, ..Gateway::fw_a() };
+        let b = Gateway { force_encapsulation: !forcing_a, ..Gateway::fw_b() };
+        let mut pair = Pair::new(&a, &b, seed);
+        pair.acquire_on_a(a.selector());
+        assert!(pair.drive_until(100, tunnel_up), "forcing on a: {forcing_a}");
+        let ports: Vec<(u16, u16)> =
+            pair.a.transmits.iter().map(|t| (t.local.port(), t.remote.port())).collect();
+        assert_eq!(ports, [(500, 500), (500, 500), (4500, 4500), (4500, 4500), (4500, 4500)]);
+        let encapsulation = Some(UdpEncapsulation { local_port: 4500, remote_port: 4500 });
+        assert_eq!(installed(&pair.a)[0].udp_encapsulation, encapsulation);
+        assert_eq!(installed(&pair.b)[0].udp_encapsulation, encapsulation);
+        pair.advance(Duration::from_secs(61));
+        assert_eq!(keepalives(&pair.a.transmits) + keepalives(&pair.b.transmits), 0);
+    }
+}
+
+/// Forcing needs NAT-T: with `undo nat traversal` on the peer nothing floats and ESP stays
+/// raw.
+#[test]
+fn forced_encapsulation_without_nat_t_on_the_peer_stays_raw() {
+    let a = Gateway { force_encapsulation: true, ..Gateway::fw_a() };
+    let b = Gateway { nat_traversal: false, ..Gateway::fw_b() };
+    let mut pair = Pair::new(&a, &b, 33);
+    pair.acquire_on_a(a.selector());
+    assert!(pair.drive_until(100, tunnel_up));
+    assert!(pair.a.transmits.iter().all(|t| t.local.port() == 500 && t.remote.port() == 500));
+    assert_eq!(installed(&pair.a)[0].udp_encapsulation, None);
+}
+
 #[test]
 fn nat_t_off_sends_no_nat_t_vendor_ids_and_no_nat_d() {
     let a = Gateway { nat_traversal: false, ..Gateway::fw_a() };

@@ -93,7 +93,10 @@ fn quick_mode_offer_for_ah_esp_is_two_proposals_with_one_number() {
 
 #[test]
 fn quick_mode_establishes_ah_alone_with_each_algorithm() {
-    for (seed, integrity) in Integrity::ALL.into_iter().enumerate() {
+    // Each negotiated algorithm (the legacy 96-bit SHA2-256 is a local setting, not an offer:
+    // tests/legacy_sha2.rs).
+    let negotiated = Integrity::ALL.into_iter().filter(|i| *i == i.negotiated());
+    for (seed, integrity) in negotiated.enumerate() {
         let a = Gateway { ipsec: vec![ah(integrity)], ..Gateway::fw_a() };
         let b = Gateway { ipsec: vec![ah(integrity)], ..Gateway::fw_b() };
         let mut pair = Pair::new(&a, &b, 300 + seed as u64);

@@ -55,6 +55,8 @@ pub(crate) struct Gateway {
     /// `PeerConfig::accept_aggressive_mode`.
     pub(crate) accept_aggressive_from_peer: bool,
     pub(crate) nat_traversal: bool,
+    /// `PeerConfig::force_encapsulation`.
+    pub(crate) force_encapsulation: bool,
     pub(crate) dpd: Option<crate::DpdConfig>,
     /// The policy's ACL rules; empty means the one rule `selector()`.
     pub(crate) rules: Vec<TrafficSelector>,
@@ -106,6 +108,7 @@ impl Gateway {
             mode: ExchangeMode::Main,
             accept_aggressive_from_peer: false,
             nat_traversal: true,
+            force_encapsulation: false,
             dpd: None,
             rules: Vec::new(),
             certificate: None,
@@ -130,9 +133,11 @@ impl Gateway {
                 exchange_mode: self.mode,
                 proposals: self.ike.clone(),
                 pre_shared_key: SecretBytes::from_slice(self.psk.as_bytes()),
+                site_keys: Vec::new(),
                 local_id: self.local_id.clone(),
                 remote_id: self.remote_id.clone(),
                 nat_traversal: self.nat_traversal,
+                force_encapsulation: self.force_encapsulation,
                 dpd: self.dpd,
                 accept_aggressive_mode: self.accept_aggressive_from_peer,
                 certificate: self.certificate.clone(),
@@ -149,6 +154,7 @@ impl Gateway {
             }],
             limits: self.limits,
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }

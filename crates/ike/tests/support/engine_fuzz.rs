@@ -205,9 +205,11 @@ impl Scenario {
                 exchange_mode: mode,
                 proposals: vec![ike],
                 pre_shared_key: SecretBytes::from_slice(b"fuzzing the engine"),
+                site_keys: Vec::new(),
                 local_id: None,
                 remote_id: None,
                 nat_traversal: true,
+                force_encapsulation: false,
                 dpd: self.dpd.then_some(DpdConfig {
                     idle_time: Duration::from_secs(10),
                     retransmit_interval: Duration::from_secs(3),
@@ -246,6 +248,7 @@ impl Scenario {
                 aggressive_mode_responses_per_address: 2,
             },
             own_addresses: Vec::new(),
+            sha2_256_truncation_96: false,
         }
     }
 }

@@ -71,6 +71,13 @@ pub fn view_only(config: &Config, views: &[String]) -> Result<Config, String> {
             only.policy_templates.clear();
             only.ipsec_policies.clear();
             only.interfaces.clear();
+            only.ike_user_tables.clear();
+        }
+        View::UserTable(n) => only.ike_user_tables.extend(config.ike_user_tables.get_key_value(&n).map(c)),
+        View::TableUser(n, id) => {
+            if let Some(user) = config.ike_user_tables.get(&n).and_then(|t| t.users.get(&id)) {
+                only.ike_user_tables.entry(n).or_default().users.insert(id, user.clone());
+            }
         }
         View::IkeProposal(n) => only.ike_proposals.extend(config.ike_proposals.get_key_value(&n).map(c)),
         View::IkePeer(name) => only.ike_peers.extend(config.ike_peers.get_key_value(&name).map(c)),

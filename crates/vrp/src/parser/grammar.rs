@@ -33,7 +33,8 @@ pub struct Grammar {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewKeywords {
     /// The view, as its opening command starts: `system`, `ike proposal`, `ike peer`, `acl`,
-    /// `ipsec proposal`, `ipsec policy`, `ipsec policy-template`, `interface`.
+    /// `ipsec proposal`, `ipsec policy`, `ipsec policy-template`, `interface`, `ike user-table`,
+    /// `ike user-table user`.
     pub view: &'static str,
     /// Every keyword a command of the view may contain, values excluded.
     pub keywords: BTreeSet<&'static str>,
@@ -51,6 +52,8 @@ impl View {
             View::Policy(..) => "ipsec policy",
             View::Template(..) => "ipsec policy-template",
             View::Interface(_) => "interface",
+            View::UserTable(_) => "ike user-table",
+            View::TableUser(..) => "ike user-table user",
             View::Broken | View::Ignored => return None,
         })
     }
@@ -116,7 +119,7 @@ impl Walk<'_> {
                     self.values.entry(what).or_default().extend(list.iter().copied());
                     list.iter().map(|k| (*k).to_string()).collect()
                 }
-                Offer::Argument(sample) => vec![sample],
+                Offer::Argument(sample, ..) => vec![sample],
             };
             for word in next {
                 words.push(word);

@@ -140,6 +140,7 @@ const PEER_COMMANDS: &[&str] = &[
     "nat",
     "dpd",
     "certificate",
+    "user-table",
     "undo",
     "quit",
     "return",
@@ -166,6 +167,7 @@ const PEER_UNDO: &[&str] = &[
     "nat",
     "dpd",
     "certificate",
+    "user-table",
 ];
 
 const DPD_SETTINGS: &[&str] = &["type", "idle-time", "retransmit-interval", "retry-limit", "msg"];
@@ -205,6 +207,12 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
             let key = pre_shared_key(c)?;
             peer.pre_shared_key = Some(key);
             "pre-shared-key"
+        }
+        "user-table" => {
+            let n = super::user_table::table_number(c)?;
+            c.end()?;
+            peer.user_table = Some(n);
+            "user-table"
         }
         "remote-address" => {
             let auth = c.optional_keyword(&["authentication-address"]).is_some();
@@ -264,9 +272,15 @@ pub(super) fn peer_command(config: &mut Config, name: &str, c: &mut Cursor<'_>) 
         }
         "nat" => {
             c.keyword("`traversal`", &["traversal"])?;
+            let force = c.optional_keyword(&["force-encapsulation"]).is_some();
             c.end()?;
             peer.nat_traversal = true;
-            "nat traversal"
+            if force {
+                peer.nat_traversal_force = true;
+                "nat traversal force-encapsulation"
+            } else {
+                "nat traversal"
+            }
         }
         "local-address" => {
             let address = c.ipv4("local address")?;
@@ -291,7 +305,7 @@ fn version(c: &mut Cursor<'_>) -> Result<u8> {
 const KEY_WITH_BLANKS: &str = "a key with blanks must be quoted: pre-shared-key simple \"...\"";
 
 /// `pre-shared-key [cipher | simple] KEY` (§2.3, §6 aliases).
-fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
+pub(super) fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
     // `cipher`/`simple` is a keyword only when a key follows it: a key may itself be `c`.
     c.offer_keywords(&["cipher", "simple"]);
     if c.remaining() >= 2 {
@@ -313,7 +327,7 @@ fn pre_shared_key(c: &mut Cursor<'_>) -> Result<PreSharedKey> {
                 .into(),
         });
     }
-    let token = c.raw("the pre-shared key")?;
+    let token = c.secret("the pre-shared key")?;
     c.end_of_secret("the pre-shared key", KEY_WITH_BLANKS)?;
     if token.text.starts_with("%^%#") {
         return Err(SyntaxError {
@@ -437,8 +451,12 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
         }
         "nat" => {
             c.keyword("`traversal`", &["traversal"])?;
+            let force = c.optional_keyword(&["force-encapsulation"]).is_some();
             c.end()?;
-            peer.nat_traversal = false;
+            // `undo nat traversal force-encapsulation` stops forcing; `undo nat traversal`
+            // turns NAT-T off, forcing with it.
+            peer.nat_traversal = force && peer.nat_traversal;
+            peer.nat_traversal_force = false;
         }
         "certificate" => {
             let setting = c.keyword("a certificate setting", CERTIFICATE_SETTINGS)?;
@@ -483,6 +501,7 @@ fn peer_undo(config: &mut Config, name: &str, c: &mut Cursor<'_>) -> Result<Effe
                 "remote-id" | "remote-name" => peer.remote_id = None,
                 "remote-id-type" => peer.remote_id_type = None,
                 "local-id-type" => peer.local_id_type = d.local_id_type,
+                "user-table" => peer.user_table = None,
                 "local-address" => peer.local_address = None,
                 _ => peer.local_id = None,
             }

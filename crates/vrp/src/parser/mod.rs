@@ -13,14 +13,17 @@
 //! a device contains, are accepted with a warning and their indented lines skipped (§6).
 
 mod acl;
+pub mod console;
 pub mod edit;
 pub mod grammar;
+mod help;
 mod ike;
 mod interface;
 mod ipsec;
 mod system;
 #[cfg(test)]
 mod tests;
+mod user_table;
 
 use std::collections::BTreeMap;
 
@@ -40,6 +43,10 @@ pub(crate) enum View {
     Policy(String, u32),
     Template(String, u32),
     Interface(String),
+    /// `ike user-table N`.
+    UserTable(u32),
+    /// `user id M` of `ike user-table N`.
+    TableUser(u32, u32),
     /// The view a failed view-opening line would have entered.
     Broken,
     /// A view keysteward accepts and ignores (`firewall zone …`, `security-policy`): its
@@ -59,6 +66,8 @@ impl View {
             View::Policy(name, seq) => format!("ipsec policy {name} {seq}"),
             View::Template(name, seq) => format!("ipsec policy-template {name} {seq}"),
             View::Interface(name) => format!("interface {name}"),
+            View::UserTable(n) => format!("ike user-table {n}"),
+            View::TableUser(n, user) => format!("ike user-table {n} user id {user}"),
         }
     }
 }
@@ -273,6 +282,8 @@ fn dispatch(config: &mut Config, view: &View, c: &mut Cursor<'_>) -> crate::curs
         View::Policy(name, seq) => ipsec::policy_command(config, name, *seq, false, c),
         View::Template(name, seq) => ipsec::policy_command(config, name, *seq, true, c),
         View::Interface(name) => interface::command(config, name, c),
+        View::UserTable(n) => user_table::table_command(config, *n, c),
+        View::TableUser(n, user) => user_table::user_command(config, *n, *user, c),
     }
 }
 

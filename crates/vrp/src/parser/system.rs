@@ -110,7 +110,16 @@ pub(super) fn command(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect>
 }
 
 fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
-    match c.keyword("an ike command", &["proposal", "peer", "local-name", "dpd", "fragmentation"])? {
+    match c.keyword(
+        "an ike command",
+        &["proposal", "peer", "local-name", "dpd", "fragmentation", "user-table"],
+    )? {
+        "user-table" => {
+            let n = super::user_table::table_number(c)?;
+            c.end()?;
+            config.ike_user_tables.entry(n).or_default();
+            Ok(Effect::enter(View::UserTable(n)))
+        }
         "fragmentation" => {
             if c.optional_keyword(&["max-size"]).is_some() {
                 config.ike_fragmentation.max_size = c.number("fragment size (bytes)", 576, 65_000)? as u32;
@@ -181,7 +190,6 @@ fn ike(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
 }
 
 fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
-    let column = c.column();
     match c.keyword(
         "an ipsec command",
         &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"],
@@ -199,15 +207,9 @@ fn ipsec(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             Ok(Effect::enter(View::IpsecProposal(name)))
         }
         "sha2" => {
-            c.keyword("`compatible`", &["compatible"])?;
-            c.keyword("`enable`", &["enable"])?;
-            c.end()?;
-            Ok(Effect::system().with_note(
-                column,
-                DiagnosticKind::Ignored,
-                "`ipsec sha2 compatible enable` is accepted and ignored: keysteward always truncates \
-                 HMAC-SHA2 as RFC 4868 says",
-            ))
+            sha2_compatible(c)?;
+            config.ipsec_sha2_truncate_96 = false;
+            Ok(Effect::system())
         }
         "policy" => policy(config, c),
         "policy-template" => {
@@ -355,7 +357,7 @@ fn route(c: &mut Cursor<'_>) -> Result<StaticRoute> {
 
 /// A netmask in dotted form or a prefix length.
 pub(crate) fn mask_or_length(c: &mut Cursor<'_>) -> Result<u8> {
-    c.offer_argument("0");
+    c.offer_argument("0", "MASK<0-32>", "mask or prefix length");
     let (token, text) = c.value_token("a mask or prefix length")?;
     if let Ok(n) = text.parse::<u8>() {
         if n <= 32 {
@@ -386,9 +388,15 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.metrics = None;
         }
-        "ike" => match c
-            .keyword("an ike command", &["proposal", "peer", "local-name", "dpd", "fragmentation"])?
-        {
+        "ike" => match c.keyword(
+            "an ike command",
+            &["proposal", "peer", "local-name", "dpd", "fragmentation", "user-table"],
+        )? {
+            "user-table" => {
+                let n = super::user_table::table_number(c)?;
+                c.end()?;
+                config.ike_user_tables.remove(&n);
+            }
             "fragmentation" => {
                 let size = c.optional_keyword(&["max-size"]).is_some();
                 c.end()?;
@@ -431,9 +439,15 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
             c.end()?;
             config.acls.remove(&n);
         }
-        "ipsec" => match c
-            .keyword("an ipsec command", &["proposal", "policy", "policy-template", "sa", "fail-closed"])?
-        {
+        "ipsec" => match c.keyword(
+            "an ipsec command",
+            &["proposal", "policy", "policy-template", "sa", "sha2", "fail-closed"],
+        )? {
+            "sha2" => {
+                // Older Huawei firmware's HMAC-SHA2-256 truncated to 96 bits (vrp-cli.md §6).
+                sha2_compatible(c)?;
+                config.ipsec_sha2_truncate_96 = true;
+            }
             "fail-closed" => {
                 c.keyword("`keep`", &["keep"])?;
                 c.end()?;
@@ -477,6 +491,13 @@ fn undo(config: &mut Config, c: &mut Cursor<'_>) -> Result<Effect> {
         }
     }
     Ok(Effect::system())
+}
+
+/// `… sha2 compatible enable` after `ipsec`, in both forms.
+fn sha2_compatible(c: &mut Cursor<'_>) -> Result<()> {
+    c.keyword("`compatible`", &["compatible"])?;
+    c.keyword("`enable`", &["enable"])?;
+    c.end()
 }
 
 fn remove_entry<T>(

@@ -6,8 +6,10 @@
 //! - TUN: one read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`:
 //!   the kernel hands over one TSO super-packet and tun-rs splits it into MTU-sized packets,
 //!   up to `BATCH` (64)); each packet is sealed under one lock of the shared data plane, and the
-//!   batch leaves in one `sendmmsg(2)` per socket;
-//! - raw ESP / UDP 4500: up to `BATCH` datagrams per `recvmmsg(2)`, opened under one lock,
+//!   batch leaves in one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with
+//!   `UDP_SEGMENT` per run of equal-sized datagrams to one peer; `batch_io`);
+//! - raw ESP / UDP 4500: up to `BATCH` reads per `recvmmsg(2)` (on UDP 4500 with `UDP_GRO`,
+//!   a read holds many datagrams, split again and each opened alone), opened under one lock,
 //!   and written to the TUN in one `send_multiple` (GRO: consecutive TCP segments are merged
 //!   into one write when the device has offloads). IKE messages on 4500 (non-ESP marker) go
 //!   to the IKE loop.
@@ -20,7 +22,10 @@
 //! Why one thread, not one per direction or a multi-queue TUN: the SAs of a flow live in one
 //! data plane behind one mutex, so two threads would mostly wait for each other, and the
 //! machines this is measured on have two cores shared with the peer gateway, the traffic
-//! generators and the kernel's own forwarding (docs/BENCHMARKS.md).
+//! generators and the kernel's own forwarding (docs/BENCHMARKS.md). More threads need the
+//! SA state split first (sequence numbers by atomic on the sealing side, a replay window per
+//! SA on the opening side, so that seal and open never take one lock) and a multi-queue TUN
+//! (`IFF_MULTI_QUEUE`) and `SO_REUSEPORT` sockets to feed them: issue 16's remaining part.
 
 mod buffers;
 mod early;
@@ -35,12 +40,11 @@ use std::time::Instant;
 
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{MultiHeaders, SockaddrIn};
 use socket2::Socket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use self::buffers::{push_tun, Outgoing, BATCH, DATAGRAM, SEGMENT, SEGMENTS, TUN_OFFSET};
+use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
 use super::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 
@@ -68,6 +72,8 @@ pub struct Io {
     pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Where datagrams dropped on a full send buffer are counted.
     pub drops: Arc<SendDrops>,
+    /// Where the thread publishes its inner flows for `display firewall session table`.
+    pub flows: inner_flows::Published,
 }
 
 /// The data-plane thread could not be started (the process is out of threads or memory).
@@ -89,17 +95,20 @@ struct Thread {
     io: Io,
     /// One TUN read (a super-packet with its virtio header).
     tun_read: Vec<u8>,
-    /// The packets split from it, and their sizes.
+    /// The packets split from it, and their sizes: room for a batch and then a whole
+    /// super-packet, so every read finds room for the largest burst.
     segments: Vec<Vec<u8>>,
-    sizes: [usize; SEGMENTS],
-    /// Whether the TUN hands over TSO super-packets (then one read fills a batch).
-    offload: bool,
+    sizes: [usize; SEGMENTS + BATCH],
     /// Sealed datagrams waiting for `sendmmsg`.
     sealed: Vec<Vec<u8>>,
     outgoing: Vec<Outgoing>,
-    /// Received datagrams, their lengths and sources.
-    received: Vec<Vec<u8>>,
-    received_from: [(usize, Option<SocketAddr>); BATCH],
+    /// The reads of one `recvmmsg`: from raw sockets, and from UDP 4500 (with GRO, each read
+    /// may hold many datagrams): index 0 for raw sockets, 1 for UDP.
+    receivers: [batch_io::Receiver; 2],
+    /// Whether ESP-in-UDP leaves in GSO runs (off for good once the kernel refuses one).
+    gso: std::cell::Cell<batch_io::Gso>,
+    /// Whether UDP 4500 sockets are read with GRO.
+    udp_gro: bool,
     /// Where an ESP packet is opened.
     opened: Vec<u8>,
     /// Packets for the TUN (each behind [`TUN_OFFSET`] bytes of headroom; room for GRO to
@@ -107,7 +116,6 @@ struct Thread {
     to_tun: Vec<Vec<u8>>,
     to_tun_len: usize,
     gro: tun_rs::GROTable,
-    headers: MultiHeaders<SockaddrIn>,
     /// When each inbound SA last told the IKE loop about traffic.
     heard: Vec<(u32, Instant)>,
     /// Packets that came on an SPI not installed yet. See [`early`].
@@ -117,34 +125,49 @@ struct Thread {
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
+    /// The protected inner flows this thread carried (one `observe` per sealed or opened
+    /// packet; docs/DESIGN.md, "Inner flows").
+    flows: inner_flows::FlowTable,
 }
 
 impl Thread {
     fn new(io: Io) -> Self {
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
         let offload = io.tun.tcp_gso();
+        // UDP GSO/GRO off, to measure what they bring (docs/BENCHMARKS.md); not a setting.
+        let offload_off = std::env::var_os("KEYSTEWARD_NO_UDP_OFFLOAD").is_some();
+        for (_, socket) in &io.udp {
+            prepare_udp(socket, !offload_off);
+        }
         debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
         Self {
             io,
             tun_read: vec![0u8; TUN_OFFSET + MAX_PACKET],
-            segments: (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect(),
-            sizes: [0; SEGMENTS],
-            offload,
+            segments: (0..SEGMENTS + BATCH).map(|_| vec![0u8; SEGMENT]).collect(),
+            sizes: [0; SEGMENTS + BATCH],
             sealed: sized(
                 SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
             ),
             outgoing: Vec::with_capacity(BATCH),
-            received: sized(DATAGRAM),
-            received_from: [(0, None); BATCH],
-            opened: vec![0u8; DATAGRAM],
+            receivers: [
+                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, false),
+                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, !offload_off),
+            ],
+            gso: std::cell::Cell::new(if offload_off {
+                batch_io::Gso::disabled()
+            } else {
+                batch_io::Gso::default()
+            }),
+            udp_gro: !offload_off,
+            opened: vec![0u8; batch_io::MAX_UDP_PAYLOAD],
             to_tun: (0..BATCH).map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + SEGMENT)).collect(),
             to_tun_len: 0,
             gro: tun_rs::GROTable::default(),
-            headers: MultiHeaders::preallocate(BATCH, None),
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
             ready: Vec::new(),
             releasing: false,
+            flows: inner_flows::FlowTable::default(),
         }
     }
 
@@ -159,6 +182,7 @@ impl Thread {
                     continue;
                 }
             };
+            self.flows.tick(Instant::now(), &self.io.flows);
             if tun_ready {
                 // A few batches per wake-up: a TCP sender usually has more than one burst out.
                 for _ in 0..4 {
@@ -183,6 +207,9 @@ impl Thread {
     fn take_added_sockets(&mut self) {
         let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
         for Added { raw, ah, udp } in added {
+            for (_, socket) in &udp {
+                prepare_udp(socket, self.udp_gro);
+            }
             self.io.raw.extend(raw);
             self.io.ah.extend(ah);
             self.io.udp.extend(udp);
@@ -205,11 +232,13 @@ impl Thread {
     /// happens while the lock is held. False when there was nothing to read.
     fn outbound(&mut self) -> bool {
         let mut filled = 0;
-        // With offloads one read is a batch: tun-rs splits a super-packet only into as many
-        // buffers as it is given, and a burst that does not fit is lost. Without, one read
-        // is one packet: read until a batch is full.
-        let limit = if self.offload { 1 } else { BATCH };
-        for _ in 0..limit {
+        // Read until a batch is full or the TUN is empty: one read is one packet, or with
+        // offloads a whole TSO burst. tun-rs splits a super-packet only into as many buffers
+        // as it is given and a burst that does not fit is lost, so a read starts only while
+        // a whole super-packet's worth (`SEGMENTS`) is free. (Reading once per wake-up with
+        // offloads, as before, carried 4 small packets per `poll`: 4-18 thousand 64-byte
+        // packets a second against strongSwan's 21-27.)
+        while filled < BATCH {
             let segments = &mut self.segments[filled..];
             let sizes = &mut self.sizes[filled..];
             match self.io.tun.recv_multiple(&mut self.tun_read, segments, sizes, 0) {
@@ -224,7 +253,7 @@ impl Thread {
         if filled == 0 {
             return false;
         }
-        let count = filled.min(SEGMENTS);
+        let count = filled;
         let mut next = 0;
         let shared = self.io.shared.clone();
         while next < count || self.releasing {
@@ -254,6 +283,7 @@ impl Thread {
         let base = self.sealed[slot].as_ptr() as usize;
         let pending = match shared.plane.seal(packet, &mut self.sealed[slot]) {
             Outbound::Send(send) => {
+                self.flows.observe(packet);
                 self.outgoing.push(Outgoing::new(slot, base, &send));
                 send.pending
             }
@@ -337,6 +367,18 @@ impl Thread {
             debug!("TUN write: {e}");
         }
         self.to_tun_len = 0;
+    }
+}
+
+/// Readies a UDP 4500 socket for ESP-in-UDP at speed: buffers as large as the raw ESP
+/// sockets' (4 MiB; the default of about 200 kB overflowed at a few hundred thousand small
+/// datagrams a second), and GRO reads when `gro`.
+fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
+    let buffers = socket2::SockRef::from(socket);
+    let _ = buffers.set_recv_buffer_size(4 << 20);
+    let _ = buffers.set_send_buffer_size(4 << 20);
+    if gro {
+        batch_io::enable_gro(socket);
     }
 }
 

@@ -2,27 +2,34 @@
 //! socket, opened under one lock and queued for the TUN; IKE on 4500 goes to the IKE loop, and
 //! so do unknown SPIs from configured peers (`Shared::unknown_spi`).
 
-use std::io::IoSliceMut;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use esp::Inbound;
-use nix::sys::socket::{recvmmsg, MsgFlags, SockaddrIn};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::buffers::{push_opened, BATCH, DATAGRAM};
+use super::buffers::{push_opened, BATCH};
 use super::early::{keep_early, EARLY_LIFETIME};
 use super::Thread;
 use crate::data_path::shared::{lock, Shared};
 
 impl Thread {
     /// Reads a batch from socket `index` (raw sockets first, then UDP, then AH), opens it
-    /// under one lock and writes the inner packets to the TUN.
+    /// under one lock, one ESP packet at a time (a GRO read is split into its datagrams), and
+    /// writes the inner packets to the TUN.
     pub(super) fn inbound(&mut self, index: usize) {
         let Some(source) = self.source(index) else { return };
-        let count = self.receive_batch(source.fd);
+        let udp = usize::from(source.udp_local.is_some());
+        let count = match self.receivers[udp].receive(source.fd) {
+            Ok(count) => count,
+            Err(e) => {
+                debug!("ESP receive: {e}");
+                0
+            }
+        };
         if count == 0 {
             return;
         }
@@ -32,11 +39,16 @@ impl Thread {
         {
             let shared = self.io.shared.clone();
             let mut shared = lock(&shared);
-            for slot in 0..count {
-                let Some(spi) = self.open_received(&mut shared, slot, &source) else { continue };
-                if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
-                    spis[spi_count] = spi;
-                    spi_count += 1;
+            for read in 0..count {
+                let from = self.receivers[udp].source(read).map(SocketAddr::V4);
+                for range in self.receivers[udp].datagrams(read) {
+                    let Some(spi) = self.open_received(&mut shared, (read, range), from, &source) else {
+                        continue;
+                    };
+                    if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
+                        spis[spi_count] = spi;
+                        spi_count += 1;
+                    }
                 }
             }
             shared.drain_events(&self.io.notices);
@@ -62,36 +74,17 @@ impl Thread {
         })
     }
 
-    /// One `recvmmsg` into the receive buffers; returns how many datagrams arrived (their
-    /// lengths and sources are in `received_from`).
-    fn receive_batch(&mut self, fd: RawFd) -> usize {
-        let mut iter = self.received.iter_mut();
-        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
-            std::array::from_fn(|_| [IoSliceMut::new(iter.next().map_or(&mut [][..], |b| b.as_mut_slice()))]);
-        match recvmmsg(fd, &mut self.headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
-            Ok(results) => {
-                let mut count = 0;
-                for (slot, message) in self.received_from.iter_mut().zip(results) {
-                    let from = message.address.map(|a: SockaddrIn| SocketAddr::V4(SocketAddrV4::from(a)));
-                    *slot = (message.bytes, from);
-                    count += 1;
-                }
-                count
-            }
-            Err(nix::errno::Errno::EAGAIN) => 0,
-            Err(e) => {
-                debug!("ESP receive: {e}");
-                0
-            }
-        }
-    }
-
-    /// Opens received datagram `slot` and queues its inner packet for the TUN; returns the
-    /// SPI it was opened under, if it was. IKE on UDP 4500 goes to the IKE loop; a packet on
-    /// an unknown SPI is kept a little ([`keep_early`]).
-    fn open_received(&mut self, shared: &mut Shared, slot: usize, source: &Source) -> Option<u32> {
-        let (len, from) = self.received_from[slot];
-        let datagram = &self.received[slot][..len.min(DATAGRAM)];
+    /// Opens one received datagram (`range` of read `read`) from `from` and queues its inner
+    /// packet for the TUN; returns the SPI it was opened under, if it was. IKE on UDP 4500
+    /// goes to the IKE loop; a packet on an unknown SPI is kept a little ([`keep_early`]).
+    fn open_received(
+        &mut self,
+        shared: &mut Shared,
+        (read, range): (usize, Range<usize>),
+        from: Option<SocketAddr>,
+        source: &Source,
+    ) -> Option<u32> {
+        let datagram = self.receivers[usize::from(source.udp_local.is_some())].bytes(read, range);
         let input = protected_input(datagram, source, from, &self.io.ike, shared)?;
         let inbound = open_inbound(&mut shared.plane, source.ah, input, &mut self.opened);
         let unknown = match inbound {
@@ -100,6 +93,9 @@ impl Thread {
         };
         let mut opened_spi = None;
         if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
+            if mode == esp::Mode::Tunnel {
+                self.flows.observe(packet);
+            }
             push_opened(
                 &mut self.to_tun,
                 &mut self.to_tun_len,
@@ -148,6 +144,9 @@ impl Thread {
                 }
                 let inbound = open_inbound(&mut shared.plane, e.ah, &e.packet, &mut self.opened);
                 if let Inbound::Deliver { packet, mode, next_header, .. } = inbound {
+                    if mode == esp::Mode::Tunnel {
+                        self.flows.observe(packet);
+                    }
                     debug!("early packet opened after its SA was installed");
                     push_opened(
                         &mut self.to_tun,
