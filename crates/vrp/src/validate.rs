@@ -754,10 +754,8 @@ pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
                 }
             };
             let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
-            // A rule for every protocol: the daemon routes its whole destination prefix into
-            // the TUN. A rule with a protocol is policy-routed by protocol (`ip rule … ipproto
-            // P`, ahead of the main table), so a static route cannot take its traffic and stays
-            // the clear path of the rest.
+            // Only a rule for every protocol is routed as a whole prefix; a rule with a protocol is
+            // policy-routed by protocol, ahead of the main table (a static route stays its clear path).
             let all = |r: &&AclRule| r.action == AclAction::Permit && r.protocol == AclProtocol::Ip;
             for r in acl.rules.values().filter(all) {
                 let Some((low, high)) = r.destination.range() else { continue };
