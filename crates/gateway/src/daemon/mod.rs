@@ -433,14 +433,16 @@ impl Daemon {
             matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
         let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
         let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
-        // The session table is answered whole below (`answer`), inner flows included.
+        let now = Instant::now();
+        let session_table = matches!(display, Request::DisplayFirewallSessionTable { .. });
+        let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
         let live = Live {
             engine: &self.engine,
             config: &self.config,
             traffic: &traffic,
-            inner_flows: &[],
+            inner_flows: &inner_flows,
             phase2_conn_ids: &phase2_conn_ids,
-            now: Instant::now(),
+            now,
         };
         if let Some(page) = paged::sa_page(&live, &self.records, display, after, rows) {
             return page;

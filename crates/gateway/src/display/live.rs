@@ -300,6 +300,17 @@ pub fn sessions(
         .collect()
 }
 
+/// Every row of `display firewall session table`: the IKE and ESP sessions of the SAs,
+/// then the protected inner flows. The paged and the unpaged display both read it here, so
+/// that they list the same sessions.
+pub fn session_rows(live: &Live<'_>) -> Vec<SessionRow> {
+    let ike_sas: Vec<ike::IkeSaView> = live.engine.ike_sas().collect();
+    let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
+    let mut rows = sessions(&ike_sas, &pairs, live.traffic);
+    rows.extend(live.inner_flows.iter().map(inner_flow));
+    rows
+}
+
 /// A protected inner flow as a session (USG: `icmp  VPN:public --> public
 /// 172.16.2.2:7264-->192.168.0.2:2048`), with its packets and bytes both ways.
 fn inner_flow(flow: &inner_flows::FlowRow) -> SessionRow {
@@ -371,10 +382,7 @@ pub fn respond(live: &Live<'_>, request: &Request) -> Option<Response> {
             ok(ipsec_policy_text(&policies), "policies", policies)
         }
         Request::DisplayFirewallSessionTable { verbose } => {
-            let ike_sas: Vec<ike::IkeSaView> = live.engine.ike_sas().collect();
-            let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
-            let mut rows = sessions(&ike_sas, &pairs, live.traffic);
-            rows.extend(live.inner_flows.iter().map(inner_flow));
+            let rows = session_rows(live);
             ok(session_table_text(&rows, *verbose), "sessions", rows)
         }
         Request::ShowConfig => {

@@ -46,10 +46,7 @@ pub fn sa_page(
             size,
         ),
         Request::DisplayFirewallSessionTable { verbose } => {
-            let ike_sas: Vec<ike::IkeSaView> = live.engine.ike_sas().collect();
-            let pairs: Vec<ike::IpsecSaView> = live.engine.ipsec_sas(live.now).collect();
-            let rows = live::sessions(&ike_sas, &pairs, live.traffic);
-            page::sessions(rows, *verbose, after, size)
+            page::sessions(live::session_rows(live), *verbose, after, size)
         }
         _ => return None,
     };
