@@ -399,26 +399,32 @@ impl Daemon {
             Request::DisplayIpRoutingTable => summary::ip_routing_table(self.static_routes.routes()),
             // The other displays and show-config read the engine, the data plane's counters
             // and the configuration (display/live.rs).
-            other => {
-                let traffic = self.bridge.traffic();
-                let phase2_conn_ids = self.records.phase2_conn_ids();
-                let now = Instant::now();
-                let session_table = matches!(other, Request::DisplayFirewallSessionTable { .. });
-                let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
-                let live = Live {
-                    engine: &self.engine,
-                    config: &self.config,
-                    traffic: &traffic,
-                    inner_flows: &inner_flows,
-                    phase2_conn_ids: &phase2_conn_ids,
-                    now,
-                };
-                respond(&live, other).unwrap_or_else(|| {
+            other => self.with_live(other, true, |live| {
+                respond(live, other).unwrap_or_else(|| {
                     let line = serde_json::to_string(other).unwrap_or_default();
                     Response::Error(format!("unsupported request {line}"))
                 })
-            }
+            }),
         }
+    }
+
+    /// Runs `f` on a live view of the daemon for `display`: the data plane's counters and
+    /// the phase-2 conn-ids (copies of one entry per pair) only when `counted`, the inner
+    /// flows only for the session table.
+    fn with_live<R>(&self, display: &Request, counted: bool, f: impl FnOnce(&Live<'_>) -> R) -> R {
+        let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
+        let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
+        let now = Instant::now();
+        let session_table = matches!(display, Request::DisplayFirewallSessionTable { .. });
+        let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
+        f(&Live {
+            engine: &self.engine,
+            config: &self.config,
+            traffic: &traffic,
+            inner_flows: &inner_flows,
+            phase2_conn_ids: &phase2_conn_ids,
+            now,
+        })
     }
 
     /// One page of a display: the SA displays pick their page's rows from the engine;
@@ -427,24 +433,12 @@ impl Daemon {
         if !paged::pageable(display) {
             return Response::Error("Error: only displays can be paged".to_owned());
         }
-        // The data plane's counters and the phase-2 conn-ids are copies of one entry per
-        // pair: taken only for the displays that show them.
+        // The counters are taken only for the displays that show them.
         let counted =
             matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
-        let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
-        let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
-        let now = Instant::now();
-        let session_table = matches!(display, Request::DisplayFirewallSessionTable { .. });
-        let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
-        let live = Live {
-            engine: &self.engine,
-            config: &self.config,
-            traffic: &traffic,
-            inner_flows: &inner_flows,
-            phase2_conn_ids: &phase2_conn_ids,
-            now,
-        };
-        if let Some(page) = paged::sa_page(&live, &self.records, display, after, rows) {
+        let page = self
+            .with_live(display, counted, |live| paged::sa_page(live, &self.records, display, after, rows));
+        if let Some(page) = page {
             return page;
         }
         let whole = self.answer(display, uid);
