@@ -62,6 +62,13 @@ pub struct IkeSaView {
     pub message_ids_forgotten: u64,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Views of IKE SAs built on this thread, for the tests that check a page of the
+    /// displays walks only its own SAs.
+    pub(crate) static VIEWS_BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Engine {
     /// The IKE SAs, for displays.
     pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
@@ -95,6 +102,8 @@ impl Engine {
     }
 
     fn view(&self, sa: &IkeSa) -> IkeSaView {
+        #[cfg(test)]
+        VIEWS_BUILT.with(|n| n.set(n.get() + 1));
         IkeSaView {
             connection: sa.connection,
             peer: sa.peer_config(&self.config).name.clone(),

@@ -273,6 +273,12 @@ fn ordered_views_start_after_any_cursor() {
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(after(Some(*id)), ids[i + 1..]);
     }
+    // A page starts at its cursor: the SAs before it are not walked (not even viewed).
+    let built = || crate::engine::views::VIEWS_BUILT.with(std::cell::Cell::get);
+    let before = built();
+    assert_eq!(hub.ike_sas_after(Some(ids[1])).count(), 1);
+    assert_eq!(hub.ike_sas_after(None).take(1).count(), 1);
+    assert_eq!(built() - before, 2, "a page viewed SAs outside it");
     let mut pairs: Vec<(crate::ConnectionId, u32)> =
         hub.ipsec_sas(three.now).map(|p| (p.connection, p.inbound_spi)).collect();
     pairs.sort();
