@@ -1,11 +1,12 @@
 //! `keysteward shell` pages long output as VRP does: on a pseudo-terminal of unknown height
 //! (24 lines then), `  ---- More ----` after 23 lines; space shows the next screen, Enter the
-//! next line, `q` stops — and the pages of the display after what was shown are never asked
-//! of the daemon. Filtered displays are filtered first, then paged; `| count` is never paged;
-//! `display current-configuration` (one answer, not pages) is paged too; `screen-length 0
-//! temporary` turns paging off for the session and `undo screen-length temporary` back on.
-//! The daemon is the library's control server answering `display ike sa` in pages from 1,000
-//! fabricated SAs with the daemon's page renderer, counting the pages asked for.
+//! next line, `q` (or Ctrl-C) stops — and the pages of the display after what was shown are
+//! never asked of the daemon. Filtered displays are filtered first, then paged; `| count` is
+//! never paged; `display current-configuration` (one answer, not pages) is paged too;
+//! `screen-length 0 temporary` turns paging off for the session and `undo screen-length
+//! temporary` back on. The daemon is the library's control server answering `display ike
+//! sa` in pages from 1,000 fabricated SAs with the daemon's page renderer, counting the pages
+//! asked for.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,7 +109,12 @@ fn more(p: &mut rexpect::session::PtySession) -> Vec<String> {
 /// `q` at More: straight away (nothing shown before it) the More prompt is erased (`\r`,
 /// blanks, `\r`) and the shell's prompt takes its line. Returns what matched.
 fn quit(p: &mut rexpect::session::PtySession) -> String {
-    p.send("q").unwrap();
+    stop(p, "q")
+}
+
+/// `key` at More stops the display as `q` does ([`quit`]).
+fn stop(p: &mut rexpect::session::PtySession, key: &str) -> String {
+    p.send(key).unwrap();
     p.flush().unwrap();
     let pattern = format!(r"^\r {{{}}}\r(\x1b\[[?0-9;]*[a-zA-Z]|\r)*\x1b\[K<FW_A>", MORE.len());
     p.exp_regex(&pattern).unwrap_or_else(|e| panic!("waiting for the prompt after q: {e}")).1
@@ -164,7 +170,8 @@ fn long_output_stops_at_more() {
     let config = configuration();
     let config_lines: Vec<&str> = config.lines().collect();
     assert_eq!(more(&mut p)[1..], config_lines[..23]);
-    let rest = quit(&mut p);
+    // Ctrl-C stops it as `q` does, and the shell goes on.
+    let rest = stop(&mut p, "\x03");
     assert!(!rest.contains("ike proposal 11\r"), "{rest:?}");
 
     // `screen-length 0 temporary`: all of it at once, then the prompt.
