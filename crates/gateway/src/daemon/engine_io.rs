@@ -123,6 +123,8 @@ fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
         Event::SasCleared { connection, peer, remote, reason } => {
             warn!("IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}", remote.ip());
         }
+        // Logged once, whole, when QM3 confirms it.
+        Event::IpsecSaInbound(_) => {}
         Event::PeerMoved { connection, local, remote } => {
             info!("IKE SA {connection}: peer now at {remote} (from {local})");
         }
@@ -153,6 +155,7 @@ fn ipsec_sa_end(reason: ike::IpsecSaEnd) -> &'static str {
         ike::IpsecSaEnd::Reset => "reset by the operator",
         ike::IpsecSaEnd::IkeSaGone => "its IKE SA is gone",
         ike::IpsecSaEnd::Reconfigured => "its policy changed in a reload",
+        ike::IpsecSaEnd::Unconfirmed => "the peer never confirmed it with QM3",
     }
 }
 
