@@ -31,7 +31,7 @@ use esp::{
 use ike::{ConnectionId, Engine, IpsecSaPair};
 use socket2::Socket;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
@@ -434,7 +434,7 @@ impl Bridge {
         }
         *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
-        info!("template flow {} for {peer} ({remote}) protected", rule.selector);
+        debug!("template flow {} for {peer} ({remote}) protected", rule.selector);
         self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
     }
 
@@ -457,7 +457,7 @@ impl Bridge {
             self.remotes.remove(&remote);
             self.route_changes.push(RouteChange::Remove(remote));
         }
-        info!("template flow {} no longer protected: its SAs are gone", rule.selector);
+        debug!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }
 
     /// Removes the pair whose inbound SPI (ours) is `spi`. Packets waiting for an SA of its
