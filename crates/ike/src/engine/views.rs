@@ -86,7 +86,7 @@ impl Engine {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.by_connection
             .range((start, Bound::Unbounded))
-            .filter_map(|(_, &slot)| self.slots.get(slot)?.as_ref())
+            .filter_map(|(_, &slot)| self.slots.get(slot)?.as_deref())
     }
 
     /// How many IKE SAs there are (negotiating, established or failing), without a walk.
