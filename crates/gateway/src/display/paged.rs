@@ -30,7 +30,7 @@ pub fn sa_page(
         // These three walk only their page, from the cursor in ordered indexes (the first
         // page of `ipsec sa brief` counts the pairs for its header without building them).
         Request::DisplayIkeSa => page::cursor(after).map(|after| {
-            let total = records.installed.len() + live.engine.ike_sa_count();
+            let total = records.installed_len() + live.engine.ike_sa_count();
             let rows = summary::ike_sa_rows(live.engine, records, after);
             page::ike_sa_from(rows, total, after.is_none(), size)
         }),
