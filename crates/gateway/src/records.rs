@@ -141,9 +141,10 @@ impl Records {
         self.installed.range(..below).rev().map(|(_, p)| p)
     }
 
-    /// The conn-id `display ike sa` gives each pair's `v1:2` line, by inbound SPI.
-    pub fn phase2_conn_ids(&self) -> HashMap<u32, u64> {
-        self.installed.values().map(|p| (p.inbound_spi, p.display_id + PHASE2_CONN_ID_BASE)).collect()
+    /// The conn-id `display ike sa` gives the `v1:2` line of the pair whose inbound SPI is
+    /// `spi` (the newest such pair), in constant time.
+    pub fn phase2_conn_id(&self, spi: u32) -> Option<u64> {
+        self.by_inbound.get(&spi)?.last().map(|id| id + PHASE2_CONN_ID_BASE)
     }
 }
 
@@ -251,6 +252,13 @@ mod tests {
                     prop_assert!(records.by_connection[&p.connection].contains(id));
                 }
                 prop_assert!(records.by_inbound.values().all(|s| !s.is_empty()));
+                // The conn-id by SPI is the one the map built from the list in install order
+                // gave (the newest pair with that SPI).
+                let map: HashMap<u32, u64> =
+                    model.iter().map(|p| (p.2, p.0 + PHASE2_CONN_ID_BASE)).collect();
+                for spi in 0..12 {
+                    prop_assert_eq!(records.phase2_conn_id(spi), map.get(&spi).copied());
+                }
             }
         }
     }
@@ -271,6 +279,7 @@ mod tests {
         records.remove_all(records.by_connection.get(&ConnectionId(9)).cloned());
         assert_eq!(records.visited, 4);
         assert_eq!(records.installed_len(), 9_996);
-        assert_eq!(records.phase2_conn_ids().len(), 9_996);
+        assert_eq!(records.phase2_conn_id(0x1007), None);
+        assert_eq!(records.phase2_conn_id(0x1000 + 9_999), Some(PHASE2_CONN_ID_BASE + 10_000));
     }
 }

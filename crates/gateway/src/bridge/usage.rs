@@ -6,8 +6,8 @@ use std::time::Instant;
 use esp::InboundSa;
 use ike::Engine;
 
-use super::Bridge;
-use crate::data_path::{lock, PairTraffic};
+use super::{Bridge, Pair};
+use crate::data_path::{lock, PairTraffic, Shared};
 
 impl Bridge {
     /// The data-plane thread saw traffic on our inbound SA `spi`: tell the engine the peer
@@ -27,32 +27,14 @@ impl Bridge {
     /// The traffic of every installed pair, in install order.
     pub fn traffic(&self) -> Vec<PairTraffic> {
         let shared = lock(&self.shared);
-        self.pairs
-            .iter()
-            .map(|pair| {
-                let spi = esp::Spi(pair.inbound_spi);
-                // The ESP SA's window, or the AH SA's for AH alone.
-                let window = shared
-                    .plane
-                    .inbound_sa(spi)
-                    .map(InboundSa::replay_window)
-                    .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
-                // By our SPI, in constant time: a hub reports 100,000 pairs.
-                let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
-                PairTraffic {
-                    inbound_spi: pair.inbound_spi,
-                    outbound_spi: pair.outbound_spi,
-                    local: pair.local,
-                    remote: pair.remote,
-                    udp_encapsulated: pair.udp_encapsulated,
-                    inbound: shared.plane.inbound_usage(spi).unwrap_or_default(),
-                    outbound,
-                    sent_sequence,
-                    received_sequence: window.map_or(0, esp::ReplayWindow::highest),
-                    replay_window: window.map_or(0, esp::ReplayWindow::size),
-                }
-            })
-            .collect()
+        self.pairs.iter().map(|pair| pair_traffic(&shared, pair)).collect()
+    }
+
+    /// The traffic of the first installed pair whose SPI is `inbound_spi`: a page of
+    /// `display ipsec sa` takes the data plane's counters of its own pairs only.
+    pub fn pair_traffic(&self, inbound_spi: u32) -> Option<PairTraffic> {
+        let pair = self.pairs.iter().find(|p| p.inbound_spi == inbound_spi)?;
+        Some(pair_traffic(&lock(&self.shared), pair))
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and
@@ -75,5 +57,30 @@ impl Bridge {
         if !reports.is_empty() {
             engine.handle_sa_usage(Instant::now(), &reports);
         }
+    }
+}
+
+/// The data plane's counters of `pair`.
+fn pair_traffic(shared: &Shared, pair: &Pair) -> PairTraffic {
+    let spi = esp::Spi(pair.inbound_spi);
+    // The ESP SA's window, or the AH SA's for AH alone.
+    let window = shared
+        .plane
+        .inbound_sa(spi)
+        .map(InboundSa::replay_window)
+        .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+    // By our SPI, in constant time: a hub reports 100,000 pairs.
+    let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
+    PairTraffic {
+        inbound_spi: pair.inbound_spi,
+        outbound_spi: pair.outbound_spi,
+        local: pair.local,
+        remote: pair.remote,
+        udp_encapsulated: pair.udp_encapsulated,
+        inbound: shared.plane.inbound_usage(spi).unwrap_or_default(),
+        outbound,
+        sent_sequence,
+        received_sequence: window.map_or(0, esp::ReplayWindow::highest),
+        replay_window: window.map_or(0, esp::ReplayWindow::size),
     }
 }
