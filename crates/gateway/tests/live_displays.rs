@@ -348,3 +348,38 @@ fn show_config_masks_the_pre_shared_key() {
     let restored = text.replace("pre-shared-key cipher %^%#********%^%#", "pre-shared-key tiandihui2");
     assert_eq!(vrp::parse("restored.cfg", &restored).unwrap().config, vrp_a);
 }
+
+/// Issue 15, displays that scale: a page of `display ipsec sa` asks the data plane for the
+/// counters of its own pairs, by SPI, and never reads the copy of every pair's counters (the
+/// daemon does not take one for it); the page is the whole display, counters included.
+#[test]
+fn an_ipsec_sa_page_asks_the_counters_of_its_own_pairs_only() {
+    let (vrp_a, a, _, _, now) = negotiated();
+    let pair = a.ipsec_sas(now).next().unwrap();
+    let counted = traffic(&a, now, 4);
+    let display = Request::DisplayIpsecSa { remote: None };
+    let (whole, _) = ask(&a, &vrp_a, &counted, now, display.clone());
+    let asked = std::cell::RefCell::new(Vec::new());
+    let pair_traffic = |spi: u32| {
+        asked.borrow_mut().push(spi);
+        counted.iter().find(|t| t.inbound_spi == spi).copied()
+    };
+    let records = Records::default();
+    let live = Live {
+        engine: &a,
+        config: &vrp_a,
+        traffic: &[],
+        pair_traffic: &pair_traffic,
+        inner_flows: &[],
+        records: &records,
+        now,
+    };
+    let Some(Response::Ok { text, .. }) =
+        keysteward::display::paged::sa_page(&live, &records, &display, None, 1)
+    else {
+        panic!("no page")
+    };
+    assert_eq!(text, whole);
+    assert!(text.contains("      SA decrypted packets (number/bytes): 4/336\n"), "{text}");
+    assert_eq!(*asked.borrow(), [pair.inbound_spi]);
+}
