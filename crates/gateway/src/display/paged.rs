@@ -3,7 +3,8 @@
 //! [verbose]` and `display ipsec sa brief` read their page from the cursor on, in the
 //! engine's index by conn-id and the records in conn-id order: a page costs its own rows
 //! plus O(log N). `display ipsec sa` (ordered by interface and policy) and the session table
-//! (sessions aggregated over SAs) still take one pass over the SAs keeping one page's rows.
+//! (sessions aggregated over SAs) still take one pass over the SAs keeping one page's rows;
+//! a `display ipsec sa` page reads the data plane's counters of its own pairs only.
 //! The displays that do not grow with the SAs (configurations, proposals, statistics) are
 //! rendered whole and cut into pages of lines.
 
