@@ -190,7 +190,7 @@ mod tests {
             display_id: 0,
             connection: ConnectionId(connection),
             remote: "192.0.2.1:500".parse().unwrap(),
-            initiator: inbound % 2 == 0,
+            initiator: inbound.is_multiple_of(2),
             inbound_spi: inbound,
             outbound_spi: outbound,
         }
