@@ -138,6 +138,17 @@ impl Spd {
         self
     }
 
+    /// True when a fragment with `flow`'s addresses and protocol would be carried by a rule
+    /// with ports: the first rule that its addresses and protocol match, read without ports
+    /// as a non-first fragment is, has a port range. The fragments of such a datagram are
+    /// reassembled before the lookup (docs/DESIGN.md, "Fragments"), all of them alike, since
+    /// the answer does not depend on the ports.
+    pub fn port_specific(&self, flow: &Flow) -> bool {
+        let portless = Flow { source_port: None, destination_port: None, ..*flow };
+        let ported = |s: &Selector| s.local_ports.is_some() || s.remote_ports.is_some();
+        self.lookup(&portless).0.is_some_and(|index| ported(&self.rules[index].selector))
+    }
+
     /// True when an outbound packet whose lookup gave [`Action::Bypass`] leaves in clear
     /// rather than being dropped: it is of a remote prefix and protocol routed into the
     /// data plane by protocol ([`Spd::with_clear_fallback`]). Linear in those flows, on the
@@ -332,5 +343,31 @@ mod tests {
         assert!(spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 2, 2, 9], 9999)));
         assert!(!spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 3, 3, 9], 9999)));
         assert_ne!(spd, Spd::new(vec![], Action::Bypass), "the fallback is part of the database");
+    }
+
+    /// Which fragments are reassembled before the lookup: those that a rule with ports would
+    /// carry, by addresses and protocol, whatever their own ports say; not those that a rule
+    /// for every port (or no rule) takes first.
+    #[test]
+    fn port_specific_fragments_by_addresses_and_protocol() {
+        let mut l2tp = Selector::between(net(10, 1, 1, 24), net(10, 2, 2, 24));
+        l2tp.protocol = Some(PROTOCOL_UDP);
+        l2tp.remote_ports = Some(PortRange::single(1701));
+        let whole = Selector::between(net(10, 1, 1, 24), net(10, 3, 3, 24));
+        let spd = Spd::new(
+            vec![
+                Rule { selector: whole, action: Action::Protect(PolicyIndex(0)) },
+                Rule { selector: l2tp, action: Action::Protect(PolicyIndex(1)) },
+                Rule { selector: Selector { remote: net(10, 3, 3, 24), ..l2tp }, action: Action::Bypass },
+            ],
+            Action::Bypass,
+        );
+        assert!(spd.port_specific(&flow([10, 1, 1, 2], [10, 2, 2, 2], 1701)));
+        assert!(spd.port_specific(&flow([10, 1, 1, 2], [10, 2, 2, 2], 9999)), "its ports do not count");
+        assert!(!spd.port_specific(&flow([10, 1, 1, 2], [10, 3, 3, 2], 1701)), "a rule for every port first");
+        assert!(!spd.port_specific(&flow([10, 1, 1, 2], [10, 4, 4, 2], 1701)), "no rule");
+        let mut tcp = flow([10, 1, 1, 2], [10, 2, 2, 2], 1701);
+        tcp.protocol = 6;
+        assert!(!spd.port_specific(&tcp), "another protocol");
     }
 }

@@ -661,6 +661,25 @@ fn path_mtu_other_packets_are_fragmented_before_encryption() {
     assert_eq!(a.statistics().queue_dropped, 2);
 }
 
+/// Issue 15: a datagram the gateway reassembled from inner fragments is sealed whole, past
+/// the path MTU (the kernel fragments the ESP packet outside), so the peer opens it with its
+/// ports; `seal` would have cut it again before encryption.
+#[test]
+fn a_reassembled_datagram_is_sealed_whole() {
+    let (mut a, mut b) = planes();
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let packet = big_packet(3000, false);
+    let mut out = vec![0u8; 3000 + MAX_HEADROOM + MAX_TAILROOM];
+    let Outbound::Send(sent) = a.seal_whole(&packet, &mut out) else { panic!("expected Send") };
+    assert!(!sent.pending && sent.datagram.len() > 3000);
+    let esp = sent.datagram.to_vec();
+    assert_eq!(receive(&mut b, &esp), Ok(packet.clone()));
+    assert_eq!(a.statistics().fragmented, 0);
+    let Outbound::Send(cut) = a.seal(&packet, &mut out) else { panic!("expected Send") };
+    assert!(cut.pending && cut.datagram.len() < 1500);
+    assert_eq!(a.statistics().fragmented, 1);
+}
+
 #[test]
 fn later_fragments_pass_a_port_specific_inbound_selector() {
     // B's SA covers UDP to port 53 only; A's side is wider (it holds the keys).

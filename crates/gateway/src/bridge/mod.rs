@@ -288,9 +288,10 @@ impl Bridge {
     }
 
     /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
-    /// the kernel's to forward).
-    pub fn bypass_dropped(&self) -> u64 {
-        lock(&self.shared).bypass_dropped
+    /// the kernel's to forward); and what the reassembly of inner fragments did.
+    pub fn bypass_dropped(&self) -> (u64, reassembly::Counters) {
+        let shared = lock(&self.shared);
+        (shared.bypass_dropped, shared.reassembly)
     }
 
     /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
