@@ -104,7 +104,7 @@ pub struct Spd {
     index: PairIndex<u32>,
     /// The remote prefixes and protocols whose traffic reaches the data plane by a policy
     /// route on its protocol rather than a route for the whole prefix.
-    clear_fallback: Vec<(Prefix, u8)>,
+    clear_fallback: Vec<(Prefix, Option<u8>)>,
 }
 
 impl PartialEq for Spd {
@@ -129,11 +129,12 @@ impl Spd {
 
     /// The same database, told which traffic reaches it by a policy route on its remote
     /// prefix and protocol (`ip rule … to PREFIX ipproto P`, as the gateway routes a rule
-    /// with a protocol and ports): such a packet that no rule protects is not the gateway's
+    /// with a protocol and ports; `None`: every protocol, as it routes the prefixes of a
+    /// policy with deny rules): such a packet that no rule protects is not the gateway's
     /// to drop. VRP sends traffic no rule matches in clear, so [`Spd::leaves_in_clear`] says
     /// to hand it back to the kernel, whose rule for packets coming back from the TUN routes
     /// it by the main table.
-    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, u8)>) -> Self {
+    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, Option<u8>)>) -> Self {
         self.clear_fallback = flows;
         self
     }
@@ -150,13 +151,14 @@ impl Spd {
     }
 
     /// True when an outbound packet whose lookup gave [`Action::Bypass`] leaves in clear
-    /// rather than being dropped: it is of a remote prefix and protocol routed into the
-    /// data plane by protocol ([`Spd::with_clear_fallback`]). Linear in those flows, on the
-    /// bypass path only.
+    /// rather than being dropped: it is of a remote prefix (and protocol) policy-routed into
+    /// the data plane ([`Spd::with_clear_fallback`]). Linear in those flows, on the bypass
+    /// path only.
     pub fn leaves_in_clear(&self, flow: &Flow) -> bool {
-        self.clear_fallback
-            .iter()
-            .any(|(remote, protocol)| *protocol == flow.protocol && remote.contains(flow.destination))
+        let routed = |(remote, protocol): &(Prefix, Option<u8>)| {
+            protocol.is_none_or(|p| p == flow.protocol) && remote.contains(flow.destination)
+        };
+        self.clear_fallback.iter().any(routed)
     }
 
     /// The rules, in order.
@@ -339,6 +341,7 @@ mod tests {
         assert_eq!(protocol_routed(&selectors, &[peer], false), [udp]);
         let all = protocol_routed(&selectors, &[peer], true);
         assert_eq!(all, [udp, (Prefix::host(peer), 47)]);
+        let all = all.into_iter().map(|(p, protocol)| (p, Some(protocol))).collect();
         let spd = Spd::new(vec![], Action::Bypass).with_clear_fallback(all);
         assert!(spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 2, 2, 9], 9999)));
         assert!(!spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 3, 3, 9], 9999)));

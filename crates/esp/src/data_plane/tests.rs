@@ -719,7 +719,7 @@ fn a_port_specific_rule_seals_every_fragment_and_leaves_other_traffic_to_the_cle
     let mut l2tp = a_selector();
     l2tp.protocol = Some(17);
     l2tp.remote_ports = Some(PortRange::single(1701));
-    let spd = spd_for(l2tp).with_clear_fallback(vec![(net(SITE_B, 24), 17)]);
+    let spd = spd_for(l2tp).with_clear_fallback(vec![(net(SITE_B, 24), Some(17))]);
     let mut a = DataPlane::new(spd, DataPlaneConfig::default());
     let mut b = DataPlane::new(spd_for(mirror(l2tp)), DataPlaneConfig::default());
     install(&mut a, &mut b, &pair_keys(1, gcm()), l2tp, mirror(l2tp));
