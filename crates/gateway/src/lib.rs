@@ -13,7 +13,8 @@ pub mod bridge;
 /// The control protocol and its socket (crate `keysteward-control`).
 pub use control;
 pub mod daemon;
-pub mod data_path;
+/// The data-plane thread and the state it shares with the loop (crate `keysteward-datapath`).
+pub use data_path;
 pub mod demo;
 pub mod display;
 pub mod engine_config;

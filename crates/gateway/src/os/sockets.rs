@@ -99,12 +99,7 @@ fn full(sent: std::io::Result<usize>, what: impl FnOnce() -> String) -> bool {
     full
 }
 
-/// Whether a send failed because the socket's send buffer was full: `EAGAIN` from a
-/// non-blocking UDP socket, `ENOBUFS` from a raw socket (Linux charges raw datagrams to the
-/// buffer only up to twice its size and then refuses them with `ENOBUFS`, never blocking).
-pub fn is_buffer_full(error: &std::io::Error) -> bool {
-    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::ENOBUFS)
-}
+pub use data_path::is_buffer_full;
 
 /// Sends an IKE datagram without waiting: straight to the kernel on the non-blocking socket,
 /// not through the runtime's readiness. True when a full buffer dropped it: retransmission

@@ -55,6 +55,13 @@ pub struct SendDrops {
     pub esp: AtomicU64,
 }
 
+/// Whether a send failed because the socket's send buffer was full: `EAGAIN` from a
+/// non-blocking UDP socket, `ENOBUFS` from a raw socket (Linux charges raw datagrams to the
+/// buffer only up to twice its size and then refuses them with `ENOBUFS`, never blocking).
+pub fn is_buffer_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::ENOBUFS)
+}
+
 /// The least time between two reports of unknown SPIs from one peer.
 const UNKNOWN_SPI_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 

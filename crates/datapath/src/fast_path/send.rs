@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::buffers::{Outgoing, BATCH};
 use super::Thread;
-use crate::os::sockets::is_buffer_full;
+use crate::shared::is_buffer_full;
 
 /// How long one batch may wait for room in a full send buffer (ms) before the rest is dropped:
 /// a busy path's buffer empties within it, a blocked path's never does.

@@ -46,7 +46,7 @@ use tracing::{debug, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
-use super::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
+use crate::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 
 /// How long `poll` sleeps when nothing happens, in milliseconds: the thread has nothing to
 /// do on a timer, so this only bounds how long it takes to notice nothing.

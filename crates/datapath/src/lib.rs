@@ -12,10 +12,14 @@
 //!   inner packet to the inside network.
 //!
 //! The IKE loop installs and removes SAs in the [`Shared`] data plane (one mutex, held by the
-//! thread for one batch at a time) through the bridge (`bridge`), and hears the thread's notices.
-//! The sockets and the TUN come from [`crate::os`]; this module only moves packets.
+//! thread for one batch at a time) through the gateway's bridge, and hears the thread's
+//! notices. The sockets and the TUN come from the gateway's `os`; this crate only moves packets.
+#![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 pub mod fast_path;
 pub mod shared;
 
-pub use shared::{lock, Added, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE};
+pub use shared::{
+    is_buffer_full, lock, Added, Notice, PairTraffic, SendDrops, Shared, MAX_PACKET, NOTICE_QUEUE,
+};

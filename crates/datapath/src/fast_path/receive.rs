@@ -14,7 +14,7 @@ use tracing::debug;
 use super::buffers::{push_opened, BATCH};
 use super::early::{keep_early, EARLY_LIFETIME};
 use super::Thread;
-use crate::data_path::shared::{lock, Shared};
+use crate::shared::{lock, Shared};
 
 impl Thread {
     /// Reads a batch from socket `index` (raw sockets first, then UDP, then AH), opens it
