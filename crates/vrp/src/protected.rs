@@ -54,6 +54,21 @@ impl ProtectedRange {
 /// or a /0; the operator's default route stays), and a range holding a peer's own
 /// `remote-address` (policy-routed, ahead of the main table).
 pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
+    permit_ranges(config, |r| r.protocol == AclProtocol::Ip).into_iter().map(|(range, _)| range).collect()
+}
+
+/// The destination ranges and protocols of the `permit` rules with a protocol (`udp`, `icmp`,
+/// …) of every isakmp policy entry applied to an interface, left out as in
+/// [`protected_ranges`]: the daemon policy-routes each into the TUN by its protocol, ahead of
+/// the main table; while the entry is incomplete the rule stays, so that traffic is dropped
+/// rather than taking a static route in clear.
+pub fn protocol_ranges(config: &Config) -> Vec<(ProtectedRange, u8)> {
+    let ranges = permit_ranges(config, |r| r.protocol != AclProtocol::Ip);
+    ranges.into_iter().filter(|(range, _)| !range.template).collect()
+}
+
+/// The ranges of the permit rules that `keep` keeps, with each rule's protocol number.
+fn permit_ranges(config: &Config, keep: impl Fn(&AclRule) -> bool) -> Vec<(ProtectedRange, u8)> {
     let peers: Vec<u32> = config.ike_peers.values().filter_map(|p| p.remote_address).map(u32::from).collect();
     let mut ranges = Vec::new();
     for name in config.interfaces.values().filter_map(|i| i.ipsec_policy.as_ref()) {
@@ -68,14 +83,16 @@ pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
             let policy_routed = !template && acl.rules.values().any(|r| r.action == AclAction::Deny);
             // Only a rule for every protocol is routed as a whole prefix; a rule with a protocol is
             // policy-routed by protocol, ahead of the main table (a static route stays its clear path).
-            let all = |r: &&AclRule| r.action == AclAction::Permit && r.protocol == AclProtocol::Ip;
-            for r in acl.rules.values().filter(all) {
+            for r in acl.rules.values().filter(|r| r.action == AclAction::Permit && keep(r)) {
                 let Some((low, high)) = r.destination.range() else { continue };
                 if (low, high) == (0, u32::MAX) || peers.iter().any(|a| low <= *a && *a <= high) {
                     continue;
                 }
                 let policy = format!("{name} {seq}");
-                ranges.push(ProtectedRange { policy, template, low, high, policy_routed });
+                ranges.push((
+                    ProtectedRange { policy, template, low, high, policy_routed },
+                    r.protocol.number(),
+                ));
             }
         }
     }

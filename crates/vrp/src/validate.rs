@@ -22,7 +22,7 @@ use crate::algorithm::{AuthenticationMethod, ExchangeMode, Transform, Value};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Location, Severity};
 use crate::model::{AclAction, AclProtocol, AclRule, Config, PolicyEntry, PolicySettings, TunnelLocal};
 use crate::parser::{SourceMap, View};
-pub use crate::protected::{protected_ranges, protecting_policy, ProtectedRange};
+pub use crate::protected::{protected_ranges, protecting_policy, protocol_ranges, ProtectedRange};
 
 /// Shortest pre-shared key that does not draw a warning.
 pub const MIN_KEY_LEN: usize = 16;

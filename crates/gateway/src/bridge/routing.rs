@@ -112,6 +112,23 @@ pub fn inert_prefixes(typed: &vrp::Config, applied: &vrp::Config) -> Vec<Prefix>
     held
 }
 
+/// The flows routed by protocol (`ip rule … ipproto P lookup 4500`) of the policy entries of
+/// `typed` that `applied` does not have (inert, as for [`inert_prefixes`]): their rules stay,
+/// so that traffic keeps reaching the data plane, which has no rule for it and drops it,
+/// instead of taking the main table's static route in clear.
+pub fn inert_flows(typed: &vrp::Config, applied: &vrp::Config) -> Vec<(Prefix, Option<u8>)> {
+    let complete = vrp::validate::protocol_ranges(applied);
+    let inert = vrp::validate::protocol_ranges(typed).into_iter().filter(|r| !complete.contains(r));
+    let flows =
+        inert.map(|(range, protocol)| (Prefix::new(range.prefix().0, range.prefix().1), Some(protocol)));
+    flows.fold(Vec::new(), |mut all, flow| {
+        if !all.contains(&flow) {
+            all.push(flow);
+        }
+        all
+    })
+}
+
 /// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
 /// interface a route names mapped to its Linux device (`--interface-map`), and each route an
 /// IPsec policy's TUN route supersedes marked so (`vrp::validate::protecting_policy`).

@@ -89,7 +89,8 @@ impl Daemon {
         let denies = crate::engine_config::deny_rules(&config, &engine_config);
         let prefixes = routing::static_prefixes(&engine_config, &templates, &denies);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
-        let plan = routing::gateway_flows(&engine_config, &templates, &denies);
+        let mut plan = routing::gateway_flows(&engine_config, &templates, &denies);
+        plan.flows.extend(routing::inert_flows(typed, &config)); // kept fail-closed
         self.routes.add_missing(&prefixes)?;
         let held: Vec<_> =
             routing::inert_prefixes(typed, &config).into_iter().filter(|p| !prefixes.contains(p)).collect();
