@@ -177,9 +177,28 @@ impl DataPlane {
     /// Installs a pair of SAs and releases the packets queued for its flow (see
     /// [`DataPlane::poll_queued`]). `rng` keys the CBC IV generator.
     pub fn install(&mut self, pair: SaPair<'_>, rng: &mut dyn SecureRandom) -> Result<(), SaError> {
-        self.databases.install(&pair, rng)?;
+        self.databases.install(&pair, false, rng)?;
         self.queues.release(pair.policy, &pair.selector);
         Ok(())
+    }
+
+    /// Installs a pair whose inbound SA opens at once and whose outbound SA seals only after
+    /// [`DataPlane::release_outbound`]: a quick-mode responder between QM2 and QM3 (RFC 2409
+    /// §5.5). Removing it by its inbound SPI removes both halves.
+    pub fn install_inbound_first(
+        &mut self,
+        pair: SaPair<'_>,
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), SaError> {
+        self.databases.install(&pair, true, rng)
+    }
+
+    /// Lets the outbound SA of the pair installed inbound-first under our SPI `spi` seal, and
+    /// releases the packets queued for its flow. False when none is held under `spi`.
+    pub fn release_outbound(&mut self, spi: Spi) -> bool {
+        let Some((policy, selector)) = self.databases.release(spi) else { return false };
+        self.queues.release(policy, &selector);
+        true
     }
 
     /// Removes the pair whose inbound SA has our SPI `spi`. Returns false if there is none.

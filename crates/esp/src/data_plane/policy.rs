@@ -2,8 +2,6 @@
 //! SAD), indexed the ways the packet paths look them up: outbound by policy entry and flow,
 //! inbound by our SPI (ESP's, or AH's for the AH of a pair).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use crypto::key_schedule::Spi;
@@ -16,6 +14,7 @@ use crate::sa::ah::{AhParams, InboundAh, OutboundAh};
 use crate::sa::esp::{InboundSa, OutboundSa, SaParams};
 use crate::sa::{SaError, SaKeys};
 use spd::index::SelectorTable;
+use spd::keyed::IndexMap;
 use spd::{Action, PolicyIndex, Spd};
 use spd::{Flow, Selector};
 
@@ -61,41 +60,6 @@ pub struct SaPair<'a> {
     pub protocols: Protocols<'a>,
 }
 
-/// Hashes the keys of the SA tables (our own inbound SPIs, policy indices) with one
-/// multiplication (Fibonacci hashing). These keys are chosen by us, not by the network (the
-/// IKE engine picks our SPIs at random; a packet's SPI is only looked up), so SipHash's
-/// resistance to flooding buys nothing, and it cost about 7 % of sealing a 1400-byte packet.
-#[derive(Default, Clone, Copy)]
-struct IndexHasher(u64);
-
-const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(32) ^ n).wrapping_mul(FIBONACCI);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
-
 /// The SPD and the SAD of one data plane.
 pub(super) struct Databases {
     pub(super) spd: Spd,
@@ -107,6 +71,9 @@ pub(super) struct Databases {
     inbound: IndexMap<Spi, InboundEntry>,
     /// Our AH SPIs to the key of their pair in `inbound`.
     inbound_ah: IndexMap<Spi, Spi>,
+    /// Outbound halves held until the peer confirms their pair, by its inbound SPI
+    /// ([`DataPlane::install_inbound_first`](crate::DataPlane::install_inbound_first)).
+    held: IndexMap<Spi, (PolicyIndex, Selector, OutboundEntry)>,
     next_serial: u64,
 }
 
@@ -117,12 +84,19 @@ impl Databases {
             outbound: IndexMap::default(),
             inbound: IndexMap::default(),
             inbound_ah: IndexMap::default(),
+            held: IndexMap::default(),
             next_serial: 0,
         }
     }
 
-    /// Builds and installs the SAs of `pair`; `rng` keys the CBC IV generator.
-    pub(super) fn install(&mut self, pair: &SaPair<'_>, rng: &mut dyn SecureRandom) -> Result<(), SaError> {
+    /// Builds and installs the SAs of `pair`, the outbound half held when `hold`; `rng` keys
+    /// the CBC IV generator.
+    pub(super) fn install(
+        &mut self,
+        pair: &SaPair<'_>,
+        hold: bool,
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), SaError> {
         if self.inbound.contains_key(&pair.inbound.spi) {
             return Err(SaError::DuplicateSpi(pair.inbound.spi));
         }
@@ -167,8 +141,19 @@ impl Databases {
         self.inbound
             .insert(pair.inbound.spi, InboundEntry { sa: inbound, policy, selector, local, remote, serial });
         let entry = OutboundEntry { sa: outbound, local, remote, inbound_spi: pair.inbound.spi, serial };
-        self.outbound.entry(policy).or_default().insert(selector, serial, entry);
+        if hold {
+            self.held.insert(pair.inbound.spi, (policy, selector, entry));
+        } else {
+            self.outbound.entry(policy).or_default().insert(selector, serial, entry);
+        }
         Ok(())
+    }
+
+    /// Lets the held outbound half of the pair `spi` seal: its policy and flow.
+    pub(super) fn release(&mut self, spi: Spi) -> Option<(PolicyIndex, Selector)> {
+        let (policy, selector, entry) = self.held.remove(&spi)?;
+        self.outbound.entry(policy).or_default().insert(selector, entry.serial, entry);
+        Some((policy, selector))
     }
 
     /// Removes the pair whose inbound SA has our SPI `spi`. Returns false if there is none.
@@ -179,6 +164,7 @@ impl Databases {
         if let Some(ah) = &entry.sa.ah {
             self.inbound_ah.remove(&ah.spi());
         }
+        self.held.remove(&spi);
         if let Some(table) = self.outbound.get_mut(&entry.policy) {
             table.remove(entry.serial);
         }
@@ -211,7 +197,8 @@ impl Databases {
                 }
             }
         }
-        // Inbound SAs whose outbound half was already gone follow the same rule.
+        self.held.retain(|_, (policy, ..)| renumber(*policy).map(|new| *policy = new).is_some());
+        // Inbound SAs whose outbound half was already gone (or is held) follow the same rule.
         self.inbound.retain(|_, entry| match renumber(entry.policy) {
             Some(new) => {
                 entry.policy = new;
