@@ -4,7 +4,7 @@
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: the [`EspPacket`] and [`AhHeader`] views, ESP's trailer rules, AH's outer header;
-//! - [`replay`]: the [`ReplayWindow`];
+//! - [`replay`]: the [`ReplayWindow`] (crate `keysteward-replay`, re-exported);
 //! - [`sa`]: one-way SAs, [`sa::Sa`] with the sequence numbers, replay window, lifetimes and
 //!   counters that ESP and AH share; ESP's [`OutboundSa::seal_tunnel`] / [`InboundSa::open`]
 //!   and AH's [`OutboundAh::seal`] / [`InboundAh::open_in_place`] over whole IPv4 packets (AH
@@ -31,7 +31,8 @@
 
 pub mod data_plane;
 pub mod mtu;
-pub mod replay;
+/// The anti-replay window (crate `keysteward-replay`).
+pub use anti_replay as replay;
 pub mod sa;
 pub mod wire;
 
