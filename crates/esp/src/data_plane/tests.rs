@@ -7,12 +7,13 @@ use crypto::{EspCipher, Integrity};
 
 use super::*;
 use crate::sa::esp::SaParams;
-use crate::sa::{LifetimeCause, LifetimeNotice, Mode, SaKeys, TrafficLimits};
+use crate::sa::{LifetimeCause, LifetimeNotice, Mode, OpenError, SaKeys, TrafficLimits};
 use crate::tests::{ipv4_packet, udp};
 use crate::tests::{key_bytes, SeededRandom};
 use crate::wire::ah::PROTOCOL_AH;
 use crate::wire::esp::PROTOCOL_ESP;
 use crate::{MAX_HEADROOM, MAX_TAILROOM};
+use spd::Action;
 use spd::{PortRange, Prefix, Selector, PROTOCOL_TCP};
 
 const SITE_A: [u8; 4] = [10, 1, 1, 0];
@@ -236,7 +237,7 @@ fn acquire_queues_then_releases_when_the_sa_arrives() {
     assert_eq!(a.poll_event(), None);
     // Bounded: the 8 newest wait, the 2 oldest were dropped.
     assert_eq!(a.queued_packets(), 8);
-    let stats = *a.statistics();
+    let stats = a.statistics();
     assert_eq!((stats.queued, stats.queue_dropped, stats.acquires), (10, 2, 1));
     assert!(a.poll_queued(&mut out).is_none(), "nothing is released before the SA exists");
 

@@ -170,7 +170,7 @@ impl Bridge {
 
     /// The data plane's counters (a copy: the thread keeps counting).
     pub fn statistics(&self) -> esp::Statistics {
-        *lock(&self.shared).plane.statistics()
+        lock(&self.shared).plane.statistics()
     }
 
     /// True when a raw ESP socket is open on `address`.
