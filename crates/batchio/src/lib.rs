@@ -13,15 +13,20 @@
 //!   (`UDP_GRO`, Linux ≥ 5.0), with their size in a control message; [`Receiver::datagrams`]
 //!   splits them again, so the caller opens and checks each ESP packet alone.
 //!
+//! - [`receive_each`]: one `recvmmsg(2)` of datagrams from many senders (the daemon's IKE
+//!   sockets), answered with [`send_each`].
+//!
 //! Nothing here allocates per datagram: the buffers are the caller's or made once, in
 //! [`Receiver::new`] (nix's `sendmsg` allocates its small control buffer per call, that is
 //! once per GSO run of up to [`MAX_SEGMENTS`] datagrams).
 
 #![forbid(unsafe_code)]
 
+mod each;
 mod receive;
 mod send;
 
+pub use each::receive_each;
 pub use receive::{enable_gro, Receiver};
 pub use send::{gso_run, send_each, send_segments, Gso};
 

@@ -151,6 +151,18 @@ impl Shared {
         Ok(())
     }
 
+    /// As [`Shared::install`], the outbound half held until `SealPlane::release_outbound`
+    /// (a quick-mode responder between QM2 and QM3, RFC 2409 §5.5).
+    pub fn install_inbound_first(
+        &mut self,
+        pair: SaPair<'_>,
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), SaError> {
+        let outbound = self.open().plane.install(pair.build(rng)?)?;
+        self.plane.hold(outbound);
+        Ok(())
+    }
+
     /// Removes the pair with our SPI `spi`: its outbound half first (nothing more is sealed
     /// with it), then its inbound half.
     pub fn remove_by_inbound_spi(&mut self, spi: esp::Spi) -> bool {

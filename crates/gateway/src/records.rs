@@ -82,6 +82,7 @@ impl Records {
             Event::IkeSaEstablished { .. }
             | Event::IkeSaDeleted { .. }
             | Event::IkeSaExpired { .. }
+            | Event::IpsecSaInbound(_)
             | Event::PeerMoved { .. } => {}
         }
     }

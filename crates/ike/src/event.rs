@@ -100,8 +100,15 @@ pub enum Event {
         /// only for an operator who chose to write them down.
         key_log: Option<Phase1KeyLog>,
     },
-    /// A quick mode completed: the pair of IPsec SAs for the data plane to install.
+    /// A quick mode completed: the pair of IPsec SAs for the data plane to install (or, after
+    /// [`Event::IpsecSaInbound`] for the same inbound SPI, to let seal).
     IpsecSaInstalled(Box<IpsecSaPair>),
+    /// As a quick-mode responder we sent QM2: the pair for the data plane to install with
+    /// its outbound half held (RFC 2409 §5.5: the inbound SA may take packets now, the
+    /// outbound waits for QM3, when [`Event::IpsecSaInstalled`] follows). If the exchange
+    /// ends without QM3, [`Event::IpsecSaExpired`] with [`IpsecSaEnd::Unconfirmed`] takes it
+    /// back; if its IKE SA goes, the pairs of that connection go with it.
+    IpsecSaInbound(Box<IpsecSaPair>),
     /// A failure, with the reason an operator needs.
     Failed(Failure),
     /// The peer deleted an IKE SA (authenticated Delete payload); it is gone here too.
@@ -330,6 +337,9 @@ pub enum IpsecSaEnd {
     /// A configuration reload changed or removed its policy or peer
     /// ([`crate::Engine::reconfigure`]).
     Reconfigured,
+    /// We answered with QM2 but the initiator never confirmed with QM3: the pair installed
+    /// inbound-first ([`Event::IpsecSaInbound`]) is taken back.
+    Unconfirmed,
 }
 
 /// Why our side ended an IKE SA, carried by [`Event::IkeSaExpired`].

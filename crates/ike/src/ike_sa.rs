@@ -203,6 +203,10 @@ impl IkeSa {
                 return false;
             }
             Phase1::Established(_) => {
+                if self.timers.is_due(Timer::Phase1Deadline, now) {
+                    self.timers.stop(Timer::Phase1Deadline);
+                    self.flight.forget_sent();
+                }
                 if self.dpd_timeout(ctx) {
                     return false;
                 }
@@ -437,15 +441,14 @@ impl IkeSa {
     pub(crate) fn deadlines(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
         let established = self.is_established();
         let phase1 = match &self.phase1 {
-            Phase1::Established(_) => {
-                self.timers.get(Timer::HardLifetime).map(|at| (Timer::HardLifetime, at))
-            }
             Phase1::Failed => None,
             _ => self.timers.get(Timer::Phase1Deadline).map(|at| (Timer::Phase1Deadline, at)),
         };
+        let lifetime = self.timers.get(Timer::HardLifetime).filter(|_| established);
         let dpd = if established { self.dpd.deadline(self.dpd_config.as_deref()) } else { None };
         let keepalive = if established { self.nat.next_keepalive } else { None };
         let named = [
+            (Timer::HardLifetime, lifetime),
             (Timer::Retransmit, self.flight.retransmit_at()),
             (Timer::Dpd, dpd),
             (Timer::Keepalive, keepalive),

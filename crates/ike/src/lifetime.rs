@@ -18,7 +18,7 @@ use crate::sa::lifetimes::{later, InstalledPair, Rekey, Renewal};
 /// `of_peer` are the peer's slots (the engine's index); among several still negotiating, the
 /// lowest slot wins, as before the index existed.
 pub(crate) fn preferred_ike_sa(
-    slots: &[Option<IkeSa>],
+    slots: &[Option<Box<IkeSa>>],
     of_peer: &[usize],
     peer: usize,
     remote: SocketAddr,
@@ -67,10 +67,14 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     if matches!(sa.lifetimes.renewal, Renewal::Started { retry_at } if retry_at <= now) {
         sa.lifetimes.renewal = Renewal::Requested;
     }
-    let (expired, live): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut sa.lifetimes.pairs).into_iter().partition(|p| p.hard_at <= now);
-    sa.lifetimes.pairs = live;
-    end_pairs(sa, expired, None, true, ctx);
+    // Rebuilt only when a pair ends: the list keeps its exact size (`track`), and a timer
+    // that ends nothing allocates nothing.
+    if sa.lifetimes.pairs.iter().any(|p| p.hard_at <= now) {
+        let (expired, live): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut sa.lifetimes.pairs).into_iter().partition(|p| p.hard_at <= now);
+        sa.lifetimes.pairs = live;
+        end_pairs(sa, expired, None, true, ctx);
+    }
 
     let retry_at = later(now, ctx.config.limits.exchange_timeout);
     let mut rekeys = Vec::new();

@@ -71,6 +71,8 @@ pub(crate) struct ResponderWait {
     pfs_secret: Option<SecretBytes>,
     our_spis: OurSpis,
     choice: IpsecChoice,
+    /// The pair's inbound and outbound SPIs, installed inbound-first with QM2.
+    spis: (u32, u32),
 }
 
 pub(crate) enum QmState {
@@ -133,6 +135,20 @@ impl QuickMode {
             }
             None => false,
         }
+    }
+
+    /// When this is a responder's quick mode still waiting for QM3: the event that takes
+    /// back the pair the data plane holds since QM2, for an exchange that ends here.
+    pub(crate) fn unconfirmed(&self, sa: &SaCore, config: &crate::Config) -> Option<Event> {
+        let QmState::ResponderWaitQm3(wait) = &self.state else { return None };
+        Some(Event::IpsecSaExpired {
+            connection: sa.connection,
+            peer: sa.peer_config(config).name.clone(),
+            policy: config.policies.get(wait.policy)?.id.clone(),
+            inbound_spi: wait.spis.0,
+            outbound_spi: wait.spis.1,
+            reason: crate::event::IpsecSaEnd::Unconfirmed,
+        })
     }
 
     pub(crate) fn state_name(&self) -> &'static str {
@@ -545,7 +561,7 @@ impl QuickModeSa<'_> {
         };
         let after = wire::after_hash(&decrypted.plaintext, hash.len(), chain_len);
         // Nothing in QM1 is looked at before its HASH(1) checks out.
-        let _hash1_verified =
+        let hash1_verified =
             material.skeyid_a.verify_quick_mode_hash_1(MessageId(message_id), after, hash).map_err(|_| {
                 FailureReason::Authentication(AuthenticationFailure::InvalidHash { hash: "HASH(1)" })
             })?;
@@ -553,15 +569,17 @@ impl QuickModeSa<'_> {
         self.quick_mode_seen.first_time(message_id);
         ctx.out.tally.started(crate::event::Exchange::QuickMode);
         let opened = (message_id, digest, iv, decrypted.next_iv);
-        self.answer_quick_mode(&payloads, opened, ctx).map_err(Rejected::Authenticated)
+        self.answer_quick_mode(&payloads, opened, hash1_verified, ctx).map_err(Rejected::Authenticated)
     }
 
     /// Answers an authentic QM1 (`opened`: its message ID, digest, the exchange's IV and the
-    /// IV to move to) with QM2.
+    /// IV to move to; `hash1`: its HASH(1) checked out) with QM2, and hands the pair's
+    /// inbound SA to the data plane at once ([`Event::IpsecSaInbound`]).
     fn answer_quick_mode(
         &mut self,
         payloads: &[Payload<'_>],
         (message_id, digest, mut iv, next_iv): (u32, [u8; 32], ExchangeIvChain, NextIv),
+        hash1: HashVerified,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), FailureReason> {
         self.peer_authenticated(true, ctx);
@@ -610,23 +628,37 @@ impl QuickModeSa<'_> {
         flight.received(digest);
         flight.sent(&qm2, true, ctx.now, ctx.config);
         self.trace_hash_first(ctx, Direction::Sent, Step::Quick(2), message_id, &rest);
+        let wait = ResponderWait { policy, selector, iv, ni, nr, pfs_secret, our_spis, choice, spis: (0, 0) };
+        let wait = self.install_inbound_first(wait, hash1, ctx)?;
         self.transmit(qm2, ctx);
-        self.quick_modes.push(QuickMode {
-            message_id,
-            state: QmState::ResponderWaitQm3(Box::new(ResponderWait {
-                policy,
-                selector,
-                iv,
-                ni,
-                nr,
-                pfs_secret,
-                our_spis,
-                choice,
-            })),
-            flight,
-            deadline: ctx.now + ctx.config.limits.exchange_timeout,
-        });
+        let deadline = ctx.now + ctx.config.limits.exchange_timeout;
+        let state = QmState::ResponderWaitQm3(Box::new(wait));
+        self.quick_modes.push(QuickMode { message_id, state, flight, deadline });
         Ok(())
+    }
+
+    /// RFC 2409 §5.5 lets a responder use its inbound SA once it sends QM2 and its outbound
+    /// only after QM3: the initiator sends on the new pair as soon as it has QM2, often
+    /// before QM3 reaches us (a rekey under traffic). So the pair goes to the data plane
+    /// with QM2 ([`Event::IpsecSaInbound`], the outbound half held) and again with QM3
+    /// ([`Event::IpsecSaInstalled`]); a quick mode that ends without QM3 takes it back
+    /// ([`QuickMode::unconfirmed`]).
+    fn install_inbound_first(
+        &mut self,
+        mut wait: ResponderWait,
+        hash1: HashVerified,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<ResponderWait, FailureReason> {
+        let keymat = Keymat {
+            pfs_secret: wait.pfs_secret.as_ref(),
+            ni: &wait.ni,
+            nr: &wait.nr,
+            our_spis: &wait.our_spis,
+        };
+        let pair = self.install(wait.policy, wait.selector, &wait.choice, keymat, false, hash1, ctx)?;
+        wait.spis = (pair.inbound.spi().0, pair.outbound.spi().0);
+        ctx.out.events.push_back(Event::IpsecSaInbound(Box::new(pair)));
+        Ok(wait)
     }
 
     fn responder_finish(

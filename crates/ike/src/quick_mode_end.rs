@@ -37,6 +37,7 @@ pub(crate) fn refused_by_peer(
     });
     let Some(index) = index else { return };
     let qm = quick_modes.remove(index);
+    ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
     let failure = sa.failure(
         Exchange::QuickMode,
         qm.state_name(),
@@ -58,6 +59,7 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
             }
             FlightTimeout::GiveUp { retransmissions, waited } => {
                 let state = qm.state_name();
+                ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
                 // Kept, as finished, until its deadline: a late reply is then recognised by
                 // its message ID and dropped, not taken for a new exchange under the wrong IV
                 // (whose error notify could end an unrelated quick mode of the peer, such as
@@ -77,6 +79,7 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
         if qm.deadline <= now {
             let finished = matches!(qm.state, QmState::Done);
             let state = qm.state_name();
+            ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
             quick_modes.remove(index);
             if !finished {
                 let failure = sa.failure(

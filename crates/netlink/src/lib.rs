@@ -157,6 +157,40 @@ impl Netlink {
         self.request(RouteNetlinkMessage::NewRoute(route_message(route)), NLM_F_CREATE | NLM_F_REPLACE)
     }
 
+    /// Adds or replaces each of `routes`, as [`Netlink::replace_route`] does, in one send:
+    /// the kernel applies them in order and acknowledges each. The result of each, in order.
+    pub fn replace_routes(&mut self, routes: &[Route]) -> Vec<io::Result<()>> {
+        let first = self.sequence.wrapping_add(1);
+        let mut buffer = Vec::new();
+        for route in routes {
+            self.sequence = self.sequence.wrapping_add(1);
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+            header.sequence_number = self.sequence;
+            let message = RouteNetlinkMessage::NewRoute(route_message(route));
+            let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
+            packet.finalize();
+            let start = buffer.len().next_multiple_of(4);
+            buffer.resize(start + packet.buffer_len(), 0);
+            packet.serialize(&mut buffer[start..]);
+        }
+        let mut results: Vec<Option<io::Result<()>>> = routes.iter().map(|_| None).collect();
+        let mut failed = self.socket.send(&buffer, 0).err();
+        while failed.is_none() && results.iter().any(Option::is_none) {
+            match self.socket.recv_from_full() {
+                Ok((bytes, _)) => acknowledgements(&bytes, first, &mut results),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let failure = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(failed.as_ref().map_or_else(|| io::ErrorKind::Other.into(), failure)))
+            })
+            .collect()
+    }
+
     /// Adds `route`; fails with `AlreadyExists` (EEXIST) when the table has a route of the same
     /// prefix and metric, which stays as it is (it may be the operator's).
     pub fn add_route(&mut self, route: &Route) -> io::Result<()> {
@@ -291,6 +325,19 @@ impl Netlink {
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+/// Fills in `results` (request `first` + i at index i) from the acknowledgements in `bytes`.
+fn acknowledgements(bytes: &[u8], first: u32, results: &mut [Option<io::Result<()>>]) {
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let Ok(reply) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[offset..]) else { return };
+        offset += (reply.header.length as usize).max(1).next_multiple_of(4);
+        let index = reply.header.sequence_number.wrapping_sub(first) as usize;
+        if let (NetlinkPayload::Error(error), Some(slot)) = (reply.payload, results.get_mut(index)) {
+            *slot = Some(error.code.map_or(Ok(()), |_| Err(error.to_io())));
         }
     }
 }

@@ -25,6 +25,7 @@
 //! packet are `#[inline]`: without it they could not be inlined across the crate boundary.
 
 pub mod index;
+pub mod keyed;
 pub mod selector;
 
 pub use selector::{Flow, FlowError, PortRange, Prefix, Selector, PROTOCOL_SCTP, PROTOCOL_TCP, PROTOCOL_UDP};

@@ -168,6 +168,24 @@ impl DataPlane {
         Ok(())
     }
 
+    /// Installs a pair whose inbound SA opens at once and whose outbound SA seals only after
+    /// [`DataPlane::release_outbound`]: a quick-mode responder between QM2 and QM3 (RFC 2409
+    /// §5.5). Removing it by its inbound SPI removes both halves.
+    pub fn install_inbound_first(
+        &mut self,
+        pair: SaPair<'_>,
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), SaError> {
+        let outbound = self.open.install(pair.build(rng)?)?;
+        self.seal.hold(outbound);
+        Ok(())
+    }
+
+    /// See [`SealPlane::release_outbound`].
+    pub fn release_outbound(&mut self, spi: Spi) -> bool {
+        self.seal.release_outbound(spi)
+    }
+
     /// Removes the pair whose inbound SA has our SPI `spi`, outbound half first. Returns
     /// false if there is none.
     pub fn remove_by_inbound_spi(&mut self, spi: Spi) -> bool {

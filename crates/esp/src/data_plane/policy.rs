@@ -2,8 +2,6 @@
 //! SAD), indexed the ways the packet paths look them up: outbound by policy entry and flow,
 //! inbound by our SPI (ESP's, or AH's for the AH of a pair).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use crypto::key_schedule::Spi;
@@ -16,6 +14,7 @@ use crate::sa::ah::{AhParams, InboundAh, OutboundAh};
 use crate::sa::esp::{InboundSa, OutboundSa, SaParams};
 use crate::sa::{SaError, SaKeys};
 use spd::index::SelectorTable;
+use spd::keyed::IndexMap;
 use spd::{Action, PolicyIndex, Spd};
 use spd::{Flow, Selector};
 
@@ -60,41 +59,6 @@ pub struct SaPair<'a> {
     /// ESP, AH or both.
     pub protocols: Protocols<'a>,
 }
-
-/// Hashes the keys of the SA tables (our own inbound SPIs, policy indices) with one
-/// multiplication (Fibonacci hashing). These keys are chosen by us, not by the network (the
-/// IKE engine picks our SPIs at random; a packet's SPI is only looked up), so SipHash's
-/// resistance to flooding buys nothing, and it cost about 7 % of sealing a 1400-byte packet.
-#[derive(Default, Clone, Copy)]
-struct IndexHasher(u64);
-
-const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(32) ^ n).wrapping_mul(FIBONACCI);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
 
 /// The SAs of one negotiated pair, built (keys scheduled) before either side of the data
 /// plane is touched: the caller installs the inbound half in the [`OpenPlane`](crate::OpenPlane)

@@ -17,6 +17,7 @@ use crate::mtu::{self, IPV4_HEADER_LEN};
 use crate::sa::ah::OutboundAh;
 use crate::sa::esp::OutboundSa;
 use crate::sa::Counters;
+use spd::keyed::IndexMap;
 use spd::Flow;
 use spd::{Action, PolicyIndex, Rule, Spd};
 
@@ -25,6 +26,9 @@ pub struct SealPlane {
     config: DataPlaneConfig,
     databases: SealDatabase,
     queues: Queues,
+    /// Outbound halves held until the peer confirms their pair (a quick-mode responder
+    /// between QM2 and QM3, RFC 2409 §5.5), by their pair's inbound SPI.
+    held: IndexMap<Spi, OutboundHalf>,
     events: VecDeque<Event>,
     statistics: Statistics,
 }
@@ -36,6 +40,7 @@ impl SealPlane {
             config,
             databases: SealDatabase::new(spd),
             queues: Queues::new(config.queue_len, config.spare_buffers),
+            held: IndexMap::default(),
             events: VecDeque::new(),
             statistics: Statistics::default(),
         }
@@ -69,6 +74,7 @@ impl SealPlane {
     /// The outbound side of [`DataPlane::renumber_policies`](crate::DataPlane::renumber_policies).
     pub fn renumber_policies(&mut self, renumber: impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
         self.statistics.queue_dropped += self.queues.renumber(&renumber) as u64;
+        self.held.retain(|_, half| renumber(half.policy).map(|new| half.policy = new).is_some());
         self.databases.renumber(&renumber)
     }
 
@@ -97,10 +103,25 @@ impl SealPlane {
         self.queues.release(policy, &selector);
     }
 
-    /// Removes the outbound half of the pair whose inbound SA has our SPI `spi`: no packet
-    /// is sealed with it from now on. Returns false if there is none.
+    /// Holds the outbound half of a pair whose inbound half is installed: it seals only after
+    /// [`SealPlane::release_outbound`] (a quick-mode responder between QM2 and QM3).
+    pub fn hold(&mut self, half: OutboundHalf) {
+        self.held.insert(half.entry.inbound_spi, half);
+    }
+
+    /// Installs the held outbound half of the pair with our SPI `spi` and releases the
+    /// packets queued for its flow. False when none is held under `spi`.
+    pub fn release_outbound(&mut self, spi: Spi) -> bool {
+        let Some(half) = self.held.remove(&spi) else { return false };
+        self.install(half);
+        true
+    }
+
+    /// Removes the outbound half (installed or held) of the pair whose inbound SA has our
+    /// SPI `spi`: no packet is sealed with it from now on. Returns false if there is none.
     pub fn remove_by_inbound_spi(&mut self, spi: Spi) -> bool {
-        self.databases.remove(spi)
+        let held = self.held.remove(&spi).is_some();
+        self.databases.remove(spi) || held
     }
 
     /// Our SPI of the pair whose outbound SA goes to `remote` under the peer's SPI `spi`

@@ -411,6 +411,53 @@ fn make_before_break() {
     assert_eq!(a.seal(&ping(4), &mut buffer()), Outbound::Queued);
 }
 
+/// A quick-mode responder's rekey (RFC 2409 §5.5): B installs the new pair inbound-first
+/// when it sends QM2; A, which has QM2, seals on it at once and B opens it, while B itself
+/// goes on sealing on the old pair until QM3 lets the new outbound seal.
+#[test]
+fn inbound_first_opens_at_once_and_seals_only_once_released() {
+    let (mut a, mut b) = planes();
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let k = pair_keys(2, gcm());
+    let held = SaPair {
+        policy: PolicyIndex(0),
+        selector: mirror(a_selector()),
+        params: k.params,
+        local: gateway(2),
+        remote: gateway(1),
+        inbound: keys(&k.a_to_b),
+        outbound: keys(&k.b_to_a),
+        protocols: Protocols::Esp,
+    };
+    b.install_inbound_first(held, &mut SeededRandom(2)).unwrap();
+    let to_a = SaPair {
+        local: gateway(1),
+        remote: gateway(2),
+        inbound: keys(&k.b_to_a),
+        outbound: keys(&k.a_to_b),
+        selector: a_selector(),
+        ..held
+    };
+    a.install(to_a, &mut SeededRandom(1)).unwrap();
+    let (spi, esp) = send(&mut a, &ping(1));
+    assert_eq!(spi, Spi(0xB002));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(1)), "the new inbound SA opens before QM3");
+    let reply = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0, 0, 1, 0, 1]);
+    assert_eq!(send(&mut b, &reply).0, Spi(0xA001), "B seals on the old pair until QM3");
+    assert!(b.release_outbound(Spi(0xB002)));
+    assert!(!b.release_outbound(Spi(0xB002)), "released once");
+    let (spi, esp) = send(&mut b, &reply);
+    assert_eq!(spi, Spi(0xA002));
+    assert_eq!(receive(&mut a, &esp), Ok(reply));
+    // A pair held and never released goes whole with its inbound SPI.
+    let k = pair_keys(3, gcm());
+    let third = SaPair { inbound: keys(&k.a_to_b), outbound: keys(&k.b_to_a), ..held };
+    b.install_inbound_first(third, &mut SeededRandom(3)).unwrap();
+    assert!(b.remove_by_inbound_spi(Spi(0xB003)));
+    assert!(!b.release_outbound(Spi(0xB003)));
+    assert!(b.inbound_sa(Spi(0xB003)).is_none());
+}
+
 #[test]
 fn duplicate_inbound_spi_is_refused() {
     let (mut a, mut b) = planes();

@@ -12,16 +12,17 @@ impl Bridge {
     /// only unauthenticated messages caused it ([`abandons_queue`]).
     pub fn apply(&mut self, event: &Event, engine: &Engine) {
         match event {
-            Event::IpsecSaInstalled(pair) => self.install(pair, engine),
+            Event::IpsecSaInstalled(pair) => self.install(pair, engine, false),
+            Event::IpsecSaInbound(pair) => self.install(pair, engine, true),
             Event::Failed(failure) if abandons_queue(failure) => self.abandon(engine, failure.remote.ip()),
             Event::Failed(_) => {}
             Event::IpsecSaDeleted { connection, spis } => self.remove_outbound(*connection, spis),
             Event::IpsecSaExpired { inbound_spi, .. } => self.remove_inbound(*inbound_spi),
             Event::SasCleared { connection, .. } => self.remove_connection(*connection),
-            Event::IkeSaEstablished { .. }
-            | Event::IkeSaDeleted { .. }
-            | Event::IkeSaExpired { .. }
-            | Event::PeerMoved { .. } => {}
+            Event::IkeSaDeleted { connection, .. } | Event::IkeSaExpired { connection, .. } => {
+                self.remove_held(*connection);
+            }
+            Event::IkeSaEstablished { .. } | Event::PeerMoved { .. } => {}
         }
     }
 }

@@ -31,7 +31,7 @@ use esp::{
 use ike::{ConnectionId, Engine, IpsecSaPair};
 use socket2::Socket;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::convert::{sa_pair, selector, spd, unsupported_pair};
 use crate::data_path::fast_path::{self, SpawnError};
@@ -89,6 +89,8 @@ pub struct Bridge {
     udp: HashMap<SocketAddr, std::net::UdpSocket>,
     notices: mpsc::Sender<Notice>,
     pairs: Vec<Pair>,
+    /// The inbound SPIs of pairs installed inbound-first (QM2 sent), not yet released (QM3).
+    held: std::collections::HashSet<u32>,
     rng: crypto::OsRandom,
     /// Last `handle_traffic` per connection, so DPD hears of traffic at most once a second.
     heard: HashMap<ConnectionId, Instant>,
@@ -153,6 +155,7 @@ impl Bridge {
             udp,
             notices,
             pairs: Vec::new(),
+            held: std::collections::HashSet::new(),
             rng: crypto::OsRandom,
             heard: HashMap::new(),
             template_flows: HashMap::new(),
@@ -326,8 +329,13 @@ impl Bridge {
         self.drops.esp.fetch_add(u64::from(full), Relaxed);
     }
 
-    /// Installs a negotiated pair and sends the packets that waited for it.
-    pub fn install(&mut self, pair: &IpsecSaPair, engine: &Engine) {
+    /// Installs a negotiated pair and sends the packets that waited for it; or, with
+    /// `inbound_first` (we sent QM2), installs it with its outbound half held until QM3
+    /// ([`ike::Event::IpsecSaInbound`]); a pair installed so is released, not installed again.
+    pub fn install(&mut self, pair: &IpsecSaPair, engine: &Engine, inbound_first: bool) {
+        if !inbound_first && self.release(pair) {
+            return;
+        }
         let Some(policy) = engine.config().policies.iter().position(|p| p.id == pair.policy) else {
             warn!("IPsec SA for unknown policy {}", pair.policy);
             return;
@@ -344,11 +352,16 @@ impl Bridge {
             (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
-        let template_rule = shared.is_template(PolicyIndex(policy)).then(|| Rule {
+        let template_rule = (shared.is_template(PolicyIndex(policy)) && !inbound_first).then(|| Rule {
             selector: selector(&pair.selector),
             action: Action::Protect(PolicyIndex(policy)),
         });
-        if let Err(e) = shared.install(sa_pair, &mut self.rng) {
+        let installed = if inbound_first {
+            shared.install_inbound_first(sa_pair, &mut self.rng)
+        } else {
+            shared.install(sa_pair, &mut self.rng)
+        };
+        if let Err(e) = installed {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
             return;
         }
@@ -366,9 +379,51 @@ impl Bridge {
             remote: if udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
             udp_encapsulated,
         });
+        if inbound_first {
+            self.held.insert(pair.inbound.spi().0);
+        }
         self.flush(&mut shared);
         drop(shared);
         self.apply_route_changes();
+    }
+
+    /// QM3 confirmed a pair installed inbound-first: its outbound SA seals from now on, and
+    /// a template flow's rule and route come with it. False when none is held under its SPI.
+    fn release(&mut self, pair: &IpsecSaPair) -> bool {
+        let spi = pair.inbound.spi().0;
+        let found = self.held.remove(&spi).then(|| self.pairs.iter().rposition(|p| p.inbound_spi == spi));
+        let Some(index) = found.flatten() else { return false };
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        shared.plane.release_outbound(esp::Spi(spi));
+        let policy = self.pairs[index].policy;
+        let rule = shared
+            .is_template(policy)
+            .then(|| Rule { selector: selector(&pair.selector), action: Action::Protect(policy) });
+        if let Some(rule) = rule {
+            self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
+        }
+        self.pairs[index].template_rule = rule;
+        self.flush(&mut shared);
+        drop(shared);
+        self.apply_route_changes();
+        true
+    }
+
+    /// The IKE SA `connection` is gone: the pairs it left waiting for QM3 go with it.
+    pub fn remove_held(&mut self, connection: ConnectionId) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held: Vec<u32> = self
+            .pairs
+            .iter()
+            .filter(|p| p.connection == connection && self.held.contains(&p.inbound_spi))
+            .map(|p| p.inbound_spi)
+            .collect();
+        for spi in held {
+            self.remove_inbound(spi);
+        }
     }
 
     /// A pair of a template flow is up: the first one adds the flow's SPD rule and route.
@@ -380,7 +435,7 @@ impl Bridge {
         }
         *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
-        info!("template flow {} for {peer} ({remote}) protected", rule.selector);
+        debug!("template flow {} for {peer} ({remote}) protected", rule.selector);
         self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
     }
 
@@ -403,7 +458,7 @@ impl Bridge {
             self.remotes.remove(&remote);
             self.route_changes.push(RouteChange::Remove(remote));
         }
-        info!("template flow {} no longer protected: its SAs are gone", rule.selector);
+        debug!("template flow {} no longer protected: its SAs are gone", rule.selector);
     }
 
     /// Removes the pair whose inbound SPI (ours) is `spi`. Packets waiting for an SA of its
@@ -414,6 +469,7 @@ impl Bridge {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.remove_by_inbound_spi(esp::Spi(spi));
+        self.held.remove(&spi);
         for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
             let dropped = shared.plane.abandon_acquire(policy);
             if dropped > 0 {

@@ -5,16 +5,16 @@
 //! slow or blocked path cannot stall the loop that serves every peer and the control socket.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ike::{Engine, Event};
+use telemetry::events::log_event;
+use telemetry::refusals::RefusalLog;
 use tokio::net::UdpSocket;
 use tracing::{debug, error, info, warn};
 
-use super::refusal_log::{RefusalLog, Verdict};
 use crate::bridge::Bridge;
 use crate::data_path::SendDrops;
 use crate::os::sockets::send_ike;
@@ -25,7 +25,10 @@ use key_log::KeyLog;
 /// `Display` for the rest); `keysteward demo` looks for it.
 pub const MESSAGE_TRACE_PREFIX: &str = "ike message: ";
 
-/// Sends what the engine wants sent and hands on what it reports.
+/// Sends what the engine wants sent and hands on what it reports. The inbound halves of
+/// pairs we answer QM2 for are installed before that QM2 leaves (the peer sends on the pair
+/// as soon as it has it); every other event follows the sends, so that, as initiator, QM3
+/// leaves before the packets that waited for the pair.
 pub(super) fn drain(
     engine: &mut Engine,
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
@@ -38,132 +41,64 @@ pub(super) fn drain(
     while let Some(trace) = engine.poll_message_trace() {
         debug!("{MESSAGE_TRACE_PREFIX}{trace}");
     }
-    let drops: Arc<SendDrops> = bridge.send_drops();
-    while let Some(t) = engine.poll_transmit() {
-        let Some(socket) = sockets.get(&t.local) else {
-            error!("no socket for {}", t.local);
-            continue;
-        };
-        let full = if t.non_esp_marker {
-            let mut marked = Vec::with_capacity(4 + t.payload.len());
-            marked.extend_from_slice(&[0; 4]);
-            marked.extend_from_slice(&t.payload);
-            send_ike(socket, &marked, t.remote)
-        } else {
-            send_ike(socket, &t.payload, t.remote)
-        };
-        // Counted, not logged: a flood that fills the buffer would fill the log as well.
-        drops.ike.fetch_add(u64::from(full), std::sync::atomic::Ordering::Relaxed);
+    let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    for event in events.iter().filter(|e| matches!(e, Event::IpsecSaInbound(_))) {
+        bridge.apply(event, engine);
     }
-    while let Some(event) = engine.poll_event() {
+    send_transmits(engine, sockets, &bridge.send_drops());
+    for event in events {
         if let Some(log) = key_log.as_deref_mut() {
             if let Err(e) = log.record(&event) {
                 warn!("{e}");
             }
         }
         log_event(&event, engine, refusals);
-        bridge.apply(&event, engine);
+        if !matches!(event, Event::IpsecSaInbound(_)) {
+            bridge.apply(&event, engine);
+        }
         records.observe(&event);
     }
 }
 
-/// The log line of an engine event; failures through the rate limits of `refusals`.
-fn log_event(event: &Event, engine: &Engine, refusals: &mut RefusalLog) {
-    match event {
-        Event::IkeSaEstablished { connection, peer, remote, suite, initiator, .. } => {
-            info!(
-                conn_id = %connection, peer = %peer,
-                "IKE SA {connection} with {peer} ({}) established as {}: {}",
-                remote.ip(),
-                if *initiator { "initiator" } else { "responder" },
-                ike::SuiteName(suite)
-            );
-            // Signature authentication: which certificate the peer proved it holds.
-            let certificate = engine.ike_sa(*connection).and_then(|v| v.peer_certificate);
-            if let Some(c) = certificate {
-                info!(
-                    "IKE SA {connection} with {peer}: peer certificate subject '{}', issuer '{}', serial {}",
-                    c.subject, c.issuer, c.serial
-                );
+/// Sends the engine's datagrams: a run of them from one IPv4 socket in one `sendmmsg`; what
+/// that does not take, one by one. A full buffer drops a datagram, counted, not logged (a
+/// flood that fills the buffer would fill the log as well); retransmission repairs it.
+fn send_transmits(engine: &mut Engine, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>, drops: &SendDrops) {
+    let mut transmits: Vec<ike::Transmit> = std::iter::from_fn(|| engine.poll_transmit()).collect();
+    for t in transmits.iter_mut().filter(|t| t.non_esp_marker) {
+        t.payload.splice(0..0, [0; 4]);
+    }
+    let mut rest = transmits.as_slice();
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take(batch_io::BATCH).take_while(|t| t.local == first.local).count();
+        let (run, next) = rest.split_at(len);
+        rest = next;
+        let full = match sockets.get(&first.local) {
+            Some(socket) => send_run(socket, run),
+            None => {
+                error!("no socket for {}", first.local);
+                0
             }
-        }
-        Event::IpsecSaInstalled(pair) => info!(
-            "IPsec SA pair for {} with {} ({}) up: {}, inbound SPI {:08x}, outbound SPI {:08x}",
-            pair.policy,
-            pair.peer,
-            pair.remote.ip(),
-            pair.suite,
-            pair.inbound.spi().0,
-            pair.outbound.spi().0
-        ),
-        Event::Failed(f) => match refusals.check(f, Instant::now()) {
-            // The fields journald and --log-format json carry; the message says it all as text.
-            Verdict::Log { suppressed } => warn!(
-                peer = f.peer.as_deref(), exchange = %f.exchange, reason = %f.reason,
-                "{f}{}", if suppressed > 0 { format!(" ({suppressed} more suppressed)") } else { String::new() }
-            ),
-            Verdict::Suppress => {}
-        },
-        Event::IkeSaDeleted { connection, peer } => {
-            info!("IKE SA {connection} with {peer} deleted by the peer")
-        }
-        Event::IpsecSaDeleted { connection, spis } => {
-            info!("peer deleted IPsec SAs {} on IKE SA {connection}", SpiList(spis));
-        }
-        Event::IpsecSaExpired { connection, peer, policy, inbound_spi, outbound_spi, reason } => info!(
-            "IPsec SA pair for {policy} with {peer} ended ({}) on IKE SA {connection}: \
-             inbound SPI {inbound_spi:08x}, outbound SPI {outbound_spi:08x}",
-            ipsec_sa_end(*reason)
-        ),
-        Event::IkeSaExpired { connection, peer, remote, reason } => info!(
-            "IKE SA {connection} with {peer} ({}) ended ({}); Delete sent",
-            remote.ip(),
-            ike_sa_end(*reason)
-        ),
-        Event::SasCleared { connection, peer, remote, reason } => {
-            warn!("IKE SA {connection} with {peer} ({}) and its IPsec SAs cleared: {reason}", remote.ip());
-        }
-        Event::PeerMoved { connection, local, remote } => {
-            info!("IKE SA {connection}: peer now at {remote} (from {local})");
-        }
+        };
+        drops.ike.fetch_add(full, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-/// SPIs as the log prints them: eight hex digits each, comma-separated.
-struct SpiList<'a>(&'a [u32]);
-
-impl fmt::Display for SpiList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, spi) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{spi:08x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why our side ended an IPsec SA pair, in the operator's words.
-fn ipsec_sa_end(reason: ike::IpsecSaEnd) -> &'static str {
-    match reason {
-        ike::IpsecSaEnd::Lifetime => "lifetime in seconds reached",
-        ike::IpsecSaEnd::Traffic => "traffic lifetime in kilobytes used up",
-        ike::IpsecSaEnd::SequenceNumbers => "sequence numbers used up",
-        ike::IpsecSaEnd::Reset => "reset by the operator",
-        ike::IpsecSaEnd::IkeSaGone => "its IKE SA is gone",
-        ike::IpsecSaEnd::Reconfigured => "its policy changed in a reload",
-    }
-}
-
-/// Why our side ended an IKE SA, in the operator's words.
-fn ike_sa_end(reason: ike::IkeSaEnd) -> &'static str {
-    match reason {
-        ike::IkeSaEnd::Lifetime => "lifetime reached",
-        ike::IkeSaEnd::Reset => "reset by the operator",
-        ike::IkeSaEnd::Reconfigured => "its peer changed in a reload",
-        ike::IkeSaEnd::LimitReached => "a cap of its policy template (sa max) was reached",
-    }
+/// Sends `run` (all from `socket`); how many a full buffer dropped.
+fn send_run(socket: &UdpSocket, run: &[ike::Transmit]) -> u64 {
+    let v4: Vec<(SocketAddrV4, &[u8])> = run
+        .iter()
+        .filter_map(|t| match t.remote {
+            SocketAddr::V4(to) => Some((to, t.payload.as_slice())),
+            SocketAddr::V6(_) => None,
+        })
+        .collect();
+    let sent = if v4.len() == run.len() && run.len() > 1 {
+        batch_io::send_each(socket.as_fd(), &v4).unwrap_or(0)
+    } else {
+        0
+    };
+    run[sent..].iter().map(|t| u64::from(send_ike(socket, &t.payload, t.remote))).sum()
 }
 
 /// The data-plane thread saw ESP or AH from `from`, a configured peer, on SPI `spi`, which no
@@ -184,17 +119,5 @@ pub(super) fn unknown_spi(engine: &mut Engine, from: SocketAddr, spi: u32) {
         );
     } else if after.invalid_spi_sent > before.invalid_spi_sent {
         debug!("peer {peer} ({}) sends on unknown SPI {spi:08x}: INVALID-SPI sent", from.ip());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The SPIs of a Delete print as hex words, not as a Rust list.
-    #[test]
-    fn spi_lists_print_for_an_operator() {
-        assert_eq!(SpiList(&[0x1234, 0xdead_beef]).to_string(), "00001234, deadbeef");
-        assert_eq!(SpiList(&[]).to_string(), "");
     }
 }

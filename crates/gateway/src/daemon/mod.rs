@@ -36,7 +36,6 @@ mod commands;
 mod console;
 mod counters;
 pub mod engine_io;
-pub mod refusal_log;
 mod reload;
 mod startup;
 pub mod supervise;
@@ -187,7 +186,7 @@ struct Daemon {
     records: Records,
     key_log: Option<KeyLog>,
     /// Rate limits for the log lines of failures and refusals.
-    refusals: refusal_log::RefusalLog,
+    refusals: telemetry::refusals::RefusalLog,
     /// What `reset ike|ipsec statistics` left for the displays to count from.
     baselines: statistics::Baselines,
     /// When each configured certificate and CRL file runs out.
@@ -234,6 +233,11 @@ async fn serve(options: RunOptions, tun: Tun) -> Result<(), DaemonError> {
         tokio::select! {
             Some((local, remote, bytes)) = inputs.datagrams.recv() => {
                 daemon.engine.handle_datagram(Instant::now(), local, remote, &bytes);
+                // What else waits goes in before one drain: the replies leave in one sendmmsg.
+                for _ in 1..batch_io::BATCH {
+                    let Ok((local, remote, bytes)) = inputs.datagrams.try_recv() else { break };
+                    daemon.engine.handle_datagram(Instant::now(), local, remote, &bytes);
+                }
             }
             Some(notice) = inputs.notices.recv() => daemon.notice(notice),
             _ = inputs.usage.tick() => daemon.bridge.report_usage(&mut daemon.engine),
@@ -342,7 +346,7 @@ impl Daemon {
             config,
             records,
             key_log,
-            refusals: refusal_log::RefusalLog::default(),
+            refusals: telemetry::refusals::RefusalLog::default(),
             baselines: statistics::Baselines::default(),
             expiries,
             metrics,

@@ -214,7 +214,7 @@ pub(crate) struct Others<'s, T> {
     pub(crate) census: &'s Census,
 }
 
-impl<T: std::ops::Deref<Target = SaCore>> Others<'_, T> {
+impl<T: std::ops::Deref<Target = SaCore>> Others<'_, Box<T>> {
     fn slot(&self) -> usize {
         self.earlier.len()
     }
@@ -224,11 +224,11 @@ impl<T: std::ops::Deref<Target = SaCore>> Others<'_, T> {
             Some(i) => self.later.get(i)?,
             None => self.earlier.get(slot)?,
         };
-        sa.as_deref()
+        sa.as_deref().map(|sa| &**sa)
     }
 }
 
-impl<T: std::ops::Deref<Target = SaCore>> Holdings<TrafficSelector> for Others<'_, T> {
+impl<T: std::ops::Deref<Target = SaCore>> Holdings<TrafficSelector> for Others<'_, Box<T>> {
     fn each(&self, f: &mut dyn FnMut(&Branch<'_>, Pairs<'_, '_, TrafficSelector>)) {
         for sa in self.earlier.iter().chain(self.later).flatten() {
             f(&branch(sa), &mut pairs(sa));

@@ -91,7 +91,7 @@ impl HalfOpenUsage {
 pub struct Engine {
     pub(crate) config: Config,
     pub(crate) rng: Box<dyn SecureRandom + Send>,
-    pub(crate) slots: Vec<Option<IkeSa>>,
+    pub(crate) slots: Vec<Option<Box<IkeSa>>>,
     pub(crate) free: Vec<usize>,
     /// Our cookie → slot.
     pub(crate) by_cookie: HashMap<Cookie, usize>,
@@ -283,7 +283,7 @@ impl Engine {
         );
         match existing {
             Some(slot) => {
-                let established = self.slots[slot].as_ref().is_some_and(IkeSa::is_established);
+                let established = self.slots[slot].as_deref().is_some_and(IkeSa::is_established);
                 if established {
                     self.with_sa(slot, now, |sa, ctx| {
                         if let Err(reason) = sa.start_quick_mode(acquire, ctx) {
@@ -347,7 +347,7 @@ impl Engine {
         self.by_cookie.insert(sa.our_cookie(), slot);
         self.by_connection.insert(connection, slot);
         self.slots_by_peer.entry(peer_index).or_default().push(slot);
-        self.slots[slot] = Some(sa);
+        self.slots[slot] = Some(Box::new(sa));
         self.rearm(slot);
         Some(slot)
     }
@@ -583,7 +583,7 @@ impl Engine {
         &mut self,
         now: Instant,
         received: Option<(SocketAddr, SocketAddr)>,
-    ) -> (&mut [Option<IkeSa>], &Census, Ctx<'_>) {
+    ) -> (&mut [Option<Box<IkeSa>>], &Census, Ctx<'_>) {
         let ctx = Ctx {
             config: &self.config,
             policies_by_peer: &self.policies_by_peer,
@@ -606,13 +606,13 @@ impl Engine {
     /// Re-arms the timer of the SA in `slot` after anything touched it; charges it anew if it
     /// is half-open.
     pub(crate) fn rearm(&mut self, slot: usize) {
-        self.census.refresh(slot, self.slots.get(slot).and_then(Option::as_deref));
+        self.census.refresh(slot, self.slots.get(slot).and_then(Option::as_deref).map(|sa| &**sa));
         if self.half_open.contains(slot) {
             if let Some(sa) = self.slots[slot].as_ref() {
                 self.half_open.recharge(slot, half_open::charge(sa));
             }
         }
-        let deadline = self.slots[slot].as_ref().and_then(IkeSa::next_deadline);
+        let deadline = self.slots[slot].as_deref().and_then(IkeSa::next_deadline);
         match deadline {
             Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
                 self.generation += 1;
@@ -707,7 +707,7 @@ impl Engine {
         self.slots_by_peer.clear();
         self.census = Census::default();
         for (slot, sa) in self.slots.iter().enumerate() {
-            self.census.refresh(slot, sa.as_deref());
+            self.census.refresh(slot, sa.as_deref().map(|sa| &**sa));
             if let Some(sa) = sa {
                 self.slots_by_peer.entry(sa.peer).or_default().push(slot);
             }

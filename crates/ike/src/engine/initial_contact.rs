@@ -29,7 +29,7 @@ impl Engine {
         let candidates: Vec<(usize, &IkeSa)> = match super::census::identity_hash(sa) {
             Some(id) => {
                 let slots = self.census.with_identity(peer, id).iter();
-                let found = slots.filter_map(|&i| Some((i, self.slots.get(i)?.as_ref()?)));
+                let found = slots.filter_map(|&i| Some((i, self.slots.get(i)?.as_deref()?)));
                 let mut found: Vec<(usize, &IkeSa)> = found.filter(|(_, o)| o.peer == peer).collect();
                 // Oldest first, as the per-peer index lists them.
                 found.sort_unstable_by_key(|(_, o)| o.connection);

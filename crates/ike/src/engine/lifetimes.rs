@@ -205,7 +205,7 @@ impl Engine {
         let older: Vec<usize> = self
             .siblings(slot)
             .into_iter()
-            .filter(|&other| self.slots[other].as_ref().is_some_and(IkeSa::is_established))
+            .filter(|&other| self.slots[other].as_deref().is_some_and(IkeSa::is_established))
             .collect();
         for from in older {
             if let Some(sa) = self.slots[from].as_mut() {

@@ -36,7 +36,7 @@ impl Engine {
         ip: IpAddr,
     ) -> impl Iterator<Item = (usize, &IkeSa)> + '_ {
         let found = self.census.at_address(peer, ip).iter();
-        let found = found.filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)));
+        let found = found.filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_deref()?)));
         let mut found: Vec<(usize, &IkeSa)> =
             found.filter(|(_, sa)| sa.peer == peer && sa.remote.ip() == ip).collect();
         found.sort_unstable_by_key(|(_, sa)| sa.connection);
@@ -49,7 +49,7 @@ impl Engine {
             .get(&peer)
             .into_iter()
             .flatten()
-            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_deref()?)))
             .filter(move |(_, sa)| sa.peer == peer)
     }
 
@@ -95,7 +95,7 @@ impl Engine {
                 self.responder_first.insert((sa.cookie_i, remote), slot);
                 self.slots_by_peer.entry(peer).or_default().push(slot);
                 self.half_open.admit(slot, super::half_open::charge(&sa));
-                self.slots[slot] = Some(sa);
+                self.slots[slot] = Some(Box::new(sa));
                 self.rearm(slot);
                 self.fit_half_open(Some(slot), now);
             }

@@ -164,8 +164,14 @@ impl SaCore {
             initiator: self.role == Role::Initiator,
             key_log,
         });
-        self.timers.stop(Timer::Phase1Deadline);
+        // From now on the deadline ends the window in which our last phase-1 message answers
+        // a repeat of the peer's (`IkeSa::on_timeout` then lets the flight's copy go).
+        self.timers.set(Timer::Phase1Deadline, ctx.now + ctx.config.limits.exchange_timeout);
         self.timers.set(Timer::HardLifetime, expires_at);
+        // The public values served HASH_I and HASH_R only; the repeat of our last message is
+        // the flight's copy.
+        let mut material = material;
+        (material.g_xi, material.g_xr) = (Vec::new(), Vec::new());
         Established { suite, material, _authenticated: proof }
     }
 

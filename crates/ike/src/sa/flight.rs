@@ -106,6 +106,12 @@ impl Flight {
         self.bounded_repeats = false;
     }
 
+    /// Lets the copy of our last message go once repeats of the peer's are no longer
+    /// answered (an established IKE SA past its phase-1 repeat window).
+    pub(crate) fn forget_sent(&mut self) {
+        self.last_sent = None;
+    }
+
     /// Stops retransmitting (the exchange is over on our side).
     pub(crate) fn settle(&mut self) {
         self.retransmit_at = None;

@@ -194,6 +194,9 @@ pub(crate) fn track(lifetimes: &mut Lifetimes, policy: usize, pair: &IpsecSaPair
         }
     }
     let soft_at = soft_deadline(now, pair.suite.lifetime, pair.initiator, ctx);
+    // One pair per flow, two while one is rekeyed: room for one more, not the four a first
+    // push makes room for (a hub holds one of these lists per branch).
+    lifetimes.pairs.reserve_exact(1);
     lifetimes.pairs.push(InstalledPair {
         policy,
         policy_id: pair.policy.clone(),

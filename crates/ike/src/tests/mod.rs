@@ -8,6 +8,7 @@ mod dpd;
 mod fragmentation;
 mod half_open;
 mod hub;
+mod inbound_first;
 mod initial_contact;
 mod key_log;
 mod legacy_sha2;

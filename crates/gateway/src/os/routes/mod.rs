@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use esp::Prefix;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::OsError;
 use netlink::{Netlink, Route, RouteKind, Rule, MAIN_TABLE};
@@ -197,15 +197,21 @@ impl Routes {
         if self.prefixes.contains(&p) {
             return Ok(());
         }
-        self.replace(&block(p))?;
         let index = self.index()?;
-        if let Err(e) = self.replace(&tun(p, index)) {
+        // The fail-closed route first, then the TUN's: one send, applied in that order.
+        let routes = [block(p), tun(p, index)];
+        let results = self.netlink.replace_routes(&routes);
+        if let Some((route, source)) =
+            routes.iter().zip(results).find_map(|(r, done)| done.err().map(|e| (r, e)))
+        {
+            let action = format!("add route {}", route_text(route, &self.device));
+            self.delete(&routes[1]);
             if !self.held.contains(&p) {
-                self.delete(&block(p));
+                self.delete(&routes[0]);
             }
-            return Err(e);
+            return Err(OsError::Netlink { action, source });
         }
-        info!("route {p} via {}", self.device);
+        debug!("route {p} via {}", self.device);
         self.held.retain(|q| *q != p);
         self.prefixes.insert(p);
         Ok(())
