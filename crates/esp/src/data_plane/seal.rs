@@ -120,8 +120,13 @@ impl SealPlane {
     /// Removes the outbound half (installed or held) of the pair whose inbound SA has our
     /// SPI `spi`: no packet is sealed with it from now on. Returns false if there is none.
     pub fn remove_by_inbound_spi(&mut self, spi: Spi) -> bool {
-        let held = self.held.remove(&spi).is_some();
-        self.databases.remove(spi) || held
+        let held = self.held.remove(&spi);
+        if let Some(half) = &held {
+            // Packets that waited for it raised no acquire (see `seal`): drop them, so that
+            // the next packet raises one.
+            self.abandon_acquire(half.policy);
+        }
+        self.databases.remove(spi) || held.is_some()
     }
 
     /// Our SPI of the pair whose outbound SA goes to `remote` under the peer's SPI `spi`
@@ -173,7 +178,12 @@ impl SealPlane {
                 let (opened, dropped) = self.queues.enqueue(policy, rule, packet);
                 self.statistics.queued += 1;
                 self.statistics.queue_dropped += u64::from(dropped);
-                if opened {
+                // A held pair covers the flow: it is negotiated, only its QM3 is on the way
+                // (the peer's packets on it opened, and this may be the answer to one), and
+                // its release lets the queue go; an acquire now would start a second pair.
+                if opened
+                    && !self.held.values().any(|h| h.policy == policy && h.selector.matches_outbound(&flow))
+                {
                     self.statistics.acquires += 1;
                     self.events.push_back(Event::Acquire { policy, rule, selector, flow });
                 }
