@@ -21,5 +21,5 @@ impl Default for DataPlaneConfig {
 }
 
 /// Longest addition AH makes before a payload: the outer IPv4 header and the longest AH
-/// header. [`DataPlane::seal`]'s output buffer needs this much more for AH pairs.
+/// header. [`SealPlane::seal`](crate::SealPlane::seal)'s output buffer needs this much more for AH pairs.
 pub const MAX_AH_HEADROOM: usize = ah_wire::OUTER_HEADER_LEN + ah_wire::MAX_AH_LEN;

@@ -157,7 +157,7 @@ impl SealPlane {
 
     /// RFC 4301 §5.1 for one IPv4 packet from the inside: SPD lookup, then seal into `out`
     /// (which needs `packet.len()` + [`MAX_HEADROOM`](crate::MAX_HEADROOM) +
-    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes, plus [`MAX_AH_HEADROOM`] for AH pairs, and at least
+    /// [`MAX_TAILROOM`](crate::MAX_TAILROOM) bytes, plus [`MAX_AH_HEADROOM`](crate::MAX_AH_HEADROOM) for AH pairs, and at least
     /// [`MAX_ICMP_LEN`](crate::mtu::MAX_ICMP_LEN)), pass in clear, queue, or drop. A tunnel
     /// packet too big for [`DataPlaneConfig::path_mtu`] is answered with ICMP when DF is set
     /// and fragmented otherwise; when a `Send` says `pending`, drain
@@ -358,7 +358,7 @@ impl SealPlane {
 
     /// Traffic of the outbound SA of the pair with our SPI `spi` (its counters and last
     /// sequence number): found by our SPI, which is unique, in constant time, where
-    /// [`DataPlane::outbound_usage`] searches the policy's SAs for the peer's SPI.
+    /// [`SealPlane::outbound_usage`] searches the policy's SAs for the peer's SPI.
     pub fn pair_outbound_usage(&self, spi: Spi) -> Option<(Counters, u32)> {
         let entry = self.databases.outbound_of_pair(spi)?;
         Some((entry.sa.counters()?, entry.last_sequence()?))
