@@ -133,7 +133,8 @@ impl Bridge {
         let mut shared = Shared::new(plane, rule_selectors, templates);
         shared.set_recovery_peers(config);
         let shared = Arc::new(Mutex::new(shared));
-        let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
+        let (udp, thread_udp) =
+            udp.into_iter().map(|h| ((h.local, h.send), (h.local, Arc::new(h.read)))).unzip();
         let drops = Arc::new(SendDrops::default());
         let flows = inner_flows::Published::default();
         fast_path::spawn(fast_path::Io {
@@ -174,7 +175,7 @@ impl Bridge {
 
     /// The data plane's counters (a copy: the thread keeps counting).
     pub fn statistics(&self) -> esp::Statistics {
-        *lock(&self.shared).plane.statistics()
+        lock(&self.shared).statistics()
     }
 
     /// True when a raw ESP socket is open on `address`.
@@ -191,7 +192,7 @@ impl Bridge {
             self.raw_ah.insert(address, socket);
         }
         if !added.ah.is_empty() {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -204,11 +205,11 @@ impl Bridge {
             self.raw.insert(address, socket);
         }
         for UdpHandles { local, send, read } in udp {
-            added.udp.push((local, read));
+            added.udp.push((local, Arc::new(read)));
             self.udp.insert(local, send);
         }
         if !(added.raw.is_empty() && added.udp.is_empty()) {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -229,7 +230,7 @@ impl Bridge {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.replace_spd(spd);
-        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        let removed = shared.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
         shared.rule_selectors = rule_selectors;
         shared.templates = templates;
         shared.set_recovery_peers(config);
@@ -363,9 +364,9 @@ impl Bridge {
             action: Action::Protect(PolicyIndex(policy)),
         });
         let installed = if inbound_first {
-            shared.plane.install_inbound_first(sa_pair, &mut self.rng)
+            shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
-            shared.plane.install(sa_pair, &mut self.rng)
+            shared.install(sa_pair, &mut self.rng)
         };
         if let Err(e) = installed {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
@@ -474,7 +475,7 @@ impl Bridge {
     pub fn remove_inbound(&mut self, spi: u32) {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
-        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        shared.remove_by_inbound_spi(esp::Spi(spi));
         self.held.remove(&spi);
         for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
             let dropped = shared.plane.abandon_acquire(policy);
