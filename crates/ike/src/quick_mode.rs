@@ -109,6 +109,17 @@ impl QuickMode {
         }
     }
 
+    /// True when this exchange will make a pair for `acquire`'s flow: ours for it, or the
+    /// peer's for the same policy and flow, answered and waiting for QM3 (its inbound half
+    /// already opens; traffic back to the peer waits for QM3 rather than starting another).
+    pub(crate) fn serves(&self, acquire: &Acquire) -> bool {
+        match &self.state {
+            QmState::InitiatorWaitQm2(w) => w.acquire == *acquire,
+            QmState::ResponderWaitQm3(w) => w.policy == acquire.policy && w.selector == acquire.selector,
+            QmState::Done => false,
+        }
+    }
+
     /// True when this exchange is finished or serves a policy for which `kept` gives a new
     /// index (a configuration reload keeps it).
     pub(crate) fn serves_policy(&self, kept: &mut impl FnMut(usize) -> Option<usize>) -> bool {
