@@ -64,20 +64,79 @@ impl Filter {
         })
     }
 
-    /// The display's text through the filter.
+    /// The display's text through the filter, whole.
+    #[cfg(test)]
     pub(crate) fn apply(&self, text: &str) -> String {
-        let lines = text.lines();
-        let kept: Vec<&str> = match self {
-            Filter::Include(r) => lines.filter(|l| r.is_match(l)).collect(),
-            Filter::Exclude(r) => lines.filter(|l| !r.is_match(l)).collect(),
-            Filter::Begin(r) => lines.skip_while(|l| !r.is_match(l)).collect(),
-            Filter::Count => return control::pager::count_line(text.lines().count()),
-        };
-        let mut out = kept.join("\n");
-        if !out.is_empty() {
-            out.push('\n');
+        let mut sift = self.sift();
+        let mut out = sift.feed(text);
+        out.push_str(&sift.finish());
+        out
+    }
+
+    /// The filter for a display read page by page ([`Sift`]).
+    pub(crate) fn sift(&self) -> Sift<'_> {
+        Sift { filter: self, begun: false, lines: 0, partial: String::new() }
+    }
+}
+
+/// A filter applied to a display as its pages arrive, line by line, so that a filtered
+/// display is paged (and stopped) like any other: filter first, then page. `| count` gives
+/// nothing until [`Sift::finish`].
+pub(crate) struct Sift<'a> {
+    filter: &'a Filter,
+    /// `| begin` has matched.
+    begun: bool,
+    /// Lines seen (for `| count`).
+    lines: usize,
+    /// The end of the text so far when it is not a whole line.
+    partial: String,
+}
+
+impl Sift<'_> {
+    /// The lines of `text` (a page) the filter keeps, each ending in a line feed.
+    pub(crate) fn feed(&mut self, text: &str) -> String {
+        let mut out = String::new();
+        let text = std::mem::take(&mut self.partial) + text;
+        for piece in text.split_inclusive('\n') {
+            match piece.strip_suffix('\n') {
+                Some(line) => self.line(line, &mut out),
+                None => self.partial = piece.to_owned(),
+            }
         }
         out
+    }
+
+    /// What is left at the end of the display: its last line when it had no line feed,
+    /// `Total lines: N.` for `| count`.
+    pub(crate) fn finish(&mut self) -> String {
+        let mut out = String::new();
+        let partial = std::mem::take(&mut self.partial);
+        if !partial.is_empty() {
+            self.line(&partial, &mut out);
+        }
+        if *self.filter == Filter::Count {
+            out = control::pager::count_line(self.lines);
+        }
+        out
+    }
+
+    fn line(&mut self, line: &str, out: &mut String) {
+        // As `str::lines`: a carriage return before the line feed is not the line's.
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        self.lines += 1;
+        let keep = match self.filter {
+            Filter::Include(r) => r.is_match(line),
+            Filter::Exclude(r) => !r.is_match(line),
+            Filter::Begin(r) => {
+                self.begun |= r.is_match(line);
+                self.begun
+            }
+            Filter::Count => false,
+        };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
     }
 }
 
@@ -98,6 +157,25 @@ mod tests {
         assert!(f.apply(TEXT).starts_with("ike peer b\n pre-shared-key"));
         assert_eq!(Filter::parse("count", 0).unwrap().apply(TEXT), "Total lines: 8.\n");
         assert_eq!(Filter::parse("include x", 0).unwrap().apply(TEXT), " pre-shared-key %^%#x%^%#\n");
+    }
+
+    /// Page by page (cut anywhere, even inside a line) the same as the whole text at once.
+    #[test]
+    fn pages_filter_as_the_whole_text() {
+        let text = format!("{TEXT}{TEXT}no line feed at the end");
+        for filter in ["inc remote", "exc #", "begin ^ike peer", "count", "include end$"] {
+            let filter = Filter::parse(filter, 0).unwrap();
+            let whole = filter.apply(&text);
+            for cut in 0..text.len() {
+                let mut sift = filter.sift();
+                let mut out = sift.feed(&text[..cut]);
+                out.push_str(&sift.feed(&text[cut..]));
+                out.push_str(&sift.finish());
+                assert_eq!(out, whole, "{filter:?} cut at {cut}");
+            }
+        }
+        assert_eq!(Filter::parse("count", 0).unwrap().apply("a\r\n\nb"), "Total lines: 3.\n");
+        assert_eq!(Filter::parse("inc a", 0).unwrap().apply("a\r\nb\n"), "a\n");
     }
 
     #[test]

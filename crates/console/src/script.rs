@@ -12,7 +12,25 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::session::{Daemon, Outcome, Session};
+use crate::session::{Daemon, Outcome, Output, Session};
+
+/// A script's standard output: every page of a display as it comes, without prompts (a
+/// script never pages); a reader that went away (`| head`) stops the display.
+struct Plain<'a, W> {
+    out: &'a mut W,
+    /// What was written last ended a line (or nothing was written).
+    ended: bool,
+}
+
+impl<W: Write> Output for Plain<'_, W> {
+    fn show(&mut self, text: &str) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        self.ended = text.ends_with('\n');
+        self.out.write_all(text.as_bytes()).is_ok()
+    }
+}
 
 /// Runs `lines` in `session`, printing results to `out` and errors to `err`.
 pub fn run<D: Daemon>(
@@ -24,7 +42,11 @@ pub fn run<D: Daemon>(
     let mut lines = lines.enumerate();
     while let Some((index, line)) = lines.next() {
         let number = index + 1;
-        let mut outcome = session.line(&line);
+        let mut plain = Plain { out: &mut *out, ended: true };
+        let mut outcome = session.line_to(&line, &mut plain);
+        if outcome == Outcome::Shown && !plain.ended {
+            let _ = out.write_all(b"\n");
+        }
         if outcome == Outcome::ConfirmSave {
             outcome = match lines.next() {
                 Some((_, answer)) => session.confirm_save(&answer),
@@ -32,7 +54,7 @@ pub fn run<D: Daemon>(
             };
         }
         let failed = match outcome {
-            Outcome::Done | Outcome::ConfirmSave => false,
+            Outcome::Done | Outcome::ConfirmSave | Outcome::Shown => false,
             Outcome::Exit => return ExitCode::SUCCESS,
             Outcome::Text(text) => {
                 let _ = out.write_all(text.as_bytes());

@@ -29,6 +29,21 @@ impl Daemon for Socket {
     }
 }
 
+/// Where a display's text goes as it arrives, page by page: the terminal's
+/// `---- More ----`, a script's standard output, or a string.
+pub trait Output {
+    /// Writes `text` (whole lines, but for a display's last line); `false` once the reader
+    /// has stopped (`q` at `---- More ----`): the rest of the display is then not asked for.
+    fn show(&mut self, text: &str) -> bool;
+}
+
+impl Output for String {
+    fn show(&mut self, text: &str) -> bool {
+        self.push_str(text);
+        true
+    }
+}
+
 /// Where the session is: the user view, or the system view and the views nested in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Place {
@@ -61,6 +76,8 @@ pub enum Outcome {
     ConfirmSave,
     /// The session ends (`quit` in the user view).
     Exit,
+    /// A display (or a command's answer) went to the output given to [`Session::line_to`].
+    Shown,
 }
 
 /// A console session.
@@ -68,13 +85,16 @@ pub struct Session<D> {
     daemon: D,
     sysname: String,
     place: Place,
+    /// `screen-length N temporary`: `Some(N)`; `None`: the terminal's height.
+    screen_length: Option<u16>,
 }
 
 impl<D: Daemon> Session<D> {
     /// A session in the user view; asks the daemon for the sysname. `Err` when the daemon
     /// cannot be reached.
     pub fn new(daemon: D) -> Result<Self, String> {
-        let mut session = Self { daemon, sysname: DEFAULT_SYSNAME.to_string(), place: Place::User };
+        let mut session =
+            Self { daemon, sysname: DEFAULT_SYSNAME.to_string(), place: Place::User, screen_length: None };
         session.learn_sysname()?;
         Ok(session)
     }
@@ -115,8 +135,26 @@ impl<D: Daemon> Session<D> {
         self.place = Place::User;
     }
 
-    /// Runs one typed line. A line ending in `?` lists what may come next instead.
+    /// The lines a screen holds before `---- More ----` as `screen-length N temporary` set
+    /// them (0: no paging); `None` (the default, and after `undo screen-length temporary`):
+    /// the terminal's height.
+    pub fn screen_length(&self) -> Option<u16> {
+        self.screen_length
+    }
+
+    /// Runs one typed line; a display's text comes in [`Outcome::Text`]. A line ending in
+    /// `?` lists what may come next instead.
     pub fn line(&mut self, line: &str) -> Outcome {
+        let mut text = String::new();
+        match self.line_to(line, &mut text) {
+            Outcome::Shown => Outcome::Text(text),
+            other => other,
+        }
+    }
+
+    /// Runs one typed line, writing a display to `out` as its pages arrive (filtered
+    /// first), and asking for no more pages once `out` has stopped; [`Outcome::Shown`] then.
+    pub fn line_to(&mut self, line: &str, out: &mut dyn Output) -> Outcome {
         if let Some(before) = line.strip_suffix('?') {
             return Outcome::Text(format_help(&self.next_words(before)));
         }
@@ -127,7 +165,7 @@ impl<D: Daemon> Session<D> {
         let words = words(command);
         let Some((first_offset, first)) = words.first() else { return Outcome::Done };
         let views = match &self.place {
-            Place::User => return self.console(USER_VIEW, &words, line_end(command), filter),
+            Place::User => return self.console(USER_VIEW, &words, line_end(command), filter, out),
             Place::System(views) => views.clone(),
         };
         // A console word (`display`, `save`) when it abbreviates one and no word of the
@@ -140,12 +178,12 @@ impl<D: Daemon> Session<D> {
         let language = language_words.iter().filter(|w| w.starts_with(&lower)).count();
         let exact_language = language_words.contains(&lower);
         match (console, language) {
-            (1, 0) if !exact_language => self.console(CONFIG_VIEWS, &words, line_end(command), filter),
+            (1, 0) if !exact_language => self.console(CONFIG_VIEWS, &words, line_end(command), filter, out),
             (1.., 1..) if !exact_language && !console_words.contains(&lower.as_str()) => {
                 caret(LineError { offset: *first_offset, kind: ErrorKind::Ambiguous, detail: String::new() })
             }
             (1.., _) if console_words.contains(&lower.as_str()) => {
-                self.console(CONFIG_VIEWS, &words, line_end(command), filter)
+                self.console(CONFIG_VIEWS, &words, line_end(command), filter, out)
             }
             _ if filter.is_some() => caret(LineError {
                 offset: command.len() + 1,
@@ -163,6 +201,7 @@ impl<D: Daemon> Session<D> {
         words: &[(usize, String)],
         end: usize,
         filter: Option<Filter>,
+        out: &mut dyn Output,
     ) -> Outcome {
         let action = match user::read(nodes, words, end) {
             Ok(action) => action,
@@ -191,62 +230,101 @@ impl<D: Daemon> Session<D> {
                 Outcome::Done
             }
             Action::Save => Outcome::ConfirmSave,
+            Action::ScreenLength(lines) => {
+                self.screen_length = lines;
+                Outcome::Done
+            }
             Action::DisplayThis => {
                 let views = match &self.place {
                     Place::User => Vec::new(),
                     Place::System(views) => views.clone(),
                 };
-                self.ask(&Request::DisplayThis { views }, filter.as_ref())
+                self.show(&Request::DisplayThis { views }, filter.as_ref(), out)
             }
-            Action::Ask(request) => self.ask(&request, filter.as_ref()),
+            Action::Ask(request) => self.show(&request, filter.as_ref(), out),
         }
     }
 
     /// The answer to [`SAVE_QUESTION`]: `y`/`Y` saves, anything else does not.
     pub fn confirm_save(&mut self, answer: &str) -> Outcome {
         if answer.trim().eq_ignore_ascii_case("y") {
-            self.ask(&Request::Save, None)
+            self.ask(&Request::Save)
         } else {
             Outcome::Done
         }
     }
 
-    fn ask(&mut self, request: &Request, filter: Option<&Filter>) -> Outcome {
-        let answer =
-            if control::page::streams(request) { self.pages(request) } else { self.daemon.call(request) };
-        match answer {
-            Ok(Response::Ok { text, .. }) => Outcome::Text(match filter {
-                Some(filter) => filter.apply(&text),
-                None => text,
-            }),
+    /// A change (`Configure`, `Save`): its answer, whole.
+    fn ask(&mut self, request: &Request) -> Outcome {
+        match self.daemon.call(request) {
+            Ok(Response::Ok { text, .. }) => Outcome::Text(text),
             Ok(Response::Error(e)) => Outcome::Error(vrp_error(e)),
             Err(e) => Outcome::Error(format!("Error: {e}")),
         }
     }
 
+    /// A display (or another user-view command's answer) through `filter` to `out`, as its
+    /// pages arrive.
+    fn show(&mut self, request: &Request, filter: Option<&Filter>, out: &mut dyn Output) -> Outcome {
+        let mut sift = filter.map(Filter::sift);
+        let mut write = |text: &str| match &mut sift {
+            Some(sift) => {
+                let kept = sift.feed(text);
+                kept.is_empty() || out.show(&kept)
+            }
+            None => out.show(text),
+        };
+        let read = if control::page::streams(request) {
+            self.pages(request, &mut write)
+        } else {
+            match self.daemon.call(request) {
+                Ok(Response::Ok { text, .. }) => Ok(write(&text)),
+                Ok(Response::Error(e)) => Err(vrp_error(e)),
+                Err(e) => Err(format!("Error: {e}")),
+            }
+        };
+        match read {
+            Ok(going) => {
+                let rest = sift.as_mut().map(|s| s.finish()).unwrap_or_default();
+                if going && !rest.is_empty() {
+                    out.show(&rest);
+                }
+                Outcome::Shown
+            }
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
     /// A display that grows with the SAs (`display ike sa` on a hub), read page by page so
-    /// that the daemon never builds one unbounded answer; the pages joined are the display.
-    /// A daemon older than pages answers the page request with an error: the display is
-    /// then asked for whole, as before.
-    fn pages(&mut self, display: &Request) -> Result<Response, String> {
-        let mut text = String::new();
+    /// that the daemon never builds one unbounded answer, each page written as it comes;
+    /// once `write` says the reader stopped, no further page is asked for. `Ok(false)` when
+    /// stopped. A daemon older than pages answers the page request with an error: the
+    /// display is then asked for whole, as before.
+    fn pages(&mut self, display: &Request, write: &mut dyn FnMut(&str) -> bool) -> Result<bool, String> {
         let mut after = None;
+        let mut first = true;
         loop {
             let request = control::page::request(display, after.take(), control::DEFAULT_PAGE_ROWS);
-            let page = match self.daemon.call(&request)? {
-                Response::Ok { ref json, .. } if json.get("page").is_none() && text.is_empty() => {
-                    return self.daemon.call(display);
-                }
-                Response::Error(e) if text.is_empty() && e.starts_with("unreadable request") => {
-                    return self.daemon.call(display);
-                }
-                Response::Error(e) => return Ok(Response::Error(e)),
-                response => control::Page::from_response(response)?,
+            let whole = |e: &str| first && e.starts_with("unreadable request");
+            let page = match self.daemon.call(&request).map_err(|e| format!("Error: {e}"))? {
+                Response::Ok { ref json, .. } if json.get("page").is_none() && first => None,
+                Response::Error(e) if whole(&e) => None,
+                Response::Error(e) => return Err(vrp_error(e)),
+                response => Some(control::Page::from_response(response).map_err(vrp_error)?),
             };
-            text.push_str(&page.text);
+            let Some(page) = page else {
+                return match self.daemon.call(display).map_err(|e| format!("Error: {e}"))? {
+                    Response::Ok { text, .. } => Ok(write(&text)),
+                    Response::Error(e) => Err(vrp_error(e)),
+                };
+            };
+            first = false;
+            if !write(&page.text) {
+                return Ok(false);
+            }
             match page.next {
                 Some(next) => after = Some(next),
-                None => return Ok(Response::Ok { text, json: serde_json::Value::Null }),
+                None => return Ok(true),
             }
         }
     }
@@ -261,10 +339,10 @@ impl<D: Daemon> Session<D> {
         };
         if command.leaves {
             // `quit` leaves one view, `return` all of them; neither changes the configuration.
-            return self.console(USER_VIEW, &[(0, command.line.clone())], 0, None);
+            return self.console(USER_VIEW, &[(0, command.line.clone())], 0, None, &mut String::new());
         }
         let request = Request::Configure { views: command.views.clone(), line: command.line.clone() };
-        let outcome = self.ask(&request, None);
+        let outcome = self.ask(&request);
         if let Outcome::Text(_) = outcome {
             self.place = Place::System(command.after);
             if command.line.starts_with("sysname ") || command.line.starts_with("undo sysname") {

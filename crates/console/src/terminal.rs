@@ -2,18 +2,25 @@
 //! point of a line lists what may come next and gives the line back, Tab completes a
 //! keyword, Ctrl-Z returns to the user view, Ctrl-C drops the line, Ctrl-D ends the session.
 //!
+//! Output longer than a screen stops at `  ---- More ----` as on VRP (control's
+//! [`Pager`], the one `keysteward display` uses): space shows the next screen, Enter the
+//! next line, `q` or Ctrl-C stops, and the rest of the display is not asked of the daemon. A
+//! screen is the terminal's height (24 lines when it does not say), or what `screen-length
+//! N temporary` set (0: no paging) until `undo screen-length temporary`.
+//!
 //! History is kept in `$XDG_STATE_HOME/keysteward/shell_history` (else
 //! `~/.local/state/keysteward/shell_history`), mode 0600, the last [`HISTORY_SIZE`] lines; a
 //! line that holds a pre-shared key is never written there.
 
 use std::borrow::Cow;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use control::pager::{terminal_height, Key, Pager, RawInput};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -26,7 +33,54 @@ use rustyline::{
 };
 use vrp::console::{read, Reading};
 
-use crate::session::{completions, format_help, next_words, Daemon, Outcome, Place, Session, SAVE_QUESTION};
+use crate::session::{
+    completions, format_help, next_words, Daemon, Outcome, Output, Place, Session, SAVE_QUESTION,
+};
+
+/// A screen's lines when the terminal does not say, as VRP's default.
+pub const DEFAULT_SCREEN_LENGTH: usize = 24;
+
+/// The terminal for one command's output: through `---- More ----` unless paging is off.
+struct Screen {
+    pager: Pager<io::Stdout, Box<dyn FnMut() -> io::Result<Key>>>,
+    /// What was written last ended a line (or nothing was written).
+    ended: bool,
+}
+
+impl Screen {
+    /// A screen of `screen_length` lines ([`Session::screen_length`]). Keys are read one at
+    /// a time without echo while the output lasts, so that Ctrl-C stops the display rather
+    /// than the shell.
+    fn new(screen_length: Option<u16>) -> Self {
+        let height = match screen_length {
+            None => Some(terminal_height().unwrap_or(DEFAULT_SCREEN_LENGTH)),
+            Some(0) => None,
+            Some(lines) => Some(usize::from(lines)),
+        };
+        let mut raw = height.and_then(|_| RawInput::new());
+        let height = height.filter(|_| raw.is_some());
+        let keys: Box<dyn FnMut() -> io::Result<Key>> =
+            Box::new(move || raw.as_mut().map_or(Ok(Key::Quit), RawInput::key));
+        Self { pager: Pager::new(io::stdout(), keys, height), ended: true }
+    }
+
+    /// Writes `text` through the pager, then a line feed if it lacks one.
+    fn page(mut self, text: &str) {
+        if self.show(text) && !self.ended {
+            print("\n");
+        }
+    }
+}
+
+impl Output for Screen {
+    fn show(&mut self, text: &str) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        self.ended = text.ends_with('\n');
+        self.pager.write(text).unwrap_or(false)
+    }
+}
 
 /// How many lines the history keeps.
 pub const HISTORY_SIZE: usize = 1000;
@@ -165,7 +219,7 @@ pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
             continue;
         }
         if let Some((before, after)) = question.lock().ok().and_then(|mut q| q.take()) {
-            print(&format_help(&next_words(session.place(), &before)));
+            Screen::new(session.screen_length()).page(&format_help(&next_words(session.place(), &before)));
             initial = Some((before, after));
             continue;
         }
@@ -175,7 +229,21 @@ pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
                 let _ = editor.append_history(path);
             }
         }
-        let mut outcome = session.line(&line);
+        let mut outcome = {
+            let mut screen = Screen::new(session.screen_length());
+            match session.line_to(&line, &mut screen) {
+                Outcome::Text(text) => {
+                    screen.page(&text);
+                    Outcome::Done
+                }
+                Outcome::Shown if !screen.ended => {
+                    drop(screen);
+                    print("\n");
+                    Outcome::Done
+                }
+                other => other,
+            }
+        };
         if outcome == Outcome::ConfirmSave {
             outcome = match editor.readline(SAVE_QUESTION) {
                 Ok(answer) => session.confirm_save(&answer),
@@ -193,7 +261,7 @@ pub fn run<D: Daemon>(mut session: Session<D>) -> ExitCode {
 /// Prints what a line did; a caret goes under the line as typed after `prompt`.
 fn show(outcome: Outcome, prompt: &str) {
     match outcome {
-        Outcome::Done | Outcome::ConfirmSave | Outcome::Exit => {}
+        Outcome::Done | Outcome::ConfirmSave | Outcome::Exit | Outcome::Shown => {}
         Outcome::Text(text) | Outcome::Error(text) => print(&text),
         Outcome::Caret { offset, message, detail } => {
             let mut text = format!("{}^\n{message}\n", " ".repeat(prompt.chars().count() + offset));

@@ -157,6 +157,14 @@ const RESET: &[Node] = &[
 ];
 const DEBUGGING: &[Node] = &[key("ike", "IKE negotiation details in the daemon's log", true, &[])];
 
+const TEMPORARY: &[Node] = &[key("temporary", "For this session only", true, &[])];
+const SCREEN_LENGTH: Node = key(
+    "screen-length",
+    "Set the number of lines on a screen",
+    false,
+    &[arg(Word::Number(0, 512), "Lines on a screen (0: no ---- More ----)", false, TEMPORARY)],
+);
+
 const DISPLAY_NODE: Node = key("display", "Display information", false, DISPLAY);
 const SAVE: Node = key("save", "Save the running configuration", true, &[]);
 
@@ -168,12 +176,16 @@ pub(crate) const USER_VIEW: &[Node] = &[
     key("reset", "Reset operation", false, RESET),
     key("return", "Return to the user view", true, &[]),
     SAVE,
+    SCREEN_LENGTH,
     key("system-view", "Enter the system view", true, &[]),
     key(
         "undo",
         "Cancel the current setting",
         false,
-        &[key("debugging", "Disable debugging", false, DEBUGGING)],
+        &[
+            key("debugging", "Disable debugging", false, DEBUGGING),
+            key("screen-length", "Restore the number of lines on a screen", false, TEMPORARY),
+        ],
     ),
 ];
 
@@ -200,6 +212,9 @@ pub(crate) enum Action {
     Quit,
     /// `return`.
     Return,
+    /// `screen-length N temporary` (`Some(N)`; 0: no paging) and `undo screen-length
+    /// temporary` (`None`: the terminal's height again).
+    ScreenLength(Option<u16>),
 }
 
 /// Reads the words of a console command. `words` are `(offset in the line, text)`.
@@ -303,6 +318,8 @@ fn action(words: &[String]) -> Option<Action> {
         ["return"] => Some(Action::Return),
         ["save"] => Some(Action::Save),
         ["system-view"] => Some(Action::SystemView),
+        ["screen-length", lines, "temporary"] => lines.parse().ok().map(|n| Action::ScreenLength(Some(n))),
+        ["undo", "screen-length", "temporary"] => Some(Action::ScreenLength(None)),
         ["display", "this"] => Some(Action::DisplayThis),
         ["display", "current-configuration"] => ask(Request::DisplayCurrentConfiguration),
         ["display", "saved-configuration"] => ask(Request::DisplaySavedConfiguration),

@@ -3,7 +3,7 @@
 //! Ctrl-C) stops. Text arrives page by page from the daemon ([`crate::pages`]), so a
 //! stopped display asks for no more pages. Off a terminal every line is written at once.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -98,18 +98,24 @@ impl RawInput {
         let stdin = io::stdin();
         let saved = rustix::termios::tcgetattr(stdin.as_fd()).ok()?;
         let mut raw = saved.clone();
-        raw.local_modes -= rustix::termios::LocalModes::ICANON | rustix::termios::LocalModes::ECHO;
+        // Without signals too: Ctrl-C is a key that stops the display (the console's shell
+        // goes on), not a signal that ends the process.
+        raw.local_modes -= rustix::termios::LocalModes::ICANON
+            | rustix::termios::LocalModes::ECHO
+            | rustix::termios::LocalModes::ISIG;
         raw.special_codes[rustix::termios::SpecialCodeIndex::VMIN] = 1;
         raw.special_codes[rustix::termios::SpecialCodeIndex::VTIME] = 0;
         rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, &raw).ok()?;
         Some(Self { saved })
     }
 
-    /// The next key that means something (others are ignored); end of input quits.
+    /// The next key that means something (others are ignored); end of input quits. One
+    /// byte is read at a time, unbuffered, so that what is typed after the display stays
+    /// for the line editor.
     pub fn key(&mut self) -> io::Result<Key> {
         let mut byte = [0u8];
         loop {
-            if io::stdin().lock().read(&mut byte)? == 0 {
+            if rustix::io::read(io::stdin(), &mut byte)? == 0 {
                 return Ok(Key::Quit);
             }
             if let Some(key) = Key::from_byte(byte[0]) {

@@ -209,7 +209,7 @@ fn question_mark_and_tab() {
     let words = |n: NextWords| n.words.into_iter().map(|h| h.word).collect::<Vec<_>>();
     assert_eq!(
         words(s.next_words("")),
-        ["debugging", "display", "quit", "reset", "return", "save", "system-view", "undo"]
+        ["debugging", "display", "quit", "reset", "return", "save", "screen-length", "system-view", "undo"]
     );
     assert_eq!(words(s.next_words("dis")), ["display"]);
     assert!(words(s.next_words("display ")).contains(&"current-configuration".to_string()));
@@ -280,4 +280,69 @@ fn displays_that_grow_with_the_sas_are_read_page_by_page() {
     let pages = asked.borrow().iter().filter(|r| matches!(r, Request::Page { .. })).count();
     assert_eq!(pages, 6, "three pages a display");
     assert!(!asked.borrow().contains(&Request::DisplayIkeSa), "never asked whole");
+}
+
+/// An output that stops after `limit` writes, as `q` at `---- More ----` does.
+struct Stops {
+    text: String,
+    writes: usize,
+    limit: usize,
+}
+
+impl Output for Stops {
+    fn show(&mut self, text: &str) -> bool {
+        self.text.push_str(text);
+        self.writes += 1;
+        self.writes < self.limit
+    }
+}
+
+fn pages_asked(asked: &Rc<RefCell<Vec<Request>>>) -> usize {
+    asked.borrow().iter().filter(|r| matches!(r, Request::Page { .. })).count()
+}
+
+/// Pages are written as they arrive; once the output stops, no further page is asked for.
+#[test]
+fn a_stopped_display_asks_for_no_more_pages() {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let mut s = Session::new(Paged { asked: asked.clone() }).unwrap();
+    let mut out = Stops { text: String::new(), writes: 0, limit: 1 };
+    assert_eq!(s.line_to("dis ike sa", &mut out), Outcome::Shown);
+    assert_eq!((out.text.as_str(), pages_asked(&asked)), ("line 0\n", 1));
+    // Filtered first: pages whose lines the filter drops write nothing, and do not count
+    // against the reader; the first line kept is the one it sees.
+    let mut out = Stops { text: String::new(), writes: 0, limit: 1 };
+    assert_eq!(s.line_to("dis ike sa | inc 1$", &mut out), Outcome::Shown);
+    assert_eq!((out.text.as_str(), pages_asked(&asked)), ("line 1\n", 3));
+    // `| count` reads every page and writes one line.
+    let mut out = Stops { text: String::new(), writes: 0, limit: 1 };
+    assert_eq!(s.line_to("dis ike sa | count", &mut out), Outcome::Shown);
+    assert_eq!((out.text.as_str(), out.writes, pages_asked(&asked)), ("Total lines: 3.\n", 1, 6));
+}
+
+#[test]
+fn screen_length_is_the_sessions() {
+    let (mut s, asked) = session();
+    let before = asked.borrow().len();
+    assert_eq!(s.screen_length(), None);
+    assert_eq!(s.line("screen-length 0 temporary"), Outcome::Done);
+    assert_eq!(s.screen_length(), Some(0));
+    assert_eq!(s.line("scr 40 temp"), Outcome::Done);
+    assert_eq!(s.screen_length(), Some(40));
+    assert_eq!(s.line("undo screen-length temporary"), Outcome::Done);
+    assert_eq!(s.screen_length(), None);
+    // The daemon is not told: the screen is the session's.
+    assert_eq!(asked.borrow().len(), before);
+    assert!(matches!(s.line("screen-length 513 temporary"), Outcome::Caret { offset: 14, .. }));
+    assert!(matches!(s.line("screen-length 10"), Outcome::Caret { .. }));
+    let help = format_help(&s.next_words("screen-length "));
+    assert!(help.starts_with("  INTEGER<0-512>"), "{help}");
+    assert_eq!(
+        format_help(&s.next_words("screen-length 0 ")),
+        "  temporary               For this session only\n"
+    );
+    // Not in the system view (a user-view command, as on VRP).
+    s.line("system-view");
+    assert!(matches!(s.line("screen-length 0 temporary"), Outcome::Caret { .. }));
+    assert_eq!(s.screen_length(), None);
 }

@@ -1,8 +1,11 @@
-//! The daemon's answer to [`Request::Page`]: one page of a display, built from one pass over
-//! the engine's SAs keeping one page's rows ([`vrp_display::page`]), so that neither the
-//! answer nor the work for it grows past a page on a hub with 10,000s of SAs. The displays
-//! that do not grow with the SAs (configurations, proposals, statistics) are rendered whole
-//! and cut into pages of lines.
+//! The daemon's answer to [`Request::Page`]: one page of a display ([`vrp_display::page`]),
+//! so that the answer never grows past a page on a hub with 10,000s of SAs. `display ike sa
+//! [verbose]` and `display ipsec sa brief` read their page from the cursor on, in the
+//! engine's index by conn-id and the records in conn-id order: a page costs its own rows
+//! plus O(log N). `display ipsec sa` (ordered by interface and policy) and the session table
+//! (sessions aggregated over SAs) still take one pass over the SAs keeping one page's rows.
+//! The displays that do not grow with the SAs (configurations, proposals, statistics) are
+//! rendered whole and cut into pages of lines.
 
 use serde_json::json;
 
@@ -24,20 +27,33 @@ pub fn sa_page(
 ) -> Option<Response> {
     let size = rows.clamp(1, MAX_PAGE_ROWS) as usize;
     let page = match display {
-        Request::DisplayIkeSa => page::ike_sa(summary::ike_sa_rows(live.engine, records), after, size),
-        Request::DisplayIpsecSaBrief => {
-            page::ipsec_sa_brief(summary::ipsec_sa_brief_pairs(live.engine, live.now), after, size)
-        }
-        Request::DisplayIkeSaVerbose { remote, conn_id } => page::ike_sa_verbose(
-            live.engine
-                .ike_sas()
-                .filter(|sa| remote.is_none_or(|r| sa.remote.ip() == r))
-                .filter(|sa| conn_id.is_none_or(|c| sa.connection.0 == c)),
-            |sa| sa.connection.0,
-            |sa| live::ike_sa_detail(&sa, live.engine.config(), live.now),
-            after,
-            size,
-        ),
+        // These three walk only their page, from the cursor in ordered indexes (the first
+        // page of `ipsec sa brief` counts the pairs for its header without building them).
+        Request::DisplayIkeSa => page::cursor(after).map(|after| {
+            let total = records.installed.len() + live.engine.ike_sa_count();
+            let rows = summary::ike_sa_rows(live.engine, records, after);
+            page::ike_sa_from(rows, total, after.is_none(), size)
+        }),
+        Request::DisplayIpsecSaBrief => page::cursor(after).map(|after| {
+            let totals =
+                after.is_none().then(|| live.engine.ipsec_sa_lines()).map(|(pairs, sas)| (sas, pairs));
+            page::ipsec_sa_brief_from(
+                summary::ipsec_sa_brief_pairs(live.engine, live.now, after),
+                totals,
+                size,
+            )
+        }),
+        Request::DisplayIkeSaVerbose { remote, conn_id } => page::cursor(after).map(|after: Option<u64>| {
+            let sas = live.engine.ike_sas_after(after.map(ike::ConnectionId));
+            page::ike_sa_verbose_from(
+                sas.filter(|sa| remote.is_none_or(|r| sa.remote.ip() == r))
+                    .filter(|sa| conn_id.is_none_or(|c| sa.connection.0 == c)),
+                |sa| sa.connection.0,
+                |sa| live::ike_sa_detail(&sa, live.engine.config(), live.now),
+                after.is_none(),
+                size,
+            )
+        }),
         Request::DisplayIpsecSa { remote } => page::ipsec_sa(
             live::ipsec_sa_pairs(live, *remote),
             |p| live::ipsec_sa_key(live, p),

@@ -141,21 +141,37 @@ pub fn ike_statistics(view: serde_json::Value) -> Response {
 /// `display ike sa`: the phase-2 lines of the recorded pairs, newest first, then the
 /// engine's phase-1 SAs by conn-id.
 pub fn ike_sa(engine: &ike::Engine, records: &Records) -> Response {
-    let mut rows: Vec<IkeSaRow> = ike_sa_rows(engine, records).collect();
+    let mut rows: Vec<IkeSaRow> = ike_sa_rows(engine, records, None).collect();
     rows.sort_by_key(ike_sa_key);
     Response::Ok { text: ike_sa_text(&rows), json: json!({ "sas": rows }) }
 }
 
-/// The lines of `display ike sa`, unsorted (pages pick theirs: [`super::page::ike_sa`]).
-pub fn ike_sa_rows<'a>(engine: &'a ike::Engine, records: &'a Records) -> impl Iterator<Item = IkeSaRow> + 'a {
-    let phase2 = records.installed.iter().map(|p| IkeSaRow {
+/// The lines of `display ike sa` in its order ([`ike_sa_key`]) after the cursor `after`,
+/// walking only those it yields: the phase-2 lines newest first (the records are in conn-id
+/// order: one binary search to the cursor), then the phase-1 SAs from the engine's index by
+/// conn-id.
+pub fn ike_sa_rows<'a>(
+    engine: &'a ike::Engine,
+    records: &'a Records,
+    after: Option<(u8, u64)>,
+) -> impl Iterator<Item = IkeSaRow> + 'a {
+    let installed = &records.installed;
+    let (phase2_end, phase1_after) = match after {
+        None => (installed.len(), None),
+        Some((0, reversed)) => {
+            let before = u64::MAX - reversed;
+            (installed.partition_point(|p| p.display_id + PHASE2_CONN_ID_BASE < before), None)
+        }
+        Some((_, conn_id)) => (0, Some(ike::ConnectionId(conn_id))),
+    };
+    let phase2 = installed[..phase2_end].iter().rev().map(|p| IkeSaRow {
         conn_id: p.display_id + PHASE2_CONN_ID_BASE,
         peer: p.remote.ip().to_string(),
         flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },
         phase: "v1:2",
         vpn: "public",
     });
-    phase2.chain(engine.ike_sas().map(|sa| IkeSaRow {
+    phase2.chain(engine.ike_sas_after(phase1_after).map(|sa| IkeSaRow {
         conn_id: sa.connection.0,
         peer: sa.remote.ip().to_string(),
         flags: super::live::ike_sa_flags(&sa),
@@ -179,7 +195,7 @@ pub fn ike_error_info(records: &Records) -> Response {
 /// `display ipsec sa brief`: one line per SA and direction (AH before ESP in an AH+ESP pair),
 /// the pairs by conn-id and inbound SPI.
 pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
-    let mut pairs: Vec<(PairKey, Vec<IpsecSaRow>)> = ipsec_sa_brief_pairs(engine, now).collect();
+    let mut pairs: Vec<(PairKey, Vec<IpsecSaRow>)> = ipsec_sa_brief_pairs(engine, now, None).collect();
     pairs.sort_by_key(|p| p.0);
     let tunnels = pairs.len();
     let rows: Vec<IpsecSaRow> = pairs.into_iter().flat_map(|p| p.1).collect();
@@ -189,12 +205,15 @@ pub fn ipsec_sa_brief(engine: &ike::Engine, now: Instant) -> Response {
     }
 }
 
-/// Each IPsec SA pair's key and its lines of `display ipsec sa brief`, unsorted.
+/// Each IPsec SA pair's key and its lines of `display ipsec sa brief`, in key order after
+/// the cursor `after`, from the engine's index by conn-id.
 pub fn ipsec_sa_brief_pairs(
     engine: &ike::Engine,
     now: Instant,
+    after: Option<PairKey>,
 ) -> impl Iterator<Item = (PairKey, Vec<IpsecSaRow>)> + '_ {
-    engine.ipsec_sas(now).map(|p| ((p.connection.0, p.inbound_spi), ipsec_sa_brief_lines(&p)))
+    let after = after.map(|(conn_id, spi)| (ike::ConnectionId(conn_id), spi));
+    engine.ipsec_sas_after(now, after).map(|p| ((p.connection.0, p.inbound_spi), ipsec_sa_brief_lines(&p)))
 }
 
 fn ipsec_sa_brief_lines(p: &ike::IpsecSaView) -> Vec<IpsecSaRow> {

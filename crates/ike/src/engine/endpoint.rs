@@ -8,7 +8,7 @@
 //! call [`Engine::handle_timeout`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -95,8 +95,10 @@ pub struct Engine {
     pub(crate) free: Vec<usize>,
     /// Our cookie → slot.
     pub(crate) by_cookie: HashMap<Cookie, usize>,
-    /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]).
-    pub(crate) by_connection: HashMap<ConnectionId, usize>,
+    /// Connection ID → slot, for inputs from the data plane ([`Engine::handle_traffic`]);
+    /// ordered, so that a page of the SA displays starts at its cursor
+    /// ([`Engine::ike_sas_after`]).
+    pub(crate) by_connection: BTreeMap<ConnectionId, usize>,
     /// (initiator cookie, peer) of SAs we answered, to recognise repeated MM1s / AM1s. Kept
     /// until the SA goes, so a late duplicate of the first message reaches the established SA
     /// (which drops it) instead of starting a second, half-open one.
@@ -157,7 +159,7 @@ impl Engine {
             slots: Vec::new(),
             free: Vec::new(),
             by_cookie: HashMap::new(),
-            by_connection: HashMap::new(),
+            by_connection: BTreeMap::new(),
             responder_first: HashMap::new(),
             slots_by_peer: HashMap::new(),
             census: Census::default(),

@@ -9,12 +9,14 @@ use std::time::Instant;
 use super::census::Others;
 use crate::config::{ExchangeMode, PolicyId};
 use crate::engine::endpoint::Engine;
-use crate::event::{Acquire, Event, Exchange, IkeSaEnd, IpsecSaEnd};
+use crate::event::{Acquire, ConnectionId, Event, Exchange, IkeSaEnd, IpsecSaEnd};
 use crate::hub::admit_ike_sa;
 use crate::ike_sa::{IkeSa, Phase1};
 use crate::lifetime::{arm_ike_sa, end_ike_sa, end_pairs, on_timeout};
 use crate::sa::core::Role;
-use crate::sa::lifetimes::{judge_usage, later, IpsecSaState, IpsecSaView, Rekey, Renewal, SaUsage};
+use crate::sa::lifetimes::{
+    judge_usage, later, InstalledPair, IpsecSaState, IpsecSaView, Rekey, Renewal, SaUsage,
+};
 use crate::sa::timer::Timer;
 
 impl Engine {
@@ -47,29 +49,70 @@ impl Engine {
 
     /// The installed IPsec SA pairs, for `display ipsec sa`; `now` gives remaining lifetimes.
     pub fn ipsec_sas(&self, now: Instant) -> impl Iterator<Item = IpsecSaView> + '_ {
-        self.slots.iter().flatten().flat_map(move |sa| {
-            sa.lifetimes.pairs.iter().map(move |p| IpsecSaView {
-                connection: sa.connection,
-                peer: sa.peer_config(&self.config).name.clone(),
-                local: sa.local,
-                remote: sa.remote,
-                policy: p.policy_id.clone(),
-                selector: p.selector,
-                suite: p.suite,
-                inbound_spi: p.inbound_spi,
-                outbound_spi: p.outbound_spi,
-                ah_spis: p.ah_inbound_spi.zip(p.ah_outbound_spi),
-                initiator: p.initiator,
-                installed_at: p.installed_at,
-                remaining: p.hard_at.saturating_duration_since(now),
-                remaining_kilobytes: p.suite.lifetime_kilobytes.map(|kb| kb.saturating_sub(p.bytes / 1024)),
-                state: match p.rekey {
-                    Rekey::Idle if p.soft_at > now => IpsecSaState::Ready,
-                    Rekey::Idle | Rekey::Started { .. } => IpsecSaState::Rekeying,
-                    Rekey::Replaced => IpsecSaState::Replaced,
-                },
-            })
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(move |sa| sa.lifetimes.pairs.iter().map(move |p| self.pair_view(sa, p, now)))
+    }
+
+    /// The installed IPsec SA pairs by conn-id and inbound SPI, from the first after `after`
+    /// (all of them when `None`): a page of `display ipsec sa brief` walks its own pairs
+    /// after one O(log N) step to its cursor.
+    pub fn ipsec_sas_after(
+        &self,
+        now: Instant,
+        after: Option<(ConnectionId, u32)>,
+    ) -> impl Iterator<Item = IpsecSaView> + '_ {
+        // The SA of the cursor itself may hold pairs after the cursor's SPI.
+        let from = after.and_then(|(c, _)| c.0.checked_sub(1)).map(ConnectionId);
+        self.sas_after(from).flat_map(move |sa| {
+            let mut pairs: Vec<&InstalledPair> = sa
+                .lifetimes
+                .pairs
+                .iter()
+                .filter(|p| after.is_none_or(|a| (sa.connection, p.inbound_spi) > a))
+                .collect();
+            pairs.sort_unstable_by_key(|p| p.inbound_spi);
+            pairs.into_iter().map(move |p| self.pair_view(sa, p, now))
         })
+    }
+
+    fn pair_view(&self, sa: &IkeSa, p: &InstalledPair, now: Instant) -> IpsecSaView {
+        IpsecSaView {
+            connection: sa.connection,
+            peer: sa.peer_config(&self.config).name.clone(),
+            local: sa.local,
+            remote: sa.remote,
+            policy: p.policy_id.clone(),
+            selector: p.selector,
+            suite: p.suite,
+            inbound_spi: p.inbound_spi,
+            outbound_spi: p.outbound_spi,
+            ah_spis: p.ah_inbound_spi.zip(p.ah_outbound_spi),
+            initiator: p.initiator,
+            installed_at: p.installed_at,
+            remaining: p.hard_at.saturating_duration_since(now),
+            remaining_kilobytes: p.suite.lifetime_kilobytes.map(|kb| kb.saturating_sub(p.bytes / 1024)),
+            state: match p.rekey {
+                Rekey::Idle if p.soft_at > now => IpsecSaState::Ready,
+                Rekey::Idle | Rekey::Started { .. } => IpsecSaState::Rekeying,
+                Rekey::Replaced => IpsecSaState::Replaced,
+            },
+        }
+    }
+
+    /// The installed IPsec SA pairs and the lines `display ipsec sa brief` gives them (two
+    /// a protocol: AH and ESP each one line a direction), for its header, without building
+    /// a view of any.
+    pub fn ipsec_sa_lines(&self) -> (usize, usize) {
+        let mut totals = (0, 0);
+        for p in self.slots.iter().flatten().flat_map(|sa| &sa.lifetimes.pairs) {
+            let protocols = &p.suite.proposal.protocols;
+            totals.0 += 1;
+            let ah = protocols.ah().is_some() && p.ah_inbound_spi.zip(p.ah_outbound_spi).is_some();
+            totals.1 += 2 * (usize::from(ah) + usize::from(protocols.esp().is_some()));
+        }
+        totals
     }
 
     /// The data plane's running totals per SA, each report naming an inbound or outbound SPI.

@@ -1,6 +1,7 @@
 //! The read-only views of the IKE SAs that the displays and the driver's log read.
 
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::time::Instant;
 
 use isakmp::Cookie;
@@ -61,10 +62,36 @@ pub struct IkeSaView {
     pub message_ids_forgotten: u64,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Views of IKE SAs built on this thread, for the tests that check a page of the
+    /// displays walks only its own SAs.
+    pub(crate) static VIEWS_BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Engine {
     /// The IKE SAs, for displays.
     pub fn ike_sas(&self) -> impl Iterator<Item = IkeSaView> + '_ {
         self.slots.iter().flatten().map(|sa| self.view(sa))
+    }
+
+    /// The IKE SAs by conn-id, from the first after `after` (all of them when `None`): a
+    /// page of the displays walks its own SAs after one O(log N) step to its cursor.
+    pub fn ike_sas_after(&self, after: Option<ConnectionId>) -> impl Iterator<Item = IkeSaView> + '_ {
+        self.sas_after(after).map(|sa| self.view(sa))
+    }
+
+    /// The IKE SAs by conn-id after `after` (all of them when `None`).
+    pub(crate) fn sas_after(&self, after: Option<ConnectionId>) -> impl Iterator<Item = &IkeSa> + '_ {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.by_connection
+            .range((start, Bound::Unbounded))
+            .filter_map(|(_, &slot)| self.slots.get(slot)?.as_deref())
+    }
+
+    /// How many IKE SAs there are (negotiating, established or failing), without a walk.
+    pub fn ike_sa_count(&self) -> usize {
+        self.by_connection.len()
     }
 
     /// The view of one IKE SA, found by its connection id without walking the others (the
@@ -75,6 +102,8 @@ impl Engine {
     }
 
     fn view(&self, sa: &IkeSa) -> IkeSaView {
+        #[cfg(test)]
+        VIEWS_BUILT.with(|n| n.set(n.get() + 1));
         IkeSaView {
             connection: sa.connection,
             peer: sa.peer_config(&self.config).name.clone(),

@@ -254,3 +254,45 @@ fn template_caps_count_the_other_branches_pairs() {
         assert_eq!(two.b.engine.ike_sas().filter(|sa| sa.state == "established").count(), 2);
     }
 }
+
+/// The ordered views a page of the displays starts from: from any cursor, the SAs after it
+/// in conn-id (and inbound SPI) order — the same as sorting every SA — and the totals of
+/// `display ipsec sa brief`'s header without a view built.
+#[test]
+fn ordered_views_start_after_any_cursor() {
+    let config = hub_config(&[(rule(any()), false)], HubLimits::default());
+    let mut one = negotiate(&branch(11, Ipv4Addr::new(10, 1, 1, 0), 24), config, 40);
+    let mut two = second_branch(&mut one, &branch(12, Ipv4Addr::new(10, 1, 2, 0), 24), 41);
+    let three = second_branch(&mut two, &branch(13, Ipv4Addr::new(10, 1, 3, 0), 24), 42);
+    let hub = &three.b.engine;
+    let mut ids: Vec<crate::ConnectionId> = hub.ike_sas().map(|sa| sa.connection).collect();
+    ids.sort();
+    assert_eq!((ids.len(), hub.ike_sa_count()), (3, 3));
+    let after = |c| hub.ike_sas_after(c).map(|sa| sa.connection).collect::<Vec<_>>();
+    assert_eq!(after(None), ids);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(after(Some(*id)), ids[i + 1..]);
+    }
+    // A page starts at its cursor: the SAs before it are not walked (not even viewed).
+    let built = || crate::engine::views::VIEWS_BUILT.with(std::cell::Cell::get);
+    let before = built();
+    assert_eq!(hub.ike_sas_after(Some(ids[1])).count(), 1);
+    assert_eq!(hub.ike_sas_after(None).take(1).count(), 1);
+    assert_eq!(built() - before, 2, "a page viewed SAs outside it");
+    let mut pairs: Vec<(crate::ConnectionId, u32)> =
+        hub.ipsec_sas(three.now).map(|p| (p.connection, p.inbound_spi)).collect();
+    pairs.sort();
+    assert_eq!(pairs.len(), 3);
+    let pairs_after =
+        |a| hub.ipsec_sas_after(three.now, a).map(|p| (p.connection, p.inbound_spi)).collect::<Vec<_>>();
+    assert_eq!(pairs_after(None), pairs);
+    for (i, key) in pairs.iter().enumerate() {
+        assert_eq!(pairs_after(Some(*key)), pairs[i + 1..]);
+        // A cursor on the same SA before its SPI (a pair that came since) still finds it.
+        if key.1 > 0 {
+            assert_eq!(pairs_after(Some((key.0, key.1 - 1))), pairs[i..]);
+        }
+    }
+    // Three ESP pairs: six lines of `display ipsec sa brief`.
+    assert_eq!(hub.ipsec_sa_lines(), (3, 6));
+}
