@@ -88,6 +88,8 @@ pub struct Shared {
     pub templates: Vec<bool>,
     /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
     pub bypass_dropped: u64,
+    /// What the data-plane thread's reassembly of inner fragments did.
+    pub reassembly: reassembly::Counters,
     /// Notices dropped because the IKE loop was behind.
     pub notices_dropped: u64,
     /// Sockets a reload opened, for the data-plane thread to take over.
@@ -107,6 +109,7 @@ impl Shared {
             rule_selectors,
             templates,
             bypass_dropped: 0,
+            reassembly: reassembly::Counters::default(),
             notices_dropped: 0,
             added_sockets: Vec::new(),
             unknown_spi_reports: HashMap::new(),

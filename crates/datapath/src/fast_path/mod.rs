@@ -128,6 +128,8 @@ struct Thread {
     /// The protected inner flows this thread carried (one `observe` per sealed or opened
     /// packet; docs/DESIGN.md, "Inner flows").
     flows: inner_flows::FlowTable,
+    /// Inner fragments that rules with ports carry, until their datagram is whole.
+    reassembly: reassembly::Reassembler,
 }
 
 impl Thread {
@@ -168,6 +170,7 @@ impl Thread {
             ready: Vec::new(),
             releasing: false,
             flows: inner_flows::FlowTable::default(),
+            reassembly: reassembly::Reassembler::default(),
         }
     }
 
@@ -279,9 +282,29 @@ impl Thread {
     /// sealed buffer; the caller makes sure there is one.
     fn seal(&mut self, shared: &mut Shared, index: usize, size: usize) {
         let Some(packet) = self.segments.get(index).and_then(|s| s.get(..size)) else { return };
+        // A fragment that a rule with ports would carry is reassembled and its datagram sealed
+        // whole, so the peer sees its ports (docs/DESIGN.md, "Fragments").
+        let whole = reassembly::is_fragment(packet)
+            && esp::Flow::parse_ipv4(packet).is_ok_and(|(f, ..)| shared.plane.spd().port_specific(&f));
+        let packet = match whole.then(|| self.reassembly.offer(packet, Instant::now())) {
+            None => packet,
+            Some(reassembly::Offer::Whole(datagram)) => datagram,
+            Some(offer) => {
+                debug!("inner fragment {offer:?}");
+                shared.reassembly = *self.reassembly.counters();
+                return;
+            }
+        };
         let slot = self.outgoing.len();
+        let room = packet.len() + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM;
+        if self.sealed[slot].len() < room {
+            self.sealed[slot].resize(room, 0); // once per buffer, for reassembled datagrams
+        }
         let base = self.sealed[slot].as_ptr() as usize;
-        let pending = match shared.plane.seal(packet, &mut self.sealed[slot]) {
+        let sealed = &mut self.sealed[slot];
+        let outcome =
+            if whole { shared.plane.seal_whole(packet, sealed) } else { shared.plane.seal(packet, sealed) };
+        let pending = match outcome {
             Outbound::Send(send) => {
                 self.flows.observe(packet);
                 self.outgoing.push(Outgoing::new(slot, base, &send));
@@ -310,6 +333,9 @@ impl Thread {
                 false
             }
         };
+        if whole {
+            shared.reassembly = *self.reassembly.counters();
+        }
         if pending {
             self.release(shared);
         }

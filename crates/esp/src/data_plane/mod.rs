@@ -242,6 +242,17 @@ impl DataPlane {
     /// and fragmented otherwise; when a `Send` says `pending`, drain
     /// [`DataPlane::poll_queued`].
     pub fn seal<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Outbound<'o> {
+        self.seal_within(packet, out, self.config.path_mtu)
+    }
+
+    /// [`DataPlane::seal`] for a datagram reassembled from inner fragments (docs/DESIGN.md,
+    /// "Fragments"): sealed whole into one ESP packet, which the kernel fragments outside, so
+    /// the peer opens the datagram with its ports. `out` needs room for all of it.
+    pub fn seal_whole<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Outbound<'o> {
+        self.seal_within(packet, out, u16::MAX)
+    }
+
+    fn seal_within<'o>(&mut self, packet: &[u8], out: &'o mut [u8], path_mtu: u16) -> Outbound<'o> {
         let (flow, header_len, total_len) = match Flow::parse_ipv4(packet) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -277,7 +288,7 @@ impl DataPlane {
             self.statistics.outbound_seal_errors += 1;
             return Outbound::Discard(DiscardReason::Policy);
         };
-        match entry.max_inner(self.config.path_mtu) {
+        match entry.max_inner(path_mtu) {
             Some(max_inner) if packet.len() > max_inner => {
                 self.too_big(policy, index, header_len, packet, max_inner, out)
             }

@@ -708,6 +708,25 @@ fn path_mtu_other_packets_are_fragmented_before_encryption() {
     assert_eq!(a.statistics().queue_dropped, 2);
 }
 
+/// Issue 15: a datagram the gateway reassembled from inner fragments is sealed whole, past
+/// the path MTU (the kernel fragments the ESP packet outside), so the peer opens it with its
+/// ports; `seal` would have cut it again before encryption.
+#[test]
+fn a_reassembled_datagram_is_sealed_whole() {
+    let (mut a, mut b) = planes();
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    let packet = big_packet(3000, false);
+    let mut out = vec![0u8; 3000 + MAX_HEADROOM + MAX_TAILROOM];
+    let Outbound::Send(sent) = a.seal_whole(&packet, &mut out) else { panic!("expected Send") };
+    assert!(!sent.pending && sent.datagram.len() > 3000);
+    let esp = sent.datagram.to_vec();
+    assert_eq!(receive(&mut b, &esp), Ok(packet.clone()));
+    assert_eq!(a.statistics().fragmented, 0);
+    let Outbound::Send(cut) = a.seal(&packet, &mut out) else { panic!("expected Send") };
+    assert!(cut.pending && cut.datagram.len() < 1500);
+    assert_eq!(a.statistics().fragmented, 1);
+}
+
 #[test]
 fn later_fragments_pass_a_port_specific_inbound_selector() {
     // B's SA covers UDP to port 53 only; A's side is wider (it holds the keys).
@@ -747,7 +766,7 @@ fn a_port_specific_rule_seals_every_fragment_and_leaves_other_traffic_to_the_cle
     let mut l2tp = a_selector();
     l2tp.protocol = Some(17);
     l2tp.remote_ports = Some(PortRange::single(1701));
-    let spd = spd_for(l2tp).with_clear_fallback(vec![(net(SITE_B, 24), 17)]);
+    let spd = spd_for(l2tp).with_clear_fallback(vec![(net(SITE_B, 24), Some(17))]);
     let mut a = DataPlane::new(spd, DataPlaneConfig::default());
     let mut b = DataPlane::new(spd_for(mirror(l2tp)), DataPlaneConfig::default());
     install(&mut a, &mut b, &pair_keys(1, gcm()), l2tp, mirror(l2tp));

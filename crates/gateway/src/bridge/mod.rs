@@ -33,7 +33,7 @@ use socket2::Socket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use self::convert::{sa_pair, selector, spd, unsupported_pair};
+use self::convert::{sa_pair, selector, spd, unsupported_pair, Denies};
 use crate::data_path::fast_path::{self, SpawnError};
 use crate::data_path::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
@@ -112,18 +112,19 @@ pub struct Bridge {
 impl Bridge {
     /// A data path over `tun` with the SPD of `config`, raw ESP sockets `raw` and UDP 4500
     /// sockets `udp` (for ESP-in-UDP); `templates` says which policies are templates
-    /// ([`crate::engine_config::template_policies`]). Starts the data-plane thread, which
+    /// ([`crate::engine_config::template_policies`]) and `denies` gives their ACLs' deny rules
+    /// ([`crate::engine_config::deny_rules`]). Starts the data-plane thread, which
     /// reports to `notices`, and hands IKE messages that arrive on UDP 4500 to `ike`.
     pub fn new(
         config: &ike::Config,
-        templates: Vec<bool>,
+        (templates, denies): (Vec<bool>, &Denies),
         tun: Arc<tun_rs::SyncDevice>,
         (raw, raw_ah): (HashMap<IpAddr, Arc<Socket>>, HashMap<IpAddr, Arc<Socket>>),
         udp: Vec<UdpHandles>,
         notices: mpsc::Sender<Notice>,
         ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) -> Result<Self, BridgeError> {
-        let (spd, rule_selectors) = spd(config, &templates);
+        let (spd, rule_selectors) = spd(config, &templates, denies);
         let device = tun.name().unwrap_or_else(|e| {
             warn!("cannot read the TUN device's name ({e}); template routes will fail");
             String::new()
@@ -218,8 +219,13 @@ impl Bridge {
     /// acquire are dropped: rule numbers changed, and the next packet raises the acquire
     /// again. The template flows of the pairs kept are protected again under their new
     /// policy numbers; the routes of the others go.
-    pub fn reconfigure(&mut self, config: &ike::Config, templates: Vec<bool>, diff: &ike::ConfigDiff) {
-        let (spd, rule_selectors) = spd(config, &templates);
+    pub fn reconfigure(
+        &mut self,
+        config: &ike::Config,
+        (templates, denies): (Vec<bool>, &Denies),
+        diff: &ike::ConfigDiff,
+    ) {
+        let (spd, rule_selectors) = spd(config, &templates, denies);
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.replace_spd(spd);
@@ -291,9 +297,10 @@ impl Bridge {
     }
 
     /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
-    /// the kernel's to forward).
-    pub fn bypass_dropped(&self) -> u64 {
-        lock(&self.shared).bypass_dropped
+    /// the kernel's to forward); and what the reassembly of inner fragments did.
+    pub fn bypass_dropped(&self) -> (u64, reassembly::Counters) {
+        let shared = lock(&self.shared);
+        (shared.bypass_dropped, shared.reassembly)
     }
 
     /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
