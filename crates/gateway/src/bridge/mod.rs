@@ -358,11 +358,26 @@ impl Bridge {
         let (local, remote, udp_encapsulated) =
             (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
         let shared = self.shared.clone();
-        let mut shared = lock(&shared);
-        let template_rule = (shared.is_template(PolicyIndex(policy)) && !inbound_first).then(|| Rule {
+        let template = lock(&shared).is_template(PolicyIndex(policy)).then(|| Rule {
             selector: selector(&pair.selector),
             action: Action::Protect(PolicyIndex(policy)),
         });
+        let first = template.filter(|rule| !self.template_flows.contains_key(rule));
+        // A template flow's first pair goes in whole with QM3: until then the flow has no
+        // rule and no route into the TUN, and the answer to a packet an inbound half opened
+        // would leave by the kernel's own routing. Its rekeys go inbound-first. Its route
+        // comes before its SAs (outside the lock): the data-plane thread opens the packets
+        // that came early as soon as the SA is in, and their answers need the route.
+        match first {
+            Some(_) if inbound_first => return,
+            Some(rule) => {
+                self.route_changes.push(RouteChange::Add(rule, pair.peer.clone(), pair.remote.ip()));
+                self.apply_route_changes();
+            }
+            None => {}
+        }
+        let mut shared = lock(&shared);
+        let template_rule = template.filter(|_| !inbound_first);
         let installed = if inbound_first {
             shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
@@ -370,6 +385,11 @@ impl Bridge {
         };
         if let Err(e) = installed {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
+            drop(shared);
+            if let Some(rule) = first.filter(|r| !self.remotes.contains_key(&r.selector.remote)) {
+                self.route_changes.push(RouteChange::Remove(rule.selector.remote));
+                self.apply_route_changes();
+            }
             return;
         }
         if let Some(rule) = template_rule {
@@ -442,8 +462,8 @@ impl Bridge {
         }
         *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
+        // Its route went in before its SAs (`install`).
         debug!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
     }
 
     /// A pair of a template flow is gone: the last one takes the rule and route with it.
