@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crypto::{EspCipher, SecretBytes};
-use vrp::model::{AclAction, AclProtocol, AddressMatch, PolicyEntry, PortMatch, TunnelLocal};
+use vrp::model::{AclAction, AddressMatch, PolicyEntry, PortMatch, TunnelLocal};
 
 /// Why a valid VRP configuration cannot be run by the engine (yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +166,7 @@ fn acl_selectors(
         }
         let rule_item = format!("acl {acl_number} rule {rule_number}");
         selectors.push(ike::TrafficSelector {
-            protocol: protocol_number(rule.protocol),
+            protocol: rule.protocol.number(),
             local: subnet(rule.source, &rule_item)?.into(),
             remote: subnet(rule.destination, &rule_item)?.into(),
             local_port: proxy_port(rule.source_port, &rule_item)?,
@@ -232,6 +232,25 @@ pub fn template_policies(config: &vrp::Config, engine: &ike::Config) -> Vec<bool
             matches!(entry, Some(PolicyEntry::Template(_)))
         })
         .collect()
+}
+
+/// The `deny` rules of each engine policy's ACL (same index), in rule order, each with the
+/// number of permit rules before it: the SPD puts them there as `Bypass`, so what they match
+/// first leaves in clear and is never negotiated (docs/DESIGN.md, "Deny rules"). A template's
+/// ACL gives none (its flows are what branches negotiate), nor does a rule whose wildcard is
+/// not contiguous (`check` warns about both).
+pub fn deny_rules(config: &vrp::Config, engine: &ike::Config) -> Vec<Vec<(usize, esp::Selector)>> {
+    let entry = |p: &ike::PolicyConfig| match config.ipsec_policies.get(&p.id.name)?.get(&p.id.sequence)? {
+        PolicyEntry::Isakmp(settings) => config.acls.get(&settings.acl?),
+        PolicyEntry::Template(_) => None,
+    };
+    let denies = |acl: &vrp::model::Acl| {
+        let permits_before =
+            |id| acl.rules.range(..id).filter(|(_, r)| r.action == AclAction::Permit).count();
+        let deny = acl.rules.iter().filter(|(_, r)| r.action == AclAction::Deny);
+        deny.filter_map(|(id, r)| Some((permits_before(*id), r.selector()?))).collect()
+    };
+    engine.policies.iter().map(|p| entry(p).map(denies).unwrap_or_default()).collect()
 }
 
 /// The engine's index of peer `name`, adding it on first use.
@@ -500,17 +519,6 @@ fn proxy_port(ports: Option<PortMatch>, item: &str) -> Result<Option<u16>, Unsup
                  so a port range cannot be negotiated; write one rule per port"
             ),
         )),
-    }
-}
-
-fn protocol_number(p: AclProtocol) -> u8 {
-    match p {
-        AclProtocol::Ip => 0,
-        AclProtocol::Icmp => 1,
-        AclProtocol::Tcp => 6,
-        AclProtocol::Udp => 17,
-        AclProtocol::Gre => 47,
-        AclProtocol::Number(n) => n,
     }
 }
 

@@ -280,3 +280,61 @@ fn netns_console_undo_on_an_applied_peer_keeps_its_traffic_fail_closed() {
     assert!(!after.contains("via 192.0.2.2"), "{after}");
     drop(cleanup);
 }
+
+/// Issue 15: an entry whose ACL has only a rule with a protocol (L2TP, `permit udp …
+/// destination-port eq 1701`) is policy-routed by its protocol, and the article's static route
+/// toward the prefix is the clear path of everything else. `undo pre-shared-key` makes the
+/// entry inert: its policy rule stays, so UDP to the prefix still goes into the TUN, where no
+/// rule protects it and it is dropped, instead of taking the static route in clear.
+#[test]
+fn netns_console_undo_on_a_protocol_rule_entry_keeps_its_policy_rule() {
+    if skip_unless_root() {
+        return;
+    }
+    let tag = format!("ks{}l", std::process::id());
+    let dir = std::env::temp_dir().join(format!("keysteward-console-{tag}"));
+    let mut cleanup = Cleanup::new(dir.clone());
+    let net = reference_topology(&mut cleanup, &tag);
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let file_a = dir.join("fw_a.cfg");
+    let text = std::fs::read_to_string(examples.join("fw_a.cfg")).unwrap().replace(
+        " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255",
+        " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 1701",
+    );
+    std::fs::write(&file_a, text).unwrap();
+    let control_a = dir.join("a.sock");
+    let map_a = format!("GigabitEthernet0/0/2={}", net.public_a);
+    spawn_keysteward(
+        &mut cleanup,
+        &net.fw_a,
+        &file_a,
+        &control_a,
+        &dir.join("a.log"),
+        &["--interface-map", &map_a],
+    );
+    assert!(wait_for_socket(&control_a, Duration::from_secs(10)), "FW_A did not start");
+    let rules = || {
+        let out = Command::new("ip").args(["-n", &net.fw_a, "rule", "show"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Where FW_A forwards UDP from PC_A to PC_B's port 1701.
+    let udp_route = || {
+        let inside = format!("{tag}ai");
+        let args = ["-n", &net.fw_a, "route", "get", "10.2.2.2", "from", "10.1.1.2", "iif", &inside];
+        let out = Command::new("ip").args(args).args(["ipproto", "udp", "dport", "1701"]).output().unwrap();
+        output_text(&out)
+    };
+    let rule = "to 10.2.2.0/24 ipproto udp lookup 4500";
+    assert!(rules().contains(rule), "{}", rules());
+    assert!(!udp_route().contains("via 192.0.2.2"), "{}", udp_route());
+
+    let text = configure(&control_a, &["ike peer b"], "undo pre-shared-key").unwrap();
+    assert!(text.contains("Info: ike peer b stays inert until it is complete"), "{text}");
+    assert!(rules().contains(rule), "the policy rule stays while the entry is inert:\n{}", rules());
+    assert!(!udp_route().contains("via 192.0.2.2"), "never the clear path: {}", udp_route());
+
+    let text = configure(&control_a, &["ike peer b"], "pre-shared-key tiandihui2").unwrap();
+    assert!(text.contains("Info: ike peer b is complete and applied."), "{text}");
+    assert!(rules().contains(rule), "{}", rules());
+    drop(cleanup);
+}

@@ -197,7 +197,12 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ("ike peer", "ike peer b\n", " return", View),
     // The acl view.
     ("acl", "acl 3001\n", " rule 10 permit ip source 10.1.3.0 0.0.0.255 destination 10.2.3.0 0.0.0.255", Engine),
-    ("acl", "acl 3001\n", " rule 1 deny ip source 10.1.1.7 0 destination any", Warned),
+    (
+        "acl",
+        "acl 3001\n",
+        " rule 1 deny ip source 10.1.1.7 0 destination any",
+        Daemon("a Bypass rule of the SPD: that traffic leaves in clear"),
+    ),
     (
         "acl",
         "acl 3001\n",

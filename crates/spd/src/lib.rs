@@ -105,7 +105,7 @@ pub struct Spd {
     index: PairIndex<u32>,
     /// The remote prefixes and protocols whose traffic reaches the data plane by a policy
     /// route on its protocol rather than a route for the whole prefix.
-    clear_fallback: Vec<(Prefix, u8)>,
+    clear_fallback: Vec<(Prefix, Option<u8>)>,
 }
 
 impl PartialEq for Spd {
@@ -130,23 +130,36 @@ impl Spd {
 
     /// The same database, told which traffic reaches it by a policy route on its remote
     /// prefix and protocol (`ip rule … to PREFIX ipproto P`, as the gateway routes a rule
-    /// with a protocol and ports): such a packet that no rule protects is not the gateway's
+    /// with a protocol and ports; `None`: every protocol, as it routes the prefixes of a
+    /// policy with deny rules): such a packet that no rule protects is not the gateway's
     /// to drop. VRP sends traffic no rule matches in clear, so [`Spd::leaves_in_clear`] says
     /// to hand it back to the kernel, whose rule for packets coming back from the TUN routes
     /// it by the main table.
-    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, u8)>) -> Self {
+    pub fn with_clear_fallback(mut self, flows: Vec<(Prefix, Option<u8>)>) -> Self {
         self.clear_fallback = flows;
         self
     }
 
+    /// True when a fragment with `flow`'s addresses and protocol would be carried by a rule
+    /// with ports: the first rule that its addresses and protocol match, read without ports
+    /// as a non-first fragment is, has a port range. The fragments of such a datagram are
+    /// reassembled before the lookup (docs/DESIGN.md, "Fragments"), all of them alike, since
+    /// the answer does not depend on the ports.
+    pub fn port_specific(&self, flow: &Flow) -> bool {
+        let portless = Flow { source_port: None, destination_port: None, ..*flow };
+        let ported = |s: &Selector| s.local_ports.is_some() || s.remote_ports.is_some();
+        self.lookup(&portless).0.is_some_and(|index| ported(&self.rules[index].selector))
+    }
+
     /// True when an outbound packet whose lookup gave [`Action::Bypass`] leaves in clear
-    /// rather than being dropped: it is of a remote prefix and protocol routed into the
-    /// data plane by protocol ([`Spd::with_clear_fallback`]). Linear in those flows, on the
-    /// bypass path only.
+    /// rather than being dropped: it is of a remote prefix (and protocol) policy-routed into
+    /// the data plane ([`Spd::with_clear_fallback`]). Linear in those flows, on the bypass
+    /// path only.
     pub fn leaves_in_clear(&self, flow: &Flow) -> bool {
-        self.clear_fallback
-            .iter()
-            .any(|(remote, protocol)| *protocol == flow.protocol && remote.contains(flow.destination))
+        let routed = |(remote, protocol): &(Prefix, Option<u8>)| {
+            protocol.is_none_or(|p| p == flow.protocol) && remote.contains(flow.destination)
+        };
+        self.clear_fallback.iter().any(routed)
     }
 
     /// The rules, in order.
@@ -329,9 +342,36 @@ mod tests {
         assert_eq!(protocol_routed(&selectors, &[peer], false), [udp]);
         let all = protocol_routed(&selectors, &[peer], true);
         assert_eq!(all, [udp, (Prefix::host(peer), 47)]);
+        let all = all.into_iter().map(|(p, protocol)| (p, Some(protocol))).collect();
         let spd = Spd::new(vec![], Action::Bypass).with_clear_fallback(all);
         assert!(spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 2, 2, 9], 9999)));
         assert!(!spd.leaves_in_clear(&flow([10, 1, 1, 2], [10, 3, 3, 9], 9999)));
         assert_ne!(spd, Spd::new(vec![], Action::Bypass), "the fallback is part of the database");
+    }
+
+    /// Which fragments are reassembled before the lookup: those that a rule with ports would
+    /// carry, by addresses and protocol, whatever their own ports say; not those that a rule
+    /// for every port (or no rule) takes first.
+    #[test]
+    fn port_specific_fragments_by_addresses_and_protocol() {
+        let mut l2tp = Selector::between(net(10, 1, 1, 24), net(10, 2, 2, 24));
+        l2tp.protocol = Some(PROTOCOL_UDP);
+        l2tp.remote_ports = Some(PortRange::single(1701));
+        let whole = Selector::between(net(10, 1, 1, 24), net(10, 3, 3, 24));
+        let spd = Spd::new(
+            vec![
+                Rule { selector: whole, action: Action::Protect(PolicyIndex(0)) },
+                Rule { selector: l2tp, action: Action::Protect(PolicyIndex(1)) },
+                Rule { selector: Selector { remote: net(10, 3, 3, 24), ..l2tp }, action: Action::Bypass },
+            ],
+            Action::Bypass,
+        );
+        assert!(spd.port_specific(&flow([10, 1, 1, 2], [10, 2, 2, 2], 1701)));
+        assert!(spd.port_specific(&flow([10, 1, 1, 2], [10, 2, 2, 2], 9999)), "its ports do not count");
+        assert!(!spd.port_specific(&flow([10, 1, 1, 2], [10, 3, 3, 2], 1701)), "a rule for every port first");
+        assert!(!spd.port_specific(&flow([10, 1, 1, 2], [10, 4, 4, 2], 1701)), "no rule");
+        let mut tcp = flow([10, 1, 1, 2], [10, 2, 2, 2], 1701);
+        tcp.protocol = 6;
+        assert!(!spd.port_specific(&tcp), "another protocol");
     }
 }

@@ -18,6 +18,10 @@ pub const GAUGES: &[&str] = &["templates"];
 pub struct Gateway {
     /// Clear packets from the TUN dropped.
     pub bypass_dropped: u64,
+    /// Inner datagrams reassembled from fragments that rules with ports carry.
+    pub reassembled: u64,
+    /// Such fragments (or their datagrams) dropped: overlaps, bounds, timeouts.
+    pub reassembly_dropped: u64,
     /// ESP/AH datagrams dropped, send buffer full.
     pub esp_send_buffer_full: u64,
     /// IKE datagrams dropped, send buffer full.
@@ -86,6 +90,8 @@ pub fn json(s: &esp::Statistics, g: &Gateway, ike: &IkeStatistics, exchanges: &E
         "fragmented": s.fragmented,
         "queue_dropped": s.queue_dropped,
         "bypass_dropped": g.bypass_dropped,
+        "reassembled": g.reassembled,
+        "reassembly_dropped": g.reassembly_dropped,
         "inbound_clear_refused": s.inbound_clear_refused,
         "inbound_unknown_spi": i.unknown_spi,
         "inbound_authentication": i.authentication,
@@ -158,6 +164,8 @@ pub fn text(j: &Value) -> String {
         ("acquires", "acquires"),
         ("queue_dropped", "queued packets dropped"),
         ("bypass_dropped", "clear packets from the TUN dropped"),
+        ("reassembled", "inner datagrams reassembled before sealing"),
+        ("reassembly_dropped", "inner fragments dropped in reassembly"),
         ("inbound_unknown_spi", "inbound unknown SPI"),
         ("inbound_authentication", "inbound authentication failures"),
         ("inbound_replayed", "inbound replayed"),

@@ -19,6 +19,7 @@ pub mod inert;
 mod lexer;
 pub mod model;
 mod parser;
+mod protected;
 pub mod render;
 pub mod secret;
 pub mod validate;

@@ -363,6 +363,18 @@ impl AclProtocol {
     pub fn has_ports(self) -> bool {
         matches!(self, AclProtocol::Tcp | AclProtocol::Udp)
     }
+
+    /// The IP protocol number; 0 for `ip` (any protocol, as a proxy ID writes it).
+    pub fn number(self) -> u8 {
+        match self {
+            AclProtocol::Ip => 0,
+            AclProtocol::Icmp => 1,
+            AclProtocol::Tcp => 6,
+            AclProtocol::Udp => 17,
+            AclProtocol::Gre => 47,
+            AclProtocol::Number(n) => n,
+        }
+    }
 }
 
 /// A source or destination: `any`, or an address with a wildcard (inverse) mask.
@@ -452,6 +464,29 @@ pub struct AclRule {
     pub source_port: Option<PortMatch>,
     /// `destination-port` (TCP/UDP only).
     pub destination_port: Option<PortMatch>,
+}
+
+impl AclRule {
+    /// What the rule matches as a security policy selector (written from this gateway's side:
+    /// the source is ours), with its real port ranges; `None` when a wildcard is not
+    /// contiguous (no prefix holds it).
+    pub fn selector(&self) -> Option<spd::Selector> {
+        let prefix = |m: AddressMatch| {
+            let (low, high) = m.range()?;
+            Some(spd::Prefix::new(Ipv4Addr::from(low), (high ^ low).leading_zeros() as u8))
+        };
+        let ports = |m: Option<PortMatch>| {
+            let (first, last) = m?.range();
+            Some(spd::PortRange { first: first.min(65_535) as u16, last: last.min(65_535) as u16 })
+        };
+        Some(spd::Selector {
+            protocol: Some(self.protocol.number()).filter(|p| *p != 0),
+            local: prefix(self.source)?,
+            remote: prefix(self.destination)?,
+            local_ports: ports(self.source_port),
+            remote_ports: ports(self.destination_port),
+        })
+    }
 }
 
 /// An IPsec (phase-2) proposal.

@@ -22,6 +22,7 @@ use crate::algorithm::{AuthenticationMethod, ExchangeMode, Transform, Value};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Location, Severity};
 use crate::model::{AclAction, AclProtocol, AclRule, Config, PolicyEntry, PolicySettings, TunnelLocal};
 use crate::parser::{SourceMap, View};
+pub use crate::protected::{protected_ranges, protecting_policy, protocol_ranges, ProtectedRange};
 
 /// Shortest pre-shared key that does not draw a warning.
 pub const MIN_KEY_LEN: usize = 16;
@@ -597,13 +598,17 @@ impl Validator<'_> {
                 self.warn(&view, setting, DiagnosticKind::Ignored, m);
             }
         }
-        for (n, acl) in &config.acls {
+        // A deny rule exempts traffic from its entry (docs/configuration.md); in a template's
+        // ACL it has no effect, since the branches propose the flows.
+        let templates = config.policy_templates.values().flat_map(|entries| entries.values());
+        for n in templates.filter_map(|settings| settings.acl).collect::<std::collections::BTreeSet<_>>() {
+            let Some(acl) = config.acls.get(&n) else { continue };
             for (id, _) in acl.rules.iter().filter(|(_, r)| r.action == AclAction::Deny) {
                 let m = format!(
-                    "acl {n} rule {id} deny has no effect here: keysteward protects the flows of the permit rules \
-                     and does not exempt traffic within them; narrow the permit rules instead"
+                    "acl {n} rule {id} deny has no effect in a policy template's ACL: the branches propose \
+                     the flows; narrow the permit rules instead"
                 );
-                self.warn(&View::Acl(*n), &format!("rule {id}"), DiagnosticKind::Ignored, m);
+                self.warn(&View::Acl(n), &format!("rule {id}"), DiagnosticKind::Ignored, m);
             }
         }
     }
@@ -699,74 +704,6 @@ impl Validator<'_> {
             self.report(&[route_key(route)], Severity::Warning, DiagnosticKind::Ignored, m);
         }
     }
-}
-
-/// The policy entry (`policy1 1`) of a policy group applied to an interface whose ACL
-/// protects every destination of `route`: a permit rule whose destination covers the route's
-/// prefix (isakmp entries and the templates they bind). Such traffic is routed into the TUN by
-/// the daemon, so the static route is not installed (it would carry the traffic in clear if it
-/// won, being as specific or more), and `check` says so. Entries count whether complete or
-/// not: the daemon keeps an incomplete entry's prefixes fail-closed.
-pub fn protecting_policy(config: &Config, route: &crate::model::StaticRoute) -> Option<String> {
-    let mask = u32::from(crate::model::prefix_to_mask(route.prefix_len));
-    let low = u32::from(route.destination) & mask;
-    let high = low | !mask;
-    protected_ranges(config).into_iter().find(|r| r.low <= low && high <= r.high).map(|r| r.policy)
-}
-
-/// One destination range a policy entry applied to an interface routes into the TUN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtectedRange {
-    /// The policy entry, `policy1 1`.
-    pub policy: String,
-    /// True for an entry that binds a template (its routes come with the branches' flows).
-    pub template: bool,
-    /// The first address.
-    pub low: u32,
-    /// The last address.
-    pub high: u32,
-}
-
-impl ProtectedRange {
-    /// The range as a prefix: its first address and length (a rule's wildcard is contiguous).
-    pub fn prefix(&self) -> (Ipv4Addr, u8) {
-        let size = (self.high - self.low).wrapping_add(1);
-        let length = if size == 0 { 0 } else { 32 - size.trailing_zeros() as u8 };
-        (Ipv4Addr::from(self.low), length)
-    }
-}
-
-/// The destination ranges of the `permit ip` rules of every policy entry applied to an
-/// interface: the daemon routes a rule's whole destination prefix into the TUN (or, while the
-/// entry is incomplete, keeps it fail-closed). Left out, as the
-/// daemon's routing leaves them out of the main table: the default route (`destination any`
-/// or a /0; the operator's default route stays), and a range holding a peer's own
-/// `remote-address` (policy-routed, ahead of the main table).
-pub fn protected_ranges(config: &Config) -> Vec<ProtectedRange> {
-    let peers: Vec<u32> = config.ike_peers.values().filter_map(|p| p.remote_address).map(u32::from).collect();
-    let mut ranges = Vec::new();
-    for name in config.interfaces.values().filter_map(|i| i.ipsec_policy.as_ref()) {
-        for (seq, entry) in config.ipsec_policies.get(name).into_iter().flatten() {
-            let (acl, template) = match entry {
-                PolicyEntry::Isakmp(s) => (s.acl, false),
-                PolicyEntry::Template(t) => {
-                    (config.policy_templates.get(t).and_then(|e| e.values().next()).and_then(|s| s.acl), true)
-                }
-            };
-            let Some(acl) = acl.and_then(|n| config.acls.get(&n)) else { continue };
-            // Only a rule for every protocol is routed as a whole prefix; a rule with a protocol is
-            // policy-routed by protocol, ahead of the main table (a static route stays its clear path).
-            let all = |r: &&AclRule| r.action == AclAction::Permit && r.protocol == AclProtocol::Ip;
-            for r in acl.rules.values().filter(all) {
-                let Some((low, high)) = r.destination.range() else { continue };
-                if (low, high) == (0, u32::MAX) || peers.iter().any(|a| low <= *a && *a <= high) {
-                    continue;
-                }
-                ranges.push(ProtectedRange { policy: format!("{name} {seq}"), template, low, high });
-            }
-        }
-    }
-    ranges
 }
 
 /// The source-map key of an `ip route-static` line (`parser::system`).

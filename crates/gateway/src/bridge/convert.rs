@@ -51,35 +51,69 @@ pub(super) fn peer_addresses(config: &ike::Config) -> Vec<Ipv4Addr> {
     addresses.filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect()
 }
 
-/// The flows routed into the TUN by protocol ([`esp::protocol_routed`], docs/DESIGN.md "Rules
-/// with protocol and ports") among the rules of every policy but the templates; those toward a
-/// peer gateway's own address only if `toward_peers` (`routing::gateway_flows` routes them).
-pub fn protocol_routed(config: &ike::Config, templates: &[bool], toward_peers: bool) -> Vec<(Prefix, u8)> {
+/// The rules of each policy (same index as the engine's) that come before each of its permit
+/// rules: its ACL's `deny` rules, with the number of permit rules before each
+/// ([`crate::engine_config::deny_rules`]).
+pub type Denies = [Vec<(usize, Selector)>];
+
+/// The flows policy-routed into the TUN ahead of the main table, whose packets that no rule
+/// protects the data plane hands back to the clear path (docs/DESIGN.md "Rules with protocol
+/// and ports", "Deny rules"), among the rules of every policy but the templates: by protocol
+/// ([`esp::protocol_routed`]; those toward a peer gateway's own address only if
+/// `toward_peers`, `routing::gateway_flows` routes them), and the whole remote prefixes of the
+/// permit rules of a policy with deny rules (protocol `None`).
+pub fn protocol_routed(
+    config: &ike::Config,
+    templates: &[bool],
+    denies: &Denies,
+    toward_peers: bool,
+) -> Vec<(Prefix, Option<u8>)> {
     let ours = |(i, _): &(usize, &ike::PolicyConfig)| !templates.get(*i).copied().unwrap_or(false);
     let policies = config.policies.iter().enumerate().filter(ours);
-    let selectors: Vec<Selector> = policies.flat_map(|(_, p)| p.selectors.iter().map(selector)).collect();
-    esp::protocol_routed(&selectors, &peer_addresses(config), toward_peers)
+    let selectors: Vec<Selector> =
+        policies.clone().flat_map(|(_, p)| p.selectors.iter().map(selector)).collect();
+    let routed = esp::protocol_routed(&selectors, &peer_addresses(config), toward_peers);
+    let mut flows: Vec<(Prefix, Option<u8>)> =
+        routed.into_iter().map(|(p, protocol)| (p, Some(protocol))).collect();
+    let peers = peer_addresses(config);
+    for (_, policy) in policies.filter(|(i, _)| denies.get(*i).is_some_and(|d| !d.is_empty())) {
+        let whole = policy.selectors.iter().map(selector).filter(|s| s.protocol.is_none());
+        for s in whole.filter(|s| !peers.iter().any(|a| s.remote.contains(*a))) {
+            if !flows.contains(&(s.remote, None)) {
+                flows.push((s.remote, None));
+            }
+        }
+    }
+    flows
 }
 
-/// The SPD of the engine's policies: one `Protect` rule per ACL permit rule, in policy and
-/// rule order, and `Bypass` for the rest (VRP's default). Template policies (`templates[i]`
-/// true) get no static rule: their flows are added as branches negotiate them. The flows
-/// routed in by protocol ([`protocol_routed`]) fall back to the clear path. Returns the
-/// engine selector of each rule too, so an acquire raised on rule `i` names the engine's
-/// policy and flow.
-pub fn spd(config: &ike::Config, templates: &[bool]) -> (Spd, Vec<TrafficSelector>) {
+/// The SPD of the engine's policies: in policy and rule order, one `Protect` rule per ACL
+/// permit rule and one `Bypass` rule per deny rule (`denies`), and `Bypass` for the rest
+/// (VRP's default). Template policies (`templates[i]` true) get no static rule: their flows
+/// are added as branches negotiate them. The flows routed in ahead of the main table
+/// ([`protocol_routed`]) fall back to the clear path. Returns the engine selector of each
+/// rule too, so an acquire raised on rule `i` names the engine's policy and flow.
+pub fn spd(config: &ike::Config, templates: &[bool], denies: &Denies) -> (Spd, Vec<TrafficSelector>) {
     let mut rules = Vec::new();
     let mut selectors = Vec::new();
+    let any = ike::Subnet::new(Ipv4Addr::UNSPECIFIED, 0);
     for (index, policy) in config.policies.iter().enumerate() {
         if templates.get(index).copied().unwrap_or(false) {
             continue;
         }
-        for ts in &policy.selectors {
-            rules.push(Rule { selector: selector(ts), action: Action::Protect(PolicyIndex(index)) });
-            selectors.push(*ts);
+        let denies = denies.get(index).map_or(&[][..], Vec::as_slice);
+        for position in 0..=policy.selectors.len() {
+            for (_, deny) in denies.iter().filter(|(before, _)| *before == position) {
+                rules.push(Rule { selector: *deny, action: Action::Bypass });
+                selectors.push(TrafficSelector::between(any, any)); // never acquired
+            }
+            if let Some(ts) = policy.selectors.get(position) {
+                rules.push(Rule { selector: selector(ts), action: Action::Protect(PolicyIndex(index)) });
+                selectors.push(*ts);
+            }
         }
     }
-    let fallback = protocol_routed(config, templates, true);
+    let fallback = protocol_routed(config, templates, denies, true);
     (Spd::new(rules, Action::Bypass).with_clear_fallback(fallback), selectors)
 }
 
@@ -144,7 +178,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
         let config = vrp::load_file(&path, None).unwrap().config.unwrap();
         let engine = crate::engine_config::engine_config(&config).unwrap();
-        let (spd, selectors) = spd(&engine, &[]);
+        let (spd, selectors) = spd(&engine, &[], &[]);
         assert_eq!(spd.rules().len(), 1);
         assert_eq!(selectors, engine.policies[0].selectors);
         let rule = spd.rules()[0];

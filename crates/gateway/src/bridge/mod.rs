@@ -33,7 +33,7 @@ use socket2::Socket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use self::convert::{sa_pair, selector, spd, unsupported_pair};
+use self::convert::{sa_pair, selector, spd, unsupported_pair, Denies};
 use crate::data_path::fast_path::{self, SpawnError};
 use crate::data_path::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
 use crate::os::routes::Routes;
@@ -112,18 +112,19 @@ pub struct Bridge {
 impl Bridge {
     /// A data path over `tun` with the SPD of `config`, raw ESP sockets `raw` and UDP 4500
     /// sockets `udp` (for ESP-in-UDP); `templates` says which policies are templates
-    /// ([`crate::engine_config::template_policies`]). Starts the data-plane thread, which
+    /// ([`crate::engine_config::template_policies`]) and `denies` gives their ACLs' deny rules
+    /// ([`crate::engine_config::deny_rules`]). Starts the data-plane thread, which
     /// reports to `notices`, and hands IKE messages that arrive on UDP 4500 to `ike`.
     pub fn new(
         config: &ike::Config,
-        templates: Vec<bool>,
+        (templates, denies): (Vec<bool>, &Denies),
         tun: Arc<tun_rs::SyncDevice>,
         (raw, raw_ah): (HashMap<IpAddr, Arc<Socket>>, HashMap<IpAddr, Arc<Socket>>),
         udp: Vec<UdpHandles>,
         notices: mpsc::Sender<Notice>,
         ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) -> Result<Self, BridgeError> {
-        let (spd, rule_selectors) = spd(config, &templates);
+        let (spd, rule_selectors) = spd(config, &templates, denies);
         let device = tun.name().unwrap_or_else(|e| {
             warn!("cannot read the TUN device's name ({e}); template routes will fail");
             String::new()
@@ -132,7 +133,8 @@ impl Bridge {
         let mut shared = Shared::new(plane, rule_selectors, templates);
         shared.set_recovery_peers(config);
         let shared = Arc::new(Mutex::new(shared));
-        let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
+        let (udp, thread_udp) =
+            udp.into_iter().map(|h| ((h.local, h.send), (h.local, Arc::new(h.read)))).unzip();
         let drops = Arc::new(SendDrops::default());
         let flows = inner_flows::Published::default();
         fast_path::spawn(fast_path::Io {
@@ -173,7 +175,7 @@ impl Bridge {
 
     /// The data plane's counters (a copy: the thread keeps counting).
     pub fn statistics(&self) -> esp::Statistics {
-        *lock(&self.shared).plane.statistics()
+        lock(&self.shared).statistics()
     }
 
     /// True when a raw ESP socket is open on `address`.
@@ -190,7 +192,7 @@ impl Bridge {
             self.raw_ah.insert(address, socket);
         }
         if !added.ah.is_empty() {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -203,11 +205,11 @@ impl Bridge {
             self.raw.insert(address, socket);
         }
         for UdpHandles { local, send, read } in udp {
-            added.udp.push((local, read));
+            added.udp.push((local, Arc::new(read)));
             self.udp.insert(local, send);
         }
         if !(added.raw.is_empty() && added.udp.is_empty()) {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -218,12 +220,17 @@ impl Bridge {
     /// acquire are dropped: rule numbers changed, and the next packet raises the acquire
     /// again. The template flows of the pairs kept are protected again under their new
     /// policy numbers; the routes of the others go.
-    pub fn reconfigure(&mut self, config: &ike::Config, templates: Vec<bool>, diff: &ike::ConfigDiff) {
-        let (spd, rule_selectors) = spd(config, &templates);
+    pub fn reconfigure(
+        &mut self,
+        config: &ike::Config,
+        (templates, denies): (Vec<bool>, &Denies),
+        diff: &ike::ConfigDiff,
+    ) {
+        let (spd, rule_selectors) = spd(config, &templates, denies);
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.replace_spd(spd);
-        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        let removed = shared.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
         shared.rule_selectors = rule_selectors;
         shared.templates = templates;
         shared.set_recovery_peers(config);
@@ -291,9 +298,10 @@ impl Bridge {
     }
 
     /// Packets read from the TUN that policy lets pass in clear, dropped (clear traffic is
-    /// the kernel's to forward).
-    pub fn bypass_dropped(&self) -> u64 {
-        lock(&self.shared).bypass_dropped
+    /// the kernel's to forward); and what the reassembly of inner fragments did.
+    pub fn bypass_dropped(&self) -> (u64, reassembly::Counters) {
+        let shared = lock(&self.shared);
+        (shared.bypass_dropped, shared.reassembly)
     }
 
     /// The counters of datagrams dropped on a full send buffer, for the IKE loop's sends.
@@ -350,18 +358,38 @@ impl Bridge {
         let (local, remote, udp_encapsulated) =
             (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
         let shared = self.shared.clone();
-        let mut shared = lock(&shared);
-        let template_rule = (shared.is_template(PolicyIndex(policy)) && !inbound_first).then(|| Rule {
+        let template = lock(&shared).is_template(PolicyIndex(policy)).then(|| Rule {
             selector: selector(&pair.selector),
             action: Action::Protect(PolicyIndex(policy)),
         });
+        let first = template.filter(|rule| !self.template_flows.contains_key(rule));
+        // A template flow's first pair goes in whole with QM3: until then the flow has no
+        // rule and no route into the TUN, and the answer to a packet an inbound half opened
+        // would leave by the kernel's own routing. Its rekeys go inbound-first. Its route
+        // comes before its SAs (outside the lock): the data-plane thread opens the packets
+        // that came early as soon as the SA is in, and their answers need the route.
+        match first {
+            Some(_) if inbound_first => return,
+            Some(rule) => {
+                self.route_changes.push(RouteChange::Add(rule, pair.peer.clone(), pair.remote.ip()));
+                self.apply_route_changes();
+            }
+            None => {}
+        }
+        let mut shared = lock(&shared);
+        let template_rule = template.filter(|_| !inbound_first);
         let installed = if inbound_first {
-            shared.plane.install_inbound_first(sa_pair, &mut self.rng)
+            shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
-            shared.plane.install(sa_pair, &mut self.rng)
+            shared.install(sa_pair, &mut self.rng)
         };
         if let Err(e) = installed {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
+            drop(shared);
+            if let Some(rule) = first.filter(|r| !self.remotes.contains_key(&r.selector.remote)) {
+                self.route_changes.push(RouteChange::Remove(rule.selector.remote));
+                self.apply_route_changes();
+            }
             return;
         }
         if let Some(rule) = template_rule {
@@ -434,8 +462,8 @@ impl Bridge {
         }
         *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
+        // Its route went in before its SAs (`install`).
         debug!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
     }
 
     /// A pair of a template flow is gone: the last one takes the rule and route with it.
@@ -467,7 +495,7 @@ impl Bridge {
     pub fn remove_inbound(&mut self, spi: u32) {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
-        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        shared.remove_by_inbound_spi(esp::Spi(spi));
         self.held.remove(&spi);
         for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
             let dropped = shared.plane.abandon_acquire(policy);

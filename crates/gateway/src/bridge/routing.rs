@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use esp::{Prefix, Selector};
 
-use super::convert::{peer_addresses, protocol_routed, selector};
+use super::convert::{peer_addresses, protocol_routed, selector, Denies};
 use crate::os::routes::{GatewayFlows, Routes};
 use crate::os::OsError;
 
@@ -15,16 +15,16 @@ use crate::os::OsError;
 ///
 /// A prefix that contains a peer gateway's own address is left out, and so is a flow routed
 /// by its protocol ([`protocol_routed`]): both are policy-routed instead ([`gateway_flows`]).
-pub fn static_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix> {
+pub fn static_prefixes(config: &ike::Config, templates: &[bool], denies: &Denies) -> Vec<Prefix> {
     let peers = peer_addresses(config);
-    let by_protocol = protocol_routed(config, templates, false);
+    let by_protocol = protocol_routed(config, templates, denies, false);
     config
         .policies
         .iter()
         .enumerate()
         .filter(|(index, _)| !templates.get(*index).copied().unwrap_or(false))
         .flat_map(|(_, p)| p.selectors.iter().map(selector))
-        .filter(|s| !s.protocol.is_some_and(|p| by_protocol.contains(&(s.remote, p))))
+        .filter(|s| !by_protocol.contains(&(s.remote, s.protocol)))
         .map(|s| s.remote)
         .filter(|remote| !peers.iter().any(|a| remote.contains(*a)))
         .collect()
@@ -43,7 +43,7 @@ pub fn template_route(remote: Prefix) -> Option<Prefix> {
 /// mode between the gateways, or a tunnel covering them), with the peers concerned and the
 /// source address for the gateway's own packets, then the flows routed by their protocol
 /// ([`protocol_routed`]): the policy routing [`Routes::set_gateway_flows`] sets up for them.
-pub fn gateway_flows(config: &ike::Config, templates: &[bool]) -> GatewayFlows {
+pub fn gateway_flows(config: &ike::Config, templates: &[bool], denies: &Denies) -> GatewayFlows {
     let peers = peer_addresses(config);
     let selectors: Vec<Selector> =
         config.policies.iter().flat_map(|p| p.selectors.iter().map(selector)).collect();
@@ -59,11 +59,7 @@ pub fn gateway_flows(config: &ike::Config, templates: &[bool]) -> GatewayFlows {
         flows: flows
             .iter()
             .map(|s| (s.remote, s.protocol))
-            .chain(
-                protocol_routed(config, templates, false)
-                    .into_iter()
-                    .map(|(p, protocol)| (p, Some(protocol))),
-            )
+            .chain(protocol_routed(config, templates, denies, false))
             .collect(),
         source,
     }
@@ -84,12 +80,16 @@ pub fn template_prefixes(config: &ike::Config, templates: &[bool]) -> Vec<Prefix
 /// Routes for every policy of `config` but the templates: [`static_prefixes`] in the main
 /// table, and the flows to a peer gateway's own address by policy routing; what an earlier
 /// run left is adopted.
-pub fn routes_for_config(device: &str, config: &ike::Config, templates: &[bool]) -> Result<Routes, OsError> {
+pub fn routes_for_config(
+    device: &str,
+    config: &ike::Config,
+    (templates, denies): (&[bool], &Denies),
+) -> Result<Routes, OsError> {
     Routes::start(
         device,
-        static_prefixes(config, templates),
+        static_prefixes(config, templates, denies),
         &template_prefixes(config, templates),
-        &gateway_flows(config, templates),
+        &gateway_flows(config, templates, denies),
     )
 }
 
@@ -110,6 +110,23 @@ pub fn inert_prefixes(typed: &vrp::Config, applied: &vrp::Config) -> Vec<Prefix>
         }
     }
     held
+}
+
+/// The flows routed by protocol (`ip rule … ipproto P lookup 4500`) of the policy entries of
+/// `typed` that `applied` does not have (inert, as for [`inert_prefixes`]): their rules stay,
+/// so that traffic keeps reaching the data plane, which has no rule for it and drops it,
+/// instead of taking the main table's static route in clear.
+pub fn inert_flows(typed: &vrp::Config, applied: &vrp::Config) -> Vec<(Prefix, Option<u8>)> {
+    let complete = vrp::validate::protocol_ranges(applied);
+    let inert = vrp::validate::protocol_ranges(typed).into_iter().filter(|r| !complete.contains(r));
+    let flows =
+        inert.map(|(range, protocol)| (Prefix::new(range.prefix().0, range.prefix().1), Some(protocol)));
+    flows.fold(Vec::new(), |mut all, flow| {
+        if !all.contains(&flow) {
+            all.push(flow);
+        }
+        all
+    })
 }
 
 /// The configuration's `ip route-static`, as [`crate::os::static_routes`] installs them: the
@@ -190,12 +207,12 @@ mod tests {
     fn inside_prefixes_are_plain_routes() {
         let config =
             fw_a_with_rule(" rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255");
-        assert_eq!(static_prefixes(&config, &[]), [Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24)]);
+        assert_eq!(static_prefixes(&config, &[], &[]), [Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24)]);
         assert_eq!(
-            gateway_flows(&config, &[]),
+            gateway_flows(&config, &[], &[]),
             GatewayFlows { peers: vec![], flows: vec![], source: Some("192.0.2.1".into()) }
         );
-        assert!(static_prefixes(&config, &[true]).is_empty(), "a template's flows come when negotiated");
+        assert!(static_prefixes(&config, &[true], &[]).is_empty(), "a template's flows come when negotiated");
     }
 
     /// A flow to the peer gateway's own address (GRE between the gateways) is policy-routed:
@@ -204,8 +221,8 @@ mod tests {
     #[test]
     fn a_flow_to_the_peer_itself_is_policy_routed() {
         let config = fw_a_with_rule(" rule 5 permit gre source 192.0.2.1 0 destination 192.0.2.2 0");
-        assert!(static_prefixes(&config, &[]).is_empty());
-        let plan = gateway_flows(&config, &[]);
+        assert!(static_prefixes(&config, &[], &[]).is_empty());
+        let plan = gateway_flows(&config, &[], &[]);
         assert_eq!(plan.peers, [Ipv4Addr::new(192, 0, 2, 2)]);
         assert_eq!(plan.flows, [(Prefix::new(Ipv4Addr::new(192, 0, 2, 2), 32), Some(47))]);
         assert_eq!(plan.source.as_deref(), Some("192.0.2.1"));
@@ -220,10 +237,13 @@ mod tests {
         let l2tp = " rule 5 permit udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 1701";
         let config = fw_a_with_rule(l2tp);
         let net = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
-        assert!(static_prefixes(&config, &[]).is_empty());
-        assert_eq!(gateway_flows(&config, &[]).flows, [(net, Some(17))]);
-        assert!(gateway_flows(&config, &[true]).flows.is_empty(), "a template's flows come when negotiated");
-        let (spd, _) = super::super::convert::spd(&config, &[]);
+        assert!(static_prefixes(&config, &[], &[]).is_empty());
+        assert_eq!(gateway_flows(&config, &[], &[]).flows, [(net, Some(17))]);
+        assert!(
+            gateway_flows(&config, &[true], &[]).flows.is_empty(),
+            "a template's flows come when negotiated"
+        );
+        let (spd, _) = super::super::convert::spd(&config, &[], &[]);
         let packet = |protocol: u8, dport: u16| {
             let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
             p.extend_from_slice(&[0x13, 0x88]);
@@ -238,8 +258,50 @@ mod tests {
         let both = fw_a_with_rule(&format!(
             "{l2tp}\n rule 10 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.0.0 0.0.255.255"
         ));
-        assert_eq!(static_prefixes(&both, &[]), [net, Prefix::new(Ipv4Addr::new(10, 2, 0, 0), 16)]);
-        assert!(gateway_flows(&both, &[]).flows.is_empty());
-        assert!(!super::super::convert::spd(&both, &[]).0.leaves_in_clear(&packet(17, 9999)));
+        assert_eq!(static_prefixes(&both, &[], &[]), [net, Prefix::new(Ipv4Addr::new(10, 2, 0, 0), 16)]);
+        assert!(gateway_flows(&both, &[], &[]).flows.is_empty());
+        assert!(!super::super::convert::spd(&both, &[], &[]).0.leaves_in_clear(&packet(17, 9999)));
+    }
+
+    /// Issue 15: a deny rule before a permit rule is a `Bypass` rule in the SPD, in rule order;
+    /// the permit rule's whole prefix is policy-routed (not a main-table route), what the deny
+    /// rule exempts is handed back to the clear path, and the static route toward the prefix is
+    /// installed as that clear path.
+    #[test]
+    fn a_deny_rule_exempts_its_traffic_in_rule_order() {
+        let deny = " rule 1 deny udp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255 destination-port eq 9999";
+        let permit = " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255";
+        let late = " rule 9 deny icmp source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let text =
+            std::fs::read_to_string(path).unwrap().replace(permit, &format!("{deny}\n{permit}\n{late}"));
+        let typed = vrp::parse("fw_a.cfg", &text).unwrap().config;
+        let config = crate::engine_config::engine_config(&typed).unwrap();
+        let denies = crate::engine_config::deny_rules(&typed, &config);
+        assert_eq!(denies[0].iter().map(|(before, _)| *before).collect::<Vec<_>>(), [0, 1]);
+        let (spd, selectors) = super::super::convert::spd(&config, &[], &denies);
+        let actions: Vec<esp::Action> = spd.rules().iter().map(|r| r.action).collect();
+        let protect = esp::Action::Protect(esp::PolicyIndex(0));
+        assert_eq!(actions, [esp::Action::Bypass, protect, esp::Action::Bypass]);
+        assert_eq!(selectors.len(), 3);
+        let packet = |protocol: u8, dport: u16| {
+            let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
+            p.extend_from_slice(&[0x13, 0x88]);
+            p.extend_from_slice(&dport.to_be_bytes());
+            p.extend_from_slice(&[0, 8, 0, 0]);
+            esp::Flow::parse_ipv4(&p).unwrap().0
+        };
+        assert_eq!(spd.lookup(&packet(17, 9999)), (Some(0), esp::Action::Bypass));
+        assert_eq!(spd.lookup(&packet(17, 53)).1, protect);
+        assert_eq!(spd.lookup(&packet(1, 0)).1, protect, "the permit rule comes first for ICMP");
+        assert!(spd.leaves_in_clear(&packet(17, 9999)));
+        let net = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
+        assert!(static_prefixes(&config, &[], &denies).is_empty());
+        assert_eq!(gateway_flows(&config, &[], &denies).flows, [(net, None)]);
+        let routes = static_routes(&typed, &crate::load::InterfaceMap::default());
+        assert_eq!(routes[0].superseded_by, None, "the clear path of what the deny rule exempts");
+        // Without the deny rules, as before.
+        assert_eq!(static_prefixes(&config, &[], &[]), [net]);
+        assert!(!super::super::convert::spd(&config, &[], &[]).0.leaves_in_clear(&packet(17, 9999)));
     }
 }

@@ -7,6 +7,7 @@ use esp::InboundSa;
 use ike::Engine;
 
 use super::{Bridge, Pair};
+use crate::data_path::shared::OpenSide;
 use crate::data_path::{lock, PairTraffic, Shared};
 
 impl Bridge {
@@ -27,14 +28,17 @@ impl Bridge {
     /// The traffic of every installed pair, in install order.
     pub fn traffic(&self) -> Vec<PairTraffic> {
         let shared = lock(&self.shared);
-        self.pairs.iter().map(|pair| pair_traffic(&shared, pair)).collect()
+        let open = shared.open();
+        self.pairs.iter().map(|pair| pair_traffic(&shared, &open, pair)).collect()
     }
 
     /// The traffic of the first installed pair whose SPI is `inbound_spi`: a page of
     /// `display ipsec sa` takes the data plane's counters of its own pairs only.
     pub fn pair_traffic(&self, inbound_spi: u32) -> Option<PairTraffic> {
         let pair = self.pairs.iter().find(|p| p.inbound_spi == inbound_spi)?;
-        Some(pair_traffic(&lock(&self.shared), pair))
+        let shared = lock(&self.shared);
+        let open = shared.open();
+        Some(pair_traffic(&shared, &open, pair))
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and
@@ -43,8 +47,9 @@ impl Bridge {
         let mut reports = Vec::new();
         {
             let shared = lock(&self.shared);
+            let open = shared.open();
             for pair in &self.pairs {
-                if let Some(c) = shared.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
+                if let Some(c) = open.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
                     reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
                 }
                 if let Some((c, last_sequence)) = shared.plane.pair_outbound_usage(esp::Spi(pair.inbound_spi))
@@ -60,15 +65,15 @@ impl Bridge {
     }
 }
 
-/// The data plane's counters of `pair`.
-fn pair_traffic(shared: &Shared, pair: &Pair) -> PairTraffic {
+/// The data plane's counters of `pair` (`open`: the opening side of `shared`, locked).
+fn pair_traffic(shared: &Shared, open: &OpenSide, pair: &Pair) -> PairTraffic {
     let spi = esp::Spi(pair.inbound_spi);
     // The ESP SA's window, or the AH SA's for AH alone.
-    let window = shared
+    let window = open
         .plane
         .inbound_sa(spi)
         .map(InboundSa::replay_window)
-        .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+        .or_else(|| open.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
     // By our SPI, in constant time: a hub reports 100,000 pairs.
     let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
     PairTraffic {
@@ -77,7 +82,7 @@ fn pair_traffic(shared: &Shared, pair: &Pair) -> PairTraffic {
         local: pair.local,
         remote: pair.remote,
         udp_encapsulated: pair.udp_encapsulated,
-        inbound: shared.plane.inbound_usage(spi).unwrap_or_default(),
+        inbound: open.plane.inbound_usage(spi).unwrap_or_default(),
         outbound,
         sent_sequence,
         received_sequence: window.map_or(0, esp::ReplayWindow::highest),

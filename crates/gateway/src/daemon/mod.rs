@@ -303,14 +303,15 @@ impl Daemon {
             Some(tun) => tun,
             None => crate::os::tun::open_tun(&options.tun)?,
         };
-        let routes = routing::routes_for_config(&options.tun, &engine_config, &templates)?;
+        let denies = crate::engine_config::deny_rules(&config, &engine_config);
+        let routes = routing::routes_for_config(&options.tun, &engine_config, (&templates, &denies))?;
         // After the TUN routes: their start removes what an earlier run left, static routes too.
         let mut static_routes = StaticRoutes::new()?;
         static_routes.apply(routing::static_routes(&config, &options.interface_map));
         let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
         let bridge = Bridge::new(
             &engine_config,
-            templates,
+            (templates, &denies),
             tun,
             (raw, raw_ah),
             udp_4500,

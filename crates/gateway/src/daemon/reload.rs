@@ -86,9 +86,11 @@ impl Daemon {
         let new_sockets =
             open_sockets(&engine_config, &self.sockets, |address| bridge.has_raw_socket(address))?;
         let templates = template_policies(&config, &engine_config);
-        let prefixes = routing::static_prefixes(&engine_config, &templates);
+        let denies = crate::engine_config::deny_rules(&config, &engine_config);
+        let prefixes = routing::static_prefixes(&engine_config, &templates, &denies);
         let template_ranges = routing::template_prefixes(&engine_config, &templates);
-        let plan = routing::gateway_flows(&engine_config, &templates);
+        let mut plan = routing::gateway_flows(&engine_config, &templates, &denies);
+        plan.flows.extend(routing::inert_flows(typed, &config)); // kept fail-closed
         self.routes.add_missing(&prefixes)?;
         let held: Vec<_> =
             routing::inert_prefixes(typed, &config).into_iter().filter(|p| !prefixes.contains(p)).collect();
@@ -101,7 +103,7 @@ impl Daemon {
         let before = self.counts(now);
         let acquires = initiating(&config, &engine_config, &templates);
         let diff = self.engine.reconfigure(now, engine_config);
-        self.bridge.reconfigure(self.engine.config(), templates, &diff);
+        self.bridge.reconfigure(self.engine.config(), (templates, &denies), &diff);
         // The policy rules first: a prefix whose rule gained a protocol keeps its TUN route
         // until the rule for its protocol is there, so nothing protected leaves in clear.
         if let Err(e) = self.routes.set_gateway_flows(&plan) {

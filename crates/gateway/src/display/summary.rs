@@ -73,13 +73,15 @@ pub fn template_usage(engine: &ike::Engine, now: Instant) -> Vec<TemplateUsage> 
 /// cookies) and what the branches of each policy template hold against its caps (`sa max …`).
 pub fn ipsec_statistics_json(
     s: &esp::Statistics,
-    bypass: u64,
+    (bypass, fragments): (u64, reassembly::Counters),
     drops: &SendDrops,
     ike: (&ike::Statistics, &ike::ExchangeCounts),
     templates: &[TemplateUsage],
 ) -> serde_json::Value {
     let gateway = statistics::ipsec::Gateway {
         bypass_dropped: bypass,
+        reassembled: fragments.reassembled,
+        reassembly_dropped: fragments.dropped(),
         esp_send_buffer_full: drops.esp.load(Relaxed),
         ike_send_buffer_full: drops.ike.load(Relaxed),
     };
@@ -296,8 +298,13 @@ mod tests {
             peers: 3,
         };
         let engine = (&ike::Statistics::default(), &ike::ExchangeCounts::default());
-        let facts =
-            ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[usage]);
+        let facts = ipsec_statistics_json(
+            &esp::Statistics::default(),
+            (0, Default::default()),
+            &SendDrops::default(),
+            engine,
+            &[usage],
+        );
         let Response::Ok { text, json } = ipsec_statistics(facts) else { panic!("not ok") };
         assert!(
             text.ends_with(
@@ -310,7 +317,13 @@ mod tests {
         assert_eq!(json["templates"][0]["flows"], 4);
         assert_eq!(json["templates"][0]["max"]["flow"], 300);
         assert_eq!(json["templates"][0]["max"]["per_peer_ike_sa"], 4);
-        let facts = ipsec_statistics_json(&esp::Statistics::default(), 0, &SendDrops::default(), engine, &[]);
+        let facts = ipsec_statistics_json(
+            &esp::Statistics::default(),
+            (0, Default::default()),
+            &SendDrops::default(),
+            engine,
+            &[],
+        );
         let Response::Ok { text, .. } = ipsec_statistics(facts) else { panic!() };
         assert!(!text.contains("template"), "{text}");
     }

@@ -452,8 +452,10 @@ fn planned_rules(plan: &GatewayFlows, device: &str) -> Vec<Rule> {
             iif: None,
         };
         // What the data plane hands back (a packet of the flow's protocol that no rule
-        // protects, `spd::Spd::leaves_in_clear`) takes the main table: its clear path.
-        let back = protocol.map(|_| Rule {
+        // protects or a deny rule exempts, `spd::Spd::leaves_in_clear`) takes the main table:
+        // its clear path. Not for a flow to a peer's own address with every protocol.
+        let to_peer = plan.peers.iter().any(|a| remote.contains(*a));
+        let back = (protocol.is_some() || !to_peer).then(|| Rule {
             priority: GATEWAY_BYPASS_PREF,
             table: MAIN_TABLE,
             iif: Some(device.to_owned()),
