@@ -5,14 +5,13 @@
 //! slow or blocked path cannot stall the loop that serves every peer and the control socket.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use ike::{Engine, Event};
 use telemetry::events::log_event;
 use telemetry::refusals::RefusalLog;
-use tokio::net::UdpSocket;
 use tracing::{debug, error, info, warn};
 
 use crate::bridge::Bridge;

@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use ike::Engine;
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -174,7 +173,7 @@ struct Daemon {
     /// The configuration's `ip route-static`, installed (protocol 245) or not, and why.
     static_routes: StaticRoutes,
     /// The IKE sockets by local address.
-    sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+    sockets: HashMap<SocketAddr, Arc<std::net::UdpSocket>>,
     /// Where new UDP 500 readers deliver (a reload opens sockets for new addresses).
     datagrams: Datagrams,
     /// The VRP configuration in force (`show-config` and the configuration displays): the
