@@ -66,8 +66,11 @@ impl Queues {
         (opened, dropped)
     }
 
-    /// Moves queued packets of `policy` that `selector` covers to the ready list.
-    pub(super) fn release(&mut self, policy: PolicyIndex, selector: &Selector) {
+    /// Moves queued packets of `policy` that `selector` covers to the ready list. Returns the
+    /// flow of the first packet left in each queue it did not empty: the pair covers less
+    /// than its rule (the peer narrowed it), and those packets need an acquire of their own.
+    pub(super) fn release(&mut self, policy: PolicyIndex, selector: &Selector) -> Vec<Flow> {
+        let mut left = Vec::new();
         for rule in self.rules_of(policy) {
             let Some(queue) = self.acquire.get_mut(&rule) else { continue };
             let (covered, kept): (VecDeque<_>, VecDeque<_>) =
@@ -77,9 +80,12 @@ impl Queues {
             queue.packets = kept;
             if queue.packets.is_empty() {
                 self.acquire.remove(&rule);
+            } else if !covered.is_empty() {
+                left.extend(queue.packets.front().and_then(|p| Flow::parse_ipv4(p).ok()).map(|(f, ..)| f));
             }
             self.ready.extend(covered.into_iter().map(|packet| Released { packet, sa: None }));
         }
+        left
     }
 
     fn rules_of(&self, policy: PolicyIndex) -> Vec<Option<usize>> {

@@ -100,7 +100,21 @@ impl SealPlane {
     pub fn install(&mut self, half: OutboundHalf) {
         let OutboundHalf { entry, policy, selector } = half;
         self.databases.install(policy, selector, entry);
-        self.queues.release(policy, &selector);
+        for flow in self.queues.release(policy, &selector) {
+            // What the pair does not cover still waits: its acquire, unless a held pair covers it.
+            if let (Decision::Acquire { policy, rule, selector }, _) = self.databases.decide(&flow) {
+                if !self.held_covers(policy, &flow) {
+                    self.statistics.acquires += 1;
+                    self.events.push_back(Event::Acquire { policy, rule, selector, flow });
+                }
+            }
+        }
+    }
+
+    /// Whether a held pair of `policy` covers `flow`: it is negotiated, only its QM3 is on
+    /// the way, and its release lets the flow's packets go; an acquire would start a second pair.
+    fn held_covers(&self, policy: PolicyIndex, flow: &Flow) -> bool {
+        self.held.values().any(|h| h.policy == policy && h.selector.matches_outbound(flow))
     }
 
     /// Holds the outbound half of a pair whose inbound half is installed: it seals only after
@@ -192,9 +206,7 @@ impl SealPlane {
                 // A held pair covers the flow: it is negotiated, only its QM3 is on the way
                 // (the peer's packets on it opened, and this may be the answer to one), and
                 // its release lets the queue go; an acquire now would start a second pair.
-                if opened
-                    && !self.held.values().any(|h| h.policy == policy && h.selector.matches_outbound(&flow))
-                {
+                if opened && !self.held_covers(policy, &flow) {
                     self.statistics.acquires += 1;
                     self.events.push_back(Event::Acquire { policy, rule, selector, flow });
                 }

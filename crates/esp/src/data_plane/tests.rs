@@ -515,6 +515,40 @@ fn a_packet_for_a_held_pair_waits_for_its_release_without_an_acquire() {
 }
 
 #[test]
+fn what_a_narrowed_held_pair_leaves_queued_raises_its_acquire_on_release() {
+    // Our rule is 10.2.2.0/24 <-> 10.1.1.0/24; the peer proposed (and we hold) a pair for
+    // 10.1.1.2 only. Packets for 10.1.1.2 and 10.1.1.3 wait in the rule's one queue, neither
+    // raising an acquire while the pair is held; QM3 releases the first, and the second,
+    // which the pair does not cover, must raise its acquire then instead of waiting forever.
+    let (_, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    let held = SaPair {
+        policy: PolicyIndex(0),
+        selector: Selector::between(net(SITE_B, 24), net([10, 1, 1, 2], 32)),
+        params: k.params,
+        local: gateway(2),
+        remote: gateway(1),
+        inbound: keys(&k.a_to_b),
+        outbound: keys(&k.b_to_a),
+        protocols: Protocols::Esp,
+    };
+    b.install_inbound_first(held, &mut SeededRandom(2)).unwrap();
+    let covered = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0, 0, 1, 0, 1]);
+    let uncovered = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 3], &[0, 0, 0, 0, 0, 1, 0, 1]);
+    assert_eq!(b.seal(&covered, &mut buffer()), Outbound::Queued);
+    assert_eq!(b.seal(&uncovered, &mut buffer()), Outbound::Queued);
+    assert_eq!(b.poll_event(), None, "no acquire while the pair waits for QM3");
+    assert!(b.release_outbound(Spi(0xB001)));
+    let Some(Event::Acquire { flow, .. }) = b.poll_event() else {
+        panic!("the uncovered packet raises its acquire")
+    };
+    assert_eq!(flow.destination, Ipv4Addr::new(10, 1, 1, 3));
+    let mut out = buffer();
+    assert!(matches!(b.poll_queued(&mut out), Some(Outbound::Send(_))), "the covered packet leaves");
+    assert_eq!(b.queued_packets(), 1, "the uncovered one waits for its own pair");
+}
+
+#[test]
 fn duplicate_inbound_spi_is_refused() {
     let (mut a, mut b) = planes();
     let k = pair_keys(1, gcm());
