@@ -377,7 +377,9 @@ impl Bridge {
             None => {}
         }
         let mut shared = lock(&shared);
-        let template_rule = template.filter(|_| !inbound_first);
+        // A held rekey pair counts toward its template flow at once: should the flow's last
+        // pair go before QM3 (a Delete overtaking QM3, a hard limit), its rule and route stay.
+        let template_rule = template;
         let installed = if inbound_first {
             shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
@@ -414,23 +416,18 @@ impl Bridge {
         self.apply_route_changes();
     }
 
-    /// QM3 confirmed a pair installed inbound-first: its outbound SA seals from now on, and
-    /// a template flow's rule and route come with it. False when none is held under its SPI.
+    /// QM3 confirmed a pair installed inbound-first: its outbound SA seals from now on (a
+    /// template flow's rule and route were counted when it was held). False when none is
+    /// held under its SPI.
     fn release(&mut self, pair: &IpsecSaPair) -> bool {
         let spi = pair.inbound.spi().0;
         let found = self.held.remove(&spi).then(|| self.pairs.iter().rposition(|p| p.inbound_spi == spi));
-        let Some(index) = found.flatten() else { return false };
+        if found.flatten().is_none() {
+            return false;
+        }
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.release_outbound(esp::Spi(spi));
-        let policy = self.pairs[index].policy;
-        let rule = shared
-            .is_template(policy)
-            .then(|| Rule { selector: selector(&pair.selector), action: Action::Protect(policy) });
-        if let Some(rule) = rule {
-            self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
-        }
-        self.pairs[index].template_rule = rule;
         self.flush(&mut shared);
         drop(shared);
         self.apply_route_changes();
