@@ -178,7 +178,12 @@ impl Netlink {
         let mut failed = self.socket.send(&buffer, 0).err();
         while failed.is_none() && results.iter().any(Option::is_none) {
             match self.socket.recv_from_full() {
-                Ok((bytes, _)) => acknowledgements(&bytes, first, &mut results),
+                // An undecodable reply ends the wait: the acknowledgements it held (or hid)
+                // would otherwise be waited for forever, blocking the IKE loop.
+                Ok((bytes, _)) if !acknowledgements(&bytes, first, &mut results) => {
+                    failed = Some(io::Error::new(io::ErrorKind::InvalidData, "undecodable netlink reply"));
+                }
+                Ok(_) => {}
                 Err(e) => failed = Some(e),
             }
         }
@@ -329,17 +334,21 @@ impl Netlink {
     }
 }
 
-/// Fills in `results` (request `first` + i at index i) from the acknowledgements in `bytes`.
-fn acknowledgements(bytes: &[u8], first: u32, results: &mut [Option<io::Result<()>>]) {
+/// Fills in `results` (request `first` + i at index i) from the acknowledgements in `bytes`;
+/// false when a message in `bytes` cannot be decoded.
+fn acknowledgements(bytes: &[u8], first: u32, results: &mut [Option<io::Result<()>>]) -> bool {
     let mut offset = 0;
     while offset < bytes.len() {
-        let Ok(reply) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[offset..]) else { return };
+        let Ok(reply) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[offset..]) else {
+            return false;
+        };
         offset += (reply.header.length as usize).max(1).next_multiple_of(4);
         let index = reply.header.sequence_number.wrapping_sub(first) as usize;
         if let (NetlinkPayload::Error(error), Some(slot)) = (reply.payload, results.get_mut(index)) {
             *slot = Some(error.code.map_or(Ok(()), |_| Err(error.to_io())));
         }
     }
+    true
 }
 
 fn route_message(route: &Route) -> RouteMessage {
@@ -491,5 +500,25 @@ mod tests {
         });
         foreign.header.protocol = RouteProtocol::Static;
         assert_eq!(parse_route(&foreign), None, "only protocol 245 is ours");
+    }
+
+    /// An undecodable reply says so, so that `replace_routes` stops waiting for the
+    /// acknowledgements it would have held; a decodable one fills its slot.
+    #[test]
+    fn an_undecodable_acknowledgement_ends_the_wait() {
+        let mut results: Vec<Option<io::Result<()>>> = vec![None, None];
+        assert!(!acknowledgements(&[0xff; 7], 1, &mut results));
+        assert!(results.iter().all(Option::is_none));
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = 2;
+        let mut ack = NetlinkMessage::new(
+            header,
+            NetlinkPayload::<RouteNetlinkMessage>::Error(netlink_packet_core::ErrorMessage::default()),
+        );
+        ack.finalize();
+        let mut bytes = vec![0; ack.buffer_len()];
+        ack.serialize(&mut bytes);
+        assert!(acknowledgements(&bytes, 1, &mut results));
+        assert!(matches!(results[1], Some(Ok(()))), "error code 0 is an acknowledgement");
     }
 }
