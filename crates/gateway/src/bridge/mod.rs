@@ -244,6 +244,8 @@ impl Bridge {
             }
             None => false,
         });
+        let pairs = &self.pairs;
+        self.held.retain(|spi| pairs.iter().any(|p| p.inbound_spi == *spi));
         let old_flows = std::mem::take(&mut self.template_flows);
         self.remotes.clear();
         for rule in self.pairs.iter().filter_map(|p| p.template_rule) {
