@@ -106,19 +106,37 @@ pub struct CipherKey {
     inner: CipherInner,
 }
 
-// One per SA direction, built once: keeping the key schedule inline saves a pointer chase per
-// packet, and the unused bytes of the small variants cost nothing that matters.
-#[allow(clippy::large_enum_variant)]
+/// Which operations a [`CipherKey`] is keyed for: an SA direction needs one CBC key schedule,
+/// not both (issue 16: memory per SA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Encryption only (an outbound SA, whose CBC IVs come from the same forward cipher).
+    Seal,
+    /// Decryption only (an inbound SA).
+    Open,
+    /// Both.
+    Both,
+}
+
+// The key schedules live behind one pointer each (one chase per packet, against about 500
+// bytes an SA direction keeps only when its cipher needs them: a GCM SA holds no CBC room,
+// an inbound CBC SA no encrypting schedule).
 enum CipherInner {
     Null,
-    Cbc { encrypt: EncryptingKey, decrypt: DecryptingKey },
-    Gcm { key: aead::LessSafeKey, salt: Zeroizing<[u8; GCM_SALT_LEN]> },
+    Cbc { encrypt: Option<Box<EncryptingKey>>, decrypt: Option<Box<DecryptingKey>> },
+    Gcm(Box<(aead::LessSafeKey, Zeroizing<[u8; GCM_SALT_LEN]>)>),
 }
 
 impl CipherKey {
     /// Keys `cipher` with `key` ([`EspCipher::key_len`] bytes of KEYMAT; for AES-GCM, the key
-    /// followed by the 4-byte salt).
+    /// followed by the 4-byte salt) for both directions.
     pub fn new(cipher: EspCipher, key: &[u8]) -> Result<Self, EspCryptoError> {
+        Self::for_use(cipher, key, KeyUse::Both)
+    }
+
+    /// As [`CipherKey::new`], keyed only for `usage`: the other CBC direction's key schedule is
+    /// not built, and asking for it is [`EspCryptoError::WrongMode`].
+    pub fn for_use(cipher: EspCipher, key: &[u8], usage: KeyUse) -> Result<Self, EspCryptoError> {
         if key.len() != cipher.key_len() {
             return Err(EspCryptoError::KeyLength {
                 algorithm: cipher.name(),
@@ -146,10 +164,13 @@ impl CipherKey {
                     _ => &AES_256,
                 };
                 let unbound = || UnboundCipherKey::new(algorithm, key).map_err(|_| EspCryptoError::Internal);
-                CipherInner::Cbc {
-                    encrypt: EncryptingKey::cbc(unbound()?).map_err(|_| EspCryptoError::Internal)?,
-                    decrypt: DecryptingKey::cbc(unbound()?).map_err(|_| EspCryptoError::Internal)?,
-                }
+                let encrypt = (usage != KeyUse::Open)
+                    .then(|| EncryptingKey::cbc(unbound()?).map_err(|_| EspCryptoError::Internal))
+                    .transpose()?;
+                let decrypt = (usage != KeyUse::Seal)
+                    .then(|| DecryptingKey::cbc(unbound()?).map_err(|_| EspCryptoError::Internal))
+                    .transpose()?;
+                CipherInner::Cbc { encrypt: encrypt.map(Box::new), decrypt: decrypt.map(Box::new) }
             }
             EspCipher::AesGcm128 | EspCipher::AesGcm256 => {
                 let (aes_key, salt) = key.split_at(key.len() - GCM_SALT_LEN);
@@ -158,7 +179,7 @@ impl CipherKey {
                 let unbound =
                     aead::UnboundKey::new(algorithm, aes_key).map_err(|_| EspCryptoError::Internal)?;
                 let salt: [u8; GCM_SALT_LEN] = salt.try_into().map_err(|_| EspCryptoError::Internal)?;
-                CipherInner::Gcm { key: aead::LessSafeKey::new(unbound), salt: Zeroizing::new(salt) }
+                CipherInner::Gcm(Box::new((aead::LessSafeKey::new(unbound), Zeroizing::new(salt))))
             }
         };
         Ok(Self { cipher, inner })
@@ -175,6 +196,9 @@ impl CipherKey {
         match &self.inner {
             CipherInner::Null => self.check_iv(iv),
             CipherInner::Cbc { encrypt, .. } => {
+                let encrypt = encrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC encryption with a key for opening"))?;
                 self.check_cbc(iv, data)?;
                 let context = match self.cipher.iv_len() {
                     8 => EncryptionContext::Iv64(FixedLength::from(self.iv_array::<8>(iv)?)),
@@ -182,7 +206,7 @@ impl CipherKey {
                 };
                 encrypt.less_safe_encrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
             }
-            CipherInner::Gcm { .. } => Err(self.wrong_mode("CBC encryption")),
+            CipherInner::Gcm(_) => Err(self.wrong_mode("CBC encryption")),
         }
     }
 
@@ -193,6 +217,9 @@ impl CipherKey {
         match &self.inner {
             CipherInner::Null => self.check_iv(iv),
             CipherInner::Cbc { decrypt, .. } => {
+                let decrypt = decrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC decryption with a key for sealing"))?;
                 self.check_cbc(iv, data)?;
                 let context = match self.cipher.iv_len() {
                     8 => DecryptionContext::Iv64(FixedLength::from(self.iv_array::<8>(iv)?)),
@@ -200,7 +227,7 @@ impl CipherKey {
                 };
                 decrypt.decrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
             }
-            CipherInner::Gcm { .. } => Err(self.wrong_mode("CBC decryption")),
+            CipherInner::Gcm(_) => Err(self.wrong_mode("CBC decryption")),
         }
     }
 
@@ -214,9 +241,10 @@ impl CipherKey {
         aad: &[u8],
         data: &mut [u8],
     ) -> Result<[u8; GCM_ICV_LEN], EspCryptoError> {
-        let CipherInner::Gcm { key, salt } = &self.inner else {
+        let CipherInner::Gcm(gcm) = &self.inner else {
             return Err(self.wrong_mode("AEAD sealing"));
         };
+        let (key, salt) = &**gcm;
         let tag = key
             .seal_in_place_separate_tag(gcm_nonce(salt, iv), aead::Aad::from(aad), data)
             .map_err(|_| EspCryptoError::Internal)?;
@@ -232,9 +260,10 @@ impl CipherKey {
         data: &mut [u8],
         icv: &[u8],
     ) -> Result<(), EspCryptoError> {
-        let CipherInner::Gcm { key, salt } = &self.inner else {
+        let CipherInner::Gcm(gcm) = &self.inner else {
             return Err(self.wrong_mode("AEAD opening"));
         };
+        let (key, salt) = &**gcm;
         if icv.len() != GCM_ICV_LEN {
             return Err(EspCryptoError::IcvLength { expected: GCM_ICV_LEN, actual: icv.len() });
         }
@@ -295,13 +324,13 @@ pub struct IntegrityKey {
     inner: IntegrityInner,
 }
 
-// As for CipherInner: one per SA direction, inline on purpose.
-#[allow(clippy::large_enum_variant)]
+// As for CipherInner: the HMAC state (about 1.2 kB, sized for SHA-512 whatever the hash)
+// behind a pointer, so that a GCM SA, which has none, does not carry its room.
 enum IntegrityInner {
     /// HMAC-MD5 through the FFI; the key is kept and wiped on drop.
     Md5(SecretBytes),
     /// Precomputed HMAC state (aws-lc-rs cleans it up on drop).
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A computed ICV, held inline. Not secret (it goes on the wire), so it prints.
@@ -347,13 +376,17 @@ impl IntegrityKey {
         let inner = match integrity {
             Integrity::HmacMd5_96 => IntegrityInner::Md5(SecretBytes::from_slice(key)),
             Integrity::HmacSha1_96 => {
-                IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key))
+                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key)))
             }
             Integrity::HmacSha256_128 | Integrity::HmacSha256_96 => {
-                IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA256, key))
+                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, key)))
             }
-            Integrity::HmacSha384_192 => IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA384, key)),
-            Integrity::HmacSha512_256 => IntegrityInner::Hmac(hmac::Key::new(hmac::HMAC_SHA512, key)),
+            Integrity::HmacSha384_192 => {
+                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA384, key)))
+            }
+            Integrity::HmacSha512_256 => {
+                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA512, key)))
+            }
         };
         Ok(Self { integrity, inner })
     }
@@ -749,6 +782,34 @@ mod tests {
                 Err(EspCryptoError::KeyLength { .. })
             ));
             assert!(!format!("{key:?}").contains("5a"));
+        }
+    }
+
+    /// Issue 16: a key for one direction holds one CBC key schedule; it works that way, and
+    /// the other way is refused rather than computed with a key schedule it does not have.
+    #[test]
+    fn a_key_for_one_direction_works_that_way_only() {
+        for cipher in [EspCipher::AesCbc128, EspCipher::AesCbc256, EspCipher::TripleDes] {
+            let keymat: Vec<u8> = (0..cipher.key_len()).map(|i| (i as u8).wrapping_mul(29) ^ 0x3c).collect();
+            let iv = vec![9u8; cipher.iv_len()];
+            let plain = vec![0x42u8; cipher.block_len() * 4];
+            let seal = CipherKey::for_use(cipher, &keymat, KeyUse::Seal).unwrap();
+            let open = CipherKey::for_use(cipher, &keymat, KeyUse::Open).unwrap();
+            let mut data = plain.clone();
+            seal.encrypt_in_place(&iv, &mut data).unwrap();
+            let mut both = plain.clone();
+            CipherKey::new(cipher, &keymat).unwrap().encrypt_in_place(&iv, &mut both).unwrap();
+            assert_eq!(data, both, "{cipher}: same ciphertext as a key for both");
+            assert!(matches!(
+                seal.decrypt_in_place(&iv, &mut data.clone()),
+                Err(EspCryptoError::WrongMode { .. })
+            ));
+            assert!(matches!(
+                open.encrypt_in_place(&iv, &mut data.clone()),
+                Err(EspCryptoError::WrongMode { .. })
+            ));
+            open.decrypt_in_place(&iv, &mut data).unwrap();
+            assert_eq!(data, plain, "{cipher}");
         }
     }
 }

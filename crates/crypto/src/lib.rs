@@ -29,7 +29,7 @@ pub mod untrusted;
 pub mod x509;
 
 pub use dh::{DhError, DhGroup, DhPrivate, InvalidPublicValue};
-pub use esp_transform::{CipherKey, EspCipher, EspCryptoError, Icv, Integrity, IntegrityKey};
+pub use esp_transform::{CipherKey, EspCipher, EspCryptoError, Icv, Integrity, IntegrityKey, KeyUse};
 pub use hash::{Digest, HashAlgorithm, HashFunction};
 pub use phase1_cipher::{CbcCipher, CipherError, Phase1Cipher};
 pub use random::{OsRandom, SecureRandom};

@@ -1,5 +1,8 @@
-//! What the IKE loop and the data-plane thread share: the data plane behind one mutex, the
-//! notices the thread sends the loop, and the per-pair traffic view the displays read.
+//! What the IKE loop and the two data-plane threads share: the sealing side of the data plane
+//! behind one mutex ([`Shared`], the sealing thread's), the opening side behind another
+//! ([`OpenSide`], the opening thread's), the notices the threads send the loop, and the
+//! per-pair traffic view the displays read. The threads never take each other's lock; the
+//! IKE loop takes `Shared` first and `OpenSide` inside it, never the other way round.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -7,7 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use esp::{DataPlane, PolicyIndex};
+use esp::{OpenPlane, PolicyIndex, SaError, SaPair, SealPlane, SecureRandom};
 use ike::TrafficSelector;
 use socket2::Socket;
 use tokio::sync::mpsc;
@@ -65,34 +68,26 @@ pub fn is_buffer_full(error: &std::io::Error) -> bool {
 /// The least time between two reports of unknown SPIs from one peer.
 const UNKNOWN_SPI_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Sockets a reload opened after the thread started ([`Shared::added_sockets`]).
-#[derive(Default)]
+/// Sockets a reload opened after the threads started ([`Shared::add_sockets`]): the sealing
+/// thread sends on them, the opening thread reads them.
+#[derive(Default, Clone)]
 pub struct Added {
     /// Raw ESP sockets by local address.
     pub raw: Vec<(IpAddr, Arc<Socket>)>,
     /// Raw AH sockets by local address.
     pub ah: Vec<(IpAddr, Arc<Socket>)>,
     /// UDP 4500 sockets by local address.
-    pub udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    pub udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
 }
 
-/// The part of the data path the IKE loop and the data-plane thread share, behind one mutex:
-/// the thread holds it for one batch of packets at a time, the IKE loop for an SA change or a
-/// display.
-pub struct Shared {
-    /// The sans-IO data plane: SPD, SAs, acquire queues, counters.
-    pub plane: DataPlane,
-    /// The engine selector of each static SPD rule (same index), for acquires.
-    pub rule_selectors: Vec<TrafficSelector>,
-    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
-    pub templates: Vec<bool>,
-    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
-    pub bypass_dropped: u64,
-    /// What the data-plane thread's reassembly of inner fragments did.
-    pub reassembly: reassembly::Counters,
-    /// Notices dropped because the IKE loop was behind.
+/// The opening side, behind a mutex of its own: the opening thread holds it for one batch of
+/// received packets at a time, the IKE loop for an SA change or a display (inside `Shared`'s).
+pub struct OpenSide {
+    /// The inbound SAs with their replay windows, and the inbound counters.
+    pub plane: OpenPlane,
+    /// Notices the opening thread dropped because the IKE loop was behind.
     pub notices_dropped: u64,
-    /// Sockets a reload opened, for the data-plane thread to take over.
+    /// Sockets a reload opened, for the opening thread to read.
     pub added_sockets: Vec<Added>,
     /// The configured peers' addresses, each with when the thread last reported an unknown
     /// SPI from it ([`Notice::UnknownSpi`]): only these are reported, at most once a second
@@ -101,41 +96,107 @@ pub struct Shared {
     pub unknown_spi_reports: HashMap<IpAddr, Option<Instant>>,
 }
 
+/// The part of the data path the IKE loop and the sealing thread share, behind one mutex:
+/// the thread holds it for one batch of packets at a time, the IKE loop for an SA change or a
+/// display. The opening side hangs from it ([`Shared::open`]).
+pub struct Shared {
+    /// The sans-IO sealing side: SPD, outbound SAs, acquire queues, outbound counters.
+    pub plane: SealPlane,
+    /// The opening side (the opening thread's lock).
+    pub open: Arc<Mutex<OpenSide>>,
+    /// The engine selector of each static SPD rule (same index), for acquires.
+    pub rule_selectors: Vec<TrafficSelector>,
+    /// Whether each engine policy (same index) is a template: responder only, flows dynamic.
+    pub templates: Vec<bool>,
+    /// Packets read from the TUN that policy lets pass in clear: not ours to forward.
+    pub bypass_dropped: u64,
+    /// What the sealing thread's reassembly of inner fragments did.
+    pub reassembly: reassembly::Counters,
+    /// Notices dropped because the IKE loop was behind.
+    pub notices_dropped: u64,
+    /// Sockets a reload opened, for the sealing thread to send on.
+    pub added_sockets: Vec<Added>,
+}
+
 impl Shared {
     /// The shared state of a fresh data plane.
-    pub fn new(plane: DataPlane, rule_selectors: Vec<TrafficSelector>, templates: Vec<bool>) -> Self {
+    pub fn new(plane: esp::DataPlane, rule_selectors: Vec<TrafficSelector>, templates: Vec<bool>) -> Self {
+        let (plane, open) = plane.into_sides();
+        let open = OpenSide {
+            plane: open,
+            notices_dropped: 0,
+            added_sockets: Vec::new(),
+            unknown_spi_reports: HashMap::new(),
+        };
         Self {
             plane,
+            open: Arc::new(Mutex::new(open)),
             rule_selectors,
             templates,
             bypass_dropped: 0,
             reassembly: reassembly::Counters::default(),
             notices_dropped: 0,
             added_sockets: Vec::new(),
-            unknown_spi_reports: HashMap::new(),
         }
+    }
+
+    /// The opening side, locked (inside this lock: the order every caller keeps).
+    pub fn open(&self) -> MutexGuard<'_, OpenSide> {
+        lock_open(&self.open)
+    }
+
+    /// Installs a negotiated pair: keys scheduled, the inbound half on the opening side, then
+    /// the outbound half here, which releases the packets queued for its flow.
+    pub fn install(&mut self, pair: SaPair<'_>, rng: &mut dyn SecureRandom) -> Result<(), SaError> {
+        let built = pair.build(rng)?;
+        let outbound = self.open().plane.install(built)?;
+        self.plane.install(outbound);
+        Ok(())
+    }
+
+    /// As [`Shared::install`], the outbound half held until `SealPlane::release_outbound`
+    /// (a quick-mode responder between QM2 and QM3, RFC 2409 §5.5).
+    pub fn install_inbound_first(
+        &mut self,
+        pair: SaPair<'_>,
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), SaError> {
+        let outbound = self.open().plane.install(pair.build(rng)?)?;
+        self.plane.hold(outbound);
+        Ok(())
+    }
+
+    /// Removes the pair with our SPI `spi`: its outbound half first (nothing more is sealed
+    /// with it), then its inbound half.
+    pub fn remove_by_inbound_spi(&mut self, spi: esp::Spi) -> bool {
+        let outbound = self.plane.remove_by_inbound_spi(spi);
+        self.open().plane.remove_by_inbound_spi(spi) || outbound
+    }
+
+    /// Both sides follow a reload's policy numbers (see `esp::DataPlane::renumber_policies`).
+    pub fn renumber_policies(&mut self, renumber: impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
+        let removed = self.plane.renumber_policies(&renumber);
+        self.open().plane.renumber_policies(renumber);
+        removed
+    }
+
+    /// The counters of both sides.
+    pub fn statistics(&self) -> esp::Statistics {
+        self.plane.statistics().with_inbound(self.open().plane.statistics())
+    }
+
+    /// Sockets a reload opened, for both threads.
+    pub fn add_sockets(&mut self, added: Added) {
+        self.open().added_sockets.push(added.clone());
+        self.added_sockets.push(added);
     }
 
     /// The addresses whose unknown SPIs are reported: the configured peers' of `config`.
     pub fn set_recovery_peers(&mut self, config: &ike::Config) {
-        let old = std::mem::take(&mut self.unknown_spi_reports);
+        let mut open = self.open();
+        let old = std::mem::take(&mut open.unknown_spi_reports);
         for address in config.peers.iter().filter_map(|p| p.remote_address) {
-            self.unknown_spi_reports.insert(address, old.get(&address).copied().flatten());
-        }
-    }
-
-    /// A packet on unknown SPI `spi` arrived from `from`: reported to the IKE loop when
-    /// `from` is a configured peer that was not reported in the last second.
-    pub fn unknown_spi(&mut self, notices: &mpsc::Sender<Notice>, from: Option<SocketAddr>, spi: u32) {
-        let Some(from) = from else { return };
-        let Some(last) = self.unknown_spi_reports.get_mut(&from.ip()) else { return };
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < UNKNOWN_SPI_REPORT_INTERVAL) {
-            return;
-        }
-        *last = Some(now);
-        if notices.try_send(Notice::UnknownSpi { from, spi }).is_err() {
-            self.notices_dropped += 1;
+            open.unknown_spi_reports.insert(address, old.get(&address).copied().flatten());
         }
     }
 
@@ -144,7 +205,7 @@ impl Shared {
         self.templates.get(policy.0).copied().unwrap_or(false)
     }
 
-    /// Turns the data plane's acquires into notices for the IKE loop. Traffic lifetimes are
+    /// Turns the sealing side's acquires into notices for the IKE loop. Traffic lifetimes are
     /// judged by the engine from the bridge's usage reports; the data plane's own lifetime
     /// notices ask for a report now.
     pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
@@ -154,10 +215,7 @@ impl Shared {
                     self.acquire(notices, policy, rule, selector);
                 }
                 esp::Event::Lifetime { direction, spi, notice, .. } => {
-                    debug!("{} SA {spi}: {}", direction_name(direction), LifetimeNoticeText(notice));
-                    if notices.try_send(Notice::Usage).is_err() {
-                        self.notices_dropped += 1;
-                    }
+                    self.notices_dropped += u64::from(!lifetime(notices, direction, spi, notice));
                 }
             }
         }
@@ -192,6 +250,45 @@ impl Shared {
     }
 }
 
+impl OpenSide {
+    /// A packet on unknown SPI `spi` arrived from `from`: reported to the IKE loop when
+    /// `from` is a configured peer that was not reported in the last second.
+    pub fn unknown_spi(&mut self, notices: &mpsc::Sender<Notice>, from: Option<SocketAddr>, spi: u32) {
+        let Some(from) = from else { return };
+        let Some(last) = self.unknown_spi_reports.get_mut(&from.ip()) else { return };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < UNKNOWN_SPI_REPORT_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        if notices.try_send(Notice::UnknownSpi { from, spi }).is_err() {
+            self.notices_dropped += 1;
+        }
+    }
+
+    /// Turns the opening side's lifetime notices into usage notices for the IKE loop.
+    pub fn drain_events(&mut self, notices: &mpsc::Sender<Notice>) {
+        while let Some(event) = self.plane.poll_event() {
+            if let esp::Event::Lifetime { direction, spi, notice, .. } = event {
+                self.notices_dropped += u64::from(!lifetime(notices, direction, spi, notice));
+            }
+        }
+    }
+}
+
+/// Logs a traffic lifetime notice and asks the IKE loop for a usage report now: traffic
+/// lifetimes are judged by the engine from the bridge's reports. False when the notice was
+/// dropped (the loop is behind).
+fn lifetime(
+    notices: &mpsc::Sender<Notice>,
+    direction: esp::Direction,
+    spi: esp::Spi,
+    notice: esp::LifetimeNotice,
+) -> bool {
+    debug!("{} SA {spi}: {}", direction_name(direction), LifetimeNoticeText(notice));
+    notices.try_send(Notice::Usage).is_ok()
+}
+
 /// `inbound` or `outbound`, for the log.
 fn direction_name(direction: esp::Direction) -> &'static str {
     match direction {
@@ -223,6 +320,11 @@ impl std::fmt::Display for LifetimeNoticeText {
 /// counters possibly inconsistent, never unsafe, so the state is used as it is.
 pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks the opening side, as [`lock`] does the sealing side.
+pub fn lock_open(open: &Mutex<OpenSide>) -> MutexGuard<'_, OpenSide> {
+    open.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the data plane counted for one installed pair, for `display ipsec sa` and `display

@@ -4,7 +4,7 @@
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: the [`EspPacket`] and [`AhHeader`] views, ESP's trailer rules, AH's outer header;
-//! - [`replay`]: the [`ReplayWindow`];
+//! - [`replay`]: the [`ReplayWindow`] (crate `keysteward-replay`, re-exported);
 //! - [`sa`]: one-way SAs, [`sa::Sa`] with the sequence numbers, replay window, lifetimes and
 //!   counters that ESP and AH share; ESP's [`OutboundSa::seal_tunnel`] / [`InboundSa::open`]
 //!   and AH's [`OutboundAh::seal`] / [`InboundAh::open_in_place`] over whole IPv4 packets (AH
@@ -30,10 +30,13 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod data_plane;
-pub mod mtu;
-pub mod replay;
+/// The anti-replay window (crate `keysteward-replay`).
+pub use anti_replay as replay;
+/// Path-MTU handling (crate `keysteward-wire`).
+pub use esp_wire::mtu;
 pub mod sa;
-pub mod wire;
+/// The ESP and AH packet formats (crate `keysteward-wire`).
+pub use esp_wire as wire;
 
 #[cfg(test)]
 mod tests;
@@ -42,8 +45,9 @@ pub use crypto::key_schedule::Spi;
 /// The algorithm types an [`SaParams`] names, re-exported so callers need not depend on `crypto`.
 pub use crypto::{EspCipher, Integrity, SecureRandom};
 pub use data_plane::{
-    DataPlane, DataPlaneConfig, Decision, Direction, DiscardReason, DropReason, Event, Inbound, InboundDrops,
-    Outbound, Protocols, SaPair, Send, Statistics, MAX_AH_HEADROOM,
+    BuiltPair, DataPlane, DataPlaneConfig, Decision, Direction, DiscardReason, DropReason, Event, Inbound,
+    InboundDrops, OpenPlane, Outbound, OutboundHalf, Protocols, SaPair, SealPlane, Send, Statistics,
+    MAX_AH_HEADROOM,
 };
 pub use replay::{ReplayError, ReplayWindow};
 /// AH as one path: its SAs and its wire format (callers find raw AH packets' SPI with

@@ -109,6 +109,16 @@ impl QuickMode {
         }
     }
 
+    /// True when this exchange will make a pair for `acquire`'s flow: ours, or the peer's
+    /// waiting for QM3 (traffic back waits for it rather than starting another).
+    pub(crate) fn serves(&self, acquire: &Acquire) -> bool {
+        match &self.state {
+            QmState::InitiatorWaitQm2(w) => w.acquire == *acquire,
+            QmState::ResponderWaitQm3(w) => w.policy == acquire.policy && w.selector == acquire.selector,
+            QmState::Done => false,
+        }
+    }
+
     /// True when this exchange is finished or serves a policy for which `kept` gives a new
     /// index (a configuration reload keeps it).
     pub(crate) fn serves_policy(&self, kept: &mut impl FnMut(usize) -> Option<usize>) -> bool {
@@ -637,12 +647,11 @@ impl QuickModeSa<'_> {
         Ok(())
     }
 
-    /// RFC 2409 §5.5 lets a responder use its inbound SA once it sends QM2 and its outbound
-    /// only after QM3: the initiator sends on the new pair as soon as it has QM2, often
-    /// before QM3 reaches us (a rekey under traffic). So the pair goes to the data plane
-    /// with QM2 ([`Event::IpsecSaInbound`], the outbound half held) and again with QM3
-    /// ([`Event::IpsecSaInstalled`]); a quick mode that ends without QM3 takes it back
-    /// ([`QuickMode::unconfirmed`]).
+    /// RFC 2409 §5.5 lets a responder use its inbound SA once it sends QM2, its outbound only
+    /// after QM3; the initiator sends on the pair as soon as it has QM2, often before QM3
+    /// reaches us. So the pair goes to the data plane with QM2 ([`Event::IpsecSaInbound`],
+    /// outbound held) and with QM3 ([`Event::IpsecSaInstalled`]); an exchange that ends
+    /// without QM3 takes it back ([`QuickMode::unconfirmed`]).
     fn install_inbound_first(
         &mut self,
         mut wait: ResponderWait,

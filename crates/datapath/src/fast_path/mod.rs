@@ -1,31 +1,31 @@
-//! The data-plane thread: carries ESP between the TUN device and the public sockets in
-//! batches, with no allocation per packet.
+//! The data-plane threads: carry ESP between the TUN device and the public sockets in
+//! batches, with no allocation per packet. Two threads, one per direction (issue 16):
+//! - the sealing thread (`esp-seal`) waits with `poll(2)` on the TUN device. One read returns
+//!   a whole TCP burst when the device has offloads (`IFF_VNET_HDR`: the kernel hands over one
+//!   TSO super-packet and tun-rs splits it into MTU-sized packets, up to `BATCH` (64)); each
+//!   packet is sealed under one lock of the sealing side ([`Shared`]), and the batch leaves in
+//!   one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with `UDP_SEGMENT`
+//!   per run of equal-sized datagrams to one peer; `batch_io`);
+//! - the opening thread (`esp-open`) waits on the raw ESP, raw AH and UDP 4500 sockets: up to
+//!   `BATCH` reads per `recvmmsg(2)` (on UDP 4500 with `UDP_GRO`, a read holds many datagrams,
+//!   split again and each opened alone), opened under one lock of the opening side
+//!   ([`OpenSide`]), and written to the TUN in one `send_multiple` (GRO: consecutive TCP
+//!   segments are merged into one write when the device has offloads). IKE messages on 4500
+//!   (non-ESP marker) go to the IKE loop.
 //!
-//! One thread, apart from the IKE loop (which only installs and removes SAs), waits with
-//! `poll(2)` on the TUN device, the raw ESP sockets and the UDP 4500 sockets, and then:
-//! - TUN: one read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`:
-//!   the kernel hands over one TSO super-packet and tun-rs splits it into MTU-sized packets,
-//!   up to `BATCH` (64)); each packet is sealed under one lock of the shared data plane, and the
-//!   batch leaves in one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with
-//!   `UDP_SEGMENT` per run of equal-sized datagrams to one peer; `batch_io`);
-//! - raw ESP / UDP 4500: up to `BATCH` reads per `recvmmsg(2)` (on UDP 4500 with `UDP_GRO`,
-//!   a read holds many datagrams, split again and each opened alone), opened under one lock,
-//!   and written to the TUN in one `send_multiple` (GRO: consecutive TCP segments are merged
-//!   into one write when the device has offloads). IKE messages on 4500 (non-ESP marker) go
-//!   to the IKE loop.
+//! The two threads never take the same lock for a packet: the outbound SAs (and their
+//! sequence numbers) are the sealing side's, the inbound SAs (and their replay windows) the
+//! opening side's, and neither lock is held across a system call. What they share is the
+//! inner-flow table (`display firewall session table`): each thread takes its lock once per
+//! batch, not per packet, to count the packets it carried.
 //!
-//! All buffers are allocated once, when the thread starts. System calls: `recvmmsg` through
-//! `nix` (safe, already a dependency of tun-rs), `sendmmsg` through `rustix` (safe, and it
-//! returns how many messages left, which nix's `sendmmsg` cannot report without reading
-//! uninitialised addresses), so the gateway stays free of `unsafe`.
-//!
-//! Why one thread, not one per direction or a multi-queue TUN: the SAs of a flow live in one
-//! data plane behind one mutex, so two threads would mostly wait for each other, and the
-//! machines this is measured on have two cores shared with the peer gateway, the traffic
-//! generators and the kernel's own forwarding (docs/BENCHMARKS.md). More threads need the
-//! SA state split first (sequence numbers by atomic on the sealing side, a replay window per
-//! SA on the opening side, so that seal and open never take one lock) and a multi-queue TUN
-//! (`IFF_MULTI_QUEUE`) and `SO_REUSEPORT` sockets to feed them: issue 16's remaining part.
+//! All buffers are allocated once, when a thread starts, and only those its direction needs.
+//! System calls: `recvmmsg` through `nix` (safe, already a dependency of tun-rs), `sendmmsg`
+//! through `rustix` (safe, and it returns how many messages left, which nix's `sendmmsg`
+//! cannot report without reading uninitialised addresses), so this crate stays free of
+//! `unsafe`. One TUN queue and one socket per address: a multi-queue TUN (`IFF_MULTI_QUEUE`)
+//! and `SO_REUSEPORT` would spread one direction over more threads, which two cores shared
+//! with the peer gateway, the traffic and the kernel cannot feed (docs/BENCHMARKS.md).
 
 mod buffers;
 mod early;
@@ -35,7 +35,7 @@ mod send;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
@@ -46,15 +46,17 @@ use tracing::{debug, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
-use crate::shared::{lock, Added, Notice, SendDrops, Shared, MAX_PACKET};
+use crate::shared::{lock, lock_open, Added, Notice, OpenSide, SendDrops, Shared, MAX_PACKET};
 
 /// How long `poll` sleeps when nothing happens, in milliseconds: the thread has nothing to
 /// do on a timer, so this only bounds how long it takes to notice nothing.
 const IDLE_POLL_MS: u16 = 1000;
 
-/// What the thread works with.
+/// What the threads work with.
+#[derive(Clone)]
 pub struct Io {
-    /// The data plane, shared with the IKE loop.
+    /// The data plane's sealing side, shared with the IKE loop (the opening side hangs
+    /// from it).
     pub shared: Arc<Mutex<Shared>>,
     /// The TUN device (non-blocking).
     pub tun: Arc<tun_rs::SyncDevice>,
@@ -65,34 +67,54 @@ pub struct Io {
     pub ah: Vec<(IpAddr, Arc<Socket>)>,
     /// UDP 4500 sockets by local address (clones of the IKE loop's sockets, which no longer
     /// read them: ESP-in-UDP and IKE on 4500 both arrive here).
-    pub udp: Vec<(SocketAddr, std::net::UdpSocket)>,
+    pub udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
     /// Acquires and traffic notices for the IKE loop.
     pub notices: mpsc::Sender<Notice>,
     /// IKE messages that arrived on UDP 4500, marker stripped: (local, remote, message).
     pub ike: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Where datagrams dropped on a full send buffer are counted.
     pub drops: Arc<SendDrops>,
-    /// Where the thread publishes its inner flows for `display firewall session table`.
+    /// Where the threads publish their inner flows for `display firewall session table`.
     pub flows: inner_flows::Published,
 }
 
-/// The data-plane thread could not be started (the process is out of threads or memory).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot start the data-plane thread: {0}")]
-pub struct SpawnError(#[source] io::Error);
-
-/// Starts the data-plane thread.
-pub fn spawn(io: Io) -> Result<(), SpawnError> {
-    std::thread::Builder::new()
-        .name("esp-data".into())
-        .spawn(move || Thread::new(io).run())
-        .map(|_| ())
-        .map_err(SpawnError)
+/// Which direction a thread carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    /// TUN → ESP → sockets.
+    Seal,
+    /// Sockets → ESP → TUN.
+    Open,
 }
 
-/// The thread's state: the I/O it owns and every buffer, allocated once.
+/// A data-plane thread could not be started (the process is out of threads or memory).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the data-plane threads: {0}")]
+pub struct SpawnError(#[source] io::Error);
+
+/// Starts the sealing and the opening thread.
+pub fn spawn(io: Io) -> Result<(), SpawnError> {
+    let offload_off = std::env::var_os("KEYSTEWARD_NO_UDP_OFFLOAD").is_some();
+    for (_, socket) in &io.udp {
+        prepare_udp(socket, !offload_off);
+    }
+    let flows = Arc::new(Mutex::new(inner_flows::FlowTable::default()));
+    for (role, name) in [(Role::Open, "esp-open"), (Role::Seal, "esp-seal")] {
+        let (io, flows) = (io.clone(), flows.clone());
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || Thread::new(role, io, flows, offload_off).run())
+            .map_err(SpawnError)?;
+    }
+    Ok(())
+}
+
+/// A thread's state: the I/O it owns and every buffer its direction needs, allocated once.
 struct Thread {
+    role: Role,
     io: Io,
+    /// The opening side of the data plane (the opening thread's lock).
+    open: Arc<Mutex<OpenSide>>,
     /// One TUN read (a super-packet with its virtio header).
     tun_read: Vec<u8>,
     /// The packets split from it, and their sizes: room for a batch and then a whole
@@ -125,35 +147,43 @@ struct Thread {
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
-    /// The protected inner flows this thread carried (one `observe` per sealed or opened
-    /// packet; docs/DESIGN.md, "Inner flows").
-    flows: inner_flows::FlowTable,
-    /// Inner fragments that rules with ports carry, until their datagram is whole.
+    /// The protected inner flows both threads carried (docs/DESIGN.md, "Inner flows"),
+    /// locked once per batch to `observe` its packets: the segments sealed (`sealed_segments`)
+    /// or the TUN slots opened in tunnel mode (`opened_slots`).
+    flows: Arc<Mutex<inner_flows::FlowTable>>,
+    sealed_segments: Vec<usize>,
+    opened_slots: Vec<usize>,
+    /// Inner fragments that rules with ports carry, until their datagram is whole (the
+    /// sealing thread's).
     reassembly: reassembly::Reassembler,
 }
 
 impl Thread {
-    fn new(io: Io) -> Self {
+    fn new(role: Role, io: Io, flows: Arc<Mutex<inner_flows::FlowTable>>, offload_off: bool) -> Self {
+        let (seal, open) = (role == Role::Seal, role == Role::Open);
+        // What the other direction needs is not allocated (a zero count or size).
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
-        let offload = io.tun.tcp_gso();
-        // UDP GSO/GRO off, to measure what they bring (docs/BENCHMARKS.md); not a setting.
-        let offload_off = std::env::var_os("KEYSTEWARD_NO_UDP_OFFLOAD").is_some();
-        for (_, socket) in &io.udp {
-            prepare_udp(socket, !offload_off);
+        let segment_count = if seal { SEGMENTS + BATCH } else { 0 };
+        let receive = if open { batch_io::MAX_UDP_PAYLOAD } else { 0 };
+        if seal {
+            debug!("data-plane threads: TUN offloads {}", if io.tun.tcp_gso() { "on" } else { "off" });
         }
-        debug!("data-plane thread: TUN offloads {}", if offload { "on" } else { "off" });
+        let open_side = lock(&io.shared).open.clone();
         Self {
-            io,
-            tun_read: vec![0u8; TUN_OFFSET + MAX_PACKET],
-            segments: (0..SEGMENTS + BATCH).map(|_| vec![0u8; SEGMENT]).collect(),
+            role,
+            open: open_side,
+            tun_read: vec![0u8; if seal { TUN_OFFSET + MAX_PACKET } else { 0 }],
+            segments: (0..segment_count).map(|_| vec![0u8; SEGMENT]).collect(),
             sizes: [0; SEGMENTS + BATCH],
-            sealed: sized(
-                SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN,
-            ),
+            sealed: if seal {
+                sized(SEGMENT + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM + esp::mtu::MAX_ICMP_LEN)
+            } else {
+                Vec::new()
+            },
             outgoing: Vec::with_capacity(BATCH),
             receivers: [
-                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, false),
-                batch_io::Receiver::new(batch_io::MAX_UDP_PAYLOAD, !offload_off),
+                batch_io::Receiver::new(receive, false),
+                batch_io::Receiver::new(receive, open && !offload_off),
             ],
             gso: std::cell::Cell::new(if offload_off {
                 batch_io::Gso::disabled()
@@ -161,7 +191,7 @@ impl Thread {
                 batch_io::Gso::default()
             }),
             udp_gro: !offload_off,
-            opened: vec![0u8; batch_io::MAX_UDP_PAYLOAD],
+            opened: vec![0u8; receive],
             to_tun: (0..BATCH).map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + SEGMENT)).collect(),
             to_tun_len: 0,
             gro: tun_rs::GROTable::default(),
@@ -169,9 +199,17 @@ impl Thread {
             early: std::collections::VecDeque::new(),
             ready: Vec::new(),
             releasing: false,
-            flows: inner_flows::FlowTable::default(),
+            flows,
+            sealed_segments: Vec::with_capacity(segment_count),
+            opened_slots: Vec::with_capacity(BATCH),
+            io,
             reassembly: reassembly::Reassembler::default(),
         }
+    }
+
+    /// The inner-flow table, locked (a panic elsewhere leaves counters, never unsafe state).
+    fn flows(&self) -> MutexGuard<'_, inner_flows::FlowTable> {
+        self.flows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn run(mut self) {
@@ -185,7 +223,7 @@ impl Thread {
                     continue;
                 }
             };
-            self.flows.tick(Instant::now(), &self.io.flows);
+            self.flows().tick(Instant::now(), &self.io.flows);
             if tun_ready {
                 // A few batches per wake-up: a TCP sender usually has more than one burst out.
                 for _ in 0..4 {
@@ -205,12 +243,15 @@ impl Thread {
         }
     }
 
-    /// Starts reading the sockets a reload opened (checked once per wake-up, at least once
-    /// a second).
+    /// Takes the sockets a reload opened (checked once per wake-up, at least once a second):
+    /// the sealing thread to send on, the opening thread to read.
     fn take_added_sockets(&mut self) {
-        let added = std::mem::take(&mut lock(&self.io.shared).added_sockets);
+        let added = match self.role {
+            Role::Seal => std::mem::take(&mut lock(&self.io.shared).added_sockets),
+            Role::Open => std::mem::take(&mut lock_open(&self.open).added_sockets),
+        };
         for Added { raw, ah, udp } in added {
-            for (_, socket) in &udp {
+            for (_, socket) in udp.iter().filter(|_| self.role == Role::Open) {
                 prepare_udp(socket, self.udp_gro);
             }
             self.io.raw.extend(raw);
@@ -219,13 +260,22 @@ impl Thread {
         }
     }
 
-    /// Waits until the TUN or a socket is readable. Returns whether the TUN is; `ready` gets
-    /// an entry per socket (raw sockets first, then UDP, then AH).
+    /// Waits until the thread's input is readable: the TUN for the sealing thread, the
+    /// sockets for the opening thread. Returns whether the TUN is; `ready` gets an entry per
+    /// socket (raw sockets first, then UDP, then AH).
     fn wait(&mut self) -> io::Result<bool> {
+        if self.role == Role::Seal {
+            return wait_readable(
+                Some(self.io.tun.as_fd()),
+                std::iter::empty(),
+                &mut self.ready,
+                IDLE_POLL_MS,
+            );
+        }
         let sockets = (self.io.raw.iter().map(|(_, s)| s.as_fd()))
             .chain(self.io.udp.iter().map(|(_, s)| s.as_fd()))
             .chain(self.io.ah.iter().map(|(_, s)| s.as_fd()));
-        wait_readable(self.io.tun.as_fd(), sockets, &mut self.ready, IDLE_POLL_MS)
+        wait_readable(None, sockets, &mut self.ready, IDLE_POLL_MS)
     }
 
     /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
@@ -274,6 +324,15 @@ impl Thread {
             }
             self.send_sealed();
         }
+        if !self.sealed_segments.is_empty() {
+            let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
+            for &index in &self.sealed_segments {
+                let size = self.sizes[index].min(SEGMENT);
+                flows.observe(&self.segments[index][..size]);
+            }
+            drop(flows);
+            self.sealed_segments.clear();
+        }
         self.write_tun();
         true
     }
@@ -306,7 +365,7 @@ impl Thread {
             if whole { shared.plane.seal_whole(packet, sealed) } else { shared.plane.seal(packet, sealed) };
         let pending = match outcome {
             Outbound::Send(send) => {
-                self.flows.observe(packet);
+                self.sealed_segments.push(index);
                 self.outgoing.push(Outgoing::new(slot, base, &send));
                 send.pending
             }
@@ -388,10 +447,19 @@ impl Thread {
         let _ = self.io.notices.try_send(Notice::Traffic(spi));
     }
 
-    /// Writes the packets waiting for the TUN in one `send_multiple`.
+    /// Writes the packets waiting for the TUN in one `send_multiple`, after counting those
+    /// opened in tunnel mode as inner flows.
     fn write_tun(&mut self) {
         if self.to_tun_len == 0 {
             return;
+        }
+        if !self.opened_slots.is_empty() {
+            let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
+            for &slot in &self.opened_slots {
+                flows.observe(self.to_tun[slot].get(TUN_OFFSET..).unwrap_or_default());
+            }
+            drop(flows);
+            self.opened_slots.clear();
         }
         let batch = &mut self.to_tun[..self.to_tun_len];
         if let Err(e) = self.io.tun.send_multiple(&mut self.gro, batch, TUN_OFFSET) {
@@ -413,23 +481,23 @@ fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
     }
 }
 
-/// Waits with `poll(2)` (at most `timeout_ms`) until `tun` or one of `sockets` is readable.
-/// Returns whether `tun` is; `ready` is resized to the number of sockets and says which
-/// are. Any number of sockets: each has its own entry.
+/// Waits with `poll(2)` (at most `timeout_ms`) until `tun` (if given) or one of `sockets` is
+/// readable. Returns whether `tun` is; `ready` is resized to the number of sockets and says
+/// which are. Any number of sockets: each has its own entry.
 fn wait_readable<'a>(
-    tun: BorrowedFd<'a>,
+    tun: Option<BorrowedFd<'a>>,
     sockets: impl Iterator<Item = BorrowedFd<'a>>,
     ready: &mut Vec<bool>,
     timeout_ms: u16,
 ) -> io::Result<bool> {
     let flags = PollFlags::POLLIN;
-    let mut fds: Vec<PollFd<'_>> =
-        std::iter::once(PollFd::new(tun, flags)).chain(sockets.map(|fd| PollFd::new(fd, flags))).collect();
+    let skip = usize::from(tun.is_some());
+    let mut fds: Vec<PollFd<'_>> = tun.into_iter().chain(sockets).map(|fd| PollFd::new(fd, flags)).collect();
     ready.clear();
     poll(&mut fds, PollTimeout::from(timeout_ms)).map_err(io::Error::from)?;
     let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-    ready.extend(fds.iter().skip(1).map(readable));
-    Ok(fds.first().is_some_and(readable))
+    ready.extend(fds.iter().skip(skip).map(readable));
+    Ok(skip == 1 && fds.first().is_some_and(readable))
 }
 
 #[cfg(test)]
@@ -450,7 +518,7 @@ mod tests {
             sender.send_to(b"esp", sockets[last].local_addr().unwrap()).unwrap();
             let mut ready = Vec::new();
             let tun_ready =
-                wait_readable(tun.as_fd(), sockets.iter().map(AsFd::as_fd), &mut ready, 1000).unwrap();
+                wait_readable(Some(tun.as_fd()), sockets.iter().map(AsFd::as_fd), &mut ready, 1000).unwrap();
             assert!(!tun_ready);
             let readable: Vec<usize> =
                 ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();

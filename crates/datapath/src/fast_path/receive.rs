@@ -1,6 +1,7 @@
-//! Receiving: a batch per `recvmmsg(2)` (through `nix`) from a raw ESP, raw AH or UDP 4500
-//! socket, opened under one lock and queued for the TUN; IKE on 4500 goes to the IKE loop, and
-//! so do unknown SPIs from configured peers (`Shared::unknown_spi`).
+//! Receiving, on the opening thread: a batch per `recvmmsg(2)` (through `nix`) from a raw
+//! ESP, raw AH or UDP 4500 socket, opened under one lock of the opening side and queued for
+//! the TUN; IKE on 4500 goes to the IKE loop, and so do unknown SPIs from configured peers
+//! (`OpenSide::unknown_spi`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -14,7 +15,7 @@ use tracing::debug;
 use super::buffers::{push_opened, BATCH};
 use super::early::{keep_early, EARLY_LIFETIME};
 use super::Thread;
-use crate::shared::{lock, Shared};
+use crate::shared::{lock_open, OpenSide};
 
 impl Thread {
     /// Reads a batch from socket `index` (raw sockets first, then UDP, then AH), opens it
@@ -37,12 +38,12 @@ impl Thread {
         let mut spis = [0u32; BATCH];
         let mut spi_count = 0;
         {
-            let shared = self.io.shared.clone();
-            let mut shared = lock(&shared);
+            let open = self.open.clone();
+            let mut open = lock_open(&open);
             for read in 0..count {
                 let from = self.receivers[udp].source(read).map(SocketAddr::V4);
                 for range in self.receivers[udp].datagrams(read) {
-                    let Some(spi) = self.open_received(&mut shared, (read, range), from, &source) else {
+                    let Some(spi) = self.open_received(&mut open, (read, range), from, &source) else {
                         continue;
                     };
                     if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
@@ -51,7 +52,7 @@ impl Thread {
                     }
                 }
             }
-            shared.drain_events(&self.io.notices);
+            open.drain_events(&self.io.notices);
         }
         self.write_tun();
         for &spi in &spis[..spi_count] {
@@ -79,14 +80,14 @@ impl Thread {
     /// goes to the IKE loop; a packet on an unknown SPI is kept a little ([`keep_early`]).
     fn open_received(
         &mut self,
-        shared: &mut Shared,
+        open: &mut OpenSide,
         (read, range): (usize, Range<usize>),
         from: Option<SocketAddr>,
         source: &Source,
     ) -> Option<u32> {
         let datagram = self.receivers[usize::from(source.udp_local.is_some())].bytes(read, range);
-        let input = protected_input(datagram, source, from, &self.io.ike, shared)?;
-        let inbound = open_inbound(&mut shared.plane, source.ah, input, &mut self.opened);
+        let input = protected_input(datagram, source, from, &self.io.ike, open)?;
+        let inbound = open_inbound(&mut open.plane, source.ah, input, &mut self.opened);
         let unknown = match inbound {
             Inbound::Drop(esp::DropReason::UnknownSpi(spi)) => Some(spi),
             _ => None,
@@ -94,7 +95,7 @@ impl Thread {
         let mut opened_spi = None;
         if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
             if mode == esp::Mode::Tunnel {
-                self.flows.observe(packet);
+                self.opened_slots.push(self.to_tun_len);
             }
             push_opened(
                 &mut self.to_tun,
@@ -110,7 +111,7 @@ impl Thread {
             // Counted by the data plane (`display ipsec statistics`), and kept a little; from
             // a configured peer, reported to the IKE loop (recovery after a restart).
             keep_early(&mut self.early, source.ah, input, from, source.local);
-            shared.unknown_spi(&self.io.notices, from, spi.0);
+            open.unknown_spi(&self.io.notices, from, spi.0);
         }
         if self.to_tun_len == BATCH {
             self.write_tun();
@@ -123,8 +124,8 @@ impl Thread {
         let now = Instant::now();
         let early = std::mem::take(&mut self.early);
         {
-            let shared = self.io.shared.clone();
-            let mut shared = lock(&shared);
+            let open = self.open.clone();
+            let mut open = lock_open(&open);
             for e in early {
                 if now.duration_since(e.at) > EARLY_LIFETIME {
                     continue;
@@ -136,16 +137,16 @@ impl Thread {
                 };
                 // An AH packet is looked up by its AH SPI, which names its pair only for AH alone.
                 let known = spi.is_some_and(|spi| {
-                    shared.plane.inbound_usage(spi).is_some() || (e.ah && shared.plane.knows_ah_spi(spi))
+                    open.plane.inbound_usage(spi).is_some() || (e.ah && open.plane.knows_ah_spi(spi))
                 });
                 if !known {
                     self.early.push_back(e);
                     continue;
                 }
-                let inbound = open_inbound(&mut shared.plane, e.ah, &e.packet, &mut self.opened);
+                let inbound = open_inbound(&mut open.plane, e.ah, &e.packet, &mut self.opened);
                 if let Inbound::Deliver { packet, mode, next_header, .. } = inbound {
                     if mode == esp::Mode::Tunnel {
-                        self.flows.observe(packet);
+                        self.opened_slots.push(self.to_tun_len);
                     }
                     debug!("early packet opened after its SA was installed");
                     push_opened(
@@ -162,7 +163,7 @@ impl Thread {
                     }
                 }
             }
-            shared.drain_events(&self.io.notices);
+            open.drain_events(&self.io.notices);
         }
         self.write_tun();
     }
@@ -171,7 +172,7 @@ impl Thread {
 /// Opens one received packet: `input` is a whole IPv4 packet carrying AH when `ah`, else an
 /// ESP packet without its IP or UDP header. One place for both the receive batch and the
 /// early packets retried after their SA arrives, so the two cannot pick different openers.
-fn open_inbound<'o>(plane: &mut esp::DataPlane, ah: bool, input: &[u8], opened: &'o mut [u8]) -> Inbound<'o> {
+fn open_inbound<'o>(plane: &mut esp::OpenPlane, ah: bool, input: &[u8], opened: &'o mut [u8]) -> Inbound<'o> {
     if ah {
         plane.open_ah(input, opened)
     } else {
@@ -197,7 +198,7 @@ fn protected_input<'d>(
     source: &Source,
     from: Option<SocketAddr>,
     ike: &mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
-    shared: &mut Shared,
+    open: &mut OpenSide,
 ) -> Option<&'d [u8]> {
     if source.ah {
         return Some(datagram);
@@ -214,7 +215,7 @@ fn protected_input<'d>(
         [0, 0, 0, 0, message @ ..] => {
             if let Some(remote) = from {
                 if ike.try_send((local, remote, message.to_vec())).is_err() {
-                    shared.notices_dropped += 1;
+                    open.notices_dropped += 1;
                 }
             }
             None

@@ -87,3 +87,16 @@ pub struct Statistics {
     /// Clear packets from outside refused because policy wants them protected (or dropped).
     pub inbound_clear_refused: u64,
 }
+
+impl Statistics {
+    /// These (a sealing side's) counters with the inbound ones of `open` (an opening side's).
+    pub fn with_inbound(&self, open: &Statistics) -> Statistics {
+        Statistics {
+            opened: open.opened,
+            opened_bytes: open.opened_bytes,
+            inbound: open.inbound,
+            inbound_clear_refused: self.inbound_clear_refused + open.inbound_clear_refused,
+            ..*self
+        }
+    }
+}

@@ -27,8 +27,6 @@ pub(super) struct InboundEntry {
     pub(super) selector: Selector,
     pub(super) local: SocketAddr,
     pub(super) remote: SocketAddr,
-    /// The installation serial of the pair, the key of its outbound half.
-    pub(super) serial: u64,
 }
 
 impl InboundEntry {

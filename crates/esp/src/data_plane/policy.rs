@@ -60,57 +60,48 @@ pub struct SaPair<'a> {
     pub protocols: Protocols<'a>,
 }
 
-/// The SPD and the SAD of one data plane.
-pub(super) struct Databases {
-    pub(super) spd: Spd,
-    /// Outbound SAs per policy entry, by selector and installation serial: a template's
-    /// thousands of flows are found by the packet's addresses, not by a scan.
-    outbound: IndexMap<PolicyIndex, SelectorTable<OutboundEntry>>,
-    /// Inbound SA pairs by our SPI (unique: we choose them): the ESP SPI, or the AH SPI
-    /// for AH alone.
-    inbound: IndexMap<Spi, InboundEntry>,
-    /// Our AH SPIs to the key of their pair in `inbound`.
-    inbound_ah: IndexMap<Spi, Spi>,
-    /// Outbound halves held until the peer confirms their pair, by its inbound SPI
-    /// ([`DataPlane::install_inbound_first`](crate::DataPlane::install_inbound_first)).
-    held: IndexMap<Spi, (PolicyIndex, Selector, OutboundEntry)>,
-    next_serial: u64,
+/// The SAs of one negotiated pair, built (keys scheduled) before either side of the data
+/// plane is touched: the caller installs the inbound half in the [`OpenPlane`](crate::OpenPlane)
+/// first, then the outbound half in the [`SealPlane`](crate::SealPlane), each under its own
+/// lock and no lock held while keys are scheduled.
+pub struct BuiltPair {
+    pub(super) outbound: OutboundHalf,
+    pub(super) inbound: InboundEntry,
 }
 
-impl Databases {
-    pub(super) fn new(spd: Spd) -> Self {
-        Self {
-            spd,
-            outbound: IndexMap::default(),
-            inbound: IndexMap::default(),
-            inbound_ah: IndexMap::default(),
-            held: IndexMap::default(),
-            next_serial: 0,
-        }
-    }
+/// The outbound half of a [`BuiltPair`], once its inbound half is installed.
+pub struct OutboundHalf {
+    pub(super) entry: OutboundEntry,
+    pub(super) policy: PolicyIndex,
+    pub(super) selector: Selector,
+}
 
-    /// Builds and installs the SAs of `pair`, the outbound half held when `hold`; `rng` keys
-    /// the CBC IV generator.
-    pub(super) fn install(
-        &mut self,
-        pair: &SaPair<'_>,
-        hold: bool,
-        rng: &mut dyn SecureRandom,
-    ) -> Result<(), SaError> {
-        if self.inbound.contains_key(&pair.inbound.spi) {
-            return Err(SaError::DuplicateSpi(pair.inbound.spi));
-        }
-        let p = &pair.params;
-        let ah_keys = match pair.protocols {
+impl core::fmt::Debug for BuiltPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BuiltPair({} / {:?})", self.inbound.sa.spi(), self.outbound)
+    }
+}
+
+impl core::fmt::Debug for OutboundHalf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OutboundHalf({}, {}, {})", self.entry.sa.spi(), self.policy, self.selector)
+    }
+}
+
+impl SaPair<'_> {
+    /// Builds the pair's SAs (keys its algorithms); `rng` draws the CBC IV nonce.
+    pub fn build(&self, rng: &mut dyn SecureRandom) -> Result<BuiltPair, SaError> {
+        let p = &self.params;
+        let ah_keys = match self.protocols {
             Protocols::Esp => None,
-            Protocols::Ah(integrity) => Some((integrity, pair.inbound, pair.outbound)),
+            Protocols::Ah(integrity) => Some((integrity, self.inbound, self.outbound)),
             Protocols::AhEsp { integrity, inbound, outbound } => Some((integrity, inbound, outbound)),
         };
         if ah_keys.is_some() {
             if p.udp_encapsulated {
                 return Err(SaError::AhUdpEncapsulated);
             }
-            if !(pair.local.is_ipv4() && pair.remote.is_ipv4()) {
+            if !(self.local.is_ipv4() && self.remote.is_ipv4()) {
                 return Err(SaError::AhNotIpv4);
             }
         }
@@ -120,53 +111,138 @@ impl Databases {
             replay_window: p.replay_window,
             limits: p.limits,
         };
-        let with_esp = !matches!(pair.protocols, Protocols::Ah(_));
+        let with_esp = !matches!(self.protocols, Protocols::Ah(_));
         let outbound = OutboundBundle {
-            esp: with_esp.then(|| OutboundSa::new(p, pair.outbound, rng)).transpose()?,
+            esp: with_esp.then(|| OutboundSa::new(p, self.outbound, rng)).transpose()?,
             ah: ah_keys.map(|(i, _, keys)| OutboundAh::new(&ah_params(i), keys)).transpose()?,
         };
         let inbound = InboundBundle {
-            esp: with_esp.then(|| InboundSa::new(p, pair.inbound)).transpose()?,
+            esp: with_esp.then(|| InboundSa::new(p, self.inbound)).transpose()?,
             ah: ah_keys.map(|(i, keys, _)| InboundAh::new(&ah_params(i), keys)).transpose()?,
         };
-        if let Some(ah) = &inbound.ah {
+        let (policy, selector, local, remote) = (self.policy, self.selector, self.local, self.remote);
+        let entry = OutboundEntry { sa: outbound, local, remote, inbound_spi: self.inbound.spi, serial: 0 };
+        Ok(BuiltPair {
+            inbound: InboundEntry { sa: inbound, policy, selector, local, remote },
+            outbound: OutboundHalf { entry, policy, selector },
+        })
+    }
+}
+
+/// The SPD and the outbound SAs: the sealing side's databases.
+pub(super) struct SealDatabase {
+    pub(super) spd: Spd,
+    /// Outbound SAs per policy entry, by selector and installation serial: a template's
+    /// thousands of flows are found by the packet's addresses, not by a scan.
+    outbound: IndexMap<PolicyIndex, SelectorTable<OutboundEntry>>,
+    /// Our inbound SPI of each pair to its outbound SA's policy and serial (displays and
+    /// lifetime reports find a pair's outbound half in constant time).
+    pairs: IndexMap<Spi, (PolicyIndex, u64)>,
+    next_serial: u64,
+}
+
+/// The inbound SAs with their replay windows: the opening side's database.
+#[derive(Default)]
+pub(super) struct OpenDatabase {
+    /// Inbound SA pairs by our SPI (unique: we choose them): the ESP SPI, or the AH SPI
+    /// for AH alone.
+    inbound: IndexMap<Spi, InboundEntry>,
+    /// Our AH SPIs to the key of their pair in `inbound`.
+    inbound_ah: IndexMap<Spi, Spi>,
+}
+
+impl OpenDatabase {
+    /// Installs an inbound half; refused when our SPI (or AH SPI) is taken.
+    pub(super) fn install(&mut self, entry: InboundEntry) -> Result<(), SaError> {
+        let spi = entry.sa.spi();
+        if self.inbound.contains_key(&spi) {
+            return Err(SaError::DuplicateSpi(spi));
+        }
+        if let Some(ah) = &entry.sa.ah {
             if self.inbound_ah.contains_key(&ah.spi()) {
                 return Err(SaError::DuplicateSpi(ah.spi()));
             }
-            self.inbound_ah.insert(ah.spi(), pair.inbound.spi);
+            // AH alone is known by its AH SPI in `inbound` too.
+            self.inbound_ah.insert(ah.spi(), spi);
         }
-        let (policy, selector, local, remote) = (pair.policy, pair.selector, pair.local, pair.remote);
-        self.next_serial += 1;
-        let serial = self.next_serial;
-        self.inbound
-            .insert(pair.inbound.spi, InboundEntry { sa: inbound, policy, selector, local, remote, serial });
-        let entry = OutboundEntry { sa: outbound, local, remote, inbound_spi: pair.inbound.spi, serial };
-        if hold {
-            self.held.insert(pair.inbound.spi, (policy, selector, entry));
-        } else {
-            self.outbound.entry(policy).or_default().insert(selector, serial, entry);
-        }
+        self.inbound.insert(spi, entry);
         Ok(())
     }
 
-    /// Lets the held outbound half of the pair `spi` seal: its policy and flow.
-    pub(super) fn release(&mut self, spi: Spi) -> Option<(PolicyIndex, Selector)> {
-        let (policy, selector, entry) = self.held.remove(&spi)?;
-        self.outbound.entry(policy).or_default().insert(selector, entry.serial, entry);
-        Some((policy, selector))
-    }
-
     /// Removes the pair whose inbound SA has our SPI `spi`. Returns false if there is none.
-    pub(super) fn remove_by_inbound_spi(&mut self, spi: Spi) -> bool {
+    pub(super) fn remove(&mut self, spi: Spi) -> bool {
         let Some(entry) = self.inbound.remove(&spi) else {
             return false;
         };
         if let Some(ah) = &entry.sa.ah {
             self.inbound_ah.remove(&ah.spi());
         }
-        self.held.remove(&spi);
-        if let Some(table) = self.outbound.get_mut(&entry.policy) {
-            table.remove(entry.serial);
+        true
+    }
+
+    /// The inbound side of [`SealDatabase::renumber`]: the pairs of removed policies go.
+    pub(super) fn renumber(&mut self, renumber: &impl Fn(PolicyIndex) -> Option<PolicyIndex>) {
+        self.inbound.retain(|_, entry| match renumber(entry.policy) {
+            Some(new) => {
+                entry.policy = new;
+                true
+            }
+            None => false,
+        });
+        // AH SPIs of removed AH and AH+ESP pairs.
+        let inbound = &self.inbound;
+        self.inbound_ah.retain(|_, pair| inbound.contains_key(pair));
+    }
+
+    /// The pair with our SPI `spi`.
+    #[inline]
+    pub(super) fn inbound(&self, spi: Spi) -> Option<&InboundEntry> {
+        self.inbound.get(&spi)
+    }
+
+    /// The pair with our SPI `spi`, to open a packet on.
+    #[inline]
+    pub(super) fn inbound_mut(&mut self, spi: Spi) -> Option<&mut InboundEntry> {
+        self.inbound.get_mut(&spi)
+    }
+
+    /// The pair whose AH SA has our SPI `ah_spi`.
+    pub(super) fn inbound_by_ah_spi(&mut self, ah_spi: Spi) -> Option<&mut InboundEntry> {
+        self.inbound.get_mut(self.inbound_ah.get(&ah_spi)?)
+    }
+
+    /// True when an inbound AH SA has our AH SPI `spi`.
+    pub(super) fn knows_ah_spi(&self, spi: Spi) -> bool {
+        self.inbound_ah.contains_key(&spi)
+    }
+
+    /// Installed inbound pairs.
+    pub(super) fn len(&self) -> usize {
+        self.inbound.len()
+    }
+}
+
+impl SealDatabase {
+    pub(super) fn new(spd: Spd) -> Self {
+        Self { spd, outbound: IndexMap::default(), pairs: IndexMap::default(), next_serial: 0 }
+    }
+
+    /// Installs the outbound half of a pair under `policy` and `selector`.
+    pub(super) fn install(&mut self, policy: PolicyIndex, selector: Selector, mut entry: OutboundEntry) {
+        self.next_serial += 1;
+        entry.serial = self.next_serial;
+        self.pairs.insert(entry.inbound_spi, (policy, entry.serial));
+        self.outbound.entry(policy).or_default().insert(selector, entry.serial, entry);
+    }
+
+    /// Removes the outbound half of the pair whose inbound SA has our SPI `spi`. Returns
+    /// false if there is none.
+    pub(super) fn remove(&mut self, spi: Spi) -> bool {
+        let Some((policy, serial)) = self.pairs.remove(&spi) else {
+            return false;
+        };
+        if let Some(table) = self.outbound.get_mut(&policy) {
+            table.remove(serial);
         }
         true
     }
@@ -186,29 +262,18 @@ impl Databases {
                 Some(new) => {
                     let target = self.outbound.entry(new).or_default();
                     for (selector, serial, entry) in table.drain() {
+                        self.pairs.insert(entry.inbound_spi, (new, serial));
                         target.insert(selector, serial, entry);
                     }
                 }
                 None => {
                     for (_, _, entry) in table.drain() {
-                        self.inbound.remove(&entry.inbound_spi);
+                        self.pairs.remove(&entry.inbound_spi);
                         removed += 1;
                     }
                 }
             }
         }
-        self.held.retain(|_, (policy, ..)| renumber(*policy).map(|new| *policy = new).is_some());
-        // Inbound SAs whose outbound half was already gone (or is held) follow the same rule.
-        self.inbound.retain(|_, entry| match renumber(entry.policy) {
-            Some(new) => {
-                entry.policy = new;
-                true
-            }
-            None => false,
-        });
-        // AH SPIs of removed AH and AH+ESP pairs.
-        let inbound = &self.inbound;
-        self.inbound_ah.retain(|_, pair| inbound.contains_key(pair));
         removed
     }
 
@@ -274,41 +339,14 @@ impl Databases {
 
     /// The outbound half of the pair whose inbound SA has our SPI `spi`.
     pub(super) fn outbound_of_pair(&self, spi: Spi) -> Option<&OutboundEntry> {
-        let entry = self.inbound.get(&spi)?;
-        let table = self.outbound.get(&entry.policy)?;
-        table.get(table.slot_of(entry.serial)?)
+        let (policy, serial) = self.pairs.get(&spi)?;
+        let table = self.outbound.get(policy)?;
+        table.get(table.slot_of(*serial)?)
     }
 
     /// The slot of the unexpired pair installed as `serial` in `policy`'s table.
     pub(super) fn outbound_by_serial(&self, policy: PolicyIndex, serial: u64) -> Option<usize> {
         let table = self.outbound.get(&policy)?;
         table.slot_of(serial).filter(|&slot| table.get(slot).is_some_and(|o| !o.sa.is_expired()))
-    }
-
-    /// The pair with our SPI `spi`.
-    #[inline]
-    pub(super) fn inbound(&self, spi: Spi) -> Option<&InboundEntry> {
-        self.inbound.get(&spi)
-    }
-
-    /// The pair with our SPI `spi`, to open a packet on.
-    #[inline]
-    pub(super) fn inbound_mut(&mut self, spi: Spi) -> Option<&mut InboundEntry> {
-        self.inbound.get_mut(&spi)
-    }
-
-    /// The pair whose AH SA has our SPI `ah_spi`.
-    pub(super) fn inbound_by_ah_spi(&mut self, ah_spi: Spi) -> Option<&mut InboundEntry> {
-        self.inbound.get_mut(self.inbound_ah.get(&ah_spi)?)
-    }
-
-    /// True when an inbound AH SA has our AH SPI `spi`.
-    pub(super) fn knows_ah_spi(&self, spi: Spi) -> bool {
-        self.inbound_ah.contains_key(&spi)
-    }
-
-    /// Installed inbound pairs.
-    pub(super) fn len(&self) -> usize {
-        self.inbound.len()
     }
 }

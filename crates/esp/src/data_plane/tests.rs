@@ -7,12 +7,13 @@ use crypto::{EspCipher, Integrity};
 
 use super::*;
 use crate::sa::esp::SaParams;
-use crate::sa::{LifetimeCause, LifetimeNotice, Mode, SaKeys, TrafficLimits};
+use crate::sa::{LifetimeCause, LifetimeNotice, Mode, OpenError, SaKeys, TrafficLimits};
 use crate::tests::{ipv4_packet, udp};
 use crate::tests::{key_bytes, SeededRandom};
 use crate::wire::ah::PROTOCOL_AH;
 use crate::wire::esp::PROTOCOL_ESP;
 use crate::{MAX_HEADROOM, MAX_TAILROOM};
+use spd::Action;
 use spd::{PortRange, Prefix, Selector, PROTOCOL_TCP};
 
 const SITE_A: [u8; 4] = [10, 1, 1, 0];
@@ -236,7 +237,7 @@ fn acquire_queues_then_releases_when_the_sa_arrives() {
     assert_eq!(a.poll_event(), None);
     // Bounded: the 8 newest wait, the 2 oldest were dropped.
     assert_eq!(a.queued_packets(), 8);
-    let stats = *a.statistics();
+    let stats = a.statistics();
     assert_eq!((stats.queued, stats.queue_dropped, stats.acquires), (10, 2, 1));
     assert!(a.poll_queued(&mut out).is_none(), "nothing is released before the SA exists");
 
@@ -455,6 +456,62 @@ fn inbound_first_opens_at_once_and_seals_only_once_released() {
     assert!(b.remove_by_inbound_spi(Spi(0xB003)));
     assert!(!b.release_outbound(Spi(0xB003)));
     assert!(b.inbound_sa(Spi(0xB003)).is_none());
+}
+
+/// A quick-mode responder's first pair: the initiator's first packet opens on the inbound
+/// half installed with QM2, and the answer to it, sealed before QM3 released the outbound
+/// half, waits for that release instead of raising an acquire (which started a second quick
+/// mode for the same flow, netns_demo under load).
+#[test]
+fn a_packet_for_a_held_pair_waits_for_its_release_without_an_acquire() {
+    let (mut a, mut b) = planes();
+    let k = pair_keys(1, gcm());
+    let held = SaPair {
+        policy: PolicyIndex(0),
+        selector: mirror(a_selector()),
+        params: k.params,
+        local: gateway(2),
+        remote: gateway(1),
+        inbound: keys(&k.a_to_b),
+        outbound: keys(&k.b_to_a),
+        protocols: Protocols::Esp,
+    };
+    b.install_inbound_first(held, &mut SeededRandom(2)).unwrap();
+    let to_a = SaPair {
+        local: gateway(1),
+        remote: gateway(2),
+        inbound: keys(&k.b_to_a),
+        outbound: keys(&k.a_to_b),
+        selector: a_selector(),
+        ..held
+    };
+    a.install(to_a, &mut SeededRandom(1)).unwrap();
+    let (_, esp) = send(&mut a, &ping(1));
+    assert_eq!(receive(&mut b, &esp), Ok(ping(1)));
+    let reply = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0, 0, 1, 0, 1]);
+    assert_eq!(b.seal(&reply, &mut buffer()), Outbound::Queued);
+    assert_eq!(b.poll_event(), None, "no acquire while the pair waits for QM3");
+    assert!(b.release_outbound(Spi(0xB001)));
+    let mut out = buffer();
+    let Some(Outbound::Send(sent)) = b.poll_queued(&mut out) else { panic!("the reply is released") };
+    assert_eq!(sent.spi, Spi(0xA001));
+    let datagram = sent.datagram.to_vec();
+    assert_eq!(receive(&mut a, &datagram), Ok(reply.clone()));
+    // A held pair whose QM3 never comes is taken back: what waited for it is dropped, and
+    // the next packet raises an acquire.
+    let k = pair_keys(2, gcm());
+    let second = SaPair { inbound: keys(&k.a_to_b), outbound: keys(&k.b_to_a), ..held };
+    assert!(b.remove_by_inbound_spi(Spi(0xB001)));
+    b.install_inbound_first(second, &mut SeededRandom(3)).unwrap();
+    assert_eq!(b.seal(&reply, &mut buffer()), Outbound::Queued);
+    assert_eq!(b.poll_event(), None);
+    assert!(b.remove_by_inbound_spi(Spi(0xB002)));
+    assert_eq!(b.queued_packets(), 0);
+    // Without a held pair the same packet raises an acquire, as before.
+    assert_eq!(b.seal(&ping(2), &mut buffer()), Outbound::Bypass, "A's flow is not B's to protect");
+    let reply2 = ipv4_packet(1, [10, 2, 2, 2], [10, 1, 1, 2], &[0, 0, 0, 0, 0, 1, 0, 2]);
+    assert_eq!(b.seal(&reply2, &mut buffer()), Outbound::Queued);
+    assert!(matches!(b.poll_event(), Some(Event::Acquire { .. })));
 }
 
 #[test]

@@ -7,10 +7,13 @@
 //! SA is built: RFC 4303 §3.2 allows it, but unauthenticated CBC is open to the padding and
 //! bit-flipping attacks of Paterson and Yau, and no peer of ours needs it.
 //!
-//! IVs (RFC 4303 §3.3.2, RFC 3602 §3): a CBC IV must be unpredictable, so each outbound SA
-//! keys a second instance of its cipher with random bytes at set-up and encrypts the
-//! sequence number under it (NIST SP 800-38A Appendix C, "apply the forward cipher function
-//! to a nonce"). Randomness is needed only once per SA, so sealing takes no random source.
+//! IVs (RFC 4303 §3.3.2, RFC 3602 §3): a CBC IV must be unpredictable, so an outbound SA
+//! draws a random nonce once at set-up and encrypts nonce || sequence number under its own
+//! key (NIST SP 800-38A Appendix C, the first method: "apply the forward cipher function,
+//! under the same key that is used for the encryption of the plaintext, to a nonce"; the
+//! sequence number makes each nonce unique). Randomness is needed only once per SA, so
+//! sealing takes no random source, and the generator is a few bytes, not a second key
+//! schedule (issue 16: memory per SA).
 //! An AES-GCM IV must never repeat under one key, so it is the 64-bit sequence number
 //! (RFC 4106 §3.1), which the 32-bit counter below never lets wrap.
 //!
@@ -23,7 +26,7 @@
 //! [`SaParams::udp_encapsulated`] records which framing the SA uses so the caller can ask.
 
 use crypto::esp_transform::{EspCryptoError, GCM_ICV_LEN, GCM_IV_LEN};
-use crypto::{CipherKey, EspCipher, Integrity, IntegrityKey, SecretBytes, SecureRandom};
+use crypto::{CipherKey, EspCipher, Integrity, IntegrityKey, KeyUse, SecureRandom};
 
 use super::{Mode, OpenError, Sa, SaError, SaKeys, SealError, SequenceCounter, TrafficLimits};
 use crate::replay::{ReplayWindow, DEFAULT_WINDOW};
@@ -84,27 +87,29 @@ impl SaParams {
     }
 }
 
-/// ESP's part of an SA: its parameters and keyed algorithms.
+/// ESP's part of an SA: its parameters and keyed algorithms, keyed for the SA's direction
+/// only (an inbound CBC SA holds no encrypting key schedule, an outbound one no decrypting).
 #[derive(Debug)]
 pub struct Esp {
     params: SaParams,
     cipher: CipherKey,
     integrity: Option<IntegrityKey>,
-    /// The CBC IV generator of an outbound CBC SA; `None` for GCM, NULL and inbound SAs.
+    /// The CBC IV nonce of an outbound CBC SA; `None` for GCM, NULL and inbound SAs.
     iv: Option<IvGenerator>,
 }
 
 impl Esp {
-    /// Keys the algorithms; `rng`, given for an outbound SA, keys the CBC IV generator.
+    /// Keys the algorithms; `rng`, given for an outbound SA, draws the CBC IV nonce.
     fn new(params: &SaParams, keys: SaKeys<'_>, rng: Option<&mut dyn SecureRandom>) -> Result<Self, SaError> {
-        let cipher = CipherKey::new(params.cipher, keys.cipher_key)?;
+        let usage = if rng.is_some() { KeyUse::Seal } else { KeyUse::Open };
+        let cipher = CipherKey::for_use(params.cipher, keys.cipher_key, usage)?;
         let integrity = params.integrity.map(|i| IntegrityKey::new(i, keys.integrity_key)).transpose()?;
-        // CBC ciphers need unpredictable IVs from a keyed generator; AEAD ciphers take the
-        // sequence number as their explicit IV, and NULL has none.
+        // CBC ciphers need unpredictable IVs; AEAD ciphers take the sequence number as their
+        // explicit IV, and NULL has none.
         let iv = match (params.cipher, rng) {
             (cipher, _) if cipher.is_aead() || cipher.iv_len() == 0 => None,
             (_, None) => None,
-            (cbc, Some(rng)) => Some(IvGenerator::new(cbc, rng)?),
+            (_, Some(rng)) => Some(IvGenerator::new(rng)),
         };
         Ok(Self { params: *params, cipher, integrity, iv })
     }
@@ -122,35 +127,28 @@ impl<S> Sa<S, Esp> {
     }
 }
 
-/// Keys a CBC cipher with random bytes once per SA and encrypts sequence numbers into IVs.
+/// The random part of an outbound CBC SA's IV nonces, drawn once per SA: an IV is the SA's
+/// own forward cipher over nonce || sequence number (one block).
 #[derive(Debug)]
 struct IvGenerator {
-    key: CipherKey,
+    nonce: [u8; 12],
 }
 
 impl IvGenerator {
-    fn new(cipher: EspCipher, rng: &mut dyn SecureRandom) -> Result<Self, EspCryptoError> {
-        let mut last = EspCryptoError::Internal;
-        // A random DES key is weak with probability 2⁻⁵²; retry rather than fail.
-        for _ in 0..8 {
-            let mut material = vec![0u8; cipher.key_len()];
-            rng.fill(&mut material);
-            let material = SecretBytes::new(material);
-            match CipherKey::new(cipher, material.expose()) {
-                Ok(key) => return Ok(Self { key }),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+    fn new(rng: &mut dyn SecureRandom) -> Self {
+        let mut nonce = [0u8; 12];
+        rng.fill(&mut nonce);
+        Self { nonce }
     }
 
-    /// Writes E_k(sequence) into `iv` (one block, so CBC from a zero IV is the block cipher).
-    fn fill(&self, sequence: u32, iv: &mut [u8]) -> Result<(), EspCryptoError> {
+    /// Writes E_k(nonce || sequence) into `iv` (one block, so CBC from a zero IV is the block
+    /// cipher) under the SA's `key`.
+    fn fill(&self, key: &CipherKey, sequence: u32, iv: &mut [u8]) -> Result<(), EspCryptoError> {
         const ZERO: [u8; 16] = [0; 16];
-        iv.fill(0);
         let len = iv.len();
+        iv[..len - 4].copy_from_slice(&self.nonce[..len - 4]);
         iv[len - 4..].copy_from_slice(&sequence.to_be_bytes());
-        self.key.encrypt_in_place(&ZERO[..len], iv)
+        key.encrypt_in_place(&ZERO[..len], iv)
     }
 }
 
@@ -270,7 +268,7 @@ impl OutboundSa {
         } else {
             let iv = &mut head[HEADER_LEN..];
             if let Some(generator) = &self.protocol.iv {
-                generator.fill(sequence, iv)?;
+                generator.fill(&self.protocol.cipher, sequence, iv)?;
             }
             self.protocol.cipher.encrypt_in_place(iv, ciphertext)?;
             if let Some(integrity) = &self.protocol.integrity {

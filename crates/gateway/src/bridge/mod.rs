@@ -133,7 +133,8 @@ impl Bridge {
         let mut shared = Shared::new(plane, rule_selectors, templates);
         shared.set_recovery_peers(config);
         let shared = Arc::new(Mutex::new(shared));
-        let (udp, thread_udp) = udp.into_iter().map(|h| ((h.local, h.send), (h.local, h.read))).unzip();
+        let (udp, thread_udp) =
+            udp.into_iter().map(|h| ((h.local, h.send), (h.local, Arc::new(h.read)))).unzip();
         let drops = Arc::new(SendDrops::default());
         let flows = inner_flows::Published::default();
         fast_path::spawn(fast_path::Io {
@@ -174,7 +175,7 @@ impl Bridge {
 
     /// The data plane's counters (a copy: the thread keeps counting).
     pub fn statistics(&self) -> esp::Statistics {
-        *lock(&self.shared).plane.statistics()
+        lock(&self.shared).statistics()
     }
 
     /// True when a raw ESP socket is open on `address`.
@@ -191,7 +192,7 @@ impl Bridge {
             self.raw_ah.insert(address, socket);
         }
         if !added.ah.is_empty() {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -204,11 +205,11 @@ impl Bridge {
             self.raw.insert(address, socket);
         }
         for UdpHandles { local, send, read } in udp {
-            added.udp.push((local, read));
+            added.udp.push((local, Arc::new(read)));
             self.udp.insert(local, send);
         }
         if !(added.raw.is_empty() && added.udp.is_empty()) {
-            lock(&self.shared).added_sockets.push(added);
+            lock(&self.shared).add_sockets(added);
         }
     }
 
@@ -229,7 +230,7 @@ impl Bridge {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
         shared.plane.replace_spd(spd);
-        let removed = shared.plane.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
+        let removed = shared.renumber_policies(|p| diff.policy(p.0).map(PolicyIndex));
         shared.rule_selectors = rule_selectors;
         shared.templates = templates;
         shared.set_recovery_peers(config);
@@ -357,18 +358,38 @@ impl Bridge {
         let (local, remote, udp_encapsulated) =
             (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
         let shared = self.shared.clone();
-        let mut shared = lock(&shared);
-        let template_rule = (shared.is_template(PolicyIndex(policy)) && !inbound_first).then(|| Rule {
+        let template = lock(&shared).is_template(PolicyIndex(policy)).then(|| Rule {
             selector: selector(&pair.selector),
             action: Action::Protect(PolicyIndex(policy)),
         });
+        let first = template.filter(|rule| !self.template_flows.contains_key(rule));
+        // A template flow's first pair goes in whole with QM3: until then the flow has no
+        // rule and no route into the TUN, and the answer to a packet an inbound half opened
+        // would leave by the kernel's own routing. Its rekeys go inbound-first. Its route
+        // comes before its SAs (outside the lock): the data-plane thread opens the packets
+        // that came early as soon as the SA is in, and their answers need the route.
+        match first {
+            Some(_) if inbound_first => return,
+            Some(rule) => {
+                self.route_changes.push(RouteChange::Add(rule, pair.peer.clone(), pair.remote.ip()));
+                self.apply_route_changes();
+            }
+            None => {}
+        }
+        let mut shared = lock(&shared);
+        let template_rule = template.filter(|_| !inbound_first);
         let installed = if inbound_first {
-            shared.plane.install_inbound_first(sa_pair, &mut self.rng)
+            shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
-            shared.plane.install(sa_pair, &mut self.rng)
+            shared.install(sa_pair, &mut self.rng)
         };
         if let Err(e) = installed {
             warn!("cannot install the IPsec SA pair for {}: {e}", pair.policy);
+            drop(shared);
+            if let Some(rule) = first.filter(|r| !self.remotes.contains_key(&r.selector.remote)) {
+                self.route_changes.push(RouteChange::Remove(rule.selector.remote));
+                self.apply_route_changes();
+            }
             return;
         }
         if let Some(rule) = template_rule {
@@ -441,8 +462,8 @@ impl Bridge {
         }
         *self.remotes.entry(rule.selector.remote).or_insert(0) += 1;
         shared.plane.push_rule(rule);
+        // Its route went in before its SAs (`install`).
         debug!("template flow {} for {peer} ({remote}) protected", rule.selector);
-        self.route_changes.push(RouteChange::Add(rule, peer.to_owned(), remote));
     }
 
     /// A pair of a template flow is gone: the last one takes the rule and route with it.
@@ -474,7 +495,7 @@ impl Bridge {
     pub fn remove_inbound(&mut self, spi: u32) {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
-        shared.plane.remove_by_inbound_spi(esp::Spi(spi));
+        shared.remove_by_inbound_spi(esp::Spi(spi));
         self.held.remove(&spi);
         for policy in self.pairs.iter().filter(|p| p.inbound_spi == spi).map(|p| p.policy) {
             let dropped = shared.plane.abandon_acquire(policy);

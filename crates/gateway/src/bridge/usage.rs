@@ -27,16 +27,17 @@ impl Bridge {
     /// The traffic of every installed pair, in install order.
     pub fn traffic(&self) -> Vec<PairTraffic> {
         let shared = lock(&self.shared);
+        let open = shared.open();
         self.pairs
             .iter()
             .map(|pair| {
                 let spi = esp::Spi(pair.inbound_spi);
                 // The ESP SA's window, or the AH SA's for AH alone.
-                let window = shared
+                let window = open
                     .plane
                     .inbound_sa(spi)
                     .map(InboundSa::replay_window)
-                    .or_else(|| shared.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+                    .or_else(|| open.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
                 // By our SPI, in constant time: a hub reports 100,000 pairs.
                 let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
                 PairTraffic {
@@ -45,7 +46,7 @@ impl Bridge {
                     local: pair.local,
                     remote: pair.remote,
                     udp_encapsulated: pair.udp_encapsulated,
-                    inbound: shared.plane.inbound_usage(spi).unwrap_or_default(),
+                    inbound: open.plane.inbound_usage(spi).unwrap_or_default(),
                     outbound,
                     sent_sequence,
                     received_sequence: window.map_or(0, esp::ReplayWindow::highest),
@@ -61,8 +62,9 @@ impl Bridge {
         let mut reports = Vec::new();
         {
             let shared = lock(&self.shared);
+            let open = shared.open();
             for pair in &self.pairs {
-                if let Some(c) = shared.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
+                if let Some(c) = open.plane.inbound_usage(esp::Spi(pair.inbound_spi)) {
                     reports.push((pair.inbound_spi, ike::SaUsage { bytes: c.bytes, packets: c.packets }));
                 }
                 if let Some((c, last_sequence)) = shared.plane.pair_outbound_usage(esp::Spi(pair.inbound_spi))

@@ -1,9 +1,9 @@
 //! Supervision: a panic anywhere in the daemon ends the process (issue 13, finding 12).
 //!
 //! The daemon is the IKE loop (tokio tasks on one thread: the loop, the UDP 500 readers, the
-//! control socket's connections) and the data-plane thread (`esp-data`,
+//! control socket's connections) and the data-plane threads (`esp-seal`, `esp-open`,
 //! [`crate::data_path::fast_path`]). A panic in one of them used to end that thread or task
-//! alone: tokio catches a task's panic, and a dead `esp-data` leaves the IKE loop
+//! alone: tokio catches a task's panic, and a dead `esp-seal` leaves the IKE loop
 //! negotiating SAs that carry no packet. Half alive is worse than dead, which a service
 //! manager notices and restarts. So `keysteward run` installs [`install`] first: the panic
 //! hook logs which thread panicked, where and why, then aborts the process. Release builds
@@ -53,7 +53,7 @@ mod tests {
         let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).try_init();
         super::install();
         if part == "thread" {
-            let thread = std::thread::Builder::new().name("esp-data".into());
+            let thread = std::thread::Builder::new().name("esp-seal".into());
             let _ = thread.spawn(|| panic!("poll: {}", "the poll set is broken")).map(|t| t.join());
         } else {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -75,7 +75,7 @@ mod tests {
         }
         let name = "daemon::supervise::tests::a_panic_in_any_thread_or_task_ends_the_process_with_the_thread_and_reason";
         for (part, thread, reason) in [
-            ("thread", "thread `esp-data` panicked", "poll: the poll set is broken"),
+            ("thread", "thread `esp-seal` panicked", "poll: the poll set is broken"),
             ("task", "panicked", "a UDP 500 reader failed"),
         ] {
             let start = Instant::now();

@@ -308,9 +308,10 @@ impl Engine {
     /// the peer, so a repeated acquire (traffic keeps arriving) starts nothing new.
     pub(crate) fn flow_served(&self, acquire: &Acquire, now: Instant) -> bool {
         let Some(peer) = self.config.policies.get(acquire.policy).map(|p| p.peer) else { return false };
-        self.slots_of_peer(peer).iter().filter_map(|&slot| self.slots.get(slot)?.as_ref()).any(|sa| {
-            sa.lifetimes.serves(acquire, now) || sa.quick_modes.iter().any(|q| q.acquire() == Some(acquire))
-        })
+        self.slots_of_peer(peer)
+            .iter()
+            .filter_map(|&slot| self.slots.get(slot)?.as_ref())
+            .any(|sa| sa.lifetimes.serves(acquire, now) || sa.quick_modes.iter().any(|q| q.serves(acquire)))
     }
 
     /// Pairs matching a `reset ipsec sa` filter end on our side: Deletes sent, events.

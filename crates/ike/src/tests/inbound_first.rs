@@ -137,3 +137,22 @@ fn quick_mode_responder_takes_back_its_inbound_sa_when_qm3_never_comes() {
     assert_eq!(taken_back, [expected]);
     assert!(receiving(&pair.b).is_empty());
 }
+
+/// The responder opens the initiator's packets from QM2 on, so the answers to them can reach
+/// its data plane before QM3 does: with no outbound SA yet they raise an acquire for the same
+/// flow. It must wait for QM3, not start a second quick mode (which made two pairs where one
+/// was asked for: `netns_console` saw four SPIs).
+#[test]
+fn quick_mode_responder_waiting_for_qm3_starts_nothing_for_the_same_flow() {
+    let (a, b) = (Gateway::fw_a(), Gateway::fw_b());
+    let mut pair = Pair::new(&a, &b, 63);
+    pair.acquire_on_a(a.selector());
+    let inbound_first = |pair: &Pair| pair.b.events.iter().any(|e| matches!(e, Event::IpsecSaInbound(_)));
+    assert!(pair.drive_until(100, inbound_first));
+    assert!(installed(&pair.b).is_empty(), "QM3 has not arrived yet");
+    // Traffic back to A arrives before QM3.
+    pair.b.engine.handle_acquire(pair.now, Acquire { policy: 0, selector: b.selector() });
+    pair.drive_for(Duration::from_secs(60));
+    assert_eq!((installed(&pair.a).len(), installed(&pair.b).len()), (1, 1), "one pair, not two");
+    assert!(failures(&pair.a).is_empty() && failures(&pair.b).is_empty());
+}

@@ -12,15 +12,15 @@
 use std::net::Ipv4Addr;
 
 /// Bytes of IPv4 header (without options).
-pub(crate) const IPV4_HEADER_LEN: usize = 20;
+pub const IPV4_HEADER_LEN: usize = 20;
 /// Bytes of UDP header, added when ESP is UDP-encapsulated (RFC 3948).
-pub(crate) const UDP_HEADER_LEN: usize = 8;
+pub const UDP_HEADER_LEN: usize = 8;
 /// Length of the ICMP "fragmentation needed" error the data plane builds, at most: IPv4 header, ICMP header, the
 /// offending header with options (60) and 8 bytes of its payload.
 pub const MAX_ICMP_LEN: usize = IPV4_HEADER_LEN + 8 + 60 + 8;
 
 /// The Internet checksum (RFC 1071) of `data`.
-pub(crate) fn checksum(data: &[u8]) -> u16 {
+pub fn checksum(data: &[u8]) -> u16 {
     let mut sum = 0u32;
     let mut chunks = data.chunks_exact(2);
     for pair in &mut chunks {
@@ -43,7 +43,7 @@ fn set_header_checksum(header: &mut [u8]) {
 
 /// Writes a 20-byte IPv4 header without options, TTL 64 (RFC 1700's default for packets we
 /// originate), DF as asked, and its checksum: for the packets the data plane originates.
-pub(crate) fn write_header(
+pub fn write_header(
     header: &mut [u8],
     total_len: usize,
     identification: u16,
@@ -65,14 +65,14 @@ pub(crate) fn write_header(
 }
 
 /// True when the packet's Don't Fragment bit is set.
-pub(crate) fn dont_fragment(packet: &[u8]) -> bool {
+pub fn dont_fragment(packet: &[u8]) -> bool {
     packet.get(6).is_some_and(|flags| flags & 0x40 != 0)
 }
 
 /// Writes an ICMP "fragmentation needed and DF set" for `original` (a valid IPv4 packet) into
 /// `out`, from `source` back to the original sender, announcing `mtu`; returns its length, or
 /// `None` if `out` is shorter than [`MAX_ICMP_LEN`] or `original` is not a packet to answer.
-pub(crate) fn frag_needed(original: &[u8], source: Ipv4Addr, mtu: u16, out: &mut [u8]) -> Option<usize> {
+pub fn frag_needed(original: &[u8], source: Ipv4Addr, mtu: u16, out: &mut [u8]) -> Option<usize> {
     let header_len = usize::from(original.first()? & 0x0f) * 4;
     let quoted = original.get(..(header_len + 8).min(original.len()))?;
     // Never answer an ICMP error with one (RFC 1122 §3.2.2): type 3, 4, 5, 11, 12.
@@ -97,12 +97,7 @@ pub(crate) fn frag_needed(original: &[u8], source: Ipv4Addr, mtu: u16, out: &mut
 /// Splits a valid IPv4 packet (header length `header_len`, exactly its total length) into
 /// fragments of at most `max_len` bytes each, calling `emit` with each in order. Returns
 /// false (emitting nothing) when `max_len` leaves no room for 8 bytes of data.
-pub(crate) fn fragment(
-    packet: &[u8],
-    header_len: usize,
-    max_len: usize,
-    mut emit: impl FnMut(&[u8]),
-) -> bool {
+pub fn fragment(packet: &[u8], header_len: usize, max_len: usize, mut emit: impl FnMut(&[u8])) -> bool {
     let first_room = max_len.saturating_sub(header_len) / 8 * 8;
     let other_room = max_len.saturating_sub(IPV4_HEADER_LEN) / 8 * 8;
     if first_room == 0 || other_room == 0 || packet.len() < header_len {
@@ -143,7 +138,6 @@ pub(crate) fn fragment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::ipv4_packet;
     use spd::Flow;
 
     #[test]
@@ -217,5 +211,15 @@ mod tests {
         assert!(fragment(&packet, 20, 52, |f| fragments.push(f.to_vec())));
         let fields: Vec<u16> = fragments.iter().map(|f| u16::from_be_bytes([f[6], f[7]])).collect();
         assert_eq!(fields, [0x2000 | 10, 0x2000 | 14]);
+    }
+
+    /// An IPv4 packet (no options, DF set, TTL 64) around `payload`.
+    fn ipv4_packet(protocol: u8, source: [u8; 4], destination: [u8; 4], payload: &[u8]) -> Vec<u8> {
+        let total = 20 + payload.len();
+        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, protocol, 0, 0];
+        p.extend_from_slice(&source);
+        p.extend_from_slice(&destination);
+        p.extend_from_slice(payload);
+        p
     }
 }

@@ -38,7 +38,7 @@ pub const OUTER_HEADER_LEN: usize = 20;
 /// Longest AH header: the fixed part and the longest ICV (HMAC-SHA2-512-256, 32).
 pub const MAX_AH_LEN: usize = AH_FIXED_LEN + crypto::esp_transform::MAX_ICV_LEN;
 /// Longest IPv4 header (IHL 15).
-pub(crate) const MAX_IPV4_HEADER_LEN: usize = 60;
+pub const MAX_IPV4_HEADER_LEN: usize = 60;
 
 /// Why bytes are not an IPv4 packet carrying AH that this SA can check. Every variant is a
 /// drop reason.
@@ -138,10 +138,7 @@ pub fn packet_spi(packet: &[u8]) -> Option<Spi> {
 
 /// Copies the IPv4 header `header` into `zeroed` with the mutable fields zero (RFC 4302
 /// §3.3.3.1.1), returning the copy's length.
-pub(crate) fn zero_mutable(
-    header: &[u8],
-    zeroed: &mut [u8; MAX_IPV4_HEADER_LEN],
-) -> Result<usize, AhWireError> {
+pub fn zero_mutable(header: &[u8], zeroed: &mut [u8; MAX_IPV4_HEADER_LEN]) -> Result<usize, AhWireError> {
     let len = header.len();
     let copy = zeroed.get_mut(..len).ok_or(AhWireError::NotAh("IPv4 header longer than 60 bytes"))?;
     copy.copy_from_slice(header);
@@ -173,7 +170,7 @@ pub(crate) fn zero_mutable(
 }
 
 /// The header length and total length of an IPv4 packet of protocol 51 that is not a fragment.
-pub(crate) fn ipv4_lengths(packet: &[u8]) -> Result<(usize, usize), AhWireError> {
+pub fn ipv4_lengths(packet: &[u8]) -> Result<(usize, usize), AhWireError> {
     let first = *packet.first().ok_or(AhWireError::NotAh("empty"))?;
     if first >> 4 != 4 {
         return Err(AhWireError::NotAh("not IPv4"));

@@ -9,6 +9,7 @@
 //!
 //! Sequence number 0 is never sent (the first packet carries 1, RFC 4303 §3.3.3) and is
 //! refused. Extended sequence numbers are not supported: IKEv1 SAs here never negotiate them.
+#![forbid(unsafe_code)]
 
 /// Bits per block of the bitmap.
 const BLOCK_BITS: u32 = u64::BITS;

@@ -23,7 +23,7 @@
 //! The fixed header is all a packet says about itself; where the IV ends and the ICV starts
 //! depends on the SA's algorithms, so [`EspPacket::layout`] takes them and is the one place
 //! that decides whether the lengths add up. The trailer (padding, pad length, next header,
-//! RFC 4303 §2.4–§2.6) is written by `write_trailer` (crate-private) and checked by [`check_trailer`].
+//! RFC 4303 §2.4–§2.6) is written by [`write_trailer`] and checked by [`check_trailer`].
 
 use crypto::key_schedule::Spi;
 
@@ -200,7 +200,7 @@ pub const fn pad_len(payload_len: usize, block_len: usize) -> usize {
 /// Writes padding 1, 2, 3, …, the pad length and the next header after the payload that
 /// fills `buf[..payload_len]`; returns the end of the trailer. `buf` must have room for
 /// [`pad_len`] + [`TRAILER_LEN`] more bytes (the sealing code sizes it first).
-pub(crate) fn write_trailer(buf: &mut [u8], payload_len: usize, block_len: usize, next_header: u8) -> usize {
+pub fn write_trailer(buf: &mut [u8], payload_len: usize, block_len: usize, next_header: u8) -> usize {
     let pad = pad_len(payload_len, block_len);
     let mut at = payload_len;
     for (i, byte) in buf[at..at + pad].iter_mut().enumerate() {
