@@ -4,7 +4,6 @@
 //! data-plane counters, the way the daemon answers the control socket. The layouts themselves
 //! are pinned by the golden tests next to the renderers; this checks the facts.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use ike::{Acquire, Engine, Subnet, TrafficSelector};
 use keysteward::control::{Request, Response};
 use keysteward::data_path::PairTraffic;
 use keysteward::display::live::{respond, Live};
+use keysteward::records::Records;
 
 fn load(name: &str) -> vrp::Config {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
@@ -83,8 +83,17 @@ fn ask(
     now: Instant,
     request: Request,
 ) -> (String, serde_json::Value) {
-    let conn_ids = HashMap::new();
-    let live = Live { engine, config, traffic, inner_flows: &[], phase2_conn_ids: &conn_ids, now };
+    let records = Records::default();
+    let pair_traffic = |spi: u32| traffic.iter().find(|t| t.inbound_spi == spi).copied();
+    let live = Live {
+        engine,
+        config,
+        traffic,
+        pair_traffic: &pair_traffic,
+        inner_flows: &[],
+        records: &records,
+        now,
+    };
     match respond(&live, &request) {
         Some(Response::Ok { text, json }) => (text, json),
         other => panic!("{request:?}: {other:?}"),
@@ -92,13 +101,14 @@ fn ask(
 }
 
 fn error(engine: &Engine, config: &vrp::Config, request: Request) -> String {
-    let conn_ids = HashMap::new();
+    let records = Records::default();
     let live = Live {
         engine,
         config,
         traffic: &[],
+        pair_traffic: &|_| None,
         inner_flows: &[],
-        phase2_conn_ids: &conn_ids,
+        records: &records,
         now: Instant::now(),
     };
     match respond(&live, &request) {
@@ -231,13 +241,14 @@ fn session_table_lists_the_protected_inner_flows_after_the_ike_and_esp_sessions(
     }
     table.tick(now + Duration::from_secs(1), &published);
     let flows = published.rows(now + Duration::from_secs(1));
-    let conn_ids = HashMap::new();
+    let records = Records::default();
     let live = Live {
         engine: &a,
         config: &vrp_a,
         traffic: &counted,
+        pair_traffic: &|_| None,
         inner_flows: &flows,
-        phase2_conn_ids: &conn_ids,
+        records: &records,
         now,
     };
     let Some(Response::Ok { text, json }) =
@@ -336,4 +347,39 @@ fn show_config_masks_the_pre_shared_key() {
     // Everything else is the configuration in force: with the key put back it parses to it.
     let restored = text.replace("pre-shared-key cipher %^%#********%^%#", "pre-shared-key tiandihui2");
     assert_eq!(vrp::parse("restored.cfg", &restored).unwrap().config, vrp_a);
+}
+
+/// Issue 15, displays that scale: a page of `display ipsec sa` asks the data plane for the
+/// counters of its own pairs, by SPI, and never reads the copy of every pair's counters (the
+/// daemon does not take one for it); the page is the whole display, counters included.
+#[test]
+fn an_ipsec_sa_page_asks_the_counters_of_its_own_pairs_only() {
+    let (vrp_a, a, _, _, now) = negotiated();
+    let pair = a.ipsec_sas(now).next().unwrap();
+    let counted = traffic(&a, now, 4);
+    let display = Request::DisplayIpsecSa { remote: None };
+    let (whole, _) = ask(&a, &vrp_a, &counted, now, display.clone());
+    let asked = std::cell::RefCell::new(Vec::new());
+    let pair_traffic = |spi: u32| {
+        asked.borrow_mut().push(spi);
+        counted.iter().find(|t| t.inbound_spi == spi).copied()
+    };
+    let records = Records::default();
+    let live = Live {
+        engine: &a,
+        config: &vrp_a,
+        traffic: &[],
+        pair_traffic: &pair_traffic,
+        inner_flows: &[],
+        records: &records,
+        now,
+    };
+    let Some(Response::Ok { text, .. }) =
+        keysteward::display::paged::sa_page(&live, &records, &display, None, 1)
+    else {
+        panic!("no page")
+    };
+    assert_eq!(text, whole);
+    assert!(text.contains("      SA decrypted packets (number/bytes): 4/336\n"), "{text}");
+    assert_eq!(*asked.borrow(), [pair.inbound_spi]);
 }

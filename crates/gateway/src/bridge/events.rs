@@ -13,7 +13,7 @@ impl Bridge {
     pub fn apply(&mut self, event: &Event, engine: &Engine) {
         match event {
             Event::IpsecSaInstalled(pair) => self.install(pair, engine, false),
-            Event::IpsecSaInbound(pair) => self.install(pair, engine, true),
+            Event::IpsecSaInbound(_) => {} // by `before_sends`
             Event::Failed(failure) if abandons_queue(failure) => self.abandon(engine, failure.remote.ip()),
             Event::Failed(_) => {}
             Event::IpsecSaDeleted { connection, spis } => self.remove_outbound(*connection, spis),
@@ -23,6 +23,24 @@ impl Bridge {
                 self.remove_held(*connection);
             }
             Event::IkeSaEstablished { .. } | Event::PeerMoved { .. } => {}
+        }
+    }
+}
+
+impl Bridge {
+    /// What must reach the data plane before the engine's datagrams leave: the inbound half
+    /// of a pair the peer may seal on as soon as it reads them, its outbound half held. As
+    /// quick-mode responder that is the pair QM2 announces; as initiator the pair QM3
+    /// confirms, on which the responder seals as soon as QM3 arrives (a packet there before
+    /// the pair would meet an unknown SPI). `apply` releases the outbound half after the
+    /// sends, so that QM3 still leaves before the packets that waited for the pair.
+    pub fn before_sends(&mut self, event: &Event, engine: &Engine) {
+        match event {
+            Event::IpsecSaInbound(pair) => self.install(pair, engine, true),
+            Event::IpsecSaInstalled(pair) if !self.held.contains(&pair.inbound.spi().0) => {
+                self.install(pair, engine, true);
+            }
+            _ => {}
         }
     }
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 use esp::InboundSa;
 use ike::Engine;
 
-use super::Bridge;
-use crate::data_path::{lock, PairTraffic};
+use super::{Bridge, Pair};
+use crate::data_path::shared::OpenSide;
+use crate::data_path::{lock, PairTraffic, Shared};
 
 impl Bridge {
     /// The data-plane thread saw traffic on our inbound SA `spi`: tell the engine the peer
@@ -28,32 +29,16 @@ impl Bridge {
     pub fn traffic(&self) -> Vec<PairTraffic> {
         let shared = lock(&self.shared);
         let open = shared.open();
-        self.pairs
-            .iter()
-            .map(|pair| {
-                let spi = esp::Spi(pair.inbound_spi);
-                // The ESP SA's window, or the AH SA's for AH alone.
-                let window = open
-                    .plane
-                    .inbound_sa(spi)
-                    .map(InboundSa::replay_window)
-                    .or_else(|| open.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
-                // By our SPI, in constant time: a hub reports 100,000 pairs.
-                let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
-                PairTraffic {
-                    inbound_spi: pair.inbound_spi,
-                    outbound_spi: pair.outbound_spi,
-                    local: pair.local,
-                    remote: pair.remote,
-                    udp_encapsulated: pair.udp_encapsulated,
-                    inbound: open.plane.inbound_usage(spi).unwrap_or_default(),
-                    outbound,
-                    sent_sequence,
-                    received_sequence: window.map_or(0, esp::ReplayWindow::highest),
-                    replay_window: window.map_or(0, esp::ReplayWindow::size),
-                }
-            })
-            .collect()
+        self.pairs.iter().map(|pair| pair_traffic(&shared, &open, pair)).collect()
+    }
+
+    /// The traffic of the first installed pair whose SPI is `inbound_spi`: a page of
+    /// `display ipsec sa` takes the data plane's counters of its own pairs only.
+    pub fn pair_traffic(&self, inbound_spi: u32) -> Option<PairTraffic> {
+        let pair = self.pairs.iter().find(|p| p.inbound_spi == inbound_spi)?;
+        let shared = lock(&self.shared);
+        let open = shared.open();
+        Some(pair_traffic(&shared, &open, pair))
     }
 
     /// Reports every SA's traffic to the engine, which judges traffic lifetimes and
@@ -77,5 +62,30 @@ impl Bridge {
         if !reports.is_empty() {
             engine.handle_sa_usage(Instant::now(), &reports);
         }
+    }
+}
+
+/// The data plane's counters of `pair` (`open`: the opening side of `shared`, locked).
+fn pair_traffic(shared: &Shared, open: &OpenSide, pair: &Pair) -> PairTraffic {
+    let spi = esp::Spi(pair.inbound_spi);
+    // The ESP SA's window, or the AH SA's for AH alone.
+    let window = open
+        .plane
+        .inbound_sa(spi)
+        .map(InboundSa::replay_window)
+        .or_else(|| open.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
+    // By our SPI, in constant time: a hub reports 100,000 pairs.
+    let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
+    PairTraffic {
+        inbound_spi: pair.inbound_spi,
+        outbound_spi: pair.outbound_spi,
+        local: pair.local,
+        remote: pair.remote,
+        udp_encapsulated: pair.udp_encapsulated,
+        inbound: open.plane.inbound_usage(spi).unwrap_or_default(),
+        outbound,
+        sent_sequence,
+        received_sequence: window.map_or(0, esp::ReplayWindow::highest),
+        replay_window: window.map_or(0, esp::ReplayWindow::size),
     }
 }

@@ -5,14 +5,13 @@
 //! slow or blocked path cannot stall the loop that serves every peer and the control socket.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use ike::{Engine, Event};
 use telemetry::events::log_event;
 use telemetry::refusals::RefusalLog;
-use tokio::net::UdpSocket;
 use tracing::{debug, error, info, warn};
 
 use crate::bridge::Bridge;
@@ -26,9 +25,9 @@ use key_log::KeyLog;
 pub const MESSAGE_TRACE_PREFIX: &str = "ike message: ";
 
 /// Sends what the engine wants sent and hands on what it reports. The inbound halves of
-/// pairs we answer QM2 for are installed before that QM2 leaves (the peer sends on the pair
-/// as soon as it has it); every other event follows the sends, so that, as initiator, QM3
-/// leaves before the packets that waited for the pair.
+/// pairs the peer may seal on once it reads our QM2 or QM3 are installed before that
+/// message leaves ([`Bridge::before_sends`]); every other event follows the sends, so that,
+/// as initiator, QM3 leaves before the packets that waited for the pair.
 pub(super) fn drain(
     engine: &mut Engine,
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
@@ -42,8 +41,8 @@ pub(super) fn drain(
         debug!("{MESSAGE_TRACE_PREFIX}{trace}");
     }
     let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
-    for event in events.iter().filter(|e| matches!(e, Event::IpsecSaInbound(_))) {
-        bridge.apply(event, engine);
+    for event in &events {
+        bridge.before_sends(event, engine);
     }
     send_transmits(engine, sockets, &bridge.send_drops());
     for event in events {
@@ -53,9 +52,7 @@ pub(super) fn drain(
             }
         }
         log_event(&event, engine, refusals);
-        if !matches!(event, Event::IpsecSaInbound(_)) {
-            bridge.apply(&event, engine);
-        }
+        bridge.apply(&event, engine);
         records.observe(&event);
     }
 }

@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use ike::Engine;
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -174,7 +173,7 @@ struct Daemon {
     /// The configuration's `ip route-static`, installed (protocol 245) or not, and why.
     static_routes: StaticRoutes,
     /// The IKE sockets by local address.
-    sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+    sockets: HashMap<SocketAddr, Arc<std::net::UdpSocket>>,
     /// Where new UDP 500 readers deliver (a reload opens sockets for new addresses).
     datagrams: Datagrams,
     /// The VRP configuration in force (`show-config` and the configuration displays): the
@@ -413,12 +412,22 @@ impl Daemon {
         }
     }
 
-    /// Runs `f` on a live view of the daemon for `display`: the data plane's counters and
-    /// the phase-2 conn-ids (copies of one entry per pair) only when `counted`, the inner
-    /// flows only for the session table.
+    /// Runs `f` on a live view of the daemon for `display`: the data plane's counters of
+    /// every pair (copies of one entry per pair) only when `counted`, else of each pair as
+    /// it is shown; the inner flows only for the session table.
     fn with_live<R>(&self, display: &Request, counted: bool, f: impl FnOnce(&Live<'_>) -> R) -> R {
         let traffic = if counted { self.bridge.traffic() } else { Vec::new() };
-        let phase2_conn_ids = if counted { self.records.phase2_conn_ids() } else { Default::default() };
+        let mut by_spi = HashMap::with_capacity(traffic.len());
+        for t in &traffic {
+            by_spi.entry(t.inbound_spi).or_insert(*t);
+        }
+        let pair_traffic = |spi: u32| {
+            if counted {
+                by_spi.get(&spi).copied()
+            } else {
+                self.bridge.pair_traffic(spi)
+            }
+        };
         let now = Instant::now();
         let session_table = matches!(display, Request::DisplayFirewallSessionTable { .. });
         let inner_flows = if session_table { self.bridge.inner_flows(now) } else { Vec::new() };
@@ -426,8 +435,9 @@ impl Daemon {
             engine: &self.engine,
             config: &self.config,
             traffic: &traffic,
+            pair_traffic: &pair_traffic,
             inner_flows: &inner_flows,
-            phase2_conn_ids: &phase2_conn_ids,
+            records: &self.records,
             now,
         })
     }
@@ -438,9 +448,9 @@ impl Daemon {
         if !paged::pageable(display) {
             return Response::Error("Error: only displays can be paged".to_owned());
         }
-        // The counters are taken only for the displays that show them.
-        let counted =
-            matches!(display, Request::DisplayIpsecSa { .. } | Request::DisplayFirewallSessionTable { .. });
+        // All the counters only for the session table (sums over the SAs); a page of
+        // `display ipsec sa` takes its own pairs' counters.
+        let counted = matches!(display, Request::DisplayFirewallSessionTable { .. });
         let page = self
             .with_live(display, counted, |live| paged::sa_page(live, &self.records, display, after, rows));
         if let Some(page) = page {

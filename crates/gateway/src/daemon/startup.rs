@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::RunOptions;
 use crate::load::{self, Host, HostError, Purpose};
-use crate::os::sockets::{bind_udp, open_raw_ah, open_raw_esp, register_udp, UdpHandles};
+use crate::os::sockets::{bind_udp, open_raw_ah, open_raw_esp, register_udp, share_udp, UdpHandles};
 use crate::os::OsError;
 
 /// Why a configuration file was not taken.
@@ -104,7 +104,10 @@ pub(super) fn initiating(config: &vrp::Config, engine: &ike::Config, templates: 
 /// every socket is open and every handle made, so a failure leaves nothing behind and
 /// what follows cannot fail.
 pub(super) struct NewSockets {
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Each with, for UDP 500, the runtime's handle its reader waits on (UDP 4500 is not
+    /// registered with the runtime: its ESP-in-UDP traffic would wake the IKE loop for
+    /// every datagram the data-plane thread reads).
+    udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>, Option<UdpSocket>)>,
     /// Further handles of the new UDP 4500 sockets, for the bridge's sends and the
     /// data-plane thread's reads (`fast_path`: ESP-in-UDP, and IKE handed back to this loop).
     udp_4500: Vec<UdpHandles>,
@@ -117,7 +120,7 @@ pub(super) struct NewSockets {
 /// `raw` says none is open).
 pub(super) fn open_sockets(
     config: &ike::Config,
-    udp: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    udp: &HashMap<SocketAddr, Arc<std::net::UdpSocket>>,
     raw: impl Fn(IpAddr) -> bool,
 ) -> Result<NewSockets, OsError> {
     let mut new =
@@ -125,14 +128,17 @@ pub(super) fn open_sockets(
     for peer in &config.peers {
         for port in [500, ike::NAT_T_PORT] {
             let local = SocketAddr::new(peer.local_address, port);
-            if udp.contains_key(&local) || new.udp.iter().any(|(l, _)| *l == local) {
+            if udp.contains_key(&local) || new.udp.iter().any(|(l, ..)| *l == local) {
                 continue;
             }
             let bound = bind_udp(local)?;
-            if port == ike::NAT_T_PORT {
+            let reader = if port == ike::NAT_T_PORT {
                 new.udp_4500.push(UdpHandles::share(&bound, local)?);
-            }
-            new.udp.push((local, Arc::new(register_udp(bound, local)?)));
+                None
+            } else {
+                Some(register_udp(share_udp(&bound, local)?, local)?)
+            };
+            new.udp.push((local, Arc::new(bound), reader));
         }
         if let IpAddr::V4(address) = peer.local_address {
             if !raw(peer.local_address) && !new.raw.contains_key(&peer.local_address) {
@@ -159,14 +165,14 @@ impl NewSockets {
     /// ones are returned for the data path, whose thread reads them.
     pub(super) fn start(
         self,
-        udp: &mut HashMap<SocketAddr, Arc<UdpSocket>>,
+        udp: &mut HashMap<SocketAddr, Arc<std::net::UdpSocket>>,
         datagrams: &Datagrams,
     ) -> DataSockets {
-        for (local, socket) in self.udp {
+        for (local, socket, reader) in self.udp {
             info!("listening for IKE on {local}");
-            udp.insert(local, socket.clone());
-            if local.port() != ike::NAT_T_PORT {
-                tokio::spawn(receive(socket, local, datagrams.clone()));
+            udp.insert(local, socket);
+            if let Some(reader) = reader {
+                tokio::spawn(receive(reader, local, datagrams.clone()));
             }
         }
         DataSockets { raw: self.raw, raw_ah: self.raw_ah, udp_4500: self.udp_4500 }
@@ -178,7 +184,7 @@ impl NewSockets {
 /// batches and answers them in one `sendmmsg` (`engine_io`). (UDP 4500, where IKE follows the
 /// non-ESP marker and everything else is ESP-in-UDP, is read by the data-plane thread,
 /// `fast_path`, which hands the IKE messages back through the same channel.)
-async fn receive(socket: Arc<UdpSocket>, local: SocketAddr, tx: Datagrams) {
+async fn receive(socket: UdpSocket, local: SocketAddr, tx: Datagrams) {
     let mut buffers: Vec<Vec<u8>> = (0..IKE_BATCH).map(|_| vec![0u8; 65_535]).collect();
     let mut reads = [(0, None); IKE_BATCH];
     loop {

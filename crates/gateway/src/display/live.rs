@@ -28,12 +28,15 @@ pub struct Live<'a> {
     pub engine: &'a ike::Engine,
     /// The configuration in force.
     pub config: &'a vrp::Config,
-    /// The data plane's counters of every installed pair.
+    /// The data plane's counters of every installed pair (only read for `display firewall
+    /// session table`).
     pub traffic: &'a [PairTraffic],
+    /// The data plane's counters of one pair, by our SPI (`display ipsec sa`).
+    pub pair_traffic: &'a dyn Fn(u32) -> Option<PairTraffic>,
     /// The protected inner flows (only read for `display firewall session table`).
     pub inner_flows: &'a [inner_flows::FlowRow],
-    /// The conn-id `display ike sa` gives each pair's `v1:2` line, by inbound SPI.
-    pub phase2_conn_ids: &'a HashMap<u32, u64>,
+    /// The daemon's records, which hold the conn-ids of `display ike sa`'s `v1:2` lines.
+    pub records: &'a crate::records::Records,
     /// Now, for holding times and remaining lifetimes.
     pub now: Instant,
 }
@@ -415,7 +418,7 @@ pub fn ipsec_sa_pairs<'a>(
 
 /// The conn-id `display ipsec sa` gives a pair: its `v1:2` line's in `display ike sa`.
 fn phase2_conn_id(live: &Live<'_>, pair: &ike::IpsecSaView) -> u64 {
-    live.phase2_conn_ids.get(&pair.inbound_spi).copied().unwrap_or(pair.connection.0)
+    live.records.phase2_conn_id(pair.inbound_spi).unwrap_or(pair.connection.0)
 }
 
 /// A pair's place in `display ipsec sa`: interface, policy, sequence, conn-id, inbound SPI.
@@ -433,7 +436,7 @@ pub fn ipsec_sa_key(live: &Live<'_>, pair: &ike::IpsecSaView) -> IpsecSaKey {
 
 /// `display ipsec sa`'s view of one pair, with the data plane's counters.
 pub fn ipsec_sa_view(live: &Live<'_>, pair: ike::IpsecSaView) -> IpsecSaDetail {
-    let traffic = live.traffic.iter().find(|t| t.inbound_spi == pair.inbound_spi);
+    let traffic = (live.pair_traffic)(pair.inbound_spi);
     let conn_id = phase2_conn_id(live, &pair);
-    ipsec_sa_detail(&pair, traffic, conn_id, live.config, live.engine.config(), live.now)
+    ipsec_sa_detail(&pair, traffic.as_ref(), conn_id, live.config, live.engine.config(), live.now)
 }

@@ -3,7 +3,8 @@
 //! [verbose]` and `display ipsec sa brief` read their page from the cursor on, in the
 //! engine's index by conn-id and the records in conn-id order: a page costs its own rows
 //! plus O(log N). `display ipsec sa` (ordered by interface and policy) and the session table
-//! (sessions aggregated over SAs) still take one pass over the SAs keeping one page's rows.
+//! (sessions aggregated over SAs) still take one pass over the SAs keeping one page's rows;
+//! a `display ipsec sa` page reads the data plane's counters of its own pairs only.
 //! The displays that do not grow with the SAs (configurations, proposals, statistics) are
 //! rendered whole and cut into pages of lines.
 
@@ -30,7 +31,7 @@ pub fn sa_page(
         // These three walk only their page, from the cursor in ordered indexes (the first
         // page of `ipsec sa brief` counts the pairs for its header without building them).
         Request::DisplayIkeSa => page::cursor(after).map(|after| {
-            let total = records.installed.len() + live.engine.ike_sa_count();
+            let total = records.installed_len() + live.engine.ike_sa_count();
             let rows = summary::ike_sa_rows(live.engine, records, after);
             page::ike_sa_from(rows, total, after.is_none(), size)
         }),

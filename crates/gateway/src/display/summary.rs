@@ -157,16 +157,13 @@ pub fn ike_sa_rows<'a>(
     records: &'a Records,
     after: Option<(u8, u64)>,
 ) -> impl Iterator<Item = IkeSaRow> + 'a {
-    let installed = &records.installed;
-    let (phase2_end, phase1_after) = match after {
-        None => (installed.len(), None),
-        Some((0, reversed)) => {
-            let before = u64::MAX - reversed;
-            (installed.partition_point(|p| p.display_id + PHASE2_CONN_ID_BASE < before), None)
-        }
+    // The phase-2 lines below display number `phase2_below`, then phase 1 after the cursor.
+    let (phase2_below, phase1_after) = match after {
+        None => (u64::MAX, None),
+        Some((0, reversed)) => ((u64::MAX - reversed).saturating_sub(PHASE2_CONN_ID_BASE), None),
         Some((_, conn_id)) => (0, Some(ike::ConnectionId(conn_id))),
     };
-    let phase2 = installed[..phase2_end].iter().rev().map(|p| IkeSaRow {
+    let phase2 = records.installed_before(phase2_below).map(|p| IkeSaRow {
         conn_id: p.display_id + PHASE2_CONN_ID_BASE,
         peer: p.remote.ip().to_string(),
         flags: if p.initiator { vec!["RD", "ST"] } else { vec!["RD"] },

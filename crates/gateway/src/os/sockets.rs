@@ -104,7 +104,7 @@ pub use data_path::is_buffer_full;
 /// Sends an IKE datagram without waiting: straight to the kernel on the non-blocking socket,
 /// not through the runtime's readiness. True when a full buffer dropped it: retransmission
 /// repairs a lost IKE message, and the loop goes on serving everyone else.
-pub fn send_ike(socket: &tokio::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> bool {
+pub fn send_ike(socket: &std::net::UdpSocket, payload: &[u8], remote: SocketAddr) -> bool {
     let to = SockAddr::from(remote);
     full(socket2::SockRef::from(socket).send_to(payload, &to), || format!("IKE to {remote}"))
 }
