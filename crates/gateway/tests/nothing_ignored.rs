@@ -211,6 +211,7 @@ const ROWS: &[(&str, &str, &str, Class)] = &[
     ),
     ("acl", "acl 3001\n", " rule 10 permit tcp destination 10.2.3.0 0.0.0.255 destination-port eq 80 source-port lt 1024", Engine),
     ("acl", "acl 3001\n", " rule 10 permit icmp destination 10.2.3.0 0.0.0.255", Engine),
+    ("acl", "acl 3001\n", " rule 10 permit icmp destination 10.2.3.0 0.0.0.255 icmp-type echo", Refused),
     ("acl", "acl 3001\n", " rule 10 permit gre destination 10.2.3.0 0.0.0.255", Engine),
     ("acl", "acl 3001\n rule 10 permit gre destination 10.2.3.0 0.0.0.255\n", " undo rule 10", Engine),
     ("acl", "acl 3001\n", " quit", View),

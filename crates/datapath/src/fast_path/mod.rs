@@ -413,6 +413,11 @@ impl Thread {
                 return;
             }
             let slot = self.outgoing.len();
+            // A datagram queued whole for an acquire may be longer than a segment.
+            let room = shared.plane.next_queued_len().unwrap_or(0) + MAX_HEADROOM + MAX_TAILROOM;
+            if self.sealed[slot].len() < room + esp::MAX_AH_HEADROOM {
+                self.sealed[slot].resize(room + esp::MAX_AH_HEADROOM, 0);
+            }
             let base = self.sealed[slot].as_ptr() as usize;
             match shared.plane.poll_queued(&mut self.sealed[slot]) {
                 None => return,

@@ -231,6 +231,11 @@ impl DataPlane {
         self.seal.poll_queued(out)
     }
 
+    /// See [`SealPlane::next_queued_len`].
+    pub fn next_queued_len(&self) -> Option<usize> {
+        self.seal.next_queued_len()
+    }
+
     /// See [`OpenPlane::open`].
     pub fn open<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Inbound<'o> {
         self.open.open(packet, out)

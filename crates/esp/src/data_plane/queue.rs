@@ -11,15 +11,17 @@ use spd::PolicyIndex;
 use spd::{Flow, Selector};
 
 /// A packet waiting for `poll_queued`: released from an acquire queue (`sa: None`, looked
-/// up again), or a fragment bound to the SA of its original packet (`policy`, serial).
+/// up again), or a fragment bound to the SA of its original packet (`policy`, serial);
+/// `whole`: a reassembled datagram, sealed whole (`DataPlane::seal_whole`).
 pub(super) struct Released {
     pub(super) packet: Vec<u8>,
     pub(super) sa: Option<(PolicyIndex, u64)>,
+    pub(super) whole: bool,
 }
 
 struct AcquireQueue {
     policy: PolicyIndex,
-    packets: VecDeque<Vec<u8>>,
+    packets: VecDeque<(Vec<u8>, bool)>,
 }
 
 pub(super) struct Queues {
@@ -45,22 +47,23 @@ impl Queues {
         }
     }
 
-    /// Queues a copy of `packet` for `rule`. Returns whether it opened the rule's queue (so an
+    /// Queues a copy of `packet` (`whole`: see [`Released`]) for `rule`. Returns whether it opened the rule's queue (so an
     /// acquire is due) and whether the oldest packet was dropped to make room.
     pub(super) fn enqueue(
         &mut self,
         policy: PolicyIndex,
         rule: Option<usize>,
         packet: &[u8],
+        whole: bool,
     ) -> (bool, bool) {
         let mut buffer = self.spare.pop().unwrap_or_default();
         buffer.extend_from_slice(packet);
         let opened = !self.acquire.contains_key(&rule);
         let queue = self.acquire.entry(rule).or_insert(AcquireQueue { policy, packets: VecDeque::new() });
         let oldest = if queue.packets.len() >= self.queue_len { queue.packets.pop_front() } else { None };
-        queue.packets.push_back(buffer);
+        queue.packets.push_back((buffer, whole));
         let dropped = oldest.is_some();
-        if let Some(oldest) = oldest {
+        if let Some((oldest, _)) = oldest {
             self.recycle(oldest);
         }
         (opened, dropped)
@@ -74,7 +77,7 @@ impl Queues {
         for rule in self.rules_of(policy) {
             let Some(queue) = self.acquire.get_mut(&rule) else { continue };
             let (covered, kept): (VecDeque<_>, VecDeque<_>) =
-                std::mem::take(&mut queue.packets).into_iter().partition(|packet| {
+                std::mem::take(&mut queue.packets).into_iter().partition(|(packet, _)| {
                     Flow::parse_ipv4(packet).is_ok_and(|(flow, ..)| selector.matches_outbound(&flow))
                 });
             queue.packets = kept;
@@ -83,7 +86,11 @@ impl Queues {
             } else if !covered.is_empty() {
                 left.extend(queue.packets.front().and_then(|p| Flow::parse_ipv4(p).ok()).map(|(f, ..)| f));
             }
-            self.ready.extend(covered.into_iter().map(|packet| Released { packet, sa: None }));
+            self.ready.extend(covered.into_iter().map(|(packet, whole)| Released {
+                packet,
+                sa: None,
+                whole,
+            }));
         }
         left
     }
@@ -120,7 +127,7 @@ impl Queues {
     fn drop_queue(&mut self, rule: Option<usize>) -> usize {
         let Some(queue) = self.acquire.remove(&rule) else { return 0 };
         let dropped = queue.packets.len();
-        for packet in queue.packets {
+        for (packet, _) in queue.packets {
             self.recycle(packet);
         }
         dropped
@@ -162,7 +169,7 @@ impl Queues {
         });
         let mut fragments = fragments.into_iter();
         let (true, Some(first)) = (split, fragments.next()) else { return None };
-        self.ready.extend(fragments.map(|packet| Released { packet, sa: Some(sa) }));
+        self.ready.extend(fragments.map(|packet| Released { packet, sa: Some(sa), whole: false }));
         Some(first)
     }
 
@@ -172,6 +179,10 @@ impl Queues {
 
     pub(super) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
+    }
+
+    pub(super) fn next_ready_len(&self) -> Option<usize> {
+        self.ready.front().map(|released| released.packet.len())
     }
 
     /// Keeps `packet`'s buffer for reuse, up to the pool's size.

@@ -177,17 +177,19 @@ impl SealPlane {
     /// and fragmented otherwise; when a `Send` says `pending`, drain
     /// [`SealPlane::poll_queued`].
     pub fn seal<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Outbound<'o> {
-        self.seal_within(packet, out, self.config.path_mtu)
+        self.seal_within(packet, out, false)
     }
 
     /// [`SealPlane::seal`] for a datagram reassembled from inner fragments (docs/DESIGN.md,
     /// "Fragments"): sealed whole into one ESP packet, which the kernel fragments outside, so
-    /// the peer opens the datagram with its ports. `out` needs room for all of it.
+    /// the peer opens the datagram with its ports, also when it waited for an acquire.
+    /// `out` needs room for all of it.
     pub fn seal_whole<'o>(&mut self, packet: &[u8], out: &'o mut [u8]) -> Outbound<'o> {
-        self.seal_within(packet, out, u16::MAX)
+        self.seal_within(packet, out, true)
     }
 
-    fn seal_within<'o>(&mut self, packet: &[u8], out: &'o mut [u8], path_mtu: u16) -> Outbound<'o> {
+    fn seal_within<'o>(&mut self, packet: &[u8], out: &'o mut [u8], whole: bool) -> Outbound<'o> {
+        let path_mtu = if whole { u16::MAX } else { self.config.path_mtu };
         let (flow, header_len, total_len) = match Flow::parse_ipv4(packet) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -200,7 +202,7 @@ impl SealPlane {
         let policy = match decision {
             Decision::Protect { policy, .. } => policy,
             Decision::Acquire { policy, rule, selector } => {
-                let (opened, dropped) = self.queues.enqueue(policy, rule, packet);
+                let (opened, dropped) = self.queues.enqueue(policy, rule, packet, whole);
                 self.statistics.queued += 1;
                 self.statistics.queue_dropped += u64::from(dropped);
                 // A held pair covers the flow: it is negotiated, only its QM3 is on the way
@@ -307,8 +309,9 @@ impl SealPlane {
     /// Seals the next packet released from an acquire queue into `out`; `None` when there
     /// is none left. Call after [`SealPlane::install`] until it returns `None`. A released
     /// packet that no longer finds an SA (removed meanwhile) is queued again or dropped.
+    /// `out` needs room for [`SealPlane::next_queued_len`] like [`SealPlane::seal`]'s.
     pub fn poll_queued<'o>(&mut self, out: &'o mut [u8]) -> Option<Outbound<'o>> {
-        while let Some(Released { packet, sa }) = self.queues.pop_ready() {
+        while let Some(Released { packet, sa, whole }) = self.queues.pop_ready() {
             if let Some((policy, serial)) = sa {
                 // A fragment goes out on the SA chosen for its whole packet, never through a
                 // new lookup: a non-first fragment has no ports and could match another rule.
@@ -334,18 +337,24 @@ impl SealPlane {
             if !matches!(self.decide(&flow), Decision::Protect { .. }) {
                 // Queue again (or count as dropped) through the normal path.
                 let mut scratch = [0u8; 0];
-                let outcome = self.seal(&packet, &mut scratch);
+                let outcome = self.seal_within(&packet, &mut scratch, whole);
                 if !matches!(outcome, Outbound::Queued) {
                     self.statistics.queue_dropped += 1;
                 }
                 self.queues.recycle(packet);
                 continue;
             }
-            let outcome = self.seal(&packet, out);
+            let outcome = self.seal_within(&packet, out, whole);
             self.queues.recycle(packet);
             return Some(outcome);
         }
         None
+    }
+
+    /// The length of the next packet [`SealPlane::poll_queued`] seals, if any (a datagram
+    /// queued by `seal_whole` can be longer than the caller's usual buffer).
+    pub fn next_queued_len(&self) -> Option<usize> {
+        self.queues.next_ready_len()
     }
 
     /// RFC 4301 §5.2 for a packet that arrived from outside in clear (not ESP): true when

@@ -818,6 +818,28 @@ fn a_reassembled_datagram_is_sealed_whole() {
     assert_eq!(a.statistics().fragmented, 1);
 }
 
+/// Issue 15: the first datagram of a negotiation, reassembled and queued for the acquire, is
+/// still sealed whole when its SA arrives (it used to be cut before encryption on release).
+#[test]
+fn a_reassembled_datagram_queued_for_an_acquire_is_sealed_whole() {
+    let (mut a, mut b) = planes();
+    let packet = big_packet(3000, false);
+    let mut out = vec![0u8; 3000 + MAX_HEADROOM + MAX_TAILROOM];
+    assert_eq!(a.seal_whole(&packet, &mut out), Outbound::Queued);
+    assert_eq!(a.seal(&packet, &mut out), Outbound::Queued);
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(a.next_queued_len(), Some(3000));
+    let Some(Outbound::Send(whole)) = a.poll_queued(&mut out) else { panic!("expected Send") };
+    assert!(whole.pending && whole.datagram.len() > 3000, "one ESP packet, the other one still waits");
+    let esp = whole.datagram.to_vec();
+    assert_eq!(receive(&mut b, &esp), Ok(packet.clone()));
+    assert_eq!(a.statistics().fragmented, 0);
+    // The packet queued by `seal` is cut before encryption, as before.
+    let Some(Outbound::Send(cut)) = a.poll_queued(&mut out) else { panic!("expected Send") };
+    assert!(cut.datagram.len() < 1500);
+    assert_eq!(a.statistics().fragmented, 1);
+}
+
 #[test]
 fn later_fragments_pass_a_port_specific_inbound_selector() {
     // B's SA covers UDP to port 53 only; A's side is wider (it holds the keys).

@@ -2,7 +2,8 @@
 //!
 //! `rule [N] { permit | deny } PROTOCOL [source …] [destination …] [source-port …]
 //! [destination-port …]`; the optional parts may come in any order, each once. A rule
-//! without a number gets the next multiple of 5 above the largest one (§2.5).
+//! without a number gets the next multiple of 5 above the largest one (§2.5). `icmp-type` is
+//! known (for `?`) and refused: a rule for `icmp` protects every ICMP type and code.
 
 use std::net::Ipv4Addr;
 
@@ -14,7 +15,7 @@ use crate::model::{AclAction, AclProtocol, AclRule, AddressMatch, Config, PortMa
 /// Step between automatically numbered rules.
 const RULE_STEP: u32 = 5;
 /// The optional parts of a rule.
-const RULE_CONDITIONS: &[&str] = &["source", "destination", "source-port", "destination-port"];
+const RULE_CONDITIONS: &[&str] = &["source", "destination", "source-port", "destination-port", "icmp-type"];
 /// Largest rule number.
 const RULE_MAX: u64 = 4_294_967_294;
 
@@ -82,6 +83,15 @@ fn rule_body(c: &mut Cursor<'_>) -> Result<AclRule> {
         match part {
             "source" => rule.source = address(c)?,
             "destination" => rule.destination = address(c)?,
+            "icmp-type" => {
+                return Err(SyntaxError {
+                    column,
+                    kind: DiagnosticKind::Unsupported,
+                    message: "unsupported `icmp-type`: keysteward matches ICMP by addresses only; a rule \
+                              for icmp protects every ICMP type and code, so leave `icmp-type …` out"
+                        .into(),
+                });
+            }
             _ => {
                 if !protocol.has_ports() {
                     return Err(SyntaxError {

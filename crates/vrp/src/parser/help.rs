@@ -42,6 +42,7 @@ pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
     ("gre", "GRE protocol"),
     ("gt", "Greater than the port"),
     ("icmp", "ICMP protocol"),
+    ("icmp-type", "Specify the ICMP type and code (not supported)"),
     ("id", "Specify the user number"),
     ("id-type", "Specify how the user is identified"),
     ("idle-time", "Specify the DPD idle time"),

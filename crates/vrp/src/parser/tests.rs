@@ -309,6 +309,13 @@ fn acl_rule_errors() {
         DiagnosticKind::InvalidValue
     );
     assert_eq!(error("acl 3001\n rule permit ip source any source any").kind, DiagnosticKind::InvalidValue);
+    // `icmp-type` (and its abbreviation) is refused with a reason, not taken for an unknown word.
+    for line in ["rule 5 permit icmp source 10.1.1.0 0.0.0.255 icmp-type echo", "rule permit icmp icmp-t 8 0"]
+    {
+        let e = error(&format!("acl 3001\n {line}"));
+        assert_eq!(e.kind, DiagnosticKind::Unsupported, "{line}");
+        assert!(e.message.contains("`icmp-type`") && e.message.contains("every ICMP type"), "{}", e.message);
+    }
     assert_eq!(error("acl 3001\n rule permit ip source 10.0.0.0 0.0.0.x").kind, DiagnosticKind::InvalidValue);
     assert_eq!(error("acl 3001\n rule permit ip source 10.0.0.0").kind, DiagnosticKind::MissingArgument);
     assert_eq!(error("acl 3001\n rule permit 256").kind, DiagnosticKind::InvalidValue);
