@@ -84,7 +84,7 @@ impl Queues {
             if queue.packets.is_empty() {
                 self.acquire.remove(&rule);
             } else if !covered.is_empty() {
-                left.extend(queue.packets.front().and_then(|p| Flow::parse_ipv4(p).ok()).map(|(f, ..)| f));
+                left.extend(queue.packets.front().and_then(|p| Flow::parse_ipv4(&p.0).ok()).map(|(f, ..)| f));
             }
             self.ready.extend(covered.into_iter().map(|(packet, whole)| Released {
                 packet,
