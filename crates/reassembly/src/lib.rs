@@ -16,10 +16,15 @@
 //! comes), [`Offer::Whole`] (the datagram, header from its first fragment, no longer
 //! fragmented) or [`Offer::Dropped`] with the reason. Bounds ([`Limits`]): datagrams in
 //! progress (64), bytes held (1 MiB), the time a datagram may take (30 s, as Linux's
-//! `ipfrag_time`), the length of a datagram (65,535). A fragment that overlaps, repeats or
-//! contradicts one already held (a second end, data past the end) drops its whole datagram
-//! and every later fragment of it until the timeout, as RFC 5722 requires for IPv6: no
-//! overlap games with what the peer finally sees. Every drop is counted ([`Counters`]).
+//! `ipfrag_time`), the length of a datagram (65,535, the first fragment's header included),
+//! fragments per datagram (128, which bounds the work per fragment). A fragment that
+//! overlaps or contradicts one already held (other bytes at the same place, a second end,
+//! data past the end) drops its whole datagram and every later fragment of it until the
+//! timeout, as RFC 5722 requires for IPv6: no overlap games with what the peer finally
+//! sees; an exact repeat is a duplicated fragment (RFC 791) and is let go. A bad fragment
+//! that would start a datagram leaves no entry behind, and a dropped datagram's entry gives
+//! way to a new datagram when the table is full, so bad fragments cannot fill the table.
+//! Every drop is counted ([`Counters`]).
 //!
 //! No clock and no I/O: the caller passes the time. Memory is allocated per datagram being
 //! reassembled, within the byte bound (fragments are the slow path).
@@ -54,6 +59,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// The longest datagram (header included) reassembled.
     pub max_datagram_len: usize,
+    /// Fragments kept per datagram: more drops it (each fragment is checked against those
+    /// kept, so this bounds the work per fragment; Linux drops such queues as well).
+    pub max_fragments: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +71,7 @@ impl Default for Limits {
             max_bytes: 1 << 20,
             timeout: Duration::from_secs(30),
             max_datagram_len: 65_535,
+            max_fragments: 128,
         }
     }
 }
@@ -74,7 +83,7 @@ pub enum Dropped {
     /// multiple of 8 bytes or empty).
     #[error("not a well-formed IPv4 fragment")]
     Malformed,
-    /// It overlaps, repeats or contradicts a fragment of its datagram (RFC 5722).
+    /// It overlaps or contradicts a fragment of its datagram (RFC 5722).
     #[error("it overlaps or repeats part of its datagram, which is dropped whole")]
     Overlap,
     /// The datagram would be longer than [`Limits::max_datagram_len`].
@@ -92,6 +101,12 @@ pub enum Dropped {
     /// Holding it would exceed [`Limits::max_bytes`]; its datagram is dropped.
     #[error("{max} bytes wait for reassembly already")]
     BytesFull {
+        /// The limit.
+        max: usize,
+    },
+    /// Its datagram has [`Limits::max_fragments`] fragments already; it is dropped.
+    #[error("its datagram has {max} fragments already")]
+    TooManyFragments {
         /// The limit.
         max: usize,
     },
@@ -126,6 +141,8 @@ pub struct Counters {
     pub overlap: u64,
     /// Datagrams dropped for their length.
     pub too_long: u64,
+    /// Datagrams dropped for their number of fragments.
+    pub too_many_fragments: u64,
     /// Fragments dropped because the table was full.
     pub table_full: u64,
     /// Datagrams dropped because the byte bound was reached.
@@ -142,6 +159,7 @@ impl Counters {
         self.malformed
             + self.overlap
             + self.too_long
+            + self.too_many_fragments
             + self.table_full
             + self.bytes_full
             + self.after_drop
@@ -283,6 +301,18 @@ impl Reassembler {
             self.counters.malformed += 1;
             return Offer::Dropped(Dropped::Malformed);
         };
+        if self.entries.len() >= self.limits.max_datagrams {
+            // A datagram dropped earlier only keeps its identification busy: the oldest such
+            // makes room for a new one, so that bad fragments cannot fill the table.
+            if let Some(oldest) =
+                self.entries.iter().enumerate().filter(|(_, e)| e.dropped).min_by_key(|(_, e)| e.started)
+            {
+                if !self.entries.iter().any(|e| e.key == fragment.key) {
+                    let index = oldest.0;
+                    self.entries.swap_remove(index);
+                }
+            }
+        }
         let index = match self.entries.iter().position(|e| e.key == fragment.key) {
             Some(index) => index,
             None if self.entries.len() >= self.limits.max_datagrams => {
@@ -312,10 +342,16 @@ impl Reassembler {
             let counter = match reason {
                 Dropped::Overlap => &mut self.counters.overlap,
                 Dropped::TooLong { .. } => &mut self.counters.too_long,
+                Dropped::TooManyFragments { .. } => &mut self.counters.too_many_fragments,
                 _ => &mut self.counters.bytes_full,
             };
             *counter += 1;
-            self.drop_entry(index);
+            if self.entries[index].pieces.is_empty() {
+                // Nothing of its datagram was held: no entry is kept for it either.
+                self.entries.swap_remove(index);
+            } else {
+                self.drop_entry(index);
+            }
             return Offer::Dropped(reason);
         }
         let Some(total) = self.entries[index].complete() else { return Offer::Held };
@@ -339,10 +375,21 @@ impl Reassembler {
     fn insert(&mut self, index: usize, fragment: &Fragment<'_>) -> Result<(), Dropped> {
         let entry = &mut self.entries[index];
         let (start, end) = (fragment.start, fragment.end());
-        let header_len = if entry.header.is_empty() { fragment.header.len() } else { entry.header.len() };
+        // An exact repeat (RFC 791 allows duplicated fragments) is let go, not an overlap.
+        if entry.pieces.contains(&(start, end)) && entry.data.get(start..end) == Some(fragment.data) {
+            return Ok(());
+        }
+        // The header is the first fragment's, which may be longer than the others': checked
+        // against all the datagram spans so far when it comes.
+        let header_len =
+            if start == 0 || entry.header.is_empty() { fragment.header.len() } else { entry.header.len() };
+        let furthest = end.max(entry.data.len()).max(entry.total.unwrap_or(0));
         let max = self.limits.max_datagram_len.min(usize::from(u16::MAX));
-        if header_len + end > max {
+        if header_len + furthest > max {
             return Err(Dropped::TooLong { max });
+        }
+        if entry.pieces.len() >= self.limits.max_fragments {
+            return Err(Dropped::TooManyFragments { max: self.limits.max_fragments });
         }
         let past_end = entry.total.is_some_and(|total| end > total || (!fragment.more && end != total));
         let beyond_last = !fragment.more && entry.pieces.iter().any(|&(_, e)| e > end);

@@ -73,7 +73,12 @@ fn a_repeated_fragment_drops_the_datagram_and_its_later_fragments() {
     let fragments = cut(&packet, 800);
     let (mut table, now) = (Reassembler::default(), Instant::now());
     assert_eq!(table.offer(&fragments[0], now), Offer::Held);
-    assert_eq!(table.offer(&fragments[0], now), Offer::Dropped(Dropped::Overlap));
+    // An exact repeat is a duplicated fragment (RFC 791): let go. A repeat with other bytes
+    // contradicts what is held: the datagram goes.
+    assert_eq!(table.offer(&fragments[0], now), Offer::Held);
+    let mut contradicting = fragments[0].clone();
+    contradicting[IPV4_HEADER_LEN] ^= 0xff;
+    assert_eq!(table.offer(&contradicting, now), Offer::Dropped(Dropped::Overlap));
     assert_eq!(table.offer(&fragments[1], now), Offer::Dropped(Dropped::DatagramDropped));
     assert_eq!(table.offer(&fragments[2], now), Offer::Dropped(Dropped::DatagramDropped));
     assert_eq!(table.bytes(), 0);
@@ -151,6 +156,70 @@ fn the_table_and_byte_bounds_hold() {
 }
 
 #[test]
+fn exact_duplicates_complete_the_datagram() {
+    let packet = datagram(30, 3000);
+    let fragments = cut(&packet, 1480);
+    let (mut table, now) = (Reassembler::default(), Instant::now());
+    for fragment in [&fragments[1], &fragments[0], &fragments[1], &fragments[0]] {
+        assert_eq!(table.offer(fragment, now), Offer::Held);
+    }
+    assert_eq!(whole(table.offer(&fragments[2], now)), Some(packet));
+    assert_eq!(table.counters().dropped(), 0);
+}
+
+#[test]
+fn a_longer_first_header_counts_toward_the_length_bound() {
+    // Later fragments reach 65,515 bytes of data with a 20-byte header (65,535 in all); a
+    // first fragment with 40 bytes of options would make the datagram 65,555 bytes long.
+    let mut packet = datagram(31, 65_515);
+    let (mut table, now) = (Reassembler::default(), Instant::now());
+    assert_eq!(table.offer(&piece(&packet, 65_000, 65_515), now), Offer::Held);
+    packet[0] = 0x4f; // a 60-byte header
+    let mut first = packet[..60].to_vec();
+    first.extend_from_slice(&packet[60..60 + 1480]);
+    first[2..4].copy_from_slice(&((60 + 1480) as u16).to_be_bytes());
+    first[6..8].copy_from_slice(&MORE_FRAGMENTS.to_be_bytes());
+    first[10..12].fill(0);
+    let sum = checksum(&first[..60]);
+    first[10..12].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(table.offer(&first, now), Offer::Dropped(Dropped::TooLong { max: 65_535 }));
+}
+
+#[test]
+fn too_many_fragments_drop_the_datagram() {
+    let limits = Limits { max_fragments: 4, ..Limits::default() };
+    let (mut table, now) = (Reassembler::new(limits), Instant::now());
+    let packet = datagram(32, 80);
+    let fragments = cut(&packet, 8);
+    for fragment in &fragments[..4] {
+        assert_eq!(table.offer(fragment, now), Offer::Held);
+    }
+    assert_eq!(table.offer(&fragments[4], now), Offer::Dropped(Dropped::TooManyFragments { max: 4 }));
+    assert_eq!((table.counters().too_many_fragments, table.bytes()), (1, 0));
+}
+
+#[test]
+fn bad_fragments_cannot_fill_the_table() {
+    // A bad fragment that starts a datagram leaves nothing behind; datagrams dropped after
+    // holding data give their place to new ones once the table is full.
+    let limits = Limits { max_datagrams: 2, max_datagram_len: 100, ..Limits::default() };
+    let (mut table, now) = (Reassembler::new(limits), Instant::now());
+    for id in 0..10 {
+        let packet = datagram(id, 200);
+        assert_eq!(table.offer(&piece(&packet, 96, 200), now), Offer::Dropped(Dropped::TooLong { max: 100 }));
+    }
+    assert_eq!(table.in_progress(), 0);
+    for id in 10..12 {
+        let packet = datagram(id, 64);
+        assert_eq!(table.offer(&piece(&packet, 0, 32), now), Offer::Held);
+        assert_eq!(table.offer(&piece(&packet, 24, 40), now), Offer::Dropped(Dropped::Overlap));
+    }
+    let packet = datagram(20, 64);
+    assert_eq!(table.offer(&piece(&packet, 0, 32), now), Offer::Held, "a dropped datagram makes room");
+    assert_eq!(whole(table.offer(&piece(&packet, 32, 64), now)), Some(packet));
+}
+
+#[test]
 fn datagrams_are_told_apart_by_identification() {
     let (a, b) = (datagram(20, 200), datagram(21, 200));
     let (mut table, now) = (Reassembler::default(), Instant::now());
@@ -161,6 +230,15 @@ fn datagrams_are_told_apart_by_identification() {
     assert_eq!(whole(table.offer(&cut(&b, 64)[3], now)), Some(b));
     assert_eq!(whole(table.offer(&cut(&a, 64)[3], now)), Some(a));
 }
+
+/// Room for the hundreds of 8-byte fragments the properties cut a datagram into.
+const MANY_FRAGMENTS: Limits = Limits {
+    max_datagrams: 64,
+    max_bytes: 1 << 20,
+    timeout: Duration::from_secs(30),
+    max_datagram_len: 65_535,
+    max_fragments: 400,
+};
 
 proptest! {
     /// Fragments of several datagrams, interleaved in any order, make each datagram exactly
@@ -176,7 +254,7 @@ proptest! {
         let packets: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &len)| datagram(i as u16, len)).collect();
         let mut fragments: Vec<Vec<u8>> = packets.iter().flat_map(|p| cut(p, size)).collect();
         shuffle(&mut fragments, seed);
-        let (mut table, now) = (Reassembler::default(), Instant::now());
+        let (mut table, now) = (Reassembler::new(MANY_FRAGMENTS), Instant::now());
         let mut made = Vec::new();
         for fragment in &fragments {
             match table.offer(fragment, now) {
@@ -215,7 +293,7 @@ proptest! {
         prop_assume!(start % size != 0 || (end % size != 0 && end != len), "lines up with the fragments");
         shuffle(&mut fragments, seed);
         fragments.insert(0, piece(&packet, start, end));
-        let (mut table, now) = (Reassembler::default(), Instant::now());
+        let (mut table, now) = (Reassembler::new(MANY_FRAGMENTS), Instant::now());
         for fragment in &fragments {
             prop_assert!(!matches!(table.offer(fragment, now), Offer::Whole(_)));
         }
@@ -228,7 +306,7 @@ proptest! {
     fn bounds_hold_under_any_input(
         offers in proptest::collection::vec((0u16..40, 0usize..1000, 1usize..60, any::<bool>(), 0u64..100), 1..300),
     ) {
-        let limits = Limits { max_datagrams: 8, max_bytes: 4000, timeout: Duration::from_secs(30), max_datagram_len: 65_535 };
+        let limits = Limits { max_datagrams: 8, max_bytes: 4000, timeout: Duration::from_secs(30), max_datagram_len: 65_535, max_fragments: 64 };
         let (mut table, start) = (Reassembler::new(limits), Instant::now());
         for (id, offset, len, more, at) in offers {
             let packet = datagram(id, 9000);
