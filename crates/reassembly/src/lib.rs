@@ -32,6 +32,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use esp_wire::mtu::checksum;
+
 /// Bytes of IPv4 header without options.
 const IPV4_HEADER_LEN: usize = 20;
 /// The More Fragments flag in the flags-and-offset field.
@@ -442,22 +444,6 @@ impl Reassembler {
             self.entries.swap_remove(index);
         }
     }
-}
-
-/// The Internet checksum (RFC 1071) of `data`.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
