@@ -112,16 +112,23 @@ pub fn inert_prefixes(typed: &vrp::Config, applied: &vrp::Config) -> Vec<Prefix>
     held
 }
 
-/// The flows routed by protocol (`ip rule … ipproto P lookup 4500`) of the policy entries of
-/// `typed` that `applied` does not have (inert, as for [`inert_prefixes`]): their rules stay,
-/// so that traffic keeps reaching the data plane, which has no rule for it and drops it,
-/// instead of taking the main table's static route in clear.
+/// The policy-routed flows (`ip rule … lookup 4500`) of the policy entries of `typed` that
+/// `applied` does not have (inert, as for [`inert_prefixes`]): their rules stay, so that
+/// traffic keeps reaching the data plane, which has no rule for it and drops it, instead of
+/// taking the main table's static route in clear. That is a rule by protocol for each permit
+/// rule with a protocol, and a rule for the whole prefix of an entry with deny rules (whose
+/// static routes inside the prefix are installed as the deny rules' clear path, and would
+/// otherwise win over the inert entry's unreachable route).
 pub fn inert_flows(typed: &vrp::Config, applied: &vrp::Config) -> Vec<(Prefix, Option<u8>)> {
+    let prefix = |range: &vrp::validate::ProtectedRange| Prefix::new(range.prefix().0, range.prefix().1);
     let complete = vrp::validate::protocol_ranges(applied);
     let inert = vrp::validate::protocol_ranges(typed).into_iter().filter(|r| !complete.contains(r));
-    let flows =
-        inert.map(|(range, protocol)| (Prefix::new(range.prefix().0, range.prefix().1), Some(protocol)));
-    flows.fold(Vec::new(), |mut all, flow| {
+    let by_protocol = inert.map(|(range, protocol)| (prefix(&range), Some(protocol)));
+    let routed = vrp::validate::protected_ranges(applied);
+    let whole = vrp::validate::protected_ranges(typed).into_iter();
+    let whole =
+        whole.filter(|r| r.policy_routed && !r.template && !routed.contains(r)).map(|r| (prefix(&r), None));
+    by_protocol.chain(whole).fold(Vec::new(), |mut all, flow| {
         if !all.contains(&flow) {
             all.push(flow);
         }
@@ -200,6 +207,24 @@ mod tests {
         let routes = static_routes(&typed, &crate::load::InterfaceMap::default());
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].superseded_by.as_deref(), Some("policy1 1"));
+    }
+
+    /// Review finding: an entry with deny rules made inert keeps the policy rule of its whole
+    /// prefix, so that a static route inside the prefix (installed as the deny rules' clear
+    /// path) cannot carry the traffic its permit rule protects in clear while it is inert.
+    #[test]
+    fn an_inert_entry_with_deny_rules_keeps_its_whole_prefix_policy_routed() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
+        let permit = " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255";
+        let deny =
+            " rule 1 deny udp source 10.1.1.0 0.0.0.255 destination 10.2.2.53 0 destination-port eq 53";
+        let text = std::fs::read_to_string(path).unwrap().replace(permit, &format!("{deny}\n{permit}"));
+        let complete = vrp::parse("fw_a.cfg", &text).unwrap().config;
+        let inert_text = text.replace(" pre-shared-key tiandihui2\n", "");
+        let typed = vrp::parse("fw_a.cfg", &inert_text).unwrap().config;
+        let p = Prefix::new(Ipv4Addr::new(10, 2, 2, 0), 24);
+        assert_eq!(inert_flows(&typed, &vrp::inert::split(&typed).0), [(p, None)]);
+        assert!(inert_flows(&complete, &complete).is_empty(), "complete: its rules come with the entry");
     }
 
     /// A tunnel between inside networks is routed in the main table; no policy rule.
