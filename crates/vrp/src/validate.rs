@@ -598,6 +598,18 @@ impl Validator<'_> {
                 self.warn(&view, setting, DiagnosticKind::Ignored, m);
             }
         }
+        // A deny rule whose wildcard no prefix holds cannot become a bypass rule: the traffic
+        // it names stays under the permit rules (protected, not exempted).
+        for (n, acl) in &config.acls {
+            let odd = acl.rules.iter().filter(|(_, r)| r.action == AclAction::Deny && r.selector().is_none());
+            for (id, _) in odd {
+                let m = format!(
+                    "acl {n} rule {id} deny has no effect: its wildcard is not contiguous, so the traffic \
+                     it names is not exempted (the permit rules still protect it)"
+                );
+                self.warn(&View::Acl(*n), &format!("rule {id}"), DiagnosticKind::Ignored, m);
+            }
+        }
         // A deny rule exempts traffic from its entry (docs/configuration.md); in a template's
         // ACL it has no effect, since the branches propose the flows.
         let templates = config.policy_templates.values().flat_map(|entries| entries.values());

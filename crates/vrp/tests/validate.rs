@@ -108,6 +108,33 @@ fn what_has_no_effect_is_said() {
     assert_eq!(said(&shut).len(), 1);
 }
 
+/// Review finding: a deny rule whose wildcard is not contiguous cannot be exempted; `check`
+/// says so instead of leaving it silently without effect.
+#[test]
+fn a_deny_rule_with_a_non_contiguous_wildcard_is_said() {
+    let permit = " rule 5 permit ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.255\n";
+    let odd = with(
+        permit,
+        &format!(" rule 1 deny ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.255.0\n{permit}"),
+    );
+    let found: Vec<String> = check("t.cfg", &odd, None)
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.kind == K::Ignored)
+        .map(|d| d.message)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("acl 3001 rule 1 deny has no effect: its wildcard is not contiguous"),
+        "{found:?}"
+    );
+    let contiguous = with(
+        permit,
+        &format!(" rule 1 deny ip source 10.1.1.0 0.0.0.255 destination 10.2.2.0 0.0.0.127\n{permit}"),
+    );
+    assert!(check("t.cfg", &contiguous, None).diagnostics.iter().all(|d| d.kind != K::Ignored));
+}
+
 #[test]
 fn missing_policy_on_interface() {
     assert_eq!(
