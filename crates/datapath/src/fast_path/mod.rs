@@ -48,6 +48,9 @@ use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
 use crate::shared::{lock, lock_open, Added, Notice, OpenSide, SendDrops, Shared, MAX_PACKET};
 
+/// The outer IPv4 and UDP headers of an ESP-in-UDP packet.
+const OUTER_IPV4_UDP: usize = 20 + 8;
+
 /// How long `poll` sleeps when nothing happens, in milliseconds: the thread has nothing to
 /// do on a timer, so this only bounds how long it takes to notice nothing.
 const IDLE_POLL_MS: u16 = 1000;
@@ -203,7 +206,14 @@ impl Thread {
             sealed_segments: Vec::with_capacity(segment_count),
             opened_slots: Vec::with_capacity(BATCH),
             io,
-            reassembly: reassembly::Reassembler::default(),
+            // A datagram is reassembled only as long as its ESP packet (every header and
+            // trailer at their largest) stays an IPv4 packet: a longer one could not be sealed
+            // whole, and cut again it would not fit the buffers of the queued path.
+            reassembly: reassembly::Reassembler::new(reassembly::Limits {
+                max_datagram_len: usize::from(u16::MAX)
+                    - (OUTER_IPV4_UDP + MAX_HEADROOM + MAX_TAILROOM + esp::MAX_AH_HEADROOM),
+                ..reassembly::Limits::default()
+            }),
         }
     }
 
