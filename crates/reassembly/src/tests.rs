@@ -237,7 +237,7 @@ const MANY_FRAGMENTS: Limits = Limits {
     max_bytes: 1 << 20,
     timeout: Duration::from_secs(30),
     max_datagram_len: 65_535,
-    max_fragments: 400,
+    max_fragments: 8192,
 };
 
 proptest! {
