@@ -173,6 +173,15 @@ mod tests {
     use super::*;
 
     /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
+    /// The flow of a packet from 10.1.1.2 port 5000 to 10.2.2.2 port `dport` over `protocol`.
+    fn packet(protocol: u8, dport: u16) -> esp::Flow {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
+        p.extend_from_slice(&[0x13, 0x88]);
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 8, 0, 0]);
+        esp::Flow::parse_ipv4(&p).unwrap().0
+    }
+
     fn fw_a_with_rule(rule: &str) -> ike::Config {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
         let text = std::fs::read_to_string(path).unwrap();
@@ -269,13 +278,6 @@ mod tests {
             "a template's flows come when negotiated"
         );
         let (spd, _) = super::super::convert::spd(&config, &[], &[]);
-        let packet = |protocol: u8, dport: u16| {
-            let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
-            p.extend_from_slice(&[0x13, 0x88]);
-            p.extend_from_slice(&dport.to_be_bytes());
-            p.extend_from_slice(&[0, 8, 0, 0]);
-            esp::Flow::parse_ipv4(&p).unwrap().0
-        };
         assert!(matches!(spd.lookup(&packet(17, 1701)).1, esp::Action::Protect(_)));
         assert!(spd.leaves_in_clear(&packet(17, 9999)));
         assert!(!spd.leaves_in_clear(&packet(6, 9999)), "TCP never reaches the data plane by that route");
@@ -309,13 +311,6 @@ mod tests {
         let protect = esp::Action::Protect(esp::PolicyIndex(0));
         assert_eq!(actions, [esp::Action::Bypass, protect, esp::Action::Bypass]);
         assert_eq!(selectors.len(), 3);
-        let packet = |protocol: u8, dport: u16| {
-            let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
-            p.extend_from_slice(&[0x13, 0x88]);
-            p.extend_from_slice(&dport.to_be_bytes());
-            p.extend_from_slice(&[0, 8, 0, 0]);
-            esp::Flow::parse_ipv4(&p).unwrap().0
-        };
         assert_eq!(spd.lookup(&packet(17, 9999)), (Some(0), esp::Action::Bypass));
         assert_eq!(spd.lookup(&packet(17, 53)).1, protect);
         assert_eq!(spd.lookup(&packet(1, 0)).1, protect, "the permit rule comes first for ICMP");
