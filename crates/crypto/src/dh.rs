@@ -190,7 +190,7 @@ impl DhPrivate {
             if rest.iter().any(|&b| b != 0) || *last > 1 {
                 let exponent = SecretBytes::new(exponent);
                 let mut public = vec![0u8; prime.len()];
-                ffi::mod_exp_consttime(&[2], exponent.expose(), prime, &mut public)
+                ffi::mod_exp_consttime(&[2], exponent.expose(), modulus(group)?, &mut public)
                     .ok_or(DhError::Internal(group))?;
                 return Ok(Self { group, secret: PrivateValue::Modp(exponent), public });
             }
@@ -264,7 +264,7 @@ impl DhPrivate {
                 // With a safe prime, a y passing the checks above has order q or 2q, and our
                 // exponent is far below q, so the result can be neither 1 nor p − 1.
                 let mut shared = Zeroizing::new(vec![0u8; prime.len()]);
-                ffi::mod_exp_consttime(peer_public, exponent.expose(), prime, &mut shared)
+                ffi::mod_exp_consttime(peer_public, exponent.expose(), modulus(group)?, &mut shared)
                     .ok_or(DhError::Internal(group))?;
                 Ok(SecretBytes::new(core::mem::take(&mut *shared)))
             }
@@ -308,6 +308,26 @@ impl fmt::Debug for DhPrivate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DhPrivate").field("group", &self.group).field("private", &"<redacted>").finish()
     }
+}
+
+/// The shared [`ffi::Modulus`] of a MODP group, built on first use.
+fn modulus(group: DhGroup) -> Result<&'static ffi::Modulus, DhError> {
+    static MODULI: [std::sync::OnceLock<Option<ffi::Modulus>>; 8] = [const { std::sync::OnceLock::new() }; 8];
+    let index = match group {
+        DhGroup::Modp768 => 0,
+        DhGroup::Modp1024 => 1,
+        DhGroup::Modp1536 => 2,
+        DhGroup::Modp2048 => 3,
+        DhGroup::Modp3072 => 4,
+        DhGroup::Modp4096 => 5,
+        DhGroup::Modp6144 => 6,
+        DhGroup::Modp8192 => 7,
+        DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 | DhGroup::Curve25519 => {
+            return Err(DhError::Internal(group))
+        }
+    };
+    let prime = group.prime().ok_or(DhError::Internal(group))?;
+    MODULI[index].get_or_init(|| ffi::Modulus::new(prime)).as_ref().ok_or(DhError::Internal(group))
 }
 
 /// Checks `1 < y < p − 1` for a MODP public value of exactly the prime's length. The value is
@@ -596,6 +616,17 @@ mod tests {
     // implementation we did not write):
     //   p = <RFC 3526 §3 prime>; x = 0x0f1e2d…eeff0; y = 0xc0ffee…0f1011
     //   pow(2, x, p), pow(2, y, p), pow(pow(2, y, p), x, p)  (each .to_bytes(256, "big").hex())
+    #[test]
+    fn each_modp_prime_has_one_montgomery_context() {
+        // Built once and shared by every exponentiation of the group (the known answers
+        // above and below go through it); an ECP group has none.
+        for group in [DhGroup::Modp768, DhGroup::Modp2048, DhGroup::Modp8192] {
+            assert!(core::ptr::eq(modulus(group).unwrap(), modulus(group).unwrap()));
+        }
+        assert!(!core::ptr::eq(modulus(DhGroup::Modp1024).unwrap(), modulus(DhGroup::Modp2048).unwrap()));
+        assert_eq!(modulus(DhGroup::Ecp256).err(), Some(DhError::Internal(DhGroup::Ecp256)));
+    }
+
     #[test]
     fn modp2048_known_answer() {
         let x = h("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0");

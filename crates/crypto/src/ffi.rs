@@ -194,23 +194,57 @@ impl Drop for BnCtx {
     }
 }
 
+/// A MODP prime with its Montgomery context, built once per prime and shared: building the
+/// context (R² mod p, a 4096-bit division for group 14) on every exponentiation cost each
+/// handshake two of them. Read-only after [`Modulus::new`].
+pub(crate) struct Modulus {
+    n: Bn,
+    mont: *mut sys::BN_MONT_CTX,
+}
+
+// SAFETY: neither pointer is written after `new`; AWS-LC reads a BN_MONT_CTX and a BIGNUM
+// through const pointers in BN_mod_exp_mont_consttime, so sharing them between threads is sound.
+unsafe impl Send for Modulus {}
+// SAFETY: as above.
+unsafe impl Sync for Modulus {}
+
+impl Modulus {
+    /// The odd modulus `be` (big-endian) and its Montgomery context.
+    pub(crate) fn new(be: &[u8]) -> Option<Self> {
+        let n = Bn::from_be(be)?;
+        let ctx = BnCtx::new()?;
+        // SAFETY: `n` and `ctx` are valid and outlive the call; the result is owned by `Self`.
+        let mont = unsafe { sys::BN_MONT_CTX_new_consttime(n.0, ctx.0) };
+        if mont.is_null() {
+            return failed();
+        }
+        Some(Self { n, mont })
+    }
+}
+
+impl Drop for Modulus {
+    fn drop(&mut self) {
+        // SAFETY: `mont` came from BN_MONT_CTX_new_consttime and is freed once, here.
+        unsafe { sys::BN_MONT_CTX_free(self.mont) }
+    }
+}
+
 /// `base^exponent mod modulus`, all unsigned big-endian, with the exponent handled in
 /// constant time (`BN_mod_exp_mont_consttime`). The result is written left-padded to exactly
 /// `out.len()` bytes, which must be at least the modulus length.
 ///
-/// The caller guarantees `base < modulus` and an odd modulus (every MODP prime is); AWS-LC
-/// refuses the call otherwise, which shows here as `None`. Every intermediate `BIGNUM` is
-/// wiped and freed before returning, on every path.
-pub(crate) fn mod_exp_consttime(base: &[u8], exponent: &[u8], modulus: &[u8], out: &mut [u8]) -> Option<()> {
+/// The caller guarantees `base < modulus` (every MODP prime is odd, see [`Modulus::new`]);
+/// AWS-LC refuses the call otherwise, which shows here as `None`. Every intermediate `BIGNUM`
+/// is wiped and freed before returning, on every path.
+pub(crate) fn mod_exp_consttime(base: &[u8], exponent: &[u8], modulus: &Modulus, out: &mut [u8]) -> Option<()> {
     let base = Bn::from_be(base)?;
     let exponent = Bn::from_be(exponent)?;
-    let modulus = Bn::from_be(modulus)?;
     let result = Bn::new()?;
     let ctx = BnCtx::new()?;
-    // SAFETY: every pointer is a valid BIGNUM/BN_CTX owned by a guard above that outlives the
-    // call; a null Montgomery context asks AWS-LC to build (and free) one for the modulus.
+    // SAFETY: every pointer is a valid BIGNUM/BN_CTX owned by a guard above, or the shared
+    // modulus and its Montgomery context (read only), all outliving the call.
     let ok = unsafe {
-        sys::BN_mod_exp_mont_consttime(result.0, base.0, exponent.0, modulus.0, ctx.0, core::ptr::null())
+        sys::BN_mod_exp_mont_consttime(result.0, base.0, exponent.0, modulus.n.0, ctx.0, modulus.mont)
     };
     if ok != 1 {
         return failed();
