@@ -82,6 +82,9 @@ pub struct Rule {
 pub struct Netlink {
     socket: Socket,
     sequence: u32,
+    /// Datagrams read from the kernel (the tests count them).
+    #[cfg(test)]
+    reads: usize,
 }
 
 impl Netlink {
@@ -90,7 +93,12 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(Self { socket, sequence: 0 })
+        Ok(Self {
+            socket,
+            sequence: 0,
+            #[cfg(test)]
+            reads: 0,
+        })
     }
 
     /// The index of the device called `name`.
@@ -158,14 +166,18 @@ impl Netlink {
     }
 
     /// Adds or replaces each of `routes`, as [`Netlink::replace_route`] does, in one send:
-    /// the kernel applies them in order and acknowledges each. The result of each, in order.
+    /// the kernel applies them in order. The result of each, in order. Only the last asks
+    /// for an acknowledgement: the kernel answers a refusal whatever the flags, in order, so
+    /// once the last is answered every earlier one without a refusal went in, and a send
+    /// that succeeds whole costs one datagram read (a hub replaces two routes per branch).
     pub fn replace_routes(&mut self, routes: &[Route]) -> Vec<io::Result<()>> {
         let first = self.sequence.wrapping_add(1);
         let mut buffer = Vec::new();
-        for route in routes {
+        for (i, route) in routes.iter().enumerate() {
             self.sequence = self.sequence.wrapping_add(1);
             let mut header = NetlinkHeader::default();
-            header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+            let ack = if i + 1 == routes.len() { NLM_F_ACK } else { 0 };
+            header.flags = NLM_F_REQUEST | ack | NLM_F_CREATE | NLM_F_REPLACE;
             header.sequence_number = self.sequence;
             let message = RouteNetlinkMessage::NewRoute(route_message(route));
             let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
@@ -175,16 +187,31 @@ impl Netlink {
             packet.serialize(&mut buffer[start..]);
         }
         let mut results: Vec<Option<io::Result<()>>> = routes.iter().map(|_| None).collect();
+        let Some(last) = routes.len().checked_sub(1) else { return Vec::new() };
         let mut failed = self.socket.send(&buffer, 0).err();
-        while failed.is_none() && results.iter().any(Option::is_none) {
-            match self.socket.recv_from_full() {
+        while failed.is_none() && results[last].is_none() {
+            #[cfg(test)]
+            {
+                self.reads += 1;
+            }
+            // One read, no peek: an answer to these requests (an acknowledgement, or a
+            // refusal quoting its request) is far shorter than the room; a cut one fails to
+            // decode, below.
+            let mut room = [0u8; 8192];
+            let read = self.socket.recv(&mut &mut room[..], 0).map(|n| (&room[..n.min(room.len())], ()));
+            match read {
                 // An undecodable reply ends the wait: the acknowledgements it held (or hid)
                 // would otherwise be waited for forever, blocking the IKE loop.
-                Ok((bytes, _)) if !acknowledgements(&bytes, first, &mut results) => {
+                Ok((bytes, _)) if !acknowledgements(bytes, first, &mut results) => {
                     failed = Some(io::Error::new(io::ErrorKind::InvalidData, "undecodable netlink reply"));
                 }
                 Ok(_) => {}
                 Err(e) => failed = Some(e),
+            }
+        }
+        if failed.is_none() {
+            for result in results.iter_mut().filter(|r| r.is_none()) {
+                *result = Some(Ok(()));
             }
         }
         let failure = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
@@ -477,6 +504,67 @@ fn parse_rule(message: &RuleMessage) -> Option<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CHILD: &str = "KEYSTEWARD_NETLINK_TEST_IN_NAMESPACE";
+
+    /// Runs the test `name` again under `unshare --net` (root; as another user it says so and
+    /// passes), so its routes never reach the host's and go with the namespace; true in the
+    /// child (which then does the work), false in the parent once the child passed.
+    fn in_own_namespace(name: &str) -> bool {
+        if std::env::var_os(CHILD).is_some() {
+            return true;
+        }
+        let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+        if !root.unwrap_or(false) {
+            eprintln!("skipped: needs root for a network namespace (CI runs it as root)");
+            return false;
+        }
+        let out = std::process::Command::new("unshare")
+            .arg("--net")
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("unshare runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "in its namespace, {name} failed:\n{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        false
+    }
+
+    /// Routes replaced in one send come back with one result each, in order, a refused one
+    /// among them included; and the kernel's answer to a send that succeeds whole is one
+    /// datagram read, not one per route (a hub replaces two routes per branch).
+    #[test]
+    fn routes_replaced_in_one_send_read_one_answer() {
+        if !in_own_namespace("tests::routes_replaced_in_one_send_read_one_answer") {
+            return;
+        }
+        let mut netlink = Netlink::open().unwrap();
+        let route = |last: u8, kind| Route {
+            table: MAIN_TABLE,
+            destination: Prefix::new(Ipv4Addr::new(198, 51, 100, last), 32),
+            kind,
+            metric: 60,
+        };
+        let both = [route(1, RouteKind::Unreachable), route(2, RouteKind::Unreachable)];
+        let results = netlink.replace_routes(&both);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(netlink.reads, 1, "one datagram read for two routes");
+        // No device 999 in a fresh namespace: the middle one is refused, the others go in.
+        let mixed = [
+            route(3, RouteKind::Unreachable),
+            route(4, RouteKind::Device(999, None)),
+            route(5, RouteKind::Unreachable),
+        ];
+        let results = netlink.replace_routes(&mixed);
+        assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok(), "{results:?}");
+        let ours: Vec<Prefix> = netlink.routes(MAIN_TABLE).unwrap().iter().map(|r| r.destination).collect();
+        for last in [1, 2, 3, 5] {
+            assert!(ours.contains(&Prefix::new(Ipv4Addr::new(198, 51, 100, last), 32)), "{ours:?}");
+        }
+        assert!(!ours.contains(&Prefix::new(Ipv4Addr::new(198, 51, 100, 4), 32)), "{ours:?}");
+    }
 
     /// What keysteward sends for a route reads back as the same route: a static route through
     /// a next hop (with and without a device), a TUN route, a fail-closed route.
