@@ -25,7 +25,8 @@
 //!   200 bits for groups 1, 2, 5, 14, 15, 16, 17, 18). RFC 3526 §8 asks for at least twice the
 //!   strength; the 256-bit floor costs little on the small groups (≈ 0.3 ms for group 14). So
 //!   groups 1, 2, 5, 14, 15 use 256 bits, 16 uses 304, 17 uses 352 and 18 uses 400.
-//!   Exponentiation is `BN_mod_exp_mont_consttime`.
+//!   Exponentiation is `BN_mod_exp_mont_consttime`, with each prime's Montgomery context
+//!   built once and shared.
 //! - ECP scalars are random bytes of the order's length (the top byte masked to one bit for
 //!   P-521), rejected and redrawn when zero or not below the order (AWS-LC refuses them), so
 //!   the scalar is uniform in `[1, n − 1]`.

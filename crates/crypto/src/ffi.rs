@@ -236,7 +236,12 @@ impl Drop for Modulus {
 /// The caller guarantees `base < modulus` (every MODP prime is odd, see [`Modulus::new`]);
 /// AWS-LC refuses the call otherwise, which shows here as `None`. Every intermediate `BIGNUM`
 /// is wiped and freed before returning, on every path.
-pub(crate) fn mod_exp_consttime(base: &[u8], exponent: &[u8], modulus: &Modulus, out: &mut [u8]) -> Option<()> {
+pub(crate) fn mod_exp_consttime(
+    base: &[u8],
+    exponent: &[u8],
+    modulus: &Modulus,
+    out: &mut [u8],
+) -> Option<()> {
     let base = Bn::from_be(base)?;
     let exponent = Bn::from_be(exponent)?;
     let result = Bn::new()?;
