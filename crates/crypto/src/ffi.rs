@@ -5,6 +5,9 @@
 
 use aws_lc_sys as sys;
 
+mod hmac_pads;
+pub(crate) use hmac_pads::HmacPads;
+
 /// The message digests the FFI layer can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Md {
