@@ -26,13 +26,13 @@ use core::fmt;
 // DES and 3DES are deprecated in aws-lc-rs; ESP peers still negotiate them.
 #[allow(deprecated)]
 use aws_lc_rs::cipher::{
-    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_192,
-    AES_256, DES_EDE3_FOR_LEGACY_USE_ONLY, DES_FOR_LEGACY_USE_ONLY,
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
+    DES_EDE3_FOR_LEGACY_USE_ONLY, DES_FOR_LEGACY_USE_ONLY,
 };
 use aws_lc_rs::{aead, iv::FixedLength};
 use zeroize::Zeroizing;
 
-use crate::ffi::{HmacPads, Md, MAX_MD_LEN};
+use crate::ffi::{AesCbcKey, HmacPads, Md, AES_BLOCK, MAX_MD_LEN};
 use crate::phase1_cipher::{is_weak_des_key, CbcCipher, Phase1Cipher};
 use crate::secret::ct_eq;
 
@@ -118,12 +118,15 @@ pub enum KeyUse {
     Both,
 }
 
-// The key schedules live behind one pointer each (one chase per packet, against about 500
-// bytes an SA direction keeps only when its cipher needs them: a GCM SA holds no CBC room,
-// an inbound CBC SA no encrypting schedule).
+// The key schedules live behind one pointer each (one chase per packet, against the bytes
+// an SA direction keeps only when its cipher needs them: a GCM SA holds no CBC room, an
+// inbound CBC SA no encrypting schedule). AES-CBC keeps AWS-LC's bare `AES_KEY` of its one
+// direction (244 bytes; aws-lc-rs's CBC keys hold both schedules, 504); DES and 3DES, legacy,
+// keep aws-lc-rs's keys.
 enum CipherInner {
     Null,
     Cbc { encrypt: Option<Box<EncryptingKey>>, decrypt: Option<Box<DecryptingKey>> },
+    AesCbc { encrypt: Option<AesCbcKey<true>>, decrypt: Option<AesCbcKey<false>> },
     Gcm(Box<(aead::LessSafeKey, Zeroizing<[u8; GCM_SALT_LEN]>)>),
 }
 
@@ -150,18 +153,21 @@ impl CipherKey {
             EspCipher::TripleDes if Phase1Cipher::TripleDes.is_weak_key(key) => {
                 return Err(EspCryptoError::WeakKey(cipher))
             }
-            EspCipher::Des
-            | EspCipher::TripleDes
-            | EspCipher::AesCbc128
-            | EspCipher::AesCbc192
-            | EspCipher::AesCbc256 => {
+            EspCipher::AesCbc128 | EspCipher::AesCbc192 | EspCipher::AesCbc256 => {
+                let encrypt = (usage != KeyUse::Open)
+                    .then(|| AesCbcKey::new(key).ok_or(EspCryptoError::Internal))
+                    .transpose()?;
+                let decrypt = (usage != KeyUse::Seal)
+                    .then(|| AesCbcKey::new(key).ok_or(EspCryptoError::Internal))
+                    .transpose()?;
+                CipherInner::AesCbc { encrypt, decrypt }
+            }
+            EspCipher::Des | EspCipher::TripleDes => {
                 #[allow(deprecated)] // DES/3DES: see the import.
-                let algorithm = match cipher {
-                    EspCipher::Des => &DES_FOR_LEGACY_USE_ONLY,
-                    EspCipher::TripleDes => &DES_EDE3_FOR_LEGACY_USE_ONLY,
-                    EspCipher::AesCbc128 => &AES_128,
-                    EspCipher::AesCbc192 => &AES_192,
-                    _ => &AES_256,
+                let algorithm = if cipher == EspCipher::Des {
+                    &DES_FOR_LEGACY_USE_ONLY
+                } else {
+                    &DES_EDE3_FOR_LEGACY_USE_ONLY
                 };
                 let unbound = || UnboundCipherKey::new(algorithm, key).map_err(|_| EspCryptoError::Internal);
                 let encrypt = (usage != KeyUse::Open)
@@ -206,6 +212,13 @@ impl CipherKey {
                 };
                 encrypt.less_safe_encrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
             }
+            CipherInner::AesCbc { encrypt, .. } => {
+                let encrypt = encrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC encryption with a key for opening"))?;
+                self.check_cbc(iv, data)?;
+                encrypt.apply(&self.iv_array::<AES_BLOCK>(iv)?, data).ok_or(EspCryptoError::Internal)
+            }
             CipherInner::Gcm(_) => Err(self.wrong_mode("CBC encryption")),
         }
     }
@@ -226,6 +239,13 @@ impl CipherKey {
                     _ => DecryptionContext::Iv128(FixedLength::from(self.iv_array::<16>(iv)?)),
                 };
                 decrypt.decrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
+            }
+            CipherInner::AesCbc { decrypt, .. } => {
+                let decrypt = decrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC decryption with a key for sealing"))?;
+                self.check_cbc(iv, data)?;
+                decrypt.apply(&self.iv_array::<AES_BLOCK>(iv)?, data).ok_or(EspCryptoError::Internal)
             }
             CipherInner::Gcm(_) => Err(self.wrong_mode("CBC decryption")),
         }
@@ -749,7 +769,8 @@ mod tests {
                 Integrity::HmacSha512_256 => hmac::HMAC_SHA512,
             };
             for seed in 0..4u8 {
-                let keymat: Vec<u8> = (0..integrity.key_len()).map(|i| (i as u8) ^ seed.wrapping_mul(77)).collect();
+                let keymat: Vec<u8> =
+                    (0..integrity.key_len()).map(|i| (i as u8) ^ seed.wrapping_mul(77)).collect();
                 let key = IntegrityKey::new(integrity, &keymat).unwrap();
                 let reference = hmac::Key::new(algorithm, &keymat);
                 for len in [0, 8, 24, 63, 64, 65, 128, 1400, 1500] {
