@@ -372,6 +372,7 @@ impl QuickModeSa<'_> {
         let mut flight = Flight::new(ctx.now);
         flight.sent(&qm1, true, ctx.now, ctx.config);
         self.transmit(qm1, ctx);
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode {
             message_id,
             state: QmState::InitiatorWaitQm2(Box::new(InitiatorWait {
@@ -643,6 +644,7 @@ impl QuickModeSa<'_> {
         self.transmit(qm2, ctx);
         let deadline = ctx.now + ctx.config.limits.exchange_timeout;
         let state = QmState::ResponderWaitQm3(Box::new(wait));
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode { message_id, state, flight, deadline });
         Ok(())
     }

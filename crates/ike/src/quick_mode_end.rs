@@ -97,4 +97,5 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
         }
         index += 1;
     }
+    quick_modes.shrink_to_fit(); // An SA with no exchange under way holds no room for one.
 }
