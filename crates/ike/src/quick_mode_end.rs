@@ -31,10 +31,7 @@ pub(crate) fn refused_by_peer(
     if notification.notify_type == isakmp::NotifyType::InvalidSpi && by_spi.is_none() {
         return;
     }
-    let index = by_spi.or(match waiting.as_slice() {
-        [only] => Some(*only),
-        _ => None,
-    });
+    let index = by_spi.or(if let [only] = waiting[..] { Some(only) } else { None });
     let Some(index) = index else { return };
     let qm = quick_modes.remove(index);
     ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
