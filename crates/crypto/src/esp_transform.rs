@@ -100,7 +100,8 @@ pub enum EspCryptoError {
 }
 
 /// A cipher keyed for one SA direction. Built once when the SA is installed; every packet
-/// then reuses the expanded key schedule. Key material is wiped by aws-lc-rs on drop.
+/// then reuses the expanded key schedule. Key material is wiped on drop
+/// (by aws-lc-rs for GCM, DES and 3DES; by `ffi::aes_cbc` for AES-CBC).
 pub struct CipherKey {
     cipher: EspCipher,
     inner: CipherInner,

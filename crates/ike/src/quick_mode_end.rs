@@ -34,6 +34,7 @@ pub(crate) fn refused_by_peer(
     let index = by_spi.or(if let [only] = waiting[..] { Some(only) } else { None });
     let Some(index) = index else { return };
     let qm = quick_modes.remove(index);
+    crate::quick_mode::release_if_idle(quick_modes);
     ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
     let failure = sa.failure(
         Exchange::QuickMode,

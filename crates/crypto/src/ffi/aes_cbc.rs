@@ -49,16 +49,8 @@ impl<const ENCRYPT: bool> AesCbcKey<ENCRYPT> {
         // SAFETY: data is data.len() readable and writable bytes, a whole number of blocks
         // (AES_cbc_encrypt works in place, as aws-lc-rs uses it); the schedule was set up by
         // `new` for this direction; ivec is a writable 16-byte IV.
-        unsafe {
-            sys::AES_cbc_encrypt(
-                data.as_ptr(),
-                data.as_mut_ptr(),
-                data.len(),
-                &*self.schedule,
-                ivec.as_mut_ptr(),
-                mode,
-            )
-        };
+        let inout = data.as_mut_ptr();
+        unsafe { sys::AES_cbc_encrypt(inout, inout, data.len(), &*self.schedule, ivec.as_mut_ptr(), mode) };
         Some(())
     }
 }

@@ -1,7 +1,7 @@
 //! HMAC (RFC 2104) keyed once and kept as the two hash states it starts from: the state after
 //! absorbing the key XOR ipad block, and the state after the key XOR opad block. A packet's MAC
 //! copies the first, absorbs the packet, finishes, copies the second, absorbs that digest and
-//! finishes. Through AWS-LC's low-level hash API (`SHA256_CTX` and friends, 96 to 216 bytes
+//! finishes. Through AWS-LC's low-level hash API (`SHA256_CTX` and friends, 92 to 216 bytes
 //! each) instead of an `HMAC_CTX` (1,232 bytes, sized for SHA-512 whatever the hash): an ESP SA
 //! with HMAC-SHA2-256 keeps 224 bytes of HMAC state instead of 1.2 kB (issue 16: memory per SA).
 //!
@@ -102,13 +102,15 @@ impl<H: Hash> Pads<H> {
             block[..key.len()].copy_from_slice(key);
         }
         let block = &mut block[..H::BLOCK];
-        let mut inner = Wiped(H::fresh());
+        // The pads are absorbed in the box itself: keyed states built on the stack and moved
+        // in would leave unwiped copies behind (a move runs no Drop). Fresh states hold no
+        // secret.
+        let mut pads = Box::new(Self { inner: Wiped(H::fresh()), outer: Wiped(H::fresh()) });
         block.iter_mut().for_each(|b| *b ^= 0x36);
-        inner.0.absorb(block);
-        let mut outer = Wiped(H::fresh());
+        pads.inner.0.absorb(block);
         block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
-        outer.0.absorb(block);
-        Box::new(Self { inner, outer })
+        pads.outer.0.absorb(block);
+        pads
     }
 
     fn mac(&self, parts: &[&[u8]], out: &mut [u8; MAX_MD_LEN]) -> usize {
@@ -126,7 +128,7 @@ impl<H: Hash> Pads<H> {
 }
 
 /// An HMAC key kept as its precomputed inner and outer hash states, each behind one box
-/// sized for its own hash (MD5/SHA-1 2 × 96, SHA-256 2 × 112, SHA-384/512 2 × 216 bytes).
+/// sized for its own hash (MD5 2 × 92, SHA-1 2 × 96, SHA-256 2 × 112, SHA-384/512 2 × 216 bytes).
 pub(crate) struct HmacPads(Kind);
 
 enum Kind {
