@@ -362,8 +362,7 @@ impl QuickModeSa<'_> {
             }
         }
         self.trace_hash_first(ctx, Direction::Sent, Step::Quick(1), message_id, &rest);
-        let hash_len = material.hash.output_len();
-        let (mut chain, range) = wire::chain_with_hash_placeholder(hash_len, &rest);
+        let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash1 = material.skeyid_a.quick_mode_hash_1(MessageId(message_id), &chain[range.end..]);
         chain[range].copy_from_slice(&hash1);
         let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
@@ -372,16 +371,11 @@ impl QuickModeSa<'_> {
         let mut flight = Flight::new(ctx.now);
         flight.sent(&qm1, true, ctx.now, ctx.config);
         self.transmit(qm1, ctx);
+        let wait = InitiatorWait { acquire, iv, ni, dh, our_spis, offered };
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode {
             message_id,
-            state: QmState::InitiatorWaitQm2(Box::new(InitiatorWait {
-                acquire,
-                iv,
-                ni,
-                dh,
-                our_spis,
-                offered,
-            })),
+            state: QmState::InitiatorWaitQm2(Box::new(wait)),
             flight,
             deadline: ctx.now + ctx.config.limits.exchange_timeout,
         });
@@ -439,6 +433,7 @@ impl QuickModeSa<'_> {
         };
         if let Err(e) = result {
             self.quick_modes.remove(index);
+            release_if_idle(&mut self.quick_modes);
             return Err((e, state_name));
         }
         Ok(())
@@ -643,6 +638,7 @@ impl QuickModeSa<'_> {
         self.transmit(qm2, ctx);
         let deadline = ctx.now + ctx.config.limits.exchange_timeout;
         let state = QmState::ResponderWaitQm3(Box::new(wait));
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode { message_id, state, flight, deadline });
         Ok(())
     }
@@ -796,4 +792,12 @@ struct Keymat<'a> {
     ni: &'a [u8],
     nr: &'a [u8],
     our_spis: &'a OurSpis,
+}
+
+/// Lets an SA's quick-mode list go once no exchange is under way, on every path that ends
+/// one (a timer only runs while one is, so the timeout path alone would miss the others).
+pub(crate) fn release_if_idle(quick_modes: &mut Vec<QuickMode>) {
+    if quick_modes.is_empty() {
+        *quick_modes = Vec::new();
+    }
 }
