@@ -433,7 +433,9 @@ impl QuickModeSa<'_> {
         };
         if let Err(e) = result {
             self.quick_modes.remove(index);
-            release_if_idle(&mut self.quick_modes);
+            if self.quick_modes.is_empty() {
+                *self.quick_modes = Vec::new(); // as quick_mode_end::release_if_idle
+            }
             return Err((e, state_name));
         }
         Ok(())
@@ -792,12 +794,4 @@ struct Keymat<'a> {
     ni: &'a [u8],
     nr: &'a [u8],
     our_spis: &'a OurSpis,
-}
-
-/// Lets an SA's quick-mode list go once no exchange is under way, on every path that ends
-/// one (a timer only runs while one is, so the timeout path alone would miss the others).
-pub(crate) fn release_if_idle(quick_modes: &mut Vec<QuickMode>) {
-    if quick_modes.is_empty() {
-        *quick_modes = Vec::new();
-    }
 }

@@ -34,7 +34,7 @@ pub(crate) fn refused_by_peer(
     let index = by_spi.or(if let [only] = waiting[..] { Some(only) } else { None });
     let Some(index) = index else { return };
     let qm = quick_modes.remove(index);
-    crate::quick_mode::release_if_idle(quick_modes);
+    release_if_idle(quick_modes);
     ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
     let failure = sa.failure(
         Exchange::QuickMode,
@@ -96,4 +96,12 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
         index += 1;
     }
     quick_modes.shrink_to_fit(); // An SA with no exchange under way holds no room for one.
+}
+
+/// Lets an SA's quick-mode list go once no exchange is under way, on every path that ends
+/// one (a timer only runs while one is, so the timeout path alone would miss the others).
+pub(crate) fn release_if_idle(quick_modes: &mut Vec<QuickMode>) {
+    if quick_modes.is_empty() {
+        *quick_modes = Vec::new();
+    }
 }
