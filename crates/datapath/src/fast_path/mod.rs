@@ -31,21 +31,22 @@ mod buffers;
 mod early;
 mod receive;
 mod send;
+mod wait;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::Socket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
+use self::wait::Waiter;
 use crate::shared::{lock, lock_open, Added, Notice, OpenSide, SendDrops, Shared, MAX_PACKET};
 
 /// The outer IPv4 and UDP headers of an ESP-in-UDP packet.
@@ -90,6 +91,14 @@ enum Role {
     Open,
 }
 
+/// Which of `Io`'s socket lists a watched socket is in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Watched {
+    Raw,
+    Udp,
+    Ah,
+}
+
 /// A data-plane thread could not be started (the process is out of threads or memory).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the data-plane threads: {0}")]
@@ -104,9 +113,16 @@ pub fn spawn(io: Io) -> Result<(), SpawnError> {
     let flows = Arc::new(Mutex::new(inner_flows::FlowTable::default()));
     for (role, name) in [(Role::Open, "esp-open"), (Role::Seal, "esp-seal")] {
         let (io, flows) = (io.clone(), flows.clone());
+        // The descriptors are registered here, so a failure is the caller's error.
+        let mut waiter = Waiter::new().map_err(SpawnError)?;
+        let mut watched = Vec::new();
+        match role {
+            Role::Seal => waiter.add_tun(io.tun.as_fd()).map_err(SpawnError)?,
+            Role::Open => watch(&mut waiter, &mut watched, &io, [0; 3]).map_err(SpawnError)?,
+        }
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || Thread::new(role, io, flows, offload_off).run())
+            .spawn(move || Thread::new(role, io, flows, offload_off, (waiter, watched)).run())
             .map_err(SpawnError)?;
     }
     Ok(())
@@ -145,8 +161,13 @@ struct Thread {
     heard: Vec<(u32, Instant)>,
     /// Packets that came on an SPI not installed yet. See [`early`].
     early: std::collections::VecDeque<Early>,
-    /// Which sockets the last `poll` found readable, one entry per socket (raw, UDP, AH).
+    /// Where the thread waits for input (the TUN, or its sockets), and which sockets the
+    /// last wait found readable: one entry per socket watched, in `watched`'s order.
+    waiter: Waiter,
     ready: Vec<bool>,
+    /// The sockets the opening thread watches, in the order they were registered: which
+    /// list (`Io::raw`, `udp`, `ah`) and where in it.
+    watched: Vec<(Watched, usize)>,
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
@@ -162,7 +183,13 @@ struct Thread {
 }
 
 impl Thread {
-    fn new(role: Role, io: Io, flows: Arc<Mutex<inner_flows::FlowTable>>, offload_off: bool) -> Self {
+    fn new(
+        role: Role,
+        io: Io,
+        flows: Arc<Mutex<inner_flows::FlowTable>>,
+        offload_off: bool,
+        (waiter, watched): (Waiter, Vec<(Watched, usize)>),
+    ) -> Self {
         let (seal, open) = (role == Role::Seal, role == Role::Open);
         // What the other direction needs is not allocated (a zero count or size).
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
@@ -200,7 +227,9 @@ impl Thread {
             gro: tun_rs::GROTable::default(),
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
+            waiter,
             ready: Vec::new(),
+            watched,
             releasing: false,
             flows,
             sealed_segments: Vec::with_capacity(segment_count),
@@ -264,28 +293,23 @@ impl Thread {
             for (_, socket) in udp.iter().filter(|_| self.role == Role::Open) {
                 prepare_udp(socket, self.udp_gro);
             }
+            let before = [self.io.raw.len(), self.io.udp.len(), self.io.ah.len()];
             self.io.raw.extend(raw);
             self.io.ah.extend(ah);
             self.io.udp.extend(udp);
+            if self.role == Role::Open {
+                if let Err(e) = watch(&mut self.waiter, &mut self.watched, &self.io, before) {
+                    warn!("data-plane thread cannot watch a new socket: {e}");
+                }
+            }
         }
     }
 
     /// Waits until the thread's input is readable: the TUN for the sealing thread, the
     /// sockets for the opening thread. Returns whether the TUN is; `ready` gets an entry per
-    /// socket (raw sockets first, then UDP, then AH).
+    /// socket watched (`watched`'s order).
     fn wait(&mut self) -> io::Result<bool> {
-        if self.role == Role::Seal {
-            return wait_readable(
-                Some(self.io.tun.as_fd()),
-                std::iter::empty(),
-                &mut self.ready,
-                IDLE_POLL_MS,
-            );
-        }
-        let sockets = (self.io.raw.iter().map(|(_, s)| s.as_fd()))
-            .chain(self.io.udp.iter().map(|(_, s)| s.as_fd()))
-            .chain(self.io.ah.iter().map(|(_, s)| s.as_fd()));
-        wait_readable(None, sockets, &mut self.ready, IDLE_POLL_MS)
+        self.waiter.wait(&mut self.ready, IDLE_POLL_MS)
     }
 
     /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
@@ -491,50 +515,21 @@ fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
     }
 }
 
-/// Waits with `poll(2)` (at most `timeout_ms`) until `tun` (if given) or one of `sockets` is
-/// readable. Returns whether `tun` is; `ready` is resized to the number of sockets and says
-/// which are. Any number of sockets: each has its own entry.
-fn wait_readable<'a>(
-    tun: Option<BorrowedFd<'a>>,
-    sockets: impl Iterator<Item = BorrowedFd<'a>>,
-    ready: &mut Vec<bool>,
-    timeout_ms: u16,
-) -> io::Result<bool> {
-    let flags = PollFlags::POLLIN;
-    let skip = usize::from(tun.is_some());
-    let mut fds: Vec<PollFd<'_>> = tun.into_iter().chain(sockets).map(|fd| PollFd::new(fd, flags)).collect();
-    ready.clear();
-    poll(&mut fds, PollTimeout::from(timeout_ms)).map_err(io::Error::from)?;
-    let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-    ready.extend(fds.iter().skip(skip).map(readable));
-    Ok(skip == 1 && fds.first().is_some_and(readable))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::UdpSocket;
-    use std::os::fd::AsFd;
-
-    use super::wait_readable;
-
-    /// Issue 13: the readiness of 64 and more sockets was kept in a u64, so the 65th socket
-    /// aliased the first (or was never read). Here 70 sockets, and only the last is readable.
-    #[test]
-    fn readiness_covers_any_number_of_sockets() {
-        let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sockets: Vec<UdpSocket> = (0..70).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        for last in [64, 69] {
-            sender.send_to(b"esp", sockets[last].local_addr().unwrap()).unwrap();
-            let mut ready = Vec::new();
-            let tun_ready =
-                wait_readable(Some(tun.as_fd()), sockets.iter().map(AsFd::as_fd), &mut ready, 1000).unwrap();
-            assert!(!tun_ready);
-            let readable: Vec<usize> =
-                ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
-            assert_eq!(readable, vec![last], "socket {last} alone is readable");
-            let mut buf = [0u8; 16];
-            sockets[last].recv(&mut buf).unwrap();
-        }
+/// Registers the sockets of `io` from position `from` of each list (raw, UDP, AH) with
+/// `waiter`, in that order, and records each in `watched` (the index `ready` reports it by).
+fn watch(waiter: &mut Waiter, watched: &mut Vec<(Watched, usize)>, io: &Io, from: [usize; 3]) -> io::Result<()> {
+    let [raw, udp, ah] = from;
+    for (index, (_, socket)) in io.raw.iter().enumerate().skip(raw) {
+        waiter.add_socket(socket.as_fd())?;
+        watched.push((Watched::Raw, index));
     }
+    for (index, (_, socket)) in io.udp.iter().enumerate().skip(udp) {
+        waiter.add_socket(socket.as_fd())?;
+        watched.push((Watched::Udp, index));
+    }
+    for (index, (_, socket)) in io.ah.iter().enumerate().skip(ah) {
+        waiter.add_socket(socket.as_fd())?;
+        watched.push((Watched::Ah, index));
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::buffers::{push_opened, BATCH};
 use super::early::{keep_early, EARLY_LIFETIME};
-use super::Thread;
+use super::{Thread, Watched};
 use crate::shared::{lock_open, OpenSide};
 
 impl Thread {
@@ -60,18 +60,22 @@ impl Thread {
         }
     }
 
-    /// Socket `index` of the poll order: its descriptor and what arrives on it.
+    /// Socket `index` of the waiter's order (`watched`): its descriptor and what arrives on it.
     fn source(&self, index: usize) -> Option<Source> {
-        let (raw_count, udp_count) = (self.io.raw.len(), self.io.udp.len());
-        Some(if index < raw_count {
-            let (address, socket) = &self.io.raw[index];
-            Source { fd: socket.as_raw_fd(), udp_local: None, ah: false, local: *address }
-        } else if index < raw_count + udp_count {
-            let (address, socket) = &self.io.udp[index - raw_count];
-            Source { fd: socket.as_raw_fd(), udp_local: Some(*address), ah: false, local: address.ip() }
-        } else {
-            let (address, socket) = self.io.ah.get(index - raw_count - udp_count)?;
-            Source { fd: socket.as_raw_fd(), udp_local: None, ah: true, local: *address }
+        let &(list, at) = self.watched.get(index)?;
+        Some(match list {
+            Watched::Raw => {
+                let (address, socket) = self.io.raw.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: None, ah: false, local: *address }
+            }
+            Watched::Udp => {
+                let (address, socket) = self.io.udp.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: Some(*address), ah: false, local: address.ip() }
+            }
+            Watched::Ah => {
+                let (address, socket) = self.io.ah.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: None, ah: true, local: *address }
+            }
         })
     }
 
