@@ -1,7 +1,7 @@
 //! The data-plane threads: carry ESP between the TUN device and the public sockets in
 //! batches, with no allocation per packet. Two threads, one per direction (issue 16):
-//! - the sealing thread (`esp-seal`) waits with `poll(2)` on the TUN device. One read returns
-//!   a whole TCP burst when the device has offloads (`IFF_VNET_HDR`: the kernel hands over one
+//! - the sealing thread (`esp-seal`) waits with `epoll(7)` on the TUN device (`wait`). One
+//!   read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`: the kernel hands over one
 //!   TSO super-packet and tun-rs splits it into MTU-sized packets, up to `BATCH` (64)); each
 //!   packet is sealed under one lock of the sealing side ([`Shared`]), and the batch leaves in
 //!   one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with `UDP_SEGMENT`
@@ -517,7 +517,12 @@ fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
 
 /// Registers the sockets of `io` from position `from` of each list (raw, UDP, AH) with
 /// `waiter`, in that order, and records each in `watched` (the index `ready` reports it by).
-fn watch(waiter: &mut Waiter, watched: &mut Vec<(Watched, usize)>, io: &Io, from: [usize; 3]) -> io::Result<()> {
+fn watch(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    io: &Io,
+    from: [usize; 3],
+) -> io::Result<()> {
     let [raw, udp, ah] = from;
     for (index, (_, socket)) in io.raw.iter().enumerate().skip(raw) {
         waiter.add_socket(socket.as_fd())?;
