@@ -523,18 +523,111 @@ fn watch(
     io: &Io,
     from: [usize; 3],
 ) -> io::Result<()> {
-    let [raw, udp, ah] = from;
-    for (index, (_, socket)) in io.raw.iter().enumerate().skip(raw) {
+    watch_lists(waiter, watched, (&io.raw, &io.udp, &io.ah), from)
+}
+
+/// The socket lists of [`Io`]: raw ESP, UDP 4500, raw AH.
+type Lists<'a> =
+    (&'a [(IpAddr, Arc<Socket>)], &'a [(SocketAddr, Arc<std::net::UdpSocket>)], &'a [(IpAddr, Arc<Socket>)]);
+
+/// [`watch`] over the lists alone.
+fn watch_lists(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    (raw_list, udp_list, ah_list): Lists<'_>,
+    [raw, udp, ah]: [usize; 3],
+) -> io::Result<()> {
+    for (index, (_, socket)) in raw_list.iter().enumerate().skip(raw) {
         waiter.add_socket(socket.as_fd())?;
         watched.push((Watched::Raw, index));
     }
-    for (index, (_, socket)) in io.udp.iter().enumerate().skip(udp) {
+    for (index, (_, socket)) in udp_list.iter().enumerate().skip(udp) {
         waiter.add_socket(socket.as_fd())?;
         watched.push((Watched::Udp, index));
     }
-    for (index, (_, socket)) in io.ah.iter().enumerate().skip(ah) {
+    for (index, (_, socket)) in ah_list.iter().enumerate().skip(ah) {
         waiter.add_socket(socket.as_fd())?;
         watched.push((Watched::Ah, index));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+    use std::sync::Arc;
+
+    use socket2::{Domain, Socket, Type};
+
+    use super::{watch_lists, Waiter, Watched};
+
+    fn socket() -> Arc<Socket> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        Arc::new(socket)
+    }
+
+    /// The opening thread's sockets keep their index when a reload adds more: those of the
+    /// start are watched raw, UDP, AH; a reload's after them, and a datagram on each socket
+    /// is reported under the index that names its list and place (what `source` reads).
+    #[test]
+    fn sockets_a_reload_adds_are_watched_after_the_first_under_their_lists() {
+        let udp = |_| {
+            let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            (s.local_addr().unwrap(), Arc::new(s))
+        };
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut raw = vec![(ip, socket())];
+        let mut udps: Vec<_> = (0..2).map(udp).collect();
+        let mut ah = vec![(ip, socket())];
+        let (mut waiter, mut watched) = (Waiter::new().unwrap(), Vec::new());
+        watch_lists(&mut waiter, &mut watched, (&raw, &udps, &ah), [0; 3]).unwrap();
+        // A reload: one more of each list.
+        let before = [raw.len(), udps.len(), ah.len()];
+        raw.push((ip, socket()));
+        udps.push(udp(0));
+        ah.push((ip, socket()));
+        watch_lists(&mut waiter, &mut watched, (&raw, &udps, &ah), before).unwrap();
+        let expected = [
+            (Watched::Raw, 0),
+            (Watched::Udp, 0),
+            (Watched::Udp, 1),
+            (Watched::Ah, 0),
+            (Watched::Raw, 1),
+            (Watched::Udp, 2),
+            (Watched::Ah, 1),
+        ];
+        assert_eq!(watched, expected);
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        for (index, &(list, at)) in expected.iter().enumerate() {
+            let (to, reader): (SocketAddr, Box<dyn Fn()>) = match list {
+                Watched::Udp => {
+                    let s = udps[at].1.clone();
+                    (
+                        udps[at].0,
+                        Box::new(move || {
+                            s.recv(&mut [0u8; 8]).unwrap();
+                        }),
+                    )
+                }
+                Watched::Raw | Watched::Ah => {
+                    let s = if list == Watched::Raw { raw[at].1.clone() } else { ah[at].1.clone() };
+                    let to = s.local_addr().unwrap().as_socket().unwrap();
+                    (
+                        to,
+                        Box::new(move || {
+                            std::io::Read::read(&mut &*s, &mut [0u8; 8]).unwrap();
+                        }),
+                    )
+                }
+            };
+            sender.send_to(b"esp", to).unwrap();
+            let mut ready = Vec::new();
+            waiter.wait(&mut ready, 1000).unwrap();
+            let readable: Vec<usize> =
+                ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
+            assert_eq!(readable, vec![index], "{list:?} {at}");
+            reader();
+        }
+    }
 }
