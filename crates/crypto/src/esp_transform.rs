@@ -17,24 +17,24 @@
 //! with the RFC 4868 §2.1 key sizes (the hash length) and truncations (half the hash
 //! length). ICVs are compared in constant time.
 //!
-//! HMAC-SHA2 and HMAC-SHA1 use `aws_lc_rs::hmac::Key`, which keeps the inner and outer pad
-//! states precomputed; HMAC-MD5, absent from aws-lc-rs, goes through the FFI HMAC and sets the
-//! key up per packet (MD5 is legacy; the cost is accepted rather than more `unsafe`).
+//! Every HMAC keeps only its two precomputed hash states, the inner and the outer pad's
+//! (`ffi::HmacPads`, through AWS-LC's low-level hash API: 2 × 112 bytes for SHA-256 where an
+//! `HMAC_CTX` takes 1,232 whatever the hash); a packet copies them, absorbs, and finishes.
 
 use core::fmt;
 
 // DES and 3DES are deprecated in aws-lc-rs; ESP peers still negotiate them.
 #[allow(deprecated)]
 use aws_lc_rs::cipher::{
-    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_192,
-    AES_256, DES_EDE3_FOR_LEGACY_USE_ONLY, DES_FOR_LEGACY_USE_ONLY,
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
+    DES_EDE3_FOR_LEGACY_USE_ONLY, DES_FOR_LEGACY_USE_ONLY,
 };
-use aws_lc_rs::{aead, hmac, iv::FixedLength};
+use aws_lc_rs::{aead, iv::FixedLength};
 use zeroize::Zeroizing;
 
-use crate::ffi::{self, Md, MAX_MD_LEN};
+use crate::ffi::{AesCbcKey, HmacPads, Md, AES_BLOCK, MAX_MD_LEN};
 use crate::phase1_cipher::{is_weak_des_key, CbcCipher, Phase1Cipher};
-use crate::secret::{ct_eq, SecretBytes};
+use crate::secret::ct_eq;
 
 use algorithm::GCM_SALT_LEN;
 pub use algorithm::{EspCipher, Integrity, GCM_ICV_LEN, GCM_IV_LEN, MAX_ICV_LEN};
@@ -100,7 +100,8 @@ pub enum EspCryptoError {
 }
 
 /// A cipher keyed for one SA direction. Built once when the SA is installed; every packet
-/// then reuses the expanded key schedule. Key material is wiped by aws-lc-rs on drop.
+/// then reuses the expanded key schedule. Key material is wiped on drop
+/// (by aws-lc-rs for GCM, DES and 3DES; by `ffi::aes_cbc` for AES-CBC).
 pub struct CipherKey {
     cipher: EspCipher,
     inner: CipherInner,
@@ -118,12 +119,15 @@ pub enum KeyUse {
     Both,
 }
 
-// The key schedules live behind one pointer each (one chase per packet, against about 500
-// bytes an SA direction keeps only when its cipher needs them: a GCM SA holds no CBC room,
-// an inbound CBC SA no encrypting schedule).
+// The key schedules live behind one pointer each (one chase per packet, against the bytes
+// an SA direction keeps only when its cipher needs them: a GCM SA holds no CBC room, an
+// inbound CBC SA no encrypting schedule). AES-CBC keeps AWS-LC's bare `AES_KEY` of its one
+// direction (244 bytes; aws-lc-rs's CBC keys hold both schedules, 504); DES and 3DES, legacy,
+// keep aws-lc-rs's keys.
 enum CipherInner {
     Null,
     Cbc { encrypt: Option<Box<EncryptingKey>>, decrypt: Option<Box<DecryptingKey>> },
+    AesCbc { encrypt: Option<AesCbcKey<true>>, decrypt: Option<AesCbcKey<false>> },
     Gcm(Box<(aead::LessSafeKey, Zeroizing<[u8; GCM_SALT_LEN]>)>),
 }
 
@@ -150,18 +154,21 @@ impl CipherKey {
             EspCipher::TripleDes if Phase1Cipher::TripleDes.is_weak_key(key) => {
                 return Err(EspCryptoError::WeakKey(cipher))
             }
-            EspCipher::Des
-            | EspCipher::TripleDes
-            | EspCipher::AesCbc128
-            | EspCipher::AesCbc192
-            | EspCipher::AesCbc256 => {
+            EspCipher::AesCbc128 | EspCipher::AesCbc192 | EspCipher::AesCbc256 => {
+                let encrypt = (usage != KeyUse::Open)
+                    .then(|| AesCbcKey::new(key).ok_or(EspCryptoError::Internal))
+                    .transpose()?;
+                let decrypt = (usage != KeyUse::Seal)
+                    .then(|| AesCbcKey::new(key).ok_or(EspCryptoError::Internal))
+                    .transpose()?;
+                CipherInner::AesCbc { encrypt, decrypt }
+            }
+            EspCipher::Des | EspCipher::TripleDes => {
                 #[allow(deprecated)] // DES/3DES: see the import.
-                let algorithm = match cipher {
-                    EspCipher::Des => &DES_FOR_LEGACY_USE_ONLY,
-                    EspCipher::TripleDes => &DES_EDE3_FOR_LEGACY_USE_ONLY,
-                    EspCipher::AesCbc128 => &AES_128,
-                    EspCipher::AesCbc192 => &AES_192,
-                    _ => &AES_256,
+                let algorithm = if cipher == EspCipher::Des {
+                    &DES_FOR_LEGACY_USE_ONLY
+                } else {
+                    &DES_EDE3_FOR_LEGACY_USE_ONLY
                 };
                 let unbound = || UnboundCipherKey::new(algorithm, key).map_err(|_| EspCryptoError::Internal);
                 let encrypt = (usage != KeyUse::Open)
@@ -206,6 +213,13 @@ impl CipherKey {
                 };
                 encrypt.less_safe_encrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
             }
+            CipherInner::AesCbc { encrypt, .. } => {
+                let encrypt = encrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC encryption with a key for opening"))?;
+                self.check_cbc(iv, data)?;
+                encrypt.apply(&self.iv_array::<AES_BLOCK>(iv)?, data).ok_or(EspCryptoError::Internal)
+            }
             CipherInner::Gcm(_) => Err(self.wrong_mode("CBC encryption")),
         }
     }
@@ -226,6 +240,13 @@ impl CipherKey {
                     _ => DecryptionContext::Iv128(FixedLength::from(self.iv_array::<16>(iv)?)),
                 };
                 decrypt.decrypt(data, context).map(|_| ()).map_err(|_| EspCryptoError::Internal)
+            }
+            CipherInner::AesCbc { decrypt, .. } => {
+                let decrypt = decrypt
+                    .as_ref()
+                    .ok_or_else(|| self.wrong_mode("CBC decryption with a key for sealing"))?;
+                self.check_cbc(iv, data)?;
+                decrypt.apply(&self.iv_array::<AES_BLOCK>(iv)?, data).ok_or(EspCryptoError::Internal)
             }
             CipherInner::Gcm(_) => Err(self.wrong_mode("CBC decryption")),
         }
@@ -318,19 +339,11 @@ fn gcm_nonce(salt: &[u8; GCM_SALT_LEN], iv: &[u8; GCM_IV_LEN]) -> aead::Nonce {
     aead::Nonce::assume_unique_for_key(nonce)
 }
 
-/// An integrity algorithm keyed for one SA direction.
+/// An integrity algorithm keyed for one SA direction: its HMAC's two precomputed hash states,
+/// behind one pointer sized for that hash (a GCM SA holds no `IntegrityKey` at all).
 pub struct IntegrityKey {
     integrity: Integrity,
-    inner: IntegrityInner,
-}
-
-// As for CipherInner: the HMAC state (about 1.2 kB, sized for SHA-512 whatever the hash)
-// behind a pointer, so that a GCM SA, which has none, does not carry its room.
-enum IntegrityInner {
-    /// HMAC-MD5 through the FFI; the key is kept and wiped on drop.
-    Md5(SecretBytes),
-    /// Precomputed HMAC state (aws-lc-rs cleans it up on drop).
-    Hmac(Box<hmac::Key>),
+    pads: HmacPads,
 }
 
 /// A computed ICV, held inline. Not secret (it goes on the wire), so it prints.
@@ -373,22 +386,15 @@ impl IntegrityKey {
                 actual: key.len(),
             });
         }
-        let inner = match integrity {
-            Integrity::HmacMd5_96 => IntegrityInner::Md5(SecretBytes::from_slice(key)),
-            Integrity::HmacSha1_96 => {
-                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key)))
-            }
-            Integrity::HmacSha256_128 | Integrity::HmacSha256_96 => {
-                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, key)))
-            }
-            Integrity::HmacSha384_192 => {
-                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA384, key)))
-            }
-            Integrity::HmacSha512_256 => {
-                IntegrityInner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA512, key)))
-            }
+        let md = match integrity {
+            Integrity::HmacMd5_96 => Md::Md5,
+            Integrity::HmacSha1_96 => Md::Sha1,
+            Integrity::HmacSha256_128 | Integrity::HmacSha256_96 => Md::Sha256,
+            Integrity::HmacSha384_192 => Md::Sha384,
+            Integrity::HmacSha512_256 => Md::Sha512,
         };
-        Ok(Self { integrity, inner })
+        let pads = HmacPads::new(md, key);
+        Ok(Self { integrity, pads })
     }
 
     /// The algorithm this key is for.
@@ -402,22 +408,9 @@ impl IntegrityKey {
         let mut icv = Icv { bytes: [0; MAX_ICV_LEN], len: self.integrity.icv_len() };
         let icv_len = icv.len;
         let out = icv.bytes.get_mut(..icv_len).ok_or(EspCryptoError::Internal)?;
-        match &self.inner {
-            IntegrityInner::Md5(key) => {
-                let mut full = Zeroizing::new([0u8; MAX_MD_LEN]);
-                let len =
-                    ffi::hmac(Md::Md5, key.expose(), parts, &mut full).ok_or(EspCryptoError::Internal)?;
-                out.copy_from_slice(full.get(..icv_len.min(len)).ok_or(EspCryptoError::Internal)?);
-            }
-            IntegrityInner::Hmac(key) => {
-                let mut context = hmac::Context::with_key(key);
-                for part in parts {
-                    context.update(part);
-                }
-                let tag = context.sign();
-                out.copy_from_slice(tag.as_ref().get(..icv_len).ok_or(EspCryptoError::Internal)?);
-            }
-        }
+        let mut full = Zeroizing::new([0u8; MAX_MD_LEN]);
+        let len = self.pads.mac(parts, &mut full);
+        out.copy_from_slice(full.get(..icv_len.min(len)).ok_or(EspCryptoError::Internal)?);
         Ok(icv)
     }
 
@@ -758,6 +751,37 @@ mod tests {
             let key = IntegrityKey::new(integrity, &key).unwrap();
             assert_eq!(hex::encode(&*key.compute(&[data]).unwrap()), icv, "{integrity}");
             assert!(key.verify(&[data], &h(icv)).is_ok());
+        }
+    }
+
+    /// Issue 16: the precomputed pad states against aws-lc-rs's `hmac` (an implementation
+    /// this crate did not write), for every integrity algorithm and truncation, messages of
+    /// ESP sizes split as a packet's parts are.
+    #[test]
+    fn integrity_agrees_with_aws_lc_rs_hmac() {
+        use aws_lc_rs::hmac;
+        let data: Vec<u8> = (0..1500u32).map(|i| (i * 31 + 7) as u8).collect();
+        for integrity in Integrity::ALL {
+            let algorithm = match integrity {
+                Integrity::HmacMd5_96 => continue, // not in aws-lc-rs; RFC 2202 vectors above
+                Integrity::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+                Integrity::HmacSha256_128 | Integrity::HmacSha256_96 => hmac::HMAC_SHA256,
+                Integrity::HmacSha384_192 => hmac::HMAC_SHA384,
+                Integrity::HmacSha512_256 => hmac::HMAC_SHA512,
+            };
+            for seed in 0..4u8 {
+                let keymat: Vec<u8> =
+                    (0..integrity.key_len()).map(|i| (i as u8) ^ seed.wrapping_mul(77)).collect();
+                let key = IntegrityKey::new(integrity, &keymat).unwrap();
+                let reference = hmac::Key::new(algorithm, &keymat);
+                for len in [0, 8, 24, 63, 64, 65, 128, 1400, 1500] {
+                    let (header, rest) = data[..len].split_at(len.min(8));
+                    let expected = hmac::sign(&reference, &data[..len]);
+                    let expected = &expected.as_ref()[..integrity.icv_len()];
+                    assert_eq!(&*key.compute(&[header, rest]).unwrap(), expected, "{integrity}, {len}");
+                    assert!(key.verify(&[&data[..len]], expected).is_ok());
+                }
+            }
         }
     }
 

@@ -5,6 +5,11 @@
 
 use aws_lc_sys as sys;
 
+mod aes_cbc;
+mod hmac_pads;
+pub(crate) use aes_cbc::{AesCbcKey, AES_BLOCK};
+pub(crate) use hmac_pads::HmacPads;
+
 /// The message digests the FFI layer can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Md {

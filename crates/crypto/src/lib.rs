@@ -5,7 +5,9 @@
 //!
 //! Every primitive is backed by AWS-LC: through the safe `aws-lc-rs` API where it has the
 //! operation, and through a small FFI module (`ffi`) over `aws-lc-sys` where it does not
-//! (MD5 and HMAC-MD5, MODP Diffie-Hellman, PKCS#1 v1.5 signatures without DigestInfo).
+//! (MD5 and HMAC-MD5, MODP Diffie-Hellman, PKCS#1 v1.5 signatures without DigestInfo), or
+//! holds more than an ESP SA needs (`ffi::hmac_pads`: an HMAC key as its two precomputed hash
+//! states; `ffi::aes_cbc`: one AES-CBC key schedule for its one direction).
 //! That module is the only place in the workspace allowed `unsafe`.
 //!
 //! Secrets (keys, DH private values, SKEYIDs) live in types that zeroize on drop and never

@@ -121,8 +121,10 @@ fn esp_sa_pair_memory_is_bounded() {
 }
 
 /// Heap per AES-GCM pair: both directions' GCM key (aws-lc's AES key and GHASH table), the
-/// SA entries and their table slots.
-const AEAD_BOUND: usize = 2_560;
-/// Heap per CBC + HMAC pair: as for GCM with one CBC key schedule per direction and aws-lc's
-/// precomputed HMAC state (about 1.2 kB each, sized for SHA-512 whatever the hash).
-const HMAC_BOUND: usize = 6_144;
+/// SA entries and their table slots (2,124 bytes while every entry held an AH SA's room).
+const AEAD_BOUND: usize = 1_600;
+/// Heap per CBC + HMAC pair: as for GCM with one CBC key schedule per direction (a bare
+/// `AES_KEY`, 244 bytes) and the HMAC's two precomputed hash states (2 × 112 bytes for
+/// SHA-256, 2 × 216 for SHA-512). 5,581 bytes for AES-128 + SHA2-256 with aws-lc's `HMAC_CTX`
+/// (1,232 bytes a direction whatever the hash) and aws-lc-rs's CBC keys (both schedules).
+const HMAC_BOUND: usize = 2_944;

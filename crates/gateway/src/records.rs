@@ -5,7 +5,7 @@
 //! SPI) and by connection, so that an event removes its pairs in O(log N) each on a hub with
 //! 10,000s of pairs rather than scanning them all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{hash_map, BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -36,7 +36,71 @@ pub struct InstalledPair {
 }
 
 /// The display numbers of the pairs under each key of an index.
-type Index<K> = HashMap<K, BTreeSet<u64>>;
+type Index<K> = HashMap<K, Ids>;
+
+/// The display numbers under one key of an index, ascending, never empty: one inline (a
+/// branch's keys name one pair but for the moments of a rekey), more in a boxed slice. A
+/// `BTreeSet` allocated a node of about 100 bytes for each of the three keys of every pair
+/// (issue 16: memory per SA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ids {
+    One(u64),
+    Many(Box<[u64]>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Self::One(id) => core::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+
+    /// These numbers and `id`, ascending.
+    fn with(&self, id: u64) -> Self {
+        let mut ids = self.as_slice().to_vec();
+        if let Err(at) = ids.binary_search(&id) {
+            ids.insert(at, id);
+        }
+        Self::Many(ids.into_boxed_slice())
+    }
+
+    /// These numbers without `id`; `None` when none are left.
+    fn without(&self, id: u64) -> Option<Self> {
+        let ids: Vec<u64> = self.iter().filter(|&n| n != id).collect();
+        match ids[..] {
+            [] => None,
+            [one] => Some(Self::One(one)),
+            _ => Some(Self::Many(ids.into_boxed_slice())),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.as_slice().iter().copied()
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.as_slice().last().copied()
+    }
+
+    #[cfg(test)]
+    fn contains(&self, id: u64) -> bool {
+        self.as_slice().contains(&id)
+    }
+}
+
+/// Adds `id` to `index`'s numbers under `key`.
+fn index<K: std::hash::Hash + Eq>(index: &mut Index<K>, key: K, id: u64) {
+    match index.entry(key) {
+        hash_map::Entry::Occupied(mut ids) => {
+            let more = ids.get().with(id);
+            ids.insert(more);
+        }
+        hash_map::Entry::Vacant(slot) => {
+            slot.insert(Ids::One(id));
+        }
+    }
+}
 
 /// The daemon's own records of what the engine reported.
 #[derive(Debug)]
@@ -111,15 +175,15 @@ impl Records {
         let id = self.next_display_id;
         self.next_display_id += 1;
         pair.display_id = id;
-        self.by_inbound.entry(pair.inbound_spi).or_default().insert(id);
-        self.by_outbound.entry((pair.connection, pair.outbound_spi)).or_default().insert(id);
-        self.by_connection.entry(pair.connection).or_default().insert(id);
+        index(&mut self.by_inbound, pair.inbound_spi, id);
+        index(&mut self.by_outbound, (pair.connection, pair.outbound_spi), id);
+        index(&mut self.by_connection, pair.connection, id);
         self.installed.insert(id, pair);
     }
 
     /// Removes the pairs numbered `ids` from the list and every index.
-    fn remove_all(&mut self, ids: Option<BTreeSet<u64>>) {
-        for id in ids.into_iter().flatten() {
+    fn remove_all(&mut self, ids: Option<Ids>) {
+        for id in ids.iter().flat_map(Ids::iter) {
             let Some(pair) = self.installed.remove(&id) else { continue };
             #[cfg(test)]
             {
@@ -150,10 +214,14 @@ impl Records {
 
 /// Takes `id` out of `index`'s set under `key`, and the key once its set is empty.
 fn unindex<K: std::hash::Hash + Eq>(index: &mut Index<K>, key: K, id: u64) {
-    if let std::collections::hash_map::Entry::Occupied(mut ids) = index.entry(key) {
-        ids.get_mut().remove(&id);
-        if ids.get().is_empty() {
-            ids.remove();
+    if let hash_map::Entry::Occupied(mut ids) = index.entry(key) {
+        match ids.get().without(id) {
+            Some(rest) => {
+                ids.insert(rest);
+            }
+            None => {
+                ids.remove();
+            }
         }
     }
 }
@@ -237,8 +305,8 @@ mod tests {
                     .collect();
                 prop_assert_eq!(&held, &*model);
                 prop_assert_eq!(records.installed_len(), model.len());
-                let indexed = |sets: Vec<&BTreeSet<u64>>| {
-                    let mut ids: Vec<u64> = sets.into_iter().flatten().copied().collect();
+                let indexed = |sets: Vec<&Ids>| {
+                    let mut ids: Vec<u64> = sets.into_iter().flat_map(Ids::iter).collect();
                     ids.sort_unstable();
                     ids
                 };
@@ -247,11 +315,11 @@ mod tests {
                 prop_assert_eq!(indexed(records.by_outbound.values().collect()), ids.clone());
                 prop_assert_eq!(indexed(records.by_connection.values().collect()), ids);
                 for (id, p) in &records.installed {
-                    prop_assert!(records.by_inbound[&p.inbound_spi].contains(id));
-                    prop_assert!(records.by_outbound[&(p.connection, p.outbound_spi)].contains(id));
-                    prop_assert!(records.by_connection[&p.connection].contains(id));
+                    prop_assert!(records.by_inbound[&p.inbound_spi].contains(*id));
+                    prop_assert!(records.by_outbound[&(p.connection, p.outbound_spi)].contains(*id));
+                    prop_assert!(records.by_connection[&p.connection].contains(*id));
                 }
-                prop_assert!(records.by_inbound.values().all(|s| !s.is_empty()));
+                prop_assert!(records.by_inbound.values().all(|s| !s.as_slice().is_empty() && s.as_slice().is_sorted()));
                 // The conn-id by SPI is the one the map built from the list in install order
                 // gave (the newest pair with that SPI).
                 let map: HashMap<u32, u64> =

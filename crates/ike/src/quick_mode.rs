@@ -362,8 +362,7 @@ impl QuickModeSa<'_> {
             }
         }
         self.trace_hash_first(ctx, Direction::Sent, Step::Quick(1), message_id, &rest);
-        let hash_len = material.hash.output_len();
-        let (mut chain, range) = wire::chain_with_hash_placeholder(hash_len, &rest);
+        let (mut chain, range) = wire::chain_with_hash_placeholder(material.hash.output_len(), &rest);
         let hash1 = material.skeyid_a.quick_mode_hash_1(MessageId(message_id), &chain[range.end..]);
         chain[range].copy_from_slice(&hash1);
         let mut iv = material.iv.exchange_chain(material.hash, MessageId(message_id));
@@ -372,16 +371,11 @@ impl QuickModeSa<'_> {
         let mut flight = Flight::new(ctx.now);
         flight.sent(&qm1, true, ctx.now, ctx.config);
         self.transmit(qm1, ctx);
+        let wait = InitiatorWait { acquire, iv, ni, dh, our_spis, offered };
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode {
             message_id,
-            state: QmState::InitiatorWaitQm2(Box::new(InitiatorWait {
-                acquire,
-                iv,
-                ni,
-                dh,
-                our_spis,
-                offered,
-            })),
+            state: QmState::InitiatorWaitQm2(Box::new(wait)),
             flight,
             deadline: ctx.now + ctx.config.limits.exchange_timeout,
         });
@@ -439,6 +433,9 @@ impl QuickModeSa<'_> {
         };
         if let Err(e) = result {
             self.quick_modes.remove(index);
+            if self.quick_modes.is_empty() {
+                *self.quick_modes = Vec::new(); // as quick_mode_end::release_if_idle
+            }
             return Err((e, state_name));
         }
         Ok(())
@@ -643,6 +640,7 @@ impl QuickModeSa<'_> {
         self.transmit(qm2, ctx);
         let deadline = ctx.now + ctx.config.limits.exchange_timeout;
         let state = QmState::ResponderWaitQm3(Box::new(wait));
+        self.quick_modes.reserve_exact(1); // Room for one, not four (issue 16: memory per SA).
         self.quick_modes.push(QuickMode { message_id, state, flight, deadline });
         Ok(())
     }

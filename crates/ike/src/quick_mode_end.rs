@@ -31,12 +31,10 @@ pub(crate) fn refused_by_peer(
     if notification.notify_type == isakmp::NotifyType::InvalidSpi && by_spi.is_none() {
         return;
     }
-    let index = by_spi.or(match waiting.as_slice() {
-        [only] => Some(*only),
-        _ => None,
-    });
+    let index = by_spi.or(if let [only] = waiting[..] { Some(only) } else { None });
     let Some(index) = index else { return };
     let qm = quick_modes.remove(index);
+    release_if_idle(quick_modes);
     ctx.out.events.extend(qm.unconfirmed(sa, ctx.config));
     let failure = sa.failure(
         Exchange::QuickMode,
@@ -96,5 +94,14 @@ pub(crate) fn on_timeout(quick_modes: &mut Vec<QuickMode>, sa: &SaCore, ctx: &mu
             continue;
         }
         index += 1;
+    }
+    quick_modes.shrink_to_fit(); // An SA with no exchange under way holds no room for one.
+}
+
+/// Lets an SA's quick-mode list go once no exchange is under way, on every path that ends
+/// one (a timer only runs while one is, so the timeout path alone would miss the others).
+pub(crate) fn release_if_idle(quick_modes: &mut Vec<QuickMode>) {
+    if quick_modes.is_empty() {
+        *quick_modes = Vec::new();
     }
 }

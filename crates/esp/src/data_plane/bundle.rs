@@ -11,10 +11,11 @@ use crate::sa::ah::Ah;
 use crate::sa::esp::Esp;
 use crate::sa::{Counters, Mode, Sa};
 
-/// `S` is the direction, as in [`Sa`]; at least one of the two SAs is present.
+/// `S` is the direction, as in [`Sa`]; at least one of the two SAs is present. AH, rare,
+/// is boxed: an ESP pair's table entries do not carry its room (issue 16: memory per SA).
 pub(super) struct Bundle<S> {
     pub(super) esp: Option<Sa<S, Esp>>,
-    pub(super) ah: Option<Sa<S, Ah>>,
+    pub(super) ah: Option<Box<Sa<S, Ah>>>,
 }
 
 impl<S> Bundle<S> {
@@ -48,7 +49,7 @@ impl<S> Bundle<S> {
 
     /// True once either SA has crossed a hard limit: the pair carries no more traffic.
     pub(super) fn is_expired(&self) -> bool {
-        self.esp.as_ref().is_some_and(Sa::is_expired) || self.ah.as_ref().is_some_and(Sa::is_expired)
+        self.esp.as_ref().is_some_and(Sa::is_expired) || self.ah.as_deref().is_some_and(Sa::is_expired)
     }
 
     /// The first pending lifetime notice, ESP's before AH's, as an event for the control
@@ -57,7 +58,7 @@ impl<S> Bundle<S> {
     #[inline]
     pub(super) fn lifetime_event(&mut self, direction: Direction, remote: SocketAddr) -> Option<Event> {
         let esp = self.esp.as_mut().and_then(Sa::take_lifetime_notice);
-        let ah = self.ah.as_mut().and_then(Sa::take_lifetime_notice);
+        let ah = self.ah.as_deref_mut().and_then(Sa::take_lifetime_notice);
         Some(Event::Lifetime { direction, spi: self.spi(), remote, notice: esp.or(ah)? })
     }
 }

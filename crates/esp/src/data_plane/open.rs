@@ -144,7 +144,7 @@ impl OpenPlane {
     /// The inbound AH SA of the pair with our SPI `spi` (the ESP SPI for AH+ESP, the AH SPI
     /// for AH alone).
     pub fn inbound_ah_sa(&self, spi: Spi) -> Option<&InboundAh> {
-        self.databases.inbound(spi)?.sa.ah.as_ref()
+        self.databases.inbound(spi)?.sa.ah.as_deref()
     }
 
     /// True when an inbound AH SA has our AH SPI `spi` (alone or in an AH+ESP pair).

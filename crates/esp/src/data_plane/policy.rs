@@ -114,11 +114,11 @@ impl SaPair<'_> {
         let with_esp = !matches!(self.protocols, Protocols::Ah(_));
         let outbound = OutboundBundle {
             esp: with_esp.then(|| OutboundSa::new(p, self.outbound, rng)).transpose()?,
-            ah: ah_keys.map(|(i, _, keys)| OutboundAh::new(&ah_params(i), keys)).transpose()?,
+            ah: ah_keys.map(|(i, _, keys)| OutboundAh::new(&ah_params(i), keys).map(Box::new)).transpose()?,
         };
         let inbound = InboundBundle {
             esp: with_esp.then(|| InboundSa::new(p, self.inbound)).transpose()?,
-            ah: ah_keys.map(|(i, keys, _)| InboundAh::new(&ah_params(i), keys)).transpose()?,
+            ah: ah_keys.map(|(i, keys, _)| InboundAh::new(&ah_params(i), keys).map(Box::new)).transpose()?,
         };
         let (policy, selector, local, remote) = (self.policy, self.selector, self.local, self.remote);
         let entry = OutboundEntry { sa: outbound, local, remote, inbound_spi: self.inbound.spi, serial: 0 };

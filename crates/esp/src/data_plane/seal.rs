@@ -378,7 +378,7 @@ impl SealPlane {
 
     /// Every outbound AH SA of `policy`, oldest first.
     pub fn outbound_ah_sas(&self, policy: PolicyIndex) -> impl Iterator<Item = &OutboundAh> {
-        self.databases.outbound(policy).filter_map(|e| e.sa.ah.as_ref())
+        self.databases.outbound(policy).filter_map(|e| e.sa.ah.as_deref())
     }
 
     /// Traffic of the pair whose outbound SA (ESP, or AH alone) has the peer's SPI `spi` on

@@ -80,6 +80,7 @@ impl Engine {
                 }
             }
             sa.quick_modes.retain_mut(|q| q.renumber_policy(|p| diff.policy(p)));
+            crate::quick_mode_end::release_if_idle(&mut sa.quick_modes);
             sa.pending.retain_mut(|acquire| match diff.policy(acquire.policy) {
                 Some(policy) => {
                     acquire.policy = policy;
