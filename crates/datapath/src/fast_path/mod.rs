@@ -340,24 +340,7 @@ impl Thread {
         if filled == 0 {
             return false;
         }
-        let count = filled;
-        let mut next = 0;
-        let shared = self.io.shared.clone();
-        while next < count || self.releasing {
-            {
-                let mut shared = lock(&shared);
-                if self.releasing {
-                    self.release(&mut shared);
-                }
-                while next < count && !self.releasing && self.outgoing.len() < BATCH {
-                    let size = self.sizes[next].min(SEGMENT);
-                    self.seal(&mut shared, next, size);
-                    next += 1;
-                }
-                shared.drain_events(&self.io.notices);
-            }
-            self.send_sealed();
-        }
+        self.seal_burst(filled);
         if !self.sealed_segments.is_empty() {
             let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
             for &index in &self.sealed_segments {
@@ -371,8 +354,43 @@ impl Thread {
         true
     }
 
+    /// Seals the `count` segments read under the lock, in rounds: a round takes segments
+    /// (and what the data plane releases) while both the sealed buffers and the clear
+    /// hand-back to the TUN (`to_tun`: bypassed packets, ICMP too-big) have room; then the
+    /// lock is let go, the sealed batch sent and a full `to_tun` written. So neither a send
+    /// nor a TUN write happens while the lock is held, and no packet is lost or reordered.
+    fn seal_burst(&mut self, count: usize) {
+        let mut next = 0;
+        let shared = self.io.shared.clone();
+        while next < count || self.releasing {
+            {
+                let mut shared = lock(&shared);
+                #[cfg(test)]
+                let _held = tests::LockHeld::new();
+                if self.releasing {
+                    self.release(&mut shared);
+                }
+                while next < count
+                    && !self.releasing
+                    && self.outgoing.len() < BATCH
+                    && self.to_tun_len < BATCH
+                {
+                    let size = self.sizes[next].min(SEGMENT);
+                    self.seal(&mut shared, next, size);
+                    next += 1;
+                }
+                shared.drain_events(&self.io.notices);
+            }
+            self.send_sealed();
+            if self.to_tun_len == BATCH {
+                self.write_tun();
+            }
+        }
+    }
+
     /// Seals segment `index` (and whatever the data plane releases with it) into a free
-    /// sealed buffer; the caller makes sure there is one.
+    /// sealed buffer; the caller makes sure there is one, and room in
+    /// `to_tun` for the one packet a segment may hand back in clear.
     fn seal(&mut self, shared: &mut Shared, index: usize, size: usize) {
         let Some(packet) = self.segments.get(index).and_then(|s| s.get(..size)) else { return };
         // A fragment that a rule with ports would carry is reassembled and its datagram sealed
@@ -432,17 +450,15 @@ impl Thread {
         if pending {
             self.release(shared);
         }
-        if self.to_tun_len == BATCH {
-            self.write_tun();
-        }
     }
 
     /// Seals what the data plane released (fragments, queued packets) until the sealed
-    /// buffers are full; then `releasing` says there may be more, taken after the send.
+    /// buffers or `to_tun` are full; then `releasing` says there may be more, taken after
+    /// the send and the TUN write (outside the lock).
     fn release(&mut self, shared: &mut Shared) {
         self.releasing = false;
         loop {
-            if self.outgoing.len() == BATCH {
+            if self.outgoing.len() == BATCH || self.to_tun_len == BATCH {
                 self.releasing = true;
                 return;
             }
@@ -456,12 +472,7 @@ impl Thread {
             match shared.plane.poll_queued(&mut self.sealed[slot]) {
                 None => return,
                 Some(Outbound::Send(send)) => self.outgoing.push(Outgoing::new(slot, base, &send)),
-                Some(Outbound::TooBig { icmp, .. }) => {
-                    push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp);
-                    if self.to_tun_len == BATCH {
-                        self.write_tun();
-                    }
-                }
+                Some(Outbound::TooBig { icmp, .. }) => push_tun(&mut self.to_tun, &mut self.to_tun_len, icmp),
                 Some(_) => {}
             }
         }
@@ -495,6 +506,8 @@ impl Thread {
             drop(flows);
             self.opened_slots.clear();
         }
+        #[cfg(test)]
+        tests::written(&self.to_tun[..self.to_tun_len]);
         let batch = &mut self.to_tun[..self.to_tun_len];
         if let Err(e) = self.io.tun.send_multiple(&mut self.gro, batch, TUN_OFFSET) {
             debug!("TUN write: {e}");
@@ -554,12 +567,97 @@ fn watch_lists(
 
 #[cfg(test)]
 mod tests {
+    use std::cell::{Cell, RefCell};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use socket2::{Domain, Socket, Type};
+    use tokio::sync::mpsc;
 
-    use super::{watch_lists, Waiter, Watched};
+    use super::{watch_lists, Io, Role, Thread, Waiter, Watched, BATCH, TUN_OFFSET};
+    use crate::shared::Shared;
+
+    thread_local! {
+        /// Whether this thread holds the sealing side's lock (set by `seal_burst`).
+        static HELD: Cell<bool> = const { Cell::new(false) };
+        /// Every TUN write: whether the lock was held, and the IPv4 identification of each
+        /// packet written.
+        static WRITES: RefCell<Vec<(bool, Vec<u16>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Marks the sealing lock held on this thread while it lives.
+    pub(super) struct LockHeld;
+
+    impl LockHeld {
+        pub(super) fn new() -> Self {
+            HELD.set(true);
+            Self
+        }
+    }
+
+    impl Drop for LockHeld {
+        fn drop(&mut self) {
+            HELD.set(false);
+        }
+    }
+
+    /// Records a TUN write of `batch` (packets behind their virtio headroom).
+    pub(super) fn written(batch: &[Vec<u8>]) {
+        let ids = batch.iter().map(|b| u16::from_be_bytes([b[TUN_OFFSET + 4], b[TUN_OFFSET + 5]])).collect();
+        WRITES.with_borrow_mut(|w| w.push((HELD.get(), ids)));
+    }
+
+    /// A UDP packet from 10.9.0.1 to 198.51.100.7 with IPv4 identification `id`.
+    fn clear_packet(id: u16, out: &mut [u8]) -> usize {
+        let len = 20 + 8 + 32;
+        out[..len].fill(0);
+        out[..12].copy_from_slice(&[0x45, 0, 0, len as u8, (id >> 8) as u8, id as u8, 0x40, 0, 64, 17, 0, 0]);
+        out[12..20].copy_from_slice(&[10, 9, 0, 1, 198, 51, 100, 7]);
+        out[20..28].copy_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 40, 0, 0]);
+        len
+    }
+
+    /// A TUN burst of more than two batches that the SPD hands back in clear (traffic routed
+    /// into the TUN by prefix and protected by no rule) reaches the TUN whole and in order,
+    /// and no TUN write happens while the sealing side's lock is held (issue 16: no lock
+    /// across a system call; the sealing loop used to write a full hand-back batch from
+    /// inside the lock). Needs root for the TUN device.
+    #[test]
+    fn a_burst_handed_back_in_clear_is_written_whole_in_order_outside_the_lock() {
+        let prefix = esp::Prefix::new(Ipv4Addr::new(198, 51, 100, 0), 24);
+        let spd = esp::Spd::new(vec![], esp::Action::Bypass).with_clear_fallback(vec![(prefix, None)]);
+        let plane = esp::DataPlane::new(spd, esp::DataPlaneConfig::default());
+        let shared = Arc::new(Mutex::new(Shared::new(plane, vec![], vec![])));
+        let tun =
+            tun_rs::DeviceBuilder::new().offload(true).build_sync().expect("a TUN device (run as root)");
+        let (notices, _notices) = mpsc::channel(64);
+        let (ike, _ike) = mpsc::channel(1);
+        let io = Io {
+            shared,
+            tun: Arc::new(tun),
+            raw: vec![],
+            ah: vec![],
+            udp: vec![],
+            notices,
+            ike,
+            drops: Arc::default(),
+            flows: Default::default(),
+        };
+        let mut thread =
+            Thread::new(Role::Seal, io, Arc::default(), false, (Waiter::new().unwrap(), Vec::new()));
+        let count = 2 * BATCH + 5;
+        for id in 0..count {
+            thread.sizes[id] = clear_packet(id as u16, &mut thread.segments[id]);
+        }
+        thread.seal_burst(count);
+        thread.write_tun();
+        let writes = WRITES.take();
+        let under_lock: Vec<usize> =
+            writes.iter().filter(|(held, _)| *held).map(|(_, ids)| ids.len()).collect();
+        assert!(under_lock.is_empty(), "TUN writes of {under_lock:?} packets under the sealing lock");
+        let ids: Vec<u16> = writes.into_iter().flat_map(|(_, ids)| ids).collect();
+        assert_eq!(ids, (0..count as u16).collect::<Vec<_>>(), "every packet, in order");
+    }
 
     fn socket() -> Arc<Socket> {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
