@@ -131,7 +131,8 @@ impl SaPair<'_> {
 
 /// The SPD and the outbound SAs: the sealing side's databases.
 pub(super) struct SealDatabase {
-    pub(super) spd: Spd,
+    /// Changed only through [`SealDatabase::spd_mut`], which forgets `last`.
+    spd: Spd,
     /// Outbound SAs per policy entry, by selector and installation serial: a template's
     /// thousands of flows are found by the packet's addresses, not by a scan.
     outbound: IndexMap<PolicyIndex, SelectorTable<OutboundEntry>>,
@@ -139,6 +140,11 @@ pub(super) struct SealDatabase {
     /// lifetime reports find a pair's outbound half in constant time).
     pairs: IndexMap<Spi, (PolicyIndex, u64)>,
     next_serial: u64,
+    /// The last flow decided, its decision and SA slot: the segments of a TSO burst share
+    /// their flow, so a burst costs one lookup. Forgotten whenever the SPD or the outbound
+    /// SAs change (install, remove, renumber, any SPD edit); a `Protect` whose SA has since
+    /// expired is decided again.
+    last: Option<(Flow, Decision, usize)>,
 }
 
 /// The inbound SAs with their replay windows: the opening side's database.
@@ -224,11 +230,42 @@ impl OpenDatabase {
 
 impl SealDatabase {
     pub(super) fn new(spd: Spd) -> Self {
-        Self { spd, outbound: IndexMap::default(), pairs: IndexMap::default(), next_serial: 0 }
+        Self { spd, outbound: IndexMap::default(), pairs: IndexMap::default(), next_serial: 0, last: None }
+    }
+
+    /// The SPD.
+    pub(super) fn spd(&self) -> &Spd {
+        &self.spd
+    }
+
+    /// The SPD, to change: the cached decision is forgotten.
+    pub(super) fn spd_mut(&mut self) -> &mut Spd {
+        self.last = None;
+        &mut self.spd
+    }
+
+    /// [`SealDatabase::decide`] through the one-flow cache (the packet path).
+    #[inline]
+    pub(super) fn decide_cached(&mut self, flow: &Flow) -> (Decision, usize) {
+        if let Some((last, decision, slot)) = self.last {
+            let live = match decision {
+                Decision::Protect { policy, .. } => {
+                    self.outbound_at(policy, slot).is_some_and(|e| !e.sa.is_expired())
+                }
+                _ => true,
+            };
+            if last == *flow && live {
+                return (decision, slot);
+            }
+        }
+        let (decision, slot) = self.decide(flow);
+        self.last = Some((*flow, decision, slot));
+        (decision, slot)
     }
 
     /// Installs the outbound half of a pair under `policy` and `selector`.
     pub(super) fn install(&mut self, policy: PolicyIndex, selector: Selector, mut entry: OutboundEntry) {
+        self.last = None;
         self.next_serial += 1;
         entry.serial = self.next_serial;
         self.pairs.insert(entry.inbound_spi, (policy, entry.serial));
@@ -241,6 +278,7 @@ impl SealDatabase {
         let Some((policy, serial)) = self.pairs.remove(&spi) else {
             return false;
         };
+        self.last = None;
         if let Some(table) = self.outbound.get_mut(&policy) {
             table.remove(serial);
         }
@@ -256,6 +294,7 @@ impl SealDatabase {
     /// See [`DataPlane::renumber_policies`](crate::DataPlane::renumber_policies); returns
     /// how many pairs were removed.
     pub(super) fn renumber(&mut self, renumber: &impl Fn(PolicyIndex) -> Option<PolicyIndex>) -> usize {
+        self.last = None;
         let mut removed = 0;
         for (old, mut table) in std::mem::take(&mut self.outbound) {
             match renumber(old) {

@@ -49,7 +49,7 @@ impl SealPlane {
     /// Replaces the SPD (configuration reload). Installed SAs stay; queued packets are
     /// dropped, since rule indices change.
     pub fn replace_spd(&mut self, spd: Spd) {
-        self.databases.spd = spd;
+        *self.databases.spd_mut() = spd;
         self.statistics.queue_dropped += self.queues.clear() as u64;
     }
 
@@ -57,14 +57,14 @@ impl SealPlane {
     /// returns its index: a hub adds the flow a branch negotiated through a policy template
     /// when the pair is installed.
     pub fn push_rule(&mut self, rule: Rule) -> usize {
-        self.databases.spd.push(rule)
+        self.databases.spd_mut().push(rule)
     }
 
     /// Removes the first SPD rule equal to `rule` (the SAs of a template flow are gone).
     /// Packets queued on that rule are dropped and counted; the queues of the rules after it
     /// follow their rules' new indices. Returns false when no rule is equal.
     pub fn remove_rule(&mut self, rule: &Rule) -> bool {
-        let spd = &mut self.databases.spd;
+        let spd = self.databases.spd_mut();
         let Some(index) = spd.position(rule) else { return false };
         spd.remove(index);
         self.statistics.queue_dropped += self.queues.rule_removed(index) as u64;
@@ -80,7 +80,7 @@ impl SealPlane {
 
     /// The security policy database in force.
     pub fn spd(&self) -> &Spd {
-        &self.databases.spd
+        self.databases.spd()
     }
 
     /// The outbound counters (the inbound ones are the [`OpenPlane`](crate::OpenPlane)'s).
@@ -198,7 +198,7 @@ impl SealPlane {
             }
         };
         let packet = &packet[..total_len];
-        let (decision, index) = self.databases.decide(&flow);
+        let (decision, index) = self.databases.decide_cached(&flow);
         let policy = match decision {
             Decision::Protect { policy, .. } => policy,
             Decision::Acquire { policy, rule, selector } => {
@@ -362,7 +362,7 @@ impl SealPlane {
     /// that should have been protected must not be accepted in clear). Counts refusals.
     pub fn accept_clear(&mut self, packet: &[u8]) -> bool {
         let allowed = match Flow::parse_ipv4(packet) {
-            Ok((flow, ..)) => matches!(self.databases.spd.lookup_inbound(&flow).1, Action::Bypass),
+            Ok((flow, ..)) => matches!(self.databases.spd().lookup_inbound(&flow).1, Action::Bypass),
             Err(_) => false,
         };
         if !allowed {

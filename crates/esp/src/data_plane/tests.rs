@@ -1191,3 +1191,41 @@ fn legacy_sha2_96_carries_traffic_and_a_mismatch_is_counted_as_integrity_drops()
     }
     assert_eq!(b.statistics().inbound.authentication, 3);
 }
+
+/// The sealing side decides a flow once per run of its packets (a TSO burst) and keeps that
+/// decision only while the SPD and the outbound SAs stay as they were: after a rekey, a
+/// delete, an SPD reload, a rule added and a renumbering, the next packet of the same flow
+/// goes by the new state, never by the SA or rule the cached decision named.
+#[test]
+fn a_cached_decision_is_never_used_after_the_sas_or_the_spd_change() {
+    let (mut a, mut b) = planes();
+    let seal_spi = |a: &mut DataPlane, id| match a.seal(&ping(id), &mut buffer()) {
+        Outbound::Send(s) => Some(s.spi),
+        _ => None,
+    };
+    install(&mut a, &mut b, &pair_keys(1, gcm()), a_selector(), mirror(a_selector()));
+    // A run of one flow: every packet on the same SA.
+    for id in 0..4 {
+        assert_eq!(seal_spi(&mut a, id), Some(Spi(0xB001)));
+    }
+    // Rekey: the newest pair carries the flow from the next packet on.
+    install(&mut a, &mut b, &pair_keys(2, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(seal_spi(&mut a, 4), Some(Spi(0xB002)), "a stale decision after a rekey");
+    // Delete of the new pair: back to the old one, not the removed SA's slot.
+    assert!(a.remove_by_inbound_spi(Spi(0xA002)));
+    assert_eq!(seal_spi(&mut a, 5), Some(Spi(0xB001)), "a stale decision after a delete");
+    // Delete of the last pair: an acquire, not a seal on a gone SA.
+    assert!(a.remove_by_inbound_spi(Spi(0xA001)));
+    assert_eq!(a.seal(&ping(6), &mut buffer()), Outbound::Queued, "a stale decision after the last delete");
+    install(&mut a, &mut b, &pair_keys(3, gcm()), a_selector(), mirror(a_selector()));
+    assert_eq!(seal_spi(&mut a, 7), Some(Spi(0xB003)));
+    // A reload whose SPD sends the flow in clear.
+    a.replace_spd(Spd::new(vec![], Action::Bypass));
+    assert_eq!(a.seal(&ping(8), &mut buffer()), Outbound::Bypass, "a stale decision after a reload");
+    // A rule added (a hub's template flow) protects it again, on the pair still installed.
+    a.push_rule(Rule { selector: a_selector(), action: Action::Protect(PolicyIndex(0)) });
+    assert_eq!(seal_spi(&mut a, 9), Some(Spi(0xB003)), "a stale decision after a rule was added");
+    // A renumbering that removes the policy drops its pairs: the flow is acquired again.
+    a.renumber_policies(|_| None);
+    assert_eq!(a.seal(&ping(10), &mut buffer()), Outbound::Queued, "a stale decision after a renumbering");
+}
