@@ -503,6 +503,7 @@ impl Thread {
         if self.to_tun_len == 0 {
             return;
         }
+        debug_assert!(!crate::shared::open_side_held(), "a TUN write under the opening side's lock");
         if !self.opened_slots.is_empty() {
             let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
             for &slot in &self.opened_slots {
