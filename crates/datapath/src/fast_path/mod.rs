@@ -42,7 +42,7 @@ use std::time::Instant;
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
 use socket2::Socket;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
@@ -118,7 +118,9 @@ pub fn spawn(io: Io) -> Result<(), SpawnError> {
         let mut watched = Vec::new();
         match role {
             Role::Seal => waiter.add_tun(io.tun.as_fd()).map_err(SpawnError)?,
-            Role::Open => watch(&mut waiter, &mut watched, &io, [0; 3]).map_err(SpawnError)?,
+            Role::Open => {
+                watch(&mut waiter, &mut watched, &mut Vec::new(), &io, [0; 3]).map_err(SpawnError)?
+            }
         }
         std::thread::Builder::new()
             .name(name.into())
@@ -168,6 +170,8 @@ struct Thread {
     /// The sockets the opening thread watches, in the order they were registered: which
     /// list (`Io::raw`, `udp`, `ah`) and where in it.
     watched: Vec<(Watched, usize)>,
+    /// Sockets a reload added that could not be registered yet, retried at each wake-up.
+    unwatched: Vec<(Watched, usize)>,
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
@@ -230,6 +234,7 @@ impl Thread {
             waiter,
             ready: Vec::new(),
             watched,
+            unwatched: Vec::new(),
             releasing: false,
             flows,
             sealed_segments: Vec::with_capacity(segment_count),
@@ -289,6 +294,15 @@ impl Thread {
             Role::Seal => std::mem::take(&mut lock(&self.io.shared).added_sockets),
             Role::Open => std::mem::take(&mut lock_open(&self.open).added_sockets),
         };
+        if !self.unwatched.is_empty() {
+            let retry = std::mem::take(&mut self.unwatched);
+            let lists = (&self.io.raw[..], &self.io.udp[..], &self.io.ah[..]);
+            if register(&mut self.waiter, &mut self.watched, &mut self.unwatched, lists, retry.into_iter())
+                .is_ok()
+            {
+                info!("data-plane thread: every socket a reload added is watched now");
+            }
+        }
         for Added { raw, ah, udp } in added {
             for (_, socket) in udp.iter().filter(|_| self.role == Role::Open) {
                 prepare_udp(socket, self.udp_gro);
@@ -298,8 +312,10 @@ impl Thread {
             self.io.ah.extend(ah);
             self.io.udp.extend(udp);
             if self.role == Role::Open {
-                if let Err(e) = watch(&mut self.waiter, &mut self.watched, &self.io, before) {
-                    warn!("data-plane thread cannot watch a new socket: {e}");
+                if let Err(e) =
+                    watch(&mut self.waiter, &mut self.watched, &mut self.unwatched, &self.io, before)
+                {
+                    warn!("data-plane thread cannot watch a new socket yet (retried at each wake-up): {e}");
                 }
             }
         }
@@ -487,6 +503,7 @@ impl Thread {
         if self.to_tun_len == 0 {
             return;
         }
+        debug_assert!(!crate::shared::open_side_held(), "a TUN write under the opening side's lock");
         if !self.opened_slots.is_empty() {
             let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
             for &slot in &self.opened_slots {
@@ -520,36 +537,60 @@ fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
 fn watch(
     waiter: &mut Waiter,
     watched: &mut Vec<(Watched, usize)>,
+    unwatched: &mut Vec<(Watched, usize)>,
     io: &Io,
     from: [usize; 3],
 ) -> io::Result<()> {
-    watch_lists(waiter, watched, (&io.raw, &io.udp, &io.ah), from)
+    watch_lists(waiter, watched, unwatched, (&io.raw, &io.udp, &io.ah), from)
 }
 
 /// The socket lists of [`Io`]: raw ESP, UDP 4500, raw AH.
 type Lists<'a> =
     (&'a [(IpAddr, Arc<Socket>)], &'a [(SocketAddr, Arc<std::net::UdpSocket>)], &'a [(IpAddr, Arc<Socket>)]);
 
-/// [`watch`] over the lists alone.
+/// [`watch`] over the lists alone. A socket that cannot be registered (`epoll_ctl` out of
+/// memory or over `max_user_watches`) does not stop the others: it goes to `unwatched`, which
+/// the thread retries at each wake-up, and the first error is returned.
 fn watch_lists(
     waiter: &mut Waiter,
     watched: &mut Vec<(Watched, usize)>,
-    (raw_list, udp_list, ah_list): Lists<'_>,
+    unwatched: &mut Vec<(Watched, usize)>,
+    lists: Lists<'_>,
     [raw, udp, ah]: [usize; 3],
 ) -> io::Result<()> {
-    for (index, (_, socket)) in raw_list.iter().enumerate().skip(raw) {
-        waiter.add_socket(socket.as_fd())?;
-        watched.push((Watched::Raw, index));
+    let (raw_list, udp_list, ah_list) = lists;
+    let entries = (raw..raw_list.len())
+        .map(|i| (Watched::Raw, i))
+        .chain((udp..udp_list.len()).map(|i| (Watched::Udp, i)))
+        .chain((ah..ah_list.len()).map(|i| (Watched::Ah, i)));
+    register(waiter, watched, unwatched, lists, entries)
+}
+
+/// Registers `entries` in order; see [`watch_lists`].
+fn register(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    unwatched: &mut Vec<(Watched, usize)>,
+    (raw_list, udp_list, ah_list): Lists<'_>,
+    entries: impl Iterator<Item = (Watched, usize)>,
+) -> io::Result<()> {
+    let mut first = Ok(());
+    for (list, index) in entries {
+        let fd = match list {
+            Watched::Raw => raw_list.get(index).map(|(_, s)| s.as_fd()),
+            Watched::Udp => udp_list.get(index).map(|(_, s)| s.as_fd()),
+            Watched::Ah => ah_list.get(index).map(|(_, s)| s.as_fd()),
+        };
+        let Some(fd) = fd else { continue };
+        match waiter.add_socket(fd) {
+            Ok(()) => watched.push((list, index)),
+            Err(e) => {
+                unwatched.push((list, index));
+                first = first.and(Err(e));
+            }
+        }
     }
-    for (index, (_, socket)) in udp_list.iter().enumerate().skip(udp) {
-        waiter.add_socket(socket.as_fd())?;
-        watched.push((Watched::Udp, index));
-    }
-    for (index, (_, socket)) in ah_list.iter().enumerate().skip(ah) {
-        waiter.add_socket(socket.as_fd())?;
-        watched.push((Watched::Ah, index));
-    }
-    Ok(())
+    first
 }
 
 #[cfg(test)]
@@ -581,13 +622,13 @@ mod tests {
         let mut udps: Vec<_> = (0..2).map(udp).collect();
         let mut ah = vec![(ip, socket())];
         let (mut waiter, mut watched) = (Waiter::new().unwrap(), Vec::new());
-        watch_lists(&mut waiter, &mut watched, (&raw, &udps, &ah), [0; 3]).unwrap();
+        watch_lists(&mut waiter, &mut watched, &mut Vec::new(), (&raw, &udps, &ah), [0; 3]).unwrap();
         // A reload: one more of each list.
         let before = [raw.len(), udps.len(), ah.len()];
         raw.push((ip, socket()));
         udps.push(udp(0));
         ah.push((ip, socket()));
-        watch_lists(&mut waiter, &mut watched, (&raw, &udps, &ah), before).unwrap();
+        watch_lists(&mut waiter, &mut watched, &mut Vec::new(), (&raw, &udps, &ah), before).unwrap();
         let expected = [
             (Watched::Raw, 0),
             (Watched::Udp, 0),
@@ -629,5 +670,22 @@ mod tests {
             assert_eq!(readable, vec![index], "{list:?} {at}");
             reader();
         }
+    }
+
+    /// Review finding (stop 21): a socket that cannot be registered stopped the registration
+    /// of every socket after it, and nothing retried them, so they were never read. Here the
+    /// same UDP socket twice (the second `epoll_ctl` fails with EEXIST): the AH socket after
+    /// it is still watched, and the failed one is kept for a retry.
+    #[test]
+    fn a_socket_that_cannot_be_watched_does_not_stop_the_others() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let udp = (udp.local_addr().unwrap(), Arc::new(udp));
+        let (raw, udps, ah) = (vec![(ip, socket())], vec![udp.clone(), udp], vec![(ip, socket())]);
+        let (mut waiter, mut watched, mut unwatched) = (Waiter::new().unwrap(), Vec::new(), Vec::new());
+        let result = watch_lists(&mut waiter, &mut watched, &mut unwatched, (&raw, &udps, &ah), [0; 3]);
+        assert!(result.is_err());
+        assert_eq!(watched, [(Watched::Raw, 0), (Watched::Udp, 0), (Watched::Ah, 0)]);
+        assert_eq!(unwatched, [(Watched::Udp, 1)]);
     }
 }

@@ -37,24 +37,33 @@ impl Thread {
         let now = Instant::now();
         let mut spis = [0u32; BATCH];
         let mut spi_count = 0;
-        {
+        // Where the batch stands: the read, and the datagrams of it already opened. A full
+        // TUN batch lets the lock go before it is written (no lock across a syscall), then
+        // the batch goes on from there.
+        let (mut read, mut done) = (0, 0);
+        while read < count {
             let open = self.open.clone();
             let mut open = lock_open(&open);
-            for read in 0..count {
+            'reads: while read < count {
                 let from = self.receivers[udp].source(read).map(SocketAddr::V4);
-                for range in self.receivers[udp].datagrams(read) {
-                    let Some(spi) = self.open_received(&mut open, (read, range), from, &source) else {
-                        continue;
-                    };
-                    if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
+                for range in self.receivers[udp].datagrams(read).skip(done) {
+                    done += 1;
+                    let spi = self.open_received(&mut open, (read, range), from, &source);
+                    if let Some(spi) = spi.filter(|spi| !spis[..spi_count].contains(spi) && spi_count < BATCH)
+                    {
                         spis[spi_count] = spi;
                         spi_count += 1;
                     }
+                    if self.to_tun_len == BATCH {
+                        break 'reads;
+                    }
                 }
+                (read, done) = (read + 1, 0);
             }
             open.drain_events(&self.io.notices);
+            drop(open);
+            self.write_tun();
         }
-        self.write_tun();
         for &spi in &spis[..spi_count] {
             self.traffic(spi, now);
         }
@@ -120,20 +129,19 @@ impl Thread {
             keep_early(&mut self.early, source.ah, input, from, source.local);
             open.unknown_spi(&self.io.notices, from, spi.0);
         }
-        if self.to_tun_len == BATCH {
-            self.write_tun();
-        }
         opened_spi
     }
 
     /// Opens the early packets whose SA is installed now; drops those too old.
     pub(super) fn retry_early(&mut self) {
         let now = Instant::now();
-        let early = std::mem::take(&mut self.early);
-        {
+        let mut early = std::mem::take(&mut self.early);
+        loop {
             let open = self.open.clone();
             let mut open = lock_open(&open);
-            for e in early {
+            // Up to a full TUN batch under the lock; the batch is written once it is let go.
+            while self.to_tun_len < BATCH {
+                let Some(e) = early.pop_front() else { break };
                 if now.duration_since(e.at) > EARLY_LIFETIME {
                     continue;
                 }
@@ -165,14 +173,15 @@ impl Thread {
                         next_header,
                         packet,
                     );
-                    if self.to_tun_len == BATCH {
-                        self.write_tun();
-                    }
                 }
             }
             open.drain_events(&self.io.notices);
+            drop(open);
+            self.write_tun();
+            if early.is_empty() {
+                return;
+            }
         }
-        self.write_tun();
     }
 }
 
