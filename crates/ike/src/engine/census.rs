@@ -28,8 +28,7 @@ use crate::config::TrafficSelector;
 use crate::sa::core::{Role, SaCore};
 use crate::sa::lifetimes::Rekey;
 
-/// The census's lists: nearly always of one (an address, an identity, a flow start is one
-/// branch's), kept inline; a `Vec` took a heap block, with room for four, for each.
+/// The census's lists, nearly always of one branch's slot: inline, not a heap block each.
 type List<V> = SmallVec<[V; 1]>;
 
 /// What one slot contributes to the indices (kept to take it out again).

@@ -112,8 +112,7 @@ pub struct Engine {
     pub(crate) peer_by_address: HashMap<IpAddr, usize>,
     /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
     pub(crate) policies_by_peer: Vec<Vec<usize>>,
-    /// (deadline, slot, generation); stale entries are skipped. An SA's live entry may be
-    /// earlier than its deadline (`Engine::rearm`).
+    /// (deadline, slot, generation); stale entries are skipped, a live one may be early (`rearm`).
     pub(crate) timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     pub(crate) armed: Vec<Option<(Instant, u64)>>,
     pub(crate) generation: u64,
@@ -621,18 +620,16 @@ impl Engine {
         }
         let deadline = self.slots[slot].as_deref().and_then(IkeSa::next_deadline);
         match deadline {
-            // An entry queued at or before the deadline stands for it (`handle_timeout` moves
-            // it on when it comes due early): a re-arm leaves no stale entry behind unless
-            // the deadline came nearer.
+            // An entry queued at or before the deadline stands for it (`handle_timeout` moves it
+            // on when due early): a re-arm leaves a stale entry only if the deadline came nearer.
             Some(at) if self.armed[slot].is_some_and(|(queued, _)| queued <= at) => {}
             Some(at) => self.queue(slot, at),
             None => self.armed[slot] = None,
         }
     }
 
-    /// Queues the timer of the SA in `slot` at `at`; its earlier entry, if any, goes stale.
-    /// A full queue drops its stale entries before it grows, and grows only when live ones
-    /// fill three quarters of it.
+    /// Queues the SA in `slot` at `at` (its earlier entry goes stale); a full queue drops its
+    /// stale entries first, and grows only when live ones fill three quarters of it.
     fn queue(&mut self, slot: usize, at: Instant) {
         let capacity = self.timers.capacity();
         if self.timers.len() == capacity && capacity >= 64 {
