@@ -108,6 +108,12 @@ impl Receiver {
     pub fn bytes(&self, index: usize, range: Range<usize>) -> &[u8] {
         self.buffers.get(index).and_then(|b| b.get(range)).unwrap_or_default()
     }
+
+    /// As [`bytes`](Self::bytes), writable: the data plane opens ESP in place where it was
+    /// read, so the packet is not copied to another buffer before it is decrypted.
+    pub fn bytes_mut(&mut self, index: usize, range: Range<usize>) -> &mut [u8] {
+        self.buffers.get_mut(index).and_then(|b| b.get_mut(range)).unwrap_or_default()
+    }
 }
 
 /// Headers for a batch, with room for control messages when `control`.
@@ -187,6 +193,45 @@ mod tests {
             // On loopback the GSO send stays one buffer up to a socket that takes GRO reads.
             assert_eq!(reads < 4, gro, "{reads} reads with GRO {gro}");
         }
+    }
+
+    /// The data plane opens each datagram of a GRO read in place (`bytes_mut`): a write
+    /// through one datagram's range changes that datagram alone, and `bytes` sees it.
+    #[test]
+    fn datagrams_of_a_gro_read_are_written_in_place_one_at_a_time() {
+        let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        assert!(enable_gro(&receiver));
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let parts: Vec<Vec<u8>> = [600, 600, 200].iter().zip(1u8..).map(|(&n, b)| vec![b; n]).collect();
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        send_segments(sender.as_fd(), v4(&receiver), &slices, 600).unwrap();
+        let mut rx = Receiver::new(MAX_UDP_PAYLOAD, true);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            if rx.receive(receiver.as_raw_fd()).unwrap() == 0 {
+                if got.len() == 3 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+            for read in 0..rx.count() {
+                for (nth, range) in rx.datagrams(read).enumerate() {
+                    // Mark the second datagram of each read only.
+                    if nth == 1 {
+                        rx.bytes_mut(read, range.clone()).fill(0xee);
+                    }
+                    got.push((nth, rx.bytes(read, range).to_vec()));
+                }
+            }
+        }
+        assert_eq!(got.len(), 3);
+        for (nth, bytes) in &got {
+            let marked = bytes.iter().all(|&b| b == 0xee);
+            assert_eq!(marked, *nth == 1, "datagram {nth} of its read");
+        }
+        assert!(got.iter().any(|(nth, _)| *nth == 1), "GRO on loopback coalesces the run");
     }
 
     /// A read without control message (a lone datagram) and then a GRO read: the second is

@@ -311,9 +311,10 @@ impl fmt::Debug for DhPrivate {
     }
 }
 
-/// The shared [`ffi::Modulus`] of a MODP group, built on first use.
+/// The shared [`ffi::Modulus`] of a MODP group, built on first use. Only a built one is kept:
+/// a failed build (out of memory) fails this handshake, not every later one on the group.
 fn modulus(group: DhGroup) -> Result<&'static ffi::Modulus, DhError> {
-    static MODULI: [std::sync::OnceLock<Option<ffi::Modulus>>; 8] = [const { std::sync::OnceLock::new() }; 8];
+    static MODULI: [std::sync::OnceLock<ffi::Modulus>; 8] = [const { std::sync::OnceLock::new() }; 8];
     let index = match group {
         DhGroup::Modp768 => 0,
         DhGroup::Modp1024 => 1,
@@ -328,7 +329,11 @@ fn modulus(group: DhGroup) -> Result<&'static ffi::Modulus, DhError> {
         }
     };
     let prime = group.prime().ok_or(DhError::Internal(group))?;
-    MODULI[index].get_or_init(|| ffi::Modulus::new(prime)).as_ref().ok_or(DhError::Internal(group))
+    if let Some(modulus) = MODULI[index].get() {
+        return Ok(modulus);
+    }
+    let built = ffi::Modulus::new(prime).ok_or(DhError::Internal(group))?;
+    Ok(MODULI[index].get_or_init(|| built)) // a lost race drops the spare
 }
 
 /// Checks `1 < y < p − 1` for a MODP public value of exactly the prime's length. The value is

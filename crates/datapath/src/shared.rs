@@ -141,7 +141,7 @@ impl Shared {
     }
 
     /// The opening side, locked (inside this lock: the order every caller keeps).
-    pub fn open(&self) -> MutexGuard<'_, OpenSide> {
+    pub fn open(&self) -> OpenGuard<'_> {
         lock_open(&self.open)
     }
 
@@ -322,9 +322,45 @@ pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Locks the opening side, as [`lock`] does the sealing side.
-pub fn lock_open(open: &Mutex<OpenSide>) -> MutexGuard<'_, OpenSide> {
-    open.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks the opening side, as [`lock`] does the sealing side. The guard counts itself on
+/// its thread, so the opening thread can check that it writes to the TUN with the lock let
+/// go ([`open_side_held`]; issue 16: no lock held across a syscall).
+pub fn lock_open(open: &Mutex<OpenSide>) -> OpenGuard<'_> {
+    let guard = open.lock().unwrap_or_else(PoisonError::into_inner);
+    OPEN_HELD.with(|held| held.set(held.get() + 1));
+    OpenGuard(guard)
+}
+
+thread_local! {
+    /// How many [`OpenGuard`]s this thread holds.
+    static OPEN_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread holds the opening side's lock.
+pub(crate) fn open_side_held() -> bool {
+    OPEN_HELD.with(std::cell::Cell::get) > 0
+}
+
+/// The opening side, locked by [`lock_open`].
+pub struct OpenGuard<'a>(MutexGuard<'a, OpenSide>);
+
+impl std::ops::Deref for OpenGuard<'_> {
+    type Target = OpenSide;
+    fn deref(&self) -> &OpenSide {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for OpenGuard<'_> {
+    fn deref_mut(&mut self) -> &mut OpenSide {
+        &mut self.0
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        OPEN_HELD.with(|held| held.set(held.get().saturating_sub(1)));
+    }
 }
 
 /// What the data plane counted for one installed pair, for `display ipsec sa` and `display
@@ -351,4 +387,25 @@ pub struct PairTraffic {
     pub received_sequence: u32,
     /// The inbound SA's anti-replay window size.
     pub replay_window: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check behind "no TUN write under the opening side's lock": the opening side
+    /// knows when this thread holds it, for as long as any guard lives, and not another
+    /// thread's hold.
+    #[test]
+    fn the_opening_side_knows_when_this_thread_holds_it() {
+        let plane = esp::DataPlane::new(esp::Spd::new(Vec::new(), esp::Action::Bypass), Default::default());
+        let shared = Shared::new(plane, Vec::new(), Vec::new());
+        assert!(!open_side_held());
+        let guard = shared.open();
+        assert!(open_side_held());
+        let elsewhere = std::thread::scope(|s| s.spawn(open_side_held).join().unwrap());
+        assert!(!elsewhere);
+        drop(guard);
+        assert!(!open_side_held());
+    }
 }

@@ -1,7 +1,7 @@
 //! The data-plane threads: carry ESP between the TUN device and the public sockets in
 //! batches, with no allocation per packet. Two threads, one per direction (issue 16):
-//! - the sealing thread (`esp-seal`) waits with `poll(2)` on the TUN device. One read returns
-//!   a whole TCP burst when the device has offloads (`IFF_VNET_HDR`: the kernel hands over one
+//! - the sealing thread (`esp-seal`) waits with `epoll(7)` on the TUN device (`wait`). One
+//!   read returns a whole TCP burst when the device has offloads (`IFF_VNET_HDR`: the kernel hands over one
 //!   TSO super-packet and tun-rs splits it into MTU-sized packets, up to `BATCH` (64)); each
 //!   packet is sealed under one lock of the sealing side ([`Shared`]), and the batch leaves in
 //!   one `sendmmsg(2)` per socket, ESP-in-UDP in GSO runs (one `sendmsg` with `UDP_SEGMENT`
@@ -31,21 +31,22 @@ mod buffers;
 mod early;
 mod receive;
 mod send;
+mod wait;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use esp::{Outbound, MAX_HEADROOM, MAX_TAILROOM};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::Socket;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use self::buffers::{push_tun, Outgoing, BATCH, SEGMENT, SEGMENTS, TUN_OFFSET};
 use self::early::Early;
+use self::wait::Waiter;
 use crate::shared::{lock, lock_open, Added, Notice, OpenSide, SendDrops, Shared, MAX_PACKET};
 
 /// The outer IPv4 and UDP headers of an ESP-in-UDP packet.
@@ -90,6 +91,14 @@ enum Role {
     Open,
 }
 
+/// Which of `Io`'s socket lists a watched socket is in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Watched {
+    Raw,
+    Udp,
+    Ah,
+}
+
 /// A data-plane thread could not be started (the process is out of threads or memory).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the data-plane threads: {0}")]
@@ -104,9 +113,18 @@ pub fn spawn(io: Io) -> Result<(), SpawnError> {
     let flows = Arc::new(Mutex::new(inner_flows::FlowTable::default()));
     for (role, name) in [(Role::Open, "esp-open"), (Role::Seal, "esp-seal")] {
         let (io, flows) = (io.clone(), flows.clone());
+        // The descriptors are registered here, so a failure is the caller's error.
+        let mut waiter = Waiter::new().map_err(SpawnError)?;
+        let mut watched = Vec::new();
+        match role {
+            Role::Seal => waiter.add_tun(io.tun.as_fd()).map_err(SpawnError)?,
+            Role::Open => {
+                watch(&mut waiter, &mut watched, &mut Vec::new(), &io, [0; 3]).map_err(SpawnError)?
+            }
+        }
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || Thread::new(role, io, flows, offload_off).run())
+            .spawn(move || Thread::new(role, io, flows, offload_off, (waiter, watched)).run())
             .map_err(SpawnError)?;
     }
     Ok(())
@@ -145,8 +163,15 @@ struct Thread {
     heard: Vec<(u32, Instant)>,
     /// Packets that came on an SPI not installed yet. See [`early`].
     early: std::collections::VecDeque<Early>,
-    /// Which sockets the last `poll` found readable, one entry per socket (raw, UDP, AH).
+    /// Where the thread waits for input (the TUN, or its sockets), and which sockets the
+    /// last wait found readable: one entry per socket watched, in `watched`'s order.
+    waiter: Waiter,
     ready: Vec<bool>,
+    /// The sockets the opening thread watches, in the order they were registered: which
+    /// list (`Io::raw`, `udp`, `ah`) and where in it.
+    watched: Vec<(Watched, usize)>,
+    /// Sockets a reload added that could not be registered yet, retried at each wake-up.
+    unwatched: Vec<(Watched, usize)>,
     /// The data plane released more packets than the sealed buffers hold: the rest are
     /// taken after this batch has left (and the lock was let go).
     releasing: bool,
@@ -162,7 +187,13 @@ struct Thread {
 }
 
 impl Thread {
-    fn new(role: Role, io: Io, flows: Arc<Mutex<inner_flows::FlowTable>>, offload_off: bool) -> Self {
+    fn new(
+        role: Role,
+        io: Io,
+        flows: Arc<Mutex<inner_flows::FlowTable>>,
+        offload_off: bool,
+        (waiter, watched): (Waiter, Vec<(Watched, usize)>),
+    ) -> Self {
         let (seal, open) = (role == Role::Seal, role == Role::Open);
         // What the other direction needs is not allocated (a zero count or size).
         let sized = |n: usize| (0..BATCH).map(|_| vec![0u8; n]).collect::<Vec<_>>();
@@ -200,7 +231,10 @@ impl Thread {
             gro: tun_rs::GROTable::default(),
             heard: Vec::new(),
             early: std::collections::VecDeque::new(),
+            waiter,
             ready: Vec::new(),
+            watched,
+            unwatched: Vec::new(),
             releasing: false,
             flows,
             sealed_segments: Vec::with_capacity(segment_count),
@@ -260,32 +294,38 @@ impl Thread {
             Role::Seal => std::mem::take(&mut lock(&self.io.shared).added_sockets),
             Role::Open => std::mem::take(&mut lock_open(&self.open).added_sockets),
         };
+        if !self.unwatched.is_empty() {
+            let retry = std::mem::take(&mut self.unwatched);
+            let lists = (&self.io.raw[..], &self.io.udp[..], &self.io.ah[..]);
+            if register(&mut self.waiter, &mut self.watched, &mut self.unwatched, lists, retry.into_iter())
+                .is_ok()
+            {
+                info!("data-plane thread: every socket a reload added is watched now");
+            }
+        }
         for Added { raw, ah, udp } in added {
             for (_, socket) in udp.iter().filter(|_| self.role == Role::Open) {
                 prepare_udp(socket, self.udp_gro);
             }
+            let before = [self.io.raw.len(), self.io.udp.len(), self.io.ah.len()];
             self.io.raw.extend(raw);
             self.io.ah.extend(ah);
             self.io.udp.extend(udp);
+            if self.role == Role::Open {
+                if let Err(e) =
+                    watch(&mut self.waiter, &mut self.watched, &mut self.unwatched, &self.io, before)
+                {
+                    warn!("data-plane thread cannot watch a new socket yet (retried at each wake-up): {e}");
+                }
+            }
         }
     }
 
     /// Waits until the thread's input is readable: the TUN for the sealing thread, the
     /// sockets for the opening thread. Returns whether the TUN is; `ready` gets an entry per
-    /// socket (raw sockets first, then UDP, then AH).
+    /// socket watched (`watched`'s order).
     fn wait(&mut self) -> io::Result<bool> {
-        if self.role == Role::Seal {
-            return wait_readable(
-                Some(self.io.tun.as_fd()),
-                std::iter::empty(),
-                &mut self.ready,
-                IDLE_POLL_MS,
-            );
-        }
-        let sockets = (self.io.raw.iter().map(|(_, s)| s.as_fd()))
-            .chain(self.io.udp.iter().map(|(_, s)| s.as_fd()))
-            .chain(self.io.ah.iter().map(|(_, s)| s.as_fd()));
-        wait_readable(None, sockets, &mut self.ready, IDLE_POLL_MS)
+        self.waiter.wait(&mut self.ready, IDLE_POLL_MS)
     }
 
     /// Reads the TUN until it is empty or a batch is full (one read returns one packet, or
@@ -463,6 +503,7 @@ impl Thread {
         if self.to_tun_len == 0 {
             return;
         }
+        debug_assert!(!crate::shared::open_side_held(), "a TUN write under the opening side's lock");
         if !self.opened_slots.is_empty() {
             let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
             for &slot in &self.opened_slots {
@@ -491,50 +532,160 @@ fn prepare_udp(socket: &std::net::UdpSocket, gro: bool) {
     }
 }
 
-/// Waits with `poll(2)` (at most `timeout_ms`) until `tun` (if given) or one of `sockets` is
-/// readable. Returns whether `tun` is; `ready` is resized to the number of sockets and says
-/// which are. Any number of sockets: each has its own entry.
-fn wait_readable<'a>(
-    tun: Option<BorrowedFd<'a>>,
-    sockets: impl Iterator<Item = BorrowedFd<'a>>,
-    ready: &mut Vec<bool>,
-    timeout_ms: u16,
-) -> io::Result<bool> {
-    let flags = PollFlags::POLLIN;
-    let skip = usize::from(tun.is_some());
-    let mut fds: Vec<PollFd<'_>> = tun.into_iter().chain(sockets).map(|fd| PollFd::new(fd, flags)).collect();
-    ready.clear();
-    poll(&mut fds, PollTimeout::from(timeout_ms)).map_err(io::Error::from)?;
-    let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-    ready.extend(fds.iter().skip(skip).map(readable));
-    Ok(skip == 1 && fds.first().is_some_and(readable))
+/// Registers the sockets of `io` from position `from` of each list (raw, UDP, AH) with
+/// `waiter`, in that order, and records each in `watched` (the index `ready` reports it by).
+fn watch(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    unwatched: &mut Vec<(Watched, usize)>,
+    io: &Io,
+    from: [usize; 3],
+) -> io::Result<()> {
+    watch_lists(waiter, watched, unwatched, (&io.raw, &io.udp, &io.ah), from)
+}
+
+/// The socket lists of [`Io`]: raw ESP, UDP 4500, raw AH.
+type Lists<'a> =
+    (&'a [(IpAddr, Arc<Socket>)], &'a [(SocketAddr, Arc<std::net::UdpSocket>)], &'a [(IpAddr, Arc<Socket>)]);
+
+/// [`watch`] over the lists alone. A socket that cannot be registered (`epoll_ctl` out of
+/// memory or over `max_user_watches`) does not stop the others: it goes to `unwatched`, which
+/// the thread retries at each wake-up, and the first error is returned.
+fn watch_lists(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    unwatched: &mut Vec<(Watched, usize)>,
+    lists: Lists<'_>,
+    [raw, udp, ah]: [usize; 3],
+) -> io::Result<()> {
+    let (raw_list, udp_list, ah_list) = lists;
+    let entries = (raw..raw_list.len())
+        .map(|i| (Watched::Raw, i))
+        .chain((udp..udp_list.len()).map(|i| (Watched::Udp, i)))
+        .chain((ah..ah_list.len()).map(|i| (Watched::Ah, i)));
+    register(waiter, watched, unwatched, lists, entries)
+}
+
+/// Registers `entries` in order; see [`watch_lists`].
+fn register(
+    waiter: &mut Waiter,
+    watched: &mut Vec<(Watched, usize)>,
+    unwatched: &mut Vec<(Watched, usize)>,
+    (raw_list, udp_list, ah_list): Lists<'_>,
+    entries: impl Iterator<Item = (Watched, usize)>,
+) -> io::Result<()> {
+    let mut first = Ok(());
+    for (list, index) in entries {
+        let fd = match list {
+            Watched::Raw => raw_list.get(index).map(|(_, s)| s.as_fd()),
+            Watched::Udp => udp_list.get(index).map(|(_, s)| s.as_fd()),
+            Watched::Ah => ah_list.get(index).map(|(_, s)| s.as_fd()),
+        };
+        let Some(fd) = fd else { continue };
+        match waiter.add_socket(fd) {
+            Ok(()) => watched.push((list, index)),
+            Err(e) => {
+                unwatched.push((list, index));
+                first = first.and(Err(e));
+            }
+        }
+    }
+    first
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::UdpSocket;
-    use std::os::fd::AsFd;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+    use std::sync::Arc;
 
-    use super::wait_readable;
+    use socket2::{Domain, Socket, Type};
 
-    /// Issue 13: the readiness of 64 and more sockets was kept in a u64, so the 65th socket
-    /// aliased the first (or was never read). Here 70 sockets, and only the last is readable.
+    use super::{watch_lists, Waiter, Watched};
+
+    fn socket() -> Arc<Socket> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        Arc::new(socket)
+    }
+
+    /// The opening thread's sockets keep their index when a reload adds more: those of the
+    /// start are watched raw, UDP, AH; a reload's after them, and a datagram on each socket
+    /// is reported under the index that names its list and place (what `source` reads).
     #[test]
-    fn readiness_covers_any_number_of_sockets() {
-        let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sockets: Vec<UdpSocket> = (0..70).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        for last in [64, 69] {
-            sender.send_to(b"esp", sockets[last].local_addr().unwrap()).unwrap();
+    fn sockets_a_reload_adds_are_watched_after_the_first_under_their_lists() {
+        let udp = |_| {
+            let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            (s.local_addr().unwrap(), Arc::new(s))
+        };
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut raw = vec![(ip, socket())];
+        let mut udps: Vec<_> = (0..2).map(udp).collect();
+        let mut ah = vec![(ip, socket())];
+        let (mut waiter, mut watched) = (Waiter::new().unwrap(), Vec::new());
+        watch_lists(&mut waiter, &mut watched, &mut Vec::new(), (&raw, &udps, &ah), [0; 3]).unwrap();
+        // A reload: one more of each list.
+        let before = [raw.len(), udps.len(), ah.len()];
+        raw.push((ip, socket()));
+        udps.push(udp(0));
+        ah.push((ip, socket()));
+        watch_lists(&mut waiter, &mut watched, &mut Vec::new(), (&raw, &udps, &ah), before).unwrap();
+        let expected = [
+            (Watched::Raw, 0),
+            (Watched::Udp, 0),
+            (Watched::Udp, 1),
+            (Watched::Ah, 0),
+            (Watched::Raw, 1),
+            (Watched::Udp, 2),
+            (Watched::Ah, 1),
+        ];
+        assert_eq!(watched, expected);
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        for (index, &(list, at)) in expected.iter().enumerate() {
+            let (to, reader): (SocketAddr, Box<dyn Fn()>) = match list {
+                Watched::Udp => {
+                    let s = udps[at].1.clone();
+                    (
+                        udps[at].0,
+                        Box::new(move || {
+                            s.recv(&mut [0u8; 8]).unwrap();
+                        }),
+                    )
+                }
+                Watched::Raw | Watched::Ah => {
+                    let s = if list == Watched::Raw { raw[at].1.clone() } else { ah[at].1.clone() };
+                    let to = s.local_addr().unwrap().as_socket().unwrap();
+                    (
+                        to,
+                        Box::new(move || {
+                            std::io::Read::read(&mut &*s, &mut [0u8; 8]).unwrap();
+                        }),
+                    )
+                }
+            };
+            sender.send_to(b"esp", to).unwrap();
             let mut ready = Vec::new();
-            let tun_ready =
-                wait_readable(Some(tun.as_fd()), sockets.iter().map(AsFd::as_fd), &mut ready, 1000).unwrap();
-            assert!(!tun_ready);
+            waiter.wait(&mut ready, 1000).unwrap();
             let readable: Vec<usize> =
                 ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
-            assert_eq!(readable, vec![last], "socket {last} alone is readable");
-            let mut buf = [0u8; 16];
-            sockets[last].recv(&mut buf).unwrap();
+            assert_eq!(readable, vec![index], "{list:?} {at}");
+            reader();
         }
+    }
+
+    /// Review finding (stop 21): a socket that cannot be registered stopped the registration
+    /// of every socket after it, and nothing retried them, so they were never read. Here the
+    /// same UDP socket twice (the second `epoll_ctl` fails with EEXIST): the AH socket after
+    /// it is still watched, and the failed one is kept for a retry.
+    #[test]
+    fn a_socket_that_cannot_be_watched_does_not_stop_the_others() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let udp = (udp.local_addr().unwrap(), Arc::new(udp));
+        let (raw, udps, ah) = (vec![(ip, socket())], vec![udp.clone(), udp], vec![(ip, socket())]);
+        let (mut waiter, mut watched, mut unwatched) = (Waiter::new().unwrap(), Vec::new(), Vec::new());
+        let result = watch_lists(&mut waiter, &mut watched, &mut unwatched, (&raw, &udps, &ah), [0; 3]);
+        assert!(result.is_err());
+        assert_eq!(watched, [(Watched::Raw, 0), (Watched::Udp, 0), (Watched::Ah, 0)]);
+        assert_eq!(unwatched, [(Watched::Udp, 1)]);
     }
 }

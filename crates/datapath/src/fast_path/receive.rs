@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::buffers::{push_opened, BATCH};
 use super::early::{keep_early, EARLY_LIFETIME};
-use super::Thread;
+use super::{Thread, Watched};
 use crate::shared::{lock_open, OpenSide};
 
 impl Thread {
@@ -37,41 +37,54 @@ impl Thread {
         let now = Instant::now();
         let mut spis = [0u32; BATCH];
         let mut spi_count = 0;
-        {
+        // Where the batch stands: the read, and the datagrams of it already opened. A full
+        // TUN batch lets the lock go before it is written (no lock across a syscall), then
+        // the batch goes on from there.
+        let (mut read, mut done) = (0, 0);
+        while read < count {
             let open = self.open.clone();
             let mut open = lock_open(&open);
-            for read in 0..count {
+            'reads: while read < count {
                 let from = self.receivers[udp].source(read).map(SocketAddr::V4);
-                for range in self.receivers[udp].datagrams(read) {
-                    let Some(spi) = self.open_received(&mut open, (read, range), from, &source) else {
-                        continue;
-                    };
-                    if !spis[..spi_count].contains(&spi) && spi_count < BATCH {
+                for range in self.receivers[udp].datagrams(read).skip(done) {
+                    done += 1;
+                    let spi = self.open_received(&mut open, (read, range), from, &source);
+                    if let Some(spi) = spi.filter(|spi| !spis[..spi_count].contains(spi) && spi_count < BATCH)
+                    {
                         spis[spi_count] = spi;
                         spi_count += 1;
                     }
+                    if self.to_tun_len == BATCH {
+                        break 'reads;
+                    }
                 }
+                (read, done) = (read + 1, 0);
             }
             open.drain_events(&self.io.notices);
+            drop(open);
+            self.write_tun();
         }
-        self.write_tun();
         for &spi in &spis[..spi_count] {
             self.traffic(spi, now);
         }
     }
 
-    /// Socket `index` of the poll order: its descriptor and what arrives on it.
+    /// Socket `index` of the waiter's order (`watched`): its descriptor and what arrives on it.
     fn source(&self, index: usize) -> Option<Source> {
-        let (raw_count, udp_count) = (self.io.raw.len(), self.io.udp.len());
-        Some(if index < raw_count {
-            let (address, socket) = &self.io.raw[index];
-            Source { fd: socket.as_raw_fd(), udp_local: None, ah: false, local: *address }
-        } else if index < raw_count + udp_count {
-            let (address, socket) = &self.io.udp[index - raw_count];
-            Source { fd: socket.as_raw_fd(), udp_local: Some(*address), ah: false, local: address.ip() }
-        } else {
-            let (address, socket) = self.io.ah.get(index - raw_count - udp_count)?;
-            Source { fd: socket.as_raw_fd(), udp_local: None, ah: true, local: *address }
+        let &(list, at) = self.watched.get(index)?;
+        Some(match list {
+            Watched::Raw => {
+                let (address, socket) = self.io.raw.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: None, ah: false, local: *address }
+            }
+            Watched::Udp => {
+                let (address, socket) = self.io.udp.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: Some(*address), ah: false, local: address.ip() }
+            }
+            Watched::Ah => {
+                let (address, socket) = self.io.ah.get(at)?;
+                Source { fd: socket.as_raw_fd(), udp_local: None, ah: true, local: *address }
+            }
         })
     }
 
@@ -85,36 +98,36 @@ impl Thread {
         from: Option<SocketAddr>,
         source: &Source,
     ) -> Option<u32> {
-        let datagram = self.receivers[usize::from(source.udp_local.is_some())].bytes(read, range);
+        // Opened in place where it was read: the inner packet is copied once, into the TUN
+        // batch (before, the ESP packet was first copied into a buffer of its own).
+        let datagram = self.receivers[usize::from(source.udp_local.is_some())].bytes_mut(read, range);
         let input = protected_input(datagram, source, from, &self.io.ike, open)?;
-        let inbound = open_inbound(&mut open.plane, source.ah, input, &mut self.opened);
-        let unknown = match inbound {
-            Inbound::Drop(esp::DropReason::UnknownSpi(spi)) => Some(spi),
-            _ => None,
-        };
-        let mut opened_spi = None;
-        if let Inbound::Deliver { spi, packet, mode, next_header, .. } = inbound {
-            if mode == esp::Mode::Tunnel {
-                self.opened_slots.push(self.to_tun_len);
+        let (mut unknown, mut opened_spi) = (None, None);
+        match open_inbound_in_place(&mut open.plane, source.ah, &mut *input) {
+            Inbound::Deliver { spi, packet, mode, next_header, .. } => {
+                if mode == esp::Mode::Tunnel {
+                    self.opened_slots.push(self.to_tun_len);
+                }
+                push_opened(
+                    &mut self.to_tun,
+                    &mut self.to_tun_len,
+                    mode,
+                    from,
+                    source.local,
+                    next_header,
+                    packet,
+                );
+                opened_spi = Some(spi.0);
             }
-            push_opened(
-                &mut self.to_tun,
-                &mut self.to_tun_len,
-                mode,
-                from,
-                source.local,
-                next_header,
-                packet,
-            );
-            opened_spi = Some(spi.0);
-        } else if let Some(spi) = unknown {
+            Inbound::Drop(esp::DropReason::UnknownSpi(spi)) => unknown = Some(spi),
+            _ => {}
+        }
+        if let Some(spi) = unknown {
             // Counted by the data plane (`display ipsec statistics`), and kept a little; from
-            // a configured peer, reported to the IKE loop (recovery after a restart).
+            // a configured peer, reported to the IKE loop (recovery after a restart). The
+            // packet is as it came: an unknown SPI is found before anything is decrypted.
             keep_early(&mut self.early, source.ah, input, from, source.local);
             open.unknown_spi(&self.io.notices, from, spi.0);
-        }
-        if self.to_tun_len == BATCH {
-            self.write_tun();
         }
         opened_spi
     }
@@ -122,11 +135,13 @@ impl Thread {
     /// Opens the early packets whose SA is installed now; drops those too old.
     pub(super) fn retry_early(&mut self) {
         let now = Instant::now();
-        let early = std::mem::take(&mut self.early);
-        {
+        let mut early = std::mem::take(&mut self.early);
+        loop {
             let open = self.open.clone();
             let mut open = lock_open(&open);
-            for e in early {
+            // Up to a full TUN batch under the lock; the batch is written once it is let go.
+            while self.to_tun_len < BATCH {
+                let Some(e) = early.pop_front() else { break };
                 if now.duration_since(e.at) > EARLY_LIFETIME {
                     continue;
                 }
@@ -158,14 +173,15 @@ impl Thread {
                         next_header,
                         packet,
                     );
-                    if self.to_tun_len == BATCH {
-                        self.write_tun();
-                    }
                 }
             }
             open.drain_events(&self.io.notices);
+            drop(open);
+            self.write_tun();
+            if early.is_empty() {
+                return;
+            }
         }
-        self.write_tun();
     }
 }
 
@@ -177,6 +193,16 @@ fn open_inbound<'o>(plane: &mut esp::OpenPlane, ah: bool, input: &[u8], opened: 
         plane.open_ah(input, opened)
     } else {
         plane.open(input, opened)
+    }
+}
+
+/// As [`open_inbound`], decrypting in place in `input` (exactly the packet; its contents are
+/// unspecified after a drop other than an unknown SPI).
+fn open_inbound_in_place<'b>(plane: &mut esp::OpenPlane, ah: bool, input: &'b mut [u8]) -> Inbound<'b> {
+    if ah {
+        plane.open_ah_in_place(input)
+    } else {
+        plane.open_in_place(input)
     }
 }
 
@@ -194,12 +220,12 @@ struct Source {
 /// §2.2). `None` for what is not for the data plane: IKE after the non-ESP marker (handed to
 /// the IKE loop through `ike`), a NAT keepalive, a malformed IPv4 header.
 fn protected_input<'d>(
-    datagram: &'d [u8],
+    datagram: &'d mut [u8],
     source: &Source,
     from: Option<SocketAddr>,
     ike: &mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
     open: &mut OpenSide,
-) -> Option<&'d [u8]> {
+) -> Option<&'d mut [u8]> {
     if source.ah {
         return Some(datagram);
     }
@@ -209,7 +235,7 @@ fn protected_input<'d>(
         if first >> 4 != 4 || header_len < 20 || datagram.len() < header_len {
             return None;
         }
-        return Some(&datagram[header_len..]);
+        return Some(&mut datagram[header_len..]);
     };
     match datagram {
         [0, 0, 0, 0, message @ ..] => {
