@@ -324,7 +324,7 @@ pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// Locks the opening side, as [`lock`] does the sealing side. The guard counts itself on
 /// its thread, so the opening thread can check that it writes to the TUN with the lock let
-/// go ([`open_side_held`]; issue 16: no lock held across a syscall).
+/// go (`open_side_held`; issue 16: no lock held across a syscall).
 pub fn lock_open(open: &Mutex<OpenSide>) -> OpenGuard<'_> {
     let guard = open.lock().unwrap_or_else(PoisonError::into_inner);
     OPEN_HELD.with(|held| held.set(held.get() + 1));
