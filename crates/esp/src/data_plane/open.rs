@@ -4,6 +4,7 @@
 //! [`BuiltPair`], before its outbound half is installed on the sealing side.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use crypto::key_schedule::Spi;
 
@@ -150,6 +151,11 @@ impl OpenPlane {
     /// True when an inbound AH SA has our AH SPI `spi` (alone or in an AH+ESP pair).
     pub fn knows_ah_spi(&self, spi: Spi) -> bool {
         self.databases.knows_ah_spi(spi)
+    }
+
+    /// The outer addresses (ours, the peer's) of the pair with our SPI `spi`.
+    pub fn pair_addresses(&self, spi: Spi) -> Option<(SocketAddr, SocketAddr)> {
+        self.databases.inbound(spi).map(|entry| (entry.local, entry.remote))
     }
 
     /// Traffic of the pair with our SPI `spi` (ESP, or AH alone).

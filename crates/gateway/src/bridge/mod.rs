@@ -60,11 +60,8 @@ struct Pair {
     outbound_ah_spi: Option<u32>,
     policy: PolicyIndex,
     /// The SPD rule of a flow negotiated through a template, if this pair came that way.
+    /// (Its outer addresses are the data plane's: `usage::pair_traffic`.)
     template_rule: Option<Rule>,
-    /// The outer addresses on the wire (UDP 4500 ports when encapsulated).
-    local: SocketAddr,
-    remote: SocketAddr,
-    udp_encapsulated: bool,
 }
 
 /// A change to the routes of template flows, decided under the data-plane lock and made
@@ -357,8 +354,6 @@ impl Bridge {
             return;
         }
         let Some(sa_pair) = sa_pair(pair, PolicyIndex(policy)) else { return };
-        let (local, remote, udp_encapsulated) =
-            (sa_pair.local, sa_pair.remote, sa_pair.params.udp_encapsulated);
         let shared = self.shared.clone();
         let template = lock(&shared).is_template(PolicyIndex(policy)).then(|| Rule {
             selector: selector(&pair.selector),
@@ -406,9 +401,6 @@ impl Bridge {
             outbound_ah_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
             policy: PolicyIndex(policy),
             template_rule,
-            local: if udp_encapsulated { local } else { SocketAddr::new(local.ip(), 0) },
-            remote: if udp_encapsulated { remote } else { SocketAddr::new(remote.ip(), 0) },
-            udp_encapsulated,
         });
         if inbound_first {
             self.held.insert(pair.inbound.spi().0);
@@ -552,5 +544,17 @@ impl Bridge {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The bridge's record of a pair stays small: the outer addresses are the data plane's
+    /// (144 bytes while it repeated them; issue 16, memory per branch).
+    #[test]
+    fn a_pair_record_does_not_repeat_the_data_planes_addresses() {
+        let size = size_of::<super::Pair>();
+        eprintln!("size_of Pair {size} bytes");
+        assert!(size <= 72, "a bridge pair is {size} bytes");
     }
 }

@@ -1,6 +1,7 @@
 //! What the bridge tells the engine and the displays about traffic: liveness for DPD, usage
 //! for traffic lifetimes, and each pair's counters.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use esp::InboundSa;
@@ -76,12 +77,18 @@ fn pair_traffic(shared: &Shared, open: &OpenSide, pair: &Pair) -> PairTraffic {
         .or_else(|| open.plane.inbound_ah_sa(spi).map(esp::InboundAh::replay_window));
     // By our SPI, in constant time: a hub reports 100,000 pairs.
     let (outbound, sent_sequence) = shared.plane.pair_outbound_usage(spi).unwrap_or_default();
+    // The outer addresses, kept once (in the data plane); ports only when UDP-encapsulated.
+    let udp_encapsulated = open.plane.inbound_sa(spi).is_some_and(|sa| sa.params().udp_encapsulated);
+    let port = |a: SocketAddr| if udp_encapsulated { a } else { SocketAddr::new(a.ip(), 0) };
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let (local, remote) =
+        open.plane.pair_addresses(spi).map_or((unknown, unknown), |(l, r)| (port(l), port(r)));
     PairTraffic {
         inbound_spi: pair.inbound_spi,
         outbound_spi: pair.outbound_spi,
-        local: pair.local,
-        remote: pair.remote,
-        udp_encapsulated: pair.udp_encapsulated,
+        local,
+        remote,
+        udp_encapsulated,
         inbound: open.plane.inbound_usage(spi).unwrap_or_default(),
         outbound,
         sent_sequence,

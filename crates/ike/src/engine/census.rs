@@ -22,10 +22,14 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use hub_limits::{Branch, Holdings, Pairs, Range};
+use smallvec::SmallVec;
 
 use crate::config::TrafficSelector;
 use crate::sa::core::{Role, SaCore};
 use crate::sa::lifetimes::Rekey;
+
+/// The census's lists, nearly always of one branch's slot: inline, not a heap block each.
+type List<V> = SmallVec<[V; 1]>;
 
 /// What one slot contributes to the indices (kept to take it out again).
 #[derive(Clone, PartialEq, Eq)]
@@ -35,17 +39,17 @@ struct Entry {
     established: bool,
     identity: Option<u64>,
     /// (policy, branch side as u32 start..=end, replaced) per installed pair.
-    pairs: Vec<(usize, u32, u32, bool)>,
+    pairs: List<(usize, u32, u32, bool)>,
 }
 
 /// The indices over all the engine's IKE SAs (see the module documentation).
 #[derive(Default)]
 pub(crate) struct Census {
     entries: Vec<Option<Box<Entry>>>,
-    by_address: HashMap<(usize, IpAddr), Vec<usize>>,
-    by_identity: HashMap<(usize, u64), Vec<usize>>,
-    gateways: BTreeMap<u32, Vec<usize>>,
-    flows: BTreeMap<u32, Vec<(usize, u32)>>,
+    by_address: HashMap<(usize, IpAddr), List<usize>>,
+    by_identity: HashMap<(usize, u64), List<usize>>,
+    gateways: BTreeMap<u32, List<usize>>,
+    flows: BTreeMap<u32, List<(usize, u32)>>,
     /// The widest branch side ever indexed (end − start): a range query starts that far back.
     widest: u32,
     policy_totals: HashMap<usize, (usize, usize)>,
@@ -81,7 +85,7 @@ fn entry(sa: &SaCore) -> Option<Box<Entry>> {
     }))
 }
 
-fn unlist<V: PartialEq>(list: Option<&mut Vec<V>>, value: &V) -> bool {
+fn unlist<V: PartialEq>(list: Option<&mut List<V>>, value: &V) -> bool {
     let Some(list) = list else { return false };
     if let Some(i) = list.iter().position(|v| v == value) {
         list.swap_remove(i);
@@ -161,12 +165,12 @@ impl Census {
 
     /// The slots with (configured peer, remote address).
     pub(crate) fn at_address(&self, peer: usize, remote: IpAddr) -> &[usize] {
-        self.by_address.get(&(peer, remote)).map_or(&[], Vec::as_slice)
+        self.by_address.get(&(peer, remote)).map_or(&[], List::as_slice)
     }
 
     /// The slots whose authenticated identity hashes to `id`, with configured peer `peer`.
     pub(crate) fn with_identity(&self, peer: usize, id: u64) -> &[usize] {
-        self.by_identity.get(&(peer, id)).map_or(&[], Vec::as_slice)
+        self.by_identity.get(&(peer, id)).map_or(&[], List::as_slice)
     }
 
     /// What `slot` itself contributes, taken out of the totals while it is being handled.

@@ -112,7 +112,7 @@ pub struct Engine {
     pub(crate) peer_by_address: HashMap<IpAddr, usize>,
     /// Policy indices per peer index (`Config::policies_of_peer`, indexed), lent to `Ctx`.
     pub(crate) policies_by_peer: Vec<Vec<usize>>,
-    /// (deadline, slot, generation); stale entries are skipped.
+    /// (deadline, slot, generation); stale entries are skipped, a live one may be early (`rearm`).
     pub(crate) timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     pub(crate) armed: Vec<Option<(Instant, u64)>>,
     pub(crate) generation: u64,
@@ -521,7 +521,11 @@ impl Engine {
                 continue; // stale
             }
             self.armed[slot] = None;
-            self.run_sa_timers(slot, now);
+            // The entry stood for a later deadline (`rearm` let it): queue it there.
+            match self.slots[slot].as_deref().and_then(IkeSa::next_deadline) {
+                Some(later) if later > now => self.queue(slot, later),
+                _ => self.run_sa_timers(slot, now),
+            }
         }
         self.after_input(now, mark);
     }
@@ -616,14 +620,29 @@ impl Engine {
         }
         let deadline = self.slots[slot].as_deref().and_then(IkeSa::next_deadline);
         match deadline {
-            Some(at) if self.armed[slot].map(|(a, _)| a) != Some(at) => {
-                self.generation += 1;
-                self.armed[slot] = Some((at, self.generation));
-                self.timers.push(Reverse((at, slot, self.generation)));
-            }
-            Some(_) => {}
+            // An entry queued at or before the deadline stands for it (`handle_timeout` moves it
+            // on when due early): a re-arm leaves a stale entry only if the deadline came nearer.
+            Some(at) if self.armed[slot].is_some_and(|(queued, _)| queued <= at) => {}
+            Some(at) => self.queue(slot, at),
             None => self.armed[slot] = None,
         }
+    }
+
+    /// Queues the SA in `slot` at `at` (its earlier entry goes stale); a full queue drops its
+    /// stale entries first, and grows only when live ones fill three quarters of it.
+    fn queue(&mut self, slot: usize, at: Instant) {
+        let capacity = self.timers.capacity();
+        if self.timers.len() == capacity && capacity >= 64 {
+            let armed = &self.armed;
+            self.timers
+                .retain(|Reverse((at, slot, g))| armed.get(*slot).copied().flatten() == Some((*at, *g)));
+            if self.timers.len() > capacity / 4 * 3 {
+                self.timers.reserve(capacity);
+            }
+        }
+        self.generation += 1;
+        self.armed[slot] = Some((at, self.generation));
+        self.timers.push(Reverse((at, slot, self.generation)));
     }
 
     /// Removes the SA in `slot` if it failed or expired; the IPsec SAs it still manages end
