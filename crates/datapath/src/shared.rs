@@ -141,7 +141,7 @@ impl Shared {
     }
 
     /// The opening side, locked (inside this lock: the order every caller keeps).
-    pub fn open(&self) -> OpenGuard<'_> {
+    pub fn open(&self) -> Held<'_, OpenSide> {
         lock_open(&self.open)
     }
 
@@ -318,48 +318,53 @@ impl std::fmt::Display for LifetimeNoticeText {
 
 /// Locks the shared state; a panic on another thread while it held the lock leaves the
 /// counters possibly inconsistent, never unsafe, so the state is used as it is.
-pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+pub fn lock(shared: &Mutex<Shared>) -> Held<'_, Shared> {
+    Held::new(shared.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Locks the opening side, as [`lock`] does the sealing side. The guard counts itself on
-/// its thread, so the opening thread can check that it writes to the TUN with the lock let
-/// go (`open_side_held`; issue 16: no lock held across a syscall).
-pub fn lock_open(open: &Mutex<OpenSide>) -> OpenGuard<'_> {
-    let guard = open.lock().unwrap_or_else(PoisonError::into_inner);
-    OPEN_HELD.with(|held| held.set(held.get() + 1));
-    OpenGuard(guard)
+/// Locks the opening side, as [`lock`] does the sealing side.
+pub fn lock_open(open: &Mutex<OpenSide>) -> Held<'_, OpenSide> {
+    Held::new(open.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 thread_local! {
-    /// How many [`OpenGuard`]s this thread holds.
-    static OPEN_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How many [`Held`] guards this thread holds.
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether this thread holds the opening side's lock.
-pub(crate) fn open_side_held() -> bool {
-    OPEN_HELD.with(std::cell::Cell::get) > 0
+/// Whether this thread holds either data-plane lock (issue 16: the data-plane threads make
+/// no system call, such as a TUN write, while they do).
+pub(crate) fn data_plane_lock_held() -> bool {
+    HELD.with(std::cell::Cell::get) > 0
 }
 
-/// The opening side, locked by [`lock_open`].
-pub struct OpenGuard<'a>(MutexGuard<'a, OpenSide>);
+/// One of the data-plane locks ([`lock`], [`lock_open`]), counted on its thread while it
+/// lives so that a data-plane thread can check it let go of both (`data_plane_lock_held`).
+pub struct Held<'a, T>(MutexGuard<'a, T>);
 
-impl std::ops::Deref for OpenGuard<'_> {
-    type Target = OpenSide;
-    fn deref(&self) -> &OpenSide {
+impl<'a, T> Held<'a, T> {
+    fn new(guard: MutexGuard<'a, T>) -> Self {
+        HELD.with(|held| held.set(held.get() + 1));
+        Self(guard)
+    }
+}
+
+impl<T> std::ops::Deref for Held<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for OpenGuard<'_> {
-    fn deref_mut(&mut self) -> &mut OpenSide {
+impl<T> std::ops::DerefMut for Held<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
         &mut self.0
     }
 }
 
-impl Drop for OpenGuard<'_> {
+impl<T> Drop for Held<'_, T> {
     fn drop(&mut self) {
-        OPEN_HELD.with(|held| held.set(held.get().saturating_sub(1)));
+        HELD.with(|held| held.set(held.get().saturating_sub(1)));
     }
 }
 
@@ -393,19 +398,23 @@ pub struct PairTraffic {
 mod tests {
     use super::*;
 
-    /// The check behind "no TUN write under the opening side's lock": the opening side
-    /// knows when this thread holds it, for as long as any guard lives, and not another
-    /// thread's hold.
+    /// The check behind "no TUN write under a data-plane lock": this thread knows when it
+    /// holds either lock, for as long as any guard lives (nested, as the IKE loop takes the
+    /// opening side under the shared state), and not another thread's hold.
     #[test]
-    fn the_opening_side_knows_when_this_thread_holds_it() {
+    fn a_thread_knows_when_it_holds_a_data_plane_lock() {
         let plane = esp::DataPlane::new(esp::Spd::new(Vec::new(), esp::Action::Bypass), Default::default());
-        let shared = Shared::new(plane, Vec::new(), Vec::new());
-        assert!(!open_side_held());
-        let guard = shared.open();
-        assert!(open_side_held());
-        let elsewhere = std::thread::scope(|s| s.spawn(open_side_held).join().unwrap());
+        let shared = Mutex::new(Shared::new(plane, Vec::new(), Vec::new()));
+        assert!(!data_plane_lock_held());
+        let sealing = lock(&shared);
+        assert!(data_plane_lock_held());
+        let open = sealing.open.clone();
+        let opening = lock_open(&open);
+        drop(sealing);
+        assert!(data_plane_lock_held());
+        let elsewhere = std::thread::scope(|s| s.spawn(data_plane_lock_held).join().unwrap());
         assert!(!elsewhere);
-        drop(guard);
-        assert!(!open_side_held());
+        drop(opening);
+        assert!(!data_plane_lock_held());
     }
 }

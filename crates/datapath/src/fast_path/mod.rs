@@ -381,8 +381,6 @@ impl Thread {
         while next < count || self.releasing {
             {
                 let mut shared = lock(&shared);
-                #[cfg(test)]
-                let _held = tests::LockHeld::new();
                 if self.releasing {
                     self.release(&mut shared);
                 }
@@ -514,7 +512,7 @@ impl Thread {
         if self.to_tun_len == 0 {
             return;
         }
-        debug_assert!(!crate::shared::open_side_held(), "a TUN write under the opening side's lock");
+        debug_assert!(!crate::shared::data_plane_lock_held(), "a TUN write under a data-plane lock");
         if !self.opened_slots.is_empty() {
             let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
             for &slot in &self.opened_slots {
@@ -608,7 +606,7 @@ fn register(
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
     use std::sync::{Arc, Mutex};
 
@@ -619,33 +617,15 @@ mod tests {
     use crate::shared::Shared;
 
     thread_local! {
-        /// Whether this thread holds the sealing side's lock (set by `seal_burst`).
-        static HELD: Cell<bool> = const { Cell::new(false) };
-        /// Every TUN write: whether the lock was held, and the IPv4 identification of each
-        /// packet written.
+        /// Every TUN write: whether a data-plane lock was held, and the IPv4 identification
+        /// of each packet written.
         static WRITES: RefCell<Vec<(bool, Vec<u16>)>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// Marks the sealing lock held on this thread while it lives.
-    pub(super) struct LockHeld;
-
-    impl LockHeld {
-        pub(super) fn new() -> Self {
-            HELD.set(true);
-            Self
-        }
-    }
-
-    impl Drop for LockHeld {
-        fn drop(&mut self) {
-            HELD.set(false);
-        }
     }
 
     /// Records a TUN write of `batch` (packets behind their virtio headroom).
     pub(super) fn written(batch: &[Vec<u8>]) {
         let ids = batch.iter().map(|b| u16::from_be_bytes([b[TUN_OFFSET + 4], b[TUN_OFFSET + 5]])).collect();
-        WRITES.with_borrow_mut(|w| w.push((HELD.get(), ids)));
+        WRITES.with_borrow_mut(|w| w.push((crate::shared::data_plane_lock_held(), ids)));
     }
 
     /// A UDP packet from 10.9.0.1 to 198.51.100.7 with IPv4 identification `id`.
