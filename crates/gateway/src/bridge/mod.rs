@@ -374,9 +374,6 @@ impl Bridge {
             None => {}
         }
         let mut shared = lock(&shared);
-        // A held rekey pair counts toward its template flow at once: should the flow's last
-        // pair go before QM3 (a Delete overtaking QM3, a hard limit), its rule and route stay.
-        let template_rule = template;
         let installed = if inbound_first {
             shared.install_inbound_first(sa_pair, &mut self.rng)
         } else {
@@ -391,7 +388,9 @@ impl Bridge {
             }
             return;
         }
-        if let Some(rule) = template_rule {
+        // A held rekey pair counts toward its template flow at once: should the flow's last
+        // pair go before QM3 (a Delete overtaking QM3, a hard limit), its rule and route stay.
+        if let Some(rule) = template {
             self.add_template_flow(&mut shared, rule, &pair.peer, pair.remote.ip());
         }
         self.pairs.push(Pair {
@@ -400,7 +399,7 @@ impl Bridge {
             outbound_spi: pair.outbound.spi().0,
             outbound_ah_spi: pair.ah.as_ref().map(|ah| ah.outbound.spi().0),
             policy: PolicyIndex(policy),
-            template_rule,
+            template_rule: template,
         });
         if inbound_first {
             self.held.insert(pair.inbound.spi().0);
@@ -415,8 +414,7 @@ impl Bridge {
     /// held under its SPI.
     fn release(&mut self, pair: &IpsecSaPair) -> bool {
         let spi = pair.inbound.spi().0;
-        let found = self.held.remove(&spi).then(|| self.pairs.iter().rposition(|p| p.inbound_spi == spi));
-        if found.flatten().is_none() {
+        if !self.held.remove(&spi) || !self.pairs.iter().any(|p| p.inbound_spi == spi) {
             return false;
         }
         let shared = self.shared.clone();

@@ -172,7 +172,6 @@ mod tests {
 
     use super::*;
 
-    /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
     /// The flow of a packet from 10.1.1.2 port 5000 to 10.2.2.2 port `dport` over `protocol`.
     fn packet(protocol: u8, dport: u16) -> esp::Flow {
         let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 1, 1, 2, 10, 2, 2, 2];
@@ -182,6 +181,7 @@ mod tests {
         esp::Flow::parse_ipv4(&p).unwrap().0
     }
 
+    /// FW_A's engine configuration, with ACL 3001's rule replaced by `rule`.
     fn fw_a_with_rule(rule: &str) -> ike::Config {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fw_a.cfg");
         let text = std::fs::read_to_string(path).unwrap();
